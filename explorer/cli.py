@@ -1,0 +1,100 @@
+"""The ``nfx`` command: argument parsing and error reporting; each subcommand lives in
+``explorer.commands.<name>`` and receives the parsed arguments."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from explorer.errors import NfxError
+
+
+def _add_nf(p: argparse.ArgumentParser) -> None:
+    p.add_argument("nf", help="the NF's C file (e.g. sample_nfs/fw.c)")
+    p.add_argument("--define", "-D", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a configuration #define of the NF (repeatable)")
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def _add_traffic_in(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", dest="inputs", action="append", default=[], metavar="DEV=PCAP",
+                   help="the pcap received on device DEV (repeatable)")
+
+
+def _add_rss(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nic", default="e810", help="NIC profile: e810, x710, cx5, 82599 (default e810)")
+    p.add_argument("--cores", type=int, default=16, help="number of cores (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the free key bits (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nfx", description="Explore, shard and parallelize a sequential NF.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="build the NF and run it sequentially on a trace")
+    _add_nf(p); _add_traffic_in(p); _add_json(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for dev<N>.pcap outputs")
+    p.add_argument("--verdicts", metavar="FILE", help="also write the per-packet verdict log (JSON)")
+
+    p = sub.add_parser("analyze", help="every path of nf_process and its state accesses")
+    _add_nf(p); _add_json(p)
+    p.add_argument("--dot", metavar="FILE", help="write the state-access graph as DOT")
+
+    p = sub.add_parser("solve", help="decide sharding and solve RSS keys")
+    _add_nf(p); _add_rss(p); _add_json(p)
+    p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...",
+                   help="shard OBJ on these fields for device DEV (repeatable)")
+    p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"])
+
+    p = sub.add_parser("generate", help="write a parallel DPDK project")
+    _add_nf(p); _add_rss(p)
+    p.add_argument("-o", "--out", required=True, metavar="DIR")
+    p.add_argument("--strategy", default="auto", choices=["auto", "seq", "sn", "locks", "tm"])
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty folder nfx did not create")
+
+    p = sub.add_parser("check", help="compare the parallel build with the sequential one on a trace")
+    _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)
+    p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"])
+
+    p = sub.add_parser("bench", help="measure Mpps per strategy and core count")
+    _add_nf(p); _add_json(p)
+    p.add_argument("--cores", default="1,2", help="comma-separated core counts (default 1,2)")
+    p.add_argument("--strategy", action="append", default=[], choices=["seq", "sn", "locks", "tm"])
+    p.add_argument("--packets", type=int, default=1_000_000)
+    p.add_argument("--out", metavar="DIR", help="write bench.json and a plot here")
+
+    p = sub.add_parser("simulate", help="per-core load and sharding violations of an RSS plan")
+    _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)
+    p.add_argument("--traffic", metavar="KIND", help="uniform, zipf, prefix, bidir, churn (instead of --in)")
+    p.add_argument("--packets", type=int, default=100_000)
+    p.add_argument("--flows", type=int, default=10_000)
+    p.add_argument("--key", action="append", default=[], metavar="DEV=HEX", help="replace a device's key")
+    p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...")
+    p.add_argument("--rebalance", action="store_true", help="rebalance the RETA from measured load")
+
+    p = sub.add_parser("explore", help="open the interactive explorer (Voila) on an NF")
+    p.add_argument("nf", nargs="?", default=None)
+    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--no-browser", action="store_true")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(f"explorer.commands.{args.command}")
+    try:
+        return int(module.main(args) or 0)
+    except NfxError as error:
+        print(f"nfx {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"nfx {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``nfx`` subcommand; each exposes ``main(args) -> int``."""

@@ -1,0 +1,221 @@
+"""The values passed between the engine's stages: an analysed NF, its state objects and call paths.
+
+Every class is a frozen dataclass with ``to_dict()`` for JSON. Z3 terms are kept next to their
+readable text (``condition`` / ``condition_text``, ``key`` / ``key_text``): the engine's later stages
+use the terms, views and JSON only the text.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import z3
+
+
+class Op(str, enum.Enum):
+    """What an access does to a state object (Maestro's vocabulary)."""
+
+    READ = "READ"
+    WRITE = "WRITE"
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    VERIFY = "VERIFY"
+    DESTROY = "DESTROY"
+    EXPIRE = "EXPIRE"
+
+    @property
+    def mutates(self) -> bool:
+        return self in (Op.WRITE, Op.CREATE, Op.UPDATE, Op.DESTROY, Op.EXPIRE)
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "col": self.col}
+
+
+@dataclass(frozen=True)
+class PacketField:
+    """A named header field, as seen by the analysis: ``p.ipv4.src`` is a 32-bit host-order number."""
+
+    name: str  # "p.ipv4.src"
+    bits: int
+    rss_name: Optional[str] = None  # "src_ip" for the four fields RSS can hash, else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "bits": self.bits, "rss_name": self.rss_name}
+
+
+# The packet fields the analysis names. Order is header order. The four RSS-hashable ones carry
+# the names the RSS plan uses.
+PACKET_FIELDS: tuple[PacketField, ...] = (
+    PacketField("p.ether.dst", 48),
+    PacketField("p.ether.src", 48),
+    PacketField("p.ether.type", 16),
+    PacketField("p.ipv4.version_ihl", 8),
+    PacketField("p.ipv4.tos", 8),
+    PacketField("p.ipv4.total_length", 16),
+    PacketField("p.ipv4.id", 16),
+    PacketField("p.ipv4.frag_off", 16),
+    PacketField("p.ipv4.ttl", 8),
+    PacketField("p.ipv4.proto", 8),
+    PacketField("p.ipv4.checksum", 16),
+    PacketField("p.ipv4.src", 32, "src_ip"),
+    PacketField("p.ipv4.dst", 32, "dst_ip"),
+    PacketField("p.l4.sport", 16, "src_port"),
+    PacketField("p.l4.dport", 16, "dst_port"),
+)
+# Not header fields, but inputs of nf_process the analysis also names.
+INPUT_SYMBOLS: dict[str, int] = {"p.device": 16, "p.len": 16, "now": 64}
+
+
+@dataclass(frozen=True)
+class StateObject:
+    """A state-library object allocated by nf_init, bound to a global handle variable."""
+
+    name: str  # the global variable's name, e.g. "flows"
+    kind: str  # "map" | "vector" | "dchain" | "sketch" | "cht"
+    alloc_index: int  # order of allocation in nf_init (the runtime's call log uses it)
+    capacity: int  # entries / cells / indices / sketch width / cht height
+    size: int = 0  # key size (map, sketch) or cell size (vector) in bytes; 0 otherwise
+    layout: str = ""  # the key or cell C type, e.g. "struct flow_key", when known
+    extra: tuple[tuple[str, int], ...] = ()  # kind-specific parameters, e.g. (("backends", 32),)
+    location: Optional[Location] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "alloc_index": self.alloc_index,
+            "capacity": self.capacity,
+            "size": self.size,
+            "layout": self.layout,
+            "extra": dict(self.extra),
+            "location": self.location.to_dict() if self.location else None,
+        }
+
+
+@dataclass(frozen=True)
+class Access:
+    """One state-library call on a path.
+
+    ``key`` is the key (map, sketch) as the concatenation of its bytes in memory order (byte 0 most
+    significant), or the index (vector, dchain, cht row) as a 32-bit term; None for calls without
+    one (allocation of a new index, expiry). ``results`` names the fresh symbols the call returned
+    (e.g. ``("flows.found#2", "flows.value#2")``), in the order the runtime's call log lists them.
+    """
+
+    object: str
+    op: Op
+    call: str  # the nf_* function, e.g. "nf_map_get"
+    key: Optional[z3.ExprRef]
+    key_text: str
+    results: tuple[str, ...]
+    location: Location
+    related: tuple[str, ...] = ()  # other objects the call touches (expiry's vector and map, cht's dchain)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": self.object,
+            "related": list(self.related),
+            "op": self.op.value,
+            "call": self.call,
+            "key": self.key_text,
+            "results": list(self.results),
+            "location": self.location.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Where a path sends the packet: ``forward`` to ``device`` (a number, or text when it is
+    computed, e.g. from state), ``drop`` or ``flood``."""
+
+    kind: str  # "forward" | "drop" | "flood"
+    device: Optional[int] = None
+    device_text: str = ""
+    device_term: Optional[z3.ExprRef] = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        if self.kind != "forward":
+            return self.kind
+        return f"forward to {self.device if self.device is not None else self.device_text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "device": self.device, "device_text": self.device_text}
+
+
+@dataclass(frozen=True)
+class FieldWrite:
+    """A header field the path writes, with the value written (host order)."""
+
+    field: str  # "p.ipv4.src"
+    value_text: str
+    value: Optional[z3.ExprRef] = field(default=None, compare=False)
+    location: Optional[Location] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "value": self.value_text,
+                "location": self.location.to_dict() if self.location else None}
+
+
+@dataclass(frozen=True)
+class CallPath:
+    """One feasible execution path of nf_process."""
+
+    index: int
+    condition: z3.BoolRef = field(compare=False)
+    condition_text: str
+    devices: tuple[int, ...]  # input devices for which the path is feasible
+    accesses: tuple[Access, ...]
+    writes: tuple[FieldWrite, ...]
+    verdict: Verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "condition": self.condition_text,
+            "devices": list(self.devices),
+            "accesses": [a.to_dict() for a in self.accesses],
+            "writes": [w.to_dict() for w in self.writes],
+            "verdict": self.verdict.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the path explorer learned about one NF."""
+
+    nf: str  # the NF's name (file stem)
+    source: str  # path of the analysed file
+    defines: tuple[tuple[str, str], ...]  # effective configuration macros, sorted
+    devices: int  # NF_DEVICES
+    objects: tuple[StateObject, ...]  # in allocation order
+    paths: tuple[CallPath, ...]
+    fields_read: tuple[str, ...]  # packet fields nf_process reads, sorted
+    seconds: float = field(default=0.0, compare=False)
+
+    def object(self, name: str) -> StateObject:
+        for obj in self.objects:
+            if obj.name == name:
+                return obj
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nf": self.nf,
+            "source": self.source,
+            "defines": dict(self.defines),
+            "devices": self.devices,
+            "objects": [o.to_dict() for o in self.objects],
+            "paths": [p.to_dict() for p in self.paths],
+            "fields_read": list(self.fields_read),
+        }

@@ -1,0 +1,1 @@
+"""ipywidgets views over the engine's result values (notebooks -> widgets -> explorer)."""
