@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...")
     p.add_argument("--rebalance", action="store_true", help="rebalance the RETA from measured load")
 
+    p = sub.add_parser("traffic", help="write a seeded synthetic trace as one pcap per device")
+    p.add_argument("kind", help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for dev<N>.pcap")
+    p.add_argument("--packets", type=int, default=10_000)
+    p.add_argument("--flows", type=int, default=1_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skew", type=float, default=1.1, help="Zipf exponent (zipf only)")
+
     p = sub.add_parser("explore", help="open the interactive explorer (Voila) on an NF")
     p.add_argument("nf", nargs="?", default=None)
     p.add_argument("--port", type=int, default=8866)
