@@ -1,0 +1,45 @@
+"""``nfx solve``: sharding decisions and RSS keys for an NF."""
+from __future__ import annotations
+
+import json
+
+from explorer import pipeline
+from explorer.commands.options import parse_defines
+from explorer.sharding.plan import parse_overrides
+
+
+def main(args) -> int:
+    defines = parse_defines(args.define)
+    analysis = pipeline.analyze(args.nf, defines)
+    overrides = parse_overrides(args.override, analysis)
+    solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed,
+                              overrides=overrides, strategy=args.strategy)
+    data = solution.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0 if solution.valid else 2
+    print(render(data))
+    return 0 if solution.valid else 2
+
+
+def render(data: dict) -> str:
+    """A readable report of ``Solution.to_dict()``."""
+    lines = [f"{data['nf']}: {data['strategy']} on {data['cores']} cores, NIC {data['nic']}"
+             + ("" if data["valid"] else "  (NOT VALID: the requested sharding breaks correctness)")]
+    lines.append("objects:")
+    for o in data["objects"]:
+        fields = "; ".join(f"dev {d}: {', '.join(f) or '-'}" for d, f in sorted(o["fields"].items()))
+        lines.append(f"  {o['name']:<12} {o['kind']:<7} {o['decision']:<9} {o['reason']}"
+                     + (f"  [{fields}]" if fields else ""))
+    lines.append("devices:")
+    for dev, d in sorted(data["devices"].items(), key=lambda kv: int(kv[0])):
+        lines.append(f"  {dev}: hash {', '.join(d['fields'])}  rank {d.get('rank')}  reta {d.get('reta_size')}")
+        lines.append(f"     key {d['key']}")
+        lines.append(f"     rss_hf {' | '.join(d.get('rss_hf_names', [])) or hex(d.get('rss_hf', 0))}")
+    if data.get("explanation"):
+        lines.append(f"why: {data['explanation']}")
+    if data.get("counterexample"):
+        lines.append(f"counterexample: {json.dumps(data['counterexample'], sort_keys=True)}")
+    secs = data.get("seconds", {})
+    lines.append("time: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in secs.items()))
+    return "\n".join(lines)

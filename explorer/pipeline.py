@@ -1,0 +1,130 @@
+"""The stages chained: what the CLI, the widgets and the tests call.
+
+Each function takes and returns plain values, so a caller can stop at any stage and look:
+``analyze`` -> ``ir.Analysis``; ``solve`` -> ``Solution`` (sharding decisions, strategy, RSS plan, and
+when the user's overrides break correctness, the explanation and a counterexample pair).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from explorer.errors import ShardingError
+from explorer.ir import Analysis
+from explorer.rss.nic import NicProfile, nic_profile
+from explorer.rss.problem import KeyProblem
+from explorer.rss.solver import RssPlan, find_counterexample, solve_keys
+from explorer.sharding.constraints import RSS_NAMES
+from explorer.sharding.plan import Overrides, ShardingPlan, shard
+
+STRATEGY_NAMES = {"sn": "shared-nothing", "locks": "locks", "tm": "tm"}
+
+
+def analyze(nf: str | Path, defines: Optional[Mapping[str, str]] = None) -> Analysis:
+    from explorer.symbex import analyze as explore_paths
+
+    return explore_paths(str(nf), dict(defines or {}))
+
+
+def graph(analysis: Analysis, highlight: Optional[str] = None) -> str:
+    from explorer.graph import access_graph
+
+    return access_graph(analysis, highlight)
+
+
+@dataclass(frozen=True)
+class Solution:
+    """How an NF runs on many cores: per-object decisions, the strategy and the RSS plan."""
+
+    analysis: Analysis
+    sharding: ShardingPlan
+    strategy: str  # "shared-nothing" | "locks" | "tm"
+    plan: RssPlan
+    nic: NicProfile
+    cores: int
+    seed: int
+    valid: bool = True  # False when overrides break correctness (see explanation, counterexample)
+    explanation: str = ""
+    counterexample: Optional[dict[str, Any]] = None
+    seconds: tuple[tuple[str, float], ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        plan = self.plan.to_dict()
+        out: dict[str, Any] = {
+            "nf": self.analysis.nf,
+            "strategy": self.strategy,
+            "valid": self.valid,
+            "nic": self.nic.name,
+            "cores": self.cores,
+            "seed": self.seed,
+            "objects": [o.to_dict() for o in self.sharding.objects],
+            "devices": plan["devices"],
+            "conflicts": list(self.sharding.conflicts),
+            "seconds": dict(self.seconds),
+        }
+        if self.explanation:
+            out["explanation"] = self.explanation
+        if self.counterexample is not None:
+            out["counterexample"] = self.counterexample
+        return out
+
+
+def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None, nic: str = "e810",
+          cores: int = 16, seed: int = 0, overrides: Optional[Overrides] = None,
+          strategy: str = "auto") -> Solution:
+    """Analyse (unless given an Analysis), decide sharding, pick the strategy and solve the keys."""
+    started = time.perf_counter()
+    analysis = nf if isinstance(nf, Analysis) else analyze(nf, defines)
+    analysed = time.perf_counter()
+    profile = nic_profile(nic)
+    sharding = shard(analysis, profile, overrides)
+
+    if strategy in ("locks", "tm") or (strategy == "auto" and sharding.locked):
+        chosen = STRATEGY_NAMES["tm" if strategy == "tm" else "locks"]
+        plan = solve_keys(_free_problem(sharding, profile, cores, seed))
+        explanation = _why_not_sharded(sharding) if sharding.locked else ""
+        return _solution(analysis, sharding, chosen, plan, profile, cores, seed, True, explanation, None,
+                         started, analysed)
+    if sharding.locked:  # strategy == "sn" was asked for
+        raise ShardingError(f"{analysis.nf} cannot run shared-nothing: {_why_not_sharded(sharding)}")
+
+    problem = _problem(sharding, sharding.constraints, profile, cores, seed)
+    if not sharding.conflicts:
+        plan = solve_keys(problem)
+        return _solution(analysis, sharding, STRATEGY_NAMES["sn"], plan, profile, cores, seed, True, "", None,
+                         started, analysed)
+    # The overrides (or the NF itself) leave no key that keeps every entry on one core: solve for
+    # what was asked without the broken constraints, and show two packets it separates.
+    broken = {c.origin for c in sharding.violated}
+    kept = tuple(c for c in sharding.constraints if c.origin not in broken)
+    plan = solve_keys(_problem(sharding, kept, profile, cores, seed))
+    example = find_counterexample(plan, sharding.violated)
+    explanation = "; ".join(sharding.conflicts)
+    return _solution(analysis, sharding, STRATEGY_NAMES["sn"], plan, profile, cores, seed, False, explanation,
+                     example.to_dict() if example is not None else None, started, analysed)
+
+
+def _solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, explanation, counterexample,
+              started, analysed) -> Solution:
+    done = time.perf_counter()
+    seconds = (("analysis", round(analysed - started, 4)), ("solve", round(done - analysed, 4)))
+    return Solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, explanation,
+                    counterexample, seconds)
+
+
+def _problem(sharding: ShardingPlan, constraints, profile: NicProfile, cores: int, seed: int) -> KeyProblem:
+    return KeyProblem(devices=sharding.devices, constraints=tuple(constraints), hashed=sharding.hashed,
+                      nic=profile, cores=cores, seed=seed)
+
+
+def _free_problem(sharding: ShardingPlan, profile: NicProfile, cores: int, seed: int) -> KeyProblem:
+    """Locks and TM need no placement: hash all four fields with well-mixed keys, for balance."""
+    return KeyProblem(devices=sharding.devices, constraints=(),
+                      hashed=tuple((d, RSS_NAMES) for d in sharding.devices), nic=profile, cores=cores, seed=seed)
+
+
+def _why_not_sharded(sharding: ShardingPlan) -> str:
+    parts = [f"{o.name} ({o.kind}): {o.reason}" for o in sharding.locked]
+    return "; ".join(parts + list(sharding.conflicts))

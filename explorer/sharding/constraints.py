@@ -1,0 +1,155 @@
+"""Maestro's sharding constraints, derived from an NF's call paths.
+
+For a state object that packets write, any two keyed accesses (from the same or different paths,
+with each path's input device) relate two packets p1 and p2: if their keys are equal they touch the
+same entry, so they must reach the same core. ``k1(p1) == k2(p2)`` forces some packet-field bits equal
+(``keybits``); the hash may depend only on those, so each pair of accesses becomes a
+``PairConstraint`` over the four RSS fields.
+
+Keys fall in three classes:
+* packet: the key mentions packet fields; it yields pair constraints;
+* follows: the key is made only of values returned by other written objects (an index from a flow
+  table, a freshly allocated index); such an entry lives on the core that owns the entry it came from,
+  so it adds no constraint of its own;
+* global: the key depends on no packet field and on no written object's values (a constant, a value
+  from a read-only table); every packet may touch that entry, so the object cannot be sharded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from explorer.ir import PACKET_FIELDS, Access, Analysis, CallPath
+from explorer.rss.problem import PairConstraint
+from explorer.sharding.keybits import KeyBit, key_bits, symbols_of
+
+RSS_FIELDS: tuple[tuple[str, int], ...] = (("src_ip", 32), ("dst_ip", 32), ("src_port", 16), ("dst_port", 16))
+RSS_NAMES: tuple[str, ...] = tuple(name for name, _ in RSS_FIELDS)
+_RSS_OF_SYMBOL = {f.name: (f.rss_name, f.bits) for f in PACKET_FIELDS if f.rss_name}
+
+
+@dataclass(frozen=True)
+class KeyedAccess:
+    """An access with its path, its position on the path and the class of its key."""
+
+    path: CallPath
+    position: int
+    access: Access
+    kind: str  # "packet" | "follows" | "global"
+    follows: tuple[str, ...] = ()  # written objects whose values the key is made of
+    non_rss: tuple[str, ...] = ()  # packet fields in the key that RSS cannot hash
+
+    @property
+    def where(self) -> str:
+        return f"path {self.path.index} {self.access.call} at {self.access.location}"
+
+
+def written_objects(analysis: Analysis) -> frozenset[str]:
+    """Objects some path of nf_process mutates (expiry mutates the objects it names too)."""
+    names: set[str] = set()
+    for path in analysis.paths:
+        for access in path.accesses:
+            if access.op.mutates:
+                names.add(access.object)
+                if access.call.startswith("nf_expire_items"):
+                    names.update(access.related)
+    return frozenset(names)
+
+
+def keyed_accesses(analysis: Analysis, obj: str, written: frozenset[str]) -> tuple[KeyedAccess, ...]:
+    """Every access to ``obj`` that names a key or index, classified."""
+    out = []
+    for path in analysis.paths:
+        producers = _result_producers(path)
+        for position, access in enumerate(path.accesses):
+            if access.object != obj or access.key is None:
+                continue
+            symbols = symbols_of(access.key)
+            packet = sorted(s for s in symbols if s.startswith("p."))
+            sources = sorted({producers[s] for s in symbols if s in producers})
+            non_rss = tuple(s for s in packet if s not in _RSS_OF_SYMBOL)
+            if packet:
+                kind = "packet"
+            elif any(src in written for src in sources):
+                kind = "follows"
+            else:
+                kind = "global"
+            out.append(KeyedAccess(path, position, access, kind,
+                                   tuple(s for s in sources if s in written), non_rss))
+    return tuple(out)
+
+
+def _result_producers(path: CallPath) -> dict[str, str]:
+    """Result symbol name -> the object whose access returned it."""
+    return {name: access.object for access in path.accesses for name in access.results}
+
+
+def rss_bits(access: Access) -> tuple[Optional[tuple[str, int]], ...]:
+    """Per key bit (least significant first): the RSS field bit ``(field, msb_index)`` it copies, or None."""
+    out = []
+    for bit in key_bits(access.key):
+        out.append(_rss_bit(bit))
+    return tuple(out)
+
+
+def _rss_bit(bit: KeyBit) -> Optional[tuple[str, int]]:
+    if bit.symbol is None or bit.symbol not in _RSS_OF_SYMBOL:
+        return None
+    name, width = _RSS_OF_SYMBOL[bit.symbol]
+    return (name, width - 1 - bit.index)
+
+
+def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairConstraint, ...]:
+    """One constraint per pair of packet-keyed accesses and pair of their devices, deduplicated."""
+    keyed = [a for a in accesses if a.kind == "packet"]
+    bits = [rss_bits(a.access) for a in keyed]
+    found: dict[tuple, PairConstraint] = {}
+    for i, a1 in enumerate(keyed):
+        for j in range(i, len(keyed)):
+            a2 = keyed[j]
+            for d1 in a1.path.devices:
+                for d2 in a2.path.devices:
+                    if i == j and d2 < d1:
+                        continue
+                    equal = _equal_bits(bits[i], bits[j])
+                    side1, side2, e = (d1, d2, equal) if d1 <= d2 else (d2, d1, tuple((y, x) for x, y in equal))
+                    ident = (side1, side2, e)
+                    if ident not in found:
+                        origin = f"{obj}: {a1.where} (device {d1}) ~ {a2.where} (device {d2})"
+                        found[ident] = PairConstraint(side1, side2, e, origin)
+    return tuple(found[k] for k in sorted(found, key=_constraint_order))
+
+
+def _equal_bits(b1, b2) -> tuple:
+    pairs = {(x, y) for x, y in zip(b1, b2) if x is not None and y is not None}
+    return tuple(sorted(pairs))
+
+
+def _constraint_order(ident: tuple) -> tuple:
+    d1, d2, equal = ident
+    return (d1, d2, len(equal), equal)
+
+
+def fields_on(constraint: PairConstraint, device: int) -> Optional[frozenset[str]]:
+    """The RSS fields ``constraint`` lets ``device`` hash (None if it does not involve the device).
+
+    When both sides are the same device, a field counts only if both packets' copies are related.
+    """
+    sides = []
+    if constraint.dev1 == device:
+        sides.append(frozenset(x[0] for x, _ in constraint.equal))
+    if constraint.dev2 == device:
+        sides.append(frozenset(y[0] for _, y in constraint.equal))
+    if not sides:
+        return None
+    return frozenset.intersection(*sides)
+
+
+def restrict(constraint: PairConstraint, device: int, fields: frozenset[str]) -> PairConstraint:
+    """The constraint with ``device``'s bits outside ``fields`` unrelated (an override)."""
+    keep = tuple(
+        (x, y) for x, y in constraint.equal
+        if not (constraint.dev1 == device and x[0] not in fields)
+        and not (constraint.dev2 == device and y[0] not in fields)
+    )
+    return PairConstraint(constraint.dev1, constraint.dev2, keep, constraint.origin)

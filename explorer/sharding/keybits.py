@@ -1,0 +1,119 @@
+"""Where each bit of a state key comes from: a constant, one bit of a named symbol, or something opaque.
+
+Sharding needs, for two accesses with keys k1(p1) and k2(p2), the pairs of packet-field bits that
+``k1 == k2`` forces equal. Keys are built by copying header fields into structs, byte swaps, masks and
+zero extensions, so a structural walk over the Z3 term recovers a per-bit provenance without calling
+the solver. Anything the walk does not understand (sums, hashes, products) is opaque: it relates
+nothing, which is the conservative answer (fewer equalities means fewer fields may be hashed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import z3
+
+
+@dataclass(frozen=True)
+class KeyBit:
+    """One bit of a term: ``const`` is 0/1 for a constant bit; else ``symbol``/``index`` name the
+    source bit (index 0 = least significant, Z3's convention); both None means opaque."""
+
+    const: Optional[int] = None
+    symbol: Optional[str] = None
+    index: Optional[int] = None
+
+    @property
+    def is_field(self) -> bool:
+        return self.symbol is not None
+
+
+OPAQUE = KeyBit()
+ZERO = KeyBit(const=0)
+ONE = KeyBit(const=1)
+
+
+def key_bits(term: z3.ExprRef) -> tuple[KeyBit, ...]:
+    """The provenance of every bit of a bit-vector term, least significant first."""
+    return _bits(term)
+
+
+# Memo by AST id; the term is kept so its id stays valid (Z3 reuses ids of freed terms).
+_MEMO: dict[int, tuple[z3.ExprRef, tuple[KeyBit, ...]]] = {}
+
+
+def _bits(term: z3.ExprRef) -> tuple[KeyBit, ...]:
+    hit = _MEMO.get(term.get_id())
+    if hit is not None and hit[0].eq(term):
+        return hit[1]
+    if len(_MEMO) > 100_000:
+        _MEMO.clear()
+    bits = _walk(term)
+    _MEMO[term.get_id()] = (term, bits)
+    return bits
+
+
+def _walk(term: z3.ExprRef) -> tuple[KeyBit, ...]:
+    width = term.size()
+    if z3.is_bv_value(term):
+        value = term.as_long()
+        return tuple(ONE if (value >> i) & 1 else ZERO for i in range(width))
+    kind = term.decl().kind()
+    args = term.children()
+    if kind == z3.Z3_OP_UNINTERPRETED and not args:
+        name = term.decl().name()
+        return tuple(KeyBit(symbol=name, index=i) for i in range(width))
+    if kind == z3.Z3_OP_CONCAT:
+        out: list[KeyBit] = []
+        for part in reversed(args):  # the last argument holds the least significant bits
+            out.extend(_bits(part))
+        return tuple(out)
+    if kind == z3.Z3_OP_EXTRACT:
+        hi, lo = term.params()
+        return _bits(args[0])[lo:hi + 1]
+    if kind == z3.Z3_OP_ZERO_EXT:
+        return _bits(args[0]) + (ZERO,) * (width - args[0].size())
+    if kind == z3.Z3_OP_SIGN_EXT:
+        inner = _bits(args[0])
+        return inner + (inner[-1],) * (width - len(inner))
+    if kind in (z3.Z3_OP_BAND, z3.Z3_OP_BOR) and len(args) == 2:
+        return _masked(kind, _bits(args[0]), _bits(args[1]))
+    if kind == z3.Z3_OP_BSHL and z3.is_bv_value(args[1]):
+        shift = min(args[1].as_long(), width)
+        return ((ZERO,) * shift + _bits(args[0]))[:width]
+    if kind == z3.Z3_OP_BLSHR and z3.is_bv_value(args[1]):
+        shift = min(args[1].as_long(), width)
+        return _bits(args[0])[shift:] + (ZERO,) * shift
+    return (OPAQUE,) * width
+
+
+def _masked(kind: int, a: tuple[KeyBit, ...], b: tuple[KeyBit, ...]) -> tuple[KeyBit, ...]:
+    """AND/OR bit by bit when one side of each bit is a constant that decides or passes it."""
+    absorbing, neutral = (0, 1) if kind == z3.Z3_OP_BAND else (1, 0)
+    out = []
+    for x, y in zip(a, b):
+        if x.const == absorbing or y.const == absorbing:
+            out.append(KeyBit(const=absorbing))
+        elif x.const == neutral:
+            out.append(y)
+        elif y.const == neutral:
+            out.append(x)
+        else:
+            out.append(OPAQUE)
+    return tuple(out)
+
+
+def symbols_of(term: z3.ExprRef) -> frozenset[str]:
+    """Names of the uninterpreted constants a term mentions."""
+    seen: set[str] = set()
+    stack = [term]
+    visited: set[int] = set()
+    while stack:
+        t = stack.pop()
+        if t.get_id() in visited:
+            continue
+        visited.add(t.get_id())
+        if z3.is_const(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            seen.add(t.decl().name())
+        stack.extend(t.children())
+    return frozenset(seen)

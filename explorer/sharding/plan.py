@@ -1,0 +1,237 @@
+"""Per-object sharding decisions and the RSS key problem they pose.
+
+``shard(analysis, nic, overrides)`` decides, per state object, ``replicate`` (packets only read it),
+``shard`` (every entry is touched only by packets that agree on some RSS-hashable fields) or ``lock``
+(some access can touch an entry from packets that share no hashable field), with the reason, and
+collects the pair constraints of the sharded objects. Per device, the fields to hash are the
+intersection of what every constraint allows; an empty intersection, or a constraint an override
+leaves with no related field, is a conflict that rules out shared-nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from explorer.errors import ConfigError
+from explorer.ir import Analysis
+from explorer.rss.nic import NicProfile
+from explorer.rss.problem import PairConstraint
+from explorer.sharding.constraints import (
+    RSS_NAMES, KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
+
+Overrides = Mapping[str, Mapping[int, tuple[str, ...]]]
+
+
+@dataclass(frozen=True)
+class ObjectDecision:
+    name: str
+    kind: str
+    decision: str  # "shard" | "replicate" | "lock"
+    reason: str
+    fields: tuple[tuple[int, tuple[str, ...]], ...]  # per device: the RSS fields its entries agree on
+    accesses: int  # accesses on all paths of nf_process
+    constraints: tuple[PairConstraint, ...]  # after the overrides
+    overridden: bool = False
+    natural: tuple[PairConstraint, ...] = ()  # before the overrides: what correctness needs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "decision": self.decision,
+            "reason": self.reason,
+            "fields": {str(d): list(f) for d, f in self.fields},
+            "accesses": self.accesses,
+            "constraints": len(self.constraints),
+            "overridden": self.overridden,
+        }
+
+
+@dataclass(frozen=True)
+class ShardingPlan:
+    nf: str
+    devices: tuple[int, ...]
+    objects: tuple[ObjectDecision, ...]
+    constraints: tuple[PairConstraint, ...]  # of the sharded objects, restricted to the hashed fields
+    hashed: tuple[tuple[int, tuple[str, ...]], ...]  # per device, in hash-input order
+    conflicts: tuple[str, ...]  # why no shared-nothing key exists (empty when one may)
+    violated: tuple[PairConstraint, ...]  # constraints an override breaks (for counterexamples)
+
+    @property
+    def locked(self) -> tuple[ObjectDecision, ...]:
+        return tuple(o for o in self.objects if o.decision == "lock")
+
+    @property
+    def shared_nothing(self) -> bool:
+        return not self.locked and not self.conflicts
+
+    def decision(self, name: str) -> ObjectDecision:
+        return next(o for o in self.objects if o.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "objects": [o.to_dict() for o in self.objects],
+            "hashed": {str(d): list(f) for d, f in self.hashed},
+            "conflicts": list(self.conflicts),
+            "constraints": [c.origin for c in self.constraints],
+        }
+
+
+def parse_overrides(specs: list[str], analysis: Analysis) -> dict[str, dict[int, tuple[str, ...]]]:
+    """``["flows:1=src_ip,dst_ip", ...]`` -> ``{"flows": {1: ("src_ip", "dst_ip")}}``, validated."""
+    out: dict[str, dict[int, tuple[str, ...]]] = {}
+    for spec in specs:
+        head, eq, tail = spec.partition("=")
+        obj, colon, dev = head.partition(":")
+        if not (eq and colon and obj and dev.isdigit() and tail):
+            raise ConfigError(f"bad override {spec!r}: expected OBJECT:DEVICE=FIELD[,FIELD...]")
+        fields = tuple(f.strip() for f in tail.split(","))
+        out.setdefault(obj, {})[int(dev)] = fields
+    check_overrides(out, analysis)
+    return out
+
+
+def check_overrides(overrides: Overrides, analysis: Analysis) -> None:
+    names = [o.name for o in analysis.objects]
+    for obj, per_dev in overrides.items():
+        if obj not in names:
+            raise ConfigError(f"override names {obj!r}, which is not a state object of {analysis.nf} "
+                              f"(objects: {', '.join(names) or 'none'})")
+        for dev, fields in per_dev.items():
+            if not 0 <= dev < analysis.devices:
+                raise ConfigError(f"override for {obj!r} names device {dev}; {analysis.nf} has devices "
+                                  f"0..{analysis.devices - 1}")
+            bad = [f for f in fields if f not in RSS_NAMES]
+            if bad or not fields:
+                raise ConfigError(f"override for {obj!r} on device {dev}: {', '.join(bad) or 'no field'} "
+                                  f"is not an RSS field ({', '.join(RSS_NAMES)})")
+
+
+def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = None) -> ShardingPlan:
+    overrides = overrides or {}
+    check_overrides(overrides, analysis)
+    devices = tuple(range(analysis.devices))
+    written = written_objects(analysis)
+    counts = _access_counts(analysis)
+
+    decisions: list[ObjectDecision] = []
+    for obj in analysis.objects:
+        keyed = keyed_accesses(analysis, obj.name, written)
+        decisions.append(_decide(obj.name, obj.kind, obj.name in written, keyed, counts.get(obj.name, 0),
+                                 devices, overrides.get(obj.name, {})))
+    decisions = _follow(decisions, analysis, written)
+
+    if any(o.name in overrides and o.decision != "shard" for o in decisions):
+        bad = next(o for o in decisions if o.name in overrides and o.decision != "shard")
+        raise ConfigError(f"cannot override the fields of {bad.name!r}: it is not sharded ({bad.decision}: {bad.reason})")
+
+    sharded = [o for o in decisions if o.decision == "shard"]
+    conflicts: list[str] = []
+    violated: list[PairConstraint] = []
+    for o in sharded:
+        for c, nat in zip(o.constraints, o.natural):
+            if not c.equal and o.overridden:
+                conflicts.append(f"with the override of {o.name}, {c.origin} share no hashed field")
+                violated.append(nat)
+    hashed = []
+    for dev in devices:
+        per_obj = [(o.name, fields_on(c, dev)) for o in sharded for c in o.constraints if c.equal]
+        per_obj = [(name, f) for name, f in per_obj if f is not None]
+        if not per_obj:
+            hashed.append((dev, RSS_NAMES))
+            continue
+        common = frozenset.intersection(*(f for _, f in per_obj))
+        if not common:
+            conflicts.append(_no_common_field(dev, per_obj))
+            violated.extend(nat for o in sharded for c, nat in zip(o.constraints, o.natural)
+                            if fields_on(c, dev) is not None)
+        chosen = common if nic.field_selection else frozenset(RSS_NAMES)
+        hashed.append((dev, tuple(f for f in RSS_NAMES if f in chosen)))
+    hashed_map = dict(hashed)
+    constraints = tuple(_only_hashed(c, hashed_map) for o in sharded for c in o.constraints if c.equal)
+    return ShardingPlan(analysis.nf, devices, tuple(decisions), constraints, tuple(hashed),
+                        tuple(dict.fromkeys(conflicts)), tuple(dict.fromkeys(violated)))
+
+
+def _access_counts(analysis: Analysis) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for path in analysis.paths:
+        for access in path.accesses:
+            counts[access.object] = counts.get(access.object, 0) + 1
+    return counts
+
+
+def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ...], count: int,
+            devices: tuple[int, ...], override: Mapping[int, tuple[str, ...]]) -> ObjectDecision:
+    def decision(d: str, reason: str, fields=(), constraints=(), overridden=False, natural=()) -> ObjectDecision:
+        return ObjectDecision(name, kind, d, reason, tuple(fields), count, tuple(constraints), overridden,
+                              tuple(natural) or tuple(constraints))
+
+    if count == 0:
+        return decision("replicate", "not used by nf_process: filled by nf_init, copied to every core")
+    if not is_written:
+        return decision("replicate", "packets only read it: filled by nf_init, copied to every core")
+    for k in keyed:
+        if k.kind == "global":
+            return decision("lock", f"{k.where} uses key {k.access.key_text}, which depends on no packet field: "
+                                    "every packet may touch that entry")
+    for k in keyed:
+        if k.kind == "packet" and k.non_rss and not any(_mentions_rss(k)):
+            return decision("lock", f"{k.where} is keyed by {', '.join(k.non_rss)}, which RSS cannot hash")
+    constraints = pair_constraints(name, keyed)
+    if not constraints:
+        follows = sorted({o for k in keyed for o in k.follows})
+        return decision("shard", "follows " + ", ".join(follows) if follows else
+                        "no keyed access: each core keeps its own entries")
+    for c in constraints:
+        if not c.equal:
+            return decision("lock", f"{c.origin}: the keys can be equal for packets that share no "
+                                    "RSS-hashable field (e.g. a hash or sum of fields)")
+    overridden = bool(override)
+    natural = constraints
+    for dev, fields in override.items():
+        constraints = tuple(restrict(c, dev, frozenset(fields)) for c in constraints)
+    fields = []
+    for dev in devices:
+        sets = [f for f in (fields_on(c, dev) for c in constraints) if f is not None]
+        if sets:
+            common = frozenset.intersection(*sets)
+            fields.append((dev, tuple(f for f in RSS_NAMES if f in common)))
+    per_dev = "; ".join(f"device {d}: {', '.join(f) or 'no field'}" for d, f in fields)
+    reason = f"entries are touched only by packets that agree on {per_dev}"
+    if overridden:
+        reason += " (overridden)"
+    return decision("shard", reason, fields, constraints, overridden, natural)
+
+
+def _mentions_rss(k: KeyedAccess):
+    return (b for b in rss_bits(k.access) if b is not None)
+
+
+def _follow(decisions: list[ObjectDecision], analysis: Analysis, written: frozenset[str]) -> list[ObjectDecision]:
+    """An object whose keys only follow other objects is locked when one of those is locked."""
+    by_name = {o.name: o for o in decisions}
+    out = []
+    for o in decisions:
+        if o.decision == "shard" and o.reason.startswith("follows "):
+            sources = [by_name[s] for s in o.reason[len("follows "):].split(", ") if s in by_name]
+            locked = [s.name for s in sources if s.decision == "lock"]
+            if locked:
+                o = ObjectDecision(o.name, o.kind, "lock", f"its indices come from {', '.join(locked)}, which is locked",
+                                   o.fields, o.accesses, o.constraints, natural=o.natural)
+        out.append(o)
+    return out
+
+
+def _no_common_field(dev: int, per_obj: list[tuple[str, frozenset[str]]]) -> str:
+    merged: dict[str, frozenset[str]] = {}
+    for name, fields in per_obj:
+        merged[name] = merged[name] & fields if name in merged else fields
+    parts = ", ".join(f"{name} needs {{{', '.join(f for f in RSS_NAMES if f in fields) or 'nothing hashable'}}}"
+                      for name, fields in sorted(merged.items()))
+    return f"device {dev}: no RSS field is common to every sharded object ({parts})"
+
+
+def _only_hashed(c: PairConstraint, hashed: Mapping[int, tuple[str, ...]]) -> PairConstraint:
+    keep = tuple((x, y) for x, y in c.equal if x[0] in hashed[c.dev1] and y[0] in hashed[c.dev2])
+    return PairConstraint(c.dev1, c.dev2, keep, c.origin)
