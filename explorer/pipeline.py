@@ -128,3 +128,57 @@ def _free_problem(sharding: ShardingPlan, profile: NicProfile, cores: int, seed:
 def _why_not_sharded(sharding: ShardingPlan) -> str:
     parts = [f"{o.name} ({o.kind}): {o.reason}" for o in sharding.locked]
     return "; ".join(parts + list(sharding.conflicts))
+
+
+def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_000, flows: int = 10_000,
+             seed: int = 0, keys: Optional[Mapping[int, Any]] = None,
+             fields: Optional[Mapping[int, tuple[str, ...]]] = None, rebalance: bool = False,
+             chunk_packets: int = 1_000_000, **params: Any):
+    """Per-core load and violations of the solution's RSS plan (or of user ``keys``/``fields`` per
+    device) on ``traffic``: a generator kind, a ``Trace``, or ``{device: pcap path}`` (read in chunks)."""
+    from explorer.simulate.simulation import simulate as run_simulation
+
+    plan = with_keys(solution.plan, keys, fields)
+    return run_simulation(solution.analysis, solution.sharding, plan,
+                          traffic_chunks(traffic, packets, flows, seed, chunk_packets, **params), rebalance)
+
+
+def with_keys(plan: RssPlan, keys: Optional[Mapping[int, Any]] = None,
+              fields: Optional[Mapping[int, tuple[str, ...]]] = None) -> RssPlan:
+    """``plan`` with some devices' keys (bytes or hex) and/or hashed fields replaced."""
+    from explorer.rss.solver import DevicePlan, plan_with_keys
+    from explorer.rss.nic import rss_hf
+    from explorer.rss.quality import reta_rank
+
+    if keys:
+        plan = plan_with_keys(plan, dict(keys))
+    if fields:
+        devices = []
+        for d in plan.devices:
+            if d.device in fields:
+                hf = rss_hf(fields[d.device], plan.nic)
+                chosen = tuple(f for f in RSS_NAMES if f in fields[d.device])
+                d = DevicePlan(d.device, d.key, chosen, hf.mask, hf.names, d.reta,
+                               reta_rank(d.key, chosen, plan.nic.reta_size))
+            devices.append(d)
+        plan = RssPlan(tuple(devices), plan.nic, plan.cores, plan.seconds, plan.seed)
+    return plan
+
+
+def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_packets: int = 1_000_000, **params: Any):
+    """``(PacketFields, devices)`` chunks of a generator kind, a Trace, or ``{device: pcap}``."""
+    import numpy as np
+
+    from explorer.traffic.fields import extract_fields, fields_of
+    from explorer.traffic.generators import generate_fields
+    from explorer.traffic.pcap import iter_pcap
+    from explorer.traffic.trace import Trace
+
+    if isinstance(traffic, str):
+        yield generate_fields(traffic, packets=packets, flows=flows, seed=seed, **params)
+    elif isinstance(traffic, Trace):
+        yield fields_of(traffic), np.asarray(traffic.devices)
+    else:
+        for dev, path in sorted(dict(traffic).items()):
+            for _, frames in iter_pcap(path, chunk_packets):
+                yield extract_fields(frames), np.full(len(frames), int(dev), dtype=np.int64)
