@@ -13,3 +13,14 @@ def parse_defines(specs: list[str]) -> dict[str, str]:
             raise ConfigError(f"bad --define {spec!r}: expected NAME=VALUE with NAME a C identifier")
         out[name] = value if _ else "1"
     return out
+
+
+def parse_device_values(specs: list[str], option: str) -> dict[int, str]:
+    """``["0=abcd", "1=ef01"]`` -> ``{0: "abcd", 1: "ef01"}``."""
+    out: dict[int, str] = {}
+    for spec in specs:
+        dev, eq, value = spec.partition("=")
+        if not (eq and dev.strip().isdigit() and value):
+            raise ConfigError(f"bad {option} {spec!r}: expected DEVICE=VALUE")
+        out[int(dev)] = value
+    return out
