@@ -7,7 +7,7 @@ when the user's overrides break correctness, the explanation and a counterexampl
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -49,6 +49,7 @@ class Solution:
     explanation: str = ""
     counterexample: Optional[dict[str, Any]] = None
     seconds: tuple[tuple[str, float], ...] = field(default=(), compare=False)
+    quality: tuple[tuple[str, float], ...] = ()  # max/mean per-core packets on seeded traffic kinds
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan.to_dict()
@@ -63,6 +64,7 @@ class Solution:
             "devices": plan["devices"],
             "conflicts": list(self.sharding.conflicts),
             "seconds": dict(self.seconds),
+            "quality": dict(self.quality),
         }
         if self.explanation:
             out["explanation"] = self.explanation
@@ -71,10 +73,27 @@ class Solution:
         return out
 
 
+QUALITY_TRAFFIC = (("uniform", {}), ("prefix", {"client_prefix": "10.1.0.0/16", "server_prefix": "172.16.0.0/20"}))
+QUALITY_PACKETS = 50_000
+
+
 def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None, nic: str = "e810",
           cores: int = 16, seed: int = 0, overrides: Optional[Overrides] = None,
-          strategy: str = "auto") -> Solution:
-    """Analyse (unless given an Analysis), decide sharding, pick the strategy and solve the keys."""
+          strategy: str = "auto", quality: bool = True) -> Solution:
+    """Analyse (unless given an Analysis), decide sharding, pick the strategy and solve the keys.
+
+    With ``quality``, the plan's per-core balance (max/mean packets) is measured on seeded uniform
+    and prefix-concentrated traffic (clients in one /16, servers in one /20)."""
+    solution = _solve(nf, defines, nic, cores, seed, overrides, strategy)
+    if not quality:
+        return solution
+    figures = tuple((kind, round(simulate(solution, kind, packets=QUALITY_PACKETS, flows=QUALITY_PACKETS // 5,
+                                          seed=seed, **params).imbalance, 4))
+                    for kind, params in QUALITY_TRAFFIC)
+    return replace(solution, quality=figures)
+
+
+def _solve(nf, defines, nic, cores, seed, overrides, strategy) -> Solution:
     started = time.perf_counter()
     analysis = nf if isinstance(nf, Analysis) else analyze(nf, defines)
     analysed = time.perf_counter()
