@@ -145,7 +145,8 @@ def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = Non
             conflicts.append(_no_common_field(dev, per_obj))
             violated.extend(nat for o in sharded for c, nat in zip(o.constraints, o.natural)
                             if fields_on(c, dev) is not None)
-        chosen = common if nic.field_selection else frozenset(RSS_NAMES)
+        # The smallest set the NIC can hash that holds the common fields (the key then zeroes extras).
+        chosen = frozenset(nic.select_fields(common)) if nic.field_selection and common else frozenset(RSS_NAMES)
         hashed.append((dev, tuple(f for f in RSS_NAMES if f in chosen)))
     hashed_map = dict(hashed)
     constraints = tuple(_only_hashed(c, hashed_map) for o in sharded for c in o.constraints if c.equal)

@@ -1,0 +1,62 @@
+"""How well a key spreads packets: the GF(2) rank of its RETA-index bits, per-field influence, and
+the load balance of a per-core count."""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from explorer.errors import ConfigError
+from explorer.rss import gf2
+from explorer.rss.fields import FIELD_BITS, input_layout
+
+
+def _index_bits(reta_size: int) -> int:
+    if reta_size < 1 or reta_size & (reta_size - 1):
+        raise ConfigError(f"the RETA size must be a power of two, got {reta_size}")
+    return reta_size.bit_length() - 1
+
+
+def reta_rows(key: bytes, fields: Iterable[str], reta_size: int) -> list[int]:
+    """The RETA index as a linear map of the hashed input: row j (hash bit j, 0 least significant)
+    has input bit i set (as bit ``n - 1 - i`` of an n-bit integer) when key bit ``i + 31 - j`` is 1."""
+    layout = input_layout(fields)
+    n, total = layout.bits, len(key) * 8
+    if total < n + 32:
+        raise ConfigError(f"an RSS key of {len(key)} bytes is too short for {n} input bits")
+    k = int.from_bytes(key, "big")
+    rows = []
+    for j in range(_index_bits(reta_size)):
+        start = 31 - j  # key bit for input bit 0
+        rows.append((k >> (total - start - n)) & ((1 << n) - 1))
+    return rows
+
+
+def reta_rank(key: bytes, fields: Iterable[str], reta_size: int) -> int:
+    """GF(2) rank of the RETA-index bits as a function of the hashed input bits: the packets can
+    reach ``2 ** rank`` distinct RETA entries."""
+    return gf2.rank(reta_rows(key, fields, reta_size))
+
+
+def field_ranks(key: bytes, fields: Iterable[str], reta_size: int) -> dict[str, int]:
+    """Per hashed field, the rank of the RETA index as a function of that field alone (0 means the
+    field does not affect which core a packet reaches)."""
+    layout = input_layout(fields)
+    rows = reta_rows(key, layout.fields, reta_size)
+    return {name: gf2.rank(row & layout.field_mask(name) for row in rows) for name in layout.fields}
+
+
+def low_bits_rank(key: bytes, fields: Iterable[str], reta_size: int, field: str, low_bits: int = 16) -> int:
+    """Rank of the RETA index as a function of the ``low_bits`` least significant bits of ``field``:
+    how many cores the hosts of one prefix (a /16 for 16 bits of an address) can reach (2**rank)."""
+    layout = input_layout(fields)
+    rows = reta_rows(key, layout.fields, reta_size)
+    mask = layout.field_mask(field) & ((1 << (layout.bits - layout.offset(field) - FIELD_BITS[field] + low_bits)) - 1)
+    return gf2.rank(row & mask for row in rows)
+
+
+def balance(per_core: Sequence[float]) -> float:
+    """Busiest core over the mean (1.0 is perfectly even; an idle system counts as even)."""
+    values = [float(v) for v in per_core]
+    if not values:
+        raise ConfigError("balance of no cores")
+    mean = sum(values) / len(values)
+    return max(values) / mean if mean > 0 else 1.0
