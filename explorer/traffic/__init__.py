@@ -1,0 +1,3 @@
+"""Traffic: traces (``trace``), pcap and pcapng I/O (``pcap``, ``pcapng``), packet fields as numpy
+arrays (``fields``), and seeded synthetic traffic (``generators``, printed by ``frames`` from
+``headers``)."""

@@ -1,0 +1,281 @@
+"""Reading and writing packet captures: classic pcap (micro- or nanosecond timestamps, either byte
+order) and pcapng, Ethernet link type only; timestamps are integer nanoseconds throughout.
+
+Classic pcap records are walked here, block by block, so that a damaged file is reported with the
+byte offset of the damage (dpkt's reader stops or yields short packets silently) and so that a file
+larger than memory can be read in chunks. pcapng blocks are decoded with dpkt's block classes
+(``explorer.traffic.pcapng``). Every failure a user can cause is a ``TrafficError`` naming the file.
+"""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator, Sequence, Union
+
+import dpkt
+import numpy as np
+
+from explorer.errors import ConfigError, TrafficError
+from explorer.traffic.pcapng import PCAPNG_MAGIC, iter_pcapng
+from explorer.traffic.trace import Trace
+
+PathLike = Union[str, Path]
+Chunk = tuple[np.ndarray, tuple[bytes, ...]]
+
+# libpcap's largest snapshot length: a record claiming more is corrupt, not a big packet.
+MAX_CAPLEN = 262144
+NS_PER_SEC = 1_000_000_000
+_FILE_HEADER = 24
+_RECORD_HEADER = 16
+_READ_SIZE = 1 << 22
+_WRITE_BATCH = 1 << 16
+
+# Magic numbers as they appear in the file's first four bytes -> (byte order, nanosecond stamps).
+_MAGICS = {
+    struct.pack(">I", dpkt.pcap.TCPDUMP_MAGIC): (">", False),
+    struct.pack(">I", dpkt.pcap.TCPDUMP_MAGIC_NANO): (">", True),
+    struct.pack("<I", dpkt.pcap.TCPDUMP_MAGIC): ("<", False),
+    struct.pack("<I", dpkt.pcap.TCPDUMP_MAGIC_NANO): ("<", True),
+}
+_MODIFIED_MAGICS = {struct.pack(">I", dpkt.pcap.MODPCAP_MAGIC), struct.pack("<I", dpkt.pcap.MODPCAP_MAGIC)}
+
+
+def read_pcap(path: PathLike) -> Chunk:
+    """All packets of a pcap or pcapng file: ``(timestamps_ns, frames)`` with ``timestamps_ns`` a
+    uint64 array. A valid file with no packets gives an empty array and an empty tuple. Raises
+    ``TrafficError`` for a missing, empty, truncated or malformed file or a non-Ethernet link type."""
+    stamps: list[np.ndarray] = []
+    frames: list[bytes] = []
+    for ts, chunk in iter_pcap(path, 1 << 20):
+        stamps.append(ts)
+        frames.extend(chunk)
+    timestamps = np.concatenate(stamps) if stamps else np.zeros(0, dtype=np.uint64)
+    return timestamps, tuple(frames)
+
+
+def iter_pcap(path: PathLike, chunk_packets: int) -> Iterator[Chunk]:
+    """The packets of a pcap or pcapng file in chunks of ``chunk_packets`` (the last one may be
+    shorter; a file without packets yields nothing), reading the file incrementally so that traces
+    larger than memory can be streamed. Errors are those of ``read_pcap``: a bad chunk size or a
+    missing file at once, damage inside the file when the iteration reaches it."""
+    if isinstance(chunk_packets, bool) or not isinstance(chunk_packets, int) or chunk_packets < 1:
+        raise TrafficError(f"chunk size must be a positive number of packets, not {chunk_packets!r}")
+    if not Path(path).exists():
+        raise TrafficError(f"{path}: no such file")
+    return _chunks(path, chunk_packets)
+
+
+def _chunks(path: PathLike, chunk_packets: int) -> Iterator[Chunk]:
+    name = str(path)
+    try:
+        stream = open(path, "rb")
+    except FileNotFoundError:
+        raise TrafficError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise TrafficError(f"{name}: is a directory, not a pcap file") from None
+    except OSError as error:
+        raise TrafficError(f"{name}: cannot read: {error.strerror or error}") from None
+    with stream:
+        try:
+            magic = stream.read(4)
+            if magic == PCAPNG_MAGIC:
+                yield from iter_pcapng(stream, name, chunk_packets, magic)
+            else:
+                yield from _iter_classic(stream, name, chunk_packets, magic)
+        except OSError as error:
+            raise TrafficError(f"{name}: cannot read: {error.strerror or error}") from None
+
+
+def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes) -> Iterator[Chunk]:
+    if not magic:
+        raise TrafficError(f"{name}: empty file (0 bytes), not a pcap file")
+    if magic in _MODIFIED_MAGICS:
+        raise TrafficError(f"{name}: modified (Kuznetzov) pcap format is not supported; "
+                           "convert it with editcap -F pcap")
+    if magic not in _MAGICS:
+        if len(magic) < 4:
+            raise TrafficError(f"{name}: {len(magic)}-byte file, too short for a pcap file")
+        raise TrafficError(f"{name}: bad magic 0x{magic.hex()}, not a pcap or pcapng file")
+    order, nano = _MAGICS[magic]
+    rest = stream.read(_FILE_HEADER - 4)
+    if len(rest) < _FILE_HEADER - 4:
+        raise TrafficError(f"{name}: truncated file header ({4 + len(rest)} of {_FILE_HEADER} bytes)")
+    major, minor, _zone, _sigfigs, _snaplen, network = struct.unpack(order + "HHiIII", rest)
+    if major != 2:
+        raise TrafficError(f"{name}: pcap version {major}.{minor} is not supported (expected 2.x)")
+    linktype = network & 0xFFFF  # upper bits may carry FCS information
+    if linktype != dpkt.pcap.DLT_EN10MB:
+        raise TrafficError(f"{name}: link type {linktype} is not Ethernet; only Ethernet "
+                           f"(link type {dpkt.pcap.DLT_EN10MB}) captures are supported")
+    yield from _classic_records(stream, name, chunk_packets, order, nano)
+
+
+def _classic_records(stream: BinaryIO, name: str, chunk_packets: int, order: str,
+                     nano: bool) -> Iterator[Chunk]:
+    caplen_at = struct.Struct(order + "I").unpack_from
+    header = np.dtype([("sec", order + "u4"), ("frac", order + "u4"), ("caplen", order + "u4"),
+                       ("wirelen", order + "u4")])
+    buf = b""
+    pos = 0  # next record's offset in buf
+    base = _FILE_HEADER  # file offset of buf[0]
+    index = 0  # next record's packet number
+    pending = Chunker(chunk_packets)
+    while True:
+        more = stream.read(_READ_SIZE)
+        buf = buf[pos:] + more
+        base += pos
+        pos = 0
+        end = len(buf)
+        # Walk the records in Python (lengths vary), then decode their headers with numpy.
+        starts: list[int] = []
+        while end - pos >= _RECORD_HEADER:
+            caplen = caplen_at(buf, pos + 8)[0]
+            if caplen > MAX_CAPLEN:
+                raise TrafficError(f"{name}: record at byte {base + pos} (packet #{index + len(starts)}) "
+                                   f"claims {caplen} captured bytes, more than {MAX_CAPLEN}: corrupt file")
+            stop = pos + _RECORD_HEADER + caplen
+            if stop > end:
+                break
+            starts.append(pos)
+            pos = stop
+        if starts:
+            stamps, frames = _decode(buf, starts, header, nano, name, base, index)
+            index += len(starts)
+            pending.add(stamps, frames)
+            yield from pending.full_chunks()
+        if not more:
+            break
+    left = end - pos
+    if left:
+        if left < _RECORD_HEADER:
+            raise TrafficError(f"{name}: truncated record header at byte {base + pos} (packet "
+                               f"#{index}): {left} of {_RECORD_HEADER} bytes")
+        caplen = caplen_at(buf, pos + 8)[0]
+        raise TrafficError(f"{name}: truncated record at byte {base + pos} (packet #{index}): "
+                           f"{caplen} captured bytes announced, {left - _RECORD_HEADER} present")
+    yield from pending.rest()
+
+
+class Chunker:
+    """Regroups packets decoded in arbitrary batches into chunks of exactly ``size`` packets."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.stamps: list[np.ndarray] = []
+        self.frames: list[bytes] = []
+
+    def add(self, stamps: np.ndarray, frames: Sequence[bytes]) -> None:
+        self.stamps.append(stamps)
+        self.frames.extend(frames)
+
+    def full_chunks(self) -> Iterator[Chunk]:
+        if len(self.frames) < self.size:
+            return
+        stamps = np.concatenate(self.stamps)
+        done = len(self.frames) // self.size * self.size
+        for lo in range(0, done, self.size):
+            yield stamps[lo:lo + self.size], tuple(self.frames[lo:lo + self.size])
+        self.stamps, self.frames = [stamps[done:]], self.frames[done:]
+
+    def rest(self) -> Iterator[Chunk]:
+        if self.frames:
+            yield np.concatenate(self.stamps), tuple(self.frames)
+        self.stamps, self.frames = [], []
+
+
+def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: str, base: int,
+            index: int) -> tuple[np.ndarray, list[bytes]]:
+    """The records at ``starts`` of ``buf`` (whose first byte is at file offset ``base``); the first
+    one is packet number ``index``."""
+    at = np.asarray(starts, dtype=np.int64)
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    heads = raw[at[:, None] + np.arange(_RECORD_HEADER)].copy().view(header).reshape(-1)
+    frac_limit = NS_PER_SEC if nano else 1_000_000
+    bad = np.flatnonzero(heads["frac"] >= frac_limit)
+    if len(bad):
+        k = int(bad[0])
+        unit = "nanoseconds" if nano else "microseconds"
+        raise TrafficError(f"{name}: record at byte {base + starts[k]} (packet #{index + k}) has "
+                           f"{int(heads['frac'][k])} {unit}, not below one second: corrupt file")
+    stamps = (heads["sec"].astype(np.uint64) * np.uint64(NS_PER_SEC)
+              + heads["frac"].astype(np.uint64) * np.uint64(1 if nano else 1000))
+    ends = (at + _RECORD_HEADER + heads["caplen"]).tolist()
+    return stamps, [buf[a + _RECORD_HEADER:b] for a, b in zip(starts, ends)]
+
+
+def write_pcap(path: PathLike, timestamps_ns: Iterable[int], frames: Sequence[bytes],
+               nano: bool = True) -> None:
+    """Write an Ethernet pcap (little endian; nanosecond stamps unless ``nano`` is false, in which
+    case stamps are truncated to the microsecond). Zero frames give a valid, header-only file."""
+    stamps = np.asarray(timestamps_ns, dtype=np.uint64).reshape(-1)
+    name = str(path)
+    if len(stamps) != len(frames):
+        raise TrafficError(f"{name}: {len(stamps)} timestamps for {len(frames)} frames")
+    lengths = np.fromiter(map(len, frames), dtype=np.uint32, count=len(frames))
+    if len(frames) and int(lengths.max()) > MAX_CAPLEN:
+        raise TrafficError(f"{name}: frame #{int(lengths.argmax())} has {int(lengths.max())} bytes, "
+                           f"more than pcap's {MAX_CAPLEN}")
+    if len(stamps) and int(stamps.max()) >= (1 << 32) * NS_PER_SEC:
+        raise TrafficError(f"{name}: timestamp {int(stamps.max())} ns is past what pcap can store (2106)")
+    magic = dpkt.pcap.TCPDUMP_MAGIC_NANO if nano else dpkt.pcap.TCPDUMP_MAGIC
+    header = struct.pack("<IHHiIII", magic, 2, 4, 0, 0, MAX_CAPLEN, dpkt.pcap.DLT_EN10MB)
+    records = np.empty((len(frames), 4), dtype="<u4")
+    records[:, 0] = stamps // np.uint64(NS_PER_SEC)
+    records[:, 1] = stamps % np.uint64(NS_PER_SEC) // np.uint64(1 if nano else 1000)
+    records[:, 2] = lengths
+    records[:, 3] = lengths
+    try:
+        with open(path, "wb") as out:
+            out.write(header)
+            for start in range(0, len(frames), _WRITE_BATCH):
+                heads = records[start:start + _WRITE_BATCH].tobytes()
+                body = frames[start:start + _WRITE_BATCH]
+                out.write(b"".join([part for k, frame in enumerate(body)
+                                    for part in (heads[16 * k:16 * k + 16], frame)]))
+    except OSError as error:
+        raise TrafficError(f"{name}: cannot write: {error.strerror or error}") from None
+
+
+def parse_input(spec: str) -> tuple[int, str]:
+    """``"DEV=PATH"`` -> ``(DEV, PATH)``; ``ConfigError`` when it is not of that form."""
+    dev, sep, path = spec.partition("=")
+    dev = dev.strip()
+    if not sep or not path:
+        raise ConfigError(f"bad input {spec!r}: expected DEV=PCAP, e.g. 0=lan.pcap")
+    if not (dev.isascii() and dev.isdigit()) or int(dev) > 0xFFFF:
+        raise ConfigError(f"bad input {spec!r}: device {dev!r} is not a number from 0 to 65535")
+    return int(dev), path
+
+
+def load_inputs(specs: Sequence[str]) -> Trace:
+    """Read ``["0=a.pcap", "1=b.pcap", ...]`` (the pcap each device receives) and merge them by
+    timestamp, ties by device then file order (``Trace.merge``)."""
+    if not specs:
+        raise ConfigError("no input traffic: give one or more DEV=PCAP")
+    per_device: dict[int, Chunk] = {}
+    for spec in specs:
+        dev, path = parse_input(spec)
+        if dev in per_device:
+            raise ConfigError(f"bad input {spec!r}: device {dev} is given twice")
+        per_device[dev] = read_pcap(path)
+    return Trace.merge(per_device)
+
+
+def write_trace(trace: Trace, folder: PathLike, devices: Iterable[int] = ()) -> dict[int, Path]:
+    """Write ``dev<N>.pcap`` (nanosecond pcap) in ``folder`` for every device that receives packets
+    in ``trace`` and for each of ``devices`` (empty pcaps where none arrive); creates the folder.
+    Returns ``{device: path}``, sorted by device."""
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise TrafficError(f"{out}: exists and is not a folder") from None
+    except OSError as error:
+        raise TrafficError(f"{out}: cannot create folder: {error.strerror or error}") from None
+    written: dict[int, Path] = {}
+    for dev in sorted(set(np.unique(trace.devices).tolist()) | {int(d) for d in devices}):
+        part = trace.for_device(dev)
+        path = out / f"dev{dev}.pcap"
+        write_pcap(path, part.timestamps, part.frames)
+        written[dev] = path
+    return written
