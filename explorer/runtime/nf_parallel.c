@@ -1,0 +1,526 @@
+/*
+ * nf_parallel.c: software RSS, and running the NF under its strategy (see nf_parallel.h).
+ *
+ * locks and tm, in short. Each packet first runs as a reader. A reader pass may only read the
+ * shared state; the state library calls nf_par_write_hook before any change, which aborts the
+ * pass (longjmp back to nf_par_process). Two things that are not changes to shared state happen
+ * inside a reader pass, each on this core's own memory:
+ *   - borrowed vector cells are this lcore's slots (nf_state.c keeps slots per lcore); the pass
+ *     remembers their original content, so a cell written through its pointer is caught at
+ *     nf_par_vector_return and the slots can be released when the pass aborts;
+ *   - refreshing a dchain index (nf_par_dchain_rejuvenate_index) records the new time, first in
+ *     the pass's pending list, then, when the pass completes, in this core's table for the chain.
+ *     The next writer merges every core's table into the chains (the latest time of each index)
+ *     before it runs anything, so expiry never forgets a refresh.
+ * An aborted packet is restored from its pristine bytes and rerun under the write lock; its
+ * verdict is the rerun's.
+ *
+ * Serial order. A writer's critical section excludes every other section, so the run equals a
+ * sequential run that takes the writers in their order and, between two writers, the readers
+ * that ran between them. Readers between two writers only read shared state; their refreshes
+ * reach the chains at the next writer as the latest time per index, which is what a sequential
+ * run of them in time order leaves. With nf_par_schedule_log set, every section takes a ticket
+ * from one counter on entry and on exit, from which that order can be rebuilt and checked.
+ */
+#include <inttypes.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_common.h>
+#include <rte_pause.h>
+#include <rte_rwlock.h>
+#include <rte_thash.h>
+
+#include "nf_parallel.h"
+#include "nf_runtime.h"
+
+bool nf_par_schedule_log;
+_Thread_local unsigned nf_core;
+
+/* ---- software RSS ------------------------------------------------------------------------- */
+
+static unsigned append(uint8_t *input, unsigned at, const void *field, unsigned size) {
+  memcpy(input + at, field, size); /* header fields are big-endian, as the NIC hashes them */
+  return at + size;
+}
+
+uint32_t nf_rss_hash(const struct nf_device_plan *plan, uint8_t *packet, uint16_t len) {
+  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);
+  if (ip == NULL) return 0;
+  uint32_t fields = plan->fields;
+  struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);
+  if (l4 == NULL) fields &= NF_FIELD_SRC_IP | NF_FIELD_DST_IP;
+  uint8_t input[12] = {0};
+  unsigned size = 0;
+  if (fields & NF_FIELD_SRC_IP) size = append(input, size, &ip->src_addr, 4);
+  if (fields & NF_FIELD_DST_IP) size = append(input, size, &ip->dst_addr, 4);
+  if (fields & NF_FIELD_SRC_PORT) size = append(input, size, &l4->src_port, 2);
+  if (fields & NF_FIELD_DST_PORT) size = append(input, size, &l4->dst_port, 2);
+  if (size == 0) return 0;
+  /* rte_softrss takes 32-bit words in host order, first input bit in bit 31 of word 0; the zero
+   * padding of a last half word adds nothing to a Toeplitz hash. */
+  uint32_t words[3];
+  unsigned count = (size + 3) / 4;
+  for (unsigned i = 0; i < count; i++)
+    words[i] = (uint32_t)input[4 * i] << 24 | (uint32_t)input[4 * i + 1] << 16 | (uint32_t)input[4 * i + 2] << 8 |
+               input[4 * i + 3];
+  return rte_softrss(words, count, plan->key);
+}
+
+unsigned nf_rss_core(uint16_t device, uint8_t *packet, uint16_t len, uint32_t *hash_out) {
+  const struct nf_device_plan *plan = &nf_device_plans[device];
+  uint32_t hash = nf_rss_hash(plan, packet, len);
+  if (hash_out != NULL) *hash_out = hash;
+  return plan->reta[hash & (NF_RETA_SIZE - 1)];
+}
+
+/* Microsoft's "Verifying the RSS hash calculation" vectors (their key, IPv4 with and without
+ * ports; the table lists the destination first, the hash input is still source first). */
+static const uint8_t ms_key[40] __attribute__((aligned(8))) = {
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa};
+
+static const struct {
+  uint32_t src, dst;
+  uint16_t sport, dport;
+  uint32_t ipv4, ipv4_ports;
+} ms_vectors[] = {
+    {NF_IPV4(66, 9, 149, 187), NF_IPV4(161, 142, 100, 80), 2794, 1766, 0x323e8fc2u, 0x51ccc178u},
+    {NF_IPV4(199, 92, 111, 2), NF_IPV4(65, 69, 140, 83), 14230, 4739, 0xd718262au, 0xc626b0eau},
+};
+
+int nf_rss_self_test(char *why, size_t size) {
+  for (size_t i = 0; i < sizeof ms_vectors / sizeof ms_vectors[0]; i++) {
+    uint32_t tuple[3] = {ms_vectors[i].src, ms_vectors[i].dst,
+                         (uint32_t)ms_vectors[i].sport << 16 | ms_vectors[i].dport};
+    uint32_t l3 = rte_softrss(tuple, 2, ms_key), l4 = rte_softrss(tuple, 3, ms_key);
+    if (l3 != ms_vectors[i].ipv4 || l4 != ms_vectors[i].ipv4_ports) {
+      snprintf(why, size, "vector %zu: IPv4 0x%08" PRIx32 " (expected 0x%08" PRIx32 "), with ports 0x%08" PRIx32
+               " (expected 0x%08" PRIx32 ")", i, l3, ms_vectors[i].ipv4, l4, ms_vectors[i].ipv4_ports);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* ---- seq and sn --------------------------------------------------------------------------- */
+
+static _Thread_local bool capacity_hit;
+
+bool nf_sn_allocate_new_index(struct nf_dchain *chain, int *index_out, nf_time_t now) {
+  bool ok = nf_dchain_allocate_new_index(chain, index_out, now);
+  if (!ok) capacity_hit = true;
+  return ok;
+}
+
+#if NF_STRATEGY == NF_STRATEGY_LOCKS || NF_STRATEGY == NF_STRATEGY_TM
+/* ---- locks and tm: objects the passes need to know ----------------------------------------- */
+
+enum nf_mode { MODE_NONE, MODE_INIT, MODE_READ, MODE_WRITE };
+
+static _Thread_local enum nf_mode mode;
+static _Thread_local jmp_buf abort_point;
+static _Thread_local uint32_t abort_object;
+
+#define NF_MAX_VECTORS 64
+#define NF_MAX_CHAINS 32
+#define NF_PENDING_MAX 32 /* refreshes one reader pass may defer; more make it a writer */
+#define NF_BORROW_MAX 32  /* cells one reader pass may hold at once */
+#define NF_ARENA_BYTES 16384
+
+struct vector_entry {
+  struct nf_vector *vector;
+  uint32_t id;
+  size_t elem_size;
+};
+
+/* One core's refreshes of one chain since the last writer: the latest time per index. */
+struct fresh {
+  nf_time_t *time;
+  uint8_t *marked;
+  uint32_t *dirty; /* the marked indices */
+  uint32_t count;
+} __attribute__((aligned(64)));
+
+struct stamp {
+  nf_time_t time;
+  uint32_t index;
+};
+
+struct chain_entry {
+  struct nf_dchain *chain;
+  uint32_t id;
+  uint32_t range;
+  struct fresh core[NF_CORES];
+  /* the writer's scratch space for merging */
+  nf_time_t *merged;
+  uint8_t *merged_mark;
+  struct stamp *order;
+};
+
+static struct vector_entry vectors[NF_MAX_VECTORS];
+static unsigned vector_count;
+static struct chain_entry chains[NF_MAX_CHAINS];
+static unsigned chain_count;
+static uint32_t objects_allocated; /* mirrors nf_state.c's allocation counter (object ids) */
+
+static void *zeroed(size_t count, size_t size) {
+  void *memory = calloc(count ? count : 1, size ? size : 1);
+  if (memory == NULL) nf_runtime_fatal("out of memory for the per-core refresh tables");
+  return memory;
+}
+
+bool nf_par_vector_allocate(size_t elem_size, uint32_t capacity, struct nf_vector **vector_out) {
+  if (!nf_vector_allocate(elem_size, capacity, vector_out)) return false;
+  if (vector_count == NF_MAX_VECTORS) nf_runtime_fatal("more than %d vectors", NF_MAX_VECTORS);
+  vectors[vector_count++] = (struct vector_entry){*vector_out, objects_allocated++, elem_size};
+  return true;
+}
+
+bool nf_par_dchain_allocate(uint32_t index_range, struct nf_dchain **chain_out) {
+  if (!nf_dchain_allocate(index_range, chain_out)) return false;
+  if (chain_count == NF_MAX_CHAINS) nf_runtime_fatal("more than %d dchains", NF_MAX_CHAINS);
+  struct chain_entry *entry = &chains[chain_count++];
+  entry->chain = *chain_out;
+  entry->id = objects_allocated++;
+  entry->range = index_range;
+  for (unsigned c = 0; c < NF_CORES; c++) {
+    entry->core[c].time = zeroed(index_range, sizeof(nf_time_t));
+    entry->core[c].marked = zeroed(index_range, 1);
+    entry->core[c].dirty = zeroed(index_range, sizeof(uint32_t));
+  }
+  entry->merged = zeroed(index_range, sizeof(nf_time_t));
+  entry->merged_mark = zeroed(index_range, 1);
+  entry->order = zeroed(index_range, sizeof(struct stamp));
+  return true;
+}
+
+bool nf_par_map_allocate(size_t key_size, uint32_t capacity, struct nf_map **map_out) {
+  if (!nf_map_allocate(key_size, capacity, map_out)) return false;
+  objects_allocated++;
+  return true;
+}
+
+bool nf_par_sketch_allocate(size_t key_size, uint32_t width, struct nf_sketch **sketch_out) {
+  if (!nf_sketch_allocate(key_size, width, sketch_out)) return false;
+  objects_allocated++;
+  return true;
+}
+
+bool nf_par_cht_allocate(uint32_t height, uint32_t backend_capacity, struct nf_cht **cht_out) {
+  if (!nf_cht_allocate(height, backend_capacity, cht_out)) return false;
+  objects_allocated++;
+  return true;
+}
+
+static struct vector_entry *vector_entry(const struct nf_vector *vector) {
+  for (unsigned i = 0; i < vector_count; i++)
+    if (vectors[i].vector == vector) return &vectors[i];
+  return NULL;
+}
+
+static struct chain_entry *chain_entry(const struct nf_dchain *chain) {
+  for (unsigned i = 0; i < chain_count; i++)
+    if (chains[i].chain == chain) return &chains[i];
+  return NULL;
+}
+
+/* ---- locks and tm: this core's pass ------------------------------------------------------- */
+
+struct borrow {
+  struct nf_vector *vector;
+  int index;
+  void *cell;
+  size_t size;
+  uint8_t *original;
+  uint32_t id;
+};
+
+struct pending {
+  struct chain_entry *entry;
+  uint32_t index;
+  nf_time_t time;
+};
+
+struct core_context {
+  uint8_t pristine[UINT16_MAX + 1]; /* the packet before the reader pass */
+  unsigned pending_count;
+  struct pending pending[NF_PENDING_MAX];
+  unsigned borrow_count;
+  struct borrow borrow[NF_BORROW_MAX];
+  size_t arena_used;
+  uint8_t arena[NF_ARENA_BYTES];
+} __attribute__((aligned(64)));
+
+static struct core_context contexts[NF_CORES];
+
+static void abort_pass(uint32_t object) {
+  abort_object = object;
+  longjmp(abort_point, 1);
+}
+
+void nf_par_write_hook(uint32_t object) {
+  if (mode == MODE_READ) abort_pass(object);
+  if (mode != MODE_WRITE && mode != MODE_INIT)
+    nf_runtime_fatal("object #%" PRIu32 " changed outside nf_init and nf_process", object);
+}
+
+void *nf_par_vector_borrow(struct nf_vector *vector, int index) {
+  void *cell = nf_vector_borrow(vector, index); /* this lcore's slot: private even in a reader */
+  if (mode != MODE_READ) return cell;
+  struct core_context *me = &contexts[nf_core];
+  struct vector_entry *entry = vector_entry(vector);
+  if (entry == NULL) nf_runtime_fatal("nf_vector_borrow: a vector that nf_init did not allocate");
+  if (me->borrow_count == NF_BORROW_MAX || me->arena_used + entry->elem_size > NF_ARENA_BYTES)
+    nf_runtime_fatal("nf_vector_borrow: more than %d cells borrowed at once", NF_BORROW_MAX);
+  struct borrow *b = &me->borrow[me->borrow_count++];
+  *b = (struct borrow){vector, index, cell, entry->elem_size, me->arena + me->arena_used, entry->id};
+  me->arena_used += entry->elem_size;
+  memcpy(b->original, cell, b->size);
+  return cell;
+}
+
+void nf_par_vector_return(struct nf_vector *vector, int index, void *cell) {
+  if (mode == MODE_READ) {
+    struct core_context *me = &contexts[nf_core];
+    for (unsigned i = me->borrow_count; i-- > 0;) {
+      struct borrow *b = &me->borrow[i];
+      if (b->cell != cell || b->vector != vector) continue;
+      if (memcmp(cell, b->original, b->size) != 0) abort_pass(b->id); /* a write through the pointer */
+      me->borrow[i] = me->borrow[--me->borrow_count];
+      break;
+    }
+  }
+  nf_vector_return(vector, index, cell);
+}
+
+bool nf_par_dchain_rejuvenate_index(struct nf_dchain *chain, int index, nf_time_t now) {
+  if (mode != MODE_READ) return nf_dchain_rejuvenate_index(chain, index, now);
+  if (!nf_dchain_is_index_allocated(chain, index)) return false;
+  struct core_context *me = &contexts[nf_core];
+  struct chain_entry *entry = chain_entry(chain);
+  if (entry == NULL) nf_runtime_fatal("nf_dchain_rejuvenate_index: a dchain that nf_init did not allocate");
+  if (me->pending_count == NF_PENDING_MAX) abort_pass(entry->id);
+  me->pending[me->pending_count++] = (struct pending){entry, (uint32_t)index, now};
+  return true;
+}
+
+static void begin_pass(struct core_context *me) {
+  me->pending_count = 0;
+  me->borrow_count = 0;
+  me->arena_used = 0;
+}
+
+/* A completed reader pass: its refreshes go to this core's tables. */
+static void commit_pending(struct core_context *me) {
+  for (unsigned i = 0; i < me->pending_count; i++) {
+    struct pending *p = &me->pending[i];
+    struct fresh *f = &p->entry->core[nf_core];
+    f->time[p->index] = p->time;
+    if (!f->marked[p->index]) {
+      f->marked[p->index] = 1;
+      f->dirty[f->count++] = p->index;
+    }
+  }
+}
+
+/* An aborted reader pass: give its slots back unchanged (no write reaches the state). */
+static void release_borrows(struct core_context *me) {
+  while (me->borrow_count > 0) {
+    struct borrow *b = &me->borrow[--me->borrow_count];
+    memcpy(b->cell, b->original, b->size);
+    nf_vector_return(b->vector, b->index, b->cell);
+  }
+}
+
+static int by_time(const void *a, const void *b) {
+  const struct stamp *x = a, *y = b;
+  if (x->time != y->time) return x->time < y->time ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Under the write lock: apply every core's refreshes, the latest time per index, oldest first
+ * (the age lists then insert at their end). */
+static void merge_fresh(void) {
+  for (unsigned k = 0; k < chain_count; k++) {
+    struct chain_entry *e = &chains[k];
+    uint32_t n = 0;
+    for (unsigned c = 0; c < NF_CORES; c++) {
+      struct fresh *f = &e->core[c];
+      for (uint32_t j = 0; j < f->count; j++) {
+        uint32_t i = f->dirty[j];
+        f->marked[i] = 0;
+        if (!e->merged_mark[i]) {
+          e->merged_mark[i] = 1;
+          e->merged[i] = f->time[i];
+          e->order[n++].index = i;
+        } else if (f->time[i] > e->merged[i]) {
+          e->merged[i] = f->time[i];
+        }
+      }
+      f->count = 0;
+    }
+    for (uint32_t j = 0; j < n; j++) {
+      e->order[j].time = e->merged[e->order[j].index];
+      e->merged_mark[e->order[j].index] = 0;
+    }
+    qsort(e->order, n, sizeof e->order[0], by_time);
+    for (uint32_t j = 0; j < n; j++) nf_dchain_rejuvenate_index(e->chain, (int)e->order[j].index, e->order[j].time);
+  }
+}
+
+/* ---- locks and tm: the locks --------------------------------------------------------------- */
+
+static uint64_t ticket_counter __attribute__((aligned(64)));
+
+static uint64_t ticket(void) { return __atomic_fetch_add(&ticket_counter, 1, __ATOMIC_SEQ_CST); }
+
+/* Spin politely: more lcores than CPUs (replays, tests) must not burn a whole time slice. */
+static void relax(unsigned *spins) {
+  if (++*spins < 1024) {
+    rte_pause();
+  } else {
+    *spins = 0;
+    sched_yield();
+  }
+}
+
+#if NF_STRATEGY == NF_STRATEGY_LOCKS
+/* A big-reader lock: one cache line per core that only its reader writes, and a writer flag
+ * that doubles as the writers' mutex. A reader announces itself, then checks for a writer
+ * (Dekker's order: both sides store, then load, sequentially consistent); a writer takes the
+ * flag, then waits until no reader is inside. */
+struct token {
+  uint32_t reading;
+} __attribute__((aligned(64)));
+
+static struct token tokens[NF_CORES];
+static uint32_t writer __attribute__((aligned(64)));
+
+static void read_lock(void) {
+  struct token *me = &tokens[nf_core];
+  unsigned spins = 0;
+  for (;;) {
+    __atomic_store_n(&me->reading, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&writer, __ATOMIC_SEQ_CST)) return;
+    __atomic_store_n(&me->reading, 0, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&writer, __ATOMIC_ACQUIRE)) relax(&spins);
+  }
+}
+
+static void read_unlock(void) { __atomic_store_n(&tokens[nf_core].reading, 0, __ATOMIC_RELEASE); }
+
+static void write_lock(void) {
+#ifndef NF_TEST_FAULT_NO_WRITE_LOCK
+  unsigned spins = 0;
+  while (__atomic_exchange_n(&writer, 1, __ATOMIC_SEQ_CST))
+    while (__atomic_load_n(&writer, __ATOMIC_RELAXED)) relax(&spins);
+  for (unsigned c = 0; c < NF_CORES; c++)
+    while (__atomic_load_n(&tokens[c].reading, __ATOMIC_SEQ_CST)) relax(&spins);
+#endif
+}
+
+static void write_unlock(void) {
+#ifndef NF_TEST_FAULT_NO_WRITE_LOCK
+  __atomic_store_n(&writer, 0, __ATOMIC_RELEASE);
+#endif
+}
+#else
+/* DPDK's lock elision: with RTM each section is a hardware transaction that takes the lock
+ * only when transactions keep aborting; without RTM (rte_tm_supported() is 0) these are the
+ * plain reader-writer lock, which is then what keeps the state consistent. */
+static rte_rwlock_t tm_lock = RTE_RWLOCK_INITIALIZER;
+
+static void read_lock(void) { rte_rwlock_read_lock_tm(&tm_lock); }
+static void read_unlock(void) { rte_rwlock_read_unlock_tm(&tm_lock); }
+static void write_lock(void) {
+#ifndef NF_TEST_FAULT_NO_WRITE_LOCK
+  rte_rwlock_write_lock_tm(&tm_lock);
+#endif
+}
+static void write_unlock(void) {
+#ifndef NF_TEST_FAULT_NO_WRITE_LOCK
+  rte_rwlock_write_unlock_tm(&tm_lock);
+#endif
+}
+#endif /* the locks */
+
+/* 1 when the reader pass completed with *verdict, 0 when it aborted. Nothing here is modified
+ * between setjmp and the longjmp that returns to it. */
+static int reader_pass(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, int *verdict) {
+  if (setjmp(abort_point) != 0) return 0;
+  *verdict = nf_process(device, packet, len, now);
+  return 1;
+}
+#endif /* locks and tm */
+
+/* ---- running packets ---------------------------------------------------------------------- */
+
+bool nf_par_init(void) {
+#if NF_STRATEGY == NF_STRATEGY_SN
+  return true;
+#else
+  nf_core = 0;
+  mode = MODE_INIT;
+  bool ok = nf_init();
+  mode = MODE_NONE;
+  return ok;
+#endif
+}
+
+bool nf_par_init_core(unsigned core) {
+  if (core >= NF_CORES) nf_runtime_fatal("core %u: this build runs %d cores", core, NF_CORES);
+  nf_core = core;
+#if NF_STRATEGY == NF_STRATEGY_SN
+  return nf_init();
+#else
+  return true;
+#endif
+}
+
+void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, struct nf_outcome *out) {
+  out->capacity_hit = 0;
+  out->abort_object = NF_NO_OBJECT;
+  out->ticket_begin = out->ticket_end = 0;
+#if NF_STRATEGY == NF_STRATEGY_SEQ || NF_STRATEGY == NF_STRATEGY_SN
+  capacity_hit = false;
+  out->verdict = nf_process(device, packet, len, now);
+  out->capacity_hit = capacity_hit;
+  out->ran = NF_RAN_ALONE;
+#else
+  struct core_context *me = &contexts[nf_core];
+  memcpy(me->pristine, packet, len);
+  begin_pass(me);
+  read_lock();
+  if (nf_par_schedule_log) out->ticket_begin = ticket();
+  mode = MODE_READ;
+  int verdict;
+  if (reader_pass(device, packet, len, now, &verdict)) {
+    mode = MODE_NONE;
+    commit_pending(me);
+    if (nf_par_schedule_log) out->ticket_end = ticket();
+    read_unlock();
+    out->verdict = verdict;
+    out->ran = NF_RAN_READ;
+    return;
+  }
+  mode = MODE_NONE;
+  out->abort_object = abort_object;
+  release_borrows(me);
+  read_unlock();
+  memcpy(packet, me->pristine, len);
+  write_lock();
+  if (nf_par_schedule_log) out->ticket_begin = ticket();
+  mode = MODE_WRITE;
+  merge_fresh();
+  out->verdict = nf_process(device, packet, len, now);
+  mode = MODE_NONE;
+  if (nf_par_schedule_log) out->ticket_end = ticket();
+  write_unlock();
+  out->ran = NF_RAN_WRITE;
+#endif
+}

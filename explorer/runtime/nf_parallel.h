@@ -1,0 +1,149 @@
+/*
+ * nf_parallel.h: the runtime of a generated parallel project (nfx generate), shared by its DPDK
+ * program (main.c) and its replay harness (replay.c).
+ *
+ * A generated project is configured by two generated headers: nf_config.h (NF_DEVICES and the
+ * NF's configuration values) and nf_plan.h (strategy, cores, RSS keys and RETAs). The NF itself is
+ * rewritten by nfx for its strategy:
+ *
+ *   seq    the original NF on one core;
+ *   sn     shared nothing: the NF's globals are thread-local, every core runs nf_init, sharded
+ *          objects get capacity / cores entries (nf_sn_capacity) and replicated ones all of them;
+ *   locks  one shared copy of the state behind a big-reader lock: every packet first runs as a
+ *          reader; its first state mutation aborts the pass (NF_WRITE_HOOK, or a changed
+ *          vector cell at nf_par_vector_return) and the packet reruns from its pristine bytes
+ *          under the write lock. Refreshing a dchain index is a read: the new time goes to a
+ *          per-core table that the next writer merges before anything else (so expiry sees it);
+ *   tm     the same passes, with DPDK's RTM-backed rte_rwlock_*_tm locks (without RTM, as on
+ *          CPUs that lack it, those are plain reader-writer locks).
+ */
+#ifndef NF_PARALLEL_H
+#define NF_PARALLEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nf_config.h"
+#include "nf.h"
+
+#define NF_STRATEGY_SEQ 0
+#define NF_STRATEGY_SN 1
+#define NF_STRATEGY_LOCKS 2
+#define NF_STRATEGY_TM 3
+
+/* The RSS fields a device hashes, in hash-input order. */
+#define NF_FIELD_SRC_IP 1u
+#define NF_FIELD_DST_IP 2u
+#define NF_FIELD_SRC_PORT 4u
+#define NF_FIELD_DST_PORT 8u
+
+/* Flow rules that select the hashed fields on NICs whose port-level rss_hf ignores *_ONLY flags. */
+#define NF_PATTERN_IPV4_TCP 1
+#define NF_PATTERN_IPV4_UDP 2
+#define NF_PATTERN_IPV4 3
+
+#include "nf_plan.h"
+
+#if NF_CORES < 1
+#error "NF_CORES must be at least 1"
+#endif
+#if (NF_RETA_SIZE & (NF_RETA_SIZE - 1)) != 0
+#error "NF_RETA_SIZE must be a power of two"
+#endif
+
+struct nf_flow_rule {
+  int pattern;    /* NF_PATTERN_* */
+  uint64_t types; /* RTE_ETH_RSS_* of the rule's RSS action */
+};
+
+/* How one input device's packets are steered: what the NIC is programmed with. */
+struct nf_device_plan {
+  uint8_t key[NF_KEY_BYTES] __attribute__((aligned(8))); /* rte_softrss reads it as 32-bit words */
+  uint32_t fields;                                        /* NF_FIELD_* */
+  uint64_t rss_hf;
+  const char *rss_hf_names;
+  uint16_t reta[NF_RETA_SIZE]; /* RETA entry -> core */
+  unsigned flow_rules;
+  struct nf_flow_rule flow_rule[3];
+};
+
+extern const struct nf_device_plan nf_device_plans[NF_DEVICES];
+
+/* ---- RSS in software ---------------------------------------------------------------------- */
+
+/* The NIC's RSS hash of a frame received on `plan`'s device: Toeplitz over the device's fields
+ * for unfragmented IPv4 TCP/UDP (nf_tcpudp_header), over its address fields only for other IPv4
+ * (nf_ipv4_header), and 0 for anything else. */
+uint32_t nf_rss_hash(const struct nf_device_plan *plan, uint8_t *packet, uint16_t len);
+
+/* The core a frame received on `device` lands on: RETA[hash & (NF_RETA_SIZE - 1)]. */
+unsigned nf_rss_core(uint16_t device, uint8_t *packet, uint16_t len, uint32_t *hash_out);
+
+/* Check rte_softrss against Microsoft's published Toeplitz vectors; 0 when they agree, else -1
+ * with the failing vector described in `why`. */
+int nf_rss_self_test(char *why, size_t size);
+
+/* ---- running the NF ----------------------------------------------------------------------- */
+
+/* How a packet ran. */
+#define NF_RAN_ALONE 0 /* seq and sn: no synchronisation needed */
+#define NF_RAN_READ 1  /* locks/tm: the optimistic reader pass completed */
+#define NF_RAN_WRITE 2 /* locks/tm: aborted as a reader, rerun under the write lock */
+
+#define NF_NO_OBJECT UINT32_MAX
+
+struct nf_outcome {
+  int verdict;
+  uint8_t ran;            /* NF_RAN_* */
+  uint8_t capacity_hit;   /* sn: a dchain had no free index (its per-core share was full) */
+  uint32_t abort_object;  /* locks/tm: the object whose mutation aborted the reader pass */
+  uint64_t ticket_begin;  /* with nf_par_schedule_log: global order of entering ... */
+  uint64_t ticket_end;    /* ... and of leaving the packet's critical section */
+};
+
+/* Set before the workers start to have every packet's critical section stamped with tickets
+ * (ticket_begin, ticket_end) from one global counter, so that a replay can prove the parallel
+ * run equal to a sequential run in the order the locks allowed. Costs a shared atomic per packet. */
+extern bool nf_par_schedule_log;
+
+/* The calling thread's core, 0 .. NF_CORES - 1 (set by nf_par_init_core). */
+extern _Thread_local unsigned nf_core;
+
+/* On the main lcore before the workers start: for seq, locks and tm, runs nf_init once (shared
+ * state). Returns false when nf_init does. */
+bool nf_par_init(void);
+
+/* On every worker, core numbers 0 .. NF_CORES - 1: for sn, runs nf_init for this core's own
+ * state. The caller runs the cores' initialisations one after the other. */
+bool nf_par_init_core(unsigned core);
+
+/* Process one packet on the calling core. */
+void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, struct nf_outcome *out);
+
+/* ---- calls the strategies rewrite the NF to make ------------------------------------------- */
+
+/* sn: a sharded object's capacity on one core (rounded up, at least 1). */
+static inline uint32_t nf_sn_capacity(uint32_t capacity) {
+  uint32_t share = (uint32_t)(((uint64_t)capacity + NF_CORES - 1) / NF_CORES);
+  return share ? share : 1;
+}
+
+/* sn: nf_dchain_allocate_new_index, noting when the core's share of indices is used up. */
+bool nf_sn_allocate_new_index(struct nf_dchain *chain, int *index_out, nf_time_t now);
+
+/* locks/tm: the state calls that need care in a reader pass. */
+bool nf_par_vector_allocate(size_t elem_size, uint32_t capacity, struct nf_vector **vector_out);
+void *nf_par_vector_borrow(struct nf_vector *vector, int index);
+void nf_par_vector_return(struct nf_vector *vector, int index, void *cell);
+bool nf_par_dchain_allocate(uint32_t index_range, struct nf_dchain **chain_out);
+bool nf_par_dchain_rejuvenate_index(struct nf_dchain *chain, int index, nf_time_t now);
+
+/* locks/tm: called by every mutator of the state library before it changes anything (see
+ * NF_WRITE_HOOK in nf_state.c): aborts a reader pass. */
+void nf_par_write_hook(uint32_t object);
+#if NF_STRATEGY == NF_STRATEGY_LOCKS || NF_STRATEGY == NF_STRATEGY_TM
+#define NF_WRITE_HOOK(object) nf_par_write_hook((object)->id)
+#endif
+
+#endif /* NF_PARALLEL_H */

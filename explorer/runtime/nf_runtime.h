@@ -1,0 +1,37 @@
+/*
+ * nf_runtime.h: what the programs that drive an NF (the sequential harness, the DPDK forwarder)
+ * need from the state library beyond nf.h. NFs never include this header.
+ *
+ * The only process-wide state of the library is the call log below (and the allocation counter
+ * that numbers objects for it); everything else lives in the objects themselves.
+ */
+#ifndef NF_RUNTIME_H
+#define NF_RUNTIME_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nf.h"
+
+/* Start appending call-log lines (docs/design.md, "The runtime's call log") to `out`. Lines are
+ * written only between nf_log_packet_begin and nf_log_packet_end, so nf_init never logs. */
+void nf_log_open(FILE *out);
+
+/* Mark the start and the end of one nf_process call for packet number `packet` (counting from 0
+ * over the whole trace, runts included). The number also prefixes fatal runtime errors. */
+void nf_log_packet_begin(uint64_t packet);
+void nf_log_packet_end(void);
+
+/* Flush the call log; returns 0, or -1 when writing it failed. */
+int nf_log_close(void);
+
+/* Why the most recent allocate function returned false ("nf_cht_allocate: height 12 is not a
+ * prime"), or NULL: the detail behind "nf_init failed". */
+const char *nf_runtime_refusal(void);
+
+/* Report a broken contract of nf.h (a full map, an index out of range, ...) and exit with
+ * NF_EXIT_CONTRACT: continuing would silently diverge from what the analysis assumes. */
+#define NF_EXIT_CONTRACT 3
+void nf_runtime_fatal(const char *format, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+#endif /* NF_RUNTIME_H */
