@@ -74,7 +74,7 @@ class Solution:
 
 
 QUALITY_TRAFFIC = (("uniform", {}), ("prefix", {"client_prefix": "10.1.0.0/16", "server_prefix": "172.16.0.0/20"}))
-QUALITY_PACKETS = 50_000
+QUALITY_PACKETS = 50_000  # one packet per flow: balance over flows, the unit RSS places
 
 
 def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None, nic: str = "e810",
@@ -87,7 +87,7 @@ def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None
     solution = _solve(nf, defines, nic, cores, seed, overrides, strategy)
     if not quality:
         return solution
-    figures = tuple((kind, round(simulate(solution, kind, packets=QUALITY_PACKETS, flows=QUALITY_PACKETS // 5,
+    figures = tuple((kind, round(simulate(solution, kind, packets=QUALITY_PACKETS, flows=QUALITY_PACKETS,
                                           seed=seed, **params).imbalance, 4))
                     for kind, params in QUALITY_TRAFFIC)
     return replace(solution, quality=figures)
@@ -109,18 +109,29 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy) -> Solution:
     if sharding.locked:  # strategy == "sn" was asked for
         raise ShardingError(f"{analysis.nf} cannot run shared-nothing: {_why_not_sharded(sharding)}")
 
-    problem = _problem(sharding, sharding.constraints, profile, cores, seed)
+    fallback = strategy == "auto" and not overrides  # the NF itself cannot shard: use locks, say why
     if not sharding.conflicts:
-        plan = solve_keys(problem)
+        try:
+            plan = solve_keys(_problem(sharding, sharding.constraints, profile, cores, seed))
+        except ShardingError as conflict:  # Z3's unsat core: constraints no key satisfies together
+            if not fallback:
+                raise
+            plan = solve_keys(_free_problem(sharding, profile, cores, seed))
+            return _solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
+                             str(conflict), None, started, analysed)
         return _solution(analysis, sharding, STRATEGY_NAMES["sn"], plan, profile, cores, seed, True, "", None,
                          started, analysed)
-    # The overrides (or the NF itself) leave no key that keeps every entry on one core: solve for
-    # what was asked without the broken constraints, and show two packets it separates.
+    explanation = "; ".join(sharding.conflicts)
+    if fallback:
+        plan = solve_keys(_free_problem(sharding, profile, cores, seed))
+        return _solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
+                         explanation, None, started, analysed)
+    # The overrides leave no key that keeps every entry on one core: solve for what was asked
+    # without the broken constraints, and show two packets it separates.
     broken = {c.origin for c in sharding.violated}
     kept = tuple(c for c in sharding.constraints if c.origin not in broken)
     plan = solve_keys(_problem(sharding, kept, profile, cores, seed))
     example = find_counterexample(plan, sharding.violated)
-    explanation = "; ".join(sharding.conflicts)
     return _solution(analysis, sharding, STRATEGY_NAMES["sn"], plan, profile, cores, seed, False, explanation,
                      example.to_dict() if example is not None else None, started, analysed)
 

@@ -12,7 +12,9 @@ Keys fall in three classes:
   table, a freshly allocated index); such an entry lives on the core that owns the entry it came from,
   so it adds no constraint of its own;
 * global: the key depends on no packet field and on no written object's values (a constant, a value
-  from a read-only table); every packet may touch that entry, so the object cannot be sharded.
+  from a read-only table); every packet may touch that entry, so the object cannot be sharded;
+* scan: the call visits entries of the object that no key names (a consistent-hash lookup walking
+  the live backends); every packet may touch every entry, so the object cannot be sharded.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ class KeyedAccess:
     path: CallPath
     position: int
     access: Access
-    kind: str  # "packet" | "follows" | "global"
+    kind: str  # "packet" | "follows" | "global" | "scan"
     follows: tuple[str, ...] = ()  # written objects whose values the key is made of
     non_rss: tuple[str, ...] = ()  # packet fields in the key that RSS cannot hash
 
@@ -62,6 +64,10 @@ def keyed_accesses(analysis: Analysis, obj: str, written: frozenset[str]) -> tup
     for path in analysis.paths:
         producers = _result_producers(path)
         for position, access in enumerate(path.accesses):
+            if obj in access.related and not access.call.startswith("nf_expire_items"):
+                # e.g. nf_cht_find_backend walks the backends' dchain: any entry, for any packet
+                out.append(KeyedAccess(path, position, access, "scan"))
+                continue
             if access.object != obj or access.key is None:
                 continue
             symbols = symbols_of(access.key)

@@ -131,7 +131,7 @@ def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = Non
     for o in sharded:
         for c, nat in zip(o.constraints, o.natural):
             if not c.equal and o.overridden:
-                conflicts.append(f"with the override of {o.name}, {c.origin} share no hashed field")
+                conflicts.append(_override_conflict(o.name, overrides[o.name], nat))
                 violated.append(nat)
     hashed = []
     for dev in devices:
@@ -173,6 +173,9 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
     if not is_written:
         return decision("replicate", "packets only read it: filled by nf_init, copied to every core")
     for k in keyed:
+        if k.kind == "scan":
+            return decision("lock", f"{k.where} scans its entries (not one entry named by a key): "
+                                    "every packet may touch every entry")
         if k.kind == "global":
             return decision("lock", f"{k.where} uses key {k.access.key_text}, which depends on no packet field: "
                                     "every packet may touch that entry")
@@ -210,18 +213,36 @@ def _mentions_rss(k: KeyedAccess):
 
 
 def _follow(decisions: list[ObjectDecision], analysis: Analysis, written: frozenset[str]) -> list[ObjectDecision]:
-    """An object whose keys only follow other objects is locked when one of those is locked."""
-    by_name = {o.name: o for o in decisions}
-    out = []
-    for o in decisions:
-        if o.decision == "shard" and o.reason.startswith("follows "):
-            sources = [by_name[s] for s in o.reason[len("follows "):].split(", ") if s in by_name]
-            locked = [s.name for s in sources if s.decision == "lock"]
-            if locked:
-                o = ObjectDecision(o.name, o.kind, "lock", f"its indices come from {', '.join(locked)}, which is locked",
-                                   o.fields, o.accesses, o.constraints, natural=o.natural)
-        out.append(o)
-    return out
+    """An object whose keys only follow other objects is locked when one of those is (to a fixpoint:
+    following is transitive)."""
+    changed = True
+    while changed:
+        changed = False
+        by_name = {o.name: o for o in decisions}
+        out = []
+        for o in decisions:
+            if o.decision == "shard" and o.reason.startswith("follows "):
+                sources = [by_name[s] for s in o.reason[len("follows "):].split(", ") if s in by_name]
+                locked = [s.name for s in sources if s.decision == "lock"]
+                if locked:
+                    o = ObjectDecision(o.name, o.kind, "lock",
+                                       f"its indices come from {', '.join(locked)}, which is locked",
+                                       o.fields, o.accesses, o.constraints, natural=o.natural)
+                    changed = True
+            out.append(o)
+        decisions = out
+    return decisions
+
+
+def _override_conflict(name: str, override: Mapping[int, tuple[str, ...]], natural: PairConstraint) -> str:
+    """Why an override leaves two packets that share an entry of ``name`` with nothing to agree on."""
+    asked = "; ".join(f"device {d}: {', '.join(f)}" for d, f in sorted(override.items()))
+    needs = []
+    for dev in sorted({natural.dev1, natural.dev2}):
+        fields = fields_on(natural, dev) or frozenset()
+        needs.append(f"device {dev}: {', '.join(f for f in RSS_NAMES if f in fields) or 'nothing hashable'}")
+    return (f"the override of {name} ({asked}) breaks {natural.origin}: those packets agree only on "
+            f"{'; '.join(needs)}, which the override does not hash")
 
 
 def _no_common_field(dev: int, per_obj: list[tuple[str, frozenset[str]]]) -> str:
