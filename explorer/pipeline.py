@@ -74,7 +74,7 @@ class Solution:
 
 
 QUALITY_TRAFFIC = (("uniform", {}), ("prefix", {"client_prefix": "10.1.0.0/16", "server_prefix": "172.16.0.0/20"}))
-QUALITY_PACKETS = 50_000  # one packet per flow: balance over flows, the unit RSS places
+QUALITY_PACKETS = 32_000  # one packet per flow: balance over flows, the unit RSS places
 
 
 def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None, nic: str = "e810",
