@@ -212,3 +212,23 @@ def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_pack
         for dev, path in sorted(dict(traffic).items()):
             for _, frames in iter_pcap(path, chunk_packets):
                 yield extract_fields(frames), np.full(len(frames), int(dev), dtype=np.int64)
+
+
+def generate(solution: Solution, out: str | Path, strategy: str = "auto", cores: Optional[int] = None,
+             force: bool = False):
+    """Write the parallel DPDK project of ``solution`` into the folder ``out`` (refuses a non-empty
+    folder nfx did not create unless ``force``)."""
+    from explorer.codegen import generate as write
+
+    return write(solution, out, strategy=strategy, cores=cores, force=force)
+
+
+def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: str = "auto",
+          packets: int = 20_000, flows: int = 2_000, seed: int = 0):
+    """Run the sequential and the parallel build on the same trace (a generator kind or a Trace) and
+    compare every packet's verdict and output bytes."""
+    from explorer.codegen.check import check as compare
+    from explorer.traffic.generators import generate as make_trace
+
+    trace = make_trace(traffic, packets=packets, flows=flows, seed=seed) if isinstance(traffic, str) else traffic
+    return compare(solution, trace, cores=cores, strategy=strategy)
