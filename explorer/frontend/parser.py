@@ -1,0 +1,75 @@
+"""Parse preprocessed NF text with pycparser, turning its errors into CSyntaxError at file:line:col."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pycparser import c_ast, c_parser
+
+from explorer.errors import CSyntaxError
+from explorer.ir import Location
+
+
+class _ParseFailure(Exception):
+    """Raised by the parser subclass with the structured location pycparser knows."""
+
+    def __init__(self, message: str, location: Optional[Location]):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+
+def _token_location(token: Any) -> Optional[Location]:
+    if token is None:
+        return None
+    file = getattr(token, "filename", None)
+    line = getattr(token, "lineno", None)
+    col = getattr(token, "column", None)
+    if file is None or line is None:
+        return None
+    return Location(str(file), int(line), int(col or 0))
+
+
+class _Parser(c_parser.CParser):
+    """pycparser's parser, reporting errors with a Location instead of a formatted string.
+
+    pycparser sometimes reports only the file name (e.g. "Invalid expression"); we then point at
+    the next unread token, or the last one read at the end of input.
+    """
+
+    def _parse_error(self, msg: str, coord: Any) -> Any:  # noqa: D401 - pycparser's hook
+        location: Optional[Location] = None
+        if coord is not None and hasattr(coord, "line"):
+            location = Location(str(coord.file), int(coord.line), int(getattr(coord, "column", 0) or 0))
+        else:
+            stream = getattr(self, "_tokens", None)
+            if stream is not None:
+                try:
+                    location = _token_location(stream.peek(1))
+                    if location is None:
+                        buffer = getattr(stream, "_buffer", [])
+                        index = getattr(stream, "_index", 0)
+                        previous = [t for t in buffer[:index] if t is not None]
+                        location = _token_location(previous[-1]) if previous else None
+                except Exception:  # the stream itself failed (lexer error): no better location
+                    location = None
+        raise _ParseFailure(msg, location)
+
+
+def _sentence(msg: str) -> str:
+    if msg.startswith("before: "):
+        return f"syntax error before '{msg[len('before: '):]}'"
+    if msg == "At end of input":
+        return "unexpected end of file (a missing '}' or ';'?)"
+    return f"syntax error: {msg[0].lower() + msg[1:] if msg else 'invalid C'}"
+
+
+def parse_text(text: str, filename: str) -> c_ast.FileAST:
+    """Parse preprocessed text; line markers in the text give nodes their real file:line:col."""
+    try:
+        return _Parser().parse(text, filename)
+    except _ParseFailure as failure:
+        raise CSyntaxError(_sentence(failure.message), location=failure.location) from None
+    except c_parser.ParseError as error:  # raised by code paths that bypass _parse_error
+        raise CSyntaxError(f"syntax error: {error}") from None
+    except RecursionError:
+        raise CSyntaxError(f"{filename}: the code is nested too deeply to parse") from None

@@ -1,0 +1,207 @@
+"""The NF's file scope: functions, prototypes, typedefs, tags, enum constants and globals, and the
+resolution of pycparser declarators into C types."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from pycparser import c_ast
+
+from explorer.errors import UnsupportedError
+from explorer.frontend import ParsedNF
+from explorer.ir import Location
+from explorer.symbex.ctype import (INT, VOID, ArrayType, CType, FunctionType, PointerType, StructType,
+                                   int_type_from_specifiers)
+
+
+class Scope:
+    """One block's names: variables (region name and type), typedefs, struct tags, enum constants."""
+
+    __slots__ = ("vars", "typedefs", "tags", "enums")
+
+    def __init__(self) -> None:
+        self.vars: dict[str, tuple[str, CType]] = {}
+        self.typedefs: dict[str, CType] = {}
+        self.tags: dict[str, StructType] = {}
+        self.enums: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class GlobalVar:
+    name: str
+    ctype: CType
+    init: Any  # pycparser node or None
+    location: Optional[Location]
+    const: bool
+
+
+def location_of(node: Any) -> Optional[Location]:
+    coord = getattr(node, "coord", None)
+    if coord is None or getattr(coord, "line", None) is None:
+        return None
+    return Location(str(coord.file), int(coord.line), int(getattr(coord, "column", 0) or 0))
+
+
+def unsupported(node: Any, message: str) -> UnsupportedError:
+    return UnsupportedError(message, location=location_of(node))
+
+
+class TypeResolver:
+    """Turns pycparser type nodes into CTypes within a chain of scopes (innermost last).
+
+    ``constant`` evaluates array sizes and enumerator values (the interpreter's concrete evaluator).
+    """
+
+    def __init__(self, constant: Callable[[Any], int]):
+        self.constant = constant
+
+    def lookup_typedef(self, scopes: list[Scope], name: str) -> Optional[CType]:
+        for scope in reversed(scopes):
+            if name in scope.typedefs:
+                return scope.typedefs[name]
+        return None
+
+    def lookup_tag(self, scopes: list[Scope], name: str) -> Optional[StructType]:
+        for scope in reversed(scopes):
+            if name in scope.tags:
+                return scope.tags[name]
+        return None
+
+    def resolve(self, node: Any, scopes: list[Scope]) -> CType:
+        if isinstance(node, c_ast.Typename):
+            return self.resolve(node.type, scopes)
+        if isinstance(node, c_ast.TypeDecl):
+            return self.resolve(node.type, scopes)
+        if isinstance(node, c_ast.PtrDecl):
+            target = node.type
+            if isinstance(target, c_ast.FuncDecl):
+                raise unsupported(node, "function pointers are not supported")
+            return PointerType(self.resolve(target, scopes))
+        if isinstance(node, c_ast.ArrayDecl):
+            elem = self.resolve(node.type, scopes)
+            if node.dim is None:
+                raise unsupported(node, "an array without a size needs an initializer the analyzer can count; "
+                                        "give the size explicitly")
+            try:
+                length = self.constant(node.dim)
+            except UnsupportedError as error:
+                raise UnsupportedError("variable-length arrays are not supported: an array's size must be a "
+                                       "constant", location=location_of(node.dim) or error.location) from None
+            if length < 0:
+                raise unsupported(node, f"array of negative size {length}")
+            if length * max(elem.size, 1) > 1 << 24:
+                raise unsupported(node, f"array of {length} elements is too large for the analyzer")
+            return ArrayType(elem, length)
+        if isinstance(node, c_ast.FuncDecl):
+            ret = self.resolve(node.type, scopes)
+            params: list[CType] = []
+            variadic = False
+            if node.args is not None:
+                for p in node.args.params:
+                    if isinstance(p, c_ast.EllipsisParam):
+                        variadic = True
+                        continue
+                    pt = self.resolve(p.type, scopes)
+                    if pt == VOID and getattr(p, "name", None) is None:
+                        continue
+                    params.append(self.param_type(pt))
+            return FunctionType(ret, tuple(params), variadic)
+        if isinstance(node, c_ast.IdentifierType):
+            names = list(node.names)
+            if names == ["void"]:
+                return VOID
+            if any(n in ("float", "double") for n in names):
+                raise unsupported(node, "floating-point types are not supported")
+            it = int_type_from_specifiers(names)
+            if it is not None:
+                return it
+            if len(names) == 1:
+                td = self.lookup_typedef(scopes, names[0])
+                if td is not None:
+                    return td
+            raise unsupported(node, f"unknown type '{' '.join(names)}'")
+        if isinstance(node, (c_ast.Struct, c_ast.Union)):
+            return self.struct(node, scopes)
+        if isinstance(node, c_ast.Enum):
+            self.enum(node, scopes)
+            return INT
+        raise unsupported(node, f"unsupported type construct {type(node).__name__}")
+
+    @staticmethod
+    def param_type(t: CType) -> CType:
+        if isinstance(t, ArrayType):
+            return PointerType(t.elem)
+        if isinstance(t, FunctionType):
+            raise UnsupportedError("function pointers are not supported")
+        return t
+
+    def struct(self, node: Any, scopes: list[Scope]) -> StructType:
+        union = isinstance(node, c_ast.Union)
+        if node.decls is None:  # a reference: struct foo
+            if node.name is None:
+                raise unsupported(node, "anonymous struct without members")
+            found = self.lookup_tag(scopes, node.name)
+            if found is None:
+                found = StructType(node.name, union)  # incomplete (e.g. struct nf_map)
+                scopes[0].tags[node.name] = found
+            return found
+        st = None
+        if node.name is not None:
+            st = scopes[-1].tags.get(node.name)
+            if st is not None and st.complete:
+                raise unsupported(node, f"redefinition of struct {node.name}")
+        if st is None:
+            st = StructType(node.name, union)
+            if node.name is not None:
+                scopes[-1].tags[node.name] = st
+        members: list[tuple[str, CType]] = []
+        for decl in node.decls:
+            if getattr(decl, "bitsize", None) is not None:
+                raise unsupported(decl, "bit-fields are not supported")
+            mt = self.resolve(decl.type, scopes)
+            if isinstance(mt, StructType) and not mt.complete:
+                raise unsupported(decl, f"member of incomplete type {mt}")
+            if isinstance(mt, FunctionType):
+                raise unsupported(decl, "function members are not supported")
+            name = decl.name
+            if name is None:  # anonymous struct/union member: not needed by NFs
+                raise unsupported(decl, "anonymous struct or union members are not supported")
+            members.append((name, mt))
+        st.complete_with(members)
+        return st
+
+    def enum(self, node: Any, scopes: list[Scope]) -> None:
+        if node.values is None:
+            return
+        value = -1
+        for enumerator in node.values.enumerators:
+            value = self.constant(enumerator.value) if enumerator.value is not None else value + 1
+            scopes[-1].enums[enumerator.name] = value
+
+
+class Program:
+    """Everything at file scope, collected before nf_init runs."""
+
+    def __init__(self, parsed: ParsedNF):
+        self.parsed = parsed
+        self.functions: dict[str, Any] = {}  # name -> FuncDef
+        self.prototypes: dict[str, FunctionType] = {}
+        self.file_scope = Scope()
+        self.globals: list[GlobalVar] = []
+
+    def function_type(self, name: str) -> Optional[FunctionType]:
+        return self.prototypes.get(name)
+
+
+def is_const(quals: Any) -> bool:
+    return "const" in (quals or [])
+
+
+def decl_is_const(decl: Any) -> bool:
+    """Whether a declared object itself (not what it points to) is const-qualified."""
+    t = decl.type
+    while isinstance(t, c_ast.ArrayDecl):
+        t = t.type
+    if isinstance(t, c_ast.PtrDecl):
+        return is_const(t.quals)
+    return isinstance(t, c_ast.TypeDecl) and is_const(t.quals)

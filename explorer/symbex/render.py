@@ -1,0 +1,308 @@
+"""Z3 terms as readable C-like text over field and result names (``p.ipv4.proto == 6``).
+
+Integer promotions (zero/sign extension) are invisible in C source, so they are invisible here;
+a byte swap of a field prints as ``bswap16(p.l4.sport)``; a 0/1 library result tested for truth
+prints as ``flows.found#1`` or ``!flows.found#1``.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import z3
+
+_BINARY = {
+    z3.Z3_OP_BADD: ("+", 4), z3.Z3_OP_BSUB: ("-", 4), z3.Z3_OP_BMUL: ("*", 5),
+    z3.Z3_OP_BUDIV: ("/", 5), z3.Z3_OP_BSDIV: ("/", 5), z3.Z3_OP_BUREM: ("%", 5), z3.Z3_OP_BSREM: ("%", 5),
+    z3.Z3_OP_BSMOD: ("%", 5), z3.Z3_OP_BAND: ("&", 1), z3.Z3_OP_BOR: ("|", -1), z3.Z3_OP_BXOR: ("^", 0),
+    z3.Z3_OP_BSHL: ("<<", 3), z3.Z3_OP_BLSHR: (">>", 3), z3.Z3_OP_BASHR: (">>", 3),
+    z3.Z3_OP_BUDIV_I: ("/", 5), z3.Z3_OP_BSDIV_I: ("/", 5), z3.Z3_OP_BUREM_I: ("%", 5),
+    z3.Z3_OP_BSREM_I: ("%", 5),
+}
+_COMPARE = {
+    z3.Z3_OP_ULT: "<", z3.Z3_OP_SLT: "<", z3.Z3_OP_ULEQ: "<=", z3.Z3_OP_SLEQ: "<=",
+    z3.Z3_OP_UGT: ">", z3.Z3_OP_SGT: ">", z3.Z3_OP_UGEQ: ">=", z3.Z3_OP_SGEQ: ">=",
+}
+_NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+_FLAG_RESULTS = ("found", "ok")  # 0/1 library results, shown as booleans
+MAX_DEPTH = 60
+
+
+class Renderer:
+    """Renders terms; caches by AST id (keeping each term alive so ids stay unique).
+
+    ``layouts`` maps a vector's name to its cell struct, so that the bytes of a member of a
+    borrowed cell print as ``buckets.cell#4.tokens`` whether read as a number (little-endian) or
+    copied as bytes (memory order).
+    """
+
+    def __init__(self, layouts: Optional[dict[str, Any]] = None) -> None:
+        self._cache: dict[int, tuple[Any, str]] = {}
+        self._layouts = layouts or {}
+        self._depth = 0
+
+    def _enter(self) -> bool:
+        """Whether to render one level deeper (terms folded by unrolled loops can be thousands
+        deep: their inner part prints as ``...``)."""
+        return self._depth < MAX_DEPTH
+
+    def text(self, term: Any) -> str:
+        if isinstance(term, bool):
+            return "true" if term else "false"
+        if isinstance(term, int):
+            return _number(term, 64)
+        key = term.get_id()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit[1]
+        text = self._render(term)
+        self._cache[key] = (term, text)
+        return text
+
+    # -- booleans --------------------------------------------------------------------------
+    def _render(self, t: Any) -> str:
+        if z3.is_bool(t):
+            return self._bool(t)
+        return self._bv(t, top=True)
+
+    def _bool(self, t: Any) -> str:
+        if not self._enter():
+            return "..."
+        self._depth += 1
+        try:
+            return self._bool_text(t)
+        finally:
+            self._depth -= 1
+
+    def _bool_text(self, t: Any) -> str:
+        if z3.is_true(t):
+            return "true"
+        if z3.is_false(t):
+            return "false"
+        kind = t.decl().kind()
+        if kind == z3.Z3_OP_AND:
+            return " && ".join(self._bool_operand(c, "&&") for c in _flatten(t, kind))
+        if kind == z3.Z3_OP_OR:
+            return " || ".join(self._bool_operand(c, "||") for c in _flatten(t, kind))
+        if kind == z3.Z3_OP_NOT:
+            return self._negate(t.children()[0])
+        if kind == z3.Z3_OP_EQ and z3.is_bool(t.children()[0]):
+            a, b = t.children()
+            return f"({self._bool(a)}) == ({self._bool(b)})"
+        if kind in (z3.Z3_OP_EQ, z3.Z3_OP_DISTINCT):
+            a, b = t.children()
+            return self._compare("==" if kind == z3.Z3_OP_EQ else "!=", a, b)
+        if kind in _COMPARE:
+            a, b = t.children()
+            return self._compare(_COMPARE[kind], a, b)
+        if kind == z3.Z3_OP_ITE:
+            c, a, b = t.children()
+            return f"({self._bool(c)} ? {self._bool(a)} : {self._bool(b)})"
+        if kind == z3.Z3_OP_UNINTERPRETED:
+            return t.decl().name()
+        return str(t)
+
+    def _bool_operand(self, t: Any, context: str) -> str:
+        text = self._bool(t)
+        kind = t.decl().kind() if z3.is_app(t) else None
+        if (context == "&&" and kind == z3.Z3_OP_OR) or (context == "||" and kind == z3.Z3_OP_AND):
+            return f"({text})"
+        return text
+
+    def _negate(self, t: Any) -> str:
+        kind = t.decl().kind()
+        if kind == z3.Z3_OP_NOT:
+            return self._bool(t.children()[0])
+        if kind == z3.Z3_OP_EQ and not z3.is_bool(t.children()[0]):
+            a, b = t.children()
+            return self._compare("!=", a, b)
+        if kind == z3.Z3_OP_DISTINCT:
+            a, b = t.children()
+            return self._compare("==", a, b)
+        if kind in _COMPARE:
+            a, b = t.children()
+            return self._compare(_NEGATED[_COMPARE[kind]], a, b)
+        return f"!({self._bool(t)})"
+
+    def _compare(self, op: str, a: Any, b: Any) -> str:
+        a, b = _strip_ext(a), _strip_ext(b)
+        if z3.is_bv_value(a) and not z3.is_bv_value(b):  # constants on the right
+            a, b = b, a
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+        if z3.is_bv_value(b) and op in ("==", "!="):
+            swapped = _bswap_source(a)
+            if swapped is not None:
+                width = a.size()
+                value = int.from_bytes(b.as_long().to_bytes(width // 8, "little"), "big")
+                a, b = swapped, z3.BitVecVal(value, width)
+            if _is_flag(a) and b.as_long() in (0, 1):
+                truthy = (op == "==") == (b.as_long() == 1)
+                return self._bv(a) if truthy else "!" + self._bv(a)
+        if z3.is_bv_value(b) and _is_address(a):
+            return f"{self._bv(a, top=True)} {op} {address(b.as_long())}"
+        return f"{self._bv(a, top=True)} {op} {self._bv(b, top=True)}"
+
+    # -- bit-vectors -----------------------------------------------------------------------
+    def _bv(self, t: Any, top: bool = False) -> str:
+        if not self._enter():
+            return "..."
+        self._depth += 1
+        try:
+            return self._bv_text(t, top)
+        finally:
+            self._depth -= 1
+
+    def _bv_text(self, t: Any, top: bool) -> str:
+        t = _strip_ext(t)
+        if z3.is_bv_value(t):
+            return _number(t.as_long(), t.size())
+        if not z3.is_app(t):
+            return str(t)
+        if self._layouts:
+            member = self._member(t)
+            if member is not None:
+                return member
+        decl = t.decl()
+        kind = decl.kind()
+        children = t.children()
+        if kind == z3.Z3_OP_UNINTERPRETED:
+            if not children:
+                return decl.name()
+            name = decl.name().split("<")[0]
+            return f"{name}({', '.join(self._bv(c, top=True) for c in children)})"
+        if kind in _BINARY:
+            op, prec = _BINARY[kind]
+            parts = [self._bv_operand(c, prec) for c in children]
+            text = f" {op} ".join(parts)
+            return text if top else f"({text})"
+        if kind == z3.Z3_OP_BNOT:
+            return "~" + self._bv(children[0])
+        if kind == z3.Z3_OP_BNEG:
+            return "-" + self._bv(children[0])
+        if kind == z3.Z3_OP_EXTRACT:
+            hi, lo = t.params()
+            return f"{self._bv(children[0])}[{hi}:{lo}]"
+        if kind == z3.Z3_OP_CONCAT:
+            source = _bswap_source(t)
+            if source is not None:
+                return f"bswap{t.size()}({self._bv(source, top=True)})"
+            return f"concat({', '.join(self._bv(c, top=True) for c in _flatten(t, kind))})"
+        if kind == z3.Z3_OP_ITE:
+            c, a, b = children
+            if z3.is_bv_value(a) and z3.is_bv_value(b) and a.as_long() == 1 and b.as_long() == 0:
+                return f"({self._bool(c)})"
+            return f"({self._bool(c)} ? {self._bv(a, top=True)} : {self._bv(b, top=True)})"
+        return str(t)
+
+    def field_value(self, field: str, term: Any) -> str:
+        """A value written to header field ``field`` (addresses as dotted quads)."""
+        if field in ("p.ipv4.src", "p.ipv4.dst") and z3.is_bv_value(z3.simplify(term)):
+            return address(z3.simplify(term).as_long())
+        return self.text(term)
+
+    def _member(self, t: Any) -> Optional[str]:
+        """``obj.cell#n.member`` when ``t`` is exactly one member's bytes of a borrowed cell."""
+        pieces = _flatten(t, z3.Z3_OP_CONCAT) if t.decl().kind() == z3.Z3_OP_CONCAT else [t]
+        source = None
+        memory: list[int] = []  # memory-order byte indices, most significant piece first
+        for piece in pieces:
+            if z3.is_app(piece) and piece.decl().kind() == z3.Z3_OP_EXTRACT:
+                hi, lo = piece.params()
+                piece = piece.children()[0]
+            elif z3.is_const(piece):
+                hi, lo = piece.size() - 1, 0
+            else:
+                return None
+            if not (z3.is_const(piece) and piece.decl().kind() == z3.Z3_OP_UNINTERPRETED) or lo % 8 or (hi + 1) % 8:
+                return None
+            if source is None:
+                source = piece
+            elif piece.get_id() != source.get_id():
+                return None
+            top_byte = source.size() // 8 - 1
+            memory.extend(top_byte - b for b in range(hi // 8, lo // 8 - 1, -1))
+        name = source.decl().name() if source is not None else ""
+        obj, _, what = name.partition(".")
+        layout = self._layouts.get(obj)
+        if layout is None or not what.startswith("cell#"):
+            return None
+        first, count = min(memory), len(memory)
+        ascending = memory == list(range(first, first + count))
+        if not ascending and memory != list(range(first + count - 1, first - 1, -1)):
+            return None
+        for f in layout.fields:
+            if f.offset == first and f.ctype.size == count:
+                return f"{name}.{f.name}"
+        return None
+
+    def _bv_operand(self, t: Any, prec: int) -> str:
+        inner = _strip_ext(t)
+        if z3.is_app(inner) and inner.decl().kind() in _BINARY:
+            inner_prec = _BINARY[inner.decl().kind()][1]
+            text = self._bv(inner, top=True)
+            return text if inner_prec > prec and prec >= 4 else f"({text})"
+        return self._bv(inner)
+
+
+def _flatten(t: Any, kind: int) -> list[Any]:
+    out = []
+    for c in t.children():
+        if z3.is_app(c) and c.decl().kind() == kind:
+            out.extend(_flatten(c, kind))
+        else:
+            out.append(c)
+    return out
+
+
+def _strip_ext(t: Any) -> Any:
+    while z3.is_app(t) and t.decl().kind() in (z3.Z3_OP_ZERO_EXT, z3.Z3_OP_SIGN_EXT):
+        t = t.children()[0]
+    return t
+
+
+def _is_flag(t: Any) -> bool:
+    if not (z3.is_const(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED):
+        return False
+    name = t.decl().name()
+    what = name.rsplit("#", 1)[0].rsplit(".", 1)[-1]
+    return "#" in name and what in _FLAG_RESULTS
+
+
+def _is_address(t: Any) -> bool:
+    return z3.is_const(t) and t.decl().name() in ("p.ipv4.src", "p.ipv4.dst")
+
+
+def _bswap_source(t: Any) -> Any:
+    """``x`` when ``t`` is the byte-reversal of a whole ``x`` (a Concat of its bytes, low first)."""
+    if not (z3.is_app(t) and t.decl().kind() == z3.Z3_OP_CONCAT) or t.size() % 8 or t.size() < 16:
+        return None
+    pieces = []
+    for child in _flatten(t, z3.Z3_OP_CONCAT):
+        if not (z3.is_app(child) and child.decl().kind() == z3.Z3_OP_EXTRACT):
+            return None
+        hi, lo = child.params()
+        if hi - lo != 7 or lo % 8:
+            return None
+        pieces.append((child.children()[0], lo))
+    source = pieces[0][0]
+    if source.size() != t.size():
+        return None
+    for i, (src, lo) in enumerate(pieces):
+        if src.get_id() != source.get_id() or lo != 8 * i:
+            return None
+    return source
+
+
+def _number(value: int, bits: int) -> str:
+    """Numbers in decimal (small negatives of ints too); masks (0x3fff) and values of more than 32
+    bits (MAC addresses, key bytes) in hex."""
+    if bits >= 32 and value >> (bits - 1):
+        negative = value - (1 << bits)
+        if negative >= -65536:
+            return str(negative)
+    mask = value >= 0xFFF and (value + 1) & value == 0
+    return hex(value) if mask or value >= 1 << 32 else str(value)
+
+
+def address(value: int) -> str:
+    """A host-order IPv4 address as a dotted quad."""
+    return ".".join(str((value >> s) & 0xFF) for s in (24, 16, 8, 0))

@@ -1,0 +1,192 @@
+"""The one place the explorer asks Z3 questions; Z3's failures become SolverError.
+
+Two ideas keep the number and size of Z3 calls down:
+
+* Independence: a path's constraints are satisfiable (the explorer only follows feasible paths),
+  so a query only needs the constraints that share symbols, transitively, with the question
+  (KLEE's constraint independence). A question about ``p.device`` never drags in the arithmetic of
+  a token bucket.
+* Incrementality: one solver serves every query; its assertion stack holds the last query's
+  constraints, one push per constraint, and the next query pops only the suffix that differs.
+  Depth-first exploration makes consecutive queries share long prefixes.
+* Witnesses: Z3 bit-blasts multiplication and division, which costs tens of milliseconds per
+  query (a token bucket's refill). For such queries a few candidate assignments are tried first
+  (recent models and witnesses, their merge - sliced queries give models of a few symbols each -
+  and variants with the question's own symbols set to 0, all ones or seeded random values) and
+  checked by evaluation: a candidate that satisfies everything proves "sat" exactly.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Optional, Sequence
+
+import z3
+
+from explorer.errors import SolverError
+from explorer.symbex.terms import constants_of
+
+TIMEOUT_MS = 20_000
+KEPT_MODELS = 6
+RANDOM_VARIANTS = 2
+MAX_CANDIDATES = 24
+
+
+class _TermInfo:
+    __slots__ = ("term", "names", "consts", "heavy")
+
+    def __init__(self, term: Any):
+        self.term = term
+        self.consts, self.heavy = constants_of(term)
+        self.names = frozenset(self.consts)
+
+
+class PathSolver:
+    def __init__(self) -> None:
+        try:
+            self._solver = z3.Solver()
+            self._solver.set("timeout", TIMEOUT_MS)
+        except z3.Z3Exception as exc:
+            raise SolverError(f"could not start Z3: {exc}") from None
+        self._stack: list[int] = []  # AST ids of the constraints pushed, one per level
+        self._keep: list[Any] = []  # the constraint terms themselves, to keep their ids stable
+        self._info: dict[int, _TermInfo] = {}
+        self._models: list[dict[str, int]] = []
+        self._random = random.Random(0)
+        self.checks = 0
+        self.witnessed = 0
+
+    def info(self, term: Any) -> _TermInfo:
+        key = term.get_id()
+        hit = self._info.get(key)
+        if hit is None:
+            hit = _TermInfo(term)
+            self._info[key] = hit
+        return hit
+
+    def symbols(self, term: Any) -> frozenset[str]:
+        return self.info(term).names
+
+    def relevant(self, constraints: Sequence[Any], extra: Any) -> list[Any]:
+        """The constraints connected to ``extra`` through shared symbols, in their original order."""
+        if extra is None or isinstance(extra, bool):
+            return list(constraints)
+        wanted = set(self.symbols(extra))
+        sets = [self.symbols(c) for c in constraints]
+        chosen = [False] * len(constraints)
+        changed = True
+        while changed:
+            changed = False
+            for i, syms in enumerate(sets):
+                if not chosen[i] and (not syms or not wanted.isdisjoint(syms)):
+                    chosen[i] = True
+                    wanted |= syms
+                    changed = True
+        return [c for c, keep in zip(constraints, chosen) if keep]
+
+    def _sync(self, constraints: Sequence[Any]) -> None:
+        common = 0
+        limit = min(len(self._stack), len(constraints))
+        while common < limit and self._stack[common] == constraints[common].get_id():
+            common += 1
+        if common == 0 and self._stack:
+            # Nothing shared: start from a clean solver; popping everything would keep the
+            # internal state of earlier (possibly heavy) queries, which slows down small ones.
+            self._solver.reset()
+            self._solver.set("timeout", TIMEOUT_MS)
+            self._stack.clear()
+            self._keep.clear()
+        elif common < len(self._stack):
+            self._solver.pop(len(self._stack) - common)
+            del self._stack[common:]
+            del self._keep[common:]
+        for c in constraints[common:]:
+            self._solver.push()
+            self._solver.add(c)
+            self._stack.append(c.get_id())
+            self._keep.append(c)
+
+    def satisfiable(self, constraints: Sequence[Any], extra: Optional[Any] = None, witness: bool = True) -> bool:
+        """Whether ``constraints`` (known to be satisfiable together) and ``extra`` can all hold.
+
+        With ``extra`` None every constraint is checked (the one way to test a path's own
+        feasibility)."""
+        if extra is True:
+            extra = None
+        query = list(constraints) if extra is None else self.relevant(constraints, extra)
+        heavy = any(self.info(c).heavy for c in query) or (extra is not None and self.info(extra).heavy)
+        if heavy and witness and extra is not None and self._witness(query, extra):
+            self.witnessed += 1
+            return True
+        try:
+            self._sync(query)
+            result = self._solver.check() if extra is None else self._solver.check(extra)
+            self.checks += 1
+            if result == z3.sat and heavy:
+                self._keep_model(self._solver.model())
+        except z3.Z3Exception as exc:
+            raise SolverError(f"Z3 failed: {exc}") from None
+        if result == z3.unknown:
+            raise SolverError(f"Z3 could not decide a path condition ({self._solver.reason_unknown()})")
+        return result == z3.sat
+
+    def _keep_model(self, model: Any) -> None:
+        values = {}
+        for decl in model.decls():
+            if decl.arity() == 0:
+                value = model[decl]
+                if z3.is_bv_value(value):
+                    values[decl.name()] = value.as_long()
+        self._remember(values)
+
+    def _remember(self, values: dict[str, int]) -> None:
+        self._models.insert(0, values)
+        del self._models[KEPT_MODELS:]
+
+    def _witness(self, query: list[Any], extra: Any) -> bool:
+        """Whether a cheap candidate assignment satisfies ``query`` and ``extra`` (checked exactly)."""
+        consts: dict[str, Any] = {}
+        bound: set[str] = set()
+        for c in query:
+            info = self.info(c)
+            consts.update(info.consts)
+            bound |= info.names
+        extra_info = self.info(extra)
+        consts.update(extra_info.consts)
+        free = sorted(extra_info.names - bound)
+        asked = sorted(extra_info.names)
+        goal = z3.And(*query, extra) if query else extra
+        merged: dict[str, int] = {}
+        for model in reversed(self._models):  # newest last, so newest wins
+            merged.update(model)
+        candidates: list[dict[str, int]] = []
+        for base in [merged] + self._models + [{}]:
+            candidates.append(base)
+            for names in (free, asked) if free else (asked,):
+                for fill in ("zero", "ones") + ("random",) * RANDOM_VARIANTS:
+                    variant = dict(base)
+                    for name in names:
+                        bits = consts[name].size()
+                        variant[name] = (0 if fill == "zero" else (1 << bits) - 1 if fill == "ones"
+                                         else self._random.getrandbits(bits))
+                    candidates.append(variant)
+        for candidate in candidates[:MAX_CANDIDATES]:
+            subs = [(const, z3.BitVecVal(candidate.get(name, 0), const.size())) for name, const in consts.items()]
+            try:
+                value = z3.simplify(z3.substitute(goal, *subs)) if subs else z3.simplify(goal)
+            except z3.Z3Exception:
+                return False
+            if z3.is_true(value):
+                self._remember({name: candidate.get(name, 0) for name in consts})
+                return True
+        return False
+
+    def model_value(self, constraints: Sequence[Any], extra: Any, term: Any) -> Optional[int]:
+        """A value of ``term`` in a model of the constraints and ``extra``, or None if unsatisfiable."""
+        query = term == term if extra is None or extra is True else z3.And(extra, term == term)
+        if not self.satisfiable(constraints, query, witness=False):  # the model is read below
+            return None
+        try:
+            value = self._solver.model().eval(term, model_completion=True)
+            return value.as_long()
+        except z3.Z3Exception as exc:
+            raise SolverError(f"Z3 failed: {exc}") from None

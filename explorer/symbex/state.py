@@ -1,0 +1,164 @@
+"""The decisions of one path: its constraints, its forks and how it replays its prefix.
+
+A path is identified by the sequence of its symbolic decisions (its *trace*). Forking does not copy
+an interpreter: the explorer runs nf_process again from the start for each trace prefix it has
+queued, and ``branch`` / ``concretize`` replay the recorded decisions instead of asking Z3 again.
+At a new fork the path takes the false side (or the lowest value) and queues the others, so depth-
+first exploration yields paths in lexicographic order of their decisions, false before true.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import z3
+
+from explorer.errors import UnsupportedError
+from explorer.ir import Location
+from explorer.symbex.solver import PathSolver
+
+MAX_VALUES = 16  # a symbolic index may take at most this many values
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A fork the path went through: the condition that holds on it, and how to show it."""
+
+    cond: Any  # z3.BoolRef, as taken
+    label: Optional[str]  # readable text replacing the rendered condition (e.g. "p.is_ipv4")
+    location: Optional[Location]
+
+
+class Infeasible(Exception):
+    """The path contradicts a fact that holds by construction; it is dropped."""
+
+
+class NeedsFork(Exception):
+    """Raised while evaluating an operand under a temporary assumption (a pure ``&&`` / ``?:``
+    operand) when that evaluation would fork; the caller then forks on the operator instead."""
+
+
+class PathState:
+    def __init__(self, solver: PathSolver, prefix: tuple, base: list[Any]):
+        self.solver = solver
+        self.prefix = prefix
+        self.pos = 0
+        self.trace: list[tuple] = []
+        self.siblings: list[tuple] = []
+        self.constraints: list[Any] = list(base)
+        self.decisions: list[Decision] = []
+        self.assumptions: list[Any] = []
+        self._decided: dict[int, bool] = {}
+
+    # -- facts -----------------------------------------------------------------------------
+    def assume(self, cond: Any, fresh: bool = True) -> None:
+        """Add a fact that holds by construction (e.g. a library result's range).
+
+        ``fresh``: the fact only constrains symbols created just now, so it cannot contradict the
+        path (unless it is plainly false); otherwise it is checked, keeping every path condition
+        satisfiable, which the solver's constraint slicing relies on."""
+        if isinstance(cond, bool):
+            if not cond:
+                raise Infeasible()
+            return
+        if fresh:
+            if z3.is_false(z3.simplify(cond)):
+                raise Infeasible()
+        elif not self.possible(cond):
+            raise Infeasible()
+        self.constraints.append(cond)
+
+    def feasible(self) -> bool:
+        """Whether the whole path condition is satisfiable (checked without slicing)."""
+        return self.solver.satisfiable(self.constraints)
+
+    def _all(self) -> list[Any]:
+        return self.constraints + self.assumptions if self.assumptions else self.constraints
+
+    def possible(self, cond: Any) -> bool:
+        if isinstance(cond, bool):
+            return cond
+        return self.solver.satisfiable(self._all(), cond)
+
+    def proves(self, cond: Any) -> bool:
+        """Whether ``cond`` holds for every input that follows this path (so far)."""
+        if isinstance(cond, bool):
+            return cond
+        return not self.solver.satisfiable(self._all(), z3.Not(cond))
+
+    # -- forks -----------------------------------------------------------------------------
+    def branch(self, cond: Any, location: Optional[Location], labels: Optional[tuple[str, str]] = None) -> bool:
+        """The truth of ``cond`` on this path, forking when both sides are feasible.
+
+        ``labels`` = (text when false, text when true) replaces the rendered condition.
+        """
+        if isinstance(cond, bool):
+            return cond
+        if self.assumptions:
+            can_true = self.possible(cond)
+            if can_true and self.possible(z3.Not(cond)):
+                raise NeedsFork()
+            return can_true
+        key = cond.get_id()
+        known = self._decided.get(key)
+        if known is not None:
+            return known
+        if self.pos < len(self.prefix):
+            kind, taken, fork = self.prefix[self.pos]
+            self.pos += 1
+            assert kind == "b", "replay diverged"
+        else:
+            can_true = self.possible(cond)
+            fork = can_true and self.possible(z3.Not(cond))
+            taken = False if fork else can_true
+            if fork:
+                self.siblings.append(tuple(self.trace) + (("b", True, True),))
+        self.trace.append(("b", taken, fork))
+        self._decided[key] = taken
+        if fork:
+            taken_cond = cond if taken else z3.Not(cond)
+            self.constraints.append(taken_cond)
+            label = None if labels is None else labels[1 if taken else 0]
+            self.decisions.append(Decision(taken_cond, label, location))
+        return taken
+
+    def concretize(self, term: Any, location: Optional[Location], what: str) -> int:
+        """One value of the bit-vector ``term``, forking over each feasible value (at most MAX_VALUES)."""
+        if isinstance(term, int):
+            return term
+        if z3.is_bv_value(term):
+            return term.as_long()
+        if self.assumptions:
+            value = self.solver.model_value(self._all(), True, term)
+            if value is None or self.possible(term != value):
+                raise NeedsFork()
+            return value
+        if self.pos < len(self.prefix):
+            kind, value, fork = self.prefix[self.pos]
+            self.pos += 1
+            assert kind == "v", "replay diverged"
+        else:
+            values: list[int] = []
+            while len(values) <= MAX_VALUES:
+                exclude = z3.And(*[term != v for v in values]) if values else True
+                found = self.solver.model_value(self._all(), exclude, term)
+                if found is None:
+                    break
+                values.append(found)
+            if len(values) > MAX_VALUES:
+                raise UnsupportedError(f"{what} depends on packet or state data and may take more than "
+                                       f"{MAX_VALUES} values; only small bounded symbolic indices are supported",
+                                       location=location)
+            if not values:
+                raise UnsupportedError(f"{what} has no feasible value", location=location)
+            values.sort()
+            value = values[0]
+            fork = len(values) > 1
+            for other in reversed(values[1:]):
+                self.siblings.append(tuple(self.trace) + (("v", other, True),))
+        self.trace.append(("v", value, fork))
+        if fork:
+            cond = term == value
+            self.constraints.append(cond)
+            self.decisions.append(Decision(cond, None, location))
+        return value

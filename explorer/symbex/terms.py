@@ -1,0 +1,311 @@
+"""Building Z3 bit-vector terms the way the explorer needs them: bytes, byte swaps, symbols, nf_hash.
+
+Memory holds bytes as ``Slice(source, i)`` (byte i, little-endian, of a wider term) so that loading
+back what was stored returns the stored term itself, and re-assembling a field's bytes in wire order
+returns the field's symbol: terms stay small and readable without calling z3.simplify.
+"""
+from __future__ import annotations
+
+from typing import Any, Union
+
+import z3
+
+Term = Union[int, z3.BitVecRef]
+
+FNV_OFFSET = 2166136261
+FNV_PRIME = 16777619
+
+
+class Slice:
+    """Byte ``index`` (0 = least significant) of ``source``: a Z3 bit-vector or a pointer value.
+    (A plain slotted class: memory creates many of these.)"""
+
+    __slots__ = ("source", "index")
+
+    def __init__(self, source: Any, index: int):
+        self.source = source
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"Slice({self.source}, {self.index})"
+
+
+Cell = Union[int, Slice]
+
+# Caches keyed by Z3 AST ids; every entry keeps its key's AST alive (so the id is not reused) and
+# reset_caches() empties them at the start of each analysis.
+_extract_cache: dict[tuple[int, int], z3.BitVecRef] = {}
+_bytes_cache: dict[int, tuple[z3.BitVecRef, tuple[Cell, ...]]] = {}
+
+
+def reset_caches() -> None:
+    _extract_cache.clear()
+    _bytes_cache.clear()
+    _constants_cache.clear()
+
+
+def is_bv(x: Any) -> bool:
+    return isinstance(x, z3.BitVecRef)
+
+
+def bv(value: Term, bits: int) -> z3.BitVecRef:
+    """``value`` as a Z3 term of ``bits`` bits."""
+    return value if isinstance(value, z3.BitVecRef) else z3.BitVecVal(value, bits)
+
+
+def symbol(name: str, bits: int) -> z3.BitVecRef:
+    return z3.BitVec(name, bits)
+
+
+def _byte_term(cell: Cell) -> z3.BitVecRef:
+    if isinstance(cell, int):
+        return z3.BitVecVal(cell, 8)
+    key = (cell.source.get_id(), cell.index)
+    term = _extract_cache.get(key)
+    if term is None:
+        if cell.source.size() == 8:
+            term = cell.source
+        else:
+            term = z3.Extract(8 * cell.index + 7, 8 * cell.index, cell.source)
+        _extract_cache[key] = term
+    return term
+
+
+def bytes_of(term: Term, nbytes: int) -> tuple[Cell, ...]:
+    """The ``nbytes`` bytes of ``term``, least significant first; a concatenation of byte-aligned
+    extracts is taken apart into the bytes of its sources."""
+    if isinstance(term, int):
+        return tuple((term >> (8 * i)) & 0xFF for i in range(nbytes))
+    if z3.is_bv_value(term):
+        value = term.as_long()
+        return tuple((value >> (8 * i)) & 0xFF for i in range(nbytes))
+    key = term.get_id()
+    cached = _bytes_cache.get(key)
+    if cached is not None and len(cached[1]) == nbytes:
+        return cached[1]
+    cells = _split(term)
+    if cells is None or len(cells) != nbytes:
+        cells = tuple(Slice(term, i) for i in range(nbytes))
+    _bytes_cache[key] = (term, cells)
+    return cells
+
+
+def _split(term: z3.BitVecRef) -> Any:
+    """Bytes of a Concat/Extract tree whose pieces are byte-aligned, else None."""
+    if term.size() % 8:
+        return None
+    kind = term.decl().kind()
+    if kind == z3.Z3_OP_CONCAT:
+        cells: list[Cell] = []
+        for child in reversed(term.children()):  # children are most significant first
+            if child.size() % 8:
+                return None
+            part = _split(child)
+            cells.extend(part if part is not None else [Slice(child, i) for i in range(child.size() // 8)])
+        return tuple(cells)
+    if kind == z3.Z3_OP_ZERO_EXT:
+        inner = term.children()[0]
+        if inner.size() % 8:
+            return None
+        base = _split(inner)
+        if base is None:
+            base = tuple(Slice(inner, i) for i in range(inner.size() // 8))
+        return tuple(base) + (0,) * ((term.size() - inner.size()) // 8)
+    if kind == z3.Z3_OP_EXTRACT:
+        hi, lo = term.params()
+        if lo % 8 or (hi + 1) % 8:
+            return None
+        inner = term.children()[0]
+        if inner.size() % 8:
+            return None
+        base = _split(inner)
+        if base is None:
+            base = tuple(Slice(inner, i) for i in range(inner.size() // 8))
+        return tuple(base[lo // 8:(hi + 1) // 8])
+    if z3.is_bv_value(term):
+        value = term.as_long()
+        return tuple((value >> (8 * i)) & 0xFF for i in range(term.size() // 8))
+    return None
+
+
+def combine(cells: tuple[Cell, ...] | list[Cell]) -> Term:
+    """The little-endian value of ``cells`` (cells[0] least significant) as an int when all are
+    concrete, else a Z3 term built from maximal runs of one source's consecutive bytes."""
+    if all(isinstance(c, int) for c in cells):
+        value = 0
+        for i, c in enumerate(cells):
+            value |= c << (8 * i)
+        return value
+    n = len(cells)
+    first = cells[0]
+    if (isinstance(first, Slice) and first.index == 0 and is_bv(first.source)
+            and first.source.size() == 8 * n
+            and all(isinstance(c, Slice) and _same(c.source, first.source) and c.index == i for i, c in enumerate(cells))):
+        return first.source
+    # Walk from the most significant byte down, merging runs of descending indices of one source.
+    parts: list[z3.BitVecRef] = []
+    i = n - 1
+    while i >= 0:
+        cell = cells[i]
+        if isinstance(cell, int):
+            j, value = i, 0
+            while j >= 0 and isinstance(cells[j], int):
+                value = (value << 8) | cells[j]
+                j -= 1
+            parts.append(z3.BitVecVal(value, 8 * (i - j)))
+            i = j
+            continue
+        if not is_bv(cell.source):
+            raise TypeError("pointer bytes cannot form an integer")
+        j = i - 1
+        while j >= 0 and isinstance(cells[j], Slice) and _same(cells[j].source, cell.source) \
+                and cells[j].index == cells[j + 1].index - 1:
+            j -= 1
+        hi, lo = 8 * cell.index + 7, 8 * cells[j + 1].index
+        if lo == 0 and hi + 1 == cell.source.size():
+            parts.append(cell.source)
+        elif hi == lo + 7:
+            parts.append(_byte_term(cell) if cells[j + 1] is cell else z3.Extract(hi, lo, cell.source))
+        else:
+            parts.append(z3.Extract(hi, lo, cell.source))
+        i = j
+    if len(parts) == 1:
+        return parts[0]
+    if z3.is_bv_value(parts[0]) and parts[0].as_long() == 0:  # leading zero bytes: a zero extension
+        rest = parts[1] if len(parts) == 2 else z3.Concat(*parts[1:])
+        return z3.ZeroExt(parts[0].size(), rest)
+    return z3.Concat(*parts)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (is_bv(a) and is_bv(b) and a.get_id() == b.get_id())
+
+
+def combine_be(cells: tuple[Cell, ...] | list[Cell]) -> Term:
+    """The big-endian value of ``cells`` (cells[0] most significant): memory order, as keys are."""
+    return combine(tuple(reversed(tuple(cells))))
+
+
+def bswap(value: Term, bits: int) -> Term:
+    """Reverse the bytes of a ``bits``-wide value (nf_ntohs / nf_ntohl)."""
+    return combine_be(bytes_of(value, bits // 8))
+
+
+def as_term(value: Term, bits: int) -> z3.BitVecRef:
+    return bv(value, bits)
+
+
+_hash_functions: dict[int, z3.FuncDeclRef] = {}
+
+
+def hash_function(nbytes: int) -> z3.FuncDeclRef:
+    """``nf_hash<N>``: an uninterpreted function from 8N bits (memory order) to 32 bits."""
+    fn = _hash_functions.get(nbytes)
+    if fn is None:
+        fn = z3.Function(f"nf_hash<{nbytes}>", z3.BitVecSort(8 * nbytes), z3.BitVecSort(32))
+        _hash_functions[nbytes] = fn
+    return fn
+
+
+def fnv1a(data: bytes) -> int:
+    """32-bit FNV-1a, the runtime's nf_hash."""
+    h = FNV_OFFSET
+    for byte in data:
+        h ^= byte
+        h = (h * FNV_PRIME) & 0xFFFFFFFF
+    return h
+
+
+_HEAVY_OPS = frozenset({z3.Z3_OP_BMUL, z3.Z3_OP_BUDIV, z3.Z3_OP_BSDIV, z3.Z3_OP_BUREM, z3.Z3_OP_BSREM,
+                        z3.Z3_OP_BSMOD, z3.Z3_OP_BUDIV_I, z3.Z3_OP_BSDIV_I, z3.Z3_OP_BUREM_I, z3.Z3_OP_BSREM_I})
+
+
+_constants_cache: dict[int, tuple[Any, dict[str, Any], bool]] = {}
+
+
+def constants_of(term: Any) -> tuple[dict[str, Any], bool]:
+    """The free symbols (uninterpreted constants) of ``term`` by name, and whether the term
+    multiplies or divides (which makes Z3's bit-blasting expensive). Memoized per subterm, since
+    path constraints share large subterms."""
+    if not isinstance(term, z3.ExprRef):
+        return {}, False
+    hit = _constants_cache.get(term.get_id())
+    if hit is not None:
+        return hit[1], hit[2]
+    stack: list[tuple[Any, bool]] = [(term, False)]
+    while stack:
+        t, ready = stack.pop()
+        key = t.get_id()
+        if key in _constants_cache:
+            continue
+        if ready:
+            consts: dict[str, Any] = {}
+            heavy = t.decl().kind() in _HEAVY_OPS
+            for child in t.children():
+                _, child_consts, child_heavy = _constants_cache[child.get_id()]
+                consts.update(child_consts)
+                heavy = heavy or child_heavy
+            _constants_cache[key] = (t, consts, heavy)
+            continue
+        if not z3.is_app(t):
+            _constants_cache[key] = (t, {}, False)
+            continue
+        decl = t.decl()
+        if decl.kind() == z3.Z3_OP_UNINTERPRETED and t.num_args() == 0:
+            _constants_cache[key] = (t, {decl.name(): t}, False)
+            continue
+        stack.append((t, True))
+        stack.extend((c, False) for c in t.children())
+    _, consts, heavy = _constants_cache[term.get_id()]
+    return consts, heavy
+
+
+def symbols_of(term: Any) -> set[str]:
+    """The names of the free symbols (uninterpreted constants) in ``term``."""
+    return set(constants_of(term)[0])
+
+
+_NARROWING_OPS = frozenset({z3.Z3_OP_BADD, z3.Z3_OP_BSUB, z3.Z3_OP_BMUL, z3.Z3_OP_BAND, z3.Z3_OP_BOR,
+                            z3.Z3_OP_BXOR})
+
+
+def low_bits(term: Any, bits: int, depth: int = 8) -> Any:
+    """The low ``bits`` bits of ``term`` (C's conversion to a narrower type), kept small: truncation
+    distributes over modular arithmetic and undoes zero/sign extension, so ``(uint8_t)(ttl - 1)``
+    stays an 8-bit ``ttl - 1`` instead of a slice of a 32-bit sum."""
+    width = term.size()
+    if width == bits:
+        return term
+    if z3.is_bv_value(term):
+        return z3.BitVecVal(term.as_long() & ((1 << bits) - 1), bits)
+    kind = term.decl().kind() if z3.is_app(term) else None
+    if kind in (z3.Z3_OP_ZERO_EXT, z3.Z3_OP_SIGN_EXT):
+        inner = term.children()[0]
+        if inner.size() == bits:
+            return inner
+        if inner.size() > bits:
+            return low_bits(inner, bits, depth)
+        return (z3.ZeroExt if kind == z3.Z3_OP_ZERO_EXT else z3.SignExt)(bits - inner.size(), inner)
+    if depth > 0 and kind in _NARROWING_OPS:
+        parts = [low_bits(c, bits, depth - 1) for c in term.children()]
+        result = parts[0]
+        for part in parts[1:]:
+            if kind == z3.Z3_OP_BADD:
+                result = result + part
+            elif kind == z3.Z3_OP_BSUB:
+                result = result - part
+            elif kind == z3.Z3_OP_BMUL:
+                result = result * part
+            elif kind == z3.Z3_OP_BAND:
+                result = result & part
+            elif kind == z3.Z3_OP_BOR:
+                result = result | part
+            else:
+                result = result ^ part
+        return result
+    if depth > 0 and kind in (z3.Z3_OP_BNOT, z3.Z3_OP_BNEG):
+        inner = low_bits(term.children()[0], bits, depth - 1)
+        return ~inner if kind == z3.Z3_OP_BNOT else -inner
+    if kind == z3.Z3_OP_EXTRACT and term.params()[1] == 0:
+        return z3.Extract(bits - 1, 0, term.children()[0])
+    return z3.Extract(bits - 1, 0, term)

@@ -1,0 +1,60 @@
+"""Golden analyses: the JSON and DOT of every sample NF, compared with files under tests/golden/analysis.
+
+Regenerate after an intended change with ``NFX_UPDATE_GOLDEN=1 pytest tests/test_analysis_golden.py``
+and review the diff; a mismatch fails with a unified diff of the two texts.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from explorer.graph import access_graph
+from explorer.symbex import analyze
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "analysis"
+SAMPLES = sorted(p.stem for p in (ROOT / "sample_nfs").glob("*.c"))
+UPDATE = os.environ.get("NFX_UPDATE_GOLDEN") == "1"
+
+
+def compare(actual: str, path: Path, update: bool = UPDATE) -> None:
+    if update:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != actual:
+            path.write_text(actual)
+        return
+    if not path.exists():
+        pytest.fail(f"{path.name} is missing; create it with NFX_UPDATE_GOLDEN=1")
+    expected = path.read_text()
+    if actual != expected:
+        diff = difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True),
+                                    fromfile=f"{path.name} (golden)", tofile="analysis now")
+        text = "".join(list(diff)[:300])
+        pytest.fail(f"{path.name} differs from the golden file (NFX_UPDATE_GOLDEN=1 to accept):\n{text}",
+                    pytrace=False)
+
+
+@pytest.mark.parametrize("nf", SAMPLES)
+def test_analysis_matches_the_golden_files(nf: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # locations are relative to the repository: stable golden files
+    analysis = analyze(f"sample_nfs/{nf}.c")
+    compare(json.dumps(analysis.to_dict(), indent=2, sort_keys=True) + "\n", GOLDEN / f"{nf}.json")
+    compare(access_graph(analysis), GOLDEN / f"{nf}.dot")
+
+
+def test_no_stale_golden_files() -> None:
+    stale = sorted(p.name for p in GOLDEN.glob("*") if p.stem not in SAMPLES)
+    assert not stale, f"golden files without a sample NF: {stale}"
+
+
+def test_a_difference_is_shown_as_a_unified_diff(tmp_path: Path) -> None:
+    golden = tmp_path / "x.json"
+    golden.write_text('{\n  "paths": 7\n}\n')
+    with pytest.raises(pytest.fail.Exception) as failure:
+        compare('{\n  "paths": 8\n}\n', golden, update=False)
+    message = str(failure.value)
+    assert "--- x.json (golden)" in message and '-  "paths": 7' in message and '+  "paths": 8' in message

@@ -1,0 +1,84 @@
+"""``nfx analyze``: the readable summary, JSON, DOT output, --define, and errors without tracebacks."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from explorer.commands.analyze import parse_defines
+from explorer.errors import ConfigError
+from explorer.symbex import analyze
+
+ROOT = Path(__file__).resolve().parent.parent
+FW = "tests/nfs_analysis/fw_small.c"
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def test_summary_lists_objects_and_every_path(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", FW]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"fw_small ({FW}): 7 paths, 2 devices"
+    assert out[1] == "defines: CAPACITY=1024, EXPIRY_NS=(10 * NF_NS_PER_SEC), NF_DEVICES=2"
+    assert out[3].split() == ["0", "flows", "map", "capacity", "1024,", "key", "16", "B", "(struct", "flow_key)",
+                              f"{FW}:23:10"]
+    assert "path 3 (devices 1): p.is_ipv4 && p.is_tcpudp && p.device != 0 && flows.found#2" in out
+    assert ("    3. chain UPDATE nf_dchain_rejuvenate_index [flows.value#2] -> chain.ok#3   "
+            f"{FW}:59:3") in out
+    assert out.count("    verdict: drop") == 3
+
+
+def test_json_is_the_analysis_as_a_dict(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", FW, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(analyze(FW).to_dict()))
+
+
+def test_defines_and_dot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dot = tmp_path / "fw.dot"
+    assert main(["analyze", FW, "--define", "CAPACITY=8", "-D", "NF_DEVICES=3", "--json", "--dot", str(dot)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["defines"]["CAPACITY"] == "8" and printed["devices"] == 3
+    assert [o["capacity"] for o in printed["objects"]] == [8, 8, 8]
+    assert dot.read_text().startswith('digraph "fw_small" {')
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--define", "NOPE=1"], "unknown --define NOPE"),
+    (["--define", "=3"], "expected NAME=VALUE"),
+    (["--define", "CAPACITY=1", "--define", "CAPACITY=2"], "given twice"),
+])
+def test_bad_defines_are_reported_without_a_traceback(args: list[str], message: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", FW] + args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nfx analyze: error: ") and message in err and "Traceback" not in err
+
+
+def test_a_bare_define_means_one() -> None:
+    assert parse_defines(["DEBUG", "A=b=c"]) == {"DEBUG": "1", "A": "b=c"}
+    with pytest.raises(ConfigError):
+        parse_defines([" =1"])
+
+
+def test_unsupported_code_is_reported_with_its_location(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.c"
+    bad.write_text('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+                   "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                   "  return mystery();\n}\n")
+    done = subprocess.run([sys.executable, "-m", "explorer.cli", "analyze", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"nfx analyze: error: {bad}:4:10: call to unknown function mystery()")
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unwritable_dot_file_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", FW, "--dot", "/nonexistent/dir/x.dot"]) == 1
+    assert "cannot write /nonexistent/dir/x.dot" in capsys.readouterr().err

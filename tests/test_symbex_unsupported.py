@@ -1,0 +1,107 @@
+"""Every construct the path explorer refuses gives an NfxError at file:line:col with a clear sentence."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from explorer.errors import CSyntaxError, NfxError, UnsupportedError
+from explorer.symbex import analyze
+
+HEADERS = """\
+  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);
+  if (ip == NULL) return NF_DROP;
+"""
+
+# (name, globals, nf_init body, nf_process body, line of the error (1-based, in the whole file),
+#  column, words in the message). The file is: line 1 #include, the globals (one line each), the
+#  nf_init lines, then nf_process starting with its signature line.
+CASES = [
+    ("unknown function", "", "return true;", "  return mystery(device);", 6, 10,
+     "call to unknown function mystery()"),
+    ("recursion", "static int f(int n);\nstatic int f(int n) { return n ? f(n - 1) : 0; }", "return true;",
+     "  return f(3);", 3, 34, "recursive call to f() (f -> f)"),
+    ("mutual recursion", "static int g(int);\nstatic int f(int n) { return g(n); }\n"
+     "static int g(int n) { return f(n); }", "return true;", "  return f(1);", 4, 30,
+     "recursive call to f() (f -> g -> f)"),
+    ("function pointer variable", "static int zero(void) { return 0; }", "return true;",
+     "  int (*fp)(void) = zero;\n  return fp();", 7, 8, "function pointers are not supported"),
+    ("function as a value", "static int zero(void) { return 0; }", "return true;",
+     "  return (int)(long)&zero;", 7, 22, "function pointers are not supported"),
+    ("global written", "static int counter;", "return true;", "  counter++;\n  return 0;", 7, 3,
+     "nf_process writes global variable counter"),
+    ("global written through a pointer", "static int counter;", "return true;",
+     "  int *p = &counter;\n  *p = 1;\n  return 0;", 8, 4, "nf_process writes global variable counter"),
+    ("static local", "", "return true;", "  static int seen = 0;\n  return seen;", 6, 14,
+     "static local variable seen keeps state across packets"),
+    ("goto", "", "return true;", "  goto out;\nout:\n  return 0;", 6, 3, "goto out is not supported"),
+    ("inline asm", "", "return true;", '  asm("nop");\n  return 0;', 6, 3, "inline assembly is not supported"),
+    ("variable-length array", "", "return true;", "  int n = len;\n  uint8_t buf[n];\n  return 0;", 7, 15,
+     "variable-length arrays are not supported: an array's size must be a constant"),
+    ("symbolic loop", "", "return true;", "  int n = 0;\n  for (int i = 0; i < len; i++) n++;\n  return n;", 7, 3,
+     "the loop's condition depends on packet or state data"),
+    ("endless loop", "", "return true;", "  int n = 0;\n  while (1) n++;\n  return n;", 7, 3,
+     "the loop did not finish after 10000 iterations"),
+    ("unbounded index", "static const int table[4] = {1, 2, 3, 4};", "return true;",
+     HEADERS + "  return table[ip->ttl];", 9, 16, "index may be outside global variable table (4 elements)"),
+    ("index with too many values", "static const uint8_t table[256];", "return true;",
+     HEADERS + "  return table[ip->ttl];", 9, 16, "may take more than 16 values"),
+    ("past the IPv4 header", "", "return true;", HEADERS + "  uint8_t *bytes = (uint8_t *)ip;\n  return bytes[20];",
+     9, 10, "past the IPv4 header (20 bytes); use nf_tcpudp_header()"),
+    ("past the Ethernet header", "", "return true;",
+     "  struct nf_ether_hdr *eth = nf_ether_header(packet);\n  return *((uint8_t *)(eth + 1));", 7, 12,
+     "past the Ethernet header (14 bytes)"),
+    ("raw packet bytes", "", "return true;", "  return packet[12];", 6, 10,
+     "use nf_ether_header(), nf_ipv4_header() and nf_tcpudp_header()"),
+    ("NULL header", "", "return true;", HEADERS.replace("  if (ip == NULL) return NF_DROP;\n", "")
+     + "  return ip->ttl;", 7, 10, "dereference of a NULL or integer pointer"),
+    ("allocation in nf_process", "static struct nf_map *m;", "return true;",
+     "  nf_map_allocate(4, 4, &m);\n  return 0;", 7, 3, "state objects are allocated only by nf_init"),
+    ("handle in a local", "", "struct nf_map *m;\n  return nf_map_allocate(4, 4, &m);", "  return 0;", 4, 10,
+     "must store the handle in a global variable"),
+    ("cell after return", "static struct nf_vector *v;", "return nf_vector_allocate(4, 4, &v);",
+     "  int *c = nf_vector_borrow(v, 0);\n  nf_vector_return(v, 0, c);\n  return *c;", 9, 11,
+     "used after nf_vector_return"),
+    ("wrong object kind", "static struct nf_map *m;", "return nf_map_allocate(4, 4, &m);",
+     "  nf_dchain_free_index((struct nf_dchain *)m, 0);\n  return 0;", 7, 3,
+     "is called on m, a map, not a dchain"),
+    ("floating point", "", "return true;", "  double x = 1.5;\n  return (int)x;", 6, 3,
+     "floating-point types are not supported"),
+    ("bit-field", "struct flags { int a : 3; };", "return true;", "  struct flags f;\n  return 0;", 2, 20,
+     "bit-fields are not supported"),
+    ("division by zero", "", "return true;", "  int zero = 0;\n  return 5 / zero;", 7, 10, "division by zero"),
+    ("negative verdict", "", "return true;", "  return -3;", 6, 3, "nf_process returns -3"),
+    ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
+    ("no nf_process", "", "return true;", None, None, None, "does not define nf_process()"),
+]
+
+
+def _write(tmp_path: Path, globals_: str, init: str, body: str | None) -> Path:
+    text = '#include "nf.h"\n' + (globals_ + "\n" if globals_ else "") + "bool nf_init(void) {\n  " + init + "\n}\n"
+    if body is not None:
+        text += "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n" + body + "\n}\n"
+    path = tmp_path / "bad.c"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name,globals_,init,body,line,col,words", CASES, ids=[c[0] for c in CASES])
+def test_unsupported_constructs_are_named_with_their_location(tmp_path: Path, name: str, globals_: str, init: str,
+                                                              body: str | None, line: int | None, col: int | None,
+                                                              words: str) -> None:
+    path = _write(tmp_path, globals_, init, body)
+    with pytest.raises(UnsupportedError) as err:
+        analyze(path)
+    assert words in err.value.message, str(err.value)
+    if line is not None:
+        assert err.value.location is not None, str(err.value)
+        assert (err.value.location.file, err.value.location.line, err.value.location.col) == (str(path), line, col), \
+            str(err.value)
+        assert str(err.value).startswith(f"{path}:{line}:{col}: ")
+
+
+def test_asm_with_qualifiers_is_still_an_nfx_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "", "return true;", '  __asm__ volatile ("nop");\n  return 0;')
+    with pytest.raises(NfxError) as err:
+        analyze(path)
+    assert isinstance(err.value, (CSyntaxError, UnsupportedError)) and err.value.location is not None
