@@ -642,7 +642,7 @@ def test_mixed_holds_every_kind_of_frame():
     assert fields.frag.sum() > 100 and (fields.ihl == 6).sum() > 200
     assert 0.8 < fields.is_l4.mean() < 0.95
     assert in_prefix(fields.src_ip[devices == LAN], "10.1.0.0/16").any()  # the prefix part
-    assert (fields.dst_port == 5000).any()  # heartbeats
+    assert (fields.dst_port == 9999).any()  # heartbeats (lb.c's LB_HEARTBEAT_PORT)
 
 
 @pytest.mark.parametrize("kind, params, message", [

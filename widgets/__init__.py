@@ -1,1 +1,8 @@
-"""ipywidgets views over the engine's result values (notebooks -> widgets -> explorer)."""
+"""ipywidgets views over the engine's result values (notebooks -> widgets -> explorer).
+
+``Explorer`` is the whole app; call ``load_bokehjs()`` once in a notebook before showing it.
+"""
+from widgets.app import Explorer
+from widgets.load_view import load_bokehjs
+
+__all__ = ["Explorer", "load_bokehjs"]

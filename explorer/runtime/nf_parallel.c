@@ -379,6 +379,7 @@ static uint64_t ticket_counter __attribute__((aligned(64)));
 
 static uint64_t ticket(void) { return __atomic_fetch_add(&ticket_counter, 1, __ATOMIC_SEQ_CST); }
 
+#if NF_STRATEGY == NF_STRATEGY_LOCKS
 /* Spin politely: more lcores than CPUs (replays, tests) must not burn a whole time slice. */
 static void relax(unsigned *spins) {
   if (++*spins < 1024) {
@@ -389,7 +390,6 @@ static void relax(unsigned *spins) {
   }
 }
 
-#if NF_STRATEGY == NF_STRATEGY_LOCKS
 /* A big-reader lock: one cache line per core that only its reader writes, and a writer flag
  * that doubles as the writers' mutex. A reader announces itself, then checks for a writer
  * (Dekker's order: both sides store, then load, sequentially consistent); a writer takes the
@@ -432,19 +432,35 @@ static void write_unlock(void) {
 #else
 /* DPDK's lock elision: with RTM each section is a hardware transaction that takes the lock
  * only when transactions keep aborting; without RTM (rte_tm_supported() is 0) these are the
- * plain reader-writer lock, which is then what keeps the state consistent. */
+ * plain reader-writer lock, which is then what keeps the state consistent. DPDK's
+ * rte_rwlock_*_unlock_tm tell a transaction from a held lock by reading the counter without an
+ * atomic load, which races with readers' atomic updates (benign on x86, but a data race to
+ * ThreadSanitizer); the unlocks below make the same decision with an atomic load. */
 static rte_rwlock_t tm_lock = RTE_RWLOCK_INITIALIZER;
 
+static bool tm_lock_taken(void) { return __atomic_load_n(&tm_lock.cnt, __ATOMIC_RELAXED) != 0; }
+
 static void read_lock(void) { rte_rwlock_read_lock_tm(&tm_lock); }
-static void read_unlock(void) { rte_rwlock_read_unlock_tm(&tm_lock); }
+
+static void read_unlock(void) {
+  if (tm_lock_taken())
+    rte_rwlock_read_unlock(&tm_lock);
+  else
+    rte_xend();
+}
+
 static void write_lock(void) {
 #ifndef NF_TEST_FAULT_NO_WRITE_LOCK
   rte_rwlock_write_lock_tm(&tm_lock);
 #endif
 }
+
 static void write_unlock(void) {
 #ifndef NF_TEST_FAULT_NO_WRITE_LOCK
-  rte_rwlock_write_unlock_tm(&tm_lock);
+  if (tm_lock_taken())
+    rte_rwlock_write_unlock(&tm_lock);
+  else
+    rte_xend();
 #endif
 }
 #endif /* the locks */
@@ -463,6 +479,9 @@ static int reader_pass(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t
 bool nf_par_init(void) {
 #if NF_STRATEGY == NF_STRATEGY_SN
   return true;
+#elif NF_STRATEGY == NF_STRATEGY_SEQ
+  nf_core = 0;
+  return nf_init();
 #else
   nf_core = 0;
   mode = MODE_INIT;

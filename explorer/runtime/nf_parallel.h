@@ -132,7 +132,11 @@ static inline uint32_t nf_sn_capacity(uint32_t capacity) {
 /* sn: nf_dchain_allocate_new_index, noting when the core's share of indices is used up. */
 bool nf_sn_allocate_new_index(struct nf_dchain *chain, int *index_out, nf_time_t now);
 
-/* locks/tm: the state calls that need care in a reader pass. */
+/* locks/tm: the state calls that need care in a reader pass, and allocations (which keep count
+ * of objects, so that an abort can name the object that caused it by its allocation number). */
+bool nf_par_map_allocate(size_t key_size, uint32_t capacity, struct nf_map **map_out);
+bool nf_par_sketch_allocate(size_t key_size, uint32_t width, struct nf_sketch **sketch_out);
+bool nf_par_cht_allocate(uint32_t height, uint32_t backend_capacity, struct nf_cht **cht_out);
 bool nf_par_vector_allocate(size_t elem_size, uint32_t capacity, struct nf_vector **vector_out);
 void *nf_par_vector_borrow(struct nf_vector *vector, int index);
 void nf_par_vector_return(struct nf_vector *vector, int index, void *cell);

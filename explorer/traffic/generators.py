@@ -367,8 +367,8 @@ def _scan(rng: np.random.Generator, packets: int, flows: int, *, scanners: int =
 
 
 def _heartbeat(rng: np.random.Generator, packets: int, flows: int, *, backends: int = 8,
-               heartbeat_share: float = 0.05, vip: str = "203.0.113.10", vip_port: int = 80,
-               heartbeat_port: int = 5000, backend_prefix: str = "10.2.0.0/24",
+               heartbeat_share: float = 0.05, vip: str = "203.0.113.1", vip_port: int = 80,
+               heartbeat_port: int = 9999, backend_prefix: str = "10.2.0.0/24",
                size: Any = "imix") -> Headers:
     """A load balancer's traffic: WAN clients open TCP flows to a virtual IP (``vip``:``vip_port``),
     and ``backends`` LAN servers (the first addresses of ``backend_prefix``) send UDP heartbeats
