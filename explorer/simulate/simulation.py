@@ -22,7 +22,7 @@ from explorer.sharding.constraints import keyed_accesses, written_objects
 from explorer.sharding.plan import ShardingPlan
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import steer
-from explorer.simulate.terms import Evaluator, Unknown, packet_guard, packet_symbols
+from explorer.simulate.terms import Unknown, key_slices, packet_env, packet_guard
 from explorer.traffic.fields import PacketFields
 
 MAX_EXAMPLES = 5
@@ -85,26 +85,29 @@ class SimulationReport:
 
 
 @dataclass(frozen=True)
-class _KeyedPath:
-    """A keyed access of a sharded object on one path, ready to evaluate."""
+class _KeyedTerm:
+    """One key term of a sharded object with every path condition under which packets of
+    ``devices`` compute it (the same key is usually built on many paths)."""
 
     object: str
     devices: tuple[int, ...]
-    condition: Any
     key: Any
+    conditions: tuple[Any, ...]
     where: str
 
 
-def _keyed_paths(analysis: Analysis, sharding: ShardingPlan) -> list[_KeyedPath]:
+def _keyed_terms(analysis: Analysis, sharding: ShardingPlan) -> list[_KeyedTerm]:
     written = written_objects(analysis)
-    out = []
+    groups: dict[tuple, list] = {}
     for decision in sharding.objects:
         if decision.decision != "shard":
             continue
         for k in keyed_accesses(analysis, decision.name, written):
             if k.kind == "packet":
-                out.append(_KeyedPath(decision.name, k.path.devices, k.path.condition, k.access.key, k.where))
-    return out
+                ident = (decision.name, k.access.key.get_id(), k.path.devices)
+                groups.setdefault(ident, [decision.name, k.path.devices, k.access.key, [], k.where])[3].append(
+                    k.path.condition)
+    return [_KeyedTerm(obj, devs, key, tuple(conds), where) for obj, devs, key, conds, where in groups.values()]
 
 
 class Simulation:
@@ -114,7 +117,7 @@ class Simulation:
         self.plan = plan
         self.cores = plan.cores
         self.reta_size = plan.nic.reta_size
-        self.keyed = _keyed_paths(analysis, sharding)
+        self.keyed = _keyed_terms(analysis, sharding)
         self.packets = 0
         self.buckets = np.zeros(self.reta_size, dtype=np.int64)
         self.flows: list = []  # (flow fingerprint, bucket, None) parts
@@ -143,14 +146,21 @@ class Simulation:
                              (fields.src_port.astype(np.uint64) << np.uint64(32))
                              | (fields.dst_port.astype(np.uint64) << np.uint64(8)) | fields.proto.astype(np.uint64)])
         self._keep(self.flows, "flows", flow, buckets, None)
-        ev = Evaluator(packet_symbols(fields, devices), n)
+        env = packet_env(fields, devices)
+        memo: dict = {}  # conjunct id -> mask: paths share most of their conditions
         numbers = np.arange(self.packets, self.packets + n, dtype=np.int64)
+        on_devices: dict[tuple[int, ...], np.ndarray] = {}
         for kp in self.keyed:
-            mask = np.isin(devices, kp.devices) & packet_guard(ev, kp.condition)
+            if kp.devices not in on_devices:
+                on_devices[kp.devices] = np.isin(devices, kp.devices)
+            guard = np.zeros(n, dtype=bool)
+            for condition in kp.conditions:
+                guard |= packet_guard(condition, env, n, memo)
+            mask = on_devices[kp.devices] & guard
             if not mask.any():
                 continue
             try:
-                slices = ev.bits(kp.key)
+                slices = key_slices(kp.key, env, n)
             except Unknown as why:
                 self.unchecked.add(f"{kp.where} (key uses {why})")
                 continue
@@ -194,17 +204,17 @@ class Simulation:
     def _flows_per_core(self, reta: np.ndarray) -> tuple[int, ...]:
         fp = np.concatenate([p[0] for p in self.flows])
         cores = reta[np.concatenate([p[1] for p in self.flows])]
-        per = np.zeros(self.cores, dtype=np.int64)
-        for core in range(self.cores):
-            per[core] = len(np.unique(fp[cores == core]))
-        return tuple(int(x) for x in per)
+        order = np.lexsort((fp, cores))
+        fp, cores = fp[order], cores[order]
+        first = np.r_[True, (fp[1:] != fp[:-1]) | (cores[1:] != cores[:-1])]  # distinct (flow, core)
+        return tuple(int(x) for x in np.bincount(cores[first], minlength=self.cores)[:self.cores])
 
     def _violations(self, reta: np.ndarray) -> tuple[int, tuple[Violation, ...]]:
         count, examples = 0, []
         for obj in sorted(self.seen):
             fp = np.concatenate([p[0] for p in self.seen[obj]])
             cores = reta[np.concatenate([p[1] for p in self.seen[obj]])]
-            order = np.argsort(fp, kind="stable")
+            order = np.argsort(fp)
             fp_sorted, cores_sorted = fp[order], cores[order]
             starts = np.flatnonzero(np.r_[True, fp_sorted[1:] != fp_sorted[:-1]])
             lo = np.minimum.reduceat(cores_sorted, starts)
