@@ -116,3 +116,48 @@ def test_unknown_device_in_traffic_is_rejected(fw):
     from explorer.simulate.simulation import simulate
     with pytest.raises(TrafficError, match="device 7"):
         simulate(fw.analysis, fw.sharding, fw.plan, [(fields, np.full(100, 7))])
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def _nfx(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "explorer.cli", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_cli_simulate_json_on_the_sample_psd_and_a_symmetric_key_pitfall():
+    import json
+    r = _nfx("simulate", "sample_nfs/psd.c", "--traffic", "scan", "--packets", "20000", "--flows", "500",
+             "--json", "--rebalance")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert len(data["per_core"]) == 16 and sum(data["per_core"]) == 20000
+    assert data["violations"]["count"] == 0 and data["imbalance"] >= 1.0
+    assert len(data["reta"]) == 512 and data["rebalanced"]["violations"] == 0
+    # fw with a hand-made asymmetric key on the WAN side: replies land elsewhere
+    r = _nfx("simulate", "sample_nfs/fw.c", "--traffic", "bidir", "--packets", "20000", "--json",
+             "--key", "1=" + "ab" * 52)
+    data = json.loads(r.stdout)
+    assert data["violations"]["count"] > 0 and data["violations"]["examples"][0]["object"] == "flows"
+
+
+def test_cli_simulate_bad_inputs_are_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"\x00" * 10)
+    for args, needle in [(["--in", f"0={bad}"], "bad.pcap"),
+                         (["--in", "0=/nonexistent.pcap"], "nonexistent"),
+                         (["--traffic", "nope"], "nope"),
+                         ([], "either --in"),
+                         (["--traffic", "uniform", "--key", "1=xyz"], "not hexadecimal")]:
+        r = _nfx("simulate", "sample_nfs/fw.c", *args)
+        assert r.returncode == 1 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+
+
+def test_psd_with_a_five_tuple_hash_has_violations_on_real_analysis():
+    solution = pipeline.solve(str(ROOT / "sample_nfs" / "psd.c"), quality=False)
+    good = pipeline.simulate(solution, "scan", packets=20_000, flows=500)
+    bad = pipeline.simulate(solution, "scan", packets=20_000, flows=500, fields={1: ALL4})
+    assert good.violation_count == 0 < bad.violation_count
+    assert {v.object for v in bad.violations} <= {"sources", "ports"}
