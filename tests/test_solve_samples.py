@@ -178,3 +178,11 @@ def test_an_nf_whose_objects_share_no_field_falls_back_to_locks_and_says_why():
     assert "by_src needs {src_ip}" in s.explanation and "by_dst needs {dst_ip}" in s.explanation
     sn = pipeline.solve(a, strategy="sn")
     assert not sn.valid and sn.counterexample is not None
+
+
+def test_an_override_that_hashes_too_much_splits_entries_and_is_shown():
+    s = pipeline.solve(NF["pol"], overrides={"hosts": {1: ALL4}})
+    assert not s.valid and "the override hashes src_ip, src_port, dst_port on device 1" in s.explanation
+    p1, p2 = s.counterexample["p1"], s.counterexample["p2"]
+    assert p1["device"] == p2["device"] == 1 and p1["dst_ip"] == p2["dst_ip"]  # same protected host
+    assert s.counterexample["cores"][0] != s.counterexample["cores"][1]

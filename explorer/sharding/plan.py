@@ -133,14 +133,28 @@ def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = Non
             if not c.equal and o.overridden:
                 conflicts.append(_override_conflict(o.name, overrides[o.name], nat))
                 violated.append(nat)
+    forced: dict[int, frozenset[str]] = {}  # overrides name exactly what a device hashes
+    for per_dev in overrides.values():
+        for dev, fields in per_dev.items():
+            forced[dev] = forced.get(dev, frozenset()) | frozenset(fields)
     hashed = []
     for dev in devices:
         per_obj = [(o.name, fields_on(c, dev)) for o in sharded for c in o.constraints if c.equal]
         per_obj = [(name, f) for name, f in per_obj if f is not None]
-        if not per_obj:
+        if dev in forced:
+            # Hashing a field that packets sharing an entry need not agree on splits the entry.
+            for o in sharded:
+                for c, nat in zip(o.constraints, o.natural):
+                    agreed = fields_on(c, dev)
+                    if c.equal and agreed is not None and not forced[dev] <= agreed:
+                        conflicts.append(_widened(o.name, dev, forced[dev], agreed, nat))
+                        violated.append(nat)
+            common = forced[dev]
+        elif not per_obj:
             hashed.append((dev, RSS_NAMES))
             continue
-        common = frozenset.intersection(*(f for _, f in per_obj))
+        else:
+            common = frozenset.intersection(*(f for _, f in per_obj))
         if not common:
             conflicts.append(_no_common_field(dev, per_obj))
             violated.extend(nat for o in sharded for c, nat in zip(o.constraints, o.natural)
@@ -243,6 +257,12 @@ def _override_conflict(name: str, override: Mapping[int, tuple[str, ...]], natur
         needs.append(f"device {dev}: {', '.join(f for f in RSS_NAMES if f in fields) or 'nothing hashable'}")
     return (f"the override of {name} ({asked}) breaks {natural.origin}: those packets agree only on "
             f"{'; '.join(needs)}, which the override does not hash")
+
+
+def _widened(name: str, dev: int, asked: frozenset[str], agreed: frozenset[str], natural: PairConstraint) -> str:
+    extra = ", ".join(f for f in RSS_NAMES if f in asked - agreed)
+    return (f"the override hashes {extra} on device {dev}, but {natural.origin}: packets that share an entry of "
+            f"{name} agree only on {', '.join(f for f in RSS_NAMES if f in agreed) or 'nothing hashable'} there")
 
 
 def _no_common_field(dev: int, per_obj: list[tuple[str, frozenset[str]]]) -> str:
