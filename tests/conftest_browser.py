@@ -1,0 +1,118 @@
+"""Helpers for tests that serve the explorer with Voilà and drive it in Debian's Chromium through
+Playwright (never ``playwright install``: the browser is /usr/bin/chromium)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def jupyter_env(home: Path) -> dict[str, str]:
+    """An environment in which Jupyter neither reads nor writes the user's settings."""
+    env = dict(os.environ, HOME=str(home), IPYTHONDIR=str(home / "ipython"), JUPYTER_PLATFORM_DIRS="1")
+    for kind in ("CONFIG", "DATA", "RUNTIME"):
+        env[f"JUPYTER_{kind}_DIR"] = str(home / kind.lower())
+    return env
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode} before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port} after {seconds} s")
+
+
+@contextlib.contextmanager
+def nfx_explore(nf: str, home: Path, extra: Sequence[str] = ()) -> Iterator[str]:
+    """Run ``nfx explore NF --no-browser`` on a free port; yield its URL; stop it (and its kernel)
+    at the end. Its output goes to ``home/voila.log`` (shown when it fails to start)."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = home / "voila.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "explorer.cli", "explore", nf, "--no-browser",
+                                   f"--port={port}", *extra], env=jupyter_env(home), stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            try:
+                wait_for_port(port, server, 60)
+            except AssertionError as error:
+                raise AssertionError(f"{error}\n{log_path.read_text()}") from None
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            server.terminate()  # Voilà shuts its kernels down on SIGTERM
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, 9)  # its own session: only what it started
+                server.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """Debian's Chromium under Playwright (one per test module: Playwright's sync API allows one)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def local_page(browser, width: int = 1400, height: int = 900) -> tuple[object, list[str]]:
+    """A new page and the list of non-local URLs it tried to load (each one is refused: there is
+    no network, and the explorer must not need one)."""
+    outside: list[str] = []
+
+    def only_local(route) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.route("**/*", only_local)
+    return page, outside
+
+
+def screenshot(page, name: str) -> Path:
+    """Save the whole page as tests/artifacts/<name>.png (gitignored), for a person to look at.
+
+    Voilà scrolls its cells inside ``#rendered_cells``, not the document, so the viewport is made
+    as tall as that content for the shot, then restored."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    size = page.viewport_size
+    content = page.evaluate("() => (document.getElementById('rendered_cells') || document.body).scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(content) + 40)})
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
+    return path

@@ -1,0 +1,55 @@
+"""Which NF to explore: a sample from ``sample_nfs/`` or any path, plus NAME=VALUE defines."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ipywidgets
+import traitlets
+
+from explorer.commands.options import parse_defines as parse_command_line_defines
+from explorer.errors import ConfigError
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "sample_nfs"
+
+
+def sample_nfs(folder: Path = SAMPLES_DIR) -> list[str]:
+    """The sample NFs' paths, sorted."""
+    return sorted(str(p) for p in Path(folder).glob("*.c"))
+
+
+def parse_defines(text: str) -> dict[str, str]:
+    """``"CAPACITY=1024, DEBUG"`` (spaces or commas between items) -> ``{"CAPACITY": "1024", "DEBUG": "1"}``,
+    read as ``nfx --define`` reads each item."""
+    return dict(sorted(parse_command_line_defines(text.replace(",", " ").split()).items()))
+
+
+class NfPicker(ipywidgets.HBox):
+    """``path`` and ``defines`` change only when the user presses Load (analysis is not free)."""
+
+    path = traitlets.Unicode("")
+    defines = traitlets.Dict()
+
+    def __init__(self, path: str = "", samples_dir: Path = SAMPLES_DIR, **kwargs: Any) -> None:
+        self.path_box = ipywidgets.Combobox(value=path, options=sample_nfs(samples_dir), ensure_option=False,
+                                            description="NF", placeholder="sample_nfs/fw.c or any path",
+                                            style={"description_width": "30px"},
+                                            layout=ipywidgets.Layout(width="420px"))
+        self.defines_box = ipywidgets.Text(value="", description="Defines", placeholder="NAME=VALUE ...",
+                                           style={"description_width": "60px"},
+                                           layout=ipywidgets.Layout(width="300px"))
+        self.button = ipywidgets.Button(description="Load", icon="folder-open", button_style="primary")
+        super().__init__([self.path_box, self.defines_box, self.button], **kwargs)
+        self.add_class("nfx-picker")
+        self.path = path
+
+    def commit(self) -> tuple[str, dict[str, str]]:
+        """Take the boxes' contents as the NF to explore and return them (path, defines);
+        ConfigError when there is no path or the defines are malformed."""
+        defines = parse_defines(self.defines_box.value)
+        path = self.path_box.value.strip()
+        if not path:
+            raise ConfigError("no NF chosen: pick a sample or type the path of a C file")
+        with self.hold_trait_notifications():
+            self.path, self.defines = path, defines
+        return path, defines

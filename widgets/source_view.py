@@ -1,0 +1,120 @@
+"""The NF's source with every state access marked; picking a call path marks that path's lines.
+
+Consumes ``Analysis.to_dict()`` (its ``source`` file and ``paths``), never the analysis itself.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping
+
+import ipywidgets
+import traitlets
+
+from widgets.code import render_code
+
+ALL_PATHS = -1
+CONTEXT_LINES = 4  # lines shown above a selected path's first line
+
+
+def same_file(location_file: str, source: str) -> bool:
+    """Whether a location's file names the analysed source (locations may be relative or absolute)."""
+    if location_file == source:
+        return True
+    if os.path.isabs(location_file) and os.path.isabs(source):
+        return os.path.realpath(location_file) == os.path.realpath(source)
+    return os.path.basename(location_file) == os.path.basename(source)
+
+
+def verdict_text(verdict: Mapping[str, Any]) -> str:
+    if verdict.get("kind") != "forward":
+        return str(verdict.get("kind", "?"))
+    device = verdict.get("device")
+    return f"forward to {device if device is not None else verdict.get('device_text', '?')}"
+
+
+def path_label(path: Mapping[str, Any]) -> str:
+    """One line naming a path: index, devices, verdict and its accesses in order."""
+    accesses = ", ".join(f"{a['object']} {a['op']}" for a in path.get("accesses", ())) or "no state"
+    devices = ",".join(str(d) for d in path.get("devices", ()))
+    return f"#{path['index']} dev {devices}: {verdict_text(path['verdict'])} \u2014 {accesses}"
+
+
+def access_notes(paths: Iterable[Mapping[str, Any]], source: str) -> dict[int, str]:
+    """Line -> "object OP, ..." for every access of any path located in ``source``."""
+    per_line: dict[int, set[str]] = {}
+    for path in paths:
+        for access in path.get("accesses", ()):
+            loc = access["location"]
+            if same_file(loc["file"], source):
+                per_line.setdefault(loc["line"], set()).add(f"{access['object']} {access['op']}")
+    return {line: ", ".join(sorted(labels)) for line, labels in sorted(per_line.items())}
+
+
+def path_lines(path: Mapping[str, Any], source: str) -> frozenset[int]:
+    """The lines of ``source`` where ``path`` touches state or writes a header field."""
+    lines = set()
+    for item in (*path.get("accesses", ()), *path.get("writes", ())):
+        loc = item.get("location")
+        if loc and same_file(loc["file"], source):
+            lines.add(loc["line"])
+    return frozenset(lines)
+
+
+class SourceView(ipywidgets.VBox):
+    """Highlighted C source plus a path picker; ``selected_path`` is a path index or ``ALL_PATHS``."""
+
+    text = traitlets.Unicode("")
+    source = traitlets.Unicode("")  # the analysed file's path, as the analysis names it
+    paths = traitlets.List()  # Analysis.to_dict()["paths"]
+    selected_path = traitlets.Int(ALL_PATHS)
+    marked_lines = traitlets.List(read_only=True)  # lines with any state access, sorted
+    selected_lines = traitlets.List(read_only=True)  # lines of the selected path, sorted
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._picker = ipywidgets.Dropdown(description="Call path", options=[("all paths", ALL_PATHS)],
+                                           value=ALL_PATHS, layout=ipywidgets.Layout(width="100%"),
+                                           style={"description_width": "70px"})
+        self._code = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
+        super().__init__([self._picker, self._code], **kwargs)
+        self.add_class("nfx-source")
+        traitlets.link((self._picker, "value"), (self, "selected_path"))
+        self._render()
+
+    def show(self, analysis: Mapping[str, Any], text: str) -> None:
+        """Show ``text``, the contents of the analysed file, with ``analysis``'s paths."""
+        with self.hold_trait_notifications():
+            self.selected_path = ALL_PATHS
+            self.text, self.source, self.paths = text, analysis["source"], list(analysis["paths"])
+
+    @traitlets.observe("paths")
+    def _on_paths(self, _change: Any) -> None:
+        options = [("all paths", ALL_PATHS)] + [(path_label(p), p["index"]) for p in self.paths]
+        self._picker.options = options
+        self._picker.value = ALL_PATHS
+
+    @traitlets.validate("selected_path")
+    def _valid_path(self, proposal: Any) -> int:
+        value = proposal["value"]
+        if value != ALL_PATHS and value not in {p["index"] for p in self.paths}:
+            raise traitlets.TraitError(f"no call path #{value}")
+        return value
+
+    @traitlets.observe("text", "source", "paths", "selected_path")
+    def _on_change(self, _change: Any) -> None:
+        self._render()
+
+    def _render(self) -> None:
+        notes = access_notes(self.paths, self.source)
+        selected: frozenset[int] = frozenset()
+        for path in self.paths:
+            if path["index"] == self.selected_path:
+                selected = path_lines(path, self.source)
+        self.set_trait("marked_lines", sorted(notes))
+        self.set_trait("selected_lines", sorted(selected))
+        if not self.text:
+            self._code.value = "<i>No NF loaded.</i>"
+            return
+        # A selected path opens a few lines above its first access, the rest folded away above.
+        fold_before = max(min(selected) - CONTEXT_LINES, 1) if selected else 1
+        self._code.value = render_code(self.text, self.source or "nf.c", notes=notes, marked=frozenset(notes),
+                                       selected=selected, fold_before=fold_before, max_height="380px")
