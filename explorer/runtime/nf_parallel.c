@@ -13,7 +13,9 @@
  *     The next writer merges every core's table into the chains (the latest time of each index)
  *     before it runs anything, so expiry never forgets a refresh.
  * An aborted packet is restored from its pristine bytes and rerun under the write lock; its
- * verdict is the rerun's.
+ * verdict is the rerun's. (locks keeps a core's reader token from one pass to the next until a
+ * writer raises its flag or the driver calls nf_par_quiesce, so a read-only packet costs no
+ * atomic write; tm takes DPDK's elided lock around every pass.)
  *
  * Serial order. A writer's critical section excludes every other section, so the run equals a
  * sequential run that takes the writers in their order and, between two writers, the readers
@@ -429,6 +431,28 @@ static void write_unlock(void) {
   __atomic_store_n(&writer, 0, __ATOMIC_RELEASE);
 #endif
 }
+
+/* A core keeps its token from one reader pass to the next, so that a packet costs no atomic
+ * store; it gives the token back when a writer has raised its flag (checked before every pass),
+ * before its own write pass, and whenever the driver calls nf_par_quiesce (after every burst,
+ * and when idle: a core that sits on its token would keep writers waiting). */
+static _Thread_local bool token_held;
+
+static void reader_enter(void) {
+  if (token_held) {
+    if (!__atomic_load_n(&writer, __ATOMIC_ACQUIRE)) return; /* no writer can have run meanwhile */
+    read_unlock();
+  }
+  read_lock();
+  token_held = true;
+}
+
+static void reader_leave(void) {
+  if (token_held) read_unlock();
+  token_held = false;
+}
+
+void nf_par_quiesce(void) { reader_leave(); }
 #else
 /* DPDK's lock elision: with RTM each section is a hardware transaction that takes the lock
  * only when transactions keep aborting; without RTM (rte_tm_supported() is 0) these are the
@@ -463,6 +487,12 @@ static void write_unlock(void) {
     rte_xend();
 #endif
 }
+
+/* A transaction per pass: holding the lock across packets would make transactions long. */
+static void reader_enter(void) { read_lock(); }
+static void reader_leave(void) { read_unlock(); }
+
+void nf_par_quiesce(void) {}
 #endif /* the locks */
 
 /* 1 when the reader pass completed with *verdict, 0 when it aborted. Nothing here is modified
@@ -475,6 +505,10 @@ static int reader_pass(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t
 #endif /* locks and tm */
 
 /* ---- running packets ---------------------------------------------------------------------- */
+
+#if NF_STRATEGY == NF_STRATEGY_SEQ || NF_STRATEGY == NF_STRATEGY_SN
+void nf_par_quiesce(void) {}
+#endif
 
 bool nf_par_init(void) {
 #if NF_STRATEGY == NF_STRATEGY_SN
@@ -514,7 +548,7 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   struct core_context *me = &contexts[nf_core];
   memcpy(me->pristine, packet, len);
   begin_pass(me);
-  read_lock();
+  reader_enter();
   if (nf_par_schedule_log) out->ticket_begin = ticket();
   mode = MODE_READ;
   int verdict;
@@ -522,7 +556,9 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
     mode = MODE_NONE;
     commit_pending(me);
     if (nf_par_schedule_log) out->ticket_end = ticket();
-    read_unlock();
+#if NF_STRATEGY == NF_STRATEGY_TM
+    reader_leave();
+#endif
     out->verdict = verdict;
     out->ran = NF_RAN_READ;
     return;
@@ -530,7 +566,7 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   mode = MODE_NONE;
   out->abort_object = abort_object;
   release_borrows(me);
-  read_unlock();
+  reader_leave();
   memcpy(packet, me->pristine, len);
   write_lock();
   if (nf_par_schedule_log) out->ticket_begin = ticket();

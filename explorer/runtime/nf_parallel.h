@@ -9,11 +9,13 @@
  *   seq    the original NF on one core;
  *   sn     shared nothing: the NF's globals are thread-local, every core runs nf_init, sharded
  *          objects get capacity / cores entries (nf_sn_capacity) and replicated ones all of them;
- *   locks  one shared copy of the state behind a big-reader lock: every packet first runs as a
- *          reader; its first state mutation aborts the pass (NF_WRITE_HOOK, or a changed
- *          vector cell at nf_par_vector_return) and the packet reruns from its pristine bytes
- *          under the write lock. Refreshing a dchain index is a read: the new time goes to a
- *          per-core table that the next writer merges before anything else (so expiry sees it);
+ *   locks  one shared copy of the state behind a big-reader lock (a cache-line token per core,
+ *          kept from packet to packet until a writer asks or the driver calls nf_par_quiesce):
+ *          every packet first runs as a reader; its first state mutation aborts the pass
+ *          (NF_WRITE_HOOK, or a changed vector cell at nf_par_vector_return) and the packet
+ *          reruns from its pristine bytes under the write lock. Refreshing a dchain index is a
+ *          read: the new time goes to a per-core table that the next writer merges before
+ *          anything else (so expiry sees it);
  *   tm     the same passes, with DPDK's RTM-backed rte_rwlock_*_tm locks (without RTM, as on
  *          CPUs that lack it, those are plain reader-writer locks).
  */
@@ -120,6 +122,11 @@ bool nf_par_init_core(unsigned core);
 
 /* Process one packet on the calling core. */
 void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, struct nf_outcome *out);
+
+/* locks: a core keeps its reader token from one packet to the next; it must give it back after
+ * every burst and whenever it has no packet to process, or writers on other cores wait. A no-op
+ * for the other strategies. */
+void nf_par_quiesce(void);
 
 /* ---- calls the strategies rewrite the NF to make ------------------------------------------- */
 

@@ -411,6 +411,16 @@ static unsigned slot_set(void) {
   return lcore < RTE_MAX_LCORE ? lcore : 0;
 }
 
+/* Bytes from one lcore's set of slots to the next: whole cache lines, so that lcores copying cells
+ * into their own slots never write a cache line another lcore is writing too. */
+static size_t slot_stride(size_t elem_size) {
+  return RTE_ALIGN_CEIL(NF_VECTOR_SLOTS * elem_size, RTE_CACHE_LINE_SIZE);
+}
+
+static uint8_t *slot_base(const struct nf_vector *vector, unsigned set) {
+  return vector->slots + (size_t)set * slot_stride(vector->elem_size);
+}
+
 bool nf_vector_allocate(size_t elem_size, uint32_t capacity, struct nf_vector **vector_out) {
   if (elem_size == 0 || capacity == 0)
     return refuse("nf_vector_allocate: elem_size %zu and capacity %" PRIu32 " must be positive", elem_size, capacity);
@@ -418,7 +428,9 @@ bool nf_vector_allocate(size_t elem_size, uint32_t capacity, struct nf_vector **
   if (vector == NULL) return OUT_OF_MEMORY("nf_vector_allocate");
   vector->cells = zalloc(capacity, elem_size);
   vector->borrowed = zalloc(RTE_MAX_LCORE, sizeof(struct borrowed));
-  vector->slots = zalloc((size_t)RTE_MAX_LCORE * NF_VECTOR_SLOTS, elem_size);
+  vector->slots = elem_size > SIZE_MAX / NF_VECTOR_SLOTS - RTE_CACHE_LINE_SIZE
+                      ? NULL
+                      : zalloc(RTE_MAX_LCORE, slot_stride(elem_size));
   if (vector->cells == NULL || vector->borrowed == NULL || vector->slots == NULL) {
     rte_free(vector->cells);
     rte_free(vector->borrowed);
@@ -457,7 +469,7 @@ void *nf_vector_borrow(struct nf_vector *vector, int index) {
                      NF_VECTOR_SLOTS, vector->hdr.id);
   unsigned slot = (unsigned)__builtin_ctz(free_slots); /* lowest free slot: deterministic */
   borrowed->in_use |= 1u << slot;
-  uint8_t *copy = vector->slots + ((size_t)set * NF_VECTOR_SLOTS + slot) * vector->elem_size;
+  uint8_t *copy = slot_base(vector, set) + (size_t)slot * vector->elem_size;
   memcpy(copy, cell, vector->elem_size);
   if (nf_log.active) {
     log_call(&vector->hdr, "nf_vector_borrow");
@@ -477,7 +489,7 @@ void nf_vector_return(struct nf_vector *vector, int index, void *cell) {
   }
   if (memcmp(stored, cell, vector->elem_size) != 0) vector_store(vector, stored, cell);
   unsigned set = slot_set();
-  uintptr_t first = (uintptr_t)(vector->slots + (size_t)set * NF_VECTOR_SLOTS * vector->elem_size);
+  uintptr_t first = (uintptr_t)slot_base(vector, set);
   uintptr_t offset = (uintptr_t)cell - first;
   if ((uintptr_t)cell >= first && offset < NF_VECTOR_SLOTS * vector->elem_size && offset % vector->elem_size == 0)
     vector->borrowed[set].in_use &= ~(1u << (offset / vector->elem_size));

@@ -1,0 +1,78 @@
+"""Building a generated project's programs with gcc, cached by content hash (explorer.build's cache,
+compiler identity and DPDK flags), for the tests, ``nfx check`` and ``nfx bench``. The project's
+own Makefile does the same for people.
+
+Targets: ``replay`` (nfx-replay) and ``nf`` (nfx-nf, the DPDK program). ``sanitize`` adds
+AddressSanitizer/UndefinedBehaviorSanitizer ("address,undefined") or ThreadSanitizer ("thread");
+``defines`` adds ``-D`` flags (tests use them to inject faults, e.g. NF_TEST_FAULT_NO_WRITE_LOCK).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from explorer import build
+from explorer.codegen.project import GeneratedProject
+from explorer.errors import BuildError, ConfigError
+
+TARGETS = {"replay": ("replay.c", "nfx-replay"), "nf": ("main.c", "nfx-nf")}
+COMMON = ("nf.c", "nf_parallel.c", "nf_state.c", "nf_plan.c")
+SANITIZERS = ("address", "undefined", "thread")
+
+
+def _sanitize_flags(sanitize: str | None) -> tuple[str, ...]:
+    if not sanitize:
+        return ()
+    names = sorted(set(sanitize.split(",")))
+    unknown = [n for n in names if n not in SANITIZERS]
+    if unknown or ("thread" in names and len(names) > 1):
+        raise ConfigError(f"bad sanitizer {sanitize!r}: use address, undefined, address,undefined or thread")
+    return (f"-fsanitize={','.join(names)}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
+
+
+def build_program(project: GeneratedProject | str | Path, target: str = "replay", sanitize: str | None = None,
+                  defines: Sequence[str] = ()) -> Path:
+    """Compile and link ``target`` of the project in ``project``; returns the cached executable."""
+    if target not in TARGETS:
+        raise ConfigError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
+    folder = Path(project.folder if isinstance(project, GeneratedProject) else project)
+    driver, program = TARGETS[target]
+    sources = (driver, *COMMON)
+    missing = [s for s in sources if not (folder / s).is_file()]
+    if missing:
+        raise BuildError(f"{folder} is not a generated project: {', '.join(missing)} missing")
+    cflags, libs = build.dpdk_flags()
+    sanitizers = _sanitize_flags(sanitize)
+    flags = [*cflags, *sanitizers, *(f"-D{d}" for d in defines)]
+    contents = b"".join(f.name.encode() + b"\0" + f.read_bytes()
+                        for f in sorted(folder.iterdir()) if f.suffix in (".c", ".h") and f.is_file())
+    identity = (build.compiler_identity(), build.BASE_FLAGS, cflags, libs)
+    key = build._digest("codegen", target, identity, contents, flags)  # the folder itself does not matter
+    flags.insert(0, f"-I{folder}")
+    root = build.cache_dir()
+    final = root / "codegen" / f"{program}-{key[:24]}" / program
+    if final.is_file():
+        return final
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="codegen-", dir=root))
+    except OSError as error:
+        raise BuildError(f"cannot use the build cache {root}: {error.strerror}") from None
+    try:
+        jobs = []
+        for source in sources:
+            extra = ["-include", "nf_parallel.h"] if source == "nf_state.c" else []
+            jobs.append((folder / source, work / (Path(source).stem + ".o"), [*flags, *extra], str(folder / source)))
+        failures = build._compile_all(jobs)
+        if failures:
+            raise failures[0]
+        done = build._run(["gcc", "-o", str(work / program), *(str(work / (Path(s).stem + ".o")) for s in sources),
+                           *sanitizers, *libs])
+        if done.returncode != 0:
+            raise build._link_error(done.stderr)
+        build._place(work / program, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final

@@ -1,0 +1,227 @@
+"""ParallelPlan: everything a generated project needs, collected from a Solution before printing.
+
+The plan is a frozen value with a compact text form (``ParallelPlan.text()``) that tests compare
+with golden files, without a compiler: strategy, cores, per-object treatment and per-core
+capacity, and per device the RSS key, hashed fields, ``rss_hf``, RETA and flow rules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Optional
+
+from explorer.errors import GenerateError
+from explorer.rss.nic import RSS_HF_BITS, flow_rule_types
+
+STRATEGIES = ("seq", "sn", "locks", "tm")
+# The strategy names a Solution uses, and ours (the CLI's and the C runtime's).
+_FROM_SOLUTION = {"shared-nothing": "sn", "locks": "locks", "tm": "tm"}
+# Kinds whose capacity counts entries that packets create: a core's share of a sharded one is
+# capacity / cores. A sketch's width and a cht's height are hash ranges, not entry counts.
+DIVIDED_KINDS = ("map", "vector", "dchain")
+_ONLY_FLAGS = sum(RSS_HF_BITS[n] for n in ("RTE_ETH_RSS_L3_SRC_ONLY", "RTE_ETH_RSS_L3_DST_ONLY",
+                                           "RTE_ETH_RSS_L4_SRC_ONLY", "RTE_ETH_RSS_L4_DST_ONLY"))
+
+
+@dataclass(frozen=True)
+class ObjectPlan:
+    """One state object and what the generated code does with it."""
+
+    name: str
+    kind: str
+    alloc_index: int
+    decision: str  # the sharding plan's: "shard" | "replicate" | "lock"
+    capacity: int  # as the NF allocates it
+    per_core: int  # entries each core allocates (sn), else the capacity
+    treatment: str  # one line for people
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "alloc_index": self.alloc_index, "decision": self.decision,
+                "capacity": self.capacity, "per_core": self.per_core, "treatment": self.treatment}
+
+
+@dataclass(frozen=True)
+class DeviceSteering:
+    """How the NIC spreads one input device's packets over the cores."""
+
+    device: int
+    key: bytes
+    fields: tuple[str, ...]  # hashed, in hash-input order
+    rss_hf: int
+    rss_hf_names: tuple[str, ...]
+    reta: tuple[int, ...]  # RETA entry -> core
+    flow_rules: tuple[tuple[str, int], ...]  # (pattern, RSS types) where the NIC selects fields by rte_flow
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "key": self.key.hex(), "fields": list(self.fields), "rss_hf": self.rss_hf,
+                "rss_hf_names": list(self.rss_hf_names), "reta": list(self.reta),
+                "flow_rules": [list(r) for r in self.flow_rules]}
+
+
+@dataclass(frozen=True)
+class ParallelPlan:
+    nf: str
+    source: str  # the NF's C file
+    strategy: str  # one of STRATEGIES
+    cores: int
+    devices: int
+    nic: str
+    driver: str
+    key_bytes: int
+    reta_size: int
+    objects: tuple[ObjectPlan, ...]  # in allocation order
+    steering: tuple[DeviceSteering, ...]  # per device, in device order
+    defines: tuple[tuple[str, str], ...]  # the effective configuration, sorted
+    overrides: tuple[tuple[str, str], ...]  # the --defines that differ from the NF's defaults, sorted
+    seed: int = 0
+
+    def object(self, name: str) -> ObjectPlan:
+        for o in self.objects:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    def device(self, device: int) -> DeviceSteering:
+        return self.steering[device]
+
+    def with_cores(self, cores: int) -> "ParallelPlan":
+        """The same plan on ``cores`` cores. Every RETA entry becomes ``entry % cores``: any RETA
+        content keeps related packets together (they share a RETA entry), so this stays correct."""
+        if cores < 1:
+            raise GenerateError(f"cores must be at least 1, not {cores}")
+        if self.strategy == "seq" and cores != 1:
+            raise GenerateError("the seq strategy runs on one core")
+        steering = tuple(replace(d, reta=tuple(c % cores for c in d.reta)) for d in self.steering)
+        objects = tuple(replace(o, per_core=_per_core(self.strategy, o.decision, o.kind, o.capacity, cores))
+                        for o in self.objects)
+        return replace(self, cores=cores, steering=steering, objects=objects)
+
+    def with_keys(self, keys: dict[int, bytes]) -> "ParallelPlan":
+        """The plan with some devices' keys replaced (tests force wrong keys with it)."""
+        for device, key in keys.items():
+            if len(key) != self.key_bytes:
+                raise GenerateError(f"device {device}: a {self.nic} key has {self.key_bytes} bytes, not {len(key)}")
+        return replace(self, steering=tuple(replace(d, key=keys.get(d.device, d.key)) for d in self.steering))
+
+    def text(self) -> str:
+        """The plan as compact, stable text (golden files, ``plan.txt`` in generated projects)."""
+        lines = [f"nfx parallel plan: {self.nf} ({self.source})",
+                 f"strategy {self.strategy}, {self.cores} core{'s' if self.cores != 1 else ''}, "
+                 f"{self.devices} device{'s' if self.devices != 1 else ''}, NIC {self.nic} ({self.driver}): "
+                 f"{self.key_bytes}-byte keys, RETA of {self.reta_size}",
+                 "config " + (" ".join(f"{n}={v}" for n, v in self.defines) or "-"),
+                 "overrides " + (" ".join(f"{n}={v}" for n, v in self.overrides) or "-")]
+        width = max((len(o.name) for o in self.objects), default=0)
+        for o in self.objects:
+            share = f"{o.capacity} -> {o.per_core} per core" if o.per_core != o.capacity else f"{o.capacity}"
+            lines.append(f"object #{o.alloc_index} {o.name:<{width}} {o.kind:<6} {o.decision:<9} {share:<24} "
+                         f"{o.treatment}")
+        if not self.objects:
+            lines.append("objects none")
+        for d in self.steering:
+            lines.append(f"device {d.device} hashes {','.join(d.fields) or '-'}")
+            lines.append(f"  rss_hf {' | '.join(d.rss_hf_names) or '0'} (0x{d.rss_hf:x})")
+            lines.append(f"  key {d.key.hex()}")
+            lines.append(f"  reta {_compact_reta(d.reta)}")
+            for pattern, types in d.flow_rules:
+                lines.append(f"  flow rule {pattern}: types 0x{types:x}")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nf": self.nf, "source": self.source, "strategy": self.strategy, "cores": self.cores,
+                "devices": self.devices, "nic": self.nic, "driver": self.driver, "key_bytes": self.key_bytes,
+                "reta_size": self.reta_size, "objects": [o.to_dict() for o in self.objects],
+                "steering": [d.to_dict() for d in self.steering], "defines": dict(self.defines),
+                "overrides": dict(self.overrides), "seed": self.seed}
+
+
+def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
+    """The inverse of ``ParallelPlan.to_dict`` (generated projects keep their plan as plan.json)."""
+    objects = tuple(ObjectPlan(o["name"], o["kind"], int(o["alloc_index"]), o["decision"], int(o["capacity"]),
+                               int(o["per_core"]), o["treatment"]) for o in data["objects"])
+    steering = tuple(DeviceSteering(int(d["device"]), bytes.fromhex(d["key"]), tuple(d["fields"]), int(d["rss_hf"]),
+                                    tuple(d["rss_hf_names"]), tuple(int(c) for c in d["reta"]),
+                                    tuple((str(p), int(t)) for p, t in d["flow_rules"])) for d in data["steering"])
+    return ParallelPlan(data["nf"], data["source"], data["strategy"], int(data["cores"]), int(data["devices"]),
+                        data["nic"], data["driver"], int(data["key_bytes"]), int(data["reta_size"]), objects, steering,
+                        tuple(sorted(data["defines"].items())), tuple(sorted(data["overrides"].items())),
+                        int(data.get("seed", 0)))
+
+
+def _compact_reta(reta: tuple[int, ...]) -> str:
+    """The RETA as its shortest repeating prefix ("0 1 2 3 x128"), or in full."""
+    for period in range(1, len(reta) + 1):
+        if len(reta) % period == 0 and all(reta[i] == reta[i % period] for i in range(len(reta))):
+            head = " ".join(map(str, reta[:period]))
+            repeats = len(reta) // period
+            return head if repeats == 1 else f"{head} x{repeats}"
+    return " ".join(map(str, reta))  # unreachable: the whole table is a period
+
+
+def _per_core(strategy: str, decision: str, kind: str, capacity: int, cores: int) -> int:
+    if strategy == "sn" and decision == "shard" and kind in DIVIDED_KINDS:
+        return max(1, -(-capacity // cores))
+    return capacity
+
+
+def _treatment(strategy: str, decision: str, kind: str) -> str:
+    if strategy == "seq":
+        return "one copy on one core"
+    if strategy in ("locks", "tm"):
+        lock = "big-reader lock" if strategy == "locks" else "rte_rwlock_*_tm (RTM, else the lock)"
+        return f"shared, {lock}"
+    if decision == "replicate":
+        return "per core: a full copy, filled by each core's nf_init"
+    if kind in DIVIDED_KINDS:
+        return "per core: its share of the entries (capacity / cores)"
+    return "per core: full size"
+
+
+def _overrides(source: str, defines: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The configuration values that differ from the NF's own defaults: the --defines to parse the
+    NF with again."""
+    from explorer.frontend import parse_nf
+
+    defaults = dict(parse_nf(source).defines)
+    return tuple(sorted((n, v) for n, v in defines if defaults.get(n) != v))
+
+
+def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = None) -> ParallelPlan:
+    """Collect the plan for ``strategy`` ("auto" takes the solution's) from a ``pipeline.Solution``.
+
+    ``cores`` defaults to the solution's; seq always runs on one core. Raises GenerateError when
+    the solution is not valid (overrides that break correctness) or when shared-nothing is asked
+    of an NF that needs locks."""
+    analysis = solution.analysis
+    if not solution.valid:
+        raise GenerateError(f"{analysis.nf}: the requested sharding is not correct, so no code is generated: "
+                            f"{solution.explanation}")
+    chosen = _FROM_SOLUTION.get(solution.strategy, solution.strategy) if strategy == "auto" else strategy
+    if chosen not in STRATEGIES:
+        raise GenerateError(f"unknown strategy {strategy!r}: choose from auto, {', '.join(STRATEGIES)}")
+    if chosen == "sn" and solution.strategy != "shared-nothing":
+        why = "; ".join(f"{o.name} ({o.kind}): {o.reason}" for o in solution.sharding.locked)
+        raise GenerateError(f"{analysis.nf} cannot run shared-nothing: {why or solution.explanation}")
+    count = 1 if chosen == "seq" else (cores if cores is not None else solution.cores)
+    if count < 1:
+        raise GenerateError(f"cores must be at least 1, not {count}")
+
+    decisions = {o.name: o.decision for o in solution.sharding.objects}
+    objects = tuple(ObjectPlan(o.name, o.kind, o.alloc_index, decisions.get(o.name, "replicate"), o.capacity,
+                               _per_core(chosen, decisions.get(o.name, "replicate"), o.kind, o.capacity, count),
+                               _treatment(chosen, decisions.get(o.name, "replicate"), o.kind))
+                    for o in sorted(analysis.objects, key=lambda o: o.alloc_index))
+    nic = solution.nic
+    steering = []
+    for device in range(analysis.devices):
+        d = solution.plan.device(device)
+        rules = ()
+        if nic.selection_api == "rte_flow" and d.rss_hf & _ONLY_FLAGS:
+            rules = flow_rule_types(d.rss_hf)
+        reta = tuple(0 for _ in d.reta) if chosen == "seq" else tuple(c % count for c in d.reta)
+        steering.append(DeviceSteering(device, bytes(d.key), tuple(d.fields), d.rss_hf, tuple(d.rss_hf_names),
+                                       reta, tuple(rules)))
+    return ParallelPlan(nf=analysis.nf, source=analysis.source, strategy=chosen, cores=count,
+                        devices=analysis.devices, nic=nic.name, driver=nic.driver, key_bytes=nic.key_bytes,
+                        reta_size=nic.reta_size, objects=objects, steering=tuple(steering),
+                        defines=tuple(sorted(analysis.defines)), overrides=_overrides(analysis.source, analysis.defines),
+                        seed=solution.seed)

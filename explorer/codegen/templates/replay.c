@@ -1,0 +1,473 @@
+/*
+ * replay.c: this project's NF, built exactly as the DPDK program runs it (same nf.c, same
+ * runtime, same strategy), driven by a deterministic replay of a trace instead of NICs.
+ *
+ *   nfx-replay [EAL options] -- [--log FILE] TRACE OUTPUT
+ *   nfx-replay [EAL options] -- --bench N TRACE
+ *   nfx-replay --info
+ *
+ * Every packet is steered to a core as the NIC would steer it (software Toeplitz over the
+ * device's fields, the device's key and RETA: nf_rss_core), each core runs in its own lcore and
+ * processes its own queue in trace order, and the outcome of every packet is written in trace
+ * order. No NIC and no huge pages are needed, e.g.
+ *   --no-huge --no-pci --no-shconf --no-telemetry --lcores '(0-3)@(0-1)'
+ * for 4 cores on 2 CPUs; EAL must be given exactly NF_CORES lcores.
+ *
+ * TRACE: "NFXTRACE", then per packet u64 timestamp_ns, u16 device, u16 len, len bytes.
+ * OUTPUT: per packet u32 packet#, i32 verdict, u16 len, len bytes (dropped packets have len 0).
+ * --log FILE: "NFXRLOG1", u32 cores, then per packet u16 core, u8 ran (NF_RAN_*), u8 capacity
+ *   hit, u32 RSS hash, u32 aborting object, u64 ticket in, u64 ticket out (little endian); with
+ *   --log the critical sections of locks and tm take tickets (nf_par_schedule_log).
+ * --bench N: every core processes its queue over and over (times shifted by one trace span per
+ *   lap) until N packets are processed in all, and the rate is printed.
+ * Frames shorter than an Ethernet header are dropped without calling the NF.
+ *
+ * Exit status: 0 success, 1 bad usage, input or set-up, 2 nf_init failed, 3 a contract of nf.h
+ * was broken (NF_EXIT_CONTRACT), 4 nf_process returned a device the NF does not have.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_pause.h>
+
+#include "nf_parallel.h"
+#include "nf_runtime.h"
+
+#define MIN_FRAME 14
+#define BURST 32 /* packets between two nf_par_quiesce calls */
+#define EXIT_INPUT 1
+#define EXIT_INIT 2
+#define EXIT_VERDICT 4
+
+static void fail(int status, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));
+
+static void fail(int status, const char *format, ...) {
+  va_list args;
+  fflush(stdout);
+  fputs("nfx-replay: ", stderr);
+  va_start(args, format);
+  vfprintf(stderr, format, args);
+  va_end(args);
+  fputc('\n', stderr);
+  exit(status);
+}
+
+/* ---- the trace ------------------------------------------------------------------------------ */
+
+struct trace {
+  size_t count;
+  uint64_t *time;
+  uint16_t *device;
+  uint16_t *len;
+  size_t *offset;
+  uint8_t *bytes; /* the whole file */
+  size_t size;
+};
+
+static uint64_t load_le(const uint8_t *at, unsigned size) {
+  uint64_t value = 0;
+  while (size-- > 0) value = value << 8 | at[size];
+  return value;
+}
+
+static uint8_t *read_file(const char *path, size_t *size_out) {
+  FILE *file = fopen(path, "rb");
+  if (file == NULL) fail(EXIT_INPUT, "cannot open %s: %s", path, strerror(errno));
+  size_t capacity = 1 << 20, size = 0;
+  uint8_t *data = malloc(capacity);
+  for (;;) {
+    if (data == NULL) fail(EXIT_INPUT, "out of memory reading %s", path);
+    size += fread(data + size, 1, capacity - size, file);
+    if (size < capacity) break;
+    capacity *= 2;
+    data = realloc(data, capacity);
+  }
+  if (ferror(file)) fail(EXIT_INPUT, "cannot read %s", path);
+  fclose(file);
+  *size_out = size;
+  return data;
+}
+
+static void load_trace(const char *path, struct trace *trace) {
+  static const char magic[8] = {'N', 'F', 'X', 'T', 'R', 'A', 'C', 'E'};
+  uint8_t *data = read_file(path, &trace->size);
+  if (trace->size < sizeof magic || memcmp(data, magic, sizeof magic) != 0)
+    fail(EXIT_INPUT, "%s is not an NFXTRACE file", path);
+  size_t count = 0;
+  for (size_t at = sizeof magic; at < trace->size; count++) {
+    if (trace->size - at < 12) fail(EXIT_INPUT, "%s: truncated record header of packet %zu", path, count);
+    size_t len = load_le(data + at + 10, 2);
+    if (trace->size - at - 12 < len) fail(EXIT_INPUT, "%s: packet %zu is truncated", path, count);
+    at += 12 + len;
+  }
+  trace->count = count;
+  trace->time = malloc((count + 1) * sizeof *trace->time);
+  trace->device = malloc((count + 1) * sizeof *trace->device);
+  trace->len = malloc((count + 1) * sizeof *trace->len);
+  trace->offset = malloc((count + 1) * sizeof *trace->offset);
+  if (!trace->time || !trace->device || !trace->len || !trace->offset) fail(EXIT_INPUT, "out of memory");
+  trace->bytes = data;
+  size_t at = sizeof magic;
+  for (size_t i = 0; i < count; i++) {
+    trace->time[i] = load_le(data + at, 8);
+    trace->device[i] = (uint16_t)load_le(data + at + 8, 2);
+    trace->len[i] = (uint16_t)load_le(data + at + 10, 2);
+    trace->offset[i] = at + 12;
+    if (trace->device[i] >= NF_DEVICES)
+      fail(EXIT_INPUT, "packet %zu arrives on device %u, but the NF has %d devices", i, trace->device[i], NF_DEVICES);
+    at += 12 + trace->len[i];
+  }
+}
+
+/* ---- the replay ----------------------------------------------------------------------------- */
+
+struct core_run {
+  size_t *queue; /* packet numbers, in trace order */
+  size_t length;
+  uint64_t started, finished; /* TSC */
+  uint64_t processed;
+  size_t bad_packet; /* first packet with an invalid verdict, or SIZE_MAX */
+  int bad_verdict;
+} __attribute__((aligned(64)));
+
+static struct {
+  const struct trace *trace;
+  uint8_t *bytes;               /* the frames as processed (a copy of the trace's) */
+  struct nf_outcome *outcome;   /* per packet */
+  uint64_t bench_laps;          /* 0: replay once */
+  struct core_run core[NF_CORES];
+} replay;
+
+/* Hand-offs between the main lcore and the workers, in the order they happen. */
+static unsigned go;        /* the trace, queues and shared state are ready */
+static unsigned init_turn; /* the core whose nf_par_init_core runs now; NF_CORES when all did */
+static unsigned init_failed;
+static unsigned done;
+
+static void wait_until(const unsigned *flag, unsigned value) {
+  unsigned spins = 0;
+  while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) != value) {
+    if (++spins < 1024) {
+      rte_pause();
+    } else {
+      spins = 0;
+      sched_yield();
+    }
+  }
+}
+
+static bool valid_verdict(int verdict) {
+  return verdict == NF_DROP || verdict == NF_FLOOD || (verdict >= 0 && verdict < NF_DEVICES);
+}
+
+/* nf.h's headers hold 32-bit fields: the NF gets every frame two bytes past a 4-byte boundary,
+ * so that its IPv4 header (after 14 bytes of Ethernet) is aligned, as NET_IP_ALIGN does in
+ * kernels. Under AddressSanitizer each frame gets a buffer of exactly its length (plus those two
+ * bytes before it), so reading past the frame is reported. */
+#define IP_ALIGN 2
+#if defined(__SANITIZE_ADDRESS__)
+#define EXACT_BUFFERS 1
+#else
+#define EXACT_BUFFERS 0
+#endif
+
+static uint8_t work[NF_CORES][IP_ALIGN + UINT16_MAX + 1] __attribute__((aligned(64)));
+
+static void run_once(struct core_run *run, unsigned core) {
+  const struct trace *trace = replay.trace;
+  for (size_t k = 0; k < run->length; k++) {
+    size_t i = run->queue[k];
+    struct nf_outcome *outcome = &replay.outcome[i];
+    uint16_t len = trace->len[i];
+    if (len < MIN_FRAME) {
+      outcome->verdict = NF_DROP;
+      continue;
+    }
+    uint8_t *frame = replay.bytes + trace->offset[i];
+    uint8_t *buffer = EXACT_BUFFERS ? malloc(IP_ALIGN + (size_t)len) : work[core];
+    if (buffer == NULL) fail(EXIT_INPUT, "out of memory");
+    uint8_t *packet = buffer + IP_ALIGN;
+    memcpy(packet, frame, len);
+    nf_par_process(trace->device[i], packet, len, trace->time[i], outcome);
+    memcpy(frame, packet, len);
+    if (EXACT_BUFFERS) free(buffer);
+    if (!valid_verdict(outcome->verdict) && run->bad_packet == SIZE_MAX) {
+      run->bad_packet = i;
+      run->bad_verdict = outcome->verdict;
+    }
+    run->processed++;
+    if (k % BURST == BURST - 1) nf_par_quiesce(); /* as a DPDK lcore does after every burst */
+  }
+  nf_par_quiesce();
+}
+
+/* The time one lap of the trace takes, so that `now` never goes backwards between laps. */
+static uint64_t lap_span(const struct trace *trace) {
+  if (trace->count == 0) return 1;
+  uint64_t span = trace->time[trace->count - 1] - trace->time[0];
+  uint64_t gap = trace->count > 1 ? span / (trace->count - 1) : 0;
+  return span + (gap ? gap : 1);
+}
+
+/* Laps each core has finished. A core starts lap L only once every core has finished lap L - 2:
+ * each core's `now` is its own trace time plus its laps, and a core far ahead would see the state
+ * other cores keep fresh (say a load balancer's backends, refreshed by heartbeats on one core) as
+ * expired, which no NIC-fed run does (there, time is one clock). The wait costs the measurement
+ * nothing: its rate is bounded by the slowest core anyway. */
+static struct {
+  uint64_t laps;
+} __attribute__((aligned(64))) laps_done[NF_CORES];
+
+static void wait_for_laps(uint64_t lap) {
+  if (lap < 2) return;
+  nf_par_quiesce(); /* never keep writers waiting while waiting */
+  for (unsigned c = 0; c < NF_CORES; c++) {
+    unsigned spins = 0;
+    while (__atomic_load_n(&laps_done[c].laps, __ATOMIC_ACQUIRE) < lap - 1) {
+      if (++spins < 1024) {
+        rte_pause();
+      } else {
+        spins = 0;
+        sched_yield();
+      }
+    }
+  }
+}
+
+static void run_bench(struct core_run *run, unsigned core) {
+  const struct trace *trace = replay.trace;
+  uint64_t span = lap_span(trace), shift = 0;
+  struct nf_outcome outcome;
+  run->started = rte_get_tsc_cycles();
+  for (uint64_t lap = 0; lap < replay.bench_laps; lap++, shift += span) {
+    wait_for_laps(lap);
+    for (size_t k = 0; k < run->length; k++) {
+      size_t i = run->queue[k];
+      uint16_t len = trace->len[i];
+      if (len >= MIN_FRAME) {
+        uint8_t *packet = work[core] + IP_ALIGN;
+        memcpy(packet, trace->bytes + trace->offset[i], len);
+        nf_par_process(trace->device[i], packet, len, trace->time[i] + shift, &outcome);
+        if (!valid_verdict(outcome.verdict) && run->bad_packet == SIZE_MAX) {
+          run->bad_packet = i;
+          run->bad_verdict = outcome.verdict;
+        }
+      }
+      run->processed++;
+      if (k % BURST == BURST - 1) nf_par_quiesce();
+    }
+    __atomic_store_n(&laps_done[core].laps, lap + 1, __ATOMIC_RELEASE);
+  }
+  nf_par_quiesce();
+  run->finished = rte_get_tsc_cycles();
+}
+
+static int worker(void *unused) {
+  (void)unused;
+  int index = rte_lcore_index((int)rte_lcore_id());
+  if (index < 0 || index >= NF_CORES) return -1; /* main checked the lcore count */
+  unsigned core = (unsigned)index;
+  wait_until(&go, 1);
+  /* One core after the other: sn's nf_init allocates from shared EAL heaps. */
+  wait_until(&init_turn, core);
+  if (!nf_par_init_core(core)) __atomic_store_n(&init_failed, core + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&init_turn, core + 1, __ATOMIC_RELEASE);
+  wait_until(&init_turn, NF_CORES);
+  if (__atomic_load_n(&init_failed, __ATOMIC_RELAXED) == 0) {
+    struct core_run *run = &replay.core[core];
+    if (replay.bench_laps)
+      run_bench(run, core);
+    else
+      run_once(run, core);
+  }
+  __atomic_fetch_add(&done, 1, __ATOMIC_RELEASE);
+  return 0;
+}
+
+/* ---- output --------------------------------------------------------------------------------- */
+
+static void put_le(FILE *out, uint64_t value, unsigned size) {
+  uint8_t bytes[8];
+  for (unsigned i = 0; i < size; i++) bytes[i] = (uint8_t)(value >> (8 * i));
+  fwrite(bytes, 1, size, out);
+}
+
+static FILE *create(const char *path) {
+  FILE *out = fopen(path, "wb");
+  if (out == NULL) fail(EXIT_INPUT, "cannot create %s: %s", path, strerror(errno));
+  setvbuf(out, NULL, _IOFBF, 1 << 20);
+  return out;
+}
+
+static void finish(FILE *out, const char *path) {
+  if (fclose(out) != 0) fail(EXIT_INPUT, "cannot write %s", path);
+}
+
+static void write_output(const char *path) {
+  const struct trace *trace = replay.trace;
+  FILE *out = create(path);
+  for (size_t i = 0; i < trace->count; i++) {
+    int verdict = replay.outcome[i].verdict;
+    uint16_t len = verdict == NF_DROP ? 0 : trace->len[i];
+    put_le(out, (uint32_t)i, 4);
+    put_le(out, (uint32_t)verdict, 4);
+    put_le(out, len, 2);
+    if (len) fwrite(replay.bytes + trace->offset[i], 1, len, out);
+  }
+  finish(out, path);
+}
+
+static void write_log(const char *path, const uint16_t *cores, const uint32_t *hashes) {
+  const struct trace *trace = replay.trace;
+  FILE *out = create(path);
+  fwrite("NFXRLOG1", 1, 8, out);
+  put_le(out, NF_CORES, 4);
+  for (size_t i = 0; i < trace->count; i++) {
+    const struct nf_outcome *o = &replay.outcome[i];
+    put_le(out, cores[i], 2);
+    put_le(out, o->ran, 1);
+    put_le(out, o->capacity_hit, 1);
+    put_le(out, hashes[i], 4);
+    put_le(out, o->abort_object, 4);
+    put_le(out, o->ticket_begin, 8);
+    put_le(out, o->ticket_end, 8);
+  }
+  finish(out, path);
+}
+
+/* ---- main ----------------------------------------------------------------------------------- */
+
+static const char *strategy_name(void) {
+  switch (NF_STRATEGY) {
+    case NF_STRATEGY_SEQ: return "seq";
+    case NF_STRATEGY_SN: return "sn";
+    case NF_STRATEGY_LOCKS: return "locks";
+    default: return "tm";
+  }
+}
+
+static void usage(void) {
+  fail(EXIT_INPUT, "usage: nfx-replay [EAL options] -- [--log FILE] TRACE OUTPUT | "
+                   "nfx-replay [EAL options] -- --bench N TRACE | nfx-replay --info");
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--info") == 0) {
+    printf("NF_DEVICES=%d\nNF_CORES=%d\nNF_STRATEGY=%s\n", NF_DEVICES, NF_CORES, strategy_name());
+    return 0;
+  }
+  int eal_args = rte_eal_init(argc, argv);
+  if (eal_args < 0) fail(EXIT_INPUT, "cannot initialise DPDK's EAL (%s)", rte_strerror(rte_errno));
+  const char *log_path = NULL, *paths[2] = {NULL, NULL};
+  uint64_t bench_packets = 0;
+  int npaths = 0;
+  for (int a = eal_args + 1; a < argc; a++) {
+    if (strcmp(argv[a], "--log") == 0 && a + 1 < argc) {
+      log_path = argv[++a];
+    } else if (strcmp(argv[a], "--bench") == 0 && a + 1 < argc) {
+      char *end;
+      errno = 0;
+      bench_packets = strtoull(argv[++a], &end, 10);
+      if (errno != 0 || *end != '\0' || bench_packets == 0 || argv[a][0] == '-')
+        fail(EXIT_INPUT, "--bench wants a positive packet count, not '%s'", argv[a]);
+    } else if (argv[a][0] == '-' || npaths == 2) {
+      usage();
+    } else {
+      paths[npaths++] = argv[a];
+    }
+  }
+  if (bench_packets ? (npaths != 1 || log_path != NULL) : npaths != 2) usage();
+
+  char why[160];
+  if (nf_rss_self_test(why, sizeof why) != 0) fail(EXIT_INPUT, "software Toeplitz self-test failed: %s", why);
+  if (rte_lcore_count() != NF_CORES)
+    fail(EXIT_INPUT, "this build runs %d cores but EAL has %u lcores (give e.g. --lcores '(0-%d)@(0-1)')",
+         NF_CORES, rte_lcore_count(), NF_CORES - 1);
+
+  struct trace trace;
+  load_trace(paths[0], &trace);
+  replay.trace = &trace;
+  replay.bytes = malloc(trace.size ? trace.size : 1);
+  replay.outcome = calloc(trace.count + 1, sizeof *replay.outcome);
+  uint16_t *cores = malloc((trace.count + 1) * sizeof *cores);
+  uint32_t *hashes = malloc((trace.count + 1) * sizeof *hashes);
+  if (!replay.bytes || !replay.outcome || !cores || !hashes) fail(EXIT_INPUT, "out of memory");
+  memcpy(replay.bytes, trace.bytes, trace.size);
+  for (size_t i = 0; i < trace.count; i++) {
+    uint8_t *aligned = work[0] + IP_ALIGN; /* the header accessors want an aligned IPv4 header */
+    memcpy(aligned, trace.bytes + trace.offset[i], trace.len[i]);
+    unsigned core = nf_rss_core(trace.device[i], aligned, trace.len[i], &hashes[i]);
+    if (core >= NF_CORES) fail(EXIT_INPUT, "the RETA of device %u names core %u of %d", trace.device[i], core, NF_CORES);
+    cores[i] = (uint16_t)core;
+    replay.core[core].length++;
+  }
+  for (unsigned c = 0; c < NF_CORES; c++) {
+    replay.core[c].queue = malloc((replay.core[c].length + 1) * sizeof(size_t));
+    if (replay.core[c].queue == NULL) fail(EXIT_INPUT, "out of memory");
+    replay.core[c].length = 0;
+    replay.core[c].bad_packet = SIZE_MAX;
+  }
+  for (size_t i = 0; i < trace.count; i++) {
+    struct core_run *run = &replay.core[cores[i]];
+    run->queue[run->length++] = i;
+  }
+  if (bench_packets) {
+    if (trace.count == 0) fail(EXIT_INPUT, "--bench needs a trace with at least one packet");
+    replay.bench_laps = (bench_packets + trace.count - 1) / trace.count;
+  }
+
+  if (!nf_par_init()) fail(EXIT_INIT, "nf_init failed (returned false)");
+  nf_par_schedule_log = log_path != NULL;
+  __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+  if (rte_eal_mp_remote_launch(worker, NULL, CALL_MAIN) != 0) fail(EXIT_INPUT, "cannot launch the lcores");
+  rte_eal_mp_wait_lcore();
+  wait_until(&done, NF_CORES);
+
+  unsigned failed = __atomic_load_n(&init_failed, __ATOMIC_RELAXED);
+  if (failed) fail(EXIT_INIT, "nf_init failed (returned false) on core %u", failed - 1);
+  for (unsigned c = 0; c < NF_CORES; c++)
+    if (replay.core[c].bad_packet != SIZE_MAX)
+      fail(EXIT_VERDICT, "nf_process returned %d for packet %zu on core %u: not a device of this NF (0..%d), "
+           "NF_DROP or NF_FLOOD", replay.core[c].bad_verdict, replay.core[c].bad_packet, c, NF_DEVICES - 1);
+
+  if (bench_packets) {
+    uint64_t first = UINT64_MAX, last = 0, total = 0;
+    for (unsigned c = 0; c < NF_CORES; c++) {
+      const struct core_run *run = &replay.core[c];
+      total += run->processed;
+      if (run->length == 0) continue; /* an idle core does not bound the run */
+      if (run->started < first) first = run->started;
+      if (run->finished > last) last = run->finished;
+    }
+    double seconds = last > first ? (double)(last - first) / (double)rte_get_tsc_hz() : 0.0;
+    printf("bench: %" PRIu64 " packets in %.6f s: %.3f Mpps (%s, %d cores)\n", total, seconds,
+           seconds > 0 ? (double)total / seconds / 1e6 : 0.0, strategy_name(), NF_CORES);
+    for (unsigned c = 0; c < NF_CORES; c++)
+      printf("core %u: %" PRIu64 " packets\n", c, replay.core[c].processed);
+  } else {
+    write_output(paths[1]);
+    if (log_path != NULL) write_log(log_path, cores, hashes);
+  }
+  rte_eal_cleanup();
+  for (unsigned c = 0; c < NF_CORES; c++) free(replay.core[c].queue);
+  free(cores);
+  free(hashes);
+  free(replay.outcome);
+  free(replay.bytes);
+  free(trace.time);
+  free(trace.device);
+  free(trace.len);
+  free(trace.offset);
+  free(trace.bytes);
+  return 0;
+}

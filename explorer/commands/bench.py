@@ -1,0 +1,45 @@
+"""``nfx bench NF.c --cores 1,2 [--strategy S ...] [--packets N] [--out DIR] [--json]``: Mpps per
+strategy and core count next to the sequential build, packets preloaded in memory (see
+explorer.codegen.bench); with --out, bench.json, bench.csv and bench.svg (the scaling plot)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from explorer.codegen.bench import bench
+from explorer.commands.options import parse_defines
+from explorer.errors import ConfigError
+
+
+def parse_cores(text: str) -> tuple[int, ...]:
+    """``"1,2,4"`` -> ``(1, 2, 4)``."""
+    try:
+        cores = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--cores {text!r}: expected comma-separated core counts, e.g. 1,2") from None
+    if not cores or any(c < 1 for c in cores):
+        raise ConfigError(f"--cores {text!r}: core counts must be positive")
+    return tuple(sorted(set(cores)))
+
+
+def main(args) -> int:
+    defines = parse_defines(args.define)
+    report = bench(args.nf, parse_cores(args.cores), args.strategy, args.packets, defines)
+    data = report.to_dict()
+    if args.out:
+        out = Path(args.out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "bench.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            (out / "bench.csv").write_text("strategy,cores,mpps\n" + "".join(
+                f"{r.strategy},{r.cores},{r.mpps}\n" for r in report.results))
+            (out / "bench.svg").write_text(report.svg())
+        except OSError as error:
+            raise ConfigError(f"--out {out}: cannot write ({error.strerror or error})") from None
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(report.render())
+        if args.out:
+            print(f"  wrote {Path(args.out) / 'bench.json'}, bench.csv and bench.svg")
+    return 0

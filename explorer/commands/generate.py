@@ -1,0 +1,21 @@
+"""``nfx generate NF.c -o DIR [--strategy auto|seq|sn|locks|tm] [--nic P] [--cores N] [--define K=V]
+[--force]``: write the parallel DPDK project of an NF (see explorer.codegen)."""
+from __future__ import annotations
+
+from explorer import pipeline
+from explorer.codegen import generate
+from explorer.commands.options import parse_defines
+
+
+def main(args) -> int:
+    defines = parse_defines(args.define)
+    solve_as = args.strategy if args.strategy in ("sn", "locks", "tm") else "auto"
+    solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed, strategy=solve_as)
+    project = generate(solution, args.out, strategy=args.strategy, force=args.force)
+    plan = project.plan
+    print(f"{plan.nf}: {plan.strategy} on {plan.cores} core{'s' if plan.cores != 1 else ''}, NIC {plan.nic}: "
+          f"wrote {len(project.changed)} of {len(project.files)} files in {project.folder} "
+          f"({len(project.files) - len(project.changed)} unchanged)")
+    print(plan.text().rstrip())
+    print(f"build with: make -C {project.folder}")
+    return 0

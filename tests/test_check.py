@@ -1,0 +1,177 @@
+"""The equivalence check: its relations (renaming, capacity drift, the locks' serial order) on their
+own, then on the sample NFs, and the divergences it must find (a wrong key, a missing lock)."""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer import pipeline
+from explorer.codegen.check import _Renaming, _renamed_equal, check, check_plan, serial_order, update_checksums
+from explorer.codegen.plan import parallel_plan
+from explorer.codegen.replay import RAN_READ, RAN_WRITE, ParallelRun
+from explorer.run import run_trace
+from explorer.traffic.generators import generate
+from explorer.traffic.pcap import write_trace
+from explorer.traffic.trace import Trace
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_NOTHING = ("nop", "sbridge", "pol", "fw", "nat", "cl", "psd")
+PACKETS = 20_000
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+@functools.lru_cache(maxsize=None)
+def solution(nf: str, strategy: str = "auto", cores: int = 4, defines: tuple = ()):
+    return pipeline.solve(f"sample_nfs/{nf}.c", dict(defines), cores=cores, strategy=strategy)
+
+
+@functools.lru_cache(maxsize=None)
+def traffic(kind: str = "mixed", packets: int = PACKETS, seed: int = 1) -> Trace:
+    """Mixed traffic (every generator kind, non-IP frames, fragments, IP options); for lb, its
+    clients and heartbeats addressed to lb.c's virtual IP and heartbeat port."""
+    params = {"vip": "203.0.113.1", "heartbeat_port": 9999} if kind == "heartbeat" else {}
+    return generate(kind, packets=packets, flows=packets // 20, seed=seed, **params)
+
+
+# ---- relations on their own ---------------------------------------------------------------------
+
+def _nat_frames():
+    """A NAT's translated frames, checksums by the C runtime."""
+    trace = traffic("uniform", 2000)
+    result = run_trace("sample_nfs/nat.c", trace)
+    return [frame for _, verdict, frame in result.outputs if verdict == 1]
+
+
+def test_checksums_are_recomputed_as_the_runtime_does():
+    frames = _nat_frames()
+    assert len(frames) > 500
+    assert all(update_checksums(f) == f for f in frames)  # the C runtime's checksums, recomputed
+    broken = bytearray(frames[0])
+    broken[24] ^= 0xFF
+    assert update_checksums(bytes(broken)) == frames[0]
+
+
+def test_renamed_fields_must_be_the_only_difference():
+    frame = _nat_frames()[0]
+    l4 = 14 + 4 * (frame[14] & 15)
+    other = bytearray(frame)
+    other[l4:l4 + 2] = (int.from_bytes(frame[l4:l4 + 2], "big") ^ 0x55).to_bytes(2, "big")
+    renamed = update_checksums(bytes(other))
+    found = _renamed_equal(frame, renamed, frozenset({"p.l4.sport"}))
+    assert found is not None and found[0] == ("p.l4.sport",)
+    assert _renamed_equal(frame, renamed, frozenset({"p.l4.dport"})) is None  # not a renamable field
+    assert _renamed_equal(frame, bytes(other), frozenset({"p.l4.sport"})) is None  # stale checksum
+    payload = bytearray(renamed)
+    payload[-1] ^= 1
+    assert _renamed_equal(frame, bytes(payload), frozenset({"p.l4.sport"})) is None
+
+
+def test_renaming_must_be_consistent():
+    r = _Renaming()
+    names = ("p.l4.sport",)
+    assert r.accept("flow a", 0, names, ("0400",), ("0401",)) is None
+    assert r.accept("flow a", 0, names, ("0400",), ("0401",)) is None
+    assert "changed on one side only" in r.accept("flow a", 0, names, ("0400",), ("0402",))
+    r = _Renaming()
+    assert r.accept("flow a", 0, names, ("0400",), ("0401",)) is None
+    assert r.accept("flow b", 1, names, ("0402",), ("0401",)) is None  # per-core pools: same port, other core
+    assert "stands for both" in r.accept("flow c", 1, names, ("0403",), ("0401",))
+    assert "became both" in r.accept("flow d", 0, names, ("0400",), ("0405",))
+
+
+def _run(cores, ran, begin, end) -> ParallelRun:
+    n = len(cores)
+    return ParallelRun(np.zeros(n, np.int32), (b"x" * 60,) * n, np.array(cores, np.uint16), np.zeros(n, np.uint32),
+                       np.array(ran, np.uint8), np.zeros(n, bool), np.full(n, 0xFFFFFFFF, np.uint32),
+                       np.array(begin, np.uint64), np.array(end, np.uint64))
+
+
+def _trace(times) -> Trace:
+    n = len(times)
+    return Trace(np.array(times, np.uint64), np.zeros(n, np.uint16), (b"\0" * 60,) * n)
+
+
+def test_serial_order_puts_readers_between_the_writers_they_ran_between():
+    # packet:        0      1       2       3       4
+    cores = [0, 1, 0, 1, 0]
+    ran = [RAN_READ, RAN_READ, RAN_WRITE, RAN_READ, RAN_READ]
+    begin = [0, 1, 4, 7, 8]
+    end = [2, 3, 5, 9, 10]
+    order, problems = serial_order(_trace([10, 5, 20, 30, 40]), _run(cores, ran, begin, end))
+    assert problems == []
+    assert order.tolist() == [1, 0, 2, 3, 4]  # epoch 0 by time (5 before 10), then the writer, then epoch 1
+
+
+def test_serial_order_reports_a_writer_that_overlapped_a_reader():
+    cores = [0, 1]
+    ran = [RAN_WRITE, RAN_READ]
+    _, problems = serial_order(_trace([1, 2]), _run(cores, ran, [0, 1], [3, 2]))
+    assert problems and "write lock did not exclude" in problems[0][1]
+    _, problems = serial_order(_trace([1, 2]), _run(cores, [RAN_READ, RAN_WRITE], [0, 1], [3, 2]))
+    assert problems and problems[0][0] == 1
+
+
+# ---- divergences the check must find, drift it must report ----------------------------------
+
+@pytest.mark.dpdk
+def test_a_wrong_key_is_found_and_explained():
+    plan = parallel_plan(solution("fw"), "sn", 4).with_keys({1: bytes(range(52))})
+    report = check_plan(plan, traffic(), solution("fw"))
+    assert not report.equivalent and report.unexplained > 100
+    first = report.differences[0]
+    assert first.device == 1 and first.sequential == 0 and first.parallel == -1  # the WAN reply is dropped
+    assert "flows entry" in first.why and "different cores" in first.why
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("strategy", ["locks", "tm"])
+def test_a_missing_write_lock_is_found(strategy):
+    plan = parallel_plan(solution("bridge", "locks"), strategy, 4)
+    # Racing writers corrupt the state: the run crashes, loops (hence the timeout) or diverges.
+    report = check_plan(plan, traffic(), defines=("NF_TEST_FAULT_NO_WRITE_LOCK",), timeout=15)
+    assert not report.equivalent, report.render()
+    one_core = check_plan(plan.with_cores(1), traffic(), defines=("NF_TEST_FAULT_NO_WRITE_LOCK",))
+    assert one_core.equivalent  # alone, the missing lock is harmless: the finding is about concurrency
+
+
+@pytest.mark.dpdk
+def test_per_core_capacity_is_reported_as_drift_not_hidden():
+    small = solution("pol", "auto", 4, (("POL_CAPACITY", "64"),))
+    report = check(small, traffic(), 4)
+    assert report.capacity_drift > 0 and "share of indices ran out" in report.capacity_detail
+    assert report.equivalent, report.render()
+    assert report.to_dict()["capacity_drift"]["packets"] == report.capacity_drift
+
+
+@pytest.mark.dpdk
+def test_cli_check(tmp_path, capsys):
+    from explorer.cli import main
+
+    paths = write_trace(traffic(packets=5000), tmp_path)
+    inputs = [arg for d, p in paths.items() for arg in ("--in", f"{d}={p}")]
+    assert main(["check", "sample_nfs/fw.c", *inputs, "--cores", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["equivalent"] is True and data["packets"] == 5000 and data["cores"] == 2
+    assert main(["check", "sample_nfs/bridge.c", *inputs, "--cores", "2"]) == 0
+    assert "equivalent" in capsys.readouterr().out
+    assert main(["check", "sample_nfs/bridge.c", *inputs, "--cores", "2", "--strategy", "sn"]) == 1
+    assert "cannot run shared-nothing" in capsys.readouterr().err
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("nf,strategy", [("fw", "auto"), ("bridge", "locks")])
+def test_runts_never_reach_the_nf_in_either_run(nf, strategy):
+    base = traffic(packets=3000)
+    frames = list(base.frames)
+    frames[100], frames[2000] = frames[100][:10], b"\x01" * 13
+    trace = Trace(base.timestamps, base.devices, tuple(frames))
+    report = check(solution(nf, strategy), trace, 4, strategy)
+    assert report.equivalent, report.render()

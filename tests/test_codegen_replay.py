@@ -1,0 +1,116 @@
+"""The replay harness of generated projects: steering that agrees with the NIC model packet by
+packet, the outcome log, the checks it makes before running."""
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer import pipeline
+from explorer.codegen import parallel_plan, write_project
+from explorer.codegen.compile import build_program
+from explorer.codegen.replay import RAN_ALONE, RAN_READ, RAN_WRITE, eal_args, run_replay
+from explorer.codegen.split import cores_of
+from explorer.errors import ConfigError, RunError
+from explorer.rss.toeplitz import hash_fields
+from explorer.run import encode_trace, run_trace
+from explorer.traffic.generators import generate
+from explorer.traffic.fields import fields_of
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.dpdk
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+@functools.lru_cache(maxsize=None)
+def solution(nf: str, strategy: str = "auto", cores: int = 4):
+    return pipeline.solve(f"sample_nfs/{nf}.c", cores=cores, strategy=strategy)
+
+
+@functools.lru_cache(maxsize=None)
+def traffic(kind: str = "mixed", packets: int = 5000, seed: int = 3):
+    params = {"vip": "203.0.113.1", "heartbeat_port": 9999} if kind == "heartbeat" else {}
+    return generate(kind, packets=packets, flows=packets // 10, seed=seed, **params)
+
+
+def project(tmp_path, nf, strategy, cores):
+    plan = parallel_plan(solution(nf, "locks" if strategy in ("locks", "tm") else "auto"), strategy,
+                         None if strategy == "seq" else cores)
+    return write_project(plan, tmp_path / f"{nf}-{strategy}-{cores}")
+
+
+@pytest.mark.parametrize("nf,cores", [("nat", 4), ("pol", 3), ("psd", 2), ("fw", 4)])
+def test_replay_steering_agrees_with_the_nic_model(tmp_path, nf, cores):
+    """Toeplitz over each device's fields (addresses only for non-TCP/UDP IPv4, nothing for other
+    frames), its key and RETA: the C harness and explorer.simulate.steering agree on every packet."""
+    p = project(tmp_path, nf, "sn", cores)
+    trace = traffic()
+    run = run_replay(p, trace)
+    assert np.array_equal(run.cores, cores_of(p.plan, trace))
+    fields = fields_of(trace)
+    for device in range(p.plan.devices):
+        mine = (trace.devices == device) & fields.is_l4
+        steering = p.plan.steering[device]
+        arrays = {"src_ip": fields.src_ip[mine], "dst_ip": fields.dst_ip[mine], "src_port": fields.src_port[mine],
+                  "dst_port": fields.dst_port[mine]}
+        assert np.array_equal(run.hashes[mine], hash_fields(steering.key, steering.fields, arrays))
+    assert np.all(run.hashes[~fields.is_ipv4] == 0)
+    assert np.all(run.ran == RAN_ALONE)
+
+
+def test_seq_replay_equals_the_sequential_harness(tmp_path):
+    p = project(tmp_path, "nat", "seq", 1)
+    trace = traffic()
+    run = run_replay(p, trace)
+    seq = run_trace("sample_nfs/nat.c", trace)
+    assert run.verdicts.tolist() == [v.verdict for v in seq.verdicts]
+    assert [run.frames[i] for i, _, _ in seq.outputs] == [f for _, _, f in seq.outputs]
+
+
+def test_locks_replay_records_reader_and_writer_passes(tmp_path):
+    p = project(tmp_path, "bridge", "locks", 2)
+    run = run_replay(p, traffic())
+    processed = np.array([len(f) >= 14 for f in traffic().frames])
+    assert set(run.ran[processed].tolist()) == {RAN_READ, RAN_WRITE}
+    writes = run.ran == RAN_WRITE
+    assert np.all(run.abort_object[writes] != 0xFFFFFFFF)  # each rerun names the object it was about to change
+    assert np.all(run.ticket_end[processed] > run.ticket_begin[processed])
+
+
+def test_the_self_test_and_the_lcore_count_are_checked(tmp_path):
+    p = project(tmp_path, "fw", "sn", 2)
+    binary = build_program(p, "replay")
+    path = tmp_path / "trace.bin"
+    path.write_bytes(encode_trace(traffic(packets=100)))
+    args = eal_args(3)  # three lcores for a two-core build
+    done = subprocess.run([str(binary), *args, "--", str(path), str(tmp_path / "out.bin")], capture_output=True,
+                          text=True)
+    assert done.returncode == 1 and "this build runs 2 cores but EAL has 3 lcores" in done.stderr
+
+
+def test_a_trace_on_a_device_the_nf_lacks_is_refused(tmp_path):
+    p = project(tmp_path, "fw", "sn", 2)
+    trace = traffic(packets=50)
+    bad = type(trace)(trace.timestamps, np.full(len(trace), 3, np.uint16), trace.frames)
+    with pytest.raises(ConfigError, match="device 3"):
+        run_replay(p, bad)
+
+
+def test_nf_init_failure_on_a_core_is_reported(tmp_path, monkeypatch):
+    nf = tmp_path / "big.c"
+    nf.write_text('#include "nf.h"\nstatic struct nf_map *m;\n'
+                  'bool nf_init(void) { return nf_map_allocate(4, 4000000000u, &m); }\n'
+                  'int nf_process(uint16_t d, uint8_t *p, uint16_t l, nf_time_t n) {\n'
+                  '  (void)d; (void)p; (void)l; (void)n;\n  return NF_DROP;\n}\n')
+    monkeypatch.chdir(tmp_path)
+    s = pipeline.solve(str(nf), cores=2)
+    p = write_project(parallel_plan(s, "sn", 2), tmp_path / "p")
+    with pytest.raises(RunError, match="nf_init failed"):
+        run_replay(p, traffic(packets=10))
