@@ -2,21 +2,21 @@
 own, then on the sample NFs, and the divergences it must find (a wrong key, a missing lock)."""
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from explorer import pipeline
 from explorer.codegen.check import _Renaming, _renamed_equal, check, check_plan, serial_order, update_checksums
 from explorer.codegen.plan import parallel_plan
 from explorer.codegen.replay import RAN_READ, RAN_WRITE, ParallelRun
 from explorer.run import run_trace
-from explorer.traffic.generators import generate
 from explorer.traffic.pcap import write_trace
 from explorer.traffic.trace import Trace
+
+import codegen_fixtures as fixtures
+from codegen_fixtures import solution
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_NOTHING = ("nop", "sbridge", "pol", "fw", "nat", "cl", "psd")
@@ -28,17 +28,8 @@ def _repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-@functools.lru_cache(maxsize=None)
-def solution(nf: str, strategy: str = "auto", cores: int = 4, defines: tuple = ()):
-    return pipeline.solve(f"sample_nfs/{nf}.c", dict(defines), cores=cores, strategy=strategy)
-
-
-@functools.lru_cache(maxsize=None)
 def traffic(kind: str = "mixed", packets: int = PACKETS, seed: int = 1) -> Trace:
-    """Mixed traffic (every generator kind, non-IP frames, fragments, IP options); for lb, its
-    clients and heartbeats addressed to lb.c's virtual IP and heartbeat port."""
-    params = {"vip": "203.0.113.1", "heartbeat_port": 9999} if kind == "heartbeat" else {}
-    return generate(kind, packets=packets, flows=packets // 20, seed=seed, **params)
+    return fixtures.traffic(kind, packets, seed, packets_per_flow=20)
 
 
 # ---- relations on their own ---------------------------------------------------------------------

@@ -2,15 +2,15 @@
 traffic of 20,000 packets (100,000 in the slow test)."""
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import pytest
 
-from explorer import pipeline
 from explorer.codegen.check import check
-from explorer.traffic.generators import generate
 from explorer.traffic.trace import Trace
+
+import codegen_fixtures as fixtures
+from codegen_fixtures import solution
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_NOTHING = ("nop", "sbridge", "pol", "fw", "nat", "cl", "psd")
@@ -22,17 +22,8 @@ def _repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-@functools.lru_cache(maxsize=None)
-def solution(nf: str, strategy: str = "auto", cores: int = 4, defines: tuple = ()):
-    return pipeline.solve(f"sample_nfs/{nf}.c", dict(defines), cores=cores, strategy=strategy)
-
-
-@functools.lru_cache(maxsize=None)
 def traffic(kind: str = "mixed", packets: int = PACKETS, seed: int = 1) -> Trace:
-    """Mixed traffic (every generator kind, non-IP frames, fragments, IP options); for lb, its
-    clients and heartbeats addressed to lb.c's virtual IP and heartbeat port."""
-    params = {"vip": "203.0.113.1", "heartbeat_port": 9999} if kind == "heartbeat" else {}
-    return generate(kind, packets=packets, flows=packets // 20, seed=seed, **params)
+    return fixtures.traffic(kind, packets, seed, packets_per_flow=20)
 
 
 # ---- the sample NFs ------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ def test_seq_prints_the_nf_unchanged_modulo_printing():
 def test_sn_makes_globals_per_core_and_divides_capacities():
     nf = transform(plan("fw", "sn"))
     for handle in ("flows", "keys", "chain"):
-        assert f"static _Thread_local struct nf_" in nf.text and f"*{handle};" in nf.text
+        assert "static _Thread_local struct nf_" in nf.text and f"*{handle};" in nf.text
     assert "nf_map_allocate(sizeof(struct flow_key), nf_sn_capacity(65536), &flows)" in nf.text
     assert "nf_dchain_allocate(nf_sn_capacity(65536), &chain)" in nf.text
     assert "nf_sn_allocate_new_index(chain, &index, now)" in nf.text

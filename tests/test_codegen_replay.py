@@ -2,7 +2,6 @@
 packet, the outcome log, the checks it makes before running."""
 from __future__ import annotations
 
-import functools
 import subprocess
 from pathlib import Path
 
@@ -17,8 +16,9 @@ from explorer.codegen.split import cores_of
 from explorer.errors import ConfigError, RunError
 from explorer.rss.toeplitz import hash_fields
 from explorer.run import encode_trace, run_trace
-from explorer.traffic.generators import generate
 from explorer.traffic.fields import fields_of
+
+from codegen_fixtures import project, traffic
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.dpdk
@@ -29,21 +29,6 @@ def _repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-@functools.lru_cache(maxsize=None)
-def solution(nf: str, strategy: str = "auto", cores: int = 4):
-    return pipeline.solve(f"sample_nfs/{nf}.c", cores=cores, strategy=strategy)
-
-
-@functools.lru_cache(maxsize=None)
-def traffic(kind: str = "mixed", packets: int = 5000, seed: int = 3):
-    params = {"vip": "203.0.113.1", "heartbeat_port": 9999} if kind == "heartbeat" else {}
-    return generate(kind, packets=packets, flows=packets // 10, seed=seed, **params)
-
-
-def project(tmp_path, nf, strategy, cores):
-    plan = parallel_plan(solution(nf, "locks" if strategy in ("locks", "tm") else "auto"), strategy,
-                         None if strategy == "seq" else cores)
-    return write_project(plan, tmp_path / f"{nf}-{strategy}-{cores}")
 
 
 @pytest.mark.parametrize("nf,cores", [("nat", 4), ("pol", 3), ("psd", 2), ("fw", 4)])

@@ -3,17 +3,15 @@ and sn cleanly; ThreadSanitizer finds no race in locks and tm with four lcores, 
 of a missing write lock."""
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from explorer import pipeline
-from explorer.codegen import parallel_plan, write_project
 from explorer.codegen.replay import RAN_READ, RAN_WRITE, run_replay
 from explorer.errors import RunError
-from explorer.traffic.generators import generate
+
+from codegen_fixtures import project, traffic
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.dpdk
@@ -24,21 +22,6 @@ def _repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-@functools.lru_cache(maxsize=None)
-def solution(nf: str, strategy: str = "auto", cores: int = 4):
-    return pipeline.solve(f"sample_nfs/{nf}.c", cores=cores, strategy=strategy)
-
-
-@functools.lru_cache(maxsize=None)
-def traffic(kind: str = "mixed", packets: int = 5000, seed: int = 3):
-    params = {"vip": "203.0.113.1", "heartbeat_port": 9999} if kind == "heartbeat" else {}
-    return generate(kind, packets=packets, flows=packets // 10, seed=seed, **params)
-
-
-def project(tmp_path, nf, strategy, cores):
-    plan = parallel_plan(solution(nf, "locks" if strategy in ("locks", "tm") else "auto"), strategy,
-                         None if strategy == "seq" else cores)
-    return write_project(plan, tmp_path / f"{nf}-{strategy}-{cores}")
 
 
 # ---- sanitizers ------------------------------------------------------------------------------------

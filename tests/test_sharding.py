@@ -34,7 +34,6 @@ def fw_like():
     lan_key = five_tuple(SRC, DST, SPORT, DPORT)
     wan_key = five_tuple(DST, SRC, DPORT, SPORT)
     value = z3.BitVec("flows.value#1", 32)
-    index = z3.BitVec("chain.index#2", 32)
     return analysis(
         [("flows", "map"), ("chain", "dchain")],
         path(0, [0], access("flows", Op.READ, "nf_map_get", lan_key, ["flows.found#1", "flows.value#1"]),

@@ -11,7 +11,6 @@ import random
 import subprocess
 from pathlib import Path
 
-import pytest
 import z3
 
 from explorer.symbex import analyze
