@@ -433,6 +433,7 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
     if final.is_file():
         return final
     objects = {"runtime": root / "obj" / f"nf_state-{runtime_key[:20]}.o",
+               "trace": root / "obj" / f"nf_trace-{runtime_key[:20]}.o",
                "driver": root / "obj" / f"{Path(driver).stem}-{driver_key[:20]}.o"}
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -443,17 +444,19 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
         jobs = [(nf, work / "nf.o", nf_flags, str(nf))]
         if not objects["runtime"].is_file():
             jobs.append((RUNTIME_DIR / "nf_state.c", work / "runtime.o", runtime_flags, "the runtime"))
+        if not objects["trace"].is_file():
+            jobs.append((RUNTIME_DIR / "nf_trace.c", work / "trace.o", runtime_flags, "the trace reader"))
         if not objects["driver"].is_file():
             jobs.append((RUNTIME_DIR / driver, work / "driver.o", driver_flags, driver))
         failures = _compile_all(jobs)
-        for name in ("runtime", "driver"):  # keep what compiled, even when the NF did not
+        for name in ("runtime", "trace", "driver"):  # keep what compiled, even when the NF did not
             if (work / f"{name}.o").is_file():
                 _place(work / f"{name}.o", objects[name])
         if failures:
             raise failures[0]
         _check_entry_points(work / "nf.o", nf)
         link = ["gcc", "-o", str(work / program), str(work / "nf.o"), str(objects["runtime"]),
-                str(objects["driver"]), *sanitizers, *dpdk_libs]
+                str(objects["trace"]), str(objects["driver"]), *sanitizers, *dpdk_libs]
         done = _run(link)
         if done.returncode != 0:
             raise _link_error(done.stderr)

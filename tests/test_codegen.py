@@ -234,7 +234,8 @@ def test_a_changed_source_is_detected(tmp_path, monkeypatch):
 # ---- the project -------------------------------------------------------------------------------
 
 EXPECTED_FILES = {"Makefile", "README.md", "main.c", "nf.c", "nf.h", "nf_config.h", "nf_parallel.c", "nf_parallel.h",
-                  "nf_plan.c", "nf_plan.h", "nf_runtime.h", "nf_state.c", "plan.json", "plan.txt", "replay.c"}
+                  "nf_plan.c", "nf_plan.h", "nf_runtime.h", "nf_state.c", "nf_trace.c", "nf_trace.h", "plan.json",
+                  "plan.txt", "replay.c"}
 
 
 def test_render_is_deterministic_and_complete():
@@ -293,9 +294,9 @@ def test_cli_generate(tmp_path, capsys):
 
     assert main(["generate", "sample_nfs/fw.c", "-o", str(tmp_path / "p"), "--cores", "2"]) == 0
     out = capsys.readouterr().out
-    assert "fw: sn on 2 cores" in out and "wrote 15 of 15 files" in out and "make -C" in out
+    assert "fw: sn on 2 cores" in out and "wrote 17 of 17 files" in out and "make -C" in out
     assert main(["generate", "sample_nfs/fw.c", "-o", str(tmp_path / "p"), "--cores", "2"]) == 0
-    assert "wrote 0 of 15 files" in capsys.readouterr().out
+    assert "wrote 0 of 17 files" in capsys.readouterr().out
     (tmp_path / "q").mkdir()
     (tmp_path / "q" / "x").write_text("x")
     assert main(["generate", "sample_nfs/fw.c", "-o", str(tmp_path / "q")]) == 1

@@ -27,6 +27,8 @@ COPIED = {  # project file -> where it comes from
     "nf.h": RUNTIME_DIR / "include" / "nf.h",
     "nf_runtime.h": RUNTIME_DIR / "nf_runtime.h",
     "nf_state.c": RUNTIME_DIR / "nf_state.c",
+    "nf_trace.h": RUNTIME_DIR / "nf_trace.h",
+    "nf_trace.c": RUNTIME_DIR / "nf_trace.c",
     "nf_parallel.h": RUNTIME_DIR / "nf_parallel.h",
     "nf_parallel.c": RUNTIME_DIR / "nf_parallel.c",
     "main.c": TEMPLATES / "main.c",

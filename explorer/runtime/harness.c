@@ -29,6 +29,7 @@
 
 #include "nf.h"
 #include "nf_runtime.h"
+#include "nf_trace.h"
 
 #define MIN_FRAME 14
 #define MEMORY_MB "2048" /* EAL memory for the state library (reserved lazily under --no-huge) */
@@ -36,7 +37,6 @@
 #define EXIT_INIT 2
 #define EXIT_VERDICT 4
 
-static const char trace_magic[8] = {'N', 'F', 'X', 'T', 'R', 'A', 'C', 'E'};
 
 static void fail(int status, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));
 
@@ -51,71 +51,10 @@ static void fail(int status, const char *format, ...) {
   exit(status);
 }
 
-/* The whole trace in memory: packet i's bytes are bytes[offset[i] .. offset[i] + len[i]). */
-struct trace {
-  size_t count;
-  uint64_t *time;
-  uint16_t *device;
-  uint16_t *len;
-  size_t *offset;
-  uint8_t *bytes;
-};
-
-static uint64_t load_le(const uint8_t *at, unsigned size) {
-  uint64_t value = 0;
-  for (unsigned i = size; i-- > 0;) value = value << 8 | at[i];
-  return value;
-}
-
-static uint8_t *read_file(const char *path, size_t *size_out) {
-  FILE *file = fopen(path, "rb");
-  if (file == NULL) fail(EXIT_INPUT, "cannot open %s: %s", path, strerror(errno));
-  size_t capacity = 1 << 16, size = 0;
-  uint8_t *data = malloc(capacity);
-  for (;;) {
-    if (data == NULL) fail(EXIT_INPUT, "out of memory reading %s", path);
-    size += fread(data + size, 1, capacity - size, file);
-    if (size < capacity) break;
-    capacity *= 2;
-    data = realloc(data, capacity);
-  }
-  if (ferror(file)) fail(EXIT_INPUT, "cannot read %s", path);
-  fclose(file);
-  *size_out = size;
-  return data;
-}
-
-/* Parse and check the trace file; records point into the file's bytes. */
-static void load_trace(const char *path, struct trace *trace) {
-  size_t size;
-  uint8_t *data = read_file(path, &size);
-  if (size < sizeof trace_magic || memcmp(data, trace_magic, sizeof trace_magic) != 0)
-    fail(EXIT_INPUT, "%s is not an NFXTRACE file", path);
-  size_t count = 0;
-  for (size_t at = sizeof trace_magic; at < size; count++) {
-    if (size - at < 12) fail(EXIT_INPUT, "%s: truncated record header of packet %zu", path, count);
-    size_t len = load_le(data + at + 10, 2);
-    if (size - at - 12 < len) fail(EXIT_INPUT, "%s: packet %zu is truncated", path, count);
-    at += 12 + len;
-  }
-  trace->count = count;
-  trace->time = malloc((count + 1) * sizeof *trace->time);
-  trace->device = malloc((count + 1) * sizeof *trace->device);
-  trace->len = malloc((count + 1) * sizeof *trace->len);
-  trace->offset = malloc((count + 1) * sizeof *trace->offset);
-  if (!trace->time || !trace->device || !trace->len || !trace->offset) fail(EXIT_INPUT, "out of memory");
-  trace->bytes = data;
-  size_t at = sizeof trace_magic;
-  for (size_t i = 0; i < count; i++) {
-    trace->time[i] = load_le(data + at, 8);
-    trace->device[i] = (uint16_t)load_le(data + at + 8, 2);
-    trace->len[i] = (uint16_t)load_le(data + at + 10, 2);
-    trace->offset[i] = at + 12;
-    if (trace->device[i] >= NF_DEVICES)
-      fail(EXIT_INPUT, "packet %zu arrives on device %u, but the NF has %d devices", i, trace->device[i],
-           NF_DEVICES);
-    at += 12 + trace->len[i];
-  }
+/* Read the trace or exit with its reason. */
+static void load_trace(const char *path, struct nf_trace *trace) {
+  char error[512];
+  if (!nf_trace_load(path, NF_DEVICES, trace, error, sizeof error)) fail(EXIT_INPUT, "%s", error);
 }
 
 static void check_verdict(int verdict, size_t packet) {
@@ -154,7 +93,7 @@ static void write_record(FILE *out, size_t packet, int verdict, const uint8_t *b
 #define EXACT_BUFFERS 0
 #endif
 
-static void run(const struct trace *trace, const char *output_path) {
+static void run(const struct nf_trace *trace, const char *output_path) {
   FILE *out = fopen(output_path, "wb");
   if (out == NULL) fail(EXIT_INPUT, "cannot create %s: %s", output_path, strerror(errno));
   setvbuf(out, NULL, _IOFBF, 1 << 20);
@@ -192,7 +131,7 @@ static double seconds(void) {
  * every reuse starts from the original bytes; state is never reset. Every lap shifts time forward
  * by the trace's span plus one mean gap, so `now` never goes backwards and expiry behaves as in a
  * longer capture of the same traffic. */
-static void bench(const struct trace *trace, uint64_t total) {
+static void bench(const struct nf_trace *trace, uint64_t total) {
   if (trace->count == 0) fail(EXIT_INPUT, "--bench needs a trace with at least one packet");
   static uint8_t work_block[UINT16_MAX + 3] __attribute__((aligned(64)));
   uint8_t *work = work_block + 2; /* IPv4 header 4-byte aligned, as in run() */
@@ -248,7 +187,7 @@ int main(int argc, char **argv) {
   }
   if (bench_packets ? (npaths != 1 || calls_path != NULL) : npaths != 2) usage();
 
-  struct trace trace;
+  struct nf_trace trace;
   load_trace(paths[0], &trace);
   FILE *calls = NULL;
   if (calls_path != NULL) {

@@ -42,6 +42,7 @@
 
 #include "nf_parallel.h"
 #include "nf_runtime.h"
+#include "nf_trace.h"
 
 #define MIN_FRAME 14
 #define BURST 32 /* packets between two nf_par_quiesce calls */
@@ -64,69 +65,10 @@ static void fail(int status, const char *format, ...) {
 
 /* ---- the trace ------------------------------------------------------------------------------ */
 
-struct trace {
-  size_t count;
-  uint64_t *time;
-  uint16_t *device;
-  uint16_t *len;
-  size_t *offset;
-  uint8_t *bytes; /* the whole file */
-  size_t size;
-};
-
-static uint64_t load_le(const uint8_t *at, unsigned size) {
-  uint64_t value = 0;
-  while (size-- > 0) value = value << 8 | at[size];
-  return value;
-}
-
-static uint8_t *read_file(const char *path, size_t *size_out) {
-  FILE *file = fopen(path, "rb");
-  if (file == NULL) fail(EXIT_INPUT, "cannot open %s: %s", path, strerror(errno));
-  size_t capacity = 1 << 20, size = 0;
-  uint8_t *data = malloc(capacity);
-  for (;;) {
-    if (data == NULL) fail(EXIT_INPUT, "out of memory reading %s", path);
-    size += fread(data + size, 1, capacity - size, file);
-    if (size < capacity) break;
-    capacity *= 2;
-    data = realloc(data, capacity);
-  }
-  if (ferror(file)) fail(EXIT_INPUT, "cannot read %s", path);
-  fclose(file);
-  *size_out = size;
-  return data;
-}
-
-static void load_trace(const char *path, struct trace *trace) {
-  static const char magic[8] = {'N', 'F', 'X', 'T', 'R', 'A', 'C', 'E'};
-  uint8_t *data = read_file(path, &trace->size);
-  if (trace->size < sizeof magic || memcmp(data, magic, sizeof magic) != 0)
-    fail(EXIT_INPUT, "%s is not an NFXTRACE file", path);
-  size_t count = 0;
-  for (size_t at = sizeof magic; at < trace->size; count++) {
-    if (trace->size - at < 12) fail(EXIT_INPUT, "%s: truncated record header of packet %zu", path, count);
-    size_t len = load_le(data + at + 10, 2);
-    if (trace->size - at - 12 < len) fail(EXIT_INPUT, "%s: packet %zu is truncated", path, count);
-    at += 12 + len;
-  }
-  trace->count = count;
-  trace->time = malloc((count + 1) * sizeof *trace->time);
-  trace->device = malloc((count + 1) * sizeof *trace->device);
-  trace->len = malloc((count + 1) * sizeof *trace->len);
-  trace->offset = malloc((count + 1) * sizeof *trace->offset);
-  if (!trace->time || !trace->device || !trace->len || !trace->offset) fail(EXIT_INPUT, "out of memory");
-  trace->bytes = data;
-  size_t at = sizeof magic;
-  for (size_t i = 0; i < count; i++) {
-    trace->time[i] = load_le(data + at, 8);
-    trace->device[i] = (uint16_t)load_le(data + at + 8, 2);
-    trace->len[i] = (uint16_t)load_le(data + at + 10, 2);
-    trace->offset[i] = at + 12;
-    if (trace->device[i] >= NF_DEVICES)
-      fail(EXIT_INPUT, "packet %zu arrives on device %u, but the NF has %d devices", i, trace->device[i], NF_DEVICES);
-    at += 12 + trace->len[i];
-  }
+/* Read the trace or exit with its reason. */
+static void load_trace(const char *path, struct nf_trace *trace) {
+  char error[512];
+  if (!nf_trace_load(path, NF_DEVICES, trace, error, sizeof error)) fail(EXIT_INPUT, "%s", error);
 }
 
 /* ---- the replay ----------------------------------------------------------------------------- */
@@ -141,7 +83,7 @@ struct core_run {
 } __attribute__((aligned(64)));
 
 static struct {
-  const struct trace *trace;
+  const struct nf_trace *trace;
   uint8_t *bytes;               /* the frames as processed (a copy of the trace's) */
   struct nf_outcome *outcome;   /* per packet */
   uint64_t bench_laps;          /* 0: replay once */
@@ -184,7 +126,7 @@ static bool valid_verdict(int verdict) {
 static uint8_t work[NF_CORES][IP_ALIGN + UINT16_MAX + 1] __attribute__((aligned(64)));
 
 static void run_once(struct core_run *run, unsigned core) {
-  const struct trace *trace = replay.trace;
+  const struct nf_trace *trace = replay.trace;
   for (size_t k = 0; k < run->length; k++) {
     size_t i = run->queue[k];
     struct nf_outcome *outcome = &replay.outcome[i];
@@ -212,7 +154,7 @@ static void run_once(struct core_run *run, unsigned core) {
 }
 
 /* The time one lap of the trace takes, so that `now` never goes backwards between laps. */
-static uint64_t lap_span(const struct trace *trace) {
+static uint64_t lap_span(const struct nf_trace *trace) {
   if (trace->count == 0) return 1;
   uint64_t span = trace->time[trace->count - 1] - trace->time[0];
   uint64_t gap = trace->count > 1 ? span / (trace->count - 1) : 0;
@@ -245,7 +187,7 @@ static void wait_for_laps(uint64_t lap) {
 }
 
 static void run_bench(struct core_run *run, unsigned core) {
-  const struct trace *trace = replay.trace;
+  const struct nf_trace *trace = replay.trace;
   uint64_t span = lap_span(trace), shift = 0;
   struct nf_outcome outcome;
   run->started = rte_get_tsc_cycles();
@@ -314,7 +256,7 @@ static void finish(FILE *out, const char *path) {
 }
 
 static void write_output(const char *path) {
-  const struct trace *trace = replay.trace;
+  const struct nf_trace *trace = replay.trace;
   FILE *out = create(path);
   for (size_t i = 0; i < trace->count; i++) {
     int verdict = replay.outcome[i].verdict;
@@ -328,7 +270,7 @@ static void write_output(const char *path) {
 }
 
 static void write_log(const char *path, const uint16_t *cores, const uint32_t *hashes) {
-  const struct trace *trace = replay.trace;
+  const struct nf_trace *trace = replay.trace;
   FILE *out = create(path);
   fwrite("NFXRLOG1", 1, 8, out);
   put_le(out, NF_CORES, 4);
@@ -394,7 +336,7 @@ int main(int argc, char **argv) {
     fail(EXIT_INPUT, "this build runs %d cores but EAL has %u lcores (give e.g. --lcores '(0-%d)@(0-1)')",
          NF_CORES, rte_lcore_count(), NF_CORES - 1);
 
-  struct trace trace;
+  struct nf_trace trace;
   load_trace(paths[0], &trace);
   replay.trace = &trace;
   replay.bytes = malloc(trace.size ? trace.size : 1);
