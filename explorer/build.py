@@ -61,7 +61,7 @@ def cache_dir() -> Path:
 
 # ---- gcc and pkg-config ------------------------------------------------------------------------
 
-def _run(argv: Sequence[str], *, input_text: Optional[str] = None) -> subprocess.CompletedProcess:
+def run_tool(argv: Sequence[str], *, input_text: Optional[str] = None) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(list(argv), input=input_text, capture_output=True, text=True, env=_gcc_env())
     except FileNotFoundError as error:
@@ -71,8 +71,8 @@ def _run(argv: Sequence[str], *, input_text: Optional[str] = None) -> subprocess
 @functools.lru_cache(maxsize=None)
 def compiler_identity() -> str:
     """gcc's version and target: part of every cache key."""
-    done = _run(["gcc", "--version"])
-    target = _run(["gcc", "-dumpmachine"])
+    done = run_tool(["gcc", "--version"])
+    target = run_tool(["gcc", "-dumpmachine"])
     if done.returncode != 0:
         raise BuildError("gcc does not work: " + (done.stderr.strip() or "gcc --version failed"))
     return done.stdout.splitlines()[0] + " " + target.stdout.strip()
@@ -81,8 +81,8 @@ def compiler_identity() -> str:
 @functools.lru_cache(maxsize=None)
 def dpdk_flags() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(cflags, libs) of DPDK from pkg-config."""
-    cflags = _run(["pkg-config", "--cflags", "libdpdk"])
-    libs = _run(["pkg-config", "--libs", "libdpdk"])
+    cflags = run_tool(["pkg-config", "--cflags", "libdpdk"])
+    libs = run_tool(["pkg-config", "--libs", "libdpdk"])
     if cflags.returncode != 0 or libs.returncode != 0:
         raise BuildError("DPDK's development files were not found (pkg-config libdpdk failed); "
                          "install libdpdk-dev and pkg-config")
@@ -136,7 +136,7 @@ def _first_error(stderr: str, what: str) -> BuildError:
     return BuildError(message, location=location)
 
 
-def _link_error(stderr: str) -> BuildError:
+def link_error(stderr: str) -> BuildError:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     for ln in lines:
         if "undefined reference to" in ln:
@@ -183,7 +183,7 @@ def _directives(text: str) -> tuple[list[_Define], list[str]]:
 def _preprocess(source: str | Path, mode: str, defines: Sequence[str] = (), *, stdin: Optional[str] = None) -> str:
     argv = ["gcc", "-E", mode, "-std=gnu11", f"-I{INCLUDE_DIR}", "-fdiagnostics-format=json", *defines]
     argv += ["-x", "c", "-"] if stdin is not None else [str(source)]
-    done = _run(argv, input_text=stdin)
+    done = run_tool(argv, input_text=stdin)
     if done.returncode != 0:
         raise _first_error(done.stderr, f"preprocessing {source}")
     return done.stdout
@@ -356,7 +356,7 @@ def _configure(nf_path: str | Path, defines: Optional[Mapping[str, str]]) -> tup
 
 # ---- builds ------------------------------------------------------------------------------------------
 
-def _digest(*parts: object) -> str:
+def digest(*parts: object) -> str:
     h = hashlib.sha256()
     for part in parts:
         data = part if isinstance(part, bytes) else repr(part).encode()
@@ -375,14 +375,14 @@ def _compile_argv(source: Path, output: Path, flags: Sequence[str]) -> list[str]
     return ["gcc", *BASE_FLAGS, "-fdiagnostics-format=json", *flags, "-c", str(source), "-o", str(output)]
 
 
-def _place(built: Path, final: Path) -> None:
+def place_atomically(built: Path, final: Path) -> None:
     """Move a finished file into the cache atomically (a concurrent build of the same key wins
     or loses as a whole)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(built, final)
 
 
-def _compile_all(jobs: Sequence[tuple[Path, Path, Sequence[str], str]]) -> list[BuildError]:
+def compile_all(jobs: Sequence[tuple[Path, Path, Sequence[str], str]]) -> list[BuildError]:
     """Compile (source, object, flags, what) jobs in parallel; the errors of those that failed."""
     running = [(subprocess.Popen(_compile_argv(src, obj, flags), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True, env=_gcc_env()), what)
@@ -396,7 +396,7 @@ def _compile_all(jobs: Sequence[tuple[Path, Path, Sequence[str], str]]) -> list[
 
 
 def _check_entry_points(obj: Path, nf: Path) -> None:
-    done = _run(["nm", "--defined-only", str(obj)])
+    done = run_tool(["nm", "--defined-only", str(obj)])
     if done.returncode != 0:
         raise BuildError(f"cannot list the symbols of {nf}: {done.stderr.strip()}")
     defined = {fields[2] for fields in (ln.split() for ln in done.stdout.splitlines())
@@ -424,9 +424,9 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
     runtime_flags = [f"-I{INCLUDE_DIR}", f"-I{RUNTIME_DIR}", *dpdk_cflags, *sanitizers]
     driver_flags = [*runtime_flags, f"-DNF_DEVICES={config.devices}"]
     identity = (compiler_identity(), BASE_FLAGS, dpdk_cflags, dpdk_libs)
-    runtime_key = _digest("runtime", identity, _runtime_sources(), runtime_flags)
-    driver_key = _digest("driver", driver, identity, _runtime_sources(), driver_flags)
-    key = _digest("nf", kind, identity, preprocessed, nf_flags, runtime_key, driver_key)
+    runtime_key = digest("runtime", identity, _runtime_sources(), runtime_flags)
+    driver_key = digest("driver", driver, identity, _runtime_sources(), driver_flags)
+    key = digest("nf", kind, identity, preprocessed, nf_flags, runtime_key, driver_key)
 
     root = cache_dir()
     final = root / "bin" / f"{nf.stem}-{kind}-{key[:20]}" / program
@@ -448,19 +448,19 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
             jobs.append((RUNTIME_DIR / "nf_trace.c", work / "trace.o", runtime_flags, "the trace reader"))
         if not objects["driver"].is_file():
             jobs.append((RUNTIME_DIR / driver, work / "driver.o", driver_flags, driver))
-        failures = _compile_all(jobs)
+        failures = compile_all(jobs)
         for name in ("runtime", "trace", "driver"):  # keep what compiled, even when the NF did not
             if (work / f"{name}.o").is_file():
-                _place(work / f"{name}.o", objects[name])
+                place_atomically(work / f"{name}.o", objects[name])
         if failures:
             raise failures[0]
         _check_entry_points(work / "nf.o", nf)
         link = ["gcc", "-o", str(work / program), str(work / "nf.o"), str(objects["runtime"]),
                 str(objects["trace"]), str(objects["driver"]), *sanitizers, *dpdk_libs]
-        done = _run(link)
+        done = run_tool(link)
         if done.returncode != 0:
-            raise _link_error(done.stderr)
-        _place(work / program, final)
+            raise link_error(done.stderr)
+        place_atomically(work / program, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final

@@ -49,7 +49,7 @@ def build_program(project: GeneratedProject | str | Path, target: str = "replay"
     contents = b"".join(f.name.encode() + b"\0" + f.read_bytes()
                         for f in sorted(folder.iterdir()) if f.suffix in (".c", ".h") and f.is_file())
     identity = (build.compiler_identity(), build.BASE_FLAGS, cflags, libs)
-    key = build._digest("codegen", target, identity, contents, flags)  # the folder itself does not matter
+    key = build.digest("codegen", target, identity, contents, flags)  # the folder itself does not matter
     flags.insert(0, f"-I{folder}")
     root = build.cache_dir()
     final = root / "codegen" / f"{program}-{key[:24]}" / program
@@ -65,14 +65,14 @@ def build_program(project: GeneratedProject | str | Path, target: str = "replay"
         for source in sources:
             extra = ["-include", "nf_parallel.h"] if source == "nf_state.c" else []
             jobs.append((folder / source, work / (Path(source).stem + ".o"), [*flags, *extra], str(folder / source)))
-        failures = build._compile_all(jobs)
+        failures = build.compile_all(jobs)
         if failures:
             raise failures[0]
-        done = build._run(["gcc", "-o", str(work / program), *(str(work / (Path(s).stem + ".o")) for s in sources),
+        done = build.run_tool(["gcc", "-o", str(work / program), *(str(work / (Path(s).stem + ".o")) for s in sources),
                            *sanitizers, *libs])
         if done.returncode != 0:
-            raise build._link_error(done.stderr)
-        build._place(work / program, final)
+            raise build.link_error(done.stderr)
+        build.place_atomically(work / program, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final
