@@ -37,6 +37,7 @@ from explorer.codegen.project import write_project
 from explorer.codegen.replay import RAN_WRITE, ParallelRun, run_replay
 from explorer.errors import ConfigError, RunError
 from explorer.run import DROP, FLOOD, RunResult, StateCall, run_trace
+from explorer.symbex.terms import symbols_of
 from explorer.traffic.trace import Trace
 
 _WRITE_CALLS = ("nf_map_put", "nf_map_erase", "nf_sketch_touch")
@@ -215,18 +216,11 @@ def renamable_fields(solution: Any, plan: ParallelPlan) -> frozenset[str]:
 
 
 def _mentions_index(term: z3.ExprRef, objects: set[str]) -> bool:
-    seen: set[int] = set()
-    stack = [term]
-    while stack:
-        t = stack.pop()
-        if t.get_id() in seen:
-            continue
-        seen.add(t.get_id())
-        if z3.is_const(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            obj, _, what = t.decl().name().partition(".")
-            if obj in objects and what.split("#")[0] in ("index", "value"):
-                return True
-        stack.extend(t.children())
+    """Whether ``term`` uses an index or value returned by one of ``objects`` (``chain.index#3``)."""
+    for name in symbols_of(term):
+        obj, _, what = name.partition(".")
+        if obj in objects and what.split("#")[0] in ("index", "value"):
+            return True
     return False
 
 

@@ -23,7 +23,8 @@ from typing import Optional
 
 from explorer.ir import PACKET_FIELDS, Access, Analysis, CallPath
 from explorer.rss.problem import PairConstraint
-from explorer.sharding.keybits import KeyBit, key_bits, symbols_of
+from explorer.sharding.keybits import KeyBit, key_bits
+from explorer.symbex.terms import symbols_of
 
 RSS_FIELDS: tuple[tuple[str, int], ...] = (("src_ip", 32), ("dst_ip", 32), ("src_port", 16), ("dst_port", 16))
 RSS_NAMES: tuple[str, ...] = tuple(name for name, _ in RSS_FIELDS)

@@ -102,18 +102,3 @@ def _masked(kind: int, a: tuple[KeyBit, ...], b: tuple[KeyBit, ...]) -> tuple[Ke
             out.append(OPAQUE)
     return tuple(out)
 
-
-def symbols_of(term: z3.ExprRef) -> frozenset[str]:
-    """Names of the uninterpreted constants a term mentions."""
-    seen: set[str] = set()
-    stack = [term]
-    visited: set[int] = set()
-    while stack:
-        t = stack.pop()
-        if t.get_id() in visited:
-            continue
-        visited.add(t.get_id())
-        if z3.is_const(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            seen.add(t.decl().name())
-        stack.extend(t.children())
-    return frozenset(seen)

@@ -9,7 +9,7 @@ leaves with no related field, is a conflict that rules out shared-nothing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from explorer.errors import ConfigError
@@ -33,6 +33,7 @@ class ObjectDecision:
     constraints: tuple[PairConstraint, ...]  # after the overrides
     overridden: bool = False
     natural: tuple[PairConstraint, ...] = ()  # before the overrides: what correctness needs
+    follows: tuple[str, ...] = ()  # objects whose values are this one's only keys (indices)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,7 +120,7 @@ def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = Non
         keyed = keyed_accesses(analysis, obj.name, written)
         decisions.append(_decide(obj.name, obj.kind, obj.name in written, keyed, counts.get(obj.name, 0),
                                  devices, overrides.get(obj.name, {})))
-    decisions = _follow(decisions, analysis, written)
+    decisions = _follow(decisions)
 
     if any(o.name in overrides and o.decision != "shard" for o in decisions):
         bad = next(o for o in decisions if o.name in overrides and o.decision != "shard")
@@ -178,9 +179,10 @@ def _access_counts(analysis: Analysis) -> dict[str, int]:
 
 def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ...], count: int,
             devices: tuple[int, ...], override: Mapping[int, tuple[str, ...]]) -> ObjectDecision:
-    def decision(d: str, reason: str, fields=(), constraints=(), overridden=False, natural=()) -> ObjectDecision:
+    def decision(d: str, reason: str, fields=(), constraints=(), overridden=False, natural=(),
+                 follows=()) -> ObjectDecision:
         return ObjectDecision(name, kind, d, reason, tuple(fields), count, tuple(constraints), overridden,
-                              tuple(natural) or tuple(constraints))
+                              tuple(natural) or tuple(constraints), tuple(follows))
 
     if count == 0:
         return decision("replicate", "not used by nf_process: filled by nf_init, copied to every core")
@@ -194,13 +196,13 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
             return decision("lock", f"{k.where} uses key {k.access.key_text}, which depends on no packet field: "
                                     "every packet may touch that entry")
     for k in keyed:
-        if k.kind == "packet" and k.non_rss and not any(_mentions_rss(k)):
+        if k.kind == "packet" and k.non_rss and all(b is None for b in rss_bits(k.access)):
             return decision("lock", f"{k.where} is keyed by {', '.join(k.non_rss)}, which RSS cannot hash")
     constraints = pair_constraints(name, keyed)
     if not constraints:
         follows = sorted({o for k in keyed for o in k.follows})
         return decision("shard", "follows " + ", ".join(follows) if follows else
-                        "no keyed access: each core keeps its own entries")
+                        "no keyed access: each core keeps its own entries", follows=follows)
     for c in constraints:
         if not c.equal:
             return decision("lock", f"{c.origin}: the keys can be equal for packets that share no "
@@ -222,27 +224,19 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
     return decision("shard", reason, fields, constraints, overridden, natural)
 
 
-def _mentions_rss(k: KeyedAccess):
-    return (b for b in rss_bits(k.access) if b is not None)
-
-
-def _follow(decisions: list[ObjectDecision], analysis: Analysis, written: frozenset[str]) -> list[ObjectDecision]:
+def _follow(decisions: list[ObjectDecision]) -> list[ObjectDecision]:
     """An object whose keys only follow other objects is locked when one of those is (to a fixpoint:
     following is transitive)."""
     changed = True
     while changed:
+        locked = {o.name for o in decisions if o.decision == "lock"}
         changed = False
-        by_name = {o.name: o for o in decisions}
         out = []
         for o in decisions:
-            if o.decision == "shard" and o.reason.startswith("follows "):
-                sources = [by_name[s] for s in o.reason[len("follows "):].split(", ") if s in by_name]
-                locked = [s.name for s in sources if s.decision == "lock"]
-                if locked:
-                    o = ObjectDecision(o.name, o.kind, "lock",
-                                       f"its indices come from {', '.join(locked)}, which is locked",
-                                       o.fields, o.accesses, o.constraints, natural=o.natural)
-                    changed = True
+            sources = [name for name in o.follows if name in locked]
+            if o.decision == "shard" and sources:
+                o = replace(o, decision="lock", reason=f"its indices come from {', '.join(sources)}, which is locked")
+                changed = True
             out.append(o)
         decisions = out
     return decisions

@@ -22,7 +22,8 @@ from explorer.sharding.constraints import keyed_accesses, written_objects
 from explorer.sharding.plan import ShardingPlan
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import steer
-from explorer.simulate.terms import Unknown, key_slices, packet_env, packet_guard
+from explorer.simulate.terms import Unknown, key_slices, packet_guard
+from explorer.symbex.evaluate import fields_env
 from explorer.traffic.fields import PacketFields
 
 MAX_EXAMPLES = 5
@@ -146,7 +147,7 @@ class Simulation:
                              (fields.src_port.astype(np.uint64) << np.uint64(32))
                              | (fields.dst_port.astype(np.uint64) << np.uint64(8)) | fields.proto.astype(np.uint64)])
         self._keep(self.flows, "flows", flow, buckets, None)
-        env = packet_env(fields, devices)
+        env = fields_env(fields, devices)
         memo: dict = {}  # conjunct id -> mask: paths share most of their conditions
         numbers = np.arange(self.packets, self.packets + n, dtype=np.int64)
         on_devices: dict[tuple[int, ...], np.ndarray] = {}

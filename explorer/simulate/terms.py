@@ -9,16 +9,11 @@ from __future__ import annotations
 import numpy as np
 import z3
 
-from explorer.symbex.evaluate import compile_term, fields_env
-from explorer.traffic.fields import PacketFields
+from explorer.symbex.evaluate import compile_term
 
 
 class Unknown(Exception):
     """The term depends on a value the packets alone do not give (a state value, ``now``)."""
-
-
-def packet_env(fields: PacketFields, devices: np.ndarray) -> dict[str, np.ndarray]:
-    return fields_env(fields, devices)
 
 
 def key_slices(term: z3.BitVecRef, env: dict[str, np.ndarray], count: int) -> list[np.ndarray]:
