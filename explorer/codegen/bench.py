@@ -99,10 +99,10 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
     if not cores or any(c < 1 for c in cores):
         raise ConfigError(f"core counts must be positive, not {list(cores)}")
     analysis = pipeline.analyze(nf, defines)
+    base = pipeline.solve(analysis, cores=max(cores), seed=seed, nic=nic, quality=False)
     wanted = [s for s in dict.fromkeys(strategies) if s != "seq"]
     if not wanted:
-        solution = pipeline.solve(analysis, cores=max(cores), seed=seed, nic=nic)
-        wanted = [{"shared-nothing": "sn"}.get(solution.strategy, solution.strategy)]
+        wanted = [{"shared-nothing": "sn"}.get(base.strategy, base.strategy)]
     trace, described = bench_trace(trace_packets or packets, traffic, seed)
     results = []
     notes = []
@@ -112,11 +112,10 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
             samples = tuple(round(run_bench(project, trace, packets), 4) for _ in range(repeat))
             return BenchResult(strategy, count, max(samples), samples)
 
-        base = pipeline.solve(analysis, cores=max(cores), seed=seed, nic=nic)
         results.append(measure("seq", 1, base))
         for strategy in wanted:
             solution = base if strategy == "sn" else pipeline.solve(analysis, cores=max(cores), seed=seed, nic=nic,
-                                                                    strategy=strategy)
+                                                                    strategy=strategy, quality=False)
             for count in sorted(set(cores)):
                 try:
                     results.append(measure(strategy, count, solution))

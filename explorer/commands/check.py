@@ -18,7 +18,7 @@ def main(args) -> int:
         raise ConfigError(f"--cores must be at least 1, not {args.cores}")
     trace = load_trace(args.inputs)
     solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed,
-                              strategy=args.strategy)
+                              strategy=args.strategy, quality=False)
     report = check(solution, trace, args.cores, args.strategy)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))

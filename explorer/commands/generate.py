@@ -10,7 +10,8 @@ from explorer.commands.options import parse_defines
 def main(args) -> int:
     defines = parse_defines(args.define)
     solve_as = args.strategy if args.strategy in ("sn", "locks", "tm") else "auto"
-    solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed, strategy=solve_as)
+    solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed, strategy=solve_as,
+                              quality=False)
     project = generate(solution, args.out, strategy=args.strategy, force=args.force)
     plan = project.plan
     print(f"{plan.nf}: {plan.strategy} on {plan.cores} core{'s' if plan.cores != 1 else ''}, NIC {plan.nic}: "

@@ -15,7 +15,7 @@ def main(args) -> int:
         raise ConfigError("give either --in DEV=PCAP (repeatable) or --traffic KIND")
     analysis = pipeline.analyze(args.nf, parse_defines(args.define))
     solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed,
-                              overrides=parse_overrides(args.override, analysis))
+                              overrides=parse_overrides(args.override, analysis), quality=False)
     traffic = dict(parse_input(spec) for spec in args.inputs) if args.inputs else args.traffic
     report = pipeline.simulate(solution, traffic, packets=args.packets, flows=args.flows, seed=args.seed,
                                keys=parse_device_values(args.key, "--key"), rebalance=args.rebalance)
