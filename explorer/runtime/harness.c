@@ -38,18 +38,8 @@
 #define EXIT_VERDICT 4
 
 
-static void fail(int status, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));
-
-static void fail(int status, const char *format, ...) {
-  va_list args;
-  fflush(stdout);
-  fputs("nfx-seq: ", stderr);
-  va_start(args, format);
-  vfprintf(stderr, format, args);
-  va_end(args);
-  fputc('\n', stderr);
-  exit(status);
-}
+/* Exit with `status` after one line "nfx-seq: <message>" on stderr. */
+#define fail(status, ...) nf_program_exit("nfx-seq", status, __VA_ARGS__)
 
 /* Read the trace or exit with its reason. */
 static void load_trace(const char *path, struct nf_trace *trace) {

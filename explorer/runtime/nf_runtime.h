@@ -34,4 +34,9 @@ const char *nf_runtime_refusal(void);
 #define NF_EXIT_CONTRACT 3
 void nf_runtime_fatal(const char *format, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/* The drivers' (harness, forwarder, generated programs) way out: flush stdout, print
+ * "<program>: <message>" on stderr and exit with `status`. */
+void nf_program_exit(const char *program, int status, const char *format, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+
 #endif /* NF_RUNTIME_H */

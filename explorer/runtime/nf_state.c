@@ -104,6 +104,17 @@ void nf_runtime_fatal(const char *format, ...) {
   exit(NF_EXIT_CONTRACT);
 }
 
+void nf_program_exit(const char *program, int status, const char *format, ...) {
+  va_list args;
+  fflush(stdout);
+  fprintf(stderr, "%s: ", program);
+  va_start(args, format);
+  vfprintf(stderr, format, args);
+  va_end(args);
+  fputc('\n', stderr);
+  exit(status);
+}
+
 static void object_init(struct nf_object *object, enum nf_object_kind kind) {
   object->id = nf_log.next_id++;
   object->kind = kind;

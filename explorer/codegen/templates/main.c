@@ -66,18 +66,8 @@ static void on_signal(int signum) {
   force_quit = 1;
 }
 
-static void fail(int status, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));
-
-static void fail(int status, const char *format, ...) {
-  va_list args;
-  fflush(stdout);
-  fputs("nfx-nf: ", stderr);
-  va_start(args, format);
-  vfprintf(stderr, format, args);
-  va_end(args);
-  fputc('\n', stderr);
-  exit(status);
-}
+/* Exit with `status` after one line "nfx-nf: <message>" on stderr. */
+#define fail(status, ...) nf_program_exit("nfx-nf", status, __VA_ARGS__)
 
 static void warn(const char *format, ...) __attribute__((format(printf, 1, 2)));
 

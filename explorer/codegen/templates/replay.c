@@ -50,18 +50,8 @@
 #define EXIT_INIT 2
 #define EXIT_VERDICT 4
 
-static void fail(int status, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));
-
-static void fail(int status, const char *format, ...) {
-  va_list args;
-  fflush(stdout);
-  fputs("nfx-replay: ", stderr);
-  va_start(args, format);
-  vfprintf(stderr, format, args);
-  va_end(args);
-  fputc('\n', stderr);
-  exit(status);
-}
+/* Exit with `status` after one line "nfx-replay: <message>" on stderr. */
+#define fail(status, ...) nf_program_exit("nfx-replay", status, __VA_ARGS__)
 
 /* ---- the trace ------------------------------------------------------------------------------ */
 
