@@ -3,7 +3,7 @@ nf_init, exploration of nf_process, the IR), with the number of paths and of Z3 
 
 Target: under 0.3 s per sample NF on the 2-core development machine.
 
-    /work/venv/bin/python benchmarks/bench_analysis.py [--runs 7] [--json] [nf ...]
+    .venv/bin/python benchmarks/bench_analysis.py [--runs 7] [--json] [nf ...]
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.frontend import parse_nf  # noqa: E402
 from explorer.symbex import analyze  # noqa: E402
-from explorer.symbex.explorer import explore  # noqa: E402
+from explorer.symbex.path_search import explore  # noqa: E402
 
 TARGET_SECONDS = 0.3
 

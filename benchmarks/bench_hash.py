@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 
-from explorer.rss.fields import FIELD_BITS, FIELD_NAMES
+from explorer.rss.hash_input import FIELD_BITS, FIELD_NAMES
 from explorer.rss.nic import nic_profile
 from explorer.rss.problem import KeyProblem, PairConstraint
-from explorer.rss.solver import solve_keys
+from explorer.rss.key_solver import solve_keys
 from explorer.rss.toeplitz import ToeplitzTable, hash_fields, hash_rows
 
 

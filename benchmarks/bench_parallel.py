@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from explorer import pipeline  # noqa: E402  (after the path set-up above)
-from explorer.codegen.bench import bench  # noqa: E402
+from explorer.bench.measure import bench  # noqa: E402
 from explorer.codegen.compile import build_program  # noqa: E402
-from explorer.codegen.plan import parallel_plan  # noqa: E402
+from explorer.codegen.planning import parallel_plan  # noqa: E402
 from explorer.codegen.project import write_project  # noqa: E402
 from explorer.run import encode_trace  # noqa: E402
 from explorer.traffic.generators import generate  # noqa: E402

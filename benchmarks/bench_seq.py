@@ -7,7 +7,7 @@ of ``--runs`` runs. Traffic is seeded synthetic ("bidir": LAN clients and their 
 load balancer gets "heartbeat" traffic aimed at its virtual IP). The verdict mix of one sequential
 pass is shown too, so that a fast NF that drops everything stands out.
 
-    /work/venv/bin/python benchmarks/bench_seq.py [--packets 5000000] [--runs 5] [--json] [nf ...]
+    .venv/bin/python benchmarks/bench_seq.py [--packets 5000000] [--runs 5] [--json] [nf ...]
 """
 from __future__ import annotations
 

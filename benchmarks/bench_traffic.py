@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from explorer.traffic.fields import extract_fields
+from explorer.traffic.field_arrays import extract_fields
 from explorer.traffic.generators import generate, generate_fields
 from explorer.traffic.pcap import read_pcap, write_pcap
 

@@ -13,10 +13,11 @@ from typing import Optional
 
 from explorer import ir
 from explorer.errors import ConfigError
-from explorer.symbex.terms import symbols_of
+from explorer.symbex.bitvec import symbols_of
+from explorer.wire import PACKET_FIELDS
 
 SHAPES = {"map": "cylinder", "vector": "box3d", "dchain": "component", "sketch": "tab", "cht": "hexagon"}
-FIELDS = frozenset(f.name for f in ir.PACKET_FIELDS)
+FIELDS = frozenset(f.name for f in PACKET_FIELDS)
 HIGHLIGHT = 'color="#d62728", penwidth=2.5, fontcolor="#d62728"'
 
 

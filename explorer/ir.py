@@ -43,41 +43,6 @@ class Location:
 
 
 @dataclass(frozen=True)
-class PacketField:
-    """A named header field, as seen by the analysis: ``p.ipv4.src`` is a 32-bit host-order number."""
-
-    name: str  # "p.ipv4.src"
-    bits: int
-    rss_name: Optional[str] = None  # "src_ip" for the four fields RSS can hash, else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "bits": self.bits, "rss_name": self.rss_name}
-
-
-# The packet fields the analysis names. Order is header order. The four RSS-hashable ones carry
-# the names the RSS plan uses.
-PACKET_FIELDS: tuple[PacketField, ...] = (
-    PacketField("p.ether.dst", 48),
-    PacketField("p.ether.src", 48),
-    PacketField("p.ether.type", 16),
-    PacketField("p.ipv4.version_ihl", 8),
-    PacketField("p.ipv4.tos", 8),
-    PacketField("p.ipv4.total_length", 16),
-    PacketField("p.ipv4.id", 16),
-    PacketField("p.ipv4.frag_off", 16),
-    PacketField("p.ipv4.ttl", 8),
-    PacketField("p.ipv4.proto", 8),
-    PacketField("p.ipv4.checksum", 16),
-    PacketField("p.ipv4.src", 32, "src_ip"),
-    PacketField("p.ipv4.dst", 32, "dst_ip"),
-    PacketField("p.l4.sport", 16, "src_port"),
-    PacketField("p.l4.dport", 16, "dst_port"),
-)
-# Not header fields, but inputs of nf_process the analysis also names.
-INPUT_SYMBOLS: dict[str, int] = {"p.device": 16, "p.len": 16, "now": 64}
-
-
-@dataclass(frozen=True)
 class StateObject:
     """A state-library object allocated by nf_init, bound to a global handle variable."""
 

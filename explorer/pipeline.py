@@ -15,9 +15,9 @@ from explorer.errors import ShardingError
 from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile, nic_profile
 from explorer.rss.problem import KeyProblem
-from explorer.rss.solver import RssPlan, find_counterexample, solve_keys
-from explorer.sharding.constraints import RSS_NAMES
-from explorer.sharding.plan import Overrides, ShardingPlan, shard
+from explorer.rss.key_solver import RssPlan, find_counterexample, solve_keys
+from explorer.sharding.decisions import Overrides, ShardingPlan, shard
+from explorer.wire import RSS_NAMES
 
 STRATEGY_NAMES = {"sn": "shared-nothing", "locks": "locks", "tm": "tm"}
 
@@ -176,7 +176,7 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
 def with_keys(plan: RssPlan, keys: Optional[Mapping[int, Any]] = None,
               fields: Optional[Mapping[int, tuple[str, ...]]] = None) -> RssPlan:
     """``plan`` with some devices' keys (bytes or hex) and/or hashed fields replaced."""
-    from explorer.rss.solver import DevicePlan, plan_with_keys
+    from explorer.rss.key_solver import DevicePlan, plan_with_keys
     from explorer.rss.nic import rss_hf
     from explorer.rss.quality import reta_rank
 
@@ -199,7 +199,7 @@ def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_pack
     """``(PacketFields, devices)`` chunks of a generator kind, a Trace, or ``{device: pcap}``."""
     import numpy as np
 
-    from explorer.traffic.fields import extract_fields, fields_of
+    from explorer.traffic.field_arrays import extract_fields, fields_of
     from explorer.traffic.generators import generate_fields
     from explorer.traffic.pcap import iter_pcap
     from explorer.traffic.trace import Trace
@@ -227,7 +227,7 @@ def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: 
           packets: int = 20_000, flows: int = 2_000, seed: int = 0):
     """Run the sequential and the parallel build on the same trace (a generator kind or a Trace) and
     compare every packet's verdict and output bytes."""
-    from explorer.codegen.check import check as compare
+    from explorer.verify.equivalence import check as compare
     from explorer.traffic.generators import generate as make_trace
 
     trace = make_trace(traffic, packets=packets, flows=flows, seed=seed) if isinstance(traffic, str) else traffic

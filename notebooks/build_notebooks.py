@@ -26,13 +26,13 @@ def explorer_cells() -> list[tuple[str, str]]:
 import os
 from pathlib import Path
 
-from widgets import Explorer, load_bokehjs
+from widgets import ExplorerApp, load_bokehjs
 
 load_bokehjs()  # BokehJS from the installed package: the page needs no CDN
 # `nfx explore NF` passes the NF in NFX_NF; opened by hand, the notebook shows the firewall.
 NF = os.environ.get("NFX_NF", str(Path("../sample_nfs/fw.c").resolve()))
 OUT = Path(os.environ.get("NFX_OUT", "../out")).resolve() / Path(NF).stem  # a suggestion; the page can change it
-app = Explorer(NF, out_dir=str(OUT))
+app = ExplorerApp(NF, out_dir=str(OUT))
 app
 '''),
     ]

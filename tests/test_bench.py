@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer.codegen.bench import BenchReport, BenchResult, bench, bench_trace
-from explorer.codegen.plot import scaling_svg
+from explorer.bench.measure import BenchReport, BenchResult, bench, bench_trace
+from explorer.bench.plot import scaling_svg
 from explorer.commands.bench import parse_cores
 from explorer.errors import ConfigError
 

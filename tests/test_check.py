@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.codegen.check import _Renaming, _renamed_equal, check, check_plan, serial_order, update_checksums
-from explorer.codegen.plan import parallel_plan
-from explorer.codegen.replay import RAN_READ, RAN_WRITE, ParallelRun
+from explorer.verify.equivalence import _Renaming, _renamed_equal, check, check_plan, serial_order, update_checksums
+from explorer.codegen.planning import parallel_plan
+from explorer.verify.replay import RAN_READ, RAN_WRITE, ParallelRun
 from explorer.run import run_trace
 from explorer.traffic.pcap import write_trace
 from explorer.traffic.trace import Trace

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.codegen.check import check
+from explorer.verify.equivalence import check
 from explorer.traffic.trace import Trace
 
 import codegen_fixtures as fixtures

@@ -17,7 +17,7 @@ from pycparser import c_ast, c_parser
 from explorer import build, pipeline
 from explorer.codegen import generate, parallel_plan, render, write_project
 from explorer.codegen.compile import build_program
-from explorer.codegen.plan import plan_from_dict
+from explorer.codegen.planning import plan_from_dict
 from explorer.codegen.project import MARKER
 from explorer.codegen.transform import nf_ast, transform
 from explorer.errors import ConfigError, GenerateError

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.codegen.pcap_run import expected_outputs, microsecond_trace, run_on_pcaps
-from explorer.codegen.replay import run_replay
-from explorer.codegen.split import cores_of, split_trace
+from explorer.verify.pcap_run import expected_outputs, microsecond_trace, run_on_pcaps
+from explorer.verify.replay import run_replay
+from explorer.verify.split import cores_of, split_trace
 from explorer.errors import ConfigError
 from explorer.traffic.pcap import read_pcap
 

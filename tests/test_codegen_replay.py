@@ -11,12 +11,12 @@ import pytest
 from explorer import pipeline
 from explorer.codegen import parallel_plan, write_project
 from explorer.codegen.compile import build_program
-from explorer.codegen.replay import RAN_ALONE, RAN_READ, RAN_WRITE, eal_args, run_replay
-from explorer.codegen.split import cores_of
+from explorer.verify.replay import RAN_ALONE, RAN_READ, RAN_WRITE, eal_args, run_replay
+from explorer.verify.split import cores_of
 from explorer.errors import ConfigError, RunError
 from explorer.rss.toeplitz import hash_fields
 from explorer.run import encode_trace, run_trace
-from explorer.traffic.fields import fields_of
+from explorer.traffic.field_arrays import fields_of
 
 from codegen_fixtures import project, traffic
 

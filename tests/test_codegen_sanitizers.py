@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.codegen.replay import RAN_READ, RAN_WRITE, run_replay
+from explorer.verify.replay import RAN_READ, RAN_WRITE, run_replay
 from explorer.errors import RunError
 
 from codegen_fixtures import project, traffic

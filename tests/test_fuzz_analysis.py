@@ -17,8 +17,8 @@ import pytest
 from explorer import ir
 from explorer.errors import NfxError, UnsupportedError
 from explorer.symbex import analyze
-from explorer.symbex import explorer as explorer_module
-from explorer.symbex import solver as solver_module
+from explorer.symbex import path_search as explorer_module
+from explorer.symbex import path_solver as solver_module
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted(p.stem for p in (ROOT / "sample_nfs").glob("*.c"))

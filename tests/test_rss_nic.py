@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from explorer.errors import ConfigError, ShardingError
-from explorer.rss.fields import FIELD_NAMES
+from explorer.rss.hash_input import FIELD_NAMES
 from explorer.rss.nic import PROFILES, RSS_HF_BITS, flow_rule_types, nic_profile, rss_hf
 
 ALL_SUBSETS = [tuple(f for i, f in enumerate(FIELD_NAMES) if mask >> i & 1) for mask in range(1, 16)]

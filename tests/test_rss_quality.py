@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from explorer.errors import ConfigError
 from explorer.rss import gf2
-from explorer.rss.fields import FIELD_NAMES, input_layout
+from explorer.rss.hash_input import FIELD_NAMES, input_layout
 from explorer.rss.quality import balance, field_ranks, low_bits_rank, reta_rank, reta_rows
 from explorer.rss.toeplitz import hash_fields
 

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from explorer.errors import ConfigError, ShardingError, SolverError
-from explorer.rss import solver as solver_module
-from explorer.rss.fields import FIELD_BITS, FIELD_NAMES
+from explorer.rss import key_solver as solver_module
+from explorer.rss.hash_input import FIELD_BITS, FIELD_NAMES
 from explorer.rss.nic import nic_profile
 from explorer.rss.problem import KeyProblem, PairConstraint
 from explorer.rss.quality import field_ranks, low_bits_rank
-from explorer.rss.solver import (RssPlan, find_counterexample, plan_with_keys, solve_keys,
+from explorer.rss.key_solver import (RssPlan, find_counterexample, plan_with_keys, solve_keys,
                                  verify_plan)
 from explorer.rss.toeplitz import hash_fields
 

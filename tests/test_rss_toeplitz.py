@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from explorer.errors import ConfigError
-from explorer.rss.fields import FIELD_NAMES, input_layout
+from explorer.rss.hash_input import FIELD_NAMES, input_layout
 from explorer.rss.toeplitz import ToeplitzTable, hash_fields, hash_rows, toeplitz_hash, z3_toeplitz
 
 MS_KEY = bytes.fromhex("6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa")

@@ -5,7 +5,7 @@ import z3
 
 from explorer.ir import Access, Analysis, CallPath, Location, Op, StateObject, Verdict
 from explorer.rss.nic import nic_profile
-from explorer.sharding.plan import shard
+from explorer.sharding.decisions import shard
 
 SRC, DST = z3.BitVec("p.ipv4.src", 32), z3.BitVec("p.ipv4.dst", 32)
 SPORT, DPORT = z3.BitVec("p.l4.sport", 16), z3.BitVec("p.l4.dport", 16)

@@ -10,7 +10,7 @@ from explorer.errors import TrafficError
 from explorer.rss.toeplitz import toeplitz_hash
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import steer
-from explorer.traffic.fields import extract_fields
+from explorer.traffic.field_arrays import extract_fields
 from explorer.traffic.generators import generate, generate_fields
 from explorer.traffic.pcap import write_trace
 from test_sharding import DPORT, SRC, access, analysis, fw_like, path

@@ -23,8 +23,8 @@ from explorer import ir
 from explorer.run import RunResult, run_trace
 from explorer.symbex import analyze
 from explorer.symbex.evaluate import compile_term, frames_env
-from explorer.symbex.packet import HEADER_FIELDS
-from explorer.symbex.terms import symbols_of
+from explorer.wire import PACKET_FIELDS
+from explorer.symbex.bitvec import symbols_of
 from explorer.traffic import generators as generate_module
 from explorer.traffic.generators import generate
 from explorer.traffic.trace import Trace
@@ -219,7 +219,7 @@ def _write_problems(path: ir.CallPath, members: np.ndarray, local: dict, trace: 
         out = outputs.get(int(i))
         if out is None:
             continue
-        for hf in HEADER_FIELDS:
+        for hf in PACKET_FIELDS:
             if hf.region not in regions:
                 continue
             after = _field_value(out, hf)

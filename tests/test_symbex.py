@@ -11,7 +11,7 @@ from explorer import ir
 from explorer.frontend import parse_nf
 from explorer.symbex import analyze
 from explorer.symbex.evaluate import compile_term
-from explorer.symbex.explorer import explore
+from explorer.symbex.path_search import explore
 
 NFS = Path(__file__).resolve().parent / "nfs_analysis"
 

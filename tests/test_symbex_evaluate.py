@@ -8,7 +8,7 @@ import pytest
 import z3
 
 from explorer.symbex.evaluate import compile_term, evaluate, fields_env, frames_env
-from explorer.symbex.terms import constants_of, fnv1a, hash_function
+from explorer.symbex.bitvec import constants_of, fnv1a, hash_function
 
 WIDTHS = (1, 8, 16, 32, 64, 72)
 
@@ -141,7 +141,7 @@ def test_frames_env_reads_fields_where_the_runtime_does() -> None:
 
 def test_fields_env_keeps_the_accessor_conditions() -> None:
     from explorer.symbex.packet import PacketSymbols
-    from explorer.traffic.fields import extract_fields
+    from explorer.traffic.field_arrays import extract_fields
     from explorer.traffic.generators import generate
 
     trace = generate("mixed", packets=400, flows=50, seed=2)

@@ -14,7 +14,7 @@ import pytest
 from explorer.cli import main as nfx
 from explorer.errors import ConfigError, TrafficError
 from explorer.traffic import pcap as pcap_module
-from explorer.traffic.fields import HEAD, PacketFields, extract_fields, fields_of
+from explorer.traffic.field_arrays import HEAD, PacketFields, extract_fields, fields_of
 from explorer.traffic.frames import checksum
 from explorer.traffic.generators import (GENERATORS, LAN, ROUTER_MAC, WAN, AddressPool, generate,
                                          generate_fields, generate_headers, host_mac,

@@ -1,11 +1,11 @@
-"""The Explorer app wired to a fake engine: each button calls the right engine function with the
+"""The explorer app wired to a fake engine: each button calls the right engine function with the
 controls' values, and its result reaches the views; errors reach the status bar."""
 from __future__ import annotations
 
 import pytest
 
 from explorer.errors import CSyntaxError, ShardingError
-from widgets.app import Explorer
+from widgets.app import ExplorerApp
 from widgets.simulator import UPLOADED
 from widgets.source_view import ALL_PATHS
 
@@ -26,7 +26,7 @@ def engine(nf):
 
 @pytest.fixture
 def app(nf, engine, tmp_path):
-    return Explorer(str(nf), engine=engine, samples_dir=tmp_path)
+    return ExplorerApp(str(nf), engine=engine, samples_dir=tmp_path)
 
 
 def test_loading_analyses_and_fills_source_graph_and_table(app, engine, nf):
@@ -62,7 +62,7 @@ def test_the_graph_can_emphasise_an_object(app, engine):
 
 
 def test_without_a_path_nothing_is_analysed(engine, tmp_path):
-    app = Explorer("", engine=engine, samples_dir=tmp_path)
+    app = ExplorerApp("", engine=engine, samples_dir=tmp_path)
     assert engine.calls == [] and app.solve_button.disabled
     app.picker.button.click()
     assert app.status.state == "error" and "no NF chosen" in app.status.message

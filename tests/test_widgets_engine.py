@@ -1,4 +1,4 @@
-"""The Explorer on the real engine (explorer.pipeline) and a sample NF, without a browser: the views
+"""The ExplorerApp on the real engine (explorer.pipeline) and a sample NF, without a browser: the views
 show exactly what the engine's result values say."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from explorer import pipeline
-from widgets.app import Explorer
+from widgets.app import ExplorerApp
 from widgets.source_view import access_notes
 
 FW = Path(__file__).resolve().parent.parent / "sample_nfs" / "fw.c"
@@ -15,7 +15,7 @@ FW = Path(__file__).resolve().parent.parent / "sample_nfs" / "fw.c"
 
 @pytest.fixture(scope="module")
 def app():
-    return Explorer(str(FW))
+    return ExplorerApp(str(FW))
 
 
 @pytest.mark.dot

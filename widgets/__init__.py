@@ -1,8 +1,8 @@
 """ipywidgets views over the engine's result values (notebooks -> widgets -> explorer).
 
-``Explorer`` is the whole app; call ``load_bokehjs()`` once in a notebook before showing it.
+``ExplorerApp`` is the whole app; call ``load_bokehjs()`` once in a notebook before showing it.
 """
-from widgets.app import Explorer
+from widgets.app import ExplorerApp
 from widgets.load_view import load_bokehjs
 
-__all__ = ["Explorer", "load_bokehjs"]
+__all__ = ["ExplorerApp", "load_bokehjs"]

@@ -43,7 +43,7 @@ def _section(title: str) -> ipywidgets.HTML:
     return ipywidgets.HTML(f"<h3>{title}</h3>")
 
 
-class Explorer(ipywidgets.VBox):
+class ExplorerApp(ipywidgets.VBox):
     """The whole explorer on one NF. ``analysis`` / ``solution`` / ``simulation`` / ``project`` /
     ``check`` hold the engine's last results (None until produced)."""
 

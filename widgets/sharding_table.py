@@ -12,8 +12,8 @@ from typing import Any, Iterable, Mapping
 import ipywidgets
 import traitlets
 
-# In hash-input order (docs/design.md).
-RSS_FIELDS = ("src_ip", "dst_ip", "src_port", "dst_port")
+from explorer.wire import RSS_NAMES as RSS_FIELDS
+
 _DECISION_COLOURS = {"shard": "#1a7f37", "replicate": "#57606a", "lock": "#b42318"}
 _OVERRIDDEN_BORDER = "2px solid #d9480f"
 NOT_DECIDED = "\u2014"

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import ipywidgets
 import traitlets
 
-from widgets.sharding_table import RSS_FIELDS
+from explorer.wire import RSS_NAMES as RSS_FIELDS
 
 _BOX = "border-radius:4px;padding:6px 10px;margin:4px 0"
 _BAD_BOX = f"{_BOX};border:1px solid #f1aeb5;background:#fff0f0"

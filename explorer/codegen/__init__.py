@@ -1,7 +1,8 @@
-"""Parallel code generation: a ParallelPlan collected from a Solution, then printed as a DPDK project
-(``generate``), replayed on traces (``run_replay``), checked against the sequential NF (``check``)
-and benchmarked (``bench``)."""
-from explorer.codegen.plan import STRATEGIES, ParallelPlan, parallel_plan
+"""Parallel code generation: a ParallelPlan collected from a Solution (``planning``), the NF rewritten
+for the strategy (``transform``), printed as a DPDK project (``project``) and built with gcc
+(``compile``). Running, checking and measuring the project live in ``explorer.verify`` and
+``explorer.bench``."""
+from explorer.codegen.planning import STRATEGIES, ParallelPlan, parallel_plan
 from explorer.codegen.project import GeneratedProject, render, write_project
 
 __all__ = ["STRATEGIES", "GeneratedProject", "ParallelPlan", "generate", "parallel_plan", "render",

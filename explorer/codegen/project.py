@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.codegen.plan import ParallelPlan
+from explorer.codegen.planning import ParallelPlan
 from explorer.codegen.transform import transform
 from explorer.errors import GenerateError
 from explorer.rss.nic import RSS_HF_BITS

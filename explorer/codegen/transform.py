@@ -21,17 +21,13 @@ from typing import Optional
 
 from pycparser import c_ast, c_generator
 
-from explorer.codegen.plan import DIVIDED_KINDS, ParallelPlan
+from explorer.codegen.planning import DIVIDED_KINDS, ParallelPlan
 from explorer.errors import GenerateError
 from explorer.frontend import parse_nf
 from explorer.frontend.preprocessor import FRONTEND_INCLUDE, RUNTIME_INCLUDE
 from explorer.ir import Location
+from explorer.state_api import ALLOCATIONS
 
-# nf_*_allocate: which argument is the capacity (None: none is divided).
-_ALLOCATIONS = {"nf_map_allocate": 1, "nf_vector_allocate": 1, "nf_dchain_allocate": 0,
-                "nf_sketch_allocate": None, "nf_cht_allocate": None}
-_KIND_OF = {"nf_map_allocate": "map", "nf_vector_allocate": "vector", "nf_dchain_allocate": "dchain",
-            "nf_sketch_allocate": "sketch", "nf_cht_allocate": "cht"}
 RENAMES = {
     "seq": {},
     "sn": {"nf_dchain_allocate_new_index": "nf_sn_allocate_new_index"},
@@ -88,7 +84,7 @@ class _Rewriter(c_ast.NodeVisitor):
         name = node.name.name if isinstance(node.name, c_ast.ID) else None
         if name is not None:
             self.called.add(id(node.name))
-            if name in _ALLOCATIONS:
+            if name in ALLOCATIONS:
                 self._allocation(node, name)
             if name in self.renames:
                 node.name = c_ast.ID(self.renames[name], coord=node.name.coord)
@@ -101,7 +97,7 @@ class _Rewriter(c_ast.NodeVisitor):
         out = args[-1] if args else None
         target = out.expr.name if (isinstance(out, c_ast.UnaryOp) and out.op == "&"
                                    and isinstance(out.expr, c_ast.ID)) else None
-        position = _ALLOCATIONS[name]
+        position = ALLOCATIONS[name].capacity_arg
         if target is None:
             if self.divided:
                 raise GenerateError(f"{name} must be called with &<global handle> as its last argument, so that "
@@ -109,7 +105,7 @@ class _Rewriter(c_ast.NodeVisitor):
             return
         if target in self.divided and position is not None and position < len(args):
             kind = self.plan.object(target).kind
-            if _KIND_OF[name] != kind:
+            if ALLOCATIONS[name].kind != kind:
                 raise GenerateError(f"{target} is a {kind}, but {name} allocates it", location=_location(node))
             args[position] = c_ast.FuncCall(c_ast.ID("nf_sn_capacity"), c_ast.ExprList([args[position]]),
                                             coord=args[position].coord)

@@ -1,12 +1,12 @@
 """``nfx bench NF.c --cores 1,2 [--strategy S ...] [--packets N] [--out DIR] [--json]``: Mpps per
 strategy and core count next to the sequential build, packets preloaded in memory (see
-explorer.codegen.bench); with --out, bench.json, bench.csv and bench.svg (the scaling plot)."""
+explorer.bench.measure); with --out, bench.json, bench.csv and bench.svg (the scaling plot)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from explorer.codegen.bench import bench
+from explorer.bench.measure import bench
 from explorer.commands.options import parse_defines
 from explorer.errors import ConfigError
 

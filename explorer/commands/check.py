@@ -1,12 +1,12 @@
 """``nfx check NF.c --in 0=a.pcap [--in 1=b.pcap] --cores N [--strategy S] [--json]``: run the
 sequential and the parallel build on the same trace and compare every packet (see
-explorer.codegen.check). Exit status 0 when equivalent, 2 when not."""
+explorer.verify.equivalence). Exit status 0 when equivalent, 2 when not."""
 from __future__ import annotations
 
 import json
 
 from explorer import pipeline
-from explorer.codegen.check import check
+from explorer.verify.equivalence import check
 from explorer.commands.options import parse_defines
 from explorer.errors import ConfigError
 from explorer.run import load_trace

@@ -6,7 +6,7 @@ import json
 from explorer import pipeline
 from explorer.commands.options import parse_defines, parse_device_values
 from explorer.errors import ConfigError
-from explorer.sharding.plan import parse_overrides
+from explorer.sharding.decisions import parse_overrides
 from explorer.traffic.pcap import parse_input
 
 

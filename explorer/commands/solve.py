@@ -5,7 +5,7 @@ import json
 
 from explorer import pipeline
 from explorer.commands.options import parse_defines
-from explorer.sharding.plan import parse_overrides
+from explorer.sharding.decisions import parse_overrides
 
 
 def main(args) -> int:

@@ -15,7 +15,7 @@ Which fields a NIC can hash for IPv4 TCP/UDP packets (facts from the DPDK 22.11 
   layer; an IPv4 type always hashes at least one address. Reachable: any non-empty set of addresses
   with any set of ports; never ports alone.
 
-The fields a NIC hashes are packed in hash-input order (``explorer.rss.fields``); nfx assumes this of
+The fields a NIC hashes are packed in hash-input order (``explorer.rss.hash_input``); nfx assumes this of
 every driver, which is why generated code must check the hardware hash against ``rte_softrss`` at
 start-up.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Union
 
 from explorer.errors import ConfigError, ShardingError
-from explorer.rss.fields import FIELD_NAMES, L3_FIELDS, L4_FIELDS, canonical_fields
+from explorer.rss.hash_input import FIELD_NAMES, L3_FIELDS, L4_FIELDS, canonical_fields
 
 # Values from DPDK 22.11's rte_ethdev.h (tests compile a C file against the installed headers to
 # confirm them).

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from explorer.errors import ConfigError
-from explorer.rss.fields import FIELD_BITS, canonical_fields
+from explorer.rss.hash_input import FIELD_BITS, canonical_fields
 from explorer.rss.nic import NicProfile
 
 Bit = tuple[str, int]  # (field, i), i = 0 the field's most significant bit

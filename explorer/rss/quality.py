@@ -6,7 +6,7 @@ from typing import Iterable, Sequence
 
 from explorer.errors import ConfigError
 from explorer.rss import gf2
-from explorer.rss.fields import FIELD_BITS, input_layout
+from explorer.rss.hash_input import FIELD_BITS, input_layout
 
 
 def _index_bits(reta_size: int) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 import z3
 
 from explorer.errors import ConfigError
-from explorer.rss.fields import FIELD_BITS, canonical_fields
+from explorer.rss.hash_input import FIELD_BITS, canonical_fields
 
 _MASK32 = 0xFFFFFFFF
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from explorer.ir import PACKET_FIELDS, Access, Analysis, CallPath
+from explorer.ir import Access, Analysis, CallPath
 from explorer.rss.problem import PairConstraint
 from explorer.sharding.keybits import KeyBit, key_bits
-from explorer.symbex.terms import symbols_of
+from explorer.symbex.bitvec import symbols_of
+from explorer.wire import PACKET_FIELDS
 
-RSS_FIELDS: tuple[tuple[str, int], ...] = (("src_ip", 32), ("dst_ip", 32), ("src_port", 16), ("dst_port", 16))
-RSS_NAMES: tuple[str, ...] = tuple(name for name, _ in RSS_FIELDS)
 _RSS_OF_SYMBOL = {f.name: (f.rss_name, f.bits) for f in PACKET_FIELDS if f.rss_name}
 
 

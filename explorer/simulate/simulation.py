@@ -17,14 +17,14 @@ import numpy as np
 
 from explorer.errors import TrafficError
 from explorer.ir import Analysis
-from explorer.rss.solver import RssPlan
+from explorer.rss.key_solver import RssPlan
 from explorer.sharding.constraints import keyed_accesses, written_objects
-from explorer.sharding.plan import ShardingPlan
+from explorer.sharding.decisions import ShardingPlan
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import steer
-from explorer.simulate.terms import Unknown, key_slices, packet_guard
+from explorer.simulate.key_arrays import Unknown, key_slices, packet_guard
 from explorer.symbex.evaluate import fields_env
-from explorer.traffic.fields import PacketFields
+from explorer.traffic.field_arrays import PacketFields
 
 MAX_EXAMPLES = 5
 COMPACT_ROWS = 8_000_000  # rows kept per object before compacting to distinct (key, bucket) pairs

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.rss.fields import L3_FIELDS
-from explorer.rss.solver import DevicePlan, RssPlan
+from explorer.rss.hash_input import L3_FIELDS
+from explorer.rss.key_solver import DevicePlan, RssPlan
 from explorer.rss.toeplitz import hash_fields
-from explorer.traffic.fields import PacketFields
+from explorer.traffic.field_arrays import PacketFields
 
 
 @dataclass(frozen=True, eq=False)

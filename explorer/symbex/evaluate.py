@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import z3
 
-from explorer.symbex.terms import FNV_OFFSET, FNV_PRIME
+from explorer.symbex.bitvec import FNV_OFFSET, FNV_PRIME
 
 _U64 = np.uint64
 
@@ -408,7 +408,7 @@ def frames_env(frames: Any, devices: Any = None, timestamps: Any = None) -> dict
 
 
 def fields_env(fields: Any, devices: Any = None, timestamps: Any = None) -> dict[str, np.ndarray]:
-    """Symbol values from ``explorer.traffic.fields.PacketFields`` (for the simulator).
+    """Symbol values from ``explorer.traffic.field_arrays.PacketFields`` (for the simulator).
 
     PacketFields zeroes IPv4 fields of non-IPv4 frames and ports of non-TCP/UDP ones, and keeps no
     raw version/IHL or fragment word; those are rebuilt so that the accessor conditions

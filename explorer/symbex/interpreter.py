@@ -18,7 +18,7 @@ from explorer.symbex.ctype import ArrayType, CType, FunctionType, IntType, Point
 from explorer.symbex.memory import Region, cells_of, value_of
 from explorer.symbex.program import GlobalVar, Program, Scope, TypeResolver, decl_is_const, location_of
 from explorer.symbex.state import NeedsFork, PathState
-from explorer.symbex.terms import bv
+from explorer.symbex.bitvec import bv
 from explorer.symbex.values import (Agg, Int, Ptr, SemanticsError, Value, arithmetic, bool_int, compare, convert,
                                     convert_int, index_offset, logical_not, mask, offset_add, pointer_compare,
                                     truth, unary)

@@ -19,27 +19,14 @@ from explorer.ir import Location, Op
 from explorer.symbex import ctype as ct
 from explorer.symbex.ctype import ArrayType, CType, IntType, PointerType, StructType
 from explorer.symbex.memory import Region
-from explorer.symbex.packet import PacketSymbols, field_at
+from explorer.symbex.packet import PacketSymbols
 from explorer.symbex.program import location_of
-from explorer.symbex.terms import Slice, bv, bswap, bytes_of, combine_be, fnv1a, hash_function
+from explorer.symbex.bitvec import Slice, bv, bswap, bytes_of, combine_be, fnv1a, hash_function
 from explorer.symbex.values import Int, Ptr, Value, convert_int
+from explorer.state_api import KINDS, OTHER_CALLS, STATE_CALLS
+from explorer.wire import field_at
 
-KINDS = {"nf_map_allocate": "map", "nf_vector_allocate": "vector", "nf_dchain_allocate": "dchain",
-         "nf_sketch_allocate": "sketch", "nf_cht_allocate": "cht"}
 SKETCH_DEPTH = 4
-
-# The function, the kind of object its first argument must be.
-STATE_CALLS = {
-    "nf_map_get": "map", "nf_map_put": "map", "nf_map_erase": "map",
-    "nf_vector_borrow": "vector", "nf_vector_return": "vector",
-    "nf_dchain_allocate_new_index": "dchain", "nf_dchain_rejuvenate_index": "dchain",
-    "nf_dchain_is_index_allocated": "dchain", "nf_dchain_free_index": "dchain",
-    "nf_expire_items": "dchain", "nf_expire_items2": "dchain",
-    "nf_sketch_touch": "sketch", "nf_sketch_estimate": "sketch", "nf_sketch_expire": "sketch",
-    "nf_cht_find_backend": "cht",
-}
-OTHER_CALLS = frozenset({"nf_ether_header", "nf_ipv4_header", "nf_tcpudp_header", "nf_update_checksums",
-                         "nf_ntohs", "nf_htons", "nf_ntohl", "nf_htonl", "nf_hash", "memcpy", "memset", "memcmp"})
 
 
 @dataclass

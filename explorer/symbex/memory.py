@@ -10,7 +10,7 @@ from typing import Optional
 
 from explorer.ir import Location
 from explorer.symbex.ctype import ArrayType, CType, IntType, PointerType, StructType
-from explorer.symbex.terms import Slice, bytes_of, combine, is_bv
+from explorer.symbex.bitvec import Slice, bytes_of, combine, is_bv
 from explorer.symbex.values import Agg, Int, Ptr, SemanticsError, Value, mask
 
 

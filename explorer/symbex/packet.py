@@ -6,53 +6,13 @@ a W-byte field is byte W-1-k (little-endian index) of its symbol.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import z3
 
-from explorer.ir import INPUT_SYMBOLS, PACKET_FIELDS
 from explorer.symbex.memory import Region
-from explorer.symbex.terms import Slice
-
-ETHER_TYPE_IPV4 = 0x0800
-PROTO_TCP = 6
-PROTO_UDP = 17
-ETHER_LEN = 14
-TCP_LEN = 20
-UDP_LEN = 8
-
-
-@dataclass(frozen=True)
-class HeaderField:
-    name: str  # "p.ipv4.src"
-    region: str  # "ether" | "ipv4" | "l4"
-    offset: int
-    size: int  # bytes
-
-
-# Offsets follow struct nf_ether_hdr, nf_ipv4_hdr and nf_tcpudp_hdr in nf.h.
-HEADER_FIELDS: tuple[HeaderField, ...] = (
-    HeaderField("p.ether.dst", "ether", 0, 6),
-    HeaderField("p.ether.src", "ether", 6, 6),
-    HeaderField("p.ether.type", "ether", 12, 2),
-    HeaderField("p.ipv4.version_ihl", "ipv4", 0, 1),
-    HeaderField("p.ipv4.tos", "ipv4", 1, 1),
-    HeaderField("p.ipv4.total_length", "ipv4", 2, 2),
-    HeaderField("p.ipv4.id", "ipv4", 4, 2),
-    HeaderField("p.ipv4.frag_off", "ipv4", 6, 2),
-    HeaderField("p.ipv4.ttl", "ipv4", 8, 1),
-    HeaderField("p.ipv4.proto", "ipv4", 9, 1),
-    HeaderField("p.ipv4.checksum", "ipv4", 10, 2),
-    HeaderField("p.ipv4.src", "ipv4", 12, 4),
-    HeaderField("p.ipv4.dst", "ipv4", 16, 4),
-    HeaderField("p.l4.sport", "l4", 0, 2),
-    HeaderField("p.l4.dport", "l4", 2, 2),
-)
-HEADER_SIZES = {"ether": 14, "ipv4": 20, "l4": 4}
-HEADER_LABELS = {"ether": "Ethernet header", "ipv4": "IPv4 header", "l4": "TCP/UDP header"}
-
-assert [f.name for f in HEADER_FIELDS] == [f.name for f in PACKET_FIELDS]
-assert all(8 * h.size == p.bits for h, p in zip(HEADER_FIELDS, PACKET_FIELDS))
+from explorer.symbex.bitvec import Slice
+from explorer.wire import (
+    ETHER_LEN, ETHER_TYPE_IPV4, FRAGMENT_BITS, HEADER_LABELS, HEADER_SIZES, INPUT_SYMBOLS, PACKET_FIELDS, PROTO_TCP,
+    PROTO_UDP, TCP_LEN, UDP_LEN)
 
 
 class PacketSymbols:
@@ -74,7 +34,7 @@ class PacketSymbols:
                               z3.UGE(length, ip_end))
         proto = f["p.ipv4.proto"]
         self.tcpudp_ok = z3.And(self.ipv4_ok,
-                                f["p.ipv4.frag_off"] & 0x3FFF == 0,
+                                f["p.ipv4.frag_off"] & FRAGMENT_BITS == 0,
                                 z3.Or(z3.And(proto == PROTO_TCP, z3.UGE(length, ip_end + TCP_LEN)),
                                       z3.And(proto == PROTO_UDP, z3.UGE(length, ip_end + UDP_LEN))))
 
@@ -82,7 +42,7 @@ class PacketSymbols:
         regions = {}
         for name, size in HEADER_SIZES.items():
             cells: list = [0] * size
-            for hf in HEADER_FIELDS:
+            for hf in PACKET_FIELDS:
                 if hf.region == name:
                     sym = self.fields[hf.name]
                     for k in range(hf.size):
@@ -90,10 +50,3 @@ class PacketSymbols:
             regions[name] = Region(name, "header", HEADER_LABELS[name], size, cells)
         return regions
 
-
-def field_at(region: str, offset: int) -> str:
-    """The field name of byte ``offset`` of header ``region``."""
-    for hf in HEADER_FIELDS:
-        if hf.region == region and hf.offset <= offset < hf.offset + hf.size:
-            return hf.name
-    raise KeyError((region, offset))

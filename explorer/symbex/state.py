@@ -15,7 +15,7 @@ import z3
 
 from explorer.errors import UnsupportedError
 from explorer.ir import Location
-from explorer.symbex.solver import PathSolver
+from explorer.symbex.path_solver import PathSolver
 
 MAX_VALUES = 16  # a symbolic index may take at most this many values
 

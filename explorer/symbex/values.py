@@ -12,7 +12,7 @@ import z3
 
 from explorer.symbex.ctype import (ArrayType, CType, INT, IntType, LONG, PointerType, StructType, ULONG,
                                    common_type, promote)
-from explorer.symbex.terms import Cell, Term, bv, low_bits
+from explorer.symbex.bitvec import Cell, Term, bv, low_bits
 
 
 class SemanticsError(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.traffic.fields import ETHER_TYPE_IPV4, PROTO_TCP, PROTO_UDP
+from explorer.wire import ETHER_TYPE_IPV4, PROTO_TCP, PROTO_UDP
 from explorer.traffic.headers import ETHER_TYPE_ARP, ETHER_TYPE_IPV6, IP_MF, PROTO_ICMP, Headers
 
 TCP_ACK = 0x10

@@ -20,7 +20,8 @@ from typing import Any, Callable, Sequence, Union
 import numpy as np
 
 from explorer.errors import TrafficError
-from explorer.traffic.fields import ETHER_TYPE_IPV4, PROTO_TCP, PROTO_UDP, PacketFields
+from explorer.traffic.field_arrays import PacketFields
+from explorer.wire import ETHER_TYPE_IPV4, PROTO_TCP, PROTO_UDP
 from explorer.traffic.frames import build_frames
 from explorer.traffic.headers import (ETHER_TYPE_ARP, ETHER_TYPE_IPV6, IP_DF, IP_MF, PROTO_ICMP,
                                       Headers)

@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from explorer.traffic.fields import ETHER_TYPE_IPV4, PacketFields, derive_fields
+from explorer.traffic.field_arrays import PacketFields, derive_fields
+from explorer.wire import ETHER_TYPE_IPV4
 
 ETHER_TYPE_ARP = 0x0806
 ETHER_TYPE_IPV6 = 0x86DD

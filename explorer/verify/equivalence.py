@@ -32,13 +32,15 @@ from typing import Any, Optional
 import numpy as np
 import z3
 
-from explorer.codegen.plan import ParallelPlan, parallel_plan
+from explorer.codegen.planning import ParallelPlan, parallel_plan
 from explorer.codegen.project import write_project
-from explorer.codegen.replay import RAN_WRITE, ParallelRun, run_replay
+from explorer.verify.replay import RAN_WRITE, ParallelRun, run_replay
 from explorer.errors import ConfigError, RunError
 from explorer.run import DROP, FLOOD, RunResult, StateCall, run_trace
-from explorer.symbex.terms import symbols_of
+from explorer.symbex.bitvec import symbols_of
 from explorer.traffic.trace import Trace
+from explorer.wire import (
+    ETHER_LEN, FIELD_BY_NAME, FRAGMENT_BITS, PROTO_TCP, PROTO_UDP, TCP_LEN, UDP_LEN, frame_offset)
 
 _WRITE_CALLS = ("nf_map_put", "nf_map_erase", "nf_sketch_touch")
 _KEYED_CALLS = ("nf_map_get", "nf_map_put", "nf_map_erase", "nf_sketch_touch", "nf_sketch_estimate")
@@ -49,12 +51,6 @@ RELATIONS = {
     "locks": "equal to the sequential NF run in the order the locks serialised the packets",
     "tm": "equal to the sequential NF run in the order the locks serialised the packets",
 }
-# Where a header field sits in a frame: (offset, size), offsets of L4 fields from the L4 header.
-_L2_L3_FIELDS = {"p.ether.dst": (0, 6), "p.ether.src": (6, 6), "p.ether.type": (12, 2),
-                 "p.ipv4.version_ihl": (14, 1), "p.ipv4.tos": (15, 1), "p.ipv4.total_length": (16, 2),
-                 "p.ipv4.id": (18, 2), "p.ipv4.frag_off": (20, 2), "p.ipv4.ttl": (22, 1), "p.ipv4.proto": (23, 1),
-                 "p.ipv4.checksum": (24, 2), "p.ipv4.src": (26, 4), "p.ipv4.dst": (30, 4)}
-_L4_FIELDS = {"p.l4.sport": (0, 2), "p.l4.dport": (2, 2)}
 
 
 @dataclass(frozen=True)
@@ -134,18 +130,20 @@ def _l4_offset(frame: bytes) -> Optional[int]:
     if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[14] >> 4 != 4 or frame[14] & 15 < 5:
         return None
     ihl = 4 * (frame[14] & 15)
-    if len(frame) < 14 + ihl or int.from_bytes(frame[20:22], "big") & 0x3FFF or frame[23] not in (6, 17):
+    proto = frame[23]
+    if len(frame) < ETHER_LEN + ihl or int.from_bytes(frame[20:22], "big") & FRAGMENT_BITS or \
+            proto not in (PROTO_TCP, PROTO_UDP):
         return None
-    return 14 + ihl if len(frame) >= 14 + ihl + (20 if frame[23] == 6 else 8) else None
+    l4 = ETHER_LEN + ihl
+    return l4 if len(frame) >= l4 + (TCP_LEN if proto == PROTO_TCP else UDP_LEN) else None
 
 
 def _span(name: str, frame: bytes) -> Optional[tuple[int, int]]:
-    if name in _L2_L3_FIELDS:
-        return _L2_L3_FIELDS[name]
-    l4 = _l4_offset(frame)
-    if name in _L4_FIELDS and l4 is not None:
-        return l4 + _L4_FIELDS[name][0], _L4_FIELDS[name][1]
-    return None
+    field = FIELD_BY_NAME.get(name)
+    if field is None:
+        return None
+    start = frame_offset(field, _l4_offset(frame) if field.region == "l4" else None)
+    return None if start is None else (start, field.size)
 
 
 def _fold(total: int) -> int:

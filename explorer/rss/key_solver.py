@@ -29,7 +29,7 @@ import z3
 
 from explorer.errors import ConfigError, ShardingError, SolverError
 from explorer.rss import gf2
-from explorer.rss.fields import FIELD_BITS, FIELD_NAMES, L3_FIELDS, InputLayout, input_layout
+from explorer.rss.hash_input import FIELD_BITS, FIELD_NAMES, L3_FIELDS, InputLayout, input_layout
 from explorer.rss.nic import NicProfile, rss_hf
 from explorer.rss.problem import KeyProblem, PairConstraint
 from explorer.rss.quality import field_ranks, low_bits_rank, reta_rank, reta_rows

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from explorer.errors import ConfigError
+from explorer.wire import RSS_BITS, RSS_NAMES
 
-RSS_FIELDS: tuple[tuple[str, int], ...] = (("src_ip", 32), ("dst_ip", 32), ("src_port", 16), ("dst_port", 16))
-FIELD_NAMES: tuple[str, ...] = tuple(name for name, _ in RSS_FIELDS)
-FIELD_BITS: dict[str, int] = dict(RSS_FIELDS)
+FIELD_NAMES: tuple[str, ...] = RSS_NAMES
+FIELD_BITS: dict[str, int] = RSS_BITS
 L3_FIELDS: tuple[str, ...] = ("src_ip", "dst_ip")
 L4_FIELDS: tuple[str, ...] = ("src_port", "dst_port")
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from explorer.codegen.plan import parallel_plan
-from explorer.codegen.plot import scaling_svg
+from explorer.codegen.planning import parallel_plan
+from explorer.bench.plot import scaling_svg
 from explorer.codegen.project import write_project
-from explorer.codegen.replay import run_bench
+from explorer.verify.replay import run_bench
 from explorer.errors import ConfigError, GenerateError
 from explorer.traffic.generators import generate
 from explorer.traffic.trace import Trace

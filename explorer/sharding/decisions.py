@@ -16,8 +16,9 @@ from explorer.errors import ConfigError
 from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile
 from explorer.rss.problem import PairConstraint
+from explorer.wire import RSS_NAMES
 from explorer.sharding.constraints import (
-    RSS_NAMES, KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
+    KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
 
 Overrides = Mapping[str, Mapping[int, tuple[str, ...]]]
 

@@ -14,14 +14,11 @@ from typing import Sequence
 import numpy as np
 
 from explorer.traffic.trace import Trace
+from explorer.wire import ETHER_TYPE_IPV4, FRAGMENT_BITS, PROTO_TCP, PROTO_UDP
 
-ETHER_TYPE_IPV4 = 0x0800
-PROTO_TCP = 6
-PROTO_UDP = 17
 # 14 (Ethernet) + 60 (an IPv4 header with the longest options, IHL 15) + 4 (the two ports): enough to
 # read the ports of any frame, which 64 bytes would not be for IHL > 11.
 HEAD = 78
-_MF_OR_OFFSET = 0x3FFF  # the More Fragments flag and the 13-bit fragment offset
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +80,7 @@ def derive_fields(length: np.ndarray, eth_dst: np.ndarray, eth_src: np.ndarray, 
     is_ipv4 = ((np.asarray(ether_type) == ETHER_TYPE_IPV4) & ((version_ihl >> 4) == 4) & (ihl >= 5)
                & (length >= ip_end))
     proto = np.where(is_ipv4, proto, 0).astype(np.uint8)
-    frag = is_ipv4 & ((np.asarray(frag_off, dtype=np.uint16) & _MF_OR_OFFSET) != 0)
+    frag = is_ipv4 & ((np.asarray(frag_off, dtype=np.uint16) & FRAGMENT_BITS) != 0)
     l4_size = np.where(proto == PROTO_TCP, 20, 8).astype(np.uint32)
     is_l4 = (is_ipv4 & ~frag & ((proto == PROTO_TCP) | (proto == PROTO_UDP))
              & (length >= ip_end + l4_size))

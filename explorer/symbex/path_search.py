@@ -21,13 +21,14 @@ from explorer.symbex.ctype import PointerType, StructType
 from explorer.symbex.interpreter import Interpreter, _Break, _Continue
 from explorer.symbex.library import Library, ObjectInfo, RawAccess, _same_cell
 from explorer.symbex.memory import Region
-from explorer.symbex.packet import HEADER_FIELDS, PacketSymbols
+from explorer.symbex.packet import PacketSymbols
 from explorer.symbex.program import Program, location_of
 from explorer.symbex.render import Renderer
-from explorer.symbex.solver import PathSolver
+from explorer.symbex.path_solver import PathSolver
 from explorer.symbex.state import Infeasible, PathState
-from explorer.symbex.terms import bv, combine_be, reset_caches, symbols_of
+from explorer.symbex.bitvec import bv, combine_be, reset_caches, symbols_of
 from explorer.symbex.values import Int, Ptr, SemanticsError, to_signed
+from explorer.wire import PACKET_FIELDS
 
 MAX_PATHS = 4096
 MAX_SECONDS = 120.0  # the whole exploration; a larger NF is refused rather than analysed for hours
@@ -54,7 +55,7 @@ class Exploration:
     solver_checks: int = 0
 
 
-class PathExplorer:
+class PathSearch:
     def __init__(self, parsed: ParsedNF):
         self.parsed = parsed
         self.program = Program(parsed)
@@ -187,7 +188,7 @@ class PathExplorer:
     def _writes(self, it: Interpreter, library: Library) -> tuple[ir.FieldWrite, ...]:
         original = self.packet.header_regions()
         writes: list[ir.FieldWrite] = []
-        for hf in HEADER_FIELDS:
+        for hf in PACKET_FIELDS:
             region = it.memory[hf.region]
             now = region.cells[hf.offset:hf.offset + hf.size]
             before = original[hf.region].cells[hf.offset:hf.offset + hf.size]
@@ -207,13 +208,13 @@ class PathExplorer:
 
 # ---------------------------------------------------------------------- building the IR
 class _Builder:
-    def __init__(self, parsed: ParsedNF, explorer: PathExplorer, exploration: Exploration):
+    def __init__(self, parsed: ParsedNF, explorer: PathSearch, exploration: Exploration):
         self.parsed = parsed
         self.explorer = explorer
         self.exploration = exploration
         self.render = Renderer({o.name: o.layout for o in explorer.objects.values()
                                 if o.kind == "vector" and isinstance(o.layout, StructType)})
-        self.fields = {f.name for f in ir.PACKET_FIELDS}
+        self.fields = {f.name for f in PACKET_FIELDS}
 
     def key_text(self, raw: RawAccess) -> str:
         if raw.key is None:
@@ -281,10 +282,10 @@ def _state_object(obj: ObjectInfo) -> ir.StateObject:
                           str(obj.layout) if obj.layout is not None else "", obj.extra, obj.location)
 
 
-def explore(parsed: ParsedNF) -> tuple[PathExplorer, Exploration]:
+def explore(parsed: ParsedNF) -> tuple[PathSearch, Exploration]:
     """Run nf_init and explore nf_process, returning the stashes (errors are records here)."""
     reset_caches()
-    explorer = PathExplorer(parsed)
+    explorer = PathSearch(parsed)
     try:
         explorer.load()
     except RecursionError:

@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 import z3
 
 from explorer.errors import SolverError
-from explorer.symbex.terms import constants_of
+from explorer.symbex.bitvec import constants_of
 
 TIMEOUT_MS = 20_000
 KEPT_MODELS = 6

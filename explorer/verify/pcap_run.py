@@ -17,8 +17,8 @@ import numpy as np
 
 from explorer.codegen.compile import build_program
 from explorer.codegen.project import GeneratedProject
-from explorer.codegen.replay import ParallelRun, eal_args
-from explorer.codegen.split import split_trace
+from explorer.verify.replay import ParallelRun, eal_args
+from explorer.verify.split import split_trace
 from explorer.errors import ConfigError, RunError
 from explorer.run import DROP, FLOOD
 from explorer.traffic.pcap import read_pcap

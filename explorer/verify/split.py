@@ -3,7 +3,7 @@
 ``explorer.simulate.steering`` (the same rule as nf_rss_core in the generated C, which the tests
 check packet by packet), with the plan's keys and RETAs.
 
-    python -m explorer.codegen.split PROJECT 0=lan.pcap 1=wan.pcap OUT
+    python -m explorer.verify.split PROJECT 0=lan.pcap 1=wan.pcap OUT
 
 writes ``OUT/dev<d>-core<c>.pcap`` for every device and core of the generated project PROJECT.
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.codegen.plan import ParallelPlan
+from explorer.codegen.planning import ParallelPlan
 from explorer.errors import NfxError, TrafficError
 from explorer.rss.nic import nic_profile
-from explorer.rss.solver import DevicePlan, RssPlan
+from explorer.rss.key_solver import DevicePlan, RssPlan
 from explorer.simulate.steering import steer
-from explorer.traffic.fields import fields_of
+from explorer.traffic.field_arrays import fields_of
 from explorer.traffic.pcap import write_pcap
 from explorer.traffic.trace import Trace
 
@@ -63,7 +63,7 @@ def split_trace(plan: ParallelPlan, trace: Trace, folder: str | Path) -> dict[tu
 
 def plan_from_project(folder: Path) -> ParallelPlan:
     """The ParallelPlan a generated project was written from (its plan.json)."""
-    from explorer.codegen.plan import plan_from_dict
+    from explorer.codegen.planning import plan_from_dict
     from explorer.codegen.project import MARKER
 
     if not (folder / MARKER).is_file():
@@ -77,7 +77,7 @@ def plan_from_project(folder: Path) -> ParallelPlan:
 def main(argv: list[str] | None = None) -> int:
     from explorer.run import load_trace
 
-    parser = argparse.ArgumentParser(prog="python -m explorer.codegen.split",
+    parser = argparse.ArgumentParser(prog="python -m explorer.verify.split",
                                      description="split pcaps per device and core as the project's NICs would")
     parser.add_argument("project", help="a folder written by nfx generate")
     parser.add_argument("inputs", nargs="+", metavar="DEV=PCAP")

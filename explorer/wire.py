@@ -1,0 +1,89 @@
+"""The wire format the engine knows, in one place: header fields (name, width, where they sit), the
+protocol numbers nf.h tests, and which fields RSS can hash.
+
+Every other module (the path explorer's symbolic packet, the checker's byte offsets, the RSS hash
+input, the sharding constraints, the views) imports these tables instead of keeping a copy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+ETHER_TYPE_IPV4 = 0x0800
+PROTO_TCP = 6
+PROTO_UDP = 17
+ETHER_LEN = 14
+TCP_LEN = 20
+UDP_LEN = 8
+# The More Fragments flag and the 13-bit fragment offset: a packet with any of them set has no ports.
+FRAGMENT_BITS = 0x3FFF
+
+
+@dataclass(frozen=True)
+class PacketField:
+    """A named header field: ``p.ipv4.src`` is a 32-bit host-order number (the big-endian reading of
+    its wire bytes), at byte ``offset`` of its header ``region`` (struct nf_ether_hdr, nf_ipv4_hdr or
+    nf_tcpudp_hdr in nf.h)."""
+
+    name: str  # "p.ipv4.src"
+    bits: int
+    region: str  # "ether" | "ipv4" | "l4"
+    offset: int  # bytes from the start of the region's header
+    rss_name: Optional[str] = None  # "src_ip" for the four fields RSS can hash, else None
+
+    @property
+    def size(self) -> int:
+        return self.bits // 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "bits": self.bits, "rss_name": self.rss_name}
+
+
+# In header order. The four RSS-hashable ones carry the names the RSS plan uses.
+PACKET_FIELDS: tuple[PacketField, ...] = (
+    PacketField("p.ether.dst", 48, "ether", 0),
+    PacketField("p.ether.src", 48, "ether", 6),
+    PacketField("p.ether.type", 16, "ether", 12),
+    PacketField("p.ipv4.version_ihl", 8, "ipv4", 0),
+    PacketField("p.ipv4.tos", 8, "ipv4", 1),
+    PacketField("p.ipv4.total_length", 16, "ipv4", 2),
+    PacketField("p.ipv4.id", 16, "ipv4", 4),
+    PacketField("p.ipv4.frag_off", 16, "ipv4", 6),
+    PacketField("p.ipv4.ttl", 8, "ipv4", 8),
+    PacketField("p.ipv4.proto", 8, "ipv4", 9),
+    PacketField("p.ipv4.checksum", 16, "ipv4", 10),
+    PacketField("p.ipv4.src", 32, "ipv4", 12, "src_ip"),
+    PacketField("p.ipv4.dst", 32, "ipv4", 16, "dst_ip"),
+    PacketField("p.l4.sport", 16, "l4", 0, "src_port"),
+    PacketField("p.l4.dport", 16, "l4", 2, "dst_port"),
+)
+FIELD_BY_NAME: dict[str, PacketField] = {f.name: f for f in PACKET_FIELDS}
+# The headers nf.h hands out: the bytes the analysis models for each (IPv4 without options, and
+# only the two ports of TCP/UDP) and how views name them.
+HEADER_SIZES: dict[str, int] = {"ether": ETHER_LEN, "ipv4": 20, "l4": 4}
+HEADER_LABELS: dict[str, str] = {"ether": "Ethernet header", "ipv4": "IPv4 header", "l4": "TCP/UDP header"}
+# Not header fields, but inputs of nf_process the analysis also names.
+INPUT_SYMBOLS: dict[str, int] = {"p.device": 16, "p.len": 16, "now": 64}
+
+# The fields RSS can hash, in hash-input order (source IP, destination IP, source port, destination port).
+RSS_FIELDS: tuple[tuple[str, int], ...] = tuple((f.rss_name, f.bits) for f in PACKET_FIELDS if f.rss_name)
+RSS_NAMES: tuple[str, ...] = tuple(name for name, _ in RSS_FIELDS)
+RSS_BITS: dict[str, int] = dict(RSS_FIELDS)
+RSS_SYMBOL: dict[str, str] = {f.rss_name: f.name for f in PACKET_FIELDS if f.rss_name}  # "src_ip" -> "p.ipv4.src"
+
+
+def field_at(region: str, offset: int) -> str:
+    """The name of the field holding byte ``offset`` of header ``region``."""
+    for f in PACKET_FIELDS:
+        if f.region == region and f.offset <= offset < f.offset + f.size:
+            return f.name
+    raise KeyError((region, offset))
+
+
+def frame_offset(field: PacketField, l4_start: Optional[int]) -> Optional[int]:
+    """Where ``field`` starts in a frame whose L4 header starts at ``l4_start`` (None: no L4 header)."""
+    if field.region == "ether":
+        return field.offset
+    if field.region == "ipv4":
+        return ETHER_LEN + field.offset
+    return None if l4_start is None else l4_start + field.offset
