@@ -8,6 +8,7 @@ import sys
 from typing import Optional, Sequence
 
 from explorer.errors import NfxError
+from explorer.processes import Terminated, handle_termination
 
 
 def _add_nf(p: argparse.ArgumentParser) -> None:
@@ -93,12 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    handle_termination()
     module = importlib.import_module(f"explorer.commands.{args.command}")
     try:
         return int(module.main(args) or 0)
     except NfxError as error:
         print(f"nfx {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(f"nfx {args.command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"nfx {args.command}: interrupted", file=sys.stderr)
         return 130

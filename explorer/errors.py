@@ -52,5 +52,9 @@ class SolverError(NfxError):
     """Z3 failed or gave up (timeouts, unknown)."""
 
 
+class OutputError(NfxError):
+    """A file or folder nfx cannot or must not write: a symlink, a system folder, a full disk."""
+
+
 class GenerateError(NfxError):
     """Code generation refused (e.g. a non-empty output folder it did not create)."""

@@ -1,0 +1,130 @@
+"""Writing what nfx produces, the way git and coreutils' ``install`` do: into a temporary file in the
+destination's own folder, then ``os.replace`` it. A reader never sees half a file, a failure leaves
+the old file as it was, and nothing is ever written through a symlink or onto a device, a FIFO or a
+folder that happens to sit where a file should go.
+
+Every command that writes a file (generate, traffic, run, bench, check's verdict log) goes through
+``atomic_file`` or ``write_atomic``; ``staged_folder`` makes a whole new folder appear at once.
+Failures raise ``OutputError`` with the OS's own words ("No space left on device").
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator, Union
+
+from explorer.errors import OutputError
+
+PathLike = Union[str, os.PathLike]
+# Folders no --out may name, even with --force: the file system's own.
+SYSTEM_FOLDERS = frozenset(Path(p) for p in (
+    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin",
+    "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local", "/usr/local/bin", "/usr/share", "/var",
+    "/var/run", "/var/tmp", "/home"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def os_words(error: OSError) -> str:
+    """What the OS said, e.g. "No space left on device"."""
+    return error.strerror or str(error)
+
+
+def check_destination(path: PathLike) -> Path:
+    """``path`` as a Path, if nfx may put a regular file there: nothing there yet, or a regular file
+    (never a symlink, even one to a regular file, nor a folder, device or FIFO)."""
+    path = Path(path)
+    if path.is_symlink():
+        raise OutputError(f"refusing to write {path}: it is a symbolic link (nfx never writes through one)")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"refusing to write {path}: it exists and is not a regular file")
+    return path
+
+
+def refuse_system_folder(folder: PathLike) -> Path:
+    """``folder``, unless it is the root or another system folder (refused even with --force)."""
+    folder = Path(folder)
+    resolved = Path(os.path.realpath(folder))
+    if resolved in SYSTEM_FOLDERS or folder.absolute() in SYSTEM_FOLDERS:
+        raise OutputError(f"refusing to write into {folder}: it is a system folder; name a folder of your own")
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_file(path: PathLike, mode: str = "wb") -> Iterator[IO]:
+    """A handle on a temporary file beside ``path``; when the block ends without an error the file
+    replaces ``path`` (created with the usual permissions), otherwise it is removed."""
+    path = check_destination(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {os_words(error)}") from None
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp's file is private
+        check_destination(path)  # nothing was planted there meanwhile
+        os.replace(temp, path)
+    except OSError as error:
+        Path(temp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {os_words(error)}") from None
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: PathLike, data: Union[bytes, str]) -> Path:
+    """Write ``data`` (text is UTF-8) to ``path`` through ``atomic_file``."""
+    with atomic_file(path, "wb") as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)
+    return Path(path)
+
+
+def digest(data: bytes) -> str:
+    """The content hash recorded for files nfx wrote (so it only ever removes or replaces its own)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: PathLike) -> str | None:
+    """``digest`` of a regular file's bytes, None when it is missing, a symlink or not a regular file."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        return digest(path.read_bytes())
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def staged_folder(final: PathLike) -> Iterator[Path]:
+    """A new private folder beside ``final`` to fill; when the block ends without an error it is
+    renamed to ``final`` (which must not exist yet), so the folder appears complete or not at all."""
+    final = Path(final)
+    if final.exists() or final.is_symlink():
+        raise OutputError(f"cannot create {final}: it already exists")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    except OSError as error:
+        raise OutputError(f"cannot create {final}: {os_words(error)}") from None
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's folder is private
+        os.rename(staging, final)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(f"cannot create {final}: {os_words(error)}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

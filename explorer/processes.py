@@ -1,0 +1,78 @@
+"""Child processes that never outlive nfx: gcc, the harness, the replay, the DPDK program, Voilà.
+
+* ``handle_termination()`` (called once by the CLI) turns SIGTERM, what ``timeout`` and CI send, into
+  ``Terminated``, a KeyboardInterrupt: every ``finally`` and ``with`` block then runs on SIGTERM exactly
+  as on Ctrl-C, so temporary folders are removed and children are stopped.
+* ``run_child`` runs a program in its own process group and kills the whole group (gcc's cc1, a
+  DPDK program's lcores) when it times out or when nfx is interrupted.
+* ``eal_prefix`` names a DPDK program's runtime folder and removes ``/var/run/dpdk/<prefix>`` after
+  the run, which EAL leaves behind even with ``--no-shconf``.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Iterator, Mapping, Optional, Sequence
+
+_RUNS = itertools.count()
+
+
+class Terminated(KeyboardInterrupt):
+    """nfx received SIGTERM: unwinds like Ctrl-C, then exits with 143."""
+
+
+def _raise_terminated(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
+def handle_termination() -> None:
+    """Make SIGTERM unwind the stack (main thread only; a no-op elsewhere)."""
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        process.wait(timeout=5)
+
+
+def run_child(argv: Sequence[str], *, timeout: Optional[float] = None, input: Optional[bytes | str] = None,
+              env: Optional[Mapping[str, str]] = None, cwd: Optional[str | os.PathLike] = None,
+              text: bool = True, preexec_fn=None) -> subprocess.CompletedProcess:
+    """``subprocess.run(argv, capture_output=True)`` in a new process group that is killed, children
+    and all, on timeout (``subprocess.TimeoutExpired`` is raised as usual) or on any exception."""
+    with subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=None if env is None else dict(env),
+                          cwd=cwd, text=text, start_new_session=True, preexec_fn=preexec_fn) as process:
+        try:
+            out, err = process.communicate(input, timeout=timeout)
+        except BaseException:
+            _kill_group(process)
+            raise
+        return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def dpdk_runtime_dirs(prefix: str) -> tuple[Path, ...]:
+    """Where EAL puts the runtime folder of ``--file-prefix=prefix`` (root, and other users)."""
+    places = [Path("/var/run/dpdk") / prefix]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    places.append(Path(runtime or "/tmp") / "dpdk" / prefix)
+    return tuple(places)
+
+
+@contextlib.contextmanager
+def eal_prefix(tag: str) -> Iterator[str]:
+    """A fresh EAL ``--file-prefix`` (``nfx-<tag>-<pid>-<n>``); its runtime folder is removed afterwards."""
+    prefix = f"nfx-{tag}-{os.getpid()}-{next(_RUNS)}"
+    try:
+        yield prefix
+    finally:
+        for folder in dpdk_runtime_dirs(prefix):
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,61 @@
+"""explorer.processes: children die with their group, SIGTERM unwinds like Ctrl-C, EAL folders go."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from explorer.processes import Terminated, dpdk_runtime_dirs, eal_prefix, handle_termination, run_child
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_run_child_captures_output():
+    done = run_child([sys.executable, "-c", "print('hi')"], timeout=30)
+    assert done.returncode == 0 and done.stdout == "hi\n"
+
+
+def test_a_timeout_kills_the_whole_group(tmp_path):
+    pidfile = tmp_path / "grandchild"
+    script = ("import subprocess, sys, time; "
+              f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+              f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_child([sys.executable, "-c", script], timeout=2)
+    grandchild = int(pidfile.read_text())
+    deadline = time.time() + 5
+    while _alive(grandchild) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def test_sigterm_becomes_terminated():
+    handle_termination()
+    try:
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_eal_prefix_removes_the_runtime_folder():
+    with eal_prefix("test") as prefix:
+        for folder in dpdk_runtime_dirs(prefix):
+            try:
+                folder.mkdir(parents=True)
+            except PermissionError:
+                continue
+            (folder / "config").write_text("x")
+    assert prefix.startswith("nfx-test-")
+    assert not any(folder.exists() for folder in dpdk_runtime_dirs(prefix))
