@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_nf(p); _add_rss(p)
     p.add_argument("-o", "--out", required=True, metavar="DIR")
     p.add_argument("--strategy", default="auto", choices=["auto", "seq", "sn", "locks", "tm"])
-    p.add_argument("--force", action="store_true", help="overwrite a non-empty folder nfx did not create")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty folder nfx did not create, or where files changed since nfx wrote "
+                        "them: such files are kept and their new versions go beside them as NAME.new")
 
     p = sub.add_parser("check", help="compare the parallel build with the sequential one on a trace")
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)

@@ -18,7 +18,6 @@ from explorer import build, pipeline
 from explorer.codegen import generate, parallel_plan, render, write_project
 from explorer.codegen.compile import build_program
 from explorer.codegen.planning import plan_from_dict
-from explorer.codegen.project import MARKER
 from explorer.codegen.transform import nf_ast, transform
 from explorer.errors import ConfigError, GenerateError
 
@@ -253,60 +252,6 @@ def test_render_is_deterministic_and_complete():
     readme = first["README.md"].decode()
     assert "4096 of the 16384 entries" in readme and "per-core pools" in readme and "make" in readme
     assert "net_pcap0,rx_pcap=in/dev0-core0.pcap" in readme
-
-
-def test_write_project_writes_only_what_changed(tmp_path):
-    out = tmp_path / "proj"
-    first = write_project(plan("fw", "sn"), out)
-    assert set(first.changed) == EXPECTED_FILES and (out / MARKER).is_file()
-    stamps = {f: (out / f).stat().st_mtime_ns for f in EXPECTED_FILES}
-    again = write_project(plan("fw", "sn"), out)
-    assert again.changed == ()
-    assert {f: (out / f).stat().st_mtime_ns for f in EXPECTED_FILES} == stamps
-    other = write_project(plan("fw", "sn").with_cores(2), out)
-    assert set(other.changed) == {"nf_plan.h", "nf_plan.c", "plan.txt", "plan.json", "README.md", "nf.c"}
-
-
-def test_write_project_refuses_a_folder_it_did_not_create(tmp_path):
-    (tmp_path / "mine.txt").write_text("keep me")
-    with pytest.raises(GenerateError, match="not empty and nfx did not create it"):
-        write_project(plan("nop", "sn"), tmp_path)
-    project = write_project(plan("nop", "sn"), tmp_path, force=True)
-    assert (tmp_path / "mine.txt").read_text() == "keep me" and "nf.c" in project.files
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(GenerateError, match="not a folder"):
-        write_project(plan("nop", "sn"), tmp_path / "file")
-
-
-def test_stale_files_of_an_earlier_generation_are_removed(tmp_path):
-    write_project(plan("nop", "sn"), tmp_path)
-    marker = json.loads((tmp_path / MARKER).read_text())
-    marker["files"].append("old_file.c")
-    (tmp_path / MARKER).write_text(json.dumps(marker))
-    (tmp_path / "old_file.c").write_text("int old;")
-    (tmp_path / "user_notes.txt").write_text("mine")
-    write_project(plan("nop", "sn"), tmp_path)
-    assert not (tmp_path / "old_file.c").exists() and (tmp_path / "user_notes.txt").exists()
-
-
-def test_cli_generate(tmp_path, capsys):
-    from explorer.cli import main
-
-    assert main(["generate", "sample_nfs/fw.c", "-o", str(tmp_path / "p"), "--cores", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "fw: sn on 2 cores" in out and "wrote 17 of 17 files" in out and "make -C" in out
-    assert main(["generate", "sample_nfs/fw.c", "-o", str(tmp_path / "p"), "--cores", "2"]) == 0
-    assert "wrote 0 of 17 files" in capsys.readouterr().out
-    (tmp_path / "q").mkdir()
-    (tmp_path / "q" / "x").write_text("x")
-    assert main(["generate", "sample_nfs/fw.c", "-o", str(tmp_path / "q")]) == 1
-    assert "use --force" in capsys.readouterr().err
-    assert main(["generate", "sample_nfs/bridge.c", "-o", str(tmp_path / "r"), "--strategy", "sn"]) == 1
-    assert "cannot run shared-nothing" in capsys.readouterr().err
-    assert main(["generate", "sample_nfs/nat.c", "-o", str(tmp_path / "s"), "--strategy", "seq",
-                 "--define", "NAT_CAPACITY=2048"]) == 0
-    assert "#define NF_CORES 1" in (tmp_path / "s" / "nf_plan.h").read_text()
-    assert "2048" in (tmp_path / "s" / "nf.c").read_text()
 
 
 # ---- compiles ---------------------------------------------------------------------------------

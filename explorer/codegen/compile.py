@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from explorer import build
-from explorer.codegen.project import GeneratedProject
+from explorer.codegen.project import GeneratedProject, is_complete
 from explorer.errors import BuildError, ConfigError
 
 TARGETS = {"replay": ("replay.c", "nfx-replay"), "nf": ("main.c", "nfx-nf")}
@@ -43,6 +43,9 @@ def build_program(project: GeneratedProject | str | Path, target: str = "replay"
     missing = [s for s in sources if not (folder / s).is_file()]
     if missing:
         raise BuildError(f"{folder} is not a generated project: {', '.join(missing)} missing")
+    if not is_complete(folder):
+        raise BuildError(f"{folder} was not completely written (nfx generate stopped part-way); run nfx generate "
+                         "again to finish it")
     cflags, libs = build.dpdk_flags()
     sanitizers = _sanitize_flags(sanitize)
     flags = [*cflags, *sanitizers, *(f"-D{d}" for d in defines)]

@@ -1,255 +1,209 @@
-"""Printing a ParallelPlan as a DPDK project: ``render(plan)`` gives every file's bytes (pure, sorted,
-no timestamps) and ``write_project`` puts them in a folder, touching only files whose bytes change.
+"""A generated project on disk: ``write_project`` puts a plan's files (``printer.render``) in a
+folder the way git and coreutils' ``install`` do, and only ever replaces or removes what nfx wrote.
 
-Fixed C lives in real files: the state runtime and ``nf_parallel.[ch]`` in ``explorer/runtime``,
-``main.c``, ``replay.c``, the Makefile and the README skeleton in ``codegen/templates``. Only the NF
-(``nf.c``), the configuration (``nf_config.h``), the plan (``nf_plan.[ch]``, ``plan.txt``) and the
-README's blanks are printed here.
+* A new folder is filled beside its final name and renamed into place (``outputs.staged_folder``):
+  it appears whole or not at all.
+* Every file goes through ``explorer.outputs`` (a temporary file, then a rename); a symlink, device
+  or folder where a project file or the marker belongs is refused, and nothing is written.
+* The marker ``.nfx-generated`` records the SHA-256 of every file nfx wrote. A file is replaced or
+  removed only while its bytes still hash to what the marker records: a file the user edited, and
+  one nfx never wrote (the input NF under ``-o .``, a user's own Makefile), is never clobbered.
+  Generation then refuses, or with ``force`` writes the new version beside it as ``NAME.new`` and
+  says so.
+* While an existing folder is updated its marker says ``"complete": false`` and accepts both the
+  old and the new bytes of every file being replaced: a run cut short (a full disk) leaves a folder
+  that the build refuses and that the next ``generate`` finishes.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from explorer.codegen.planning import ParallelPlan
-from explorer.codegen.transform import transform
-from explorer.errors import GenerateError
-from explorer.rss.nic import RSS_HF_BITS
+from explorer.codegen.printer import render, rendered
+from explorer.errors import GenerateError, OutputError
+from explorer.outputs import check_destination, digest, os_words, refuse_system_folder, staged_folder, write_atomic
 
-CODEGEN_DIR = Path(__file__).resolve().parent
-TEMPLATES = CODEGEN_DIR / "templates"
-RUNTIME_DIR = CODEGEN_DIR.parent / "runtime"
+__all__ = ["MARKER", "GeneratedProject", "is_complete", "read_marker", "render", "write_project"]
+
 MARKER = ".nfx-generated"
-COPIED = {  # project file -> where it comes from
-    "nf.h": RUNTIME_DIR / "include" / "nf.h",
-    "nf_runtime.h": RUNTIME_DIR / "nf_runtime.h",
-    "nf_state.c": RUNTIME_DIR / "nf_state.c",
-    "nf_trace.h": RUNTIME_DIR / "nf_trace.h",
-    "nf_trace.c": RUNTIME_DIR / "nf_trace.c",
-    "nf_parallel.h": RUNTIME_DIR / "nf_parallel.h",
-    "nf_parallel.c": RUNTIME_DIR / "nf_parallel.c",
-    "main.c": TEMPLATES / "main.c",
-    "replay.c": TEMPLATES / "replay.c",
-    "Makefile": TEMPLATES / "Makefile",
-}
-STRATEGY_MACRO = {"seq": "NF_STRATEGY_SEQ", "sn": "NF_STRATEGY_SN", "locks": "NF_STRATEGY_LOCKS", "tm": "NF_STRATEGY_TM"}
-_FIELD_MACRO = {"src_ip": "NF_FIELD_SRC_IP", "dst_ip": "NF_FIELD_DST_IP", "src_port": "NF_FIELD_SRC_PORT",
-                "dst_port": "NF_FIELD_DST_PORT"}
-_PATTERN_MACRO = {"eth / ipv4 / tcp": "NF_PATTERN_IPV4_TCP", "eth / ipv4 / udp": "NF_PATTERN_IPV4_UDP",
-                  "eth / ipv4": "NF_PATTERN_IPV4"}
-_TITLES = {"seq": "the sequential NF (seq)", "sn": "shared nothing (sn)", "locks": "shared state behind locks (locks)",
-           "tm": "shared state behind transactional locks (tm)"}
-_EXPLANATIONS = {
-    "seq": "The original NF on one core: the reference the parallel builds are compared with.",
-    "sn": "Every core owns the state of the packets RSS sends it: the NF's globals are thread-local, every core "
-          "runs `nf_init`, and the RSS keys were solved so that packets that share state land on the same core. "
-          "No locks, no shared writes.",
-    "locks": "One shared copy of the state behind a big-reader lock (one cache-line token per core). Every packet "
-             "first runs as a reader; its first state change aborts that pass and the packet runs again, from its "
-             "original bytes, under the write lock (its verdict is the second run's). Refreshing a flow's "
-             "timestamp is a read: the time goes to a per-core table that the next writer merges before "
-             "anything expires.",
-    "tm": "The passes of the locks strategy with DPDK's lock elision (`rte_rwlock_*_tm`): with Intel RTM each "
-          "pass is a hardware transaction; without it (`rte_tm_supported()` is 0, as on AMD CPUs) these are "
-          "plain reader-writer locks, and that fallback is what keeps the state consistent.",
-}
+NEW_SUFFIX = ".new"  # where the new version of a file nfx must not overwrite goes
 
 
 @dataclass(frozen=True)
 class GeneratedProject:
-    """A project on disk: its folder, its plan, every file nfx wrote and those whose bytes changed."""
+    """A project on disk: its folder, its plan, the files it consists of and what this run did."""
 
     folder: Path
     plan: ParallelPlan
-    files: tuple[str, ...]
-    changed: tuple[str, ...]
+    files: tuple[str, ...]  # every project file, by name
+    changed: tuple[str, ...]  # written by this run (new bytes), including NAME.new copies
+    kept: tuple[str, ...] = ()  # files nfx did not overwrite (edited, or not nfx's): see NAME.new
+    removed: tuple[str, ...] = ()  # files an earlier generation wrote that this one does not
+    diff: str = ""  # the NF's changes for the strategy: a unified diff against its source
 
 
-def _comment(text: str) -> str:
-    """Text that is safe inside a C block comment."""
-    return text.replace("*/", "* /")
+def _valid_name(name: object) -> bool:
+    """A plain file name inside the folder (a forged marker must not reach anything else)."""
+    return (isinstance(name, str) and name not in ("", ".", "..", MARKER) and "/" not in name
+            and "\0" not in name)
 
 
-def _names(mask: int) -> str:
-    """An rss_hf mask as RTE_ETH_RSS_* names (hex for bits without a known name)."""
-    names = [name for name, bit in sorted(RSS_HF_BITS.items(), key=lambda kv: kv[1]) if mask & bit]
-    rest = mask & ~sum(RSS_HF_BITS[n] for n in names)
-    if rest:
-        names.append(f"UINT64_C(0x{rest:x})")
-    return " | ".join(names) or "0"
+def _valid_hash(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-def _config_h(plan: ParallelPlan) -> str:
-    values = "\n".join(f" *   {_comment(n)} {_comment(v)}" for n, v in plan.defines if n != "NF_DEVICES")
-    return (f"/*\n * nf_config.h: the configuration {_comment(plan.source)} was generated with (nfx generate); do not edit.\n"
-            f" * nf.c was printed with these values substituted; regenerate with --define NAME=VALUE to change one:\n"
-            f"{values or ' *   (none)'}\n */\n"
-            f"#ifndef NF_CONFIG_H\n#define NF_CONFIG_H\n\n"
-            f"#define NF_DEVICES {plan.devices}\n\n#endif /* NF_CONFIG_H */\n")
+def _refuse_odd(path: Path) -> None:
+    """Only a regular file or nothing may sit where nfx writes (never a symlink)."""
+    check_destination(path)
 
 
-def _plan_h(plan: ParallelPlan) -> str:
-    return (f"/* nf_plan.h: how {plan.nf} runs in parallel (plan.txt); generated by nfx, do not edit. */\n"
-            f"#ifndef NF_PLAN_H\n#define NF_PLAN_H\n\n"
-            f"#define NF_STRATEGY {STRATEGY_MACRO[plan.strategy]}\n"
-            f"#define NF_STRATEGY_NAME \"{plan.strategy}\"\n"
-            f"#define NF_CORES {plan.cores}\n"
-            f"#define NF_KEY_BYTES {plan.key_bytes} /* {plan.nic} ({plan.driver}) */\n"
-            f"#define NF_RETA_SIZE {plan.reta_size}\n\n#endif /* NF_PLAN_H */\n")
-
-
-def _rows(values: list[str], per_row: int, indent: str) -> str:
-    return ",\n".join(indent + ", ".join(values[i:i + per_row]) for i in range(0, len(values), per_row))
-
-
-def _plan_c(plan: ParallelPlan) -> str:
-    parts = [f"/* nf_plan.c: the RSS plan of every port of {plan.nf} (plan.txt); generated by nfx, do not edit. */",
-             "#include <rte_ethdev.h>", "", '#include "nf_parallel.h"', "",
-             "const struct nf_device_plan nf_device_plans[] = {"]
-    checks = []
-    for d in plan.steering:
-        fields = " | ".join(_FIELD_MACRO[f] for f in d.fields) or "0"
-        names = " | ".join(d.rss_hf_names) or "0"
-        rules = ", ".join(f"{{{_PATTERN_MACRO[p]}, {_names(t)}}}" for p, t in d.flow_rules)
-        parts += [f"    {{ /* device {d.device}: hashes {', '.join(d.fields) or 'nothing'} */",
-                  "        .key = {",
-                  _rows([f"0x{b:02x}" for b in d.key], 13, "            "),
-                  "        },",
-                  f"        .fields = {fields},",
-                  f"        .rss_hf = {names},",
-                  f"        .rss_hf_names = \"{names}\",",
-                  "        .reta = {",
-                  _rows([str(c) for c in d.reta], 32, "            "),
-                  "        },",
-                  f"        .flow_rules = {len(d.flow_rules)},",
-                  f"        .flow_rule = {{{rules}}},",
-                  "    },"]
-        checks.append(f"_Static_assert(({names}) == UINT64_C(0x{d.rss_hf:x}), "
-                      f"\"device {d.device}: rss_hf differs from the plan's\");")
-    parts += ["};", "",
-              "_Static_assert(sizeof nf_device_plans / sizeof nf_device_plans[0] == NF_DEVICES, "
-              "\"one plan per device\");", *checks, ""]
-    return "\n".join(parts)
-
-
-def _nf_c(plan: ParallelPlan) -> tuple[str, tuple[str, ...]]:
-    nf = transform(plan)
-    changes = "\n".join(f" *   - {_comment(c)}" for c in nf.changes) or " *   (none)"
-    return (f"/*\n * nf.c: {_comment(plan.nf)} for the {plan.strategy} strategy on {plan.cores} "
-            f"core{'s' if plan.cores != 1 else ''}, generated by nfx from {_comment(plan.source)}; do not edit.\n"
-            f" * Configuration values are substituted (see nf_config.h). Changes for the strategy:\n{changes}\n */\n"
-            f"#include \"nf_parallel.h\"\n\n{nf.text}"), nf.changes
-
-
-def _drift(plan: ParallelPlan) -> str:
-    if plan.strategy == "seq":
-        return "None: this is the sequential NF."
-    if plan.strategy in ("locks", "tm"):
-        return ("None in the state: there is one shared copy. Packets on different cores race, as in any parallel "
-                "NF: a packet may see the state before or after a packet another core processes at the same time. "
-                "Every run equals a sequential run of its packets in the order the locks let them through, with "
-                "each core's packets in arrival order; `nfx check` rebuilds that order and verifies it.")
-    lines = []
-    for o in plan.objects:
-        if o.per_core != o.capacity:
-            lines.append(f"- `{o.name}` ({o.kind}): each core holds {o.per_core} of the {o.capacity} entries, so one "
-                         f"core can fill up while the sequential NF would still have room.")
-        elif o.decision == "replicate":
-            lines.append(f"- `{o.name}` ({o.kind}): read-only, copied on every core (memory x {plan.cores}).")
-        elif o.kind == "sketch":
-            lines.append(f"- `{o.name}` (sketch): each core counts only its own keys; estimates can only be lower "
-                         "(fewer collisions) than the sequential NF's.")
-    if any(o.kind == "dchain" and o.per_core != o.capacity for o in plan.objects):
-        lines.append("- Indices are allocated per core, from each core's own range: values derived from them (a "
-                     "NAT's external ports, for one) come from per-core pools, so the same value can be live on two "
-                     "cores for different flows (RSS keeps each flow, both directions, on one core), and the value "
-                     "a flow gets differs from the sequential NF's. `nfx check` compares such fields up to a "
-                     "consistent renaming per flow.")
-    return "\n".join(lines) or "None: no object is divided among cores."
-
-
-def _readme(plan: ParallelPlan, changes: tuple[str, ...]) -> str:
-    vdevs = []
-    for d in range(plan.devices):
-        rx = ",".join(f"rx_pcap=in/dev{d}-core{c}.pcap" for c in range(plan.cores))
-        tx = ",".join(f"tx_pcap=out/dev{d}-core{c}.pcap" for c in range(plan.cores))
-        vdevs.append(f"        --vdev 'net_pcap{d},{rx},{tx}' \\\n")
-    blanks = {
-        "NF": plan.nf, "STRATEGY_TITLE": _TITLES[plan.strategy], "CORES": str(plan.cores), "SOURCE": plan.source,
-        "NIC": plan.nic, "KEY_BYTES": str(plan.key_bytes), "RETA_SIZE": str(plan.reta_size),
-        "STRATEGY_TEXT": _EXPLANATIONS[plan.strategy], "DEVICES": str(plan.devices),
-        "LAST_CORE": str(plan.cores - 1), "VDEVS": "".join(vdevs), "DRIFT": _drift(plan),
-        "CHANGES": "; ".join(changes) if changes else "unchanged",
-    }
-    text = (TEMPLATES / "README.md").read_text()
-    for key, value in blanks.items():
-        text = text.replace(f"@@{key}@@", value)
-    if "@@" in text:
-        raise GenerateError("the README template has a blank nfx does not fill")
-    return text
-
-
-def render(plan: ParallelPlan) -> dict[str, bytes]:
-    """Every file of the project, by name (sorted)."""
-    nf_c, changes = _nf_c(plan)
-    files = {name: source.read_bytes() for name, source in COPIED.items()}
-    files.update({
-        "nf.c": nf_c.encode(),
-        "nf_config.h": _config_h(plan).encode(),
-        "nf_plan.h": _plan_h(plan).encode(),
-        "nf_plan.c": _plan_c(plan).encode(),
-        "plan.txt": plan.text().encode(),
-        "plan.json": (json.dumps(plan.to_dict(), indent=1, sort_keys=True) + "\n").encode(),
-        "README.md": _readme(plan, changes).encode(),
-    })
-    return dict(sorted(files.items()))
-
-
-def _previous(out: Path) -> list[str] | None:
-    """The files a previous ``nfx generate`` wrote in ``out`` (None when it did not create it)."""
-    marker = out / MARKER
-    if not marker.is_file():
+def _hash(path: Path) -> Optional[str]:
+    """The digest of a regular file's bytes, None when there is no file (symlinks are refused)."""
+    _refuse_odd(path)
+    if not path.exists():
         return None
     try:
-        files = json.loads(marker.read_text()).get("files", [])
-    except (OSError, ValueError, AttributeError):
+        return digest(path.read_bytes())
+    except OSError as error:
+        raise OutputError(f"cannot read {path}: {os_words(error)}") from None
+
+
+def read_marker(folder: str | Path) -> Optional[dict[str, frozenset[str]]]:
+    """What an earlier ``generate`` recorded in ``folder``: file name -> the digests of the bytes it
+    wrote there. None when there is no marker (or it is not one of ours); a marker without digests
+    (hand-written, or from an older nfx) vouches for no file. A marker that is a symlink or not a
+    regular file is refused (OutputError)."""
+    path = Path(folder) / MARKER
+    _refuse_odd(path)
+    if not path.exists():
         return None
-    return [f for f in files if isinstance(f, str) and f and "/" not in f and f not in (".", "..")]
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    if isinstance(files, list):
+        return {name: frozenset() for name in files if _valid_name(name)}
+    if not isinstance(files, dict):
+        return None
+    return {name: frozenset(h for h in hashes if _valid_hash(h))
+            for name, hashes in files.items() if _valid_name(name) and isinstance(hashes, list)}
+
+
+def is_complete(folder: str | Path) -> bool:
+    """False while (or after) an update of ``folder`` was cut short: its files may be a mix."""
+    path = Path(folder) / MARKER
+    if path.is_symlink() or not path.is_file():
+        return True  # not a folder nfx keeps track of
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(data, dict) and data.get("complete") is False)
+
+
+def _marker(plan: ParallelPlan, hashes: dict[str, frozenset[str]], complete: bool) -> str:
+    return json.dumps({"generated_by": "nfx generate", "nf": plan.nf, "strategy": plan.strategy,
+                       "complete": complete, "files": {name: sorted(h) for name, h in sorted(hashes.items())}},
+                      indent=1, sort_keys=True) + "\n"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _new_folder(plan: ParallelPlan, out: Path, files: dict[str, bytes], diff: str) -> GeneratedProject:
+    with staged_folder(out) as staging:
+        for name, data in files.items():
+            write_atomic(staging / name, data)
+        write_atomic(staging / MARKER, _marker(plan, {n: frozenset({digest(d)}) for n, d in files.items()}, True))
+    return GeneratedProject(out, plan, tuple(files), tuple(files), diff=diff)
 
 
 def write_project(plan: ParallelPlan, out: str | Path, force: bool = False) -> GeneratedProject:
-    """Write the project into ``out``. Refuses (GenerateError) a non-empty folder that nfx did not
-    create, unless ``force``; files whose bytes are unchanged are left alone, files a previous
-    generation wrote and this one does not are removed."""
+    """Write the project into ``out``: a new folder appears whole; in an existing one only files
+    whose bytes change are written. Refuses (GenerateError) a non-empty folder that nfx did not
+    create unless ``force``, and a file changed since nfx wrote it (or never written by nfx) unless
+    ``force``, which then writes the new version beside it as ``NAME.new``. A system folder, and a
+    symlink where a file belongs, are refused (OutputError) even with ``force``."""
     out = Path(out)
-    files = render(plan)
-    if out.exists() and not out.is_dir():
+    refuse_system_folder(out)
+    result = rendered(plan)
+    files = result.files
+    if not out.exists() and not out.is_symlink():
+        return _new_folder(plan, out, files, result.diff)
+    if not out.is_dir():
         raise GenerateError(f"{out} exists and is not a folder")
-    previous = _previous(out) if out.exists() else []
-    if out.exists() and previous is None and any(out.iterdir()) and not force:
-        raise GenerateError(f"{out} is not empty and nfx did not create it; choose an empty folder or use --force")
+    recorded = read_marker(out)
+    if recorded is None:
+        try:
+            empty = not any(out.iterdir())
+        except OSError as error:
+            raise OutputError(f"cannot read the folder {out}: {os_words(error)}") from None
+        if not empty and not force:
+            raise GenerateError(f"{out} is not empty and nfx did not create it; choose an empty folder or use "
+                                "--force (files nfx did not write are kept; new versions go beside them as NAME.new)")
+        recorded = {}
+    source = Path(plan.source)
+
+    writes: dict[str, bytes] = {}  # name -> bytes to write
+    final: dict[str, str] = {}  # name -> digest, for every file that will hold bytes nfx wrote
+    kept: list[str] = []
+    for name, data in files.items():
+        target, wanted = out / name, digest(data)
+        present = _hash(target)
+        if present == wanted:
+            final[name] = wanted
+        elif present is None or (present in recorded.get(name, ()) and not _same_file(target, source)):
+            writes[name], final[name] = data, wanted
+        else:
+            kept.append(name)
+            beside = name + NEW_SUFFIX
+            there = _hash(out / beside)
+            if there not in (None, wanted) and there not in recorded.get(beside, ()):
+                raise GenerateError(f"{out / beside} exists and nfx did not write it; nfx needs that name for the "
+                                    f"new version of {name}: move it away")
+            if there != wanted:
+                writes[beside] = data
+            final[beside] = wanted
+    if kept and not force:
+        them = "it" if len(kept) == 1 else "them"
+        raise GenerateError(f"{out}: {', '.join(kept)} changed since nfx wrote {them}, or nfx did not write {them}; "
+                            f"nfx never overwrites such files: move {them} away, or use --force to write the new "
+                            f"version{'s' if len(kept) > 1 else ''} beside {them} as "
+                            f"{', '.join(k + NEW_SUFFIX for k in kept)}")
+    removed = []
+    for name in sorted(set(recorded) - set(final)):
+        path = out / name
+        if path.is_file() and not path.is_symlink() and _hash(path) in recorded[name] and not _same_file(path, source):
+            removed.append(name)
+
+    target_marker = _marker(plan, {n: frozenset({h}) for n, h in final.items()}, True)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        changed = []
-        for name, data in files.items():
-            target = out / name
-            if target.is_file() and target.read_bytes() == data:
-                continue
-            fd, temp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.chmod(temp, 0o644)
-            os.replace(temp, target)
-            changed.append(name)
-        for stale in sorted(set(previous or ()) - set(files)):
-            (out / stale).unlink(missing_ok=True)
-        marker = json.dumps({"generated_by": "nfx generate", "nf": plan.nf, "strategy": plan.strategy,
-                             "files": sorted(files)}, indent=1) + "\n"
-        if not (out / MARKER).is_file() or (out / MARKER).read_text() != marker:
-            (out / MARKER).write_text(marker)
-    except OSError as error:
-        raise GenerateError(f"cannot write the project into {out}: {error.strerror or error}") from None
-    return GeneratedProject(out, plan, tuple(files), tuple(changed))
+        current_marker = (out / MARKER).read_text() if (out / MARKER).is_file() else None
+    except OSError:
+        current_marker = None
+    if writes or removed:
+        # Until the last write the folder may hold old and new bytes: the marker vouches for both.
+        during = {n: recorded.get(n, frozenset()) | {h} for n, h in final.items()}
+        during.update({n: recorded[n] for n in removed})
+        write_atomic(out / MARKER, _marker(plan, during, False))
+        for name, data in writes.items():
+            write_atomic(out / name, data)
+        for name in removed:
+            try:
+                (out / name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                raise OutputError(f"cannot remove {out / name}: {os_words(error)}") from None
+    if writes or removed or current_marker != target_marker:
+        write_atomic(out / MARKER, target_marker)
+    return GeneratedProject(out, plan, tuple(files), tuple(writes), tuple(kept), tuple(removed), result.diff)

@@ -14,9 +14,15 @@ def main(args) -> int:
                               quality=False)
     project = generate(solution, args.out, strategy=args.strategy, force=args.force)
     plan = project.plan
+    written = [name for name in project.changed if name in project.files]
     print(f"{plan.nf}: {plan.strategy} on {plan.cores} core{'s' if plan.cores != 1 else ''}, NIC {plan.nic}: "
-          f"wrote {len(project.changed)} of {len(project.files)} files in {project.folder} "
-          f"({len(project.files) - len(project.changed)} unchanged)")
+          f"wrote {len(written)} of {len(project.files)} files in {project.folder} "
+          f"({len(project.files) - len(written) - len(project.kept)} unchanged)")
+    for name in project.kept:
+        print(f"kept {project.folder / name}: nfx did not write it, or it changed since; the new version is "
+              f"{project.folder / (name + '.new')}")
+    for name in project.removed:
+        print(f"removed {project.folder / name}: an earlier generation wrote it, this one does not")
     print(plan.text().rstrip())
     print(f"build with: make -C {project.folder}")
     return 0
