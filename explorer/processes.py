@@ -16,8 +16,9 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 _RUNS = itertools.count()
 
@@ -45,18 +46,39 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 def run_child(argv: Sequence[str], *, timeout: Optional[float] = None, input: Optional[bytes | str] = None,
               env: Optional[Mapping[str, str]] = None, cwd: Optional[str | os.PathLike] = None,
-              text: bool = True, preexec_fn=None) -> subprocess.CompletedProcess:
+              text: bool = True, preexec_fn=None,
+              watch: Optional[Callable[[int], None]] = None) -> subprocess.CompletedProcess:
     """``subprocess.run(argv, capture_output=True)`` in a new process group that is killed, children
-    and all, on timeout (``subprocess.TimeoutExpired`` is raised as usual) or on any exception."""
+    and all, on timeout (``subprocess.TimeoutExpired`` is raised as usual) or on any exception.
+
+    ``watch(pid)`` is called every ``WATCH_EVERY`` seconds while the child runs; an exception it
+    raises kills the group and propagates (e.g. the preprocessor reading a device)."""
     with subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=None if env is None else dict(env),
                           cwd=cwd, text=text, start_new_session=True, preexec_fn=preexec_fn) as process:
         try:
-            out, err = process.communicate(input, timeout=timeout)
+            out, err = _communicate(process, input, timeout, watch)
         except BaseException:
             _kill_group(process)
             raise
         return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+WATCH_EVERY = 0.2
+
+
+def _communicate(process: subprocess.Popen, input, timeout: Optional[float], watch) -> tuple:
+    if watch is None:
+        return process.communicate(input, timeout=timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = WATCH_EVERY if deadline is None else min(WATCH_EVERY, max(0.0, deadline - time.monotonic()))
+        try:
+            return process.communicate(input, timeout=step)  # input is sent once; retrying loses nothing
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(process.args, timeout) from None
+            watch(process.pid)
 
 
 def dpdk_runtime_dirs(prefix: str) -> tuple[Path, ...]:

@@ -29,6 +29,7 @@ int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
 
 def write(tmp_path: Path, text: str, name: str = "nf.c") -> Path:
     path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
 
@@ -85,7 +86,8 @@ def test_overriding_an_unguarded_define_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, NF)
     with pytest.raises(ConfigError) as err:
         parse_nf(path, {"LAN": "1"})
-    assert f"{path}:5: LAN is defined unconditionally" in str(err.value)
+    assert str(err.value).startswith(f"{path}:5:1: --define LAN: {path} defines LAN unconditionally; wrap its "
+                                     "#define in #ifndef LAN")
 
 
 @pytest.mark.parametrize("name", ["1ABC", "A-B", ""])
@@ -95,11 +97,12 @@ def test_a_bad_macro_name_is_a_config_error(tmp_path: Path, name: str) -> None:
 
 
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such NF file"):
+    with pytest.raises(ConfigError, match="no such NF source file"):
         parse_nf(tmp_path / "nope.c", {})
 
 
-@pytest.mark.parametrize("nf_devices,message", [("0", "between 1 and 64"), ("x", "integer constant")])
+@pytest.mark.parametrize("nf_devices,message", [("0", "NF_DEVICES is 0; it must be an integer constant from 1 to 64"),
+                                                ("65", "NF_DEVICES is 65"), ("x", "not 'x'")])
 def test_nf_devices_must_be_a_small_positive_constant(tmp_path: Path, nf_devices: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_nf(write(tmp_path, NF), {"NF_DEVICES": nf_devices})
@@ -149,3 +152,107 @@ def test_errors_in_an_nf_header_point_into_that_header(tmp_path: Path) -> None:
     with pytest.raises(CSyntaxError) as err:
         parse_nf(path, {})
     assert err.value.location == Location(str(tmp_path / "key.h"), 2, 20)
+
+
+# ---- one reader: analyze, run and generate give the same answer ---------------------------------------
+
+def _outcome(path: Path, defines: dict[str, str]) -> tuple:
+    """What the analysis (and codegen, through parse_nf) and the build make of one NF, path and
+    defines: ("ok", devices, configuration) or ("error", the message)."""
+    from explorer import build
+    from explorer.errors import NfxError
+    from explorer.run import nf_devices
+
+    try:
+        parsed = parse_nf(path, defines)
+        analysis = ("ok", parsed.devices)
+    except NfxError as error:
+        analysis = ("error", str(error))
+    try:
+        built = ("ok", nf_devices(build.build_nf(path, defines)))
+    except NfxError as error:
+        built = ("error", str(error))
+    return analysis, built
+
+
+CONFIGURABLE = """\
+#ifndef CAPACITY
+#define CAPACITY 1024
+#endif
+#define LAN 0
+#include "nf.h"
+struct nf_map *flows;
+bool nf_init(void) { return nf_map_allocate(4, CAPACITY, &flows); }
+int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
+  (void)packet; (void)len; (void)now;
+  return device == LAN ? 1 : 0;
+}
+"""
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("defines,words", [
+    ({"CAPACITY": "1.5"}, "--define CAPACITY=1.5: floating-point values are not part of the NF language"),
+    ({"CAPACITY": '"x"'}, "--define CAPACITY=\"x\": a string values are not part of the NF language"),
+    ({"CAPACITY": ""}, "--define CAPACITY: needs a one-line value"),
+    ({"CAPACITY": "16); int evil = (1"}, "the value is not a C expression"),
+    ({"CAPACITY": "1 /* c */"}, "the value is not a C expression"),
+    ({"NOPE": "1"}, "unknown --define NOPE"),
+    ({"LAN": "1"}, "defines LAN unconditionally"),
+    ({"LAN": "0"}, "defines LAN unconditionally"),  # even to the value it has
+    ({"NF_DEVICES": "65"}, "NF_DEVICES is 65; it must be an integer constant from 1 to 64"),
+    ({"NF_DEVICES": "0x10000"}, "NF_DEVICES is 65536"),
+    ({"NF_DEVICES": "two"}, "NF_DEVICES must be an integer constant from 1 to 64, not 'two'"),
+])
+def test_analysis_and_build_refuse_the_same_defines_with_the_same_words(tmp_path: Path, defines, words) -> None:
+    analysis, built = _outcome(write(tmp_path, CONFIGURABLE), defines)
+    assert analysis == built and analysis[0] == "error", (analysis, built)
+    assert words in analysis[1]
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("defines,devices", [
+    ({}, 2), ({"CAPACITY": "16"}, 2), ({"CAPACITY": "NF_IPV4(0, 0, 0, 16)"}, 2), ({"NF_DEVICES": "(2 * 2)"}, 4),
+    ({"NF_DEVICES": "4u"}, 4), ({"NF_DEVICES": "(LAN + 3)"}, 3),
+])
+def test_analysis_and_build_accept_the_same_defines(tmp_path: Path, defines, devices) -> None:
+    assert _outcome(write(tmp_path, CONFIGURABLE), defines) == (("ok", devices), ("ok", devices))
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("name", ['q"uote.c', "new\nline.c", "com/*ment.c", "back\\slash.c", "tab\tand space.c",
+                                  "caf\u00e9.c"])
+def test_an_odd_file_name_keeps_its_macros_and_locations(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, CONFIGURABLE, name)
+    assert _outcome(path, {"CAPACITY": "16"}) == (("ok", 2), ("ok", 2))
+    parsed = parse_nf(path, {"CAPACITY": "16"})
+    assert dict(parsed.defines) == {"CAPACITY": "16", "LAN": "0", "NF_DEVICES": "2"}
+    process = parsed.ast.ext[-1]
+    assert parsed.source_map.location(process.decl.coord) == Location(str(path), 8, 5)
+    broken = write(tmp_path, CONFIGURABLE + "int x = ;\n", name)
+    with pytest.raises(CSyntaxError) as err:
+        parse_nf(broken, {})
+    assert err.value.location == Location(str(path), 12, 9)
+
+
+@pytest.mark.dpdk
+def test_a_path_that_looks_like_an_option_is_a_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, CONFIGURABLE, "-fplugin=evil.c")
+    assert _outcome(Path("-fplugin=evil.c"), {"CAPACITY": "8"}) == (("ok", 2), ("ok", 2))
+    write(tmp_path, CONFIGURABLE + "int x = ;\n", "-E.c")
+    analysis, built = _outcome(Path("-E.c"), {})
+    assert analysis[1].startswith("-E.c:12:9: syntax error") and built[1].startswith("-E.c:12:9: ")
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("include,words", [
+    ("<stdio.h>", "stdio.h: No such file or directory (an NF may include only nf.h"),
+    ('"/dev/null"', "#include of /dev/null, which is outside the NF's folder"),
+    ('"/etc/hostname"', "#include of /etc/hostname, which is outside the NF's folder"),
+])
+def test_analysis_and_build_allow_the_same_includes(tmp_path: Path, include: str, words: str) -> None:
+    path = write(tmp_path, f'#include "nf.h"\n#include {include}\n' + CONFIGURABLE)
+    analysis, built = _outcome(path, {})
+    assert analysis == built and words in analysis[1], (analysis, built)
+    assert analysis[1].startswith(f"{path}:2:")

@@ -18,7 +18,7 @@ import dpkt
 import numpy as np
 import pytest
 
-from explorer import build
+from explorer import build, nfsource
 from explorer.errors import BuildError, ConfigError, RunError
 from explorer.run import encode_trace, run_trace
 from explorer.traffic.pcap import read_pcap
@@ -653,14 +653,14 @@ def test_defines_reach_the_nf_and_change_the_build():
 
 
 def test_configurable_macros_come_from_the_preprocessor():
-    macros = build.configurable_macros(STATE_OPS)
+    macros = nfsource.configurable_macros(STATE_OPS)
     assert list(macros) == ["CHAIN_RANGE", "CHT_BACKENDS", "CHT_HEIGHT", "MAP_CAPACITY", "NF_DEVICES",
                             "SKETCH_WIDTH", "VECTOR_CAPACITY"]
     assert macros["MAP_CAPACITY"].line == 26 and macros["NF_DEVICES"] is None
     # rewrite.c fixes NF_DEVICES itself, so it is not configurable there
-    assert build.configurable_macros(NFS / "rewrite.c") == {}
-    assert build.nf_config(NFS / "rewrite.c").devices == 3
-    assert build.nf_config(STATE_OPS, {"NF_DEVICES": "(2 + 2)"}).devices == 4
+    assert nfsource.configurable_macros(NFS / "rewrite.c") == {}
+    assert nfsource.read_nf(NFS / "rewrite.c").devices == 3
+    assert nfsource.read_nf(STATE_OPS, {"NF_DEVICES": "(2 + 2)"}).devices == 4
 
 
 def test_a_macro_only_tested_is_configurable(tmp_path):
@@ -669,7 +669,7 @@ def test_a_macro_only_tested_is_configurable(tmp_path):
                   "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
                   "  (void)packet; (void)len; (void)now;\n#ifdef SWAP\n  return 1 - device;\n#endif\n"
                   "  return device;\n}\n")
-    assert list(build.configurable_macros(nf)) == ["NF_DEVICES", "SWAP"]
+    assert list(nfsource.configurable_macros(nf)) == ["NF_DEVICES", "SWAP"]
     frame = ETHER + bytes(50)
     assert [v.verdict for v in run_trace(nf, trace_of([frame])).verdicts] == [0]
     assert [v.verdict for v in run_trace(nf, trace_of([frame]), {"SWAP": "1"}).verdicts] == [1]

@@ -24,8 +24,8 @@ from pycparser import c_ast, c_generator
 from explorer.codegen.planning import DIVIDED_KINDS, ParallelPlan
 from explorer.errors import GenerateError
 from explorer.frontend import parse_nf
-from explorer.frontend.preprocessor import FRONTEND_INCLUDE, RUNTIME_INCLUDE
 from explorer.ir import Location
+from explorer.nfsource import FRONTEND_INCLUDE, RUNTIME_INCLUDE
 from explorer.state_api import ALLOCATIONS
 
 RENAMES = {

@@ -63,12 +63,16 @@ def _sentence(msg: str) -> str:
     return f"syntax error: {msg[0].lower() + msg[1:] if msg else 'invalid C'}"
 
 
-def parse_text(text: str, filename: str) -> c_ast.FileAST:
-    """Parse preprocessed text; line markers in the text give nodes their real file:line:col."""
+def parse_text(text: str, filename: str, spellings: Optional[dict[str, str]] = None) -> c_ast.FileAST:
+    """Parse preprocessed text; line markers in the text give nodes their real file:line:col
+    (``spellings`` maps a marker's escaped file name to the real one)."""
     try:
         return _Parser().parse(text, filename)
     except _ParseFailure as failure:
-        raise CSyntaxError(_sentence(failure.message), location=failure.location) from None
+        location = failure.location
+        if location is not None and spellings and location.file in spellings:
+            location = Location(spellings[location.file], location.line, location.col)
+        raise CSyntaxError(_sentence(failure.message), location=location) from None
     except c_parser.ParseError as error:  # raised by code paths that bypass _parse_error
         raise CSyntaxError(f"syntax error: {error}") from None
     except RecursionError:
