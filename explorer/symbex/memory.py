@@ -10,7 +10,7 @@ from typing import Optional
 
 from explorer.ir import Location
 from explorer.symbex.ctype import ArrayType, CType, IntType, PointerType, StructType
-from explorer.symbex.bitvec import Slice, bytes_of, combine, is_bv
+from explorer.symbex.bitvec import Cell, Slice, bytes_of, combine, is_bv
 from explorer.symbex.values import Agg, Int, Ptr, SemanticsError, Value, mask
 
 
@@ -99,3 +99,12 @@ def value_of(cells: tuple, ctype: CType) -> Value:
     if isinstance(ctype, (StructType, ArrayType)):
         return Agg(ctype, tuple(cells))
     raise SemanticsError(f"cannot load a value of type {ctype}")
+
+
+def same_cell(a: Cell, b: Cell) -> bool:
+    """Whether two cells are syntactically the same byte (a concrete byte, or the same byte of the
+    same term or pointer); False does not mean they may differ."""
+    if isinstance(a, int) or isinstance(b, int):
+        return a == b if isinstance(a, int) and isinstance(b, int) else False
+    return a.index == b.index and (a.source is b.source or (is_bv(a.source) and is_bv(b.source)
+                                                            and a.source.get_id() == b.source.get_id()))

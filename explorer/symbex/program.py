@@ -10,6 +10,7 @@ from pycparser import c_ast
 from explorer.errors import UnsupportedError
 from explorer.frontend import ParsedNF
 from explorer.ir import Location
+from explorer.symbex.purity import Purity
 from explorer.symbex.ctype import (INT, VOID, ArrayType, CType, FunctionType, PointerType, StructType,
                                    int_type_from_specifiers)
 
@@ -188,9 +189,7 @@ class Program:
         self.prototypes: dict[str, FunctionType] = {}
         self.file_scope = Scope()
         self.globals: list[GlobalVar] = []
-
-    def function_type(self, name: str) -> Optional[FunctionType]:
-        return self.prototypes.get(name)
+        self.pure = Purity()  # whether an expression has no side effects, memoized over the AST
 
 
 def is_const(quals: Any) -> bool:

@@ -10,8 +10,8 @@ from typing import Any, Optional, Union
 
 import z3
 
-from explorer.symbex.ctype import (ArrayType, CType, INT, IntType, LONG, PointerType, StructType, ULONG,
-                                   common_type, promote)
+from explorer.symbex.ctype import (ArrayType, CType, FunctionType, INT, IntType, LONG, PTRDIFF_T, PointerType,
+                                   StructType, ULONG, common_type, promote)
 from explorer.symbex.bitvec import Cell, Term, bv, low_bits
 
 
@@ -308,3 +308,40 @@ def pointer_compare(op: str, a: Ptr, b: Ptr) -> Int:
         return bool_int({"==": x == y, "!=": x != y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op])
     return compare(op, Int(LONG, x if not isinstance(x, int) else x & mask(64)),
                    Int(LONG, y if not isinstance(y, int) else y & mask(64)))
+
+
+def pointer_add(p: Ptr, i: Int, op: str) -> Ptr:
+    """``p + i`` / ``p - i``: the offset moves by ``i`` elements of the pointed-to type."""
+    target = p.ctype.target
+    if isinstance(target, FunctionType):
+        raise SemanticsError("function pointers are not supported")
+    if isinstance(target, StructType) and not target.complete:
+        raise SemanticsError(f"arithmetic on a pointer to incomplete {target}")
+    delta = index_offset(i, max(target.size, 1))
+    if op == "-":
+        delta = -delta
+    return Ptr(p.ctype, p.region, offset_add(p.offset, delta))
+
+
+def pointer_diff(a: Ptr, b: Ptr) -> Int:
+    """``a - b`` in elements, for two pointers into one object."""
+    if a.region != b.region:
+        raise SemanticsError("subtraction of pointers into different objects")
+    size = max(a.ctype.target.size, 1)
+    diff = offset_add(a.offset, -b.offset if isinstance(b.offset, int) else -bv(b.offset, 64))
+    if isinstance(diff, int):
+        return Int(PTRDIFF_T, (diff // size) & mask(64))
+    return Int(PTRDIFF_T, diff / size)
+
+
+def add(a: Value, b: Value, op: str) -> Value:
+    """``a + b`` / ``a - b`` on integers and pointers."""
+    if isinstance(a, Ptr) and isinstance(b, Int):
+        return pointer_add(a, b, op)
+    if isinstance(a, Int) and isinstance(b, Ptr) and op == "+":
+        return pointer_add(b, a, op)
+    if isinstance(a, Ptr) and isinstance(b, Ptr) and op == "-":
+        return pointer_diff(a, b)
+    if isinstance(a, Int) and isinstance(b, Int):
+        return arithmetic(op, a, b)
+    raise SemanticsError(f"invalid operands to {op}")

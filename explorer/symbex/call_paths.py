@@ -1,0 +1,85 @@
+"""Finished paths as ``ir`` values: each path's condition, accesses, writes and verdict as terms
+with their readable text, and the packet fields the NF reads."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import z3
+
+from explorer import ir
+from explorer.symbex.bitvec import bv, combine_be, symbols_of
+from explorer.symbex.ctype import StructType
+from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
+from explorer.symbex.render import Renderer
+from explorer.symbex.state import PathState
+from explorer.symbex.values import to_signed
+from explorer.wire import PACKET_FIELDS
+
+FIELDS = frozenset(f.name for f in PACKET_FIELDS)
+
+
+class CallPathBuilder:
+    def __init__(self, source: str, objects: Iterable[ObjectInfo]):
+        self.source = source
+        self.render = Renderer({o.name: o.layout for o in objects
+                                if o.kind == "vector" and isinstance(o.layout, StructType)})
+
+    def key_text(self, raw: RawAccess) -> str:
+        if raw.key is None:
+            return ""
+        layout = raw.key_layout
+        if raw.key_cells is not None and isinstance(layout, StructType) and layout.size == len(raw.key_cells):
+            parts = []
+            for f in layout.fields:
+                term = combine_be(raw.key_cells[f.offset:f.offset + f.ctype.size])
+                parts.append(f"{f.name}: {self.render.text(bv(term, 8 * f.ctype.size))}")
+            return "{" + ", ".join(parts) + "}"
+        return self.render.text(raw.key)
+
+    def path(self, index: int, state: PathState, effects: Effects, verdict: ir.Verdict,
+             writes: tuple[ir.FieldWrite, ...], devices: tuple[int, ...]) -> ir.CallPath:
+        condition = z3.And(*state.constraints) if state.constraints else z3.BoolVal(True)
+        text = " && ".join(self._wrap(d) for d in state.decisions) or "true"
+        accesses = tuple(ir.Access(raw.object, raw.op, raw.call, raw.key, self.key_text(raw), raw.results,
+                                   raw.location or ir.Location(self.source, 0, 0), raw.related)
+                         for raw in effects.accesses)
+        writes = tuple(ir.FieldWrite(w.field, w.value_text or self.render.field_value(w.field, w.value), w.value,
+                                     w.location)
+                       for w in writes)
+        if verdict.kind == "forward" and verdict.device is None:
+            term = verdict.device_term
+            single = self._single_value(state, term)
+            verdict = ir.Verdict("forward", single, "" if single is not None else self.render.text(term),
+                                 None if single is not None else term)
+        return ir.CallPath(index, condition, text, devices, accesses, writes, verdict)
+
+    def _wrap(self, decision: Any) -> str:
+        text = decision.label if decision.label is not None else self.render.text(decision.cond)
+        return f"({text})" if decision.label is None and z3.is_or(decision.cond) else text
+
+    @staticmethod
+    def _single_value(state: PathState, term: Any) -> Optional[int]:
+        value = state.solver.model_value(state.constraints, True, term)
+        if value is not None and state.proves(term == value):
+            return to_signed(value, 32)
+        return None
+
+
+def fields_read(paths: Iterable[ir.CallPath], effects: Iterable[Effects]) -> tuple[str, ...]:
+    """The packet fields nf_process reads: loaded from a header, or in a condition, key, write or verdict."""
+    names: set[str] = set()
+    for e in effects:
+        names |= e.fields_read
+    for p in paths:
+        terms = [p.condition] + [a.key for a in p.accesses if a.key is not None]
+        terms += [w.value for w in p.writes if w.value is not None]
+        if p.verdict.device_term is not None:
+            terms.append(p.verdict.device_term)
+        for term in terms:
+            names |= {s for s in symbols_of(term) if s in FIELDS}
+    return tuple(sorted(names))
+
+
+def state_object(obj: ObjectInfo) -> ir.StateObject:
+    return ir.StateObject(obj.name, obj.kind, obj.alloc_index, obj.capacity, obj.size,
+                          str(obj.layout) if obj.layout is not None else "", obj.extra, obj.location)

@@ -1,0 +1,78 @@
+"""What a run does beyond its memory: the state objects nf_init allocates, and per run of
+nf_process the state calls it makes (accesses), the vector cells it borrows and returns, the packet
+fields it reads and its checksum updates. The library models fill these in; the path search turns
+them into ``ir`` values."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from explorer.ir import Location, Op
+from explorer.symbex.ctype import CType
+from explorer.wire import field_at
+
+
+@dataclass
+class ObjectInfo:
+    """A state object as nf_init allocates it (mutable while the analysis learns its layout)."""
+
+    name: str
+    kind: str
+    alloc_index: int
+    capacity: int
+    size: int
+    layout: Optional[CType]
+    extra: tuple[tuple[str, int], ...]
+    location: Optional[Location]
+    # concrete contents while nf_init runs, and how many calls nf_init made on the object (a record:
+    # state filled there is read-only for nf_process unless nf_process writes it)
+    entries: dict = field(default_factory=dict)
+    init_calls: int = 0
+
+
+@dataclass(frozen=True)
+class RawAccess:
+    """An access as recorded during a run; the path search renders it into an ir.Access."""
+
+    object: str
+    op: Op
+    call: str
+    key: Any  # Z3 term or None
+    key_cells: Optional[tuple]  # the key bytes (maps, sketches), for per-member text
+    key_layout: Optional[CType]
+    results: tuple[str, ...]
+    location: Optional[Location]
+    related: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Borrow:
+    """A vector cell handed out (or back): the object, the index and the cell's bytes."""
+
+    object: str
+    index: Any
+    cells: tuple
+
+
+class Effects:
+    """The library-visible effects of one run (nf_init or one path of nf_process)."""
+
+    def __init__(self) -> None:
+        self.calls = 0  # state calls so far: the ``n`` of result symbols ``<object>.<what>#<n>``
+        self.accesses: list[RawAccess] = []
+        self.borrows: dict[str, Borrow] = {}  # by cell region name: borrowed and not yet returned
+        self.returned: list[Borrow] = []  # cells handed back on this path, latest last (content as returned)
+        self.fields_read: set[str] = set()
+        self.checksum_writes: list[Optional[Location]] = []
+
+    def next_call(self) -> int:
+        self.calls += 1
+        return self.calls
+
+    def record(self, access: RawAccess) -> None:
+        self.accesses.append(access)
+
+    def note_read(self, region_kind: str, region_name: str, offset: int, n: int) -> None:
+        if region_kind == "header":
+            for i in range(offset, offset + n):
+                self.fields_read.add(field_at(region_name, i))

@@ -1,0 +1,115 @@
+"""Lvalues: where an expression's object lives (a pointer) and its type, one ``visit_<Node>`` per
+kind of expression that designates an object."""
+from __future__ import annotations
+
+from typing import Any
+
+import z3
+from pycparser import c_ast
+
+from explorer.symbex import ctype as ct
+from explorer.symbex.bitvec import bv
+from explorer.symbex.ctype import CType, FunctionType, PointerType, StructType, VoidType
+from explorer.symbex.values import Int, Ptr, convert_int, index_offset, offset_add
+from explorer.symbex.visitor import Visitor
+
+Lvalue = tuple[Ptr, CType]
+
+
+def is_lvalue(node: Any) -> bool:
+    """Whether ``node`` designates an object (so ``.`` on it selects a member in memory)."""
+    if isinstance(node, (c_ast.ID, c_ast.ArrayRef, c_ast.CompoundLiteral)):
+        return True
+    if isinstance(node, c_ast.UnaryOp) and node.op == "*":
+        return True
+    if isinstance(node, c_ast.StructRef):
+        return node.type == "->" or is_lvalue(node.name)
+    return False
+
+
+class Lvalues(Visitor):
+    def address(self, node: Any) -> Lvalue:
+        return self.visit(node)
+
+    def generic_visit(self, node: Any) -> Lvalue:
+        raise self.machine.fail(node, "this expression does not designate an object")
+
+    def visit_ID(self, node: Any) -> Lvalue:
+        m = self.machine
+        hit = m.lookup_var(node.name)
+        if hit is None:
+            if m.is_function(node.name):
+                raise m.fail(node, f"function pointers are not supported (here &{node.name})")
+            raise m.fail(node, f"'{node.name}' does not designate an object")
+        region, t = hit
+        return Ptr(PointerType(t), region, 0), t
+
+    def visit_UnaryOp(self, node: Any) -> Lvalue:
+        m = self.machine
+        if node.op != "*":
+            return self.generic_visit(node)
+        value = self.it.expressions.value(node.expr)
+        if not isinstance(value, Ptr):
+            raise m.fail(node, "dereference of a non-pointer")
+        t = value.ctype.target
+        if isinstance(t, FunctionType):
+            raise m.fail(node, "function pointers are not supported")
+        return value, t
+
+    def visit_ArrayRef(self, node: Any) -> Lvalue:
+        m = self.machine
+        base = self.it.expressions.value(node.name)
+        index = self.it.expressions.value(node.subscript)
+        if isinstance(base, Int) and isinstance(index, Ptr):
+            base, index = index, base
+        if not isinstance(base, Ptr) or not isinstance(index, Int):
+            raise m.fail(node, "subscript of a non-array")
+        elem = base.ctype.target
+        if isinstance(elem, (VoidType, FunctionType)) or (isinstance(elem, StructType) and not elem.complete):
+            raise m.fail(node, f"subscript of a pointer to {elem}")
+        if not index.concrete:
+            index = self._bounded_index(base, index, elem, node)
+        delta = index_offset(index, elem.size)
+        return Ptr(PointerType(elem), base.region, offset_add(base.offset, delta)), elem
+
+    def _bounded_index(self, base: Ptr, index: Int, elem: CType, node: Any) -> Int:
+        """A symbolic index: prove it stays inside the array, then fork over its values."""
+        m = self.machine
+        region = m.memory.get(base.region) if base.region is not None else None
+        if region is None or not isinstance(base.offset, int):
+            raise m.fail(node, "a symbolic index into an object the analyzer cannot bound")
+        signed = convert_int(index, ct.LONG if index.ctype.signed else ct.ULONG)
+        count = (region.size - base.offset) // max(elem.size, 1)
+        low = -(base.offset // max(elem.size, 1))
+        idx = bv(signed.v, 64)
+        cond = z3.And(idx >= low, idx < count) if index.ctype.signed else z3.ULT(idx, count)
+        if not m.state.proves(cond):
+            raise m.fail(node.subscript, f"index may be outside {region.label} ({count} elements): bound it "
+                                         "with a check first")
+        value = m.state.concretize(index.v, m.loc(node.subscript), "the array index")
+        return Int(index.ctype, value)
+
+    def visit_StructRef(self, node: Any) -> Lvalue:
+        m = self.machine
+        if node.type == "->":
+            base = self.it.expressions.value(node.name)
+            if not isinstance(base, Ptr):
+                raise m.fail(node, "-> applied to a non-pointer")
+            st = base.ctype.target
+        else:
+            base, st = self.visit(node.name)
+        if not isinstance(st, StructType) or not st.complete:
+            raise m.fail(node, f"member access on {st}, not a complete struct or union")
+        field = st.field(node.field.name)
+        if field is None:
+            raise m.fail(node.field, f"{st} has no member {node.field.name}")
+        return Ptr(PointerType(field.ctype), base.region, offset_add(base.offset, field.offset)), field.ctype
+
+    def visit_CompoundLiteral(self, node: Any) -> Lvalue:
+        m = self.machine
+        t = m.resolve_type(node.type)
+        name = m.fresh("literal")
+        m.new_region(name, "local", "a compound literal", t.size)
+        ptr = Ptr(PointerType(t), name, 0)
+        self.it.initializers.initialize(ptr, t, node.init)
+        return ptr, t

@@ -1,0 +1,166 @@
+"""The machine one run executes on: memory regions, the scopes of names, the call stack, the path
+it follows and the effects it records.
+
+The visitors (statements, expressions, lvalues, initializers, static types) and the library models
+all act through one Machine, so that the rules every NF keeps (headers only through the accessors,
+state only in the library, globals written only by nf_init) are checked in one place: ``read`` and
+``write``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import z3
+
+from explorer.errors import UnsupportedError
+from explorer.ir import Location
+from explorer.symbex.bitvec import bv
+from explorer.symbex.ctype import ArrayType, CType, FunctionType, PointerType, StructType, VoidType
+from explorer.symbex.effects import Effects, ObjectInfo
+from explorer.symbex.memory import Region, cells_of, value_of
+from explorer.symbex.packet import PacketSymbols
+from explorer.symbex.program import Program, Scope, TypeResolver, location_of
+from explorer.symbex.state import PathState
+from explorer.symbex.values import Ptr, SemanticsError, Value, convert
+
+MAX_STEPS = 500_000  # statements per run (nf_init, or one path of nf_process)
+
+
+class Machine:
+    """One run: nf_init (mode "init", concrete) or one path of nf_process (mode "process")."""
+
+    def __init__(self, program: Program, memory: dict[str, Region], state: PathState, mode: str,
+                 objects: dict[str, ObjectInfo], packet: Optional[PacketSymbols],
+                 constant: Callable[[Any], int]):
+        self.program = program
+        self.memory = memory
+        self.state = state
+        self.mode = mode
+        self.objects = objects  # by name; shared by every run of one analysis
+        self.packet = packet  # nf_process's inputs (None in nf_init)
+        self.effects = Effects()
+        self.scopes: list[Scope] = [program.file_scope]
+        self.types = TypeResolver(constant)
+        self.call_stack: list[str] = []
+        self.returned_at: Any = None  # the return statement that ended the outermost call
+        self.steps = 0
+        self.counter = 0
+
+    # ------------------------------------------------------------------ names and errors
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}#{self.counter}"
+
+    @staticmethod
+    def loc(node: Any) -> Optional[Location]:
+        return location_of(node)
+
+    @staticmethod
+    def fail(node: Any, message: str) -> UnsupportedError:
+        return UnsupportedError(message, location=location_of(node))
+
+    def step(self, node: Any) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise self.fail(node, f"the analysis of this path exceeded {MAX_STEPS} steps")
+
+    def resolve_type(self, node: Any) -> CType:
+        return self.types.resolve(node, self.scopes)
+
+    def lookup_var(self, name: str) -> Optional[tuple[str, CType]]:
+        for scope in reversed(self.scopes):
+            hit = scope.vars.get(name)
+            if hit is not None:
+                return hit
+        return None
+
+    def lookup_enum(self, name: str) -> Optional[int]:
+        for scope in reversed(self.scopes):
+            if name in scope.enums:
+                return scope.enums[name]
+        return None
+
+    def is_function(self, name: str) -> bool:
+        return name in self.program.functions or name in self.program.prototypes
+
+    # ------------------------------------------------------------------ memory
+    def new_region(self, name: str, kind: str, label: str, size: int) -> Region:
+        region = Region(name, kind, label, size)
+        self.memory[name] = region
+        return region
+
+    def _region(self, ptr: Ptr, node: Any, n: int, write: bool) -> tuple[Region, int]:
+        if ptr.region is None:
+            raise self.fail(node, "dereference of a NULL or integer pointer (did a header accessor return NULL "
+                                  "on this path?)")
+        region = self.memory.get(ptr.region)
+        if region is None:
+            raise self.fail(node, "dereference of a pointer to a variable that no longer exists")
+        offset = ptr.offset
+        if not isinstance(offset, int):
+            offset = self.bounded_offset(region, offset, n, node)
+        if region.kind == "packet":
+            raise self.fail(node, "the packet's bytes are read directly; use nf_ether_header(), nf_ipv4_header() "
+                                  "and nf_tcpudp_header() so that every header field has a name")
+        if region.kind == "handle":
+            raise self.fail(node, f"the state object {region.label} is opaque; use the library's functions")
+        if not region.alive:
+            raise self.fail(node, f"{region.label} is used after nf_vector_return")
+        if write:
+            if region.readonly:
+                raise self.fail(node, f"write to read-only {region.label}")
+            if region.kind == "global" and self.mode == "process":
+                raise self.fail(node, f"nf_process writes {region.label}; state that outlives a packet must live "
+                                      "in the state library (globals are written only by nf_init)")
+        try:
+            region.check(offset, n)
+        except SemanticsError as error:
+            raise self.fail(node, str(error)) from None
+        return region, offset
+
+    def bounded_offset(self, region: Region, offset: Any, n: int, node: Any) -> int:
+        in_bounds = z3.ULE(bv(offset, 64), max(region.size - n, 0)) if region.size >= n else False
+        if not self.state.proves(in_bounds):
+            raise self.fail(node, f"a symbolic index into {region.label} cannot be bounded within its "
+                                  f"{region.size} bytes")
+        return self.state.concretize(offset, self.loc(node), "a pointer offset")
+
+    def read(self, ptr: Ptr, n: int, node: Any) -> tuple:
+        region, offset = self._region(ptr, node, n, write=False)
+        self.effects.note_read(region.kind, region.name, offset, n)
+        return tuple(region.cells[offset:offset + n])
+
+    def write(self, ptr: Ptr, cells: tuple, node: Any) -> None:
+        region, offset = self._region(ptr, node, len(cells), write=True)
+        region.write(offset, cells, self.loc(node) if region.kind == "header" else None)
+
+    def load(self, ptr: Ptr, t: CType, node: Any) -> Value:
+        if isinstance(t, (VoidType, FunctionType)) or (isinstance(t, StructType) and not t.complete):
+            raise self.fail(node, f"cannot read a value of type {t}")
+        cells = self.read(ptr, t.size, node)
+        try:
+            return value_of(cells, t)
+        except SemanticsError as error:
+            raise self.fail(node, str(error)) from None
+
+    def value_at(self, ptr: Ptr, t: CType, node: Any) -> Value:
+        """The rvalue of the object of type ``t`` at ``ptr``: arrays decay to a pointer to their first
+        element, anything else is loaded."""
+        if isinstance(t, ArrayType):
+            return Ptr(PointerType(t.elem), ptr.region, ptr.offset)
+        if isinstance(t, FunctionType):
+            raise self.fail(node, "function pointers are not supported")
+        return self.load(ptr, t, node)
+
+    def store(self, ptr: Ptr, t: CType, value: Value, node: Any) -> None:
+        try:
+            cells = cells_of(value, t)
+        except SemanticsError as error:
+            raise self.fail(node, str(error)) from None
+        self.write(ptr, cells, node)
+
+    def convert(self, value: Value, t: CType, node: Any) -> Value:
+        try:
+            return convert(value, t)
+        except SemanticsError as error:
+            raise self.fail(node, str(error)) from None

@@ -1,0 +1,53 @@
+"""``nf_<kind>_allocate``: nf_init creates a state object and binds it to a global handle."""
+from __future__ import annotations
+
+from typing import Optional
+
+from explorer.state_api import ALLOCATIONS
+from explorer.symbex import ctype as ct
+from explorer.symbex.bitvec import Slice
+from explorer.symbex.ctype import PointerType
+from explorer.symbex.effects import ObjectInfo
+from explorer.symbex.memory import Region
+from explorer.symbex.models.context import CallContext, Model
+from explorer.symbex.values import Int, Ptr, Value
+
+SKETCH_DEPTH = 4  # nf.h's NF_SKETCH_DEPTH
+
+
+class Allocate(Model):
+    """Every allocation: map, vector, dchain, sketch and cht (``explorer.state_api.ALLOCATIONS``)."""
+
+    names = tuple(ALLOCATIONS)
+
+    def call(self, ctx: CallContext) -> Optional[Value]:
+        m = ctx.machine
+        if ctx.mode != "init":
+            raise ctx.fail(f"{ctx.name}() is called from nf_process; state objects are allocated only by nf_init")
+        kind = ALLOCATIONS[ctx.name].kind
+        out = ctx.pointer(len(ctx.args) - 1, "the handle argument")
+        region = m.memory.get(out.region) if out.region else None
+        if region is None or region.kind != "global" or out.offset != 0 or region.size != 8:
+            raise ctx.fail(f"{ctx.name}() must store the handle in a global variable (pass &global)")
+        var = region.name[len("global:"):]
+        if var in m.objects:
+            raise ctx.fail(f"{var} is allocated twice")
+        numbers = [ctx.constant(i, f"argument {i + 1} of {ctx.name}()", ctx.nodes[i]) for i in range(len(ctx.args) - 1)]
+        size, capacity, extra, layout = 0, 0, (), None
+        if kind in ("map", "vector", "sketch"):
+            size, capacity = numbers
+            layout = ctx.sizeof_type(0)
+            if kind == "sketch":
+                extra = (("depth", SKETCH_DEPTH),)
+        elif kind == "dchain":
+            (capacity,) = numbers
+        else:
+            capacity, backends = numbers
+            extra = (("backends", backends),)
+        if capacity <= 0 or size < 0 or (kind in ("map", "vector", "sketch") and size <= 0):
+            raise ctx.fail(f"{ctx.name}() with size {size} and capacity {capacity}")
+        m.objects[var] = ObjectInfo(var, kind, len(m.objects), capacity, size, layout, extra, m.loc(ctx.node))
+        handle = Ptr(PointerType(ct.VOID), f"object:{var}", 0)
+        m.write(out, tuple(Slice(handle, i) for i in range(8)), ctx.node)
+        m.memory[f"object:{var}"] = Region(f"object:{var}", "handle", var, 0)
+        return Int(ct.BOOL, 1)

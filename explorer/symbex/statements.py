@@ -1,0 +1,309 @@
+"""Statements and declarations, one ``visit_<Node>`` per kind; the NF's own functions are inlined.
+
+``break``, ``continue`` and ``return`` unwind as the signals below. Branches ask the path state,
+which forks; a loop's condition must be decided on the path (loops have a constant bound).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import z3
+from pycparser import c_ast
+
+from explorer.symbex import ctype as ct
+from explorer.symbex.ctype import CType, FunctionType, PointerType, StructType
+from explorer.symbex.program import GlobalVar, Scope, decl_is_const
+from explorer.symbex.values import Int, Ptr, SemanticsError, Value, compare, convert_int, truth
+from explorer.symbex.visitor import Visitor
+
+MAX_LOOP_ITERATIONS = 10_000  # per loop instance: NFs copy a few bytes; nf_init fills small tables
+MAX_CALL_DEPTH = 64
+
+_EXPRESSIONS = frozenset({"Assignment", "UnaryOp", "BinaryOp", "FuncCall", "ExprList", "TernaryOp", "Cast", "ID",
+                          "Constant", "ArrayRef", "StructRef", "CompoundLiteral"})
+
+
+class Break(Exception):
+    """``break``: leaves the innermost loop or switch."""
+
+    def __init__(self, node: Any):
+        self.node = node
+
+
+class Continue(Exception):
+    """``continue``: ends the innermost loop's iteration."""
+
+    def __init__(self, node: Any):
+        self.node = node
+
+
+class Return(Exception):
+    """``return``: leaves the function with ``value`` (None for ``return;``)."""
+
+    def __init__(self, value: Optional[Value], node: Any):
+        self.value = value
+        self.node = node
+
+
+class Statements(Visitor):
+    def run(self, node: Any) -> None:
+        """Execute one statement."""
+        self.machine.step(node)
+        try:
+            self.visit(node)
+        except SemanticsError as error:
+            raise self.machine.fail(node, str(error)) from None
+
+    def generic_visit(self, node: Any) -> None:
+        if isinstance(node, c_ast.Node) and type(node).__name__ in _EXPRESSIONS:
+            self.it.expressions.value(node)
+            return
+        raise self.machine.fail(node, f"unsupported statement ({type(node).__name__})")
+
+    # ------------------------------------------------------------------ functions
+    def call_function(self, name: str, args: list[Value], node: Any) -> Optional[Value]:
+        """Inline the NF's function ``name`` with already evaluated ``args``."""
+        m = self.machine
+        fdef = m.program.functions[name]
+        if name in m.call_stack:
+            chain = " -> ".join(m.call_stack[m.call_stack.index(name):] + [name])
+            raise m.fail(node, f"recursive call to {name}() ({chain}) is not supported")
+        if len(m.call_stack) >= MAX_CALL_DEPTH:
+            raise m.fail(node, "calls are nested too deeply")
+        ft = m.program.prototypes.get(name) or m.resolve_type(fdef.decl.type)
+        params = fdef.decl.type.args.params if fdef.decl.type.args is not None else []
+        params = [p for p in params if not (isinstance(p, c_ast.Typename) or
+                                            (getattr(p, "name", None) is None and
+                                             isinstance(p, c_ast.Decl) and
+                                             m.resolve_type(p.type) == ct.VOID))]
+        if fdef.param_decls:
+            raise m.fail(fdef, "K&R-style function definitions are not supported")
+        if len(args) != len(params) or any(isinstance(p, c_ast.EllipsisParam) for p in params):
+            raise m.fail(node, f"{name}() takes {len(params)} arguments, {len(args)} given")
+        saved = m.scopes
+        m.scopes = [m.program.file_scope, Scope()]
+        m.call_stack.append(name)
+        try:
+            for p, arg in zip(params, args):
+                pt = m.types.param_type(m.resolve_type(p.type))
+                region = m.fresh(f"local:{p.name}")
+                m.new_region(region, "local", f"parameter {p.name}", pt.size)
+                m.scopes[-1].vars[p.name] = (region, pt)
+                m.store(Ptr(PointerType(pt), region, 0), pt, m.convert(arg, pt, node), node)
+            try:
+                self.run(fdef.body)
+            except Return as ret:
+                if len(m.call_stack) == 1:
+                    m.returned_at = ret.node
+                if ret.value is None or ft.ret == ct.VOID:
+                    return None
+                return m.convert(ret.value, ft.ret, node)
+            except (Break, Continue) as stray:
+                raise m.fail(stray.node, f"{'break' if isinstance(stray, Break) else 'continue'} outside a loop "
+                                         f"or switch in {name}()") from None
+            return None
+        finally:
+            m.call_stack.pop()
+            m.scopes = saved
+
+    # ------------------------------------------------------------------ declarations
+    def declare_global(self, decl: Any) -> None:
+        """A file-scope declaration: a prototype, a typedef/tag, or a global variable."""
+        m = self.machine
+        if isinstance(decl.type, c_ast.FuncDecl):
+            ft = m.resolve_type(decl.type)
+            assert isinstance(ft, FunctionType)
+            m.program.prototypes[decl.name] = ft
+            return
+        t = m.resolve_type(decl.type)
+        if decl.name is None:
+            return  # struct / union / enum declaration only
+        if "extern" in (decl.storage or []) and decl.init is None:
+            raise m.fail(decl, f"extern variable {decl.name} is not defined by the NF")
+        if isinstance(t, StructType) and not t.complete:
+            raise m.fail(decl, f"variable {decl.name} has incomplete type {t}")
+        name = f"global:{decl.name}"
+        if m.program.file_scope.vars.get(decl.name) is not None:
+            if decl.init is None:
+                return  # a tentative re-declaration
+            raise m.fail(decl, f"global {decl.name} is defined twice")
+        const = decl_is_const(decl)
+        region = m.new_region(name, "global", f"global variable {decl.name}", t.size)
+        m.program.file_scope.vars[decl.name] = (name, t)
+        m.program.globals.append(GlobalVar(decl.name, t, decl.init, m.loc(decl), const))
+        if decl.init is not None:
+            self.it.initializers.initialize(Ptr(PointerType(t), name, 0), t, decl.init)
+        region.readonly = const
+
+    def visit_Decl(self, decl: Any) -> None:
+        m = self.machine
+        if isinstance(decl.type, c_ast.FuncDecl):
+            m.program.prototypes.setdefault(decl.name, m.resolve_type(decl.type))
+            return
+        t = m.resolve_type(decl.type)
+        if decl.name is None:
+            return
+        storage = decl.storage or []
+        if "static" in storage and not decl_is_const(decl):
+            raise m.fail(decl, f"static local variable {decl.name} keeps state across packets; state that "
+                               "outlives a packet must live in the state library")
+        if "extern" in storage:
+            raise m.fail(decl, f"extern declaration of {decl.name} inside a function is not supported")
+        if isinstance(t, StructType) and not t.complete:
+            raise m.fail(decl, f"variable {decl.name} has incomplete type {t}")
+        name = m.fresh(f"local:{decl.name}")
+        m.new_region(name, "local", f"local variable {decl.name}", t.size)
+        m.scopes[-1].vars[decl.name] = (name, t)
+        if decl.init is not None:
+            self.it.initializers.initialize(Ptr(PointerType(t), name, 0), t, decl.init)
+
+    def visit_DeclList(self, node: Any) -> None:
+        for decl in node.decls:
+            self.visit_Decl(decl)
+
+    def visit_Typedef(self, node: Any) -> None:
+        t: CType = self.machine.resolve_type(node.type)
+        if isinstance(t, StructType) and t.tag is None and t.display is None:
+            t.display = node.name
+        self.machine.scopes[-1].typedefs[node.name] = t
+
+    def visit_StaticAssert(self, node: Any) -> None:
+        if self.it.constant(node.cond) == 0:
+            raise self.machine.fail(node, "static assertion failed")
+
+    # ------------------------------------------------------------------ simple statements
+    def visit_Compound(self, node: Any) -> None:
+        m = self.machine
+        m.scopes.append(Scope())
+        try:
+            for item in node.block_items or []:
+                self.run(item)
+        finally:
+            m.scopes.pop()
+
+    def visit_EmptyStatement(self, node: Any) -> None:
+        return
+
+    def visit_Pragma(self, node: Any) -> None:
+        return
+
+    def visit_Return(self, node: Any) -> None:
+        raise Return(self.it.expressions.value(node.expr) if node.expr is not None else None, node)
+
+    def visit_Break(self, node: Any) -> None:
+        raise Break(node)
+
+    def visit_Continue(self, node: Any) -> None:
+        raise Continue(node)
+
+    def visit_Goto(self, node: Any) -> None:
+        raise self.machine.fail(node, f"goto {node.name} is not supported; use structured control flow")
+
+    def visit_Label(self, node: Any) -> None:
+        raise self.machine.fail(node, f"labels (here {node.name}:) and goto are not supported")
+
+    def visit_Case(self, node: Any) -> None:
+        raise self.machine.fail(node, "case label outside a switch body")
+
+    def visit_Default(self, node: Any) -> None:
+        raise self.machine.fail(node, "default label outside a switch body")
+
+    # ------------------------------------------------------------------ branches
+    def condition(self, node: Any) -> bool:
+        """The truth of a condition on this path, forking when both sides are feasible."""
+        cond = self.it.expressions.truth(node)
+        return self.machine.state.branch(cond, self.machine.loc(node))
+
+    def visit_If(self, node: Any) -> None:
+        if self.condition(node.cond):
+            if node.iftrue is not None:
+                self.run(node.iftrue)
+        elif node.iffalse is not None:
+            self.run(node.iffalse)
+
+    def visit_Switch(self, node: Any) -> None:
+        m = self.machine
+        value = self.it.expressions.value(node.cond)
+        if not isinstance(value, Int):
+            raise m.fail(node.cond, "switch on a non-integer")
+        value = convert_int(value, ct.promote(value.ctype))
+        body = node.stmt
+        items = body.block_items or [] if isinstance(body, c_ast.Compound) else [body]
+        start = None
+        default = None
+        for i, item in enumerate(items):
+            if isinstance(item, c_ast.Case):
+                label = self.it.expressions.value(item.expr)
+                if not isinstance(label, Int) or not isinstance(label.v, int):
+                    raise m.fail(item, "case labels must be constants")
+                if m.state.branch(truth(compare("==", value, label)), m.loc(item)):
+                    start = i
+                    break
+            elif isinstance(item, c_ast.Default):
+                default = i
+        if start is None:
+            start = default
+        if start is None:
+            return
+        m.scopes.append(Scope())
+        try:
+            for item in items[start:]:
+                stmts = item.stmts if isinstance(item, (c_ast.Case, c_ast.Default)) else [item]
+                for stmt in stmts or []:
+                    self.run(stmt)
+        except Break:
+            pass
+        finally:
+            m.scopes.pop()
+
+    # ------------------------------------------------------------------ loops
+    def loop_condition(self, node: Any, loop: Any) -> bool:
+        """A loop's condition must be decided on the path: forks on a loop would make it unbounded."""
+        state = self.machine.state
+        cond = truth(self.it.expressions.value(node))
+        if isinstance(cond, bool):
+            return cond
+        can_true = state.possible(cond)
+        if can_true and state.possible(z3.Not(cond)):
+            raise self.machine.fail(loop, "the loop's condition depends on packet or state data; loops must have "
+                                          "a bound the analyzer can count (a constant number of iterations)")
+        return can_true
+
+    def _loop(self, node: Any, cond: Any, body: Any, step: Any, check_first: bool) -> None:
+        iterations = 0
+        first = True
+        while True:
+            if (check_first or not first) and cond is not None and not self.loop_condition(cond, node):
+                return
+            first = False
+            iterations += 1
+            if iterations > MAX_LOOP_ITERATIONS:
+                raise self.machine.fail(node, f"the loop did not finish after {MAX_LOOP_ITERATIONS} iterations")
+            try:
+                if body is not None:
+                    self.run(body)
+            except Break:
+                return
+            except Continue:
+                pass
+            if step is not None:
+                self.it.expressions.value(step)
+
+    def visit_While(self, node: Any) -> None:
+        self._loop(node, node.cond, node.stmt, None, True)
+
+    def visit_DoWhile(self, node: Any) -> None:
+        self._loop(node, node.cond, node.stmt, None, False)
+
+    def visit_For(self, node: Any) -> None:
+        m = self.machine
+        m.scopes.append(Scope())
+        try:
+            if node.init is not None:
+                if isinstance(node.init, (c_ast.DeclList, c_ast.Decl)):
+                    self.run(node.init)
+                else:
+                    self.it.expressions.value(node.init)
+            self._loop(node, node.cond, node.stmt, node.next, True)
+        finally:
+            m.scopes.pop()
