@@ -21,10 +21,11 @@ def key_slices(term: z3.BitVecRef, env: dict[str, np.ndarray], count: int) -> li
     width = term.size()
     parts = [term] if width <= 64 else [z3.simplify(z3.Extract(min(lo + 63, width - 1), lo, term))
                                          for lo in range(0, width, 64)]
-    return [np.broadcast_to(_evaluate(p, env), (count,)).astype(np.uint64) for p in parts]
+    return [np.broadcast_to(evaluate_term(p, env), (count,)).astype(np.uint64) for p in parts]
 
 
-def _evaluate(term: z3.ExprRef, env: dict[str, np.ndarray]) -> np.ndarray:
+def evaluate_term(term: z3.ExprRef, env: dict[str, np.ndarray]) -> np.ndarray:
+    """``term`` over arrays; ``Unknown`` when it reads a symbol ``env`` lacks."""
     try:
         return compile_term(term)(env)
     except KeyError as missing:
@@ -51,7 +52,7 @@ def packet_guard(condition: z3.BoolRef, env: dict[str, np.ndarray], count: int,
         key = c.get_id()
         if key not in memo:
             try:
-                memo[key] = (c, np.broadcast_to(_evaluate(c, env), (count,)))
+                memo[key] = (c, np.broadcast_to(evaluate_term(c, env), (count,)))
             except Unknown:
                 memo[key] = (c, None)
         value = memo[key][1]

@@ -1,11 +1,17 @@
 """Per-core load and sharding violations of an RSS plan on a trace.
 
-Packets are steered as the NIC would (``steering``). For every sharded object, each keyed access
-computes its state key from the packet fields with the analysis' own key terms (``terms``), for the
-packets that may take the access's path; a key touched from more than one core is a sharding
-violation: two cores would hold (or miss) the same entry. Long traces are fed in chunks; per-core
-and per-bucket counts and the (key, core) pairs seen are accumulated, so memory stays bounded by
-the number of distinct keys, not packets.
+Packets are steered as the NIC would (``steering``). For every object that shared-nothing keeps
+per core, each keyed access computes its state key from the packet fields with the analysis' own
+key terms, for the packets that may take the access's path; a key touched from more than one core
+is a sharding violation: two cores would hold (or miss) the same entry. Under locks and tm every
+object has one shared copy, so nothing can be split: the report shows contention instead, the
+packets that take the write lock (``writes``).
+
+Traces are fed in chunks (``Simulation.add``). A chunk is only counted into packet classes
+(``classes``): one hash-table insertion per packet, memory by distinct classes. Everything else is
+computed once per class when the report is made (``report``), from a ``Classes`` value that also
+merges exactly with the classes of other chunks, so chunks counted apart (on Dask workers) give
+the same report as one serial pass.
 """
 from __future__ import annotations
 
@@ -20,14 +26,17 @@ from explorer.ir import Analysis
 from explorer.rss.key_solver import RssPlan
 from explorer.sharding.constraints import keyed_accesses, written_objects
 from explorer.sharding.decisions import ShardingPlan
+from explorer.simulate import writes as write_model
+from explorer.simulate.classes import Classes, ClassTable, Layout
+from explorer.simulate.key_arrays import Unknown, conjuncts, key_slices, packet_guard
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
-from explorer.simulate.steering import steer
-from explorer.simulate.key_arrays import Unknown, key_slices, packet_guard
-from explorer.symbex.evaluate import fields_env
+from explorer.simulate.steering import Hasher
+from explorer.simulate.touches import KeyTable, Touches
 from explorer.traffic.field_arrays import PacketFields
 
 MAX_EXAMPLES = 5
-COMPACT_ROWS = 8_000_000  # rows kept per object before compacting to distinct (key, bucket) pairs
+SHARED_NOTHING = "shared-nothing"
+SHARED_STRATEGIES = ("locks", "tm")  # one shared copy of every object
 
 
 @dataclass(frozen=True)
@@ -69,11 +78,15 @@ class SimulationReport:
     unchecked: tuple[str, ...]  # accesses whose keys the packets alone do not determine
     rebalanced: Optional[Rebalanced] = None
     seconds: float = field(default=0.0, compare=False)
+    strategy: str = SHARED_NOTHING
+    contention: Optional[write_model.Contention] = None  # locks and tm: the write lock
+    classes: int = field(default=0, compare=False)  # distinct packet classes (what memory follows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "packets": self.packets,
             "cores": self.cores,
+            "strategy": self.strategy,
             "per_core": list(self.per_core),
             "flows_per_core": list(self.flows_per_core),
             "imbalance": round(self.imbalance, 4),
@@ -82,12 +95,13 @@ class SimulationReport:
             "violations": {"count": self.violation_count, "examples": [v.to_dict() for v in self.violations]},
             "unchecked": list(self.unchecked),
             "rebalanced": self.rebalanced.to_dict() if self.rebalanced else None,
+            "contention": self.contention.to_dict() if self.contention else None,
         }
 
 
 @dataclass(frozen=True)
 class _KeyedTerm:
-    """One key term of a sharded object with every path condition under which packets of
+    """One key term of a per-core object with every path condition under which packets of
     ``devices`` compute it (the same key is usually built on many paths)."""
 
     object: str
@@ -97,7 +111,11 @@ class _KeyedTerm:
     where: str
 
 
-def _keyed_terms(analysis: Analysis, sharding: ShardingPlan) -> list[_KeyedTerm]:
+def _keyed_terms(analysis: Analysis, sharding: ShardingPlan, strategy: str) -> list[_KeyedTerm]:
+    """Key terms of the objects the strategy keeps per core: the sharded ones under shared-nothing,
+    none under locks and tm."""
+    if strategy in SHARED_STRATEGIES:
+        return []
     written = written_objects(analysis)
     groups: dict[tuple, list] = {}
     for decision in sharding.objects:
@@ -112,152 +130,189 @@ def _keyed_terms(analysis: Analysis, sharding: ShardingPlan) -> list[_KeyedTerm]
 
 
 class Simulation:
-    """Accumulates chunks of a trace; ``report()`` gives the totals."""
+    """Accumulates chunks of a trace (in trace order); ``report()`` gives the totals."""
 
-    def __init__(self, analysis: Analysis, sharding: ShardingPlan, plan: RssPlan):
-        self.plan = plan
-        self.cores = plan.cores
-        self.reta_size = plan.nic.reta_size
-        self.keyed = _keyed_terms(analysis, sharding)
+    def __init__(self, analysis: Analysis, sharding: ShardingPlan, plan: RssPlan, strategy: str = SHARED_NOTHING):
+        self.analysis, self.sharding, self.plan, self.strategy = analysis, sharding, plan, strategy
+        self.keyed = _keyed_terms(analysis, sharding, strategy)
+        self.writes = write_model.path_writes(analysis) if strategy in SHARED_STRATEGIES else ()
+        tests = [c for kp in self.keyed for cond in kp.conditions for c in conjuncts(cond)]
+        tests += [c for cond in write_model.conditions(self.writes) for c in conjuncts(cond)]
+        self.layout = Layout.of([kp.key for kp in self.keyed] + write_model.key_terms(self.writes), tests)
+        self.hasher = Hasher(plan)
+        self.table = ClassTable(self.layout)
         self.packets = 0
-        self.buckets = np.zeros(self.reta_size, dtype=np.int64)
-        self.flows: list = []  # (flow fingerprint, bucket, None) parts
-        self.seen: dict[str, list] = {}  # object -> (key fingerprint, bucket, packet#) parts
-        self.keys: dict[str, list] = {}  # object -> (fingerprint, packet#, key slices) per chunk, for examples
-        self.bucket_parts: list[np.ndarray] = []
-        self.unchecked: set[str] = set()
-        reta = {d.reta for d in plan.devices}
-        self.reta = np.asarray(next(iter(reta)) if len(reta) == 1 else round_robin(self.reta_size, self.cores))
 
     def add(self, fields: PacketFields, devices: np.ndarray) -> None:
+        """The next ``len(fields)`` packets of the trace, received on ``devices``."""
         n = len(fields)
         if n == 0:
             return
         devices = np.asarray(devices, dtype=np.int64)
-        known = {d.device for d in self.plan.devices}
-        bad = sorted(set(np.unique(devices).tolist()) - known)
-        if bad:
-            raise TrafficError(f"the traffic has packets on device {bad[0]}, which the NF does not have "
-                               f"(devices {', '.join(map(str, sorted(known)))})")
-        steering = steer(self.plan, fields, devices)
-        buckets = steering.buckets
-        self.bucket_parts.append(buckets)
-        self.buckets += np.bincount(buckets, minlength=self.reta_size)
-        flow = _fingerprint([fields.src_ip.astype(np.uint64) << np.uint64(32) | fields.dst_ip.astype(np.uint64),
-                             (fields.src_port.astype(np.uint64) << np.uint64(32))
-                             | (fields.dst_port.astype(np.uint64) << np.uint64(8)) | fields.proto.astype(np.uint64)])
-        self._keep(self.flows, "flows", flow, buckets, None)
-        env = fields_env(fields, devices)
-        memo: dict = {}  # conjunct id -> mask: paths share most of their conditions
-        numbers = np.arange(self.packets, self.packets + n, dtype=np.int64)
-        on_devices: dict[tuple[int, ...], np.ndarray] = {}
-        for kp in self.keyed:
-            if kp.devices not in on_devices:
-                on_devices[kp.devices] = np.isin(devices, kp.devices)
-            guard = np.zeros(n, dtype=bool)
-            for condition in kp.conditions:
-                guard |= packet_guard(condition, env, n, memo)
-            mask = on_devices[kp.devices] & guard
-            if not mask.any():
-                continue
-            try:
-                slices = key_slices(kp.key, env, n)
-            except Unknown as why:
-                self.unchecked.add(f"{kp.where} (key uses {why})")
-                continue
-            fp = slices[0] if len(slices) == 1 else _fingerprint(slices)
-            self._keep(self.seen.setdefault(kp.object, []), kp.object, fp[mask], buckets[mask], numbers[mask])
-            parts = self.keys.setdefault(kp.object, [])
-            if sum(len(p[0]) for p in parts) < COMPACT_ROWS:  # example lookup data, bounded
-                parts.append((fp[mask], numbers[mask], [sl[mask] for sl in slices]))
+        if len(devices) != n:
+            raise TrafficError(f"{n} packets but {len(devices)} device numbers")
+        self.hasher.check_devices(devices)
+        self.table.add(fields, devices, self.packets)
         self.packets += n
 
-    def _keep(self, store: list, name: str, fp: np.ndarray, buckets: np.ndarray, numbers) -> None:
-        """Append (key fingerprint, bucket[, packet#]) rows; compact to distinct (key, bucket) pairs when
-        the store grows past COMPACT_ROWS, so memory follows distinct keys rather than packets."""
-        store.append((fp, buckets, numbers))
-        if sum(len(part[0]) for part in store) > COMPACT_ROWS:
-            fp_all = np.concatenate([p[0] for p in store])
-            b_all = np.concatenate([p[1] for p in store])
-            nums = None if numbers is None else np.concatenate([p[2] for p in store])
-            order = np.lexsort((b_all, fp_all))
-            keep = order[np.r_[True, (np.diff(fp_all[order]) != 0) | (np.diff(b_all[order]) != 0)]]
-            store[:] = [(fp_all[keep], b_all[keep], None if nums is None else nums[keep])]
+    def classes(self) -> Classes:
+        """What the chunks so far amount to: merge it with later chunks' with ``Classes.merge``."""
+        return self.table.classes()
 
     def report(self, rebalance_reta: bool = False, started: float | None = None) -> SimulationReport:
-        if self.packets == 0:
-            raise TrafficError("the traffic is empty: nothing to simulate")
-        loads = per_core(self.buckets, self.reta, self.cores)
-        count, examples = self._violations(self.reta)
-        flows = self._flows_per_core(self.reta)
-        rebalanced = None
-        if rebalance_reta:
-            reta2 = rebalance(self.buckets, self.cores)
-            loads2 = per_core(self.buckets, reta2, self.cores)
-            rebalanced = Rebalanced(tuple(int(c) for c in reta2), tuple(int(x) for x in loads2), imbalance(loads2),
-                                    self._violations(reta2)[0])
-        return SimulationReport(
-            self.packets, self.cores, tuple(int(x) for x in loads), flows, imbalance(loads),
-            tuple(int(b) for b in self.buckets), tuple(int(c) for c in self.reta), count, examples,
-            tuple(sorted(self.unchecked)), rebalanced,
-            time.perf_counter() - started if started is not None else 0.0)
-
-    def _flows_per_core(self, reta: np.ndarray) -> tuple[int, ...]:
-        fp = np.concatenate([p[0] for p in self.flows])
-        cores = reta[np.concatenate([p[1] for p in self.flows])]
-        order = np.lexsort((fp, cores))
-        fp, cores = fp[order], cores[order]
-        first = np.r_[True, (fp[1:] != fp[:-1]) | (cores[1:] != cores[:-1])]  # distinct (flow, core)
-        return tuple(int(x) for x in np.bincount(cores[first], minlength=self.cores)[:self.cores])
-
-    def _violations(self, reta: np.ndarray) -> tuple[int, tuple[Violation, ...]]:
-        count, examples = 0, []
-        for obj in sorted(self.seen):
-            fp = np.concatenate([p[0] for p in self.seen[obj]])
-            cores = reta[np.concatenate([p[1] for p in self.seen[obj]])]
-            order = np.argsort(fp)
-            fp_sorted, cores_sorted = fp[order], cores[order]
-            starts = np.flatnonzero(np.r_[True, fp_sorted[1:] != fp_sorted[:-1]])
-            lo = np.minimum.reduceat(cores_sorted, starts)
-            hi = np.maximum.reduceat(cores_sorted, starts)
-            bad = starts[lo != hi]
-            count += len(bad)
-            for start in bad[:max(0, MAX_EXAMPLES - len(examples))]:
-                examples.append(self._example(obj, fp_sorted[start], reta))
-        return count, tuple(examples)
-
-    def _example(self, obj: str, fp: np.uint64, reta: np.ndarray) -> Violation:
-        """The key's value and, per core, the first packet that touched it there."""
-        per: dict[int, int] = {}
-        key = ""
-        for part_fp, part_numbers, part_slices in self.keys.get(obj, []):
-            hit = np.flatnonzero(part_fp == fp)
-            if len(hit) and not key:
-                key = _hex([sl[hit[0]] for sl in part_slices])
-            for i in hit:
-                number = int(part_numbers[i])
-                per.setdefault(int(reta[self._bucket_of(number)]), number)
-        cores = tuple(sorted(per))
-        return Violation(obj, key or f"fingerprint {int(fp):016x}", cores, tuple(per[c] for c in cores))
-
-    def _bucket_of(self, number: int) -> int:
-        for part in self.bucket_parts:
-            if number < len(part):
-                return int(part[number])
-            number -= len(part)
-        raise IndexError(number)
+        return report(self.analysis, self.sharding, self.plan, self.classes(), self.strategy, rebalance_reta,
+                      started)
 
 
-def _fingerprint(slices: list[np.ndarray]) -> np.ndarray:
-    """A 64-bit fingerprint of multi-slice values (splitmix64-style mixing). Distinct keys collide
-    with probability about n^2 / 2^65 (1e-8 for a million keys); single-slice keys are used as is."""
-    h = np.full(len(slices[0]), 0x9E3779B97F4A7C15, dtype=np.uint64)
-    for sl in slices:
-        h = (h ^ sl) * np.uint64(0xBF58476D1CE4E5B9)
-        h ^= h >> np.uint64(31)
-        h = h * np.uint64(0x94D049BB133111EB)
-        h ^= h >> np.uint64(29)
-    return h
+def report(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan, classes: Classes,
+           strategy: str = SHARED_NOTHING, rebalance_reta: bool = False,
+           started: float | None = None) -> SimulationReport:
+    """The report of a trace counted into ``classes`` (by ``Simulation`` or merged from chunks)."""
+    if classes.packets == 0:
+        raise TrafficError("the traffic is empty: nothing to simulate")
+    sim = _ClassView(analysis, sharding, plan, classes, strategy)
+    reta = sim.reta
+    loads = per_core(sim.bucket_load, reta, plan.cores)
+    count, examples = sim.violations(reta)
+    rebalanced = None
+    if rebalance_reta:
+        reta2 = rebalance(sim.bucket_load, plan.cores)
+        loads2 = per_core(sim.bucket_load, reta2, plan.cores)
+        rebalanced = Rebalanced(tuple(int(c) for c in reta2), tuple(int(x) for x in loads2), imbalance(loads2),
+                                sim.violations(reta2, examples=False)[0])
+    return SimulationReport(
+        classes.packets, plan.cores, tuple(int(x) for x in loads), sim.flows_per_core(reta), imbalance(loads),
+        tuple(int(b) for b in sim.bucket_load), tuple(int(c) for c in reta), count, examples,
+        tuple(sorted(sim.unchecked)), rebalanced, time.perf_counter() - started if started is not None else 0.0,
+        strategy, sim.contention(reta) if strategy in SHARED_STRATEGIES else None, len(classes))
+
+
+class _ClassView:
+    """The questions of a report, answered once per packet class."""
+
+    def __init__(self, analysis: Analysis, sharding: ShardingPlan, plan: RssPlan, classes: Classes, strategy: str):
+        self.plan, self.classes, self.strategy = plan, classes, strategy
+        self.keyed = _keyed_terms(analysis, sharding, strategy)
+        self.writes = write_model.path_writes(analysis) if strategy in SHARED_STRATEGIES else ()
+        layout = classes.layout
+        self.env, self.devices, steer_fields = layout.env(classes.keys)
+        self.n = len(classes)
+        # Conditions on p.len were decided per packet: their outcome is part of the class.
+        self.memo: dict = {k: (None, v) for k, v in layout.length_values(classes.keys).items()}
+        hashes = Hasher(plan).hash_arrays(self.devices, **steer_fields)
+        self.buckets = (hashes & np.uint32(plan.nic.reta_size - 1)).astype(np.int64)
+        self.bucket_load = np.bincount(self.buckets, weights=classes.count,
+                                       minlength=plan.nic.reta_size).astype(np.int64)
+        retas = {d.reta for d in plan.devices}
+        self.reta = np.asarray(next(iter(retas)) if len(retas) == 1 else round_robin(plan.nic.reta_size, plan.cores),
+                               dtype=np.int64)
+        self.unchecked: set[str] = set()
+        self._touches: Optional[dict[str, Touches]] = None
+
+    def _guard(self, devices: tuple[int, ...], conditions) -> np.ndarray:
+        mask = np.zeros(self.n, dtype=bool)
+        for condition in conditions:
+            mask |= packet_guard(condition, self.env, self.n, self.memo)
+        return mask & np.isin(self.devices, devices)
+
+    def _keys(self, term, where: str) -> Optional[list[np.ndarray]]:
+        try:
+            return key_slices(term, self.env, self.n)
+        except Unknown as why:
+            self.unchecked.add(f"{where} (key uses {why})")
+            return None
+
+    def _touch(self, rows: dict[str, list[tuple[np.ndarray, list[np.ndarray]]]]) -> dict[str, Touches]:
+        """Per object, the keys its (mask, key slices) terms touch, class by class in first-packet
+        order (terms of one class side by side, so each key sees its packets in trace order)."""
+        out = {}
+        for obj, terms in sorted(rows.items()):
+            width = max(len(slices) for _, slices in terms)
+            keys = np.zeros((self.n, len(terms), width), dtype=np.uint64)
+            masks = np.zeros((self.n, len(terms)), dtype=bool)
+            for t, (mask, slices) in enumerate(terms):
+                masks[:, t] = mask
+                for k, part in enumerate(slices):
+                    keys[:, t, k] = part
+            table = KeyTable(width)
+            repeat = len(terms)
+            table.touch(keys.reshape(-1, width), masks.reshape(-1), np.repeat(self.buckets, repeat),
+                        np.repeat(self.classes.first, repeat))
+            out[obj] = table.touches()
+        return out
+
+    def touches(self) -> dict[str, Touches]:
+        if self._touches is None:
+            rows: dict[str, list] = {}
+            for kp in self.keyed:
+                mask = self._guard(kp.devices, kp.conditions)
+                if not mask.any():
+                    continue
+                slices = self._keys(kp.key, kp.where)
+                if slices is not None:
+                    rows.setdefault(kp.object, []).append((mask, slices))
+            self._touches = self._touch(rows)
+        return self._touches
+
+    def violations(self, reta: np.ndarray, examples: bool = True) -> tuple[int, tuple[Violation, ...]]:
+        count, found = 0, []
+        for obj, touches in self.touches().items():
+            rows = touches.split(reta)
+            count += len(rows)
+            if examples:
+                for row in rows[:MAX_EXAMPLES].tolist():
+                    cores, packets = touches.cores_of(row, reta)
+                    found.append(Violation(obj, _hex(touches.keys[row]), cores, packets))
+        # In the order the keys became split: the earliest packet on a second core.
+        found.sort(key=lambda v: (sorted(v.packets)[1], v.object))
+        return count, tuple(found[:MAX_EXAMPLES])
+
+    def flows_per_core(self, reta: np.ndarray) -> tuple[int, ...]:
+        """Distinct 5-tuples (protocol, addresses, ports, whatever the device) per core."""
+        k = self.classes.keys
+        flows = np.stack([k[:, 0], k[:, 1] >> np.uint64(24)], axis=1)
+        table = KeyTable(2)
+        table.touch(flows, np.ones(self.n, dtype=bool), self.buckets, self.classes.first)
+        return tuple(int(x) for x in table.touches().keys_per_core(reta, self.plan.cores))
+
+    def contention(self, reta: np.ndarray) -> write_model.Contention:
+        cores = self.plan.cores
+        core = reta[self.buckets]
+        counts = self.classes.count
+        may_write = np.zeros(self.n, dtype=bool)
+        may_read = np.zeros(self.n, dtype=bool)
+        creator = np.full(self.n, -1, dtype=np.int64)  # the first writing path with a creation key
+        for k, pw in enumerate(self.writes):
+            mask = self._guard(pw.path.devices, (pw.path.condition,))
+            if pw.writes:
+                may_write |= mask
+                if pw.creation is not None:
+                    creator[mask & (creator < 0)] = k
+            else:
+                may_read |= mask
+        always = may_write & ~may_read
+        mixed = may_write & may_read
+        per = np.bincount(core[always], weights=counts[always], minlength=cores)[:cores].astype(np.int64)
+        notes = []
+        guessed = mixed & (creator < 0)
+        if guessed.any():  # no key tells first packets apart: count all as writes
+            per += np.bincount(core[guessed], weights=counts[guessed], minlength=cores)[:cores].astype(np.int64)
+            notes.append(f"{int(counts[guessed].sum())} packets may write or not, and no key their headers "
+                         "determine tells which: counted as writes")
+        rows: dict[str, list] = {}
+        for k in sorted(set(creator[mixed & (creator >= 0)].tolist())):
+            pw = self.writes[k]
+            obj, term = pw.creation
+            slices = self._keys(term, f"path {pw.path.index}")
+            mask = mixed & (creator == k)
+            if slices is None:
+                per += np.bincount(core[mask], weights=counts[mask], minlength=cores)[:cores].astype(np.int64)
+                notes.append(f"path {pw.path.index}: its creation key is unknown: its packets counted as writes")
+                continue
+            rows.setdefault(obj, []).append((mask, slices))
+        for obj, touches in self._touch(rows).items():
+            per += touches.first_cores(reta, cores)
+        return write_model.Contention(self.classes.packets, int(per.sum()), tuple(int(x) for x in per), tuple(notes))
 
 
 def _hex(slices: np.ndarray) -> str:
@@ -265,10 +320,16 @@ def _hex(slices: np.ndarray) -> str:
 
 
 def simulate(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan,
-             chunks: Iterable[tuple[PacketFields, np.ndarray]], rebalance_reta: bool = False) -> SimulationReport:
-    """Simulate ``chunks`` of ``(fields, devices)`` in trace order."""
+             chunks: Iterable[tuple[PacketFields, np.ndarray]], rebalance_reta: bool = False,
+             strategy: str = SHARED_NOTHING, progress=None) -> SimulationReport:
+    """Simulate ``chunks`` of ``(fields, devices)`` in trace order; ``progress(packets)`` is called
+    after each chunk."""
     started = time.perf_counter()
-    sim = Simulation(analysis, sharding, plan)
+    sim = Simulation(analysis, sharding, plan, strategy)
     for fields, devices in chunks:
         sim.add(fields, devices)
+        if progress is not None:
+            progress(sim.packets)
+    if sim.packets == 0:
+        raise TrafficError("the traffic is empty: nothing to simulate")
     return sim.report(rebalance_reta, started)

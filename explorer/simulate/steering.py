@@ -4,17 +4,25 @@ The model follows how RSS NICs treat packet types: unfragmented IPv4 TCP/UDP is 
 field the device hashes; other IPv4 packets (fragments, ICMP, ...) only on its L3 fields; non-IPv4
 frames are not hashed (hash 0, so RETA entry 0). The replay harness and the generated DPDK code
 steer with the same rule, so the simulator, the replay and the NIC agree packet by packet.
+
+The hash is one table lookup per input byte (``explorer.rss.toeplitz.ToeplitzTable``), done by a
+numba loop that reads each packet's fields once instead of one numpy pass per input byte.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from explorer.rss.hash_input import L3_FIELDS
+from explorer.errors import TrafficError
+from explorer.rss.hash_input import FIELD_BITS, L3_FIELDS
 from explorer.rss.key_solver import DevicePlan, RssPlan
-from explorer.rss.toeplitz import hash_fields
+from explorer.rss.toeplitz import ToeplitzTable, hash_fields
 from explorer.traffic.field_arrays import PacketFields
+from explorer.wire import RSS_NAMES
+
+_MAX_INPUT = sum(FIELD_BITS.values()) // 8  # 12 bytes: both addresses and both ports
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,7 +35,8 @@ class Steering:
 
 
 def device_hashes(device: DevicePlan, fields: PacketFields) -> np.ndarray:
-    """The NIC's RSS hash of every packet received on ``device``."""
+    """The NIC's RSS hash of every packet received on ``device`` (numpy, one pass per input byte:
+    the reference the fast path is tested against)."""
     arrays = {"src_ip": fields.src_ip, "dst_ip": fields.dst_ip,
               "src_port": fields.src_port, "dst_port": fields.dst_port}
     full = hash_fields(device.key, device.fields, arrays)
@@ -37,21 +46,92 @@ def device_hashes(device: DevicePlan, fields: PacketFields) -> np.ndarray:
     return np.where(fields.is_ipv4, full, np.uint32(0)).astype(np.uint32)
 
 
-def steer(plan: RssPlan, fields: PacketFields, devices: np.ndarray, reta: dict[int, np.ndarray] | None = None) -> Steering:
+class Hasher:
+    """Per-device lookup tables for a plan. For each device and each packet type (hashed on all its
+    fields, or on its L3 fields only) there is one 256-entry table per byte of the full 12-byte
+    input (source IP, destination IP, source port, destination port): the hashes of that byte at
+    the input position where the device puts it, or zeros where the device does not hash the
+    field. Every packet is then the XOR of the same 12 lookups."""
+
+    def __init__(self, plan: RssPlan):
+        devices = sorted(d.device for d in plan.devices)
+        self.slot = np.full(max(devices) + 1, -1, dtype=np.int64)  # device number -> table row
+        self.tables = np.zeros((len(devices), 2, _MAX_INPUT, 256), dtype=np.uint32)
+        for row, number in enumerate(devices):
+            self.slot[number] = row
+            dp = plan.device(number)
+            for kind, names in enumerate((dp.fields, tuple(f for f in dp.fields if f in L3_FIELDS))):
+                self._fill(row, kind, dp.key, names)
+        self.devices = tuple(devices)
+
+    def _fill(self, row: int, kind: int, key: bytes, names: tuple[str, ...]) -> None:
+        hashed = [name for name in RSS_NAMES if name in names]
+        if not hashed:
+            return
+        table = ToeplitzTable(key, sum(FIELD_BITS[name] for name in hashed) // 8)
+        canonical, position = 0, 0
+        for name in RSS_NAMES:
+            width = FIELD_BITS[name] // 8
+            if name in hashed:
+                self.tables[row, kind, canonical:canonical + width] = table.tables[position:position + width]
+                position += width
+            canonical += width
+
+    def check_devices(self, devices: np.ndarray) -> None:
+        """A clear error for packets on a device the plan does not have."""
+        if not len(devices):
+            return
+        if int(devices.min()) < 0:
+            raise TrafficError(f"the traffic has packets on device {int(devices.min())}, which is not a device")
+        present = np.flatnonzero(np.bincount(devices)).tolist()
+        bad = [d for d in present if d >= len(self.slot) or self.slot[d] < 0]
+        if bad:
+            raise TrafficError(f"the traffic has packets on device {bad[0]}, which the NF does not have "
+                               f"(devices {', '.join(map(str, self.devices))})")
+
+    def hashes(self, fields: PacketFields, devices: np.ndarray) -> np.ndarray:
+        return self.hash_arrays(devices, fields.src_ip, fields.dst_ip, fields.src_port, fields.dst_port,
+                                fields.is_ipv4, fields.is_l4)
+
+    def hash_arrays(self, devices, src_ip, dst_ip, src_port, dst_port, is_ipv4, is_l4) -> np.ndarray:
+        """The RSS hash per packet, from its device and fields (hashed where the flags say so)."""
+        devices = np.ascontiguousarray(devices, dtype=np.int64)
+        self.check_devices(devices)
+        return _hash_kernel(self.slot, self.tables, devices, _c(src_ip, np.uint32), _c(dst_ip, np.uint32),
+                            _c(src_port, np.uint16), _c(dst_port, np.uint16), _c(is_ipv4, np.bool_),
+                            _c(is_l4, np.bool_))
+
+
+def _c(values: np.ndarray, dtype) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=dtype)
+
+
+@numba.njit(cache=True)
+def _hash_kernel(slot, tables, devices, src_ip, dst_ip, src_port, dst_port, is_ipv4, is_l4):
+    out = np.zeros(len(devices), dtype=np.uint32)
+    for i in range(len(devices)):
+        if not is_ipv4[i]:
+            continue
+        t = tables[slot[devices[i]], 0 if is_l4[i] else 1]
+        s, d, sp, dp = src_ip[i], dst_ip[i], src_port[i], dst_port[i]
+        out[i] = (t[0, s >> 24] ^ t[1, (s >> 16) & 255] ^ t[2, (s >> 8) & 255] ^ t[3, s & 255]
+                  ^ t[4, d >> 24] ^ t[5, (d >> 16) & 255] ^ t[6, (d >> 8) & 255] ^ t[7, d & 255]
+                  ^ t[8, sp >> 8] ^ t[9, sp & 255] ^ t[10, dp >> 8] ^ t[11, dp & 255])
+    return out
+
+
+def steer(plan: RssPlan, fields: PacketFields, devices: np.ndarray, reta: dict[int, np.ndarray] | None = None,
+          hasher: Hasher | None = None) -> Steering:
     """Hash, bucket and core of every packet, each with the plan of its input device.
 
     ``reta`` replaces a device's RETA (e.g. after rebalancing); buckets do not depend on it.
-    """
-    n = len(fields)
-    hashes = np.zeros(n, dtype=np.uint32)
-    buckets = np.zeros(n, dtype=np.int64)
-    cores = np.zeros(n, dtype=np.int64)
-    size = plan.nic.reta_size
-    for dev in np.unique(devices):
+    ``hasher`` reuses the tables of an earlier call with the same plan."""
+    devices = np.asarray(devices, dtype=np.int64)
+    hashes = (hasher or Hasher(plan)).hashes(fields, devices)
+    buckets = (hashes & np.uint32(plan.nic.reta_size - 1)).astype(np.int64)
+    cores = np.zeros(len(devices), dtype=np.int64)
+    for dev in np.unique(devices).tolist():
         mask = devices == dev
-        dp = plan.device(int(dev))
-        h = device_hashes(dp, fields.select(mask))
-        b = (h & np.uint32(size - 1)).astype(np.int64)
-        table = np.asarray(reta[int(dev)] if reta and int(dev) in reta else dp.reta, dtype=np.int64)
-        hashes[mask], buckets[mask], cores[mask] = h, b, table[b]
+        table = np.asarray(reta[dev] if reta and dev in reta else plan.device(dev).reta, dtype=np.int64)
+        cores[mask] = table[buckets[mask]]
     return Steering(hashes, buckets, cores)
