@@ -102,6 +102,8 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy) -> Solution:
 
     if strategy in ("locks", "tm") or (strategy == "auto" and sharding.locked):
         chosen = STRATEGY_NAMES["tm" if strategy == "tm" else "locks"]
+        if overrides:  # the user's fields choose the key here too, and are checked like any other
+            return _overridden(analysis, sharding, chosen, profile, cores, seed, started, analysed)
         plan = solve_keys(_free_problem(sharding, profile, cores, seed))
         explanation = _why_not_sharded(sharding) if sharding.locked else ""
         return _solution(analysis, sharding, chosen, plan, profile, cores, seed, True, explanation, None,
@@ -126,14 +128,30 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy) -> Solution:
         plan = solve_keys(_free_problem(sharding, profile, cores, seed))
         return _solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
                          explanation, None, started, analysed)
+    return _overridden(analysis, sharding, STRATEGY_NAMES["sn"], profile, cores, seed, started, analysed)
+
+
+def _overridden(analysis, sharding, strategy, profile, cores, seed, started, analysed) -> Solution:
+    """A solution for the user's overrides: the devices hash exactly the fields they name, under
+    every sharded object's constraints. Overrides that break a constraint (an entry's packets no
+    longer agree on what is hashed) make the solution invalid, with the explanation and two packets
+    the key separates. Under locks the state is shared, so placement is not needed for
+    correctness; an override still states where each entry's packets go (locality), and a wrong
+    one is reported the same way rather than silently ignored."""
+    if not sharding.conflicts:
+        plan = solve_keys(_problem(sharding, sharding.constraints, profile, cores, seed))
+        return _solution(analysis, sharding, strategy, plan, profile, cores, seed, True, "", None, started, analysed)
     # The overrides leave no key that keeps every entry on one core: solve for what was asked
     # without the broken constraints, and show two packets it separates.
     broken = {c.origin for c in sharding.violated}
     kept = tuple(c for c in sharding.constraints if c.origin not in broken)
     plan = solve_keys(_problem(sharding, kept, profile, cores, seed))
     example = find_counterexample(plan, sharding.violated)
-    return _solution(analysis, sharding, STRATEGY_NAMES["sn"], plan, profile, cores, seed, False, explanation,
-                     example.to_dict() if example is not None else None, started, analysed)
+    if example is None:  # cannot happen for a constraint the override breaks; never claim without one
+        raise ShardingError(f"{analysis.nf}: {'; '.join(sharding.conflicts)}, but no two packets that the key "
+                            "separates were found")
+    return _solution(analysis, sharding, strategy, plan, profile, cores, seed, False, "; ".join(sharding.conflicts),
+                     example.to_dict(), started, analysed)
 
 
 def _solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, explanation, counterexample,

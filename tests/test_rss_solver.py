@@ -305,3 +305,69 @@ def test_solved_keys_keep_related_packets_together(specs, nic, seed):
             b[f2] = a[f1].astype(b[f2].dtype)
         assert np.array_equal(cores_of(plan, c.dev1, a), cores_of(plan, c.dev2, b))
     assert find_counterexample(plan, constraints) is None
+
+
+# ---- the field list is exactly what the RETA index depends on (issue 10, item 9) ----------------
+
+def flips_change_index(plan: RssPlan, dev: int, rng, count: int = 64) -> dict[str, set[int]]:
+    """Per RSS field, the bits (0 = most significant) whose flip changed some packet's RETA index,
+    by hashing random packets and their one-bit variants as the NIC does (its hashed fields)."""
+    d = plan.device(dev)
+    size = len(d.reta)
+    base = packets(rng, count)
+    before = hash_fields(d.key, d.fields, base) & np.uint32(size - 1) if d.fields else np.zeros(count, np.uint32)
+    changed: dict[str, set[int]] = {}
+    for name in FIELD_NAMES:
+        width = FIELD_BITS[name]
+        for i in range(width):
+            flipped = dict(base)
+            flipped[name] = base[name] ^ base[name].dtype.type(1 << (width - 1 - i))
+            after = hash_fields(d.key, d.fields, flipped) & np.uint32(size - 1) if d.fields else before
+            if np.any(after != before):
+                changed.setdefault(name, set()).add(i)
+    return changed
+
+
+def listed_bits(plan: RssPlan, dev: int) -> dict[str, set[int]]:
+    out = {}
+    for name, bits in plan.device(dev).depends:
+        width = FIELD_BITS[name]
+        out[name] = {i for i in range(width) if bits >> (width - 1 - i) & 1}
+    return out
+
+
+@pytest.mark.parametrize("nic", ["e810", "cx5", "82599"])
+def test_a_field_the_constraints_zero_is_not_hashed_and_not_listed(nic):
+    # The NAT's shape with the LAN side narrowed to dst_ip: the WAN side's src_port then relates to
+    # nothing the LAN hashes, so the key must zero it; a NIC that selects fields drops it.
+    nat = relate(0, 1, [("dst_ip", "src_ip")], "external: lan (dst ip) ~ wan (src ip)")
+    plan = solve_keys(problem([nat], nic, hashed={0: ("dst_ip",) if nic != "82599" else FIELD_NAMES,
+                                                  1: ("src_ip", "src_port") if nic != "82599" else FIELD_NAMES}))
+    rng = np.random.default_rng(3)
+    for dev in (0, 1):
+        assert flips_change_index(plan, dev, rng) == listed_bits(plan, dev), (dev, plan.device(dev).depends_text)
+    assert set(listed_bits(plan, 1)) == {"src_ip"}
+    if nic != "82599":
+        assert plan.device(1).fields == ("src_ip",)  # the NIC hashes only what matters
+    else:
+        assert plan.device(1).fields == FIELD_NAMES and plan.device(1).depends_text == "src_ip"
+
+
+def test_a_masked_key_lists_the_bits_it_depends_on():
+    # Per /24 state: packets agree on the top 24 bits of dst_ip only.
+    pol = relate(1, 1, [("dst_ip", "dst_ip")], "subnets: wan /24 (t.c:1:1)", bits=range(24))
+    plan = solve_keys(problem([pol], "e810", hashed={0: FIELD_NAMES, 1: ("dst_ip",)}))
+    rng = np.random.default_rng(5)
+    assert listed_bits(plan, 1) == {"dst_ip": set(range(24))}
+    assert flips_change_index(plan, 1, rng) == listed_bits(plan, 1)
+    assert plan.device(1).depends_text == "dst_ip (bits 0-23)"
+    assert plan.to_dict()["devices"]["1"]["depends"] == {"dst_ip": "ffffff00"}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_listed_bit_can_move_a_packet_and_no_other_bit_can(seed):
+    plan = solve_keys(problem(firewall(), "e810", seed=seed))
+    rng = np.random.default_rng(seed)
+    for dev in (0, 1):
+        assert flips_change_index(plan, dev, rng) == listed_bits(plan, dev)
+        assert set(listed_bits(plan, dev)) == set(FIELD_NAMES)

@@ -33,7 +33,10 @@ def render(data: dict) -> str:
                      + (f"  [{fields}]" if fields else ""))
     lines.append("devices:")
     for dev, d in sorted(data["devices"].items(), key=lambda kv: int(kv[0])):
-        lines.append(f"  {dev}: hash {', '.join(d['fields'])}  rank {d.get('rank')}  reta {d.get('reta_size')}")
+        hashed = ", ".join(d["fields"]) or "nothing"
+        depends = d.get("depends_on", hashed)
+        what = f"hash {hashed}" if depends == hashed else f"hash {hashed}; the index depends on {depends}"
+        lines.append(f"  {dev}: {what}  rank {d.get('rank')}  reta {d.get('reta_size')}")
         lines.append(f"     key {d['key']}")
         lines.append(f"     rss_hf {' | '.join(d.get('rss_hf_names', [])) or hex(d.get('rss_hf', 0))}")
     if data.get("explanation"):

@@ -32,7 +32,8 @@ from explorer.rss import gf2
 from explorer.rss.hash_input import FIELD_BITS, FIELD_NAMES, L3_FIELDS, InputLayout, input_layout
 from explorer.rss.nic import NicProfile, rss_hf
 from explorer.rss.problem import KeyProblem, PairConstraint
-from explorer.rss.quality import field_ranks, low_bits_rank, reta_rank, reta_rows
+from explorer.rss.quality import (
+    dependence, dependence_mask, describe_dependence, field_ranks, low_bits_rank, reta_rank, reta_rows)
 from explorer.rss.toeplitz import hash_fields, z3_toeplitz
 
 MAX_DRAWS = 64  # redraws of the free key bits before settling for the best key seen
@@ -52,10 +53,21 @@ class DevicePlan:
     reta: tuple[int, ...]  # RETA entry -> core
     rank: int  # GF(2) rank of the RETA-index bits: 2**rank entries are reachable
 
+    @property
+    def depends(self) -> tuple[tuple[str, int], ...]:
+        """What the RETA index depends on: per field, the mask of its bits that can change it (see
+        ``quality.dependence``). ``fields`` is what the NIC hashes; the key may zero more."""
+        return dependence(self.key, self.fields, len(self.reta)) if self.fields else ()
+
+    @property
+    def depends_text(self) -> str:
+        return describe_dependence(self.depends)
+
     def to_dict(self) -> dict[str, Any]:
         return {"device": self.device, "key": self.key.hex(), "fields": list(self.fields), "rss_hf": self.rss_hf,
                 "rss_hf_names": list(self.rss_hf_names), "reta": list(self.reta), "reta_size": len(self.reta),
-                "rank": self.rank}
+                "rank": self.rank, "depends_on": self.depends_text,
+                "depends": {name: f"{bits:0{FIELD_BITS[name] // 4}x}" for name, bits in self.depends}}
 
 
 @dataclass(frozen=True)
@@ -296,7 +308,11 @@ def solve_keys(problem: KeyProblem) -> RssPlan:
         raise SolverError(f"Z3 could not decide the key problem ({model.solver.reason_unknown()})")
 
     echelon = gf2.Echelon(row for classes in per_constraint for terms in classes for row in enc.rows(terms))
-    solution = _draw(problem, enc, echelon)
+    live = {d: _live_positions(enc, echelon, d) for d in enc.devices}
+    narrowed = _narrowed(problem, enc, live)
+    if narrowed is not None:  # the equations zero whole fields: hash only the fields that matter
+        return solve_keys(replace(problem, hashed=narrowed))
+    solution = _draw(problem, enc, echelon, live)
     keys = _z3_keys(enc, model, echelon, solution)
 
     devices = tuple(_device_plan(problem, enc.fields[d], d, keys[d]) for d in enc.devices)
@@ -305,23 +321,50 @@ def solve_keys(problem: KeyProblem) -> RssPlan:
     return replace(plan, seconds=time.perf_counter() - started)
 
 
-def _draw(problem: KeyProblem, enc: _Encoding, echelon: gf2.Echelon) -> int:
-    """Random solutions of the equations, from the seed, until one has full RETA rank on every
-    device and lets every field the constraints allow affect the index; else the best seen."""
-    # A field may be ignored only if the equations force all key bits its RETA columns read to 0.
-    usable: dict[int, list[str]] = {}
+def _live_positions(enc: _Encoding, echelon: gf2.Echelon, dev: int) -> int:
+    """The hashed input bits of ``dev`` that some solution lets reach the RETA index, as a mask
+    over the layout's bits (most significant = input bit 0): a bit is dead when the equations force
+    every key bit its RETA column reads to 0."""
+    n = enc.layouts[dev].bits
+    mask = 0
+    for pos in range(n):
+        if not all(echelon.implies_zero(enc.var(dev, k)) for k in enc.index_key_bits(dev, (pos,))):
+            mask |= 1 << (n - 1 - pos)
+    return mask
+
+
+def _narrowed(problem: KeyProblem, enc: _Encoding, live: Mapping[int, int]):
+    """On a NIC that selects fields: the hashed fields without those every bit of which is dead,
+    for every device where the NIC can hash fewer fields (None when nothing narrows)."""
+    if not problem.nic.field_selection:
+        return None
+    hashed, changed = [], False
     for dev in enc.devices:
         layout = enc.layouts[dev]
-        usable[dev] = [
-            name for name in layout.fields
-            if not all(echelon.implies_zero(enc.var(dev, k)) for k in enc.index_key_bits(
-                dev, range(layout.offset(name), layout.offset(name) + FIELD_BITS[name])))
-        ]
+        wanted = [f for f in layout.fields if live[dev] & layout.field_mask(f)]
+        fields = enc.fields[dev]
+        if wanted and set(wanted) != set(fields):
+            smaller = problem.nic.select_fields(wanted)
+            if len(smaller) < len(fields):
+                fields, changed = smaller, True
+        hashed.append((dev, fields))
+    return tuple(hashed) if changed else None
+
+
+def _draw(problem: KeyProblem, enc: _Encoding, echelon: gf2.Echelon, live: Mapping[int, int]) -> int:
+    """Random solutions of the equations, from the seed, until one has full RETA rank on every
+    device, lets every field the constraints allow affect the index and gives every live input bit
+    a non-zero RETA column (so that what the plan says it depends on is exactly what it depends
+    on); else the best seen."""
+    # A field may be ignored only if the equations force all key bits its RETA columns read to 0.
+    usable: dict[int, list[str]] = {
+        dev: [name for name in enc.layouts[dev].fields if live[dev] & enc.layouts[dev].field_mask(name)]
+        for dev in enc.devices}
     rng = random.Random(problem.seed)
     best, best_score = 0, None
     for _ in range(MAX_DRAWS):
         candidate = echelon.solve(rng.getrandbits(enc.count))
-        score = _score(problem, enc, candidate, usable)
+        score = _score(problem, enc, candidate, usable, live)
         if best_score is None or score > best_score:
             best, best_score = candidate, score
         if all(goals[0] for goals in score):
@@ -329,14 +372,16 @@ def _draw(problem: KeyProblem, enc: _Encoding, echelon: gf2.Echelon) -> int:
     return best
 
 
-def _score(problem: KeyProblem, enc: _Encoding, solution: int, usable: Mapping[int, list[str]]):
-    """Per device: (all goals met, rank, usable fields that matter, spread inside one /16). The last
-    goal beats Maestro's keys, whose RETA index read only the top bits of an address."""
+def _score(problem: KeyProblem, enc: _Encoding, solution: int, usable: Mapping[int, list[str]],
+           live: Mapping[int, int]):
+    """Per device: (all goals met, rank, usable fields that matter, spread inside one /16, live bits
+    with a non-zero RETA column). The spread goal beats Maestro's keys, whose RETA index read only
+    the top bits of an address."""
     score = []
     for dev in enc.devices:
         layout = enc.layouts[dev]
         if not layout.fields:
-            score.append((True, 0, 0, 0))
+            score.append((True, 0, 0, 0, 0))
             continue
         key = enc.key_of(solution, dev)
         size = problem.nic.reta_size
@@ -345,8 +390,10 @@ def _score(problem: KeyProblem, enc: _Encoding, solution: int, usable: Mapping[i
         used = sum(1 for name in usable[dev] if influence[name] > 0)
         addresses = [name for name in usable[dev] if name in L3_FIELDS]
         prefix = min((low_bits_rank(key, layout.fields, size, name) for name in addresses), default=enc.m)
-        full = rank >= min(enc.m, layout.bits) and used == len(usable[dev]) and prefix >= enc.m
-        score.append((full, rank, used, prefix))
+        reached = (dependence_mask(key, layout.fields, size) & live[dev]).bit_count()
+        full = (rank >= min(enc.m, layout.bits) and used == len(usable[dev]) and prefix >= enc.m
+                and reached == live[dev].bit_count())
+        score.append((full, rank, used, prefix, reached))
     return tuple(score)
 
 

@@ -60,3 +60,51 @@ def balance(per_core: Sequence[float]) -> float:
         raise ConfigError("balance of no cores")
     mean = sum(values) / len(values)
     return max(values) / mean if mean > 0 else 1.0
+
+
+def dependence_mask(key: bytes, fields: Iterable[str], reta_size: int) -> int:
+    """The hashed input bits that can change the RETA index (as a mask whose most significant of the
+    layout's bits is input bit 0). Toeplitz is linear: flipping input bit i changes the index by its
+    RETA column, whatever the packet, so a bit matters exactly when that column is not zero."""
+    mask = 0
+    for row in reta_rows(key, fields, reta_size):
+        mask |= row
+    return mask
+
+
+def dependence(key: bytes, fields: Iterable[str], reta_size: int) -> tuple[tuple[str, int], ...]:
+    """Per hashed field that the RETA index depends on, in hash-input order, the mask of its bits that
+    matter (bit ``width - 1 - i`` for field bit i, i = 0 the most significant); fields the key makes
+    irrelevant are left out."""
+    layout = input_layout(fields)
+    if not layout.fields:
+        return ()
+    mask = dependence_mask(key, layout.fields, reta_size)
+    out = []
+    for name in layout.fields:
+        width = FIELD_BITS[name]
+        bits = (mask >> (layout.bits - layout.offset(name) - width)) & ((1 << width) - 1)
+        if bits:
+            out.append((name, bits))
+    return tuple(out)
+
+
+def describe_dependence(depends: Iterable[tuple[str, int]]) -> str:
+    """``"src_ip, dst_ip (bits 0-23)"``: the fields a RETA index depends on, with the bits (0 = the
+    field's most significant) where only some of them matter."""
+    parts = []
+    for name, bits in depends:
+        width = FIELD_BITS[name]
+        if bits == (1 << width) - 1:
+            parts.append(name)
+            continue
+        ranges: list[list[int]] = []
+        for i in range(width):
+            if bits >> (width - 1 - i) & 1:
+                if ranges and ranges[-1][1] == i - 1:
+                    ranges[-1][1] = i
+                else:
+                    ranges.append([i, i])
+        text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
+        parts.append(f"{name} (bits {text})")
+    return ", ".join(parts) or "nothing (every packet reaches RETA entry 0)"
