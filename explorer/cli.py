@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", action="append", default=[], metavar="DEV=HEX", help="replace a device's key")
     p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...")
     p.add_argument("--rebalance", action="store_true", help="rebalance the RETA from measured load")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a traffic generator parameter, e.g. server_prefix=172.16.0.10/32 (repeatable)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="simulate generated traffic on Dask: 'local' or a scheduler such as tcp://host:8786")
 
     p = sub.add_parser("traffic", help="write a seeded synthetic trace as one pcap per device")
     p.add_argument("kind", help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed")

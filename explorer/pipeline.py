@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from explorer.errors import ShardingError
+from explorer.errors import ConfigError, ShardingError
 from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile, nic_profile
 from explorer.rss.problem import KeyProblem
@@ -181,14 +181,29 @@ def _why_not_sharded(sharding: ShardingPlan) -> str:
 def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_000, flows: int = 10_000,
              seed: int = 0, keys: Optional[Mapping[int, Any]] = None,
              fields: Optional[Mapping[int, tuple[str, ...]]] = None, rebalance: bool = False,
-             chunk_packets: int = 1_000_000, **params: Any):
+             chunk_packets: int = 1 << 20, progress: Optional[Any] = None, scheduler: Optional[str] = None,
+             **params: Any):
     """Per-core load and violations of the solution's RSS plan (or of user ``keys``/``fields`` per
-    device) on ``traffic``: a generator kind, a ``Trace``, or ``{device: pcap path}`` (read in chunks)."""
+    device) on ``traffic``: a generator kind, a ``Trace``, or ``{device: pcap path}``, streamed in
+    chunks of ``chunk_packets`` (memory follows distinct flows, not packets). Locks and tm
+    solutions report write-lock contention instead of violations. ``progress(packets_done)`` is
+    called after each chunk. With ``scheduler`` ("local" or a dask.distributed address such as
+    ``tcp://host:8786``), a generated trace is simulated segment by segment on Dask workers: the
+    report is the same as a serial run's."""
     from explorer.simulate.simulation import simulate as run_simulation
 
     plan = with_keys(solution.plan, keys, fields)
+    strategy = solution.strategy
+    if scheduler is not None:
+        from explorer.sweep import simulate_distributed
+
+        if not isinstance(traffic, str):
+            raise ConfigError("simulating on Dask needs a generated traffic kind (pcap inputs are read serially)")
+        return simulate_distributed(solution.analysis, solution.sharding, plan, strategy, traffic, packets, flows,
+                                    seed, scheduler=scheduler, rebalance=rebalance, params=params)
     return run_simulation(solution.analysis, solution.sharding, plan,
-                          traffic_chunks(traffic, packets, flows, seed, chunk_packets, **params), rebalance)
+                          traffic_chunks(traffic, packets, flows, seed, chunk_packets, **params), rebalance,
+                          strategy=strategy, progress=progress)
 
 
 def with_keys(plan: RssPlan, keys: Optional[Mapping[int, Any]] = None,
@@ -213,23 +228,22 @@ def with_keys(plan: RssPlan, keys: Optional[Mapping[int, Any]] = None,
     return plan
 
 
-def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_packets: int = 1_000_000, **params: Any):
-    """``(PacketFields, devices)`` chunks of a generator kind, a Trace, or ``{device: pcap}``."""
+def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_packets: int = 1 << 20, **params: Any):
+    """``(PacketFields, devices)`` chunks, in trace order, of a generator kind (made as consumed),
+    a Trace, or ``{device: pcap}`` (read incrementally and merged by timestamp)."""
     import numpy as np
 
     from explorer.traffic.field_arrays import extract_fields, fields_of
-    from explorer.traffic.generators import generate_fields
-    from explorer.traffic.pcap import iter_pcap
+    from explorer.traffic.generators import field_chunks
     from explorer.traffic.trace import Trace
 
     if isinstance(traffic, str):
-        yield generate_fields(traffic, packets=packets, flows=flows, seed=seed, **params)
-    elif isinstance(traffic, Trace):
-        yield fields_of(traffic), np.asarray(traffic.devices)
-    else:
-        for dev, path in sorted(dict(traffic).items()):
-            for _, frames in iter_pcap(path, chunk_packets):
-                yield extract_fields(frames), np.full(len(frames), int(dev), dtype=np.int64)
+        return field_chunks(traffic, packets, flows, seed, chunk_packets, **params)
+    if isinstance(traffic, Trace):
+        return iter([(fields_of(traffic), np.asarray(traffic.devices))])
+    from explorer.simulate.streams import merged_pcaps
+
+    return ((extract_fields(frames), devices) for frames, devices in merged_pcaps(dict(traffic), chunk_packets))
 
 
 def generate(solution: Solution, out: str | Path, strategy: str = "auto", cores: Optional[int] = None,

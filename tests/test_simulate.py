@@ -161,3 +161,161 @@ def test_psd_with_a_five_tuple_hash_has_violations_on_real_analysis():
     bad = pipeline.simulate(solution, "scan", packets=20_000, flows=500, fields={1: ALL4})
     assert good.violation_count == 0 < bad.violation_count
     assert {v.object for v in bad.violations} <= {"sources", "ports"}
+
+
+# ---- streaming: chunks of generators and pcaps give what one big call gives -------------------
+
+KINDS = ["uniform", "zipf", "prefix", "bidir", "churn", "scan", "heartbeat", "mixed"]
+
+
+@pytest.fixture
+def small_segments(monkeypatch):
+    """Segments of 1,000 packets, so that a few thousand packets span several of them."""
+    from explorer.traffic import generators
+    monkeypatch.setattr(generators, "SEGMENT", 1000)
+    generators._FLOW_CACHE.clear()
+    yield generators
+    generators._FLOW_CACHE.clear()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_generator_chunks_equal_one_big_call(small_segments, kind):
+    g = small_segments
+    whole = g.generate_headers(kind, 3500, 300, seed=5)
+    for size in (1, 777, 1000, 5000):
+        parts = list(g.header_chunks(kind, 3500, 300, seed=5, chunk_packets=size)) if size != 1 else \
+            list(g.header_chunks(kind, 40, 300, seed=5, chunk_packets=1))
+        ref = whole if size != 1 else g.generate_headers(kind, 40, 300, seed=5)
+        joined = g.Headers.concat(parts)
+        for name in ("timestamps", "devices", "length", "src_ip", "dst_ip", "src_port", "dst_port", "proto",
+                     "tcp_flags", "ihl", "ether_type", "eth_src", "ip_id"):
+            assert np.array_equal(getattr(joined, name), getattr(ref, name)), (kind, size, name)
+        assert all(len(p) == size for p in parts[:-1])
+    fields, devices = g.generate_fields(kind, 3500, 300, seed=5)
+    streamed = list(g.field_chunks(kind, 3500, 300, seed=5, chunk_packets=600))
+    assert np.array_equal(np.concatenate([d for _, d in streamed]), devices)
+    from explorer.traffic.field_arrays import PacketFields
+    assert PacketFields.concat([f for f, _ in streamed]) == fields == whole.fields()
+    # each segment can be made alone, e.g. on a Dask worker
+    alone = [g.segment_fields(kind, 3500, 300, 5, i) for i in range(g.segment_count(3500))]
+    assert len(alone) == 4 and PacketFields.concat([f for f, _ in alone]) == fields
+    # and segments differ from each other (each has its own stream)
+    assert not np.array_equal(alone[0][0].src_port[:100], alone[1][0].src_port[:100])
+
+
+def test_segmented_traffic_keeps_each_kinds_promises(small_segments):
+    g = small_segments
+    fields, devices = g.generate_fields("heartbeat", 4000, 100, seed=1, backends=4, heartbeat_share=0.1)
+    beats = np.flatnonzero(devices == 0)
+    assert len(beats) == 400 and np.diff(beats).min() >= 9 and np.diff(beats).max() <= 11
+    fields, devices = g.generate_fields("scan", 6000, 200, seed=3, scan_share=0.25, scan_ports=512)
+    probes = (devices == 1) & (fields.dst_port <= 512) & (fields.src_port >= 32768) & (fields.src_ip >> 24 != 10)
+    top = np.bincount(fields.src_ip[probes] & 0xFFFF).argmax()
+    assert probes.sum() >= 1500 and len(np.unique(fields.dst_port[probes])) == 512
+    h = g.generate_headers("bidir", 3001, 50, seed=5)
+    assert h.devices.tolist() == [0, 1] * 1500 + [0]
+    assert np.array_equal(h.src_ip[0::2][:1500], h.dst_ip[1::2])  # replies answer the request before them
+    del top
+
+
+def test_streamed_simulation_equals_in_memory(fw, small_segments):
+    """Chunked generator input, pcap files read in chunks and one in-memory trace: one report."""
+    from explorer.simulate.simulation import simulate
+    g = small_segments
+    fields, devices = g.generate_fields("mixed", 5000, 400, seed=9)
+    broken = pipeline.with_keys(fw.plan, {1: bytes(range(52))})
+    whole = simulate(fw.analysis, fw.sharding, broken, [(fields, devices)], rebalance_reta=True)
+    for size in (333, 1000, 4096):
+        streamed = simulate(fw.analysis, fw.sharding, broken, g.field_chunks("mixed", 5000, 400, 9, size),
+                            rebalance_reta=True)
+        assert streamed.to_dict() == whole.to_dict()
+    assert whole.violation_count > 0 and len(whole.violations) == 5
+
+
+def test_pcaps_are_merged_by_time_while_streaming(tmp_path):
+    from explorer.simulate.streams import merged_pcaps
+    from explorer.traffic.pcap import load_inputs, write_pcap
+    trace = generate("mixed", 3000, 200, seed=4)
+    # equal timestamps across devices: ties go by device number, then file order
+    stamps = trace.timestamps // 1000 * 1000
+    for dev in (0, 1):
+        mine = np.flatnonzero(trace.devices == dev)
+        write_pcap(tmp_path / f"d{dev}.pcap", stamps[mine], [trace.frames[i] for i in mine])
+    whole = load_inputs([f"0={tmp_path / 'd0.pcap'}", f"1={tmp_path / 'd1.pcap'}"])
+    assert len(set(stamps.tolist())) < len(stamps)  # there are ties
+    for size in (1, 50, 5000):
+        frames, devices = [], []
+        for fr, dv in merged_pcaps({0: tmp_path / "d0.pcap", 1: tmp_path / "d1.pcap"}, size):
+            frames.extend(fr)
+            devices.append(dv)
+        assert tuple(frames) == whole.frames and np.array_equal(np.concatenate(devices), whole.devices)
+
+
+def test_simulating_pcaps_equals_simulating_the_trace(fw, tmp_path):
+    trace = generate("bidir", 4000, 300, seed=6)
+    paths = write_trace(trace, tmp_path)
+    broken = {1: bytes(range(52))}
+    whole = pipeline.simulate(fw, trace, keys=broken)
+    chunked = pipeline.simulate(fw, {d: str(p) for d, p in paths.items()}, keys=broken, chunk_packets=300)
+    assert chunked.to_dict() == whole.to_dict() and whole.violation_count > 0
+
+
+def test_memory_follows_classes_not_packets(fw):
+    """The same 1,000 flows over 10x more packets: the class count stays put."""
+    small = pipeline.simulate(fw, "uniform", packets=20_000, flows=1_000)
+    large = pipeline.simulate(fw, "uniform", packets=200_000, flows=1_000)
+    assert small.classes <= large.classes <= 2_000 * 3  # per flow: two directions, a few length outcomes
+    assert large.packets == 200_000
+
+
+# ---- locks and tm: contention, not violations (issue 10, item 7) ------------------------------
+
+def test_locks_plan_counts_no_violations_and_reports_write_lock_share():
+    lb = pipeline.solve(str(ROOT / "sample_nfs" / "lb.c"), quality=False)
+    assert lb.strategy == "locks"
+    report = pipeline.simulate(lb, "heartbeat", packets=20_000, flows=500, seed=1, backends=4)
+    assert report.violation_count == 0 and report.violations == () and report.contention is not None
+    c = report.contention
+    # new client flows and new backends write; established flows and known backends read
+    assert 0 < c.writes < report.packets and sum(c.per_core) == c.writes
+    beats = 20_000 * 0.05
+    assert 500 <= c.writes <= 500 + 4 + beats  # at most one write per flow and backend, plus beats
+    data = report.to_dict()
+    assert data["strategy"] == "locks" and data["contention"]["share"] == pytest.approx(c.writes / 20_000)
+
+
+def test_firewall_writes_once_per_new_lan_flow_under_locks():
+    fw_locks = pipeline.solve(str(ROOT / "sample_nfs" / "fw.c"), strategy="locks", quality=False)
+    fields, devices = generate_fields("bidir", 10_000, 700, seed=2)
+    report = pipeline.simulate(fw_locks, "bidir", packets=10_000, flows=700, seed=2)
+    lan_flows = {(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e, dev, l4 in zip(
+        fields.src_ip, fields.dst_ip, fields.src_port, fields.dst_port, fields.proto, devices, fields.is_l4)
+        if dev == 0 and l4}
+    assert report.contention.writes == len(lan_flows) and report.violation_count == 0
+
+
+def test_cli_param_reaches_the_generator_and_is_checked():
+    import json
+    r = _nfx("simulate", "sample_nfs/nat.c", "--traffic", "prefix", "--packets", "4000", "--flows", "400",
+             "--param", "server_prefix=172.16.0.10/32", "--param", "client_prefix=10.1.0.0/16", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["packets"] == 4000
+    for args, needle in [(["--param", "nope=1"], "has no parameter 'nope'"),
+                         (["--param", "server_prefix"], "expected NAME=VALUE"),
+                         (["--param", "server_prefix=172.16.0.10/33"], "server_prefix='172.16.0.10/33'")]:
+        r = _nfx("simulate", "sample_nfs/nat.c", "--traffic", "prefix", "--packets", "100", *args)
+        assert r.returncode == 1 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    r = _nfx("simulate", "sample_nfs/nat.c", "--in", "0=x.pcap", "--param", "skew=1")
+    assert r.returncode == 1 and "goes with --traffic" in r.stderr
+
+
+def test_params_are_typed_and_checked_against_the_kind():
+    from explorer.commands.options import parse_traffic_params
+    from explorer.errors import ConfigError
+    assert parse_traffic_params(["server_prefix=172.16.0.10/32", "skew=1.5", "size=64",
+                                 "client_prefix=10.1.0.0/16,10.2.0.0/16"], ["prefix"]) == {
+        "server_prefix": "172.16.0.10/32", "skew": 1.5, "size": 64, "client_prefix": ["10.1.0.0/16", "10.2.0.0/16"]}
+    with pytest.raises(ConfigError, match="no parameter 'skew'"):
+        parse_traffic_params(["skew=1"], ["uniform"])
+    with pytest.raises(ConfigError, match="no parameter 'skew'"):  # a sweep's kinds must all accept it
+        parse_traffic_params(["skew=1"], ["zipf", "uniform"])

@@ -24,3 +24,36 @@ def parse_device_values(specs: list[str], option: str) -> dict[int, str]:
             raise ConfigError(f"bad {option} {spec!r}: expected DEVICE=VALUE")
         out[int(dev)] = value
     return out
+
+
+def parse_traffic_params(specs: list[str], kinds: list[str]) -> dict[str, object]:
+    """``["server_prefix=172.16.0.10/32", "skew=1.2"]`` -> generator parameters, each checked
+    against what every traffic kind in ``kinds`` accepts. Values become numbers where they look
+    like one; a comma-separated value becomes a list (several prefixes)."""
+    from explorer.traffic.generators import kind_parameters
+
+    accepted = None
+    for kind in kinds:
+        names = set(kind_parameters(kind))
+        accepted = names if accepted is None else accepted & names
+    out: dict[str, object] = {}
+    for spec in specs:
+        name, eq, text = spec.partition("=")
+        name = name.strip()
+        if not eq or not name or not text:
+            raise ConfigError(f"bad --param {spec!r}: expected NAME=VALUE, e.g. server_prefix=172.16.0.10/32")
+        if accepted is not None and name not in accepted:
+            raise ConfigError(f"bad --param {spec!r}: traffic {', '.join(kinds)} has no parameter {name!r}; "
+                              f"accepted: {', '.join(sorted(accepted))}")
+        out[name] = [_value(v) for v in text.split(",")] if "," in text else _value(text)
+    return out
+
+
+def _value(text: str) -> object:
+    text = text.strip()
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -1,28 +1,63 @@
-"""``nfx simulate``: per-core load and sharding violations of an RSS plan on traffic."""
+"""``nfx simulate``: per-core load and sharding violations (or, for locks and tm plans, write-lock
+contention) of an RSS plan on traffic, streamed in chunks with progress on stderr."""
 from __future__ import annotations
 
 import json
+import sys
+import time
 
 from explorer import pipeline
-from explorer.commands.options import parse_defines, parse_device_values
+from explorer.commands.options import parse_defines, parse_device_values, parse_traffic_params
 from explorer.errors import ConfigError
 from explorer.sharding.decisions import parse_overrides
 from explorer.traffic.pcap import parse_input
 
 
+class Progress:
+    """Packets done and the rate, on stderr, at most once a second, once more than a chunk ran."""
+
+    def __init__(self, total: int | None, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.started = self.shown = time.perf_counter()
+        self.calls = 0
+
+    def __call__(self, done: int) -> None:
+        self.calls += 1
+        now = time.perf_counter()
+        if self.calls < 2 or now - self.shown < 1.0:
+            return
+        self.shown = now
+        share = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+        end = "\r" if self.stream.isatty() else "\n"
+        print(f"simulate: {done:,} packets{share}, {done / (now - self.started) / 1e6:.1f} Mpps", end=end,
+              file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.calls >= 2 and self.stream.isatty():
+            print(file=self.stream)
+
+
 def main(args) -> int:
     if bool(args.inputs) == bool(args.traffic):
         raise ConfigError("give either --in DEV=PCAP (repeatable) or --traffic KIND")
+    if args.inputs and args.param:
+        raise ConfigError("--param sets a traffic generator's parameter: it goes with --traffic, not --in")
+    params = parse_traffic_params(args.param, [args.traffic]) if args.traffic else {}
     analysis = pipeline.analyze(args.nf, parse_defines(args.define))
     solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed,
                               overrides=parse_overrides(args.override, analysis), quality=False)
     traffic = dict(parse_input(spec) for spec in args.inputs) if args.inputs else args.traffic
-    report = pipeline.simulate(solution, traffic, packets=args.packets, flows=args.flows, seed=args.seed,
-                               keys=parse_device_values(args.key, "--key"), rebalance=args.rebalance)
+    keys = parse_device_values(args.key, "--key")
+    progress = Progress(args.packets if args.traffic else None)
+    try:
+        report = pipeline.simulate(solution, traffic, packets=args.packets, flows=args.flows, seed=args.seed,
+                                   keys=keys, rebalance=args.rebalance, progress=progress,
+                                   scheduler=args.scheduler, **params)
+    finally:
+        progress.close()
     data = report.to_dict()
     data["nf"] = analysis.nf
-    data["keys"] = {str(d.device): d.key.hex() for d in pipeline.with_keys(
-        solution.plan, parse_device_values(args.key, "--key")).devices}
+    data["keys"] = {str(d.device): d.key.hex() for d in pipeline.with_keys(solution.plan, keys).devices}
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
@@ -35,12 +70,20 @@ def render(data: dict) -> str:
              f"imbalance (max/mean) {data['imbalance']:.3f}"]
     lines.append("packets per core: " + " ".join(str(x) for x in data["per_core"]))
     lines.append("flows per core:   " + " ".join(str(x) for x in data["flows_per_core"]))
-    v = data["violations"]
-    lines.append(f"sharding violations: {v['count']} state keys touched from more than one core")
-    for ex in v["examples"]:
-        lines.append(f"  {ex['object']} key {ex['key']}: cores {ex['cores']}, packets {ex['packets']}")
-    for u in data["unchecked"]:
-        lines.append(f"  not checked: {u}")
+    contention = data.get("contention")
+    if contention is not None:
+        lines.append(f"sharding violations: none possible: {data['strategy']} keeps one shared copy of every object")
+        lines.append(f"write lock: {100 * contention['share']:.2f}% of packets take it ({contention['writes']} "
+                     f"packets); per core: " + " ".join(str(x) for x in contention["per_core"]))
+        for note in contention["notes"]:
+            lines.append(f"  estimate: {note}")
+    else:
+        v = data["violations"]
+        lines.append(f"sharding violations: {v['count']} state keys touched from more than one core")
+        for ex in v["examples"]:
+            lines.append(f"  {ex['object']} key {ex['key']}: cores {ex['cores']}, packets {ex['packets']}")
+        for u in data["unchecked"]:
+            lines.append(f"  not checked: {u}")
     if data.get("rebalanced"):
         r = data["rebalanced"]
         lines.append(f"rebalanced RETA: imbalance {data['imbalance']:.3f} -> {r['imbalance']:.3f}, "

@@ -15,7 +15,7 @@ import inspect
 import ipaddress
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -272,26 +272,79 @@ def _place(parts: Sequence[Headers], labels: np.ndarray) -> Headers:
 
 
 # ---- traffic kinds (untimed headers) ---------------------------------------------------------
+# A kind draws its population (flows, scanners, lifetimes) from ``pop`` and the packets of one
+# window of the trace from ``rng``. A trace is a sequence of segments of SEGMENT packets; segment j
+# draws its packets from a stream of its own, and every segment draws the same population (for
+# the first segment, ``pop`` is ``rng``, continued). So a segment can be made alone (streamed, or
+# on another machine) and the whole trace is exactly its segments one after the other.
 
-def _uniform(rng: np.random.Generator, packets: int, flows: int, *, size: Any = "imix",
+SEGMENT = 1 << 20
+
+
+@dataclass(frozen=True)
+class Window:
+    """Packets ``start`` to ``start + count - 1`` of a trace of ``total`` packets."""
+
+    start: int
+    count: int
+    total: int
+
+    def share(self, share: float) -> tuple[int, int]:
+        """Items placed at a ``share`` of all positions (e.g. probes): how many come before the
+        window, and how many inside it."""
+        before = int(round(self.start * share))
+        return before, int(round((self.start + self.count) * share)) - before
+
+
+def _every(n: int, period: int, which: int) -> int:
+    """How many of 0 .. n - 1 are ``which`` modulo ``period``."""
+    return n // period + (1 if n % period > which else 0)
+
+
+_FLOW_CACHE: dict[tuple, tuple[Any, dict]] = {}  # the populations of the last few segments' kinds
+
+
+def _population(pop: np.random.Generator, key: tuple, draw: Callable[[], Any]) -> Any:
+    """``draw()`` (which uses ``pop``), remembered by ``pop``'s state: every segment of a trace
+    draws the same population from the same state, and gets it without drawing it again."""
+    ident = (repr(pop.bit_generator.state),) + key
+    hit = _FLOW_CACHE.get(ident)
+    if hit is None:
+        value = draw()
+        if len(_FLOW_CACHE) >= 4:
+            _FLOW_CACHE.pop(next(iter(_FLOW_CACHE)))
+        hit = _FLOW_CACHE[ident] = (value, pop.bit_generator.state)
+    pop.bit_generator.state = hit[1]
+    return hit[0]
+
+
+def _flows_of(pop: np.random.Generator, n: int, clients: AddressPool, servers: AddressPool, udp_share: float,
+              service: tuple[int, int] | None = None, client_mac: int | None = None,
+              server_mac: int = ROUTER_MAC) -> _Flows:
+    key = ("flows", n, clients, servers, udp_share, service, client_mac, server_mac)
+    return _population(pop, key, lambda: _draw_flows(pop, n, clients, servers, udp_share, service, client_mac,
+                                                     server_mac))
+
+
+def _uniform(pop: np.random.Generator, rng: np.random.Generator, w: Window, flows: int, *, size: Any = "imix",
              udp_share: float = 0.2, reply_share: float = 0.5) -> Headers:
     """Flows from LAN clients (10.0.0.0/8) to WAN servers, each packet from a uniformly drawn flow;
     a ``reply_share`` of packets are the server's replies, arriving on the WAN."""
-    fl = _draw_flows(rng, flows, _LAN, _WAN, _share("udp_share", udp_share))
-    idx = rng.integers(0, flows, packets)
-    return _flow_packets(rng, fl, idx, rng.random(packets) < _share("reply_share", reply_share), size)
+    fl = _flows_of(pop, flows, _LAN, _WAN, _share("udp_share", udp_share))
+    idx = rng.integers(0, flows, w.count)
+    return _flow_packets(rng, fl, idx, rng.random(w.count) < _share("reply_share", reply_share), size)
 
 
-def _zipf(rng: np.random.Generator, packets: int, flows: int, *, skew: float = 1.1, size: Any = "imix",
-          udp_share: float = 0.2, reply_share: float = 0.5) -> Headers:
+def _zipf(pop: np.random.Generator, rng: np.random.Generator, w: Window, flows: int, *, skew: float = 1.1,
+          size: Any = "imix", udp_share: float = 0.2, reply_share: float = 0.5) -> Headers:
     """As ``uniform``, but flow popularity follows Zipf's law with exponent ``skew`` (0: uniform)."""
     skew = _float("skew", skew, 0.0, 10.0)
-    fl = _draw_flows(rng, flows, _LAN, _WAN, _share("udp_share", udp_share))
-    idx = _popular(rng, flows, packets, skew)
-    return _flow_packets(rng, fl, idx, rng.random(packets) < _share("reply_share", reply_share), size)
+    fl = _flows_of(pop, flows, _LAN, _WAN, _share("udp_share", udp_share))
+    idx = _popular(rng, flows, w.count, skew)
+    return _flow_packets(rng, fl, idx, rng.random(w.count) < _share("reply_share", reply_share), size)
 
 
-def _prefix(rng: np.random.Generator, packets: int, flows: int, *,
+def _prefix(pop: np.random.Generator, rng: np.random.Generator, w: Window, flows: int, *,
             client_prefix: Prefixes = "10.1.0.0/16", server_prefix: Prefixes = "172.16.0.0/20",
             skew: float = 0.0, size: Any = "imix", udp_share: float = 0.2,
             reply_share: float = 0.5) -> Headers:
@@ -300,39 +353,54 @@ def _prefix(rng: np.random.Generator, packets: int, flows: int, *,
     clients = AddressPool.parse(client_prefix, "client_prefix")
     servers = AddressPool.parse(server_prefix, "server_prefix")
     skew = _float("skew", skew, 0.0, 10.0)
-    fl = _draw_flows(rng, flows, clients, servers, _share("udp_share", udp_share))
-    idx = _popular(rng, flows, packets, skew)
-    return _flow_packets(rng, fl, idx, rng.random(packets) < _share("reply_share", reply_share), size)
+    fl = _flows_of(pop, flows, clients, servers, _share("udp_share", udp_share))
+    idx = _popular(rng, flows, w.count, skew)
+    return _flow_packets(rng, fl, idx, rng.random(w.count) < _share("reply_share", reply_share), size)
 
 
-def _bidir(rng: np.random.Generator, packets: int, flows: int, *, skew: float = 0.0, size: Any = "imix",
-           udp_share: float = 0.2) -> Headers:
+def _bidir(pop: np.random.Generator, rng: np.random.Generator, w: Window, flows: int, *, skew: float = 0.0,
+           size: Any = "imix", udp_share: float = 0.2) -> Headers:
     """Request/reply pairs: a LAN client's packet, then right after it the server's reply on the WAN
-    (the same flow reversed: addresses, ports and MACs swapped)."""
+    (the same flow reversed: addresses, ports and MACs swapped). Requests sit at even positions."""
     skew = _float("skew", skew, 0.0, 10.0)
-    fl = _draw_flows(rng, flows, _LAN, _WAN, _share("udp_share", udp_share))
-    pairs = (packets + 1) // 2
+    fl = _flows_of(pop, flows, _LAN, _WAN, _share("udp_share", udp_share))
+    lead = w.start % 2  # a window that starts with a reply (inside ``mixed``) answers a request of its own
+    requests_here = _every(w.start + w.count, 2, 0) - _every(w.start, 2, 0)
+    pairs = requests_here + lead
     idx = _popular(rng, flows, pairs, skew)
-    requests = _flow_packets(rng, fl, idx, np.zeros(pairs, dtype=bool), size)
+    requests = _flow_packets(rng, fl, idx[lead:], np.zeros(pairs - lead, dtype=bool), size)
     replies = _flow_packets(rng, fl, idx, np.ones(pairs, dtype=bool), size)
-    return _place([requests, replies], np.arange(packets) % 2)
+    return _place([requests, replies], (w.start + np.arange(w.count)) % 2)
 
 
-def _churn(rng: np.random.Generator, packets: int, flows: int, *, lifetime: float = 0.1,
+def _churn(pop: np.random.Generator, rng: np.random.Generator, w: Window, flows: int, *, lifetime: float = 0.1,
            size: Any = "imix", udp_share: float = 0.2, reply_share: float = 0.5) -> Headers:
     """Flows that start and end: each lives over a random window of the trace (exponential length,
     mean ``lifetime`` of the whole trace) and sends packets only inside it, a TCP flow opening with
-    a SYN from its client and closing with a FIN. ``flows`` counts flows over the whole trace."""
+    a SYN from its client and closing with a FIN. ``flows`` counts flows over the whole trace.
+    Packets spread over the flows alive in each segment of the trace by their time alive in it; a
+    flow opens (closes) on its first (last) packet in the segment where it starts (ends)."""
     lifetime = _float("lifetime", lifetime, 1e-6, 1e6)
-    fl = _draw_flows(rng, flows, _LAN, _WAN, _share("udp_share", udp_share))
-    start = rng.random(flows)
-    span = np.minimum(start + rng.exponential(lifetime, flows), 1.0) - start + 1e-12
-    counts = rng.multinomial(packets, span / span.sum())
+    fl = _flows_of(pop, flows, _LAN, _WAN, _share("udp_share", udp_share))
+    start = pop.random(flows)
+    stop = np.minimum(start + pop.exponential(lifetime, flows), 1.0)
+    span = stop - start + 1e-12
+    lo, hi = (w.start / w.total, (w.start + w.count) / w.total) if w.total else (0.0, 1.0)
+    if (lo, hi) == (0.0, 1.0):
+        begin, alive = start, span
+    else:
+        begin = np.maximum(start, lo)
+        alive = np.clip(np.minimum(stop, hi) - begin, 0.0, None)
+        if not alive.any():  # no flow lives here (few, short flows): the nearest ones send
+            begin, alive = np.full(flows, lo), np.full(flows, hi - lo)
+    counts = rng.multinomial(w.count, alive / alive.sum())
     owner = np.repeat(np.arange(flows), counts)
-    idx = owner[np.argsort(start[owner] + rng.random(packets) * span[owner], kind="stable")]
-    reply = rng.random(packets) < _share("reply_share", reply_share)
+    idx = owner[np.argsort(begin[owner] + rng.random(w.count) * alive[owner], kind="stable")]
+    reply = rng.random(w.count) < _share("reply_share", reply_share)
     seen = np.unique(idx, return_index=True)[1]
     last = len(idx) - 1 - np.unique(idx[::-1], return_index=True)[1]
+    seen = seen[start[idx[seen]] >= lo]  # flows that start in this segment open here
+    last = last[stop[idx[last]] <= hi]  # and those that end in it close here
     reply[seen] = False  # the client opens
     h = _flow_packets(rng, fl, idx, reply, size)
     flags = h.tcp_flags.copy()
@@ -341,21 +409,22 @@ def _churn(rng: np.random.Generator, packets: int, flows: int, *, lifetime: floa
     return h.with_columns(tcp_flags=flags)
 
 
-def _scan(rng: np.random.Generator, packets: int, flows: int, *, scanners: int = 1,
+def _scan(pop: np.random.Generator, rng: np.random.Generator, w: Window, flows: int, *, scanners: int = 1,
           scan_share: float = 0.3, scan_ports: int = 1024, size: Any = "imix", udp_share: float = 0.2,
           reply_share: float = 0.5) -> Headers:
     """Normal client traffic (as ``uniform``) mixed with port scans: ``scanners`` WAN hosts send TCP
     SYNs to ports 1..``scan_ports`` of each LAN client in turn (address order), round robin."""
     scanners = _int("scanners", scanners, 1, 1 << 20)
     scan_ports = _int("scan_ports", scan_ports, 1, 65535)
-    n_scan = int(round(packets * _share("scan_share", scan_share)))
-    normal = _uniform(rng, packets - n_scan, flows, size=size, udp_share=udp_share, reply_share=reply_share)
-    targets = np.unique(normal.src_ip[normal.devices == LAN])
-    if len(targets) == 0:
-        targets = _LAN.draw(rng, 1)
-    source = _WAN.draw(rng, scanners)
-    source_port = rng.integers(*EPHEMERAL_PORTS, scanners)
-    probe = np.arange(n_scan)
+    fl = _flows_of(pop, flows, _LAN, _WAN, _share("udp_share", udp_share))
+    source = _WAN.draw(pop, scanners)
+    source_port = pop.integers(*EPHEMERAL_PORTS, scanners)
+    before, n_scan = w.share(_share("scan_share", scan_share))
+    n_normal = w.count - n_scan
+    normal = _flow_packets(rng, fl, rng.integers(0, flows, n_normal),
+                           rng.random(n_normal) < _share("reply_share", reply_share), size)
+    targets = np.unique(fl.client_ip)
+    probe = before + np.arange(n_scan)
     who, k = probe % scanners, probe // scanners
     victim = targets[(k // scan_ports) % len(targets)]
     probes = Headers.build(
@@ -367,7 +436,7 @@ def _scan(rng: np.random.Generator, packets: int, flows: int, *, scanners: int =
     return _interleave(rng, [normal, probes])
 
 
-def _heartbeat(rng: np.random.Generator, packets: int, flows: int, *, backends: int = 8,
+def _heartbeat(pop: np.random.Generator, rng: np.random.Generator, w: Window, flows: int, *, backends: int = 8,
                heartbeat_share: float = 0.05, vip: str = "203.0.113.1", vip_port: int = 80,
                heartbeat_port: int = 9999, backend_prefix: str = "10.2.0.0/24",
                size: Any = "imix") -> Headers:
@@ -383,20 +452,29 @@ def _heartbeat(rng: np.random.Generator, packets: int, flows: int, *, backends: 
     vip_pool = AddressPool((vip,), (vip_ip,), (1,))
     service = (_int("vip_port", vip_port, 1, 65535), PROTO_TCP)
     heartbeat_port = _int("heartbeat_port", heartbeat_port, 1, 65535)
-    n_beat = int(round(packets * _share("heartbeat_share", heartbeat_share)))
-    fl = _draw_flows(rng, flows, _WAN, vip_pool, 0.0, service, client_mac=ROUTER_MAC, server_mac=LB_MAC)
-    n_client = packets - n_beat
+    total_beats = int(round(w.total * _share("heartbeat_share", heartbeat_share)))
+    fl = _flows_of(pop, flows, _WAN, vip_pool, 0.0, service, client_mac=ROUTER_MAC, server_mac=LB_MAC)
+    # Beat k sits at packet (k + 0.5) * total / total_beats of the whole trace.
+    k = np.arange(0, 0)
+    if total_beats:
+        lo = max(0, w.start * total_beats // w.total - 1)
+        hi = min(total_beats, (w.start + w.count) * total_beats // w.total + 2)
+        k = np.arange(lo, hi)
+        at = ((k + 0.5) * w.total / total_beats).astype(np.int64)
+        k = k[(at >= w.start) & (at < w.start + w.count)]
+    n_beat = len(k)
+    n_client = w.count - n_beat
     clients = _flow_packets(rng, fl, rng.integers(0, flows, n_client), np.zeros(n_client, dtype=bool),
                             size, client_side=WAN)
-    backend = pool.nth(np.arange(n_beat) % backends)
+    backend = pool.nth(k % backends)
     beats = Headers.build(
         n_beat, devices=LAN, length=64, eth_src=host_mac(backend), eth_dst=LB_MAC,
         ether_type=ETHER_TYPE_IPV4, ihl=5, ip_id=rng.integers(0, 1 << 16, n_beat), frag_off=IP_DF,
         ttl=64, proto=PROTO_UDP, src_ip=backend, dst_ip=vip_ip, src_port=heartbeat_port,
         dst_port=heartbeat_port)
-    labels = np.zeros(packets, dtype=np.int64)
+    labels = np.zeros(w.count, dtype=np.int64)
     if n_beat:
-        labels[((np.arange(n_beat) + 0.5) * packets / n_beat).astype(np.int64)] = 1
+        labels[((k + 0.5) * w.total / total_beats).astype(np.int64) - w.start] = 1
     return _place([clients, beats], labels)
 
 
@@ -434,22 +512,31 @@ def _others(rng: np.random.Generator, n: int, size: Any) -> Headers:
     return _interleave(rng, parts)
 
 
-def _mixed(rng: np.random.Generator, packets: int, flows: int, *, other_share: float = 0.05,
-           options_share: float = 0.02, size: Any = "imix", udp_share: float = 0.2) -> Headers:
+def _mixed(pop: np.random.Generator, rng: np.random.Generator, w: Window, flows: int, *,
+           other_share: float = 0.05, options_share: float = 0.02, size: Any = "imix",
+           udp_share: float = 0.2) -> Headers:
     """A blend of every other kind in equal parts (each with its default parameters and its own
     flows), plus ``other_share`` of non-TCP/UDP frames (ARP, IPv6, ICMP, fragments); an
     ``options_share`` of the IPv4 packets carry an IP option (IHL 6)."""
-    kinds = [_uniform, _zipf, _prefix, _bidir, _churn, _scan]
-    n_other = int(round(packets * _share("other_share", other_share)))
+    kinds = [_uniform, _zipf, _prefix, _bidir, _churn, _scan, _heartbeat]
+    period = len(kinds)
+    other_before, n_other = w.share(_share("other_share", other_share))
     options_share = _share("options_share", options_share)
-    counts = np.bincount(np.arange(packets - n_other) % (len(kinds) + 1), minlength=len(kinds) + 1)
-    seeds = rng.integers(0, 1 << 63, len(kinds) + 2)
-    parts = [kind(np.random.default_rng(seed), int(count), max(1, flows // (len(kinds) + 1)),
-                  size=size, udp_share=udp_share)
-             for kind, seed, count in zip(kinds, seeds, counts)]
-    parts.append(_heartbeat(np.random.default_rng(seeds[-2]), int(counts[-1]),
-                            max(1, flows // (len(kinds) + 1)), size=size))
-    parts.append(_others(np.random.default_rng(seeds[-1]), n_other, size))
+    # The blended kinds take turns over the packets that are not "other" frames.
+    first, last = w.start - other_before, w.start + w.count - other_before - n_other
+    total = w.total - int(round(w.total * other_share))
+    seeds = pop.integers(0, 1 << 63, period + 1)  # each kind's population, then the other frames'
+    fresh = pop is rng
+    packet_seeds = seeds if fresh else rng.integers(0, 1 << 63, period + 1)
+    parts = []
+    for i, kind in enumerate(kinds):
+        sub_pop = np.random.default_rng(seeds[i])
+        sub = Window(_every(first, period, i), _every(last, period, i) - _every(first, period, i),
+                     _every(total, period, i))
+        own = {} if kind is _heartbeat else {"udp_share": udp_share}
+        parts.append(kind(sub_pop, sub_pop if fresh else np.random.default_rng(packet_seeds[i]), sub,
+                          max(1, flows // period), size=size, **own))
+    parts.append(_others(np.random.default_rng(packet_seeds[-1]), n_other, size))
     h = _interleave(rng, parts)
     ipv4_l4 = (h.ether_type == ETHER_TYPE_IPV4) & np.isin(h.proto, [PROTO_TCP, PROTO_UDP])
     with_options = ipv4_l4 & (rng.random(len(h)) < options_share)
@@ -481,25 +568,131 @@ def kind_parameters(kind: str) -> dict[str, Any]:
     return {p.name: p.default for p in sorted(_own_parameters(kind) + _TIMING, key=lambda p: p.name)}
 
 
-def generate_headers(kind: str, packets: int = 10_000, flows: int = 1_000, seed: int = 0, *,
-                     rate_pps: float = DEFAULT_RATE_PPS, start_ns: int = DEFAULT_START_NS,
-                     **params: Any) -> Headers:
-    """The timed packet headers of a traffic kind: what ``generate`` prints as frames."""
+@dataclass(frozen=True)
+class _Request:
+    """Validated arguments of a generator call."""
+
+    kind: str
+    packets: int
+    flows: int
+    seed: int
+    rate_pps: float
+    start_ns: int
+    params: tuple[tuple[str, Any], ...]
+
+    @property
+    def segments(self) -> int:
+        return max(1, -(-self.packets // SEGMENT))
+
+
+def _request(kind: str, packets: int, flows: int, seed: int, rate_pps: float = DEFAULT_RATE_PPS,
+             start_ns: int = DEFAULT_START_NS, **params: Any) -> _Request:
     accepted = kind_parameters(kind)
-    draw = _KINDS[kind]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise TrafficError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                            f"for traffic kind {kind!r}; accepted: {', '.join(accepted)}")
-    packets = _int("packets", packets, 0, 1 << 32)
-    flows = _int("flows", flows, 1, 1 << 26)
-    seed = _int("seed", seed, 0, (1 << 64) - 1)
-    rate_pps = _float("rate_pps", rate_pps, 1e-3, 1e12)
-    start_ns = _int("start_ns", start_ns, 0, 1 << 62)
-    rng = np.random.default_rng(seed)
-    headers = draw(rng, packets, flows, **params)
-    gaps = np.maximum(1, np.rint(rng.exponential(1e9 / rate_pps, packets))).astype(np.uint64)
-    return headers.with_columns(timestamps=np.uint64(start_ns) + np.cumsum(gaps, dtype=np.uint64))
+    return _Request(kind, _int("packets", packets, 0, 1 << 40), _int("flows", flows, 1, 1 << 26),
+                    _int("seed", seed, 0, (1 << 64) - 1), _float("rate_pps", rate_pps, 1e-3, 1e12),
+                    _int("start_ns", start_ns, 0, 1 << 62), tuple(sorted(params.items())))
+
+
+def _segment(req: _Request, index: int) -> tuple[Headers, np.random.Generator]:
+    """Segment ``index`` of the trace, untimed, and the stream its timestamps come from next."""
+    start = index * SEGMENT
+    window = Window(start, max(0, min(SEGMENT, req.packets - start)), req.packets)
+    if index == 0:
+        pop = rng = np.random.default_rng(req.seed)
+    else:
+        pop = np.random.default_rng(req.seed)
+        rng = np.random.default_rng(np.random.SeedSequence(req.seed, spawn_key=(index,)))
+    return _KINDS[req.kind](pop, rng, window, req.flows, **dict(req.params)), rng
+
+
+def _timed_segments(req: _Request) -> Iterator[Headers]:
+    """The segments in order, with Poisson arrival times at ``rate_pps`` from ``start_ns``."""
+    clock = np.uint64(req.start_ns)
+    for index in range(req.segments):
+        h, rng = _segment(req, index)
+        gaps = np.maximum(1, np.rint(rng.exponential(1e9 / req.rate_pps, len(h)))).astype(np.uint64)
+        stamps = clock + np.cumsum(gaps, dtype=np.uint64)
+        if len(h):
+            clock = stamps[-1]
+        yield h.with_columns(timestamps=stamps)
+
+
+def _rechunk(parts: Iterable[Headers], size: int) -> Iterator[Headers]:
+    """The packets of ``parts`` in chunks of exactly ``size`` (the last one shorter)."""
+    pending: list[Headers] = []
+    held = 0
+    for part in parts:
+        pending.append(part)
+        held += len(part)
+        while held >= size:
+            h = Headers.concat(pending)
+            yield h.take(np.arange(size))
+            rest = h.take(np.arange(size, len(h)))
+            pending, held = [rest], len(rest)
+    if held:
+        yield Headers.concat(pending)
+
+
+def _chunk_size(chunk_packets: int) -> int:
+    if isinstance(chunk_packets, bool) or not isinstance(chunk_packets, (int, np.integer)) or chunk_packets < 1:
+        raise TrafficError(f"chunk size must be a positive number of packets, not {chunk_packets!r}")
+    return int(chunk_packets)
+
+
+def generate_headers(kind: str, packets: int = 10_000, flows: int = 1_000, seed: int = 0, *,
+                     rate_pps: float = DEFAULT_RATE_PPS, start_ns: int = DEFAULT_START_NS,
+                     **params: Any) -> Headers:
+    """The timed packet headers of a traffic kind: what ``generate`` prints as frames."""
+    req = _request(kind, packets, flows, seed, rate_pps, start_ns, **params)
+    return Headers.concat(list(_timed_segments(req)))
+
+
+def header_chunks(kind: str, packets: int = 10_000, flows: int = 1_000, seed: int = 0,
+                  chunk_packets: int = SEGMENT, **params: Any) -> Iterator[Headers]:
+    """``generate_headers`` in chunks of ``chunk_packets``, made as they are consumed: memory
+    follows the chunk size and the flows, never the trace's length. The chunks put together are
+    exactly ``generate_headers`` with the same arguments. Arguments are checked at once."""
+    size = _chunk_size(chunk_packets)
+    req = _request(kind, packets, flows, seed, **params)
+    return _rechunk(_timed_segments(req), size)
+
+
+def generate_chunks(kind: str, packets: int = 10_000, flows: int = 1_000, seed: int = 0,
+                    chunk_packets: int = SEGMENT, **params: Any) -> Iterator[Trace]:
+    """``generate`` in chunks of ``chunk_packets`` (e.g. to append to pcap files): the chunks'
+    packets, one after the other, are exactly ``generate``'s."""
+    for h in header_chunks(kind, packets, flows, seed, chunk_packets, **params):
+        yield Trace(h.timestamps, h.devices, build_frames(h))
+
+
+def field_chunks(kind: str, packets: int = 10_000, flows: int = 1_000, seed: int = 0,
+                 chunk_packets: int = SEGMENT, **params: Any) -> Iterator[tuple[PacketFields, np.ndarray]]:
+    """``generate_fields`` in chunks of ``chunk_packets``, without timestamps or frames."""
+    size = _chunk_size(chunk_packets)
+    req = _request(kind, packets, flows, seed, **params)
+    segments = (_segment(req, index)[0] for index in range(req.segments))
+    return ((h.fields(), h.devices) for h in _rechunk(segments, size))
+
+
+def segment_count(packets: int) -> int:
+    """How many segments a trace of ``packets`` has (``segment_fields`` makes each alone)."""
+    return max(1, -(-_int("packets", packets, 0, 1 << 40) // SEGMENT))
+
+
+def segment_fields(kind: str, packets: int, flows: int, seed: int, index: int,
+                   **params: Any) -> tuple[PacketFields, np.ndarray]:
+    """``(fields, devices)`` of segment ``index`` (packets ``index * SEGMENT`` onwards), made
+    without the others: what a worker of a distributed simulation draws."""
+    req = _request(kind, packets, flows, seed, **params)
+    if not 0 <= index < req.segments:
+        raise TrafficError(f"segment {index} of a {req.packets}-packet trace does not exist "
+                           f"(it has {req.segments})")
+    h = _segment(req, index)[0]
+    return h.fields(), h.devices
 
 
 def generate(kind: str, packets: int = 10_000, flows: int = 1_000, seed: int = 0, **params: Any) -> Trace:
@@ -514,7 +707,8 @@ def generate_fields(kind: str, packets: int = 10_000, flows: int = 1_000, seed: 
                     **params: Any) -> tuple[PacketFields, np.ndarray]:
     """``(fields, devices)`` of exactly the packets ``generate`` gives for the same arguments,
     without building frames (for the simulator: a million packets in a fraction of a second)."""
-    h = generate_headers(kind, packets, flows, seed, **params)
+    req = _request(kind, packets, flows, seed, **params)
+    h = Headers.concat([_segment(req, index)[0] for index in range(req.segments)])
     return h.fields(), h.devices
 
 

@@ -1,0 +1,70 @@
+"""One trace from several pcap files, streamed: the packets every device receives, merged by
+timestamp (ties by device number, then file order) as ``Trace.merge`` does, without holding more
+than a few chunks of each file.
+
+A file is read in chunks; packets are released once no file can still deliver an earlier one,
+i.e. up to (excluding) the smallest last timestamp among the files' loaded chunks. Captures are
+normally in time order; in a file whose timestamps go backwards, packets keep their file order
+and the merge is by the first packet at or past that bound.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from explorer.traffic.pcap import iter_pcap
+
+
+class _File:
+    def __init__(self, device: int, path: str, chunk_packets: int):
+        self.device = device
+        self.chunks = iter_pcap(path, chunk_packets)
+        self.stamps = np.zeros(0, dtype=np.uint64)
+        self.frames: list[bytes] = []
+        self.done = False
+
+    def load(self) -> None:
+        """Append the file's next chunk (or note that there is none)."""
+        for stamps, frames in self.chunks:
+            self.stamps = np.concatenate([self.stamps, stamps])
+            self.frames.extend(frames)
+            return
+        self.done = True
+
+    def take(self, bound: int | None) -> tuple[np.ndarray, list[bytes]]:
+        """The loaded packets before the first one at or past ``bound`` (all when None)."""
+        if bound is None:
+            k = len(self.frames)
+        else:
+            late = np.flatnonzero(self.stamps >= np.uint64(bound))
+            k = int(late[0]) if len(late) else len(self.frames)
+        stamps, frames = self.stamps[:k], self.frames[:k]
+        self.stamps, self.frames = self.stamps[k:], self.frames[k:]
+        return stamps, frames
+
+
+def merged_pcaps(per_device: Mapping[int, str], chunk_packets: int = 1 << 20) -> Iterator[tuple[tuple[bytes, ...], np.ndarray]]:
+    """``(frames, devices)`` chunks of the merged trace of ``{device: pcap path}``, in order.
+    Errors (a missing or damaged file) are those of ``explorer.traffic.pcap.iter_pcap``."""
+    files = [_File(int(dev), str(path), chunk_packets) for dev, path in sorted(per_device.items())]
+    while True:
+        for f in files:
+            if not f.frames and not f.done:
+                f.load()
+        live = [f for f in files if f.frames or not f.done]
+        if not live:
+            return
+        pending = [f for f in live if not f.done]
+        bound = min(int(f.stamps[-1]) for f in pending) if pending else None
+        parts = [(f.device, *f.take(bound)) for f in live]
+        if not sum(len(frames) for _, _, frames in parts):
+            for f in pending:  # every loaded packet is at the bound: read further
+                if int(f.stamps[-1]) == bound:
+                    f.load()
+            continue
+        stamps = np.concatenate([s for _, s, _ in parts])
+        devices = np.concatenate([np.full(len(fr), dev, dtype=np.int64) for dev, _, fr in parts])
+        frames = [frame for _, _, fr in parts for frame in fr]
+        order = np.lexsort((np.arange(len(stamps)), devices, stamps))
+        yield tuple(frames[i] for i in order.tolist()), devices[order]
