@@ -83,6 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="simulate generated traffic on Dask: 'local' or a scheduler such as tcp://host:8786")
 
+    p = sub.add_parser("sweep", help="simulate over NICs x core counts x traffic kinds x seeds (Dask)")
+    _add_nf(p); _add_json(p)
+    p.add_argument("--nic", default="e810", help="comma-separated NIC profiles (default e810)")
+    p.add_argument("--cores", default="2,4,8,16", help="comma-separated core counts (default 2,4,8,16)")
+    p.add_argument("--traffic", default="uniform", help="comma-separated traffic kinds (default uniform)")
+    p.add_argument("--seeds", type=int, default=3, help="traffic seeds 0..N-1 per combination (default 3)")
+    p.add_argument("--packets", type=int, default=50_000)
+    p.add_argument("--flows", type=int, default=5_000)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a traffic generator parameter every kind accepts (repeatable)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="'local' (a local Dask cluster) or a dask.distributed scheduler, e.g. tcp://host:8786")
+    p.add_argument("--csv", metavar="FILE", help="write the tidy table as CSV")
+    p.add_argument("--plot", metavar="FILE", help="write a Bokeh page of imbalance against cores (HTML)")
+
     p = sub.add_parser("traffic", help="write a seeded synthetic trace as one pcap per device")
     p.add_argument("kind", help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for dev<N>.pcap")

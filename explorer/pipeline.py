@@ -264,3 +264,18 @@ def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: 
 
     trace = make_trace(traffic, packets=packets, flows=flows, seed=seed) if isinstance(traffic, str) else traffic
     return compare(solution, trace, cores=cores, strategy=strategy)
+
+
+def sweep(nf: str | Path, nics: tuple[str, ...] = ("e810",), cores: tuple[int, ...] = (2, 4, 8, 16),
+          traffic: tuple[str, ...] = ("uniform",), seeds: int = 3, packets: int = 50_000, flows: int = 5_000,
+          defines: Optional[Mapping[str, str]] = None, scheduler: Optional[str] = None, **params: Any):
+    """Simulate ``nf`` for every NIC profile, core count, traffic kind and seed 0..``seeds``-1:
+    "which NIC and how many cores for this NF and this traffic". Returns an ``explorer.sweep.Sweep``
+    whose ``table`` (pandas) has one row per combination: strategy, imbalance (max/mean per-core
+    packets), the busiest core's share, violations and, for locks/tm, the write-lock share.
+    ``scheduler``: None (serial), ``"local"`` (a local Dask cluster) or a dask.distributed address
+    such as ``tcp://host:8786``; the table is the same on all of them. ``params`` go to the
+    traffic generators (every kind must accept them)."""
+    from explorer.sweep import sweep as run_sweep
+
+    return run_sweep(nf, nics, cores, traffic, seeds, packets, flows, defines, scheduler, **params)

@@ -111,20 +111,22 @@ class _KeyedTerm:
     where: str
 
 
-def _keyed_terms(analysis: Analysis, sharding: ShardingPlan, strategy: str) -> list[_KeyedTerm]:
-    """Key terms of the objects the strategy keeps per core: the sharded ones under shared-nothing,
-    none under locks and tm."""
+def sharded_objects(sharding: ShardingPlan) -> tuple[str, ...]:
+    return tuple(d.name for d in sharding.objects if d.decision == "shard")
+
+
+def _keyed_terms(analysis: Analysis, sharded: tuple[str, ...], strategy: str) -> list[_KeyedTerm]:
+    """Key terms of the objects the strategy keeps per core: the ``sharded`` ones under
+    shared-nothing, none under locks and tm."""
     if strategy in SHARED_STRATEGIES:
         return []
     written = written_objects(analysis)
     groups: dict[tuple, list] = {}
-    for decision in sharding.objects:
-        if decision.decision != "shard":
-            continue
-        for k in keyed_accesses(analysis, decision.name, written):
+    for name in sharded:
+        for k in keyed_accesses(analysis, name, written):
             if k.kind == "packet":
-                ident = (decision.name, k.access.key.get_id(), k.path.devices)
-                groups.setdefault(ident, [decision.name, k.path.devices, k.access.key, [], k.where])[3].append(
+                ident = (name, k.access.key.get_id(), k.path.devices)
+                groups.setdefault(ident, [name, k.path.devices, k.access.key, [], k.where])[3].append(
                     k.path.condition)
     return [_KeyedTerm(obj, devs, key, tuple(conds), where) for obj, devs, key, conds, where in groups.values()]
 
@@ -132,9 +134,12 @@ def _keyed_terms(analysis: Analysis, sharding: ShardingPlan, strategy: str) -> l
 class Simulation:
     """Accumulates chunks of a trace (in trace order); ``report()`` gives the totals."""
 
-    def __init__(self, analysis: Analysis, sharding: ShardingPlan, plan: RssPlan, strategy: str = SHARED_NOTHING):
-        self.analysis, self.sharding, self.plan, self.strategy = analysis, sharding, plan, strategy
-        self.keyed = _keyed_terms(analysis, sharding, strategy)
+    def __init__(self, analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: RssPlan,
+                 strategy: str = SHARED_NOTHING):
+        """``sharding``: the plan, or just the names of its sharded objects."""
+        self.analysis, self.plan, self.strategy = analysis, plan, strategy
+        self.sharded = sharding if isinstance(sharding, tuple) else sharded_objects(sharding)
+        self.keyed = _keyed_terms(analysis, self.sharded, strategy)
         self.writes = write_model.path_writes(analysis) if strategy in SHARED_STRATEGIES else ()
         tests = [c for kp in self.keyed for cond in kp.conditions for c in conjuncts(cond)]
         tests += [c for cond in write_model.conditions(self.writes) for c in conjuncts(cond)]
@@ -160,17 +165,18 @@ class Simulation:
         return self.table.classes()
 
     def report(self, rebalance_reta: bool = False, started: float | None = None) -> SimulationReport:
-        return report(self.analysis, self.sharding, self.plan, self.classes(), self.strategy, rebalance_reta,
+        return report(self.analysis, self.sharded, self.plan, self.classes(), self.strategy, rebalance_reta,
                       started)
 
 
-def report(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan, classes: Classes,
+def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: RssPlan, classes: Classes,
            strategy: str = SHARED_NOTHING, rebalance_reta: bool = False,
            started: float | None = None) -> SimulationReport:
     """The report of a trace counted into ``classes`` (by ``Simulation`` or merged from chunks)."""
     if classes.packets == 0:
         raise TrafficError("the traffic is empty: nothing to simulate")
-    sim = _ClassView(analysis, sharding, plan, classes, strategy)
+    sharded = sharding if isinstance(sharding, tuple) else sharded_objects(sharding)
+    sim = _ClassView(analysis, sharded, plan, classes, strategy)
     reta = sim.reta
     loads = per_core(sim.bucket_load, reta, plan.cores)
     count, examples = sim.violations(reta)
@@ -190,9 +196,9 @@ def report(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan, classes: C
 class _ClassView:
     """The questions of a report, answered once per packet class."""
 
-    def __init__(self, analysis: Analysis, sharding: ShardingPlan, plan: RssPlan, classes: Classes, strategy: str):
+    def __init__(self, analysis: Analysis, sharded: tuple[str, ...], plan: RssPlan, classes: Classes, strategy: str):
         self.plan, self.classes, self.strategy = plan, classes, strategy
-        self.keyed = _keyed_terms(analysis, sharding, strategy)
+        self.keyed = _keyed_terms(analysis, sharded, strategy)
         self.writes = write_model.path_writes(analysis) if strategy in SHARED_STRATEGIES else ()
         layout = classes.layout
         self.env, self.devices, steer_fields = layout.env(classes.keys)

@@ -1,0 +1,213 @@
+"""Sweeps and big traces on Dask: "which NIC and how many cores for this NF and this traffic".
+
+A sweep simulates an NF for every NIC profile, core count, traffic kind and traffic seed asked
+for, and returns one tidy row per combination (``Sweep.table``, a pandas DataFrame). A big
+generated trace is simulated segment by segment (``simulate_distributed``): each worker counts one
+segment's packet classes, and the classes merge exactly, so the report equals a serial run's.
+
+Work runs serially in this process (``scheduler=None``), on an embedded local Dask cluster
+(``"local"``: worker processes on this machine) or on an existing dask.distributed cluster
+(``"tcp://host:8786"``), unchanged. Z3 terms do not travel between processes: a task carries the
+NF's source text and rebuilds its analysis once per worker (cached), and RSS plans travel as plain
+values.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+
+from explorer.errors import ConfigError
+
+COLUMNS = ("nic", "cores", "traffic", "seed", "strategy", "packets", "imbalance", "max_core_share",
+           "violations", "write_share")
+
+
+@dataclass(frozen=True)
+class NfSource:
+    """An NF as a worker can rebuild it: its C text, file name and configuration defines."""
+
+    text: str
+    name: str
+    defines: tuple[tuple[str, str], ...] = ()
+
+    @staticmethod
+    def of(nf: str | Path, defines: Optional[Mapping[str, str]] = None) -> "NfSource":
+        path = Path(nf)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"{nf}: no such file") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{nf}: cannot read: {getattr(error, 'strerror', None) or error}") from None
+        return NfSource(text, path.name, tuple(sorted((defines or {}).items())))
+
+
+@functools.lru_cache(maxsize=8)
+def _analysis(nf: NfSource):
+    from explorer import pipeline
+
+    with tempfile.TemporaryDirectory(prefix="nfx-sweep-") as folder:
+        path = Path(folder) / nf.name
+        path.write_text(nf.text)
+        return pipeline.analyze(path, dict(nf.defines))
+
+
+@functools.lru_cache(maxsize=64)
+def _solution(nf: NfSource, nic: str, cores: int):
+    from explorer import pipeline
+
+    return pipeline.solve(_analysis(nf), nic=nic, cores=cores, quality=False)
+
+
+def sweep_row(nf: NfSource, nic: str, cores: int, traffic: str, seed: int, packets: int, flows: int,
+              params: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
+    """One combination, simulated: a row of the sweep's table (plain values)."""
+    from explorer import pipeline
+
+    solution = _solution(nf, nic, cores)
+    report = pipeline.simulate(solution, traffic, packets=packets, flows=flows, seed=seed, **dict(params))
+    return {"nic": nic, "cores": cores, "traffic": traffic, "seed": seed, "strategy": solution.strategy,
+            "packets": report.packets, "imbalance": round(report.imbalance, 6),
+            "max_core_share": round(max(report.per_core) / report.packets, 6),
+            "violations": report.violation_count,
+            "write_share": round(report.contention.share, 6) if report.contention else float("nan")}
+
+
+@dataclass(frozen=True, eq=False)
+class Sweep:
+    """A sweep's results: ``table`` has one row per (nic, cores, traffic, seed), sorted, with the
+    columns of ``COLUMNS``."""
+
+    nf: str
+    table: Any  # pandas.DataFrame
+
+    def summary(self) -> Any:
+        """Mean and worst imbalance over seeds, per NIC, traffic and core count."""
+        grouped = self.table.groupby(["nic", "traffic", "cores"], sort=True)["imbalance"]
+        return grouped.agg(["mean", "max"]).reset_index()
+
+    def best(self, max_imbalance: float = 1.25) -> Any:
+        """Per NIC and traffic, the most cores whose worst imbalance stays within ``max_imbalance``
+        with no violation (NaN where none does)."""
+        t = self.table
+        ok = t.groupby(["nic", "traffic", "cores"]).agg(worst=("imbalance", "max"), violations=("violations", "max"))
+        ok = ok[(ok.worst <= max_imbalance) & (ok.violations == 0)].reset_index()
+        return ok.groupby(["nic", "traffic"])["cores"].max().reset_index()
+
+
+def sweep(nf: str | Path, nics: Sequence[str] = ("e810",), cores: Sequence[int] = (2, 4, 8, 16),
+          traffic: Sequence[str] = ("uniform",), seeds: int = 3, packets: int = 50_000, flows: int = 5_000,
+          defines: Optional[Mapping[str, str]] = None, scheduler: Optional[str] = None,
+          **params: Any) -> Sweep:
+    """Simulate ``nf`` for every NIC, core count, traffic kind and seed 0..``seeds``-1. Serial
+    without ``scheduler``; on Dask with ``"local"`` or a scheduler address. The table is the same
+    either way. ``params`` go to every traffic kind (each must accept them)."""
+    import pandas
+
+    from explorer.rss.nic import nic_profile
+    from explorer.traffic.generators import kind_parameters
+
+    source = NfSource.of(nf, defines)
+    for nic in nics:
+        nic_profile(nic)  # a clear error for an unknown profile, before any work
+    for kind in traffic:
+        kind_parameters(kind)
+    if not nics or not cores or not traffic or seeds < 1:
+        raise ConfigError("a sweep needs at least one NIC, core count, traffic kind and seed")
+    bad = [c for c in cores if not isinstance(c, (int, np.integer)) or c < 1]
+    if bad:
+        raise ConfigError(f"core counts must be positive integers, not {bad[0]!r}")
+    fixed = tuple(sorted(params.items()))
+    combos = list(itertools.product(sorted(set(nics)), sorted(set(int(c) for c in cores)), sorted(set(traffic)),
+                                    range(seeds)))
+    if scheduler is None:
+        rows = [sweep_row(source, nic, c, kind, seed, packets, flows, fixed) for nic, c, kind, seed in combos]
+    else:
+        with dask_client(scheduler) as client:
+            futures = [client.submit(sweep_row, source, nic, c, kind, seed, packets, flows, fixed, pure=False)
+                       for nic, c, kind, seed in combos]
+            rows = client.gather(futures)
+    table = pandas.DataFrame(rows, columns=list(COLUMNS))
+    table = table.sort_values(["nic", "cores", "traffic", "seed"], kind="stable").reset_index(drop=True)
+    return Sweep(source.name, table)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str) -> Iterator[Any]:
+    """A dask.distributed client: of an embedded local cluster (``"local"``: one single-threaded
+    worker process per CPU, no dashboard) or of the cluster at ``scheduler``. Closed on exit."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    # Workers are stopped on purpose at the end: their shutdown chatter is not for the user.
+    for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if scheduler == "local":
+        import os
+
+        import dask
+
+        workers = max(1, len(os.sched_getaffinity(0)))
+        with tempfile.TemporaryDirectory(prefix="nfx-dask-") as scratch, \
+                dask.config.set({"temporary-directory": scratch}):
+            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                              local_directory=scratch) as cluster, Client(cluster) as client:
+                yield client
+        return
+    if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise ConfigError(f"bad scheduler {scheduler!r}: expected 'local' or an address such as tcp://host:8786")
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as error:
+        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+    with client:
+        yield client
+
+
+# ---- one big trace, segment by segment ---------------------------------------------------------
+
+def segment_classes(nf: NfSource, sharded: tuple[str, ...], plan: Any, strategy: str, kind: str, packets: int,
+                    flows: int, seed: int, index: int, params: tuple[tuple[str, Any], ...]):
+    """The packet classes of segment ``index`` of a generated trace, as plain arrays
+    ``(keys, first, count)`` (what travels back from a worker)."""
+    from explorer.simulate.simulation import Simulation
+    from explorer.traffic.generators import SEGMENT, segment_fields
+
+    sim = Simulation(_analysis(nf), sharded, plan, strategy)
+    fields, devices = segment_fields(kind, packets, flows, seed, index, **dict(params))
+    sim.packets = index * SEGMENT  # packet numbers continue across segments
+    sim.add(fields, devices)
+    classes = sim.classes()
+    return classes.keys, classes.first, classes.count
+
+
+def simulate_distributed(analysis: Any, sharding: Any, plan: Any, strategy: str, kind: str, packets: int,
+                         flows: int, seed: int, scheduler: str = "local", rebalance: bool = False,
+                         params: Optional[Mapping[str, Any]] = None):
+    """``explorer.simulate.simulation.simulate`` of a generated trace, one segment per Dask task;
+    the merged classes give the serial run's report."""
+    import time
+
+    from explorer.simulate.classes import Classes
+    from explorer.simulate.simulation import Simulation, report, sharded_objects
+    from explorer.traffic.generators import segment_count
+
+    started = time.perf_counter()
+    nf = NfSource.of(analysis.source, dict(analysis.defines))
+    sharded = sharded_objects(sharding)
+    layout = Simulation(analysis, sharded, plan, strategy).layout
+    fixed = tuple(sorted((params or {}).items()))
+    with dask_client(scheduler) as client:
+        futures = [client.submit(segment_classes, nf, sharded, plan, strategy, kind, packets, flows, seed, i, fixed,
+                                 pure=False) for i in range(segment_count(packets))]
+        parts = [Classes(layout, *client.gather(f)) for f in futures]  # in segment order
+    merged = Classes.merge(parts)
+    return report(analysis, sharded, plan, merged, strategy, rebalance, started)
