@@ -1,44 +1,120 @@
-"""Simulator throughput: 1,000,000 packets end to end (traffic fields, hash, RETA, per-core counts,
-violation check), median of 5 runs, for every shardable sample NF.
+"""Simulator throughput next to a plain numpy Toeplitz of the same packets, and peak memory.
 
-    .venv/bin/python benchmarks/bench_simulate.py [--packets N] [--nf fw ...]
+    .venv/bin/python benchmarks/bench_simulate.py [--packets 10000000] [--nf fw ...] [--runs 3]
+                                                  [--rss 10000000,100000000] [--flows-per-packet 0.1]
+
+Throughput: the same ``--packets`` bidir packets (LAN requests and their WAN replies, ``flows`` =
+packets x 0.1, so the tables hold a million flows at 10M packets) are made once, in 1M-packet
+chunks; then, alternately in the same process, (a) a plain numpy Toeplitz hashes each packet's
+12-byte 4-tuple with one 256-entry table lookup per input byte (the textbook vectorised hash), and
+(b) the simulator runs end to end: steering (hash, RETA, per-core counts), flows per core and the
+violation check of every sharded object. Medians over ``--runs``; min-max shows the noise.
+
+Peak RSS: a fresh process streams ``--rss`` packets (generated chunk by chunk) through the
+simulator and reports ``ru_maxrss``; the trace itself is never held.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from explorer import pipeline
-from explorer.simulate.simulation import simulate
-from explorer.traffic.generators import generate_fields
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from explorer import pipeline  # noqa: E402
+from explorer.rss.toeplitz import ToeplitzTable  # noqa: E402
+from explorer.simulate.simulation import Simulation  # noqa: E402
+from explorer.traffic.generators import field_chunks  # noqa: E402
+
+CHUNK = 1 << 20
+
+
+def numpy_toeplitz(table: ToeplitzTable, fields) -> np.ndarray:
+    """The plain vectorised hash: per input byte, extract it from its field and look it up."""
+    out = None
+    pos = 0
+    for values, width in ((fields.src_ip, 4), (fields.dst_ip, 4), (fields.src_port, 2), (fields.dst_port, 2)):
+        values = values.astype(np.uint32, copy=False)
+        for b in range(width):
+            part = table.tables[pos].take((values >> np.uint32(8 * (width - 1 - b))) & np.uint32(0xFF))
+            out = part if out is None else out ^ part
+            pos += 1
+    return out
+
+
+def throughput(name: str, packets: int, runs: int, flows: int) -> dict:
+    solution = pipeline.solve(ROOT / "sample_nfs" / f"{name}.c", quality=False)
+    chunks = list(field_chunks("bidir", packets, flows, seed=1, chunk_packets=CHUNK))
+    table = ToeplitzTable(solution.plan.device(0).key, 12)
+    Simulation(solution.analysis, solution.sharding, solution.plan).add(*chunks[0])  # numba kernels loaded
+    base, sim, report = [], [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        for fields, _devices in chunks:
+            numpy_toeplitz(table, fields)
+        base.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        s = Simulation(solution.analysis, solution.sharding, solution.plan)
+        for fields, devices in chunks:
+            s.add(fields, devices)
+        report = s.report()
+        sim.append(time.perf_counter() - started)
+    b, m = statistics.median(base), statistics.median(sim)
+    return {"nf": name, "packets": packets, "flows": flows, "numpy_mpps": packets / b / 1e6,
+            "sim_mpps": packets / m / 1e6, "ratio": m / b, "numpy_s": (min(base), max(base)),
+            "sim_s": (min(sim), max(sim)), "classes": report.classes,
+            "checked_share": report.checked_packets / packets, "violations": report.violation_count}
+
+
+def rss_child(packets: int, flows: int) -> None:
+    solution = pipeline.solve(ROOT / "sample_nfs" / "fw.c", quality=False)
+    started = time.perf_counter()
+    s = Simulation(solution.analysis, solution.sharding, solution.plan)
+    for fields, devices in field_chunks("bidir", packets, flows, seed=1, chunk_packets=CHUNK):
+        s.add(fields, devices)
+    report = s.report()
+    print(json.dumps({"packets": report.packets, "classes": report.classes, "seconds": time.perf_counter() - started,
+                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--packets", type=int, default=10_000_000)
+    parser.add_argument("--flows-per-packet", type=float, default=0.1)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--nf", action="append", default=[])
+    parser.add_argument("--rss", default="10000000,100000000", help="packet counts for peak RSS ('' to skip)")
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rss-flows", type=int, default=1_000_000)
     args = parser.parse_args()
-    names = args.nf or ["fw", "nat", "pol", "psd", "cl"]
-    print(f"{'nf':<8} {'hash+steer+violations (s)':>26} {'with traffic generation (s)':>28} {'Mpps':>7} {'violations':>10}")
-    for name in names:
-        solution = pipeline.solve(ROOT / "sample_nfs" / f"{name}.c", quality=False)
-        sim_times, total_times = [], []
-        for run in range(args.runs):
-            t0 = time.perf_counter()
-            fields, devices = generate_fields("bidir", packets=args.packets, flows=args.packets // 10, seed=run)
-            t1 = time.perf_counter()
-            report = simulate(solution.analysis, solution.sharding, solution.plan, [(fields, devices)])
-            t2 = time.perf_counter()
-            sim_times.append(t2 - t1)
-            total_times.append(t2 - t0)
-        sim = statistics.median(sim_times)
-        print(f"{name:<8} {sim:>26.3f} {statistics.median(total_times):>28.3f} {args.packets / sim / 1e6:>7.2f} "
-              f"{report.violation_count:>10}")
+    if args.rss_child:
+        rss_child(args.rss_child, args.rss_flows)
+        return
+    flows = max(1, int(args.packets * args.flows_per_packet))
+    print(f"bidir traffic, {args.packets:,} packets, {flows:,} flows, median of {args.runs} (min-max seconds)")
+    print(f"{'nf':<5} {'numpy Toeplitz Mpps':>20} {'simulator Mpps':>15} {'sim/numpy time':>15} "
+          f"{'classes':>10} {'checked':>8} {'violations':>10}  noise")
+    for name in args.nf or ["fw", "nat", "pol", "psd", "cl"]:
+        r = throughput(name, args.packets, args.runs, flows)
+        print(f"{name:<5} {r['numpy_mpps']:>20.1f} {r['sim_mpps']:>15.1f} {r['ratio']:>14.2f}x "
+              f"{r['classes']:>10,} {100 * r['checked_share']:>7.0f}% {r['violations']:>10}  "
+              f"numpy {r['numpy_s'][0]:.2f}-{r['numpy_s'][1]:.2f}s, sim {r['sim_s'][0]:.2f}-{r['sim_s'][1]:.2f}s",
+              flush=True)
+    for packets in [int(p) for p in args.rss.split(",") if p.strip()]:
+        done = subprocess.run([sys.executable, __file__, "--rss-child", str(packets), "--rss-flows",
+                               str(args.rss_flows)], capture_output=True, text=True, check=True)
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"peak RSS, fw, {packets:,} bidir packets over {args.rss_flows:,} flows streamed in "
+              f"{CHUNK:,}-packet chunks: {r['max_rss_mb']:.0f} MB ({r['classes']:,} classes, {r['seconds']:.0f} s "
+              "with generation)", flush=True)
 
 
 if __name__ == "__main__":

@@ -80,9 +80,9 @@ class Layout:
                     tests |= np.broadcast_to(evaluate_term(test, env), (n,)).astype(np.uint64) << np.uint64(bit)
                 except Unknown:  # reads something packets do not give: assumed to hold, as in guards
                     tests |= np.uint64(1) << np.uint64(bit)
-        _pack(out, _u(fields.src_ip), _u(fields.dst_ip), _u(fields.src_port), _u(fields.dst_port), _u(fields.proto),
-              np.ascontiguousarray(fields.is_ipv4), np.ascontiguousarray(fields.is_l4), _u(devices),
-              _u(fields.ether_type), _u(fields.ihl), np.ascontiguousarray(fields.frag), tests)
+        c = np.ascontiguousarray
+        _pack(out, c(fields.src_ip), c(fields.dst_ip), c(fields.src_port), c(fields.dst_port), c(fields.proto),
+              c(fields.is_ipv4), c(fields.is_l4), c(devices), c(fields.ether_type), c(fields.ihl), c(fields.frag), tests)
         col = 3
         for mac in self.macs:
             out[:, col] = np.asarray(fields.eth_src if mac == "p.ether.src" else fields.eth_dst, dtype=np.uint64)
@@ -129,18 +129,14 @@ class Layout:
                 for k, t in enumerate(self.length_tests)}
 
 
-def _u(values: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(values, dtype=np.uint64)
-
-
 @numba.njit(cache=True)
 def _pack(out, src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests):
+    u = np.uint64
     for i in range(len(src)):
-        out[i, 0] = (src[i] << np.uint64(32)) | dst[i]
-        out[i, 1] = ((sport[i] << np.uint64(48)) | (dport[i] << np.uint64(32)) | (proto[i] << np.uint64(24))
-                     | (np.uint64(is_ipv4[i]) << np.uint64(17)) | (np.uint64(is_l4[i]) << np.uint64(16)) | devices[i])
-        out[i, 2] = ((ether_type[i] << np.uint64(48)) | (ihl[i] << np.uint64(40)) | (np.uint64(frag[i]) << np.uint64(39))
-                     | tests[i])
+        out[i, 0] = (u(src[i]) << u(32)) | u(dst[i])
+        out[i, 1] = ((u(sport[i]) << u(48)) | (u(dport[i]) << u(32)) | (u(proto[i]) << u(24))
+                     | (u(is_ipv4[i]) << u(17)) | (u(is_l4[i]) << u(16)) | (u(devices[i]) & u(0xFFFF)))
+        out[i, 2] = (u(ether_type[i]) << u(48)) | (u(ihl[i]) << u(40)) | (u(frag[i]) << u(39)) | tests[i]
 
 
 # ---- counting classes ------------------------------------------------------------------------
@@ -188,11 +184,12 @@ def _scatter(keys, shift, parts):
 @numba.njit(cache=True)
 def _count(slots, sizes, capacity, keys, h, rows, bounds, weights, firsts, entry_keys, entry_first, size):
     """Count the scattered rows into ``slots`` (per slot: the key, its entry number, its count;
-    partition p owns slots ``p * capacity`` to ``(p + 1) * capacity``, and has room for all its
-    rows). A new key becomes entry ``size`` (its key and first packet go to the entry arrays).
-    Returns the new size; entries are numbered in insertion order, per partition."""
+    partition p owns slots ``p * capacity`` to ``(p + 1) * capacity``). A new key becomes entry
+    ``size`` (its key and first packet go to the entry arrays). Stops before a partition would be
+    more than half full: returns ``(size, j)`` with j the first scattered row not counted."""
     width = keys.shape[1]
     mask = np.uint64(capacity - 1)
+    half = capacity // 2
     for p in range(len(bounds) - 1):
         region = p * capacity
         for j in range(bounds[p], bounds[p + 1]):
@@ -200,6 +197,8 @@ def _count(slots, sizes, capacity, keys, h, rows, bounds, weights, firsts, entry
             while True:
                 slot = region + np.int64(s)
                 if slots[slot, width] == _FREE:
+                    if sizes[p] >= half:
+                        return size, j
                     for k in range(width):
                         slots[slot, k] = keys[j, k]
                         entry_keys[size, k] = keys[j, k]
@@ -218,7 +217,7 @@ def _count(slots, sizes, capacity, keys, h, rows, bounds, weights, firsts, entry
                     slots[slot, width + 1] += np.uint64(weights[rows[j]]) if len(weights) else np.uint64(1)
                     break
                 s = (s + np.uint64(1)) & mask
-    return size
+    return size, len(rows)
 
 
 @numba.njit(cache=True)
@@ -300,26 +299,29 @@ class ClassTable:
         n = len(keys)
         if n == 0:
             return
-        while True:
-            scattered, h, rows, bounds = _scatter(keys, self.shift, self.parts)
-            room = self.sizes + np.diff(bounds)
-            if room.max() < self.capacity:  # every partition can take all its rows: no overflow
-                break
-            self._grow()
         if len(self.entry_first) < self.size + n:
             self._grow_entries(self.size + n)
         before = self.size
-        self.size = _count(self.slots, self.sizes, self.capacity, scattered, h, rows, bounds, weights, firsts,
-                           self.entry_keys, self.entry_first, self.size)
+        todo = np.arange(n, dtype=np.int64)
+        while len(todo):
+            scattered, h, rows, bounds = _scatter(keys if len(todo) == n else keys[todo], self.shift, self.parts)
+            rows = todo[rows]  # back to positions in ``keys``
+            self.size, stop = _count(self.slots, self.sizes, self.capacity, scattered, h, rows, bounds, weights,
+                                     firsts, self.entry_keys, self.entry_first, self.size)
+            # The rest (each key's rows still in packet order) goes on after growing the table to
+            # what the rate of new classes so far says it will need.
+            todo = rows[stop:]
+            if len(todo):
+                done = n - len(todo)
+                expected = self.size + (self.size - before + 1) / max(done, 1) * len(todo) * 1.25
+                self._grow(int(2 * expected))
         # Entries were numbered partition by partition: list them in first-packet order.
         new = np.arange(before, self.size, dtype=np.int64)
         self.order.append(new[np.argsort(self.entry_first[before:self.size], kind="stable")])
-        if self.sizes.max() * 2 > self.capacity:
-            self._grow()
 
-    def _grow(self) -> None:
+    def _grow(self, at_least: int = 0) -> None:
         rows = self.slots[self.slots[:, self.width] != _FREE]
-        self._set_layout(2 * len(self.slots))
+        self._set_layout(max(2 * len(self.slots), 1 << (int(at_least) - 1).bit_length()))
         self.slots = np.full((self.parts * self.capacity, self.width + 2), _FREE, dtype=np.uint64)
         self.sizes = np.zeros(self.parts, dtype=np.int64)
         _reinsert(self.slots, self.sizes, self.capacity, self.shift, self.parts, rows)

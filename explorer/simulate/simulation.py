@@ -81,6 +81,7 @@ class SimulationReport:
     strategy: str = SHARED_NOTHING
     contention: Optional[write_model.Contention] = None  # locks and tm: the write lock
     classes: int = field(default=0, compare=False)  # distinct packet classes (what memory follows)
+    checked_packets: int = field(default=0, compare=False)  # packets that compute a state key checked here
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,7 +191,8 @@ def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: R
         classes.packets, plan.cores, tuple(int(x) for x in loads), sim.flows_per_core(reta), imbalance(loads),
         tuple(int(b) for b in sim.bucket_load), tuple(int(c) for c in reta), count, examples,
         tuple(sorted(sim.unchecked)), rebalanced, time.perf_counter() - started if started is not None else 0.0,
-        strategy, sim.contention(reta) if strategy in SHARED_STRATEGIES else None, len(classes))
+        strategy, sim.contention(reta) if strategy in SHARED_STRATEGIES else None, len(classes),
+        int(classes.count[sim.checked].sum()))
 
 
 class _ClassView:
@@ -213,6 +215,7 @@ class _ClassView:
         self.reta = np.asarray(next(iter(retas)) if len(retas) == 1 else round_robin(plan.nic.reta_size, plan.cores),
                                dtype=np.int64)
         self.unchecked: set[str] = set()
+        self.checked = np.zeros(self.n, dtype=bool)  # classes whose packets compute a checked key
         self._touches: Optional[dict[str, Touches]] = None
 
     def _guard(self, devices: tuple[int, ...], conditions) -> np.ndarray:
@@ -240,7 +243,7 @@ class _ClassView:
                 masks[:, t] = mask
                 for k, part in enumerate(slices):
                     keys[:, t, k] = part
-            table = KeyTable(width)
+            table = KeyTable(width, int(masks.sum()))
             repeat = len(terms)
             table.touch(keys.reshape(-1, width), masks.reshape(-1), np.repeat(self.buckets, repeat),
                         np.repeat(self.classes.first, repeat))
@@ -257,6 +260,7 @@ class _ClassView:
                 slices = self._keys(kp.key, kp.where)
                 if slices is not None:
                     rows.setdefault(kp.object, []).append((mask, slices))
+                    self.checked |= mask
             self._touches = self._touch(rows)
         return self._touches
 
@@ -277,7 +281,7 @@ class _ClassView:
         """Distinct 5-tuples (protocol, addresses, ports, whatever the device) per core."""
         k = self.classes.keys
         flows = np.stack([k[:, 0], k[:, 1] >> np.uint64(24)], axis=1)
-        table = KeyTable(2)
+        table = KeyTable(2, self.n)
         table.touch(flows, np.ones(self.n, dtype=bool), self.buckets, self.classes.first)
         return tuple(int(x) for x in table.touches().keys_per_core(reta, self.plan.cores))
 

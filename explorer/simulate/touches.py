@@ -136,8 +136,10 @@ class KeyTable:
     key's hash and every chunk is processed one partition at a time, so that each insertion hits a
     cache-resident part of a table of millions of keys."""
 
-    def __init__(self, width: int, capacity: int = 1 << 10):
+    def __init__(self, width: int, expected: int = 512):
+        """``expected``: about how many keys will come (the table grows past it as needed)."""
         self.width = width
+        capacity = 1 << max(10, int(2 * expected - 1).bit_length())
         self._layout(capacity)
         self.slots = np.full((capacity, width + 2), _FREE, dtype=np.uint64)
         self.sizes = np.zeros(self.parts, dtype=np.int64)
