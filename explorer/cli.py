@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", default="0")
     p.add_argument("--skew", type=float, default=1.1, help="Zipf exponent (zipf only)")
 
+    p = sub.add_parser("cache", help="the build cache: its size (info) or empty it (clean)")
+    p.add_argument("action", nargs="?", default="info", choices=["info", "clean"])
+
     p = sub.add_parser("explore", help="open the interactive explorer (Voila) on an NF")
     p.add_argument("nf", nargs="?", default=None)
     p.add_argument("--port", default="8866")
