@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import shutil
 import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from explorer import cache
 from explorer.errors import BuildError, ConfigError
 from explorer.ir import Location
 from explorer.nfsource import Limits, argv_path, first_error, gcc_env, plain_lines, preprocess, read_nf
@@ -33,11 +32,6 @@ ENTRY_POINTS = {
     "nf_init": "bool nf_init(void)",
     "nf_process": "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now)",
 }
-
-
-def cache_dir() -> Path:
-    """``$NFX_CACHE``, else ``~/.cache/nfx``."""
-    return Path(os.environ.get("NFX_CACHE") or Path.home() / ".cache" / "nfx").absolute()
 
 
 # ---- gcc and pkg-config ------------------------------------------------------------------------
@@ -117,7 +111,7 @@ def link_error(stderr: str) -> BuildError:
 
 def _file_name(stem: str) -> str:
     """An NF's name as a safe part of a cache folder's name."""
-    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in stem)[:40] or "nf"
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in stem)[:40].lstrip("-.") or "nf"
 
 
 def digest(*parts: object) -> str:
@@ -139,13 +133,6 @@ def _compile_argv(source: str | Path, output: Path, flags: Sequence[str]) -> lis
     return ["gcc", *BASE_FLAGS, "-fdiagnostics-format=json", *flags, "-c", argv_path(source), "-o", argv_path(output)]
 
 
-def place_atomically(built: Path, final: Path) -> None:
-    """Move a finished file into the cache atomically (a concurrent build of the same key wins
-    or loses as a whole)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(built, final)
-
-
 def compile_all(jobs: Sequence[tuple[str | Path, Path, Sequence[str], str]]) -> list[BuildError]:
     """Compile (source, object, flags, what) jobs in parallel; the errors of those that failed, in
     job order. ``what`` names the source in messages (a path as the user wrote it)."""
@@ -162,7 +149,7 @@ def compile_all(jobs: Sequence[tuple[str | Path, Path, Sequence[str], str]]) -> 
     return [failure for failure in results if failure is not None]
 
 
-def _check_entry_points(obj: Path, nf: Path) -> None:
+def _check_entry_points(obj: Path, nf: str) -> None:
     done = run_tool(["nm", "--defined-only", str(obj)])
     if done.returncode != 0:
         raise BuildError(f"cannot list the symbols of {nf}: {done.stderr.strip()}")
@@ -184,7 +171,6 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
         raise ConfigError(f"unknown build kind {kind!r}: choose from {', '.join(KINDS)}")
     source = read_nf(nf_path, defines)
     preprocessed = preprocess(source.path, source.gcc_defines, f"preprocessing {source.path}", analysis=False).text
-    nf = Path(source.path)
     driver, program = KINDS[kind]
     sanitizers = _sanitize_flags(sanitize)
     dpdk_cflags, dpdk_libs = dpdk_flags()
@@ -196,39 +182,28 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
     driver_key = digest("driver", driver, identity, _runtime_sources(), driver_flags)
     key = digest("nf", kind, identity, preprocessed, nf_flags, runtime_key, driver_key)
 
-    root = cache_dir()
-    final = root / "bin" / f"{_file_name(nf.stem)}-{kind}-{key[:20]}" / program
-    if final.is_file():
-        return final
-    objects = {"runtime": root / "obj" / f"nf_state-{runtime_key[:20]}.o",
-               "trace": root / "obj" / f"nf_trace-{runtime_key[:20]}.o",
-               "driver": root / "obj" / f"{Path(driver).stem}-{driver_key[:20]}.o"}
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="build-", dir=root))
-    except OSError as error:
-        raise BuildError(f"cannot use the build cache {root}: {error.strerror}") from None
-    try:
+    name = f"{_file_name(Path(source.path).stem)}-{kind}-{key[:20]}"
+    found = cache.lookup("bin", name)
+    if found is not None:
+        return found / program
+    parts = {"runtime": (f"nf_state-{runtime_key[:20]}", RUNTIME_DIR / "nf_state.c", runtime_flags, "the runtime"),
+             "trace": (f"nf_trace-{runtime_key[:20]}", RUNTIME_DIR / "nf_trace.c", runtime_flags, "the trace reader"),
+             "driver": (f"{Path(driver).stem}-{driver_key[:20]}", RUNTIME_DIR / driver, driver_flags, driver)}
+    with cache.scratch() as work:
+        objects = {part: cache.lookup("obj", spec[0]) for part, spec in parts.items()}
         jobs = [(source.path, work / "nf.o", nf_flags, source.path)]
-        if not objects["runtime"].is_file():
-            jobs.append((RUNTIME_DIR / "nf_state.c", work / "runtime.o", runtime_flags, "the runtime"))
-        if not objects["trace"].is_file():
-            jobs.append((RUNTIME_DIR / "nf_trace.c", work / "trace.o", runtime_flags, "the trace reader"))
-        if not objects["driver"].is_file():
-            jobs.append((RUNTIME_DIR / driver, work / "driver.o", driver_flags, driver))
+        jobs += [(src, work / f"{part}.o", flags, what) for part, (_, src, flags, what) in parts.items()
+                 if objects[part] is None]
         failures = compile_all(jobs)
-        for name in ("runtime", "trace", "driver"):  # keep what compiled, even when the NF did not
-            if (work / f"{name}.o").is_file():
-                place_atomically(work / f"{name}.o", objects[name])
+        for part, (entry, *_) in parts.items():  # keep what compiled, even when the NF did not
+            if objects[part] is None and (work / f"{part}.o").is_file():
+                objects[part] = cache.publish("obj", entry, {"object.o": work / f"{part}.o"})
         if failures:
             raise failures[0]
-        _check_entry_points(work / "nf.o", nf)
-        link = ["gcc", "-o", str(work / program), str(work / "nf.o"), str(objects["runtime"]),
-                str(objects["trace"]), str(objects["driver"]), *sanitizers, *dpdk_libs]
+        _check_entry_points(work / "nf.o", source.path)
+        link = ["gcc", "-o", str(work / program), str(work / "nf.o"),
+                *(str(objects[part] / "object.o") for part in parts), *sanitizers, *dpdk_libs]
         done = run_tool(link)
         if done.returncode != 0:
             raise link_error(done.stderr)
-        place_atomically(work / program, final)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return final
+        return cache.publish("bin", name, {program: work / program}) / program

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from typing import Optional, Sequence
+import warnings
+from typing import NoReturn, Optional, Sequence
 
+from explorer.commands.options import check_numbers
 from explorer.errors import NfxError
 from explorer.processes import Terminated, handle_termination
+
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what a Unix tool whose reader went away exits with
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other error of nfx."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _add_nf(p: argparse.ArgumentParser) -> None:
@@ -28,12 +41,12 @@ def _add_traffic_in(p: argparse.ArgumentParser) -> None:
 
 def _add_rss(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nic", default="e810", help="NIC profile: e810, x710, cx5, 82599 (default e810)")
-    p.add_argument("--cores", type=int, default=16, help="number of cores (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the free key bits (default 0)")
+    p.add_argument("--cores", default="16", help="number of cores (default 16)")
+    p.add_argument("--seed", default="0", help="seed for the free key bits (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nfx", description="Explore, shard and parallelize a sequential NF.")
+    parser = _Parser(prog="nfx", description="Explore, shard and parallelize a sequential NF.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="build the NF and run it sequentially on a trace")
@@ -67,14 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_nf(p); _add_json(p)
     p.add_argument("--cores", default="1,2", help="comma-separated core counts (default 1,2)")
     p.add_argument("--strategy", action="append", default=[], choices=["seq", "sn", "locks", "tm"])
-    p.add_argument("--packets", type=int, default=1_000_000)
+    p.add_argument("--packets", default="1000000")
     p.add_argument("--out", metavar="DIR", help="write bench.json and a plot here")
 
     p = sub.add_parser("simulate", help="per-core load and sharding violations of an RSS plan")
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)
     p.add_argument("--traffic", metavar="KIND", help="uniform, zipf, prefix, bidir, churn (instead of --in)")
-    p.add_argument("--packets", type=int, default=100_000)
-    p.add_argument("--flows", type=int, default=10_000)
+    p.add_argument("--packets", default="100000")
+    p.add_argument("--flows", default="10000")
     p.add_argument("--key", action="append", default=[], metavar="DEV=HEX", help="replace a device's key")
     p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...")
     p.add_argument("--rebalance", action="store_true", help="rebalance the RETA from measured load")
@@ -101,24 +114,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("traffic", help="write a seeded synthetic trace as one pcap per device")
     p.add_argument("kind", help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for dev<N>.pcap")
-    p.add_argument("--packets", type=int, default=10_000)
-    p.add_argument("--flows", type=int, default=1_000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--packets", default="10000")
+    p.add_argument("--flows", default="1000")
+    p.add_argument("--seed", default="0")
     p.add_argument("--skew", type=float, default=1.1, help="Zipf exponent (zipf only)")
+
+    p = sub.add_parser("cache", help="the build cache: its size (info) or empty it (clean)")
+    p.add_argument("action", nargs="?", default="info", choices=["info", "clean"])
 
     p = sub.add_parser("explore", help="open the interactive explorer (Voila) on an NF")
     p.add_argument("nf", nargs="?", default=None)
-    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--port", default="8866")
     p.add_argument("--no-browser", action="store_true")
     return parser
+
+
+def _quiet_stdout() -> None:
+    """Standard output's reader went away (``nfx solve ... | head``; children's pipes never raise:
+    subprocess absorbs their EPIPE): point it at /dev/null so the interpreter's last flush is quiet."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _show_warning(command: str):
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"nfx {command}: warning: {message}", file=sys.stderr)
+    return show
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     handle_termination()
-    module = importlib.import_module(f"explorer.commands.{args.command}")
+    warnings.showwarning = _show_warning(args.command)
     try:
+        check_numbers(args)
+        module = importlib.import_module(f"explorer.commands.{args.command}")
         return int(module.main(args) or 0)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return SIGPIPE_STATUS
     except NfxError as error:
         print(f"nfx {args.command}: error: {error}", file=sys.stderr)
         return 1

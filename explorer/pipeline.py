@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from explorer import limits
 from explorer.errors import ConfigError, ShardingError
 from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile, nic_profile
@@ -84,6 +85,7 @@ def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None
 
     With ``quality``, the plan's per-core balance (max/mean packets) is measured on seeded uniform
     and prefix-concentrated traffic (clients in one /16, servers in one /20)."""
+    cores, seed = limits.CORES.check(cores), limits.SEED.check(seed)
     solution = _solve(nf, defines, nic, cores, seed, overrides, strategy)
     if not quality:
         return solution
@@ -192,6 +194,8 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
     report is the same as a serial run's."""
     from explorer.simulate.simulation import simulate as run_simulation
 
+    if isinstance(traffic, str):  # generated traffic streams in chunks: memory follows flows, not packets
+        _check_synthetic(packets, flows, seed, limits.FIELD_BYTES, streamed=True)
     plan = with_keys(solution.plan, keys, fields)
     strategy = solution.strategy
     if scheduler is not None:
@@ -262,8 +266,10 @@ def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: 
     from explorer.verify.equivalence import check as compare
     from explorer.traffic.generators import generate as make_trace
 
+    if isinstance(traffic, str):
+        _check_synthetic(packets, flows, seed, limits.FRAME_BYTES)
     trace = make_trace(traffic, packets=packets, flows=flows, seed=seed) if isinstance(traffic, str) else traffic
-    return compare(solution, trace, cores=cores, strategy=strategy)
+    return compare(solution, trace, cores=limits.CORES.check(cores), strategy=strategy)
 
 
 def sweep(nf: str | Path, nics: tuple[str, ...] = ("e810",), cores: tuple[int, ...] = (2, 4, 8, 16),
@@ -279,3 +285,13 @@ def sweep(nf: str | Path, nics: tuple[str, ...] = ("e810",), cores: tuple[int, .
     from explorer.sweep import sweep as run_sweep
 
     return run_sweep(nf, nics, cores, traffic, seeds, packets, flows, defines, scheduler, **params)
+
+
+def _check_synthetic(packets: int, flows: int, seed: int, per_packet: int, streamed: bool = False) -> None:
+    """The one range of each number (``explorer.limits``), and the memory the packets would take
+    (unless they are ``streamed`` in chunks)."""
+    limits.PACKETS.check(packets)
+    limits.FLOWS.check(flows)
+    limits.SEED.check(seed)
+    if not streamed:
+        limits.check_memory(packets, per_packet, f"{packets} synthetic packets", "packets")

@@ -64,7 +64,7 @@ def run_child(argv: Sequence[str], *, timeout: Optional[float] = None, input: Op
         return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-WATCH_EVERY = 0.2
+WATCH_EVERY = 0.1
 
 
 def _communicate(process: subprocess.Popen, input, timeout: Optional[float], watch) -> tuple:

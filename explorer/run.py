@@ -18,13 +18,12 @@ from typing import Mapping, Optional
 
 from explorer.build import build_nf
 from explorer.errors import ConfigError, RunError, TrafficError
-from explorer.traffic.pcap import load_inputs
+from explorer.traffic.pcap import MAX_FRAME, load_inputs
 from explorer.traffic.trace import Trace
 
 DROP = -1
 FLOOD = -2
 MIN_FRAME = 14  # an Ethernet header
-MAX_FRAME = 0xFFFF  # the harness's u16 length
 TRACE_MAGIC = b"NFXTRACE"
 _TRACE_RECORD = struct.Struct("<QHH")
 _OUTPUT_RECORD = struct.Struct("<IiH")

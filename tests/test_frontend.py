@@ -1,6 +1,9 @@
 """The front end: preprocessing with our own headers, configuration macros, parse errors at file:line:col."""
 from __future__ import annotations
 
+import os
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -256,3 +259,112 @@ def test_analysis_and_build_allow_the_same_includes(tmp_path: Path, include: str
     analysis, built = _outcome(path, {})
     assert analysis == built and words in analysis[1], (analysis, built)
     assert analysis[1].startswith(f"{path}:2:")
+
+
+# ---- inputs: bounded, decoded, never executed ----------------------------------------------------------
+
+NF_BODY = ("bool nf_init(void) { return true; }\n"
+           "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+           "  (void)packet; (void)len; (void)now; return device;\n}\n")
+
+
+def _refused(path: Path, words: str, seconds: float = 15.0) -> str:
+    """parse_nf refuses ``path`` within ``seconds`` with ``words`` in the message."""
+    from explorer.errors import NfxError
+
+    started = time.monotonic()
+    with pytest.raises(NfxError) as err:
+        parse_nf(path, {})
+    assert time.monotonic() - started < seconds
+    assert words in str(err.value), str(err.value)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("include,words", [
+    ("/dev/zero", "stopped reading /dev/zero: an NF may include only nf.h"),
+    ("/dev/stdin", "2:1: #include of /dev/stdin (it leads to /dev/null), which is outside the NF's folder"),
+    ("/dev/null", "#include of /dev/null, which is outside the NF's folder"),
+    ("../outside.h", "#include of {tmp}/sub/../outside.h, which is outside the NF's folder"),
+])
+def test_only_files_in_the_nf_folder_are_included(tmp_path: Path, include: str, words: str) -> None:
+    write(tmp_path, "int outside;\n", "outside.h")
+    path = write(tmp_path, f'#include "nf.h"\n#include "{include}"\n' + NF_BODY, "sub/nf.c")
+    _refused(path, words.format(tmp=tmp_path))
+
+
+def test_a_fifo_or_a_link_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.h")
+    _refused(write(tmp_path, '#include "nf.h"\n#include "pipe.h"\n' + NF_BODY), "stopped reading a FIFO (named pipe)")
+    (tmp_path / "link.h").symlink_to("/etc/hostname")
+    _refused(write(tmp_path, '#include "nf.h"\n#include "link.h"\n' + NF_BODY),
+             f"#include of {tmp_path}/link.h (it leads to /etc/hostname), which is outside the NF's folder")
+
+
+def test_own_headers_in_the_folder_and_below_are_fine(tmp_path: Path) -> None:
+    write(tmp_path, "#ifndef CAP\n#define CAP 8\n#endif\n", "conf/cap.h")
+    (tmp_path / "near.h").symlink_to(tmp_path / "conf" / "cap.h")  # a link that stays inside
+    path = write(tmp_path, '#include "nf.h"\n#include "conf/cap.h"\n#include "near.h"\nint cap = CAP;\n' + NF_BODY)
+    assert dict(parse_nf(path, {"CAP": "4"}).defines)["CAP"] == "4"
+
+
+BOMB = "#define A0 x\n" + "".join(f"#define A{i} A{i - 1} A{i - 1}\n" for i in range(1, 41)) + "int y = A40;\n"
+IF_BOMB = ("#define A0 1\n" + "".join(f"#define A{i} (A{i - 1} + A{i - 1})\n" for i in range(1, 41))
+           + "#if A40\n#endif\n")
+
+
+@pytest.mark.parametrize("bomb", [BOMB, IF_BOMB])
+def test_a_macro_bomb_stops_within_seconds_saying_which_limit(tmp_path: Path, bomb: str) -> None:
+    message = _refused(write(tmp_path, '#include "nf.h"\n' + bomb), "(the memory limit)", seconds=20)
+    assert message.startswith(f"preprocessing {tmp_path / 'nf.c'}: stopped at 256 MiB of memory ")
+
+
+@pytest.mark.parametrize("limits,words", [
+    ((0.5, 1 << 32, 1 << 30), r"stopped after 0.5 s \(the time limit\)"),
+    ((10, 1 << 32, 1 << 20), r"stopped at 1 MiB of output \(the output limit\)"),
+])
+def test_the_time_and_output_limits_are_named(tmp_path: Path, limits, words: str) -> None:
+    from explorer.errors import ConfigError
+    from explorer.nfsource.gcc import Limits, run_gcc
+
+    path = write(tmp_path, "#define TEN x x x x x x x x x x\n" + "TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN\n" * 20000
+                 if limits[2] < 1 << 30 else BOMB)
+    with pytest.raises(ConfigError, match=words):
+        run_gcc(["-E", str(path), "-o", str(tmp_path / "out.i")], "preprocessing", Limits(*limits),
+                output=tmp_path / "out.i")
+
+
+@pytest.mark.parametrize("data,where,words", [
+    (b'#include "nf.h"\n#define NAME "caf\xe9"\n', (2, 18), "byte 0xe9 is not UTF-8 text"),
+    (b"\x7fELF\x02\x01\x01\x00\x00", (1, 8), "a NUL byte: this is a binary file, not C source"),
+    (b'#include "nf.h"\n// \xc3\xa9t\xc3\xa9 \xff\n', (2, 8), "byte 0xff is not UTF-8 text"),
+])
+def test_a_file_that_is_not_utf8_text_is_refused_at_its_line(tmp_path: Path, data: bytes, where, words) -> None:
+    path = tmp_path / "nf.c"
+    path.write_bytes(data)
+    with pytest.raises(CSyntaxError) as err:
+        parse_nf(path, {})
+    assert (err.value.location.file, err.value.location.line, err.value.location.col) == (str(path), *where)
+    assert words in err.value.message
+
+
+def test_a_header_that_is_not_utf8_is_refused_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "key.h").write_bytes(b"/* ok */\n/* caf\xe9 */\n")
+    path = write(tmp_path, '#include "nf.h"\n#include "key.h"\n' + NF_BODY)
+    with pytest.raises(CSyntaxError) as err:
+        parse_nf(path, {})
+    assert err.value.location == Location(str(tmp_path / "key.h"), 2, 7)
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda p: p.mkdir(), "is a folder, not an NF source file"),
+    (lambda p: os.mkfifo(p), "is not a regular file (a device, FIFO or socket)"),
+    (lambda p: p.write_bytes(b"/*" + b" " * (9 << 20) + b"*/\n"), "is too large for an NF source file (at most 8 MiB)"),
+    (lambda p: p.symlink_to("/dev/zero"), "is not a regular file"),
+])
+def test_an_nf_path_that_is_not_a_source_file_is_refused(tmp_path: Path, make, words: str) -> None:
+    from explorer.errors import ConfigError
+
+    path = tmp_path / "nf.c"
+    make(path)
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        parse_nf(path, {})

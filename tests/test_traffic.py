@@ -19,7 +19,7 @@ from explorer.traffic.frames import checksum
 from explorer.traffic.generators import (GENERATORS, LAN, ROUTER_MAC, WAN, AddressPool, generate,
                                          generate_fields, generate_headers, host_mac,
                                          kind_parameters)
-from explorer.traffic.pcap import iter_pcap, load_inputs, read_pcap, write_pcap, write_trace
+from explorer.traffic.pcap import TrafficWarning, iter_pcap, load_inputs, read_pcap, write_pcap, write_trace
 from explorer.traffic.trace import Trace
 
 REAL = Path("/usr/share/doc/python3-dpkt/examples/data")  # Debian's python3-dpkt
@@ -241,7 +241,8 @@ def test_pcapng_resolutions_offsets_and_interfaces(tmp_path):
               ng.EnhancedPacketBlockLE(iface_id=1, ts_high=0, ts_low=3 * 1024 + 512, pkt_data=b"b" * 61)]
     path = tmp_path / "b.pcapng"
     path.write_bytes(_pcapng(blocks))
-    ts, frames = read_pcap(path)
+    with pytest.warns(TrafficWarning, match="1 of 2 packets have a timestamp earlier"):
+        ts, frames = read_pcap(path)
     assert frames == (b"a" * 60, b"b" * 61)
     assert ts.tolist() == [t, 103_500_000_000]
 
@@ -271,6 +272,62 @@ def test_pcapng_errors(tmp_path):
     path.write_bytes(good[:-4] + b"\x00\x00\x00\x00")
     with pytest.raises(TrafficError, match="different length"):
         read_pcap(path)
+
+
+# ---- one frame-size rule; odd captures are kept and reported once --------------------------------
+
+def _classic(records: list[tuple[int, int, bytes]]) -> bytes:
+    """A little-endian microsecond pcap of (seconds, wire length, captured bytes) records."""
+    out = struct.pack("<IHHiIII", dpkt.pcap.TCPDUMP_MAGIC, 2, 4, 0, 0, 262144, 1)
+    for sec, wire, data in records:
+        out += struct.pack("<IIII", sec, 0, len(data), wire) + data
+    return out
+
+
+@pytest.mark.parametrize("size,ok", [(65535, True), (65536, False), (70000, False)])
+def test_frames_over_65535_bytes_are_refused_in_both_formats(tmp_path, size, ok):
+    classic, ng_path = tmp_path / "big.pcap", tmp_path / "big.pcapng"
+    classic.write_bytes(_classic([(1, 60, b"a" * 60), (2, size, b"b" * size)]))
+    ng_path.write_bytes(_pcapng([ng.SectionHeaderBlockLE(), ng.InterfaceDescriptionBlockLE(snaplen=0),
+                                 ng.EnhancedPacketBlockLE(pkt_data=b"a" * 60),
+                                 ng.EnhancedPacketBlockLE(pkt_data=b"b" * size)]))
+    for path in (classic, ng_path):
+        if ok:
+            assert [len(f) for f in read_pcap(path)[1]] == [60, size]
+            continue
+        with pytest.raises(TrafficError, match=rf"packet #1 has {size} bytes, more than the 65535 an NF takes"):
+            read_pcap(path)
+        with pytest.raises(TrafficError, match=rf"packet #1 has {size} bytes"):
+            list(iter_pcap(path, 1))  # simulate's streaming path: the same rule
+
+
+def test_snaplen_cuts_are_reported_once_with_counts(tmp_path, recwarn):
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(_classic([(1, 1514, b"a" * 96), (2, 60, b"b" * 60), (3, 900, b"c" * 96)]))
+    ts, frames = read_pcap(path)
+    assert [len(f) for f in frames] == [96, 60, 96]  # kept as captured
+    messages = [str(w.message) for w in recwarn if issubclass(w.category, TrafficWarning)]
+    assert messages == [f"{path}: 2 of 3 packets were cut short by the capture's snapshot length (fewer bytes "
+                        "captured than on the wire); the NF sees the captured bytes"]
+    ng_path = tmp_path / "cut.pcapng"
+    block = bytearray(bytes(ng.EnhancedPacketBlockLE(pkt_data=b"d" * 64)))
+    block[24:28] = struct.pack("<I", 1000)  # the original length (dpkt's writer sets it to the captured one)
+    ng_path.write_bytes(_pcapng([ng.SectionHeaderBlockLE(), ng.InterfaceDescriptionBlockLE()]) + bytes(block))
+    with pytest.warns(TrafficWarning, match="1 of 1 packets were cut short"):
+        read_pcap(ng_path)
+
+
+def test_out_of_order_timestamps_are_kept_in_file_order_and_reported(tmp_path, recwarn):
+    write_pcap(tmp_path / "a.pcap", [10, 30, 20, 40, 5], (b"a0", b"a1", b"a2", b"a3", b"a4"))
+    write_pcap(tmp_path / "b.pcap", [25, 35], (b"b0", b"b1"))
+    trace = load_inputs([f"0={tmp_path / 'a.pcap'}", f"1={tmp_path / 'b.pcap'}"])
+    assert trace.frames == (b"a0", b"b0", b"a1", b"a2", b"b1", b"a3", b"a4")  # a's order is the file's
+    assert trace.timestamps.tolist() == [10, 25, 30, 30, 35, 40, 40]  # late packets at the latest time before them
+    messages = [str(w.message) for w in recwarn if issubclass(w.category, TrafficWarning)]
+    assert messages == [f"{tmp_path / 'a.pcap'}: 2 of 5 packets have a timestamp earlier than a packet before them; "
+                        "they are kept in file order, at the latest time before them"]
+    chunks = list(iter_pcap(tmp_path / "a.pcap", 2))  # counted across chunks too
+    assert [c[1] for c in chunks] == [(b"a0", b"a1"), (b"a2", b"a3"), (b"a4",)]
 
 
 # ---- inputs and traces ----------------------------------------------------------------------
@@ -710,4 +767,4 @@ def test_cli_heartbeat_writes_both_devices_and_reports_errors(tmp_path, capsys):
     assert nfx(["traffic", "bogus", "--out", str(tmp_path)]) == 1
     assert "unknown traffic kind 'bogus'" in capsys.readouterr().err
     assert nfx(["traffic", "uniform", "--out", str(tmp_path), "--flows", "0"]) == 1
-    assert "flows=0" in capsys.readouterr().err
+    assert "--flows 0: expected an integer from 1 to 67108864" in capsys.readouterr().err

@@ -8,12 +8,10 @@ AddressSanitizer/UndefinedBehaviorSanitizer ("address,undefined") or ThreadSanit
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from explorer import build
+from explorer import build, cache
 from explorer.codegen.project import GeneratedProject, is_complete
 from explorer.errors import BuildError, ConfigError
 
@@ -54,16 +52,10 @@ def build_program(project: GeneratedProject | str | Path, target: str = "replay"
     identity = (build.compiler_identity(), build.BASE_FLAGS, cflags, libs)
     key = build.digest("codegen", target, identity, contents, flags)  # the folder itself does not matter
     flags.insert(0, f"-I{folder}")
-    root = build.cache_dir()
-    final = root / "codegen" / f"{program}-{key[:24]}" / program
-    if final.is_file():
-        return final
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="codegen-", dir=root))
-    except OSError as error:
-        raise BuildError(f"cannot use the build cache {root}: {error.strerror}") from None
-    try:
+    found = cache.lookup("codegen", f"{program}-{key[:24]}")
+    if found is not None:
+        return found / program
+    with cache.scratch() as work:
         jobs = []
         for source in sources:
             extra = ["-include", "nf_parallel.h"] if source == "nf_state.c" else []
@@ -75,7 +67,4 @@ def build_program(project: GeneratedProject | str | Path, target: str = "replay"
                            *sanitizers, *libs])
         if done.returncode != 0:
             raise build.link_error(done.stderr)
-        build.place_atomically(work / program, final)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return final
+        return cache.publish("codegen", f"{program}-{key[:24]}", {program: work / program}) / program

@@ -20,7 +20,7 @@ FRONTEND_INCLUDE = Path(__file__).resolve().parent.parent / "frontend" / "includ
 RUNTIME_INCLUDE = Path(__file__).resolve().parent.parent / "runtime" / "include"
 OUR_INCLUDES = (FRONTEND_INCLUDE, RUNTIME_INCLUDE)
 MAX_SOURCE_BYTES = 8 << 20  # an NF file or one of its headers
-CPP_LIMITS = Limits(seconds=10.0, memory=1 << 29, output=64 << 20)  # cc1 needs about 20 MiB
+CPP_LIMITS = Limits(seconds=5.0, memory=1 << 28, output=64 << 20)  # an NF takes cc1 50 ms and 30 MiB
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,9 @@ def _check_includes(scan: _Scan, path: str, *, system_headers: bool = False) -> 
         if is_ours(file) or (system_headers and file in scan.system):
             continue
         if not _within(file, (folder,)):
-            raise CSyntaxError(f"#include of {file}, which is outside the NF's folder; an NF may include "
+            real = os.path.realpath(file)
+            leads = f" (it leads to {real})" if os.path.abspath(file) != real else ""
+            raise CSyntaxError(f"#include of {file}{leads}, which is outside the NF's folder; an NF may include "
                                f"only {ALLOWED_INCLUDES}", location=where)
         try:
             regular = stat.S_ISREG(os.stat(file).st_mode)

@@ -5,10 +5,18 @@ Classic pcap records are walked here, block by block, so that a damaged file is 
 byte offset of the damage (dpkt's reader stops or yields short packets silently) and so that a file
 larger than memory can be read in chunks. pcapng blocks are decoded with dpkt's block classes
 (``explorer.traffic.pcapng``). Every failure a user can cause is a ``TrafficError`` naming the file.
+
+One frame-size rule for every command: a frame longer than ``MAX_FRAME`` (65,535 bytes, what
+``nf_process``'s ``uint16_t len`` can say) is refused when it is read. Two things are kept but
+reported once per file, with counts, as a ``TrafficWarning``: packets the capture cut short (its
+snapshot length below the frame's length on the wire; the NF sees the captured bytes) and packets
+whose timestamp is earlier than one before them in the file (never re-sorted: ``Trace.merge``
+keeps each file's order).
 """
 from __future__ import annotations
 
 import struct
+import warnings
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Sequence, Union
 
@@ -24,6 +32,7 @@ Chunk = tuple[np.ndarray, tuple[bytes, ...]]
 
 # libpcap's largest snapshot length: a record claiming more is corrupt, not a big packet.
 MAX_CAPLEN = 262144
+MAX_FRAME = 0xFFFF  # nf_process's uint16_t len: the largest frame any command accepts
 NS_PER_SEC = 1_000_000_000
 _FILE_HEADER = 24
 _RECORD_HEADER = 16
@@ -38,6 +47,47 @@ _MAGICS = {
     struct.pack("<I", dpkt.pcap.TCPDUMP_MAGIC_NANO): ("<", True),
 }
 _MODIFIED_MAGICS = {struct.pack(">I", dpkt.pcap.MODPCAP_MAGIC), struct.pack("<I", dpkt.pcap.MODPCAP_MAGIC)}
+
+
+class TrafficWarning(UserWarning):
+    """Something odd in a capture that nfx keeps and reports (the CLI prints it on one line)."""
+
+
+class FileStats:
+    """Counts, over one file, of packets cut by the snapshot length and packets out of time order;
+    checks the frame-size rule."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.packets = 0
+        self.truncated = 0
+        self.out_of_order = 0
+        self.latest = 0
+
+    def add(self, stamps: np.ndarray, captured: np.ndarray, on_wire: np.ndarray) -> None:
+        if len(stamps) == 0:
+            return
+        big = np.flatnonzero(captured > MAX_FRAME)
+        if len(big):
+            k = int(big[0])
+            raise TrafficError(f"{self.name}: packet #{self.packets + k} has {int(captured[k])} bytes, more than "
+                               f"the {MAX_FRAME} an NF takes (nf_process's len is a uint16_t)")
+        self.truncated += int(np.count_nonzero(captured < on_wire))
+        before = np.maximum.accumulate(np.concatenate(([np.uint64(self.latest)], stamps[:-1].astype(np.uint64))))
+        self.out_of_order += int(np.count_nonzero(stamps < before))
+        self.latest = int(max(self.latest, int(stamps.max())))
+        self.packets += len(stamps)
+
+    def report(self) -> None:
+        """One warning per kind of oddity, with counts."""
+        if self.truncated:
+            warnings.warn(TrafficWarning(
+                f"{self.name}: {self.truncated} of {self.packets} packets were cut short by the capture's "
+                f"snapshot length (fewer bytes captured than on the wire); the NF sees the captured bytes"))
+        if self.out_of_order:
+            warnings.warn(TrafficWarning(
+                f"{self.name}: {self.out_of_order} of {self.packets} packets have a timestamp earlier than a "
+                f"packet before them; they are kept in file order, at the latest time before them"))
 
 
 def read_pcap(path: PathLike) -> Chunk:
@@ -76,17 +126,19 @@ def _chunks(path: PathLike, chunk_packets: int) -> Iterator[Chunk]:
     except OSError as error:
         raise TrafficError(f"{name}: cannot read: {error.strerror or error}") from None
     with stream:
+        stats = FileStats(name)
         try:
             magic = stream.read(4)
             if magic == PCAPNG_MAGIC:
-                yield from iter_pcapng(stream, name, chunk_packets, magic)
+                yield from iter_pcapng(stream, name, chunk_packets, magic, stats)
             else:
-                yield from _iter_classic(stream, name, chunk_packets, magic)
+                yield from _iter_classic(stream, name, chunk_packets, magic, stats)
         except OSError as error:
             raise TrafficError(f"{name}: cannot read: {error.strerror or error}") from None
+        stats.report()
 
 
-def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes) -> Iterator[Chunk]:
+def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes, stats: FileStats) -> Iterator[Chunk]:
     if not magic:
         raise TrafficError(f"{name}: empty file (0 bytes), not a pcap file")
     if magic in _MODIFIED_MAGICS:
@@ -107,11 +159,11 @@ def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes)
     if linktype != dpkt.pcap.DLT_EN10MB:
         raise TrafficError(f"{name}: link type {linktype} is not Ethernet; only Ethernet "
                            f"(link type {dpkt.pcap.DLT_EN10MB}) captures are supported")
-    yield from _classic_records(stream, name, chunk_packets, order, nano)
+    yield from _classic_records(stream, name, chunk_packets, order, nano, stats)
 
 
 def _classic_records(stream: BinaryIO, name: str, chunk_packets: int, order: str,
-                     nano: bool) -> Iterator[Chunk]:
+                     nano: bool, stats: FileStats) -> Iterator[Chunk]:
     caplen_at = struct.Struct(order + "I").unpack_from
     header = np.dtype([("sec", order + "u4"), ("frac", order + "u4"), ("caplen", order + "u4"),
                        ("wirelen", order + "u4")])
@@ -139,7 +191,7 @@ def _classic_records(stream: BinaryIO, name: str, chunk_packets: int, order: str
             starts.append(pos)
             pos = stop
         if starts:
-            stamps, frames = _decode(buf, starts, header, nano, name, base, index)
+            stamps, frames = _decode(buf, starts, header, nano, name, base, index, stats)
             index += len(starts)
             pending.add(stamps, frames)
             yield from pending.full_chunks()
@@ -184,7 +236,7 @@ class Chunker:
 
 
 def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: str, base: int,
-            index: int) -> tuple[np.ndarray, list[bytes]]:
+            index: int, stats: FileStats) -> tuple[np.ndarray, list[bytes]]:
     """The records at ``starts`` of ``buf`` (whose first byte is at file offset ``base``); the first
     one is packet number ``index``."""
     at = np.asarray(starts, dtype=np.int64)
@@ -199,6 +251,7 @@ def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: s
                            f"{int(heads['frac'][k])} {unit}, not below one second: corrupt file")
     stamps = (heads["sec"].astype(np.uint64) * np.uint64(NS_PER_SEC)
               + heads["frac"].astype(np.uint64) * np.uint64(1 if nano else 1000))
+    stats.add(stamps, heads["caplen"], heads["wirelen"])
     ends = (at + _RECORD_HEADER + heads["caplen"]).tolist()
     return stamps, [buf[a + _RECORD_HEADER:b] for a, b in zip(starts, ends)]
 

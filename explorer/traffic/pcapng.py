@@ -8,7 +8,7 @@ own timestamp resolution and offset; enhanced and (obsolete) packet blocks. Othe
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import dpkt
 import dpkt.pcapng as ng
@@ -45,12 +45,13 @@ class _Interface:
         return self.offset_ns + ticks * _NS_PER_SEC // self.units_per_sec
 
 
-def iter_pcapng(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes) -> Iterator[
+def iter_pcapng(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes, stats: Any) -> Iterator[
         tuple[np.ndarray, tuple[bytes, ...]]]:
     """Chunks of ``(timestamps_ns, frames)`` from a pcapng stream whose first 4 bytes (``magic``)
-    were already read."""
+    were already read; each chunk is counted in ``stats`` (``pcap.FileStats``) before it is yielded."""
     stamps: list[int] = []
     frames: list[bytes] = []
+    on_wire: list[int] = []
     order = "<"
     interfaces: list[_Interface] = []
     offset = 0
@@ -109,6 +110,7 @@ def iter_pcapng(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes) -
                 ticks = (pkt.ts_high << 32) | pkt.ts_low
                 stamps.append(interfaces[pkt.iface_id].nanoseconds(ticks))
                 frames.append(bytes(pkt.pkt_data))
+                on_wire.append(pkt.pkt_len)
             elif kind == ng.PCAPNG_BT_SPB:
                 raise TrafficError(f"{name}: simple packet block at byte {offset} has no timestamp; "
                                    "convert the capture with editcap -F pcap")
@@ -117,13 +119,17 @@ def iter_pcapng(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes) -
                                f"{error or type(error).__name__}") from None
         offset += length
         if len(frames) == chunk_packets:
-            yield _chunk(stamps, frames, name)
-            stamps, frames = [], []
+            yield _chunk(stamps, frames, on_wire, name, stats)
+            stamps, frames, on_wire = [], [], []
     if frames:
-        yield _chunk(stamps, frames, name)
+        yield _chunk(stamps, frames, on_wire, name, stats)
 
 
-def _chunk(stamps: list[int], frames: list[bytes], name: str) -> tuple[np.ndarray, tuple[bytes, ...]]:
+def _chunk(stamps: list[int], frames: list[bytes], on_wire: list[int], name: str,
+           stats: Any) -> tuple[np.ndarray, tuple[bytes, ...]]:
     if min(stamps) < 0 or max(stamps) >= 1 << 64:
         raise TrafficError(f"{name}: timestamps outside 1970..2554: corrupt file")
-    return np.asarray(stamps, dtype=np.uint64), tuple(frames)
+    timestamps = np.asarray(stamps, dtype=np.uint64)
+    stats.add(timestamps, np.fromiter(map(len, frames), dtype=np.int64, count=len(frames)),
+              np.asarray(on_wire, dtype=np.int64))
+    return timestamps, tuple(frames)

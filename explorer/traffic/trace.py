@@ -27,11 +27,14 @@ class Trace:
 
     @staticmethod
     def merge(per_device: dict[int, tuple[np.ndarray, tuple[bytes, ...]]]) -> "Trace":
-        """Merge ``{device: (timestamps, frames)}`` by timestamp, ties by device, then file order."""
+        """Merge ``{device: (timestamps, frames)}`` by timestamp, ties by device, then file order.
+        Each device's packets keep their order: a timestamp earlier than one before it in its file
+        is raised to that one (never re-sorted; the pcap reader warns about it)."""
         stamps, devs, frames = [], [], []
         for dev in sorted(per_device):
             ts, fr = per_device[dev]
-            stamps.append(np.asarray(ts, dtype=np.uint64))
+            ts = np.asarray(ts, dtype=np.uint64)
+            stamps.append(np.maximum.accumulate(ts) if len(ts) else ts)
             devs.append(np.full(len(fr), dev, dtype=np.uint16))
             frames.extend(fr)
         if not frames:
