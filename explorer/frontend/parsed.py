@@ -44,6 +44,7 @@ class ParsedNF:
     defines: tuple[tuple[str, str], ...]  # effective configuration macros (object-like), sorted
     devices: int  # NF_DEVICES
     source_map: SourceMap = field(compare=False, hash=False, repr=False)
+    text: str = field(default="", compare=False, hash=False, repr=False)  # preprocessed: where coords point
 
     @property
     def name(self) -> str:
@@ -127,4 +128,5 @@ def parse_nf(path: str | Path, defines: Optional[dict[str, str]] = None) -> Pars
     devices_macro = final.get("NF_DEVICES")
     devices = _devices(devices_macro.value if devices_macro else "2", path)
     source_map = SourceMap(tuple((name, _read_lines(name)) for name in pre.files))
-    return ParsedNF(path=path, ast=ast, defines=effective, devices=devices, source_map=source_map)
+    return ParsedNF(path=path, ast=ast, defines=effective, devices=devices, source_map=source_map,
+                    text=pre.text)
