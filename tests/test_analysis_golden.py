@@ -5,37 +5,18 @@ and review the diff; a mismatch fails with a unified diff of the two texts.
 """
 from __future__ import annotations
 
-import difflib
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from explorer.graph import access_graph
 from explorer.symbex import analyze
+from golden import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "analysis"
 SAMPLES = sorted(p.stem for p in (ROOT / "sample_nfs").glob("*.c"))
-UPDATE = os.environ.get("NFX_UPDATE_GOLDEN") == "1"
-
-
-def compare(actual: str, path: Path, update: bool = UPDATE) -> None:
-    if update:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text() != actual:
-            path.write_text(actual)
-        return
-    if not path.exists():
-        pytest.fail(f"{path.name} is missing; create it with NFX_UPDATE_GOLDEN=1")
-    expected = path.read_text()
-    if actual != expected:
-        diff = difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-                                    fromfile=f"{path.name} (golden)", tofile="analysis now")
-        text = "".join(list(diff)[:300])
-        pytest.fail(f"{path.name} differs from the golden file (NFX_UPDATE_GOLDEN=1 to accept):\n{text}",
-                    pytrace=False)
 
 
 @pytest.mark.parametrize("nf", SAMPLES)

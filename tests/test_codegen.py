@@ -1,10 +1,9 @@
-"""Code generation: the ParallelPlan as text (golden files), the NF's AST transformation per
-strategy, the project printer's rules, and real compiles with warnings as errors.
+"""Code generation: the ParallelPlan as text (golden files), the project printer's rules, and real
+compiles with warnings as errors (the NF's edits: test_codegen_transform; writing: test_codegen_writes).
 
 Regenerate the golden files with NFX_UPDATE_GOLDEN=1 (then review the diff)."""
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import os
@@ -12,14 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pycparser import c_ast, c_parser
 
 from explorer import build, pipeline
 from explorer.codegen import generate, parallel_plan, render, write_project
 from explorer.codegen.compile import build_program
 from explorer.codegen.planning import plan_from_dict
-from explorer.codegen.transform import nf_ast, transform
 from explorer.errors import ConfigError, GenerateError
+from golden import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ("nop", "sbridge", "bridge", "pol", "fw", "nat", "cl", "psd", "lb")
@@ -44,18 +42,6 @@ def cases():
                 yield nf, strategy
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("NFX_UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.is_file(), f"no golden file {path}: run with NFX_UPDATE_GOLDEN=1 to create it"
-    expected = path.read_text()
-    if text != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "generated"))
-        pytest.fail(f"{name} differs from its golden file (NFX_UPDATE_GOLDEN=1 to accept):\n{diff}")
-
-
 @pytest.fixture(autouse=True)
 def _repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)  # sample paths in plans are relative, as users type them
@@ -65,7 +51,7 @@ def _repo_root(monkeypatch):
 
 @pytest.mark.parametrize("nf,strategy", list(cases()))
 def test_plan_text_matches_golden(nf, strategy):
-    check_golden(f"{nf}-{strategy}.txt", plan(nf, strategy).text())
+    compare(plan(nf, strategy).text(), GOLDEN / f"{nf}-{strategy}.txt")
 
 
 def test_plan_divides_sharded_tables_only_for_sn():
@@ -115,119 +101,6 @@ def test_plan_refuses_what_cannot_be_generated():
 def test_plan_round_trips_through_json():
     p = plan("nat", "sn")
     assert plan_from_dict(json.loads(json.dumps(p.to_dict()))) == p
-
-
-def test_overrides_are_the_defines_that_differ_from_the_defaults():
-    s = pipeline.solve("sample_nfs/fw.c", {"FW_CAPACITY": "1024"}, cores=2)
-    p = parallel_plan(s)
-    assert p.overrides == (("FW_CAPACITY", "1024"),)
-    assert "nf_sn_capacity(1024)" in transform(p).text  # the --define reaches the printed NF
-
-
-# ---- the NF's transformation ------------------------------------------------------------------
-
-def _parse_back(text: str) -> c_ast.FileAST:
-    """Reparse printed C with stand-ins for the names nf.h and nf_parallel.h provide."""
-    types = ("uint8_t", "uint16_t", "uint32_t", "uint64_t", "int32_t", "size_t", "nf_time_t", "_Bool")
-    prelude = "".join(f"typedef int {t};\n" for t in types if t != "_Bool")
-    return c_parser.CParser().parse(prelude + text.replace("_Bool", "int"), "nf.c")
-
-
-def test_seq_prints_the_nf_unchanged_modulo_printing():
-    p = plan("fw", "seq")
-    nf = transform(p)
-    assert nf.changes == ()
-    printed = _parse_back(nf.text)
-    names = [e.name for e in printed.ext if isinstance(e, c_ast.FuncDef) for e in [e.decl]]
-    assert names == ["nf_init", "expiry_threshold", "from_lan", "from_wan", "nf_process"]
-    assert "nf_map_allocate(sizeof(struct flow_key), 65536, &flows)" in nf.text
-    assert "struct nf_ipv4_hdr\n{" not in nf.text  # nf.h's declarations are not copied
-
-
-def test_sn_makes_globals_per_core_and_divides_capacities():
-    nf = transform(plan("fw", "sn"))
-    for handle in ("flows", "keys", "chain"):
-        assert "static _Thread_local struct nf_" in nf.text and f"*{handle};" in nf.text
-    assert "nf_map_allocate(sizeof(struct flow_key), nf_sn_capacity(65536), &flows)" in nf.text
-    assert "nf_dchain_allocate(nf_sn_capacity(65536), &chain)" in nf.text
-    assert "nf_sn_allocate_new_index(chain, &index, now)" in nf.text
-    assert any("thread-local" in c and "flows" in c for c in nf.changes)
-    sbridge = transform(plan("sbridge", "sn"))  # replicated tables keep their size
-    assert "nf_sn_capacity" not in sbridge.text and "_Thread_local" in sbridge.text
-
-
-def test_locks_reroute_the_calls_a_reader_pass_must_control():
-    nf = transform(plan("bridge", "locks"))
-    for call in ("nf_par_map_allocate", "nf_par_vector_allocate", "nf_par_dchain_allocate", "nf_par_vector_borrow",
-                 "nf_par_vector_return", "nf_par_dchain_rejuvenate_index"):
-        assert f"{call}(" in nf.text
-    assert "nf_vector_borrow(" not in nf.text.replace("nf_par_vector_borrow(", "")
-    assert "_Thread_local" not in nf.text  # one shared copy
-    assert transform(plan("bridge", "tm")).text == nf.text  # tm differs in the runtime's locks only
-
-
-def test_generated_nf_c_matches_golden():
-    check_golden("fw-sn-nf.c", render(plan("fw", "sn"))["nf.c"].decode())
-    check_golden("bridge-locks-nf.c", render(plan("bridge", "locks"))["nf.c"].decode())
-
-
-def _nf_file(tmp_path, body: str) -> Path:
-    path = tmp_path / "odd.c"
-    path.write_text('#include "nf.h"\n' + body)
-    return path
-
-
-ODD_NF = """
-static struct nf_map *table;
-static struct nf_dchain *chain;
-static bool alloc_map(struct nf_map **out) { return nf_map_allocate(4, 64, out); }
-bool nf_init(void) { return alloc_map(&table) && nf_dchain_allocate(64, &chain); }
-int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
-  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);
-  if (ip == NULL) return NF_DROP;
-  int index;
-  if (!nf_map_get(table, &ip->src_addr, &index)) {
-    if (!nf_dchain_allocate_new_index(chain, &index, now)) return NF_DROP;
-    nf_map_put(table, &ip->src_addr, index);
-  }
-  return device == 0 ? 1 : 0;
-}
-"""
-
-
-def test_an_allocation_nfx_cannot_attribute_is_an_error_with_a_location(tmp_path, monkeypatch):
-    path = _nf_file(tmp_path, ODD_NF)
-    monkeypatch.chdir(tmp_path)
-    s = pipeline.solve(str(path), cores=2)
-    assert s.strategy == "shared-nothing"
-    with pytest.raises(GenerateError) as caught:
-        transform(parallel_plan(s))
-    assert caught.value.location is not None and caught.value.location.file == str(path)
-    assert "&<global handle>" in str(caught.value)
-
-
-def test_taking_a_rewritten_function_s_address_is_refused(tmp_path, monkeypatch):
-    """The analyser refuses function pointers; should one reach the printer anyway (here: the file
-    changed after the analysis), the rewrite must not miss a call made through it."""
-    body = ODD_NF.replace("alloc_map(&table)", "nf_map_allocate(4, 64, &table)")
-    path = _nf_file(tmp_path, body)
-    monkeypatch.chdir(tmp_path)
-    p = parallel_plan(pipeline.solve(str(path), cores=2, strategy="locks"))
-    path.write_text(path.read_text().replace(
-        "static bool alloc_map(struct nf_map **out) { return nf_map_allocate(4, 64, out); }",
-        "static void *(*borrow)(struct nf_vector *, int) = nf_vector_borrow;"))
-    with pytest.raises(GenerateError, match="nf_vector_borrow is used other than by calling it") as caught:
-        transform(p)
-    assert caught.value.location.line == 5
-
-
-def test_a_changed_source_is_detected(tmp_path, monkeypatch):
-    path = _nf_file(tmp_path, ODD_NF.replace("alloc_map(&table)", "nf_map_allocate(4, 64, &table)"))
-    monkeypatch.chdir(tmp_path)
-    p = parallel_plan(pipeline.solve(str(path), cores=2))
-    path.write_text(path.read_text().replace('#include "nf.h"\n', '#include "nf.h"\n#define EXTRA 3\n'))
-    with pytest.raises(GenerateError, match="changed since it was analysed"):
-        nf_ast(p)
 
 
 # ---- the project -------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_rewriting_the_same_project_touches_nothing(tmp_path):
     assert again.changed == () and again.kept == () and again.removed == ()
     assert {f: (out / f).stat().st_mtime_ns for f in [*FILES, MARKER]} == stamps
     other = write_project(plan(4), out)
-    assert set(other.changed) == {"nf_plan.h", "nf_plan.c", "plan.txt", "plan.json", "README.md", "nf.c"}
+    assert set(other.changed) == {"nf_plan.h", "nf_plan.c", "plan.txt", "plan.json", "README.md"}
     assert json.loads((out / MARKER).read_text())["files"]["plan.txt"] == [digest(render(plan(4))["plan.txt"])]
 
 
@@ -269,4 +269,4 @@ def test_cli_generate(tmp_path, capsys, monkeypatch):
     assert main(["generate", "sample_nfs/nat.c", "-o", str(tmp_path / "s"), "--strategy", "seq",
                  "--define", "NAT_CAPACITY=2048"]) == 0
     assert "#define NF_CORES 1" in (tmp_path / "s" / "nf_plan.h").read_text()
-    assert "2048" in (tmp_path / "s" / "nf.c").read_text()
+    assert "#define NAT_CAPACITY 2048\n" in (tmp_path / "s" / "nf_config.h").read_text()

@@ -1,51 +1,78 @@
-"""The NF rewritten for a strategy: its pycparser AST transformed, printed with CGenerator.
+"""The NF rewritten for a strategy: the strategy's edits, found on the NF's AST and applied to the
+NF's own text (``source_edits``), so that ``nf.c`` keeps the author's comments, macro names and
+layout, and its diff against the input is the strategy's edits and nothing else.
 
-The NF is parsed by ``explorer.frontend`` (so with the configuration it was analysed with: its
-macros are expanded, and the values they had are the ones printed). Declarations that come from
-the project's own headers (nf.h and the analyser's small libc) are dropped: the printed file
-includes ``nf_parallel.h``, which brings the real nf.h. Then, per strategy:
+What each strategy changes is one row of ``EDITS`` (a new strategy is a new row):
 
-* seq: nothing changes.
-* sn: every variable with static storage becomes ``_Thread_local`` (each core's nf_init fills its
-  own handles); the capacity argument of each allocation of a sharded map, vector or dchain is
-  wrapped in ``nf_sn_capacity()``; ``nf_dchain_allocate_new_index`` becomes
+* seq: nothing.
+* sn: variables with static storage become ``_Thread_local`` (each core's nf_init fills its own
+  handles); the capacity argument of each allocation of an object the plan gives a per-core share
+  is wrapped in ``nf_sn_capacity()``; ``nf_dchain_allocate_new_index`` becomes
   ``nf_sn_allocate_new_index`` (which notes a core's share running out).
 * locks, tm: allocations, ``nf_vector_borrow``/``nf_vector_return`` and
   ``nf_dchain_rejuvenate_index`` call the runtime's ``nf_par_*`` versions (see nf_parallel.h).
+
+Every ``nf.c`` starts with one added line, ``#include "nf_parallel.h"``: it brings the project's
+configuration (``nf_config.h`` defines the values the NF was analysed with that differ from its
+own ``#ifndef`` defaults) and declares what the edits call. The NF is located with the plan's
+configuration, and the edited text, preprocessed and parsed again with it, must give exactly the
+AST the strategy asks for, or nothing is generated.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from pycparser import c_ast, c_generator
 
-from explorer.codegen.planning import DIVIDED_KINDS, ParallelPlan
-from explorer.errors import GenerateError
+from explorer.codegen.source_edits import Edit, SourceAnchors, Token, apply_edits, arguments, first_code_offset, \
+    unified_diff
+from explorer.errors import GenerateError, NfxError
 from explorer.frontend import parse_nf
 from explorer.ir import Location
 from explorer.nfsource import FRONTEND_INCLUDE, RUNTIME_INCLUDE
 from explorer.state_api import ALLOCATIONS
 
-RENAMES = {
-    "seq": {},
-    "sn": {"nf_dchain_allocate_new_index": "nf_sn_allocate_new_index"},
-    "locks": {"nf_map_allocate": "nf_par_map_allocate", "nf_vector_allocate": "nf_par_vector_allocate",
-              "nf_dchain_allocate": "nf_par_dchain_allocate", "nf_sketch_allocate": "nf_par_sketch_allocate",
-              "nf_cht_allocate": "nf_par_cht_allocate", "nf_vector_borrow": "nf_par_vector_borrow",
-              "nf_vector_return": "nf_par_vector_return",
-              "nf_dchain_rejuvenate_index": "nf_par_dchain_rejuvenate_index"},
+
+@dataclass(frozen=True)
+class StrategyEdits:
+    """What a strategy changes in an NF."""
+
+    renames: dict[str, str] = field(default_factory=dict)  # state call -> the runtime's version
+    thread_local: bool = False  # variables with static storage become one per core
+    capacity_wrapper: Optional[str] = None  # wraps the capacity of objects the plan gives a per-core share
+
+
+_LOCKED_CALLS = {"nf_map_allocate": "nf_par_map_allocate", "nf_vector_allocate": "nf_par_vector_allocate",
+                 "nf_dchain_allocate": "nf_par_dchain_allocate", "nf_sketch_allocate": "nf_par_sketch_allocate",
+                 "nf_cht_allocate": "nf_par_cht_allocate", "nf_vector_borrow": "nf_par_vector_borrow",
+                 "nf_vector_return": "nf_par_vector_return",
+                 "nf_dchain_rejuvenate_index": "nf_par_dchain_rejuvenate_index"}
+EDITS: dict[str, StrategyEdits] = {
+    "seq": StrategyEdits(),
+    "sn": StrategyEdits({"nf_dchain_allocate_new_index": "nf_sn_allocate_new_index"}, thread_local=True,
+                        capacity_wrapper="nf_sn_capacity"),
+    "locks": StrategyEdits(_LOCKED_CALLS),
+    "tm": StrategyEdits(_LOCKED_CALLS),
 }
-RENAMES["tm"] = RENAMES["locks"]
+PROLOGUE = '#include "nf_parallel.h" /* nfx generate: the configuration and the {strategy} runtime */\n'
+# Declaration specifiers: walking back over them from a declaration's type finds where it starts.
+_SPECIFIERS = frozenset({"static", "extern", "auto", "register", "_Thread_local", "__thread", "const", "volatile",
+                         "restrict", "_Atomic", "inline", "_Noreturn", "signed", "unsigned", "short", "long", "int",
+                         "char", "float", "double", "void", "_Bool", "_Complex", "struct", "union", "enum"})
+_TYPE_NODES = (c_ast.IdentifierType, c_ast.Struct, c_ast.Union, c_ast.Enum)
 
 
 @dataclass(frozen=True)
 class TransformedNF:
-    """The printed NF and what the transformation did (for the file's header comment)."""
+    """The NF's text for a strategy, and what changed."""
 
-    text: str
-    changes: tuple[str, ...]
+    text: str  # nf.c
+    headers: tuple[tuple[str, str], ...]  # the NF's own headers (file name, text), edited where needed
+    changes: tuple[str, ...]  # one line per kind of edit, for people
+    diff: str  # the edits, as a unified diff against the NF's files
 
 
 def _location(node: c_ast.Node) -> Optional[Location]:
@@ -56,29 +83,50 @@ def _location(node: c_ast.Node) -> Optional[Location]:
 
 
 def _ours(file: str) -> bool:
-    """Whether a file is one of the project's own headers (its declarations come from nf.h)."""
+    """Whether a file is one of the project's own headers (its declarations come from nf.h), or a
+    copy of one (the nf.h of a project generated beside the NF, which its #include then finds)."""
+    path = Path(file)
     try:
-        parent = Path(file).resolve().parent
+        if path.resolve().parent in (FRONTEND_INCLUDE.resolve(), RUNTIME_INCLUDE.resolve()):
+            return True
+        original = RUNTIME_INCLUDE / path.name
+        return original.is_file() and original.read_bytes() == path.read_bytes()
     except (OSError, ValueError):
         return False
-    return parent in (FRONTEND_INCLUDE.resolve(), RUNTIME_INCLUDE.resolve())
 
 
-class _Rewriter(c_ast.NodeVisitor):
-    """Renames calls, wraps capacities and checks that rewritten functions are only called."""
+def _own(ast: c_ast.FileAST) -> c_ast.FileAST:
+    return c_ast.FileAST([node for node in ast.ext if node.coord is None or not _ours(str(node.coord.file))])
 
-    def __init__(self, plan: ParallelPlan):
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_bytes().decode("utf-8", "surrogateescape")  # byte for byte, whatever it holds
+    except OSError as error:
+        raise GenerateError(f"cannot read {path}: {error.strerror}") from None
+
+
+class _EditFinder(c_ast.NodeVisitor):
+    """Walks the NF's AST: finds where each edit goes in the source (``edits``) and makes the same
+    change in the AST (what the edited text must parse to)."""
+
+    def __init__(self, plan, anchors: SourceAnchors):
         self.plan = plan
-        self.renames = RENAMES[plan.strategy]
-        self.divided = {o.name for o in plan.objects
-                        if plan.strategy == "sn" and o.decision == "shard" and o.kind in DIVIDED_KINDS
-                        and o.per_core != o.capacity}
+        self.anchors = anchors
+        self.rules = EDITS[plan.strategy]
+        self.wrapped = {o.name for o in plan.objects if o.per_core != o.capacity} if self.rules.capacity_wrapper \
+            else set()
         self.found: set[str] = set()
         self.called: set[int] = set()  # ids of ID nodes that are the name of a call
+        self.edits: list[Edit] = []
         self.changes: dict[str, int] = {}
 
     def _count(self, change: str) -> None:
         self.changes[change] = self.changes.get(change, 0) + 1
+
+    def _source(self, node: c_ast.Node, what: str) -> Token:
+        coord = node.coord
+        return self.anchors.source(self.anchors.at(str(coord.file), coord.line, coord.column), what)
 
     def visit_FuncCall(self, node: c_ast.FuncCall) -> None:
         name = node.name.name if isinstance(node.name, c_ast.ID) else None
@@ -86,10 +134,13 @@ class _Rewriter(c_ast.NodeVisitor):
             self.called.add(id(node.name))
             if name in ALLOCATIONS:
                 self._allocation(node, name)
-            if name in self.renames:
-                node.name = c_ast.ID(self.renames[name], coord=node.name.coord)
+            if name in self.rules.renames:
+                new = self.rules.renames[name]
+                token = self._source(node.name, f"the call to {name} that the {self.plan.strategy} strategy renames")
+                self.edits.append(Edit(token.file, token.start, token.end, new))
+                node.name = c_ast.ID(new, coord=node.name.coord)
                 self.called.add(id(node.name))
-                self._count(f"{name} -> {self.renames[name]}")
+                self._count(f"{name} -> {new}")
         self.generic_visit(node)
 
     def _allocation(self, node: c_ast.FuncCall, name: str) -> None:
@@ -99,76 +150,167 @@ class _Rewriter(c_ast.NodeVisitor):
                                    and isinstance(out.expr, c_ast.ID)) else None
         position = ALLOCATIONS[name].capacity_arg
         if target is None:
-            if self.divided:
+            if self.wrapped:
                 raise GenerateError(f"{name} must be called with &<global handle> as its last argument, so that "
                                     "nfx can tell which object it allocates", location=_location(node))
             return
-        if target in self.divided and position is not None and position < len(args):
-            kind = self.plan.object(target).kind
-            if ALLOCATIONS[name].kind != kind:
-                raise GenerateError(f"{target} is a {kind}, but {name} allocates it", location=_location(node))
-            args[position] = c_ast.FuncCall(c_ast.ID("nf_sn_capacity"), c_ast.ExprList([args[position]]),
-                                            coord=args[position].coord)
-            self.found.add(target)
-            self._count(f"capacity of {target} -> nf_sn_capacity(...)")
+        if target not in self.wrapped or position is None or position >= len(args):
+            return
+        kind = self.plan.object(target).kind
+        if ALLOCATIONS[name].kind != kind:
+            raise GenerateError(f"{target} is a {kind}, but {name} allocates it", location=_location(node))
+        wrapper = self.rules.capacity_wrapper
+        what = f"the capacity of {target}, which the {self.plan.strategy} strategy wraps in {wrapper}()"
+        written = arguments(self.anchors.following(self._source(node.name, what)))
+        if written is None or len(written) != len(args) or not written[position]:
+            raise GenerateError(f"{what}: the arguments of this {name} come out of a macro expansion, which nfx "
+                                "does not edit; write them out in the NF", location=_location(node))
+        first, last = written[position][0], written[position][-1]
+        self.edits += [Edit(first.file, first.start, first.start, f"{wrapper}("),
+                       Edit(last.file, last.end, last.end, ")")]
+        args[position] = c_ast.FuncCall(c_ast.ID(wrapper), c_ast.ExprList([args[position]]), coord=args[position].coord)
+        self.found.add(target)
+        self._count(f"capacity of {target} -> {wrapper}(...)")
 
     def visit_ID(self, node: c_ast.ID) -> None:
-        if node.name in self.renames and id(node) not in self.called:
+        if node.name in self.rules.renames and id(node) not in self.called:
             raise GenerateError(f"{node.name} is used other than by calling it; the {self.plan.strategy} strategy "
                                 f"must replace its calls", location=_location(node))
 
-
-def _thread_local(decl: c_ast.Decl) -> bool:
-    """Make a variable with static storage thread-local; False when it is not such a variable."""
-    if isinstance(decl.type, c_ast.FuncDecl) or "extern" in decl.storage or "typedef" in decl.storage:
-        return False
-    if decl.name is None:  # a struct or enum declaration
-        return False
-    if "_Thread_local" not in decl.storage:
+    def thread_local(self, decl: c_ast.Decl) -> None:
+        """Make a variable with static storage one per thread, in the AST and in the text."""
+        if "_Thread_local" in decl.storage or "__thread" in decl.storage:
+            return
         decl.storage = [s for s in decl.storage if s == "static"] + ["_Thread_local"] + \
                        [s for s in decl.storage if s != "static"]
-    return True
+        spec = decl.type
+        while not isinstance(spec, _TYPE_NODES):
+            spec = spec.type
+        anchors = self.anchors
+        pre = anchors.preprocessed
+        at = anchors.at(str(spec.coord.file), spec.coord.line, spec.coord.column)
+        first = at
+        while first > 0 and pre[first - 1].value in _SPECIFIERS and pre[first - 1].file == pre[at].file:
+            first -= 1
+        what = f"the declaration of {decl.name}, which the {self.plan.strategy} strategy makes _Thread_local"
+        static = next((i for i in range(first, at + 1) if pre[i].value == "static"), None)
+        if static is not None:
+            token = anchors.source(static, what)
+            self.edits.append(Edit(token.file, token.end, token.end, " _Thread_local"))
+        else:
+            token = anchors.source(first, what)
+            self.edits.append(Edit(token.file, token.start, token.start, "_Thread_local "))
+
+
+def _static_storage(decl: c_ast.Node, file_scope: bool) -> bool:
+    """A named variable whose lifetime is the program's (a global, or a static local)."""
+    return (isinstance(decl, c_ast.Decl) and decl.name is not None and not isinstance(decl.type, c_ast.FuncDecl)
+            and "extern" not in decl.storage and "typedef" not in decl.storage
+            and (file_scope or "static" in decl.storage))
 
 
 class _StaticLocals(c_ast.NodeVisitor):
-    """Static variables inside functions (sn makes them per core too)."""
-
     def __init__(self) -> None:
-        self.names: list[str] = []
+        self.decls: list[c_ast.Decl] = []
 
     def visit_Decl(self, node: c_ast.Decl) -> None:
-        if "static" in node.storage and _thread_local(node):
-            self.names.append(node.name)
+        if _static_storage(node, file_scope=False):
+            self.decls.append(node)
         self.generic_visit(node)
 
 
-def nf_ast(plan: ParallelPlan) -> c_ast.FileAST:
+def nf_ast(plan) -> c_ast.FileAST:
     """The NF's own declarations, parsed with the plan's configuration."""
+    return _own(_parse(plan).ast)
+
+
+def _parse(plan):
     parsed = parse_nf(plan.source, dict(plan.overrides))
     if tuple(sorted(parsed.defines)) != plan.defines:
         raise GenerateError(f"{plan.source} has changed since it was analysed: its configuration is now "
                             f"{dict(parsed.defines)}, the plan has {dict(plan.defines)}; analyse it again")
-    ext = [node for node in parsed.ast.ext if node.coord is None or not _ours(str(node.coord.file))]
-    return c_ast.FileAST(ext)
+    return parsed
 
 
-def transform(plan: ParallelPlan) -> TransformedNF:
-    """The NF's C text for ``plan.strategy``."""
-    ast = nf_ast(plan)
-    rewriter = _Rewriter(plan)
-    rewriter.visit(ast)
-    missing = sorted(rewriter.divided - rewriter.found)
+def _headers(plan, parsed) -> list[str]:
+    """The NF's own headers (those the project must hold beside nf.c), refusing any it cannot."""
+    folder = Path(plan.source).resolve().parent
+    headers = []
+    for name, _ in parsed.source_map.files:
+        if name == plan.source or _ours(name):
+            continue
+        if Path(name).resolve().parent != folder:
+            raise GenerateError(f"{plan.source} includes {name}: nfx generate copies an NF's own headers into the "
+                                "project, and only those beside the NF; move it there")
+        headers.append(name)
+    return headers
+
+
+def _canonical(ast: c_ast.FileAST) -> str:
+    """The AST as C text, declaration specifiers in a fixed order."""
+    class Order(c_ast.NodeVisitor):
+        def visit_Decl(self, node: c_ast.Decl) -> None:
+            node.storage = sorted(node.storage)
+            self.generic_visit(node)
+
+    Order().visit(ast)
+    return c_generator.CGenerator().visit(ast)
+
+
+def _verify(plan, edited: dict[str, str], expected: c_ast.FileAST) -> None:
+    """The edited text, parsed again with the plan's configuration, must be the AST asked for."""
+    with tempfile.TemporaryDirectory(prefix="nfx-edits-") as folder:
+        for name, text in edited.items():
+            (Path(folder) / Path(name).name).write_bytes(text.encode("utf-8", "surrogateescape"))
+        try:
+            again = parse_nf(str(Path(folder) / Path(plan.source).name), dict(plan.overrides))
+        except NfxError as error:
+            raise GenerateError(f"the {plan.strategy} edits of {plan.source} do not parse ({error.message}); "
+                                "nothing was generated") from None
+    want, got = _canonical(expected), _canonical(_own(again.ast))
+    if want != got:
+        line = next((a for a, b in zip(want.splitlines(), got.splitlines()) if a != b), "")
+        raise GenerateError(f"the {plan.strategy} edits of {plan.source} do not give the NF the strategy needs "
+                            f"(a macro around an edited call?); expected '{line.strip()}'; nothing was generated")
+
+
+def transform(plan) -> TransformedNF:
+    """The NF's text (and its own headers') for ``plan.strategy``."""
+    parsed = _parse(plan)
+    headers = _headers(plan, parsed)
+    sources = {name: _read(name) for name in [plan.source, *headers]}
+    if not parsed.text:
+        raise GenerateError("the front end gave no preprocessed text to anchor the strategy's edits on")
+    finder = _EditFinder(plan, SourceAnchors(parsed.text, sources))
+    ast = _own(parsed.ast)
+    finder.visit(ast)
+    missing = sorted(finder.wrapped - finder.found)
     if missing:
         raise GenerateError(f"{plan.source}: cannot find where nf_init allocates {', '.join(missing)} (expected a "
                             f"call like nf_map_allocate(size, capacity, &{missing[0]}))")
-    changes = [f"{change} (x{count})" if count > 1 else change for change, count in sorted(rewriter.changes.items())]
-    if plan.strategy == "sn":
-        shared = [node.name for node in ast.ext if isinstance(node, c_ast.Decl) and _thread_local(node)]
+    changes = [f"{change} (x{count})" if count > 1 else change for change, count in sorted(finder.changes.items())]
+    if finder.rules.thread_local:
+        globals_ = [node for node in ast.ext if _static_storage(node, file_scope=True)]
         locals_ = _StaticLocals()
         for node in ast.ext:
             if isinstance(node, c_ast.FuncDef):
                 locals_.visit(node)
-        if shared or locals_.names:
-            changes.append("thread-local (one per core): " + ", ".join(shared + locals_.names))
-    body = c_generator.CGenerator().visit(ast)
-    return TransformedNF(body, tuple(changes))
+        for decl in globals_ + locals_.decls:
+            finder.thread_local(decl)
+        if globals_ or locals_.decls:
+            changes.append("thread-local (one per core): " + ", ".join(d.name for d in globals_ + locals_.decls))
+    unique = list(dict.fromkeys(finder.edits))  # declarators that share their specifiers share the edit
+    edited = {name: apply_edits(text, [e for e in unique if e.file == name]) for name, text in sources.items()}
+    _verify(plan, edited, ast)
+
+    nf_text = sources[plan.source]
+    start = first_code_offset(nf_text)
+    line_start = nf_text.rfind("\n", 0, start) + 1
+    if not nf_text[line_start:start].strip():
+        start = line_start
+    prologue = Edit(plan.source, start, start, PROLOGUE.format(strategy=plan.strategy))
+    nf_c = apply_edits(nf_text, [*[e for e in unique if e.file == plan.source], prologue])
+    diff = unified_diff(nf_text, nf_c, plan.source, "nf.c")
+    for name in headers:
+        diff += unified_diff(sources[name], edited[name], name, Path(name).name)
+    return TransformedNF(nf_c, tuple((Path(h).name, edited[h]) for h in headers), tuple(changes), diff)

@@ -1,0 +1,250 @@
+"""Edits to an NF's own text, anchored on pycparser coordinates, so that a generated ``nf.c`` is the
+author's file (comments, macro names, layout) with the strategy's edits and nothing else.
+
+pycparser's coordinates point into the *preprocessed* text: a line there is the source line with
+its macros expanded (and gcc squeezes its spacing), so a column cannot be used on the source as it
+is. Both texts are cut into tokens by pycparser's own lexer (in the source, comments and directive
+lines are blanked first, keeping every offset). A token the AST points at is the k-th token with
+its spelling on its preprocessed line; it is the k-th token with that spelling on the same source
+line when the line has as many of them. Otherwise it came out of a macro expansion, and the edit
+is refused with its location: nfx never edits a macro definition behind the author's back.
+
+What this finds is then checked as a whole: the edited text, preprocessed and parsed again, must
+give the AST the strategy asked for (``transform.verify``).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from pycparser.c_lexer import CLexer
+
+from explorer.errors import GenerateError
+from explorer.ir import Location
+
+
+@dataclass(frozen=True)
+class Token:
+    """One C token: its spelling, where it starts (1-based line and column, as pycparser counts)
+    and, in a source file, its offsets."""
+
+    value: str
+    file: str
+    line: int
+    column: int
+    start: int = -1
+    end: int = -1
+
+    def location(self) -> Location:
+        return Location(self.file, self.line, self.column)
+
+
+class _LexError(Exception):
+    def __init__(self, message: str, line: int, column: int):
+        super().__init__(message)
+        self.line, self.column = line, column
+
+
+def _lex(text: str, filename: str) -> list[Token]:
+    def fail(message: str, line: int, column: int) -> None:
+        raise _LexError(message, line, column)
+
+    lexer = CLexer(fail)
+    lexer.input(text, filename)
+    tokens = []
+    while True:
+        tok = lexer.token()
+        if tok is None:
+            return tokens
+        tokens.append(Token(tok.value, tok.filename, tok.lineno, tok.column))
+
+
+def _scan(text: str) -> tuple[str, tuple[int, ...]]:
+    """``text`` with every comment, directive line (continuations included) and line splice turned
+    into spaces, newlines kept: what is left are the tokens the compiler sees, at their offsets.
+    Also where each directive starts."""
+    out = list(text)
+    directives = []
+    i, n = 0, len(text)
+    line_start = True  # only blanks since the start of the line: a '#' there starts a directive
+    directive = False
+
+    def blank(a: int, b: int) -> None:
+        for k in range(a, b):
+            if out[k] != "\n":
+                out[k] = " "
+
+    while i < n:
+        c = text[i]
+        if c == "\\" and text.startswith("\n", i + 1):  # a line splice
+            blank(i, i + 1)
+            i += 2
+            continue
+        if c == "\n":
+            directive = False
+            line_start = True
+            i += 1
+            continue
+        if c == "\r":  # CRLF files: pycparser's lexer knows only \n
+            out[i] = " "
+            i += 1
+            continue
+        if text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            blank(i, end)
+            i = end
+            continue
+        if text.startswith("//", i):
+            end = i
+            while end < n and text[end] != "\n":
+                end += 2 if text.startswith("\\\n", end) else 1
+            blank(i, end)
+            i = end
+            continue
+        if c == "#" and line_start:
+            directive = True
+            directives.append(i)
+        line_start = line_start and c.isspace()
+        if c in "\"'":  # a literal: what it holds is neither a comment nor a directive's end
+            end = i + 1
+            while end < n and text[end] not in (c, "\n"):
+                end += 2 if text[end] == "\\" else 1
+            end = min(end + 1, n)
+        else:
+            end = i + 1
+        if directive:
+            blank(i, end)
+        i = end
+    return "".join(out), tuple(directives)
+
+
+def source_tokens(text: str, filename: str) -> tuple[Token, ...]:
+    """The tokens of a source file as written (outside comments and directives), with offsets."""
+    try:
+        tokens = _lex(_scan(text)[0], filename)
+    except _LexError as error:
+        raise GenerateError(f"cannot read the tokens of the NF's text: {error}",
+                            location=Location(filename, error.line, error.column)) from None
+    starts = [0]
+    for k, ch in enumerate(text):
+        if ch == "\n":
+            starts.append(k + 1)
+    placed = []
+    for t in tokens:
+        start = starts[t.line - 1] + t.column - 1
+        end = start + len(t.value)
+        if text[start:end] != t.value:  # never expected: the lexer saw what the file holds
+            raise GenerateError(f"cannot place the token '{t.value}' in the NF's text", location=t.location())
+        placed.append(Token(t.value, filename, t.line, t.column, start, end))
+    return tuple(placed)
+
+
+def first_code_offset(text: str) -> int:
+    """Where the first token or directive of a file starts (after its leading comments)."""
+    blanked, directives = _scan(text)
+    first_token = next((k for k, ch in enumerate(blanked) if not ch.isspace()), len(text))
+    return min(first_token, *directives) if directives else first_token
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``text[start:end]`` of ``file`` with ``text`` (an insertion when start == end)."""
+
+    file: str
+    start: int
+    end: int
+    text: str
+
+
+class SourceAnchors:
+    """Maps tokens of the preprocessed text (where the AST's coordinates point) to the source."""
+
+    def __init__(self, preprocessed: str, sources: dict[str, str]):
+        self.sources = sources
+        self.preprocessed = _lex(preprocessed, "")
+        self._pre_lines: dict[tuple[str, int], list[int]] = {}
+        for index, t in enumerate(self.preprocessed):
+            self._pre_lines.setdefault((t.file, t.line), []).append(index)
+        self._source_lines: dict[tuple[str, int], list[Token]] = {}
+        self.tokens: dict[str, tuple[Token, ...]] = {}
+        for name, text in sources.items():
+            self.tokens[name] = source_tokens(text, name)
+            for t in self.tokens[name]:
+                self._source_lines.setdefault((name, t.line), []).append(t)
+
+    def at(self, file: str, line: int, column: int) -> int:
+        """The index of the preprocessed token that starts at file:line:column."""
+        for index in self._pre_lines.get((file, line), ()):
+            if self.preprocessed[index].column == column:
+                return index
+        raise GenerateError("no token starts here in the preprocessed NF", location=Location(file, line, column))
+
+    def source(self, index: int, what: str) -> Token:
+        """The source token the preprocessed token ``index`` was written as; GenerateError when it
+        comes out of a macro expansion (``what`` says what nfx had to edit there)."""
+        pre = self.preprocessed[index]
+        if pre.file not in self.sources:
+            raise GenerateError(f"{what} is in {pre.file}, which nfx does not copy into the project",
+                                location=pre.location())
+        line = [self.preprocessed[i] for i in self._pre_lines[(pre.file, pre.line)]]
+        rank = sum(1 for t in line if t.value == pre.value and t.column < pre.column)
+        same = [t for t in self._source_lines.get((pre.file, pre.line), ()) if t.value == pre.value]
+        if len(same) != sum(1 for t in line if t.value == pre.value):
+            raise GenerateError(f"{what} comes out of a macro expansion, which nfx does not edit; write it "
+                                "out in the NF, or keep the macro away from it", location=pre.location())
+        return same[rank]
+
+    def following(self, token: Token) -> tuple[Token, ...]:
+        """The source tokens of the same file from ``token`` on."""
+        tokens = self.tokens[token.file]
+        return tokens[tokens.index(token):]
+
+
+def arguments(after_name: Iterable[Token]) -> Optional[list[list[Token]]]:
+    """The argument tokens of a call, from its name on: one list per argument, split at the commas
+    outside brackets; None when the name is not followed by a parenthesised list."""
+    tokens = iter(after_name)
+    next(tokens, None)
+    if getattr(next(tokens, None), "value", None) != "(":
+        return None
+    args: list[list[Token]] = [[]]
+    depth = 0
+    for t in tokens:
+        if t.value in ("(", "[", "{"):
+            depth += 1
+        elif t.value in (")", "]", "}"):
+            if depth == 0:
+                return [] if args == [[]] else args
+            depth -= 1
+        elif t.value == "," and depth == 0:
+            args.append([])
+            continue
+        args[-1].append(t)
+    return None
+
+
+def apply_edits(text: str, edits: Iterable[Edit]) -> str:
+    """``text`` with ``edits`` applied (they must not overlap; insertions at one offset keep their
+    order)."""
+    ordered = sorted(enumerate(edits), key=lambda e: (e[1].start, e[1].end, e[0]))
+    parts, at = [], 0
+    for _, edit in ordered:
+        if edit.start < at:
+            raise GenerateError(f"two of the strategy's edits overlap in {edit.file}")
+        parts += [text[at:edit.start], edit.text]
+        at = edit.end
+    parts.append(text[at:])
+    return "".join(parts)
+
+
+def unified_diff(before: str, after: str, old_name: str, new_name: str) -> str:
+    """A unified diff, as git and patch read it (``\\ No newline at end of file`` included)."""
+    def lines(text: str) -> list[str]:
+        out = text.splitlines(keepends=True)
+        if out and not out[-1].endswith("\n"):
+            out[-1] += "\n\\ No newline at end of file\n"
+        return out
+
+    return "".join(difflib.unified_diff(lines(before), lines(after), old_name, new_name))
