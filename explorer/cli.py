@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="compare the parallel build with the sequential one on a trace")
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)
     p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"])
+    p.add_argument("--replies", action=argparse.BooleanOptionalAction, default=None,
+                   help="also send each run replies to what it sent (default: when the NF rewrites headers)")
 
     p = sub.add_parser("bench", help="measure Mpps per strategy and core count")
     _add_nf(p); _add_json(p)

@@ -1,5 +1,7 @@
 """The equivalence check: its relations (renaming, capacity drift, the locks' serial order) on their
-own, then on the sample NFs, and the divergences it must find (a wrong key, a missing lock)."""
+own, then on the sample NFs, and the divergences it must find (a wrong key, a missing lock).
+Verdicts that always mean what they say (partial, sketch drift, set-up errors, closed-loop replies)
+are in tests/test_check_verdicts.py."""
 from __future__ import annotations
 
 import json
@@ -8,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.verify.equivalence import _Renaming, _renamed_equal, check, check_plan, serial_order, update_checksums
+from explorer.verify.equivalence import check, check_plan, serial_order
+from explorer.verify.renaming import Renaming, renamed_equal, update_checksums
 from explorer.codegen.planning import parallel_plan
 from explorer.verify.replay import RAN_READ, RAN_WRITE, ParallelRun
 from explorer.run import run_trace
@@ -56,22 +59,22 @@ def test_renamed_fields_must_be_the_only_difference():
     other = bytearray(frame)
     other[l4:l4 + 2] = (int.from_bytes(frame[l4:l4 + 2], "big") ^ 0x55).to_bytes(2, "big")
     renamed = update_checksums(bytes(other))
-    found = _renamed_equal(frame, renamed, frozenset({"p.l4.sport"}))
+    found = renamed_equal(frame, renamed, frozenset({"p.l4.sport"}))
     assert found is not None and found[0] == ("p.l4.sport",)
-    assert _renamed_equal(frame, renamed, frozenset({"p.l4.dport"})) is None  # not a renamable field
-    assert _renamed_equal(frame, bytes(other), frozenset({"p.l4.sport"})) is None  # stale checksum
+    assert renamed_equal(frame, renamed, frozenset({"p.l4.dport"})) is None  # not a renamable field
+    assert renamed_equal(frame, bytes(other), frozenset({"p.l4.sport"})) is None  # stale checksum
     payload = bytearray(renamed)
     payload[-1] ^= 1
-    assert _renamed_equal(frame, bytes(payload), frozenset({"p.l4.sport"})) is None
+    assert renamed_equal(frame, bytes(payload), frozenset({"p.l4.sport"})) is None
 
 
 def test_renaming_must_be_consistent():
-    r = _Renaming()
+    r = Renaming()
     names = ("p.l4.sport",)
     assert r.accept("flow a", 0, names, ("0400",), ("0401",)) is None
     assert r.accept("flow a", 0, names, ("0400",), ("0401",)) is None
     assert "changed on one side only" in r.accept("flow a", 0, names, ("0400",), ("0402",))
-    r = _Renaming()
+    r = Renaming()
     assert r.accept("flow a", 0, names, ("0400",), ("0401",)) is None
     assert r.accept("flow b", 1, names, ("0402",), ("0401",)) is None  # per-core pools: same port, other core
     assert "stands for both" in r.accept("flow c", 1, names, ("0403",), ("0401",))
@@ -120,6 +123,18 @@ def test_a_wrong_key_is_found_and_explained():
     first = report.differences[0]
     assert first.device == 1 and first.sequential == 0 and first.parallel == -1  # the WAN reply is dropped
     assert "flows entry" in first.why and "different cores" in first.why
+    # Enough per packet for a person (and the explorer's table): device, addresses, ports, verdicts, core.
+    assert len(report.differences) == min(report.unexplained, 50)
+    row = report.to_dict()["differences"][0]
+    frame = traffic().frames[first.index]
+    assert row["packet"] == first.index and row["device"] == 1 and row["core"] == first.core
+    assert (row["sequential"], row["parallel"], row["kind"]) == (0, -1, "difference")
+    assert row["src"] == ".".join(map(str, frame[26:30])) and row["dst"] == ".".join(map(str, frame[30:34]))
+    l4 = 14 + 4 * (frame[14] & 15)
+    assert (row["sport"], row["dport"]) == (int.from_bytes(frame[l4:l4 + 2], "big"),
+                                            int.from_bytes(frame[l4 + 2:l4 + 4], "big"))
+    assert row["proto"] == frame[23] and row["src_mac"] and row["dst_mac"]
+    assert f"{row['src']}:{row['sport']} -> {row['dst']}:{row['dport']}" in report.render()
 
 
 @pytest.mark.dpdk
@@ -138,8 +153,18 @@ def test_per_core_capacity_is_reported_as_drift_not_hidden():
     small = solution("pol", "auto", 4, (("POL_CAPACITY", "64"),))
     report = check(small, traffic(), 4)
     assert report.capacity_drift > 0 and "share of indices ran out" in report.capacity_detail
-    assert report.equivalent, report.render()
-    assert report.to_dict()["capacity_drift"]["packets"] == report.capacity_drift
+    assert report.unexplained == 0 and not report.failure
+    # Packets went uncompared: never "equivalent" (issue 10 item 6), but partial, with the counts.
+    assert not report.equivalent and report.verdict == "partial" and report.exit_status == 3
+    data = report.to_dict()
+    assert data["equivalent"] is False and data["verdict"] == "partial"
+    assert data["partial"] == {"reason": f"per-core capacity drift: {report.capacity_detail}",
+                               "compared": PACKETS - report.capacity_drift, "not_compared": report.capacity_drift}
+    assert data["capacity_drift"]["packets"] == report.capacity_drift == data["drift"]["capacity"]
+    line = report.render().splitlines()[0]
+    assert "partial" in line and "equivalent" not in line and f"{report.capacity_drift} of {PACKETS}" in line
+    kept = data["drift"]["packets"]
+    assert kept and all(d["kind"] == "capacity" and "set aside uncompared" in d["why"] for d in kept)
 
 
 @pytest.mark.dpdk

@@ -2,7 +2,6 @@
 packet, the outcome log, the checks it makes before running."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from explorer.codegen.compile import build_program
 from explorer.verify.replay import RAN_ALONE, RAN_READ, RAN_WRITE, eal_args, run_replay
 from explorer.verify.split import cores_of
 from explorer.errors import ConfigError, RunError
+from explorer.processes import eal_prefix, run_child
 from explorer.rss.toeplitz import hash_fields
 from explorer.run import encode_trace, run_trace
 from explorer.traffic.field_arrays import fields_of
@@ -27,8 +27,6 @@ pytestmark = pytest.mark.dpdk
 @pytest.fixture(autouse=True)
 def _repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)
-
-
 
 
 @pytest.mark.parametrize("nf,cores", [("nat", 4), ("pol", 3), ("psd", 2), ("fw", 4)])
@@ -74,9 +72,9 @@ def test_the_self_test_and_the_lcore_count_are_checked(tmp_path):
     binary = build_program(p, "replay")
     path = tmp_path / "trace.bin"
     path.write_bytes(encode_trace(traffic(packets=100)))
-    args = eal_args(3)  # three lcores for a two-core build
-    done = subprocess.run([str(binary), *args, "--", str(path), str(tmp_path / "out.bin")], capture_output=True,
-                          text=True)
+    with eal_prefix("test") as prefix:
+        args = eal_args(3, prefix)  # three lcores for a two-core build
+        done = run_child([str(binary), *args, "--", str(path), str(tmp_path / "out.bin")])
     assert done.returncode == 1 and "this build runs 2 cores but EAL has 3 lcores" in done.stderr
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from explorer import pipeline
 from explorer.codegen import generate
-from explorer.commands.options import parse_defines
+from explorer.commands.options import check_cores, parse_defines
 
 
 def main(args) -> int:
     defines = parse_defines(args.define)
+    check_cores(args.cores)
     solve_as = args.strategy if args.strategy in ("sn", "locks", "tm") else "auto"
     solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed, strategy=solve_as,
                               quality=False)

@@ -22,10 +22,8 @@ def check_numbers(args: argparse.Namespace) -> None:
                 bounds.parse(part, "--cores")
             continue
         setattr(args, name, bounds.parse(value, f"--{name}"))
-    if args.command in ("traffic", "bench"):
+    if args.command in ("traffic", "bench"):  # (simulate streams generated traffic in chunks)
         limits.check_memory(args.packets, limits.FRAME_BYTES, f"{args.packets} frames in memory")
-    elif args.command == "simulate" and args.traffic:
-        limits.check_memory(args.packets, limits.FIELD_BYTES, f"the header fields of {args.packets} packets")
 
 
 def parse_defines(specs: list[str]) -> dict[str, str]:
@@ -81,3 +79,12 @@ def _value(text: str) -> object:
         except ValueError:
             pass
     return text
+
+
+def check_cores(cores: int) -> int:
+    """``cores`` when a parallel build can run on that many cores, else a ConfigError that says why
+    (for generate, check and bench, before any work)."""
+    if not limits.CORES.low <= cores <= limits.CORES.high:
+        raise ConfigError(f"--cores {cores}: a parallel build runs on {limits.CORES.low} to {limits.CORES.high} cores "
+                          f"(one DPDK lcore per core, and DPDK's RTE_MAX_LCORE is {limits.CORES.high})")
+    return cores

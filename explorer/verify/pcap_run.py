@@ -20,6 +20,7 @@ from explorer.codegen.project import GeneratedProject
 from explorer.verify.replay import ParallelRun, eal_args
 from explorer.verify.split import split_trace
 from explorer.errors import ConfigError, RunError
+from explorer.processes import eal_prefix, run_child
 from explorer.run import DROP, FLOOD
 from explorer.traffic.pcap import read_pcap
 from explorer.traffic.trace import Trace
@@ -52,11 +53,12 @@ def run_on_pcaps(project: GeneratedProject, trace: Trace, folder: str | Path, *,
         rx = ",".join(f"rx_pcap={folder / 'in' / f'dev{d}-core{c}.pcap'}" for c in range(plan.cores))
         tx = ",".join(f"tx_pcap={folder / 'out' / f'dev{d}-core{c}.pcap'}" for c in range(plan.cores))
         vdevs += ["--vdev", f"net_pcap{d},{rx},{tx}"]
-    argv = [str(binary), *eal_args(plan.cores), *vdevs, "--", "--rx-time", "--ordered"]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RunError(f"the DPDK program of {plan.nf} took longer than {timeout} s") from None
+    with eal_prefix("pcap") as prefix:
+        argv = [str(binary), *eal_args(plan.cores, prefix), *vdevs, "--", "--rx-time", "--ordered"]
+        try:
+            done = run_child(argv, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RunError(f"the DPDK program of {plan.nf} took longer than {timeout} s") from None
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.splitlines() if ln.startswith(("nfx-nf: ", "nfx runtime: "))
                  and "WARNING" not in ln]

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from itertools import count
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +20,7 @@ import numpy as np
 from explorer.codegen.compile import build_program
 from explorer.codegen.project import GeneratedProject
 from explorer.errors import ConfigError, RunError
+from explorer.processes import eal_prefix, run_child
 from explorer.run import DROP, encode_trace
 from explorer.traffic.trace import Trace
 
@@ -30,7 +30,6 @@ LOG_MAGIC = b"NFXRLOG1"
 _LOG_RECORD = np.dtype([("core", "<u2"), ("ran", "u1"), ("capacity_hit", "u1"), ("hash", "<u4"),
                         ("abort_object", "<u4"), ("ticket_begin", "<u8"), ("ticket_end", "<u8")])
 _OUTPUT_HEADER = np.dtype([("index", "<u4"), ("verdict", "<i4"), ("len", "<u2")])
-_runs = count()
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,10 +51,11 @@ class ParallelRun:
         return len(self.verdicts)
 
 
-def eal_args(cores: int, memory_mb: Optional[int] = None, pin: bool = False) -> list[str]:
+def eal_args(cores: int, prefix: str, memory_mb: Optional[int] = None, pin: bool = False) -> list[str]:
     """EAL options for a run without NICs or huge pages, with ``cores`` lcores: each pinned to a CPU
     of its own when ``pin`` and there are enough (benchmarks), else all floating over the CPUs this
-    process may use (more lcores than CPUs works that way)."""
+    process may use (more lcores than CPUs works that way). ``prefix`` comes from
+    ``explorer.processes.eal_prefix``, which removes the runtime folder EAL leaves."""
     cpus = sorted(os.sched_getaffinity(0))
     memory = memory_mb if memory_mb is not None else 512 + 128 * cores
     if pin and cores <= len(cpus):
@@ -63,14 +63,22 @@ def eal_args(cores: int, memory_mb: Optional[int] = None, pin: bool = False) -> 
     else:
         placement = ["--lcores", f"(0-{cores - 1})@({','.join(map(str, cpus[:max(1, cores)]))})"]
     return ["--no-huge", "--no-pci", "--no-shconf", "--no-telemetry", "--log-level=error", "-m", str(memory),
-            *placement, f"--file-prefix=nfx-replay-{os.getpid()}-{next(_runs)}"]
+            *placement, f"--file-prefix={prefix}"]
 
 
-def _failure(done: subprocess.CompletedProcess) -> RunError:
+EXIT_SETUP = 1  # replay.c's EXIT_INPUT: bad usage, input or set-up (EAL, memory, self-test)
+
+
+def _failure(done: subprocess.CompletedProcess) -> RunError | ConfigError:
+    """The replay's own one-line reason: a ConfigError when it could not start (set-up is never a
+    verdict about the parallel build), else a RunError (nf_init failed, a contract broken, a crash,
+    a sanitizer report)."""
     lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
     for prefix in ("nfx-replay: ", "nfx runtime: "):
         for ln in lines:
             if ln.startswith(prefix):
+                if done.returncode == EXIT_SETUP and prefix == "nfx-replay: ":
+                    return ConfigError(f"the parallel build could not start: {ln[len(prefix):]}")
                 return RunError(ln[len(prefix):])
     for ln in lines:
         if ("runtime error:" in ln or "ERROR: AddressSanitizer" in ln or "WARNING: ThreadSanitizer" in ln
@@ -119,17 +127,17 @@ def run_replay(project: GeneratedProject, trace: Trace, *, sanitize: Optional[st
         raise ConfigError(f"the trace has packets on device {int(trace.devices.max())}, but {plan.nf} has "
                           f"{plan.devices} devices")
     binary = build_program(project, "replay", sanitize=sanitize, defines=defines)
-    with tempfile.TemporaryDirectory(prefix="nfx-replay-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nfx-replay-") as tmp, eal_prefix("replay") as prefix:
         paths = {name: Path(tmp, name) for name in ("trace.bin", "out.bin", "log.bin")}
         paths["trace.bin"].write_bytes(encode_trace(trace))
-        argv = [str(binary), *eal_args(plan.cores), "--", "--log", str(paths["log.bin"]), str(paths["trace.bin"]),
-                str(paths["out.bin"])]
+        argv = [str(binary), *eal_args(plan.cores, prefix), "--", "--log", str(paths["log.bin"]),
+                str(paths["trace.bin"]), str(paths["out.bin"])]
         environment = {**os.environ, **(env or {})}
         if sanitize == "thread":  # stop at the first race: a racing run may corrupt state and never end
             environment["TSAN_OPTIONS"] = " ".join(filter(None, [environment.get("TSAN_OPTIONS", ""),
                                                                "halt_on_error=1"]))
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=environment)
+            done = run_child(argv, timeout=timeout, env=environment)
         except subprocess.TimeoutExpired:
             raise RunError(f"the replay of {plan.nf} took longer than {timeout} s") from None
         if done.returncode != 0:
@@ -145,12 +153,13 @@ def run_bench(project: GeneratedProject, trace: Trace, packets: int, *, timeout:
     """Mpps of the project's replay harness over ``packets`` packets cycling over ``trace``
     (preloaded in memory)."""
     binary = build_program(project, "replay")
-    with tempfile.TemporaryDirectory(prefix="nfx-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nfx-bench-") as tmp, eal_prefix("bench") as prefix:
         path = Path(tmp, "trace.bin")
         path.write_bytes(encode_trace(trace))
-        argv = [str(binary), *eal_args(project.plan.cores, pin=True), "--", "--bench", str(packets), str(path)]
+        argv = [str(binary), *eal_args(project.plan.cores, prefix, pin=True), "--", "--bench", str(packets),
+                str(path)]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+            done = run_child(argv, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise RunError(f"the benchmark of {project.plan.nf} took longer than {timeout} s") from None
     if done.returncode != 0:

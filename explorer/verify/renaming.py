@@ -1,0 +1,150 @@
+"""Renaming: the one difference shared-nothing may make to a forwarded frame.
+
+A header field written from an allocated index of a divided object (a NAT's external port
+NAT_START_PORT + index) comes from a per-core index range, so the parallel build may write another
+value than the sequential NF. Such a frame is still right when it equals the sequential one with
+those fields replaced and the checksums recomputed as nf_update_checksums does, and when the
+renaming is consistent: every flow (input device and 5-tuple) keeps one pair (sequential value,
+parallel value), a sequential value never maps to two parallel values, and on one core a parallel
+value never stands for two sequential values. Any such bijection is accepted (per-core pools of
+any shape, not only ranges).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import z3
+
+from explorer.symbex.bitvec import symbols_of
+from explorer.traffic.replies import l4_start
+from explorer.wire import FIELD_BY_NAME, PROTO_TCP, PROTO_UDP, frame_offset
+
+
+# ---- frames -------------------------------------------------------------------------------------
+
+def _span(name: str, frame: bytes) -> Optional[tuple[int, int]]:
+    field = FIELD_BY_NAME.get(name)
+    if field is None:
+        return None
+    start = frame_offset(field, l4_start(frame) if field.region == "l4" else None)
+    return None if start is None else (start, field.size)
+
+
+def _fold(total: int) -> int:
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _sum16(data: bytes | bytearray) -> int:
+    if len(data) % 2:
+        data = bytes(data) + b"\0"
+    return sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+
+
+def update_checksums(frame: bytes) -> bytes:
+    """The frame with its IPv4 and TCP/UDP checksums recomputed as nf_update_checksums does."""
+    out = bytearray(frame)
+    if len(out) < 34 or out[12:14] != b"\x08\x00" or out[14] >> 4 != 4 or out[14] & 15 < 5 or \
+            len(out) < 14 + 4 * (out[14] & 15):
+        return bytes(out)
+    ip_len = 4 * (out[14] & 15)
+    out[24:26] = b"\0\0"
+    out[24:26] = _fold(_sum16(out[14:14 + ip_len])).to_bytes(2, "big")
+    l4 = l4_start(bytes(out))
+    total = int.from_bytes(out[16:18], "big")
+    if l4 is None or total < ip_len:
+        return bytes(out)
+    l4_len = total - ip_len
+    if l4 + l4_len > len(out):
+        return bytes(out)
+    proto = out[23]
+    if proto == PROTO_TCP:
+        if l4_len < 20:
+            return bytes(out)
+        at = l4 + 16
+    else:
+        if l4_len < 8 or out[l4 + 6:l4 + 8] == b"\0\0":
+            return bytes(out)
+        at = l4 + 6
+    out[at:at + 2] = b"\0\0"
+    pseudo = _sum16(out[26:34]) + proto + l4_len
+    checksum = _fold(_sum16(out[l4:l4 + l4_len]) + pseudo)
+    if checksum == 0 and proto == PROTO_UDP:
+        checksum = 0xFFFF
+    out[at:at + 2] = checksum.to_bytes(2, "big")
+    return bytes(out)
+
+
+def flow_key(device: int, frame: bytes) -> tuple:
+    l4 = l4_start(frame)
+    if l4 is None:
+        return (device, frame[26:34] if len(frame) >= 34 else frame)
+    return (device, frame[26:34], frame[23], frame[l4:l4 + 4])
+
+
+# ---- renaming ------------------------------------------------------------------------------
+
+def renamable_fields(solution: Any, plan: Any) -> frozenset[str]:
+    """Header fields some path writes with a value that depends on an allocated index of a divided
+    object: a dchain's index or a map's value (``<object>.index#n``, ``<object>.value#n``)."""
+    divided = {o.name for o in plan.objects if o.per_core != o.capacity and o.kind in ("dchain", "map")}
+    fields: set[str] = set()
+    for path in solution.analysis.paths:
+        for write in path.writes:
+            if write.value is not None and _mentions_index(write.value, divided):
+                fields.add(write.field)
+    return frozenset(fields)
+
+
+def _mentions_index(term: z3.ExprRef, objects: set[str]) -> bool:
+    """Whether ``term`` uses an index or value returned by one of ``objects`` (``chain.index#3``)."""
+    for name in symbols_of(term):
+        obj, _, what = name.partition(".")
+        if obj in objects and what.split("#")[0] in ("index", "value"):
+            return True
+    return False
+
+
+class Renaming:
+    """Checks that index-derived values are renamed consistently (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.by_flow: dict[tuple, tuple] = {}
+        self.seq_to_par: dict[tuple, tuple] = {}
+        self.par_to_seq: dict[tuple, tuple] = {}
+
+    def accept(self, flow: tuple, core: int, names: tuple[str, ...], seq: tuple, par: tuple) -> Optional[str]:
+        pair = (seq, par)
+        known = self.by_flow.setdefault(flow, pair)
+        if known != pair and (known[0] == seq or known[1] == par):
+            return f"the flow's renamed {', '.join(names)} changed on one side only ({known} then {pair})"
+        self.by_flow[flow] = pair
+        if self.seq_to_par.setdefault((names, seq), par) != par:
+            return f"sequential {', '.join(names)} {seq} became both {self.seq_to_par[(names, seq)]} and {par}"
+        if self.par_to_seq.setdefault((names, core, par), seq) != seq:
+            return (f"on core {core}, parallel {', '.join(names)} {par} stands for both "
+                    f"{self.par_to_seq[(names, core, par)]} and {seq}")
+        return None
+
+
+def renamed_equal(seq: bytes, par: bytes, fields: frozenset[str]) -> Optional[tuple[tuple[str, ...], tuple, tuple]]:
+    """When ``par`` is ``seq`` with some renamable fields replaced and checksums recomputed: the
+    fields and their values on each side; else None."""
+    if len(seq) != len(par) or not fields:
+        return None
+    spans = [(name, _span(name, seq)) for name in sorted(fields)]
+    spans = [(name, span) for name, span in spans if span is not None and span[0] + span[1] <= len(seq)]
+    patched = bytearray(seq)
+    for _, (at, size) in spans:
+        patched[at:at + size] = par[at:at + size]
+    # Checksums as the sequential frame has them: recomputed when its own were (nf_update_checksums
+    # after the rewrite), else left as they are.
+    recomputed = update_checksums(seq) == seq
+    if (update_checksums(bytes(patched)) if recomputed else bytes(patched)) != par:
+        return None
+    changed = tuple((name, span) for name, span in spans if seq[span[0]:span[0] + span[1]] != par[span[0]:span[0] + span[1]])
+    if not changed:
+        return None
+    return (tuple(n for n, _ in changed), tuple(seq[a:a + s].hex() for _, (a, s) in changed),
+            tuple(par[a:a + s].hex() for _, (a, s) in changed))
