@@ -16,7 +16,7 @@ from explorer.errors import ConfigError
 
 NF_VARIABLE = "NFX_NF"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = REPO_ROOT / "notebooks" / "explorer.ipynb"
+NOTEBOOK = REPO_ROOT / "notebooks" / "explore.ipynb"
 DEFAULT_NF = REPO_ROOT / "sample_nfs" / "fw.c"
 
 
