@@ -77,12 +77,17 @@ assert flows["decision"] == "shard" and sorted(flows["fields"]) == ["0", "1"]
 # %%
 SPLIT = {"flows": {0: ("src_ip",), 1: ("src_ip",)}}
 split = pipeline.solve(NFS / "fw.c", quality=False, overrides=SPLIT)
-cex = split.counterexample
-print(split.explanation)
-print(cex["p1"], "-> core", cex["cores"][0])
-print(cex["p2"], "-> core", cex["cores"][1])
-assert not split.valid and cex["cores"][0] != cex["cores"][1]
-assert cex["p1"]["src_ip"] == cex["p2"]["dst_ip"]  # the reply travels the request backwards
+words = pipeline.explain(split)  # the solver's finding in the NF's terms, with two packets from real traffic
+print(words["objects"]["flows"]["broken"])
+example = words["counterexample"]
+for packet in example["packets"]:
+    print(f"device {packet['device']}: {packet['src_ip']}:{packet['src_port']} -> {packet['dst_ip']}:"
+          f"{packet['dst_port']} {packet['protocol']}, RETA entry {packet['reta_index']}, core {packet['core']}")
+print(example["outcome"]["text"])
+request, reply = example["packets"]
+assert not split.valid and request["core"] != reply["core"]
+assert request["src_ip"] == reply["dst_ip"]  # the reply travels the request backwards
+assert example["outcome"]["sequential"] == 0 and example["outcome"]["parallel"] == -1  # forwarded, then dropped
 broken = pipeline.simulate(split, "bidir", packets=PACKETS, flows=FLOWS)
 print(broken.violation_count, "flow entries touched from two cores")
 assert broken.violation_count > 0
