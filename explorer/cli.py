@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("nf", nargs="?", default=None)
     p.add_argument("--port", default="8866")
     p.add_argument("--no-browser", action="store_true")
+    p.add_argument("--cull-idle", type=int, default=600, metavar="SECONDS",
+                   help="shut a closed page's kernel down after this long idle (default 600)")
     return parser
 
 

@@ -180,6 +180,22 @@ def _why_not_sharded(sharding: ShardingPlan) -> str:
     return "; ".join(parts + list(sharding.conflicts))
 
 
+def explain(result: Analysis | Solution, outcome: bool = True) -> dict[str, Any]:
+    """The analysis (or a solution) in the NF author's terms (``explorer.explain``): per object a
+    summary naming its source lines and C calls, its fields and what a wrong override breaks; the
+    strategy; and for a broken override, ``counterexample``: two realistic packets the plan splits,
+    with (``outcome``) what the NF does to the second one when it misses the first one's state."""
+    from explorer import explain as words
+
+    analysis, solution = (result, None) if isinstance(result, Analysis) else (result.analysis, result)
+    out = words.describe(analysis, solution)
+    example = words.counterexample(solution) if solution is not None else None
+    out["counterexample"] = words.public(example)
+    if example is not None and outcome:
+        out["counterexample"]["outcome"] = words.what_happens(solution, example)
+    return out
+
+
 def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_000, flows: int = 10_000,
              seed: int = 0, keys: Optional[Mapping[int, Any]] = None,
              fields: Optional[Mapping[int, tuple[str, ...]]] = None, rebalance: bool = False,

@@ -44,30 +44,89 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float) -> None:
     raise AssertionError(f"nothing listens on port {port} after {seconds} s")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc), sorted."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        for child in children(todo.pop()):
+            out.append(child)
+            todo.append(child)
+    return sorted(out)
+
+
+def alive(pids: Sequence[int]) -> list[int]:
+    """Those of ``pids`` still running (zombies count as gone)."""
+    running = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
+def wait_gone(pids: Sequence[int], seconds: float) -> list[int]:
+    """Wait until none of ``pids`` runs; the ones still running after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive(pids)
+
+
+def start_explore(nf: str, home: Path, port: int, extra: Sequence[str] = ()) -> subprocess.Popen:
+    """``nfx explore NF --no-browser`` in its own session, output to ``home/voila.log``."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "voila.log", "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "explorer.cli", "explore", nf, "--no-browser",
+                                 f"--port={port}", *extra], env=jupyter_env(home), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
 @contextlib.contextmanager
 def nfx_explore(nf: str, home: Path, extra: Sequence[str] = ()) -> Iterator[str]:
-    """Run ``nfx explore NF --no-browser`` on a free port; yield its URL; stop it (and its kernel)
-    at the end. Its output goes to ``home/voila.log`` (shown when it fails to start)."""
-    home.mkdir(parents=True, exist_ok=True)
+    """Run ``nfx explore NF --no-browser`` on a free port; yield its URL; stop it at the end with
+    SIGTERM, as CI would, and fail if Voilà or any kernel it started is still running then (they are
+    killed first, so that no test leaves a process behind). Voilà's output is in ``home/voila.log``."""
     port = free_port()
-    log_path = home / "voila.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "explorer.cli", "explore", nf, "--no-browser",
-                                   f"--port={port}", *extra], env=jupyter_env(home), stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+    server = start_explore(nf, home, port, extra)
+    started: list[int] = []
+    try:
         try:
-            try:
-                wait_for_port(port, server, 60)
-            except AssertionError as error:
-                raise AssertionError(f"{error}\n{log_path.read_text()}") from None
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            server.terminate()  # Voilà shuts its kernels down on SIGTERM
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, 9)  # its own session: only what it started
-                server.wait(timeout=10)
+            wait_for_port(port, server, 60)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{(home / 'voila.log').read_text()}") from None
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        started = descendants(server.pid)  # Voilà and the kernels it runs now
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)  # its own session: only what it started
+            server.wait(timeout=10)
+        left = wait_gone(started, 15)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        if left:
+            raise AssertionError(f"nfx explore left processes running after SIGTERM: {left}\n"
+                                 f"{(home / 'voila.log').read_text()}")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,501 @@
+"""What the analysis and the solver found, in the words of the NF's author: source lines and the C
+calls on them, packet fields by the names the explorer uses (``src_ip``, ``dst_port``), two realistic
+packets for a counterexample and what the NF does with them. The exact engine terms (symbols, path
+numbers, constraint origins) stay available under ``details`` for whoever wants them.
+
+Everything here returns plain data (dicts, lists, strings), for the widgets, the CLI and notebooks:
+``describe(analysis, solution)`` per object and for the strategy, ``counterexample(solution)`` two
+packets from realistic traffic that the plan splits, ``what_happens(solution, example)`` runs the
+sequential NF on them to say what the split does to the second packet.
+"""
+from __future__ import annotations
+
+import functools
+import ipaddress
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from explorer.ir import Access, Analysis
+from explorer.sharding.constraints import KeyedAccess, fields_on, keyed_accesses, written_objects
+from explorer.sharding.keybits import key_bits
+from explorer.symbex.bitvec import symbols_of
+from explorer.wire import PACKET_FIELDS, RSS_BITS, RSS_NAMES
+
+# Packet fields by the names people use; RSS fields by the names the sharding table shows.
+FIELD_NAMES = {f.name: f.rss_name or f.name.removeprefix("p.").replace(".", "_") for f in PACKET_FIELDS}
+FIELD_NAMES.update({"p.ipv4.proto": "protocol", "p.ether.src": "src_mac", "p.ether.dst": "dst_mac",
+                    "p.ether.type": "ether_type"})
+FIELD_BITS = {f.name: f.bits for f in PACKET_FIELDS}
+VERBS = {"READ": "reads", "WRITE": "writes", "CREATE": "allocates in", "UPDATE": "refreshes",
+         "VERIFY": "checks", "DESTROY": "frees in", "EXPIRE": "expires entries of"}
+LOOKUP_CALLS = {"nf_map_get": "looks up", "nf_map_put": "records", "nf_map_erase": "erases",
+                "nf_vector_borrow": "reads", "nf_vector_return": "writes back",
+                "nf_sketch_touch": "counts", "nf_sketch_estimate": "estimates"}
+SWAPPED = {"src_ip": "dst_ip", "dst_ip": "src_ip", "src_port": "dst_port", "dst_port": "src_port"}
+
+
+# ---- source --------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=64)
+def _lines(file: str) -> tuple[str, ...]:
+    try:
+        return tuple(Path(file).read_text(encoding="utf-8", errors="replace").splitlines())
+    except OSError:
+        return ()
+
+
+def call_text(file: str, line: int, col: int, limit: int = 400) -> str:
+    """The C call that starts at ``file:line:col``, up to its closing parenthesis (it may span lines;
+    parentheses inside string and character literals do not count), on one line; "" when unknown."""
+    lines = _lines(file)
+    if not 1 <= line <= len(lines):
+        return ""
+    text = "\n".join(lines[line - 1:line + 9])[max(col - 1, 0):]
+    depth, quote, escaped, out = 0, "", False, []
+    for char in text[:limit]:
+        out.append(char)
+        if quote:
+            escaped = not escaped and char == "\\"
+            if char == quote and not escaped:
+                quote = ""
+            continue
+        if char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return " ".join("".join(out).split())
+    return ""
+
+
+def where(location: Mapping[str, Any] | Any) -> str:
+    """``fw.c:101`` for a location (a ``Location`` or its dict)."""
+    file = location["file"] if isinstance(location, Mapping) else location.file
+    line = location["line"] if isinstance(location, Mapping) else location.line
+    return f"{Path(file).name}:{line}"
+
+
+# ---- keys ----------------------------------------------------------------------------------
+
+def field_name(symbol: str) -> str:
+    """``p.ipv4.src`` -> ``src_ip``; a value from state (``flows.value#2``) -> ``a value from flows``."""
+    if symbol in FIELD_NAMES:
+        return FIELD_NAMES[symbol]
+    if "#" in symbol and "." in symbol:
+        obj, _, what = symbol.partition(".")
+        kind = what.split("#")[0]
+        return f"{'an index' if kind == 'index' else 'a value'} from {obj}"
+    return symbol
+
+
+def key_fields(access: Access) -> tuple[str, ...]:
+    """The packet fields a key is made of, in key order (most significant byte first), by the names
+    people use; a field of which only the top bits are used is ``src_ip/24``; values from state and
+    bits the analysis cannot trace (a hash, a sum) are named by where they come from."""
+    if access.key is None:
+        return ()
+    order: list[str] = []
+    used: dict[str, set[int]] = {}
+    opaque = False
+    for bit in reversed(key_bits(access.key)):
+        if bit.symbol is None:
+            opaque = opaque or bit.const is None
+            continue
+        if bit.symbol not in used:
+            order.append(bit.symbol)
+            used[bit.symbol] = set()
+        used[bit.symbol].add(bit.index)
+    names = []
+    for symbol in order:
+        name = field_name(symbol)
+        width = FIELD_BITS.get(symbol)
+        if width is not None and len(used[symbol]) < width:
+            top = sorted(used[symbol], reverse=True)
+            prefix = top == list(range(width - 1, width - 1 - len(top), -1))
+            name = f"{name}/{len(top)}" if prefix else f"part of {name}"
+        names.append(name)
+    if opaque:
+        sources = sorted(field_name(s) for s in symbols_of(access.key) if s not in used)
+        names.append("computed from " + ", ".join(sources) if sources else "a computed value")
+    return tuple(names)
+
+
+def relation(constraint: Any) -> str:
+    """How two packets that share an entry relate, from the bits a ``PairConstraint`` makes equal:
+    "the same src_ip/24, dst_port" or "addresses and ports swapped (a reply)"."""
+    bits: dict[tuple[str, str], set[int]] = {}
+    for (f1, i1), (f2, i2) in constraint.equal:
+        if i1 == i2:
+            bits.setdefault((f1, f2), set()).add(i1)
+    pairs = sorted(bits, key=lambda pair: (RSS_NAMES.index(pair[0]), RSS_NAMES.index(pair[1])))
+    if not pairs:
+        return "nothing the NIC can hash in common"
+
+    def part(field: str, used: set[int]) -> str:
+        width = RSS_BITS[field]
+        if len(used) == width:
+            return field
+        return f"{field}/{len(used)}" if used == set(range(len(used))) else f"part of {field}"
+
+    if all(a == b for a, b in pairs):
+        return "the same " + ", ".join(part(a, bits[(a, b)]) for a, b in pairs)
+    if all(SWAPPED.get(a) == b and len(bits[(a, b)]) == RSS_BITS[a] for a, b in pairs):
+        kinds = sorted({"addresses" if a.endswith("ip") else "ports" for a, _ in pairs})
+        return f"{' and '.join(kinds)} swapped (a reply)"
+    return ", ".join(f"the second's {part(b, bits[(a, b)])} equal to the first's {part(a, bits[(a, b)])}"
+                     for a, b in pairs)
+
+
+def _packets(dev1: int, dev2: int) -> str:
+    return f"two device {dev1} packets" if dev1 == dev2 else f"a device {dev1} packet and a device {dev2} packet"
+
+
+# ---- sites ---------------------------------------------------------------------------------
+
+def sites(analysis: Analysis, name: str) -> list[dict[str, Any]]:
+    """Where the NF touches object ``name``: one entry per source location and call, with the C call,
+    what it does, the devices whose packets get there and the key's fields per device."""
+    found: dict[tuple, dict[str, Any]] = {}
+    for path in analysis.paths:
+        for access in path.accesses:
+            if access.object != name:
+                continue
+            loc = access.location
+            ident = (loc.file, loc.line, loc.col, access.call)
+            site = found.get(ident)
+            if site is None:
+                site = found[ident] = {
+                    "where": where(loc), "file": loc.file, "line": loc.line, "call": access.call,
+                    "code": call_text(loc.file, loc.line, loc.col) or access.call, "op": access.op.value,
+                    "verb": LOOKUP_CALLS.get(access.call, VERBS.get(access.op.value, access.op.value.lower())),
+                    "mutates": access.op.mutates, "devices": set(), "keys": {}, "paths": set(),
+                    "details": access.key_text}
+            site["devices"].update(path.devices)
+            site["paths"].add(path.index)
+            for dev in path.devices:
+                site["keys"].setdefault(dev, key_fields(access))
+    out = []
+    for ident in sorted(found, key=lambda i: (i[1], i[2], i[3], i[0])):
+        site = found[ident]
+        site["devices"] = sorted(site["devices"])
+        site["paths"] = sorted(site["paths"])
+        site["keys"] = {str(d): list(k) for d, k in sorted(site["keys"].items())}
+        out.append(site)
+    return out
+
+
+def key_layouts(analysis: Analysis) -> dict[str, dict[str, list[list[str]]]]:
+    """Per object and device, the distinct keys (as field lists) its accesses use, in source order:
+    what the graph writes on its key edges (``dev 1: dst_ip, src_ip, dst_port, src_port``)."""
+    out: dict[str, dict[str, list[list[str]]]] = {}
+    for obj in analysis.objects:
+        per_device: dict[str, list[list[str]]] = {}
+        for site in sites(analysis, obj.name):
+            for dev, fields in site["keys"].items():
+                if fields and fields not in per_device.setdefault(dev, []):
+                    per_device[dev].append(fields)
+        out[obj.name] = dict(sorted(per_device.items(), key=lambda kv: int(kv[0])))
+    return out
+
+
+def _site_phrase(site: Mapping[str, Any], name: str, device: Optional[int] = None) -> str:
+    """``fw.c:101 `nf_map_get(flows, &key, &index)` looks up flows by device 1 packets' (dst_ip, ...)``."""
+    devices = [device] if device is not None else site["devices"]
+    keys = {tuple(site["keys"].get(str(d), ())) for d in devices}
+    key = next(iter(keys)) if len(keys) == 1 else ()
+    whose = " and ".join(f"device {d}" for d in devices) + " packets"
+    by = f" by {whose}' ({', '.join(key)})" if key else f" for {whose}"
+    return f"{site['where']} `{site['code']}` {site['verb']} {name}{by}"
+
+
+# ---- decisions -----------------------------------------------------------------------------
+
+def _fields_text(fields: Mapping[str, Sequence[str]]) -> str:
+    return "; ".join(f"device {d}: {', '.join(f) or 'no field'}" for d, f in sorted(fields.items(), key=lambda kv: int(kv[0])))
+
+
+def _lock_cause(analysis: Analysis, name: str, decisions: Mapping[str, Any]) -> str:
+    """Why ``name`` cannot be sharded, naming the source line (the sharding stage's order of checks)."""
+    keyed = keyed_accesses(analysis, name, written_objects(analysis))
+
+    def at(k: KeyedAccess) -> str:
+        loc = k.access.location
+        return f"{where(loc)} `{call_text(loc.file, loc.line, loc.col) or k.access.call}`"
+
+    for k in keyed:
+        if k.kind == "scan":
+            return f"{at(k)} may touch any of its entries (it walks them, no key names one)"
+        if k.kind == "global":
+            source = ", ".join(field_name(s) for s in sorted(symbols_of(k.access.key)))
+            return (f"{at(k)} picks the entry with {source or 'a constant'}, which no packet field decides: "
+                    "any packet may need any entry")
+    for k in keyed:
+        if k.kind == "packet" and k.non_rss:
+            return (f"{at(k)} is keyed by {', '.join(field_name(s) for s in k.non_rss)}, which the NIC cannot "
+                    "hash (RSS hashes only IP addresses and ports)")
+    following = decisions.get(name, {}).get("follows", ())
+    locked = [o for o in following if decisions.get(o, {}).get("decision") == "lock"]
+    if locked:
+        return (f"its entries are found through {' and '.join(locked)}, which "
+                f"{'is' if len(locked) == 1 else 'are'} shared")
+    return "two packets that share no hashable field can reach the same entry (its key is a hash or a sum of fields)"
+
+
+def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
+    """Per object: ``decision``, ``summary`` (a sentence in the NF's terms), ``sites``, ``fields``
+    (per device, inherited ones for objects that follow another), ``follows``, ``broken`` (what a
+    wrong override breaks, "" otherwise) and ``details`` (the engine's reason); and the
+    ``strategy`` with its summary and details."""
+    decisions: dict[str, dict[str, Any]] = {}
+    broken: dict[str, list[str]] = {}
+    if solution is not None:
+        for o in solution.sharding.objects:
+            decisions[o.name] = {"decision": o.decision, "reason": o.reason, "follows": list(o.follows),
+                                 "fields": {str(d): list(f) for d, f in o.fields}, "overridden": o.overridden,
+                                 "natural": o.natural}
+        for c in solution.sharding.violated:
+            broken.setdefault(c.origin.split(":", 1)[0], []).append(c.origin)
+    objects: dict[str, Any] = {}
+    for obj in analysis.objects:
+        info = decisions.get(obj.name, {})
+        decision = info.get("decision", "")
+        where_used = sites(analysis, obj.name)
+        fields = dict(info.get("fields", {}))
+        inherited = _inherited(obj.name, decisions) if info.get("follows") else {}
+        entry = {"name": obj.name, "kind": obj.kind, "decision": decision, "sites": where_used,
+                 "fields": fields or inherited, "inherited": bool(inherited and not fields),
+                 "follows": list(info.get("follows", ())), "broken": "", "details": info.get("reason", "")}
+        entry["summary"] = _summary(analysis, obj.name, decision, info, where_used, decisions, inherited)
+        if obj.name in broken:
+            entry["broken"] = _broken_text(obj.name, info, broken[obj.name], dict(solution.sharding.hashed))
+        objects[obj.name] = entry
+    return {"nf": analysis.nf, "objects": objects, "keys": key_layouts(analysis),
+            "strategy": _strategy(solution, objects) if solution is not None else {}}
+
+
+def _inherited(name: str, decisions: Mapping[str, Mapping[str, Any]], seen: frozenset[str] = frozenset()) -> dict:
+    """The fields of the first object ``name`` follows that has its own (following is transitive)."""
+    for source in decisions.get(name, {}).get("follows", ()):
+        if source in seen:
+            continue
+        fields = decisions.get(source, {}).get("fields") or _inherited(source, decisions, seen | {name})
+        if fields:
+            return dict(fields)
+    return {}
+
+
+def _summary(analysis: Analysis, name: str, decision: str, info: Mapping[str, Any], where_used: list,
+             decisions: Mapping[str, Any], inherited: Mapping[str, Sequence[str]]) -> str:
+    written = any(s["mutates"] for s in where_used)
+    if not where_used:
+        return "Not used while processing packets: every core gets a copy filled by nf_init."
+    if not decision:
+        first = where_used[0]
+        return f"Used at {', '.join(s['where'] for s in where_used[:4])}; " + (
+            "written by packets." if written else "only read by packets.") + f" {_site_phrase(first, name)}."
+    if decision == "replicate":
+        return ("Packets only read it (" + ", ".join(s["where"] for s in where_used[:3]) +
+                "): every core gets its own copy, filled by nf_init.")
+    if decision == "lock":
+        return f"Shared by all cores behind a lock: {_lock_cause(analysis, name, decisions)}."
+    if info.get("follows"):
+        follows = list(info["follows"])
+        tail = f" ({_fields_text(inherited)})" if inherited else ""
+        return (f"Its entries are found through {' and '.join(follows)}, so each lives on the core that holds the "
+                f"{' or '.join(follows)} entry leading to it: it is sharded as {' and '.join(follows)} "
+                f"{'is' if len(follows) == 1 else 'are'}{tail}.")
+    keyed = [s for s in where_used if any(s["keys"].values())]
+    if not keyed:
+        return (f"No packet field names its entries ({', '.join(s['where'] for s in where_used[:3])}): each core "
+                "allocates and uses its own, so it needs nothing from the NIC.")
+    parts = [_site_phrase(s, name, d) for s in keyed for d in s["devices"]][:4]
+    natural = info.get("natural", ())
+    cross = next((c for c in natural if c.dev1 != c.dev2), None)
+    share = ""
+    if cross is not None:
+        share = f" {_packets(cross.dev1, cross.dev2).capitalize()} share an entry when they have {relation(cross)}."
+    fields = info.get("fields", {})
+    agreed = any(fields.values())
+    hashed = f" Each device hashes what its packets agree on: {_fields_text(fields)}." if agreed else ""
+    return "; ".join(parts) + "." + share + hashed
+
+
+def _broken_text(name: str, info: Mapping[str, Any], origins: Sequence[str], hashed: Mapping[int, Sequence[str]]) -> str:
+    natural = {c.origin: c for c in info.get("natural", ())}
+    for origin in origins:
+        c = natural.get(origin)
+        if c is None:
+            continue
+        devices = sorted({c.dev1, c.dev2})
+        nic = _fields_text({str(d): list(hashed.get(d, ())) for d in devices})
+        return (f"Broken by the override: {_packets(c.dev1, c.dev2)} with {relation(c)} share a {name} entry, "
+                f"but the NIC now hashes {nic}, which can tell them apart: they can reach different cores.")
+    nic = _fields_text({str(d): list(f) for d, f in hashed.items()})
+    return f"Broken by the override: the NIC hashes {nic}, so packets that share a {name} entry can reach different cores."
+
+
+def _strategy(solution: Any, objects: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    locked = [o for o in objects.values() if o["decision"] == "lock"]
+    broken = [o["name"] for o in objects.values() if o["broken"]]
+    setup = f"{solution.analysis.nf} on {solution.cores} core{'s' if solution.cores != 1 else ''}, {solution.nic.name}"
+    if not solution.valid:
+        summary = (f"Not correct: the override breaks {', '.join(broken) or 'the sharding'}, so these keys would "
+                   f"split state across cores ({setup}). Generate refuses it; Verify can build it to show what "
+                   "goes wrong.")
+    elif solution.strategy == "shared-nothing":
+        summary = f"Shared-nothing: every core owns the state of the packets the NIC sends it ({setup})."
+    elif locked:
+        summary = (f"{solution.strategy}: {', '.join(o['name'] for o in locked)} cannot be split among cores, so "
+                   f"the state is shared behind locks ({setup}).")
+    else:
+        summary = (f"{solution.strategy}: no RSS configuration keeps every shared entry on one core, so the state is "
+                   f"shared behind locks ({setup}).")
+    return {"name": solution.strategy, "valid": solution.valid, "summary": summary,
+            "details": solution.explanation}
+
+
+# ---- counterexamples ------------------------------------------------------------------------
+
+POOL_PACKETS = 4096  # realistic packets drawn to find a split pair
+
+
+def _addresses(values: np.ndarray) -> list[str]:
+    return [str(ipaddress.IPv4Address(int(v))) for v in values]
+
+
+def counterexample(solution: Any, seed: Optional[int] = None) -> Optional[dict[str, Any]]:
+    """Two packets from realistic traffic (LAN clients in 10.0.0.0/8, public servers, real service
+    ports) that share an entry of an object the overrides broke, but that the plan sends to
+    different cores; None when the solution is valid or no such pair is found among the candidates.
+
+    ``packets`` are dicts (device, addresses, ports, protocol, RETA entry, core) in the order the
+    constraint names them; ``object``, ``relation`` and ``sites`` say what they share."""
+    from explorer.simulate.steering import steer
+    from explorer.traffic.generators import ROUTER_MAC, generate_headers, host_mac
+    from explorer.traffic.headers import Headers
+
+    if solution.valid or not solution.sharding.violated:
+        return None
+    seed = solution.seed if seed is None else seed
+    pool = generate_headers("bidir", packets=POOL_PACKETS, flows=POOL_PACKETS // 4, seed=seed)
+    rng = np.random.default_rng(seed)
+    for c in solution.sharding.violated:
+        first = _candidates(pool, c.dev1)
+        second = _candidates(pool, c.dev2)
+        if len(first) == 0 or len(second) == 0:
+            continue
+        n = min(len(first), len(second))
+        first, second = first.take(np.arange(n)), second.take(rng.permutation(len(second))[:n])
+        columns = {name: getattr(second, name).astype(np.uint64) for name in RSS_NAMES}
+        consistent = np.ones(n, dtype=bool)
+        assigned: dict[tuple[str, int], np.ndarray] = {}
+        for (f1, i1), (f2, i2) in c.equal:
+            w1, w2 = RSS_BITS[f1], RSS_BITS[f2]
+            bit = (getattr(first, f1).astype(np.uint64) >> np.uint64(w1 - 1 - i1)) & np.uint64(1)
+            shift = np.uint64(w2 - 1 - i2)
+            if (f2, i2) in assigned:
+                consistent &= assigned[(f2, i2)] == bit
+            assigned[(f2, i2)] = bit
+            columns[f2] = (columns[f2] & ~(np.uint64(1) << shift)) | (bit << shift)
+        second = second.with_columns(
+            src_ip=columns["src_ip"].astype(np.uint32), dst_ip=columns["dst_ip"].astype(np.uint32),
+            src_port=columns["src_port"].astype(np.uint16), dst_port=columns["dst_port"].astype(np.uint16),
+            proto=first.proto, devices=np.full(n, c.dev2, dtype=np.uint16))
+        if c.dev2 == 0:
+            second = second.with_columns(eth_src=host_mac(second.src_ip), eth_dst=np.full(n, ROUTER_MAC))
+        elif c.dev2 == 1:
+            second = second.with_columns(eth_src=np.full(n, ROUTER_MAC), eth_dst=host_mac(second.dst_ip))
+        first = first.with_columns(devices=np.full(n, c.dev1, dtype=np.uint16))
+        one = steer(solution.plan, first.fields(), first.devices.astype(np.int64))
+        two = steer(solution.plan, second.fields(), second.devices.astype(np.int64))
+        split = np.flatnonzero(consistent & (one.cores != two.cores))
+        if len(split) == 0:
+            continue
+        i = int(split[0])
+        name = c.origin.split(":", 1)[0]
+        pair = Headers.concat([first.take(np.array([i])), second.take(np.array([i]))])
+        packets = []
+        for k, steering in enumerate((one, two)):
+            packets.append({
+                "device": int(pair.devices[k]), "src_ip": _addresses(pair.src_ip[k:k + 1])[0],
+                "dst_ip": _addresses(pair.dst_ip[k:k + 1])[0], "src_port": int(pair.src_port[k]),
+                "dst_port": int(pair.dst_port[k]), "protocol": {6: "TCP", 17: "UDP"}.get(int(pair.proto[k]), str(int(pair.proto[k]))),
+                "reta_index": int(steering.buckets[i]), "core": int(steering.cores[i])})
+        return {"object": name, "relation": relation(c), "packets": packets,
+                "sites": [s for s in sites(solution.analysis, name) if any(s["keys"].values())],
+                "details": c.origin, "_headers": pair}
+    return None
+
+
+def _candidates(pool: Any, device: int) -> Any:
+    """Packets of ``pool`` that the NIC hashes on every field (IPv4 TCP/UDP), as received on
+    ``device`` (devices other than 0 and 1 get LAN-side packets)."""
+    mask = (pool.ether_type == 0x0800) & np.isin(pool.proto, (6, 17)) & (pool.frag_off & 0x3FFF == 0)
+    same = mask & (pool.devices == device)
+    return pool.take(np.flatnonzero(same if same.any() else mask & (pool.devices == 0)))
+
+
+def verdict_text(verdict: int) -> str:
+    return {-1: "drops it", -2: "floods it to every port"}.get(verdict, f"forwards it to device {verdict}")
+
+
+def what_happens(solution: Any, example: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the sequential NF on the counterexample's two packets, in the order in which the second
+    one depends on the first: once together (as one core holding all the state sees them) and the
+    second alone (as the other core, which never saw the first, sees it). Returns the order, both
+    verdicts of the second packet and a sentence; ``differs`` is False when this pair happens to get
+    the same verdict either way (the state is still split)."""
+    from explorer.run import run_trace
+    from explorer.traffic.frames import build_frames
+    from explorer.traffic.trace import Trace
+
+    pair = example["_headers"]
+    defines = _changed_defines(solution.analysis)
+    outcome: dict[str, Any] = {}
+    for first, second in ((0, 1), (1, 0)):
+        order = pair.take(np.array([first, second]))
+        stamps = np.array([1_700_000_000_000_000_000, 1_700_000_000_001_000_000], dtype=np.uint64)
+        frames = build_frames(order.with_columns(timestamps=stamps))
+        together = run_trace(solution.analysis.source, Trace(stamps, order.devices, frames), defines)
+        alone = run_trace(solution.analysis.source, Trace(stamps[1:], order.devices[1:], frames[1:]), defines)
+        seq, par = together.verdicts[1].verdict, alone.verdicts[0].verdict
+        same_bytes = [f for i, _, f in together.outputs if i == 1] == [f for i, _, f in alone.outputs if i == 0]
+        outcome = {"first": first, "second": second, "sequential": int(seq), "parallel": int(par),
+                   "differs": seq != par or not same_bytes}
+        if outcome["differs"]:
+            break
+    packets = example["packets"]
+    a, b = packets[outcome["first"]], packets[outcome["second"]]
+    name = example["object"]
+    nf = solution.analysis.nf
+    if outcome["differs"] and outcome["sequential"] != outcome["parallel"]:
+        text = (f"The second packet reaches core {b['core']}, but the {name} entry the first one made lives on core "
+                f"{a['core']}. Sequentially {nf} {verdict_text(outcome['sequential'])}; on core {b['core']}, which "
+                f"never saw the first packet, {nf} {verdict_text(outcome['parallel'])}.")
+    elif outcome["differs"]:
+        text = (f"The second packet reaches core {b['core']}, away from the {name} entry on core {a['core']}: {nf} "
+                f"{verdict_text(outcome['parallel'])} either way, but writes different bytes.")
+    else:
+        text = (f"The two packets use the same {name} entry from cores {a['core']} and {b['core']}: each core keeps "
+                f"its own copy, so what one core records the other never sees. This time the second packet's verdict "
+                f"is the same either way ({nf} {verdict_text(outcome['sequential'])}), but the state has split.")
+    return {**outcome, "text": text}
+
+
+def _changed_defines(analysis: Analysis) -> dict[str, str]:
+    """The configuration values the analysis used that differ from the NF's own defaults."""
+    from explorer.frontend import parse_nf
+
+    defaults = dict(parse_nf(analysis.source).defines)
+    return {n: v for n, v in analysis.defines if defaults.get(n) != v}
+
+
+def public(example: Optional[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
+    """A counterexample without its internal packet columns (what views and JSON get)."""
+    if example is None:
+        return None
+    return {k: v for k, v in example.items() if not k.startswith("_")}

@@ -1,0 +1,319 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Pitfalls of running an NF on many cores with RSS
+#
+# The NIC spreads packets over cores by hashing header fields (RSS, a Toeplitz hash) and looking the
+# hash up in a redirection table (RETA). Shared-nothing parallelism is correct only when **every
+# packet that touches a state entry reaches the core that holds it**. Each section below shows one way
+# this goes wrong, with a cell that *asserts* the failure, then the fix, asserted too, and pictures:
+# the packets per core under the bad and the good key, and how the figure that matters grows with
+# the number of cores.
+#
+# The simulator replays seeded traffic through the NIC model and counts **sharding violations**: state
+# entries that packets on more than one core touched. Balance alone never shows them: a wrong key
+# usually spreads packets as evenly as a right one.
+
+# %%
+from pathlib import Path
+
+import numpy as np
+
+from explorer import pipeline
+from explorer.errors import ShardingError
+from explorer.traffic.generators import generate, generate_fields
+from widgets.charts import bar_chart, line_chart
+
+NFS = Path("../sample_nfs")  # relative: outputs name no machine-specific path
+PACKETS, FLOWS = 20_000, 2_000
+CORES = (2, 4, 8, 16, 32)
+ALL_FIELDS = ("src_ip", "dst_ip", "src_port", "dst_port")
+
+
+def decision(solution, name):
+    """One object's row of the sharding decisions."""
+    return next(o for o in solution.to_dict()["objects"] if o["name"] == name)
+
+
+def per_core(title, runs):
+    """Packets per core under each labelled simulation, with each one's mean."""
+    first = next(iter(runs.values()))
+    return bar_chart(title, range(first.cores), {label: run.per_core for label, run in runs.items()})
+
+
+def against_cores(title, figures, y_label, digits=2):
+    """``figures``: label -> function of the core count giving the figure to plot."""
+    return line_chart(title, CORES, {label: [f(c) for c in CORES] for label, f in figures.items()},
+                      y_label=y_label, digits=digits)
+
+
+fw = pipeline.solve(NFS / "fw.c", quality=False)
+print(fw.to_dict()["strategy"])
+
+# %% [markdown]
+# ## 1. A flow table shared by both ports
+#
+# The firewall's `flows` map is written by LAN packets and read by the WAN replies. The analysis finds
+# both: `flows` is sharded on fields of **both** devices, the reply's addresses and ports swapped.
+
+# %%
+flows = decision(fw, "flows")
+print(flows["reason"])
+assert flows["decision"] == "shard" and sorted(flows["fields"]) == ["0", "1"]
+
+# %% [markdown]
+# **Pitfall:** shard each port on its own idea of "the host", its source address. A LAN packet
+# `(s, d)` lands on the core of `s`, its reply `(d, s)` on the core of `d`: the table is split. The
+# solver says so and shows two such packets; the simulator finds the split entries.
+
+# %%
+SPLIT = {"flows": {0: ("src_ip",), 1: ("src_ip",)}}
+split = pipeline.solve(NFS / "fw.c", quality=False, overrides=SPLIT)
+words = pipeline.explain(split)  # the solver's finding in the NF's terms, with two packets from real traffic
+print(words["objects"]["flows"]["broken"])
+example = words["counterexample"]
+for packet in example["packets"]:
+    print(f"device {packet['device']}: {packet['src_ip']}:{packet['src_port']} -> {packet['dst_ip']}:"
+          f"{packet['dst_port']} {packet['protocol']}, RETA entry {packet['reta_index']}, core {packet['core']}")
+print(example["outcome"]["text"])
+request, reply = example["packets"]
+assert not split.valid and request["core"] != reply["core"]
+assert request["src_ip"] == reply["dst_ip"]  # the reply travels the request backwards
+assert example["outcome"]["sequential"] == 0 and example["outcome"]["parallel"] == -1  # forwarded, then dropped
+broken = pipeline.simulate(split, "bidir", packets=PACKETS, flows=FLOWS)
+print(broken.violation_count, "flow entries touched from two cores")
+assert broken.violation_count > 0
+
+# %% [markdown]
+# **Fix:** let the solver choose both ports' keys together, from the constraints of every path.
+# The two keys balance the cores equally well: only the violation count tells them apart, and with
+# more cores a reply is ever more likely to land away from its request.
+
+# %%
+fixed = pipeline.simulate(fw, "bidir", packets=PACKETS, flows=FLOWS)
+assert fw.valid and fixed.violation_count == 0
+print(f"imbalance: split key {broken.imbalance:.3f}, solved key {fixed.imbalance:.3f}")
+assert abs(broken.imbalance - fixed.imbalance) < 0.2
+per_core(f"fw, bidirectional traffic: split key {broken.violation_count:,} split entries, solved key none",
+         {"split key (src_ip on both ports)": broken, "solved key": fixed})
+
+
+# %%
+def split_entries(cores):
+    solution = pipeline.solve(NFS / "fw.c", quality=False, overrides=SPLIT, cores=cores)
+    return pipeline.simulate(solution, "bidir", packets=PACKETS, flows=FLOWS).violation_count
+
+
+split_by_cores = {cores: split_entries(cores) for cores in CORES}
+print(split_by_cores)
+assert split_by_cores[2] < split_by_cores[32]
+against_cores("fw: flow entries split across cores by the src_ip key", {"split key": split_by_cores.get},
+              "entries touched from two cores", digits=0)
+
+# %% [markdown]
+# ## 2. Asymmetric flows: a stock RSS key
+#
+# Most drivers program a well-known key (Microsoft's, below) on every port. Its hash of a request
+# `(s, d, sp, dp)` and of the reply `(d, s, dp, sp)` differ, so the two halves of a connection usually
+# land on different cores.
+
+# %%
+MICROSOFT_KEY = bytes.fromhex("6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c"
+                              "6a42b73bbeac01fa")
+stock_key = MICROSOFT_KEY + bytes(12)  # the E810 takes 52-byte keys
+STOCK = {0: stock_key, 1: stock_key}
+stock = pipeline.simulate(fw, "bidir", packets=PACKETS, flows=FLOWS, keys=STOCK)
+print(stock.violation_count, "connections split by the stock key")
+assert stock.violation_count > 0
+
+# %% [markdown]
+# **Fix:** the solved keys put a request on device 0 and its reply on device 1 in the same RETA bucket.
+
+# %%
+for device, plan in sorted(fw.to_dict()["devices"].items()):
+    print(device, plan["key"])
+assert pipeline.simulate(fw, "bidir", packets=PACKETS, flows=FLOWS).violation_count == 0
+per_core(f"fw, bidirectional traffic: stock key {stock.violation_count:,} split connections, solved key none",
+         {"stock key (Microsoft)": stock, "solved key": fixed})
+
+# %% [markdown]
+# ## 3. A 5-tuple key for a per-host counter
+#
+# The policer keeps one token bucket per LAN host: its `hosts` map is keyed by the destination
+# address of WAN packets, so device 1 needs to hash `dst_ip` only.
+
+# %%
+pol = pipeline.solve(NFS / "pol.c", quality=False)
+hosts = decision(pol, "hosts")
+print(hosts["reason"])
+assert hosts["fields"]["1"] == ["dst_ip"]
+
+# %% [markdown]
+# **Pitfall:** hash the usual 5-tuple anyway. Flows from different WAN servers to the same LAN host
+# now reach different cores, each with its own bucket for that host: the host gets N times its rate.
+# It shows as soon as hosts have several flows (prefix-concentrated traffic).
+
+# %%
+five_tuple = pipeline.simulate(pol, "prefix", packets=PACKETS, flows=FLOWS, fields={1: ALL_FIELDS})
+print(five_tuple.violation_count, "hosts policed on several cores")
+assert five_tuple.violation_count > 0
+
+# %% [markdown]
+# **Fix:** hash only what the state is keyed by (NICs with field selection can). The price: fewer
+# distinct values to spread, so the right key balances a little worse, and the gap grows with cores.
+
+# %%
+by_host = pipeline.simulate(pol, "prefix", packets=PACKETS, flows=FLOWS)
+assert by_host.violation_count == 0
+per_core(f"pol, prefix traffic: the 5-tuple polices {five_tuple.violation_count} hosts on several cores",
+         {"5-tuple on the WAN": five_tuple, "dst_ip only (solved)": by_host})
+
+
+# %%
+def pol_imbalance(fields):
+    def figure(cores):
+        solution = pipeline.solve(NFS / "pol.c", quality=False, cores=cores)
+        return pipeline.simulate(solution, "prefix", packets=PACKETS, flows=FLOWS, fields=fields).imbalance
+    return figure
+
+
+pol_curves = {"5-tuple (wrong)": pol_imbalance({1: ALL_FIELDS}), "dst_ip only (solved)": pol_imbalance(None)}
+against_cores("pol, prefix traffic: balance of the wrong and the right key", pol_curves,
+              "imbalance (busiest core / mean)")
+
+# %% [markdown]
+# ## 4. Capacity split across cores
+#
+# Each core gets its own table of `capacity / cores` entries. A table that holds every flow
+# sequentially can overflow on the busiest core: hashing never splits flows perfectly evenly. The
+# firewall then lets the LAN packet out unrecorded, and drops the reply.
+
+# %%
+CAPACITY, SIXTEEN = 4096, 16
+sized = pipeline.solve(NFS / "fw.c", defines={"FW_CAPACITY": str(CAPACITY)}, cores=SIXTEEN, quality=False)
+assert sized.analysis.object("flows").capacity == CAPACITY
+lan = generate("uniform", packets=40_000, flows=CAPACITY, seed=1).for_device(0)  # LAN packets: one entry per flow
+load = pipeline.simulate(sized, lan)
+flows_seen, busiest = sum(load.flows_per_core), max(load.flows_per_core)
+print(f"{flows_seen} flows fit the sequential table of {CAPACITY}; the busiest core needs {busiest} "
+      f"entries of its {CAPACITY // SIXTEEN}")
+assert flows_seen <= CAPACITY and busiest > CAPACITY // SIXTEEN
+bar_chart(f"fw with FW_CAPACITY={CAPACITY}: flows per core against each core's {CAPACITY // SIXTEEN} entries",
+          range(SIXTEEN), {"flows": load.flows_per_core}, y_label="flows")
+
+# %% [markdown]
+# **Fix:** give per-core tables headroom, e.g. a quarter more than the even share. The headroom needed
+# grows with the number of cores: fewer flows per core means more relative noise.
+
+# %%
+ROOMY = CAPACITY * 5 // 4
+assert max(load.flows_per_core) <= ROOMY // SIXTEEN
+print(f"FW_CAPACITY={ROOMY}: {ROOMY // SIXTEEN} entries per core")
+
+
+def busiest_over_share(cores):
+    solution = pipeline.solve(NFS / "fw.c", defines={"FW_CAPACITY": str(CAPACITY)}, cores=cores, quality=False)
+    return max(pipeline.simulate(solution, lan).flows_per_core) / (CAPACITY / cores)
+
+
+headroom = {cores: busiest_over_share(cores) for cores in CORES}
+print({cores: round(value, 3) for cores, value in headroom.items()})
+assert headroom[32] > headroom[2] and headroom[16] <= 1.25
+against_cores("fw: the busiest core's flows over its even share of the table",
+              {"busiest core / share": headroom.get}, "entries needed / entries per core")
+
+# %% [markdown]
+# ## 5. Elephant flows
+#
+# With Zipf-distributed traffic a few flows carry most packets. A good key spreads *flows* evenly,
+# not packets: the cores holding the elephants are overloaded.
+
+# %%
+zipf = pipeline.simulate(fw, "zipf", packets=50_000, flows=5_000, skew=1.2, rebalance=True)
+fields, _ = generate_fields("zipf", packets=50_000, flows=5_000, skew=1.2)
+_, per_flow = np.unique(np.stack([fields.src_ip, fields.dst_ip, fields.src_port, fields.dst_port]), axis=1,
+                        return_counts=True)
+print(f"imbalance {zipf.imbalance:.2f}; the biggest flow alone carries {per_flow.max() / 50_000:.0%} of the packets")
+assert zipf.imbalance > 2 and per_flow.max() > 50_000 / 16
+
+# %% [markdown]
+# **Partial fix:** rebalance the RETA from the measured per-bucket load (RSS++). It moves whole
+# buckets, so sharding stays correct, and it evens out the rest, but a bucket is never split: the
+# busiest core still carries the heaviest bucket.
+
+# %%
+after = zipf.rebalanced
+print(f"imbalance {zipf.imbalance:.2f} -> {after.imbalance:.2f}")
+assert after.imbalance < zipf.imbalance and after.violations == 0
+assert max(after.per_core) >= max(zipf.buckets)
+bar_chart(f"fw, Zipf traffic (skew 1.2): imbalance {zipf.imbalance:.2f} with the solved RETA, "
+          f"{after.imbalance:.2f} rebalanced", range(zipf.cores),
+          {"solved RETA": zipf.per_core, "rebalanced RETA": after.per_core})
+
+
+# %%
+def zipf_imbalance(rebalanced):
+    def figure(cores):
+        solution = pipeline.solve(NFS / "fw.c", quality=False, cores=cores)
+        run = pipeline.simulate(solution, "zipf", packets=50_000, flows=5_000, skew=1.2, rebalance=True)
+        return run.rebalanced.imbalance if rebalanced else run.imbalance
+    return figure
+
+
+against_cores("fw, Zipf traffic: elephants weigh more as cores are added",
+              {"solved RETA": zipf_imbalance(False), "rebalanced RETA": zipf_imbalance(True)},
+              "imbalance (busiest core / mean)")
+
+# %% [markdown]
+# ## 6. Global state forces locks
+#
+# The load balancer picks a backend by a hash of the flow, then reads and updates that backend's
+# entry. Which entry depends on a state value, not on a header field, so no RSS key can keep it on
+# one core: the NF needs locks (or transactions). Its keys then only balance load: every core
+# reaches the one shared copy of the state.
+
+# %%
+lb = pipeline.solve(NFS / "lb.c", quality=False)
+locked = [o["name"] for o in lb.to_dict()["objects"] if o["decision"] == "lock"]
+print(lb.to_dict()["strategy"], locked)
+print(lb.explanation)
+assert lb.to_dict()["strategy"] == "locks" and locked
+try:
+    pipeline.solve(NFS / "lb.c", strategy="sn", quality=False)
+    raise AssertionError("shared-nothing must be refused")
+except ShardingError as error:
+    print("refused:", error)
+heartbeat = pipeline.simulate(lb, "heartbeat", packets=PACKETS, flows=FLOWS)
+print(f"imbalance {heartbeat.imbalance:.3f} on heartbeat and client traffic")
+assert heartbeat.imbalance < 1.5
+per_core("lb (locks): client and heartbeat packets per core, all sharing one locked state",
+         {"packets": heartbeat})
+
+# %% [markdown]
+# ## 7. L2 keys RSS cannot hash
+#
+# RSS hashes IP addresses and ports, never MAC addresses. The learning bridge keys its table by the
+# source MAC, so it cannot be sharded; the static bridge only *reads* its MAC table (filled in
+# `nf_init`), so every core gets a copy and no lock is needed.
+
+# %%
+bridge = pipeline.solve(NFS / "bridge.c", quality=False)
+macs = decision(bridge, "macs")
+print(macs["decision"], "-", macs["reason"])
+assert macs["decision"] == "lock" and "p.ether.src" in macs["reason"]
+assert bridge.to_dict()["strategy"] == "locks"
+
+sbridge = pipeline.solve(NFS / "sbridge.c", quality=False)
+assert decision(sbridge, "macs")["decision"] == "replicate"
+assert sbridge.to_dict()["strategy"] == "shared-nothing"
+per_core("bridge (locks, one shared MAC table) and sbridge (a copy per core), uniform traffic",
+         {"bridge": pipeline.simulate(bridge, "uniform", packets=PACKETS, flows=FLOWS),
+          "sbridge": pipeline.simulate(sbridge, "uniform", packets=PACKETS, flows=FLOWS)})

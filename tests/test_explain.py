@@ -1,0 +1,141 @@
+"""explorer.explain: the analysis and the solution in the NF author's words (source lines, C calls,
+field names), realistic counterexample packets checked against an independent Toeplitz hash, and
+what the sequential NF does to them."""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from explorer import explain, pipeline
+from explorer.rss.toeplitz import toeplitz_hash
+from explorer.wire import RSS_BITS
+
+ROOT = Path(__file__).resolve().parent.parent
+FW = ROOT / "sample_nfs" / "fw.c"
+SUBNETS = ROOT / "tests" / "nfs" / "subnet_quota.c"
+SPLIT = {"flows": {0: ("src_ip",), 1: ("src_ip",)}}
+
+
+@pytest.fixture(scope="module")
+def fw():
+    return pipeline.solve(FW, quality=False)
+
+
+@pytest.fixture(scope="module")
+def split(fw):
+    return pipeline.solve(fw.analysis, quality=False, overrides=SPLIT)
+
+
+def test_call_text_spans_lines_and_ignores_parentheses_in_literals(tmp_path):
+    source = tmp_path / "x.c"
+    source.write_text('int a;\n  if (nf_map_get(flows,\n        &key, ")(", \')\')) {\n')
+    assert explain.call_text(str(source), 2, 7) == "nf_map_get(flows, &key, \")(\", ')')"
+    assert explain.call_text(str(source), 9, 1) == ""  # no such line
+    assert explain.call_text(str(tmp_path / "none.c"), 1, 1) == ""
+
+
+def test_key_fields_follow_the_key_order_on_each_device(fw):
+    layouts = explain.key_layouts(fw.analysis)
+    assert layouts["flows"] == {"0": [["src_ip", "dst_ip", "src_port", "dst_port", "protocol"]],
+                                "1": [["dst_ip", "src_ip", "dst_port", "src_port", "protocol"]]}
+    assert layouts["keys"] == {"0": [["an index from chain"]]}
+
+
+def test_a_key_of_part_of_a_field_is_named_with_its_prefix_length():
+    solution = pipeline.solve(SUBNETS, quality=False)
+    assert explain.key_layouts(solution.analysis)["subnets"] == {"0": [["src_ip/24"]]}
+    words = pipeline.explain(solution)
+    subnets = words["objects"]["subnets"]
+    assert "subnet_quota.c:52 `nf_map_get(subnets, &key, &index)` looks up subnets" in subnets["summary"]
+    assert "(src_ip/24)" in subnets["summary"]
+    assert words["objects"]["indices"]["summary"].startswith("No packet field names its entries")
+    quotas = words["objects"]["quotas"]
+    assert quotas["inherited"] and quotas["fields"] == {"0": ["src_ip"]} and quotas["follows"] == ["indices", "subnets"]
+
+
+def test_the_firewalls_flow_table_is_explained_with_its_source_lines(fw):
+    words = pipeline.explain(fw)
+    flows = words["objects"]["flows"]
+    assert flows["decision"] == "shard" and not flows["broken"] and not flows["inherited"]
+    assert ("fw.c:101 `nf_map_get(flows, &key, &index)` looks up flows by device 1 packets' "
+            "(dst_ip, src_ip, dst_port, src_port, protocol)") in flows["summary"]
+    assert "share an entry when they have addresses and ports swapped (a reply)" in flows["summary"]
+    assert "p.ipv4" not in flows["summary"] and "path " not in flows["summary"]  # engine terms stay in details
+    assert flows["details"].startswith("entries are touched only by packets that agree on")
+    assert [s["where"] for s in flows["sites"]] == ["fw.c:76", "fw.c:83", "fw.c:101"]
+    chain = words["objects"]["chain"]
+    assert chain["inherited"] and chain["fields"] == flows["fields"] and chain["follows"] == ["flows"]
+    assert words["strategy"]["summary"].startswith("Shared-nothing") and words["counterexample"] is None
+
+
+def test_locks_are_explained_by_the_line_that_forces_them():
+    lb = pipeline.explain(pipeline.solve(ROOT / "sample_nfs" / "lb.c", quality=False))
+    assert lb["objects"]["active"]["summary"].startswith("Shared by all cores behind a lock: lb.c:203 "
+                                                        "`nf_cht_find_backend(")
+    assert "walks them" in lb["objects"]["active"]["summary"]
+    assert "a value from cht, which no packet field decides" in lb["objects"]["backend_info"]["summary"]
+    assert lb["objects"]["cht"]["decision"] == "replicate"
+    bridge = pipeline.explain(pipeline.solve(ROOT / "sample_nfs" / "bridge.c", quality=False))
+    assert "keyed by src_mac, which the NIC cannot hash" in bridge["objects"]["macs"]["summary"]
+    assert bridge["strategy"]["summary"].startswith("locks: macs, keys, ports, chain cannot be split")
+
+
+def test_a_broken_override_says_so_and_shows_two_realistic_packets(split):
+    words = pipeline.explain(split)
+    flows = words["objects"]["flows"]
+    assert flows["broken"].startswith("Broken by the override: a device 0 packet and a device 1 packet with "
+                                      "addresses and ports swapped (a reply) share a flows entry")
+    assert "device 0: src_ip; device 1: src_ip" in flows["broken"]
+    assert words["strategy"]["summary"].startswith("Not correct: the override breaks flows")
+    example = words["counterexample"]
+    request, reply = example["packets"]
+    assert example["object"] == "flows" and example["relation"] == "addresses and ports swapped (a reply)"
+    assert (request["device"], reply["device"]) == (0, 1)
+    assert (reply["src_ip"], reply["dst_ip"], reply["src_port"], reply["dst_port"]) == \
+        (request["dst_ip"], request["src_ip"], request["dst_port"], request["src_port"])
+    assert ipaddress.IPv4Address(request["src_ip"]) in ipaddress.IPv4Network("10.0.0.0/8")  # a LAN client
+    assert not ipaddress.IPv4Address(request["dst_ip"]).is_private  # a public server
+    assert request["src_port"] >= 32768 and 0 < request["dst_port"] < 10_000  # ephemeral -> a service port
+    assert request["core"] != reply["core"]
+    for packet in (request, reply):  # the cores, recomputed with the byte-wise hash
+        plan = split.plan.device(packet["device"])
+        data = b"".join(int(ipaddress.IPv4Address(packet[f])).to_bytes(4, "big") if f.endswith("_ip")
+                        else packet[f].to_bytes(RSS_BITS[f] // 8, "big") for f in plan.fields)
+        index = toeplitz_hash(plan.key, data) & (len(plan.reta) - 1)
+        assert (index, plan.reta[index]) == (packet["reta_index"], packet["core"])
+    assert "_headers" not in example
+
+
+def test_what_happens_runs_the_firewall_on_the_two_packets(split):
+    outcome = pipeline.explain(split)["counterexample"]["outcome"]
+    assert (outcome["first"], outcome["second"]) == (0, 1)  # the request first, then its reply
+    assert outcome["sequential"] == 0 and outcome["parallel"] == -1 and outcome["differs"]
+    assert "fw forwards it to device 0" in outcome["text"] and "fw drops it" in outcome["text"]
+
+
+def test_a_split_that_changes_no_verdict_says_the_state_split():
+    solution = pipeline.solve(SUBNETS, quality=False, overrides={"subnets": {0: ("src_ip", "dst_ip")}})
+    words = pipeline.explain(solution)
+    example = words["counterexample"]
+    assert example["relation"] == "the same src_ip/24"
+    first, second = example["packets"]
+    assert first["src_ip"].rsplit(".", 1)[0] == second["src_ip"].rsplit(".", 1)[0]
+    assert not example["outcome"]["differs"] and "the state has split" in example["outcome"]["text"]
+    assert words["objects"]["subnets"]["broken"].startswith("Broken by the override: two device 0 packets "
+                                                            "with the same src_ip/24 share a subnets entry")
+
+
+def test_relation_words():
+    class C:
+        def __init__(self, equal):
+            self.equal = equal
+
+    full = lambda f: [(i, i) for i in range(RSS_BITS[f])]  # noqa: E731
+    same = C([((f, i), (f, j)) for f in ("src_ip", "dst_port") for i, j in full(f)])
+    assert explain.relation(same) == "the same src_ip, dst_port"
+    assert explain.relation(C([(("dst_ip", i), ("src_ip", i)) for i in range(32)])) == "addresses swapped (a reply)"
+    assert explain.relation(C([(("src_ip", i), ("dst_ip", i)) for i in range(16)])) == \
+        "the second's dst_ip/16 equal to the first's src_ip/16"
+    assert explain.relation(C([])) == "nothing the NIC can hash in common"
