@@ -17,7 +17,9 @@ from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile, nic_profile
 from explorer.rss.problem import KeyProblem
 from explorer.rss.key_solver import RssPlan, find_counterexample, solve_keys
+from explorer.sharding.allocation import explain
 from explorer.sharding.decisions import Overrides, ShardingPlan, shard
+from explorer.sharding.pools import Pools, pools_of
 from explorer.wire import RSS_NAMES
 
 STRATEGY_NAMES = {"sn": "shared-nothing", "locks": "locks", "tm": "tm"}
@@ -51,6 +53,7 @@ class Solution:
     counterexample: Optional[dict[str, Any]] = None
     seconds: tuple[tuple[str, float], ...] = field(default=(), compare=False)
     quality: tuple[tuple[str, float], ...] = ()  # max/mean per-core packets on seeded traffic kinds
+    pools: tuple[Pools, ...] = ()  # sn with sharding by allocation: each allocator's per-core pools
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan.to_dict()
@@ -69,6 +72,12 @@ class Solution:
         }
         if self.explanation:
             out["explanation"] = self.explanation
+        if self.pools:
+            hashed = {d.device: d.fields for d in self.plan.devices}
+            out["allocation"] = "; ".join(explain(a, hashed) for a in self.sharding.allocations)
+            out["pools"] = [p.to_dict() for p in self.pools]
+        elif self.sharding.unallocated:
+            out["allocation"] = self.sharding.unallocated
         if self.counterexample is not None:
             out["counterexample"] = self.counterexample
         return out
@@ -80,13 +89,15 @@ QUALITY_PACKETS = 32_000  # one packet per flow: balance over flows, the unit RS
 
 def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None, nic: str = "e810",
           cores: int = 16, seed: int = 0, overrides: Optional[Overrides] = None,
-          strategy: str = "auto", quality: bool = True) -> Solution:
+          strategy: str = "auto", quality: bool = True, allocation: bool = False) -> Solution:
     """Analyse (unless given an Analysis), decide sharding, pick the strategy and solve the keys.
 
+    With ``allocation``, state keyed by a value the NF allocates and packets carry back (a NAT's
+    external port) is sharded by allocation: per-core pools (``explorer.sharding.allocation``).
     With ``quality``, the plan's per-core balance (max/mean packets) is measured on seeded uniform
     and prefix-concentrated traffic (clients in one /16, servers in one /20)."""
     cores, seed = limits.CORES.check(cores), limits.SEED.check(seed)
-    solution = _solve(nf, defines, nic, cores, seed, overrides, strategy)
+    solution = _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation)
     if not quality:
         return solution
     figures = tuple((kind, round(simulate(solution, kind, packets=QUALITY_PACKETS, flows=QUALITY_PACKETS,
@@ -95,12 +106,12 @@ def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None
     return replace(solution, quality=figures)
 
 
-def _solve(nf, defines, nic, cores, seed, overrides, strategy) -> Solution:
+def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=False) -> Solution:
     started = time.perf_counter()
     analysis = nf if isinstance(nf, Analysis) else analyze(nf, defines)
     analysed = time.perf_counter()
     profile = nic_profile(nic)
-    sharding = shard(analysis, profile, overrides)
+    sharding = shard(analysis, profile, overrides, allocation=allocation)
 
     if strategy in ("locks", "tm") or (strategy == "auto" and sharding.locked):
         chosen = STRATEGY_NAMES["tm" if strategy == "tm" else "locks"]
@@ -158,10 +169,11 @@ def _overridden(analysis, sharding, strategy, profile, cores, seed, started, ana
 
 def _solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, explanation, counterexample,
               started, analysed) -> Solution:
+    pools = tuple(pools_of(a, plan) for a in sharding.allocations) if strategy == STRATEGY_NAMES["sn"] else ()
     done = time.perf_counter()
     seconds = (("analysis", round(analysed - started, 4)), ("solve", round(done - analysed, 4)))
     return Solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, explanation,
-                    counterexample, seconds)
+                    counterexample, seconds, pools=pools)
 
 
 def _problem(sharding: ShardingPlan, constraints, profile: NicProfile, cores: int, seed: int) -> KeyProblem:

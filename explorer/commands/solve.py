@@ -22,6 +22,14 @@ def main(args) -> int:
     return 0 if solution.valid else 2
 
 
+def pool_text(p: dict) -> str:
+    sizes = p["sizes"]
+    if min(sizes) == max(sizes):
+        return f"{p['allocator']}: {sizes[0]} indices per core on {len(sizes)} cores ({p['capacity']} in all)"
+    return (f"{p['allocator']}: {'UNEVEN ' if p['uneven'] else ''}{min(sizes)} to {max(sizes)} indices per core, "
+            f"largest/mean {p['imbalance']:.3f} (sizes {' '.join(map(str, sizes))})")
+
+
 def render(data: dict) -> str:
     """A readable report of ``Solution.to_dict()``."""
     lines = [f"{data['nf']}: {data['strategy']} on {data['cores']} cores, NIC {data['nic']}"
@@ -39,6 +47,10 @@ def render(data: dict) -> str:
         lines.append(f"  {dev}: {what}  rank {d.get('rank')}  reta {d.get('reta_size')}")
         lines.append(f"     key {d['key']}")
         lines.append(f"     rss_hf {' | '.join(d.get('rss_hf_names', [])) or hex(d.get('rss_hf', 0))}")
+    if data.get("allocation"):
+        lines.append(f"sharded by allocation: {data['allocation']}")
+    for pools in data.get("pools", []):
+        lines.append(f"pools: {pool_text(pools)}")
     if data.get("explanation"):
         lines.append(f"why: {data['explanation']}")
     if data.get("counterexample"):

@@ -17,6 +17,7 @@ from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile
 from explorer.rss.problem import PairConstraint
 from explorer.wire import RSS_NAMES
+from explorer.sharding.allocation import Allocation, by_allocation
 from explorer.sharding.constraints import (
     KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
 
@@ -35,6 +36,7 @@ class ObjectDecision:
     overridden: bool = False
     natural: tuple[PairConstraint, ...] = ()  # before the overrides: what correctness needs
     follows: tuple[str, ...] = ()  # objects whose values are this one's only keys (indices)
+    allocation: str = ""  # sharded by allocation: the allocator whose per-core pools place its entries
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,7 @@ class ObjectDecision:
             "accesses": self.accesses,
             "constraints": len(self.constraints),
             "overridden": self.overridden,
+            "by": "allocation" if self.allocation else "fields",
         }
 
 
@@ -58,6 +61,8 @@ class ShardingPlan:
     hashed: tuple[tuple[int, tuple[str, ...]], ...]  # per device, in hash-input order
     conflicts: tuple[str, ...]  # why no shared-nothing key exists (empty when one may)
     violated: tuple[PairConstraint, ...]  # constraints an override breaks (for counterexamples)
+    allocations: tuple[Allocation, ...] = ()  # allocators split into per-core pools (sharding by allocation)
+    unallocated: str = ""  # why sharding by allocation was possible but not used
 
     @property
     def locked(self) -> tuple[ObjectDecision, ...]:
@@ -76,6 +81,7 @@ class ShardingPlan:
             "hashed": {str(d): list(f) for d, f in self.hashed},
             "conflicts": list(self.conflicts),
             "constraints": [c.origin for c in self.constraints],
+            "allocations": [a.to_dict() for a in self.allocations],
         }
 
 
@@ -109,7 +115,20 @@ def check_overrides(overrides: Overrides, analysis: Analysis) -> None:
                                   f"is not an RSS field ({', '.join(RSS_NAMES)})")
 
 
-def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = None) -> ShardingPlan:
+def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = None,
+          allocation: bool = False) -> ShardingPlan:
+    """With ``allocation``, objects keyed by a value the NF allocates and packets carry back are
+    sharded by allocation (``explorer.sharding.allocation``) unless that leaves a conflict that
+    pair constraints would not; overriding such an object's fields asks for pair constraints."""
+    plan = _shard(analysis, nic, overrides, allocation)
+    if plan.allocations and plan.conflicts:
+        pairs = _shard(analysis, nic, overrides, False)
+        if not pairs.conflicts:
+            return replace(pairs, unallocated="sharding by allocation conflicts: " + "; ".join(plan.conflicts))
+    return plan
+
+
+def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, allocation: bool) -> ShardingPlan:
     overrides = overrides or {}
     check_overrides(overrides, analysis)
     devices = tuple(range(analysis.devices))
@@ -117,11 +136,17 @@ def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = Non
     counts = _access_counts(analysis)
 
     decisions: list[ObjectDecision] = []
+    keyed_by: dict[str, tuple[KeyedAccess, ...]] = {}
     for obj in analysis.objects:
-        keyed = keyed_accesses(analysis, obj.name, written)
+        keyed = keyed_by[obj.name] = keyed_accesses(analysis, obj.name, written)
         decisions.append(_decide(obj.name, obj.kind, obj.name in written, keyed, counts.get(obj.name, 0),
                                  devices, overrides.get(obj.name, {})))
+    allocations: tuple[Allocation, ...] = ()
+    if allocation:
+        decisions, allocations = by_allocation(analysis, decisions, keyed_by, skip=overrides)
     decisions = _follow(decisions)
+    allocations = tuple(a for a in allocations  # an allocator locked after all shares no pools
+                        if all(d.decision == "shard" for d in decisions if d.allocation == a.allocator))
 
     if any(o.name in overrides and o.decision != "shard" for o in decisions):
         bad = next(o for o in decisions if o.name in overrides and o.decision != "shard")
@@ -167,7 +192,7 @@ def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = Non
     hashed_map = dict(hashed)
     constraints = tuple(_only_hashed(c, hashed_map) for o in sharded for c in o.constraints if c.equal)
     return ShardingPlan(analysis.nf, devices, tuple(decisions), constraints, tuple(hashed),
-                        tuple(dict.fromkeys(conflicts)), tuple(dict.fromkeys(violated)))
+                        tuple(dict.fromkeys(conflicts)), tuple(dict.fromkeys(violated)), allocations)
 
 
 def _access_counts(analysis: Analysis) -> dict[str, int]:
