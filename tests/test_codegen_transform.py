@@ -173,7 +173,9 @@ int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
     return device == LAN ? WAN : LAN;
   }
   int index;
-  if (!nf_map_get(hosts, &ip->src_addr, &index)) {
+  if (nf_map_get(hosts, &ip->src_addr, &index)) {
+    nf_dchain_rejuvenate_index(chain, index, now);
+  } else {
     if (!nf_dchain_allocate_new_index(chain, &index, now)) { return WAN; /* full */ }
     nf_map_put(hosts, &ip->src_addr, index);
   }

@@ -11,12 +11,14 @@ from typing import Any, Optional
 
 from explorer.errors import GenerateError
 from explorer.rss.nic import RSS_HF_BITS, flow_rule_types
+from explorer.sharding.constraints import keyed_accesses, written_objects
 
 STRATEGIES = ("seq", "sn", "locks", "tm")
 # The strategy names a Solution uses, and ours (the CLI's and the C runtime's).
 _FROM_SOLUTION = {"shared-nothing": "sn", "locks": "locks", "tm": "tm"}
-# Kinds whose capacity counts entries that packets create: a core's share of a sharded one is
-# capacity / cores. A sketch's width and a cht's height are hash ranges, not entry counts.
+# Kinds whose capacity counts entries: sn gives each core capacity / cores of a sharded one whose
+# entries come from a per-core allocator (see per_core_allocated). A sketch's width and a cht's
+# height are hash ranges, not entry counts.
 DIVIDED_KINDS = ("map", "vector", "dchain")
 _ONLY_FLAGS = sum(RSS_HF_BITS[n] for n in ("RTE_ETH_RSS_L3_SRC_ONLY", "RTE_ETH_RSS_L3_DST_ONLY",
                                            "RTE_ETH_RSS_L4_SRC_ONLY", "RTE_ETH_RSS_L4_DST_ONLY"))
@@ -33,10 +35,12 @@ class ObjectPlan:
     capacity: int  # as the NF allocates it
     per_core: int  # entries each core allocates (sn), else the capacity
     treatment: str  # one line for people
+    divisible: bool = False  # its entries come from a per-core allocator: sn may give each core a share
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "alloc_index": self.alloc_index, "decision": self.decision,
-                "capacity": self.capacity, "per_core": self.per_core, "treatment": self.treatment}
+                "capacity": self.capacity, "per_core": self.per_core, "treatment": self.treatment,
+                "divisible": self.divisible}
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class ParallelPlan:
         if self.strategy == "seq" and cores != 1:
             raise GenerateError("the seq strategy runs on one core")
         steering = tuple(replace(d, reta=tuple(c % cores for c in d.reta)) for d in self.steering)
-        objects = tuple(replace(o, per_core=_per_core(self.strategy, o.decision, o.kind, o.capacity, cores))
+        objects = tuple(replace(o, per_core=_per_core(self.strategy, o.divisible, o.capacity, cores))
                         for o in self.objects)
         return replace(self, cores=cores, steering=steering, objects=objects)
 
@@ -137,7 +141,8 @@ class ParallelPlan:
 def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
     """The inverse of ``ParallelPlan.to_dict`` (generated projects keep their plan as plan.json)."""
     objects = tuple(ObjectPlan(o["name"], o["kind"], int(o["alloc_index"]), o["decision"], int(o["capacity"]),
-                               int(o["per_core"]), o["treatment"]) for o in data["objects"])
+                               int(o["per_core"]), o["treatment"], bool(o.get("divisible", False)))
+                    for o in data["objects"])
     steering = tuple(DeviceSteering(int(d["device"]), bytes.fromhex(d["key"]), tuple(d["fields"]), int(d["rss_hf"]),
                                     tuple(d["rss_hf_names"]), tuple(int(c) for c in d["reta"]),
                                     tuple((str(p), int(t)) for p, t in d["flow_rules"])) for d in data["steering"])
@@ -157,13 +162,58 @@ def _compact_reta(reta: tuple[int, ...]) -> str:
     return " ".join(map(str, reta))  # unreachable: the whole table is a period
 
 
-def _per_core(strategy: str, decision: str, kind: str, capacity: int, cores: int) -> int:
-    if strategy == "sn" and decision == "shard" and kind in DIVIDED_KINDS:
+def per_core_allocated(analysis: Any, decisions: dict[str, str]) -> frozenset[str]:
+    """The sharded maps, vectors and dchains whose entries come from a per-core allocator: only
+    these may get capacity / cores entries per core. A dchain allocates its own indices, so each
+    core's share is its own; a vector follows it when every index it is used with is such an
+    index (or a value of a map that holds them); a map follows it when the dchain expires its keys
+    or is used with its values. An object named by packet fields instead (per-port counters
+    indexed by ``nf_ntohs(l4->dst_port)``) keeps every entry on every core: a packet may name any
+    of them. Computed as the largest set that satisfies these rules (they refer to each other)."""
+    written = written_objects(analysis)
+    kinds = {o.name: o.kind for o in analysis.objects}
+    keyed: dict[str, list] = {}
+    expired_with: dict[str, set[str]] = {}  # vector or map -> the dchains whose expiry names it
+    for path in analysis.paths:
+        for access in path.accesses:
+            if access.call.startswith("nf_expire_items"):
+                for name in access.related:
+                    expired_with.setdefault(name, set()).add(access.object)
+    chosen = {name for name, kind in kinds.items() if kind in DIVIDED_KINDS and decisions.get(name) == "shard"}
+    for name in chosen:
+        keyed[name] = list(keyed_accesses(analysis, name, written))
+
+    def indexed_by_allocators(name: str) -> bool:
+        accesses = keyed[name]
+        return all(k.kind == "follows" and set(k.follows) <= chosen for k in accesses)
+
+    changed = True
+    while changed:
+        keep = set()
+        for name in chosen:
+            kind = kinds[name]
+            if kind == "dchain":
+                ok = indexed_by_allocators(name)
+            elif kind == "vector":
+                ok = indexed_by_allocators(name) and expired_with.get(name, set()) <= chosen and bool(
+                    keyed[name] or expired_with.get(name))
+            else:  # a map: its entries are as many as a chosen dchain's indices
+                paired = {d for d in chosen if kinds[d] == "dchain" and any(name in k.follows for k in keyed[d])}
+                ok = bool(paired | (expired_with.get(name, set()) & chosen))
+            if ok:
+                keep.add(name)
+        changed = keep != chosen
+        chosen = keep
+    return frozenset(chosen)
+
+
+def _per_core(strategy: str, divisible: bool, capacity: int, cores: int) -> int:
+    if strategy == "sn" and divisible:
         return max(1, -(-capacity // cores))
     return capacity
 
 
-def _treatment(strategy: str, decision: str, kind: str) -> str:
+def _treatment(strategy: str, decision: str, kind: str, divisible: bool) -> str:
     if strategy == "seq":
         return "one copy on one core"
     if strategy in ("locks", "tm"):
@@ -171,8 +221,10 @@ def _treatment(strategy: str, decision: str, kind: str) -> str:
         return f"shared, {lock}"
     if decision == "replicate":
         return "per core: a full copy, filled by each core's nf_init"
-    if kind in DIVIDED_KINDS:
+    if divisible:
         return "per core: its share of the entries (capacity / cores)"
+    if kind in DIVIDED_KINDS:
+        return "per core: full size (packets name its entries, no per-core allocator hands them out)"
     return "per core: full size"
 
 
@@ -206,9 +258,11 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
         raise GenerateError(f"cores must be at least 1, not {count}")
 
     decisions = {o.name: o.decision for o in solution.sharding.objects}
+    divisible = per_core_allocated(analysis, decisions)
     objects = tuple(ObjectPlan(o.name, o.kind, o.alloc_index, decisions.get(o.name, "replicate"), o.capacity,
-                               _per_core(chosen, decisions.get(o.name, "replicate"), o.kind, o.capacity, count),
-                               _treatment(chosen, decisions.get(o.name, "replicate"), o.kind))
+                               _per_core(chosen, o.name in divisible, o.capacity, count),
+                               _treatment(chosen, decisions.get(o.name, "replicate"), o.kind, o.name in divisible),
+                               o.name in divisible)
                     for o in sorted(analysis.objects, key=lambda o: o.alloc_index))
     nic = solution.nic
     steering = []

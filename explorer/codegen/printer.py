@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.codegen.planning import ParallelPlan
+from explorer.codegen.planning import DIVIDED_KINDS, ParallelPlan
 from explorer.codegen.transform import TransformedNF, transform
 from explorer.errors import GenerateError
 from explorer.rss.nic import RSS_HF_BITS
@@ -143,6 +143,10 @@ def _drift(plan: ParallelPlan) -> str:
                          f"core can fill up while the sequential NF would still have room.")
         elif o.decision == "replicate":
             lines.append(f"- `{o.name}` ({o.kind}): read-only, copied on every core (memory x {plan.cores}).")
+        elif o.decision == "shard" and o.kind in DIVIDED_KINDS:
+            lines.append(f"- `{o.name}` ({o.kind}): packets name its entries directly (no per-core allocator hands "
+                         f"them out), so every core keeps all {o.capacity} (memory x {plan.cores}); RSS sends the "
+                         "packets that share an entry to one core, so no entry is split.")
         elif o.kind == "sketch":
             lines.append(f"- `{o.name}` (sketch): each core counts only its own keys; estimates can only be lower "
                          "(fewer collisions) than the sequential NF's.")
