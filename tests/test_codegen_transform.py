@@ -206,6 +206,13 @@ def test_edits_keep_comments_macros_and_layout_around_them(tmp_path):
             "nf_par_vector_return(counts, index, count);") in locks  # two edits on one line
 
 
+def test_an_odd_file_name_keeps_its_edits(tmp_path):
+    """gcc escapes '"' and '\\' in its line markers; the edits must still find the file."""
+    source = _nf(tmp_path, HOSTS, 'we"ird\\name.c')
+    nf = transform(plan(source, "sn", 2))
+    assert "static _Thread_local struct nf_map *hosts;" in nf.text and f"--- {source}\n" in nf.diff
+
+
 def test_a_crlf_file_stays_crlf(tmp_path):
     source = _nf(tmp_path, HOSTS.replace("\n", "\r\n"))
     text = transform(plan(source, "sn", 2)).text

@@ -15,7 +15,7 @@ give the AST the strategy asked for (``transform.verify``).
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Optional
 
 from pycparser.c_lexer import CLexer
@@ -161,9 +161,12 @@ class Edit:
 class SourceAnchors:
     """Maps tokens of the preprocessed text (where the AST's coordinates point) to the source."""
 
-    def __init__(self, preprocessed: str, sources: dict[str, str]):
+    def __init__(self, preprocessed: str, sources: dict[str, str], spellings: Optional[dict[str, str]] = None):
+        """``spellings`` maps a line marker's (escaped) file name to the file's name, as the front
+        end does for the AST's coordinates."""
         self.sources = sources
-        self.preprocessed = _lex(preprocessed, "")
+        self.preprocessed = [replace(t, file=spellings.get(t.file, t.file)) if spellings else t
+                             for t in _lex(preprocessed, "")]
         self._pre_lines: dict[tuple[str, int], list[int]] = {}
         for index, t in enumerate(self.preprocessed):
             self._pre_lines.setdefault((t.file, t.line), []).append(index)

@@ -279,9 +279,9 @@ def transform(plan) -> TransformedNF:
     parsed = _parse(plan)
     headers = _headers(plan, parsed)
     sources = {name: _read(name) for name in [plan.source, *headers]}
-    if not parsed.text:
+    if parsed.source is None or not parsed.source.text:
         raise GenerateError("the front end gave no preprocessed text to anchor the strategy's edits on")
-    finder = _EditFinder(plan, SourceAnchors(parsed.text, sources))
+    finder = _EditFinder(plan, SourceAnchors(parsed.source.text, sources, dict(parsed.source.spellings)))
     ast = _own(parsed.ast)
     finder.visit(ast)
     missing = sorted(finder.wrapped - finder.found)

@@ -45,7 +45,6 @@ class ParsedNF:
     devices: int  # NF_DEVICES
     source_map: SourceMap = field(compare=False, hash=False, repr=False)
     source: Optional[NfSource] = field(default=None, compare=False, hash=False, repr=False)
-    text: str = field(default="", compare=False, hash=False, repr=False)  # preprocessed: where coords point
 
     @property
     def name(self) -> str:
@@ -84,4 +83,4 @@ def parse_nf(path: str | Path, defines: Optional[dict[str, str]] = None) -> Pars
         _respell(ast, spellings)
     source_map = SourceMap(tuple((name, _read_lines(name)) for name in source.files))
     return ParsedNF(path=source.path, ast=ast, defines=source.configuration, devices=source.devices,
-                    source_map=source_map, source=source, text=source.text)
+                    source_map=source_map, source=source)
