@@ -47,6 +47,10 @@ class TrafficError(NfxError):
 class ShardingError(NfxError):
     """No RSS configuration can satisfy the request; the message explains the conflict."""
 
+    def __init__(self, message: str, *, location: Optional[object] = None, conflict: Optional[object] = None):
+        super().__init__(message, location=location)
+        self.conflict = conflict  # the key solver's Conflict (devices and unsat constraints), when it found one
+
 
 class SolverError(NfxError):
     """Z3 failed or gave up (timeouts, unknown)."""

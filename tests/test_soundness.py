@@ -10,7 +10,6 @@ smaller run per stateful NF uses small tables so that "table full" paths run as 
 """
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -60,10 +59,9 @@ def _defines(nf: str, size: str, base: Trace) -> dict[str, str]:
     commonest WAN destination MAC, both on the WAN port (so frames are forwarded and dropped)."""
     defines: dict[str, str] = {}
     if nf == "lb":
-        heartbeat = inspect.signature(generate_module._heartbeat).parameters
-        vip = heartbeat["vip"].default.split(".")
-        defines.update(LB_VIRTUAL_IP=f"NF_IPV4({', '.join(vip)})",
-                       LB_HEARTBEAT_PORT=str(heartbeat["heartbeat_port"].default))
+        heartbeat = generate_module.kind_parameters("heartbeat")
+        vip = heartbeat["vip"].split(".")
+        defines.update(LB_VIRTUAL_IP=f"NF_IPV4({', '.join(vip)})", LB_HEARTBEAT_PORT=str(heartbeat["heartbeat_port"]))
     if nf == "sbridge":
         wan = [f[0:6] for f, d in zip(base.frames, base.devices.tolist()) if d == 1]
         common = Counter(wan).most_common(1)[0][0]

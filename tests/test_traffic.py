@@ -739,6 +739,13 @@ def test_kind_parameters_and_signatures():
     with pytest.raises(TrafficError, match="unknown traffic kind"):
         kind_parameters("nope")
 
+    # each public generator is written out: its keyword parameters are exactly its kind's, same defaults
+    for kind in KINDS:
+        keywords = {name: p.default for name, p in inspect.signature(GENERATORS[kind]).parameters.items()
+                    if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        assert keywords == kind_parameters(kind), kind
+        assert GENERATORS[kind].__name__ == kind and GENERATORS[kind].__doc__
+
 
 def test_address_pool_draws_and_headers_columns():
     pool = AddressPool.parse(["10.0.0.0/31", "10.0.1.0/30"], "test")

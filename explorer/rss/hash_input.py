@@ -49,13 +49,6 @@ class InputLayout:
         """The input bit that carries bit ``i`` (0 = MSB) of ``field``."""
         return self.offset(field) + i
 
-    def bit_at(self, position: int) -> tuple[str, int]:
-        """The ``(field, i)`` carried by input bit ``position``."""
-        for name, start in zip(self.fields, self.offsets):
-            if start <= position < start + FIELD_BITS[name]:
-                return name, position - start
-        raise IndexError(position)
-
     def field_mask(self, field: str) -> int:
         """The field's input bits as an integer whose most significant of ``bits`` bits is input bit 0."""
         width = FIELD_BITS[field]

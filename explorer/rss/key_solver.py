@@ -448,9 +448,7 @@ def _conflict_error(problem: KeyProblem, enc: _Encoding, core: list[tuple[str, i
         ignored = "; ".join(f"device {d} must ignore {', '.join(fs)}" for d, fs in p.ignored if fs)
         lines.append(f"  - {p.origin} (device {p.dev1} ~ device {p.dev2}): relates {related}"
                      + (f"; {ignored}" if ignored else ""))
-    error = ShardingError("\n".join(lines))
-    error.conflict = conflict
-    return error
+    return ShardingError("\n".join(lines), conflict=conflict)
 
 
 # ---- checks without Z3 ------------------------------------------------------------------------------

@@ -23,10 +23,6 @@ class KeyBit:
     symbol: Optional[str] = None
     index: Optional[int] = None
 
-    @property
-    def is_field(self) -> bool:
-        return self.symbol is not None
-
 
 OPAQUE = KeyBit()
 ZERO = KeyBit(const=0)

@@ -191,10 +191,6 @@ def bswap(value: Term, bits: int) -> Term:
     return combine_be(bytes_of(value, bits // 8))
 
 
-def as_term(value: Term, bits: int) -> z3.BitVecRef:
-    return bv(value, bits)
-
-
 _hash_functions: dict[int, z3.FuncDeclRef] = {}
 
 

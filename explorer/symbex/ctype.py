@@ -196,10 +196,6 @@ def common_type(a: IntType, b: IntType) -> IntType:
     return UNSIGNED_OF[signed]
 
 
-def is_scalar(t: CType) -> bool:
-    return isinstance(t, (IntType, PointerType))
-
-
 def strip_array(t: CType) -> CType:
     """The type an expression of type ``t`` has after array-to-pointer decay."""
     if isinstance(t, ArrayType):

@@ -359,11 +359,6 @@ def evaluate(term: Any, env: Mapping[str, Any]) -> np.ndarray:
     return compile_term(term)(env)
 
 
-def to_ints(values: np.ndarray) -> list[int]:
-    """An evaluated bit-vector array as Python ints."""
-    return [int(v) for v in np.asarray(values).ravel()]
-
-
 # ---- symbol values from packets ------------------------------------------------------------
 _HEAD = 78  # Ethernet + the longest IPv4 header (IHL 15) + the two ports
 

@@ -68,10 +68,6 @@ class PathState:
             raise Infeasible()
         self.constraints.append(cond)
 
-    def feasible(self) -> bool:
-        """Whether the whole path condition is satisfiable (checked without slicing)."""
-        return self.solver.satisfiable(self.constraints)
-
     def _all(self) -> list[Any]:
         return self.constraints + self.assumptions if self.assumptions else self.constraints
 

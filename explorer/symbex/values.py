@@ -67,10 +67,6 @@ def to_signed(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-def make_int(ctype: IntType, value: int) -> Int:
-    return Int(ctype, value & mask(ctype.bits))
-
-
 def bool_int(cond: Any) -> Int:
     """The int 0/1 of a condition (a Python bool or a Z3 Bool)."""
     if isinstance(cond, bool):

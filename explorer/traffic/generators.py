@@ -712,30 +712,82 @@ def generate_fields(kind: str, packets: int = 10_000, flows: int = 1_000, seed: 
     return h.fields(), h.devices
 
 
-def _public(kind: str) -> Callable[..., Trace]:
-    draw = _KINDS[kind]
+# ---- one generator per kind: ``generate(kind, ...)`` with the kind's own parameters -------------
 
-    def make(packets: int = 10_000, flows: int = 1_000, seed: int = 0, **params: Any) -> Trace:
-        return generate(kind, packets, flows, seed, **params)
-
-    make.__name__ = kind
-    make.__qualname__ = kind
-    positional = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
-                  for name, default in (("packets", 10_000), ("flows", 1_000), ("seed", 0))]
-    make.__signature__ = inspect.Signature(positional + _own_parameters(kind) + _TIMING,
-                                           return_annotation=Trace)
-    make.__doc__ = f"{(draw.__doc__ or '').strip()}\n\nReturns a ``Trace``; see ``generate``."
-    return make
+def uniform(packets: int = 10_000, flows: int = 1_000, seed: int = 0, *, size: Any = "imix",
+            udp_share: float = 0.2, reply_share: float = 0.5, rate_pps: float = DEFAULT_RATE_PPS,
+            start_ns: int = DEFAULT_START_NS) -> Trace:
+    """Flows from LAN clients (10.0.0.0/8) to WAN servers, each packet from a uniformly drawn flow;
+    a ``reply_share`` of packets are the server's replies, arriving on the WAN (see ``generate``)."""
+    return generate("uniform", packets, flows, seed, size=size, udp_share=udp_share, reply_share=reply_share,
+                    rate_pps=rate_pps, start_ns=start_ns)
 
 
-uniform = _public("uniform")
-zipf = _public("zipf")
-prefix = _public("prefix")
-bidir = _public("bidir")
-churn = _public("churn")
-scan = _public("scan")
-heartbeat = _public("heartbeat")
-mixed = _public("mixed")
+def zipf(packets: int = 10_000, flows: int = 1_000, seed: int = 0, *, skew: float = 1.1, size: Any = "imix",
+         udp_share: float = 0.2, reply_share: float = 0.5, rate_pps: float = DEFAULT_RATE_PPS,
+         start_ns: int = DEFAULT_START_NS) -> Trace:
+    """As ``uniform``, but flow popularity follows Zipf's law with exponent ``skew`` (0: uniform)."""
+    return generate("zipf", packets, flows, seed, skew=skew, size=size, udp_share=udp_share,
+                    reply_share=reply_share, rate_pps=rate_pps, start_ns=start_ns)
+
+
+def prefix(packets: int = 10_000, flows: int = 1_000, seed: int = 0, *, client_prefix: Prefixes = "10.1.0.0/16",
+           server_prefix: Prefixes = "172.16.0.0/20", skew: float = 0.0, size: Any = "imix", udp_share: float = 0.2,
+           reply_share: float = 0.5, rate_pps: float = DEFAULT_RATE_PPS, start_ns: int = DEFAULT_START_NS) -> Trace:
+    """Enterprise traffic: clients and servers inside a few prefixes each (one or several), which
+    is where hashes that only see the top address bits fall apart."""
+    return generate("prefix", packets, flows, seed, client_prefix=client_prefix, server_prefix=server_prefix,
+                    skew=skew, size=size, udp_share=udp_share, reply_share=reply_share, rate_pps=rate_pps,
+                    start_ns=start_ns)
+
+
+def bidir(packets: int = 10_000, flows: int = 1_000, seed: int = 0, *, skew: float = 0.0, size: Any = "imix",
+          udp_share: float = 0.2, rate_pps: float = DEFAULT_RATE_PPS, start_ns: int = DEFAULT_START_NS) -> Trace:
+    """Request/reply pairs: a LAN client's packet, then right after it the server's reply on the WAN
+    (the same flow reversed: addresses, ports and MACs swapped)."""
+    return generate("bidir", packets, flows, seed, skew=skew, size=size, udp_share=udp_share, rate_pps=rate_pps,
+                    start_ns=start_ns)
+
+
+def churn(packets: int = 10_000, flows: int = 1_000, seed: int = 0, *, lifetime: float = 0.1, size: Any = "imix",
+          udp_share: float = 0.2, reply_share: float = 0.5, rate_pps: float = DEFAULT_RATE_PPS,
+          start_ns: int = DEFAULT_START_NS) -> Trace:
+    """Flows that start and end: each lives over a random window of the trace (exponential length,
+    mean ``lifetime`` of the whole trace), a TCP flow opening with a SYN and closing with a FIN."""
+    return generate("churn", packets, flows, seed, lifetime=lifetime, size=size, udp_share=udp_share,
+                    reply_share=reply_share, rate_pps=rate_pps, start_ns=start_ns)
+
+
+def scan(packets: int = 10_000, flows: int = 1_000, seed: int = 0, *, scanners: int = 1, scan_share: float = 0.3,
+         scan_ports: int = 1024, size: Any = "imix", udp_share: float = 0.2, reply_share: float = 0.5,
+         rate_pps: float = DEFAULT_RATE_PPS, start_ns: int = DEFAULT_START_NS) -> Trace:
+    """Normal client traffic (as ``uniform``) mixed with port scans: ``scanners`` WAN hosts send TCP
+    SYNs to ports 1..``scan_ports`` of each LAN client in turn (address order), round robin."""
+    return generate("scan", packets, flows, seed, scanners=scanners, scan_share=scan_share, scan_ports=scan_ports,
+                    size=size, udp_share=udp_share, reply_share=reply_share, rate_pps=rate_pps, start_ns=start_ns)
+
+
+def heartbeat(packets: int = 10_000, flows: int = 1_000, seed: int = 0, *, backends: int = 8,
+              heartbeat_share: float = 0.05, vip: str = "203.0.113.1", vip_port: int = 80,
+              heartbeat_port: int = 9999, backend_prefix: str = "10.2.0.0/24", size: Any = "imix",
+              rate_pps: float = DEFAULT_RATE_PPS, start_ns: int = DEFAULT_START_NS) -> Trace:
+    """A load balancer's traffic: WAN clients open TCP flows to a virtual IP (``vip``:``vip_port``),
+    and ``backends`` LAN servers (the first addresses of ``backend_prefix``) send UDP heartbeats
+    to ``vip``:``heartbeat_port`` in turn, at evenly spaced positions."""
+    return generate("heartbeat", packets, flows, seed, backends=backends, heartbeat_share=heartbeat_share, vip=vip,
+                    vip_port=vip_port, heartbeat_port=heartbeat_port, backend_prefix=backend_prefix, size=size,
+                    rate_pps=rate_pps, start_ns=start_ns)
+
+
+def mixed(packets: int = 10_000, flows: int = 1_000, seed: int = 0, *, other_share: float = 0.05,
+          options_share: float = 0.02, size: Any = "imix", udp_share: float = 0.2,
+          rate_pps: float = DEFAULT_RATE_PPS, start_ns: int = DEFAULT_START_NS) -> Trace:
+    """A blend of every other kind in equal parts (each with its default parameters and its own
+    flows), plus ``other_share`` of non-TCP/UDP frames (ARP, IPv6, ICMP, fragments); an
+    ``options_share`` of the IPv4 packets carry an IP option (IHL 6)."""
+    return generate("mixed", packets, flows, seed, other_share=other_share, options_share=options_share, size=size,
+                    udp_share=udp_share, rate_pps=rate_pps, start_ns=start_ns)
+
 
 GENERATORS: dict[str, Callable[..., Trace]] = {
     "uniform": uniform, "zipf": zipf, "prefix": prefix, "bidir": bidir, "churn": churn,
