@@ -118,7 +118,7 @@ def test_nfx_run_on_a_real_capture(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"in": 43, "out": {"0": 0, "1": 0, "2": 43}, "forwarded": 43,
                                        "dropped": 0, "flooded": 0, "runts": 0}
-    assert sorted(p.name for p in out.iterdir()) == [".nfx-run.json", "dev0.pcap", "dev1.pcap", "dev2.pcap"]
+    assert sorted(p.name for p in out.iterdir()) == [".nfx-pcaps.json", "dev0.pcap", "dev1.pcap", "dev2.pcap"]
     stamps, frames = read_pcap(HTTP_PCAP)
     expected = run_trace(NFS / "rewrite.c", load_trace([f"0={HTTP_PCAP}"]))
     got_stamps, got = read_pcap(out / "dev2.pcap")
@@ -157,7 +157,7 @@ def test_nfx_run_replaces_only_its_own_files(tmp_path):
     assert (out / "dev2.pcap").is_file()
     # again, with an NF of two devices: its files are replaced and dev2.pcap, now stale, removed
     assert nfx("run", str(NFS / "reflect.c"), "--in", f"0={tmp_path / 'in.pcap'}", "--out", str(out)).returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == [".nfx-run.json", "dev0.pcap", "dev1.pcap", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".nfx-pcaps.json", "dev0.pcap", "dev1.pcap", "notes.txt"]
     assert read_pcap(out / "dev0.pcap")[1] == (frame(1),)
     assert (out / "notes.txt").read_text() == "mine"
     # a dev1.pcap that nfx did not write is never overwritten
