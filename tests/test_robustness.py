@@ -179,8 +179,10 @@ def case(tmp_path: Path, cache: Path) -> Callable[..., Case]:
     (("generate", "nop.c", "-o", "out", "--seed", "-1"), "--seed -1: expected an integer from 0 to"),
     (("simulate", "nop.c", "--traffic", "uniform", "--packets", "0"), "--packets 0: expected an integer from 1"),
     (("simulate", "nop.c", "--traffic", "uniform", "--flows", "-3"), "--flows -3: expected an integer from 1"),
-    (("simulate", "nop.c", "--traffic", "uniform", "--packets", str(1 << 31)),
-     "the header fields of 2147483648 packets would need about"),
+    (("simulate", "nop.c", "--traffic", "uniform", "--packets", str((1 << 32) + 1)),
+     "--packets 4294967297: expected an integer from 1 to 4294967296"),
+    (("sweep", "nop.c", "--cores", "2,200"), "--cores 200: expected an integer from 1 to 128"),
+    (("sweep", "nop.c", "--packets", "0"), "--packets 0: expected an integer from 1"),
     (("traffic", "uniform", "--out", "out", "--seed", "-5"), "--seed -5: expected an integer from 0 to"),
     (("traffic", "uniform", "--out", "out", "--packets", "100000000"),
      "--packets 100000000: 100000000 frames in memory would need about"),
@@ -220,6 +222,8 @@ def test_the_pipeline_checks_the_same_ranges():
     solution = pipeline.solve(SAMPLES / "nop.c", cores=2, quality=False)
     with pytest.raises(ConfigError, match="packets 0: expected an integer from 1"):
         pipeline.simulate(solution, "uniform", packets=0)
+    with pytest.raises(ConfigError, match="seed -1: expected an integer from 0"):
+        pipeline.simulate(solution, "uniform", seed=-1)
     with pytest.raises(ConfigError, match="packets 2000000000: 2000000000 synthetic packets would need about"):
         pipeline.check(solution, "bidir", packets=2_000_000_000)
 

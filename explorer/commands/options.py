@@ -12,20 +12,19 @@ _NUMBERS = {"seed": limits.SEED, "packets": limits.PACKETS, "flows": limits.FLOW
 
 def check_numbers(args: argparse.Namespace) -> None:
     """Turn the numeric options into ints within their one range (``explorer.limits``), and refuse
-    up front a synthetic trace that would not fit in memory. ``bench --cores`` stays a list."""
+    up front a synthetic trace that would not fit in memory (traffic and bench hold their frames;
+    simulate and sweep stream theirs). ``--cores`` of bench and sweep stays a list."""
     for name, bounds in _NUMBERS.items():
         value = getattr(args, name, None)
         if not isinstance(value, str):
             continue
-        if name == "cores" and args.command == "bench":
+        if name == "cores" and args.command in ("bench", "sweep"):
             for part in value.split(","):
                 bounds.parse(part, "--cores")
             continue
         setattr(args, name, bounds.parse(value, f"--{name}"))
     if args.command in ("traffic", "bench"):
         limits.check_memory(args.packets, limits.FRAME_BYTES, f"{args.packets} frames in memory")
-    elif args.command == "simulate" and args.traffic:
-        limits.check_memory(args.packets, limits.FIELD_BYTES, f"the header fields of {args.packets} packets")
 
 
 def parse_defines(specs: list[str]) -> dict[str, str]:
