@@ -333,6 +333,11 @@ def test_out_of_order_timestamps_are_kept_in_file_order_and_reported(tmp_path, r
                         "they are kept in file order, at the latest time before them"]
     chunks = list(iter_pcap(tmp_path / "a.pcap", 2))  # counted across chunks too
     assert [c[1] for c in chunks] == [(b"a0", b"a1"), (b"a2", b"a3"), (b"a4",)]
+    from explorer.simulate.streams import merged_pcaps  # simulate's streamed merge: the same order
+    for chunk in (1, 2, 100):
+        streamed = [f for frames, _ in merged_pcaps({0: tmp_path / "a.pcap", 1: tmp_path / "b.pcap"}, chunk)
+                    for f in frames]
+        assert tuple(streamed) == trace.frames
 
 
 # ---- inputs and traces ----------------------------------------------------------------------
