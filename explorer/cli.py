@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", default="2,4,8,16", help="comma-separated core counts (default 2,4,8,16)")
     p.add_argument("--traffic", default="uniform", help="comma-separated traffic kinds (default uniform)")
     p.add_argument("--seeds", type=int, default=3, help="traffic seeds 0..N-1 per combination (default 3)")
-    p.add_argument("--packets", type=int, default=50_000)
-    p.add_argument("--flows", type=int, default=5_000)
+    p.add_argument("--packets", default="50000")
+    p.add_argument("--flows", default="5000")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a traffic generator parameter every kind accepts (repeatable)")
     p.add_argument("--scheduler", metavar="ADDRESS",

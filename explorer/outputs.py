@@ -66,6 +66,8 @@ def atomic_file(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise OutputError(f"cannot write {path}: {path.parent} is not a folder") from None
     except OSError as error:
         raise OutputError(f"cannot write {path}: {os_words(error)}") from None
     try:
@@ -116,6 +118,8 @@ def staged_folder(final: PathLike) -> Iterator[Path]:
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    except FileExistsError:  # a file where a folder of the path should be
+        raise OutputError(f"cannot create {final}: {final.parent} is not a folder") from None
     except OSError as error:
         raise OutputError(f"cannot create {final}: {os_words(error)}") from None
     try:

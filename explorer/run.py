@@ -18,6 +18,7 @@ from typing import Mapping, Optional
 
 from explorer.build import build_nf
 from explorer.errors import ConfigError, RunError, TrafficError
+from explorer.processes import eal_prefix, run_child
 from explorer.traffic.pcap import MAX_FRAME, load_inputs
 from explorer.traffic.trace import Trace
 
@@ -128,7 +129,7 @@ def digest(frame: bytes) -> str:
 
 def nf_devices(binary: Path) -> int:
     """NF_DEVICES as compiled into a harness binary (``--info``)."""
-    done = subprocess.run([str(binary), "--info"], capture_output=True, text=True)
+    done = run_child([str(binary), "--info"], timeout=60)
     key, _, value = done.stdout.strip().partition("=")
     if done.returncode != 0 or key != "NF_DEVICES" or not value.isdigit():
         raise RunError(f"{binary} --info failed: {done.stderr.strip() or done.stdout.strip()}")
@@ -199,11 +200,13 @@ def run_trace(nf: str | Path, trace: Trace, defines: Optional[Mapping[str, str]]
     with tempfile.TemporaryDirectory(prefix="nfx-run-") as tmp:
         trace_path, output_path, calls_path = Path(tmp, "trace.bin"), Path(tmp, "out.bin"), Path(tmp, "calls.txt")
         trace_path.write_bytes(encoded)
-        argv = [str(binary)] + (["--calls", str(calls_path)] if calls else []) + [str(trace_path), str(output_path)]
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise RunError(f"{nf}: the run took longer than {timeout} s") from None
+        with eal_prefix("seq") as prefix:  # the harness's EAL runtime folder, removed afterwards
+            argv = [str(binary), "--eal-prefix", prefix, *(["--calls", str(calls_path)] if calls else []),
+                    str(trace_path), str(output_path)]
+            try:
+                done = run_child(argv, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise RunError(f"{nf}: the run took longer than {timeout} s") from None
         if done.returncode != 0:
             raise _failure(str(nf), done)
         verdicts, outputs, runts = _parse_output(output_path.read_bytes(), trace)

@@ -202,7 +202,6 @@ int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
     ({"CAPACITY": "1 /* c */"}, "the value is not a C expression"),
     ({"NOPE": "1"}, "unknown --define NOPE"),
     ({"LAN": "1"}, "defines LAN unconditionally"),
-    ({"LAN": "0"}, "defines LAN unconditionally"),  # even to the value it has
     ({"NF_DEVICES": "65"}, "NF_DEVICES is 65; it must be an integer constant from 1 to 64"),
     ({"NF_DEVICES": "0x10000"}, "NF_DEVICES is 65536"),
     ({"NF_DEVICES": "two"}, "NF_DEVICES must be an integer constant from 1 to 64, not 'two'"),
@@ -217,6 +216,7 @@ def test_analysis_and_build_refuse_the_same_defines_with_the_same_words(tmp_path
 @pytest.mark.parametrize("defines,devices", [
     ({}, 2), ({"CAPACITY": "16"}, 2), ({"CAPACITY": "NF_IPV4(0, 0, 0, 16)"}, 2), ({"NF_DEVICES": "(2 * 2)"}, 4),
     ({"NF_DEVICES": "4u"}, 4), ({"NF_DEVICES": "(LAN + 3)"}, 3),
+    ({"LAN": "0", "CAPACITY": "1024", "NF_DEVICES": "2"}, 2),  # an analysis's configuration, given back
 ])
 def test_analysis_and_build_accept_the_same_defines(tmp_path: Path, defines, devices) -> None:
     assert _outcome(write(tmp_path, CONFIGURABLE), defines) == (("ok", devices), ("ok", devices))

@@ -95,7 +95,7 @@ class Case:
 
     def __init__(self, tmp_path: Path, cache: Path, files: Optional[dict[str, File]] = None):
         self.root = tmp_path / "case"
-        self.root.mkdir()
+        self.root.mkdir(exist_ok=True)
         self.tmp = tmp_path / "tmp"  # nfx's TMPDIR: must be empty afterwards
         self.tmp.mkdir()
         self.cache = cache
@@ -133,17 +133,18 @@ class Case:
         assert sorted(os.listdir(self.tmp)) == [], f"nfx left temporary files: {os.listdir(self.tmp)}"
         left = [d for d in _dpdk_folders() if f"-{process.pid}-" in d.name]
         assert left == [], f"nfx left DPDK runtime folders: {left}"
-        if args[0] == "run" and result.code == 0 and "--json" in args:
-            self.conserved(args, result, out)
+        if args[0] == "run" and result.code == 0:
+            assert "--json" in args, "every run of the corpus checks packet conservation"
+            self.conserved(args, result)
         return result
 
-    def conserved(self, args: tuple[str, ...], result: Result, out: Optional[str]) -> None:
+    def conserved(self, args: tuple[str, ...], result: Result) -> None:
         """in = forwarded + dropped + flooded + runts, and the pcaps written hold what was counted."""
         summary = json.loads(result.out)
         assert summary["in"] == summary["forwarded"] + summary["dropped"] + summary["flooded"] + summary["runts"]
         inputs = [a.split("=", 1)[1] for a in args if "=" in a and a.split("=", 1)[0].isdigit()]
         assert summary["in"] == sum(len(read_pcap(self.root / p)[1]) for p in inputs)
-        folder = self.root / out
+        folder = self.root / args[args.index("--out") + 1]
         for device, count in summary["out"].items():
             assert len(read_pcap(folder / f"dev{device}.pcap")[1]) == count
         devices = len(summary["out"])
@@ -178,8 +179,10 @@ def case(tmp_path: Path, cache: Path) -> Callable[..., Case]:
     (("generate", "nop.c", "-o", "out", "--seed", "-1"), "--seed -1: expected an integer from 0 to"),
     (("simulate", "nop.c", "--traffic", "uniform", "--packets", "0"), "--packets 0: expected an integer from 1"),
     (("simulate", "nop.c", "--traffic", "uniform", "--flows", "-3"), "--flows -3: expected an integer from 1"),
-    (("simulate", "nop.c", "--traffic", "uniform", "--packets", str(1 << 31)),
-     "the header fields of 2147483648 packets would need about"),
+    (("simulate", "nop.c", "--traffic", "uniform", "--packets", str((1 << 32) + 1)),
+     "--packets 4294967297: expected an integer from 1 to 4294967296"),
+    (("sweep", "nop.c", "--cores", "2,200"), "--cores 200: expected an integer from 1 to 128"),
+    (("sweep", "nop.c", "--packets", "0"), "--packets 0: expected an integer from 1"),
     (("traffic", "uniform", "--out", "out", "--seed", "-5"), "--seed -5: expected an integer from 0 to"),
     (("traffic", "uniform", "--out", "out", "--packets", "100000000"),
      "--packets 100000000: 100000000 frames in memory would need about"),
@@ -219,6 +222,8 @@ def test_the_pipeline_checks_the_same_ranges():
     solution = pipeline.solve(SAMPLES / "nop.c", cores=2, quality=False)
     with pytest.raises(ConfigError, match="packets 0: expected an integer from 1"):
         pipeline.simulate(solution, "uniform", packets=0)
+    with pytest.raises(ConfigError, match="seed -1: expected an integer from 0"):
+        pipeline.simulate(solution, "uniform", seed=-1)
     with pytest.raises(ConfigError, match="packets 2000000000: 2000000000 synthetic packets would need about"):
         pipeline.check(solution, "bidir", packets=2_000_000_000)
 
@@ -260,3 +265,123 @@ def test_cut_and_out_of_order_packets_are_run_in_file_order_and_warned_once(case
         "kept in file order, at the latest time before them"]
     stamps, sent = read_pcap(c.root / "out" / "dev0.pcap")
     assert list(sent) == frames and stamps.tolist() == [50, 50, 60, 60, 70, 80]
+
+
+# ---- files: atomic, never through a symlink, a full disk leaves nothing that looks finished ---------------
+
+# Without the right to mount a small tmpfs, a full disk is simulated: nfx runs with explorer.outputs'
+# file handles failing with ENOSPC once the quota is written (the path every output file takes).
+SIMULATED_DISK = """
+import errno, os, sys
+import explorer.outputs as outputs
+quota = [int(os.environ["NFX_TEST_QUOTA"])]
+class Full:
+    def __init__(self, handle): self.handle = handle
+    def write(self, data):
+        quota[0] -= len(data)
+        if quota[0] < 0: raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.handle.write(data)
+    def __getattr__(self, name): return getattr(self.handle, name)
+    def __enter__(self): return self
+    def __exit__(self, *exc): return self.handle.__exit__(*exc)
+class Os:
+    def __getattr__(self, name): return getattr(os, name)
+    def fdopen(self, *args, **kwargs): return Full(os.fdopen(*args, **kwargs))
+outputs.os = Os()
+from explorer.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """(folder, env): a 128 KiB tmpfs inside the case when it can be mounted, else a simulated one."""
+    folder = tmp_path / "case" / "disk"
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    try:
+        yield folder, ({} if mounted else {"NFX_TEST_WRAPPER": SIMULATED_DISK, "NFX_TEST_QUOTA": str(128 << 10)})
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+
+
+def _nfx_on_disk(c: Case, env: dict[str, str], *args: str, out: str) -> Result:
+    if not env:
+        return c.nfx(*args, out=out)
+    # the simulated disk: the same CLI, through the wrapper above
+    before = _world(c.root, (c.root / out,))
+    done = subprocess.run([sys.executable, "-c", env["NFX_TEST_WRAPPER"], *args], capture_output=True, cwd=c.root,
+                          env={**os.environ, "TMPDIR": str(c.tmp), "NFX_CACHE": str(c.cache), **env}, timeout=300)
+    assert _world(c.root, (c.root / out,)) == before and os.listdir(c.tmp) == []
+    return Result(done.returncode, done.stdout.decode(), done.stderr.decode(), 0)
+
+
+BIG = [UDP + bytes(1400)] * 200  # 290 KB: more than the small disk holds
+
+
+@pytest.mark.parametrize("command", ["run", "traffic"])
+def test_a_full_disk_leaves_no_folder_that_looks_finished(case, small_disk, command):
+    disk, env = small_disk
+    c = case({"nop.c": (SAMPLES / "nop.c").read_text(), "lan.pcap": pcap(BIG)})
+    args = (("run", "nop.c", "--in", "0=lan.pcap", "--out", "disk/out") if command == "run" else
+            ("traffic", "uniform", "--packets", "2000", "--out", "disk/out"))
+    result = _nfx_on_disk(c, env, *args, out="disk")
+    result.error(command, "No space left on device")
+    assert os.listdir(disk) == []  # no folder, no temporary file
+
+
+def test_a_full_disk_keeps_the_earlier_outputs(case, small_disk):
+    disk, env = small_disk
+    c = case({"nop.c": (SAMPLES / "nop.c").read_text(), "lan.pcap": pcap([UDP] * 3), "big.pcap": pcap(BIG)})
+    c.nfx("run", "nop.c", "--in", "0=lan.pcap", "--out", "disk/out", "--json", out="disk").ok()
+    before = _world(disk, ())
+    _nfx_on_disk(c, env, "run", "nop.c", "--in", "0=big.pcap", "--out", "disk/out", out="disk").error(
+        "run", "No space left on device")
+    assert _world(disk, ()) == before  # the earlier run's files as they were, no temporary file
+
+
+@pytest.mark.parametrize("verdicts,words", [
+    ("afile/v.json", "--verdicts afile/v.json: afile is not a folder"),
+    ("folder", "refusing to write folder: it exists and is not a regular file"),
+    ("link.json", "refusing to write link.json: it is a symbolic link"),
+    ("/proc/nfx-verdicts.json", "--verdicts /proc/nfx-verdicts.json: cannot write in /proc"),
+    ("/dev/null", "refusing to write /dev/null: it exists and is not a regular file"),
+])
+def test_an_unwritable_verdicts_path_is_refused_before_the_work(case, verdicts, words):
+    c = case({"slow.c": REFLECT.replace("return device;", "return device;\n}\nint never(void) {\n  return 0;"),
+              "lan.pcap": pcap([UDP]), "afile": "x", "folder/keep": "x",
+              "link.json": lambda p: p.symlink_to(p.parent / "afile")})
+    started = time.monotonic()
+    c.nfx("run", "slow.c", "--in", "0=lan.pcap", "--out", "out", "--verdicts", verdicts).error("run", words)
+    assert time.monotonic() - started < 20 and not (c.root / "out").exists()
+    assert not any(c.cache.glob("bin/slow-*"))  # refused before the NF was built
+
+
+@pytest.mark.parametrize("plant,words", [
+    (lambda out, target: (out.mkdir(), (out / "dev0.pcap").symlink_to(target)), "dev0.pcap: it is a symbolic link"),
+    (lambda out, target: (out.mkdir(), (out / ".nfx-pcaps.json").symlink_to(target)),
+     ".nfx-pcaps.json: it is a symbolic link"),
+    (lambda out, target: out.symlink_to(target.parent), "--out out: is a symbolic link"),
+    (lambda out, target: (out.mkdir(), (out / "dev1.pcap").mkdir()), "dev1.pcap: it exists and is not a regular file"),
+])
+@pytest.mark.parametrize("command", ["run", "traffic"])
+def test_planted_symlinks_are_never_written_through(case, plant, words, command):
+    c = case({"nop.c": (SAMPLES / "nop.c").read_text(), "lan.pcap": pcap([UDP]), "victim/precious.txt": "mine"})
+    plant(c.root / "out", c.root / "victim" / "precious.txt")
+    args = (("run", "nop.c", "--in", "0=lan.pcap", "--out", "out") if command == "run" else
+            ("traffic", "uniform", "--packets", "10", "--out", "out"))
+    c.nfx(*args).error(command, words)  # the world check: the victim and the links are untouched
+
+
+def test_a_forged_marker_removes_and_replaces_nothing(case):
+    c = case({"nop.c": (SAMPLES / "nop.c").read_text(), "lan.pcap": pcap([UDP]),
+              "out/dev5.pcap": "user data", "out/notes.txt": "mine",
+              "out/.nfx-pcaps.json": json.dumps({"files": {"dev5.pcap": "0" * 64, "notes.txt": "1" * 64}}),
+              "out/.nfx-run.json": json.dumps({"files": ["dev7.pcap", "notes.txt"]})})
+    before = {p.name: p.read_bytes() for p in (c.root / "out").iterdir() if not p.name.startswith(".")}
+    c.nfx("run", "nop.c", "--in", "0=lan.pcap", "--out", "out", "--json", out="out").ok()
+    after = {p.name: p.read_bytes() for p in (c.root / "out").iterdir() if not p.name.startswith(".")}
+    assert {n: after[n] for n in before} == before  # dev5.pcap and notes.txt kept
+    assert sorted(after) == ["dev0.pcap", "dev1.pcap", "dev5.pcap", "notes.txt"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from explorer import build
+from explorer.processes import dpdk_runtime_dirs
 from explorer.errors import ConfigError, TrafficError
 from explorer.run import PacketVerdict, StateCall, load_trace, run_trace
 from explorer.traffic.pcap import read_pcap, write_pcap
@@ -118,7 +119,7 @@ def test_nfx_run_on_a_real_capture(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"in": 43, "out": {"0": 0, "1": 0, "2": 43}, "forwarded": 43,
                                        "dropped": 0, "flooded": 0, "runts": 0}
-    assert sorted(p.name for p in out.iterdir()) == [".nfx-run.json", "dev0.pcap", "dev1.pcap", "dev2.pcap"]
+    assert sorted(p.name for p in out.iterdir()) == [".nfx-pcaps.json", "dev0.pcap", "dev1.pcap", "dev2.pcap"]
     stamps, frames = read_pcap(HTTP_PCAP)
     expected = run_trace(NFS / "rewrite.c", load_trace([f"0={HTTP_PCAP}"]))
     got_stamps, got = read_pcap(out / "dev2.pcap")
@@ -157,7 +158,7 @@ def test_nfx_run_replaces_only_its_own_files(tmp_path):
     assert (out / "dev2.pcap").is_file()
     # again, with an NF of two devices: its files are replaced and dev2.pcap, now stale, removed
     assert nfx("run", str(NFS / "reflect.c"), "--in", f"0={tmp_path / 'in.pcap'}", "--out", str(out)).returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == [".nfx-run.json", "dev0.pcap", "dev1.pcap", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".nfx-pcaps.json", "dev0.pcap", "dev1.pcap", "notes.txt"]
     assert read_pcap(out / "dev0.pcap")[1] == (frame(1),)
     assert (out / "notes.txt").read_text() == "mine"
     # a dev1.pcap that nfx did not write is never overwritten
@@ -284,3 +285,91 @@ def test_dpdk_forwarder_needs_one_port_per_device(tmp_path):
     done, _ = forward(binary, tmp_path, [empty, empty], "--idle-ms", "100")
     assert done.returncode == 1
     assert "nfx-dpdk: the NF has 3 devices but DPDK found 2 ports" in done.stderr
+
+
+# ---- processes: the harness dies with nfx and leaves no EAL runtime folder --------------------------------
+
+def test_the_harness_uses_the_eal_prefix_nfx_gives_it(tmp_path, monkeypatch):
+    from explorer import processes, run as run_module
+    from explorer.run import encode_trace
+
+    binary = build.build_nf(NFS / "reflect.c")
+    trace_file = tmp_path / "trace.bin"
+    trace_file.write_bytes(encode_trace(Trace(np.zeros(1, np.uint64), np.zeros(1, np.uint16), (frame(1),))))
+    prefix = f"nfx-test-{os.getpid()}-harness"
+    folders = processes.dpdk_runtime_dirs(prefix)
+    try:
+        done = subprocess.run([str(binary), "--eal-prefix", prefix, str(trace_file), str(tmp_path / "out")],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert any(f.is_dir() for f in folders)  # EAL made its folder under the name it was given ...
+    finally:
+        for folder in folders:
+            subprocess.run(["rm", "-rf", str(folder)], check=True)
+    used = []
+
+    def recording(tag):
+        context = processes.eal_prefix(tag)
+        used.append(context)
+        return context
+
+    monkeypatch.setattr(run_module, "eal_prefix", recording)
+    run_trace(NFS / "reflect.c", load_trace([f"0={HTTP_PCAP}"]))
+    assert len(used) == 1  # ... and run_trace names it and removes it
+    leftovers = [p for parent in {f.parent for f in folders} if parent.is_dir()
+                 for p in parent.iterdir() if p.name.startswith(f"nfx-seq-{os.getpid()}-")]
+    assert leftovers == []
+
+
+SPIN = """\
+#include "nf.h"
+bool nf_init(void) { return true; }
+int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
+  (void)packet; (void)len; (void)now;
+  for (volatile uint64_t i = 0; i < 4000000000ULL; i++) {}
+  return device;
+}
+"""
+
+
+def _processes_running(path_part: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if path_part.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_run_stops_the_harness_and_removes_its_folders(tmp_path, signum, status):
+    nf = tmp_path / "spin.c"
+    nf.write_text(SPIN)
+    binary = build.build_nf(nf)  # built before: the signal lands while the harness runs
+    write_pcap(tmp_path / "in.pcap", range(3), [frame(1)] * 3)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "explorer.cli", "run", str(nf), "--in", f"0={tmp_path / 'in.pcap'}",
+                                "--out", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "TMPDIR": str(private_tmp)})
+    try:
+        deadline = time.monotonic() + 60
+        while not _processes_running(str(binary)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_running(str(binary)), "the harness did not start"
+        time.sleep(0.3)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == status and stderr.strip().startswith("nfx run: ") and "Traceback" not in stderr
+    time.sleep(0.2)
+    assert _processes_running(str(binary)) == []
+    assert os.listdir(private_tmp) == [] and not (tmp_path / "out").exists()
+    leftovers = [p for parent in {f.parent for f in dpdk_runtime_dirs("x")} if parent.is_dir()
+                 for p in parent.iterdir() if p.name.startswith(f"nfx-seq-{process.pid}-")]
+    assert leftovers == []

@@ -91,7 +91,8 @@ def test_cli_sweep_table_csv_and_plot(tmp_path):
     r = _nfx("sweep", "sample_nfs/psd.c", "--cores", "2", "--seeds", "1", "--packets", "2000", "--json")
     rows = json.loads(r.stdout)["rows"]
     assert len(rows) == 1 and rows[0]["cores"] == 2
-    for args, needle in [(["--cores", "two"], "bad --cores"), (["--cores", "0"], "start at 1"),
+    for args, needle in [(["--cores", "two"], "--cores two: expected an integer"),
+                         (["--cores", "0"], "--cores 0: expected an integer from 1"),
                          (["--traffic", "nope"], "unknown traffic kind"), (["--seeds", "0"], "at least 1"),
                          (["--param", "skew=1", "--traffic", "zipf,uniform"], "no parameter 'skew'")]:
         r = _nfx("sweep", "sample_nfs/psd.c", *args)

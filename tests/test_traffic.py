@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from explorer.cli import main as nfx
-from explorer.errors import ConfigError, TrafficError
+from explorer.errors import ConfigError, OutputError, TrafficError
 from explorer.traffic import pcap as pcap_module
 from explorer.traffic.field_arrays import HEAD, PacketFields, extract_fields, fields_of
 from explorer.traffic.frames import checksum
@@ -204,8 +204,13 @@ def test_missing_file_and_folder(tmp_path):
 def test_write_errors(tmp_path):
     with pytest.raises(TrafficError, match="2 timestamps for 1 frames"):
         write_pcap(tmp_path / "a.pcap", [1, 2], (b"x",))
-    with pytest.raises(TrafficError, match="cannot write"):
-        write_pcap(tmp_path / "no" / "such" / "a.pcap", [1], (b"x",))
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputError, match="cannot write .*afile/a.pcap: .*afile is not a folder"):
+        write_pcap(tmp_path / "afile" / "a.pcap", [1], (b"x",))
+    (tmp_path / "link.pcap").symlink_to(tmp_path / "afile")
+    with pytest.raises(OutputError, match="link.pcap: it is a symbolic link"):
+        write_pcap(tmp_path / "link.pcap", [1], (b"x",))
+    assert (tmp_path / "afile").read_text() == "x"
     with pytest.raises(TrafficError, match="2106"):
         write_pcap(tmp_path / "a.pcap", [2**63], (b"x",))
 
@@ -328,6 +333,11 @@ def test_out_of_order_timestamps_are_kept_in_file_order_and_reported(tmp_path, r
                         "they are kept in file order, at the latest time before them"]
     chunks = list(iter_pcap(tmp_path / "a.pcap", 2))  # counted across chunks too
     assert [c[1] for c in chunks] == [(b"a0", b"a1"), (b"a2", b"a3"), (b"a4",)]
+    from explorer.simulate.streams import merged_pcaps  # simulate's streamed merge: the same order
+    for chunk in (1, 2, 100):
+        streamed = [f for frames, _ in merged_pcaps({0: tmp_path / "a.pcap", 1: tmp_path / "b.pcap"}, chunk)
+                    for f in frames]
+        assert tuple(streamed) == trace.frames
 
 
 # ---- inputs and traces ----------------------------------------------------------------------
@@ -374,8 +384,15 @@ def test_write_trace_writes_requested_empty_devices(tmp_path):
     written = write_trace(trace, tmp_path, devices=(0, 1, 2))
     assert sorted(written) == [0, 1, 2]
     assert read_pcap(written[2])[1] == ()
-    with pytest.raises(TrafficError, match="not a folder"):
+    with pytest.raises(OutputError, match="exists and is not a folder"):
         write_trace(trace, written[0])
+    # again over its own files (the marker says so): replaced; a file nfx did not write: kept, refused
+    assert read_pcap(write_trace(trace, tmp_path, devices=(0, 1))[0])[1] == trace.frames
+    assert not (tmp_path / "dev2.pcap").exists()  # of the earlier, larger set: removed
+    (tmp_path / "dev1.pcap").write_bytes(b"edited")
+    with pytest.raises(OutputError, match="dev1.pcap: it changed since nfx wrote it"):
+        write_trace(trace, tmp_path, devices=(0, 1))
+    assert (tmp_path / "dev1.pcap").read_bytes() == b"edited"
 
 
 # ---- fields ---------------------------------------------------------------------------------

@@ -12,12 +12,13 @@ _NUMBERS = {"seed": limits.SEED, "packets": limits.PACKETS, "flows": limits.FLOW
 
 def check_numbers(args: argparse.Namespace) -> None:
     """Turn the numeric options into ints within their one range (``explorer.limits``), and refuse
-    up front a synthetic trace that would not fit in memory. ``bench --cores`` stays a list."""
+    up front a synthetic trace that would not fit in memory (traffic and bench hold their frames;
+    simulate and sweep stream theirs). ``--cores`` of bench and sweep stays a list."""
     for name, bounds in _NUMBERS.items():
         value = getattr(args, name, None)
         if not isinstance(value, str):
             continue
-        if name == "cores" and args.command == "bench":
+        if name == "cores" and args.command in ("bench", "sweep"):
             for part in value.split(","):
                 bounds.parse(part, "--cores")
             continue

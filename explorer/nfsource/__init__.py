@@ -22,7 +22,8 @@ The rules, once:
   at file:line:col.
 * **Defines.** A name is a C identifier the NF tests (``#ifdef``, ``#ifndef NAME`` around its
   default) or a knob of nf.h (NF_DEVICES); a name the NF defines unconditionally is refused where
-  it is defined. A value is one C integer expression (macros and macro calls allowed): no
+  it is defined, unless the value is the one it has there (so an analysis's configuration can be
+  given back as --defines). A value is one C integer expression (macros and macro calls allowed): no
   floating-point, string or empty value.
 * **NF_DEVICES** is an integer constant expression from 1 to ``MAX_DEVICES``, evaluated by one
   evaluator (through the macro table, so ``(PORTS + 1)`` works).
@@ -132,12 +133,15 @@ def read_nf(path: str | os.PathLike, defines: Optional[Mapping[str, str]] = None
     scan = preprocess(path, ["-dD", *(f"-D{name}={value}" for name, value in checked)], f"preprocessing {path}")
     final = {macro.name: macro for macro in scan.final}
     if checked:
-        for name, _ in checked:
+        same = set()  # defined unconditionally to the very value given: no effect, accepted
+        for name, value in checked:
             macro = final.get(name)
             if macro is not None and macro.file != _COMMAND_LINE:
-                raise _fixed(path, macro)
+                if macro.value != value or macro.function_like:
+                    raise _fixed(path, macro)
+                same.add(name)
         known = configurable_macros(path)
-        unknown = [name for name, _ in checked if name not in known]
+        unknown = [name for name, _ in checked if name not in known and name not in same]
         if unknown:
             raise ConfigError(f"unknown --define {unknown[0]}: {path} neither defines nor tests it "
                               f"(its configurable macros: {', '.join(known) or 'none'})")

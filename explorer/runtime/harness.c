@@ -53,9 +53,13 @@ static void check_verdict(int verdict, size_t packet) {
        verdict, packet, NF_DEVICES - 1);
 }
 
-static void start_eal(const char *program) {
-  char prefix[64];
-  snprintf(prefix, sizeof prefix, "--file-prefix=nfx-seq-%ld", (long)getpid());
+/* EAL's runtime folder is /var/run/dpdk/<prefix>: nfx names it (--eal-prefix) and removes it afterwards. */
+static void start_eal(const char *program, const char *eal_prefix) {
+  char prefix[128];
+  if (eal_prefix != NULL)
+    snprintf(prefix, sizeof prefix, "--file-prefix=%s", eal_prefix);
+  else
+    snprintf(prefix, sizeof prefix, "--file-prefix=nfx-seq-%ld", (long)getpid());
   char *args[] = {(char *)program, "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry", "-l", "0",
                   "-m", MEMORY_MB, "--log-level=error", prefix, NULL};
   if (rte_eal_init((int)(sizeof args / sizeof args[0]) - 1, args) < 0)
@@ -150,11 +154,12 @@ static void bench(const struct nf_trace *trace, uint64_t total) {
 }
 
 static void usage(void) {
-  fail(EXIT_INPUT, "usage: nfx-seq [--calls FILE] TRACE OUTPUT | nfx-seq --bench N TRACE | nfx-seq --info");
+  fail(EXIT_INPUT, "usage: nfx-seq [--eal-prefix NAME] [--calls FILE] TRACE OUTPUT | nfx-seq [--eal-prefix NAME] "
+                   "--bench N TRACE | nfx-seq --info");
 }
 
 int main(int argc, char **argv) {
-  const char *calls_path = NULL, *paths[2] = {NULL, NULL};
+  const char *calls_path = NULL, *eal_prefix = NULL, *paths[2] = {NULL, NULL};
   uint64_t bench_packets = 0;
   int npaths = 0;
   for (int a = 1; a < argc; a++) {
@@ -163,6 +168,8 @@ int main(int argc, char **argv) {
       return 0;
     } else if (strcmp(argv[a], "--calls") == 0 && a + 1 < argc) {
       calls_path = argv[++a];
+    } else if (strcmp(argv[a], "--eal-prefix") == 0 && a + 1 < argc && strlen(argv[a + 1]) < 100) {
+      eal_prefix = argv[++a];
     } else if (strcmp(argv[a], "--bench") == 0 && a + 1 < argc) {
       char *end;
       errno = 0;
@@ -186,7 +193,7 @@ int main(int argc, char **argv) {
     setvbuf(calls, NULL, _IOFBF, 1 << 20);
     nf_log_open(calls);
   }
-  start_eal(argv[0]);
+  start_eal(argv[0], eal_prefix);
   if (!nf_init()) {
     const char *why = nf_runtime_refusal();
     fail(EXIT_INIT, "nf_init failed (returned false)%s%s%s", why ? ": " : "", why ? why : "",

@@ -21,12 +21,16 @@ class _File:
         self.device = device
         self.chunks = iter_pcap(path, chunk_packets)
         self.stamps = np.zeros(0, dtype=np.uint64)
+        self.latest = np.uint64(0)
         self.frames: list[bytes] = []
         self.done = False
 
     def load(self) -> None:
-        """Append the file's next chunk (or note that there is none)."""
+        """Append the file's next chunk (or note that there is none). A timestamp earlier than one
+        before it is raised to that one, as ``Trace.merge`` does, so the file's order is kept."""
         for stamps, frames in self.chunks:
+            stamps = np.maximum.accumulate(np.concatenate([[self.latest], stamps.astype(np.uint64)]))[1:]
+            self.latest = stamps[-1] if len(stamps) else self.latest
             self.stamps = np.concatenate([self.stamps, stamps])
             self.frames.extend(frames)
             return

@@ -24,6 +24,7 @@ import dpkt
 import numpy as np
 
 from explorer.errors import ConfigError, TrafficError
+from explorer.outputs import atomic_file
 from explorer.traffic.pcapng import PCAPNG_MAGIC, iter_pcapng
 from explorer.traffic.trace import Trace
 
@@ -259,9 +260,16 @@ def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: s
 def write_pcap(path: PathLike, timestamps_ns: Iterable[int], frames: Sequence[bytes],
                nano: bool = True) -> None:
     """Write an Ethernet pcap (little endian; nanosecond stamps unless ``nano`` is false, in which
-    case stamps are truncated to the microsecond). Zero frames give a valid, header-only file."""
+    case stamps are truncated to the microsecond). Zero frames give a valid, header-only file.
+    The file is replaced atomically and never through a symlink (``explorer.outputs``)."""
+    with atomic_file(path) as out:
+        write_pcap_to(out, str(path), timestamps_ns, frames, nano)
+
+
+def write_pcap_to(out: BinaryIO, name: str, timestamps_ns: Iterable[int], frames: Sequence[bytes],
+                  nano: bool = True) -> None:
+    """``write_pcap`` into an open binary handle (``name`` is for messages)."""
     stamps = np.asarray(timestamps_ns, dtype=np.uint64).reshape(-1)
-    name = str(path)
     if len(stamps) != len(frames):
         raise TrafficError(f"{name}: {len(stamps)} timestamps for {len(frames)} frames")
     lengths = np.fromiter(map(len, frames), dtype=np.uint32, count=len(frames))
@@ -277,16 +285,11 @@ def write_pcap(path: PathLike, timestamps_ns: Iterable[int], frames: Sequence[by
     records[:, 1] = stamps % np.uint64(NS_PER_SEC) // np.uint64(1 if nano else 1000)
     records[:, 2] = lengths
     records[:, 3] = lengths
-    try:
-        with open(path, "wb") as out:
-            out.write(header)
-            for start in range(0, len(frames), _WRITE_BATCH):
-                heads = records[start:start + _WRITE_BATCH].tobytes()
-                body = frames[start:start + _WRITE_BATCH]
-                out.write(b"".join([part for k, frame in enumerate(body)
-                                    for part in (heads[16 * k:16 * k + 16], frame)]))
-    except OSError as error:
-        raise TrafficError(f"{name}: cannot write: {error.strerror or error}") from None
+    out.write(header)
+    for start in range(0, len(frames), _WRITE_BATCH):
+        heads = records[start:start + _WRITE_BATCH].tobytes()
+        body = frames[start:start + _WRITE_BATCH]
+        out.write(b"".join([part for k, frame in enumerate(body) for part in (heads[16 * k:16 * k + 16], frame)]))
 
 
 def parse_input(spec: str) -> tuple[int, str]:
@@ -316,19 +319,12 @@ def load_inputs(specs: Sequence[str]) -> Trace:
 
 def write_trace(trace: Trace, folder: PathLike, devices: Iterable[int] = ()) -> dict[int, Path]:
     """Write ``dev<N>.pcap`` (nanosecond pcap) in ``folder`` for every device that receives packets
-    in ``trace`` and for each of ``devices`` (empty pcaps where none arrive); creates the folder.
-    Returns ``{device: path}``, sorted by device."""
-    out = Path(folder)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise TrafficError(f"{out}: exists and is not a folder") from None
-    except OSError as error:
-        raise TrafficError(f"{out}: cannot create folder: {error.strerror or error}") from None
-    written: dict[int, Path] = {}
-    for dev in sorted(set(np.unique(trace.devices).tolist()) | {int(d) for d in devices}):
-        part = trace.for_device(dev)
-        path = out / f"dev{dev}.pcap"
-        write_pcap(path, part.timestamps, part.frames)
-        written[dev] = path
-    return written
+    in ``trace`` and for each of ``devices`` (empty pcaps where none arrive), as a pcap folder
+    (``explorer.traffic.pcap_folder``: a new folder appears whole; an existing one keeps what nfx
+    did not write). Returns ``{device: path}``, sorted by device."""
+    from explorer.traffic.pcap_folder import write_pcaps
+
+    chosen = sorted(set(np.unique(trace.devices).tolist()) | {int(d) for d in devices})
+    parts = {dev: trace.for_device(dev) for dev in chosen}
+    paths = write_pcaps(Path(folder), {f"dev{dev}.pcap": (part.timestamps, part.frames) for dev, part in parts.items()})
+    return {dev: paths[f"dev{dev}.pcap"] for dev in chosen}
