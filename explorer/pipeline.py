@@ -89,7 +89,7 @@ QUALITY_PACKETS = 32_000  # one packet per flow: balance over flows, the unit RS
 
 def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None, nic: str = "e810",
           cores: int = 16, seed: int = 0, overrides: Optional[Overrides] = None,
-          strategy: str = "auto", quality: bool = True, allocation: bool = False) -> Solution:
+          strategy: str = "auto", quality: bool = True, allocation: bool = True) -> Solution:
     """Analyse (unless given an Analysis), decide sharding, pick the strategy and solve the keys.
 
     With ``allocation``, state keyed by a value the NF allocates and packets carry back (a NAT's
@@ -106,7 +106,7 @@ def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None
     return replace(solution, quality=figures)
 
 
-def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=False) -> Solution:
+def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) -> Solution:
     started = time.perf_counter()
     analysis = nf if isinstance(nf, Analysis) else analyze(nf, defines)
     analysed = time.perf_counter()

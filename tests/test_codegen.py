@@ -73,8 +73,9 @@ def test_plan_steering_comes_from_the_solution():
         assert steering.key == d.key and steering.fields == d.fields and steering.rss_hf == d.rss_hf
         assert steering.reta == tuple(c % CORES for c in d.reta)
     assert p.key_bytes == 52 and p.reta_size == 512
-    # ice selects fields through rte_flow: one rule per packet type, keeping the *_ONLY flags
-    assert [pattern for pattern, _ in p.steering[0].flow_rules] == ["eth / ipv4 / tcp", "eth / ipv4 / udp", "eth / ipv4"]
+    # ice selects fields through rte_flow: one rule per packet type, keeping the *_ONLY flags (the WAN
+    # hashes the external port only: sharding by allocation)
+    assert [pattern for pattern, _ in p.steering[1].flow_rules] == ["eth / ipv4 / tcp", "eth / ipv4 / udp", "eth / ipv4"]
     assert not parallel_plan(solution("fw"), "sn", CORES).steering[0].flow_rules  # four fields: no selection needed
 
 
@@ -106,7 +107,7 @@ def test_plan_round_trips_through_json():
 # ---- the project -------------------------------------------------------------------------------
 
 EXPECTED_FILES = {"Makefile", "README.md", "main.c", "nf.c", "nf.h", "nf_config.h", "nf_parallel.c", "nf_parallel.h",
-                  "nf_plan.c", "nf_plan.h", "nf_runtime.h", "nf_state.c", "nf_trace.c", "nf_trace.h", "plan.json",
+                  "nf_plan.c", "nf_plan.h", "nf_pool.c", "nf_pool.h", "nf_runtime.h", "nf_state.c", "nf_trace.c", "nf_trace.h", "plan.json",
                   "plan.txt", "replay.c"}
 
 

@@ -25,7 +25,7 @@ EXPECTED = {  # strategy, and the fields each device hashes on a NIC with field 
     "bridge": ("locks", None),
     "pol": ("shared-nothing", {0: ALL4, 1: ("dst_ip",)}),
     "fw": ("shared-nothing", {0: ALL4, 1: ALL4}),
-    "nat": ("shared-nothing", {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}),
+    "nat": ("shared-nothing", {0: ALL4, 1: ("dst_port",)}),  # by allocation: replies carry the pool's port
     "cl": ("shared-nothing", {0: ALL4, 1: ("src_ip", "dst_ip")}),
     "psd": ("shared-nothing", {0: ALL4, 1: ("src_ip",)}),
     "lb": ("locks", None),
@@ -72,7 +72,7 @@ def _random_packets(rng, n):
 RELATED = {
     "fw": [(0, 1, lambda p, q: {"src_ip": p["dst_ip"], "dst_ip": p["src_ip"], "src_port": p["dst_port"],
                                 "dst_port": p["src_port"]})],
-    "nat": [(0, 1, lambda p, q: {**q, "src_ip": p["dst_ip"], "src_port": p["dst_port"]})],
+    "nat": [(1, 1, lambda p, q: {**q, "dst_port": p["dst_port"]})],  # pools: see test_allocation.py
     "pol": [(1, 1, lambda p, q: {**q, "dst_ip": p["dst_ip"]})],
     "psd": [(1, 1, lambda p, q: {**q, "src_ip": p["src_ip"]})],
     "cl": [(1, 1, lambda p, q: {**q, "src_ip": p["src_ip"], "dst_ip": p["dst_ip"]})],
@@ -204,9 +204,9 @@ def test_field_lists_are_what_the_hash_depends_on(name, nic):
 
 def test_nat_narrowed_by_an_override_hashes_only_what_matters():
     s = pipeline.solve(NF["nat"], overrides={"internal": {0: ("dst_ip",)}}, cores=4, quality=False)
-    assert s.valid and {d.device: d.fields for d in s.plan.devices} == {0: ("dst_ip",), 1: ("src_ip",)}
+    assert s.valid and {d.device: d.fields for d in s.plan.devices} == {0: ("dst_ip",), 1: ("dst_port",)}
     r = _nfx("solve", NF["nat"], "--override", "internal:0=dst_ip", "--cores", "4")
-    assert r.returncode == 0 and "1: hash src_ip  rank" in r.stdout, r.stdout
+    assert r.returncode == 0 and "1: hash dst_port  rank" in r.stdout, r.stdout
 
 
 # ---- issue 10 item 8: overrides are honoured and verified under every strategy ------------------------
@@ -236,7 +236,7 @@ OVERRIDES = [  # (nf, strategy, overrides, valid)
     ("fw", "locks", {"flows": {0: ("src_ip",), 1: ("src_ip",)}}, False),
     ("fw", "locks", {"flows": {0: ("src_ip", "dst_ip"), 1: ("src_ip", "dst_ip")}}, True),
     ("fw", "tm", {"flows": {1: ("dst_port",)}}, True),
-    ("nat", "auto", {"internal": {0: ALL4}}, False),  # four fields on one device only
+    ("nat", "auto", {"external": {0: ALL4}}, False),  # pair constraints (no allocation): four fields on one side
     ("nat", "locks", {"external": {1: ALL4}}, False),
     ("pol", "locks", {"hosts": {1: ALL4}}, False),
     ("psd", "auto", {"sources": {1: ALL4}}, False),

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
+from explorer.codegen.pooling import pooled_objects, pools_for
 from explorer.errors import GenerateError
 from explorer.rss.nic import RSS_HF_BITS, flow_rule_types
 from explorer.sharding.constraints import keyed_accesses, written_objects
+from explorer.sharding.pools import Pools, pools_from_dict
 
 STRATEGIES = ("seq", "sn", "locks", "tm")
 # The strategy names a Solution uses, and ours (the CLI's and the C runtime's).
@@ -36,11 +38,12 @@ class ObjectPlan:
     per_core: int  # entries each core allocates (sn), else the capacity
     treatment: str  # one line for people
     divisible: bool = False  # its entries come from a per-core allocator: sn may give each core a share
+    pool: int = -1  # sn by allocation: this dchain allocates from ParallelPlan.pools[pool]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "alloc_index": self.alloc_index, "decision": self.decision,
                 "capacity": self.capacity, "per_core": self.per_core, "treatment": self.treatment,
-                "divisible": self.divisible}
+                "divisible": self.divisible, "pool": self.pool}
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class ParallelPlan:
     defines: tuple[tuple[str, str], ...]  # the effective configuration, sorted
     overrides: tuple[tuple[str, str], ...]  # the --defines that differ from the NF's defaults, sorted
     seed: int = 0
+    pools: tuple[Pools, ...] = ()  # sn by allocation: per-core pools under this plan's steering
 
     def object(self, name: str) -> ObjectPlan:
         for o in self.objects:
@@ -97,6 +101,9 @@ class ParallelPlan:
         steering = tuple(replace(d, reta=tuple(c % cores for c in d.reta)) for d in self.steering)
         objects = tuple(replace(o, per_core=_per_core(self.strategy, o.divisible, o.capacity, cores))
                         for o in self.objects)
+        if self.pools:  # a new RETA gives new pools
+            pools = pools_for(self.pools, steering, cores)
+            return replace(self, cores=cores, steering=steering, objects=pooled_objects(objects, pools), pools=pools)
         return replace(self, cores=cores, steering=steering, objects=objects)
 
     def with_keys(self, keys: dict[int, bytes]) -> "ParallelPlan":
@@ -128,6 +135,8 @@ class ParallelPlan:
             lines.append(f"  reta {_compact_reta(d.reta)}")
             for pattern, types in d.flow_rules:
                 lines.append(f"  flow rule {pattern}: types 0x{types:x}")
+        for k, p in enumerate(self.pools):
+            lines.append(f"pool {k} {p.text()}, digest {p.digest:016x}")
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,13 +144,14 @@ class ParallelPlan:
                 "devices": self.devices, "nic": self.nic, "driver": self.driver, "key_bytes": self.key_bytes,
                 "reta_size": self.reta_size, "objects": [o.to_dict() for o in self.objects],
                 "steering": [d.to_dict() for d in self.steering], "defines": dict(self.defines),
-                "overrides": dict(self.overrides), "seed": self.seed}
+                "overrides": dict(self.overrides), "seed": self.seed, "pools": [p.to_dict() for p in self.pools]}
 
 
 def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
     """The inverse of ``ParallelPlan.to_dict`` (generated projects keep their plan as plan.json)."""
     objects = tuple(ObjectPlan(o["name"], o["kind"], int(o["alloc_index"]), o["decision"], int(o["capacity"]),
-                               int(o["per_core"]), o["treatment"], bool(o.get("divisible", False)))
+                               int(o["per_core"]), o["treatment"], bool(o.get("divisible", False)),
+                               int(o.get("pool", -1)))
                     for o in data["objects"])
     steering = tuple(DeviceSteering(int(d["device"]), bytes.fromhex(d["key"]), tuple(d["fields"]), int(d["rss_hf"]),
                                     tuple(d["rss_hf_names"]), tuple(int(c) for c in d["reta"]),
@@ -149,7 +159,7 @@ def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
     return ParallelPlan(data["nf"], data["source"], data["strategy"], int(data["cores"]), int(data["devices"]),
                         data["nic"], data["driver"], int(data["key_bytes"]), int(data["reta_size"]), objects, steering,
                         tuple(sorted(data["defines"].items())), tuple(sorted(data["overrides"].items())),
-                        int(data.get("seed", 0)))
+                        int(data.get("seed", 0)), tuple(pools_from_dict(p) for p in data.get("pools", ())))
 
 
 def _compact_reta(reta: tuple[int, ...]) -> str:
@@ -274,8 +284,9 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
         reta = tuple(0 for _ in d.reta) if chosen == "seq" else tuple(c % count for c in d.reta)
         steering.append(DeviceSteering(device, bytes(d.key), tuple(d.fields), d.rss_hf, tuple(d.rss_hf_names),
                                        reta, tuple(rules)))
+    pools = pools_for(solution.pools, steering, count) if chosen == "sn" else ()
     return ParallelPlan(nf=analysis.nf, source=analysis.source, strategy=chosen, cores=count,
                         devices=analysis.devices, nic=nic.name, driver=nic.driver, key_bytes=nic.key_bytes,
-                        reta_size=nic.reta_size, objects=objects, steering=tuple(steering),
-                        defines=tuple(sorted(analysis.defines)), overrides=_overrides(analysis.source, analysis.defines),
-                        seed=solution.seed)
+                        reta_size=nic.reta_size, objects=pooled_objects(objects, pools) if pools else objects,
+                        steering=tuple(steering), defines=tuple(sorted(analysis.defines)),
+                        overrides=_overrides(analysis.source, analysis.defines), seed=solution.seed, pools=pools)

@@ -28,6 +28,8 @@ COPIED = {  # project file -> where it comes from
     "nf_trace.c": RUNTIME_DIR / "nf_trace.c",
     "nf_parallel.h": RUNTIME_DIR / "nf_parallel.h",
     "nf_parallel.c": RUNTIME_DIR / "nf_parallel.c",
+    "nf_pool.h": RUNTIME_DIR / "nf_pool.h",
+    "nf_pool.c": RUNTIME_DIR / "nf_pool.c",
     "main.c": TEMPLATES / "main.c",
     "replay.c": TEMPLATES / "replay.c",
     "Makefile": TEMPLATES / "Makefile",
@@ -91,7 +93,9 @@ def _plan_h(plan: ParallelPlan) -> str:
             f"#define NF_STRATEGY_NAME \"{plan.strategy}\"\n"
             f"#define NF_CORES {plan.cores}\n"
             f"#define NF_KEY_BYTES {plan.key_bytes} /* {plan.nic} ({plan.driver}) */\n"
-            f"#define NF_RETA_SIZE {plan.reta_size}\n\n#endif /* NF_PLAN_H */\n")
+            f"#define NF_RETA_SIZE {plan.reta_size}\n"
+            f"#define NF_POOLS {len(plan.pools)} /* pooled dchains (sharding by allocation), see nf_pool.h */\n\n"
+            f"#endif /* NF_PLAN_H */\n")
 
 
 def _rows(values: list[str], per_row: int, indent: str) -> str:
@@ -125,7 +129,28 @@ def _plan_c(plan: ParallelPlan) -> str:
     parts += ["};", "",
               "_Static_assert(sizeof nf_device_plans / sizeof nf_device_plans[0] == NF_DEVICES, "
               "\"one plan per device\");", *checks, ""]
+    if plan.pools:
+        parts += _pools_c(plan)
     return "\n".join(parts)
+
+
+def _pools_c(plan: ParallelPlan) -> list[str]:
+    """The pools the program must find when it recomputes them from its ports (nf_pool.h)."""
+    parts = ['#include "nf_pool.h"', "", "const struct nf_pool_plan nf_pool_plans[NF_POOLS] = {"]
+    for p in plan.pools:
+        parts += [f"    {{ /* {_comment(p.text())} */",
+                  f"        .allocator = \"{p.allocator}\",",
+                  f"        .capacity = {p.capacity},",
+                  f"        .device = {p.device},",
+                  f"        .field = {_FIELD_MACRO[p.field]},",
+                  f"        .offset = {p.offset}u,",
+                  f"        .stride = {p.stride}u,",
+                  "        .sizes = {",
+                  _rows([str(s) for s in p.sizes], 16, "            "),
+                  "        },",
+                  f"        .digest = UINT64_C(0x{p.digest:016x}),",
+                  "    },"]
+    return parts + ["};", ""]
 
 
 def _drift(plan: ParallelPlan) -> str:
@@ -150,6 +175,11 @@ def _drift(plan: ParallelPlan) -> str:
         elif o.kind == "sketch":
             lines.append(f"- `{o.name}` (sketch): each core counts only its own keys; estimates can only be lower "
                          "(fewer collisions) than the sequential NF's.")
+    for p in plan.pools:
+        lines.append(f"- `{p.allocator}` (dchain): sharded by allocation: each core allocates only the indices whose "
+                     f"{p.field} ({p.offset} + i) the NIC steers back to it, its pool ({p.text()}). The program "
+                     "recomputes the pools from the key and RETA it reads back from the port and refuses to start "
+                     "when they differ from the plan's; a new RETA needs new pools.")
     if any(o.kind == "dchain" and o.per_core != o.capacity for o in plan.objects):
         lines.append("- Indices are allocated per core, from each core's own range: values derived from them (a "
                      "NAT's external ports, for one) come from per-core pools, so the same value can be live on two "

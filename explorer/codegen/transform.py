@@ -9,6 +9,9 @@ What each strategy changes is one row of ``EDITS`` (a new strategy is a new row)
   handles); the capacity argument of each allocation of an object the plan gives a per-core share
   is wrapped in ``nf_sn_capacity()``; ``nf_dchain_allocate_new_index`` becomes
   ``nf_sn_allocate_new_index`` (which notes a core's share running out).
+  With per-core pools (sharding by allocation, ``explorer.codegen.pooling``) a pooled dchain's
+  ``nf_dchain_allocate(capacity, &chain)`` becomes ``nf_pool_dchain_allocate(pool, capacity, &chain)``
+  and the wrapper of maps' capacities is ``nf_pool_capacity()``.
 * locks, tm: allocations, ``nf_vector_borrow``/``nf_vector_return`` and
   ``nf_dchain_rejuvenate_index`` call the runtime's ``nf_par_*`` versions (see nf_parallel.h).
 
@@ -156,10 +159,13 @@ class _EditFinder(c_ast.NodeVisitor):
             return
         if target not in self.wrapped or position is None or position >= len(args):
             return
-        kind = self.plan.object(target).kind
-        if ALLOCATIONS[name].kind != kind:
-            raise GenerateError(f"{target} is a {kind}, but {name} allocates it", location=_location(node))
-        wrapper = self.rules.capacity_wrapper
+        obj = self.plan.object(target)
+        if ALLOCATIONS[name].kind != obj.kind:
+            raise GenerateError(f"{target} is a {obj.kind}, but {name} allocates it", location=_location(node))
+        if obj.pool >= 0:  # sharding by allocation: the whole range, this core's pool of it
+            self._pooled(node, name, target, obj.pool)
+            return
+        wrapper = "nf_pool_capacity" if self.plan.pools else self.rules.capacity_wrapper
         what = f"the capacity of {target}, which the {self.plan.strategy} strategy wraps in {wrapper}()"
         written = arguments(self.anchors.following(self._source(node.name, what)))
         if written is None or len(written) != len(args) or not written[position]:
@@ -171,6 +177,24 @@ class _EditFinder(c_ast.NodeVisitor):
         args[position] = c_ast.FuncCall(c_ast.ID(wrapper), c_ast.ExprList([args[position]]), coord=args[position].coord)
         self.found.add(target)
         self._count(f"capacity of {target} -> {wrapper}(...)")
+
+    def _pooled(self, node: c_ast.FuncCall, name: str, target: str, pool: int) -> None:
+        """``nf_dchain_allocate(capacity, &chain)`` -> ``nf_pool_dchain_allocate(pool, capacity, &chain)``."""
+        call = "nf_pool_dchain_allocate"
+        what = f"the allocation of {target}, which the {self.plan.strategy} strategy makes {call}"
+        token = self._source(node.name, what)
+        written = arguments(self.anchors.following(token))
+        if not written or not written[0]:
+            raise GenerateError(f"{what}: the arguments of this {name} come out of a macro expansion, which nfx "
+                                "does not edit; write them out in the NF", location=_location(node))
+        first = written[0][0]
+        self.edits += [Edit(token.file, token.start, token.end, call), Edit(first.file, first.start, first.start,
+                                                                           f"{pool}, ")]
+        node.name = c_ast.ID(call, coord=node.name.coord)
+        self.called.add(id(node.name))
+        node.args.exprs.insert(0, c_ast.Constant("int", str(pool)))
+        self.found.add(target)
+        self._count(f"{name} of {target} -> {call}({pool}, ...)")
 
     def visit_ID(self, node: c_ast.ID) -> None:
         if node.name in self.rules.renames and id(node) not in self.called:

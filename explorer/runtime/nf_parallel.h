@@ -157,4 +157,6 @@ void nf_par_write_hook(uint32_t object);
 #define NF_WRITE_HOOK(object) nf_par_write_hook((object)->id)
 #endif
 
+#include "nf_pool.h" /* sn with sharding by allocation: per-core pools */
+
 #endif /* NF_PARALLEL_H */

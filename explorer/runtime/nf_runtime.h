@@ -29,6 +29,10 @@ int nf_log_close(void);
  * prime"), or NULL: the detail behind "nf_init failed". */
 const char *nf_runtime_refusal(void);
 
+/* Take a free index out of `chain` for good: never allocated, never in use (a core's dchain
+ * withholds the indices of other cores' pools, see nf_pool.h). False when it is not free. */
+bool nf_dchain_withhold(struct nf_dchain *chain, int index);
+
 /* Report a broken contract of nf.h (a full map, an index out of range, ...) and exit with
  * NF_EXIT_CONTRACT: continuing would silently diverge from what the analysis assumes. */
 #define NF_EXIT_CONTRACT 3

@@ -642,8 +642,15 @@ bool nf_dchain_allocate(uint32_t index_range, struct nf_dchain **chain_out) {
   return true;
 }
 
+/* In use: stamped and not released (a withheld index is neither free nor in use). */
 static bool chain_has(const struct nf_dchain *chain, int index) {
-  return index >= 0 && (uint32_t)index < chain->range && !bitset_test(&chain->free, (uint32_t)index);
+  return index >= 0 && (uint32_t)index < chain->range && age_linked(&chain->ages, (uint32_t)index);
+}
+
+bool nf_dchain_withhold(struct nf_dchain *chain, int index) {
+  if (index < 0 || (uint32_t)index >= chain->range || !bitset_test(&chain->free, (uint32_t)index)) return false;
+  bitset_remove(&chain->free, (uint32_t)index);
+  return true;
 }
 
 /* Mutators: the only places that change a dchain. */

@@ -116,7 +116,7 @@ def check_overrides(overrides: Overrides, analysis: Analysis) -> None:
 
 
 def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = None,
-          allocation: bool = False) -> ShardingPlan:
+          allocation: bool = True) -> ShardingPlan:
     """With ``allocation``, objects keyed by a value the NF allocates and packets carry back are
     sharded by allocation (``explorer.sharding.allocation``) unless that leaves a conflict that
     pair constraints would not; overriding such an object's fields asks for pair constraints."""

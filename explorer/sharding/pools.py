@@ -125,3 +125,17 @@ def pools_of(allocation: Allocation, plan: Any, reta: Optional[Sequence[int]] = 
                             "would be lost")
     return Pools(allocation.allocator, allocation.capacity, allocation.field, allocation.devices[0],
                  allocation.offset, allocation.stride, tuple(int(s) for s in sizes), owner_digest(owner))
+
+
+def pools_from_dict(data: dict[str, Any]) -> Pools:
+    """The inverse of ``Pools.to_dict`` (generated projects keep their plan as JSON)."""
+    return Pools(data["allocator"], int(data["capacity"]), data["field"], int(data["device"]), int(data["offset"]),
+                 int(data["stride"]), tuple(int(s) for s in data["sizes"]), int(data["digest"], 16))
+
+
+def repooled(pools: Pools, key: bytes, fields: Sequence[str], reta: Sequence[int], cores: int) -> Pools:
+    """``pools`` under another RETA (or core count): every index's owner again."""
+    owner = owners(pools.capacity, pools.offset, pools.stride, pools.field, key, fields, reta)
+    sizes = np.bincount(owner, minlength=cores)[:cores]
+    return Pools(pools.allocator, pools.capacity, pools.field, pools.device, pools.offset, pools.stride,
+                 tuple(int(s) for s in sizes), owner_digest(owner))

@@ -45,6 +45,7 @@
 #include <rte_pause.h>
 
 #include "nf_parallel.h"
+#include "nf_pool.h"
 #include "nf_runtime.h"
 
 #define BURST 32
@@ -234,6 +235,9 @@ static void setup_port(uint16_t port, uint16_t device, struct rte_mempool *pool)
     warn("port %u (%s): RSS is off: packets must arrive pre-split per queue (as with one rx_pcap per queue)",
          port, info.driver_name);
   }
+  char pools_why[512]; /* sharding by allocation: the pools this port's key and RETA give must be the plan's */
+  if (nf_pools_from_port(port, device, rss_hf != 0 && NF_CORES > 1, pools_why, sizeof pools_why) != 0)
+    fail(EXIT_SETUP, "port %u: %s", port, pools_why);
 }
 
 /* ---- per-lcore forwarding ------------------------------------------------------------------- */

@@ -41,6 +41,7 @@
 #include <rte_pause.h>
 
 #include "nf_parallel.h"
+#include "nf_pool.h"
 #include "nf_runtime.h"
 #include "nf_trace.h"
 
@@ -358,6 +359,8 @@ int main(int argc, char **argv) {
     replay.bench_laps = (bench_packets + trace.count - 1) / trace.count;
   }
 
+  char pools_why[512]; /* sharding by allocation: the pools of the plan's keys and RETAs */
+  if (nf_pools_from_plan(pools_why, sizeof pools_why) != 0) fail(EXIT_INPUT, "%s", pools_why);
   if (!nf_par_init()) fail(EXIT_INIT, "nf_init failed (returned false)");
   nf_par_schedule_log = log_path != NULL;
   __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
