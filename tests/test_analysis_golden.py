@@ -1,4 +1,5 @@
-"""Golden analyses: the JSON and DOT of every sample NF, compared with files under tests/golden/analysis.
+"""Golden analyses: the JSON and DOT of every sample NF and of the test NFs below, compared with files
+under tests/golden/analysis.
 
 Regenerate after an intended change with ``NFX_UPDATE_GOLDEN=1 pytest tests/test_analysis_golden.py``
 and review the diff; a mismatch fails with a unified diff of the two texts.
@@ -17,18 +18,20 @@ from golden import compare
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "analysis"
 SAMPLES = sorted(p.stem for p in (ROOT / "sample_nfs").glob("*.c"))
+TEST_NFS = ("acl_count", "acl_fw")  # in tests/nfs: merged loops over rules
+SOURCES = {**{nf: f"sample_nfs/{nf}.c" for nf in SAMPLES}, **{nf: f"tests/nfs/{nf}.c" for nf in TEST_NFS}}
 
 
-@pytest.mark.parametrize("nf", SAMPLES)
+@pytest.mark.parametrize("nf", sorted(SOURCES))
 def test_analysis_matches_the_golden_files(nf: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # locations are relative to the repository: stable golden files
-    analysis = analyze(f"sample_nfs/{nf}.c")
+    analysis = analyze(SOURCES[nf])
     compare(json.dumps(analysis.to_dict(), indent=2, sort_keys=True) + "\n", GOLDEN / f"{nf}.json")
     compare(access_graph(analysis), GOLDEN / f"{nf}.dot")
 
 
 def test_no_stale_golden_files() -> None:
-    stale = sorted(p.name for p in GOLDEN.glob("*") if p.stem not in SAMPLES)
+    stale = sorted(p.name for p in GOLDEN.glob("*") if p.stem not in SOURCES)
     assert not stale, f"golden files without a sample NF: {stale}"
 
 

@@ -36,12 +36,27 @@ Cell = Union[int, Slice]
 # reset_caches() empties them at the start of each analysis.
 _extract_cache: dict[tuple[int, int], z3.BitVecRef] = {}
 _bytes_cache: dict[int, tuple[z3.BitVecRef, tuple[Cell, ...]]] = {}
+_numerals: dict[tuple[int, int], z3.BitVecRef] = {}
+TERM_MEMO: dict[tuple, Any] = {}  # results of operations on terms, for ``values.memoized``
+_ast_ids: dict[int, tuple[Any, int]] = {}  # by Python id, keeping the object alive so that the id stays its own
+
+
+def ast_id(term: Any) -> int:
+    """Z3's id of ``term``'s AST (equal terms share one), memoized per Python object: asking Z3 costs
+    a foreign call, and the explorer asks for the same objects again and again."""
+    hit = _ast_ids.get(id(term))
+    if hit is None:
+        hit = _ast_ids[id(term)] = (term, term.get_id())
+    return hit[1]
 
 
 def reset_caches() -> None:
+    _ast_ids.clear()
+    TERM_MEMO.clear()
     _extract_cache.clear()
     _bytes_cache.clear()
     _constants_cache.clear()
+    _numerals.clear()
 
 
 def is_bv(x: Any) -> bool:
@@ -49,8 +64,15 @@ def is_bv(x: Any) -> bool:
 
 
 def bv(value: Term, bits: int) -> z3.BitVecRef:
-    """``value`` as a Z3 term of ``bits`` bits."""
-    return value if isinstance(value, z3.BitVecRef) else z3.BitVecVal(value, bits)
+    """``value`` as a Z3 term of ``bits`` bits (numerals are made once per analysis: building one
+    costs several calls into Z3)."""
+    if isinstance(value, z3.BitVecRef):
+        return value
+    key = (value, bits)
+    term = _numerals.get(key)
+    if term is None:
+        term = _numerals[key] = z3.BitVecVal(value, bits)
+    return term
 
 
 def symbol(name: str, bits: int) -> z3.BitVecRef:
@@ -59,8 +81,8 @@ def symbol(name: str, bits: int) -> z3.BitVecRef:
 
 def _byte_term(cell: Cell) -> z3.BitVecRef:
     if isinstance(cell, int):
-        return z3.BitVecVal(cell, 8)
-    key = (cell.source.get_id(), cell.index)
+        return bv(cell, 8)
+    key = (ast_id(cell.source), cell.index)
     term = _extract_cache.get(key)
     if term is None:
         if cell.source.size() == 8:
@@ -79,7 +101,7 @@ def bytes_of(term: Term, nbytes: int) -> tuple[Cell, ...]:
     if z3.is_bv_value(term):
         value = term.as_long()
         return tuple((value >> (8 * i)) & 0xFF for i in range(nbytes))
-    key = term.get_id()
+    key = ast_id(term)
     cached = _bytes_cache.get(key)
     if cached is not None and len(cached[1]) == nbytes:
         return cached[1]
@@ -152,7 +174,7 @@ def combine(cells: tuple[Cell, ...] | list[Cell]) -> Term:
             while j >= 0 and isinstance(cells[j], int):
                 value = (value << 8) | cells[j]
                 j -= 1
-            parts.append(z3.BitVecVal(value, 8 * (i - j)))
+            parts.append(bv(value, 8 * (i - j)))
             i = j
             continue
         if not is_bv(cell.source):
@@ -178,7 +200,7 @@ def combine(cells: tuple[Cell, ...] | list[Cell]) -> Term:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return a is b or (is_bv(a) and is_bv(b) and a.get_id() == b.get_id())
+    return a is b or (is_bv(a) and is_bv(b) and ast_id(a) == ast_id(b))
 
 
 def combine_be(cells: tuple[Cell, ...] | list[Cell]) -> Term:
@@ -221,24 +243,24 @@ _constants_cache: dict[int, tuple[Any, dict[str, Any], bool]] = {}
 
 def constants_of(term: Any) -> tuple[dict[str, Any], bool]:
     """The free symbols (uninterpreted constants) of ``term`` by name, and whether the term
-    multiplies or divides (which makes Z3's bit-blasting expensive). Memoized per subterm, since
-    path constraints share large subterms."""
+    multiplies two non-constant terms or divides by anything but a power of two (which makes Z3's
+    bit-blasting expensive). Memoized per subterm, since path constraints share large subterms."""
     if not isinstance(term, z3.ExprRef):
         return {}, False
-    hit = _constants_cache.get(term.get_id())
+    hit = _constants_cache.get(ast_id(term))
     if hit is not None:
         return hit[1], hit[2]
     stack: list[tuple[Any, bool]] = [(term, False)]
     while stack:
         t, ready = stack.pop()
-        key = t.get_id()
+        key = ast_id(t)
         if key in _constants_cache:
             continue
         if ready:
             consts: dict[str, Any] = {}
-            heavy = t.decl().kind() in _HEAVY_OPS
+            heavy = t.decl().kind() in _HEAVY_OPS and not _by_constant(t)
             for child in t.children():
-                _, child_consts, child_heavy = _constants_cache[child.get_id()]
+                _, child_consts, child_heavy = _constants_cache[ast_id(child)]
                 consts.update(child_consts)
                 heavy = heavy or child_heavy
             _constants_cache[key] = (t, consts, heavy)
@@ -252,8 +274,18 @@ def constants_of(term: Any) -> tuple[dict[str, Any], bool]:
             continue
         stack.append((t, True))
         stack.extend((c, False) for c in t.children())
-    _, consts, heavy = _constants_cache[term.get_id()]
+    _, consts, heavy = _constants_cache[ast_id(term)]
     return consts, heavy
+
+
+def _by_constant(t: Any) -> bool:
+    """A product with a constant factor, or a division or remainder by a power of two: shifts and
+    adds once bit-blasted, so as cheap for Z3 as an addition."""
+    children = t.children()
+    if t.decl().kind() == z3.Z3_OP_BMUL:
+        return sum(not z3.is_bv_value(c) for c in children) <= 1
+    divisor = children[-1]
+    return z3.is_bv_value(divisor) and divisor.as_long() > 0 and divisor.as_long() & (divisor.as_long() - 1) == 0
 
 
 def symbols_of(term: Any) -> set[str]:

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from explorer.ir import Location, Op
 from explorer.symbex.ctype import CType
+from explorer.symbex.memory import cell_key, term_key
 from explorer.wire import field_at
 
 
@@ -76,3 +77,29 @@ class Effects:
         if region_kind == "header":
             for i in range(offset, offset + n):
                 self.fields_read.add(field_at(region_name, i))
+
+    def copy(self) -> "Effects":
+        other = Effects()
+        other.calls = self.calls
+        other.accesses = list(self.accesses)
+        other.borrows = dict(self.borrows)
+        other.returned = list(self.returned)
+        other.fields_read = set(self.fields_read)
+        other.checksum_writes = list(self.checksum_writes)
+        return other
+
+    def fingerprint(self, since: "Effects") -> tuple:
+        """What later code can observe of the effects added after ``since`` (these effects, earlier),
+        as a hashable value (fields read excluded: they only add to the analysis' list)."""
+        return (self.calls, tuple(_access_key(a) for a in self.accesses[len(since.accesses):]),
+                tuple(sorted((name, _borrow_key(b)) for name, b in self.borrows.items())),
+                tuple(_borrow_key(b) for b in self.returned[len(since.returned):]),
+                tuple(self.checksum_writes[len(since.checksum_writes):]))
+
+
+def _access_key(a: RawAccess) -> tuple:
+    return (a.object, a.op, a.call, term_key(a.key), a.results, a.location, a.related)
+
+
+def _borrow_key(b: Borrow) -> tuple:
+    return (b.object, term_key(b.index), tuple(cell_key(c) for c in b.cells))

@@ -203,7 +203,7 @@ class Expressions(Visitor):
             if left != is_and:
                 return bool_int(left)
             return bool_int(self.truth(node.right))
-        if self.machine.program.pure(node.right):
+        if self.machine.program.facts.pure(node.right):
             state.assumptions.append(left if is_and else z3.Not(left))
             try:
                 right = self.truth(node.right)
@@ -226,7 +226,7 @@ class Expressions(Visitor):
         cond = self.truth(node.cond)
         if isinstance(cond, bool):
             return self._arm(node, self.visit(node.iftrue if cond else node.iffalse))
-        if m.program.pure(node.iftrue) and m.program.pure(node.iffalse):
+        if m.program.facts.pure(node.iftrue) and m.program.facts.pure(node.iffalse):
             merged = self._merged_arms(node, cond)
             if merged is not None:
                 return merged

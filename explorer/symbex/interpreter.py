@@ -17,6 +17,7 @@ from explorer.symbex.expressions import Expressions
 from explorer.symbex.initializers import Initializers
 from explorer.symbex.lvalues import Lvalues
 from explorer.symbex.machine import Machine
+from explorer.symbex.merging import Merger
 from explorer.symbex.memory import Region
 from explorer.symbex.packet import PacketSymbols
 from explorer.symbex.program import Program, location_of
@@ -37,6 +38,7 @@ class Interpreter:
         self.lvalues = Lvalues(self)
         self.initializers = Initializers(self)
         self.static_types = StaticTypes(self)
+        self.merger = Merger(self)
 
     @property
     def effects(self) -> Effects:

@@ -8,6 +8,7 @@ state only in the library, globals written only by nf_init) are checked in one p
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import z3
@@ -17,13 +18,26 @@ from explorer.ir import Location
 from explorer.symbex.bitvec import bv
 from explorer.symbex.ctype import ArrayType, CType, FunctionType, PointerType, StructType, VoidType
 from explorer.symbex.effects import Effects, ObjectInfo
-from explorer.symbex.memory import Region, cells_of, value_of
+from explorer.symbex.memory import Region, cell_key, cells_of, value_of
 from explorer.symbex.packet import PacketSymbols
 from explorer.symbex.program import Program, Scope, TypeResolver, location_of
 from explorer.symbex.state import PathState
 from explorer.symbex.values import Ptr, SemanticsError, Value, convert
 
 MAX_STEPS = 500_000  # statements per run (nf_init, or one path of nf_process)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A machine's state between two statements of one function call, to come back to (also from
+    another run that reached the same point the same way): memory, the names of the enclosing block
+    scopes, the fresh-name and step counters and the effects."""
+
+    memory: dict[str, Region]
+    scopes: tuple[dict, ...]  # the variables of each scope, innermost last
+    counter: int
+    steps: int
+    effects: Effects
 
 
 class Machine:
@@ -107,6 +121,8 @@ class Machine:
         if not region.alive:
             raise self.fail(node, f"{region.label} is used after nf_vector_return")
         if write:
+            if region.shared:
+                region = self.own(ptr.region)
             if region.readonly:
                 raise self.fail(node, f"write to read-only {region.label}")
             if region.kind == "global" and self.mode == "process":
@@ -117,6 +133,13 @@ class Machine:
         except SemanticsError as error:
             raise self.fail(node, str(error)) from None
         return region, offset
+
+    def own(self, name: str) -> Region:
+        """The region ``name``, copied first if a snapshot shares it (so that this run may change it)."""
+        region = self.memory[name]
+        if region.shared:
+            region = self.memory[name] = region.copy()
+        return region
 
     def bounded_offset(self, region: Region, offset: Any, n: int, node: Any) -> int:
         in_bounds = z3.ULE(bv(offset, 64), max(region.size - n, 0)) if region.size >= n else False
@@ -164,3 +187,35 @@ class Machine:
             return convert(value, t)
         except SemanticsError as error:
             raise self.fail(node, str(error)) from None
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> Snapshot:
+        for region in self.memory.values():
+            region.shared = True  # copied on the next write (see ``own``)
+        return Snapshot(dict(self.memory), tuple(dict(scope.vars) for scope in self.scopes),
+                        self.counter, self.steps, self.effects.copy())
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Come back to ``snapshot``; the scopes are this run's own, at the same depth as there."""
+        self.memory.clear()
+        self.memory.update(snapshot.memory)
+        assert len(snapshot.scopes) == len(self.scopes), "a snapshot restored in another block"
+        for scope, names in zip(self.scopes[1:], snapshot.scopes[1:]):
+            scope.vars = dict(names)
+        self.counter = snapshot.counter
+        self.steps = snapshot.steps
+        self.effects = snapshot.effects.copy()
+
+    def fingerprint(self, since: Snapshot) -> tuple:
+        """What later code can observe of how this machine differs from ``since`` (an earlier state
+        of the same run), as a hashable value: two runs from ``since`` with equal fingerprints
+        continue identically (given the same decisions)."""
+        regions = []
+        for name, r in sorted(self.memory.items()):
+            old = since.memory.get(name)
+            if r is not old and (old is None or r.alive != old.alive or r.cells != old.cells or r.writes != old.writes):
+                regions.append((name, r.alive, tuple(cell_key(c) for c in r.cells), tuple(sorted(r.writes.items()))))
+        names = tuple(tuple(sorted((name, region) for name, (region, _) in scope.vars.items()))
+                      for scope in self.scopes[1:])
+        return (self.counter, tuple(regions), names, self.effects.fingerprint(since.effects))
+

@@ -6,20 +6,22 @@ aligned load gets it back.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from explorer.ir import Location
 from explorer.symbex.ctype import ArrayType, CType, IntType, PointerType, StructType
-from explorer.symbex.bitvec import Cell, Slice, bytes_of, combine, is_bv
+from explorer.symbex.bitvec import Cell, Slice, ast_id, bytes_of, combine, is_bv
 from explorer.symbex.values import Agg, Int, Ptr, SemanticsError, Value, mask
 
 
 class Region:
     """A contiguous block of memory with a name (pointers refer to it) and a kind:
     ``local``, ``global``, ``header`` (ether / ipv4 / l4), ``cell`` (a borrowed vector cell),
-    ``handle`` (an opaque state object), ``packet`` (the raw frame) or ``const`` (a string literal)."""
+    ``handle`` (an opaque state object), ``packet`` (the raw frame) or ``const`` (a string literal).
 
-    __slots__ = ("name", "kind", "label", "cells", "writes", "readonly", "alive")
+    A region in a snapshot is ``shared``: the machine copies it before changing it."""
+
+    __slots__ = ("name", "kind", "label", "cells", "writes", "readonly", "alive", "shared")
 
     def __init__(self, name: str, kind: str, label: str, size: int, cells: Optional[list] = None,
                  readonly: bool = False):
@@ -30,6 +32,7 @@ class Region:
         self.writes: dict[int, Location] = {}
         self.readonly = readonly
         self.alive = True
+        self.shared = False
 
     @property
     def size(self) -> int:
@@ -107,4 +110,18 @@ def same_cell(a: Cell, b: Cell) -> bool:
     if isinstance(a, int) or isinstance(b, int):
         return a == b if isinstance(a, int) and isinstance(b, int) else False
     return a.index == b.index and (a.source is b.source or (is_bv(a.source) and is_bv(b.source)
-                                                            and a.source.get_id() == b.source.get_id()))
+                                                            and ast_id(a.source) == ast_id(b.source)))
+
+
+def term_key(term: Any) -> Any:
+    """A hashable stand-in for a concrete number, a Z3 term (its AST id: Z3 shares equal terms) or a
+    pointer value, equal exactly when the two are syntactically the same."""
+    if term is None or isinstance(term, int):
+        return term
+    if isinstance(term, Ptr):
+        return ("ptr", term.region, term_key(term.offset))
+    return ("term", ast_id(term))
+
+
+def cell_key(cell: Cell) -> Any:
+    return cell if isinstance(cell, int) else (term_key(cell.source), cell.index)

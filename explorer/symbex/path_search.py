@@ -22,6 +22,7 @@ from explorer.symbex.ctype import PointerType
 from explorer.symbex.effects import Effects, ObjectInfo
 from explorer.symbex.interpreter import Interpreter
 from explorer.symbex.memory import Region, same_cell
+from explorer.symbex.models import forks
 from explorer.symbex.packet import PacketSymbols
 from explorer.symbex.path_solver import PathSolver
 from explorer.symbex.program import Program, location_of
@@ -57,7 +58,7 @@ class Exploration:
 class PathSearch:
     def __init__(self, parsed: ParsedNF):
         self.parsed = parsed
-        self.program = Program(parsed)
+        self.program = Program(parsed, forks)
         self.solver = PathSolver()
         self.objects: dict[str, ObjectInfo] = {}
         self.snapshot: dict[str, Region] = {}

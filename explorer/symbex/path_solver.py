@@ -1,6 +1,6 @@
 """The one place the explorer asks Z3 questions; Z3's failures become SolverError.
 
-Two ideas keep the number and size of Z3 calls down:
+These ideas keep the number and size of Z3 calls down:
 
 * Independence: a path's constraints are satisfiable (the explorer only follows feasible paths),
   so a query only needs the constraints that share symbols, transitively, with the question
@@ -9,6 +9,9 @@ Two ideas keep the number and size of Z3 calls down:
 * Incrementality: one solver serves every query; its assertion stack holds the last query's
   constraints, one push per constraint, and the next query pops only the suffix that differs.
   Depth-first exploration makes consecutive queries share long prefixes.
+* Reuse: an answer depends only on the (sliced) constraints and the question, and every path
+  replays its prefix, so answers are kept by the ids of their terms; a question that is a
+  constant, one of the constraints or the negation of one is answered without Z3.
 * Witnesses: Z3 bit-blasts multiplication and division, which costs tens of milliseconds per
   query (a token bucket's refill). For such queries a few candidate assignments are tried first
   (recent models and witnesses, their merge - sliced queries give models of a few symbols each -
@@ -23,7 +26,7 @@ from typing import Any, Optional, Sequence
 import z3
 
 from explorer.errors import SolverError
-from explorer.symbex.bitvec import constants_of
+from explorer.symbex.bitvec import ast_id, constants_of
 
 TIMEOUT_MS = 20_000
 KEPT_MODELS = 6
@@ -52,11 +55,15 @@ class PathSolver:
         self._info: dict[int, _TermInfo] = {}
         self._models: list[dict[str, int]] = []
         self._random = random.Random(0)
+        # answers by (constraint ids, question id), keeping the terms alive so that ids stay unique:
+        # paths that share a prefix ask the same questions again
+        self._answers: dict[tuple, tuple[list[Any], Any, bool]] = {}
         self.checks = 0
         self.witnessed = 0
+        self.reused = 0
 
     def info(self, term: Any) -> _TermInfo:
-        key = term.get_id()
+        key = ast_id(term)
         hit = self._info.get(key)
         if hit is None:
             hit = _TermInfo(term)
@@ -86,7 +93,7 @@ class PathSolver:
     def _sync(self, constraints: Sequence[Any]) -> None:
         common = 0
         limit = min(len(self._stack), len(constraints))
-        while common < limit and self._stack[common] == constraints[common].get_id():
+        while common < limit and self._stack[common] == ast_id(constraints[common]):
             common += 1
         if common == 0 and self._stack:
             # Nothing shared: start from a clean solver; popping everything would keep the
@@ -102,7 +109,7 @@ class PathSolver:
         for c in constraints[common:]:
             self._solver.push()
             self._solver.add(c)
-            self._stack.append(c.get_id())
+            self._stack.append(ast_id(c))
             self._keep.append(c)
 
     def satisfiable(self, constraints: Sequence[Any], extra: Optional[Any] = None, witness: bool = True) -> bool:
@@ -113,6 +120,46 @@ class PathSolver:
         if extra is True:
             extra = None
         query = list(constraints) if extra is None else self.relevant(constraints, extra)
+        if not witness:  # the caller reads the model: Z3 must answer this very query
+            return self._check(query, extra, witness)
+        key = (tuple(ast_id(c) for c in query), None if extra is None else ast_id(extra))
+        hit = self._answers.get(key)
+        if hit is None:
+            hit = (query, extra, self._decided(key, extra))
+            if hit[2] is None:
+                hit = (query, extra, self._check(query, extra, witness))
+            self._answers[key] = hit
+        else:
+            self.reused += 1
+        return hit[2]
+
+    def _decided(self, key: tuple, extra: Any) -> Optional[bool]:
+        """The answer when the question settles it syntactically: one of the (satisfiable) constraints
+        themselves, the negation of one of them, or a question without symbols (``3 == 3``)."""
+        if extra is None:
+            return None
+        if key[1] in key[0] or _reflexive(extra):
+            return True
+        if z3.is_not(extra) and (ast_id(extra.arg(0)) in key[0] or _reflexive(extra.arg(0))):
+            return False
+        if not self.symbols(extra):
+            return z3.is_true(z3.simplify(extra))
+        if z3.is_not(extra) and z3.is_eq(extra.arg(0)) and self._free_side(extra.arg(0), key[0]):
+            return True
+        return None
+
+    def _free_side(self, eq: Any, constraints: tuple) -> bool:
+        """Whether one side of ``a == b`` is a bit-vector symbol that occurs nowhere else in the query
+        (a fresh library result): it can always be chosen unequal to the other side."""
+        a, b = eq.arg(0), eq.arg(1)
+        for side, other in ((a, b), (b, a)):
+            if z3.is_bv(side) and z3.is_const(side) and side.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+                name = side.decl().name()
+                if name not in self.symbols(other) and not any(name in self._info[c].names for c in constraints):
+                    return True
+        return False
+
+    def _check(self, query: list[Any], extra: Any, witness: bool) -> bool:
         heavy = any(self.info(c).heavy for c in query) or (extra is not None and self.info(extra).heavy)
         if heavy and witness and extra is not None and self._witness(query, extra):
             self.witnessed += 1
@@ -190,3 +237,8 @@ class PathSolver:
             return value.as_long()
         except z3.Z3Exception as exc:
             raise SolverError(f"Z3 failed: {exc}") from None
+
+
+def _reflexive(cond: Any) -> bool:
+    """``x == x`` (Z3 keeps such terms as they are built)."""
+    return z3.is_eq(cond) and ast_id(cond.arg(0)) == ast_id(cond.arg(1))

@@ -10,7 +10,7 @@ from pycparser import c_ast
 from explorer.errors import UnsupportedError
 from explorer.frontend import ParsedNF
 from explorer.ir import Location
-from explorer.symbex.purity import Purity
+from explorer.symbex.node_facts import NodeFacts
 from explorer.symbex.ctype import (INT, VOID, ArrayType, CType, FunctionType, PointerType, StructType,
                                    int_type_from_specifiers)
 
@@ -183,13 +183,13 @@ class TypeResolver:
 class Program:
     """Everything at file scope, collected before nf_init runs."""
 
-    def __init__(self, parsed: ParsedNF):
+    def __init__(self, parsed: ParsedNF, forking_call: Callable[[str], bool]):
         self.parsed = parsed
         self.functions: dict[str, Any] = {}  # name -> FuncDef
         self.prototypes: dict[str, FunctionType] = {}
         self.file_scope = Scope()
         self.globals: list[GlobalVar] = []
-        self.pure = Purity()  # whether an expression has no side effects, memoized over the AST
+        self.facts = NodeFacts(lambda name: name in self.functions or forking_call(name))
 
 
 def is_const(quals: Any) -> bool:

@@ -10,6 +10,8 @@ from typing import Any, Optional
 
 import z3
 
+from explorer.symbex.bitvec import ast_id
+
 _BINARY = {
     z3.Z3_OP_BADD: ("+", 4), z3.Z3_OP_BSUB: ("-", 4), z3.Z3_OP_BMUL: ("*", 5),
     z3.Z3_OP_BUDIV: ("/", 5), z3.Z3_OP_BSDIV: ("/", 5), z3.Z3_OP_BUREM: ("%", 5), z3.Z3_OP_BSREM: ("%", 5),
@@ -37,20 +39,39 @@ class Renderer:
 
     def __init__(self, layouts: Optional[dict[str, Any]] = None) -> None:
         self._cache: dict[int, tuple[Any, str]] = {}
+        self._parts: dict[tuple[str, int, bool], str] = {}  # rendered subterms (conditions share many)
         self._layouts = layouts or {}
         self._depth = 0
+        self._cut = 0  # subterms printed as "..." so far: text that has one is not kept
 
     def _enter(self) -> bool:
         """Whether to render one level deeper (terms folded by unrolled loops can be thousands
         deep: their inner part prints as ``...``)."""
-        return self._depth < MAX_DEPTH
+        if self._depth < MAX_DEPTH:
+            return True
+        self._cut += 1
+        return False
+
+    def _remembered(self, kind: str, t: Any, top: bool, render: Any) -> str:
+        key = (kind, ast_id(t), top)
+        hit = self._parts.get(key)
+        if hit is None:
+            cut = self._cut
+            self._depth += 1
+            try:
+                hit = render(t, top)
+            finally:
+                self._depth -= 1
+            if self._cut == cut:
+                self._parts[key] = hit
+        return hit
 
     def text(self, term: Any) -> str:
         if isinstance(term, bool):
             return "true" if term else "false"
         if isinstance(term, int):
             return _number(term, 64)
-        key = term.get_id()
+        key = ast_id(term)
         hit = self._cache.get(key)
         if hit is not None:
             return hit[1]
@@ -67,11 +88,7 @@ class Renderer:
     def _bool(self, t: Any) -> str:
         if not self._enter():
             return "..."
-        self._depth += 1
-        try:
-            return self._bool_text(t)
-        finally:
-            self._depth -= 1
+        return self._remembered("bool", t, False, lambda term, _: self._bool_text(term))
 
     def _bool_text(self, t: Any) -> str:
         if z3.is_true(t):
@@ -145,11 +162,7 @@ class Renderer:
     def _bv(self, t: Any, top: bool = False) -> str:
         if not self._enter():
             return "..."
-        self._depth += 1
-        try:
-            return self._bv_text(t, top)
-        finally:
-            self._depth -= 1
+        return self._remembered("bv", t, top, self._bv_text)
 
     def _bv_text(self, t: Any, top: bool) -> str:
         t = _strip_ext(t)

@@ -8,6 +8,7 @@ first exploration yields paths in lexicographic order of their decisions, false 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -15,6 +16,7 @@ import z3
 
 from explorer.errors import UnsupportedError
 from explorer.ir import Location
+from explorer.symbex.bitvec import ast_id
 from explorer.symbex.path_solver import PathSolver
 
 MAX_VALUES = 16  # a symbolic index may take at most this many values
@@ -38,9 +40,40 @@ class NeedsFork(Exception):
     operand) when that evaluation would fork; the caller then forks on the operator instead."""
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a path stood: how many constraints, decisions and trace entries it had, and what it had
+    decided by then (``PathState.rewind`` drops everything after it)."""
+
+    constraints: int
+    decisions: int
+    trace: int
+    decided: dict
+
+
+class Budget:
+    """What one exploration may spend: a deadline, and a number of runs (a path from the start, or
+    a path through one statement while statements are merged)."""
+
+    def __init__(self, seconds: float, runs: int):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.max_runs = runs
+        self.runs = 0
+
+    def charge(self, location: Optional[Location]) -> None:
+        self.runs += 1
+        if self.runs > self.max_runs:
+            raise UnsupportedError(f"nf_process has more than {self.max_runs} paths", location=location)
+        if time.monotonic() > self.deadline:
+            raise UnsupportedError(f"the analysis of nf_process took longer than {self.seconds:g} s",
+                                   location=location)
+
+
 class PathState:
-    def __init__(self, solver: PathSolver, prefix: tuple, base: list[Any]):
+    def __init__(self, solver: PathSolver, prefix: tuple, base: list[Any], budget: Optional[Budget] = None):
         self.solver = solver
+        self.budget = budget or Budget(float("inf"), 1 << 62)
         self.prefix = prefix
         self.pos = 0
         self.trace: list[tuple] = []
@@ -49,6 +82,20 @@ class PathState:
         self.decisions: list[Decision] = []
         self.assumptions: list[Any] = []
         self._decided: dict[int, bool] = {}
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(len(self.constraints), len(self.decisions), len(self.trace), dict(self._decided))
+
+    def rewind(self, checkpoint: Checkpoint) -> None:
+        del self.constraints[checkpoint.constraints:]
+        del self.decisions[checkpoint.decisions:]
+        del self.trace[checkpoint.trace:]
+        self._decided = dict(checkpoint.decided)
+
+    def next_entry(self) -> Optional[tuple]:
+        """The recorded decision the replay follows next (None once the path runs live)."""
+        return self.prefix[self.pos] if self.pos < len(self.prefix) else None
 
     # -- facts -----------------------------------------------------------------------------
     def assume(self, cond: Any, fresh: bool = True) -> None:
@@ -95,7 +142,7 @@ class PathState:
             if can_true and self.possible(z3.Not(cond)):
                 raise NeedsFork()
             return can_true
-        key = cond.get_id()
+        key = ast_id(cond)
         known = self._decided.get(key)
         if known is not None:
             return known

@@ -177,7 +177,7 @@ class Statements(Visitor):
         m.scopes.append(Scope())
         try:
             for item in node.block_items or []:
-                self.run(item)
+                self.it.merger.run(item)
         finally:
             m.scopes.pop()
 
@@ -281,7 +281,7 @@ class Statements(Visitor):
                 raise self.machine.fail(node, f"the loop did not finish after {MAX_LOOP_ITERATIONS} iterations")
             try:
                 if body is not None:
-                    self.run(body)
+                    self.it.merger.run(body, loop_body=True)
             except Break:
                 return
             except Continue:

@@ -6,13 +6,13 @@ Z3 term only once a symbol flows into it, so nf_init and loop counters cost no Z
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import z3
 
 from explorer.symbex.ctype import (ArrayType, CType, FunctionType, INT, IntType, LONG, PTRDIFF_T, PointerType,
                                    StructType, ULONG, common_type, promote)
-from explorer.symbex.bitvec import Cell, Term, bv, low_bits
+from explorer.symbex.bitvec import TERM_MEMO, Cell, Term, ast_id, bv, low_bits
 
 
 class SemanticsError(Exception):
@@ -59,6 +59,35 @@ class Agg:
 Value = Union[Int, Ptr, Agg]
 
 
+def _key(x: Any) -> Any:
+    if isinstance(x, Int):
+        return (x.ctype, _key(x.v), _key(x.cond))
+    if x is None or isinstance(x, (bool, int, str, IntType)):
+        return x
+    return ("term", ast_id(x))
+
+
+def _symbolic(x: Any) -> bool:
+    return isinstance(x, Int) and not isinstance(x.v, int) or isinstance(x, z3.ExprRef)
+
+
+def memoized(fn: Callable[..., Int]) -> Callable[..., Int]:
+    """``fn`` remembered for symbolic arguments (an analysis evaluates the same operations on the same
+    terms again on every path that replays them, and each new Z3 term costs several foreign calls);
+    concrete arguments are cheaper to compute than to look up."""
+    def wrapper(*args: Any) -> Int:
+        if not any(_symbolic(a) for a in args):
+            return fn(*args)
+        key = (fn.__name__,) + tuple(_key(a) for a in args)
+        hit = TERM_MEMO.get(key)
+        if hit is None:
+            hit = TERM_MEMO[key] = fn(*args)
+        return hit
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
 def mask(bits: int) -> int:
     return (1 << bits) - 1
 
@@ -67,11 +96,12 @@ def to_signed(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
+@memoized
 def bool_int(cond: Any) -> Int:
     """The int 0/1 of a condition (a Python bool or a Z3 Bool)."""
     if isinstance(cond, bool):
         return Int(INT, int(cond), cond)
-    return Int(INT, z3.If(cond, z3.BitVecVal(1, 32), z3.BitVecVal(0, 32)), cond)
+    return Int(INT, z3.If(cond, bv(1, 32), bv(0, 32)), cond)
 
 
 def truth(value: Value) -> Any:
@@ -91,13 +121,14 @@ def truth(value: Value) -> Any:
     raise SemanticsError("a struct or array is used where a scalar is required")
 
 
+@memoized
 def convert_int(value: Int, to: IntType) -> Int:
     frm = value.ctype
     if to.is_bool:
         cond = truth(value)
         if isinstance(cond, bool):
             return Int(to, int(cond), cond)
-        return Int(to, z3.If(cond, z3.BitVecVal(1, 8), z3.BitVecVal(0, 8)), cond)
+        return Int(to, z3.If(cond, bv(1, 8), bv(0, 8)), cond)
     v = value.v
     if to.bits == frm.bits:
         return Int(to, v, value.cond)
@@ -143,6 +174,7 @@ def _both(a: Int, b: Int, t: IntType) -> tuple[Int, Int]:
     return convert_int(a, t), convert_int(b, t)
 
 
+@memoized
 def arithmetic(op: str, a: Int, b: Int) -> Int:
     """``a op b`` for + - * / % & | ^ << >> with C's promotions and usual arithmetic conversions."""
     if op in ("<<", ">>"):
@@ -236,6 +268,7 @@ def _shift(op: str, a: Int, b: Int) -> Int:
     return Int(t, x >> y if t.signed else z3.LShR(x, y))
 
 
+@memoized
 def compare(op: str, a: Int, b: Int) -> Int:
     """``a op b`` for == != < <= > >= on integers; the result is an int 0/1 carrying its condition."""
     t = common_type(a.ctype, b.ctype)
@@ -256,6 +289,7 @@ def compare(op: str, a: Int, b: Int) -> Int:
     return bool_int(cond)
 
 
+@memoized
 def unary(op: str, a: Int) -> Int:
     t = promote(a.ctype)
     a = convert_int(a, t)

@@ -31,4 +31,10 @@ def model_for(name: str) -> Optional[Model]:
     return MODELS.get(name)
 
 
-__all__ = ["CallContext", "MODELS", "Model", "model_for"]
+def forks(name: str) -> bool:
+    """Whether a call of the nf.h function ``name`` may fork the path."""
+    model = MODELS.get(name)
+    return model is not None and model.forks
+
+
+__all__ = ["CallContext", "MODELS", "Model", "forks", "model_for"]

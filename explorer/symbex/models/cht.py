@@ -16,6 +16,7 @@ from explorer.symbex.values import Int, Value
 
 class ChtFindBackend(StateCall):
     names = ("nf_cht_find_backend",)
+    forks = True
 
     def concrete(self, ctx: CallContext, obj: ObjectInfo) -> Optional[Value]:
         raise ctx.fail("nf_cht_find_backend() in nf_init is not supported")

@@ -140,6 +140,7 @@ class Model:
     """An nf.h function; ``names`` are the functions it models."""
 
     names: ClassVar[tuple[str, ...]] = ()
+    forks: ClassVar[bool] = False  # whether a call may fork the path (a 0/1 result guarding an output)
 
     def call(self, ctx: CallContext) -> Optional[Value]:
         raise NotImplementedError

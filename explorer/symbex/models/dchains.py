@@ -16,6 +16,7 @@ from explorer.symbex.values import Int, Value
 
 class AllocateNewIndex(StateCall):
     names = ("nf_dchain_allocate_new_index",)
+    forks = True
 
     def concrete(self, ctx: CallContext, obj: ObjectInfo) -> Optional[Value]:
         obj.init_calls += 1

@@ -41,6 +41,8 @@ class EtherHeader(Model):
 class LaterHeader(Model):
     """A header the frame may lack: forks on the exact condition the runtime tests."""
 
+    forks = True
+
     which: str  # "ipv4" | "tcpudp"
     region: str
     struct_tag: str

@@ -12,6 +12,7 @@ from explorer.symbex.values import Int, Value
 
 class MapGet(StateCall):
     names = ("nf_map_get",)
+    forks = True
 
     def concrete(self, ctx: CallContext, obj: ObjectInfo) -> Optional[Value]:
         key = constant_key(ctx, obj, 1)

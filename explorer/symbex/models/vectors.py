@@ -67,7 +67,7 @@ class VectorReturn(StateCall):
         borrow = m.effects.borrows.get(ptr.region or "")
         if borrow is None or borrow.object != obj.name or borrow.index != i or ptr.offset != 0:
             raise ctx.fail(f"nf_vector_return() must return the cell borrowed from {obj.name} at this index")
-        region = m.memory[ptr.region]
+        region = m.own(ptr.region)
         if not all(isinstance(c, int) for c in region.cells):
             raise ctx.fail("nf_init stores a value that is not constant")
         obj.entries[i] = tuple(region.cells)
@@ -84,7 +84,7 @@ class VectorReturn(StateCall):
             raise ctx.fail(f"nf_vector_return() must return a cell borrowed from {obj.name}")
         if not ctx.state.proves(index == borrow.index):
             raise ctx.fail("nf_vector_return() returns the cell at a different index than it was borrowed")
-        region = m.memory[ptr.region]
+        region = m.own(ptr.region)
         if not region.alive:
             raise ctx.fail("the cell is returned twice")
         changed = any(not same_cell(a, b) for a, b in zip(region.cells, borrow.cells))
