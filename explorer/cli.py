@@ -45,6 +45,12 @@ def _add_rss(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", default="0", help="seed for the free key bits (default 0)")
 
 
+def _add_replication(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replication", default="lagged", choices=["lagged", "strict"],
+                   help="sn with replicated objects: other cores apply a broadcast write before their next burst "
+                        "(lagged, the default) or before the writing packet completes (strict)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nfx", description="Explore, shard and parallelize a sequential NF.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,12 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty folder nfx did not create, or where files changed since nfx wrote "
                         "them: such files are kept and their new versions go beside them as NAME.new")
+    _add_replication(p)
 
     p = sub.add_parser("check", help="compare the parallel build with the sequential one on a trace")
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)
     p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"])
     p.add_argument("--replies", action=argparse.BooleanOptionalAction, default=None,
                    help="also send each run replies to what it sent (default: when the NF rewrites headers)")
+    _add_replication(p)
 
     p = sub.add_parser("bench", help="measure Mpps per strategy and core count")
     _add_nf(p); _add_json(p)
@@ -84,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", action="append", default=[], choices=["seq", "sn", "locks", "tm"])
     p.add_argument("--packets", default="1000000")
     p.add_argument("--out", metavar="DIR", help="write bench.json and a plot here")
+    _add_replication(p)
+    p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",
+                   help="traffic to measure on, e.g. heartbeat:heartbeat_share=0.001 (default: uniform, or for an NF "
+                        "with replicated objects, traffic of its rare writers at 1 per 1,000 packets)")
 
     p = sub.add_parser("simulate", help="per-core load and sharding violations of an RSS plan")
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)

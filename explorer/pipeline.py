@@ -54,6 +54,9 @@ class Solution:
     seconds: tuple[tuple[str, float], ...] = field(default=(), compare=False)
     quality: tuple[tuple[str, float], ...] = ()  # max/mean per-core packets on seeded traffic kinds
     pools: tuple[Pools, ...] = ()  # sn with sharding by allocation: each allocator's per-core pools
+    # replicated and locked objects that packets write: the share of the quality traffic's first kind
+    # (uniform) that may take a path writing each one
+    write_shares: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan.to_dict()
@@ -67,8 +70,10 @@ class Solution:
             "objects": [o.to_dict() for o in self.sharding.objects],
             "devices": plan["devices"],
             "conflicts": list(self.sharding.conflicts),
+            "replicated": [o.name for o in self.sharding.replicated],
             "seconds": dict(self.seconds),
             "quality": dict(self.quality),
+            "write_shares": {name: round(share, 6) for name, share in self.write_shares},
         }
         if self.explanation:
             out["explanation"] = self.explanation
@@ -78,9 +83,21 @@ class Solution:
             out["pools"] = [p.to_dict() for p in self.pools]
         elif self.sharding.unallocated:
             out["allocation"] = self.sharding.unallocated
+        if self.sharding.replicated and self.strategy == STRATEGY_NAMES["sn"]:
+            out["replication"] = replication_summary(self.sharding)
         if self.counterexample is not None:
             out["counterexample"] = self.counterexample
         return out
+
+
+def replication_summary(sharding: ShardingPlan) -> str:
+    """Why shared-nothing works with some written objects replicated."""
+    names = ", ".join(o.name for o in sharding.replicated)
+    classes = sorted({o.write_class for o in sharding.replicated if o.write_class})
+    return (f"{names} {'are' if len(sharding.replicated) > 1 else 'is'} replicated on every core: only rare "
+            f"packets write {'them' if len(sharding.replicated) > 1 else 'it'} ({'; '.join(classes) or 'expiry'}), "
+            "and those broadcast each write to the other cores through per-core rings; packets that only read "
+            "them can go to any core, so RSS keeps only the sharded objects' constraints")
 
 
 QUALITY_TRAFFIC = (("uniform", {}), ("prefix", {"client_prefix": "10.1.0.0/16", "server_prefix": "172.16.0.0/20"}))
@@ -100,10 +117,10 @@ def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None
     solution = _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation)
     if not quality:
         return solution
-    figures = tuple((kind, round(simulate(solution, kind, packets=QUALITY_PACKETS, flows=QUALITY_PACKETS,
-                                          seed=seed, **params).imbalance, 4))
-                    for kind, params in QUALITY_TRAFFIC)
-    return replace(solution, quality=figures)
+    reports = [(kind, simulate(solution, kind, packets=QUALITY_PACKETS, flows=QUALITY_PACKETS, seed=seed, **params))
+               for kind, params in QUALITY_TRAFFIC]
+    figures = tuple((kind, round(report.imbalance, 4)) for kind, report in reports)
+    return replace(solution, quality=figures, write_shares=reports[0][1].write_shares)
 
 
 def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) -> Solution:
@@ -279,16 +296,17 @@ def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_pack
 
 
 def generate(solution: Solution, out: str | Path, strategy: str = "auto", cores: Optional[int] = None,
-             force: bool = False):
+             force: bool = False, replication: str = "lagged"):
     """Write the parallel DPDK project of ``solution`` into the folder ``out`` (refuses a non-empty
-    folder nfx did not create unless ``force``)."""
+    folder nfx did not create unless ``force``). ``replication``: how sn builds broadcast writes to
+    replicated objects, "lagged" (up to one burst late on other cores) or "strict"."""
     from explorer.codegen import generate as write
 
-    return write(solution, out, strategy=strategy, cores=cores, force=force)
+    return write(solution, out, strategy=strategy, cores=cores, force=force, replication=replication)
 
 
 def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: str = "auto",
-          packets: int = 20_000, flows: int = 2_000, seed: int = 0):
+          packets: int = 20_000, flows: int = 2_000, seed: int = 0, replication: str = "lagged"):
     """Run the sequential and the parallel build on the same trace (a generator kind or a Trace) and
     compare every packet's verdict and output bytes."""
     from explorer.verify.equivalence import check as compare
@@ -297,7 +315,7 @@ def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: 
     if isinstance(traffic, str):
         _check_synthetic(packets, flows, seed, limits.FRAME_BYTES)
     trace = make_trace(traffic, packets=packets, flows=flows, seed=seed) if isinstance(traffic, str) else traffic
-    return compare(solution, trace, cores=limits.CORES.check(cores), strategy=strategy)
+    return compare(solution, trace, cores=limits.CORES.check(cores), strategy=strategy, replication=replication)
 
 
 def sweep(nf: str | Path, nics: tuple[str, ...] = ("e810",), cores: tuple[int, ...] = (2, 4, 8, 16),

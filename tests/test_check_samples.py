@@ -47,7 +47,7 @@ def test_shared_nothing_samples_are_equivalent(nf, cores):
 @pytest.mark.parametrize("cores", [2, 4])
 @pytest.mark.parametrize("nf,kind", [("bridge", "mixed"), ("lb", "heartbeat")])
 def test_locks_samples_are_equivalent_in_the_locks_order(nf, kind, cores):
-    report = check(solution(nf), traffic(kind), cores)
+    report = check(solution(nf, "locks"), traffic(kind), cores)
     assert report.equivalent, report.render()
     assert report.strategy == "locks" and report.write_passes > 0
     assert report.write_passes < PACKETS / 5  # read-mostly: refreshing is a read

@@ -21,7 +21,7 @@ from golden import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ("nop", "sbridge", "bridge", "pol", "fw", "nat", "cl", "psd", "lb")
-SHARED_NOTHING = ("nop", "sbridge", "pol", "fw", "nat", "cl", "psd")
+SHARED_NOTHING = ("nop", "sbridge", "pol", "fw", "nat", "cl", "psd", "lb")
 GOLDEN = Path(__file__).parent / "golden" / "codegen"
 CORES = 4
 
@@ -107,7 +107,8 @@ def test_plan_round_trips_through_json():
 # ---- the project -------------------------------------------------------------------------------
 
 EXPECTED_FILES = {"Makefile", "README.md", "main.c", "nf.c", "nf.h", "nf_config.h", "nf_parallel.c", "nf_parallel.h",
-                  "nf_plan.c", "nf_plan.h", "nf_pool.c", "nf_pool.h", "nf_runtime.h", "nf_state.c", "nf_trace.c", "nf_trace.h", "plan.json",
+                  "nf_plan.c", "nf_plan.h", "nf_pool.c", "nf_pool.h", "nf_replica.c", "nf_replica.h", "nf_runtime.h",
+                  "nf_state.c", "nf_trace.c", "nf_trace.h", "plan.json",
                   "plan.txt", "replay.c"}
 
 

@@ -104,3 +104,82 @@ def test_override_that_breaks_the_firewall_is_a_conflict():
     plan = shard(fw_like(), nic_profile("e810"), {"flows": {0: ("src_ip",), 1: ("src_ip",)}})
     assert plan.conflicts and plan.violated
     assert plan.decision("flows").overridden
+
+
+# ---- the replicate decision (issue 15) -----------------------------------------------------------
+
+UDP = z3.BitVec("p.ipv4.proto", 8)
+
+
+def guarded(index, devices, condition, *accesses):
+    return CallPath(index, condition, str(condition), tuple(devices), tuple(accesses), (), Verdict("drop"))
+
+
+def control_path(index, *accesses):
+    """A LAN path of UDP packets to port 7777: a narrow class of control packets."""
+    return guarded(index, [0], z3.And(UDP == 17, DPORT == 7777), *accesses)
+
+
+def global_table(writer_first=None, writer_path=None, reader_extra=()):
+    """A table every packet reads at a constant index and a flow table sharded on the 5-tuple."""
+    key = five_tuple(SRC, DST, SPORT, DPORT)
+    reader = path(0, [1], access("table", Op.READ, "nf_vector_borrow", z3.BitVecVal(0, 32), ["table.cell#1"]),
+                  *reader_extra, access("flows", Op.WRITE, "nf_map_put", key))
+    writer = writer_path or control_path(1, *(writer_first or ()),
+                                         access("table", Op.WRITE, "nf_vector_return", z3.BitVecVal(0, 32)))
+    return analysis([("table", "vector"), ("flows", "map")], reader, writer)
+
+
+def test_a_table_only_control_packets_write_is_replicated():
+    plan = shard(global_table(), nic_profile("e810"))
+    table = plan.decision("table")
+    assert table.decision == "replicate" and table.broadcast and table.writers == (1,)
+    assert "p.l4.dport == 7777" in table.write_class and "p.ipv4.proto == 17 (UDP)" in table.write_class
+    assert plan.shared_nothing and plan.decision("flows").decision == "shard"
+    assert [o.name for o in plan.replicated] == ["table"]
+
+
+def test_a_table_any_packet_writes_stays_locked_with_the_reason():
+    writer = path(1, [0], access("table", Op.WRITE, "nf_vector_return", z3.BitVecVal(0, 32)))
+    plan = shard(global_table(writer_path=writer), nic_profile("e810"))
+    table = plan.decision("table")
+    assert table.decision == "lock" and not plan.shared_nothing
+    assert "not replicated: table is written on paths that any packet may take" in table.reason
+
+
+def test_a_writer_that_changes_sharded_state_first_cannot_rerun():
+    first = [access("flows", Op.WRITE, "nf_map_put", five_tuple(SRC, DST, SPORT, DPORT))]
+    plan = shard(global_table(writer_first=first), nic_profile("e810"))
+    table = plan.decision("table")
+    assert table.decision == "lock" and "rerun as a writer would repeat that change" in table.reason
+    # Expiry before the write is fine: at the same `now` it finds nothing left the second time.
+    expiry = [Access("flows", Op.EXPIRE, "nf_expire_items", None, "", (), LOC, ("flows",))]
+    assert shard(global_table(writer_first=expiry), nic_profile("e810")).decision("table").broadcast
+
+
+def test_a_replicated_object_may_not_be_keyed_by_a_per_core_index():
+    writer = control_path(1, access("flows", Op.READ, "nf_map_get", five_tuple(SRC, DST, SPORT, DPORT),
+                                    ["flows.found#1", "flows.value#1"]),
+                          access("table", Op.WRITE, "nf_vector_return", z3.BitVec("flows.value#1", 32)))
+    key = five_tuple(SRC, DST, SPORT, DPORT)
+    reader = path(0, [1], access("table", Op.READ, "nf_vector_borrow", z3.BitVecVal(0, 32), ["table.cell#2"]),
+                  access("flows", Op.READ, "nf_map_get", key, ["flows.found#3", "flows.value#3"]),
+                  access("chain", Op.UPDATE, "nf_dchain_rejuvenate_index", z3.BitVec("flows.value#3", 32)))
+    creator = path(2, [1], access("chain", Op.CREATE, "nf_dchain_allocate_new_index", None, ["chain.ok#4", "chain.index#4"]),
+                   access("flows", Op.WRITE, "nf_map_put", key))
+    a = analysis([("table", "vector"), ("flows", "map"), ("chain", "dchain")], reader, writer, creator)
+    plan = shard(a, nic_profile("e810"))
+    assert plan.decision("chain").decision == "shard"
+    table = plan.decision("table")
+    assert table.decision == "lock" and "allocates per core" in table.reason
+
+
+def test_objects_one_expiry_changes_are_replicated_together():
+    expire = Access("chain", Op.EXPIRE, "nf_expire_items", None, "", (), LOC, ("keys", "hosts"))
+    writer = control_path(1, access("hosts", Op.WRITE, "nf_map_put", SRC),
+                          access("chain", Op.CREATE, "nf_dchain_allocate_new_index", None, ["chain.ok#1", "chain.index#1"]))
+    reader = path(0, [1], expire, access("chain", Op.VERIFY, "nf_dchain_is_index_allocated", z3.BitVecVal(3, 32)))
+    a = analysis([("hosts", "map"), ("keys", "vector"), ("chain", "dchain")], reader, writer)
+    plan = shard(a, nic_profile("e810"))
+    assert {o.name for o in plan.replicated} == {"hosts", "keys", "chain"}
+    assert "goes with chain" in plan.decision("hosts").reason  # hosts alone could be sharded by source

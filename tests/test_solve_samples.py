@@ -28,7 +28,7 @@ EXPECTED = {  # strategy, and the fields each device hashes on a NIC with field 
     "nat": ("shared-nothing", {0: ALL4, 1: ("dst_port",)}),  # by allocation: replies carry the pool's port
     "cl": ("shared-nothing", {0: ALL4, 1: ("src_ip", "dst_ip")}),
     "psd": ("shared-nothing", {0: ALL4, 1: ("src_ip",)}),
-    "lb": ("locks", None),
+    "lb": ("shared-nothing", {0: ALL4, 1: ALL4}),  # the backend objects are replicated
 }
 SHARDABLE = [n for n, (s, _) in EXPECTED.items() if s == "shared-nothing"]
 
@@ -51,7 +51,7 @@ def test_locked_objects_say_why(solutions):
     bridge = solutions["bridge"].sharding
     assert bridge.decision("macs").decision == "lock" and "p.ether" in bridge.decision("macs").reason
     lb = solutions["lb"].sharding
-    assert lb.decision("active").decision == "lock" and "scans" in lb.decision("active").reason
+    assert lb.decision("active").decision == "replicate" and "scans" in lb.decision("active").reason
     assert lb.decision("cht").decision == "replicate" and lb.decision("flows").decision == "shard"
     assert "cannot hash" in solutions["bridge"].to_dict()["objects"][0]["reason"]
 
@@ -241,7 +241,7 @@ OVERRIDES = [  # (nf, strategy, overrides, valid)
     ("pol", "locks", {"hosts": {1: ALL4}}, False),
     ("psd", "auto", {"sources": {1: ALL4}}, False),
     ("cl", "tm", {"flows": {1: ALL4}}, False),
-    ("lb", "locks", {"flows": {0: ALL4}}, False),  # lb's LAN side hashes the backend's address
+    ("lb", "locks", {"backends": "lock", "flows": {1: ("dst_port",)}}, True),  # decisions and fields together
     ("lb", "locks", {"flows": {1: ("src_ip", "dst_ip")}}, True),
 ]
 
@@ -252,6 +252,9 @@ def test_every_override_is_honoured_and_every_wrong_one_shown(name, strategy, ov
     s = pipeline.solve(NF[name], cores=4, strategy=strategy, overrides=overrides, quality=False)
     assert s.valid is valid, s.explanation
     for obj, per_dev in overrides.items():  # honoured: each named device hashes exactly those fields
+        if isinstance(per_dev, str):
+            assert s.sharding.decision(obj).decision == per_dev and s.sharding.decision(obj).chosen
+            continue
         for dev, fields in per_dev.items():
             assert set(s.plan.device(dev).fields) == set(s.nic.select_fields(fields)), (dev, s.plan.device(dev).fields)
     natural = [c for o in s.sharding.objects if o.decision == "shard" for c in o.natural]

@@ -88,10 +88,13 @@ def bench_trace(packets: int, traffic: Optional[Mapping[str, Any]] = None, seed:
 
 def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[str] = (), packets: int = 1_000_000,
           defines: Optional[Mapping[str, str]] = None, traffic: Optional[Mapping[str, Any]] = None,
-          trace_packets: Optional[int] = None, repeat: int = 3, seed: int = 0, nic: str = "e810") -> BenchReport:
+          trace_packets: Optional[int] = None, repeat: int = 3, seed: int = 0, nic: str = "e810",
+          replication: str = "lagged") -> BenchReport:
     """Measure ``nf``'s sequential build and each of ``strategies`` (default: the one the solver
-    picks) on each core count. ``packets`` per measurement, cycling over a preloaded trace of
-    ``trace_packets`` (default: ``packets``, one pass)."""
+    picks, and locks next to an sn build with replicated objects) on each core count. ``packets``
+    per measurement, cycling over a preloaded trace of ``trace_packets`` (default: ``packets``, one
+    pass). With replicated objects and no ``traffic``, the traffic is their rare writers' (see
+    ``writers.writer_traffic``)."""
     from explorer import pipeline
 
     if packets < 1 or repeat < 1:
@@ -103,12 +106,18 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
     wanted = [s for s in dict.fromkeys(strategies) if s != "seq"]
     if not wanted:
         wanted = [{"shared-nothing": "sn"}.get(base.strategy, base.strategy)]
+        if base.sharding.replicated:  # what replication buys, measured in the same run
+            wanted.append("locks")
+    if traffic is None and base.sharding.replicated:
+        from explorer.sharding.writers import writer_traffic
+        traffic = writer_traffic(analysis, base.sharding)
     trace, described = bench_trace(trace_packets or packets, traffic, seed)
     results = []
     notes = []
     with tempfile.TemporaryDirectory(prefix="nfx-bench-") as folder:
         def measure(strategy: str, count: int, solution: Any) -> BenchResult:
-            project = write_project(parallel_plan(solution, strategy, count), Path(folder) / f"{strategy}-{count}")
+            project = write_project(parallel_plan(solution, strategy, count, replication),
+                                    Path(folder) / f"{strategy}-{count}")
             samples = tuple(round(run_bench(project, trace, packets), 4) for _ in range(repeat))
             return BenchResult(strategy, count, max(samples), samples)
 

@@ -11,6 +11,7 @@ __all__ = ["STRATEGIES", "GeneratedProject", "ParallelPlan", "generate", "parall
            "write_project"]
 
 
-def generate(solution, out, strategy: str = "auto", cores=None, force: bool = False) -> GeneratedProject:
+def generate(solution, out, strategy: str = "auto", cores=None, force: bool = False,
+             replication: str = "lagged") -> GeneratedProject:
     """Write the DPDK project of ``solution`` for ``strategy`` into ``out`` (see write_project)."""
-    return write_project(parallel_plan(solution, strategy, cores), out, force=force)
+    return write_project(parallel_plan(solution, strategy, cores, replication), out, force=force)

@@ -16,7 +16,7 @@ from explorer.codegen.project import GeneratedProject, is_complete
 from explorer.errors import BuildError, ConfigError
 
 TARGETS = {"replay": ("replay.c", "nfx-replay"), "nf": ("main.c", "nfx-nf")}
-COMMON = ("nf.c", "nf_parallel.c", "nf_pool.c", "nf_state.c", "nf_trace.c", "nf_plan.c")
+COMMON = ("nf.c", "nf_parallel.c", "nf_pool.c", "nf_replica.c", "nf_state.c", "nf_trace.c", "nf_plan.c")
 SANITIZERS = ("address", "undefined", "thread")
 
 

@@ -39,11 +39,12 @@ class ObjectPlan:
     treatment: str  # one line for people
     divisible: bool = False  # its entries come from a per-core allocator: sn may give each core a share
     pool: int = -1  # sn by allocation: this dchain allocates from ParallelPlan.pools[pool]
+    broadcast: bool = False  # sn: replicated and written, so writes are broadcast to every core's copy
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "alloc_index": self.alloc_index, "decision": self.decision,
                 "capacity": self.capacity, "per_core": self.per_core, "treatment": self.treatment,
-                "divisible": self.divisible, "pool": self.pool}
+                "divisible": self.divisible, "pool": self.pool, "broadcast": self.broadcast}
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ class ParallelPlan:
     overrides: tuple[tuple[str, str], ...]  # the --defines that differ from the NF's defaults, sorted
     seed: int = 0
     pools: tuple[Pools, ...] = ()  # sn by allocation: per-core pools under this plan's steering
+    replication: str = ""  # sn with broadcast objects: "strict" or "lagged" (nf_replica.h); else ""
+
+    @property
+    def broadcast(self) -> tuple[ObjectPlan, ...]:
+        return tuple(o for o in self.objects if o.broadcast)
 
     def object(self, name: str) -> ObjectPlan:
         for o in self.objects:
@@ -128,6 +134,9 @@ class ParallelPlan:
                          f"{o.treatment}")
         if not self.objects:
             lines.append("objects none")
+        if self.replication:
+            lines.append(f"replication {self.replication}: writes to {', '.join(o.name for o in self.broadcast)} are "
+                         "broadcast to every core through per-core rings")
         for d in self.steering:
             lines.append(f"device {d.device} hashes {','.join(d.fields) or '-'}")
             lines.append(f"  rss_hf {' | '.join(d.rss_hf_names) or '0'} (0x{d.rss_hf:x})")
@@ -144,14 +153,15 @@ class ParallelPlan:
                 "devices": self.devices, "nic": self.nic, "driver": self.driver, "key_bytes": self.key_bytes,
                 "reta_size": self.reta_size, "objects": [o.to_dict() for o in self.objects],
                 "steering": [d.to_dict() for d in self.steering], "defines": dict(self.defines),
-                "overrides": dict(self.overrides), "seed": self.seed, "pools": [p.to_dict() for p in self.pools]}
+                "overrides": dict(self.overrides), "seed": self.seed, "pools": [p.to_dict() for p in self.pools],
+                "replication": self.replication}
 
 
 def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
     """The inverse of ``ParallelPlan.to_dict`` (generated projects keep their plan as plan.json)."""
     objects = tuple(ObjectPlan(o["name"], o["kind"], int(o["alloc_index"]), o["decision"], int(o["capacity"]),
                                int(o["per_core"]), o["treatment"], bool(o.get("divisible", False)),
-                               int(o.get("pool", -1)))
+                               int(o.get("pool", -1)), bool(o.get("broadcast", False)))
                     for o in data["objects"])
     steering = tuple(DeviceSteering(int(d["device"]), bytes.fromhex(d["key"]), tuple(d["fields"]), int(d["rss_hf"]),
                                     tuple(d["rss_hf_names"]), tuple(int(c) for c in d["reta"]),
@@ -159,7 +169,8 @@ def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
     return ParallelPlan(data["nf"], data["source"], data["strategy"], int(data["cores"]), int(data["devices"]),
                         data["nic"], data["driver"], int(data["key_bytes"]), int(data["reta_size"]), objects, steering,
                         tuple(sorted(data["defines"].items())), tuple(sorted(data["overrides"].items())),
-                        int(data.get("seed", 0)), tuple(pools_from_dict(p) for p in data.get("pools", ())))
+                        int(data.get("seed", 0)), tuple(pools_from_dict(p) for p in data.get("pools", ())),
+                        str(data.get("replication", "")))
 
 
 def _compact_reta(reta: tuple[int, ...]) -> str:
@@ -223,12 +234,14 @@ def _per_core(strategy: str, divisible: bool, capacity: int, cores: int) -> int:
     return capacity
 
 
-def _treatment(strategy: str, decision: str, kind: str, divisible: bool) -> str:
+def _treatment(strategy: str, decision: str, kind: str, divisible: bool, broadcast: bool = False) -> str:
     if strategy == "seq":
         return "one copy on one core"
     if strategy in ("locks", "tm"):
         lock = "big-reader lock" if strategy == "locks" else "rte_rwlock_*_tm (RTM, else the lock)"
         return f"shared, {lock}"
+    if broadcast:
+        return "per core: a full copy; the rare packets that write it broadcast the write to every copy"
     if decision == "replicate":
         return "per core: a full copy, filled by each core's nf_init"
     if divisible:
@@ -247,12 +260,19 @@ def _overrides(source: str, defines: tuple[tuple[str, str], ...]) -> tuple[tuple
     return tuple(sorted((n, v) for n, v in defines if defaults.get(n) != v))
 
 
-def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = None) -> ParallelPlan:
+REPLICATIONS = ("lagged", "strict")
+
+
+def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = None,
+                  replication: str = "lagged") -> ParallelPlan:
     """Collect the plan for ``strategy`` ("auto" takes the solution's) from a ``pipeline.Solution``.
 
-    ``cores`` defaults to the solution's; seq always runs on one core. Raises GenerateError when
+    ``cores`` defaults to the solution's; seq always runs on one core. ``replication`` is how sn
+    builds broadcast writes to replicated objects (see nf_replica.h). Raises GenerateError when
     the solution is not valid (overrides that break correctness) or when shared-nothing is asked
     of an NF that needs locks."""
+    if replication not in REPLICATIONS:
+        raise GenerateError(f"unknown replication {replication!r}: choose {' or '.join(REPLICATIONS)}")
     analysis = solution.analysis
     if not solution.valid:
         raise GenerateError(f"{analysis.nf}: the requested sharding is not correct, so no code is generated: "
@@ -268,11 +288,13 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
         raise GenerateError(f"cores must be at least 1, not {count}")
 
     decisions = {o.name: o.decision for o in solution.sharding.objects}
-    divisible = per_core_allocated(analysis, decisions)
+    broadcast = {o.name for o in solution.sharding.replicated} if chosen == "sn" else set()
+    divisible = per_core_allocated(analysis, decisions) - broadcast  # replicas are whole copies
     objects = tuple(ObjectPlan(o.name, o.kind, o.alloc_index, decisions.get(o.name, "replicate"), o.capacity,
                                _per_core(chosen, o.name in divisible, o.capacity, count),
-                               _treatment(chosen, decisions.get(o.name, "replicate"), o.kind, o.name in divisible),
-                               o.name in divisible)
+                               _treatment(chosen, decisions.get(o.name, "replicate"), o.kind, o.name in divisible,
+                                          o.name in broadcast),
+                               o.name in divisible, broadcast=o.name in broadcast)
                     for o in sorted(analysis.objects, key=lambda o: o.alloc_index))
     nic = solution.nic
     steering = []
@@ -289,4 +311,5 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
                         devices=analysis.devices, nic=nic.name, driver=nic.driver, key_bytes=nic.key_bytes,
                         reta_size=nic.reta_size, objects=pooled_objects(objects, pools) if pools else objects,
                         steering=tuple(steering), defines=tuple(sorted(analysis.defines)),
-                        overrides=_overrides(analysis.source, analysis.defines), seed=solution.seed, pools=pools)
+                        overrides=_overrides(analysis.source, analysis.defines), seed=solution.seed, pools=pools,
+                        replication=replication if broadcast else "")

@@ -30,6 +30,8 @@ COPIED = {  # project file -> where it comes from
     "nf_parallel.c": RUNTIME_DIR / "nf_parallel.c",
     "nf_pool.h": RUNTIME_DIR / "nf_pool.h",
     "nf_pool.c": RUNTIME_DIR / "nf_pool.c",
+    "nf_replica.h": RUNTIME_DIR / "nf_replica.h",
+    "nf_replica.c": RUNTIME_DIR / "nf_replica.c",
     "main.c": TEMPLATES / "main.c",
     "replay.c": TEMPLATES / "replay.c",
     "Makefile": TEMPLATES / "Makefile",
@@ -94,8 +96,21 @@ def _plan_h(plan: ParallelPlan) -> str:
             f"#define NF_CORES {plan.cores}\n"
             f"#define NF_KEY_BYTES {plan.key_bytes} /* {plan.nic} ({plan.driver}) */\n"
             f"#define NF_RETA_SIZE {plan.reta_size}\n"
-            f"#define NF_POOLS {len(plan.pools)} /* pooled dchains (sharding by allocation), see nf_pool.h */\n\n"
-            f"#endif /* NF_PLAN_H */\n")
+            f"#define NF_POOLS {len(plan.pools)} /* pooled dchains (sharding by allocation), see nf_pool.h */\n"
+            f"{_replicas_h(plan)}\n#endif /* NF_PLAN_H */\n")
+
+
+def _replicas_h(plan: ParallelPlan) -> str:
+    """sn with replicated objects that packets write: which ones (allocation order) and how writes
+    reach the other cores (nf_replica.h)."""
+    if not plan.broadcast:
+        return ""
+    ordinals = ", ".join(str(o.alloc_index) for o in plan.broadcast)
+    names = ", ".join(o.name for o in plan.broadcast)
+    return (f"\n/* replicated, writes broadcast: {_comment(names)} */\n"
+            f"#define NF_REPLICAS {len(plan.broadcast)}\n"
+            f"#define NF_REPLICATED_ORDINALS {{{ordinals}}}\n"
+            f"#define NF_REPLICATION NF_REPLICATION_{plan.replication.upper()}\n")
 
 
 def _rows(values: list[str], per_row: int, indent: str) -> str:
@@ -166,6 +181,13 @@ def _drift(plan: ParallelPlan) -> str:
         if o.per_core != o.capacity:
             lines.append(f"- `{o.name}` ({o.kind}): each core holds {o.per_core} of the {o.capacity} entries, so one "
                          f"core can fill up while the sequential NF would still have room.")
+        elif o.broadcast:
+            lag = ("a write is applied on every core before the packet that made it completes" if
+                   plan.replication == "strict" else
+                   "other cores apply a write before their next burst, so up to one burst of their packets "
+                   "may still see the state before it (replication lag)")
+            lines.append(f"- `{o.name}` ({o.kind}): copied on every core (memory x {plan.cores}); the rare packets "
+                         f"that write it broadcast their writes: {lag}.")
         elif o.decision == "replicate":
             lines.append(f"- `{o.name}` ({o.kind}): read-only, copied on every core (memory x {plan.cores}).")
         elif o.decision == "shard" and o.kind in DIVIDED_KINDS:

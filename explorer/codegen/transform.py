@@ -12,6 +12,8 @@ What each strategy changes is one row of ``EDITS`` (a new strategy is a new row)
   With per-core pools (sharding by allocation, ``explorer.codegen.pooling``) a pooled dchain's
   ``nf_dchain_allocate(capacity, &chain)`` becomes ``nf_pool_dchain_allocate(pool, capacity, &chain)``
   and the wrapper of maps' capacities is ``nf_pool_capacity()``.
+  With replicated objects that packets write, allocations and every call that may change an
+  object go through ``nf_replica.c`` (``REPLICA_RENAMES``), which broadcasts writes.
 * locks, tm: allocations, ``nf_vector_borrow``/``nf_vector_return`` and
   ``nf_dchain_rejuvenate_index`` call the runtime's ``nf_par_*`` versions (see nf_parallel.h).
 
@@ -24,7 +26,7 @@ AST the strategy asks for, or nothing is generated.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -60,6 +62,14 @@ EDITS: dict[str, StrategyEdits] = {
     "locks": StrategyEdits(_LOCKED_CALLS),
     "tm": StrategyEdits(_LOCKED_CALLS),
 }
+# sn with replicated objects that packets write: every allocation (objects are registered per core)
+# and every call that may change an object go through nf_replica.c, which records the changes to
+# replicated objects and broadcasts them.
+REPLICA_RENAMES = {name: "nf_rep_" + name.removeprefix("nf_") for name in (
+    "nf_map_allocate", "nf_vector_allocate", "nf_dchain_allocate", "nf_sketch_allocate", "nf_cht_allocate",
+    "nf_map_put", "nf_map_erase", "nf_vector_borrow", "nf_vector_return", "nf_dchain_allocate_new_index",
+    "nf_dchain_rejuvenate_index", "nf_dchain_free_index", "nf_expire_items", "nf_expire_items2",
+    "nf_sketch_touch", "nf_sketch_expire")}
 PROLOGUE = '#include "nf_parallel.h" /* nfx generate: the configuration and the {strategy} runtime */\n'
 # Declaration specifiers: walking back over them from a declaration's type finds where it starts.
 _SPECIFIERS = frozenset({"static", "extern", "auto", "register", "_Thread_local", "__thread", "const", "volatile",
@@ -117,6 +127,8 @@ class _EditFinder(c_ast.NodeVisitor):
         self.plan = plan
         self.anchors = anchors
         self.rules = EDITS[plan.strategy]
+        if plan.strategy == "sn" and plan.broadcast:  # replicated objects: see REPLICA_RENAMES
+            self.rules = replace(self.rules, renames={**self.rules.renames, **REPLICA_RENAMES})
         self.wrapped = {o.name for o in plan.objects if o.per_core != o.capacity} if self.rules.capacity_wrapper \
             else set()
         self.found: set[str] = set()
@@ -137,7 +149,7 @@ class _EditFinder(c_ast.NodeVisitor):
             self.called.add(id(node.name))
             if name in ALLOCATIONS:
                 self._allocation(node, name)
-            if name in self.rules.renames:
+            if name in self.rules.renames and node.name.name == name:  # (a pooled allocation has its own call)
                 new = self.rules.renames[name]
                 token = self._source(node.name, f"the call to {name} that the {self.plan.strategy} strategy renames")
                 self.edits.append(Edit(token.file, token.start, token.end, new))

@@ -22,9 +22,31 @@ def parse_cores(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(cores)))
 
 
+def parse_traffic(text):
+    """``"heartbeat:heartbeat_share=0.001,size=64"`` -> ``{"kind": "heartbeat", ...}`` (numbers parsed)."""
+    if not text:
+        return None
+    kind, _, rest = text.partition(":")
+    spec = {"kind": kind.strip()}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        name, eq, value = part.partition("=")
+        if not eq or not name:
+            raise ConfigError(f"--traffic {text!r}: expected KIND[:NAME=VALUE,...]")
+        for convert in (int, float):
+            try:
+                spec[name.strip()] = convert(value)
+                break
+            except ValueError:
+                continue
+        else:
+            spec[name.strip()] = value.strip()
+    return spec
+
+
 def main(args) -> int:
     defines = parse_defines(args.define)
-    report = bench(args.nf, parse_cores(args.cores), args.strategy, args.packets, defines)
+    report = bench(args.nf, parse_cores(args.cores), args.strategy, args.packets, defines,
+                   traffic=parse_traffic(args.traffic), replication=args.replication)
     data = report.to_dict()
     if args.out:
         out = Path(args.out)

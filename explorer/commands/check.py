@@ -19,7 +19,8 @@ def main(args) -> int:
     trace = load_trace(args.inputs)
     solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed,
                               strategy=args.strategy, quality=False)
-    report = check(solution, trace, args.cores, args.strategy, replies=getattr(args, "replies", None))
+    report = check(solution, trace, args.cores, args.strategy, replies=getattr(args, "replies", None),
+                   replication=args.replication)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:

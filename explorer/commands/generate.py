@@ -13,7 +13,7 @@ def main(args) -> int:
     solve_as = args.strategy if args.strategy in ("sn", "locks", "tm") else "auto"
     solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed, strategy=solve_as,
                               quality=False)
-    project = generate(solution, args.out, strategy=args.strategy, force=args.force)
+    project = generate(solution, args.out, strategy=args.strategy, force=args.force, replication=args.replication)
     plan = project.plan
     written = [name for name in project.changed if name in project.files]
     print(f"{plan.nf}: {plan.strategy} on {plan.cores} core{'s' if plan.cores != 1 else ''}, NIC {plan.nic}: "

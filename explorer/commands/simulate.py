@@ -84,6 +84,10 @@ def render(data: dict) -> str:
             lines.append(f"  {ex['object']} key {ex['key']}: cores {ex['cores']}, packets {ex['packets']}")
         for u in data["unchecked"]:
             lines.append(f"  not checked: {u}")
+    shares = data.get("write_shares") or {}
+    if shares:
+        lines.append("write share (packets whose headers may take a path that writes it): " + ", ".join(
+            f"{name} {share:.2%}" for name, share in sorted(shares.items())))
     if data.get("rebalanced"):
         r = data["rebalanced"]
         lines.append(f"rebalanced RETA: imbalance {data['imbalance']:.3f} -> {r['imbalance']:.3f}, "

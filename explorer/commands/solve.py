@@ -39,6 +39,10 @@ def render(data: dict) -> str:
         fields = "; ".join(f"dev {d}: {', '.join(f) or '-'}" for d, f in sorted(o["fields"].items()))
         lines.append(f"  {o['name']:<12} {o['kind']:<7} {o['decision']:<9} {o['reason']}"
                      + (f"  [{fields}]" if fields else ""))
+    shares = data.get("write_shares") or {}
+    if shares:
+        lines.append("write share on uniform traffic (packets that may take a path writing it): " + ", ".join(
+            f"{name} {share:.1%}" for name, share in sorted(shares.items())))
     lines.append("devices:")
     for dev, d in sorted(data["devices"].items(), key=lambda kv: int(kv[0])):
         hashed = ", ".join(d["fields"]) or "nothing"
@@ -51,6 +55,8 @@ def render(data: dict) -> str:
         lines.append(f"sharded by allocation: {data['allocation']}")
     for pools in data.get("pools", []):
         lines.append(f"pools: {pool_text(pools)}")
+    if data.get("replication"):
+        lines.append(f"why: {data['replication']}")
     if data.get("explanation"):
         lines.append(f"why: {data['explanation']}")
     if data.get("counterexample"):

@@ -506,12 +506,21 @@ static int reader_pass(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t
 
 /* ---- running packets ---------------------------------------------------------------------- */
 
+#if NF_STRATEGY == NF_STRATEGY_SN && NF_REPLICAS > 0
+void nf_par_quiesce(void) { nf_rep_quiesce(); } /* apply the writes other cores broadcast */
+void nf_par_wait(void) { nf_rep_wait(); }
+#else
 #if NF_STRATEGY == NF_STRATEGY_SEQ || NF_STRATEGY == NF_STRATEGY_SN
 void nf_par_quiesce(void) {}
+#endif
+void nf_par_wait(void) {}
 #endif
 
 bool nf_par_init(void) {
 #if NF_STRATEGY == NF_STRATEGY_SN
+#if NF_REPLICAS > 0
+  nf_rep_init();
+#endif
   return true;
 #elif NF_STRATEGY == NF_STRATEGY_SEQ
   nf_core = 0;
@@ -529,6 +538,9 @@ bool nf_par_init_core(unsigned core) {
   if (core >= NF_CORES) nf_runtime_fatal("core %u: this build runs %d cores", core, NF_CORES);
   nf_core = core;
 #if NF_STRATEGY == NF_STRATEGY_SN
+#if NF_REPLICAS > 0
+  nf_rep_init_core(core);
+#endif
   return nf_init();
 #else
   return true;
@@ -539,7 +551,12 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   out->capacity_hit = 0;
   out->abort_object = NF_NO_OBJECT;
   out->ticket_begin = out->ticket_end = 0;
-#if NF_STRATEGY == NF_STRATEGY_SEQ || NF_STRATEGY == NF_STRATEGY_SN
+  out->started = out->finished = 0;
+#if NF_STRATEGY == NF_STRATEGY_SN && NF_REPLICAS > 0
+  capacity_hit = false;
+  nf_rep_process(device, packet, len, now, out);
+  out->capacity_hit = capacity_hit;
+#elif NF_STRATEGY == NF_STRATEGY_SEQ || NF_STRATEGY == NF_STRATEGY_SN
   capacity_hit = false;
   out->verdict = nf_process(device, packet, len, now);
   out->capacity_hit = capacity_hit;

@@ -102,6 +102,10 @@ struct nf_outcome {
   uint32_t abort_object;  /* locks/tm: the object whose mutation aborted the reader pass */
   uint64_t ticket_begin;  /* with nf_par_schedule_log: global order of entering ... */
   uint64_t ticket_end;    /* ... and of leaving the packet's critical section */
+                          /* (sn with replicated objects: the writes its core had applied, and
+                           * the write it published; see nf_replica.h) */
+  uint64_t started;       /* sn with replicated objects: TSC when the packet started ... */
+  uint64_t finished;      /* ... and when it finished (a strict writer: once every core has its write) */
 };
 
 /* Set before the workers start to have every packet's critical section stamped with tickets
@@ -127,6 +131,11 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
  * every burst and whenever it has no packet to process, or writers on other cores wait. A no-op
  * for the other strategies. */
 void nf_par_quiesce(void);
+
+/* A driver that makes a core wait between two of its packets (a paced replay) calls this while it
+ * waits: sn with strict replication then applies other cores' writes, since a writer waits for
+ * every core that is in a burst. A no-op otherwise. */
+void nf_par_wait(void);
 
 /* ---- calls the strategies rewrite the NF to make ------------------------------------------- */
 
@@ -158,5 +167,13 @@ void nf_par_write_hook(uint32_t object);
 #endif
 
 #include "nf_pool.h" /* sn with sharding by allocation: per-core pools */
+
+/* sn with replicated objects that packets write: broadcast writes (nf_replica.h). */
+#ifndef NF_REPLICAS
+#define NF_REPLICAS 0
+#endif
+#if NF_STRATEGY == NF_STRATEGY_SN && NF_REPLICAS > 0
+#include "nf_replica.h"
+#endif
 
 #endif /* NF_PARALLEL_H */

@@ -33,6 +33,11 @@ const char *nf_runtime_refusal(void);
  * withholds the indices of other cores' pools, see nf_pool.h). False when it is not free. */
 bool nf_dchain_withhold(struct nf_dchain *chain, int index);
 
+/* The number of a state object (its allocation order in this process, as in the call log), and
+ * the number the next allocated object will get. */
+uint32_t nf_object_id(const void *object);
+uint32_t nf_next_object_id(void);
+
 /* Report a broken contract of nf.h (a full map, an index out of range, ...) and exit with
  * NF_EXIT_CONTRACT: continuing would silently diverge from what the analysis assumes. */
 #define NF_EXIT_CONTRACT 3

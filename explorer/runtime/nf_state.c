@@ -115,6 +115,9 @@ void nf_program_exit(const char *program, int status, const char *format, ...) {
   exit(status);
 }
 
+uint32_t nf_object_id(const void *object) { return ((const struct nf_object *)object)->id; }
+uint32_t nf_next_object_id(void) { return nf_log.next_id; }
+
 static void object_init(struct nf_object *object, enum nf_object_kind kind) {
   object->id = nf_log.next_id++;
   object->kind = kind;

@@ -1,8 +1,9 @@
 """Per-object sharding decisions and the RSS key problem they pose.
 
-``shard(analysis, nic, overrides)`` decides, per state object, ``replicate`` (packets only read it),
-``shard`` (every entry is touched only by packets that agree on some RSS-hashable fields) or ``lock``
-(some access can touch an entry from packets that share no hashable field), with the reason, and
+``shard(analysis, nic, overrides)`` decides, per state object, ``replicate`` (packets only read it,
+or only rare packets write it: see ``replication``), ``shard`` (every entry is touched only by
+packets that agree on some RSS-hashable fields) or ``lock`` (some access can touch an entry from
+packets that share no hashable field), with the reason, and
 collects the pair constraints of the sharded objects. Per device, the fields to hash are the
 intersection of what every constraint allows; an empty intersection, or a constraint an override
 leaves with no related field, is a conflict that rules out shared-nothing.
@@ -10,7 +11,7 @@ leaves with no related field, is a conflict that rules out shared-nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 from explorer.errors import ConfigError
 from explorer.ir import Analysis
@@ -20,8 +21,11 @@ from explorer.wire import RSS_NAMES
 from explorer.sharding.allocation import Allocation, by_allocation
 from explorer.sharding.constraints import (
     KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
+from explorer.sharding.replication import DECISIONS, replicate_rare_writers
 
-Overrides = Mapping[str, Mapping[int, tuple[str, ...]]]
+# Per object: the fields each device hashes (which implies "shard"), or a decision: "shard",
+# "replicate" or "lock".
+Overrides = Mapping[str, Union[Mapping[int, tuple[str, ...]], str]]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,15 @@ class ObjectDecision:
     natural: tuple[PairConstraint, ...] = ()  # before the overrides: what correctness needs
     follows: tuple[str, ...] = ()  # objects whose values are this one's only keys (indices)
     allocation: str = ""  # sharded by allocation: the allocator whose per-core pools place its entries
+    written: bool = False  # some path of nf_process changes it (expiry included)
+    writers: tuple[int, ...] = ()  # paths that write it (not by expiry), for replicated and locked objects
+    write_class: str = ""  # what the header fields say about those paths' packets
+    chosen: bool = False  # the decision is the user's (an override OBJECT=shard|replicate|lock)
+
+    @property
+    def broadcast(self) -> bool:
+        """Replicated and written: every core keeps a copy and writes are broadcast to them."""
+        return self.decision == "replicate" and self.written
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +62,10 @@ class ObjectDecision:
             "constraints": len(self.constraints),
             "overridden": self.overridden,
             "by": "allocation" if self.allocation else "fields",
+            "written": self.written,
+            "writers": list(self.writers),
+            "write_class": self.write_class,
+            "chosen": self.chosen,
         }
 
 
@@ -72,6 +89,11 @@ class ShardingPlan:
     def shared_nothing(self) -> bool:
         return not self.locked and not self.conflicts
 
+    @property
+    def replicated(self) -> tuple[ObjectDecision, ...]:
+        """Written objects every core keeps a copy of, whose writes are broadcast."""
+        return tuple(o for o in self.objects if o.broadcast)
+
     def decision(self, name: str) -> ObjectDecision:
         return next(o for o in self.objects if o.name == name)
 
@@ -85,18 +107,40 @@ class ShardingPlan:
         }
 
 
-def parse_overrides(specs: list[str], analysis: Analysis) -> dict[str, dict[int, tuple[str, ...]]]:
-    """``["flows:1=src_ip,dst_ip", ...]`` -> ``{"flows": {1: ("src_ip", "dst_ip")}}``, validated."""
-    out: dict[str, dict[int, tuple[str, ...]]] = {}
+def parse_overrides(specs: list[str], analysis: Analysis) -> dict[str, Union[dict[int, tuple[str, ...]], str]]:
+    """``["flows:1=src_ip,dst_ip", "active=lock", ...]`` -> ``{"flows": {1: ("src_ip", "dst_ip")},
+    "active": "lock"}``, validated."""
+    out: dict[str, Any] = {}
     for spec in specs:
         head, eq, tail = spec.partition("=")
         obj, colon, dev = head.partition(":")
+        if eq and obj and not colon and tail.strip() in DECISIONS:
+            if isinstance(out.get(obj), dict):
+                raise ConfigError(f"override {spec!r}: {obj} already has fields (which mean shard)")
+            out[obj] = tail.strip()
+            continue
         if not (eq and colon and obj and dev.isdigit() and tail):
-            raise ConfigError(f"bad override {spec!r}: expected OBJECT:DEVICE=FIELD[,FIELD...]")
+            raise ConfigError(f"bad override {spec!r}: expected OBJECT:DEVICE=FIELD[,FIELD...] or "
+                              f"OBJECT=shard|replicate|lock")
+        if isinstance(out.get(obj), str):
+            raise ConfigError(f"override {spec!r}: {obj} is already chosen to be {out[obj]}")
         fields = tuple(f.strip() for f in tail.split(","))
         out.setdefault(obj, {})[int(dev)] = fields
     check_overrides(out, analysis)
     return out
+
+
+def split_overrides(overrides: Overrides | None) -> tuple[dict[str, dict[int, tuple[str, ...]]], dict[str, str]]:
+    """(fields per object and device, decision per object); fields imply the decision shard."""
+    fields: dict[str, dict[int, tuple[str, ...]]] = {}
+    chosen: dict[str, str] = {}
+    for obj, value in (overrides or {}).items():
+        if isinstance(value, str):
+            chosen[obj] = value
+        else:
+            fields[obj] = dict(value)
+            chosen[obj] = "shard"
+    return fields, chosen
 
 
 def check_overrides(overrides: Overrides, analysis: Analysis) -> None:
@@ -105,6 +149,10 @@ def check_overrides(overrides: Overrides, analysis: Analysis) -> None:
         if obj not in names:
             raise ConfigError(f"override names {obj!r}, which is not a state object of {analysis.nf} "
                               f"(objects: {', '.join(names) or 'none'})")
+        if isinstance(per_dev, str):
+            if per_dev not in DECISIONS:
+                raise ConfigError(f"override {obj}={per_dev}: choose shard, replicate or lock")
+            continue
         for dev, fields in per_dev.items():
             if not 0 <= dev < analysis.devices:
                 raise ConfigError(f"override for {obj!r} names device {dev}; {analysis.nf} has devices "
@@ -129,8 +177,8 @@ def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = Non
 
 
 def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, allocation: bool) -> ShardingPlan:
-    overrides = overrides or {}
-    check_overrides(overrides, analysis)
+    check_overrides(overrides or {}, analysis)
+    overrides, chosen = split_overrides(overrides)
     devices = tuple(range(analysis.devices))
     written = written_objects(analysis)
     counts = _access_counts(analysis)
@@ -139,12 +187,13 @@ def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, all
     keyed_by: dict[str, tuple[KeyedAccess, ...]] = {}
     for obj in analysis.objects:
         keyed = keyed_by[obj.name] = keyed_accesses(analysis, obj.name, written)
-        decisions.append(_decide(obj.name, obj.kind, obj.name in written, keyed, counts.get(obj.name, 0),
-                                 devices, overrides.get(obj.name, {})))
+        decisions.append(replace(_decide(obj.name, obj.kind, obj.name in written, keyed, counts.get(obj.name, 0),
+                                         devices, overrides.get(obj.name, {})), written=obj.name in written))
     allocations: tuple[Allocation, ...] = ()
     if allocation:
         decisions, allocations = by_allocation(analysis, decisions, keyed_by, skip=overrides)
     decisions = _follow(decisions)
+    decisions = replicate_rare_writers(analysis, decisions, chosen)
     allocations = tuple(a for a in allocations  # an allocator locked after all shares no pools
                         if all(d.decision == "shard" for d in decisions if d.allocation == a.allocator))
 

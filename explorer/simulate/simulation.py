@@ -82,6 +82,9 @@ class SimulationReport:
     contention: Optional[write_model.Contention] = None  # locks and tm: the write lock
     classes: int = field(default=0, compare=False)  # distinct packet classes (what memory follows)
     checked_packets: int = field(default=0, compare=False)  # packets that compute a state key checked here
+    # Replicated and locked objects that packets write: the share of packets whose headers let them
+    # take a path that writes the object (what decides whether replicating it pays)
+    write_shares: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +100,7 @@ class SimulationReport:
             "unchecked": list(self.unchecked),
             "rebalanced": self.rebalanced.to_dict() if self.rebalanced else None,
             "contention": self.contention.to_dict() if self.contention else None,
+            "write_shares": {name: round(share, 6) for name, share in self.write_shares},
         }
 
 
@@ -142,8 +146,10 @@ class Simulation:
         self.sharded = sharding if isinstance(sharding, tuple) else sharded_objects(sharding)
         self.keyed = _keyed_terms(analysis, self.sharded, strategy)
         self.writes = write_model.path_writes(analysis) if strategy in SHARED_STRATEGIES else ()
+        self.writers = {} if isinstance(sharding, tuple) else writer_paths(analysis, sharding)
         tests = [c for kp in self.keyed for cond in kp.conditions for c in conjuncts(cond)]
         tests += [c for cond in write_model.conditions(self.writes) for c in conjuncts(cond)]
+        tests += [c for paths in self.writers.values() for _, cond in paths for c in conjuncts(cond)]
         self.layout = Layout.of([kp.key for kp in self.keyed] + write_model.key_terms(self.writes), tests)
         self.hasher = Hasher(plan)
         self.table = ClassTable(self.layout)
@@ -167,13 +173,21 @@ class Simulation:
 
     def report(self, rebalance_reta: bool = False, started: float | None = None) -> SimulationReport:
         return report(self.analysis, self.sharded, self.plan, self.classes(), self.strategy, rebalance_reta,
-                      started)
+                      started, self.writers)
+
+
+def writer_paths(analysis: Analysis, sharding: ShardingPlan) -> dict[str, list]:
+    """Replicated or locked objects that packets write: (devices, condition) of each writing path."""
+    by_index = {p.index: p for p in analysis.paths}
+    return {o.name: [(by_index[i].devices, by_index[i].condition) for i in o.writers]
+            for o in sharding.objects if o.writers and o.decision in ("replicate", "lock")}
 
 
 def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: RssPlan, classes: Classes,
            strategy: str = SHARED_NOTHING, rebalance_reta: bool = False,
-           started: float | None = None) -> SimulationReport:
-    """The report of a trace counted into ``classes`` (by ``Simulation`` or merged from chunks)."""
+           started: float | None = None, writers: Optional[dict[str, list]] = None) -> SimulationReport:
+    """The report of a trace counted into ``classes`` (by ``Simulation`` or merged from chunks).
+    ``writers`` (``writer_paths``): the objects whose write share to measure."""
     if classes.packets == 0:
         raise TrafficError("the traffic is empty: nothing to simulate")
     sharded = sharding if isinstance(sharding, tuple) else sharded_objects(sharding)
@@ -192,7 +206,7 @@ def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: R
         tuple(int(b) for b in sim.bucket_load), tuple(int(c) for c in reta), count, examples,
         tuple(sorted(sim.unchecked)), rebalanced, time.perf_counter() - started if started is not None else 0.0,
         strategy, sim.contention(reta) if strategy in SHARED_STRATEGIES else None, len(classes),
-        int(classes.count[sim.checked].sum()))
+        int(classes.count[sim.checked].sum()), sim.write_shares(writers or {}))
 
 
 class _ClassView:
@@ -284,6 +298,16 @@ class _ClassView:
         table = KeyTable(2, self.n)
         table.touch(flows, np.ones(self.n, dtype=bool), self.buckets, self.classes.first)
         return tuple(int(x) for x in table.touches().keys_per_core(reta, self.plan.cores))
+
+    def write_shares(self, writers: dict[str, list]) -> tuple[tuple[str, float], ...]:
+        """Per object, the share of packets whose headers let them take a path that writes it."""
+        out = []
+        for name, paths in sorted(writers.items()):
+            mask = np.zeros(self.n, dtype=bool)
+            for devices, condition in paths:
+                mask |= self._guard(devices, (condition,))
+            out.append((name, float(self.classes.count[mask].sum()) / self.classes.packets))
+        return tuple(out)
 
     def contention(self, reta: np.ndarray) -> write_model.Contention:
         cores = self.plan.cores

@@ -48,6 +48,10 @@ RELATIONS = {
           "and per-core capacity",
     "locks": "equal to the sequential NF run in the order the locks serialised the packets",
     "tm": "equal to the sequential NF run in the order the locks serialised the packets",
+    "sn-strict": "same verdict and bytes for every packet, one packet at a time in trace order (every write is on "
+                 "every core before the next packet), up to renaming and per-core capacity",
+    "sn-lagged": "equal to the sequential NF run in the order each core applied the writes, one packet at a time "
+                 "in trace order; every difference from the trace-order run is replication lag",
 }
 
 
@@ -207,7 +211,8 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
         def run_parallel(t: Trace) -> ParallelRun:
             limit = timeout if timeout is not None else 60 + max(0, len(t) - 300_000) / 5000
             try:
-                return run_replay(project, t, sanitize=sanitize, defines=defines, timeout=limit)
+                return run_replay(project, t, sanitize=sanitize, defines=defines, timeout=limit,
+                                  paced=bool(plan.broadcast))
             except RunError as error:  # the sequential NF ran: a failing parallel run is a verdict
                 raise _ParallelFailed(str(error)) from None
 
@@ -218,6 +223,9 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
             return CheckReport(plan.nf, plan.strategy, plan.cores, len(trace), RELATIONS[plan.strategy], (), 0,
                                (), 0, failure=str(error))
     seq_trace, par_trace, seq, run = loop.seq_trace, loop.par_trace, loop.seq, loop.par
+    if plan.broadcast:  # replicated objects take broadcast writes
+        from explorer.verify.replication import check_replicated
+        return check_replicated(plan, loop, fields, shown, RELATIONS[f"sn-{plan.replication}"])
     n = len(seq_trace)
     expected = Outcome.of(seq, n)
     differs = bool(np.any(expected.verdicts != run.verdicts)) or any(f != g for f, g in zip(expected.frames, run.frames))
@@ -262,9 +270,11 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
 
 def check(solution: Any, trace: Trace, cores: int = 2, strategy: str = "auto", *, shown: int = SHOWN,
           sanitize: Optional[str] = None, defines: tuple[str, ...] = (),
-          timeout: Optional[float] = None, replies: Optional[bool] = None) -> CheckReport:
+          timeout: Optional[float] = None, replies: Optional[bool] = None,
+          replication: str = "lagged") -> CheckReport:
     """Run the sequential and the parallel build of ``solution``'s NF on ``trace`` and compare them
-    (see the module docstring for the relation of each strategy)."""
-    plan = parallel_plan(solution, strategy, cores)
+    (see the module docstring for the relation of each strategy; ``replication``: how an sn build
+    broadcasts writes to replicated objects, explorer.verify.replication)."""
+    plan = parallel_plan(solution, strategy, cores, replication)
     return check_plan(plan, trace, solution, shown=shown, sanitize=sanitize, defines=defines, timeout=timeout,
                       replies=replies)

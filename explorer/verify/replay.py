@@ -46,6 +46,9 @@ class ParallelRun:
     abort_object: np.ndarray  # uint32, NO_OBJECT when none
     ticket_begin: np.ndarray  # uint64
     ticket_end: np.ndarray  # uint64
+    # sn with replicated objects (nf_replica.h): TSC when each packet started and finished
+    started: Optional[np.ndarray] = None
+    finished: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.verdicts)
@@ -120,8 +123,9 @@ def _parse_log(data: bytes, packets: int, cores: int) -> np.ndarray:
 
 def run_replay(project: GeneratedProject, trace: Trace, *, sanitize: Optional[str] = None,
                defines: tuple[str, ...] = (), timeout: Optional[float] = 600,
-               env: Optional[dict[str, str]] = None) -> ParallelRun:
-    """Build the project's replay harness and run it on ``trace``."""
+               env: Optional[dict[str, str]] = None, paced: bool = False) -> ParallelRun:
+    """Build the project's replay harness and run it on ``trace`` (``paced``: one packet at a time
+    in trace order, see replay.c)."""
     plan = project.plan
     if len(trace) and int(trace.devices.max()) >= plan.devices:
         raise ConfigError(f"the trace has packets on device {int(trace.devices.max())}, but {plan.nf} has "
@@ -130,7 +134,9 @@ def run_replay(project: GeneratedProject, trace: Trace, *, sanitize: Optional[st
     with tempfile.TemporaryDirectory(prefix="nfx-replay-") as tmp, eal_prefix("replay") as prefix:
         paths = {name: Path(tmp, name) for name in ("trace.bin", "out.bin", "log.bin")}
         paths["trace.bin"].write_bytes(encode_trace(trace))
-        argv = [str(binary), *eal_args(plan.cores, prefix), "--", "--log", str(paths["log.bin"]),
+        replicas = bool(getattr(plan, "broadcast", ()))
+        extra = (["--replica-log", str(Path(tmp, "replica.bin"))] if replicas else []) + (["--paced"] if paced else [])
+        argv = [str(binary), *eal_args(plan.cores, prefix), "--", "--log", str(paths["log.bin"]), *extra,
                 str(paths["trace.bin"]), str(paths["out.bin"])]
         environment = {**os.environ, **(env or {})}
         if sanitize == "thread":  # stop at the first race: a racing run may corrupt state and never end
@@ -144,9 +150,17 @@ def run_replay(project: GeneratedProject, trace: Trace, *, sanitize: Optional[st
             raise _failure(done)
         verdicts, frames = _parse_output(paths["out.bin"].read_bytes(), trace)
         log = _parse_log(paths["log.bin"].read_bytes(), len(trace), plan.cores)
+        times = _parse_replica_log(Path(tmp, "replica.bin").read_bytes(), len(trace)) if replicas else None
     return ParallelRun(verdicts, frames, log["core"].copy(), log["hash"].copy(), log["ran"].copy(),
                        log["capacity_hit"].astype(bool), log["abort_object"].copy(), log["ticket_begin"].copy(),
-                       log["ticket_end"].copy())
+                       log["ticket_end"].copy(), *((times[0], times[1]) if times is not None else ()))
+
+
+def _parse_replica_log(data: bytes, packets: int) -> tuple[np.ndarray, np.ndarray]:
+    if data[:8] != b"NFXREPL1" or len(data) != 16 + 16 * packets:
+        raise RunError("the replay's replica log is not an NFXREPL1 file for this trace")
+    times = np.frombuffer(data, "<u8", offset=16).reshape(packets, 2)
+    return times[:, 0].copy(), times[:, 1].copy()
 
 
 def run_bench(project: GeneratedProject, trace: Trace, packets: int, *, timeout: Optional[float] = 600) -> float:

@@ -105,6 +105,12 @@ class CheckReport:
     drift: tuple[Difference, ...] = ()  # the first drifting packets (at most SHOWN)
     replies: int = 0  # closed-loop replies among the packets
     translated: int = 0  # packets of the trace readdressed to the parallel run's renamed ports
+    # sn with replicated objects (explorer.verify.replication): how writes were broadcast, how many,
+    # the writes packets ran without (replication lag) and the packets that differ because of them
+    replication: str = ""
+    writes: int = 0
+    missed: tuple = ()
+    lag_differences: int = 0
 
     @property
     def verdict(self) -> str:
@@ -144,7 +150,10 @@ class CheckReport:
                 "drift": {"capacity": self.capacity_drift, "sketch": self.sketch_drift,
                           "packets": [d.to_dict() for d in self.drift]},
                 "replies": self.replies, "translated": self.translated,
-                "reordered": self.reordered, "notes": list(self.notes), "failure": self.failure}
+                "reordered": self.reordered, "notes": list(self.notes), "failure": self.failure,
+                "replication": {"mode": self.replication, "writes": self.writes,
+                                "missed": [m.to_dict() for m in self.missed],
+                                "lag_differences": self.lag_differences} if self.replication else None}
 
     def verdict_line(self) -> str:
         verdict = self.verdict
@@ -171,6 +180,11 @@ class CheckReport:
         if self.strategy in ("locks", "tm"):
             lines.append(f"  rerun under the write lock: {self.write_passes}; differing from the trace-order "
                          f"sequential run (cores racing): {self.reordered}")
+        if self.replication:
+            from explorer.verify.replication import lag_summary
+            lines.append(f"  {self.replication} replication: {self.writes} writes broadcast; differing from the "
+                         f"trace-order sequential run because of replication lag: {self.lag_differences}")
+            lines += [f"  lag: {line}" for line in lag_summary(self.missed, self.writes)]
         if self.renamed:
             lines.append(f"  equal up to renaming of index-derived fields: {self.renamed}")
         if self.capacity_drift:

@@ -18,6 +18,8 @@
  * --log FILE: "NFXRLOG1", u32 cores, then per packet u16 core, u8 ran (NF_RAN_*), u8 capacity
  *   hit, u32 RSS hash, u32 aborting object, u64 ticket in, u64 ticket out (little endian); with
  *   --log the critical sections of locks and tm take tickets (nf_par_schedule_log).
+ * --replica-log FILE: see write_replica_log (sn builds with replicated objects).
+ * --paced: packets run one at a time in trace order (see await_turn), each on its own core.
  * --bench N: every core processes its queue over and over (times shifted by one trace span per
  *   lap) until N packets are processed in all, and the rate is printed.
  * Frames shorter than an Ethernet header are dropped without calling the NF.
@@ -78,6 +80,7 @@ static struct {
   uint8_t *bytes;               /* the frames as processed (a copy of the trace's) */
   struct nf_outcome *outcome;   /* per packet */
   uint64_t bench_laps;          /* 0: replay once */
+  bool paced;                   /* --paced: one packet at a time, in trace order */
   struct core_run core[NF_CORES];
 } replay;
 
@@ -116,14 +119,35 @@ static bool valid_verdict(int verdict) {
 
 static uint8_t work[NF_CORES][IP_ALIGN + UINT16_MAX + 1] __attribute__((aligned(64)));
 
+/* --paced: the trace packet whose turn it is. Packets still run on the cores RSS picks, each core
+ * in its bursts, but one at a time in trace order, as if each arrived after the previous one was
+ * done: a packet then sees every write an earlier packet completed, unless its core has not yet
+ * applied it (replication lag, nf_replica.h). */
+static size_t next_turn __attribute__((aligned(64)));
+
+static void await_turn(size_t i) {
+  unsigned spins = 0;
+  while (__atomic_load_n(&next_turn, __ATOMIC_ACQUIRE) != i) {
+    nf_par_wait();
+    if (++spins < 1024) {
+      rte_pause();
+    } else {
+      spins = 0;
+      sched_yield();
+    }
+  }
+}
+
 static void run_once(struct core_run *run, unsigned core) {
   const struct nf_trace *trace = replay.trace;
   for (size_t k = 0; k < run->length; k++) {
     size_t i = run->queue[k];
     struct nf_outcome *outcome = &replay.outcome[i];
     uint16_t len = trace->len[i];
+    if (replay.paced) await_turn(i);
     if (len < MIN_FRAME) {
       outcome->verdict = NF_DROP;
+      if (replay.paced) __atomic_store_n(&next_turn, i + 1, __ATOMIC_RELEASE);
       continue;
     }
     uint8_t *frame = replay.bytes + trace->offset[i];
@@ -139,6 +163,7 @@ static void run_once(struct core_run *run, unsigned core) {
       run->bad_verdict = outcome->verdict;
     }
     run->processed++;
+    if (replay.paced) __atomic_store_n(&next_turn, i + 1, __ATOMIC_RELEASE);
     if (k % BURST == BURST - 1) nf_par_quiesce(); /* as a DPDK lcore does after every burst */
   }
   nf_par_quiesce();
@@ -167,6 +192,7 @@ static void wait_for_laps(uint64_t lap) {
   for (unsigned c = 0; c < NF_CORES; c++) {
     unsigned spins = 0;
     while (__atomic_load_n(&laps_done[c].laps, __ATOMIC_ACQUIRE) < lap - 1) {
+      nf_par_quiesce(); /* sn with replicated objects: keep applying other cores' writes */
       if (++spins < 1024) {
         rte_pause();
       } else {
@@ -260,6 +286,20 @@ static void write_output(const char *path) {
   finish(out, path);
 }
 
+/* --replica-log FILE: "NFXREPL1", then per packet u64 TSC when it started and when it finished
+ * (sn with replicated objects; 0 otherwise): when writes completed and packets began. */
+static void write_replica_log(const char *path) {
+  const struct nf_trace *trace = replay.trace;
+  FILE *out = create(path);
+  fwrite("NFXREPL1", 1, 8, out);
+  put_le(out, rte_get_tsc_hz(), 8);
+  for (size_t i = 0; i < trace->count; i++) {
+    put_le(out, replay.outcome[i].started, 8);
+    put_le(out, replay.outcome[i].finished, 8);
+  }
+  finish(out, path);
+}
+
 static void write_log(const char *path, const uint16_t *cores, const uint32_t *hashes) {
   const struct nf_trace *trace = replay.trace;
   FILE *out = create(path);
@@ -301,12 +341,16 @@ int main(int argc, char **argv) {
   }
   int eal_args = rte_eal_init(argc, argv);
   if (eal_args < 0) fail(EXIT_INPUT, "cannot initialise DPDK's EAL (%s)", rte_strerror(rte_errno));
-  const char *log_path = NULL, *paths[2] = {NULL, NULL};
+  const char *log_path = NULL, *replica_log_path = NULL, *paths[2] = {NULL, NULL};
   uint64_t bench_packets = 0;
   int npaths = 0;
   for (int a = eal_args + 1; a < argc; a++) {
     if (strcmp(argv[a], "--log") == 0 && a + 1 < argc) {
       log_path = argv[++a];
+    } else if (strcmp(argv[a], "--replica-log") == 0 && a + 1 < argc) {
+      replica_log_path = argv[++a];
+    } else if (strcmp(argv[a], "--paced") == 0) {
+      replay.paced = true;
     } else if (strcmp(argv[a], "--bench") == 0 && a + 1 < argc) {
       char *end;
       errno = 0;
@@ -319,7 +363,7 @@ int main(int argc, char **argv) {
       paths[npaths++] = argv[a];
     }
   }
-  if (bench_packets ? (npaths != 1 || log_path != NULL) : npaths != 2) usage();
+  if (bench_packets ? (npaths != 1 || log_path != NULL || replica_log_path != NULL || replay.paced) : npaths != 2) usage();
 
   char why[160];
   if (nf_rss_self_test(why, sizeof why) != 0) fail(EXIT_INPUT, "software Toeplitz self-test failed: %s", why);
@@ -392,6 +436,7 @@ int main(int argc, char **argv) {
   } else {
     write_output(paths[1]);
     if (log_path != NULL) write_log(log_path, cores, hashes);
+    if (replica_log_path != NULL) write_replica_log(replica_log_path);
   }
   rte_eal_cleanup();
   for (unsigned c = 0; c < NF_CORES; c++) free(replay.core[c].queue);
