@@ -16,10 +16,11 @@ from explorer import ir
 from explorer.errors import NfxError, UnsupportedError
 from explorer.frontend import ParsedNF, parse_nf
 from explorer.symbex import ctype as ct
-from explorer.symbex.bitvec import bv, combine_be, reset_caches
+from explorer.symbex.bitvec import bv, combine_be, reset_caches, symbols_of
 from explorer.symbex.call_paths import CallPathBuilder, fields_read, state_object
 from explorer.symbex.ctype import PointerType
 from explorer.symbex.effects import Effects, ObjectInfo
+from explorer.symbex.fixed_values import DEVICE
 from explorer.symbex.interpreter import Interpreter
 from explorer.symbex.memory import Region, same_cell
 from explorer.symbex.models import forks
@@ -200,6 +201,16 @@ def explore(parsed: ParsedNF) -> tuple[PathSearch, Exploration]:
     return search, search.explore()
 
 
+def _per_device(fp: FinishedPath, devices: tuple[int, ...], device: Any) -> list[tuple[PathState, tuple[int, ...]]]:
+    """The path as it is, or, when one of its keys, written values or its verdict depends on the input
+    device (``device == LAN ? ip->dst_addr : ip->src_addr`` before any branch on the device), one
+    path per device: each then has the key, value or verdict of its device alone."""
+    terms = [a.key for a in fp.effects.accesses] + [w.value for w in fp.writes] + [fp.verdict.device_term]
+    if len(devices) == 1 or not any(t is not None and DEVICE in symbols_of(t) for t in terms):
+        return [(fp.state, devices)]
+    return [(fp.state.assuming(device == d), (d,)) for d in devices]
+
+
 def analyze_parsed(parsed: ParsedNF) -> ir.Analysis:
     start = time.perf_counter()
     search, exploration = explore(parsed)
@@ -212,8 +223,9 @@ def analyze_parsed(parsed: ParsedNF) -> ir.Analysis:
         devices = search.devices(fp.state)
         if not devices:
             continue
-        paths.append(builder.path(len(paths), fp.state, fp.effects, fp.verdict, fp.writes, devices))
-        effects.append(fp.effects)
+        for state, devs in _per_device(fp, devices, search.packet.device):
+            paths.append(builder.path(len(paths), state, fp.effects, fp.verdict, fp.writes, devs))
+            effects.append(fp.effects)
     objects = tuple(state_object(o) for o in sorted(search.objects.values(), key=lambda o: o.alloc_index))
     return ir.Analysis(nf=Path(parsed.path).stem, source=parsed.path, defines=parsed.defines,
                        devices=parsed.devices, objects=objects, paths=tuple(paths),
