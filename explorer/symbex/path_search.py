@@ -27,6 +27,7 @@ from explorer.symbex.models import forks
 from explorer.symbex.packet import PacketSymbols
 from explorer.symbex.path_solver import PathSolver
 from explorer.symbex.program import Program, location_of
+from explorer.symbex.render import Renderer
 from explorer.symbex.state import Infeasible, PathState
 from explorer.symbex.values import Int, Ptr, SemanticsError
 from explorer.wire import PACKET_FIELDS
@@ -149,17 +150,24 @@ class PathSearch:
         if state.possible(term < 0):
             raise UnsupportedError("nf_process may return a negative value other than NF_DROP and NF_FLOOD",
                                    location=location_of(node))
+        if not _from_state(term) and state.possible(term >= self.parsed.devices):
+            raise UnsupportedError(f"nf_process may return {Renderer().text(term)} here, which can be "
+                                   f"{state.solver.model_value(state.constraints, term >= self.parsed.devices, term)}; "
+                                   f"{self._verdicts()}", location=location_of(node))
         return ir.Verdict("forward", None, "", term)
 
-    @staticmethod
-    def _constant_verdict(v: int, node: Any) -> ir.Verdict:
+    def _verdicts(self) -> str:
+        n = self.parsed.devices
+        return (f"a verdict is a device ({'0' if n == 1 else f'0..{n - 1}'}, since NF_DEVICES is {n}), "
+                "NF_DROP or NF_FLOOD")
+
+    def _constant_verdict(self, v: int, node: Any) -> ir.Verdict:
         if v == VERDICT_DROP:
             return ir.Verdict("drop")
         if v == VERDICT_FLOOD:
             return ir.Verdict("flood")
-        if v < 0:
-            raise UnsupportedError(f"nf_process returns {v}; return a device, NF_DROP or NF_FLOOD",
-                                   location=location_of(node))
+        if not 0 <= v < self.parsed.devices:
+            raise UnsupportedError(f"nf_process returns {v} here; {self._verdicts()}", location=location_of(node))
         return ir.Verdict("forward", v)
 
     def _writes(self, it: Interpreter) -> tuple[ir.FieldWrite, ...]:
@@ -199,6 +207,12 @@ def explore(parsed: ParsedNF) -> tuple[PathSearch, Exploration]:
     except SemanticsError as error:
         raise UnsupportedError(f"{parsed.path}: {error}") from None
     return search, search.explore()
+
+
+def _from_state(term: Any) -> bool:
+    """Whether a verdict is computed from state (a library result such as a port read from a table):
+    the analysis cannot bound it, so the runtime checks it."""
+    return any("#" in name for name in symbols_of(term))
 
 
 def _per_device(fp: FinishedPath, devices: tuple[int, ...], device: Any) -> list[tuple[PathState, tuple[int, ...]]]:
