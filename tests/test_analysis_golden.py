@@ -19,7 +19,7 @@ from explorer.symbex import analyze
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "analysis"
 SAMPLES = sorted(p.stem for p in (ROOT / "sample_nfs").glob("*.c"))
-TEST_NFS = ("acl_count", "acl_fw", "fw_reversed", "fw_ternary")  # in tests/nfs: loops over rules, keys per device
+TEST_NFS = ("acl_count", "acl_fw", "fw_reversed", "fw_ternary", "port_alloc")  # in tests/nfs
 SOURCES = {**{nf: f"sample_nfs/{nf}.c" for nf in SAMPLES}, **{nf: f"tests/nfs/{nf}.c" for nf in TEST_NFS}}
 UPDATE = os.environ.get("NFX_UPDATE_GOLDEN") == "1"
 

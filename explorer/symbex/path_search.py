@@ -16,6 +16,7 @@ from explorer import ir
 from explorer.errors import NfxError, UnsupportedError
 from explorer.frontend import ParsedNF, parse_nf
 from explorer.symbex import ctype as ct
+from explorer.symbex.allocations import allocated_fields
 from explorer.symbex.bitvec import bv, combine_be, reset_caches, symbols_of
 from explorer.symbex.call_paths import CallPathBuilder, fields_read, state_object
 from explorer.symbex.ctype import PointerType
@@ -243,7 +244,8 @@ def analyze_parsed(parsed: ParsedNF) -> ir.Analysis:
     objects = tuple(state_object(o) for o in sorted(search.objects.values(), key=lambda o: o.alloc_index))
     return ir.Analysis(nf=Path(parsed.path).stem, source=parsed.path, defines=parsed.defines,
                        devices=parsed.devices, objects=objects, paths=tuple(paths),
-                       fields_read=fields_read(paths, effects), seconds=time.perf_counter() - start)
+                       fields_read=fields_read(paths, effects), seconds=time.perf_counter() - start,
+                       allocated=allocated_fields(paths, effects, parsed.devices, builder.render))
 
 
 def analyze(path: str | Path, defines: Optional[dict[str, str]] = None) -> ir.Analysis:
