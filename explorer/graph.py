@@ -4,7 +4,9 @@ Nodes: the packets of each input device (a path group), the state objects (shape
 packet fields that appear in keys, and the verdicts. Edges: "keyed by" (field -> object), "reads" /
 "writes" (device group -> object, with the operations and path counts), "index of" (an object
 whose result indexes another object, e.g. a map value used as a vector index) and device group ->
-verdict. Everything is sorted, so equal analyses give byte-identical DOT.
+verdict, and "allocates" (a dchain -> the header field that carries a value it allocated back into
+the NF: the NAT's chain -> p.l4.dport on the WAN). Everything is sorted, so equal analyses give
+byte-identical DOT.
 """
 from __future__ import annotations
 
@@ -122,7 +124,8 @@ def access_graph(analysis: ir.Analysis, highlight: Optional[str] = None) -> str:
         if obj.name == hl_object or on_path(f"obj:{obj.name}"):
             attrs += ", " + HIGHLIGHT
         lines.append(f"  {_quote(f'obj:{obj.name}')} [{attrs}];")
-    for field in sorted({f for f, _ in keyed}):
+    carried = {a.reply_field or a.field for a in analysis.allocated}
+    for field in sorted({f for f, _ in keyed} | carried):
         attrs = f"shape=ellipse, style=filled, fillcolor=\"#eef3fb\", label={_quote(field)}"
         if on_path(f"field:{field}"):
             attrs += ", " + HIGHLIGHT
@@ -153,6 +156,15 @@ def access_graph(analysis: ir.Analysis, highlight: Optional[str] = None) -> str:
         if hl_object in (source, target) or on_path(f"obj:{source}", f"obj:{target}"):
             attrs += ", " + HIGHLIGHT
         lines.append(f"  {_quote(f'obj:{source}')} -> {_quote(f'obj:{target}')} [{attrs}];")
+    for a in analysis.allocated:
+        target = a.reply_field or a.field
+        where = f"dev {', '.join(map(str, a.out_devices))}" if a.reply_field else "on the way out"
+        label = (f"allocates {a.value_text}\nwritten as {a.field} ({_devices(set(a.devices))}; "
+                 f"{_plural(len(a.paths), 'path')}),\nback as {target} ({where})")
+        attrs = f"label={_quote(label)}, style=bold, color=\"#2ca02c\", fontcolor=\"#2ca02c\""
+        if hl_object == a.allocator or (hl_path is not None and hl_path.index in a.paths):
+            attrs += ", " + HIGHLIGHT
+        lines.append(f"  {_quote(f'obj:{a.allocator}')} -> {_quote(f'field:{target}')} [{attrs}];")
     for (dev, vid), paths in sorted(verdicts.items()):
         attrs = f"label={_quote(_plural(len(paths), 'path'))}, color=gray40"
         if hl_path is not None and hl_path.index in paths:

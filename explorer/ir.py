@@ -156,6 +156,75 @@ class CallPath:
 
 
 @dataclass(frozen=True)
+class KeyedBy:
+    """The accesses to ``object`` on ``paths`` (input ``devices``) whose keys contain a given value."""
+
+    object: str
+    devices: tuple[int, ...]
+    paths: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "devices": list(self.devices), "paths": list(self.paths)}
+
+
+@dataclass(frozen=True)
+class AllocatedField:
+    """A header field that carries a value the NF allocated, and where that value comes back.
+
+    On ``paths`` (input ``devices``) the NF writes ``value`` into ``field`` and forwards the packet
+    on ``out_devices``. ``value`` is a function of one index the dchain ``allocator`` hands out: a
+    term over the symbol ``<allocator>.index`` (32 bits), e.g. ``1024 + chain.index[15:0]`` for the
+    NAT's external port. The index is allocated on the path itself (``allocated_at``) or read back
+    from a map that stores allocated indices (``via``). Replies to those packets arrive on
+    ``out_devices`` with the value in ``reply_field`` (the mirror of ``field``: a reply's
+    destination port is the source port it answers); ``reply_keys`` are the accesses on those
+    devices whose keys contain ``reply_field``, and ``keyed`` the accesses on the writing paths whose
+    keys contain the allocated value itself. Together they say "the object is keyed by an
+    allocated value on one device and by the field carrying it on the other", what sharding by
+    allocation needs (see docs/design.md).
+    """
+
+    allocator: str
+    field: str
+    value: z3.ExprRef = field(compare=False)
+    value_text: str
+    devices: tuple[int, ...]
+    out_devices: tuple[int, ...]
+    paths: tuple[int, ...]
+    via: tuple[str, ...]  # maps whose stored values are the allocator's indices, when the index comes from one
+    allocated_at: tuple[Location, ...]  # the allocating calls
+    written_at: tuple[Location, ...]  # the writes of the field
+    reply_field: Optional[str]  # None for a field no reply mirrors (e.g. the TOS)
+    reply_keys: tuple[KeyedBy, ...]
+    keyed: tuple[KeyedBy, ...]
+
+    @property
+    def text(self) -> str:
+        """One line for people: "device 1 p.l4.dport is 1024 + chain.index[15:0], allocated on device-0 paths"."""
+        origin = f"allocated by {self.allocator} on device-{','.join(map(str, self.devices))} paths"
+        if self.reply_field is None:
+            return f"{self.field} is {self.value_text} on the way out ({origin})"
+        return f"device {','.join(map(str, self.out_devices))} {self.reply_field} is {self.value_text}, {origin}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "allocator": self.allocator,
+            "field": self.field,
+            "value": self.value_text,
+            "devices": list(self.devices),
+            "out_devices": list(self.out_devices),
+            "paths": list(self.paths),
+            "via": list(self.via),
+            "allocated_at": [loc.to_dict() for loc in self.allocated_at],
+            "written_at": [loc.to_dict() for loc in self.written_at],
+            "reply_field": self.reply_field,
+            "reply_keys": [k.to_dict() for k in self.reply_keys],
+            "keyed": [k.to_dict() for k in self.keyed],
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
 class Analysis:
     """Everything the path explorer learned about one NF."""
 
@@ -167,6 +236,7 @@ class Analysis:
     paths: tuple[CallPath, ...]
     fields_read: tuple[str, ...]  # packet fields nf_process reads, sorted
     seconds: float = field(default=0.0, compare=False)
+    allocated: tuple[AllocatedField, ...] = ()  # header fields carrying allocated values
 
     def object(self, name: str) -> StateObject:
         for obj in self.objects:
@@ -183,4 +253,5 @@ class Analysis:
             "objects": [o.to_dict() for o in self.objects],
             "paths": [p.to_dict() for p in self.paths],
             "fields_read": list(self.fields_read),
+            "allocated": [a.to_dict() for a in self.allocated],
         }

@@ -70,6 +70,9 @@ RSS_FIELDS: tuple[tuple[str, int], ...] = tuple((f.rss_name, f.bits) for f in PA
 RSS_NAMES: tuple[str, ...] = tuple(name for name, _ in RSS_FIELDS)
 RSS_BITS: dict[str, int] = dict(RSS_FIELDS)
 RSS_SYMBOL: dict[str, str] = {f.rss_name: f.name for f in PACKET_FIELDS if f.rss_name}  # "src_ip" -> "p.ipv4.src"
+# Where a reply carries back what a packet carried: a reply's destination is the source it answers.
+REPLY_FIELD: dict[str, str] = {"p.ipv4.src": "p.ipv4.dst", "p.ipv4.dst": "p.ipv4.src",
+                               "p.l4.sport": "p.l4.dport", "p.l4.dport": "p.l4.sport"}
 
 
 def field_at(region: str, offset: int) -> str:

@@ -18,7 +18,7 @@ from golden import compare
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "analysis"
 SAMPLES = sorted(p.stem for p in (ROOT / "sample_nfs").glob("*.c"))
-TEST_NFS = ("acl_count", "acl_fw")  # in tests/nfs: merged loops over rules
+TEST_NFS = ("acl_count", "acl_fw", "fw_reversed", "fw_ternary", "port_alloc")  # in tests/nfs
 SOURCES = {**{nf: f"sample_nfs/{nf}.c" for nf in SAMPLES}, **{nf: f"tests/nfs/{nf}.c" for nf in TEST_NFS}}
 
 

@@ -71,6 +71,10 @@ CASES = [
      "bit-fields are not supported"),
     ("division by zero", "", "return true;", "  int zero = 0;\n  return 5 / zero;", 7, 10, "division by zero"),
     ("negative verdict", "", "return true;", "  return -3;", 6, 3, "nf_process returns -3"),
+    ("verdict past the devices", "", "return true;", "  if (len > 100) return 7;\n  return 1;", 6, 18,
+     "nf_process returns 7 here; a verdict is a device (0..1, since NF_DEVICES is 2), NF_DROP or NF_FLOOD"),
+    ("verdict from the packet", "", "return true;", "  return len & 3;", 6, 3,
+     "nf_process may return p.len & 3 here, which can be "),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
     ("no nf_process", "", "return true;", None, None, None, "does not define nf_process()"),
 ]

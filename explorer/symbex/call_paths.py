@@ -10,6 +10,7 @@ from explorer import ir
 from explorer.symbex.bitvec import bv, combine_be, symbols_of
 from explorer.symbex.ctype import StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
+from explorer.symbex.fixed_values import FixedValues
 from explorer.symbex.render import Renderer
 from explorer.symbex.state import PathState
 from explorer.symbex.values import to_signed
@@ -24,30 +25,29 @@ class CallPathBuilder:
         self.render = Renderer({o.name: o.layout for o in objects
                                 if o.kind == "vector" and isinstance(o.layout, StructType)})
 
-    def key_text(self, raw: RawAccess) -> str:
+    def key_text(self, raw: RawAccess, fixed: FixedValues) -> str:
         if raw.key is None:
             return ""
         layout = raw.key_layout
         if raw.key_cells is not None and isinstance(layout, StructType) and layout.size == len(raw.key_cells):
             parts = []
             for f in layout.fields:
-                term = combine_be(raw.key_cells[f.offset:f.offset + f.ctype.size])
-                parts.append(f"{f.name}: {self.render.text(bv(term, 8 * f.ctype.size))}")
+                term = bv(combine_be(raw.key_cells[f.offset:f.offset + f.ctype.size]), 8 * f.ctype.size)
+                parts.append(f"{f.name}: {self.render.text(fixed.simplify(term))}")
             return "{" + ", ".join(parts) + "}"
-        return self.render.text(raw.key)
+        return self.render.text(fixed.simplify(raw.key))
 
     def path(self, index: int, state: PathState, effects: Effects, verdict: ir.Verdict,
              writes: tuple[ir.FieldWrite, ...], devices: tuple[int, ...]) -> ir.CallPath:
         condition = z3.And(*state.constraints) if state.constraints else z3.BoolVal(True)
         text = " && ".join(self._wrap(d) for d in state.decisions) or "true"
-        accesses = tuple(ir.Access(raw.object, raw.op, raw.call, raw.key, self.key_text(raw), raw.results,
-                                   raw.location or ir.Location(self.source, 0, 0), raw.related)
+        fixed = FixedValues(state, devices)  # keys are simplified under the path condition
+        accesses = tuple(ir.Access(raw.object, raw.op, raw.call, fixed.simplify(raw.key), self.key_text(raw, fixed),
+                                   raw.results, raw.location or ir.Location(self.source, 0, 0), raw.related)
                          for raw in effects.accesses)
-        writes = tuple(ir.FieldWrite(w.field, w.value_text or self.render.field_value(w.field, w.value), w.value,
-                                     w.location)
-                       for w in writes)
+        writes = tuple(_simplified_write(w, fixed, self.render) for w in writes)
         if verdict.kind == "forward" and verdict.device is None:
-            term = verdict.device_term
+            term = fixed.simplify(verdict.device_term)
             single = self._single_value(state, term)
             verdict = ir.Verdict("forward", single, "" if single is not None else self.render.text(term),
                                  None if single is not None else term)
@@ -63,6 +63,11 @@ class CallPathBuilder:
         if value is not None and state.proves(term == value):
             return to_signed(value, 32)
         return None
+
+
+def _simplified_write(write: ir.FieldWrite, fixed: FixedValues, render: Renderer) -> ir.FieldWrite:
+    value = fixed.simplify(write.value)
+    return ir.FieldWrite(write.field, write.value_text or render.field_value(write.field, value), value, write.location)
 
 
 def fields_read(paths: Iterable[ir.CallPath], effects: Iterable[Effects]) -> tuple[str, ...]:

@@ -44,6 +44,7 @@ class RawAccess:
     results: tuple[str, ...]
     location: Optional[Location]
     related: tuple[str, ...] = ()
+    value: Any = None  # the value a map put stores (a 32-bit term)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Effects:
 
 
 def _access_key(a: RawAccess) -> tuple:
-    return (a.object, a.op, a.call, term_key(a.key), a.results, a.location, a.related)
+    return (a.object, a.op, a.call, term_key(a.key), a.results, a.location, a.related, term_key(a.value))
 
 
 def _borrow_key(b: Borrow) -> tuple:

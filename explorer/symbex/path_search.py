@@ -16,16 +16,19 @@ from explorer import ir
 from explorer.errors import NfxError, UnsupportedError
 from explorer.frontend import ParsedNF, parse_nf
 from explorer.symbex import ctype as ct
-from explorer.symbex.bitvec import bv, combine_be, reset_caches
+from explorer.symbex.allocations import allocated_fields
+from explorer.symbex.bitvec import bv, combine_be, reset_caches, symbols_of
 from explorer.symbex.call_paths import CallPathBuilder, fields_read, state_object
 from explorer.symbex.ctype import PointerType
 from explorer.symbex.effects import Effects, ObjectInfo
+from explorer.symbex.fixed_values import DEVICE
 from explorer.symbex.interpreter import Interpreter
 from explorer.symbex.memory import Region, same_cell
 from explorer.symbex.models import forks
 from explorer.symbex.packet import PacketSymbols
 from explorer.symbex.path_solver import PathSolver
 from explorer.symbex.program import Program, location_of
+from explorer.symbex.render import Renderer
 from explorer.symbex.state import Infeasible, PathState
 from explorer.symbex.values import Int, Ptr, SemanticsError
 from explorer.wire import PACKET_FIELDS
@@ -148,17 +151,24 @@ class PathSearch:
         if state.possible(term < 0):
             raise UnsupportedError("nf_process may return a negative value other than NF_DROP and NF_FLOOD",
                                    location=location_of(node))
+        if not _from_state(term) and state.possible(term >= self.parsed.devices):
+            raise UnsupportedError(f"nf_process may return {Renderer().text(term)} here, which can be "
+                                   f"{state.solver.model_value(state.constraints, term >= self.parsed.devices, term)}; "
+                                   f"{self._verdicts()}", location=location_of(node))
         return ir.Verdict("forward", None, "", term)
 
-    @staticmethod
-    def _constant_verdict(v: int, node: Any) -> ir.Verdict:
+    def _verdicts(self) -> str:
+        n = self.parsed.devices
+        return (f"a verdict is a device ({'0' if n == 1 else f'0..{n - 1}'}, since NF_DEVICES is {n}), "
+                "NF_DROP or NF_FLOOD")
+
+    def _constant_verdict(self, v: int, node: Any) -> ir.Verdict:
         if v == VERDICT_DROP:
             return ir.Verdict("drop")
         if v == VERDICT_FLOOD:
             return ir.Verdict("flood")
-        if v < 0:
-            raise UnsupportedError(f"nf_process returns {v}; return a device, NF_DROP or NF_FLOOD",
-                                   location=location_of(node))
+        if not 0 <= v < self.parsed.devices:
+            raise UnsupportedError(f"nf_process returns {v} here; {self._verdicts()}", location=location_of(node))
         return ir.Verdict("forward", v)
 
     def _writes(self, it: Interpreter) -> tuple[ir.FieldWrite, ...]:
@@ -200,6 +210,22 @@ def explore(parsed: ParsedNF) -> tuple[PathSearch, Exploration]:
     return search, search.explore()
 
 
+def _from_state(term: Any) -> bool:
+    """Whether a verdict is computed from state (a library result such as a port read from a table):
+    the analysis cannot bound it, so the runtime checks it."""
+    return any("#" in name for name in symbols_of(term))
+
+
+def _per_device(fp: FinishedPath, devices: tuple[int, ...], device: Any) -> list[tuple[PathState, tuple[int, ...]]]:
+    """The path as it is, or, when one of its keys, written values or its verdict depends on the input
+    device (``device == LAN ? ip->dst_addr : ip->src_addr`` before any branch on the device), one
+    path per device: each then has the key, value or verdict of its device alone."""
+    terms = [a.key for a in fp.effects.accesses] + [w.value for w in fp.writes] + [fp.verdict.device_term]
+    if len(devices) == 1 or not any(t is not None and DEVICE in symbols_of(t) for t in terms):
+        return [(fp.state, devices)]
+    return [(fp.state.assuming(device == d), (d,)) for d in devices]
+
+
 def analyze_parsed(parsed: ParsedNF) -> ir.Analysis:
     start = time.perf_counter()
     search, exploration = explore(parsed)
@@ -212,12 +238,14 @@ def analyze_parsed(parsed: ParsedNF) -> ir.Analysis:
         devices = search.devices(fp.state)
         if not devices:
             continue
-        paths.append(builder.path(len(paths), fp.state, fp.effects, fp.verdict, fp.writes, devices))
-        effects.append(fp.effects)
+        for state, devs in _per_device(fp, devices, search.packet.device):
+            paths.append(builder.path(len(paths), state, fp.effects, fp.verdict, fp.writes, devs))
+            effects.append(fp.effects)
     objects = tuple(state_object(o) for o in sorted(search.objects.values(), key=lambda o: o.alloc_index))
     return ir.Analysis(nf=Path(parsed.path).stem, source=parsed.path, defines=parsed.defines,
                        devices=parsed.devices, objects=objects, paths=tuple(paths),
-                       fields_read=fields_read(paths, effects), seconds=time.perf_counter() - start)
+                       fields_read=fields_read(paths, effects), seconds=time.perf_counter() - start,
+                       allocated=allocated_fields(paths, effects, parsed.devices, builder.render))
 
 
 def analyze(path: str | Path, defines: Optional[dict[str, str]] = None) -> ir.Analysis:

@@ -93,6 +93,12 @@ class PathState:
         del self.trace[checkpoint.trace:]
         self._decided = dict(checkpoint.decided)
 
+    def assuming(self, cond: Any) -> "PathState":
+        """A copy of this (finished) path restricted by the decision ``cond``."""
+        other = PathState(self.solver, (), self.constraints + [cond], self.budget)
+        other.decisions = self.decisions + [Decision(cond, None, None)]
+        return other
+
     def next_entry(self) -> Optional[tuple]:
         """The recorded decision the replay follows next (None once the path runs live)."""
         return self.prefix[self.pos] if self.pos < len(self.prefix) else None

@@ -126,9 +126,9 @@ class CallContext:
         return self.state.branch(symbol != 0, self.machine.loc(self.node))
 
     def record(self, obj: ObjectInfo, op: Op, key: Any, results: tuple[str, ...], key_cells: Optional[tuple] = None,
-               key_layout: Optional[CType] = None, related: tuple[str, ...] = ()) -> None:
+               key_layout: Optional[CType] = None, related: tuple[str, ...] = (), value: Any = None) -> None:
         self.machine.effects.record(RawAccess(obj.name, op, self.name, key, key_cells, key_layout, results,
-                                              location_of(self.node), related))
+                                              location_of(self.node), related, value))
 
 
 def symbol(obj: ObjectInfo, what: str, n: int, bits: int) -> z3.BitVecRef:

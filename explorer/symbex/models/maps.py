@@ -5,6 +5,7 @@ from typing import Optional
 
 from explorer.ir import Op
 from explorer.symbex import ctype as ct
+from explorer.symbex.bitvec import bv
 from explorer.symbex.effects import ObjectInfo
 from explorer.symbex.models.context import CallContext, StateCall, constant_key, symbol
 from explorer.symbex.values import Int, Value
@@ -46,9 +47,9 @@ class MapPut(StateCall):
 
     def symbolic(self, ctx: CallContext, obj: ObjectInfo) -> Optional[Value]:
         key, cells, layout = ctx.key(1, obj)
-        ctx.integer(2, ct.INT)
+        value = ctx.integer(2, ct.INT)
         ctx.machine.effects.next_call()
-        ctx.record(obj, Op.WRITE, key, (), cells, layout)
+        ctx.record(obj, Op.WRITE, key, (), cells, layout, value=bv(value.v, 32))
         return None
 
 

@@ -1,0 +1,93 @@
+"""Keys, written values and verdicts leave the analysis simplified under their path condition, so
+that a key chosen per device with ``?:`` or a helper's ``bool reversed`` shards like if/else."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from explorer import pipeline
+from explorer.symbex import analyze
+from explorer.symbex.bitvec import symbols_of
+
+NFS = Path(__file__).resolve().parent / "nfs"
+FORMS = ("fw_ternary", "fw_reversed", "fw_ifelse")
+
+
+def _sharding(solution: pipeline.Solution) -> tuple:
+    return (solution.strategy, solution.sharding.hashed,
+            tuple((o.name, o.decision, o.fields) for o in solution.sharding.objects))
+
+
+@pytest.fixture(scope="module")
+def solutions() -> dict[str, pipeline.Solution]:
+    return {nf: pipeline.solve(NFS / f"{nf}.c", quality=False) for nf in FORMS}
+
+
+@pytest.mark.parametrize("nf", FORMS)
+def test_a_key_chosen_per_device_shards_like_if_else(nf: str, solutions: dict[str, pipeline.Solution]) -> None:
+    solution = solutions[nf]
+    assert solution.strategy == "shared-nothing"
+    assert _sharding(solution) == _sharding(solutions["fw_ifelse"])
+    flows = solution.sharding.decision("flows")
+    assert flows.decision == "shard"
+    assert dict(flows.fields) == {0: ("src_ip", "dst_ip", "src_port", "dst_port"),
+                                  1: ("src_ip", "dst_ip", "src_port", "dst_port")}
+
+
+@pytest.mark.parametrize("nf", FORMS)
+def test_no_reason_names_a_field_the_key_does_not_depend_on(nf: str, solutions: dict[str, pipeline.Solution]) -> None:
+    solution = solutions[nf]
+    keyed: dict[str, set[str]] = {}
+    for path in solution.analysis.paths:
+        for access in path.accesses:
+            if access.key is not None:
+                keyed.setdefault(access.object, set()).update(symbols_of(access.key))
+    assert all("p.device" not in names for names in keyed.values())
+    field_words = {"p.device", "p.len", "now"} | {n for names in keyed.values() for n in names if n.startswith("p.")}
+    for decision in solution.sharding.objects:
+        named = {w.strip(",:;()") for w in decision.reason.split()} & (field_words | {"p.ipv4.proto"})
+        assert named <= keyed.get(decision.name, set()), (decision.name, decision.reason)
+
+
+def test_a_path_both_devices_take_is_split_when_its_key_depends_on_the_device() -> None:
+    a = analyze(NFS / "fw_ternary.c")
+    found = [p for p in a.paths if any(x.call == "nf_dchain_rejuvenate_index" for x in p.accesses)]
+    assert [(p.devices, str(p.verdict)) for p in found] == [((0,), "forward to 1"), ((1,), "forward to 0")]
+    assert [p.condition_text.split(" && ")[-1] for p in found] == ["p.device == 0", "p.device == 1"]
+    lan, wan = (p.accesses[1].key_text for p in found)
+    assert lan == "{local_ip: p.ipv4.src, remote_ip: p.ipv4.dst, local_port: p.l4.sport, remote_port: p.l4.dport, " \
+                  "protocol: p.ipv4.proto, pad: 0}"
+    assert wan == "{local_ip: p.ipv4.dst, remote_ip: p.ipv4.src, local_port: p.l4.dport, remote_port: p.l4.sport, " \
+                  "protocol: p.ipv4.proto, pad: 0}"
+
+
+def test_an_index_computed_from_the_device_is_a_number_once_the_path_fixes_it() -> None:
+    # the rules are RULES[device == LAN ? LAN : WAN][i]; rule i of side s counts in cell 8 * s + i
+    a = analyze(NFS / "acl_count.c")
+    cells = {(x.key_text, p.devices) for p in a.paths for x in p.accesses if x.object == "hits"}
+    assert cells == {(str(i), (0,)) for i in range(8)} | {(str(8 + i), (1,)) for i in range(8)} | \
+        {("16", (0,)), ("16", (1,))}
+
+
+def test_a_verdict_that_depends_on_the_device_is_a_number_per_device(tmp_path: Path) -> None:
+    path = tmp_path / "mirror.c"
+    path.write_text('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  return device == 0 ? 1 : 0;\n}\n")
+    a = analyze(path)
+    assert [(p.condition_text, p.devices, p.verdict.device) for p in a.paths] == [
+        ("p.device == 0", (0,), 1), ("p.device == 1", (1,), 0)]
+
+
+def test_a_hashable_field_the_path_fixes_stays_a_field(tmp_path: Path) -> None:
+    path = tmp_path / "dns.c"
+    path.write_text('#include "nf.h"\nstruct nf_map *m;\nbool nf_init(void) { return nf_map_allocate(2, 4, &m); }\n'
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+                    "  struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);\n  if (l4 == NULL) return NF_DROP;\n"
+                    "  if (nf_ntohs(l4->dst_port) != 53 || ip->protocol != 17) return NF_DROP;\n"
+                    "  uint8_t key[2] = {(uint8_t)(nf_ntohs(l4->dst_port) & 0xFF), ip->protocol};\n"
+                    "  nf_map_put(m, key, 0);\n  return 0;\n}\n")
+    put = analyze(path).paths[2].accesses[0]
+    assert put.key_text == "concat(p.l4.dport[7:0], 17)"  # the port stays; the protocol is fixed
