@@ -17,7 +17,7 @@ from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile, nic_profile
 from explorer.rss.problem import KeyProblem
 from explorer.rss.key_solver import RssPlan, find_counterexample, solve_keys
-from explorer.sharding.allocation import explain
+from explorer.sharding.allocation import explain as explain_allocation
 from explorer.sharding.decisions import Overrides, ShardingPlan, shard
 from explorer.sharding.pools import Pools, pools_of
 from explorer.wire import RSS_NAMES
@@ -74,7 +74,7 @@ class Solution:
             out["explanation"] = self.explanation
         if self.pools:
             hashed = {d.device: d.fields for d in self.plan.devices}
-            out["allocation"] = "; ".join(explain(a, hashed) for a in self.sharding.allocations)
+            out["allocation"] = "; ".join(explain_allocation(a, hashed) for a in self.sharding.allocations)
             out["pools"] = [p.to_dict() for p in self.pools]
         elif self.sharding.unallocated:
             out["allocation"] = self.sharding.unallocated
