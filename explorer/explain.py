@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from explorer.ir import Access, Analysis
+from explorer.sharding.allocation import summary as allocation_summary
 from explorer.sharding.constraints import KeyedAccess, fields_on, keyed_accesses, written_objects
 from explorer.sharding.keybits import key_bits
 from explorer.symbex.bitvec import symbols_of
@@ -270,11 +271,21 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
                  "fields": fields or inherited, "inherited": bool(inherited and not fields),
                  "follows": list(info.get("follows", ())), "broken": "", "details": info.get("reason", "")}
         entry["summary"] = _summary(analysis, obj.name, decision, info, where_used, decisions, inherited)
+        allocation = _allocation_of(solution, obj.name)
+        if allocation is not None and decision == "shard":
+            entry["summary"] = allocation_summary(allocation, obj.name)
         if obj.name in broken:
             entry["broken"] = _broken_text(obj.name, info, broken[obj.name], dict(solution.sharding.hashed))
         objects[obj.name] = entry
     return {"nf": analysis.nf, "objects": objects, "keys": key_layouts(analysis),
             "strategy": _strategy(solution, objects) if solution is not None else {}}
+
+
+def _allocation_of(solution: Any, name: str) -> Any:
+    """The allocation that shards ``name`` (sharding by allocation), or None."""
+    if solution is None:
+        return None
+    return next((a for a in solution.sharding.allocations if name == a.allocator or name in a.objects), None)
 
 
 def _inherited(name: str, decisions: Mapping[str, Mapping[str, Any]], seen: frozenset[str] = frozenset()) -> dict:

@@ -89,9 +89,9 @@ def test_no_allocated_key_when_the_field_does_not_name_one_index(lan_port, wan_p
 
 def test_sharding_by_allocation_frees_the_allocating_device():
     a = port_table(NAT_PORT, z3.Concat(SRC, SPORT, DPORT, PROTO))
-    maestro = shard(a, nic_profile("e810"))
+    maestro = shard(a, nic_profile("e810"), allocation=False)
     assert dict(maestro.hashed) == {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}
-    plan = shard(a, nic_profile("e810"), allocation=True)
+    plan = shard(a, nic_profile("e810"))
     ports, chain = plan.decision("ports"), plan.decision("chain")
     assert ports.decision == chain.decision == "shard" and ports.allocation == chain.allocation == "chain"
     assert dict(plan.hashed) == {0: ALL4, 1: ("dst_port",)}
@@ -114,7 +114,7 @@ def test_another_packet_access_keeps_pair_constraints():
     a = port_table(NAT_PORT, z3.Concat(SRC, SPORT, DPORT, PROTO))
     other = path(2, [1], access("ports", Op.WRITE, "nf_map_put", z3.Concat(SRC, SPORT, SPORT, PROTO)))
     a = Analysis(a.nf, a.source, a.defines, a.devices, a.objects, a.paths + (other,), a.fields_read)
-    assert shard(a, nic_profile("e810"), allocation=True).allocations == ()
+    assert shard(a, nic_profile("e810")).allocations == ()
 
 
 def test_allocation_falls_back_when_the_reading_device_needs_other_fields():
@@ -122,7 +122,7 @@ def test_allocation_falls_back_when_the_reading_device_needs_other_fields():
     counters = path(2, [1], access("hosts", Op.WRITE, "nf_map_put", SRC))
     objects = (("ports", "map"), ("chain", "dchain"), ("hosts", "map"))
     a = analysis(16384, *a.paths, counters, objects=objects)
-    plan = shard(a, nic_profile("e810"), allocation=True)
+    plan = shard(a, nic_profile("e810"))
     assert plan.allocations == () and not plan.conflicts
     assert "sharding by allocation conflicts" in plan.unallocated and "hosts needs {src_ip}" in plan.unallocated
     assert dict(plan.hashed)[1] == ("src_ip",)
@@ -132,7 +132,7 @@ def test_allocation_falls_back_when_the_reading_device_needs_other_fields():
 
 @pytest.fixture(scope="module")
 def nat():
-    return pipeline.solve(NAT, cores=16, allocation=True, quality=False)
+    return pipeline.solve(NAT, cores=16, quality=False)
 
 
 def test_nat_is_sharded_by_the_port_it_allocates(nat):
@@ -147,16 +147,16 @@ def test_nat_is_sharded_by_the_port_it_allocates(nat):
 
 
 def test_the_remote_endpoint_override_is_maestros_sharding():
-    s = pipeline.solve(NAT, cores=16, allocation=True, quality=False,
+    s = pipeline.solve(NAT, cores=16, quality=False,
                        overrides={"external": {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}})
     assert s.valid and s.strategy == "shared-nothing" and s.pools == ()
     assert {d.device: d.fields for d in s.plan.devices} == {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}
 
 
 def test_cone_nat_is_locked_by_pair_constraints_and_sharded_by_allocation():
-    locked = pipeline.solve(CONE, cores=4, quality=False)
+    locked = pipeline.solve(CONE, cores=4, quality=False, allocation=False)
     assert locked.strategy == "locks" and locked.sharding.decision("ports").decision == "lock"
-    s = pipeline.solve(CONE, cores=4, allocation=True, quality=False)
+    s = pipeline.solve(CONE, cores=4, quality=False)
     assert s.strategy == "shared-nothing"
     for name in ("ports", "mappings"):
         assert s.sharding.decision(name).allocation == "ports"
@@ -172,7 +172,7 @@ def test_cone_nat_is_locked_by_pair_constraints_and_sharded_by_allocation():
 def test_every_reply_to_a_pool_port_reaches_the_pools_core(nic, cores):
     """Whatever else a reply carries (other fields hashed by NICs that cannot select), the NIC sends
     a packet to port 1024 + i to the core that owns i."""
-    s = pipeline.solve(NAT, nic=nic, cores=cores, allocation=True, quality=False)
+    s = pipeline.solve(NAT, nic=nic, cores=cores, quality=False)
     (alloc,) = s.sharding.allocations
     d = s.plan.device(1)
     owner = owners(alloc.capacity, alloc.offset, alloc.stride, alloc.field, d.key, d.fields, d.reta)
@@ -226,3 +226,10 @@ def test_a_rebalanced_reta_gives_new_pools(nat):
     before, after = nat.pools[0], pools_of(alloc, nat.plan, reta=moved)
     assert after.sizes[0] > before.sizes[0] and sum(after.sizes) == sum(before.sizes)
     assert after.digest != before.digest and after.uneven
+
+
+def test_explain_says_sharded_by_allocation(nat):
+    objects = pipeline.explain(nat)["objects"]
+    assert "sharded by allocation" in objects["external"]["summary"]
+    assert "dst_port = 1024 + i" in objects["external"]["summary"]
+    assert "pool per core" in objects["chain"]["summary"]

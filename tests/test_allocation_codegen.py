@@ -11,7 +11,7 @@ import pytest
 from explorer import pipeline
 from explorer.codegen import parallel_plan, write_project
 from explorer.codegen.printer import render
-from explorer.errors import RunError
+from explorer.errors import ConfigError, RunError
 from explorer.sharding.pools import owners
 from explorer.traffic.generators import generate
 from explorer.traffic.trace import Trace
@@ -45,9 +45,9 @@ def test_the_plan_keeps_the_pools_and_recomputes_them_for_other_core_counts():
 def test_the_nf_allocates_from_its_pool():
     files = render(parallel_plan(solved("nat", 2)))
     nf = files["nf.c"].decode()
-    assert "nf_pool_dchain_allocate(0, 16384, &chain)" in nf
-    assert "nf_pool_capacity(16384)" in nf and '#include "nf_pool.h"' in nf
-    assert "nf_vector_allocate(sizeof(struct internal_key), 16384, &int_keys)" in nf
+    assert "nf_pool_dchain_allocate(0, NAT_CAPACITY, &chain)" in nf
+    assert "nf_pool_capacity(NAT_CAPACITY)" in nf and "nf_sn_capacity" not in nf
+    assert "nf_vector_allocate(sizeof(struct internal_key), NAT_CAPACITY, &int_keys)" in nf  # every cell
     plan_c = files["nf_plan.c"].decode()
     assert ".allocator = \"chain\"" in plan_c and ".field = NF_FIELD_DST_PORT" in plan_c
     assert "#define NF_POOLS 1" in files["nf_plan.h"].decode()
@@ -122,7 +122,7 @@ def test_the_replay_refuses_pools_its_key_does_not_give(tmp_path):
     plan = parallel_plan(solved("nat", 4))
     wrong = plan.with_keys({1: bytes(reversed(plan.steering[1].key))})  # the pools stay the old key's
     project = write_project(wrong, tmp_path / "wrong")
-    with pytest.raises(RunError, match="pools of chain differ from the plan"):
+    with pytest.raises(ConfigError, match="could not start: the pools of chain differ from the plan"):
         run_replay(project, _lan_flows(20, 10))
 
 
@@ -144,3 +144,26 @@ def test_the_dpdk_program_with_pools_agrees_with_the_replay(tmp_path):
     sent = run_on_pcaps(project, looped, tmp_path / "run")
     expected = expected_outputs(run_replay(project, looped), looped, 2, 2)
     assert sent == expected and sum(len(v) for k, v in sent.items() if k[0] == 0) > 0
+
+
+# ---- nfx check: closed-loop replies, per-core pools against the sequential NF ---------------------
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("nf,cores", [("nat", 2), ("nat", 4), ("cone_nat", 4)])
+def test_check_with_replies_is_equivalent(nf, cores):
+    """One server, clients in a /16: every core allocates, every reply comes back to its flow's core,
+    and the parallel build equals the sequential one up to the renaming of external ports."""
+    trace = generate("prefix", packets=6000, flows=600, seed=2, server_prefix="172.16.0.10/32")
+    report = pipeline.check(solved(nf, cores), trace, cores=cores)
+    assert report.equivalent, report.render()
+    assert report.replies > 2000 and report.renamed > 1000 and report.capacity_drift == 0
+    assert min(report.per_core) > report.packets / cores / 2  # one server, yet no hot core
+
+
+@pytest.mark.dpdk
+def test_check_of_the_remote_endpoint_override_is_equivalent_too():
+    s = pipeline.solve(NFS["nat"], cores=2, quality=False,
+                       overrides={"external": {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}})
+    trace = generate("uniform", packets=4000, flows=400, seed=2)
+    report = pipeline.check(s, trace, cores=2)
+    assert s.pools == () and report.equivalent and report.replies > 1000, report.render()

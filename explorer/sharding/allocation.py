@@ -381,3 +381,18 @@ def _formula_text(allocation: Allocation) -> str:
     if allocation.stride == 1:
         return f"{allocation.offset} + i" if allocation.offset else "i"
     return f"({allocation.offset} + {allocation.stride} * i) mod {1 << allocation.width}"
+
+
+def summary(allocation: Allocation, name: str) -> str:
+    """A sentence for people about ``name``, which ``allocation`` shards (the allocator or an object
+    keyed by what it allocates)."""
+    devices = ", ".join(map(str, allocation.devices))
+    value = f"{allocation.field} = {_formula_text(allocation)}"
+    if name == allocation.allocator and name not in allocation.objects:
+        return (f"Allocates from a pool per core: core c hands out only the indices i whose {value} the NIC sends "
+                f"back to core c (device {devices} hashes {allocation.field} only); its capacity per core is its "
+                "pool.")
+    return (f"Keyed by a value {allocation.allocator} allocates, which packets on device {devices} carry back in "
+            f"{value}: device {devices} hashes {allocation.field} only, and each core allocates only the i whose "
+            f"{allocation.field} comes back to it, so every entry and the packets that name it meet on one core "
+            "without a pair constraint between the devices (sharded by allocation).")
