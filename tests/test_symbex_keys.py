@@ -80,7 +80,9 @@ def test_a_verdict_that_depends_on_the_device_is_a_number_per_device(tmp_path: P
         ("p.device == 0", (0,), 1), ("p.device == 1", (1,), 0)]
 
 
-def test_a_hashable_field_the_path_fixes_stays_a_field(tmp_path: Path) -> None:
+def test_fields_that_are_plain_data_of_a_key_stay_fields(tmp_path: Path) -> None:
+    # the path fixes both the port and the protocol; neither chooses between values, so the key
+    # keeps them (and a hashable field is never substituted)
     path = tmp_path / "dns.c"
     path.write_text('#include "nf.h"\nstruct nf_map *m;\nbool nf_init(void) { return nf_map_allocate(2, 4, &m); }\n'
                     "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
@@ -90,4 +92,16 @@ def test_a_hashable_field_the_path_fixes_stays_a_field(tmp_path: Path) -> None:
                     "  uint8_t key[2] = {(uint8_t)(nf_ntohs(l4->dst_port) & 0xFF), ip->protocol};\n"
                     "  nf_map_put(m, key, 0);\n  return 0;\n}\n")
     put = analyze(path).paths[2].accesses[0]
-    assert put.key_text == "concat(p.l4.dport[7:0], 17)"  # the port stays; the protocol is fixed
+    assert put.key_text == "concat(p.l4.dport[7:0] & 255, p.ipv4.proto)"
+
+
+def test_a_flag_that_chooses_a_key_is_substituted_when_the_path_fixes_it(tmp_path: Path) -> None:
+    path = tmp_path / "choose.c"
+    path.write_text('#include "nf.h"\nstruct nf_map *m;\nbool nf_init(void) { return nf_map_allocate(4, 4, &m); }\n'
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+                    "  bool tcp = ip->protocol == 6;\n  if (!tcp) return NF_DROP;\n"
+                    "  uint32_t key = tcp ? ip->src_addr : ip->dst_addr;\n"
+                    "  nf_map_put(m, &key, 0);\n  return 0;\n}\n")
+    (put,) = [x for p in analyze(path).paths for x in p.accesses]
+    assert put.key_text == "p.ipv4.src" and symbols_of(put.key) == {"p.ipv4.src"}  # not If(tcp, src, dst)

@@ -5,9 +5,11 @@ A key chosen per device (``device == LAN ? ip->dst_addr : ip->src_addr``, or a h
 that ``If`` has one live arm. Substituting the fixed value and simplifying gives the key the
 if/else version of the NF has, so that sharding sees what the key really depends on.
 
-Only symbols RSS cannot hash are substituted (the device, the other header fields, library
-results): a hashable field fixed by the path (a port the NF tested) stays a field, because
-sharding relates the keys of different packets through exactly those fields.
+Substituted are ``p.device`` wherever it occurs (the path's devices say whether it is fixed, without
+asking the solver) and the symbols RSS cannot hash that choose between values inside a term (the
+condition of an ``If``: a library flag, the protocol). A symbol that is plain data of the term stays
+as it is, and a hashable field is never substituted: sharding relates the keys of different packets
+through exactly those fields.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any, Optional
 
 import z3
 
-from explorer.symbex.bitvec import constants_of
+from explorer.symbex.bitvec import TERM_MEMO, ast_id, constants_of
 from explorer.symbex.state import PathState
 from explorer.wire import RSS_SYMBOL
 
@@ -49,11 +51,28 @@ class FixedValues:
         if term is None:
             return None
         consts = constants_of(term)[0]
+        candidates = (_choosing(term) | ({DEVICE} & set(consts))) - HASHABLE
         subs = []
-        for name in sorted(set(consts) - HASHABLE):
+        for name in sorted(candidates):
             v = self.value(name, consts[name])
             if v is not None:
                 subs.append((consts[name], z3.BitVecVal(v, consts[name].size())))
         if not subs:
             return term
         return z3.simplify(z3.substitute(term, *subs))
+
+
+def _choosing(term: Any) -> frozenset[str]:
+    """The symbols in the conditions of the ``If`` terms inside ``term`` (memoized per analysis)."""
+    key = ("choosing", ast_id(term))
+    hit = TERM_MEMO.get(key)
+    if hit is None:
+        names: set[str] = set()
+        if z3.is_app(term):
+            children = term.children()
+            if z3.is_app_of(term, z3.Z3_OP_ITE):
+                names |= set(constants_of(children[0])[0])
+            for child in children:
+                names |= _choosing(child)
+        hit = TERM_MEMO[key] = frozenset(names)
+    return hit

@@ -6,9 +6,9 @@ These ideas keep the number and size of Z3 calls down:
   so a query only needs the constraints that share symbols, transitively, with the question
   (KLEE's constraint independence). A question about ``p.device`` never drags in the arithmetic of
   a token bucket.
-* Incrementality: one solver serves every query; its assertion stack holds the last query's
-  constraints, one push per constraint, and the next query pops only the suffix that differs.
-  Depth-first exploration makes consecutive queries share long prefixes.
+* Incrementality: one solver serves every query; each constraint is asserted once behind a guard
+  literal (``guard -> constraint``) and a query is a check under the guards of its constraints, so
+  nothing is ever popped and what Z3 learned stays valid for every later query.
 * Reuse: an answer depends only on the (sliced) constraints and the question, and every path
   replays its prefix, so answers are kept by the ids of their terms; a question that is a
   constant, one of the constraints or the negation of one is answered without Z3.
@@ -50,8 +50,7 @@ class PathSolver:
             self._solver.set("timeout", TIMEOUT_MS)
         except z3.Z3Exception as exc:
             raise SolverError(f"could not start Z3: {exc}") from None
-        self._stack: list[int] = []  # AST ids of the constraints pushed, one per level
-        self._keep: list[Any] = []  # the constraint terms themselves, to keep their ids stable
+        self._guards: dict[int, tuple[Any, Any]] = {}  # by AST id: (the guard literal, the term, kept alive)
         self._info: dict[int, _TermInfo] = {}
         self._models: list[dict[str, int]] = []
         self._random = random.Random(0)
@@ -90,27 +89,17 @@ class PathSolver:
                     changed = True
         return [c for c, keep in zip(constraints, chosen) if keep]
 
-    def _sync(self, constraints: Sequence[Any]) -> None:
-        common = 0
-        limit = min(len(self._stack), len(constraints))
-        while common < limit and self._stack[common] == ast_id(constraints[common]):
-            common += 1
-        if common == 0 and self._stack:
-            # Nothing shared: start from a clean solver; popping everything would keep the
-            # internal state of earlier (possibly heavy) queries, which slows down small ones.
-            self._solver.reset()
-            self._solver.set("timeout", TIMEOUT_MS)
-            self._stack.clear()
-            self._keep.clear()
-        elif common < len(self._stack):
-            self._solver.pop(len(self._stack) - common)
-            del self._stack[common:]
-            del self._keep[common:]
-        for c in constraints[common:]:
-            self._solver.push()
-            self._solver.add(c)
-            self._stack.append(ast_id(c))
-            self._keep.append(c)
+    def _guard(self, term: Any) -> Any:
+        """The Boolean literal that switches ``term`` on: ``guard -> term`` is asserted once, and a
+        query is a check under the guards of its terms (no push or pop, whose cost grows with the
+        solver's state, and what Z3 learned stays valid for every later query)."""
+        key = ast_id(term)
+        hit = self._guards.get(key)
+        if hit is None:
+            literal = z3.Bool(f"nfx!guard{len(self._guards)}")
+            self._solver.add(z3.Implies(literal, term))
+            hit = self._guards[key] = (literal, term)
+        return hit[0]
 
     def satisfiable(self, constraints: Sequence[Any], extra: Optional[Any] = None, witness: bool = True) -> bool:
         """Whether ``constraints`` (known to be satisfiable together) and ``extra`` can all hold.
@@ -165,8 +154,10 @@ class PathSolver:
             self.witnessed += 1
             return True
         try:
-            self._sync(query)
-            result = self._solver.check() if extra is None else self._solver.check(extra)
+            guards = [self._guard(c) for c in query]
+            if extra is not None:
+                guards.append(self._guard(extra))
+            result = self._solver.check(*guards)
             self.checks += 1
             if result == z3.sat and heavy:
                 self._keep_model(self._solver.model())
