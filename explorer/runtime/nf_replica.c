@@ -65,23 +65,24 @@ struct object {
 
 static _Thread_local struct object objects[NF_REP_MAX_OBJECTS];
 static _Thread_local unsigned object_count;
-static _Thread_local uint32_t first_id; /* state-library id of this core's object 0 */
+static _Thread_local uint32_t first_id; /* state-library number of this core's object 0 */
 static _Thread_local enum mode mode;
 static _Thread_local jmp_buf abort_point;
 static _Thread_local uint32_t abort_ordinal;
 
+/* An object's ordinal: its allocation order in this core's nf_init (the library numbers objects in
+ * allocation order over the whole process, and cores run nf_init one after the other). */
 static unsigned ordinal_of(const void *handle) {
-  for (unsigned k = 0; k < object_count; k++)
-    if (objects[k].handle == handle) return k;
-  nf_runtime_fatal("a state object that nf_init did not allocate");
+  uint32_t k = nf_object_id(handle) - first_id;
+  if (k >= object_count || objects[k].handle != handle)
+    nf_runtime_fatal("a state object that this core's nf_init did not allocate");
+  return k;
 }
 
 static void add_object(void *handle, enum kind kind, size_t size) {
-  if (object_count == NF_REP_MAX_OBJECTS) nf_runtime_fatal("more than %d state objects", NF_REP_MAX_OBJECTS);
-  unsigned k = object_count++;
-  if (k == 0) first_id = nf_object_id(handle);
-  if (nf_object_id(handle) != first_id + k)
-    nf_runtime_fatal("object #%u of core %u was not allocated right after the others", k, nf_core);
+  uint32_t k = nf_object_id(handle) - first_id;
+  if (k >= NF_REP_MAX_OBJECTS) nf_runtime_fatal("more than %d state objects", NF_REP_MAX_OBJECTS);
+  if (k + 1 > object_count) object_count = k + 1; /* objects other runtimes allocate leave gaps */
   bool replicated = false;
   for (size_t i = 0; i < sizeof replicated_ordinals / sizeof replicated_ordinals[0]; i++)
     replicated |= replicated_ordinals[i] == k;
@@ -320,7 +321,7 @@ static int32_t take_i32(struct reader *r) { int32_t v; memcpy(&v, take(r, 4), 4)
 static uint64_t take_u64(struct reader *r) { uint64_t v; memcpy(&v, take(r, 8), 8); return v; }
 
 static struct object *object_at(struct reader *r, uint16_t ordinal, enum kind kind) {
-  if (ordinal >= object_count || objects[ordinal].kind != kind)
+  if (ordinal >= object_count || objects[ordinal].handle == NULL || objects[ordinal].kind != kind)
     nf_runtime_fatal("write #%" PRIu64 ": object #%u is not what the delta says", r->seq, ordinal);
   return &objects[ordinal];
 }
@@ -446,6 +447,7 @@ void nf_rep_init(void) {
 void nf_rep_init_core(unsigned core) {
   (void)core;
   object_count = 0;
+  first_id = nf_next_object_id(); /* this core's nf_init allocates from here */
   mode = MODE_OFF;
 }
 

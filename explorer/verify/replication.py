@@ -46,6 +46,7 @@ class MissedWrite:
     differing: int  # packets whose outcome differs from the trace-order run because of it
     # the first of those: (packet, its core, the sequential NF's output, the parallel run's output)
     example: Optional[tuple[int, int, Optional[bytes], Optional[bytes]]] = None
+    headers: tuple[tuple[str, Any], ...] = ()  # of the writing packet (report.packet_headers)
 
     @property
     def text(self) -> str:
@@ -56,7 +57,7 @@ class MissedWrite:
     def to_dict(self) -> dict[str, Any]:
         return {"write": self.write, "packet": self.packet, "device": self.device, "changed": self.changed,
                 "lagging": self.lagging, "max_lag": self.max_lag, "core_lag": self.core_lag,
-                "differing": self.differing,
+                "differing": self.differing, "headers": dict(self.headers),
                 "example": None if self.example is None else {
                     "packet": self.example[0], "core": self.example[1],
                     "sequential": self.example[2].hex() if self.example[2] is not None else None,
@@ -186,7 +187,8 @@ def compare_replicated(plan: ParallelPlan, trace: Trace, run: ParallelRun, seq: 
             first = int(charged[0])
             example = (first, int(run.cores[first]), trace_frames[first], run.frames[first])
         missed.append(MissedWrite(s, w, int(trace.devices[w]), _changed(plan, run, w), len(missing),
-                                  int(missing.max() - w), int(per_core.max()), len(charged), example))
+                                  int(missing.max() - w), int(per_core.max()), len(charged), example,
+                                  packet_headers(trace.frames[w])))
     return ReplicaCheck(tuple(bad), tuple(missed), lag_differences, len(by_seq), serial_verdicts)
 
 
