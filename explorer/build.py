@@ -17,6 +17,7 @@ from typing import Mapping, Optional, Sequence
 
 from explorer import cache
 from explorer.errors import BuildError, ConfigError
+from explorer.frontend import parse_source
 from explorer.ir import Location
 from explorer.nfsource import Limits, argv_path, first_error, gcc_env, plain_lines, preprocess, read_nf
 from explorer.processes import run_child
@@ -189,6 +190,7 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
     parts = {"runtime": (f"nf_state-{runtime_key[:20]}", RUNTIME_DIR / "nf_state.c", runtime_flags, "the runtime"),
              "trace": (f"nf_trace-{runtime_key[:20]}", RUNTIME_DIR / "nf_trace.c", runtime_flags, "the trace reader"),
              "driver": (f"{Path(driver).stem}-{driver_key[:20]}", RUNTIME_DIR / driver, driver_flags, driver)}
+    parse_source(source)  # what the analysis refuses (pycparser's C, no GNU extensions), the build refuses
     with cache.scratch() as work:
         objects = {part: cache.lookup("obj", spec[0]) for part, spec in parts.items()}
         jobs = [(source.path, work / "nf.o", nf_flags, source.path)]

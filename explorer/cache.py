@@ -110,6 +110,9 @@ def lookup(area: str, name: str) -> Optional[Path]:
 def scratch() -> Iterator[Path]:
     """A private folder inside the cache (so that publishing is a rename), removed afterwards."""
     base = root()
+    size_limit()  # a bad NFX_CACHE_SIZE is refused before the build, not after
+    if base.exists() and not base.is_dir():
+        raise BuildError(f"the build cache {base} is not a folder (set NFX_CACHE to a folder)")
     try:
         base.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=base))

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import os
 import shutil
@@ -35,6 +36,13 @@ def handle_termination() -> None:
     """Make SIGTERM unwind the stack (main thread only; a no-op elsewhere)."""
     with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def die_with_parent() -> None:
+    """For ``preexec_fn``: the child is killed when nfx dies, even by SIGKILL, which no handler sees
+    (Linux's PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -18,7 +18,7 @@ from typing import Mapping, Optional
 
 from explorer.build import build_nf
 from explorer.errors import ConfigError, RunError, TrafficError
-from explorer.processes import eal_prefix, run_child
+from explorer.processes import die_with_parent, eal_prefix, run_child
 from explorer.traffic.pcap import MAX_FRAME, load_inputs
 from explorer.traffic.trace import Trace
 
@@ -204,7 +204,7 @@ def run_trace(nf: str | Path, trace: Trace, defines: Optional[Mapping[str, str]]
             argv = [str(binary), "--eal-prefix", prefix, *(["--calls", str(calls_path)] if calls else []),
                     str(trace_path), str(output_path)]
             try:
-                done = run_child(argv, timeout=timeout)
+                done = run_child(argv, timeout=timeout, preexec_fn=die_with_parent)
             except subprocess.TimeoutExpired:
                 raise RunError(f"{nf}: the run took longer than {timeout} s") from None
         if done.returncode != 0:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -115,8 +117,10 @@ class Case:
 
     def nfx(self, *args: str, out: Optional[str] = None, stdin: Optional[bytes] = None, timeout: float = 300,
             env: Optional[dict[str, str]] = None) -> Result:
-        skip = (self.root / out,) if out else ()
+        inside = bool(out) and (self.root / out).resolve() == self.root.resolve()  # -o . : may only add files
+        skip = (self.root / out,) if out and not inside else ()
         before = _world(self.root, skip)
+        folders = set(_dpdk_folders())
         argv = [sys.executable, "-m", "explorer.cli", *(a.replace("{case}", str(self.root)) for a in args)]
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    cwd=self.root, env={**os.environ, "TMPDIR": str(self.tmp),
@@ -129,12 +133,17 @@ class Case:
                 process.wait()
         result = Result(process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
                         process.pid)
-        assert _world(self.root, skip) == before, "nfx changed files outside its output folder"
+        after = _world(self.root, skip)
+        if inside:
+            assert {k: after.get(k) for k in before} == before, "nfx changed files that were there"
+        else:
+            assert after == before, "nfx changed files outside its output folder"
         assert sorted(os.listdir(self.tmp)) == [], f"nfx left temporary files: {os.listdir(self.tmp)}"
-        left = [d for d in _dpdk_folders() if f"-{process.pid}-" in d.name]
+        left = [d for d in set(_dpdk_folders()) - folders if f"-{process.pid}-" in d.name]
         assert left == [], f"nfx left DPDK runtime folders: {left}"
         if args[0] == "run" and result.code == 0:
             assert "--json" in args, "every run of the corpus checks packet conservation"
+            args = tuple(a for a in args if a != "--")
             self.conserved(args, result)
         return result
 
@@ -142,8 +151,9 @@ class Case:
         """in = forwarded + dropped + flooded + runts, and the pcaps written hold what was counted."""
         summary = json.loads(result.out)
         assert summary["in"] == summary["forwarded"] + summary["dropped"] + summary["flooded"] + summary["runts"]
-        inputs = [a.split("=", 1)[1] for a in args if "=" in a and a.split("=", 1)[0].isdigit()]
-        assert summary["in"] == sum(len(read_pcap(self.root / p)[1]) for p in inputs)
+        inputs = [self.root / a.split("=", 1)[1] for a in args if "=" in a and a.split("=", 1)[0].isdigit()]
+        if all(p.is_file() for p in inputs):  # (a FIFO cannot be read twice)
+            assert summary["in"] == sum(len(read_pcap(p)[1]) for p in inputs)
         folder = self.root / args[args.index("--out") + 1]
         for device, count in summary["out"].items():
             assert len(read_pcap(folder / f"dev{device}.pcap")[1]) == count
@@ -385,3 +395,293 @@ def test_a_forged_marker_removes_and_replaces_nothing(case):
     after = {p.name: p.read_bytes() for p in (c.root / "out").iterdir() if not p.name.startswith(".")}
     assert {n: after[n] for n in before} == before  # dev5.pcap and notes.txt kept
     assert sorted(after) == ["dev0.pcap", "dev1.pcap", "dev5.pcap", "notes.txt"]
+
+
+# ---- bad C: one error, the same for every command that reads the NF --------------------------------------
+
+NOP = (SAMPLES / "nop.c").read_text()
+BODY = ("bool nf_init(void) { return true; }\n"
+        "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+        "  (void)packet; (void)len; (void)now;\n  return device;\n}\n")
+BOMB = ('#include "nf.h"\n#define A0 1\n' + "".join(f"#define A{i} (A{i - 1} + A{i - 1})\n" for i in range(1, 41))
+        + "#if A40\n#endif\n" + BODY)
+RUN = ("run", "nf.c", "--in", "0=lan.pcap", "--out", "out", "--json")
+ANALYZE = ("analyze", "nf.c")
+GENERATE = ("generate", "nf.c", "-o", "out")
+
+BAD_C = {
+    "syntax error": ('#include "nf.h"\nbool nf_init(void) { return true; }\nint x = ;\n', "nf.c:3:9"),
+    "#error": ('#include "nf.h"\n#error configure me first\n' + BODY, "nf.c:2:2: preprocessor error: #error configure"),
+    "<stdio.h>": ('#include "nf.h"\n#include <stdio.h>\n' + BODY, "nf.c:2:10: preprocessor error: stdio.h: No such file"),
+    "/dev/zero": ('#include "nf.h"\n#include "/dev/zero"\n' + BODY, "stopped reading /dev/zero"),
+    "/dev/stdin": ('#include "nf.h"\n#include "/dev/stdin"\n' + BODY, "nf.c:2:1: #include of /dev/stdin"),
+    "../ escape": ('#include "nf.h"\n#include "../secret.h"\n' + BODY, "which is outside the NF's folder"),
+    "macro bomb": (BOMB, "(the memory limit)"),
+    "Latin-1 #define": (b'#include "nf.h"\n#define NAME "caf\xe9"\n' + BODY.encode(), "nf.c:2:18: byte 0xe9 is not UTF-8"),
+    "binary file": (b"\x7fELF\x02\x01\x01\x00" * 64, "nf.c:1:8: a NUL byte: this is a binary file"),
+    "NF_DEVICES 0": ('#define NF_DEVICES 0\n#include "nf.h"\n' + BODY, "NF_DEVICES is 0; it must be an integer constant"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_C))
+@pytest.mark.parametrize("args", [ANALYZE, RUN, GENERATE], ids=["analyze", "run", "generate"])
+def test_bad_c_is_one_error_with_its_place(case, name, args):
+    text, words = BAD_C[name]
+    c = case({"nf.c": text, "lan.pcap": pcap([UDP]), "../secret.h": "int secret;\n"})
+    started = time.monotonic()
+    line = c.nfx(*args, out="out", stdin=b"int evil;\n").error(args[0], words)
+    assert time.monotonic() - started < 60 and not (c.root / "out").exists()
+    if args is RUN:  # the same words as analyze (one reader), bar the command
+        assert line.split(": error: ", 1)[1] == c.nfx(*ANALYZE).err.split(": error: ", 1)[1].rstrip("\n")
+
+
+@pytest.mark.parametrize("text,args,words", [
+    ('#include "nf.h"\nbool nf_init(void) { return true; }\n', RUN, "nf.c does not define nf_process"),
+    ('#include "nf.h"\nbool nf_init(void) { return true; }\n', ANALYZE, "nf.c: the NF does not define nf_process()"),
+    ('#include "nf.h"\nint f(int n) { return n ? f(n - 1) : 0; }\n' + BODY.replace("return device;", "return f(device);"),
+     ANALYZE, "nf.c:2:27: recursive call to f() (f -> f) is not supported"),
+    ('#include "nf.h"\n' + BODY.replace("return device;", "return *(volatile int *)0 + device;"), RUN,
+     "nf.c: the NF crashed (SIGSEGV)"),
+    ('#include "nf.h"\n' + BODY.replace("return device;", "return device + 7;"), RUN,
+     "nf_process returned 7 for packet 0: not a device of this NF (0..1)"),
+    ('#include "nf.h"\n' + BODY.replace("return true;", "return false;"), RUN, "nf_init failed (returned false)"),
+])
+def test_nfs_that_fail_differently_still_fail_in_one_line(case, text, args, words):
+    case({"nf.c": text, "lan.pcap": pcap([UDP])}).nfx(*args, out="out").error(args[0], words)
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda p: p.mkdir(), "nf.c: is a folder, not an NF source file"),
+    (lambda p: os.mkfifo(p), "nf.c: is not a regular file (a device, FIFO or socket)"),
+    (lambda p: p.symlink_to("/dev/zero"), "nf.c: is not a regular file"),
+    (lambda p: p.write_bytes(b"/*" + b" " * (9 << 20) + b"*/\n"), "is too large for an NF source file"),
+    (lambda p: None, "nf.c: no such NF source file"),
+])
+@pytest.mark.parametrize("args", [ANALYZE, RUN], ids=["analyze", "run"])
+def test_an_nf_path_that_is_no_source_file(case, make, words, args):
+    c = case({"lan.pcap": pcap([UDP])})
+    make(c.root / "nf.c")
+    c.nfx(*args, out="out").error(args[0], words)
+
+
+@pytest.mark.parametrize("define,words", [
+    ("CAP=1.5", "--define CAP=1.5: floating-point values are not part of the NF language"),
+    ('CAP="big"', 'a string values are not part of the NF language'),
+    ("CAP=", "--define CAP: needs a one-line value"),
+    ("CAP=1); int evil = (2", "the value is not a C expression"),
+    ("CAP=1 /* */ 2", "the value is not a C expression"),
+    ("LAN=1", "defines LAN unconditionally; wrap its #define in #ifndef LAN"),
+    ("CAPACTIY=16", "unknown --define CAPACTIY: nf.c neither defines nor tests it (its configurable macros: CAP, "
+                    "NF_DEVICES)"),
+    ("NF_DEVICES=65", "NF_DEVICES is 65; it must be an integer constant from 1 to 64"),
+])
+@pytest.mark.parametrize("args", [ANALYZE, RUN, GENERATE], ids=["analyze", "run", "generate"])
+def test_a_bad_define_is_refused_alike_everywhere(case, define, words, args):
+    text = '#ifndef CAP\n#define CAP 16\n#endif\n#define LAN 0\n#include "nf.h"\nint cap = CAP;\n' + BODY
+    c = case({"nf.c": text, "lan.pcap": pcap([UDP])})
+    c.nfx(*args, "--define", define, out="out").error(args[0], words)
+
+
+@pytest.mark.parametrize("name", ['q"uote.c', "new\nline.c", "x */ y.c", "-looks-like-an-option.c"])
+def test_odd_nf_names_keep_their_macros_in_analyze_run_and_generate(case, name):
+    text = '#ifndef CAP\n#define CAP 16\n#endif\n#include "nf.h"\nint cap = CAP;\n' + BODY
+    c = case({name: text, "lan.pcap": pcap([UDP, UDP])})
+    # the name goes after "--", as for any command-line tool, so that nfx's options parser does not take it
+    analysis = json.loads(c.nfx("analyze", "--json", "--define", "CAP=8", "--", name).ok().out)
+    assert dict(analysis["defines"])["CAP"] == "8"
+    c.nfx("run", "--define", "CAP=8", "--in", "0=lan.pcap", "--out", "out", "--json", "--", name, out="out").ok()
+    c.nfx("generate", "--define", "CAP=8", "-o", "gen", "--", name, out="gen").ok()
+    from explorer.codegen.compile import build_program
+
+    build_program(c.root / "gen")  # its comments name the odd path and still compile with -Werror
+
+
+# ---- bad pcaps: refused with what is wrong, the same for run, simulate and check ------------------------
+
+def _header(magic: int = 0xA1B2C3D4, linktype: int = 1) -> bytes:
+    return struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 262144, linktype)
+
+
+def _record(data: bytes, caplen: Optional[int] = None, frac: int = 0) -> bytes:
+    return struct.pack("<IIII", 1, frac, len(data) if caplen is None else caplen, len(data)) + data
+
+
+BAD_PCAPS = {
+    "garbage": (b"this is not a capture at all", "bad magic 0x74686973, not a pcap or pcapng file"),
+    "empty": (b"", "empty file (0 bytes), not a pcap file"),
+    "short header": (_header()[:10], "truncated file header (10 of 24 bytes)"),
+    "cut record": (_header() + _record(UDP)[:30], "truncated record at byte 24 (packet #0)"),
+    "cut record header": (_header() + _record(UDP) + b"\x01\x02", "truncated record header at byte 100"),
+    "huge caplen": (_header() + _record(UDP, caplen=1 << 30), "claims 1073741824 captured bytes, more than 262144"),
+    "not Ethernet": (_header(linktype=113) + _record(UDP), "link type 113 is not Ethernet"),
+    "bad fraction": (_header() + _record(UDP, frac=1_000_000), "has 1000000 microseconds, not below one second"),
+    "pcapng cut": (bytes.fromhex("0a0d0d0a1c0000004d3c2b1a01000000ffffffffffffffff1c000000")[:20],
+                   "truncated block at byte 0"),
+    "big frame": (_header() + _record(UDP + bytes(66000)), "packet #0 has 66060 bytes, more than the 65535"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_PCAPS))
+@pytest.mark.parametrize("args", [("run", "nop.c", "--in", "0=bad.pcap", "--out", "out", "--json"),
+                                  ("simulate", "nop.c", "--in", "0=bad.pcap")], ids=["run", "simulate"])
+def test_a_bad_pcap_is_refused_with_what_is_wrong(case, name, args):
+    data, words = BAD_PCAPS[name]
+    line = case({"nop.c": NOP, "bad.pcap": data}).nfx(*args, out="out").error(args[0], words)
+    assert "error: bad.pcap: " in line
+
+
+@pytest.mark.parametrize("spec,words", [
+    ("0=/dev/zero", "/dev/zero: is a device or socket, not a pcap file"),
+    ("0=/dev/urandom", "/dev/urandom: is a device or socket, not a pcap file"),
+    ("0=.", ".: is a directory, not a pcap file"),
+    ("0=missing.pcap", "missing.pcap: no such file"),
+    ("70000=lan.pcap", "device '70000' is not a number from 0 to 65535"),
+    ("x=lan.pcap", "device 'x' is not a number"),
+    ("lan.pcap", "expected DEV=PCAP"),
+    ("2=lan.pcap", "the trace has packets on device 2, but nop.c has 2 devices (0..1)"),
+])
+def test_a_bad_input_spec_or_a_device_file_is_refused(case, spec, words):
+    case({"nop.c": NOP, "lan.pcap": pcap([UDP])}).nfx(
+        "run", "nop.c", "--in", spec, "--out", "out", "--json", out="out").error("run", words)
+
+
+def test_the_same_device_twice_is_refused(case):
+    case({"nop.c": NOP, "lan.pcap": pcap([UDP])}).nfx(
+        "run", "nop.c", "--in", "0=lan.pcap", "--in", "0=lan.pcap", "--out", "out", "--json", out="out").error(
+        "run", "device 0 is given twice")
+
+
+@pytest.mark.parametrize("frames", [
+    [],  # a valid capture without packets
+    [b"", ETHER[:5], ETHER[:13]],  # runts only: never reach the NF
+    [UDP, ETHER[:9], UDP + bytes(9000), b"", UDP],  # a jumbo frame among runts
+])
+def test_odd_but_valid_captures_run_and_every_packet_is_counted(case, frames):
+    c = case({"reflect.c": REFLECT, "lan.pcap": pcap(frames), "wan.pcap": pcap([UDP[:14] + b"\xff" + UDP[15:]])})
+    summary = json.loads(c.nfx("run", "reflect.c", "--in", "0=lan.pcap", "--in", "1=wan.pcap", "--out", "out",
+                               "--json", out="out").ok().out)
+    assert summary["runts"] == sum(1 for f in frames if len(f) < 14) and summary["flooded"] == 1
+
+
+def test_a_pcap_through_a_symlink_or_a_fifo_is_read(case):
+    c = case({"reflect.c": REFLECT, "real/lan.pcap": pcap([UDP] * 3),
+              "lan.pcap": lambda p: p.symlink_to(p.parent / "real" / "lan.pcap")})
+    c.nfx("run", "reflect.c", "--in", "0=lan.pcap", "--out", "out", "--json", out="out").ok()
+    os.mkfifo(c.root / "fifo.pcap")
+    feeder = subprocess.Popen(["sh", "-c", f"cat '{c.root / 'real' / 'lan.pcap'}' > '{c.root / 'fifo.pcap'}'"])
+    try:
+        summary = json.loads(c.nfx("run", "reflect.c", "--in", "0=fifo.pcap", "--out", "out2", "--json",
+                                   out="out2").ok().out)
+    finally:
+        feeder.wait(timeout=60)
+    assert summary["in"] == 3
+
+
+# ---- output places that are not folders of ours -----------------------------------------------------------
+
+@pytest.mark.parametrize("args,words", [
+    (("run", "nop.c", "--in", "0=lan.pcap", "--out", "/dev/null", "--json"), "--out /dev/null: exists and is not a folder"),
+    (("run", "nop.c", "--in", "0=lan.pcap", "--out", "/", "--json"), "refusing to write into /: it is a system folder"),
+    (("traffic", "uniform", "--packets", "10", "--out", "/etc"), "refusing to write into /etc: it is a system folder"),
+    (("traffic", "uniform", "--packets", "10", "--out", "/proc/nfx"), "--out /proc/nfx: cannot write in /proc"),
+    (("run", "nop.c", "--in", "0=lan.pcap", "--out", "lan.pcap/out", "--json"), "lan.pcap is not a folder"),
+])
+def test_an_output_place_that_is_no_folder_of_ours_is_refused(case, args, words):
+    case({"nop.c": NOP, "lan.pcap": pcap([UDP])}).nfx(*args).error(args[0], words)
+
+
+# ---- generate: nothing it did not write is lost (its own tests: tests/test_codegen_writes.py) ----------------
+
+def test_generate_never_writes_through_a_planted_marker_link(case):
+    c = case({"nop.c": NOP, "victim.txt": "precious",
+              "out/.nfx-generated": lambda p: p.symlink_to(p.parent.parent / "victim.txt")})
+    c.nfx("generate", "nop.c", "-o", "out").error("generate", "refusing to write out/.nfx-generated: it is a "
+                                                              "symbolic link")
+
+
+def test_generate_keeps_an_edited_file_and_the_input_nf(case):
+    c = case({"nop.c": NOP})
+    c.nfx("generate", "nop.c", "-o", "out", out="out").ok()
+    edited = (c.root / "out" / "nf.c").read_text() + "/* mine */\n"
+    (c.root / "out" / "nf.c").write_text(edited)
+    c.nfx("generate", "nop.c", "-o", "out", "--cores", "4", out="out").error("generate", "nf.c changed since nfx "
+                                                                                         "wrote it")
+    assert (c.root / "out" / "nf.c").read_text() == edited
+    c.nfx("generate", "nop.c", "-o", ".", "--force", out=".")
+    assert (c.root / "nop.c").read_text() == NOP  # --force in the NF's own folder: the input stays
+
+
+@pytest.mark.parametrize("args", [("generate", "nop.c", "-o", "/"), ("generate", "nop.c", "-o", "/usr", "--force")])
+def test_generate_refuses_system_folders_even_with_force(case, args):
+    case({"nop.c": NOP}).nfx(*args).error("generate", "it is a system folder")
+
+
+# ---- the build cache ---------------------------------------------------------------------------------
+
+def test_a_cache_that_is_a_file_or_a_bad_size_is_refused_before_the_build(case, tmp_path):
+    c = case({"nop.c": NOP, "lan.pcap": pcap([UDP]), "cachefile": "x"})
+    run = ("run", "nop.c", "--in", "0=lan.pcap", "--out", "out", "--json")
+    c.nfx(*run, env={"NFX_CACHE": str(c.root / "cachefile")}).error(
+        "run", f"the build cache {c.root / 'cachefile'} is not a folder")
+    c.nfx(*run, env={"NFX_CACHE": str(tmp_path / "fresh"), "NFX_CACHE_SIZE": "lots"}).error(
+        "run", "NFX_CACHE_SIZE='lots': expected a size such as 500M or 2G")
+    assert not (tmp_path / "fresh").exists() or not any((tmp_path / "fresh").rglob("*.o"))
+
+
+def test_a_corrupt_cache_entry_is_rebuilt_and_the_run_is_right(case, tmp_path):
+    c = case({"reflect.c": REFLECT, "lan.pcap": pcap([UDP, UDP[:14] + b"\xdd" + UDP[15:]])})
+    run = ("run", "reflect.c", "--in", "0=lan.pcap", "--out", "out", "--json")
+    env = {"NFX_CACHE": str(tmp_path / "own-cache")}
+    first = json.loads(c.nfx(*run, out="out", env=env).ok().out)
+    for binary in (tmp_path / "own-cache" / "bin").glob("*/nfx-seq"):
+        binary.write_bytes(binary.read_bytes()[:1000])  # a half-written program
+    assert json.loads(c.nfx(*run, out="out", env=env).ok().out) == first == {
+        "in": 2, "out": {"0": 1, "1": 0}, "forwarded": 1, "dropped": 1, "flooded": 0, "runts": 0}
+
+
+# ---- signals: SIGTERM and Ctrl-C leave nothing behind --------------------------------------------------------
+
+SPIN = '#include "nf.h"\n' + BODY.replace("return device;", "for (volatile uint64_t i = 0; i < 4000000000ULL; i++) {}\n"
+                                                           "  return device;")
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("command", ["run", "traffic"])
+def test_a_signal_mid_work_leaves_nothing_behind(case, signum, status, command):
+    c = case({"spin.c": SPIN, "lan.pcap": pcap([UDP] * 4)})
+    args = (["run", "spin.c", "--in", "0=lan.pcap", "--out", "out"] if command == "run" else
+            ["traffic", "uniform", "--packets", "300000", "--out", "out"])
+    before, folders = _world(c.root, ()), set(_dpdk_folders())
+    process = subprocess.Popen([sys.executable, "-m", "explorer.cli", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=c.root,
+                               env={**os.environ, "TMPDIR": str(c.tmp), "NFX_CACHE": str(c.cache)})
+    try:  # mid-work: while the harness spins, or while the pcaps are written aside
+        busy = (lambda: _spinning(c.cache)) if command == "run" else (lambda: any(c.root.glob(".out.*")))
+        deadline = time.monotonic() + 120
+        while not busy() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert busy(), f"never caught mid-work: {process.poll()} {process.stderr.read() if process.poll() is not None else ''}"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == status and stderr.decode().strip() == f"nfx {command}: " + (
+        "terminated" if signum == signal.SIGTERM else "interrupted")
+    assert _world(c.root, ()) == before and os.listdir(c.tmp) == []  # no out, no half of it, no temp
+    assert [d for d in set(_dpdk_folders()) - folders if f"-{process.pid}-" in d.name] == []
+    time.sleep(0.2)
+    assert not _spinning(c.cache)  # the harness died with nfx
+
+
+def _spinning(cache: Path) -> list[int]:
+    """Live (not zombie) harnesses of the corpus's spin.c."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and f"{cache}/bin/spin-".encode() in (proc / "cmdline").read_bytes() and \
+                    "State:\tZ" not in (proc / "status").read_text():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found

@@ -104,6 +104,16 @@ def test_a_trace_on_a_device_the_nf_lacks_is_a_config_error():
         run_trace(NFS / "reflect.c", trace)
 
 
+def test_an_error_only_the_compiler_sees_is_a_build_error_at_its_place(tmp_path):
+    from explorer.errors import BuildError
+
+    nf = tmp_path / "nf.c"
+    nf.write_text((NFS / "reflect.c").read_text().replace("bool nf_init(void) {", "bool nf_init(void) {\n  g();"))
+    with pytest.raises(BuildError) as caught:
+        build.build_nf(nf)
+    assert str(caught.value).startswith(f"{nf}:") and "implicit declaration of function 'g'" in str(caught.value)
+
+
 def test_frames_longer_than_the_runtime_takes_are_refused():
     trace = Trace(np.zeros(1, np.uint64), np.zeros(1, np.uint16), (bytes(65536),))
     with pytest.raises(TrafficError, match="packet 0 has 65536 bytes"):

@@ -4,6 +4,6 @@
 project's own headers, macros, NF_DEVICES) is ``explorer.nfsource``'s. Errors are CSyntaxError
 (file:line:col) or ConfigError.
 """
-from explorer.frontend.parsed import ParsedNF, SourceMap, parse_nf
+from explorer.frontend.parsed import ParsedNF, SourceMap, parse_nf, parse_source
 
-__all__ = ["ParsedNF", "SourceMap", "parse_nf"]
+__all__ = ["ParsedNF", "SourceMap", "parse_nf", "parse_source"]

@@ -10,9 +10,11 @@ from typing import Any, Optional
 
 from pycparser import c_ast
 
+from explorer.errors import CSyntaxError
 from explorer.frontend.parser import parse_text
 from explorer.ir import Location
 from explorer.nfsource import NfSource, read_nf
+from explorer.nfsource.cpp import syntax_error
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,23 @@ def _respell(ast: c_ast.Node, spellings: dict[str, str]) -> None:
         todo.extend(child for _, child in node.children())
 
 
+def parse_source(source: NfSource) -> c_ast.FileAST:
+    """The NF's AST, nodes at their real file:line:col. On a syntax error, gcc's words and place
+    when gcc finds an error too (the same words ``nfx run`` gives), else the parser's: an NF that
+    pycparser cannot parse (GNU extensions) is refused by every command."""
+    spellings = dict(source.spellings)
+    try:
+        ast = parse_text(source.text, source.path, spellings)
+    except CSyntaxError:
+        gcc = syntax_error(source.path, source.gcc_defines)
+        if gcc is None:
+            raise
+        raise CSyntaxError(gcc.sentence(), location=gcc.location) from None
+    if spellings:
+        _respell(ast, spellings)
+    return ast
+
+
 def parse_nf(path: str | Path, defines: Optional[dict[str, str]] = None) -> ParsedNF:
     """Preprocess and parse the NF at ``path`` with configuration ``defines`` (``{NAME: VALUE}``).
 
@@ -77,10 +96,7 @@ def parse_nf(path: str | Path, defines: Optional[dict[str, str]] = None) -> Pars
     define that is not one of the NF's configuration macros, or one the NF does not let override
     (see ``explorer.nfsource.read_nf`` for every rule)."""
     source = read_nf(path, defines)
-    spellings = dict(source.spellings)
-    ast = parse_text(source.text, source.path, spellings)
-    if spellings:
-        _respell(ast, spellings)
+    ast = parse_source(source)
     source_map = SourceMap(tuple((name, _read_lines(name)) for name in source.files))
     return ParsedNF(path=source.path, ast=ast, defines=source.configuration, devices=source.devices,
                     source_map=source_map, source=source)

@@ -20,6 +20,7 @@ FRONTEND_INCLUDE = Path(__file__).resolve().parent.parent / "frontend" / "includ
 RUNTIME_INCLUDE = Path(__file__).resolve().parent.parent / "runtime" / "include"
 OUR_INCLUDES = (FRONTEND_INCLUDE, RUNTIME_INCLUDE)
 MAX_SOURCE_BYTES = 8 << 20  # an NF file or one of its headers
+ANALYSIS_FLAGS = ("-nostdinc", "-undef", "-DNF_ANALYSIS", "-I", str(FRONTEND_INCLUDE), "-I", str(RUNTIME_INCLUDE))
 CPP_LIMITS = Limits(seconds=5.0, memory=1 << 28, output=64 << 20)  # an NF takes cc1 50 ms and 30 MiB
 
 
@@ -183,7 +184,8 @@ def _check_includes(scan: _Scan, path: str, *, system_headers: bool = False) -> 
             continue
         if not _within(file, (folder,)):
             real = os.path.realpath(file)
-            leads = f" (it leads to {real})" if os.path.abspath(file) != real else ""
+            shown = os.path.abspath(file) != real and (os.path.isfile(real) or os.path.isdir(real))
+            leads = f" (it leads to {real})" if shown else ""  # not /proc/<pid>/fd/pipe:[...]
             raise CSyntaxError(f"#include of {file}{leads}, which is outside the NF's folder; an NF may include "
                                f"only {ALLOWED_INCLUDES}", location=where)
         try:
@@ -202,8 +204,7 @@ def preprocess(path: str, flags: Sequence[str], what: str, *, analysis: bool = T
     ``analysis``: against our minimal libc (``-nostdinc -undef -DNF_ANALYSIS``), else against the
     system's headers as the builds compile it. Raises CSyntaxError for a preprocessor error."""
     gcc_path = argv_path(path)
-    base = (["-nostdinc", "-undef", "-DNF_ANALYSIS", "-I", str(FRONTEND_INCLUDE), "-I", str(RUNTIME_INCLUDE)]
-            if analysis else ["-std=gnu11", "-I", str(RUNTIME_INCLUDE)])
+    base = ANALYSIS_FLAGS if analysis else ("-std=gnu11", "-I", str(RUNTIME_INCLUDE))
     work = Path(tempfile.mkdtemp(prefix="nfx-cpp-"))
     try:
         output = work / "out.i"
@@ -228,3 +229,17 @@ def preprocess(path: str, flags: Sequence[str], what: str, *, analysis: bool = T
         raise CSyntaxError(f"{what}: the preprocessor failed: {lines[-1] if lines else f'exit status {status}'}")
     _check_includes(scan, path, system_headers=not analysis)
     return scan
+
+
+def syntax_error(path: str, defines: Sequence[str]) -> Optional[Diagnostic]:
+    """gcc's first error on the NF as the analysis sees it (``gcc -fsyntax-only``), with the NF's
+    path as given; None when gcc finds none. Its words name a syntax error better than a parser
+    generated from a grammar can."""
+    gcc_path = argv_path(path)
+    status, stderr = run_gcc(["-fsyntax-only", "-std=gnu11", *ANALYSIS_FLAGS, "-fdiagnostics-format=json", *defines,
+                              gcc_path], f"checking {path}", CPP_LIMITS)
+    diagnostic = first_error(stderr) if status != 0 else None
+    if diagnostic is not None and diagnostic.location is not None and diagnostic.location.file == gcc_path:
+        diagnostic = Diagnostic(diagnostic.message, Location(path, diagnostic.location.line, diagnostic.location.col),
+                                diagnostic.more)
+    return diagnostic

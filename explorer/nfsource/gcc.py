@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from explorer.errors import ConfigError
 from explorer.ir import Location
-from explorer.processes import run_child
+from explorer.processes import die_with_parent, run_child
 
 ALLOWED_INCLUDES = ("nf.h, <stdint.h>, <stdbool.h>, <stddef.h>, <string.h> and regular files in its own "
                     "folder")
@@ -41,6 +41,7 @@ class Limits:
         resource.setrlimit(resource.RLIMIT_AS, (self.memory, self.memory))
         resource.setrlimit(resource.RLIMIT_FSIZE, (self.output, self.output))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        die_with_parent()
 
 
 # ---- diagnostics --------------------------------------------------------------------------------
@@ -138,6 +139,8 @@ def _watch_reads(pid: int) -> None:
                 mode = os.stat(f"/proc/{process}/fd/{fd}").st_mode
                 target = os.readlink(f"/proc/{process}/fd/{fd}")
             except OSError:
+                continue
+            if target.startswith(("pipe:", "socket:", "anon_inode:")) or target == os.devnull:  # gcc's plumbing
                 continue
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise _Refused(target)

@@ -15,6 +15,8 @@ keeps each file's order).
 """
 from __future__ import annotations
 
+import os
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -111,8 +113,14 @@ def iter_pcap(path: PathLike, chunk_packets: int) -> Iterator[Chunk]:
     missing file at once, damage inside the file when the iteration reaches it."""
     if isinstance(chunk_packets, bool) or not isinstance(chunk_packets, int) or chunk_packets < 1:
         raise TrafficError(f"chunk size must be a positive number of packets, not {chunk_packets!r}")
-    if not Path(path).exists():
-        raise TrafficError(f"{path}: no such file")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise TrafficError(f"{path}: no such file") from None
+    except OSError as error:
+        raise TrafficError(f"{path}: cannot read: {error.strerror or error}") from None
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):  # a FIFO ends: it may be read
+        raise TrafficError(f"{path}: is a device or socket, not a pcap file")
     return _chunks(path, chunk_packets)
 
 
