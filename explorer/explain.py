@@ -260,6 +260,11 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
                                  "natural": o.natural}
         for c in solution.sharding.violated:
             broken.setdefault(c.origin.split(":", 1)[0], []).append(c.origin)
+    if solution is not None:  # a broken object's entries go where the NIC now hashes: show that
+        hashed = {str(d): list(f) for d, f in solution.sharding.hashed}
+        for name in broken:
+            if name in decisions and not any(decisions[name]["fields"].values()):
+                decisions[name]["fields"] = {d: f for d, f in hashed.items() if d in decisions[name]["fields"]} or hashed
     objects: dict[str, Any] = {}
     for obj in analysis.objects:
         info = decisions.get(obj.name, {})
@@ -276,6 +281,10 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
             entry["summary"] = allocation_summary(allocation, obj.name)
         if obj.name in broken:
             entry["broken"] = _broken_text(obj.name, info, broken[obj.name], dict(solution.sharding.hashed))
+        elif _follows_broken(obj.name, decisions, broken):
+            source = _follows_broken(obj.name, decisions, broken)
+            entry["broken"] = (f"Follows {source}, which the override breaks: its entries split across cores "
+                               f"with {source}'s. " + entry["summary"])
         objects[obj.name] = entry
     return {"nf": analysis.nf, "objects": objects, "keys": key_layouts(analysis),
             "strategy": _strategy(solution, objects) if solution is not None else {}}
@@ -286,6 +295,19 @@ def _allocation_of(solution: Any, name: str) -> Any:
     if solution is None:
         return None
     return next((a for a in solution.sharding.allocations if name == a.allocator or name in a.objects), None)
+
+
+def _follows_broken(name: str, decisions: Mapping[str, Mapping[str, Any]], broken: Mapping[str, Any],
+                    seen: frozenset[str] = frozenset()) -> str:
+    """The broken object ``name`` follows, directly or not ("" when none)."""
+    for source in decisions.get(name, {}).get("follows", ()):
+        if source in broken:
+            return source
+        if source not in seen:
+            found = _follows_broken(source, decisions, broken, seen | {name})
+            if found:
+                return found
+    return ""
 
 
 def _inherited(name: str, decisions: Mapping[str, Mapping[str, Any]], seen: frozenset[str] = frozenset()) -> dict:
@@ -510,3 +532,34 @@ def public(example: Optional[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
     if example is None:
         return None
     return {k: v for k, v in example.items() if not k.startswith("_")}
+
+
+# ---- packets of a trace --------------------------------------------------------------------
+
+PROTOCOLS = {6: "TCP", 17: "UDP", 1: "ICMP"}
+
+
+def packets_at(chunks: Iterable[tuple[Any, Any]], numbers: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The header fields of the packets numbered ``numbers`` (0 is the first, in trace order) of a
+    trace given as ``(PacketFields, devices)`` chunks: to show a simulator's examples as packets."""
+    wanted = sorted(set(int(n) for n in numbers))
+    out: dict[int, dict[str, Any]] = {}
+    start = 0
+    for fields, devices in chunks:
+        count = len(fields)
+        for number in wanted:
+            if start <= number < start + count:
+                i = number - start
+                ipv4 = bool(fields.is_ipv4[i])
+                out[number] = {
+                    "number": number, "device": int(devices[i]),
+                    "src_ip": _addresses(fields.src_ip[i:i + 1])[0] if ipv4 else "",
+                    "dst_ip": _addresses(fields.dst_ip[i:i + 1])[0] if ipv4 else "",
+                    "src_port": int(fields.src_port[i]) if bool(fields.is_l4[i]) else None,
+                    "dst_port": int(fields.dst_port[i]) if bool(fields.is_l4[i]) else None,
+                    "protocol": PROTOCOLS.get(int(fields.proto[i]), str(int(fields.proto[i]))) if ipv4 else "",
+                }
+        start += count
+        if wanted and start > wanted[-1]:
+            break
+    return out

@@ -255,6 +255,15 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
                           strategy=strategy, progress=progress)
 
 
+def packets_of(traffic: Any, numbers: Any, packets: int = 100_000, flows: int = 10_000, seed: int = 0,
+               **params: Any) -> dict[int, dict[str, Any]]:
+    """The addresses, ports and device of the packets numbered ``numbers`` (trace order, from 0) of
+    the traffic ``simulate`` was given the same arguments: its examples as packets people read."""
+    from explorer.explain import packets_at
+
+    return packets_at(traffic_chunks(traffic, packets, flows, seed, **params), numbers)
+
+
 def with_keys(plan: RssPlan, keys: Optional[Mapping[int, Any]] = None,
               fields: Optional[Mapping[int, tuple[str, ...]]] = None) -> RssPlan:
     """``plan`` with some devices' keys (bytes or hex) and/or hashed fields replaced."""
@@ -295,6 +304,14 @@ def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_pack
     return ((extract_fields(frames), devices) for frames, devices in merged_pcaps(dict(traffic), chunk_packets))
 
 
+def project_in(folder: str | Path) -> Optional[dict[str, Any]]:
+    """The NF and strategy of the project an earlier ``generate`` wrote into ``folder`` (None when
+    there is none), so that a caller can ask before writing another NF's project over it."""
+    from explorer.codegen.project import marker_summary
+
+    return marker_summary(folder)
+
+
 def generate(solution: Solution, out: str | Path, strategy: str = "auto", cores: Optional[int] = None,
              force: bool = False, replication: str = "lagged"):
     """Write the parallel DPDK project of ``solution`` into the folder ``out`` (refuses a non-empty
@@ -306,14 +323,19 @@ def generate(solution: Solution, out: str | Path, strategy: str = "auto", cores:
 
 
 def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: str = "auto",
-          packets: int = 20_000, flows: int = 2_000, seed: int = 0, replication: str = "lagged"):
+          packets: int = 20_000, flows: int = 2_000, seed: int = 0, replication: str = "lagged",
+          wrong_on_purpose: bool = False):
     """Run the sequential and the parallel build on the same trace (a generator kind or a Trace) and
-    compare every packet's verdict and output bytes."""
+    compare every packet's verdict and output bytes. With ``wrong_on_purpose``, a solution the solver
+    showed to be wrong (an override that splits state) is built and run anyway, in a temporary
+    folder, to see what goes wrong (``generate`` still refuses to write it)."""
     from explorer.verify.equivalence import check as compare
     from explorer.traffic.generators import generate as make_trace
 
     if isinstance(traffic, str):
         _check_synthetic(packets, flows, seed, limits.FRAME_BYTES)
+    if wrong_on_purpose and not solution.valid:
+        solution = replace(solution, valid=True)
     trace = make_trace(traffic, packets=packets, flows=flows, seed=seed) if isinstance(traffic, str) else traffic
     return compare(solution, trace, cores=limits.CORES.check(cores), strategy=strategy, replication=replication)
 

@@ -161,17 +161,10 @@ def local_page(browser, width: int = 1400, height: int = 900) -> tuple[object, l
 
 
 def screenshot(page, name: str) -> Path:
-    """Save the whole page as tests/artifacts/<name>.png (gitignored), for a person to look at.
-
-    Voilà scrolls its cells inside ``#rendered_cells``, not the document, so the viewport is made
-    as tall as that content for the shot, then restored."""
+    """Save what the browser shows as tests/artifacts/<name>.png (gitignored), for a person to look
+    at. The explorer fits the window (its panes scroll inside), so the shot is the viewport."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    size = page.viewport_size
-    content = page.evaluate("() => (document.getElementById('rendered_cells') || document.body).scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(content) + 40)})
-    try:
-        page.screenshot(path=str(path), full_page=True)
-    finally:
-        page.set_viewport_size(size)
+    page.wait_for_timeout(300)  # let the last widget messages paint
+    page.screenshot(path=str(path))
     return path

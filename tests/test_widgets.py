@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import base64
 import datetime
-import html
+import io
+import zipfile
 
 import pytest
 import traitlets
 
 from explorer.errors import ConfigError, ShardingError
+from widgets.access_graph import DETAILED, FOCUS, SUMMARY, access_dot, edges, legend
+from widgets.charts import bar_chart, line_chart, nice_max, number
 from widgets.code import highlight_lines, render_code
-from widgets.graph_view import GraphRenderError, GraphView, highlight_choices, render_svg
-from widgets.load_view import CORE_PALETTE, LoadView, bucket_columns, core_columns
+from widgets.graph_view import GraphRenderError, GraphView, focus_choices, render_svg
+from widgets.inputs import Inputs, plural
+from widgets.load_view import LoadView, bucket_columns, core_columns, core_palette
 from widgets.nf_picker import NfPicker, parse_defines, sample_nfs
-from widgets.project_view import ProjectView, download_link, read_project
-from widgets.sharding_table import ShardingTable, rows_from_analysis, rows_from_solution
-from widgets.simulator import UPLOADED, SimulatorPanel, unchecked_html, violations_html
+from widgets.project_view import DOWNLOAD_MIME, ProjectView, default_folder, download_link, read_project, zip_bytes
+from widgets.sharding_table import ShardingTable, rows_from
+from widgets.simulator import UPLOADED, SimulatorPanel, contention_html, unchecked_html, violations_html
 from widgets.solution_view import SolutionView
-from widgets.source_view import ALL_PATHS, SourceView, access_notes, path_label, same_file
-from widgets.status import StatusBar
+from widgets.source_view import SourceView, access_notes, path_label, same_file
+from widgets.status import StatusLine
 from widgets.verify_view import VerifyPanel, check_html
 
-from widgets_samples import (COUNTEREXAMPLE, GET_LINE, KEY0, KEY1, PUT_LINE, REBALANCED, SIMULATION, SOLUTION,
-                             TINY_NF, analysis_dict)
+from widgets_samples import (BROKEN_WORDS, GET_LINE, KEY0, KEY1, PACKETS, PUT_LINE, REBALANCED, SIMULATION,
+                             SOLUTION, TINY_NF, WORDS, analysis_dict)
 
 
 # ---- code -----------------------------------------------------------------------------------
@@ -65,46 +69,26 @@ def tiny(tmp_path):
     return path, analysis_dict(str(path))
 
 
-def test_source_view_marks_access_lines_and_selected_path(tiny):
+def test_source_view_marks_access_lines_and_the_focus(tiny):
     path, analysis = tiny
     view = SourceView()
     view.show(analysis, TINY_NF)
-    assert view.marked_lines == [GET_LINE, PUT_LINE]
-    assert view.selected_lines == []
-    view.selected_path = 0
+    assert view.marked_lines == [GET_LINE, PUT_LINE] and view.selected_lines == []
+    view.focus = "path 0"
     assert view.selected_lines == [GET_LINE]
-    view.selected_path = 1
+    view.focus = "path 1"
     assert view.selected_lines == [GET_LINE, PUT_LINE]
     code = view._code.value
-    assert f"<summary>lines 1\u2013{GET_LINE - 5}</summary>" in code  # opens 4 lines above the path
+    assert f"<summary>lines 1\u2013{GET_LINE - 5}</summary>" in code  # opens 4 lines above the focus
     put_row = code.split(f'data-line="{PUT_LINE}"')[0].rsplit("<div", 1)[1]
     assert "nfx-selected" in put_row and "nfx-access" in put_row
     assert "flows WRITE" in code and "flows READ" in code
-    view.selected_path = ALL_PATHS
+    view.focus = "object flows"
+    assert view.selected_lines == [GET_LINE, PUT_LINE]
+    view.focus = "object config"
     assert view.selected_lines == []
-
-
-def test_source_view_picker_lists_paths_and_drives_selection(tiny):
-    _, analysis = tiny
-    view = SourceView()
-    view.show(analysis, TINY_NF)
-    labels = [label for label, _ in view._picker.options]
-    assert labels[0] == "all paths"
-    assert labels[2] == "#1 dev 0: forward to 0 \u2014 flows READ, flows WRITE"
-    assert labels[3] == "#2 dev 1: drop \u2014 no state"
-    view._picker.value = 1  # what the user's choice in the browser does
-    assert view.selected_path == 1 and view.selected_lines == [GET_LINE, PUT_LINE]
-
-
-def test_source_view_rejects_unknown_path_and_resets_on_new_analysis(tiny):
-    _, analysis = tiny
-    view = SourceView()
-    view.show(analysis, TINY_NF)
-    with pytest.raises(traitlets.TraitError):
-        view.selected_path = 7
-    view.selected_path = 1
-    view.show(analysis, TINY_NF)
-    assert view.selected_path == ALL_PATHS
+    view.focus = ""
+    assert view.selected_lines == []
 
 
 def test_accesses_in_other_files_are_not_marked(tiny):
@@ -114,43 +98,59 @@ def test_accesses_in_other_files_are_not_marked(tiny):
     assert same_file("tiny.c", "/x/y/tiny.c") and not same_file("/a/tiny.c", "/b/tiny.c")
 
 
-def test_path_label_names_computed_devices():
+def test_path_label_and_focus_choices(tiny):
     path = {"index": 4, "devices": [1], "accesses": [],
             "verdict": {"kind": "forward", "device": None, "device_text": "backends.value#3"}}
     assert path_label(path) == "#4 dev 1: forward to backends.value#3 \u2014 no state"
+    _, analysis = tiny
+    assert [value for _, value in focus_choices(analysis)] == ["object flows", "object config", "path 0", "path 1",
+                                                               "path 2"]
 
 
-# ---- graph view -----------------------------------------------------------------------------
+# ---- the graph -------------------------------------------------------------------------------
+
+def test_summary_edges_carry_each_devices_key_and_a_focus_has_exactly_its_own(tiny):
+    _, analysis = tiny
+    found = {(e.kind, e.source, e.target): e for e in edges(analysis, WORDS, SUMMARY)}
+    assert sorted(found) == [("reads", 0, "flows"), ("reads", 1, "flows"), ("writes", 0, "flows")]
+    assert found[("reads", 1, "flows")].label == "READ\ndev1: dst_ip,src_ip,dport,sport,proto"
+    assert found[("reads", 0, "flows")].label == "READ x2\ndev0: src_ip,dst_ip,sport,dport,proto"
+    # Path 0 only reads (on both devices): the WRITE edge is not its own.
+    mine = {(e.kind, e.source, e.target) for e in edges(analysis, WORDS) if e.in_focus("path 0")}
+    assert mine == {("reads", 0, "flows"), ("reads", 1, "flows")}
+    assert found[("reads", 0, "flows")].focus_label("path 1").startswith("READ\n")
+    assert {e.kind for e in edges(analysis, WORDS, DETAILED)} == {"reads", "writes", "verdict"}
+
+
+def test_dot_colours_objects_by_decision_and_the_legend_lists_only_what_is_drawn(tiny):
+    _, analysis = tiny
+    dot = access_dot(analysis, WORDS)
+    assert dot == access_dot(analysis, WORDS)  # deterministic
+    assert '"obj:flows" [shape=cylinder, style=filled, fillcolor="#dafbe1"' in dot
+    assert '"obj:config" [shape=box3d, style=filled, fillcolor="#ddf4ff"' in dot
+    assert "verdict:" not in dot  # the summary is about state
+    text = legend(analysis, WORDS)
+    assert 'data-legend="shard"' in text and 'data-legend="replicate"' in text and 'data-legend="lock"' not in text
+    assert 'data-legend="writes"' in text and 'data-legend="index"' not in text and 'data-legend="focus"' not in text
+    assert 'data-legend="broken"' in legend(analysis, BROKEN_WORDS)
+    focused = [line for line in access_dot(analysis, WORDS, "path 0").splitlines() if FOCUS in line]
+    assert [line.split(" [")[0].strip() for line in focused] == [  # its devices, its object, its two edges
+        '"dev:0"', '"dev:1"', '"obj:flows"', '"dev:0" -> "obj:flows"', '"dev:1" -> "obj:flows"']
+    assert 'data-legend="focus"' in legend(analysis, WORDS, "path 0")
+
 
 @pytest.mark.dot
-def test_graph_view_renders_svg_and_reports_bad_dot():
-    view = GraphView()
-    view.dot = 'digraph g { flows -> "path 0" [color=red]; }'
-    assert view.svg.startswith("<svg") and view.error == ""
-    assert ">flows</text>" in view.svg and ">path 0</text>" in view.svg
-    assert view.svg in view._html.value
-    view.dot = "digraph g { a -> }"
-    assert view.svg == "" and "syntax error" in view.error
-    assert "syntax error" in html.unescape(view._html.value)
-
-
-@pytest.mark.dot
-def test_svg_fits_its_box_and_the_emphasis_picker_offers_objects_and_paths(tiny):
-    svg = render_svg("digraph g { a -> b; }")
-    assert svg.startswith("<svg") and 'width="100%"' in svg and "max-width:" in svg and "height=" not in svg.split(">")[0]
-    assert "ns0:" not in svg
+def test_graph_view_draws_svg_switches_views_and_reports_bad_dot(tiny):
     _, analysis = tiny
     view = GraphView()
-    view.set_choices(highlight_choices(analysis))
-    assert [value for _, value in view._picker.options] == ["", "flows", "config", "path 0", "path 1", "path 2"]
-    view.highlight = "path 1"
-    assert view._picker.value == "path 1"
-    with pytest.raises(traitlets.TraitError):
-        view.highlight = "nosuch"
-
-
-@pytest.mark.dot
-def test_render_svg_raises_our_error():
+    assert "Load an NF" in view._html.value
+    view.analysis, view.words = analysis, WORDS
+    assert view.svg.startswith("<svg") and view.error == "" and "dev1: dst_ip,src_ip" in view.svg
+    assert "ns0:" not in view.svg and 'width="100%"' in view.svg and "min-width:" in view.svg
+    view.switch.value = DETAILED
+    assert view.view == DETAILED and "verdict:" in view.dot
+    view.zoom_switch.value = "actual"
+    assert 'width="100%"' not in view.svg and "max-width:none" in view.svg
     with pytest.raises(GraphRenderError):
         render_svg("not a graph")
 
@@ -159,146 +159,150 @@ def test_render_svg_raises_our_error():
 
 def test_core_and_bucket_columns_known_answers():
     cores = core_columns(SIMULATION)
-    assert cores == {"core": [0, 1, 2, 3], "packets": [30, 10, 20, 40], "flows": [3, 1, 2, 4], "after": [0, 0, 0, 0]}
+    assert cores == {"core": ["0", "1", "2", "3"], "packets": [30, 10, 20, 40], "flows": [3, 1, 2, 4],
+                     "after": [0, 0, 0, 0], "writes": [0, 0, 0, 0]}
     buckets = bucket_columns(REBALANCED)
     assert buckets["core"] == [0, 1, 2, 3, 2, 1, 1, 0]  # the rebalanced RETA, not the original
-    assert buckets["colour"][4] == CORE_PALETTE[2]
+    assert buckets["colour"][4] == core_palette(4)[2]
     assert core_columns(REBALANCED)["after"] == [30, 20, 20, 30]
     with pytest.raises(ValueError):
         bucket_columns({**SIMULATION, "reta": [0, 1]})
+    assert len(set(core_palette(16))) == 16 and len(set(core_palette(40))) == 40
 
 
-def test_load_view_updates_sources_in_place():
+def test_load_view_hides_empty_charts_and_lists_only_drawn_series():
     view = LoadView()
-    figures, sources = (view.cores_figure, view.buckets_figure), (view.cores_source, view.buckets_source)
     model, bundle = view.model._model, view.model.render_bundle
-    assert view.cores_source.data["packets"] == []
+    figures, sources = (view.cores_figure, view.buckets_figure), (view.cores_source, view.buckets_source)
+    assert view.model.layout.display == "none" and "No simulation yet" in view._summary.value
     view.simulation = SIMULATION
+    assert view.model.layout.display == "flex"
     assert view.cores_source.data["packets"] == [30, 10, 20, 40]
-    assert view.buckets_source.data["packets"] == SIMULATION["buckets"]
-    assert view._mean.location == pytest.approx(25.0)
-    assert view._after.visible is False and view._after_legend.visible is False
+    assert view._mean.location == pytest.approx(25.0) and view._mean_label.text == "mean 25 packets per core"
+    assert [i.label.value for i in view.cores_figure.legend[0].items] == ["packets"]
     assert "1.600" in view._summary.value and "100 packets on 4 cores" in view._summary.value
     view.simulation = REBALANCED
-    assert view._after.visible is True and view._after_legend.visible is True
-    assert view.cores_source.data["after"] == [30, 20, 20, 30]
+    assert [i.label.value for i in view.cores_figure.legend[0].items] == ["packets", "after rebalancing"]
     assert "after rebalancing the RETA <b>1.200</b>" in view._summary.value
+    view.simulation = {**SIMULATION, "contention": {"writes": 12, "share": 0.12, "per_core": [3, 3, 3, 3]}}
+    assert [i.label.value for i in view.cores_figure.legend[0].items] == ["packets", "took the write lock"]
+    view.simulation = {**SIMULATION, "per_core": [7], "flows_per_core": [1], "buckets": [7], "reta": [0]}
+    assert "on 1 core<" in view._summary.value or "on 1 core" in view._summary.value.replace("</div>", "")
     # Same figures, sources and Bokeh document: the browser got patches, not a new plot.
-    assert (view.cores_figure, view.buckets_figure) == figures
-    assert (view.cores_source, view.buckets_source) == sources
+    assert (view.cores_figure, view.buckets_figure) == figures and (view.cores_source, view.buckets_source) == sources
     assert view.model._model is model and view.model.render_bundle is bundle
-    assert view.cores_source.document is view.model._document
 
 
 # ---- sharding table -------------------------------------------------------------------------
 
-def test_rows_from_solution_and_analysis(tiny):
-    rows = rows_from_solution(SOLUTION)
+def test_rows_before_and_after_a_solve(tiny):
+    _, analysis = tiny
+    before = rows_from(analysis)
+    assert [(r["name"], r["accesses"], r["decision"]) for r in before] == [("flows", 3, ""), ("config", 0, "")]
+    assert before[0]["editable"].startswith("Solve first")
+    rows = rows_from(analysis, SOLUTION, WORDS)
     assert rows[0]["fields"] == {0: ["src_ip", "dst_ip", "src_port", "dst_port"],
                                  1: ["src_ip", "dst_ip", "src_port", "dst_port"]}
-    assert rows[1]["fields"] == {} and rows[1]["decision"] == "replicate"
+    assert rows[0]["editable"] == "" and rows[0]["summary"].startswith("tiny.c:11")
+    assert rows[1]["decision"] == "replicate" and "own copy" in rows[1]["editable"]
+    broken = rows_from(analysis, SOLUTION, BROKEN_WORDS)
+    assert broken[0]["decision"] == "broken" and broken[0]["summary"].startswith("Broken by the override")
+    locked = {**SOLUTION, "objects": [{**SOLUTION["objects"][0], "decision": "lock", "reason": "scans"},
+                                      SOLUTION["objects"][1]]}
+    assert rows_from(analysis, locked, WORDS)[0]["editable"].startswith("Shared behind a lock")
+
+
+def test_toggles_become_overrides_and_fixed_rows_say_why_on_hover(tiny):
     _, analysis = tiny
-    assert [(r["name"], r["accesses"], r["decision"]) for r in rows_from_analysis(analysis)] == [
-        ("flows", 3, ""), ("config", 0, "")]
-
-
-def test_sharding_table_toggles_become_overrides():
     table = ShardingTable()
-    table.show(rows_from_solution(SOLUTION), 2)
+    table.show(rows_from(analysis, SOLUTION, WORDS), 2)
     assert table.toggle("flows", 1, "dst_port").value is True
-    assert table.toggle("config", 0, "src_ip").value is False
+    with pytest.raises(KeyError):
+        table.toggle("config", 0, "src_ip")  # nothing to toggle: replicated
+    fixed = table._cells[("config", 0)].value
+    assert 'title="Every core has its own copy, so there is nothing to shard."' in fixed
     for field in ("dst_ip", "src_port", "dst_port"):
         table.toggle("flows", 1, field).value = False  # the user unticks three fields
     assert table.overrides == {"flows": {1: ("src_ip",)}}
-    assert table._cells[("flows", 1)].layout.border
-    assert not table._cells[("flows", 0)].layout.border
-    # A new solution keeps the override shown until it is reset.
-    table.show(rows_from_solution(SOLUTION), 2)
-    assert table.toggle("flows", 1, "dst_ip").value is False
+    assert table._cells[("flows", 1)].layout.border and not table._cells[("flows", 0)].layout.border
+    buttons = [w for w in table._grid.children]
+    table.show(rows_from(analysis, SOLUTION, BROKEN_WORDS), 2)  # a new solution: updated in place
+    assert list(table._grid.children) == buttons
+    assert "nfx-decision-broken" in table._row_widgets["flows"][-2].value
+    assert table.toggle("flows", 1, "dst_ip").value is False  # the override stays shown until reset
     table.reset_overrides()
     assert table.overrides == {} and table.toggle("flows", 1, "dst_ip").value is True
-    assert not table._cells[("flows", 1)].layout.border
-
-
-def test_sharding_table_set_override_orders_and_validates():
-    table = ShardingTable()
-    table.show(rows_from_solution(SOLUTION), 2)
-    table.set_override("flows", 0, ["dst_port", "src_ip"])
-    assert table.overrides == {"flows": {0: ("src_ip", "dst_port")}}
-    assert table.toggle("flows", 0, "dst_ip").value is False
     with pytest.raises(KeyError):
         table.set_override("nosuch", 0, ["src_ip"])
-    with pytest.raises(KeyError):
-        table.set_override("flows", 2, ["src_ip"])
     with pytest.raises(ValueError):
         table.set_override("flows", 0, ["src_mac"])
-
-
-def test_sharding_table_shows_decision_and_reason():
-    table = ShardingTable()
-    table.show(rows_from_solution(SOLUTION), 2)
-    text = " ".join(getattr(child, "value", "") for child in table._grid.children if hasattr(child, "value"))
-    assert "shard" in text and "keyed by the 4-tuple" in text and "only read by nf_process" in text
-    assert "device 1 fields" in text
+    table.focused = ["flows"]
+    assert all("nfx-row-focus" in w._dom_classes for w in table._row_widgets["flows"])
+    assert not any("nfx-row-focus" in w._dom_classes for w in table._row_widgets["config"])
 
 
 # ---- solution view --------------------------------------------------------------------------
 
-def test_solution_view_shows_keys_rss_hf_rank_quality_and_times():
+def test_solution_view_says_the_strategy_and_shows_keys_and_balance():
     view = SolutionView()
-    assert "press Solve" in view._html.value
-    view.solution = SOLUTION
-    out = view._html.value
-    assert KEY0 in out and KEY1 in out
-    assert "0x3afbc" in out and "RTE_ETH_RSS_NONFRAG_IPV4_UDP" in out
-    assert "shared-nothing" in out and "solve 0.02 s" in out and "analysis 0.10 s" in out
-    assert "uniform <b>1.030</b>" in out and "prefix <b>1.080</b>" in out
-    assert "nfx-counterexample" not in out and "nfx-explanation" not in out
+    assert "Not solved yet" in view.head.value
+    view.label = "tiny.c, e810, 4 cores, seed 0"
+    view.words, view.solution = WORDS, SOLUTION
+    assert "Shared-nothing: every core owns its state." in view.head.value
+    assert "computed for tiny.c, e810, 4 cores, seed 0" in view.head.value
+    assert KEY0 in view.rss.value and KEY1 in view.rss.value and "0x3afbc" in view.rss.value
+    assert "uniform traffic <b>1.030</b>" in view.rss.value and "nfx-counterexample" not in view.head.value
 
 
-def test_solution_view_shows_counterexample_with_its_reason():
+def test_solution_view_shows_two_packets_and_what_happens_and_no_balance_when_wrong():
     view = SolutionView()
-    view.solution = {**SOLUTION, "valid": False, "counterexample": COUNTEREXAMPLE,
-                     "explanation": "with the override of flows, paths 0 and 1 share no hashed field"}
-    out = view._html.value
-    assert "nfx-counterexample" in out and "<code>flows</code>" in out
-    assert "10.0.0.1" in out and "192.0.2.7" in out and "<b>3</b>" in out and "<b>1</b>" in out
-    assert "Why: with the override of flows, paths 0 and 1 share no hashed field" in out
-    assert "nfx-explanation" not in out
-    view.solution = {**SOLUTION, "valid": False, "counterexample": COUNTEREXAMPLE}
-    assert "Why: flows: path 0 nf_map_get (device 1) ~ path 1" in view._html.value  # the origin, then
-
-
-def test_solution_view_explains_a_lock_strategy_and_an_impossible_sharding():
-    view = SolutionView()
-    view.solution = {**SOLUTION, "strategy": "locks", "explanation": "macs (map): keyed by p.ether.src"}
-    out = view._html.value
-    assert "Not shared-nothing: the locks strategy is needed." in out and "keyed by p.ether.src" in out
-    view.solution = {**SOLUTION, "explanation": "sources and ports share no field on device 1"}
-    assert "No RSS configuration satisfies every constraint." in view._html.value
+    view.words, view.solution = BROKEN_WORDS, {**SOLUTION, "valid": False}
+    head = view.head.value
+    assert "This sharding is wrong for <code>flows</code>" in head and "addresses and ports swapped" in head
+    assert "10.1.2.3:40000" in head and "93.184.216.34:443" in head and "<b>core 3</b>" in head
+    assert "What happens:</b> The second packet reaches core 1" in head
+    assert "details (the solver" in head and "tiny.c:11" in head
+    assert "nfx-quality" not in view.rss.value
 
 
 # ---- project view ---------------------------------------------------------------------------
 
-def test_download_link_round_trips():
-    link = download_link("src/main.c", b"int main(void) { return 0; }\n")
-    assert 'download="main.c"' in link
-    encoded = link.split("base64,")[1].split('"')[0]
-    assert base64.b64decode(encoded) == b"int main(void) { return 0; }\n"
+def test_downloads_keep_their_names_and_the_zip_holds_every_file(tmp_path):
+    link = download_link("Makefile", b"all:\n")
+    assert 'download="Makefile"' in link and f"data:{DOWNLOAD_MIME};base64," in link
+    assert base64.b64decode(link.split("base64,")[1].split('"')[0]) == b"all:\n"
+    files = [{"name": "b.c", "text": "int b;\n"}, {"name": "Makefile", "text": "all:\n"}]
+    data = zip_bytes(files, "fw-sn")
+    assert data == zip_bytes(list(reversed(files)), "fw-sn")  # deterministic
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.namelist() == ["fw-sn/Makefile", "fw-sn/b.c"]
+        assert archive.read("fw-sn/b.c") == b"int b;\n"
+    assert default_folder("out", "/x/fw.c", "sn", "82599", 4) == "out/fw-sn-82599-4"
 
 
-def test_project_view_lists_files_and_shows_the_selected_one(tmp_path):
+def test_project_view_follows_the_suggested_folder_until_edited_and_lists_files(tmp_path):
+    view = ProjectView()
+    view.suggested = "out/fw-sn-e810-16"
+    assert view.folder.value == "out/fw-sn-e810-16"
+    view.suggested = "out/fw-sn-e810-4"
+    assert view.folder.value == "out/fw-sn-e810-4"
+    view.folder.value = "/mine"
+    view.suggested = "out/fw-sn-e810-8"
+    assert view.folder.value == "/mine"
+    view.ask("Replace the nat project?")
+    assert view.confirm.layout.display == "flex" and view.confirm.value is False
+    view.folder.value = "/other"  # a new folder: the question no longer holds
+    assert view.confirm.layout.display == "none"
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "main.c").write_text("int main(void) { return 0; }\n")
     (tmp_path / "Makefile").write_text("all:\n\tgcc main.c\n")
-    view = ProjectView()
     assert "Nothing generated yet" in view._downloads.value
     view.show_files(tmp_path, [tmp_path / "src" / "main.c", tmp_path / "Makefile"])
     assert [f["name"] for f in view.files] == ["Makefile", "src/main.c"]
     assert view.selected == "Makefile" and "gcc" in view._code.value
+    assert "nfx-download-all" in view._downloads.value and "application/zip" in view._downloads.value
     view._picker.value = "src/main.c"
     assert view.selected == "src/main.c" and ">int<" in view._code.value
-    assert view._downloads.value.count("nfx-download") == 2 and "2 files" in view._downloads.value
     with pytest.raises(traitlets.TraitError):
         view.selected = "nosuch.c"
     assert read_project(tmp_path, ["Makefile"])[0]["text"].startswith("all:")
@@ -306,70 +310,95 @@ def test_project_view_lists_files_and_shows_the_selected_one(tmp_path):
 
 # ---- simulator and verify panels ------------------------------------------------------------
 
-def test_violations_and_unchecked_html():
+def test_violations_are_shown_as_packets_and_locks_as_contention():
     assert unchecked_html([]) == ""
     assert "2 accesses" in unchecked_html(["flows READ at fw.c:3:4", "x"])
-    assert "No sharding violations" in violations_html({"count": 0, "examples": []})
-    out = violations_html(SIMULATION["violations"])
-    assert "2 sharding violations" in out and "0a000001c0000207" in out and "1, 3" in out
+    assert "No sharding violations" in violations_html({"count": 0, "examples": []}, {})
+    out = violations_html(SIMULATION["violations"], PACKETS)
+    assert "2 state entries were reached from more than one core" in out
+    assert "10.0.0.1:1000 -&gt; 192.0.2.7:80 TCP" in out and "core 1" in out and "core 3" in out
+    assert "0a000001c0000207" in out  # the raw key, as a detail
+    shared = contention_html({"writes": 120, "share": 0.12, "per_core": [60, 60], "notes": ["expiry left out"]}, 1000)
+    assert "shared by all cores" in shared and "<b>12.0%</b>" in shared and "120 of 1,000" in shared
+    assert "expiry left out" in shared
 
 
-def test_simulator_panel_feeds_load_view_and_lists_upload():
+def test_simulator_offers_one_pcap_per_device_and_disables_the_generator_controls():
     panel = SimulatorPanel()
+    panel.devices = 3
+    assert len(panel.uploads) == 3 and panel.uploaded() == {}
+    panel.uploads[2].value = ({"name": "c.pcap", "type": "", "size": 4, "content": memoryview(b"abcd"),
+                               "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+    assert panel.traffic.value == UPLOADED and panel.traffic.disabled
+    assert panel.packets.disabled and panel.flows.disabled and panel.seed.disabled
+    assert panel.packets.tooltip == "the packet count is read from the pcap files"
+    assert panel.uploaded() == {2: ("c.pcap", b"abcd")}
+    panel.clear_uploads()
+    assert panel.traffic.value == "uniform" and not panel.packets.disabled and panel.uploaded() == {}
+    panel.examples = {str(k): v for k, v in PACKETS.items()}
     panel.simulation = SIMULATION
     assert panel.load.cores_source.data["packets"] == SIMULATION["per_core"]
-    assert "2 sharding violations" in panel._violations.value
-    assert panel.uploaded() is None
-    panel.upload.value = ({"name": "lan.pcap", "type": "", "size": 4, "content": memoryview(b"abcd"),
-                           "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
-    assert panel.traffic.value == UPLOADED
-    panel.upload_device.value = 1
-    assert panel.uploaded() == ("lan.pcap", b"abcd", 1)
-    panel.traffic.value = "zipf"
-    assert panel.uploaded() is None
+    assert "10.0.0.1:1000" in panel._findings.value
 
 
-def test_check_html_and_verify_panel():
+def test_check_html_lists_differing_packets_and_what_it_was_for():
     panel = VerifyPanel()
     assert "Not verified yet" in panel._verdict.value
-    panel.check = {"equivalent": True, "packets": 1234, "strategy": "sn", "cores": 2, "unexplained": 0,
-                   "relation": "same verdict and bytes per packet", "per_core": [600, 634], "differences": [],
-                   "renamed": 3, "capacity_drift": {"packets": 0, "detail": ""}, "notes": ["a note"], "failure": ""}
+    panel.label = "fw.c, e810, 2 cores, seed 0"
+    panel.check = {"equivalent": True, "packets": 1234, "strategy": "sn", "cores": 1, "unexplained": 0,
+                   "relation": "same verdict and bytes per packet", "per_core": [1234], "differences": [],
+                   "renamed": 3, "notes": ["a note"], "failure": ""}
     out = panel._verdict.value
-    assert "Equivalent" in out and "all 1,234 packets" in out and "(sn, 2 cores)" in out
-    assert "relation checked: same verdict and bytes per packet" in out and "packets per core: 600 634" in out
-    assert "3 packets equal up to renaming" in out and "a note" in out and "capacity drift" not in out
-    differences = [{"packet": i, "device": 1, "core": 0, "sequential": 0, "parallel": -1, "why": "no flow"}
-                   for i in range(12)]
-    out = check_html({"equivalent": False, "packets": 50, "unexplained": 12, "strategy": "sn", "cores": 2,
-                      "differences": differences, "capacity_drift": {"packets": 4, "detail": "core 1 full"}})
-    assert "Not equivalent" in out and "12 of 50 packets differ" in out
-    assert "packet 0 (device 1, core 0): sequential <b>forward to 0</b>, parallel <b>drop</b>: no flow" in out
-    assert out.count("<li>") == 12 and "and 2 more" in out and "4 packets not compared" in out
-    failed = check_html({"equivalent": False, "packets": 50, "failure": "core 1 crashed", "strategy": "locks"})
-    assert "failed: core 1 crashed" in failed
+    assert "Equivalent" in out and "all 1,234 packets" in out and "(sn, 1 core)" in out
+    assert "computed for fw.c, e810, 2 cores, seed 0" in out and "packets per core: 1,234" in out
+    differences = [{"packet": i, "device": 1, "core": 0, "sequential": 0, "parallel": -1, "why": "no flow",
+                    "src": "192.0.2.7", "dst": "10.0.0.1", "sport": 80, "dport": 1000, "proto": 6}
+                   for i in range(25)]
+    out = check_html({"equivalent": False, "packets": 50, "unexplained": 25, "strategy": "sn", "cores": 2,
+                      "differences": differences})
+    assert "Not equivalent" in out and "25 of 50 packets" in out
+    assert out.count("<tr>") == 21 and "and 5 more differing packets" in out
+    assert "192.0.2.7:80 -&gt; 10.0.0.1:1000 TCP" in out and "forward to device 0" in out and ">drop<" in out
+    partial = check_html({"verdict": "partial", "packets": 50, "strategy": "sn", "cores": 2,
+                          "partial": {"reason": "per-core capacity drift: core 1", "not_compared": 4}})
+    assert "Partial" in partial and "4 of 50 were set aside" in partial
+    assert "failed: core 1 crashed" in check_html({"packets": 50, "failure": "core 1 crashed", "strategy": "locks"})
 
 
-# ---- status bar and NF picker ---------------------------------------------------------------
+# ---- status line, inputs, picker, charts ------------------------------------------------------
 
-def test_status_bar_runs_and_reports():
-    status = StatusBar()
+def test_status_line_runs_reports_progress_and_draws_no_glyphs():
+    status = StatusLine("idle hint")
+    assert status.message == "idle hint" and status.hint == "idle hint"
     seen = []
-    assert status.run("Adding", lambda a, b: seen.append(status.state) or a + b, 2, b=3) == 5
-    assert seen == ["busy"]  # set before the call, so the browser shows it while the kernel works
-    assert status.state == "done" and status.message.startswith("Adding: done in")
+    assert status.run("Adding", lambda a, b: seen.append(status.state) or a + b, 2, b=3, done="x.c") == 5
+    assert seen == ["busy"] and status.state == "done"
+    assert status.message.startswith("Adding: done in") and status.message.endswith(" s for x.c")
 
-    def refuse():
-        raise ShardingError("flows cannot be sharded")
-    assert status.run("Solving", refuse) is None
-    assert status.state == "error" and status.message == "Solving failed: flows cannot be sharded"
-    assert "flows cannot be sharded" in status._label.value
-
-    def crash():
-        raise ZeroDivisionError("boom")
+    def counted(progress=None):
+        progress(50)
+        seen.append((status.progress, status.message))
+        return 1
+    status.run("Counting", counted, total=200)
+    assert seen[-1] == (0.25, "Counting\u2026 50 of 200")
+    assert status.run("Solving", lambda: (_ for _ in ()).throw(ShardingError("no key"))) is None
+    assert status.state == "error" and status.message == "Solving failed: no key"
     with pytest.raises(ZeroDivisionError):
-        status.run("Solving", crash)
-    assert status.state == "error" and "internal error ZeroDivisionError" in status.message
+        status.run("Solving", lambda: 1 / 0)
+    assert "internal error ZeroDivisionError" in status.message
+    for state in ("busy", "done", "error", "stale"):
+        status.report(state, "x")
+        assert all(ord(c) < 0x2000 or c in "\u2026\u2014\u00b7" for c in status._label.value)
+
+
+def test_inputs_label_and_changes():
+    before = Inputs.of("/x/fw.c", {}, "e810", 16, 0, "auto", {})
+    after = Inputs.of("/x/fw.c", {"CAP": "8"}, "82599", 1, 0, "sn", {"flows": {0: ("src_ip",)}})
+    assert before.label() == "fw.c, e810, 16 cores, seed 0"
+    assert after.label() == "fw.c, 82599, 1 core, seed 0, strategy sn, CAP=8, overrides on flows"
+    assert before.changes(after) == ["defines", "NIC e810 -> 82599", "cores 16 -> 1", "strategy auto -> sn",
+                                     "overrides"]
+    assert before.changes(before) == [] and plural(1, "core") == "1 core" and plural(2, "core") == "2 cores"
 
 
 def test_parse_defines_and_picker(tmp_path):
@@ -386,5 +415,20 @@ def test_parse_defines_and_picker(tmp_path):
         picker.commit()
     picker.path_box.value = "  /x/y.c "
     picker.defines_box.value = "CAP=8"
+    assert picker.defines_now() == {"CAP": "8"} and picker.path == ""  # not committed yet
     assert picker.commit() == ("/x/y.c", {"CAP": "8"})
     assert picker.path == "/x/y.c" and picker.defines == {"CAP": "8"}
+
+
+def test_charts_known_answers():
+    assert [nice_max(v) for v in (0, 0.7, 1, 3, 7, 11, 2400)] == [1.0, 1.0, 1.0, 5.0, 10.0, 20.0, 2500.0]
+    assert [number(v) for v in (1250, 1250.5, 0.125, 3.0)] == ["1,250", "1,250.5", "0.12", "3"]
+    one = bar_chart("t", range(3), {"packets": [1, 2, 3]}).svg
+    assert one.count("<rect") == 1 + 3 and "mean 2" in one  # background + bars; no legend for one series
+    two = bar_chart("t", range(2), {"bad": [1, 3], "good": [2, 2]}).svg
+    assert ">bad</text>" in two and ">good</text>" in two and "mean 2 (every series)" in two
+    assert two == bar_chart("t", range(2), {"bad": [1, 3], "good": [2, 2]}).svg  # deterministic
+    lines = line_chart("t", [2, 4], {"a": [1.0, 1.5]}, baseline=1.0, low=1.0).svg
+    assert ">1.50</text>" in lines and "1 = perfectly even" in lines
+    with pytest.raises(ValueError):
+        bar_chart("t", range(2), {"a": [1]})

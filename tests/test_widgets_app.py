@@ -1,13 +1,17 @@
-"""The explorer app wired to a fake engine: each button calls the right engine function with the
-controls' values, and its result reaches the views; errors reach the status bar."""
+"""The explorer app wired to a fake engine: each action calls the right engine function with the
+controls' values, results reach the views with the inputs they were computed for, a change of
+inputs re-solves at once (or, for the NF, waits for Load), and every action refuses, saying why,
+while the solution does not match the controls."""
 from __future__ import annotations
+
+import datetime
+import json
 
 import pytest
 
 from explorer.errors import CSyntaxError, ShardingError
 from widgets.app import ExplorerApp
 from widgets.simulator import UPLOADED
-from widgets.source_view import ALL_PATHS
 
 from widgets_samples import GET_LINE, KEY0, PUT_LINE, REBALANCED, SIMULATION, TINY_NF, FakeEngine
 
@@ -26,182 +30,235 @@ def engine(nf):
 
 @pytest.fixture
 def app(nf, engine, tmp_path):
-    return ExplorerApp(str(nf), engine=engine, samples_dir=tmp_path)
+    return ExplorerApp(str(nf), engine=engine, samples_dir=tmp_path, out_dir=str(tmp_path / "out"))
 
 
-def test_loading_analyses_and_fills_source_graph_and_table(app, engine, nf):
+def calls(engine, name):
+    return sum(1 for called, _, _ in engine.calls if called == name)
+
+
+def test_loading_analyses_shows_everything_and_solves_at_once(app, engine, nf):
     assert engine.last("analyze") == ((str(nf),), {"defines": {}})
-    assert app.analysis is not None and app.solution is None
+    assert engine.last("solve")[1] == {"defines": None, "nic": "e810", "cores": 16, "seed": 0, "overrides": {},
+                                       "strategy": "auto"}
     assert app.source_view.text == TINY_NF and app.source_view.marked_lines == [GET_LINE, PUT_LINE]
-    assert app.graph_view.dot.startswith("digraph tiny")
-    assert engine.last("graph")[1] == {"highlight": None}
+    assert app.graph_view.svg.startswith("<svg") or app.graph_view.error  # drawn when dot is installed
     assert [row["name"] for row in app.table.rows] == ["flows", "config"] and app.table.devices == 2
-    assert app.solve_button.disabled is False
-    assert app.simulator.run_button.disabled and app.project_view.button.disabled and app.verify_panel.button.disabled
-    assert app.status.state == "done"
-    assert app.status.message.startswith("Loaded tiny.c: 3 call paths, 2 state objects (analysed in ")
+    assert app.load_status.state == "done"
+    assert app.load_status.message.startswith("Loaded tiny.c: 3 call paths, 2 state objects, analysed in ")
+    assert app.solve_status.message.startswith("Solved in ") and "for tiny.c, e810, 16 cores, seed 0" in \
+        app.solve_status.message
+    assert "solution for <b>tiny.c, e810, 16 cores, seed 0</b>" in app.context.value
+    for button in (app.solve_button, app.simulator.run_button, app.project_view.button, app.verify_panel.button):
+        assert not button.disabled and not button.tooltip
+    assert KEY0 in app.solution_view.rss.value
+    assert app.project_view.folder.value.endswith("out/tiny-sn-e810-16")
 
 
-def test_selecting_a_path_highlights_it_in_the_graph(app, engine):
-    app.source_view.selected_path = 1
-    assert engine.last("graph")[1] == {"highlight": "path 1"}
-    assert '"path 1" [color=red]' in app.graph_view.dot and app.graph_view.highlight == "path 1"
-    app.source_view.selected_path = ALL_PATHS
-    assert engine.last("graph")[1] == {"highlight": None}
+def test_a_change_of_inputs_resolves_at_once_with_them(app, engine):
+    app.nic.value = "cx5"
+    app.cores.value = 4
+    app.seed.value = 3
+    app.strategy.value = "sn"
+    assert engine.last("solve")[1] == {"defines": None, "nic": "cx5", "cores": 4, "seed": 3, "overrides": {},
+                                       "strategy": "sn"}
+    assert app.solved.label() == "tiny.c, cx5, 4 cores, seed 3, strategy sn"
+    assert "for tiny.c, cx5, 4 cores, seed 3, strategy sn" in app.solve_status.message
+    assert app.project_view.folder.value.endswith("tiny-sn-cx5-4")  # the default follows the inputs
+    app.project_view.folder.value = "/somewhere/mine"
+    app.cores.value = 8
+    assert app.project_view.folder.value == "/somewhere/mine"  # until the user types a folder
 
 
-def test_the_graph_can_emphasise_an_object(app, engine):
-    labels = [label for label, _ in app.graph_view._picker.options]
-    assert labels[:3] == ["nothing", "object flows", "object config"]
-    assert labels[3].startswith("#0 dev 0,1: forward to 1")
-    app.graph_view._picker.value = "flows"
-    assert engine.last("graph")[1] == {"highlight": "flows"} and '"flows" [color=red]' in app.graph_view.dot
-    graphs = sum(1 for name, _, _ in engine.calls if name == "graph")
-    app.picker.button.click()  # a reload forgets the emphasis and draws the graph once
-    assert app.graph_view.highlight == "" and sum(1 for name, _, _ in engine.calls if name == "graph") == graphs + 1
+def test_a_failed_solve_leaves_the_old_solution_marked_stale_and_refused(app, engine):
+    engine.fail["solve"] = ShardingError("flows: no key keeps related packets together")
+    app.cores.value = 3
+    assert app.solve_status.state == "error" and "no key keeps related packets together" in app.solve_status.message
+    for button in (app.simulator.run_button, app.project_view.button, app.verify_panel.button):
+        assert button.disabled and button.tooltip == "Solve first: cores 16 -> 3 changed since the last solve."
+    assert "nfx-stale" in app.solution_view.head._dom_classes
+    assert "the controls changed since this solution: cores 16 -> 3" in app.context.value
+    app.generate()  # called anyway (a notebook may): refused, nothing written
+    assert calls(engine, "generate") == 0 and "Solve first" in app.project_view.status.message
 
 
-def test_without_a_path_nothing_is_analysed(engine, tmp_path):
-    app = ExplorerApp("", engine=engine, samples_dir=tmp_path)
-    assert engine.calls == [] and app.solve_button.disabled
-    app.picker.button.click()
-    assert app.status.state == "error" and "no NF chosen" in app.status.message
+def test_without_auto_solve_a_change_only_marks_stale(nf, engine, tmp_path):
+    app = ExplorerApp(str(nf), engine=engine, samples_dir=tmp_path, auto_solve=False)
+    assert calls(engine, "solve") == 0 and app.simulator.run_button.tooltip == "Solve first."
+    app.solve_button.click()
+    app.nic.value = "82599"
+    assert calls(engine, "solve") == 1
+    assert app.simulator.run_button.disabled and "NIC e810 -> 82599" in app.simulator.run_button.tooltip
+
+
+def test_an_unloaded_nf_in_the_box_refuses_every_action(app, engine, tmp_path):
+    app.picker.path_box.value = str(tmp_path / "other.c")
+    for button in (app.solve_button, app.simulator.run_button, app.project_view.button, app.verify_panel.button):
+        assert button.disabled and button.tooltip == "The NF box names other.c, the results are for tiny.c: press Load."
+    solves = calls(engine, "solve")
+    app.nic.value = "x710"  # no solve of the old NF under the new name
+    assert calls(engine, "solve") == solves
+    app.picker.defines_box.value = "CAP=8"
+    app.picker.path_box.value = app.loaded[0]
+    assert app.project_view.button.tooltip == "The defines changed since tiny.c was loaded: press Load."
 
 
 def test_defines_reach_the_engine_and_bad_ones_do_not(app, engine, nf):
     app.picker.defines_box.value = "CAP=64"
     app.picker.button.click()
     assert engine.last("analyze") == ((str(nf),), {"defines": {"CAP": "64"}})
-    calls = len(engine.calls)
+    assert app.solved.label().endswith("CAP=64")
+    analyses = calls(engine, "analyze")
     app.picker.defines_box.value = "9=bad"
     app.picker.button.click()
-    assert len(engine.calls) == calls and app.status.state == "error" and "9=bad" in app.status.message
-
-
-def test_solve_uses_the_controls_and_shows_the_keys(app, engine, nf):
-    app.nic.value, app.cores.value, app.strategy.value, app.seed.value = "cx5", 8, "sn", 3
-    app.solve_button.click()
-    args, kwargs = engine.last("solve")
-    assert args == (app.analysis,)
-    assert kwargs == {"defines": None, "nic": "cx5", "cores": 8, "seed": 3, "overrides": {}, "strategy": "sn"}
-    assert KEY0 in app.solution_view._html.value
-    assert app.table.rows[0]["decision"] == "shard"
-    assert not app.simulator.run_button.disabled and not app.project_view.button.disabled
-    assert app.status.state == "done" and "Solving RSS keys for 8 cores on cx5" in app.status.message
-
-
-def test_an_override_goes_to_the_solver_and_its_counterexample_is_shown(app, engine):
-    app.solve_button.click()
-    for field in ("dst_ip", "src_port", "dst_port"):
-        app.table.toggle("flows", 1, field).value = False
-    app.solve_button.click()
-    assert engine.last("solve")[1]["overrides"] == {"flows": {1: ("src_ip",)}}
-    out = app.solution_view._html.value
-    assert "nfx-counterexample" in out and "192.0.2.7" in out
-    assert app.table.toggle("flows", 1, "src_ip").value and not app.table.toggle("flows", 1, "dst_ip").value
-
-
-def test_engine_errors_reach_the_status_bar_and_keep_the_last_result(app, engine):
-    app.solve_button.click()
-    solution = app.solution
-    engine.fail["solve"] = ShardingError("flows: no key keeps related packets together")
-    app.solve_button.click()
-    assert app.solution is solution
-    assert app.status.state == "error"
-    assert app.status.message.endswith("failed: flows: no key keeps related packets together")
+    assert calls(engine, "analyze") == analyses and app.load_status.state == "error"
+    assert "9=bad" in app.load_status.message
 
 
 def test_a_syntax_error_while_loading_is_shown(app, engine):
     engine.fail["analyze"] = CSyntaxError("expected ';'", location="tiny.c:3:9")
     app.picker.button.click()
-    assert app.status.state == "error" and "tiny.c:3:9: expected ';'" in app.status.message
+    assert app.load_status.state == "error" and "tiny.c:3:9: expected ';'" in app.load_status.message
 
 
-def test_simulate_and_rebalance_update_the_load_view(app, engine):
-    app.solve_button.click()
+def test_a_breaking_override_is_solved_at_once_and_explained(app, engine):
+    for field in ("dst_ip", "src_port", "dst_port"):
+        app.table.toggle("flows", 1, field).value = False
+    assert engine.last("solve")[1]["overrides"] == {"flows": {1: ("src_ip",)}}
+    assert app.table.row("flows")["decision"] == "broken"
+    assert app.table.row("flows")["summary"].startswith("Broken by the override")
+    head = app.solution_view.head.value
+    assert "nfx-counterexample" in head and "93.184.216.34:443" in head and "core 1" in head
+    assert "The second packet reaches core 1" in head
+    assert app.solve_status.state == "error" and "WRONG" in app.solve_status.message
+    assert "nfx-quality" not in app.solution_view.rss.value  # no balance figure for a key that splits state
+    assert app.project_view.button.disabled and "fix or reset the overrides" in app.project_view.button.tooltip
+    assert app.verify_panel.button.disabled and "build it anyway" in app.verify_panel.button.tooltip
+    assert app.verify_panel.wrong_on_purpose.layout.display == "flex"
+    app.verify_panel.wrong_on_purpose.value = True
+    assert not app.verify_panel.button.disabled
+    app.verify_panel.button.click()
+    assert engine.last("check")[1]["wrong_on_purpose"] is True
+    verdict = app.verify_panel._verdict.value
+    assert "Not equivalent" in verdict and "192.0.2.7:80 -&gt; 10.0.0.1:1000" in verdict  # headers read back
+    assert "built on purpose although wrong" in verdict
+    app.table.reset_overrides()
+    assert engine.last("solve")[1]["overrides"] == {} and app.table.row("flows")["decision"] == "shard"
+    assert app.verify_panel.wrong_on_purpose.layout.display == "none"
+
+
+def test_simulate_shows_violations_as_packets_and_goes_stale(app, engine):
     app.simulator.traffic.value = "zipf"
     app.simulator.packets.value, app.simulator.flows.value, app.simulator.seed.value = 500, 50, 7
     app.simulator.run_button.click()
-    args, kwargs = engine.last("simulate")
-    assert args == (app.solution,)
-    assert kwargs == {"traffic": "zipf", "packets": 500, "flows": 50, "seed": 7, "rebalance": False}
+    assert engine.last("simulate")[1] == {"traffic": "zipf", "packets": 500, "flows": 50, "seed": 7,
+                                          "rebalance": False}
+    assert engine.last("packets_of") == (("zipf", [4, 9]), {"packets": 500, "flows": 50, "seed": 7})
+    findings = app.simulator._findings.value
+    assert "10.0.0.1:1000 -&gt; 192.0.2.7:80 TCP" in findings and "192.0.2.7:80 -&gt; 10.0.0.1:1000" in findings
     assert app.simulator.load.cores_source.data["packets"] == SIMULATION["per_core"]
     source = app.simulator.load.cores_source
     app.simulator.rebalance_button.click()
-    assert engine.last("simulate")[1]["rebalance"] is True
-    assert app.simulator.load.cores_source is source
+    assert engine.last("simulate")[1]["rebalance"] is True and app.simulator.load.cores_source is source
     assert source.data["after"] == REBALANCED["rebalanced"]["per_core"]
-    assert "No sharding violations" in app.simulator._violations.value
+    app.cores.value = 8  # re-solved: what the chart shows was for 16 cores
+    assert app.simulator.status.state == "stale"
+    assert app.simulator.status.message.startswith("Out of date: shown for tiny.c, e810, 16 cores, seed 0; "
+                                                   "cores 16 -> 8 changed since.")
+    assert "nfx-stale" in app.simulator.load._dom_classes
 
 
-def test_an_uploaded_pcap_becomes_a_trace(app, engine, tmp_path):
-    import datetime
-
+def test_one_pcap_per_device_becomes_the_traffic(app, engine, tmp_path):
     from explorer.traffic.pcap import write_pcap
 
-    app.solve_button.click()
     frame = bytes(range(60))
     write_pcap(tmp_path / "up.pcap", [1000, 2000], [frame, frame])
-    app.simulator.upload.value = ({"name": "up.pcap", "type": "", "size": 0,
-                                   "content": memoryview((tmp_path / "up.pcap").read_bytes()),
-                                   "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+    assert len(app.simulator.uploads) == 2
+    app.simulator.uploads[1].value = ({"name": "wan.pcap", "type": "", "size": 0,
+                                       "content": memoryview((tmp_path / "up.pcap").read_bytes()),
+                                       "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
     assert app.simulator.traffic.value == UPLOADED
-    app.simulator.upload_device.value = 1
+    assert app.simulator.packets.disabled and app.simulator.flows.disabled and app.simulator.seed.disabled
     app.simulator.run_button.click()
-    trace = engine.last("simulate")[1]["traffic"]
-    assert len(trace) == 2 and list(trace.devices) == [1, 1] and trace.frames[0] == frame
+    traffic = engine.last("simulate")[1]["traffic"]
+    assert sorted(traffic) == [1] and traffic[1].endswith("dev1-wan.pcap")
+    assert engine.last("simulate")[1]["packets"] == 100_000  # the engine's default: the box was not sent
+    app.simulator.clear_uploads()
+    assert not app.simulator.packets.disabled and app.simulator.traffic.value == "uniform"
 
 
 def test_a_broken_upload_is_reported_not_simulated(app, engine):
-    import datetime
-
-    app.solve_button.click()
-    app.simulator.upload.value = ({"name": "junk.pcap", "type": "", "size": 3, "content": memoryview(b"xyz"),
-                                   "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
-    calls = len(engine.calls)
+    app.simulator.uploads[0].value = ({"name": "junk.pcap", "type": "", "size": 3, "content": memoryview(b"xyz"),
+                                       "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+    simulations = calls(engine, "simulate")
     app.simulator.run_button.click()
-    assert len(engine.calls) == calls and app.status.state == "error" and "junk.pcap" in app.status.message
+    assert calls(engine, "simulate") == simulations and app.simulator.status.state == "error"
+    assert "junk.pcap" in app.simulator.status.message
 
 
-def test_generate_needs_a_folder_never_overwrites_silently_and_lists_files(app, engine, tmp_path):
-    app.solve_button.click()
+def test_generate_asks_before_writing_over_another_nfs_project(app, engine, tmp_path):
+    other = tmp_path / "theirs"
+    other.mkdir()
+    (other / ".nfx-generated").write_text(json.dumps({"nf": "nat", "strategy": "sn"}))
+    (other / "nf.c").write_text("nat")
+    app.project_view.folder.value = str(other)
+    app.project_view.button.click()
+    assert calls(engine, "generate") == 0 and (other / "nf.c").read_text() == "nat"
+    assert app.project_view.status.state == "error" and "holds the nat project" in app.project_view.status.message
+    assert app.project_view.confirm.description == f"Replace the nat project in {other} with tiny's"
+    app.project_view.confirm.value = True
+    app.project_view.button.click()
+    assert engine.last("generate")[1] == {"strategy": "auto", "force": False}
+    assert [f["name"] for f in app.project_view.files] == ["Makefile", "src/main.c"]
+    assert "for tiny.c, e810, 16 cores, seed 0" in app.project_view.status.message
+    assert app.project_view.confirm.layout.display == "none"
+
+
+def test_generate_needs_a_folder_and_asks_before_a_folder_nfx_did_not_make(app, engine, tmp_path):
     app.project_view.folder.value = ""
     app.project_view.button.click()
-    assert app.status.state == "error" and "Name a folder" in app.status.message
-    out = tmp_path / "project"
-    out.mkdir()
-    (out / "mine.txt").write_text("keep me")
-    app.project_view.folder.value = str(out)
+    assert app.project_view.status.state == "error" and "Name a folder" in app.project_view.status.message
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    app.project_view.folder.value = str(mine)
     app.project_view.button.click()
-    assert engine.last("generate")[1]["force"] is False
-    assert app.status.state == "error" and "not empty" in app.status.message
-    assert (out / "mine.txt").read_text() == "keep me" and app.project_view.files == []
-    app.project_view.overwrite.value = True
+    assert calls(engine, "generate") == 0 and "nfx did not write" in app.project_view.status.message
+    app.project_view.confirm.value = True
     app.project_view.button.click()
-    assert engine.last("generate")[1] == {"strategy": "auto", "force": True}
-    assert [f["name"] for f in app.project_view.files] == ["Makefile", "src/main.c"]
+    assert engine.last("generate")[1]["force"] is True and (mine / "notes.txt").read_text() == "keep me"
 
 
-def test_verify_shows_the_verdict(app, engine):
-    app.solve_button.click()
+def test_verify_uses_its_controls(app, engine):
     app.verify_panel.traffic.value, app.verify_panel.cores.value = "churn", 4
     app.verify_panel.button.click()
     args, kwargs = engine.last("check")
-    assert args == (app.solution, "churn") and kwargs == {"cores": 4}
+    assert args == (app.solution, "churn")
+    assert kwargs == {"cores": 4, "packets": 20_000, "flows": 2_000, "wrong_on_purpose": False}
     assert "Equivalent" in app.verify_panel._verdict.value
 
 
-def test_loading_again_forgets_the_old_solution(app, engine):
-    app.solve_button.click()
+def test_one_focus_drives_every_pane(app):
+    app.focus_picker.value = "path 1"
+    assert app.source_view.selected_lines == [GET_LINE, PUT_LINE]
+    assert app.graph_view.focus == "path 1" and app.table.focused == ["flows"]
+    app.table._click("config")
+    assert app.focus == "object config" and app.table.focused == ["config"]
+    assert app.focus_picker.value == "object config"
+    app.focus_picker.value = ""
+    assert app.source_view.selected_lines == [] and app.table.focused == []
+
+
+def test_loading_again_forgets_every_result(app, engine):
     app.simulator.run_button.click()
     app.picker.button.click()
-    assert app.solution is None and app.simulation is None
-    assert app.simulator.run_button.disabled and "press Solve" in app.solution_view._html.value
-    assert app.simulator.load.cores_source.data["packets"] == []
+    assert app.simulation is None and app.simulator.load.cores_source.data["packets"] == []
+    assert app.solution is not None  # solved again, for the reloaded NF
+    assert app.made == {}
 
 
 def test_status_is_busy_while_the_engine_works(app, engine):
     seen = []
-    engine.on_call = lambda name: seen.append((name, app.status.state, app.status.message))
+    engine.on_call = lambda name: seen.append((name, app.solve_status.state, app.solve_status.message))
     app.solve_button.click()
-    assert seen == [("solve", "busy", "Solving RSS keys for 16 cores on e810\u2026")]
+    assert seen[0] == ("solve", "busy", "Solving tiny.c for 16 cores on e810\u2026")

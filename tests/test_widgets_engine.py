@@ -1,5 +1,5 @@
-"""The ExplorerApp on the real engine (explorer.pipeline) and a sample NF, without a browser: the views
-show exactly what the engine's result values say."""
+"""The ExplorerApp on the real engine (explorer.pipeline) and the firewall, without a browser: the
+views show exactly what the engine's result values say, for the inputs they say."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,57 +14,64 @@ FW = Path(__file__).resolve().parent.parent / "sample_nfs" / "fw.c"
 
 
 @pytest.fixture(scope="module")
-def app():
-    return ExplorerApp(str(FW))
+def app(tmp_path_factory):
+    return ExplorerApp(str(FW), out_dir=str(tmp_path_factory.mktemp("out")))
 
 
 @pytest.mark.dot
-def test_loading_fw_marks_every_access_and_draws_the_graph(app):
+def test_loading_fw_marks_every_access_draws_the_graph_and_solves(app):
     data = app.analysis.to_dict()
-    assert app.status.state == "done", app.status.message
+    assert app.load_status.state == "done", app.load_status.message
+    assert app.solve_status.state == "done", app.solve_status.message
     lines = sorted(access_notes(data["paths"], data["source"]))
     assert lines and app.source_view.marked_lines == lines
     assert [row["name"] for row in app.table.rows] == [o["name"] for o in data["objects"]]
     assert app.graph_view.error == "" and app.graph_view.svg.startswith("<svg")
-    app.graph_view.highlight = "flows"
-    assert app.graph_view.error == "" and "#d62728" in app.graph_view.svg  # the engine's emphasis colour
-    app.graph_view.highlight = ""
+    assert "dev1: dst_ip,src_ip,dport,sport,proto" in app.graph_view.svg
 
 
-def test_solve_then_simulate_shows_the_engines_values(app):
-    app.solve_button.click()
-    assert app.status.state == "done", app.status.message
+def test_the_views_show_the_engines_solution_for_the_controls(app):
+    app.nic.value = "x710"
     data = app.solution.to_dict()
-    assert data == pipeline.solve(app.analysis).to_dict() | {"seconds": data["seconds"]}
+    assert data == pipeline.solve(app.analysis, nic="x710").to_dict() | {"seconds": data["seconds"]}
     for device in data["devices"].values():
-        assert device["key"] in app.solution_view._html.value
+        assert device["key"] in app.solution_view.rss.value
+    assert app.solved.label() == "fw.c, x710, 16 cores, seed 0"
     app.simulator.traffic.value = "bidir"
     app.simulator.packets.value, app.simulator.flows.value = 5_000, 500
     app.simulator.run_button.click()
     sim = app.simulation.to_dict()
     assert app.simulator.load.cores_source.data["packets"] == sim["per_core"]
-    assert app.simulator.load.buckets_source.data["packets"] == sim["buckets"]
-    assert sim["violations"]["count"] == 0 and "No sharding violations" in app.simulator._violations.value
+    assert sim["violations"]["count"] == 0 and "No sharding violations" in app.simulator._findings.value
+    app.nic.value = "e810"
 
 
-def test_a_breaking_override_shows_the_engines_counterexample(app):
+def test_a_breaking_override_is_shown_with_the_engines_words_and_packets(app):
     app.table.set_override("flows", 0, ["src_ip"])
     app.table.set_override("flows", 1, ["src_ip"])
-    app.solve_button.click()
     data = app.solution.to_dict()
-    assert not data["valid"] and data["counterexample"]["object"] == "flows"
-    assert "nfx-counterexample" in app.solution_view._html.value
-    assert data["counterexample"]["p1"]["src_ip"] in app.solution_view._html.value
+    assert not data["valid"]
+    words = pipeline.explain(app.solution)
+    assert app.words["counterexample"]["packets"] == words["counterexample"]["packets"]
+    for packet in words["counterexample"]["packets"]:
+        assert f"{packet['src_ip']}:{packet['src_port']}" in app.solution_view.head.value
+    assert app.table.row("flows")["decision"] == "broken"
+    app.simulator.run_button.click()  # a wrong key is simulated: its violations, as packets
+    assert "were reached from more than one core" in app.simulator._findings.value
+    assert "-&gt;" in app.simulator._findings.value
     app.table.reset_overrides()
-    app.solve_button.click()
-    assert app.solution.to_dict()["valid"] and "nfx-counterexample" not in app.solution_view._html.value
+    assert app.solution.to_dict()["valid"] and "nfx-counterexample" not in app.solution_view.head.value
+    assert app.simulator.status.state == "stale"
 
 
 def test_unticking_every_field_is_refused_with_the_engines_message(app):
-    for field in ("src_ip", "dst_ip", "src_port", "dst_port"):
+    for field in ("src_ip", "dst_ip", "src_port"):  # each click re-solves: narrower, still correct
         app.table.toggle("flows", 0, field).value = False
     solution = app.solution
-    app.solve_button.click()
-    app.table.reset_overrides()
+    assert solution.to_dict()["valid"] and app.solved.overrides == (("flows", ((0, ("dst_port",)),)),)
+    app.table.toggle("flows", 0, "dst_port").value = False
     assert app.solution is solution
-    assert app.status.state == "error" and "override for 'flows' on device 0: no field" in app.status.message
+    assert app.solve_status.state == "error" and "override for 'flows' on device 0: no field" in app.solve_status.message
+    assert app.project_view.button.disabled and "Solve first" in app.project_view.button.tooltip
+    app.table.reset_overrides()
+    assert app.solve_status.state == "done" and not app.project_view.button.disabled

@@ -73,7 +73,7 @@ def test_explore_serves_the_page_offline_and_culls_the_kernel_of_a_closed_one(tm
         assert kernels, "the visit started no kernel"
         assert wait_gone(kernels, 30) == [], "the idle kernel of a closed page is still running"
         assert voila in descendants(_server_pid(port))  # the server itself goes on
-    assert "voila" in page.lower() and "nfx-app" in page
+    assert "voila" in page.lower() and "ExplorerApp(" in page  # the notebook ran and shows the app
     # Nothing the page loads names another host (the browser tests watch the requests themselves).
     head = page.split("<body", 1)[0]
     assert "fontawesome" not in head and "mermaid" not in head

@@ -4,6 +4,7 @@ returns them and records how it was called."""
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -97,6 +98,47 @@ REBALANCED = {**SIMULATION, "violations": {"count": 0, "examples": []},
               "rebalanced": {"reta": [0, 1, 2, 3, 2, 1, 1, 0], "per_core": [30, 20, 20, 30], "imbalance": 1.2}}
 
 
+WORDS = {
+    "nf": "tiny",
+    "objects": {
+        "flows": {"name": "flows", "kind": "map", "decision": "shard", "inherited": False, "follows": [],
+                  "fields": {"0": ["src_ip", "dst_ip", "src_port", "dst_port"],
+                             "1": ["src_ip", "dst_ip", "src_port", "dst_port"]},
+                  "summary": "tiny.c:11 `nf_map_get(flows, packet, &value)` looks up flows by device 0 packets' "
+                             "(src_ip, dst_ip)", "broken": "", "details": "keyed by the 4-tuple",
+                  "sites": [{"where": "tiny.c:11", "code": "nf_map_get(flows, packet, &value)", "keys": {"0": ["src_ip"]}}]},
+        "config": {"name": "config", "kind": "vector", "decision": "replicate", "inherited": False, "follows": [],
+                   "fields": {}, "summary": "Packets only read it: every core gets its own copy.", "broken": "",
+                   "details": "only read by nf_process", "sites": []},
+    },
+    "keys": {"flows": {"0": [["src_ip", "dst_ip", "src_port", "dst_port", "protocol"]],
+                       "1": [["dst_ip", "src_ip", "dst_port", "src_port", "protocol"]]}, "config": {}},
+    "strategy": {"name": "shared-nothing", "valid": True, "summary": "Shared-nothing: every core owns its state.",
+                 "details": ""},
+    "counterexample": None,
+}
+REQUEST = {"device": 0, "src_ip": "10.1.2.3", "dst_ip": "93.184.216.34", "src_port": 40000, "dst_port": 443,
+           "protocol": "TCP", "reta_index": 7, "core": 3}
+REPLY = {"device": 1, "src_ip": "93.184.216.34", "dst_ip": "10.1.2.3", "src_port": 443, "dst_port": 40000,
+         "protocol": "TCP", "reta_index": 1, "core": 1}
+BROKEN_WORDS = {
+    **WORDS,
+    "objects": {**WORDS["objects"], "flows": {**WORDS["objects"]["flows"],
+                                              "broken": "Broken by the override: a request and its reply split."}},
+    "strategy": {"name": "shared-nothing", "valid": False, "summary": "Not correct: the override breaks flows.",
+                 "details": "the override of flows breaks ..."},
+    "counterexample": {"object": "flows", "relation": "addresses and ports swapped (a reply)",
+                       "packets": [REQUEST, REPLY], "details": "flows: path 0 ~ path 1",
+                       "sites": [{"where": "tiny.c:11", "code": "nf_map_get(flows, packet, &value)"}],
+                       "outcome": {"first": 0, "second": 1, "sequential": 0, "parallel": -1, "differs": True,
+                                   "text": "The second packet reaches core 1, but the flows entry lives on core 3."}},
+}
+PACKETS = {4: {"number": 4, "device": 0, "src_ip": "10.0.0.1", "dst_ip": "192.0.2.7", "src_port": 1000,
+               "dst_port": 80, "protocol": "TCP"},
+           9: {"number": 9, "device": 1, "src_ip": "192.0.2.7", "dst_ip": "10.0.0.1", "src_port": 80,
+               "dst_port": 1000, "protocol": "TCP"}}
+
+
 @dataclass(frozen=True)
 class Result:
     """Stands for any engine result value: all the widgets may use is ``to_dict()`` (and ``files``)."""
@@ -154,23 +196,43 @@ class FakeEngine:
                     obj["overridden"] = True
         return Result(data)
 
+    def explain(self, result, outcome=True):
+        self._call("explain", (result,), {})
+        return copy.deepcopy(BROKEN_WORDS if result.to_dict().get("valid") is False else WORDS)
+
     def simulate(self, solution, traffic="uniform", packets=100_000, flows=10_000, seed=0, keys=None,
-                 rebalance=False):
+                 rebalance=False, **params):
         self._call("simulate", (solution,), {"traffic": traffic, "packets": packets, "flows": flows,
-                                             "seed": seed, "rebalance": rebalance})
+                                             "seed": seed, "rebalance": rebalance, **params})
         return Result(REBALANCED if rebalance else SIMULATION)
+
+    def packets_of(self, traffic, numbers, packets=100_000, flows=10_000, seed=0, **params):
+        self._call("packets_of", (traffic, list(numbers)), {"packets": packets, "flows": flows, "seed": seed})
+        return {n: PACKETS[n] for n in numbers if n in PACKETS}
+
+    def project_in(self, folder):
+        self._call("project_in", (folder,), {})
+        marker = Path(folder) / ".nfx-generated"
+        return json.loads(marker.read_text()) if marker.is_file() else None
 
     def generate(self, solution, out_dir, strategy="auto", force=False):
         self._call("generate", (solution, out_dir), {"strategy": strategy, "force": force})
         out = Path(out_dir)
-        if out.exists() and any(out.iterdir()) and not force:
+        if out.exists() and any(out.iterdir()) and not (out / ".nfx-generated").is_file() and not force:
             raise GenerateError(f"{out}: not empty and not made by nfx (tick replace to overwrite)")
         (out / "src").mkdir(parents=True, exist_ok=True)
         files = {"Makefile": "all:\n\tgcc -O2 main.c\n", "src/main.c": "int main(void) { return 0; }\n"}
         for name, text in files.items():
             (out / name).write_text(text)
+        (out / ".nfx-generated").write_text(json.dumps({"nf": "tiny", "strategy": "sn"}))
         return Result({"files": sorted(files)}, tuple(out / name for name in sorted(files)))
 
-    def check(self, solution, traffic, cores=2):
-        self._call("check", (solution, traffic), {"cores": cores})
+    def check(self, solution, traffic, cores=2, packets=20_000, flows=2_000, wrong_on_purpose=False):
+        self._call("check", (solution, traffic), {"cores": cores, "packets": packets, "flows": flows,
+                                                   "wrong_on_purpose": wrong_on_purpose})
+        if wrong_on_purpose:
+            return Result({"equivalent": False, "verdict": "not equivalent", "packets": 1234, "unexplained": 1,
+                           "strategy": "sn", "cores": cores,
+                           "differences": [{"packet": 9, "device": 1, "core": 0, "sequential": 0, "parallel": -1,
+                                            "why": "its flows entry is on core 1"}]})
         return Result({"equivalent": True, "packets": 1234, "differences": []})

@@ -1,236 +1,527 @@
-"""The explorer: one page composing the views, wired to the engine's pipeline.
+"""The explorer: linked panes over one NF, in the spirit of Compiler Explorer.
 
-Every action is one engine call made under the status bar (which shows progress and any
-``NfxError``) followed by view updates from the result's ``to_dict()``; the views never see Z3
-terms or parse trees, and no analysis happens here. The engine is a parameter so tests can hand in
-a fake one; by default it is ``explorer.pipeline``.
+Left, what the NF *is*: its source and its state-access graph. Right, what to *do* with it: shard
+and solve, simulate, generate, verify; each section has its controls, its button and its own
+status line at the top, which stays in view while the section's results scroll below it. One focus
+(an object or a call path, picked in the left pane or by clicking an object's name) is highlighted
+in every pane.
+
+Results never outlive their inputs unannounced: every result carries the ``Inputs`` it was computed
+for and says so. A change of NIC, cores, seed, strategy or overrides re-solves at once; a change of
+NF or defines waits for Load. Until the solution matches the controls, Simulate, Generate and
+Verify refuse, and their disabled buttons say why (so does a result shown for older inputs).
+
+Every action is an engine call made under its section's status (which shows progress and any
+``NfxError``), followed by view updates from the result's ``to_dict()`` and ``pipeline.explain``:
+no analysis happens here. The engine is a parameter so tests can hand in a fake one; by default it
+is ``explorer.pipeline``.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import ipywidgets
 import traitlets
 
 from explorer.traffic.pcap import read_pcap
-from explorer.traffic.trace import Trace
-from widgets.graph_view import NOTHING, GraphView, highlight_choices
+from widgets.access_graph import objects_of_path
+from widgets.graph_view import NOTHING, GraphView, focus_choices
+from widgets.inputs import Inputs, plural
 from widgets.nf_picker import SAMPLES_DIR, NfPicker
-from widgets.project_view import ProjectView
-from widgets.sharding_table import ShardingTable, rows_from_analysis, rows_from_solution
+from widgets.project_view import ProjectView, default_folder
+from widgets.sharding_table import ShardingTable, rows_from
 from widgets.simulator import SimulatorPanel
 from widgets.solution_view import SolutionView
-from widgets.source_view import ALL_PATHS, SourceView
-from widgets.status import StatusBar
+from widgets.source_view import SourceView
+from widgets.status import STATUS_CSS, StatusLine
 from widgets.verify_view import VerifyPanel
 
 NIC_PROFILES = ("e810", "x710", "cx5", "82599")
 STRATEGIES = ("auto", "sn", "locks", "tm")
+SHORT_STRATEGY = {"shared-nothing": "sn", "locks": "locks", "tm": "tm"}
+CHECK_PACKETS, CHECK_FLOWS = 20_000, 2_000  # the trace pipeline.check makes of a traffic kind (seed 0)
 
-_PAGE_CSS = """<style>
-.nfx-app h3 { margin: 14px 0 4px 0; border-bottom: 1px solid #d0d7de; font-size: 15px; }
-.nfx-app .nfx-status { position: sticky; top: 0; z-index: 10; background: white;
-                       border-bottom: 1px solid #d0d7de; min-height: 28px; }
-.nfx-app .nfx-field button, .nfx-app button.nfx-field { font-size: 11px; padding: 0 2px; }
+PAGE_CSS = STATUS_CSS + """<style>
+.nfx-app { width: 100%; font-size: 13px; }
+.nfx-app .nfx-title { font-size: 17px; font-weight: bold; margin-right: 14px; }
+.nfx-app .nfx-context { font-size: 12px; color: #57606a; }
+.nfx-app .nfx-context b { color: #24292f; }
+.nfx-app .nfx-stale-note { color: #9a6700; font-weight: bold; }
+.nfx-panes { gap: 12px; align-items: stretch; }
+.nfx-pane { flex: 1 1 0; min-width: 520px; }
+.nfx-app .nfx-toolbar { border-bottom: 1px solid #d0d7de; padding-bottom: 4px; margin-bottom: 4px;
+                        background: white; }
+.nfx-app .nfx-pane { height: calc(100vh - 168px); min-height: 460px; }
+.nfx-app .nfx-pane-left { height: calc(100vh - 204px); min-height: 424px; }
+.nfx-app .nfx-pane > .widget-tab-contents { height: calc(100% - 28px); box-sizing: border-box; }
+.nfx-app .nfx-pane > .widget-tab-contents > .widget-vbox { height: 100%; }
+.nfx-app .nfx-body { flex: 1 1 0; min-height: 0; overflow-y: auto; padding-right: 4px; }
+.nfx-app .nfx-body > * { flex: 0 0 auto; }
+.nfx-app .nfx-stale { opacity: 0.45; }
+.nfx-app .nfx-graph-box svg { background: white; }
+.nfx-app .nfx-legend { font-size: 12px; display: flex; flex-flow: row wrap; gap: 4px 14px; margin: 4px 0; }
+.nfx-app .lm-TabBar-tab, .nfx-app .p-TabBar-tab { font-size: 13px; min-width: 90px; }
+.nfx-app .widget-html-content { line-height: 1.45; }
 </style>"""
 
 
-def _section(title: str) -> ipywidgets.HTML:
-    return ipywidgets.HTML(f"<h3>{title}</h3>")
+def section(toolbar: Optional[ipywidgets.Widget], body: ipywidgets.Widget) -> ipywidgets.VBox:
+    """A tab's content: the toolbar (controls, button, status) fixed, the body scrolling below it."""
+    body.add_class("nfx-body")
+    return ipywidgets.VBox([toolbar, body] if toolbar is not None else [body], layout=ipywidgets.Layout(width="100%"))
+
+
+def panel(view: ipywidgets.VBox) -> ipywidgets.VBox:
+    """A section view that has its own ``toolbar`` and ``body``: the body scrolls."""
+    view.body.add_class("nfx-body")
+    view.layout.width = "100%"
+    return view
 
 
 class ExplorerApp(ipywidgets.VBox):
     """The whole explorer on one NF. ``analysis`` / ``solution`` / ``simulation`` / ``project`` /
-    ``check`` hold the engine's last results (None until produced)."""
+    ``check`` hold the engine's last results (None until produced), ``words`` what
+    ``pipeline.explain`` said of the analysis or solution, ``focus`` what every pane highlights."""
 
     analysis = traitlets.Any(None, allow_none=True)
     solution = traitlets.Any(None, allow_none=True)
     simulation = traitlets.Any(None, allow_none=True)
     project = traitlets.Any(None, allow_none=True)
     check = traitlets.Any(None, allow_none=True)
+    words = traitlets.Dict()
+    focus = traitlets.Unicode(NOTHING)
 
     def __init__(self, nf_path: str = "", *, engine: Optional[ModuleType] = None,
-                 samples_dir: Path = SAMPLES_DIR, out_dir: str = "", **kwargs: Any) -> None:
+                 samples_dir: Path = SAMPLES_DIR, out_dir: str = "", auto_solve: bool = True, **kwargs: Any) -> None:
         self.engine = engine if engine is not None else importlib.import_module("explorer.pipeline")
+        self.auto_solve = auto_solve
+        self.out_dir = out_dir or "out"
+        self.loaded: Optional[tuple[str, dict[str, str]]] = None  # the NF and defines analysed
+        self.analysed_seconds = 0.0
+        self.solved: Optional[Inputs] = None  # what ``solution`` was computed for
+        self.made: dict[str, Inputs] = {}  # section -> what its shown result was computed for
+
+        # Header: the NF, its status, and what the shown results are for.
         self.picker = NfPicker(nf_path, samples_dir)
-        self.status = StatusBar()
+        self.load_status = StatusLine("Pick an NF and press Load.")
+        self.load_status.add_class("nfx-load-status")
+        self.context = ipywidgets.HTML()
+        self.context.add_class("nfx-context")
+
+        # Left pane: what the NF is.
+        self.focus_picker = ipywidgets.Dropdown(description="Focus", options=[("nothing", NOTHING)], value=NOTHING,
+                                                style={"description_width": "46px"},
+                                                layout=ipywidgets.Layout(width="100%"))
         self.source_view = SourceView()
         self.graph_view = GraphView()
-        self.table = ShardingTable()
+        self.left = ipywidgets.Tab(children=[section(None, self.source_view), section(None, self.graph_view)],
+                                   titles=["Source", "State-access graph"])
+
+        # Right pane: what to do with it.
         self.nic = ipywidgets.Dropdown(options=list(NIC_PROFILES), value="e810", description="NIC",
-                                       style={"description_width": "40px"}, layout=ipywidgets.Layout(width="150px"))
-        self.cores = ipywidgets.IntSlider(16, min=1, max=64, description="Cores",
-                                          style={"description_width": "50px"})
+                                       style={"description_width": "32px"}, layout=ipywidgets.Layout(width="130px"))
+        self.cores = ipywidgets.BoundedIntText(16, min=1, max=512, description="Cores",
+                                               style={"description_width": "42px"},
+                                               layout=ipywidgets.Layout(width="115px"))
         self.strategy = ipywidgets.Dropdown(options=list(STRATEGIES), value="auto", description="Strategy",
-                                            style={"description_width": "60px"},
-                                            layout=ipywidgets.Layout(width="170px"))
-        self.seed = ipywidgets.IntText(0, description="Seed", style={"description_width": "40px"},
-                                       layout=ipywidgets.Layout(width="110px"))
-        self.solve_button = ipywidgets.Button(description="Solve", icon="key", button_style="primary")
+                                            style={"description_width": "58px"},
+                                            layout=ipywidgets.Layout(width="150px"))
+        self.seed = ipywidgets.BoundedIntText(0, min=0, max=2**32 - 1, description="Seed",
+                                              style={"description_width": "36px"},
+                                              layout=ipywidgets.Layout(width="120px"))
+        self.solve_button = ipywidgets.Button(description="Solve", button_style="primary",
+                                              layout=ipywidgets.Layout(width="90px"))
+        self.solve_status = StatusLine("Load an NF: it is solved as soon as it is analysed.")
+        self.solve_status.add_class("nfx-solve-status")
+        self.table = ShardingTable()
         self.solution_view = SolutionView()
+        solve_toolbar = ipywidgets.VBox([ipywidgets.HBox([self.nic, self.cores, self.strategy, self.seed,
+                                                          self.solve_button],
+                                                         layout=ipywidgets.Layout(flex_flow="row wrap")),
+                                         self.solve_status])
+        solve_toolbar.add_class("nfx-toolbar")
+        solve_toolbar.add_class("nfx-solve-toolbar")
         self.simulator = SimulatorPanel()
-        self.project_view = ProjectView(default_folder=out_dir)
+        self.project_view = ProjectView()
         self.verify_panel = VerifyPanel()
-        super().__init__([
-            ipywidgets.HTML(_PAGE_CSS + "<h2 style='margin:4px 0'>nf-explorer</h2>"),
-            self.picker, self.status,
-            _section("Source and state accesses"), self.source_view,
-            _section("State-access graph"), self.graph_view,
-            _section("Sharding"), self.table,
-            _section("RSS"), ipywidgets.HBox([self.nic, self.cores, self.strategy, self.seed, self.solve_button]),
-            self.solution_view,
-            _section("Simulator"), self.simulator,
-            _section("Generate"), self.project_view,
-            _section("Verify"), self.verify_panel,
-        ], **kwargs)
+        self.right = ipywidgets.Tab(children=[
+            section(solve_toolbar, ipywidgets.VBox([self.solution_view.head, self.table, self.solution_view.rss])),
+            panel(self.simulator), panel(self.project_view), panel(self.verify_panel),
+        ], titles=["Sharding and RSS", "Simulate", "Generate", "Verify"])
+        for tab in (self.left, self.right):
+            tab.add_class("nfx-pane")
+        self.left.add_class("nfx-pane-left")
+        self.left.layout = ipywidgets.Layout(flex="1 1 0", min_width="480px")
+        self.right.layout = ipywidgets.Layout(flex="1.25 1 0", min_width="560px")
+
+        header = ipywidgets.HBox([ipywidgets.HTML('<span class="nfx-title">nf-explorer</span>'), self.picker,
+                                  self.load_status], layout=ipywidgets.Layout(align_items="center",
+                                                                              flex_flow="row wrap"))
+        super().__init__([ipywidgets.HTML(PAGE_CSS), header, self.context,
+                          ipywidgets.HBox([ipywidgets.VBox([self.focus_picker, self.left],
+                                                           layout=ipywidgets.Layout(flex="1 1 0", min_width="480px")),
+                                           self.right], layout=ipywidgets.Layout(width="100%"))], **kwargs)
+        self.children[-1].add_class("nfx-panes")
         self.add_class("nfx-app")
+
         self.picker.button.on_click(lambda _b: self.load())
         self.solve_button.on_click(lambda _b: self.solve())
         self.simulator.run_button.on_click(lambda _b: self.simulate())
         self.simulator.rebalance_button.on_click(lambda _b: self.simulate(rebalance=True))
         self.project_view.button.on_click(lambda _b: self.generate())
         self.verify_panel.button.on_click(lambda _b: self.verify())
-        self.source_view.observe(lambda _c: self._emphasise_path(), "selected_path")
-        self.graph_view.observe(lambda _c: self._draw_graph(), "highlight")
-        self._enable()
+        for control in (self.nic, self.cores, self.strategy, self.seed):
+            control.observe(lambda _c: self._inputs_changed(), "value")
+        self.table.observe(lambda _c: self._inputs_changed(), "overrides")
+        self.picker.path_box.observe(lambda _c: self._refresh(), "value")
+        self.picker.defines_box.observe(lambda _c: self._refresh(), "value")
+        self.verify_panel.wrong_on_purpose.observe(lambda _c: self._refresh(), "value")
+        self.project_view.confirm.observe(lambda _c: self._refresh(), "value")
+        traitlets.link((self.focus_picker, "value"), (self, "focus"))
+        self.table.observe(lambda change: setattr(self, "focus", f"object {change['new']}") if change["new"] else None,
+                           "clicked")
+        self._refresh()
         if nf_path:
             self.load()
 
-    # ---- actions (the buttons call these; notebooks and tests may too) ---------------------
+    # ---- inputs -----------------------------------------------------------------------------
+
+    def inputs(self) -> Optional[Inputs]:
+        """What a solve would be computed for now (None before an NF is loaded)."""
+        if self.loaded is None:
+            return None
+        path, defines = self.loaded
+        return Inputs.of(path, defines, self.nic.value, self.cores.value, self.seed.value, self.strategy.value,
+                         self.table.overrides)
+
+    def pending_nf(self) -> str:
+        """Why the loaded NF is not what the NF box asks for ("" when it is)."""
+        if self.loaded is None:
+            return ""
+        path, defines = self.loaded
+        box = self.picker.path_box.value.strip()
+        try:
+            wanted = self.picker.defines_now()
+        except Exception:  # malformed defines: Load will say what is wrong with them
+            wanted = None
+        if box != path:
+            return f"the NF box names {Path(box).name or 'nothing'}, the results are for {Path(path).name}: press Load"
+        if wanted != defines:
+            return f"the defines changed since {Path(path).name} was loaded: press Load"
+        return ""
+
+    def why_not(self, action: str) -> str:
+        """Why ``action`` (solve, simulate, generate, verify) cannot run now; "" when it can."""
+        if self.analysis is None:
+            return "Load an NF first."
+        pending = self.pending_nf()
+        if pending:
+            return pending[0].upper() + pending[1:] + "."
+        if action == "solve":
+            return ""
+        if self.solution is None:
+            return "Solve first."
+        now = self.inputs()
+        if self.solved != now:
+            changed = ", ".join(self.solved.changes(now)) if self.solved and now else "the inputs"
+            return f"Solve first: {changed} changed since the last solve."
+        if action == "generate" and not self.solution.to_dict().get("valid", True):
+            return ("The solver showed this sharding is wrong (see Sharding and RSS): fix or reset the overrides; "
+                    "nothing wrong is ever written.")
+        if action == "verify" and not self.solution.to_dict().get("valid", True) \
+                and not self.verify_panel.wrong_on_purpose.value:
+            return "The solver showed this sharding is wrong: tick \"build it anyway\" to watch it fail, or fix the overrides."
+        return ""
+
+    def _inputs_changed(self) -> None:
+        if self.auto_solve and self.analysis is not None and not self.pending_nf():
+            self.solve()
+        else:
+            self._refresh()
+
+    # ---- actions (the buttons call these; notebooks and tests may too) ------------------------
 
     def load(self) -> None:
-        """Analyse the NF the picker names, then show its source, graph and objects."""
-        choice = self.status.run("Reading the NF choice", self.picker.commit)
+        """Analyse the NF the picker names, show its source, graph and objects, then solve it."""
+        choice = self.load_status.run("Reading the NF choice", self.picker.commit)
         if choice is None:
             return
         path, defines = choice
-        analysis = self.status.run(f"Analysing {path}", self.engine.analyze, path, defines=defines)
+        analysis = self.load_status.run(f"Analysing {Path(path).name}", self.engine.analyze, path, defines=defines)
         if analysis is None:
             return
+        self.analysed_seconds = self.load_status.seconds
         data = analysis.to_dict()
-        seconds = self.status.seconds
-        self.analysis = analysis
-        self._show_solution(None)
+        with self.hold_trait_notifications():
+            self.analysis, self.loaded, self.solved, self.made = analysis, (path, defines), None, {}
+            self.solution = self.simulation = self.project = self.check = None
+        self.focus = NOTHING
+        self.focus_picker.options = [("nothing", NOTHING)] + focus_choices(data)
+        self.words = self._explain(analysis) or {}
         text = Path(data["source"]).read_text(encoding="utf-8", errors="replace")
         self.source_view.show(data, text)
-        self.table.reset_overrides()
-        self.table.show(rows_from_analysis(data), data["devices"])
-        redrawn = self.graph_view.highlight != NOTHING  # resetting it redraws through the observer
-        self.graph_view.set_choices(highlight_choices(data))
-        if not redrawn:
-            self._draw_graph()
-        if self.status.state != "error":
-            self.status.report("done", f"Loaded {Path(path).name}: {len(data['paths'])} call paths, "
-                                       f"{len(data['objects'])} state objects (analysed in {seconds:.2f} s)")
+        self.graph_view.analysis = data
+        self.graph_view.words = self.words
+        self.simulator.devices = int(data.get("devices", 2))
+        with self.table.hold_trait_notifications():
+            self.table.overrides = {}
+            self.table.show(rows_from(data, None, self.words), int(data.get("devices", 2)))
+        self._clear_results()
+        self.load_status.report("done", f"Loaded {Path(path).name}: {plural(len(data['paths']), 'call path')}, "
+                                        f"{plural(len(data['objects']), 'state object')}, analysed in "
+                                        f"{self.analysed_seconds:.2f} s")
+        if self.auto_solve:
+            self.solve()
+        else:
+            self._refresh()
 
     def solve(self) -> None:
-        """Solve RSS keys for the loaded NF with the chosen NIC, cores, strategy and overrides."""
-        if self.analysis is None:
+        """Solve RSS keys for the loaded NF with the chosen NIC, cores, strategy, seed and overrides."""
+        refused = self.why_not("solve")
+        if refused:
+            self.solve_status.report("error", refused)
             return
-        # The loaded analysis, not the path: the NF is not analysed again for every solve.
-        solution = self.status.run(
-            f"Solving RSS keys for {self.cores.value} cores on {self.nic.value}", self.engine.solve,
-            self.analysis, nic=self.nic.value, cores=self.cores.value, seed=self.seed.value,
-            overrides=self._overrides(), strategy=self.strategy.value)
+        now = self.inputs()
+        solution = self.solve_status.run(
+            f"Solving {Path(now.nf).name} for {plural(now.cores, 'core')} on {now.nic}", self.engine.solve,
+            self.analysis, nic=now.nic, cores=now.cores, seed=now.seed, overrides=self._overrides(),
+            strategy=now.strategy, done=now.label())
         if solution is None:
+            self._refresh()  # the shown solution no longer matches the controls: say so
             return
-        self._show_solution(solution)
-        self.table.show(rows_from_solution(self.solution_view.solution), self.table.devices)
+        seconds = self.solve_status.seconds
+        data = solution.to_dict()
+        if not data.get("valid", True):
+            self.solve_status.report("busy", "The sharding is wrong: finding two packets it splits and running "
+                                             f"{Path(now.nf).name} on them\u2026")
+        words = self._explain(solution)
+        with self.hold_trait_notifications():
+            self.solution, self.solved = solution, now
+            self.words = words or {}
+        self.solution_view.label = now.label()
+        self.solution_view.words = self.words
+        self.solution_view.solution = data
+        self.graph_view.words = self.words
+        self.table.show(rows_from(self.analysis.to_dict(), data, self.words), self.table.devices)
+        verdict = "correct" if data.get("valid", True) else "WRONG: see the two packets it splits"
+        self.solve_status.report("done" if data.get("valid", True) else "error",
+                                 f"Solved in {seconds:.2f} s for {now.label()}: {data.get('strategy', '')}, {verdict}")
+        self.verify_panel.offer_wrong_build(not data.get("valid", True))
+        self.project_view.suggested = default_folder(self.out_dir, now.nf,
+                                                     SHORT_STRATEGY.get(data.get("strategy", ""), now.strategy),
+                                                     now.nic, now.cores)
+        self._refresh()
 
     def simulate(self, rebalance: bool = False) -> None:
         """Per-core load of the solution on the chosen traffic; with ``rebalance`` also a new RETA."""
-        if self.solution is None:
-            return
-        traffic = self._traffic()
-        if traffic is None:
+        status = self.simulator.status
+        refused = self.why_not("simulate")
+        if refused:
+            status.report("error", refused)
             return
         panel = self.simulator
-        simulation = self.status.run(
-            "Simulating" + (" and rebalancing" if rebalance else ""), self.engine.simulate, self.solution,
-            traffic=traffic, packets=panel.packets.value, flows=panel.flows.value, seed=panel.seed.value,
-            rebalance=rebalance)
-        if simulation is None:
-            return
+        with self._traffic(status) as traffic:
+            if traffic is None:
+                return
+            generated = isinstance(traffic, str)
+            options = ({"packets": panel.packets.value, "flows": panel.flows.value, "seed": panel.seed.value}
+                       if generated else {})
+            what = ("Simulating" + (" and rebalancing" if rebalance else "") + " " +
+                    (f"{panel.packets.value:,} {traffic} packets" if generated else "the pcap files"))
+            simulation = status.run(what, self.engine.simulate, self.solution, traffic=traffic, rebalance=rebalance,
+                                    total=panel.packets.value if generated else None, done=self.solved.label(),
+                                    **options)
+            if simulation is None:
+                return
+            data = simulation.to_dict()
+            numbers = sorted({int(n) for e in data.get("violations", {}).get("examples", ()) for n in e.get("packets", ())})
+            examples = {}
+            if numbers and hasattr(self.engine, "packets_of"):
+                seconds = status.seconds
+                examples = status.run("Reading the packets behind the violations", self.engine.packets_of, traffic,
+                                      numbers, **options) or {}
+                status.report("done", f"{what}: done in {seconds:.2f} s for {self.solved.label()}")
         self.simulation = simulation
-        panel.simulation = simulation.to_dict()
+        self.made["simulate"] = self.solved
+        with panel.hold_trait_notifications():
+            panel.examples = {str(k): v for k, v in examples.items()}
+            panel.simulation = data
+        self._refresh()
 
     def generate(self) -> None:
         """Write the parallel project to the folder named in the Generate section."""
-        if self.solution is None:
+        status = self.project_view.status
+        refused = self.why_not("generate")
+        if refused:
+            status.report("error", refused)
             return
-        folder = self.project_view.folder.value.strip()
+        view = self.project_view
+        folder = view.folder.value.strip()
         if not folder:
-            self.status.report("error", "Name a folder to generate the project into.")
+            status.report("error", "Name a folder to generate the project into.")
             return
-        project = self.status.run(f"Generating into {folder}", self.engine.generate, self.solution, Path(folder),
-                                  strategy=self.strategy.value, force=self.project_view.overwrite.value)
+        question = self._overwrite_question(Path(folder))
+        if question and not view.confirm.value:
+            view.ask(question)
+            view.confirm.value = False
+            status.report("error", f"{folder} {self._holds(Path(folder))}: tick the box to write there anyway.")
+            return
+        force = bool(question) and view.confirm.value and self._holds(Path(folder)).startswith("holds files")
+        project = status.run(f"Generating into {folder}", self.engine.generate, self.solution, Path(folder),
+                             strategy=self.strategy.value, force=force, done=self.solved.label())
         if project is None:
             return
         self.project = project
-        self.project_view.show_files(Path(folder), project.files)
+        self.made["generate"] = self.solved
+        view.ask(None)
+        view.show_files(Path(folder), project.files)
+        self._refresh()
 
     def verify(self) -> None:
         """Run the parallel build against the sequential NF on the chosen traffic."""
-        if self.solution is None:
+        status = self.verify_panel.status
+        refused = self.why_not("verify")
+        if refused:
+            status.report("error", refused)
             return
-        check = self.status.run("Checking the parallel build against the sequential NF", self.engine.check,
-                                self.solution, self.verify_panel.traffic.value, cores=self.verify_panel.cores.value)
+        panel = self.verify_panel
+        extra = {"wrong_on_purpose": True} if panel.wrong_on_purpose.value else {}
+        what = ("Building the wrong sharding on purpose, running it" if extra else "Building the parallel program, "
+                "running it") + f" and the sequential NF on {panel.traffic.value} traffic, {plural(panel.cores.value, 'core')}"
+        check = status.run(what, self.engine.check, self.solution, panel.traffic.value, cores=panel.cores.value,
+                           packets=CHECK_PACKETS, flows=CHECK_FLOWS, done=self.solved.label(), **extra)
         if check is None:
             return
         self.check = check
-        self.verify_panel.check = check.to_dict()
+        self.made["verify"] = self.solved
+        data = check.to_dict()
+        missing = [int(d["packet"]) for d in data.get("differences", ()) if "src" not in d and "src_mac" not in d]
+        if missing and hasattr(self.engine, "packets_of"):  # an engine that reports no headers: read the trace
+            seconds = status.seconds
+            found = status.run("Reading the differing packets", self.engine.packets_of, panel.traffic.value, missing,
+                               packets=CHECK_PACKETS, flows=CHECK_FLOWS, seed=0) or {}
+            status.report("done", f"{what}: done in {seconds:.2f} s for {self.solved.label()}")
+            for d in data["differences"]:
+                packet = found.get(int(d["packet"]))
+                if packet and "src" not in d:
+                    d.update(src=packet["src_ip"], dst=packet["dst_ip"], sport=packet["src_port"],
+                             dport=packet["dst_port"], proto={"TCP": 6, "UDP": 17}.get(packet["protocol"]))
+        panel.label = self.solved.label() + (" (built on purpose although wrong)" if extra else "")
+        panel.check = data
+        self._refresh()
 
-    # ---- helpers -------------------------------------------------------------------------
+    # ---- helpers -------------------------------------------------------------------------------
 
-    def _show_solution(self, solution: Optional[Any]) -> None:
-        """Show a new solution (None: none yet); what was computed from the previous one is dropped."""
-        with self.hold_trait_notifications():
-            self.solution, self.simulation, self.project, self.check = solution, None, None, None
-        self.solution_view.solution = solution.to_dict() if solution is not None else {}
-        self.simulator.simulation = {}
-        self.project_view.files = []
-        self.verify_panel.check = {}
-
-    @traitlets.observe("analysis", "solution")
-    def _on_results(self, _change: Any) -> None:
-        self._enable()
-
-    def _enable(self) -> None:
-        """Buttons that need a result stay disabled until there is one."""
-        self.solve_button.disabled = self.analysis is None
-        for button in (self.simulator.run_button, self.simulator.rebalance_button,
-                       self.project_view.button, self.verify_panel.button):
-            button.disabled = self.solution is None
+    def _explain(self, result: Any) -> Optional[dict[str, Any]]:
+        explain = getattr(self.engine, "explain", None)
+        return explain(result) if explain is not None else {}
 
     def _overrides(self) -> dict[str, dict[int, tuple[str, ...]]]:
         return {name: dict(per_device) for name, per_device in sorted(self.table.overrides.items())}
 
-    def _emphasise_path(self) -> None:
-        selected = self.source_view.selected_path
-        self.graph_view.highlight = NOTHING if selected == ALL_PATHS else f"path {selected}"
+    def _holds(self, folder: Path) -> str:
+        """What is in ``folder`` that Generate would write over, in words ("" when nothing)."""
+        project_in = getattr(self.engine, "project_in", None)
+        held = project_in(folder) if project_in is not None else None
+        if held is not None:
+            return "" if held.get("nf") == self.analysis.to_dict()['nf'] else f"holds the {held['nf']} project"
+        if folder.is_dir() and any(folder.iterdir()):
+            return "holds files nfx did not write"
+        return ""
 
-    def _draw_graph(self) -> None:
-        if self.analysis is None:
-            self.graph_view.dot = ""
+    def _overwrite_question(self, folder: Path) -> str:
+        holds = self._holds(folder)
+        if holds.startswith("holds the"):
+            return f"Replace the {holds[len('holds the '):-len(' project')]} project in {folder} with {self.analysis.to_dict()['nf']}'s"
+        if holds:
+            return (f"Write into {folder}, which nfx did not create (your files are kept; where one would be "
+                    "replaced, the new version goes beside it as NAME.new)")
+        return ""
+
+    @contextlib.contextmanager
+    def _traffic(self, status: StatusLine) -> Iterator[Any]:
+        """The traffic kind, or ``{device: pcap path}`` of the uploaded captures (in a temporary folder
+        that lives as long as the ``with``); None when a capture cannot be read."""
+        uploads = self.simulator.uploaded()
+        if not uploads:
+            yield self.simulator.traffic.value
             return
-        highlight = self.graph_view.highlight or None
-        dot = self.status.run("Drawing the state-access graph", self.engine.graph, self.analysis,
-                              highlight=highlight)
-        if dot is not None:
-            self.graph_view.dot = dot
-
-    def _traffic(self) -> Optional[Any]:
-        """The traffic kind, or a Trace read from the uploaded pcap (None when it cannot be read)."""
-        upload = self.simulator.uploaded()
-        if upload is None:
-            return self.simulator.traffic.value
-        name, data, device = upload
         with tempfile.TemporaryDirectory(prefix="nfx-upload-") as folder:
-            path = Path(folder) / Path(name).name
-            path.write_bytes(data)
-            packets = self.status.run(f"Reading {name}", read_pcap, path)
-        return None if packets is None else Trace.merge({device: packets})
+            paths = {}
+            for device, (name, data) in sorted(uploads.items()):
+                path = Path(folder) / f"dev{device}-{Path(name).name}"
+                path.write_bytes(data)
+                if status.run(f"Reading {name}", read_pcap, path) is None:
+                    yield None
+                    return
+                paths[device] = str(path)
+            yield paths
+
+    def _clear_results(self) -> None:
+        self.solution_view.solution, self.solution_view.words = {}, {}
+        self.simulator.simulation, self.simulator.examples = {}, {}
+        self.project_view.files = []
+        self.verify_panel.check = {}
+        self.verify_panel.offer_wrong_build(False)
+
+    @traitlets.observe("focus")
+    def _on_focus(self, _change: Any) -> None:
+        self.source_view.focus = self.focus
+        self.graph_view.focus = self.focus
+        if self.focus.startswith("path ") and self.analysis is not None:
+            self.table.focused = objects_of_path(self.analysis.to_dict(), int(self.focus.split()[1]))
+        elif self.focus.startswith("object "):
+            self.table.focused = [self.focus[len("object "):]]
+        else:
+            self.table.focused = []
+
+    def _refresh(self) -> None:
+        """Buttons, tooltips, stale marks and the context line, from the results and the controls."""
+        reasons = {action: self.why_not(action) for action in ("solve", "simulate", "generate", "verify")}
+        buttons = {"solve": [self.solve_button], "simulate": [self.simulator.run_button, self.simulator.rebalance_button],
+                   "generate": [self.project_view.button], "verify": [self.verify_panel.button]}
+        for action, widgets in buttons.items():
+            for button in widgets:
+                button.disabled = bool(reasons[action])
+                button.tooltip = reasons[action] or None
+        current = self.solved if self.solution is not None and self.solved == self.inputs() else None
+        for name, view, status in (("simulate", self.simulator.load, self.simulator.status),
+                                   ("generate", self.project_view, self.project_view.status),
+                                   ("verify", self.verify_panel, self.verify_panel.status)):
+            made = self.made.get(name)
+            stale = made is not None and made != current
+            (view.add_class if stale else view.remove_class)("nfx-stale")
+            if stale:
+                now = self.inputs()
+                changed = ", ".join(made.changes(now)) if now else "the NF"
+                status.report("stale", f"Out of date: shown for {made.label()}; {changed or 'the solution'} "
+                                       "changed since. " + (reasons[name] or "Run it again."))
+            elif made is None and status.state in ("idle", "stale"):
+                status.report("idle", reasons[name] or status.hint)
+        self.table.reset_button.disabled = not self.table.overrides
+        solution_stale = self.solution is not None and self.solved != self.inputs()
+        for part in (self.solution_view.head, self.solution_view.rss):
+            (part.add_class if solution_stale else part.remove_class)("nfx-stale")
+        self.context.value = self._context_html(solution_stale, reasons["solve"])
+
+    def _context_html(self, solution_stale: bool, pending: str) -> str:
+        if self.analysis is None:
+            return ""
+        path, _ = self.loaded
+        data = self.analysis.to_dict()
+        parts = [f"<b>{Path(path).name}</b>: {plural(len(data['paths']), 'call path')}, "
+                 f"{plural(len(data['objects']), 'state object')}, analysed in {self.analysed_seconds:.2f} s"]
+        if self.solution is not None:
+            solved = self.solution.to_dict()
+            parts.append(f"solution for <b>{self.solved.label()}</b>: {solved.get('strategy', '')}"
+                         + ("" if solved.get("valid", True) else " (wrong: an override splits state)"))
+        note = pending or ("the controls changed since this solution: " + ", ".join(self.solved.changes(self.inputs()))
+                           if solution_stale and self.solved else "")
+        if note:
+            parts.append(f'<span class="nfx-stale-note">{note}</span>')
+        return " \u00b7 ".join(parts)

@@ -1,4 +1,5 @@
-"""The state-access graph: DOT text from the engine, drawn to SVG by Graphviz, shown as HTML."""
+"""The state-access graph pane: DOT from ``widgets.access_graph``, drawn to SVG by Graphviz, with a
+summary/detailed switch and a legend of exactly what is drawn."""
 from __future__ import annotations
 
 import html
@@ -10,99 +11,132 @@ import graphviz
 import ipywidgets
 import traitlets
 
+from widgets.access_graph import DETAILED, SUMMARY, access_dot, default_view, legend
 from widgets.source_view import path_label
 
 # Serialise Graphviz's SVG with its own prefixes (no "ns0:"), so browsers render it inline.
 ElementTree.register_namespace("", "http://www.w3.org/2000/svg")
 ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 
+NOTHING = ""
+
 
 class GraphRenderError(Exception):
     """Graphviz could not draw the DOT text (not installed, or it rejected the input)."""
 
 
-def render_svg(dot: str) -> str:
-    """The ``<svg>`` element Graphviz draws for ``dot``, ready to sit inside HTML (no XML prolog or
-    doctype) and to shrink to its box's width (never wider than drawn)."""
+READABLE = 0.7  # the smallest scale "fit" shrinks a drawing to; wider ones scroll
+
+
+def draw(dot: str) -> str:
+    """The SVG document Graphviz draws for ``dot``."""
     try:
-        svg = graphviz.Source(dot).pipe(format="svg", encoding="utf-8")
+        return graphviz.Source(dot).pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound as error:
         raise GraphRenderError("Graphviz's `dot` is not installed (apt-get install graphviz)") from error
     except subprocess.CalledProcessError as error:  # graphviz.CalledProcessError is a subclass
         detail = error.stderr.decode(errors="replace") if isinstance(error.stderr, bytes) else error.stderr
         raise GraphRenderError(f"dot rejected the graph: {(detail or '').strip()}") from error
+
+
+def embed(svg: str, fit: bool = True) -> str:
+    """The ``<svg>`` element of a drawing, ready to sit inside HTML (no XML prolog or doctype); with
+    ``fit`` it shrinks to its box's width (never wider than drawn), else it keeps its size and the
+    box scrolls."""
     try:
         root = ElementTree.fromstring(svg)
     except ElementTree.ParseError as error:
         raise GraphRenderError(f"dot produced unreadable SVG: {error}") from error
-    # Fit the box's width, keeping proportions (the viewBox stays): graphs wider than the page shrink.
-    natural_width = root.get("width", "")
-    root.set("width", "100%")
-    root.attrib.pop("height", None)
-    root.set("style", f"max-width:{natural_width};height:auto" if natural_width else "height:auto")
+    natural = drawn_width(svg[svg.find("<svg"):]) if "<svg" in svg else 0.0
+    if fit:
+        root.set("width", "100%")
+        root.attrib.pop("height", None)
+        # Shrunk to the pane, but never below READABLE of its size: 12 pt labels stay legible.
+        floor = f"min-width:{natural * READABLE:.0f}pt;" if natural else ""
+        root.set("style", f"max-width:{natural:.0f}pt;{floor}height:auto" if natural else "height:auto")
+    else:
+        root.set("style", "max-width:none")
     return ElementTree.tostring(root, encoding="unicode")
 
 
-NOTHING = ""
+def render_svg(dot: str, fit: bool = True) -> str:
+    return embed(draw(dot), fit)
 
 
-def highlight_choices(analysis: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What the graph can emphasise, as the engine names it: each object, then each path ("path 3")."""
-    choices = [(f"object {o['name']}", o["name"]) for o in analysis.get("objects", ())]
+def drawn_width(dot_svg: str) -> float:
+    """The width in points Graphviz drew (0 when unknown)."""
+    head = dot_svg.split(">", 1)[0]
+    if 'width="' not in head:
+        return 0.0
+    value = head.split('width="', 1)[1].split('"', 1)[0]
+    try:
+        return float(value.removesuffix("pt"))
+    except ValueError:
+        return 0.0
+
+
+def focus_choices(analysis: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the panes can focus on: each object ("object flows"), then each path ("path 3")."""
+    choices = [(f"object {o['name']}", f"object {o['name']}") for o in analysis.get("objects", ())]
     choices += [(path_label(p), f"path {p['index']}") for p in analysis.get("paths", ())]
     return choices
 
 
 class GraphView(ipywidgets.VBox):
-    """Shows ``dot`` as an SVG that scrolls inside its box; ``svg`` holds what is shown.
-    ``highlight`` is what the user asked to emphasise (an object name, "path N", or ``NOTHING``);
-    the app redraws ``dot`` for it."""
+    """``analysis`` (``Analysis.to_dict()``), ``words`` (``pipeline.explain``) and ``focus`` ("",
+    "object NAME" or "path N") decide the drawing; ``view`` is summary or detailed. ``dot`` and
+    ``svg`` hold what is shown, ``error`` what Graphviz said when it failed."""
 
-    dot = traitlets.Unicode("")
-    highlight = traitlets.Unicode(NOTHING)
+    analysis = traitlets.Dict()
+    words = traitlets.Dict()
+    focus = traitlets.Unicode(NOTHING)
+    view = traitlets.Enum((SUMMARY, DETAILED), default_value=SUMMARY)
+    zoom = traitlets.Enum(("fit", "actual"), default_value="fit")
+    dot = traitlets.Unicode("", read_only=True)
     svg = traitlets.Unicode("", read_only=True)
     error = traitlets.Unicode("", read_only=True)
 
     def __init__(self, **kwargs: Any) -> None:
-        self._picker = ipywidgets.Dropdown(description="Emphasise", options=[("nothing", NOTHING)], value=NOTHING,
-                                           style={"description_width": "80px"},
-                                           layout=ipywidgets.Layout(width="100%"))
+        self.switch = ipywidgets.ToggleButtons(options=[("Summary", SUMMARY), ("Detailed", DETAILED)],
+                                               value=SUMMARY, style={"button_width": "90px"},
+                                               tooltips=["one edge per device, object and kind of operation",
+                                                         "one edge per path and access"])
+        self.zoom_switch = ipywidgets.ToggleButtons(options=[("Fit", "fit"), ("Actual size", "actual")],
+                                                    value="fit", style={"button_width": "90px"},
+                                                    tooltips=["shrink the drawing to the pane (down to a legible size)",
+                                                              "draw it at its size"])
         self._html = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
-        super().__init__([self._picker, self._html], **kwargs)
+        self._legend = ipywidgets.HTML()
+        super().__init__([ipywidgets.HBox([self.switch, self.zoom_switch]), self._legend, self._html], **kwargs)
         self.add_class("nfx-graph")
-        traitlets.link((self._picker, "value"), (self, "highlight"))
+        traitlets.link((self.switch, "value"), (self, "view"))
+        traitlets.link((self.zoom_switch, "value"), (self, "zoom"))
         self._render()
 
-    def set_choices(self, choices: list[tuple[str, str]]) -> None:
-        """Offer ``choices`` (label, highlight) and emphasise nothing."""
-        self.highlight = NOTHING
-        self._picker.options = [("nothing", NOTHING)] + list(choices)
+    @traitlets.observe("analysis")
+    def _on_analysis(self, _change: Any) -> None:
+        with self.hold_trait_notifications():
+            self.view = default_view(self.analysis) if self.analysis else SUMMARY
+        self._render()
 
-    @traitlets.validate("highlight")
-    def _valid_highlight(self, proposal: Any) -> str:
-        value = proposal["value"]
-        if value not in {v for _, v in self._picker.options}:
-            raise traitlets.TraitError(f"nothing called {value!r} to emphasise")
-        return value
-
-    @traitlets.observe("dot")
-    def _on_dot(self, _change: Any) -> None:
+    @traitlets.observe("words", "focus", "view", "zoom")
+    def _on_change(self, _change: Any) -> None:
         self._render()
 
     def _render(self) -> None:
-        svg, error = "", ""
-        if self.dot:
+        dot, svg, error = "", "", ""
+        if self.analysis:
+            dot = access_dot(self.analysis, self.words, self.focus, self.view)
             try:
-                svg = render_svg(self.dot)
+                svg = embed(draw(dot), fit=self.zoom == "fit")
             except GraphRenderError as failure:
                 error = str(failure)
+        self.set_trait("dot", dot)
         self.set_trait("svg", svg)
         self.set_trait("error", error)
         if error:
             body = f'<div style="color:#b42318">{html.escape(error)}</div>'
-        elif svg:
-            body = svg
         else:
-            body = "<i>No graph yet.</i>"
-        self._html.value = (f'<div class="nfx-graph-box" style="max-height:560px;overflow:auto;'
-                            f'border:1px solid #d0d7de;border-radius:4px;background:white">{body}</div>')
+            body = svg or "<i>Load an NF to see which state its packets touch.</i>"
+        self._legend.value = legend(self.analysis, self.words, self.focus, self.view) if self.analysis else ""
+        self._html.value = f'<div class="nfx-graph-box">{body}</div>'

@@ -34,14 +34,19 @@ class NfPicker(ipywidgets.HBox):
         self.path_box = ipywidgets.Combobox(value=path, options=sample_nfs(samples_dir), ensure_option=False,
                                             description="NF", placeholder="sample_nfs/fw.c or any path",
                                             style={"description_width": "30px"},
-                                            layout=ipywidgets.Layout(width="420px"))
+                                            layout=ipywidgets.Layout(width="400px"))
         self.defines_box = ipywidgets.Text(value="", description="Defines", placeholder="NAME=VALUE ...",
                                            style={"description_width": "60px"},
-                                           layout=ipywidgets.Layout(width="300px"))
-        self.button = ipywidgets.Button(description="Load", icon="folder-open", button_style="primary")
+                                           layout=ipywidgets.Layout(width="260px"))
+        self.button = ipywidgets.Button(description="Load", button_style="primary",
+                                        tooltip="analyse this NF (every result below is then for it)")
         super().__init__([self.path_box, self.defines_box, self.button], **kwargs)
         self.add_class("nfx-picker")
         self.path = path
+
+    def defines_now(self) -> dict[str, str]:
+        """The defines the box holds now (ConfigError when malformed), committed or not."""
+        return parse_defines(self.defines_box.value)
 
     def commit(self) -> tuple[str, dict[str, str]]:
         """Take the boxes' contents as the NF to explore and return them (path, defines);

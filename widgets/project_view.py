@@ -1,29 +1,55 @@
-"""The generated DPDK project: where to write it, the files written, each one highlighted, and
-download links (data URIs, so they work without a file server)."""
+"""The Generate section: where to write the project (by default ``out/<nf>-<strategy>-<nic>-<cores>``,
+following the inputs until the user types a folder), a confirmation when that folder holds another
+NF's project (or files nfx did not write), the files written, each one highlighted, and downloads:
+every file, and all of them as one zip (data URIs, so they work without a file server; served as
+``application/octet-stream`` so that a ``Makefile`` is saved as ``Makefile``)."""
 from __future__ import annotations
 
 import base64
 import html
-import mimetypes
+import io
+import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import ipywidgets
 import traitlets
 
 from widgets.code import render_code
+from widgets.status import StatusLine
+
+DOWNLOAD_MIME = "application/octet-stream"  # saved under the name given, never with an extension added
+ZIP_MIME = "application/zip"
+ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so equal projects give equal zips
 
 
-def download_link(name: str, data: bytes) -> str:
+def default_folder(root: str, nf: str, strategy: str, nic: str, cores: int) -> str:
+    """``<root>/<nf>-<strategy>-<nic>-<cores>``: one folder per NF and configuration."""
+    return str(Path(root) / f"{Path(nf).stem}-{strategy}-{nic}-{cores}")
+
+
+def download_link(name: str, data: bytes, mime: str = DOWNLOAD_MIME, css_class: str = "nfx-download",
+                  text: Optional[str] = None) -> str:
     """An ``<a download>`` whose target is the file itself, base64 in a data URI."""
-    mime = mimetypes.guess_type(name)[0] or "text/plain"
     encoded = base64.b64encode(data).decode("ascii")
     base = html.escape(Path(name).name, quote=True)
-    return (f'<a class="nfx-download" download="{base}" href="data:{mime};base64,{encoded}" '
-            f'title="download {html.escape(name, quote=True)}">\u2b07 {html.escape(name)}</a>')
+    return (f'<a class="{css_class}" download="{base}" href="data:{mime};base64,{encoded}" '
+            f'title="download {html.escape(name, quote=True)}">{html.escape(text or name)}</a>')
 
 
-def read_project(root: Path, files: Sequence[Path]) -> list[dict[str, str]]:
+def zip_bytes(files: Sequence[Mapping[str, str]], folder: str) -> bytes:
+    """The files as a zip whose entries sit in ``folder/`` (sorted, fixed times: deterministic)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry in sorted(files, key=lambda e: e["name"]):
+            info = zipfile.ZipInfo(f"{folder}/{entry['name']}", ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, entry["text"].encode("utf-8"))
+    return out.getvalue()
+
+
+def read_project(root: Path, files: Sequence[str | Path]) -> list[dict[str, str]]:
     """``[{"name": path relative to root, "text": contents}]``, sorted by name."""
     root = Path(root)
     entries = []
@@ -38,31 +64,68 @@ def read_project(root: Path, files: Sequence[Path]) -> list[dict[str, str]]:
 
 
 class ProjectView(ipywidgets.VBox):
-    """Controls for generating (the app wires the button) and the files of the last project."""
+    """Controls for generating (the app wires the button) and the files of the last project.
+    ``suggested`` is the folder that follows the inputs; ``folder.value`` follows it until edited."""
 
     files = traitlets.List()  # read_project()'s entries
     selected = traitlets.Unicode("")  # the name of the file shown
+    suggested = traitlets.Unicode("")
+    root = traitlets.Unicode("")  # the folder the last project was written to
 
-    def __init__(self, default_folder: str = "", **kwargs: Any) -> None:
-        self.folder = ipywidgets.Text(value=default_folder, description="Folder",
-                                      placeholder="where to write the project, e.g. out/fw-sn",
-                                      layout=ipywidgets.Layout(width="460px"))
-        self.overwrite = ipywidgets.Checkbox(value=False, description="replace a folder nfx did not create",
-                                             indent=False, layout=ipywidgets.Layout(width="280px"))
-        self.button = ipywidgets.Button(description="Generate", icon="cogs", button_style="primary")
-        self._picker = ipywidgets.Dropdown(description="File", options=[],
-                                           layout=ipywidgets.Layout(width="460px", display="none"))
+    def __init__(self, **kwargs: Any) -> None:
+        self.folder = ipywidgets.Text(value="", description="Folder", placeholder="where to write the project",
+                                      style={"description_width": "50px"}, layout=ipywidgets.Layout(width="480px"))
+        self.button = ipywidgets.Button(description="Generate", button_style="primary")
+        self.confirm = ipywidgets.Checkbox(value=False, indent=False, layout=ipywidgets.Layout(width="auto",
+                                                                                            display="none"))
+        self.status = StatusLine("Write the parallel DPDK project of the current solution.")
+        self._picker = ipywidgets.Dropdown(description="File", options=[], style={"description_width": "50px"},
+                                           layout=ipywidgets.Layout(width="360px", display="none"))
         self._downloads = ipywidgets.HTML()
         self._code = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
-        super().__init__([ipywidgets.HBox([self.folder, self.overwrite, self.button]),
-                          self._downloads, self._picker, self._code], **kwargs)
+        self.toolbar = ipywidgets.VBox([ipywidgets.HBox([self.folder, self.button]), self.confirm, self.status])
+        self.toolbar.add_class("nfx-toolbar")
+        self.body = ipywidgets.VBox([self._downloads, self._picker, self._code], layout=ipywidgets.Layout(width="100%"))
+        super().__init__([self.toolbar, self.body], **kwargs)
         self.add_class("nfx-project")
+        self._following = True  # the folder follows ``suggested`` until the user types one
+        self._following_write = False  # set while the folder is changed by code, not by the user
+        self.folder.observe(self._on_folder, "value")
         # Not traitlets.link: an empty Dropdown's value is None, which is no file name.
         self._picker.observe(lambda change: setattr(self, "selected", change["new"] or ""), "value")
         self._render()
 
-    def show_files(self, root: Path, files: Sequence[Path]) -> None:
-        self.files = read_project(root, files)
+    # ---- the folder ---------------------------------------------------------------------------
+
+    @traitlets.observe("suggested")
+    def _on_suggested(self, _change: Any) -> None:
+        if self._following:
+            self._set_folder(self.suggested)
+
+    def _set_folder(self, value: str) -> None:
+        self._following_write = True
+        try:
+            self.folder.value = value
+        finally:
+            self._following_write = False
+
+    def _on_folder(self, _change: Any) -> None:
+        if not self._following_write:
+            self._following = self.folder.value.strip() in ("", self.suggested)
+        self.ask(None)
+
+    def ask(self, question: Optional[str]) -> None:
+        """Show ``question`` as a checkbox that must be ticked before Generate writes (None: hide it)."""
+        self.confirm.value = False
+        self.confirm.description = question or ""
+        self.confirm.layout.display = "flex" if question else "none"
+
+    # ---- the files ----------------------------------------------------------------------------
+
+    def show_files(self, root: Path, files: Sequence[str | Path]) -> None:
+        with self.hold_trait_notifications():
+            self.root = str(root)
+            self.files = read_project(root, files)
 
     @traitlets.observe("files")
     def _on_files(self, _change: Any) -> None:
@@ -87,11 +150,15 @@ class ProjectView(ipywidgets.VBox):
 
     def _render(self) -> None:
         if not self.files:
-            self._downloads.value = "<i>Nothing generated yet.</i>"
+            self._downloads.value = '<i class="nfx-hint">Nothing generated yet.</i>'
             self._code.value = ""
             return
+        folder = Path(self.root).name or "project"
+        archive = download_link(f"{folder}.zip", zip_bytes(self.files, folder), ZIP_MIME, "nfx-download-all",
+                                f"Download all ({folder}.zip)")
         links = "".join(f"<li>{download_link(e['name'], e['text'].encode('utf-8'))}</li>" for e in self.files)
-        self._downloads.value = (f'<div class="nfx-files"><b>{len(self.files)} files</b>'
+        self._downloads.value = (f'<div class="nfx-files"><b>{len(self.files)} files</b> in '
+                                 f"<code>{html.escape(self.root)}</code> &nbsp; {archive}"
                                  f'<ul style="columns:3;margin:2px 0">{links}</ul></div>')
         shown = next((e for e in self.files if e["name"] == self.selected), None)
-        self._code.value = render_code(shown["text"], shown["name"]) if shown else ""
+        self._code.value = render_code(shown["text"], shown["name"], max_height="420px") if shown else ""

@@ -1,22 +1,45 @@
-"""Per state object: kind, accesses, the RSS fields each device shards it on, the decision and its
-reason, with a toggle per field to override the sharding of one object on one device.
+"""Per state object: what the solver decided, the RSS fields each device shards it on (a toggle per
+field to override them), and why, in the NF's terms (``pipeline.explain``), with the engine's exact
+reason behind a "details" fold.
 
-Rows come from ``Solution.to_dict()["objects"]`` (or from the analysis before a solve); the
-overrides trait has the shape ``pipeline.solve(overrides=...)`` takes: ``{object: {device: fields}}``.
+A row never contradicts the solver: an object an override broke says "broken" and what breaks;
+objects that follow another show the fields they inherit; toggles that cannot change anything
+(locked, replicated, following objects, nothing solved) are disabled and say why on hover. The
+``overrides`` trait has the shape ``pipeline.solve(overrides=...)`` takes: ``{object: {device: fields}}``.
 """
 from __future__ import annotations
 
 import html
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 import ipywidgets
 import traitlets
 
 from explorer.wire import RSS_NAMES as RSS_FIELDS
 
-_DECISION_COLOURS = {"shard": "#1a7f37", "replicate": "#57606a", "lock": "#b42318"}
-_OVERRIDDEN_BORDER = "2px solid #d9480f"
-NOT_DECIDED = "\u2014"
+DECISION_STYLE = {"shard": ("#1a7f37", "#dafbe1"), "replicate": ("#0969da", "#ddf4ff"),
+                  "lock": ("#cf222e", "#ffebe9"), "broken": ("#9a6700", "#fff1c2"), "": ("#57606a", "#f6f8fa")}
+OVERRIDDEN_BORDER = "2px solid #d9480f"
+NOT_DECIDED = "not solved"
+
+TABLE_CSS = """<style>
+.nfx-sharding .nfx-field button, .nfx-sharding button.nfx-field { font-size: 11px; padding: 0 2px; }
+.nfx-sharding button.nfx-field:disabled { pointer-events: none; }
+.nfx-sharding .nfx-row-focus { background: #fff8c5; border-radius: 3px; }
+.nfx-sharding .nfx-chip { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: bold;
+                          font-size: 12px; }
+.nfx-sharding .nfx-why { font-size: 12px; line-height: 1.4; }
+.nfx-sharding .nfx-why summary { color: #57606a; cursor: pointer; font-size: 11px; }
+.nfx-sharding button.nfx-object { font-family: 'DejaVu Sans Mono', monospace; font-weight: bold; }
+.nfx-sharding .nfx-fixed { display: grid; grid-template-columns: 64px 64px; gap: 2px; cursor: help; }
+.nfx-sharding .nfx-field-off { font-size: 11px; text-align: center; padding: 2px 0; border-radius: 2px;
+                               color: #afb8c1; background: #f6f8fa; border: 1px dashed #d0d7de; }
+.nfx-sharding .nfx-field-off.nfx-on { color: #0550ae; background: #eef6ff; border: 1px dashed #54aeff;
+                                      font-style: italic; }
+.nfx-sharding button.nfx-field.mod-active { background: #0969da; color: white; }
+.nfx-sharding .nfx-why { padding: 0 0 6px 8px; border-bottom: 1px solid #eaeef2; }
+.nfx-sharding .nfx-span { grid-column: 1 / -1; }
+</style>"""
 
 
 def rss_order(fields: Iterable[str]) -> tuple[str, ...]:
@@ -27,42 +50,68 @@ def rss_order(fields: Iterable[str]) -> tuple[str, ...]:
     return tuple(f for f in RSS_FIELDS if f in chosen)
 
 
-def rows_from_solution(solution: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per object of a solution, fields keyed by int device."""
-    return [{"name": o["name"], "kind": o["kind"], "accesses": o.get("accesses", 0),
-             "fields": {int(dev): list(f) for dev, f in o.get("fields", {}).items()},
-             "decision": o.get("decision", ""), "reason": o.get("reason", "")}
-            for o in solution.get("objects", ())]
-
-
-def rows_from_analysis(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per object of an analysis, before anything is decided: just counts of accesses."""
+def rows_from(analysis: Mapping[str, Any], solution: Optional[Mapping[str, Any]] = None,
+              words: Optional[Mapping[str, Any]] = None) -> list[dict[str, Any]]:
+    """One row per object of ``analysis`` (``Analysis.to_dict()``), with the decisions of
+    ``solution`` (``Solution.to_dict()``, or None before a solve) and the words of
+    ``pipeline.explain``. ``fields`` is keyed by int device; ``editable`` is "" when the toggles can
+    change something, else why not."""
     counts: dict[str, int] = {}
     for path in analysis.get("paths", ()):
         for access in path.get("accesses", ()):
             counts[access["object"]] = counts.get(access["object"], 0) + 1
-    return [{"name": o["name"], "kind": o["kind"], "accesses": counts.get(o["name"], 0),
-             "fields": {}, "decision": "", "reason": "not solved yet"}
-            for o in analysis.get("objects", ())]
+    decided = {o["name"]: o for o in (solution or {}).get("objects", ())}
+    said = (words or {}).get("objects", {})
+    rows = []
+    for obj in analysis.get("objects", ()):
+        name = obj["name"]
+        own = decided.get(name, {})
+        story = said.get(name, {})
+        decision = "broken" if story.get("broken") else own.get("decision", "")
+        fields = story.get("fields") or own.get("fields") or {}
+        follows = list(story.get("follows", ()))
+        if not solution:
+            editable = "Solve first: the toggles change what the solver decided."
+        elif own.get("decision") == "lock":
+            editable = "Shared behind a lock, so there is nothing to shard: " + story.get("summary", own.get("reason", ""))
+        elif own.get("decision") == "replicate":
+            editable = "Every core has its own copy, so there is nothing to shard."
+        elif follows:
+            editable = f"Follows {' and '.join(follows)}: change the fields of {' or '.join(follows)} instead."
+        else:
+            editable = ""
+        rows.append({"name": name, "kind": obj["kind"], "accesses": counts.get(name, 0),
+                     "fields": {int(d): list(f) for d, f in fields.items()}, "decision": decision,
+                     "inherited": bool(story.get("inherited")), "follows": follows,
+                     "summary": story.get("broken") or story.get("summary", ""),
+                     "details": own.get("reason", "") or story.get("details", ""), "editable": editable,
+                     "overridden": bool(own.get("overridden"))})
+    return rows
 
 
 class ShardingTable(ipywidgets.VBox):
-    """The table; ``overrides`` holds the cells the user changed, until ``reset_overrides()``."""
+    """The table; ``overrides`` holds the cells the user changed until ``reset_overrides()``;
+    ``focus`` highlights rows ("object NAME", or a path's objects given by ``focused``);
+    ``clicked`` is set to an object's name when its name is clicked."""
 
     rows = traitlets.List()
     devices = traitlets.Int(2, min=1)
     overrides = traitlets.Dict()
+    focused = traitlets.List()  # object names to highlight
+    clicked = traitlets.Unicode("")
 
     def __init__(self, **kwargs: Any) -> None:
-        self._grid = ipywidgets.GridBox(layout=ipywidgets.Layout(grid_gap="2px 10px", align_items="center"))
-        self._reset = ipywidgets.Button(description="Reset overrides", icon="undo",
-                                        tooltip="shard every object as the solver decides",
-                                        layout=ipywidgets.Layout(width="160px"))
-        self._reset.on_click(lambda _button: self.reset_overrides())
+        self._grid = ipywidgets.GridBox(layout=ipywidgets.Layout(grid_gap="4px 10px", align_items="center",
+                                                                 width="100%"))
+        self.reset_button = ipywidgets.Button(description="Reset overrides",
+                                              tooltip="forget every override: shard each object as the solver decides",
+                                              layout=ipywidgets.Layout(width="150px"))
+        self.reset_button.on_click(lambda _button: self.reset_overrides())
         self._toggles: dict[tuple[str, int, str], ipywidgets.ToggleButton] = {}
         self._cells: dict[tuple[str, int], ipywidgets.HBox] = {}
+        self._row_widgets: dict[str, list[ipywidgets.Widget]] = {}
         self._quiet = False  # set while toggles are changed by code, not by the user
-        super().__init__([self._grid, self._reset], **kwargs)
+        super().__init__([ipywidgets.HTML(TABLE_CSS), self._grid, self.reset_button], **kwargs)
         self.add_class("nfx-sharding")
         self._build()
 
@@ -77,6 +126,9 @@ class ShardingTable(ipywidgets.VBox):
         """The toggle for one field of one object on one device (for tests and notebooks)."""
         return self._toggles[(name, device, field)]
 
+    def row(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.rows if r["name"] == name)
+
     def set_override(self, name: str, device: int, fields: Iterable[str]) -> None:
         """Shard ``name`` on ``fields`` for ``device``, as if the user clicked the toggles."""
         if not any(row["name"] == name for row in self.rows):
@@ -88,50 +140,110 @@ class ShardingTable(ipywidgets.VBox):
         self.overrides = overrides
 
     @traitlets.observe("rows", "devices")
-    def _on_rows(self, _change: Any) -> None:
-        self._build()
+    def _on_rows(self, change: Any) -> None:
+        shape = [(r["name"], r["editable"] == "", r["inherited"]) for r in self.rows]
+        if change["name"] == "rows" and shape == getattr(self, "_shape", None) and self._row_widgets:
+            self._update()  # same objects, same kind of cells: update in place (no flicker, no lost click)
+        else:
+            self._build()
+        self._shape = shape
 
     @traitlets.observe("overrides")
     def _on_overrides(self, _change: Any) -> None:
         self._sync_toggles()
 
+    @traitlets.observe("focused")
+    def _on_focused(self, _change: Any) -> None:
+        for name, widgets in self._row_widgets.items():
+            for widget in widgets:
+                if name in self.focused:
+                    widget.add_class("nfx-row-focus")
+                else:
+                    widget.remove_class("nfx-row-focus")
+
     def _header(self) -> list[ipywidgets.Widget]:
-        titles = ["object", "kind", "accesses"] + [f"device {d} fields" for d in range(self.devices)]
-        titles += ["decision", "reason"]
+        titles = ["object", "kind"] + [f"device {d} shards on" for d in range(self.devices)] + ["decision"]
         return [ipywidgets.HTML(f"<b>{html.escape(t)}</b>") for t in titles]
 
     def _build(self) -> None:
-        self._toggles, self._cells = {}, {}
+        self._toggles, self._cells, self._row_widgets = {}, {}, {}
         children = self._header()
         for row in self.rows:
             name = row["name"]
-            children += [ipywidgets.HTML(f"<code>{html.escape(name)}</code>"),
-                         ipywidgets.HTML(html.escape(row["kind"])),
-                         ipywidgets.HTML(str(row["accesses"]))]
-            for device in range(self.devices):
-                children.append(self._cell(name, device))
-            colour = _DECISION_COLOURS.get(row["decision"], "#57606a")
-            children.append(ipywidgets.HTML(
-                f'<b style="color:{colour}">{html.escape(row["decision"] or NOT_DECIDED)}</b>'))
-            children.append(ipywidgets.HTML(f'<span style="font-size:12px">{html.escape(row["reason"])}</span>',
-                                            layout=ipywidgets.Layout(min_width="200px")))
+            button = ipywidgets.Button(description=name, tooltip=f"focus {name} in every pane",
+                                       layout=ipywidgets.Layout(width="124px"))
+            button.add_class("nfx-object")
+            button.on_click(lambda _b, n=name: self._click(n))
+            kind = ipywidgets.HTML(f"{html.escape(row['kind'])}<br><span style='font-size:11px;color:#57606a'>"
+                                   f"{row['accesses']} accesses</span>")
+            cells = [self._cell(row, device) for device in range(self.devices)]
+            decision = ipywidgets.HTML(self._decision_html(row))
+            why = ipywidgets.HTML(self._why_html(row))
+            why.add_class("nfx-span")
+            widgets = [button, kind, *cells, decision, why]
+            self._row_widgets[name] = widgets
+            children += widgets
         self._grid.children = children
-        self._grid.layout.grid_template_columns = (
-            f"max-content max-content max-content repeat({self.devices}, max-content) max-content 1fr")
+        # Fixed tracks: the explanation below each row spans them all without widening any.
+        self._grid.layout.grid_template_columns = f"128px 84px repeat({self.devices}, 134px) minmax(110px, 1fr)"
+        self._sync_toggles()
+        self._on_focused(None)
+
+    def _decision_html(self, row: Mapping[str, Any]) -> str:
+        colour, background = DECISION_STYLE.get(row["decision"], DECISION_STYLE[""])
+        label = row["decision"] or NOT_DECIDED
+        if row["overridden"] and row["decision"] == "shard":
+            label = "shard (override)"
+        return (f'<span class="nfx-chip nfx-decision-{row["decision"] or "none"}" '
+                f'style="color:{colour};background:{background}">{html.escape(label)}</span>')
+
+    def _why_html(self, row: Mapping[str, Any]) -> str:
+        details = (f'<details><summary>details</summary><code style="font-size:11px">'
+                   f'{html.escape(row["details"])}</code></details>' if row["details"] else "")
+        return f'<div class="nfx-why nfx-why-{html.escape(row["name"])}">{html.escape(row["summary"])}{details}</div>'
+
+    def _fixed_html(self, row: Mapping[str, Any], device: int) -> str:
+        fields = row["fields"].get(device, ())
+        chips = "".join(f'<span class="nfx-field-off{" nfx-on" if f in fields else ""}">{f}</span>' for f in RSS_FIELDS)
+        reason = html.escape(row["editable"], quote=True)
+        return (f'<div class="nfx-fixed{" nfx-inherited" if row["inherited"] else ""}" title="{reason}" '
+                f'data-object="{html.escape(row["name"], quote=True)}">{chips}</div>')
+
+    def _update(self) -> None:
+        for row in self.rows:
+            widgets = self._row_widgets[row["name"]]
+            widgets[-2].value = self._decision_html(row)
+            widgets[-1].value = self._why_html(row)
+            for device in range(self.devices):
+                cell = self._cells[(row["name"], device)]
+                if isinstance(cell, ipywidgets.HTML):
+                    cell.value = self._fixed_html(row, device)
         self._sync_toggles()
 
-    def _cell(self, name: str, device: int) -> ipywidgets.HBox:
+    def _cell(self, row: Mapping[str, Any], device: int) -> ipywidgets.Widget:
+        """Toggles for an object the user may override; for the others, the fields as read-only
+        chips that say on hover why they cannot change (a disabled button would not show it)."""
+        name = row["name"]
+        if row["editable"]:
+            cell = ipywidgets.HTML(self._fixed_html(row, device))
+            self._cells[(name, device)] = cell
+            return cell
         buttons = []
         for field in RSS_FIELDS:
             button = ipywidgets.ToggleButton(description=field, tooltip=f"{name}: device {device} {field}",
-                                             layout=ipywidgets.Layout(width="74px", height="26px"))
+                                             layout=ipywidgets.Layout(width="64px", height="22px"))
             button.add_class("nfx-field")
             button.observe(lambda _change, n=name, d=device: self._on_toggle(n, d), "value")
             self._toggles[(name, device, field)] = button
             buttons.append(button)
-        cell = ipywidgets.HBox(buttons, layout=ipywidgets.Layout(padding="1px"))
+        cell = ipywidgets.GridBox(buttons, layout=ipywidgets.Layout(grid_template_columns="64px 64px",
+                                                                    grid_gap="2px", padding="1px"))
         self._cells[(name, device)] = cell
         return cell
+
+    def _click(self, name: str) -> None:
+        self.clicked = ""  # so that clicking the same name again still tells
+        self.clicked = name
 
     def _on_toggle(self, name: str, device: int) -> None:
         if self._quiet:
@@ -145,10 +257,12 @@ class ShardingTable(ipywidgets.VBox):
             for row in self.rows:
                 name = row["name"]
                 for device in range(self.devices):
+                    if (name, device, RSS_FIELDS[0]) not in self._toggles:
+                        continue
                     override = self.overrides.get(name, {}).get(device)
                     fields = override if override is not None else row["fields"].get(device, ())
                     for field in RSS_FIELDS:
                         self._toggles[(name, device, field)].value = field in fields
-                    self._cells[(name, device)].layout.border = _OVERRIDDEN_BORDER if override is not None else ""
+                    self._cells[(name, device)].layout.border = OVERRIDDEN_BORDER if override is not None else ""
         finally:
             self._quiet = False

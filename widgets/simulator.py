@@ -1,5 +1,6 @@
-"""The simulator panel: traffic choice (a generator or an uploaded pcap), the load charts, the
-sharding violations found, and the Simulate / Rebalance buttons (the app wires them to the engine)."""
+"""The simulator section: traffic (a seeded generator, or one pcap per device), the Simulate and
+Rebalance buttons with their status, the load charts, and what went wrong as packets: state
+reached from several cores (shared-nothing plans) or the write-lock share (locks plans)."""
 from __future__ import annotations
 
 import html
@@ -10,9 +11,10 @@ import traitlets
 
 from explorer.traffic.generators import GENERATORS
 from widgets.load_view import LoadView
+from widgets.status import StatusLine
 
 TRAFFIC_KINDS = tuple(GENERATORS)  # the engine's seeded generators, "uniform" first
-UPLOADED = "uploaded pcap"
+UPLOADED = "pcap files"
 
 
 def unchecked_html(unchecked: Sequence[str]) -> str:
@@ -20,76 +22,149 @@ def unchecked_html(unchecked: Sequence[str]) -> str:
     if not unchecked:
         return ""
     items = "".join(f"<li><code>{html.escape(u)}</code></li>" for u in unchecked)
-    return (f'<div class="nfx-unchecked" style="color:#57606a;font-size:12px">{len(unchecked)} accesses '
-            f"have keys the packet alone does not give, so the simulator could not check them:<ul>{items}</ul></div>")
+    return (f'<details class="nfx-unchecked" style="color:#57606a;font-size:12px"><summary>{len(unchecked)} '
+            "accesses have keys the packet alone does not give, so the simulator could not check them</summary>"
+            f"<ul>{items}</ul></details>")
 
 
-def violations_html(violations: Mapping[str, Any]) -> str:
+def packet_text(p: Optional[Mapping[str, Any]]) -> str:
+    """``10.0.0.1:5000 -> 1.2.3.4:443 TCP`` (what is known of it)."""
+    if not p:
+        return "?"
+    if not p.get("src_ip"):
+        return "not IPv4"
+    ports = p.get("src_port") is not None
+    return (f"{p['src_ip']}{':' + str(p['src_port']) if ports else ''} -> "
+            f"{p['dst_ip']}{':' + str(p['dst_port']) if ports else ''} {p.get('protocol', '')}").strip()
+
+
+def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping[str, Any]]) -> str:
+    """State entries packets reached from several cores, each as the packets that did so."""
     count = int(violations.get("count", 0))
     if count == 0:
-        return ('<div class="nfx-violations" style="color:#1a7f37">\u2714 No sharding violations: every '
-                "packet that shares state with another reached the same core.</div>")
-    rows = "".join(
-        f"<tr><td><code>{html.escape(str(e.get('object', '')))}</code></td>"
-        f"<td><code>{html.escape(str(e.get('key', '')))}</code></td>"
-        f"<td>{html.escape(', '.join(str(c) for c in e.get('cores', ())))}</td>"
-        f"<td>{html.escape(', '.join(str(p) for p in e.get('packets', ())))}</td></tr>"
-        for e in violations.get("examples", ()))
-    return (f'<div class="nfx-violations" style="color:#b42318"><b>\u2716 {count:,} sharding violations</b>: '
-            "state reached from more than one core.</div>"
-            '<table style="font-size:12px;border-collapse:collapse"><tr><th>object</th><th>key</th>'
-            f"<th>cores</th><th>packets</th></tr>{rows}</table>")
+        return ('<div class="nfx-violations nfx-ok" style="color:#1a7f37">No sharding violations: every packet '
+                "that shares state with another reached the same core.</div>")
+    rows = []
+    for example in violations.get("examples", ()):
+        for core, number in zip(example.get("cores", ()), example.get("packets", ())):
+            p = packets.get(int(number))
+            rows.append(f"<tr><td><code>{html.escape(str(example.get('object', '')))}</code></td>"
+                        f"<td>{int(number):,}</td><td>{'device ' + str(p['device']) if p else '?'}</td>"
+                        f"<td><code>{html.escape(packet_text(p))}</code></td><td>core {int(core)}</td>"
+                        f'<td style="font-size:11px;color:#57606a"><code>{html.escape(str(example.get("key", "")))}</code>'
+                        "</td></tr>")
+    cell = 'style="text-align:left;padding:2px 10px"'
+    return (f'<div class="nfx-violations nfx-bad" style="color:#b42318"><b>{count:,} state entries were reached '
+            "from more than one core</b>: each core keeps its own copy, so the NF's state splits. The first "
+            "packets to reach each entry on each core:</div>"
+            f'<table class="nfx-violation-packets" style="font-size:12px;border-collapse:collapse">'
+            f"<tr><th {cell}>object</th><th {cell}>packet #</th><th {cell}>arrives on</th><th {cell}>packet</th>"
+            f"<th {cell}>core</th><th {cell}>entry (key bytes)</th></tr>{''.join(rows)}</table>")
+
+
+def contention_html(contention: Mapping[str, Any], packets: int) -> str:
+    """For locks and tm plans: the shared state and how many packets take the write lock."""
+    writes, share = int(contention.get("writes", 0)), float(contention.get("share", 0.0))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in contention.get("notes", ()))
+    return (f'<div class="nfx-contention">The state is shared by all cores behind one lock, so no entry can split. '
+            f"<b>{share:.1%}</b> of the packets ({writes:,} of {packets:,}) change it and take the write lock, "
+            "during which every other core waits; the rest read it side by side."
+            + (f'<ul style="font-size:12px;color:#57606a">{notes}</ul>' if notes else "") + "</div>")
 
 
 class SimulatorPanel(ipywidgets.VBox):
-    """``simulation`` is the last ``Simulation.to_dict()`` shown."""
+    """``simulation`` is the last ``Simulation.to_dict()`` shown and ``examples`` the packets its
+    violation examples name (``{packet number: fields}``); ``devices`` is how many pcap uploads to offer."""
 
     simulation = traitlets.Dict()
+    examples = traitlets.Dict()
+    devices = traitlets.Int(2, min=1)
 
     def __init__(self, **kwargs: Any) -> None:
-        narrow = {"description_width": "60px"}
+        narrow = {"description_width": "56px"}
         self.traffic = ipywidgets.Dropdown(options=list(TRAFFIC_KINDS), value="uniform", description="Traffic",
-                                           style=narrow, layout=ipywidgets.Layout(width="220px"))
+                                           style=narrow, layout=ipywidgets.Layout(width="190px"))
         self.packets = ipywidgets.BoundedIntText(100_000, min=1, max=10_000_000, description="Packets",
-                                                 style=narrow, layout=ipywidgets.Layout(width="180px"))
+                                                 style=narrow, layout=ipywidgets.Layout(width="170px"))
         self.flows = ipywidgets.BoundedIntText(10_000, min=1, max=10_000_000, description="Flows",
-                                               style=narrow, layout=ipywidgets.Layout(width="170px"))
-        self.seed = ipywidgets.IntText(0, description="Seed", style=narrow, layout=ipywidgets.Layout(width="120px"))
-        self.upload = ipywidgets.FileUpload(accept=".pcap,.pcapng", multiple=False, description="pcap")
-        self.upload_device = ipywidgets.BoundedIntText(0, min=0, max=0xFFFF, description="on device",
-                                                       style={"description_width": "70px"},
-                                                       layout=ipywidgets.Layout(width="140px"))
-        self.run_button = ipywidgets.Button(description="Simulate", icon="play", button_style="primary")
-        self.rebalance_button = ipywidgets.Button(description="Rebalance", icon="balance-scale",
-                                                  tooltip="simulate again, then rebalance the RETA from the measured load")
+                                               style=narrow, layout=ipywidgets.Layout(width="160px"))
+        self.seed = ipywidgets.BoundedIntText(0, min=0, max=2**32 - 1, description="Seed", style=narrow,
+                                              layout=ipywidgets.Layout(width="130px"))
+        self.run_button = ipywidgets.Button(description="Simulate", button_style="primary")
+        self.rebalance_button = ipywidgets.Button(description="Rebalance")
+        self.status = StatusLine("Simulate the NIC spreading seeded traffic over the cores.")
+        self.uploads: list[ipywidgets.FileUpload] = []
+        self.clear_button = ipywidgets.Button(description="Use generated traffic", layout=ipywidgets.Layout(
+            width="auto", display="none"), tooltip="forget the pcap files")
+        self._uploads_box = ipywidgets.HBox(layout=ipywidgets.Layout(flex_flow="row wrap", align_items="center"))
         self.load = LoadView()
-        self._violations = ipywidgets.HTML()
-        super().__init__([
-            ipywidgets.HBox([self.traffic, self.packets, self.flows, self.seed]),
-            ipywidgets.HBox([self.upload, self.upload_device, self.run_button, self.rebalance_button]),
-            self.load, self._violations], **kwargs)
+        self._findings = ipywidgets.HTML()
+        self.toolbar = ipywidgets.VBox([
+            ipywidgets.HBox([self.traffic, self.packets, self.flows, self.seed, self.run_button,
+                             self.rebalance_button], layout=ipywidgets.Layout(flex_flow="row wrap")),
+            self._uploads_box, self.status])
+        self.toolbar.add_class("nfx-toolbar")
+        self.body = ipywidgets.VBox([self.load, self._findings], layout=ipywidgets.Layout(width="100%"))
+        super().__init__([self.toolbar, self.body], **kwargs)
         self.add_class("nfx-simulator")
-        self.upload.observe(self._on_upload, "value")
+        self.clear_button.on_click(lambda _b: self.clear_uploads())
+        self._build_uploads()
         self._render()
 
-    def uploaded(self) -> Optional[tuple[str, bytes, int]]:
-        """The uploaded pcap's name, bytes and receiving device, when the traffic choice is the upload."""
-        if self.traffic.value != UPLOADED or not self.upload.value:
-            return None
-        upload = self.upload.value[0]
-        return upload["name"], bytes(upload["content"]), self.upload_device.value
+    # ---- traffic ----------------------------------------------------------------------------
 
-    def _on_upload(self, _change: Any) -> None:
-        kinds = list(TRAFFIC_KINDS) + ([UPLOADED] if self.upload.value else [])
-        self.traffic.options = kinds
-        self.traffic.value = UPLOADED if self.upload.value else TRAFFIC_KINDS[0]
+    @traitlets.observe("devices")
+    def _on_devices(self, _change: Any) -> None:
+        self._build_uploads()
 
-    @traitlets.observe("simulation")
+    def _build_uploads(self) -> None:
+        self.uploads = [ipywidgets.FileUpload(accept=".pcap,.pcapng", multiple=False,
+                                              description=f"pcap for device {d}",
+                                              layout=ipywidgets.Layout(width="auto"))
+                        for d in range(self.devices)]
+        for upload in self.uploads:
+            upload.observe(lambda _change: self._on_upload(), "value")
+        self._uploads_box.children = [ipywidgets.HTML("<span style='font-size:12px;color:#57606a'>or upload "
+                                                      "captures:&nbsp;</span>"), *self.uploads, self.clear_button]
+        self._on_upload()
+
+    def uploaded(self) -> dict[int, tuple[str, bytes]]:
+        """``{device: (file name, bytes)}`` of the captures in use (empty: generated traffic)."""
+        if self.traffic.value != UPLOADED:
+            return {}
+        return {device: (upload.value[0]["name"], bytes(upload.value[0]["content"]))
+                for device, upload in enumerate(self.uploads) if upload.value}
+
+    def clear_uploads(self) -> None:
+        for upload in self.uploads:
+            upload.value = ()
+        self._on_upload()
+
+    def _on_upload(self) -> None:
+        using = any(upload.value for upload in self.uploads)
+        self.traffic.options = list(TRAFFIC_KINDS) + ([UPLOADED] if using else [])
+        self.traffic.value = UPLOADED if using else TRAFFIC_KINDS[0]
+        self.traffic.disabled = using
+        why = "read from the pcap files" if using else ""
+        for control, what in ((self.packets, "packet count"), (self.flows, "flow count"), (self.seed, "seed")):
+            control.disabled = using
+            control.tooltip = f"the {what} is {why}" if using else None
+        self.clear_button.layout.display = "flex" if using else "none"
+
+    # ---- results ----------------------------------------------------------------------------
+
+    @traitlets.observe("simulation", "examples")
     def _on_simulation(self, _change: Any) -> None:
         self._render()
 
     def _render(self) -> None:
         self.load.simulation = self.simulation
         sim = self.simulation
-        self._violations.value = (violations_html(sim["violations"]) + unchecked_html(sim.get("unchecked", ()))
-                                  if sim else "")
+        if not sim:
+            self._findings.value = ""
+            return
+        if sim.get("contention"):
+            found = contention_html(sim["contention"], int(sim.get("packets", sum(sim.get("per_core", ())))))
+        else:
+            found = violations_html(sim.get("violations", {}), {int(k): v for k, v in self.examples.items()})
+        self._findings.value = found + unchecked_html(sim.get("unchecked", ()))

@@ -1,35 +1,63 @@
-"""What a solve produced, from ``Solution.to_dict()``: the RSS configuration of every device (key,
-hashed fields, ``rss_hf``, RETA size, rank), key quality and times; or, when the request cannot be
-met, the two packets that prove it (counterexample) or the solver's explanation."""
+"""What a solve produced: the strategy in words, each device's RSS configuration (hashed fields,
+key, RETA size; ``rss_hf`` and rank under "details"), key quality (only for a correct plan), and
+when an override breaks the sharding, two realistic packets that share state but reach different
+cores, with what the NF then does (``pipeline.explain``'s counterexample)."""
 from __future__ import annotations
 
 import html
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import ipywidgets
 import traitlets
 
-from explorer.wire import RSS_NAMES as RSS_FIELDS
+BOX = "border-radius:6px;padding:8px 12px;margin:6px 0"
+BAD_BOX = f"{BOX};border:1px solid #f1aeb5;background:#fff5f5"
+GOOD_BOX = f"{BOX};border:1px solid #aceebb;background:#f6fff8"
+TABLE = "border-collapse:collapse;font-size:13px"
+CELL = "padding:3px 10px;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top"
 
-_BOX = "border-radius:4px;padding:6px 10px;margin:4px 0"
-_BAD_BOX = f"{_BOX};border:1px solid #f1aeb5;background:#fff0f0"
-_TABLE = "border-collapse:collapse;font-size:13px"
-_CELL = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top"
 
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]], css_class: str = "") -> str:
     """An HTML table; ``header`` is escaped here, cells must already be HTML."""
-    head = "".join(f'<th style="{_CELL}">{html.escape(h)}</th>' for h in header)
-    body = "".join("<tr>" + "".join(f'<td style="{_CELL}">{c}</td>' for c in row) + "</tr>" for row in rows)
-    return f'<table style="{_TABLE}"><tr>{head}</tr>{body}</table>'
+    head = "".join(f'<th style="{CELL}">{html.escape(h)}</th>' for h in header)
+    body = "".join("<tr>" + "".join(f'<td style="{CELL}">{c}</td>' for c in row) + "</tr>" for row in rows)
+    return f'<table class="{css_class}" style="{TABLE}"><tr>{head}</tr>{body}</table>'
 
 
-def summary_html(solution: Mapping[str, Any]) -> str:
-    seconds = solution.get("seconds", {})
-    times = " \u00b7 ".join(f"{html.escape(stage)} {value:.2f} s" for stage, value in seconds.items())
-    return (f'<div class="nfx-summary"><b>{html.escape(solution.get("nf", ""))}</b>: strategy '
-            f'<b class="nfx-strategy">{html.escape(solution.get("strategy", ""))}</b>'
-            + (f" \u00b7 {times}" if times else "") + "</div>")
+def details(summary: str, body_html: str) -> str:
+    return (f'<details class="nfx-details"><summary style="cursor:pointer;color:#57606a;font-size:12px">'
+            f"{html.escape(summary)}</summary>{body_html}</details>")
+
+
+def endpoint(packet: Mapping[str, Any], side: str) -> str:
+    return f"{packet[side + '_ip']}:{packet[side + '_port']}"
+
+
+def packets_table(packets: list[Mapping[str, Any]], css_class: str = "nfx-packets") -> str:
+    rows = [[f"{i + 1}", f"device {p['device']}", f"<code>{html.escape(endpoint(p, 'src'))}</code>",
+             f"<code>{html.escape(endpoint(p, 'dst'))}</code>", html.escape(str(p.get('protocol', ''))),
+             str(p.get("reta_index", "")), f"<b>core {p['core']}</b>"] for i, p in enumerate(packets)]
+    return table(["packet", "arrives on", "from", "to", "protocol", "RETA entry", "goes to"], rows, css_class)
+
+
+def counterexample_html(example: Mapping[str, Any], raw: Optional[Mapping[str, Any]] = None) -> str:
+    """Two packets that share an entry but reach different cores, and what happens to the second."""
+    name = html.escape(example["object"])
+    outcome = example.get("outcome") or {}
+    said = (f'<div class="nfx-outcome" style="margin-top:6px"><b>What happens:</b> {html.escape(outcome["text"])}</div>'
+            if outcome.get("text") else "")
+    sites = "".join(f"<li><code>{html.escape(s['where'])}</code> <code>{html.escape(s['code'])}</code></li>"
+                    for s in example.get("sites", ()))
+    exact = f"<div><code>{html.escape(example.get('details', ''))}</code></div>"
+    if raw:
+        exact += f"<div>solver's own pair: <code>{html.escape(str(raw.get('p1')))}</code> and " \
+                 f"<code>{html.escape(str(raw.get('p2')))}</code></div>"
+    return (f'<div class="nfx-counterexample" style="{BAD_BOX}"><b>This sharding is wrong for <code>{name}</code></b>: '
+            f"these two packets share a {name} entry ({html.escape(example['relation'])}) but the NIC sends them "
+            f"to different cores.{packets_table(list(example['packets']))}{said}"
+            + (f'<div style="font-size:12px;margin-top:4px">They meet in {name} here:<ul style="margin:2px 0">'
+               f"{sites}</ul></div>" if sites else "")
+            + details("details (the solver's terms)", exact) + "</div>")
 
 
 def devices_html(devices: Mapping[str, Mapping[str, Any]]) -> str:
@@ -37,79 +65,74 @@ def devices_html(devices: Mapping[str, Mapping[str, Any]]) -> str:
     for dev in sorted(devices, key=int):
         d = devices[dev]
         names = "<br>".join(html.escape(n) for n in d.get("rss_hf_names", ()))
-        rows.append([
-            str(dev),
-            html.escape(", ".join(d.get("fields", ())) or "none"),
-            f'<code class="nfx-key" style="word-break:break-all;display:inline-block;max-width:34em">'
-            f'{html.escape(d["key"])}</code>',
-            f'<code>0x{int(d["rss_hf"]):x}</code><br><span style="font-size:11px">{names}</span>',
-            str(d.get("reta_size", "")),
-            str(d.get("rank", "")),
-        ])
-    return _table(["device", "hashed fields", "RSS key (hex)", "rss_hf", "RETA", "rank"], rows)
+        exact = details("details", f'<div style="font-size:11px">rss_hf <code>0x{int(d["rss_hf"]):x}</code><br>{names}'
+                                   f"<br>GF(2) rank of the RETA-index bits: {d.get('rank', '')}</div>")
+        rows.append([f"device {dev}", html.escape(", ".join(d.get("fields", ())) or "nothing (every packet to RETA entry 0)"),
+                     f'<code class="nfx-key" style="word-break:break-all;display:inline-block;max-width:30em;'
+                     f'font-size:12px">{html.escape(d["key"])}</code>',
+                     f"{d.get('reta_size', '')} entries", exact])
+    return table(["port", "the NIC hashes", "RSS key", "RETA", ""], rows, "nfx-devices")
 
 
 def quality_html(quality: Mapping[str, float]) -> str:
     if not quality:
         return ""
-    figures = " \u00b7 ".join(f"{html.escape(kind)} <b>{value:.3f}</b>" for kind, value in sorted(quality.items()))
-    return (f'<div class="nfx-quality">Key quality, busiest core / mean on seeded traffic '
-            f"(1.000 is perfectly even): {figures}</div>")
+    figures = ", ".join(f"{html.escape(kind)} traffic <b>{value:.3f}</b>" for kind, value in sorted(quality.items()))
+    return (f'<div class="nfx-quality">Balance of this key (busiest core over the mean, 1.000 is perfectly '
+            f"even): {figures}</div>")
 
 
-def counterexample_html(cex: Mapping[str, Any], why: str = "") -> str:
-    """The two packets that share state but land on different cores, field by field, and why."""
-    p1, p2 = cex["p1"], cex["p2"]
-    names = ["device", *RSS_FIELDS]
-    rows = [[html.escape(n), f"<code>{html.escape(str(p1.get(n, '')))}</code>",
-             f"<code>{html.escape(str(p2.get(n, '')))}</code>"] for n in names]
-    cores = cex.get("cores", ["?", "?"])
-    rows.append(["core", f"<b>{html.escape(str(cores[0]))}</b>", f"<b>{html.escape(str(cores[1]))}</b>"])
-    why = why or cex.get("origin", "")
-    why_html = f'<div style="font-size:12px;margin-top:4px">Why: {html.escape(why)}</div>' if why else ""
-    return (f'<div class="nfx-counterexample" style="{_BAD_BOX}"><b>This sharding is wrong for '
-            f'<code>{html.escape(cex["object"])}</code></b>: these two packets reach the same state '
-            f"but RSS sends them to different cores."
-            f"{_table(['', 'packet 1', 'packet 2'], rows)}{why_html}</div>")
-
-
-def explanation_html(explanation: str, strategy: str) -> str:
-    """Why the NF is not shared-nothing (a lock strategy was chosen), or why no key exists."""
-    title = ("No RSS configuration satisfies every constraint." if strategy == "shared-nothing"
-             else f"Not shared-nothing: the {html.escape(strategy)} strategy is needed.")
-    return (f'<div class="nfx-explanation" style="{_BAD_BOX}"><b>{title}</b>'
-            f'<pre style="white-space:pre-wrap;margin:4px 0">{html.escape(explanation)}</pre></div>')
-
-
-def solution_html(solution: Mapping[str, Any]) -> str:
+def strategy_html(solution: Mapping[str, Any], words: Mapping[str, Any], label: str = "") -> str:
+    """The strategy in words and, for a wrong override, the two packets that prove it."""
     if not solution:
-        return "<i>Not solved yet: press Solve.</i>"
-    parts = [summary_html(solution)]
-    explanation = solution.get("explanation", "")
-    if solution.get("counterexample"):
-        parts.append(counterexample_html(solution["counterexample"], explanation))
-    elif explanation:
-        parts.append(explanation_html(explanation, solution.get("strategy", "")))
-    if solution.get("devices"):
-        parts.append(devices_html(solution["devices"]))
-    parts.append(quality_html(solution.get("quality", {})))
-    return "".join(parts)
+        return '<i class="nfx-hint">Not solved yet.</i>'
+    strategy = (words or {}).get("strategy") or {}
+    valid = solution.get("valid", True)
+    box = GOOD_BOX if valid and solution.get("strategy") == "shared-nothing" else BAD_BOX if not valid else BOX + ";border:1px solid #d0d7de"
+    summary = html.escape(strategy.get("summary") or solution.get("strategy", ""))
+    exact = strategy.get("details") or solution.get("explanation", "")
+    head = (f'<div class="nfx-summary" style="{box}"><span class="nfx-strategy" data-strategy="'
+            f'{html.escape(solution.get("strategy", ""), quote=True)}">{summary}</span>'
+            + (details("details (the solver's terms)", f'<pre style="white-space:pre-wrap;font-size:11px">'
+                                                       f"{html.escape(exact)}</pre>") if exact else "")
+            + (f'<div class="nfx-for" style="font-size:12px;color:#57606a">computed for {html.escape(label)}</div>'
+               if label else "") + "</div>")
+    example = (words or {}).get("counterexample")
+    return head + (counterexample_html(example, solution.get("counterexample")) if example else "")
+
+
+def rss_html(solution: Mapping[str, Any]) -> str:
+    """Each device's RSS configuration, and the key's balance when the plan is correct."""
+    if not solution or not solution.get("devices"):
+        return ""
+    quality = quality_html(solution.get("quality", {})) if solution.get("valid", True) else ""
+    return devices_html(solution["devices"]) + quality
+
+
+def solution_html(solution: Mapping[str, Any], words: Mapping[str, Any], label: str = "") -> str:
+    return strategy_html(solution, words, label) + rss_html(solution)
 
 
 class SolutionView(ipywidgets.VBox):
-    """Shows ``solution`` (a ``Solution.to_dict()``)."""
+    """Shows ``solution`` (``Solution.to_dict()``) with ``words`` (``pipeline.explain``) and the
+    ``label`` of the inputs it was computed for, in two parts the app places apart: ``head`` (the
+    strategy, the counterexample) and ``rss`` (per device keys, balance)."""
 
     solution = traitlets.Dict()
+    words = traitlets.Dict()
+    label = traitlets.Unicode("")
 
     def __init__(self, **kwargs: Any) -> None:
-        self._html = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
-        super().__init__([self._html], **kwargs)
+        self.head = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
+        self.rss = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
+        super().__init__([self.head, self.rss], **kwargs)
         self.add_class("nfx-solution")
         self._render()
 
-    @traitlets.observe("solution")
-    def _on_solution(self, _change: Any) -> None:
+    @traitlets.observe("solution", "words", "label")
+    def _on_change(self, _change: Any) -> None:
         self._render()
 
     def _render(self) -> None:
-        self._html.value = solution_html(self.solution)
+        self.head.value = strategy_html(self.solution, self.words, self.label)
+        self.rss.value = rss_html(self.solution)

@@ -12,7 +12,6 @@ import traitlets
 
 from widgets.code import render_code
 
-ALL_PATHS = -1
 CONTEXT_LINES = 4  # lines shown above a selected path's first line
 
 
@@ -60,61 +59,60 @@ def path_lines(path: Mapping[str, Any], source: str) -> frozenset[int]:
     return frozenset(lines)
 
 
+def object_lines(paths: Iterable[Mapping[str, Any]], source: str, name: str) -> frozenset[int]:
+    """The lines of ``source`` where any path touches object ``name``."""
+    lines = set()
+    for path in paths:
+        for access in path.get("accesses", ()):
+            loc = access["location"]
+            if access["object"] == name and same_file(loc["file"], source):
+                lines.add(loc["line"])
+    return frozenset(lines)
+
+
 class SourceView(ipywidgets.VBox):
-    """Highlighted C source plus a path picker; ``selected_path`` is a path index or ``ALL_PATHS``."""
+    """Highlighted C source. ``focus`` ("", "object NAME" or "path N", shared with the other panes)
+    selects the lines of that object's accesses or of that path."""
 
     text = traitlets.Unicode("")
     source = traitlets.Unicode("")  # the analysed file's path, as the analysis names it
     paths = traitlets.List()  # Analysis.to_dict()["paths"]
-    selected_path = traitlets.Int(ALL_PATHS)
+    focus = traitlets.Unicode("")
     marked_lines = traitlets.List(read_only=True)  # lines with any state access, sorted
-    selected_lines = traitlets.List(read_only=True)  # lines of the selected path, sorted
+    selected_lines = traitlets.List(read_only=True)  # lines of the focus, sorted
 
     def __init__(self, **kwargs: Any) -> None:
-        self._picker = ipywidgets.Dropdown(description="Call path", options=[("all paths", ALL_PATHS)],
-                                           value=ALL_PATHS, layout=ipywidgets.Layout(width="100%"),
-                                           style={"description_width": "70px"})
         self._code = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
-        super().__init__([self._picker, self._code], **kwargs)
+        super().__init__([self._code], **kwargs)
         self.add_class("nfx-source")
-        traitlets.link((self._picker, "value"), (self, "selected_path"))
         self._render()
 
     def show(self, analysis: Mapping[str, Any], text: str) -> None:
         """Show ``text``, the contents of the analysed file, with ``analysis``'s paths."""
         with self.hold_trait_notifications():
-            self.selected_path = ALL_PATHS
             self.text, self.source, self.paths = text, analysis["source"], list(analysis["paths"])
 
-    @traitlets.observe("paths")
-    def _on_paths(self, _change: Any) -> None:
-        options = [("all paths", ALL_PATHS)] + [(path_label(p), p["index"]) for p in self.paths]
-        self._picker.options = options
-        self._picker.value = ALL_PATHS
-
-    @traitlets.validate("selected_path")
-    def _valid_path(self, proposal: Any) -> int:
-        value = proposal["value"]
-        if value != ALL_PATHS and value not in {p["index"] for p in self.paths}:
-            raise traitlets.TraitError(f"no call path #{value}")
-        return value
-
-    @traitlets.observe("text", "source", "paths", "selected_path")
+    @traitlets.observe("text", "source", "paths", "focus")
     def _on_change(self, _change: Any) -> None:
         self._render()
 
+    def _selected(self) -> frozenset[int]:
+        if self.focus.startswith("path "):
+            index = int(self.focus[len("path "):])
+            return next((path_lines(p, self.source) for p in self.paths if p["index"] == index), frozenset())
+        if self.focus.startswith("object "):
+            return object_lines(self.paths, self.source, self.focus[len("object "):])
+        return frozenset()
+
     def _render(self) -> None:
         notes = access_notes(self.paths, self.source)
-        selected: frozenset[int] = frozenset()
-        for path in self.paths:
-            if path["index"] == self.selected_path:
-                selected = path_lines(path, self.source)
+        selected = self._selected()
         self.set_trait("marked_lines", sorted(notes))
         self.set_trait("selected_lines", sorted(selected))
         if not self.text:
             self._code.value = "<i>No NF loaded.</i>"
             return
-        # A selected path opens a few lines above its first access, the rest folded away above.
+        # A focus opens a few lines above its first line, the rest folded away above.
         fold_before = max(min(selected) - CONTEXT_LINES, 1) if selected else 1
         self._code.value = render_code(self.text, self.source or "nf.c", notes=notes, marked=frozenset(notes),
-                                       selected=selected, fold_before=fold_before, max_height="380px")
+                                       selected=selected, fold_before=fold_before, max_height="none")

@@ -1,5 +1,7 @@
-"""The equivalence check: run the parallel build and the sequential NF on the same traffic and show
-whether every packet got the same verdict and bytes (``Check.to_dict()``)."""
+"""The Verify section: build the parallel program, run it and the sequential NF on the same traffic,
+and show whether every packet got the same verdict (``Check.to_dict()``), with the packets that did
+not as a table: the packet, its core, both verdicts and where the state it needed lived. A solution
+the solver showed to be wrong (an override that splits state) can be built on purpose, to see it fail."""
 from __future__ import annotations
 
 import html
@@ -8,79 +10,126 @@ from typing import Any, Mapping
 import ipywidgets
 import traitlets
 
+from widgets.inputs import plural
 from widgets.simulator import TRAFFIC_KINDS
+from widgets.status import StatusLine
 
-SHOWN_DIFFERENCES = 10
+SHOWN = 20
+CELL = 'style="text-align:left;padding:2px 10px;border-bottom:1px solid #d0d7de;vertical-align:top"'
 
 
 def verdict_name(verdict: int) -> str:
-    return {-1: "drop", -2: "flood"}.get(verdict, f"forward to {verdict}")
+    return {-1: "drop", -2: "flood"}.get(int(verdict), f"forward to device {verdict}")
 
 
-def difference_html(d: Mapping[str, Any]) -> str:
-    return (f"packet {d['packet']} (device {d['device']}, core {d['core']}): sequential "
-            f"<b>{verdict_name(d['sequential'])}</b>, parallel <b>{verdict_name(d['parallel'])}</b>: "
-            f"{html.escape(d.get('why', ''))}")
+def difference_packet(d: Mapping[str, Any]) -> str:
+    """The packet of a difference as ``src:sport -> dst:dport`` (what the report knows of it)."""
+    if d.get("src"):
+        ports = d.get("sport") is not None
+        proto = {6: " TCP", 17: " UDP", 1: " ICMP"}.get(d.get("proto"), "")
+        return (f"{d['src']}{':' + str(d['sport']) if ports else ''} -> "
+                f"{d['dst']}{':' + str(d['dport']) if ports else ''}{proto}")
+    if d.get("src_mac"):
+        return f"{d['src_mac']} -> {d['dst_mac']}"
+    return "(headers not reported)"
 
 
-def check_html(check: Mapping[str, Any]) -> str:
-    """The verdict of ``Check.to_dict()``, the relation checked, and what was set aside and why."""
+def differences_html(differences: list[Mapping[str, Any]], total: int) -> str:
+    rows = "".join(
+        f"<tr><td {CELL}>{int(d['packet']):,}</td><td {CELL}>device {d['device']}</td>"
+        f'<td {CELL}><code style="white-space:nowrap">{html.escape(difference_packet(d))}</code></td>'
+        f"<td {CELL}>core {d['core']}</td>"
+        f"<td {CELL}><b>{verdict_name(d['sequential'])}</b></td><td {CELL}><b>{verdict_name(d['parallel'])}</b></td>"
+        f'<td {CELL}><span style="font-size:12px">{html.escape(d.get("why", ""))}</span></td></tr>'
+        for d in differences[:SHOWN])
+    more = (f'<div style="font-size:12px">and {total - min(SHOWN, len(differences)):,} more differing packets</div>'
+            if total > min(SHOWN, len(differences)) else "")
+    return (f'<table class="nfx-differences" style="font-size:12px;border-collapse:collapse">'
+            f"<tr><th {CELL}>packet #</th><th {CELL}>arrives on</th><th {CELL}>packet</th><th {CELL}>ran on</th>"
+            f"<th {CELL}>sequential NF</th><th {CELL}>parallel build</th><th {CELL}>why: where its state lives</th></tr>"
+            f"{rows}</table>{more}")
+
+
+def check_html(check: Mapping[str, Any], label: str = "") -> str:
+    """The verdict of ``Check.to_dict()``, the relation checked, the packets that differ."""
     if not check:
-        return "<i>Not verified yet.</i>"
+        return '<i class="nfx-hint">Not verified yet: Verify builds the parallel program and compares it with the ' \
+               "sequential NF, packet by packet.</i>"
     packets = int(check.get("packets", 0))
-    setup = f"{html.escape(str(check.get('strategy', '')))}, {check.get('cores', '?')} cores"
-    if check.get("failure"):
-        head = (f'<div class="nfx-verdict nfx-different" style="color:#b42318"><b>\u2716 Not equivalent</b>: '
-                f"the parallel run ({setup}) failed: {html.escape(check['failure'])}</div>")
-    elif check.get("equivalent"):
-        head = (f'<div class="nfx-verdict nfx-equivalent" style="color:#1a7f37"><b>\u2714 Equivalent</b>: the '
-                f"parallel build ({setup}) treated all {packets:,} packets as the sequential NF does.</div>")
+    cores = int(check.get("cores", 0) or 0)
+    setup = f"{html.escape(str(check.get('strategy', '')))}, {plural(cores, 'core')}"
+    verdict = check.get("verdict") or ("failed" if check.get("failure") else
+                                       "equivalent" if check.get("equivalent") else "not equivalent")
+    if verdict == "failed":
+        head = (f'<div class="nfx-verdict nfx-different" style="color:#b42318"><b>Not equivalent</b>: the parallel '
+                f"run ({setup}) failed: {html.escape(check['failure'])}</div>")
+    elif verdict == "equivalent":
+        head = (f'<div class="nfx-verdict nfx-equivalent" style="color:#1a7f37"><b>Equivalent</b>: the parallel build '
+                f"({setup}) treated all {packets:,} packets as the sequential NF does.</div>")
+    elif verdict == "partial":
+        partial = check.get("partial") or {}
+        head = (f'<div class="nfx-verdict nfx-partial" style="color:#9a6700"><b>Partial</b>: no compared packet differs, '
+                f"but {int(partial.get('not_compared', 0)):,} of {packets:,} were set aside ({setup}): "
+                f"{html.escape(str(partial.get('reason', '')))}</div>")
     else:
-        head = (f'<div class="nfx-verdict nfx-different" style="color:#b42318"><b>\u2716 Not equivalent</b>: '
-                f"{int(check.get('unexplained', 0)):,} of {packets:,} packets differ ({setup}).</div>")
+        head = (f'<div class="nfx-verdict nfx-different" style="color:#b42318"><b>Not equivalent</b>: '
+                f"{int(check.get('unexplained', 0)):,} of {packets:,} packets got another verdict or other bytes from "
+                f"the parallel build ({setup}).</div>")
     facts = []
+    if label:
+        facts.append(f"computed for {html.escape(label)}")
     if check.get("relation"):
         facts.append(f"relation checked: {html.escape(check['relation'])}")
     if check.get("per_core"):
-        facts.append("packets per core: " + " ".join(str(n) for n in check["per_core"]))
+        facts.append("packets per core: " + " ".join(f"{n:,}" for n in check["per_core"]))
+    if check.get("strategy") in ("locks", "tm"):
+        facts.append(f"{int(check.get('write_passes', 0)):,} packets reran under the write lock")
     if check.get("renamed"):
         facts.append(f"{check['renamed']:,} packets equal up to renaming of index-derived fields")
-    drift = check.get("capacity_drift") or {}
-    if drift.get("packets"):
-        facts.append(f"{drift['packets']:,} packets not compared, per-core capacity drift: "
-                     f"{html.escape(drift.get('detail', ''))}")
     facts += [html.escape(note) for note in check.get("notes", ())]
     differences = list(check.get("differences", ()))
-    items = [difference_html(d) for d in differences[:SHOWN_DIFFERENCES]]
-    if len(differences) > SHOWN_DIFFERENCES:
-        items.append(f"\u2026 and {len(differences) - SHOWN_DIFFERENCES} more")
+    table = differences_html(differences, int(check.get("unexplained", 0))) if differences else ""
     facts_html = "".join(f"<li>{f}</li>" for f in facts)
-    diffs_html = "".join(f"<li>{d}</li>" for d in items)
-    return (head + (f'<ul class="nfx-check-facts" style="font-size:12px">{facts_html}</ul>' if facts else "")
-            + (f'<ol class="nfx-differences" style="font-size:12px">{diffs_html}</ol>' if items else ""))
+    return head + table + (f'<ul class="nfx-check-facts" style="font-size:12px">{facts_html}</ul>' if facts else "")
 
 
 class VerifyPanel(ipywidgets.VBox):
-    """Traffic choice, the Verify button (wired by the app) and the verdict of ``check``."""
+    """Traffic and cores, the Verify button (wired by the app) with its status, and the verdict of
+    ``check`` (``Check.to_dict()``) with the ``label`` of what it was computed for."""
 
     check = traitlets.Dict()
+    label = traitlets.Unicode("")
 
     def __init__(self, **kwargs: Any) -> None:
         self.traffic = ipywidgets.Dropdown(options=list(TRAFFIC_KINDS), value="bidir", description="Traffic",
-                                           style={"description_width": "60px"},
-                                           layout=ipywidgets.Layout(width="220px"))
+                                           style={"description_width": "56px"},
+                                           layout=ipywidgets.Layout(width="200px"))
         self.cores = ipywidgets.BoundedIntText(2, min=1, max=64, description="Cores",
-                                               style={"description_width": "50px"},
-                                               layout=ipywidgets.Layout(width="130px"))
-        self.button = ipywidgets.Button(description="Verify", icon="check", button_style="primary")
+                                               style={"description_width": "44px"},
+                                               layout=ipywidgets.Layout(width="120px"))
+        self.button = ipywidgets.Button(description="Verify", button_style="primary")
+        self.wrong_on_purpose = ipywidgets.Checkbox(
+            value=False, indent=False, layout=ipywidgets.Layout(width="auto", display="none"),
+            description="build it anyway: the solver says this sharding is wrong; run it to see what goes wrong")
+        self.status = StatusLine("Build the parallel program and compare it with the sequential NF.")
         self._verdict = ipywidgets.HTML()
-        super().__init__([ipywidgets.HBox([self.traffic, self.cores, self.button]), self._verdict], **kwargs)
+        self.toolbar = ipywidgets.VBox([ipywidgets.HBox([self.traffic, self.cores, self.button]),
+                                        self.wrong_on_purpose, self.status])
+        self.toolbar.add_class("nfx-toolbar")
+        self.body = ipywidgets.VBox([self._verdict], layout=ipywidgets.Layout(width="100%"))
+        super().__init__([self.toolbar, self.body], **kwargs)
         self.add_class("nfx-verify")
         self._render()
 
-    @traitlets.observe("check")
+    def offer_wrong_build(self, offer: bool) -> None:
+        """Show the "build it anyway" choice (for a solution the solver showed to be wrong)."""
+        if not offer:
+            self.wrong_on_purpose.value = False
+        self.wrong_on_purpose.layout.display = "flex" if offer else "none"
+
+    @traitlets.observe("check", "label")
     def _on_check(self, _change: Any) -> None:
         self._render()
 
     def _render(self) -> None:
-        self._verdict.value = check_html(self.check)
+        self._verdict.value = check_html(self.check, self.label)

@@ -20,14 +20,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from explorer.codegen.planning import ParallelPlan
 from explorer.codegen.printer import render, rendered
 from explorer.errors import GenerateError, OutputError
 from explorer.outputs import check_destination, digest, os_words, refuse_system_folder, staged_folder, write_atomic
 
-__all__ = ["MARKER", "GeneratedProject", "is_complete", "read_marker", "render", "write_project"]
+__all__ = ["MARKER", "GeneratedProject", "is_complete", "marker_summary", "read_marker", "render", "write_project"]
 
 MARKER = ".nfx-generated"
 NEW_SUFFIX = ".new"  # where the new version of a file nfx must not overwrite goes
@@ -92,6 +92,21 @@ def read_marker(folder: str | Path) -> Optional[dict[str, frozenset[str]]]:
         return None
     return {name: frozenset(h for h in hashes if _valid_hash(h))
             for name, hashes in files.items() if _valid_name(name) and isinstance(hashes, list)}
+
+
+def marker_summary(folder: str | Path) -> Optional[dict[str, Any]]:
+    """``{"nf", "strategy"}`` of the project an earlier ``generate`` wrote into ``folder``; None when
+    nfx wrote none there (no marker, or one that is not ours)."""
+    path = Path(folder) / MARKER
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("nf"), str):
+        return None
+    return {"nf": data["nf"], "strategy": str(data.get("strategy", ""))}
 
 
 def is_complete(folder: str | Path) -> bool:
