@@ -38,7 +38,8 @@ _extract_cache: dict[tuple[int, int], z3.BitVecRef] = {}
 _bytes_cache: dict[int, tuple[z3.BitVecRef, tuple[Cell, ...]]] = {}
 _numerals: dict[tuple[int, int], z3.BitVecRef] = {}
 TERM_MEMO: dict[tuple, Any] = {}  # results of operations on terms, for ``values.memoized``
-_ast_ids: dict[int, tuple[Any, int]] = {}  # by Python id, keeping the object alive so that the id stays its own
+_ast_ids: dict[int, tuple[Any, int]] = {}
+_widths: dict[int, tuple[Any, int]] = {}  # by Python id, like _ast_ids  # by Python id, keeping the object alive so that the id stays its own
 
 
 def ast_id(term: Any) -> int:
@@ -52,6 +53,7 @@ def ast_id(term: Any) -> int:
 
 def reset_caches() -> None:
     _ast_ids.clear()
+    _widths.clear()
     TERM_MEMO.clear()
     _extract_cache.clear()
     _bytes_cache.clear()
@@ -85,7 +87,7 @@ def _byte_term(cell: Cell) -> z3.BitVecRef:
     key = (ast_id(cell.source), cell.index)
     term = _extract_cache.get(key)
     if term is None:
-        if cell.source.size() == 8:
+        if width(cell.source) == 8:
             term = cell.source
         else:
             term = z3.Extract(8 * cell.index + 7, 8 * cell.index, cell.source)
@@ -158,10 +160,28 @@ def combine(cells: tuple[Cell, ...] | list[Cell]) -> Term:
         for i, c in enumerate(cells):
             value |= c << (8 * i)
         return value
+    if any(isinstance(c, Slice) and not is_bv(c.source) for c in cells):
+        raise TypeError("pointer bytes cannot form an integer")
+    key = ("combine",) + tuple(c if isinstance(c, int) else (ast_id(c.source), c.index) for c in cells)
+    hit = TERM_MEMO.get(key)
+    if hit is None:
+        hit = TERM_MEMO[key] = _combine(cells)
+    return hit
+
+
+def width(term: Any) -> int:
+    """The number of bits of a bit-vector term, memoized per Python object like ``ast_id``."""
+    hit = _widths.get(id(term))
+    if hit is None:
+        hit = _widths[id(term)] = (term, term.size())
+    return hit[1]
+
+
+def _combine(cells: tuple[Cell, ...] | list[Cell]) -> Term:
     n = len(cells)
     first = cells[0]
     if (isinstance(first, Slice) and first.index == 0 and is_bv(first.source)
-            and first.source.size() == 8 * n
+            and width(first.source) == 8 * n
             and all(isinstance(c, Slice) and _same(c.source, first.source) and c.index == i for i, c in enumerate(cells))):
         return first.source
     # Walk from the most significant byte down, merging runs of descending indices of one source.
@@ -184,7 +204,7 @@ def combine(cells: tuple[Cell, ...] | list[Cell]) -> Term:
                 and cells[j].index == cells[j + 1].index - 1:
             j -= 1
         hi, lo = 8 * cell.index + 7, 8 * cells[j + 1].index
-        if lo == 0 and hi + 1 == cell.source.size():
+        if lo == 0 and hi + 1 == width(cell.source):
             parts.append(cell.source)
         elif hi == lo + 7:
             parts.append(_byte_term(cell) if cells[j + 1] is cell else z3.Extract(hi, lo, cell.source))
