@@ -55,14 +55,19 @@ def undo(line: str) -> str:
     """A line of a generated nf.c with the strategies' edits taken back."""
     line = line.replace(" _Thread_local", "").replace("_Thread_local ", "")
     line = line.replace("nf_sn_allocate_new_index", "nf_dchain_allocate_new_index").replace("nf_par_", "nf_")
-    while "nf_sn_capacity(" in line:
-        start = line.index("nf_sn_capacity(")
-        inner = start + len("nf_sn_capacity(")
-        depth, k = 0, inner
-        while depth or line[k] != ")":
-            depth += {"(": 1, ")": -1}.get(line[k], 0)
-            k += 1
-        line = line[:start] + line[inner:k] + line[k + 1:]
+    line = line.replace("nf_rep_", "nf_")
+    if "nf_pool_dchain_allocate(" in line:  # nf_pool_dchain_allocate(POOL, ...) -> nf_dchain_allocate(...)
+        start = line.index("nf_pool_dchain_allocate(")
+        line = line[:start] + "nf_dchain_allocate(" + line[line.index(", ", start) + 2:]
+    for wrapper in ("nf_sn_capacity(", "nf_pool_capacity("):
+        while wrapper in line:
+            start = line.index(wrapper)
+            inner = start + len(wrapper)
+            depth, k = 0, inner
+            while depth or line[k] != ")":
+                depth += {"(": 1, ")": -1}.get(line[k], 0)
+                k += 1
+            line = line[:start] + line[inner:k] + line[k + 1:]
     return line
 
 
