@@ -685,3 +685,31 @@ def _spinning(cache: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_sigterm_stops_the_explorer_and_leaves_no_temporary_file(case):
+    """nfx explore's own tests (test_widgets_explore.py) check Voilà and its kernels; here, the
+    corpus's checks too: nothing outside a private TMPDIR and HOME changed, and they are clean."""
+    from conftest_browser import descendants, free_port, jupyter_env, wait_for_port, wait_gone
+
+    c = case({"nop.c": NOP})
+    home = c.root.parent / "home"
+    port = free_port()
+    before = _world(c.root, ())
+    env = {**jupyter_env(home), "TMPDIR": str(c.tmp), "NFX_CACHE": str(c.cache)}
+    server = subprocess.Popen([sys.executable, "-m", "explorer.cli", "explore", "nop.c", "--no-browser",
+                               f"--port={port}"], cwd=c.root, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for_port(port, server, 90)
+        started = descendants(server.pid)
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 143 and "Traceback" not in stderr.decode()
+    assert wait_gone(started, 15) == []
+    assert _world(c.root, ()) == before
+    assert os.listdir(c.tmp) == []
