@@ -67,19 +67,12 @@ class NfSource:
     devices: int  # NF_DEVICES
     spellings: tuple[tuple[str, str], ...] = ()  # (name as a line marker spells it, file) where they differ
 
-    def macro(self, name: str) -> Optional[Macro]:
-        return next((m for m in self.macros if m.name == name), None)
-
     @property
     def configuration(self) -> tuple[tuple[str, str], ...]:
         """The configuration macros (object-like) with their effective values, sorted: those the NF
         file defines, the --defines and nf.h's knobs."""
         names = set(self.own) | {n for n, _ in self.defines} | set(LANGUAGE_MACROS)
         return tuple((m.name, m.value) for m in self.macros if m.name in names and not m.function_like)
-
-    @property
-    def gcc_path(self) -> str:
-        return argv_path(self.path)
 
     @property
     def gcc_defines(self) -> tuple[str, ...]:
