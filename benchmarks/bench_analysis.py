@@ -54,7 +54,7 @@ def measure(nf: Path, runs: int) -> dict:
     search, exploration = explore(parse_nf(nf, {}))
     merging.ENABLED = False
     try:
-        plain_wall, plain_cpu, plain_paths = _times(nf, max(1, runs // 2))
+        plain_wall, plain_cpu, plain_paths = _times(nf, runs)
     finally:
         merging.ENABLED = True
     return {"nf": nf.stem, "wall_s": wall, "cpu_s": cpu, "paths": paths, "solver_checks": exploration.solver_checks,
