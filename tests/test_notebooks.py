@@ -28,7 +28,7 @@ def _builder():
 BUILDER = _builder()
 NAMES = BUILDER.names()
 EXECUTED = [n for n in NAMES if n not in BUILDER.UNEXECUTED]
-NEEDS_DPDK = {"export"}  # builds and runs the generated DPDK program
+NEEDS_DPDK = {"export", "pitfalls"}  # build and run generated programs (pitfalls: the replicated lb)
 RUNS = [pytest.param(name, marks=[pytest.mark.slow] + ([pytest.mark.dpdk] if name in NEEDS_DPDK else []))
         for name in EXECUTED]
 

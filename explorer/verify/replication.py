@@ -68,9 +68,9 @@ def lag_summary(missed: tuple[MissedWrite, ...], writes: int, shown: int = 3) ->
     """A few lines for people: how much lag, and the writes whose lag changed most outcomes."""
     if not missed:
         return [f"no packet ran without an earlier write ({writes} writes)"]
-    lines = [f"{len(missed)} of {writes} writes were missed by some packets: {sum(m.lagging for m in missed)} packets "
-             f"in all, at most {max(m.core_lag for m in missed)} packets of one core per write (one burst), at most "
-             f"{max(m.max_lag for m in missed)} packets after the write"]
+    lines = [f"{len(missed)} of {writes} writes were missed by some packets ({sum(m.lagging for m in missed)} times a "
+             f"packet ran without a write), by at most {max(m.core_lag for m in missed)} packets of one core per write "
+             f"(one burst), at most {max(m.max_lag for m in missed)} packets after the write"]
     worst = sorted(missed, key=lambda m: (-m.differing, m.write))[:shown]
     lines += [m.text for m in worst]
     return lines
