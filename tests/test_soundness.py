@@ -1,12 +1,19 @@
-"""Soundness: the analysis against the real sequential runtime, packet by packet.
+"""Soundness: the analysis against the real sequential runtime, packet by packet, on traffic that runs
+every feasible path (issue 10 item 10).
 
-For every sample NF, >= 10,000 packets of mixed generated traffic (plus replies to what the NF
-forwarded, so that return paths run) go through the C runtime with its state-call log. For each
-packet exactly one analysed path must match: its condition holds for the packet's fields with the
-state results bound, in order, from the log; its accesses are the logged calls (object, call, key
-evaluated from the key term, number of results); its verdict is the run's verdict; and the frame it
-forwards has exactly the header fields the path writes changed, to the written value. A second,
-smaller run per stateful NF uses small tables so that "table full" paths run as well.
+For every sample NF, in its default configuration and in one with small tables, two kinds of traffic
+go through the C runtime with its state-call log: >= 10,000 packets of generated mixed traffic (plus
+replies to what the NF forwarded, so that return paths run), and the witness traces of
+``explorer.verify.witnesses``, which solve a packet from each path's condition after a prefix that
+builds the state it needs. For each packet exactly one analysed path must match
+(``explorer.verify.coverage``): its condition holds for the packet's fields with the state results
+bound, in order, from the log; its accesses are the logged calls (object, call, key evaluated from
+the key term, number of results), each of the kind its call is (READ, WRITE, CREATE, ...; an
+nf_vector_return the analysis calls READ must leave the cell unchanged, as its next borrow shows);
+its verdict is the run's verdict; and the frame it forwards has exactly the header
+fields the path writes changed, to the written value.
+
+Every path must be covered, or named in UNREACHED with the reason. The coverage is printed.
 """
 from __future__ import annotations
 
@@ -21,18 +28,22 @@ import z3
 from explorer import ir
 from explorer.run import RunResult, run_trace
 from explorer.symbex import analyze
-from explorer.symbex.evaluate import compile_term, frames_env
-from explorer.wire import PACKET_FIELDS
 from explorer.symbex.bitvec import symbols_of
+from explorer.symbex.evaluate import compile_term
 from explorer.traffic import generators as generate_module
 from explorer.traffic.generators import generate
+from explorer.traffic.replies import reply_frame
 from explorer.traffic.trace import Trace
+from explorer.verify.coverage import calls_by_packet, match_paths
+from explorer.verify.witnesses import find_witnesses
+from explorer.wire import PACKET_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted(p.stem for p in (ROOT / "sample_nfs").glob("*.c"))
 PACKETS = 10_000
 SMALL_PACKETS = 4_000
 REPLIES = 3_000
+PREFIX = 300  # packets of the generated traffic that start the witness search
 HEADER_START = {"ether": 0, "ipv4": 14}
 SEED = 7
 
@@ -48,9 +59,35 @@ SMALL = {
 }
 CASES = [(nf, "default") for nf in SAMPLES] + [(nf, "small") for nf in sorted(SMALL) if nf in SAMPLES]
 
+# Paths the traffic does not run, by NF, configuration and condition, with the reason. A path of the
+# default configuration that needs a table fuller than the witness search fills (explorer.verify.
+# witnesses.FILL_LIMIT entries) runs in the small configuration instead; the rest are unreachable.
+FULL = ("needs its {} table full ({} entries), more than the witness search fills (FILL_LIMIT); it runs in the small "
+        "configuration")
+UNREACHED: dict[tuple[str, str, str], str] = {
+    ("cl", "default", "p.device != 0 && p.is_ipv4 && p.is_tcpudp && !flows.found#3 && connections.estimate#4 < 100 "
+                      "&& !chain.ok#5"): FULL.format("flow", "65,536"),
+    ("fw", "default", "p.is_ipv4 && p.is_tcpudp && p.device == 0 && !flows.found#2 && !chain.ok#3"):
+        FULL.format("flow", "65,536"),
+    ("lb", "default", "p.device != 0 && p.is_ipv4 && p.is_tcpudp && p.ipv4.dst == 203.0.113.1 && !flows.found#3 && "
+                      "cht.found#4 && !flow_chain.ok#5"): FULL.format("flow", "65,536"),
+    ("psd", "default", "p.device != 0 && p.is_ipv4 && p.is_tcpudp && !sources.found#3 && !source_chain.ok#4"):
+        FULL.format("source", "65,536"),
+    ("psd", "default", "p.device != 0 && p.is_ipv4 && p.is_tcpudp && !sources.found#3 && source_chain.ok#4 && "
+                       "!ports.found#10 && !port_chain.ok#12"): FULL.format("port", "65,536"),
+    ("psd", "default", "p.device != 0 && p.is_ipv4 && p.is_tcpudp && sources.found#3 && !ports.found#5 && "
+                       "counters.cell#6.ports < 64 && !port_chain.ok#7"): FULL.format("port", "65,536"),
+}
+for _size in ("default", "small"):
+    UNREACHED[("psd", _size, "p.device != 0 && p.is_ipv4 && p.is_tcpudp && !sources.found#3 && source_chain.ok#4 "
+                             "&& ports.found#10")] = (
+        "a new source cannot have a known port: every packet that refreshes a (source, port) entry refreshes its "
+        "source entry too, so a source never expires before its ports, and a source the table refuses is dropped "
+        "before its ports are looked up")
 
-def _base(size: str) -> Trace:
-    return generate("mixed", packets=PACKETS if size == "default" else SMALL_PACKETS, flows=1_000, seed=SEED)
+def _field_value(frame: bytes, hf) -> int:
+    start = 14 + 4 * (frame[14] & 0x0F) if hf.region == "l4" else HEADER_START[hf.region]
+    return int.from_bytes(frame[start + hf.offset:start + hf.offset + hf.size], "big")
 
 
 def _defines(nf: str, size: str, base: Trace) -> dict[str, str]:
@@ -72,19 +109,9 @@ def _defines(nf: str, size: str, base: Trace) -> dict[str, str]:
     return defines
 
 
-def _reply(frame: bytes) -> bytes:
-    """The frame with Ethernet addresses, IPv4 addresses and (for unfragmented TCP/UDP) ports swapped."""
-    b = bytearray(frame)
-    b[0:6], b[6:12] = frame[6:12], frame[0:6]
-    if len(b) >= 34 and b[12:14] == b"\x08\x00":
-        b[26:30], b[30:34] = frame[30:34], frame[26:30]
-        l4 = 14 + 4 * (b[14] & 0x0F)
-        if b[23] in (6, 17) and (int.from_bytes(b[20:22], "big") & 0x3FFF) == 0 and len(b) >= l4 + 4:
-            b[l4:l4 + 2], b[l4 + 2:l4 + 4] = frame[l4 + 2:l4 + 4], frame[l4:l4 + 2]
-    return bytes(b)
 
 
-def _trace(source: Path, base: Trace, defines: dict[str, str]) -> Trace:
+def _reply_trace(source: Path, base: Trace, defines: dict[str, str]) -> Trace:
     """``base``, then replies (on the output device, 1 us later) to the first forwarded frames."""
     first = run_trace(source, base, defines)
     stamps, devices, frames = list(base.timestamps.tolist()), list(base.devices.tolist()), list(base.frames)
@@ -92,39 +119,20 @@ def _trace(source: Path, base: Trace, defines: dict[str, str]) -> Trace:
         if verdict >= 0:
             stamps.append(int(base.timestamps[index]) + 1_000)
             devices.append(verdict)
-            frames.append(_reply(frame))
+            frames.append(reply_frame(frame))
     order = np.lexsort((np.arange(len(stamps)), np.array(stamps, dtype=np.uint64)))
     return Trace(np.array(stamps, dtype=np.uint64)[order], np.array(devices, dtype=np.uint16)[order],
                  tuple(frames[i] for i in order))
 
 
-def _results(calls_by_packet: list[list], path: ir.CallPath, n: int) -> dict[str, np.ndarray]:
-    """The path's result symbols bound, per packet, to the logged call at the same position (0 where
-    the packet made fewer calls: then the path cannot be the packet's, and its conditions say so)."""
-    env: dict[str, np.ndarray] = {}
-    for j, access in enumerate(path.accesses):
-        for r, symbol in enumerate(access.results):
-            values = [int(calls[j].results[r], 16) if j < len(calls) and r < len(calls[j].results) else 0
-                      for calls in calls_by_packet]
-            wide = max(values, default=0) >= 1 << 64
-            env[symbol] = np.array(values, dtype=object if wide else np.uint64)
-    assert all(len(v) == n for v in env.values())
-    return env
-
-
-def _field_value(frame: bytes, hf) -> int:
-    start = 14 + 4 * (frame[14] & 0x0F) if hf.region == "l4" else HEADER_START[hf.region]
-    return int.from_bytes(frame[start + hf.offset:start + hf.offset + hf.size], "big")
-
-
 @dataclass
 class Run:
-    """A run of one NF on one trace, with everything the check needs."""
+    """The runs of one NF in one configuration, with everything the check needs."""
 
     nf: str
+    size: str
     analysis: ir.Analysis
-    trace: Trace
-    result: RunResult
+    runs: list[tuple[str, Trace, RunResult]]  # (what, trace, result with its call log)
 
 
 _runs: dict[tuple[str, str], Run] = {}
@@ -133,55 +141,87 @@ _runs: dict[tuple[str, str], Run] = {}
 def _run(nf: str, size: str) -> Run:
     if (nf, size) not in _runs:
         source = ROOT / "sample_nfs" / f"{nf}.c"
-        base = _base(size)
+        base = generate("mixed", packets=PACKETS if size == "default" else SMALL_PACKETS, flows=1_000, seed=SEED)
         defines = _defines(nf, size, base)
         analysis = analyze(source, defines)
-        trace = _trace(source, base, defines)
-        _runs[(nf, size)] = Run(nf, analysis, trace, run_trace(source, trace, defines, calls=True))
+        trace = _reply_trace(source, base, defines)
+        runs = [("generated traffic", trace, run_trace(source, trace, defines, calls=True))]
+        prefix = Trace(base.timestamps[:PREFIX], base.devices[:PREFIX], base.frames[:PREFIX])
+        witnesses = find_witnesses(analysis, defines, seed=SEED, prefix=prefix)
+        runs += [(f"witness trace {k}", t, run_trace(source, t, defines, calls=True))
+                 for k, t in enumerate(witnesses.traces)]
+        _runs[(nf, size)] = Run(nf, size, analysis, runs)
     return _runs[(nf, size)]
+
+
+# The operation each call is (Maestro's vocabulary); nf_vector_return is READ or WRITE by path.
+OPERATIONS = {
+    "nf_map_get": ir.Op.READ, "nf_map_put": ir.Op.WRITE, "nf_map_erase": ir.Op.WRITE,
+    "nf_vector_borrow": ir.Op.READ, "nf_dchain_allocate_new_index": ir.Op.CREATE,
+    "nf_dchain_rejuvenate_index": ir.Op.UPDATE, "nf_dchain_is_index_allocated": ir.Op.VERIFY,
+    "nf_dchain_free_index": ir.Op.DESTROY, "nf_expire_items": ir.Op.EXPIRE, "nf_expire_items2": ir.Op.EXPIRE,
+    "nf_sketch_touch": ir.Op.WRITE, "nf_sketch_estimate": ir.Op.READ, "nf_sketch_expire": ir.Op.EXPIRE,
+    "nf_cht_find_backend": ir.Op.READ,
+}
+
+
+def returns_changed(calls: list[list]) -> dict[tuple[int, int], bool]:
+    """For each nf_vector_return (packet, position) whose cell is borrowed again later in the run:
+    whether the content at that next borrow differs from the content at this return's borrow."""
+    borrowed: dict[tuple[int, str], str] = {}  # (object, index) -> content at the last borrow
+    pending: dict[tuple[int, str], tuple[int, int]] = {}  # (object, index) -> the last return
+    out: dict[tuple[int, int], bool] = {}
+    for packet, mine in enumerate(calls):
+        for j, c in enumerate(mine):
+            at = (c.object, c.key)
+            if c.call == "nf_vector_borrow":
+                if at in pending:
+                    out[pending.pop(at)] = c.results[0] != borrowed[at]
+                borrowed[at] = c.results[0]
+            elif c.call == "nf_vector_return" and at in borrowed:
+                pending[at] = (packet, j)
+    return out
 
 
 def problems(analysis: ir.Analysis, trace: Trace, run: RunResult, limit: int = 5) -> list[str]:
     """Where the analysis and the run disagree (at most ``limit`` messages per kind of check)."""
     found: list[str] = []
     objects = {o.name: o.alloc_index for o in analysis.objects}
-    n = len(trace)
-    calls_by_packet: list[list] = [[] for _ in range(n)]
-    for call in run.calls:
-        calls_by_packet[call.packet].append(call)
-    runts = set(run.runts)
-    env = frames_env(trace.frames, trace.devices, trace.timestamps)
-    bindings = [_results(calls_by_packet, p, n) for p in analysis.paths]
-
-    matches = np.zeros((len(analysis.paths), n), dtype=bool)
-    for p, path in enumerate(analysis.paths):
-        matches[p] = compile_term(path.condition)({**env, **bindings[p]})
-    count = matches.sum(axis=0)
-    live = np.array([i not in runts for i in range(n)])
-    for i in np.flatnonzero(live & (count != 1))[:limit]:
+    calls = calls_by_packet(run, len(trace))
+    match = match_paths(analysis, trace, run, calls)
+    count = match.matches.sum(axis=0)
+    for i in np.flatnonzero(match.live & (count != 1))[:limit]:
         found.append(f"packet {i} (device {trace.devices[i]}, {len(trace.frames[i])} bytes) matches "
-                     f"{count[i]} paths; its calls: {calls_by_packet[i]}")
-    path_of = np.where(live & (count == 1), matches.argmax(axis=0), -1)
+                     f"{count[i]} paths; its calls: {calls[i]}")
     outputs = {index: frame for index, _, frame in run.outputs}
     verdicts = [v.verdict for v in run.verdicts]
+    changed = returns_changed(calls)
 
     for p, path in enumerate(analysis.paths):
-        members = np.flatnonzero(path_of == p)
+        members = np.flatnonzero(match.path_of == p)
         if not len(members):
             continue
-        local = {k: v[members] for k, v in {**env, **bindings[p]}.items()}
-        wrong_calls = [i for i in members if [(c.object, c.call, len(c.results), c.key is None)
-                                              for c in calls_by_packet[i]]
+        local = {k: np.broadcast_to(v, (len(trace),))[members] if np.ndim(v) else v
+                 for k, v in match.environments[p].items()}
+        wrong_calls = [i for i in members if [(c.object, c.call, len(c.results), c.key is None) for c in calls[i]]
                        != [(objects[a.object], a.call, len(a.results), a.key is None) for a in path.accesses]]
-        found += [f"path {p}, packet {i}: logged {calls_by_packet[i]}" for i in wrong_calls[:limit]]
+        found += [f"path {p}, packet {i}: logged {calls[i]}" for i in wrong_calls[:limit]]
         for j, access in enumerate(path.accesses):
+            if access.call != "nf_vector_return" and access.op is not OPERATIONS[access.call]:
+                found.append(f"path {p}: {access.call} on {access.object} is {access.op.value}, not "
+                             f"{OPERATIONS[access.call].value}")
+            if access.call == "nf_vector_return":
+                seen = [changed[(int(i), j)] for i in members if (int(i), j) in changed and i not in wrong_calls]
+                if access.op is ir.Op.READ and any(seen):
+                    found.append(f"path {p}: nf_vector_return on {access.object} is READ, but the cell changed "
+                                 f"on {sum(seen)} of {len(seen)} packets")
             if access.key is None:
                 continue
             keys = np.broadcast_to(compile_term(access.key)(local), (len(members),))
             wrong = [(i, int(k)) for k, i in zip(keys, members) if i not in wrong_calls
-                     and int(k) != int(calls_by_packet[i][j].key, 16)]
+                     and int(k) != int(calls[i][j].key, 16)]
             found += [f"path {p}, packet {i}, {access.call} on {access.object}: key {k:x}, logged "
-                      f"{calls_by_packet[i][j].key}" for i, k in wrong[:limit]]
+                      f"{calls[i][j].key}" for i, k in wrong[:limit]]
         verdict = path.verdict
         if verdict.kind == "drop":
             expected = np.full(len(members), -1)
@@ -194,7 +234,7 @@ def problems(analysis: ir.Analysis, trace: Trace, run: RunResult, limit: int = 5
             expected = np.array([int(v) - (1 << 32) if int(v) >> 31 else int(v) for v in raw])
         got = np.array([verdicts[i] for i in members])
         found += [f"path {p}, packet {i}: verdict {g}, the path says {e}"
-                  for i, e, g in list(zip(members, expected, got))[:len(members)] if e != g][:limit]
+                  for i, e, g in zip(members, expected, got) if e != g][:limit]
         found += _write_problems(path, members, local, trace, outputs)[:limit]
     return found
 
@@ -231,11 +271,25 @@ def _write_problems(path: ir.CallPath, members: np.ndarray, local: dict, trace: 
 
 
 @pytest.mark.parametrize("nf,size", CASES, ids=[f"{nf}-{size}" for nf, size in CASES])
-def test_every_packet_follows_exactly_one_path(nf: str, size: str) -> None:
+def test_every_path_runs_and_every_packet_follows_exactly_one(nf: str, size: str, capsys) -> None:
     run = _run(nf, size)
-    assert len(run.trace) >= (PACKETS if size == "default" else SMALL_PACKETS)
-    found = problems(run.analysis, run.trace, run.result)
-    assert not found, f"{nf} ({size}):\n" + "\n".join(found)
+    assert len(run.runs[0][1]) >= (PACKETS if size == "default" else SMALL_PACKETS)
+    per_run = []
+    for what, trace, result in run.runs:
+        found = problems(run.analysis, trace, result)
+        assert not found, f"{nf} ({size}), {what}:\n" + "\n".join(found)
+        per_run.append(match_paths(run.analysis, trace, result).counts(len(run.analysis.paths)))
+    covered = {p for counts in per_run for p in np.flatnonzero(counts).tolist()}
+    paths = run.analysis.paths
+    named = {p: UNREACHED[(nf, size, path.condition_text)] for p, path in enumerate(paths)
+             if (nf, size, path.condition_text) in UNREACHED}
+    with capsys.disabled():
+        print(f"\nsoundness coverage {nf} ({size}): {len(covered)} of {len(paths)} paths run (generated traffic "
+              f"{int(np.count_nonzero(per_run[0]))}, witness traces {len(covered - set(np.flatnonzero(per_run[0])))} "
+              f"more)" + "".join(f"; path {p} not: {why}" for p, why in sorted(named.items())))
+    missing = [p for p in range(len(paths)) if p not in covered and p not in named]
+    assert not missing, "\n".join(f"{nf} ({size}) path {p} never runs: {paths[p].condition_text}" for p in missing)
+    assert not set(named) & covered, f"paths named unreachable ran: {sorted(set(named) & covered)}"
 
 
 def _tamper(analysis: ir.Analysis, how: str) -> ir.Analysis:
@@ -260,5 +314,22 @@ def _tamper(analysis: ir.Analysis, how: str) -> ir.Analysis:
 @pytest.mark.parametrize("how", ["verdict", "key", "condition", "write"])
 def test_a_wrong_analysis_is_caught(how: str) -> None:
     run = _run("fw", "default")
-    assert not problems(run.analysis, run.trace, run.result)
-    assert problems(_tamper(run.analysis, how), run.trace, run.result)
+    _, trace, result = run.runs[0]
+    assert not problems(run.analysis, trace, result)
+    assert problems(_tamper(run.analysis, how), trace, result)
+
+
+def test_a_wrong_read_or_write_kind_is_caught() -> None:
+    """nf_vector_return claimed READ where the NAT writes a key cell (a write the sharding would miss),
+    or nf_map_put claimed READ. (WRITE is "may change": a bridge rewriting a host's unchanged port is
+    a WRITE that leaves the cell as it was, so the reverse is not an error.)"""
+    run = _run("nat", "small")
+    for _, trace, result in run.runs:
+        assert not problems(run.analysis, trace, result)
+    for call in ("nf_vector_return", "nf_map_put"):
+        paths = tuple(replace(p, accesses=tuple(replace(a, op=ir.Op.READ) if a.call == call else a
+                                                for a in p.accesses)) for p in run.analysis.paths)
+        wrong = replace(run.analysis, paths=paths)
+        found = [m for _, trace, result in run.runs for m in problems(wrong, trace, result)]
+        expected = "is READ, but the cell changed" if call == "nf_vector_return" else "nf_map_put on"
+        assert any(expected in m for m in found), found

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
 import z3
 
 from explorer.symbex.bitvec import symbols_of
@@ -37,9 +38,10 @@ def _fold(total: int) -> int:
 
 
 def _sum16(data: bytes | bytearray) -> int:
+    """The sum of the big-endian 16-bit words of ``data`` (a last odd byte padded with zero)."""
     if len(data) % 2:
         data = bytes(data) + b"\0"
-    return sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    return int(np.frombuffer(bytes(data), dtype=">u2").sum(dtype=np.uint64))
 
 
 def update_checksums(frame: bytes) -> bytes:

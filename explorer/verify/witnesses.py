@@ -1,0 +1,736 @@
+"""Packets that make every feasible path of an NF run: a frame from each path's condition (a Z3
+model) and the state that reaches it (a prefix of packets that creates it).
+
+The search is concolic, with the real sequential runtime as the oracle:
+
+* a main trace grows in rounds. Each round runs it (with the state-call log), sees which path every
+  packet followed (``explorer.verify.coverage``), reads back what the state holds (``StateFacts``:
+  keys present in each map and their values, indices a dchain has handed out, vector cells whose
+  content is known, sketch counts), and appends, for every path not covered yet, a packet solved
+  from the path's condition *and* those facts: a path that needs a map hit gets a key the map
+  holds, one that needs a miss gets a fresh key;
+* then branches of the main trace try what one more packet cannot do: fill a dchain to capacity
+  with variants of a packet that allocates (for "table full" paths), pump a packet's state with
+  variants that keep its hit keys and refresh its miss keys (counters and token buckets past a
+  threshold), and jump in time (expiry);
+* a path none of this reaches is reported with the reason the search has (its condition conflicts
+  with the state every prefix built, or its candidates followed other paths). Only the analysis
+  claims feasibility; whether a path is truly unreachable is for a person to name.
+
+The result is a handful of traces; every packet of each follows some path, and together they say
+which packets reach which path (``Witnesses.hits``).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import z3
+
+from explorer import ir
+from explorer.run import RunResult, StateCall, run_trace
+from explorer.symbex.bitvec import symbols_of
+from explorer.symbex.evaluate import compile_term, frames_env
+from explorer.traffic.replies import reply_frame
+from explorer.traffic.trace import Trace
+from explorer.verify.coverage import Coverage, PathMatch, calls_by_packet, match_paths
+from explorer.verify.renaming import update_checksums
+from explorer.wire import ETHER_LEN, PACKET_FIELDS
+
+START_NS = 1_000_000_000  # traces start at 1 s, so that "now - AGE" expiry thresholds stay at 0
+STEP_NS = 1_000  # packets of a round are 1 us apart: nothing expires between them
+JUMPS_NS = (1_000_000, 100_000_000, 1_000_000_000, 2_000_000_000, 5_000_000_000, 10_000_000_000,
+            30_000_000_000, 61_000_000_000, 300_000_000_000, 601_000_000_000, 3_601_000_000_000,
+            86_401_000_000_000)
+FACT_LIMIT = 512  # facts per object given to Z3 (the most recent)
+PUMP_LIMIT = 4096
+PUMP_DEFAULT = 256  # repetitions when the threshold is not a constant (a token bucket)
+FILL_LIMIT = 20_000  # entries a fill branch adds at most (each costs a call-log line or ten per run)
+ROUNDS = 6
+FIELD_ORDER = ("p.ipv4.src", "p.ipv4.dst", "p.l4.sport", "p.l4.dport", "p.ether.src", "p.ether.dst")
+_INPUTS = {"p.device", "p.len", "now"}
+_FIELDS = {f.name: f for f in PACKET_FIELDS}
+
+
+# ---- what the state holds after a run -------------------------------------------------------------
+
+@dataclass
+class StateFacts:
+    """The state of the NF after a run, as far as its call log tells (per object name)."""
+
+    maps: dict[str, dict[int, tuple[bool, Optional[int]]]] = field(default_factory=dict)  # key -> (present, value)
+    allocated: dict[str, dict[int, int]] = field(default_factory=dict)  # dchain index -> last stamp
+    cells: dict[str, dict[int, Optional[int]]] = field(default_factory=dict)  # vector index -> content
+    written: dict[str, set[int]] = field(default_factory=dict)  # vector indices ever written
+    touches: dict[str, dict[int, int]] = field(default_factory=dict)  # sketch key -> touches
+    last_time: int = START_NS
+
+    @staticmethod
+    def of(analysis: ir.Analysis, trace: Trace, calls: list[list[StateCall]], match: PathMatch) -> "StateFacts":
+        names = {o.alloc_index: o.name for o in analysis.objects}
+        facts = StateFacts(last_time=int(trace.timestamps[-1]) if len(trace) else START_NS)
+        for i, mine in enumerate(calls):
+            path = analysis.paths[match.path_of[i]] if match.path_of[i] >= 0 else None
+            stamp = int(trace.timestamps[i])
+            borrowed: dict[tuple[str, int], Optional[int]] = {}
+            for j, c in enumerate(mine):
+                name = names.get(c.object, str(c.object))
+                key = int(c.key, 16) if c.key is not None else None
+                results = [int(r, 16) for r in c.results]
+                if c.call == "nf_map_get":
+                    facts.maps.setdefault(name, {})[key] = (bool(results[0]), results[1] if results[0] else None)
+                elif c.call == "nf_map_put":
+                    facts.maps.setdefault(name, {})[key] = (True, None)
+                elif c.call == "nf_map_erase":
+                    facts.maps.setdefault(name, {})[key] = (False, None)
+                elif c.call == "nf_dchain_allocate_new_index" and results[0]:
+                    facts.allocated.setdefault(name, {})[results[1]] = stamp
+                elif c.call == "nf_dchain_rejuvenate_index" and results[0]:
+                    facts.allocated.setdefault(name, {})[key] = stamp
+                elif c.call == "nf_dchain_free_index" and results[0]:
+                    facts.allocated.setdefault(name, {}).pop(key, None)
+                elif c.call in ("nf_expire_items", "nf_expire_items2") and results and results[0]:
+                    chain = facts.allocated.setdefault(name, {})  # the oldest indices go
+                    for index in sorted(chain, key=lambda k: (chain[k], k))[:results[0]]:
+                        del chain[index]
+                elif c.call == "nf_vector_borrow":
+                    borrowed[(name, key)] = results[0]
+                elif c.call == "nf_vector_return":
+                    op = path.accesses[j].op if path is not None and j < len(path.accesses) else ir.Op.WRITE
+                    cells = facts.cells.setdefault(name, {})
+                    if op is ir.Op.READ:
+                        cells[key] = borrowed.get((name, key))
+                    else:  # changed: its content shows at the next borrow
+                        cells[key] = None
+                        facts.written.setdefault(name, set()).add(key)
+                elif c.call == "nf_sketch_touch":
+                    counts = facts.touches.setdefault(name, {})
+                    counts[key] = counts.get(key, 0) + 1
+        return facts
+
+
+def _recent(mapping: dict) -> list:
+    return list(mapping.items())[-FACT_LIMIT:]
+
+
+def _facts_for(path: ir.CallPath, analysis: ir.Analysis, facts: StateFacts,
+               small_step: bool) -> list[tuple[str, Any]]:
+    """(label, constraint) pairs tying the path's state results to what the state holds, and to
+    what the packet itself changed earlier on the path (a key it put, an index it allocated, a
+    cell it wrote). Expiry is assumed to free nothing when the packet comes ``small_step`` later."""
+    out: list[tuple[str, Any]] = []
+    filled = {o.name for o in analysis.objects if o.kind == "map"} - {
+        a.object for p in analysis.paths for a in p.accesses if a.call in ("nf_map_put", "nf_map_erase")}
+    puts: dict[str, list] = {}  # map -> key terms the packet put (and erased, as ("erase", key))
+    allocated: dict[str, list] = {}  # dchain -> index terms the packet allocated
+    written: dict[str, list] = {}  # vector -> index terms the packet wrote
+    touched: dict[str, list] = {}  # sketch -> key terms the packet touched
+    for access in path.accesses:
+        obj = analysis.object(access.object)
+        name = obj.name
+        results = [z3.BitVec(r, _result_bits(r, obj)) for r in access.results]
+        key = access.key
+        if access.op is ir.Op.EXPIRE:
+            if small_step and results:
+                out.append((f"expire:{name}", results[0] == 0))
+        elif access.call == "nf_map_get" and name not in filled:
+            entries = _recent(facts.maps.get(name, {}))
+            hit = z3.Or(*[key == z3.BitVecVal(k, key.size()) for k, (here, _) in entries if here], z3.BoolVal(False))
+            for kind, term in puts.get(name, []):  # the packet's own puts and erases, later ones last
+                hit = z3.If(key == term, z3.BoolVal(kind == "put"), hit)
+            out.append((f"map:{name}", (results[0] == 1) == hit))
+            mine = z3.Or(*[key == term for _, term in puts.get(name, [])], z3.BoolVal(False))
+            for k, (here, value) in entries:
+                if here and value is not None:
+                    out.append((f"value:{name}", z3.Implies(z3.And(key == z3.BitVecVal(k, key.size()), z3.Not(mine)),
+                                                            results[1] == value)))
+        elif access.call == "nf_map_get":  # filled by nf_init, which the log does not show: what was seen
+            for k, (here, value) in _recent(facts.maps.get(name, {})):
+                seen = key == z3.BitVecVal(k, key.size())
+                out.append((f"map:{name}", z3.Implies(seen, results[0] == (1 if here else 0))))
+                if value is not None:
+                    out.append((f"value:{name}", z3.Implies(seen, results[1] == value)))
+        elif access.call in ("nf_map_put", "nf_map_erase"):
+            puts.setdefault(name, []).append(("put" if access.call == "nf_map_put" else "erase", key))
+        elif access.call == "nf_dchain_allocate_new_index":
+            chain = facts.allocated.get(name, {})
+            taken = len(chain) + len(allocated.get(name, []))
+            room = taken < obj.capacity
+            out.append((f"alloc:{name}", results[0] == (1 if room else 0)))
+            if room and not allocated.get(name):
+                lowest = next(i for i in range(obj.capacity + 1) if i not in chain)
+                out.append((f"alloc:{name}", results[1] == lowest))
+            allocated.setdefault(name, []).append(z3.If(results[0] == 1, results[1], z3.BitVecVal(-1, 32)))
+        elif access.call in ("nf_dchain_rejuvenate_index", "nf_dchain_is_index_allocated", "nf_dchain_free_index"):
+            live = [k for k, _ in _recent(facts.allocated.get(name, {}))]
+            held = z3.Or(*[key == k for k in live], *[key == t for t in allocated.get(name, [])], z3.BoolVal(False))
+            out.append((f"index:{name}", (results[0] == 1) == held))
+        elif access.call == "nf_vector_borrow":
+            mine = z3.Or(*[key == t for t in written.get(name, [])], z3.BoolVal(False))
+            for k, content in _recent(facts.cells.get(name, {})):
+                if content is not None:
+                    out.append((f"cell:{name}", z3.Implies(z3.And(key == k, z3.Not(mine)), results[0] == content)))
+            ever = facts.written.get(name, set())
+            if len(ever) <= FACT_LIMIT:
+                fresh = z3.And(*[key != k for k in ever], z3.Not(mine))
+                out.append((f"cell:{name}", z3.Implies(fresh, results[0] == 0)))
+        elif access.call == "nf_vector_return" and access.op is ir.Op.WRITE:
+            written.setdefault(name, []).append(key)
+        elif access.call == "nf_sketch_estimate":
+            total = z3.BitVecVal(0, 32)  # no collisions: a key's estimate is its own touches
+            for k, n in _recent(facts.touches.get(name, {})):
+                total = z3.If(key == z3.BitVecVal(k, key.size()), z3.BitVecVal(n, 32), total)
+            for term in touched.get(name, []):
+                total = total + z3.If(key == term, z3.BitVecVal(1, 32), z3.BitVecVal(0, 32))
+            out.append((f"sketch:{name}", results[0] == total))
+        elif access.call == "nf_sketch_touch":
+            touched.setdefault(name, []).append(key)
+    return out
+
+
+def _result_bits(symbol: str, obj: ir.StateObject) -> int:
+    what = symbol.split(".")[-1].split("#")[0]
+    if what in ("found", "ok"):
+        return 8
+    if what == "cell":
+        return 8 * obj.size
+    return 32
+
+
+# ---- frames from models ---------------------------------------------------------------------------
+
+def _template(rng: random.Random) -> dict[str, int]:
+    """Plausible values for every header field (a unicast TCP/UDP frame between random hosts)."""
+    return {
+        "p.ether.dst": 0x020000000000 | rng.getrandbits(40), "p.ether.src": 0x020000000000 | rng.getrandbits(40),
+        "p.ether.type": 0x0800, "p.ipv4.version_ihl": 0x45, "p.ipv4.tos": 0, "p.ipv4.id": rng.getrandbits(16),
+        "p.ipv4.frag_off": 0x4000, "p.ipv4.ttl": 64, "p.ipv4.proto": 17,
+        "p.ipv4.src": (10 << 24) | rng.getrandbits(24), "p.ipv4.dst": (172 << 24) | (16 << 16) | rng.getrandbits(16),
+        "p.l4.sport": 1024 + rng.getrandbits(15), "p.l4.dport": 1 + rng.getrandbits(10),
+    }
+
+
+def build_frame(values: dict[str, int], length: int, keep_checksum: bool = False) -> bytes:
+    """A frame of ``length`` bytes with every header field at the offset nf.h's structs give it
+    (the L4 ports after the IPv4 header and its options), checksums computed unless kept."""
+    frame = bytearray(max(length, ETHER_LEN))
+    ihl = values.get("p.ipv4.version_ihl", 0x45) & 0x0F
+    for name, f in _FIELDS.items():
+        if name not in values or (name == "p.ipv4.total_length"):
+            continue
+        start = {"ether": 0, "ipv4": ETHER_LEN, "l4": ETHER_LEN + 4 * ihl}[f.region] + f.offset
+        if start + f.size <= len(frame):
+            frame[start:start + f.size] = (values[name] & ((1 << f.bits) - 1)).to_bytes(f.size, "big")
+    if len(frame) >= 18:
+        total = values.get("p.ipv4.total_length", len(frame) - ETHER_LEN)
+        frame[16:18] = (total & 0xFFFF).to_bytes(2, "big")
+    out = bytes(frame[:length]) if length >= ETHER_LEN else bytes(frame)
+    return out if keep_checksum else update_checksums(out)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    device: int
+    frame: bytes
+    time: int
+    values: dict  # the model's value of every symbol of the path's condition
+
+
+def _solve(analysis: ir.Analysis, path: ir.CallPath, facts: Optional[StateFacts], now: Optional[int],
+           earliest: int, rng: random.Random, forget: tuple[str, ...] = ()) -> tuple[Optional[Candidate], set[str]]:
+    """A packet that satisfies ``path``'s condition and the state facts (but those whose label
+    starts with one of ``forget``), at time ``now`` (free, at or after ``earliest``, when None).
+    Returns it, or the labels of the facts that conflict."""
+    p_len, device, clock = z3.BitVec("p.len", 16), z3.BitVec("p.device", 16), z3.BitVec("now", 64)
+    hard = [path.condition, z3.UGE(p_len, ETHER_LEN), z3.ULE(p_len, 9018), z3.ULT(device, analysis.devices),
+            clock == now if now is not None else z3.And(z3.UGE(clock, earliest), z3.ULE(clock, earliest + 10 ** 14))]
+    tracked = [(f"fact|{label}", c) for label, c in (_facts_for(path, analysis, facts, now is not None)
+                                                     if facts else []) if not label.startswith(forget)]
+    nice = [("nice|len", z3.And(z3.UGE(p_len, 60), z3.ULE(p_len, 1514))),
+            ("nice|ihl", z3.BitVec("p.ipv4.version_ihl", 8) == 0x45),
+            ("nice|unicast", z3.Extract(40, 40, z3.BitVec("p.ether.src", 48)) == 0)]
+    learned: list[Any] = []
+    for _ in range(16):
+        model = None
+        for wanted in (tracked + nice, tracked):  # with the niceties if they fit, else without
+            solver = z3.Solver()
+            solver.set("timeout", 10_000)
+            solver.add(*hard, *learned, *[c for _, c in wanted])
+            result = solver.check()
+            if result == z3.sat:
+                model = solver.model()
+                break
+            if result != z3.unsat:
+                return None, {"the solver gave up"}
+        if model is None:  # which facts conflict: an unsat core over them
+            solver = z3.Solver()
+            solver.set("timeout", 20_000)
+            solver.add(*hard, *learned)
+            for n, (label, constraint) in enumerate(tracked):
+                solver.assert_and_track(constraint, z3.Bool(f"{label}|{n}"))
+            if solver.check() != z3.unsat:
+                return None, {"the solver gave up"}
+            return None, {str(c).rsplit("|", 1)[0].split("|", 1)[1] for c in solver.unsat_core()}
+        candidate, wrong = _candidate(path, model, rng)
+        if wrong is None:
+            return candidate, set()
+        learned.append(wrong)  # a lazily added fact: a function (nf_hash) the solver guessed wrong
+    return None, set()
+
+
+def _candidate(path: ir.CallPath, model: z3.ModelRef, rng: random.Random) -> tuple[Optional[Candidate], Any]:
+    """The frame of a model, checked against the condition with the runtime's own semantics (real
+    FNV-1a for nf_hash). Returns it, or a constraint that rules out the model's wrong guess."""
+    values = {}
+    for d in model.decls():
+        if d.arity() == 0 and not d.name().startswith(("fact|", "nice|")):
+            value = model[d]
+            if z3.is_bv_value(value):
+                values[d.name()] = value.as_long()
+    fields = _template(rng)
+    relevant = set(symbols_of(path.condition))
+    for access in path.accesses:
+        if access.key is not None:
+            relevant |= symbols_of(access.key)
+    for name in relevant & set(_FIELDS):
+        fields[name] = values.get(name, fields[name])
+    length = values.get("p.len", 60) if "p.len" in relevant else max(60, values.get("p.len", 60))
+    frame = build_frame(fields, length, keep_checksum="p.ipv4.checksum" in relevant)
+    device = values.get("p.device", 0)
+    time = values.get("now", START_NS)
+    env = {**frames_env([frame], np.array([device]), np.array([time], dtype=np.uint64))}
+    for symbol in symbols_of(path.condition):
+        if symbol not in env:
+            env[symbol] = np.array([values.get(symbol, 0)], dtype=object if values.get(symbol, 0) >= 1 << 64
+                                   else np.uint64)
+    if bool(np.all(compile_term(path.condition)(env))):
+        return Candidate(device, frame, time, values), None
+    return None, _hash_facts(path.condition, model, env)
+
+
+def _hash_facts(term: Any, model: z3.ModelRef, env: dict) -> Any:
+    """For every nf_hash application in ``term``: at the model's argument, its real value."""
+    facts = []
+    seen = set()
+    todo = [term]
+    while todo:
+        t = todo.pop()
+        if t.get_id() in seen:
+            continue
+        seen.add(t.get_id())
+        if z3.is_app(t) and t.decl().name().startswith("nf_hash") and t.num_args() == 1:
+            argument = model.eval(t.arg(0), model_completion=True)
+            real = int(np.asarray(compile_term(t)(env)).ravel()[0])
+            facts.append(z3.Implies(t.arg(0) == argument, t == real))
+        todo.extend(t.children())
+    return z3.And(*facts) if facts else z3.BoolVal(False)
+
+
+# ---- variants: many packets that take the same path ------------------------------------------------
+
+def variants(analysis: ir.Analysis, path: ir.CallPath, frame: bytes, device: int, results: dict[str, Any],
+             count: int, keep: set[str], start: int) -> list[tuple[int, int, bytes]]:
+    """Up to ``count`` copies of ``frame`` (which follows ``path`` given the state results
+    ``results``) in which the packet fields of the keys of objects outside ``keep`` are changed,
+    so that those keys are new, and the keys of objects in ``keep`` stay. They are checked against
+    the path's condition (with the same results) and each other (no two share a changed key)."""
+    kept_fields, varied = set(), []
+    for access in path.accesses:
+        if access.key is None:
+            continue
+        names = {s for s in symbols_of(access.key) if s in _FIELDS}
+        (kept_fields.update(names) if access.object in keep else varied.append(names))
+    changing = [f for f in FIELD_ORDER if any(f in names for names in varied) and f not in kept_fields]
+    n = min(count, FILL_LIMIT)
+    if not changing:  # every key stays: plain copies (a flow that keeps sending)
+        return [(start + STEP_NS * (k + 1), device, frame) for k in range(n)]
+    # One field is enough to make every changed key new; the first that keeps the path, else all.
+    for fields in [[name] for name in changing] + [changing]:
+        out = _varied(path, frame, device, results, n, fields, start)
+        if len(out) >= n * 9 // 10 or fields == changing:
+            return out
+    return []
+
+
+def _varied(path: ir.CallPath, frame: bytes, device: int, results: dict[str, Any], n: int, changing: list[str],
+            start: int) -> list[tuple[int, int, bytes]]:
+    base = frames_env([frame])
+    env = {name: np.repeat(base[name], n) for name in base}
+    offsets = np.arange(1, n + 1, dtype=np.uint64)
+    for name in changing:
+        bits = _FIELDS[name].bits
+        env[name] = (env[name] + offsets) & np.uint64((1 << bits) - 1)
+    env["p.device"] = np.full(n, device, dtype=np.uint64)
+    env["now"] = np.full(n, results.get("now", start), dtype=np.uint64)  # the time the results held
+    env["p.len"] = np.full(n, len(frame), dtype=np.uint64)
+    for symbol, value in results.items():
+        env.setdefault(symbol, np.full(n, value, dtype=object if value >= 1 << 64 else np.uint64))
+    try:
+        ok = np.broadcast_to(compile_term(path.condition)(env), (n,))
+    except KeyError:
+        return []
+    out = []
+    for k in np.flatnonzero(ok).tolist():
+        values = {name: int(env[name][k]) for name in changing}
+        out.append((start + STEP_NS * (len(out) + 1), device, _patched(frame, values)))
+    return out
+
+
+def _patched(frame: bytes, values: dict[str, int]) -> bytes:
+    out = bytearray(frame)
+    ihl = frame[14] & 0x0F if len(frame) > 14 else 5
+    for name, value in values.items():
+        f = _FIELDS[name]
+        start = {"ether": 0, "ipv4": ETHER_LEN, "l4": ETHER_LEN + 4 * ihl}[f.region] + f.offset
+        if start + f.size <= len(out):
+            out[start:start + f.size] = value.to_bytes(f.size, "big")
+    fixed = update_checksums(bytes(out))
+    return fixed if update_checksums(frame) == frame else bytes(out)
+
+
+# ---- the search -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Witnesses:
+    """Traces that together run every path the search reached: ``hits[p]`` is (trace, packet) of
+    the first packet that followed path p, None when none did (``unreached`` says why)."""
+
+    nf: str
+    traces: tuple[Trace, ...]
+    hits: tuple[Optional[tuple[int, int]], ...]
+    unreached: tuple[tuple[int, str], ...]
+    coverage: Coverage
+    kinds: tuple[str, ...] = ()  # per trace: "main", "fill" (a table filled), "sweep", "pump" or "jump"
+
+    def combined(self, gap_ns: int = 3_600_000_000_000, kinds: Optional[tuple[str, ...]] = None) -> Trace:
+        """The traces (of ``kinds``, by default all) one after the other, ``gap_ns`` apart (by
+        default an hour: state with expiry is gone between them)."""
+        stamps, devices, frames = [], [], []
+        offset = 0
+        for trace, kind in zip(self.traces, self.kinds):
+            if kinds is not None and kind not in kinds:
+                continue
+            if not len(trace):
+                continue
+            shift = offset - int(trace.timestamps[0]) + (gap_ns if stamps else 0)
+            stamps.append(trace.timestamps.astype(np.uint64) + np.uint64(shift) if shift >= 0
+                          else trace.timestamps - np.uint64(-shift))
+            devices.append(trace.devices)
+            frames.extend(trace.frames)
+            offset = int(stamps[-1][-1])
+        if not frames:
+            return Trace(np.zeros(0, np.uint64), np.zeros(0, np.uint16), ())
+        return Trace(np.concatenate(stamps), np.concatenate(devices).astype(np.uint16), tuple(frames))
+
+
+class _Search:
+    def __init__(self, analysis: ir.Analysis, defines: dict[str, str], seed: int) -> None:
+        self.analysis = analysis
+        self.defines = defines
+        self.rng = random.Random(seed)
+        self.hits: dict[int, tuple[int, int]] = {}
+        self.traces: list[Trace] = []
+        self.counts = np.zeros(len(analysis.paths), dtype=np.int64)
+        self.last_counts = np.zeros(len(analysis.paths), dtype=np.int64)
+        self.conflicts: dict[int, set[str]] = {}
+        self.last: dict[int, Candidate] = {}  # the latest packet solved for each path
+        self.probed: set[int] = set()  # paths that got a packet solved without the state facts
+        self.examples: dict[int, tuple[int, bytes, dict[str, int]]] = {}  # path -> a packet that followed it
+        self.needs: dict[int, dict[str, bool]] = {}
+        self.skipped: dict[int, str] = {}  # paths the search gave up on, and why
+        self.kinds: list[str] = []  # per kept trace: "main", "fill", "pump" or "jump"
+        self.kind = "main"  # the branch being run
+
+    def run(self, events: list[tuple[int, int, bytes]]) -> tuple[Trace, list[list[StateCall]], PathMatch, RunResult]:
+        trace = Trace(np.array([t for t, _, _ in events], dtype=np.uint64),
+                      np.array([d for _, d, _ in events], dtype=np.uint16), tuple(f for _, _, f in events))
+        result = run_trace(self.analysis.source, trace, self.defines, calls=True)
+        calls = calls_by_packet(result, len(trace))
+        return trace, calls, match_paths(self.analysis, trace, result, calls), result
+
+    def keep(self, trace: Trace, match: PathMatch) -> None:
+        """Record the trace if it reaches a path no kept trace reached."""
+        followed = match.path_of[match.path_of >= 0]
+        new = {int(p) for p in followed.tolist()} - set(self.hits)
+        if not new:
+            return
+        last = self.traces[-1] if self.traces else None
+        if last is not None and self.kinds[-1] == self.kind and len(last) <= len(trace) \
+                and last.frames == trace.frames[:len(last)] \
+                and np.array_equal(last.timestamps, trace.timestamps[:len(last)]):
+            # The same packets and more: the longer trace replaces it (its prefix runs the same).
+            self.traces.pop()
+            self.kinds.pop()
+            self.counts -= self.last_counts
+        self.traces.append(trace)
+        self.kinds.append(self.kind)
+        self.last_counts = np.bincount(followed, minlength=len(self.analysis.paths))
+        self.counts += self.last_counts
+        for p in sorted(new):
+            i = int(np.flatnonzero(match.path_of == p)[0])
+            self.hits[p] = (len(self.traces) - 1, i)
+            self.examples[p] = (int(trace.devices[i]), trace.frames[i], _results_at(match, self.analysis.paths[p], i))
+
+    def uncovered(self) -> list[int]:
+        return [p for p in range(len(self.analysis.paths)) if p not in self.hits and p not in self.skipped]
+
+    def extend(self, events: list, facts: Optional[StateFacts], step: int = STEP_NS) -> list:
+        """One packet per uncovered path, solved against ``facts``, appended after ``events``."""
+        start = int(events[-1][0]) if events else START_NS
+        added = []
+        for k, p in enumerate(self.uncovered()):
+            now = start + step * (k + 1)
+            candidate, conflict = _solve(self.analysis, self.analysis.paths[p], facts, now, now, self.rng)
+            if candidate is None:
+                self.conflicts.setdefault(p, set()).update(conflict)
+                if p in self.probed:
+                    continue
+                # Once, a packet of the path's shape regardless of the state: where it goes shows
+                # what stands in the way, and it is what the pump branch repeats.
+                self.probed.add(p)
+                candidate, _ = _solve(self.analysis, self.analysis.paths[p], None, now, now, self.rng)
+                if candidate is None:
+                    continue
+            self.last[p] = candidate
+            added.append((now, candidate.device, candidate.frame))
+        return added
+
+    def rounds(self, events: list, limit: int, fresh: Optional[set[int]] = None) -> tuple[list, Optional[tuple]]:
+        """Up to ``limit`` rounds of extending ``events``; returns them and the last run's state.
+        Each round also answers what the previous round's packets made the NF send (closed-loop
+        replies reach return paths and tables keyed by what the NF wrote)."""
+        state = None
+        fresh = fresh or set()  # positions of the packets solved in the previous round
+        for round_ in range(limit + 1):
+            if events:
+                trace, calls, match, result = self.run(events)
+                self.keep(trace, match)
+                facts = StateFacts.of(self.analysis, trace, calls, match)
+                state = (trace, calls, match, result, facts)
+            else:
+                facts = StateFacts()
+            if not self.uncovered() or round_ == limit:
+                break
+            added = self.extend(events, facts)
+            if state is not None:
+                last = int(events[-1][0]) + STEP_NS * (len(added) + 1)
+                answers = [(last + STEP_NS * k, verdict, reply_frame(frame))
+                           for k, (index, verdict, frame) in enumerate(
+                               o for o in state[3].outputs if o[0] in fresh and o[1] >= 0)]
+            else:
+                answers = []
+            if not added and not answers:
+                break
+            fresh = set(range(len(events), len(events) + len(added)))
+            events = events + added + answers
+        return events, state
+
+    def branch_fill(self, events: list, state: tuple) -> None:
+        """For paths that need a full dchain: fill it with variants of a packet that allocates."""
+        trace, calls, match, _, facts = state
+        chains = sorted({label.split(":", 1)[1] for p in self.uncovered() for label in self.conflicts.get(p, ())
+                         if label.startswith("alloc:")})
+        for chain in chains:
+            room = self.analysis.object(chain).capacity - len(facts.allocated.get(chain, {}))
+            if room > FILL_LIMIT:  # too many packets to pay for: say so, and stop trying
+                for p in self.uncovered():
+                    if f"alloc:{chain}" in self.conflicts.get(p, ()):
+                        self.skipped[p] = (f"needs {chain} full: {self.analysis.object(chain).capacity} entries, more "
+                                           f"than the search fills ({FILL_LIMIT})")
+                continue
+            filler = self._allocating_packet(trace, calls, match, chain)
+            if filler is None or room <= 0:
+                continue
+            index, path = filler
+            keep = set()  # every key new: each variant takes an index
+            more = variants(self.analysis, path, trace.frames[index], int(trace.devices[index]),
+                            _results_at(match, path, index), room, keep, int(events[-1][0]))
+            self.kind = "fill"
+            self.rounds(events + more, 2)
+
+    def _allocating_packet(self, trace: Trace, calls, match: PathMatch, chain: str) -> Optional[tuple[int, ir.CallPath]]:
+        for i in range(len(trace) - 1, -1, -1):
+            p = int(match.path_of[i])
+            if p < 0:
+                continue
+            path = self.analysis.paths[p]
+            for j, access in enumerate(path.accesses):
+                if access.object == chain and access.call == "nf_dchain_allocate_new_index" and j < len(calls[i]) \
+                        and calls[i][j].results[:1] == ("01",):
+                    return i, path
+        return None
+
+    def map_needs(self, p: int) -> dict[str, bool]:
+        """For each map path p looks up first: whether its condition needs a hit (True) or a miss."""
+        if p not in self.needs:
+            path, needs = self.analysis.paths[p], {}
+            seen = set()
+            for access in path.accesses:
+                if access.call != "nf_map_get" or access.object in seen:
+                    continue
+                seen.add(access.object)
+                found = z3.BitVec(access.results[0], 8)
+                solver = z3.Solver()
+                solver.set("timeout", 2000)
+                solver.add(path.condition)
+                can = {v for v in (0, 1) if solver.check(found == v) == z3.sat}
+                if len(can) == 1:
+                    needs[access.object] = can == {1}
+            self.needs[p] = needs
+        return self.needs[p]
+
+    def branch_pump(self, events: list) -> None:
+        """For paths behind a threshold (a counter, a token bucket): take a packet of the covered
+        path that agrees most with the path's hits and misses, and repeat it with its hit keys kept
+        and its miss keys new, as often as the threshold the path compares state with; each path in
+        a branch of its own."""
+        for p in self.uncovered():
+            count, compared = _threshold(self.analysis.paths[p].condition)
+            need = self.map_needs(p)
+            # Most agreement on hits and misses first, then on the objects compared with the
+            # threshold; then the fewest refusals (a full table).
+            scored = sorted((-sum(1 for o, v in need.items() if self.map_needs(q).get(o) == v),
+                             -len(compared & {a.object for a in self.analysis.paths[q].accesses if a.key is not None}),
+                             sum(1 for name, value in self.examples[q][2].items() if ".ok#" in name and not value), q)
+                            for q in self.examples)
+            if not scored or not count or p in self.hits:
+                continue
+            q = scored[0][-1]
+            device, frame, results = self.examples[q]
+            start = int(events[-1][0]) + STEP_NS if events else START_NS
+            keep = {o for o, v in need.items() if v} | compared
+            pumped = [(start, device, frame)] + variants(self.analysis, self.analysis.paths[q], frame, device,
+                                                          results, count, keep, start)
+            self.kind = "pump"
+            self.rounds(events + pumped, 2)
+
+    def branch_sweep(self, events: list) -> None:
+        """For paths that need a hit in a table nf_init filled (the call log never shows its keys):
+        when the key is one packet field of at most 16 bits, the path's packet with every value of
+        that field."""
+        filled = {o.name for o in self.analysis.objects if o.kind == "map"} - {
+            a.object for p in self.analysis.paths for a in p.accesses if a.call in ("nf_map_put", "nf_map_erase")}
+        for p in self.uncovered():
+            path, candidate = self.analysis.paths[p], self.last.get(p)
+            if candidate is None:
+                continue
+            for access in path.accesses:
+                if access.call != "nf_map_get" or access.object not in filled or not self.map_needs(p).get(access.object):
+                    continue
+                fields = [s for s in symbols_of(access.key) if s in _FIELDS]
+                if len(fields) != 1 or _FIELDS[fields[0]].bits > 16:
+                    continue
+                results = {name: candidate.values.get(name, 0) for a in path.accesses for name in a.results}
+                results["now"] = candidate.time
+                start = int(events[-1][0]) + STEP_NS if events else START_NS
+                swept = _varied(path, candidate.frame, candidate.device, results, (1 << _FIELDS[fields[0]].bits) - 1,
+                                fields, start)
+                self.kind = "sweep"
+                swept = [(start, candidate.device, candidate.frame)] + swept
+                self.rounds(events + swept, 1, fresh=set(range(len(events), len(events) + len(swept))))
+                if p in self.hits:
+                    break
+
+    def branch_jump(self, events: list, facts: Optional[StateFacts]) -> None:
+        """For paths that need time to pass (expiry): each one's last candidate again, later and
+        later; then the same with a packet of every covered path resent before each jump, which
+        keeps what they refresh alive while the rest expires (a backend that still sends
+        heartbeats, next to one that stopped)."""
+        start = int(events[-1][0]) if events else START_NS
+        for p in self.uncovered():
+            # What the state holds, but which indices are live: that is what time changes.
+            candidate, _ = _solve(self.analysis, self.analysis.paths[p], facts, None, start, self.rng,
+                                  forget=("index:", "alloc:", "expire:"))
+            candidate = candidate or self.last.get(p)
+            if candidate is None:
+                continue
+            others = [self.examples[q][:2] for q in sorted(self.examples)]
+            for resend in ([], others):
+                jumps = []
+                for k in range(len(JUMPS_NS)):
+                    now = start + sum(JUMPS_NS[:k + 1])
+                    jumps += [(now - STEP_NS * (len(resend) - r), device, frame)
+                              for r, (device, frame) in enumerate(resend)]
+                    jumps.append((now, candidate.device, candidate.frame))
+                self.kind = "jump"
+                trace, _, match, _ = self.run(events + jumps)
+                self.keep(trace, match)
+                if p in self.hits:
+                    break
+
+
+def _results_at(match: PathMatch, path: ir.CallPath, index: int) -> dict[str, int]:
+    """The state results bound for packet ``index`` on ``path``."""
+    env = match.environments[path.index]
+    return {name: int(np.asarray(value).ravel()[index]) for name in [*(r for a in path.accesses for r in a.results), "now"]
+            for value in [env[name]]}
+
+
+_COMPARISONS = {z3.Z3_OP_ULEQ, z3.Z3_OP_UGEQ, z3.Z3_OP_ULT, z3.Z3_OP_UGT, z3.Z3_OP_SLEQ, z3.Z3_OP_SGEQ,
+                z3.Z3_OP_SLT, z3.Z3_OP_SGT}
+
+
+def _threshold(condition: Any) -> tuple[int, set[str]]:
+    """How many packets a pump needs for ``condition``, and the objects whose results it compares:
+    2 more than the largest constant it compares a state result with (a counter's limit), a
+    default when it compares state results with packet values (a token bucket against the frame
+    length), 0 when it compares none."""
+    best, objects = 0, set()
+    todo, seen = [condition], set()
+    while todo:
+        t = todo.pop()
+        if t.get_id() in seen:
+            continue
+        seen.add(t.get_id())
+        if z3.is_app(t) and t.decl().kind() in _COMPARISONS and t.num_args() == 2 and z3.is_bv(t.arg(0)):
+            # State the NF keeps (cells, estimates, values, backends), not bookkeeping (hit or
+            # miss, refusals, expiry counts, allocated indices).
+            results = {name.split(".")[0] for name in symbols_of(t)
+                       if "#" in name and name.split(".")[-1].split("#")[0] not in ("found", "ok", "count", "index")}
+            constants = [side.as_long() for side in (t.arg(0), t.arg(1)) if z3.is_bv_value(side)]
+            # A bound of 0, 1 or past any pump is a range the analysis knows (an index below the
+            # capacity), not a limit the NF counts towards.
+            if results and all(1 < c <= PUMP_LIMIT for c in constants):
+                objects |= results
+                best = max([best, *constants])
+        todo.extend(t.children())
+    if not objects:
+        return 0, objects
+    return (min(PUMP_LIMIT, best + 2) if best > 1 else PUMP_DEFAULT), objects
+
+
+def find_witnesses(analysis: ir.Analysis, defines: Optional[dict[str, str]] = None, *, seed: int = 0,
+                   rounds: int = ROUNDS, prefix: Optional[Trace] = None) -> Witnesses:
+    """Traces that run every path of ``analysis`` the search can reach (see the module docstring).
+    The search starts from the empty state; for the paths it does not reach, again after
+    ``prefix`` (a few hundred packets of ordinary traffic, say), whose state the search can reuse:
+    hits in a table that nf_init filled, which the call log never shows being filled."""
+    search = _Search(analysis, dict(defines or {}), seed)
+    starts = [[]] if prefix is None else [[], [(int(t), int(d), f) for t, d, f in zip(
+        prefix.timestamps.tolist(), prefix.devices.tolist(), prefix.frames)]]
+    for start in starts:
+        if not search.uncovered():
+            break
+        search.probed.clear()
+        search.kind = "main"
+        events, state = search.rounds(start, rounds)
+        if search.uncovered() and state is not None:
+            search.branch_fill(events, state)
+        if search.uncovered():
+            search.branch_sweep(events)
+        if search.uncovered():
+            search.branch_pump(events)
+        if search.uncovered():
+            search.branch_jump(events, state[-1] if state is not None else None)
+    unreached = sorted(search.skipped.items())
+    for p in search.uncovered():
+        conflict = sorted(search.conflicts.get(p, ()))
+        why = (f"its condition conflicts with the state every prefix built ({', '.join(conflict)})" if conflict
+               else "the packets solved for it followed other paths")
+        unreached.append((p, why))
+    unreached.sort()
+    hits = tuple(search.hits.get(p) for p in range(len(analysis.paths)))
+    return Witnesses(analysis.nf, tuple(search.traces), hits, tuple(unreached),
+                     Coverage(analysis.nf, tuple(int(c) for c in search.counts)), tuple(search.kinds))

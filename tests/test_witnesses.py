@@ -1,0 +1,125 @@
+"""The witness search (explorer.verify.witnesses) and path matching (explorer.verify.coverage) on
+their own: frames built from models, what a call log says the state holds, thresholds, variants,
+and witnesses that really run their paths when replayed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer.run import run_trace
+from explorer.symbex import analyze
+from explorer.traffic.trace import Trace
+from explorer.verify.coverage import calls_by_packet, coverage, match_paths
+from explorer.verify.witnesses import StateFacts, _threshold, build_frame, find_witnesses, variants
+
+import nf_packets as pk
+
+ROOT = Path(__file__).resolve().parent.parent
+NAT_SMALL = {"NAT_CAPACITY": "64"}
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def test_a_frame_holds_every_field_where_the_headers_put_it():
+    values = {"p.ether.dst": 0x020000000001, "p.ether.src": 0x020000000002, "p.ether.type": 0x0800,
+              "p.ipv4.version_ihl": 0x46, "p.ipv4.ttl": 9, "p.ipv4.proto": 17, "p.ipv4.src": 0x0A000001,
+              "p.ipv4.dst": 0xC0A80101, "p.l4.sport": 1234, "p.l4.dport": 53}
+    frame = build_frame(values, 70)
+    assert len(frame) == 70 and frame[:6] == bytes.fromhex("020000000001") and frame[12:14] == b"\x08\x00"
+    assert frame[14] == 0x46 and frame[22] == 9 and frame[23] == 17
+    assert frame[26:30] == bytes([10, 0, 0, 1]) and frame[30:34] == bytes([192, 168, 1, 1])
+    assert frame[38:40] == (1234).to_bytes(2, "big") and frame[40:42] == (53).to_bytes(2, "big")  # after 4 option bytes
+    assert int.from_bytes(frame[16:18], "big") == 70 - 14
+    h = pk.headers(build_frame({**values, "p.ipv4.version_ihl": 0x45}, 60))
+    assert (h.src, h.dst, h.sport, h.dport) == ("10.0.0.1", "192.168.1.1", 1234, 53)
+    assert pk.checksums_ok(build_frame({**values, "p.ipv4.version_ihl": 0x45}, 60))
+
+
+def test_the_call_log_tells_what_the_state_holds():
+    """Three LAN flows through the NAT (one of them twice), then an hour of silence and a fourth:
+    the chain holds the live indices, the maps their keys; expiry frees the oldest first."""
+    flows = [pk.udp(f"10.0.0.{k}", 1000 + k, "198.51.100.7", 53) for k in range(3)]
+    events = [(1_000, 0, flows[0]), (2_000, 0, flows[1]), (3_000, 0, flows[0]), (4_000, 0, flows[2])]
+    analysis = analyze("sample_nfs/nat.c", NAT_SMALL)
+    trace = pk.trace(events)
+    result = run_trace("sample_nfs/nat.c", trace, NAT_SMALL, calls=True)
+    calls = calls_by_packet(result, len(trace))
+    facts = StateFacts.of(analysis, trace, calls, match_paths(analysis, trace, result, calls))
+    assert sorted(facts.allocated["chain"]) == [0, 1, 2]
+    assert sum(present for present, _ in facts.maps["internal"].values()) == 3
+    assert facts.maps["internal"][int(calls[2][1].key, 16)] == (True, 0)  # the repeat found index 0
+    later = pk.trace(events + [(3_600_000_000_000, 0, pk.udp("10.0.0.9", 9, "198.51.100.7", 53))])
+    result = run_trace("sample_nfs/nat.c", later, NAT_SMALL, calls=True)
+    calls = calls_by_packet(result, len(later))
+    facts = StateFacts.of(analysis, later, calls, match_paths(analysis, later, result, calls))
+    assert list(facts.allocated["chain"]) == [0]  # all three expired; the new flow got index 0 again
+
+
+def test_thresholds_are_the_limits_state_is_compared_with():
+    psd = analyze("sample_nfs/psd.c", {})
+    counted = [p for p in psd.paths if "counters.cell" in p.condition_text and ">= 64" in p.condition_text]
+    assert counted and _threshold(counted[0].condition) == (66, {"counters"})
+    cl = analyze("sample_nfs/cl.c", {})
+    limited = [p for p in cl.paths if "estimate" in p.condition_text and ">= 100" in p.condition_text]
+    assert _threshold(limited[0].condition) == (102, {"connections"})
+    assert _threshold(analyze("sample_nfs/nop.c", {}).paths[0].condition) == (0, set())
+
+
+def test_variants_keep_the_path_and_make_new_keys():
+    analysis = analyze("sample_nfs/nat.c", NAT_SMALL)
+    frame = pk.udp("10.0.0.5", 4000, "198.51.100.7", 53)
+    trace = pk.trace([(1_000, 0, frame)])
+    result = run_trace("sample_nfs/nat.c", trace, NAT_SMALL, calls=True)
+    match = match_paths(analysis, trace, result)
+    path = analysis.paths[int(match.path_of[0])]
+    results = {name: int(np.asarray(match.environments[path.index][name]).ravel()[0])
+               for access in path.accesses for name in access.results}
+    more = variants(analysis, path, frame, 0, {**results, "now": 1_000}, 40, set(), 1_000)
+    assert len(more) == 40 and len({f for _, _, f in more}) == 40
+    both = pk.trace([(1_000, 0, frame)] + more)
+    again = run_trace("sample_nfs/nat.c", both, NAT_SMALL, calls=True)
+    followed = match_paths(analysis, both, again).path_of
+    assert set(followed.tolist()) == {path.index}  # each one a new flow, given a new port
+    assert len({f[34:36] for _, _, f in again.outputs}) == 41
+
+
+def test_witnesses_run_their_paths_when_replayed():
+    analysis = analyze("sample_nfs/nat.c", NAT_SMALL)
+    found = find_witnesses(analysis, NAT_SMALL, seed=1)
+    assert found.coverage.covered == len(analysis.paths) == 8 and found.unreached == ()
+    assert len(found.kinds) == len(found.traces) and "fill" in found.kinds  # "table full" needs 64 flows
+    total = None
+    for p, (t, i) in enumerate(found.hits):
+        trace = found.traces[t]
+        result = run_trace("sample_nfs/nat.c", trace, NAT_SMALL, calls=True)
+        assert match_paths(analysis, trace, result).path_of[i] == p
+    for trace in found.traces:
+        got = coverage(analysis, trace, run_trace("sample_nfs/nat.c", trace, NAT_SMALL, calls=True))
+        total = got if total is None else total + got
+    assert total.packets == found.coverage.packets
+    combined = found.combined(gap_ns=10**12)
+    assert len(combined) == sum(len(t) for t in found.traces)
+    assert np.all(np.diff(combined.timestamps.astype(np.int64)) >= 0)
+    first = len(found.traces[0])
+    assert int(combined.timestamps[first]) - int(combined.timestamps[first - 1]) == 10**12
+    only_main = found.combined(kinds=("main",))
+    assert len(only_main) == sum(len(t) for t, k in zip(found.traces, found.kinds) if k == "main")
+
+
+def test_a_path_no_traffic_reaches_is_reported_with_the_reason():
+    """psd's "new source with a known port" (see test_soundness.UNREACHED): the search says which
+    facts of the state its condition contradicts."""
+    defines = {"PSD_CAPACITY": "64", "PSD_MAX_PORTS": "4"}
+    analysis = analyze("sample_nfs/psd.c", defines)
+    found = find_witnesses(analysis, defines, seed=1)
+    unreached = dict(found.unreached)
+    target = next(p.index for p in analysis.paths if "!sources.found" in p.condition_text
+                  and "ports.found#10" in p.condition_text and "!ports.found" not in p.condition_text)
+    assert set(unreached) == {target}
+    assert "conflicts with the state" in unreached[target] and "map:sources" in unreached[target]
+    assert isinstance(found.combined(), Trace)
