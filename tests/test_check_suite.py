@@ -1,0 +1,162 @@
+"""The NF suite of issue 10 ("Done when"): NFs of our own beyond the samples (tests/nfs/README.md),
+each through ``nfx analyze``, ``solve``, ``generate`` and ``check`` as a user would run them. Each
+gets the strategy a domain expert expects and is equivalent under check at 2 and 4 cores, on traffic
+built from its own path conditions (``explorer.verify.witnesses``: a packet per path, after the state
+it needs, plus closed-loop replies for NFs that rewrite). The path coverage of that traffic is
+printed. Tables are small (64 entries) so that "table full" paths are cheap to reach; traffic that
+fills a table is checked apart, where a core's share running out must make the verdict "partial".
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer import pipeline
+from explorer.cli import main
+from explorer.run import run_trace
+from explorer.traffic.generators import generate
+from explorer.traffic.trace import Trace
+from explorer.traffic.pcap import write_trace
+from explorer.verify.coverage import match_paths
+from explorer.verify.witnesses import find_witnesses
+
+ROOT = Path(__file__).resolve().parent.parent
+NFS = ROOT / "tests" / "nfs"
+ANY = None  # no constraint on the hashed fields: the NF has no state the packets write
+
+
+# NF: (expected strategy, hashed fields per device or ANY, defines for the test, issue 10 item or None)
+SUITE = {
+    "host_bytes": ("sn", {0: ("src_ip",), 1: ("dst_ip",)}, {"HB_CAPACITY": "64", "HB_QUOTA": "3000"}, None),
+    "dst_sketch": ("sn", {0: ("dst_ip",)}, {"DS_LIMIT": "5"}, None),
+    "global_counter": ("locks", ANY, {}, None),
+    "port_forward": ("sn", ANY, {}, None),
+    "acl_rules": ("sn", ANY, {}, None),
+    "hash_lb": ("sn", ANY, {}, None),
+    "conn_track": ("sn", {0: ("src_ip", "dst_ip", "src_port", "dst_port"),
+                          1: ("src_ip", "dst_ip", "src_port", "dst_port")}, {"CT_CAPACITY": "64", "CT_BUDGET": "4"},
+                   None),
+    "src_window": ("sn", {1: ("src_ip",)}, {"SW_CAPACITY": "64"}, None),
+    "mac_counter": ("locks", ANY, {"MC_CAPACITY": "64", "MC_CAP": "4"}, None),
+    "ttl_guard": ("sn", ANY, {}, None),
+    "dport_counters": ("sn", {1: ("dst_port",)}, {"DC_BUDGET": "4"}, 2),  # + uniform traffic: ports up to 65535
+    "ternary_hosts": ("sn", {0: ("src_ip",), 1: ("dst_ip",)}, {"TH_CAPACITY": "64", "TH_LIMIT": "4"}, 1),
+}
+EXTRA = {"dport_counters": ("uniform", 2_000, 200)}  # generated traffic after the witnesses (kind, packets, flows)
+ITEMS = {1: "keys chosen with ?: are simplified under the path condition",
+         2: "sn keeps the capacity of vectors indexed by packet fields",
+         3: "analysis rejects verdicts outside 0..NF_DEVICES-1, NF_DROP, NF_FLOOD"}
+
+
+def _params(with_cores: bool):
+    """The suite's NFs (and core counts); an NF waiting for a fix elsewhere is xfail(strict) where
+    that fix matters: item 1 decides the strategy, item 2 only what the parallel build does."""
+    out = []
+    for nf, (_, _, _, item) in SUITE.items():
+        waiting = item is not None and (with_cores or item != 2)
+        marks = [pytest.mark.xfail(strict=True, reason=f"issue 10 item {item}: {ITEMS[item]}")] if waiting else []
+        for cores in ((2, 4) if with_cores else (None,)):
+            out.append(pytest.param(nf, cores, marks=marks, id=nf if cores is None else f"{nf}-{cores}"))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def _defines(nf: str) -> list[str]:
+    return [arg for name, value in sorted(SUITE[nf][2].items()) for arg in ("-D", f"{name}={value}")]
+
+
+@functools.lru_cache(maxsize=None)
+def _witnesses(nf: str):
+    analysis = pipeline.analyze(NFS / f"{nf}.c", SUITE[nf][2])
+    return analysis, find_witnesses(analysis, SUITE[nf][2], seed=3)
+
+
+def _cli(capsys, *argv) -> tuple[int, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return status, captured.out
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("nf,cores", _params(False))
+def test_the_expected_strategy(tmp_path, capsys, nf, cores):
+    strategy, fields, _, _ = SUITE[nf]
+    path = str(NFS / f"{nf}.c")
+    status, out = _cli(capsys, "analyze", path, *_defines(nf), "--json")
+    assert status == 0 and json.loads(out)["paths"]
+    status, out = _cli(capsys, "solve", path, *_defines(nf), "--cores", "4", "--json")
+    solved = json.loads(out)
+    assert status == 0 and solved["strategy"] == {"sn": "shared-nothing"}.get(strategy, strategy), solved
+    if fields is not ANY:
+        hashed = {d["device"]: tuple(d["fields"]) for d in solved["devices"].values()}
+        for device, expected in fields.items():
+            assert hashed[device] == expected, (device, hashed)
+    status, out = _cli(capsys, "generate", path, *_defines(nf), "--cores", "4", "-o", str(tmp_path / "project"))
+    assert status == 0 and (tmp_path / "project" / "Makefile").is_file() and f": {strategy} on 4 cores" in out
+
+
+@pytest.mark.dpdk
+@pytest.mark.slow
+@pytest.mark.parametrize("nf,cores", _params(True))
+def test_equivalent_on_traffic_that_runs_its_paths(tmp_path, capsys, nf, cores):
+    analysis, witnesses = _witnesses(nf)
+    trace = witnesses.combined(kinds=("main", "sweep", "pump", "jump"))
+    if nf in EXTRA:
+        kind, packets, flows = EXTRA[nf]
+        extra = generate(kind, packets=packets, flows=flows, seed=3)
+        later = extra.timestamps - extra.timestamps[0] + np.uint64(int(trace.timestamps[-1]) + 3_600_000_000_000)
+        trace = Trace(np.concatenate([trace.timestamps, later]),
+                      np.concatenate([trace.devices, extra.devices]), trace.frames + extra.frames)
+    assert len(trace)
+    seq = run_trace(analysis.source, trace, SUITE[nf][2], calls=True)
+    counts = match_paths(analysis, trace, seq).counts(len(analysis.paths))
+    ran = int(np.count_nonzero(counts))
+    filled = {p for p, hit in enumerate(witnesses.hits) if hit is not None and witnesses.kinds[hit[0]] == "fill"}
+    with capsys.disabled():
+        print(f"\ncheck suite {nf} ({cores} cores): the check traffic runs {ran} of {len(analysis.paths)} paths "
+              f"({len(trace)} packets); the witness search reached {witnesses.coverage.covered}"
+              + (f"; {len(filled)} need a full table and run in the fill traffic" if filled else ""))
+    assert ran + len(filled) >= witnesses.coverage.covered
+    assert witnesses.coverage.covered == len(analysis.paths), witnesses.unreached
+    paths = write_trace(trace, tmp_path / "traffic")
+    inputs = [arg for d, p in sorted(paths.items()) for arg in ("--in", f"{d}={p}")]
+    status, out = _cli(capsys, "check", str(NFS / f"{nf}.c"), *_defines(nf), *inputs, "--cores", str(cores), "--json")
+    report = json.loads(out)
+    assert status == 0 and report["equivalent"] is True, json.dumps(report, indent=1)[:3000]
+    assert report["strategy"] == SUITE[nf][0] and report["cores"] == cores
+
+
+FILLED = [nf for nf, spec in SUITE.items() if spec[0] == "sn" and not spec[3] and "CAPACITY" in "".join(spec[2])]
+
+
+@pytest.mark.dpdk
+@pytest.mark.slow
+@pytest.mark.parametrize("nf", FILLED)
+def test_a_full_table_is_partial_not_equivalent(tmp_path, capsys, nf):
+    """The traffic that fills a table: at 4 cores each core holds a quarter of it, so its share
+    runs out first; check sets those packets aside and says "partial" (exit 3), never equivalent."""
+    _, witnesses = _witnesses(nf)
+    trace = witnesses.combined(kinds=("fill",))
+    assert len(trace) > 64
+    paths = write_trace(trace, tmp_path / "traffic")
+    inputs = [arg for d, p in sorted(paths.items()) for arg in ("--in", f"{d}={p}")]
+    status, out = _cli(capsys, "check", str(NFS / f"{nf}.c"), *_defines(nf), *inputs, "--cores", "4", "--json")
+    report = json.loads(out)
+    assert status == 3 and report["verdict"] == "partial" and report["equivalent"] is False, report
+    assert report["partial"]["not_compared"] > 0 and report["unexplained"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason=f"issue 10 item 3: {ITEMS[3]}")
+def test_a_verdict_outside_the_devices_is_rejected_with_its_line(capsys):
+    status = main(["analyze", str(NFS / "bad_verdict.c")])
+    err = capsys.readouterr().err
+    assert status == 1 and "bad_verdict.c:13:" in err and "7" in err
