@@ -52,6 +52,7 @@ class PoolReport:
     sizes: tuple[int, ...]  # per core: its pool
     allocated: tuple[int, ...]  # per core: indices handed out
     exhausted: int  # new flows whose core's pool was used up (the NF drops them)
+    wanted: tuple[int, ...]  # per core: new flows that asked it for an index
     replies: int  # packets readdressed to the value their flow's core allocated
     violations: int  # flows whose readdressed replies reached another core than the one that allocated
     examples: tuple[tuple[int, int, int, int, int], ...] = ()  # (value, first packet, its core, reply, its core)
@@ -59,7 +60,7 @@ class PoolReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"allocator": self.allocator, "sizes": list(self.sizes), "allocated": list(self.allocated),
-                "exhausted": self.exhausted, "replies": self.replies, "violations": self.violations,
+                "exhausted": self.exhausted, "wanted": list(self.wanted), "replies": self.replies, "violations": self.violations,
                 "examples": [list(e) for e in self.examples], "notes": list(self.notes)}
 
 
@@ -103,6 +104,7 @@ class PoolModel:
                        device.fields, device.reta)
         self.pools = [np.flatnonzero(owner == c) for c in range(plan.cores)]
         self.given = [0] * plan.cores
+        self.wanted = [0] * plan.cores
         self.next_seq = 0  # the sequential NF's next index
         self.emitters = [_emitter(analysis.paths[p], allocation.allocator) for p in allocation.emitting]
         self.flows: dict[tuple, _Flow] = {}
@@ -146,6 +148,7 @@ class PoolModel:
             if key in self.flows:
                 continue
             core = int(cores[row])
+            self.wanted[core] += 1
             given = self.given[core]
             if given < len(self.pools[core]):
                 index.append(int(self.pools[core][given]))
@@ -232,4 +235,5 @@ class PoolModel:
 
     def report(self) -> PoolReport:
         return PoolReport(self.allocation.allocator, tuple(len(p) for p in self.pools), tuple(self.given),
-                          self.exhausted, self.replies, self.violations, tuple(self.examples), tuple(self.notes))
+                          self.exhausted, tuple(self.wanted), self.replies, self.violations, tuple(self.examples),
+                          tuple(self.notes))
