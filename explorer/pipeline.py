@@ -246,12 +246,15 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
     if scheduler is not None:
         from explorer.sweep import simulate_distributed
 
+        if solution.pools:
+            raise ConfigError(f"{solution.analysis.nf} is sharded by allocation: its pools hand out values in trace "
+                              "order, which one pass over the trace models (run it without --scheduler)")
         if not isinstance(traffic, str):
             raise ConfigError("simulating on Dask needs a generated traffic kind (pcap inputs are read serially)")
         return simulate_distributed(solution.analysis, solution.sharding, plan, strategy, traffic, packets, flows,
                                     seed, scheduler=scheduler, rebalance=rebalance, params=params)
     return run_simulation(solution.analysis, solution.sharding, plan,
-                          traffic_chunks(traffic, packets, flows, seed, chunk_packets, **params), rebalance,
+                          lambda: traffic_chunks(traffic, packets, flows, seed, chunk_packets, **params), rebalance,
                           strategy=strategy, progress=progress)
 
 

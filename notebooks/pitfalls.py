@@ -393,3 +393,74 @@ assert sbridge.to_dict()["strategy"] == "shared-nothing"
 per_core("bridge (locks, one shared MAC table) and sbridge (a copy per core), uniform traffic",
          {"bridge": pipeline.simulate(bridge, "uniform", packets=PACKETS, flows=FLOWS),
           "sbridge": pipeline.simulate(sbridge, "uniform", packets=PACKETS, flows=FLOWS)})
+
+# %% [markdown]
+# ## 8. One server behind a NAT: the hot core of remote-endpoint sharding
+#
+# The NAT keeps a WAN-side table (`external`) keyed by the remote endpoint and the external port it
+# gave the flow. Maestro shards it by the **remote endpoint**: a LAN packet's destination and the WAN
+# reply's source must reach the same core. When every client talks to one server (a DNS resolver, a
+# CDN node, one SaaS API), every packet of both directions carries that one endpoint: one core does
+# all the work, however many there are.
+
+# %%
+ENDPOINT = {"external": {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}}
+ONE_SERVER = {"client_prefix": "10.1.0.0/16", "server_prefix": "172.16.0.10/32"}
+NAT_PACKETS, NAT_FLOWS = 40_000, 8_000
+nat_endpoint = pipeline.solve(NFS / "nat.c", quality=False, overrides=ENDPOINT)
+hot = pipeline.simulate(nat_endpoint, "prefix", packets=NAT_PACKETS, flows=NAT_FLOWS, **ONE_SERVER)
+print(f"remote-endpoint sharding, one server: imbalance {hot.imbalance:.2f}, "
+      f"{sum(1 for load in hot.per_core if load)} of 16 cores busy")
+assert hot.imbalance > 6 and hot.violation_count == 0
+
+# %% [markdown]
+# **Fix:** the NAT chooses the external port itself (`NAT_START_PORT + index`, the index from its
+# `chain`). If each core allocates only ports whose WAN-side hash the NIC sends back to it (its
+# **pool**), the WAN side hashes just the destination port, every reply reaches the core that created
+# its mapping, and the LAN side is free to hash the full 4-tuple: clients spread evenly, whatever the
+# server. The solver finds this by itself (*sharding by allocation*) and says why; the simulator
+# addresses each reply to the port its flow's core allocated and checks that it comes back there.
+
+# %%
+nat = pipeline.solve(NFS / "nat.c", quality=False)
+print(nat.to_dict()["allocation"])
+balanced = pipeline.simulate(nat, "prefix", packets=NAT_PACKETS, flows=NAT_FLOWS, **ONE_SERVER)
+(pools,) = balanced.pools
+print(f"allocation: imbalance {balanced.imbalance:.2f}; {pools.replies} replies addressed to their "
+      f"flow's port, {pools.violations} on another core")
+assert {d.device: d.fields for d in nat.plan.devices}[1] == ("dst_port",)
+assert balanced.imbalance <= 1.25 and balanced.violation_count == 0 and pools.replies > 10_000
+per_core("nat, clients in 10.1.0.0/16 and one server: packets per core",
+         {"remote endpoint (Maestro)": hot, "allocation (a pool per core)": balanced})
+
+
+# %%
+def one_server(cores, overrides=None):
+    solution = pipeline.solve(NFS / "nat.c", quality=False, cores=cores, overrides=overrides)
+    return pipeline.simulate(solution, "prefix", packets=NAT_PACKETS, flows=NAT_FLOWS, **ONE_SERVER).imbalance
+
+
+nat_by_cores = {"remote endpoint": {c: one_server(c, ENDPOINT) for c in CORES},
+                "allocation": {c: one_server(c) for c in CORES}}
+print({label: {c: round(v, 2) for c, v in row.items()} for label, row in nat_by_cores.items()})
+assert all(nat_by_cores["allocation"][c] <= 1.25 for c in CORES)
+assert nat_by_cores["remote endpoint"][32] > nat_by_cores["remote endpoint"][2]
+against_cores("nat, one server: imbalance by core count", {k: v.get for k, v in nat_by_cores.items()},
+              "imbalance (busiest core / mean)")
+
+# %% [markdown]
+# **What it costs:** a pool per core, and no port shared across cores. Core c can only hand out the
+# ports of its pool (`NAT_CAPACITY / cores` of them), and a port is live on one core only. When one
+# core's clients open more flows than its pool holds, it drops new flows while other pools still
+# have ports: the sequential NAT, with one pool for everyone, would still have room.
+
+# %%
+SMALL = 2048
+small = pipeline.solve(NFS / "nat.c", defines={"NAT_CAPACITY": str(SMALL)}, quality=False)
+print(f"NAT_CAPACITY={SMALL}: pools of {min(small.pools[0].sizes)} to {max(small.pools[0].sizes)} ports per core")
+crowded = pipeline.simulate(small, "prefix", packets=NAT_PACKETS, flows=SMALL * 9 // 10, **ONE_SERVER).pools[0]
+print(f"{sum(crowded.wanted)} new flows (the sequential table holds {SMALL}): {crowded.exhausted} found their "
+      f"core's pool used up")
+assert sum(crowded.wanted) <= SMALL and crowded.exhausted > 0
+bar_chart(f"nat with NAT_CAPACITY={SMALL} on 16 cores: new flows per core against each core's pool",
+          range(16), {"new flows": crowded.wanted, "pool": crowded.sizes}, y_label="flows")

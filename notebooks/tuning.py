@@ -117,3 +117,40 @@ assert after.imbalance < skewed.imbalance and after.violations == 0
 assert sorted(set(after.reta)) == list(range(16))
 bar_chart(f"fw, Zipf traffic (skew 0.9): imbalance {skewed.imbalance:.2f}, rebalanced {after.imbalance:.2f}",
           range(16), {"solved RETA": skewed.per_core, "rebalanced RETA": after.per_core})
+
+# %% [markdown]
+# ## A NAT: sharding by the remote endpoint or by the port it allocates
+#
+# The NAT's WAN-side table can be sharded two ways. By default the solver shards it **by allocation**:
+# each core hands out only external ports whose hash the NIC sends back to it, the WAN side hashes the
+# destination port only and the LAN side the full 4-tuple. The override below asks for Maestro's
+# **remote-endpoint** sharding instead (LAN destination ~ WAN source). The fewer servers the clients
+# talk to, the fewer cores the remote endpoint reaches; the allocation does not care.
+
+# %%
+ENDPOINT = {"external": {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}}
+SERVERS = {1: "172.16.0.10/32", 4: "172.16.0.8/30", 64: "172.16.0.0/26", 4094: "172.16.0.0/20"}
+nat = pipeline.solve(NFS / "nat.c", quality=False)
+nat_endpoint = pipeline.solve(NFS / "nat.c", quality=False, overrides=ENDPOINT)
+by_servers = {label: [pipeline.simulate(solution, "prefix", packets=40_000, flows=8_000,
+                                        server_prefix=prefix).imbalance for prefix in SERVERS.values()]
+              for label, solution in (("remote endpoint", nat_endpoint), ("allocation", nat))}
+print({label: [round(v, 2) for v in row] for label, row in by_servers.items()})
+assert max(by_servers["allocation"]) <= 1.25 and by_servers["remote endpoint"][0] > 6
+line_chart("nat on 16 cores: imbalance by the number of servers the clients talk to", list(SERVERS), by_servers,
+           x_label="servers", baseline=1.0, low=1.0)
+
+# %% [markdown]
+# Pools follow the key and the RETA: core c owns the ports whose RETA entry is c. With a round-robin
+# RETA of 512 entries, a core count that does not divide 512 gives some cores one entry more, so
+# their pools are a little larger; the plan reports uneven pools. A rebalanced RETA changes the
+# pools too (the generated program computes them again at start-up, from the key and RETA it reads
+# back from the NIC, and refuses to start if they are not the plan's).
+
+# %%
+POOL_CORES = (2, 3, 5, 6, 7, 12, 16, 24)
+spread = [pipeline.solve(NFS / "nat.c", quality=False, cores=c).pools[0].imbalance for c in POOL_CORES]
+print(dict(zip(POOL_CORES, [round(v, 4) for v in spread])))
+assert spread[POOL_CORES.index(16)] == 1.0 and max(spread) < 1.1
+line_chart("nat: the largest pool over the mean, by core count", POOL_CORES, {"pools": spread}, baseline=1.0,
+           low=1.0, y_label="largest pool / mean", digits=3)

@@ -167,3 +167,21 @@ def test_check_of_the_remote_endpoint_override_is_equivalent_too():
     trace = generate("uniform", packets=4000, flows=400, seed=2)
     report = pipeline.check(s, trace, cores=2)
     assert s.pools == () and report.equivalent and report.replies > 1000, report.render()
+
+
+# ---- nfx bench: each build measured on the replies to what it forwards -----------------------------
+
+@pytest.mark.dpdk
+def test_bench_of_the_nat_exercises_its_return_path():
+    from explorer.bench.measure import bench
+
+    report = bench(str(NFS["nat"]), cores=(1, 2), packets=20_000, trace_packets=8_000, repeat=1)
+    assert [(r.strategy, r.cores) for r in report.results] == [("seq", 1), ("sn", 1), ("sn", 2)]
+    assert "with replies to what each build forwards" in report.traffic
+    assert len(report.notes) == 3
+    for note in report.notes:  # requests out to the WAN, replies back to the LAN: both paths, few drops
+        shares = dict(part.split("% to device ")[::-1] for part in note.rsplit(": ", 1)[1].split(", ")
+                      if "% to device" in part)
+        assert float(shares["0"]) > 40 and float(shares["1"]) > 40, note
+    fw = bench("sample_nfs/fw.c", cores=(2,), packets=10_000, trace_packets=5_000, repeat=1)
+    assert not fw.notes and "replies" not in fw.traffic  # a firewall rewrites nothing

@@ -329,8 +329,8 @@ class ExplorerApp(ipywidgets.VBox):
             if traffic is None:
                 return
             generated = isinstance(traffic, str)
-            options = ({"packets": panel.packets.value, "flows": panel.flows.value, "seed": panel.seed.value}
-                       if generated else {})
+            options = ({"packets": panel.packets.value, "flows": panel.flows.value, "seed": panel.seed.value,
+                        **panel.params()} if generated else {})
             what = ("Simulating" + (" and rebalancing" if rebalance else "") + " " +
                     (f"{panel.packets.value:,} {traffic} packets" if generated else "the pcap files"))
             simulation = status.run(what, self.engine.simulate, self.solution, traffic=traffic, rebalance=rebalance,

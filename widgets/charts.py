@@ -162,7 +162,10 @@ def line_chart(title: str, xs: Sequence[float], series: Mapping[str, Sequence[fl
             if len(names) > 2:
                 continue
             below = s % 2 == 1  # alternate series label under their points, so close values stay apart
-            out.append(f'<text x="{x(i):.1f}" y="{y(v) + (16 if below else -7):.1f}" text-anchor="middle" '
+            dx, dy, anchor = 0, (16 if below else -7), "middle"
+            if below and y(v) + 20 > TOP + plot_h:  # no room under it (the axis' numbers): beside it
+                dx, dy, anchor = 7, 4, "start"
+            out.append(f'<text x="{x(i) + dx:.1f}" y="{y(v) + dy:.1f}" text-anchor="{anchor}" '
                        f'fill="{colour}" stroke="white" stroke-width="3" paint-order="stroke">{v:,.{digits}f}</text>')
     out.append("</svg>")
     return Chart("\n".join(out) + "\n")

@@ -72,6 +72,19 @@ def contention_html(contention: Mapping[str, Any], packets: int) -> str:
             + (f'<ul style="font-size:12px;color:#57606a">{notes}</ul>' if notes else "") + "</div>")
 
 
+def pools_html(pools: Sequence[Mapping[str, Any]]) -> str:
+    """Sharding by allocation: the replies the pools addressed, indices per core, used-up pools."""
+    rows = []
+    for p in pools:
+        allocated = ", ".join(f"{a:,}/{s:,}" for a, s in zip(p["allocated"], p["sizes"]))
+        used_up = (f'; <b style="color:#b42318">{p["exhausted"]:,} new flows found their core\'s pool used up</b>'
+                   if p["exhausted"] else "")
+        rows.append(f"<div>Pools of <code>{html.escape(p['allocator'])}</code>: {p['replies']:,} replies addressed "
+                    f"to the value their flow's core allocated, {p['violations']:,} reached another core{used_up}. "
+                    f"Allocated / pool per core: {allocated}.</div>")
+    return f'<div class="nfx-pools" style="font-size:12px">{"".join(rows)}</div>' if rows else ""
+
+
 class SimulatorPanel(ipywidgets.VBox):
     """``simulation`` is the last ``Simulation.to_dict()`` shown and ``examples`` the packets its
     violation examples name (``{packet number: fields}``); ``devices`` is how many pcap uploads to offer."""
@@ -90,6 +103,9 @@ class SimulatorPanel(ipywidgets.VBox):
                                                style=narrow, layout=ipywidgets.Layout(width="160px"))
         self.seed = ipywidgets.BoundedIntText(0, min=0, max=2**32 - 1, description="Seed", style=narrow,
                                               layout=ipywidgets.Layout(width="130px"))
+        self.servers = ipywidgets.Text("", placeholder="e.g. 172.16.0.10/32", description="Servers", style=narrow,
+                                       tooltip="prefix traffic: the servers' prefix (one address: one server)",
+                                       layout=ipywidgets.Layout(width="220px"))
         self.run_button = ipywidgets.Button(description="Simulate", button_style="primary")
         self.rebalance_button = ipywidgets.Button(description="Rebalance")
         self.status = StatusLine("Simulate the NIC spreading seeded traffic over the cores.")
@@ -100,7 +116,7 @@ class SimulatorPanel(ipywidgets.VBox):
         self.load = LoadView()
         self._findings = ipywidgets.HTML()
         self.toolbar = ipywidgets.VBox([
-            ipywidgets.HBox([self.traffic, self.packets, self.flows, self.seed, self.run_button,
+            ipywidgets.HBox([self.traffic, self.packets, self.flows, self.seed, self.servers, self.run_button,
                              self.rebalance_button], layout=ipywidgets.Layout(flex_flow="row wrap")),
             self._uploads_box, self.status])
         self.toolbar.add_class("nfx-toolbar")
@@ -127,6 +143,11 @@ class SimulatorPanel(ipywidgets.VBox):
         self._uploads_box.children = [ipywidgets.HTML("<span style='font-size:12px;color:#57606a'>or upload "
                                                       "captures:&nbsp;</span>"), *self.uploads, self.clear_button]
         self._on_upload()
+
+    def params(self) -> dict[str, str]:
+        """Generator parameters the panel sets: the servers of prefix traffic."""
+        servers = self.servers.value.strip()
+        return {"server_prefix": servers} if servers and self.traffic.value == "prefix" else {}
 
     def uploaded(self) -> dict[int, tuple[str, bytes]]:
         """``{device: (file name, bytes)}`` of the captures in use (empty: generated traffic)."""
@@ -167,4 +188,4 @@ class SimulatorPanel(ipywidgets.VBox):
             found = contention_html(sim["contention"], int(sim.get("packets", sum(sim.get("per_core", ())))))
         else:
             found = violations_html(sim.get("violations", {}), {int(k): v for k, v in self.examples.items()})
-        self._findings.value = found + unchecked_html(sim.get("unchecked", ()))
+        self._findings.value = found + unchecked_html(sim.get("unchecked", ())) + pools_html(sim.get("pools", ()))

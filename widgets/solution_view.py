@@ -101,12 +101,31 @@ def strategy_html(solution: Mapping[str, Any], words: Mapping[str, Any], label: 
     return head + (counterexample_html(example, solution.get("counterexample")) if example else "")
 
 
+def allocation_html(solution: Mapping[str, Any]) -> str:
+    """Sharding by allocation: why, and each allocator's per-core pools (or why it was not used)."""
+    why = solution.get("allocation", "")
+    if not why:
+        return ""
+    pools = []
+    for p in solution.get("pools", ()):
+        sizes = p["sizes"]
+        spread = (f"{sizes[0]:,} indices on each of {len(sizes)} cores" if min(sizes) == max(sizes) else
+                  f"{min(sizes):,} to {max(sizes):,} indices per core (largest / mean {p['imbalance']:.3f})"
+                  + (" <b>uneven</b>" if p["uneven"] else ""))
+        pools.append(f"<div>Pools of <code>{html.escape(p['allocator'])}</code>: {spread}; "
+                     f"<code>{html.escape(p['field'])} = {p['offset']} + i</code> on device {p['device']}.</div>")
+    title = "Sharded by allocation" if pools else "Not sharded by allocation"
+    return (f'<div class="nfx-allocation" style="border-left:3px solid #0969da;padding:4px 8px;margin:6px 0;'
+            f'font-size:12px"><b>{title}</b>: {html.escape(why)}{"".join(pools)}</div>')
+
+
 def rss_html(solution: Mapping[str, Any]) -> str:
-    """Each device's RSS configuration, and the key's balance when the plan is correct."""
+    """Each device's RSS configuration (with the pools of sharding by allocation), and the key's
+    balance when the plan is correct."""
     if not solution or not solution.get("devices"):
         return ""
     quality = quality_html(solution.get("quality", {})) if solution.get("valid", True) else ""
-    return devices_html(solution["devices"]) + quality
+    return allocation_html(solution) + devices_html(solution["devices"]) + quality
 
 
 def solution_html(solution: Mapping[str, Any], words: Mapping[str, Any], label: str = "") -> str:

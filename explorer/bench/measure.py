@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from explorer.codegen.planning import parallel_plan
+from explorer.bench.loop import closed_loop
 from explorer.bench.plot import scaling_svg
 from explorer.codegen.project import write_project
+from explorer.verify.equivalence import rewrites
 from explorer.verify.replay import run_bench
 from explorer.errors import ConfigError, GenerateError
 from explorer.traffic.generators import generate
@@ -89,12 +91,15 @@ def bench_trace(packets: int, traffic: Optional[Mapping[str, Any]] = None, seed:
 def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[str] = (), packets: int = 1_000_000,
           defines: Optional[Mapping[str, str]] = None, traffic: Optional[Mapping[str, Any]] = None,
           trace_packets: Optional[int] = None, repeat: int = 3, seed: int = 0, nic: str = "e810",
-          replication: str = "lagged") -> BenchReport:
+          replication: str = "lagged", replies: Optional[bool] = None) -> BenchReport:
     """Measure ``nf``'s sequential build and each of ``strategies`` (default: the one the solver
     picks, and locks next to an sn build with replicated objects) on each core count. ``packets``
     per measurement, cycling over a preloaded trace of ``trace_packets`` (default: ``packets``, one
     pass). With replicated objects and no ``traffic``, the traffic is their rare writers' (see
-    ``writers.writer_traffic``)."""
+    ``writers.writer_traffic``). With ``replies`` (default: when the NF rewrites headers, as a NAT
+    does) every build is measured on the trace plus the replies to what it forwards
+    (``explorer.bench.loop``; the default traffic then has no replies of its own), and the notes give
+    each build's share of packets per verdict."""
     from explorer import pipeline
 
     if packets < 1 or repeat < 1:
@@ -111,14 +116,24 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
     if traffic is None and base.sharding.replicated:
         from explorer.sharding.writers import writer_traffic
         traffic = writer_traffic(analysis, base.sharding)
+    if replies is None:
+        replies = rewrites(base)
+    if replies and traffic is None:
+        traffic = {**DEFAULT_TRAFFIC, "reply_share": 0.0}  # the replies are each build's own
     trace, described = bench_trace(trace_packets or packets, traffic, seed)
+    if replies:
+        described += ", with replies to what each build forwards"
     results = []
     notes = []
     with tempfile.TemporaryDirectory(prefix="nfx-bench-") as folder:
         def measure(strategy: str, count: int, solution: Any) -> BenchResult:
             project = write_project(parallel_plan(solution, strategy, count, replication),
                                     Path(folder) / f"{strategy}-{count}")
-            samples = tuple(round(run_bench(project, trace, packets), 4) for _ in range(repeat))
+            measured = trace
+            if replies:
+                measured, shares = closed_loop(project, trace)
+                notes.append(f"{strategy} on {count} core{'s' if count != 1 else ''}: {shares.text()}")
+            samples = tuple(round(run_bench(project, measured, packets), 4) for _ in range(repeat))
             return BenchResult(strategy, count, max(samples), samples)
 
         results.append(measure("seq", 1, base))

@@ -46,7 +46,8 @@ def parse_traffic(text):
 def main(args) -> int:
     defines = parse_defines(args.define)
     report = bench(args.nf, parse_cores(args.cores), args.strategy, args.packets, defines,
-                   traffic=parse_traffic(args.traffic), replication=args.replication)
+                   traffic=parse_traffic(args.traffic), replication=args.replication,
+                   replies=getattr(args, "replies", None))
     data = report.to_dict()
     if args.out:
         out = Path(args.out)

@@ -88,6 +88,12 @@ def render(data: dict) -> str:
     if shares:
         lines.append("write share (packets whose headers may take a path that writes it): " + ", ".join(
             f"{name} {share:.2%}" for name, share in sorted(shares.items())))
+    for p in data.get("pools", []):  # sharding by allocation
+        lines.append(f"pools of {p['allocator']}: {p['replies']} replies addressed to what their flow's core "
+                     f"allocated, {p['violations']} reached another core; {p['exhausted']} new flows found their "
+                     f"pool used up; allocated per core: " + " ".join(str(x) for x in p["allocated"]))
+        for note in p["notes"]:
+            lines.append(f"  note: {note}")
     if data.get("rebalanced"):
         r = data["rebalanced"]
         lines.append(f"rebalanced RETA: imbalance {data['imbalance']:.3f} -> {r['imbalance']:.3f}, "

@@ -56,6 +56,7 @@ class AllocatedKey:
     reading: tuple[Site, ...]
     value_text: str  # the allocating side's value, e.g. "1024 + chain.index#3[15:0]"
     written: tuple[str, ...] = ()  # where allocating paths write the value into the packet
+    emitting: tuple[int, ...] = ()  # the allocating paths that write it into the packet they forward
 
     @property
     def width(self) -> int:
@@ -95,10 +96,13 @@ def allocated_keys(analysis: Analysis) -> tuple[AllocatedKey, ...]:
             for site, keyed in _keyed_by(path, index, access, position):
                 for span, value in _spans(keyed.key, index.decl().name()):
                     ident = (keyed.object, access.object, span, keyed.key.size())
-                    entry = candidates.setdefault(ident, {"values": [], "sites": [], "written": []})
+                    entry = candidates.setdefault(ident, {"values": [], "sites": [], "written": [], "emitting": []})
                     entry["values"].append((index, value))
                     entry["sites"].append((path.index, site))
-                    entry["written"].extend(_writes(path, index.decl().name()))
+                    writes = _writes(path, index.decl().name())
+                    entry["written"].extend(writes)
+                    if writes and path.verdict.kind == "forward":
+                        entry["emitting"].append(path.index)
     found = []
     for (obj, allocator, span, width), entry in sorted(candidates.items(), key=lambda kv: kv[0][:3]):
         key = _reading(analysis, obj, allocator, span, width, entry, capacities[allocator])
@@ -183,7 +187,7 @@ def _reading(analysis: Analysis, obj: str, allocator: str, span: tuple[int, int]
     return AllocatedKey(
         obj, allocator, capacity, name, tuple(sorted({d for path, _, _ in readers for d in path.devices})), offset,
         stride, span, tuple(sorted(set(entry["sites"]))), tuple(sorted({(p.index, at) for p, at, _ in readers})),
-        value_text, tuple(sorted(set(entry["written"]))))
+        value_text, tuple(sorted(set(entry["written"]))), tuple(sorted(set(entry["emitting"]))))
 
 
 def _text(term: z3.ExprRef) -> str:
@@ -254,6 +258,7 @@ class Allocation:
     stride: int
     objects: tuple[str, ...]  # the objects keyed by the allocated value
     reason: str
+    emitting: tuple[int, ...] = ()  # paths that allocate and write the value into the packet they forward
 
     @property
     def width(self) -> int:
@@ -265,7 +270,7 @@ class Allocation:
     def to_dict(self) -> dict[str, Any]:
         return {"allocator": self.allocator, "capacity": self.capacity, "field": self.field,
                 "devices": list(self.devices), "offset": self.offset, "stride": self.stride,
-                "objects": list(self.objects), "reason": self.reason}
+                "objects": list(self.objects), "reason": self.reason, "emitting": list(self.emitting)}
 
 
 def field_constraint(device: int, field: str, origin: str) -> PairConstraint:
@@ -334,7 +339,8 @@ def by_allocation(analysis: Analysis, decisions: Sequence[Any], keyed: Mapping[s
             pools += f"; {a.reason}"
         decisions[position[allocator]] = replace(a, reason=pools, allocation=allocator)
         allocations.append(Allocation(allocator, first.capacity, first.field, devices, first.offset, first.stride,
-                                      tuple(k.object for k in keys), pools))
+                                      tuple(k.object for k in keys), pools,
+                                      tuple(sorted({p for k in keys for p in k.emitting}))))
     return decisions, tuple(allocations)
 
 

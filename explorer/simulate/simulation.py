@@ -16,8 +16,8 @@ the same report as one serial pass.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 
@@ -29,8 +29,9 @@ from explorer.sharding.decisions import ShardingPlan
 from explorer.simulate import writes as write_model
 from explorer.simulate.classes import Classes, ClassTable, Layout
 from explorer.simulate.key_arrays import Unknown, conjuncts, key_slices, packet_guard
+from explorer.simulate.pools import PoolModel, PoolReport
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
-from explorer.simulate.steering import Hasher
+from explorer.simulate.steering import Hasher, steer
 from explorer.simulate.touches import KeyTable, Touches
 from explorer.traffic.field_arrays import PacketFields
 
@@ -85,6 +86,7 @@ class SimulationReport:
     # Replicated and locked objects that packets write: the share of packets whose headers let them
     # take a path that writes the object (what decides whether replicating it pays)
     write_shares: tuple[tuple[str, float], ...] = ()
+    pools: tuple[PoolReport, ...] = ()  # sharding by allocation: what each allocator's pools did
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +103,7 @@ class SimulationReport:
             "rebalanced": self.rebalanced.to_dict() if self.rebalanced else None,
             "contention": self.contention.to_dict() if self.contention else None,
             "write_shares": {name: round(share, 6) for name, share in self.write_shares},
+            "pools": [p.to_dict() for p in self.pools],
         }
 
 
@@ -154,6 +157,9 @@ class Simulation:
         self.hasher = Hasher(plan)
         self.table = ClassTable(self.layout)
         self.packets = 0
+        # Sharding by allocation: the replies to what each core's pool handed out (explorer.simulate.pools).
+        allocations = () if isinstance(sharding, tuple) or strategy != SHARED_NOTHING else sharding.allocations
+        self.pools = [PoolModel(analysis, a, plan) for a in allocations]
 
     def add(self, fields: PacketFields, devices: np.ndarray) -> None:
         """The next ``len(fields)`` packets of the trace, received on ``devices``."""
@@ -164,16 +170,28 @@ class Simulation:
         if len(devices) != n:
             raise TrafficError(f"{n} packets but {len(devices)} device numbers")
         self.hasher.check_devices(devices)
+        if self.pools:
+            fields = self._readdressed(fields, devices)
         self.table.add(fields, devices, self.packets)
         self.packets += n
+
+    def _readdressed(self, fields: PacketFields, devices: np.ndarray) -> PacketFields:
+        cores = steer(self.plan, fields, devices, hasher=self.hasher).cores
+        for model in self.pools:
+            fields, rows, flows = model.translate(fields, devices, self.packets, cores)
+            if len(rows):
+                after = steer(self.plan, fields, devices, hasher=self.hasher).cores
+                model.check(rows, flows, after[rows], self.packets)
+        return fields
 
     def classes(self) -> Classes:
         """What the chunks so far amount to: merge it with later chunks' with ``Classes.merge``."""
         return self.table.classes()
 
     def report(self, rebalance_reta: bool = False, started: float | None = None) -> SimulationReport:
-        return report(self.analysis, self.sharded, self.plan, self.classes(), self.strategy, rebalance_reta,
-                      started, self.writers)
+        out = report(self.analysis, self.sharded, self.plan, self.classes(), self.strategy, rebalance_reta,
+                     started, self.writers)
+        return with_pools(out, self.pools) if self.pools else out
 
 
 def writer_paths(analysis: Analysis, sharding: ShardingPlan) -> dict[str, list]:
@@ -181,6 +199,19 @@ def writer_paths(analysis: Analysis, sharding: ShardingPlan) -> dict[str, list]:
     by_index = {p.index: p for p in analysis.paths}
     return {o.name: [(by_index[i].devices, by_index[i].condition) for i in o.writers]
             for o in sharding.objects if o.writers and o.decision in ("replicate", "lock")}
+
+
+def with_pools(out: SimulationReport, models: list[PoolModel]) -> SimulationReport:
+    """``out`` with the pools' report: their violations counted (a reply on another core than its
+    flow's allocation), the accesses they check no longer listed as unchecked."""
+    pools = tuple(m.report() for m in models)
+    indices = {e.index for m in models for e in m.emitters}
+    unchecked = tuple(u for u in out.unchecked if not any(u.endswith(f"(key uses {i})") for i in indices))
+    examples = [Violation(m.allocation.objects[0], f"{value:x}", (c1, c2), (p1, p2))
+                for m in models for value, p1, c1, p2, c2 in m.examples]
+    count = out.violation_count + sum(p.violations for p in pools)
+    return replace(out, violation_count=count, violations=(out.violations + tuple(examples))[:MAX_EXAMPLES],
+                   unchecked=unchecked, pools=pools)
 
 
 def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: RssPlan, classes: Classes,
@@ -354,16 +385,34 @@ def _hex(slices: np.ndarray) -> str:
 
 
 def simulate(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan,
-             chunks: Iterable[tuple[PacketFields, np.ndarray]], rebalance_reta: bool = False,
-             strategy: str = SHARED_NOTHING, progress=None) -> SimulationReport:
-    """Simulate ``chunks`` of ``(fields, devices)`` in trace order; ``progress(packets)`` is called
-    after each chunk."""
+             chunks: Union[Iterable[tuple[PacketFields, np.ndarray]], Callable[[], Iterable]],
+             rebalance_reta: bool = False, strategy: str = SHARED_NOTHING, progress=None) -> SimulationReport:
+    """Simulate ``chunks`` of ``(fields, devices)`` in trace order (or a function that gives them:
+    sharding by allocation replays them to rebalance); ``progress(packets)`` is called after each
+    chunk."""
     started = time.perf_counter()
+    pooled = strategy == SHARED_NOTHING and bool(sharding.allocations)
+    kept: list = []
+    source = chunks() if callable(chunks) else chunks
     sim = Simulation(analysis, sharding, plan, strategy)
-    for fields, devices in chunks:
+    for fields, devices in source:
         sim.add(fields, devices)
+        if pooled and rebalance_reta and not callable(chunks):
+            kept.append((fields, devices))
         if progress is not None:
             progress(sim.packets)
     if sim.packets == 0:
         raise TrafficError("the traffic is empty: nothing to simulate")
-    return sim.report(rebalance_reta, started)
+    if not (pooled and rebalance_reta):
+        return sim.report(rebalance_reta, started)
+    # A new RETA gives new pools, so the replies change: simulate again from the start under it.
+    first = sim.report(False, started)
+    reta = rebalance(np.asarray(first.buckets, dtype=np.int64), plan.cores)
+    moved = RssPlan(tuple(replace(d, reta=tuple(int(c) for c in reta)) for d in plan.devices), plan.nic, plan.cores,
+                    plan.seconds, plan.seed)
+    again = Simulation(analysis, sharding, moved, strategy)
+    for fields, devices in (chunks() if callable(chunks) else kept):
+        again.add(fields, devices)
+    second = again.report(False)
+    rebalanced = Rebalanced(tuple(int(c) for c in reta), second.per_core, second.imbalance, second.violation_count)
+    return replace(first, rebalanced=rebalanced, seconds=time.perf_counter() - started)

@@ -1,0 +1,239 @@
+"""Per-core pools in the simulator (sharding by allocation): replies carry the value their flow's core
+allocated.
+
+A NAT sharded by allocation sends a new flow's first packet out with an external port from the pool
+of the core that received it, and the far end answers to that port; which port depends on the core,
+so the simulation addresses the replies itself. ``PoolModel.translate`` runs along the trace, chunk
+by chunk, in order:
+
+* a packet that may take an allocating path (``Allocation.emitting``: it allocates and writes the
+  value into the packet it forwards) with a *flow key* not seen before allocates: its core hands
+  out the lowest index of its pool it has not given yet (none when the pool is used up: the NF
+  then drops the packet). The flow key is the first state key of that path the headers determine
+  (the NAT's LAN 5-tuple); the packet as forwarded is the path's writes applied to it (source
+  ``NAT_EXTERNAL_IP``, port ``NAT_START_PORT + i``);
+* a later packet that answers the flow's first packet as the far end would without the NF in the
+  way (the generators' replies: addresses and ports swapped), or as it answered the sequential NF
+  (which hands out 0, 1, 2, ... in order: a capture taken behind it), is readdressed to answer the
+  packet this build forwards.
+
+Expiry is not modelled: an index stays with its flow. The model checks what sharding by allocation
+promises: every readdressed reply reaches the core that allocated its flow's index (``check``); one
+that does not splits the allocation's objects (a key whose other hashed fields move the RETA index,
+a RETA the pools were not computed for).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Optional
+
+import numpy as np
+import z3
+
+from explorer.ir import Analysis, CallPath
+from explorer.sharding.allocation import Allocation
+from explorer.sharding.pools import owners
+from explorer.simulate.key_arrays import Unknown, evaluate_term, key_slices, packet_guard
+from explorer.symbex.bitvec import symbols_of
+from explorer.symbex.evaluate import fields_env
+from explorer.traffic.field_arrays import PacketFields
+from explorer.wire import FIELD_BY_NAME
+
+FIELDS = ("src_ip", "dst_ip", "src_port", "dst_port")
+_DTYPES = {"src_ip": np.uint32, "dst_ip": np.uint32, "src_port": np.uint16, "dst_port": np.uint16}
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class PoolReport:
+    """What the pools of one allocator did over a trace."""
+
+    allocator: str
+    sizes: tuple[int, ...]  # per core: its pool
+    allocated: tuple[int, ...]  # per core: indices handed out
+    exhausted: int  # new flows whose core's pool was used up (the NF drops them)
+    wanted: tuple[int, ...]  # per core: new flows that asked it for an index
+    replies: int  # packets readdressed to the value their flow's core allocated
+    violations: int  # flows whose readdressed replies reached another core than the one that allocated
+    examples: tuple[tuple[int, int, int, int, int], ...] = ()  # (value, first packet, its core, reply, its core)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"allocator": self.allocator, "sizes": list(self.sizes), "allocated": list(self.allocated),
+                "exhausted": self.exhausted, "wanted": list(self.wanted), "replies": self.replies, "violations": self.violations,
+                "examples": [list(e) for e in self.examples], "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class _Emitter:
+    """An allocating path: its flow key (None: every packet allocates), the fresh index's symbol and
+    what it writes into the four hashable fields."""
+
+    path: CallPath
+    key: Optional[z3.ExprRef]
+    index: str
+    writes: tuple[tuple[str, z3.ExprRef], ...]
+
+
+def _emitter(path: CallPath, allocator: str) -> _Emitter:
+    key = next((a.key for a in path.accesses if a.key is not None and symbols_of(a.key)
+                and all(s.startswith("p.") for s in symbols_of(a.key))), None)
+    index = next(a.results[1] for a in path.accesses
+                 if a.call == "nf_dchain_allocate_new_index" and a.object == allocator)
+    writes = tuple((f.rss_name, w.value) for w in path.writes
+                   if w.value is not None and (f := FIELD_BY_NAME.get(w.field)) is not None and f.rss_name)
+    return _Emitter(path, key, index, writes)
+
+
+@dataclass
+class _Flow:
+    core: int
+    index: int  # -1: the pool was used up
+    packet: int  # its first packet
+    emitted: tuple[int, int, int, int]  # (src_ip, dst_ip, src_port, dst_port) as this build forwards it
+    split: bool = False
+
+
+class PoolModel:
+    """Allocations and replies along a trace, for one ``Allocation`` under one RSS plan."""
+
+    def __init__(self, analysis: Analysis, allocation: Allocation, plan: Any):
+        self.allocation = allocation
+        device = plan.device(allocation.devices[0])
+        owner = owners(allocation.capacity, allocation.offset, allocation.stride, allocation.field, device.key,
+                       device.fields, device.reta)
+        self.pools = [np.flatnonzero(owner == c) for c in range(plan.cores)]
+        self.given = [0] * plan.cores
+        self.wanted = [0] * plan.cores
+        self.next_seq = 0  # the sequential NF's next index
+        self.emitters = [_emitter(analysis.paths[p], allocation.allocator) for p in allocation.emitting]
+        self.flows: dict[tuple, _Flow] = {}
+        self.answers: dict[tuple, tuple] = {}  # a reply's 5-tuple as a trace may have it -> flow key
+        self.exhausted = self.replies = self.violations = 0
+        self.examples: list[tuple[int, int, int, int, int]] = []
+        self.notes: list[str] = []
+
+    # ---- along the trace ---------------------------------------------------------------------
+
+    def translate(self, fields: PacketFields, devices: np.ndarray, first: int,
+                  cores: np.ndarray) -> tuple[PacketFields, np.ndarray, list[tuple]]:
+        """The chunk of packets ``first, first + 1, ...`` (the NIC sends packet i to ``cores[i]`` as it
+        is) with its replies readdressed; and the readdressed rows with their flows."""
+        n = len(fields)
+        if n == 0 or not self.emitters:
+            return fields, np.zeros(0, dtype=np.int64), []
+        env = fields_env(fields, devices)
+        for e in self.emitters:
+            self._allocations(e, fields, devices, env, first, cores)
+        return self._replies(fields, devices, first)
+
+    def _allocations(self, e: _Emitter, fields, devices, env, first: int, cores: np.ndarray) -> None:
+        n = len(fields)
+        rows = np.flatnonzero(packet_guard(e.path.condition, env, n) & np.isin(devices, e.path.devices))
+        if not len(rows):
+            return
+        if e.key is None:
+            firsts, keys = rows, [(-1, first + int(r)) for r in rows]
+        else:
+            try:
+                slices = np.stack([s[rows] for s in key_slices(e.key, env, n)], axis=1)
+            except Unknown as why:
+                self._note(f"path {e.path.index}: its flow key uses {why}: its allocations are not modelled")
+                return
+            _, at = np.unique(slices, axis=0, return_index=True)
+            at.sort()
+            firsts, keys = rows[at], [tuple(row) for row in slices[at].tolist()]
+        new, index, seq = [], [], []
+        for row, key in zip(firsts.tolist(), keys):
+            if key in self.flows:
+                continue
+            core = int(cores[row])
+            self.wanted[core] += 1
+            given = self.given[core]
+            if given < len(self.pools[core]):
+                index.append(int(self.pools[core][given]))
+                self.given[core] += 1
+            else:
+                index.append(-1)
+                self.exhausted += 1
+            seq.append(self.next_seq if self.next_seq < self.allocation.capacity else -1)
+            self.next_seq += 1
+            new.append((row, key, core))
+        if not new:
+            return
+        picked = np.array([row for row, _, _ in new], dtype=np.int64)
+        original = np.stack([getattr(fields, name)[picked].astype(np.int64) for name in FIELDS], axis=1)
+        proto = fields.proto[picked].astype(np.int64)
+        emitted = self._emitted(e, env, picked, np.array(index), original)
+        behind_seq = self._emitted(e, env, picked, np.array(seq), original)
+        for k, (row, key, core) in enumerate(new):
+            t = tuple(original[k].tolist())
+            out = tuple(emitted[k].tolist()) if index[k] >= 0 else t
+            self.flows[key] = _Flow(core, index[k], first + row, out)
+            p = int(proto[k])
+            self.answers.setdefault((t[1], t[0], t[3], t[2], p), key)  # without the NF (generated replies)
+            if seq[k] >= 0:
+                s = behind_seq[k].tolist()
+                self.answers.setdefault((s[1], s[0], s[3], s[2], p), key)  # behind the sequential NF
+
+    def _emitted(self, e: _Emitter, env: dict, rows: np.ndarray, index: np.ndarray,
+                 original: np.ndarray) -> np.ndarray:
+        """The four fields of packets ``rows`` as the path forwards them, having allocated ``index``."""
+        out = original.copy()
+        sub = {name: v[rows] for name, v in env.items()}
+        sub[e.index] = np.maximum(index, 0).astype(np.uint64)
+        for name, term in e.writes:
+            try:
+                values = np.broadcast_to(evaluate_term(term, sub), (len(rows),)).astype(np.int64)
+            except Unknown as why:
+                self._note(f"path {e.path.index}: the {name} it writes uses {why}: left as it was")
+                continue
+            out[:, FIELDS.index(name)] = values
+        return out
+
+    def _replies(self, fields: PacketFields, devices: np.ndarray, first: int):
+        candidates = np.flatnonzero(np.isin(devices, self.allocation.devices) & fields.is_l4)
+        if not len(candidates) or not self.answers:
+            return fields, np.zeros(0, dtype=np.int64), []
+        tuples = np.stack([*(getattr(fields, name)[candidates].astype(np.int64) for name in FIELDS),
+                           fields.proto[candidates].astype(np.int64)], axis=1)
+        distinct, inverse = np.unique(tuples, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        flows = [self.answers.get(tuple(t)) for t in distinct.tolist()]
+        out = {name: getattr(fields, name).copy() for name in FIELDS}
+        rows, which = [], []
+        for k, row in enumerate(candidates.tolist()):
+            key = flows[inverse[k]]
+            if key is None:
+                continue
+            f = self.flows[key]
+            if f.index < 0 or f.packet >= first + row:
+                continue  # no index was allocated, or not yet
+            s = f.emitted  # answer the forwarded packet: swap its addresses and ports
+            for name, value in zip(FIELDS, (s[1], s[0], s[3], s[2])):
+                out[name][row] = value
+            rows.append(row)
+            which.append(key)
+        self.replies += len(rows)
+        typed = {name: out[name].astype(_DTYPES[name]) for name in FIELDS}
+        return replace(fields, **typed), np.array(rows, dtype=np.int64), which
+
+    def check(self, rows: np.ndarray, flows: list[tuple], cores: np.ndarray, first: int) -> None:
+        """The readdressed ``rows`` of a chunk (of ``flows``) reached ``cores``: a flow whose reply is
+        on another core than its allocation is split."""
+        for row, key, core in zip(rows.tolist(), flows, cores.tolist()):
+            f = self.flows[key]
+            if core != f.core and not f.split:
+                f.split = True
+                self.violations += 1
+                if len(self.examples) < MAX_EXAMPLES:
+                    self.examples.append((self.allocation.value(f.index), f.packet, f.core, first + row, int(core)))
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def report(self) -> PoolReport:
+        return PoolReport(self.allocation.allocator, tuple(len(p) for p in self.pools), tuple(self.given),
+                          self.exhausted, tuple(self.wanted), self.replies, self.violations, tuple(self.examples),
+                          tuple(self.notes))

@@ -1,0 +1,133 @@
+"""The simulator with per-core pools (sharding by allocation): replies go to the port their flow's
+core allocated, so a NAT with one server has no hot core; the model agrees with the generated
+program port by port, and it finds replies that a key or RETA sends elsewhere."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer import pipeline
+from explorer.codegen import parallel_plan, write_project
+from explorer.errors import ConfigError
+from explorer.run import run_trace
+from explorer.simulate.pools import PoolModel
+from explorer.simulate.simulation import Simulation
+from explorer.traffic.field_arrays import fields_of
+from explorer.traffic.generators import generate
+from explorer.traffic.trace import Trace
+from explorer.verify.replay import run_replay
+
+ROOT = Path(__file__).resolve().parent.parent
+NAT = ROOT / "sample_nfs" / "nat.c"
+ONE_SERVER = {"server_prefix": "172.16.0.10/32"}
+ENDPOINT = {"external": {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}}
+
+
+@pytest.fixture(scope="module")
+def nat16():
+    return pipeline.solve(NAT, cores=16, quality=False)
+
+
+def test_one_server_has_no_hot_core_with_allocation_and_one_with_the_remote_endpoint(nat16):
+    report = pipeline.simulate(nat16, "prefix", **ONE_SERVER)
+    assert report.imbalance <= 1.25 and report.violation_count == 0
+    (pools,) = report.pools
+    assert pools.replies > 30_000 and pools.violations == 0 and pools.exhausted == 0
+    fields, devices = next(iter(pipeline.traffic_chunks("prefix", 100_000, 10_000, 0, **ONE_SERVER)))
+    lan = (devices == 0) & fields.is_l4
+    flows = {t for t in zip(fields.src_ip[lan].tolist(), fields.dst_ip[lan].tolist(), fields.src_port[lan].tolist(),
+                            fields.dst_port[lan].tolist(), fields.proto[lan].tolist())}
+    assert sum(pools.allocated) == len(flows) and min(pools.allocated) > 0  # one index per new LAN flow
+    assert not any("chain.index" in u for u in report.unchecked)  # the pool model checks that key
+    endpoint = pipeline.solve(NAT, cores=16, quality=False, overrides=ENDPOINT)
+    hot = pipeline.simulate(endpoint, "prefix", **ONE_SERVER)
+    assert 6 <= hot.imbalance <= 10 and hot.pools == ()
+
+
+def test_rebalancing_recomputes_the_pools(nat16):
+    report = pipeline.simulate(nat16, "prefix", rebalance=True, **ONE_SERVER)
+    assert report.rebalanced is not None and report.rebalanced.violations == 0
+    assert report.rebalanced.imbalance <= report.imbalance
+
+
+def test_pools_computed_for_another_reta_split_flows(nat16):
+    """A RETA that moved while the pools stayed: replies reach cores that did not allocate them."""
+    (allocation,) = nat16.sharding.allocations
+    sim = Simulation(nat16.analysis, nat16.sharding, nat16.plan)
+    moved = list(nat16.plan.device(1).reta)
+    moved = moved[1:] + moved[:1]
+    from dataclasses import replace
+
+    stale = replace(nat16.plan, devices=tuple(replace(d, reta=tuple(moved)) for d in nat16.plan.devices))
+    sim.pools = [PoolModel(nat16.analysis, allocation, stale)]
+    fields, devices = next(iter(pipeline.traffic_chunks("prefix", 20_000, 2_000, 0, **ONE_SERVER)))
+    sim.add(fields, devices)
+    report = sim.report()
+    assert report.pools[0].violations > 100 and report.violation_count >= report.pools[0].violations
+    assert report.violations and report.violations[0].object == "external"
+
+
+def test_a_key_that_hashes_more_than_the_port_splits_flows():
+    """On a NIC that hashes all four fields, the key must zero the others' RETA bits: a random key
+    sends replies by their remote endpoint, away from the pool's core."""
+    s = pipeline.solve(NAT, nic="82599", cores=8, quality=False)
+    clean = pipeline.simulate(s, "prefix", packets=20_000, flows=2_000, **ONE_SERVER)
+    assert clean.violation_count == 0 and clean.pools[0].replies > 5000
+    rng = np.random.default_rng(3)
+    random_key = bytes(rng.integers(0, 256, s.nic.key_bytes, dtype=np.uint8))
+    broken = pipeline.simulate(s, "prefix", packets=20_000, flows=2_000, keys={1: random_key}, **ONE_SERVER)
+    assert broken.pools[0].violations > 500 and broken.violation_count >= broken.pools[0].violations
+
+
+def test_distributed_simulation_refuses_allocation(nat16):
+    with pytest.raises(ConfigError, match="sharded by allocation"):
+        pipeline.simulate(nat16, "prefix", scheduler="local", **ONE_SERVER)
+
+
+def _swap(frame: bytes) -> bytes:
+    out = bytearray(frame)
+    out[0:6], out[6:12] = frame[6:12], frame[0:6]
+    out[26:30], out[30:34] = frame[30:34], frame[26:30]
+    out[34:36], out[36:38] = frame[36:38], frame[34:36]
+    return bytes(out)
+
+
+def test_a_capture_behind_the_sequential_nat_is_readdressed(nat16):
+    """Replies to the ports the sequential NAT handed out (a capture taken behind it) reach the
+    parallel build at the ports its cores allocate."""
+    lan = generate("prefix", packets=3000, flows=300, seed=4, reply_share=0.0, **ONE_SERVER)
+    seq = run_trace(str(NAT), lan)
+    sent = {i: frame for i, device, frame in seq.outputs if device == 1}
+    replies = [(int(lan.timestamps[i]) + 1000, _swap(frame)) for i, frame in sorted(sent.items())]
+    trace = Trace.merge({0: (lan.timestamps, lan.frames),
+                         1: (np.array([t for t, _ in replies], dtype=np.uint64), tuple(f for _, f in replies))})
+    report = pipeline.simulate(nat16, trace)
+    assert report.pools[0].replies == len(replies) and report.violation_count == 0
+    assert report.imbalance <= 1.5
+
+
+@pytest.mark.dpdk
+def test_the_model_allocates_the_ports_the_generated_program_does(tmp_path):
+    """Oracle: the external port of every flow, from the replay of the generated sn build, equals the
+    one the simulator's pool model gives that flow."""
+    s = pipeline.solve(NAT, cores=4, quality=False)
+    project = write_project(parallel_plan(s), tmp_path / "nat")
+    lan = generate("prefix", packets=4000, flows=500, seed=6, reply_share=0.0, udp_share=0.5, **ONE_SERVER)
+    run = run_replay(project, lan)
+    real = {}
+    for i, frame in enumerate(run.frames):
+        flow = (lan.frames[i][26:34], lan.frames[i][34:38], lan.frames[i][23])
+        real.setdefault(flow, int.from_bytes(frame[34:36], "big"))
+    sim = Simulation(s.analysis, s.sharding, s.plan)
+    sim.add(fields_of(lan), np.asarray(lan.devices))
+    model = sim.pools[0]
+    modelled = {}
+    for i in range(len(lan)):
+        flow = (lan.frames[i][26:34], lan.frames[i][34:38], lan.frames[i][23])
+        if flow not in modelled:
+            match = [f for f in model.flows.values() if f.packet == i]
+            assert len(match) == 1
+            modelled[flow] = match[0].emitted[2]  # the source port it goes out with
+    assert modelled == real and len(real) == 500
