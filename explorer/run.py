@@ -19,12 +19,12 @@ from typing import Mapping, Optional
 from explorer.build import build_nf
 from explorer.errors import ConfigError, RunError, TrafficError
 from explorer.processes import die_with_parent, eal_prefix, run_child
-from explorer.traffic.pcap import MAX_FRAME, load_inputs
+from explorer.traffic.pcap import load_inputs
 from explorer.traffic.trace import Trace
+from explorer.wire import MAX_FRAME, MIN_FRAME  # the runtime's frame-size rule (nf.h's NF_MAX_FRAME)
 
 DROP = -1
 FLOOD = -2
-MIN_FRAME = 14  # an Ethernet header
 TRACE_MAGIC = b"NFXTRACE"
 _TRACE_RECORD = struct.Struct("<QHH")
 _OUTPUT_RECORD = struct.Struct("<IiH")
@@ -117,7 +117,7 @@ def encode_trace(trace: Trace) -> bytes:
                                                        trace.frames)):
         if len(frame) > MAX_FRAME:
             raise TrafficError(f"packet {index} has {len(frame)} bytes; the runtime takes frames of at "
-                               f"most {MAX_FRAME} bytes")
+                               f"most {MAX_FRAME} bytes (jumbo frames; the generated program drops longer ones)")
         parts.append(_TRACE_RECORD.pack(stamp, device, len(frame)))
         parts.append(frame)
     return b"".join(parts)

@@ -13,6 +13,11 @@ ETHER_TYPE_IPV4 = 0x0800
 PROTO_TCP = 6
 PROTO_UDP = 17
 ETHER_LEN = 14
+MIN_FRAME = ETHER_LEN  # shorter frames (runts) never reach the NF
+# The longest frame (bytes as captured, no FCS) that the runtime hands to an NF: nf.h's NF_MAX_FRAME.
+# The generated DPDK program sets its ports' MTU for it and drops longer frames (giants) before the NF;
+# every command refuses traces with longer frames, so that no replay, check or run disagrees with it.
+MAX_FRAME = 9018
 TCP_LEN = 20
 UDP_LEN = 8
 # The More Fragments flag and the 13-bit fragment offset: a packet with any of them set has no ports.

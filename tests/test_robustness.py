@@ -261,9 +261,9 @@ def test_a_closed_pipe_ends_quietly(case, args):
     ("simulate", "nop.c", "--in", "0=big.pcap"),
     ("check", "nop.c", "--in", "0=big.pcap", "--cores", "2"),
 ])
-def test_every_command_refuses_a_frame_over_65535_bytes(case, args):
+def test_every_command_refuses_a_frame_over_9018_bytes(case, args):
     c = case({"nop.c": (SAMPLES / "nop.c").read_text(), "big.pcap": pcap([UDP, UDP + bytes(70000 - len(UDP))])})
-    c.nfx(*args, out="out").error(args[0], "big.pcap: packet #1 has 70000 bytes, more than the 65535 an NF takes")
+    c.nfx(*args, out="out").error(args[0], "big.pcap: packet #1 has 70000 bytes, more than the 9018 an NF takes")
 
 
 def test_cut_and_out_of_order_packets_are_run_in_file_order_and_warned_once(case):
@@ -517,7 +517,7 @@ BAD_PCAPS = {
     "bad fraction": (_header() + _record(UDP, frac=1_000_000), "has 1000000 microseconds, not below one second"),
     "pcapng cut": (bytes.fromhex("0a0d0d0a1c0000004d3c2b1a01000000ffffffffffffffff1c000000")[:20],
                    "truncated block at byte 0"),
-    "big frame": (_header() + _record(UDP + bytes(66000)), "packet #0 has 66060 bytes, more than the 65535"),
+    "big frame": (_header() + _record(UDP + bytes(66000)), "packet #0 has 66060 bytes, more than the 9018"),
 }
 
 

@@ -317,6 +317,51 @@ def test_dchain_matches_a_model():
         assert (logged.object, logged.call, logged.key, logged.results) == (OBJ_CHAIN, call, key, res), index
 
 
+def test_dchain_expiry_is_exact_when_time_goes_backwards():
+    """Stamps older than the newest (a capture with out-of-order times, or cores whose clocks
+    differ) take the age lists' late path; expiry still frees exactly the indices last used
+    strictly before its time, whatever order they were stamped in."""
+    rng = random.Random(5)
+    n = 300
+    used: dict[int, int] = {}
+    frames, times, expected = [op(CHAIN_ALLOC_MANY, u32(n))], [1000], [None]
+    for i in range(n):
+        used[i] = 1000
+    for step in range(3000):
+        now = rng.randrange(0, 100_000)  # anywhere in time: mostly far from the newest stamp
+        if step % 50 == 49:
+            limit = rng.randrange(0, 100_000)
+            frames.append(op(EXPIRE, u64(limit)))
+            gone = sorted(i for i, t in used.items() if t < limit)
+            for i in gone:
+                del used[i]
+            expected.append(("nf_expire_items", f"{len(gone):08x}"))
+        elif step % 7 == 0:
+            frames.append(op(CHAIN_ALLOC))
+            free = [i for i in range(n) if i not in used]
+            if free:
+                used[free[0]] = now
+            expected.append(("nf_dchain_allocate_new_index", "01" if free else "00"))
+        else:
+            index = rng.randrange(n)
+            frames.append(op(CHAIN_REJUVENATE, u32(index)))
+            ok = index in used
+            if ok:
+                used[index] = now
+            expected.append(("nf_dchain_rejuvenate_index", "01" if ok else "00"))
+        times.append(now)
+    result = run_ops(frames, times, CHAIN_RANGE=n)
+    got = calls_by_packet(result)
+    expiries = 0
+    for index, want in enumerate(expected):
+        if want is None:
+            continue
+        logged = got[index][-1]
+        assert (logged.call, logged.results[0]) == want, index
+        expiries += want[0] == "nf_expire_items" and want[1] != "00000000"
+    assert expiries > 20  # the check had something to find
+
+
 def test_dchain_hands_out_the_lowest_free_index_over_a_large_range():
     n = 5000  # three levels of the free-index bitmap
     freed = [4999, 64, 4097, 63]

@@ -15,7 +15,7 @@ from pathlib import Path
 from explorer.codegen.planning import DIVIDED_KINDS, ParallelPlan
 from explorer.codegen.transform import TransformedNF, transform
 from explorer.errors import GenerateError
-from explorer.rss.nic import RSS_HF_BITS
+from explorer.rss.nic import PROFILES, RSS_HF_BITS, nic_profile
 
 CODEGEN_DIR = Path(__file__).resolve().parent
 TEMPLATES = CODEGEN_DIR / "templates"
@@ -55,8 +55,8 @@ _EXPLANATIONS = {
              "timestamp is a read: the time goes to a per-core table that the next writer merges before "
              "anything expires.",
     "tm": "The passes of the locks strategy with DPDK's lock elision (`rte_rwlock_*_tm`): with Intel RTM each "
-          "pass is a hardware transaction; without it (`rte_tm_supported()` is 0, as on AMD CPUs) these are "
-          "plain reader-writer locks, and that fallback is what keeps the state consistent.",
+          "pass is a hardware transaction; without it (`rte_tm_supported()` is 0, as on AMD CPUs) tm runs on "
+          "the big-reader lock of the locks strategy, which then keeps the state consistent.",
 }
 
 
@@ -97,7 +97,16 @@ def _plan_h(plan: ParallelPlan) -> str:
             f"#define NF_KEY_BYTES {plan.key_bytes} /* {plan.nic} ({plan.driver}) */\n"
             f"#define NF_RETA_SIZE {plan.reta_size}\n"
             f"#define NF_POOLS {len(plan.pools)} /* pooled dchains (sharding by allocation), see nf_pool.h */\n"
-            f"{_replicas_h(plan)}\n#endif /* NF_PLAN_H */\n")
+            f"{_nic_h(plan)}{_replicas_h(plan)}\n#endif /* NF_PLAN_H */\n")
+
+
+def _nic_h(plan: ParallelPlan) -> str:
+    """The NIC the plan was solved for, every profile's DPDK driver (main.c names the profile that fits
+    a port), and whether correctness depends on the ports hashing as planned (sn with sharded state)."""
+    steering = plan.strategy == "sn" and plan.cores > 1 and any(o.decision == "shard" for o in plan.objects)
+    table = ", ".join(f'{{"{p.name}", "{p.dpdk_driver}"}}' for p in PROFILES.values())
+    return (f"#define NF_NIC \"{plan.nic}\"\n#define NF_NIC_DRIVER \"{nic_profile(plan.nic).dpdk_driver}\"\n"
+            f"#define NF_NIC_PROFILES {table}\n#define NF_STEERING_MATTERS {int(steering)}\n")
 
 
 def _replicas_h(plan: ParallelPlan) -> str:

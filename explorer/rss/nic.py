@@ -18,11 +18,29 @@ Which fields a NIC can hash for IPv4 TCP/UDP packets (facts from the DPDK 22.11 
 The fields a NIC hashes are packed in hash-input order (``explorer.rss.hash_input``); nfx assumes this of
 every driver, which is why generated code must check the hardware hash against ``rte_softrss`` at
 start-up.
+
+What each driver's ``rte_flow`` parser accepts in an RSS action (``RssActionRules``, from the DPDK
+22.11 sources; ``rss_action_problems`` checks an action against them):
+
+* ``ice`` (``drivers/net/ice/ice_hash.c``, ``ice_hash_parse_action``): no key (``key_len`` 0: the key is
+  the port's, set with ``rte_eth_dev_rss_hash_update``), ``level`` 0, no queue list (``queue`` NULL),
+  priority 0; ``RTE_ETH_RSS_IPV4`` never with ``NONFRAG_IPV4_TCP``/``UDP`` in one rule; an ``L3_*_ONLY``
+  flag needs an IPv4 type and an ``L4_*_ONLY`` flag a TCP/UDP type; types within what the pattern
+  allows; the symmetric function takes no ``*_ONLY`` flag. Its port-level ``flow_type_rss_offloads``
+  (``ICE_RSS_OFFLOAD_ALL``) has no ``*_ONLY`` flag, so ethdev refuses them in ``rss_conf.rss_hf``.
+* ``i40e`` (``drivers/net/i40e/i40e_hash.c``, ``i40e_hash_parse``): ``level`` 0, exactly one action, no
+  queue list with a pattern, items without spec/mask/last; a ``key_len`` other than 52 silently loads
+  the driver's default key, and 52 reprograms the port's key (so give none); the first rule turns
+  off the port-level hashing of every packet type that no rule names.
+* ``mlx5`` (``drivers/net/mlx5/mlx5_flow.c``, ``mlx5_flow_validate_action_rss``): Toeplitz only, ``level``
+  at most 1, ``key_len`` 0 or 40, at least one queue; nfx selects mlx5's fields through
+  ``rss_conf.rss_hf`` instead, where its ``*_ONLY`` flags are accepted.
+* ``ixgbe``: no field selection; nfx adds no rule.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Optional, Union
 
 from explorer.errors import ConfigError, ShardingError
 from explorer.rss.hash_input import FIELD_NAMES, L3_FIELDS, L4_FIELDS, canonical_fields
@@ -31,8 +49,12 @@ from explorer.rss.hash_input import FIELD_NAMES, L3_FIELDS, L4_FIELDS, canonical
 # confirm them).
 RSS_HF_BITS: dict[str, int] = {
     "RTE_ETH_RSS_IPV4": 1 << 2,
+    "RTE_ETH_RSS_FRAG_IPV4": 1 << 3,
     "RTE_ETH_RSS_NONFRAG_IPV4_TCP": 1 << 4,
     "RTE_ETH_RSS_NONFRAG_IPV4_UDP": 1 << 5,
+    "RTE_ETH_RSS_NONFRAG_IPV4_SCTP": 1 << 6,
+    "RTE_ETH_RSS_NONFRAG_IPV4_OTHER": 1 << 7,
+    "RTE_ETH_RSS_PORT": 1 << 18,
     "RTE_ETH_RSS_L4_DST_ONLY": 1 << 60,
     "RTE_ETH_RSS_L4_SRC_ONLY": 1 << 61,
     "RTE_ETH_RSS_L3_DST_ONLY": 1 << 62,
@@ -43,8 +65,61 @@ _FLAG_OF = {"src_ip": "RTE_ETH_RSS_L3_SRC_ONLY", "dst_ip": "RTE_ETH_RSS_L3_DST_O
 _TCP_UDP = RSS_HF_BITS["RTE_ETH_RSS_NONFRAG_IPV4_TCP"] | RSS_HF_BITS["RTE_ETH_RSS_NONFRAG_IPV4_UDP"]
 _L3_FLAGS = RSS_HF_BITS["RTE_ETH_RSS_L3_SRC_ONLY"] | RSS_HF_BITS["RTE_ETH_RSS_L3_DST_ONLY"]
 
+_L4_FLAGS = RSS_HF_BITS["RTE_ETH_RSS_L4_SRC_ONLY"] | RSS_HF_BITS["RTE_ETH_RSS_L4_DST_ONLY"]
+ONLY_FLAGS = _L3_FLAGS | _L4_FLAGS
+
 # How each driver narrows the hashed fields (see the module docstring).
 _SELECTION_STYLE = {"ixgbe": "none", "ice": "intel", "i40e": "intel", "mlx5": "per-layer"}
+
+# rte_flow hash functions (enum rte_eth_hash_function in rte_flow.h).
+HASH_FUNCTIONS = {"DEFAULT": 0, "TOEPLITZ": 1, "SIMPLE_XOR": 2, "SYMMETRIC_TOEPLITZ": 3}
+PATTERNS = ("eth / ipv4 / tcp", "eth / ipv4 / udp", "eth / ipv4")
+
+
+def _mask(*names: str) -> int:
+    return sum(RSS_HF_BITS[f"RTE_ETH_RSS_{n}"] for n in names)
+
+
+@dataclass(frozen=True)
+class RssActionRules:
+    """What a driver's rte_flow parser accepts in an RSS action (DPDK 22.11, see the module docstring)."""
+
+    source: str  # where the rules come from: "drivers/net/ice/ice_hash.c (ice_hash_parse_action)"
+    key_lengths: tuple[int, ...]  # key_len values it accepts without doing something else with them
+    max_level: int
+    queues: str  # "refused" (queue must be NULL) or "required" (queue_num >= 1)
+    functions: tuple[str, ...]  # HASH_FUNCTIONS names
+    pattern_types: tuple[tuple[str, int], ...]  # pattern -> the RSS types a rule on it may name
+    no_ipv4_with_l4: bool  # ice: IPV4 and NONFRAG_IPV4_TCP/UDP never in one rule
+    one_action: bool  # i40e: the RSS action and END, nothing else
+    bare_items: bool  # i40e: pattern items without spec, mask or last
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "key_lengths": list(self.key_lengths), "max_level": self.max_level,
+                "queues": self.queues, "functions": list(self.functions),
+                "pattern_types": {p: t for p, t in self.pattern_types}}
+
+
+_ICE_RULES = RssActionRules(
+    "drivers/net/ice/ice_hash.c (ice_hash_parse_action, ice_any_invalid_rss_type)", (0,), 0, "refused",
+    ("DEFAULT", "TOEPLITZ", "SYMMETRIC_TOEPLITZ"),
+    (("eth / ipv4 / tcp", _mask("IPV4", "FRAG_IPV4", "NONFRAG_IPV4_TCP") | ONLY_FLAGS),
+     ("eth / ipv4 / udp", _mask("IPV4", "FRAG_IPV4", "NONFRAG_IPV4_UDP") | ONLY_FLAGS),
+     ("eth / ipv4", _mask("IPV4", "FRAG_IPV4") | _L3_FLAGS)),
+    no_ipv4_with_l4=True, one_action=False, bare_items=False)
+_I40E_RULES = RssActionRules(
+    "drivers/net/i40e/i40e_hash.c (i40e_hash_parse, i40e_hash_parse_pattern_act)", (0,), 0, "refused",
+    ("DEFAULT", "TOEPLITZ", "SIMPLE_XOR", "SYMMETRIC_TOEPLITZ"),
+    (("eth / ipv4 / tcp", _mask("IPV4", "NONFRAG_IPV4_TCP", "PORT") | ONLY_FLAGS),
+     ("eth / ipv4 / udp", _mask("IPV4", "NONFRAG_IPV4_UDP", "PORT") | ONLY_FLAGS),
+     ("eth / ipv4", _mask("IPV4", "FRAG_IPV4", "NONFRAG_IPV4_OTHER") | _L3_FLAGS)),
+    no_ipv4_with_l4=False, one_action=True, bare_items=True)
+_MLX5_RULES = RssActionRules(
+    "drivers/net/mlx5/mlx5_flow.c (mlx5_flow_validate_action_rss)", (0, 40), 1, "required",
+    ("DEFAULT", "TOEPLITZ"),
+    tuple((p, _mask("IPV4", "FRAG_IPV4", "NONFRAG_IPV4_TCP", "NONFRAG_IPV4_UDP", "NONFRAG_IPV4_OTHER")
+           | ONLY_FLAGS) for p in PATTERNS),
+    no_ipv4_with_l4=False, one_action=False, bare_items=False)
 
 
 @dataclass(frozen=True)
@@ -57,6 +132,8 @@ class NicProfile:
     reta_sizes: tuple[int, ...]  # RETA sizes the driver accepts
     model: str = ""
     selection_api: str = ""  # where *_ONLY flags take effect: "rte_flow", "rss_conf" or "" (nowhere)
+    dpdk_driver: str = ""  # rte_eth_dev_info.driver_name of its ports: "net_ice"
+    rss_action: Optional[RssActionRules] = None  # what its rte_flow parser accepts in an RSS action
 
     @property
     def index_bits(self) -> int:
@@ -104,16 +181,20 @@ class NicProfile:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "driver": self.driver, "model": self.model, "key_bytes": self.key_bytes,
                 "reta_size": self.reta_size, "reta_sizes": list(self.reta_sizes),
-                "field_selection": self.field_selection, "selection_api": self.selection_api}
+                "field_selection": self.field_selection, "selection_api": self.selection_api,
+                "dpdk_driver": self.dpdk_driver,
+                "rss_action": self.rss_action.to_dict() if self.rss_action else None}
 
 
 PROFILES: dict[str, NicProfile] = {
     p.name: p
     for p in (
-        NicProfile("e810", "ice", 52, 512, True, (128, 512, 2048), "Intel E810", "rte_flow"),
-        NicProfile("x710", "i40e", 52, 512, True, (128, 512), "Intel X710/XL710", "rte_flow"),
-        NicProfile("cx5", "mlx5", 40, 512, True, (64, 128, 256, 512), "NVIDIA ConnectX-5/6", "rss_conf"),
-        NicProfile("82599", "ixgbe", 40, 128, False, (128,), "Intel 82599/X540", ""),
+        NicProfile("e810", "ice", 52, 512, True, (128, 512, 2048), "Intel E810", "rte_flow", "net_ice", _ICE_RULES),
+        NicProfile("x710", "i40e", 52, 512, True, (128, 512), "Intel X710/XL710", "rte_flow", "net_i40e",
+                   _I40E_RULES),
+        NicProfile("cx5", "mlx5", 40, 512, True, (64, 128, 256, 512), "NVIDIA ConnectX-5/6", "rss_conf", "mlx5_pci",
+                   _MLX5_RULES),
+        NicProfile("82599", "ixgbe", 40, 128, False, (128,), "Intel 82599/X540", "", "net_ixgbe"),
     )
 }
 
@@ -180,3 +261,94 @@ def flow_rule_types(mask: int) -> tuple[tuple[str, int], ...]:
     if mask:
         rules.append(("eth / ipv4", mask & (ipv4 | _L3_FLAGS)))
     return tuple(rules)
+
+
+@dataclass(frozen=True)
+class RssAction:
+    """An rte_flow rule with one RSS action, as the generated program builds it (the fields the drivers'
+    parsers look at; a C test prints them from the real structs)."""
+
+    pattern: str  # one of PATTERNS
+    func: int  # HASH_FUNCTIONS value
+    level: int
+    types: int
+    key_len: int
+    key_set: bool  # key != NULL
+    queue_num: int
+    queue_set: bool  # queue != NULL
+    priority: int = 0
+    ingress: bool = True
+    items_bare: bool = True  # no item has spec, mask or last
+    actions: int = 1  # actions before END
+
+
+def _names_of(mask: int) -> str:
+    return " | ".join(n for n, b in sorted(RSS_HF_BITS.items(), key=lambda kv: kv[1]) if mask & b) or "0"
+
+
+def rss_action_problems(profile: Union[NicProfile, str], action: RssAction) -> tuple[str, ...]:
+    """Why ``profile``'s driver would refuse (or misapply) ``action``; empty when it takes it."""
+    nic = profile if isinstance(profile, NicProfile) else nic_profile(profile)
+    rules = nic.rss_action
+    who = f"{nic.driver} ({nic.name})"
+    if rules is None:
+        return (f"{who} selects no fields through rte_flow: nfx adds no rule for it",)
+    problems = []
+    function = {v: k for k, v in HASH_FUNCTIONS.items()}.get(action.func, str(action.func))
+    if function not in rules.functions:
+        problems.append(f"{who} refuses hash function {function}")
+    if action.level > rules.max_level:
+        problems.append(f"{who} refuses RSS level {action.level} (at most {rules.max_level})")
+    if action.key_len not in rules.key_lengths or action.key_set != (action.key_len != 0):
+        problems.append(f"{who} refuses an RSS key_len of {action.key_len} with {'a' if action.key_set else 'no'} "
+                        f"key (it takes key_len {' or '.join(map(str, rules.key_lengths))}; the port's key is set "
+                        "with rte_eth_dev_rss_hash_update)")
+    if rules.queues == "refused" and (action.queue_set or action.queue_num):
+        problems.append(f"{who} refuses a queue list in an RSS action with a pattern")
+    if rules.queues == "required" and action.queue_num == 0:
+        problems.append(f"{who} needs a queue list in an RSS action")
+    if not action.ingress or action.priority != 0:
+        problems.append(f"{who} takes hash rules on ingress, priority 0")
+    if rules.one_action and action.actions != 1:
+        problems.append(f"{who} takes exactly one action in a hash rule")
+    if rules.bare_items and not action.items_bare:
+        problems.append(f"{who} refuses pattern items with spec, mask or last in a hash rule")
+    allowed = dict(rules.pattern_types).get(action.pattern)
+    if allowed is None:
+        problems.append(f"{who}: no hash rule for pattern {action.pattern!r}")
+        return tuple(problems)
+    types = action.types
+    if types & ~allowed:
+        problems.append(f"{who} refuses types {_names_of(types & ~allowed)} on pattern {action.pattern}")
+    if rules.no_ipv4_with_l4 and types & RSS_HF_BITS["RTE_ETH_RSS_IPV4"] and types & _TCP_UDP:
+        problems.append(f"{who} refuses RTE_ETH_RSS_IPV4 together with a TCP/UDP type in one rule")
+    if types & _L3_FLAGS and not types & (_mask("IPV4", "FRAG_IPV4", "NONFRAG_IPV4_OTHER") | _TCP_UDP):
+        problems.append(f"{who} refuses an L3_*_ONLY flag without an IPv4 type")
+    if types & _L4_FLAGS and not types & (_TCP_UDP | _mask("PORT")):
+        problems.append(f"{who} refuses an L4_*_ONLY flag without a TCP/UDP type")
+    if function == "SYMMETRIC_TOEPLITZ" and types & ONLY_FLAGS:
+        problems.append(f"{who} refuses *_ONLY flags with the symmetric Toeplitz function")
+    return tuple(problems)
+
+
+def hashed_fields(types: int, pattern: str) -> tuple[str, ...]:
+    """The fields an Intel (ice, i40e) hash rule on ``pattern`` with RSS ``types`` hashes, in hash-input
+    order: what the drivers' input-set refinement leaves (an L3 flag alone drops the ports, an L4 flag
+    alone the addresses, a TCP/UDP type is needed for ports at all)."""
+    l4 = pattern != "eth / ipv4" and bool(types & _TCP_UDP)
+    addresses = ["src_ip", "dst_ip"]
+    ports = ["src_port", "dst_port"] if l4 else []
+    l3_flags, l4_flags = types & _L3_FLAGS, types & _L4_FLAGS
+    if l3_flags == RSS_HF_BITS["RTE_ETH_RSS_L3_SRC_ONLY"]:
+        addresses = ["src_ip"]
+    elif l3_flags == RSS_HF_BITS["RTE_ETH_RSS_L3_DST_ONLY"]:
+        addresses = ["dst_ip"]
+    if ports and l4_flags == RSS_HF_BITS["RTE_ETH_RSS_L4_SRC_ONLY"]:
+        ports = ["src_port"]
+    elif ports and l4_flags == RSS_HF_BITS["RTE_ETH_RSS_L4_DST_ONLY"]:
+        ports = ["dst_port"]
+    if ports and l3_flags and not l4_flags:
+        ports = []
+    if ports and l4_flags and not l3_flags:
+        addresses = []
+    return tuple(addresses + ports)

@@ -184,6 +184,7 @@ static void forward(const uint16_t *ports, const struct options *options, struct
 int main(int argc, char **argv) {
   int eal_args = rte_eal_init(argc, argv);
   if (eal_args < 0) fail(EXIT_SETUP, "cannot initialise DPDK's EAL (%s)", rte_strerror(rte_errno));
+  nf_program_remove_runtime_dir_at_exit();
   struct options options = parse_options(argc - eal_args, argv + eal_args);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);

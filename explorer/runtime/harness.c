@@ -9,7 +9,8 @@
  * Trace: "NFXTRACE", then per packet u64 timestamp_ns, u16 device, u16 len, len bytes.
  * Output: per packet u32 packet#, i32 verdict, u16 len, len bytes (little endian). Dropped
  * packets, runts included, are written with len 0: the verdict log still lists them.
- * Frames shorter than an Ethernet header are dropped without calling the NF.
+ * Frames shorter than an Ethernet header are dropped without calling the NF; the trace may hold
+ * none longer than NF_MAX_FRAME (nf.h).
  *
  * Exit status: 0 success, 1 bad usage or input, 2 nf_init failed, 3 a contract of nf.h was
  * broken at run time (NF_EXIT_CONTRACT), 4 nf_process returned a device the NF does not have.
@@ -64,6 +65,7 @@ static void start_eal(const char *program, const char *eal_prefix) {
                   "-m", MEMORY_MB, "--log-level=error", prefix, NULL};
   if (rte_eal_init((int)(sizeof args / sizeof args[0]) - 1, args) < 0)
     fail(EXIT_INPUT, "cannot initialise DPDK's EAL (%s)", rte_strerror(rte_errno));
+  nf_program_remove_runtime_dir_at_exit();
 }
 
 static void put_le(FILE *out, uint64_t value, unsigned size) {
@@ -93,7 +95,7 @@ static void run(const struct nf_trace *trace, const char *output_path) {
   setvbuf(out, NULL, _IOFBF, 1 << 20);
   /* Frames start 2 bytes into an aligned buffer (Linux's NET_IP_ALIGN) so the IPv4 header that
    * follows the 14-byte Ethernet header is 4-byte aligned, as NFs' header structs assume. */
-  static uint8_t shared[UINT16_MAX + 3] __attribute__((aligned(64)));
+  static uint8_t shared[NF_MAX_FRAME + 2] __attribute__((aligned(64)));
   for (size_t i = 0; i < trace->count; i++) {
     uint16_t len = trace->len[i];
     if (len < MIN_FRAME) {
@@ -127,7 +129,7 @@ static double seconds(void) {
  * longer capture of the same traffic. */
 static void bench(const struct nf_trace *trace, uint64_t total) {
   if (trace->count == 0) fail(EXIT_INPUT, "--bench needs a trace with at least one packet");
-  static uint8_t work_block[UINT16_MAX + 3] __attribute__((aligned(64)));
+  static uint8_t work_block[NF_MAX_FRAME + 2] __attribute__((aligned(64)));
   uint8_t *work = work_block + 2; /* IPv4 header 4-byte aligned, as in run() */
   uint64_t span = trace->time[trace->count - 1] - trace->time[0];
   uint64_t gap = trace->count > 1 ? span / (trace->count - 1) : 0;

@@ -13,11 +13,13 @@
  *          kept from packet to packet until a writer asks or the driver calls nf_par_quiesce):
  *          every packet first runs as a reader; its first state mutation aborts the pass
  *          (NF_WRITE_HOOK, or a changed vector cell at nf_par_vector_return) and the packet
- *          reruns from its pristine bytes under the write lock. Refreshing a dchain index is a
+ *          reruns from its pristine bytes under the write lock, run by whichever core holds it
+ *          (flat combining: one core runs the reruns of all). Refreshing a dchain index is a
  *          read: the new time goes to a per-core table that the next writer merges before
  *          anything else (so expiry sees it);
- *   tm     the same passes, with DPDK's RTM-backed rte_rwlock_*_tm locks (without RTM, as on
- *          CPUs that lack it, those are plain reader-writer locks).
+ *   tm     the same passes, each in a hardware transaction around DPDK's rte_rwlock_*_tm locks
+ *          where the CPU has RTM; without RTM, on the big-reader lock of locks (DPDK's fallback,
+ *          a plain reader-writer lock, makes every packet write one shared counter).
  */
 #ifndef NF_PARALLEL_H
 #define NF_PARALLEL_H
@@ -86,6 +88,19 @@ unsigned nf_rss_core(uint16_t device, uint8_t *packet, uint16_t len, uint32_t *h
  * with the failing vector described in `why`. */
 int nf_rss_self_test(char *why, size_t size);
 
+/* The rte_flow rule that makes an ice or i40e port hash `rule`'s fields: the pattern (NF_FLOW_ITEMS
+ * items, the last one END, none with spec, mask or last), ingress at priority 0, and one RSS
+ * action (then END) that carries the types alone: Toeplitz, level 0, no key (the port's key is set
+ * with rte_eth_dev_rss_hash_update) and no queue list (the port's RETA applies), which is all
+ * ice_hash.c and i40e_hash.c accept (explorer/rss/nic.py records their limits). */
+#define NF_FLOW_ITEMS 4
+struct rte_flow_attr;
+struct rte_flow_item;
+struct rte_flow_action;
+struct rte_flow_action_rss;
+void nf_flow_rss_rule(const struct nf_flow_rule *rule, struct rte_flow_attr *attr, struct rte_flow_item *pattern,
+                      struct rte_flow_action *actions, struct rte_flow_action_rss *rss);
+
 /* ---- running the NF ----------------------------------------------------------------------- */
 
 /* How a packet ran. */
@@ -126,6 +141,10 @@ bool nf_par_init_core(unsigned core);
 
 /* Process one packet on the calling core. */
 void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, struct nf_outcome *out);
+
+/* How this build synchronises its cores (valid after nf_par_init): "none" (seq, sn), "big-reader
+ * lock" (locks; tm without RTM) or "RTM elision over rte_rwlock" (tm). */
+const char *nf_par_lock_name(void);
 
 /* locks: a core keeps its reader token from one packet to the next; it must give it back after
  * every burst and whenever it has no packet to process, or writers on other cores wait. A no-op

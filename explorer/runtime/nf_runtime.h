@@ -25,6 +25,10 @@ void nf_log_packet_end(void);
 /* Flush the call log; returns 0, or -1 when writing it failed. */
 int nf_log_close(void);
 
+/* Give a borrowed vector cell back without committing it (the parallel runtime's aborted reader
+ * passes: whatever the pass wrote into its slot is dropped). */
+void nf_vector_release(struct nf_vector *vector, void *cell);
+
 /* Why the most recent allocate function returned false ("nf_cht_allocate: height 12 is not a
  * prime"), or NULL: the detail behind "nf_init failed". */
 const char *nf_runtime_refusal(void);
@@ -42,6 +46,11 @@ uint32_t nf_next_object_id(void);
  * NF_EXIT_CONTRACT: continuing would silently diverge from what the analysis assumes. */
 #define NF_EXIT_CONTRACT 3
 void nf_runtime_fatal(const char *format, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* After rte_eal_init, in the drivers (harness, forwarder, generated programs): remove EAL's runtime
+ * folder (/var/run/dpdk/<file-prefix>, which EAL creates and leaves, empty under --no-shconf)
+ * when the program exits, however it exits. A folder that is not empty is left alone. */
+void nf_program_remove_runtime_dir_at_exit(void);
 
 /* The drivers' (harness, forwarder, generated programs) way out: flush stdout, print
  * "<program>: <message>" on stderr and exit with `status`. */

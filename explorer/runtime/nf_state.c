@@ -20,7 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <limits.h>
+#include <unistd.h>
+
 #include <rte_common.h>
+#include <rte_eal.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
@@ -117,6 +121,18 @@ void nf_program_exit(const char *program, int status, const char *format, ...) {
 
 uint32_t nf_object_id(const void *object) { return ((const struct nf_object *)object)->id; }
 uint32_t nf_next_object_id(void) { return nf_log.next_id; }
+static char runtime_dir[PATH_MAX];
+
+static void remove_runtime_dir(void) {
+  if (runtime_dir[0] != '\0') rmdir(runtime_dir); /* fails harmlessly unless empty */
+}
+
+void nf_program_remove_runtime_dir_at_exit(void) {
+  const char *dir = rte_eal_get_runtime_dir();
+  if (dir == NULL || strlen(dir) >= sizeof runtime_dir || runtime_dir[0] != '\0') return;
+  strcpy(runtime_dir, dir);
+  atexit(remove_runtime_dir);
+}
 
 static void object_init(struct nf_object *object, enum nf_object_kind kind) {
   object->id = nf_log.next_id++;
@@ -502,6 +518,10 @@ void nf_vector_return(struct nf_vector *vector, int index, void *cell) {
     log_end();
   }
   if (memcmp(stored, cell, vector->elem_size) != 0) vector_store(vector, stored, cell);
+  nf_vector_release(vector, cell);
+}
+
+void nf_vector_release(struct nf_vector *vector, void *cell) {
   unsigned set = slot_set();
   uintptr_t first = (uintptr_t)slot_base(vector, set);
   uintptr_t offset = (uintptr_t)cell - first;
@@ -561,23 +581,35 @@ static int64_t bitset_first(const struct bitset *set) {
   return (int64_t)position;
 }
 
-/* Indices in [0, n) ordered by time, oldest first (ties: first stamped first). A doubly linked
- * list with sentinel n; stamping walks back from the newest entry, which is O(1) when time does
- * not go backwards (traces are sorted) and still correct when it does. */
+/* Indices in [0, n) ordered by time, oldest first. Most stamps are the newest yet (traces are
+ * sorted, and a DPDK program's clock only moves forward), so the order is kept as a doubly linked
+ * list with sentinel n, appended to at its end in O(1). A stamp older than the newest entry walks
+ * back a few entries to its place; one that would walk further (cores whose clocks differ, as in
+ * a replay where each core runs its own part of a trace, or a capture with out-of-order times)
+ * goes to a binary min-heap of "late" entries instead, ordered by (time, index), so that no stamp
+ * ever costs more than O(log n). The oldest entry is the older of the list's head and the heap's
+ * top (the list's on a tie). An index in the heap has prev == AGE_IN_HEAP and next == its heap
+ * position. */
 #define AGE_UNLINKED UINT32_MAX
+#define AGE_IN_HEAP (UINT32_MAX - 1)
+#define AGE_WALK 16 /* entries a late stamp may walk back before it goes to the heap */
 
 struct age_list {
   uint32_t n;
   uint32_t *prev, *next;
   nf_time_t *time;
+  uint32_t *heap; /* late entries, a min-heap by (time, index) */
+  uint32_t heap_size;
 };
 
 static bool age_allocate(struct age_list *list, uint32_t n) {
   list->n = n;
+  list->heap_size = 0;
   list->prev = zalloc((size_t)n + 1, sizeof(uint32_t));
   list->next = zalloc((size_t)n + 1, sizeof(uint32_t));
   list->time = zalloc(n, sizeof(nf_time_t));
-  if (list->prev == NULL || list->next == NULL || list->time == NULL) return false;
+  list->heap = zalloc(n, sizeof(uint32_t));
+  if (list->prev == NULL || list->next == NULL || list->time == NULL || list->heap == NULL) return false;
   for (uint32_t i = 0; i < n; i++) list->prev[i] = list->next[i] = AGE_UNLINKED;
   list->prev[n] = list->next[n] = n;
   return true;
@@ -587,13 +619,57 @@ static void age_release(struct age_list *list) {
   rte_free(list->prev);
   rte_free(list->next);
   rte_free(list->time);
+  rte_free(list->heap);
 }
 
 static bool age_linked(const struct age_list *list, uint32_t i) { return list->prev[i] != AGE_UNLINKED; }
 
+/* Whether heap entry a is older than b: by time, then by index. */
+static bool heap_before(const struct age_list *list, uint32_t a, uint32_t b) {
+  return list->time[a] != list->time[b] ? list->time[a] < list->time[b] : a < b;
+}
+
+static void heap_place(struct age_list *list, uint32_t position, uint32_t i) {
+  list->heap[position] = i;
+  list->next[i] = position;
+}
+
+static void heap_sift_up(struct age_list *list, uint32_t position) {
+  uint32_t i = list->heap[position];
+  while (position > 0) {
+    uint32_t parent = (position - 1) / 2;
+    if (!heap_before(list, i, list->heap[parent])) break;
+    heap_place(list, position, list->heap[parent]);
+    position = parent;
+  }
+  heap_place(list, position, i);
+}
+
+static void heap_sift_down(struct age_list *list, uint32_t position) {
+  uint32_t i = list->heap[position];
+  for (;;) {
+    uint32_t child = 2 * position + 1;
+    if (child >= list->heap_size) break;
+    if (child + 1 < list->heap_size && heap_before(list, list->heap[child + 1], list->heap[child])) child++;
+    if (!heap_before(list, list->heap[child], i)) break;
+    heap_place(list, position, list->heap[child]);
+    position = child;
+  }
+  heap_place(list, position, i);
+}
+
 static void age_unlink(struct age_list *list, uint32_t i) {
-  list->next[list->prev[i]] = list->next[i];
-  list->prev[list->next[i]] = list->prev[i];
+  if (list->prev[i] == AGE_IN_HEAP) {
+    uint32_t position = list->next[i], last = list->heap[--list->heap_size];
+    if (last != i) {
+      heap_place(list, position, last);
+      heap_sift_up(list, position);
+      heap_sift_down(list, list->next[last]);
+    }
+  } else {
+    list->next[list->prev[i]] = list->next[i];
+    list->prev[list->next[i]] = list->prev[i];
+  }
   list->prev[i] = list->next[i] = AGE_UNLINKED;
 }
 
@@ -601,7 +677,15 @@ static void age_stamp(struct age_list *list, uint32_t i, nf_time_t now) {
   if (age_linked(list, i)) age_unlink(list, i);
   list->time[i] = now;
   uint32_t after = list->prev[list->n];
-  while (after != list->n && list->time[after] > now) after = list->prev[after];
+  for (unsigned walked = 0; after != list->n && list->time[after] > now; walked++) {
+    if (walked == AGE_WALK) {
+      list->prev[i] = AGE_IN_HEAP;
+      heap_place(list, list->heap_size++, i);
+      heap_sift_up(list, list->next[i]);
+      return;
+    }
+    after = list->prev[after];
+  }
   list->prev[i] = after;
   list->next[i] = list->next[after];
   list->prev[list->next[after]] = i;
@@ -611,6 +695,8 @@ static void age_stamp(struct age_list *list, uint32_t i, nf_time_t now) {
 /* The oldest index stamped strictly before `time`, or AGE_UNLINKED. */
 static uint32_t age_expired(const struct age_list *list, nf_time_t time) {
   uint32_t oldest = list->next[list->n];
+  if (list->heap_size > 0 && (oldest == list->n || list->time[list->heap[0]] < list->time[oldest]))
+    oldest = list->heap[0];
   return oldest != list->n && list->time[oldest] < time ? oldest : AGE_UNLINKED;
 }
 

@@ -1,6 +1,8 @@
 /* nf_trace.c: reading the binary trace file (see nf_trace.h). */
 #include "nf_trace.h"
 
+#include "nf.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,6 +71,9 @@ bool nf_trace_load(const char *path, uint16_t devices, struct nf_trace *trace, c
     if (size - at < 12) return refuse(error, error_size, "%s: truncated record header of packet %zu", path, count);
     size_t len = load_le(data + at + 10, 2);
     if (size - at - 12 < len) return refuse(error, error_size, "%s: packet %zu is truncated", path, count);
+    if (len > NF_MAX_FRAME)
+      return refuse(error, error_size, "%s: packet %zu has %zu bytes, more than the %d the runtime takes (NF_MAX_FRAME)",
+                    path, count, len, NF_MAX_FRAME);
     at += 12 + len;
   }
   trace->count = count;

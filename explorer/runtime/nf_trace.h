@@ -21,8 +21,8 @@ struct nf_trace {
   size_t size;
 };
 
-/* Read and check `path` (every record whole, every device below `devices`). On failure returns
- * false with a one-line reason in `error`. */
+/* Read and check `path` (every record whole, no frame longer than NF_MAX_FRAME, every device below
+ * `devices`). On failure returns false with a one-line reason in `error`. */
 bool nf_trace_load(const char *path, uint16_t devices, struct nf_trace *trace, char *error, size_t error_size);
 
 #endif /* NF_TRACE_H */

@@ -6,8 +6,9 @@ byte offset of the damage (dpkt's reader stops or yields short packets silently)
 larger than memory can be read in chunks. pcapng blocks are decoded with dpkt's block classes
 (``explorer.traffic.pcapng``). Every failure a user can cause is a ``TrafficError`` naming the file.
 
-One frame-size rule for every command: a frame longer than ``MAX_FRAME`` (65,535 bytes, what
-``nf_process``'s ``uint16_t len`` can say) is refused when it is read. Two things are kept but
+One frame-size rule for every command: a frame longer than ``MAX_FRAME`` (9,018 bytes, a jumbo
+frame: ``explorer.wire.MAX_FRAME``, nf.h's ``NF_MAX_FRAME``, which the generated DPDK program sets its
+ports' MTU for) is refused when it is read. Two things are kept but
 reported once per file, with counts, as a ``TrafficWarning``: packets the capture cut short (its
 snapshot length below the frame's length on the wire; the NF sees the captured bytes) and packets
 whose timestamp is earlier than one before them in the file (never re-sorted: ``Trace.merge``
@@ -29,13 +30,13 @@ from explorer.errors import ConfigError, TrafficError
 from explorer.outputs import atomic_file
 from explorer.traffic.pcapng import PCAPNG_MAGIC, iter_pcapng
 from explorer.traffic.trace import Trace
+from explorer.wire import MAX_FRAME  # the largest frame any command accepts (nf.h's NF_MAX_FRAME)
 
 PathLike = Union[str, Path]
 Chunk = tuple[np.ndarray, tuple[bytes, ...]]
 
 # libpcap's largest snapshot length: a record claiming more is corrupt, not a big packet.
 MAX_CAPLEN = 262144
-MAX_FRAME = 0xFFFF  # nf_process's uint16_t len: the largest frame any command accepts
 NS_PER_SEC = 1_000_000_000
 _FILE_HEADER = 24
 _RECORD_HEADER = 16
@@ -74,7 +75,7 @@ class FileStats:
         if len(big):
             k = int(big[0])
             raise TrafficError(f"{self.name}: packet #{self.packets + k} has {int(captured[k])} bytes, more than "
-                               f"the {MAX_FRAME} an NF takes (nf_process's len is a uint16_t)")
+                               f"the {MAX_FRAME} an NF takes (NF_MAX_FRAME, a jumbo frame)")
         self.truncated += int(np.count_nonzero(captured < on_wire))
         before = np.maximum.accumulate(np.concatenate(([np.uint64(self.latest)], stamps[:-1].astype(np.uint64))))
         self.out_of_order += int(np.count_nonzero(stamps < before))

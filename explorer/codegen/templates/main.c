@@ -1,28 +1,42 @@
 /*
  * main.c: this project's NF as a DPDK 22.11 program on NF_CORES lcores.
  *
- *   nfx-nf [EAL options] -- [--packets N] [--idle-ms MS] [--rx-time] [--ordered]
+ *   nfx-nf [EAL options] -- [--packets N] [--idle-ms MS] [--rx-time] [--ordered] [--degraded-ok]
  *
  * NF device d is the d-th port DPDK finds, so there must be exactly NF_DEVICES of them, and EAL
  * must be given exactly NF_CORES lcores. Every port gets one rx and one tx queue per lcore: lcore
- * number c (its rte_lcore_index) receives from queue c of every port and sends on queue c. Each
- * port is programmed with its solved RSS key (NF_KEY_BYTES long), rss_hf masked by what the
- * device offers (a loud warning when bits are dropped), the RETA of the plan (entry -> queue),
- * and, on NICs that select hashed fields through flow rules (ice, i40e), one RSS flow rule per
- * packet type; the key and RETA are read back and checked.
+ * number c (its rte_lcore_index) receives from queue c of every port and sends on queue c.
  *
- * --packets N  stop after N packets in all;
- * --idle-ms MS stop after MS milliseconds in which no lcore received anything;
- * --rx-time    take `now` from the rx timestamp (microseconds) that drivers such as net_pcap put
- *              in the mbuf, instead of the TSC: a pcap replay then sees the capture's times;
- * --ordered    with --rx-time: each lcore processes its ports' packets in timestamp order (ties
- *              by port), reading a port until it runs dry. For pcap files pre-split per queue,
- *              this processes every core's packets in the order a trace replay does.
- * SIGINT and SIGTERM stop the lcores; ports are then stopped and closed (net_pcap then flushes
- * its files) and per-lcore statistics printed.
+ * Steering (see steer_port). Each port is programmed with its solved RSS key (NF_KEY_BYTES long,
+ * set on the port with rte_eth_dev_rss_hash_update), the rss_hf of the plan, the RETA of the plan
+ * (entry -> queue) and, on NICs that select hashed fields through flow rules (ice, i40e), one RSS
+ * flow rule per packet type that carries the types alone; the key and RETA are read back. When
+ * the plan's correctness depends on it (shared nothing with sharded state on several cores) and a
+ * port cannot hash as planned, the program stops and says what failed and what would work, unless
+ * --degraded-ok is given (it then runs with a loud warning). A device that does not hash at all
+ * (net_pcap, net_ring: their input is split per queue already) needs no steering.
  *
- * Exit status: 0 success, 1 bad usage or set-up, 2 nf_init failed, 3 a contract of nf.h was
- * broken, 4 nf_process returned a device the NF does not have.
+ * Frames. Ports take frames of up to NF_MAX_FRAME bytes (nf.h): the MTU is set for them, with
+ * scattered rx where the device offers it; a frame that arrives in several segments is gathered
+ * into a buffer of the lcore's for the NF and written back before it is sent. Frames shorter than
+ * an Ethernet header (runts) or longer than NF_MAX_FRAME (giants) are dropped before the NF.
+ *
+ * --packets N   stop after N packets in all;
+ * --idle-ms MS  stop after MS milliseconds in which no lcore received anything;
+ * --rx-time     take `now` from the rx timestamp (microseconds) that drivers such as net_pcap put
+ *               in the mbuf, instead of the TSC: a pcap replay then sees the capture's times;
+ * --ordered     with --rx-time: each lcore processes its ports' packets in timestamp order (ties
+ *               by port), reading a port until it runs dry. For pcap files pre-split per queue,
+ *               this processes every core's packets in the order a trace replay does;
+ * --degraded-ok run even when a port cannot hash as the plan needs (packets that share state may
+ *               then land on different cores).
+ * SIGINT and SIGTERM stop the lcores. On every way out (the end of the run, a set-up failure, a
+ * failed nf_init, a broken contract of nf.h) the ports are stopped and closed, so that net_pcap
+ * flushes its files; per-lcore statistics and the totals are printed at the end of a run.
+ *
+ * Exit status: 0 success, 1 bad usage or set-up (a port that cannot hash as planned included),
+ * 2 nf_init failed, 3 a contract of nf.h was broken, 4 nf_process returned a device the NF does
+ * not have.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -54,11 +68,16 @@
 #define MBUFS_PER_QUEUE 4095
 #define MBUF_CACHE 256
 #define MIN_FRAME 14
+#define IP_ALIGN 2 /* gathered frames start 2 bytes past an aligned address: IPv4 headers are aligned */
 #define TX_RETRIES 64
+#define EXIT_WAIT_MS 1000 /* how long a failing lcore waits for the others to leave their loops */
 
 #define EXIT_SETUP 1
 #define EXIT_INIT 2
 #define EXIT_VERDICT 4
+
+#define ONLY_FLAGS \
+  (RTE_ETH_RSS_L3_SRC_ONLY | RTE_ETH_RSS_L3_DST_ONLY | RTE_ETH_RSS_L4_SRC_ONLY | RTE_ETH_RSS_L4_DST_ONLY)
 
 static volatile sig_atomic_t force_quit;
 
@@ -67,7 +86,8 @@ static void on_signal(int signum) {
   force_quit = 1;
 }
 
-/* Exit with `status` after one line "nfx-nf: <message>" on stderr. */
+/* Exit with `status` after one line "nfx-nf: <message>" on stderr (the ports are stopped on the
+ * way out: see stop_ports). */
 #define fail(status, ...) nf_program_exit("nfx-nf", status, __VA_ARGS__)
 
 static void warn(const char *format, ...) __attribute__((format(printf, 1, 2)));
@@ -81,11 +101,14 @@ static void warn(const char *format, ...) {
   fputc('\n', stderr);
 }
 
+/* ---- options ------------------------------------------------------------------------------- */
+
 struct options {
   uint64_t packets; /* 0: no limit */
   uint64_t idle_ms; /* 0: never stop when idle */
   bool rx_time;
   bool ordered;
+  bool degraded_ok;
 };
 
 static uint64_t parse_count(const char *option, const char *text) {
@@ -98,7 +121,7 @@ static uint64_t parse_count(const char *option, const char *text) {
 }
 
 static struct options parse_options(int argc, char **argv) {
-  struct options options = {0, 0, false, false};
+  struct options options = {0, 0, false, false, false};
   for (int a = 1; a < argc; a++) {
     if (strcmp(argv[a], "--packets") == 0 && a + 1 < argc)
       options.packets = parse_count("--packets", argv[++a]);
@@ -108,52 +131,141 @@ static struct options parse_options(int argc, char **argv) {
       options.rx_time = true;
     else if (strcmp(argv[a], "--ordered") == 0)
       options.ordered = true;
+    else if (strcmp(argv[a], "--degraded-ok") == 0)
+      options.degraded_ok = true;
     else
-      fail(EXIT_SETUP, "unknown option '%s' (after --: --packets N, --idle-ms MS, --rx-time, --ordered)", argv[a]);
+      fail(EXIT_SETUP, "unknown option '%s' (after --: --packets N, --idle-ms MS, --rx-time, --ordered, "
+           "--degraded-ok)", argv[a]);
   }
   if (options.ordered && !options.rx_time) fail(EXIT_SETUP, "--ordered needs --rx-time");
   return options;
 }
 
-/* ---- ports -------------------------------------------------------------------------------- */
+static struct options options;
+
+/* ---- every way out stops the ports ---------------------------------------------------------- */
 
 static uint16_t ports[NF_DEVICES];
+static bool port_started[NF_DEVICES];
+static unsigned ports_stopping;
+/* Per lcore: 1 while it runs its forwarding loop (a failing lcore waits for the others to leave
+ * theirs before the ports stop under them). */
+static struct {
+  unsigned busy;
+} __rte_cache_aligned in_loop[RTE_MAX_LCORE];
 
-/* Field selection through flow rules: one RSS action per packet type, keeping the port's RETA. */
-static void add_flow_rules(uint16_t port, const struct nf_device_plan *plan) {
-  for (unsigned r = 0; r < plan->flow_rules; r++) {
-    struct rte_flow_attr attr = {.ingress = 1};
-    struct rte_flow_item pattern[4] = {{.type = RTE_FLOW_ITEM_TYPE_ETH}, {.type = RTE_FLOW_ITEM_TYPE_IPV4}};
-    int items = 2;
-    if (plan->flow_rule[r].pattern == NF_PATTERN_IPV4_TCP) pattern[items++].type = RTE_FLOW_ITEM_TYPE_TCP;
-    if (plan->flow_rule[r].pattern == NF_PATTERN_IPV4_UDP) pattern[items++].type = RTE_FLOW_ITEM_TYPE_UDP;
-    pattern[items].type = RTE_FLOW_ITEM_TYPE_END;
-    struct rte_flow_action_rss rss = {
-        .func = RTE_ETH_HASH_FUNCTION_TOEPLITZ,
-        .level = 0,
-        .types = plan->flow_rule[r].types,
-        .key_len = NF_KEY_BYTES,
-        .queue_num = 0,
-        .key = plan->key,
-        .queue = NULL,
-    };
-    struct rte_flow_action actions[2] = {{.type = RTE_FLOW_ACTION_TYPE_RSS, .conf = &rss},
-                                         {.type = RTE_FLOW_ACTION_TYPE_END}};
-    struct rte_flow_error error;
-    if (rte_flow_create(port, &attr, pattern, actions, &error) == NULL)
-      warn("port %u: cannot add the RSS flow rule for packet type %d (%s): the NIC may hash fields the "
-           "plan does not, and packets that share state may land on different cores",
-           port, plan->flow_rule[r].pattern, error.message ? error.message : "no reason given");
+/* Registered with atexit, and called at the end of a normal run: stop and close every started
+ * port once (net_pcap writes its files out then). When an lcore exits the process (a broken
+ * contract of nf.h), the other lcores are asked to stop and given EXIT_WAIT_MS to leave their
+ * loops first. */
+static void stop_ports(void) {
+  if (__atomic_exchange_n(&ports_stopping, 1, __ATOMIC_ACQ_REL)) return;
+  force_quit = 1;
+  unsigned self = rte_lcore_id();
+  uint64_t deadline = rte_get_tsc_cycles() + rte_get_tsc_hz() / 1000 * EXIT_WAIT_MS;
+  for (unsigned lcore = 0; lcore < RTE_MAX_LCORE; lcore++)
+    while (lcore != self && __atomic_load_n(&in_loop[lcore].busy, __ATOMIC_ACQUIRE) &&
+           rte_get_tsc_cycles() < deadline)
+      rte_pause();
+  for (uint16_t d = 0; d < NF_DEVICES; d++) {
+    if (!port_started[d]) continue;
+    struct rte_eth_stats s;
+    bool counted = rte_eth_stats_get(ports[d], &s) == 0;
+    rte_eth_dev_stop(ports[d]);
+    rte_eth_dev_close(ports[d]);
+    port_started[d] = false;
+    if (counted) /* the device's own counters: what it dropped before any lcore saw it */
+      printf("nfx-nf: port %u stopped: received %" PRIu64 ", sent %" PRIu64 ", missed %" PRIu64 ", rx errors %" PRIu64
+             ", tx errors %" PRIu64 ", no mbufs %" PRIu64 "\n", ports[d], s.ipackets, s.opackets, s.imissed, s.ierrors,
+             s.oerrors, s.rx_nombuf);
+    else
+      printf("nfx-nf: port %u stopped\n", ports[d]);
+  }
+  fflush(stdout);
+}
+
+/* ---- ports: queues, frame sizes ------------------------------------------------------------- */
+
+/* The MTU that lets NF_MAX_FRAME-byte frames in (the Ethernet header is not part of the MTU),
+ * within what the device takes; a loud warning when it takes less. */
+static uint16_t port_mtu(uint16_t port, const struct rte_eth_dev_info *info) {
+  uint32_t wanted = NF_MAX_FRAME - MIN_FRAME;
+  if (info->max_mtu >= wanted) return (uint16_t)wanted;
+  warn("port %u (%s): its largest MTU is %u bytes, so frames over %u bytes are dropped by the NIC; nfx run and "
+       "nfx check process frames of up to %d bytes", port, info->driver_name, info->max_mtu,
+       info->max_mtu + MIN_FRAME, NF_MAX_FRAME);
+  return info->max_mtu;
+}
+
+static void configure_port(uint16_t port, const struct rte_eth_dev_info *info, const struct rte_eth_conf *steering,
+                           struct rte_mempool *pool) {
+  if (info->max_rx_queues < NF_CORES || info->max_tx_queues < NF_CORES)
+    fail(EXIT_SETUP, "port %u (%s) offers %u rx and %u tx queues; this build needs %d of each (one per lcore)",
+         port, info->driver_name, info->max_rx_queues, info->max_tx_queues, NF_CORES);
+  struct rte_eth_conf conf = *steering;
+  conf.rxmode.mtu = port_mtu(port, info);
+  /* Frames bigger than an mbuf: scattered into segment chains where the device can. */
+  conf.rxmode.offloads |= info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER;
+  conf.txmode.offloads |= info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+  uint16_t rx_descriptors = RX_DESCRIPTORS, tx_descriptors = TX_DESCRIPTORS;
+  int status;
+  if ((status = rte_eth_dev_configure(port, NF_CORES, NF_CORES, &conf)) != 0 ||
+      (status = rte_eth_dev_adjust_nb_rx_tx_desc(port, &rx_descriptors, &tx_descriptors)) != 0)
+    fail(EXIT_SETUP, "port %u (%s): cannot configure %d queues (%s)", port, info->driver_name, NF_CORES,
+         rte_strerror(-status));
+  for (uint16_t q = 0; q < NF_CORES; q++)
+    if ((status = rte_eth_rx_queue_setup(port, q, rx_descriptors, rte_eth_dev_socket_id(port), NULL, pool)) != 0 ||
+        (status = rte_eth_tx_queue_setup(port, q, tx_descriptors, rte_eth_dev_socket_id(port), NULL)) != 0)
+      fail(EXIT_SETUP, "port %u: cannot set up queue %u (%s)", port, q, rte_strerror(-status));
+}
+
+/* ---- steering: key, RETA, flow rules ------------------------------------------------------- */
+
+/* Why a port cannot hash as planned. With NF_STEERING_MATTERS (shared nothing with sharded state)
+ * that is fatal unless --degraded-ok; otherwise (seq, locks, tm, or nothing sharded) any steering
+ * is correct and it only costs balance. */
+static void steering_failed(uint16_t port, const char *driver, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void steering_failed(uint16_t port, const char *driver, const char *format, ...) {
+  char what[640];
+  va_list args;
+  va_start(args, format);
+  vsnprintf(what, sizeof what, format, args);
+  va_end(args);
+  static const struct {
+    const char *profile, *driver;
+  } profiles[] = {NF_NIC_PROFILES};
+  const char *fits = NULL;
+  for (size_t i = 0; i < RTE_DIM(profiles); i++)
+    if (strcmp(profiles[i].driver, driver) == 0) fits = profiles[i].profile;
+  char remedy[320];
+  if (fits != NULL && strcmp(fits, NF_NIC) != 0)
+    snprintf(remedy, sizeof remedy, "this plan was solved for NIC profile %s (%s), but the port is %s: generate "
+             "for profile %s (nfx generate --nic %s), or with --strategy locks, which needs no steering",
+             NF_NIC, NF_NIC_DRIVER, driver, fits, fits);
+  else
+    snprintf(remedy, sizeof remedy, "generate with --strategy locks (correct whatever the NIC hashes), or for the "
+             "NIC profile of this NIC (nfx generate --nic, this plan: %s)", NF_NIC);
+  if (!NF_STEERING_MATTERS) {
+    warn("port %u (%s): %s. The %s strategy is correct with any steering, so the run goes on; only the balance "
+         "across cores may suffer", port, driver, what, NF_STRATEGY_NAME);
+  } else if (options.degraded_ok) {
+    warn("******** DEGRADED: port %u (%s): %s. Packets that share state may land on different cores, so this run "
+         "may differ from the sequential NF (--degraded-ok). To fix: %s. ********", port, driver, what, remedy);
+  } else {
+    fail(EXIT_SETUP, "port %u (%s) cannot hash as this plan needs: %s. Packets that share state would land on "
+         "different cores. To fix: %s; or run with --degraded-ok to go on anyway", port, driver, what, remedy);
   }
 }
 
 /* Program the RETA (device entry b -> plan entry b modulo the plan's size: related packets agree
  * on the plan's index bits, hence on the device's) and read it back. */
-static void program_reta(uint16_t port, const struct nf_device_plan *plan, uint16_t size) {
+static void program_reta(uint16_t port, const struct rte_eth_dev_info *info, const struct nf_device_plan *plan) {
   struct rte_eth_rss_reta_entry64 reta[RTE_ETH_RSS_RETA_SIZE_512 * 4 / RTE_ETH_RETA_GROUP_SIZE];
+  uint16_t size = info->reta_size;
   if (size == 0 || size > RTE_DIM(reta) * RTE_ETH_RETA_GROUP_SIZE) {
-    warn("port %u: no RETA to program (size %u): packets must arrive pre-split per queue, as net_pcap's rx_pcap "
-         "files are", port, size);
+    steering_failed(port, info->driver_name, "it has no RETA nfx can program (size %u)", size);
     return;
   }
   memset(reta, 0, sizeof reta);
@@ -162,88 +274,123 @@ static void program_reta(uint16_t port, const struct nf_device_plan *plan, uint1
     reta[b / RTE_ETH_RETA_GROUP_SIZE].reta[b % RTE_ETH_RETA_GROUP_SIZE] = plan->reta[b % NF_RETA_SIZE];
   }
   int status = rte_eth_dev_rss_reta_update(port, reta, size);
-  if (status == -ENOTSUP) {
-    warn("port %u: the device cannot program a RETA: packets must arrive pre-split per queue", port);
+  if (status != 0) {
+    steering_failed(port, info->driver_name, "it refused the RETA (%s)", rte_strerror(-status));
     return;
   }
-  if (status != 0) fail(EXIT_SETUP, "port %u: cannot program the RETA (%s)", port, rte_strerror(-status));
   struct rte_eth_rss_reta_entry64 back[RTE_DIM(reta)];
   memset(back, 0, sizeof back);
   for (uint16_t g = 0; g < (size + RTE_ETH_RETA_GROUP_SIZE - 1) / RTE_ETH_RETA_GROUP_SIZE; g++) back[g].mask = reta[g].mask;
-  if (rte_eth_dev_rss_reta_query(port, back, size) == 0)
-    for (uint16_t b = 0; b < size; b++)
-      if (back[b / RTE_ETH_RETA_GROUP_SIZE].reta[b % RTE_ETH_RETA_GROUP_SIZE] != plan->reta[b % NF_RETA_SIZE])
-        fail(EXIT_SETUP, "port %u: RETA entry %u reads back as %u, not %u", port, b,
-             back[b / RTE_ETH_RETA_GROUP_SIZE].reta[b % RTE_ETH_RETA_GROUP_SIZE], plan->reta[b % NF_RETA_SIZE]);
+  if (rte_eth_dev_rss_reta_query(port, back, size) != 0) return; /* nothing to compare with */
+  for (uint16_t b = 0; b < size; b++)
+    if (back[b / RTE_ETH_RETA_GROUP_SIZE].reta[b % RTE_ETH_RETA_GROUP_SIZE] != plan->reta[b % NF_RETA_SIZE]) {
+      steering_failed(port, info->driver_name, "RETA entry %u reads back as %u, not %u", b,
+                      back[b / RTE_ETH_RETA_GROUP_SIZE].reta[b % RTE_ETH_RETA_GROUP_SIZE], plan->reta[b % NF_RETA_SIZE]);
+      return;
+    }
 }
 
-static void check_key(uint16_t port, const struct nf_device_plan *plan) {
-  uint8_t key[NF_KEY_BYTES];
-  struct rte_eth_rss_conf conf = {.rss_key = key, .rss_key_len = NF_KEY_BYTES};
-  int status = rte_eth_dev_rss_hash_conf_get(port, &conf);
-  if (status == -ENOTSUP) {
-    warn("port %u: the key cannot be read back; the plan assumes the NIC uses it", port);
+/* Set the solved key on the port (rss_hf at port level: without the *_ONLY flags where flow rules
+ * select the fields) and read it back. */
+static void program_key(uint16_t port, const struct rte_eth_dev_info *info, const struct nf_device_plan *plan,
+                        uint64_t port_hf) {
+  struct rte_eth_rss_conf conf = {.rss_key = (uint8_t *)(uintptr_t)plan->key, .rss_key_len = NF_KEY_BYTES,
+                                  .rss_hf = port_hf};
+  int status = rte_eth_dev_rss_hash_update(port, &conf);
+  if (status != 0) {
+    steering_failed(port, info->driver_name, "it refused the solved RSS key and rss_hf 0x%" PRIx64 " (%s)", port_hf,
+                    rte_strerror(-status));
     return;
   }
-  if (status != 0) fail(EXIT_SETUP, "port %u: cannot read the RSS key back (%s)", port, rte_strerror(-status));
-  if (memcmp(key, plan->key, NF_KEY_BYTES) != 0)
-    fail(EXIT_SETUP, "port %u: the NIC's RSS key is not the solved key (it would place packets that share state "
-         "on different cores)", port);
+  uint8_t key[NF_KEY_BYTES];
+  struct rte_eth_rss_conf back = {.rss_key = key, .rss_key_len = NF_KEY_BYTES};
+  status = rte_eth_dev_rss_hash_conf_get(port, &back);
+  if (status != 0)
+    steering_failed(port, info->driver_name, "its RSS key cannot be read back (%s)", rte_strerror(-status));
+  else if (memcmp(key, plan->key, NF_KEY_BYTES) != 0)
+    steering_failed(port, info->driver_name, "its RSS key reads back different from the solved key");
 }
 
-static void setup_port(uint16_t port, uint16_t device, struct rte_mempool *pool) {
+/* Field selection through flow rules: one RSS action per packet type (nf_flow_rss_rule). */
+static void add_flow_rules(uint16_t port, const struct rte_eth_dev_info *info, const struct nf_device_plan *plan) {
+  static const char *const names[] = {[NF_PATTERN_IPV4_TCP] = "eth / ipv4 / tcp",
+                                      [NF_PATTERN_IPV4_UDP] = "eth / ipv4 / udp", [NF_PATTERN_IPV4] = "eth / ipv4"};
+  for (unsigned r = 0; r < plan->flow_rules; r++) {
+    struct rte_flow_attr attr;
+    struct rte_flow_item pattern[NF_FLOW_ITEMS];
+    struct rte_flow_action actions[2];
+    struct rte_flow_action_rss rss;
+    nf_flow_rss_rule(&plan->flow_rule[r], &attr, pattern, actions, &rss);
+    struct rte_flow_error error = {.message = NULL};
+    if (rte_flow_create(port, &attr, pattern, actions, &error) == NULL)
+      steering_failed(port, info->driver_name, "it refused the RSS flow rule for %s (types 0x%" PRIx64 "): %s, so it "
+                      "would hash fields the plan does not (%s)", names[plan->flow_rule[r].pattern],
+                      plan->flow_rule[r].types, error.message ? error.message : "no reason given", plan->rss_hf_names);
+  }
+}
+
+/* After the port started: make it hash as the plan says, or say why it cannot. */
+static void steer_port(uint16_t port, const struct rte_eth_dev_info *info, const struct nf_device_plan *plan) {
+  if (NF_CORES == 1 || plan->rss_hf == 0) return; /* one core, or RSS off: every packet to queue 0 */
+  if (info->flow_type_rss_offloads == 0) {
+    printf("nfx-nf: port %u (%s) does not hash: its input must be split per queue already (as net_pcap's rx_pcap "
+           "files are)\n", port, info->driver_name);
+    return;
+  }
+  if (strcmp(info->driver_name, NF_NIC_DRIVER) != 0)
+    steering_failed(port, info->driver_name, "it is not a port of NIC profile %s (%s)", NF_NIC, NF_NIC_DRIVER);
+  if (info->hash_key_size != NF_KEY_BYTES) {
+    steering_failed(port, info->driver_name, "it takes %u-byte RSS keys, this plan has %d-byte ones",
+                    info->hash_key_size, NF_KEY_BYTES);
+    return;
+  }
+  uint64_t port_hf = plan->flow_rules ? plan->rss_hf & ~ONLY_FLAGS : plan->rss_hf;
+  if (port_hf & ~info->flow_type_rss_offloads) {
+    steering_failed(port, info->driver_name, "it cannot hash rss_hf 0x%" PRIx64 " (%s): it offers 0x%" PRIx64,
+                    port_hf, plan->rss_hf_names, info->flow_type_rss_offloads);
+    port_hf &= info->flow_type_rss_offloads;
+  }
+  program_key(port, info, plan, port_hf);
+  program_reta(port, info, plan);
+  add_flow_rules(port, info, plan);
+}
+
+static void setup_port(uint16_t device, struct rte_mempool *pool) {
+  uint16_t port = ports[device];
   const struct nf_device_plan *plan = &nf_device_plans[device];
   struct rte_eth_dev_info info;
   int status = rte_eth_dev_info_get(port, &info);
   if (status != 0) fail(EXIT_SETUP, "port %u: cannot read device info (%s)", port, rte_strerror(-status));
-  if (info.max_rx_queues < NF_CORES || info.max_tx_queues < NF_CORES)
-    fail(EXIT_SETUP, "port %u (%s) offers %u rx and %u tx queues; this build needs %d of each (one per lcore)",
-         port, info.driver_name, info.max_rx_queues, info.max_tx_queues, NF_CORES);
-
-  uint64_t rss_hf = plan->rss_hf & info.flow_type_rss_offloads;
-  if (rss_hf != plan->rss_hf)
-    warn("port %u (%s): ******** the device cannot hash as planned: rss_hf 0x%" PRIx64 " (%s) masked to 0x%" PRIx64
-         " by its offloads 0x%" PRIx64 ". Unless the input is pre-split per queue in software, packets that share "
-         "state may land on different cores. ********",
-         port, info.driver_name, plan->rss_hf, plan->rss_hf_names, rss_hf, info.flow_type_rss_offloads);
-  struct rte_eth_conf conf;
-  memset(&conf, 0, sizeof conf);
-  if (rss_hf != 0 && NF_CORES > 1) {
-    if (info.hash_key_size != 0 && info.hash_key_size != NF_KEY_BYTES)
-      fail(EXIT_SETUP, "port %u (%s) takes %u-byte RSS keys; this plan was solved for %d-byte keys (choose the "
-           "NIC profile of this NIC with nfx generate --nic)", port, info.driver_name, info.hash_key_size, NF_KEY_BYTES);
-    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-    conf.rx_adv_conf.rss_conf.rss_key = (uint8_t *)(uintptr_t)plan->key;
-    conf.rx_adv_conf.rss_conf.rss_key_len = NF_KEY_BYTES;
-    conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+  /* RSS at configure time too: some drivers only enable multi-queue hashing there. */
+  struct rte_eth_conf steering;
+  memset(&steering, 0, sizeof steering);
+  uint64_t port_hf = (plan->flow_rules ? plan->rss_hf & ~ONLY_FLAGS : plan->rss_hf) & info.flow_type_rss_offloads;
+  if (NF_CORES > 1 && port_hf != 0) {
+    steering.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    if (info.hash_key_size == NF_KEY_BYTES) {
+      steering.rx_adv_conf.rss_conf.rss_key = (uint8_t *)(uintptr_t)plan->key;
+      steering.rx_adv_conf.rss_conf.rss_key_len = NF_KEY_BYTES;
+    }
+    steering.rx_adv_conf.rss_conf.rss_hf = port_hf;
   }
-  uint16_t rx_descriptors = RX_DESCRIPTORS, tx_descriptors = TX_DESCRIPTORS;
-  if ((status = rte_eth_dev_configure(port, NF_CORES, NF_CORES, &conf)) != 0 ||
-      (status = rte_eth_dev_adjust_nb_rx_tx_desc(port, &rx_descriptors, &tx_descriptors)) != 0)
-    fail(EXIT_SETUP, "port %u: cannot configure %d queues (%s)", port, NF_CORES, rte_strerror(-status));
-  for (uint16_t q = 0; q < NF_CORES; q++)
-    if ((status = rte_eth_rx_queue_setup(port, q, rx_descriptors, rte_eth_dev_socket_id(port), NULL, pool)) != 0 ||
-        (status = rte_eth_tx_queue_setup(port, q, tx_descriptors, rte_eth_dev_socket_id(port), NULL)) != 0)
-      fail(EXIT_SETUP, "port %u: cannot set up queue %u (%s)", port, q, rte_strerror(-status));
-  if ((status = rte_eth_dev_start(port)) != 0) fail(EXIT_SETUP, "port %u: cannot start (%s)", port, rte_strerror(-status));
+  configure_port(port, &info, &steering, pool);
+  if ((status = rte_eth_dev_start(port)) != 0)
+    fail(EXIT_SETUP, "port %u: cannot start (%s)", port, rte_strerror(-status));
+  port_started[device] = true;
   rte_eth_promiscuous_enable(port); /* not every driver can; forwarding works either way */
-  if (rss_hf != 0 && NF_CORES > 1) {
-    program_reta(port, plan, info.reta_size);
-    check_key(port, plan);
-    add_flow_rules(port, plan);
-  } else if (NF_CORES > 1) {
-    warn("port %u (%s): RSS is off: packets must arrive pre-split per queue (as with one rx_pcap per queue)",
-         port, info.driver_name);
-  }
-  char pools_why[512]; /* sharding by allocation: the pools this port's key and RETA give must be the plan's */
-  if (nf_pools_from_port(port, device, rss_hf != 0 && NF_CORES > 1, pools_why, sizeof pools_why) != 0)
+  steer_port(port, &info, plan);
+  /* sharding by allocation: the pools this port's key and RETA give must be the plan's */
+  bool steered = NF_CORES > 1 && plan->rss_hf != 0 && info.flow_type_rss_offloads != 0;
+  char pools_why[512];
+  if (nf_pools_from_port(port, device, steered, pools_why, sizeof pools_why) != 0)
     fail(EXIT_SETUP, "port %u: %s", port, pools_why);
 }
 
-/* ---- per-lcore forwarding ------------------------------------------------------------------- */
+/* ---- frames: one contiguous view of an mbuf chain ------------------------------------------- */
 
+/* Per-lcore state, indexed by rte_lcore_id(). */
 struct lcore_stats {
-  uint64_t received, sent, dropped, flooded, runts, tx_failed, writes, capacity_full;
+  uint64_t received, forwarded, dropped, flooded, runts, giants, sent, tx_failed, writes, capacity_full;
 } __rte_cache_aligned;
 
 struct tx_queue {
@@ -251,13 +398,34 @@ struct tx_queue {
   struct rte_mbuf *frames[BURST]; /* flushed after every burst */
 };
 
-/* Per-lcore state, indexed by rte_lcore_id(). */
 static struct lcore_state {
   struct lcore_stats stats;
   struct tx_queue tx[NF_DEVICES];
+  uint8_t gathered[IP_ALIGN + NF_MAX_FRAME] __rte_cache_aligned; /* a segmented frame, whole */
 } __rte_cache_aligned lcores[RTE_MAX_LCORE];
 
-static struct options options;
+/* The frame's bytes in one piece: the mbuf's own data, or its segments gathered into `buffer`. */
+static uint8_t *frame_bytes(struct rte_mbuf *m, uint8_t *buffer) {
+  if (m->nb_segs == 1) return rte_pktmbuf_mtod(m, uint8_t *);
+  uint8_t *at = buffer;
+  for (struct rte_mbuf *s = m; s != NULL; s = s->next) {
+    memcpy(at, rte_pktmbuf_mtod(s, const uint8_t *), s->data_len);
+    at += s->data_len;
+  }
+  return buffer;
+}
+
+/* Write a gathered frame (as the NF left it) back into its segments. */
+static void scatter_back(struct rte_mbuf *m, const uint8_t *bytes) {
+  if (m->nb_segs == 1) return;
+  for (struct rte_mbuf *s = m; s != NULL; s = s->next) {
+    memcpy(rte_pktmbuf_mtod(s, uint8_t *), bytes, s->data_len);
+    bytes += s->data_len;
+  }
+}
+
+/* ---- per-lcore forwarding ------------------------------------------------------------------- */
+
 static uint64_t received_total __rte_cache_aligned; /* for --packets */
 static uint64_t last_rx_tsc __rte_cache_aligned;    /* for --idle-ms */
 static int timestamp_offset = -1;
@@ -284,35 +452,43 @@ static uint64_t now_ns(const struct rte_mbuf *m, uint64_t start, uint64_t hz) {
 static void handle(struct lcore_state *me, uint16_t device, struct rte_mbuf *m, uint64_t start, uint64_t hz) {
   struct lcore_stats *stats = &me->stats;
   stats->received++;
-  if (m->nb_segs != 1 || m->data_len < MIN_FRAME) { /* runts, and frames the NF cannot see whole */
-    stats->runts++;
+  if (m->pkt_len < MIN_FRAME || m->pkt_len > NF_MAX_FRAME) { /* the NF never sees these */
+    stats->runts += m->pkt_len < MIN_FRAME;
+    stats->giants += m->pkt_len > NF_MAX_FRAME;
     rte_pktmbuf_free(m);
     return;
   }
+  uint8_t *packet = frame_bytes(m, me->gathered + IP_ALIGN);
   struct nf_outcome outcome;
-  nf_par_process(device, rte_pktmbuf_mtod(m, uint8_t *), m->data_len, now_ns(m, start, hz), &outcome);
+  nf_par_process(device, packet, (uint16_t)m->pkt_len, now_ns(m, start, hz), &outcome);
   stats->writes += outcome.ran == NF_RAN_WRITE;
   stats->capacity_full += outcome.capacity_hit;
   int verdict = outcome.verdict;
   if (verdict == NF_DROP) {
     stats->dropped++;
     rte_pktmbuf_free(m);
-  } else if (verdict == NF_FLOOD) {
+    return;
+  }
+  if (verdict != NF_FLOOD && (verdict < 0 || verdict >= NF_DEVICES)) {
+    rte_pktmbuf_free(m);
+    __atomic_store_n(&bad_verdict, verdict, __ATOMIC_RELAXED);
+    __atomic_store_n(&bad_verdict_lcore, rte_lcore_id() + 1, __ATOMIC_RELAXED);
+    force_quit = 1;
+    return;
+  }
+  scatter_back(m, packet);
+  if (verdict == NF_FLOOD) {
     stats->flooded++;
     if (NF_DEVICES == 1) {
       rte_pktmbuf_free(m);
       return;
     }
-    rte_mbuf_refcnt_update(m, (int16_t)(NF_DEVICES - 2));
+    rte_pktmbuf_refcnt_update(m, (int16_t)(NF_DEVICES - 2)); /* every segment: each send frees once */
     for (uint16_t out = 0; out < NF_DEVICES; out++)
       if (out != device) me->tx[out].frames[me->tx[out].count++] = m;
-  } else if (verdict >= 0 && verdict < NF_DEVICES) {
-    me->tx[verdict].frames[me->tx[verdict].count++] = m;
   } else {
-    rte_pktmbuf_free(m);
-    __atomic_store_n(&bad_verdict, verdict, __ATOMIC_RELAXED);
-    __atomic_store_n(&bad_verdict_lcore, rte_lcore_id() + 1, __ATOMIC_RELAXED);
-    force_quit = 1;
+    stats->forwarded++;
+    me->tx[verdict].frames[me->tx[verdict].count++] = m;
   }
 }
 
@@ -402,20 +578,52 @@ static int lcore_main(void *unused) {
   __atomic_fetch_add(&ready, 1, __ATOMIC_RELEASE);
   wait_until(&ready, NF_CORES);
   if (__atomic_load_n(&init_failed, __ATOMIC_RELAXED) == 0) {
+    __atomic_store_n(&in_loop[rte_lcore_id()].busy, 1, __ATOMIC_RELEASE);
     if (options.ordered)
       forward_ordered(me, queue, start, hz);
     else
       forward(me, queue, start, hz);
+    __atomic_store_n(&in_loop[rte_lcore_id()].busy, 0, __ATOMIC_RELEASE);
   }
   return 0;
+}
+
+/* ---- statistics ----------------------------------------------------------------------------- */
+
+static void print_stats(void) {
+  unsigned lcore_id;
+  struct lcore_stats total;
+  memset(&total, 0, sizeof total);
+  RTE_LCORE_FOREACH(lcore_id) {
+    const struct lcore_stats *s = &lcores[lcore_id].stats;
+    printf("nfx-nf: lcore %u: received %" PRIu64 ", forwarded %" PRIu64 ", flooded %" PRIu64 ", dropped %" PRIu64
+           ", runts %" PRIu64 ", giants %" PRIu64 ", sent %" PRIu64 ", tx failures %" PRIu64 ", write passes %" PRIu64
+           ", index allocations refused %" PRIu64 "\n", lcore_id, s->received, s->forwarded, s->flooded, s->dropped,
+           s->runts, s->giants, s->sent, s->tx_failed, s->writes, s->capacity_full);
+    total.received += s->received;
+    total.forwarded += s->forwarded;
+    total.flooded += s->flooded;
+    total.dropped += s->dropped;
+    total.runts += s->runts;
+    total.giants += s->giants;
+    total.sent += s->sent;
+    total.tx_failed += s->tx_failed;
+  }
+  /* received = forwarded + flooded + dropped + runts + giants (sent counts frames: a flood is sent
+   * on every device but its own) */
+  printf("nfx-nf: received %" PRIu64 ", forwarded %" PRIu64 ", flooded %" PRIu64 ", dropped %" PRIu64 ", runts %" PRIu64
+         ", giants %" PRIu64 ", sent %" PRIu64 ", tx failures %" PRIu64 "\n", total.received, total.forwarded,
+         total.flooded, total.dropped, total.runts, total.giants, total.sent, total.tx_failed);
 }
 
 int main(int argc, char **argv) {
   int eal_args = rte_eal_init(argc, argv);
   if (eal_args < 0) fail(EXIT_SETUP, "cannot initialise DPDK's EAL (%s)", rte_strerror(rte_errno));
+  nf_program_remove_runtime_dir_at_exit();
   options = parse_options(argc - eal_args, argv + eal_args);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
+  if (atexit(stop_ports) != 0) fail(EXIT_SETUP, "cannot register the exit handler");
 
   char why[160];
   if (nf_rss_self_test(why, sizeof why) != 0) fail(EXIT_SETUP, "software Toeplitz self-test failed: %s", why);
@@ -441,37 +649,25 @@ int main(int argc, char **argv) {
   struct rte_mempool *pool = rte_pktmbuf_pool_create("nfx_mbufs", MBUFS_PER_QUEUE * NF_DEVICES * NF_CORES, MBUF_CACHE,
                                                      0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
   if (pool == NULL) fail(EXIT_SETUP, "cannot create the mbuf pool (%s)", rte_strerror(rte_errno));
-  for (uint16_t d = 0; d < NF_DEVICES; d++) setup_port(ports[d], d, pool);
+  for (uint16_t d = 0; d < NF_DEVICES; d++) setup_port(d, pool);
 
-  if (!nf_par_init()) fail(EXIT_INIT, "nf_init failed (returned false)");
-  printf("nfx-nf: %s on %d cores, %d devices\n", NF_STRATEGY_NAME, NF_CORES, NF_DEVICES);
+  if (!nf_par_init()) {
+    const char *refusal = nf_runtime_refusal();
+    fail(EXIT_INIT, "nf_init failed (returned false)%s%s", refusal ? ": " : "", refusal ? refusal : "");
+  }
+  printf("nfx-nf: %s on %d cores, %d devices, lock: %s\n", NF_STRATEGY_NAME, NF_CORES, NF_DEVICES, nf_par_lock_name());
   fflush(stdout);
   rte_eal_mp_remote_launch(lcore_main, NULL, CALL_MAIN);
   rte_eal_mp_wait_lcore();
+  stop_ports();
 
-  for (uint16_t d = 0; d < NF_DEVICES; d++) {
-    rte_eth_dev_stop(ports[d]);
-    rte_eth_dev_close(ports[d]);
-  }
   unsigned failed = __atomic_load_n(&init_failed, __ATOMIC_ACQUIRE);
-  if (failed) fail(EXIT_INIT, "nf_init failed (returned false) on core %u", failed - 1);
-  unsigned lcore_id;
-  struct lcore_stats total;
-  memset(&total, 0, sizeof total);
-  RTE_LCORE_FOREACH(lcore_id) {
-    const struct lcore_stats *s = &lcores[lcore_id].stats;
-    printf("nfx-nf: lcore %u: received %" PRIu64 ", sent %" PRIu64 ", dropped %" PRIu64 ", flooded %" PRIu64
-           ", runts %" PRIu64 ", tx failures %" PRIu64 ", write passes %" PRIu64 ", index allocations refused %" PRIu64
-           "\n", lcore_id, s->received, s->sent, s->dropped, s->flooded, s->runts, s->tx_failed, s->writes,
-           s->capacity_full);
-    total.received += s->received;
-    total.sent += s->sent;
-    total.dropped += s->dropped;
-    total.runts += s->runts;
-    total.tx_failed += s->tx_failed;
+  if (failed) {
+    const char *refusal = nf_runtime_refusal();
+    fail(EXIT_INIT, "nf_init failed (returned false) on core %u%s%s", failed - 1, refusal ? ": " : "",
+         refusal ? refusal : "");
   }
-  printf("nfx-nf: received %" PRIu64 ", sent %" PRIu64 ", dropped %" PRIu64 ", runts %" PRIu64 ", tx failures %" PRIu64
-         "\n", total.received, total.sent, total.dropped, total.runts, total.tx_failed);
+  print_stats();
   unsigned bad = __atomic_load_n(&bad_verdict_lcore, __ATOMIC_RELAXED);
   if (bad)
     fail(EXIT_VERDICT, "nf_process returned %d on lcore %u: not a device of this NF (0..%d), NF_DROP or NF_FLOOD",

@@ -20,9 +20,16 @@
  *   --log the critical sections of locks and tm take tickets (nf_par_schedule_log).
  * --replica-log FILE: see write_replica_log (sn builds with replicated objects).
  * --paced: packets run one at a time in trace order (see await_turn), each on its own core.
- * --bench N: every core processes its queue over and over (times shifted by one trace span per
- *   lap) until N packets are processed in all, and the rate is printed.
- * Frames shorter than an Ethernet header are dropped without calling the NF.
+ * --bench N: one untimed warm-up lap of the trace, every packet in trace order on its own core;
+ *   then every core processes its queue over and over (times shifted by one trace span per lap)
+ *   until N packets are processed in all. Printed: "bench: N packets in T s: R Mpps (strategy, C
+ *   cores)", "lock: <how cores synchronise>", then per core "core C: packets P, busy S, cpu S,
+ *   waited S, writes W, forwarded F, dropped D, flooded L, runts R" over the timed laps: busy is
+ *   the core's wall time less its waits for slower cores, cpu its thread's CPU time less those
+ *   waits (less than busy when the machine ran something else on that CPU), writes the packets
+ *   that took the write lock (locks, tm).
+ * Frames shorter than an Ethernet header are dropped without calling the NF; the trace may hold
+ * none longer than NF_MAX_FRAME (nf.h).
  *
  * Exit status: 0 success, 1 bad usage, input or set-up, 2 nf_init failed, 3 a contract of nf.h
  * was broken (NF_EXIT_CONTRACT), 4 nf_process returned a device the NF does not have.
@@ -34,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -70,7 +78,10 @@ struct core_run {
   size_t *queue; /* packet numbers, in trace order */
   size_t length;
   uint64_t started, finished; /* TSC */
+  uint64_t waited;            /* TSC cycles spent waiting for slower cores (--bench) */
+  uint64_t cpu_ns;            /* the thread's CPU time over the timed laps, less its waits (--bench) */
   uint64_t processed;
+  uint64_t writes, forwarded, dropped, flooded, runts; /* --bench: how the timed packets ran */
   size_t bad_packet; /* first packet with an invalid verdict, or SIZE_MAX */
   int bad_verdict;
 } __attribute__((aligned(64)));
@@ -117,7 +128,7 @@ static bool valid_verdict(int verdict) {
 #define EXACT_BUFFERS 0
 #endif
 
-static uint8_t work[NF_CORES][IP_ALIGN + UINT16_MAX + 1] __attribute__((aligned(64)));
+static uint8_t work[NF_CORES][IP_ALIGN + NF_MAX_FRAME] __attribute__((aligned(64)));
 
 /* --paced: the trace packet whose turn it is. Packets still run on the cores RSS picks, each core
  * in its bursts, but one at a time in trace order, as if each arrived after the previous one was
@@ -186,42 +197,97 @@ static struct {
   uint64_t laps;
 } __attribute__((aligned(64))) laps_done[NF_CORES];
 
-static void wait_for_laps(uint64_t lap) {
+/* The warm-up lap's turnstile: the trace index of the next packet to process. */
+static size_t warm_next __attribute__((aligned(64)));
+
+static void relax(unsigned *spins) {
+  if (++*spins < 1024) {
+    rte_pause();
+  } else {
+    *spins = 0;
+    sched_yield();
+  }
+}
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static void wait_for_laps(struct core_run *run, uint64_t lap) {
   if (lap < 2) return;
+  uint64_t began = rte_get_tsc_cycles(), cpu = thread_cpu_ns();
   nf_par_quiesce(); /* never keep writers waiting while waiting */
   for (unsigned c = 0; c < NF_CORES; c++) {
     unsigned spins = 0;
     while (__atomic_load_n(&laps_done[c].laps, __ATOMIC_ACQUIRE) < lap - 1) {
       nf_par_quiesce(); /* sn with replicated objects: keep applying other cores' writes */
-      if (++spins < 1024) {
-        rte_pause();
-      } else {
-        spins = 0;
-        sched_yield();
-      }
+      relax(&spins);
     }
   }
+  run->waited += rte_get_tsc_cycles() - began;
+  run->cpu_ns -= thread_cpu_ns() - cpu; /* time spent waiting is not the core's work */
 }
 
-static void run_bench(struct core_run *run, unsigned core) {
+static void bench_packet(struct core_run *run, unsigned core, size_t i, uint64_t shift, bool count) {
   const struct nf_trace *trace = replay.trace;
-  uint64_t span = lap_span(trace), shift = 0;
+  uint16_t len = trace->len[i];
   struct nf_outcome outcome;
+  if (len < MIN_FRAME) {
+    run->runts += count;
+    return;
+  }
+  uint8_t *packet = work[core] + IP_ALIGN;
+  memcpy(packet, trace->bytes + trace->offset[i], len);
+  nf_par_process(trace->device[i], packet, len, trace->time[i] + shift, &outcome);
+  if (!valid_verdict(outcome.verdict) && run->bad_packet == SIZE_MAX) {
+    run->bad_packet = i;
+    run->bad_verdict = outcome.verdict;
+  }
+  if (!count) return;
+  run->writes += outcome.ran == NF_RAN_WRITE;
+  run->dropped += outcome.verdict == NF_DROP;
+  run->flooded += outcome.verdict == NF_FLOOD;
+  run->forwarded += outcome.verdict >= 0;
+}
+
+/* The untimed first lap: every packet on its own core, all of them in trace order (a core waits
+ * for the packet before its next one to be done), so that the state the timed laps start from is
+ * the one a sequential run of the trace leaves (locks, tm, seq) or each core's sequential share of
+ * it (sn), whatever the interleaving: traffic that answers what a run emitted (a NAT's replies)
+ * then finds the flows it was made for. */
+static void warm_up(struct core_run *run, unsigned core) {
+  for (size_t k = 0; k < run->length; k++) {
+    size_t i = run->queue[k];
+    unsigned spins = 0;
+    while (__atomic_load_n(&warm_next, __ATOMIC_ACQUIRE) != i) {
+      nf_par_wait(); /* sn with replicated objects: apply other cores' writes meanwhile */
+      relax(&spins);
+    }
+    bench_packet(run, core, i, 0, false);
+    nf_par_quiesce(); /* the next packet may need the write lock on another core */
+    __atomic_store_n(&warm_next, i + 1, __ATOMIC_RELEASE);
+  }
+  unsigned spins = 0;
+  while (__atomic_load_n(&warm_next, __ATOMIC_ACQUIRE) != replay.trace->count) {
+    nf_par_wait();
+    relax(&spins);
+  }
+  __atomic_store_n(&laps_done[core].laps, 1, __ATOMIC_RELEASE);
+}
+
+/* --bench: the warm-up lap, then bench_laps timed laps (times shifted by one trace span each). */
+static void run_bench(struct core_run *run, unsigned core) {
+  uint64_t span = lap_span(replay.trace);
+  warm_up(run, core);
   run->started = rte_get_tsc_cycles();
-  for (uint64_t lap = 0; lap < replay.bench_laps; lap++, shift += span) {
-    wait_for_laps(lap);
+  run->cpu_ns = 0;
+  uint64_t cpu_start = thread_cpu_ns();
+  for (uint64_t lap = 1; lap <= replay.bench_laps; lap++) {
+    wait_for_laps(run, lap);
     for (size_t k = 0; k < run->length; k++) {
-      size_t i = run->queue[k];
-      uint16_t len = trace->len[i];
-      if (len >= MIN_FRAME) {
-        uint8_t *packet = work[core] + IP_ALIGN;
-        memcpy(packet, trace->bytes + trace->offset[i], len);
-        nf_par_process(trace->device[i], packet, len, trace->time[i] + shift, &outcome);
-        if (!valid_verdict(outcome.verdict) && run->bad_packet == SIZE_MAX) {
-          run->bad_packet = i;
-          run->bad_verdict = outcome.verdict;
-        }
-      }
+      bench_packet(run, core, run->queue[k], lap * span, true);
       run->processed++;
       if (k % BURST == BURST - 1) nf_par_quiesce();
     }
@@ -229,6 +295,7 @@ static void run_bench(struct core_run *run, unsigned core) {
   }
   nf_par_quiesce();
   run->finished = rte_get_tsc_cycles();
+  run->cpu_ns += thread_cpu_ns() - cpu_start;
 }
 
 static int worker(void *unused) {
@@ -341,6 +408,7 @@ int main(int argc, char **argv) {
   }
   int eal_args = rte_eal_init(argc, argv);
   if (eal_args < 0) fail(EXIT_INPUT, "cannot initialise DPDK's EAL (%s)", rte_strerror(rte_errno));
+  nf_program_remove_runtime_dir_at_exit();
   const char *log_path = NULL, *replica_log_path = NULL, *paths[2] = {NULL, NULL};
   uint64_t bench_packets = 0;
   int npaths = 0;
@@ -431,8 +499,16 @@ int main(int argc, char **argv) {
     double seconds = last > first ? (double)(last - first) / (double)rte_get_tsc_hz() : 0.0;
     printf("bench: %" PRIu64 " packets in %.6f s: %.3f Mpps (%s, %d cores)\n", total, seconds,
            seconds > 0 ? (double)total / seconds / 1e6 : 0.0, strategy_name(), NF_CORES);
-    for (unsigned c = 0; c < NF_CORES; c++)
-      printf("core %u: %" PRIu64 " packets\n", c, replay.core[c].processed);
+    printf("lock: %s\n", nf_par_lock_name());
+    double hz = (double)rte_get_tsc_hz();
+    for (unsigned c = 0; c < NF_CORES; c++) {
+      const struct core_run *run = &replay.core[c];
+      double busy = run->finished > run->started ? (double)(run->finished - run->started - run->waited) / hz : 0.0;
+      printf("core %u: packets %" PRIu64 ", busy %.6f, cpu %.6f, waited %.6f, writes %" PRIu64 ", forwarded %" PRIu64
+             ", dropped %" PRIu64 ", flooded %" PRIu64 ", runts %" PRIu64 "\n",
+             c, run->processed, busy, (double)run->cpu_ns / 1e9, (double)run->waited / hz, run->writes,
+             run->forwarded, run->dropped, run->flooded, run->runts);
+    }
   } else {
     write_output(paths[1]);
     if (log_path != NULL) write_log(log_path, cores, hashes);

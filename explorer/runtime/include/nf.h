@@ -76,7 +76,14 @@ struct nf_tcpudp_hdr {
   uint16_t dst_port; /* p.l4.dport */
 };
 
-/* Always valid: the runtime never passes a frame shorter than an Ethernet header (14 bytes). */
+/* The longest frame the runtime hands to nf_process, in bytes as captured (no FCS): a 9,000-byte
+ * jumbo payload plus Ethernet and VLAN headers. Every driver (the sequential harness, the replay
+ * harness, the generated DPDK program) drops longer frames, like runts, without calling the NF;
+ * explorer/wire.py's MAX_FRAME is the same number for the commands. */
+#define NF_MAX_FRAME 9018
+
+/* Always valid: the runtime never passes a frame shorter than an Ethernet header (14 bytes), nor
+ * longer than NF_MAX_FRAME. */
 struct nf_ether_hdr *nf_ether_header(uint8_t *packet);
 
 /* NULL unless the frame is IPv4 (ether_type 0x0800, version 4, IHL >= 5) and len holds the whole
