@@ -94,10 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write bench.json and a plot here")
     _add_replication(p)
     p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",
-                   help="traffic to measure on, e.g. heartbeat:heartbeat_share=0.001 (default: uniform, or for an NF "
-                        "with replicated objects, traffic of its rare writers at 1 per 1,000 packets)")
+                   help="traffic to measure on, e.g. zipf:skew=1.2 (default: the NF's main path, or for an NF with "
+                        "replicated objects, traffic of its rare writers at 1 per 1,000 packets)")
     p.add_argument("--replies", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each build on replies to what it forwards too (default: when the NF rewrites headers)")
+    p.add_argument("--repeat", default="3", help="measurements per build, in rounds; the median is reported")
 
     p = sub.add_parser("simulate", help="per-core load and sharding violations of an RSS plan")
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)

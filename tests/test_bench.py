@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from explorer.bench.measure import BenchReport, BenchResult, bench, bench_trace
+from explorer.bench.measure import (BenchReport, BenchResult, CoreLoad, bench, bench_trace, parse_bench,
+                                    wanted_strategies)
 from explorer.bench.plot import scaling_svg
+from explorer.bench.traffic import open_loop, traffic_for
 from explorer.commands.bench import parse_cores
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, RunError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,18 +24,91 @@ def _repo_root(monkeypatch):
 
 def test_bench_trace_is_read_heavy_by_default():
     trace, described = bench_trace(20_000)
-    assert len(trace) == 20_000 and "1000 flows" in described and "size=64" in described
+    assert len(trace) == 20_000 and "1000 flows" in described and "64-byte frames" in described
     assert {len(f) for f in trace.frames} == {64}
 
 
+def test_sample_nfs_get_traffic_of_their_main_path():
+    """lb's clients talk to its virtual IP, pol gets hosts within and over their rate, nat replies."""
+    lb = traffic_for("lb", None, 10_000)
+    assert lb.kind == "heartbeat" and "virtual IP" in lb.describe()
+    trace = open_loop(lb)
+    vip = bytes([203, 0, 113, 1])
+    to_vip = sum(1 for d, f in zip(trace.devices.tolist(), trace.frames) if d == 1 and f[30:34] == vip)
+    assert to_vip / len(trace) > 0.9
+    assert traffic_for("pol", None, 10_000).kind == "zipf"
+    assert dict(traffic_for("nat", None, 10).params)["reply_share"] == 0.0  # replies come from each build
+    assert traffic_for("my_nf", None, 10).kind == "uniform"
+    assert traffic_for("lb", "uniform", 10).why == "as asked"
+    assert dict(traffic_for("fw", {"kind": "zipf", "skew": 1.5, "size": 1514}, 10).params) == {"skew": 1.5}
+    with pytest.raises(ConfigError, match="unknown traffic kind 'bogus'"):
+        traffic_for("fw", "bogus", 10)
+
+
+@pytest.mark.dpdk
+def test_closed_loop_replies_answer_what_the_warm_up_leaves(tmp_path):
+    """A locks build's warm-up runs the trace in order, so its NAT holds the sequential NF's ports: the
+    replies come from the sequential run (an sn build's from its own replay)."""
+    from explorer import pipeline
+    from explorer.bench.loop import emitted
+    from explorer.codegen import parallel_plan, write_project
+    from explorer.run import run_trace
+
+    trace = open_loop(traffic_for("nat", None, 2_000))
+    solution = pipeline.solve("sample_nfs/nat.c", cores=2, quality=False)
+    locks = write_project(parallel_plan(solution, "locks", 2), tmp_path / "locks")
+    seq = run_trace("sample_nfs/nat.c", trace)
+    assert emitted(locks, trace) == {i: (v, f) for i, v, f in seq.outputs if v >= 0}
+    assert len(emitted(locks, trace)) == len(trace)  # every request goes out
+
+
+BENCH_OUTPUT = "\n".join((
+    "bench: 1000 packets in 0.001000 s: 1.000 Mpps (locks, 2 cores)",
+    "lock: big-reader lock",
+    "core 0: packets 600, busy 0.000600, cpu 0.000500, waited 0.000100, writes 6, forwarded 590, dropped 10, "
+    "flooded 0, runts 0",
+    "core 1: packets 400, busy 0.000400, cpu 0.000400, waited 0.000000, writes 4, forwarded 380, dropped 0, "
+    "flooded 20, runts 0", ""))
+
+
+def test_parse_bench_reads_rates_verdicts_writes_and_per_core_load():
+    sample = parse_bench(BENCH_OUTPUT)
+    assert (sample.mpps, sample.packets, sample.seconds, sample.writes) == (1.0, 1000, 0.001, 10)
+    assert dict(sample.verdicts) == {"forwarded": 970, "dropped": 10, "flooded": 20, "runts": 0}
+    assert sample.cores[0] == CoreLoad(0, 600, 0.0006, 0.0005, 0.0001) and sample.lock == "big-reader lock"
+    with pytest.raises(RunError, match="no rate"):
+        parse_bench("core 0: packets 1")
+
+
 def test_report_json_speedups_and_rendering():
-    report = BenchReport("fw", 1000, "uniform", (BenchResult("seq", 1, 10.0, (10.0,)), BenchResult("sn", 1, 9.5, (9.5,)),
-                                                  BenchResult("sn", 2, 18.0, (17.0, 18.0, 19.0))))
+    results = (BenchResult("seq", 1, 10.0, (10.0,)), BenchResult("sn", 1, 9.5, (9.5,)),
+               BenchResult("sn", 2, 18.0, (17.0, 18.0, 19.0)))
+    report = BenchReport("fw", 1000, "uniform", results)
     data = report.to_dict()
     assert [(r["strategy"], r["cores"], r["mpps"]) for r in data["results"]] == [("seq", 1, 10.0), ("sn", 1, 9.5),
                                                                                 ("sn", 2, 18.0)]
     assert data["results"][2]["speedup"] == 1.8 and report.speedup("sn", 2) == pytest.approx(1.8)
-    assert "1.80x seq" in report.render()
+    assert " 1.80x " in report.render() and "[17.00 18.00 19.00]" in report.render()
+
+
+def test_a_report_names_its_verdict_shares_and_write_share():
+    verdicts = (("forwarded", 700), ("dropped", 300), ("flooded", 0), ("runts", 0))
+    locks = BenchResult("locks", 2, 5.0, (5.0,), 1000, 25, verdicts,
+                        (CoreLoad(0, 500, 0.1, 0.09, 0.0), CoreLoad(1, 500, 0.1, 0.1, 0.0)), "lock: big-reader lock")
+    report = BenchReport("fw", 1000, "bidir", (BenchResult("seq", 1, 4.0, (4.0,), 1000, 0, verdicts), locks))
+    line = next(ln for ln in report.render().splitlines() if ln.strip().startswith("locks"))
+    assert "2.50%" in line and "70.0%" in line and "30.0%" in line and "500 (0.100, 0.090)" in line
+    data = report.to_dict()["results"][1]
+    assert data["write_share"] == 0.025 and data["verdict_shares"]["dropped"] == 0.3
+    assert data["per_core"][1] == {"core": 1, "packets": 500, "busy_s": 0.1, "cpu_s": 0.1, "waited_s": 0.0}
+
+
+def test_strategies_to_measure():
+    assert wanted_strategies((), "shared-nothing") == ("seq", "sn")
+    assert wanted_strategies(("seq",), "shared-nothing") == ("seq",)
+    assert wanted_strategies(("tm", "locks", "tm"), "locks") == ("seq", "tm", "locks")
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        wanted_strategies(("fast",), "locks")
 
 
 def test_plot_is_a_deterministic_svg():
@@ -46,34 +122,114 @@ def test_plot_is_a_deterministic_svg():
 
 
 def test_parse_cores():
-    assert parse_cores("2,1,2") == (1, 2)
+    assert parse_cores("2,1,2") == (1, 2) and parse_cores("128") == (128,)
     for bad in ("", "a", "0,1", "-1"):
         with pytest.raises(ConfigError):
             parse_cores(bad)
+    with pytest.raises(ConfigError, match="--cores 129: DPDK here runs at most 128 lcores in one program "
+                                          ".RTE_MAX_LCORE."):
+        parse_cores("1,129")
+
+
+def _bench_dirs():
+    from explorer.processes import dpdk_runtime_dirs
+
+    return sorted(p for base in {d.parent for d in dpdk_runtime_dirs("x")} if base.is_dir()
+                  for p in base.glob(f"nfx-bench-{os.getpid()}-*"))
 
 
 @pytest.mark.dpdk
 def test_bench_measures_seq_next_to_the_parallel_builds():
     report = bench("sample_nfs/fw.c", cores=(1, 2), packets=40_000, trace_packets=20_000, repeat=1)
     assert [(r.strategy, r.cores) for r in report.results] == [("seq", 1), ("sn", 1), ("sn", 2)]
-    assert all(r.mpps > 0.1 for r in report.results)
+    assert all(r.mpps > 0.1 and r.packets == 40_000 for r in report.results)
+    for r in report.results:  # bidir traffic: fw's main path, every packet forwarded
+        assert r.share("forwarded") > 0.99 and sum(c.packets for c in r.per_core) == 40_000
+    assert len(report.result("sn", 2).per_core) == 2
     locks = bench("sample_nfs/bridge.c", cores=(2,), strategies=("tm", "locks"), packets=20_000, repeat=1)
     assert [(r.strategy, r.cores) for r in locks.results] == [("seq", 1), ("tm", 2), ("locks", 2)]
+    assert locks.result("tm", 2).note == "lock: big-reader lock (no RTM)"  # this CPU has no RTM
     refused = bench("sample_nfs/bridge.c", cores=(1,), strategies=("sn",), packets=20_000, repeat=1)
     assert [r.strategy for r in refused.results] == ["seq"] and "cannot run shared-nothing" in refused.notes[0]
+    only = bench("sample_nfs/nop.c", cores=(1, 2), strategies=("seq",), packets=10_000, repeat=1)
+    assert [(r.strategy, r.cores) for r in only.results] == [("seq", 1)]
+    assert _bench_dirs() == []
+
+
+@pytest.mark.dpdk
+def test_bench_measures_the_main_path_with_write_shares():
+    """lb on its VIP traffic (read-heavy: established flows, heartbeats), nat with closed-loop replies,
+    pol on a share within and over its rate: the verdict shares say so; the write-lock share is that
+    of the timed laps (lb's refreshes are reads; pol's bucket updates are all writes)."""
+    lb = bench("sample_nfs/lb.c", cores=(2,), strategies=("locks",), packets=20_000, trace_packets=10_000, repeat=1)
+    locks = lb.result("locks", 2)
+    assert locks.share("forwarded") > 0.9 and locks.write_share < 0.01
+    nat = bench("sample_nfs/nat.c", cores=(2,), strategies=("sn", "locks"), packets=20_000, trace_packets=10_000,
+                repeat=1)
+    for r in nat.results:
+        assert r.share("forwarded") > 0.99, (r.strategy, r.verdicts)
+    pol = bench("sample_nfs/pol.c", cores=(2,), strategies=("locks",), packets=20_000, trace_packets=10_000,
+                repeat=1)
+    shares = pol.result("locks", 2)
+    assert 0.01 < shares.share("dropped") < 0.6 and shares.write_share > 0.3
+    assert "most packets were dropped" not in " ".join(pol.notes)
 
 
 @pytest.mark.dpdk
 def test_cli_bench_writes_json_csv_and_plot(tmp_path, capsys):
     from explorer.cli import main
 
-    assert main(["bench", "sample_nfs/nop.c", "--cores", "1,2", "--packets", "20000", "--json",
+    assert main(["bench", "sample_nfs/nop.c", "--cores", "1,2", "--packets", "20000", "--repeat", "1", "--json",
                  "--out", str(tmp_path)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [(r["strategy"], r["cores"]) for r in data["results"]] == [("seq", 1), ("sn", 1), ("sn", 2)]
-    assert all(isinstance(r["mpps"], float) for r in data["results"])
+    assert all(isinstance(r["mpps"], float) and r["verdict_shares"]["forwarded"] == 1.0 for r in data["results"])
     assert json.loads((tmp_path / "bench.json").read_text()) == data
-    assert (tmp_path / "bench.csv").read_text().startswith("strategy,cores,mpps\nseq,1,")
+    csv = (tmp_path / "bench.csv").read_text()
+    assert csv.startswith("strategy,cores,mpps,speedup,write_share,forwarded_share,dropped_share,flooded_share,"
+                          "runts_share\nseq,1,")
     assert (tmp_path / "bench.svg").read_text().startswith("<svg")
     assert main(["bench", "sample_nfs/nop.c", "--cores", "x"]) == 1
     assert "--cores" in capsys.readouterr().err
+
+
+@pytest.mark.dpdk  # RTE_MAX_LCORE comes from DPDK's headers
+def test_cli_bench_refuses_bad_configuration_before_measuring(tmp_path, capsys, monkeypatch):
+    from explorer.cli import main
+    import explorer.commands.bench as command
+
+    monkeypatch.setattr(command, "bench", lambda *a, **k: pytest.fail("measured despite a bad configuration"))
+    assert main(["bench", "sample_nfs/nop.c", "--cores", "129"]) == 1
+    assert "--cores 129" in capsys.readouterr().err
+    assert main(["bench", "sample_nfs/nop.c", "--repeat", "0"]) == 1
+    assert "--repeat 0" in capsys.readouterr().err
+    (tmp_path / "target").write_text("keep me")
+    (tmp_path / "bench.csv").symlink_to(tmp_path / "target")
+    assert main(["bench", "sample_nfs/nop.c", "--out", str(tmp_path)]) == 1
+    assert "symbolic link" in capsys.readouterr().err and (tmp_path / "target").read_text() == "keep me"
+    assert main(["bench", "sample_nfs/nop.c", "--out", "/"]) == 1
+    assert "system folder" in capsys.readouterr().err
+
+
+@pytest.mark.dpdk
+@pytest.mark.slow
+def test_scaling_script_writes_the_curve(tmp_path):
+    """benchmarks/scaling.sh, here at 1 and 2 cores on two NFs (the device runs 1..16 on all)."""
+    import csv
+    import sys
+
+    from explorer.processes import run_child
+
+    env = dict(os.environ, PYTHON=sys.executable, NFS="nop,lb", REPEAT="1", PACKETS="20000", TRACE_PACKETS="10000")
+    done = run_child(["sh", str(ROOT / "benchmarks" / "scaling.sh"), str(tmp_path / "curve"), "1,2"], env=env,
+                     timeout=1200)
+    assert done.returncode == 0, done.stderr + done.stdout
+    rows = list(csv.DictReader((tmp_path / "curve" / "curve.csv").open()))
+    assert {(r["nf"], r["strategy"], r["cores"]) for r in rows} == {
+        ("nop", "seq", "1"), ("nop", "sn", "1"), ("nop", "sn", "2"), ("nop", "locks", "1"), ("nop", "locks", "2"),
+        ("lb", "seq", "1"), ("lb", "locks", "1"), ("lb", "locks", "2")}
+    assert all(float(r["mpps"]) > 0 and float(r["forwarded_share"]) > 0.9 for r in rows)
+    report = json.loads((tmp_path / "curve" / "lb.json").read_text())
+    assert [len(r["per_core"]) for r in report["results"]] == [1, 1, 2]
+    text = (tmp_path / "curve" / "scaling.txt").read_text()
+    assert "lb locks (read-heavy) 2 cores" in text and "nop locks: 2 cores" in text

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.run import DROP, FLOOD
+from explorer.run import DROP, FLOOD, run_trace
 from explorer.traffic.replies import with_replies
 from explorer.traffic.trace import Trace
 from explorer.verify.replay import run_replay
@@ -50,12 +50,23 @@ def verdicts(values: np.ndarray, replies: int = 0) -> Verdicts:
                     int(np.sum(values == DROP)), int(np.sum(values == FLOOD)), replies)
 
 
+def emitted(project: Any, trace: Trace) -> dict[int, tuple[int, bytes]]:
+    """What ``project``'s build sends for ``trace`` as the bench's warm-up lap leaves its state: the
+    warm-up runs every packet in trace order, so a seq, locks or tm build then holds what the
+    sequential NF holds (its run says what they send), and an sn build what each core's own run in
+    trace order holds (its replay, deterministic for sn, says so)."""
+    plan = project.plan
+    if plan.strategy == "sn":
+        run = run_replay(project, trace)
+        return {i: (int(v), run.frames[i]) for i, v in enumerate(run.verdicts.tolist())
+                if v >= 0 and run.frames[i] is not None}
+    seq = run_trace(plan.source, trace, dict(plan.overrides))
+    return {index: (verdict, frame) for index, verdict, frame in seq.outputs if verdict >= 0}
+
+
 def closed_loop(project: Any, trace: Trace) -> tuple[Trace, Verdicts]:
     """``trace`` plus the replies to what ``project``'s build forwards on it, and the verdicts of
     the build on that looped trace."""
-    run = run_replay(project, trace)
-    sent = {i: (int(v), run.frames[i]) for i, v in enumerate(run.verdicts.tolist())
-            if v >= 0 and run.frames[i] is not None}
-    looped = with_replies(trace, sent)
+    looped = with_replies(trace, emitted(project, trace))
     again = run_replay(project, looped.trace)
     return looped.trace, verdicts(again.verdicts, looped.replies)

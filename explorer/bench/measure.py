@@ -1,41 +1,119 @@
 """``bench``: Mpps of the generated builds, per strategy and core count, next to the sequential build
-measured in the same run, with packets preloaded in memory (the replay harness's ``--bench``).
+measured in the same run, packets preloaded in memory (the replay harness's ``--bench``).
 
-Every measurement runs the project's replay harness: each core processes its own RSS queue of the
-trace, again and again (times shifted by one trace span per lap), and the rate is all packets over
-the time from the first core's start to the last core's end, so an imbalanced split costs what it
-would on a NIC. Each configuration is measured ``repeat`` times and the best rate is reported (other
-processes can only slow a run down), every sample kept.
+Every measurement runs the project's replay harness: one untimed warm-up lap of the trace (every
+packet in trace order, so the timed laps start from the state a sequential run leaves), then each
+core processes its own RSS queue of the trace again and again (times shifted by one trace span per
+lap). The rate is all timed packets over the time from the first core's start to the last core's
+end, so an imbalanced split costs what it would on a NIC. Each configuration is measured ``repeat``
+times; the median is reported with every sample (the spread says how noisy the machine was), and
+so are, over the timed packets: the share per verdict (a drop-path figure never passes for a
+forwarding one), the share of packets that took the write lock (locks, tm), and per core its
+packets, busy time and CPU time (so that a loss can be attributed to imbalance, waiting or a
+CPU shared with other work). The builds are measured in rounds (every build once, then again), so
+that a slow spell of a shared machine hits all of them alike.
 """
 from __future__ import annotations
 
+import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from explorer.codegen.planning import parallel_plan
-from explorer.bench.loop import closed_loop
+from explorer.bench.launch import check_cores, program_error, run_dpdk
 from explorer.bench.plot import scaling_svg
+from explorer.bench.loop import closed_loop
+from explorer.bench.traffic import Spec, open_loop, traffic_for
+from explorer.codegen.compile import build_program
+from explorer.codegen.planning import STRATEGIES, parallel_plan
 from explorer.codegen.project import write_project
-from explorer.verify.equivalence import rewrites
-from explorer.verify.replay import run_bench
-from explorer.errors import ConfigError, GenerateError
-from explorer.traffic.generators import generate
+from explorer.errors import ConfigError, GenerateError, RunError
+from explorer.run import encode_trace
 from explorer.traffic.trace import Trace
+from explorer.verify.equivalence import rewrites
 
-DEFAULT_TRAFFIC = {"kind": "uniform", "size": 64}
+VERDICTS = ("forwarded", "dropped", "flooded", "runts")
+
+
+@dataclass(frozen=True)
+class CoreLoad:
+    """One core's share of a measurement: timed packets, wall time less waits for slower cores, and
+    its thread's CPU time (below busy when the CPU also ran other work)."""
+
+    core: int
+    packets: int
+    busy_s: float
+    cpu_s: float
+    waited_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"core": self.core, "packets": self.packets, "busy_s": self.busy_s, "cpu_s": self.cpu_s,
+                "waited_s": self.waited_s}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One run of ``nfx-replay --bench``."""
+
+    mpps: float
+    packets: int
+    seconds: float
+    writes: int
+    verdicts: tuple[tuple[str, int], ...]  # VERDICTS order
+    cores: tuple[CoreLoad, ...]
+    lock: str = ""
+
+
+def parse_bench(stdout: str) -> Sample:
+    """The replay's --bench report: "bench: N packets in T s: R Mpps (...)" and one "core C: name
+    value, ..." line per core."""
+    head = [ln for ln in stdout.splitlines() if ln.startswith("bench: ") and " Mpps" in ln]
+    if not head:
+        raise RunError(f"the benchmark printed no rate: {stdout.strip()[-300:]}")
+    words = head[0].split()
+    packets, seconds, mpps = int(words[1]), float(words[4]), float(words[6])
+    cores, totals, lock = [], dict.fromkeys(("writes",) + VERDICTS, 0), ""
+    for line in stdout.splitlines():
+        if line.startswith("lock: "):
+            lock = line[len("lock: "):]
+        if not line.startswith("core "):
+            continue
+        name, _, rest = line.partition(": ")
+        values = {k: float(v) for k, v in (part.rsplit(" ", 1) for part in rest.split(", "))}
+        cores.append(CoreLoad(int(name.split()[1]), int(values["packets"]), values["busy"], values["cpu"],
+                              values["waited"]))
+        for key in totals:
+            totals[key] += int(values[key])
+    return Sample(mpps, packets, seconds, totals["writes"], tuple((v, totals[v]) for v in VERDICTS), tuple(cores),
+                  lock)
 
 
 @dataclass(frozen=True)
 class BenchResult:
     strategy: str
     cores: int
-    mpps: float
+    mpps: float  # the median sample's
     samples: tuple[float, ...]
+    packets: int = 0  # timed packets of the median sample
+    writes: int = 0  # of them, how many took the write lock
+    verdicts: tuple[tuple[str, int], ...] = ()
+    per_core: tuple[CoreLoad, ...] = ()
+    note: str = ""
+
+    @property
+    def write_share(self) -> float:
+        return self.writes / self.packets if self.packets else 0.0
+
+    def share(self, verdict: str) -> float:
+        return dict(self.verdicts).get(verdict, 0) / self.packets if self.packets else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "cores": self.cores, "mpps": self.mpps, "samples": list(self.samples)}
+        return {"strategy": self.strategy, "cores": self.cores, "mpps": self.mpps, "samples": list(self.samples),
+                "packets": self.packets, "writes": self.writes, "write_share": round(self.write_share, 6),
+                "verdicts": dict(self.verdicts),
+                "verdict_shares": {v: round(self.share(v), 6) for v in VERDICTS},
+                "per_core": [c.to_dict() for c in self.per_core], "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -57,18 +135,30 @@ class BenchReport:
         seq = self.result("seq", 1).mpps
         return self.result(strategy, cores).mpps / seq if seq else 0.0
 
+    def _seq(self) -> float:
+        return next((r.mpps for r in self.results if r.strategy == "seq"), 0.0)
+
     def to_dict(self) -> dict[str, Any]:
-        seq = next((r.mpps for r in self.results if r.strategy == "seq"), 0.0)
+        seq = self._seq()
         return {"nf": self.nf, "packets": self.packets, "traffic": self.traffic,
                 "results": [dict(r.to_dict(), speedup=round(r.mpps / seq, 3) if seq else None) for r in self.results],
                 "notes": list(self.notes)}
 
     def render(self) -> str:
-        seq = next((r.mpps for r in self.results if r.strategy == "seq"), 0.0)
-        lines = [f"{self.nf}: {self.packets} packets per measurement, {self.traffic}"]
+        seq = self._seq()
+        lines = [f"{self.nf}: {self.packets} timed packets per measurement after a warm-up lap; {self.traffic}",
+                 f"  {'strategy':<8} {'cores':>5} {'Mpps':>8} {'x seq':>6} {'writes':>7}  "
+                 f"{'forwarded':>9} {'dropped':>7} {'flooded':>7}  samples; per core: packets (busy s, cpu s)"]
         for r in self.results:
-            ratio = f"  {r.mpps / seq:.2f}x seq" if seq and r.strategy != "seq" else ""
-            lines.append(f"  {r.strategy:<6} {r.cores:>3} core{'s' if r.cores != 1 else ' '} {r.mpps:8.3f} Mpps{ratio}")
+            ratio = f"{r.mpps / seq:.2f}x" if seq and r.strategy != "seq" else ""
+            writes = f"{100 * r.write_share:.2f}%" if r.strategy in ("locks", "tm") else "-"
+            samples = " ".join(f"{s:.2f}" for s in r.samples)
+            per_core = "; ".join(f"{c.packets} ({c.busy_s:.3f}, {c.cpu_s:.3f})" for c in r.per_core)
+            lines.append(f"  {r.strategy:<8} {r.cores:>5} {r.mpps:>8.3f} {ratio:>6} {writes:>7}  "
+                         f"{100 * r.share('forwarded'):>8.1f}% {100 * r.share('dropped'):>6.1f}% "
+                         f"{100 * r.share('flooded'):>6.1f}%  [{samples}]; {per_core}")
+            if r.note:
+                lines.append(f"      {r.note}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -76,74 +166,102 @@ class BenchReport:
         return scaling_svg(f"{self.nf}: Mpps per core count", [r.to_dict() for r in self.results])
 
 
-def bench_trace(packets: int, traffic: Optional[Mapping[str, Any]] = None, seed: int = 0) -> tuple[Trace, str]:
-    """The preloaded trace: ``packets`` packets of ``traffic`` (a generator kind and its parameters;
-    by default uniform 64-byte traffic over packets / 20 flows, so that 95% of the packets belong to
-    flows seen before)."""
-    spec = dict(DEFAULT_TRAFFIC if traffic is None else traffic)
-    kind = spec.pop("kind", "uniform")
-    flows = int(spec.pop("flows", max(1, packets // 20)))
-    trace = generate(kind, packets=packets, flows=flows, seed=seed, **spec)
-    extra = "".join(f", {k}={v}" for k, v in sorted(spec.items()))
-    return trace, f"{kind} traffic, {flows} flows{extra}, seed {seed}"
+def bench_trace(packets: int, traffic: Spec = None, seed: int = 0, nf: str = "") -> tuple[Trace, str]:
+    """A bench trace: ``packets`` packets of ``traffic`` (a generator kind or a spec ``{"kind": ...,
+    parameter: value}``; by default the NF's main-path traffic), 64-byte frames over packets / 20
+    flows unless the spec says otherwise."""
+    spec = traffic_for(nf, traffic, packets, seed)
+    return open_loop(spec), spec.describe()
+
+
+def _run_once(binary: Path, cores: int, trace_file: Path, packets: int, timeout: float) -> Sample:
+    done = run_dpdk(binary, cores, ["--bench", str(packets), str(trace_file)], pin=True, tag="bench", timeout=timeout)
+    if done.returncode != 0:
+        raise program_error(done, "nfx-replay")
+    return parse_bench(done.stdout)
+
+
+def _result(strategy: str, cores: int, samples: Sequence[Sample]) -> BenchResult:
+    ordered = sorted(samples, key=lambda s: s.mpps)
+    median = ordered[(len(ordered) - 1) // 2]
+    note = f"lock: {median.lock}" if strategy in ("locks", "tm") else ""
+    return BenchResult(strategy, cores, round(statistics.median(s.mpps for s in samples), 4),
+                       tuple(round(s.mpps, 4) for s in samples), median.packets, median.writes, median.verdicts,
+                       median.cores, note)
+
+
+def wanted_strategies(strategies: Sequence[str], solved: str, replicated: bool = False) -> tuple[str, ...]:
+    """seq first, then the strategies asked for (the solver's when none is, and locks next to an sn
+    build with replicated objects: what replication buys): ``--strategy seq`` alone measures only seq."""
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {s!r}: choose from {', '.join(STRATEGIES)}")
+    chosen = list(dict.fromkeys(strategies))
+    if not chosen:
+        chosen = ["seq", {"shared-nothing": "sn"}.get(solved, solved)] + (["locks"] if replicated else [])
+    return ("seq",) + tuple(s for s in chosen if s != "seq")
 
 
 def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[str] = (), packets: int = 1_000_000,
-          defines: Optional[Mapping[str, str]] = None, traffic: Optional[Mapping[str, Any]] = None,
-          trace_packets: Optional[int] = None, repeat: int = 3, seed: int = 0, nic: str = "e810",
-          replication: str = "lagged", replies: Optional[bool] = None) -> BenchReport:
-    """Measure ``nf``'s sequential build and each of ``strategies`` (default: the one the solver
-    picks, and locks next to an sn build with replicated objects) on each core count. ``packets``
-    per measurement, cycling over a preloaded trace of ``trace_packets`` (default: ``packets``, one
-    pass). With replicated objects and no ``traffic``, the traffic is their rare writers' (see
-    ``writers.writer_traffic``). With ``replies`` (default: when the NF rewrites headers, as a NAT
-    does) every build is measured on the trace plus the replies to what it forwards
-    (``explorer.bench.loop``; the default traffic then has no replies of its own), and the notes give
-    each build's share of packets per verdict."""
+          defines: Optional[Mapping[str, str]] = None, traffic: Spec = None, trace_packets: Optional[int] = None,
+          repeat: int = 3, seed: int = 0, nic: str = "e810", timeout: float = 600, replication: str = "lagged",
+          replies: Optional[bool] = None) -> BenchReport:
+    """Measure ``nf``'s sequential build and each of ``strategies`` (default: the one the solver picks,
+    and locks next to an sn build with replicated objects) on each core count. ``packets`` timed
+    packets per measurement, cycling over a preloaded trace of ``trace_packets`` (default: ``packets``,
+    at most 200,000) of ``traffic`` (default: the NF's main-path traffic; with replicated objects,
+    their rare writers' traffic, ``writers.writer_traffic``). With ``replies`` (default: when the NF
+    rewrites headers, as a NAT does) every build is measured on the trace plus the replies to what it
+    sends (``explorer.bench.loop``), and the notes give each build's share per verdict of that trace."""
     from explorer import pipeline
 
     if packets < 1 or repeat < 1:
         raise ConfigError("packets and repeat must be positive")
-    if not cores or any(c < 1 for c in cores):
-        raise ConfigError(f"core counts must be positive, not {list(cores)}")
+    if not cores:
+        raise ConfigError("no core count to measure")
+    cores = tuple(sorted({check_cores(c) for c in cores}))
     analysis = pipeline.analyze(nf, defines)
     base = pipeline.solve(analysis, cores=max(cores), seed=seed, nic=nic, quality=False)
-    wanted = [s for s in dict.fromkeys(strategies) if s != "seq"]
-    if not wanted:
-        wanted = [{"shared-nothing": "sn"}.get(base.strategy, base.strategy)]
-        if base.sharding.replicated:  # what replication buys, measured in the same run
-            wanted.append("locks")
-    if traffic is None and base.sharding.replicated:
+    replicated = bool(base.sharding.replicated)
+    order = wanted_strategies(strategies, base.strategy, replicated)
+    if traffic is None and replicated:
         from explorer.sharding.writers import writer_traffic
         traffic = writer_traffic(analysis, base.sharding)
     if replies is None:
         replies = rewrites(base)
-    if replies and traffic is None:
-        traffic = {**DEFAULT_TRAFFIC, "reply_share": 0.0}  # the replies are each build's own
-    trace, described = bench_trace(trace_packets or packets, traffic, seed)
-    if replies:
-        described += ", with replies to what each build forwards"
-    results = []
-    notes = []
-    with tempfile.TemporaryDirectory(prefix="nfx-bench-") as folder:
-        def measure(strategy: str, count: int, solution: Any) -> BenchResult:
-            project = write_project(parallel_plan(solution, strategy, count, replication),
-                                    Path(folder) / f"{strategy}-{count}")
-            measured = trace
-            if replies:
-                measured, shares = closed_loop(project, trace)
-                notes.append(f"{strategy} on {count} core{'s' if count != 1 else ''}: {shares.text()}")
-            samples = tuple(round(run_bench(project, measured, packets), 4) for _ in range(repeat))
-            return BenchResult(strategy, count, max(samples), samples)
-
-        results.append(measure("seq", 1, base))
-        for strategy in wanted:
-            solution = base if strategy == "sn" else pipeline.solve(analysis, cores=max(cores), seed=seed, nic=nic,
-                                                                    strategy=strategy, quality=False)
-            for count in sorted(set(cores)):
-                try:
-                    results.append(measure(strategy, count, solution))
-                except GenerateError as error:
-                    notes.append(f"{strategy}: {error}")
-                    break
+    spec = traffic_for(analysis.nf, traffic, trace_packets or min(packets, 200_000), seed)
+    described = spec.describe() + (", with replies to what each build forwards" if replies else "")
+    trace = open_loop(spec)
+    builds, notes = [], []
+    with tempfile.TemporaryDirectory(prefix="nfx-bench-") as tmp:
+        folder = Path(tmp)
+        for strategy in order:
+            try:
+                # locks and tm are correct with any steering; where the NF shards, they keep the
+                # shared-nothing keys, which keep each flow (both directions) on one core.
+                shardable = base.strategy == "shared-nothing"
+                solution = base if strategy in ("seq", "sn") or shardable else pipeline.solve(
+                    analysis, cores=max(cores), seed=seed, nic=nic, strategy=strategy, quality=False)
+                for count in (1,) if strategy == "seq" else cores:
+                    project = write_project(parallel_plan(solution, strategy, count, replication),
+                                            folder / f"{strategy}-{count}")
+                    measured = trace
+                    if replies:
+                        measured, shares = closed_loop(project, trace)
+                        notes.append(f"{strategy} on {count} core{'s' if count != 1 else ''}: {shares.text()}")
+                    path = folder / f"trace-{strategy}-{count}.bin"
+                    path.write_bytes(encode_trace(measured))
+                    builds.append((strategy, count, build_program(project, "replay"), path))
+            except GenerateError as error:
+                notes.append(f"{strategy}: {error}")
+        # Rounds over every build, so that a slow spell of the machine hits all of them alike.
+        samples: list[list[Sample]] = [[] for _ in builds]
+        for _ in range(repeat):
+            for k, (_strategy, count, binary, trace_file) in enumerate(builds):
+                samples[k].append(_run_once(binary, count, trace_file, packets, timeout))
+    results = [_result(strategy, count, runs) for (strategy, count, _b, _t), runs in zip(builds, samples)]
+    drop_heavy = [f"{r.strategy} on {r.cores}" for r in results if r.share("dropped") > 0.5]
+    if drop_heavy:
+        notes.append(f"most packets were dropped ({', '.join(drop_heavy)}): those figures measure the drop "
+                     "path; choose --traffic that the NF forwards to measure its main path")
     return BenchReport(analysis.nf, packets, described, tuple(results), tuple(notes))

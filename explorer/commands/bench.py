@@ -1,25 +1,69 @@
-"""``nfx bench NF.c --cores 1,2 [--strategy S ...] [--packets N] [--out DIR] [--json]``: Mpps per
-strategy and core count next to the sequential build, packets preloaded in memory (see
-explorer.bench.measure); with --out, bench.json, bench.csv and bench.svg (the scaling plot)."""
+"""``nfx bench NF.c --cores 1,2 [--strategy S ...] [--traffic KIND] [--packets N] [--repeat N] [--out DIR]
+[--json]``: Mpps per strategy and core count next to the sequential build, packets preloaded in memory,
+with the share of packets per verdict, the write-lock share and per-core load (see
+explorer.bench.measure); with --out, bench.json, bench.csv and bench.svg (the scaling plot), written
+through explorer.outputs and checked before any measurement."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
-from explorer.bench.measure import bench
+from explorer.bench.launch import check_cores
+from explorer.bench.measure import VERDICTS, BenchReport, bench
 from explorer.commands.options import parse_defines
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, OutputError
+from explorer.outputs import check_destination, os_words, refuse_system_folder, write_atomic
+
+OUT_FILES = ("bench.json", "bench.csv", "bench.svg")
 
 
 def parse_cores(text: str) -> tuple[int, ...]:
-    """``"1,2,4"`` -> ``(1, 2, 4)``."""
+    """``"1,2,4"`` -> ``(1, 2, 4)``; each count at least 1 and at most RTE_MAX_LCORE."""
     try:
         cores = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise ConfigError(f"--cores {text!r}: expected comma-separated core counts, e.g. 1,2") from None
     if not cores or any(c < 1 for c in cores):
         raise ConfigError(f"--cores {text!r}: core counts must be positive")
-    return tuple(sorted(set(cores)))
+    return tuple(sorted({check_cores(c) for c in cores}))
+
+
+def prepare_out(folder: str) -> Path:
+    """The --out folder, made and proven writable before the measurements (which take minutes), with
+    no symlink or non-file where bench.json, bench.csv or bench.svg go."""
+    out = refuse_system_folder(folder)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: it exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".nfx-bench-", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise OutputError(f"--out {out}: cannot write there ({os_words(error)})") from None
+    for name in OUT_FILES:
+        check_destination(out / name)
+    return out
+
+
+def csv_text(report: BenchReport) -> str:
+    columns = ["strategy", "cores", "mpps", "speedup", "write_share", *(f"{v}_share" for v in VERDICTS)]
+    rows = [",".join(columns)]
+    for r in report.to_dict()["results"]:
+        rows.append(",".join(str(x) for x in (r["strategy"], r["cores"], r["mpps"], r["speedup"], r["write_share"],
+                                              *(r["verdict_shares"][v] for v in VERDICTS))))
+    return "\n".join(rows) + "\n"
+
+
+def parse_repeat(text: str) -> int:
+    """``--repeat``: measurements per build, 1 to 100."""
+    try:
+        repeat = int(text)
+    except ValueError:
+        repeat = 0
+    if not 1 <= repeat <= 100:
+        raise ConfigError(f"--repeat {text}: expected an integer from 1 to 100")
+    return repeat
 
 
 def parse_traffic(text):
@@ -45,24 +89,20 @@ def parse_traffic(text):
 
 def main(args) -> int:
     defines = parse_defines(args.define)
-    report = bench(args.nf, parse_cores(args.cores), args.strategy, args.packets, defines,
-                   traffic=parse_traffic(args.traffic), replication=args.replication,
-                   replies=getattr(args, "replies", None))
+    cores = parse_cores(args.cores)
+    repeat = parse_repeat(str(getattr(args, "repeat", "3")))
+    out = prepare_out(args.out) if args.out else None
+    report = bench(args.nf, cores, args.strategy, args.packets, defines, traffic=parse_traffic(args.traffic),
+                   repeat=repeat, replication=args.replication, replies=getattr(args, "replies", None))
     data = report.to_dict()
-    if args.out:
-        out = Path(args.out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "bench.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-            (out / "bench.csv").write_text("strategy,cores,mpps\n" + "".join(
-                f"{r.strategy},{r.cores},{r.mpps}\n" for r in report.results))
-            (out / "bench.svg").write_text(report.svg())
-        except OSError as error:
-            raise ConfigError(f"--out {out}: cannot write ({error.strerror or error})") from None
+    if out is not None:
+        write_atomic(out / "bench.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
+        write_atomic(out / "bench.csv", csv_text(report))
+        write_atomic(out / "bench.svg", report.svg())
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(report.render())
-        if args.out:
-            print(f"  wrote {Path(args.out) / 'bench.json'}, bench.csv and bench.svg")
+        if out is not None:
+            print(f"  wrote {out / 'bench.json'}, bench.csv and bench.svg")
     return 0
