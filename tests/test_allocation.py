@@ -8,7 +8,10 @@ import pytest
 import z3
 
 from explorer import pipeline
-from explorer.ir import Access, Analysis, CallPath, FieldWrite, Location, Op, StateObject, Verdict
+from dataclasses import replace
+
+from explorer.ir import (
+    Access, AllocatedField, Analysis, CallPath, FieldWrite, KeyedBy, Location, Op, StateObject, Verdict)
 from explorer.rss.nic import nic_profile
 from explorer.rss.toeplitz import toeplitz_hash
 from explorer.sharding.allocation import allocated_keys
@@ -42,14 +45,20 @@ def analysis(capacity, *paths, objects=(("ports", "map"), ("chain", "dchain"))):
     return Analysis("t", "t.c", (), 2, objs, tuple(paths), ())
 
 
-def port_table(lan_port, wan_key, capacity=16384, reading_devices=(1,)):
-    """A NAT-like NF: the LAN path allocates an index and keys ``ports`` by (remote, port(index)),
-    the WAN path looks ``ports`` up by ``wan_key``."""
+def port_table(lan_port, wan_key, capacity=16384, written=None):
+    """A NAT-like NF: the LAN path allocates an index, keys ``ports`` by (remote, ``lan_port``) and
+    sends ``written`` (default: ``lan_port``) out in the source port; the WAN path looks ``ports`` up
+    by ``wan_key``. With the analysis' record of the allocated field, as the path explorer makes it."""
+    written = lan_port if written is None else written
     allocate = access("chain", Op.CREATE, "nf_dchain_allocate_new_index", None, ["chain.ok#2", "chain.index#2"])
     lan = path(0, [0], allocate, access("ports", Op.WRITE, "nf_map_put", z3.Concat(DST, DPORT, lan_port, PROTO)),
-               writes=(FieldWrite("p.l4.sport", str(lan_port), lan_port),))
-    wan = path(1, reading_devices, access("ports", Op.READ, "nf_map_get", wan_key, ["ports.found#1", "ports.value#1"]))
-    return analysis(capacity, lan, wan)
+               writes=(FieldWrite("p.l4.sport", str(written), written, LOC),))
+    lan = CallPath(0, lan.condition, "true", (0,), lan.accesses, lan.writes, Verdict("forward", 1))
+    wan = path(1, [1], access("ports", Op.READ, "nf_map_get", wan_key, ["ports.found#1", "ports.value#1"]))
+    value = z3.substitute(written, (INDEX, z3.BitVec("chain.index", 32)))
+    record = AllocatedField("chain", "p.l4.sport", value, str(value), (0,), (1,), (0,), (), (LOC,), (LOC,),
+                            "p.l4.dport", (KeyedBy("ports", (1,), (1,)),), (KeyedBy("ports", (0,), (0,)),))
+    return replace(analysis(capacity, lan, wan), allocated=(record,))
 
 
 NAT_PORT = z3.BitVecVal(1024, 16) + z3.Extract(15, 0, INDEX)
@@ -61,20 +70,32 @@ def test_a_nat_port_table_is_keyed_by_the_allocated_port():
     assert (key.object, key.allocator, key.field, key.devices) == ("ports", "chain", "dst_port", (1,))
     assert (key.offset, key.stride, key.span) == (1024, 1, (8, 23))
     assert [key.value(i) for i in (0, 1, 16383)] == [1024, 1025, 17407]
-    assert key.allocating == ((0, 1),) and key.reading == ((1, 0),)
-    assert key.written == ("path 0 writes p.l4.sport = " + str(NAT_PORT),)
+    assert key.allocating == ((0, 1),) and key.reading == ((1, 0),) and key.emitting == (0,)
+    assert key.written == ("t.c:1:1 writes p.l4.sport = " + str(z3.substitute(NAT_PORT, (INDEX, z3.BitVec("chain.index", 32)))),)
 
 
-@pytest.mark.parametrize("lan_port,wan_port,offset,stride", [
-    (z3.Extract(15, 0, INDEX), DPORT, 0, 1),  # the index itself
-    (z3.BitVecVal(5000, 16) + z3.Extract(15, 0, INDEX) * 2, DPORT, 5000, 2),  # every other port
-    (z3.RotateLeft(z3.BitVecVal(1024, 16) + z3.Extract(15, 0, INDEX), 8),  # stored in host order on both sides
-     z3.RotateLeft(DPORT, 8), 1024, 1),
-    (z3.Extract(15, 0, INDEX), DPORT - 7000, 7000, 1),  # read back as dst_port - base
+def test_without_the_analysis_record_nothing_is_allocated():
+    a = port_table(NAT_PORT, z3.Concat(SRC, SPORT, DPORT, PROTO))
+    assert allocated_keys(replace(a, allocated=())) == ()
+
+
+@pytest.mark.parametrize("lan_port,wan_port,written,offset,stride", [
+    (z3.Extract(15, 0, INDEX), DPORT, None, 0, 1),  # the index itself
+    (z3.BitVecVal(5000, 16) + z3.Extract(15, 0, INDEX) * 2, DPORT, None, 5000, 2),  # every other port
+    (z3.RotateLeft(NAT_PORT, 8), z3.RotateLeft(DPORT, 8), NAT_PORT, 1024, 1),  # keys in host order on both sides
+    (z3.Extract(15, 0, INDEX), DPORT - 7000, z3.BitVecVal(7000, 16) + z3.Extract(15, 0, INDEX), 7000, 1),  # port - base
 ])
-def test_the_field_value_of_each_index_is_solved(lan_port, wan_port, offset, stride):
-    (key,) = allocated_keys(port_table(lan_port, z3.Concat(SRC, SPORT, wan_port, PROTO), capacity=1000))
+def test_the_field_value_of_each_index_is_checked_against_the_keys(lan_port, wan_port, written, offset, stride):
+    (key,) = allocated_keys(port_table(lan_port, z3.Concat(SRC, SPORT, wan_port, PROTO), capacity=1000,
+                                       written=written))
     assert (key.offset, key.stride) == (offset, stride)
+
+
+def test_a_key_that_disagrees_with_the_carried_value_is_not_allocated():
+    """The packet carries 1024 + i, but the WAN key reads dst_port - 2048: they name other entries."""
+    a = port_table(z3.Extract(15, 0, INDEX), z3.Concat(SRC, SPORT, DPORT - 2048, PROTO), capacity=1000,
+                   written=NAT_PORT)
+    assert allocated_keys(a) == ()
 
 
 @pytest.mark.parametrize("lan_port,wan_port,capacity", [
@@ -113,7 +134,8 @@ def test_an_override_of_the_fields_asks_for_pair_constraints():
 def test_another_packet_access_keeps_pair_constraints():
     a = port_table(NAT_PORT, z3.Concat(SRC, SPORT, DPORT, PROTO))
     other = path(2, [1], access("ports", Op.WRITE, "nf_map_put", z3.Concat(SRC, SPORT, SPORT, PROTO)))
-    a = Analysis(a.nf, a.source, a.defines, a.devices, a.objects, a.paths + (other,), a.fields_read)
+    assert shard(a, nic_profile("e810")).allocations != ()
+    a = replace(a, paths=a.paths + (other,))
     assert shard(a, nic_profile("e810")).allocations == ()
 
 
@@ -121,7 +143,7 @@ def test_allocation_falls_back_when_the_reading_device_needs_other_fields():
     a = port_table(NAT_PORT, z3.Concat(SRC, SPORT, DPORT, PROTO))
     counters = path(2, [1], access("hosts", Op.WRITE, "nf_map_put", SRC))
     objects = (("ports", "map"), ("chain", "dchain"), ("hosts", "map"))
-    a = analysis(16384, *a.paths, counters, objects=objects)
+    a = replace(analysis(16384, *a.paths, counters, objects=objects), allocated=a.allocated)
     plan = shard(a, nic_profile("e810"))
     assert plan.allocations == () and not plan.conflicts
     assert "sharding by allocation conflicts" in plan.unallocated and "hosts needs {src_ip}" in plan.unallocated

@@ -13,9 +13,9 @@ constraint is not needed:
 * so the allocating device is free to hash whatever its other state needs (a NAT's LAN side: the
   full 4-tuple, the most entropy there is).
 
-``allocated_keys(analysis)`` finds such keys in the analysis (the one place that derives them; the
-path explorer may record them itself one day, and this function then reads that record);
-``by_allocation`` turns an object's pair constraints into the allocation's.
+``allocated_keys(analysis)`` takes what the path explorer recorded (``Analysis.allocated``: which
+field carries which allocator's index, and which accesses key state by it on either side) and checks
+it against the keys; ``by_allocation`` turns an object's pair constraints into the allocation's.
 """
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import z3
 
-from explorer.ir import Access, Analysis, CallPath, Op
+from explorer.ir import Access, Analysis, CallPath
 from explorer.rss.problem import PairConstraint
 from explorer.sharding.constraints import KeyedAccess, pair_constraints
 from explorer.symbex.bitvec import symbols_of
 from explorer.symbex.render import Renderer
-from explorer.wire import FIELD_BY_NAME, RSS_BITS, RSS_SYMBOL
+from explorer.wire import FIELD_BY_NAME, RSS_BITS
 
 ALLOCATE_CALL = "nf_dchain_allocate_new_index"
 Z3_TIMEOUT_MS = 10_000
@@ -81,44 +81,124 @@ class AllocatedKey:
                 "written": list(self.written)}
 
 
-# ---- finding allocated keys in an analysis ----------------------------------------------------------
+# ---- the analysis' allocated fields, checked against the keys -----------------------------------------
 
 def allocated_keys(analysis: Analysis) -> tuple[AllocatedKey, ...]:
     """Every object entry keyed by an allocated value that packets of some device carry back in one
-    RSS-hashable field (see ``AllocatedKey``), sorted by object."""
+    RSS-hashable field (see ``AllocatedKey``), sorted by object.
+
+    The analysis records where such values go (``ir.AllocatedField``: the allocator, the value
+    ``f(index)`` a forwarded packet carries, the reply field that brings it back, the accesses keyed
+    by either); here each object it names is checked against the keys themselves: on the allocating
+    paths the key holds a function of the fresh index in some bits, the reading accesses hold the
+    reply field in the same bits, and the two name one entry exactly when the field is ``f(i)``."""
     capacities = {o.name: o.capacity for o in analysis.objects if o.kind == "dchain"}
-    candidates: dict[tuple, dict[str, Any]] = {}
-    for path in analysis.paths:
-        for position, access in enumerate(path.accesses):
-            if access.call != ALLOCATE_CALL or access.object not in capacities or len(access.results) < 2:
-                continue
-            index = z3.BitVec(access.results[1], 32)
-            for site, keyed in _keyed_by(path, index, access, position):
-                for span, value in _spans(keyed.key, index.decl().name()):
-                    ident = (keyed.object, access.object, span, keyed.key.size())
-                    entry = candidates.setdefault(ident, {"values": [], "sites": [], "written": [], "emitting": []})
-                    entry["values"].append((index, value))
-                    entry["sites"].append((path.index, site))
-                    writes = _writes(path, index.decl().name())
-                    entry["written"].extend(writes)
-                    if writes and path.verdict.kind == "forward":
-                        entry["emitting"].append(path.index)
-    found = []
-    for (obj, allocator, span, width), entry in sorted(candidates.items(), key=lambda kv: kv[0][:3]):
-        key = _reading(analysis, obj, allocator, span, width, entry, capacities[allocator])
-        if key is not None:
-            found.append(key)
-    return tuple(found)
+    paths = {p.index: p for p in analysis.paths}
+    found: dict[str, AllocatedKey] = {}
+    for record in analysis.allocated:
+        reply = FIELD_BY_NAME.get(record.reply_field or "")
+        if reply is None or reply.rss_name is None or record.allocator not in capacities:
+            continue
+        capacity = capacities[record.allocator]
+        carried = _affine(record.value, z3.BitVec(f"{record.allocator}.index", 32), reply.bits, capacity)
+        if carried is None:
+            continue
+        emitting = [paths[i] for i in record.paths if _fresh_index(paths[i], record.allocator) is not None]
+        readers = {k.object: k for k in record.reply_keys}
+        keyed = {k.object: set(k.paths) for k in record.keyed}
+        for obj in sorted(readers):
+            allocating = [(p, at, a) for p in emitting for at, a in _keyed_by(p, record.allocator)
+                          if a.object == obj and (obj == record.allocator or p.index in keyed.get(obj, ()))]
+            reading = [(paths[i], at, a) for i in readers[obj].paths for at, a in enumerate(paths[i].accesses)
+                       if a.object == obj and a.key is not None and reply.name in symbols_of(a.key)]
+            key = _checked(obj, record, reply, carried, capacity, allocating, reading)
+            if key is not None and obj not in found:
+                found[obj] = key
+    return tuple(found[name] for name in sorted(found))
 
 
-def _keyed_by(path: CallPath, index: z3.BitVecRef, allocation: Access, position: int):
-    """The accesses of ``path`` whose key mentions the fresh ``index`` (the allocation itself
-    counts, keyed by the index it returns), with their positions."""
-    name = index.decl().name()
-    yield position, replace(allocation, key=index, key_text=name)
+def _fresh_index(path: CallPath, allocator: str) -> Optional[tuple[int, Access]]:
+    """The path's allocation from ``allocator`` (its position and access), if it has one."""
+    for at, access in enumerate(path.accesses):
+        if access.call == ALLOCATE_CALL and access.object == allocator and len(access.results) >= 2:
+            return at, access
+    return None
+
+
+def _keyed_by(path: CallPath, allocator: str):
+    """The accesses of ``path`` whose key mentions the index it allocates from ``allocator`` (the
+    allocation itself counts, keyed by the index it returns), with their positions."""
+    position, allocation = _fresh_index(path, allocator)
+    name = allocation.results[1]
+    yield position, replace(allocation, key=z3.BitVec(name, 32), key_text=name)
     for at, access in enumerate(path.accesses):
         if at > position and access.key is not None and name in symbols_of(access.key):
             yield at, access
+
+
+def _affine(value: z3.ExprRef, index: z3.BitVecRef, bits: int, capacity: int) -> Optional[tuple[int, int]]:
+    """(offset, stride) when ``value`` (a ``bits``-wide function of ``index``) is ``offset + stride * i``
+    for every i below ``capacity``, with no two alike; else None."""
+    if value.size() != bits:
+        return None
+    at = lambda k: z3.simplify(z3.substitute(value, (index, z3.BitVecVal(k, 32))))  # noqa: E731
+    first, second = at(0), at(1 if capacity > 1 else 0)
+    if not (z3.is_bv_value(first) and z3.is_bv_value(second)):
+        return None
+    offset, stride = first.as_long(), (second.as_long() - first.as_long()) % (1 << bits)
+    i, j = z3.BitVec("nfx.i", 32), z3.BitVec("nfx.j", 32)
+    line = lambda k: z3.BitVecVal(offset, bits) + z3.BitVecVal(stride, bits) * _narrow(k, bits)  # noqa: E731
+    limit = z3.BitVecVal(capacity, 32)
+    for formulas in ([z3.ULT(i, limit), z3.substitute(value, (index, i)) != line(i)],
+                     [z3.ULT(i, limit), z3.ULT(j, limit), i != j, line(i) == line(j)]):
+        solver = _solver()
+        solver.add(*formulas)
+        if solver.check() != z3.unsat:
+            return None
+    return offset, stride
+
+
+def _narrow(term: z3.BitVecRef, bits: int) -> z3.BitVecRef:
+    return z3.Extract(bits - 1, 0, term) if bits < term.size() else term
+
+
+def _checked(obj: str, record: Any, reply: Any, carried: tuple[int, int], capacity: int, allocating: list,
+             reading: list) -> Optional[AllocatedKey]:
+    """The allocated key of ``obj`` when every allocating access's key names an entry in the same
+    bits as every reading access's, exactly when the reply field is the value packets carried."""
+    if not allocating or not reading:
+        return None
+    width = {a.key.size() for _, _, a in allocating} | {a.key.size() for _, _, a in reading}
+    if len(width) != 1:
+        return None
+    spans = {(span, value.sexpr()): (span, value, path, a) for path, _, a in allocating
+             for span, value in _spans(a.key, _index_symbol(path, record))}
+    if len({span for span, _ in spans}) != 1:
+        return None  # the value sits in different bits on different paths (or nowhere): no one relation
+    ((lo, hi), _), *_ = spans
+    parts = {z3.simplify(z3.Extract(hi, lo, a.key)).sexpr(): z3.simplify(z3.Extract(hi, lo, a.key))
+             for _, _, a in reading}
+    if len(parts) != 1:
+        return None  # readers that compute the key part differently might name one entry apart
+    (part,) = parts.values()
+    if symbols_of(part) != {reply.name}:
+        return None
+    field = z3.BitVec(reply.name, reply.bits)
+    for span, value, path, _ in spans.values():
+        index = z3.BitVec(_index_symbol(path, record), 32)
+        if _affine_field(value, index, part, field, capacity) != carried:
+            return None
+    first = next(iter(spans.values()))
+    written = tuple(f"{loc} writes {record.field} = {record.value_text}" for loc in record.written_at)
+    return AllocatedKey(
+        obj, record.allocator, capacity, reply.rss_name, tuple(sorted(record.out_devices)), carried[0], carried[1],
+        (lo, hi), tuple(sorted({(p.index, at) for p, at, _ in allocating})),
+        tuple(sorted({(p.index, at) for p, at, _ in reading})), _text(first[1]), written,
+        tuple(sorted({p.index for p, _, _ in allocating})))
+
+
+def _index_symbol(path: CallPath, record: Any) -> str:
+    return _fresh_index(path, record.allocator)[1].results[1]
 
 
 def _parts(term: z3.ExprRef) -> list[z3.ExprRef]:
@@ -146,48 +226,6 @@ def _spans(key: z3.ExprRef, index: str) -> list[tuple[tuple[int, int], z3.ExprRe
         if part is not None:
             hi -= part.size()
     return out
-
-
-def _writes(path: CallPath, index: str) -> list[str]:
-    return [f"path {path.index} writes {w.field} = {w.value_text}" for w in path.writes
-            if w.value is not None and symbols_of(w.value) == {index}]
-
-
-def _reading(analysis: Analysis, obj: str, allocator: str, span: tuple[int, int], width: int,
-             entry: dict[str, Any], capacity: int) -> Optional[AllocatedKey]:
-    """The packet-keyed accesses of ``obj`` that name the allocated value through one header field,
-    when every allocating site's value maps to that field by one affine bijection."""
-    lo, hi = span
-    by_field: dict[str, list[tuple[CallPath, int, z3.ExprRef]]] = {}
-    for path in analysis.paths:
-        for position, access in enumerate(path.accesses):
-            if access.object != obj or access.key is None or access.key.size() != width:
-                continue
-            part = z3.simplify(z3.Extract(hi, lo, access.key))
-            symbols = symbols_of(part)
-            if len(symbols) == 1 and next(iter(symbols)) in FIELD_BY_NAME:
-                field = FIELD_BY_NAME[next(iter(symbols))]
-                if field.rss_name is not None:
-                    by_field.setdefault(field.rss_name, []).append((path, position, part))
-    if len(by_field) != 1:
-        return None  # no packet names the value, or several fields do (not one thing to hash)
-    name, readers = next(iter(by_field.items()))
-    if any(not part.eq(readers[0][2]) for _, _, part in readers):
-        return None  # readers that compute the key part differently might name one entry apart
-    symbol = z3.BitVec(RSS_SYMBOL[name], RSS_BITS[name])
-    mapping = None
-    for index, value in entry["values"]:
-        for _, _, part in readers:
-            found = _affine_field(value, index, part, symbol, capacity)
-            if found is None or (mapping is not None and found != mapping):
-                return None
-            mapping = found
-    offset, stride = mapping
-    value_text = _text(entry["values"][0][1])
-    return AllocatedKey(
-        obj, allocator, capacity, name, tuple(sorted({d for path, _, _ in readers for d in path.devices})), offset,
-        stride, span, tuple(sorted(set(entry["sites"]))), tuple(sorted({(p.index, at) for p, at, _ in readers})),
-        value_text, tuple(sorted(set(entry["written"]))), tuple(sorted(set(entry["emitting"]))))
 
 
 def _text(term: z3.ExprRef) -> str:
