@@ -165,7 +165,7 @@ def test_simulate_shows_violations_as_packets_and_goes_stale(app, engine):
     assert app.simulator.status.state == "stale"
     assert app.simulator.status.message.startswith("Out of date: shown for tiny.c, e810, 16 cores, seed 0; "
                                                    "cores 16 -> 8 changed since.")
-    assert "nfx-stale" in app.simulator.load._dom_classes
+    assert "nfx-stale" in app.simulator.body._dom_classes
 
 
 def test_one_pcap_per_device_becomes_the_traffic(app, engine, tmp_path):

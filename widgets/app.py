@@ -56,8 +56,8 @@ PAGE_CSS = STATUS_CSS + """<style>
 .nfx-pane { flex: 1 1 0; min-width: 520px; }
 .nfx-app .nfx-toolbar { border-bottom: 1px solid #d0d7de; padding-bottom: 4px; margin-bottom: 4px;
                         background: white; }
-.nfx-app .nfx-pane { height: calc(100vh - 168px); min-height: 460px; }
-.nfx-app .nfx-pane-left { height: calc(100vh - 204px); min-height: 424px; }
+.nfx-app .nfx-pane { height: calc(100vh - 112px); min-height: 460px; }
+.nfx-app .nfx-pane-left { height: calc(100vh - 148px); min-height: 424px; }
 .nfx-app .nfx-pane > .widget-tab-contents { height: calc(100% - 28px); box-sizing: border-box; }
 .nfx-app .nfx-pane > .widget-tab-contents > .widget-vbox { height: 100%; }
 .nfx-app .nfx-body { flex: 1 1 0; min-height: 0; overflow-y: auto; padding-right: 4px; }
@@ -421,8 +421,10 @@ class ExplorerApp(ipywidgets.VBox):
         explain = getattr(self.engine, "explain", None)
         return explain(result) if explain is not None else {}
 
-    def _overrides(self) -> dict[str, dict[int, tuple[str, ...]]]:
-        return {name: dict(per_device) for name, per_device in sorted(self.table.overrides.items())}
+    def _overrides(self) -> dict[str, Any]:
+        """The table's overrides as ``pipeline.solve`` takes them: fields per device, or a decision."""
+        return {name: value if isinstance(value, str) else dict(value)
+                for name, value in sorted(self.table.overrides.items())}
 
     def _holds(self, folder: Path) -> str:
         """What is in ``folder`` that Generate would write over, in words ("" when nothing)."""
@@ -490,9 +492,9 @@ class ExplorerApp(ipywidgets.VBox):
                 button.disabled = bool(reasons[action])
                 button.tooltip = reasons[action] or None
         current = self.solved if self.solution is not None and self.solved == self.inputs() else None
-        for name, view, status in (("simulate", self.simulator.load, self.simulator.status),
-                                   ("generate", self.project_view, self.project_view.status),
-                                   ("verify", self.verify_panel, self.verify_panel.status)):
+        for name, view, status in (("simulate", self.simulator.body, self.simulator.status),
+                                   ("generate", self.project_view.body, self.project_view.status),
+                                   ("verify", self.verify_panel.body, self.verify_panel.status)):
             made = self.made.get(name)
             stale = made is not None and made != current
             (view.add_class if stale else view.remove_class)("nfx-stale")
