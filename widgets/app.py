@@ -38,12 +38,13 @@ from widgets.sharding_table import ShardingTable, rows_from
 from widgets.simulator import SimulatorPanel
 from widgets.solution_view import SolutionView
 from widgets.source_view import SourceView
-from widgets.status import STATUS_CSS, StatusLine
+from widgets.status import STATUS_CSS, StatusLine, accepts
 from widgets.verify_view import VerifyPanel
 
 NIC_PROFILES = ("e810", "x710", "cx5", "82599")
 STRATEGIES = ("auto", "sn", "locks", "tm")
 SHORT_STRATEGY = {"shared-nothing": "sn", "locks": "locks", "tm": "tm"}
+PROGRESS_CHUNK = 50_000  # packets per simulated chunk at least: the progress bar moves between chunks
 CHECK_PACKETS, CHECK_FLOWS = 20_000, 2_000  # the trace pipeline.check makes of a traffic kind (seed 0)
 
 PAGE_CSS = STATUS_CSS + """<style>
@@ -331,11 +332,14 @@ class ExplorerApp(ipywidgets.VBox):
             generated = isinstance(traffic, str)
             options = ({"packets": panel.packets.value, "flows": panel.flows.value, "seed": panel.seed.value,
                         **panel.params()} if generated else {})
+            extra = {}
+            if generated and accepts(self.engine.simulate, "chunk_packets"):  # chunks the bar can follow
+                extra["chunk_packets"] = max(PROGRESS_CHUNK, panel.packets.value // 20)
             what = ("Simulating" + (" and rebalancing" if rebalance else "") + " " +
                     (f"{panel.packets.value:,} {traffic} packets" if generated else "the pcap files"))
             simulation = status.run(what, self.engine.simulate, self.solution, traffic=traffic, rebalance=rebalance,
                                     total=panel.packets.value if generated else None, done=self.solved.label(),
-                                    **options)
+                                    **options, **extra)
             if simulation is None:
                 return
             data = simulation.to_dict()
