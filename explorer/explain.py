@@ -82,6 +82,14 @@ def where(location: Mapping[str, Any] | Any) -> str:
 
 # ---- keys ----------------------------------------------------------------------------------
 
+def in_words(text: str) -> str:
+    """Engine text with packet-field symbols replaced by the names people use (``p.l4.dport ==
+    9999`` -> ``dst_port == 9999``); longest symbols first, so no name is replaced inside another."""
+    for symbol in sorted(FIELD_NAMES, key=len, reverse=True):
+        text = text.replace(symbol, FIELD_NAMES[symbol])
+    return text
+
+
 def field_name(symbol: str) -> str:
     """``p.ipv4.src`` -> ``src_ip``; a value from state (``flows.value#2``) -> ``a value from flows``."""
     if symbol in FIELD_NAMES:
@@ -257,7 +265,9 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
         for o in solution.sharding.objects:
             decisions[o.name] = {"decision": o.decision, "reason": o.reason, "follows": list(o.follows),
                                  "fields": {str(d): list(f) for d, f in o.fields}, "overridden": o.overridden,
-                                 "natural": o.natural}
+                                 "natural": o.natural, "written": getattr(o, "written", False),
+                                 "writers": tuple(getattr(o, "writers", ())),
+                                 "write_class": getattr(o, "write_class", "")}
         for c in solution.sharding.violated:
             broken.setdefault(c.origin.split(":", 1)[0], []).append(c.origin)
     if solution is not None:  # a broken object's entries go where the NIC now hashes: show that
@@ -330,6 +340,14 @@ def _summary(analysis: Analysis, name: str, decision: str, info: Mapping[str, An
         first = where_used[0]
         return f"Used at {', '.join(s['where'] for s in where_used[:4])}; " + (
             "written by packets." if written else "only read by packets.") + f" {_site_phrase(first, name)}."
+    if decision == "replicate" and written:
+        writers = set(info.get("writers", ()))
+        at = [s["where"] for s in where_used if s["mutates"] and writers & set(s["paths"])] or \
+            [s["where"] for s in where_used if s["mutates"]]
+        who = in_words(info.get("write_class", "")) or "a few packets"
+        return (f"Written only by rare packets ({who}; at {', '.join(at[:3])}): every core keeps a full copy, and "
+                "each of those packets broadcasts its write to the other cores' copies. Packets that only read "
+                "it can go to any core, so it asks nothing of the NIC.")
     if decision == "replicate":
         return ("Packets only read it (" + ", ".join(s["where"] for s in where_used[:3]) +
                 "): every core gets its own copy, filled by nf_init.")

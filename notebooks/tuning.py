@@ -89,12 +89,12 @@ assert (len(profiles["82599"]["key"]) // 2, profiles["82599"]["reta_size"]) == (
 
 # %%
 CORES = (2, 4, 8, 12, 16, 24, 32)
-analysis = pipeline.analyze(NFS / "fw.c")
-by_nic = {}
-for nic in NICS:
-    by_nic[nic] = [pipeline.simulate(pipeline.solve(analysis, nic=nic, cores=cores, quality=False), "uniform",
-                                     packets=50_000, flows=50_000).imbalance for cores in CORES]
-    print(f"{nic:6}", " ".join(f"{v:.3f}" for v in by_nic[nic]))
+# One simulation per NIC and core count (pipeline.sweep; scheduler="local" would spread it over cores).
+table = pipeline.sweep(NFS / "fw.c", nics=NICS, cores=CORES, traffic=("uniform",), seeds=1, packets=50_000,
+                       flows=50_000).table
+grid = table.pivot(index="cores", columns="nic", values="imbalance")[list(NICS)]
+print(grid.round(3).to_string())
+by_nic = {nic: [float(grid.loc[cores, nic]) for cores in CORES] for nic in NICS}
 assert by_nic["e810"][0] < by_nic["e810"][-1]  # more cores, more imbalance
 at_24 = CORES.index(24)
 assert by_nic["82599"][at_24] > 1.125 > by_nic["e810"][at_24]  # the 128-entry RETA's floor

@@ -267,9 +267,10 @@ def test_verify_builds_the_wrong_key_on_purpose_and_lists_the_divergent_packets(
     wait_status(page, ".nfx-verify", "Building the wrong sharding on purpose")
     page.locator(".nfx-verdict").wait_for()
     assert "Not equivalent" in page.locator(".nfx-verdict").inner_text()
-    rows = page.locator(".nfx-differences tr").all_inner_texts()
-    assert len(rows) > 1
-    assert any("forward to device 0" in r and "drop" in r for r in rows[1:])  # replies the parallel fw drops
+    rows = page.locator(".nfx-differences tr.nfx-difference").all_inner_texts()
+    assert rows and all("->" in r for r in rows)  # packets, with their addresses and ports
+    assert any("forward to 0" in r and "drop" in r for r in rows)  # replies the parallel fw drops
+    assert "core" in page.locator(".nfx-differences tr.nfx-why-row").first.inner_text()  # where the state was
     assert "built on purpose although wrong" in page.locator(".nfx-check-facts").inner_text()
     screenshot(page, "08-verify-failure")
 
@@ -413,30 +414,47 @@ def test_the_graph_colours_decisions_labels_keys_per_device_and_highlights_exact
     page.get_by_label("Focus").select_option(label="nothing")
 
 
-# ---- 3, 7, 10: an NF that needs locks ---------------------------------------------------------
+# ---- 3, 7, 10: replicated state, and a lock chosen in the table -----------------------------
 
-def test_a_locked_nf_disables_its_toggles_with_the_reason_and_reports_contention(browser, tmp_path):
+def test_replicated_state_and_a_lock_chosen_in_the_table(browser, tmp_path):
     with nfx_explore(str(LB), tmp_path) as url:
         page, outside = open_page(browser, url)
         assert page.locator(".nfx-picker input").first.input_value() == str(LB)
-        active = page.locator('.nfx-fixed[data-object="active"]').first
-        assert active.get_attribute("title").startswith("Shared behind a lock")
-        assert "lb.c:203" in active.get_attribute("title")  # the line that forces the lock
-        assert page.locator('button[title="active: device 0 src_ip"]').count() == 0
-        screenshot(page, "16-lb-sharding")
+        why = page.locator(".nfx-why-backends").inner_text()
+        assert why.startswith("Written only by rare packets (device 0, protocol == 17 (UDP), dst_port == 9999")
+        backends = page.locator('.nfx-fixed[data-object="backends"]').first
+        assert backends.get_attribute("title") == "Every core has its own copy, so there is nothing to shard."
+        screenshot(page, "16-lb-replicated")
         tab(page, "State-access graph")
         legend = page.locator(".nfx-legend").inner_text()
-        assert "lock" in legend and "replicate" in legend and "shard" in legend
+        assert "replicate" in legend and "shard" in legend and "lock" not in legend
         assert page.locator(".nfx-graph button.mod-active").first.inner_text().strip() == "Summary"
-        assert page.locator(".nfx-graph g.edge").count() < 40  # one edge per device, object and kind
+        assert page.locator(".nfx-graph g.edge").count() < 45  # one edge per device, object and kind
         screenshot(page, "17-lb-graph-summary")
         tab(page, "Simulate")
         page.locator(".nfx-simulator").get_by_label("Traffic").select_option("heartbeat")
         set_number(page, page.locator(".nfx-simulator").get_by_label("Packets"), 20_000)
         button(page, "Simulate").click()
         wait_status(page, ".nfx-simulator", "heartbeat packets")
+        assert "broadcast each write" in page.locator(".nfx-write-shares").inner_text()
+        # The teacher chooses a lock for the backends' index chain: the table, graph and simulator follow.
+        tab(page, "Sharding and RSS")
+        page.locator('.nfx-sharding select[title="decide active yourself"]').select_option("lock")
+        wait_status(page, ".nfx-solve-status", ": locks, correct")
+        assert "lock (yours)" in page.locator(".nfx-sharding").inner_text()
+        active = page.locator('.nfx-fixed[data-object="active"]').first
+        assert active.get_attribute("title").startswith("Shared behind a lock")
+        assert "lb.c:203" in active.get_attribute("title")  # the line that forces the lock
+        assert page.locator('button[title="active: device 0 src_ip"]').count() == 0  # no toggle to click
+        screenshot(page, "18-lb-lock-chosen")
+        tab(page, "State-access graph")
+        assert "lock" in page.locator(".nfx-legend").inner_text()
+        tab(page, "Simulate")
+        assert "Out of date" in status_text(page, ".nfx-simulator")
+        button(page, "Simulate").click()
+        wait_status(page, ".nfx-simulator", "heartbeat packets")
         contention = page.locator(".nfx-contention").inner_text()
         assert "shared by all cores" in contention and "take the write lock" in contention
-        screenshot(page, "18-lb-contention")
+        screenshot(page, "19-lb-contention")
         page.close()
         assert outside == []

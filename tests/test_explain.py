@@ -70,13 +70,23 @@ def test_the_firewalls_flow_table_is_explained_with_its_source_lines(fw):
     assert words["strategy"]["summary"].startswith("Shared-nothing") and words["counterexample"] is None
 
 
-def test_locks_are_explained_by_the_line_that_forces_them():
+def test_rarely_written_state_is_explained_as_replicated_with_its_writers():
     lb = pipeline.explain(pipeline.solve(ROOT / "sample_nfs" / "lb.c", quality=False))
+    backends = lb["objects"]["backends"]
+    assert backends["decision"] == "replicate"
+    assert backends["summary"].startswith("Written only by rare packets (device 0, protocol == 17 (UDP), "
+                                          "dst_port == 9999; at lb.c:149)")
+    assert "broadcasts its write" in backends["summary"] and "p.l4" not in backends["summary"]
+    assert lb["objects"]["cht"]["summary"].startswith("Packets only read it")
+
+
+def test_locks_are_explained_by_the_line_that_forces_them():
+    lb = pipeline.explain(pipeline.solve(ROOT / "sample_nfs" / "lb.c", quality=False,
+                                         overrides={"active": "lock"}))
     assert lb["objects"]["active"]["summary"].startswith("Shared by all cores behind a lock: lb.c:203 "
                                                         "`nf_cht_find_backend(")
     assert "walks them" in lb["objects"]["active"]["summary"]
     assert "a value from cht, which no packet field decides" in lb["objects"]["backend_info"]["summary"]
-    assert lb["objects"]["cht"]["decision"] == "replicate"
     bridge = pipeline.explain(pipeline.solve(ROOT / "sample_nfs" / "bridge.c", quality=False))
     assert "keyed by src_mac, which the NIC cannot hash" in bridge["objects"]["macs"]["summary"]
     assert bridge["strategy"]["summary"].startswith("locks: macs, keys, ports, chain cannot be split")

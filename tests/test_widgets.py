@@ -228,7 +228,7 @@ def test_toggles_become_overrides_and_fixed_rows_say_why_on_hover(tiny):
     buttons = [w for w in table._grid.children]
     table.show(rows_from(analysis, SOLUTION, BROKEN_WORDS), 2)  # a new solution: updated in place
     assert list(table._grid.children) == buttons
-    assert "nfx-decision-broken" in table._row_widgets["flows"][-2].value
+    assert "nfx-decision-broken" in table._row_widgets["flows"][-2].children[0].value
     assert table.toggle("flows", 1, "dst_ip").value is False  # the override stays shown until reset
     table.reset_overrides()
     assert table.overrides == {} and table.toggle("flows", 1, "dst_ip").value is True
@@ -238,6 +238,29 @@ def test_toggles_become_overrides_and_fixed_rows_say_why_on_hover(tiny):
         table.set_override("flows", 0, ["src_mac"])
     table.focused = ["flows"]
     assert all("nfx-row-focus" in w._dom_classes for w in table._row_widgets["flows"])
+    assert not any("nfx-row-focus" in w._dom_classes for w in table._row_widgets["config"])
+
+
+def test_each_row_offers_the_three_decisions(tiny):
+    _, analysis = tiny
+    table = ShardingTable()
+    table.show(rows_from(analysis), 2)
+    assert table.decision_menu("flows").disabled  # nothing to change before a solve
+    table.show(rows_from(analysis, SOLUTION, WORDS), 2)
+    menu = table.decision_menu("config")
+    assert menu.options == ("shard", "replicate", "lock") and menu.value == "replicate" and not menu.disabled
+    table.set_override("flows", 0, ["src_ip"])
+    menu.value = "lock"  # the user's choice
+    assert table.overrides == {"flows": {0: ("src_ip",)}, "config": "lock"}
+    table.set_decision("flows", "replicate")  # a decision replaces the fields
+    assert table.overrides == {"flows": "replicate", "config": "lock"}
+    table.set_override("flows", 1, ["dst_ip"])  # and fields replace a decision
+    assert table.overrides["flows"] == {1: ("dst_ip",)}
+    with pytest.raises(ValueError):
+        table.set_decision("flows", "share")
+    decided = {**SOLUTION, "objects": [{**SOLUTION["objects"][0], "overridden": True}, SOLUTION["objects"][1]]}
+    table.show(rows_from(analysis, decided, WORDS), 2)
+    assert "shard (yours)" in table._row_widgets["flows"][-2].children[0].value
     assert not any("nfx-row-focus" in w._dom_classes for w in table._row_widgets["config"])
 
 
@@ -357,8 +380,8 @@ def test_check_html_lists_differing_packets_and_what_it_was_for():
     out = check_html({"equivalent": False, "packets": 50, "unexplained": 25, "strategy": "sn", "cores": 2,
                       "differences": differences})
     assert "Not equivalent" in out and "25 of 50 packets" in out
-    assert out.count("<tr>") == 21 and "and 5 more differing packets" in out
-    assert "192.0.2.7:80 -&gt; 10.0.0.1:1000 TCP" in out and "forward to device 0" in out and ">drop<" in out
+    assert out.count("<tr class=\"nfx-difference\">") == 20 and "and 5 more differing packets" in out
+    assert "192.0.2.7:80 -&gt; 10.0.0.1:1000 TCP" in out and "<b>forward to 0</b>" in out and "<b>drop</b>" in out
     partial = check_html({"verdict": "partial", "packets": 50, "strategy": "sn", "cores": 2,
                           "partial": {"reason": "per-core capacity drift: core 1", "not_compared": 4}})
     assert "Partial" in partial and "4 of 50 were set aside" in partial

@@ -165,7 +165,7 @@ def test_simulate_shows_violations_as_packets_and_goes_stale(app, engine):
     assert app.simulator.status.state == "stale"
     assert app.simulator.status.message.startswith("Out of date: shown for tiny.c, e810, 16 cores, seed 0; "
                                                    "cores 16 -> 8 changed since.")
-    assert "nfx-stale" in app.simulator.load._dom_classes
+    assert "nfx-stale" in app.simulator.body._dom_classes
 
 
 def test_one_pcap_per_device_becomes_the_traffic(app, engine, tmp_path):
@@ -262,3 +262,24 @@ def test_status_is_busy_while_the_engine_works(app, engine):
     engine.on_call = lambda name: seen.append((name, app.solve_status.state, app.solve_status.message))
     app.solve_button.click()
     assert seen[0] == ("solve", "busy", "Solving tiny.c for 16 cores on e810\u2026")
+
+
+def test_a_long_simulation_shows_its_progress(nf, tmp_path):
+    class Streaming(FakeEngine):
+        """An engine whose simulate streams chunks and reports each one, as explorer.pipeline does."""
+
+        def simulate(self, solution, traffic="uniform", packets=100_000, flows=10_000, seed=0, rebalance=False,
+                     chunk_packets=1 << 20, progress=None):
+            for done in range(chunk_packets, packets + chunk_packets, chunk_packets):
+                progress(min(done, packets))
+                seen.append((app.simulator.status.progress, app.simulator.status.message))
+            return super().simulate(solution, traffic, packets, flows, seed, rebalance=rebalance,
+                                    chunk_packets=chunk_packets)
+
+    seen = []
+    app = ExplorerApp(str(nf), engine=Streaming(str(nf)), samples_dir=tmp_path)
+    app.simulator.packets.value = 2_000_000
+    app.simulator.run_button.click()
+    assert app.engine.last("simulate")[1]["chunk_packets"] == 100_000
+    assert len(seen) == 20 and seen[0] == (0.05, "Simulating 2,000,000 uniform packets\u2026 100,000 of 2,000,000")
+    assert seen[-1][0] == 1.0 and app.simulator.status.state == "done"

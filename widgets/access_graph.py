@@ -30,7 +30,9 @@ EDGES = {  # DOT attributes, legend text
     "writes": ('color="#0550ae", penwidth=2', "writes (puts, allocations, refreshes, expiry)"),
     "index": ('style=dashed, color="#8250df"', "gives the index (or key) into"),
     "verdict": ('color="#8c959f", arrowsize=0.6', "sends the packet"),
+    "allocates": ('style=dotted, color="#bf3989", penwidth=2', "hands out a value packets carry back"),
 }
+FIELD_WORDS = {"p.ipv4.src": "src_ip", "p.ipv4.dst": "dst_ip", "p.l4.sport": "src_port", "p.l4.dport": "dst_port"}
 SUMMARY, DETAILED = "summary", "detailed"
 SHORT = {"src_port": "sport", "dst_port": "dport", "protocol": "proto"}  # key fields on edge labels
 
@@ -138,6 +140,12 @@ def edges(analysis: Mapping[str, Any], words: Optional[Mapping[str, Any]] = None
         out.append(Edge(kind, dev, obj, label, frozenset(entry["by_path"]), by_path, tuple(ident[3:])))
     for (source, target), paths in index_paths.items():
         out.append(Edge("index", source, target, "index", frozenset(paths)))
+    for carried in analysis.get("allocated", ()):  # sharding by allocation: the value goes out, replies bring it back
+        field = FIELD_WORDS.get(carried["field"], carried["field"])
+        back = FIELD_WORDS.get(carried.get("reply_field") or "", carried.get("reply_field") or "")
+        label = f"into {field}" + (f"\nreplies carry it in {back}" if back else "")
+        for dev in carried.get("out_devices", ()):
+            out.append(Edge("allocates", carried["allocator"], dev, label, frozenset(carried.get("paths", ()))))
     if view != SUMMARY:  # the summary is about state; the detailed view also shows where packets go
         for (dev, vid), paths in verdicts.items():
             out.append(Edge("verdict", dev, vid, f"{len(paths)} path{'s' if len(paths) != 1 else ''}",
@@ -163,7 +171,7 @@ def access_dot(analysis: Mapping[str, Any], words: Optional[Mapping[str, Any]] =
     if focus.startswith("object "):
         focused_nodes.add(node_id(focus[len("object "):]))
     lines = [f"digraph {_quote(analysis.get('nf', 'nf'))} {{",
-             '  graph [rankdir=LR, fontname="DejaVu Sans", nodesep=0.25, ranksep=0.9];',
+             '  graph [rankdir=LR, fontname="DejaVu Sans", nodesep=0.25, ranksep=0.5];',
              '  node [fontname="DejaVu Sans", fontsize=13];',
              '  edge [fontname="DejaVu Sans", fontsize=12];']
     devices = sorted({d for p in analysis.get("paths", ()) for d in p["devices"]})
@@ -174,6 +182,8 @@ def access_dot(analysis: Mapping[str, Any], words: Optional[Mapping[str, Any]] =
         if f"dev:{dev}" in focused_nodes:
             attrs += f', color="{FOCUS}", penwidth=2.5'
         lines.append(f"  {_quote(f'dev:{dev}')} [{attrs}];")
+    if devices:  # every device on the left: packets enter there
+        lines.append("  {rank=min; " + " ".join(_quote(f"dev:{d}") + ";" for d in devices) + "}")
     for obj in analysis.get("objects", ()):
         fill, border, _ = DECISIONS[decision_of(obj["name"], words)]
         label = f"{obj['name']}\n{obj['kind']}, {obj['capacity']:,}"

@@ -38,12 +38,13 @@ from widgets.sharding_table import ShardingTable, rows_from
 from widgets.simulator import SimulatorPanel
 from widgets.solution_view import SolutionView
 from widgets.source_view import SourceView
-from widgets.status import STATUS_CSS, StatusLine
+from widgets.status import STATUS_CSS, StatusLine, accepts
 from widgets.verify_view import VerifyPanel
 
 NIC_PROFILES = ("e810", "x710", "cx5", "82599")
 STRATEGIES = ("auto", "sn", "locks", "tm")
 SHORT_STRATEGY = {"shared-nothing": "sn", "locks": "locks", "tm": "tm"}
+PROGRESS_CHUNK = 50_000  # packets per simulated chunk at least: the progress bar moves between chunks
 CHECK_PACKETS, CHECK_FLOWS = 20_000, 2_000  # the trace pipeline.check makes of a traffic kind (seed 0)
 
 PAGE_CSS = STATUS_CSS + """<style>
@@ -56,8 +57,8 @@ PAGE_CSS = STATUS_CSS + """<style>
 .nfx-pane { flex: 1 1 0; min-width: 520px; }
 .nfx-app .nfx-toolbar { border-bottom: 1px solid #d0d7de; padding-bottom: 4px; margin-bottom: 4px;
                         background: white; }
-.nfx-app .nfx-pane { height: calc(100vh - 168px); min-height: 460px; }
-.nfx-app .nfx-pane-left { height: calc(100vh - 204px); min-height: 424px; }
+.nfx-app .nfx-pane { height: calc(100vh - 112px); min-height: 460px; }
+.nfx-app .nfx-pane-left { height: calc(100vh - 148px); min-height: 424px; }
 .nfx-app .nfx-pane > .widget-tab-contents { height: calc(100% - 28px); box-sizing: border-box; }
 .nfx-app .nfx-pane > .widget-tab-contents > .widget-vbox { height: 100%; }
 .nfx-app .nfx-body { flex: 1 1 0; min-height: 0; overflow-y: auto; padding-right: 4px; }
@@ -331,11 +332,14 @@ class ExplorerApp(ipywidgets.VBox):
             generated = isinstance(traffic, str)
             options = ({"packets": panel.packets.value, "flows": panel.flows.value, "seed": panel.seed.value,
                         **panel.params()} if generated else {})
+            extra = {}
+            if generated and accepts(self.engine.simulate, "chunk_packets"):  # chunks the bar can follow
+                extra["chunk_packets"] = max(PROGRESS_CHUNK, panel.packets.value // 20)
             what = ("Simulating" + (" and rebalancing" if rebalance else "") + " " +
                     (f"{panel.packets.value:,} {traffic} packets" if generated else "the pcap files"))
             simulation = status.run(what, self.engine.simulate, self.solution, traffic=traffic, rebalance=rebalance,
                                     total=panel.packets.value if generated else None, done=self.solved.label(),
-                                    **options)
+                                    **options, **extra)
             if simulation is None:
                 return
             data = simulation.to_dict()
@@ -421,8 +425,10 @@ class ExplorerApp(ipywidgets.VBox):
         explain = getattr(self.engine, "explain", None)
         return explain(result) if explain is not None else {}
 
-    def _overrides(self) -> dict[str, dict[int, tuple[str, ...]]]:
-        return {name: dict(per_device) for name, per_device in sorted(self.table.overrides.items())}
+    def _overrides(self) -> dict[str, Any]:
+        """The table's overrides as ``pipeline.solve`` takes them: fields per device, or a decision."""
+        return {name: value if isinstance(value, str) else dict(value)
+                for name, value in sorted(self.table.overrides.items())}
 
     def _holds(self, folder: Path) -> str:
         """What is in ``folder`` that Generate would write over, in words ("" when nothing)."""
@@ -490,9 +496,9 @@ class ExplorerApp(ipywidgets.VBox):
                 button.disabled = bool(reasons[action])
                 button.tooltip = reasons[action] or None
         current = self.solved if self.solution is not None and self.solved == self.inputs() else None
-        for name, view, status in (("simulate", self.simulator.load, self.simulator.status),
-                                   ("generate", self.project_view, self.project_view.status),
-                                   ("verify", self.verify_panel, self.verify_panel.status)):
+        for name, view, status in (("simulate", self.simulator.body, self.simulator.status),
+                                   ("generate", self.project_view.body, self.project_view.status),
+                                   ("verify", self.verify_panel.body, self.verify_panel.status)):
             made = self.made.get(name)
             stale = made is not None and made != current
             (view.add_class if stale else view.remove_class)("nfx-stale")

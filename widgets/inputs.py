@@ -13,9 +13,11 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-def _frozen_overrides(overrides: Mapping[str, Mapping[int, Any]]) -> tuple:
-    return tuple(sorted((name, tuple(sorted((int(d), tuple(f)) for d, f in per_dev.items())))
-                        for name, per_dev in overrides.items()))
+def _frozen_overrides(overrides: Mapping[str, Any]) -> tuple:
+    """Overrides as a sorted tuple: fields per device, or a decision ("lock")."""
+    return tuple(sorted((name, value if isinstance(value, str) else
+                         tuple(sorted((int(d), tuple(f)) for d, f in value.items())))
+                        for name, value in overrides.items()))
 
 
 @dataclass(frozen=True)

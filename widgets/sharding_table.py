@@ -5,7 +5,8 @@ reason behind a "details" fold.
 A row never contradicts the solver: an object an override broke says "broken" and what breaks;
 objects that follow another show the fields they inherit; toggles that cannot change anything
 (locked, replicated, following objects, nothing solved) are disabled and say why on hover. The
-``overrides`` trait has the shape ``pipeline.solve(overrides=...)`` takes: ``{object: {device: fields}}``.
+``overrides`` trait has the shape ``pipeline.solve(overrides=...)`` takes: ``{object: {device: fields}}``
+or ``{object: "shard" | "replicate" | "lock"}`` (each row's menu).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Iterable, Mapping, Optional
 import ipywidgets
 import traitlets
 
+from explorer.sharding.replication import DECISIONS
 from explorer.wire import RSS_NAMES as RSS_FIELDS
 
 DECISION_STYLE = {"shard": ("#1a7f37", "#dafbe1"), "replicate": ("#0969da", "#ddf4ff"),
@@ -78,14 +80,18 @@ def rows_from(analysis: Mapping[str, Any], solution: Optional[Mapping[str, Any]]
             editable = "Every core has its own copy, so there is nothing to shard."
         elif follows:
             editable = f"Follows {' and '.join(follows)}: change the fields of {' or '.join(follows)} instead."
+        elif own.get("decision") == "shard" and own.get("by") == "allocation" and not any(fields.values()):
+            editable = ("Sharded by allocation: each core hands out only the values the NIC sends back to it. "
+                        "Choose its fields to shard it by packet fields instead.")
         else:
             editable = ""
         rows.append({"name": name, "kind": obj["kind"], "accesses": counts.get(name, 0),
+                     "chosen": own.get("decision", ""),  # the engine's decision, which the menu shows
                      "fields": {int(d): list(f) for d, f in fields.items()}, "decision": decision,
                      "inherited": bool(story.get("inherited")), "follows": follows,
                      "summary": story.get("broken") or story.get("summary", ""),
                      "details": own.get("reason", "") or story.get("details", ""), "editable": editable,
-                     "overridden": bool(own.get("overridden"))})
+                     "overridden": bool(own.get("overridden") or own.get("chosen")), "by": own.get("by", "fields")})
     return rows
 
 
@@ -108,6 +114,7 @@ class ShardingTable(ipywidgets.VBox):
                                               layout=ipywidgets.Layout(width="150px"))
         self.reset_button.on_click(lambda _button: self.reset_overrides())
         self._toggles: dict[tuple[str, int, str], ipywidgets.ToggleButton] = {}
+        self._menus: dict[str, ipywidgets.Dropdown] = {}
         self._cells: dict[tuple[str, int], ipywidgets.HBox] = {}
         self._row_widgets: dict[str, list[ipywidgets.Widget]] = {}
         self._quiet = False  # set while toggles are changed by code, not by the user
@@ -135,13 +142,28 @@ class ShardingTable(ipywidgets.VBox):
             raise KeyError(f"no state object named {name!r}")
         if not 0 <= device < self.devices:
             raise KeyError(f"no device {device}")
-        overrides = {obj: dict(per_dev) for obj, per_dev in self.overrides.items()}
-        overrides.setdefault(name, {})[device] = rss_order(fields)
+        overrides = {obj: (dict(value) if isinstance(value, Mapping) else value)
+                     for obj, value in self.overrides.items()}
+        per_device = overrides.get(name)
+        overrides[name] = dict(per_device) if isinstance(per_device, Mapping) else {}  # fields imply "shard"
+        overrides[name][device] = rss_order(fields)
         self.overrides = overrides
+
+    def set_decision(self, name: str, decision: str) -> None:
+        """Decide ``name`` yourself: ``shard``, ``replicate`` or ``lock`` (its field overrides go)."""
+        if decision not in DECISIONS:
+            raise ValueError(f"{decision!r}: choose {', '.join(DECISIONS)}")
+        if not any(row["name"] == name for row in self.rows):
+            raise KeyError(f"no state object named {name!r}")
+        self.overrides = {**{k: v for k, v in self.overrides.items() if k != name}, name: decision}
+
+    def decision_menu(self, name: str) -> ipywidgets.Dropdown:
+        """The decision chooser of one object (for tests and notebooks)."""
+        return self._menus[name]
 
     @traitlets.observe("rows", "devices")
     def _on_rows(self, change: Any) -> None:
-        shape = [(r["name"], r["editable"] == "", r["inherited"]) for r in self.rows]
+        shape = [(r["name"], r["editable"] == "", r["inherited"]) for r in self.rows]  # what the cells are made of
         if change["name"] == "rows" and shape == getattr(self, "_shape", None) and self._row_widgets:
             self._update()  # same objects, same kind of cells: update in place (no flicker, no lost click)
         else:
@@ -166,7 +188,7 @@ class ShardingTable(ipywidgets.VBox):
         return [ipywidgets.HTML(f"<b>{html.escape(t)}</b>") for t in titles]
 
     def _build(self) -> None:
-        self._toggles, self._cells, self._row_widgets = {}, {}, {}
+        self._toggles, self._cells, self._row_widgets, self._menus = {}, {}, {}, {}
         children = self._header()
         for row in self.rows:
             name = row["name"]
@@ -177,7 +199,12 @@ class ShardingTable(ipywidgets.VBox):
             kind = ipywidgets.HTML(f"{html.escape(row['kind'])}<br><span style='font-size:11px;color:#57606a'>"
                                    f"{row['accesses']} accesses</span>")
             cells = [self._cell(row, device) for device in range(self.devices)]
-            decision = ipywidgets.HTML(self._decision_html(row))
+            menu = ipywidgets.Dropdown(options=list(DECISIONS), value=row["chosen"] or None,
+                                       disabled=not row["chosen"], tooltip=f"decide {name} yourself",
+                                       layout=ipywidgets.Layout(width="104px"))
+            menu.observe(lambda change, n=name: self._on_menu(n, change["new"]), "value")
+            self._menus[name] = menu
+            decision = ipywidgets.VBox([ipywidgets.HTML(self._decision_html(row)), menu])
             why = ipywidgets.HTML(self._why_html(row))
             why.add_class("nfx-span")
             widgets = [button, kind, *cells, decision, why]
@@ -192,8 +219,10 @@ class ShardingTable(ipywidgets.VBox):
     def _decision_html(self, row: Mapping[str, Any]) -> str:
         colour, background = DECISION_STYLE.get(row["decision"], DECISION_STYLE[""])
         label = row["decision"] or NOT_DECIDED
-        if row["overridden"] and row["decision"] == "shard":
-            label = "shard (override)"
+        if row["decision"] == "shard" and row.get("by") == "allocation":
+            label = "shard by allocation"
+        if row["overridden"] and row["decision"] != "broken":
+            label += " (yours)"
         return (f'<span class="nfx-chip nfx-decision-{row["decision"] or "none"}" '
                 f'style="color:{colour};background:{background}">{html.escape(label)}</span>')
 
@@ -212,7 +241,13 @@ class ShardingTable(ipywidgets.VBox):
     def _update(self) -> None:
         for row in self.rows:
             widgets = self._row_widgets[row["name"]]
-            widgets[-2].value = self._decision_html(row)
+            widgets[-2].children[0].value = self._decision_html(row)
+            self._quiet = True
+            try:
+                self._menus[row["name"]].value = row["chosen"] or None
+                self._menus[row["name"]].disabled = not row["chosen"]
+            finally:
+                self._quiet = False
             widgets[-1].value = self._why_html(row)
             for device in range(self.devices):
                 cell = self._cells[(row["name"], device)]
@@ -241,6 +276,11 @@ class ShardingTable(ipywidgets.VBox):
         self._cells[(name, device)] = cell
         return cell
 
+    def _on_menu(self, name: str, decision: Optional[str]) -> None:
+        if self._quiet or decision is None or decision == self.row(name)["chosen"] and name not in self.overrides:
+            return
+        self.set_decision(name, decision)
+
     def _click(self, name: str) -> None:
         self.clicked = ""  # so that clicking the same name again still tells
         self.clicked = name
@@ -259,7 +299,8 @@ class ShardingTable(ipywidgets.VBox):
                 for device in range(self.devices):
                     if (name, device, RSS_FIELDS[0]) not in self._toggles:
                         continue
-                    override = self.overrides.get(name, {}).get(device)
+                    value = self.overrides.get(name)
+                    override = value.get(device) if isinstance(value, Mapping) else None
                     fields = override if override is not None else row["fields"].get(device, ())
                     for field in RSS_FIELDS:
                         self._toggles[(name, device, field)].value = field in fields

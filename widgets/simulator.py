@@ -50,7 +50,8 @@ def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping
             p = packets.get(int(number))
             rows.append(f"<tr><td><code>{html.escape(str(example.get('object', '')))}</code></td>"
                         f"<td>{int(number):,}</td><td>{'device ' + str(p['device']) if p else '?'}</td>"
-                        f"<td><code>{html.escape(packet_text(p))}</code></td><td>core {int(core)}</td>"
+                        f'<td><code style="white-space:nowrap">{html.escape(packet_text(p))}</code></td>'
+                        f"<td>core {int(core)}</td>"
                         f'<td style="font-size:11px;color:#57606a"><code>{html.escape(str(example.get("key", "")))}</code>'
                         "</td></tr>")
     cell = 'style="text-align:left;padding:2px 10px"'
@@ -60,6 +61,15 @@ def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping
             f'<table class="nfx-violation-packets" style="font-size:12px;border-collapse:collapse">'
             f"<tr><th {cell}>object</th><th {cell}>packet #</th><th {cell}>arrives on</th><th {cell}>packet</th>"
             f"<th {cell}>core</th><th {cell}>entry (key bytes)</th></tr>{''.join(rows)}</table>")
+
+
+def write_shares_html(shares: Mapping[str, float]) -> str:
+    """For replicated objects that packets write: how often a write is broadcast to every core."""
+    if not shares:
+        return ""
+    items = ", ".join(f"<code>{html.escape(name)}</code> {share:.1%}" for name, share in sorted(shares.items()))
+    return (f'<div class="nfx-write-shares">Replicated on every core and written by rare packets, which broadcast each '
+            f"write to the other cores; share of packets that write: {items}.</div>")
 
 
 def contention_html(contention: Mapping[str, Any], packets: int) -> str:
@@ -188,4 +198,5 @@ class SimulatorPanel(ipywidgets.VBox):
             found = contention_html(sim["contention"], int(sim.get("packets", sum(sim.get("per_core", ())))))
         else:
             found = violations_html(sim.get("violations", {}), {int(k): v for k, v in self.examples.items()})
-        self._findings.value = found + unchecked_html(sim.get("unchecked", ())) + pools_html(sim.get("pools", ()))
+        self._findings.value = (found + write_shares_html(sim.get("write_shares") or {}) +
+                                unchecked_html(sim.get("unchecked", ())) + pools_html(sim.get("pools", ())))

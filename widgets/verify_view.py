@@ -15,11 +15,10 @@ from widgets.simulator import TRAFFIC_KINDS
 from widgets.status import StatusLine
 
 SHOWN = 20
-CELL = 'style="text-align:left;padding:2px 10px;border-bottom:1px solid #d0d7de;vertical-align:top"'
 
 
 def verdict_name(verdict: int) -> str:
-    return {-1: "drop", -2: "flood"}.get(int(verdict), f"forward to device {verdict}")
+    return {-1: "drop", -2: "flood"}.get(int(verdict), f"forward to {verdict}")
 
 
 def difference_packet(d: Mapping[str, Any]) -> str:
@@ -35,19 +34,26 @@ def difference_packet(d: Mapping[str, Any]) -> str:
 
 
 def differences_html(differences: list[Mapping[str, Any]], total: int) -> str:
-    rows = "".join(
-        f"<tr><td {CELL}>{int(d['packet']):,}</td><td {CELL}>device {d['device']}</td>"
-        f'<td {CELL}><code style="white-space:nowrap">{html.escape(difference_packet(d))}</code></td>'
-        f"<td {CELL}>core {d['core']}</td>"
-        f"<td {CELL}><b>{verdict_name(d['sequential'])}</b></td><td {CELL}><b>{verdict_name(d['parallel'])}</b></td>"
-        f'<td {CELL}><span style="font-size:12px">{html.escape(d.get("why", ""))}</span></td></tr>'
-        for d in differences[:SHOWN])
+    """The differing packets: one row each (packet, its core, both verdicts) and, under it, why:
+    where the state it needed lived."""
+    nowrap = 'style="white-space:nowrap;padding:2px 10px;text-align:left"'
+    rows = []
+    for d in differences[:SHOWN]:
+        rows.append(f'<tr class="nfx-difference"><td {nowrap}>{int(d["packet"]):,}</td>'
+                    f"<td {nowrap}>device {d['device']}</td>"
+                    f"<td {nowrap}><code>{html.escape(difference_packet(d))}</code></td>"
+                    f"<td {nowrap}>core {d['core']}</td><td {nowrap}><b>{verdict_name(d['sequential'])}</b></td>"
+                    f"<td {nowrap}><b>{verdict_name(d['parallel'])}</b></td></tr>")
+        if d.get("why"):
+            rows.append(f'<tr class="nfx-why-row"><td></td><td colspan="5" style="padding:0 10px 6px 10px;'
+                        f'font-size:11px;color:#57606a;border-bottom:1px solid #d0d7de">'
+                        f"{html.escape(d['why'])}</td></tr>")
     more = (f'<div style="font-size:12px">and {total - min(SHOWN, len(differences)):,} more differing packets</div>'
             if total > min(SHOWN, len(differences)) else "")
-    return (f'<table class="nfx-differences" style="font-size:12px;border-collapse:collapse">'
-            f"<tr><th {CELL}>packet #</th><th {CELL}>arrives on</th><th {CELL}>packet</th><th {CELL}>ran on</th>"
-            f"<th {CELL}>sequential NF</th><th {CELL}>parallel build</th><th {CELL}>why: where its state lives</th></tr>"
-            f"{rows}</table>{more}")
+    head = "".join(f"<th {nowrap}>{h}</th>" for h in ("packet #", "arrives on", "packet", "ran on", "sequential NF",
+                                                     "parallel build"))
+    return (f'<table class="nfx-differences" style="font-size:12px;border-collapse:collapse"><tr>{head}</tr>'
+            f"{''.join(rows)}</table>{more}")
 
 
 def check_html(check: Mapping[str, Any], label: str = "") -> str:
