@@ -1,5 +1,5 @@
-"""The explorer on the NAT in a real browser: sharding by allocation explained after Solve, one
-server's traffic balanced over 16 cores, and the remote-endpoint override (set with the sharding
+"""The explorer on the NAT in a real browser: sharding by allocation explained once it is solved,
+one server's traffic balanced over 16 cores, and the remote-endpoint override (set with the sharding
 table's toggles) putting it on a hot core. Screenshots land in tests/artifacts/."""
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest_browser import chromium, local_page, nfx_explore, screenshot
-from test_browser import ACTION_TIMEOUT_MS, PAGE_TIMEOUT_MS, button, wait_done
+from conftest_browser import nfx_explore, screenshot
+from test_browser import bar_pixels, button, open_page, set_number, set_toggles, tab, wait_status
+from widgets.load_view import BEFORE_COLOUR
 
 pytestmark = pytest.mark.browser
 
@@ -18,15 +19,21 @@ ENDPOINT = {"external": {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}}
 
 
 @pytest.fixture(scope="module")
-def nat_page(tmp_path_factory):
+def nat_page(browser, tmp_path_factory):
     home = tmp_path_factory.mktemp("voila-home")
-    with chromium() as browser, nfx_explore(str(NAT), home) as url:
-        page, _ = local_page(browser, height=1000)
-        page.set_default_timeout(ACTION_TIMEOUT_MS)
-        page.goto(url, timeout=PAGE_TIMEOUT_MS)
-        page.locator(".nfx-status").get_by_text("Loaded nat.c").wait_for(timeout=PAGE_TIMEOUT_MS)
+    with nfx_explore(str(NAT), home) as url:
+        page, outside = open_page(browser, url)
         yield page
         page.close()
+        assert outside == [], f"the page asked other hosts for {outside}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from conftest_browser import chromium
+
+    with chromium() as running:
+        yield running
 
 
 def imbalance(page) -> float:
@@ -35,25 +42,27 @@ def imbalance(page) -> float:
 
 
 def simulate_one_server(page) -> None:
-    page.locator(".nfx-simulator select").first.select_option("prefix")
+    tab(page, "Simulate")
+    panel = page.locator(".nfx-simulator")
+    panel.get_by_label("Traffic").select_option("prefix")
+    set_number(page, panel.get_by_label("Packets"), 40_000)
+    set_number(page, panel.get_by_label("Flows"), 8_000)
     page.get_by_placeholder("e.g. 172.16.0.10/32").fill("172.16.0.10/32")
     button(page, "Simulate").click()
-    wait_done(page, "Simulating")
-    page.locator(".nfx-load-summary").wait_for()
-    page.locator(".nfx-load canvas").first.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)  # let BokehJS paint the patched data source
+    wait_status(page, ".nfx-simulator", "Simulating 40,000 prefix packets")
+    page.locator(".nfx-load-summary").nth(0).wait_for()
+    assert bar_pixels(page, BEFORE_COLOUR) > 500
 
 
-def test_solve_explains_sharding_by_allocation(nat_page):
+def test_the_solution_explains_sharding_by_allocation(nat_page):
     page = nat_page
-    button(page, "Solve").click()
-    wait_done(page, "Solving RSS keys")
+    tab(page, "Sharding and RSS")
     box = page.locator(".nfx-allocation")
     box.wait_for()
     text = box.inner_text()
     assert "Sharded by allocation" in text and "dst_port = 1024 + i" in text and "1,024 indices" in text
-    page.get_by_text("per-core pools: core c allocates").wait_for()  # the sharding table's reason for chain
-    screenshot(page, "explorer-nat-allocation")
+    box.scroll_into_view_if_needed()
+    screenshot(page, "nat-1-allocation")
 
 
 def test_one_server_is_spread_over_every_core(nat_page):
@@ -62,22 +71,15 @@ def test_one_server_is_spread_over_every_core(nat_page):
     assert imbalance(page) <= 1.25
     pools = page.locator(".nfx-pools").inner_text()
     assert "0 reached another core" in pools and "replies addressed" in pools
-    assert "No sharding violations" in page.locator(".nfx-violations").inner_text()
-    screenshot(page, "explorer-nat-one-server-allocation")
+    screenshot(page, "nat-2-one-server-allocation")
 
 
 def test_the_remote_endpoint_override_puts_it_on_a_hot_core(nat_page):
     page = nat_page
-    for name, per_device in ENDPOINT.items():
-        for device, keep in per_device.items():
-            for field in ("src_ip", "dst_ip", "src_port", "dst_port"):
-                toggle = page.locator(f'button[title="{name}: device {device} {field}"]')
-                if ("mod-active" in (toggle.get_attribute("class") or "")) != (field in keep):
-                    toggle.click()
-    button(page, "Solve").click()
-    wait_done(page, "Solving RSS keys")
+    tab(page, "Sharding and RSS")
+    set_toggles(page, ENDPOINT)
     page.locator(".nfx-allocation").wait_for(state="detached")
     simulate_one_server(page)
     assert imbalance(page) >= 6
-    assert page.locator(".nfx-pools").count() == 0 or page.locator(".nfx-pools").inner_text() == ""
-    screenshot(page, "explorer-nat-one-server-endpoint")
+    assert page.locator(".nfx-pools").count() == 0
+    screenshot(page, "nat-3-one-server-endpoint")
