@@ -23,11 +23,12 @@ class Range:
     name: str
     low: int
     high: int
+    why: str = ""  # where the bounds come from, said with the error
 
     def check(self, value: Any, option: Optional[str] = None) -> int:
         """``value`` as an int, or a ConfigError naming ``option`` (default: the range's name)."""
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not self.low <= value <= self.high:
-            raise ConfigError(f"{option or self.name} {value!r}: expected an integer from {self.low} to {self.high}")
+            raise ConfigError(f"{option or self.name} {value!r}: {self._expected()}")
         return int(value)
 
     def parse(self, text: str, option: str) -> int:
@@ -35,14 +36,17 @@ class Range:
         try:
             value = int(text.strip(), 0)
         except ValueError:
-            raise ConfigError(f"{option} {text}: expected an integer from {self.low} to {self.high}") from None
+            raise ConfigError(f"{option} {text}: {self._expected()}") from None
         return self.check(value, option)
+
+    def _expected(self) -> str:
+        return f"expected an integer from {self.low} to {self.high}" + (f" ({self.why})" if self.why else "")
 
 
 SEED = Range("seed", 0, (1 << 64) - 1)
 PACKETS = Range("packets", 1, 1 << 32)
 FLOWS = Range("flows", 1, 1 << 26)
-CORES = Range("cores", 1, 128)
+CORES = Range("cores", 1, 128, "one DPDK lcore per core, and DPDK's RTE_MAX_LCORE is 128")
 PORT = Range("port", 1, 65535)
 
 # Peak bytes per synthetic packet, measured (benchmarks/bench_memory.py): frames in memory (traffic,

@@ -29,7 +29,8 @@ NFS = ROOT / "tests" / "nfs"
 ANY = None  # no constraint on the hashed fields: the NF has no state the packets write
 
 
-# NF: (expected strategy, hashed fields per device or ANY, defines for the test, issue 10 item or None)
+# NF: (expected strategy, hashed fields per device or ANY, defines for the test, the issue 10 item it
+# guards: the NF failed there before the item's fix)
 SUITE = {
     "host_bytes": ("sn", {0: ("src_ip",), 1: ("dst_ip",)}, {"HB_CAPACITY": "64", "HB_QUOTA": "3000"}, None),
     "dst_sketch": ("sn", {0: ("dst_ip",)}, {"DS_LIMIT": "5"}, None),
@@ -47,21 +48,11 @@ SUITE = {
     "ternary_hosts": ("sn", {0: ("src_ip",), 1: ("dst_ip",)}, {"TH_CAPACITY": "64", "TH_LIMIT": "4"}, 1),
 }
 EXTRA = {"dport_counters": ("uniform", 2_000, 200)}  # generated traffic after the witnesses (kind, packets, flows)
-ITEMS = {1: "keys chosen with ?: are simplified under the path condition",
-         2: "sn keeps the capacity of vectors indexed by packet fields",
-         3: "analysis rejects verdicts outside 0..NF_DEVICES-1, NF_DROP, NF_FLOOD"}
 
 
 def _params(with_cores: bool):
-    """The suite's NFs (and core counts); an NF waiting for a fix elsewhere is xfail(strict) where
-    that fix matters: item 1 decides the strategy, item 2 only what the parallel build does."""
-    out = []
-    for nf, (_, _, _, item) in SUITE.items():
-        waiting = item is not None and (with_cores or item != 2)
-        marks = [pytest.mark.xfail(strict=True, reason=f"issue 10 item {item}: {ITEMS[item]}")] if waiting else []
-        for cores in ((2, 4) if with_cores else (None,)):
-            out.append(pytest.param(nf, cores, marks=marks, id=nf if cores is None else f"{nf}-{cores}"))
-    return out
+    return [pytest.param(nf, cores, id=nf if cores is None else f"{nf}-{cores}")
+            for nf in SUITE for cores in ((2, 4) if with_cores else (None,))]
 
 
 @pytest.fixture(autouse=True)
@@ -135,7 +126,7 @@ def test_equivalent_on_traffic_that_runs_its_paths(tmp_path, capsys, nf, cores):
     assert report["strategy"] == SUITE[nf][0] and report["cores"] == cores
 
 
-FILLED = [nf for nf, spec in SUITE.items() if spec[0] == "sn" and not spec[3] and "CAPACITY" in "".join(spec[2])]
+FILLED = [nf for nf, spec in SUITE.items() if spec[0] == "sn" and "CAPACITY" in "".join(spec[2])]
 
 
 @pytest.mark.dpdk
@@ -155,8 +146,8 @@ def test_a_full_table_is_partial_not_equivalent(tmp_path, capsys, nf):
     assert report["partial"]["not_compared"] > 0 and report["unexplained"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=f"issue 10 item 3: {ITEMS[3]}")
 def test_a_verdict_outside_the_devices_is_rejected_with_its_line(capsys):
+    """Issue 10 item 3."""
     status = main(["analyze", str(NFS / "bad_verdict.c")])
     err = capsys.readouterr().err
     assert status == 1 and "bad_verdict.c:13:" in err and "7" in err

@@ -190,8 +190,9 @@ def test_user_made_replies_to_the_sequential_ports_are_equivalent(tmp_path, caps
     assert main(["check", "sample_nfs/nat.c", *inputs, "--cores", "4", "--no-replies", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["equivalent"] is True and data["replies"] == 0
-    # Every answer to a port the parallel run renamed (all but the few where both runs chose the same).
-    assert len(answers) - 20 < data["translated"] <= len(answers)
+    # The answers to ports the parallel run chose differently (most: a core allocates from its own
+    # pool) were readdressed; an answer to a port both runs chose alike needs no readdressing.
+    assert len(answers) // 2 < data["translated"] <= len(answers)
     assert data["packets"] == len(trace)
 
 
@@ -200,12 +201,12 @@ def test_user_made_replies_to_the_sequential_ports_are_equivalent(tmp_path, caps
 def test_rte_max_lcore_is_the_limit_we_check():
     import subprocess
 
-    from explorer.commands.options import MAX_CORES
+    from explorer.limits import CORES
 
     flags = subprocess.run(["pkg-config", "--cflags", "libdpdk"], capture_output=True, text=True).stdout.split()
     headers = [Path(f[2:]) / "rte_build_config.h" for f in flags if f.startswith("-I")]
     text = next(h.read_text() for h in headers if h.is_file())
-    assert f"#define RTE_MAX_LCORE {MAX_CORES}\n" in text
+    assert f"#define RTE_MAX_LCORE {CORES.high}\n" in text
 
 
 @pytest.mark.dpdk
@@ -219,7 +220,7 @@ def test_too_many_cores_is_a_configuration_error(tmp_path, capsys, command):
     assert main([command, "sample_nfs/fw.c", *args, "--cores", "129"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "Traceback" not in captured.err
-    assert captured.err.strip() == (f"nfx {command}: error: --cores 129: a parallel build runs on 1 to 128 cores "
+    assert captured.err.strip() == (f"nfx {command}: error: --cores 129: expected an integer from 1 to 128 "
                                     "(one DPDK lcore per core, and DPDK's RTE_MAX_LCORE is 128)")
     assert not (tmp_path / "out").exists()
 

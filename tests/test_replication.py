@@ -288,3 +288,9 @@ def test_the_dpdk_program_runs_the_replicated_build_on_pcap_ports(tmp_path):
     sent = run_on_pcaps(two, trace, tmp_path / "run2")
     forwarded = sum(len(frames) for frames in sent.values())
     assert forwarded > 2000  # client packets reach backends registered by heartbeats on the other core
+
+
+def test_the_explainer_says_replicated_objects_are_written_by_rare_packets():
+    words = pipeline.explain(solved(LB))["objects"]
+    assert words["active"]["summary"].startswith("Written only by rare packets") and "dst_port == 9999" in words["active"]["summary"]
+    assert words["cht"]["summary"].startswith("Packets only read it")  # read-only: filled by nf_init

@@ -177,7 +177,8 @@ class SimulatorPanel(ipywidgets.VBox):
         self.traffic.value = UPLOADED if using else TRAFFIC_KINDS[0]
         self.traffic.disabled = using
         why = "read from the pcap files" if using else ""
-        for control, what in ((self.packets, "packet count"), (self.flows, "flow count"), (self.seed, "seed")):
+        for control, what in ((self.packets, "packet count"), (self.flows, "flow count"), (self.seed, "seed"),
+                              (self.servers, "servers' prefix")):
             control.disabled = using
             control.tooltip = f"the {what} is {why}" if using else None
         self.clear_button.layout.display = "flex" if using else "none"

@@ -1,6 +1,7 @@
-"""Launching a generated project's DPDK programs without NICs or huge pages: the EAL options, and one
-run under ``explorer.processes`` (its own process group, killed on timeout or interruption, and its
-``/var/run/dpdk`` folder removed afterwards).
+"""Launching a generated project's DPDK programs without NICs or huge pages (EAL options from
+``explorer.verify.replay.eal_args``): one run under ``explorer.processes`` (its own process group,
+killed on timeout, on interruption and when nfx dies, and its ``/var/run/dpdk`` folder removed
+afterwards), and the most lcores one program may have.
 
 ``bench`` runs the replay harness's ``--bench`` mode with it; the tests run the DPDK program on
 net_pcap and net_null ports with it.
@@ -10,20 +11,24 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 from explorer import build
 from explorer.errors import BuildError, ConfigError, RunError
-from explorer.processes import eal_prefix, run_child
+from explorer.processes import die_with_parent, eal_prefix, run_child
+from explorer.verify.replay import eal_args
 
 
 @functools.lru_cache(maxsize=None)
 def max_lcores() -> int:
     """RTE_MAX_LCORE of the installed DPDK (the most lcores one EAL runs), as its preprocessor says."""
     cflags, _ = build.dpdk_flags()
-    done = build.run_tool(["gcc", "-E", "-P", *cflags, "-x", "c", "-"],
-                          input_text="#include <rte_build_config.h>\nRTE_MAX_LCORE\n")
+    with tempfile.TemporaryDirectory(prefix="nfx-lcores-") as tmp:
+        probe = Path(tmp, "probe.c")
+        probe.write_text("#include <rte_build_config.h>\nRTE_MAX_LCORE\n")
+        done = build.run_tool(["gcc", "-E", "-P", *cflags, str(probe)])
     value = done.stdout.split()[-1] if done.returncode == 0 and done.stdout.split() else ""
     if not value.isdigit():
         raise BuildError(f"cannot read RTE_MAX_LCORE from DPDK's headers: {done.stderr.strip()[-200:]}")
@@ -40,27 +45,13 @@ def check_cores(cores: int, option: str = "--cores") -> int:
     return cores
 
 
-def eal_options(cores: int, prefix: str, *, pin: bool = False, memory_mb: Optional[int] = None) -> list[str]:
-    """EAL options for ``cores`` lcores: each pinned to a CPU of its own when ``pin`` and there are
-    enough of them (benchmarks), else all floating over the CPUs this process may use (more lcores
-    than CPUs works that way)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    memory = memory_mb if memory_mb is not None else 512 + 128 * cores
-    if pin and cores <= len(cpus):
-        placement = ["-l", ",".join(map(str, cpus[:cores]))]
-    else:
-        placement = ["--lcores", f"(0-{cores - 1})@({','.join(map(str, cpus))})"]
-    return ["--no-huge", "--no-pci", "--no-shconf", "--no-telemetry", "--log-level=error", "-m", str(memory),
-            *placement, f"--file-prefix={prefix}"]
-
-
 def run_dpdk(binary: str | Path, cores: int, arguments: Sequence[str], *, eal: Sequence[str] = (),
              pin: bool = False, tag: str = "run", timeout: float = 120) -> subprocess.CompletedProcess:
     """Run ``binary [EAL options] [eal] -- arguments``; RunError when it outlives ``timeout``."""
     with eal_prefix(tag) as prefix:
-        argv = [str(binary), *eal_options(cores, prefix, pin=pin), *eal, "--", *arguments]
+        argv = [str(binary), *eal_args(cores, prefix, pin=pin), *eal, "--", *arguments]
         try:
-            return run_child(argv, timeout=timeout)
+            return run_child(argv, timeout=timeout, preexec_fn=die_with_parent)
         except subprocess.TimeoutExpired:
             raise RunError(f"{Path(binary).name} took longer than {timeout:g} s") from None
 

@@ -83,9 +83,6 @@ def _value(text: str) -> object:
 
 
 def check_cores(cores: int) -> int:
-    """``cores`` when a parallel build can run on that many cores, else a ConfigError that says why
-    (for generate, check and bench, before any work)."""
-    if not limits.CORES.low <= cores <= limits.CORES.high:
-        raise ConfigError(f"--cores {cores}: a parallel build runs on {limits.CORES.low} to {limits.CORES.high} cores "
-                          f"(one DPDK lcore per core, and DPDK's RTE_MAX_LCORE is {limits.CORES.high})")
-    return cores
+    """``cores`` when a parallel build can run on that many cores (``limits.CORES``), else a
+    ConfigError that says why (for generate, check and bench, before any work)."""
+    return limits.CORES.check(cores, "--cores")

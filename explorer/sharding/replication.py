@@ -57,13 +57,12 @@ def replicate_rare_writers(analysis: Analysis, decisions: list, chosen: Mapping[
             raise ConfigError(f"override {name}={want}: choose shard, replicate or lock")
         if want == "shard" and by_name[name].decision == "lock":
             raise ConfigError(f"cannot shard {name}: {by_name[name].reason}")
-    writers = writers_of(analysis)
-    links = coupled(analysis, decisions)
     seed = {o.name for o in decisions if o.decision == "lock" and chosen.get(o.name) != "lock"}
     seed |= {n for n, want in chosen.items() if want == "replicate"}
     out = list(decisions)
     if seed:
-        group, why_with = _closure(seed, links, by_name)
+        writers = writers_of(analysis)
+        group, why_with = _closure(seed, coupled(analysis, decisions), by_name)
         failure = _why_not(analysis, group, writers, by_name, chosen)
         if failure is None:
             out = [_replicated(o, writers[o.name], chosen.get(o.name) == "replicate", why_with.get(o.name))
