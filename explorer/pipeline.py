@@ -124,7 +124,6 @@ def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None
 
 
 def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) -> Solution:
-    started = time.perf_counter()
     analysis = nf if isinstance(nf, Analysis) else analyze(nf, defines)
     analysed = time.perf_counter()
     profile = nic_profile(nic)
@@ -133,11 +132,11 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) 
     if strategy in ("locks", "tm") or (strategy == "auto" and sharding.locked):
         chosen = STRATEGY_NAMES["tm" if strategy == "tm" else "locks"]
         if overrides:  # the user's fields choose the key here too, and are checked like any other
-            return _overridden(analysis, sharding, chosen, profile, cores, seed, started, analysed)
+            return _overridden(analysis, sharding, chosen, profile, cores, seed, analysed)
         plan = solve_keys(_free_problem(sharding, profile, cores, seed))
         explanation = _why_not_sharded(sharding) if sharding.locked else ""
         return _solution(analysis, sharding, chosen, plan, profile, cores, seed, True, explanation, None,
-                         started, analysed)
+                         analysed)
     if sharding.locked:  # strategy == "sn" was asked for
         raise ShardingError(f"{analysis.nf} cannot run shared-nothing: {_why_not_sharded(sharding)}")
 
@@ -150,18 +149,18 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) 
                 raise
             plan = solve_keys(_free_problem(sharding, profile, cores, seed))
             return _solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
-                             str(conflict), None, started, analysed)
+                             str(conflict), None, analysed)
         return _solution(analysis, sharding, STRATEGY_NAMES["sn"], plan, profile, cores, seed, True, "", None,
-                         started, analysed)
+                         analysed)
     explanation = "; ".join(sharding.conflicts)
     if fallback:
         plan = solve_keys(_free_problem(sharding, profile, cores, seed))
         return _solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
-                         explanation, None, started, analysed)
-    return _overridden(analysis, sharding, STRATEGY_NAMES["sn"], profile, cores, seed, started, analysed)
+                         explanation, None, analysed)
+    return _overridden(analysis, sharding, STRATEGY_NAMES["sn"], profile, cores, seed, analysed)
 
 
-def _overridden(analysis, sharding, strategy, profile, cores, seed, started, analysed) -> Solution:
+def _overridden(analysis, sharding, strategy, profile, cores, seed, analysed) -> Solution:
     """A solution for the user's overrides: the devices hash exactly the fields they name, under
     every sharded object's constraints. Overrides that break a constraint (an entry's packets no
     longer agree on what is hashed) make the solution invalid, with the explanation and two packets
@@ -170,7 +169,7 @@ def _overridden(analysis, sharding, strategy, profile, cores, seed, started, ana
     one is reported the same way rather than silently ignored."""
     if not sharding.conflicts:
         plan = solve_keys(_problem(sharding, sharding.constraints, profile, cores, seed))
-        return _solution(analysis, sharding, strategy, plan, profile, cores, seed, True, "", None, started, analysed)
+        return _solution(analysis, sharding, strategy, plan, profile, cores, seed, True, "", None, analysed)
     # The overrides leave no key that keeps every entry on one core: solve for what was asked
     # without the broken constraints, and show two packets it separates.
     broken = {c.origin for c in sharding.violated}
@@ -181,14 +180,15 @@ def _overridden(analysis, sharding, strategy, profile, cores, seed, started, ana
         raise ShardingError(f"{analysis.nf}: {'; '.join(sharding.conflicts)}, but no two packets that the key "
                             "separates were found")
     return _solution(analysis, sharding, strategy, plan, profile, cores, seed, False, "; ".join(sharding.conflicts),
-                     example.to_dict(), started, analysed)
+                     example.to_dict(), analysed)
 
 
 def _solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, explanation, counterexample,
-              started, analysed) -> Solution:
+              analysed) -> Solution:
     pools = tuple(pools_of(a, plan) for a in sharding.allocations) if strategy == STRATEGY_NAMES["sn"] else ()
     done = time.perf_counter()
-    seconds = (("analysis", round(analysed - started, 4)), ("solve", round(done - analysed, 4)))
+    # The analysis' own figure: a solve given an earlier Analysis (the CLI, the explorer) reuses it.
+    seconds = (("analysis", round(analysis.seconds, 4)), ("solve", round(done - analysed, 4)))
     return Solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, explanation,
                     counterexample, seconds, pools=pools)
 

@@ -66,5 +66,8 @@ def test_tm_is_equivalent_on_its_fallback_path():
 @pytest.mark.parametrize("nf", ["nop", "sbridge", "bridge", "pol", "fw", "nat", "cl", "psd", "lb"])
 def test_every_sample_is_equivalent_on_100k_packets(nf, cores):
     kind = "heartbeat" if nf == "lb" else "mixed"
-    report = check(solution(nf), traffic(kind, 100_000), cores)
+    # pol's 1,024 buckets hold fewer hosts than this trace has: the sequential table fills too, and
+    # the packets after a core's share runs out go uncompared (partial, tested apart)
+    defines = (("POL_CAPACITY", "16384"),) if nf == "pol" else ()
+    report = check(solution(nf, "auto", 4, defines), traffic(kind, 100_000), cores)
     assert report.equivalent, report.render()

@@ -51,6 +51,8 @@ def _eal_prefix_of(pid: int) -> Optional[str]:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
+    if argv == [b""]:  # an exiting process's memory (its argv with it) is gone: it cannot be told
+        return None
     for k, arg in enumerate(argv):
         if arg.startswith(b"--file-prefix="):
             return arg.split(b"=", 1)[1].decode()

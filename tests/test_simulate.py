@@ -271,7 +271,7 @@ def test_memory_follows_classes_not_packets(fw):
 # ---- locks and tm: contention, not violations (issue 10, item 7) ------------------------------
 
 def test_locks_plan_counts_no_violations_and_reports_write_lock_share():
-    lb = pipeline.solve(str(ROOT / "sample_nfs" / "lb.c"), quality=False)
+    lb = pipeline.solve(str(ROOT / "sample_nfs" / "lb.c"), strategy="locks", quality=False)  # auto replicates
     assert lb.strategy == "locks"
     report = pipeline.simulate(lb, "heartbeat", packets=20_000, flows=500, seed=1, backends=4)
     assert report.violation_count == 0 and report.violations == () and report.contention is not None

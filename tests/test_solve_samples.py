@@ -272,3 +272,17 @@ def test_cli_locks_override_is_not_ignored():
     data = json.loads(r.stdout)
     assert r.returncode == 2 and data["strategy"] == "locks" and not data["valid"]
     assert data["counterexample"]["cores"][0] != data["counterexample"]["cores"][1]
+
+
+def test_the_analysis_time_is_the_analysis_own_figure_even_when_reused(capsys):
+    """Issue 11 item 6: a solve given an earlier Analysis (the CLI, the explorer) reports how long
+    that analysis took, not the 0 ms of not redoing it."""
+    from explorer.cli import main
+
+    analysis = pipeline.analyze("sample_nfs/fw.c")
+    assert analysis.seconds > 0
+    solution = pipeline.solve(analysis, cores=2, quality=False)
+    assert dict(solution.seconds)["analysis"] == round(analysis.seconds, 4)
+    assert main(["solve", "sample_nfs/fw.c", "--cores", "2"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("time: analysis ") and not line.startswith("time: analysis 0 ms")

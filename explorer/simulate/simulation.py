@@ -262,6 +262,7 @@ class _ClassView:
         self.unchecked: set[str] = set()
         self.checked = np.zeros(self.n, dtype=bool)  # classes whose packets compute a checked key
         self._touches: Optional[dict[str, Touches]] = None
+        self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
 
     def _guard(self, devices: tuple[int, ...], conditions) -> np.ndarray:
         mask = np.zeros(self.n, dtype=bool)
@@ -305,6 +306,7 @@ class _ClassView:
                 slices = self._keys(kp.key, kp.where)
                 if slices is not None:
                     rows.setdefault(kp.object, []).append((mask, slices))
+                    self._key_bits[kp.object] = max(self._key_bits.get(kp.object, 0), kp.key.size())
                     self.checked |= mask
             self._touches = self._touch(rows)
         return self._touches
@@ -317,7 +319,7 @@ class _ClassView:
             if examples:
                 for row in rows[:MAX_EXAMPLES].tolist():
                     cores, packets = touches.cores_of(row, reta)
-                    found.append(Violation(obj, _hex(touches.keys[row]), cores, packets))
+                    found.append(Violation(obj, _hex(touches.keys[row], self._key_bits[obj]), cores, packets))
         # In the order the keys became split: the earliest packet on a second core.
         found.sort(key=lambda v: (sorted(v.packets)[1], v.object))
         return count, tuple(found[:MAX_EXAMPLES])
@@ -380,8 +382,10 @@ class _ClassView:
         return write_model.Contention(self.classes.packets, int(per.sum()), tuple(int(x) for x in per), tuple(notes))
 
 
-def _hex(slices: np.ndarray) -> str:
-    return "".join(f"{int(s):016x}" for s in reversed(slices)).lstrip("0") or "0"
+def _hex(slices: np.ndarray, bits: int) -> str:
+    """The key's bytes in memory order (the key term's first byte is its most significant)."""
+    value = sum(int(s) << (64 * k) for k, s in enumerate(slices))
+    return f"{value:0{(bits + 3) // 4}x}"
 
 
 def simulate(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan,
