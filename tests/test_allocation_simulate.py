@@ -131,3 +131,16 @@ def test_the_model_allocates_the_ports_the_generated_program_does(tmp_path):
             assert len(match) == 1
             modelled[flow] = match[0].emitted[2]  # the source port it goes out with
     assert modelled == real and len(real) == 500
+
+
+def test_distinct_rows_agree_with_numpy_unique():
+    from explorer.simulate.pools import distinct_rows
+
+    rng = np.random.default_rng(5)
+    for rows, cols, high in [(1, 5, 3), (500, 5, 4), (2000, 2, 1 << 40), (0, 3, 2)]:
+        table = rng.integers(0, high, size=(rows, cols), dtype=np.int64)
+        first, inverse = distinct_rows(table)
+        values, at, back = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        assert sorted(first.tolist()) == first.tolist() == sorted(at.tolist())  # first rows, by appearance
+        assert np.array_equal(table[first][inverse], table)  # each row's number names its value
+        assert len(first) == len(values)

@@ -85,6 +85,27 @@ def _emitter(path: CallPath, allocator: str) -> _Emitter:
     return _Emitter(path, key, index, writes)
 
 
+def distinct_rows(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a 2-D integer array that hold each distinct value, first ones, in order of
+    appearance, and for every row the number of its distinct value in that order (a lexsort:
+    ``np.unique(axis=0)`` sorts a structured view, several times slower)."""
+    n = len(columns)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(columns.T[::-1])
+    ranked = columns[order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+    group = np.cumsum(starts) - 1
+    first = np.minimum.reduceat(order, np.flatnonzero(starts))  # stable: the first row of each group
+    by_appearance = np.argsort(first, kind="stable")
+    renumber = np.empty(len(first), dtype=np.int64)
+    renumber[by_appearance] = np.arange(len(first))
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = renumber[group]
+    return first[by_appearance].astype(np.int64), inverse
+
+
 @dataclass
 class _Flow:
     core: int
@@ -140,41 +161,46 @@ class PoolModel:
             except Unknown as why:
                 self._note(f"path {e.path.index}: its flow key uses {why}: its allocations are not modelled")
                 return
-            _, at = np.unique(slices, axis=0, return_index=True)
-            at.sort()
+            at, _ = distinct_rows(slices)
             firsts, keys = rows[at], [tuple(row) for row in slices[at].tolist()]
-        new, index, seq = [], [], []
-        for row, key in zip(firsts.tolist(), keys):
-            if key in self.flows:
-                continue
-            core = int(cores[row])
-            self.wanted[core] += 1
-            given = self.given[core]
-            if given < len(self.pools[core]):
-                index.append(int(self.pools[core][given]))
-                self.given[core] += 1
-            else:
-                index.append(-1)
-                self.exhausted += 1
-            seq.append(self.next_seq if self.next_seq < self.allocation.capacity else -1)
-            self.next_seq += 1
-            new.append((row, key, core))
-        if not new:
+        fresh = [k for k, key in enumerate(keys) if key not in self.flows]
+        if not fresh:
             return
-        picked = np.array([row for row, _, _ in new], dtype=np.int64)
+        picked = firsts[fresh]
+        new_keys = [keys[k] for k in fresh]
+        core = cores[picked].astype(np.int64)
+        # Each core hands out its pool in order: a new flow takes its core's next index.
+        order = np.argsort(core, kind="stable")
+        counts = np.bincount(core, minlength=len(self.pools))
+        rank = np.empty(len(core), dtype=np.int64)
+        rank[order] = np.arange(len(core)) - np.repeat(np.cumsum(counts) - counts, counts)
+        given = np.array(self.given, dtype=np.int64)[core] + rank
+        sizes = np.array([len(p) for p in self.pools], dtype=np.int64)
+        index = np.full(len(core), -1, dtype=np.int64)
+        for c in np.flatnonzero(counts).tolist():
+            mine = core == c
+            inside = mine & (given < sizes[c])
+            index[inside] = self.pools[c][given[inside]]
+            self.wanted[c] += int(counts[c])
+            taken = int(inside.sum())
+            self.given[c] += taken
+            self.exhausted += int(counts[c]) - taken
+        seq = self.next_seq + np.arange(len(core), dtype=np.int64)
+        seq[seq >= self.allocation.capacity] = -1
+        self.next_seq += len(core)
         original = np.stack([getattr(fields, name)[picked].astype(np.int64) for name in FIELDS], axis=1)
-        proto = fields.proto[picked].astype(np.int64)
-        emitted = self._emitted(e, env, picked, np.array(index), original)
-        behind_seq = self._emitted(e, env, picked, np.array(seq), original)
-        for k, (row, key, core) in enumerate(new):
-            t = tuple(original[k].tolist())
-            out = tuple(emitted[k].tolist()) if index[k] >= 0 else t
-            self.flows[key] = _Flow(core, index[k], first + row, out)
-            p = int(proto[k])
-            self.answers.setdefault((t[1], t[0], t[3], t[2], p), key)  # without the NF (generated replies)
-            if seq[k] >= 0:
-                s = behind_seq[k].tolist()
-                self.answers.setdefault((s[1], s[0], s[3], s[2], p), key)  # behind the sequential NF
+        proto = fields.proto[picked].astype(np.int64).tolist()
+        emitted = self._emitted(e, env, picked, index, original)
+        emitted[index < 0] = original[index < 0]  # no index: forwarded as it came
+        behind_seq = self._emitted(e, env, picked, seq, original).tolist()
+        for k, (key, t, out, c, i, row, q) in enumerate(zip(new_keys, original.tolist(), emitted.tolist(),
+                                                          core.tolist(), index.tolist(), picked.tolist(),
+                                                          seq.tolist())):
+            self.flows[key] = _Flow(c, i, first + row, tuple(out))
+            self.answers.setdefault((t[1], t[0], t[3], t[2], proto[k]), key)  # without the NF (generated replies)
+            if q >= 0:
+                s = behind_seq[k]
+                self.answers.setdefault((s[1], s[0], s[3], s[2], proto[k]), key)  # behind the sequential NF
 
     def _emitted(self, e: _Emitter, env: dict, rows: np.ndarray, index: np.ndarray,
                  original: np.ndarray) -> np.ndarray:
@@ -197,26 +223,22 @@ class PoolModel:
             return fields, np.zeros(0, dtype=np.int64), []
         tuples = np.stack([*(getattr(fields, name)[candidates].astype(np.int64) for name in FIELDS),
                            fields.proto[candidates].astype(np.int64)], axis=1)
-        distinct, inverse = np.unique(tuples, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        flows = [self.answers.get(tuple(t)) for t in distinct.tolist()]
+        at, inverse = distinct_rows(tuples)
+        # Per distinct 5-tuple: the flow it answers, and that flow's index, first packet and the
+        # fields it was forwarded with; then every candidate row at once.
+        keys = [self.answers.get(t) for t in map(tuple, tuples[at].tolist())]
+        found = [self.flows[k] if k is not None else None for k in keys]
+        index = np.array([f.index if f is not None else -1 for f in found], dtype=np.int64)
+        since = np.array([f.packet if f is not None else -1 for f in found], dtype=np.int64)
+        emitted = np.array([f.emitted if f is not None else (0, 0, 0, 0) for f in found], dtype=np.int64)
+        answered = (index[inverse] >= 0) & (since[inverse] < first + candidates)  # allocated, and before
+        rows = candidates[answered]
+        which = inverse[answered]
         out = {name: getattr(fields, name).copy() for name in FIELDS}
-        rows, which = [], []
-        for k, row in enumerate(candidates.tolist()):
-            key = flows[inverse[k]]
-            if key is None:
-                continue
-            f = self.flows[key]
-            if f.index < 0 or f.packet >= first + row:
-                continue  # no index was allocated, or not yet
-            s = f.emitted  # answer the forwarded packet: swap its addresses and ports
-            for name, value in zip(FIELDS, (s[1], s[0], s[3], s[2])):
-                out[name][row] = value
-            rows.append(row)
-            which.append(key)
+        for name, column in zip(FIELDS, (1, 0, 3, 2)):  # answer the forwarded packet: swap addresses and ports
+            out[name][rows] = emitted[which, column].astype(_DTYPES[name])
         self.replies += len(rows)
-        typed = {name: out[name].astype(_DTYPES[name]) for name in FIELDS}
-        return replace(fields, **typed), np.array(rows, dtype=np.int64), which
+        return replace(fields, **out), rows.astype(np.int64), [keys[k] for k in which.tolist()]
 
     def check(self, rows: np.ndarray, flows: list[tuple], cores: np.ndarray, first: int) -> None:
         """The readdressed ``rows`` of a chunk (of ``flows``) reached ``cores``: a flow whose reply is
