@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replication(p)
 
     p = sub.add_parser("bench", help="measure Mpps per strategy and core count")
-    _add_nf(p); _add_json(p)
+    _add_nf(p); _add_json(p); _add_traffic_in(p)
     p.add_argument("--cores", default="1,2", help="comma-separated core counts (default 1,2)")
     p.add_argument("--strategy", action="append", default=[], choices=["seq", "sn", "locks", "tm"])
     p.add_argument("--packets", default="1000000")
@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replication(p)
     p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",
                    help="traffic to measure on, e.g. zipf:skew=1.2 (default: the NF's main path, or for an NF with "
-                        "replicated objects, traffic of its rare writers at 1 per 1,000 packets)")
+                        "replicated objects, traffic of its rare writers at 1 per 1,000 packets); --in measures "
+                        "on captures instead")
     p.add_argument("--replies", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each build on replies to what it forwards too (default: when the NF rewrites headers)")
     p.add_argument("--repeat", default="3", help="measurements per build, in rounds; the median is reported")

@@ -233,3 +233,28 @@ def test_scaling_script_writes_the_curve(tmp_path):
     assert [len(r["per_core"]) for r in report["results"]] == [1, 1, 2]
     text = (tmp_path / "curve" / "scaling.txt").read_text()
     assert "lb locks (read-heavy) 2 cores" in text and "nop locks: 2 cores" in text
+
+
+@pytest.mark.dpdk
+def test_cli_bench_measures_on_captures_and_says_when_its_traffic_is_generic(tmp_path, capsys):
+    """A user's NF with its own traffic: ``--in`` benches on the captures (every build cycles over
+    them, verdict shares of that traffic); without it, an NF nfx has no main-path traffic for gets
+    generic traffic and a note saying so."""
+    from explorer.cli import main
+    from explorer.traffic.generators import generate
+    from explorer.traffic.pcap import write_trace
+
+    nf = ROOT / "tests" / "nfs" / "host_bytes.c"
+    paths = write_trace(generate("bidir", packets=2_000, flows=100, seed=4), tmp_path)
+    inputs = [a for d, p in sorted(paths.items()) for a in ("--in", f"{d}={p}")]
+    assert main(["bench", str(nf), "--cores", "1", "--packets", "10000", "--repeat", "1", "--json", *inputs]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["traffic"].startswith(f"the captures 0={paths[0]}, 1={paths[1]}: 2000 packets as captured")
+    assert not any("generic traffic" in n for n in data["notes"])
+    assert all(r["packets"] == 10_000 for r in data["results"])
+    assert main(["bench", str(nf), "--cores", "1", "--packets", "10000", "--repeat", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert any("host_bytes is not a sample NF, so this generic traffic may miss its main path" in n
+               for n in data["notes"])
+    assert main(["bench", str(nf), "--in", f"0={paths[0]}", "--traffic", "uniform"]) == 1
+    assert "--traffic and --in both name the traffic" in capsys.readouterr().err

@@ -46,6 +46,8 @@ SUITE = {
     "ttl_guard": ("sn", ANY, {}, None),
     "dport_counters": ("sn", {1: ("dst_port",)}, {"DC_BUDGET": "4"}, 2),  # + uniform traffic: ports up to 65535
     "ternary_hosts": ("sn", {0: ("src_ip",), 1: ("dst_ip",)}, {"TH_CAPACITY": "64", "TH_LIMIT": "4"}, 1),
+    "dns_limit": ("sn", {0: ("src_ip", "dst_ip"), 1: ("src_ip", "dst_ip")}, {"RL_CAPACITY": "64", "RL_LIMIT": "3"},
+                  None),
 }
 EXTRA = {"dport_counters": ("uniform", 2_000, 200)}  # generated traffic after the witnesses (kind, packets, flows)
 

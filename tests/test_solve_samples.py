@@ -286,3 +286,11 @@ def test_the_analysis_time_is_the_analysis_own_figure_even_when_reused(capsys):
     assert main(["solve", "sample_nfs/fw.c", "--cores", "2"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("time: analysis ") and not line.startswith("time: analysis 0 ms")
+
+
+def test_a_dchain_rejuvenating_the_index_it_just_handed_out_does_not_follow_itself():
+    solution = pipeline.solve("tests/nfs/dns_limit.c", cores=4, quality=False)
+    chain = next(o for o in solution.sharding.objects if o.name == "chain")
+    assert chain.decision == "shard" and chain.follows == ("pairs",) and chain.reason == "follows pairs"
+    keys = next(o for o in solution.sharding.objects if o.name == "keys")
+    assert keys.follows == ("chain",)

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional, Sequence
 from explorer.bench.launch import check_cores, program_error, run_dpdk
 from explorer.bench.plot import scaling_svg
 from explorer.bench.loop import closed_loop
-from explorer.bench.traffic import Spec, open_loop, traffic_for
+from explorer.bench.traffic import NF_TRAFFIC, Spec, open_loop, traffic_for
 from explorer.codegen.compile import build_program
 from explorer.codegen.planning import STRATEGIES, parallel_plan
 from explorer.codegen.project import write_project
@@ -205,14 +205,16 @@ def wanted_strategies(strategies: Sequence[str], solved: str, replicated: bool =
 def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[str] = (), packets: int = 1_000_000,
           defines: Optional[Mapping[str, str]] = None, traffic: Spec = None, trace_packets: Optional[int] = None,
           repeat: int = 3, seed: int = 0, nic: str = "e810", timeout: float = 600, replication: str = "lagged",
-          replies: Optional[bool] = None) -> BenchReport:
+          replies: Optional[bool] = None, captured: Optional[Trace] = None, captured_name: str = "") -> BenchReport:
     """Measure ``nf``'s sequential build and each of ``strategies`` (default: the one the solver picks,
     and locks next to an sn build with replicated objects) on each core count. ``packets`` timed
     packets per measurement, cycling over a preloaded trace of ``trace_packets`` (default: ``packets``,
     at most 200,000) of ``traffic`` (default: the NF's main-path traffic; with replicated objects,
     their rare writers' traffic, ``writers.writer_traffic``). With ``replies`` (default: when the NF
     rewrites headers, as a NAT does) every build is measured on the trace plus the replies to what it
-    sends (``explorer.bench.loop``), and the notes give each build's share per verdict of that trace."""
+    sends (``explorer.bench.loop``), and the notes give each build's share per verdict of that trace.
+    ``captured``: a trace read from the user's captures (``captured_name``) instead of generated
+    traffic; the timed packets cycle over it."""
     from explorer import pipeline
 
     if packets < 1 or repeat < 1:
@@ -229,10 +231,20 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
         traffic = writer_traffic(analysis, base.sharding)
     if replies is None:
         replies = rewrites(base)
-    spec = traffic_for(analysis.nf, traffic, trace_packets or min(packets, 200_000), seed)
-    described = spec.describe() + (", with replies to what each build forwards" if replies else "")
-    trace = open_loop(spec)
     builds, notes = [], []
+    if captured is not None:
+        if not len(captured):
+            raise ConfigError("the captures hold no packet to measure")
+        trace = captured
+        described = f"the captures {captured_name}: {len(captured)} packets as captured"
+    else:
+        spec = traffic_for(analysis.nf, traffic, trace_packets or min(packets, 200_000), seed)
+        described = spec.describe()
+        trace = open_loop(spec)
+        if traffic is None and analysis.nf not in NF_TRAFFIC:
+            notes.append(f"{analysis.nf} is not a sample NF, so this generic traffic may miss its main path: "
+                         "check the verdict shares, and measure with --traffic or --in on the traffic it is for")
+    described += ", with replies to what each build forwards" if replies else ""
     with tempfile.TemporaryDirectory(prefix="nfx-bench-") as tmp:
         folder = Path(tmp)
         for strategy in order:
@@ -263,5 +275,5 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
     drop_heavy = [f"{r.strategy} on {r.cores}" for r in results if r.share("dropped") > 0.5]
     if drop_heavy:
         notes.append(f"most packets were dropped ({', '.join(drop_heavy)}): those figures measure the drop "
-                     "path; choose --traffic that the NF forwards to measure its main path")
+                     "path; choose --traffic (or --in) that the NF forwards to measure its main path")
     return BenchReport(analysis.nf, packets, described, tuple(results), tuple(notes))

@@ -1,5 +1,5 @@
-"""``nfx bench NF.c --cores 1,2 [--strategy S ...] [--traffic KIND] [--packets N] [--repeat N] [--out DIR]
-[--json]``: Mpps per strategy and core count next to the sequential build, packets preloaded in memory,
+"""``nfx bench NF.c --cores 1,2 [--strategy S ...] [--traffic KIND | --in DEV=PCAP ...] [--packets N]
+[--repeat N] [--out DIR] [--json]``: Mpps per strategy and core count next to the sequential build, packets preloaded in memory,
 with the share of packets per verdict, the write-lock share and per-core load (see
 explorer.bench.measure); with --out, bench.json, bench.csv and bench.svg (the scaling plot), written
 through explorer.outputs and checked before any measurement."""
@@ -14,6 +14,7 @@ from explorer.bench.measure import VERDICTS, BenchReport, bench
 from explorer.commands.options import parse_defines
 from explorer.errors import ConfigError, OutputError
 from explorer.outputs import check_destination, os_words, refuse_system_folder, write_atomic
+from explorer.run import load_trace
 
 OUT_FILES = ("bench.json", "bench.csv", "bench.svg")
 
@@ -92,8 +93,13 @@ def main(args) -> int:
     cores = parse_cores(args.cores)
     repeat = parse_repeat(str(getattr(args, "repeat", "3")))
     out = prepare_out(args.out) if args.out else None
+    inputs = getattr(args, "inputs", [])
+    if inputs and args.traffic:
+        raise ConfigError("--traffic and --in both name the traffic: give one")
+    captured = load_trace(inputs) if inputs else None
     report = bench(args.nf, cores, args.strategy, args.packets, defines, traffic=parse_traffic(args.traffic),
-                   repeat=repeat, replication=args.replication, replies=getattr(args, "replies", None))
+                   repeat=repeat, replication=args.replication, replies=getattr(args, "replies", None),
+                   captured=captured, captured_name=", ".join(inputs))
     data = report.to_dict()
     if out is not None:
         write_atomic(out / "bench.json", json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -275,7 +275,8 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
             return decision("lock", f"{k.where} is keyed by {', '.join(k.non_rss)}, which RSS cannot hash")
     constraints = pair_constraints(name, keyed)
     if not constraints:
-        follows = sorted({o for k in keyed for o in k.follows})
+        # An index it handed out itself (allocate, then rejuvenate) names an entry of its own core.
+        follows = sorted({o for k in keyed for o in k.follows} - {name})
         return decision("shard", "follows " + ", ".join(follows) if follows else
                         "no keyed access: each core keeps its own entries", follows=follows)
     for c in constraints:
