@@ -549,10 +549,19 @@ def test_a_bad_input_spec_or_a_device_file_is_refused(case, spec, words):
         "run", "nop.c", "--in", spec, "--out", "out", "--json", out="out").error("run", words)
 
 
-def test_the_same_device_twice_is_refused(case):
+@pytest.mark.parametrize("command", ["run", "check", "simulate", "bench"])
+def test_the_same_device_twice_is_refused(case, command):
+    """One capture per device, by every command that reads captures: a second is never dropped silently."""
+    extra = ("--out", "out") if command == "run" else ()
+    case({"nop.c": NOP, "lan.pcap": pcap([UDP]), "wan.pcap": pcap([UDP])}).nfx(
+        command, "nop.c", "--in", "0=lan.pcap", "--in", "0=wan.pcap", *extra, out="out").error(
+        command, "device 0 is given twice")
+
+
+def test_the_same_device_twice_in_a_key_is_refused(case):
     case({"nop.c": NOP, "lan.pcap": pcap([UDP])}).nfx(
-        "run", "nop.c", "--in", "0=lan.pcap", "--in", "0=lan.pcap", "--out", "out", "--json", out="out").error(
-        "run", "device 0 is given twice")
+        "simulate", "nop.c", "--in", "0=lan.pcap", "--key", "0=00", "--key", "0=11", out="out").error(
+        "simulate", "bad --key '0=11': device 0 is given twice")
 
 
 @pytest.mark.parametrize("frames", [

@@ -45,6 +45,8 @@ def parse_device_values(specs: list[str], option: str) -> dict[int, str]:
         dev, eq, value = spec.partition("=")
         if not (eq and dev.strip().isdigit() and value):
             raise ConfigError(f"bad {option} {spec!r}: expected DEVICE=VALUE")
+        if int(dev) in out:
+            raise ConfigError(f"bad {option} {spec!r}: device {int(dev)} is given twice")
         out[int(dev)] = value
     return out
 

@@ -10,7 +10,7 @@ from explorer import pipeline
 from explorer.commands.options import parse_defines, parse_device_values, parse_traffic_params
 from explorer.errors import ConfigError
 from explorer.sharding.decisions import parse_overrides
-from explorer.traffic.pcap import parse_input
+from explorer.traffic.pcap import parse_inputs
 
 
 class Progress:
@@ -46,7 +46,7 @@ def main(args) -> int:
     analysis = pipeline.analyze(args.nf, parse_defines(args.define))
     solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed,
                               overrides=parse_overrides(args.override, analysis), quality=False)
-    traffic = dict(parse_input(spec) for spec in args.inputs) if args.inputs else args.traffic
+    traffic = parse_inputs(args.inputs) if args.inputs else args.traffic
     keys = parse_device_values(args.key, "--key")
     progress = Progress(args.packets if args.traffic else None)
     try:

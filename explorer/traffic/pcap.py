@@ -312,18 +312,24 @@ def parse_input(spec: str) -> tuple[int, str]:
     return int(dev), path
 
 
+def parse_inputs(specs: Sequence[str]) -> dict[int, str]:
+    """``["0=a.pcap", "1=b.pcap"]`` -> ``{0: "a.pcap", 1: "b.pcap"}``; ``ConfigError`` for a bad
+    spec or a device given twice (one capture per device: a second one is never dropped silently)."""
+    if not specs:
+        raise ConfigError("no input traffic: give one or more DEV=PCAP")
+    out: dict[int, str] = {}
+    for spec in specs:
+        dev, path = parse_input(spec)
+        if dev in out:
+            raise ConfigError(f"bad input {spec!r}: device {dev} is given twice")
+        out[dev] = path
+    return out
+
+
 def load_inputs(specs: Sequence[str]) -> Trace:
     """Read ``["0=a.pcap", "1=b.pcap", ...]`` (the pcap each device receives) and merge them by
     timestamp, ties by device then file order (``Trace.merge``)."""
-    if not specs:
-        raise ConfigError("no input traffic: give one or more DEV=PCAP")
-    per_device: dict[int, Chunk] = {}
-    for spec in specs:
-        dev, path = parse_input(spec)
-        if dev in per_device:
-            raise ConfigError(f"bad input {spec!r}: device {dev} is given twice")
-        per_device[dev] = read_pcap(path)
-    return Trace.merge(per_device)
+    return Trace.merge({dev: read_pcap(path) for dev, path in parse_inputs(specs).items()})
 
 
 def write_trace(trace: Trace, folder: PathLike, devices: Iterable[int] = ()) -> dict[int, Path]:
