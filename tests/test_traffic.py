@@ -792,3 +792,18 @@ def test_cli_heartbeat_writes_both_devices_and_reports_errors(tmp_path, capsys):
     assert "unknown traffic kind 'bogus'" in capsys.readouterr().err
     assert nfx(["traffic", "uniform", "--out", str(tmp_path), "--flows", "0"]) == 1
     assert "--flows 0: expected an integer from 1 to 67108864" in capsys.readouterr().err
+
+
+def test_a_timestamp_rounded_up_by_dpkt_is_refused_with_the_likely_cause(tmp_path):
+    """dpkt's Writer rounds 1.9999999 s to 1 s + 1,000,000 us, which no reader may take as a time:
+    refused, saying which writer habit makes such files."""
+    from explorer.errors import TrafficError
+    from explorer.traffic.pcap import read_pcap
+
+    path = tmp_path / "round.pcap"
+    with open(path, "wb") as handle:
+        writer = dpkt.pcap.Writer(handle)
+        writer.writepkt(bytes(60), ts=1.9999999)
+    with pytest.raises(TrafficError, match=r"has 1000000 microseconds, not below one second: corrupt file; "
+                                           r"a writer that rounds float timestamps up writes this"):
+        read_pcap(path)

@@ -257,8 +257,12 @@ def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: s
     if len(bad):
         k = int(bad[0])
         unit = "nanoseconds" if nano else "microseconds"
+        frac = int(heads["frac"][k])
+        # Exactly one second: a writer rounded a float timestamp up (dpkt's Writer does, e.g. for 1.9999999).
+        hint = ("; a writer that rounds float timestamps up writes this (dpkt's does for 1.9999999 s)"
+                if frac == frac_limit else "")
         raise TrafficError(f"{name}: record at byte {base + starts[k]} (packet #{index + k}) has "
-                           f"{int(heads['frac'][k])} {unit}, not below one second: corrupt file")
+                           f"{frac} {unit}, not below one second: corrupt file{hint}")
     stamps = (heads["sec"].astype(np.uint64) * np.uint64(NS_PER_SEC)
               + heads["frac"].astype(np.uint64) * np.uint64(1 if nano else 1000))
     stats.add(stamps, heads["caplen"], heads["wirelen"])
