@@ -256,5 +256,6 @@ def test_cli_bench_measures_on_captures_and_says_when_its_traffic_is_generic(tmp
     data = json.loads(capsys.readouterr().out)
     assert any("host_bytes is not a sample NF, so this generic traffic may miss its main path" in n
                for n in data["notes"])
+    assert not bench("sample_nfs/nop.c", cores=(1,), packets=5_000, repeat=1).notes  # a sample: its default fits
     assert main(["bench", str(nf), "--in", f"0={paths[0]}", "--traffic", "uniform"]) == 1
     assert "--traffic and --in both name the traffic" in capsys.readouterr().err

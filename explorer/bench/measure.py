@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional, Sequence
 from explorer.bench.launch import check_cores, program_error, run_dpdk
 from explorer.bench.plot import scaling_svg
 from explorer.bench.loop import closed_loop
-from explorer.bench.traffic import NF_TRAFFIC, Spec, open_loop, traffic_for
+from explorer.bench.traffic import KNOWN_MAIN_PATH, Spec, open_loop, traffic_for
 from explorer.codegen.compile import build_program
 from explorer.codegen.planning import STRATEGIES, parallel_plan
 from explorer.codegen.project import write_project
@@ -232,6 +232,7 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
     if replies is None:
         replies = rewrites(base)
     builds, notes = [], []
+    generic = False  # default traffic for an NF nfx knows no main path of
     if captured is not None:
         if not len(captured):
             raise ConfigError("the captures hold no packet to measure")
@@ -241,9 +242,7 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
         spec = traffic_for(analysis.nf, traffic, trace_packets or min(packets, 200_000), seed)
         described = spec.describe()
         trace = open_loop(spec)
-        if traffic is None and analysis.nf not in NF_TRAFFIC:
-            notes.append(f"{analysis.nf} is not a sample NF, so this generic traffic may miss its main path: "
-                         "check the verdict shares, and measure with --traffic or --in on the traffic it is for")
+        generic = traffic is None and analysis.nf not in KNOWN_MAIN_PATH
     described += ", with replies to what each build forwards" if replies else ""
     with tempfile.TemporaryDirectory(prefix="nfx-bench-") as tmp:
         folder = Path(tmp)
@@ -276,4 +275,7 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
     if drop_heavy:
         notes.append(f"most packets were dropped ({', '.join(drop_heavy)}): those figures measure the drop "
                      "path; choose --traffic (or --in) that the NF forwards to measure its main path")
+    if generic:
+        notes.append(f"{analysis.nf} is not a sample NF, so this generic traffic may miss its main path: "
+                     "check the verdict shares, and measure with --traffic or --in on the traffic it is for")
     return BenchReport(analysis.nf, packets, described, tuple(results), tuple(notes))

@@ -25,6 +25,8 @@ NF_TRAFFIC: dict[str, tuple[str, dict[str, Any], str]] = {
     "cl": ("uniform", {}, "flows opened from both sides, most within their connection limit"),
 }
 DEFAULT_TRAFFIC = ("uniform", {}, "flows between LAN clients and WAN servers, both directions")
+# NFs whose bench default is their main path: those above, and the samples the default fits.
+KNOWN_MAIN_PATH = frozenset(NF_TRAFFIC) | {"nop", "sbridge", "bridge"}
 Spec = Union[None, str, Mapping[str, Any]]
 
 
