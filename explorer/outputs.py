@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -117,18 +118,29 @@ def staged_folder(final: PathLike) -> Iterator[Path]:
         raise OutputError(f"cannot create {final}: it already exists")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     except FileExistsError:  # a file where a folder of the path should be
         raise OutputError(f"cannot create {final}: {final.parent} is not a folder") from None
     except OSError as error:
         raise OutputError(f"cannot create {final}: {os_words(error)}") from None
+    # Named before it is made, so that Ctrl-C or SIGTERM landing just after mkdir still finds it to
+    # remove (mkdtemp could be interrupted between making the folder and returning its name).
+    staging = final.parent / f".{final.name}.{secrets.token_hex(8)}.part"
     try:
+        try:
+            staging.mkdir(mode=0o700)
+        except FileExistsError:  # not ours (16 random hex digits): never removed
+            staging = None
+            raise OutputError(f"cannot create {final}: a folder of the name nfx stages it under exists") from None
+        except OSError as error:
+            staging = None
+            raise OutputError(f"cannot create {final}: {os_words(error)}") from None
         yield staging
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's folder is private
+        os.chmod(staging, 0o777 & ~_umask())  # made private (0o700) while it fills
         os.rename(staging, final)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise OutputError(f"cannot create {final}: {os_words(error)}") from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
