@@ -14,7 +14,6 @@ import hashlib
 import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Union
 
@@ -59,30 +58,44 @@ def refuse_system_folder(folder: PathLike) -> Path:
     return folder
 
 
+def _aside(target: Path, verb: str) -> Path:
+    """A fresh name beside ``target`` for its temporary, ``target``'s folder made. The caller names
+    the temporary before making it, so that Ctrl-C or SIGTERM landing just after it is made still
+    finds it to remove (mkstemp and mkdtemp can be interrupted between making it and returning its
+    name)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise OutputError(f"cannot {verb} {target}: {target.parent} is not a folder") from None
+    except OSError as error:
+        raise OutputError(f"cannot {verb} {target}: {os_words(error)}") from None
+    return target.parent / f".{target.name}.{secrets.token_hex(8)}.part"
+
+
 @contextlib.contextmanager
 def atomic_file(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     """A handle on a temporary file beside ``path``; when the block ends without an error the file
     replaces ``path`` (created with the usual permissions), otherwise it is removed."""
     path = check_destination(path)
+    temp = _aside(path, "write")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except FileExistsError:  # a file where a folder of the path should be
-        raise OutputError(f"cannot write {path}: {path.parent} is not a folder") from None
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {os_words(error)}") from None
-    try:
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as error:  # an existing name is not ours: never removed
+            temp = None
+            raise OutputError(f"cannot write {path}: {os_words(error)}") from None
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp's file is private
+        os.chmod(temp, 0o666 & ~_umask())  # made private (0o600) while it fills
         check_destination(path)  # nothing was planted there meanwhile
         os.replace(temp, path)
     except OSError as error:
         Path(temp).unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {os_words(error)}") from None
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
         raise
 
 
@@ -116,15 +129,7 @@ def staged_folder(final: PathLike) -> Iterator[Path]:
     final = Path(final)
     if final.exists() or final.is_symlink():
         raise OutputError(f"cannot create {final}: it already exists")
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # a file where a folder of the path should be
-        raise OutputError(f"cannot create {final}: {final.parent} is not a folder") from None
-    except OSError as error:
-        raise OutputError(f"cannot create {final}: {os_words(error)}") from None
-    # Named before it is made, so that Ctrl-C or SIGTERM landing just after mkdir still finds it to
-    # remove (mkdtemp could be interrupted between making the folder and returning its name).
-    staging = final.parent / f".{final.name}.{secrets.token_hex(8)}.part"
+    staging = _aside(final, "create")
     try:
         try:
             staging.mkdir(mode=0o700)
