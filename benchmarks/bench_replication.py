@@ -38,8 +38,8 @@ def verdict_shares(traffic: dict, packets: int) -> dict[str, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--packets", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--packets", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cores", default="1,2")
     parser.add_argument("--heartbeat-share", type=float, default=0.001)
     parser.add_argument("--replication", default="lagged", choices=["lagged", "strict"])

@@ -90,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_nf(p); _add_json(p); _add_traffic_in(p)
     p.add_argument("--cores", default="1,2", help="comma-separated core counts (default 1,2)")
     p.add_argument("--strategy", action="append", default=[], choices=["seq", "sn", "locks", "tm"])
-    p.add_argument("--packets", default="1000000")
+    p.add_argument("--packets", default="5000000",
+                   help="timed packets per measurement (default 5,000,000: about half a second per build, long "
+                        "enough that a parallel build's start and stop do not weigh on its rate)")
     p.add_argument("--out", metavar="DIR", help="write bench.json and a plot here")
     _add_replication(p)
     p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",

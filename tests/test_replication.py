@@ -225,6 +225,43 @@ def test_the_acl_firewall_is_equivalent_with_strict_replication(cores):
     assert dropped > sum(v.verdict == -1 for v in without.verdicts) + 100
 
 
+def dscp_trace(packets: int = 6_000, seed: int = 3, every: int = 150) -> tuple[Trace, int]:
+    """Traffic for tests/nfs/ctl_dscp.c: bidirectional flows and, every ``every`` packets, a LAN
+    control packet setting the mark (from its source port, sometimes the mark it already has);
+    also the number of control packets that change the mark."""
+    base = generate("bidir", packets=packets, flows=packets // 30, seed=seed, size=64)
+    frames, devices = list(base.frames), base.devices.copy()
+    mark, changes = 0, 0
+    for n, at in enumerate(range(every, packets, every)):
+        port = 40 + n % 5 if n % 4 else 40 + (n - 1) % 5  # every fourth repeats the previous mark
+        frames[at] = control_frame(port, "192.0.2.7")
+        devices[at] = 0
+        changes += (port & 0x3F) != mark
+        mark = port & 0x3F
+    return Trace(base.timestamps, devices, tuple(frames)), changes
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("cores", [2, 4])
+def test_a_writer_that_rewrote_its_frame_and_holds_a_cell_reruns_from_its_original_bytes(cores):
+    # ctl_dscp's control packets decrement their TTL, then borrow the replicated mark and change it:
+    # the reader pass aborts with the frame changed and a cell borrowed, and the writer pass must
+    # start from the original bytes (one TTL step, not two) with every cell given back.
+    nf = "tests/nfs/ctl_dscp.c"
+    s = solved(nf, cores)
+    assert s.sharding.decision("mark").decision == "replicate"
+    trace, changes = dscp_trace()
+    report = check(s, trace, cores, "sn", replication="strict")
+    assert report.equivalent, report.render()
+    assert report.writes == changes > 20
+    from explorer.run import run_trace
+    seq = run_trace(nf, trace)
+    out = {index: frame for index, _, frame in seq.outputs}
+    control = range(150, 6_000, 150)
+    assert all(seq.verdicts[i].verdict == 1 for i in control)
+    assert all(out[i][22] == trace.frames[i][22] - 1 for i in control)  # TTL, once
+
+
 @pytest.mark.dpdk
 def test_backends_that_expire_on_every_replica_from_the_same_timestamps():
     # Backends die 2 ms after their last heartbeat; each beats every 4 ms (8 backends, one

@@ -25,7 +25,6 @@
 
 #include <inttypes.h>
 #include <sched.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +41,10 @@
 #define NF_REP_MAX_OBJECTS 64
 #define NF_REP_RING_SIZE 1024        /* deltas in flight to one core */
 #define NF_REP_DELTA_BYTES 65536     /* the largest delta one packet may write */
-#define NF_REP_BORROWS 32            /* cells one pass may hold at once */
-#define NF_REP_ARENA_BYTES 16384
 
 static const unsigned replicated_ordinals[] = NF_REPLICATED_ORDINALS;
 
 enum kind { KIND_MAP, KIND_VECTOR, KIND_DCHAIN, KIND_SKETCH, KIND_CHT };
-enum mode { MODE_OFF, MODE_READ, MODE_WRITE, MODE_APPLY };
 enum op {
   OP_MAP_PUT = 1, OP_MAP_ERASE, OP_VECTOR_SET, OP_DCHAIN_ALLOCATE, OP_DCHAIN_REJUVENATE, OP_DCHAIN_FREE,
   OP_EXPIRE, OP_EXPIRE2, OP_SKETCH_TOUCH, OP_SKETCH_EXPIRE
@@ -65,28 +61,32 @@ struct object {
 
 static _Thread_local struct object objects[NF_REP_MAX_OBJECTS];
 static _Thread_local unsigned object_count;
-static _Thread_local uint32_t first_id; /* state-library number of this core's object 0 */
-static _Thread_local enum mode mode;
-static _Thread_local jmp_buf abort_point;
+_Thread_local uint32_t nf_rep_first_id; /* state-library number of this core's object 0 */
+_Thread_local uint64_t nf_rep_replicated;
+_Thread_local enum nf_rep_mode nf_rep_mode;
+/* GCC's own setjmp: it saves a frame, a stack pointer and a label (the function that calls it saves
+ * every callee-saved register), a fraction of glibc's setjmp, which every packet pays for. */
+static _Thread_local void *abort_point[5];
 static _Thread_local uint32_t abort_ordinal;
 
 /* An object's ordinal: its allocation order in this core's nf_init (the library numbers objects in
  * allocation order over the whole process, and cores run nf_init one after the other). */
 static unsigned ordinal_of(const void *handle) {
-  uint32_t k = nf_object_id(handle) - first_id;
+  uint32_t k = nf_object_id(handle) - nf_rep_first_id;
   if (k >= object_count || objects[k].handle != handle)
     nf_runtime_fatal("a state object that this core's nf_init did not allocate");
   return k;
 }
 
 static void add_object(void *handle, enum kind kind, size_t size) {
-  uint32_t k = nf_object_id(handle) - first_id;
+  uint32_t k = nf_object_id(handle) - nf_rep_first_id;
   if (k >= NF_REP_MAX_OBJECTS) nf_runtime_fatal("more than %d state objects", NF_REP_MAX_OBJECTS);
   if (k + 1 > object_count) object_count = k + 1; /* objects other runtimes allocate leave gaps */
   bool replicated = false;
   for (size_t i = 0; i < sizeof replicated_ordinals / sizeof replicated_ordinals[0]; i++)
     replicated |= replicated_ordinals[i] == k;
   objects[k] = (struct object){handle, kind, size, replicated};
+  if (replicated) nf_rep_replicated |= UINT64_C(1) << k;
 }
 
 bool nf_rep_map_allocate(size_t key_size, uint32_t capacity, struct nf_map **map_out) {
@@ -132,7 +132,7 @@ static _Thread_local uint8_t recording[NF_REP_DELTA_BYTES];
 static _Thread_local uint32_t recorded;
 
 static bool recorded_object(const void *handle, unsigned *ordinal) {
-  if (mode != MODE_WRITE) return false;
+  if (nf_rep_mode != NF_REP_WRITE) return false;
   *ordinal = ordinal_of(handle);
   return objects[*ordinal].replicated;
 }
@@ -154,8 +154,7 @@ static void begin_op(enum op op, unsigned ordinal) {
   put_u16((uint16_t)ordinal);
 }
 
-void nf_rep_map_put(struct nf_map *map, const void *key, int value) {
-  nf_map_put(map, key, value);
+void nf_rep_record_map_put(struct nf_map *map, const void *key, int value) {
   unsigned k;
   if (recorded_object(map, &k)) {
     begin_op(OP_MAP_PUT, k);
@@ -164,8 +163,7 @@ void nf_rep_map_put(struct nf_map *map, const void *key, int value) {
   }
 }
 
-void nf_rep_map_erase(struct nf_map *map, const void *key) {
-  nf_map_erase(map, key);
+void nf_rep_record_map_erase(struct nf_map *map, const void *key) {
   unsigned k;
   if (recorded_object(map, &k)) {
     begin_op(OP_MAP_ERASE, k);
@@ -173,54 +171,16 @@ void nf_rep_map_erase(struct nf_map *map, const void *key) {
   }
 }
 
-/* Cells borrowed by the current pass, with their content at borrow time: an aborted pass gives
- * them back unchanged (the library hands out per-lcore slots that must be returned). */
-struct borrow {
-  struct nf_vector *vector;
-  int index;
-  void *cell;
-  size_t size;
-  uint8_t *original;
-};
-
-static _Thread_local struct borrow borrows[NF_REP_BORROWS];
-static _Thread_local unsigned borrow_count;
-static _Thread_local uint8_t arena[NF_REP_ARENA_BYTES];
-static _Thread_local size_t arena_used;
-
-void *nf_rep_vector_borrow(struct nf_vector *vector, int index) {
-  void *cell = nf_vector_borrow(vector, index);
-  if (mode != MODE_READ) return cell;
-  size_t size = objects[ordinal_of(vector)].size;
-  if (borrow_count == NF_REP_BORROWS || arena_used + size > NF_REP_ARENA_BYTES)
-    nf_runtime_fatal("nf_vector_borrow: more than %d cells borrowed at once", NF_REP_BORROWS);
-  struct borrow *b = &borrows[borrow_count++];
-  *b = (struct borrow){vector, index, cell, size, arena + arena_used};
-  arena_used += size;
-  memcpy(b->original, cell, size);
-  return cell;
-}
-
-void nf_rep_vector_return(struct nf_vector *vector, int index, void *cell) {
+void nf_rep_record_vector_set(struct nf_vector *vector, int index, const void *cell) {
   unsigned k;
-  bool record = recorded_object(vector, &k);
-  if (record) {
+  if (recorded_object(vector, &k)) {
     begin_op(OP_VECTOR_SET, k);
     put_i32(index);
-    put(cell, objects[k].size); /* applying returns the same content: a write only if it changed */
+    put(cell, objects[k].size);
   }
-  nf_vector_return(vector, index, cell);
-  if (mode == MODE_READ)
-    for (unsigned i = borrow_count; i-- > 0;)
-      if (borrows[i].cell == cell && borrows[i].vector == vector) {
-        borrows[i] = borrows[--borrow_count];
-        break;
-      }
 }
 
-bool nf_rep_dchain_allocate_new_index(struct nf_dchain *chain, int *index_out, nf_time_t now) {
-  int index = -1;
-  bool ok = nf_sn_allocate_new_index(chain, &index, now);
+void nf_rep_record_allocate(struct nf_dchain *chain, bool ok, int index, nf_time_t now) {
   unsigned k;
   if (recorded_object(chain, &k)) {
     begin_op(OP_DCHAIN_ALLOCATE, k);
@@ -228,62 +188,41 @@ bool nf_rep_dchain_allocate_new_index(struct nf_dchain *chain, int *index_out, n
     put_u8(ok);
     put_i32(ok ? index : -1);
   }
-  if (ok) *index_out = index;
-  return ok;
 }
 
-bool nf_rep_dchain_rejuvenate_index(struct nf_dchain *chain, int index, nf_time_t now) {
-  bool ok = nf_dchain_rejuvenate_index(chain, index, now);
+void nf_rep_record_rejuvenate(struct nf_dchain *chain, int index, nf_time_t now) {
   unsigned k;
-  if (ok && recorded_object(chain, &k)) {
+  if (recorded_object(chain, &k)) {
     begin_op(OP_DCHAIN_REJUVENATE, k);
     put_i32(index);
     put_u64(now);
   }
-  return ok;
 }
 
-bool nf_rep_dchain_free_index(struct nf_dchain *chain, int index) {
-  bool ok = nf_dchain_free_index(chain, index);
+void nf_rep_record_free(struct nf_dchain *chain, int index) {
   unsigned k;
-  if (ok && recorded_object(chain, &k)) {
+  if (recorded_object(chain, &k)) {
     begin_op(OP_DCHAIN_FREE, k);
     put_i32(index);
   }
-  return ok;
 }
 
-int nf_rep_expire_items(struct nf_dchain *chain, struct nf_vector *keys, struct nf_map *map, nf_time_t time) {
-  int count = nf_expire_items(chain, keys, map, time);
+void nf_rep_record_expire(struct nf_dchain *chain, struct nf_vector *keys_a, struct nf_map *map_a,
+                          struct nf_vector *keys_b, struct nf_map *map_b, nf_time_t time, int count) {
   unsigned k;
-  if (count > 0 && recorded_object(chain, &k)) {
-    begin_op(OP_EXPIRE, k);
-    put_u16((uint16_t)ordinal_of(keys));
-    put_u16((uint16_t)ordinal_of(map));
-    put_u64(time);
-    put_i32(count);
-  }
-  return count;
-}
-
-int nf_rep_expire_items2(struct nf_dchain *chain, struct nf_vector *keys_a, struct nf_map *map_a,
-                         struct nf_vector *keys_b, struct nf_map *map_b, nf_time_t time) {
-  int count = nf_expire_items2(chain, keys_a, map_a, keys_b, map_b, time);
-  unsigned k;
-  if (count > 0 && recorded_object(chain, &k)) {
-    begin_op(OP_EXPIRE2, k);
-    put_u16((uint16_t)ordinal_of(keys_a));
-    put_u16((uint16_t)ordinal_of(map_a));
+  if (!recorded_object(chain, &k)) return;
+  begin_op(keys_b == NULL ? OP_EXPIRE : OP_EXPIRE2, k);
+  put_u16((uint16_t)ordinal_of(keys_a));
+  put_u16((uint16_t)ordinal_of(map_a));
+  if (keys_b != NULL) {
     put_u16((uint16_t)ordinal_of(keys_b));
     put_u16((uint16_t)ordinal_of(map_b));
-    put_u64(time);
-    put_i32(count);
   }
-  return count;
+  put_u64(time);
+  put_i32(count);
 }
 
-void nf_rep_sketch_touch(struct nf_sketch *sketch, const void *key, nf_time_t now) {
-  nf_sketch_touch(sketch, key, now);
+void nf_rep_record_sketch_touch(struct nf_sketch *sketch, const void *key, nf_time_t now) {
   unsigned k;
   if (recorded_object(sketch, &k)) {
     begin_op(OP_SKETCH_TOUCH, k);
@@ -292,8 +231,7 @@ void nf_rep_sketch_touch(struct nf_sketch *sketch, const void *key, nf_time_t no
   }
 }
 
-void nf_rep_sketch_expire(struct nf_sketch *sketch, nf_time_t time) {
-  nf_sketch_expire(sketch, time);
+void nf_rep_record_sketch_expire(struct nf_sketch *sketch, nf_time_t time) {
   unsigned k;
   if (recorded_object(sketch, &k)) {
     begin_op(OP_SKETCH_EXPIRE, k);
@@ -447,8 +385,9 @@ void nf_rep_init(void) {
 void nf_rep_init_core(unsigned core) {
   (void)core;
   object_count = 0;
-  first_id = nf_next_object_id(); /* this core's nf_init allocates from here */
-  mode = MODE_OFF;
+  nf_rep_first_id = nf_next_object_id(); /* this core's nf_init allocates from here */
+  nf_rep_replicated = 0;
+  nf_rep_mode = NF_REP_OFF;
 }
 
 void nf_rep_stats(unsigned core, struct nf_rep_stats *out) {
@@ -473,10 +412,10 @@ static void drain(void) {
   void *item;
   while (rte_ring_dequeue(me->ring, &item) == 0) {
     struct delta *d = item;
-    enum mode was = mode;
-    mode = MODE_APPLY;
+    enum nf_rep_mode was = nf_rep_mode;
+    nf_rep_mode = NF_REP_APPLY;
     apply(d);
-    mode = was;
+    nf_rep_mode = was;
     __atomic_store_n(&me->applied, d->seq, __ATOMIC_RELEASE);
     __atomic_store_n(&me->stats.applied, me->stats.applied + 1, __ATOMIC_RELAXED);
     if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) == 0) free(d);
@@ -557,62 +496,65 @@ void nf_rep_wait(void) {
 
 /* ---- passes -------------------------------------------------------------------------------------- */
 
-void nf_rep_write_hook(uint32_t object_id) {
-  if (mode != MODE_READ) return;
-  uint32_t k = object_id - first_id;
-  if (k < object_count && objects[k].replicated) {
-    abort_ordinal = k;
-    longjmp(abort_point, 1);
-  }
+void nf_rep_abort(uint32_t ordinal) {
+  abort_ordinal = ordinal;
+  __builtin_longjmp(abort_point, 1);
 }
 
+/* An aborted pass's borrowed cells go back uncommitted (the library hands out per-lcore slots). */
 static void release_borrows(void) {
-  while (borrow_count > 0) {
-    struct borrow *b = &borrows[--borrow_count];
-    memcpy(b->cell, b->original, b->size);
-    nf_vector_return(b->vector, b->index, b->cell); /* unchanged: no write */
-  }
-  arena_used = 0;
+  for (unsigned k = 0; k < object_count; k++)
+    if (objects[k].handle != NULL && objects[k].kind == KIND_VECTOR) nf_vector_release_all(objects[k].handle);
 }
 
 /* 1 when the reader pass completed with *verdict, 0 when it aborted. Nothing here is modified
  * between setjmp and the longjmp that returns to it. */
 static int reader_pass(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, int *verdict) {
-  if (setjmp(abort_point) != 0) return 0;
+  if (__builtin_setjmp(abort_point) != 0) return 0;
   *verdict = nf_process(device, packet, len, now);
   return 1;
 }
 
 static _Thread_local uint8_t pristine[UINT16_MAX + 1];
 
+/* A frame's bytes in 16-byte moves, the last one overlapping: for the short frames of most packets
+ * this is cheaper than a call to memcpy, whose wide loads wait for the frame just written. */
+static inline void copy_frame(uint8_t *to, const uint8_t *from, uint16_t len) {
+  if (len < 16) {
+    memcpy(to, from, len);
+    return;
+  }
+  size_t i = 0;
+  for (; i + 16 <= len; i += 16) __builtin_memcpy(to + i, from + i, 16);
+  if (i < len) __builtin_memcpy(to + len - 16, from + len - 16, 16);
+}
+
 void nf_rep_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, struct nf_outcome *out) {
   struct core_state *me = &cores[nf_core];
   if (nf_par_schedule_log) out->started = rte_get_tsc_cycles(); /* a replay's log: when writes complete */
   start_burst();
-  memcpy(pristine, packet, len);
-  borrow_count = 0;
-  arena_used = 0;
+  copy_frame(pristine, packet, len);
   out->ticket_begin = __atomic_load_n(&me->applied, __ATOMIC_RELAXED);
   out->ticket_end = 0;
-  mode = MODE_READ;
+  nf_rep_mode = NF_REP_READ;
   int verdict;
   if (reader_pass(device, packet, len, now, &verdict)) {
-    mode = MODE_OFF;
+    nf_rep_mode = NF_REP_OFF;
     out->verdict = verdict;
     out->ran = NF_RAN_ALONE;
     if (nf_par_schedule_log) out->finished = rte_get_tsc_cycles();
     return;
   }
-  mode = MODE_OFF;
+  nf_rep_mode = NF_REP_OFF;
   out->abort_object = abort_ordinal;
   release_borrows();
   memcpy(packet, pristine, len);
   lock_writers();
   drain();
   recorded = 0;
-  mode = MODE_WRITE;
+  nf_rep_mode = NF_REP_WRITE;
   out->verdict = nf_process(device, packet, len, now);
-  mode = MODE_OFF;
+  nf_rep_mode = NF_REP_OFF;
   if (recorded > 0) {
     uint64_t seq = publish();
     __atomic_store_n(&me->stats.writes, me->stats.writes + 1, __ATOMIC_RELAXED);

@@ -63,27 +63,107 @@ struct nf_rep_stats {
 };
 void nf_rep_stats(unsigned core, struct nf_rep_stats *out);
 
-/* The calls a replicated build rewrites the NF to make (same meaning as nf.h's). */
+/* The pass this core is in. The wrappers below are inline so that a reader pass, the common case,
+ * costs the NF no more than its plain calls: only a writer pass records what it changes. */
+enum nf_rep_mode { NF_REP_OFF, NF_REP_READ, NF_REP_WRITE, NF_REP_APPLY };
+extern _Thread_local enum nf_rep_mode nf_rep_mode;
+/* Replicated objects of this core, as bit (object id - nf_rep_first_id): what aborts a reader pass. */
+extern _Thread_local uint64_t nf_rep_replicated;
+extern _Thread_local uint32_t nf_rep_first_id;
+
+/* Allocations register the object (the calls a replicated build rewrites the NF to make have the
+ * meaning of nf.h's). */
 bool nf_rep_map_allocate(size_t key_size, uint32_t capacity, struct nf_map **map_out);
 bool nf_rep_vector_allocate(size_t elem_size, uint32_t capacity, struct nf_vector **vector_out);
 bool nf_rep_dchain_allocate(uint32_t index_range, struct nf_dchain **chain_out);
 bool nf_rep_sketch_allocate(size_t key_size, uint32_t width, struct nf_sketch **sketch_out);
 bool nf_rep_cht_allocate(uint32_t height, uint32_t backend_capacity, struct nf_cht **cht_out);
-void nf_rep_map_put(struct nf_map *map, const void *key, int value);
-void nf_rep_map_erase(struct nf_map *map, const void *key);
-void *nf_rep_vector_borrow(struct nf_vector *vector, int index);
-void nf_rep_vector_return(struct nf_vector *vector, int index, void *cell);
-bool nf_rep_dchain_allocate_new_index(struct nf_dchain *chain, int *index_out, nf_time_t now);
-bool nf_rep_dchain_rejuvenate_index(struct nf_dchain *chain, int index, nf_time_t now);
-bool nf_rep_dchain_free_index(struct nf_dchain *chain, int index);
-int nf_rep_expire_items(struct nf_dchain *chain, struct nf_vector *keys, struct nf_map *map, nf_time_t time);
-int nf_rep_expire_items2(struct nf_dchain *chain, struct nf_vector *keys_a, struct nf_map *map_a,
-                         struct nf_vector *keys_b, struct nf_map *map_b, nf_time_t time);
-void nf_rep_sketch_touch(struct nf_sketch *sketch, const void *key, nf_time_t now);
-void nf_rep_sketch_expire(struct nf_sketch *sketch, nf_time_t time);
 
-/* Called by every mutator of the state library before it changes an object (nf_state.c). */
-void nf_rep_write_hook(uint32_t object_id);
+/* A writer pass's record of one change (nf_replica.c): a no-op for an object that is not replicated. */
+void nf_rep_record_map_put(struct nf_map *map, const void *key, int value);
+void nf_rep_record_map_erase(struct nf_map *map, const void *key);
+void nf_rep_record_vector_set(struct nf_vector *vector, int index, const void *cell);
+void nf_rep_record_allocate(struct nf_dchain *chain, bool ok, int index, nf_time_t now);
+void nf_rep_record_rejuvenate(struct nf_dchain *chain, int index, nf_time_t now);
+void nf_rep_record_free(struct nf_dchain *chain, int index);
+void nf_rep_record_expire(struct nf_dchain *chain, struct nf_vector *keys_a, struct nf_map *map_a,
+                          struct nf_vector *keys_b, struct nf_map *map_b, nf_time_t time, int count);
+void nf_rep_record_sketch_touch(struct nf_sketch *sketch, const void *key, nf_time_t now);
+void nf_rep_record_sketch_expire(struct nf_sketch *sketch, nf_time_t time);
+
+#define NF_REP_WRITING (__builtin_expect(nf_rep_mode == NF_REP_WRITE, 0))
+
+static inline void nf_rep_map_put(struct nf_map *map, const void *key, int value) {
+  nf_map_put(map, key, value);
+  if (NF_REP_WRITING) nf_rep_record_map_put(map, key, value);
+}
+
+static inline void nf_rep_map_erase(struct nf_map *map, const void *key) {
+  nf_map_erase(map, key);
+  if (NF_REP_WRITING) nf_rep_record_map_erase(map, key);
+}
+
+/* A borrowed cell is the library's private copy: an aborted pass gives its cells back uncommitted. */
+static inline void *nf_rep_vector_borrow(struct nf_vector *vector, int index) {
+  return nf_vector_borrow(vector, index);
+}
+
+static inline void nf_rep_vector_return(struct nf_vector *vector, int index, void *cell) {
+  if (NF_REP_WRITING) nf_rep_record_vector_set(vector, index, cell); /* applied, a write only if it changed */
+  nf_vector_return(vector, index, cell);
+}
+
+static inline bool nf_rep_dchain_allocate_new_index(struct nf_dchain *chain, int *index_out, nf_time_t now) {
+  int index = -1;
+  bool ok = nf_sn_allocate_new_index(chain, &index, now);
+  if (NF_REP_WRITING) nf_rep_record_allocate(chain, ok, index, now);
+  if (ok) *index_out = index;
+  return ok;
+}
+
+static inline bool nf_rep_dchain_rejuvenate_index(struct nf_dchain *chain, int index, nf_time_t now) {
+  bool ok = nf_dchain_rejuvenate_index(chain, index, now);
+  if (ok && NF_REP_WRITING) nf_rep_record_rejuvenate(chain, index, now);
+  return ok;
+}
+
+static inline bool nf_rep_dchain_free_index(struct nf_dchain *chain, int index) {
+  bool ok = nf_dchain_free_index(chain, index);
+  if (ok && NF_REP_WRITING) nf_rep_record_free(chain, index);
+  return ok;
+}
+
+static inline int nf_rep_expire_items(struct nf_dchain *chain, struct nf_vector *keys, struct nf_map *map,
+                                      nf_time_t time) {
+  int count = nf_expire_items(chain, keys, map, time);
+  if (count > 0 && NF_REP_WRITING) nf_rep_record_expire(chain, keys, map, NULL, NULL, time, count);
+  return count;
+}
+
+static inline int nf_rep_expire_items2(struct nf_dchain *chain, struct nf_vector *keys_a, struct nf_map *map_a,
+                                       struct nf_vector *keys_b, struct nf_map *map_b, nf_time_t time) {
+  int count = nf_expire_items2(chain, keys_a, map_a, keys_b, map_b, time);
+  if (count > 0 && NF_REP_WRITING) nf_rep_record_expire(chain, keys_a, map_a, keys_b, map_b, time, count);
+  return count;
+}
+
+static inline void nf_rep_sketch_touch(struct nf_sketch *sketch, const void *key, nf_time_t now) {
+  nf_sketch_touch(sketch, key, now);
+  if (NF_REP_WRITING) nf_rep_record_sketch_touch(sketch, key, now);
+}
+
+static inline void nf_rep_sketch_expire(struct nf_sketch *sketch, nf_time_t time) {
+  nf_sketch_expire(sketch, time);
+  if (NF_REP_WRITING) nf_rep_record_sketch_expire(sketch, time);
+}
+
+/* Called by every mutator of the state library before it changes an object (nf_state.c): in a
+ * reader pass, a change to a replicated object aborts the pass (nf_rep_abort does not return). */
+void nf_rep_abort(uint32_t ordinal) __attribute__((noreturn));
+static inline void nf_rep_write_hook(uint32_t object_id) {
+  uint32_t k = object_id - nf_rep_first_id;
+  if (nf_rep_mode == NF_REP_READ && k < 64 && (nf_rep_replicated >> k & 1)) nf_rep_abort(k);
+}
 #define NF_WRITE_HOOK(object) nf_rep_write_hook((object)->id)
 
 #endif /* NF_REPLICA_H */

@@ -28,6 +28,8 @@ int nf_log_close(void);
 /* Give a borrowed vector cell back without committing it (the parallel runtime's aborted reader
  * passes: whatever the pass wrote into its slot is dropped). */
 void nf_vector_release(struct nf_vector *vector, void *cell);
+/* ... every cell this lcore has borrowed from `vector` (a replicated build's aborted passes). */
+void nf_vector_release_all(struct nf_vector *vector);
 
 /* Why the most recent allocate function returned false ("nf_cht_allocate: height 12 is not a
  * prime"), or NULL: the detail behind "nf_init failed". */

@@ -521,6 +521,8 @@ void nf_vector_return(struct nf_vector *vector, int index, void *cell) {
   nf_vector_release(vector, cell);
 }
 
+void nf_vector_release_all(struct nf_vector *vector) { vector->borrowed[slot_set()].in_use = 0; }
+
 void nf_vector_release(struct nf_vector *vector, void *cell) {
   unsigned set = slot_set();
   uintptr_t first = (uintptr_t)slot_base(vector, set);
