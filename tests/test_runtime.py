@@ -320,7 +320,9 @@ def test_dchain_matches_a_model():
 def test_dchain_expiry_is_exact_when_time_goes_backwards():
     """Stamps older than the newest (a capture with out-of-order times, or cores whose clocks
     differ) take the age lists' late path; expiry still frees exactly the indices last used
-    strictly before its time, whatever order they were stamped in."""
+    strictly before its time, whatever order they were stamped in. A refresh older than an index's
+    stamp leaves it (time never runs backwards for an index: the locks runtime merges the cores'
+    refreshes as the latest per index, and the sequential NF must mean the same)."""
     rng = random.Random(5)
     n = 300
     used: dict[int, int] = {}
@@ -347,7 +349,7 @@ def test_dchain_expiry_is_exact_when_time_goes_backwards():
             frames.append(op(CHAIN_REJUVENATE, u32(index)))
             ok = index in used
             if ok:
-                used[index] = now
+                used[index] = max(used[index], now)
             expected.append(("nf_dchain_rejuvenate_index", "01" if ok else "00"))
         times.append(now)
     result = run_ops(frames, times, CHAIN_RANGE=n)
@@ -360,6 +362,16 @@ def test_dchain_expiry_is_exact_when_time_goes_backwards():
         assert (logged.call, logged.results[0]) == want, index
         expiries += want[0] == "nf_expire_items" and want[1] != "00000000"
     assert expiries > 20  # the check had something to find
+
+
+def test_an_older_refresh_does_not_move_an_index_back_in_time():
+    # allocated at 10, refreshed at 50, then at 20 (another core's clock): expiry at 40 keeps it
+    frames = [op(CHAIN_ALLOC), op(CHAIN_REJUVENATE, u32(0)), op(CHAIN_REJUVENATE, u32(0)), op(EXPIRE, u64(40)),
+              op(CHAIN_IS_ALLOCATED, u32(0)), op(EXPIRE, u64(51))]
+    got = calls_by_packet(run_ops(frames, [10, 50, 20, 30, 31, 32]))
+    assert [c.results for c in got[2]] == [("01",)]  # the refresh itself succeeds
+    assert got[3][-1].results == ("00000000",) and got[4][-1].results == ("01",)
+    assert got[5][-1].results == ("00000001",)
 
 
 def test_dchain_hands_out_the_lowest_free_index_over_a_large_range():

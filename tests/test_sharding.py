@@ -183,3 +183,38 @@ def test_objects_one_expiry_changes_are_replicated_together():
     plan = shard(a, nic_profile("e810"))
     assert {o.name for o in plan.replicated} == {"hosts", "keys", "chain"}
     assert "goes with chain" in plan.decision("hosts").reason  # hosts alone could be sharded by source
+
+
+def _flows_with_slots(expired: bool, keeper: str):
+    """fw_like plus a per-host vector ``slots`` that keeps the flow's chain index; a later packet
+    looks the kept index up in the chain. ``keeper``: which object the looked-up index comes from."""
+    lan_key = five_tuple(SRC, DST, SPORT, DPORT)
+    value = z3.BitVec("flows.value#1", 32)
+    kept = z3.BitVec("slots.cell#2", 32) if keeper == "slots" else value
+    expire = (Access("chain", Op.EXPIRE, "nf_expire_items", None, "", ("chain.count#0",), LOC, ("keys", "flows")),)
+    return analysis(
+        [("flows", "map"), ("keys", "vector"), ("chain", "dchain"), ("slots", "vector")],
+        path(0, [0], *(expire if expired else ()),
+             access("flows", Op.READ, "nf_map_get", lan_key, ["flows.found#1", "flows.value#1"]),
+             access("slots", Op.READ, "nf_vector_borrow", SRC, ["slots.cell#2"]),
+             access("chain", Op.VERIFY, "nf_dchain_is_index_allocated", kept, ["chain.ok#3"])),
+        path(1, [0], *(expire if expired else ()),
+             access("flows", Op.READ, "nf_map_get", lan_key, ["flows.found#1", "flows.value#1"]),
+             access("chain", Op.CREATE, "nf_dchain_allocate_new_index", None, ["chain.ok#2", "chain.index#2"]),
+             access("flows", Op.WRITE, "nf_map_put", lan_key),
+             access("slots", Op.WRITE, "nf_vector_return", SRC)),
+    )
+
+
+def test_a_dchain_whose_indices_another_object_keeps_past_expiry_is_locked():
+    # slots (keyed by host) keeps flow indices that the chain's expiry (keys, flows) never clears:
+    # a stale index may name another flow later, and which one depends on the order of hand-out
+    plan = shard(_flows_with_slots(expired=True, keeper="slots"), nic_profile("e810"))
+    chain = plan.decision("chain")
+    assert chain.decision == "lock" and "slots keeps indices of chain" in chain.reason
+    assert "path 0 nf_dchain_is_index_allocated" in chain.reason
+    # no release, no dangling index; and an index kept by the expiry's own map is cleared with it
+    assert shard(_flows_with_slots(expired=False, keeper="slots"), nic_profile("e810")).decision("chain").decision \
+        == "shard"
+    assert shard(_flows_with_slots(expired=True, keeper="flows"), nic_profile("e810")).decision("chain").decision \
+        == "shard"

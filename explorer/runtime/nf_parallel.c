@@ -30,7 +30,6 @@
  */
 #include <inttypes.h>
 #include <sched.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,7 +156,7 @@ bool nf_sn_allocate_new_index(struct nf_dchain *chain, int *index_out, nf_time_t
 enum nf_mode { MODE_NONE, MODE_INIT, MODE_READ, MODE_WRITE };
 
 static _Thread_local enum nf_mode mode;
-static _Thread_local jmp_buf abort_point;
+static _Thread_local void *abort_point[5]; /* GCC's setjmp (see nf_replica.c) */
 static _Thread_local uint32_t abort_object;
 
 #define NF_MAX_CHAINS 32
@@ -271,7 +270,7 @@ static struct core_context contexts[NF_CORES];
 
 static void abort_pass(uint32_t object) {
   abort_object = object;
-  longjmp(abort_point, 1);
+  __builtin_longjmp(abort_point, 1);
 }
 
 void nf_par_write_hook(uint32_t object) {
@@ -486,7 +485,7 @@ const char *nf_par_lock_name(void) { return "big-reader lock"; }
 /* 1 when the reader pass completed with *verdict, 0 when it aborted. Nothing here is modified
  * between setjmp and the longjmp that returns to it. */
 static int reader_pass(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, int *verdict) {
-  if (setjmp(abort_point) != 0) return 0;
+  if (__builtin_setjmp(abort_point) != 0) return 0;
   *verdict = nf_process(device, packet, len, now);
   return 1;
 }
@@ -649,7 +648,7 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   out->ran = NF_RAN_ALONE;
 #else
   struct core_context *me = &contexts[nf_core];
-  memcpy(me->pristine, packet, len);
+  nf_copy_frame(me->pristine, packet, len);
   begin_pass(me);
   reader_enter();
   if (nf_par_schedule_log) out->ticket_begin = ticket();

@@ -517,23 +517,11 @@ static int reader_pass(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t
 
 static _Thread_local uint8_t pristine[UINT16_MAX + 1];
 
-/* A frame's bytes in 16-byte moves, the last one overlapping: for the short frames of most packets
- * this is cheaper than a call to memcpy, whose wide loads wait for the frame just written. */
-static inline void copy_frame(uint8_t *to, const uint8_t *from, uint16_t len) {
-  if (len < 16) {
-    memcpy(to, from, len);
-    return;
-  }
-  size_t i = 0;
-  for (; i + 16 <= len; i += 16) __builtin_memcpy(to + i, from + i, 16);
-  if (i < len) __builtin_memcpy(to + len - 16, from + len - 16, 16);
-}
-
 void nf_rep_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, struct nf_outcome *out) {
   struct core_state *me = &cores[nf_core];
   if (nf_par_schedule_log) out->started = rte_get_tsc_cycles(); /* a replay's log: when writes complete */
   start_burst();
-  copy_frame(pristine, packet, len);
+  nf_copy_frame(pristine, packet, len);
   out->ticket_begin = __atomic_load_n(&me->applied, __ATOMIC_RELAXED);
   out->ticket_end = 0;
   nf_rep_mode = NF_REP_READ;

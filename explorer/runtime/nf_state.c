@@ -788,7 +788,10 @@ bool nf_dchain_allocate_new_index(struct nf_dchain *chain, int *index_out, nf_ti
 
 bool nf_dchain_rejuvenate_index(struct nf_dchain *chain, int index, nf_time_t now) {
   bool ok = chain_has(chain, index);
-  if (ok) chain_stamp(chain, (uint32_t)index, now);
+  /* An index's time never runs backwards: the parallel runtimes take the latest refresh of an
+   * index when cores with their own clocks refresh it (nf_parallel.c), and with non-decreasing
+   * time, as nf_process gets it, a later refresh is never older. */
+  if (ok && now >= chain->ages.time[index]) chain_stamp(chain, (uint32_t)index, now);
   if (nf_log.active) log_chain_result(chain, "nf_dchain_rejuvenate_index", index, ok);
   return ok;
 }

@@ -11,7 +11,7 @@ leaves with no related field, is a conflict that rules out shared-nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 from explorer.errors import ConfigError
 from explorer.ir import Analysis
@@ -192,6 +192,7 @@ def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, all
     allocations: tuple[Allocation, ...] = ()
     if allocation:
         decisions, allocations = by_allocation(analysis, decisions, keyed_by, skip=overrides)
+    decisions = _lock_dangling_indices(analysis, decisions, keyed_by)
     decisions = _follow(decisions)
     decisions = replicate_rare_writers(analysis, decisions, chosen)
     allocations = tuple(a for a in allocations  # an allocator locked after all shares no pools
@@ -298,6 +299,54 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
     if overridden:
         reason += " (overridden)"
     return decision("shard", reason, fields, constraints, overridden, natural)
+
+
+def _lock_dangling_indices(analysis: Analysis, decisions: list[ObjectDecision],
+                           keyed_by: Mapping[str, tuple[KeyedAccess, ...]]) -> list[ObjectDecision]:
+    """Lock a sharded dchain whose indices another object keeps past their release.
+
+    An index the NF stores in an object that the dchain's expiry does not clear (a vector cell, a
+    map value) dangles once the dchain expires or frees it; when the NF later looks the stored index
+    up in the dchain, it may find it handed out again, to another entry. Which entry that is follows
+    the order in which indices are handed out, and a sharded build gives every core its own dchain
+    and order: it would differ from the sequential NF. Under a lock the dchain keeps the sequential
+    order. (A dchain the NF never expires or frees has no dangling index: sharding it is safe.)"""
+    by_name = {o.name: o for o in decisions}
+    out = []
+    for o in decisions:
+        if o.kind == "dchain" and o.decision == "shard":
+            stale = _dangling_use(analysis, o.name, keyed_by.get(o.name, ()), by_name)
+            if stale is not None:
+                keeper, where = stale
+                o = replace(o, decision="lock", reason=(
+                    f"{keeper} keeps indices of {o.name} that its expiry does not clear ({where} looks one up): "
+                    f"once {o.name} releases an index it may hand it out again, to another entry, and which one "
+                    f"depends on the order indices are handed out, which sharding changes (a dchain per core)"))
+        out.append(o)
+    return out
+
+
+def _dangling_use(analysis: Analysis, chain: str, keyed: tuple[KeyedAccess, ...],
+                  by_name: Mapping[str, ObjectDecision]) -> Optional[tuple[str, str]]:
+    """(the object that keeps ``chain``'s indices, where one is looked up), or None."""
+    partners: set[str] = set()
+    released = False
+    for path in analysis.paths:
+        for access in path.accesses:
+            if access.object != chain:
+                continue
+            if access.call.startswith("nf_expire_items"):
+                partners.update(access.related)
+                released = True
+            elif access.call == "nf_dchain_free_index":
+                released = True
+    if not released:
+        return None
+    for k in keyed:
+        for keeper in k.follows:
+            if keeper != chain and keeper not in partners and keeper in by_name:
+                return keeper, k.where
+    return None
 
 
 def _follow(decisions: list[ObjectDecision]) -> list[ObjectDecision]:

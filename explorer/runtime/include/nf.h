@@ -147,7 +147,8 @@ struct nf_dchain;
 bool nf_dchain_allocate(uint32_t index_range, struct nf_dchain **chain_out);
 /* CREATE: false when every index is in use; otherwise the lowest free index, stamped with now. */
 bool nf_dchain_allocate_new_index(struct nf_dchain *chain, int *index_out, nf_time_t now);
-/* UPDATE(index): stamp an allocated index with now; false if it was not allocated. */
+/* UPDATE(index): stamp an allocated index with now (a time older than its stamp leaves it: an
+ * index's time never runs backwards); false if it was not allocated. */
 bool nf_dchain_rejuvenate_index(struct nf_dchain *chain, int index, nf_time_t now);
 /* VERIFY(index) */
 bool nf_dchain_is_index_allocated(struct nf_dchain *chain, int index);
