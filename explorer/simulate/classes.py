@@ -23,7 +23,7 @@ import numpy as np
 import z3
 
 from explorer.simulate.key_arrays import Unknown, evaluate_term
-from explorer.symbex.evaluate import fields_env
+from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
 
 _FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the entry column of an empty slot
@@ -68,27 +68,34 @@ class Layout:
         exact = _LENGTH in key_symbols or len(tests) > _LENGTH_BITS
         return Layout(tuple(m for m in _MAC_SYMBOLS if m in used), () if exact else tuple(tests), exact)
 
-    def pack(self, fields: PacketFields, devices: np.ndarray) -> np.ndarray:
-        """The class key of every packet: uint64 of shape (n, width)."""
+    def inputs(self, fields: PacketFields, devices: np.ndarray) -> tuple[np.ndarray, ...]:
+        """What the class-key kernels read per packet: the header arrays (contiguous), then the
+        outcome bits of ``length_tests`` (empty when there are none) and the key's columns past the
+        third (MACs, the exact length: shape (n, width - 3))."""
         n = len(fields)
-        out = np.empty((n, self.width), dtype=np.uint64)
-        tests = np.zeros(n, dtype=np.uint64)
+        tests = np.zeros(n if self.length_tests else 0, dtype=np.uint64)
         if self.length_tests:
-            env = fields_env(fields, devices)
+            env = _length_env(self.length_tests, fields, devices)
             for bit, test in enumerate(self.length_tests):
                 try:
                     tests |= np.broadcast_to(evaluate_term(test, env), (n,)).astype(np.uint64) << np.uint64(bit)
                 except Unknown:  # reads something packets do not give: assumed to hold, as in guards
                     tests |= np.uint64(1) << np.uint64(bit)
-        c = np.ascontiguousarray
-        _pack(out, c(fields.src_ip), c(fields.dst_ip), c(fields.src_port), c(fields.dst_port), c(fields.proto),
-              c(fields.is_ipv4), c(fields.is_l4), c(devices), c(fields.ether_type), c(fields.ihl), c(fields.frag), tests)
-        col = 3
-        for mac in self.macs:
-            out[:, col] = np.asarray(fields.eth_src if mac == "p.ether.src" else fields.eth_dst, dtype=np.uint64)
-            col += 1
+        extra = np.empty((n, self.width - 3), dtype=np.uint64)
+        for col, mac in enumerate(self.macs):
+            extra[:, col] = fields.eth_src if mac == "p.ether.src" else fields.eth_dst
         if self.exact_length:
-            out[:, col] = np.asarray(fields.length, dtype=np.uint64)
+            extra[:, -1] = fields.length
+        c = np.ascontiguousarray
+        return (c(fields.src_ip), c(fields.dst_ip), c(fields.src_port), c(fields.dst_port), c(fields.proto),
+                c(fields.is_ipv4), c(fields.is_l4), c(devices, dtype=np.int64), c(fields.ether_type), c(fields.ihl),
+                c(fields.frag), tests, extra)
+
+    def pack(self, fields: PacketFields, devices: np.ndarray) -> np.ndarray:
+        """The class key of every packet: uint64 of shape (n, width) (what ``ClassTable.add``
+        computes on the fly; kept as the plain reference)."""
+        out = np.empty((len(fields), self.width), dtype=np.uint64)
+        _pack(out, *self.inputs(fields, devices))
         return out
 
     def env(self, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
@@ -129,14 +136,34 @@ class Layout:
                 for k, t in enumerate(self.length_tests)}
 
 
-@numba.njit(cache=True)
-def _pack(out, src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests):
+@numba.njit(cache=True, inline="always")
+def _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, i):
+    """Slices 0-2 of packet i's class key."""
     u = np.uint64
+    k0 = (u(src[i]) << u(32)) | u(dst[i])
+    k1 = ((u(sport[i]) << u(48)) | (u(dport[i]) << u(32)) | (u(proto[i]) << u(24))
+          | (u(is_ipv4[i]) << u(17)) | (u(is_l4[i]) << u(16)) | (u(devices[i]) & u(0xFFFF)))
+    k2 = (u(ether_type[i]) << u(48)) | (u(ihl[i]) << u(40)) | (u(frag[i]) << u(39))
+    if len(tests):
+        k2 |= tests[i]
+    return k0, k1, k2
+
+
+@numba.njit(cache=True)
+def _pack(out, src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, extra):
     for i in range(len(src)):
-        out[i, 0] = (u(src[i]) << u(32)) | u(dst[i])
-        out[i, 1] = ((u(sport[i]) << u(48)) | (u(dport[i]) << u(32)) | (u(proto[i]) << u(24))
-                     | (u(is_ipv4[i]) << u(17)) | (u(is_l4[i]) << u(16)) | (u(devices[i]) & u(0xFFFF)))
-        out[i, 2] = (u(ether_type[i]) << u(48)) | (u(ihl[i]) << u(40)) | (u(frag[i]) << u(39)) | tests[i]
+        out[i, 0], out[i, 1], out[i, 2] = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices,
+                                                    ether_type, ihl, frag, tests, i)
+        for k in range(extra.shape[1]):
+            out[i, 3 + k] = extra[i, k]
+
+
+def _length_env(tests: Sequence[z3.BoolRef], fields: PacketFields, devices: np.ndarray) -> dict[str, np.ndarray]:
+    """The symbols the length tests read: only ``p.len`` as a rule (building every field's uint64
+    array for them cost more than counting the classes)."""
+    if all(set(compile_term(t).symbols) <= {_LENGTH} for t in tests):
+        return {_LENGTH: np.asarray(fields.length, dtype=np.uint64) & np.uint64(0xFFFF)}
+    return fields_env(fields, devices)
 
 
 # ---- counting classes ------------------------------------------------------------------------
@@ -149,75 +176,137 @@ def _mix(x):
     return x ^ (x >> _S31)
 
 
+@numba.njit(cache=True, inline="always")
+def _hash3(k0, k1, k2):
+    return _mix(_mix(_mix(_GOLDEN ^ k0) ^ k1) ^ k2)
+
+
+@numba.njit(cache=True, inline="always")
+def _bounds(h, shift, parts):
+    """Partition p's rows go to ``bounds[p]:bounds[p + 1]`` (the top bits of their hash)."""
+    bounds = np.zeros(parts + 1, dtype=np.int64)
+    for r in range(len(h)):
+        bounds[(np.int64(h[r] >> shift) if parts > 1 else 0) + 1] += 1
+    for p in range(parts):
+        bounds[p + 1] += bounds[p]
+    return bounds
+
+
 @numba.njit(cache=True)
-def _scatter(keys, shift, parts):
-    """Rows grouped by partition (the top bits of their hash), in row order within a partition,
-    copied so that the insertion pass reads them sequentially: ``(keys, hashes, rows, bounds)``
-    with partition p's rows at ``bounds[p]:bounds[p + 1]``."""
+def _scatter_fields(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, extra,
+                    shift, parts, h, out):
+    """Every packet's class key, built from its fields and written straight to its partition, in
+    packet order within a partition: ``(records, bounds)``, a record being the key's ``width``
+    slices and then the packet's row; partition p's records at ``bounds[p]:bounds[p + 1]``. The
+    key is built twice (to hash, then to place): cheaper than writing and rereading it. ``h`` and
+    ``out`` are scratch space of at least n rows, reused from chunk to chunk: a fresh array costs a
+    page fault per 4 KiB on first touch, which was a third of this kernel's time."""
+    n, more = len(src), extra.shape[1]
+    for i in range(n):
+        k0, k1, k2 = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, i)
+        x = _hash3(k0, k1, k2)
+        for k in range(more):
+            x = _mix(x ^ extra[i, k])
+        h[i] = x
+    bounds = _bounds(h[:n], shift, parts)
+    at = bounds[:parts].copy()
+    for i in range(n):
+        p = np.int64(h[i] >> shift) if parts > 1 else 0
+        j = at[p]
+        at[p] += 1
+        out[j, 0], out[j, 1], out[j, 2] = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices,
+                                                    ether_type, ihl, frag, tests, i)
+        for k in range(more):
+            out[j, 3 + k] = extra[i, k]
+        out[j, 3 + more] = np.uint64(i)
+    return bounds
+
+
+@numba.njit(cache=True)
+def _scatter_keys(keys, rows, shift, parts):
+    """``_scatter_fields`` for keys given whole: row r's record ends with ``rows[r]``."""
     n, width = keys.shape
     h = np.empty(n, dtype=np.uint64)
-    bounds = np.zeros(parts + 1, dtype=np.int64)
     for r in range(n):
         x = _GOLDEN
         for k in range(width):
             x = _mix(x ^ keys[r, k])
         h[r] = x
-        p = np.int64(x >> shift) if parts > 1 else 0
-        bounds[p + 1] += 1
-    for p in range(parts):
-        bounds[p + 1] += bounds[p]
+    bounds = _bounds(h, shift, parts)
     at = bounds[:parts].copy()
-    out_keys = np.empty_like(keys)
-    out_h = np.empty(n, dtype=np.uint64)
-    out_rows = np.empty(n, dtype=np.int64)
+    out = np.empty((n, width + 1), dtype=np.uint64)
     for r in range(n):
         p = np.int64(h[r] >> shift) if parts > 1 else 0
         j = at[p]
         at[p] += 1
         for k in range(width):
-            out_keys[j, k] = keys[r, k]
-        out_h[j] = h[r]
-        out_rows[j] = r
-    return out_keys, out_h, out_rows, bounds
+            out[j, k] = keys[r, k]
+        out[j, width] = np.uint64(rows[r])
+    return out, bounds
 
 
 @numba.njit(cache=True)
-def _count(slots, sizes, capacity, keys, h, rows, bounds, weights, firsts, entry_keys, entry_first, size):
-    """Count the scattered rows into ``slots`` (per slot: the key, its entry number, its count;
+def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry_keys, entry_first, size):
+    """Count the scattered records into ``slots`` (per slot: the key, its entry number, its count;
     partition p owns slots ``p * capacity`` to ``(p + 1) * capacity``). A new key becomes entry
-    ``size`` (its key and first packet go to the entry arrays). Stops before a partition would be
-    more than half full: returns ``(size, j)`` with j the first scattered row not counted."""
-    width = keys.shape[1]
+    ``size`` (its key and first packet go to the entry arrays: ``firsts[row]``, or ``base + row``
+    when ``firsts`` is empty; a record weighs ``weights[row]``, or 1). Stops before a partition
+    would be more than half full: returns ``(size, j)`` with j the first record not counted.
+
+    A partition with many records is read through once first: its slots then come from the cache
+    at streaming speed instead of one memory round trip per record (the table is far larger than
+    the cache, and a chunk hits most of a partition's cache lines)."""
+    width = records.shape[1] - 1
     mask = np.uint64(capacity - 1)
     half = capacity // 2
+    warm = np.uint64(0)
     for p in range(len(bounds) - 1):
         region = p * capacity
+        if (bounds[p + 1] - bounds[p]) * 8 > capacity:
+            for s in range(region, region + capacity):
+                warm ^= slots[s, width]
         for j in range(bounds[p], bounds[p + 1]):
-            s = h[j] & mask
+            x = _GOLDEN
+            for k in range(width):
+                x = _mix(x ^ records[j, k])
+            row = np.int64(records[j, width])
+            weight = np.uint64(weights[row]) if len(weights) else np.uint64(1)
+            s = x & mask
             while True:
                 slot = region + np.int64(s)
                 if slots[slot, width] == _FREE:
                     if sizes[p] >= half:
-                        return size, j
+                        return size, j, warm
                     for k in range(width):
-                        slots[slot, k] = keys[j, k]
-                        entry_keys[size, k] = keys[j, k]
+                        slots[slot, k] = records[j, k]
+                        entry_keys[size, k] = records[j, k]
                     slots[slot, width] = np.uint64(size)
-                    slots[slot, width + 1] = np.uint64(weights[rows[j]]) if len(weights) else np.uint64(1)
-                    entry_first[size] = firsts[rows[j]]
+                    slots[slot, width + 1] = weight
+                    entry_first[size] = firsts[row] if len(firsts) else base + row
                     sizes[p] += 1
                     size += 1
                     break
                 same = True
                 for k in range(width):
-                    if slots[slot, k] != keys[j, k]:
+                    if slots[slot, k] != records[j, k]:
                         same = False
                         break
                 if same:
-                    slots[slot, width + 1] += np.uint64(weights[rows[j]]) if len(weights) else np.uint64(1)
+                    slots[slot, width + 1] += weight
                     break
                 s = (s + np.uint64(1)) & mask
-    return size, len(rows)
+    return size, len(records), warm
+
+
+@numba.njit(cache=True)
+def _counts(slots, size):
+    """Per entry, its count (the slot's last column), read from the used slots."""
+    width = slots.shape[1] - 2
+    out = np.zeros(size, dtype=np.int64)
+    for s in range(len(slots)):
+        if slots[s, width] != _FREE:
+            out[np.int64(slots[s, width])] = np.int64(slots[s, width + 1])
+    return out
 
 
 @numba.njit(cache=True)
@@ -280,6 +369,8 @@ class ClassTable:
         self.slots = np.full((self.parts * self.capacity, self.width + 2), _FREE, dtype=np.uint64)
         self.sizes = np.zeros(self.parts, dtype=np.int64)
         self.order: list[np.ndarray] = []  # entry numbers in first-packet order, per call
+        self._hashes = np.zeros(0, dtype=np.uint64)  # scratch of ``add``, kept for the next chunk
+        self._records = np.zeros((0, self.width + 1), dtype=np.uint64)
 
     def _set_layout(self, total: int) -> None:
         self.parts = max(1, total // _PART_SLOTS)
@@ -288,36 +379,53 @@ class ClassTable:
 
     def add(self, fields: PacketFields, devices: np.ndarray, base: int) -> None:
         """Count packets ``base``, ``base + 1``, ... (the chunk's first packet number is ``base``)."""
-        keys = self.layout.pack(fields, devices)
-        self._add(keys, np.arange(base, base + len(keys), dtype=np.int64), np.zeros(0, dtype=np.int64))
+        n = len(fields)
+        if n == 0:
+            return
+        if len(self._hashes) < n:
+            self._hashes = np.empty(n, dtype=np.uint64)
+            self._records = np.empty((n, self.width + 1), dtype=np.uint64)
+        bounds = _scatter_fields(*self.layout.inputs(fields, devices), self.shift, self.parts, self._hashes,
+                                 self._records)
+        self._count(self._records[:n], bounds, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), base)
 
     def add_classes(self, classes: Classes) -> None:
         """Count the classes of later packets (their first packets follow every packet so far)."""
-        self._add(np.ascontiguousarray(classes.keys), classes.first, classes.count)
-
-    def _add(self, keys: np.ndarray, firsts: np.ndarray, weights: np.ndarray) -> None:
-        n = len(keys)
-        if n == 0:
+        if len(classes) == 0:
             return
+        keys = np.ascontiguousarray(classes.keys)
+        records, bounds = _scatter_keys(keys, np.arange(len(keys), dtype=np.int64), self.shift, self.parts)
+        self._count(records, bounds, classes.first, classes.count, 0)
+
+    def _count(self, records: np.ndarray, bounds: np.ndarray, firsts: np.ndarray, weights: np.ndarray,
+               base: int) -> None:
+        n = len(records)
         if len(self.entry_first) < self.size + n:
             self._grow_entries(self.size + n)
         before = self.size
-        todo = np.arange(n, dtype=np.int64)
-        while len(todo):
-            scattered, h, rows, bounds = _scatter(keys if len(todo) == n else keys[todo], self.shift, self.parts)
-            rows = todo[rows]  # back to positions in ``keys``
-            self.size, stop = _count(self.slots, self.sizes, self.capacity, scattered, h, rows, bounds, weights,
-                                     firsts, self.entry_keys, self.entry_first, self.size)
-            # The rest (each key's rows still in packet order) goes on after growing the table to
-            # what the rate of new classes so far says it will need.
-            todo = rows[stop:]
-            if len(todo):
-                done = n - len(todo)
-                expected = self.size + (self.size - before + 1) / max(done, 1) * len(todo) * 1.25
-                self._grow(int(2 * expected))
-        # Entries were numbered partition by partition: list them in first-packet order.
-        new = np.arange(before, self.size, dtype=np.int64)
-        self.order.append(new[np.argsort(self.entry_first[before:self.size], kind="stable")])
+        while True:
+            self.size, stop, _ = _count(self.slots, self.sizes, self.capacity, records, bounds, weights, firsts,
+                                        base, self.entry_keys, self.entry_first, self.size)
+            if stop == len(records):
+                break
+            # The rest (each key's records still in packet order) goes on after growing the table
+            # to what the rate of new classes so far says it will need.
+            done = n - (len(records) - stop)
+            expected = self.size + (self.size - before + 1) / max(done, 1) * (len(records) - stop) * 1.25
+            self._grow(int(2 * expected))
+            rest = records[stop:]
+            records, bounds = _scatter_keys(np.ascontiguousarray(rest[:, :self.width]), rest[:, self.width].copy(),
+                                            self.shift, self.parts)
+        # Entries were numbered partition by partition: list them in first-packet order (a chunk's
+        # first packets are distinct rows of it, so placing them by row sorts them).
+        firsts_new = self.entry_first[before:self.size]
+        if len(weights):
+            order = np.argsort(firsts_new, kind="stable")
+        else:
+            at = np.full(n, -1, dtype=np.int64)
+            at[firsts_new - base] = np.arange(self.size - before, dtype=np.int64)
+            order = at[at >= 0]
+        self.order.append(before + order)
 
     def _grow(self, at_least: int = 0) -> None:
         rows = self.slots[self.slots[:, self.width] != _FREE]
@@ -335,8 +443,6 @@ class ClassTable:
         self.entry_keys, self.entry_first = keys, first
 
     def classes(self) -> Classes:
-        used = self.slots[self.slots[:, self.width] != _FREE]
-        count = np.zeros(self.size, dtype=np.int64)
-        count[used[:, self.width].astype(np.int64)] = used[:, self.width + 1].astype(np.int64)
+        count = _counts(self.slots, self.size)
         order = np.concatenate(self.order) if self.order else np.zeros(0, dtype=np.int64)
         return Classes(self.layout, self.entry_keys[order], self.entry_first[order], count[order])

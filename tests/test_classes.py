@@ -1,0 +1,102 @@
+"""Packet classes counted by the numba kernels against a plain Counter over the packed keys."""
+from collections import Counter
+
+import numpy as np
+import pytest
+import z3
+
+from explorer.simulate.classes import Classes, ClassTable, Layout
+from explorer.symbex.packet import INPUT_SYMBOLS
+from explorer.traffic.field_arrays import PacketFields
+from explorer.wire import FIELD_BY_NAME
+
+LEN = z3.BitVec("p.len", INPUT_SYMBOLS["p.len"])
+IHL = z3.BitVec("p.ipv4.version_ihl", FIELD_BY_NAME["p.ipv4.version_ihl"].bits)
+PROTO = z3.BitVec("p.ipv4.proto", FIELD_BY_NAME["p.ipv4.proto"].bits)
+SRC_MAC = z3.BitVec("p.ether.src", FIELD_BY_NAME["p.ether.src"].bits)
+
+
+def _fields(rng: np.random.Generator, n: int, flows: int) -> tuple[PacketFields, np.ndarray]:
+    """n packets over a few flows, with a few lengths, IHLs, protocols, flags and MACs each, so
+    that classes repeat and split on every part of the key."""
+    flow = rng.integers(0, flows, n)
+    pick = lambda values: np.asarray(values)[rng.integers(0, len(values), n)]  # noqa: E731
+    is_ipv4 = pick([True, True, True, False])
+    frag = pick([False, False, False, True]) & is_ipv4
+    proto = np.where(is_ipv4, pick([6, 17, 1]), 0).astype(np.uint8)
+    is_l4 = is_ipv4 & ~frag & (proto != 1)
+    fields = PacketFields(
+        length=pick([60, 64, 570, 1514]).astype(np.uint32),
+        ether_type=np.where(is_ipv4, 0x800, pick([0x806, 0x86DD])).astype(np.uint16),
+        eth_src=(flow % 5).astype(np.uint64) + np.uint64(0x525400000000),
+        eth_dst=np.full(n, 0x3CFDFEA00001, dtype=np.uint64),
+        is_ipv4=is_ipv4, ihl=np.where(is_ipv4, pick([5, 6]), 0).astype(np.uint8), proto=proto, frag=frag,
+        src_ip=np.where(is_ipv4, (flow * 2654435761) % (1 << 32), 0).astype(np.uint32),
+        dst_ip=np.where(is_ipv4, (flow * 40503 + 7) % (1 << 32), 0).astype(np.uint32),
+        is_l4=is_l4, src_port=np.where(is_l4, 1024 + flow % 50000, 0).astype(np.uint16),
+        dst_port=np.where(is_l4, pick([53, 80, 443]), 0).astype(np.uint16))
+    return fields, pick([0, 1, 3]).astype(np.int64)
+
+
+LAYOUTS = {
+    "plain": Layout.of([], []),
+    "length tests": Layout.of([], [z3.UGE(LEN, 64), z3.UGE(z3.ZeroExt(16, LEN), 14 + 4 * z3.ZeroExt(28, z3.Extract(3, 0, IHL))),
+                                   z3.And(PROTO == 6, z3.UGE(LEN, 600))]),
+    "mac and exact length": Layout.of([z3.Concat(SRC_MAC, LEN)], []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+@pytest.mark.parametrize("chunk", [1, 97, 5000])
+def test_class_counts_match_a_counter(name, chunk):
+    layout = LAYOUTS[name]
+    fields, devices = _fields(np.random.default_rng(7), 6000, 700)
+    keys = layout.pack(fields, devices)
+    rows = [tuple(r) for r in keys.tolist()]
+    count, first = Counter(rows), {}
+    for i, r in enumerate(rows):
+        first.setdefault(r, i)
+    expected = sorted(first, key=first.get)  # in first-packet order
+
+    table = ClassTable(layout, capacity=16)  # tiny: the kernel grows it many times
+    for start in range(0, len(fields), chunk):
+        at = np.arange(start, min(start + chunk, len(fields)))
+        table.add(fields.select(at), devices[at], start)
+    got = table.classes()
+    assert [tuple(r) for r in got.keys.tolist()] == expected
+    assert got.first.tolist() == [first[r] for r in expected]
+    assert got.count.tolist() == [count[r] for r in expected]
+    assert got.packets == len(fields) and 100 < len(got) < len(fields)
+
+
+def test_pack_matches_its_fields():
+    """The packed key holds what ``Layout.env`` gives back (the reference the kernels are checked
+    against is itself right)."""
+    layout = LAYOUTS["length tests"]
+    fields, devices = _fields(np.random.default_rng(3), 500, 50)
+    env, got_devices, steering = layout.env(layout.pack(fields, devices))
+    assert np.array_equal(got_devices, devices)
+    for name in ("src_ip", "dst_ip", "src_port", "dst_port", "is_ipv4", "is_l4"):
+        assert np.array_equal(steering[name], getattr(fields, name)), name
+    bits = layout.length_values(layout.pack(fields, devices))
+    length, ihl = fields.length.astype(np.int64), fields.ihl.astype(np.int64)
+    version_ihl = np.where(fields.is_ipv4, 0x40 | ihl, 0)
+    assert np.array_equal(bits[layout.length_tests[0].get_id()], length >= 64)
+    assert np.array_equal(bits[layout.length_tests[1].get_id()], length >= 14 + 4 * (version_ihl & 15))
+    assert np.array_equal(bits[layout.length_tests[2].get_id()], (fields.proto == 6) & (length >= 600))
+
+
+def test_merged_chunks_equal_one_pass():
+    layout = LAYOUTS["length tests"]
+    fields, devices = _fields(np.random.default_rng(11), 8000, 900)
+    whole = ClassTable(layout)
+    whole.add(fields, devices, 0)
+    parts = []
+    for start in range(0, len(fields), 1500):
+        t = ClassTable(layout)
+        at = np.arange(start, min(start + 1500, len(fields)))
+        t.add(fields.select(at), devices[at], start)
+        parts.append(t.classes())
+    merged, one = Classes.merge(parts), whole.classes()
+    assert np.array_equal(merged.keys, one.keys)
+    assert np.array_equal(merged.first, one.first) and np.array_equal(merged.count, one.count)
