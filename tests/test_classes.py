@@ -100,3 +100,15 @@ def test_merged_chunks_equal_one_pass():
     merged, one = Classes.merge(parts), whole.classes()
     assert np.array_equal(merged.keys, one.keys)
     assert np.array_equal(merged.first, one.first) and np.array_equal(merged.count, one.count)
+
+
+def test_length_tests_reading_wide_fields_are_evaluated_per_packet():
+    """A test on the length that also reads an address cannot be numbered by the narrow fields:
+    its bits come from evaluating it over every packet, and agree with numpy."""
+    src = z3.BitVec("p.ipv4.src", FIELD_BY_NAME["p.ipv4.src"].bits)
+    layout = Layout.of([], [z3.UGE(LEN, 100), z3.And(z3.Extract(0, 0, src) == 1, z3.ULT(LEN, 600))])
+    fields, devices = _fields(np.random.default_rng(5), 3000, 300)
+    bits = layout.length_values(layout.pack(fields, devices))
+    length = fields.length.astype(np.int64)
+    assert np.array_equal(bits[layout.length_tests[0].get_id()], length >= 100)
+    assert np.array_equal(bits[layout.length_tests[1].get_id()], ((fields.src_ip & 1) == 1) & (length < 600))

@@ -73,14 +73,7 @@ class Layout:
         outcome bits of ``length_tests`` (empty when there are none) and the key's columns past the
         third (MACs, the exact length: shape (n, width - 3))."""
         n = len(fields)
-        tests = np.zeros(n if self.length_tests else 0, dtype=np.uint64)
-        if self.length_tests:
-            env = _length_env(self.length_tests, fields, devices)
-            for bit, test in enumerate(self.length_tests):
-                try:
-                    tests |= np.broadcast_to(evaluate_term(test, env), (n,)).astype(np.uint64) << np.uint64(bit)
-                except Unknown:  # reads something packets do not give: assumed to hold, as in guards
-                    tests |= np.uint64(1) << np.uint64(bit)
+        tests = _length_bits(self.length_tests, fields, devices) if self.length_tests else np.zeros(0, np.uint64)
         extra = np.empty((n, self.width - 3), dtype=np.uint64)
         for col, mac in enumerate(self.macs):
             extra[:, col] = fields.eth_src if mac == "p.ether.src" else fields.eth_dst
@@ -158,12 +151,84 @@ def _pack(out, src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_typ
             out[i, 3 + k] = extra[i, k]
 
 
-def _length_env(tests: Sequence[z3.BoolRef], fields: PacketFields, devices: np.ndarray) -> dict[str, np.ndarray]:
-    """The symbols the length tests read: only ``p.len`` as a rule (building every field's uint64
-    array for them cost more than counting the classes)."""
-    if all(set(compile_term(t).symbols) <= {_LENGTH} for t in tests):
-        return {_LENGTH: np.asarray(fields.length, dtype=np.uint64) & np.uint64(0xFFFF)}
-    return fields_env(fields, devices)
+def _length_bits(tests: Sequence[z3.BoolRef], fields: PacketFields, devices: np.ndarray) -> np.ndarray:
+    """Per packet, the outcome bits of ``tests`` (bit k: test k holds; a test that reads what packets
+    do not give is assumed to hold, as in guards).
+
+    Length tests read the length and a few narrow header fields (IHL, protocol): a chunk has few
+    distinct combinations of them. When the tests read nothing else, a kernel numbers each packet's
+    combination, the Z3-compiled tests run once per distinct one, and packets take their bits from
+    it; otherwise the tests run over every packet."""
+    n = len(fields)
+    symbols = set().union(*(compile_term(t).symbols for t in tests))
+    if symbols <= _NARROW_SYMBOLS:
+        ids = np.empty(n, dtype=np.int64)
+        for size in (1 << 12, 1 << 16, 1 << 20, 1 << 24):
+            slots = np.full(size, -1, dtype=np.int64)
+            values = np.empty(size // 2, dtype=np.uint64)
+            found = _narrow_ids(np.ascontiguousarray(fields.length), np.ascontiguousarray(fields.ether_type),
+                                np.ascontiguousarray(fields.is_ipv4), np.ascontiguousarray(fields.ihl),
+                                np.ascontiguousarray(fields.proto), np.ascontiguousarray(fields.frag),
+                                np.ascontiguousarray(devices, dtype=np.int64), slots, values, ids)
+            if found >= 0:
+                return _test_bits(tests, _narrow_env(values[:found]), found)[ids]
+    return _test_bits(tests, fields_env(fields, devices), n)
+
+
+def _test_bits(tests: Sequence[z3.BoolRef], env: dict[str, np.ndarray], n: int) -> np.ndarray:
+    bits = np.zeros(n, dtype=np.uint64)
+    for bit, test in enumerate(tests):
+        try:
+            bits |= np.broadcast_to(evaluate_term(test, env), (n,)).astype(np.uint64) << np.uint64(bit)
+        except Unknown:  # reads something packets do not give: assumed to hold, as in guards
+            bits |= np.uint64(1) << np.uint64(bit)
+    return bits
+
+
+# The narrow symbols and where ``_narrow_ids`` packs them: length 0-15, IHL 16-19, protocol 20-27,
+# ether type 28-43, fragment flag 44, IPv4 flag 45, device 46-61.
+_NARROW_SYMBOLS = {_LENGTH, "p.ipv4.version_ihl", "p.ipv4.proto", "p.ether.type", "p.ipv4.frag_off", "p.device"}
+
+
+@numba.njit(cache=True)
+def _narrow_ids(length, ether_type, is_ipv4, ihl, proto, frag, devices, slots, values, ids):
+    """Number each packet's narrow fields (``ids``) by a small open-addressing table (``slots``
+    of entry numbers, ``values`` of packed fields); the count of distinct ones, or -1 when
+    ``values`` is too small."""
+    u = np.uint64
+    mask = u(len(slots) - 1)
+    size = 0
+    for i in range(len(length)):
+        v = ((u(length[i]) & u(0xFFFF)) | ((u(ihl[i]) & u(15)) << u(16)) | (u(proto[i]) << u(20))
+             | (u(ether_type[i]) << u(28)) | (u(frag[i]) << u(44)) | (u(is_ipv4[i]) << u(45))
+             | ((u(devices[i]) & u(0xFFFF)) << u(46)))
+        s = _mix(v) & mask
+        while True:
+            e = slots[np.int64(s)]
+            if e < 0:
+                if size == len(values):
+                    return -1
+                slots[np.int64(s)] = size
+                values[size] = v
+                ids[i] = size
+                size += 1
+                break
+            if values[e] == v:
+                ids[i] = e
+                break
+            s = (s + u(1)) & mask
+    return size
+
+
+def _narrow_env(values: np.ndarray) -> dict[str, np.ndarray]:
+    """The symbols of packed narrow fields, as ``fields_env`` gives them."""
+    u = np.uint64
+    is_ipv4 = ((values >> u(45)) & u(1)).astype(bool)
+    return {_LENGTH: values & u(0xFFFF),
+            "p.ipv4.version_ihl": np.where(is_ipv4, u(0x40) | ((values >> u(16)) & u(15)), u(0)).astype(u),
+            "p.ipv4.proto": (values >> u(20)) & u(0xFF), "p.ether.type": (values >> u(28)) & u(0xFFFF),
+            "p.ipv4.frag_off": np.where((values >> u(44)) & u(1), u(0x2000), u(0)).astype(u),
+            "p.device": (values >> u(46)) & u(0xFFFF)}
 
 
 # ---- counting classes ------------------------------------------------------------------------
@@ -251,20 +316,12 @@ def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry
     partition p owns slots ``p * capacity`` to ``(p + 1) * capacity``). A new key becomes entry
     ``size`` (its key and first packet go to the entry arrays: ``firsts[row]``, or ``base + row``
     when ``firsts`` is empty; a record weighs ``weights[row]``, or 1). Stops before a partition
-    would be more than half full: returns ``(size, j)`` with j the first record not counted.
-
-    A partition with many records is read through once first: its slots then come from the cache
-    at streaming speed instead of one memory round trip per record (the table is far larger than
-    the cache, and a chunk hits most of a partition's cache lines)."""
+    would be more than half full: returns ``(size, j)`` with j the first record not counted."""
     width = records.shape[1] - 1
     mask = np.uint64(capacity - 1)
     half = capacity // 2
-    warm = np.uint64(0)
     for p in range(len(bounds) - 1):
         region = p * capacity
-        if (bounds[p + 1] - bounds[p]) * 8 > capacity:
-            for s in range(region, region + capacity):
-                warm ^= slots[s, width]
         for j in range(bounds[p], bounds[p + 1]):
             x = _GOLDEN
             for k in range(width):
@@ -276,7 +333,7 @@ def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry
                 slot = region + np.int64(s)
                 if slots[slot, width] == _FREE:
                     if sizes[p] >= half:
-                        return size, j, warm
+                        return size, j
                     for k in range(width):
                         slots[slot, k] = records[j, k]
                         entry_keys[size, k] = records[j, k]
@@ -295,7 +352,7 @@ def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry
                     slots[slot, width + 1] += weight
                     break
                 s = (s + np.uint64(1)) & mask
-    return size, len(records), warm
+    return size, len(records)
 
 
 @numba.njit(cache=True)
@@ -404,7 +461,7 @@ class ClassTable:
             self._grow_entries(self.size + n)
         before = self.size
         while True:
-            self.size, stop, _ = _count(self.slots, self.sizes, self.capacity, records, bounds, weights, firsts,
+            self.size, stop = _count(self.slots, self.sizes, self.capacity, records, bounds, weights, firsts,
                                         base, self.entry_keys, self.entry_first, self.size)
             if stop == len(records):
                 break

@@ -261,6 +261,7 @@ class _ClassView:
                                dtype=np.int64)
         self.unchecked: set[str] = set()
         self.checked = np.zeros(self.n, dtype=bool)  # classes whose packets compute a checked key
+        self.on_devices: dict[tuple[int, ...], np.ndarray] = {}
         self._touches: Optional[dict[str, Touches]] = None
         self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
 
@@ -268,7 +269,13 @@ class _ClassView:
         mask = np.zeros(self.n, dtype=bool)
         for condition in conditions:
             mask |= packet_guard(condition, self.env, self.n, self.memo)
-        return mask & np.isin(self.devices, devices)
+        devices = tuple(devices)
+        if devices not in self.on_devices:  # a few paths share each devices tuple (np.isin sorts)
+            on = np.zeros(self.n, dtype=bool)
+            for d in devices:
+                on |= self.devices == d
+            self.on_devices[devices] = on
+        return mask & self.on_devices[devices]
 
     def _keys(self, term, where: str) -> Optional[list[np.ndarray]]:
         try:
@@ -327,10 +334,12 @@ class _ClassView:
     def flows_per_core(self, reta: np.ndarray) -> tuple[int, ...]:
         """Distinct 5-tuples (protocol, addresses, ports, whatever the device) per core."""
         k = self.classes.keys
-        flows = np.stack([k[:, 0], k[:, 1] >> np.uint64(24)], axis=1)
+        flows = np.empty((self.n, 2), dtype=np.uint64)
+        flows[:, 0] = k[:, 0]
+        np.right_shift(k[:, 1], np.uint64(24), out=flows[:, 1])
         table = KeyTable(2, self.n)
         table.touch(flows, np.ones(self.n, dtype=bool), self.buckets, self.classes.first)
-        return tuple(int(x) for x in table.touches().keys_per_core(reta, self.plan.cores))
+        return tuple(int(x) for x in table.keys_per_core(reta, self.plan.cores))
 
     def write_shares(self, writers: dict[str, list]) -> tuple[tuple[str, float], ...]:
         """Per object, the share of packets whose headers let them take a path that writes it."""

@@ -189,15 +189,50 @@ class KeyTable:
         _refill(self.xslots, sizes, len(self.xslots), np.uint64(63), 1, rows, self.width, True)
 
     def touches(self) -> "Touches":
-        used = self.slots[:, -1] != _FREE
+        used = _used(self.slots)
         main = self.slots[used]
         extra = self.xslots[self.xslots[:, -1] != _FREE]
         w = self.width
         # Each extra pair's key row: the rank of the key's slot among the used slots.
         slot = _slots_of(self.slots, self.capacity, self.shift, self.parts, np.ascontiguousarray(extra[:, :w]))
-        rank = np.cumsum(used) - 1
         return Touches(main[:, :w].copy(), main[:, w].astype(np.int64), main[:, w + 1].astype(np.int64),
-                       rank[slot], extra[:, w].astype(np.int64), extra[:, w + 2].astype(np.int64))
+                       np.searchsorted(used, slot), extra[:, w].astype(np.int64), extra[:, w + 2].astype(np.int64))
+
+    def keys_per_core(self, reta: np.ndarray, cores: int) -> np.ndarray:
+        """``touches().keys_per_core`` without listing the keys (a table of millions of them)."""
+        reta = np.asarray(reta, dtype=np.int64)
+        counts = _first_cores(self.slots, reta, cores)
+        if self.xsize:
+            counts = counts + Touches.extra_per_core(self.touches(), reta, cores)
+        return counts
+
+
+@numba.njit(cache=True)
+def _used(slots):
+    """The used slots, in slot order."""
+    first_col = slots.shape[1] - 1
+    count = 0
+    for s in range(len(slots)):
+        if slots[s, first_col] != _FREE:
+            count += 1
+    out = np.empty(count, dtype=np.int64)
+    k = 0
+    for s in range(len(slots)):
+        if slots[s, first_col] != _FREE:
+            out[k] = s
+            k += 1
+    return out
+
+
+@numba.njit(cache=True)
+def _first_cores(slots, reta, cores):
+    """Per core, the used slots whose first bucket the RETA sends there."""
+    bucket_col, first_col = slots.shape[1] - 2, slots.shape[1] - 1
+    out = np.zeros(cores, dtype=np.int64)
+    for s in range(len(slots)):
+        if slots[s, first_col] != _FREE:
+            out[reta[np.int64(slots[s, bucket_col])]] += 1
+    return out
 
 
 @numba.njit(cache=True)
@@ -271,13 +306,14 @@ class Touches:
     def keys_per_core(self, reta: np.ndarray, cores: int) -> np.ndarray:
         """Distinct keys each core touches."""
         reta = np.asarray(reta, dtype=np.int64)
-        counts = np.bincount(reta[self.bucket], minlength=cores)[:cores]
+        return np.bincount(reta[self.bucket], minlength=cores)[:cores] + self.extra_per_core(reta, cores)
+
+    def extra_per_core(self, reta: np.ndarray, cores: int) -> np.ndarray:
+        """Per core, the keys it touches whose first packet ran on another core."""
         core = reta[self.extra_bucket]
         other = core != reta[self.bucket[self.extra_key]]
-        if other.any():
-            pairs = np.unique(self.extra_key[other] * cores + core[other])
-            counts = counts + np.bincount(pairs % cores, minlength=cores)[:cores]
-        return counts
+        pairs = np.unique(self.extra_key[other] * cores + core[other])
+        return np.bincount(pairs % cores, minlength=cores)[:cores]
 
     def first_cores(self, reta: np.ndarray, cores: int) -> np.ndarray:
         """Per core, the keys whose first packet ran there (e.g. entries it created)."""

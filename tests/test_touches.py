@@ -1,0 +1,32 @@
+"""KeyTable: which keys each core touches, against a plain Python reference."""
+import numpy as np
+
+from explorer.simulate.touches import KeyTable
+
+
+def test_keys_per_core_and_split_keys_match_a_reference():
+    rng = np.random.default_rng(4)
+    n, reta, cores = 20_000, rng.integers(0, 3, 64), 3
+    keys = rng.integers(0, 3000, (n, 2)).astype(np.uint64)
+    # Mostly one bucket per key, as a good sharding gives; some keys also come from other buckets.
+    buckets = np.where(rng.random(n) < 0.97, keys[:, 0] % 64, rng.integers(0, 64, n)).astype(np.int64)
+    mask = rng.random(n) < 0.9
+    table = KeyTable(2, 16)  # grows many times
+    for start in range(0, n, 3000):
+        part = slice(start, start + 3000)
+        table.touch(keys[part], mask[part], buckets[part], np.arange(n)[part])
+
+    per_core: list[set] = [set() for _ in range(cores)]
+    first_core: dict[tuple, int] = {}
+    on: dict[tuple, set] = {}
+    for i in np.flatnonzero(mask).tolist():
+        key, core = tuple(keys[i].tolist()), int(reta[buckets[i]])
+        per_core[core].add(key)
+        first_core.setdefault(key, core)
+        on.setdefault(key, set()).add(core)
+    expected = [len(s) for s in per_core]
+    assert table.keys_per_core(reta, cores).tolist() == expected
+    touches = table.touches()
+    assert touches.keys_per_core(reta, cores).tolist() == expected
+    assert sorted(map(tuple, touches.keys[touches.split(reta)].tolist())) == sorted(k for k, c in on.items() if len(c) > 1)
+    assert touches.first_cores(reta, cores).tolist() == np.bincount(list(first_core.values()), minlength=cores).tolist()
