@@ -28,6 +28,7 @@ from explorer.traffic.field_arrays import PacketFields
 
 _FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the entry column of an empty slot
 _PART_SLOTS = 1 << 15  # slots per partition of a large table: a partition stays in the L2 cache
+_BATCH = 32  # records whose first slots are loaded together before they are counted
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -259,31 +260,35 @@ def _bounds(h, shift, parts):
 
 @numba.njit(cache=True)
 def _scatter_fields(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, extra,
-                    shift, parts, h, out):
-    """Every packet's class key, built from its fields and written straight to its partition, in
-    packet order within a partition: ``(records, bounds)``, a record being the key's ``width``
-    slices and then the packet's row; partition p's records at ``bounds[p]:bounds[p + 1]``. The
-    key is built twice (to hash, then to place): cheaper than writing and rereading it. ``h`` and
-    ``out`` are scratch space of at least n rows, reused from chunk to chunk: a fresh array costs a
-    page fault per 4 KiB on first touch, which was a third of this kernel's time."""
+                    shift, parts, keys, out):
+    """Every packet's class key, built from its fields and moved to its partition, in packet order
+    within a partition: ``bounds``, with partition p's records at ``out[bounds[p]:bounds[p + 1]]``,
+    a record being the key's ``width`` slices and then the packet's row. ``keys`` (each packet's
+    key and hash, in packet order) and ``out`` are scratch space of at least n rows, reused from
+    chunk to chunk: a fresh array costs a page fault per 4 KiB on first touch, a third of this
+    kernel's time; building the key once into ``keys`` halves the rest."""
     n, more = len(src), extra.shape[1]
+    width = 3 + more
+    bounds = np.zeros(parts + 1, dtype=np.int64)
     for i in range(n):
         k0, k1, k2 = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, i)
+        keys[i, 0], keys[i, 1], keys[i, 2] = k0, k1, k2
         x = _hash3(k0, k1, k2)
         for k in range(more):
+            keys[i, 3 + k] = extra[i, k]
             x = _mix(x ^ extra[i, k])
-        h[i] = x
-    bounds = _bounds(h[:n], shift, parts)
+        keys[i, width] = x
+        bounds[(np.int64(x >> shift) if parts > 1 else 0) + 1] += 1
+    for p in range(parts):
+        bounds[p + 1] += bounds[p]
     at = bounds[:parts].copy()
     for i in range(n):
-        p = np.int64(h[i] >> shift) if parts > 1 else 0
+        p = np.int64(keys[i, width] >> shift) if parts > 1 else 0
         j = at[p]
         at[p] += 1
-        out[j, 0], out[j, 1], out[j, 2] = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices,
-                                                    ether_type, ihl, frag, tests, i)
-        for k in range(more):
-            out[j, 3 + k] = extra[i, k]
-        out[j, 3 + more] = np.uint64(i)
+        for k in range(width):
+            out[j, k] = keys[i, k]
+        out[j, width] = np.uint64(i)
     return bounds
 
 
@@ -316,43 +321,53 @@ def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry
     partition p owns slots ``p * capacity`` to ``(p + 1) * capacity``). A new key becomes entry
     ``size`` (its key and first packet go to the entry arrays: ``firsts[row]``, or ``base + row``
     when ``firsts`` is empty; a record weighs ``weights[row]``, or 1). Stops before a partition
-    would be more than half full: returns ``(size, j)`` with j the first record not counted."""
+    would be more than half full: returns ``(size, j, _)`` with j the first record not counted
+    (the last value only keeps the compiler from dropping the batch's early loads)."""
     width = records.shape[1] - 1
     mask = np.uint64(capacity - 1)
     half = capacity // 2
+    ahead = np.empty(_BATCH, dtype=np.uint64)
+    loaded = np.uint64(0)
     for p in range(len(bounds) - 1):
         region = p * capacity
-        for j in range(bounds[p], bounds[p + 1]):
-            x = _GOLDEN
-            for k in range(width):
-                x = _mix(x ^ records[j, k])
-            row = np.int64(records[j, width])
-            weight = np.uint64(weights[row]) if len(weights) else np.uint64(1)
-            s = x & mask
-            while True:
-                slot = region + np.int64(s)
-                if slots[slot, width] == _FREE:
-                    if sizes[p] >= half:
-                        return size, j
-                    for k in range(width):
-                        slots[slot, k] = records[j, k]
-                        entry_keys[size, k] = records[j, k]
-                    slots[slot, width] = np.uint64(size)
-                    slots[slot, width + 1] = weight
-                    entry_first[size] = firsts[row] if len(firsts) else base + row
-                    sizes[p] += 1
-                    size += 1
-                    break
-                same = True
+        for start in range(bounds[p], bounds[p + 1], _BATCH):
+            stop = min(start + _BATCH, bounds[p + 1])
+            # Hash the batch and read each record's first slot: independent loads that the CPU
+            # overlaps, where the insertions below would wait for one cache miss after another.
+            for j in range(start, stop):
+                x = _GOLDEN
                 for k in range(width):
-                    if slots[slot, k] != records[j, k]:
-                        same = False
+                    x = _mix(x ^ records[j, k])
+                ahead[j - start] = x
+                loaded ^= slots[region + np.int64(x & mask), width]
+            for j in range(start, stop):
+                row = np.int64(records[j, width])
+                weight = np.uint64(weights[row]) if len(weights) else np.uint64(1)
+                s = ahead[j - start] & mask
+                while True:
+                    slot = region + np.int64(s)
+                    if slots[slot, width] == _FREE:
+                        if sizes[p] >= half:
+                            return size, j, loaded
+                        for k in range(width):
+                            slots[slot, k] = records[j, k]
+                            entry_keys[size, k] = records[j, k]
+                        slots[slot, width] = np.uint64(size)
+                        slots[slot, width + 1] = weight
+                        entry_first[size] = firsts[row] if len(firsts) else base + row
+                        sizes[p] += 1
+                        size += 1
                         break
-                if same:
-                    slots[slot, width + 1] += weight
-                    break
-                s = (s + np.uint64(1)) & mask
-    return size, len(records)
+                    same = True
+                    for k in range(width):
+                        if slots[slot, k] != records[j, k]:
+                            same = False
+                            break
+                    if same:
+                        slots[slot, width + 1] += weight
+                        break
+                    s = (s + np.uint64(1)) & mask
+    return size, len(records), loaded
 
 
 @numba.njit(cache=True)
@@ -426,7 +441,7 @@ class ClassTable:
         self.slots = np.full((self.parts * self.capacity, self.width + 2), _FREE, dtype=np.uint64)
         self.sizes = np.zeros(self.parts, dtype=np.int64)
         self.order: list[np.ndarray] = []  # entry numbers in first-packet order, per call
-        self._hashes = np.zeros(0, dtype=np.uint64)  # scratch of ``add``, kept for the next chunk
+        self._keys = np.zeros((0, self.width + 1), dtype=np.uint64)  # scratch of ``add``, kept for the next chunk
         self._records = np.zeros((0, self.width + 1), dtype=np.uint64)
 
     def _set_layout(self, total: int) -> None:
@@ -439,10 +454,10 @@ class ClassTable:
         n = len(fields)
         if n == 0:
             return
-        if len(self._hashes) < n:
-            self._hashes = np.empty(n, dtype=np.uint64)
+        if len(self._keys) < n:
+            self._keys = np.empty((n, self.width + 1), dtype=np.uint64)
             self._records = np.empty((n, self.width + 1), dtype=np.uint64)
-        bounds = _scatter_fields(*self.layout.inputs(fields, devices), self.shift, self.parts, self._hashes,
+        bounds = _scatter_fields(*self.layout.inputs(fields, devices), self.shift, self.parts, self._keys,
                                  self._records)
         self._count(self._records[:n], bounds, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), base)
 
@@ -461,7 +476,7 @@ class ClassTable:
             self._grow_entries(self.size + n)
         before = self.size
         while True:
-            self.size, stop = _count(self.slots, self.sizes, self.capacity, records, bounds, weights, firsts,
+            self.size, stop, _ = _count(self.slots, self.sizes, self.capacity, records, bounds, weights, firsts,
                                         base, self.entry_keys, self.entry_first, self.size)
             if stop == len(records):
                 break
