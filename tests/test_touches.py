@@ -30,3 +30,10 @@ def test_keys_per_core_and_split_keys_match_a_reference():
     assert touches.keys_per_core(reta, cores).tolist() == expected
     assert sorted(map(tuple, touches.keys[touches.split(reta)].tolist())) == sorted(k for k, c in on.items() if len(c) > 1)
     assert touches.first_cores(reta, cores).tolist() == np.bincount(list(first_core.values()), minlength=cores).tolist()
+    assert table.first_cores(reta, cores).tolist() == touches.first_cores(reta, cores).tolist()
+    # The split keys alone give the same violations, in the same order, with the same cores.
+    split = table.split_touches()
+    assert 0 < len(split) < len(touches)
+    assert np.array_equal(split.keys[split.split(reta)], touches.keys[touches.split(reta)])
+    for a, b in zip(split.split(reta).tolist(), touches.split(reta).tolist()):
+        assert split.cores_of(a, reta) == touches.cores_of(b, reta)

@@ -32,7 +32,7 @@ from explorer.simulate.key_arrays import Unknown, conjuncts, key_slices, packet_
 from explorer.simulate.pools import PoolModel, PoolReport
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import Hasher, steer
-from explorer.simulate.touches import KeyTable, Touches
+from explorer.simulate.touches import KeyTable
 from explorer.traffic.field_arrays import PacketFields
 
 MAX_EXAMPLES = 5
@@ -262,7 +262,7 @@ class _ClassView:
         self.unchecked: set[str] = set()
         self.checked = np.zeros(self.n, dtype=bool)  # classes whose packets compute a checked key
         self.on_devices: dict[tuple[int, ...], np.ndarray] = {}
-        self._touches: Optional[dict[str, Touches]] = None
+        self._touches: Optional[dict[str, KeyTable]] = None
         self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
 
     def _guard(self, devices: tuple[int, ...], conditions) -> np.ndarray:
@@ -284,7 +284,7 @@ class _ClassView:
             self.unchecked.add(f"{where} (key uses {why})")
             return None
 
-    def _touch(self, rows: dict[str, list[tuple[np.ndarray, list[np.ndarray]]]]) -> dict[str, Touches]:
+    def _touch(self, rows: dict[str, list[tuple[np.ndarray, list[np.ndarray]]]]) -> dict[str, KeyTable]:
         """Per object, the keys its (mask, key slices) terms touch, class by class in first-packet
         order (terms of one class side by side, so each key sees its packets in trace order)."""
         out = {}
@@ -297,13 +297,11 @@ class _ClassView:
                 for k, part in enumerate(slices):
                     keys[:, t, k] = part
             table = KeyTable(width, int(masks.sum()))
-            repeat = len(terms)
-            table.touch(keys.reshape(-1, width), masks.reshape(-1), np.repeat(self.buckets, repeat),
-                        np.repeat(self.classes.first, repeat))
-            out[obj] = table.touches()
+            table.touch(keys.reshape(-1, width), masks.reshape(-1), self.buckets, self.classes.first, per=len(terms))
+            out[obj] = table
         return out
 
-    def touches(self) -> dict[str, Touches]:
+    def touches(self) -> dict[str, KeyTable]:
         if self._touches is None:
             rows: dict[str, list] = {}
             for kp in self.keyed:
@@ -320,7 +318,8 @@ class _ClassView:
 
     def violations(self, reta: np.ndarray, examples: bool = True) -> tuple[int, tuple[Violation, ...]]:
         count, found = 0, []
-        for obj, touches in self.touches().items():
+        for obj, table in self.touches().items():
+            touches = table.split_touches()
             rows = touches.split(reta)
             count += len(rows)
             if examples:

@@ -92,8 +92,9 @@ def _probe(slots, region, capacity, new, r, extra, h):
 
 
 @numba.njit(cache=True)
-def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, bounds, buckets, numbers):
-    """Record the rows ``order`` of ``new``, touched from ``buckets`` by packets ``numbers``.
+def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, bounds, buckets, numbers, per):
+    """Record the rows ``order`` of ``new``, row r touched from ``buckets[r // per]`` by packet
+    ``numbers[r // per]``.
     Partition p owns slots ``p * capacity`` to ``(p + 1) * capacity``. Returns
     ``(status, xsize)``: status 1 or 2 when the main or the extra table must grow first (the call
     is idempotent: rerunning it on the same rows after growing gives the same tables)."""
@@ -104,7 +105,7 @@ def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, boun
         region = p * capacity
         for j in range(bounds[p], bounds[p + 1]):
             r = order[j]
-            b = np.uint64(buckets[r])
+            b = np.uint64(buckets[r // per])
             row = _probe(slots, region, capacity, new, r, np.uint64(0), h[r])
             if slots[row, first_col] == _FREE:
                 if sizes[p] >= half:
@@ -112,7 +113,7 @@ def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, boun
                 for k in range(width):
                     slots[row, k] = new[r, k]
                 slots[row, bucket_col] = b
-                slots[row, first_col] = np.uint64(numbers[r])
+                slots[row, first_col] = np.uint64(numbers[r // per])
                 sizes[p] += 1
             elif slots[row, bucket_col] != b:
                 xh = _mix(h[r] ^ b)
@@ -123,7 +124,7 @@ def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, boun
                     for k in range(width):
                         xslots[xrow, k] = new[r, k]
                     xslots[xrow, width] = b
-                    xslots[xrow, first_col + 1] = np.uint64(numbers[r])
+                    xslots[xrow, first_col + 1] = np.uint64(numbers[r // per])
                     xsize += 1
     return 0, xsize
 
@@ -154,12 +155,15 @@ class KeyTable:
     def __len__(self) -> int:
         return int(self.sizes.sum())
 
-    def touch(self, keys: np.ndarray, mask: np.ndarray, buckets: np.ndarray, numbers: np.ndarray) -> None:
-        """Where ``mask[i]``, packet ``numbers[i]`` touched ``keys[i]`` (uint64, shape (n, width))
-        from RETA bucket ``buckets[i]``. Rows of one key must come in packet order."""
+    def touch(self, keys: np.ndarray, mask: np.ndarray, buckets: np.ndarray, numbers: np.ndarray,
+              per: int = 1) -> None:
+        """Where ``mask[i]``, packet ``numbers[i // per]`` touched ``keys[i]`` (uint64, shape
+        (n, width)) from RETA bucket ``buckets[i // per]`` (``per`` keys of one packet side by
+        side: no repeated copy of its bucket and number). Rows of one key must come in packet order."""
         keys = np.ascontiguousarray(keys, dtype=np.uint64)
-        if keys.ndim != 2 or keys.shape[1] != self.width or not len(keys) == len(mask) == len(buckets):
-            raise ValueError(f"expected keys of shape (n, {self.width}) with n masks and buckets")
+        if (keys.ndim != 2 or keys.shape[1] != self.width or len(keys) != len(mask)
+                or len(keys) != per * len(buckets)):
+            raise ValueError(f"expected keys of shape (n, {self.width}) with n masks and n / {per} buckets")
         mask = np.ascontiguousarray(mask, dtype=np.bool_)
         buckets = np.ascontiguousarray(buckets, dtype=np.int64)
         numbers = np.ascontiguousarray(numbers, dtype=np.int64)
@@ -167,7 +171,7 @@ class KeyTable:
         while True:
             order, bounds = _partition(h, mask, self.shift, self.parts) if self.parts > 1 else _whole(mask)
             status, self.xsize = _touch(self.slots, self.sizes, self.capacity, self.xslots, self.xsize,
-                                        len(self.xslots), keys, h, order, bounds, buckets, numbers)
+                                        len(self.xslots), keys, h, order, bounds, buckets, numbers, per)
             if status == 0:
                 return
             if status == 1:
@@ -197,6 +201,22 @@ class KeyTable:
         slot = _slots_of(self.slots, self.capacity, self.shift, self.parts, np.ascontiguousarray(extra[:, :w]))
         return Touches(main[:, :w].copy(), main[:, w].astype(np.int64), main[:, w + 1].astype(np.int64),
                        np.searchsorted(used, slot), extra[:, w].astype(np.int64), extra[:, w + 2].astype(np.int64))
+
+    def split_touches(self) -> "Touches":
+        """``touches()`` with only the keys touched from more than one bucket, in the same order:
+        all that the violation check reads, and usually none of a table of millions of keys."""
+        extra = self.xslots[self.xslots[:, -1] != _FREE]
+        w = self.width
+        slot = _slots_of(self.slots, self.capacity, self.shift, self.parts, np.ascontiguousarray(extra[:, :w]))
+        rows, extra_key = np.unique(slot, return_inverse=True)
+        main = self.slots[rows]
+        return Touches(main[:, :w].copy(), main[:, w].astype(np.int64), main[:, w + 1].astype(np.int64),
+                       extra_key.reshape(-1).astype(np.int64), extra[:, w].astype(np.int64),
+                       extra[:, w + 2].astype(np.int64))
+
+    def first_cores(self, reta: np.ndarray, cores: int) -> np.ndarray:
+        """``touches().first_cores`` without listing the keys."""
+        return _first_cores(self.slots, np.asarray(reta, dtype=np.int64), cores)
 
     def keys_per_core(self, reta: np.ndarray, cores: int) -> np.ndarray:
         """``touches().keys_per_core`` without listing the keys (a table of millions of them)."""
