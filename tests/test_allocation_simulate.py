@@ -127,20 +127,30 @@ def test_the_model_allocates_the_ports_the_generated_program_does(tmp_path):
     for i in range(len(lan)):
         flow = (lan.frames[i][26:34], lan.frames[i][34:38], lan.frames[i][23])
         if flow not in modelled:
-            match = [f for f in model.flows.values() if f.packet == i]
+            match = np.flatnonzero(model.flows.packet[:model.flows.size] == i)
             assert len(match) == 1
-            modelled[flow] = match[0].emitted[2]  # the source port it goes out with
+            modelled[flow] = int(model.flows.emitted[match[0], 2])  # the source port it goes out with
     assert modelled == real and len(real) == 500
 
 
-def test_distinct_rows_agree_with_numpy_unique():
-    from explorer.simulate.pools import distinct_rows
+def test_row_index_behaves_like_dict_setdefault():
+    """The pool model's flow and reply tables against a dict: ids by first appearance, a value
+    seen before keeps its id, invalid rows are skipped, absent values are not found."""
+    from explorer.simulate.pools import RowIndex
 
     rng = np.random.default_rng(5)
-    for rows, cols, high in [(1, 5, 3), (500, 5, 4), (2000, 2, 1 << 40), (0, 3, 2)]:
-        table = rng.integers(0, high, size=(rows, cols), dtype=np.int64)
-        first, inverse = distinct_rows(table)
-        values, at, back = np.unique(table, axis=0, return_index=True, return_inverse=True)
-        assert sorted(first.tolist()) == first.tolist() == sorted(at.tolist())  # first rows, by appearance
-        assert np.array_equal(table[first][inverse], table)  # each row's number names its value
-        assert len(first) == len(values)
+    for rows, cols, high in [(1, 5, 3), (500, 5, 4), (5000, 2, 1 << 40), (3000, 3, 40), (0, 3, 2)]:
+        index, reference = RowIndex(cols), {}
+        for start in range(0, rows, 700):  # several calls, growing the table
+            table = rng.integers(0, high, size=(min(700, rows - start), cols), dtype=np.int64).astype(np.uint64)
+            valid = rng.random(len(table)) < 0.9
+            taken = index.add_new(table, first_id=len(reference), valid=valid)
+            expected = []
+            for r, row in enumerate(map(tuple, table.tolist())):
+                if valid[r] and row not in reference:
+                    reference[row] = len(reference)
+                    expected.append(r)
+            assert taken.tolist() == expected
+            probe = np.concatenate([table, table + np.uint64(high)])  # present, then absent values
+            assert index.find(probe).tolist() == [reference.get(row, -1) for row in map(tuple, probe.tolist())]
+        assert index.size == len(reference)

@@ -21,12 +21,18 @@ Expiry is not modelled: an index stays with its flow. The model checks what shar
 promises: every readdressed reply reaches the core that allocated its flow's index (``check``); one
 that does not splits the allocation's objects (a key whose other hashed fields move the RETA index,
 a RETA the pools were not computed for).
+
+Flows live in arrays (``_Flows``: core, index, first packet, forwarded fields, split flag), found by
+two numba hash tables (``RowIndex``): one from the flow key, one from the 5-tuples a reply may
+carry. A NAT trace has about one flow per ten packets, so per-flow Python objects and dicts were
+most of a simulation's time; the tables keep it to a few array passes per chunk.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
+import numba
 import numpy as np
 import z3
 
@@ -85,34 +91,162 @@ def _emitter(path: CallPath, allocator: str) -> _Emitter:
     return _Emitter(path, key, index, writes)
 
 
-def distinct_rows(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of a 2-D integer array that hold each distinct value, first ones, in order of
-    appearance, and for every row the number of its distinct value in that order (a lexsort:
-    ``np.unique(axis=0)`` sorts a structured view, several times slower)."""
-    n = len(columns)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    order = np.lexsort(columns.T[::-1])
-    ranked = columns[order]
-    starts = np.ones(n, dtype=bool)
-    starts[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
-    group = np.cumsum(starts) - 1
-    first = np.minimum.reduceat(order, np.flatnonzero(starts))  # stable: the first row of each group
-    by_appearance = np.argsort(first, kind="stable")
-    renumber = np.empty(len(first), dtype=np.int64)
-    renumber[by_appearance] = np.arange(len(first))
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[order] = renumber[group]
-    return first[by_appearance].astype(np.int64), inverse
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
-@dataclass
-class _Flow:
-    core: int
-    index: int  # -1: the pool was used up
-    packet: int  # its first packet
-    emitted: tuple[int, int, int, int]  # (src_ip, dst_ip, src_port, dst_port) as this build forwards it
-    split: bool = False
+@numba.njit(cache=True, inline="always")
+def _mix(x):
+    """splitmix64's finaliser: a well-spread 64-bit hash of a 64-bit value."""
+    x = (x ^ (x >> _S30)) * _C1
+    x = (x ^ (x >> _S27)) * _C2
+    return x ^ (x >> _S31)
+
+
+@numba.njit(cache=True, inline="always")
+def _slot(table, ids, rows, r):
+    """The slot of ``rows[r]`` in the table, or the empty slot where it would go."""
+    width = rows.shape[1]
+    h = _GOLDEN
+    for k in range(width):
+        h = _mix(h ^ rows[r, k])
+    mask = np.uint64(len(ids) - 1)
+    s = np.int64(h & mask)
+    while ids[s] >= 0:
+        same = True
+        for k in range(width):
+            if table[s, k] != rows[r, k]:
+                same = False
+                break
+        if same:
+            return s
+        s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
+    return s
+
+
+@numba.njit(cache=True)
+def _add_new(table, ids, rows, valid, values, first_id):
+    """Give each valid row whose value the table lacks an id (``values[row]``, or when ``values``
+    is empty the next of ``first_id``, ``first_id + 1``, ...), in row order; a value seen earlier
+    keeps its id (``dict.setdefault``). Returns the rows given one."""
+    out = np.empty(len(rows), dtype=np.int64)
+    m = 0
+    for r in range(len(rows)):
+        if not valid[r]:
+            continue
+        s = _slot(table, ids, rows, r)
+        if ids[s] < 0:
+            for k in range(rows.shape[1]):
+                table[s, k] = rows[r, k]
+            ids[s] = values[r] if len(values) else first_id + m
+            out[m] = r
+            m += 1
+    return out[:m]
+
+
+@numba.njit(cache=True)
+def _find(table, ids, rows):
+    """The id of every row's value, -1 where the table lacks it."""
+    out = np.empty(len(rows), dtype=np.int64)
+    for r in range(len(rows)):
+        out[r] = ids[_slot(table, ids, rows, r)]
+    return out
+
+
+@numba.njit(cache=True)
+def _reinsert(table, ids, rows, values):
+    for r in range(len(rows)):
+        s = _slot(table, ids, rows, r)
+        for k in range(rows.shape[1]):
+            table[s, k] = rows[r, k]
+        ids[s] = values[r]
+
+
+class RowIndex:
+    """Rows of ``width`` uint64 values, each with an id: an open-addressing hash table kept at most
+    half full."""
+
+    def __init__(self, width: int):
+        self.width = width
+        self.table = np.zeros((1 << 10, width), dtype=np.uint64)
+        self.ids = np.full(1 << 10, -1, dtype=np.int64)
+        self.size = 0
+
+    def _room(self, more: int) -> None:
+        """Grow, if need be, so that ``more`` rows can come in."""
+        if 2 * (self.size + more) <= len(self.ids):
+            return
+        used = self.ids >= 0
+        rows, values = self.table[used], self.ids[used]
+        capacity = 1 << (2 * (self.size + more) - 1).bit_length()
+        self.table = np.zeros((capacity, self.width), dtype=np.uint64)
+        self.ids = np.full(capacity, -1, dtype=np.int64)
+        _reinsert(self.table, self.ids, rows, values)
+
+    def add_new(self, rows: np.ndarray, first_id: int = 0, valid: Optional[np.ndarray] = None,
+                values: Optional[np.ndarray] = None) -> np.ndarray:
+        """``_add_new``: the positions of the rows that took an id."""
+        rows = np.ascontiguousarray(rows, dtype=np.uint64)
+        valid = np.ones(len(rows), dtype=bool) if valid is None else np.ascontiguousarray(valid, dtype=bool)
+        values = np.zeros(0, dtype=np.int64) if values is None else np.ascontiguousarray(values, dtype=np.int64)
+        self._room(len(rows))
+        taken = _add_new(self.table, self.ids, rows, valid, values, first_id)
+        self.size += len(taken)
+        return taken
+
+    def find(self, rows: np.ndarray) -> np.ndarray:
+        return _find(self.table, self.ids, np.ascontiguousarray(rows, dtype=np.uint64))
+
+
+class _Flows:
+    """Per flow (by id, in the order flows came): its core, pool index (-1: the pool was used up),
+    first packet, the four fields as this build forwards its first packet, and whether a reply
+    reached another core."""
+
+    def __init__(self):
+        self.size = 0
+        self.core = np.zeros(0, dtype=np.int64)
+        self.index = np.zeros(0, dtype=np.int64)
+        self.packet = np.zeros(0, dtype=np.int64)
+        self.emitted = np.zeros((0, 4), dtype=np.int64)
+        self.split = np.zeros(0, dtype=bool)
+
+    def append(self, core: np.ndarray, index: np.ndarray, packet: np.ndarray, emitted: np.ndarray) -> None:
+        n = len(core)
+        if self.size + n > len(self.core):
+            capacity = max(1024, 2 * (self.size + n))
+            for name in ("core", "index", "packet", "emitted", "split"):
+                old = getattr(self, name)
+                new = np.zeros((capacity,) + old.shape[1:], dtype=old.dtype)
+                new[:self.size] = old[:self.size]
+                setattr(self, name, new)
+        end = self.size + n
+        self.core[self.size:end], self.index[self.size:end], self.packet[self.size:end] = core, index, packet
+        self.emitted[self.size:end] = emitted
+        self.size = end
+
+
+@numba.njit(cache=True)
+def _newly_split(flows, cores, flow_core, split):
+    """Readdressed replies in order (their flows and cores): the positions of those whose flow they
+    split first (a reply on another core than the allocation, the flow not split before)."""
+    out = np.empty(len(flows), dtype=np.int64)
+    m = 0
+    for r in range(len(flows)):
+        f = flows[r]
+        if cores[r] != flow_core[f] and not split[f]:
+            split[f] = True
+            out[m] = r
+            m += 1
+    return out[:m]
+
+
+def _reply_rows(fields: PacketFields, rows: np.ndarray) -> np.ndarray:
+    """The 5-tuples (addresses, ports, protocol) of packets ``rows``, as uint64 columns."""
+    return np.stack([*(getattr(fields, name)[rows].astype(np.uint64) for name in FIELDS),
+                     fields.proto[rows].astype(np.uint64)], axis=1)
 
 
 class PoolModel:
@@ -128,8 +262,12 @@ class PoolModel:
         self.wanted = [0] * plan.cores
         self.next_seq = 0  # the sequential NF's next index
         self.emitters = [_emitter(analysis.paths[p], allocation.allocator) for p in allocation.emitting]
-        self.flows: dict[tuple, _Flow] = {}
-        self.answers: dict[tuple, tuple] = {}  # a reply's 5-tuple as a trace may have it -> flow key
+        # Flow keys, one column more than the widest key's slices: the first holds the key's
+        # slice count, so that keys of different widths never meet.
+        slices = [-(-e.key.size() // 64) for e in self.emitters if e.key is not None]
+        self.keys = RowIndex(1 + max(slices, default=1))
+        self.answers = RowIndex(5)  # a reply's 5-tuple as a trace may have it -> its flow
+        self.flows = _Flows()
         self.exhausted = self.replies = self.violations = 0
         self.examples: list[tuple[int, int, int, int, int]] = []
         self.notes: list[str] = []
@@ -137,12 +275,12 @@ class PoolModel:
     # ---- along the trace ---------------------------------------------------------------------
 
     def translate(self, fields: PacketFields, devices: np.ndarray, first: int,
-                  cores: np.ndarray) -> tuple[PacketFields, np.ndarray, list[tuple]]:
+                  cores: np.ndarray) -> tuple[PacketFields, np.ndarray, np.ndarray]:
         """The chunk of packets ``first, first + 1, ...`` (the NIC sends packet i to ``cores[i]`` as it
-        is) with its replies readdressed; and the readdressed rows with their flows."""
+        is) with its replies readdressed; and the readdressed rows with their flows (ids)."""
         n = len(fields)
         if n == 0 or not self.emitters:
-            return fields, np.zeros(0, dtype=np.int64), []
+            return fields, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         env = fields_env(fields, devices)
         for e in self.emitters:
             self._allocations(e, fields, devices, env, first, cores)
@@ -153,21 +291,22 @@ class PoolModel:
         rows = np.flatnonzero(packet_guard(e.path.condition, env, n) & np.isin(devices, e.path.devices))
         if not len(rows):
             return
-        if e.key is None:
-            firsts, keys = rows, [(-1, first + int(r)) for r in rows]
+        keys = np.zeros((len(rows), self.keys.width), dtype=np.uint64)
+        if e.key is None:  # every packet is a flow of its own: its key is its number (count column 0)
+            keys[:, 1] = first + rows
         else:
             try:
-                slices = np.stack([s[rows] for s in key_slices(e.key, env, n)], axis=1)
+                slices = key_slices(e.key, env, n)
             except Unknown as why:
                 self._note(f"path {e.path.index}: its flow key uses {why}: its allocations are not modelled")
                 return
-            at, _ = distinct_rows(slices)
-            firsts, keys = rows[at], [tuple(row) for row in slices[at].tolist()]
-        fresh = [k for k, key in enumerate(keys) if key not in self.flows]
-        if not fresh:
+            keys[:, 0] = len(slices)
+            for k, part in enumerate(slices):
+                keys[:, 1 + k] = part[rows]
+        # New flows: keys not seen before, each at its first packet, in packet order.
+        picked = rows[self.keys.add_new(keys, self.flows.size)]
+        if not len(picked):
             return
-        picked = firsts[fresh]
-        new_keys = [keys[k] for k in fresh]
         core = cores[picked].astype(np.int64)
         # Each core hands out its pool in order: a new flow takes its core's next index.
         order = np.argsort(core, kind="stable")
@@ -189,18 +328,23 @@ class PoolModel:
         seq[seq >= self.allocation.capacity] = -1
         self.next_seq += len(core)
         original = np.stack([getattr(fields, name)[picked].astype(np.int64) for name in FIELDS], axis=1)
-        proto = fields.proto[picked].astype(np.int64).tolist()
+        proto = fields.proto[picked].astype(np.int64)
         emitted = self._emitted(e, env, picked, index, original)
         emitted[index < 0] = original[index < 0]  # no index: forwarded as it came
-        behind_seq = self._emitted(e, env, picked, seq, original).tolist()
-        for k, (key, t, out, c, i, row, q) in enumerate(zip(new_keys, original.tolist(), emitted.tolist(),
-                                                          core.tolist(), index.tolist(), picked.tolist(),
-                                                          seq.tolist())):
-            self.flows[key] = _Flow(c, i, first + row, tuple(out))
-            self.answers.setdefault((t[1], t[0], t[3], t[2], proto[k]), key)  # without the NF (generated replies)
-            if q >= 0:
-                s = behind_seq[k]
-                self.answers.setdefault((s[1], s[0], s[3], s[2], proto[k]), key)  # behind the sequential NF
+        behind_seq = self._emitted(e, env, picked, seq, original)
+        ids = self.flows.size + np.arange(len(picked), dtype=np.int64)
+        self.flows.append(core, index, first + picked, emitted)
+        # The replies each new flow may get, flow by flow, the first flow to claim a 5-tuple
+        # keeping it: as the far end answers without the NF in the way (generated replies), and
+        # as it answered the sequential NF.
+        swap = [1, 0, 3, 2]
+        answers = np.empty((2 * len(picked), 5), dtype=np.uint64)
+        answers[0::2, :4] = original[:, swap].astype(np.uint64)
+        answers[1::2, :4] = behind_seq[:, swap].astype(np.uint64)
+        answers[:, 4] = np.repeat(proto, 2).astype(np.uint64)
+        valid = np.ones(len(answers), dtype=bool)
+        valid[1::2] = seq >= 0
+        self.answers.add_new(answers, valid=valid, values=np.repeat(ids, 2))
 
     def _emitted(self, e: _Emitter, env: dict, rows: np.ndarray, index: np.ndarray,
                  original: np.ndarray) -> np.ndarray:
@@ -219,37 +363,30 @@ class PoolModel:
 
     def _replies(self, fields: PacketFields, devices: np.ndarray, first: int):
         candidates = np.flatnonzero(np.isin(devices, self.allocation.devices) & fields.is_l4)
-        if not len(candidates) or not self.answers:
-            return fields, np.zeros(0, dtype=np.int64), []
-        tuples = np.stack([*(getattr(fields, name)[candidates].astype(np.int64) for name in FIELDS),
-                           fields.proto[candidates].astype(np.int64)], axis=1)
-        at, inverse = distinct_rows(tuples)
-        # Per distinct 5-tuple: the flow it answers, and that flow's index, first packet and the
-        # fields it was forwarded with; then every candidate row at once.
-        keys = [self.answers.get(t) for t in map(tuple, tuples[at].tolist())]
-        found = [self.flows[k] if k is not None else None for k in keys]
-        index = np.array([f.index if f is not None else -1 for f in found], dtype=np.int64)
-        since = np.array([f.packet if f is not None else -1 for f in found], dtype=np.int64)
-        emitted = np.array([f.emitted if f is not None else (0, 0, 0, 0) for f in found], dtype=np.int64)
-        answered = (index[inverse] >= 0) & (since[inverse] < first + candidates)  # allocated, and before
-        rows = candidates[answered]
-        which = inverse[answered]
+        if not len(candidates) or not self.answers.size:
+            return fields, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        flow = self.answers.find(_reply_rows(fields, candidates))
+        found = np.maximum(flow, 0)
+        # Answered: the 5-tuple answers a flow that got an index, allocated before this packet.
+        answered = (flow >= 0) & (self.flows.index[found] >= 0) & (self.flows.packet[found] < first + candidates)
+        rows, which = candidates[answered], flow[answered]
+        emitted = self.flows.emitted[which]
         out = {name: getattr(fields, name).copy() for name in FIELDS}
         for name, column in zip(FIELDS, (1, 0, 3, 2)):  # answer the forwarded packet: swap addresses and ports
-            out[name][rows] = emitted[which, column].astype(_DTYPES[name])
+            out[name][rows] = emitted[:, column].astype(_DTYPES[name])
         self.replies += len(rows)
-        return replace(fields, **out), rows.astype(np.int64), [keys[k] for k in which.tolist()]
+        return replace(fields, **out), rows.astype(np.int64), which
 
-    def check(self, rows: np.ndarray, flows: list[tuple], cores: np.ndarray, first: int) -> None:
+    def check(self, rows: np.ndarray, flows: np.ndarray, cores: np.ndarray, first: int) -> None:
         """The readdressed ``rows`` of a chunk (of ``flows``) reached ``cores``: a flow whose reply is
         on another core than its allocation is split."""
-        for row, key, core in zip(rows.tolist(), flows, cores.tolist()):
-            f = self.flows[key]
-            if core != f.core and not f.split:
-                f.split = True
-                self.violations += 1
-                if len(self.examples) < MAX_EXAMPLES:
-                    self.examples.append((self.allocation.value(f.index), f.packet, f.core, first + row, int(core)))
+        at = _newly_split(np.ascontiguousarray(flows, dtype=np.int64), np.ascontiguousarray(cores, dtype=np.int64),
+                          self.flows.core, self.flows.split)
+        self.violations += len(at)
+        for r in at[:max(0, MAX_EXAMPLES - len(self.examples))].tolist():
+            f = int(flows[r])
+            self.examples.append((self.allocation.value(int(self.flows.index[f])), int(self.flows.packet[f]),
+                                  int(self.flows.core[f]), first + int(rows[r]), int(cores[r])))
 
     def _note(self, text: str) -> None:
         if text not in self.notes:

@@ -130,7 +130,7 @@ def steer(plan: RssPlan, fields: PacketFields, devices: np.ndarray, reta: dict[i
     hashes = (hasher or Hasher(plan)).hashes(fields, devices)
     buckets = (hashes & np.uint32(plan.nic.reta_size - 1)).astype(np.int64)
     cores = np.zeros(len(devices), dtype=np.int64)
-    for dev in np.unique(devices).tolist():
+    for dev in np.flatnonzero(np.bincount(devices)).tolist() if len(devices) else ():  # np.unique sorts
         mask = devices == dev
         table = np.asarray(reta[dev] if reta and dev in reta else plan.device(dev).reta, dtype=np.int64)
         cores[mask] = table[buckets[mask]]
