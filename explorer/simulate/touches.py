@@ -18,6 +18,7 @@ import numpy as np
 
 _FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the first-packet column of an empty slot
 _PART_SLOTS = 1 << 15  # slots per partition once the table is large: a partition stays in L2
+_BATCH = 32  # rows whose data are loaded together before they are recorded
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -96,20 +97,30 @@ def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, boun
     """Record the rows ``order`` of ``new``, row r touched from ``buckets[r // per]`` by packet
     ``numbers[r // per]``.
     Partition p owns slots ``p * capacity`` to ``(p + 1) * capacity``. Returns
-    ``(status, xsize)``: status 1 or 2 when the main or the extra table must grow first (the call
-    is idempotent: rerunning it on the same rows after growing gives the same tables)."""
+    ``(status, xsize, _)``: status 1 or 2 when the main or the extra table must grow first (the call
+    is idempotent: rerunning it on the same rows after growing gives the same tables; the last value
+    only keeps the compiler from dropping the early loads)."""
     width = new.shape[1]
     bucket_col, first_col = slots.shape[1] - 2, slots.shape[1] - 1
     half = capacity // 2
+    mask = np.uint64(capacity - 1)
+    loaded = np.uint64(0)
     for p in range(len(bounds) - 1):
         region = p * capacity
         for j in range(bounds[p], bounds[p + 1]):
+            if (j - bounds[p]) % _BATCH == 0:
+                # Read what the next rows need (their key, bucket, packet number and first slot,
+                # all far apart in memory) together: independent loads the CPU overlaps.
+                for a in range(j, min(j + _BATCH, bounds[p + 1])):
+                    ra = order[a]
+                    loaded ^= (new[ra, 0] ^ np.uint64(buckets[ra // per]) ^ np.uint64(numbers[ra // per])
+                               ^ slots[region + np.int64(h[ra] & mask), first_col])
             r = order[j]
             b = np.uint64(buckets[r // per])
             row = _probe(slots, region, capacity, new, r, np.uint64(0), h[r])
             if slots[row, first_col] == _FREE:
                 if sizes[p] >= half:
-                    return 1, xsize
+                    return 1, xsize, loaded
                 for k in range(width):
                     slots[row, k] = new[r, k]
                 slots[row, bucket_col] = b
@@ -120,13 +131,13 @@ def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, boun
                 xrow = _probe(xslots, 0, xcapacity, new, r, b, xh)
                 if xslots[xrow, first_col + 1] == _FREE:
                     if xsize >= xcapacity // 2:
-                        return 2, xsize
+                        return 2, xsize, loaded
                     for k in range(width):
                         xslots[xrow, k] = new[r, k]
                     xslots[xrow, width] = b
                     xslots[xrow, first_col + 1] = np.uint64(numbers[r // per])
                     xsize += 1
-    return 0, xsize
+    return 0, xsize, loaded
 
 
 class KeyTable:
@@ -170,7 +181,7 @@ class KeyTable:
         h = _hashes(keys, mask)
         while True:
             order, bounds = _partition(h, mask, self.shift, self.parts) if self.parts > 1 else _whole(mask)
-            status, self.xsize = _touch(self.slots, self.sizes, self.capacity, self.xslots, self.xsize,
+            status, self.xsize, _ = _touch(self.slots, self.sizes, self.capacity, self.xslots, self.xsize,
                                         len(self.xslots), keys, h, order, bounds, buckets, numbers, per)
             if status == 0:
                 return
