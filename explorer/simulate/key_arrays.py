@@ -59,3 +59,12 @@ def packet_guard(condition: z3.BoolRef, env: dict[str, np.ndarray], count: int,
         if value is not None:
             mask &= value
     return mask
+
+
+def on_devices(devices: np.ndarray, wanted) -> np.ndarray:
+    """Packets received on one of ``wanted`` (a few device numbers: a comparison each, where
+    ``np.isin`` would sort millions of packets)."""
+    mask = np.zeros(len(devices), dtype=bool)
+    for d in wanted:
+        mask |= devices == d
+    return mask

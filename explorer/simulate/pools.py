@@ -39,7 +39,7 @@ import z3
 from explorer.ir import Analysis, CallPath
 from explorer.sharding.allocation import Allocation
 from explorer.sharding.pools import owners
-from explorer.simulate.key_arrays import Unknown, evaluate_term, key_slices, packet_guard
+from explorer.simulate.key_arrays import Unknown, evaluate_term, key_slices, on_devices, packet_guard
 from explorer.symbex.bitvec import symbols_of
 from explorer.symbex.evaluate import fields_env
 from explorer.traffic.field_arrays import PacketFields
@@ -105,15 +105,23 @@ def _mix(x):
     return x ^ (x >> _S31)
 
 
+_BATCH = 32  # rows whose first slots are loaded together before they are probed
+
+
 @numba.njit(cache=True, inline="always")
-def _slot(table, ids, rows, r):
-    """The slot of ``rows[r]`` in the table, or the empty slot where it would go."""
-    width = rows.shape[1]
+def _start(ids, rows, r):
+    """Where the probe for ``rows[r]`` starts."""
     h = _GOLDEN
-    for k in range(width):
+    for k in range(rows.shape[1]):
         h = _mix(h ^ rows[r, k])
-    mask = np.uint64(len(ids) - 1)
-    s = np.int64(h & mask)
+    return np.int64(h & np.uint64(len(ids) - 1))
+
+
+@numba.njit(cache=True, inline="always")
+def _slot(table, ids, rows, r, s):
+    """The slot of ``rows[r]`` in the table, or the empty slot where it would go, probing from s."""
+    width = rows.shape[1]
+    mask = len(ids) - 1
     while ids[s] >= 0:
         same = True
         for k in range(width):
@@ -122,43 +130,65 @@ def _slot(table, ids, rows, r):
                 break
         if same:
             return s
-        s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
+        s = (s + 1) & mask
     return s
+
+
+@numba.njit(cache=True, inline="always")
+def _starts(ids, rows, begin, end, starts):
+    """The probe starts of rows ``begin:end``, their first slots read together (independent loads
+    the CPU overlaps, where probing row after row waits for one cache miss after another)."""
+    loaded = np.int64(0)
+    for r in range(begin, end):
+        s = _start(ids, rows, r)
+        starts[r - begin] = s
+        loaded ^= ids[s]
+    return loaded
 
 
 @numba.njit(cache=True)
 def _add_new(table, ids, rows, valid, values, first_id):
     """Give each valid row whose value the table lacks an id (``values[row]``, or when ``values``
     is empty the next of ``first_id``, ``first_id + 1``, ...), in row order; a value seen earlier
-    keeps its id (``dict.setdefault``). Returns the rows given one."""
+    keeps its id (``dict.setdefault``). Returns the rows given one (and a value to ignore)."""
     out = np.empty(len(rows), dtype=np.int64)
+    starts = np.empty(_BATCH, dtype=np.int64)
     m = 0
-    for r in range(len(rows)):
-        if not valid[r]:
-            continue
-        s = _slot(table, ids, rows, r)
-        if ids[s] < 0:
-            for k in range(rows.shape[1]):
-                table[s, k] = rows[r, k]
-            ids[s] = values[r] if len(values) else first_id + m
-            out[m] = r
-            m += 1
-    return out[:m]
+    loaded = np.int64(0)
+    for begin in range(0, len(rows), _BATCH):
+        end = min(begin + _BATCH, len(rows))
+        loaded ^= _starts(ids, rows, begin, end, starts)
+        for r in range(begin, end):
+            if not valid[r]:
+                continue
+            s = _slot(table, ids, rows, r, starts[r - begin])
+            if ids[s] < 0:
+                for k in range(rows.shape[1]):
+                    table[s, k] = rows[r, k]
+                ids[s] = values[r] if len(values) else first_id + m
+                out[m] = r
+                m += 1
+    return out[:m], loaded
 
 
 @numba.njit(cache=True)
 def _find(table, ids, rows):
-    """The id of every row's value, -1 where the table lacks it."""
+    """The id of every row's value, -1 where the table lacks it (and a value to ignore)."""
     out = np.empty(len(rows), dtype=np.int64)
-    for r in range(len(rows)):
-        out[r] = ids[_slot(table, ids, rows, r)]
-    return out
+    starts = np.empty(_BATCH, dtype=np.int64)
+    loaded = np.int64(0)
+    for begin in range(0, len(rows), _BATCH):
+        end = min(begin + _BATCH, len(rows))
+        loaded ^= _starts(ids, rows, begin, end, starts)
+        for r in range(begin, end):
+            out[r] = ids[_slot(table, ids, rows, r, starts[r - begin])]
+    return out, loaded
 
 
 @numba.njit(cache=True)
 def _reinsert(table, ids, rows, values):
     for r in range(len(rows)):
-        s = _slot(table, ids, rows, r)
+        s = _slot(table, ids, rows, r, _start(ids, rows, r))
         for k in range(rows.shape[1]):
             table[s, k] = rows[r, k]
         ids[s] = values[r]
@@ -192,12 +222,12 @@ class RowIndex:
         valid = np.ones(len(rows), dtype=bool) if valid is None else np.ascontiguousarray(valid, dtype=bool)
         values = np.zeros(0, dtype=np.int64) if values is None else np.ascontiguousarray(values, dtype=np.int64)
         self._room(len(rows))
-        taken = _add_new(self.table, self.ids, rows, valid, values, first_id)
+        taken, _ = _add_new(self.table, self.ids, rows, valid, values, first_id)
         self.size += len(taken)
         return taken
 
     def find(self, rows: np.ndarray) -> np.ndarray:
-        return _find(self.table, self.ids, np.ascontiguousarray(rows, dtype=np.uint64))
+        return _find(self.table, self.ids, np.ascontiguousarray(rows, dtype=np.uint64))[0]
 
 
 class _Flows:
@@ -288,7 +318,7 @@ class PoolModel:
 
     def _allocations(self, e: _Emitter, fields, devices, env, first: int, cores: np.ndarray) -> None:
         n = len(fields)
-        rows = np.flatnonzero(packet_guard(e.path.condition, env, n) & np.isin(devices, e.path.devices))
+        rows = np.flatnonzero(packet_guard(e.path.condition, env, n) & on_devices(devices, e.path.devices))
         if not len(rows):
             return
         keys = np.zeros((len(rows), self.keys.width), dtype=np.uint64)
@@ -362,7 +392,7 @@ class PoolModel:
         return out
 
     def _replies(self, fields: PacketFields, devices: np.ndarray, first: int):
-        candidates = np.flatnonzero(np.isin(devices, self.allocation.devices) & fields.is_l4)
+        candidates = np.flatnonzero(on_devices(devices, self.allocation.devices) & fields.is_l4)
         if not len(candidates) or not self.answers.size:
             return fields, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         flow = self.answers.find(_reply_rows(fields, candidates))

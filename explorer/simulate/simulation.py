@@ -28,7 +28,7 @@ from explorer.sharding.constraints import keyed_accesses, written_objects
 from explorer.sharding.decisions import ShardingPlan
 from explorer.simulate import writes as write_model
 from explorer.simulate.classes import Classes, ClassTable, Layout
-from explorer.simulate.key_arrays import Unknown, conjuncts, key_slices, packet_guard
+from explorer.simulate.key_arrays import Unknown, conjuncts, key_slices, on_devices, packet_guard
 from explorer.simulate.pools import PoolModel, PoolReport
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import Hasher, steer
@@ -261,7 +261,7 @@ class _ClassView:
                                dtype=np.int64)
         self.unchecked: set[str] = set()
         self.checked = np.zeros(self.n, dtype=bool)  # classes whose packets compute a checked key
-        self.on_devices: dict[tuple[int, ...], np.ndarray] = {}
+        self._device_masks: dict[tuple[int, ...], np.ndarray] = {}
         self._touches: Optional[dict[str, KeyTable]] = None
         self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
 
@@ -270,12 +270,9 @@ class _ClassView:
         for condition in conditions:
             mask |= packet_guard(condition, self.env, self.n, self.memo)
         devices = tuple(devices)
-        if devices not in self.on_devices:  # a few paths share each devices tuple (np.isin sorts)
-            on = np.zeros(self.n, dtype=bool)
-            for d in devices:
-                on |= self.devices == d
-            self.on_devices[devices] = on
-        return mask & self.on_devices[devices]
+        if devices not in self._device_masks:  # a few paths share each devices tuple
+            self._device_masks[devices] = on_devices(self.devices, devices)
+        return mask & self._device_masks[devices]
 
     def _keys(self, term, where: str) -> Optional[list[np.ndarray]]:
         try:

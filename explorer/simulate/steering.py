@@ -129,9 +129,16 @@ def steer(plan: RssPlan, fields: PacketFields, devices: np.ndarray, reta: dict[i
     devices = np.asarray(devices, dtype=np.int64)
     hashes = (hasher or Hasher(plan)).hashes(fields, devices)
     buckets = (hashes & np.uint32(plan.nic.reta_size - 1)).astype(np.int64)
-    cores = np.zeros(len(devices), dtype=np.int64)
-    for dev in np.flatnonzero(np.bincount(devices)).tolist() if len(devices) else ():  # np.unique sorts
-        mask = devices == dev
-        table = np.asarray(reta[dev] if reta and dev in reta else plan.device(dev).reta, dtype=np.int64)
-        cores[mask] = table[buckets[mask]]
+    present = np.flatnonzero(np.bincount(devices)).tolist() if len(devices) else []
+    tables = [np.asarray(reta[dev] if reta and dev in reta else plan.device(dev).reta, dtype=np.int64)
+              for dev in present]
+    if len({len(t) for t in tables}) <= 1:  # one gather through a (device, bucket) table
+        row = np.zeros(present[-1] + 1 if present else 1, dtype=np.int64)
+        row[present] = np.arange(len(present))
+        cores = np.stack(tables)[row[devices], buckets] if present else np.zeros(0, dtype=np.int64)
+    else:
+        cores = np.zeros(len(devices), dtype=np.int64)
+        for dev, table in zip(present, tables):
+            mask = devices == dev
+            cores[mask] = table[buckets[mask]]
     return Steering(hashes, buckets, cores)
