@@ -109,20 +109,21 @@ _BATCH = 32  # rows whose first slots are loaded together before they are probed
 
 
 @numba.njit(cache=True, inline="always")
-def _start(ids, rows, r):
+def _start(table, rows, r):
     """Where the probe for ``rows[r]`` starts."""
     h = _GOLDEN
     for k in range(rows.shape[1]):
         h = _mix(h ^ rows[r, k])
-    return np.int64(h & np.uint64(len(ids) - 1))
+    return np.int64(h & np.uint64(len(table) - 1))
 
 
 @numba.njit(cache=True, inline="always")
-def _slot(table, ids, rows, r, s):
-    """The slot of ``rows[r]`` in the table, or the empty slot where it would go, probing from s."""
+def _slot(table, rows, r, s):
+    """The slot of ``rows[r]`` in the table, or the empty slot where it would go, probing from s.
+    A slot holds the row's values, then its id + 1 (0: empty), so a probe reads one cache line."""
     width = rows.shape[1]
-    mask = len(ids) - 1
-    while ids[s] >= 0:
+    mask = len(table) - 1
+    while table[s, width] != 0:
         same = True
         for k in range(width):
             if table[s, k] != rows[r, k]:
@@ -135,63 +136,71 @@ def _slot(table, ids, rows, r, s):
 
 
 @numba.njit(cache=True, inline="always")
-def _starts(ids, rows, begin, end, starts):
+def _starts(table, rows, begin, end, starts):
     """The probe starts of rows ``begin:end``, their first slots read together (independent loads
     the CPU overlaps, where probing row after row waits for one cache miss after another)."""
-    loaded = np.int64(0)
+    loaded = np.uint64(0)
     for r in range(begin, end):
-        s = _start(ids, rows, r)
+        s = _start(table, rows, r)
         starts[r - begin] = s
-        loaded ^= ids[s]
+        loaded ^= table[s, rows.shape[1]]
     return loaded
 
 
 @numba.njit(cache=True)
-def _add_new(table, ids, rows, valid, values, first_id):
+def _add_new(table, rows, valid, values, first_id):
     """Give each valid row whose value the table lacks an id (``values[row]``, or when ``values``
     is empty the next of ``first_id``, ``first_id + 1``, ...), in row order; a value seen earlier
     keeps its id (``dict.setdefault``). Returns the rows given one (and a value to ignore)."""
+    width = rows.shape[1]
     out = np.empty(len(rows), dtype=np.int64)
     starts = np.empty(_BATCH, dtype=np.int64)
     m = 0
-    loaded = np.int64(0)
+    loaded = np.uint64(0)
     for begin in range(0, len(rows), _BATCH):
         end = min(begin + _BATCH, len(rows))
-        loaded ^= _starts(ids, rows, begin, end, starts)
+        loaded ^= _starts(table, rows, begin, end, starts)
         for r in range(begin, end):
             if not valid[r]:
                 continue
-            s = _slot(table, ids, rows, r, starts[r - begin])
-            if ids[s] < 0:
-                for k in range(rows.shape[1]):
+            s = _slot(table, rows, r, starts[r - begin])
+            if table[s, width] == 0:
+                for k in range(width):
                     table[s, k] = rows[r, k]
-                ids[s] = values[r] if len(values) else first_id + m
+                table[s, width] = np.uint64((values[r] if len(values) else first_id + m) + 1)
                 out[m] = r
                 m += 1
     return out[:m], loaded
 
 
 @numba.njit(cache=True)
-def _find(table, ids, rows):
+def _find(table, rows):
     """The id of every row's value, -1 where the table lacks it (and a value to ignore)."""
     out = np.empty(len(rows), dtype=np.int64)
     starts = np.empty(_BATCH, dtype=np.int64)
-    loaded = np.int64(0)
+    loaded = np.uint64(0)
     for begin in range(0, len(rows), _BATCH):
         end = min(begin + _BATCH, len(rows))
-        loaded ^= _starts(ids, rows, begin, end, starts)
+        loaded ^= _starts(table, rows, begin, end, starts)
         for r in range(begin, end):
-            out[r] = ids[_slot(table, ids, rows, r, starts[r - begin])]
+            out[r] = np.int64(table[_slot(table, rows, r, starts[r - begin]), rows.shape[1]]) - 1
     return out, loaded
 
 
 @numba.njit(cache=True)
-def _reinsert(table, ids, rows, values):
-    for r in range(len(rows)):
-        s = _slot(table, ids, rows, r, _start(ids, rows, r))
-        for k in range(rows.shape[1]):
-            table[s, k] = rows[r, k]
-        ids[s] = values[r]
+def _reinsert(table, slots):
+    """Put whole slots (values, then id + 1) back after growing."""
+    width = slots.shape[1] - 1
+    mask = len(table) - 1
+    for r in range(len(slots)):
+        h = _GOLDEN
+        for k in range(width):
+            h = _mix(h ^ slots[r, k])
+        s = np.int64(h & np.uint64(mask))
+        while table[s, width] != 0:
+            s = (s + 1) & mask
+        for k in range(width + 1):
+            table[s, k] = slots[r, k]
 
 
 class RowIndex:
@@ -200,20 +209,16 @@ class RowIndex:
 
     def __init__(self, width: int):
         self.width = width
-        self.table = np.zeros((1 << 10, width), dtype=np.uint64)
-        self.ids = np.full(1 << 10, -1, dtype=np.int64)
+        self.table = np.zeros((1 << 10, width + 1), dtype=np.uint64)
         self.size = 0
 
     def _room(self, more: int) -> None:
         """Grow, if need be, so that ``more`` rows can come in."""
-        if 2 * (self.size + more) <= len(self.ids):
+        if 2 * (self.size + more) <= len(self.table):
             return
-        used = self.ids >= 0
-        rows, values = self.table[used], self.ids[used]
-        capacity = 1 << (2 * (self.size + more) - 1).bit_length()
-        self.table = np.zeros((capacity, self.width), dtype=np.uint64)
-        self.ids = np.full(capacity, -1, dtype=np.int64)
-        _reinsert(self.table, self.ids, rows, values)
+        used = self.table[self.table[:, self.width] != 0]
+        self.table = np.zeros((1 << (2 * (self.size + more) - 1).bit_length(), self.width + 1), dtype=np.uint64)
+        _reinsert(self.table, used)
 
     def add_new(self, rows: np.ndarray, first_id: int = 0, valid: Optional[np.ndarray] = None,
                 values: Optional[np.ndarray] = None) -> np.ndarray:
@@ -222,12 +227,12 @@ class RowIndex:
         valid = np.ones(len(rows), dtype=bool) if valid is None else np.ascontiguousarray(valid, dtype=bool)
         values = np.zeros(0, dtype=np.int64) if values is None else np.ascontiguousarray(values, dtype=np.int64)
         self._room(len(rows))
-        taken, _ = _add_new(self.table, self.ids, rows, valid, values, first_id)
+        taken, _ = _add_new(self.table, rows, valid, values, first_id)
         self.size += len(taken)
         return taken
 
     def find(self, rows: np.ndarray) -> np.ndarray:
-        return _find(self.table, self.ids, np.ascontiguousarray(rows, dtype=np.uint64))[0]
+        return _find(self.table, np.ascontiguousarray(rows, dtype=np.uint64))[0]
 
 
 class _Flows:
