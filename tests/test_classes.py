@@ -40,7 +40,8 @@ def _fields(rng: np.random.Generator, n: int, flows: int) -> tuple[PacketFields,
 
 LAYOUTS = {
     "plain": Layout.of([], []),
-    "length tests": Layout.of([], [z3.UGE(LEN, 64), z3.UGE(z3.ZeroExt(16, LEN), 14 + 4 * z3.ZeroExt(28, z3.Extract(3, 0, IHL))),
+    "length tests": Layout.of([], [z3.UGE(LEN, 64),
+                                   z3.UGE(z3.ZeroExt(16, LEN), 14 + 4 * z3.ZeroExt(28, z3.Extract(3, 0, IHL))),
                                    z3.And(PROTO == 6, z3.UGE(LEN, 600))]),
     "mac and exact length": Layout.of([z3.Concat(SRC_MAC, LEN)], []),
 }
