@@ -41,7 +41,7 @@ from explorer.sharding.allocation import Allocation
 from explorer.sharding.pools import owners
 from explorer.simulate.key_arrays import Unknown, evaluate_term, key_slices, on_devices, packet_guard
 from explorer.symbex.bitvec import symbols_of
-from explorer.symbex.evaluate import fields_env
+from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
 from explorer.wire import FIELD_BY_NAME
 
@@ -385,7 +385,8 @@ class PoolModel:
                  original: np.ndarray) -> np.ndarray:
         """The four fields of packets ``rows`` as the path forwards them, having allocated ``index``."""
         out = original.copy()
-        sub = {name: v[rows] for name, v in env.items()}
+        read = set().union(*(compile_term(term).symbols for _, term in e.writes))
+        sub = {name: v[rows] for name, v in env.items() if name in read}  # the rest would be copied for nothing
         sub[e.index] = np.maximum(index, 0).astype(np.uint64)
         for name, term in e.writes:
             try:

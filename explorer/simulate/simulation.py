@@ -179,9 +179,9 @@ class Simulation:
         cores = steer(self.plan, fields, devices, hasher=self.hasher).cores
         for model in self.pools:
             fields, rows, flows = model.translate(fields, devices, self.packets, cores)
-            if len(rows):
-                after = steer(self.plan, fields, devices, hasher=self.hasher).cores
-                model.check(rows, flows, after[rows], self.packets)
+            if len(rows):  # where the readdressed packets go now (the others did not change)
+                after = steer(self.plan, fields.select(rows), devices[rows], hasher=self.hasher).cores
+                model.check(rows, flows, after, self.packets)
         return fields
 
     def classes(self) -> Classes:
