@@ -23,16 +23,13 @@ import numpy as np
 import z3
 
 from explorer.simulate.key_arrays import Unknown, evaluate_term
+from explorer.simulate.mixing import GOLDEN, mix
 from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
 
 _FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the entry column of an empty slot
 _PART_SLOTS = 1 << 15  # slots per partition of a large table: a partition stays in the L2 cache
 _BATCH = 32  # records whose first slots are loaded together before they are counted
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 # Symbols always in the class key (device, flags, the 5-tuple) or in its third slice.
 _BASE_SYMBOLS = {"p.device", "p.ipv4.src", "p.ipv4.dst", "p.l4.sport", "p.l4.dport", "p.ipv4.proto",
                  "p.ether.type", "p.ipv4.version_ihl", "p.ipv4.frag_off"}
@@ -203,7 +200,7 @@ def _narrow_ids(length, ether_type, is_ipv4, ihl, proto, frag, devices, slots, v
         v = ((u(length[i]) & u(0xFFFF)) | ((u(ihl[i]) & u(15)) << u(16)) | (u(proto[i]) << u(20))
              | (u(ether_type[i]) << u(28)) | (u(frag[i]) << u(44)) | (u(is_ipv4[i]) << u(45))
              | ((u(devices[i]) & u(0xFFFF)) << u(46)))
-        s = _mix(v) & mask
+        s = mix(v) & mask
         while True:
             e = slots[np.int64(s)]
             if e < 0:
@@ -235,16 +232,8 @@ def _narrow_env(values: np.ndarray) -> dict[str, np.ndarray]:
 # ---- counting classes ------------------------------------------------------------------------
 
 @numba.njit(cache=True, inline="always")
-def _mix(x):
-    """splitmix64's finaliser: a well-spread 64-bit hash of a 64-bit value."""
-    x = (x ^ (x >> _S30)) * _C1
-    x = (x ^ (x >> _S27)) * _C2
-    return x ^ (x >> _S31)
-
-
-@numba.njit(cache=True, inline="always")
 def _hash3(k0, k1, k2):
-    return _mix(_mix(_mix(_GOLDEN ^ k0) ^ k1) ^ k2)
+    return mix(mix(mix(GOLDEN ^ k0) ^ k1) ^ k2)
 
 
 @numba.njit(cache=True, inline="always")
@@ -276,7 +265,7 @@ def _scatter_fields(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ethe
         x = _hash3(k0, k1, k2)
         for k in range(more):
             keys[i, 3 + k] = extra[i, k]
-            x = _mix(x ^ extra[i, k])
+            x = mix(x ^ extra[i, k])
         keys[i, width] = x
         bounds[(np.int64(x >> shift) if parts > 1 else 0) + 1] += 1
     for p in range(parts):
@@ -298,9 +287,9 @@ def _scatter_keys(keys, rows, shift, parts):
     n, width = keys.shape
     h = np.empty(n, dtype=np.uint64)
     for r in range(n):
-        x = _GOLDEN
+        x = GOLDEN
         for k in range(width):
-            x = _mix(x ^ keys[r, k])
+            x = mix(x ^ keys[r, k])
         h[r] = x
     bounds = _bounds(h, shift, parts)
     at = bounds[:parts].copy()
@@ -335,9 +324,9 @@ def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry
             # Hash the batch and read each record's first slot: independent loads that the CPU
             # overlaps, where the insertions below would wait for one cache miss after another.
             for j in range(start, stop):
-                x = _GOLDEN
+                x = GOLDEN
                 for k in range(width):
-                    x = _mix(x ^ records[j, k])
+                    x = mix(x ^ records[j, k])
                 ahead[j - start] = x
                 loaded ^= slots[region + np.int64(x & mask), width]
             for j in range(start, stop):
@@ -387,9 +376,9 @@ def _reinsert(slots, sizes, capacity, shift, parts, rows):
     width = slots.shape[1] - 2
     mask = np.uint64(capacity - 1)
     for i in range(len(rows)):
-        x = _GOLDEN
+        x = GOLDEN
         for k in range(width):
-            x = _mix(x ^ rows[i, k])
+            x = mix(x ^ rows[i, k])
         p = np.int64(x >> shift) if parts > 1 else 0
         s = x & mask
         while slots[p * capacity + np.int64(s), width] != _FREE:

@@ -40,6 +40,7 @@ from explorer.ir import Analysis, CallPath
 from explorer.sharding.allocation import Allocation
 from explorer.sharding.pools import owners
 from explorer.simulate.key_arrays import Unknown, evaluate_term, key_slices, on_devices, packet_guard
+from explorer.simulate.mixing import GOLDEN, mix
 from explorer.symbex.bitvec import symbols_of
 from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
@@ -91,18 +92,6 @@ def _emitter(path: CallPath, allocator: str) -> _Emitter:
     return _Emitter(path, key, index, writes)
 
 
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-
-
-@numba.njit(cache=True, inline="always")
-def _mix(x):
-    """splitmix64's finaliser: a well-spread 64-bit hash of a 64-bit value."""
-    x = (x ^ (x >> _S30)) * _C1
-    x = (x ^ (x >> _S27)) * _C2
-    return x ^ (x >> _S31)
 
 
 _BATCH = 32  # rows whose first slots are loaded together before they are probed
@@ -111,9 +100,9 @@ _BATCH = 32  # rows whose first slots are loaded together before they are probed
 @numba.njit(cache=True, inline="always")
 def _start(table, rows, r):
     """Where the probe for ``rows[r]`` starts."""
-    h = _GOLDEN
+    h = GOLDEN
     for k in range(rows.shape[1]):
-        h = _mix(h ^ rows[r, k])
+        h = mix(h ^ rows[r, k])
     return np.int64(h & np.uint64(len(table) - 1))
 
 
@@ -193,9 +182,9 @@ def _reinsert(table, slots):
     width = slots.shape[1] - 1
     mask = len(table) - 1
     for r in range(len(slots)):
-        h = _GOLDEN
+        h = GOLDEN
         for k in range(width):
-            h = _mix(h ^ slots[r, k])
+            h = mix(h ^ slots[r, k])
         s = np.int64(h & np.uint64(mask))
         while table[s, width] != 0:
             s = (s + 1) & mask

@@ -13,31 +13,22 @@ a RETA (the plan's or a rebalanced one), the first packet on each core, and dist
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numba
 import numpy as np
+
+from explorer.simulate.mixing import GOLDEN, mix
 
 _FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the first-packet column of an empty slot
 _PART_SLOTS = 1 << 15  # slots per partition once the table is large: a partition stays in L2
 _BATCH = 32  # rows whose data are loaded together before they are recorded
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-
-
-@numba.njit(cache=True, inline="always")
-def _mix(x):
-    """splitmix64's finaliser: a well-spread 64-bit hash of a 64-bit value."""
-    x = (x ^ (x >> _S30)) * _C1
-    x = (x ^ (x >> _S27)) * _C2
-    return x ^ (x >> _S31)
 
 
 @numba.njit(cache=True, inline="always")
 def _slot(keys, row):
-    h = _GOLDEN
+    h = GOLDEN
     for k in range(keys.shape[1]):
-        h = _mix(h ^ keys[row, k])
+        h = mix(h ^ keys[row, k])
     return h
 
 
@@ -127,7 +118,7 @@ def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, boun
                 slots[row, first_col] = np.uint64(numbers[r // per])
                 sizes[p] += 1
             elif slots[row, bucket_col] != b:
-                xh = _mix(h[r] ^ b)
+                xh = mix(h[r] ^ b)
                 xrow = _probe(xslots, 0, xcapacity, new, r, b, xh)
                 if xslots[xrow, first_col + 1] == _FREE:
                     if xsize >= xcapacity // 2:
@@ -304,11 +295,11 @@ def _refill(slots, sizes, capacity, shift, parts, rows, width, extra):
     table, where it is part of the key) the bucket."""
     mask = np.uint64(capacity - 1)
     for i in range(len(rows)):
-        h = _GOLDEN
+        h = GOLDEN
         for k in range(width):
-            h = _mix(h ^ rows[i, k])
+            h = mix(h ^ rows[i, k])
         if extra:
-            h = _mix(h ^ rows[i, width])
+            h = mix(h ^ rows[i, width])
         p = np.int64(h >> shift) if parts > 1 else 0
         s = h & mask
         while slots[p * capacity + np.int64(s), slots.shape[1] - 1] != _FREE:
