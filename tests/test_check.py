@@ -81,11 +81,12 @@ def test_renaming_must_be_consistent():
     assert "became both" in r.accept("flow d", 0, names, ("0400",), ("0405",))
 
 
-def _run(cores, ran, begin, end) -> ParallelRun:
+def _run(cores, ran, begin, end, times=None) -> ParallelRun:
     n = len(cores)
     return ParallelRun(np.zeros(n, np.int32), (b"x" * 60,) * n, np.array(cores, np.uint16), np.zeros(n, np.uint32),
                        np.array(ran, np.uint8), np.zeros(n, bool), np.full(n, 0xFFFFFFFF, np.uint32),
-                       np.array(begin, np.uint64), np.array(end, np.uint64))
+                       np.array(begin, np.uint64), np.array(end, np.uint64),
+                       np.array(times if times is not None else [0] * n, np.uint64))
 
 
 def _trace(times) -> Trace:
@@ -99,9 +100,19 @@ def test_serial_order_puts_readers_between_the_writers_they_ran_between():
     ran = [RAN_READ, RAN_READ, RAN_WRITE, RAN_READ, RAN_READ]
     begin = [0, 1, 4, 7, 8]
     end = [2, 3, 5, 9, 10]
-    order, problems = serial_order(_trace([10, 5, 20, 30, 40]), _run(cores, ran, begin, end))
+    order, problems = serial_order(_trace([10, 5, 20, 30, 40]), _run(cores, ran, begin, end, [10, 5, 20, 30, 40]))
     assert problems == []
     assert order.tolist() == [1, 0, 2, 3, 4]  # epoch 0 by time (5 before 10), then the writer, then epoch 1
+
+
+def test_serial_order_takes_readers_at_the_time_they_ran_at():
+    # Readers after a writer at 20 ran at 25 and 21, though the trace times them 5 and 10: the
+    # serial order takes them by the times they ran at.
+    cores = [0, 1, 0]
+    ran = [RAN_WRITE, RAN_READ, RAN_READ]
+    order, problems = serial_order(_trace([20, 5, 10]), _run(cores, ran, [0, 2, 3], [1, 4, 5], [20, 25, 21]))
+    assert problems == []
+    assert order.tolist() == [0, 2, 1]
 
 
 def test_serial_order_reports_a_writer_that_overlapped_a_reader():

@@ -343,6 +343,16 @@ static int by_time(const void *a, const void *b) {
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/* locks and tm: the latest time the shared state holds (a writer's, or a refresh's merged by a
+ * writer). Written under the write lock only; a pass reads it holding its lock (see
+ * nf_par_process). */
+static nf_time_t state_time __attribute__((aligned(64)));
+
+static nf_time_t not_before_state(nf_time_t now) {
+  nf_time_t held = __atomic_load_n(&state_time, __ATOMIC_RELAXED);
+  return now < held ? held : now;
+}
+
 /* Under the write lock: apply every core's refreshes, the latest time per index, oldest first
  * (the age lists then insert at their end). */
 static void merge_fresh_chains(void) {
@@ -370,6 +380,7 @@ static void merge_fresh_chains(void) {
     }
     qsort(e->order, n, sizeof e->order[0], by_time);
     for (uint32_t j = 0; j < n; j++) nf_dchain_rejuvenate_index(e->chain, (int)e->order[j].index, e->order[j].time);
+    if (n > 0) __atomic_store_n(&state_time, not_before_state(e->order[n - 1].time), __ATOMIC_RELAXED);
   }
 }
 
@@ -501,6 +512,9 @@ static void write_section(uint16_t device, uint8_t *packet, uint16_t len, nf_tim
 #ifdef NF_TEST_FAULT_NO_WRITE_LOCK
   rte_delay_us_block(20); /* stretch the unprotected section so that tests see the race it opens */
 #endif
+  now = not_before_state(now);
+  __atomic_store_n(&state_time, now, __ATOMIC_RELAXED);
+  out->now = now;
   mode = MODE_WRITE;
   out->verdict = nf_process(device, packet, len, now);
   mode = MODE_NONE;
@@ -637,6 +651,7 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   out->abort_object = NF_NO_OBJECT;
   out->ticket_begin = out->ticket_end = 0;
   out->started = out->finished = 0;
+  out->now = now;
 #if NF_STRATEGY == NF_STRATEGY_SN && NF_REPLICAS > 0
   capacity_hit = false;
   nf_rep_process(device, packet, len, now, out);
@@ -652,9 +667,11 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   begin_pass(me);
   reader_enter();
   if (nf_par_schedule_log) out->ticket_begin = ticket();
+  nf_time_t read_at = not_before_state(now); /* no writer runs while this core reads */
+  out->now = read_at;
   mode = MODE_READ;
   int verdict;
-  if (reader_pass(device, packet, len, now, &verdict)) {
+  if (reader_pass(device, packet, len, read_at, &verdict)) {
     mode = MODE_NONE;
     commit_pending(me);
     if (nf_par_schedule_log) out->ticket_end = ticket();

@@ -120,6 +120,9 @@ struct nf_outcome {
   uint64_t ticket_end;    /* ... and of leaving the packet's critical section */
                           /* (sn with replicated objects: the writes its core had applied, and
                            * the write it published; see nf_replica.h) */
+  nf_time_t now;          /* the time the NF ran the packet at: its own, except under locks and tm,
+                           * where a pass never runs before a time the shared state already holds
+                           * (nf_par_process) */
   uint64_t started;       /* sn with replicated objects: TSC when the packet started ... */
   uint64_t finished;      /* ... and when it finished (a strict writer: once every core has its write) */
 };
@@ -140,7 +143,10 @@ bool nf_par_init(void);
  * state. The caller runs the cores' initialisations one after the other. */
 bool nf_par_init_core(unsigned core);
 
-/* Process one packet on the calling core. */
+/* Process one packet on the calling core. Under locks and tm, cores race, so a packet may reach
+ * the shared state after a packet of another core with a later time; the sequential NF assumes
+ * that time never goes back (a policer's `now - last`, a dchain's age order), so a pass runs at the
+ * latest time the state holds when its own is earlier (out->now says which time it ran at). */
 void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, struct nf_outcome *out);
 
 /* How this build synchronises its cores (valid after nf_par_init): "none" (seq, sn), "big-reader

@@ -15,7 +15,9 @@ The relations (each one tested by tests/test_check.py):
   verifies that no write section overlapped any other section (mutual exclusion as observed), then
   rebuilds the serial order the locks allowed: writers in ticket order and, between two writers,
   the readers that ran between them in time order. The sequential NF run on the trace permuted
-  into that order must give every packet the same verdict and bytes. How many packets differ from
+  into that order, each packet at the time the parallel run ran it at (a pass never runs before a
+  time the shared state holds, so a packet that lost a race to a later one runs at the later
+  time), must give every packet the same verdict and bytes. How many packets differ from
   the sequential run in trace order (cores racing, as any parallel NF does) is reported apart.
 
 Closed loop (``explorer.verify.closed_loop``): for an NF that rewrites headers, each run also gets
@@ -121,6 +123,12 @@ def _compare_sn(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Paralle
             "sketch": sketch, "detail": drift.capacity_detail(plan, first_seq_full, core_full)}
 
 
+def ran_at(trace: Trace, run: ParallelRun) -> np.ndarray:
+    """The time the NF ran each packet at in the parallel run (frames it never saw: their own)."""
+    processed = np.array([len(f) >= 14 for f in trace.frames], dtype=bool)
+    return np.where(processed, run.times, trace.timestamps).astype(np.uint64)
+
+
 def serial_order(trace: Trace, run: ParallelRun) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """The order the locks let the packets through (see the module docstring), and the packets
     whose write section overlapped another section."""
@@ -152,7 +160,7 @@ def serial_order(trace: Trace, run: ParallelRun) -> tuple[np.ndarray, list[tuple
     kind = np.where(writer, 0, 1)
     # Frames the NF never saw (runts) go first: they change nothing.
     epoch = np.where(processed, epoch, -1)
-    permutation = np.lexsort((np.arange(n), trace.timestamps, kind, epoch))
+    permutation = np.lexsort((np.arange(n), ran_at(trace, run), kind, epoch))
     return permutation, problems
 
 
@@ -167,7 +175,7 @@ def _compare_serial(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Par
         if np.any(np.diff(mine) < 0):
             problems.append((int(mine[np.flatnonzero(np.diff(mine) < 0)[0] + 1]),
                              f"core {core}'s packets are out of arrival order in the serial order"))
-    permuted = Trace(par_trace.timestamps[permutation], par_trace.devices[permutation],
+    permuted = Trace(ran_at(par_trace, run)[permutation], par_trace.devices[permutation],
                      tuple(par_trace.frames[i] for i in permutation))
     serial = Outcome.of(run_trace(plan.source, permuted, defines), len(trace))
     verdicts = np.empty(len(trace), dtype=np.int32)

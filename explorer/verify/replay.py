@@ -26,9 +26,10 @@ from explorer.traffic.trace import Trace
 
 RAN_ALONE, RAN_READ, RAN_WRITE = 0, 1, 2
 NO_OBJECT = 0xFFFFFFFF
-LOG_MAGIC = b"NFXRLOG1"
+LOG_MAGIC = b"NFXRLOG2"
 _LOG_RECORD = np.dtype([("core", "<u2"), ("ran", "u1"), ("capacity_hit", "u1"), ("hash", "<u4"),
-                        ("abort_object", "<u4"), ("ticket_begin", "<u8"), ("ticket_end", "<u8")])
+                        ("abort_object", "<u4"), ("ticket_begin", "<u8"), ("ticket_end", "<u8"),
+                        ("now", "<u8")])
 _OUTPUT_HEADER = np.dtype([("index", "<u4"), ("verdict", "<i4"), ("len", "<u2")])
 
 
@@ -46,6 +47,7 @@ class ParallelRun:
     abort_object: np.ndarray  # uint32, NO_OBJECT when none
     ticket_begin: np.ndarray  # uint64
     ticket_end: np.ndarray  # uint64
+    times: np.ndarray  # uint64: the time the NF ran each packet at (locks, tm: never before the state's)
     # sn with replicated objects (nf_replica.h): TSC when each packet started and finished
     started: Optional[np.ndarray] = None
     finished: Optional[np.ndarray] = None
@@ -114,7 +116,7 @@ def _parse_output(data: bytes, trace: Trace) -> tuple[np.ndarray, tuple[Optional
 
 def _parse_log(data: bytes, packets: int, cores: int) -> np.ndarray:
     if data[:8] != LOG_MAGIC or int.from_bytes(data[8:12], "little") != cores:
-        raise RunError("the replay's log is not an NFXRLOG1 file of this build")
+        raise RunError("the replay's log is not an NFXRLOG2 file of this build")
     log = np.frombuffer(data, _LOG_RECORD, offset=12)
     if len(log) != packets:
         raise RunError(f"the replay's log has {len(log)} records for {packets} packets")
@@ -153,7 +155,7 @@ def run_replay(project: GeneratedProject, trace: Trace, *, sanitize: Optional[st
         times = _parse_replica_log(Path(tmp, "replica.bin").read_bytes(), len(trace)) if replicas else None
     return ParallelRun(verdicts, frames, log["core"].copy(), log["hash"].copy(), log["ran"].copy(),
                        log["capacity_hit"].astype(bool), log["abort_object"].copy(), log["ticket_begin"].copy(),
-                       log["ticket_end"].copy(), *((times[0], times[1]) if times is not None else ()))
+                       log["ticket_end"].copy(), log["now"].copy(), *((times[0], times[1]) if times is not None else ()))
 
 
 def _parse_replica_log(data: bytes, packets: int) -> tuple[np.ndarray, np.ndarray]:

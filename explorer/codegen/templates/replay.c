@@ -15,9 +15,10 @@
  *
  * TRACE: "NFXTRACE", then per packet u64 timestamp_ns, u16 device, u16 len, len bytes.
  * OUTPUT: per packet u32 packet#, i32 verdict, u16 len, len bytes (dropped packets have len 0).
- * --log FILE: "NFXRLOG1", u32 cores, then per packet u16 core, u8 ran (NF_RAN_*), u8 capacity
- *   hit, u32 RSS hash, u32 aborting object, u64 ticket in, u64 ticket out (little endian); with
- *   --log the critical sections of locks and tm take tickets (nf_par_schedule_log).
+ * --log FILE: "NFXRLOG2", u32 cores, then per packet u16 core, u8 ran (NF_RAN_*), u8 capacity
+ *   hit, u32 RSS hash, u32 aborting object, u64 ticket in, u64 ticket out, u64 the time the NF
+ *   ran it at (little endian); with --log the critical sections of locks and tm take tickets
+ *   (nf_par_schedule_log).
  * --replica-log FILE: see write_replica_log (sn builds with replicated objects).
  * --paced: packets run one at a time in trace order (see await_turn), each on its own core.
  * --bench N: one untimed warm-up lap of the trace, every packet in trace order on its own core;
@@ -370,7 +371,7 @@ static void write_replica_log(const char *path) {
 static void write_log(const char *path, const uint16_t *cores, const uint32_t *hashes) {
   const struct nf_trace *trace = replay.trace;
   FILE *out = create(path);
-  fwrite("NFXRLOG1", 1, 8, out);
+  fwrite("NFXRLOG2", 1, 8, out);
   put_le(out, NF_CORES, 4);
   for (size_t i = 0; i < trace->count; i++) {
     const struct nf_outcome *o = &replay.outcome[i];
@@ -381,6 +382,7 @@ static void write_log(const char *path, const uint16_t *cores, const uint32_t *h
     put_le(out, o->abort_object, 4);
     put_le(out, o->ticket_begin, 8);
     put_le(out, o->ticket_end, 8);
+    put_le(out, o->now, 8);
   }
   finish(out, path);
 }
