@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--packets", default="10000")
     p.add_argument("--flows", default="1000")
     p.add_argument("--seed", default="0")
-    p.add_argument("--skew", type=float, default=1.1, help="Zipf exponent (zipf only)")
+    p.add_argument("--skew", type=float, default=None, help="Zipf exponent (zipf, bidir, prefix, mixed)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a traffic generator parameter, e.g. heartbeat_share=0.01 (repeatable)")
 
     p = sub.add_parser("cache", help="the build cache: its size (info) or empty it (clean)")
     p.add_argument("action", nargs="?", default="info", choices=["info", "clean"])

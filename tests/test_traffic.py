@@ -785,6 +785,22 @@ def test_cli_writes_one_pcap_per_device(tmp_path, capsys):
     assert_same_trace(trace, generate("zipf", 500, 20, seed=4, skew=1.3))
 
 
+def test_cli_takes_any_parameter_of_the_kind_and_names_the_accepted_ones(tmp_path, capsys):
+    out = tmp_path / "traffic"
+    assert nfx(["traffic", "heartbeat", "--out", str(out), "--packets", "400", "--param", "heartbeat_share=0.25",
+                "--param", "backends=3", "--seed", "2"]) == 0
+    trace = load_inputs([f"0={out / 'dev0.pcap'}", f"1={out / 'dev1.pcap'}"])
+    assert_same_trace(trace, generate("heartbeat", 400, 1000, seed=2, heartbeat_share=0.25, backends=3))
+    capsys.readouterr()
+    assert nfx(["traffic", "bidir", "--out", str(tmp_path / "b"), "--skew", "1.3", "--packets", "300"]) == 0
+    assert_same_trace(load_inputs([f"0={tmp_path / 'b' / 'dev0.pcap'}", f"1={tmp_path / 'b' / 'dev1.pcap'}"]),
+                      generate("bidir", 300, 1000, seed=0, skew=1.3))
+    assert nfx(["traffic", "uniform", "--out", str(tmp_path / "u"), "--param", "nope=1"]) == 1
+    err = capsys.readouterr().err
+    assert "traffic uniform has no parameter 'nope'" in err and "accepted: rate_pps" in err
+    assert not (tmp_path / "u").exists()
+
+
 def test_cli_heartbeat_writes_both_devices_and_reports_errors(tmp_path, capsys):
     assert nfx(["traffic", "heartbeat", "--out", str(tmp_path), "--packets", "40"]) == 0
     assert (tmp_path / "dev0.pcap").is_file() and (tmp_path / "dev1.pcap").is_file()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.commands.options import parse_traffic_params
 from explorer.traffic.generators import LAN, WAN, generate
 from explorer.traffic.pcap import write_trace
 from explorer.traffic.pcap_folder import check_folder
@@ -15,7 +16,7 @@ from explorer.traffic.pcap_folder import check_folder
 
 def main(args: argparse.Namespace) -> int:
     check_folder(Path(args.out))
-    params = {"skew": args.skew} if args.kind == "zipf" else {}
+    params = parse_traffic_params(args.param + ([f"skew={args.skew}"] if args.skew is not None else []), [args.kind])
     trace = generate(args.kind, packets=args.packets, flows=args.flows, seed=args.seed, **params)
     written = write_trace(trace, args.out, devices=(LAN, WAN))
     counts = np.bincount(trace.devices, minlength=max(written) + 1)
