@@ -35,9 +35,10 @@ def render(data: dict) -> str:
     lines = [f"{data['nf']}: {data['strategy']} on {data['cores']} cores, NIC {data['nic']}"
              + ("" if data["valid"] else "  (NOT VALID: the requested sharding breaks correctness)")]
     lines.append("objects:")
+    width = max([12] + [len(o["name"]) for o in data["objects"]])
     for o in data["objects"]:
         fields = "; ".join(f"dev {d}: {', '.join(f) or '-'}" for d, f in sorted(o["fields"].items()))
-        lines.append(f"  {o['name']:<12} {o['kind']:<7} {o['decision']:<9} {o['reason']}"
+        lines.append(f"  {o['name']:<{width}} {o['kind']:<7} {o['decision']:<9} {o['reason']}"
                      + (f"  [{fields}]" if fields else ""))
     shares = data.get("write_shares") or {}
     if shares:
