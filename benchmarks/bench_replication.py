@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections import Counter
 from pathlib import Path
@@ -64,6 +65,13 @@ def main(argv=None) -> int:
             sn, locks = report.result("sn", count).mpps, report.result("locks", count).mpps
             print(f"  {count} cores: sn {report.speedup('sn', count):.2f}x seq, locks {report.speedup('locks', count):.2f}x "
                   f"seq; sn / locks {sn / locks if locks else float('inf'):.1f}x")
+            # Each round measures every build one after the other, seconds apart: a round's ratio
+            # is the least disturbed by the host's speed drifting over the run.
+            seq = report.result("seq", 1).samples
+            for strategy in ("sn", "locks"):
+                rounds = [b / a for a, b in zip(seq, report.result(strategy, count).samples) if a]
+                print(f"    {strategy} / seq per round: {' '.join(f'{r:.2f}' for r in rounds)}; "
+                      f"median {statistics.median(rounds):.2f}x")
     return 0
 
 
