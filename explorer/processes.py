@@ -61,15 +61,38 @@ def run_child(argv: Sequence[str], *, timeout: Optional[float] = None, input: Op
 
     ``watch(pid)`` is called every ``WATCH_EVERY`` seconds while the child runs; an exception it
     raises kills the group and propagates (e.g. the preprocessor reading a device)."""
-    with subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=None if env is None else dict(env),
-                          cwd=cwd, text=text, start_new_session=True, preexec_fn=preexec_fn) as process:
+    # Ctrl-C or SIGTERM while Popen waits for the exec would raise out of Popen with the child
+    # running and no handle on it (it then outlives the folders removed for it): they wait, blocked,
+    # until the child is ours to kill. The child gets nfx's signal mask back before its exec.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        process = subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=None if env is None else dict(env), cwd=cwd, text=text,
+                                   start_new_session=True, preexec_fn=_unblocking(held, preexec_fn))
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        raise
+    with process:
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal that came meanwhile raises here
             out, err = _communicate(process, input, timeout, watch)
         except BaseException:
             _kill_group(process)
             raise
         return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _unblocking(mask: set, then: Optional[Callable[[], None]]) -> Callable[[], None]:
+    """A ``preexec_fn`` that restores the signal mask ``run_child`` changed, then runs ``then``."""
+    def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if then is not None:
+            then()
+    return setup
 
 
 WATCH_EVERY = 0.1

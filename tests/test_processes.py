@@ -39,6 +39,31 @@ def test_a_timeout_kills_the_whole_group(tmp_path):
     assert not _alive(grandchild)
 
 
+def test_ctrl_c_as_the_child_starts_still_kills_it(monkeypatch):
+    """Ctrl-C that lands after the exec but before Popen returns (a loaded machine) raised out of
+    Popen with the child running and unowned: the DPDK harness then outlived the runtime folder nfx
+    removed for it, and made it again (seen in a full test run). Simulated: SIGINT to ourselves
+    the moment the child exists."""
+    started = []
+
+    class Interrupted(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self.pid)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(subprocess, "Popen", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_child(["sleep", "30"], timeout=60)
+    assert started and not _alive(started[0])
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == set()  # nothing left blocked
+
+
+def test_the_child_gets_the_signal_mask_back(tmp_path):
+    done = run_child(["sh", "-c", "grep SigBlk /proc/self/status"], timeout=30)
+    assert done.stdout.split() == ["SigBlk:", "0000000000000000"]
+
+
 def test_sigterm_becomes_terminated():
     handle_termination()
     try:

@@ -436,7 +436,11 @@ def test_bad_c_is_one_error_with_its_place(case, name, args):
     line = c.nfx(*args, out="out", stdin=b"int evil;\n").error(args[0], words)
     assert time.monotonic() - started < 60 and not (c.root / "out").exists()
     if args is RUN:  # the same words as analyze (one reader), bar the command
-        assert line.split(": error: ", 1)[1] == c.nfx(*ANALYZE).err.split(": error: ", 1)[1].rstrip("\n")
+        again = c.nfx(*ANALYZE).err.split(": error: ", 1)[1].rstrip("\n")
+        if isinstance(words, str):
+            assert line.split(": error: ", 1)[1] == again
+        else:  # /dev/zero: either way of stopping it, each time (the race above)
+            assert any(w in again for w in words), again
 
 
 @pytest.mark.parametrize("text,args,words", [
