@@ -75,6 +75,12 @@ CASES = [
      "nf_process returns 7 here; a verdict is a device (0..1, since NF_DEVICES is 2), NF_DROP or NF_FLOOD"),
     ("verdict from the packet", "", "return true;", "  return len & 3;", 6, 3,
      "nf_process may return p.len & 3 here, which can be "),
+    ("negative verdict from the packet", "", "return true;", HEADERS + "  return (int8_t)ip->ttl;", 8, 3,
+     "nf_process may return "),
+    ("device from state, unchecked", "static struct nf_vector *v;", "return nf_vector_allocate(4, 4, &v);",
+     "  int *c = nf_vector_borrow(v, 0);\n  int out = *c;\n  nf_vector_return(v, 0, c);\n  return out;", 10, 3,
+     "a negative value other than NF_DROP and NF_FLOOD; a verdict is a device (0..1, since NF_DEVICES is 2), "
+     "NF_DROP or NF_FLOOD: test the value before returning it"),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
     ("no nf_process", "", "return true;", None, None, None, "does not define nf_process()"),
 ]

@@ -150,7 +150,11 @@ class PathSearch:
         if state.branch(term == VERDICT_FLOOD, location_of(node)):
             return ir.Verdict("flood")
         if state.possible(term < 0):
-            raise UnsupportedError("nf_process may return a negative value other than NF_DROP and NF_FLOOD",
+            value = state.solver.model_value(state.constraints, term < 0, term)
+            raise UnsupportedError(f"nf_process may return {Renderer().text(term)} here, which can be "
+                                   f"{value - (1 << term.size()) if value >> (term.size() - 1) else value}, a negative value "
+                                   f"other than NF_DROP and NF_FLOOD; {self._verdicts()}: test the value before "
+                                   "returning it (e.g. return NF_DROP unless 0 <= it < NF_DEVICES)",
                                    location=location_of(node))
         if not _from_state(term) and state.possible(term >= self.parsed.devices):
             raise UnsupportedError(f"nf_process may return {Renderer().text(term)} here, which can be "
