@@ -28,13 +28,13 @@ def _where(location: Any) -> str:
     return str(location) if location is not None else "?"
 
 
-def _object_line(obj: ir.StateObject) -> str:
+def _object_line(obj: ir.StateObject, width: int = 14) -> str:
     details = [f"capacity {obj.capacity}"]
     if obj.size:
         details.append(f"{'key' if obj.kind in ('map', 'sketch') else 'cell'} {obj.size} B"
                        + (f" ({obj.layout})" if obj.layout else ""))
     details += [f"{k} {v}" for k, v in obj.extra]
-    return f"  {obj.alloc_index:>2} {obj.name:<14} {obj.kind:<7} {', '.join(details)}   {_where(obj.location)}"
+    return f"  {obj.alloc_index:>2} {obj.name:<{width}} {obj.kind:<7} {', '.join(details)}   {_where(obj.location)}"
 
 
 def _access_line(n: int, access: ir.Access) -> str:
@@ -54,7 +54,8 @@ def summary(analysis: ir.Analysis) -> str:
     if analysis.defines:
         lines.append("defines: " + ", ".join(f"{k}={v}" for k, v in analysis.defines))
     lines.append("state objects:" if analysis.objects else "state objects: none")
-    lines += [_object_line(o) for o in analysis.objects]
+    width = max([14] + [len(o.name) for o in analysis.objects])
+    lines += [_object_line(o, width) for o in analysis.objects]
     lines.append("fields read: " + (", ".join(analysis.fields_read) or "none"))
     for path in analysis.paths:
         lines.append("")
