@@ -113,3 +113,33 @@ def test_length_tests_reading_wide_fields_are_evaluated_per_packet():
     length = fields.length.astype(np.int64)
     assert np.array_equal(bits[layout.length_tests[0].get_id()], length >= 100)
     assert np.array_equal(bits[layout.length_tests[1].get_id()], ((fields.src_ip & 1) == 1) & (length < 600))
+
+
+@pytest.mark.parametrize("scale", [5_000_000_029, 2_500_000_001])
+def test_counts_past_32_bits_merge_exactly(scale):
+    """A slot keeps a 32-bit count; a class of more packets (here merged from two huge parts:
+    every part's count past 2^32 on its own, or only their sums) moves its count out of the slot
+    and still adds up exactly."""
+    layout = LAYOUTS["plain"]
+    fields, devices = _fields(np.random.default_rng(13), 3000, 200)
+    parts = []
+    for start in (0, 1500):
+        t = ClassTable(layout)
+        at = np.arange(start, start + 1500)
+        t.add(fields.select(at), devices[at], start)
+        c = t.classes()
+        parts.append(Classes(layout, c.keys, c.first, c.count * scale))
+    whole = ClassTable(layout)
+    whole.add(fields, devices, 0)
+    one, merged = whole.classes(), Classes.merge(parts)
+    assert np.array_equal(merged.keys, one.keys) and np.array_equal(merged.first, one.first)
+    assert merged.count.tolist() == (one.count * scale).tolist()
+    assert merged.count.max() > 1 << 32 and (one.count > 1).any()
+
+
+def test_slots_start_on_a_cache_line():
+    table = ClassTable(LAYOUTS["plain"], capacity=1 << 14)
+    fields, devices = _fields(np.random.default_rng(2), 40_000, 30_000)  # grows the table
+    table.add(fields, devices, 0)
+    assert table.slots.shape[1] * 8 == 32 and table.slots.ctypes.data % 64 == 0
+    assert len(table.classes()) > 1 << 14

@@ -232,6 +232,23 @@ def test_streamed_simulation_equals_in_memory(fw, small_segments):
     assert whole.violation_count > 0 and len(whole.violations) == 5
 
 
+def test_a_report_midway_does_not_change_the_final_one(fw):
+    """A report releases the class table; chunks added after it count on from its classes."""
+    from explorer.simulate.simulation import Simulation
+    fields, devices = generate_fields("mixed", 6000, 500, seed=3)
+    broken = pipeline.with_keys(fw.plan, {1: bytes(range(52))})
+    once, twice = Simulation(fw.analysis, fw.sharding, broken), Simulation(fw.analysis, fw.sharding, broken)
+    once.add(fields, devices)
+    head = np.arange(2500)
+    twice.add(fields.select(head), devices[head])
+    midway = twice.report(rebalance_reta=True)
+    tail = np.arange(2500, 6000)
+    twice.add(fields.select(tail), devices[tail])
+    final = once.report(rebalance_reta=True)
+    assert twice.report(rebalance_reta=True).to_dict() == final.to_dict()
+    assert midway.packets == 2500 and final.violation_count > midway.violation_count > 0
+
+
 def test_pcaps_are_merged_by_time_while_streaming(tmp_path):
     from explorer.simulate.streams import merged_pcaps
     from explorer.traffic.pcap import load_inputs, write_pcap

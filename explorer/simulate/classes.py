@@ -27,9 +27,12 @@ from explorer.simulate.mixing import GOLDEN, mix
 from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
 
-_FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the entry column of an empty slot
+_FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the last column (entry and count) of an empty slot
+_LOW = np.uint64(0xFFFFFFFF)  # the count half of a slot's last column; the entry number is the high half
+_ALIGN = 64  # slots start on a cache line, so that a 32-byte slot never straddles two
 _PART_SLOTS = 1 << 15  # slots per partition of a large table: a partition stays in the L2 cache
 _BATCH = 32  # records whose first slots are loaded together before they are counted
+_PIECE = 1 << 18  # packets scattered and counted at a time (the scratch is sized to it)
 # Symbols always in the class key (device, flags, the 5-tuple) or in its third slice.
 _BASE_SYMBOLS = {"p.device", "p.ipv4.src", "p.ipv4.dst", "p.l4.sport", "p.l4.dport", "p.ipv4.proto",
                  "p.ether.type", "p.ipv4.version_ihl", "p.ipv4.frag_off"}
@@ -89,42 +92,56 @@ class Layout:
         _pack(out, *self.inputs(fields, devices))
         return out
 
-    def env(self, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    def env(self, keys: np.ndarray) -> tuple["ClassEnv", np.ndarray, dict[str, np.ndarray]]:
         """``(symbols, devices, flags)`` of classes: the symbol values every packet of a class has
-        (``p.len`` is absent unless exact: its conditions come from ``length_values``), the
-        device, and the fields steering needs (``src_ip``, ..., ``is_ipv4``, ``is_l4``)."""
+        (``p.len`` is absent unless exact: its conditions come from ``length_values``), each made
+        when a term first reads it; the device; and the fields steering needs (``src_ip``, ...,
+        ``is_ipv4``, ``is_l4``)."""
         k0, k1, k2 = keys[:, 0], keys[:, 1], keys[:, 2]
         m16, m8 = np.uint64(0xFFFF), np.uint64(0xFF)
         is_ipv4 = ((k1 >> np.uint64(17)) & np.uint64(1)).astype(bool)
-        ihl = (k2 >> np.uint64(40)) & np.uint64(0xF)
         steering = {
             "src_ip": (k0 >> np.uint64(32)).astype(np.uint32), "dst_ip": (k0 & np.uint64(0xFFFFFFFF)).astype(np.uint32),
             "src_port": (k1 >> np.uint64(48)).astype(np.uint16), "dst_port": ((k1 >> np.uint64(32)) & m16).astype(np.uint16),
             "is_ipv4": is_ipv4, "is_l4": ((k1 >> np.uint64(16)) & np.uint64(1)).astype(bool),
         }
         devices = (k1 & m16).astype(np.int64)
-        env = {
-            "p.ipv4.src": k0 >> np.uint64(32), "p.ipv4.dst": k0 & np.uint64(0xFFFFFFFF),
-            "p.l4.sport": k1 >> np.uint64(48), "p.l4.dport": (k1 >> np.uint64(32)) & m16,
-            "p.ipv4.proto": (k1 >> np.uint64(24)) & m8,
-            "p.ether.type": k2 >> np.uint64(48),
-            "p.ipv4.version_ihl": np.where(is_ipv4, np.uint64(0x40) | ihl, np.uint64(0)),
-            "p.ipv4.frag_off": ((k2 >> np.uint64(39)) & np.uint64(1)) * np.uint64(0x2000),
-            "p.device": devices.astype(np.uint64),
+        make = {
+            "p.ipv4.src": lambda: k0 >> np.uint64(32), "p.ipv4.dst": lambda: k0 & np.uint64(0xFFFFFFFF),
+            "p.l4.sport": lambda: k1 >> np.uint64(48), "p.l4.dport": lambda: (k1 >> np.uint64(32)) & m16,
+            "p.ipv4.proto": lambda: (k1 >> np.uint64(24)) & m8,
+            "p.ether.type": lambda: k2 >> np.uint64(48),
+            "p.ipv4.version_ihl": lambda: np.where(is_ipv4, np.uint64(0x40) | ((k2 >> np.uint64(40)) & np.uint64(0xF)),
+                                                   np.uint64(0)),
+            "p.ipv4.frag_off": lambda: ((k2 >> np.uint64(39)) & np.uint64(1)) * np.uint64(0x2000),
+            "p.device": lambda: devices.astype(np.uint64),
         }
-        col = 3
-        for mac in self.macs:
-            env[mac] = keys[:, col].copy()
-            col += 1
+        for col, mac in enumerate(self.macs, start=3):
+            make[mac] = lambda col=col: keys[:, col].copy()
         if self.exact_length:
-            env[_LENGTH] = keys[:, col] & m16
-        return env, devices, steering
+            make[_LENGTH] = lambda: keys[:, self.width - 1] & m16
+        return ClassEnv(make), devices, steering
 
     def length_values(self, keys: np.ndarray) -> dict[int, np.ndarray]:
         """Per length test (by its Z3 id), its outcome for every class."""
         bits = keys[:, 2] if len(keys) else np.zeros(0, np.uint64)
         return {t.get_id(): ((bits >> np.uint64(k)) & np.uint64(1)).astype(bool)
                 for k, t in enumerate(self.length_tests)}
+
+
+class ClassEnv(dict):
+    """Symbol values of classes, each computed from the class keys when a term first reads it
+    (a symbol no term reads costs nothing: each is 8 bytes per class)."""
+
+    def __init__(self, make: dict):
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, name: str) -> np.ndarray:
+        if name not in self._make:
+            raise KeyError(name)
+        value = self[name] = self._make[name]()
+        return value
 
 
 @numba.njit(cache=True, inline="always")
@@ -304,14 +321,31 @@ def _scatter_keys(keys, rows, shift, parts):
     return out, bounds
 
 
+@numba.njit(cache=True, inline="always")
+def _add_count(word, weight, flushed):
+    """``word`` (entry << 32 | count) with ``weight`` more; a count that would pass 32 bits goes to
+    ``flushed[entry]`` instead. Returns ``(word, ok)``: not ok when that is needed and ``flushed``
+    is still empty (the caller allocates it and counts the record again)."""
+    c = (word & _LOW) + weight
+    if c > _LOW:
+        if len(flushed) == 0:
+            return word, False
+        flushed[np.int64(word >> np.uint64(32))] += np.int64(c)
+        c = np.uint64(0)
+    return (word & ~_LOW) | c, True
+
+
 @numba.njit(cache=True)
-def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry_keys, entry_first, size):
-    """Count the scattered records into ``slots`` (per slot: the key, its entry number, its count;
-    partition p owns slots ``p * capacity`` to ``(p + 1) * capacity``). A new key becomes entry
-    ``size`` (its key and first packet go to the entry arrays: ``firsts[row]``, or ``base + row``
-    when ``firsts`` is empty; a record weighs ``weights[row]``, or 1). Stops before a partition
-    would be more than half full: returns ``(size, j, _)`` with j the first record not counted
-    (the last value only keeps the compiler from dropping the batch's early loads)."""
+def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry_first, size, flushed):
+    """Count the scattered records into ``slots`` (per slot: the key, then one word holding its
+    entry number (high half) and its count (low half); partition p owns slots ``p * capacity`` to
+    ``(p + 1) * capacity``). A new key becomes entry ``size`` (its first packet goes to
+    ``entry_first``: ``firsts[row]``, or ``base + row`` when ``firsts`` is empty; a record weighs
+    ``weights[row]``, or 1). Stops before a partition would be more than half full, or before a
+    count would pass 32 bits while ``flushed`` (per entry, the counts moved out of the slots) is
+    empty: returns ``(size, j, status, _)`` with j the first record not counted, status 0 (done or
+    full) or 1 (needs ``flushed``); the last value only keeps the compiler from dropping the
+    batch's early loads."""
     width = records.shape[1] - 1
     mask = np.uint64(capacity - 1)
     half = capacity // 2
@@ -337,12 +371,13 @@ def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry
                     slot = region + np.int64(s)
                     if slots[slot, width] == _FREE:
                         if sizes[p] >= half:
-                            return size, j, loaded
+                            return size, j, 0, loaded
+                        word, ok = _add_count(np.uint64(size) << np.uint64(32), weight, flushed)
+                        if not ok:
+                            return size, j, 1, loaded
                         for k in range(width):
                             slots[slot, k] = records[j, k]
-                            entry_keys[size, k] = records[j, k]
-                        slots[slot, width] = np.uint64(size)
-                        slots[slot, width + 1] = weight
+                        slots[slot, width] = word
                         entry_first[size] = firsts[row] if len(firsts) else base + row
                         sizes[p] += 1
                         size += 1
@@ -353,27 +388,33 @@ def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry
                             same = False
                             break
                     if same:
-                        slots[slot, width + 1] += weight
+                        word, ok = _add_count(slots[slot, width], weight, flushed)
+                        if not ok:
+                            return size, j, 1, loaded
+                        slots[slot, width] = word
                         break
                     s = (s + np.uint64(1)) & mask
-    return size, len(records), loaded
+    return size, len(records), 0, loaded
 
 
 @numba.njit(cache=True)
-def _counts(slots, size):
-    """Per entry, its count (the slot's last column), read from the used slots."""
-    width = slots.shape[1] - 2
-    out = np.zeros(size, dtype=np.int64)
+def _listing(slots, rank, keys, count):
+    """Every used slot's key and count, at its entry's ``rank`` (``count`` already holds what was
+    flushed out of the slots)."""
+    width = slots.shape[1] - 1
     for s in range(len(slots)):
-        if slots[s, width] != _FREE:
-            out[np.int64(slots[s, width])] = np.int64(slots[s, width + 1])
-    return out
+        word = slots[s, width]
+        if word != _FREE:
+            at = rank[np.int64(word >> np.uint64(32))]
+            for k in range(width):
+                keys[at, k] = slots[s, k]
+            count[at] += np.int64(word & _LOW)
 
 
 @numba.njit(cache=True)
 def _reinsert(slots, sizes, capacity, shift, parts, rows):
-    """Put whole slots back after growing (the key is every column but the last two)."""
-    width = slots.shape[1] - 2
+    """Put whole slots back after growing (the key is every column but the last)."""
+    width = slots.shape[1] - 1
     mask = np.uint64(capacity - 1)
     for i in range(len(rows)):
         x = GOLDEN
@@ -383,7 +424,7 @@ def _reinsert(slots, sizes, capacity, shift, parts, rows):
         s = x & mask
         while slots[p * capacity + np.int64(s), width] != _FREE:
             s = (s + np.uint64(1)) & mask
-        for k in range(width + 2):
+        for k in range(width + 1):
             slots[p * capacity + np.int64(s), k] = rows[i, k]
         sizes[p] += 1
 
@@ -417,20 +458,34 @@ class Classes:
         return table.classes()
 
 
+def _aligned_slots(rows: int, columns: int) -> np.ndarray:
+    """Empty slots (uint64, ``_FREE``) starting on a cache line: numpy only promises 16 bytes."""
+    raw = np.empty(rows * columns + _ALIGN // 8, dtype=np.uint64)
+    skip = (-raw.ctypes.data % _ALIGN) // 8
+    out = raw[skip:skip + rows * columns].reshape(rows, columns)
+    out.fill(_FREE)
+    return out
+
+
 class ClassTable:
-    """Counts the classes of packets fed in trace order, chunk by chunk."""
+    """Counts the classes of packets fed in trace order, chunk by chunk.
+
+    A slot is the key and one word (entry number, 32-bit count): 32 bytes for the usual 3-slice
+    key, so a probe reads one cache line. Counts past 32 bits (a class of more than 4G packets)
+    move to ``flushed``, allocated only then. Keys live in the slots only: ``classes()`` lists
+    them from there."""
 
     def __init__(self, layout: Layout, capacity: int = 1 << 12):
         self.layout = layout
         self.width = layout.width
         self.size = 0
-        self.entry_keys = np.zeros((capacity, self.width), dtype=np.uint64)
         self.entry_first = np.zeros(capacity, dtype=np.int64)
+        self.flushed = np.zeros(0, dtype=np.int64)  # per entry, counts moved out of the slots
         self._set_layout(2 * capacity)
-        self.slots = np.full((self.parts * self.capacity, self.width + 2), _FREE, dtype=np.uint64)
+        self.slots = _aligned_slots(self.parts * self.capacity, self.width + 1)
         self.sizes = np.zeros(self.parts, dtype=np.int64)
         self.order: list[np.ndarray] = []  # entry numbers in first-packet order, per call
-        self._keys = np.zeros((0, self.width + 1), dtype=np.uint64)  # scratch of ``add``, kept for the next chunk
+        self._keys = np.zeros((0, self.width + 1), dtype=np.uint64)  # scratch of ``add``, kept for the next piece
         self._records = np.zeros((0, self.width + 1), dtype=np.uint64)
 
     def _set_layout(self, total: int) -> None:
@@ -439,16 +494,22 @@ class ClassTable:
         self.shift = np.uint64(64 - (self.parts.bit_length() - 1))
 
     def add(self, fields: PacketFields, devices: np.ndarray, base: int) -> None:
-        """Count packets ``base``, ``base + 1``, ... (the chunk's first packet number is ``base``)."""
+        """Count packets ``base``, ``base + 1``, ... (the chunk's first packet number is ``base``),
+        in pieces of at most ``_PIECE`` packets: the scratch follows the piece, not the chunk."""
         n = len(fields)
         if n == 0:
             return
-        if len(self._keys) < n:
-            self._keys = np.empty((n, self.width + 1), dtype=np.uint64)
-            self._records = np.empty((n, self.width + 1), dtype=np.uint64)
-        bounds = _scatter_fields(*self.layout.inputs(fields, devices), self.shift, self.parts, self._keys,
-                                 self._records)
-        self._count(self._records[:n], bounds, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), base)
+        inputs = self.layout.inputs(fields, devices)
+        piece = min(n, _PIECE)
+        if len(self._keys) < piece:
+            self._keys = np.empty((piece, self.width + 1), dtype=np.uint64)
+            self._records = np.empty((piece, self.width + 1), dtype=np.uint64)
+        for at in range(0, n, piece):
+            part = [a[at:at + piece] if len(a) else a for a in inputs]
+            m = len(part[0])
+            bounds = _scatter_fields(*part, self.shift, self.parts, self._keys, self._records)
+            self._count(self._records[:m], bounds, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                        base + at)
 
     def add_classes(self, classes: Classes) -> None:
         """Count the classes of later packets (their first packets follow every packet so far)."""
@@ -465,15 +526,18 @@ class ClassTable:
             self._grow_entries(self.size + n)
         before = self.size
         while True:
-            self.size, stop, _ = _count(self.slots, self.sizes, self.capacity, records, bounds, weights, firsts,
-                                        base, self.entry_keys, self.entry_first, self.size)
+            self.size, stop, status, _ = _count(self.slots, self.sizes, self.capacity, records, bounds, weights,
+                                                firsts, base, self.entry_first, self.size, self.flushed)
             if stop == len(records):
                 break
-            # The rest (each key's records still in packet order) goes on after growing the table
-            # to what the rate of new classes so far says it will need.
-            done = n - (len(records) - stop)
-            expected = self.size + (self.size - before + 1) / max(done, 1) * (len(records) - stop) * 1.25
-            self._grow(int(2 * expected))
+            if status == 1:  # a count passes 32 bits: from now on such counts go to ``flushed``
+                self.flushed = np.zeros(len(self.entry_first), dtype=np.int64)
+            else:
+                # The rest (each key's records still in packet order) goes on after growing the
+                # table to what the rate of new classes so far says it will need.
+                done = n - (len(records) - stop)
+                expected = self.size + (self.size - before + 1) / max(done, 1) * (len(records) - stop) * 1.25
+                self._grow(int(2 * expected))
             rest = records[stop:]
             records, bounds = _scatter_keys(np.ascontiguousarray(rest[:, :self.width]), rest[:, self.width].copy(),
                                             self.shift, self.parts)
@@ -491,19 +555,26 @@ class ClassTable:
     def _grow(self, at_least: int = 0) -> None:
         rows = self.slots[self.slots[:, self.width] != _FREE]
         self._set_layout(max(2 * len(self.slots), 1 << (int(at_least) - 1).bit_length()))
-        self.slots = np.full((self.parts * self.capacity, self.width + 2), _FREE, dtype=np.uint64)
+        self.slots = None  # the old slots go before the new ones come
+        self.slots = _aligned_slots(self.parts * self.capacity, self.width + 1)
         self.sizes = np.zeros(self.parts, dtype=np.int64)
         _reinsert(self.slots, self.sizes, self.capacity, self.shift, self.parts, rows)
 
     def _grow_entries(self, at_least: int) -> None:
         capacity = max(at_least, 2 * len(self.entry_first))
-        keys = np.zeros((capacity, self.width), dtype=np.uint64)
-        keys[:self.size] = self.entry_keys[:self.size]
         first = np.zeros(capacity, dtype=np.int64)
         first[:self.size] = self.entry_first[:self.size]
-        self.entry_keys, self.entry_first = keys, first
+        self.entry_first = first
+        if len(self.flushed):
+            flushed = np.zeros(capacity, dtype=np.int64)
+            flushed[:self.size] = self.flushed[:self.size]
+            self.flushed = flushed
 
     def classes(self) -> Classes:
-        count = _counts(self.slots, self.size)
         order = np.concatenate(self.order) if self.order else np.zeros(0, dtype=np.int64)
-        return Classes(self.layout, self.entry_keys[order], self.entry_first[order], count[order])
+        rank = np.empty(self.size, dtype=np.int64)
+        rank[order] = np.arange(self.size, dtype=np.int64)
+        keys = np.empty((self.size, self.width), dtype=np.uint64)
+        count = self.flushed[order] if len(self.flushed) else np.zeros(self.size, dtype=np.int64)
+        _listing(self.slots, rank, keys, count)
+        return Classes(self.layout, keys, self.entry_first[order], count)

@@ -32,7 +32,7 @@ from explorer.simulate.key_arrays import Unknown, conjuncts, key_slices, on_devi
 from explorer.simulate.pools import PoolModel, PoolReport
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import Hasher, steer
-from explorer.simulate.touches import KeyTable
+from explorer.simulate.touches import KeyTable, Touches
 from explorer.traffic.field_arrays import PacketFields
 
 MAX_EXAMPLES = 5
@@ -155,7 +155,8 @@ class Simulation:
         tests += [c for paths in self.writers.values() for _, cond in paths for c in conjuncts(cond)]
         self.layout = Layout.of([kp.key for kp in self.keyed] + write_model.key_terms(self.writes), tests)
         self.hasher = Hasher(plan)
-        self.table = ClassTable(self.layout)
+        self.table: Optional[ClassTable] = ClassTable(self.layout)
+        self._classes: Optional[Classes] = None  # what the table held when a report released it
         self.packets = 0
         # Sharding by allocation: the replies to what each core's pool handed out (explorer.simulate.pools).
         allocations = () if isinstance(sharding, tuple) or strategy != SHARED_NOTHING else sharding.allocations
@@ -172,6 +173,9 @@ class Simulation:
         self.hasher.check_devices(devices)
         if self.pools:
             fields = self._readdressed(fields, devices)
+        if self.table is None:  # a report released it: counting goes on from its classes
+            self.table = ClassTable(self.layout)
+            self.table.add_classes(self._classes)
         self.table.add(fields, devices, self.packets)
         self.packets += n
 
@@ -186,10 +190,14 @@ class Simulation:
 
     def classes(self) -> Classes:
         """What the chunks so far amount to: merge it with later chunks' with ``Classes.merge``."""
-        return self.table.classes()
+        return self._classes if self.table is None else self.table.classes()
 
     def report(self, rebalance_reta: bool = False, started: float | None = None) -> SimulationReport:
-        out = report(self.analysis, self.sharded, self.plan, self.classes(), self.strategy, rebalance_reta,
+        """The totals so far. The class table's slots and scratch are released first (the report
+        reads only the listed classes; it is the larger half of the peak memory otherwise)."""
+        classes = self.classes()
+        self.table, self._classes = None, classes
+        out = report(self.analysis, self.sharded, self.plan, classes, self.strategy, rebalance_reta,
                      started, self.writers)
         return with_pools(out, self.pools) if self.pools else out
 
@@ -262,7 +270,7 @@ class _ClassView:
         self.unchecked: set[str] = set()
         self.checked = np.zeros(self.n, dtype=bool)  # classes whose packets compute a checked key
         self._device_masks: dict[tuple[int, ...], np.ndarray] = {}
-        self._touches: Optional[dict[str, KeyTable]] = None
+        self._touches: Optional[dict[str, Touches]] = None
         self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
 
     def _guard(self, devices: tuple[int, ...], conditions) -> np.ndarray:
@@ -281,42 +289,50 @@ class _ClassView:
             self.unchecked.add(f"{where} (key uses {why})")
             return None
 
-    def _touch(self, rows: dict[str, list[tuple[np.ndarray, list[np.ndarray]]]]) -> dict[str, KeyTable]:
-        """Per object, the keys its (mask, key slices) terms touch, class by class in first-packet
-        order (terms of one class side by side, so each key sees its packets in trace order)."""
-        out = {}
-        for obj, terms in sorted(rows.items()):
-            width = max(len(slices) for _, slices in terms)
-            keys = np.zeros((self.n, len(terms), width), dtype=np.uint64)
-            masks = np.zeros((self.n, len(terms)), dtype=bool)
-            for t, (mask, slices) in enumerate(terms):
-                masks[:, t] = mask
-                for k, part in enumerate(slices):
-                    keys[:, t, k] = part
-            table = KeyTable(width, int(masks.sum()))
-            table.touch(keys.reshape(-1, width), masks.reshape(-1), self.buckets, self.classes.first, per=len(terms))
-            out[obj] = table
-        return out
+    def _table(self, terms: list[Optional[tuple[np.ndarray, list[np.ndarray]]]]) -> KeyTable:
+        """The keys one object's (mask, key slices) terms touch, class by class in first-packet
+        order (terms of one class side by side, so each key sees its packets in trace order).
+        Each term is dropped from ``terms`` once copied, so its slices do not outlive it."""
+        width = max(len(slices) for _, slices in terms)
+        keys = np.zeros((self.n, len(terms), width), dtype=np.uint64)
+        masks = np.zeros((self.n, len(terms)), dtype=bool)
+        for t in range(len(terms)):
+            mask, slices = terms[t]
+            terms[t] = None
+            masks[:, t] = mask
+            for k, part in enumerate(slices):
+                keys[:, t, k] = part
+            del mask, slices
+        table = KeyTable(width, int(masks.sum()))
+        table.touch(keys.reshape(-1, width), masks.reshape(-1), self.buckets, self.classes.first, per=masks.shape[1])
+        return table
 
-    def touches(self) -> dict[str, KeyTable]:
+    def touches(self) -> dict[str, Touches]:
+        """Per object, the keys touched from more than one bucket (all that the violation check
+        reads): one object's key table at a time is built, then dropped."""
         if self._touches is None:
-            rows: dict[str, list] = {}
+            self._touches = {}
+            by_object: dict[str, list[_KeyedTerm]] = {}
             for kp in self.keyed:
-                mask = self._guard(kp.devices, kp.conditions)
-                if not mask.any():
-                    continue
-                slices = self._keys(kp.key, kp.where)
-                if slices is not None:
-                    rows.setdefault(kp.object, []).append((mask, slices))
-                    self._key_bits[kp.object] = max(self._key_bits.get(kp.object, 0), kp.key.size())
-                    self.checked |= mask
-            self._touches = self._touch(rows)
+                by_object.setdefault(kp.object, []).append(kp)
+            for obj in sorted(by_object):
+                terms = []
+                for kp in by_object[obj]:
+                    mask = self._guard(kp.devices, kp.conditions)
+                    if not mask.any():
+                        continue
+                    slices = self._keys(kp.key, kp.where)
+                    if slices is not None:
+                        terms.append((mask, slices))
+                        self._key_bits[obj] = max(self._key_bits.get(obj, 0), kp.key.size())
+                        self.checked |= mask
+                if terms:
+                    self._touches[obj] = self._table(terms).split_touches()
         return self._touches
 
     def violations(self, reta: np.ndarray, examples: bool = True) -> tuple[int, tuple[Violation, ...]]:
         count, found = 0, []
-        for obj, table in self.touches().items():
-            touches = table.split_touches()
+        for obj, touches in self.touches().items():
             rows = touches.split(reta)
             count += len(rows)
             if examples:
@@ -382,8 +398,8 @@ class _ClassView:
                 notes.append(f"path {pw.path.index}: its creation key is unknown: its packets counted as writes")
                 continue
             rows.setdefault(obj, []).append((mask, slices))
-        for obj, touches in self._touch(rows).items():
-            per += touches.first_cores(reta, cores)
+        for obj in sorted(rows):
+            per += self._table(rows.pop(obj)).first_cores(reta, cores)
         return write_model.Contention(self.classes.packets, int(per.sum()), tuple(int(x) for x in per), tuple(notes))
 
 
@@ -416,6 +432,7 @@ def simulate(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan,
         return sim.report(rebalance_reta, started)
     # A new RETA gives new pools, so the replies change: simulate again from the start under it.
     first = sim.report(False, started)
+    del sim  # its classes and pool tables are not needed for the second pass
     reta = rebalance(np.asarray(first.buckets, dtype=np.int64), plan.cores)
     moved = RssPlan(tuple(replace(d, reta=tuple(int(c) for c in reta)) for d in plan.devices), plan.nic, plan.cores,
                     plan.seconds, plan.seed)
