@@ -249,6 +249,28 @@ def test_a_report_midway_does_not_change_the_final_one(fw):
     assert midway.packets == 2500 and final.violation_count > midway.violation_count > 0
 
 
+@pytest.mark.parametrize("nf,strategy,kind", [("fw", "auto", "bidir"), ("psd", "auto", "scan"), ("lb", "auto", "mixed"),
+                                              ("fw", "locks", "bidir")])
+def test_reports_made_in_small_parts_equal_one_pass(nf, strategy, kind, monkeypatch):
+    """The report evaluates classes a part at a time and counts packets a piece at a time: tiny
+    parts and pieces give the same report (violations and examples, flows, write shares,
+    contention) as one of each."""
+    from explorer.simulate import classes, simulation
+    solution = pipeline.solve(str(ROOT / "sample_nfs" / f"{nf}.c"), cores=4, strategy=strategy, quality=False)
+    broken = {d.device: bytes(range(d.device + 1, d.device + 53)) for d in solution.plan.devices}
+    every = {d.device: ALL4 for d in solution.plan.devices}
+    one = pipeline.simulate(solution, kind, packets=8000, flows=900, seed=2, keys=broken, fields=every,
+                            rebalance=True)
+    monkeypatch.setattr(simulation, "_PART_CLASSES", 97)
+    monkeypatch.setattr(classes, "_PIECE", 300)
+    parts = pipeline.simulate(solution, kind, packets=8000, flows=900, seed=2, keys=broken, fields=every,
+                              rebalance=True)
+    assert parts.to_dict() == one.to_dict() and parts.checked_packets == one.checked_packets
+    assert one.classes > 10 * 97
+    assert (one.violation_count > 0 or (one.contention is not None and one.contention.writes > 0)
+            or max(share for _, share in one.write_shares) > 0)
+
+
 def test_pcaps_are_merged_by_time_while_streaming(tmp_path):
     from explorer.simulate.streams import merged_pcaps
     from explorer.traffic.pcap import load_inputs, write_pcap
@@ -266,6 +288,23 @@ def test_pcaps_are_merged_by_time_while_streaming(tmp_path):
             frames.extend(fr)
             devices.append(dv)
         assert tuple(frames) == whole.frames and np.array_equal(np.concatenate(devices), whole.devices)
+
+
+def test_merged_pcap_chunks_are_bounded_by_their_frame_bytes(tmp_path, monkeypatch):
+    """Big frames make small chunks: a chunk is handed on once its frames pass the byte budget
+    (plus at most the piece last read from each file), and the chunks still make up the trace."""
+    from explorer.simulate import streams
+    from explorer.traffic.pcap import load_inputs
+    trace = generate("bidir", 3000, 200, seed=2, size=1500)
+    paths = write_trace(trace, tmp_path)
+    monkeypatch.setattr(streams, "_CHUNK_BYTES", 100_000)
+    monkeypatch.setattr(streams, "_READ_PACKETS", 16)
+    chunks = list(streams.merged_pcaps({d: str(p) for d, p in paths.items()}, 1000))
+    whole = load_inputs([f"{d}={p}" for d, p in sorted(paths.items())])
+    assert tuple(f for fr, _ in chunks for f in fr) == whole.frames
+    assert np.array_equal(np.concatenate([dv for _, dv in chunks]), whole.devices)
+    sizes = [sum(map(len, fr)) for fr, _ in chunks]
+    assert len(chunks) > 20 and max(sizes) <= 100_000 + 2 * 16 * 1500  # 3 chunks by packet count alone
 
 
 def test_simulating_pcaps_equals_simulating_the_trace(fw, tmp_path):

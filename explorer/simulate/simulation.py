@@ -248,6 +248,26 @@ def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: R
         int(classes.count[sim.checked].sum()), sim.write_shares(writers or {}))
 
 
+_PART_CLASSES = 1 << 18  # classes whose symbols, guards and keys a report pass holds at a time
+
+
+@dataclass(eq=False)
+class _Part:
+    """Classes ``start:stop`` and what terms read over them (symbols made when read, conjunct
+    outcomes, device masks): a report pass holds one part at a time, so its memory follows the
+    part, not the millions of classes."""
+
+    start: int
+    stop: int
+    env: Any
+    devices: np.ndarray
+    memo: dict
+    device_masks: dict
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
 class _ClassView:
     """The questions of a report, answered once per packet class."""
 
@@ -255,12 +275,10 @@ class _ClassView:
         self.plan, self.classes, self.strategy = plan, classes, strategy
         self.keyed = _keyed_terms(analysis, sharded, strategy)
         self.writes = write_model.path_writes(analysis) if strategy in SHARED_STRATEGIES else ()
-        layout = classes.layout
-        self.env, self.devices, steer_fields = layout.env(classes.keys)
         self.n = len(classes)
-        # Conditions on p.len were decided per packet: their outcome is part of the class.
-        self.memo: dict = {k: (None, v) for k, v in layout.length_values(classes.keys).items()}
-        hashes = Hasher(plan).hash_arrays(self.devices, **steer_fields)
+        _, devices, steer_fields = classes.layout.env(classes.keys)
+        hashes = Hasher(plan).hash_arrays(devices, **steer_fields)
+        del devices, steer_fields
         self.buckets = (hashes & np.uint32(plan.nic.reta_size - 1)).astype(np.int64)
         self.bucket_load = np.bincount(self.buckets, weights=classes.count,
                                        minlength=plan.nic.reta_size).astype(np.int64)
@@ -269,65 +287,84 @@ class _ClassView:
                                dtype=np.int64)
         self.unchecked: set[str] = set()
         self.checked = np.zeros(self.n, dtype=bool)  # classes whose packets compute a checked key
-        self._device_masks: dict[tuple[int, ...], np.ndarray] = {}
         self._touches: Optional[dict[str, Touches]] = None
         self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
+        self._whole: Optional[_Part] = None
 
-    def _guard(self, devices: tuple[int, ...], conditions) -> np.ndarray:
-        mask = np.zeros(self.n, dtype=bool)
+    def _part(self, start: int, stop: int) -> _Part:
+        layout, keys = self.classes.layout, self.classes.keys[start:stop]
+        env, devices, _ = layout.env(keys)
+        # Conditions on p.len were decided per packet: their outcome is part of the class.
+        memo = {k: (None, v) for k, v in layout.length_values(keys).items()}
+        return _Part(start, stop, env, devices, memo, {})
+
+    def _parts(self):
+        for start in range(0, self.n, _PART_CLASSES):
+            yield self._part(start, min(start + _PART_CLASSES, self.n))
+
+    def _all(self) -> _Part:
+        """Every class as one part (contention under locks and tm, which has no per-core keys)."""
+        if self._whole is None:
+            self._whole = self._part(0, self.n)
+        return self._whole
+
+    def _guard(self, part: _Part, devices: tuple[int, ...], conditions) -> np.ndarray:
+        mask = np.zeros(len(part), dtype=bool)
         for condition in conditions:
-            mask |= packet_guard(condition, self.env, self.n, self.memo)
+            mask |= packet_guard(condition, part.env, len(part), part.memo)
         devices = tuple(devices)
-        if devices not in self._device_masks:  # a few paths share each devices tuple
-            self._device_masks[devices] = on_devices(self.devices, devices)
-        return mask & self._device_masks[devices]
+        if devices not in part.device_masks:  # a few paths share each devices tuple
+            part.device_masks[devices] = on_devices(part.devices, devices)
+        return mask & part.device_masks[devices]
 
-    def _keys(self, term, where: str) -> Optional[list[np.ndarray]]:
+    def _keys(self, part: _Part, term, where: str) -> Optional[list[np.ndarray]]:
         try:
-            return key_slices(term, self.env, self.n)
+            return key_slices(term, part.env, len(part))
         except Unknown as why:
             self.unchecked.add(f"{where} (key uses {why})")
             return None
 
-    def _table(self, terms: list[Optional[tuple[np.ndarray, list[np.ndarray]]]]) -> KeyTable:
-        """The keys one object's (mask, key slices) terms touch, class by class in first-packet
-        order (terms of one class side by side, so each key sees its packets in trace order).
-        Each term is dropped from ``terms`` once copied, so its slices do not outlive it."""
-        width = max(len(slices) for _, slices in terms)
-        keys = np.zeros((self.n, len(terms), width), dtype=np.uint64)
-        masks = np.zeros((self.n, len(terms)), dtype=bool)
-        for t in range(len(terms)):
-            mask, slices = terms[t]
-            terms[t] = None
+    def _touch(self, table: KeyTable, part: _Part, terms: list[tuple[np.ndarray, list[np.ndarray]]]) -> None:
+        """Record the keys that one object's (mask, key slices) terms touch in ``part``, class by
+        class in first-packet order (terms of one class side by side, so each key sees its
+        packets in trace order)."""
+        keys = np.zeros((len(part), len(terms), table.width), dtype=np.uint64)
+        masks = np.zeros((len(part), len(terms)), dtype=bool)
+        for t, (mask, slices) in enumerate(terms):
             masks[:, t] = mask
-            for k, part in enumerate(slices):
-                keys[:, t, k] = part
-            del mask, slices
-        table = KeyTable(width, int(masks.sum()))
-        table.touch(keys.reshape(-1, width), masks.reshape(-1), self.buckets, self.classes.first, per=masks.shape[1])
-        return table
+            for k, values in enumerate(slices):
+                keys[:, t, k] = values
+        rows = slice(part.start, part.stop)
+        table.touch(keys.reshape(-1, table.width), masks.reshape(-1), self.buckets[rows], self.classes.first[rows],
+                    per=len(terms))
 
     def touches(self) -> dict[str, Touches]:
         """Per object, the keys touched from more than one bucket (all that the violation check
-        reads): one object's key table at a time is built, then dropped."""
+        reads). One object's key table at a time is filled, part by part, then dropped."""
         if self._touches is None:
             self._touches = {}
             by_object: dict[str, list[_KeyedTerm]] = {}
             for kp in self.keyed:
                 by_object.setdefault(kp.object, []).append(kp)
             for obj in sorted(by_object):
-                terms = []
-                for kp in by_object[obj]:
-                    mask = self._guard(kp.devices, kp.conditions)
-                    if not mask.any():
-                        continue
-                    slices = self._keys(kp.key, kp.where)
-                    if slices is not None:
-                        terms.append((mask, slices))
-                        self._key_bits[obj] = max(self._key_bits.get(obj, 0), kp.key.size())
-                        self.checked |= mask
-                if terms:
-                    self._touches[obj] = self._table(terms).split_touches()
+                table = None
+                width = max(-(-kp.key.size() // 64) for kp in by_object[obj])
+                for part in self._parts():
+                    terms = []
+                    for kp in by_object[obj]:
+                        mask = self._guard(part, kp.devices, kp.conditions)
+                        if not mask.any():
+                            continue
+                        slices = self._keys(part, kp.key, kp.where)
+                        if slices is not None:
+                            terms.append((mask, slices))
+                            self._key_bits[obj] = max(self._key_bits.get(obj, 0), kp.key.size())
+                            self.checked[part.start:part.stop] |= mask
+                    if terms:
+                        table = table or KeyTable(width, self.n)
+                        self._touch(table, part, terms)
+                if table is not None:
+                    self._touches[obj] = table.split_touches()
         return self._touches
 
     def violations(self, reta: np.ndarray, examples: bool = True) -> tuple[int, tuple[Violation, ...]]:
@@ -345,33 +382,39 @@ class _ClassView:
 
     def flows_per_core(self, reta: np.ndarray) -> tuple[int, ...]:
         """Distinct 5-tuples (protocol, addresses, ports, whatever the device) per core."""
-        k = self.classes.keys
-        flows = np.empty((self.n, 2), dtype=np.uint64)
-        flows[:, 0] = k[:, 0]
-        np.right_shift(k[:, 1], np.uint64(24), out=flows[:, 1])
         table = KeyTable(2, self.n)
-        table.touch(flows, np.ones(self.n, dtype=bool), self.buckets, self.classes.first)
+        for start in range(0, self.n, _PART_CLASSES):
+            k = self.classes.keys[start:start + _PART_CLASSES]
+            flows = np.empty((len(k), 2), dtype=np.uint64)
+            flows[:, 0] = k[:, 0]
+            np.right_shift(k[:, 1], np.uint64(24), out=flows[:, 1])
+            rows = slice(start, start + len(k))
+            table.touch(flows, np.ones(len(k), dtype=bool), self.buckets[rows], self.classes.first[rows])
         return tuple(int(x) for x in table.keys_per_core(reta, self.plan.cores))
 
     def write_shares(self, writers: dict[str, list]) -> tuple[tuple[str, float], ...]:
         """Per object, the share of packets whose headers let them take a path that writes it."""
         out = []
         for name, paths in sorted(writers.items()):
-            mask = np.zeros(self.n, dtype=bool)
-            for devices, condition in paths:
-                mask |= self._guard(devices, (condition,))
-            out.append((name, float(self.classes.count[mask].sum()) / self.classes.packets))
+            packets = 0
+            for part in self._parts():
+                mask = np.zeros(len(part), dtype=bool)
+                for devices, condition in paths:
+                    mask |= self._guard(part, devices, (condition,))
+                packets += int(self.classes.count[part.start:part.stop][mask].sum())
+            out.append((name, float(packets) / self.classes.packets))
         return tuple(out)
 
     def contention(self, reta: np.ndarray) -> write_model.Contention:
         cores = self.plan.cores
+        whole = self._all()
         core = reta[self.buckets]
         counts = self.classes.count
         may_write = np.zeros(self.n, dtype=bool)
         may_read = np.zeros(self.n, dtype=bool)
         creator = np.full(self.n, -1, dtype=np.int64)  # the first writing path with a creation key
         for k, pw in enumerate(self.writes):
-            mask = self._guard(pw.path.devices, (pw.path.condition,))
+            mask = self._guard(whole, pw.path.devices, (pw.path.condition,))
             if pw.writes:
                 may_write |= mask
                 if pw.creation is not None:
@@ -391,7 +434,7 @@ class _ClassView:
         for k in sorted(set(creator[mixed & (creator >= 0)].tolist())):
             pw = self.writes[k]
             obj, term = pw.creation
-            slices = self._keys(term, f"path {pw.path.index}")
+            slices = self._keys(whole, term, f"path {pw.path.index}")
             mask = mixed & (creator == k)
             if slices is None:
                 per += np.bincount(core[mask], weights=counts[mask], minlength=cores)[:cores].astype(np.int64)
@@ -399,7 +442,9 @@ class _ClassView:
                 continue
             rows.setdefault(obj, []).append((mask, slices))
         for obj in sorted(rows):
-            per += self._table(rows.pop(obj)).first_cores(reta, cores)
+            table = KeyTable(max(len(slices) for _, slices in rows[obj]), self.n)
+            self._touch(table, whole, rows.pop(obj))
+            per += table.first_cores(reta, cores)
         return write_model.Contention(self.classes.packets, int(per.sum()), tuple(int(x) for x in per), tuple(notes))
 
 

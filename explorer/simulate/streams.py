@@ -6,6 +6,10 @@ A file is read in chunks; packets are released once no file can still deliver an
 i.e. up to (excluding) the smallest last timestamp among the files' loaded chunks. Captures are
 normally in time order; in a file whose timestamps go backwards, packets keep their file order
 and the merge is by the first packet at or past that bound.
+
+Frames are held as bytes (a 1M-packet chunk of IMIX frames is ~400 MB per file), so files are read
+``_READ_PACKETS`` at a time and a merged chunk is handed on at ``chunk_packets`` packets or
+``_CHUNK_BYTES`` of frames, whichever comes first: memory stays bounded whatever the frame sizes.
 """
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from explorer.traffic.pcap import iter_pcap
+
+_READ_PACKETS = 1 << 14  # packets read from a file at a time
+_CHUNK_BYTES = 1 << 25  # frame bytes of a merged chunk (32 MiB)
 
 
 class _File:
@@ -49,9 +56,30 @@ class _File:
 
 
 def merged_pcaps(per_device: Mapping[int, str], chunk_packets: int = 1 << 20) -> Iterator[tuple[tuple[bytes, ...], np.ndarray]]:
-    """``(frames, devices)`` chunks of the merged trace of ``{device: pcap path}``, in order.
-    Errors (a missing or damaged file) are those of ``explorer.traffic.pcap.iter_pcap``."""
-    files = [_File(int(dev), str(path), chunk_packets) for dev, path in sorted(per_device.items())]
+    """``(frames, devices)`` chunks of the merged trace of ``{device: pcap path}``, in order: at
+    most ``chunk_packets`` packets each, fewer where their frames reach ``_CHUNK_BYTES``. Errors (a
+    missing or damaged file) are those of ``explorer.traffic.pcap.iter_pcap``."""
+    frames: list[bytes] = []
+    devices: list[np.ndarray] = []
+    held = size = 0
+    for part, on in _released(per_device, min(chunk_packets, _READ_PACKETS)):
+        frames.extend(part)
+        devices.append(on)
+        held += len(part)
+        size += sum(map(len, part))
+        while held >= chunk_packets or (held and size >= _CHUNK_BYTES):
+            k = min(held, chunk_packets)
+            every = np.concatenate(devices)
+            yield tuple(frames[:k]), every[:k]
+            frames, devices, held = frames[k:], [every[k:]], held - k
+            size = sum(map(len, frames))
+    if held:
+        yield tuple(frames), np.concatenate(devices)
+
+
+def _released(per_device: Mapping[int, str], read_packets: int) -> Iterator[tuple[tuple[bytes, ...], np.ndarray]]:
+    """The merged trace in the pieces that the files' loaded chunks release."""
+    files = [_File(int(dev), str(path), read_packets) for dev, path in sorted(per_device.items())]
     while True:
         for f in files:
             if not f.frames and not f.done:

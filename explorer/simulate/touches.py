@@ -19,7 +19,11 @@ import numpy as np
 
 from explorer.simulate.mixing import GOLDEN, mix
 
-_FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the first-packet column of an empty slot
+_FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the last column of an empty slot
+_NUMBER = np.uint64((1 << 48) - 1)  # a main slot's last column: bucket << 48 | first packet number
+_SHIFT = np.uint64(48)
+MAX_BUCKET = (1 << 16) - 2  # buckets and packet numbers must fit that word (and never make _FREE)
+MAX_PACKET = (1 << 48) - 1
 _PART_SLOTS = 1 << 15  # slots per partition once the table is large: a partition stays in L2
 _BATCH = 32  # rows whose data are loaded together before they are recorded
 
@@ -63,10 +67,11 @@ def _partition(h, mask, shift, parts):
 
 @numba.njit(cache=True, inline="always")
 def _probe(slots, region, capacity, new, r, extra, h):
-    """The slot of key ``new[r]`` (plus ``extra`` as a last key slice when the table is one
-    column wider than ``new``) in the region, or the empty slot where it would go."""
+    """The slot of key ``new[r]`` (plus ``extra`` as a last key slice in the extra table, which
+    is wider than ``new`` by that slice and two more columns) in the region, or the empty slot
+    where it would go."""
     width = new.shape[1]
-    wide = slots.shape[1] - 2 > width
+    wide = slots.shape[1] - 1 > width
     mask = np.uint64(capacity - 1)
     s = h & mask
     while True:
@@ -92,7 +97,7 @@ def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, boun
     is idempotent: rerunning it on the same rows after growing gives the same tables; the last value
     only keeps the compiler from dropping the early loads)."""
     width = new.shape[1]
-    bucket_col, first_col = slots.shape[1] - 2, slots.shape[1] - 1
+    last, xlast = slots.shape[1] - 1, xslots.shape[1] - 1
     half = capacity // 2
     mask = np.uint64(capacity - 1)
     loaded = np.uint64(0)
@@ -105,28 +110,27 @@ def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, boun
                 for a in range(j, min(j + _BATCH, bounds[p + 1])):
                     ra = order[a]
                     loaded ^= (new[ra, 0] ^ np.uint64(buckets[ra // per]) ^ np.uint64(numbers[ra // per])
-                               ^ slots[region + np.int64(h[ra] & mask), first_col])
+                               ^ slots[region + np.int64(h[ra] & mask), last])
             r = order[j]
             b = np.uint64(buckets[r // per])
             row = _probe(slots, region, capacity, new, r, np.uint64(0), h[r])
-            if slots[row, first_col] == _FREE:
+            if slots[row, last] == _FREE:
                 if sizes[p] >= half:
                     return 1, xsize, loaded
                 for k in range(width):
                     slots[row, k] = new[r, k]
-                slots[row, bucket_col] = b
-                slots[row, first_col] = np.uint64(numbers[r // per])
+                slots[row, last] = (b << _SHIFT) | np.uint64(numbers[r // per])
                 sizes[p] += 1
-            elif slots[row, bucket_col] != b:
+            elif (slots[row, last] >> _SHIFT) != b:
                 xh = mix(h[r] ^ b)
                 xrow = _probe(xslots, 0, xcapacity, new, r, b, xh)
-                if xslots[xrow, first_col + 1] == _FREE:
+                if xslots[xrow, xlast] == _FREE:
                     if xsize >= xcapacity // 2:
                         return 2, xsize, loaded
                     for k in range(width):
                         xslots[xrow, k] = new[r, k]
                     xslots[xrow, width] = b
-                    xslots[xrow, first_col + 1] = np.uint64(numbers[r // per])
+                    xslots[xrow, xlast] = np.uint64(numbers[r // per])
                     xsize += 1
     return 0, xsize, loaded
 
@@ -134,8 +138,8 @@ def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, boun
 class KeyTable:
     """Keys touched so far, each with its first bucket and packet, plus its other buckets.
 
-    Slots hold the key inline (``width`` slices), then the bucket and the first packet number
-    (``_FREE`` when the slot is empty); the table is split into partitions by the top bits of the
+    Slots hold the key inline (``width`` slices), then one word with the bucket (top 16 bits)
+    and the first packet number (``_FREE`` when the slot is empty); the table is split into partitions by the top bits of the
     key's hash and every chunk is processed one partition at a time, so that each insertion hits a
     cache-resident part of a table of millions of keys."""
 
@@ -144,7 +148,7 @@ class KeyTable:
         self.width = width
         capacity = 1 << max(10, int(2 * expected - 1).bit_length())
         self._layout(capacity)
-        self.slots = np.full((capacity, width + 2), _FREE, dtype=np.uint64)
+        self.slots = np.full((capacity, width + 1), _FREE, dtype=np.uint64)
         self.sizes = np.zeros(self.parts, dtype=np.int64)
         self.xslots = np.full((1 << 8, width + 3), _FREE, dtype=np.uint64)
         self.xsize = 0
@@ -169,6 +173,9 @@ class KeyTable:
         mask = np.ascontiguousarray(mask, dtype=np.bool_)
         buckets = np.ascontiguousarray(buckets, dtype=np.int64)
         numbers = np.ascontiguousarray(numbers, dtype=np.int64)
+        if len(buckets) and (buckets.min() < 0 or buckets.max() > MAX_BUCKET
+                             or numbers.min() < 0 or numbers.max() > MAX_PACKET):
+            raise ValueError(f"buckets must be within 0..{MAX_BUCKET} and packet numbers within 0..{MAX_PACKET}")
         h = _hashes(keys, mask)
         while True:
             order, bounds = _partition(h, mask, self.shift, self.parts) if self.parts > 1 else _whole(mask)
@@ -184,7 +191,8 @@ class KeyTable:
     def _grow(self) -> None:
         rows = self.slots[self.slots[:, -1] != _FREE]
         self._layout(2 * len(self.slots))
-        self.slots = np.full((self.parts * self.capacity, self.width + 2), _FREE, dtype=np.uint64)
+        self.slots = None  # the old slots go before the new ones come
+        self.slots = np.full((self.parts * self.capacity, self.width + 1), _FREE, dtype=np.uint64)
         self.sizes = np.zeros(self.parts, dtype=np.int64)
         _refill(self.slots, self.sizes, self.capacity, self.shift, self.parts, rows, self.width, False)
 
@@ -201,7 +209,7 @@ class KeyTable:
         w = self.width
         # Each extra pair's key row: the rank of the key's slot among the used slots.
         slot = _slots_of(self.slots, self.capacity, self.shift, self.parts, np.ascontiguousarray(extra[:, :w]))
-        return Touches(main[:, :w].copy(), main[:, w].astype(np.int64), main[:, w + 1].astype(np.int64),
+        return Touches(main[:, :w].copy(), (main[:, w] >> _SHIFT).astype(np.int64), (main[:, w] & _NUMBER).astype(np.int64),
                        np.searchsorted(used, slot), extra[:, w].astype(np.int64), extra[:, w + 2].astype(np.int64))
 
     def split_touches(self) -> "Touches":
@@ -212,7 +220,7 @@ class KeyTable:
         slot = _slots_of(self.slots, self.capacity, self.shift, self.parts, np.ascontiguousarray(extra[:, :w]))
         rows, extra_key = np.unique(slot, return_inverse=True)
         main = self.slots[rows]
-        return Touches(main[:, :w].copy(), main[:, w].astype(np.int64), main[:, w + 1].astype(np.int64),
+        return Touches(main[:, :w].copy(), (main[:, w] >> _SHIFT).astype(np.int64), (main[:, w] & _NUMBER).astype(np.int64),
                        extra_key.reshape(-1).astype(np.int64), extra[:, w].astype(np.int64),
                        extra[:, w + 2].astype(np.int64))
 
@@ -249,11 +257,11 @@ def _used(slots):
 @numba.njit(cache=True)
 def _first_cores(slots, reta, cores):
     """Per core, the used slots whose first bucket the RETA sends there."""
-    bucket_col, first_col = slots.shape[1] - 2, slots.shape[1] - 1
+    last = slots.shape[1] - 1
     out = np.zeros(cores, dtype=np.int64)
     for s in range(len(slots)):
-        if slots[s, first_col] != _FREE:
-            out[reta[np.int64(slots[s, bucket_col])]] += 1
+        if slots[s, last] != _FREE:
+            out[reta[np.int64(slots[s, last] >> _SHIFT)]] += 1
     return out
 
 
