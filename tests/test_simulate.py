@@ -252,17 +252,15 @@ def test_a_report_midway_does_not_change_the_final_one(fw):
 @pytest.mark.parametrize("nf,strategy,kind", [("fw", "auto", "bidir"), ("psd", "auto", "scan"), ("lb", "auto", "mixed"),
                                               ("fw", "locks", "bidir")])
 def test_reports_made_in_small_parts_equal_one_pass(nf, strategy, kind, monkeypatch):
-    """The report evaluates classes a part at a time and counts packets a piece at a time: tiny
-    parts and pieces give the same report (violations and examples, flows, write shares,
-    contention) as one of each."""
-    from explorer.simulate import classes, simulation
+    """The report evaluates classes a part at a time: tiny parts give the same report (violations
+    and examples, flows, write shares, contention) as one."""
+    from explorer.simulate import simulation
     solution = pipeline.solve(str(ROOT / "sample_nfs" / f"{nf}.c"), cores=4, strategy=strategy, quality=False)
     broken = {d.device: bytes(range(d.device + 1, d.device + 53)) for d in solution.plan.devices}
     every = {d.device: ALL4 for d in solution.plan.devices}
     one = pipeline.simulate(solution, kind, packets=8000, flows=900, seed=2, keys=broken, fields=every,
                             rebalance=True)
     monkeypatch.setattr(simulation, "_PART_CLASSES", 97)
-    monkeypatch.setattr(classes, "_PIECE", 300)
     parts = pipeline.simulate(solution, kind, packets=8000, flows=900, seed=2, keys=broken, fields=every,
                               rebalance=True)
     assert parts.to_dict() == one.to_dict() and parts.checked_packets == one.checked_packets

@@ -30,9 +30,7 @@ from explorer.traffic.field_arrays import PacketFields
 _FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the last column (entry and count) of an empty slot
 _LOW = np.uint64(0xFFFFFFFF)  # the count half of a slot's last column; the entry number is the high half
 _ALIGN = 64  # slots start on a cache line, so that a 32-byte slot never straddles two
-_PART_SLOTS = 1 << 15  # slots per partition of a large table: a partition stays in the L2 cache
-_BATCH = 32  # records whose first slots are loaded together before they are counted
-_PIECE = 1 << 18  # packets scattered and counted at a time (the scratch is sized to it)
+_BATCH = 32  # packets whose first slots are loaded together before they are counted
 # Symbols always in the class key (device, flags, the 5-tuple) or in its third slice.
 _BASE_SYMBOLS = {"p.device", "p.ipv4.src", "p.ipv4.dst", "p.l4.sport", "p.l4.dport", "p.ipv4.proto",
                  "p.ether.type", "p.ipv4.version_ihl", "p.ipv4.frag_off"}
@@ -247,6 +245,12 @@ def _narrow_env(values: np.ndarray) -> dict[str, np.ndarray]:
 
 
 # ---- counting classes ------------------------------------------------------------------------
+# A slot is the class key, then one word: the entry number (high half) and the count (low half).
+# Entries are numbered as classes first appear, i.e. in first-packet order. A probe into a table
+# of millions of classes misses the cache (~250 ns on this VM); the kernels hash a batch of
+# packets first, then read the batch's first slots in a tight loop so the misses overlap, then
+# count: hashing and loading interleaved overlapped a few misses only (measured: 110 ns per packet
+# against 45 for the same loads batched).
 
 @numba.njit(cache=True, inline="always")
 def _hash3(k0, k1, k2):
@@ -254,78 +258,10 @@ def _hash3(k0, k1, k2):
 
 
 @numba.njit(cache=True, inline="always")
-def _bounds(h, shift, parts):
-    """Partition p's rows go to ``bounds[p]:bounds[p + 1]`` (the top bits of their hash)."""
-    bounds = np.zeros(parts + 1, dtype=np.int64)
-    for r in range(len(h)):
-        bounds[(np.int64(h[r] >> shift) if parts > 1 else 0) + 1] += 1
-    for p in range(parts):
-        bounds[p + 1] += bounds[p]
-    return bounds
-
-
-@numba.njit(cache=True)
-def _scatter_fields(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, extra,
-                    shift, parts, keys, out):
-    """Every packet's class key, built from its fields and moved to its partition, in packet order
-    within a partition: ``bounds``, with partition p's records at ``out[bounds[p]:bounds[p + 1]]``,
-    a record being the key's ``width`` slices and then the packet's row. ``keys`` (each packet's
-    key and hash, in packet order) and ``out`` are scratch space of at least n rows, reused from
-    chunk to chunk: a fresh array costs a page fault per 4 KiB on first touch, a third of this
-    kernel's time; building the key once into ``keys`` halves the rest."""
-    n, more = len(src), extra.shape[1]
-    width = 3 + more
-    bounds = np.zeros(parts + 1, dtype=np.int64)
-    for i in range(n):
-        k0, k1, k2 = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, i)
-        keys[i, 0], keys[i, 1], keys[i, 2] = k0, k1, k2
-        x = _hash3(k0, k1, k2)
-        for k in range(more):
-            keys[i, 3 + k] = extra[i, k]
-            x = mix(x ^ extra[i, k])
-        keys[i, width] = x
-        bounds[(np.int64(x >> shift) if parts > 1 else 0) + 1] += 1
-    for p in range(parts):
-        bounds[p + 1] += bounds[p]
-    at = bounds[:parts].copy()
-    for i in range(n):
-        p = np.int64(keys[i, width] >> shift) if parts > 1 else 0
-        j = at[p]
-        at[p] += 1
-        for k in range(width):
-            out[j, k] = keys[i, k]
-        out[j, width] = np.uint64(i)
-    return bounds
-
-
-@numba.njit(cache=True)
-def _scatter_keys(keys, rows, shift, parts):
-    """``_scatter_fields`` for keys given whole: row r's record ends with ``rows[r]``."""
-    n, width = keys.shape
-    h = np.empty(n, dtype=np.uint64)
-    for r in range(n):
-        x = GOLDEN
-        for k in range(width):
-            x = mix(x ^ keys[r, k])
-        h[r] = x
-    bounds = _bounds(h, shift, parts)
-    at = bounds[:parts].copy()
-    out = np.empty((n, width + 1), dtype=np.uint64)
-    for r in range(n):
-        p = np.int64(h[r] >> shift) if parts > 1 else 0
-        j = at[p]
-        at[p] += 1
-        for k in range(width):
-            out[j, k] = keys[r, k]
-        out[j, width] = np.uint64(rows[r])
-    return out, bounds
-
-
-@numba.njit(cache=True, inline="always")
 def _add_count(word, weight, flushed):
     """``word`` (entry << 32 | count) with ``weight`` more; a count that would pass 32 bits goes to
     ``flushed[entry]`` instead. Returns ``(word, ok)``: not ok when that is needed and ``flushed``
-    is still empty (the caller allocates it and counts the record again)."""
+    is still empty (the caller allocates it and counts the packet again)."""
     c = (word & _LOW) + weight
     if c > _LOW:
         if len(flushed) == 0:
@@ -335,98 +271,154 @@ def _add_count(word, weight, flushed):
     return (word & ~_LOW) | c, True
 
 
+@numba.njit(cache=True, inline="always")
+def _insert(slots, batch, r, weight, first, size, half, entry_first, flushed):
+    """Count the batch's row r (its key, then its hash) with ``weight``; a new class becomes entry
+    ``size`` with first packet ``first``. Returns ``(size, status)``: status 0 counted, 1 the
+    table is half full (grow it first), 2 ``flushed`` is needed."""
+    width = slots.shape[1] - 1
+    mask = np.uint64(len(slots) - 1)
+    s = batch[r, width] & mask
+    while True:
+        slot = np.int64(s)
+        if slots[slot, width] == _FREE:
+            if size >= half:
+                return size, 1
+            word, ok = _add_count(np.uint64(size) << np.uint64(32), weight, flushed)
+            if not ok:
+                return size, 2
+            for k in range(width):
+                slots[slot, k] = batch[r, k]
+            slots[slot, width] = word
+            entry_first[size] = first
+            return size + 1, 0
+        same = True
+        for k in range(width):
+            if slots[slot, k] != batch[r, k]:
+                same = False
+                break
+        if same:
+            word, ok = _add_count(slots[slot, width], weight, flushed)
+            if not ok:
+                return size, 2
+            slots[slot, width] = word
+            return size, 0
+        s = (s + np.uint64(1)) & mask
+
+
 @numba.njit(cache=True)
-def _count(slots, sizes, capacity, records, bounds, weights, firsts, base, entry_first, size, flushed):
-    """Count the scattered records into ``slots`` (per slot: the key, then one word holding its
-    entry number (high half) and its count (low half); partition p owns slots ``p * capacity`` to
-    ``(p + 1) * capacity``). A new key becomes entry ``size`` (its first packet goes to
-    ``entry_first``: ``firsts[row]``, or ``base + row`` when ``firsts`` is empty; a record weighs
-    ``weights[row]``, or 1). Stops before a partition would be more than half full, or before a
-    count would pass 32 bits while ``flushed`` (per entry, the counts moved out of the slots) is
-    empty: returns ``(size, j, status, _)`` with j the first record not counted, status 0 (done or
-    full) or 1 (needs ``flushed``); the last value only keeps the compiler from dropping the
-    batch's early loads."""
-    width = records.shape[1] - 1
-    mask = np.uint64(capacity - 1)
-    half = capacity // 2
-    ahead = np.empty(_BATCH, dtype=np.uint64)
+def _count_fields(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, extra,
+                  start, base, slots, size, entry_first, flushed):
+    """Count packets ``start``, ``start + 1``, ... (packet i is number ``base + i``), building each
+    one's class key from its fields. Returns ``(size, i, status, _)``: i the first packet not
+    counted (all when status is 0) and status that of ``_insert``; the last value only keeps the
+    compiler from dropping the batch's loads. (``_insert``'s steps are written out here: called,
+    even inlined, it made this loop 2x slower.)"""
+    n, more = len(src), extra.shape[1]
+    width = 3 + more
+    mask = np.uint64(len(slots) - 1)
+    half = len(slots) // 2
+    batch = np.empty((_BATCH, width + 1), dtype=np.uint64)
     loaded = np.uint64(0)
-    for p in range(len(bounds) - 1):
-        region = p * capacity
-        for start in range(bounds[p], bounds[p + 1], _BATCH):
-            stop = min(start + _BATCH, bounds[p + 1])
-            # Hash the batch and read each record's first slot: independent loads that the CPU
-            # overlaps, where the insertions below would wait for one cache miss after another.
-            for j in range(start, stop):
-                x = GOLDEN
-                for k in range(width):
-                    x = mix(x ^ records[j, k])
-                ahead[j - start] = x
-                loaded ^= slots[region + np.int64(x & mask), width]
-            for j in range(start, stop):
-                row = np.int64(records[j, width])
-                weight = np.uint64(weights[row]) if len(weights) else np.uint64(1)
-                s = ahead[j - start] & mask
-                while True:
-                    slot = region + np.int64(s)
-                    if slots[slot, width] == _FREE:
-                        if sizes[p] >= half:
-                            return size, j, 0, loaded
-                        word, ok = _add_count(np.uint64(size) << np.uint64(32), weight, flushed)
-                        if not ok:
-                            return size, j, 1, loaded
-                        for k in range(width):
-                            slots[slot, k] = records[j, k]
-                        slots[slot, width] = word
-                        entry_first[size] = firsts[row] if len(firsts) else base + row
-                        sizes[p] += 1
-                        size += 1
-                        break
-                    same = True
+    for b0 in range(start, n, _BATCH):
+        b1 = min(b0 + _BATCH, n)
+        for i in range(b0, b1):
+            k0, k1, k2 = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, i)
+            x = _hash3(k0, k1, k2)
+            r = i - b0
+            batch[r, 0], batch[r, 1], batch[r, 2] = k0, k1, k2
+            for k in range(more):
+                batch[r, 3 + k] = extra[i, k]
+                x = mix(x ^ extra[i, k])
+            batch[r, width] = x
+        for r in range(b1 - b0):
+            loaded ^= slots[np.int64(batch[r, width] & mask), width]
+        for i in range(b0, b1):
+            r = i - b0
+            s = batch[r, width] & mask
+            while True:
+                slot = np.int64(s)
+                if slots[slot, width] == _FREE:
+                    if size >= half:
+                        return size, i, 1, loaded
                     for k in range(width):
-                        if slots[slot, k] != records[j, k]:
-                            same = False
-                            break
-                    if same:
-                        word, ok = _add_count(slots[slot, width], weight, flushed)
-                        if not ok:
-                            return size, j, 1, loaded
-                        slots[slot, width] = word
+                        slots[slot, k] = batch[r, k]
+                    slots[slot, width] = (np.uint64(size) << np.uint64(32)) | np.uint64(1)
+                    entry_first[size] = base + i
+                    size += 1
+                    break
+                same = True
+                for k in range(width):
+                    if slots[slot, k] != batch[r, k]:
+                        same = False
                         break
-                    s = (s + np.uint64(1)) & mask
-    return size, len(records), 0, loaded
+                if same:
+                    word, ok = _add_count(slots[slot, width], np.uint64(1), flushed)
+                    if not ok:
+                        return size, i, 2, loaded
+                    slots[slot, width] = word
+                    break
+                s = (s + np.uint64(1)) & mask
+    return size, n, 0, loaded
 
 
 @numba.njit(cache=True)
-def _listing(slots, rank, keys, count):
-    """Every used slot's key and count, at its entry's ``rank`` (``count`` already holds what was
+def _count_keys(keys, weights, firsts, start, slots, size, entry_first, flushed):
+    """``_count_fields`` for class keys given whole, row r weighing ``weights[r]`` with first
+    packet ``firsts[r]`` (rows in first-packet order)."""
+    n, width = keys.shape
+    mask = np.uint64(len(slots) - 1)
+    half = len(slots) // 2
+    batch = np.empty((_BATCH, width + 1), dtype=np.uint64)
+    loaded = np.uint64(0)
+    for b0 in range(start, n, _BATCH):
+        b1 = min(b0 + _BATCH, n)
+        for i in range(b0, b1):
+            x = GOLDEN
+            for k in range(width):
+                batch[i - b0, k] = keys[i, k]
+                x = mix(x ^ keys[i, k])
+            batch[i - b0, width] = x
+        for r in range(b1 - b0):
+            loaded ^= slots[np.int64(batch[r, width] & mask), width]
+        for i in range(b0, b1):
+            size, status = _insert(slots, batch, i - b0, np.uint64(weights[i]), firsts[i], size, half, entry_first,
+                                   flushed)
+            if status:
+                return size, i, status, loaded
+    return size, n, 0, loaded
+
+
+@numba.njit(cache=True)
+def _listing(slots, keys, count):
+    """Every used slot's key and count, at its entry number (``count`` already holds what was
     flushed out of the slots)."""
     width = slots.shape[1] - 1
     for s in range(len(slots)):
         word = slots[s, width]
         if word != _FREE:
-            at = rank[np.int64(word >> np.uint64(32))]
+            e = np.int64(word >> np.uint64(32))
             for k in range(width):
-                keys[at, k] = slots[s, k]
-            count[at] += np.int64(word & _LOW)
+                keys[e, k] = slots[s, k]
+            count[e] += np.int64(word & _LOW)
 
 
 @numba.njit(cache=True)
-def _reinsert(slots, sizes, capacity, shift, parts, rows):
-    """Put whole slots back after growing (the key is every column but the last)."""
+def _reinsert(slots, old):
+    """Put the used slots of ``old`` into the (larger) empty ``slots``."""
     width = slots.shape[1] - 1
-    mask = np.uint64(capacity - 1)
-    for i in range(len(rows)):
+    mask = np.uint64(len(slots) - 1)
+    for i in range(len(old)):
+        if old[i, width] == _FREE:
+            continue
         x = GOLDEN
         for k in range(width):
-            x = mix(x ^ rows[i, k])
-        p = np.int64(x >> shift) if parts > 1 else 0
+            x = mix(x ^ old[i, k])
         s = x & mask
-        while slots[p * capacity + np.int64(s), width] != _FREE:
+        while slots[np.int64(s), width] != _FREE:
             s = (s + np.uint64(1)) & mask
         for k in range(width + 1):
-            slots[p * capacity + np.int64(s), k] = rows[i, k]
-        sizes[p] += 1
+            slots[np.int64(s), k] = old[i, k]
 
 
 @dataclass(frozen=True, eq=False)
@@ -470,10 +462,10 @@ def _aligned_slots(rows: int, columns: int) -> np.ndarray:
 class ClassTable:
     """Counts the classes of packets fed in trace order, chunk by chunk.
 
-    A slot is the key and one word (entry number, 32-bit count): 32 bytes for the usual 3-slice
-    key, so a probe reads one cache line. Counts past 32 bits (a class of more than 4G packets)
-    move to ``flushed``, allocated only then. Keys live in the slots only: ``classes()`` lists
-    them from there."""
+    One open-addressing table, at most half full. A slot is the key and one word (entry number,
+    32-bit count): 32 bytes for the usual 3-slice key, so a probe reads one cache line. Counts
+    past 32 bits (a class of more than 4G packets) move to ``flushed``, allocated only then.
+    Keys live in the slots only: ``classes()`` lists them from there."""
 
     def __init__(self, layout: Layout, capacity: int = 1 << 12):
         self.layout = layout
@@ -481,87 +473,42 @@ class ClassTable:
         self.size = 0
         self.entry_first = np.zeros(capacity, dtype=np.int64)
         self.flushed = np.zeros(0, dtype=np.int64)  # per entry, counts moved out of the slots
-        self._set_layout(2 * capacity)
-        self.slots = _aligned_slots(self.parts * self.capacity, self.width + 1)
-        self.sizes = np.zeros(self.parts, dtype=np.int64)
-        self.order: list[np.ndarray] = []  # entry numbers in first-packet order, per call
-        self._keys = np.zeros((0, self.width + 1), dtype=np.uint64)  # scratch of ``add``, kept for the next piece
-        self._records = np.zeros((0, self.width + 1), dtype=np.uint64)
-
-    def _set_layout(self, total: int) -> None:
-        self.parts = max(1, total // _PART_SLOTS)
-        self.capacity = total // self.parts
-        self.shift = np.uint64(64 - (self.parts.bit_length() - 1))
+        self.slots = _aligned_slots(1 << max(4, (2 * capacity - 1).bit_length()), self.width + 1)
 
     def add(self, fields: PacketFields, devices: np.ndarray, base: int) -> None:
-        """Count packets ``base``, ``base + 1``, ... (the chunk's first packet number is ``base``),
-        in pieces of at most ``_PIECE`` packets: the scratch follows the piece, not the chunk."""
+        """Count packets ``base``, ``base + 1``, ... (the chunk's first packet number is ``base``)."""
         n = len(fields)
         if n == 0:
             return
         inputs = self.layout.inputs(fields, devices)
-        piece = min(n, _PIECE)
-        if len(self._keys) < piece:
-            self._keys = np.empty((piece, self.width + 1), dtype=np.uint64)
-            self._records = np.empty((piece, self.width + 1), dtype=np.uint64)
-        for at in range(0, n, piece):
-            part = [a[at:at + piece] if len(a) else a for a in inputs]
-            m = len(part[0])
-            bounds = _scatter_fields(*part, self.shift, self.parts, self._keys, self._records)
-            self._count(self._records[:m], bounds, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
-                        base + at)
+        self._fit(self.size + n)
+        start = 0
+        while True:
+            self.size, start, status, _ = _count_fields(*inputs, start, base, self.slots, self.size, self.entry_first,
+                                                        self.flushed)
+            if status == 0:
+                return
+            self._make_room(status)
 
     def add_classes(self, classes: Classes) -> None:
         """Count the classes of later packets (their first packets follow every packet so far)."""
         if len(classes) == 0:
             return
         keys = np.ascontiguousarray(classes.keys)
-        records, bounds = _scatter_keys(keys, np.arange(len(keys), dtype=np.int64), self.shift, self.parts)
-        self._count(records, bounds, classes.first, classes.count, 0)
-
-    def _count(self, records: np.ndarray, bounds: np.ndarray, firsts: np.ndarray, weights: np.ndarray,
-               base: int) -> None:
-        n = len(records)
-        if len(self.entry_first) < self.size + n:
-            self._grow_entries(self.size + n)
-        before = self.size
+        self._fit(self.size + len(classes))
+        start = 0
         while True:
-            self.size, stop, status, _ = _count(self.slots, self.sizes, self.capacity, records, bounds, weights,
-                                                firsts, base, self.entry_first, self.size, self.flushed)
-            if stop == len(records):
-                break
-            if status == 1:  # a count passes 32 bits: from now on such counts go to ``flushed``
-                self.flushed = np.zeros(len(self.entry_first), dtype=np.int64)
-            else:
-                # The rest (each key's records still in packet order) goes on after growing the
-                # table to what the rate of new classes so far says it will need.
-                done = n - (len(records) - stop)
-                expected = self.size + (self.size - before + 1) / max(done, 1) * (len(records) - stop) * 1.25
-                self._grow(int(2 * expected))
-            rest = records[stop:]
-            records, bounds = _scatter_keys(np.ascontiguousarray(rest[:, :self.width]), rest[:, self.width].copy(),
-                                            self.shift, self.parts)
-        # Entries were numbered partition by partition: list them in first-packet order (a chunk's
-        # first packets are distinct rows of it, so placing them by row sorts them).
-        firsts_new = self.entry_first[before:self.size]
-        if len(weights):
-            order = np.argsort(firsts_new, kind="stable")
-        else:
-            at = np.full(n, -1, dtype=np.int64)
-            at[firsts_new - base] = np.arange(self.size - before, dtype=np.int64)
-            order = at[at >= 0]
-        self.order.append(before + order)
+            self.size, start, status, _ = _count_keys(keys, classes.count, classes.first, start, self.slots, self.size,
+                                                      self.entry_first, self.flushed)
+            if status == 0:
+                return
+            self._make_room(status)
 
-    def _grow(self, at_least: int = 0) -> None:
-        rows = self.slots[self.slots[:, self.width] != _FREE]
-        self._set_layout(max(2 * len(self.slots), 1 << (int(at_least) - 1).bit_length()))
-        self.slots = None  # the old slots go before the new ones come
-        self.slots = _aligned_slots(self.parts * self.capacity, self.width + 1)
-        self.sizes = np.zeros(self.parts, dtype=np.int64)
-        _reinsert(self.slots, self.sizes, self.capacity, self.shift, self.parts, rows)
-
-    def _grow_entries(self, at_least: int) -> None:
-        capacity = max(at_least, 2 * len(self.entry_first))
+    def _fit(self, entries: int) -> None:
+        """Room in the entry arrays for ``entries`` classes."""
+        if len(self.entry_first) >= entries:
+            return
+        capacity = max(entries, 2 * len(self.entry_first))
         first = np.zeros(capacity, dtype=np.int64)
         first[:self.size] = self.entry_first[:self.size]
         self.entry_first = first
@@ -570,11 +517,18 @@ class ClassTable:
             flushed[:self.size] = self.flushed[:self.size]
             self.flushed = flushed
 
+    def _make_room(self, status: int) -> None:
+        """What ``_insert``'s status asks for: twice the slots (1), or ``flushed`` (2: a count
+        passes 32 bits; from now on such counts go there)."""
+        if status == 2:
+            self.flushed = np.zeros(len(self.entry_first), dtype=np.int64)
+            return
+        old = self.slots
+        self.slots = _aligned_slots(2 * len(old), self.width + 1)
+        _reinsert(self.slots, old)
+
     def classes(self) -> Classes:
-        order = np.concatenate(self.order) if self.order else np.zeros(0, dtype=np.int64)
-        rank = np.empty(self.size, dtype=np.int64)
-        rank[order] = np.arange(self.size, dtype=np.int64)
         keys = np.empty((self.size, self.width), dtype=np.uint64)
-        count = self.flushed[order] if len(self.flushed) else np.zeros(self.size, dtype=np.int64)
-        _listing(self.slots, rank, keys, count)
-        return Classes(self.layout, keys, self.entry_first[order], count)
+        count = self.flushed[:self.size].copy() if len(self.flushed) else np.zeros(self.size, dtype=np.int64)
+        _listing(self.slots, keys, count)
+        return Classes(self.layout, keys, self.entry_first[:self.size].copy(), count)
