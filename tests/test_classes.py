@@ -75,7 +75,8 @@ def test_pack_matches_its_fields():
     against is itself right)."""
     layout = LAYOUTS["length tests"]
     fields, devices = _fields(np.random.default_rng(3), 500, 50)
-    env, got_devices, steering = layout.env(layout.pack(fields, devices))
+    env, got_devices = layout.env(layout.pack(fields, devices))
+    steering = layout.steering(layout.pack(fields, devices))
     assert np.array_equal(got_devices, devices)
     for name in ("src_ip", "dst_ip", "src_port", "dst_port", "is_ipv4", "is_l4"):
         assert np.array_equal(steering[name], getattr(fields, name)), name

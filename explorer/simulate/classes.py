@@ -90,26 +90,30 @@ class Layout:
         _pack(out, *self.inputs(fields, devices))
         return out
 
-    def env(self, keys: np.ndarray) -> tuple["ClassEnv", np.ndarray, dict[str, np.ndarray]]:
-        """``(symbols, devices, flags)`` of classes: the symbol values every packet of a class has
+    def steering(self, keys: np.ndarray) -> dict[str, np.ndarray]:
+        """What the NIC hashes of each class: ``src_ip``, ``dst_ip``, ``src_port``, ``dst_port``,
+        ``is_ipv4``, ``is_l4``."""
+        k0, k1 = keys[:, 0], keys[:, 1]
+        return {"src_ip": (k0 >> np.uint64(32)).astype(np.uint32), "dst_ip": (k0 & np.uint64(0xFFFFFFFF)).astype(np.uint32),
+                "src_port": (k1 >> np.uint64(48)).astype(np.uint16),
+                "dst_port": ((k1 >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.uint16),
+                "is_ipv4": ((k1 >> np.uint64(17)) & np.uint64(1)).astype(bool),
+                "is_l4": ((k1 >> np.uint64(16)) & np.uint64(1)).astype(bool)}
+
+    def env(self, keys: np.ndarray) -> tuple["ClassEnv", np.ndarray]:
+        """``(symbols, devices)`` of classes: the symbol values every packet of a class has
         (``p.len`` is absent unless exact: its conditions come from ``length_values``), each made
-        when a term first reads it; the device; and the fields steering needs (``src_ip``, ...,
-        ``is_ipv4``, ``is_l4``)."""
+        when a term first reads it, and the device."""
         k0, k1, k2 = keys[:, 0], keys[:, 1], keys[:, 2]
         m16, m8 = np.uint64(0xFFFF), np.uint64(0xFF)
-        is_ipv4 = ((k1 >> np.uint64(17)) & np.uint64(1)).astype(bool)
-        steering = {
-            "src_ip": (k0 >> np.uint64(32)).astype(np.uint32), "dst_ip": (k0 & np.uint64(0xFFFFFFFF)).astype(np.uint32),
-            "src_port": (k1 >> np.uint64(48)).astype(np.uint16), "dst_port": ((k1 >> np.uint64(32)) & m16).astype(np.uint16),
-            "is_ipv4": is_ipv4, "is_l4": ((k1 >> np.uint64(16)) & np.uint64(1)).astype(bool),
-        }
+        is_ipv4 = lambda: ((k1 >> np.uint64(17)) & np.uint64(1)).astype(bool)  # noqa: E731
         devices = (k1 & m16).astype(np.int64)
         make = {
             "p.ipv4.src": lambda: k0 >> np.uint64(32), "p.ipv4.dst": lambda: k0 & np.uint64(0xFFFFFFFF),
             "p.l4.sport": lambda: k1 >> np.uint64(48), "p.l4.dport": lambda: (k1 >> np.uint64(32)) & m16,
             "p.ipv4.proto": lambda: (k1 >> np.uint64(24)) & m8,
             "p.ether.type": lambda: k2 >> np.uint64(48),
-            "p.ipv4.version_ihl": lambda: np.where(is_ipv4, np.uint64(0x40) | ((k2 >> np.uint64(40)) & np.uint64(0xF)),
+            "p.ipv4.version_ihl": lambda: np.where(is_ipv4(), np.uint64(0x40) | ((k2 >> np.uint64(40)) & np.uint64(0xF)),
                                                    np.uint64(0)),
             "p.ipv4.frag_off": lambda: ((k2 >> np.uint64(39)) & np.uint64(1)) * np.uint64(0x2000),
             "p.device": lambda: devices.astype(np.uint64),
@@ -118,7 +122,7 @@ class Layout:
             make[mac] = lambda col=col: keys[:, col].copy()
         if self.exact_length:
             make[_LENGTH] = lambda: keys[:, self.width - 1] & m16
-        return ClassEnv(make), devices, steering
+        return ClassEnv(make), devices
 
     def length_values(self, keys: np.ndarray) -> dict[int, np.ndarray]:
         """Per length test (by its Z3 id), its outcome for every class."""

@@ -276,9 +276,9 @@ class _ClassView:
         self.keyed = _keyed_terms(analysis, sharded, strategy)
         self.writes = write_model.path_writes(analysis) if strategy in SHARED_STRATEGIES else ()
         self.n = len(classes)
-        _, devices, steer_fields = classes.layout.env(classes.keys)
-        hashes = Hasher(plan).hash_arrays(devices, **steer_fields)
-        del devices, steer_fields
+        devices = classes.layout.env(classes.keys)[1]  # the symbols are made only when read
+        hashes = Hasher(plan).hash_arrays(devices, **classes.layout.steering(classes.keys))
+        del devices
         self.buckets = (hashes & np.uint32(plan.nic.reta_size - 1)).astype(np.int64)
         self.bucket_load = np.bincount(self.buckets, weights=classes.count,
                                        minlength=plan.nic.reta_size).astype(np.int64)
@@ -293,7 +293,7 @@ class _ClassView:
 
     def _part(self, start: int, stop: int) -> _Part:
         layout, keys = self.classes.layout, self.classes.keys[start:stop]
-        env, devices, _ = layout.env(keys)
+        env, devices = layout.env(keys)
         # Conditions on p.len were decided per packet: their outcome is part of the class.
         memo = {k: (None, v) for k, v in layout.length_values(keys).items()}
         return _Part(start, stop, env, devices, memo, {})

@@ -24,8 +24,7 @@ _NUMBER = np.uint64((1 << 48) - 1)  # a main slot's last column: bucket << 48 | 
 _SHIFT = np.uint64(48)
 MAX_BUCKET = (1 << 16) - 2  # buckets and packet numbers must fit that word (and never make _FREE)
 MAX_PACKET = (1 << 48) - 1
-_PART_SLOTS = 1 << 15  # slots per partition once the table is large: a partition stays in L2
-_BATCH = 32  # rows whose data are loaded together before they are recorded
+_BATCH = 32  # rows hashed, then whose first slots are loaded together (the misses overlap), then recorded
 
 
 @numba.njit(cache=True, inline="always")
@@ -36,46 +35,16 @@ def _slot(keys, row):
     return h
 
 
-@numba.njit(cache=True)
-def _hashes(new, mask):
-    h = np.zeros(len(mask), dtype=np.uint64)
-    for r in range(len(mask)):
-        if mask[r]:
-            h[r] = _slot(new, r)
-    return h
-
-
-@numba.njit(cache=True)
-def _partition(h, mask, shift, parts):
-    """Rows with ``mask``, grouped by partition (the top bits of their hash), in row order within
-    a partition; ``bounds[p]:bounds[p + 1]`` are partition p's."""
-    bounds = np.zeros(parts + 1, dtype=np.int64)
-    for r in range(len(mask)):
-        if mask[r]:
-            bounds[(h[r] >> shift) + np.uint64(1)] += 1
-    for p in range(parts):
-        bounds[p + 1] += bounds[p]
-    at = bounds[:parts].copy()
-    order = np.empty(bounds[parts], dtype=np.int64)
-    for r in range(len(mask)):
-        if mask[r]:
-            p = h[r] >> shift
-            order[at[p]] = r
-            at[p] += 1
-    return order, bounds
-
-
 @numba.njit(cache=True, inline="always")
-def _probe(slots, region, capacity, new, r, extra, h):
+def _probe(slots, new, r, extra, h):
     """The slot of key ``new[r]`` (plus ``extra`` as a last key slice in the extra table, which
-    is wider than ``new`` by that slice and two more columns) in the region, or the empty slot
-    where it would go."""
+    is wider than ``new`` by that slice and two more columns), or the empty slot where it would go."""
     width = new.shape[1]
     wide = slots.shape[1] - 1 > width
-    mask = np.uint64(capacity - 1)
+    mask = np.uint64(len(slots) - 1)
     s = h & mask
     while True:
-        row = region + np.int64(s)
+        row = np.int64(s)
         if slots[row, slots.shape[1] - 1] == _FREE:
             return row
         same = True
@@ -89,77 +58,72 @@ def _probe(slots, region, capacity, new, r, extra, h):
 
 
 @numba.njit(cache=True)
-def _touch(slots, sizes, capacity, xslots, xsize, xcapacity, new, h, order, bounds, buckets, numbers, per):
-    """Record the rows ``order`` of ``new``, row r touched from ``buckets[r // per]`` by packet
-    ``numbers[r // per]``.
-    Partition p owns slots ``p * capacity`` to ``(p + 1) * capacity``. Returns
-    ``(status, xsize, _)``: status 1 or 2 when the main or the extra table must grow first (the call
-    is idempotent: rerunning it on the same rows after growing gives the same tables; the last value
-    only keeps the compiler from dropping the early loads)."""
+def _touch(slots, size, xslots, xsize, new, mask, start, buckets, numbers, per):
+    """Record rows ``start``, ``start + 1``, ... of ``new`` that ``mask`` keeps, row r touched from
+    ``buckets[r // per]`` by packet ``numbers[r // per]``. Returns ``(size, xsize, r, status, _)``:
+    r the first row not recorded (all when status is 0), status 1 or 2 when the main or the extra
+    table must grow first; the last value only keeps the compiler from dropping the loads."""
     width = new.shape[1]
     last, xlast = slots.shape[1] - 1, xslots.shape[1] - 1
-    half = capacity // 2
-    mask = np.uint64(capacity - 1)
+    half, xhalf = len(slots) // 2, len(xslots) // 2
+    slot_mask = np.uint64(len(slots) - 1)
+    rows = np.empty(_BATCH, dtype=np.int64)
+    hashes = np.empty(_BATCH, dtype=np.uint64)
     loaded = np.uint64(0)
-    for p in range(len(bounds) - 1):
-        region = p * capacity
-        for j in range(bounds[p], bounds[p + 1]):
-            if (j - bounds[p]) % _BATCH == 0:
-                # Read what the next rows need (their key, bucket, packet number and first slot,
-                # all far apart in memory) together: independent loads the CPU overlaps.
-                for a in range(j, min(j + _BATCH, bounds[p + 1])):
-                    ra = order[a]
-                    loaded ^= (new[ra, 0] ^ np.uint64(buckets[ra // per]) ^ np.uint64(numbers[ra // per])
-                               ^ slots[region + np.int64(h[ra] & mask), last])
-            r = order[j]
-            b = np.uint64(buckets[r // per])
-            row = _probe(slots, region, capacity, new, r, np.uint64(0), h[r])
+    r = start
+    n = len(new)
+    while r < n:
+        count = 0
+        while r < n and count < _BATCH:
+            if mask[r]:
+                rows[count] = r
+                hashes[count] = _slot(new, r)
+                count += 1
+            r += 1
+        for c in range(count):
+            loaded ^= slots[np.int64(hashes[c] & slot_mask), last]
+        for c in range(count):
+            j = rows[c]
+            b = np.uint64(buckets[j // per])
+            row = _probe(slots, new, j, np.uint64(0), hashes[c])
             if slots[row, last] == _FREE:
-                if sizes[p] >= half:
-                    return 1, xsize, loaded
+                if size >= half:
+                    return size, xsize, j, 1, loaded
                 for k in range(width):
-                    slots[row, k] = new[r, k]
-                slots[row, last] = (b << _SHIFT) | np.uint64(numbers[r // per])
-                sizes[p] += 1
+                    slots[row, k] = new[j, k]
+                slots[row, last] = (b << _SHIFT) | np.uint64(numbers[j // per])
+                size += 1
             elif (slots[row, last] >> _SHIFT) != b:
-                xh = mix(h[r] ^ b)
-                xrow = _probe(xslots, 0, xcapacity, new, r, b, xh)
+                xrow = _probe(xslots, new, j, b, mix(hashes[c] ^ b))
                 if xslots[xrow, xlast] == _FREE:
-                    if xsize >= xcapacity // 2:
-                        return 2, xsize, loaded
+                    if xsize >= xhalf:
+                        return size, xsize, j, 2, loaded
                     for k in range(width):
-                        xslots[xrow, k] = new[r, k]
+                        xslots[xrow, k] = new[j, k]
                     xslots[xrow, width] = b
-                    xslots[xrow, xlast] = np.uint64(numbers[r // per])
+                    xslots[xrow, xlast] = np.uint64(numbers[j // per])
                     xsize += 1
-    return 0, xsize, loaded
+    return size, xsize, n, 0, loaded
 
 
 class KeyTable:
     """Keys touched so far, each with its first bucket and packet, plus its other buckets.
 
     Slots hold the key inline (``width`` slices), then one word with the bucket (top 16 bits)
-    and the first packet number (``_FREE`` when the slot is empty); the table is split into partitions by the top bits of the
-    key's hash and every chunk is processed one partition at a time, so that each insertion hits a
-    cache-resident part of a table of millions of keys."""
+    and the first packet number (``_FREE`` when the slot is empty). One flat table, at most half
+    full, filled in row order a batch at a time: hashes first, then the batch's first slots
+    loaded together, then recorded."""
 
     def __init__(self, width: int, expected: int = 512):
         """``expected``: about how many keys will come (the table grows past it as needed)."""
         self.width = width
-        capacity = 1 << max(10, int(2 * expected - 1).bit_length())
-        self._layout(capacity)
-        self.slots = np.full((capacity, width + 1), _FREE, dtype=np.uint64)
-        self.sizes = np.zeros(self.parts, dtype=np.int64)
+        self.size = 0
+        self.slots = np.full((1 << max(10, int(2 * expected - 1).bit_length()), width + 1), _FREE, dtype=np.uint64)
         self.xslots = np.full((1 << 8, width + 3), _FREE, dtype=np.uint64)
         self.xsize = 0
 
-    def _layout(self, total: int) -> None:
-        self.parts = max(1, total // _PART_SLOTS)
-        self.capacity = total // self.parts
-        self.shift = np.uint64(64 - (self.parts.bit_length() - 1))
-
     def __len__(self) -> int:
-        return int(self.sizes.sum())
+        return self.size
 
     def touch(self, keys: np.ndarray, mask: np.ndarray, buckets: np.ndarray, numbers: np.ndarray,
               per: int = 1) -> None:
@@ -176,31 +140,16 @@ class KeyTable:
         if len(buckets) and (buckets.min() < 0 or buckets.max() > MAX_BUCKET
                              or numbers.min() < 0 or numbers.max() > MAX_PACKET):
             raise ValueError(f"buckets must be within 0..{MAX_BUCKET} and packet numbers within 0..{MAX_PACKET}")
-        h = _hashes(keys, mask)
+        start = 0
         while True:
-            order, bounds = _partition(h, mask, self.shift, self.parts) if self.parts > 1 else _whole(mask)
-            status, self.xsize, _ = _touch(self.slots, self.sizes, self.capacity, self.xslots, self.xsize,
-                                        len(self.xslots), keys, h, order, bounds, buckets, numbers, per)
+            self.size, self.xsize, start, status, _ = _touch(self.slots, self.size, self.xslots, self.xsize, keys,
+                                                             mask, start, buckets, numbers, per)
             if status == 0:
                 return
             if status == 1:
-                self._grow()
+                self.slots = _regrown(self.slots, self.width, False)
             else:
-                self._grow_extra()
-
-    def _grow(self) -> None:
-        rows = self.slots[self.slots[:, -1] != _FREE]
-        self._layout(2 * len(self.slots))
-        self.slots = None  # the old slots go before the new ones come
-        self.slots = np.full((self.parts * self.capacity, self.width + 1), _FREE, dtype=np.uint64)
-        self.sizes = np.zeros(self.parts, dtype=np.int64)
-        _refill(self.slots, self.sizes, self.capacity, self.shift, self.parts, rows, self.width, False)
-
-    def _grow_extra(self) -> None:
-        rows = self.xslots[self.xslots[:, -1] != _FREE]
-        self.xslots = np.full((2 * len(self.xslots), self.width + 3), _FREE, dtype=np.uint64)
-        sizes = np.zeros(1, dtype=np.int64)
-        _refill(self.xslots, sizes, len(self.xslots), np.uint64(63), 1, rows, self.width, True)
+                self.xslots = _regrown(self.xslots, self.width, True)
 
     def touches(self) -> "Touches":
         used = _used(self.slots)
@@ -208,7 +157,7 @@ class KeyTable:
         extra = self.xslots[self.xslots[:, -1] != _FREE]
         w = self.width
         # Each extra pair's key row: the rank of the key's slot among the used slots.
-        slot = _slots_of(self.slots, self.capacity, self.shift, self.parts, np.ascontiguousarray(extra[:, :w]))
+        slot = _slots_of(self.slots, np.ascontiguousarray(extra[:, :w]))
         return Touches(main[:, :w].copy(), (main[:, w] >> _SHIFT).astype(np.int64), (main[:, w] & _NUMBER).astype(np.int64),
                        np.searchsorted(used, slot), extra[:, w].astype(np.int64), extra[:, w + 2].astype(np.int64))
 
@@ -217,7 +166,7 @@ class KeyTable:
         all that the violation check reads, and usually none of a table of millions of keys."""
         extra = self.xslots[self.xslots[:, -1] != _FREE]
         w = self.width
-        slot = _slots_of(self.slots, self.capacity, self.shift, self.parts, np.ascontiguousarray(extra[:, :w]))
+        slot = _slots_of(self.slots, np.ascontiguousarray(extra[:, :w]))
         rows, extra_key = np.unique(slot, return_inverse=True)
         main = self.slots[rows]
         return Touches(main[:, :w].copy(), (main[:, w] >> _SHIFT).astype(np.int64), (main[:, w] & _NUMBER).astype(np.int64),
@@ -237,18 +186,26 @@ class KeyTable:
         return counts
 
 
+def _regrown(slots: np.ndarray, width: int, extra: bool) -> np.ndarray:
+    """The used rows of ``slots`` in a table twice as large (in the extra table the bucket
+    column is part of the key)."""
+    grown = np.full((2 * len(slots), slots.shape[1]), _FREE, dtype=np.uint64)
+    _refill(grown, slots[slots[:, -1] != _FREE], width, extra)
+    return grown
+
+
 @numba.njit(cache=True)
 def _used(slots):
     """The used slots, in slot order."""
-    first_col = slots.shape[1] - 1
+    last = slots.shape[1] - 1
     count = 0
     for s in range(len(slots)):
-        if slots[s, first_col] != _FREE:
+        if slots[s, last] != _FREE:
             count += 1
     out = np.empty(count, dtype=np.int64)
     k = 0
     for s in range(len(slots)):
-        if slots[s, first_col] != _FREE:
+        if slots[s, last] != _FREE:
             out[k] = s
             k += 1
     return out
@@ -266,55 +223,30 @@ def _first_cores(slots, reta, cores):
 
 
 @numba.njit(cache=True)
-def _slots_of(slots, capacity, shift, parts, keys):
+def _slots_of(slots, keys):
     """The slot holding each of ``keys`` (all present)."""
     out = np.empty(len(keys), dtype=np.int64)
-    mask = np.uint64(capacity - 1)
-    width = keys.shape[1]
     for i in range(len(keys)):
-        x = _slot(keys, i)
-        p = np.int64(x >> shift) if parts > 1 else 0
-        s = x & mask
-        while True:
-            slot = p * capacity + np.int64(s)
-            same = True
-            for k in range(width):
-                if slots[slot, k] != keys[i, k]:
-                    same = False
-                    break
-            if same and slots[slot, slots.shape[1] - 1] != _FREE:
-                out[i] = slot
-                break
-            s = (s + np.uint64(1)) & mask
+        out[i] = _probe(slots, keys, i, np.uint64(0), _slot(keys, i))
     return out
 
 
 @numba.njit(cache=True)
-def _whole(mask):
-    order = np.flatnonzero(mask)
-    bounds = np.zeros(2, dtype=np.int64)
-    bounds[1] = len(order)
-    return order, bounds
-
-
-@numba.njit(cache=True)
-def _refill(slots, sizes, capacity, shift, parts, rows, width, extra):
+def _refill(slots, rows, width, extra):
     """Put back ``rows`` (whole slots) after growing: keys of ``width`` slices, then (in the extra
     table, where it is part of the key) the bucket."""
-    mask = np.uint64(capacity - 1)
+    mask = np.uint64(len(slots) - 1)
     for i in range(len(rows)):
         h = GOLDEN
         for k in range(width):
             h = mix(h ^ rows[i, k])
         if extra:
             h = mix(h ^ rows[i, width])
-        p = np.int64(h >> shift) if parts > 1 else 0
         s = h & mask
-        while slots[p * capacity + np.int64(s), slots.shape[1] - 1] != _FREE:
+        while slots[np.int64(s), slots.shape[1] - 1] != _FREE:
             s = (s + np.uint64(1)) & mask
         for k in range(slots.shape[1]):
-            slots[p * capacity + np.int64(s), k] = rows[i, k]
-        sizes[p] += 1
+            slots[np.int64(s), k] = rows[i, k]
 
 
 @dataclass(frozen=True, eq=False)
