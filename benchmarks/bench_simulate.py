@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_simulate.py [--packets 10000000] [--nf fw ...] [--runs 3]
                                                   [--rss 10000000,100000000] [--flows-per-packet 0.1]
+                                                  [--pcap-packets 20000000 [--pcap-dir DIR]]
 
 Throughput: the same ``--packets`` bidir packets (LAN requests and their WAN replies, ``flows`` =
 packets x 0.1, so the tables hold a million flows at 10M packets) are made once, in 1M-packet
@@ -12,15 +13,24 @@ violation check of every sharded object. Medians over ``--runs``; min-max shows 
 
 Peak RSS: a fresh process streams ``--rss`` packets (generated chunk by chunk) through the
 simulator and reports its own peak (``VmHWM``); the trace itself is never held.
+
+Pcaps (``--pcap-packets``, off by default: 20M IMIX packets take 7.4 GB and ~2 minutes to
+write): the same bidir traffic written with dpkt, chunk by chunk, as one pcap per device into a
+temporary folder (deleted afterwards, also on Ctrl-C), then ``nfx simulate fw.c --in 0=... --in
+1=...`` in a fresh process: its peak RSS, time and progress lines.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,6 +95,54 @@ def rss_child(packets: int, flows: int) -> None:
                       "max_rss_mb": peak_rss_mb()}))
 
 
+def write_pcaps(folder: Path, packets: int, flows: int) -> dict[int, Path]:
+    """The bidir trace as one pcap per device (dpkt's writer, nanosecond stamps), chunk by chunk."""
+    import dpkt
+
+    from explorer.traffic.generators import generate_chunks
+
+    paths = {dev: folder / f"dev{dev}.pcap" for dev in (0, 1)}
+    with contextlib.ExitStack() as stack:
+        writers = {dev: dpkt.pcap.Writer(stack.enter_context(open(path, "wb")), nano=True)
+                   for dev, path in paths.items()}
+        for trace in generate_chunks("bidir", packets, flows, seed=1, chunk_packets=CHUNK):
+            stamps = np.asarray(trace.timestamps, dtype=np.uint64).tolist()
+            for ns, dev, frame in zip(stamps, np.asarray(trace.devices).tolist(), trace.frames):
+                writers[dev].writepkt(frame, ns / 1e9)
+    return paths
+
+
+def pcap_child(folder: str) -> None:
+    """``nfx simulate`` on the pcaps in ``folder``; its report goes nowhere, its peak to stdout."""
+    from explorer.cli import main as nfx
+
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()) as report:
+        code = nfx(["simulate", str(ROOT / "sample_nfs" / "fw.c"), "--in", f"0={folder}/dev0.pcap",
+                    "--in", f"1={folder}/dev1.pcap"])
+    print(json.dumps({"code": code, "seconds": time.perf_counter() - started, "max_rss_mb": peak_rss_mb(),
+                      "report": report.getvalue().splitlines()[0] if report.getvalue() else ""}))
+
+
+def pcap_rss(packets: int, flows: int, where: str | None) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="nfx-bench-pcap-", dir=where))
+    try:
+        started = time.perf_counter()
+        paths = write_pcaps(folder, packets, flows)
+        size = sum(p.stat().st_size for p in paths.values())
+        print(f"pcaps: {packets:,} bidir packets over {flows:,} flows, {size / 1e9:.1f} GB, written in "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+        done = subprocess.run([sys.executable, __file__, "--pcap-child", str(folder)], capture_output=True,
+                              text=True, check=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    progress = [line for line in done.stderr.splitlines() if line.startswith("simulate:")]
+    print(f"peak RSS, nfx simulate fw.c --in 0=dev0.pcap --in 1=dev1.pcap: {r['max_rss_mb']:.0f} MB, "
+          f"{r['seconds']:.0f} s, {len(progress)} progress lines (last: {progress[-1] if progress else 'none'}); "
+          f"{r['report']}", flush=True)
+
+
 def peak_rss_mb() -> float:
     """This process's own peak resident memory. ``ru_maxrss`` would not do: Linux carries the
     parent's peak across fork and exec, so a child started by a big parent reports the parent's."""
@@ -107,9 +165,15 @@ def main() -> None:
     parser.add_argument("--rss", default="10000000,100000000", help="packet counts for peak RSS ('' to skip)")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rss-flows", type=int, default=1_000_000)
+    parser.add_argument("--pcap-packets", type=int, default=0, help="also simulate this many packets from pcaps")
+    parser.add_argument("--pcap-dir", help="where the pcaps are written (a temporary folder inside it)")
+    parser.add_argument("--pcap-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         rss_child(args.rss_child, args.rss_flows)
+        return
+    if args.pcap_child:
+        pcap_child(args.pcap_child)
         return
     flows = max(1, int(args.packets * args.flows_per_packet))
     print(f"bidir traffic, {args.packets:,} packets, {flows:,} flows, median of {args.runs} (min-max seconds)")
@@ -128,6 +192,8 @@ def main() -> None:
         print(f"peak RSS, fw, {packets:,} bidir packets over {args.rss_flows:,} flows streamed in "
               f"{CHUNK:,}-packet chunks: {r['max_rss_mb']:.0f} MB ({r['classes']:,} classes, {r['seconds']:.0f} s "
               "with generation)", flush=True)
+    if args.pcap_packets:
+        pcap_rss(args.pcap_packets, args.rss_flows, args.pcap_dir)
 
 
 if __name__ == "__main__":

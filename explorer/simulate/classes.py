@@ -486,13 +486,13 @@ class ClassTable:
             return
         inputs = self.layout.inputs(fields, devices)
         self._fit(self.size + n)
-        start = 0
+        start, before = 0, self.size
         while True:
             self.size, start, status, _ = _count_fields(*inputs, start, base, self.slots, self.size, self.entry_first,
                                                         self.flushed)
             if status == 0:
                 return
-            self._make_room(status)
+            self._make_room(status, (self.size - before + 1) / max(start, 1) * (n - start))
 
     def add_classes(self, classes: Classes) -> None:
         """Count the classes of later packets (their first packets follow every packet so far)."""
@@ -506,7 +506,7 @@ class ClassTable:
                                                       self.entry_first, self.flushed)
             if status == 0:
                 return
-            self._make_room(status)
+            self._make_room(status, len(classes) - start)
 
     def _fit(self, entries: int) -> None:
         """Room in the entry arrays for ``entries`` classes."""
@@ -521,14 +521,17 @@ class ClassTable:
             flushed[:self.size] = self.flushed[:self.size]
             self.flushed = flushed
 
-    def _make_room(self, status: int) -> None:
-        """What ``_insert``'s status asks for: twice the slots (1), or ``flushed`` (2: a count
-        passes 32 bits; from now on such counts go there)."""
+    def _make_room(self, status: int, coming: float) -> None:
+        """What ``_insert``'s status asks for: ``flushed`` (2: a count passes 32 bits; from now on
+        such counts go there), or more slots (1): twice as many, or room for the ``coming`` new
+        classes that the rate so far predicts (a table of millions grows once or twice, not
+        ten times)."""
         if status == 2:
             self.flushed = np.zeros(len(self.entry_first), dtype=np.int64)
             return
         old = self.slots
-        self.slots = _aligned_slots(2 * len(old), self.width + 1)
+        wanted = int(2 * (self.size + 1.25 * coming))
+        self.slots = _aligned_slots(max(2 * len(old), 1 << (wanted - 1).bit_length()), self.width + 1)
         _reinsert(self.slots, old)
 
     def classes(self) -> Classes:
