@@ -94,7 +94,8 @@ class Layout:
         """What the NIC hashes of each class: ``src_ip``, ``dst_ip``, ``src_port``, ``dst_port``,
         ``is_ipv4``, ``is_l4``."""
         k0, k1 = keys[:, 0], keys[:, 1]
-        return {"src_ip": (k0 >> np.uint64(32)).astype(np.uint32), "dst_ip": (k0 & np.uint64(0xFFFFFFFF)).astype(np.uint32),
+        return {"src_ip": (k0 >> np.uint64(32)).astype(np.uint32),
+                "dst_ip": (k0 & np.uint64(0xFFFFFFFF)).astype(np.uint32),
                 "src_port": (k1 >> np.uint64(48)).astype(np.uint16),
                 "dst_port": ((k1 >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.uint16),
                 "is_ipv4": ((k1 >> np.uint64(17)) & np.uint64(1)).astype(bool),
@@ -113,8 +114,8 @@ class Layout:
             "p.l4.sport": lambda: k1 >> np.uint64(48), "p.l4.dport": lambda: (k1 >> np.uint64(32)) & m16,
             "p.ipv4.proto": lambda: (k1 >> np.uint64(24)) & m8,
             "p.ether.type": lambda: k2 >> np.uint64(48),
-            "p.ipv4.version_ihl": lambda: np.where(is_ipv4(), np.uint64(0x40) | ((k2 >> np.uint64(40)) & np.uint64(0xF)),
-                                                   np.uint64(0)),
+            "p.ipv4.version_ihl": lambda: np.where(
+                is_ipv4(), np.uint64(0x40) | ((k2 >> np.uint64(40)) & np.uint64(0xF)), np.uint64(0)),
             "p.ipv4.frag_off": lambda: ((k2 >> np.uint64(39)) & np.uint64(1)) * np.uint64(0x2000),
             "p.device": lambda: devices.astype(np.uint64),
         }
@@ -327,7 +328,8 @@ def _count_fields(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_
     for b0 in range(start, n, _BATCH):
         b1 = min(b0 + _BATCH, n)
         for i in range(b0, b1):
-            k0, k1, k2 = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, i)
+            k0, k1, k2 = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag,
+                                   tests, i)
             x = _hash3(k0, k1, k2)
             r = i - b0
             batch[r, 0], batch[r, 1], batch[r, 2] = k0, k1, k2

@@ -158,7 +158,8 @@ class KeyTable:
         w = self.width
         # Each extra pair's key row: the rank of the key's slot among the used slots.
         slot = _slots_of(self.slots, np.ascontiguousarray(extra[:, :w]))
-        return Touches(main[:, :w].copy(), (main[:, w] >> _SHIFT).astype(np.int64), (main[:, w] & _NUMBER).astype(np.int64),
+        return Touches(main[:, :w].copy(), (main[:, w] >> _SHIFT).astype(np.int64),
+                       (main[:, w] & _NUMBER).astype(np.int64),
                        np.searchsorted(used, slot), extra[:, w].astype(np.int64), extra[:, w + 2].astype(np.int64))
 
     def split_touches(self) -> "Touches":
@@ -169,7 +170,8 @@ class KeyTable:
         slot = _slots_of(self.slots, np.ascontiguousarray(extra[:, :w]))
         rows, extra_key = np.unique(slot, return_inverse=True)
         main = self.slots[rows]
-        return Touches(main[:, :w].copy(), (main[:, w] >> _SHIFT).astype(np.int64), (main[:, w] & _NUMBER).astype(np.int64),
+        return Touches(main[:, :w].copy(), (main[:, w] >> _SHIFT).astype(np.int64),
+                       (main[:, w] & _NUMBER).astype(np.int64),
                        extra_key.reshape(-1).astype(np.int64), extra[:, w].astype(np.int64),
                        extra[:, w + 2].astype(np.int64))
 
