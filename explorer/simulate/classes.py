@@ -72,7 +72,7 @@ class Layout:
         outcome bits of ``length_tests`` (empty when there are none) and the key's columns past the
         third (MACs, the exact length: shape (n, width - 3))."""
         n = len(fields)
-        tests = _length_bits(self.length_tests, fields, devices) if self.length_tests else np.zeros(0, np.uint64)
+        tests = test_bits(self.length_tests, fields, devices) if self.length_tests else np.zeros(0, np.uint64)
         extra = np.empty((n, self.width - 3), dtype=np.uint64)
         for col, mac in enumerate(self.macs):
             extra[:, col] = fields.eth_src if mac == "p.ether.src" else fields.eth_dst
@@ -169,14 +169,16 @@ def _pack(out, src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_typ
             out[i, 3 + k] = extra[i, k]
 
 
-def _length_bits(tests: Sequence[z3.BoolRef], fields: PacketFields, devices: np.ndarray) -> np.ndarray:
-    """Per packet, the outcome bits of ``tests`` (bit k: test k holds; a test that reads what packets
-    do not give is assumed to hold, as in guards).
+def test_bits(tests: Sequence[z3.BoolRef], fields: PacketFields, devices: np.ndarray,
+              env: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Per packet, the outcome bits of at most 64 ``tests`` (bit k: test k holds; a test that reads
+    what packets do not give is assumed to hold, as in guards).
 
     Length tests read the length and a few narrow header fields (IHL, protocol): a chunk has few
     distinct combinations of them. When the tests read nothing else, a kernel numbers each packet's
     combination, the Z3-compiled tests run once per distinct one, and packets take their bits from
-    it; otherwise the tests run over every packet."""
+    it; otherwise the tests run over every packet (over ``env``, ``fields_env`` of the packets,
+    when the caller has it)."""
     n = len(fields)
     symbols = set().union(*(compile_term(t).symbols for t in tests))
     if symbols <= _NARROW_SYMBOLS:
@@ -190,7 +192,7 @@ def _length_bits(tests: Sequence[z3.BoolRef], fields: PacketFields, devices: np.
                                 np.ascontiguousarray(devices, dtype=np.int64), slots, values, ids)
             if found >= 0:
                 return _test_bits(tests, _narrow_env(values[:found]), found)[ids]
-    return _test_bits(tests, fields_env(fields, devices), n)
+    return _test_bits(tests, fields_env(fields, devices) if env is None else env, n)
 
 
 def _test_bits(tests: Sequence[z3.BoolRef], env: dict[str, np.ndarray], n: int) -> np.ndarray:

@@ -39,7 +39,8 @@ import z3
 from explorer.ir import Analysis, CallPath
 from explorer.sharding.allocation import Allocation
 from explorer.sharding.pools import owners
-from explorer.simulate.key_arrays import Unknown, evaluate_term, key_slices, on_devices, packet_guard
+from explorer.simulate.classes import test_bits
+from explorer.simulate.key_arrays import Unknown, conjuncts, evaluate_term, key_slices, on_devices, packet_guard
 from explorer.simulate.mixing import GOLDEN, mix
 from explorer.symbex.bitvec import symbols_of
 from explorer.symbex.evaluate import compile_term, fields_env
@@ -193,6 +194,16 @@ def _reinsert(table, slots):
             table[s, k] = slots[r, k]
 
 
+def _guard(condition: z3.BoolRef, fields: PacketFields, devices: np.ndarray, env: dict) -> np.ndarray:
+    """``packet_guard`` of every packet, computed once per distinct combination of the narrow
+    fields (length, IHL, protocol, ...) when the conjuncts the packets decide read only those, as
+    an allocating path's usually do (``classes.test_bits``): 40 ns per packet less for nat."""
+    tests = [c for c in conjuncts(condition) if set(compile_term(c).symbols) <= env.keys()]
+    if len(tests) > 64:
+        return packet_guard(condition, env, len(fields))
+    return test_bits(tests, fields, devices, env) == np.uint64((1 << len(tests)) - 1)
+
+
 class RowIndex:
     """Rows of ``width`` uint64 values, each with an id: an open-addressing hash table kept at most
     half full."""
@@ -313,7 +324,7 @@ class PoolModel:
 
     def _allocations(self, e: _Emitter, fields, devices, env, first: int, cores: np.ndarray) -> None:
         n = len(fields)
-        rows = np.flatnonzero(packet_guard(e.path.condition, env, n) & on_devices(devices, e.path.devices))
+        rows = np.flatnonzero(_guard(e.path.condition, fields, devices, env) & on_devices(devices, e.path.devices))
         if not len(rows):
             return
         keys = np.zeros((len(rows), self.keys.width), dtype=np.uint64)
