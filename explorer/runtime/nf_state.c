@@ -695,9 +695,7 @@ static void age_stamp(struct age_list *list, uint32_t i, nf_time_t now) {
 }
 
 /* The oldest index stamped strictly before `time`, or AGE_UNLINKED. */
-/* Inline even where the write hooks make expire() large (replicated builds): called once per
- * expiry call on every packet, a call here cost a replicated lb ~4% of its time. */
-static inline __attribute__((always_inline)) uint32_t age_expired(const struct age_list *list, nf_time_t time) {
+static uint32_t age_expired(const struct age_list *list, nf_time_t time) {
   uint32_t oldest = list->next[list->n];
   if (list->heap_size > 0 && (oldest == list->n || list->time[list->heap[0]] < list->time[oldest]))
     oldest = list->heap[0];
