@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional, Sequence
@@ -62,20 +63,20 @@ def run_child(argv: Sequence[str], *, timeout: Optional[float] = None, input: Op
     ``watch(pid)`` is called every ``WATCH_EVERY`` seconds while the child runs; an exception it
     raises kills the group and propagates (e.g. the preprocessor reading a device)."""
     # Ctrl-C or SIGTERM while Popen waits for the exec would raise out of Popen with the child
-    # running and no handle on it (it then outlives the folders removed for it): they wait, blocked,
-    # until the child is ours to kill. The child gets nfx's signal mask back before its exec.
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    # running and no handle on it (it then outlives the folders removed for it): such a signal is
+    # held until the child is ours to kill, then handled as it would have been.
+    held = _hold_stops()
     try:
         process = subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=None if env is None else dict(env), cwd=cwd, text=text,
-                                   start_new_session=True, preexec_fn=_unblocking(held, preexec_fn))
+                                   start_new_session=True, preexec_fn=preexec_fn)
     except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        _release_stops(held)
         raise
     with process:
         try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal that came meanwhile raises here
+            _release_stops(held)  # a signal that came meanwhile raises here
             out, err = _communicate(process, input, timeout, watch)
         except BaseException:
             _kill_group(process)
@@ -83,16 +84,33 @@ def run_child(argv: Sequence[str], *, timeout: Optional[float] = None, input: Op
         return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-_STOPS = {signal.SIGINT, signal.SIGTERM}
+_STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _unblocking(mask: set, then: Optional[Callable[[], None]]) -> Callable[[], None]:
-    """A ``preexec_fn`` that restores the signal mask ``run_child`` changed, then runs ``then``."""
-    def setup() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        if then is not None:
-            then()
-    return setup
+def _hold_stops() -> Optional[tuple[dict, list]]:
+    """Record SIGINT and SIGTERM instead of handling them (their previous handlers, and the signals
+    that came). Python runs signal handlers in the main thread whichever thread the kernel picks,
+    so elsewhere nothing can interrupt the caller: None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    came: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: came.append(signum)) for s in _STOPS}
+    return previous, came
+
+
+def _release_stops(held: Optional[tuple[dict, list]]) -> None:
+    """Put the handlers back, then handle what came meanwhile as they would have."""
+    if held is None:
+        return
+    previous, came = held
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+    for signum in dict.fromkeys(came):
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
 
 
 WATCH_EVERY = 0.1

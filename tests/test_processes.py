@@ -56,12 +56,27 @@ def test_ctrl_c_as_the_child_starts_still_kills_it(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_child(["sleep", "30"], timeout=60)
     assert started and not _alive(started[0])
-    assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == set()  # nothing left blocked
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
 
 
-def test_the_child_gets_the_signal_mask_back(tmp_path):
-    done = run_child(["sh", "-c", "grep SigBlk /proc/self/status"], timeout=30)
-    assert done.stdout.split() == ["SigBlk:", "0000000000000000"]
+def test_sigterm_as_the_child_starts_is_terminated_and_kills_it(monkeypatch):
+    started = []
+
+    class Terminating(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self.pid)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    handle_termination()
+    try:
+        monkeypatch.setattr(subprocess, "Popen", Terminating)
+        with pytest.raises(Terminated):
+            run_child(["sleep", "30"], timeout=60)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert started and not _alive(started[0])
 
 
 def test_sigterm_becomes_terminated():
