@@ -39,20 +39,26 @@ def test_a_timeout_kills_the_whole_group(tmp_path):
     assert not _alive(grandchild)
 
 
-def test_ctrl_c_as_the_child_starts_still_kills_it(monkeypatch):
-    """Ctrl-C that lands after the exec but before Popen returns (a loaded machine) raised out of
-    Popen with the child running and unowned: the DPDK harness then outlived the runtime folder nfx
-    removed for it, and made it again (seen in a full test run). Simulated: SIGINT to ourselves
-    the moment the child exists."""
-    started = []
+def _signal_on_start(monkeypatch, signum: int) -> list[int]:
+    """Make run_child's Popen send ``signum`` to this process the moment the child exists (a
+    signal that lands after the exec but before Popen returns); the child's pid is recorded."""
+    started: list[int] = []
 
-    class Interrupted(subprocess.Popen):
+    class Signalling(subprocess.Popen):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             started.append(self.pid)
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr(subprocess, "Popen", Interrupted)
+    monkeypatch.setattr(subprocess, "Popen", Signalling)
+    return started
+
+
+def test_ctrl_c_as_the_child_starts_still_kills_it(monkeypatch):
+    """Ctrl-C between the exec and Popen's return (a loaded machine) raised out of Popen with the
+    child running and unowned: the DPDK harness then outlived the runtime folder nfx removed for
+    it, and made it again (seen in a full test run)."""
+    started = _signal_on_start(monkeypatch, signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         run_child(["sleep", "30"], timeout=60)
     assert started and not _alive(started[0])
@@ -60,18 +66,10 @@ def test_ctrl_c_as_the_child_starts_still_kills_it(monkeypatch):
 
 
 def test_sigterm_as_the_child_starts_is_terminated_and_kills_it(monkeypatch):
-    started = []
-
-    class Terminating(subprocess.Popen):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            started.append(self.pid)
-            os.kill(os.getpid(), signal.SIGTERM)
-
     previous = signal.getsignal(signal.SIGTERM)
     handle_termination()
     try:
-        monkeypatch.setattr(subprocess, "Popen", Terminating)
+        started = _signal_on_start(monkeypatch, signal.SIGTERM)
         with pytest.raises(Terminated):
             run_child(["sleep", "30"], timeout=60)
     finally:
