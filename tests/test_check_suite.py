@@ -17,11 +17,13 @@ import pytest
 
 from explorer import pipeline
 from explorer.cli import main
+from explorer.codegen import parallel_plan, write_project
 from explorer.run import run_trace
 from explorer.traffic.generators import generate
 from explorer.traffic.trace import Trace
 from explorer.traffic.pcap import write_trace
 from explorer.verify.coverage import match_paths
+from explorer.verify.replay import run_replay
 from explorer.verify.witnesses import find_witnesses
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,9 +205,6 @@ def test_a_pass_never_runs_before_a_time_the_state_holds(tmp_path, capsys, strat
     reached the cell before frames of the core behind, which then ran at their own, earlier times
     and were dropped (hundreds of frames per run at 4 cores on 2 CPUs), though the check, taking the
     same times, said equivalent. A pass now runs at the latest time the state holds."""
-    from explorer.codegen import parallel_plan, write_project
-    from explorer.verify.replay import run_replay
-
     nf, defines = NFS / "clock_guard.c", {"CG_TICK_PORT": "9999"}
     trace = generate("heartbeat", packets=30_000, flows=400, seed=7, heartbeat_share=0.05, backends=16,
                      rate_pps=1_000_000)

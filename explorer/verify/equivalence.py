@@ -123,9 +123,13 @@ def _compare_sn(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Paralle
             "sketch": sketch, "detail": drift.capacity_detail(plan, first_seq_full, core_full)}
 
 
-def ran_at(trace: Trace, run: ParallelRun) -> np.ndarray:
+def _processed(trace: Trace) -> np.ndarray:
+    """The frames the NF sees (runts never reach it, in either run)."""
+    return np.array([len(f) >= 14 for f in trace.frames], dtype=bool)
+
+
+def _ran_at(trace: Trace, run: ParallelRun, processed: np.ndarray) -> np.ndarray:
     """The time the NF ran each packet at in the parallel run (frames it never saw: their own)."""
-    processed = np.array([len(f) >= 14 for f in trace.frames], dtype=bool)
     return np.where(processed, run.times, trace.timestamps).astype(np.uint64)
 
 
@@ -135,7 +139,7 @@ def serial_order(trace: Trace, run: ParallelRun) -> tuple[np.ndarray, list[tuple
     n = len(trace)
     begin = run.ticket_begin.astype(np.int64)
     end = run.ticket_end.astype(np.int64)
-    processed = np.array([len(f) >= 14 for f in trace.frames], dtype=bool)
+    processed = _processed(trace)
     writer = (run.ran == RAN_WRITE) & processed
     problems: list[tuple[int, str]] = []
     idx = np.flatnonzero(processed)
@@ -160,7 +164,7 @@ def serial_order(trace: Trace, run: ParallelRun) -> tuple[np.ndarray, list[tuple
     kind = np.where(writer, 0, 1)
     # Frames the NF never saw (runts) go first: they change nothing.
     epoch = np.where(processed, epoch, -1)
-    permutation = np.lexsort((np.arange(n), ran_at(trace, run), kind, epoch))
+    permutation = np.lexsort((np.arange(n), _ran_at(trace, run, processed), kind, epoch))
     return permutation, problems
 
 
@@ -169,13 +173,13 @@ def _compare_serial(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Par
     """``trace`` is what the sequential run received (for the trace-order comparison), ``par_trace``
     what the parallel run received (the serial order permutes it)."""
     permutation, problems = serial_order(par_trace, run)
-    processed = np.array([len(f) >= 14 for f in par_trace.frames], dtype=bool)
+    processed = _processed(par_trace)
     for core in range(plan.cores):  # each core's packets keep their arrival order (runts aside)
         mine = permutation[(run.cores[permutation] == core) & processed[permutation]]
         if np.any(np.diff(mine) < 0):
             problems.append((int(mine[np.flatnonzero(np.diff(mine) < 0)[0] + 1]),
                              f"core {core}'s packets are out of arrival order in the serial order"))
-    permuted = Trace(ran_at(par_trace, run)[permutation], par_trace.devices[permutation],
+    permuted = Trace(_ran_at(par_trace, run, processed)[permutation], par_trace.devices[permutation],
                      tuple(par_trace.frames[i] for i in permutation))
     serial = Outcome.of(run_trace(plan.source, permuted, defines), len(trace))
     verdicts = np.empty(len(trace), dtype=np.int32)
