@@ -144,7 +144,8 @@ bool nf_par_init(void);
 bool nf_par_init_core(unsigned core);
 
 /* Process one packet on the calling core. Under locks and tm, cores race, so a packet may reach
- * the shared state after a packet of another core with a later time; the sequential NF assumes
+ * the shared state after a packet of another core with a later time (and under sn, a core may
+ * apply a replicated object's write from a core that is ahead); the sequential NF assumes
  * that time never goes back (a policer's `now - last`, a dchain's age order), so a pass runs at the
  * latest time the state holds when its own is earlier (out->now says which time it ran at). */
 void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now, struct nf_outcome *out);

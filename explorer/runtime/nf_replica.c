@@ -18,6 +18,12 @@
  * objects of NFs where nothing but expiry changes a sharded object before a replicated one, so
  * running the packet again from its original bytes repeats nothing (expiry at the same time
  * finds nothing left to expire).
+ *
+ * Why a pass may run later than its packet's time. The sequential NF assumes time never goes back
+ * (a policer's `now - last`, a dchain's age order), but a core that is behind may apply a write of
+ * a core that is ahead. Each core keeps the latest time its state holds (its own passes and the
+ * deltas it applied) and runs a pass at that time when the packet's own is earlier; a writer,
+ * having applied every earlier delta, so never writes at a time before an earlier write's.
  */
 /* rte_ring with C11 acquire/release (x86 defaults to plain stores and compiler barriers, which are
  * correct there but invisible to ThreadSanitizer): a delta's bytes happen before its dequeue. */
@@ -68,6 +74,9 @@ _Thread_local enum nf_rep_mode nf_rep_mode;
  * every callee-saved register), a fraction of glibc's setjmp, which every packet pays for. */
 static _Thread_local void *abort_point[5];
 static _Thread_local uint32_t abort_ordinal;
+static _Thread_local nf_time_t core_clock; /* the latest time this core's state holds */
+
+static inline nf_time_t not_before_clock(nf_time_t now) { return now < core_clock ? core_clock : now; }
 
 /* An object's ordinal: its allocation order in this core's nf_init (the library numbers objects in
  * allocation order over the whole process, and cores run nf_init one after the other). */
@@ -123,6 +132,7 @@ bool nf_rep_cht_allocate(uint32_t height, uint32_t backend_capacity, struct nf_c
 
 struct delta {
   uint64_t seq;
+  nf_time_t time; /* its writer pass ran at */
   uint32_t refs; /* cores that have not applied it yet */
   uint32_t size;
   uint8_t bytes[];
@@ -416,6 +426,7 @@ static void drain(void) {
     nf_rep_mode = NF_REP_APPLY;
     apply(d);
     nf_rep_mode = was;
+    core_clock = not_before_clock(d->time);
     __atomic_store_n(&me->applied, d->seq, __ATOMIC_RELEASE);
     __atomic_store_n(&me->stats.applied, me->stats.applied + 1, __ATOMIC_RELAXED);
     if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) == 0) free(d);
@@ -433,12 +444,13 @@ static void lock_writers(void) {
 static void unlock_writers(void) { __atomic_store_n(&writer_lock, 0, __ATOMIC_RELEASE); }
 
 /* Under writer_lock: number the recorded delta and hand it to every other core. */
-static uint64_t publish(void) {
+static uint64_t publish(nf_time_t time) {
   uint64_t seq = ++last_seq;
   if (NF_CORES == 1) return seq;
   struct delta *d = malloc(sizeof *d + recorded);
   if (d == NULL) nf_runtime_fatal("out of memory for a write's delta");
   d->seq = seq;
+  d->time = time;
   d->refs = NF_CORES - 1;
   d->size = recorded;
   memcpy(d->bytes, recording, recorded);
@@ -524,6 +536,8 @@ void nf_rep_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   nf_copy_frame(pristine, packet, len);
   out->ticket_begin = __atomic_load_n(&me->applied, __ATOMIC_RELAXED);
   out->ticket_end = 0;
+  now = core_clock = not_before_clock(now);
+  out->now = now;
   nf_rep_mode = NF_REP_READ;
   int verdict;
   if (reader_pass(device, packet, len, now, &verdict)) {
@@ -539,12 +553,14 @@ void nf_rep_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   memcpy(packet, pristine, len);
   lock_writers();
   drain();
+  now = core_clock = not_before_clock(now); /* not before any earlier write */
+  out->now = now;
   recorded = 0;
   nf_rep_mode = NF_REP_WRITE;
   out->verdict = nf_process(device, packet, len, now);
   nf_rep_mode = NF_REP_OFF;
   if (recorded > 0) {
-    uint64_t seq = publish();
+    uint64_t seq = publish(now);
     __atomic_store_n(&me->stats.writes, me->stats.writes + 1, __ATOMIC_RELAXED);
     out->ticket_end = seq;
 #ifdef NF_TEST_FAULT_STRICT_NO_WAIT /* tests: a strict build that does not wait must be caught */

@@ -4,10 +4,12 @@
  * before the last tick's, and dropped as "from the past" when it is (which, with a clock that
  * never goes back, never happens: the sequential NF on any trace in time order drops nothing).
  *
- * Expected: locks (the cell's index is a constant). Under locks, cores race: a tick of a core
- * that is ahead may reach the cell before a frame of a core that is behind. A pass must never run
- * before a time the shared state holds (nf_par_process), so the parallel build drops nothing
- * either (tests/test_check_suite.py).
+ * Expected: sn with the cell replicated (only ticks write it), or locks (the cell's index is a
+ * constant). Cores run at their own pace: under locks a tick of a core that is ahead may reach
+ * the cell before a frame of a core that is behind, under sn a core that is behind may apply a
+ * tick broadcast by one that is ahead. A pass must never run before a time its state holds
+ * (nf_par_process, nf_rep_process), so the parallel build drops nothing either
+ * (tests/test_check_suite.py).
  */
 #include "nf.h"
 
