@@ -132,10 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="write a Bokeh page of imbalance against cores (HTML)")
 
     p = sub.add_parser("traffic", help="write a seeded synthetic trace as one pcap per device")
-    p.add_argument("kind", help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed")
+    p.add_argument("kind", help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed; or paths (with --nf): "
+                                "packets that follow every path of the NF the search reaches")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for dev<N>.pcap")
-    p.add_argument("--packets", default="10000")
-    p.add_argument("--flows", default="1000")
+    p.add_argument("--nf", metavar="NF.c", help="paths: the NF whose paths the packets follow")
+    p.add_argument("--define", "-D", action="append", default=[], metavar="NAME=VALUE",
+                   help="paths: override a configuration #define of the NF (repeatable)")
+    p.add_argument("--packets", default=None, help="packets (default 10000; not for paths)")
+    p.add_argument("--flows", default=None, help="flows (default 1000; not for paths)")
     p.add_argument("--seed", default="0")
     p.add_argument("--skew", type=float, default=None, help="Zipf exponent (zipf, bidir, prefix, mixed)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",

@@ -4,6 +4,8 @@ from __future__ import annotations
 import inspect
 import ipaddress
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import dpkt
@@ -22,6 +24,7 @@ from explorer.traffic.generators import (GENERATORS, LAN, ROUTER_MAC, WAN, Addre
 from explorer.traffic.pcap import TrafficWarning, iter_pcap, load_inputs, read_pcap, write_pcap, write_trace
 from explorer.traffic.trace import Trace
 
+ROOT = Path(__file__).resolve().parent.parent
 REAL = Path("/usr/share/doc/python3-dpkt/examples/data")  # Debian's python3-dpkt
 REAL_CAPTURES = ("dns_icmp.pcap", "http.pcap", "nb6-http.pcap", "truncated_dns.pcap")
 KINDS = sorted(GENERATORS)
@@ -805,9 +808,53 @@ def test_cli_heartbeat_writes_both_devices_and_reports_errors(tmp_path, capsys):
     assert nfx(["traffic", "heartbeat", "--out", str(tmp_path), "--packets", "40"]) == 0
     assert (tmp_path / "dev0.pcap").is_file() and (tmp_path / "dev1.pcap").is_file()
     assert nfx(["traffic", "bogus", "--out", str(tmp_path)]) == 1
-    assert "unknown traffic kind 'bogus'" in capsys.readouterr().err
+    assert "unknown traffic kind 'bogus'; known: bidir, churn" in capsys.readouterr().err
     assert nfx(["traffic", "uniform", "--out", str(tmp_path), "--flows", "0"]) == 1
     assert "--flows 0: expected an integer from 1 to 67108864" in capsys.readouterr().err
+
+
+@pytest.mark.dpdk
+def test_paths_traffic_follows_the_nfs_paths_and_checks_a_new_nf(tmp_path, capsys):
+    """``nfx traffic paths``: packets for every path of an NF the search reaches (knock.c, a port
+    knocking NF no generic kind exercises: its knocks must come in order), ready for ``nfx check``."""
+    knock = str(ROOT / "tests" / "nfs" / "knock.c")
+    out, again = tmp_path / "paths", tmp_path / "again"
+    runs = [subprocess.run([sys.executable, "-m", "explorer.cli", "traffic", "paths", "--nf", knock, "--out", str(folder),
+                            "--seed", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+            for folder in (out, again)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    printed = runs[0].stdout
+    for dev in (0, 1):  # seeded: the same packets in every fresh process
+        assert (again / f"dev{dev}.pcap").read_bytes() == (out / f"dev{dev}.pcap").read_bytes()
+    head = printed.splitlines()[0]
+    assert head.startswith("paths traffic for knock, seed 1: ") and "16 of 18 paths followed" in head, printed
+    assert printed.count("not reached: ") == 2
+    inputs = [f"0={out / 'dev0.pcap'}", f"1={out / 'dev1.pcap'}"]
+    trace = load_inputs(inputs)
+    assert f"wrote {out / 'dev1.pcap'} ({int((trace.devices == 1).sum())} packets)" in printed
+    knocks = [f for f, d in zip(trace.frames, trace.devices.tolist()) if d == 1 and f[23] == 17
+              and struct.unpack("!H", f[36:38])[0] in (7001, 7002, 7003)]
+    assert len(knocks) > 3  # the knock paths are followed, by UDP to the knock ports
+    assert nfx(["check", knock, *[a for spec in inputs for a in ("--in", spec)], "--cores", "4", "--json"]) == 0
+    assert '"equivalent": true' in capsys.readouterr().out
+
+
+def test_paths_traffic_names_what_it_needs_and_what_it_cannot_reach(tmp_path, capsys):
+    fw = str(ROOT / "sample_nfs" / "fw.c")
+    assert nfx(["traffic", "paths", "--out", str(tmp_path / "a")]) == 1
+    assert "`nfx traffic paths` needs --nf NF.c" in capsys.readouterr().err
+    assert nfx(["traffic", "paths", "--nf", fw, "--out", str(tmp_path / "a"), "--packets", "5"]) == 1
+    assert "paths traffic takes no --packets" in capsys.readouterr().err
+    assert nfx(["traffic", "uniform", "--nf", fw, "--out", str(tmp_path / "a")]) == 1
+    assert "--nf and --define are for `nfx traffic paths`" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert nfx(["traffic", "paths", "--nf", fw, "--out", str(tmp_path / "b")]) == 0
+    printed = capsys.readouterr().out
+    assert "6 of 7 paths followed" in printed and ("path 4 not reached: needs chain full: 65536 entries, more than "
+                                                  "the search fills (20000); a smaller FW_CAPACITY (e.g. --define "
+                                                  "FW_CAPACITY=1000) lets the search fill it") in printed
+    assert nfx(["traffic", "paths", "--nf", fw, "-D", "FW_CAPACITY=1000", "--out", str(tmp_path / "c")]) == 0
+    assert "7 of 7 paths followed" in capsys.readouterr().out
 
 
 def test_a_timestamp_rounded_up_by_dpkt_is_refused_with_the_likely_cause(tmp_path):

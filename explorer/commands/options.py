@@ -23,7 +23,7 @@ def check_numbers(args: argparse.Namespace) -> None:
                 bounds.parse(part, "--cores")
             continue
         setattr(args, name, bounds.parse(value, f"--{name}"))
-    if args.command in ("traffic", "bench"):  # (simulate streams generated traffic in chunks)
+    if args.command in ("traffic", "bench") and isinstance(args.packets, int):  # (simulate streams in chunks)
         limits.check_memory(args.packets, limits.FRAME_BYTES, f"{args.packets} frames in memory")
 
 

@@ -320,7 +320,8 @@ def parse_inputs(specs: Sequence[str]) -> dict[int, str]:
     """``["0=a.pcap", "1=b.pcap"]`` -> ``{0: "a.pcap", 1: "b.pcap"}``; ``ConfigError`` for a bad
     spec or a device given twice (one capture per device: a second one is never dropped silently)."""
     if not specs:
-        raise ConfigError("no input traffic: give one or more DEV=PCAP")
+        raise ConfigError("no input traffic: give one or more DEV=PCAP (nfx traffic writes some, e.g. "
+                          "`nfx traffic paths --nf NF.c --out DIR`: packets that follow every path of the NF)")
     out: dict[int, str] = {}
     for spec in specs:
         dev, path = parse_input(spec)

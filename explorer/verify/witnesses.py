@@ -18,7 +18,10 @@ The search is concolic, with the real sequential runtime as the oracle:
   claims feasibility; whether a path is truly unreachable is for a person to name.
 
 The result is a handful of traces; every packet of each follows some path, and together they say
-which packets reach which path (``Witnesses.hits``).
+which packets reach which path (``Witnesses.hits``). For a seed, the traces are the same in every
+fresh process (``nfx traffic paths``); a second search in one process may differ in fields the
+path leaves free (a length, a checksum), because Z3's models depend on what the process asked it
+before (its fresh names are numbered process-wide).
 """
 from __future__ import annotations
 
@@ -527,6 +530,14 @@ class _Search:
             events = events + added + answers
         return events, state
 
+    def _smaller(self, chain: str) -> str:
+        """How to make ``chain`` small enough to fill: the macro that sets its capacity, if one does."""
+        capacity = str(self.analysis.object(chain).capacity)
+        names = [name for name, value in self.analysis.defines if value.strip("() ") == capacity]
+        if len(names) == 1:
+            return f"a smaller {names[0]} (e.g. --define {names[0]}=1000) lets the search fill it"
+        return "a smaller capacity lets the search fill it"
+
     def branch_fill(self, events: list, state: tuple) -> None:
         """For paths that need a full dchain: fill it with variants of a packet that allocates."""
         trace, calls, match, _, facts = state
@@ -538,7 +549,7 @@ class _Search:
                 for p in self.uncovered():
                     if f"alloc:{chain}" in self.conflicts.get(p, ()):
                         self.skipped[p] = (f"needs {chain} full: {self.analysis.object(chain).capacity} entries, more "
-                                           f"than the search fills ({FILL_LIMIT})")
+                                           f"than the search fills ({FILL_LIMIT}); {self._smaller(chain)}")
                 continue
             filler = self._allocating_packet(trace, calls, match, chain)
             if filler is None or room <= 0:
