@@ -518,7 +518,7 @@ class _Search:
                 break
             added = self.extend(events, facts)
             if state is not None:
-                last = int(events[-1][0]) + STEP_NS * (len(added) + 1)
+                last = int((added or events)[-1][0]) + STEP_NS  # after every added packet (some paths got none)
                 answers = [(last + STEP_NS * k, verdict, reply_frame(frame))
                            for k, (index, verdict, frame) in enumerate(
                                o for o in state[3].outputs if o[0] in fresh and o[1] >= 0)]
