@@ -252,6 +252,31 @@ def test_a_loop_over_header_bytes_with_a_fork_inside(tmp_path: Path) -> None:
     assert a.paths[0].accesses[0].key_text == "bswap48(p.ether.src)"
 
 
+
+@pytest.mark.parametrize("rounds", [4, 12])
+def test_a_loop_summing_many_state_cells_is_analysed(rounds: int) -> None:
+    """tests/nfs/cell_sum.c reads 16 counters ``rounds`` times over and compares their sum. At 4
+    rounds Z3 gave up (its 20 s timeout, "could not decide a path condition") and 12 rounds took
+    minutes: the sum is a heavy term now, asked of a fresh, preprocessing solver."""
+    a = analyze(Path(__file__).resolve().parent / "nfs" / "cell_sum.c", {"CS_ROUNDS": str(rounds)})
+    assert len(a.paths) == 8
+    data = [p for p in a.paths if p.accesses and p.accesses[0].call == "nf_vector_borrow"
+            and all(x.op is ir.Op.READ for x in p.accesses)]
+    assert sorted((p.devices, str(p.verdict)) for p in data) == [
+        ((0,), "forward to 1"), ((0, 1), "drop"), ((1,), "forward to 0")]
+    assert all(len(p.accesses) == 2 * 16 * rounds for p in data)
+    forward, drop = next(p for p in data if p.devices == (0,)), next(p for p in data if p.devices == (0, 1))
+    cells = sorted({r for p in data for x in p.accesses for r in x.results})
+    for per_cell, follows in ((0, forward), (100, drop)):  # 16 x rounds cells of 100 pass the limit of 1000
+        solver = z3.Solver()
+        solver.add(z3.BitVec("p.device", 16) == 0, *[z3.BitVec(c, 32) == (per_cell << 24) for c in cells])
+        for p in (forward, drop):
+            solver.push()
+            solver.add(p.condition)
+            assert (solver.check() == z3.sat) == (p is follows), (per_cell, p.index)
+            solver.pop()
+
+
 # ---- data ------------------------------------------------------------------------------------
 def test_structs_unions_arrays_and_initialisers(tmp_path: Path) -> None:
     globals_ = OUT + """

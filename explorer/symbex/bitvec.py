@@ -261,15 +261,21 @@ _HEAVY_OPS = frozenset({z3.Z3_OP_BMUL, z3.Z3_OP_BUDIV, z3.Z3_OP_BSDIV, z3.Z3_OP_
 _constants_cache: dict[int, tuple[Any, dict[str, Any], bool]] = {}
 
 
+HEAVY_SUMS = 12  # additions of non-constant terms in one term past which Z3's incremental solver slows down
+
+
 def constants_of(term: Any) -> tuple[dict[str, Any], bool]:
-    """The free symbols (uninterpreted constants) of ``term`` by name, and whether the term
-    multiplies two non-constant terms or divides by anything but a power of two (which makes Z3's
-    bit-blasting expensive). Memoized per subterm, since path constraints share large subterms."""
+    """The free symbols (uninterpreted constants) of ``term`` by name, and whether the term is heavy
+    for Z3: it multiplies two non-constant terms, divides by anything but a power of two, or adds
+    up more than ``HEAVY_SUMS`` non-constant terms (a constant-bound loop summing 32 state cells
+    took Z3 7 s to prove a comparison of the sum, 64 cells past its timeout). Heavy questions are
+    first tried on candidate assignments (``PathSolver._witness``). Memoized per subterm, since
+    path constraints share large subterms."""
     if not isinstance(term, z3.ExprRef):
         return {}, False
     hit = _constants_cache.get(ast_id(term))
     if hit is not None:
-        return hit[1], hit[2]
+        return hit[1], hit[2] > HEAVY_SUMS
     stack: list[tuple[Any, bool]] = [(term, False)]
     while stack:
         t, ready = stack.pop()
@@ -278,24 +284,28 @@ def constants_of(term: Any) -> tuple[dict[str, Any], bool]:
             continue
         if ready:
             consts: dict[str, Any] = {}
-            heavy = t.decl().kind() in _HEAVY_OPS and not _by_constant(t)
+            kind = t.decl().kind()
+            # the weight: past HEAVY_SUMS means heavy (a heavy operation counts as past it)
+            weight = HEAVY_SUMS + 1 if kind in _HEAVY_OPS and not _by_constant(t) else 0
+            if kind == z3.Z3_OP_BADD:
+                weight += sum(1 for c in t.children() if not z3.is_bv_value(c)) - 1
             for child in t.children():
-                _, child_consts, child_heavy = _constants_cache[ast_id(child)]
+                _, child_consts, child_weight = _constants_cache[ast_id(child)]
                 consts.update(child_consts)
-                heavy = heavy or child_heavy
-            _constants_cache[key] = (t, consts, heavy)
+                weight += child_weight
+            _constants_cache[key] = (t, consts, min(weight, HEAVY_SUMS + 1))
             continue
         if not z3.is_app(t):
-            _constants_cache[key] = (t, {}, False)
+            _constants_cache[key] = (t, {}, 0)
             continue
         decl = t.decl()
         if decl.kind() == z3.Z3_OP_UNINTERPRETED and t.num_args() == 0:
-            _constants_cache[key] = (t, {decl.name(): t}, False)
+            _constants_cache[key] = (t, {decl.name(): t}, 0)
             continue
         stack.append((t, True))
         stack.extend((c, False) for c in t.children())
-    _, consts, heavy = _constants_cache[ast_id(term)]
-    return consts, heavy
+    _, consts, weight = _constants_cache[ast_id(term)]
+    return consts, weight > HEAVY_SUMS
 
 
 def _by_constant(t: Any) -> bool:

@@ -22,6 +22,7 @@ from explorer.symbex.state import PathState
 from explorer.wire import RSS_SYMBOL
 
 HASHABLE = frozenset(RSS_SYMBOL.values())
+TRIED = 16  # symbols whose fixed value is looked for in one term: two solver calls each
 DEVICE = "p.device"
 
 
@@ -33,13 +34,20 @@ class FixedValues:
         self.devices = devices
         self._fixed: dict[str, Optional[int]] = {}
         self._consts: dict[str, Any] = {}
+        self._constrained: Optional[set[str]] = None  # the symbols the path's constraints mention
 
     def value(self, name: str, const: Any) -> Optional[int]:
         """The value the path fixes ``const`` (a symbol named ``name``) to, or None."""
         if name not in self._fixed:
             self._consts[name] = const
+            if self._constrained is None:
+                self._constrained = set()
+                for c in self.state.constraints + (self.state.assumptions or []):
+                    self._constrained |= self.state.solver.symbols(c)
             if name == DEVICE:
                 self._fixed[name] = self.devices[0] if len(self.devices) == 1 else None
+            elif name not in self._constrained:  # no constraint mentions it: free (no solver call;
+                self._fixed[name] = None         # a loop summing 200 cells made 400 of them)
             else:
                 v = self.state.solver.model_value(self.state.constraints, True, const)
                 self._fixed[name] = v if v is not None and self.state.proves(const == v) else None
@@ -52,6 +60,8 @@ class FixedValues:
             return None
         consts = constants_of(term)[0]
         candidates = (_choosing(term) | ({DEVICE} & set(consts))) - HASHABLE
+        if len(candidates) > TRIED:  # a term that chooses on many values (a sum of state cells
+            candidates &= {DEVICE}   # compared): kept whole, which is equal under the path anyway
         subs = []
         for name in sorted(candidates):
             v = self.value(name, consts[name])

@@ -45,12 +45,11 @@ class _TermInfo:
 
 class PathSolver:
     def __init__(self) -> None:
-        try:
-            self._solver = z3.Solver()
-            self._solver.set("timeout", TIMEOUT_MS)
-        except z3.Z3Exception as exc:
-            raise SolverError(f"could not start Z3: {exc}") from None
+        # One incremental solver for light questions; a question about heavy terms (``constants_of``)
+        # gets a fresh solver, so that the clauses of a big sum or product never slow down the rest.
+        self._incremental = self._start()
         self._guards: dict[int, tuple[Any, Any]] = {}  # by AST id: (the guard literal, the term, kept alive)
+        self._solver = self._incremental  # the one that answered last (its model is read)
         self._info: dict[int, _TermInfo] = {}
         self._models: list[dict[str, int]] = []
         self._random = random.Random(0)
@@ -89,6 +88,15 @@ class PathSolver:
                     changed = True
         return [c for c, keep in zip(constraints, chosen) if keep]
 
+    @staticmethod
+    def _start() -> Any:
+        try:
+            solver = z3.Solver()
+            solver.set("timeout", TIMEOUT_MS)
+        except z3.Z3Exception as exc:
+            raise SolverError(f"could not start Z3: {exc}") from None
+        return solver
+
     def _guard(self, term: Any) -> Any:
         """The Boolean literal that switches ``term`` on: ``guard -> term`` is asserted once, and a
         query is a check under the guards of its terms (no push or pop, whose cost grows with the
@@ -97,7 +105,7 @@ class PathSolver:
         hit = self._guards.get(key)
         if hit is None:
             literal = z3.Bool(f"nfx!guard{len(self._guards)}")
-            self._solver.add(z3.Implies(literal, term))
+            self._incremental.add(z3.Implies(literal, term))
             hit = self._guards[key] = (literal, term)
         return hit[0]
 
@@ -154,17 +162,23 @@ class PathSolver:
             self.witnessed += 1
             return True
         try:
-            guards = [self._guard(c) for c in query]
-            if extra is not None:
-                guards.append(self._guard(extra))
-            result = self._solver.check(*guards)
+            if heavy:  # a solver of its own: without assumptions Z3 preprocesses (solves equalities,
+                self._solver = self._start()  # bit-blasts) where the incremental one crawls
+                self._solver.add(*query, *([] if extra is None else [extra]))
+                result = self._solver.check()
+            else:
+                self._solver = self._incremental
+                guards = [self._guard(c) for c in query] + ([] if extra is None else [self._guard(extra)])
+                result = self._solver.check(*guards)
             self.checks += 1
             if result == z3.sat and heavy:
                 self._keep_model(self._solver.model())
         except z3.Z3Exception as exc:
             raise SolverError(f"Z3 failed: {exc}") from None
         if result == z3.unknown:
-            raise SolverError(f"Z3 could not decide a path condition ({self._solver.reason_unknown()})")
+            raise SolverError(f"Z3 could not decide a path condition ({self._solver.reason_unknown()}): conditions "
+                              f"over many values at once (a long loop over state cells, products of packet "
+                              f"fields) are hard for it; a shorter loop or simpler arithmetic helps")
         return result == z3.sat
 
     def _keep_model(self, model: Any) -> None:
