@@ -257,7 +257,8 @@ def test_a_loop_over_header_bytes_with_a_fork_inside(tmp_path: Path) -> None:
 def test_a_loop_summing_many_state_cells_is_analysed(rounds: int) -> None:
     """tests/nfs/cell_sum.c reads 16 counters ``rounds`` times over and compares their sum. At 4
     rounds Z3 gave up (its 20 s timeout, "could not decide a path condition") and 12 rounds took
-    minutes: the sum is a heavy term now, asked of a fresh, preprocessing solver."""
+    minutes: the sum is a heavy term now, which a fresh, preprocessing solver answers when the
+    incremental one cannot at once."""
     a = analyze(Path(__file__).resolve().parent / "nfs" / "cell_sum.c", {"CS_ROUNDS": str(rounds)})
     assert len(a.paths) == 8
     data = [p for p in a.paths if p.accesses and p.accesses[0].call == "nf_vector_borrow"

@@ -29,6 +29,7 @@ from explorer.errors import SolverError
 from explorer.symbex.bitvec import ast_id, constants_of
 
 TIMEOUT_MS = 20_000
+HEAVY_FIRST_MS = 250  # a heavy question's time on the incremental solver before a fresh one takes it
 KEPT_MODELS = 6
 RANDOM_VARIANTS = 2
 MAX_CANDIDATES = 24
@@ -45,11 +46,14 @@ class _TermInfo:
 
 class PathSolver:
     def __init__(self) -> None:
-        # One incremental solver for light questions; a question about heavy terms (``constants_of``)
-        # gets a fresh solver, so that the clauses of a big sum or product never slow down the rest.
-        self._incremental = self._start()
-        self._guards: dict[int, tuple[Any, Any]] = {}  # by AST id: (the guard literal, the term, kept alive)
-        self._solver = self._incremental  # the one that answered last (its model is read)
+        # Incremental solvers, one for light questions and one for heavy ones (``constants_of``), so
+        # that the clauses of a big sum or product never slow down the light questions. A heavy
+        # question the incremental solver cannot answer in HEAVY_FIRST_MS goes to a fresh solver,
+        # which preprocesses (solves equalities, bit-blasts) where the incremental one crawls.
+        self._incremental = {False: self._start(TIMEOUT_MS), True: self._start(HEAVY_FIRST_MS)}
+        # per solver, by AST id: (the guard literal, the term, kept alive)
+        self._guards: dict[bool, dict[int, tuple[Any, Any]]] = {False: {}, True: {}}
+        self._solver = self._incremental[False]  # the one that answered last (its model is read)
         self._info: dict[int, _TermInfo] = {}
         self._models: list[dict[str, int]] = []
         self._random = random.Random(0)
@@ -89,24 +93,25 @@ class PathSolver:
         return [c for c, keep in zip(constraints, chosen) if keep]
 
     @staticmethod
-    def _start() -> Any:
+    def _start(timeout_ms: int) -> Any:
         try:
             solver = z3.Solver()
-            solver.set("timeout", TIMEOUT_MS)
+            solver.set("timeout", timeout_ms)
         except z3.Z3Exception as exc:
             raise SolverError(f"could not start Z3: {exc}") from None
         return solver
 
-    def _guard(self, term: Any) -> Any:
+    def _guard(self, term: Any, heavy: bool) -> Any:
         """The Boolean literal that switches ``term`` on: ``guard -> term`` is asserted once, and a
         query is a check under the guards of its terms (no push or pop, whose cost grows with the
         solver's state, and what Z3 learned stays valid for every later query)."""
         key = ast_id(term)
-        hit = self._guards.get(key)
+        guards = self._guards[heavy]
+        hit = guards.get(key)
         if hit is None:
-            literal = z3.Bool(f"nfx!guard{len(self._guards)}")
-            self._incremental.add(z3.Implies(literal, term))
-            hit = self._guards[key] = (literal, term)
+            literal = z3.Bool(f"nfx!guard{'h' if heavy else ''}{len(guards)}")
+            self._incremental[heavy].add(z3.Implies(literal, term))
+            hit = guards[key] = (literal, term)
         return hit[0]
 
     def satisfiable(self, constraints: Sequence[Any], extra: Optional[Any] = None, witness: bool = True) -> bool:
@@ -162,14 +167,13 @@ class PathSolver:
             self.witnessed += 1
             return True
         try:
-            if heavy:  # a solver of its own: without assumptions Z3 preprocesses (solves equalities,
-                self._solver = self._start()  # bit-blasts) where the incremental one crawls
-                self._solver.add(*query, *([] if extra is None else [extra]))
+            self._solver = self._incremental[heavy]
+            terms = query + ([] if extra is None else [extra])
+            result = self._solver.check(*[self._guard(t, heavy) for t in terms])
+            if result == z3.unknown and heavy:
+                self._solver = self._start(TIMEOUT_MS)
+                self._solver.add(*terms)
                 result = self._solver.check()
-            else:
-                self._solver = self._incremental
-                guards = [self._guard(c) for c in query] + ([] if extra is None else [self._guard(extra)])
-                result = self._solver.check(*guards)
             self.checks += 1
             if result == z3.sat and heavy:
                 self._keep_model(self._solver.model())
