@@ -70,6 +70,13 @@ CASES = [
     ("bit-field", "struct flags { int a : 3; };", "return true;", "  struct flags f;\n  return 0;", 2, 20,
      "bit-fields are not supported"),
     ("division by zero", "", "return true;", "  int zero = 0;\n  return 5 / zero;", 7, 10, "division by zero"),
+    ("division by a packet field that can be 0", "", "return true;", HEADERS + "  return 1000 / ip->ttl > 9;", 8, 10,
+     "division by p.ipv4.ttl, which can be 0 on this path: undefined in C"),
+    ("remainder in a compound assignment", "", "return true;", HEADERS + "  int x = 7;\n  x %= ip->tos;\n  return x & 1;",
+     9, 3, "division by p.ipv4.tos, which can be 0 on this path"),
+    ("shift by a packet field that can reach the width", "", "return true;",
+     HEADERS + "  uint32_t x = 1u << ip->ttl;\n  return x > 9;", 8, 16,
+     "shift by p.ipv4.ttl, which can be "),
     ("negative verdict", "", "return true;", "  return -3;", 6, 3, "nf_process returns -3"),
     ("verdict past the devices", "", "return true;", "  if (len > 100) return 7;\n  return 1;", 6, 18,
      "nf_process returns 7 here; a verdict is a device (0..1, since NF_DEVICES is 2), NF_DROP or NF_FLOOD"),
@@ -108,6 +115,18 @@ def test_unsupported_constructs_are_named_with_their_location(tmp_path: Path, na
         assert (err.value.location.file, err.value.location.line, err.value.location.col) == (str(path), line, col), \
             str(err.value)
         assert str(err.value).startswith(f"{path}:{line}:{col}: ")
+
+
+@pytest.mark.parametrize("body", [
+    "  if (ip->ttl == 0) return NF_DROP;\n  return 1000 / ip->ttl > 9;",
+    "  return ip->ttl != 0 && 1000 / ip->ttl > 9;",
+    "  return ip->ttl == 0 || 1000 / ip->ttl > 9;",
+    "  return (ip->ttl ? 1000 / ip->ttl : 0) > 9;",
+    "  return ((1u << (ip->ttl & 31)) > 9) + (1000 / (len | 1) > 9) - 1;",
+    "  if (ip->ttl > 31) return NF_DROP;\n  return (1u << ip->ttl) > 9;",
+])
+def test_divisions_and_shifts_guarded_on_their_path_are_analysed(tmp_path: Path, body: str) -> None:
+    assert analyze(_write(tmp_path, "", "return true;", HEADERS + body)).paths
 
 
 def test_asm_with_qualifiers_is_still_an_nfx_error(tmp_path: Path) -> None:

@@ -13,12 +13,13 @@ import z3
 from pycparser import c_ast
 
 from explorer.symbex import ctype as ct
-from explorer.symbex.bitvec import bv
+from explorer.symbex.bitvec import bv, symbols_of
 from explorer.symbex.ctype import ArrayType, FunctionType, IntType, PointerType, StructType, VoidType
 from explorer.symbex.literals import char_value, int_constant, string_bytes
 from explorer.symbex.lvalues import is_lvalue
 from explorer.symbex.memory import value_of
 from explorer.symbex.models import CallContext, model_for
+from explorer.symbex.render import Renderer
 from explorer.symbex.state import NeedsFork
 from explorer.symbex.values import (Agg, Int, Ptr, SemanticsError, Value, add, arithmetic, bool_int, compare,
                                     convert_int, logical_not, mask, pointer_compare, truth, unary)
@@ -189,9 +190,36 @@ class Expressions(Visitor):
                 return compare(op, a, b)
             if not (isinstance(a, Int) and isinstance(b, Int)):
                 raise m.fail(node, f"invalid operands to {op}")
+            self._defined(op, a, b, node)
             return arithmetic(op, a, b)
         except SemanticsError as error:
             raise m.fail(node, str(error)) from None
+
+    def _defined(self, op: str, a: Int, b: Int, node: Any) -> None:
+        """Refuse a division by a packet-derived value that can be 0 on this path, or a shift by one
+        that can reach the width: C leaves both undefined, and the built NF would not do what the
+        analysis assumes (x86 stops a division by zero with SIGFPE and takes shift counts modulo
+        the width, where Z3 answers all ones and 0). Values from state are left to the NF: a cell
+        may hold what only the NF knows is never zero."""
+        if isinstance(b.v, int) or any("#" in name for name in symbols_of(b.v)):
+            return
+        state = self.machine.state
+        if op in ("/", "%"):
+            bad, what = b.v == 0, "division by"
+            fix = "test it first (e.g. return NF_DROP when it is 0)"
+        elif op in ("<<", ">>"):
+            width = ct.promote(a.ctype).bits
+            if width >= 1 << b.v.size():  # a count too narrow to reach the width
+                return
+            bad, what = z3.UGE(b.v, width), "shift by"
+            fix = f"mask it first (e.g. & {width - 1})"
+        else:
+            return
+        if state.possible(bad):
+            example = state.solver.model_value(state.constraints + state.assumptions, bad, b.v)
+            raise self.machine.fail(node, f"{what} {Renderer().text(b.v)}, which can be {example} on this path: "
+                                          f"undefined in C, so the built NF would not do what the analysis "
+                                          f"assumes; {fix}")
 
     def _logical(self, node: Any) -> Value:
         """``&&`` / ``||``: short-circuit when the left side is known; when it is symbolic and the right
@@ -292,6 +320,7 @@ class Expressions(Visitor):
                 if not (isinstance(old, Int) and isinstance(rhs, Int)):
                     raise m.fail(node, f"invalid operands to {node.op}")
                 try:
+                    self._defined(op, old, rhs, node)
                     result = arithmetic(op, old, rhs)
                 except SemanticsError as error:
                     raise m.fail(node, str(error)) from None
