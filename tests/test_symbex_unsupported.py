@@ -74,6 +74,10 @@ CASES = [
      "division by p.ipv4.ttl, which can be 0 on this path: undefined in C"),
     ("remainder in a compound assignment", "", "return true;", HEADERS + "  int x = 7;\n  x %= ip->tos;\n  return x & 1;",
      9, 3, "division by p.ipv4.tos, which can be 0 on this path"),
+    ("vector index from the packet past the capacity", "static struct nf_vector *v;",
+     "return nf_vector_allocate(4, 16, &v);",
+     HEADERS + "  int *c = nf_vector_borrow(v, ip->ttl);\n  int x = *c;\n  nf_vector_return(v, ip->ttl, c);\n"
+     "  return x & 1;", 9, 12, "the index p.ipv4.ttl of v can be "),
     ("shift by a packet field that can reach the width", "", "return true;",
      HEADERS + "  uint32_t x = 1u << ip->ttl;\n  return x > 9;", 8, 16,
      "shift by p.ipv4.ttl, which can be "),
@@ -127,6 +131,13 @@ def test_unsupported_constructs_are_named_with_their_location(tmp_path: Path, na
 ])
 def test_divisions_and_shifts_guarded_on_their_path_are_analysed(tmp_path: Path, body: str) -> None:
     assert analyze(_write(tmp_path, "", "return true;", HEADERS + body)).paths
+
+
+@pytest.mark.parametrize("index", ["ip->ttl % 16", "ip->ttl & 15", "ip->ttl < 16 ? ip->ttl : 0"])
+def test_a_vector_index_from_the_packet_kept_in_range_is_analysed(tmp_path: Path, index: str) -> None:
+    body = (HEADERS + f"  int k = {index};\n  int *c = nf_vector_borrow(v, k);\n  int x = *c;\n"
+            "  nf_vector_return(v, k, c);\n  return x & 1;")
+    assert analyze(_write(tmp_path, "static struct nf_vector *v;", "return nf_vector_allocate(4, 16, &v);", body)).paths
 
 
 def test_asm_with_qualifiers_is_still_an_nfx_error(tmp_path: Path) -> None:

@@ -8,12 +8,27 @@ import z3
 
 from explorer.ir import Op
 from explorer.symbex import ctype as ct
-from explorer.symbex.bitvec import Slice, bv, combine_be
+from explorer.symbex.bitvec import Slice, bv, combine_be, symbols_of
 from explorer.symbex.ctype import PointerType
 from explorer.symbex.effects import Borrow, ObjectInfo
 from explorer.symbex.memory import same_cell
 from explorer.symbex.models.context import CallContext, StateCall, constant_index, symbol
-from explorer.symbex.values import Ptr, Value
+from explorer.symbex.render import Renderer
+from explorer.symbex.values import Ptr, Value, to_signed
+
+
+def _in_range(ctx: CallContext, obj: ObjectInfo, index: Any) -> None:
+    """Refuse an index taken from the packet that can be past the vector: the runtime stops the NF
+    there (one crafted packet would stop it in production). Indices from state (a dchain's, a map
+    value) are the NF's to keep in range, as the library hands them out."""
+    if any("#" in name for name in symbols_of(index)):
+        return
+    outside = z3.UGE(index, obj.capacity)
+    if ctx.state.possible(outside):
+        example = ctx.state.solver.model_value(ctx.state.constraints + ctx.state.assumptions, outside, index)
+        raise ctx.fail(f"the index {Renderer().text(index)} of {obj.name} can be {to_signed(example, 32)} on this path, "
+                       f"outside its capacity {obj.capacity} (the runtime would stop the NF there); test or "
+                       f"reduce it first (e.g. % {obj.capacity})")
 
 
 class VectorBorrow(StateCall):
@@ -34,6 +49,7 @@ class VectorBorrow(StateCall):
         n = m.effects.next_call()
         cell = symbol(obj, "cell", n, 8 * obj.size)
         ctx.record(obj, Op.READ, index, (str(cell),))
+        _in_range(ctx, obj, index)
         # Indices handed to the library are in range on every path the runtime does not abort.
         ctx.state.assume(z3.ULT(index, obj.capacity), fresh=False)
         self._recall(ctx, obj, index, cell)
