@@ -50,6 +50,9 @@ SUITE = {
     "ternary_hosts": ("sn", {0: ("src_ip",), 1: ("dst_ip",)}, {"TH_CAPACITY": "64", "TH_LIMIT": "4"}, 1),
     "dns_limit": ("sn", {0: ("src_ip", "dst_ip"), 1: ("src_ip", "dst_ip")}, {"RL_CAPACITY": "64", "RL_LIMIT": "3"},
                   None),
+    "src_quota_fw": ("sn", {0: ("src_ip",), 1: ("dst_ip",)}, {"QUOTA": "2"}, None),
+    "cell_sum": ("sn", ANY, {"CS_LIMIT": "20"}, None),  # the counters replicated
+    "rr_lb": ("locks", ANY, {}, None),
     # each host keeps the flow indices it opened, past their expiry: a dangling index, locks
     "host_flow_limit": ("locks", ANY,
                         {"HFL_CAPACITY": "64", "HFL_FLOWS_PER_HOST": "2", "HFL_EXPIRATION_NS": "2000000"}, None),
