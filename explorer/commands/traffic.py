@@ -59,8 +59,10 @@ def _paths(args: argparse.Namespace) -> int:
         raise ConfigError(f"{analysis.nf}: no packet followed any path, so there is no traffic to write")
     written = write_trace(trace, args.out, devices=range(analysis.devices))
     coverage = witnesses.coverage
-    print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {len(trace)} packets in {len(witnesses.traces)} "
-          f"parts an hour apart; {coverage.covered} of {coverage.paths} paths followed")
+    parts = len(witnesses.traces)
+    print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {len(trace)} packets"
+          + (f" in {parts} parts an hour apart" if parts > 1 else "")
+          + f"; {coverage.covered} of {coverage.paths} paths followed")
     for path, why in witnesses.unreached:
         print(f"  path {path} not reached: {why}")
     _print_written(trace, written)
@@ -70,4 +72,4 @@ def _paths(args: argparse.Namespace) -> int:
 def _print_written(trace: Trace, written: dict[int, Path]) -> None:
     counts = np.bincount(trace.devices, minlength=max(written) + 1)
     for dev, path in written.items():
-        print(f"wrote {path} ({int(counts[dev])} packets)")
+        print(f"wrote {path} ({int(counts[dev])} packet{'' if counts[dev] == 1 else 's'})")
