@@ -22,6 +22,8 @@ from explorer.sharding.decisions import Overrides, ShardingPlan, shard
 from explorer.sharding.pools import Pools, pools_of
 from explorer.wire import RSS_NAMES
 
+PATHS = "paths"  # the traffic that follows the NF's own paths (``paths_traffic``)
+
 STRATEGY_NAMES = {"sn": "shared-nothing", "locks": "locks", "tm": "tm"}
 
 
@@ -328,19 +330,36 @@ def generate(solution: Solution, out: str | Path, strategy: str = "auto", cores:
 def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: str = "auto",
           packets: int = 20_000, flows: int = 2_000, seed: int = 0, replication: str = "lagged",
           wrong_on_purpose: bool = False):
-    """Run the sequential and the parallel build on the same trace (a generator kind or a Trace) and
-    compare every packet's verdict and output bytes. With ``wrong_on_purpose``, a solution the solver
+    """Run the sequential and the parallel build on the same trace (a generator kind, ``"paths"``
+    for ``paths_traffic`` of the solution's NF, or a Trace) and compare every packet's verdict and
+    output bytes. With ``wrong_on_purpose``, a solution the solver
     showed to be wrong (an override that splits state) is built and run anyway, in a temporary
     folder, to see what goes wrong (``generate`` still refuses to write it)."""
     from explorer.verify.equivalence import check as compare
     from explorer.traffic.generators import generate as make_trace
 
-    if isinstance(traffic, str):
-        _check_synthetic(packets, flows, seed, limits.FRAME_BYTES)
     if wrong_on_purpose and not solution.valid:
         solution = replace(solution, valid=True)
-    trace = make_trace(traffic, packets=packets, flows=flows, seed=seed) if isinstance(traffic, str) else traffic
+    if traffic == PATHS:
+        from explorer.codegen.planning import overrides_of
+
+        analysis = solution.analysis
+        trace = paths_traffic(analysis, dict(overrides_of(analysis.source, analysis.defines)), seed).combined()
+    elif isinstance(traffic, str):
+        _check_synthetic(packets, flows, seed, limits.FRAME_BYTES)
+        trace = make_trace(traffic, packets=packets, flows=flows, seed=seed)
+    else:
+        trace = traffic
     return compare(solution, trace, cores=limits.CORES.check(cores), strategy=strategy, replication=replication)
+
+
+def paths_traffic(analysis: Analysis, defines: Optional[Mapping[str, str]] = None, seed: int = 0):
+    """Packets that follow every path of ``analysis`` that the concolic search reaches, in a few
+    traces an hour apart (``.combined()``), with ``.coverage`` and ``.unreached`` (why a path was
+    not reached): ``explorer.verify.witnesses``. ``defines`` are the ones ``analysis`` was made with."""
+    from explorer.verify.witnesses import find_witnesses
+
+    return find_witnesses(analysis, dict(defines or {}), seed=limits.SEED.check(seed))
 
 
 def sweep(nf: str | Path, nics: tuple[str, ...] = ("e810",), cores: tuple[int, ...] = (2, 4, 8, 16),

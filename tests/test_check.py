@@ -160,6 +160,21 @@ def test_a_missing_write_lock_is_found(strategy):
 
 
 @pytest.mark.dpdk
+def test_the_check_runs_on_the_nfs_own_paths():
+    """pipeline.check(solution, "paths"): the witness traffic of the solution's NF, made with the
+    defines it was solved with (pol's small capacity: its fill branch then fills the table, and
+    the check says what per-core capacity set aside)."""
+    from explorer import pipeline
+
+    small = pipeline.solve(ROOT / "sample_nfs" / "pol.c", cores=2, defines={"POL_CAPACITY": "64"}, quality=False)
+    witnesses = pipeline.paths_traffic(small.analysis, {"POL_CAPACITY": "64"})
+    assert witnesses.coverage.paths == 7 and witnesses.coverage.covered >= 6
+    report = pipeline.check(small, "paths", cores=2)
+    # the same search again (free fields such as lengths may differ: Z3's models in one process)
+    assert report.packets >= 64 and report.unexplained == 0, report.render()
+
+
+@pytest.mark.dpdk
 def test_per_core_capacity_is_reported_as_drift_not_hidden():
     small = solution("pol", "auto", 4, (("POL_CAPACITY", "64"),))
     report = check(small, traffic(), 4)

@@ -238,6 +238,17 @@ def test_verify_uses_its_controls(app, engine):
     assert "Equivalent" in app.verify_panel._verdict.value
 
 
+def test_verify_offers_the_nfs_own_paths_and_never_regenerates_them(app, engine):
+    """"paths" (pipeline.paths_traffic) goes to the engine as it is; a difference without headers is
+    not looked up by regenerating the traffic, which for paths only the check itself made."""
+    assert app.verify_panel.traffic.options[-1] == "paths"
+    app.verify_panel.traffic.value = "paths"
+    app.verify_panel.wrong_on_purpose.value = True
+    app.verify_panel.button.click()
+    assert engine.last("check")[0] == (app.solution, "paths")
+    assert calls(engine, "packets_of") == 0 and app.verify_panel.check["differences"][0]["packet"] == 9
+
+
 def test_one_focus_drives_every_pane(app):
     app.focus_picker.value = "path 1"
     assert app.source_view.selected_lines == [GET_LINE, PUT_LINE]

@@ -28,6 +28,7 @@ from typing import Any, Iterator, Optional
 import ipywidgets
 import traitlets
 
+from explorer.pipeline import PATHS
 from explorer.traffic.pcap import read_pcap
 from widgets.access_graph import objects_of_path
 from widgets.graph_view import NOTHING, GraphView, focus_choices
@@ -405,7 +406,7 @@ class ExplorerApp(ipywidgets.VBox):
         self.made["verify"] = self.solved
         data = check.to_dict()
         missing = [int(d["packet"]) for d in data.get("differences", ()) if "src" not in d and "src_mac" not in d]
-        if missing and hasattr(self.engine, "packets_of"):  # an engine that reports no headers: read the trace
+        if missing and hasattr(self.engine, "packets_of") and panel.traffic.value != PATHS:  # no headers: read them
             seconds = status.seconds
             found = status.run("Reading the differing packets", self.engine.packets_of, panel.traffic.value, missing,
                                packets=CHECK_PACKETS, flows=CHECK_FLOWS, seed=0) or {}

@@ -11,6 +11,7 @@ import ipywidgets
 import traitlets
 
 from widgets.inputs import plural
+from explorer.pipeline import PATHS
 from widgets.simulator import TRAFFIC_KINDS
 from widgets.status import StatusLine
 
@@ -107,7 +108,9 @@ class VerifyPanel(ipywidgets.VBox):
     label = traitlets.Unicode("")
 
     def __init__(self, **kwargs: Any) -> None:
-        self.traffic = ipywidgets.Dropdown(options=list(TRAFFIC_KINDS), value="bidir", description="Traffic",
+        # "paths": packets that follow this NF's own paths (pipeline.paths_traffic), for an NF the
+        # generic kinds do not exercise
+        self.traffic = ipywidgets.Dropdown(options=list(TRAFFIC_KINDS) + [PATHS], value="bidir", description="Traffic",
                                            style={"description_width": "56px"},
                                            layout=ipywidgets.Layout(width="200px"))
         self.cores = ipywidgets.BoundedIntText(2, min=1, max=64, description="Cores",

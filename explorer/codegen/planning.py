@@ -251,7 +251,7 @@ def _treatment(strategy: str, decision: str, kind: str, divisible: bool, broadca
     return "per core: full size"
 
 
-def _overrides(source: str, defines: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+def overrides_of(source: str, defines: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     """The configuration values that differ from the NF's own defaults: the --defines to parse the
     NF with again."""
     from explorer.frontend import parse_nf
@@ -311,5 +311,5 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
                         devices=analysis.devices, nic=nic.name, driver=nic.driver, key_bytes=nic.key_bytes,
                         reta_size=nic.reta_size, objects=pooled_objects(objects, pools) if pools else objects,
                         steering=tuple(steering), defines=tuple(sorted(analysis.defines)),
-                        overrides=_overrides(analysis.source, analysis.defines), seed=solution.seed, pools=pools,
+                        overrides=overrides_of(analysis.source, analysis.defines), seed=solution.seed, pools=pools,
                         replication=replication if broadcast else "")

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer import pipeline
 from explorer.commands.options import parse_defines, parse_traffic_params
 from explorer.errors import ConfigError
+from explorer.pipeline import PATHS
 from explorer.traffic.generators import GENERATORS, LAN, WAN, generate
 from explorer.traffic.pcap import write_trace
 from explorer.traffic.pcap_folder import check_folder
 from explorer.traffic.trace import Trace
-
-PATHS = "paths"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,9 +42,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _paths(args: argparse.Namespace) -> int:
-    from explorer import pipeline
-    from explorer.verify.witnesses import find_witnesses
-
     if args.nf is None:
         raise ConfigError(f"`nfx traffic {PATHS}` needs --nf NF.c: the NF whose paths the packets follow")
     given = [name for name, value in (("--packets", args.packets), ("--flows", args.flows), ("--skew", args.skew))
@@ -53,7 +50,7 @@ def _paths(args: argparse.Namespace) -> int:
         raise ConfigError(f"{PATHS} traffic takes no {', '.join(given)}: the NF's paths decide its packets")
     defines = parse_defines(args.define)
     analysis = pipeline.analyze(args.nf, defines)
-    witnesses = find_witnesses(analysis, defines, seed=args.seed)
+    witnesses = pipeline.paths_traffic(analysis, defines, args.seed)
     trace = witnesses.combined()
     if not len(trace):
         raise ConfigError(f"{analysis.nf}: no packet followed any path, so there is no traffic to write")
