@@ -1,6 +1,7 @@
 /* port_counter: counts UDP/TCP packets per destination port in a vector indexed by the port itself
- * (PORT_CAPACITY cells; a port at or past it breaks nf.h's contract: a run error, by design of the
- * tests that use a small capacity). Everything crosses between the two devices. */
+ * (PORT_CAPACITY cells; a port at or past it breaks nf.h's contract: the analysis refuses a capacity
+ * below 65536, and a program built with one anyway stops with a run error, by design of the test
+ * that does so). Everything crosses between the two devices. */
 #include "nf.h"
 
 #ifndef PORT_CAPACITY
