@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import z3
 
+import explorer.simulate.classes as classes_module
 from explorer.simulate.classes import Classes, ClassTable, Layout
 from explorer.symbex.packet import INPUT_SYMBOLS
 from explorer.traffic.field_arrays import PacketFields
@@ -142,5 +143,42 @@ def test_slots_start_on_a_cache_line():
     table = ClassTable(LAYOUTS["plain"], capacity=1 << 14)
     fields, devices = _fields(np.random.default_rng(2), 40_000, 30_000)  # grows the table
     table.add(fields, devices, 0)
-    assert table.slots.shape[1] * 8 == 32 and table.slots.ctypes.data % 64 == 0
+    for part in table.parts:
+        assert part.slots.shape[1] * 8 == 32 and part.slots.ctypes.data % 64 == 0
     assert len(table.classes()) > 1 << 14
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_threads_count_the_same_classes(threads, monkeypatch):
+    """Partitions counted on threads of their own, each growing its slots many times and some
+    classes past 32 bits, list exactly what one thread does: same keys, order, first packets and
+    counts (in chunks of packets and in merged classes alike)."""
+    monkeypatch.setattr(classes_module, "_SERIAL_ROWS", 0)  # threads even for small chunks
+    monkeypatch.setattr(classes_module, "_BLOCK", 1000)  # many blocks per chunk
+    layout = LAYOUTS["length tests"]
+    fields, devices = _fields(np.random.default_rng(17), 12_000, 2500)
+    one, many = ClassTable(layout, capacity=16, threads=1), ClassTable(layout, capacity=16, threads=threads)
+    for start in range(0, len(fields), 4321):
+        at = np.arange(start, min(start + 4321, len(fields)))
+        one.add(fields.select(at), devices[at], start)
+        many.add(fields.select(at), devices[at], start)
+    expected, got = one.classes(), many.classes()
+    assert len(many.parts) == threads and min(p.size for p in many.parts) > 0
+    for name in ("keys", "first", "count"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    assert np.array_equal(expected.first, np.sort(expected.first)) and len(expected) > 2000
+    huge = Classes(layout, expected.keys, expected.first, expected.count * 3_000_000_007)
+    merged = Classes.merge([huge, huge_later(huge, len(fields))], threads=threads)
+    reference = Classes.merge([huge, huge_later(huge, len(fields))], threads=1)
+    assert merged.count.tolist() == reference.count.tolist() == (2 * huge.count).tolist()
+    assert np.array_equal(merged.keys, reference.keys) and np.array_equal(merged.first, reference.first)
+
+
+def huge_later(classes: Classes, offset: int) -> Classes:
+    """The same classes again, as if their packets came again after ``offset`` packets."""
+    return Classes(classes.layout, classes.keys, classes.first + offset, classes.count)
+
+
+def test_a_table_needs_a_thread():
+    with pytest.raises(ValueError, match="at least 1 thread"):
+        ClassTable(LAYOUTS["plain"], threads=0)

@@ -15,8 +15,11 @@ exactly with the ``Classes`` of later packets (counts add, the earliest first pa
 """
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numba
 import numpy as np
@@ -24,6 +27,7 @@ import z3
 
 from explorer.simulate.key_arrays import Unknown, evaluate_term
 from explorer.simulate.mixing import GOLDEN, mix
+from explorer.simulate.prefetch import AHEAD, prefetch
 from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
 
@@ -87,7 +91,7 @@ class Layout:
         """The class key of every packet: uint64 of shape (n, width) (what ``ClassTable.add``
         computes on the fly; kept as the plain reference)."""
         out = np.empty((len(fields), self.width), dtype=np.uint64)
-        _pack(out, *self.inputs(fields, devices))
+        _key_rows(*self.inputs(fields, devices), 0, out, np.empty(len(fields), dtype=np.uint64))
         return out
 
     def steering(self, keys: np.ndarray) -> dict[str, np.ndarray]:
@@ -145,28 +149,6 @@ class ClassEnv(dict):
             raise KeyError(name)
         value = self[name] = self._make[name]()
         return value
-
-
-@numba.njit(cache=True, inline="always")
-def _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, i):
-    """Slices 0-2 of packet i's class key."""
-    u = np.uint64
-    k0 = (u(src[i]) << u(32)) | u(dst[i])
-    k1 = ((u(sport[i]) << u(48)) | (u(dport[i]) << u(32)) | (u(proto[i]) << u(24))
-          | (u(is_ipv4[i]) << u(17)) | (u(is_l4[i]) << u(16)) | (u(devices[i]) & u(0xFFFF)))
-    k2 = (u(ether_type[i]) << u(48)) | (u(ihl[i]) << u(40)) | (u(frag[i]) << u(39))
-    if len(tests):
-        k2 |= tests[i]
-    return k0, k1, k2
-
-
-@numba.njit(cache=True)
-def _pack(out, src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, extra):
-    for i in range(len(src)):
-        out[i, 0], out[i, 1], out[i, 2] = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices,
-                                                    ether_type, ihl, frag, tests, i)
-        for k in range(extra.shape[1]):
-            out[i, 3 + k] = extra[i, k]
 
 
 def test_bits(tests: Sequence[z3.BoolRef], fields: PacketFields, devices: np.ndarray,
@@ -253,11 +235,27 @@ def _narrow_env(values: np.ndarray) -> dict[str, np.ndarray]:
 
 # ---- counting classes ------------------------------------------------------------------------
 # A slot is the class key, then one word: the entry number (high half) and the count (low half).
-# Entries are numbered as classes first appear, i.e. in first-packet order. A probe into a table
-# of millions of classes misses the cache (~250 ns on this VM); the kernels hash a batch of
-# packets first, then read the batch's first slots in a tight loop so the misses overlap, then
-# count: hashing and loading interleaved overlapped a few misses only (measured: 110 ns per packet
-# against 45 for the same loads batched).
+# A probe into a table of millions of classes misses the cache (~250 ns on this VM); the kernels
+# take a batch of rows whose hashes are known, read the batch's first slots in a tight loop so the
+# misses overlap, then count: hashing and loading interleaved overlapped a few misses only
+# (measured: 110 ns per packet against 45 for the same loads batched).
+#
+# Packets are counted a block at a time in two steps: their class keys and hashes (``_key_rows``,
+# the block split between threads), then their insertion (``_count_rows``). The table is split by
+# the hashes' high bits into partitions, one per thread, each with its own slots and its entries
+# numbered in its own first-packet order; each partition's thread counts the block's rows that
+# fall in it and skips the others. ``classes()`` merges the partitions' listings by first packet,
+# so the classes are the same whatever the number of threads. The kernels release the GIL, so
+# plain Python threads run them side by side.
+
+_BLOCK = 1 << 16  # packets whose keys are built before they are counted (their keys stay in cache)
+_SERIAL_ROWS = 1 << 14  # fewer rows than this are counted in the calling thread (a hand-off costs more)
+
+
+def default_threads() -> int:
+    """The threads a class table counts with: one per CPU this process may run on, at most 16."""
+    return max(1, min(16, len(os.sched_getaffinity(0))))
+
 
 @numba.njit(cache=True, inline="always")
 def _hash3(k0, k1, k2):
@@ -265,10 +263,17 @@ def _hash3(k0, k1, k2):
 
 
 @numba.njit(cache=True, inline="always")
+def _partition(h, parts):
+    """The partition of a row whose hash is ``h``: its high 32 bits scaled to ``0 .. parts - 1``
+    (the low bits choose the slot)."""
+    return np.int64(((h >> np.uint64(32)) * np.uint64(parts)) >> np.uint64(32))
+
+
+@numba.njit(cache=True, inline="always")
 def _add_count(word, weight, flushed):
     """``word`` (entry << 32 | count) with ``weight`` more; a count that would pass 32 bits goes to
     ``flushed[entry]`` instead. Returns ``(word, ok)``: not ok when that is needed and ``flushed``
-    is still empty (the caller allocates it and counts the packet again)."""
+    is still empty (the caller allocates it and counts the row again)."""
     c = (word & _LOW) + weight
     if c > _LOW:
         if len(flushed) == 0:
@@ -278,140 +283,113 @@ def _add_count(word, weight, flushed):
     return (word & ~_LOW) | c, True
 
 
-@numba.njit(cache=True, inline="always")
-def _insert(slots, batch, r, weight, first, size, half, entry_first, flushed):
-    """Count the batch's row r (its key, then its hash) with ``weight``; a new class becomes entry
-    ``size`` with first packet ``first``. Returns ``(size, status)``: status 0 counted, 1 the
-    table is half full (grow it first), 2 ``flushed`` is needed."""
-    width = slots.shape[1] - 1
-    mask = np.uint64(len(slots) - 1)
-    s = batch[r, width] & mask
-    while True:
-        slot = np.int64(s)
-        if slots[slot, width] == _FREE:
-            if size >= half:
-                return size, 1
-            word, ok = _add_count(np.uint64(size) << np.uint64(32), weight, flushed)
-            if not ok:
-                return size, 2
-            for k in range(width):
-                slots[slot, k] = batch[r, k]
-            slots[slot, width] = word
-            entry_first[size] = first
-            return size + 1, 0
-        same = True
-        for k in range(width):
-            if slots[slot, k] != batch[r, k]:
-                same = False
-                break
-        if same:
-            word, ok = _add_count(slots[slot, width], weight, flushed)
-            if not ok:
-                return size, 2
-            slots[slot, width] = word
-            return size, 0
-        s = (s + np.uint64(1)) & mask
+@numba.njit(cache=True, nogil=True)
+def _key_rows(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, extra, begin,
+              keys, hashes):
+    """The class key of packet ``begin + r`` in ``keys[r]`` and its hash in ``hashes[r]``. (The
+    three base slices in a loop of their own, the test bits' presence decided once: written as one
+    loop with the key built by a helper returning a tuple, it took twice as long.)"""
+    u = np.uint64
+    tested = len(tests) > 0
+    for r in range(len(keys)):
+        i = begin + r
+        k0 = (u(src[i]) << u(32)) | u(dst[i])
+        k1 = ((u(sport[i]) << u(48)) | (u(dport[i]) << u(32)) | (u(proto[i]) << u(24))
+              | (u(is_ipv4[i]) << u(17)) | (u(is_l4[i]) << u(16)) | (u(devices[i]) & u(0xFFFF)))
+        k2 = (u(ether_type[i]) << u(48)) | (u(ihl[i]) << u(40)) | (u(frag[i]) << u(39))
+        if tested:
+            k2 |= tests[i]
+        keys[r, 0], keys[r, 1], keys[r, 2] = k0, k1, k2
+        hashes[r] = _hash3(k0, k1, k2)
+    for k in range(extra.shape[1]):
+        for r in range(len(keys)):
+            keys[r, 3 + k] = extra[begin + r, k]
+            hashes[r] = mix(hashes[r] ^ extra[begin + r, k])
 
 
-@numba.njit(cache=True)
-def _count_fields(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, extra,
-                  start, base, slots, size, entry_first, flushed):
-    """Count packets ``start``, ``start + 1``, ... (packet i is number ``base + i``), building each
-    one's class key from its fields. Returns ``(size, i, status, _)``: i the first packet not
-    counted (all when status is 0) and status that of ``_insert``; the last value only keeps the
-    compiler from dropping the batch's loads. (``_insert``'s steps are written out here: called,
-    even inlined, it made this loop 2x slower.)"""
-    n, more = len(src), extra.shape[1]
-    width = 3 + more
-    mask = np.uint64(len(slots) - 1)
-    half = len(slots) // 2
-    batch = np.empty((_BATCH, width + 1), dtype=np.uint64)
-    loaded = np.uint64(0)
-    for b0 in range(start, n, _BATCH):
-        b1 = min(b0 + _BATCH, n)
-        for i in range(b0, b1):
-            k0, k1, k2 = _base_key(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag,
-                                   tests, i)
-            x = _hash3(k0, k1, k2)
-            r = i - b0
-            batch[r, 0], batch[r, 1], batch[r, 2] = k0, k1, k2
-            for k in range(more):
-                batch[r, 3 + k] = extra[i, k]
-                x = mix(x ^ extra[i, k])
-            batch[r, width] = x
-        for r in range(b1 - b0):
-            loaded ^= slots[np.int64(batch[r, width] & mask), width]
-        for i in range(b0, b1):
-            r = i - b0
-            s = batch[r, width] & mask
-            while True:
-                slot = np.int64(s)
-                if slots[slot, width] == _FREE:
-                    if size >= half:
-                        return size, i, 1, loaded
-                    for k in range(width):
-                        slots[slot, k] = batch[r, k]
-                    slots[slot, width] = (np.uint64(size) << np.uint64(32)) | np.uint64(1)
-                    entry_first[size] = base + i
-                    size += 1
-                    break
-                same = True
-                for k in range(width):
-                    if slots[slot, k] != batch[r, k]:
-                        same = False
-                        break
-                if same:
-                    word, ok = _add_count(slots[slot, width], np.uint64(1), flushed)
-                    if not ok:
-                        return size, i, 2, loaded
-                    slots[slot, width] = word
-                    break
-                s = (s + np.uint64(1)) & mask
-    return size, n, 0, loaded
+@numba.njit(cache=True, nogil=True)
+def _key_hashes(keys, hashes):
+    """The hash of whole class keys (``_key_rows``'s)."""
+    for r in range(len(keys)):
+        x = GOLDEN
+        for k in range(keys.shape[1]):
+            x = mix(x ^ keys[r, k])
+        hashes[r] = x
 
 
-@numba.njit(cache=True)
-def _count_keys(keys, weights, firsts, start, slots, size, entry_first, flushed):
-    """``_count_fields`` for class keys given whole, row r weighing ``weights[r]`` with first
-    packet ``firsts[r]`` (rows in first-packet order)."""
+@numba.njit(cache=True, nogil=True)
+def _count_rows(keys, hashes, weights, firsts, base, part, parts, start, slots, size, entry_first, flushed):
+    """Count rows ``start``, ``start + 1``, ... of ``keys`` whose hash falls in partition ``part``
+    of ``parts``: row r weighs ``weights[r]`` and has first packet ``firsts[r]`` (both empty: 1 and
+    ``base + r``); rows come in first-packet order. A new class becomes the partition's entry
+    ``size``. Returns ``(size, r, status)``: r the first row not counted (all when status is 0),
+    status 1 when the slots are half full (grow them first), 2 when ``flushed`` is needed. The
+    slot of the row ``AHEAD`` rows on is prefetched while a row is counted. (The insertion is
+    written out here: called, even inlined, the same steps made this loop 2x slower.)"""
     n, width = keys.shape
     mask = np.uint64(len(slots) - 1)
     half = len(slots) // 2
-    batch = np.empty((_BATCH, width + 1), dtype=np.uint64)
-    loaded = np.uint64(0)
-    for b0 in range(start, n, _BATCH):
-        b1 = min(b0 + _BATCH, n)
-        for i in range(b0, b1):
-            x = GOLDEN
+    packets = len(weights) == 0
+    rows = np.empty(0 if parts == 1 else n - start, dtype=np.int64)  # the partition's rows (all: not listed)
+    m = n - start
+    if parts > 1:
+        m = 0
+        for r in range(start, n):
+            if _partition(hashes[r], parts) == part:
+                rows[m] = r
+                m += 1
+    for j in range(min(AHEAD, m)):
+        prefetch(slots, hashes[rows[j] if parts > 1 else start + j] & mask)
+    for j in range(m):
+        q = rows[j] if parts > 1 else start + j
+        if j + AHEAD < m:
+            prefetch(slots, hashes[rows[j + AHEAD] if parts > 1 else q + AHEAD] & mask)
+        weight = np.uint64(1) if packets else np.uint64(weights[q])
+        s = hashes[q] & mask
+        while True:
+            slot = np.int64(s)
+            if slots[slot, width] == _FREE:
+                if size >= half:
+                    return size, q, 1
+                word, ok = _add_count(np.uint64(size) << np.uint64(32), weight, flushed)
+                if not ok:
+                    return size, q, 2
+                for k in range(width):
+                    slots[slot, k] = keys[q, k]
+                slots[slot, width] = word
+                entry_first[size] = base + q if packets else firsts[q]
+                size += 1
+                break
+            same = True
             for k in range(width):
-                batch[i - b0, k] = keys[i, k]
-                x = mix(x ^ keys[i, k])
-            batch[i - b0, width] = x
-        for r in range(b1 - b0):
-            loaded ^= slots[np.int64(batch[r, width] & mask), width]
-        for i in range(b0, b1):
-            size, status = _insert(slots, batch, i - b0, np.uint64(weights[i]), firsts[i], size, half, entry_first,
-                                   flushed)
-            if status:
-                return size, i, status, loaded
-    return size, n, 0, loaded
+                if slots[slot, k] != keys[q, k]:
+                    same = False
+                    break
+            if same:
+                word, ok = _add_count(slots[slot, width], weight, flushed)
+                if not ok:
+                    return size, q, 2
+                slots[slot, width] = word
+                break
+            s = (s + np.uint64(1)) & mask
+    return size, n, 0
 
 
-@numba.njit(cache=True)
-def _listing(slots, keys, count):
-    """Every used slot's key and count, at its entry number (``count`` already holds what was
-    flushed out of the slots)."""
+@numba.njit(cache=True, nogil=True)
+def _listing(slots, keys, count, position):
+    """Every used slot's key and count, at row ``position[entry]`` (``count`` already holds what
+    was flushed out of the slots)."""
     width = slots.shape[1] - 1
     for s in range(len(slots)):
         word = slots[s, width]
         if word != _FREE:
-            e = np.int64(word >> np.uint64(32))
+            e = position[np.int64(word >> np.uint64(32))]
             for k in range(width):
                 keys[e, k] = slots[s, k]
             count[e] += np.int64(word & _LOW)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _reinsert(slots, old):
     """Put the used slots of ``old`` into the (larger) empty ``slots``."""
     width = slots.shape[1] - 1
@@ -447,12 +425,12 @@ class Classes:
         return int(self.count.sum())
 
     @staticmethod
-    def merge(parts: Sequence["Classes"]) -> "Classes":
+    def merge(parts: Sequence["Classes"], threads: int | None = None) -> "Classes":
         """The classes of consecutive packet ranges given in trace order, as if counted at once."""
         parts = list(parts)
         if len(parts) == 1:
             return parts[0]
-        table = ClassTable(parts[0].layout)
+        table = ClassTable(parts[0].layout, threads=threads)
         for part in parts:
             table.add_classes(part)
         return table.classes()
@@ -467,50 +445,30 @@ def _aligned_slots(rows: int, columns: int) -> np.ndarray:
     return out
 
 
-class ClassTable:
-    """Counts the classes of packets fed in trace order, chunk by chunk.
+class _Partition:
+    """The classes of one partition of a ``ClassTable``: open-addressing slots, at most half full,
+    and per entry its first packet (and, once a count passes 32 bits, what was moved out of its
+    slot)."""
 
-    One open-addressing table, at most half full. A slot is the key and one word (entry number,
-    32-bit count): 32 bytes for the usual 3-slice key, so a probe reads one cache line. Counts
-    past 32 bits (a class of more than 4G packets) move to ``flushed``, allocated only then.
-    Keys live in the slots only: ``classes()`` lists them from there."""
-
-    def __init__(self, layout: Layout, capacity: int = 1 << 12):
-        self.layout = layout
-        self.width = layout.width
+    def __init__(self, width: int, capacity: int):
         self.size = 0
         self.entry_first = np.zeros(capacity, dtype=np.int64)
         self.flushed = np.zeros(0, dtype=np.int64)  # per entry, counts moved out of the slots
-        self.slots = _aligned_slots(1 << max(4, (2 * capacity - 1).bit_length()), self.width + 1)
+        self.slots = _aligned_slots(1 << max(4, (2 * capacity - 1).bit_length()), width + 1)
 
-    def add(self, fields: PacketFields, devices: np.ndarray, base: int) -> None:
-        """Count packets ``base``, ``base + 1``, ... (the chunk's first packet number is ``base``)."""
-        n = len(fields)
-        if n == 0:
-            return
-        inputs = self.layout.inputs(fields, devices)
+    def count(self, keys: np.ndarray, hashes: np.ndarray, weights: np.ndarray, firsts: np.ndarray, base: int,
+              part: int, parts: int, later: int) -> None:
+        """Count the rows that fall in this partition (``_count_rows``); ``later``: rows that will
+        follow in the same chunk (how much room a growing table makes)."""
+        n = len(keys)
         self._fit(self.size + n)
         start, before = 0, self.size
         while True:
-            self.size, start, status, _ = _count_fields(*inputs, start, base, self.slots, self.size, self.entry_first,
-                                                        self.flushed)
+            self.size, start, status = _count_rows(keys, hashes, weights, firsts, base, part, parts, start,
+                                                      self.slots, self.size, self.entry_first, self.flushed)
             if status == 0:
                 return
-            self._make_room(status, (self.size - before + 1) / max(start, 1) * (n - start))
-
-    def add_classes(self, classes: Classes) -> None:
-        """Count the classes of later packets (their first packets follow every packet so far)."""
-        if len(classes) == 0:
-            return
-        keys = np.ascontiguousarray(classes.keys)
-        self._fit(self.size + len(classes))
-        start = 0
-        while True:
-            self.size, start, status, _ = _count_keys(keys, classes.count, classes.first, start, self.slots, self.size,
-                                                      self.entry_first, self.flushed)
-            if status == 0:
-                return
-            self._make_room(status, len(classes) - start)
+            self._make_room(status, (self.size - before + 1) / max(start, 1) * (n - start + later))
 
     def _fit(self, entries: int) -> None:
         """Room in the entry arrays for ``entries`` classes."""
@@ -526,20 +484,122 @@ class ClassTable:
             self.flushed = flushed
 
     def _make_room(self, status: int, coming: float) -> None:
-        """What ``_insert``'s status asks for: ``flushed`` (2: a count passes 32 bits; from now on
-        such counts go there), or more slots (1): twice as many, or room for the ``coming`` new
-        classes that the rate so far predicts (a table of millions grows once or twice, not
-        ten times)."""
+        """What ``_count_rows``'s status asks for: ``flushed`` (2: a count passes 32 bits; from now
+        on such counts go there), or more slots (1): twice as many, or room for the ``coming`` new
+        classes that the rate so far predicts (a table of millions grows once or twice, not ten
+        times)."""
         if status == 2:
             self.flushed = np.zeros(len(self.entry_first), dtype=np.int64)
             return
         old = self.slots
         wanted = int(2 * (self.size + 1.25 * coming))
-        self.slots = _aligned_slots(max(2 * len(old), 1 << (wanted - 1).bit_length()), self.width + 1)
+        self.slots = _aligned_slots(max(2 * len(old), 1 << (wanted - 1).bit_length()), old.shape[1])
         _reinsert(self.slots, old)
 
+    def list_into(self, keys: np.ndarray, first: np.ndarray, count: np.ndarray, position: np.ndarray) -> None:
+        """Its classes into rows ``position`` (per entry) of the table's listing."""
+        first[position] = self.entry_first[:self.size]
+        if len(self.flushed):
+            count[position] = self.flushed[:self.size]
+        _listing(self.slots, keys, count, position)
+
+
+_pool: ThreadPoolExecutor | None = None  # the counting threads, shared by every table of the process
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _run(tasks: list[Callable[[], None]], parallel: bool) -> None:
+    """Run ``tasks`` (which touch disjoint data) on the counting threads, or one after the other in
+    this thread; either way every task has finished when this returns (the first error is raised
+    then)."""
+    global _pool, _pool_size
+    if not parallel or len(tasks) == 1:
+        for task in tasks:
+            task()
+        return
+    with _pool_lock:
+        if _pool_size < len(tasks):
+            _pool_size = max(len(tasks), default_threads())
+            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="nfx-count")
+        pool = _pool
+    futures = [pool.submit(task) for task in tasks]
+    wait(futures)
+    for future in futures:
+        future.result()
+
+
+class ClassTable:
+    """Counts the classes of packets fed in trace order, chunk by chunk.
+
+    The classes are split into ``threads`` partitions by their hash (``_Partition``), each counted
+    by a thread of its own. A slot is the key and one word (entry number, 32-bit count): 32 bytes
+    for the usual 3-slice key, so a probe reads one cache line. Counts past 32 bits (a class of
+    more than 4G packets) move to a per-entry array, allocated only then. Keys live in the slots
+    only: ``classes()`` lists them from there. The classes do not depend on ``threads``."""
+
+    def __init__(self, layout: Layout, capacity: int = 1 << 12, threads: int | None = None):
+        self.layout = layout
+        self.width = layout.width
+        self.threads = default_threads() if threads is None else int(threads)
+        if self.threads < 1:
+            raise ValueError(f"a class table counts with at least 1 thread, not {threads}")
+        self.parts = [_Partition(self.width, max(16, capacity // self.threads)) for _ in range(self.threads)]
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p in self.parts)
+
+    def add(self, fields: PacketFields, devices: np.ndarray, base: int) -> None:
+        """Count packets ``base``, ``base + 1``, ... (the chunk's first packet number is ``base``)."""
+        n = len(fields)
+        if n == 0:
+            return
+        inputs = self.layout.inputs(fields, devices)
+        keys = np.empty((min(n, _BLOCK), self.width), dtype=np.uint64)
+        hashes = np.empty(len(keys), dtype=np.uint64)
+        for b0 in range(0, n, _BLOCK):
+            rows = min(_BLOCK, n - b0)
+            k, h = keys[:rows], hashes[:rows]
+            cuts = np.linspace(0, rows, self.threads + 1).astype(np.int64).tolist()
+            _run([lambda lo=lo, hi=hi: _key_rows(*inputs, b0 + lo, k[lo:hi], h[lo:hi])
+                  for lo, hi in zip(cuts, cuts[1:]) if hi > lo], rows >= _SERIAL_ROWS)
+            self._count(k, h, _NONE, _NONE, base + b0, n - b0 - rows)
+
+    def add_classes(self, classes: Classes) -> None:
+        """Count the classes of later packets (their first packets follow every packet so far)."""
+        if len(classes) == 0:
+            return
+        keys = np.ascontiguousarray(classes.keys)
+        hashes = np.empty(len(keys), dtype=np.uint64)
+        _key_hashes(keys, hashes)
+        self._count(keys, hashes, np.ascontiguousarray(classes.count, dtype=np.int64),
+                    np.ascontiguousarray(classes.first, dtype=np.int64), 0, 0)
+
+    def _count(self, keys, hashes, weights, firsts, base: int, later: int) -> None:
+        parts = len(self.parts)
+        _run([lambda p=p, part=part: part.count(keys, hashes, weights, firsts, base, p, parts, later)
+              for p, part in enumerate(self.parts)], len(keys) >= _SERIAL_ROWS)
+
     def classes(self) -> Classes:
-        keys = np.empty((self.size, self.width), dtype=np.uint64)
-        count = self.flushed[:self.size].copy() if len(self.flushed) else np.zeros(self.size, dtype=np.int64)
-        _listing(self.slots, keys, count)
-        return Classes(self.layout, keys, self.entry_first[:self.size].copy(), count)
+        """The classes so far, in first-packet order (each partition's entries are in their own
+        first-packet order: merged by it)."""
+        sizes = [p.size for p in self.parts]
+        total = sum(sizes)
+        keys = np.empty((total, self.width), dtype=np.uint64)
+        first = np.empty(total, dtype=np.int64)
+        count = np.zeros(total, dtype=np.int64)
+        firsts = [p.entry_first[:p.size] for p in self.parts]
+        positions = []
+        for p, mine in enumerate(firsts):  # a class's row: how many classes of any partition came first
+            position = np.arange(len(mine), dtype=np.int64)
+            for q, other in enumerate(firsts):
+                if q != p:
+                    position += np.searchsorted(other, mine)
+            positions.append(position)
+        _run([lambda part=part, position=position: part.list_into(keys, first, count, position)
+              for part, position in zip(self.parts, positions)], total >= _SERIAL_ROWS)
+        return Classes(self.layout, keys, first, count)
+
+
+_NONE = np.zeros(0, dtype=np.int64)  # no weights, no first packets: rows are packets

@@ -143,9 +143,10 @@ class Simulation:
     """Accumulates chunks of a trace (in trace order); ``report()`` gives the totals."""
 
     def __init__(self, analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: RssPlan,
-                 strategy: str = SHARED_NOTHING):
-        """``sharding``: the plan, or just the names of its sharded objects."""
-        self.analysis, self.plan, self.strategy = analysis, plan, strategy
+                 strategy: str = SHARED_NOTHING, threads: int | None = None):
+        """``sharding``: the plan, or just the names of its sharded objects; ``threads``: how many
+        count the packet classes (default: one per CPU; the report is the same for any number)."""
+        self.analysis, self.plan, self.strategy, self.threads = analysis, plan, strategy, threads
         self.sharded = sharding if isinstance(sharding, tuple) else sharded_objects(sharding)
         self.keyed = _keyed_terms(analysis, self.sharded, strategy)
         self.writes = write_model.path_writes(analysis) if strategy in SHARED_STRATEGIES else ()
@@ -155,7 +156,7 @@ class Simulation:
         tests += [c for paths in self.writers.values() for _, cond in paths for c in conjuncts(cond)]
         self.layout = Layout.of([kp.key for kp in self.keyed] + write_model.key_terms(self.writes), tests)
         self.hasher = Hasher(plan)
-        self.table: Optional[ClassTable] = ClassTable(self.layout)
+        self.table: Optional[ClassTable] = ClassTable(self.layout, threads=threads)
         self._classes: Optional[Classes] = None  # what the table held when a report released it
         self.packets = 0
         # Sharding by allocation: the replies to what each core's pool handed out (explorer.simulate.pools).
@@ -174,7 +175,7 @@ class Simulation:
         if self.pools:
             fields = self._readdressed(fields, devices)
         if self.table is None:  # a report released it: counting goes on from its classes
-            self.table = ClassTable(self.layout)
+            self.table = ClassTable(self.layout, threads=self.threads)
             self.table.add_classes(self._classes)
         self.table.add(fields, devices, self.packets)
         self.packets += n
