@@ -27,7 +27,7 @@ import z3
 
 from explorer.simulate.key_arrays import Unknown, evaluate_term
 from explorer.simulate.mixing import GOLDEN, mix
-from explorer.simulate.prefetch import AHEAD, prefetch
+from explorer.simulate.prefetch import AHEAD, prefetch, prefetch_write
 from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
 
@@ -248,7 +248,7 @@ def _narrow_env(values: np.ndarray) -> dict[str, np.ndarray]:
 # so the classes are the same whatever the number of threads. The kernels release the GIL, so
 # plain Python threads run them side by side.
 
-_BLOCK = 1 << 16  # packets whose keys are built before they are counted (their keys stay in cache)
+_BLOCK = 1 << 18  # packets whose keys are built before they are counted (8 MB of keys and hashes)
 _SERIAL_ROWS = 1 << 14  # fewer rows than this are counted in the calling thread (a hand-off costs more)
 
 
@@ -377,34 +377,57 @@ def _count_rows(keys, hashes, weights, firsts, base, part, parts, start, slots, 
 
 @numba.njit(cache=True, nogil=True)
 def _listing(slots, keys, count, position):
-    """Every used slot's key and count, at row ``position[entry]`` (``count`` already holds what
-    was flushed out of the slots)."""
+    """Every used slot's key and count, at row ``position[entry]`` (``position`` empty: at row
+    ``entry``); ``count`` already holds what was flushed out of the slots. Entries are in packet
+    order, slots in hash order, so the rows written are scattered: the row of the slot ``AHEAD``
+    on is prefetched for writing (and its position ``2 * AHEAD`` on, for reading)."""
     width = slots.shape[1] - 1
+    placed = len(position) > 0
     for s in range(len(slots)):
+        ahead = s + AHEAD
+        if placed and ahead + AHEAD < len(slots) and slots[ahead + AHEAD, width] != _FREE:
+            prefetch(position, np.int64(slots[ahead + AHEAD, width] >> np.uint64(32)))
+        if ahead < len(slots) and slots[ahead, width] != _FREE:
+            e = np.int64(slots[ahead, width] >> np.uint64(32))
+            row = position[e] if placed else e
+            prefetch_write(keys, row)
+            prefetch_write(count, row)
         word = slots[s, width]
         if word != _FREE:
-            e = position[np.int64(word >> np.uint64(32))]
+            e = np.int64(word >> np.uint64(32))
+            row = position[e] if placed else e
             for k in range(width):
-                keys[e, k] = slots[s, k]
-            count[e] += np.int64(word & _LOW)
+                keys[row, k] = slots[s, k]
+            count[row] += np.int64(word & _LOW)
 
 
 @numba.njit(cache=True, nogil=True)
 def _reinsert(slots, old):
-    """Put the used slots of ``old`` into the (larger) empty ``slots``."""
+    """Put the used slots of ``old`` into the (larger) empty ``slots``: their hashes a block at a
+    time, then each put with the slot of the one ``AHEAD`` on prefetched."""
     width = slots.shape[1] - 1
     mask = np.uint64(len(slots) - 1)
-    for i in range(len(old)):
-        if old[i, width] == _FREE:
-            continue
-        x = GOLDEN
-        for k in range(width):
-            x = mix(x ^ old[i, k])
-        s = x & mask
-        while slots[np.int64(s), width] != _FREE:
-            s = (s + np.uint64(1)) & mask
-        for k in range(width + 1):
-            slots[np.int64(s), k] = old[i, k]
+    used = np.empty(1024, dtype=np.int64)
+    hashes = np.empty(1024, dtype=np.uint64)
+    for b0 in range(0, len(old), 1024):
+        m = 0
+        for i in range(b0, min(b0 + 1024, len(old))):
+            if old[i, width] != _FREE:
+                x = GOLDEN
+                for k in range(width):
+                    x = mix(x ^ old[i, k])
+                used[m], hashes[m] = i, x
+                m += 1
+        for j in range(min(AHEAD, m)):
+            prefetch_write(slots, hashes[j] & mask)
+        for j in range(m):
+            if j + AHEAD < m:
+                prefetch_write(slots, hashes[j + AHEAD] & mask)
+            s = hashes[j] & mask
+            while slots[np.int64(s), width] != _FREE:
+                s = (s + np.uint64(1)) & mask
+            for k in range(width + 1):
+                slots[np.int64(s), k] = old[used[j], k]
 
 
 @dataclass(frozen=True, eq=False)
@@ -497,10 +520,12 @@ class _Partition:
         _reinsert(self.slots, old)
 
     def list_into(self, keys: np.ndarray, first: np.ndarray, count: np.ndarray, position: np.ndarray) -> None:
-        """Its classes into rows ``position`` (per entry) of the table's listing."""
-        first[position] = self.entry_first[:self.size]
+        """Its classes into rows ``position`` (per entry; empty: its entries are the rows) of the
+        table's listing."""
+        rows = position if len(position) else slice(0, self.size)
+        first[rows] = self.entry_first[:self.size]
         if len(self.flushed):
-            count[position] = self.flushed[:self.size]
+            count[rows] = self.flushed[:self.size]
         _listing(self.slots, keys, count, position)
 
 
@@ -590,13 +615,10 @@ class ClassTable:
         first = np.empty(total, dtype=np.int64)
         count = np.zeros(total, dtype=np.int64)
         firsts = [p.entry_first[:p.size] for p in self.parts]
-        positions = []
-        for p, mine in enumerate(firsts):  # a class's row: how many classes of any partition came first
-            position = np.arange(len(mine), dtype=np.int64)
-            for q, other in enumerate(firsts):
-                if q != p:
-                    position += np.searchsorted(other, mine)
-            positions.append(position)
+        positions = [_NONE]  # one partition: its entries are the rows
+        if len(firsts) > 1:  # a class's row: how many classes of any partition came first
+            positions = [sum((np.searchsorted(other, mine) for q, other in enumerate(firsts) if q != p),
+                             np.arange(len(mine), dtype=np.int64)) for p, mine in enumerate(firsts)]
         _run([lambda part=part, position=position: part.list_into(keys, first, count, position)
               for part, position in zip(self.parts, positions)], total >= _SERIAL_ROWS)
         return Classes(self.layout, keys, first, count)

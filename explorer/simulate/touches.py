@@ -18,13 +18,13 @@ import numba
 import numpy as np
 
 from explorer.simulate.mixing import GOLDEN, mix
+from explorer.simulate.prefetch import AHEAD, prefetch
 
 _FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the last column of an empty slot
 _NUMBER = np.uint64((1 << 48) - 1)  # a main slot's last column: bucket << 48 | first packet number
 _SHIFT = np.uint64(48)
 MAX_BUCKET = (1 << 16) - 2  # buckets and packet numbers must fit that word (and never make _FREE)
 MAX_PACKET = (1 << 48) - 1
-_BATCH = 32  # rows hashed, then whose first slots are loaded together (the misses overlap), then recorded
 
 
 @numba.njit(cache=True, inline="always")
@@ -60,50 +60,49 @@ def _probe(slots, new, r, extra, h):
 @numba.njit(cache=True)
 def _touch(slots, size, xslots, xsize, new, mask, start, buckets, numbers, per):
     """Record rows ``start``, ``start + 1``, ... of ``new`` that ``mask`` keeps, row r touched from
-    ``buckets[r // per]`` by packet ``numbers[r // per]``. Returns ``(size, xsize, r, status, _)``:
-    r the first row not recorded (all when status is 0), status 1 or 2 when the main or the extra
-    table must grow first; the last value only keeps the compiler from dropping the loads."""
+    ``buckets[r // per]`` by packet ``numbers[r // per]``. Returns ``(size, xsize, r, status)``: r
+    the first row not recorded (all when status is 0), status 1 or 2 when the main or the extra
+    table must grow first. The rows' hashes come first, then each row is recorded while the slot
+    of the row ``AHEAD`` on is prefetched."""
     width = new.shape[1]
     last, xlast = slots.shape[1] - 1, xslots.shape[1] - 1
     half, xhalf = len(slots) // 2, len(xslots) // 2
     slot_mask = np.uint64(len(slots) - 1)
-    rows = np.empty(_BATCH, dtype=np.int64)
-    hashes = np.empty(_BATCH, dtype=np.uint64)
-    loaded = np.uint64(0)
-    r = start
     n = len(new)
-    while r < n:
-        count = 0
-        while r < n and count < _BATCH:
-            if mask[r]:
-                rows[count] = r
-                hashes[count] = _slot(new, r)
-                count += 1
-            r += 1
-        for c in range(count):
-            loaded ^= slots[np.int64(hashes[c] & slot_mask), last]
-        for c in range(count):
-            j = rows[c]
-            b = np.uint64(buckets[j // per])
-            row = _probe(slots, new, j, np.uint64(0), hashes[c])
-            if slots[row, last] == _FREE:
-                if size >= half:
-                    return size, xsize, j, 1, loaded
+    rows = np.empty(n - start, dtype=np.int64)
+    hashes = np.empty(n - start, dtype=np.uint64)
+    m = 0
+    for r in range(start, n):
+        if mask[r]:
+            rows[m] = r
+            hashes[m] = _slot(new, r)
+            m += 1
+    for c in range(min(AHEAD, m)):
+        prefetch(slots, hashes[c] & slot_mask)
+    for c in range(m):
+        if c + AHEAD < m:
+            prefetch(slots, hashes[c + AHEAD] & slot_mask)
+        j = rows[c]
+        b = np.uint64(buckets[j // per])
+        row = _probe(slots, new, j, np.uint64(0), hashes[c])
+        if slots[row, last] == _FREE:
+            if size >= half:
+                return size, xsize, j, 1
+            for k in range(width):
+                slots[row, k] = new[j, k]
+            slots[row, last] = (b << _SHIFT) | np.uint64(numbers[j // per])
+            size += 1
+        elif (slots[row, last] >> _SHIFT) != b:
+            xrow = _probe(xslots, new, j, b, mix(hashes[c] ^ b))
+            if xslots[xrow, xlast] == _FREE:
+                if xsize >= xhalf:
+                    return size, xsize, j, 2
                 for k in range(width):
-                    slots[row, k] = new[j, k]
-                slots[row, last] = (b << _SHIFT) | np.uint64(numbers[j // per])
-                size += 1
-            elif (slots[row, last] >> _SHIFT) != b:
-                xrow = _probe(xslots, new, j, b, mix(hashes[c] ^ b))
-                if xslots[xrow, xlast] == _FREE:
-                    if xsize >= xhalf:
-                        return size, xsize, j, 2, loaded
-                    for k in range(width):
-                        xslots[xrow, k] = new[j, k]
-                    xslots[xrow, width] = b
-                    xslots[xrow, xlast] = np.uint64(numbers[j // per])
-                    xsize += 1
-    return size, xsize, n, 0, loaded
+                    xslots[xrow, k] = new[j, k]
+                xslots[xrow, width] = b
+                xslots[xrow, xlast] = np.uint64(numbers[j // per])
+                xsize += 1
+    return size, xsize, n, 0
 
 
 class KeyTable:
@@ -111,8 +110,8 @@ class KeyTable:
 
     Slots hold the key inline (``width`` slices), then one word with the bucket (top 16 bits)
     and the first packet number (``_FREE`` when the slot is empty). One flat table, at most half
-    full, filled in row order a batch at a time: hashes first, then the batch's first slots
-    loaded together, then recorded."""
+    full, filled in row order: hashes first, then rows recorded with the slot a few rows on
+    prefetched."""
 
     def __init__(self, width: int, expected: int = 512):
         """``expected``: about how many keys will come (the table grows past it as needed)."""
@@ -142,7 +141,7 @@ class KeyTable:
             raise ValueError(f"buckets must be within 0..{MAX_BUCKET} and packet numbers within 0..{MAX_PACKET}")
         start = 0
         while True:
-            self.size, self.xsize, start, status, _ = _touch(self.slots, self.size, self.xslots, self.xsize, keys,
+            self.size, self.xsize, start, status = _touch(self.slots, self.size, self.xslots, self.xsize, keys,
                                                              mask, start, buckets, numbers, per)
             if status == 0:
                 return
