@@ -43,12 +43,21 @@ def conjuncts(condition: z3.BoolRef) -> list[z3.BoolRef]:
 
 
 def packet_guard(condition: z3.BoolRef, env: dict[str, np.ndarray], count: int,
-                 memo: dict | None = None) -> np.ndarray:
+                 memo: dict | None = None, split: dict | None = None) -> np.ndarray:
     """Packets that may take a path: its conjuncts over packet fields hold (the others, about state
-    values, are assumed to). ``memo`` keeps conjunct values across paths of the same packets."""
+    values, are assumed to). ``memo`` keeps conjunct values across paths of the same packets;
+    ``split`` keeps each condition's conjuncts across calls (walking Z3 terms from Python costs
+    more than evaluating them over a few hundred thousand packets)."""
     memo = {} if memo is None else memo
     mask = np.ones(count, dtype=bool)
-    for c in conjuncts(condition):
+    if split is None:
+        parts = conjuncts(condition)
+    else:
+        ident = condition.get_id()
+        if ident not in split:
+            split[ident] = (condition, conjuncts(condition))  # the condition kept: its id stays its own
+        parts = split[ident][1]
+    for c in parts:
         key = c.get_id()
         if key not in memo:
             try:

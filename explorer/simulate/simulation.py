@@ -291,6 +291,7 @@ class _ClassView:
         self._touches: Optional[dict[str, Touches]] = None
         self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
         self._whole: Optional[_Part] = None
+        self._split: dict = {}  # each path condition's conjuncts (packet_guard), found once for all parts
 
     def _part(self, start: int, stop: int) -> _Part:
         layout, keys = self.classes.layout, self.classes.keys[start:stop]
@@ -312,7 +313,7 @@ class _ClassView:
     def _guard(self, part: _Part, devices: tuple[int, ...], conditions) -> np.ndarray:
         mask = np.zeros(len(part), dtype=bool)
         for condition in conditions:
-            mask |= packet_guard(condition, part.env, len(part), part.memo)
+            mask |= packet_guard(condition, part.env, len(part), part.memo, self._split)
         devices = tuple(devices)
         if devices not in part.device_masks:  # a few paths share each devices tuple
             part.device_masks[devices] = on_devices(part.devices, devices)
