@@ -30,7 +30,7 @@ most of a simulation's time; the tables keep it to a few array passes per chunk.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numba
 import numpy as np
@@ -42,6 +42,7 @@ from explorer.sharding.pools import owners
 from explorer.simulate.classes import test_bits
 from explorer.simulate.key_arrays import Unknown, conjuncts, evaluate_term, key_slices, on_devices, packet_guard
 from explorer.simulate.mixing import GOLDEN, mix
+from explorer.simulate.prefetch import AHEAD, prefetch
 from explorer.symbex.bitvec import symbols_of
 from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
@@ -95,7 +96,6 @@ def _emitter(path: CallPath, allocator: str) -> _Emitter:
 
 
 
-_BATCH = 32  # rows whose first slots are loaded together before they are probed
 
 
 @numba.njit(cache=True, inline="always")
@@ -126,56 +126,51 @@ def _slot(table, rows, r, s):
 
 
 @numba.njit(cache=True, inline="always")
-def _starts(table, rows, begin, end, starts):
-    """The probe starts of rows ``begin:end``, their first slots read together (independent loads
-    the CPU overlaps, where probing row after row waits for one cache miss after another; hashing
-    all first, then loading in a tight loop overlaps more of them than loading as each is hashed)."""
-    for r in range(begin, end):
-        starts[r - begin] = _start(table, rows, r)
-    loaded = np.uint64(0)
-    for r in range(end - begin):
-        loaded ^= table[starts[r], rows.shape[1]]
-    return loaded
+def _starts(table, rows):
+    """The probe starts of every row, and the first ``AHEAD`` of them prefetched: the probes then
+    prefetch the slot ``AHEAD`` rows on as they go, so the cache misses overlap."""
+    starts = np.empty(len(rows), dtype=np.int64)
+    for r in range(len(rows)):
+        starts[r] = _start(table, rows, r)
+    for r in range(min(AHEAD, len(rows))):
+        prefetch(table, starts[r])
+    return starts
 
 
 @numba.njit(cache=True)
 def _add_new(table, rows, valid, values, first_id):
     """Give each valid row whose value the table lacks an id (``values[row]``, or when ``values``
     is empty the next of ``first_id``, ``first_id + 1``, ...), in row order; a value seen earlier
-    keeps its id (``dict.setdefault``). Returns the rows given one (and a value to ignore)."""
+    keeps its id (``dict.setdefault``). Returns the rows given one."""
     width = rows.shape[1]
     out = np.empty(len(rows), dtype=np.int64)
-    starts = np.empty(_BATCH, dtype=np.int64)
+    starts = _starts(table, rows)
     m = 0
-    loaded = np.uint64(0)
-    for begin in range(0, len(rows), _BATCH):
-        end = min(begin + _BATCH, len(rows))
-        loaded ^= _starts(table, rows, begin, end, starts)
-        for r in range(begin, end):
-            if not valid[r]:
-                continue
-            s = _slot(table, rows, r, starts[r - begin])
-            if table[s, width] == 0:
-                for k in range(width):
-                    table[s, k] = rows[r, k]
-                table[s, width] = np.uint64((values[r] if len(values) else first_id + m) + 1)
-                out[m] = r
-                m += 1
-    return out[:m], loaded
+    for r in range(len(rows)):
+        if r + AHEAD < len(rows):
+            prefetch(table, starts[r + AHEAD])
+        if not valid[r]:
+            continue
+        s = _slot(table, rows, r, starts[r])
+        if table[s, width] == 0:
+            for k in range(width):
+                table[s, k] = rows[r, k]
+            table[s, width] = np.uint64((values[r] if len(values) else first_id + m) + 1)
+            out[m] = r
+            m += 1
+    return out[:m]
 
 
 @numba.njit(cache=True)
 def _find(table, rows):
-    """The id of every row's value, -1 where the table lacks it (and a value to ignore)."""
+    """The id of every row's value, -1 where the table lacks it."""
     out = np.empty(len(rows), dtype=np.int64)
-    starts = np.empty(_BATCH, dtype=np.int64)
-    loaded = np.uint64(0)
-    for begin in range(0, len(rows), _BATCH):
-        end = min(begin + _BATCH, len(rows))
-        loaded ^= _starts(table, rows, begin, end, starts)
-        for r in range(begin, end):
-            out[r] = np.int64(table[_slot(table, rows, r, starts[r - begin]), rows.shape[1]]) - 1
-    return out, loaded
+    starts = _starts(table, rows)
+    for r in range(len(rows)):
+        if r + AHEAD < len(rows):
+            prefetch(table, starts[r + AHEAD])
+        out[r] = np.int64(table[_slot(table, rows, r, starts[r]), rows.shape[1]]) - 1
+    return out
 
 
 @numba.njit(cache=True)
@@ -228,12 +223,12 @@ class RowIndex:
         valid = np.ones(len(rows), dtype=bool) if valid is None else np.ascontiguousarray(valid, dtype=bool)
         values = np.zeros(0, dtype=np.int64) if values is None else np.ascontiguousarray(values, dtype=np.int64)
         self._room(len(rows))
-        taken, _ = _add_new(self.table, rows, valid, values, first_id)
+        taken = _add_new(self.table, rows, valid, values, first_id)
         self.size += len(taken)
         return taken
 
     def find(self, rows: np.ndarray) -> np.ndarray:
-        return _find(self.table, np.ascontiguousarray(rows, dtype=np.uint64))[0]
+        return _find(self.table, np.ascontiguousarray(rows, dtype=np.uint64))
 
 
 class _Flows:
@@ -281,8 +276,17 @@ def _newly_split(flows, cores, flow_core, split):
 
 def _reply_rows(fields: PacketFields, rows: np.ndarray) -> np.ndarray:
     """The 5-tuples (addresses, ports, protocol) of packets ``rows``, as uint64 columns."""
-    return np.stack([*(getattr(fields, name)[rows].astype(np.uint64) for name in FIELDS),
-                     fields.proto[rows].astype(np.uint64)], axis=1)
+    out = np.empty((len(rows), 5), dtype=np.uint64)
+    _five_tuples(fields.src_ip, fields.dst_ip, fields.src_port, fields.dst_port, fields.proto,
+                 np.ascontiguousarray(rows, dtype=np.int64), out)
+    return out
+
+
+@numba.njit(cache=True)
+def _five_tuples(src, dst, sport, dport, proto, rows, out):
+    for r in range(len(rows)):
+        i = rows[r]
+        out[r, 0], out[r, 1], out[r, 2], out[r, 3], out[r, 4] = src[i], dst[i], sport[i], dport[i], proto[i]
 
 
 class PoolModel:
@@ -311,9 +315,10 @@ class PoolModel:
     # ---- along the trace ---------------------------------------------------------------------
 
     def translate(self, fields: PacketFields, devices: np.ndarray, first: int,
-                  cores: np.ndarray) -> tuple[PacketFields, np.ndarray, np.ndarray]:
+                  cores: np.ndarray | Callable[[np.ndarray], np.ndarray]) -> tuple[PacketFields, np.ndarray, np.ndarray]:
         """The chunk of packets ``first, first + 1, ...`` (the NIC sends packet i to ``cores[i]`` as it
-        is) with its replies readdressed; and the readdressed rows with their flows (ids)."""
+        is, or ``cores(rows)`` gives the cores of packets ``rows``: only new flows' are asked) with
+        its replies readdressed; and the readdressed rows with their flows (ids)."""
         n = len(fields)
         if n == 0 or not self.emitters:
             return fields, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -331,19 +336,20 @@ class PoolModel:
         if e.key is None:  # every packet is a flow of its own: its key is its number (count column 0)
             keys[:, 1] = first + rows
         else:
-            try:
-                slices = key_slices(e.key, env, n)
+            try:  # over the rows that may allocate only (the symbols the key reads, gathered)
+                read = compile_term(e.key).symbols
+                slices = key_slices(e.key, {name: v[rows] for name, v in env.items() if name in read}, len(rows))
             except Unknown as why:
                 self._note(f"path {e.path.index}: its flow key uses {why}: its allocations are not modelled")
                 return
             keys[:, 0] = len(slices)
             for k, part in enumerate(slices):
-                keys[:, 1 + k] = part[rows]
+                keys[:, 1 + k] = part
         # New flows: keys not seen before, each at its first packet, in packet order.
         picked = rows[self.keys.add_new(keys, self.flows.size)]
         if not len(picked):
             return
-        core = cores[picked].astype(np.int64)
+        core = np.asarray(cores(picked) if callable(cores) else cores[picked], dtype=np.int64)
         # Each core hands out its pool in order: a new flow takes its core's next index.
         order = np.argsort(core, kind="stable")
         counts = np.bincount(core, minlength=len(self.pools))

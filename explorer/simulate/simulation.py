@@ -181,7 +181,8 @@ class Simulation:
         self.packets += n
 
     def _readdressed(self, fields: PacketFields, devices: np.ndarray) -> PacketFields:
-        cores = steer(self.plan, fields, devices, hasher=self.hasher).cores
+        arrived = fields  # as the NIC receives them: where the packets that allocate go
+        cores = lambda rows: steer(self.plan, arrived.select(rows), devices[rows], hasher=self.hasher).cores  # noqa: E731
         for model in self.pools:
             fields, rows, flows = model.translate(fields, devices, self.packets, cores)
             if len(rows):  # where the readdressed packets go now (the others did not change)
