@@ -96,14 +96,12 @@ class Layout:
 
     def steering(self, keys: np.ndarray) -> dict[str, np.ndarray]:
         """What the NIC hashes of each class: ``src_ip``, ``dst_ip``, ``src_port``, ``dst_port``,
-        ``is_ipv4``, ``is_l4``."""
-        k0, k1 = keys[:, 0], keys[:, 1]
-        return {"src_ip": (k0 >> np.uint64(32)).astype(np.uint32),
-                "dst_ip": (k0 & np.uint64(0xFFFFFFFF)).astype(np.uint32),
-                "src_port": (k1 >> np.uint64(48)).astype(np.uint16),
-                "dst_port": ((k1 >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.uint16),
-                "is_ipv4": ((k1 >> np.uint64(17)) & np.uint64(1)).astype(bool),
-                "is_l4": ((k1 >> np.uint64(16)) & np.uint64(1)).astype(bool)}
+        ``is_ipv4``, ``is_l4`` (one pass over the keys: numpy took one per field and a cast)."""
+        n = len(keys)
+        out = {"src_ip": np.empty(n, np.uint32), "dst_ip": np.empty(n, np.uint32), "src_port": np.empty(n, np.uint16),
+               "dst_port": np.empty(n, np.uint16), "is_ipv4": np.empty(n, np.bool_), "is_l4": np.empty(n, np.bool_)}
+        _steering(keys, *out.values())
+        return out
 
     def env(self, keys: np.ndarray) -> tuple["ClassEnv", np.ndarray]:
         """``(symbols, devices)`` of classes: the symbol values every packet of a class has
@@ -134,6 +132,17 @@ class Layout:
         bits = keys[:, 2] if len(keys) else np.zeros(0, np.uint64)
         return {t.get_id(): ((bits >> np.uint64(k)) & np.uint64(1)).astype(bool)
                 for k, t in enumerate(self.length_tests)}
+
+
+@numba.njit(cache=True)
+def _steering(keys, src_ip, dst_ip, src_port, dst_port, is_ipv4, is_l4):
+    """``Layout.steering``'s fields out of slices 0 and 1 of the keys."""
+    u = np.uint64
+    for r in range(len(keys)):
+        k0, k1 = keys[r, 0], keys[r, 1]
+        src_ip[r], dst_ip[r] = k0 >> u(32), k0 & u(0xFFFFFFFF)
+        src_port[r], dst_port[r] = k1 >> u(48), (k1 >> u(32)) & u(0xFFFF)
+        is_ipv4[r], is_l4[r] = (k1 >> u(17)) & u(1), (k1 >> u(16)) & u(1)
 
 
 class ClassEnv(dict):

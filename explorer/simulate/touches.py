@@ -83,14 +83,15 @@ def _touch(slots, size, xslots, xsize, new, mask, start, buckets, numbers, per):
         if c + AHEAD < m:
             prefetch(slots, hashes[c + AHEAD] & slot_mask)
         j = rows[c]
-        b = np.uint64(buckets[j // per])
+        packet = j if per == 1 else j // per
+        b = np.uint64(buckets[packet])
         row = _probe(slots, new, j, np.uint64(0), hashes[c])
         if slots[row, last] == _FREE:
             if size >= half:
                 return size, xsize, j, 1
             for k in range(width):
                 slots[row, k] = new[j, k]
-            slots[row, last] = (b << _SHIFT) | np.uint64(numbers[j // per])
+            slots[row, last] = (b << _SHIFT) | np.uint64(numbers[packet])
             size += 1
         elif (slots[row, last] >> _SHIFT) != b:
             xrow = _probe(xslots, new, j, b, mix(hashes[c] ^ b))
@@ -100,7 +101,7 @@ def _touch(slots, size, xslots, xsize, new, mask, start, buckets, numbers, per):
                 for k in range(width):
                     xslots[xrow, k] = new[j, k]
                 xslots[xrow, width] = b
-                xslots[xrow, xlast] = np.uint64(numbers[j // per])
+                xslots[xrow, xlast] = np.uint64(numbers[packet])
                 xsize += 1
     return size, xsize, n, 0
 
