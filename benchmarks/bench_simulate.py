@@ -1,7 +1,8 @@
 """Simulator throughput next to a plain numpy Toeplitz of the same packets, and peak memory.
 
     .venv/bin/python benchmarks/bench_simulate.py [--packets 10000000] [--nf fw ...] [--runs 3]
-                                                  [--rss 10000000,100000000] [--flows-per-packet 0.1]
+                                                  [--threads 1,0] [--rss 10000000,100000000]
+                                                  [--flows-per-packet 0.1]
                                                   [--pcap-packets 20000000 [--pcap-dir DIR]]
 
 Throughput: the same ``--packets`` bidir packets (LAN requests and their WAN replies, ``flows`` =
@@ -9,7 +10,9 @@ packets x 0.1, so the tables hold a million flows at 10M packets) are made once,
 chunks; then, alternately in the same process, (a) a plain numpy Toeplitz hashes each packet's
 12-byte 4-tuple with one 256-entry table lookup per input byte (the textbook vectorised hash), and
 (b) the simulator runs end to end: steering (hash, RETA, per-core counts), flows per core and the
-violation check of every sharded object. Medians over ``--runs``; min-max shows the noise.
+violation check of every sharded object. Medians over ``--runs``; min-max shows the noise. The
+simulator runs once per ``--threads`` setting in each run (0: one thread per CPU, the default),
+so that its thread counts are compared within the same run too.
 
 Peak RSS: a fresh process streams ``--rss`` packets (generated chunk by chunk) through the
 simulator and reports its own peak (``VmHWM``); the trace itself is never held.
@@ -25,6 +28,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -41,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer import pipeline  # noqa: E402
 from explorer.rss.toeplitz import ToeplitzTable  # noqa: E402
+from explorer.simulate.classes import default_threads  # noqa: E402
 from explorer.simulate.simulation import Simulation  # noqa: E402
 from explorer.traffic.generators import field_chunks  # noqa: E402
 
@@ -60,28 +65,40 @@ def numpy_toeplitz(table: ToeplitzTable, fields) -> np.ndarray:
     return out
 
 
-def throughput(name: str, packets: int, runs: int, flows: int) -> dict:
+def throughput(name: str, packets: int, runs: int, flows: int, threads: tuple[int, ...] = (0,)) -> list[dict]:
+    """One row per thread count (0: the default, one per CPU)."""
     solution = pipeline.solve(ROOT / "sample_nfs" / f"{name}.c", quality=False)
     chunks = list(field_chunks("bidir", packets, flows, seed=1, chunk_packets=CHUNK))
     table = ToeplitzTable(solution.plan.device(0).key, 12)
-    Simulation(solution.analysis, solution.sharding, solution.plan).add(*chunks[0])  # numba kernels loaded
-    base, sim, report = [], [], None
+    for t in threads:  # numba kernels loaded (counting and report), threads started
+        warm = Simulation(solution.analysis, solution.sharding, solution.plan, threads=t or None)
+        warm.add(*chunks[0])
+        warm.report()
+    base, sim, reports = [], {t: [] for t in threads}, {}
     for _ in range(runs):
         started = time.perf_counter()
         for fields, _devices in chunks:
             numpy_toeplitz(table, fields)
         base.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        s = Simulation(solution.analysis, solution.sharding, solution.plan)
-        for fields, devices in chunks:
-            s.add(fields, devices)
-        report = s.report()
-        sim.append(time.perf_counter() - started)
-    b, m = statistics.median(base), statistics.median(sim)
-    return {"nf": name, "packets": packets, "flows": flows, "numpy_mpps": packets / b / 1e6,
-            "sim_mpps": packets / m / 1e6, "ratio": m / b, "numpy_s": (min(base), max(base)),
-            "sim_s": (min(sim), max(sim)), "classes": report.classes,
-            "checked_share": report.checked_packets / packets, "violations": report.violation_count}
+        for t in threads:
+            started = time.perf_counter()
+            s = Simulation(solution.analysis, solution.sharding, solution.plan, threads=t or None)
+            for fields, devices in chunks:
+                s.add(fields, devices)
+            reports[t] = s.report()
+            sim[t].append(time.perf_counter() - started)
+    if len({json.dumps(r.to_dict(), sort_keys=True) for r in reports.values()}) != 1:
+        raise AssertionError(f"{name}: the report changed with the number of threads")
+    b = statistics.median(base)
+    rows = []
+    for t in threads:
+        m, report = statistics.median(sim[t]), reports[t]
+        rows.append({"nf": name, "threads": t or default_threads(), "packets": packets, "flows": flows,
+                     "numpy_mpps": packets / b / 1e6, "sim_mpps": packets / m / 1e6, "ratio": m / b,
+                     "numpy_s": (min(base), max(base)), "sim_s": (min(sim[t]), max(sim[t])),
+                     "classes": report.classes, "checked_share": report.checked_packets / packets,
+                     "violations": report.violation_count})
+    return rows
 
 
 def rss_child(packets: int, flows: int) -> None:
@@ -161,6 +178,7 @@ def main() -> None:
     parser.add_argument("--packets", type=int, default=10_000_000)
     parser.add_argument("--flows-per-packet", type=float, default=0.1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", default="1,0", help="simulator thread counts to run, 0 for the default")
     parser.add_argument("--nf", action="append", default=[])
     parser.add_argument("--rss", default="10000000,100000000", help="packet counts for peak RSS ('' to skip)")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
@@ -176,15 +194,18 @@ def main() -> None:
         pcap_child(args.pcap_child)
         return
     flows = max(1, int(args.packets * args.flows_per_packet))
-    print(f"bidir traffic, {args.packets:,} packets, {flows:,} flows, median of {args.runs} (min-max seconds)")
-    print(f"{'nf':<5} {'numpy Toeplitz Mpps':>20} {'simulator Mpps':>15} {'sim/numpy time':>15} "
+    threads = tuple(int(t) for t in args.threads.split(","))
+    print(f"bidir traffic, {args.packets:,} packets, {flows:,} flows, median of {args.runs} (min-max seconds), "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'nf':<5} {'threads':>7} {'numpy Toeplitz Mpps':>20} {'simulator Mpps':>15} {'sim/numpy time':>15} "
           f"{'classes':>10} {'checked':>8} {'violations':>10}  noise")
     for name in args.nf or ["fw", "nat", "pol", "psd", "cl"]:
-        r = throughput(name, args.packets, args.runs, flows)
-        print(f"{name:<5} {r['numpy_mpps']:>20.1f} {r['sim_mpps']:>15.1f} {r['ratio']:>14.2f}x "
-              f"{r['classes']:>10,} {100 * r['checked_share']:>7.0f}% {r['violations']:>10}  "
-              f"numpy {r['numpy_s'][0]:.2f}-{r['numpy_s'][1]:.2f}s, sim {r['sim_s'][0]:.2f}-{r['sim_s'][1]:.2f}s",
-              flush=True)
+        for r in throughput(name, args.packets, args.runs, flows, threads):
+            print(f"{name:<5} {r['threads']:>7} {r['numpy_mpps']:>20.1f} {r['sim_mpps']:>15.1f} {r['ratio']:>14.2f}x "
+                  f"{r['classes']:>10,} {100 * r['checked_share']:>7.0f}% {r['violations']:>10}  "
+                  f"numpy {r['numpy_s'][0]:.2f}-{r['numpy_s'][1]:.2f}s, sim {r['sim_s'][0]:.2f}-{r['sim_s'][1]:.2f}s",
+                  flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}", flush=True)
     for packets in [int(p) for p in args.rss.split(",") if p.strip()]:
         done = subprocess.run([sys.executable, __file__, "--rss-child", str(packets), "--rss-flows",
                                str(args.rss_flows)], capture_output=True, text=True, check=True)
