@@ -182,3 +182,23 @@ def huge_later(classes: Classes, offset: int) -> Classes:
 def test_a_table_needs_a_thread():
     with pytest.raises(ValueError, match="at least 1 thread"):
         ClassTable(LAYOUTS["plain"], threads=0)
+
+
+def test_shared_tasks_all_run_and_the_first_error_is_raised_after():
+    """Every task runs once, on whichever thread takes it (this one included), and an error
+    in one is raised only when all have finished."""
+    ran = []
+
+    def task(k):
+        def run():
+            ran.append(k)
+            if k in (3, 5):
+                raise ValueError(f"task {k}")
+        return run
+
+    with pytest.raises(ValueError, match="task [35]"):
+        classes_module._run([task(k) for k in range(8)], threads=3)
+    assert sorted(ran) == list(range(8))
+    ran.clear()
+    classes_module._run([task(k) for k in (0, 1, 2)], threads=1)
+    assert ran == [0, 1, 2]

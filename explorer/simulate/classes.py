@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -538,29 +538,60 @@ class _Partition:
         _listing(self.slots, keys, count, position)
 
 
-_pool: ThreadPoolExecutor | None = None  # the counting threads, shared by every table of the process
+_pool: ThreadPoolExecutor | None = None  # the helper threads, shared by every table of the process
 _pool_size = 0
 _pool_lock = threading.Lock()
 
 
-def _run(tasks: list[Callable[[], None]], parallel: bool) -> None:
-    """Run ``tasks`` (which touch disjoint data) on the counting threads, or one after the other in
-    this thread; either way every task has finished when this returns (the first error is raised
-    then)."""
+class _Tasks:
+    """Tasks that touch disjoint data, each claimed by whichever thread asks first."""
+
+    def __init__(self, tasks: list[Callable[[], None]]):
+        self.tasks, self.claimed, self.done = tasks, 0, 0
+        self.errors: list[BaseException] = []
+        self.finished = threading.Condition()
+
+    def work(self) -> None:
+        """Run unclaimed tasks until none is left."""
+        while True:
+            with self.finished:
+                if self.claimed == len(self.tasks):
+                    return
+                task = self.tasks[self.claimed]
+                self.claimed += 1
+            try:
+                task()
+            except BaseException as error:  # raised in the caller's thread
+                self.errors.append(error)
+            with self.finished:
+                self.done += 1
+                self.finished.notify_all()
+
+
+def _run(tasks: list[Callable[[], None]], threads: int) -> None:
+    """Run ``tasks`` (which touch disjoint data) on up to ``threads`` threads, this one included;
+    every task has finished when this returns (the first error is raised then). This thread works
+    too, and the helpers only take what it has not taken yet: when the other CPUs are busy (a
+    shared machine), it does the work itself instead of waiting for a helper to be scheduled."""
     global _pool, _pool_size
-    if not parallel or len(tasks) == 1:
+    if threads < 2 or len(tasks) < 2:
         for task in tasks:
             task()
         return
+    helpers = min(threads, len(tasks)) - 1
     with _pool_lock:
-        if _pool_size < len(tasks):
-            _pool_size = max(len(tasks), default_threads())
+        if _pool_size < helpers:
+            _pool_size = max(helpers, default_threads())
             _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="nfx-count")
         pool = _pool
-    futures = [pool.submit(task) for task in tasks]
-    wait(futures)
-    for future in futures:
-        future.result()
+    shared = _Tasks(tasks)
+    for _ in range(helpers):
+        pool.submit(shared.work)
+    shared.work()
+    with shared.finished:
+        shared.finished.wait_for(lambda: shared.done == len(tasks))
+    if shared.errors:
+        raise shared.errors[0]
 
 
 class ClassTable:
@@ -595,9 +626,9 @@ class ClassTable:
         for b0 in range(0, n, _BLOCK):
             rows = min(_BLOCK, n - b0)
             k, h = keys[:rows], hashes[:rows]
-            cuts = np.linspace(0, rows, self.threads + 1).astype(np.int64).tolist()
+            cuts = np.linspace(0, rows, 4 * self.threads + 1).astype(np.int64).tolist()  # pieces to share out
             _run([lambda lo=lo, hi=hi: _key_rows(*inputs, b0 + lo, k[lo:hi], h[lo:hi])
-                  for lo, hi in zip(cuts, cuts[1:]) if hi > lo], rows >= _SERIAL_ROWS)
+                  for lo, hi in zip(cuts, cuts[1:]) if hi > lo], self._threads(rows))
             self._count(k, h, _NONE, _NONE, base + b0, n - b0 - rows)
 
     def add_classes(self, classes: Classes) -> None:
@@ -613,7 +644,10 @@ class ClassTable:
     def _count(self, keys, hashes, weights, firsts, base: int, later: int) -> None:
         parts = len(self.parts)
         _run([lambda p=p, part=part: part.count(keys, hashes, weights, firsts, base, p, parts, later)
-              for p, part in enumerate(self.parts)], len(keys) >= _SERIAL_ROWS)
+              for p, part in enumerate(self.parts)], self._threads(len(keys)))
+
+    def _threads(self, rows: int) -> int:
+        return self.threads if rows >= _SERIAL_ROWS else 1
 
     def classes(self) -> Classes:
         """The classes so far, in first-packet order (each partition's entries are in their own
@@ -629,7 +663,7 @@ class ClassTable:
             positions = [sum((np.searchsorted(other, mine) for q, other in enumerate(firsts) if q != p),
                              np.arange(len(mine), dtype=np.int64)) for p, mine in enumerate(firsts)]
         _run([lambda part=part, position=position: part.list_into(keys, first, count, position)
-              for part, position in zip(self.parts, positions)], total >= _SERIAL_ROWS)
+              for part, position in zip(self.parts, positions)], self._threads(total))
         return Classes(self.layout, keys, first, count)
 
 
