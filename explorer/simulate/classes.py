@@ -352,7 +352,9 @@ def _count_rows(keys, hashes, weights, firsts, base, part, parts, start, slots, 
     for j in range(m):
         q = rows[j] if parts > 1 else start + j
         if j + AHEAD < m:
-            prefetch(slots, hashes[rows[j + AHEAD] if parts > 1 else q + AHEAD] & mask)
+            ahead = hashes[rows[j + AHEAD] if parts > 1 else q + AHEAD]
+            prefetch(slots, ahead & mask)
+            prefetch(slots, (ahead + np.uint64(1)) & mask)  # a probe often goes on into the next line
         weight = np.uint64(1) if packets else np.uint64(weights[q])
         s = hashes[q] & mask
         while True:
