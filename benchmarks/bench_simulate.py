@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 from explorer import pipeline  # noqa: E402
 from explorer.rss.toeplitz import ToeplitzTable  # noqa: E402
-from explorer.simulate.classes import default_threads  # noqa: E402
 from explorer.simulate.simulation import Simulation  # noqa: E402
+from explorer.simulate.threads import default_threads  # noqa: E402
 from explorer.traffic.generators import field_chunks  # noqa: E402
 
 CHUNK = 1 << 20

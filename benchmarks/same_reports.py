@@ -57,7 +57,7 @@ def reports(root: str, part_classes: int | None, threads: int | None, nfs: tuple
     if threads is not None:
         import explorer.simulate.classes as classes
 
-        classes.default_threads = lambda: threads
+        classes.default_threads = simulation.default_threads = lambda: threads
         classes._SERIAL_ROWS = 0  # threads even for chunks of 1,237 packets
     out = {}
     for nf in nfs:

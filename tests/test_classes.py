@@ -7,6 +7,7 @@ import z3
 
 import explorer.simulate.classes as classes_module
 from explorer.simulate.classes import Classes, ClassTable, Layout
+from explorer.simulate.threads import run_tasks
 from explorer.symbex.packet import INPUT_SYMBOLS
 from explorer.traffic.field_arrays import PacketFields
 from explorer.wire import FIELD_BY_NAME
@@ -197,8 +198,8 @@ def test_shared_tasks_all_run_and_the_first_error_is_raised_after():
         return run
 
     with pytest.raises(ValueError, match="task [35]"):
-        classes_module._run([task(k) for k in range(8)], threads=3)
+        run_tasks([task(k) for k in range(8)], threads=3)
     assert sorted(ran) == list(range(8))
     ran.clear()
-    classes_module._run([task(k) for k in (0, 1, 2)], threads=1)
+    run_tasks([task(k) for k in (0, 1, 2)], threads=1)
     assert ran == [0, 1, 2]

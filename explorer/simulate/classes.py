@@ -15,11 +15,8 @@ exactly with the ``Classes`` of later packets (counts add, the earliest first pa
 """
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numba
 import numpy as np
@@ -28,6 +25,7 @@ import z3
 from explorer.simulate.key_arrays import Unknown, evaluate_term
 from explorer.simulate.mixing import GOLDEN, mix
 from explorer.simulate.prefetch import AHEAD, prefetch, prefetch_write
+from explorer.simulate.threads import default_threads, run_tasks
 from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
 
@@ -259,11 +257,6 @@ def _narrow_env(values: np.ndarray) -> dict[str, np.ndarray]:
 
 _BLOCK = 1 << 18  # packets whose keys are built before they are counted (8 MB of keys and hashes)
 _SERIAL_ROWS = 1 << 14  # fewer rows than this are counted in the calling thread (a hand-off costs more)
-
-
-def default_threads() -> int:
-    """The threads a class table counts with: one per CPU this process may run on, at most 16."""
-    return max(1, min(16, len(os.sched_getaffinity(0))))
 
 
 @numba.njit(cache=True, inline="always")
@@ -540,62 +533,6 @@ class _Partition:
         _listing(self.slots, keys, count, position)
 
 
-_pool: ThreadPoolExecutor | None = None  # the helper threads, shared by every table of the process
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-
-class _Tasks:
-    """Tasks that touch disjoint data, each claimed by whichever thread asks first."""
-
-    def __init__(self, tasks: list[Callable[[], None]]):
-        self.tasks, self.claimed, self.done = tasks, 0, 0
-        self.errors: list[BaseException] = []
-        self.finished = threading.Condition()
-
-    def work(self) -> None:
-        """Run unclaimed tasks until none is left."""
-        while True:
-            with self.finished:
-                if self.claimed == len(self.tasks):
-                    return
-                task = self.tasks[self.claimed]
-                self.claimed += 1
-            try:
-                task()
-            except BaseException as error:  # raised in the caller's thread
-                self.errors.append(error)
-            with self.finished:
-                self.done += 1
-                self.finished.notify_all()
-
-
-def _run(tasks: list[Callable[[], None]], threads: int) -> None:
-    """Run ``tasks`` (which touch disjoint data) on up to ``threads`` threads, this one included;
-    every task has finished when this returns (the first error is raised then). This thread works
-    too, and the helpers only take what it has not taken yet: when the other CPUs are busy (a
-    shared machine), it does the work itself instead of waiting for a helper to be scheduled."""
-    global _pool, _pool_size
-    if threads < 2 or len(tasks) < 2:
-        for task in tasks:
-            task()
-        return
-    helpers = min(threads, len(tasks)) - 1
-    with _pool_lock:
-        if _pool_size < helpers:
-            _pool_size = max(helpers, default_threads())
-            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="nfx-count")
-        pool = _pool
-    shared = _Tasks(tasks)
-    for _ in range(helpers):
-        pool.submit(shared.work)
-    shared.work()
-    with shared.finished:
-        shared.finished.wait_for(lambda: shared.done == len(tasks))
-    if shared.errors:
-        raise shared.errors[0]
-
-
 class ClassTable:
     """Counts the classes of packets fed in trace order, chunk by chunk.
 
@@ -629,7 +566,7 @@ class ClassTable:
             rows = min(_BLOCK, n - b0)
             k, h = keys[:rows], hashes[:rows]
             cuts = np.linspace(0, rows, 4 * self.threads + 1).astype(np.int64).tolist()  # pieces to share out
-            _run([lambda lo=lo, hi=hi: _key_rows(*inputs, b0 + lo, k[lo:hi], h[lo:hi])
+            run_tasks([lambda lo=lo, hi=hi: _key_rows(*inputs, b0 + lo, k[lo:hi], h[lo:hi])
                   for lo, hi in zip(cuts, cuts[1:]) if hi > lo], self._threads(rows))
             self._count(k, h, _NONE, _NONE, base + b0, n - b0 - rows)
 
@@ -645,7 +582,7 @@ class ClassTable:
 
     def _count(self, keys, hashes, weights, firsts, base: int, later: int) -> None:
         parts = len(self.parts)
-        _run([lambda p=p, part=part: part.count(keys, hashes, weights, firsts, base, p, parts, later)
+        run_tasks([lambda p=p, part=part: part.count(keys, hashes, weights, firsts, base, p, parts, later)
               for p, part in enumerate(self.parts)], self._threads(len(keys)))
 
     def _threads(self, rows: int) -> int:
@@ -664,7 +601,7 @@ class ClassTable:
         if len(firsts) > 1:  # a class's row: how many classes of any partition came first
             positions = [sum((np.searchsorted(other, mine) for q, other in enumerate(firsts) if q != p),
                              np.arange(len(mine), dtype=np.int64)) for p, mine in enumerate(firsts)]
-        _run([lambda part=part, position=position: part.list_into(keys, first, count, position)
+        run_tasks([lambda part=part, position=position: part.list_into(keys, first, count, position)
               for part, position in zip(self.parts, positions)], self._threads(total))
         return Classes(self.layout, keys, first, count)
 

@@ -32,6 +32,7 @@ from explorer.simulate.key_arrays import Unknown, conjuncts, key_slices, on_devi
 from explorer.simulate.pools import PoolModel, PoolReport
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import Hasher, steer
+from explorer.simulate.threads import default_threads, run_tasks
 from explorer.simulate.touches import KeyTable, Touches
 from explorer.traffic.field_arrays import PacketFields
 
@@ -200,7 +201,7 @@ class Simulation:
         classes = self.classes()
         self.table, self._classes = None, classes
         out = report(self.analysis, self.sharded, self.plan, classes, self.strategy, rebalance_reta,
-                     started, self.writers)
+                     started, self.writers, self.threads)
         return with_pools(out, self.pools) if self.pools else out
 
 
@@ -226,13 +227,18 @@ def with_pools(out: SimulationReport, models: list[PoolModel]) -> SimulationRepo
 
 def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: RssPlan, classes: Classes,
            strategy: str = SHARED_NOTHING, rebalance_reta: bool = False,
-           started: float | None = None, writers: Optional[dict[str, list]] = None) -> SimulationReport:
+           started: float | None = None, writers: Optional[dict[str, list]] = None,
+           threads: int | None = None) -> SimulationReport:
     """The report of a trace counted into ``classes`` (by ``Simulation`` or merged from chunks).
-    ``writers`` (``writer_paths``): the objects whose write share to measure."""
+    ``writers`` (``writer_paths``): the objects whose write share to measure. The key tables of
+    the sharded objects and the flow table are filled side by side on up to ``threads`` threads
+    (default: one per CPU); the report is the same for any number."""
     if classes.packets == 0:
         raise TrafficError("the traffic is empty: nothing to simulate")
     sharded = sharding if isinstance(sharding, tuple) else sharded_objects(sharding)
     sim = _ClassView(analysis, sharded, plan, classes, strategy)
+    threads = default_threads() if threads is None else threads
+    run_tasks([sim.touches, sim.flow_table], threads if sim.n >= _THREADED_CLASSES else 1)
     reta = sim.reta
     loads = per_core(sim.bucket_load, reta, plan.cores)
     count, examples = sim.violations(reta)
@@ -251,6 +257,7 @@ def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: R
 
 
 _PART_CLASSES = 1 << 18  # classes whose symbols, guards and keys a report pass holds at a time
+_THREADED_CLASSES = 1 << 14  # fewer classes than this are reported on in the calling thread alone
 
 
 @dataclass(eq=False)
@@ -290,6 +297,7 @@ class _ClassView:
         self.unchecked: set[str] = set()
         self.checked = np.zeros(self.n, dtype=bool)  # classes whose packets compute a checked key
         self._touches: Optional[dict[str, Touches]] = None
+        self._flows: Optional[KeyTable] = None
         self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
         self._whole: Optional[_Part] = None
         self._split: dict = {}  # each path condition's conjuncts (packet_guard), found once for all parts
@@ -383,17 +391,23 @@ class _ClassView:
         found.sort(key=lambda v: (sorted(v.packets)[1], v.object))
         return count, tuple(found[:MAX_EXAMPLES])
 
+    def flow_table(self) -> KeyTable:
+        """The 5-tuples (protocol, addresses, ports, whatever the device) the classes touch."""
+        if self._flows is None:
+            table = KeyTable(2, self.n)
+            for start in range(0, self.n, _PART_CLASSES):
+                k = self.classes.keys[start:start + _PART_CLASSES]
+                flows = np.empty((len(k), 2), dtype=np.uint64)
+                flows[:, 0] = k[:, 0]
+                np.right_shift(k[:, 1], np.uint64(24), out=flows[:, 1])
+                rows = slice(start, start + len(k))
+                table.touch(flows, np.ones(len(k), dtype=bool), self.buckets[rows], self.classes.first[rows])
+            self._flows = table
+        return self._flows
+
     def flows_per_core(self, reta: np.ndarray) -> tuple[int, ...]:
-        """Distinct 5-tuples (protocol, addresses, ports, whatever the device) per core."""
-        table = KeyTable(2, self.n)
-        for start in range(0, self.n, _PART_CLASSES):
-            k = self.classes.keys[start:start + _PART_CLASSES]
-            flows = np.empty((len(k), 2), dtype=np.uint64)
-            flows[:, 0] = k[:, 0]
-            np.right_shift(k[:, 1], np.uint64(24), out=flows[:, 1])
-            rows = slice(start, start + len(k))
-            table.touch(flows, np.ones(len(k), dtype=bool), self.buckets[rows], self.classes.first[rows])
-        return tuple(int(x) for x in table.keys_per_core(reta, self.plan.cores))
+        """Distinct 5-tuples per core."""
+        return tuple(int(x) for x in self.flow_table().keys_per_core(reta, self.plan.cores))
 
     def write_shares(self, writers: dict[str, list]) -> tuple[tuple[str, float], ...]:
         """Per object, the share of packets whose headers let them take a path that writes it."""

@@ -57,7 +57,7 @@ def _probe(slots, new, r, extra, h):
         s = (s + np.uint64(1)) & mask
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _touch(slots, size, xslots, xsize, new, mask, start, buckets, numbers, per):
     """Record rows ``start``, ``start + 1``, ... of ``new`` that ``mask`` keeps, row r touched from
     ``buckets[r // per]`` by packet ``numbers[r // per]``. Returns ``(size, xsize, r, status)``: r
@@ -196,7 +196,7 @@ def _regrown(slots: np.ndarray, width: int, extra: bool) -> np.ndarray:
     return grown
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _used(slots):
     """The used slots, in slot order."""
     last = slots.shape[1] - 1
@@ -213,7 +213,7 @@ def _used(slots):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _first_cores(slots, reta, cores):
     """Per core, the used slots whose first bucket the RETA sends there."""
     last = slots.shape[1] - 1
@@ -224,7 +224,7 @@ def _first_cores(slots, reta, cores):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _slots_of(slots, keys):
     """The slot holding each of ``keys`` (all present)."""
     out = np.empty(len(keys), dtype=np.int64)
@@ -233,7 +233,7 @@ def _slots_of(slots, keys):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _refill(slots, rows, width, extra):
     """Put back ``rows`` (whole slots) after growing: keys of ``width`` slices, then (in the extra
     table, where it is part of the key) the bucket."""
