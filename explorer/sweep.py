@@ -181,7 +181,7 @@ def segment_classes(nf: NfSource, sharded: tuple[str, ...], plan: Any, strategy:
     from explorer.simulate.simulation import Simulation
     from explorer.traffic.generators import SEGMENT, segment_fields
 
-    sim = Simulation(_analysis(nf), sharded, plan, strategy)
+    sim = Simulation(_analysis(nf), sharded, plan, strategy, threads=1)  # the workers are the parallelism
     fields, devices = segment_fields(kind, packets, flows, seed, index, **dict(params))
     sim.packets = index * SEGMENT  # packet numbers continue across segments
     sim.add(fields, devices)
