@@ -118,6 +118,20 @@ def test_unknown_device_in_traffic_is_rejected(fw):
         simulate(fw.analysis, fw.sharding, fw.plan, [(fields, np.full(100, 7))])
 
 
+def test_a_device_missing_between_the_plans_devices_is_rejected(fw):
+    """Devices within the range of the plan's are checked one by one (a plan of devices 0 and 2
+    has no device 1), and a negative device is named."""
+    from explorer.simulate.steering import Hasher
+
+    hasher = Hasher(fw.plan)
+    hasher.slot = np.array([0, -1, 1])  # as for a plan of devices 0 and 2
+    hasher.check_devices(np.array([0, 2, 2, 0]))
+    with pytest.raises(TrafficError, match="device 1, which the NF does not have"):
+        hasher.check_devices(np.array([0, 2, 1, 0]))
+    with pytest.raises(TrafficError, match="device -3, which is not a device"):
+        hasher.check_devices(np.array([0, -3]))
+
+
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 

@@ -81,8 +81,11 @@ class Hasher:
         """A clear error for packets on a device the plan does not have."""
         if not len(devices):
             return
-        if int(devices.min()) < 0:
-            raise TrafficError(f"the traffic has packets on device {int(devices.min())}, which is not a device")
+        low, high = int(devices.min()), int(devices.max())
+        if low < 0:
+            raise TrafficError(f"the traffic has packets on device {low}, which is not a device")
+        if high < len(self.slot) and (self.slot[low:high + 1] >= 0).all():
+            return  # every device in the range is the plan's (no count of packets per device needed)
         present = np.flatnonzero(np.bincount(devices)).tolist()
         bad = [d for d in present if d >= len(self.slot) or self.slot[d] < 0]
         if bad:
