@@ -203,3 +203,29 @@ def test_shared_tasks_all_run_and_the_first_error_is_raised_after():
     ran.clear()
     run_tasks([task(k) for k in (0, 1, 2)], threads=1)
     assert ran == [0, 1, 2]
+
+
+def test_a_forked_child_counts_with_threads_of_its_own():
+    """A process forked after the helper threads started (a multiprocessing pool, a Dask
+    worker) gets a pool of its own: its tasks run on threads, not only on the calling one."""
+    import multiprocessing
+    import threading
+
+    names = []
+    run_tasks([lambda: names.append(threading.current_thread().name) for _ in range(4)], threads=2)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_task_threads) is True
+
+
+def _task_threads() -> bool:
+    import threading
+    import time
+
+    names = set()
+
+    def task():
+        names.add(threading.current_thread().name)
+        time.sleep(0.05)  # long enough that a helper takes a task while this thread runs one
+
+    run_tasks([task for _ in range(6)], threads=2)
+    return any(name.startswith("nfx-count") for name in names)

@@ -25,6 +25,15 @@ _pool_size = 0
 _pool_lock = threading.Lock()
 
 
+def _forget_pool() -> None:
+    """In a forked child the parent's helper threads do not exist: start a pool of its own."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 class _Tasks:
     """Tasks that touch disjoint data, each claimed by whichever thread asks first."""
 
