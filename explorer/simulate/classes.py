@@ -316,7 +316,7 @@ def _key_hashes(keys, hashes):
 
 
 @numba.njit(cache=True, nogil=True)
-def _count_rows(keys, hashes, weights, firsts, base, part, parts, start, slots, size, entry_first, flushed):
+def _count_rows(keys, hashes, weights, firsts, base, part, parts, start, slots, size, entry_first, flushed, rows):
     """Count rows ``start``, ``start + 1``, ... of ``keys`` whose hash falls in partition ``part``
     of ``parts``: row r weighs ``weights[r]`` and has first packet ``firsts[r]`` (both empty: 1 and
     ``base + r``); rows come in first-packet order. A new class becomes the partition's entry
@@ -328,14 +328,12 @@ def _count_rows(keys, hashes, weights, firsts, base, part, parts, start, slots, 
     mask = np.uint64(len(slots) - 1)
     half = len(slots) // 2
     packets = len(weights) == 0
-    rows = np.empty(0 if parts == 1 else n - start, dtype=np.int64)  # the partition's rows (all: not listed)
-    m = n - start
+    m = n - start  # the partition's rows, listed in ``rows`` (scratch of n rows) unless all are
     if parts > 1:
         m = 0
-        for r in range(start, n):
-            if _partition(hashes[r], parts) == part:
-                rows[m] = r
-                m += 1
+        for r in range(start, n):  # without a branch: half of them would be mispredicted
+            rows[m] = r
+            m += _partition(hashes[r], parts) == part
     for j in range(min(AHEAD, m)):
         prefetch(slots, hashes[rows[j] if parts > 1 else start + j] & mask)
     for j in range(m):
@@ -477,6 +475,7 @@ class _Partition:
         self.size = 0
         self.entry_first = np.zeros(capacity, dtype=np.int64)
         self.flushed = np.zeros(0, dtype=np.int64)  # per entry, counts moved out of the slots
+        self.rows = np.zeros(0, dtype=np.int64)  # scratch: a block's rows that fall in the partition
         self.slots = _aligned_slots(1 << max(4, (2 * capacity - 1).bit_length()), width + 1)
 
     def count(self, keys: np.ndarray, hashes: np.ndarray, weights: np.ndarray, firsts: np.ndarray, base: int,
@@ -485,10 +484,12 @@ class _Partition:
         follow in the same chunk (how much room a growing table makes)."""
         n = len(keys)
         self._fit(self.size + n)
+        if parts > 1 and len(self.rows) < n:
+            self.rows = np.empty(n, dtype=np.int64)
         start, before = 0, self.size
         while True:
             self.size, start, status = _count_rows(keys, hashes, weights, firsts, base, part, parts, start,
-                                                      self.slots, self.size, self.entry_first, self.flushed)
+                                                   self.slots, self.size, self.entry_first, self.flushed, self.rows)
             if status == 0:
                 return
             self._make_room(status, (self.size - before + 1) / max(start, 1) * (n - start + later))
