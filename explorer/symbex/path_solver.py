@@ -29,7 +29,10 @@ from explorer.errors import SolverError
 from explorer.symbex.bitvec import ast_id, constants_of
 
 TIMEOUT_MS = 20_000
-HEAVY_FIRST_MS = 250  # a heavy question's time on the incremental solver before a fresh one takes it
+# A heavy question's budget on the incremental solver before a fresh one takes it, in Z3's resource
+# units (about 0.3 s here): a count, not a clock, so that which solver answers, and with it every
+# later model, never depends on the machine's load.
+HEAVY_FIRST_RLIMIT = 2_000_000
 KEPT_MODELS = 6
 RANDOM_VARIANTS = 2
 MAX_CANDIDATES = 24
@@ -48,9 +51,9 @@ class PathSolver:
     def __init__(self) -> None:
         # Incremental solvers, one for light questions and one for heavy ones (``constants_of``), so
         # that the clauses of a big sum or product never slow down the light questions. A heavy
-        # question the incremental solver cannot answer in HEAVY_FIRST_MS goes to a fresh solver,
-        # which preprocesses (solves equalities, bit-blasts) where the incremental one crawls.
-        self._incremental = {False: self._start(TIMEOUT_MS), True: self._start(HEAVY_FIRST_MS)}
+        # question the incremental solver cannot answer within HEAVY_FIRST_RLIMIT goes to a fresh
+        # solver, which preprocesses (solves equalities, bit-blasts) where the incremental one crawls.
+        self._incremental = {False: self._start(), True: self._start(HEAVY_FIRST_RLIMIT)}
         # per solver, by AST id: (the guard literal, the term, kept alive)
         self._guards: dict[bool, dict[int, tuple[Any, Any]]] = {False: {}, True: {}}
         self._solver = self._incremental[False]  # the one that answered last (its model is read)
@@ -93,10 +96,13 @@ class PathSolver:
         return [c for c, keep in zip(constraints, chosen) if keep]
 
     @staticmethod
-    def _start(timeout_ms: int) -> Any:
+    def _start(rlimit: int = 0) -> Any:
+        """A solver with the wall-clock timeout, and a resource limit per check when ``rlimit``."""
         try:
             solver = z3.Solver()
-            solver.set("timeout", timeout_ms)
+            solver.set("timeout", TIMEOUT_MS)
+            if rlimit:
+                solver.set("rlimit", rlimit)
         except z3.Z3Exception as exc:
             raise SolverError(f"could not start Z3: {exc}") from None
         return solver
@@ -171,7 +177,7 @@ class PathSolver:
             terms = query + ([] if extra is None else [extra])
             result = self._solver.check(*[self._guard(t, heavy) for t in terms])
             if result == z3.unknown and heavy:
-                self._solver = self._start(TIMEOUT_MS)
+                self._solver = self._start()
                 self._solver.add(*terms)
                 result = self._solver.check()
             self.checks += 1

@@ -8,7 +8,7 @@
  * analysis: 8 paths, the data paths' verdicts a comparison of a sum of 16 x CS_ROUNDS cells.
  * With 4 rounds (64 reads) Z3 gave up on it after 20 s, 2 rounds took 10 s and 12 rounds
  * minutes: the sum is a heavy term now, tried on candidate values first, then on an incremental
- * solver of its own for 250 ms, then on a fresh solver that preprocesses
+ * solver of its own within a resource budget, then on a fresh solver that preprocesses
  * (explorer/symbex/path_solver.py); 2-4 s at 4 rounds.
  */
 #include "nf.h"
