@@ -323,6 +323,12 @@ def symbols_of(term: Any) -> set[str]:
     return set(constants_of(term)[0])
 
 
+def from_state(term: Any) -> bool:
+    """Whether ``term`` depends on a state library result (``flows.value#2``, ``v.cell#1``): a value
+    only the NF can bound, which the analysis leaves to it (and the runtime checks)."""
+    return any("#" in name for name in constants_of(term)[0])
+
+
 _NARROWING_OPS = frozenset({z3.Z3_OP_BADD, z3.Z3_OP_BSUB, z3.Z3_OP_BMUL, z3.Z3_OP_BAND, z3.Z3_OP_BOR,
                             z3.Z3_OP_BXOR})
 

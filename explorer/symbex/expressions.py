@@ -13,7 +13,7 @@ import z3
 from pycparser import c_ast
 
 from explorer.symbex import ctype as ct
-from explorer.symbex.bitvec import bv, symbols_of
+from explorer.symbex.bitvec import bv, from_state
 from explorer.symbex.ctype import ArrayType, FunctionType, IntType, PointerType, StructType, VoidType
 from explorer.symbex.literals import char_value, int_constant, string_bytes
 from explorer.symbex.lvalues import is_lvalue
@@ -201,7 +201,7 @@ class Expressions(Visitor):
         analysis assumes (x86 stops a division by zero with SIGFPE and takes shift counts modulo
         the width, where Z3 answers all ones and 0). Values from state are left to the NF: a cell
         may hold what only the NF knows is never zero."""
-        if isinstance(b.v, int) or any("#" in name for name in symbols_of(b.v)):
+        if isinstance(b.v, int) or from_state(b.v):
             return
         state = self.machine.state
         if op in ("/", "%"):
@@ -216,7 +216,7 @@ class Expressions(Visitor):
         else:
             return
         if state.possible(bad):
-            example = state.solver.model_value(state.constraints + state.assumptions, bad, b.v)
+            example = state.example(bad, b.v)
             raise self.machine.fail(node, f"{what} {Renderer().text(b.v)}, which can be {example} on this path: "
                                           f"undefined in C, so the built NF would not do what the analysis "
                                           f"assumes; {fix}")

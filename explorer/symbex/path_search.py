@@ -18,7 +18,7 @@ from explorer.errors import NfxError, UnsupportedError
 from explorer.frontend import ParsedNF, parse_nf
 from explorer.symbex import ctype as ct
 from explorer.symbex.allocations import allocated_fields
-from explorer.symbex.bitvec import bv, combine_be, reset_caches, symbols_of
+from explorer.symbex.bitvec import bv, combine_be, from_state, reset_caches, symbols_of
 from explorer.symbex.call_paths import CallPathBuilder, fields_read, state_object
 from explorer.symbex.ctype import PointerType
 from explorer.symbex.effects import Effects, ObjectInfo
@@ -156,7 +156,7 @@ class PathSearch:
                                    f"other than NF_DROP and NF_FLOOD; {self._verdicts()}: test the value before "
                                    "returning it (e.g. return NF_DROP unless 0 <= it < NF_DEVICES)",
                                    location=location_of(node))
-        if not _from_state(term) and state.possible(term >= self.parsed.devices):
+        if not from_state(term) and state.possible(term >= self.parsed.devices):
             raise UnsupportedError(f"nf_process may return {Renderer().text(term)} here, which can be "
                                    f"{state.solver.model_value(state.constraints, term >= self.parsed.devices, term)}; "
                                    f"{self._verdicts()}", location=location_of(node))
@@ -213,12 +213,6 @@ def explore(parsed: ParsedNF) -> tuple[PathSearch, Exploration]:
     except SemanticsError as error:
         raise UnsupportedError(f"{parsed.path}: {error}") from None
     return search, search.explore()
-
-
-def _from_state(term: Any) -> bool:
-    """Whether a verdict is computed from state (a library result such as a port read from a table):
-    the analysis cannot bound it, so the runtime checks it."""
-    return any("#" in name for name in symbols_of(term))
 
 
 def _per_device(fp: FinishedPath, devices: tuple[int, ...], device: Any) -> list[tuple[PathState, tuple[int, ...]]]:

@@ -124,6 +124,10 @@ class PathState:
     def _all(self) -> list[Any]:
         return self.constraints + self.assumptions if self.assumptions else self.constraints
 
+    def example(self, cond: Any, term: Any) -> Optional[int]:
+        """A value ``term`` takes on this path where ``cond`` holds too (None if it never does)."""
+        return self.solver.model_value(self._all(), cond, term)
+
     def possible(self, cond: Any) -> bool:
         if isinstance(cond, bool):
             return cond

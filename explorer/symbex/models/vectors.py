@@ -8,7 +8,7 @@ import z3
 
 from explorer.ir import Op
 from explorer.symbex import ctype as ct
-from explorer.symbex.bitvec import Slice, bv, combine_be, symbols_of
+from explorer.symbex.bitvec import Slice, bv, combine_be, from_state
 from explorer.symbex.ctype import PointerType
 from explorer.symbex.effects import Borrow, ObjectInfo
 from explorer.symbex.memory import same_cell
@@ -21,11 +21,11 @@ def _in_range(ctx: CallContext, obj: ObjectInfo, index: Any) -> None:
     """Refuse an index taken from the packet that can be past the vector: the runtime stops the NF
     there (one crafted packet would stop it in production). Indices from state (a dchain's, a map
     value) are the NF's to keep in range, as the library hands them out."""
-    if any("#" in name for name in symbols_of(index)):
+    if from_state(index):
         return
     outside = z3.UGE(index, obj.capacity)
     if ctx.state.possible(outside):
-        example = ctx.state.solver.model_value(ctx.state.constraints + ctx.state.assumptions, outside, index)
+        example = ctx.state.example(outside, index)
         raise ctx.fail(f"the index {Renderer().text(index)} of {obj.name} can be {to_signed(example, 32)} on this path, "
                        f"outside its capacity {obj.capacity} (the runtime would stop the NF there); test or "
                        f"reduce it first (e.g. % {obj.capacity})")
