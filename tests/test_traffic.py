@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
+import os
 import struct
 import subprocess
 import sys
@@ -819,8 +820,11 @@ def test_paths_traffic_follows_the_nfs_paths_and_checks_a_new_nf(tmp_path, capsy
     knocking NF no generic kind exercises: its knocks must come in order), ready for ``nfx check``."""
     knock = str(ROOT / "tests" / "nfs" / "knock.c")
     out, again = tmp_path / "paths", tmp_path / "again"
+    # The first run builds the NF, the second finds it built: CI once saw other packets then
+    # (the build changed when Z3's terms were freed, and so its models).
+    env = {**os.environ, "NFX_CACHE": str(tmp_path / "cache")}
     runs = [subprocess.run([sys.executable, "-m", "explorer.cli", "traffic", "paths", "--nf", knock, "--out", str(folder),
-                            "--seed", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+                            "--seed", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
             for folder in (out, again)]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
     printed = runs[0].stdout

@@ -19,9 +19,12 @@ The search is concolic, with the real sequential runtime as the oracle:
 
 The result is a handful of traces; every packet of each follows some path, and together they say
 which packets reach which path (``Witnesses.hits``). For a seed, the traces are the same in every
-fresh process (``nfx traffic paths``); a second search in one process may differ in fields the
-path leaves free (a length, a checksum), because Z3's models depend on what the process asked it
-before (its fresh names are numbered process-wide).
+fresh process that did the same before the search (``nfx traffic paths`` builds the NF before it
+asks Z3 anything); a second search in one process may differ in fields the path leaves free (a
+length, an address), because Z3's models depend on what the process did before: the names Z3
+makes up are numbered process-wide, and which terms Python's garbage collector freed when (a build
+that ran or did not) changes them. Each packet is solved in a Z3 context of its own and within a
+resource budget, never a clock, so neither the analysis before nor the machine's load matters.
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ PUMP_LIMIT = 4096
 PUMP_DEFAULT = 256  # repetitions when the threshold is not a constant (a token bucket)
 FILL_LIMIT = 20_000  # entries a fill branch adds at most (each costs a call-log line or ten per run)
 ROUNDS = 6
+RLIMIT = 50_000_000  # Z3 resource units per check (see _solver)
 FIELD_ORDER = ("p.ipv4.src", "p.ipv4.dst", "p.l4.sport", "p.l4.dport", "p.ether.src", "p.ether.dst")
 _INPUTS = {"p.device", "p.len", "now"}
 _FIELDS = {f.name: f for f in PACKET_FIELDS}
@@ -245,21 +249,26 @@ def _solve(analysis: ir.Analysis, path: ir.CallPath, facts: Optional[StateFacts]
            earliest: int, rng: random.Random, forget: tuple[str, ...] = ()) -> tuple[Optional[Candidate], set[str]]:
     """A packet that satisfies ``path``'s condition and the state facts (but those whose label
     starts with one of ``forget``), at time ``now`` (free, at or after ``earliest``, when None).
-    Returns it, or the labels of the facts that conflict."""
-    p_len, device, clock = z3.BitVec("p.len", 16), z3.BitVec("p.device", 16), z3.BitVec("now", 64)
-    hard = [path.condition, z3.UGE(p_len, ETHER_LEN), z3.ULE(p_len, 9018), z3.ULT(device, analysis.devices),
+    Returns it, or the labels of the facts that conflict.
+
+    Z3 is asked in a context of its own, made for this question, so that the ids its terms get
+    (which a model's free choices follow) do not depend on what else the process asked; and each
+    check has a resource budget (a count, not a clock)."""
+    ctx = z3.Context()
+    p_len, device, clock = (z3.BitVec(n, w, ctx) for n, w in (("p.len", 16), ("p.device", 16), ("now", 64)))
+    hard = [path.condition.translate(ctx), z3.UGE(p_len, ETHER_LEN), z3.ULE(p_len, 9018),
+            z3.ULT(device, analysis.devices),
             clock == now if now is not None else z3.And(z3.UGE(clock, earliest), z3.ULE(clock, earliest + 10 ** 14))]
-    tracked = [(f"fact|{label}", c) for label, c in (_facts_for(path, analysis, facts, now is not None)
-                                                     if facts else []) if not label.startswith(forget)]
+    tracked = [(f"fact|{label}", c.translate(ctx)) for label, c in (
+        _facts_for(path, analysis, facts, now is not None) if facts else []) if not label.startswith(forget)]
     nice = [("nice|len", z3.And(z3.UGE(p_len, 60), z3.ULE(p_len, 1514))),
-            ("nice|ihl", z3.BitVec("p.ipv4.version_ihl", 8) == 0x45),
-            ("nice|unicast", z3.Extract(40, 40, z3.BitVec("p.ether.src", 48)) == 0)]
+            ("nice|ihl", z3.BitVec("p.ipv4.version_ihl", 8, ctx) == 0x45),
+            ("nice|unicast", z3.Extract(40, 40, z3.BitVec("p.ether.src", 48, ctx)) == 0)]
     learned: list[Any] = []
     for _ in range(16):
         model = None
         for wanted in (tracked + nice, tracked):  # with the niceties if they fit, else without
-            solver = z3.Solver()
-            solver.set("timeout", 10_000)
+            solver = _solver(ctx)
             solver.add(*hard, *learned, *[c for _, c in wanted])
             result = solver.check()
             if result == z3.sat:
@@ -268,30 +277,45 @@ def _solve(analysis: ir.Analysis, path: ir.CallPath, facts: Optional[StateFacts]
             if result != z3.unsat:
                 return None, {"the solver gave up"}
         if model is None:  # which facts conflict: an unsat core over them
-            solver = z3.Solver()
-            solver.set("timeout", 20_000)
+            solver = _solver(ctx)
             solver.add(*hard, *learned)
             for n, (label, constraint) in enumerate(tracked):
-                solver.assert_and_track(constraint, z3.Bool(f"{label}|{n}"))
+                solver.assert_and_track(constraint, z3.Bool(f"{label}|{n}", ctx))
             if solver.check() != z3.unsat:
                 return None, {"the solver gave up"}
             return None, {str(c).rsplit("|", 1)[0].split("|", 1)[1] for c in solver.unsat_core()}
-        candidate, wrong = _candidate(path, model, rng)
+        candidate, wrong = _candidate(path, _model_values(model), rng)
         if wrong is None:
             return candidate, set()
-        learned.append(wrong)  # a lazily added fact: a function (nf_hash) the solver guessed wrong
+        learned.append(wrong.translate(ctx))  # a lazily added fact: a function (nf_hash) the solver guessed wrong
     return None, set()
 
 
-def _candidate(path: ir.CallPath, model: z3.ModelRef, rng: random.Random) -> tuple[Optional[Candidate], Any]:
-    """The frame of a model, checked against the condition with the runtime's own semantics (real
-    FNV-1a for nf_hash). Returns it, or a constraint that rules out the model's wrong guess."""
+def _solver(ctx: Optional[z3.Context] = None) -> z3.Solver:
+    """A solver with a resource budget per check (Z3's rlimit, over ten times what the hardest
+    question of the samples and test NFs takes: the answer never depends on the machine's load),
+    and a wall-clock limit far past it, as a backstop."""
+    solver = z3.Solver(ctx=ctx)
+    solver.set("rlimit", RLIMIT)
+    solver.set("timeout", 120_000)
+    return solver
+
+
+def _model_values(model: z3.ModelRef) -> dict[str, int]:
+    """The value of every constant of ``model`` (but the tracking literals)."""
     values = {}
     for d in model.decls():
         if d.arity() == 0 and not d.name().startswith(("fact|", "nice|")):
             value = model[d]
             if z3.is_bv_value(value):
                 values[d.name()] = value.as_long()
+    return values
+
+
+def _candidate(path: ir.CallPath, values: dict[str, int], rng: random.Random) -> tuple[Optional[Candidate], Any]:
+    """The frame of a model's ``values``, checked against the condition with the runtime's own
+    semantics (real FNV-1a for nf_hash). Returns it, or a constraint that rules out the model's
+    wrong guess."""
     fields = _template(rng)
     relevant = set(symbols_of(path.condition))
     for access in path.accesses:
@@ -310,11 +334,11 @@ def _candidate(path: ir.CallPath, model: z3.ModelRef, rng: random.Random) -> tup
                                    else np.uint64)
     if bool(np.all(compile_term(path.condition)(env))):
         return Candidate(device, frame, time, values), None
-    return None, _hash_facts(path.condition, model, env)
+    return None, _hash_facts(path.condition, env)
 
 
-def _hash_facts(term: Any, model: z3.ModelRef, env: dict) -> Any:
-    """For every nf_hash application in ``term``: at the model's argument, its real value."""
+def _hash_facts(term: Any, env: dict) -> Any:
+    """For every nf_hash application in ``term``: its real value at the argument the packet gives it."""
     facts = []
     seen = set()
     todo = [term]
@@ -324,7 +348,7 @@ def _hash_facts(term: Any, model: z3.ModelRef, env: dict) -> Any:
             continue
         seen.add(t.get_id())
         if z3.is_app(t) and t.decl().name().startswith("nf_hash") and t.num_args() == 1:
-            argument = model.eval(t.arg(0), model_completion=True)
+            argument = int(np.asarray(compile_term(t.arg(0))(env)).ravel()[0])
             real = int(np.asarray(compile_term(t)(env)).ravel()[0])
             facts.append(z3.Implies(t.arg(0) == argument, t == real))
         todo.extend(t.children())
@@ -583,8 +607,7 @@ class _Search:
                     continue
                 seen.add(access.object)
                 found = z3.BitVec(access.results[0], 8)
-                solver = z3.Solver()
-                solver.set("timeout", 2000)
+                solver = _solver()
                 solver.add(path.condition)
                 can = {v for v in (0, 1) if solver.check(found == v) == z3.sat}
                 if len(can) == 1:
