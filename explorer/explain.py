@@ -20,7 +20,7 @@ import numpy as np
 from explorer.ir import Access, Analysis
 from explorer.sharding.allocation import summary as allocation_summary
 from explorer.sharding.constraints import KeyedAccess, fields_on, keyed_accesses, written_objects
-from explorer.sharding.keybits import key_bits
+from explorer.sharding.keybits import key_alternatives, key_bits
 from explorer.symbex.bitvec import symbols_of
 from explorer.wire import PACKET_FIELDS, RSS_BITS, RSS_NAMES
 
@@ -104,13 +104,28 @@ def field_name(symbol: str) -> str:
 def key_fields(access: Access) -> tuple[str, ...]:
     """The packet fields a key is made of, in key order (most significant byte first), by the names
     people use; a field of which only the top bits are used is ``src_ip/24``; values from state and
-    bits the analysis cannot trace (a hash, a sum) are named by where they come from."""
+    bits the analysis cannot trace (a hash, a sum) are named by where they come from. A key that
+    orders the same fields by comparing them (the lower address first) is named once, "in either
+    order"."""
     if access.key is None:
         return ()
+    names, used, opaque = _fields_of_bits(key_bits(access.key))
+    if opaque:
+        ways = [_fields_of_bits(bits) for bits in key_alternatives(access.key)]
+        if len(ways) > 1 and not any(w[2] for w in ways) and len({tuple(sorted(w[0])) for w in ways}) == 1:
+            return tuple(ways[0][0][:-1]) + (f"{ways[0][0][-1]} (in either order)",)
+        sources = sorted(field_name(s) for s in symbols_of(access.key) if s not in used)
+        names.append("computed from " + ", ".join(sources) if sources else "a computed value")
+    return tuple(names)
+
+
+def _fields_of_bits(bits: tuple) -> tuple[list[str], set[str], bool]:
+    """The names of the fields ``bits`` copy, in key order, their symbols, and whether some bit is
+    opaque."""
     order: list[str] = []
     used: dict[str, set[int]] = {}
     opaque = False
-    for bit in reversed(key_bits(access.key)):
+    for bit in reversed(bits):
         if bit.symbol is None:
             opaque = opaque or bit.const is None
             continue
@@ -127,10 +142,7 @@ def key_fields(access: Access) -> tuple[str, ...]:
             prefix = top == list(range(width - 1, width - 1 - len(top), -1))
             name = f"{name}/{len(top)}" if prefix else f"part of {name}"
         names.append(name)
-    if opaque:
-        sources = sorted(field_name(s) for s in symbols_of(access.key) if s not in used)
-        names.append("computed from " + ", ".join(sources) if sources else "a computed value")
-    return tuple(names)
+    return names, set(used), opaque
 
 
 def relation(constraint: Any) -> str:

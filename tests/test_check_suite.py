@@ -51,6 +51,9 @@ SUITE = {
     "dns_limit": ("sn", {0: ("src_ip", "dst_ip"), 1: ("src_ip", "dst_ip")}, {"RL_CAPACITY": "64", "RL_LIMIT": "3"},
                   None),
     "src_quota_fw": ("sn", {0: ("src_ip",), 1: ("dst_ip",)}, {"QUOTA": "2"}, None),
+    # keyed by the two addresses in numeric order: both devices hash them symmetrically
+    "pair_quota": ("sn", {0: ("src_ip", "dst_ip"), 1: ("src_ip", "dst_ip")}, {"PQ_CAPACITY": "64", "PQ_QUOTA": "3"},
+                   None),
     "cell_sum": ("sn", ANY, {"CS_LIMIT": "20"}, None),  # the counters replicated
     "rr_lb": ("locks", ANY, {}, None),
     # each host keeps the flow indices it opened, past their expiry: a dangling index, locks

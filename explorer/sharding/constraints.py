@@ -23,7 +23,7 @@ from typing import Optional
 
 from explorer.ir import Access, Analysis, CallPath
 from explorer.rss.problem import PairConstraint
-from explorer.sharding.keybits import KeyBit, key_bits
+from explorer.sharding.keybits import KeyBit, key_alternatives, key_bits
 from explorer.symbex.bitvec import symbols_of
 from explorer.wire import PACKET_FIELDS
 
@@ -92,10 +92,12 @@ def _result_producers(path: CallPath) -> dict[str, str]:
 
 def rss_bits(access: Access) -> tuple[Optional[tuple[str, int]], ...]:
     """Per key bit (least significant first): the RSS field bit ``(field, msb_index)`` it copies, or None."""
-    out = []
-    for bit in key_bits(access.key):
-        out.append(_rss_bit(bit))
-    return tuple(out)
+    return tuple(_rss_bit(bit) for bit in key_bits(access.key))
+
+
+def rss_alternatives(access: Access) -> tuple[tuple[Optional[tuple[str, int]], ...], ...]:
+    """``rss_bits`` for each alternative of the key (``keybits.key_alternatives``)."""
+    return tuple(tuple(_rss_bit(bit) for bit in bits) for bits in key_alternatives(access.key))
 
 
 def _rss_bit(bit: KeyBit) -> Optional[tuple[str, int]]:
@@ -106,9 +108,11 @@ def _rss_bit(bit: KeyBit) -> Optional[tuple[str, int]]:
 
 
 def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairConstraint, ...]:
-    """One constraint per pair of packet-keyed accesses and pair of their devices, deduplicated."""
+    """One constraint per pair of packet-keyed accesses, pair of their devices and pair of their
+    keys' alternatives (a key ordered by comparing two fields is one of two concatenations: its
+    entries are shared by packets with those fields swapped), deduplicated."""
     keyed = [a for a in accesses if a.kind == "packet"]
-    bits = [rss_bits(a.access) for a in keyed]
+    alternatives = [rss_alternatives(a.access) for a in keyed]
     found: dict[tuple, PairConstraint] = {}
     for i, a1 in enumerate(keyed):
         for j in range(i, len(keyed)):
@@ -117,12 +121,14 @@ def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairC
                 for d2 in a2.path.devices:
                     if i == j and d2 < d1:
                         continue
-                    equal = _equal_bits(bits[i], bits[j])
-                    side1, side2, e = (d1, d2, equal) if d1 <= d2 else (d2, d1, tuple((y, x) for x, y in equal))
-                    ident = (side1, side2, e)
-                    if ident not in found:
-                        origin = f"{obj}: {a1.where} (device {d1}) ~ {a2.where} (device {d2})"
-                        found[ident] = PairConstraint(side1, side2, e, origin)
+                    for b1 in alternatives[i]:
+                        for b2 in alternatives[j]:
+                            equal = _equal_bits(b1, b2)
+                            side1, side2, e = (d1, d2, equal) if d1 <= d2 else (d2, d1, tuple((y, x) for x, y in equal))
+                            ident = (side1, side2, e)
+                            if ident not in found:
+                                origin = f"{obj}: {a1.where} (device {d1}) ~ {a2.where} (device {d2})"
+                                found[ident] = PairConstraint(side1, side2, e, origin)
     return tuple(found[k] for k in sorted(found, key=_constraint_order))
 
 

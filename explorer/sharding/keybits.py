@@ -5,9 +5,15 @@ Sharding needs, for two accesses with keys k1(p1) and k2(p2), the pairs of packe
 zero extensions, so a structural walk over the Z3 term recovers a per-bit provenance without calling
 the solver. Anything the walk does not understand (sums, hashes, products) is opaque: it relates
 nothing, which is the conservative answer (fewer equalities means fewer fields may be hashed).
+
+A key that chooses with if-then-else (the lower and the higher of two addresses, so that both
+directions of a conversation share an entry) has one provenance per way its choices go
+(``key_alternatives``); two keys are equal only if some alternative of one equals some
+alternative of the other, so sharding relates the bits of every such pair of alternatives.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,27 +35,63 @@ ZERO = KeyBit(const=0)
 ONE = KeyBit(const=1)
 
 
+CHOICES = 3  # if-then-else conditions a key may choose on (2 ** 3 alternatives); past that, opaque
+Choice = tuple[tuple[int, bool], ...]  # (condition's AST id, the branch taken), sorted
+
+
 def key_bits(term: z3.ExprRef) -> tuple[KeyBit, ...]:
-    """The provenance of every bit of a bit-vector term, least significant first."""
-    return _bits(term)
+    """The provenance of every bit of a bit-vector term, least significant first (a bit an
+    if-then-else chooses is opaque: see ``key_alternatives``)."""
+    return _bits(term, ())
 
 
-# Memo by AST id; the term is kept so its id stays valid (Z3 reuses ids of freed terms).
-_MEMO: dict[int, tuple[z3.ExprRef, tuple[KeyBit, ...]]] = {}
+def key_alternatives(term: z3.ExprRef) -> tuple[tuple[KeyBit, ...], ...]:
+    """``key_bits`` for each way the if-then-else choices of ``term`` can go (each distinct
+    condition decided once, up to ``CHOICES`` of them), without repeats; just ``key_bits`` for a
+    term that chooses nothing. Ways the conditions cannot go together are included: relating too
+    many bits is the safe side."""
+    conditions = _conditions(term)
+    if not conditions or len(conditions) > CHOICES:
+        return (key_bits(term),)
+    ids = sorted(c.get_id() for c in conditions)
+    out: dict[tuple[KeyBit, ...], None] = {}
+    for ways in itertools.product((True, False), repeat=len(ids)):
+        out[_bits(term, tuple(zip(ids, ways)))] = None
+    return tuple(out)
 
 
-def _bits(term: z3.ExprRef) -> tuple[KeyBit, ...]:
-    hit = _MEMO.get(term.get_id())
+def _conditions(term: z3.ExprRef) -> list[z3.ExprRef]:
+    """The distinct conditions of the if-then-else terms in ``term``."""
+    found: dict[int, z3.ExprRef] = {}
+    seen: set[int] = set()
+    todo = [term]
+    while todo:
+        t = todo.pop()
+        if t.get_id() in seen:
+            continue
+        seen.add(t.get_id())
+        if z3.is_app_of(t, z3.Z3_OP_ITE) and z3.is_bv(t):
+            found.setdefault(t.arg(0).get_id(), t.arg(0))
+        todo.extend(t.children())
+    return list(found.values())
+
+
+# Memo by AST id and choice; the term is kept so its id stays valid (Z3 reuses ids of freed terms).
+_MEMO: dict[tuple[int, Choice], tuple[z3.ExprRef, tuple[KeyBit, ...]]] = {}
+
+
+def _bits(term: z3.ExprRef, choice: Choice) -> tuple[KeyBit, ...]:
+    hit = _MEMO.get((term.get_id(), choice))
     if hit is not None and hit[0].eq(term):
         return hit[1]
     if len(_MEMO) > 100_000:
         _MEMO.clear()
-    bits = _walk(term)
-    _MEMO[term.get_id()] = (term, bits)
+    bits = _walk(term, choice)
+    _MEMO[(term.get_id(), choice)] = (term, bits)
     return bits
 
 
-def _walk(term: z3.ExprRef) -> tuple[KeyBit, ...]:
+def _walk(term: z3.ExprRef, choice: Choice) -> tuple[KeyBit, ...]:
     width = term.size()
     if z3.is_bv_value(term):
         value = term.as_long()
@@ -62,24 +104,28 @@ def _walk(term: z3.ExprRef) -> tuple[KeyBit, ...]:
     if kind == z3.Z3_OP_CONCAT:
         out: list[KeyBit] = []
         for part in reversed(args):  # the last argument holds the least significant bits
-            out.extend(_bits(part))
+            out.extend(_bits(part, choice))
         return tuple(out)
     if kind == z3.Z3_OP_EXTRACT:
         hi, lo = term.params()
-        return _bits(args[0])[lo:hi + 1]
+        return _bits(args[0], choice)[lo:hi + 1]
     if kind == z3.Z3_OP_ZERO_EXT:
-        return _bits(args[0]) + (ZERO,) * (width - args[0].size())
+        return _bits(args[0], choice) + (ZERO,) * (width - args[0].size())
     if kind == z3.Z3_OP_SIGN_EXT:
-        inner = _bits(args[0])
+        inner = _bits(args[0], choice)
         return inner + (inner[-1],) * (width - len(inner))
     if kind in (z3.Z3_OP_BAND, z3.Z3_OP_BOR) and len(args) == 2:
-        return _masked(kind, _bits(args[0]), _bits(args[1]))
+        return _masked(kind, _bits(args[0], choice), _bits(args[1], choice))
     if kind == z3.Z3_OP_BSHL and z3.is_bv_value(args[1]):
         shift = min(args[1].as_long(), width)
-        return ((ZERO,) * shift + _bits(args[0]))[:width]
+        return ((ZERO,) * shift + _bits(args[0], choice))[:width]
     if kind == z3.Z3_OP_BLSHR and z3.is_bv_value(args[1]):
         shift = min(args[1].as_long(), width)
-        return _bits(args[0])[shift:] + (ZERO,) * shift
+        return _bits(args[0], choice)[shift:] + (ZERO,) * shift
+    if kind == z3.Z3_OP_ITE:
+        way = dict(choice).get(args[0].get_id())
+        if way is not None:
+            return _bits(args[1] if way else args[2], choice)
     return (OPAQUE,) * width
 
 

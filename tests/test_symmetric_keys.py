@@ -1,0 +1,116 @@
+"""A key that orders two fields, so that both directions of a conversation share one entry
+(``tests/nfs/pair_quota.c``: the lower and the higher address of a frame): sharding relates each
+way the key's if-then-else can go with each other way, so RSS must hash the swapped addresses
+alike on both devices (a symmetric Toeplitz key), where before the key was opaque and the NF
+fell back to locks."""
+from __future__ import annotations
+
+import json
+import random
+import socket
+from pathlib import Path
+
+import dpkt
+import numpy as np
+import pytest
+
+from explorer import pipeline
+from explorer.cli import main
+from explorer.explain import key_fields
+from explorer.rss.toeplitz import toeplitz_hash
+from explorer.run import run_trace
+from explorer.sharding import constraints as sharding_constraints
+from explorer.sharding.keybits import key_alternatives, key_bits
+from explorer.traffic.pcap import write_trace
+from explorer.traffic.trace import Trace
+
+ROOT = Path(__file__).resolve().parent.parent
+NF = ROOT / "tests" / "nfs" / "pair_quota.c"
+DEFINES = {"PQ_CAPACITY": "1024", "PQ_QUOTA": "12"}
+
+
+def conversations(packets: int = 6_000, pairs: int = 150, seed: int = 7) -> Trace:
+    """UDP frames between pairs of hosts, each frame in either direction on either device."""
+    rng = random.Random(seed)
+    hosts = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(80)] + \
+            [f"172.16.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(80)]
+    chosen = [tuple(rng.sample(hosts, 2)) for _ in range(pairs)]
+    frames, devices = [], []
+    for _ in range(packets):
+        a, b = rng.choice(chosen)
+        if rng.random() < 0.5:
+            a, b = b, a
+        udp = dpkt.udp.UDP(sport=rng.randrange(1024, 65536), dport=rng.choice([53, 443, 9999]), data=b"q" * 18)
+        udp.ulen = len(udp)
+        ip = dpkt.ip.IP(src=socket.inet_aton(a), dst=socket.inet_aton(b), p=17, ttl=64, data=udp)
+        frames.append(bytes(dpkt.ethernet.Ethernet(src=b"\x02\0\0\0\0\x01", dst=b"\x02\0\0\0\0\x02",
+                                                   type=0x0800, data=ip)))
+        devices.append(rng.randrange(2))
+    stamps = np.arange(1, packets + 1, dtype=np.uint64) * np.uint64(10_000) + np.uint64(10**9)
+    return Trace(stamps, np.array(devices, dtype=np.uint16), frames)
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    return pipeline.analyze(NF, DEFINES)
+
+
+@pytest.fixture(scope="module")
+def solution(analysis):
+    return pipeline.solve(analysis, cores=4, quality=False)
+
+
+def _pairs_get(analysis):
+    return next(a for p in analysis.paths for a in p.accesses if a.object == "pairs" and a.call == "nf_map_get")
+
+
+def test_the_ordered_key_is_one_of_two_concatenations(analysis):
+    key = _pairs_get(analysis).key
+    assert all(bit.symbol is None for bit in key_bits(key))  # chosen by a comparison: opaque as one term
+    ways = key_alternatives(key)
+    assert len(ways) == 2
+    sources = [{bit.symbol for bit in way[32:]} for way in ways]  # the first struct member: the top 32 bits
+    assert sources == [{"p.ipv4.src"}, {"p.ipv4.dst"}] or sources == [{"p.ipv4.dst"}, {"p.ipv4.src"}]
+    assert [bit.index for bit in ways[0]] == [bit.index for bit in ways[1]]  # the same bits, swapped fields
+    assert key_fields(_pairs_get(analysis)) == ("src_ip", "dst_ip (in either order)")
+
+
+def test_it_shards_on_both_addresses_with_a_symmetric_hash(solution):
+    assert solution.strategy == "shared-nothing"
+    assert dict(solution.sharding.hashed) == {0: ("src_ip", "dst_ip"), 1: ("src_ip", "dst_ip")}
+    rng = random.Random(1)
+    for _ in range(200):
+        a, b = rng.getrandbits(32).to_bytes(4, "big"), rng.getrandbits(32).to_bytes(4, "big")
+        cores = set()
+        for device in (0, 1):
+            plan = solution.plan.device(device)
+            for data in (a + b, b + a):
+                cores.add(plan.reta[toeplitz_hash(plan.key, data) % len(plan.reta)])
+        assert len(cores) == 1  # both directions, both devices: one core
+
+
+def test_without_the_alternatives_it_was_locks(analysis, monkeypatch):
+    monkeypatch.setattr(sharding_constraints, "key_alternatives", lambda term: (key_bits(term),))
+    solution = pipeline.solve(analysis, cores=4, quality=False)
+    assert solution.strategy == "locks"
+    assert "share no RSS-hashable field" in solution.sharding.decision("pairs").reason
+
+
+def test_the_simulator_sees_no_violation_and_an_asymmetric_key_splits_pairs(solution):
+    trace = conversations()
+    assert pipeline.simulate(solution, trace).violation_count == 0
+    broken = pipeline.simulate(solution, trace, keys={0: bytes(range(52)), 1: bytes(range(52))})
+    assert broken.violation_count > 0 and {v.object for v in broken.violations} == {"pairs"}
+
+
+@pytest.mark.dpdk
+def test_check_is_equivalent_at_4_cores_on_both_directions(tmp_path, capsys):
+    trace = conversations()
+    summary = run_trace(NF, trace, DEFINES).summary()
+    assert 0.2 < summary["dropped"] / summary["in"] < 0.8  # the quota decides: counts must be shared exactly
+    paths = write_trace(trace, tmp_path / "traffic")
+    inputs = [arg for d, p in sorted(paths.items()) for arg in ("--in", f"{d}={p}")]
+    defines = [arg for name, value in sorted(DEFINES.items()) for arg in ("-D", f"{name}={value}")]
+    assert main(["check", str(NF), *defines, *inputs, "--cores", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["equivalent"] is True and report["strategy"] == "sn"
