@@ -19,6 +19,8 @@ from typing import Optional
 
 import z3
 
+from explorer.symbex.bitvec import subterms
+
 
 @dataclass(frozen=True)
 class KeyBit:
@@ -48,8 +50,8 @@ def key_bits(term: z3.ExprRef) -> tuple[KeyBit, ...]:
 def key_alternatives(term: z3.ExprRef) -> tuple[tuple[KeyBit, ...], ...]:
     """``key_bits`` for each way the if-then-else choices of ``term`` can go (each distinct
     condition decided once, up to ``CHOICES`` of them), without repeats; just ``key_bits`` for a
-    term that chooses nothing. Ways the conditions cannot go together are included: relating too
-    many bits is the safe side."""
+    term that chooses nothing. Ways the conditions cannot go together are included: asking too
+    many packets to share a core is the safe side."""
     conditions = _conditions(term)
     if not conditions or len(conditions) > CHOICES:
         return (key_bits(term),)
@@ -63,16 +65,9 @@ def key_alternatives(term: z3.ExprRef) -> tuple[tuple[KeyBit, ...], ...]:
 def _conditions(term: z3.ExprRef) -> list[z3.ExprRef]:
     """The distinct conditions of the if-then-else terms in ``term``."""
     found: dict[int, z3.ExprRef] = {}
-    seen: set[int] = set()
-    todo = [term]
-    while todo:
-        t = todo.pop()
-        if t.get_id() in seen:
-            continue
-        seen.add(t.get_id())
+    for t in subterms(term):
         if z3.is_app_of(t, z3.Z3_OP_ITE) and z3.is_bv(t):
             found.setdefault(t.arg(0).get_id(), t.arg(0))
-        todo.extend(t.children())
     return list(found.values())
 
 

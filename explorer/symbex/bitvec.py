@@ -6,7 +6,7 @@ returns the field's symbol: terms stay small and readable without calling z3.sim
 """
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 import z3
 
@@ -316,6 +316,19 @@ def _by_constant(t: Any) -> bool:
         return sum(not z3.is_bv_value(c) for c in children) <= 1
     divisor = children[-1]
     return z3.is_bv_value(divisor) and divisor.as_long() > 0 and divisor.as_long() & (divisor.as_long() - 1) == 0
+
+
+def subterms(term: Any) -> Iterator[Any]:
+    """Every distinct subterm of ``term`` (itself included) once: a walk over the DAG, in which a
+    shared subterm is visited once however many terms hold it."""
+    todo, seen = [term], set()
+    while todo:
+        t = todo.pop()
+        if t.get_id() in seen:
+            continue
+        seen.add(t.get_id())
+        yield t
+        todo.extend(t.children())
 
 
 def symbols_of(term: Any) -> set[str]:

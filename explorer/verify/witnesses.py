@@ -37,7 +37,7 @@ import z3
 
 from explorer import ir
 from explorer.run import RunResult, StateCall, run_trace
-from explorer.symbex.bitvec import symbols_of
+from explorer.symbex.bitvec import subterms, symbols_of
 from explorer.symbex.evaluate import compile_term, frames_env
 from explorer.traffic.replies import reply_frame
 from explorer.traffic.trace import Trace
@@ -340,18 +340,11 @@ def _candidate(path: ir.CallPath, values: dict[str, int], rng: random.Random) ->
 def _hash_facts(term: Any, env: dict) -> Any:
     """For every nf_hash application in ``term``: its real value at the argument the packet gives it."""
     facts = []
-    seen = set()
-    todo = [term]
-    while todo:
-        t = todo.pop()
-        if t.get_id() in seen:
-            continue
-        seen.add(t.get_id())
+    for t in subterms(term):
         if z3.is_app(t) and t.decl().name().startswith("nf_hash") and t.num_args() == 1:
             argument = int(np.asarray(compile_term(t.arg(0))(env)).ravel()[0])
             real = int(np.asarray(compile_term(t)(env)).ravel()[0])
             facts.append(z3.Implies(t.arg(0) == argument, t == real))
-        todo.extend(t.children())
     return z3.And(*facts) if facts else z3.BoolVal(False)
 
 
@@ -712,12 +705,7 @@ def _threshold(condition: Any) -> tuple[int, set[str]]:
     default when it compares state results with packet values (a token bucket against the frame
     length), 0 when it compares none."""
     best, objects = 0, set()
-    todo, seen = [condition], set()
-    while todo:
-        t = todo.pop()
-        if t.get_id() in seen:
-            continue
-        seen.add(t.get_id())
+    for t in subterms(condition):
         if z3.is_app(t) and t.decl().kind() in _COMPARISONS and t.num_args() == 2 and z3.is_bv(t.arg(0)):
             # State the NF keeps (cells, estimates, values, backends), not bookkeeping (hit or
             # miss, refusals, expiry counts, allocated indices).
@@ -729,7 +717,6 @@ def _threshold(condition: Any) -> tuple[int, set[str]]:
             if results and all(1 < c <= PUMP_LIMIT for c in constants):
                 objects |= results
                 best = max([best, *constants])
-        todo.extend(t.children())
     if not objects:
         return 0, objects
     return (min(PUMP_LIMIT, best + 2) if best > 1 else PUMP_DEFAULT), objects
