@@ -168,7 +168,11 @@ def test_real_truncated_capture():
     (b"<html>not a capture</html>", "bad magic 0x3c68746d, not a pcap"),
     (b"\xd4\xc3", "too short"),
     (b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00", "truncated file header \\(8 of 24"),
-    (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101), "link type 101 is not Ethernet"),
+    (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101),
+     "link type 101 is not Ethernet; only Ethernet \\(link type 1\\) captures are supported; this is a raw IP "
+     "capture: give it Ethernet headers with `tcprewrite --dlt=enet"),
+    (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 105), "link type 105 is not Ethernet; only Ethernet "
+     "\\(link type 1\\) captures are supported$"),
     (struct.pack("<IHHiIII", 0xA1B2C3D4, 3, 0, 0, 0, 65535, 1), "version 3.0"),
     (struct.pack("<I", 0xA1B2CD34) + bytes(20), "modified"),
     (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + struct.pack("<IIII", 1, 0, 10**7, 60),
@@ -273,7 +277,7 @@ def test_pcapng_errors(tmp_path):
     with pytest.raises(TrafficError, match="truncated block at byte"):
         read_pcap(path)
     path.write_bytes(_pcapng([ng.SectionHeaderBlockLE(), ng.InterfaceDescriptionBlockLE(linktype=113)]))
-    with pytest.raises(TrafficError, match="link type 113, not Ethernet"):
+    with pytest.raises(TrafficError, match="link type 113, not Ethernet.*Linux cooked.*tcprewrite --dlt=enet"):
         read_pcap(path)
     path.write_bytes(_pcapng([ng.SectionHeaderBlockLE(), ng.EnhancedPacketBlockLE(pkt_data=b"e" * 64)]))
     with pytest.raises(TrafficError, match="names interface 0, which is not described"):

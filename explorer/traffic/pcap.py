@@ -28,6 +28,7 @@ import numpy as np
 
 from explorer.errors import ConfigError, TrafficError
 from explorer.outputs import atomic_file
+from explorer.traffic.linktypes import link_hint
 from explorer.traffic.pcapng import PCAPNG_MAGIC, iter_pcapng
 from explorer.traffic.trace import Trace
 from explorer.wire import MAX_FRAME  # the largest frame any command accepts (nf.h's NF_MAX_FRAME)
@@ -168,7 +169,7 @@ def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes,
     linktype = network & 0xFFFF  # upper bits may carry FCS information
     if linktype != dpkt.pcap.DLT_EN10MB:
         raise TrafficError(f"{name}: link type {linktype} is not Ethernet; only Ethernet "
-                           f"(link type {dpkt.pcap.DLT_EN10MB}) captures are supported")
+                           f"(link type {dpkt.pcap.DLT_EN10MB}) captures are supported{link_hint(linktype)}")
     yield from _classic_records(stream, name, chunk_packets, order, nano, stats)
 
 

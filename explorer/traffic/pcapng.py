@@ -15,6 +15,7 @@ import dpkt.pcapng as ng
 import numpy as np
 
 from explorer.errors import TrafficError
+from explorer.traffic.linktypes import link_hint
 
 PCAPNG_MAGIC = struct.pack(">I", ng.PCAPNG_BT_SHB)  # the same bytes in both byte orders
 _MAX_BLOCK = 1 << 26  # a block claiming more than 64 MiB is corrupt, not a big packet
@@ -29,7 +30,7 @@ class _Interface:
         if block.linktype != dpkt.pcap.DLT_EN10MB:
             raise TrafficError(f"{name}: interface at byte {offset} has link type {block.linktype}, "
                                f"not Ethernet; only Ethernet (link type {dpkt.pcap.DLT_EN10MB}) "
-                               "captures are supported")
+                               f"captures are supported{link_hint(block.linktype)}")
         self.units_per_sec = 10 ** 6  # pcapng's default resolution: microseconds
         self.offset_ns = 0
         for opt in block.opts:
