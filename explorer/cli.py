@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replies", action=argparse.BooleanOptionalAction, default=None,
                    help="also send each run replies to what it sent (default: when the NF rewrites headers)")
     _add_replication(p)
+    p.add_argument("--traffic", metavar="KIND",
+                   help="instead of --in: paths (packets that follow every path of the NF the search reaches), "
+                        "or a generator kind: uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed")
+    p.add_argument("--packets", default=None, help="generated traffic: packets (default 20000; not for paths)")
+    p.add_argument("--flows", default=None, help="generated traffic: flows (default 2000; not for paths)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a traffic generator parameter, e.g. heartbeat_share=0.01 (repeatable)")
 
     p = sub.add_parser("bench", help="measure Mpps per strategy and core count")
     _add_nf(p); _add_json(p); _add_traffic_in(p)

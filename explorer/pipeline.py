@@ -362,6 +362,21 @@ def paths_traffic(analysis: Analysis, defines: Optional[Mapping[str, str]] = Non
     return find_witnesses(analysis, dict(defines or {}), seed=limits.SEED.check(seed))
 
 
+def nf_paths_traffic(nf: str | Path, defines: Optional[Mapping[str, str]] = None, seed: int = 0):
+    """``(analyze(nf, defines), paths_traffic(...))``, the same packets in every fresh process: the
+    NF is built (or found built) before anything asks Z3, so that whether a build ran, which changes
+    when Python frees Z3's terms and so Z3's models, no longer matters (``nfx traffic paths`` and
+    ``nfx check --traffic paths``)."""
+    import gc
+
+    from explorer.build import build_nf
+
+    build_nf(nf, dict(defines or {}))
+    gc.collect()
+    analysis = analyze(nf, defines)
+    return analysis, paths_traffic(analysis, defines, seed)
+
+
 def sweep(nf: str | Path, nics: tuple[str, ...] = ("e810",), cores: tuple[int, ...] = (2, 4, 8, 16),
           traffic: tuple[str, ...] = ("uniform",), seeds: int = 3, packets: int = 50_000, flows: int = 5_000,
           defines: Optional[Mapping[str, str]] = None, scheduler: Optional[str] = None, **params: Any):

@@ -209,6 +209,34 @@ def test_cli_check(tmp_path, capsys):
 
 
 @pytest.mark.dpdk
+def test_cli_check_on_traffic_it_makes(capsys):
+    """``nfx check --traffic paths`` (the NF's own witness traffic, as ``nfx traffic paths`` writes
+    it) and ``--traffic KIND`` (a generator), with what does not go together refused."""
+    from explorer.cli import main
+
+    nf = "tests/nfs/pair_quota.c"
+    small = ["-D", "PQ_CAPACITY=64", "-D", "PQ_QUOTA=3"]
+    assert main(["check", nf, *small, "--traffic", "paths", "--cores", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["equivalent"] is True and data["cores"] == 2
+    assert captured.err.startswith("paths traffic for pair_quota, seed 0: ") and "7 of 7 paths followed" in captured.err
+    assert f"{data['packets']} packets" in captured.err
+    assert main(["check", nf, "--traffic", "bidir", "--packets", "3000", "--flows", "300", "--cores", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["equivalent"] is True and data["packets"] == 3000
+    for argv, error in [([], "no input traffic: give --in DEV=PCAP (repeatable) or --traffic KIND, e.g. --traffic paths"),
+                        (["--traffic", "paths", "--in", "0=x.pcap"], "give either --in DEV=PCAP (repeatable) or --traffic"),
+                        (["--traffic", "paths", "--packets", "5"], "paths traffic takes no --packets"),
+                        (["--traffic", "bogus"], "unknown traffic kind 'bogus'; known: bidir, churn"),
+                        (["--traffic", "uniform", "--param", "nope=1"], "traffic uniform has no parameter 'nope'"),
+                        (["--in", "0=x.pcap", "--flows", "9"], "--flows: only with --traffic KIND")]:
+        assert main(["check", nf, *argv]) == 1
+        captured = capsys.readouterr()
+        assert error in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.dpdk
 @pytest.mark.parametrize("nf,strategy", [("fw", "auto"), ("bridge", "locks")])
 def test_runts_never_reach_the_nf_in_either_run(nf, strategy):
     base = traffic(packets=3000)

@@ -8,13 +8,11 @@ since no generic kind knows its ports, its thresholds or the order of packets it
 from __future__ import annotations
 
 import argparse
-import gc
 from pathlib import Path
 
 import numpy as np
 
 from explorer import pipeline
-from explorer.build import build_nf
 from explorer.commands.options import parse_defines, parse_traffic_params
 from explorer.errors import ConfigError
 from explorer.pipeline import PATHS
@@ -51,12 +49,7 @@ def _paths(args: argparse.Namespace) -> int:
     if given:
         raise ConfigError(f"{PATHS} traffic takes no {', '.join(given)}: the NF's paths decide its packets")
     defines = parse_defines(args.define)
-    # The build first (or its cache hit): then everything that asks Z3 runs the same in every
-    # process, and Z3's models, which follow what the process asked before, are the same too.
-    build_nf(args.nf, defines)
-    gc.collect()
-    analysis = pipeline.analyze(args.nf, defines)
-    witnesses = pipeline.paths_traffic(analysis, defines, args.seed)
+    analysis, witnesses = pipeline.nf_paths_traffic(args.nf, defines, args.seed)
     trace = witnesses.combined()
     if not len(trace):
         raise ConfigError(f"{analysis.nf}: no packet followed any path, so there is no traffic to write")
