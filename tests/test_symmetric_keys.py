@@ -114,3 +114,23 @@ def test_check_is_equivalent_at_4_cores_on_both_directions(tmp_path, capsys):
     assert main(["check", str(NF), *defines, *inputs, "--cores", "4", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["equivalent"] is True and report["strategy"] == "sn"
+
+
+def test_alternatives_of_hand_made_keys():
+    import z3
+
+    src, dst, port = z3.BitVec("p.ipv4.src", 32), z3.BitVec("p.ipv4.dst", 32), z3.BitVec("p.l4.dport", 16)
+    tcp = z3.BitVec("p.ipv4.proto", 8) == 6
+    # a port only for TCP: the key is (dst, port) or (dst, 0)
+    ways = key_alternatives(z3.Concat(dst, z3.If(tcp, port, z3.BitVecVal(0, 16))))
+    assert len(ways) == 2
+    assert {tuple(b.symbol for b in way[:16]) for way in ways} == {("p.l4.dport",) * 16, (None,) * 16}
+    assert all(all(b.symbol == "p.ipv4.dst" for b in way[16:]) for way in ways)
+    # the same condition twice is one choice; a key without a choice is its plain bits
+    low, high = z3.If(z3.ULT(src, dst), src, dst), z3.If(z3.ULT(src, dst), dst, src)
+    assert len(key_alternatives(z3.Concat(low, high))) == 2
+    assert key_alternatives(z3.Concat(src, dst)) == (key_bits(z3.Concat(src, dst)),)
+    # past CHOICES distinct conditions the key stays opaque (one way, every chosen bit opaque)
+    many = z3.Concat(*[z3.If(z3.Extract(i, i, src) == 1, z3.Extract(7, 0, dst), z3.BitVecVal(0, 8)) for i in range(4)])
+    assert len(key_alternatives(many)) == 1
+    assert all(b.symbol is None and b.const is None for b in key_alternatives(many)[0])
