@@ -54,6 +54,8 @@ SUITE = {
     # keyed by the two addresses in numeric order: both devices hash them symmetrically
     "pair_quota": ("sn", {0: ("src_ip", "dst_ip"), 1: ("src_ip", "dst_ip")}, {"PQ_CAPACITY": "64", "PQ_QUOTA": "3"},
                    None),
+    # keyed by (input device, source): the devices' entries never meet
+    "port_hosts": ("sn", {0: ("src_ip",), 1: ("src_ip",)}, {"DK_LIMIT": "3"}, None),
     "cell_sum": ("sn", ANY, {"CS_LIMIT": "20"}, None),  # the counters replicated
     "rr_lb": ("locks", ANY, {}, None),
     # each host keeps the flow indices it opened, past their expiry: a dangling index, locks

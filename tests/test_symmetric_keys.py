@@ -134,3 +134,17 @@ def test_alternatives_of_hand_made_keys():
     many = z3.Concat(*[z3.If(z3.Extract(i, i, src) == 1, z3.Extract(7, 0, dst), z3.BitVecVal(0, 8)) for i in range(4)])
     assert len(key_alternatives(many)) == 1
     assert all(b.symbol is None and b.const is None for b in key_alternatives(many)[0])
+
+
+def test_keys_that_differ_in_a_constant_bit_relate_nothing():
+    """tests/nfs/port_hosts.c keys its table by (input device, source address): entries of one
+    device never meet the other's, so the devices need no common hash (before, the two devices'
+    source addresses were related as if a host's frames on either port shared an entry)."""
+    analysis = pipeline.analyze(ROOT / "tests" / "nfs" / "port_hosts.c")
+    solution = pipeline.solve(analysis, cores=4, quality=False)
+    assert solution.strategy == "shared-nothing"
+    assert dict(solution.sharding.hashed) == {0: ("src_ip",), 1: ("src_ip",)}
+    constraints = solution.sharding.constraints
+    assert constraints and all(c.dev1 == c.dev2 for c in constraints)
+    both = conversations(packets=4_000, pairs=60)  # the same hosts on both ports
+    assert pipeline.simulate(solution, both).violation_count == 0

@@ -95,11 +95,6 @@ def rss_bits(access: Access) -> tuple[Optional[tuple[str, int]], ...]:
     return tuple(_rss_bit(bit) for bit in key_bits(access.key))
 
 
-def rss_alternatives(access: Access) -> tuple[tuple[Optional[tuple[str, int]], ...], ...]:
-    """``rss_bits`` for each alternative of the key (``keybits.key_alternatives``)."""
-    return tuple(tuple(_rss_bit(bit) for bit in bits) for bits in key_alternatives(access.key))
-
-
 def _rss_bit(bit: KeyBit) -> Optional[tuple[str, int]]:
     if bit.symbol is None or bit.symbol not in _RSS_OF_SYMBOL:
         return None
@@ -110,9 +105,10 @@ def _rss_bit(bit: KeyBit) -> Optional[tuple[str, int]]:
 def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairConstraint, ...]:
     """One constraint per pair of packet-keyed accesses, pair of their devices and pair of their
     keys' alternatives (a key ordered by comparing two fields is one of two concatenations: its
-    entries are shared by packets with those fields swapped), deduplicated."""
+    entries are shared by packets with those fields swapped), deduplicated; none for two keys
+    that differ in a constant bit (a table that tags its entries: the tags keep them apart)."""
     keyed = [a for a in accesses if a.kind == "packet"]
-    alternatives = [rss_alternatives(a.access) for a in keyed]
+    alternatives = [key_alternatives(a.access.key) for a in keyed]
     found: dict[tuple, PairConstraint] = {}
     for i, a1 in enumerate(keyed):
         for j in range(i, len(keyed)):
@@ -123,13 +119,20 @@ def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairC
                         continue
                     for b1 in alternatives[i]:
                         for b2 in alternatives[j]:
-                            equal = _equal_bits(b1, b2)
+                            if _never_equal(b1, b2):
+                                continue  # a constant bit differs (a tag, a device number): no entry in common
+                            equal = _equal_bits(tuple(map(_rss_bit, b1)), tuple(map(_rss_bit, b2)))
                             side1, side2, e = (d1, d2, equal) if d1 <= d2 else (d2, d1, tuple((y, x) for x, y in equal))
                             ident = (side1, side2, e)
                             if ident not in found:
                                 origin = f"{obj}: {a1.where} (device {d1}) ~ {a2.where} (device {d2})"
                                 found[ident] = PairConstraint(side1, side2, e, origin)
     return tuple(found[k] for k in sorted(found, key=_constraint_order))
+
+
+def _never_equal(b1: tuple[KeyBit, ...], b2: tuple[KeyBit, ...]) -> bool:
+    """Whether two keys differ in a bit that is a constant in both."""
+    return any(x.const is not None and y.const is not None and x.const != y.const for x, y in zip(b1, b2))
 
 
 def _equal_bits(b1, b2) -> tuple:
