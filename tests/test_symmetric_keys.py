@@ -2,7 +2,8 @@
 (``tests/nfs/pair_quota.c``: the lower and the higher address of a frame): sharding relates each
 way the key's if-then-else can go with each other way, so RSS must hash the swapped addresses
 alike on both devices (a symmetric Toeplitz key), where before the key was opaque and the NF
-fell back to locks."""
+fell back to locks. Also: keys that differ in a constant bit (``tests/nfs/port_hosts.c``, keyed by
+the input device) relate nothing."""
 from __future__ import annotations
 
 import json
