@@ -149,3 +149,19 @@ def test_keys_that_differ_in_a_constant_bit_relate_nothing():
     assert constraints and all(c.dev1 == c.dev2 for c in constraints)
     both = conversations(packets=4_000, pairs=60)  # the same hosts on both ports
     assert pipeline.simulate(solution, both).violation_count == 0
+
+
+def test_a_key_choosing_on_too_many_conditions_is_locked_and_says_so(tmp_path):
+    """Four ?: in a key (each byte of the address kept or zeroed by a bit of the port) are past
+    what sharding splits into ways: the table is locked, and the reason names the choice."""
+    source = NF.read_text().replace(
+        "  key.low = a < b ? a : b;\n  key.high = a < b ? b : a;\n",
+        "  key.low = ((b & 1) ? a & 0xff000000u : 0) | ((b & 2) ? a & 0xff0000u : 0) |\n"
+        "            ((b & 4) ? a & 0xff00u : 0) | ((b & 8) ? a & 0xffu : 0);\n  key.high = 0;\n")
+    assert "b & 8" in source
+    nf = tmp_path / "choosy.c"
+    nf.write_text(source)
+    solution = pipeline.solve(nf, cores=4, quality=False)
+    assert solution.strategy == "locks"
+    reason = solution.sharding.decision("pairs").reason
+    assert "share no RSS-hashable field (a choice among more than 3 conditions)" in reason, reason

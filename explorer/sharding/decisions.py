@@ -21,6 +21,7 @@ from explorer.wire import RSS_NAMES
 from explorer.sharding.allocation import Allocation, by_allocation
 from explorer.sharding.constraints import (
     KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
+from explorer.sharding.keybits import CHOICES, chooses_too_much
 from explorer.sharding.replication import DECISIONS, replicate_rare_writers
 
 # Per object: the fields each device hashes (which implies "shard"), or a decision: "shard",
@@ -282,8 +283,11 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
                         "no keyed access: each core keeps its own entries", follows=follows)
     for c in constraints:
         if not c.equal:
+            opaque = (f"a choice among more than {CHOICES} conditions"
+                      if any(k.kind == "packet" and chooses_too_much(k.access.key) for k in keyed)
+                      else "e.g. a hash or sum of fields")
             return decision("lock", f"{c.origin}: the keys can be equal for packets that share no "
-                                    "RSS-hashable field (e.g. a hash or sum of fields)")
+                                    f"RSS-hashable field ({opaque})")
     overridden = bool(override)
     natural = constraints
     for dev, fields in override.items():

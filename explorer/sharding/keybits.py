@@ -62,6 +62,11 @@ def key_alternatives(term: z3.ExprRef) -> tuple[tuple[KeyBit, ...], ...]:
     return tuple(out)
 
 
+def chooses_too_much(term: z3.ExprRef) -> bool:
+    """Whether ``term`` chooses on more than ``CHOICES`` conditions (it then stays opaque)."""
+    return len(_conditions(term)) > CHOICES
+
+
 def _conditions(term: z3.ExprRef) -> list[z3.ExprRef]:
     """The distinct conditions of the if-then-else terms in ``term``."""
     found: dict[int, z3.ExprRef] = {}
