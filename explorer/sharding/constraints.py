@@ -109,6 +109,7 @@ def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairC
     that differ in a constant bit (a table that tags its entries: the tags keep them apart)."""
     keyed = [a for a in accesses if a.kind == "packet"]
     alternatives = [key_alternatives(a.access.key) for a in keyed]
+    fields = [[tuple(map(_rss_bit, bits)) for bits in ways] for ways in alternatives]  # per way, its RSS bits
     found: dict[tuple, PairConstraint] = {}
     for i, a1 in enumerate(keyed):
         for j in range(i, len(keyed)):
@@ -117,11 +118,11 @@ def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairC
                 for d2 in a2.path.devices:
                     if i == j and d2 < d1:
                         continue
-                    for b1 in alternatives[i]:
-                        for b2 in alternatives[j]:
+                    for b1, f1 in zip(alternatives[i], fields[i]):
+                        for b2, f2 in zip(alternatives[j], fields[j]):
                             if _never_equal(b1, b2):
                                 continue  # a constant bit differs (a tag, a device number): no entry in common
-                            equal = _equal_bits(tuple(map(_rss_bit, b1)), tuple(map(_rss_bit, b2)))
+                            equal = _equal_bits(f1, f2)
                             side1, side2, e = (d1, d2, equal) if d1 <= d2 else (d2, d1, tuple((y, x) for x, y in equal))
                             ident = (side1, side2, e)
                             if ident not in found:
