@@ -230,7 +230,8 @@ def test_cli_check_on_traffic_it_makes(capsys):
                         (["--traffic", "paths", "--packets", "5"], "paths traffic takes no --packets"),
                         (["--traffic", "bogus"], "unknown traffic kind 'bogus'; known: bidir, churn"),
                         (["--traffic", "uniform", "--param", "nope=1"], "traffic uniform has no parameter 'nope'"),
-                        (["--in", "0=x.pcap", "--flows", "9"], "--flows: only with --traffic KIND")]:
+                        (["--in", "0=x.pcap", "--flows", "9"], "--flows: only with --traffic KIND"),
+                        (["--traffic", "uniform", "--packets", "60000000"], "frames in memory would need about")]:
         assert main(["check", nf, *argv]) == 1
         captured = capsys.readouterr()
         assert error in captured.err and "Traceback" not in captured.err

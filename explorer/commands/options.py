@@ -12,7 +12,7 @@ _NUMBERS = {"seed": limits.SEED, "packets": limits.PACKETS, "flows": limits.FLOW
 
 def check_numbers(args: argparse.Namespace) -> None:
     """Turn the numeric options into ints within their one range (``explorer.limits``), and refuse
-    up front a synthetic trace that would not fit in memory (traffic and bench hold their frames;
+    up front a synthetic trace that would not fit in memory (traffic, bench and check hold their frames;
     simulate and sweep stream theirs). ``--cores`` of bench and sweep stays a list."""
     for name, bounds in _NUMBERS.items():
         value = getattr(args, name, None)
@@ -23,7 +23,7 @@ def check_numbers(args: argparse.Namespace) -> None:
                 bounds.parse(part, "--cores")
             continue
         setattr(args, name, bounds.parse(value, f"--{name}"))
-    if args.command in ("traffic", "bench") and isinstance(args.packets, int):  # (simulate streams in chunks)
+    if args.command in ("traffic", "bench", "check") and isinstance(args.packets, int):  # (simulate streams in chunks)
         limits.check_memory(args.packets, limits.FRAME_BYTES, f"{args.packets} frames in memory")
 
 
