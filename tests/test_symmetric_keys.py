@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 from pathlib import Path
 
-import dpkt
-import numpy as np
 import pytest
 
 from explorer import pipeline
@@ -25,6 +22,8 @@ from explorer.sharding.keybits import key_alternatives, key_bits
 from explorer.traffic.pcap import write_trace
 from explorer.traffic.trace import Trace
 
+import nf_packets as pk
+
 ROOT = Path(__file__).resolve().parent.parent
 NF = ROOT / "tests" / "nfs" / "pair_quota.c"
 DEFINES = {"PQ_CAPACITY": "1024", "PQ_QUOTA": "12"}
@@ -36,19 +35,14 @@ def conversations(packets: int = 6_000, pairs: int = 150, seed: int = 7) -> Trac
     hosts = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(80)] + \
             [f"172.16.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(80)]
     chosen = [tuple(rng.sample(hosts, 2)) for _ in range(pairs)]
-    frames, devices = [], []
-    for _ in range(packets):
+    events = []
+    for k in range(packets):
         a, b = rng.choice(chosen)
         if rng.random() < 0.5:
             a, b = b, a
-        udp = dpkt.udp.UDP(sport=rng.randrange(1024, 65536), dport=rng.choice([53, 443, 9999]), data=b"q" * 18)
-        udp.ulen = len(udp)
-        ip = dpkt.ip.IP(src=socket.inet_aton(a), dst=socket.inet_aton(b), p=17, ttl=64, data=udp)
-        frames.append(bytes(dpkt.ethernet.Ethernet(src=b"\x02\0\0\0\0\x01", dst=b"\x02\0\0\0\0\x02",
-                                                   type=0x0800, data=ip)))
-        devices.append(rng.randrange(2))
-    stamps = np.arange(1, packets + 1, dtype=np.uint64) * np.uint64(10_000) + np.uint64(10**9)
-    return Trace(stamps, np.array(devices, dtype=np.uint16), frames)
+        frame = pk.udp(a, rng.randrange(1024, 65536), b, rng.choice([53, 443, 9999]), payload=b"q" * 18)
+        events.append((10**9 + 10_000 * (k + 1), rng.randrange(2), frame))
+    return pk.trace(events)
 
 
 @pytest.fixture(scope="module")
