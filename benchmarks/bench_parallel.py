@@ -7,10 +7,13 @@ NF on the traffic of its main path, with the share of packets per verdict and th
         measures here, prints every report, a summary (x seq, x the strategy's own 1-core rate,
         write-lock share, verdict shares) and the targets of issue 13 with PASS/FAIL; with --out,
         <nf>.json and <nf>.svg per NF and curve.csv (every NF, strategy and core count);
-    python benchmarks/bench_parallel.py --bundle DIR --cores 1,2,4,8,16
-        builds every replay binary, the traces and the DPDK libraries they need into DIR, with
-        DIR/run_bundle.py (Python standard library only) to measure on another x86-64 machine:
-        LD_LIBRARY_PATH=DIR/lib python3 DIR/run_bundle.py > results.json
+    python benchmarks/bench_parallel.py --bundle DIR --cores 1,2,4,8,16 [--packets-per-core N]
+        builds the replay programs and traces bench would measure (nat: one closed-loop trace per
+        build), and the DPDK libraries they need, into DIR, with DIR/run_bundle.py (Python's standard
+        library only) to measure them on another x86-64 machine without DPDK or this project:
+        python3 DIR/run_bundle.py results.json [--deadline SECONDS]
+    python benchmarks/bench_parallel.py --report results.json [--out DIR]
+        the same reports, summary and targets as a run here, from those results.
 
 The machine is shared: every figure is the median of --repeat runs, with all samples printed (their
 spread says how noisy the run was), and ratios are taken against seq measured in the same run.
@@ -18,38 +21,35 @@ spread says how noisy the run was), and ratios are taken against seq measured in
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import lzma
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from explorer import pipeline  # noqa: E402  (after the path set-up above)
-from explorer.bench.measure import VERDICTS, BenchReport, bench  # noqa: E402
-from explorer.bench.traffic import open_loop, traffic_for  # noqa: E402
-from explorer.codegen.compile import build_program  # noqa: E402
-from explorer.codegen.planning import parallel_plan  # noqa: E402
-from explorer.codegen.project import write_project  # noqa: E402
-from explorer.run import encode_trace  # noqa: E402
-from explorer.verify.equivalence import rewrites  # noqa: E402
+from explorer.bench.measure import (VERDICTS, BenchReport, BenchResult, Build, Setup, bench,  # noqa: E402
+                                    parse_bench, prepare, report_of)
 
 SAMPLES = ("nop", "sbridge", "bridge", "pol", "fw", "nat", "cl", "psd", "lb")
-SHARED_NOTHING = ("nop", "sbridge", "pol", "fw", "nat", "cl", "psd")
-
-
-def strategies_of(nf: str, asked: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(s for s in asked if s != "sn" or nf in SHARED_NOTHING)
 
 
 def targets(reports: dict[str, BenchReport]) -> list[str]:
-    """Issue 13's targets, checked on this run's medians."""
+    """Issue 13's and 15's targets, checked on this run's medians (those it measured)."""
     lines = []
 
-    def check(ok: bool, text: str) -> None:
-        lines.append(f"{'PASS' if ok else 'FAIL'}  {text}")
+    def at_least(nf: str, strategy: str, cores: int, goal: float, what: str) -> None:
+        try:
+            ratio = reports[nf].speedup(strategy, cores)
+        except KeyError:
+            return
+        core_text = "1 core" if cores == 1 else f"{cores} cores"
+        lines.append(f"{'PASS' if ratio >= goal else 'FAIL'}  {nf} {what} {core_text} {ratio:.3f}x seq >= {goal}x")
 
     for nf, report in reports.items():
         for strategy in ("locks", "tm"):
@@ -57,121 +57,146 @@ def targets(reports: dict[str, BenchReport]) -> list[str]:
                 one, two = report.result(strategy, 1).mpps, report.result(strategy, 2).mpps
             except KeyError:
                 continue
-            check(two >= one, f"{nf} {strategy}: 2 cores {two:.2f} Mpps >= its own 1-core {one:.2f} Mpps")
-    if "lb" in reports:
-        try:
-            check(reports["lb"].speedup("locks", 2) >= 1.5,
-                  f"lb locks (read-heavy) 2 cores {reports['lb'].speedup('locks', 2):.2f}x seq >= 1.5x")
-        except KeyError:
-            pass
+            lines.append(f"{'PASS' if two >= one else 'FAIL'}  {nf} {strategy}: 2 cores {two:.2f} Mpps >= "
+                         f"its own 1-core {one:.2f} Mpps")
+    at_least("lb", "locks", 2, 1.5, "locks (read-heavy)")
     for nf in ("fw", "nat"):
-        if nf not in reports:
-            continue
-        try:
-            two, one = reports[nf].speedup("sn", 2), reports[nf].speedup("sn", 1)
-            check(two >= 1.9, f"{nf} sn 2 cores {two:.2f}x seq >= 1.9x")
-            check(one >= 0.97, f"{nf} sn 1 core {one:.2f}x seq >= 0.97x")
-        except KeyError:
-            pass
+        at_least(nf, "sn", 2, 1.9, "sn")
+        at_least(nf, "sn", 1, 0.97, "sn")
+    at_least("lb", "sn", 2, 1.6, "sn (replicated)")
+    for nf in reports:
+        at_least(nf, "sn", 16, 14 if nf in ("fw", "nat") else 10, "sn")
     return lines
 
 
-def measure_here(nfs: tuple[str, ...], cores: tuple[int, ...], asked: tuple[str, ...], packets: int,
-                 trace_packets: int, repeat: int, out: Path | None) -> int:
-    reports: dict[str, BenchReport] = {}
+def split_bound(result: BenchResult) -> float:
+    """The speedup over one core that ``result``'s split of packets over its cores allows at most."""
+    busiest = max((c.packets for c in result.per_core), default=0)
+    return sum(c.packets for c in result.per_core) / busiest if busiest else 0.0
+
+
+def core_speed(result: BenchResult, one: BenchResult | None) -> float:
+    """The cores' mean rate while busy, over the 1-core build's rate (``one``): below 1 when each core
+    runs slower beside others (shared caches, memory, locks, a CPU's clock, a busy host)."""
+    def rate(r: BenchResult) -> float:
+        rates = [c.packets / c.busy_s for c in r.per_core if c.busy_s > 0]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    return rate(result) / rate(one) if one and rate(one) else 0.0
+
+
+def summarize(reports: dict[str, BenchReport], out: Path | None) -> None:
+    """Print every report, a summary table and the targets; with ``out``, write <nf>.json, <nf>.svg
+    and curve.csv there."""
     rows = []
-    for nf in nfs:
-        report = bench(ROOT / "sample_nfs" / f"{nf}.c", cores, strategies_of(nf, asked), packets,
-                       trace_packets=trace_packets, repeat=repeat)
-        reports[nf] = report
+    for nf, report in reports.items():
         print(report.render(), "\n", flush=True)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             (out / f"{nf}.json").write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
             (out / f"{nf}.svg").write_text(report.svg())
         for r in report.results:
-            own = next((o.mpps for o in report.results if o.strategy == r.strategy and o.cores == 1), 0.0)
+            own = next((o for o in report.results if o.strategy == r.strategy and o.cores == 1), None)
             rows.append((nf, r.strategy, r.cores, r.mpps, report.speedup(r.strategy, r.cores),
-                         r.mpps / own if own else 0.0, r.write_share, *(r.share(v) for v in VERDICTS)))
-    print(f"{'nf':<8}{'strategy':<9}{'cores':>5}{'Mpps':>9}{'x seq':>8}{'x own 1c':>9}{'writes':>9}"
-          f"{'fwd':>8}{'drop':>8}{'flood':>8}")
-    for nf, strategy, count, mpps, speedup, own, writes, fwd, drop, flood, _runts in rows:
-        print(f"{nf:<8}{strategy:<9}{count:>5}{mpps:>9.3f}{speedup:>7.2f}x{own:>8.2f}x{100 * writes:>8.2f}%"
-              f"{100 * fwd:>7.1f}%{100 * drop:>7.1f}%{100 * flood:>7.1f}%")
+                         r.mpps / own.mpps if own else 0.0, split_bound(r), core_speed(r, own), r.write_share,
+                         *(r.share(v) for v in VERDICTS)))
+    print("split: the most the trace's split over cores allows (packets over the busiest core's); core speed: the\n"
+          "cores' mean rate while busy over the strategy's 1-core rate. x own 1c ~ split x core speed x cores' "
+          "overlap.")
+    print(f"{'nf':<8}{'strategy':<9}{'cores':>5}{'Mpps':>9}{'x seq':>8}{'x own 1c':>9}{'split':>8}{'speed':>7}"
+          f"{'writes':>9}{'fwd':>8}{'drop':>8}{'flood':>8}")
+    for nf, strategy, count, mpps, speedup, own, split, speed, writes, fwd, drop, flood, _runts in rows:
+        print(f"{nf:<8}{strategy:<9}{count:>5}{mpps:>9.3f}{speedup:>7.2f}x{own:>8.2f}x{split:>7.2f}x{100 * speed:>6.0f}%"
+              f"{100 * writes:>8.2f}%{100 * fwd:>7.1f}%{100 * drop:>7.1f}%{100 * flood:>7.1f}%")
     print("\n" + "\n".join(targets(reports)))
     if out is not None:
-        header = "nf,strategy,cores,mpps,speedup,own_speedup,write_share," + ",".join(f"{v}_share" for v in VERDICTS)
+        header = ("nf,strategy,cores,mpps,speedup,own_speedup,split_bound,core_speed,write_share," +
+                  ",".join(f"{v}_share" for v in VERDICTS))
         (out / "curve.csv").write_text(header + "\n" + "".join(
             ",".join(str(round(x, 6)) if isinstance(x, float) else str(x) for x in row) + "\n" for row in rows))
         print(f"\nwrote {out}/curve.csv and one .json and .svg per NF")
-    return 0
 
 
-RUNNER = r'''"""Run the bundled replay binaries (--bench) and print their rates as JSON (stdlib only)."""
-import json, os, subprocess, sys
+RUNNER = r'''"""Measure the bundled replay programs (--bench) in rounds and write their reports as JSON.
+Python's standard library only:  python3 run_bundle.py RESULTS.json [--deadline SECONDS]
+Rounds go over every run, so that a slow spell hits all alike; RESULTS.json is rewritten after each
+run, no run starts past the deadline, and it stops when the first three runs all failed. Traces are
+unpacked to a temporary folder, removed at the end with the runtime folders EAL leaves."""
+import json, lzma, os, shutil, subprocess, sys, tempfile, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 plan = json.load(open(os.path.join(HERE, "bundle.json")))
+results, deadline = sys.argv[1], time.time() + (float(sys.argv[3]) if sys.argv[2:3] == ["--deadline"] else 1e9)
 cpus = sorted(os.sched_getaffinity(0))
 cpus = cpus[2:] + cpus[:2]  # small runs keep off CPUs 0 and 1, where this script and the system run
 env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(HERE, "lib"))
-results = []
-for run in plan["runs"]:
-    cores = run["cores"]
-    placement = ["-l", ",".join(map(str, cpus[:cores]))] if cores <= len(cpus) else \
-        ["--lcores", "(0-%d)@(%s)" % (cores - 1, ",".join(map(str, cpus)))]
-    samples, lines = [], []
-    for k in range(plan["repeat"]):
-        argv = [os.path.join(HERE, run["binary"]), "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry",
-                "--log-level=error", "-m", str(512 + 128 * cores), *placement,
-                "--file-prefix=nfxb%d_%d" % (len(results), k), "--", "--bench", str(run["packets"]),
-                os.path.join(HERE, run["trace"])]
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
-        line = [l for l in done.stdout.splitlines() if l.startswith("bench: ")]
-        if done.returncode != 0 or not line:
-            print("FAILED", run, done.returncode, done.stderr[-500:], file=sys.stderr, flush=True)
-            break
-        samples.append(float(line[0].split(": ")[-1].split(" Mpps")[0]))
-        lines.append([l for l in done.stdout.splitlines() if l.startswith(("core ", "lock: "))])
-    ordered = sorted(samples)
-    row = dict(run, samples=samples, mpps=ordered[(len(ordered) - 1) // 2] if samples else None,
-               cores_report=lines[samples.index(ordered[(len(ordered) - 1) // 2])] if samples else [])
-    results.append(row)
-    print(json.dumps(row), file=sys.stderr, flush=True)
-print(json.dumps({"cpus": len(cpus), "results": results}, indent=1))
+unpacked = tempfile.mkdtemp(prefix="nfx-bundle-")
+runs = [dict(run, outputs=[], failures=[]) for run in plan["runs"]]
+try:
+    for name in sorted({run["trace"] for run in runs}):
+        with lzma.open(os.path.join(HERE, name)) as packed, \
+                open(os.path.join(unpacked, os.path.basename(name)), "wb") as f:
+            shutil.copyfileobj(packed, f)
+    for round_ in range(plan["repeat"]):
+        for k, run in enumerate(runs):
+            if time.time() > deadline:
+                break
+            cores, prefix = run["cores"], "nfxb%d_%d_%d" % (os.getpid(), round_, k)
+            placement = ["-l", ",".join(map(str, cpus[:cores]))] if cores <= len(cpus) else \
+                ["--lcores", "(0-%d)@(%s)" % (cores - 1, ",".join(map(str, cpus)))]
+            argv = [os.path.join(HERE, run["binary"]), "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry",
+                    "--log-level=error", "-m", str(512 + 128 * cores), *placement, "--file-prefix=" + prefix, "--",
+                    "--bench", str(run["packets"]), os.path.join(unpacked, os.path.basename(run["trace"]))]
+            try:
+                done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=40)
+                if done.returncode == 0 and "bench: " in done.stdout:
+                    run["outputs"].append(done.stdout)
+                else:
+                    run["failures"].append("exit %d: %s" % (done.returncode, done.stderr[-800:]))
+            except subprocess.TimeoutExpired:
+                run["failures"].append("timed out after 40 s")
+            finally:
+                shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
+            last = run["failures"][-1] if len(run["outputs"]) <= round_ else run["outputs"][-1].splitlines()[0]
+            print(round_, run["nf"], run["strategy"], run["cores"], last, flush=True)
+            with open(results + ".part", "w") as f:
+                json.dump({"cpus": len(cpus), "nfs": plan["nfs"], "runs": runs}, f, indent=1)
+            os.replace(results + ".part", results)
+            if round_ == 0 and k == 2 and not any(r["outputs"] for r in runs[:3]):
+                sys.exit("the first three runs failed; stopped")
+finally:
+    shutil.rmtree(unpacked, ignore_errors=True)
 '''
 
 
 def bundle(folder: Path, nfs: tuple[str, ...], cores: tuple[int, ...], asked: tuple[str, ...],
            packets_per_core: int, trace_packets: int, repeat: int) -> int:
-    """Replay binaries, traces (each NF's main-path traffic; closed-loop kinds are left out) and
-    libraries for a machine without DPDK's development files or this project's Python packages."""
+    """Replay programs, traces (xz) and libraries to measure ``nfs`` on a machine without DPDK's
+    development files or this project's Python packages: the builds and traces ``bench`` measures
+    (``prepare``), so closed-loop NFs (nat) carry a trace per build."""
     if folder.exists():
         shutil.rmtree(folder)
     for sub in ("bin", "lib", "traces"):
         (folder / sub).mkdir(parents=True)
-    runs, binaries = [], []
-    work = folder / "projects"
-    for nf in nfs:
-        traffic = traffic_for(nf, None, trace_packets)
-        source = f"sample_nfs/{nf}.c"
-        auto = pipeline.solve(source, cores=max(cores), quality=False)
-        if rewrites(auto):
-            print(f"{nf}: its replies depend on the build (closed loop); left out of the bundle", file=sys.stderr)
-            continue
-        (folder / "traces" / f"{nf}.bin").write_bytes(encode_trace(open_loop(traffic)))
-        locks = pipeline.solve(source, cores=max(cores), strategy="locks", quality=False)
-        configs = [("seq", 1, auto)]
-        for strategy in strategies_of(nf, asked):
-            configs += [(strategy, c, auto if strategy == "sn" else locks) for c in cores]
-        for strategy, count, solution in configs:
-            project = write_project(parallel_plan(solution, strategy, count), work / f"{nf}-{strategy}-{count}")
-            target = folder / "bin" / f"{nf}-{strategy}-{count}"
-            shutil.copy2(build_program(project, "replay"), target)
-            binaries.append(target)
-            runs.append({"nf": nf, "strategy": strategy, "cores": count, "binary": f"bin/{target.name}",
-                         "trace": f"traces/{nf}.bin", "packets": packets_per_core * count,
-                         "traffic": traffic.describe()})
-    shutil.rmtree(work, ignore_errors=True)
+    runs, binaries, setups = [], [], {}
+    with tempfile.TemporaryDirectory(prefix="nfx-bundle-") as tmp:
+        for nf in nfs:
+            work = Path(tmp, nf)
+            work.mkdir()
+            setup = prepare(ROOT / "sample_nfs" / f"{nf}.c", work, cores, asked, packets_per_core,
+                            trace_packets=trace_packets)
+            setups[nf] = {"traffic": setup.traffic, "notes": list(setup.notes), "generic": setup.generic}
+            for b in setup.builds:
+                target = folder / "bin" / f"{nf}-{b.strategy}-{b.cores}"
+                shutil.copy2(b.binary, target)
+                binaries.append(target)
+                data = b.trace.read_bytes()  # named by content: most closed-loop builds send alike
+                trace = f"traces/{hashlib.sha256(data).hexdigest()[:16]}.bin.xz"
+                if not (folder / trace).exists():
+                    with lzma.open(folder / trace, "wb", preset=6) as packed:
+                        packed.write(data)
+                runs.append({"nf": nf, "strategy": b.strategy, "cores": b.cores, "binary": f"bin/{target.name}",
+                             "trace": trace, "packets": packets_per_core * b.cores})
+            print(f"{nf}: {len(setup.builds)} builds", file=sys.stderr, flush=True)
     needed = set()
     for binary in binaries:
         for line in subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout.splitlines():
@@ -182,11 +207,31 @@ def bundle(folder: Path, nfs: tuple[str, ...], cores: tuple[int, ...], asked: tu
                     needed.add(parts[2])
     for library in sorted(needed):
         shutil.copy2(library, folder / "lib" / Path(library).name)
-    (folder / "bundle.json").write_text(json.dumps({"repeat": repeat, "runs": runs}, indent=1) + "\n")
+    (folder / "bundle.json").write_text(json.dumps({"repeat": repeat, "nfs": setups, "runs": runs}, indent=1) + "\n")
     (folder / "run_bundle.py").write_text(RUNNER)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     print(f"bundle {folder}: {len(runs)} runs, {len(needed)} libraries, {size / 1e6:.1f} MB")
     return 0
+
+
+def reports_of(results: dict) -> dict[str, BenchReport]:
+    """Reports from a bundle's results (``run_bundle.py``), as ``bench`` makes them from its samples."""
+    reports = {}
+    for nf, info in results["nfs"].items():
+        runs = [r for r in results["runs"] if r["nf"] == nf and r["outputs"]]
+        failed = [f"{r['strategy']} on {r['cores']}: {r['failures'][-1].strip()}" for r in results["runs"]
+                  if r["nf"] == nf and r["failures"]]
+        if not runs:
+            print(f"{nf}: nothing measured; {'; '.join(failed)}", file=sys.stderr)
+            continue
+        setup = Setup(nf, info["traffic"], tuple(Build(r["strategy"], r["cores"], Path(r["binary"]), Path(r["trace"]))
+                                                 for r in runs), tuple(info["notes"] + failed), info["generic"])
+        per_core = runs[0]["packets"] // runs[0]["cores"]
+        report = report_of(setup, per_core, [[parse_bench(o) for o in r["outputs"]] for r in runs])
+        reports[nf] = BenchReport(nf, per_core, f"{report.traffic}; measured elsewhere ({results['cpus']} CPUs) "
+                                  f"with {per_core} timed packets per core, not per measurement",
+                                  report.results, report.notes)
+    return reports
 
 
 def _names(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -207,15 +252,21 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default=None, help="write <nf>.json, <nf>.svg and curve.csv here")
     parser.add_argument("--bundle", metavar="DIR")
+    parser.add_argument("--report", metavar="RESULTS", help="a bundle's results (run_bundle.py) to summarize")
     parser.add_argument("--packets-per-core", type=int, default=2_000_000, help="with --bundle")
     args = parser.parse_args()
     cores = tuple(sorted({int(c) for c in args.cores.split(",")}))
     nfs = _names(args.nfs, SAMPLES, "NFs")
     asked = _names(args.strategies, ("sn", "locks", "tm"), "strategies")
+    out = Path(args.out) if args.out else None
     if args.bundle:
         return bundle(Path(args.bundle), nfs, cores, asked, args.packets_per_core, args.trace_packets, args.repeat)
-    return measure_here(nfs, cores, asked, args.packets, args.trace_packets, args.repeat,
-                        Path(args.out) if args.out else None)
+    if args.report:
+        summarize(reports_of(json.loads(Path(args.report).read_text())), out)
+        return 0
+    summarize({nf: bench(ROOT / "sample_nfs" / f"{nf}.c", cores, asked, args.packets, trace_packets=args.trace_packets,
+                         repeat=args.repeat) for nf in nfs}, out)
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,13 @@
 # machine with at least max(CORES) free CPUs. PYTHON (default .venv/bin/python) must have nf-explorer;
 # REPEAT (3), PACKETS (4000000) and TRACE_PACKETS (200000) set the runs per build, the timed packets of
 # each and the trace they cycle over; NFS (every sample) which NFs to measure.
+#
+# On a machine without DPDK's development files or this project (the lent 16-core device), carry the
+# same builds and traces instead, measure them there with Python's standard library, and read the
+# results here (benchmarks/README.md, "16 cores"):
+#   here:  .venv/bin/python benchmarks/bench_parallel.py --bundle .bundle --cores 1,2,4,8,16 --strategies sn,locks
+#   there: python3 .bundle/run_bundle.py OUT/results.json --deadline 400
+#   here:  .venv/bin/python benchmarks/bench_parallel.py --report results.json --out scaling-results
 set -eu
 cd "$(dirname "$0")/.."
 out=${1:-scaling-results}

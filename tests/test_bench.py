@@ -1,8 +1,11 @@
 """nfx bench: Mpps per strategy and core count next to the sequential build, its JSON and its plot."""
 from __future__ import annotations
 
+import csv
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,7 +218,6 @@ def test_cli_bench_refuses_bad_configuration_before_measuring(tmp_path, capsys, 
 @pytest.mark.slow
 def test_scaling_script_writes_the_curve(tmp_path):
     """benchmarks/scaling.sh, here at 1 and 2 cores on two NFs (the device runs 1..16 on all)."""
-    import csv
     import sys
 
     from explorer.processes import run_child
@@ -227,10 +229,10 @@ def test_scaling_script_writes_the_curve(tmp_path):
     rows = list(csv.DictReader((tmp_path / "curve" / "curve.csv").open()))
     assert {(r["nf"], r["strategy"], r["cores"]) for r in rows} == {
         ("nop", "seq", "1"), ("nop", "sn", "1"), ("nop", "sn", "2"), ("nop", "locks", "1"), ("nop", "locks", "2"),
-        ("lb", "seq", "1"), ("lb", "locks", "1"), ("lb", "locks", "2")}
+        ("lb", "seq", "1"), ("lb", "sn", "1"), ("lb", "sn", "2"), ("lb", "locks", "1"), ("lb", "locks", "2")}
     assert all(float(r["mpps"]) > 0 and float(r["forwarded_share"]) > 0.9 for r in rows)
-    report = json.loads((tmp_path / "curve" / "lb.json").read_text())
-    assert [len(r["per_core"]) for r in report["results"]] == [1, 1, 2]
+    report = json.loads((tmp_path / "curve" / "lb.json").read_text())  # sn: lb's backends replicated
+    assert [len(r["per_core"]) for r in report["results"]] == [1, 1, 2, 1, 2]
     text = (tmp_path / "curve" / "scaling.txt").read_text()
     assert "lb locks (read-heavy) 2 cores" in text and "nop locks: 2 cores" in text
 
@@ -259,3 +261,55 @@ def test_cli_bench_measures_on_captures_and_says_when_its_traffic_is_generic(tmp
     assert not bench("sample_nfs/nop.c", cores=(1,), packets=5_000, repeat=1).notes  # a sample: its default fits
     assert main(["bench", str(nf), "--in", f"0={paths[0]}", "--traffic", "uniform"]) == 1
     assert "--traffic and --in both name the traffic" in capsys.readouterr().err
+
+
+def test_a_bundle_measures_elsewhere_what_bench_measures_here(tmp_path):
+    """benchmarks/bench_parallel.py --bundle carries builds, traces and DPDK libraries to a machine
+    without them; run_bundle.py (standard library only, the system's python3 with no project on its
+    path) measures them, and --report makes the reports bench makes, leaving no folder behind."""
+    script = Path("benchmarks/bench_parallel.py")
+    folder, results, out = tmp_path / "bundle", tmp_path / "results.json", tmp_path / "out"
+    made = subprocess.run([sys.executable, str(script), "--bundle", str(folder), "--nfs", "nop", "--cores", "1,2",
+                           "--strategies", "sn", "--trace-packets", "2000", "--packets-per-core", "20000",
+                           "--repeat", "2"], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr
+    assert sorted(p.name for p in (folder / "bin").iterdir()) == ["nop-seq-1", "nop-sn-1", "nop-sn-2"]
+    assert any(p.name.startswith("librte_eal.so") for p in (folder / "lib").iterdir())
+    before = set(Path("/var/run/dpdk").glob("nfxb*")) if Path("/var/run/dpdk").exists() else set()
+    clean_env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    ran = subprocess.run(["/usr/bin/python3", str(folder / "run_bundle.py"), str(results)], capture_output=True,
+                         text=True, timeout=300, env=clean_env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    data = json.loads(results.read_text())
+    assert [(r["strategy"], r["cores"], len(r["outputs"]), r["failures"]) for r in data["runs"]] == \
+        [("seq", 1, 2, []), ("sn", 1, 2, []), ("sn", 2, 2, [])]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "results.json"]  # traces unpacked, removed
+    after = set(Path("/var/run/dpdk").glob("nfxb*")) if Path("/var/run/dpdk").exists() else set()
+    assert after <= before
+    report = subprocess.run([sys.executable, str(script), "--report", str(results), "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader((out / "curve.csv").open()))
+    assert [(r["nf"], r["strategy"], r["cores"]) for r in rows] == [("nop", "seq", "1"), ("nop", "sn", "1"),
+                                                                    ("nop", "sn", "2")]
+    # the loss is attributed: the split of packets over the cores (at most 2x on 2), and their speed
+    assert float(rows[1]["split_bound"]) == 1.0 and 1.0 < float(rows[2]["split_bound"]) <= 2.0
+    assert all(float(r["core_speed"]) > 0 for r in rows)
+    nop = json.loads((out / "nop.json").read_text())
+    assert all(r["verdict_shares"]["forwarded"] == 1.0 and len(r["samples"]) == 2 for r in nop["results"])
+    assert "with 20000 timed packets per core, not per measurement" in report.stdout
+
+
+@pytest.mark.dpdk
+def test_bench_lanes_carry_every_packet_as_traced():
+    """--bench copies each core's packets to a lane of its own: the timed laps of pol (each host's
+    bucket decides its packets alone, so the verdicts do not depend on the core count) must drop
+    exactly what the sequential build drops over the same whole laps, packet by packet counted."""
+    pol = bench("sample_nfs/pol.c", cores=(1, 2, 4), strategies=("sn",), packets=30_000, trace_packets=10_000,
+                repeat=1)
+    seq = dict(pol.result("seq", 1).verdicts)
+    assert 0 < seq["dropped"] < 30_000 and seq["forwarded"] + seq["dropped"] == 30_000
+    for count in (1, 2, 4):
+        result = pol.result("sn", count)
+        assert dict(result.verdicts) == seq, count
+        assert sum(c.packets for c in result.per_core) == 30_000

@@ -202,23 +202,35 @@ def wanted_strategies(strategies: Sequence[str], solved: str, replicated: bool =
     return ("seq",) + tuple(s for s in chosen if s != "seq")
 
 
-def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[str] = (), packets: int = 1_000_000,
-          defines: Optional[Mapping[str, str]] = None, traffic: Spec = None, trace_packets: Optional[int] = None,
-          repeat: int = 3, seed: int = 0, nic: str = "e810", timeout: float = 600, replication: str = "lagged",
-          replies: Optional[bool] = None, captured: Optional[Trace] = None, captured_name: str = "") -> BenchReport:
-    """Measure ``nf``'s sequential build and each of ``strategies`` (default: the one the solver picks,
-    and locks next to an sn build with replicated objects) on each core count. ``packets`` timed
-    packets per measurement, cycling over a preloaded trace of ``trace_packets`` (default: ``packets``,
-    at most 200,000) of ``traffic`` (default: the NF's main-path traffic; with replicated objects,
-    their rare writers' traffic, ``writers.writer_traffic``). With ``replies`` (default: when the NF
-    rewrites headers, as a NAT does) every build is measured on the trace plus the replies to what it
-    sends (``explorer.bench.loop``), and the notes give each build's share per verdict of that trace.
-    ``captured``: a trace read from the user's captures (``captured_name``) instead of generated
-    traffic; the timed packets cycle over it."""
+@dataclass(frozen=True)
+class Build:
+    """One measured configuration: its replay program and the trace it cycles over."""
+
+    strategy: str
+    cores: int
+    binary: Path
+    trace: Path
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What ``prepare`` made: the builds to measure, what their traffic is, and notes on them."""
+
+    nf: str
+    traffic: str
+    builds: tuple[Build, ...]
+    notes: tuple[str, ...]
+    generic: bool  # default traffic for an NF nfx knows no main path of
+
+
+def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strategies: Sequence[str] = (),
+            packets: int = 1_000_000, defines: Optional[Mapping[str, str]] = None, traffic: Spec = None,
+            trace_packets: Optional[int] = None, seed: int = 0, nic: str = "e810", replication: str = "lagged",
+            replies: Optional[bool] = None, captured: Optional[Trace] = None, captured_name: str = "") -> Setup:
+    """Build ``nf``'s replay programs and write their traces in ``folder``, as ``bench`` measures them
+    (its arguments); also what ``benchmarks/bench_parallel.py --bundle`` carries to another machine."""
     from explorer import pipeline
 
-    if packets < 1 or repeat < 1:
-        raise ConfigError("packets and repeat must be positive")
     if not cores:
         raise ConfigError("no core count to measure")
     cores = tuple(sorted({check_cores(c) for c in cores}))
@@ -232,7 +244,7 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
     if replies is None:
         replies = rewrites(base)
     builds, notes = [], []
-    generic = False  # default traffic for an NF nfx knows no main path of
+    generic = False
     if captured is not None:
         if not len(captured):
             raise ConfigError("the captures hold no packet to measure")
@@ -244,38 +256,66 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
         trace = open_loop(spec)
         generic = traffic is None and analysis.nf not in KNOWN_MAIN_PATH
     described += ", with replies to what each build forwards" if replies else ""
-    with tempfile.TemporaryDirectory(prefix="nfx-bench-") as tmp:
-        folder = Path(tmp)
-        for strategy in order:
-            try:
-                # locks and tm are correct with any steering; where the NF shards, they keep the
-                # shared-nothing keys, which keep each flow (both directions) on one core.
-                shardable = base.strategy == "shared-nothing"
-                solution = base if strategy in ("seq", "sn") or shardable else pipeline.solve(
-                    analysis, cores=max(cores), seed=seed, nic=nic, strategy=strategy, quality=False)
-                for count in (1,) if strategy == "seq" else cores:
-                    project = write_project(parallel_plan(solution, strategy, count, replication),
-                                            folder / f"{strategy}-{count}")
-                    measured = trace
-                    if replies:
-                        measured, shares = closed_loop(project, trace)
-                        notes.append(f"{strategy} on {count} core{'s' if count != 1 else ''}: {shares.text()}")
+    shared = folder / "trace.bin"
+    for strategy in order:
+        try:
+            # locks and tm are correct with any steering; where the NF shards, they keep the
+            # shared-nothing keys, which keep each flow (both directions) on one core.
+            shardable = base.strategy == "shared-nothing"
+            solution = base if strategy in ("seq", "sn") or shardable else pipeline.solve(
+                analysis, cores=max(cores), seed=seed, nic=nic, strategy=strategy, quality=False)
+            for count in (1,) if strategy == "seq" else cores:
+                project = write_project(parallel_plan(solution, strategy, count, replication),
+                                        folder / f"{strategy}-{count}")
+                path = shared
+                if replies:
+                    measured, shares = closed_loop(project, trace)
+                    notes.append(f"{strategy} on {count} core{'s' if count != 1 else ''}: {shares.text()}")
                     path = folder / f"trace-{strategy}-{count}.bin"
                     path.write_bytes(encode_trace(measured))
-                    builds.append((strategy, count, build_program(project, "replay"), path))
-            except GenerateError as error:
-                notes.append(f"{strategy}: {error}")
-        # Rounds over every build, so that a slow spell of the machine hits all of them alike.
-        samples: list[list[Sample]] = [[] for _ in builds]
-        for _ in range(repeat):
-            for k, (_strategy, count, binary, trace_file) in enumerate(builds):
-                samples[k].append(_run_once(binary, count, trace_file, packets, timeout))
-    results = [_result(strategy, count, runs) for (strategy, count, _b, _t), runs in zip(builds, samples)]
+                elif not shared.exists():
+                    shared.write_bytes(encode_trace(trace))
+                builds.append(Build(strategy, count, build_program(project, "replay"), path))
+        except GenerateError as error:
+            notes.append(f"{strategy}: {error}")
+    return Setup(analysis.nf, described, tuple(builds), tuple(notes), generic)
+
+
+def report_of(setup: Setup, packets: int, samples: Sequence[Sequence[Sample]]) -> BenchReport:
+    """The report of ``setup``'s builds from their ``samples`` (one list per build, in its order)."""
+    results = [_result(b.strategy, b.cores, runs) for b, runs in zip(setup.builds, samples)]
+    notes = list(setup.notes)
     drop_heavy = [f"{r.strategy} on {r.cores}" for r in results if r.share("dropped") > 0.5]
     if drop_heavy:
         notes.append(f"most packets were dropped ({', '.join(drop_heavy)}): those figures measure the drop "
                      "path; choose --traffic (or --in) that the NF forwards to measure its main path")
-    if generic:
-        notes.append(f"{analysis.nf} is not a sample NF, so this generic traffic may miss its main path: "
+    if setup.generic:
+        notes.append(f"{setup.nf} is not a sample NF, so this generic traffic may miss its main path: "
                      "check the verdict shares, and measure with --traffic or --in on the traffic it is for")
-    return BenchReport(analysis.nf, packets, described, tuple(results), tuple(notes))
+    return BenchReport(setup.nf, packets, setup.traffic, tuple(results), tuple(notes))
+
+
+def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[str] = (), packets: int = 1_000_000,
+          defines: Optional[Mapping[str, str]] = None, traffic: Spec = None, trace_packets: Optional[int] = None,
+          repeat: int = 3, seed: int = 0, nic: str = "e810", timeout: float = 600, replication: str = "lagged",
+          replies: Optional[bool] = None, captured: Optional[Trace] = None, captured_name: str = "") -> BenchReport:
+    """Measure ``nf``'s sequential build and each of ``strategies`` (default: the one the solver picks,
+    and locks next to an sn build with replicated objects) on each core count. ``packets`` timed
+    packets per measurement, cycling over a preloaded trace of ``trace_packets`` (default: ``packets``,
+    at most 200,000) of ``traffic`` (default: the NF's main-path traffic; with replicated objects,
+    their rare writers' traffic, ``writers.writer_traffic``). With ``replies`` (default: when the NF
+    rewrites headers, as a NAT does) every build is measured on the trace plus the replies to what it
+    sends (``explorer.bench.loop``), and the notes give each build's share per verdict of that trace.
+    ``captured``: a trace read from the user's captures (``captured_name``) instead of generated
+    traffic; the timed packets cycle over it."""
+    if packets < 1 or repeat < 1:
+        raise ConfigError("packets and repeat must be positive")
+    with tempfile.TemporaryDirectory(prefix="nfx-bench-") as tmp:
+        setup = prepare(nf, Path(tmp), cores, strategies, packets, defines, traffic, trace_packets, seed, nic,
+                        replication, replies, captured, captured_name)
+        # Rounds over every build, so that a slow spell of the machine hits all of them alike.
+        samples: list[list[Sample]] = [[] for _ in setup.builds]
+        for _ in range(repeat):
+            for k, b in enumerate(setup.builds):
+                samples[k].append(_run_once(b.binary, b.cores, b.trace, packets, timeout))
+    return report_of(setup, packets, samples)

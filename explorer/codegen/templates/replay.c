@@ -21,7 +21,8 @@
  *   (nf_par_schedule_log).
  * --replica-log FILE: see write_replica_log (sn builds with replicated objects).
  * --paced: packets run one at a time in trace order (see await_turn), each on its own core.
- * --bench N: one untimed warm-up lap of the trace, every packet in trace order on its own core;
+ * --bench N: each core's packets copied to memory of its own (fill_lane), one untimed warm-up lap of
+ *   the trace, every packet in trace order on its own core;
  *   then every core processes its queue over and over (times shifted by one trace span per lap)
  *   until N packets are processed in all. Printed: "bench: N packets in T s: R Mpps (strategy, C
  *   cores)", "lock: <how cores synchronise>", then per core "core C: packets P, busy S, cpu S,
@@ -75,9 +76,21 @@ static void load_trace(const char *path, struct nf_trace *trace) {
 
 /* ---- the replay ----------------------------------------------------------------------------- */
 
+/* --bench: one core's packets copied in its queue's order into memory of its own, frames on
+ * cache-line boundaries, as a NIC fills each core's receive ring: reading them costs a core the
+ * same whatever the core count (from the shared trace, each core's packets are scattered over it,
+ * and every one of them cost the core its own cache lines of times, lengths and offsets). */
+struct lane_packet {
+  uint64_t time;
+  uint32_t offset; /* in the lane's bytes */
+  uint16_t device, len;
+};
+
 struct core_run {
   size_t *queue; /* packet numbers, in trace order */
   size_t length;
+  struct lane_packet *lane; /* --bench: the queue's packets, in its order */
+  uint8_t *lane_bytes;
   uint64_t started, finished; /* TSC */
   uint64_t waited;            /* TSC cycles spent waiting for slower cores (--bench) */
   uint64_t cpu_ns;            /* the thread's CPU time over the timed laps, less its waits (--bench) */
@@ -100,6 +113,7 @@ static struct {
 static unsigned go;        /* the trace, queues and shared state are ready */
 static unsigned init_turn; /* the core whose nf_par_init_core runs now; NF_CORES when all did */
 static unsigned init_failed;
+static unsigned lanes_filled, lane_failed; /* --bench: cores that filled their lane; one could not */
 static unsigned done;
 
 static void wait_until(const unsigned *flag, unsigned value) {
@@ -231,19 +245,39 @@ static void wait_for_laps(struct core_run *run, uint64_t lap) {
   run->cpu_ns -= thread_cpu_ns() - cpu; /* time spent waiting is not the core's work */
 }
 
-static void bench_packet(struct core_run *run, unsigned core, size_t i, uint64_t shift, bool count) {
+/* Fill `run`'s lane from its queue; run on the core itself, so that its pages are its own. */
+static bool fill_lane(struct core_run *run) {
   const struct nf_trace *trace = replay.trace;
-  uint16_t len = trace->len[i];
+  size_t size = 0;
+  for (size_t k = 0; k < run->length; k++) size += (trace->len[run->queue[k]] + 63u) & ~(size_t)63;
+  if (size > UINT32_MAX) return false;
+  run->lane = malloc((run->length + 1) * sizeof *run->lane);
+  run->lane_bytes = aligned_alloc(64, size + 64);
+  if (run->lane == NULL || run->lane_bytes == NULL) return false;
+  size_t at = 0;
+  for (size_t k = 0; k < run->length; k++) {
+    size_t i = run->queue[k];
+    run->lane[k] = (struct lane_packet){trace->time[i], (uint32_t)at, trace->device[i], trace->len[i]};
+    memcpy(run->lane_bytes + at, trace->bytes + trace->offset[i], trace->len[i]);
+    at += (trace->len[i] + 63u) & ~(size_t)63;
+  }
+  return true;
+}
+
+/* The k-th packet of `core`'s lane (packet i of the trace). */
+static void bench_packet(struct core_run *run, unsigned core, size_t k, uint64_t shift, bool count) {
+  const struct lane_packet *lane = &run->lane[k];
+  uint16_t len = lane->len;
   struct nf_outcome outcome;
   if (len < MIN_FRAME) {
     run->runts += count;
     return;
   }
   uint8_t *packet = work[core] + IP_ALIGN;
-  memcpy(packet, trace->bytes + trace->offset[i], len);
-  nf_par_process(trace->device[i], packet, len, trace->time[i] + shift, &outcome);
+  memcpy(packet, run->lane_bytes + lane->offset, len);
+  nf_par_process(lane->device, packet, len, lane->time + shift, &outcome);
   if (!valid_verdict(outcome.verdict) && run->bad_packet == SIZE_MAX) {
-    run->bad_packet = i;
+    run->bad_packet = run->queue[k];
     run->bad_verdict = outcome.verdict;
   }
   if (!count) return;
@@ -266,7 +300,7 @@ static void warm_up(struct core_run *run, unsigned core) {
       nf_par_wait(); /* sn with replicated objects: apply other cores' writes meanwhile */
       relax(&spins);
     }
-    bench_packet(run, core, i, 0, false);
+    bench_packet(run, core, k, 0, false);
     nf_par_quiesce(); /* the next packet may need the write lock on another core */
     __atomic_store_n(&warm_next, i + 1, __ATOMIC_RELEASE);
   }
@@ -288,7 +322,7 @@ static void run_bench(struct core_run *run, unsigned core) {
   for (uint64_t lap = 1; lap <= replay.bench_laps; lap++) {
     wait_for_laps(run, lap);
     for (size_t k = 0; k < run->length; k++) {
-      bench_packet(run, core, run->queue[k], lap * span, true);
+      bench_packet(run, core, k, lap * span, true);
       run->processed++;
       if (k % BURST == BURST - 1) nf_par_quiesce();
     }
@@ -310,8 +344,11 @@ static int worker(void *unused) {
   if (!nf_par_init_core(core)) __atomic_store_n(&init_failed, core + 1, __ATOMIC_RELAXED);
   __atomic_store_n(&init_turn, core + 1, __ATOMIC_RELEASE);
   wait_until(&init_turn, NF_CORES);
-  if (__atomic_load_n(&init_failed, __ATOMIC_RELAXED) == 0) {
-    struct core_run *run = &replay.core[core];
+  struct core_run *run = &replay.core[core];
+  if (replay.bench_laps && !fill_lane(run)) __atomic_store_n(&lane_failed, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&lanes_filled, 1, __ATOMIC_RELEASE);
+  wait_until(&lanes_filled, NF_CORES);
+  if (__atomic_load_n(&init_failed, __ATOMIC_RELAXED) == 0 && __atomic_load_n(&lane_failed, __ATOMIC_RELAXED) == 0) {
     if (replay.bench_laps)
       run_bench(run, core);
     else
@@ -484,6 +521,7 @@ int main(int argc, char **argv) {
 
   unsigned failed = __atomic_load_n(&init_failed, __ATOMIC_RELAXED);
   if (failed) fail(EXIT_INIT, "nf_init failed (returned false) on core %u", failed - 1);
+  if (__atomic_load_n(&lane_failed, __ATOMIC_RELAXED)) fail(EXIT_INPUT, "out of memory for the cores' packets");
   for (unsigned c = 0; c < NF_CORES; c++)
     if (replay.core[c].bad_packet != SIZE_MAX)
       fail(EXIT_VERDICT, "nf_process returned %d for packet %zu on core %u: not a device of this NF (0..%d), "
@@ -517,7 +555,11 @@ int main(int argc, char **argv) {
     if (replica_log_path != NULL) write_replica_log(replica_log_path);
   }
   rte_eal_cleanup();
-  for (unsigned c = 0; c < NF_CORES; c++) free(replay.core[c].queue);
+  for (unsigned c = 0; c < NF_CORES; c++) {
+    free(replay.core[c].queue);
+    free(replay.core[c].lane);
+    free(replay.core[c].lane_bytes);
+  }
   free(cores);
   free(hashes);
   free(replay.outcome);
