@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from explorer.bench.measure import (VERDICTS, BenchReport, BenchResult, Build, Setup, bench,  # noqa: E402
-                                    parse_bench, prepare, report_of)
+from explorer.bench.measure import (VERDICTS, BenchReport, Build, Setup, bench, parse_bench,  # noqa: E402
+                                    prepare, report_of)
 
 SAMPLES = ("nop", "sbridge", "bridge", "pol", "fw", "nat", "cl", "psd", "lb")
 
@@ -69,22 +69,6 @@ def targets(reports: dict[str, BenchReport]) -> list[str]:
     return lines
 
 
-def split_bound(result: BenchResult) -> float:
-    """The speedup over one core that ``result``'s split of packets over its cores allows at most."""
-    busiest = max((c.packets for c in result.per_core), default=0)
-    return sum(c.packets for c in result.per_core) / busiest if busiest else 0.0
-
-
-def core_speed(result: BenchResult, one: BenchResult | None) -> float:
-    """The cores' mean rate while busy, over the 1-core build's rate (``one``): below 1 when each core
-    runs slower beside others (shared caches, memory, locks, a CPU's clock, a busy host)."""
-    def rate(r: BenchResult) -> float:
-        rates = [c.packets / c.busy_s for c in r.per_core if c.busy_s > 0]
-        return sum(rates) / len(rates) if rates else 0.0
-
-    return rate(result) / rate(one) if one and rate(one) else 0.0
-
-
 def summarize(reports: dict[str, BenchReport], out: Path | None) -> None:
     """Print every report, a summary table and the targets; with ``out``, write <nf>.json, <nf>.svg
     and curve.csv there."""
@@ -96,9 +80,9 @@ def summarize(reports: dict[str, BenchReport], out: Path | None) -> None:
             (out / f"{nf}.json").write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
             (out / f"{nf}.svg").write_text(report.svg())
         for r in report.results:
-            own = next((o for o in report.results if o.strategy == r.strategy and o.cores == 1), None)
+            own = next((o.mpps for o in report.results if o.strategy == r.strategy and o.cores == 1), 0.0)
             rows.append((nf, r.strategy, r.cores, r.mpps, report.speedup(r.strategy, r.cores),
-                         r.mpps / own.mpps if own else 0.0, split_bound(r), core_speed(r, own), r.write_share,
+                         r.mpps / own if own else 0.0, r.split_bound, report.core_speed(r), r.write_share,
                          *(r.share(v) for v in VERDICTS)))
     print("split: the most the trace's split over cores allows (packets over the busiest core's); core speed: the\n"
           "cores' mean rate while busy over the strategy's 1-core rate. x own 1c ~ split x core speed x cores' "
@@ -228,9 +212,8 @@ def reports_of(results: dict) -> dict[str, BenchReport]:
                                                  for r in runs), tuple(info["notes"] + failed), info["generic"])
         per_core = runs[0]["packets"] // runs[0]["cores"]
         report = report_of(setup, per_core, [[parse_bench(o) for o in r["outputs"]] for r in runs])
-        reports[nf] = BenchReport(nf, per_core, f"{report.traffic}; measured elsewhere ({results['cpus']} CPUs) "
-                                  f"with {per_core} timed packets per core, not per measurement",
-                                  report.results, report.notes)
+        reports[nf] = BenchReport(nf, per_core, f"{report.traffic}; measured on another machine "
+                                  f"({results['cpus']} CPUs)", report.results, report.notes, per_core=True)
     return reports
 
 

@@ -297,7 +297,8 @@ def test_a_bundle_measures_elsewhere_what_bench_measures_here(tmp_path):
     assert all(float(r["core_speed"]) > 0 for r in rows)
     nop = json.loads((out / "nop.json").read_text())
     assert all(r["verdict_shares"]["forwarded"] == 1.0 and len(r["samples"]) == 2 for r in nop["results"])
-    assert "with 20000 timed packets per core, not per measurement" in report.stdout
+    assert "nop: 20000 timed packets per core after a warm-up lap" in report.stdout
+    assert "the split of packets over the cores allows at most" in report.stdout
 
 
 @pytest.mark.dpdk
@@ -313,3 +314,17 @@ def test_bench_lanes_carry_every_packet_as_traced():
         result = pol.result("sn", count)
         assert dict(result.verdicts) == seq, count
         assert sum(c.packets for c in result.per_core) == 30_000
+
+
+def test_a_report_attributes_a_loss_to_the_split_and_to_the_cores_speed():
+    one = BenchResult("sn", 1, 10.0, (10.0,), 1000, 0, (), (CoreLoad(0, 1000, 0.0001, 0.0001, 0.0),))
+    two = BenchResult("sn", 2, 8.0, (8.0,), 1000, 0, (), (CoreLoad(0, 600, 0.0001, 0.0001, 0.0),
+                                                        CoreLoad(1, 400, 0.0001, 0.00005, 0.00005)))
+    report = BenchReport("pol", 1000, "zipf", (BenchResult("seq", 1, 10.0, (10.0,)), one, two))
+    assert two.split_bound == pytest.approx(1000 / 600) and one.split_bound == 1.0
+    assert two.core_rate == pytest.approx(5e6) and report.core_speed(two) == pytest.approx(0.5)
+    assert ("allows at most 1.67x one core; each core ran at 50% of its 1-core rate while busy, and other work "
+            "held their CPUs 25% of that time") in report.render()
+    data = report.to_dict()["results"][2]
+    assert (data["split_bound"], data["core_speed"]) == (1.667, 0.5)
+    assert report.core_speed(BenchResult("locks", 2, 1.0, (1.0,), per_core=two.per_core)) == 0.0  # no 1-core run

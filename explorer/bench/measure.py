@@ -108,6 +108,19 @@ class BenchResult:
     def share(self, verdict: str) -> float:
         return dict(self.verdicts).get(verdict, 0) / self.packets if self.packets else 0.0
 
+    @property
+    def split_bound(self) -> float:
+        """The most over one core that this split of the packets over the cores allows: all packets
+        over the busiest core's (the traffic's skew and RSS decide it, not the build)."""
+        busiest = max((c.packets for c in self.per_core), default=0)
+        return sum(c.packets for c in self.per_core) / busiest if busiest else 0.0
+
+    @property
+    def core_rate(self) -> float:
+        """The cores' mean rate while busy, packets per second."""
+        rates = [c.packets / c.busy_s for c in self.per_core if c.busy_s > 0]
+        return sum(rates) / len(rates) if rates else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "cores": self.cores, "mpps": self.mpps, "samples": list(self.samples),
                 "packets": self.packets, "writes": self.writes, "write_share": round(self.write_share, 6),
@@ -123,12 +136,19 @@ class BenchReport:
     traffic: str
     results: tuple[BenchResult, ...]
     notes: tuple[str, ...] = field(default=())
+    per_core: bool = False  # ``packets`` counts per core (a build on C cores timed C times as many)
 
     def result(self, strategy: str, cores: int) -> BenchResult:
         for r in self.results:
             if r.strategy == strategy and r.cores == cores:
                 return r
         raise KeyError((strategy, cores))
+
+    def core_speed(self, result: BenchResult) -> float:
+        """``result``'s cores' rate while busy over its strategy's 1-core rate (0 when that was not
+        measured): below 1 when cores slow each other down (caches, memory, locks, a busy host)."""
+        one = next((r for r in self.results if r.strategy == result.strategy and r.cores == 1), None)
+        return result.core_rate / one.core_rate if one is not None and one.core_rate else 0.0
 
     def speedup(self, strategy: str, cores: int) -> float:
         """Mpps of ``strategy`` on ``cores`` over the sequential build's."""
@@ -141,12 +161,15 @@ class BenchReport:
     def to_dict(self) -> dict[str, Any]:
         seq = self._seq()
         return {"nf": self.nf, "packets": self.packets, "traffic": self.traffic,
-                "results": [dict(r.to_dict(), speedup=round(r.mpps / seq, 3) if seq else None) for r in self.results],
+                "results": [dict(r.to_dict(), speedup=round(r.mpps / seq, 3) if seq else None,
+                                 split_bound=round(r.split_bound, 3), core_speed=round(self.core_speed(r), 3))
+                            for r in self.results],
                 "notes": list(self.notes)}
 
     def render(self) -> str:
         seq = self._seq()
-        lines = [f"{self.nf}: {self.packets} timed packets per measurement after a warm-up lap; {self.traffic}",
+        lines = [f"{self.nf}: {self.packets} timed packets per {'core' if self.per_core else 'measurement'} after a "
+                 f"warm-up lap; {self.traffic}",
                  f"  {'strategy':<8} {'cores':>5} {'Mpps':>8} {'x seq':>6} {'writes':>7}  "
                  f"{'forwarded':>9} {'dropped':>7} {'flooded':>7}  samples; per core: packets (busy s, cpu s)"]
         for r in self.results:
@@ -157,6 +180,14 @@ class BenchReport:
             lines.append(f"  {r.strategy:<8} {r.cores:>5} {r.mpps:>8.3f} {ratio:>6} {writes:>7}  "
                          f"{100 * r.share('forwarded'):>8.1f}% {100 * r.share('dropped'):>6.1f}% "
                          f"{100 * r.share('flooded'):>6.1f}%  [{samples}]; {per_core}")
+            if r.cores > 1 and r.per_core:
+                speed = self.core_speed(r)
+                busy = sum(c.busy_s for c in r.per_core)
+                stolen = 1 - sum(c.cpu_s for c in r.per_core) / busy if busy else 0.0
+                lines.append(f"      the split of packets over the cores allows at most {r.split_bound:.2f}x one core"
+                             + (f"; each core ran at {100 * speed:.0f}% of its 1-core rate while busy" if speed else "")
+                             + (f", and other work held their CPUs {100 * stolen:.0f}% of that time" if stolen > 0.1
+                                else ""))
             if r.note:
                 lines.append(f"      {r.note}")
         lines += [f"  note: {n}" for n in self.notes]
