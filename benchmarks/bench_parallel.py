@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.bench.measure import (VERDICTS, BenchReport, Build, Setup, bench, parse_bench,  # noqa: E402
                                     prepare, report_of)
+from explorer.errors import NfxError  # noqa: E402
 
 SAMPLES = ("nop", "sbridge", "bridge", "pol", "fw", "nat", "cl", "psd", "lb")
 
@@ -245,7 +246,12 @@ def main() -> int:
     if args.bundle:
         return bundle(Path(args.bundle), nfs, cores, asked, args.packets_per_core, args.trace_packets, args.repeat)
     if args.report:
-        summarize(reports_of(json.loads(Path(args.report).read_text())), out)
+        try:
+            results = json.loads(Path(args.report).read_text())
+            reports = reports_of(results)
+        except (OSError, ValueError, KeyError, TypeError, NfxError) as error:
+            raise SystemExit(f"--report {args.report}: not the results of run_bundle.py ({error})") from None
+        summarize(reports, out)
         return 0
     summarize({nf: bench(ROOT / "sample_nfs" / f"{nf}.c", cores, asked, args.packets, trace_packets=args.trace_packets,
                          repeat=args.repeat) for nf in nfs}, out)

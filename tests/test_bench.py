@@ -298,6 +298,10 @@ def test_a_bundle_measures_elsewhere_what_bench_measures_here(tmp_path):
     nop = json.loads((out / "nop.json").read_text())
     assert all(r["verdict_shares"]["forwarded"] == 1.0 and len(r["samples"]) == 2 for r in nop["results"])
     assert "nop: 20000 timed packets per core after a warm-up lap" in report.stdout
+    results.write_text('{"runs": []}')
+    bad = subprocess.run([sys.executable, str(script), "--report", str(results)], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 1 and "not the results of run_bundle.py" in bad.stderr and "Traceback" not in bad.stderr
     assert "the split of packets over the cores allows at most" in report.stdout
 
 
