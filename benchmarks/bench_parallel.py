@@ -169,7 +169,8 @@ def bundle(folder: Path, nfs: tuple[str, ...], cores: tuple[int, ...], asked: tu
             work.mkdir()
             setup = prepare(ROOT / "sample_nfs" / f"{nf}.c", work, cores, asked, packets_per_core,
                             trace_packets=trace_packets)
-            setups[nf] = {"traffic": setup.traffic, "notes": list(setup.notes), "generic": setup.generic}
+            setups[nf] = {"traffic": setup.traffic, "notes": list(setup.notes), "generic": setup.generic,
+                          "shardable": setup.shardable}
             for b in setup.builds:
                 target = folder / "bin" / f"{nf}-{b.strategy}-{b.cores}"
                 shutil.copy2(b.binary, target)
@@ -210,7 +211,8 @@ def reports_of(results: dict) -> dict[str, BenchReport]:
             print(f"{nf}: nothing measured; {'; '.join(failed)}", file=sys.stderr)
             continue
         setup = Setup(nf, info["traffic"], tuple(Build(r["strategy"], r["cores"], Path(r["binary"]), Path(r["trace"]))
-                                                 for r in runs), tuple(info["notes"] + failed), info["generic"])
+                                                 for r in runs), tuple(info["notes"] + failed), info["generic"],
+                      info.get("shardable", False))
         per_core = runs[0]["packets"] // runs[0]["cores"]
         report = report_of(setup, per_core, [[parse_bench(o) for o in r["outputs"]] for r in runs])
         reports[nf] = BenchReport(nf, per_core, f"{report.traffic}; measured on another machine "

@@ -332,3 +332,22 @@ def test_a_report_attributes_a_loss_to_the_split_and_to_the_cores_speed():
     data = report.to_dict()["results"][2]
     assert (data["split_bound"], data["core_speed"]) == (1.667, 0.5)
     assert report.core_speed(BenchResult("locks", 2, 1.0, (1.0,), per_core=two.per_core)) == 0.0  # no 1-core run
+
+
+def test_a_locks_build_slower_on_more_cores_says_why():
+    from explorer.bench.measure import Build, Sample, Setup, report_of
+
+    def sample(mpps: float, writes: int) -> Sample:
+        return Sample(mpps, 1000, 0.001, writes, (("forwarded", 1000), ("dropped", 0), ("flooded", 0), ("runts", 0)),
+                      ())
+
+    builds = tuple(Build(s, c, Path("x"), Path("t")) for s, c in (("seq", 1), ("locks", 1), ("locks", 2)))
+    samples = [[sample(15.0, 0)], [sample(5.6, 500)], [sample(2.6, 480)]]
+    shardable = report_of(Setup("pol", "zipf", builds, (), False, True), 1000, samples)
+    assert any("locks on 2 cores ran slower than on one (2.60 < 5.60 Mpps): 48% of the packets took the write lock"
+               in n and "pol shards, and its sn build takes no lock" in n for n in shardable.notes)
+    locked = report_of(Setup("bridge", "uniform", builds, (), False, False), 1000, samples)
+    assert any("writes too often for one lock to scale" in n for n in locked.notes)
+    faster = report_of(Setup("fw", "bidir", builds, (), False, True), 1000,
+                       [[sample(15.0, 0)], [sample(5.6, 500)], [sample(9.0, 480)]])
+    assert not any("ran slower" in n for n in faster.notes)

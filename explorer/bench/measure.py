@@ -252,6 +252,7 @@ class Setup:
     builds: tuple[Build, ...]
     notes: tuple[str, ...]
     generic: bool  # default traffic for an NF nfx knows no main path of
+    shardable: bool = False  # the solver found a shared-nothing plan
 
 
 def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strategies: Sequence[str] = (),
@@ -309,7 +310,7 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
                 builds.append(Build(strategy, count, build_program(project, "replay"), path))
         except GenerateError as error:
             notes.append(f"{strategy}: {error}")
-    return Setup(analysis.nf, described, tuple(builds), tuple(notes), generic)
+    return Setup(analysis.nf, described, tuple(builds), tuple(notes), generic, base.strategy == "shared-nothing")
 
 
 def report_of(setup: Setup, packets: int, samples: Sequence[Sequence[Sample]]) -> BenchReport:
@@ -320,6 +321,14 @@ def report_of(setup: Setup, packets: int, samples: Sequence[Sequence[Sample]]) -
     if drop_heavy:
         notes.append(f"most packets were dropped ({', '.join(drop_heavy)}): those figures measure the drop "
                      "path; choose --traffic (or --in) that the NF forwards to measure its main path")
+    for r in results:
+        one = next((o for o in results if o.strategy == r.strategy and o.cores == 1), None)
+        if r.strategy in ("locks", "tm") and r.cores > 1 and one is not None and r.mpps < one.mpps \
+                and r.write_share >= 0.05:
+            notes.append(f"{r.strategy} on {r.cores} cores ran slower than on one ({r.mpps:.2f} < {one.mpps:.2f} Mpps): "
+                         f"{100 * r.write_share:.0f}% of the packets took the write lock, and while one does, the "
+                         "other cores wait; " + (f"{setup.nf} shards, and its sn build takes no lock" if setup.shardable
+                                                 else "this traffic writes too often for one lock to scale"))
     if setup.generic:
         notes.append(f"{setup.nf} is not a sample NF, so this generic traffic may miss its main path: "
                      "check the verdict shares, and measure with --traffic or --in on the traffic it is for")
