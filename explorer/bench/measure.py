@@ -289,11 +289,11 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
         generic = traffic is None and analysis.nf not in KNOWN_MAIN_PATH
     described += ", with replies to what each build forwards" if replies else ""
     shared = folder / "trace.bin"
+    shardable = base.strategy == "shared-nothing"
     for strategy in order:
         try:
             # locks and tm are correct with any steering; where the NF shards, they keep the
             # shared-nothing keys, which keep each flow (both directions) on one core.
-            shardable = base.strategy == "shared-nothing"
             solution = base if strategy in ("seq", "sn") or shardable else pipeline.solve(
                 analysis, cores=max(cores), seed=seed, nic=nic, strategy=strategy, quality=False)
             for count in (1,) if strategy == "seq" else cores:
@@ -310,7 +310,7 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
                 builds.append(Build(strategy, count, build_program(project, "replay"), path))
         except GenerateError as error:
             notes.append(f"{strategy}: {error}")
-    return Setup(analysis.nf, described, tuple(builds), tuple(notes), generic, base.strategy == "shared-nothing")
+    return Setup(analysis.nf, described, tuple(builds), tuple(notes), generic, shardable)
 
 
 def report_of(setup: Setup, packets: int, samples: Sequence[Sequence[Sample]]) -> BenchReport:

@@ -521,7 +521,7 @@ int main(int argc, char **argv) {
 
   unsigned failed = __atomic_load_n(&init_failed, __ATOMIC_RELAXED);
   if (failed) fail(EXIT_INIT, "nf_init failed (returned false) on core %u", failed - 1);
-  if (__atomic_load_n(&lane_failed, __ATOMIC_RELAXED)) fail(EXIT_INPUT, "out of memory for the cores' packets");
+  if (__atomic_load_n(&lane_failed, __ATOMIC_RELAXED)) fail(EXIT_INPUT, "cannot copy each core's packets (out of memory, or over 4 GiB for one core)");
   for (unsigned c = 0; c < NF_CORES; c++)
     if (replay.core[c].bad_packet != SIZE_MAX)
       fail(EXIT_VERDICT, "nf_process returned %d for packet %zu on core %u: not a device of this NF (0..%d), "
