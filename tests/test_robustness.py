@@ -674,10 +674,11 @@ def test_a_signal_mid_work_leaves_nothing_behind(case, signum, status, command):
                                env={**os.environ, "TMPDIR": str(c.tmp), "NFX_CACHE": str(c.cache)})
     try:  # mid-work: while the harness spins, or while the pcaps are written aside
         busy = (lambda: _spinning(c.cache)) if command == "run" else (lambda: any(c.root.glob(".out.*")))
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a cold build on a loaded 2-CPU machine took over 120 s once
         while not busy() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert busy(), f"never caught mid-work: {process.poll()} {process.stderr.read() if process.poll() is not None else ''}"
+        assert busy(), (f"never caught mid-work: {process.poll()} "
+                        f"{process.stderr.read() if process.poll() is not None else _descendants(process.pid)}")
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -689,6 +690,26 @@ def test_a_signal_mid_work_leaves_nothing_behind(case, signum, status, command):
     assert [d for d in set(_dpdk_folders()) - folders if f"-{process.pid}-" in d.name] == []
     time.sleep(0.2)
     assert not _spinning(c.cache)  # the harness died with nfx
+
+
+def _descendants(pid: int) -> list[str]:
+    """The command lines of ``pid``'s live descendants (what a stuck command is doing)."""
+    parents = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit():
+                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = [], {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        for child in sorted(frontier):
+            try:
+                found.append(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+            except OSError:
+                continue
+    return found
 
 
 def _spinning(cache: Path) -> list[int]:
