@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -67,9 +68,25 @@ def fetch(url: str) -> bytes:
 def test_explore_serves_the_page_offline_and_culls_the_kernel_of_a_closed_one(tmp_path):
     with nfx_explore(str(explore.DEFAULT_NF), tmp_path, extra=["--cull-idle=2"]) as url:
         port = int(url.rsplit(":", 1)[1].strip("/"))
-        page = fetch(url).decode()  # read, then gone: the visit's kernel has no connection left
         voila = next(pid for pid in descendants(_server_pid(port)) if _is_voila(pid))
-        kernels = descendants(voila)
+        # The kernel is looked for while the page streams (it runs the notebook meanwhile): once the
+        # page is read, an idle kernel may be culled within 2 s, before a loaded machine looks.
+        kernels: set[int] = set()
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                kernels.update(descendants(voila))
+                done.wait(0.2)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            page = fetch(url).decode()  # read, then gone: the visit's kernel has no connection left
+        finally:
+            done.set()
+            watcher.join()
+        kernels = sorted(kernels)
         assert kernels, "the visit started no kernel"
         assert wait_gone(kernels, 30) == [], "the idle kernel of a closed page is still running"
         assert voila in descendants(_server_pid(port))  # the server itself goes on
