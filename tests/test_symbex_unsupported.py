@@ -53,6 +53,13 @@ CASES = [
      "past the Ethernet header (14 bytes)"),
     ("raw packet bytes", "", "return true;", "  return packet[12];", 6, 10,
      "use nf_ether_header(), nf_ipv4_header() and nf_tcpudp_header()"),
+    # a bounded symbolic index is still raw bytes (not "may be outside the packet (0 elements)")
+    ("raw packet bytes at a checked index", "", "return true;",
+     "  uint16_t at = len - 1;\n  if (at < 14) return NF_DROP;\n  return packet[at];", 8, 10,
+     "use nf_ether_header(), nf_ipv4_header() and nf_tcpudp_header()"),
+    ("raw packet bytes through a moved pointer", "", "return true;",
+     "  if (len < 16) return NF_DROP;\n  return *(packet + (len - 2));", 7, 12,
+     "use nf_ether_header(), nf_ipv4_header() and nf_tcpudp_header()"),
     ("NULL header", "", "return true;", HEADERS.replace("  if (ip == NULL) return NF_DROP;\n", "")
      + "  return ip->ttl;", 7, 10, "dereference of a NULL or integer pointer"),
     ("allocation in nf_process", "static struct nf_map *m;", "return true;",

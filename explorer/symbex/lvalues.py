@@ -76,6 +76,8 @@ class Lvalues(Visitor):
         """A symbolic index: prove it stays inside the array, then fork over its values."""
         m = self.machine
         region = m.memory.get(base.region) if base.region is not None else None
+        if region is not None and region.kind == "packet":
+            raise m.packet_bytes(node)
         if region is None or not isinstance(base.offset, int):
             raise m.fail(node, "a symbolic index into an object the analyzer cannot bound")
         signed = convert_int(index, ct.LONG if index.ctype.signed else ct.ULONG)

@@ -110,12 +110,11 @@ class Machine:
         region = self.memory.get(ptr.region)
         if region is None:
             raise self.fail(node, "dereference of a pointer to a variable that no longer exists")
+        if region.kind == "packet":
+            raise self.packet_bytes(node)
         offset = ptr.offset
         if not isinstance(offset, int):
             offset = self.bounded_offset(region, offset, n, node)
-        if region.kind == "packet":
-            raise self.fail(node, "the packet's bytes are read directly; use nf_ether_header(), nf_ipv4_header() "
-                                  "and nf_tcpudp_header() so that every header field has a name")
         if region.kind == "handle":
             raise self.fail(node, f"the state object {region.label} is opaque; use the library's functions")
         if not region.alive:
@@ -133,6 +132,12 @@ class Machine:
         except SemanticsError as error:
             raise self.fail(node, str(error)) from None
         return region, offset
+
+    def packet_bytes(self, node: Any) -> UnsupportedError:
+        """The error for reading or writing the packet's bytes other than through a header accessor
+        (whatever the index, bounded or not: the analysis names every field it reasons about)."""
+        return self.fail(node, "the packet's bytes are read directly; use nf_ether_header(), nf_ipv4_header() "
+                               "and nf_tcpudp_header() so that every header field has a name")
 
     def own(self, name: str) -> Region:
         """The region ``name``, copied first if a snapshot shares it (so that this run may change it)."""
