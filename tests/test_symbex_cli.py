@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from explorer.cli import main
 from explorer.commands.analyze import parse_defines
 from explorer.errors import ConfigError
 from explorer.symbex import analyze
+from explorer.symbex.path_search import AnalysisWarning
 
 ROOT = Path(__file__).resolve().parent.parent
 FW = "tests/nfs_analysis/fw_small.c"
@@ -82,3 +84,43 @@ def test_unsupported_code_is_reported_with_its_location(tmp_path: Path) -> None:
 def test_an_unwritable_dot_file_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", FW, "--dot", "/nonexistent/dir/x.dot"]) == 1
     assert "cannot write /nonexistent/dir/x.dot" in capsys.readouterr().err
+
+
+# A test of the device against a port the NF does not have: legal C whose branch never runs.
+THREE_PORTS = """#include "nf.h"
+#define MGMT 2
+bool nf_init(void) { return true; }
+int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
+  switch (device) {
+    case MGMT: return NF_FLOOD;
+    default: break;
+  }
+  if (device == 0) return 1;
+  if (device == 1) return 0;
+  if (device > 1) return NF_DROP;
+  return NF_DROP;
+}
+"""
+
+
+def test_a_test_for_a_device_the_nf_does_not_have_is_a_warning_with_its_location(tmp_path: Path) -> None:
+    nf = tmp_path / "ports.c"
+    nf.write_text(THREE_PORTS)
+    done = subprocess.run([sys.executable, "-m", "explorer.cli", "analyze", str(nf)], capture_output=True, text=True)
+    assert done.returncode == 0 and "2 devices" in done.stdout
+    # Only the switch's case: `device == 1` after `device == 0` failed is decided by the path, and
+    # `device > 1` is a guard, not a port.
+    assert done.stderr.splitlines() == [
+        f"nfx analyze: warning: {nf}:6:5: this tests for device 2, but the NF has 2 devices (0..1), so that "
+        'branch never runs; if the NF has more ports, #define NF_DEVICES 3 before #include "nf.h"']
+    nf.write_text(THREE_PORTS.replace('#include "nf.h"', '#define NF_DEVICES 3\n#include "nf.h"'))
+    done = subprocess.run([sys.executable, "-m", "explorer.cli", "analyze", str(nf)], capture_output=True, text=True)
+    assert done.returncode == 0 and "3 devices" in done.stdout and done.stderr == ""
+
+
+@pytest.mark.parametrize("nf", sorted(str(p) for p in (ROOT / "sample_nfs").glob("*.c")) + [
+    str(ROOT / "tests" / "nfs" / "dns_limit.c"), str(ROOT / "tests" / "nfs" / "ctl_dscp.c")])
+def test_no_device_warning_for_nfs_that_test_only_their_own_devices(nf: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AnalysisWarning)
+        analyze(nf)

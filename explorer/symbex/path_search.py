@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import z3
+from z3 import z3util
 
 from explorer import ir
 from explorer.errors import NfxError, UnsupportedError
+from explorer.ir import Location
 from explorer.frontend import ParsedNF, parse_nf
 from explorer.symbex import ctype as ct
 from explorer.symbex.allocations import allocated_fields
@@ -38,6 +41,10 @@ MAX_PATHS = 4096
 MAX_SECONDS = 120.0  # the whole exploration; a larger NF is refused rather than analysed for hours
 VERDICT_DROP = -1
 VERDICT_FLOOD = -2
+
+
+class AnalysisWarning(UserWarning):
+    """Something in the NF that is legal C but almost certainly not what its author meant."""
 
 
 @dataclass
@@ -67,6 +74,8 @@ class PathSearch:
         self.objects: dict[str, ObjectInfo] = {}
         self.snapshot: dict[str, Region] = {}
         self.packet = PacketSymbols()
+        self._device_range = z3.ULT(self.packet.device, parsed.devices)
+        self._one_sided_seen: set[Location] = set()
 
     # ------------------------------------------------------------------ nf_init
     def load(self) -> None:
@@ -91,7 +100,7 @@ class PathSearch:
     def explore(self) -> Exploration:
         result = Exploration(self.objects)
         process = self.program.functions["nf_process"]
-        base = [z3.UGE(self.packet.len, 14), z3.ULT(self.packet.device, self.parsed.devices)]
+        base = [z3.UGE(self.packet.len, 14), self._device_range]
         worklist: list[tuple] = [()]
         deadline = time.monotonic() + MAX_SECONDS
         while worklist:
@@ -102,6 +111,7 @@ class PathSearch:
                 raise UnsupportedError(f"the analysis of nf_process took longer than {MAX_SECONDS:g} s "
                                        f"({len(result.finished)} paths so far)", location=location_of(process))
             state = PathState(self.solver, prefix, base)
+            state.on_one_sided = self._one_sided
             try:
                 finished = self._run(process, state)
             except Infeasible:
@@ -116,6 +126,28 @@ class PathSearch:
                 result.finished.append(finished)
         result.solver_checks = self.solver.checks
         return result
+
+    def _one_sided(self, state: PathState, cond: Any, taken: bool, location: Optional[Location]) -> None:
+        """Warn, once per place, about a test of the device against one device the NF does not have
+        (``device == MGMT`` with MGMT 2 and the default two devices): its branch never runs, which is
+        rarely what the author meant. Tests that other paths decide (``device == WAN`` after
+        ``device == LAN`` failed) and range guards (``device > 1``) are left alone."""
+        if location is None or location in self._one_sided_seen:
+            return
+        self._one_sided_seen.add(location)
+        device = self.packet.device
+        if any(not v.eq(device) for v in z3util.get_vars(cond)):
+            return
+        never = z3.Not(cond) if taken else cond
+        solver = state.solver
+        example = solver.model_value([], never, device)
+        if example is None or example < self.parsed.devices or solver.satisfiable([never], device != example):
+            return
+        n = self.parsed.devices
+        warnings.warn(AnalysisWarning(
+            f"{location}: this tests for device {example}, but the NF has {n} device{'s' if n > 1 else ''} "
+            f"(0..{n - 1}), so that branch never runs; if the NF has more ports, #define NF_DEVICES "
+            f"{example + 1} before #include \"nf.h\""), stacklevel=2)
 
     def _run(self, process: Any, state: PathState) -> Optional[FinishedPath]:
         memory = {name: region.copy() for name, region in self.snapshot.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import z3
 
@@ -71,6 +71,10 @@ class Budget:
 
 
 class PathState:
+    # Called as (state, cond, taken, location) when this path can take only one side of a branch
+    # (the path search uses it to point out comparisons with devices the NF does not have).
+    on_one_sided: Optional[Callable[["PathState", Any, bool, Optional[Location]], None]] = None
+
     def __init__(self, solver: PathSolver, prefix: tuple, base: list[Any], budget: Optional[Budget] = None):
         self.solver = solver
         self.budget = budget or Budget(float("inf"), 1 << 62)
@@ -166,6 +170,8 @@ class PathState:
             taken = False if fork else can_true
             if fork:
                 self.siblings.append(tuple(self.trace) + (("b", True, True),))
+            elif self.on_one_sided is not None:
+                self.on_one_sided(self, cond, taken, location)
         self.trace.append(("b", taken, fork))
         self._decided[key] = taken
         if fork:
