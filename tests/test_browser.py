@@ -8,6 +8,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -285,7 +286,7 @@ def bar_pixels(page, colour: str) -> int:
     page.wait_for_timeout(600)  # let BokehJS paint the patched data source
     image = Image.open(io.BytesIO(page.locator(".nfx-load").screenshot())).convert("RGB")
     rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
-    return sum(1 for pixel in image.getdata() if pixel == rgb)
+    return int((np.asarray(image) == np.array(rgb, dtype=np.uint8)).all(axis=-1).sum())
 
 
 def test_simulator_shows_violations_as_packets_and_only_plotted_series(explorer):
