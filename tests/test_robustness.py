@@ -633,6 +633,23 @@ def test_generate_refuses_system_folders_even_with_force(case, args):
     case({"nop.c": NOP}).nfx(*args).error("generate", "it is a system folder")
 
 
+def test_an_nf_that_ignores_parameters_of_nf_process_builds_in_every_build(case):
+    """nf_process's signature is nf.h's, so an NF that ignores now or packet is no defect, though
+    every other warning in the NF stays an error."""
+    body = BODY.replace("  (void)packet; (void)len; (void)now;\n", "")
+    c = case({"fwd.c": '#include "nf.h"\n' + body, "lan.pcap": pcap([UDP]),
+              "spare.c": '#include "nf.h"\n' + body.replace("return device;", "int spare = 1;\n  return device;")})
+    c.nfx("run", "fwd.c", "--in", "0=lan.pcap", "--out", "out", "--json", out="out").ok()
+    c.nfx("generate", "fwd.c", "-o", "gen", out="gen").ok()
+    c.nfx("run", "spare.c", "--in", "0=lan.pcap", "--out", "out2").error("run", "spare.c:4:7: unused variable 'spare'")
+    from explorer.codegen.compile import build_program
+
+    build_program(c.root / "gen", "replay")
+    done = subprocess.run(["make", "-s", "-C", str(c.root / "gen"), "nf.o"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr  # the generated Makefile as well
+
+
 # ---- the build cache ---------------------------------------------------------------------------------
 
 def test_a_cache_that_is_a_file_or_a_bad_size_is_refused_before_the_build(case, tmp_path):

@@ -58,7 +58,8 @@ def build_program(project: GeneratedProject | str | Path, target: str = "replay"
     with cache.scratch() as work:
         jobs = []
         for source in sources:
-            extra = ["-include", "nf_parallel.h"] if source == "nf_state.c" else []
+            extra = (["-include", "nf_parallel.h"] if source == "nf_state.c" else
+                     list(build.NF_FLAGS) if source == "nf.c" else [])  # as the Makefile builds them
             jobs.append((folder / source, work / (Path(source).stem + ".o"), [*flags, *extra], str(folder / source)))
         failures = build.compile_all(jobs)
         if failures:
