@@ -351,3 +351,15 @@ def test_a_locks_build_slower_on_more_cores_says_why():
     faster = report_of(Setup("fw", "bidir", builds, (), False, True), 1000,
                        [[sample(15.0, 0)], [sample(5.6, 500)], [sample(9.0, 480)]])
     assert not any("ran slower" in n for n in faster.notes)
+
+
+@pytest.mark.dpdk
+def test_bench_names_the_nf_and_why_its_nf_init_failed(capsys):
+    from explorer.cli import main
+
+    nf = str(ROOT / "tests" / "nfs" / "init_refuses.c")
+    assert main(["bench", nf, "-D", "MAP_CAPACITY=1073741824", "--cores", "1,2", "--strategy", "locks",
+                 "--packets", "1000", "--repeat", "1"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"nfx bench: error: {nf}: nf_init failed (returned false): nf_map_allocate: key_size 4 or capacity "
+        "1073741824 out of range")

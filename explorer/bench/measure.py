@@ -205,10 +205,10 @@ def bench_trace(packets: int, traffic: Spec = None, seed: int = 0, nf: str = "")
     return open_loop(spec), spec.describe()
 
 
-def _run_once(binary: Path, cores: int, trace_file: Path, packets: int, timeout: float) -> Sample:
+def _run_once(binary: Path, cores: int, trace_file: Path, packets: int, timeout: float, nf: str | Path) -> Sample:
     done = run_dpdk(binary, cores, ["--bench", str(packets), str(trace_file)], pin=True, tag="bench", timeout=timeout)
     if done.returncode != 0:
-        raise program_error(done, "nfx-replay")
+        raise RunError(f"{nf}: {program_error(done, 'nfx-replay')}")
     return parse_bench(done.stdout)
 
 
@@ -357,5 +357,5 @@ def bench(nf: str | Path, cores: Sequence[int] = (1, 2), strategies: Sequence[st
         samples: list[list[Sample]] = [[] for _ in setup.builds]
         for _ in range(repeat):
             for k, b in enumerate(setup.builds):
-                samples[k].append(_run_once(b.binary, b.cores, b.trace, packets, timeout))
+                samples[k].append(_run_once(b.binary, b.cores, b.trace, packets, timeout, nf))
     return report_of(setup, packets, samples)

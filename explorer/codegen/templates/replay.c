@@ -512,7 +512,10 @@ int main(int argc, char **argv) {
 
   char pools_why[512]; /* sharding by allocation: the pools of the plan's keys and RETAs */
   if (nf_pools_from_plan(pools_why, sizeof pools_why) != 0) fail(EXIT_INPUT, "%s", pools_why);
-  if (!nf_par_init()) fail(EXIT_INIT, "nf_init failed (returned false)");
+  if (!nf_par_init()) {
+    const char *refusal = nf_runtime_refusal();
+    fail(EXIT_INIT, "nf_init failed (returned false)%s%s", refusal ? ": " : "", refusal ? refusal : "");
+  }
   nf_par_schedule_log = log_path != NULL;
   __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
   if (rte_eal_mp_remote_launch(worker, NULL, CALL_MAIN) != 0) fail(EXIT_INPUT, "cannot launch the lcores");
@@ -520,7 +523,11 @@ int main(int argc, char **argv) {
   wait_until(&done, NF_CORES);
 
   unsigned failed = __atomic_load_n(&init_failed, __ATOMIC_RELAXED);
-  if (failed) fail(EXIT_INIT, "nf_init failed (returned false) on core %u", failed - 1);
+  if (failed) {
+    const char *refusal = nf_runtime_refusal();
+    fail(EXIT_INIT, "nf_init failed (returned false) on core %u%s%s", failed - 1, refusal ? ": " : "",
+         refusal ? refusal : "");
+  }
   if (__atomic_load_n(&lane_failed, __ATOMIC_RELAXED)) fail(EXIT_INPUT, "cannot copy each core's packets (out of memory, or over 4 GiB for one core)");
   for (unsigned c = 0; c < NF_CORES; c++)
     if (replay.core[c].bad_packet != SIZE_MAX)
