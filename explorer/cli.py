@@ -85,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replies", action=argparse.BooleanOptionalAction, default=None,
                    help="also send each run replies to what it sent (default: when the NF rewrites headers)")
     _add_replication(p)
-    p.add_argument("--traffic", metavar="KIND",
+    p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",
                    help="instead of --in: paths (packets that follow every path of the NF the search reaches), "
-                        "or a generator kind: uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed")
+                        "or a generator kind: uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed, "
+                        "with its parameters if any, e.g. zipf:skew=1.2")
     p.add_argument("--packets", default=None, help="generated traffic: packets (default 20000; not for paths)")
     p.add_argument("--flows", default=None, help="generated traffic: flows (default 2000; not for paths)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -112,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="per-core load and sharding violations of an RSS plan")
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)
-    p.add_argument("--traffic", metavar="KIND", help="uniform, zipf, prefix, bidir, churn (instead of --in)")
+    p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",
+                   help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed, with its parameters if any, "
+                        "e.g. zipf:skew=1.2 (instead of --in)")
     p.add_argument("--packets", default="100000")
     p.add_argument("--flows", default="10000")
     p.add_argument("--key", action="append", default=[], metavar="DEV=HEX", help="replace a device's key")
@@ -139,8 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="write a Bokeh page of imbalance against cores (HTML)")
 
     p = sub.add_parser("traffic", help="write a seeded synthetic trace as one pcap per device")
-    p.add_argument("kind", help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed; or paths (with --nf): "
-                                "packets that follow every path of the NF the search reaches")
+    p.add_argument("kind", metavar="KIND[:NAME=VALUE,...]",
+                   help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed, with its parameters if any "
+                        "(zipf:skew=1.2); or paths (with --nf): packets that follow every path of the NF the search "
+                        "reaches")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for dev<N>.pcap")
     p.add_argument("--nf", metavar="NF.c", help="paths: the NF whose paths the packets follow")
     p.add_argument("--define", "-D", action="append", default=[], metavar="NAME=VALUE",

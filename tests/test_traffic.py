@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
+import json
 import os
 import struct
 import subprocess
@@ -878,3 +879,28 @@ def test_a_timestamp_rounded_up_by_dpkt_is_refused_with_the_likely_cause(tmp_pat
     with pytest.raises(TrafficError, match=r"has 1000000 microseconds, not below one second: corrupt file; "
                                            r"a writer that rounds float timestamps up writes this"):
         read_pcap(path)
+
+
+def test_every_command_takes_a_kind_with_its_parameters_as_bench_does(tmp_path, capsys):
+    """``--traffic zipf:skew=1.3`` (bench's form) means ``--traffic zipf --param skew=1.3`` for traffic,
+    simulate and check too; a part without ``=`` continues a list, and a name given twice is refused."""
+    from explorer.commands.options import split_traffic
+
+    assert split_traffic("zipf:skew=1.3, rate_pps=5", ["size=64"]) == ("zipf", ["skew=1.3", "rate_pps=5", "size=64"])
+    assert split_traffic("prefix:server_prefix=10.0.0.0/8,172.16.0.0/12", []) == (
+        "prefix", ["server_prefix=10.0.0.0/8,172.16.0.0/12"])
+    assert split_traffic("uniform", ["skew=1"]) == ("uniform", ["skew=1"]) and split_traffic(None, []) == (None, [])
+    assert nfx(["traffic", "heartbeat:heartbeat_share=0.25,backends=3", "--out", str(tmp_path / "h"),
+                "--packets", "400", "--seed", "2"]) == 0
+    assert_same_trace(load_inputs([f"0={tmp_path / 'h' / 'dev0.pcap'}", f"1={tmp_path / 'h' / 'dev1.pcap'}"]),
+                      generate("heartbeat", 400, 1000, seed=2, heartbeat_share=0.25, backends=3))
+    capsys.readouterr()
+    fw = str(ROOT / "sample_nfs" / "fw.c")
+    assert nfx(["simulate", fw, "--traffic", "zipf:skew=1.3", "--packets", "3000", "--json"]) == 0
+    inline = json.loads(capsys.readouterr().out)
+    assert nfx(["simulate", fw, "--traffic", "zipf", "--param", "skew=1.3", "--packets", "3000", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == inline
+    assert nfx(["simulate", fw, "--traffic", "zipf:skew=1.3", "--param", "skew=2"]) == 1
+    assert "bad --param 'skew=2': skew is given twice" in capsys.readouterr().err
+    assert nfx(["check", fw, "--traffic", "uniform:nope=1", "--cores", "2"]) == 1
+    assert "traffic uniform has no parameter 'nope'" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import json
 import sys
 
 from explorer import pipeline
-from explorer.commands.options import check_cores, parse_defines, parse_traffic_params
+from explorer.commands.options import check_cores, parse_defines, parse_traffic_params, split_traffic
 from explorer.errors import ConfigError
 from explorer.pipeline import PATHS
 from explorer.run import load_trace
@@ -37,6 +37,7 @@ def main(args) -> int:
 
 def _traffic(args, defines: dict[str, str]) -> Trace:
     """The captures of --in, or the traffic --traffic names."""
+    args.traffic, args.param = split_traffic(args.traffic, args.param)
     if args.inputs and args.traffic:
         raise ConfigError("give either --in DEV=PCAP (repeatable) or --traffic KIND, not both")
     given = ", ".join([name for name, value in (("--packets", args.packets), ("--flows", args.flows), ("--param", args.param))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Optional
 
 from explorer import limits
 from explorer.errors import ConfigError
@@ -51,6 +52,22 @@ def parse_device_values(specs: list[str], option: str) -> dict[int, str]:
     return out
 
 
+def split_traffic(text: Optional[str], params: list[str]) -> tuple[Optional[str], list[str]]:
+    """``--traffic KIND[:NAME=VALUE,...]`` (bench's form) as a kind and ``--param`` specs:
+    ``"zipf:skew=1.2"`` -> ``("zipf", ["skew=1.2", *params])``. A part without ``=`` continues the
+    value before it, as a list (``prefix:server_prefix=10.0.0.0/8,172.16.0.0/12``)."""
+    if not text or ":" not in text:
+        return text, params
+    kind, _, rest = text.partition(":")
+    inline: list[str] = []
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        if "=" in part or not inline:
+            inline.append(part)
+        else:
+            inline[-1] += "," + part
+    return kind.strip(), inline + params
+
+
 def parse_traffic_params(specs: list[str], kinds: list[str]) -> dict[str, object]:
     """``["server_prefix=172.16.0.10/32", "skew=1.2"]`` -> generator parameters, each checked
     against what every traffic kind in ``kinds`` accepts. Values become numbers where they look
@@ -67,6 +84,8 @@ def parse_traffic_params(specs: list[str], kinds: list[str]) -> dict[str, object
         name = name.strip()
         if not eq or not name or not text:
             raise ConfigError(f"bad --param {spec!r}: expected NAME=VALUE, e.g. server_prefix=172.16.0.10/32")
+        if name in out:
+            raise ConfigError(f"bad --param {spec!r}: {name} is given twice")
         if accepted is not None and name not in accepted:
             raise ConfigError(f"bad --param {spec!r}: traffic {', '.join(kinds)} has no parameter {name!r}; "
                               f"accepted: {', '.join(sorted(accepted))}")

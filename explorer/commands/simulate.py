@@ -7,7 +7,7 @@ import sys
 import time
 
 from explorer import pipeline
-from explorer.commands.options import parse_defines, parse_device_values, parse_traffic_params
+from explorer.commands.options import parse_defines, parse_device_values, parse_traffic_params, split_traffic
 from explorer.errors import ConfigError
 from explorer.sharding.decisions import parse_overrides
 from explorer.traffic.pcap import parse_inputs
@@ -38,6 +38,7 @@ class Progress:
 
 
 def main(args) -> int:
+    args.traffic, args.param = split_traffic(args.traffic, args.param)
     if bool(args.inputs) == bool(args.traffic):
         raise ConfigError("give either --in DEV=PCAP (repeatable) or --traffic KIND")
     if args.inputs and args.param:

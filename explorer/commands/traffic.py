@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer import pipeline
-from explorer.commands.options import parse_defines, parse_traffic_params
+from explorer.commands.options import parse_defines, parse_traffic_params, split_traffic
 from explorer.errors import ConfigError
 from explorer.pipeline import PATHS
 from explorer.traffic.generators import GENERATORS, LAN, WAN, generate
@@ -24,6 +24,7 @@ from explorer.traffic.trace import Trace
 
 def main(args: argparse.Namespace) -> int:
     check_folder(Path(args.out))
+    args.kind, args.param = split_traffic(args.kind, args.param)
     if args.kind == PATHS:
         return _paths(args)
     if args.kind not in GENERATORS:
