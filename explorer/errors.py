@@ -62,3 +62,8 @@ class OutputError(NfxError):
 
 class GenerateError(NfxError):
     """Code generation refused (e.g. a non-empty output folder it did not create)."""
+
+
+class AnalysisWarning(UserWarning):
+    """Something in the NF that is legal C but almost certainly not what its author meant (the CLI
+    prints it as ``nfx <command>: warning: ...``; the explorer shows it under the load status)."""

@@ -417,6 +417,24 @@ def test_the_graph_colours_decisions_labels_keys_per_device_and_highlights_exact
 
 # ---- 3, 7, 10: replicated state, and a lock chosen in the table -----------------------------
 
+def test_an_analysis_warning_shows_under_the_load_status(explorer):
+    """An NF that tests for a port it does not have (``case MGMT:``, NF_DEVICES left at 2) loads and
+    solves, and the load status says where and why in the warning colour."""
+    page, _ = explorer
+    box = page.locator(".nfx-picker input").first
+    box.fill(str(ROOT / "tests" / "nfs" / "mgmt_port.c"))
+    box.press("Tab")
+    button(page, "Load").click()
+    text = wait_status(page, ".nfx-load-status", "this tests for device 2", state="warning")
+    assert text.startswith("Loaded mgmt_port.c: ") and "#define NF_DEVICES 3" in text
+    wait_status(page, ".nfx-solve-status", "mgmt_port.c")
+    screenshot(page, "20-analysis-warning")
+    box.fill(str(FW))
+    box.press("Tab")
+    button(page, "Load").click()
+    wait_status(page, ".nfx-load-status", "Loaded fw.c")
+
+
 def test_replicated_state_and_a_lock_chosen_in_the_table(browser, tmp_path):
     with nfx_explore(str(LB), tmp_path) as url:
         page, outside = open_page(browser, url)

@@ -11,9 +11,8 @@ import pytest
 
 from explorer.cli import main
 from explorer.commands.analyze import parse_defines
-from explorer.errors import ConfigError
+from explorer.errors import AnalysisWarning, ConfigError
 from explorer.symbex import analyze
-from explorer.symbex.path_search import AnalysisWarning
 
 ROOT = Path(__file__).resolve().parent.parent
 FW = "tests/nfs_analysis/fw_small.c"
@@ -86,34 +85,19 @@ def test_an_unwritable_dot_file_is_a_config_error(capsys: pytest.CaptureFixture[
     assert "cannot write /nonexistent/dir/x.dot" in capsys.readouterr().err
 
 
-# A test of the device against a port the NF does not have: legal C whose branch never runs.
-THREE_PORTS = """#include "nf.h"
-#define MGMT 2
-bool nf_init(void) { return true; }
-int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
-  switch (device) {
-    case MGMT: return NF_FLOOD;
-    default: break;
-  }
-  if (device == 0) return 1;
-  if (device == 1) return 0;
-  if (device > 1) return NF_DROP;
-  return NF_DROP;
-}
-"""
+MGMT_PORT = ROOT / "tests" / "nfs" / "mgmt_port.c"  # tests for device 2 with the default two devices
 
 
 def test_a_test_for_a_device_the_nf_does_not_have_is_a_warning_with_its_location(tmp_path: Path) -> None:
     nf = tmp_path / "ports.c"
-    nf.write_text(THREE_PORTS)
+    nf.write_text(MGMT_PORT.read_text())
     done = subprocess.run([sys.executable, "-m", "explorer.cli", "analyze", str(nf)], capture_output=True, text=True)
     assert done.returncode == 0 and "2 devices" in done.stdout
-    # Only the switch's case: `device == 1` after `device == 0` failed is decided by the path, and
-    # `device > 1` is a guard, not a port.
+    line = next(n for n, text in enumerate(MGMT_PORT.read_text().splitlines(), 1) if text.strip() == "case MGMT:")
     assert done.stderr.splitlines() == [
-        f"nfx analyze: warning: {nf}:6:5: this tests for device 2, but the NF has 2 devices (0..1), so that "
+        f"nfx analyze: warning: {nf}:{line}:5: this tests for device 2, but the NF has 2 devices (0..1), so that "
         'branch never runs; if the NF has more ports, #define NF_DEVICES 3 before #include "nf.h"']
-    nf.write_text(THREE_PORTS.replace('#include "nf.h"', '#define NF_DEVICES 3\n#include "nf.h"'))
+    nf.write_text(MGMT_PORT.read_text().replace('#include "nf.h"', '#define NF_DEVICES 3\n#include "nf.h"'))
     done = subprocess.run([sys.executable, "-m", "explorer.cli", "analyze", str(nf)], capture_output=True, text=True)
     assert done.returncode == 0 and "3 devices" in done.stdout and done.stderr == ""
 

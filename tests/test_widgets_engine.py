@@ -75,3 +75,17 @@ def test_unticking_every_field_is_refused_with_the_engines_message(app):
     assert app.project_view.button.disabled and "Solve first" in app.project_view.button.tooltip
     app.table.reset_overrides()
     assert app.solve_status.state == "done" and not app.project_view.button.disabled
+
+
+def test_an_analysis_warning_is_shown_under_the_load_status(tmp_path):
+    """The explorer shows what the CLI prints as ``nfx analyze: warning:`` (a test for a device the
+    NF does not have), and the NF is loaded and solved all the same."""
+    nf = Path(__file__).resolve().parent / "nfs" / "mgmt_port.c"
+    app = ExplorerApp(str(nf), out_dir=str(tmp_path / "out"))
+    assert app.load_status.state == "warning", app.load_status.message
+    first, second = app.load_status.message.split("\n")
+    assert first.startswith("Loaded mgmt_port.c: ")
+    assert second.startswith(f"warning: {nf}:") and "this tests for device 2" in second and "NF_DEVICES 3" in second
+    assert app.solve_status.state == "done", app.solve_status.message
+    app.load()  # again: the warning is shown each time, not once per process
+    assert app.load_status.state == "warning" and "tests for device 2" in app.load_status.message

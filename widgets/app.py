@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import tempfile
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator, Optional
@@ -28,6 +29,7 @@ from typing import Any, Iterator, Optional
 import ipywidgets
 import traitlets
 
+from explorer.errors import AnalysisWarning
 from explorer.pipeline import PATHS
 from explorer.traffic.pcap import read_pcap
 from widgets.access_graph import objects_of_path
@@ -254,7 +256,13 @@ class ExplorerApp(ipywidgets.VBox):
         if choice is None:
             return
         path, defines = choice
-        analysis = self.load_status.run(f"Analysing {Path(path).name}", self.engine.analyze, path, defines=defines)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            analysis = self.load_status.run(f"Analysing {Path(path).name}", self.engine.analyze, path, defines=defines)
+        notes = [str(w.message) for w in caught if issubclass(w.category, AnalysisWarning)]
+        for w in caught:  # anything else goes on as if it had not been caught here
+            if not issubclass(w.category, AnalysisWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if analysis is None:
             return
         self.analysed_seconds = self.load_status.seconds
@@ -274,9 +282,10 @@ class ExplorerApp(ipywidgets.VBox):
             self.table.overrides = {}
             self.table.show(rows_from(data, None, self.words), int(data.get("devices", 2)))
         self._clear_results()
-        self.load_status.report("done", f"Loaded {Path(path).name}: {plural(len(data['paths']), 'call path')}, "
-                                        f"{plural(len(data['objects']), 'state object')}, analysed in "
-                                        f"{self.analysed_seconds:.2f} s")
+        self.load_status.report("warning" if notes else "done",
+                                f"Loaded {Path(path).name}: {plural(len(data['paths']), 'call path')}, "
+                                f"{plural(len(data['objects']), 'state object')}, analysed in "
+                                f"{self.analysed_seconds:.2f} s" + "".join(f"\nwarning: {n}" for n in notes))
         if self.auto_solve:
             self.solve()
         else:

@@ -19,8 +19,9 @@ import traitlets
 
 from explorer.errors import NfxError
 
-STATES = ("idle", "busy", "done", "error", "stale")
-COLOURS = {"idle": "#57606a", "busy": "#0969da", "done": "#1a7f37", "error": "#b42318", "stale": "#9a6700"}
+STATES = ("idle", "busy", "done", "warning", "error", "stale")
+COLOURS = {"idle": "#57606a", "busy": "#0969da", "done": "#1a7f37", "warning": "#9a6700", "error": "#b42318",
+           "stale": "#9a6700"}
 
 STATUS_CSS = """<style>
 .nfx-status { align-items: center; min-height: 26px; gap: 6px; }

@@ -16,7 +16,7 @@ import z3
 from z3 import z3util
 
 from explorer import ir
-from explorer.errors import NfxError, UnsupportedError
+from explorer.errors import AnalysisWarning, NfxError, UnsupportedError
 from explorer.ir import Location
 from explorer.frontend import ParsedNF, parse_nf
 from explorer.symbex import ctype as ct
@@ -41,10 +41,6 @@ MAX_PATHS = 4096
 MAX_SECONDS = 120.0  # the whole exploration; a larger NF is refused rather than analysed for hours
 VERDICT_DROP = -1
 VERDICT_FLOOD = -2
-
-
-class AnalysisWarning(UserWarning):
-    """Something in the NF that is legal C but almost certainly not what its author meant."""
 
 
 @dataclass
