@@ -428,11 +428,14 @@ def test_an_analysis_warning_shows_under_the_load_status(explorer):
     text = wait_status(page, ".nfx-load-status", "this tests for device 2", state="warning")
     assert text.startswith("Loaded mgmt_port.c: ") and "#define NF_DEVICES 3" in text
     wait_status(page, ".nfx-solve-status", "mgmt_port.c")
+    assert "keeps no state between packets" in page.locator(".nfx-sharding").inner_text()
+    assert not button(page, "Reset overrides").is_visible()
     screenshot(page, "20-analysis-warning")
     box.fill(str(FW))
     box.press("Tab")
     button(page, "Load").click()
     wait_status(page, ".nfx-load-status", "Loaded fw.c")
+    assert button(page, "Reset overrides").is_visible()
 
 
 def test_replicated_state_and_a_lock_chosen_in_the_table(browser, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from explorer import pipeline
+from widgets import sharding_table
 from widgets.app import ExplorerApp
 from widgets.source_view import access_notes
 
@@ -87,5 +88,8 @@ def test_an_analysis_warning_is_shown_under_the_load_status(tmp_path):
     assert first.startswith("Loaded mgmt_port.c: ")
     assert second.startswith(f"warning: {nf}:") and "this tests for device 2" in second and "NF_DEVICES 3" in second
     assert app.solve_status.state == "done", app.solve_status.message
+    # no state: the table says so instead of showing an empty header and a reset button
+    assert [c.value for c in app.table._grid.children] == [sharding_table.NO_STATE]
+    assert app.table.reset_button.layout.display == "none"
     app.load()  # again: the warning is shown each time, not once per process
     assert app.load_status.state == "warning" and "tests for device 2" in app.load_status.message

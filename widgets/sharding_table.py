@@ -95,6 +95,10 @@ def rows_from(analysis: Mapping[str, Any], solution: Optional[Mapping[str, Any]]
     return rows
 
 
+NO_STATE = ("<span style='color:#57606a'>This NF keeps no state between packets: there is nothing to shard, "
+            "replicate or lock, so any RSS key keeps it correct, and the key only spreads the load.</span>")
+
+
 class ShardingTable(ipywidgets.VBox):
     """The table; ``overrides`` holds the cells the user changed until ``reset_overrides()``;
     ``focus`` highlights rows ("object NAME", or a path's objects given by ``focused``);
@@ -189,6 +193,13 @@ class ShardingTable(ipywidgets.VBox):
 
     def _build(self) -> None:
         self._toggles, self._cells, self._row_widgets, self._menus = {}, {}, {}, {}
+        self.reset_button.layout.display = "flex" if self.rows else "none"
+        if not self.rows:  # nothing to shard, override or lock: say so instead of an empty table
+            note = ipywidgets.HTML(NO_STATE)
+            note.add_class("nfx-no-state")
+            self._grid.children = [note]
+            self._grid.layout.grid_template_columns = "1fr"
+            return
         children = self._header()
         for row in self.rows:
             name = row["name"]
