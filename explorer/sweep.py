@@ -17,13 +17,14 @@ import contextlib
 import functools
 import itertools
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from explorer.errors import ConfigError
+from explorer.errors import AnalysisWarning, ConfigError
 
 COLUMNS = ("nic", "cores", "traffic", "seed", "strategy", "packets", "imbalance", "max_core_share",
            "violations", "write_share")
@@ -31,22 +32,35 @@ COLUMNS = ("nic", "cores", "traffic", "seed", "strategy", "packets", "imbalance"
 
 @dataclass(frozen=True)
 class NfSource:
-    """An NF as a worker can rebuild it: its C text, file name and configuration defines."""
+    """An NF as a worker can rebuild it: its C text, file name, configuration defines, and the
+    headers of its own folder that it includes (path relative to that folder, text)."""
 
     text: str
     name: str
     defines: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
     @staticmethod
     def of(nf: str | Path, defines: Optional[Mapping[str, str]] = None) -> "NfSource":
+        """The NF at ``nf``, read (and its includes checked) as every stage reads it: errors name
+        the user's file, not a worker's copy."""
+        from explorer.nfsource import read_nf
+        from explorer.nfsource.cpp import is_ours
+
         path = Path(nf)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise ConfigError(f"{nf}: no such file") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{nf}: cannot read: {getattr(error, 'strerror', None) or error}") from None
-        return NfSource(text, path.name, tuple(sorted((defines or {}).items())))
+        if not path.is_file():
+            raise ConfigError(f"{nf}: no such file")
+        source = read_nf(path, defines)
+        folder = path.resolve().parent
+        headers = []
+        for file in source.files:
+            if file.startswith("<") or is_ours(file):
+                continue
+            resolved = Path(file).resolve()
+            if resolved != path.resolve() and resolved.is_relative_to(folder):
+                headers.append((str(resolved.relative_to(folder)), resolved.read_text(encoding="utf-8")))
+        return NfSource(path.read_text(encoding="utf-8"), path.name, tuple(sorted((defines or {}).items())),
+                        tuple(sorted(headers)))
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,9 +68,15 @@ def _analysis(nf: NfSource):
     from explorer import pipeline
 
     with tempfile.TemporaryDirectory(prefix="nfx-sweep-") as folder:
+        for name, text in nf.headers:
+            header = Path(folder) / name
+            header.parent.mkdir(parents=True, exist_ok=True)
+            header.write_text(text, encoding="utf-8")
         path = Path(folder) / nf.name
-        path.write_text(nf.text)
-        return pipeline.analyze(path, dict(nf.defines))
+        path.write_text(nf.text, encoding="utf-8")
+        with warnings.catch_warnings():  # said once, by the caller's analysis of the user's own file
+            warnings.simplefilter("ignore", AnalysisWarning)
+            return pipeline.analyze(path, dict(nf.defines))
 
 
 @functools.lru_cache(maxsize=64)
@@ -114,7 +134,10 @@ def sweep(nf: str | Path, nics: Sequence[str] = ("e810",), cores: Sequence[int] 
     from explorer.rss.nic import nic_profile
     from explorer.traffic.generators import kind_parameters
 
+    from explorer import pipeline
+
     source = NfSource.of(nf, defines)
+    pipeline.analyze(nf, defines)  # its errors and warnings name the user's file, once, before any work
     for nic in nics:
         nic_profile(nic)  # a clear error for an unknown profile, before any work
     for kind in traffic:

@@ -97,3 +97,21 @@ def test_cli_sweep_table_csv_and_plot(tmp_path):
                          (["--param", "skew=1", "--traffic", "zipf,uniform"], "no parameter 'skew'")]:
         r = _nfx("sweep", "sample_nfs/psd.c", *args)
         assert r.returncode == 1 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+
+
+def test_an_nf_with_its_own_headers_sweeps_on_dask_and_warns_with_its_own_path(cluster, tmp_path, recwarn):
+    """A worker rebuilds the NF from its text and the headers of its folder it includes (a
+    subfolder's too), so an NF split over files sweeps as it analyses; what the analysis has to
+    say names the user's file, once (not a worker's copy)."""
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "ports.h").write_text("#define LAN 0\n#define WAN 1\n#define MGMT 2\n")
+    (tmp_path / "keys.h").write_text('#include "inc/ports.h"\nstruct key { uint32_t host; };\n')
+    nf = tmp_path / "split.c"
+    nf.write_text((ROOT / "tests" / "nfs" / "mgmt_port.c").read_text().replace(
+        "#define LAN 0\n#define WAN 1\n#define MGMT 2\n", '#include "keys.h"\n'))
+    args = dict(cores=(2,), traffic=("uniform",), seeds=1, packets=2000, flows=100)
+    serial = pipeline.sweep(str(nf), **args)
+    dask = pipeline.sweep(str(nf), scheduler=cluster.scheduler_address, **args)
+    assert serial.table.equals(dask.table) and len(serial.table) == 1
+    said = [str(w.message) for w in recwarn.list if "tests for device 2" in str(w.message)]
+    assert said and all(message.startswith(f"{nf}:") for message in said), said
