@@ -363,3 +363,20 @@ def test_bench_names_the_nf_and_why_its_nf_init_failed(capsys):
     assert capsys.readouterr().err.strip() == (
         f"nfx bench: error: {nf}: nf_init failed (returned false): nf_map_allocate: key_size 4 or capacity "
         "1073741824 out of range")
+
+
+@pytest.mark.dpdk
+def test_bench_with_no_build_to_measure_fails_and_says_why(tmp_path, capsys):
+    """Every build refused (here: a header in a subfolder, which generated projects do not carry)
+    is an error, not an empty table with exit status 0."""
+    from explorer.cli import main
+
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "ports.h").write_text("#define WAN 1\n")
+    nf = tmp_path / "split.c"
+    nf.write_text('#include "nf.h"\n#include "inc/ports.h"\nbool nf_init(void) { return true; }\n'
+                  "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                  "  return device == 0 ? WAN : 0;\n}\n")
+    assert main(["bench", str(nf), "--cores", "1", "--packets", "1000", "--repeat", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nfx bench: error: ") and f"includes {tmp_path / 'inc' / 'ports.h'}" in err

@@ -276,6 +276,7 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
     if replies is None:
         replies = rewrites(base)
     builds, notes = [], []
+    refused: list[GenerateError] = []
     generic = False
     if captured is not None:
         if not len(captured):
@@ -310,6 +311,9 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
                 builds.append(Build(strategy, count, build_program(project, "replay"), path))
         except GenerateError as error:
             notes.append(f"{strategy}: {error}")
+            refused.append(error)
+    if not builds:  # nothing to measure is a failure, not an empty report
+        raise refused[0] if refused else ConfigError(f"{nf}: no build to measure")
     return Setup(analysis.nf, described, tuple(builds), tuple(notes), generic, shardable)
 
 
