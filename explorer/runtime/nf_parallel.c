@@ -17,9 +17,11 @@
  * verdict is the rerun's. Reruns are combined (see br_combine): the core that holds the writer
  * flag runs every packet other cores have posted for a rerun, so under write-heavy traffic the
  * writes run back to back on one core instead of handing the lock and the state's cache lines
- * from core to core for each packet. (locks keeps a core's reader token from one pass to the next
- * until a writer raises its flag or the driver calls nf_par_quiesce, so a read-only packet costs no
- * atomic write; tm takes DPDK's elided lock around every pass.)
+ * from core to core for each packet; and a core that has written keeps the writer flag to the end
+ * of its burst, running its next packets as writers (no reader pass to abort), so the flag changes
+ * hands once per burst, not once per packet (see write_held). (locks keeps a core's reader token
+ * from one pass to the next until a writer raises its flag or the driver calls nf_par_quiesce, so a
+ * read-only packet costs no atomic write; tm takes DPDK's elided lock around every pass.)
  *
  * Serial order. A writer's critical section excludes every other section, so the run equals a
  * sequential run that takes the writers in their order and, between two writers, the readers
@@ -454,6 +456,8 @@ static void br_reader_leave(void) {
   token_held = false;
 }
 
+static void release_held(void); /* below: the writer flag a core kept to the end of its burst */
+
 #if NF_STRATEGY == NF_STRATEGY_TM
 /* tm: DPDK's lock elision where the CPU has RTM (rte_tm_supported()): every pass a hardware
  * transaction that takes the reader-writer lock only when transactions keep aborting, and one
@@ -482,14 +486,22 @@ static void choose_lock(void) { elided = rte_tm_supported(); }
 static void reader_enter(void) { elided ? rte_rwlock_read_lock_tm(&tm_lock) : br_reader_enter(); }
 static void pass_done(void) { if (elided) tm_end(false); }
 static void reader_leave(void) { elided ? tm_end(false) : br_reader_leave(); }
-void nf_par_quiesce(void) { if (!elided) br_reader_leave(); }
+void nf_par_quiesce(void) {
+  if (!elided) {
+    release_held();
+    br_reader_leave();
+  }
+}
 const char *nf_par_lock_name(void) { return elided ? "RTM elision over rte_rwlock" : "big-reader lock (no RTM)"; }
 #else
 static void choose_lock(void) {}
 static void reader_enter(void) { br_reader_enter(); }
 static void pass_done(void) {}
 static void reader_leave(void) { br_reader_leave(); }
-void nf_par_quiesce(void) { br_reader_leave(); }
+void nf_par_quiesce(void) {
+  release_held();
+  br_reader_leave();
+}
 const char *nf_par_lock_name(void) { return "big-reader lock"; }
 #endif
 
@@ -547,6 +559,25 @@ static void serve(struct slot *slot) {
   __atomic_store_n(&slot->state, SLOT_SERVED, __ATOMIC_RELEASE);
 }
 
+/* A core that has just written keeps the writer flag to the end of its burst (nf_par_quiesce): its
+ * next packets run as writers at once, with no reader pass to abort, and other cores' posted packets
+ * are served between them. Under write-heavy traffic, the flag then changes hands once per burst
+ * instead of once per packet; under read-mostly traffic a write holds the other cores' readers for
+ * the rest of one burst. */
+static _Thread_local bool write_held;
+
+static void serve_posted(void) {
+  for (unsigned c = 0; c < NF_CORES; c++)
+    if (c != nf_core && __atomic_load_n(&slots[c].state, __ATOMIC_ACQUIRE) == SLOT_POSTED) serve(&slots[c]);
+}
+
+static void release_held(void) {
+  if (!write_held) return;
+  serve_posted();
+  write_held = false;
+  br_write_unlock();
+}
+
 static __rte_unused void br_combine(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now,
                                     struct nf_outcome *out) {
   struct slot *mine = &slots[nf_core];
@@ -574,7 +605,7 @@ static __rte_unused void br_combine(uint16_t device, uint8_t *packet, uint16_t l
         }
       if (!served) break;
     }
-    br_write_unlock();
+    write_held = true; /* to the end of this burst: release_held */
   }
   __atomic_store_n(&mine->state, SLOT_FREE, __ATOMIC_RELAXED);
 }
@@ -662,6 +693,14 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   out->capacity_hit = capacity_hit;
   out->ran = NF_RAN_ALONE;
 #else
+#if !defined(NF_TEST_FAULT_NO_WRITE_LOCK)
+  if (write_held) { /* this core wrote earlier in this burst and kept the flag */
+    serve_posted();
+    write_section(device, packet, len, now, out);
+    out->ran = NF_RAN_WRITE;
+    return;
+  }
+#endif
   struct core_context *me = &contexts[nf_core];
   nf_copy_frame(me->pristine, packet, len);
   begin_pass(me);
