@@ -37,7 +37,8 @@ def test_address_and_undefined_behaviour_sanitizers_replay_cleanly(tmp_path, nf,
 
 
 @pytest.mark.parametrize("nf,strategy,kind", [("bridge", "locks", "mixed"), ("bridge", "tm", "mixed"),
-                                              ("lb", "locks", "heartbeat"), ("lb", "tm", "heartbeat")])
+                                              ("lb", "locks", "heartbeat"), ("lb", "tm", "heartbeat"),
+                                              ("pol", "locks", "zipf")])  # write-heavy: the flag kept per burst
 def test_thread_sanitizer_finds_no_race_in_locks_and_tm(tmp_path, nf, strategy, kind):
     p = project(tmp_path, nf, strategy, 4)
     run = run_replay(p, traffic(kind, 3000), sanitize="thread")  # a race report fails the run (exit 66)
