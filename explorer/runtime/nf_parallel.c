@@ -17,9 +17,9 @@
  * verdict is the rerun's. Reruns are combined (see br_combine): the core that holds the writer
  * flag runs every packet other cores have posted for a rerun, so under write-heavy traffic the
  * writes run back to back on one core instead of handing the lock and the state's cache lines
- * from core to core for each packet; and a core that has written keeps the writer flag to the end
- * of its burst, running its next packets as writers (no reader pass to abort), so the flag changes
- * hands once per burst, not once per packet (see write_held). (locks keeps a core's reader token
+ * from core to core for each packet; and a core whose recent packets mostly write keeps the
+ * writer flag to the end of its burst, running its next packets as writers (no reader pass to
+ * abort), so the flag changes hands once per burst, not once per packet (see write_held). (locks keeps a core's reader token
  * from one pass to the next until a writer raises its flag or the driver calls nf_par_quiesce, so a
  * read-only packet costs no atomic write; tm takes DPDK's elided lock around every pass.)
  *
@@ -565,6 +565,13 @@ static void serve(struct slot *slot) {
  * instead of once per packet; under read-mostly traffic a write holds the other cores' readers for
  * the rest of one burst. */
 static _Thread_local bool write_held;
+/* Whether each of this core's last 32 packets that ran a reader pass aborted to write (bit 0 the
+ * latest): a core keeps the flag only when most of them did, so that a read-mostly NF's occasional
+ * write does not turn the rest of a burst into writers. */
+static _Thread_local uint32_t recent_writes;
+#define HOLD_WHEN_WRITES 16 /* of the last 32 */
+
+static void note_pass(bool wrote) { recent_writes = recent_writes << 1 | (wrote ? 1u : 0u); }
 
 static void serve_posted(void) {
   for (unsigned c = 0; c < NF_CORES; c++)
@@ -605,7 +612,10 @@ static __rte_unused void br_combine(uint16_t device, uint8_t *packet, uint16_t l
         }
       if (!served) break;
     }
-    write_held = true; /* to the end of this burst: release_held */
+    if (__builtin_popcount(recent_writes) >= HOLD_WHEN_WRITES)
+      write_held = true; /* write-heavy: to the end of this burst (release_held) */
+    else
+      br_write_unlock();
   }
   __atomic_store_n(&mine->state, SLOT_FREE, __ATOMIC_RELAXED);
 }
@@ -712,6 +722,7 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   int verdict;
   if (reader_pass(device, packet, len, read_at, &verdict)) {
     mode = MODE_NONE;
+    note_pass(false);
     commit_pending(me);
     if (nf_par_schedule_log) out->ticket_end = ticket();
     pass_done();
@@ -720,6 +731,7 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
     return;
   }
   mode = MODE_NONE;
+  note_pass(true);
   out->abort_object = abort_object;
   release_borrows(me);
   reader_leave();
