@@ -559,11 +559,11 @@ static void serve(struct slot *slot) {
   __atomic_store_n(&slot->state, SLOT_SERVED, __ATOMIC_RELEASE);
 }
 
-/* A core that has just written keeps the writer flag to the end of its burst (nf_par_quiesce): its
- * next packets run as writers at once, with no reader pass to abort, and other cores' posted packets
- * are served between them. Under write-heavy traffic, the flag then changes hands once per burst
- * instead of once per packet; under read-mostly traffic a write holds the other cores' readers for
- * the rest of one burst. */
+/* A core whose recent packets mostly write keeps the writer flag, once it has written, to the end
+ * of its burst (nf_par_quiesce): its next packets run as writers at once, with no reader pass to
+ * abort, and other cores' posted packets are served between them. Under write-heavy traffic the
+ * flag then changes hands once per burst instead of once per packet; a read-mostly NF never reaches
+ * the density (recent_writes), so its occasional write does not hold the other cores' readers. */
 static _Thread_local bool write_held;
 /* Whether each of this core's last 32 packets that ran a reader pass aborted to write (bit 0 the
  * latest): a core keeps the flag only when most of them did, so that a read-mostly NF's occasional
