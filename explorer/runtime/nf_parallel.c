@@ -18,9 +18,8 @@
  * flag runs every packet other cores have posted for a rerun, so under write-heavy traffic the
  * writes run back to back on one core instead of handing the lock and the state's cache lines
  * from core to core for each packet; and a core whose recent packets mostly write keeps the
- * writer flag to the end of its burst, running its next packets as writers (no reader pass to
- * abort), so the flag changes hands once per burst, not once per packet (see write_held). (locks keeps a core's reader token
- * from one pass to the next until a writer raises its flag or the driver calls nf_par_quiesce, so a
+ * writer flag to the end of its burst (see write_held). (locks keeps a core's reader token from one
+ * pass to the next until a writer raises its flag or the driver calls nf_par_quiesce, so a
  * read-only packet costs no atomic write; tm takes DPDK's elided lock around every pass.)
  *
  * Serial order. A writer's critical section excludes every other section, so the run equals a
@@ -565,9 +564,7 @@ static void serve(struct slot *slot) {
  * flag then changes hands once per burst instead of once per packet; a read-mostly NF never reaches
  * the density (recent_writes), so its occasional write does not hold the other cores' readers. */
 static _Thread_local bool write_held;
-/* Whether each of this core's last 32 packets that ran a reader pass aborted to write (bit 0 the
- * latest): a core keeps the flag only when most of them did, so that a read-mostly NF's occasional
- * write does not turn the rest of a burst into writers. */
+/* Whether each of this core's last 32 reader passes aborted to write (bit 0 the latest). */
 static _Thread_local uint32_t recent_writes;
 #define HOLD_WHEN_WRITES 16 /* of the last 32 */
 
@@ -703,14 +700,12 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
   out->capacity_hit = capacity_hit;
   out->ran = NF_RAN_ALONE;
 #else
-#if !defined(NF_TEST_FAULT_NO_WRITE_LOCK)
   if (write_held) { /* this core wrote earlier in this burst and kept the flag */
     serve_posted();
     write_section(device, packet, len, now, out);
     out->ran = NF_RAN_WRITE;
     return;
   }
-#endif
   struct core_context *me = &contexts[nf_core];
   nf_copy_frame(me->pristine, packet, len);
   begin_pass(me);

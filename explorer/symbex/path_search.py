@@ -70,7 +70,6 @@ class PathSearch:
         self.objects: dict[str, ObjectInfo] = {}
         self.snapshot: dict[str, Region] = {}
         self.packet = PacketSymbols()
-        self._device_range = z3.ULT(self.packet.device, parsed.devices)
         self._one_sided_seen: set[Location] = set()
 
     # ------------------------------------------------------------------ nf_init
@@ -96,7 +95,7 @@ class PathSearch:
     def explore(self) -> Exploration:
         result = Exploration(self.objects)
         process = self.program.functions["nf_process"]
-        base = [z3.UGE(self.packet.len, 14), self._device_range]
+        base = [z3.UGE(self.packet.len, 14), z3.ULT(self.packet.device, self.parsed.devices)]
         worklist: list[tuple] = [()]
         deadline = time.monotonic() + MAX_SECONDS
         while worklist:
