@@ -7,6 +7,7 @@ Regenerate the golden diffs with NFX_UPDATE_GOLDEN=1 (then review them)."""
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 from pathlib import Path
 
@@ -283,16 +284,45 @@ def test_the_nf_s_own_header_is_edited_and_copied(tmp_path):
         result.files["README.md"].decode()
 
 
-def test_headers_the_project_cannot_hold_are_refused(tmp_path):
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "tables.h").write_text("static struct nf_map *hosts;\n")
+def test_a_header_in_a_subfolder_keeps_its_path_in_the_project(tmp_path):
+    """#include "sub/tables.h" must find the (edited) header in the project as it did beside the NF."""
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "sub" / "deeper" / "size.h").write_text("#define TABLE_KEY 4\n")
+    (tmp_path / "sub" / "tables.h").write_text('#include "deeper/size.h"\nstatic struct nf_map *hosts;\n')
     p = plan(_nf(tmp_path, HOSTS.replace("static struct nf_map *hosts;\n", '#include "sub/tables.h"\n')), "sn", 2)
-    with pytest.raises(GenerateError, match="only those beside the NF"):
-        transform(p)
+    result = rendered(p)
+    assert result.files["sub/tables.h"].decode() == ('#include "deeper/size.h"\n'
+                                                     "static _Thread_local struct nf_map *hosts;\n")
+    assert result.files["sub/deeper/size.h"] == b"#define TABLE_KEY 4\n"
+    assert "+++ sub/tables.h" in result.diff and "`sub/tables.h`: the NF's own header (edited)" in \
+        result.files["README.md"].decode()
+
+
+def test_headers_the_project_cannot_hold_are_refused(tmp_path):
     (tmp_path / "nf_plan.h").write_text("static struct nf_map *hosts;\n")
     p = plan(_nf(tmp_path, HOSTS.replace("static struct nf_map *hosts;\n", '#include "nf_plan.h"\n')), "sn", 2)
     with pytest.raises(GenerateError, match="a name the project needs"):
         render(p)
+
+
+@pytest.mark.dpdk
+def test_a_project_with_headers_in_subfolders_builds_with_its_makefile(tmp_path):
+    from explorer.codegen.compile import build_program
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "tables.h").write_text("static struct nf_map *hosts;\n")
+    source = _nf(tmp_path, HOSTS.replace("static struct nf_map *hosts;\n", '#include "sub/tables.h"\n'))
+    folder = write_project(plan(source, "locks", 2), tmp_path / "out").folder
+    done = subprocess.run(["make", "-s", "-C", str(folder), "nfx-replay"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert build_program(folder).is_file()
+    # The Makefile sees the subfolder's header: editing it rebuilds nf.o.
+    before = (folder / "nf.o").stat().st_mtime_ns
+    (folder / "sub" / "tables.h").write_text("static _Thread_local struct nf_map *hosts; /* edited */\n")
+    os.utime(folder / "sub" / "tables.h", ns=(before + 10**9, before + 10**9))
+    done = subprocess.run(["make", "-s", "-C", str(folder), "nfx-replay"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (folder / "nf.o").stat().st_mtime_ns > before
 
 
 @pytest.mark.dpdk

@@ -270,3 +270,44 @@ def test_cli_generate(tmp_path, capsys, monkeypatch):
                  "--define", "NAT_CAPACITY=2048"]) == 0
     assert "#define NF_CORES 1" in (tmp_path / "s" / "nf_plan.h").read_text()
     assert "#define NAT_CAPACITY 2048\n" in (tmp_path / "s" / "nf_config.h").read_text()
+
+
+# ---- the NF's headers in subfolders ------------------------------------------------------------
+
+def _split_fw(folder: Path, header: str = "inc/ports.h"):
+    """fw with its device numbers in a header of a subfolder; its sn plan on 2 cores."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (ROOT / "sample_nfs" / "fw.c").read_text()
+    if header:
+        (folder / header).parent.mkdir(parents=True, exist_ok=True)
+        (folder / header).write_text("#define LAN 0\n#define WAN 1\n")
+        text = text.replace("#define LAN 0\n#define WAN 1\n", f'#include "{header}"\n')
+    (folder / "fw.c").write_text(text)
+    return parallel_plan(pipeline.solve(str(folder / "fw.c"), cores=2), "sn", 2)
+
+
+def test_a_header_in_a_subfolder_is_written_recorded_and_removed_with_its_folder(tmp_path):
+    out = tmp_path / "proj"
+    project = write_project(_split_fw(tmp_path / "nf"), out)
+    assert "inc/ports.h" in project.files and (out / "inc" / "ports.h").read_text() == "#define LAN 0\n#define WAN 1\n"
+    assert set(read_marker(out)) == FILES | {"inc/ports.h"}
+    project = write_project(_split_fw(tmp_path / "nf", header=""), out)  # the NF no longer includes it
+    assert project.removed == ("inc/ports.h",) and not (out / "inc").exists()
+    assert set(read_marker(out)) == FILES
+
+
+def test_a_symlinked_subfolder_is_never_written_through_nor_emptied(tmp_path):
+    split = _split_fw(tmp_path / "nf")
+    out = tmp_path / "proj"
+    write_project(split, out)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "ports.h").write_bytes((out / "inc" / "ports.h").read_bytes())
+    shutil.rmtree(out / "inc")
+    (out / "inc").symlink_to(elsewhere)
+    for force in (False, True):
+        with pytest.raises(OutputError, match="symbolic link"):
+            write_project(split, out, force=force)
+    # An earlier generation's header behind the link is not removed either.
+    write_project(_split_fw(tmp_path / "nf", header=""), out)
+    assert (elsewhere / "ports.h").read_text() == "#define LAN 0\n#define WAN 1\n"

@@ -47,8 +47,8 @@ def build_program(project: GeneratedProject | str | Path, target: str = "replay"
     cflags, libs = build.dpdk_flags()
     sanitizers = _sanitize_flags(sanitize)
     flags = [*cflags, *sanitizers, *(f"-D{d}" for d in defines)]
-    contents = b"".join(f.name.encode() + b"\0" + f.read_bytes()
-                        for f in sorted(folder.iterdir()) if f.suffix in (".c", ".h") and f.is_file())
+    contents = b"".join(f.relative_to(folder).as_posix().encode() + b"\0" + f.read_bytes()  # subfolders: NF headers
+                        for f in sorted(folder.rglob("*")) if f.suffix in (".c", ".h") and f.is_file())
     identity = (build.compiler_identity(), build.BASE_FLAGS, cflags, libs)
     key = build.digest("codegen", target, identity, contents, flags)  # the folder itself does not matter
     flags.insert(0, f"-I{folder}")

@@ -47,9 +47,10 @@ class GeneratedProject:
 
 
 def _valid_name(name: object) -> bool:
-    """A plain file name inside the folder (a forged marker must not reach anything else)."""
-    return (isinstance(name, str) and name not in ("", ".", "..", MARKER) and "/" not in name
-            and "\0" not in name)
+    """A relative path inside the folder, of plain names (a forged marker must not reach anything
+    else): a project file, or one of the NF's headers in a subfolder."""
+    return (isinstance(name, str) and name != MARKER and "\0" not in name
+            and all(part not in ("", ".", "..") for part in name.split("/")))
 
 
 def _valid_hash(value: object) -> bool:
@@ -59,6 +60,40 @@ def _valid_hash(value: object) -> bool:
 def _refuse_odd(path: Path) -> None:
     """Only a regular file or nothing may sit where nfx writes (never a symlink)."""
     check_destination(path)
+
+
+def _refuse_odd_folders(out: Path, name: str) -> None:
+    """Every folder between ``out`` and a file in a subfolder is a real folder or nothing yet: nfx
+    never writes through a symlink, nor where a file stands in for a folder."""
+    folder = out
+    for part in name.split("/")[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            raise OutputError(f"refusing to write {out / name}: {folder} is a symbolic link (nfx never writes "
+                              "through one)")
+        if folder.exists() and not folder.is_dir():
+            raise GenerateError(f"cannot write {out / name}: {folder} is not a folder")
+
+
+def _plain_folders(out: Path, name: str) -> bool:
+    """Whether every folder between ``out`` and ``name`` is a real folder (not a symlink)."""
+    folder = out
+    for part in name.split("/")[:-1]:
+        folder = folder / part
+        if folder.is_symlink() or not folder.is_dir():
+            return False
+    return True
+
+
+def _remove_empty_folders(out: Path, name: str) -> None:
+    """After removing a file in a subfolder: its folders, when nothing else is left in them."""
+    folder = (out / name).parent
+    while folder != out:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or not ours to judge
+            return
+        folder = folder.parent
 
 
 def _hash(path: Path) -> Optional[str]:
@@ -167,6 +202,8 @@ def write_project(plan: ParallelPlan, out: str | Path, force: bool = False) -> G
                                 "--force (files nfx did not write are kept; new versions go beside them as NAME.new)")
         recorded = {}
     source = Path(plan.source)
+    for name in files:
+        _refuse_odd_folders(out, name)
 
     writes: dict[str, bytes] = {}  # name -> bytes to write
     final: dict[str, str] = {}  # name -> digest, for every file that will hold bytes nfx wrote
@@ -197,7 +234,8 @@ def write_project(plan: ParallelPlan, out: str | Path, force: bool = False) -> G
     removed = []
     for name in sorted(set(recorded) - set(final)):
         path = out / name
-        if path.is_file() and not path.is_symlink() and _hash(path) in recorded[name] and not _same_file(path, source):
+        if (_plain_folders(out, name) and path.is_file() and not path.is_symlink() and _hash(path) in recorded[name]
+                and not _same_file(path, source)):
             removed.append(name)
 
     target_marker = _marker(plan, {n: frozenset({h}) for n, h in final.items()}, True)
@@ -219,6 +257,7 @@ def write_project(plan: ParallelPlan, out: str | Path, force: bool = False) -> G
                 pass
             except OSError as error:
                 raise OutputError(f"cannot remove {out / name}: {os_words(error)}") from None
+            _remove_empty_folders(out, name)
     if writes or removed or current_marker != target_marker:
         write_atomic(out / MARKER, target_marker)
     return GeneratedProject(out, plan, tuple(files), tuple(writes), tuple(kept), tuple(removed), result.diff)

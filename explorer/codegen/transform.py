@@ -25,6 +25,7 @@ AST the strategy asks for, or nothing is generated.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -83,7 +84,7 @@ class TransformedNF:
     """The NF's text for a strategy, and what changed."""
 
     text: str  # nf.c
-    headers: tuple[tuple[str, str], ...]  # the NF's own headers (file name, text), edited where needed
+    headers: tuple[tuple[str, str], ...]  # the NF's own headers (path in the project, text), edited where needed
     changes: tuple[str, ...]  # one line per kind of edit, for people
     diff: str  # the edits, as a unified diff against the NF's files
 
@@ -268,17 +269,20 @@ def _parse(plan):
     return parsed
 
 
-def _headers(plan, parsed) -> list[str]:
-    """The NF's own headers (those the project must hold beside nf.c), refusing any it cannot."""
-    folder = Path(plan.source).resolve().parent
-    headers = []
+def _headers(plan, parsed) -> dict[str, str]:
+    """The NF's own headers (those the project must hold beside nf.c): file as the front end names
+    it -> its path in the project, the same path relative to the NF as in the NF's folder (so that
+    every relative #include finds it there too). Refuses a header outside the NF's folder."""
+    folder = Path(os.path.abspath(plan.source)).parent
+    headers = {}
     for name, _ in parsed.source_map.files:
         if name == plan.source or _ours(name):
             continue
-        if Path(name).resolve().parent != folder:
+        relative = Path(os.path.relpath(os.path.abspath(name), folder))
+        if relative.parts[0] == "..":
             raise GenerateError(f"{plan.source} includes {name}: nfx generate copies an NF's own headers into the "
-                                "project, and only those beside the NF; move it there")
-        headers.append(name)
+                                "project, and only those in the NF's folder or below it; move it there")
+        headers[name] = relative.as_posix()
     return headers
 
 
@@ -294,10 +298,12 @@ def _canonical(ast: c_ast.FileAST) -> str:
 
 
 def _verify(plan, edited: dict[str, str], expected: c_ast.FileAST) -> None:
-    """The edited text, parsed again with the plan's configuration, must be the AST asked for."""
+    """The edited text (by path in the project), parsed again with the plan's configuration, must be the AST asked for."""
     with tempfile.TemporaryDirectory(prefix="nfx-edits-") as folder:
         for name, text in edited.items():
-            (Path(folder) / Path(name).name).write_bytes(text.encode("utf-8", "surrogateescape"))
+            path = Path(folder) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(text.encode("utf-8", "surrogateescape"))
         try:
             again = parse_nf(str(Path(folder) / Path(plan.source).name), dict(plan.overrides))
         except NfxError as error:
@@ -337,7 +343,7 @@ def transform(plan) -> TransformedNF:
             changes.append("thread-local (one per core): " + ", ".join(d.name for d in globals_ + locals_.decls))
     unique = list(dict.fromkeys(finder.edits))  # declarators that share their specifiers share the edit
     edited = {name: apply_edits(text, [e for e in unique if e.file == name]) for name, text in sources.items()}
-    _verify(plan, edited, ast)
+    _verify(plan, {headers.get(name, Path(name).name): text for name, text in edited.items()}, ast)
 
     nf_text = sources[plan.source]
     start = first_code_offset(nf_text)
@@ -348,5 +354,5 @@ def transform(plan) -> TransformedNF:
     nf_c = apply_edits(nf_text, [*[e for e in unique if e.file == plan.source], prologue])
     diff = unified_diff(nf_text, nf_c, plan.source, "nf.c")
     for name in headers:
-        diff += unified_diff(sources[name], edited[name], name, Path(name).name)
-    return TransformedNF(nf_c, tuple((Path(h).name, edited[h]) for h in headers), tuple(changes), diff)
+        diff += unified_diff(sources[name], edited[name], name, headers[name])
+    return TransformedNF(nf_c, tuple(sorted((headers[h], edited[h]) for h in headers)), tuple(changes), diff)
