@@ -253,7 +253,13 @@ def test_a_path_that_looks_like_an_option_is_a_file(tmp_path: Path, monkeypatch)
 @pytest.mark.parametrize("body,words", [
     ("int x = ;\n", "nf.c:12:9: expected expression before ';' token"),
     ("int f(int a) { return a ?: 1; }\n", "nf.c:12:26: syntax error"),  # GNU C: refused by every command
-    ("int x __attribute__((unused));\n", "nf.c:12:7: syntax error before '__attribute__'"),
+    ("int x __attribute__((unused));\n", "nf.c:12:7: __attribute__ is not supported"),
+    ("int f(void) {\n  __asm__ volatile(\"\" ::: \"memory\");\n  return 0;\n}\n",
+     "nf.c:13:3: inline assembly (__asm__) is not supported: the analysis cannot see"),
+    ("int f(void) {\n  asm(\"\" ::: \"memory\");\n  return 0;\n}\n", "nf.c:13:3: inline assembly (asm) is not"),
+    ("struct k { int a; char b; } __attribute__((packed));\n", "nf.c:12:29: __attribute__ is not supported"),
+    ("static __typeof__(int) z;\n", "nf.c:12:8: __typeof__ is not supported: write the type out"),
+    ("__extension__ typedef long long ll;\n", "nf.c:12:1: __extension__ is not supported"),
 ])
 def test_analysis_and_build_refuse_the_same_syntax(tmp_path: Path, body: str, words: str) -> None:
     analysis, built = _outcome(write(tmp_path, CONFIGURABLE + body), {})

@@ -52,10 +52,35 @@ class _Parser(c_parser.CParser):
                         location = _token_location(previous[-1]) if previous else None
                 except Exception:  # the stream itself failed (lexer error): no better location
                     location = None
+        extension = self._gnu_extension()
+        if extension is not None:
+            raise _ParseFailure(f"gnu:{extension.value}", _token_location(extension) or location)
         raise _ParseFailure(msg, location)
+
+    def _gnu_extension(self) -> Any:
+        """A GNU C keyword among the last tokens read or the next one, if any: pycparser reads
+        ``__asm__`` and ``__attribute__`` as names, so they fail a few tokens later with a puzzling
+        "syntax error before '::'"."""
+        stream = getattr(self, "_tokens", None)
+        buffer = [t for t in getattr(stream, "_buffer", [])[:getattr(stream, "_index", 0) + 1] if t is not None]
+        return next((t for t in reversed(buffer[-7:]) if getattr(t, "value", None) in _GNU), None)
+
+
+_GNU = {  # keyword -> why the analysis refuses it
+    **dict.fromkeys(("asm", "__asm__", "__asm"), "inline assembly ({}) is not supported: the analysis cannot see "
+                                                 "what it does to the packet or the state; write it in C"),
+    **dict.fromkeys(("__attribute__", "__attribute"), "{} is not supported: the analysis and the generated code "
+                                                      "follow C11's layout and semantics; remove it (for a packed "
+                                                      "key struct, order its fields or add explicit padding fields)"),
+    **dict.fromkeys(("typeof", "__typeof__", "__typeof"), "{} is not supported: write the type out"),
+    "__extension__": "{} is not supported: remove it",
+}
 
 
 def _sentence(msg: str) -> str:
+    if msg.startswith("gnu:"):
+        keyword = msg[len("gnu:"):]
+        return _GNU[keyword].format(keyword)
     if msg.startswith("before: "):
         return f"syntax error before '{msg[len('before: '):]}'"
     if msg == "At end of input":
