@@ -66,4 +66,10 @@ class GenerateError(NfxError):
 
 class AnalysisWarning(UserWarning):
     """Something in the NF that is legal C but almost certainly not what its author meant (the CLI
-    prints it as ``nfx <command>: warning: ...``; the explorer shows it under the load status)."""
+    prints it as ``nfx <command>: warning: ...``; the explorer shows it under the load status, and
+    ``note`` beside the line at ``location``)."""
+
+    def __init__(self, message: str, location: Optional[object] = None, note: str = ""):
+        super().__init__(message)
+        self.location = location  # an ir.Location
+        self.note = note or message  # a few words for beside that line

@@ -431,6 +431,12 @@ def test_an_analysis_warning_shows_under_the_load_status(explorer):
     assert "keeps no state between packets" in page.locator(".nfx-sharding").inner_text()
     assert not button(page, "Reset overrides").is_visible()
     screenshot(page, "20-analysis-warning")
+    tab(page, "Source")
+    warned = page.locator(".nfx-source .nfx-warned")
+    assert warned.count() == 1 and "device 2 does not exist" in warned.inner_text()
+    assert warned.get_attribute("data-line") == "18"
+    warned.scroll_into_view_if_needed()
+    screenshot(page, "21-source-warning")
     box.fill(str(FW))
     box.press("Tab")
     button(page, "Load").click()

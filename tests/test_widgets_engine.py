@@ -88,8 +88,14 @@ def test_an_analysis_warning_is_shown_under_the_load_status(tmp_path):
     assert first.startswith("Loaded mgmt_port.c: ")
     assert second.startswith(f"warning: {nf}:") and "this tests for device 2" in second and "NF_DEVICES 3" in second
     assert app.solve_status.state == "done", app.solve_status.message
+    # the source view marks the line in the warning colour, with a few words beside it
+    assert app.source_view.warnings == {18: "warning: device 2 does not exist (NF_DEVICES is 2): never runs"}
+    html = app.source_view._code.value
+    assert 'class="nfx-line nfx-warned" data-line="18"' in html and "device 2 does not exist" in html
+    assert html.count("nfx-warned\"") == 1
     # no state: the table says so instead of showing an empty header and a reset button
     assert [c.value for c in app.table._grid.children] == [sharding_table.NO_STATE]
     assert app.table.reset_button.layout.display == "none"
     app.load()  # again: the warning is shown each time, not once per process
     assert app.load_status.state == "warning" and "tests for device 2" in app.load_status.message
+    assert list(app.source_view.warnings) == [18]

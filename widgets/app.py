@@ -259,7 +259,8 @@ class ExplorerApp(ipywidgets.VBox):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             analysis = self.load_status.run(f"Analysing {Path(path).name}", self.engine.analyze, path, defines=defines)
-        notes = [str(w.message) for w in caught if issubclass(w.category, AnalysisWarning)]
+        found = [w.message for w in caught if issubclass(w.category, AnalysisWarning)]
+        notes = [str(w) for w in found]
         for w in caught:  # anything else goes on as if it had not been caught here
             if not issubclass(w.category, AnalysisWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -274,7 +275,7 @@ class ExplorerApp(ipywidgets.VBox):
         self.focus_picker.options = [("nothing", NOTHING)] + focus_choices(data)
         self.words = self._explain(analysis) or {}
         text = Path(data["source"]).read_text(encoding="utf-8", errors="replace")
-        self.source_view.show(data, text)
+        self.source_view.show(data, text, found)
         self.graph_view.analysis = data
         self.graph_view.words = self.words
         self.simulator.devices = int(data.get("devices", 2))

@@ -26,6 +26,8 @@ CODE_CSS = _TOKEN_CSS + """
 .nfx-code .nfx-fold summary { color: #57606a; cursor: pointer; padding-left: 1em; font-style: italic; }
 .nfx-code .nfx-note { color: #6e4c00; font-size: 11px; margin-left: 1.5em; font-style: italic; }
 .nfx-code .nfx-selected .nfx-note { color: #8a2c00; font-weight: bold; }
+.nfx-code .nfx-warned { background: #fff1d6; box-shadow: inset 3px 0 0 #9a6700; }
+.nfx-code .nfx-warned .nfx-note { color: #9a6700; font-weight: bold; font-style: normal; }
 """
 
 
@@ -53,11 +55,11 @@ def highlight_lines(text: str, filename: str) -> list[str]:
 
 def render_code(text: str, filename: str, *, notes: Optional[Mapping[int, str]] = None,
                 marked: frozenset[int] = frozenset(), selected: frozenset[int] = frozenset(),
-                fold_before: int = 1, max_height: str = "460px") -> str:
+                warned: frozenset[int] = frozenset(), fold_before: int = 1, max_height: str = "460px") -> str:
     """Numbered, highlighted code. ``marked`` / ``selected`` are 1-based line numbers shown with
-    a light / strong background; ``notes`` adds a short annotation at the end of a line. Lines
-    before ``fold_before`` are folded away (a click unfolds them), so the box opens on what matters
-    without needing a script to scroll it."""
+    a light / strong background, ``warned`` ones in the warning colour; ``notes`` adds a short
+    annotation at the end of a line. Lines before ``fold_before`` are folded away (a click unfolds
+    them), so the box opens on what matters without needing a script to scroll it."""
     notes = notes or {}
     rows = []
     for number, line_html in enumerate(highlight_lines(text, filename), start=1):
@@ -66,6 +68,8 @@ def render_code(text: str, filename: str, *, notes: Optional[Mapping[int, str]] 
             classes.append("nfx-access")
         if number in selected:
             classes.append("nfx-selected")
+        if number in warned:
+            classes.append("nfx-warned")
         note = notes.get(number)
         note_html = f'<span class="nfx-note">\u2190 {html.escape(note)}</span>' if note else ""
         rows.append(f'<div class="{" ".join(classes)}" data-line="{number}">'

@@ -49,6 +49,18 @@ def access_notes(paths: Iterable[Mapping[str, Any]], source: str) -> dict[int, s
     return {line: ", ".join(sorted(labels)) for line, labels in sorted(per_line.items())}
 
 
+def warned_lines(warnings: Iterable[Any], source: str) -> dict[int, str]:
+    """Line -> note for the analysis warnings located in ``source`` (notes on one line joined)."""
+    per_line: dict[int, list[str]] = {}
+    for warning in warnings:
+        location = getattr(warning, "location", None)
+        if location is not None and same_file(str(location.file), source):
+            notes = per_line.setdefault(int(location.line), [])
+            if warning.note not in notes:
+                notes.append(warning.note)
+    return {line: "; ".join(notes) for line, notes in sorted(per_line.items())}
+
+
 def path_lines(path: Mapping[str, Any], source: str) -> frozenset[int]:
     """The lines of ``source`` where ``path`` touches state or writes a header field."""
     lines = set()
@@ -78,6 +90,7 @@ class SourceView(ipywidgets.VBox):
     source = traitlets.Unicode("")  # the analysed file's path, as the analysis names it
     paths = traitlets.List()  # Analysis.to_dict()["paths"]
     focus = traitlets.Unicode("")
+    warnings = traitlets.Dict()  # line -> note, for the analysis warnings located in the source
     marked_lines = traitlets.List(read_only=True)  # lines with any state access, sorted
     selected_lines = traitlets.List(read_only=True)  # lines of the focus, sorted
 
@@ -87,12 +100,14 @@ class SourceView(ipywidgets.VBox):
         self.add_class("nfx-source")
         self._render()
 
-    def show(self, analysis: Mapping[str, Any], text: str) -> None:
-        """Show ``text``, the contents of the analysed file, with ``analysis``'s paths."""
+    def show(self, analysis: Mapping[str, Any], text: str, warnings: Iterable[Any] = ()) -> None:
+        """Show ``text``, the contents of the analysed file, with ``analysis``'s paths and the lines
+        its ``warnings`` (AnalysisWarning) name."""
         with self.hold_trait_notifications():
             self.text, self.source, self.paths = text, analysis["source"], list(analysis["paths"])
+            self.warnings = warned_lines(warnings, self.source)
 
-    @traitlets.observe("text", "source", "paths", "focus")
+    @traitlets.observe("text", "source", "paths", "focus", "warnings")
     def _on_change(self, _change: Any) -> None:
         self._render()
 
@@ -114,5 +129,9 @@ class SourceView(ipywidgets.VBox):
             return
         # A focus opens a few lines above its first line, the rest folded away above.
         fold_before = max(min(selected) - CONTEXT_LINES, 1) if selected else 1
-        self._code.value = render_code(self.text, self.source or "nf.c", notes=notes, marked=frozenset(notes),
-                                       selected=selected, fold_before=fold_before, max_height="none")
+        marked = frozenset(notes)
+        warned = {int(line): note for line, note in self.warnings.items()}
+        notes.update({line: f"{notes[line]}; {note}" if line in notes else note for line, note in warned.items()})
+        self._code.value = render_code(self.text, self.source or "nf.c", notes=notes, marked=marked,
+                                       selected=selected, warned=frozenset(warned), fold_before=fold_before,
+                                       max_height="none")

@@ -142,7 +142,8 @@ class PathSearch:
         warnings.warn(AnalysisWarning(
             f"{location}: this tests for device {example}, but the NF has {n} device{'s' if n > 1 else ''} "
             f"(0..{n - 1}), so that branch never runs; if the NF has more ports, #define NF_DEVICES "
-            f"{example + 1} before #include \"nf.h\""), stacklevel=2)
+            f"{example + 1} before #include \"nf.h\"", location,
+            f"warning: device {example} does not exist (NF_DEVICES is {n}): never runs"), stacklevel=2)
 
     def _run(self, process: Any, state: PathState) -> Optional[FinishedPath]:
         memory = {name: region.copy() for name, region in self.snapshot.items()}
