@@ -137,3 +137,30 @@ def test_symbolic_expressions_match_gcc_through_the_evaluator_and_z3(tmp_path: P
         for k in range(0, len(inputs), 16):  # and Z3's own reading of the term agrees
             subs = [(fields[n], z3.BitVecVal(v[k], fields[n].size())) for n, v in env.items()]
             assert _host(z3.simplify(z3.substitute(key, *subs)).as_long()) == expected[k][e], SYMBOLIC[e]
+
+
+UNSIZED_DECLS = ("    const uint16_t ports[] = {22, 23, 445}; char s[] = \"ab\\n\"; int d[] = {[4] = 7, 1};\n"
+                 "    struct pair ps[] = {{1, 2}, {3, 4}, {.a = 5}}; uint8_t e[] = {0};\n")
+UNSIZED = ["sizeof ports", "ports[2]", "sizeof s", "s[2]", "sizeof d / sizeof d[0]", "d[4]", "d[5]", "d[0]",
+           "sizeof ps / sizeof ps[0]", "ps[2].a", "ps[1].b", "sizeof e"]
+
+
+def test_arrays_without_a_size_take_their_initializer_s_length_as_in_gcc(tmp_path: Path) -> None:
+    expected = _gcc_values(tmp_path, UNSIZED_DECLS, UNSIZED, [(0,)])[0]
+    keys = _analysed_terms(tmp_path, UNSIZED_DECLS, UNSIZED)
+    assert [_host(z3.simplify(k).as_long()) for k in keys] == expected
+
+
+def test_a_file_scope_table_without_a_size_is_counted(tmp_path: Path) -> None:
+    nf = tmp_path / "table.c"
+    nf.write_text(PRELUDE + "static const uint16_t ports[] = {22, 23, 445, 3389};\n"
+                  "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                  "  struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);\n  if (l4 == NULL) return NF_DROP;\n"
+                  "  for (unsigned i = 0; i < sizeof ports / sizeof ports[0]; i++)\n"
+                  "    if (nf_ntohs(l4->dst_port) == ports[i]) return NF_DROP;\n"
+                  "  OUT(sizeof ports);\n  return 0;\n}\n")
+    analysis = analyze(nf)
+    drops = [p for p in analysis.paths if p.verdict.kind == "drop"]
+    assert len(drops) == 5  # not TCP/UDP, and one per port of the table
+    keys = [a.key for p in analysis.paths for a in p.accesses if a.call == "nf_map_put"]
+    assert [_host(z3.simplify(k).as_long()) for k in keys] == [8]

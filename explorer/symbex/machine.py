@@ -81,6 +81,10 @@ class Machine:
     def resolve_type(self, node: Any) -> CType:
         return self.types.resolve(node, self.scopes)
 
+    def declared_type(self, decl: Any) -> CType:
+        """The type of a declared variable (an unsized array takes its initializer's length)."""
+        return self.types.declared(decl.type, decl.init, self.scopes)
+
     def lookup_var(self, name: str) -> Optional[tuple[str, CType]]:
         for scope in reversed(self.scopes):
             hit = scope.vars.get(name)

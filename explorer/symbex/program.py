@@ -68,6 +68,36 @@ class TypeResolver:
                 return scope.tags[name]
         return None
 
+    def declared(self, node: Any, init: Any, scopes: list[Scope]) -> CType:
+        """A declaration's type: ``T x[] = {...}`` (or ``= "..."``) takes its length from the
+        initializer, as C does: one past the highest index it sets (designators included)."""
+        if isinstance(node, c_ast.ArrayDecl) and node.dim is None and init is not None:
+            length = self._initializer_length(init)
+            if length is not None:
+                return self.resolve(c_ast.ArrayDecl(node.type, c_ast.Constant("int", str(length)), node.dim_quals,
+                                                    node.coord), scopes)
+        return self.resolve(node, scopes)
+
+    def _initializer_length(self, init: Any) -> Optional[int]:
+        if isinstance(init, c_ast.Constant) and init.type == "string":
+            from explorer.symbex.literals import string_bytes  # literals reports through this module
+
+            return len(string_bytes(init))  # with its NUL
+        if not isinstance(init, c_ast.InitList):
+            return None
+        index = length = 0
+        for expr in init.exprs:
+            if isinstance(expr, c_ast.NamedInitializer):
+                designator = expr.name[0]
+                if type(designator).__name__ == "ArrayDesignator":  # pycparser 3 wraps [index]
+                    designator = designator.expr
+                if isinstance(designator, c_ast.ID):
+                    return None  # a member designator: the initializer's own check names it
+                index = self.constant(designator)
+            index += 1
+            length = max(length, index)
+        return length
+
     def resolve(self, node: Any, scopes: list[Scope]) -> CType:
         if isinstance(node, c_ast.Typename):
             return self.resolve(node.type, scopes)

@@ -115,7 +115,7 @@ class Statements(Visitor):
             assert isinstance(ft, FunctionType)
             m.program.prototypes[decl.name] = ft
             return
-        t = m.resolve_type(decl.type)
+        t = m.declared_type(decl)
         if decl.name is None:
             return  # struct / union / enum declaration only
         if "extern" in (decl.storage or []) and decl.init is None:
@@ -140,7 +140,7 @@ class Statements(Visitor):
         if isinstance(decl.type, c_ast.FuncDecl):
             m.program.prototypes.setdefault(decl.name, m.resolve_type(decl.type))
             return
-        t = m.resolve_type(decl.type)
+        t = m.declared_type(decl)
         if decl.name is None:
             return
         storage = decl.storage or []
