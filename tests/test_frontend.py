@@ -267,6 +267,22 @@ def test_analysis_and_build_refuse_the_same_syntax(tmp_path: Path, body: str, wo
 
 
 @pytest.mark.dpdk
+@pytest.mark.parametrize("body,built", [
+    # style warnings (an NF being written): shown by gcc, not fatal
+    ("static int debug_helper(int x) { return x * 2; }\n", ("ok", 2)),
+    ("int f(int a) {\n  int unused_local;\n  switch (a) { case 1: a++; case 2: return a; }\n  return 0;\n}\n",
+     ("ok", 2)),
+    ("int f(uint8_t a) { return a > 300; }\n", ("ok", 2)),
+    # gcc reads these differently from what the analysis would assume: still errors
+    ("uint8_t g = 300;\n", ("error", "overflow")),
+    ("int *f(uint32_t *a) { return a; }\n", ("error", "pointer-sign")),
+])
+def test_style_warnings_in_the_nf_do_not_stop_its_build(tmp_path: Path, body: str, built: tuple) -> None:
+    _, outcome = _outcome(write(tmp_path, CONFIGURABLE + body), {})
+    assert outcome[0] == built[0] and str(built[1]) in str(outcome[1]), outcome
+
+
+@pytest.mark.dpdk
 @pytest.mark.parametrize("include,words", [
     ("<stdio.h>", "stdio.h: No such file or directory (an NF may include only nf.h"),
     ('"/dev/null"', "#include of /dev/null, which is outside the NF's folder"),

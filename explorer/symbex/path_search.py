@@ -31,7 +31,7 @@ from explorer.symbex.memory import Region, same_cell
 from explorer.symbex.models import forks
 from explorer.symbex.packet import PacketSymbols
 from explorer.symbex.path_solver import PathSolver
-from explorer.symbex.program import Program, location_of
+from explorer.symbex.program import Program, call_before_declaration, location_of
 from explorer.symbex.render import Renderer
 from explorer.symbex.state import Infeasible, PathState
 from explorer.symbex.values import Int, Ptr, SemanticsError
@@ -77,6 +77,11 @@ class PathSearch:
         """Declare everything at file scope, then run nf_init concretely."""
         memory: dict[str, Region] = {}
         it = Interpreter(self.program, memory, PathState(self.solver, (), []), "init", self.objects)
+        early = call_before_declaration(self.parsed.ast.ext)
+        if early is not None:
+            raise UnsupportedError(f"{early.name.name}() is called before it is declared; C has no implicit "
+                                   "declarations: define it above its first caller, or declare it there "
+                                   "(a prototype)", location=location_of(early))
         for ext in self.parsed.ast.ext:
             it.declare(ext)
         for entry in ("nf_init", "nf_process"):

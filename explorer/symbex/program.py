@@ -222,6 +222,35 @@ class Program:
         self.facts = NodeFacts(lambda name: name in self.functions or forking_call(name))
 
 
+def call_before_declaration(items: list[Any]) -> Optional[Any]:
+    """The first call to a function the NF defines further down, with no declaration above the
+    call: C11 has no implicit declarations (gcc refuses the file), and the analysis must not give
+    the call a prototype the compiler never saw."""
+    class Calls(c_ast.NodeVisitor):
+        def __init__(self) -> None:
+            self.found: list[Any] = []
+
+        def visit_FuncCall(self, node: Any) -> None:
+            if isinstance(node.name, c_ast.ID):
+                self.found.append(node)
+            self.generic_visit(node)
+
+    declared: set[str] = set()
+    early: dict[str, Any] = {}  # name -> its first call above any declaration
+    for item in items:
+        if isinstance(item, c_ast.Decl) and isinstance(item.type, c_ast.FuncDecl):
+            declared.add(item.name)
+        elif isinstance(item, c_ast.FuncDef):
+            declared.add(item.decl.name)
+            calls = Calls()
+            calls.visit(item.body)
+            for call in calls.found:
+                if call.name.name not in declared:
+                    early.setdefault(call.name.name, call)
+    defined = {item.decl.name for item in items if isinstance(item, c_ast.FuncDef)}
+    return next((call for name, call in early.items() if name in defined), None)
+
+
 def is_const(quals: Any) -> bool:
     return "const" in (quals or [])
 
