@@ -421,3 +421,14 @@ def test_apply_edits_refuses_overlaps_and_keeps_insertion_order():
 def test_unified_diff_marks_a_missing_final_newline():
     diff = unified_diff("a\nb", "a\nc", "x.c", "nf.c")
     assert diff.startswith("--- x.c\n+++ nf.c\n") and "\\ No newline at end of file\n" in diff
+
+
+def test_a_byte_order_mark_is_skipped_as_gcc_skips_it(tmp_path):
+    """A UTF-8 BOM at the start of the NF or its header (editors on Windows write one): the
+    analysis accepts it, so the rewrite must too, and the project keeps it where it was."""
+    header = "\ufeffstatic struct nf_map *hosts;\n"
+    (tmp_path / "tables.h").write_text(header, encoding="utf-8")
+    source = _nf(tmp_path, "\ufeff" + HOSTS.replace("static struct nf_map *hosts;\n", '#include "tables.h"\n'))
+    files = render(plan(source, "sn", 2))
+    assert files["nf.c"].startswith("\ufeff".encode()) and b"nf_sn_" in files["nf.c"]
+    assert files["tables.h"].decode() == "\ufeffstatic _Thread_local struct nf_map *hosts;\n"

@@ -75,6 +75,10 @@ def _scan(text: str) -> tuple[str, tuple[int, ...]]:
             if out[k] != "\n":
                 out[k] = " "
 
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark: gcc skips it, and so does the lexer here
+        blank(0, 1)
+        i = 1
+
     while i < n:
         c = text[i]
         if c == "\\" and text.startswith("\n", i + 1):  # a line splice
