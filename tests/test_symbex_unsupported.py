@@ -35,6 +35,11 @@ CASES = [
     ("static local", "", "return true;", "  static int seen = 0;\n  return seen;", 6, 14,
      "static local variable seen keeps state across packets"),
     ("goto", "", "return true;", "  goto out;\nout:\n  return 0;", 6, 3, "goto out is not supported"),
+    ("called above its definition", "", "return true;", "  return later(device);\n}\n"
+     "static int later(int d) { return d;", 6, 10, "later() is called before it is declared; C has no implicit"),
+    ("capacity past uint32_t", "static struct nf_map *m;", "return nf_map_allocate(4, 4294967296ULL, &m);",
+     "  return 0;", 4, 29, "argument 2 of nf_map_allocate() is 4294967296, which its parameter (unsigned 32-bit) "
+     "cannot hold"),
     ("inline asm", "", "return true;", '  asm("nop");\n  return 0;', 6, 3, "inline assembly is not supported"),
     ("variable-length array", "", "return true;", "  int n = len;\n  uint8_t buf[n];\n  return 0;", 7, 15,
      "variable-length arrays are not supported: an array's size must be a constant"),

@@ -335,6 +335,21 @@ class Expressions(Visitor):
         return value
 
     # ------------------------------------------------------------------ calls
+    def _state_argument(self, name: str, k: int, value: Value, param: Any, node: Any) -> Value:
+        """An integer argument of an nf.h function converted to its parameter's type; a constant it
+        cannot hold is refused, as gcc's -Werror=overflow refuses it in the build (a capacity of
+        2^32 would silently become 0)."""
+        if not (isinstance(value, Int) and isinstance(param, IntType)):
+            return value
+        converted = self.machine.convert(value, param, node)
+        if value.concrete and isinstance(converted, Int) and (
+                (value.signed_value() if value.ctype.signed else value.v) !=
+                (converted.signed_value() if param.signed else converted.v)):
+            shown = value.signed_value() if value.ctype.signed else value.v
+            raise self.machine.fail(node, f"argument {k + 1} of {name}() is {shown}, which its parameter "
+                                          f"({'' if param.signed else 'unsigned '}{param.bits}-bit) cannot hold")
+        return converted
+
     def visit_FuncCall(self, node: Any) -> Value:
         m = self.machine
         if not isinstance(node.name, c_ast.ID):
@@ -355,6 +370,9 @@ class Expressions(Visitor):
             ft = m.program.prototypes.get(name)
             if ft is not None and len(args) != len(ft.params):
                 raise m.fail(node, f"{name}() takes {len(ft.params)} arguments, {len(args)} given")
+            if ft is not None:  # integers pass as the prototype's type, as in C
+                args = [self._state_argument(name, k, a, p, arg_nodes[k])
+                        for k, (a, p) in enumerate(zip(args, ft.params))]
             ctx = CallContext(name, args, arg_nodes, node, m, self.it.static_types)
             result = model.call(ctx)
             return result if result is not None else Int(ct.INT, 0)
