@@ -108,3 +108,16 @@ def test_no_device_warning_for_nfs_that_test_only_their_own_devices(nf: str) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("error", AnalysisWarning)
         analyze(nf)
+
+
+@pytest.mark.parametrize("verdict", ["1 - device", "device ^ 1", "(device + 1) % NF_DEVICES"])
+def test_no_device_warning_for_a_verdict_computed_from_the_device(tmp_path: Path, verdict: str) -> None:
+    """The analysis' own test of the verdict (is it NF_DROP, -1?) is no test the NF wrote: ``return
+    1 - device`` must not read as a test for device 2."""
+    nf = tmp_path / "other_port.c"
+    nf.write_text('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+                  "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                  f"  return {verdict};\n}}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AnalysisWarning)
+        assert len(analyze(nf).paths) == 2

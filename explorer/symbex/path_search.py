@@ -178,9 +178,9 @@ class PathSearch:
             return self._constant_verdict(ret.signed_value(), node)
         term = ret.v
         state = it.machine.state
-        if state.branch(term == VERDICT_DROP, location_of(node)):
+        if state.branch(term == VERDICT_DROP, location_of(node), written=False):
             return ir.Verdict("drop")
-        if state.branch(term == VERDICT_FLOOD, location_of(node)):
+        if state.branch(term == VERDICT_FLOOD, location_of(node), written=False):
             return ir.Verdict("flood")
         if state.possible(term < 0):
             value = state.solver.model_value(state.constraints, term < 0, term)

@@ -144,10 +144,13 @@ class PathState:
         return not self.solver.satisfiable(self._all(), z3.Not(cond))
 
     # -- forks -----------------------------------------------------------------------------
-    def branch(self, cond: Any, location: Optional[Location], labels: Optional[tuple[str, str]] = None) -> bool:
+    def branch(self, cond: Any, location: Optional[Location], labels: Optional[tuple[str, str]] = None,
+               written: bool = True) -> bool:
         """The truth of ``cond`` on this path, forking when both sides are feasible.
 
-        ``labels`` = (text when false, text when true) replaces the rendered condition.
+        ``labels`` = (text when false, text when true) replaces the rendered condition. ``written``:
+        the NF's own test (an if, a switch case), which ``on_one_sided`` may warn about, rather than
+        one the analysis makes (is the verdict NF_DROP?).
         """
         if isinstance(cond, bool):
             return cond
@@ -170,7 +173,7 @@ class PathState:
             taken = False if fork else can_true
             if fork:
                 self.siblings.append(tuple(self.trace) + (("b", True, True),))
-            elif self.on_one_sided is not None:
+            elif self.on_one_sided is not None and written:
                 self.on_one_sided(self, cond, taken, location)
         self.trace.append(("b", taken, fork))
         self._decided[key] = taken
