@@ -296,17 +296,25 @@ def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_pack
     a Trace, or ``{device: pcap}`` (read incrementally and merged by timestamp)."""
     import numpy as np
 
-    from explorer.traffic.field_arrays import extract_fields, fields_of
+    from explorer.traffic.field_arrays import extract_fields
     from explorer.traffic.generators import field_chunks
     from explorer.traffic.trace import Trace
+
+    from explorer.wire import MIN_FRAME
+
+    def reaching_the_nf(frames, devices):  # runts never reach the NF (and were warned about on reading)
+        kept = np.fromiter((len(f) >= MIN_FRAME for f in frames), bool, len(frames))
+        if kept.all():
+            return extract_fields(frames), np.asarray(devices)
+        return extract_fields([f for f, k in zip(frames, kept) if k]), np.asarray(devices)[kept]
 
     if isinstance(traffic, str):
         return field_chunks(traffic, packets, flows, seed, chunk_packets, **params)
     if isinstance(traffic, Trace):
-        return iter([(fields_of(traffic), np.asarray(traffic.devices))])
+        return iter([reaching_the_nf(traffic.frames, traffic.devices)])
     from explorer.simulate.streams import merged_pcaps
 
-    return ((extract_fields(frames), devices) for frames, devices in merged_pcaps(dict(traffic), chunk_packets))
+    return (reaching_the_nf(frames, devices) for frames, devices in merged_pcaps(dict(traffic), chunk_packets))
 
 
 def project_in(folder: str | Path) -> Optional[dict[str, Any]]:

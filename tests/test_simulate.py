@@ -98,6 +98,28 @@ def test_pcap_inputs_are_read_in_chunks_with_the_same_result(fw, tmp_path):
     assert chunked.violation_count == whole.violation_count == 0
 
 
+def test_runts_in_a_capture_are_skipped_as_the_runtime_drops_them(fw, tmp_path):
+    """A frame shorter than an Ethernet header never reaches the NF (nfx run counts it as a runt):
+    the simulator skips it, says so, and reports what the other frames alone give."""
+    from explorer.traffic.pcap import TrafficWarning, write_pcap
+
+    trace = generate("bidir", packets=2_000, flows=200, seed=4).for_device(0)
+    clean, odd = tmp_path / "clean.pcap", tmp_path / "runts.pcap"
+    write_pcap(clean, trace.timestamps, trace.frames)
+    frames = list(trace.frames)
+    stamps = list(trace.timestamps)
+    n = len(frames)
+    for k in (0, n // 2, n + 2):  # a runt before, among and after the others
+        frames.insert(k, b"\x01" * (k % 14))
+        stamps.insert(k, stamps[min(k, len(stamps) - 1)])
+    write_pcap(odd, stamps, frames)
+    with pytest.warns(TrafficWarning, match=f"3 of {n + 3} packets are shorter than an Ethernet header"):
+        skipped = pipeline.simulate(fw, {0: str(odd)}, chunk_packets=700)
+    whole = pipeline.simulate(fw, {0: str(clean)})
+    assert skipped.packets == whole.packets == n
+    assert skipped.per_core == whole.per_core and skipped.violation_count == whole.violation_count
+
+
 def test_empty_and_malformed_traffic_are_clear_errors(fw, tmp_path):
     empty = tmp_path / "empty.pcap"
     write_trace(generate("uniform", packets=10, flows=2).for_device(5), tmp_path)  # nothing on device 5

@@ -31,7 +31,7 @@ from explorer.outputs import atomic_file
 from explorer.traffic.linktypes import link_hint
 from explorer.traffic.pcapng import PCAPNG_MAGIC, iter_pcapng
 from explorer.traffic.trace import Trace
-from explorer.wire import MAX_FRAME  # the largest frame any command accepts (nf.h's NF_MAX_FRAME)
+from explorer.wire import MAX_FRAME, MIN_FRAME  # the frame-size rule of every command (nf.h's NF_MAX_FRAME)
 
 PathLike = Union[str, Path]
 Chunk = tuple[np.ndarray, tuple[bytes, ...]]
@@ -67,6 +67,7 @@ class FileStats:
         self.packets = 0
         self.truncated = 0
         self.out_of_order = 0
+        self.runts = 0
         self.latest = 0
 
     def add(self, stamps: np.ndarray, captured: np.ndarray, on_wire: np.ndarray) -> None:
@@ -78,6 +79,7 @@ class FileStats:
             raise TrafficError(f"{self.name}: packet #{self.packets + k} has {int(captured[k])} bytes, more than "
                                f"the {MAX_FRAME} an NF takes (NF_MAX_FRAME, a jumbo frame)")
         self.truncated += int(np.count_nonzero(captured < on_wire))
+        self.runts += int(np.count_nonzero(captured < MIN_FRAME))
         before = np.maximum.accumulate(np.concatenate(([np.uint64(self.latest)], stamps[:-1].astype(np.uint64))))
         self.out_of_order += int(np.count_nonzero(stamps < before))
         self.latest = int(max(self.latest, int(stamps.max())))
@@ -89,6 +91,11 @@ class FileStats:
             warnings.warn(TrafficWarning(
                 f"{self.name}: {self.truncated} of {self.packets} packets were cut short by the capture's "
                 f"snapshot length (fewer bytes captured than on the wire); the NF sees the captured bytes"))
+        if self.runts:
+            warnings.warn(TrafficWarning(
+                f"{self.name}: {self.runts} of {self.packets} packets are shorter than an Ethernet header "
+                f"({MIN_FRAME} bytes); the runtime drops such runts without calling the NF, and the simulator "
+                f"skips them"))
         if self.out_of_order:
             warnings.warn(TrafficWarning(
                 f"{self.name}: {self.out_of_order} of {self.packets} packets have a timestamp earlier than a "
