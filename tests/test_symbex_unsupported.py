@@ -157,3 +157,28 @@ def test_asm_with_qualifiers_is_still_an_nfx_error(tmp_path: Path) -> None:
     with pytest.raises(NfxError) as err:
         analyze(path)
     assert isinstance(err.value, (CSyntaxError, UnsupportedError)) and err.value.location is not None
+
+
+def test_the_time_limit_counts_the_analysis_own_cpu_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is CPU time of the analysing thread, so that an NF near it is accepted or refused the
+    same way on a quiet and on a loaded machine; a sleeping thread (here: the analysis waiting for
+    nothing) spends none of it."""
+    import time
+
+    from explorer.symbex import path_search
+
+    fw = Path(__file__).resolve().parent.parent / "sample_nfs" / "fw.c"
+    monkeypatch.setattr(path_search, "MAX_SECONDS", 0.0)
+    with pytest.raises(UnsupportedError, match=r"took more than 0 s of CPU time \(0 paths so far\)"):
+        analyze(fw)
+    monkeypatch.setattr(path_search, "MAX_SECONDS", 2.0)
+    real = path_search.PathState
+
+    def slow_state(*args, **kwargs):  # a path that waits a while (a machine under load) costs no CPU time
+        time.sleep(0.4)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(path_search, "PathState", slow_state)
+    start = time.monotonic()
+    assert len(analyze(fw).paths) == 7
+    assert time.monotonic() - start > 2.0  # longer than the limit in wall-clock time, and accepted
