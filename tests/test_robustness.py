@@ -634,14 +634,18 @@ def test_generate_refuses_system_folders_even_with_force(case, args):
 
 
 def test_an_nf_that_ignores_parameters_of_nf_process_builds_in_every_build(case):
-    """nf_process's signature is nf.h's, so an NF that ignores now or packet is no defect, though
-    every other warning in the NF stays an error."""
+    """nf_process's signature is nf.h's, so an NF that ignores now or packet is no defect; a style
+    warning (an unused variable) is shown, not fatal; a warning that means gcc reads the code
+    differently (a constant that does not fit) stays an error."""
     body = BODY.replace("  (void)packet; (void)len; (void)now;\n", "")
     c = case({"fwd.c": '#include "nf.h"\n' + body, "lan.pcap": pcap([UDP]),
-              "spare.c": '#include "nf.h"\n' + body.replace("return device;", "int spare = 1;\n  return device;")})
+              "spare.c": '#include "nf.h"\n' + body.replace("return device;", "int spare = 1;\n  return device;"),
+              "cut.c": '#include "nf.h"\n' + body.replace("return device;", "uint8_t cut = 300;\n  return cut;")})
     c.nfx("run", "fwd.c", "--in", "0=lan.pcap", "--out", "out", "--json", out="out").ok()
     c.nfx("generate", "fwd.c", "-o", "gen", out="gen").ok()
-    c.nfx("run", "spare.c", "--in", "0=lan.pcap", "--out", "out2").error("run", "spare.c:4:7: unused variable 'spare'")
+    c.nfx("run", "spare.c", "--in", "0=lan.pcap", "--out", "out2", "--json", out="out2").ok()
+    c.nfx("run", "cut.c", "--in", "0=lan.pcap", "--out", "out3").error("run", "cut.c:4:17: unsigned conversion from "
+                                                                      "'int' to 'uint8_t'")
     from explorer.codegen.compile import build_program
 
     build_program(c.root / "gen", "replay")
