@@ -135,3 +135,44 @@ def test_every_witness_trace_is_in_time_order(nf):
         assert np.all(np.diff(trace.timestamps.astype(np.int64)) >= 0)
     assert np.all(np.diff(found.combined().timestamps.astype(np.int64)) >= 0)
     assert found.coverage.covered >= found.coverage.paths - 2
+
+
+READ_ONLY_MAP = """#include "nf.h"
+struct pk { uint16_t port; uint16_t pad; };
+static struct nf_map *ports;
+static struct nf_map *seeded;
+bool nf_init(void) {
+  struct pk ssh = {0x1600, 0};  /* port 22, as on the wire */
+  if (!nf_map_allocate(sizeof(struct pk), 64, &ports) || !nf_map_allocate(sizeof(struct pk), 64, &seeded))
+    return false;
+  nf_map_put(seeded, &ssh, 1);
+  return true;
+}
+int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
+  struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);
+  if (l4 == NULL) return NF_DROP;
+  struct pk dst = {l4->dst_port, 0}, src = {l4->src_port, 0};
+  int v;
+  if (nf_map_get(seeded, &dst, &v)) return NF_FLOOD;
+  if (nf_map_get(ports, &dst, &v) + nf_map_get(ports, &src, &v) == 2) return NF_DROP;
+  return device == 0 ? 1 : 0;
+}
+"""
+
+
+def test_a_hit_in_a_map_nothing_fills_is_reported_at_once_and_one_nf_init_filled_is_found(tmp_path):
+    """``ports`` is only read and nf_init leaves it empty: a path through a hit in it cannot run, and
+    the search says so without sweeping its keys (which took a minute); ``seeded`` holds what
+    nf_init put (the analysis counts it), and the sweep still finds the packet that hits it."""
+    nf = tmp_path / "read_only.c"
+    nf.write_text(READ_ONLY_MAP)
+    analysis = analyze(nf)
+    assert dict(analysis.object("seeded").extra) == {"init_entries": 1}
+    assert dict(analysis.object("ports").extra) == {}
+    found = find_witnesses(analysis, seed=0)
+    unreached = dict(found.unreached)
+    needs_ports = [p.index for p in analysis.paths if any(a.object == "ports" for a in p.accesses)
+                   and p.verdict.kind == "drop"]
+    assert needs_ports and all("needs a hit in ports, which is always empty" in unreached[p] for p in needs_ports)
+    flood = next(p.index for p in analysis.paths if p.verdict.kind == "flood")
+    assert found.hits[flood] is not None  # the one key nf_init put, found by the sweep

@@ -633,12 +633,32 @@ class _Search:
             self.kind = "pump"
             self.rounds(events + pumped, 2)
 
+    def _unwritten_maps(self) -> set[str]:
+        """Maps nf_process never puts in nor erases from: what nf_init left in them is all they hold."""
+        return {o.name for o in self.analysis.objects if o.kind == "map"} - {
+            a.object for p in self.analysis.paths for a in p.accesses if a.call in ("nf_map_put", "nf_map_erase")}
+
+    def skip_hits_in_empty_maps(self) -> None:
+        """A path that needs a hit in a map nothing ever fills cannot run: say so at once, instead of
+        searching (and sweeping every key) for it."""
+        empty = {name for name in self._unwritten_maps() if not dict(self.analysis.object(name).extra).get("init_entries")}
+        for p in self.uncovered():
+            path = self.analysis.paths[p]
+            lookups = [a for a in path.accesses if a.call == "nf_map_get" and a.object in empty]
+            if not lookups:
+                continue
+            solver = _solver()
+            solver.add(path.condition)
+            hit = next((a for a in lookups if solver.check(z3.BitVec(a.results[0], 8) == 0) != z3.sat), None)
+            if hit is not None:  # this lookup must find its key
+                self.skipped[p] = (f"needs a hit in {hit.object}, which is always empty: nf_init puts nothing in it "
+                                   "and nf_process never does")
+
     def branch_sweep(self, events: list) -> None:
         """For paths that need a hit in a table nf_init filled (the call log never shows its keys):
         when the key is one packet field of at most 16 bits, the path's packet with every value of
         that field."""
-        filled = {o.name for o in self.analysis.objects if o.kind == "map"} - {
-            a.object for p in self.analysis.paths for a in p.accesses if a.call in ("nf_map_put", "nf_map_erase")}
+        filled = self._unwritten_maps()
         for p in self.uncovered():
             path, candidate = self.analysis.paths[p], self.last.get(p)
             if candidate is None:
@@ -729,6 +749,7 @@ def find_witnesses(analysis: ir.Analysis, defines: Optional[dict[str, str]] = No
     ``prefix`` (a few hundred packets of ordinary traffic, say), whose state the search can reuse:
     hits in a table that nf_init filled, which the call log never shows being filled."""
     search = _Search(analysis, dict(defines or {}), seed)
+    search.skip_hits_in_empty_maps()
     starts = [[]] if prefix is None else [[], [(int(t), int(d), f) for t, d, f in zip(
         prefix.timestamps.tolist(), prefix.devices.tolist(), prefix.frames)]]
     for start in starts:
