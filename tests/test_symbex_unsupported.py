@@ -182,3 +182,34 @@ def test_the_time_limit_counts_the_analysis_own_cpu_time(monkeypatch: pytest.Mon
     start = time.monotonic()
     assert len(analyze(fw).paths) == 7
     assert time.monotonic() - start > 2.0  # longer than the limit in wall-clock time, and accepted
+
+
+LEADING_ZEROS = """#include "nf.h"
+bool nf_init(void) { return true; }
+int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
+  struct nf_ether_hdr *eth = nf_ether_header(packet);
+  int zeros = 0;
+  LOOP
+  return zeros == 6 ? NF_DROP : zeros == 0 ? 1 - device : NF_FLOOD;
+}
+"""
+
+
+def test_a_counted_bound_before_a_data_test_forks_like_the_break_it_stands_for(tmp_path: Path) -> None:
+    """``while (i < 6 && mac[i] == 0) i++`` is the ``for`` loop with ``if (mac[i] != 0) break;``:
+    the same paths, with the same conditions."""
+    forms = {"while": "while (zeros < 6 && eth->dst[zeros] == 0) zeros++;",
+             "for": "for (; zeros < 6; zeros++) if (eth->dst[zeros] != 0) break;"}
+    found = {}
+    for name, loop in forms.items():
+        nf = tmp_path / f"{name}.c"
+        nf.write_text(LEADING_ZEROS.replace("LOOP", loop))
+        found[name] = sorted((p.verdict.kind, p.condition_text) for p in analyze(nf).paths)
+    assert found["while"] == found["for"] and len(found["while"]) == 8  # 0..6 zeros, 0 on two devices
+
+
+def test_a_data_test_behind_a_bound_that_never_ends_the_loop_is_refused(tmp_path: Path) -> None:
+    nf = tmp_path / "stuck.c"
+    nf.write_text(LEADING_ZEROS.replace("LOOP", "while (zeros < 6 && eth->dst[0] == 0) {}"))
+    with pytest.raises(UnsupportedError, match="the loop did not finish after 10000 iterations"):
+        analyze(nf)

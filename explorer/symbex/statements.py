@@ -258,8 +258,18 @@ class Statements(Visitor):
 
     # ------------------------------------------------------------------ loops
     def loop_condition(self, node: Any, loop: Any) -> bool:
-        """A loop's condition must be decided on the path: forks on a loop would make it unbounded."""
+        """A loop's condition must be decided on the path: forks on a loop would make it unbounded.
+        One exception: ``bound && test``, a counted bound before a data-dependent test (``while (i < 6
+        && mac[i] == 0) i++``). The bound caps the iterations, so the test forks like the ``if (!test)
+        break;`` it stands for."""
         state = self.machine.state
+        if isinstance(node, c_ast.BinaryOp) and node.op == "&&":
+            bound = truth(self.it.expressions.value(node.left))
+            if isinstance(bound, bool):
+                if not bound:
+                    return False
+                test = truth(self.it.expressions.value(node.right))
+                return test if isinstance(test, bool) else state.branch(test, self.machine.loc(node.right))
         cond = truth(self.it.expressions.value(node))
         if isinstance(cond, bool):
             return cond
