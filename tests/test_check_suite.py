@@ -58,6 +58,8 @@ SUITE = {
     "port_hosts": ("sn", {0: ("src_ip",), 1: ("src_ip",)}, {"DK_LIMIT": "3"}, None),
     "cell_sum": ("sn", ANY, {"CS_LIMIT": "20"}, None),  # the counters replicated
     "rr_lb": ("locks", ANY, {}, None),
+    # each table could shard alone, on different fields: no key shards both, locks
+    "two_keys": ("locks", ANY, {}, None),
     # each host keeps the flow indices it opened, past their expiry: a dangling index, locks
     "host_flow_limit": ("locks", ANY,
                         {"HFL_CAPACITY": "64", "HFL_FLOWS_PER_HOST": "2", "HFL_EXPIRATION_NS": "2000000"}, None),

@@ -121,3 +121,18 @@ def test_no_device_warning_for_a_verdict_computed_from_the_device(tmp_path: Path
     with warnings.catch_warnings():
         warnings.simplefilter("error", AnalysisWarning)
         assert len(analyze(nf).paths) == 2
+
+
+def test_solve_lists_every_object_of_a_locks_build_as_locked_and_what_it_could_be_alone() -> None:
+    """two_keys' tables could each shard alone, but no key shards both: the build locks both, and
+    the objects lines must say so, not "shard"."""
+    done = subprocess.run([sys.executable, "-m", "explorer.cli", "solve", str(ROOT / "tests" / "nfs" / "two_keys.c"),
+                           "--cores", "4"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("two_keys: locks on 4 cores")
+    objects = [line.split() for line in lines if line.startswith(("  by_src ", "  by_dst "))]
+    assert [o[:3] for o in objects] == [["by_src", "map", "lock"], ["by_dst", "map", "lock"]]
+    assert all("could shard alone" in line and "the locks build runs every object under its lock" in line
+               for line in lines if line.startswith(("  by_src ", "  by_dst ")))
+    assert any(line.startswith("why: ") and "no RSS field is common to every sharded object" in line for line in lines)

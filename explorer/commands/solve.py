@@ -36,9 +36,14 @@ def render(data: dict) -> str:
              + ("" if data["valid"] else "  (NOT VALID: the requested sharding breaks correctness)")]
     lines.append("objects:")
     width = max([12] + [len(o["name"]) for o in data["objects"]])
+    locked = data["strategy"] in ("locks", "tm")
     for o in data["objects"]:
         fields = "; ".join(f"dev {d}: {', '.join(f) or '-'}" for d, f in sorted(o["fields"].items()))
-        lines.append(f"  {o['name']:<{width}} {o['kind']:<7} {o['decision']:<9} {o['reason']}"
+        decision, reason = o["decision"], o["reason"]
+        if locked and decision != "lock":  # what it could be alone; the build runs it under the lock
+            decision, reason = "lock", (f"could {decision} alone ({reason}); the {data['strategy']} build runs "
+                                        "every object under its lock")
+        lines.append(f"  {o['name']:<{width}} {o['kind']:<7} {decision:<9} {reason}"
                      + (f"  [{fields}]" if fields else ""))
     shares = data.get("write_shares") or {}
     if shares:
