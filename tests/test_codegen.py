@@ -165,6 +165,20 @@ def test_the_generated_makefile_builds_the_project(tmp_path):
     assert (project.folder / "nfx-nf").is_file() and (project.folder / "nfx-replay").is_file()
 
 
+@pytest.mark.dpdk
+def test_the_makefile_and_nfx_build_the_nf_with_the_same_flags(tmp_path):
+    """The Makefile is copied as is, so it spells the NF's flags out again: they must stay nfx's
+    (``build.NF_FLAGS``), or a project would build under nfx and fail under make, or the reverse."""
+    from explorer import build
+
+    project = generate(solution("fw", cores=2), tmp_path / "p", cores=2)
+    done = subprocess.run(["make", "-n", "-B", "-C", str(project.folder), "nf.o"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if " -c -o nf.o nf.c" in x)
+    flags = [f for f in line.split() if f.startswith(("-Wno-", "-Werror"))]
+    assert flags == ["-Werror", *build.NF_FLAGS]
+
+
 def test_unknown_build_target_and_sanitizer_are_config_errors(tmp_path):
     project = write_project(plan("nop", "sn"), tmp_path / "p")
     with pytest.raises(ConfigError, match="unknown target"):
