@@ -299,7 +299,6 @@ def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_pack
     from explorer.traffic.field_arrays import extract_fields
     from explorer.traffic.generators import field_chunks
     from explorer.traffic.trace import Trace
-
     from explorer.wire import MIN_FRAME
 
     def reaching_the_nf(frames, devices):  # runts never reach the NF (and were warned about on reading)

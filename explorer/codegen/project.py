@@ -62,12 +62,16 @@ def _refuse_odd(path: Path) -> None:
     check_destination(path)
 
 
+def _folders(out: Path, name: str) -> list[Path]:
+    """The folders between ``out`` and the file ``name`` (none for a file at the top)."""
+    parts = name.split("/")[:-1]
+    return [out.joinpath(*parts[:k]) for k in range(1, len(parts) + 1)]
+
+
 def _refuse_odd_folders(out: Path, name: str) -> None:
     """Every folder between ``out`` and a file in a subfolder is a real folder or nothing yet: nfx
     never writes through a symlink, nor where a file stands in for a folder."""
-    folder = out
-    for part in name.split("/")[:-1]:
-        folder = folder / part
+    for folder in _folders(out, name):
         if folder.is_symlink():
             raise OutputError(f"refusing to write {out / name}: {folder} is a symbolic link (nfx never writes "
                               "through one)")
@@ -77,12 +81,7 @@ def _refuse_odd_folders(out: Path, name: str) -> None:
 
 def _plain_folders(out: Path, name: str) -> bool:
     """Whether every folder between ``out`` and ``name`` is a real folder (not a symlink)."""
-    folder = out
-    for part in name.split("/")[:-1]:
-        folder = folder / part
-        if folder.is_symlink() or not folder.is_dir():
-            return False
-    return True
+    return all(folder.is_dir() and not folder.is_symlink() for folder in _folders(out, name))
 
 
 def _remove_empty_folders(out: Path, name: str) -> None:
