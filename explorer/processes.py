@@ -61,7 +61,9 @@ def run_child(argv: Sequence[str], *, timeout: Optional[float] = None, input: Op
     and all, on timeout (``subprocess.TimeoutExpired`` is raised as usual) or on any exception.
 
     ``watch(pid)`` is called every ``WATCH_EVERY`` seconds while the child runs; an exception it
-    raises kills the group and propagates (e.g. the preprocessor reading a device)."""
+    raises kills the group and propagates (e.g. the preprocessor reading a device). The child dies
+    with this process even where nothing turns SIGTERM into an exception (a library caller, a test
+    run, a kernel): ``die_with_parent``, unless ``preexec_fn`` replaces it (and calls it itself)."""
     # Ctrl-C or SIGTERM while Popen waits for the exec would raise out of Popen with the child
     # running and no handle on it (it then outlives the folders removed for it): such a signal is
     # held until the child is ours to kill, then handled as it would have been.
@@ -70,7 +72,7 @@ def run_child(argv: Sequence[str], *, timeout: Optional[float] = None, input: Op
         process = subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=None if env is None else dict(env), cwd=cwd, text=text,
-                                   start_new_session=True, preexec_fn=preexec_fn)
+                                   start_new_session=True, preexec_fn=preexec_fn or die_with_parent)
     except BaseException:
         _release_stops(held)
         raise

@@ -313,24 +313,24 @@ per_core("lb (sn, backend table replicated): VIP clients and heartbeats per core
 
 # %% [markdown]
 # **The cost of locks, and the replicated build's scaling**, measured with
-# `benchmarks/bench_replication.py --packets 500000` (lb on VIP traffic with heartbeats at 1 per 1,000
-# packets, 64-byte frames, every build in one run; 99.4% of the packets are clients balanced to a
-# backend). Rates are ratios to seq in the same run, from two runs on the shared 2-CPU machine this
-# notebook was written on, under a load average of 7 to 14: the two lcores seldom ran at the same
-# time, so the 2-core figures understate what two free cores give.
+# `benchmarks/bench_replication.py --packets 5000000 --repeat 3` (lb on VIP traffic with heartbeats at
+# 1 per 1,000 packets, 64-byte frames, every build in one run; 99.4% of the packets are clients
+# balanced to a backend). Rates are ratios to seq in the same run, medians of 3 rounds, on the 2-CPU
+# machine this notebook was written on while it was quiet (load average about 1; under the load of
+# other jobs the two lcores seldom run at the same time and the 2-core figures fall to 1.1x-1.4x):
 #
 # | build | 1 core | 2 cores |
 # |---|---|---|
 # | seq | 1.00x | |
-# | sn, backend table replicated | 0.67x to 1.01x | 0.64x to 1.05x |
-# | locks | 0.68x to 0.79x | 0.02x |
+# | sn, backend table replicated (lagged) | 0.86x | 1.73x |
+# | sn, backend table replicated (strict) | | 1.64x |
+# | locks (big-reader lock) | 0.87x | 1.70x |
 #
-# On two cores the replicated build ran 32 to 45 times as fast as the locks build.
-#
-# Under locks every packet takes a reader token, and a heartbeat waits for every core to leave the
-# state and takes the write lock: the cores take turns on shared cache lines. The replicated build
-# shares nothing on the packet path: a heartbeat costs one broadcast write, applied by each core
-# between two bursts.
+# On one core both parallel builds pay about 14% for their bookkeeping: the packet's bytes kept for
+# a second pass, the pass that finds out whether the packet writes. With heartbeats this rare, the
+# big-reader lock costs little more than replication: a reader keeps its token from packet to packet.
+# The difference is what a write costs: a heartbeat under locks waits for every core to leave the
+# state, while the replicated build sends one write to each core, applied between two bursts.
 #
 # **What lag means.** With *lagged* replication (the default) another core applies a write before
 # its next burst, so up to one burst of its packets may still see the old backend set. `nfx check`

@@ -97,3 +97,22 @@ def test_eal_prefix_removes_the_runtime_folder():
             (folder / "config").write_text("x")
     assert prefix.startswith("nfx-test-")
     assert not any(folder.exists() for folder in dpdk_runtime_dirs(prefix))
+
+
+def test_a_child_dies_with_a_caller_that_never_handles_sigterm(tmp_path):
+    """A library caller (a test run, a kernel, a script) that SIGTERM ends without unwinding: the
+    child run_child started is killed with it, not left running (its EAL folder with it)."""
+    pidfile = tmp_path / "child"
+    sleeper = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    script = f"import sys; from explorer.processes import run_child; run_child([sys.executable, '-c', {sleeper!r}])"
+    caller = subprocess.Popen([sys.executable, "-c", script], cwd=os.getcwd())
+    deadline = time.time() + 30
+    while not (pidfile.exists() and pidfile.read_text()) and time.time() < deadline:
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    caller.send_signal(signal.SIGTERM)
+    caller.wait(timeout=30)
+    deadline = time.time() + 5
+    while _alive(child) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)

@@ -68,5 +68,8 @@ def closed_loop(project: Any, trace: Trace) -> tuple[Trace, Verdicts]:
     """``trace`` plus the replies to what ``project``'s build forwards on it, and the verdicts of
     the build on that looped trace."""
     looped = with_replies(trace, emitted(project, trace))
-    again = run_replay(project, looped.trace)
+    # Paced, as the bench's warm-up lap runs it: run freely, a reply may reach its core before the
+    # other core has forwarded the packet it answers (locks: any core takes any packet), which the
+    # warm-up lap, and so the timed laps, never see.
+    again = run_replay(project, looped.trace, paced=True)
     return looped.trace, verdicts(again.verdicts, looped.replies)

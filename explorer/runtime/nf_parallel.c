@@ -648,8 +648,10 @@ const char *nf_par_lock_name(void) { return "none (replicated objects: writes br
 #if NF_STRATEGY == NF_STRATEGY_SEQ || NF_STRATEGY == NF_STRATEGY_SN
 void nf_par_quiesce(void) {}
 const char *nf_par_lock_name(void) { return "none"; }
-#endif
 void nf_par_wait(void) {}
+#else
+void nf_par_wait(void) { nf_par_quiesce(); } /* a waiting core must not hold what others wait for */
+#endif
 #endif
 
 bool nf_par_init(void) {

@@ -161,7 +161,9 @@ void nf_par_quiesce(void);
 
 /* A driver that makes a core wait between two of its packets (a paced replay) calls this while it
  * waits: sn with strict replication then applies other cores' writes, since a writer waits for
- * every core that is in a burst. A no-op otherwise. */
+ * every core that is in a burst; locks and tm give back the reader token and a writer flag kept to
+ * the end of the burst, which the packet the core waits for may need on another core. A no-op
+ * otherwise. */
 void nf_par_wait(void);
 
 /* ---- calls the strategies rewrite the NF to make ------------------------------------------- */
