@@ -280,8 +280,9 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
                                  "natural": o.natural, "written": getattr(o, "written", False),
                                  "writers": tuple(getattr(o, "writers", ())),
                                  "write_class": getattr(o, "write_class", "")}
-        for c in solution.sharding.violated:
-            broken.setdefault(c.origin.split(":", 1)[0], []).append(c.origin)
+        if not under_lock(solution):  # a locks or tm build is correct whatever the NIC hashes
+            for c in solution.sharding.violated:
+                broken.setdefault(c.origin.split(":", 1)[0], []).append(c.origin)
     if solution is not None:  # a broken object's entries go where the NIC now hashes: show that
         hashed = {str(d): list(f) for d, f in solution.sharding.hashed}
         for name in broken:
@@ -301,6 +302,11 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
         allocation = _allocation_of(solution, obj.name)
         if allocation is not None and decision == "shard":
             entry["summary"] = allocation_summary(allocation, obj.name)
+        if under_lock(solution) and decision and decision != "lock":
+            entry["decision"], entry["summary"] = "lock", (
+                f"Could {decision} alone, but the {solution.strategy} build runs every object behind its lock "
+                f"({solution.explanation.rstrip('.') or f'{solution.strategy} was asked for'}). "
+                f"Alone: {entry['summary']}")
         if obj.name in broken:
             entry["broken"] = _broken_text(obj.name, info, broken[obj.name], dict(solution.sharding.hashed))
         elif _follows_broken(obj.name, decisions, broken):
@@ -310,6 +316,12 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
         objects[obj.name] = entry
     return {"nf": analysis.nf, "objects": objects, "keys": key_layouts(analysis),
             "strategy": _strategy(solution, objects) if solution is not None else {}}
+
+
+def under_lock(solution: Any) -> bool:
+    """Whether ``solution`` runs every object behind the locks (a locks or tm strategy), whatever
+    each object could be alone (its decision records that)."""
+    return solution is not None and solution.strategy in ("locks", "tm")
 
 
 def _allocation_of(solution: Any, name: str) -> Any:
@@ -402,7 +414,7 @@ def _broken_text(name: str, info: Mapping[str, Any], origins: Sequence[str], has
 
 
 def _strategy(solution: Any, objects: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    locked = [o for o in objects.values() if o["decision"] == "lock"]
+    locked = [o for o in solution.sharding.objects if o.decision == "lock"]  # not merely under a locks build
     broken = [o["name"] for o in objects.values() if o["broken"]]
     setup = f"{solution.analysis.nf} on {solution.cores} core{'s' if solution.cores != 1 else ''}, {solution.nic.name}"
     if not solution.valid:
@@ -412,11 +424,14 @@ def _strategy(solution: Any, objects: Mapping[str, Mapping[str, Any]]) -> dict[s
     elif solution.strategy == "shared-nothing":
         summary = f"Shared-nothing: every core owns the state of the packets the NIC sends it ({setup})."
     elif locked:
-        summary = (f"{solution.strategy}: {', '.join(o['name'] for o in locked)} cannot be split among cores, so "
+        summary = (f"{solution.strategy}: {', '.join(o.name for o in locked)} cannot be split among cores, so "
                    f"the state is shared behind locks ({setup}).")
-    else:
+    elif solution.explanation:
         summary = (f"{solution.strategy}: no RSS configuration keeps every shared entry on one core, so the state is "
                    f"shared behind locks ({setup}).")
+    else:
+        summary = f"{solution.strategy}, as asked: the state is shared behind locks ({setup})."
+
     return {"name": solution.strategy, "valid": solution.valid, "summary": summary,
             "details": solution.explanation}
 

@@ -149,3 +149,20 @@ def test_relation_words():
     assert explain.relation(C([(("src_ip", i), ("dst_ip", i)) for i in range(16)])) == \
         "the second's dst_ip/16 equal to the first's src_ip/16"
     assert explain.relation(C([])) == "nothing the NIC can hash in common"
+
+
+def test_under_a_locks_build_every_object_is_locked_and_says_what_it_could_be_alone():
+    """Two tables no single RSS key shards together: the build is locks, so neither is "broken" (the
+    locks build is correct whatever the NIC hashes), each is "lock", and says it could shard alone
+    and why not together; asking for locks on a shardable NF says so instead."""
+    words = pipeline.explain(pipeline.solve(ROOT / "tests" / "nfs" / "two_keys.c", quality=False))
+    for name in ("by_src", "by_dst"):
+        entry = words["objects"][name]
+        assert entry["decision"] == "lock" and not entry["broken"]
+        assert entry["summary"].startswith("Could shard alone, but the locks build runs every object behind its "
+                                           "lock (device 0: no RSS field is common to every sharded object")
+    assert words["strategy"]["summary"].startswith("locks: no RSS configuration keeps every shared entry")
+    fw = pipeline.explain(pipeline.solve(ROOT / "sample_nfs" / "fw.c", quality=False, strategy="tm"))
+    assert fw["strategy"]["summary"].startswith("tm, as asked: the state is shared behind locks")
+    assert fw["objects"]["flows"]["summary"].startswith("Could shard alone, but the tm build runs every object "
+                                                        "behind its lock (tm was asked for). Alone: fw.c:76")

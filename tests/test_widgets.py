@@ -211,6 +211,11 @@ def test_rows_before_and_after_a_solve(tiny):
                                       SOLUTION["objects"][1]]}
     assert rows_from(analysis, locked, WORDS)[0]["editable"].startswith("Shared behind a lock")
 
+    # what explain says wins: under a locks build an object it could shard alone is a locked row too
+    under_locks = {**WORDS, "objects": {**WORDS["objects"], "flows": {**WORDS["objects"]["flows"], "decision": "lock"}}}
+    row = rows_from(analysis, SOLUTION, under_locks)[0]
+    assert row["decision"] == row["chosen"] == "lock" and row["editable"].startswith("Shared behind a lock")
+
 
 def test_toggles_become_overrides_and_fixed_rows_say_why_on_hover(tiny):
     _, analysis = tiny

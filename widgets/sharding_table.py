@@ -69,12 +69,14 @@ def rows_from(analysis: Mapping[str, Any], solution: Optional[Mapping[str, Any]]
         name = obj["name"]
         own = decided.get(name, {})
         story = said.get(name, {})
-        decision = "broken" if story.get("broken") else own.get("decision", "")
+        # under a locks or tm build every object is "lock", whatever it could be alone (explain says which)
+        engine = "lock" if "lock" in (story.get("decision"), own.get("decision")) else own.get("decision", "")
+        decision = "broken" if story.get("broken") else engine
         fields = story.get("fields") or own.get("fields") or {}
         follows = list(story.get("follows", ()))
         if not solution:
             editable = "Solve first: the toggles change what the solver decided."
-        elif own.get("decision") == "lock":
+        elif engine == "lock":
             editable = "Shared behind a lock, so there is nothing to shard: " + story.get("summary", own.get("reason", ""))
         elif own.get("decision") == "replicate":
             editable = "Every core has its own copy, so there is nothing to shard."
@@ -86,7 +88,7 @@ def rows_from(analysis: Mapping[str, Any], solution: Optional[Mapping[str, Any]]
         else:
             editable = ""
         rows.append({"name": name, "kind": obj["kind"], "accesses": counts.get(name, 0),
-                     "chosen": own.get("decision", ""),  # the engine's decision, which the menu shows
+                     "chosen": engine,  # the engine's decision, which the menu shows
                      "fields": {int(d): list(f) for d, f in fields.items()}, "decision": decision,
                      "inherited": bool(story.get("inherited")), "follows": follows,
                      "summary": story.get("broken") or story.get("summary", ""),
