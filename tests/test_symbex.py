@@ -462,3 +462,16 @@ def test_an_unsupported_path_is_a_record_in_the_errored_stash(tmp_path: Path) ->
     assert trace == (("b", True, True),)
     assert str(error) == f"{path}:4:27: call to unknown function mystery(); an NF may call only nf.h's " \
                          "functions, memcpy/memset/memcmp and functions it defines"
+
+
+def test_symbol_names_of_many_terms_are_the_union_of_each_terms_symbols():
+    """The one-walk C-API version (``fields_read``'s) against the per-term one, on every term of
+    every sample NF's paths: conditions, keys, written values and device terms."""
+    from explorer.symbex.bitvec import symbol_names, symbols_of
+    for nf in ("fw", "nat", "lb", "psd", "bridge"):
+        analysis = analyze(NFS.parent.parent / "sample_nfs" / f"{nf}.c")
+        terms = [t for p in analysis.paths for t in [p.condition, p.verdict.device_term]
+                 + [a.key for a in p.accesses] + [w.value for w in p.writes] if t is not None]
+        assert symbol_names(terms) == set().union(*(symbols_of(t) for t in terms))
+        assert symbol_names(terms[:1]) == symbols_of(terms[0])
+    assert symbol_names([]) == set() and symbol_names([z3.BitVecVal(3, 8)]) == set()

@@ -6,7 +6,7 @@ returns the field's symbol: terms stay small and readable without calling z3.sim
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Union
+from typing import Any, Iterable, Iterator, Union
 
 import z3
 
@@ -334,6 +334,34 @@ def subterms(term: Any) -> Iterator[Any]:
 def symbols_of(term: Any) -> set[str]:
     """The names of the free symbols (uninterpreted constants) in ``term``."""
     return set(constants_of(term)[0])
+
+
+def symbol_names(terms: Iterable[Any]) -> set[str]:
+    """The names of the free symbols in any of ``terms``: one walk over their shared DAG through Z3's
+    C API. Path conditions share their conjuncts but each path's own conjunction is a new term, so
+    walking them one by one through Python wrappers (``symbols_of``) grows with the square of a long
+    if-chain: 0.69 s against 0.05 s here for 200 ``if (port == K)`` lines."""
+    exprs = [t for t in terms if isinstance(t, z3.ExprRef)]
+    if not exprs:
+        return set()
+    ctx = exprs[0].ctx.ref()
+    names: set[str] = set()
+    seen: set[int] = set()
+    todo = [t.as_ast() for t in exprs]  # borrowed: ``exprs`` keeps every node alive
+    while todo:
+        node = todo.pop()
+        key = z3.Z3_get_ast_id(ctx, node)
+        if key in seen or z3.Z3_get_ast_kind(ctx, node) != z3.Z3_APP_AST:
+            continue
+        seen.add(key)
+        app = z3.Z3_to_app(ctx, node)
+        count = z3.Z3_get_app_num_args(ctx, app)
+        if count == 0:
+            decl = z3.Z3_get_app_decl(ctx, app)
+            if z3.Z3_get_decl_kind(ctx, decl) == z3.Z3_OP_UNINTERPRETED:
+                names.add(z3.Z3_get_symbol_string(ctx, z3.Z3_get_decl_name(ctx, decl)))
+        todo.extend(z3.Z3_get_app_arg(ctx, app, k) for k in range(count))
+    return names
 
 
 def from_state(term: Any) -> bool:

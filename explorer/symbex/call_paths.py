@@ -7,7 +7,7 @@ from typing import Any, Iterable, Optional
 import z3
 
 from explorer import ir
-from explorer.symbex.bitvec import bv, combine_be, symbols_of
+from explorer.symbex.bitvec import bv, combine_be, symbol_names
 from explorer.symbex.ctype import StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
 from explorer.symbex.fixed_values import FixedValues
@@ -75,13 +75,13 @@ def fields_read(paths: Iterable[ir.CallPath], effects: Iterable[Effects]) -> tup
     names: set[str] = set()
     for e in effects:
         names |= e.fields_read
+    terms: list[Any] = []
     for p in paths:
-        terms = [p.condition] + [a.key for a in p.accesses if a.key is not None]
+        terms += [p.condition] + [a.key for a in p.accesses if a.key is not None]
         terms += [w.value for w in p.writes if w.value is not None]
         if p.verdict.device_term is not None:
             terms.append(p.verdict.device_term)
-        for term in terms:
-            names |= {s for s in symbols_of(term) if s in FIELDS}
+    names |= {s for s in symbol_names(terms) if s in FIELDS}
     return tuple(sorted(names))
 
 
