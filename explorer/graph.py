@@ -17,6 +17,7 @@ from explorer import ir
 from explorer.errors import ConfigError
 from explorer.symbex.bitvec import symbols_of
 from explorer.wire import PACKET_FIELDS
+from explorer.wording import count
 
 SHAPES = {"map": "cylinder", "vector": "box3d", "dchain": "component", "sketch": "tab", "cht": "hexagon"}
 FIELDS = frozenset(f.name for f in PACKET_FIELDS)
@@ -29,10 +30,6 @@ def _quote(text: str) -> str:
 
 def _devices(devs: set[int]) -> str:
     return "dev " + ", ".join(map(str, sorted(devs)))
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _verdict_id(v: ir.Verdict) -> tuple[str, str]:
@@ -111,7 +108,7 @@ def access_graph(analysis: ir.Analysis, highlight: Optional[str] = None) -> str:
              "  node [fontname=Helvetica, fontsize=11];",
              "  edge [fontname=Helvetica, fontsize=9];"]
     for dev in sorted(group_paths):
-        label = f"device {dev}\n{_plural(len(group_paths[dev]), 'path')}"
+        label = f"device {dev}\n{count(len(group_paths[dev]), 'path')}"
         attrs = f"shape=box, style=rounded, label={_quote(label)}"
         if hl_path is not None and dev in hl_path.devices:
             attrs += ", " + HIGHLIGHT
@@ -143,7 +140,7 @@ def access_graph(analysis: ir.Analysis, highlight: Optional[str] = None) -> str:
         lines.append(f"  {_quote(f'field:{field}')} -> {_quote(f'obj:{obj}')} [{attrs}];")
     for (dev, obj, kind), ops in sorted(uses.items()):
         op_text = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
-        label = f"{kind}\n{op_text}\n{_plural(len(use_paths[(dev, obj, kind)]), 'path')}"
+        label = f"{kind}\n{op_text}\n{count(len(use_paths[(dev, obj, kind)]), 'path')}"
         attrs = f"label={_quote(label)}"
         if kind == "writes":
             attrs += ", color=\"#1f4e99\""
@@ -151,7 +148,7 @@ def access_graph(analysis: ir.Analysis, highlight: Optional[str] = None) -> str:
             attrs += ", " + HIGHLIGHT
         lines.append(f"  {_quote(f'dev:{dev}')} -> {_quote(f'obj:{obj}')} [{attrs}];")
     for (source, target), (devs, paths) in sorted(index_of.items()):
-        label = f"index of ({_devices(devs)}; {_plural(len(paths), 'path')})"
+        label = f"index of ({_devices(devs)}; {count(len(paths), 'path')})"
         attrs = f"label={_quote(label)}, style=bold"
         if hl_object in (source, target) or on_path(f"obj:{source}", f"obj:{target}"):
             attrs += ", " + HIGHLIGHT
@@ -160,13 +157,13 @@ def access_graph(analysis: ir.Analysis, highlight: Optional[str] = None) -> str:
         target = a.reply_field or a.field
         where = f"dev {', '.join(map(str, a.out_devices))}" if a.reply_field else "on the way out"
         label = (f"allocates {a.value_text}\nwritten as {a.field} ({_devices(set(a.devices))}; "
-                 f"{_plural(len(a.paths), 'path')}),\nback as {target} ({where})")
+                 f"{count(len(a.paths), 'path')}),\nback as {target} ({where})")
         attrs = f"label={_quote(label)}, style=bold, color=\"#2ca02c\", fontcolor=\"#2ca02c\""
         if hl_object == a.allocator or (hl_path is not None and hl_path.index in a.paths):
             attrs += ", " + HIGHLIGHT
         lines.append(f"  {_quote(f'obj:{a.allocator}')} -> {_quote(f'field:{target}')} [{attrs}];")
     for (dev, vid), paths in sorted(verdicts.items()):
-        attrs = f"label={_quote(_plural(len(paths), 'path'))}, color=gray40"
+        attrs = f"label={_quote(count(len(paths), 'path'))}, color=gray40"
         if hl_path is not None and hl_path.index in paths:
             attrs += ", " + HIGHLIGHT
         lines.append(f"  {_quote(f'dev:{dev}')} -> {_quote(vid)} [{attrs}];")

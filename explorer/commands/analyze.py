@@ -8,6 +8,7 @@ from typing import Any
 
 from explorer import ir
 from explorer.errors import ConfigError
+from explorer.wording import count
 
 
 def parse_defines(items: list[str]) -> dict[str, str]:
@@ -50,7 +51,7 @@ def _access_line(n: int, access: ir.Access) -> str:
 
 def summary(analysis: ir.Analysis) -> str:
     """The analysis as readable text."""
-    lines = [f"{analysis.nf} ({analysis.source}): {len(analysis.paths)} paths, {analysis.devices} devices"]
+    lines = [f"{analysis.nf} ({analysis.source}): {count(len(analysis.paths), 'path')}, {count(analysis.devices, 'device')}"]
     if analysis.defines:
         lines.append("defines: " + ", ".join(f"{k}={v}" for k, v in analysis.defines))
     lines.append("state objects:" if analysis.objects else "state objects: none")

@@ -11,6 +11,7 @@ from explorer.commands.options import parse_defines, parse_device_values, parse_
 from explorer.errors import ConfigError
 from explorer.sharding.decisions import parse_overrides
 from explorer.traffic.pcap import parse_inputs
+from explorer.wording import count
 
 
 class Progress:
@@ -67,7 +68,7 @@ def main(args) -> int:
 
 
 def render(data: dict) -> str:
-    lines = [f"{data['nf']}: {data['packets']} packets on {data['cores']} cores, "
+    lines = [f"{data['nf']}: {count(data['packets'], 'packet')} on {count(data['cores'], 'core')}, "
              f"imbalance (max/mean) {data['imbalance']:.3f}"]
     lines.append("packets per core: " + " ".join(str(x) for x in data["per_core"]))
     lines.append("flows per core:   " + " ".join(str(x) for x in data["flows_per_core"]))

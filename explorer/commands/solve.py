@@ -6,6 +6,7 @@ import json
 from explorer import pipeline
 from explorer.commands.options import parse_defines
 from explorer.sharding.decisions import parse_overrides
+from explorer.wording import count
 
 
 def main(args) -> int:
@@ -32,7 +33,7 @@ def pool_text(p: dict) -> str:
 
 def render(data: dict) -> str:
     """A readable report of ``Solution.to_dict()``."""
-    lines = [f"{data['nf']}: {data['strategy']} on {data['cores']} cores, NIC {data['nic']}"
+    lines = [f"{data['nf']}: {data['strategy']} on {count(data['cores'], 'core')}, NIC {data['nic']}"
              + ("" if data["valid"] else "  (NOT VALID: the requested sharding breaks correctness)")]
     lines.append("objects:")
     width = max([12] + [len(o["name"]) for o in data["objects"]])

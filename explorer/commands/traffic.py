@@ -20,6 +20,7 @@ from explorer.traffic.generators import GENERATORS, LAN, WAN, generate
 from explorer.traffic.pcap import write_trace
 from explorer.traffic.pcap_folder import check_folder
 from explorer.traffic.trace import Trace
+from explorer.wording import count
 
 
 def main(args: argparse.Namespace) -> int:
@@ -37,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
     params = parse_traffic_params(args.param + ([f"skew={args.skew}"] if args.skew is not None else []), [args.kind])
     trace = generate(args.kind, packets=packets, flows=flows, seed=args.seed, **params)
     written = write_trace(trace, args.out, devices=(LAN, WAN))
-    print(f"{args.kind} traffic, seed {args.seed}: {len(trace)} packets over up to {flows} flows")
+    print(f"{args.kind} traffic, seed {args.seed}: {count(len(trace), 'packet')} over up to {count(flows, 'flow')}")
     _print_written(trace, written)
     return 0
 

@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from explorer.run import DROP, FLOOD
 from explorer.traffic.replies import is_ipv4, l4_start
+from explorer.wording import count
 
 SHOWN = 50  # differing (and drifting) packets a report keeps, for people and the explorer's table
 EXIT_STATUS = {"equivalent": 0, "not equivalent": 2, "failed": 2, "partial": 3}
@@ -170,7 +171,7 @@ class CheckReport:
         return "equivalent"
 
     def render(self, shown: int = 5) -> str:
-        head = f"{self.nf} ({self.strategy}, {self.cores} cores, {self.packets} packets): {self.verdict_line()}"
+        head = f"{self.nf} ({self.strategy}, {count(self.cores, 'core')}, {count(self.packets, 'packet')}): {self.verdict_line()}"
         lines = [head, f"  relation: {self.relation}",
                  f"  packets per core: {' '.join(map(str, self.per_core))}"]
         if self.replies or self.translated:

@@ -1,0 +1,8 @@
+"""Counted nouns: what nfx prints for one and for many."""
+from explorer.wording import count
+
+
+def test_one_is_singular_and_everything_else_plural():
+    assert count(1, "core") == "1 core"
+    assert [count(n, "packet") for n in (0, 2, 1000)] == ["0 packets", "2 packets", "1000 packets"]
+    assert count(1, "index", "indices") == "1 index" and count(3, "index", "indices") == "3 indices"
