@@ -4,18 +4,21 @@ the old file as it was, and nothing is ever written through a symlink or onto a 
 folder that happens to sit where a file should go.
 
 Every command that writes a file (generate, traffic, run, bench, check's verdict log) goes through
-``atomic_file`` or ``write_atomic``; ``staged_folder`` makes a whole new folder appear at once.
+``atomic_file`` or ``write_atomic``; ``staged_folder`` makes a whole new folder appear at once; a
+file the user names (``--dot``, ``--csv``, ``--plot``, ``--verdicts``, bench's files) through
+``write_output``, which replaces only what nfx itself wrote there.
 Failures raise ``OutputError`` with the OS's own words ("No space left on device").
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import IO, Iterator, Union
+from typing import IO, Iterable, Iterator, Union
 
 from explorer.errors import OutputError
 
@@ -149,3 +152,92 @@ def staged_folder(final: PathLike) -> Iterator[Path]:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+# ---- files the user names (--dot, --csv, --plot, --verdicts, bench --out) ------------------------
+#
+# Such a file is replaced only when nfx wrote it and nobody changed it since: nfx records the hash of
+# every file it writes this way (``written.json`` in its cache folder, by absolute path), so a file
+# of the user's, or one edited since, is refused, never overwritten. A path that is one of the
+# command's own inputs (the NF, its captures) is always refused.
+
+WRITTEN = "written.json"
+WRITTEN_KEPT = 4096  # records kept (the oldest go first): a forgotten one only makes nfx refuse
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (hard links, symlinks and relative paths seen through)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+@contextlib.contextmanager
+def _written_records() -> Iterator[dict]:
+    """The records of files nfx wrote, locked against other nfx processes while the block runs;
+    what the block leaves in the dict is saved."""
+    import fcntl
+
+    from explorer.cache import root
+    folder = root()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / f"{WRITTEN}.lock", "a")
+    except OSError as error:
+        raise OutputError(f"cannot record what nfx writes in {folder}: {os_words(error)}") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            records = json.loads((folder / WRITTEN).read_text())
+            if not isinstance(records, dict):
+                records = {}
+        except (OSError, ValueError):
+            records = {}
+        before = dict(records)
+        yield records
+        if records != before:
+            kept = dict(list(records.items())[-WRITTEN_KEPT:])
+            write_atomic(folder / WRITTEN, json.dumps(kept, indent=0) + "\n")
+
+
+def claim_output(path: PathLike, option: str, inputs: Iterable[PathLike] = ()) -> Path:
+    """``path``, if nfx may write the file the user named with ``option`` there (checked before any
+    work): not one of ``inputs``, not a symlink, folder or device, and either nothing yet or a file
+    nfx wrote there and nobody changed since."""
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise OutputError(f"{option}: name a file")
+    for given in inputs:
+        if given and same_file(path, Path(given)):
+            raise OutputError(f"refusing to write {path} ({option}): it is one of this command's inputs")
+    check_destination(path)
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:  # missing folders are made, as for --out
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {path} ({option}): {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path} ({option}): {folder} is not writable")
+    if path.exists():
+        with _written_records() as records:
+            recorded = records.get(os.path.realpath(path))
+        if recorded is None:
+            raise OutputError(f"refusing to overwrite {path} ({option}): nfx did not write it "
+                              "(remove it or name another file)")
+        if file_digest(path) != recorded:
+            raise OutputError(f"refusing to overwrite {path} ({option}): it changed since nfx wrote it "
+                              "(remove it or name another file)")
+    return path
+
+
+def write_output(path: PathLike, data: Union[bytes, str], option: str, inputs: Iterable[PathLike] = ()) -> Path:
+    """Write ``data`` to the file the user named with ``option`` (``claim_output``'s rules), and
+    record it as nfx's."""
+    path = claim_output(path, option, inputs)
+    raw = data.encode() if isinstance(data, str) else data
+    write_atomic(path, raw)
+    with _written_records() as records:
+        records.pop(os.path.realpath(path), None)  # re-inserted last: the newest records are kept
+        records[os.path.realpath(path)] = digest(raw)
+    return path

@@ -211,6 +211,8 @@ def test_cli_bench_writes_json_csv_and_plot(tmp_path, capsys):
     assert (tmp_path / "bench.svg").read_text().startswith("<svg")
     assert main(["bench", "sample_nfs/nop.c", "--cores", "x"]) == 1
     assert "--cores" in capsys.readouterr().err
+    assert main(["bench", "sample_nfs/nop.c", "--cores", "1", "--packets", "20000", "--repeat", "1",
+                 "--out", str(tmp_path)]) == 0  # what the last bench wrote there, unchanged: replaced
 
 
 @pytest.mark.dpdk  # RTE_MAX_LCORE comes from DPDK's headers
@@ -229,6 +231,12 @@ def test_cli_bench_refuses_bad_configuration_before_measuring(tmp_path, capsys, 
     assert "symbolic link" in capsys.readouterr().err and (tmp_path / "target").read_text() == "keep me"
     assert main(["bench", "sample_nfs/nop.c", "--out", "/"]) == 1
     assert "system folder" in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "bench.json").write_text("the user's own results")
+    assert main(["bench", "sample_nfs/nop.c", "--out", str(mine)]) == 1
+    assert "bench.json (--out): nfx did not write it" in capsys.readouterr().err
+    assert (mine / "bench.json").read_text() == "the user's own results"
 
 
 @pytest.mark.dpdk

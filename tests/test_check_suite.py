@@ -63,6 +63,10 @@ SUITE = {
     # each host keeps the flow indices it opened, past their expiry: a dangling index, locks
     "host_flow_limit": ("locks", ANY,
                         {"HFL_CAPACITY": "64", "HFL_FLOWS_PER_HOST": "2", "HFL_EXPIRATION_NS": "2000000"}, None),
+    # only LAN frames expire the flows: a reply sees what the last LAN frame of any flow left, locks
+    "lan_expiry_fw": ("locks", ANY, {"LE_CAPACITY": "64"}, None),
+    # only control frames expire and fill the list; data frames read it: replicated
+    "ctl_blocklist": ("sn", ANY, {"CB_CAPACITY": "64"}, None),
 }
 # NFs whose equivalence runs on generated traffic of their own (GENERATED below) instead of the
 # witnesses: the witness search cannot build the state some of their paths need.
@@ -179,7 +183,8 @@ def test_host_flow_limit_is_equivalent_where_hosts_hit_their_limit(tmp_path, cap
     assert status == 0 and report["equivalent"] is True, json.dumps(report, indent=1)[:3000]
 
 
-FILLED = [nf for nf, spec in SUITE.items() if spec[0] == "sn" and "CAPACITY" in "".join(spec[2])]
+REPLICATED = {"ctl_blocklist"}  # every core holds the whole table: no core's share runs out first
+FILLED = [nf for nf, spec in SUITE.items() if spec[0] == "sn" and "CAPACITY" in "".join(spec[2]) and nf not in REPLICATED]
 
 
 @pytest.mark.dpdk
@@ -239,3 +244,30 @@ def test_a_pass_never_runs_before_a_time_the_state_holds(tmp_path, capsys, strat
                        "--strategy", strategy, "--json")
     report = json.loads(out)
     assert status == 0 and report["equivalent"] is True, json.dumps(report, indent=1)[:3000]
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("cores", [2, 4])
+def test_expiry_on_some_paths_only_is_not_sharded(tmp_path, capsys, monkeypatch, cores):
+    """lan_expiry_fw: 40 LAN flows open, a LAN frame of another flow 100 s later expires them all
+    (sequentially), then their replies come: the sequential NF drops every one. The locks build does
+    too; a sharded build (the rule that locks it switched off) lets through the replies of every
+    core the late LAN frame did not reach."""
+    import explorer.sharding.decisions as decisions
+    import nf_packets as pk
+
+    second = 1_000_000_000
+    events = [(second + i * 1000, 0, pk.tcp(f"10.0.0.{i + 1}", 30000 + i, "93.184.216.34", 443)) for i in range(40)]
+    events.append((100 * second, 0, pk.tcp("10.0.1.1", 31000, "93.184.216.35", 80)))
+    events += [(100 * second + 1000 * (i + 1), 1, pk.tcp("93.184.216.34", 443, f"10.0.0.{i + 1}", 30000 + i))
+               for i in range(40)]
+    paths = write_trace(pk.trace(events), tmp_path / "traffic")
+    inputs = [arg for d, p in sorted(paths.items()) for arg in ("--in", f"{d}={p}")]
+    nf = str(NFS / "lan_expiry_fw.c")
+    status, out = _cli(capsys, "check", nf, *inputs, "--cores", str(cores), "--json")
+    report = json.loads(out)
+    assert status == 0 and report["equivalent"] is True and report["strategy"] == "locks"
+    monkeypatch.setattr(decisions, "_lock_partial_expiry", lambda analysis, found: found)
+    status, out = _cli(capsys, "check", nf, *inputs, "--cores", str(cores), "--json")
+    report = json.loads(out)
+    assert status == 2 and report["strategy"] == "sn" and report["equivalent"] is False

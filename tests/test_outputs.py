@@ -81,3 +81,41 @@ def test_file_digest_ignores_links(tmp_path):
     (tmp_path / "l").symlink_to(tmp_path / "a")
     assert file_digest(tmp_path / "a") is not None
     assert file_digest(tmp_path / "l") is None and file_digest(tmp_path / "missing") is None
+
+
+# ---- files the user names ---------------------------------------------------------------------
+
+def test_write_output_replaces_only_what_nfx_wrote_unchanged(tmp_path, monkeypatch):
+    from explorer.outputs import claim_output, write_output
+    monkeypatch.setenv("NFX_CACHE", str(tmp_path / "cache"))
+    target = tmp_path / "graph.dot"
+    write_output(target, "one", "--dot")
+    write_output(target, "two", "--dot")  # its own, unchanged: replaced
+    assert target.read_text() == "two"
+    target.write_text("two, and the user's line")
+    with pytest.raises(OutputError, match=r"refusing to overwrite .*graph.dot \(--dot\): it changed since nfx wrote it"):
+        write_output(target, "three", "--dot")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("user data")
+    with pytest.raises(OutputError, match=r"mine.csv \(--csv\): nfx did not write it \(remove it or name another"):
+        claim_output(mine, "--csv")
+    assert mine.read_text() == "user data" and target.read_text() == "two, and the user's line"
+    # another nfx cache (another user, a cleared cache) knows nothing of it: refused, never lost
+    write_output(tmp_path / "new.dot", "x", "--dot")
+    monkeypatch.setenv("NFX_CACHE", str(tmp_path / "other-cache"))
+    with pytest.raises(OutputError, match="nfx did not write it"):
+        write_output(tmp_path / "new.dot", "y", "--dot")
+
+
+def test_write_output_never_writes_over_an_input_even_through_a_link(tmp_path, monkeypatch):
+    from explorer.outputs import write_output
+    monkeypatch.setenv("NFX_CACHE", str(tmp_path / "cache"))
+    nf = tmp_path / "fw.c"
+    nf.write_text("int x;")
+    os.link(nf, tmp_path / "hard.c")
+    for path in (nf, tmp_path / "hard.c", tmp_path / "." / "fw.c"):
+        with pytest.raises(OutputError, match=r"\(--dot\): it is one of this command's inputs"):
+            write_output(path, "digraph {}", "--dot", [nf])
+    assert nf.read_text() == "int x;"
+    with pytest.raises(OutputError, match="--dot: name a file"):
+        write_output("", "x", "--dot")

@@ -379,3 +379,33 @@ def test_a_signal_mid_run_stops_the_harness_and_removes_its_folders(tmp_path, si
     leftovers = [p for parent in {f.parent for f in dpdk_runtime_dirs("x")} if parent.is_dir()
                  for p in parent.iterdir() if p.name.startswith(f"nfx-seq-{process.pid}-")]
     assert leftovers == []
+
+
+def test_no_output_is_written_over_the_commands_inputs_or_a_users_file(tmp_path):
+    """run's captures and verdict log, analyze's DOT graph: never over the NF, an input capture (even
+    one nfx wrote in the same folder), one of run's own captures, or a file nfx did not write."""
+    nf = tmp_path / "reflect.c"
+    nf.write_text((NFS / "reflect.c").read_text())
+    folder = tmp_path / "traffic"
+    assert nfx("run", str(nf), "--in", f"0={tmp_path / 'no.pcap'}", "--out", str(folder)).returncode == 1
+    write_pcap(tmp_path / "in.pcap", [1], [frame(1)])
+    assert nfx("run", str(nf), "--in", f"0={tmp_path / 'in.pcap'}", "--out", str(folder)).returncode == 0
+    captured = (folder / "dev0.pcap").read_bytes()
+    done = nfx("run", str(nf), "--in", f"0={folder / 'dev0.pcap'}", "--out", str(folder))
+    assert done.returncode == 1 and "it is one of this command's inputs" in done.stderr
+    for verdicts, says in ((nf, "is one of this command's inputs"), (folder / "dev0.pcap", "is one of this command's inputs"),
+                           (tmp_path / "out" / "dev1.pcap", "names one of the captures --out")):
+        done = nfx("run", str(nf), "--in", f"0={folder / 'dev0.pcap'}", "--out", str(tmp_path / "out"),
+                   "--verdicts", str(verdicts))
+        assert done.returncode == 1 and says in done.stderr and "Traceback" not in done.stderr
+    assert (folder / "dev0.pcap").read_bytes() == captured and nf.read_text() == (NFS / "reflect.c").read_text()
+    nf = tmp_path / "nop.c"  # one the analysis takes
+    nf.write_text((ROOT / "sample_nfs" / "nop.c").read_text())
+    done = nfx("analyze", str(nf), "--dot", str(nf))
+    assert done.returncode == 1 and "refusing to write" in done.stderr and "(--dot)" in done.stderr
+    (tmp_path / "mine.dot").write_text("mine")
+    done = nfx("analyze", str(nf), "--dot", str(tmp_path / "mine.dot"))
+    assert done.returncode == 1 and "nfx did not write it" in done.stderr
+    assert nf.read_text() == (ROOT / "sample_nfs" / "nop.c").read_text() and (tmp_path / "mine.dot").read_text() == "mine"
+    assert nfx("analyze", str(nf), "--dot", str(tmp_path / "g.dot")).returncode == 0
+    assert nfx("analyze", str(nf), "--dot", str(tmp_path / "g.dot")).returncode == 0  # its own: replaced

@@ -88,6 +88,13 @@ def test_cli_sweep_table_csv_and_plot(tmp_path):
     assert lines[0].startswith("nic,cores,traffic,seed") and len(lines) == 1 + 4
     page = (tmp_path / "p.html").read_text()
     assert "Bokeh" in page and "psd.c: per-core imbalance" in page and "<script src=\"http" not in page  # inline
+    for args, needle in [(["--csv", "sample_nfs/psd.c"], "refusing to write sample_nfs/psd.c (--csv): it is one of"),
+                         (["--csv", str(tmp_path / "p.html"), "--plot", str(tmp_path / "p.html")], "name the same file"),
+                         (["--plot", str(tmp_path / "mine.html")], "mine.html (--plot): nfx did not write it")]:
+        (tmp_path / "mine.html").write_text("mine")
+        r = _nfx("sweep", "sample_nfs/psd.c", "--cores", "2", "--seeds", "1", "--packets", "2000", *args)
+        assert r.returncode == 1 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    assert (ROOT / "sample_nfs" / "psd.c").read_text().startswith("/*") and (tmp_path / "mine.html").read_text() == "mine"
     r = _nfx("sweep", "sample_nfs/psd.c", "--cores", "2", "--seeds", "1", "--packets", "2000", "--json")
     rows = json.loads(r.stdout)["rows"]
     assert len(rows) == 1 and rows[0]["cores"] == 2

@@ -80,9 +80,12 @@ def test_unsupported_code_is_reported_with_its_location(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_an_unwritable_dot_file_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["analyze", FW, "--dot", "/nonexistent/dir/x.dot"]) == 1
-    assert "cannot write /nonexistent/dir/x.dot" in capsys.readouterr().err
+def test_an_unwritable_dot_file_is_a_config_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    assert main(["analyze", FW, "--dot", str(tmp_path / "afile" / "dir" / "x.dot")]) == 1
+    assert f"cannot write {tmp_path}/afile/dir/x.dot (--dot): {tmp_path}/afile is not a folder" in capsys.readouterr().err
+    assert main(["analyze", FW, "--dot", str(tmp_path / "new" / "x.dot")]) == 0  # missing folders are made
+    assert (tmp_path / "new" / "x.dot").read_text().startswith("digraph")
 
 
 MGMT_PORT = ROOT / "tests" / "nfs" / "mgmt_port.c"  # tests for device 2 with the default two devices

@@ -3,11 +3,11 @@ condition, state accesses, header writes and verdict, as text or JSON, and the s
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from explorer import ir
 from explorer.errors import ConfigError
+from explorer.outputs import claim_output, write_output
 from explorer.wording import count
 
 
@@ -74,12 +74,11 @@ def main(args: Any) -> int:
     from explorer.graph import access_graph
     from explorer.symbex import analyze
 
+    if args.dot:
+        claim_output(args.dot, "--dot", [args.nf])
     analysis = analyze(args.nf, parse_defines(args.define))
     if args.dot:
-        try:
-            Path(args.dot).write_text(access_graph(analysis))
-        except OSError as exc:
-            raise ConfigError(f"cannot write {args.dot}: {exc.strerror}") from None
+        write_output(args.dot, access_graph(analysis), "--dot", [args.nf])
     if args.json:
         print(json.dumps(analysis.to_dict(), indent=2, sort_keys=True))
     else:

@@ -13,7 +13,7 @@ from explorer.bench.launch import check_cores
 from explorer.bench.measure import VERDICTS, BenchReport, bench
 from explorer.commands.options import parse_defines
 from explorer.errors import ConfigError, OutputError
-from explorer.outputs import check_destination, os_words, refuse_system_folder, write_atomic
+from explorer.outputs import claim_output, os_words, refuse_system_folder, write_output
 from explorer.run import load_trace
 
 OUT_FILES = ("bench.json", "bench.csv", "bench.svg")
@@ -42,8 +42,8 @@ def prepare_out(folder: str) -> Path:
             pass
     except OSError as error:
         raise OutputError(f"--out {out}: cannot write there ({os_words(error)})") from None
-    for name in OUT_FILES:
-        check_destination(out / name)
+    for name in OUT_FILES:  # only files an earlier bench wrote, unchanged since, are replaced
+        claim_output(out / name, "--out")
     return out
 
 
@@ -102,9 +102,9 @@ def main(args) -> int:
                    captured=captured, captured_name=", ".join(inputs))
     data = report.to_dict()
     if out is not None:
-        write_atomic(out / "bench.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
-        write_atomic(out / "bench.csv", csv_text(report))
-        write_atomic(out / "bench.svg", report.svg())
+        write_output(out / "bench.json", json.dumps(data, indent=2, sort_keys=True) + "\n", "--out", [args.nf])
+        write_output(out / "bench.csv", csv_text(report), "--out", [args.nf])
+        write_output(out / "bench.svg", report.svg(), "--out", [args.nf])
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:

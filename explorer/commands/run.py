@@ -4,8 +4,10 @@ input one), with the input packets' timestamps.
 
 DIR is a pcap folder (``explorer.traffic.pcap_folder``): a new one appears whole, an existing one
 keeps every file nfx did not write, a failure (a full disk) leaves nothing that looks finished.
-``--verdicts FILE`` is written atomically, never through a symlink; both destinations are checked
-before the NF is built or run.
+``--verdicts FILE`` is written atomically, never through a symlink, and replaces only a file nfx
+wrote (``explorer.outputs.write_output``); no output may be one of the inputs (the NF, a capture),
+and the log may not be one of DIR's captures. Both destinations are checked before the NF is built
+or run.
 """
 from __future__ import annotations
 
@@ -13,24 +15,29 @@ import json
 from pathlib import Path
 
 from explorer.commands.options import parse_defines
-from explorer.outputs import check_destination, write_atomic
+from explorer.outputs import claim_output, write_output
+from explorer.errors import OutputError
 from explorer.run import RunResult, load_trace, run_trace
+from explorer.traffic.pcap import parse_inputs
 from explorer.traffic.pcap_folder import check_folder, check_writable, write_pcaps
 
 
-def write_outputs(result: RunResult, timestamps, out: Path) -> dict[int, Path]:
-    """Write ``dev<N>.pcap`` for every NF device into ``out``, all or nothing."""
+def write_outputs(result: RunResult, timestamps, out: Path, inputs=()) -> dict[int, Path]:
+    """Write ``dev<N>.pcap`` for every NF device into ``out``, all or nothing (never over one of
+    ``inputs``)."""
     pcaps = {}
     for device in range(result.devices):
         emitted = result.emitted(device)
         pcaps[f"dev{device}.pcap"] = ([int(timestamps[i]) for i, _ in emitted], [f for _, f in emitted])
-    paths = write_pcaps(out, pcaps)
+    paths = write_pcaps(out, pcaps, inputs)
     return {d: paths[f"dev{d}.pcap"] for d in range(result.devices)}
 
 
-def check_verdicts(path: Path) -> None:
+def check_verdicts(path: Path, inputs, out: Path) -> None:
     """Refuse, before any work, a --verdicts destination nfx cannot or must not write."""
-    check_destination(path)
+    if path.parent.absolute() == out.absolute() and path.name.startswith("dev") and path.suffix == ".pcap":
+        raise OutputError(f"--verdicts {path}: names one of the captures --out {out} receives")
+    claim_output(path, "--verdicts", inputs)
     check_writable(path.parent, "--verdicts", path)
 
 
@@ -38,13 +45,15 @@ def main(args) -> int:
     defines = parse_defines(args.define)
     out = Path(args.out)
     check_folder(out)
+    inputs = [args.nf, *parse_inputs(args.inputs).values()]
     if args.verdicts:
-        check_verdicts(Path(args.verdicts))
+        check_verdicts(Path(args.verdicts), inputs, out)
     trace = load_trace(args.inputs)
     result = run_trace(args.nf, trace, defines)
-    files = write_outputs(result, trace.timestamps, out)
+    files = write_outputs(result, trace.timestamps, out, inputs)
     if args.verdicts:
-        write_atomic(args.verdicts, json.dumps([v.to_dict() for v in result.verdicts], indent=0) + "\n")
+        write_output(args.verdicts, json.dumps([v.to_dict() for v in result.verdicts], indent=0) + "\n",
+                     "--verdicts", inputs)
     summary = result.summary()
     if args.json:
         print(json.dumps(summary))

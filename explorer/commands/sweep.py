@@ -4,11 +4,12 @@ page of imbalance against cores, one line per NIC and traffic (bokeh is imported
 from __future__ import annotations
 
 import json
+import os
 
 from explorer import pipeline
 from explorer.commands.options import parse_defines, parse_traffic_params
 from explorer.errors import ConfigError
-from explorer.outputs import write_atomic
+from explorer.outputs import claim_output, write_output
 
 
 def _list(text: str, what: str) -> list[str]:
@@ -33,12 +34,17 @@ def main(args) -> int:
     params = parse_traffic_params(args.param, traffic)
     if args.seeds < 1:
         raise ConfigError(f"bad --seeds {args.seeds}: at least 1")
+    if args.csv and args.plot and os.path.realpath(args.csv) == os.path.realpath(args.plot):
+        raise ConfigError(f"--csv and --plot name the same file {args.csv}: name two")
+    for path, option in ((args.csv, "--csv"), (args.plot, "--plot")):
+        if path:
+            claim_output(path, option, [args.nf])
     result = pipeline.sweep(args.nf, _list(args.nic, "nic"), _counts(args.cores), traffic, args.seeds,
                             args.packets, args.flows, parse_defines(args.define), args.scheduler, **params)
     if args.csv:
-        write_atomic(args.csv, result.table.to_csv(index=False))
+        write_output(args.csv, result.table.to_csv(index=False), "--csv", [args.nf])
     if args.plot:
-        write_atomic(args.plot, plot_html(result))
+        write_output(args.plot, plot_html(result), "--plot", [args.nf])
     if args.json:
         print(json.dumps({"nf": result.nf, "rows": json.loads(result.table.to_json(orient="records"))},
                          indent=2, sort_keys=True))

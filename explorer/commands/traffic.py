@@ -55,7 +55,7 @@ def _paths(args: argparse.Namespace) -> int:
     trace = witnesses.combined()
     if not len(trace):
         raise ConfigError(f"{analysis.nf}: no packet followed any path, so there is no traffic to write")
-    written = write_trace(trace, args.out, devices=range(analysis.devices))
+    written = write_trace(trace, args.out, devices=range(analysis.devices), inputs=[args.nf])
     coverage = witnesses.coverage
     parts = len(witnesses.traces)
     print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {len(trace)} packets"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Optional, Union
 
 from explorer.errors import ConfigError
-from explorer.ir import Analysis
+from explorer.ir import Analysis, Op
 from explorer.rss.nic import NicProfile
 from explorer.rss.problem import PairConstraint
 from explorer.wire import RSS_NAMES
@@ -194,6 +194,7 @@ def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, all
     if allocation:
         decisions, allocations = by_allocation(analysis, decisions, keyed_by, skip=overrides)
     decisions = _lock_dangling_indices(analysis, decisions, keyed_by)
+    decisions = _lock_partial_expiry(analysis, decisions)
     decisions = _follow(decisions)
     decisions = replicate_rare_writers(analysis, decisions, chosen)
     allocations = tuple(a for a in allocations  # an allocator locked after all shares no pools
@@ -351,6 +352,44 @@ def _dangling_use(analysis: Analysis, chain: str, keyed: tuple[KeyedAccess, ...]
             if keeper != chain and keeper not in partners and keeper in by_name:
                 return keeper, k.where
     return None
+
+
+def _lock_partial_expiry(analysis: Analysis, decisions: list[ObjectDecision]) -> list[ObjectDecision]:
+    """Lock sharded objects that some path touches without expiring them first.
+
+    Sharded, each core expires its own entries, and only when one of its own packets runs the
+    expiry. That matches the sequential NF only if every packet that looks at the entries expires
+    them first, at its own time (the usual expiry at the top of nf_process): then an entry is there
+    exactly when it is young enough, whatever ran before. A path that reads them without expiring
+    first sees whatever the last expiring packet left, and that was the last such packet of the
+    whole NF sequentially but of its own core when sharded, so the two can differ (a reply let
+    through one core that the sequential NF had expired on another flow's packet)."""
+    sharded = {o.name for o in decisions if o.decision == "shard"}
+    groups: dict[str, frozenset[str]] = {}  # expired object -> the objects its expiry clears
+    for path in analysis.paths:
+        for access in path.accesses:
+            if access.op == Op.EXPIRE:
+                groups[access.object] = groups.get(access.object, frozenset({access.object})) | set(access.related)
+    unsafe: dict[str, str] = {}  # object -> why
+    for expired, group in sorted(groups.items()):
+        if not group & sharded:
+            continue
+        for path in analysis.paths:
+            for access in path.accesses:
+                if access.op == Op.EXPIRE and access.object == expired:
+                    break  # expired first on this path: what follows sees only young entries
+                if access.object in group:
+                    why = (f"path {path.index} {access.call} at {access.location} uses {access.object} without "
+                           f"expiring {expired} first, as other paths do: sharded, an entry expires only when a "
+                           f"packet of its own core expires it, so that path could find one the sequential NF "
+                           f"has already expired")
+                    for name in group:
+                        unsafe.setdefault(name, why)
+                    break
+            if expired in unsafe:
+                break
+    return [replace(o, decision="lock", reason=unsafe[o.name]) if o.decision == "shard" and o.name in unsafe else o
+            for o in decisions]
 
 
 def _follow(decisions: list[ObjectDecision]) -> list[ObjectDecision]:

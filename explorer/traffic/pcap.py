@@ -345,14 +345,16 @@ def load_inputs(specs: Sequence[str]) -> Trace:
     return Trace.merge({dev: read_pcap(path) for dev, path in parse_inputs(specs).items()})
 
 
-def write_trace(trace: Trace, folder: PathLike, devices: Iterable[int] = ()) -> dict[int, Path]:
+def write_trace(trace: Trace, folder: PathLike, devices: Iterable[int] = (),
+                inputs: Sequence[PathLike] = ()) -> dict[int, Path]:
     """Write ``dev<N>.pcap`` (nanosecond pcap) in ``folder`` for every device that receives packets
     in ``trace`` and for each of ``devices`` (empty pcaps where none arrive), as a pcap folder
     (``explorer.traffic.pcap_folder``: a new folder appears whole; an existing one keeps what nfx
-    did not write). Returns ``{device: path}``, sorted by device."""
+    did not write; none of ``inputs`` is ever written over). Returns ``{device: path}``, sorted by device."""
     from explorer.traffic.pcap_folder import write_pcaps
 
     chosen = sorted(set(np.unique(trace.devices).tolist()) | {int(d) for d in devices})
     parts = {dev: trace.for_device(dev) for dev in chosen}
-    paths = write_pcaps(Path(folder), {f"dev{dev}.pcap": (part.timestamps, part.frames) for dev, part in parts.items()})
+    paths = write_pcaps(Path(folder), {f"dev{dev}.pcap": (part.timestamps, part.frames) for dev, part in parts.items()},
+                        inputs)
     return {dev: paths[f"dev{dev}.pcap"] for dev in chosen}

@@ -24,8 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from explorer.errors import OutputError
-from explorer.outputs import (atomic_file, check_destination, file_digest, os_words, refuse_system_folder,
-                              staged_folder)
+from explorer.outputs import (PathLike, atomic_file, check_destination, file_digest, os_words, refuse_system_folder,
+                              same_file, staged_folder)
 
 MARKER = ".nfx-pcaps.json"
 LEGACY_MARKERS = (".nfx-run.json",)  # nfx run's marker before there was one for every pcap folder
@@ -96,11 +96,17 @@ def _check_names(out: Path, names: Sequence[str], ours: Mapping[str, str | None]
                               "(remove it or choose another --out)")
 
 
-def write_pcaps(out: Path, pcaps: Mapping[str, Pcap]) -> dict[str, Path]:
-    """Write ``{name: (timestamps, frames)}`` as pcaps in ``out``, with the marker; returns the paths."""
+def write_pcaps(out: Path, pcaps: Mapping[str, Pcap], inputs: Sequence[PathLike] = ()) -> dict[str, Path]:
+    """Write ``{name: (timestamps, frames)}`` as pcaps in ``out``, with the marker; returns the paths.
+    None may be one of ``inputs`` (the command's own NF and captures), even one nfx wrote."""
     from explorer.traffic.pcap import write_pcap_to
 
     check_folder(out)
+    for name in pcaps:
+        for given in inputs:
+            if given and (out / name).exists() and same_file(out / name, Path(given)):
+                raise OutputError(f"refusing to write {out / name}: it is one of this command's inputs "
+                                  f"({given}); choose another --out")
     hashes: dict[str, str] = {}
 
     def fill(folder: Path, stack: contextlib.ExitStack) -> None:
