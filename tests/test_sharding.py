@@ -152,9 +152,10 @@ def test_a_writer_that_changes_sharded_state_first_cannot_rerun():
     plan = shard(global_table(writer_first=first), nic_profile("e810"))
     table = plan.decision("table")
     assert table.decision == "lock" and "rerun as a writer would repeat that change" in table.reason
-    # Expiry before the write is fine: at the same `now` it finds nothing left the second time.
+    # Expiry before the write is fine: at the same `now` it finds nothing left the second time
+    # (the readers expire flows before they use it too, or flows could not be sharded at all).
     expiry = [Access("flows", Op.EXPIRE, "nf_expire_items", None, "", (), LOC, ("flows",))]
-    assert shard(global_table(writer_first=expiry), nic_profile("e810")).decision("table").broadcast
+    assert shard(global_table(writer_first=expiry, reader_extra=expiry), nic_profile("e810")).decision("table").broadcast
 
 
 def test_a_replicated_object_may_not_be_keyed_by_a_per_core_index():
@@ -176,7 +177,7 @@ def test_a_replicated_object_may_not_be_keyed_by_a_per_core_index():
 
 def test_objects_one_expiry_changes_are_replicated_together():
     expire = Access("chain", Op.EXPIRE, "nf_expire_items", None, "", (), LOC, ("keys", "hosts"))
-    writer = control_path(1, access("hosts", Op.WRITE, "nf_map_put", SRC),
+    writer = control_path(1, expire, access("hosts", Op.WRITE, "nf_map_put", SRC),
                           access("chain", Op.CREATE, "nf_dchain_allocate_new_index", None, ["chain.ok#1", "chain.index#1"]))
     reader = path(0, [1], expire, access("chain", Op.VERIFY, "nf_dchain_is_index_allocated", z3.BitVecVal(3, 32)))
     a = analysis([("hosts", "map"), ("keys", "vector"), ("chain", "dchain")], reader, writer)
@@ -218,3 +219,27 @@ def test_a_dchain_whose_indices_another_object_keeps_past_expiry_is_locked():
         == "shard"
     assert shard(_flows_with_slots(expired=True, keeper="flows"), nic_profile("e810")).decision("chain").decision \
         == "shard"
+
+
+def test_objects_a_path_uses_before_expiring_them_are_not_sharded():
+    """The flow table is expired on LAN paths only; a WAN path reads it without expiring first:
+    sharded, a core would expire only on its own LAN packets, so the WAN path could see an entry
+    the sequential NF expired on another core's packet. Locked, with the path that does it; when
+    every path expires first, the same objects shard."""
+    lan_key, wan_key = five_tuple(SRC, DST, SPORT, DPORT), five_tuple(DST, SRC, DPORT, SPORT)
+    expire = Access("chain", Op.EXPIRE, "nf_expire_items", None, "", (), LOC, ("flows",))
+
+    def fw(wan_expires: bool):
+        lan = path(0, [0], expire, access("flows", Op.READ, "nf_map_get", lan_key, ["flows.found#1", "flows.value#1"]),
+                   access("chain", Op.CREATE, "nf_dchain_allocate_new_index", None, ["chain.ok#2", "chain.index#2"]),
+                   access("flows", Op.WRITE, "nf_map_put", lan_key))
+        wan = path(1, [1], *((expire,) if wan_expires else ()),
+                   access("flows", Op.READ, "nf_map_get", wan_key, ["flows.found#3", "flows.value#3"]))
+        return analysis([("flows", "map"), ("chain", "dchain")], lan, wan)
+
+    plan = shard(fw(wan_expires=False), nic_profile("e810"))
+    assert {o.name: o.decision for o in plan.objects} == {"flows": "lock", "chain": "lock"}
+    assert plan.decision("flows").reason.startswith("path 1 nf_map_get at t.c:1:1 uses flows without expiring chain "
+                                                    "first")
+    plan = shard(fw(wan_expires=True), nic_profile("e810"))
+    assert {o.name: o.decision for o in plan.objects} == {"flows": "shard", "chain": "shard"}
