@@ -117,7 +117,7 @@ def solve(nf: str | Path | Analysis, defines: Optional[Mapping[str, str]] = None
     and prefix-concentrated traffic (clients in one /16, servers in one /20)."""
     cores, seed = limits.CORES.check(cores), limits.SEED.check(seed)
     solution = _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation)
-    if not quality:
+    if not quality or solution.analysis.devices < 2:  # the quality traffic arrives on two devices
         return solution
     reports = [(kind, simulate(solution, kind, packets=QUALITY_PACKETS, flows=QUALITY_PACKETS, seed=seed, **params))
                for kind, params in QUALITY_TRAFFIC]
@@ -242,6 +242,7 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
     from explorer.simulate.simulation import simulate as run_simulation
 
     if isinstance(traffic, str):  # generated traffic streams in chunks: memory follows flows, not packets
+        check_generated(solution.analysis, traffic)
         _check_synthetic(packets, flows, seed, limits.FIELD_BYTES, streamed=True)
     plan = with_keys(solution.plan, keys, fields)
     strategy = solution.strategy
@@ -353,11 +354,21 @@ def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: 
         analysis = solution.analysis
         trace = paths_traffic(analysis, dict(overrides_of(analysis.source, analysis.defines)), seed).combined()
     elif isinstance(traffic, str):
+        check_generated(solution.analysis, traffic)
         _check_synthetic(packets, flows, seed, limits.FRAME_BYTES)
         trace = make_trace(traffic, packets=packets, flows=flows, seed=seed)
     else:
         trace = traffic
     return compare(solution, trace, cores=limits.CORES.check(cores), strategy=strategy, replication=replication)
+
+
+def check_generated(analysis: Analysis, kind: str, instead: str = f"give its traffic with --in 0=PCAP, or use "
+                                                                  f"--traffic {PATHS}") -> None:
+    """Generated traffic arrives on two devices, LAN (0) and WAN (1): an NF with one device can take
+    only traffic of its own (a capture, or the packets of its paths); ``instead`` says how."""
+    if analysis.devices < 2:
+        raise ConfigError(f"{analysis.nf} has one device, and generated traffic ({kind}) arrives on two (LAN 0 "
+                          f"and WAN 1): {instead}")
 
 
 def paths_traffic(analysis: Analysis, defines: Optional[Mapping[str, str]] = None, seed: int = 0):

@@ -137,11 +137,13 @@ def sweep(nf: str | Path, nics: Sequence[str] = ("e810",), cores: Sequence[int] 
     from explorer import pipeline
 
     source = NfSource.of(nf, defines)
-    pipeline.analyze(nf, defines)  # its errors and warnings name the user's file, once, before any work
+    analysis = pipeline.analyze(nf, defines)  # its errors and warnings name the user's file, once, before any work
     for nic in nics:
         nic_profile(nic)  # a clear error for an unknown profile, before any work
     for kind in traffic:
         kind_parameters(kind)
+        pipeline.check_generated(analysis, kind, "a sweep runs generated traffic only (nfx simulate takes --in "
+                                                 "0=PCAP)")
     if not nics or not cores or not traffic or seeds < 1:
         raise ConfigError("a sweep needs at least one NIC, core count, traffic kind and seed")
     bad = [c for c in cores if not isinstance(c, (int, np.integer)) or c < 1]

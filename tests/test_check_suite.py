@@ -67,6 +67,8 @@ SUITE = {
     "lan_expiry_fw": ("locks", ANY, {"LE_CAPACITY": "64"}, None),
     # only control frames expire and fill the list; data frames read it: replicated
     "ctl_blocklist": ("sn", ANY, {"CB_CAPACITY": "64"}, None),
+    # one device: frames go back out of the port they came in on
+    "one_port": ("sn", {0: ("src_ip",)}, {"OP_CAPACITY": "64", "OP_MAX": "3"}, None),
 }
 # NFs whose equivalence runs on generated traffic of their own (GENERATED below) instead of the
 # witnesses: the witness search cannot build the state some of their paths need.
@@ -271,3 +273,20 @@ def test_expiry_on_some_paths_only_is_not_sharded(tmp_path, capsys, monkeypatch,
     status, out = _cli(capsys, "check", nf, *inputs, "--cores", str(cores), "--json")
     report = json.loads(out)
     assert status == 2 and report["strategy"] == "sn" and report["equivalent"] is False
+
+
+@pytest.mark.dpdk
+def test_a_one_device_nf_solves_and_refuses_generated_traffic_saying_what_instead(capsys):
+    """Generated traffic arrives on LAN 0 and WAN 1: an NF with one device solves (with no balance
+    figures: those are measured on such traffic) and each command says what to give it instead."""
+    nf = str(NFS / "one_port.c")
+    status, out = _cli(capsys, "solve", nf, "--json")
+    assert status == 0 and json.loads(out)["strategy"] == "shared-nothing"
+    for command, instead in (("check", "give its traffic with --in 0=PCAP, or use --traffic paths"),
+                             ("simulate", "give its traffic with --in 0=PCAP, or use --traffic paths"),
+                             ("bench", "give its traffic with --in 0=PCAP"),
+                             ("sweep", "a sweep runs generated traffic only")):
+        assert main([command, nf, "--traffic", "uniform", "--cores", "2"]) == 1
+        err = capsys.readouterr().err
+        assert ("one_port has one device, and generated traffic (uniform) arrives on two (LAN 0 and WAN 1): "
+                + instead) in err, err

@@ -285,6 +285,7 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
         described = f"the captures {captured_name}: {len(captured)} packets as captured"
     else:
         spec = traffic_for(analysis.nf, traffic, trace_packets or min(packets, 200_000), seed)
+        pipeline.check_generated(analysis, spec.kind, "give its traffic with --in 0=PCAP")
         described = spec.describe()
         trace = open_loop(spec)
         generic = traffic is None and analysis.nf not in KNOWN_MAIN_PATH

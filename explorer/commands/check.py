@@ -60,5 +60,6 @@ def _traffic(args, defines: dict[str, str]) -> Trace:
     if args.traffic not in GENERATORS:
         raise ConfigError(f"unknown traffic kind {args.traffic!r}; known: {', '.join(sorted(GENERATORS))}, and {PATHS}")
     params = parse_traffic_params(args.param, [args.traffic])
+    pipeline.check_generated(pipeline.analyze(args.nf, defines), args.traffic)
     return generate(args.traffic, packets=20_000 if args.packets is None else args.packets,
                     flows=2_000 if args.flows is None else args.flows, seed=args.seed, **params)
