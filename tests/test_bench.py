@@ -404,3 +404,15 @@ def test_bench_with_no_build_to_measure_fails_and_says_why(tmp_path, capsys):
     assert main(["bench", str(nf), "--cores", "1", "--packets", "1000", "--repeat", "1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("nfx bench: error: ") and "split.c includes its own nf_plan.h" in err, err
+
+
+def test_a_capture_of_runts_alone_is_refused_and_runts_are_named(tmp_path):
+    """Runts never reach the NF: a capture of nothing else has no rate to measure (it read ~250 Mpps,
+    every verdict share 0%); a capture with some says how many, and that no verdict counts them."""
+    from explorer.bench.measure import prepare
+    from explorer.traffic.trace import Trace
+    import numpy as np
+
+    runts = Trace(np.arange(3, dtype=np.uint64), np.zeros(3, dtype=np.uint16), (b"", b"\x01" * 13, b"\x02" * 10))
+    with pytest.raises(ConfigError, match="none of the captures' 3 packets reaches the NF: each is shorter"):
+        prepare("sample_nfs/nop.c", tmp_path, cores=(1,), captured=runts, captured_name="0=r.pcap")

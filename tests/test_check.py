@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from explorer.errors import ConfigError
 from explorer.verify.equivalence import check, check_plan, serial_order
 from explorer.verify.renaming import Renaming, renamed_equal, update_checksums
 from explorer.codegen.planning import parallel_plan
@@ -246,3 +247,9 @@ def test_runts_never_reach_the_nf_in_either_run(nf, strategy):
     trace = Trace(base.timestamps, base.devices, tuple(frames))
     report = check(solution(nf, strategy), trace, 4, strategy)
     assert report.equivalent, report.render()
+    # counted on no core, as the simulator counts them, and said
+    assert report.runts == 2 and sum(report.per_core) == report.packets - 2
+    assert "(2 runts shorter than an Ethernet header reached no core" in report.render()
+    runts = Trace(base.timestamps[:3], base.devices[:3], (b"", b"\x01" * 13, frames[100]))
+    with pytest.raises(ConfigError, match="none of the trace's 3 packets reaches the NF: each is shorter"):
+        check(solution(nf, strategy), runts, 4, strategy)

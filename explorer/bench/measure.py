@@ -32,6 +32,7 @@ from explorer.errors import ConfigError, GenerateError, RunError
 from explorer.run import encode_trace
 from explorer.traffic.trace import Trace
 from explorer.verify.equivalence import rewrites
+from explorer.wire import MIN_FRAME
 
 VERDICTS = ("forwarded", "dropped", "flooded", "runts")
 
@@ -281,8 +282,14 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
     if captured is not None:
         if not len(captured):
             raise ConfigError("the captures hold no packet to measure")
+        runts = sum(len(f) < MIN_FRAME for f in captured.frames)
+        if runts == len(captured):
+            raise ConfigError(f"none of the captures' {len(captured)} packets reaches the NF: each is shorter than an "
+                              f"Ethernet header ({MIN_FRAME} bytes), and the runtime drops such runts unseen")
         trace = captured
         described = f"the captures {captured_name}: {len(captured)} packets as captured"
+        if runts:
+            described += f" ({runts} of them runts, dropped before the NF: in no verdict's share)"
     else:
         spec = traffic_for(analysis.nf, traffic, trace_packets or min(packets, 200_000), seed)
         pipeline.check_generated(analysis, spec.kind, "give its traffic with --in 0=PCAP")

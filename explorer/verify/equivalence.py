@@ -41,7 +41,9 @@ from explorer.verify import drift
 from explorer.verify.closed_loop import Outcome, run_closed_loop
 from explorer.verify.renaming import Renaming, flow_key, renamable_fields, renamed_equal
 from explorer.verify.replay import RAN_WRITE, ParallelRun, run_replay
-from explorer.verify.report import SHOWN, CheckReport, Difference, packet_headers
+from explorer.verify.report import SHOWN, CheckReport, Difference, packet_headers, per_core
+from explorer.wire import MIN_FRAME
+from explorer.wording import count
 
 _WRITE_CALLS = ("nf_map_put", "nf_map_erase", "nf_sketch_touch")
 RELATIONS = {
@@ -213,6 +215,9 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
     into endless loops. Set-up problems (EAL cannot start, a device the NF lacks) raise."""
     if len(trace) == 0:
         raise ConfigError("the trace is empty: nothing to compare")
+    if all(len(f) < MIN_FRAME for f in trace.frames):
+        raise ConfigError(f"none of the trace's {count(len(trace), 'packet')} reaches the NF: each is shorter than "
+                          f"an Ethernet header ({MIN_FRAME} bytes), and the runtime drops such runts; nothing to compare")
     overrides = dict(plan.overrides)
     fields = renamable_fields(solution, plan) if solution is not None else frozenset()
     if replies is None:
@@ -272,12 +277,13 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
                        for i, why in bad[:shown]]
     drifting = sorted([(i, "capacity", why) for i, why in result["capacity"]]
                       + [(i, "sketch", why) for i, why in result["sketch"].items()])
+    ran, runts = per_core(run.cores, seq_trace.frames, plan.cores)
     return CheckReport(plan.nf, plan.strategy, plan.cores, n, RELATIONS[plan.strategy], tuple(differences),
-                       len({i for i, _ in bad}), tuple(int(c) for c in np.bincount(run.cores, minlength=plan.cores)),
+                       len({i for i, _ in bad}), ran,
                        int(np.sum(run.ran == RAN_WRITE)), result["renamed"], len(result["capacity"]), result["detail"],
                        result["reordered"], tuple(notes), sketch_drift=len(result["sketch"]),
                        drift=tuple(packet(i, why, kind) for i, kind, why in drifting[:shown]), replies=loop.replies,
-                       translated=loop.translated)
+                       translated=loop.translated, runts=runts)
 
 
 def check(solution: Any, trace: Trace, cores: int = 2, strategy: str = "auto", *, shown: int = SHOWN,

@@ -29,7 +29,7 @@ from explorer.verify import drift
 from explorer.verify.closed_loop import LoopedRuns, Outcome
 from explorer.verify.renaming import flow_key, renamed_equal
 from explorer.verify.replay import RAN_WRITE, ParallelRun
-from explorer.verify.report import CheckReport, Difference, packet_headers
+from explorer.verify.report import CheckReport, Difference, packet_headers, per_core
 
 
 @dataclass(frozen=True)
@@ -229,13 +229,14 @@ def check_replicated(plan: ParallelPlan, loop: LoopedRuns, fields: frozenset[str
                                    int(run.verdicts[i]), why, "difference", packet_headers(trace.frames[i]),
                                    int(loop.origin[i]) if i < len(loop.origin) else -1)
                         for i, why in result.bad[:shown])
+    ran, runts = per_core(run.cores, trace.frames, plan.cores)
     return CheckReport(plan.nf, plan.strategy, plan.cores, len(trace), relation, differences,
-                       len({i for i, _ in result.bad}),
-                       tuple(int(c) for c in np.bincount(run.cores, minlength=plan.cores)),
+                       len({i for i, _ in result.bad}), ran,
                        int(np.sum(run.ran == RAN_WRITE)), 0, len(set_aside),
                        drift.capacity_detail(plan, first_seq_full, core_full) if set_aside else "", 0, tuple(notes),
                        replies=loop.replies, translated=loop.translated, replication=plan.replication,
-                       writes=result.writes, missed=result.missed, lag_differences=result.lag_differences)
+                       writes=result.writes, missed=result.missed, lag_differences=result.lag_differences,
+                       runts=runts)
 
 
 def verdict_text(verdict: int) -> str:

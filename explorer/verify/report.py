@@ -112,6 +112,7 @@ class CheckReport:
     writes: int = 0
     missed: tuple = ()
     lag_differences: int = 0
+    runts: int = 0  # frames shorter than an Ethernet header: never reach the NF, counted on no core
 
     @property
     def verdict(self) -> str:
@@ -150,7 +151,7 @@ class CheckReport:
                 "capacity_drift": {"packets": self.capacity_drift, "detail": self.capacity_detail},
                 "drift": {"capacity": self.capacity_drift, "sketch": self.sketch_drift,
                           "packets": [d.to_dict() for d in self.drift]},
-                "replies": self.replies, "translated": self.translated,
+                "replies": self.replies, "translated": self.translated, "runts": self.runts,
                 "reordered": self.reordered, "notes": list(self.notes), "failure": self.failure,
                 "replication": {"mode": self.replication, "writes": self.writes,
                                 "missed": [m.to_dict() for m in self.missed],
@@ -173,7 +174,9 @@ class CheckReport:
     def render(self, shown: int = 5) -> str:
         head = f"{self.nf} ({self.strategy}, {count(self.cores, 'core')}, {count(self.packets, 'packet')}): {self.verdict_line()}"
         lines = [head, f"  relation: {self.relation}",
-                 f"  packets per core: {' '.join(map(str, self.per_core))}"]
+                 f"  packets per core: {' '.join(map(str, self.per_core))}"
+                 + (f" ({count(self.runts, 'runt')} shorter than an Ethernet header reached no core: the runtime "
+                    "drops them before the NF)" if self.runts else "")]
         if self.replies or self.translated:
             lines.append(f"  closed loop: {self.replies} replies to what each run sent"
                          + (f"; {self.translated} packets of the trace readdressed to the parallel run's ports"
@@ -198,3 +201,14 @@ class CheckReport:
             lines.append(f"  ... and {self.unexplained - min(shown, len(self.differences))} more differing packets")
         lines += [f"  drift: {d.render()}" for d in self.drift[:shown]]
         return "\n".join(lines)
+
+
+def per_core(cores: Any, frames: Any, count_of_cores: int) -> tuple[tuple[int, ...], int]:
+    """Packets each core ran, and the runts: frames shorter than an Ethernet header, which the
+    runtime drops before the NF (and the simulator skips), are counted on no core."""
+    import numpy as np
+
+    from explorer.wire import MIN_FRAME
+    reached = np.fromiter((len(f) >= MIN_FRAME for f in frames), bool, len(frames))
+    ran = np.bincount(np.asarray(cores)[reached].astype(np.int64), minlength=count_of_cores)
+    return tuple(int(c) for c in ran), int(np.count_nonzero(~reached))
