@@ -212,13 +212,13 @@ def claim_output(path: PathLike, option: str, inputs: Iterable[PathLike] = ()) -
         if given and same_file(path, Path(given)):
             raise OutputError(f"refusing to write {path} ({option}): it is one of this command's inputs")
     check_destination(path)
-    folder = path.absolute().parent
+    folder = path.parent
     while not folder.exists() and folder != folder.parent:  # missing folders are made, as for --out
         folder = folder.parent
     if not folder.is_dir():
-        raise OutputError(f"cannot write {path} ({option}): {folder} is not a folder")
+        raise OutputError(f"{option} {path}: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {path} ({option}): {folder} is not writable")
+        raise OutputError(f"{option} {path}: cannot write in {folder}")
     if path.exists():
         with _written_records() as records:
             recorded = records.get(os.path.realpath(path))

@@ -405,3 +405,14 @@ def test_an_nf_path_that_is_not_a_source_file_is_refused(tmp_path: Path, make, w
     make(path)
     with pytest.raises(ConfigError, match=re.escape(words)):
         parse_nf(path, {})
+
+
+@pytest.mark.parametrize("name", ["fw.h", "fw.cc", "fw.C", "fw.txt", "fw.i", "fw"])
+def test_an_nf_not_named_dot_c_is_refused_at_once(tmp_path, name):
+    """gcc picks the language from the name (a .h compiles to a precompiled header, .cc as C++), so
+    an NF named otherwise analysed, then failed at build time with gcc's or nm's words."""
+    from explorer.nfsource import read_nf
+    path = tmp_path / name
+    path.write_text((Path(__file__).resolve().parent.parent / "sample_nfs" / "nop.c").read_text())
+    with pytest.raises(ConfigError, match=rf"an NF is a C source file named \.c \('{name}' is not\); copy or rename"):
+        read_nf(path)

@@ -83,7 +83,7 @@ def test_unsupported_code_is_reported_with_its_location(tmp_path: Path) -> None:
 def test_an_unwritable_dot_file_is_a_config_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
     assert main(["analyze", FW, "--dot", str(tmp_path / "afile" / "dir" / "x.dot")]) == 1
-    assert f"cannot write {tmp_path}/afile/dir/x.dot (--dot): {tmp_path}/afile is not a folder" in capsys.readouterr().err
+    assert f"--dot {tmp_path}/afile/dir/x.dot: {tmp_path}/afile is not a folder" in capsys.readouterr().err
     assert main(["analyze", FW, "--dot", str(tmp_path / "new" / "x.dot")]) == 0  # missing folders are made
     assert (tmp_path / "new" / "x.dot").read_text().startswith("digraph")
 

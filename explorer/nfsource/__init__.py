@@ -95,7 +95,7 @@ def configurable_macros(path: str | os.PathLike) -> dict[str, Optional[Location]
     (``#ifdef``, ``#ifndef NAME`` around its default) and does not define it unconditionally, or
     when it is a knob of nf.h (NF_DEVICES) the NF leaves alone."""
     path = os.fspath(path)
-    check_text_file(path)
+    check_nf_file(path)
     what = f"preprocessing {path}"
     defined = preprocess(path, ["-dD"], what).defines
     tested = {name for name, file in preprocess(path, ["-dU"], what).undefs if _own(file) and not _reserved(name)}
@@ -106,6 +106,17 @@ def configurable_macros(path: str | os.PathLike) -> dict[str, Optional[Location]
     fixed = set(own) - tested
     names = (tested | set(LANGUAGE_MACROS)) - fixed
     return {name: own.get(name) for name in sorted(names)}
+
+
+def check_nf_file(path: str) -> str:
+    """The text of the NF's own source file: a C file, named ``.c`` (gcc picks the language from the
+    name: a ``.h`` would compile to a precompiled header, a ``.cc`` as C++), then as
+    ``check_text_file``."""
+    if os.path.isfile(path) and not path.endswith(".c"):  # a missing file or a folder: check_text_file says so
+        name = os.path.basename(path) or path
+        raise ConfigError(f"{path}: an NF is a C source file named .c ({name!r} is not); copy or rename it, "
+                          f"e.g. to {os.path.splitext(name)[0] or 'nf'}.c")
+    return check_text_file(path)
 
 
 def _fixed(path: str, macro: Macro) -> ConfigError:
@@ -121,7 +132,7 @@ def read_nf(path: str | os.PathLike, defines: Optional[Mapping[str, str]] = None
     NF does not let override, a bad NF_DEVICES or a limit the preprocessor hit; CSyntaxError (at
     file:line:col) for a preprocessor error, a refused #include or a file that is not UTF-8 text."""
     path = os.fspath(path)
-    check_text_file(path)
+    check_nf_file(path)
     checked = check_defines(defines)
     scan = preprocess(path, ["-dD", *(f"-D{name}={value}" for name, value in checked)], f"preprocessing {path}")
     final = {macro.name: macro for macro in scan.final}
