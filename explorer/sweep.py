@@ -17,6 +17,7 @@ import contextlib
 import functools
 import itertools
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,25 +168,19 @@ def sweep(nf: str | Path, nics: Sequence[str] = ("e810",), cores: Sequence[int] 
 @contextlib.contextmanager
 def dask_client(scheduler: str) -> Iterator[Any]:
     """A dask.distributed client: of an embedded local cluster (``"local"``: one single-threaded
-    worker process per CPU, no dashboard) or of the cluster at ``scheduler``. Closed on exit."""
+    worker process per CPU, no dashboard) or of the cluster at ``scheduler``. Closed on exit; on
+    Ctrl-C or SIGTERM quietly (no worker chatter, no asyncio tracebacks) and with its scratch
+    folder gone."""
     import logging
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     # Workers are stopped on purpose at the end: their shutdown chatter is not for the user.
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if scheduler == "local":
-        import os
-
-        import dask
-
-        workers = max(1, len(os.sched_getaffinity(0)))
-        with tempfile.TemporaryDirectory(prefix="nfx-dask-") as scratch, \
-                dask.config.set({"temporary-directory": scratch}):
-            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                              local_directory=scratch) as cluster, Client(cluster) as client:
-                yield client
+        with _local_client() as client:
+            yield client
         return
     if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
         raise ConfigError(f"bad scheduler {scheduler!r}: expected 'local' or an address such as tcp://host:8786")
@@ -193,8 +188,90 @@ def dask_client(scheduler: str) -> Iterator[Any]:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as error:
         raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
-    with client:
+    with client, _quiet_when_stopped():
         yield client
+
+
+@contextlib.contextmanager
+def _local_client() -> Iterator[Any]:
+    import os
+    import shutil
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    workers = max(1, len(os.sched_getaffinity(0)))
+    scratch = tempfile.mkdtemp(prefix="nfx-dask-")
+    before = _clusters()
+    try:
+        with dask.config.set({"temporary-directory": scratch}), _quiet_when_stopped():  # stopped while starting
+            try:
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, local_directory=scratch,
+                                       preload=["explorer.dask_worker"])
+            except Exception as error:  # a stop signal mid-start surfaces as "Nanny failed to start"
+                if _stopped_by(error):
+                    raise KeyboardInterrupt from None
+                raise ConfigError(f"cannot start a local Dask cluster: {error}") from None
+            with cluster, Client(cluster) as client, _quiet_when_stopped():  # silent before the teardown
+                yield client
+    finally:
+        _forget_unclosed_clusters(before)
+        for _ in range(20):  # workers killed mid-write may still be leaving files for a moment
+            shutil.rmtree(scratch, ignore_errors=True)
+            if not os.path.exists(scratch):
+                break
+            time.sleep(0.05)
+
+
+def _stopped_by(error: BaseException) -> bool:
+    """Whether a Ctrl-C or SIGTERM (or the cancellation it caused) is behind ``error``."""
+    import asyncio
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (KeyboardInterrupt, asyncio.CancelledError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _quiet_when_stopped() -> Iterator[None]:
+    """On Ctrl-C or SIGTERM, silence what the cluster's teardown logs (asyncio's "Task exception was
+    never retrieved", distributed's errors about workers it is killing) while the stop unwinds."""
+    import logging
+
+    try:
+        yield
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt) or _stopped_by(error):
+            for name in ("asyncio", "distributed", "distributed.client", "distributed.nanny", "distributed.scheduler",
+                         "distributed.worker", "distributed.core", "distributed.diskutils", "tornado"):
+                logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        raise
+
+
+def _clusters() -> set:
+    with contextlib.suppress(Exception):
+        from distributed.deploy.spec import SpecCluster
+        return set(SpecCluster._instances)
+    return set()
+
+
+def _forget_unclosed_clusters(before: set) -> None:
+    """A cluster stopped while it started or closed keeps workers in their first state, and
+    distributed's exit hook then fails an assertion on it (a traceback after nfx said
+    "interrupted"): forget what this cluster left that is not closed (it was closed as far as it
+    could be)."""
+    with contextlib.suppress(Exception):
+        from distributed.core import Status
+        from distributed.deploy.spec import SpecCluster
+
+        for cluster in _clusters() - before:
+            if getattr(cluster, "status", None) != Status.closed:
+                SpecCluster._instances.discard(cluster)
 
 
 # ---- one big trace, segment by segment ---------------------------------------------------------

@@ -223,3 +223,34 @@ def test_sigterm_stops_explore_and_its_voila_server(tmp_path):
     terminate_mid_run([*NFX, "explore", "sample_nfs/fw.c", "--port", str(port), "--no-browser"],
                       lambda t: _listening(port), tmp_path, env, patience=120)
     assert not _listening(port)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_sigterm_and_ctrl_c_stop_a_sweep_on_a_local_dask_cluster_quietly(tmp_path, group):
+    """Once its workers run: one line ("terminated" / "interrupted"), no traceback from the cluster's
+    teardown or from a worker (a terminal's Ctrl-C reaches the whole process group), no scratch
+    folder left."""
+    argv = [*NFX, "sweep", "sample_nfs/fw.c", "--cores", "2,4,8", "--traffic", "uniform,zipf", "--seeds", "4",
+            "--packets", "2000000", "--scheduler", "local"]
+    workers = lambda t: len(t.alive()) >= 3  # noqa: E731  nfx and its workers
+    if not group:
+        terminate_mid_run(argv, workers, tmp_path)
+        return
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "TMPDIR": str(temp)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        with ProcessTree(process.pid) as tree:
+            deadline = time.monotonic() + 300
+            while not workers(tree) and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(1.0)  # the workers past their start-up, into their tasks
+            os.killpg(process.pid, signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert err == "nfx sweep: interrupted\n", err
+    assert sorted(p.name for p in temp.iterdir()) == []
