@@ -199,7 +199,7 @@ def test_pure_short_circuit_makes_one_fork(tmp_path: Path) -> None:
 
 
 def test_short_circuit_with_a_side_effect_forks_and_skips_the_call(tmp_path: Path) -> None:
-    a = nf(tmp_path, HEADERS + "  int v;\n  if (ip->ttl > 1 && nf_map_get(out, &v, &v)) return 1;\n  return 0;",
+    a = nf(tmp_path, HEADERS + "  int v = 0;\n  if (ip->ttl > 1 && nf_map_get(out, &v, &v)) return 1;\n  return 0;",
            "struct nf_map *out;", "return nf_map_allocate(4, 16, &out);")
     tail = a.paths[2:]
     assert [p.condition_text.split(" && ")[2:] for p in tail] == [
@@ -475,3 +475,28 @@ def test_symbol_names_of_many_terms_are_the_union_of_each_terms_symbols():
         assert symbol_names(terms) == set().union(*(symbols_of(t) for t in terms))
         assert symbol_names(terms[:1]) == symbols_of(terms[0])
     assert symbol_names([]) == set() and symbol_names([z3.BitVecVal(3, 8)]) == set()
+
+
+def test_key_bytes_never_set_are_refused_with_their_fields(tmp_path: Path) -> None:
+    """A key C leaves partly indeterminate (an explicit pad never written, a field set on one branch
+    only) was analysed as if those bytes were 0, while the built NF hashed the stack. Set on every
+    path (a memset, an initializer, every field), it is accepted."""
+    import re
+
+    from explorer.errors import UnsupportedError
+    key = "struct k { uint8_t proto; uint8_t pad[3]; uint32_t src; };"
+    get = "  int v;\n  return nf_map_get(m, &key, &v) ? 1 : 0;"
+    decl, init = "struct nf_map *m;", "return nf_map_allocate(sizeof(struct k), 16, &m);"
+    cases = {
+        "  struct k key;\n  key.proto = ip->protocol;\n  key.src = ip->src_addr;\n":
+            "bytes 1..3 (pad) of the key (struct k) are never set on this path",
+        "  struct k key;\n  memset(&key, 0, 4);\n  if (ip->ttl > 64) key.src = ip->src_addr;\n":
+            "bytes 4..7 (src) of the key (struct k) are never set on this path",
+    }
+    for body, error in cases.items():
+        with pytest.raises(UnsupportedError, match=re.escape(error)):
+            nf(tmp_path, HEADERS + body + get, key + "\n" + decl, init)
+    for body in ("  struct k key;\n  memset(&key, 0, sizeof key);\n  key.src = ip->src_addr;\n",
+                 "  struct k key = {ip->protocol, {0}, ip->src_addr};\n",
+                 "  struct k key;\n  key.proto = 6;\n  key.pad[0] = key.pad[1] = key.pad[2] = 0;\n  key.src = 1;\n"):
+        assert nf(tmp_path, HEADERS + body + get, key + "\n" + decl, init).paths

@@ -222,8 +222,10 @@ class Machine:
         regions = []
         for name, r in sorted(self.memory.items()):
             old = since.memory.get(name)
-            if r is not old and (old is None or r.alive != old.alive or r.cells != old.cells or r.writes != old.writes):
-                regions.append((name, r.alive, tuple(cell_key(c) for c in r.cells), tuple(sorted(r.writes.items()))))
+            if r is not old and (old is None or r.alive != old.alive or r.cells != old.cells or r.writes != old.writes
+                                 or r.unset != old.unset):
+                regions.append((name, r.alive, tuple(cell_key(c) for c in r.cells), tuple(sorted(r.writes.items())),
+                                tuple(sorted(r.unset))))
         names = tuple(tuple(sorted((name, region) for name, (region, _) in scope.vars.items()))
                       for scope in self.scopes[1:])
         return (self.counter, tuple(regions), names, self.effects.fingerprint(since.effects))

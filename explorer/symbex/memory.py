@@ -21,7 +21,7 @@ class Region:
 
     A region in a snapshot is ``shared``: the machine copies it before changing it."""
 
-    __slots__ = ("name", "kind", "label", "cells", "writes", "readonly", "alive", "shared")
+    __slots__ = ("name", "kind", "label", "cells", "writes", "readonly", "alive", "shared", "unset")
 
     def __init__(self, name: str, kind: str, label: str, size: int, cells: Optional[list] = None,
                  readonly: bool = False):
@@ -33,6 +33,9 @@ class Region:
         self.readonly = readonly
         self.alive = True
         self.shared = False
+        # bytes of a local declared without an initializer that nothing has written yet: C leaves
+        # them indeterminate (the machine reads them as 0, the built NF reads the stack)
+        self.unset: frozenset[int] = frozenset()
 
     @property
     def size(self) -> int:
@@ -42,6 +45,7 @@ class Region:
         region = Region(self.name, self.kind, self.label, 0, list(self.cells), self.readonly)
         region.writes = dict(self.writes)
         region.alive = self.alive
+        region.unset = self.unset
         return region
 
     def check(self, offset: int, n: int) -> None:
@@ -63,6 +67,8 @@ class Region:
     def write(self, offset: int, cells: tuple, location: Optional[Location] = None) -> None:
         self.check(offset, len(cells))
         self.cells[offset:offset + len(cells)] = cells
+        if self.unset:
+            self.unset = self.unset.difference(range(offset, offset + len(cells)))
         if location is not None:
             for i in range(offset, offset + len(cells)):
                 self.writes[i] = location

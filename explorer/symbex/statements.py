@@ -152,10 +152,12 @@ class Statements(Visitor):
         if isinstance(t, StructType) and not t.complete:
             raise m.fail(decl, f"variable {decl.name} has incomplete type {t}")
         name = m.fresh(f"local:{decl.name}")
-        m.new_region(name, "local", f"local variable {decl.name}", t.size)
+        region = m.new_region(name, "local", f"local variable {decl.name}", t.size)
         m.scopes[-1].vars[decl.name] = (name, t)
         if decl.init is not None:
             self.it.initializers.initialize(Ptr(PointerType(t), name, 0), t, decl.init)
+        else:
+            region.unset = frozenset(range(t.size))
 
     def visit_DeclList(self, node: Any) -> None:
         for decl in node.decls:

@@ -97,6 +97,13 @@ class CallContext:
             offset, size = layout.padding[0]
             raise self.fail(f"the key {layout} has {size} padding byte(s) at offset {offset}; keys are compared "
                             "as raw bytes, so key structs must have no padding")
+        region = self.machine.memory.get(ptr.region) if ptr.region is not None else None
+        if region is not None and region.unset and isinstance(ptr.offset, int):
+            unset = sorted(i - ptr.offset for i in region.unset if ptr.offset <= i < ptr.offset + obj.size)
+            if unset:
+                raise self.fail(f"{_bytes_text(unset, layout)} of the key {'(' + str(layout) + ') ' if layout else ''}"
+                                f"are never set on this path: C leaves them as the stack held them, so two packets "
+                                f"of one flow can make different keys; set them (memset the key to 0 first)")
         if obj.layout is None and layout is not None:
             obj.layout = layout
         term = combine_be(cells)
@@ -180,3 +187,19 @@ def constant_index(ctx: CallContext, obj: ObjectInfo, i: int) -> int:
         raise ctx.fail(f"index {value} is outside {obj.name} (capacity {obj.capacity})")
     obj.init_calls += 1
     return value
+
+
+def _bytes_text(offsets: list[int], layout: Any) -> str:
+    """``byte 4`` / ``bytes 5..7`` of a key, with the struct fields they belong to."""
+    runs, start = [], offsets[0]
+    for a, b in zip(offsets, offsets[1:] + [None]):
+        if b != a + 1:
+            runs.append((start, a))
+            start = b
+    text = ", ".join(f"{lo}" if lo == hi else f"{lo}..{hi}" for lo, hi in runs)
+    text = f"byte{'s' if len(offsets) > 1 else ''} {text}"
+    if isinstance(layout, StructType):
+        names = [f.name for f in layout.fields if any(f.offset <= i < f.offset + f.ctype.size for i in offsets)]
+        if names:
+            text += f" ({', '.join(names)})"
+    return text
