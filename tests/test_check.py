@@ -253,3 +253,16 @@ def test_runts_never_reach_the_nf_in_either_run(nf, strategy):
     runts = Trace(base.timestamps[:3], base.devices[:3], (b"", b"\x01" * 13, frames[100]))
     with pytest.raises(ConfigError, match="none of the trace's 3 packets reaches the NF: each is shorter"):
         check(solution(nf, strategy), runts, 4, strategy)
+
+
+@pytest.mark.dpdk
+def test_a_device_no_packet_arrived_on_is_noted():
+    """Generated traffic arrives on devices 0 and 1 only; a capture of one device's side: the paths of
+    a device that got no packet went unchecked, and the report says so."""
+    base = traffic(packets=400)
+    lan = base.devices == 0
+    trace = Trace(base.timestamps[lan], base.devices[lan], tuple(f for f, keep in zip(base.frames, lan) if keep))
+    report = check(solution("fw", "auto"), trace, 2)
+    assert report.equivalent
+    assert "no packet arrived on device 1: its paths went unchecked" in " ".join(report.notes)
+    assert not any("no packet arrived" in n for n in check(solution("fw", "auto"), base, 2).notes)

@@ -246,7 +246,7 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
     n = len(seq_trace)
     expected = Outcome.of(seq, n)
     differs = bool(np.any(expected.verdicts != run.verdicts)) or any(f != g for f, g in zip(expected.frames, run.frames))
-    notes: list[str] = []
+    notes: list[str] = unused_devices(plan.devices, seq_trace.devices)
     if not loop.fixed_point:
         notes.append(f"the closed loop did not settle in {loop.rounds - 1} rounds: replies answer the last round's "
                      "outputs")
@@ -284,6 +284,17 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
                        result["reordered"], tuple(notes), sketch_drift=len(result["sketch"]),
                        drift=tuple(packet(i, why, kind) for i, kind, why in drifting[:shown]), replies=loop.replies,
                        translated=loop.translated, runts=runts)
+
+
+def unused_devices(devices: int, arrivals: Any) -> list[str]:
+    """A note on the NF's devices no packet of the trace arrived on: their paths went unchecked
+    (generated traffic, for one, arrives on devices 0 and 1 only)."""
+    idle = sorted(set(range(devices)) - {int(d) for d in np.unique(arrivals)})
+    if not idle:
+        return []
+    return [f"no packet arrived on device{'s' if len(idle) > 1 else ''} {', '.join(map(str, idle))}: "
+            f"{'their' if len(idle) > 1 else 'its'} paths went unchecked (give {'their' if len(idle) > 1 else 'its'} "
+            f"traffic with --in, or use --traffic paths)"]
 
 
 def check(solution: Any, trace: Trace, cores: int = 2, strategy: str = "auto", *, shown: int = SHOWN,

@@ -224,7 +224,9 @@ def check_replicated(plan: ParallelPlan, loop: LoopedRuns, fields: frozenset[str
                 if verdict != run.verdicts[i] else "the output bytes differ")
 
     result = compare_replicated(plan, trace, run, seq, overrides, same)
-    notes = [] if loop.fixed_point else [f"the closed loop did not settle in {loop.rounds - 1} rounds"]
+    from explorer.verify.equivalence import unused_devices
+    notes = unused_devices(plan.devices, trace.devices)
+    notes += [] if loop.fixed_point else [f"the closed loop did not settle in {loop.rounds - 1} rounds"]
     differences = tuple(Difference(i, int(trace.devices[i]), int(run.cores[i]), int(result.serial_verdicts[i]),
                                    int(run.verdicts[i]), why, "difference", packet_headers(trace.frames[i]),
                                    int(loop.origin[i]) if i < len(loop.origin) else -1)
