@@ -206,6 +206,11 @@ int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
     ({"NF_DEVICES": "65"}, "NF_DEVICES is 65; it must be an integer constant from 1 to 64"),
     ({"NF_DEVICES": "0x10000"}, "NF_DEVICES is 65536"),
     ({"NF_DEVICES": "two"}, "NF_DEVICES must be an integer constant from 1 to 64, not 'two'"),
+    # pasted where the macro is used, it would have changed the expression around it
+    ({"CAPACITY": "1)+(2"}, "--define CAPACITY=1)+(2: the value is not a C expression"),
+    # was reported wrapped modulo 2^64 (7766279631452241919)
+    ({"CAPACITY": "99999999999999999999"}, "a number past 64 bits (99999999999999999999); C has no integer"),
+    ({"NF_NS_PER_SEC": "1"}, "--define NF_NS_PER_SEC: NF_NS_PER_SEC is a constant of nf.h, not a setting of"),
 ])
 def test_analysis_and_build_refuse_the_same_defines_with_the_same_words(tmp_path: Path, defines, words) -> None:
     analysis, built = _outcome(write(tmp_path, CONFIGURABLE), defines)

@@ -120,8 +120,10 @@ def check_nf_file(path: str) -> str:
 
 
 def _fixed(path: str, macro: Macro) -> ConfigError:
-    return ConfigError(f"--define {macro.name}: {path} defines {macro.name} unconditionally; wrap its #define "
-                       f"in #ifndef {macro.name} ... #endif to make it configurable",
+    if is_ours(macro.file):  # nf.h's own constant: nothing the user can wrap
+        return ConfigError(f"--define {macro.name}: {macro.name} is a constant of nf.h, not a setting of {path}")
+    return ConfigError(f"--define {macro.name}: {macro.file} defines {macro.name} unconditionally; wrap its "
+                       f"#define in #ifndef {macro.name} ... #endif to make it configurable",
                        location=Location(macro.file, macro.line, 1))
 
 

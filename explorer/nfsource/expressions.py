@@ -40,6 +40,8 @@ def _kinds(node: c_ast.Node) -> set[str]:
             found.add("floating-point")
         elif node.type not in _INT_TYPES:
             found.add("a string")
+        elif node.type != "char" and _integer(node.value) >= 1 << 64:
+            found.add(f"a number past 64 bits ({node.value})")
     elif isinstance(node, (c_ast.Assignment, c_ast.Compound, c_ast.CompoundLiteral, c_ast.InitList)):
         found.add("an assignment or compound")
     elif isinstance(node, c_ast.UnaryOp) and node.op in ("++", "--", "p++", "p--"):
@@ -47,6 +49,25 @@ def _kinds(node: c_ast.Node) -> set[str]:
     for _, child in node.children():
         found |= _kinds(child)
     return found
+
+
+def _integer(literal: str) -> int:
+    """The value of a C integer literal (decimal, octal, hex or binary, with any u/l suffix)."""
+    digits = literal.rstrip("uUlL")
+    if digits[:2].lower() in ("0x", "0b"):
+        return int(digits, 0)
+    return int(digits, 8) if len(digits) > 1 and digits.startswith("0") else int(digits)
+
+
+def _balanced(text: str) -> bool:
+    """Whether every parenthesis of ``text`` closes one it opened: a value is pasted where its macro
+    is used, so ``1)+(2`` would change the expression around it."""
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def check_defines(defines: Optional[Mapping[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -60,9 +81,14 @@ def check_defines(defines: Optional[Mapping[str, str]]) -> tuple[tuple[str, str]
         if not value.strip() or "\n" in value or "\r" in value or "\0" in value:
             raise ConfigError(f"--define {name}: needs a one-line value (NAME=VALUE)")
         try:
+            if not _balanced(value):
+                raise ValueError("unbalanced parentheses")
             kinds = _kinds(_expression(value))
         except ValueError:
             raise ConfigError(f"--define {name}={value}: the value is not a C expression") from None
+        big = sorted(k for k in kinds if k.startswith("a number past 64 bits"))
+        if big:
+            raise ConfigError(f"--define {name}={value}: {big[0]}; C has no integer that wide")
         if kinds:
             raise ConfigError(f"--define {name}={value}: {' and '.join(sorted(kinds))} values are not part of the "
                               f"NF language; give an integer expression")
