@@ -303,10 +303,10 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
         if allocation is not None and decision == "shard":
             entry["summary"] = allocation_summary(allocation, obj.name)
         if under_lock(solution) and decision and decision != "lock":
+            why, could = solution.explanation.rstrip('.') or f"{solution.strategy} was asked for", alone(decision, fields)
             entry["decision"], entry["summary"] = "lock", (
-                f"Could {decision} alone, but the {solution.strategy} build runs every object behind its lock "
-                f"({solution.explanation.rstrip('.') or f'{solution.strategy} was asked for'}). "
-                f"Alone: {entry['summary']}")
+                f"{could[0].upper() + could[1:]}, but the {solution.strategy} build runs every object behind "
+                f"its lock ({why}). Alone: {entry['summary']}")
         if obj.name in broken:
             entry["broken"] = _broken_text(obj.name, info, broken[obj.name], dict(solution.sharding.hashed))
         elif _follows_broken(obj.name, decisions, broken):
@@ -316,6 +316,16 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
         objects[obj.name] = entry
     return {"nf": analysis.nf, "objects": objects, "keys": key_layouts(analysis),
             "strategy": _strategy(solution, objects) if solution is not None else {}}
+
+
+def alone(decision: str, fields: Mapping[Any, Sequence[str]]) -> str:
+    """What an object under a locks build could be by itself: its decision, unless the packets that
+    share its entries agree on no RSS field on some device (then no key shards it, alone or not)."""
+    bare = sorted(str(d) for d, f in fields.items() if not f)
+    if decision == "shard" and bare:
+        return (f"could not shard even alone (the packets that share its entries agree on no RSS field on device"
+                f"{'s' if len(bare) > 1 else ''} {', '.join(bare)})")
+    return f"could {decision} alone"
 
 
 def under_lock(solution: Any) -> bool:

@@ -166,3 +166,21 @@ def test_under_a_locks_build_every_object_is_locked_and_says_what_it_could_be_al
     assert fw["strategy"]["summary"].startswith("tm, as asked: the state is shared behind locks")
     assert fw["objects"]["flows"]["summary"].startswith("Could shard alone, but the tm build runs every object "
                                                         "behind its lock (tm was asked for). Alone: fw.c:76")
+
+
+def test_an_object_no_key_shards_even_alone_is_not_said_to_shard_alone(tmp_path):
+    """One table keyed by the source address for some packets and by the destination for others
+    (tags keep the keys apart): the packets that share an entry agree on no one field, so no RSS
+    key shards it even alone, and neither the explorer's words nor the CLI say it could."""
+    from explorer.commands.solve import render
+
+    nf = tmp_path / "two_sides.c"
+    nf.write_text((ROOT / "tests" / "nfs" / "two_keys.c").read_text()
+                  .replace("nf_map_get(by_dst, &d, &v)", "nf_map_get(by_src, &d, &v)")
+                  .replace("nf_map_put(by_dst, &d, 1)", "nf_map_put(by_src, &d, 1)"))
+    solution = pipeline.solve(nf, quality=False)
+    words = pipeline.explain(solution)
+    assert solution.strategy == "locks"
+    assert words["objects"]["by_src"]["summary"].startswith("Could not shard even alone (the packets that share its "
+                                                            "entries agree on no RSS field on device")
+    assert "by_src       map     lock      could not shard even alone" in render(solution.to_dict())

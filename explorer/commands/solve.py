@@ -5,6 +5,7 @@ import json
 
 from explorer import pipeline
 from explorer.commands.options import parse_defines
+from explorer.explain import alone
 from explorer.sharding.decisions import parse_overrides
 from explorer.wording import count
 
@@ -42,8 +43,8 @@ def render(data: dict) -> str:
         fields = "; ".join(f"dev {d}: {', '.join(f) or '-'}" for d, f in sorted(o["fields"].items()))
         decision, reason = o["decision"], o["reason"]
         if locked and decision != "lock":  # what it could be alone; the build runs it under the lock
-            decision, reason = "lock", (f"could {decision} alone ({reason}); the {data['strategy']} build runs "
-                                        "every object under its lock")
+            decision, reason = "lock", (f"{alone(decision, o['fields'])} ({reason}); the {data['strategy']} build "
+                                        "runs every object under its lock")
         lines.append(f"  {o['name']:<{width}} {o['kind']:<7} {decision:<9} {reason}"
                      + (f"  [{fields}]" if fields else ""))
     shares = data.get("write_shares") or {}
