@@ -243,3 +243,13 @@ def test_objects_a_path_uses_before_expiring_them_are_not_sharded():
                                                     "first")
     plan = shard(fw(wan_expires=True), nic_profile("e810"))
     assert {o.name: o.decision for o in plan.objects} == {"flows": "shard", "chain": "shard"}
+
+
+def test_an_object_read_only_through_another_call_is_used_not_unused():
+    """nf_cht_find_backend checks the dchain of live backends on every new flow (a related object of
+    the cht's access): that dchain is read by packets, not "not used by nf_process"."""
+    key = five_tuple(SRC, DST, SPORT, DPORT)
+    find = Access("cht", Op.READ, "nf_cht_find_backend", key, "", ("cht.found#1", "cht.backend#1"), LOC, ("active",))
+    plan = shard(analysis([("cht", "cht"), ("active", "dchain")], path(0, [0], find)), nic_profile("e810"))
+    assert plan.decision("active").decision == "replicate"
+    assert plan.decision("active").reason.startswith("packets only read it")

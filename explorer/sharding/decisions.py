@@ -248,10 +248,13 @@ def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, all
 
 
 def _access_counts(analysis: Analysis) -> dict[str, int]:
+    """Accesses per object, counting the objects a call reads besides its own (the dchain of live
+    backends ``nf_cht_find_backend`` checks); expiry's are counted by the objects' own accesses."""
     counts: dict[str, int] = {}
     for path in analysis.paths:
         for access in path.accesses:
-            counts[access.object] = counts.get(access.object, 0) + 1
+            for name in (access.object,) + (access.related if access.op != Op.EXPIRE else ()):
+                counts[name] = counts.get(name, 0) + 1
     return counts
 
 
