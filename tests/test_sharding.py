@@ -104,6 +104,9 @@ def test_override_that_breaks_the_firewall_is_a_conflict():
     plan = shard(fw_like(), nic_profile("e810"), {"flows": {0: ("src_ip",), 1: ("src_ip",)}})
     assert plan.conflicts and plan.violated
     assert plan.decision("flows").overridden
+    # the reason names what the packets agree on, and what the override hashes instead (it said "no field")
+    assert plan.decision("flows").reason.endswith("(overridden to hash device 0: src_ip; device 1: src_ip)")
+    assert "agree on device 0: src_ip, dst_ip, src_port, dst_port" in plan.decision("flows").reason
 
 
 # ---- the replicate decision (issue 15) -----------------------------------------------------------

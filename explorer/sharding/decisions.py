@@ -296,16 +296,22 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
     natural = constraints
     for dev, fields in override.items():
         constraints = tuple(restrict(c, dev, frozenset(fields)) for c in constraints)
-    fields = []
-    for dev in devices:
-        sets = [f for f in (fields_on(c, dev) for c in constraints) if f is not None]
-        if sets:
-            common = frozenset.intersection(*sets)
-            fields.append((dev, tuple(f for f in RSS_NAMES if f in common)))
-    per_dev = "; ".join(f"device {d}: {', '.join(f) or 'no field'}" for d, f in fields)
-    reason = f"entries are touched only by packets that agree on {per_dev}"
+    def agreed(pairs) -> list[tuple[int, tuple[str, ...]]]:
+        out = []
+        for dev in devices:
+            sets = [f for f in (fields_on(c, dev) for c in pairs) if f is not None]
+            if sets:
+                common = frozenset.intersection(*sets)
+                out.append((dev, tuple(f for f in RSS_NAMES if f in common)))
+        return out
+
+    def text(per_dev) -> str:
+        return "; ".join(f"device {d}: {', '.join(f) or 'no field'}" for d, f in per_dev)
+
+    fields = agreed(constraints)
+    reason = f"entries are touched only by packets that agree on {text(agreed(natural))}"
     if overridden:
-        reason += " (overridden)"
+        reason += f" (overridden to hash {text(sorted((d, tuple(f)) for d, f in override.items()))})"
     return decision("shard", reason, fields, constraints, overridden, natural)
 
 
