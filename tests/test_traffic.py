@@ -95,6 +95,22 @@ def test_reads_big_endian_pcap(tmp_path):
     assert got == frames and ts.tolist() == [5_999_999_999, 6_999_999_999]
 
 
+def test_frames_a_capture_says_end_with_their_fcs_lose_it(tmp_path):
+    """The link-type word's F bit (26) and FCS length in 16-bit words (bits 28-31): a NIC strips the
+    FCS before the NF sees a frame; a frame the capture truncated keeps its bytes (no FCS in them)."""
+    frames = (b"\x01" * 60 + b"FCS!", b"\x02" * 70 + b"FCS!", b"\x03" * 40)
+    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1 | 1 << 26 | 2 << 28)
+    for k, frame in enumerate(frames):
+        wire = len(frame) if k < 2 else 200  # the third was cut at 40 bytes
+        data += struct.pack("<IIII", 5 + k, 0, len(frame), wire) + frame
+    path = tmp_path / "fcs.pcap"
+    path.write_bytes(data)
+    assert read_pcap(path)[1] == (b"\x01" * 60, b"\x02" * 70, b"\x03" * 40)
+    data = data[:20] + struct.pack("<I", 1 | 2 << 28) + data[24:]  # no F bit: the length means nothing
+    path.write_bytes(data)
+    assert read_pcap(path)[1] == frames
+
+
 def test_empty_but_valid_pcap_has_no_packets(tmp_path):
     path = tmp_path / "empty.pcap"
     write_pcap(path, [], ())

@@ -173,15 +173,18 @@ def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes,
     major, minor, _zone, _sigfigs, _snaplen, network = struct.unpack(order + "HHiIII", rest)
     if major != 2:
         raise TrafficError(f"{name}: pcap version {major}.{minor} is not supported (expected 2.x)")
-    linktype = network & 0xFFFF  # upper bits may carry FCS information
+    linktype = network & 0xFFFF
     if linktype != dpkt.pcap.DLT_EN10MB:
         raise TrafficError(f"{name}: link type {linktype} is not Ethernet; only Ethernet "
                            f"(link type {dpkt.pcap.DLT_EN10MB}) captures are supported{link_hint(linktype)}")
-    yield from _classic_records(stream, name, chunk_packets, order, nano, stats)
+    # The upper bits may say every frame ends with its FCS (the F bit, 26, and the FCS length in 16-bit
+    # words, bits 28-31): the NIC strips it before a DPDK program sees the frame, so it goes here too.
+    fcs = 2 * (network >> 28 & 0xF) if network & (1 << 26) else 0
+    yield from _classic_records(stream, name, chunk_packets, order, nano, stats, fcs)
 
 
 def _classic_records(stream: BinaryIO, name: str, chunk_packets: int, order: str,
-                     nano: bool, stats: FileStats) -> Iterator[Chunk]:
+                     nano: bool, stats: FileStats, fcs: int = 0) -> Iterator[Chunk]:
     caplen_at = struct.Struct(order + "I").unpack_from
     header = np.dtype([("sec", order + "u4"), ("frac", order + "u4"), ("caplen", order + "u4"),
                        ("wirelen", order + "u4")])
@@ -209,7 +212,7 @@ def _classic_records(stream: BinaryIO, name: str, chunk_packets: int, order: str
             starts.append(pos)
             pos = stop
         if starts:
-            stamps, frames = _decode(buf, starts, header, nano, name, base, index, stats)
+            stamps, frames = _decode(buf, starts, header, nano, name, base, index, stats, fcs)
             index += len(starts)
             pending.add(stamps, frames)
             yield from pending.full_chunks()
@@ -254,9 +257,9 @@ class Chunker:
 
 
 def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: str, base: int,
-            index: int, stats: FileStats) -> tuple[np.ndarray, list[bytes]]:
+            index: int, stats: FileStats, fcs: int = 0) -> tuple[np.ndarray, list[bytes]]:
     """The records at ``starts`` of ``buf`` (whose first byte is at file offset ``base``); the first
-    one is packet number ``index``."""
+    one is packet number ``index``. ``fcs`` trailing bytes are cut from every frame captured whole."""
     at = np.asarray(starts, dtype=np.int64)
     raw = np.frombuffer(buf, dtype=np.uint8)
     heads = raw[at[:, None] + np.arange(_RECORD_HEADER)].copy().view(header).reshape(-1)
@@ -274,7 +277,8 @@ def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: s
     stamps = (heads["sec"].astype(np.uint64) * np.uint64(NS_PER_SEC)
               + heads["frac"].astype(np.uint64) * np.uint64(1 if nano else 1000))
     stats.add(stamps, heads["caplen"], heads["wirelen"])
-    ends = (at + _RECORD_HEADER + heads["caplen"]).tolist()
+    whole = (heads["caplen"] == heads["wirelen"]) & (heads["caplen"] > fcs) if fcs else False
+    ends = (at + _RECORD_HEADER + heads["caplen"] - np.where(whole, fcs, 0)).tolist()
     return stamps, [buf[a + _RECORD_HEADER:b] for a, b in zip(starts, ends)]
 
 
