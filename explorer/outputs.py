@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Union
 
@@ -59,6 +60,24 @@ def refuse_system_folder(folder: PathLike) -> Path:
     if resolved in SYSTEM_FOLDERS or folder.absolute() in SYSTEM_FOLDERS:
         raise OutputError(f"refusing to write into {folder}: it is a system folder; name a folder of your own")
     return folder
+
+
+def check_writable(folder: Path, option: str, target: Path) -> None:
+    """That a file can be created in ``folder`` or, when it does not exist yet, in its nearest
+    existing parent (tried with a temporary file, removed at once)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link where a folder should be
+            raise OutputError(f"{option} {target}: {existing} is a broken symbolic link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{option} {target}: {existing} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nfx-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputError(f"{option} {target}: cannot write in {existing}: {os_words(error)}") from None
 
 
 def _aside(target: Path, verb: str) -> Path:
@@ -212,13 +231,7 @@ def claim_output(path: PathLike, option: str, inputs: Iterable[PathLike] = ()) -
         if given and same_file(path, Path(given)):
             raise OutputError(f"refusing to write {path} ({option}): it is one of this command's inputs")
     check_destination(path)
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:  # missing folders are made, as for --out
-        folder = folder.parent
-    if not folder.is_dir():
-        raise OutputError(f"{option} {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{option} {path}: cannot write in {folder}")
+    check_writable(path.parent, option, path)  # missing folders are made, as for --out
     if path.exists():
         with _written_records() as records:
             recorded = records.get(os.path.realpath(path))

@@ -300,10 +300,10 @@ def traffic_chunks(traffic: Any, packets: int, flows: int, seed: int, chunk_pack
     from explorer.traffic.field_arrays import extract_fields
     from explorer.traffic.generators import field_chunks
     from explorer.traffic.trace import Trace
-    from explorer.wire import MIN_FRAME
+    from explorer.wire import reaching_the_nf as reaching
 
     def reaching_the_nf(frames, devices):  # runts never reach the NF (and were warned about on reading)
-        kept = np.fromiter((len(f) >= MIN_FRAME for f in frames), bool, len(frames))
+        kept = reaching(frames)
         if kept.all():
             return extract_fields(frames), np.asarray(devices)
         return extract_fields([f for f, k in zip(frames, kept) if k]), np.asarray(devices)[kept]

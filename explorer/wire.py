@@ -7,13 +7,20 @@ input, the sharding constraints, the views) imports these tables instead of keep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
+
+import numpy as np
 
 ETHER_TYPE_IPV4 = 0x0800
 PROTO_TCP = 6
 PROTO_UDP = 17
 ETHER_LEN = 14
 MIN_FRAME = ETHER_LEN  # shorter frames (runts) never reach the NF
+
+
+def reaching_the_nf(frames: Sequence[bytes]) -> np.ndarray:
+    """Which frames the runtime hands to the NF: every one but the runts (shorter than MIN_FRAME)."""
+    return np.fromiter((len(f) >= MIN_FRAME for f in frames), bool, len(frames))
 # The longest frame (bytes as captured, no FCS) that the runtime hands to an NF: nf.h's NF_MAX_FRAME.
 # The generated DPDK program sets its ports' MTU for it and drops longer frames (giants) before the NF;
 # every command refuses traces with longer frames, so that no replay, check or run disagrees with it.

@@ -32,7 +32,7 @@ from explorer.errors import ConfigError, GenerateError, RunError
 from explorer.run import encode_trace
 from explorer.traffic.trace import Trace
 from explorer.verify.equivalence import rewrites
-from explorer.wire import MIN_FRAME
+from explorer.wire import MIN_FRAME, reaching_the_nf
 
 VERDICTS = ("forwarded", "dropped", "flooded", "runts")
 
@@ -282,7 +282,7 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
     if captured is not None:
         if not len(captured):
             raise ConfigError("the captures hold no packet to measure")
-        runts = sum(len(f) < MIN_FRAME for f in captured.frames)
+        runts = len(captured) - int(reaching_the_nf(captured.frames).sum())
         if runts == len(captured):
             raise ConfigError(f"none of the captures' {len(captured)} packets reaches the NF: each is shorter than an "
                               f"Ethernet header ({MIN_FRAME} bytes), and the runtime drops such runts unseen")

@@ -26,6 +26,8 @@ def main(args) -> int:
     trace = _traffic(args, defines)
     solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed,
                               strategy=args.strategy, quality=False)
+    if args.traffic in GENERATORS:  # generated traffic arrives on two devices
+        pipeline.check_generated(solution.analysis, args.traffic)
     report = check(solution, trace, args.cores, args.strategy, replies=getattr(args, "replies", None),
                    replication=args.replication)
     if args.json:
@@ -60,6 +62,5 @@ def _traffic(args, defines: dict[str, str]) -> Trace:
     if args.traffic not in GENERATORS:
         raise ConfigError(f"unknown traffic kind {args.traffic!r}; known: {', '.join(sorted(GENERATORS))}, and {PATHS}")
     params = parse_traffic_params(args.param, [args.traffic])
-    pipeline.check_generated(pipeline.analyze(args.nf, defines), args.traffic)
     return generate(args.traffic, packets=20_000 if args.packets is None else args.packets,
                     flows=2_000 if args.flows is None else args.flows, seed=args.seed, **params)

@@ -4,12 +4,12 @@ page of imbalance against cores, one line per NIC and traffic (bokeh is imported
 from __future__ import annotations
 
 import json
-import os
+from pathlib import Path
 
 from explorer import pipeline
 from explorer.commands.options import parse_defines, parse_traffic_params
 from explorer.errors import ConfigError
-from explorer.outputs import claim_output, write_output
+from explorer.outputs import claim_output, same_file, write_output
 
 
 def _list(text: str, what: str) -> list[str]:
@@ -34,7 +34,7 @@ def main(args) -> int:
     params = parse_traffic_params(args.param, traffic)
     if args.seeds < 1:
         raise ConfigError(f"bad --seeds {args.seeds}: at least 1")
-    if args.csv and args.plot and os.path.realpath(args.csv) == os.path.realpath(args.plot):
+    if args.csv and args.plot and same_file(Path(args.csv), Path(args.plot)):
         raise ConfigError(f"--csv and --plot name the same file {args.csv}: name two")
     for path, option in ((args.csv, "--csv"), (args.plot, "--plot")):
         if path:

@@ -16,16 +16,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from explorer.errors import OutputError
-from explorer.outputs import (PathLike, atomic_file, check_destination, file_digest, os_words, refuse_system_folder,
-                              same_file, staged_folder)
+from explorer.outputs import (PathLike, atomic_file, check_destination, check_writable, file_digest,
+                              refuse_system_folder, same_file, staged_folder)
 
 MARKER = ".nfx-pcaps.json"
 LEGACY_MARKERS = (".nfx-run.json",)  # nfx run's marker before there was one for every pcap folder
@@ -41,24 +39,6 @@ def check_folder(out: Path, option: str = "--out") -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{option} {out}: exists and is not a folder")
     check_writable(out if out.exists() else out.parent, option, out)
-
-
-def check_writable(folder: Path, option: str, target: Path) -> None:
-    """That a file can be created in ``folder`` or, when it does not exist yet, in its nearest
-    existing parent (tried with a temporary file, removed at once)."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        if existing.is_symlink():  # a dangling link where a folder should be
-            raise OutputError(f"{option} {target}: {existing} is a broken symbolic link")
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{option} {target}: {existing} is not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".nfx-probe-", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        raise OutputError(f"{option} {target}: cannot write in {existing}: {os_words(error)}") from None
 
 
 def _ours(out: Path) -> dict[str, str | None]:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from explorer import ir
-from explorer.run import MIN_FRAME, RunResult, StateCall
+from explorer.run import RunResult, StateCall
+from explorer.wire import reaching_the_nf
 from explorer.symbex.evaluate import compile_term, frames_env
 from explorer.traffic.trace import Trace
 
@@ -74,7 +75,7 @@ def match_paths(analysis: ir.Analysis, trace: Trace, result: RunResult,
     for p, path in enumerate(analysis.paths):
         if n:
             matches[p] = np.broadcast_to(compile_term(path.condition)(environments[p]), (n,))
-    live = np.array([len(f) >= MIN_FRAME for f in trace.frames], dtype=bool)
+    live = reaching_the_nf(trace.frames)
     count = matches.sum(axis=0)
     path_of = np.where(live & (count == 1), matches.argmax(axis=0) if n else 0, -1).astype(np.int64)
     return PathMatch(matches, path_of, live, environments)

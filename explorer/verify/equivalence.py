@@ -41,8 +41,8 @@ from explorer.verify import drift
 from explorer.verify.closed_loop import Outcome, run_closed_loop
 from explorer.verify.renaming import Renaming, flow_key, renamable_fields, renamed_equal
 from explorer.verify.replay import RAN_WRITE, ParallelRun, run_replay
-from explorer.verify.report import SHOWN, CheckReport, Difference, packet_headers, per_core
-from explorer.wire import MIN_FRAME
+from explorer.verify.report import SHOWN, CheckReport, Difference, packet_headers, per_core, unused_devices
+from explorer.wire import MIN_FRAME, reaching_the_nf
 from explorer.wording import count
 
 _WRITE_CALLS = ("nf_map_put", "nf_map_erase", "nf_sketch_touch")
@@ -125,11 +125,6 @@ def _compare_sn(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Paralle
             "sketch": sketch, "detail": drift.capacity_detail(plan, first_seq_full, core_full)}
 
 
-def _processed(trace: Trace) -> np.ndarray:
-    """The frames the NF sees (runts never reach it, in either run)."""
-    return np.array([len(f) >= 14 for f in trace.frames], dtype=bool)
-
-
 def _ran_at(trace: Trace, run: ParallelRun, processed: np.ndarray) -> np.ndarray:
     """The time the NF ran each packet at in the parallel run (frames it never saw: their own)."""
     return np.where(processed, run.times, trace.timestamps).astype(np.uint64)
@@ -141,7 +136,7 @@ def serial_order(trace: Trace, run: ParallelRun) -> tuple[np.ndarray, list[tuple
     n = len(trace)
     begin = run.ticket_begin.astype(np.int64)
     end = run.ticket_end.astype(np.int64)
-    processed = _processed(trace)
+    processed = reaching_the_nf(trace.frames)
     writer = (run.ran == RAN_WRITE) & processed
     problems: list[tuple[int, str]] = []
     idx = np.flatnonzero(processed)
@@ -175,7 +170,7 @@ def _compare_serial(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Par
     """``trace`` is what the sequential run received (for the trace-order comparison), ``par_trace``
     what the parallel run received (the serial order permutes it)."""
     permutation, problems = serial_order(par_trace, run)
-    processed = _processed(par_trace)
+    processed = reaching_the_nf(par_trace.frames)
     for core in range(plan.cores):  # each core's packets keep their arrival order (runts aside)
         mine = permutation[(run.cores[permutation] == core) & processed[permutation]]
         if np.any(np.diff(mine) < 0):
@@ -215,7 +210,7 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
     into endless loops. Set-up problems (EAL cannot start, a device the NF lacks) raise."""
     if len(trace) == 0:
         raise ConfigError("the trace is empty: nothing to compare")
-    if all(len(f) < MIN_FRAME for f in trace.frames):
+    if not reaching_the_nf(trace.frames).any():
         raise ConfigError(f"none of the trace's {count(len(trace), 'packet')} reaches the NF: each is shorter than "
                           f"an Ethernet header ({MIN_FRAME} bytes), and the runtime drops such runts; nothing to compare")
     overrides = dict(plan.overrides)
@@ -284,17 +279,6 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
                        result["reordered"], tuple(notes), sketch_drift=len(result["sketch"]),
                        drift=tuple(packet(i, why, kind) for i, kind, why in drifting[:shown]), replies=loop.replies,
                        translated=loop.translated, runts=runts)
-
-
-def unused_devices(devices: int, arrivals: Any) -> list[str]:
-    """A note on the NF's devices no packet of the trace arrived on: their paths went unchecked
-    (generated traffic, for one, arrives on devices 0 and 1 only)."""
-    idle = sorted(set(range(devices)) - {int(d) for d in np.unique(arrivals)})
-    if not idle:
-        return []
-    return [f"no packet arrived on device{'s' if len(idle) > 1 else ''} {', '.join(map(str, idle))}: "
-            f"{'their' if len(idle) > 1 else 'its'} paths went unchecked (give {'their' if len(idle) > 1 else 'its'} "
-            f"traffic with --in, or use --traffic paths)"]
 
 
 def check(solution: Any, trace: Trace, cores: int = 2, strategy: str = "auto", *, shown: int = SHOWN,

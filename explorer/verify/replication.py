@@ -29,7 +29,7 @@ from explorer.verify import drift
 from explorer.verify.closed_loop import LoopedRuns, Outcome
 from explorer.verify.renaming import flow_key, renamed_equal
 from explorer.verify.replay import RAN_WRITE, ParallelRun
-from explorer.verify.report import CheckReport, Difference, packet_headers, per_core
+from explorer.verify.report import CheckReport, Difference, packet_headers, per_core, unused_devices
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,6 @@ def check_replicated(plan: ParallelPlan, loop: LoopedRuns, fields: frozenset[str
                 if verdict != run.verdicts[i] else "the output bytes differ")
 
     result = compare_replicated(plan, trace, run, seq, overrides, same)
-    from explorer.verify.equivalence import unused_devices
     notes = unused_devices(plan.devices, trace.devices)
     notes += [] if loop.fixed_point else [f"the closed loop did not settle in {loop.rounds - 1} rounds"]
     differences = tuple(Difference(i, int(trace.devices[i]), int(run.cores[i]), int(result.serial_verdicts[i]),

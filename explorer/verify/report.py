@@ -19,8 +19,11 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import numpy as np
+
 from explorer.run import DROP, FLOOD
 from explorer.traffic.replies import is_ipv4, l4_start
+from explorer.wire import reaching_the_nf
 from explorer.wording import count
 
 SHOWN = 50  # differing (and drifting) packets a report keeps, for people and the explorer's table
@@ -206,9 +209,17 @@ class CheckReport:
 def per_core(cores: Any, frames: Any, count_of_cores: int) -> tuple[tuple[int, ...], int]:
     """Packets each core ran, and the runts: frames shorter than an Ethernet header, which the
     runtime drops before the NF (and the simulator skips), are counted on no core."""
-    import numpy as np
-
-    from explorer.wire import MIN_FRAME
-    reached = np.fromiter((len(f) >= MIN_FRAME for f in frames), bool, len(frames))
+    reached = reaching_the_nf(frames)
     ran = np.bincount(np.asarray(cores)[reached].astype(np.int64), minlength=count_of_cores)
     return tuple(int(c) for c in ran), int(np.count_nonzero(~reached))
+
+
+def unused_devices(devices: int, arrivals: Any) -> list[str]:
+    """A note on the NF's devices no packet of the trace arrived on: their paths went unchecked
+    (generated traffic, for one, arrives on devices 0 and 1 only)."""
+    idle = sorted(set(range(devices)) - {int(d) for d in np.unique(arrivals)})
+    if not idle:
+        return []
+    their = "their" if len(idle) > 1 else "its"
+    return [f"no packet arrived on device{'s' if len(idle) > 1 else ''} {', '.join(map(str, idle))}: "
+            f"{their} paths went unchecked (give {their} traffic with --in, or use --traffic paths)"]
