@@ -84,18 +84,18 @@ def summarize(reports: dict[str, BenchReport], out: Path | None) -> None:
             own = next((o.mpps for o in report.results if o.strategy == r.strategy and o.cores == 1), 0.0)
             rows.append((nf, r.strategy, r.cores, r.mpps, report.speedup(r.strategy, r.cores),
                          r.mpps / own if own else 0.0, r.split_bound, report.core_speed(r), r.write_share,
-                         *(r.share(v) for v in VERDICTS)))
+                         r.cell_share, *(r.share(v) for v in VERDICTS)))
     print("split: the most the trace's split over cores allows (packets over the busiest core's); core speed: the\n"
           "cores' mean rate while busy over the strategy's 1-core rate. x own 1c ~ split x core speed x cores' "
           "overlap.")
     print(f"{'nf':<8}{'strategy':<9}{'cores':>5}{'Mpps':>9}{'x seq':>8}{'x own 1c':>9}{'split':>8}{'speed':>7}"
-          f"{'writes':>9}{'fwd':>8}{'drop':>8}{'flood':>8}")
-    for nf, strategy, count, mpps, speedup, own, split, speed, writes, fwd, drop, flood, _runts in rows:
+          f"{'writes':>9}{'cells':>9}{'fwd':>8}{'drop':>8}{'flood':>8}")
+    for nf, strategy, count, mpps, speedup, own, split, speed, writes, cells, fwd, drop, flood, _runts in rows:
         print(f"{nf:<8}{strategy:<9}{count:>5}{mpps:>9.3f}{speedup:>7.2f}x{own:>8.2f}x{split:>7.2f}x{100 * speed:>6.0f}%"
-              f"{100 * writes:>8.2f}%{100 * fwd:>7.1f}%{100 * drop:>7.1f}%{100 * flood:>7.1f}%")
+              f"{100 * writes:>8.2f}%{100 * cells:>8.2f}%{100 * fwd:>7.1f}%{100 * drop:>7.1f}%{100 * flood:>7.1f}%")
     print("\n" + "\n".join(targets(reports)))
     if out is not None:
-        header = ("nf,strategy,cores,mpps,speedup,own_speedup,split_bound,core_speed,write_share," +
+        header = ("nf,strategy,cores,mpps,speedup,own_speedup,split_bound,core_speed,write_share,cell_share," +
                   ",".join(f"{v}_share" for v in VERDICTS))
         (out / "curve.csv").write_text(header + "\n" + "".join(
             ",".join(str(round(x, 6)) if isinstance(x, float) else str(x) for x in row) + "\n" for row in rows))

@@ -85,15 +85,15 @@ def test_closed_loop_verdict_shares_are_those_of_the_warm_up_order(tmp_path):
 BENCH_OUTPUT = "\n".join((
     "bench: 1000 packets in 0.001000 s: 1.000 Mpps (locks, 2 cores)",
     "lock: big-reader lock",
-    "core 0: packets 600, busy 0.000600, cpu 0.000500, waited 0.000100, writes 6, forwarded 590, dropped 10, "
+    "core 0: packets 600, busy 0.000600, cpu 0.000500, waited 0.000100, writes 6, cells 300, forwarded 590, dropped 10, "
     "flooded 0, runts 0",
-    "core 1: packets 400, busy 0.000400, cpu 0.000400, waited 0.000000, writes 4, forwarded 380, dropped 0, "
+    "core 1: packets 400, busy 0.000400, cpu 0.000400, waited 0.000000, writes 4, cells 100, forwarded 380, dropped 0, "
     "flooded 20, runts 0", ""))
 
 
 def test_parse_bench_reads_rates_verdicts_writes_and_per_core_load():
     sample = parse_bench(BENCH_OUTPUT)
-    assert (sample.mpps, sample.packets, sample.seconds, sample.writes) == (1.0, 1000, 0.001, 10)
+    assert (sample.mpps, sample.packets, sample.seconds, sample.writes, sample.cells) == (1.0, 1000, 0.001, 10, 400)
     assert dict(sample.verdicts) == {"forwarded": 970, "dropped": 10, "flooded": 20, "runts": 0}
     assert sample.cores[0] == CoreLoad(0, 600, 0.0006, 0.0005, 0.0001) and sample.lock == "big-reader lock"
     with pytest.raises(RunError, match="no rate"):
@@ -114,12 +114,14 @@ def test_report_json_speedups_and_rendering():
 def test_a_report_names_its_verdict_shares_and_write_share():
     verdicts = (("forwarded", 700), ("dropped", 300), ("flooded", 0), ("runts", 0))
     locks = BenchResult("locks", 2, 5.0, (5.0,), 1000, 25, verdicts,
-                        (CoreLoad(0, 500, 0.1, 0.09, 0.0), CoreLoad(1, 500, 0.1, 0.1, 0.0)), "lock: big-reader lock")
+                        (CoreLoad(0, 500, 0.1, 0.09, 0.0), CoreLoad(1, 500, 0.1, 0.1, 0.0)), "lock: big-reader lock",
+                        cells=640)
     report = BenchReport("fw", 1000, "bidir", (BenchResult("seq", 1, 4.0, (4.0,), 1000, 0, verdicts), locks))
     line = next(ln for ln in report.render().splitlines() if ln.strip().startswith("locks"))
-    assert "2.50%" in line and "70.0%" in line and "30.0%" in line and "500 (0.100, 0.090)" in line
+    assert "2.50%  64.00%" in line and "70.0%" in line and "30.0%" in line and "500 (0.100, 0.090)" in line
+    assert "cells" in report.render().splitlines()[1]
     data = report.to_dict()["results"][1]
-    assert data["write_share"] == 0.025 and data["verdict_shares"]["dropped"] == 0.3
+    assert data["write_share"] == 0.025 and data["cell_share"] == 0.64 and data["verdict_shares"]["dropped"] == 0.3
     assert data["per_core"][1] == {"core": 1, "packets": 500, "busy_s": 0.1, "cpu_s": 0.1, "waited_s": 0.0}
 
 
@@ -180,7 +182,8 @@ def test_bench_measures_seq_next_to_the_parallel_builds():
 def test_bench_measures_the_main_path_with_write_shares():
     """lb on its VIP traffic (read-heavy: established flows, heartbeats), nat with closed-loop replies,
     pol on a share within and over its rate: the verdict shares say so; the write-lock share is that
-    of the timed laps (lb's refreshes are reads; pol's bucket updates are all writes)."""
+    of the timed laps (lb's refreshes are reads; pol's bucket updates write the bucket's cell under its cell
+    lock, and only a new host's bucket takes the write lock)."""
     lb = bench("sample_nfs/lb.c", cores=(2,), strategies=("locks",), packets=20_000, trace_packets=10_000, repeat=1)
     locks = lb.result("locks", 2)
     assert locks.share("forwarded") > 0.9 and locks.write_share < 0.01
@@ -191,7 +194,7 @@ def test_bench_measures_the_main_path_with_write_shares():
     pol = bench("sample_nfs/pol.c", cores=(2,), strategies=("locks",), packets=20_000, trace_packets=10_000,
                 repeat=1)
     shares = pol.result("locks", 2)
-    assert 0.01 < shares.share("dropped") < 0.6 and shares.write_share > 0.3
+    assert 0.01 < shares.share("dropped") < 0.6 and shares.cell_share > 0.3 and shares.write_share < 0.1
     assert "most packets were dropped" not in " ".join(pol.notes)
 
 
@@ -206,7 +209,7 @@ def test_cli_bench_writes_json_csv_and_plot(tmp_path, capsys):
     assert all(isinstance(r["mpps"], float) and r["verdict_shares"]["forwarded"] == 1.0 for r in data["results"])
     assert json.loads((tmp_path / "bench.json").read_text()) == data
     csv = (tmp_path / "bench.csv").read_text()
-    assert csv.startswith("strategy,cores,mpps,speedup,write_share,forwarded_share,dropped_share,flooded_share,"
+    assert csv.startswith("strategy,cores,mpps,speedup,write_share,cell_share,forwarded_share,dropped_share,flooded_share,"
                           "runts_share\nseq,1,")
     assert (tmp_path / "bench.svg").read_text().startswith("<svg")
     assert main(["bench", "sample_nfs/nop.c", "--cores", "x"]) == 1

@@ -14,7 +14,7 @@ from explorer.errors import ConfigError
 from explorer.verify.equivalence import check, check_plan, serial_order
 from explorer.verify.renaming import Renaming, renamed_equal, update_checksums
 from explorer.codegen.planning import parallel_plan
-from explorer.verify.replay import RAN_READ, RAN_WRITE, ParallelRun
+from explorer.verify.replay import RAN_CELLS, RAN_READ, RAN_WRITE, ParallelRun
 from explorer.run import run_trace
 from explorer.traffic.pcap import write_trace
 from explorer.traffic.trace import Trace
@@ -125,6 +125,15 @@ def test_serial_order_reports_a_writer_that_overlapped_a_reader():
     assert problems and problems[0][0] == 1
 
 
+def test_serial_order_breaks_ties_in_time_by_ticket():
+    # Two cell-writing passes at the same time on two cores: the one that reached its serial point
+    # (ticket_end) first goes first, whatever the trace order.
+    cores = [0, 1, 0]
+    ran = [RAN_CELLS, RAN_CELLS, RAN_READ]
+    order, problems = serial_order(_trace([5, 5, 9]), _run(cores, ran, [3, 0, 6], [5, 2, 7], [5, 5, 9]))
+    assert problems == [] and order.tolist() == [1, 0, 2]
+
+
 # ---- divergences the check must find, drift it must report ----------------------------------
 
 @pytest.mark.dpdk
@@ -158,6 +167,50 @@ def test_a_missing_write_lock_is_found(strategy):
     assert not report.equivalent, report.render()
     one_core = check_plan(plan.with_cores(1), traffic(), defines=("NF_TEST_FAULT_NO_WRITE_LOCK",))
     assert one_core.equivalent  # alone, the missing lock is harmless: the finding is about concurrency
+
+
+def _contended(nf: str):
+    """An NF of tests/nfs whose frames race for a few vector cells, solved (locks), and its traffic.
+    agg_policer: one bucket, its refill rate near the WAN traffic's byte rate (the bucket empties
+    and refills all the time, so a lost or reordered update changes verdicts). cell_transfer: each
+    frame moves a unit between two of 8 accounts, locking two cells in either order."""
+    from explorer import pipeline
+
+    trace = traffic("uniform", packets=20_000)
+    defines = {}
+    if nf == "agg_policer":
+        wan = trace.devices == 1
+        seconds = (int(trace.timestamps[-1]) - int(trace.timestamps[0])) / 1e9
+        rate = int(sum(len(f) for f, w in zip(trace.frames, wan) if w) / seconds)
+        defines = {"AP_RATE_BPS": str(rate), "AP_BURST": "3000"}
+    return pipeline.solve(ROOT / "tests" / "nfs" / f"{nf}.c", defines, cores=4, quality=False), trace
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("nf,cores", [("agg_policer", 2), ("agg_policer", 4), ("cell_transfer", 4)])
+def test_cells_written_under_cell_locks_keep_contended_nfs_equivalent(nf, cores):
+    """The frames of these NFs write a few cells in reader passes, under their cell locks (LAN frames
+    of agg_policer only read its bucket). The cores race for them (thousands of packets differ from
+    the trace-order run), yet every packet equals the sequential NF in the order the cell locks
+    allowed."""
+    s, trace = _contended(nf)
+    report = check_plan(parallel_plan(s, "locks", cores), trace, s)
+    assert report.equivalent, report.render()
+    assert report.cell_passes > 2_000 and report.write_passes < 200 and report.reordered > 100
+    assert f"wrote vector cells under cell locks: {report.cell_passes}" in report.render()
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("nf", ["agg_policer", "cell_transfer"])
+def test_a_missing_cell_lock_is_found(nf):
+    """The same with cells written unlocked, unchecked and at any time (NF_TEST_FAULT_NO_CELL_LOCK):
+    lost updates (and refills back in time) change verdicts on 2 cores; on one core it is harmless."""
+    s, trace = _contended(nf)
+    plan = parallel_plan(s, "locks", 2)
+    faulty = check_plan(plan, trace, s, defines=("NF_TEST_FAULT_NO_CELL_LOCK",))
+    assert not faulty.equivalent and faulty.unexplained > 100, faulty.render()
+    assert "reader pass that wrote cells under cell locks" in faulty.render()
+    assert check_plan(plan.with_cores(1), trace, s, defines=("NF_TEST_FAULT_NO_CELL_LOCK",)).equivalent
 
 
 @pytest.mark.dpdk

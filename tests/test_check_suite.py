@@ -69,6 +69,10 @@ SUITE = {
     "ctl_blocklist": ("sn", ANY, {"CB_CAPACITY": "64"}, None),
     # one device: frames go back out of the port they came in on
     "one_port": ("sn", {0: ("src_ip",)}, {"OP_CAPACITY": "64", "OP_MAX": "3"}, None),
+    # one bucket for every frame: WAN frames write its cell under the cell lock, LAN frames read it
+    "agg_policer": ("locks", ANY, {"AP_BURST": "1500"}, None),
+    # each frame moves a unit between two cells keyed by different ports: locks, two cell locks a pass
+    "cell_transfer": ("locks", ANY, {}, None),
 }
 # NFs whose equivalence runs on generated traffic of their own (GENERATED below) instead of the
 # witnesses: the witness search cannot build the state some of their paths need.

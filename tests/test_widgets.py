@@ -391,6 +391,11 @@ def test_check_html_lists_differing_packets_and_what_it_was_for():
                           "partial": {"reason": "per-core capacity drift: core 1", "not_compared": 4}})
     assert "Partial" in partial and "4 of 50 were set aside" in partial
     assert "failed: core 1 crashed" in check_html({"packets": 50, "failure": "core 1 crashed", "strategy": "locks"})
+    locks = check_html({"equivalent": True, "packets": 50, "strategy": "locks", "cores": 2, "write_passes": 3,
+                        "cell_passes": 1200})
+    assert "3 packets reran under the write lock, 1,200 wrote vector cells under cell locks" in locks
+    assert "cell locks" not in check_html({"equivalent": True, "packets": 50, "strategy": "locks", "cores": 2,
+                                           "write_passes": 3, "cell_passes": 0})
 
 
 # ---- status line, inputs, picker, charts ------------------------------------------------------

@@ -90,7 +90,9 @@ def check_html(check: Mapping[str, Any], label: str = "") -> str:
     if check.get("per_core"):
         facts.append("packets per core: " + " ".join(f"{n:,}" for n in check["per_core"]))
     if check.get("strategy") in ("locks", "tm"):
-        facts.append(f"{int(check.get('write_passes', 0)):,} packets reran under the write lock")
+        facts.append(f"{int(check.get('write_passes', 0)):,} packets reran under the write lock"
+                     + (f", {int(check['cell_passes']):,} wrote vector cells under cell locks"
+                        if check.get("cell_passes") else ""))
     if check.get("renamed"):
         facts.append(f"{check['renamed']:,} packets equal up to renaming of index-derived fields")
     facts += [html.escape(note) for note in check.get("notes", ())]

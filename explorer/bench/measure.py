@@ -64,6 +64,7 @@ class Sample:
     verdicts: tuple[tuple[str, int], ...]  # VERDICTS order
     cores: tuple[CoreLoad, ...]
     lock: str = ""
+    cells: int = 0
 
 
 def parse_bench(stdout: str) -> Sample:
@@ -74,7 +75,7 @@ def parse_bench(stdout: str) -> Sample:
         raise RunError(f"the benchmark printed no rate: {stdout.strip()[-300:]}")
     words = head[0].split()
     packets, seconds, mpps = int(words[1]), float(words[4]), float(words[6])
-    cores, totals, lock = [], dict.fromkeys(("writes",) + VERDICTS, 0), ""
+    cores, totals, lock = [], dict.fromkeys(("writes", "cells") + VERDICTS, 0), ""
     for line in stdout.splitlines():
         if line.startswith("lock: "):
             lock = line[len("lock: "):]
@@ -87,7 +88,7 @@ def parse_bench(stdout: str) -> Sample:
         for key in totals:
             totals[key] += int(values[key])
     return Sample(mpps, packets, seconds, totals["writes"], tuple((v, totals[v]) for v in VERDICTS), tuple(cores),
-                  lock)
+                  lock, totals["cells"])
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,15 @@ class BenchResult:
     verdicts: tuple[tuple[str, int], ...] = ()
     per_core: tuple[CoreLoad, ...] = ()
     note: str = ""
+    cells: int = 0  # of them, how many wrote vector cells under cell locks in a reader pass
 
     @property
     def write_share(self) -> float:
         return self.writes / self.packets if self.packets else 0.0
+
+    @property
+    def cell_share(self) -> float:
+        return self.cells / self.packets if self.packets else 0.0
 
     def share(self, verdict: str) -> float:
         return dict(self.verdicts).get(verdict, 0) / self.packets if self.packets else 0.0
@@ -125,6 +131,7 @@ class BenchResult:
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "cores": self.cores, "mpps": self.mpps, "samples": list(self.samples),
                 "packets": self.packets, "writes": self.writes, "write_share": round(self.write_share, 6),
+                "cells": self.cells, "cell_share": round(self.cell_share, 6),
                 "verdicts": dict(self.verdicts),
                 "verdict_shares": {v: round(self.share(v), 6) for v in VERDICTS},
                 "per_core": [c.to_dict() for c in self.per_core], "note": self.note}
@@ -171,14 +178,16 @@ class BenchReport:
         seq = self._seq()
         lines = [f"{self.nf}: {self.packets} timed packets per {'core' if self.per_core else 'measurement'} after a "
                  f"warm-up lap; {self.traffic}",
-                 f"  {'strategy':<8} {'cores':>5} {'Mpps':>8} {'x seq':>6} {'writes':>7}  "
+                 f"  {'strategy':<8} {'cores':>5} {'Mpps':>8} {'x seq':>6} {'writes':>7} {'cells':>7}  "
                  f"{'forwarded':>9} {'dropped':>7} {'flooded':>7}  samples; per core: packets (busy s, cpu s)"]
         for r in self.results:
             ratio = f"{r.mpps / seq:.2f}x" if seq and r.strategy != "seq" else ""
-            writes = f"{100 * r.write_share:.2f}%" if r.strategy in ("locks", "tm") else "-"
+            locked = r.strategy in ("locks", "tm")
+            writes = f"{100 * r.write_share:.2f}%" if locked else "-"
+            cells = f"{100 * r.cell_share:.2f}%" if locked else "-"
             samples = " ".join(f"{s:.2f}" for s in r.samples)
             per_core = "; ".join(f"{c.packets} ({c.busy_s:.3f}, {c.cpu_s:.3f})" for c in r.per_core)
-            lines.append(f"  {r.strategy:<8} {r.cores:>5} {r.mpps:>8.3f} {ratio:>6} {writes:>7}  "
+            lines.append(f"  {r.strategy:<8} {r.cores:>5} {r.mpps:>8.3f} {ratio:>6} {writes:>7} {cells:>7}  "
                          f"{100 * r.share('forwarded'):>8.1f}% {100 * r.share('dropped'):>6.1f}% "
                          f"{100 * r.share('flooded'):>6.1f}%  [{samples}]; {per_core}")
             if r.cores > 1 and r.per_core:
@@ -219,7 +228,7 @@ def _result(strategy: str, cores: int, samples: Sequence[Sample]) -> BenchResult
     note = f"lock: {median.lock}" if strategy in ("locks", "tm") else ""
     return BenchResult(strategy, cores, round(statistics.median(s.mpps for s in samples), 4),
                        tuple(round(s.mpps, 4) for s in samples), median.packets, median.writes, median.verdicts,
-                       median.cores, note)
+                       median.cores, note, median.cells)
 
 
 def wanted_strategies(strategies: Sequence[str], solved: str, replicated: bool = False) -> tuple[str, ...]:

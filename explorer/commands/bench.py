@@ -48,11 +48,11 @@ def prepare_out(folder: str) -> Path:
 
 
 def csv_text(report: BenchReport) -> str:
-    columns = ["strategy", "cores", "mpps", "speedup", "write_share", *(f"{v}_share" for v in VERDICTS)]
+    columns = ["strategy", "cores", "mpps", "speedup", "write_share", "cell_share", *(f"{v}_share" for v in VERDICTS)]
     rows = [",".join(columns)]
     for r in report.to_dict()["results"]:
         rows.append(",".join(str(x) for x in (r["strategy"], r["cores"], r["mpps"], r["speedup"], r["write_share"],
-                                              *(r["verdict_shares"][v] for v in VERDICTS))))
+                                              r["cell_share"], *(r["verdict_shares"][v] for v in VERDICTS))))
     return "\n".join(rows) + "\n"
 
 

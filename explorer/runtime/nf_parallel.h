@@ -16,7 +16,10 @@
  *          reruns from its pristine bytes under the write lock, run by whichever core holds it
  *          (flat combining: one core runs the reruns of all). Refreshing a dchain index is a
  *          read: the new time goes to a per-core table that the next writer merges before
- *          anything else (so expiry sees it);
+ *          anything else (so expiry sees it). Changing a cell of a vector is a write the first
+ *          time; from then on that vector's cells are written in reader passes under per-cell
+ *          optimistic locks (a policer's bucket, a counter: see nf_parallel.c, "cell locks"), and
+ *          such a packet ran NF_RAN_CELLS;
  *   tm     the same passes, each in a hardware transaction around DPDK's rte_rwlock_*_tm locks
  *          where the CPU has RTM; without RTM, on the big-reader lock of locks (DPDK's fallback,
  *          a plain reader-writer lock, makes every packet write one shared counter).
@@ -108,6 +111,7 @@ void nf_flow_rss_rule(const struct nf_flow_rule *rule, struct rte_flow_attr *att
 #define NF_RAN_ALONE 0 /* seq and sn: no synchronisation needed */
 #define NF_RAN_READ 1  /* locks/tm: the optimistic reader pass completed */
 #define NF_RAN_WRITE 2 /* locks/tm: aborted as a reader, rerun under the write lock */
+#define NF_RAN_CELLS 3 /* locks/tm: the reader pass completed, writing vector cells under their cell locks */
 
 #define NF_NO_OBJECT UINT32_MAX
 
@@ -193,6 +197,34 @@ bool nf_par_dchain_rejuvenate_index(struct nf_dchain *chain, int index, nf_time_
 void nf_par_write_hook(uint32_t object);
 #if NF_STRATEGY == NF_STRATEGY_LOCKS || NF_STRATEGY == NF_STRATEGY_TM
 #define NF_WRITE_HOOK(object) nf_par_write_hook((object)->id)
+
+/* locks/tm: a vector cell's bytes in and out of the shared array (NF_CELL_COPY in nf_state.c). A
+ * vector under cell locks (nf_parallel.c) is copied in atomic words: a reader pass may copy a cell
+ * while another core's pass writes it under its cell lock, and it then retries
+ * (nf_par_vector_borrow); plain copies would be a data race. Loads acquire and stores release, so
+ * that a copy that saw part of a write also sees the cell's lock taken when it looks at the version
+ * next (plain moves on x86). Other vectors change only under the write lock: memcpy. */
+#define NF_CELL_OBJECTS 256 /* object ids whose vectors may go under cell locks */
+extern bool nf_par_cell_locked[NF_CELL_OBJECTS]; /* changed by writers only (no reader inside) */
+
+#define NF_CELL_COPY_WORDS(type)                                                                             \
+  for (; i + sizeof(type) <= size; i += sizeof(type))                                                        \
+  __atomic_store_n((type *)(t + i), __atomic_load_n((const type *)(f + i), __ATOMIC_ACQUIRE), __ATOMIC_RELEASE)
+
+static inline void nf_cell_copy(void *to, const void *from, size_t size) {
+  uint8_t *t = to;
+  const uint8_t *f = from;
+  uintptr_t align = (uintptr_t)t | (uintptr_t)f;
+  size_t i = 0;
+  if ((align & 7) == 0) NF_CELL_COPY_WORDS(uint64_t);
+  if ((align & 3) == 0) NF_CELL_COPY_WORDS(uint32_t);
+  if ((align & 1) == 0) NF_CELL_COPY_WORDS(uint16_t);
+  NF_CELL_COPY_WORDS(uint8_t);
+}
+
+#define NF_CELL_COPY(object, to, from, size)                                                                 \
+  (((object)->id < NF_CELL_OBJECTS && nf_par_cell_locked[(object)->id]) ? nf_cell_copy(to, from, size)        \
+                                                                         : (void)memcpy(to, from, size))
 #endif
 
 /* A frame's bytes in 16-byte moves, the last one overlapping: the reader passes of locks, tm and

@@ -31,6 +31,11 @@ void nf_vector_release(struct nf_vector *vector, void *cell);
 /* ... every cell this lcore has borrowed from `vector` (a replicated build's aborted passes). */
 void nf_vector_release_all(struct nf_vector *vector);
 
+/* A vector cell's stored bytes (not a borrowed copy) and the size of a cell: the parallel
+ * runtime's cell locks read and restore them. */
+uint8_t *nf_vector_cell(struct nf_vector *vector, int index);
+size_t nf_vector_cell_size(const struct nf_vector *vector);
+
 /* Why the most recent allocate function returned false ("nf_cht_allocate: height 12 is not a
  * prime"), or NULL: the detail behind "nf_init failed". */
 const char *nf_runtime_refusal(void);
@@ -41,7 +46,7 @@ bool nf_dchain_withhold(struct nf_dchain *chain, int index);
 
 /* The number of a state object (its allocation order in this process, as in the call log), and
  * the number the next allocated object will get. */
-uint32_t nf_object_id(const void *object);
+static inline uint32_t nf_object_id(const void *object) { return *(const uint32_t *)object; } /* its first field */
 uint32_t nf_next_object_id(void);
 
 /* Report a broken contract of nf.h (a full map, an index out of range, ...) and exit with

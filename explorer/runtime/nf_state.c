@@ -16,6 +16,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,12 @@
 
 #ifndef NF_WRITE_HOOK
 #define NF_WRITE_HOOK(object) ((void)(object))
+#endif
+/* How a vector cell's bytes are copied in and out of the shared array: locks and tm builds copy a
+ * vector under cell locks in atomic words, since a core may read a cell that another core's reader
+ * pass writes (nf_parallel.h). */
+#ifndef NF_CELL_COPY
+#define NF_CELL_COPY(object, to, from, size) memcpy(to, from, size)
 #endif
 
 /* ---- objects and the call log ------------------------------------------------------------- */
@@ -119,7 +126,6 @@ void nf_program_exit(const char *program, int status, const char *format, ...) {
   exit(status);
 }
 
-uint32_t nf_object_id(const void *object) { return ((const struct nf_object *)object)->id; }
 uint32_t nf_next_object_id(void) { return nf_log.next_id; }
 static char runtime_dir[PATH_MAX];
 
@@ -485,7 +491,7 @@ static uint8_t *vector_cell(const struct nf_vector *vector, int index, const cha
 /* Mutator: the only place that changes a vector. */
 static void vector_store(struct nf_vector *vector, uint8_t *cell, const void *content) {
   NF_WRITE_HOOK(&vector->hdr);
-  memcpy(cell, content, vector->elem_size);
+  NF_CELL_COPY(&vector->hdr, cell, content, vector->elem_size);
 }
 
 void *nf_vector_borrow(struct nf_vector *vector, int index) {
@@ -500,7 +506,7 @@ void *nf_vector_borrow(struct nf_vector *vector, int index) {
   unsigned slot = (unsigned)__builtin_ctz(free_slots); /* lowest free slot: deterministic */
   borrowed->in_use |= 1u << slot;
   uint8_t *copy = slot_base(vector, set) + (size_t)slot * vector->elem_size;
-  memcpy(copy, cell, vector->elem_size);
+  NF_CELL_COPY(&vector->hdr, copy, cell, vector->elem_size);
   if (nf_log.active) {
     log_call(&vector->hdr, "nf_vector_borrow");
     log_u32((uint32_t)index);
@@ -520,6 +526,9 @@ void nf_vector_return(struct nf_vector *vector, int index, void *cell) {
   if (memcmp(stored, cell, vector->elem_size) != 0) vector_store(vector, stored, cell);
   nf_vector_release(vector, cell);
 }
+
+uint8_t *nf_vector_cell(struct nf_vector *vector, int index) { return vector_cell(vector, index, "nf_vector_cell"); }
+size_t nf_vector_cell_size(const struct nf_vector *vector) { return vector->elem_size; }
 
 void nf_vector_release_all(struct nf_vector *vector) { vector->borrowed[slot_set()].in_use = 0; }
 
@@ -1054,3 +1063,9 @@ bool nf_cht_find_backend(struct nf_cht *cht, uint32_t hash, struct nf_dchain *ac
   }
   return found;
 }
+
+/* nf_object_id (nf_runtime.h, inline) reads an object's first field. */
+_Static_assert(offsetof(struct nf_object, id) == 0 && offsetof(struct nf_map, hdr) == 0 &&
+                   offsetof(struct nf_vector, hdr) == 0 && offsetof(struct nf_dchain, hdr) == 0 &&
+                   offsetof(struct nf_sketch, hdr) == 0 && offsetof(struct nf_cht, hdr) == 0,
+               "every state object starts with its id");

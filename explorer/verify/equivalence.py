@@ -14,7 +14,9 @@ The relations (each one tested by tests/test_check.py):
 * locks, tm: the replay stamps every critical section with tickets from one counter. The check
   verifies that no write section overlapped any other section (mutual exclusion as observed), then
   rebuilds the serial order the locks allowed: writers in ticket order and, between two writers,
-  the readers that ran between them in time order. The sequential NF run on the trace permuted
+  the reader passes that ran between them in time order, ties in ticket order (passes that wrote
+  vector cells under cell locks among them: the runtime makes a pass that uses a cell run at or
+  after every pass it conflicts with that came first, see nf_parallel.c). The sequential NF run on the trace permuted
   into that order, each packet at the time the parallel run ran it at (a pass never runs before a
   time the shared state holds, so a packet that lost a race to a later one runs at the later
   time), must give every packet the same verdict and bytes. How many packets differ from
@@ -40,7 +42,7 @@ from explorer.traffic.trace import Trace
 from explorer.verify import drift
 from explorer.verify.closed_loop import Outcome, run_closed_loop
 from explorer.verify.renaming import Renaming, flow_key, renamable_fields, renamed_equal
-from explorer.verify.replay import RAN_WRITE, ParallelRun, run_replay
+from explorer.verify.replay import RAN_CELLS, RAN_WRITE, ParallelRun, run_replay
 from explorer.verify.report import SHOWN, CheckReport, Difference, packet_headers, per_core, unused_devices
 from explorer.wire import MIN_FRAME, reaching_the_nf
 from explorer.wording import count
@@ -161,7 +163,7 @@ def serial_order(trace: Trace, run: ParallelRun) -> tuple[np.ndarray, list[tuple
     kind = np.where(writer, 0, 1)
     # Frames the NF never saw (runts) go first: they change nothing.
     epoch = np.where(processed, epoch, -1)
-    permutation = np.lexsort((np.arange(n), _ran_at(trace, run, processed), kind, epoch))
+    permutation = np.lexsort((np.arange(n), end, _ran_at(trace, run, processed), kind, epoch))
     return permutation, problems
 
 
@@ -187,7 +189,8 @@ def _compare_serial(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Par
     bad = list(problems)
     for i in range(len(trace)):
         if verdicts[i] != run.verdicts[i] or frames[i] != run.frames[i]:
-            how = "reader pass" if run.ran[i] != RAN_WRITE else "write lock"
+            how = {RAN_WRITE: "write lock", RAN_CELLS: "reader pass that wrote cells under cell locks"}.get(
+                int(run.ran[i]), "reader pass")
             bad.append((i, f"differs from the sequential NF run in the locks' order (ran in a {how})"))
     in_order = Outcome.of(seq, len(trace))
     reordered = sum(1 for i in range(len(trace))
@@ -278,7 +281,7 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
                        int(np.sum(run.ran == RAN_WRITE)), result["renamed"], len(result["capacity"]), result["detail"],
                        result["reordered"], tuple(notes), sketch_drift=len(result["sketch"]),
                        drift=tuple(packet(i, why, kind) for i, kind, why in drifting[:shown]), replies=loop.replies,
-                       translated=loop.translated, runts=runts)
+                       translated=loop.translated, runts=runts, cell_passes=int(np.sum(run.ran == RAN_CELLS)))
 
 
 def check(solution: Any, trace: Trace, cores: int = 2, strategy: str = "auto", *, shown: int = SHOWN,

@@ -2,7 +2,8 @@
 
 The harness steers every packet as the NIC would, runs each core in its own EAL lcore (more lcores
 than CPUs is fine: ``--lcores '(0-3)@(0,1)'``), and writes every packet's outcome in trace order
-plus a log: its core and RSS hash, how it ran (alone, reader pass, or rerun under the write lock),
+plus a log: its core and RSS hash, how it ran (alone, reader pass, reader pass that wrote vector cells under
+cell locks, or rerun under the write lock),
 whether a core's share of a dchain ran out, and the tickets of its critical section.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from explorer.processes import eal_prefix, run_child
 from explorer.run import DROP, encode_trace
 from explorer.traffic.trace import Trace
 
-RAN_ALONE, RAN_READ, RAN_WRITE = 0, 1, 2
+RAN_ALONE, RAN_READ, RAN_WRITE, RAN_CELLS = 0, 1, 2, 3
 NO_OBJECT = 0xFFFFFFFF
 LOG_MAGIC = b"NFXRLOG2"
 _LOG_RECORD = np.dtype([("core", "<u2"), ("ran", "u1"), ("capacity_hit", "u1"), ("hash", "<u4"),

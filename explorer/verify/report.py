@@ -108,6 +108,7 @@ class CheckReport:
     sketch_drift: int = 0  # sn: packets that differ because each core's sketch counts only its keys
     drift: tuple[Difference, ...] = ()  # the first drifting packets (at most SHOWN)
     replies: int = 0  # closed-loop replies among the packets
+    cell_passes: int = 0  # locks/tm: reader passes that wrote vector cells under cell locks
     translated: int = 0  # packets of the trace readdressed to the parallel run's renamed ports
     # sn with replicated objects (explorer.verify.replication): how writes were broadcast, how many,
     # the writes packets ran without (replication lag) and the packets that differ because of them
@@ -150,7 +151,7 @@ class CheckReport:
                 "packets": self.packets, "compared": self.compared, "nf": self.nf, "strategy": self.strategy,
                 "cores": self.cores, "relation": self.relation, "unexplained": self.unexplained,
                 "differences": [d.to_dict() for d in self.differences], "per_core": list(self.per_core),
-                "write_passes": self.write_passes, "renamed": self.renamed,
+                "write_passes": self.write_passes, "cell_passes": self.cell_passes, "renamed": self.renamed,
                 "capacity_drift": {"packets": self.capacity_drift, "detail": self.capacity_detail},
                 "drift": {"capacity": self.capacity_drift, "sketch": self.sketch_drift,
                           "packets": [d.to_dict() for d in self.drift]},
@@ -185,7 +186,8 @@ class CheckReport:
                          + (f"; {self.translated} packets of the trace readdressed to the parallel run's ports"
                             if self.translated else ""))
         if self.strategy in ("locks", "tm"):
-            lines.append(f"  rerun under the write lock: {self.write_passes}; differing from the trace-order "
+            lines.append(f"  rerun under the write lock: {self.write_passes}; wrote vector cells under cell locks: "
+                         f"{self.cell_passes}; differing from the trace-order "
                          f"sequential run (cores racing): {self.reordered}")
         if self.replication:
             from explorer.verify.replication import lag_summary

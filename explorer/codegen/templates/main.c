@@ -390,7 +390,7 @@ static void setup_port(uint16_t device, struct rte_mempool *pool) {
 
 /* Per-lcore state, indexed by rte_lcore_id(). */
 struct lcore_stats {
-  uint64_t received, forwarded, dropped, flooded, runts, giants, sent, tx_failed, writes, capacity_full;
+  uint64_t received, forwarded, dropped, flooded, runts, giants, sent, tx_failed, writes, cells, capacity_full;
 } __rte_cache_aligned;
 
 struct tx_queue {
@@ -462,6 +462,7 @@ static void handle(struct lcore_state *me, uint16_t device, struct rte_mbuf *m, 
   struct nf_outcome outcome;
   nf_par_process(device, packet, (uint16_t)m->pkt_len, now_ns(m, start, hz), &outcome);
   stats->writes += outcome.ran == NF_RAN_WRITE;
+  stats->cells += outcome.ran == NF_RAN_CELLS;
   stats->capacity_full += outcome.capacity_hit;
   int verdict = outcome.verdict;
   if (verdict == NF_DROP) {
@@ -598,8 +599,8 @@ static void print_stats(void) {
     const struct lcore_stats *s = &lcores[lcore_id].stats;
     printf("nfx-nf: lcore %u: received %" PRIu64 ", forwarded %" PRIu64 ", flooded %" PRIu64 ", dropped %" PRIu64
            ", runts %" PRIu64 ", giants %" PRIu64 ", sent %" PRIu64 ", tx failures %" PRIu64 ", write passes %" PRIu64
-           ", index allocations refused %" PRIu64 "\n", lcore_id, s->received, s->forwarded, s->flooded, s->dropped,
-           s->runts, s->giants, s->sent, s->tx_failed, s->writes, s->capacity_full);
+           ", cell write passes %" PRIu64 ", index allocations refused %" PRIu64 "\n", lcore_id, s->received, s->forwarded,
+           s->flooded, s->dropped, s->runts, s->giants, s->sent, s->tx_failed, s->writes, s->cells, s->capacity_full);
     total.received += s->received;
     total.forwarded += s->forwarded;
     total.flooded += s->flooded;

@@ -26,10 +26,11 @@
  *   then every core processes its queue over and over (times shifted by one trace span per lap)
  *   until N packets are processed in all. Printed: "bench: N packets in T s: R Mpps (strategy, C
  *   cores)", "lock: <how cores synchronise>", then per core "core C: packets P, busy S, cpu S,
- *   waited S, writes W, forwarded F, dropped D, flooded L, runts R" over the timed laps: busy is
+ *   waited S, writes W, cells V, forwarded F, dropped D, flooded L, runts R" over the timed laps: busy is
  *   the core's wall time less its waits for slower cores, cpu its thread's CPU time less those
  *   waits (less than busy when the machine ran something else on that CPU), writes the packets
- *   that took the write lock (locks, tm).
+ *   that took the write lock (locks, tm), cells those whose reader pass wrote vector cells under cell
+ *   locks.
  * Frames shorter than an Ethernet header are dropped without calling the NF; the trace may hold
  * none longer than NF_MAX_FRAME (nf.h).
  *
@@ -95,7 +96,7 @@ struct core_run {
   uint64_t waited;            /* TSC cycles spent waiting for slower cores (--bench) */
   uint64_t cpu_ns;            /* the thread's CPU time over the timed laps, less its waits (--bench) */
   uint64_t processed;
-  uint64_t writes, forwarded, dropped, flooded, runts; /* --bench: how the timed packets ran */
+  uint64_t writes, cells, forwarded, dropped, flooded, runts; /* --bench: how the timed packets ran */
   size_t bad_packet; /* first packet with an invalid verdict, or SIZE_MAX */
   int bad_verdict;
 } __attribute__((aligned(64)));
@@ -282,6 +283,7 @@ static void bench_packet(struct core_run *run, unsigned core, size_t k, uint64_t
   }
   if (!count) return;
   run->writes += outcome.ran == NF_RAN_WRITE;
+  run->cells += outcome.ran == NF_RAN_CELLS;
   run->dropped += outcome.verdict == NF_DROP;
   run->flooded += outcome.verdict == NF_FLOOD;
   run->forwarded += outcome.verdict >= 0;
@@ -551,9 +553,9 @@ int main(int argc, char **argv) {
     for (unsigned c = 0; c < NF_CORES; c++) {
       const struct core_run *run = &replay.core[c];
       double busy = run->finished > run->started ? (double)(run->finished - run->started - run->waited) / hz : 0.0;
-      printf("core %u: packets %" PRIu64 ", busy %.6f, cpu %.6f, waited %.6f, writes %" PRIu64 ", forwarded %" PRIu64
-             ", dropped %" PRIu64 ", flooded %" PRIu64 ", runts %" PRIu64 "\n",
-             c, run->processed, busy, (double)run->cpu_ns / 1e9, (double)run->waited / hz, run->writes,
+      printf("core %u: packets %" PRIu64 ", busy %.6f, cpu %.6f, waited %.6f, writes %" PRIu64 ", cells %" PRIu64
+             ", forwarded %" PRIu64 ", dropped %" PRIu64 ", flooded %" PRIu64 ", runts %" PRIu64 "\n",
+             c, run->processed, busy, (double)run->cpu_ns / 1e9, (double)run->waited / hz, run->writes, run->cells,
              run->forwarded, run->dropped, run->flooded, run->runts);
     }
   } else {
