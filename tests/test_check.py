@@ -196,7 +196,8 @@ def test_cells_written_under_cell_locks_keep_contended_nfs_equivalent(nf, cores)
     s, trace = _contended(nf)
     report = check_plan(parallel_plan(s, "locks", cores), trace, s)
     assert report.equivalent, report.render()
-    assert report.cell_passes > 2_000 and report.write_passes < 200 and report.reordered > 100
+    # (a core that keeps losing its cells to another core's passes takes the write lock instead)
+    assert report.cell_passes > 2_000 and report.cell_passes > report.write_passes and report.reordered > 100
     assert f"wrote vector cells under cell locks: {report.cell_passes}" in report.render()
 
 

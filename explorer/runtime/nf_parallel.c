@@ -612,9 +612,6 @@ void *nf_par_vector_borrow(struct nf_vector *vector, int index) {
     version = unlocked_version(me, s);
     nf_time_t stamp = __atomic_load_n(&s->stamp, __ATOMIC_RELAXED);
     if (stamp > pass_time) rerun(stamp);
-    struct seen_time *mine = &seen[nf_core][s - stripes];
-    if (__atomic_load_n(&mine->time, __ATOMIC_RELAXED) < pass_time) /* before the pass checks versions */
-      __atomic_store_n(&mine->time, pass_time, __ATOMIC_SEQ_CST);
   }
   void *cell = nf_vector_borrow(vector, index); /* its loads acquire: before the second look at the version */
   if (s != NULL) {
@@ -700,7 +697,16 @@ void nf_par_vector_return(struct nf_vector *vector, int index, void *cell) {
 /* The end of a reader pass: whether every cell it read still holds the version it read. */
 static bool cells_valid(struct core_context *me) {
   if (!CELL_LOCKS) return true;
-  for (unsigned i = 0; i < me->read_count; i++) { /* seq_cst: after the pass's seen times (lock_cell's order) */
+  /* First the time this pass read its cells at, for the passes that lock them later (lock_cell),
+   * then their versions, both seq_cst: a pass that locks one of them after this check sees this
+   * time, and one that locked it before makes the check fail. Cells this pass locked need neither. */
+  for (unsigned i = 0; i < me->read_count; i++) {
+    const struct cell_read *r = &me->reads[i];
+    struct seen_time *mine = &seen[nf_core][r->stripe - stripes];
+    if (!holds(me, r->stripe) && __atomic_load_n(&mine->time, __ATOMIC_RELAXED) < pass_time)
+      __atomic_store_n(&mine->time, pass_time, __ATOMIC_SEQ_CST);
+  }
+  for (unsigned i = 0; i < me->read_count; i++) {
     const struct cell_read *r = &me->reads[i];
     if (!holds(me, r->stripe) && __atomic_load_n(&r->stripe->version, __ATOMIC_SEQ_CST) != r->version) return false;
   }
@@ -804,7 +810,8 @@ static void serve(struct slot *slot) {
  * flag then changes hands once per burst instead of once per packet; a read-mostly NF never reaches
  * the density (recent_writes), so its occasional write does not hold the other cores' readers. */
 static _Thread_local bool write_held;
-/* Whether each of this core's last 32 reader passes aborted to write (bit 0 the latest). */
+/* Whether each of this core's last 32 reader passes aborted to write or had to rerun (bit 0 the
+ * latest). */
 static _Thread_local uint32_t recent_writes;
 #define HOLD_WHEN_WRITES 16 /* of the last 32 */
 
@@ -966,7 +973,7 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
       if (cells_valid(me)) {
         bool wrote = me->write_count > 0;
         commit_cells(me);
-        note_pass(false);
+        note_pass(attempt > 0); /* a pass that had to rerun counts as a write (contention) */
         commit_pending(me);
         pass_done();
         out->verdict = verdict;
@@ -979,7 +986,12 @@ void nf_par_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t no
     undo_cells(me);
     release_borrows(me);
     memcpy(packet, me->pristine, len);
-    if (abort_object != NF_RERUN || attempt == NF_RERUNS) break;
+    /* Cells that the cores keep taking from each other (one counter for every packet) cost more
+     * in reruns and moving cache lines than running the writes one after another: a core whose
+     * recent passes mostly wrote or reran goes to the write lock at its first rerun, and keeps
+     * the flag to the end of its burst (write_held). */
+    if (abort_object != NF_RERUN || attempt == NF_RERUNS || __builtin_popcount(recent_writes) >= HOLD_WHEN_WRITES)
+      break;
   }
   note_pass(true);
   out->abort_object = abort_object == NF_RERUN ? NF_NO_OBJECT : abort_object;
