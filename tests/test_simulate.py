@@ -374,6 +374,21 @@ def test_locks_plan_counts_no_violations_and_reports_write_lock_share():
     assert data["strategy"] == "locks" and data["contention"]["share"] == pytest.approx(c.writes / 20_000)
 
 
+def test_a_policer_under_locks_writes_its_buckets_under_cell_locks():
+    """pol's known hosts change only their bucket (a vector cell): no write lock, cell locks; a new
+    host's first packet allocates (the write lock). The bench's replay counts the same split."""
+    pol = pipeline.solve(str(ROOT / "sample_nfs" / "pol.c"), strategy="locks", quality=False)
+    report = pipeline.simulate(pol, "zipf", packets=20_000, flows=500, seed=1)
+    c = report.contention
+    fields, devices = generate_fields("zipf", 20_000, 500, seed=1)
+    wan = devices == 1
+    hosts = len(set(fields.dst_ip[wan].tolist()))
+    assert c.writes == hosts and c.cells == int(wan.sum()) - hosts, c
+    assert report.to_dict()["contention"]["cell_share"] == pytest.approx(c.cells / 20_000)
+    fw = pipeline.solve(str(ROOT / "sample_nfs" / "fw.c"), strategy="locks", quality=False)
+    assert pipeline.simulate(fw, "bidir", packets=2_000, flows=100, seed=1).contention.cells == 0
+
+
 def test_firewall_writes_once_per_new_lan_flow_under_locks():
     fw_locks = pipeline.solve(str(ROOT / "sample_nfs" / "fw.c"), strategy="locks", quality=False)
     fields, devices = generate_fields("bidir", 10_000, 700, seed=2)

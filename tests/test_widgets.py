@@ -348,7 +348,10 @@ def test_violations_are_shown_as_packets_and_locks_as_contention():
     assert "0a000001c0000207" in out  # the raw key, as a detail
     shared = contention_html({"writes": 120, "share": 0.12, "per_core": [60, 60], "notes": ["expiry left out"]}, 1000)
     assert "shared by all cores" in shared and "<b>12.0%</b>" in shared and "120 of 1,000" in shared
-    assert "expiry left out" in shared
+    assert "expiry left out" in shared and "per-cell locks" not in shared
+    cells = contention_html({"writes": 20, "share": 0.02, "per_core": [10, 10], "notes": [], "cells": 470,
+                             "cell_share": 0.47}, 1000)
+    assert "<b>2.0%</b>" in cells and "<b>47.0%</b> (470) may change only cells of vectors" in cells
 
 
 def test_simulator_offers_one_pcap_per_device_and_disables_the_generator_controls():

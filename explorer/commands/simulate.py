@@ -77,6 +77,9 @@ def render(data: dict) -> str:
         lines.append(f"sharding violations: none possible: {data['strategy']} keeps one shared copy of every object")
         lines.append(f"write lock: {100 * contention['share']:.2f}% of packets take it ({contention['writes']} "
                      f"packets); per core: " + " ".join(str(x) for x in contention["per_core"]))
+        if contention.get("cells"):
+            lines.append(f"cell locks: {100 * contention['cell_share']:.2f}% of packets may change only vector cells "
+                         f"({contention['cells']} packets), which they write under per-cell locks, side by side")
         for note in contention["notes"]:
             lines.append(f"  estimate: {note}")
     else:

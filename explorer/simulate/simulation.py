@@ -428,7 +428,8 @@ class _ClassView:
         core = reta[self.buckets]
         counts = self.classes.count
         may_write = np.zeros(self.n, dtype=bool)
-        may_read = np.zeros(self.n, dtype=bool)
+        may_read = np.zeros(self.n, dtype=bool)  # a path that takes no write lock
+        may_pure = np.zeros(self.n, dtype=bool)  # ... and writes no cell either
         creator = np.full(self.n, -1, dtype=np.int64)  # the first writing path with a creation key
         for k, pw in enumerate(self.writes):
             mask = self._guard(whole, pw.path.devices, (pw.path.condition,))
@@ -438,31 +439,50 @@ class _ClassView:
                     creator[mask & (creator < 0)] = k
             else:
                 may_read |= mask
+                if not pw.cells:
+                    may_pure |= mask
         always = may_write & ~may_read
         mixed = may_write & may_read
-        per = np.bincount(core[always], weights=counts[always], minlength=cores)[:cores].astype(np.int64)
-        notes = []
-        guessed = mixed & (creator < 0)
-        if guessed.any():  # no key tells first packets apart: count all as writes
-            per += np.bincount(core[guessed], weights=counts[guessed], minlength=cores)[:cores].astype(np.int64)
-            notes.append(f"{int(counts[guessed].sum())} packets may write or not, and no key their headers "
-                         "determine tells which: counted as writes")
-        rows: dict[str, list] = {}
-        for k in sorted(set(creator[mixed & (creator >= 0)].tolist())):
-            pw = self.writes[k]
-            obj, term = pw.creation
-            slices = self._keys(whole, term, f"path {pw.path.index}")
-            mask = mixed & (creator == k)
-            if slices is None:
-                per += np.bincount(core[mask], weights=counts[mask], minlength=cores)[:cores].astype(np.int64)
-                notes.append(f"path {pw.path.index}: its creation key is unknown: its packets counted as writes")
-                continue
-            rows.setdefault(obj, []).append((mask, slices))
-        for obj in sorted(rows):
-            table = KeyTable(max(len(slices) for _, slices in rows[obj]), self.n)
-            self._touch(table, whole, rows.pop(obj))
-            per += table.first_cores(reta, cores)
-        return write_model.Contention(self.classes.packets, int(per.sum()), tuple(int(x) for x in per), tuple(notes))
+        notes: list[str] = []
+
+        def bins(mask: np.ndarray) -> np.ndarray:
+            return np.bincount(core[mask], weights=counts[mask], minlength=cores)[:cores].astype(np.int64)
+
+        def lock_writes(within: np.ndarray, note: bool) -> np.ndarray:
+            """Per core, the packets of the classes in ``within`` that take the write lock."""
+            per = bins(always & within)
+            guessed = mixed & (creator < 0) & within
+            if guessed.any():  # no key tells first packets apart: count all as writes
+                per += bins(guessed)
+                if note:
+                    notes.append(f"{int(counts[guessed].sum())} packets may write or not, and no key their headers "
+                                 "determine tells which: counted as writes")
+            rows: dict[str, list] = {}
+            for k in sorted(set(creator[mixed & (creator >= 0) & within].tolist())):
+                pw = self.writes[k]
+                obj, term = pw.creation
+                slices = self._keys(whole, term, f"path {pw.path.index}")
+                mask = mixed & (creator == k) & within
+                if slices is None:
+                    per += bins(mask)
+                    if note:
+                        notes.append(f"path {pw.path.index}: its creation key is unknown: its packets counted as "
+                                     "writes")
+                    continue
+                rows.setdefault(obj, []).append((mask, slices))
+            for obj in sorted(rows):
+                table = KeyTable(max(len(slices) for _, slices in rows[obj]), self.n)
+                self._touch(table, whole, rows.pop(obj))
+                per += table.first_cores(reta, cores)
+            return per
+
+        per = lock_writes(np.ones(self.n, dtype=bool), True)
+        # Cell writers: the packets of classes whose paths without the write lock all write vector
+        # cells (pol's known hosts), less those of them that take the write lock (a new host's first).
+        cellish = may_read & ~may_pure
+        cells = int(counts[cellish].sum()) - (int(lock_writes(cellish, False).sum()) if cellish.any() else 0)
+        return write_model.Contention(self.classes.packets, int(per.sum()), tuple(int(x) for x in per), tuple(notes),
+                                      cells)
 
 
 def _hex(slices: np.ndarray, bits: int) -> str:

@@ -5,8 +5,11 @@ and nothing breaks the way a wrong shared-nothing key does; what they cost is co
 runtime (``explorer/runtime/nf_parallel.h``) runs every packet as a reader first; its first state
 mutation aborts the pass and the packet reruns under the write lock. Mutations are what the
 analysis marks WRITE (a map put or erase, a vector cell returned changed), CREATE (a dchain
-allocation) and DESTROY. Refreshing a dchain index (UPDATE) is a read in that runtime. Expiry
-mutates only when entries expire, which depends on time: this model leaves it out.
+allocation) and DESTROY, except that a vector cell returned changed is written in the reader pass,
+under its cell lock (after the first such write of the vector): a path whose only mutations are
+vector cells takes no write lock, and the model counts its packets apart ("cells"). Refreshing a
+dchain index (UPDATE) is a read in that runtime. Expiry mutates only when entries expire, which
+depends on time: this model leaves it out.
 
 Which path a packet takes often depends on state ("is this flow known?"). Per packet class the
 model looks at the paths its headers allow: if all of them mutate, every packet writes; if none
@@ -37,14 +40,19 @@ class Contention:
     writes: int
     per_core: tuple[int, ...]
     notes: tuple[str, ...] = ()  # where the model had to guess
+    cells: int = 0  # packets that write only vector cells (under cell locks, no write lock)
 
     @property
     def share(self) -> float:
         return self.writes / self.packets if self.packets else 0.0
 
+    @property
+    def cell_share(self) -> float:
+        return self.cells / self.packets if self.packets else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {"writes": self.writes, "share": round(self.share, 6), "per_core": list(self.per_core),
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "cells": self.cells, "cell_share": round(self.cell_share, 6)}
 
 
 @dataclass(frozen=True)
@@ -52,14 +60,20 @@ class PathWrites:
     """One path of nf_process as the write model sees it."""
 
     path: CallPath
-    writes: bool
+    writes: bool  # takes the write lock
     creation: Optional[tuple[str, Any]]  # (object, key term) of a writing path, when packets determine one
+    cells: bool = False  # writes vector cells, and nothing else (cell locks)
 
 
 def path_writes(analysis: Analysis) -> tuple[PathWrites, ...]:
+    vectors = {o.name for o in analysis.objects if o.kind == "vector"}
     out = []
     for path in analysis.paths:
-        writes = any(a.op in WRITE_OPS for a in path.accesses)
+        mutations = [a for a in path.accesses if a.op in WRITE_OPS]
+        if mutations and all(a.op == Op.WRITE and a.object in vectors for a in mutations):
+            out.append(PathWrites(path, False, None, cells=True))
+            continue
+        writes = bool(mutations)
         creation = None
         if writes:
             for access in path.accesses:
