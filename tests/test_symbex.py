@@ -500,3 +500,29 @@ def test_key_bytes_never_set_are_refused_with_their_fields(tmp_path: Path) -> No
                  "  struct k key = {ip->protocol, {0}, ip->src_addr};\n",
                  "  struct k key;\n  key.proto = 6;\n  key.pad[0] = key.pad[1] = key.pad[2] = 0;\n  key.src = 1;\n"):
         assert nf(tmp_path, HEADERS + body + get, key + "\n" + decl, init).paths
+
+
+def test_a_cell_of_a_few_kib_is_analysed_and_larger_entries_are_refused(tmp_path: Path) -> None:
+    """Z3's Python API turns bit-vector values into decimal strings, which Python refuses past 4,300
+    digits by default: a 2,400-byte cell (5,780 digits) failed with a ValueError traceback when a
+    path's value of the whole cell was asked for. Entries past the analysis's bound (16 KiB) are
+    refused with the call's location."""
+    from explorer.errors import UnsupportedError
+
+    cell = "struct big { uint32_t words[%d]; };\nstruct nf_vector *v;\n"
+    body = """struct big *b = nf_vector_borrow(v, 0);
+  uint32_t sum;
+  if (device == 0) {
+    sum = b->words[0] + b->words[599 - (len & 3)];
+  } else {
+    b->words[0] += 1;
+    sum = b->words[0];
+  }
+  nf_vector_return(v, 0, b);
+  return sum % 2 == 0 ? 1 - device : NF_DROP;"""
+    init = "return nf_vector_allocate(sizeof(struct big), 1, &v);"
+    analysis = nf(tmp_path, body, cell % 600, init)
+    assert {o.name: o.size for o in analysis.objects} == {"v": 2400} and len(analysis.paths) >= 2
+    with pytest.raises(UnsupportedError, match=r"t\.c:\d+:\d+: nf_vector_allocate\(\) with entries of 16,388 bytes: "
+                                               r"nfx analyses entries \(keys, cells\) of at most 16,384 bytes"):
+        nf(tmp_path, body, cell % 4097, init)

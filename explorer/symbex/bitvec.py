@@ -6,11 +6,22 @@ returns the field's symbol: terms stay small and readable without calling z3.sim
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Iterable, Iterator, Union
 
 import z3
 
 Term = Union[int, z3.BitVecRef]
+
+# The largest state entry (a map key, a vector cell) the analysis takes, in bytes: Z3 works on an
+# entry as one bit-vector, and past a few KiB every query slows down (a 5,200-byte cell took a
+# minute to analyse, a 16 KiB one three). Z3's Python API passes a bit-vector's value through a
+# decimal string (BitVecVal, as_long), which Python refuses past 4,300 digits by default (a cell of
+# about 1,790 bytes): the bound is raised to what the largest entry needs (39,457 digits).
+MAX_ENTRY_BYTES = 16384
+_DIGITS = 40_000
+if 0 < sys.get_int_max_str_digits() < _DIGITS:
+    sys.set_int_max_str_digits(_DIGITS)
 
 FNV_OFFSET = 2166136261
 FNV_PRIME = 16777619

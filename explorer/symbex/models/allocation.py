@@ -5,7 +5,7 @@ from typing import Optional
 
 from explorer.state_api import ALLOCATIONS
 from explorer.symbex import ctype as ct
-from explorer.symbex.bitvec import Slice
+from explorer.symbex.bitvec import MAX_ENTRY_BYTES, Slice
 from explorer.symbex.ctype import PointerType
 from explorer.symbex.effects import ObjectInfo
 from explorer.symbex.memory import Region
@@ -46,6 +46,9 @@ class Allocate(Model):
             extra = (("backends", backends),)
         if capacity <= 0 or size < 0 or (kind in ("map", "vector", "sketch") and size <= 0):
             raise ctx.fail(f"{ctx.name}() with size {size} and capacity {capacity}")
+        if size > MAX_ENTRY_BYTES:
+            raise ctx.fail(f"{ctx.name}() with entries of {size:,} bytes: nfx analyses entries (keys, cells) of at most "
+                           f"{MAX_ENTRY_BYTES:,} bytes")
         m.objects[var] = ObjectInfo(var, kind, len(m.objects), capacity, size, layout, extra, m.loc(ctx.node))
         handle = Ptr(PointerType(ct.VOID), f"object:{var}", 0)
         m.write(out, tuple(Slice(handle, i) for i in range(8)), ctx.node)
