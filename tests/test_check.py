@@ -215,6 +215,32 @@ def test_a_missing_cell_lock_is_found(nf):
 
 
 @pytest.mark.dpdk
+@pytest.mark.parametrize("words", [1000, 1100])  # cells of 4,000 and 4,400 bytes (a pass keeps 4,096 to undo)
+def test_a_cell_written_once_then_read_costs_no_write_lock(tmp_path, words):
+    """The first frame sets a word of one big cell, every later frame only reads it. Before, once the
+    vector was under cell locks, each unchanged return of a cell larger than a pass can keep to undo
+    aborted to the write lock: all 20,000 packets of the 4,400-byte case (helper-16's huge_ro)."""
+    from explorer import pipeline
+
+    source = tmp_path / "once.c"
+    source.write_text(f"""#include "nf.h"
+struct huge {{ uint32_t words[{words}]; }};
+static struct nf_vector *cells;
+bool nf_init(void) {{ return nf_vector_allocate(sizeof(struct huge), 1, &cells); }}
+int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {{
+  struct huge *h = nf_vector_borrow(cells, 0);
+  uint32_t w = h->words[0];
+  if (w == 0) h->words[0] = 1;
+  nf_vector_return(cells, 0, h);
+  return w == 0 ? NF_DROP : (device == 0 ? 1 : 0);
+}}
+""")
+    s = pipeline.solve(source, cores=2, quality=False)
+    report = check_plan(parallel_plan(s, "locks", 2), traffic("uniform"), s)
+    assert report.equivalent and report.write_passes <= 4, report.render()
+
+
+@pytest.mark.dpdk
 def test_the_check_runs_on_the_nfs_own_paths():
     """pipeline.check(solution, "paths"): the witness traffic of the solution's NF, made with the
     defines it was solved with (pol's small capacity: its fill branch then fills the table, and

@@ -202,12 +202,14 @@ static void *zeroed(size_t count, size_t size) {
   return memory;
 }
 
-static bool vector_object[NF_CELL_OBJECTS]; /* which objects are vectors, by id */
+/* The cell size of each vector by object id (0: not a vector). Vectors whose cells a pass could not
+ * keep the old bytes of (NF_CELL_UNDO) never go under cell locks. */
+static size_t vector_cells[NF_CELL_OBJECTS];
 
 bool nf_par_vector_allocate(size_t elem_size, uint32_t capacity, struct nf_vector **vector_out) {
   if (!nf_vector_allocate(elem_size, capacity, vector_out)) return false;
   uint32_t id = nf_object_id(*vector_out);
-  if (id < NF_CELL_OBJECTS) vector_object[id] = true;
+  if (id < NF_CELL_OBJECTS) vector_cells[id] = elem_size;
   objects_allocated++;
   return true;
 }
@@ -312,8 +314,8 @@ static void abort_pass(uint32_t object) {
 
 void nf_par_write_hook(uint32_t object) {
   if (mode == MODE_READ) {
-    if (cells_on && object < NF_CELL_OBJECTS && vector_object[object]) /* a vector's cell changed */
-      __atomic_store_n(&contexts[nf_core].cell_request, object, __ATOMIC_RELAXED); /* for the next writer */
+    if (cells_on && object < NF_CELL_OBJECTS && vector_cells[object] > 0 && vector_cells[object] <= NF_CELL_UNDO)
+      __atomic_store_n(&contexts[nf_core].cell_request, object, __ATOMIC_RELAXED); /* a cell: for the next writer */
     abort_pass(object);
   }
   if (mode != MODE_WRITE && mode != MODE_INIT && mode != MODE_CELL)
@@ -627,17 +629,24 @@ void *nf_par_vector_borrow(struct nf_vector *vector, int index) {
   return cell;
 }
 
-/* A pass changes a cell under cell locks: lock its stripe, unless the pass holds it already, from
- * the version the pass read, and keep the cell's old bytes. Returns false when the cell is
- * unchanged (nothing to lock). */
+/* Whether a cell's stored bytes equal `copy`: atomic loads, since another core's pass may be writing
+ * them under the cell's lock (the caller then checks the version). */
+static bool cell_equal(const uint8_t *stored, const uint8_t *copy, size_t size) {
+  for (size_t i = 0; i < size; i++)
+    if (__atomic_load_n(stored + i, __ATOMIC_ACQUIRE) != copy[i]) return false;
+  return true;
+}
+
+/* A pass gives back a cell under cell locks. Unchanged, nothing happens (false). Changed, the pass
+ * locks its stripe, unless it holds it already, from the version it read, and keeps the cell's old
+ * bytes (true); a pass that would hold more than NF_CELL_WRITES cells or NF_CELL_UNDO bytes of
+ * them goes to the write lock instead. */
 static bool lock_cell(struct core_context *me, struct nf_vector *vector, uint32_t object, int index, const void *cell) {
   uint8_t *stored = nf_vector_cell(vector, index);
   for (unsigned i = 0; i < me->write_count; i++)
     if (me->writes[i].stored == stored) return true; /* its old bytes are kept already */
   struct stripe *s = stripe_of(object, index);
   size_t size = nf_vector_cell_size(vector);
-  if (me->write_count == NF_CELL_WRITES || size > NF_CELL_UNDO - me->undo_used) abort_pass(object);
-  uint8_t *old = me->undo + me->undo_used;
   bool held = holds(me, s) || !CELL_LOCKS;
   uint64_t version = 0;
   if (!held) {
@@ -649,16 +658,19 @@ static bool lock_cell(struct core_context *me, struct nf_vector *vector, uint32_
         found = true;
       }
     if (!found) version = unlocked_version(me, s); /* a cell given back that was not borrowed here */
-    nf_cell_copy(old, stored, size);
+    bool same = cell_equal(stored, cell, size);
     if (__atomic_load_n(&s->version, __ATOMIC_RELAXED) != version) rerun(0);
-    if (memcmp(old, cell, size) == 0) return false;
+    if (same) return false;
+  } else if (memcmp(stored, cell, size) == 0) { /* this pass holds the stripe: no one else writes it */
+    return false;
+  }
+  if (me->write_count == NF_CELL_WRITES || size > NF_CELL_UNDO - me->undo_used) abort_pass(object);
+  if (!held) {
     uint64_t expected = version;
     if (!__atomic_compare_exchange_n(&s->version, &expected, version + 1, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
       rerun(0);
-  } else {
-    memcpy(old, stored, size); /* this pass holds the stripe: no one else writes it */
-    if (memcmp(old, cell, size) == 0) return false;
   }
+  memcpy(me->undo + me->undo_used, stored, size); /* as the version the pass read left it (locked now) */
   me->writes[me->write_count++] = (struct cell_write){s, version, stored, (uint32_t)size, me->undo_used, !held};
   me->undo_used += (uint32_t)size;
   if (!held) /* another core's pass read the cell at a later time: run after it */
