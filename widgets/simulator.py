@@ -77,12 +77,12 @@ def contention_html(contention: Mapping[str, Any], packets: int) -> str:
     writes, share = int(contention.get("writes", 0)), float(contention.get("share", 0.0))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in contention.get("notes", ()))
     cells = int(contention.get("cells", 0))
-    cell_text = (f" Of the rest, <b>{cells / packets:.1%}</b> ({cells:,}) may change only cells of vectors (a bucket, a "
-                 "counter): they write them under per-cell locks, side by side, and wait only for a core that "
-                 "uses the same cells." if cells and packets else "")
+    cell_text = (f"; <b>{cells / packets:.1%}</b> ({cells:,}) may change only cells of vectors (a bucket, a counter), "
+                 "which they write under per-cell locks, side by side, waiting only for a core that uses the same "
+                 "cells" if cells and packets else "")
     return (f'<div class="nfx-contention">The state is shared by all cores behind one lock, so no entry can split. '
             f"<b>{share:.1%}</b> of the packets ({writes:,} of {packets:,}) change it and take the write lock, "
-            "during which every other core waits; the rest read it side by side." + cell_text
+            f"during which every other core waits{cell_text}; the rest read it side by side."
             + (f'<ul style="font-size:12px;color:#57606a">{notes}</ul>' if notes else "") + "</div>")
 
 
