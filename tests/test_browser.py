@@ -483,6 +483,7 @@ def test_replicated_state_and_a_lock_chosen_in_the_table(browser, tmp_path):
         wait_status(page, ".nfx-simulator", "heartbeat packets")
         contention = page.locator(".nfx-contention").inner_text()
         assert "shared by all cores" in contention and "take the write lock" in contention
+        assert page.locator(".nfx-write-shares").count() == 0  # locks: nothing is replicated any more
         screenshot(page, "19-lb-contention")
         page.close()
         assert outside == []

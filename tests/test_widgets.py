@@ -370,6 +370,12 @@ def test_simulator_offers_one_pcap_per_device_and_disables_the_generator_control
     panel.simulation = SIMULATION
     assert panel.load.cores_source.data["packets"] == SIMULATION["per_core"]
     assert "10.0.0.1:1000" in panel._findings.value
+    shares = {"active": 0.05}
+    panel.simulation = {**SIMULATION, "write_shares": shares}
+    assert "broadcast each write" in panel._findings.value
+    panel.simulation = {**SIMULATION, "write_shares": shares,
+                        "contention": {"writes": 12, "share": 0.12, "per_core": [3, 3, 3, 3]}}
+    assert "take the write lock" in panel._findings.value and "broadcast" not in panel._findings.value  # locks
 
 
 def test_check_html_lists_differing_packets_and_what_it_was_for():

@@ -199,9 +199,10 @@ class SimulatorPanel(ipywidgets.VBox):
         if not sim:
             self._findings.value = ""
             return
-        if sim.get("contention"):
+        if sim.get("contention"):  # locks, tm: nothing is replicated, so no broadcast writes to show
             found = contention_html(sim["contention"], int(sim.get("packets", sum(sim.get("per_core", ())))))
         else:
-            found = violations_html(sim.get("violations", {}), {int(k): v for k, v in self.examples.items()})
-        self._findings.value = (found + write_shares_html(sim.get("write_shares") or {}) +
+            found = (violations_html(sim.get("violations", {}), {int(k): v for k, v in self.examples.items()})
+                     + write_shares_html(sim.get("write_shares") or {}))
+        self._findings.value = (found +
                                 unchecked_html(sim.get("unchecked", ())) + pools_html(sim.get("pools", ())))
