@@ -175,6 +175,33 @@ def test_threads_count_the_same_classes(threads, monkeypatch):
     assert np.array_equal(merged.keys, reference.keys) and np.array_equal(merged.first, reference.first)
 
 
+@pytest.mark.parametrize("limit", [8, 1 << 20])
+def test_length_bits_looked_up_per_narrow_combination_equal_the_reference(limit, monkeypatch):
+    """The table of narrow combinations learns those first seen in later chunks; past its limit
+    the packets are tested one by one: the classes are the reference's either way."""
+    monkeypatch.setattr(classes_module.NarrowBits, "LIMIT", limit)
+    monkeypatch.setattr(classes_module, "_BLOCK", 700)  # combinations first seen mid-chunk too
+    layout = LAYOUTS["length tests"]
+    assert layout.narrow_tests and not LAYOUTS["plain"].narrow_tests
+    fields, devices = _fields(np.random.default_rng(5), 5000, 300)
+    late = np.arange(len(fields)) >= 3000  # a length only late packets have
+    fields = PacketFields(**{**{f: getattr(fields, f) for f in PacketFields.__dataclass_fields__},
+                             "length": np.where(late & (np.arange(len(fields)) % 3 == 0), 999,
+                                                fields.length).astype(np.uint32)})
+    table = ClassTable(layout, threads=1)
+    for start in range(0, len(fields), 1999):
+        at = np.arange(start, min(start + 1999, len(fields)))
+        table.add(fields.select(at), devices[at], start)
+    got = table.classes()
+    rows = [tuple(r) for r in layout.pack(fields, devices).tolist()]
+    count = Counter(rows)
+    assert [tuple(k) for k in got.keys.tolist()] == list(dict.fromkeys(rows))
+    assert got.count.tolist() == [count[tuple(k)] for k in got.keys.tolist()]
+    assert (table.narrow is None) == (limit == 8)
+    if table.narrow is not None:
+        assert 999 in (table.narrow.values[:table.narrow.size] & np.uint64(0xFFFF)).tolist()
+
+
 def huge_later(classes: Classes, offset: int) -> Classes:
     """The same classes again, as if their packets came again after ``offset`` packets."""
     return Classes(classes.layout, classes.keys, classes.first + offset, classes.count)

@@ -22,6 +22,7 @@ import numba
 import numpy as np
 import z3
 
+from explorer.simulate import arena
 from explorer.simulate.key_arrays import Unknown, evaluate_term
 from explorer.simulate.mixing import GOLDEN, mix
 from explorer.simulate.prefetch import AHEAD, prefetch, prefetch_write
@@ -31,7 +32,6 @@ from explorer.traffic.field_arrays import PacketFields
 
 _FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # the last column (entry and count) of an empty slot
 _LOW = np.uint64(0xFFFFFFFF)  # the count half of a slot's last column; the entry number is the high half
-_ALIGN = 64  # slots start on a cache line, so that a 32-byte slot never straddles two
 # Symbols always in the class key (device, flags, the 5-tuple) or in its third slice.
 _BASE_SYMBOLS = {"p.device", "p.ipv4.src", "p.ipv4.dst", "p.l4.sport", "p.l4.dport", "p.ipv4.proto",
                  "p.ether.type", "p.ipv4.version_ihl", "p.ipv4.frag_off"}
@@ -68,12 +68,21 @@ class Layout:
         exact = _LENGTH in key_symbols or len(tests) > _LENGTH_BITS
         return Layout(tuple(m for m in _MAC_SYMBOLS if m in used), () if exact else tuple(tests), exact)
 
-    def inputs(self, fields: PacketFields, devices: np.ndarray) -> tuple[np.ndarray, ...]:
+    @property
+    def narrow_tests(self) -> bool:
+        """Whether there are length tests and they read only the narrow fields (``_NARROW_SYMBOLS``):
+        their outcome then follows from a packet's combination of those, of which a trace has few."""
+        return bool(self.length_tests) and set().union(
+            *(compile_term(t).symbols for t in self.length_tests)) <= _NARROW_SYMBOLS
+
+    def inputs(self, fields: PacketFields, devices: np.ndarray, tests: bool = True) -> tuple[np.ndarray, ...]:
         """What the class-key kernels read per packet: the header arrays (contiguous), then the
-        outcome bits of ``length_tests`` (empty when there are none) and the key's columns past the
-        third (MACs, the exact length: shape (n, width - 3))."""
+        outcome bits of ``length_tests`` (empty when there are none, or when not ``tests``: the
+        caller looks them up per combination of narrow fields, ``NarrowBits``) and the key's
+        columns past the third (MACs, the exact length: shape (n, width - 3))."""
         n = len(fields)
-        tests = test_bits(self.length_tests, fields, devices) if self.length_tests else np.zeros(0, np.uint64)
+        tests = (test_bits(self.length_tests, fields, devices) if self.length_tests and tests
+                 else np.zeros(0, np.uint64))
         extra = np.empty((n, self.width - 3), dtype=np.uint64)
         for col, mac in enumerate(self.macs):
             extra[:, col] = fields.eth_src if mac == "p.ether.src" else fields.eth_dst
@@ -82,13 +91,13 @@ class Layout:
         c = np.ascontiguousarray
         return (c(fields.src_ip), c(fields.dst_ip), c(fields.src_port), c(fields.dst_port), c(fields.proto),
                 c(fields.is_ipv4), c(fields.is_l4), c(devices, dtype=np.int64), c(fields.ether_type), c(fields.ihl),
-                c(fields.frag), tests, extra)
+                c(fields.frag), c(fields.length), tests, extra)
 
     def pack(self, fields: PacketFields, devices: np.ndarray) -> np.ndarray:
         """The class key of every packet: uint64 of shape (n, width) (what ``ClassTable.add``
         computes on the fly; kept as the plain reference)."""
         out = np.empty((len(fields), self.width), dtype=np.uint64)
-        _key_rows(*self.inputs(fields, devices), 0, out, np.empty(len(fields), dtype=np.uint64))
+        _key_rows(*self.inputs(fields, devices), *NarrowBits.NONE, 0, out, np.empty(len(fields), dtype=np.uint64))
         return out
 
     def steering(self, keys: np.ndarray) -> dict[str, np.ndarray]:
@@ -198,6 +207,15 @@ def _test_bits(tests: Sequence[z3.BoolRef], env: dict[str, np.ndarray], n: int) 
 _NARROW_SYMBOLS = {_LENGTH, "p.ipv4.version_ihl", "p.ipv4.proto", "p.ether.type", "p.ipv4.frag_off", "p.device"}
 
 
+@numba.njit(cache=True, inline="always")
+def _narrow_value(length, ether_type, is_ipv4, ihl, proto, frag, device):
+    """A packet's narrow fields packed into one word (the layout above)."""
+    u = np.uint64
+    return ((u(length) & u(0xFFFF)) | ((u(ihl) & u(15)) << u(16)) | (u(proto) << u(20))
+            | (u(ether_type) << u(28)) | (u(frag) << u(44)) | (u(is_ipv4) << u(45))
+            | ((u(device) & u(0xFFFF)) << u(46)))
+
+
 @numba.njit(cache=True)
 def _narrow_ids(length, ether_type, is_ipv4, ihl, proto, frag, devices, slots, values, ids):
     """Number each packet's narrow fields (``ids``) by a small open-addressing table (``slots``
@@ -207,9 +225,7 @@ def _narrow_ids(length, ether_type, is_ipv4, ihl, proto, frag, devices, slots, v
     mask = u(len(slots) - 1)
     size = 0
     for i in range(len(length)):
-        v = ((u(length[i]) & u(0xFFFF)) | ((u(ihl[i]) & u(15)) << u(16)) | (u(proto[i]) << u(20))
-             | (u(ether_type[i]) << u(28)) | (u(frag[i]) << u(44)) | (u(is_ipv4[i]) << u(45))
-             | ((u(devices[i]) & u(0xFFFF)) << u(46)))
+        v = _narrow_value(length[i], ether_type[i], is_ipv4[i], ihl[i], proto[i], frag[i], devices[i])
         s = mix(v) & mask
         while True:
             e = slots[np.int64(s)]
@@ -237,6 +253,90 @@ def _narrow_env(values: np.ndarray) -> dict[str, np.ndarray]:
             "p.ipv4.proto": (values >> u(20)) & u(0xFF), "p.ether.type": (values >> u(28)) & u(0xFFFF),
             "p.ipv4.frag_off": np.where((values >> u(44)) & u(1), u(0x2000), u(0)).astype(u),
             "p.device": (values >> u(46)) & u(0xFFFF)}
+
+
+@numba.njit(cache=True)
+def _narrow_learn(length, ether_type, is_ipv4, ihl, proto, frag, devices, begin, end, slots, values, size):
+    """Add the narrow combinations of packets ``begin:end`` not in the table yet (``slots`` of
+    entry numbers, ``values`` of packed fields, ``size`` of them used); the new size, or -1 when
+    the table is too small (nothing was added: grow it and call again)."""
+    mask = np.uint64(len(slots) - 1)
+    start = size
+    for i in range(begin, end):
+        v = _narrow_value(length[i], ether_type[i], is_ipv4[i], ihl[i], proto[i], frag[i], devices[i])
+        s = mix(v) & mask
+        while True:
+            e = slots[np.int64(s)]
+            if e < 0:
+                if 2 * (size + 1) > len(slots) or size == len(values):
+                    for j in range(len(slots)):  # undo this call's entries
+                        if slots[j] >= start:
+                            slots[j] = -1
+                    return -1
+                slots[np.int64(s)] = size
+                values[size] = v
+                size += 1
+                break
+            if values[e] == v:
+                break
+            s = (s + np.uint64(1)) & mask
+    return size
+
+
+class NarrowBits:
+    """The outcome bits of a layout's length tests per combination of the narrow fields they read,
+    kept from chunk to chunk: the class-key kernel looks each packet's combination up (a table of a
+    few dozen, in the L1 cache) instead of a serial pass numbering them, and only combinations not
+    seen before are tested (``learn``, a block at a time). Past ``LIMIT`` combinations (a trace of
+    every frame length on many devices) the caller tests packets one by one instead."""
+
+    LIMIT = 1 << 20
+    NONE = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64))
+
+    def __init__(self, tests: Sequence[z3.BoolRef]):
+        self.tests = tuple(tests)
+        self.size = 0
+        self.slots = np.full(1 << 8, -1, dtype=np.int64)
+        self.values = np.zeros(1 << 7, dtype=np.uint64)
+        self.bits = np.zeros(1 << 7, dtype=np.uint64)
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the class-key kernel reads: slots, values, bits."""
+        return self.slots, self.values, self.bits
+
+    def learn(self, inputs: tuple[np.ndarray, ...], begin: int, end: int) -> bool:
+        """Test the combinations of packets ``begin:end`` (``Layout.inputs``) not seen yet; False
+        when that would pass ``LIMIT`` (nothing changes then)."""
+        src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, length = inputs[:12]
+        while True:
+            size = _narrow_learn(length, ether_type, is_ipv4, ihl, proto, frag, devices, begin, end,
+                                 self.slots, self.values, self.size)
+            if size >= 0:
+                break
+            if len(self.values) >= self.LIMIT:
+                return False
+            values, bits = self.values, self.bits
+            self.values = np.zeros(2 * len(values), dtype=np.uint64)
+            self.bits = np.zeros(2 * len(values), dtype=np.uint64)
+            self.values[:self.size], self.bits[:self.size] = values[:self.size], bits[:self.size]
+            self.slots = np.full(4 * len(values), -1, dtype=np.int64)
+            _narrow_index(self.slots, self.values, self.size)
+        new = slice(self.size, size)
+        self.bits[new] = _test_bits(self.tests, _narrow_env(self.values[new]), size - self.size)
+        self.size = size
+        return True
+
+
+@numba.njit(cache=True)
+def _narrow_index(slots, values, size):
+    """Put entries ``0 .. size - 1`` of ``values`` into the empty ``slots``."""
+    mask = np.uint64(len(slots) - 1)
+    for e in range(size):
+        s = mix(values[e]) & mask
+        while slots[np.int64(s)] >= 0:
+            s = (s + np.uint64(1)) & mask
+        slots[np.int64(s)] = e
 
 
 # ---- counting classes ------------------------------------------------------------------------
@@ -282,13 +382,19 @@ def _add_count(word, weight, flushed):
 
 
 @numba.njit(cache=True, nogil=True)
-def _key_rows(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, tests, extra, begin,
-              keys, hashes):
-    """The class key of packet ``begin + r`` in ``keys[r]`` and its hash in ``hashes[r]``. (The
+def _key_rows(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, length, tests, extra,
+              nslots, nvalues, nbits, begin, keys, hashes):
+    """The class key of packet ``begin + r`` in ``keys[r]`` and its hash in ``hashes[r]``. The
+    length-test bits come from ``tests`` per packet or, when ``nslots`` is not empty, from the
+    ``NarrowBits`` table of the packet's narrow combination. Returns how many packets' combinations
+    were not in that table (their keys lack the bits: learn them and build the rows again). (The
     three base slices in a loop of their own, the test bits' presence decided once: written as one
     loop with the key built by a helper returning a tuple, it took twice as long.)"""
     u = np.uint64
     tested = len(tests) > 0
+    narrow = len(nslots) > 0
+    nmask = u(len(nslots) - 1)
+    missing = 0
     for r in range(len(keys)):
         i = begin + r
         k0 = (u(src[i]) << u(32)) | u(dst[i])
@@ -297,12 +403,25 @@ def _key_rows(src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type
         k2 = (u(ether_type[i]) << u(48)) | (u(ihl[i]) << u(40)) | (u(frag[i]) << u(39))
         if tested:
             k2 |= tests[i]
+        elif narrow:
+            v = _narrow_value(length[i], ether_type[i], is_ipv4[i], ihl[i], proto[i], frag[i], devices[i])
+            s = mix(v) & nmask
+            while True:
+                e = nslots[np.int64(s)]
+                if e < 0:
+                    missing += 1
+                    break
+                if nvalues[e] == v:
+                    k2 |= nbits[e]
+                    break
+                s = (s + u(1)) & nmask
         keys[r, 0], keys[r, 1], keys[r, 2] = k0, k1, k2
         hashes[r] = _hash3(k0, k1, k2)
     for k in range(extra.shape[1]):
         for r in range(len(keys)):
             keys[r, 3 + k] = extra[begin + r, k]
             hashes[r] = mix(hashes[r] ^ extra[begin + r, k])
+    return missing
 
 
 @numba.njit(cache=True, nogil=True)
@@ -458,12 +577,9 @@ class Classes:
 
 
 def _aligned_slots(rows: int, columns: int) -> np.ndarray:
-    """Empty slots (uint64, ``_FREE``) starting on a cache line: numpy only promises 16 bytes."""
-    raw = np.empty(rows * columns + _ALIGN // 8, dtype=np.uint64)
-    skip = (-raw.ctypes.data % _ALIGN) // 8
-    out = raw[skip:skip + rows * columns].reshape(rows, columns)
-    out.fill(_FREE)
-    return out
+    """Empty slots (uint64, ``_FREE``) starting on a cache line (numpy only promises 16 bytes),
+    from the arena's kept buffers when one is free."""
+    return arena.full((rows, columns), _FREE, np.uint64)
 
 
 class _Partition:
@@ -546,6 +662,7 @@ class ClassTable:
         if self.threads < 1:
             raise ValueError(f"a class table counts with at least 1 thread, not {threads}")
         self.parts = [_Partition(self.width, max(16, capacity // self.threads)) for _ in range(self.threads)]
+        self.narrow = NarrowBits(layout.length_tests) if layout.narrow_tests else None
 
     @property
     def size(self) -> int:
@@ -556,16 +673,34 @@ class ClassTable:
         n = len(fields)
         if n == 0:
             return
-        inputs = self.layout.inputs(fields, devices)
+        inputs = self.layout.inputs(fields, devices, tests=self.narrow is None)
         keys = np.empty((min(n, _BLOCK), self.width), dtype=np.uint64)
         hashes = np.empty(len(keys), dtype=np.uint64)
         for b0 in range(0, n, _BLOCK):
             rows = min(_BLOCK, n - b0)
             k, h = keys[:rows], hashes[:rows]
-            cuts = np.linspace(0, rows, 4 * self.threads + 1).astype(np.int64).tolist()  # pieces to share out
-            run_tasks([lambda lo=lo, hi=hi: _key_rows(*inputs, b0 + lo, k[lo:hi], h[lo:hi])
-                  for lo, hi in zip(cuts, cuts[1:]) if hi > lo], self._threads(rows))
+            while True:
+                narrow = self.narrow.arrays if self.narrow is not None else NarrowBits.NONE
+                if self._key_rows(inputs, narrow, b0, k, h) == 0:
+                    break
+                if not self.narrow.learn(inputs, b0, b0 + rows):  # too many combinations: test each packet
+                    self.narrow = None
+                    inputs = self.layout.inputs(fields, devices)
             self._count(k, h, _NONE, _NONE, base + b0, n - b0 - rows)
+
+    def _key_rows(self, inputs, narrow, b0: int, keys: np.ndarray, hashes: np.ndarray) -> int:
+        """The keys and hashes of packets ``b0 .. b0 + len(keys) - 1``, in pieces shared out between
+        the threads; how many packets' narrow combinations the table lacked."""
+        rows = len(keys)
+        cuts = np.linspace(0, rows, 4 * self.threads + 1).astype(np.int64).tolist()
+        missing = [0] * (len(cuts) - 1)
+
+        def piece(p: int, lo: int, hi: int) -> None:
+            missing[p] = _key_rows(*inputs, *narrow, b0 + lo, keys[lo:hi], hashes[lo:hi])
+
+        run_tasks([lambda p=p, lo=lo, hi=hi: piece(p, lo, hi) for p, (lo, hi) in enumerate(zip(cuts, cuts[1:]))
+                   if hi > lo], self._threads(rows))
+        return sum(missing)
 
     def add_classes(self, classes: Classes) -> None:
         """Count the classes of later packets (their first packets follow every packet so far)."""
@@ -590,7 +725,7 @@ class ClassTable:
         first-packet order: merged by it)."""
         sizes = [p.size for p in self.parts]
         total = sum(sizes)
-        keys = np.empty((total, self.width), dtype=np.uint64)
+        keys = arena.empty((total, self.width), np.uint64)
         first = np.empty(total, dtype=np.int64)
         count = np.zeros(total, dtype=np.int64)
         firsts = [p.entry_first[:p.size] for p in self.parts]

@@ -238,7 +238,7 @@ def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: R
     sharded = sharding if isinstance(sharding, tuple) else sharded_objects(sharding)
     sim = _ClassView(analysis, sharded, plan, classes, strategy)
     threads = default_threads() if threads is None else threads
-    run_tasks([sim.touches, sim.flow_table], threads if sim.n >= _THREADED_CLASSES else 1)
+    sim.fill_tables(threads if sim.n >= _THREADED_CLASSES else 1)
     reta = sim.reta
     loads = per_core(sim.bucket_load, reta, plan.cores)
     count, examples = sim.violations(reta)
@@ -335,47 +335,86 @@ class _ClassView:
             self.unchecked.add(f"{where} (key uses {why})")
             return None
 
-    def _touch(self, table: KeyTable, part: _Part, terms: list[tuple[np.ndarray, list[np.ndarray]]]) -> None:
-        """Record the keys that one object's (mask, key slices) terms touch in ``part``, class by
-        class in first-packet order (terms of one class side by side, so each key sees its
-        packets in trace order)."""
-        keys = np.zeros((len(part), len(terms), table.width), dtype=np.uint64)
+    @staticmethod
+    def _rows(part: _Part, width: int, terms: list[tuple[np.ndarray, list[np.ndarray]]]) -> tuple:
+        """One object's (mask, key slices) terms over ``part`` as key-table rows: the terms of a
+        class side by side (so each key sees its packets in trace order), their masks, and how many
+        rows a class has."""
+        keys = np.zeros((len(part), len(terms), width), dtype=np.uint64)
         masks = np.zeros((len(part), len(terms)), dtype=bool)
         for t, (mask, slices) in enumerate(terms):
             masks[:, t] = mask
             for k, values in enumerate(slices):
                 keys[:, t, k] = values
-        rows = slice(part.start, part.stop)
-        table.touch(keys.reshape(-1, table.width), masks.reshape(-1), self.buckets[rows], self.classes.first[rows],
-                    per=len(terms))
+        return keys.reshape(-1, width), masks.reshape(-1), len(terms)
+
+    def _touch(self, table: KeyTable, part: _Part, rows: tuple) -> None:
+        """Record ``_rows`` of ``part`` in ``table``, class by class in first-packet order."""
+        keys, masks, per = rows
+        at = slice(part.start, part.stop)
+        table.touch(keys, masks, self.buckets[at], self.classes.first[at], per=per)
+
+    def _object_rows(self, obj: str, terms: list[_KeyedTerm], part: _Part) -> Optional[tuple]:
+        """The key-table rows of ``obj`` over ``part`` (None when no class of it computes a key)."""
+        found = []
+        for kp in terms:
+            mask = self._guard(part, kp.devices, kp.conditions)
+            if not mask.any():
+                continue
+            slices = self._keys(part, kp.key, kp.where)
+            if slices is not None:
+                found.append((mask, slices))
+                self._key_bits[obj] = max(self._key_bits.get(obj, 0), kp.key.size())
+                self.checked[part.start:part.stop] |= mask
+        return self._rows(part, max(-(-kp.key.size() // 64) for kp in terms), found) if found else None
+
+    def _flow_rows(self, part: _Part) -> tuple:
+        """The flow table's rows over ``part``: each class's 5-tuple (protocol, addresses, ports)."""
+        k = self.classes.keys[part.start:part.stop]
+        flows = np.empty((len(k), 2), dtype=np.uint64)
+        flows[:, 0] = k[:, 0]
+        np.right_shift(k[:, 1], np.uint64(24), out=flows[:, 1])
+        return flows, np.ones(len(k), dtype=bool), 1
+
+    def fill_tables(self, threads: int = 1) -> None:
+        """Fill the sharded objects' key tables (keeping, per object, only its split keys: all that
+        the violation check reads) and the flow table. Tables are filled part by part in
+        first-packet order, one object's at a time (the flow table beside the first one's): while
+        one part's rows are recorded (numba, without the GIL), the next part's are evaluated
+        (numpy over its classes), on two threads when ``threads`` allows."""
+        if self._touches is not None:
+            return
+        by_object: dict[str, list[_KeyedTerm]] = {}
+        for kp in self.keyed:
+            by_object.setdefault(kp.object, []).append(kp)
+        touches: dict[str, Touches] = {}
+        flows = KeyTable(2, self.n)
+        passes = [sorted(by_object)[k] if k < len(by_object) else None for k in range(max(1, len(by_object)))]
+        for k, obj in enumerate(passes):
+            tables: dict[str, KeyTable] = {}
+
+            def evaluate(part: _Part, obj=obj, k=k) -> tuple:
+                rows = self._object_rows(obj, by_object[obj], part) if obj is not None else None
+                return part, rows, self._flow_rows(part) if k == 0 else None
+
+            def record(evaluated: tuple, obj=obj, tables=tables) -> None:
+                part, rows, flow_rows = evaluated
+                if rows is not None:
+                    if obj not in tables:
+                        tables[obj] = KeyTable(rows[0].shape[1], self.n)
+                    self._touch(tables[obj], part, rows)
+                if flow_rows is not None:
+                    self._touch(flows, part, flow_rows)
+
+            _pipelined([lambda start=start: self._part(start, min(start + _PART_CLASSES, self.n))
+                        for start in range(0, self.n, _PART_CLASSES)], evaluate, record, threads)
+            if obj in tables:
+                touches[obj] = tables.pop(obj).split_touches()
+        self._touches, self._flows = touches, flows
 
     def touches(self) -> dict[str, Touches]:
-        """Per object, the keys touched from more than one bucket (all that the violation check
-        reads). One object's key table at a time is filled, part by part, then dropped."""
-        if self._touches is None:
-            self._touches = {}
-            by_object: dict[str, list[_KeyedTerm]] = {}
-            for kp in self.keyed:
-                by_object.setdefault(kp.object, []).append(kp)
-            for obj in sorted(by_object):
-                table = None
-                width = max(-(-kp.key.size() // 64) for kp in by_object[obj])
-                for part in self._parts():
-                    terms = []
-                    for kp in by_object[obj]:
-                        mask = self._guard(part, kp.devices, kp.conditions)
-                        if not mask.any():
-                            continue
-                        slices = self._keys(part, kp.key, kp.where)
-                        if slices is not None:
-                            terms.append((mask, slices))
-                            self._key_bits[obj] = max(self._key_bits.get(obj, 0), kp.key.size())
-                            self.checked[part.start:part.stop] |= mask
-                    if terms:
-                        table = table or KeyTable(width, self.n)
-                        self._touch(table, part, terms)
-                if table is not None:
-                    self._touches[obj] = table.split_touches()
+        """Per object, the keys touched from more than one bucket (``fill_tables``)."""
+        self.fill_tables()
         return self._touches
 
     def violations(self, reta: np.ndarray, examples: bool = True) -> tuple[int, tuple[Violation, ...]]:
@@ -393,16 +432,7 @@ class _ClassView:
 
     def flow_table(self) -> KeyTable:
         """The 5-tuples (protocol, addresses, ports, whatever the device) the classes touch."""
-        if self._flows is None:
-            table = KeyTable(2, self.n)
-            for start in range(0, self.n, _PART_CLASSES):
-                k = self.classes.keys[start:start + _PART_CLASSES]
-                flows = np.empty((len(k), 2), dtype=np.uint64)
-                flows[:, 0] = k[:, 0]
-                np.right_shift(k[:, 1], np.uint64(24), out=flows[:, 1])
-                rows = slice(start, start + len(k))
-                table.touch(flows, np.ones(len(k), dtype=bool), self.buckets[rows], self.classes.first[rows])
-            self._flows = table
+        self.fill_tables()
         return self._flows
 
     def flows_per_core(self, reta: np.ndarray) -> tuple[int, ...]:
@@ -472,7 +502,7 @@ class _ClassView:
                 rows.setdefault(obj, []).append((mask, slices))
             for obj in sorted(rows):
                 table = KeyTable(max(len(slices) for _, slices in rows[obj]), self.n)
-                self._touch(table, whole, rows.pop(obj))
+                self._touch(table, whole, self._rows(whole, table.width, rows.pop(obj)))
                 per += table.first_cores(reta, cores)
             return per
 
@@ -483,6 +513,20 @@ class _ClassView:
         cells = int(counts[cellish].sum()) - (int(lock_writes(cellish, False).sum()) if cellish.any() else 0)
         return write_model.Contention(self.classes.packets, int(per.sum()), tuple(int(x) for x in per), tuple(notes),
                                       cells)
+
+
+def _pipelined(parts: list[Callable[[], Any]], evaluate: Callable[[Any], Any], record: Callable[[Any], None],
+               threads: int) -> None:
+    """``record(evaluate(part()))`` for each part in order, evaluating the next part while the
+    current one is recorded (two tasks at a time on up to ``threads`` threads)."""
+    ahead: Any = None
+    for k in range(len(parts) + 1):
+        done, box = ahead, []
+        tasks = [lambda: box.append(evaluate(parts[k]()))] if k < len(parts) else []
+        if done is not None:
+            tasks.append(lambda: record(done))
+        run_tasks(tasks, threads)
+        ahead = box[0] if box else None
 
 
 def _hex(slices: np.ndarray, bits: int) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from explorer.simulate import arena
 from explorer.simulate.mixing import GOLDEN, mix
 from explorer.simulate.prefetch import AHEAD, prefetch
 
@@ -118,7 +119,7 @@ class KeyTable:
         """``expected``: about how many keys will come (the table grows past it as needed)."""
         self.width = width
         self.size = 0
-        self.slots = np.full((1 << max(10, int(2 * expected - 1).bit_length()), width + 1), _FREE, dtype=np.uint64)
+        self.slots = arena.full((1 << max(10, int(2 * expected - 1).bit_length()), width + 1), _FREE, np.uint64)
         self.xslots = np.full((1 << 8, width + 3), _FREE, dtype=np.uint64)
         self.xsize = 0
 
@@ -191,7 +192,7 @@ class KeyTable:
 def _regrown(slots: np.ndarray, width: int, extra: bool) -> np.ndarray:
     """The used rows of ``slots`` in a table twice as large (in the extra table the bucket
     column is part of the key)."""
-    grown = np.full((2 * len(slots), slots.shape[1]), _FREE, dtype=np.uint64)
+    grown = arena.full((2 * len(slots), slots.shape[1]), _FREE, np.uint64)
     _refill(grown, slots[slots[:, -1] != _FREE], width, extra)
     return grown
 
