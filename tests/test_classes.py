@@ -202,6 +202,15 @@ def test_length_bits_looked_up_per_narrow_combination_equal_the_reference(limit,
         assert 999 in (table.narrow.values[:table.narrow.size] & np.uint64(0xFFFF)).tolist()
 
 
+def test_length_tests_that_read_state_take_no_bit():
+    """A condition on the length and a state value (a policer's bucket) is assumed to hold, as in
+    guards: it takes no bit of the class key and does not make the other tests run per packet."""
+    cell = z3.BitVec("buckets.cell#4", 128)
+    over = z3.ULE(z3.ZeroExt(64 - LEN.size(), LEN), z3.Extract(63, 0, cell))
+    layout = Layout.of([], [over, z3.UGE(LEN, 64)])
+    assert [t.get_id() for t in layout.length_tests] == [z3.UGE(LEN, 64).get_id()] and layout.narrow_tests
+
+
 def huge_later(classes: Classes, offset: int) -> Classes:
     """The same classes again, as if their packets came again after ``offset`` packets."""
     return Classes(classes.layout, classes.keys, classes.first + offset, classes.count)

@@ -37,6 +37,7 @@ _BASE_SYMBOLS = {"p.device", "p.ipv4.src", "p.ipv4.dst", "p.l4.sport", "p.l4.dpo
                  "p.ether.type", "p.ipv4.version_ihl", "p.ipv4.frag_off"}
 _MAC_SYMBOLS = ("p.ether.src", "p.ether.dst")
 _LENGTH = "p.len"
+_PACKET_SYMBOLS = _BASE_SYMBOLS | set(_MAC_SYMBOLS) | {_LENGTH}  # what a class key can hold
 _LENGTH_BITS = 32  # conditions on p.len kept as outcome bits; past that, the length itself
 
 
@@ -60,8 +61,8 @@ class Layout:
 
         key_symbols = set().union(*(symbols_of(t) for t in key_terms)) if key_terms else set()
         tests, seen = [], set()
-        for c in conditions:
-            if c.get_id() not in seen and _LENGTH in symbols_of(c):
+        for c in conditions:  # a test that also reads state (pol's bucket) is assumed to hold: no bit
+            if c.get_id() not in seen and _LENGTH in symbols_of(c) and symbols_of(c) <= _PACKET_SYMBOLS:
                 seen.add(c.get_id())
                 tests.append(c)
         used = key_symbols.union(*(symbols_of(c) for c in conditions)) if conditions else key_symbols
