@@ -548,6 +548,17 @@ def _reinsert(slots, old):
                 slots[np.int64(s), k] = old[used[j], k]
 
 
+@numba.njit(cache=True, nogil=True)
+def _add_ranks(other, mine, out):
+    """Add to ``out[i]`` how many of ``other`` are below ``mine[i]`` (both sorted): one merge pass,
+    where a binary search per entry missed the cache at every step."""
+    j = 0
+    for i in range(len(mine)):
+        while j < len(other) and other[j] < mine[i]:
+            j += 1
+        out[i] += j
+
+
 @dataclass(frozen=True, eq=False)
 class Classes:
     """Distinct class keys in the order of their first packet, with that packet's number and the
@@ -732,8 +743,9 @@ class ClassTable:
         firsts = [p.entry_first[:p.size] for p in self.parts]
         positions = [_NONE]  # one partition: its entries are the rows
         if len(firsts) > 1:  # a class's row: how many classes of any partition came first
-            positions = [sum((np.searchsorted(other, mine) for q, other in enumerate(firsts) if q != p),
-                             np.arange(len(mine), dtype=np.int64)) for p, mine in enumerate(firsts)]
+            positions = [np.arange(len(mine), dtype=np.int64) for mine in firsts]
+            run_tasks([lambda p=p: [_add_ranks(other, firsts[p], positions[p]) for q, other in enumerate(firsts)
+                                    if q != p] for p in range(len(firsts))], self._threads(total))
         run_tasks([lambda part=part, position=position: part.list_into(keys, first, count, position)
               for part, position in zip(self.parts, positions)], self._threads(total))
         return Classes(self.layout, keys, first, count)

@@ -398,16 +398,19 @@ class _ClassView:
                 return part, rows, self._flow_rows(part) if k == 0 else None
 
             def record(evaluated: tuple, obj=obj, tables=tables) -> None:
-                part, rows, flow_rows = evaluated
+                part, rows, _ = evaluated
                 if rows is not None:
                     if obj not in tables:
                         tables[obj] = KeyTable(rows[0].shape[1], self.n)
                     self._touch(tables[obj], part, rows)
+
+            def record_flows(evaluated: tuple) -> None:
+                part, _, flow_rows = evaluated
                 if flow_rows is not None:
                     self._touch(flows, part, flow_rows)
 
             _pipelined([lambda start=start: self._part(start, min(start + _PART_CLASSES, self.n))
-                        for start in range(0, self.n, _PART_CLASSES)], evaluate, record, threads)
+                        for start in range(0, self.n, _PART_CLASSES)], evaluate, (record, record_flows), threads)
             if obj in tables:
                 touches[obj] = tables.pop(obj).split_touches()
         self._touches, self._flows = touches, flows
@@ -515,16 +518,17 @@ class _ClassView:
                                       cells)
 
 
-def _pipelined(parts: list[Callable[[], Any]], evaluate: Callable[[Any], Any], record: Callable[[Any], None],
-               threads: int) -> None:
-    """``record(evaluate(part()))`` for each part in order, evaluating the next part while the
-    current one is recorded (two tasks at a time on up to ``threads`` threads)."""
+def _pipelined(parts: list[Callable[[], Any]], evaluate: Callable[[Any], Any],
+               records: tuple[Callable[[Any], None], ...], threads: int) -> None:
+    """``record(evaluate(part()))`` of each of ``records`` (which fill tables of their own) for
+    each part in order, evaluating the next part while the current one is recorded (up to
+    ``threads`` threads take these tasks)."""
     ahead: Any = None
     for k in range(len(parts) + 1):
         done, box = ahead, []
         tasks = [lambda: box.append(evaluate(parts[k]()))] if k < len(parts) else []
         if done is not None:
-            tasks.append(lambda: record(done))
+            tasks += [lambda record=record: record(done) for record in records]
         run_tasks(tasks, threads)
         ahead = box[0] if box else None
 
