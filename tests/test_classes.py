@@ -265,3 +265,37 @@ def _task_threads() -> bool:
 
     run_tasks([task for _ in range(6)], threads=2)
     return any(name.startswith("nfx-count") for name in names)
+
+
+def test_guards_decided_per_narrow_signature_equal_guards_per_class():
+    """The report decides conjuncts on narrow symbols (and length tests) once per signature and
+    spreads them; the rest per class: the guard equals the plain per-class one, for conditions
+    mixing both kinds, unknown state, and several devices."""
+    from explorer.simulate.key_arrays import on_devices, packet_guard
+    from explorer.simulate.simulation import _Part
+
+    dport = z3.BitVec("p.l4.dport", 16)
+    device = z3.BitVec("p.device", 16)
+    state = z3.BitVec("table.value", 8)
+    tests = [z3.UGE(LEN, 64), z3.And(PROTO == 6, z3.UGE(LEN, 600))]
+    conditions = [z3.And(PROTO == 17, dport == 53, tests[0]), z3.And(tests[1], state == 3),
+                  z3.And(device == 1, z3.Extract(3, 0, IHL) == 5), z3.Or(PROTO == 1, dport == 80)]
+    layout = Layout.of([], tests + conditions)
+    fields, devices = _fields(np.random.default_rng(11), 4000, 500)
+    table = ClassTable(layout, threads=1)
+    table.add(fields, devices, 0)
+    found = table.classes()
+    part = _Part(0, len(found), found.keys, layout)
+    env, class_devices = layout.env(found.keys)
+    memo = {k: (None, v) for k, v in layout.length_values(found.keys).items()}
+    partial = 0
+    for chosen in ([0], [1], [2], [3], [0, 1, 2, 3], [1, 3]):
+        for on in ((0,), (1, 3), (0, 1, 3)):
+            want = np.zeros(len(found), dtype=bool)
+            for k in chosen:
+                want |= packet_guard(conditions[k], env, len(found), memo)
+            want &= on_devices(class_devices, on)
+            got = part.guard(on, [conditions[k] for k in chosen], {})
+            assert np.array_equal(got, want), (chosen, on)
+            partial += 0 < want.sum() < len(found)
+    assert partial >= 12

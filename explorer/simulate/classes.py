@@ -134,11 +134,58 @@ class Layout:
             make[_LENGTH] = lambda: keys[:, self.width - 1] & m16
         return ClassEnv(make), devices
 
+    def signatures(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The classes' narrow signatures (protocol, flags, device, ether type, IHL, fragment flag,
+        length-test bits: what ``NARROW_CLASS_SYMBOLS`` and the length tests read), numbered:
+        ``(ids, rows)``, ``rows`` a key row per distinct signature (the rest zero), so that a
+        condition on those symbols is evaluated once per signature (a few dozen) and not per class."""
+        slots = np.full(1 << 10, -1, dtype=np.int64)
+        while True:
+            ids = np.empty(len(keys), dtype=np.int64)
+            rows = np.zeros((len(slots) // 2, self.width), dtype=np.uint64)
+            found = _signature_ids(keys, slots, rows, ids)
+            if found >= 0:
+                return ids, rows[:found]
+            slots = np.full(4 * len(slots), -1, dtype=np.int64)
+
     def length_values(self, keys: np.ndarray) -> dict[int, np.ndarray]:
         """Per length test (by its Z3 id), its outcome for every class."""
         bits = keys[:, 2] if len(keys) else np.zeros(0, np.uint64)
         return {t.get_id(): ((bits >> np.uint64(k)) & np.uint64(1)).astype(bool)
                 for k, t in enumerate(self.length_tests)}
+
+
+# What a class's narrow signature decides (``Layout.signatures``): slice 1's low 32 bits
+# (protocol, IPv4 and L4 flags, device) and slice 2 (ether type, IHL, fragment flag, test bits).
+NARROW_CLASS_SYMBOLS = frozenset({"p.device", "p.ipv4.proto", "p.ether.type", "p.ipv4.version_ihl",
+                                  "p.ipv4.frag_off"})
+_SIGNATURE = np.uint64(0xFFFFFFFF)
+
+
+@numba.njit(cache=True, nogil=True)
+def _signature_ids(keys, slots, rows, ids):
+    """Number each class's narrow signature (``ids``), a key row per distinct one in ``rows``;
+    how many there are, or -1 when ``rows`` is too small."""
+    mask = np.uint64(len(slots) - 1)
+    size = 0
+    for i in range(len(keys)):
+        a, b = keys[i, 1] & _SIGNATURE, keys[i, 2]
+        s = mix(mix(GOLDEN ^ a) ^ b) & mask
+        while True:
+            e = slots[np.int64(s)]
+            if e < 0:
+                if size == len(rows):
+                    return -1
+                slots[np.int64(s)] = size
+                rows[size, 1], rows[size, 2] = a, b
+                ids[i] = size
+                size += 1
+                break
+            if rows[e, 1] == a and rows[e, 2] == b:
+                ids[i] = e
+                break
+            s = (s + np.uint64(1)) & mask
+    return size
 
 
 @numba.njit(cache=True)

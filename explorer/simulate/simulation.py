@@ -27,13 +27,14 @@ from explorer.rss.key_solver import RssPlan
 from explorer.sharding.constraints import keyed_accesses, written_objects
 from explorer.sharding.decisions import ShardingPlan
 from explorer.simulate import writes as write_model
-from explorer.simulate.classes import Classes, ClassTable, Layout
-from explorer.simulate.key_arrays import Unknown, conjuncts, key_slices, on_devices, packet_guard
+from explorer.simulate.classes import NARROW_CLASS_SYMBOLS, Classes, ClassTable, Layout
+from explorer.simulate.key_arrays import Unknown, conjuncts, evaluate_term, key_slices, on_devices
 from explorer.simulate.pools import PoolModel, PoolReport
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import Hasher, steer
 from explorer.simulate.threads import default_threads, run_tasks
 from explorer.simulate.touches import KeyTable, Touches
+from explorer.symbex.evaluate import compile_term
 from explorer.traffic.field_arrays import PacketFields
 
 MAX_EXAMPLES = 5
@@ -263,18 +264,80 @@ _THREADED_CLASSES = 1 << 14  # fewer classes than this are reported on in the ca
 @dataclass(eq=False)
 class _Part:
     """Classes ``start:stop`` and what terms read over them (symbols made when read, conjunct
-    outcomes, device masks): a report pass holds one part at a time, so its memory follows the
-    part, not the millions of classes."""
+    outcomes): a report pass holds one part at a time, so its memory follows the part, not the
+    millions of classes.
+
+    Most conjuncts of a path condition read only narrow symbols (device, protocol, ether type,
+    IHL, fragment flag, the length tests' bits), which a part's classes share a few dozen
+    combinations of, their *signatures* (``Layout.signatures``): those are decided once per
+    signature and only a guard's outcome is spread to the classes."""
 
     start: int
     stop: int
-    env: Any
-    devices: np.ndarray
-    memo: dict
-    device_masks: dict
+    keys: np.ndarray
+    layout: Layout
+    env: Any = None  # the classes' symbols (``Layout.env``)
+    memo: dict = field(default_factory=dict)  # conjunct id -> ("signature" | "class", value) or None
+    _signatures: Optional[tuple] = None  # (ids, symbols, length-test bits, devices), made when first needed
+
+    def __post_init__(self):
+        self.env = self.layout.env(self.keys)[0]
 
     def __len__(self) -> int:
         return self.stop - self.start
+
+    def _signature(self) -> tuple:
+        if self._signatures is None:
+            ids, rows = self.layout.signatures(self.keys)
+            env, devices = self.layout.env(rows)
+            self._signatures = (ids, env, self.layout.length_values(rows), devices)
+        return self._signatures
+
+    def _conjunct(self, c) -> Optional[tuple[str, np.ndarray]]:
+        """A conjunct's outcome per signature or per class (None: assumed to hold: it reads what
+        packets do not give)."""
+        key = c.get_id()
+        if key not in self.memo:
+            _, env, lengths, signature_devices = self._signature()
+            try:
+                if key in lengths:
+                    self.memo[key] = ("signature", lengths[key])
+                elif set(compile_term(c).symbols) <= NARROW_CLASS_SYMBOLS:
+                    self.memo[key] = ("signature", np.broadcast_to(evaluate_term(c, env),
+                                                                 (len(signature_devices),)))
+                else:
+                    self.memo[key] = ("class", np.broadcast_to(evaluate_term(c, self.env), (len(self),)))
+            except Unknown:
+                self.memo[key] = None
+        return self.memo[key]
+
+    def guard(self, devices: tuple[int, ...], conditions, split: dict) -> np.ndarray:
+        """Classes that may take one of the paths ``conditions`` (each condition's conjuncts found
+        once in ``split``) on one of ``devices``."""
+        ids, _, _, signature_devices = self._signature()
+        per_signature = np.zeros(len(signature_devices), dtype=bool)
+        per_class = None
+        for condition in conditions:
+            ident = condition.get_id()
+            if ident not in split:  # the condition kept: its id stays its own
+                split[ident] = (condition, conjuncts(condition))
+            narrow, wide = np.ones(len(signature_devices), dtype=bool), None
+            for c in split[ident][1]:
+                found = self._conjunct(c)
+                if found is None:
+                    continue
+                if found[0] == "signature":
+                    narrow &= found[1]
+                else:
+                    wide = found[1].copy() if wide is None else wide & found[1]
+            if wide is None:
+                per_signature |= narrow
+            else:
+                wide &= narrow[ids]
+                per_class = wide if per_class is None else per_class | wide
+        on = on_devices(signature_devices, devices)
+        mask = (per_signature & on)[ids]
+        return mask if per_class is None else mask | (per_class & on[ids])
 
 
 class _ClassView:
@@ -300,14 +363,10 @@ class _ClassView:
         self._flows: Optional[KeyTable] = None
         self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
         self._whole: Optional[_Part] = None
-        self._split: dict = {}  # each path condition's conjuncts (packet_guard), found once for all parts
+        self._split: dict = {}  # each path condition's conjuncts (_Part.guard), found once for all parts
 
     def _part(self, start: int, stop: int) -> _Part:
-        layout, keys = self.classes.layout, self.classes.keys[start:stop]
-        env, devices = layout.env(keys)
-        # Conditions on p.len were decided per packet: their outcome is part of the class.
-        memo = {k: (None, v) for k, v in layout.length_values(keys).items()}
-        return _Part(start, stop, env, devices, memo, {})
+        return _Part(start, stop, self.classes.keys[start:stop], self.classes.layout)
 
     def _parts(self):
         for start in range(0, self.n, _PART_CLASSES):
@@ -320,13 +379,7 @@ class _ClassView:
         return self._whole
 
     def _guard(self, part: _Part, devices: tuple[int, ...], conditions) -> np.ndarray:
-        mask = np.zeros(len(part), dtype=bool)
-        for condition in conditions:
-            mask |= packet_guard(condition, part.env, len(part), part.memo, self._split)
-        devices = tuple(devices)
-        if devices not in part.device_masks:  # a few paths share each devices tuple
-            part.device_masks[devices] = on_devices(part.devices, devices)
-        return mask & part.device_masks[devices]
+        return part.guard(tuple(devices), conditions, self._split)
 
     def _keys(self, part: _Part, term, where: str) -> Optional[list[np.ndarray]]:
         try:
