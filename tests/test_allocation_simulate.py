@@ -133,14 +133,18 @@ def test_the_model_allocates_the_ports_the_generated_program_does(tmp_path):
     assert modelled == real and len(real) == 500
 
 
-def test_row_index_behaves_like_dict_setdefault():
+@pytest.mark.parametrize("threads", [1, 3])
+def test_row_index_behaves_like_dict_setdefault(threads, monkeypatch):
     """The pool model's flow and reply tables against a dict: ids by first appearance, a value
-    seen before keeps its id, invalid rows are skipped, absent values are not found."""
+    seen before keeps its id, invalid rows are skipped, absent values are not found (looked up on
+    several threads too)."""
+    from explorer.simulate import pools
     from explorer.simulate.pools import RowIndex
 
+    monkeypatch.setattr(pools, "_SERIAL_ROWS", 0)
     rng = np.random.default_rng(5)
     for rows, cols, high in [(1, 5, 3), (500, 5, 4), (5000, 2, 1 << 40), (3000, 3, 40), (0, 3, 2)]:
-        index, reference = RowIndex(cols), {}
+        index, reference = RowIndex(cols, threads), {}
         for start in range(0, rows, 700):  # several calls, growing the table
             table = rng.integers(0, high, size=(min(700, rows - start), cols), dtype=np.int64).astype(np.uint64)
             valid = rng.random(len(table)) < 0.9

@@ -153,3 +153,16 @@ def test_fields_env_keeps_the_accessor_conditions() -> None:
     keyed = z3.Concat(packet.fields["p.ipv4.src"], packet.fields["p.l4.dport"])
     mask = evaluate(packet.tcpudp_ok, raw)
     assert np.array_equal(evaluate(keyed, raw)[mask], evaluate(keyed, rebuilt)[mask])
+
+
+def test_fields_env_makes_a_symbol_only_when_read() -> None:
+    from explorer.traffic.field_arrays import extract_fields
+    from explorer.traffic.generators import generate
+
+    trace = generate("mixed", packets=50, flows=5, seed=3)
+    env = fields_env(extract_fields(trace.frames), trace.devices)
+    assert "p.ipv4.src" in env and "p.ipv4.ttl" not in env and {"p.len", "p.device"} <= env.keys()
+    assert env._values == {}  # asking what it holds made nothing
+    assert env["p.device"].tolist() == trace.devices.tolist() and list(env._values) == ["p.device"]
+    with pytest.raises(KeyError):
+        env["p.ipv4.ttl"]

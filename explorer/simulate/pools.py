@@ -39,10 +39,12 @@ import z3
 from explorer.ir import Analysis, CallPath
 from explorer.sharding.allocation import Allocation
 from explorer.sharding.pools import owners
+from explorer.simulate import arena
 from explorer.simulate.classes import test_bits
 from explorer.simulate.key_arrays import Unknown, conjuncts, evaluate_term, key_slices, on_devices, packet_guard
 from explorer.simulate.mixing import GOLDEN, mix
-from explorer.simulate.prefetch import AHEAD, prefetch
+from explorer.simulate.prefetch import AHEAD, prefetch, prefetch_write
+from explorer.simulate.threads import default_threads, run_tasks
 from explorer.symbex.bitvec import symbols_of
 from explorer.symbex.evaluate import compile_term, fields_env
 from explorer.traffic.field_arrays import PacketFields
@@ -51,6 +53,7 @@ from explorer.wire import FIELD_BY_NAME
 FIELDS = ("src_ip", "dst_ip", "src_port", "dst_port")
 _DTYPES = {"src_ip": np.uint32, "dst_ip": np.uint32, "src_port": np.uint16, "dst_port": np.uint16}
 MAX_EXAMPLES = 5
+_SERIAL_ROWS = 1 << 14  # fewer rows than this are looked up in the calling thread alone
 
 
 @dataclass(frozen=True)
@@ -161,32 +164,43 @@ def _add_new(table, rows, valid, values, first_id):
     return out[:m]
 
 
-@numba.njit(cache=True)
-def _find(table, rows):
-    """The id of every row's value, -1 where the table lacks it."""
-    out = np.empty(len(rows), dtype=np.int64)
+@numba.njit(cache=True, nogil=True)
+def _find(table, rows, out):
+    """The id of every row's value in ``out``, -1 where the table lacks it."""
     starts = _starts(table, rows)
     for r in range(len(rows)):
         if r + AHEAD < len(rows):
             prefetch(table, starts[r + AHEAD])
         out[r] = np.int64(table[_slot(table, rows, r, starts[r]), rows.shape[1]]) - 1
-    return out
 
 
 @numba.njit(cache=True)
-def _reinsert(table, slots):
-    """Put whole slots (values, then id + 1) back after growing."""
-    width = slots.shape[1] - 1
+def _reinsert(table, old):
+    """Put the used slots of ``old`` (values, then id + 1) into the larger empty ``table``: their
+    probe starts a block at a time, then each put with the slot ``AHEAD`` on prefetched."""
+    width = old.shape[1] - 1
     mask = len(table) - 1
-    for r in range(len(slots)):
-        h = GOLDEN
-        for k in range(width):
-            h = mix(h ^ slots[r, k])
-        s = np.int64(h & np.uint64(mask))
-        while table[s, width] != 0:
-            s = (s + 1) & mask
-        for k in range(width + 1):
-            table[s, k] = slots[r, k]
+    used = np.empty(1024, dtype=np.int64)
+    starts = np.empty(1024, dtype=np.int64)
+    for b0 in range(0, len(old), 1024):
+        m = 0
+        for i in range(b0, min(b0 + 1024, len(old))):
+            if old[i, width] != 0:
+                h = GOLDEN
+                for k in range(width):
+                    h = mix(h ^ old[i, k])
+                used[m], starts[m] = i, np.int64(h & np.uint64(mask))
+                m += 1
+        for j in range(min(AHEAD, m)):
+            prefetch_write(table, starts[j])
+        for j in range(m):
+            if j + AHEAD < m:
+                prefetch_write(table, starts[j + AHEAD])
+            s = starts[j]
+            while table[s, width] != 0:
+                s = (s + 1) & mask
+            for k in range(width + 1):
+                table[s, k] = old[used[j], k]
 
 
 def _guard(condition: z3.BoolRef, fields: PacketFields, devices: np.ndarray, env: dict) -> np.ndarray:
@@ -203,8 +217,9 @@ class RowIndex:
     """Rows of ``width`` uint64 values, each with an id: an open-addressing hash table kept at most
     half full."""
 
-    def __init__(self, width: int):
-        self.width = width
+    def __init__(self, width: int, threads: int = 1):
+        """``threads``: how many threads look rows up (``find``)."""
+        self.width, self.threads = width, threads
         self.table = np.zeros((1 << 10, width + 1), dtype=np.uint64)
         self.size = 0
 
@@ -212,9 +227,9 @@ class RowIndex:
         """Grow, if need be, so that ``more`` rows can come in."""
         if 2 * (self.size + more) <= len(self.table):
             return
-        used = self.table[self.table[:, self.width] != 0]
-        self.table = np.zeros((1 << (2 * (self.size + more) - 1).bit_length(), self.width + 1), dtype=np.uint64)
-        _reinsert(self.table, used)
+        old = self.table
+        self.table = arena.zeros((1 << (2 * (self.size + more) - 1).bit_length(), self.width + 1), np.uint64)
+        _reinsert(self.table, old)
 
     def add_new(self, rows: np.ndarray, first_id: int = 0, valid: Optional[np.ndarray] = None,
                 values: Optional[np.ndarray] = None) -> np.ndarray:
@@ -228,7 +243,13 @@ class RowIndex:
         return taken
 
     def find(self, rows: np.ndarray) -> np.ndarray:
-        return _find(self.table, np.ascontiguousarray(rows, dtype=np.uint64))
+        """The id of each row, -1 for those the table lacks (rows shared out between the threads)."""
+        rows = np.ascontiguousarray(rows, dtype=np.uint64)
+        out = np.empty(len(rows), dtype=np.int64)
+        cuts = np.linspace(0, len(rows), 2 * self.threads + 1).astype(np.int64).tolist()
+        run_tasks([lambda lo=lo, hi=hi: _find(self.table, rows[lo:hi], out[lo:hi]) for lo, hi in zip(cuts, cuts[1:])
+                   if hi > lo], self.threads if len(rows) >= _SERIAL_ROWS else 1)
+        return out
 
 
 class _Flows:
@@ -292,7 +313,8 @@ def _five_tuples(src, dst, sport, dport, proto, rows, out):
 class PoolModel:
     """Allocations and replies along a trace, for one ``Allocation`` under one RSS plan."""
 
-    def __init__(self, analysis: Analysis, allocation: Allocation, plan: Any):
+    def __init__(self, analysis: Analysis, allocation: Allocation, plan: Any, threads: int | None = None):
+        """``threads``: how many look replies up (default: one per CPU)."""
         self.allocation = allocation
         device = plan.device(allocation.devices[0])
         owner = owners(allocation.capacity, allocation.offset, allocation.stride, allocation.field, device.key,
@@ -306,7 +328,7 @@ class PoolModel:
         # slice count, so that keys of different widths never meet.
         slices = [-(-e.key.size() // 64) for e in self.emitters if e.key is not None]
         self.keys = RowIndex(1 + max(slices, default=1))
-        self.answers = RowIndex(5)  # a reply's 5-tuple as a trace may have it -> its flow
+        self.answers = RowIndex(5, default_threads() if threads is None else threads)  # a reply's 5-tuple -> its flow
         self.flows = _Flows()
         self.exhausted = self.replies = self.violations = 0
         self.examples: list[tuple[int, int, int, int, int]] = []
@@ -338,7 +360,7 @@ class PoolModel:
         else:
             try:  # over the rows that may allocate only (the symbols the key reads, gathered)
                 read = compile_term(e.key).symbols
-                slices = key_slices(e.key, {name: v[rows] for name, v in env.items() if name in read}, len(rows))
+                slices = key_slices(e.key, {name: env[name][rows] for name in read if name in env}, len(rows))
             except Unknown as why:
                 self._note(f"path {e.path.index}: its flow key uses {why}: its allocations are not modelled")
                 return
@@ -393,7 +415,7 @@ class PoolModel:
         """The four fields of packets ``rows`` as the path forwards them, having allocated ``index``."""
         out = original.copy()
         read = set().union(*(compile_term(term).symbols for _, term in e.writes))
-        sub = {name: v[rows] for name, v in env.items() if name in read}  # the rest would be copied for nothing
+        sub = {name: env[name][rows] for name in read if name in env}  # the rest would be copied for nothing
         sub[e.index] = np.maximum(index, 0).astype(np.uint64)
         for name, term in e.writes:
             try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
@@ -38,6 +39,7 @@ from explorer.symbex.evaluate import compile_term
 from explorer.traffic.field_arrays import PacketFields
 
 MAX_EXAMPLES = 5
+_HASHED = ("src_ip", "dst_ip", "src_port", "dst_port", "is_ipv4", "is_l4")  # what steering reads of a packet
 SHARED_NOTHING = "shared-nothing"
 SHARED_STRATEGIES = ("locks", "tm")  # one shared copy of every object
 
@@ -163,7 +165,7 @@ class Simulation:
         self.packets = 0
         # Sharding by allocation: the replies to what each core's pool handed out (explorer.simulate.pools).
         allocations = () if isinstance(sharding, tuple) or strategy != SHARED_NOTHING else sharding.allocations
-        self.pools = [PoolModel(analysis, a, plan) for a in allocations]
+        self.pools = [PoolModel(analysis, a, plan, threads) for a in allocations]
 
     def add(self, fields: PacketFields, devices: np.ndarray) -> None:
         """The next ``len(fields)`` packets of the trace, received on ``devices``."""
@@ -184,13 +186,17 @@ class Simulation:
 
     def _readdressed(self, fields: PacketFields, devices: np.ndarray) -> PacketFields:
         arrived = fields  # as the NIC receives them: where the packets that allocate go
-        cores = lambda rows: steer(self.plan, arrived.select(rows), devices[rows], hasher=self.hasher).cores  # noqa: E731
         for model in self.pools:
-            fields, rows, flows = model.translate(fields, devices, self.packets, cores)
+            fields, rows, flows = model.translate(fields, devices, self.packets,
+                                                  lambda rows: self._cores(arrived, devices, rows))
             if len(rows):  # where the readdressed packets go now (the others did not change)
-                after = steer(self.plan, fields.select(rows), devices[rows], hasher=self.hasher).cores
-                model.check(rows, flows, after, self.packets)
+                model.check(rows, flows, self._cores(fields, devices, rows), self.packets)
         return fields
+
+    def _cores(self, fields: PacketFields, devices: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The cores the NIC sends packets ``rows`` to (only what it hashes is gathered)."""
+        hashed = SimpleNamespace(**{name: getattr(fields, name)[rows] for name in _HASHED})
+        return steer(self.plan, hashed, devices[rows], hasher=self.hasher).cores
 
     def classes(self) -> Classes:
         """What the chunks so far amount to: merge it with later chunks' with ``Classes.merge``."""

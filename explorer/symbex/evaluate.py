@@ -402,29 +402,48 @@ def frames_env(frames: Any, devices: Any = None, timestamps: Any = None) -> dict
     return env
 
 
-def fields_env(fields: Any, devices: Any = None, timestamps: Any = None) -> dict[str, np.ndarray]:
-    """Symbol values from ``explorer.traffic.field_arrays.PacketFields`` (for the simulator).
+def fields_env(fields: Any, devices: Any = None, timestamps: Any = None) -> "FieldsEnv":
+    """Symbol values from ``explorer.traffic.field_arrays.PacketFields`` (for the simulator), each
+    converted when a term first reads it (a chunk of a million packets has a dozen symbols of
+    8 MB each, and most terms read two or three).
 
     PacketFields zeroes IPv4 fields of non-IPv4 frames and ports of non-TCP/UDP ones, and keeps no
     raw version/IHL or fragment word; those are rebuilt so that the accessor conditions
     (``p.is_ipv4``, ``p.is_tcpudp``) evaluate exactly as on the frames. Fields PacketFields does not
     carry (tos, id, ttl, total_length, checksum) are absent: terms using them raise KeyError."""
-    is_ipv4 = np.asarray(fields.is_ipv4)
-    env = {
-        "p.ether.dst": np.asarray(fields.eth_dst, dtype=np.uint64),
-        "p.ether.src": np.asarray(fields.eth_src, dtype=np.uint64),
-        "p.ether.type": np.asarray(fields.ether_type, dtype=np.uint64),
-        "p.ipv4.version_ihl": np.where(is_ipv4, 0x40 | np.asarray(fields.ihl, dtype=np.uint64), 0).astype(np.uint64),
-        "p.ipv4.frag_off": np.where(np.asarray(fields.frag), 0x2000, 0).astype(np.uint64),
-        "p.ipv4.proto": np.asarray(fields.proto, dtype=np.uint64),
-        "p.ipv4.src": np.asarray(fields.src_ip, dtype=np.uint64),
-        "p.ipv4.dst": np.asarray(fields.dst_ip, dtype=np.uint64),
-        "p.l4.sport": np.asarray(fields.src_port, dtype=np.uint64),
-        "p.l4.dport": np.asarray(fields.dst_port, dtype=np.uint64),
-        "p.len": np.asarray(fields.length, dtype=np.uint64) & _U64(0xFFFF),
+    u64 = lambda values: lambda: np.asarray(values, dtype=np.uint64)  # noqa: E731
+    make = {
+        "p.ether.dst": u64(fields.eth_dst), "p.ether.src": u64(fields.eth_src), "p.ether.type": u64(fields.ether_type),
+        "p.ipv4.version_ihl": lambda: np.where(np.asarray(fields.is_ipv4), 0x40 | np.asarray(fields.ihl, dtype=np.uint64),
+                                               0).astype(np.uint64),
+        "p.ipv4.frag_off": lambda: np.where(np.asarray(fields.frag), 0x2000, 0).astype(np.uint64),
+        "p.ipv4.proto": u64(fields.proto), "p.ipv4.src": u64(fields.src_ip), "p.ipv4.dst": u64(fields.dst_ip),
+        "p.l4.sport": u64(fields.src_port), "p.l4.dport": u64(fields.dst_port),
+        "p.len": lambda: np.asarray(fields.length, dtype=np.uint64) & _U64(0xFFFF),
     }
     if devices is not None:
-        env["p.device"] = np.asarray(devices).astype(np.uint64)
+        make["p.device"] = lambda: np.asarray(devices).astype(np.uint64)
     if timestamps is not None:
-        env["now"] = np.asarray(timestamps).astype(np.uint64)
-    return env
+        make["now"] = lambda: np.asarray(timestamps).astype(np.uint64)
+    return FieldsEnv(make)
+
+
+class FieldsEnv(Mapping):
+    """Symbol values made on first read (``fields_env``); every symbol it can make is a key."""
+
+    def __init__(self, make: dict[str, Callable[[], np.ndarray]]):
+        self._make, self._values = make, {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._values:
+            self._values[name] = self._make[name]()  # KeyError: a symbol packets do not give
+        return self._values[name]
+
+    def __contains__(self, name: object) -> bool:  # without making it (Mapping's would)
+        return name in self._make
+
+    def __iter__(self):
+        return iter(self._make)
+
+    def __len__(self) -> int:
+        return len(self._make)
