@@ -426,3 +426,35 @@ def test_params_are_typed_and_checked_against_the_kind():
         parse_traffic_params(["skew=1"], ["uniform"])
     with pytest.raises(ConfigError, match="no parameter 'skew'"):  # a sweep's kinds must all accept it
         parse_traffic_params(["skew=1"], ["zipf", "uniform"])
+
+
+def test_chunks_counted_in_the_background_give_the_serial_report(monkeypatch):
+    """With two threads a chunk is counted while the next one is made (and a NAT's readdressed):
+    reports midway and at the end equal one thread's, and an error in the background counting is
+    raised by the next call."""
+    from explorer.simulate.classes import ClassTable
+    from explorer.simulate.simulation import Simulation
+    from explorer.traffic.generators import field_chunks
+
+    for nf in ("fw", "nat"):
+        solution = pipeline.solve(str(ROOT / "sample_nfs" / f"{nf}.c"), cores=4, quality=False)
+        chunks = list(field_chunks("bidir", 6000, 500, seed=3, chunk_packets=1000))
+        reports = []
+        for threads in (1, 2):
+            sim = Simulation(solution.analysis, solution.sharding, solution.plan, threads=threads)
+            for fields, devices in chunks[:3]:
+                sim.add(fields, devices)
+            midway = sim.report()
+            for fields, devices in chunks[3:]:
+                sim.add(fields, devices)
+            reports.append((midway.to_dict(), sim.report().to_dict(), sim.packets))
+        assert reports[0] == reports[1] and reports[0][2] == 6000
+
+    def broken(*args):
+        raise RuntimeError("counting failed")
+
+    sim = Simulation(solution.analysis, solution.sharding, solution.plan, threads=2)
+    monkeypatch.setattr(ClassTable, "add", broken)
+    sim.add(*chunks[0])
+    with pytest.raises(RuntimeError, match="counting failed"):
+        sim.report()

@@ -16,6 +16,7 @@ the same report as one serial pass.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Optional, Union
@@ -33,7 +34,7 @@ from explorer.simulate.key_arrays import Unknown, conjuncts, evaluate_term, key_
 from explorer.simulate.pools import PoolModel, PoolReport
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import Hasher, steer
-from explorer.simulate.threads import default_threads, run_tasks
+from explorer.simulate.threads import default_threads, in_background, run_tasks
 from explorer.simulate.touches import KeyTable, Touches
 from explorer.symbex.evaluate import compile_term
 from explorer.traffic.field_arrays import PacketFields
@@ -162,13 +163,17 @@ class Simulation:
         self.hasher = Hasher(plan)
         self.table: Optional[ClassTable] = ClassTable(self.layout, threads=threads)
         self._classes: Optional[Classes] = None  # what the table held when a report released it
+        self._counting: Optional[Future] = None  # the last chunk's counting, in the background
         self.packets = 0
         # Sharding by allocation: the replies to what each core's pool handed out (explorer.simulate.pools).
         allocations = () if isinstance(sharding, tuple) or strategy != SHARED_NOTHING else sharding.allocations
         self.pools = [PoolModel(analysis, a, plan, threads) for a in allocations]
 
     def add(self, fields: PacketFields, devices: np.ndarray) -> None:
-        """The next ``len(fields)`` packets of the trace, received on ``devices``."""
+        """The next ``len(fields)`` packets of the trace, received on ``devices``. With more than
+        one thread they are counted in the background while the caller goes on (sharding by
+        allocation readdresses the next chunk meanwhile): ``fields`` and ``devices`` must not change
+        afterwards (the simulator's sources always make new arrays)."""
         n = len(fields)
         if n == 0:
             return
@@ -178,11 +183,22 @@ class Simulation:
         self.hasher.check_devices(devices)
         if self.pools:
             fields = self._readdressed(fields, devices)
+        self._counted()
         if self.table is None:  # a report released it: counting goes on from its classes
             self.table = ClassTable(self.layout, threads=self.threads)
             self.table.add_classes(self._classes)
-        self.table.add(fields, devices, self.packets)
+        table, base = self.table, self.packets
+        if (self.threads or default_threads()) > 1:  # counted while the caller reads or makes the next chunk
+            self._counting = in_background(lambda: table.add(fields, devices, base))
+        else:
+            table.add(fields, devices, base)
         self.packets += n
+
+    def _counted(self) -> None:
+        """Wait until the last chunk is counted (raising what its counting raised)."""
+        pending, self._counting = self._counting, None
+        if pending is not None:
+            pending.result()
 
     def _readdressed(self, fields: PacketFields, devices: np.ndarray) -> PacketFields:
         arrived = fields  # as the NIC receives them: where the packets that allocate go
@@ -200,6 +216,7 @@ class Simulation:
 
     def classes(self) -> Classes:
         """What the chunks so far amount to: merge it with later chunks' with ``Classes.merge``."""
+        self._counted()
         return self._classes if self.table is None else self.table.classes()
 
     def report(self, rebalance_reta: bool = False, started: float | None = None) -> SimulationReport:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 
@@ -25,10 +25,24 @@ _pool_size = 0
 _pool_lock = threading.Lock()
 
 
+_background: ThreadPoolExecutor | None = None  # one thread: what runs beside the caller, in order
+
+
 def _forget_pool() -> None:
     """In a forked child the parent's helper threads do not exist: start a pool of its own."""
-    global _pool, _pool_size, _pool_lock
-    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+    global _pool, _pool_size, _pool_lock, _background
+    _pool, _pool_size, _pool_lock, _background = None, 0, threading.Lock(), None
+
+
+def in_background(task: Callable[[], None]) -> Future:
+    """Run ``task`` on the background thread (one for the process: tasks run one at a time, in the
+    order given) while the caller goes on; ``result()`` of what this returns waits for it and
+    raises what it raised."""
+    global _background
+    with _pool_lock:
+        if _background is None:
+            _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nfx-background")
+        return _background.submit(task)
 
 
 os.register_at_fork(after_in_child=_forget_pool)
