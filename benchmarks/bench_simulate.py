@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer import pipeline  # noqa: E402
 from explorer.rss.toeplitz import ToeplitzTable  # noqa: E402
+from explorer.simulate import arena  # noqa: E402
 from explorer.simulate.simulation import Simulation  # noqa: E402
 from explorer.simulate.threads import default_threads  # noqa: E402
 from explorer.traffic.generators import field_chunks  # noqa: E402
@@ -74,6 +75,7 @@ def throughput(name: str, packets: int, runs: int, flows: int, threads: tuple[in
         warm = Simulation(solution.analysis, solution.sharding, solution.plan, threads=t or None)
         warm.add(*chunks[0])
         warm.report()
+    del warm
     base, sim, reports = [], {t: [] for t in threads}, {}
     for _ in range(runs):
         started = time.perf_counter()
@@ -81,6 +83,8 @@ def throughput(name: str, packets: int, runs: int, flows: int, threads: tuple[in
             numpy_toeplitz(table, fields)
         base.append(time.perf_counter() - started)
         for t in threads:
+            s = None
+            arena.release()  # every run starts with fresh tables, as a user's run does
             started = time.perf_counter()
             s = Simulation(solution.analysis, solution.sharding, solution.plan, threads=t or None)
             for fields, devices in chunks:

@@ -46,3 +46,23 @@ def test_free_buffers_of_other_sizes_are_let_go_before_a_new_one():
 def test_small_arrays_are_not_kept():
     small = arena.empty((10,), np.uint8)
     assert small.ctypes.data % 64 == 0 and arena._kept == []
+
+
+def test_a_simulation_leaves_no_buffer_behind(monkeypatch):
+    """The simulator's tables come from kept buffers (small ones too, here), reused within the run;
+    when ``simulate`` returns nothing is kept (an explorer's kernel holds no memory for it)."""
+    from pathlib import Path
+
+    from explorer import pipeline
+
+    kept, original = [], arena.empty
+
+    def spying(shape, dtype):
+        out = original(shape, dtype)
+        kept.append(len(arena._kept))
+        return out
+
+    monkeypatch.setattr(arena, "empty", spying)
+    solution = pipeline.solve(str(Path(__file__).resolve().parent.parent / "sample_nfs" / "fw.c"), quality=False)
+    report = pipeline.simulate(solution, "bidir", packets=4000, flows=400, seed=1)
+    assert report.packets == 4000 and max(kept) > 0 and arena._kept == []

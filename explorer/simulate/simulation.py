@@ -28,6 +28,7 @@ from explorer.ir import Analysis
 from explorer.rss.key_solver import RssPlan
 from explorer.sharding.constraints import keyed_accesses, written_objects
 from explorer.sharding.decisions import ShardingPlan
+from explorer.simulate import arena
 from explorer.simulate import writes as write_model
 from explorer.simulate.classes import NARROW_CLASS_SYMBOLS, Classes, ClassTable, Layout
 from explorer.simulate.key_arrays import Unknown, conjuncts, evaluate_term, key_slices, on_devices
@@ -620,7 +621,16 @@ def simulate(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan,
              rebalance_reta: bool = False, strategy: str = SHARED_NOTHING, progress=None) -> SimulationReport:
     """Simulate ``chunks`` of ``(fields, devices)`` in trace order (or a function that gives them:
     sharding by allocation replays them to rebalance); ``progress(packets)`` is called after each
-    chunk."""
+    chunk. The tables' buffers are let go at the end (an explorer's kernel keeps nothing)."""
+    try:
+        return _simulate(analysis, sharding, plan, chunks, rebalance_reta, strategy, progress)
+    finally:
+        arena.release()
+
+
+def _simulate(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan,
+              chunks: Union[Iterable[tuple[PacketFields, np.ndarray]], Callable[[], Iterable]],
+              rebalance_reta: bool, strategy: str, progress) -> SimulationReport:
     started = time.perf_counter()
     pooled = strategy == SHARED_NOTHING and bool(sharding.allocations)
     kept: list = []
