@@ -299,3 +299,16 @@ def test_guards_decided_per_narrow_signature_equal_guards_per_class():
             assert np.array_equal(got, want), (chosen, on)
             partial += 0 < want.sum() < len(found)
     assert partial >= 12
+
+
+def test_distinct_rows_are_numbered_in_order_of_first_appearance():
+    from explorer.simulate.classes import distinct_rows
+
+    rng = np.random.default_rng(3)
+    for n, width, high in [(0, 1, 5), (1, 2, 5), (5000, 1, 40), (20000, 2, 3000), (3000, 3, 1 << 60)]:
+        values = rng.integers(0, high, size=(n, width), dtype=np.int64).astype(np.uint64)
+        ids, distinct = distinct_rows(values)
+        first = list(dict.fromkeys(map(tuple, values.tolist())))
+        assert [tuple(r) for r in distinct.tolist()] == first
+        assert np.array_equal(distinct[ids], values) if n else len(ids) == 0
+    assert distinct_rows(np.arange(5000, dtype=np.uint64).reshape(-1, 1), limit=100) is None

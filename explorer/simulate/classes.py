@@ -139,14 +139,13 @@ class Layout:
         length-test bits: what ``NARROW_CLASS_SYMBOLS`` and the length tests read), numbered:
         ``(ids, rows)``, ``rows`` a key row per distinct signature (the rest zero), so that a
         condition on those symbols is evaluated once per signature (a few dozen) and not per class."""
-        slots = np.full(1 << 10, -1, dtype=np.int64)
-        while True:
-            ids = np.empty(len(keys), dtype=np.int64)
-            rows = np.zeros((len(slots) // 2, self.width), dtype=np.uint64)
-            found = _signature_ids(keys, slots, rows, ids)
-            if found >= 0:
-                return ids, rows[:found]
-            slots = np.full(4 * len(slots), -1, dtype=np.int64)
+        values = np.empty((len(keys), 2), dtype=np.uint64)
+        np.bitwise_and(keys[:, 1], _SIGNATURE, out=values[:, 0])
+        values[:, 1] = keys[:, 2]
+        ids, distinct = distinct_rows(values)
+        rows = np.zeros((len(distinct), self.width), dtype=np.uint64)
+        rows[:, 1:3] = distinct
+        return ids, rows
 
     def length_values(self, keys: np.ndarray) -> dict[int, np.ndarray]:
         """Per length test (by its Z3 id), its outcome for every class."""
@@ -162,26 +161,52 @@ NARROW_CLASS_SYMBOLS = frozenset({"p.device", "p.ipv4.proto", "p.ether.type", "p
 _SIGNATURE = np.uint64(0xFFFFFFFF)
 
 
+def distinct_rows(values: np.ndarray, limit: int = 1 << 62) -> tuple[np.ndarray, np.ndarray] | None:
+    """Number the distinct rows of ``values`` (uint64, shape (n, w)) in order of first appearance:
+    ``(ids, distinct)`` with ``distinct[ids[i]] == values[i]``, or None past ``limit`` distinct rows.
+    Meant for few distinct rows (narrow fields, class signatures): a small table, grown as needed."""
+    values = np.ascontiguousarray(values, dtype=np.uint64)
+    ids = np.empty(len(values), dtype=np.int64)
+    size = 1 << 10
+    while True:
+        distinct = np.empty((min(size // 2, limit), values.shape[1]), dtype=np.uint64)
+        found = _number_rows(values, np.full(size, -1, dtype=np.int64), distinct, ids)
+        if found >= 0:
+            return ids, distinct[:found]
+        if len(distinct) >= limit:
+            return None
+        size *= 8
+
+
 @numba.njit(cache=True, nogil=True)
-def _signature_ids(keys, slots, rows, ids):
-    """Number each class's narrow signature (``ids``), a key row per distinct one in ``rows``;
-    how many there are, or -1 when ``rows`` is too small."""
+def _number_rows(values, slots, distinct, ids):
+    """``distinct_rows`` with an open-addressing table of ``slots``; the count of distinct rows,
+    or -1 when ``distinct`` is too small."""
     mask = np.uint64(len(slots) - 1)
+    width = values.shape[1]
     size = 0
-    for i in range(len(keys)):
-        a, b = keys[i, 1] & _SIGNATURE, keys[i, 2]
-        s = mix(mix(GOLDEN ^ a) ^ b) & mask
+    for i in range(len(values)):
+        h = GOLDEN
+        for k in range(width):
+            h = mix(h ^ values[i, k])
+        s = h & mask
         while True:
             e = slots[np.int64(s)]
             if e < 0:
-                if size == len(rows):
+                if size == len(distinct):
                     return -1
                 slots[np.int64(s)] = size
-                rows[size, 1], rows[size, 2] = a, b
+                for k in range(width):
+                    distinct[size, k] = values[i, k]
                 ids[i] = size
                 size += 1
                 break
-            if rows[e, 1] == a and rows[e, 2] == b:
+            same = True
+            for k in range(width):
+                if distinct[e, k] != values[i, k]:
+                    same = False
+                    break
+            if same:
                 ids[i] = e
                 break
             s = (s + np.uint64(1)) & mask
@@ -227,16 +252,14 @@ def test_bits(tests: Sequence[z3.BoolRef], fields: PacketFields, devices: np.nda
     n = len(fields)
     symbols = set().union(*(compile_term(t).symbols for t in tests))
     if symbols <= _NARROW_SYMBOLS:
-        ids = np.empty(n, dtype=np.int64)
-        for size in (1 << 12, 1 << 16, 1 << 20, 1 << 24):
-            slots = np.full(size, -1, dtype=np.int64)
-            values = np.empty(size // 2, dtype=np.uint64)
-            found = _narrow_ids(np.ascontiguousarray(fields.length), np.ascontiguousarray(fields.ether_type),
-                                np.ascontiguousarray(fields.is_ipv4), np.ascontiguousarray(fields.ihl),
-                                np.ascontiguousarray(fields.proto), np.ascontiguousarray(fields.frag),
-                                np.ascontiguousarray(devices, dtype=np.int64), slots, values, ids)
-            if found >= 0:
-                return _test_bits(tests, _narrow_env(values[:found]), found)[ids]
+        packed = np.empty((n, 1), dtype=np.uint64)
+        c = np.ascontiguousarray
+        _narrow_values(c(fields.length), c(fields.ether_type), c(fields.is_ipv4), c(fields.ihl), c(fields.proto),
+                       c(fields.frag), c(devices, dtype=np.int64), packed)
+        numbered = distinct_rows(packed, limit=1 << 23)
+        if numbered is not None:
+            ids, distinct = numbered
+            return _test_bits(tests, _narrow_env(distinct[:, 0]), len(distinct))[ids]
     return _test_bits(tests, fields_env(fields, devices) if env is None else env, n)
 
 
@@ -250,7 +273,7 @@ def _test_bits(tests: Sequence[z3.BoolRef], env: dict[str, np.ndarray], n: int) 
     return bits
 
 
-# The narrow symbols and where ``_narrow_ids`` packs them: length 0-15, IHL 16-19, protocol 20-27,
+# The narrow symbols and where ``_narrow_value`` packs them: length 0-15, IHL 16-19, protocol 20-27,
 # ether type 28-43, fragment flag 44, IPv4 flag 45, device 46-61.
 _NARROW_SYMBOLS = {_LENGTH, "p.ipv4.version_ihl", "p.ipv4.proto", "p.ether.type", "p.ipv4.frag_off", "p.device"}
 
@@ -264,32 +287,11 @@ def _narrow_value(length, ether_type, is_ipv4, ihl, proto, frag, device):
             | ((u(device) & u(0xFFFF)) << u(46)))
 
 
-@numba.njit(cache=True)
-def _narrow_ids(length, ether_type, is_ipv4, ihl, proto, frag, devices, slots, values, ids):
-    """Number each packet's narrow fields (``ids``) by a small open-addressing table (``slots``
-    of entry numbers, ``values`` of packed fields); the count of distinct ones, or -1 when
-    ``values`` is too small."""
-    u = np.uint64
-    mask = u(len(slots) - 1)
-    size = 0
+@numba.njit(cache=True, nogil=True)
+def _narrow_values(length, ether_type, is_ipv4, ihl, proto, frag, devices, out):
+    """Each packet's narrow fields packed into ``out[i, 0]``."""
     for i in range(len(length)):
-        v = _narrow_value(length[i], ether_type[i], is_ipv4[i], ihl[i], proto[i], frag[i], devices[i])
-        s = mix(v) & mask
-        while True:
-            e = slots[np.int64(s)]
-            if e < 0:
-                if size == len(values):
-                    return -1
-                slots[np.int64(s)] = size
-                values[size] = v
-                ids[i] = size
-                size += 1
-                break
-            if values[e] == v:
-                ids[i] = e
-                break
-            s = (s + u(1)) & mask
-    return size
+        out[i, 0] = _narrow_value(length[i], ether_type[i], is_ipv4[i], ihl[i], proto[i], frag[i], devices[i])
 
 
 def _narrow_env(values: np.ndarray) -> dict[str, np.ndarray]:
