@@ -302,7 +302,9 @@ class _Part:
     layout: Layout
     env: Any = None  # the classes' symbols (``Layout.env``)
     memo: dict = field(default_factory=dict)  # conjunct id -> ("signature" | "class", value) or None
-    _signatures: Optional[tuple] = None  # (ids, symbols, length-test bits, devices), made when first needed
+    # Per part (by its first class), its signatures: (ids, symbols, length-test bits, devices), made
+    # when first needed and kept for the passes over the same part (one per sharded object).
+    signatures: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.env = self.layout.env(self.keys)[0]
@@ -311,11 +313,11 @@ class _Part:
         return self.stop - self.start
 
     def _signature(self) -> tuple:
-        if self._signatures is None:
+        if (self.start, self.stop) not in self.signatures:
             ids, rows = self.layout.signatures(self.keys)
             env, devices = self.layout.env(rows)
-            self._signatures = (ids, env, self.layout.length_values(rows), devices)
-        return self._signatures
+            self.signatures[self.start, self.stop] = (ids, env, self.layout.length_values(rows), devices)
+        return self.signatures[self.start, self.stop]
 
     def _conjunct(self, c) -> Optional[tuple[str, np.ndarray]]:
         """A conjunct's outcome per signature or per class (None: assumed to hold: it reads what
@@ -388,9 +390,10 @@ class _ClassView:
         self._key_bits: dict[str, int] = {}  # per object, its widest key term (how examples are printed)
         self._whole: Optional[_Part] = None
         self._split: dict = {}  # each path condition's conjuncts (_Part.guard), found once for all parts
+        self._signatures: dict = {}  # each part's class signatures (_Part.signatures)
 
     def _part(self, start: int, stop: int) -> _Part:
-        return _Part(start, stop, self.classes.keys[start:stop], self.classes.layout)
+        return _Part(start, stop, self.classes.keys[start:stop], self.classes.layout, signatures=self._signatures)
 
     def _parts(self):
         for start in range(0, self.n, _PART_CLASSES):
