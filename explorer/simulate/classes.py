@@ -305,34 +305,6 @@ def _narrow_env(values: np.ndarray) -> dict[str, np.ndarray]:
             "p.device": (values >> u(46)) & u(0xFFFF)}
 
 
-@numba.njit(cache=True)
-def _narrow_learn(length, ether_type, is_ipv4, ihl, proto, frag, devices, begin, end, slots, values, size):
-    """Add the narrow combinations of packets ``begin:end`` not in the table yet (``slots`` of
-    entry numbers, ``values`` of packed fields, ``size`` of them used); the new size, or -1 when
-    the table is too small (nothing was added: grow it and call again)."""
-    mask = np.uint64(len(slots) - 1)
-    start = size
-    for i in range(begin, end):
-        v = _narrow_value(length[i], ether_type[i], is_ipv4[i], ihl[i], proto[i], frag[i], devices[i])
-        s = mix(v) & mask
-        while True:
-            e = slots[np.int64(s)]
-            if e < 0:
-                if 2 * (size + 1) > len(slots) or size == len(values):
-                    for j in range(len(slots)):  # undo this call's entries
-                        if slots[j] >= start:
-                            slots[j] = -1
-                    return -1
-                slots[np.int64(s)] = size
-                values[size] = v
-                size += 1
-                break
-            if values[e] == v:
-                break
-            s = (s + np.uint64(1)) & mask
-    return size
-
-
 class NarrowBits:
     """The outcome bits of a layout's length tests per combination of the narrow fields they read,
     kept from chunk to chunk: the class-key kernel looks each packet's combination up (a table of a
@@ -345,10 +317,13 @@ class NarrowBits:
 
     def __init__(self, tests: Sequence[z3.BoolRef]):
         self.tests = tuple(tests)
-        self.size = 0
-        self.slots = np.full(1 << 8, -1, dtype=np.int64)
-        self.values = np.zeros(1 << 7, dtype=np.uint64)
-        self.bits = np.zeros(1 << 7, dtype=np.uint64)
+        self.values = np.zeros(0, dtype=np.uint64)  # packed combinations (``_narrow_value``)
+        self.bits = np.zeros(0, dtype=np.uint64)
+        self.slots = np.full(1 << 4, -1, dtype=np.int64)
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
 
     @property
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -359,22 +334,16 @@ class NarrowBits:
         """Test the combinations of packets ``begin:end`` (``Layout.inputs``) not seen yet; False
         when that would pass ``LIMIT`` (nothing changes then)."""
         src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, length = inputs[:12]
-        while True:
-            size = _narrow_learn(length, ether_type, is_ipv4, ihl, proto, frag, devices, begin, end,
-                                 self.slots, self.values, self.size)
-            if size >= 0:
-                break
-            if len(self.values) >= self.LIMIT:
-                return False
-            values, bits = self.values, self.bits
-            self.values = np.zeros(2 * len(values), dtype=np.uint64)
-            self.bits = np.zeros(2 * len(values), dtype=np.uint64)
-            self.values[:self.size], self.bits[:self.size] = values[:self.size], bits[:self.size]
-            self.slots = np.full(4 * len(values), -1, dtype=np.int64)
-            _narrow_index(self.slots, self.values, self.size)
-        new = slice(self.size, size)
-        self.bits[new] = _test_bits(self.tests, _narrow_env(self.values[new]), size - self.size)
-        self.size = size
+        at = slice(begin, end)
+        packed = np.empty((end - begin, 1), dtype=np.uint64)
+        _narrow_values(length[at], ether_type[at], is_ipv4[at], ihl[at], proto[at], frag[at], devices[at], packed)
+        new = np.setdiff1d(distinct_rows(packed)[1][:, 0], self.values)  # sorted: learned in a fixed order
+        if self.size + len(new) > self.LIMIT:
+            return False
+        self.values = np.concatenate([self.values, new])
+        self.bits = np.concatenate([self.bits, _test_bits(self.tests, _narrow_env(new), len(new))])
+        self.slots = np.full(1 << (4 * self.size - 1).bit_length(), -1, dtype=np.int64)  # at most a quarter full
+        _narrow_index(self.slots, self.values, self.size)
         return True
 
 

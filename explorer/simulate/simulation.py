@@ -302,8 +302,8 @@ class _Part:
     layout: Layout
     env: Any = None  # the classes' symbols (``Layout.env``)
     memo: dict = field(default_factory=dict)  # conjunct id -> ("signature" | "class", value) or None
-    # Per part (by its first class), its signatures: (ids, symbols, length-test bits, devices), made
-    # when first needed and kept for the passes over the same part (one per sharded object).
+    # Per part (by its range of classes), its signatures: (ids, symbols, length-test bits, devices),
+    # made when first needed and kept for the passes over the same part (one per sharded object).
     signatures: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -469,7 +469,7 @@ class _ClassView:
             by_object.setdefault(kp.object, []).append(kp)
         touches: dict[str, Touches] = {}
         flows = KeyTable(2, self.n)
-        passes = [sorted(by_object)[k] if k < len(by_object) else None for k in range(max(1, len(by_object)))]
+        passes = sorted(by_object) or [None]  # no object to check: a pass for the flow table alone
         for k, obj in enumerate(passes):
             tables: dict[str, KeyTable] = {}
 
