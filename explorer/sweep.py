@@ -206,9 +206,10 @@ def _local_client() -> Iterator[Any]:
     try:
         with dask.config.set({"temporary-directory": scratch}), _quiet_when_stopped():  # stopped while starting
             try:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, local_directory=scratch,
-                                       preload=["explorer.dask_worker"])
+                with _children_without_stderr():
+                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, local_directory=scratch,
+                                           preload=["explorer.dask_worker"])
             except Exception as error:  # a stop signal mid-start surfaces as "Nanny failed to start"
                 if _stopped_by(error):
                     raise KeyboardInterrupt from None
@@ -222,6 +223,27 @@ def _local_client() -> Iterator[Any]:
             if not os.path.exists(scratch):
                 break
             time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _children_without_stderr() -> Iterator[None]:
+    """Processes started meanwhile (the cluster's workers and multiprocessing's resource tracker)
+    write their standard error to /dev/null. A terminal's Ctrl-C reaches the whole process group:
+    a worker still importing distributed, before its preload ignores the signal, printed a
+    KeyboardInterrupt traceback, and one stopped mid-start an assertion from its queue. A task's
+    failure reaches nfx as the task's exception, and the workers' logs are silenced anyway."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _stopped_by(error: BaseException) -> bool:
