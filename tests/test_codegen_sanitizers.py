@@ -63,3 +63,21 @@ def test_thread_sanitizer_finds_the_race_of_a_missing_write_lock(tmp_path):
     p = project(tmp_path, "bridge", "locks", 4)
     with pytest.raises(RunError, match="ThreadSanitizer: data race"):
         run_replay(p, traffic(packets=3000), sanitize="thread", defines=("NF_TEST_FAULT_NO_WRITE_LOCK",), timeout=120)
+
+
+def test_a_sanitizer_report_comes_before_the_check_a_race_then_trips():
+    """Without its write lock a race can corrupt a table before the run ends: the runtime's own
+    bounds check then fails too, but the race is the reason reported."""
+    import subprocess
+
+    from explorer.errors import ConfigError
+    from explorer.verify.replay import EXIT_SETUP, _failure
+
+    stderr = ("==================\nWARNING: ThreadSanitizer: data race (pid=7)\n  Write of size 8 at ...\n"
+              "nfx runtime: nf_vector_borrow: index 9802 out of range for vector #1 (capacity 1024)\n")
+    error = _failure(subprocess.CompletedProcess([], 66, "", stderr))
+    assert isinstance(error, RunError) and str(error).startswith("WARNING: ThreadSanitizer: data race")
+    plain = _failure(subprocess.CompletedProcess([], 3, "", stderr.split("\n", 3)[3]))
+    assert str(plain) == "nf_vector_borrow: index 9802 out of range for vector #1 (capacity 1024)"
+    setup = _failure(subprocess.CompletedProcess([], EXIT_SETUP, "", "nfx-replay: cannot init EAL\n"))
+    assert isinstance(setup, ConfigError) and "could not start: cannot init EAL" in str(setup)

@@ -77,19 +77,22 @@ EXIT_SETUP = 1  # replay.c's EXIT_INPUT: bad usage, input or set-up (EAL, memory
 
 def _failure(done: subprocess.CompletedProcess) -> RunError | ConfigError:
     """The replay's own one-line reason: a ConfigError when it could not start (set-up is never a
-    verdict about the parallel build), else a RunError (nf_init failed, a contract broken, a crash,
-    a sanitizer report)."""
+    verdict about the parallel build), else a RunError: a sanitizer's report first (a race or
+    undefined behaviour is what a later failed check of the runtime trips over), then the replay's
+    own reason (nf_init failed, a contract broken), then a crash."""
     lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
-    for prefix in ("nfx-replay: ", "nfx runtime: "):
+    if done.returncode == EXIT_SETUP:
         for ln in lines:
-            if ln.startswith(prefix):
-                if done.returncode == EXIT_SETUP and prefix == "nfx-replay: ":
-                    return ConfigError(f"the parallel build could not start: {ln[len(prefix):]}")
-                return RunError(ln[len(prefix):])
+            if ln.startswith("nfx-replay: "):
+                return ConfigError(f"the parallel build could not start: {ln[len('nfx-replay: '):]}")
     for ln in lines:
         if ("runtime error:" in ln or "ERROR: AddressSanitizer" in ln or "WARNING: ThreadSanitizer" in ln
                 or "ERROR: LeakSanitizer" in ln):
             return RunError(f"{ln} (exit status {done.returncode})")
+    for prefix in ("nfx-replay: ", "nfx runtime: "):
+        for ln in lines:
+            if ln.startswith(prefix):
+                return RunError(ln[len(prefix):])
     if done.returncode < 0:
         return RunError(f"the replay crashed ({signal.Signals(-done.returncode).name})"
                         + (f": {lines[-1]}" if lines else ""))
