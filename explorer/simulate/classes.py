@@ -711,14 +711,14 @@ class ClassTable:
             k, h = keys[:rows], hashes[:rows]
             while True:
                 narrow = self.narrow.arrays if self.narrow is not None else NarrowBits.NONE
-                if self._key_rows(inputs, narrow, b0, k, h) == 0:
+                if self._build_keys(inputs, narrow, b0, k, h) == 0:
                     break
                 if not self.narrow.learn(inputs, b0, b0 + rows):  # too many combinations: test each packet
                     self.narrow = None
                     inputs = self.layout.inputs(fields, devices)
             self._count(k, h, _NONE, _NONE, base + b0, n - b0 - rows)
 
-    def _key_rows(self, inputs, narrow, b0: int, keys: np.ndarray, hashes: np.ndarray) -> int:
+    def _build_keys(self, inputs, narrow, b0: int, keys: np.ndarray, hashes: np.ndarray) -> int:
         """The keys and hashes of packets ``b0 .. b0 + len(keys) - 1``, in pieces shared out between
         the threads; how many packets' narrow combinations the table lacked."""
         rows = len(keys)

@@ -179,6 +179,7 @@ def _reinsert(table, old):
     """Put the used slots of ``old`` (values, then id + 1) into the larger empty ``table``: their
     probe starts a block at a time, then each put with the slot ``AHEAD`` on prefetched."""
     width = old.shape[1] - 1
+    values = old[:, :width]
     mask = len(table) - 1
     used = np.empty(1024, dtype=np.int64)
     starts = np.empty(1024, dtype=np.int64)
@@ -186,10 +187,7 @@ def _reinsert(table, old):
         m = 0
         for i in range(b0, min(b0 + 1024, len(old))):
             if old[i, width] != 0:
-                h = GOLDEN
-                for k in range(width):
-                    h = mix(h ^ old[i, k])
-                used[m], starts[m] = i, np.int64(h & np.uint64(mask))
+                used[m], starts[m] = i, _start(table, values, i)
                 m += 1
         for j in range(min(AHEAD, m)):
             prefetch_write(table, starts[j])

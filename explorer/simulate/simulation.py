@@ -189,7 +189,7 @@ class Simulation:
             self.table = ClassTable(self.layout, threads=self.threads)
             self.table.add_classes(self._classes)
         table, base = self.table, self.packets
-        if (self.threads or default_threads()) > 1:  # counted while the caller reads or makes the next chunk
+        if table.threads > 1:  # counted while the caller reads or makes the next chunk
             self._counting = in_background(lambda: table.add(fields, devices, base))
         else:
             table.add(fields, devices, base)
@@ -300,7 +300,7 @@ class _Part:
     stop: int
     keys: np.ndarray
     layout: Layout
-    env: Any = None  # the classes' symbols (``Layout.env``)
+    env: Any = field(init=False)  # the classes' symbols (``Layout.env``)
     memo: dict = field(default_factory=dict)  # conjunct id -> ("signature" | "class", value) or None
     # Per part (by its range of classes), its signatures: (ids, symbols, length-test bits, devices),
     # made when first needed and kept for the passes over the same part (one per sharded object).
