@@ -17,11 +17,12 @@ class Unknown(Exception):
 
 
 def key_slices(term: z3.BitVecRef, env: dict[str, np.ndarray], count: int) -> list[np.ndarray]:
-    """``term`` per packet as uint64 slices of 64 bits, least significant first."""
+    """``term`` per packet as uint64 slices of 64 bits, least significant first (read-only: a
+    slice may be a broadcast constant or a symbol's own array)."""
     width = term.size()
     parts = [term] if width <= 64 else [z3.simplify(z3.Extract(min(lo + 63, width - 1), lo, term))
                                          for lo in range(0, width, 64)]
-    return [np.broadcast_to(evaluate_term(p, env), (count,)).astype(np.uint64) for p in parts]
+    return [np.broadcast_to(evaluate_term(p, env), (count,)).astype(np.uint64, copy=False) for p in parts]
 
 
 def evaluate_term(term: z3.ExprRef, env: dict[str, np.ndarray]) -> np.ndarray:

@@ -29,6 +29,8 @@ most of a simulation's time; the tables keep it to a few array passes per chunk.
 """
 from __future__ import annotations
 
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
@@ -85,6 +87,7 @@ class _Emitter:
     key: Optional[z3.ExprRef]
     index: str
     writes: tuple[tuple[str, z3.ExprRef], ...]
+    tests: tuple[z3.BoolRef, ...]  # the conjuncts of its condition that packets decide
 
 
 def _emitter(path: CallPath, allocator: str) -> _Emitter:
@@ -94,11 +97,9 @@ def _emitter(path: CallPath, allocator: str) -> _Emitter:
                  if a.call == "nf_dchain_allocate_new_index" and a.object == allocator)
     writes = tuple((f.rss_name, w.value) for w in path.writes
                    if w.value is not None and (f := FIELD_BY_NAME.get(w.field)) is not None and f.rss_name)
-    return _Emitter(path, key, index, writes)
-
-
-
-
+    given = fields_env(None, np.zeros(0))  # the symbols packets give (none is made: only its keys are read)
+    tests = tuple(c for c in conjuncts(path.condition) if set(compile_term(c).symbols) <= given.keys())
+    return _Emitter(path, key, index, writes, tests)
 
 
 @numba.njit(cache=True, inline="always")
@@ -201,14 +202,31 @@ def _reinsert(table, old):
                 table[s, k] = old[used[j], k]
 
 
-def _guard(condition: z3.BoolRef, fields: PacketFields, devices: np.ndarray, env: dict) -> np.ndarray:
+def _guard(e: _Emitter, fields: PacketFields, devices: np.ndarray, env: dict) -> np.ndarray:
     """``packet_guard`` of every packet, computed once per distinct combination of the narrow
     fields (length, IHL, protocol, ...) when the conjuncts the packets decide read only those, as
     an allocating path's usually do (``classes.test_bits``): 40 ns per packet less for nat."""
-    tests = [c for c in conjuncts(condition) if set(compile_term(c).symbols) <= env.keys()]
-    if len(tests) > 64:
-        return packet_guard(condition, env, len(fields))
-    return test_bits(tests, fields, devices, env) == np.uint64((1 << len(tests)) - 1)
+    if len(e.tests) > 64:
+        return packet_guard(e.path.condition, env, len(fields))
+    return test_bits(e.tests, fields, devices, env) == np.uint64((1 << len(e.tests)) - 1)
+
+
+class _Gathered:
+    """Rows of a chunk's packet fields, each field gathered when it is first read."""
+
+    def __init__(self, fields: PacketFields, rows: np.ndarray):
+        self._fields, self._rows = fields, rows
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        value = getattr(self._fields, name)[self._rows]
+        setattr(self, name, value)
+        return value
+
+
+def _rows_env(fields: PacketFields, devices: np.ndarray, rows: np.ndarray) -> Mapping:
+    """``fields_env`` of packets ``rows`` of a chunk: a symbol's fields are gathered, then widened
+    (widening the whole chunk first would convert twice the packets, at 8 bytes each)."""
+    return fields_env(_Gathered(fields, rows), devices[rows])
 
 
 class RowIndex:
@@ -293,19 +311,45 @@ def _newly_split(flows, cores, flow_core, split):
     return out[:m]
 
 
-def _reply_rows(fields: PacketFields, rows: np.ndarray) -> np.ndarray:
-    """The 5-tuples (addresses, ports, protocol) of packets ``rows``, as uint64 columns."""
-    out = np.empty((len(rows), 5), dtype=np.uint64)
-    _five_tuples(fields.src_ip, fields.dst_ip, fields.src_port, fields.dst_port, fields.proto,
-                 np.ascontiguousarray(rows, dtype=np.int64), out)
+@numba.njit(cache=True)
+def _pack_tuples(src, dst, sport, dport, proto, rows, out):
+    """The 5-tuples of ``rows`` in two words each (``out``): the addresses, then the ports and
+    the protocol (half the table a column per field takes, so half its cache misses)."""
+    u = np.uint64
+    for r in range(len(rows)):
+        i = rows[r]
+        out[r, 0] = ((u(src[i]) & u(0xFFFFFFFF)) << u(32)) | (u(dst[i]) & u(0xFFFFFFFF))
+        out[r, 1] = ((u(sport[i]) & u(0xFFFF)) << u(48)) | ((u(dport[i]) & u(0xFFFF)) << u(32)) | (u(proto[i]) & u(0xFF))
+
+
+_EXHAUSTED = np.int64(1 << 62)  # in an answer's flow id: the flow got no index (its replies are not readdressed)
+
+
+@numba.njit(cache=True)
+def _answered(flow, candidates, packet, newer, first):
+    """The candidates whose 5-tuple answers a flow (``flow``, -1: none) that got an index and
+    whose first packet came before them; only this chunk's flows (ids from ``newer`` on) can
+    come after, so only theirs are looked up (the older ones' would be a cache miss each)."""
+    out = np.empty(len(flow), dtype=np.bool_)
+    for r in range(len(flow)):
+        f = flow[r]
+        out[r] = f >= 0 and (f & _EXHAUSTED) == 0 and (f < newer or packet[f] < first + candidates[r])
     return out
 
 
 @numba.njit(cache=True)
-def _five_tuples(src, dst, sport, dport, proto, rows, out):
-    for r in range(len(rows)):
-        i = rows[r]
-        out[r, 0], out[r, 1], out[r, 2], out[r, 3], out[r, 4] = src[i], dst[i], sport[i], dport[i], proto[i]
+def _hand_out(cores, pooled, bounds, given, wanted):
+    """Each new flow, in order, takes its core's next pool index (-1 once it is used up)."""
+    index = np.empty(len(cores), dtype=np.int64)
+    for r in range(len(cores)):
+        c = cores[r]
+        wanted[c] += 1
+        if bounds[c] + given[c] < bounds[c + 1]:
+            index[r] = pooled[bounds[c] + given[c]]
+            given[c] += 1
+        else:
+            index[r] = -1
+    return index
 
 
 class PoolModel:
@@ -317,17 +361,22 @@ class PoolModel:
         device = plan.device(allocation.devices[0])
         owner = owners(allocation.capacity, allocation.offset, allocation.stride, allocation.field, device.key,
                        device.fields, device.reta)
-        self.pools = [np.flatnonzero(owner == c) for c in range(plan.cores)]
-        self.given = [0] * plan.cores
-        self.wanted = [0] * plan.cores
+        pools = [np.flatnonzero(owner == c) for c in range(plan.cores)]
+        self.sizes = tuple(len(p) for p in pools)
+        self.pooled = np.concatenate(pools).astype(np.int64)  # core c's pool: from bounds[c] to bounds[c + 1]
+        self.bounds = np.concatenate(([0], np.cumsum(self.sizes))).astype(np.int64)
+        self.given = np.zeros(plan.cores, dtype=np.int64)
+        self.wanted = np.zeros(plan.cores, dtype=np.int64)
         self.next_seq = 0  # the sequential NF's next index
         self.emitters = [_emitter(analysis.paths[p], allocation.allocator) for p in allocation.emitting]
         # Flow keys, one column more than the widest key's slices: the first holds the key's
         # slice count, so that keys of different widths never meet.
         slices = [-(-e.key.size() // 64) for e in self.emitters if e.key is not None]
         self.keys = RowIndex(1 + max(slices, default=1))
-        self.answers = RowIndex(5, default_threads() if threads is None else threads)  # a reply's 5-tuple -> its flow
+        # A reply's 5-tuple (``_pack_tuples``) -> its flow's id, with ``_EXHAUSTED`` set when the flow got no index.
+        self.answers = RowIndex(2, default_threads() if threads is None else threads)
         self.flows = _Flows()
+        self.chunk_flows = 0  # the first flow of the chunk being translated
         self.exhausted = self.replies = self.violations = 0
         self.examples: list[tuple[int, int, int, int, int]] = []
         self.notes: list[str] = []
@@ -343,22 +392,22 @@ class PoolModel:
         if n == 0 or not self.emitters:
             return fields, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         env = fields_env(fields, devices)
+        self.chunk_flows = self.flows.size  # flows from here on are this chunk's
         for e in self.emitters:
             self._allocations(e, fields, devices, env, first, cores)
         return self._replies(fields, devices, first)
 
     def _allocations(self, e: _Emitter, fields, devices, env, first: int, cores: np.ndarray) -> None:
         n = len(fields)
-        rows = np.flatnonzero(_guard(e.path.condition, fields, devices, env) & on_devices(devices, e.path.devices))
+        rows = np.flatnonzero(_guard(e, fields, devices, env) & on_devices(devices, e.path.devices))
         if not len(rows):
             return
         keys = np.zeros((len(rows), self.keys.width), dtype=np.uint64)
         if e.key is None:  # every packet is a flow of its own: its key is its number (count column 0)
             keys[:, 1] = first + rows
         else:
-            try:  # over the rows that may allocate only (the symbols the key reads, gathered)
-                read = compile_term(e.key).symbols
-                slices = key_slices(e.key, {name: env[name][rows] for name in read if name in env}, len(rows))
+            try:  # over the rows that may allocate only
+                slices = key_slices(e.key, _rows_env(fields, devices, rows), len(rows))
             except Unknown as why:
                 self._note(f"path {e.path.index}: its flow key uses {why}: its allocations are not modelled")
                 return
@@ -369,69 +418,54 @@ class PoolModel:
         picked = rows[self.keys.add_new(keys, self.flows.size)]
         if not len(picked):
             return
-        core = np.asarray(cores(picked) if callable(cores) else cores[picked], dtype=np.int64)
-        # Each core hands out its pool in order: a new flow takes its core's next index.
-        order = np.argsort(core, kind="stable")
-        counts = np.bincount(core, minlength=len(self.pools))
-        rank = np.empty(len(core), dtype=np.int64)
-        rank[order] = np.arange(len(core)) - np.repeat(np.cumsum(counts) - counts, counts)
-        given = np.array(self.given, dtype=np.int64)[core] + rank
-        sizes = np.array([len(p) for p in self.pools], dtype=np.int64)
-        index = np.full(len(core), -1, dtype=np.int64)
-        for c in np.flatnonzero(counts).tolist():
-            mine = core == c
-            inside = mine & (given < sizes[c])
-            index[inside] = self.pools[c][given[inside]]
-            self.wanted[c] += int(counts[c])
-            taken = int(inside.sum())
-            self.given[c] += taken
-            self.exhausted += int(counts[c]) - taken
+        core = np.ascontiguousarray(cores(picked) if callable(cores) else cores[picked], dtype=np.int64)
+        index = _hand_out(core, self.pooled, self.bounds, self.given, self.wanted)
+        self.exhausted += int(np.count_nonzero(index < 0))
         seq = self.next_seq + np.arange(len(core), dtype=np.int64)
         seq[seq >= self.allocation.capacity] = -1
         self.next_seq += len(core)
         original = np.stack([getattr(fields, name)[picked].astype(np.int64) for name in FIELDS], axis=1)
-        proto = fields.proto[picked].astype(np.int64)
-        emitted = self._emitted(e, env, picked, index, original)
-        emitted[index < 0] = original[index < 0]  # no index: forwarded as it came
-        behind_seq = self._emitted(e, env, picked, seq, original)
+        proto = fields.proto[picked]
+        new = _rows_env(fields, devices, picked)
+        emitted = self._emitted(e, new, index, original)  # no index: forwarded as it came
+        behind_seq = self._emitted(e, new, seq, original)
         ids = self.flows.size + np.arange(len(picked), dtype=np.int64)
         self.flows.append(core, index, first + picked, emitted)
         # The replies each new flow may get, flow by flow, the first flow to claim a 5-tuple
         # keeping it: as the far end answers without the NF in the way (generated replies), and
         # as it answered the sequential NF.
-        swap = [1, 0, 3, 2]
-        answers = np.empty((2 * len(picked), 5), dtype=np.uint64)
-        answers[0::2, :4] = original[:, swap].astype(np.uint64)
-        answers[1::2, :4] = behind_seq[:, swap].astype(np.uint64)
-        answers[:, 4] = np.repeat(proto, 2).astype(np.uint64)
+        answers = np.empty((2 * len(picked), 2), dtype=np.uint64)
+        every = np.arange(len(picked), dtype=np.int64)
+        for out, sent in ((answers[0::2], original), (answers[1::2], behind_seq)):  # addresses and ports swapped
+            _pack_tuples(sent[:, 1], sent[:, 0], sent[:, 3], sent[:, 2], proto, every, out)
         valid = np.ones(len(answers), dtype=bool)
         valid[1::2] = seq >= 0
-        self.answers.add_new(answers, valid=valid, values=np.repeat(ids, 2))
+        self.answers.add_new(answers, valid=valid, values=np.repeat(np.where(index < 0, ids | _EXHAUSTED, ids), 2))
 
-    def _emitted(self, e: _Emitter, env: dict, rows: np.ndarray, index: np.ndarray,
-                 original: np.ndarray) -> np.ndarray:
-        """The four fields of packets ``rows`` as the path forwards them, having allocated ``index``."""
+    def _emitted(self, e: _Emitter, env: Mapping, index: np.ndarray, original: np.ndarray) -> np.ndarray:
+        """The four fields of the packets ``env`` gives (fields ``original``) as the path forwards
+        them, having allocated ``index`` (as they came where ``index`` is -1: the pool was used up)."""
         out = original.copy()
-        read = set().union(*(compile_term(term).symbols for _, term in e.writes))
-        sub = {name: env[name][rows] for name in read if name in env}  # the rest would be copied for nothing
-        sub[e.index] = np.maximum(index, 0).astype(np.uint64)
+        unchanged = index < 0
+        sub = ChainMap({e.index: np.maximum(index, 0).astype(np.uint64)}, env)
         for name, term in e.writes:
             try:
-                values = np.broadcast_to(evaluate_term(term, sub), (len(rows),)).astype(np.int64)
+                values = np.broadcast_to(evaluate_term(term, sub), (len(index),)).astype(np.int64)
             except Unknown as why:
                 self._note(f"path {e.path.index}: the {name} it writes uses {why}: left as it was")
                 continue
-            out[:, FIELDS.index(name)] = values
+            column = FIELDS.index(name)
+            out[:, column] = np.where(unchanged, original[:, column], values)
         return out
 
     def _replies(self, fields: PacketFields, devices: np.ndarray, first: int):
         candidates = np.flatnonzero(on_devices(devices, self.allocation.devices) & fields.is_l4)
         if not len(candidates) or not self.answers.size:
             return fields, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        flow = self.answers.find(_reply_rows(fields, candidates))
-        found = np.maximum(flow, 0)
-        # Answered: the 5-tuple answers a flow that got an index, allocated before this packet.
-        answered = (flow >= 0) & (self.flows.index[found] >= 0) & (self.flows.packet[found] < first + candidates)
+        tuples = np.empty((len(candidates), 2), dtype=np.uint64)
+        _pack_tuples(fields.src_ip, fields.dst_ip, fields.src_port, fields.dst_port, fields.proto, candidates, tuples)
+        flow = self.answers.find(tuples)
+        answered = _answered(flow, candidates, self.flows.packet, self.chunk_flows, first)
         rows, which = candidates[answered], flow[answered]
         emitted = self.flows.emitted[which]
         out = {name: getattr(fields, name).copy() for name in FIELDS}
@@ -456,6 +490,6 @@ class PoolModel:
             self.notes.append(text)
 
     def report(self) -> PoolReport:
-        return PoolReport(self.allocation.allocator, tuple(len(p) for p in self.pools), tuple(self.given),
-                          self.exhausted, tuple(self.wanted), self.replies, self.violations, tuple(self.examples),
+        return PoolReport(self.allocation.allocator, self.sizes, tuple(self.given.tolist()),
+                          self.exhausted, tuple(self.wanted.tolist()), self.replies, self.violations, tuple(self.examples),
                           tuple(self.notes))

@@ -152,7 +152,13 @@ def _extract(x, hi, lo, bits_in):
 
 def _concat(parts, widths):
     total = sum(widths)
-    result = _rep(np.zeros_like(parts[0], dtype=np.uint64 if total <= 64 else object), total)
+    if total <= 64:  # shifted and or-ed in place: no temporary array per part
+        result = np.zeros(np.broadcast_shapes(*(np.shape(p) for p in parts)), dtype=np.uint64)
+        for part, width in zip(parts, widths):
+            np.left_shift(result, _U64(width), out=result)
+            np.bitwise_or(result, _rep(part, total), out=result)
+        return result
+    result = np.zeros_like(parts[0], dtype=object)
     for part, width in zip(parts, widths):
         part = _rep(part, total)
         result = (result << (_U64(width) if total <= 64 else width)) | part
@@ -405,20 +411,21 @@ def frames_env(frames: Any, devices: Any = None, timestamps: Any = None) -> dict
 def fields_env(fields: Any, devices: Any = None, timestamps: Any = None) -> "FieldsEnv":
     """Symbol values from ``explorer.traffic.field_arrays.PacketFields`` (for the simulator), each
     converted when a term first reads it (a chunk of a million packets has a dozen symbols of
-    8 MB each, and most terms read two or three).
+    8 MB each, and most terms read two or three). ``fields`` is only read then, so it may be any
+    object with PacketFields' attributes (one that gathers rows of a chunk as they are read).
 
     PacketFields zeroes IPv4 fields of non-IPv4 frames and ports of non-TCP/UDP ones, and keeps no
     raw version/IHL or fragment word; those are rebuilt so that the accessor conditions
     (``p.is_ipv4``, ``p.is_tcpudp``) evaluate exactly as on the frames. Fields PacketFields does not
     carry (tos, id, ttl, total_length, checksum) are absent: terms using them raise KeyError."""
-    u64 = lambda values: lambda: np.asarray(values, dtype=np.uint64)  # noqa: E731
+    u64 = lambda name: lambda: np.asarray(getattr(fields, name), dtype=np.uint64)  # noqa: E731
     make = {
-        "p.ether.dst": u64(fields.eth_dst), "p.ether.src": u64(fields.eth_src), "p.ether.type": u64(fields.ether_type),
+        "p.ether.dst": u64("eth_dst"), "p.ether.src": u64("eth_src"), "p.ether.type": u64("ether_type"),
         "p.ipv4.version_ihl": lambda: np.where(np.asarray(fields.is_ipv4), 0x40 | np.asarray(fields.ihl, dtype=np.uint64),
                                                0).astype(np.uint64),
         "p.ipv4.frag_off": lambda: np.where(np.asarray(fields.frag), 0x2000, 0).astype(np.uint64),
-        "p.ipv4.proto": u64(fields.proto), "p.ipv4.src": u64(fields.src_ip), "p.ipv4.dst": u64(fields.dst_ip),
-        "p.l4.sport": u64(fields.src_port), "p.l4.dport": u64(fields.dst_port),
+        "p.ipv4.proto": u64("proto"), "p.ipv4.src": u64("src_ip"), "p.ipv4.dst": u64("dst_ip"),
+        "p.l4.sport": u64("src_port"), "p.l4.dport": u64("dst_port"),
         "p.len": lambda: np.asarray(fields.length, dtype=np.uint64) & _U64(0xFFFF),
     }
     if devices is not None:
