@@ -202,6 +202,28 @@ def test_length_bits_looked_up_per_narrow_combination_equal_the_reference(limit,
         assert 999 in (table.narrow.values[:table.narrow.size] & np.uint64(0xFFFF)).tolist()
 
 
+@pytest.mark.parametrize("limit", [8, 1 << 20])
+def test_packets_passing_narrow_tests_equal_the_reference(limit, monkeypatch):
+    """``NarrowBits.passing`` (the pool model's guard: tests learned per narrow combination, chunk
+    after chunk) gives the packets received on the wanted devices whose every test holds, as
+    testing each packet does; past its limit it says so (None) and learns nothing."""
+    monkeypatch.setattr(classes_module.NarrowBits, "LIMIT", limit)
+    tests = [z3.UGE(LEN, 64), z3.ULE(LEN, 1000), PROTO != 1, z3.Extract(3, 0, IHL) == 5]
+    narrow = classes_module.NarrowBits(tests)
+    fields, devices = _fields(np.random.default_rng(8), 6000, 300)
+    for start in range(0, len(fields), 2000):
+        at = np.arange(start, start + 2000)
+        chunk, on = fields.select(at), devices[at]
+        got = narrow.passing(classes_module.narrow_inputs(chunk, on), (0, 3))
+        bits = classes_module.test_bits(tests, chunk, on)
+        expected = np.flatnonzero((bits == np.uint64(15)) & ((on == 0) | (on == 3)))
+        if limit == 8:
+            assert got is None and narrow.size == 0
+        else:
+            assert got.tolist() == expected.tolist() and 0 < len(expected) < len(at)
+    assert classes_module.narrow_only(tests) and not classes_module.narrow_only([SRC_MAC == 1])
+
+
 def test_length_tests_that_read_state_take_no_bit():
     """A condition on the length and a state value (a policer's bucket) is assumed to hold, as in
     guards: it takes no bit of the class key and does not make the other tests run per packet."""

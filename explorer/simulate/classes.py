@@ -16,7 +16,7 @@ exactly with the ``Classes`` of later packets (counts add, the earliest first pa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numba
 import numpy as np
@@ -73,8 +73,7 @@ class Layout:
     def narrow_tests(self) -> bool:
         """Whether there are length tests and they read only the narrow fields (``_NARROW_SYMBOLS``):
         their outcome then follows from a packet's combination of those, of which a trace has few."""
-        return bool(self.length_tests) and set().union(
-            *(compile_term(t).symbols for t in self.length_tests)) <= _NARROW_SYMBOLS
+        return bool(self.length_tests) and narrow_only(self.length_tests)
 
     def inputs(self, fields: PacketFields, devices: np.ndarray, tests: bool = True) -> tuple[np.ndarray, ...]:
         """What the class-key kernels read per packet: the header arrays (contiguous), then the
@@ -250,17 +249,20 @@ def test_bits(tests: Sequence[z3.BoolRef], fields: PacketFields, devices: np.nda
     it; otherwise the tests run over every packet (over ``env``, ``fields_env`` of the packets,
     when the caller has it)."""
     n = len(fields)
-    symbols = set().union(*(compile_term(t).symbols for t in tests))
-    if symbols <= _NARROW_SYMBOLS:
+    if narrow_only(tests):
         packed = np.empty((n, 1), dtype=np.uint64)
-        c = np.ascontiguousarray
-        _narrow_values(c(fields.length), c(fields.ether_type), c(fields.is_ipv4), c(fields.ihl), c(fields.proto),
-                       c(fields.frag), c(devices, dtype=np.int64), packed)
+        _narrow_values(*narrow_inputs(fields, devices), packed)
         numbered = distinct_rows(packed, limit=1 << 23)
         if numbered is not None:
             ids, distinct = numbered
             return _test_bits(tests, _narrow_env(distinct[:, 0]), len(distinct))[ids]
     return _test_bits(tests, fields_env(fields, devices) if env is None else env, n)
+
+
+def narrow_only(tests: Sequence[z3.BoolRef]) -> bool:
+    """Whether ``tests`` read only the narrow fields (``_NARROW_SYMBOLS``): their outcome then
+    follows from a packet's combination of those, of which a trace has few."""
+    return set().union(*(compile_term(t).symbols for t in tests)) <= _NARROW_SYMBOLS
 
 
 def _test_bits(tests: Sequence[z3.BoolRef], env: dict[str, np.ndarray], n: int) -> np.ndarray:
@@ -330,13 +332,11 @@ class NarrowBits:
         """What the class-key kernel reads: slots, values, bits."""
         return self.slots, self.values, self.bits
 
-    def learn(self, inputs: tuple[np.ndarray, ...], begin: int, end: int) -> bool:
-        """Test the combinations of packets ``begin:end`` (``Layout.inputs``) not seen yet; False
+    def learn(self, narrow: tuple[np.ndarray, ...], begin: int, end: int) -> bool:
+        """Test the combinations of packets ``begin:end`` (``narrow_inputs``) not seen yet; False
         when that would pass ``LIMIT`` (nothing changes then)."""
-        src, dst, sport, dport, proto, is_ipv4, is_l4, devices, ether_type, ihl, frag, length = inputs[:12]
-        at = slice(begin, end)
         packed = np.empty((end - begin, 1), dtype=np.uint64)
-        _narrow_values(length[at], ether_type[at], is_ipv4[at], ihl[at], proto[at], frag[at], devices[at], packed)
+        _narrow_values(*(a[begin:end] for a in narrow), packed)
         new = np.setdiff1d(distinct_rows(packed)[1][:, 0], self.values)  # sorted: learned in a fixed order
         if self.size + len(new) > self.LIMIT:
             return False
@@ -345,6 +345,55 @@ class NarrowBits:
         self.slots = np.full(1 << (4 * self.size - 1).bit_length(), -1, dtype=np.int64)  # at most a quarter full
         _narrow_index(self.slots, self.values, self.size)
         return True
+
+
+    def passing(self, narrow: tuple[np.ndarray, ...], devices: Sequence[int]) -> Optional[np.ndarray]:
+        """The packets (``narrow_inputs``) received on one of ``devices`` for which every test
+        holds; None past ``LIMIT`` combinations. One pass looks each packet's combination up,
+        after the chunk's new ones are learned."""
+        wanted = np.zeros(1 << 16, dtype=np.bool_)  # by device number, as combinations hold it (16 bits)
+        wanted[[d & 0xFFFF for d in devices]] = True
+        out = np.empty(len(narrow[0]), dtype=np.int64)
+        every = np.uint64((1 << len(self.tests)) - 1)
+        while True:
+            found = _passing(*narrow, *self.arrays, every, wanted, out)
+            if found >= 0:
+                return out[:found]
+            if not self.learn(narrow, 0, len(narrow[0])):
+                return None
+
+
+def narrow_inputs(fields: PacketFields, devices: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays ``NarrowBits`` reads per packet (contiguous, in ``_narrow_values``' order)."""
+    c = np.ascontiguousarray
+    return (c(fields.length), c(fields.ether_type), c(fields.is_ipv4), c(fields.ihl), c(fields.proto), c(fields.frag),
+            c(devices, dtype=np.int64))
+
+
+def _narrow_of(inputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """``narrow_inputs`` out of ``Layout.inputs``."""
+    return inputs[11], inputs[8], inputs[5], inputs[9], inputs[4], inputs[10], inputs[7]
+
+
+@numba.njit(cache=True)
+def _passing(length, ether_type, is_ipv4, ihl, proto, frag, devices, nslots, nvalues, nbits, every, wanted, out):
+    """``NarrowBits.passing``: the count of packets put in ``out``, or -1 when the table lacks a
+    packet's combination."""
+    nmask = np.uint64(len(nslots) - 1)
+    found = 0
+    for i in range(len(length)):
+        v = _narrow_value(length[i], ether_type[i], is_ipv4[i], ihl[i], proto[i], frag[i], devices[i])
+        s = mix(v) & nmask
+        while True:
+            e = nslots[np.int64(s)]
+            if e < 0:
+                return -1
+            if nvalues[e] == v:
+                break
+            s = (s + np.uint64(1)) & nmask
+        out[found] = i  # kept only when it passes: no branch to mispredict on a mix of devices
+        found += np.int64((nbits[e] == every) & wanted[devices[i] & 0xFFFF])
+    return found
 
 
 @numba.njit(cache=True)
@@ -713,7 +762,7 @@ class ClassTable:
                 narrow = self.narrow.arrays if self.narrow is not None else NarrowBits.NONE
                 if self._build_keys(inputs, narrow, b0, k, h) == 0:
                     break
-                if not self.narrow.learn(inputs, b0, b0 + rows):  # too many combinations: test each packet
+                if not self.narrow.learn(_narrow_of(inputs), b0, b0 + rows):  # too many combinations: test each packet
                     self.narrow = None
                     inputs = self.layout.inputs(fields, devices)
             self._count(k, h, _NONE, _NONE, base + b0, n - b0 - rows)

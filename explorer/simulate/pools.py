@@ -42,7 +42,7 @@ from explorer.ir import Analysis, CallPath
 from explorer.sharding.allocation import Allocation
 from explorer.sharding.pools import owners
 from explorer.simulate import arena
-from explorer.simulate.classes import test_bits
+from explorer.simulate.classes import NarrowBits, narrow_inputs, narrow_only, test_bits
 from explorer.simulate.key_arrays import Unknown, conjuncts, evaluate_term, key_slices, on_devices, packet_guard
 from explorer.simulate.mixing import GOLDEN, mix
 from explorer.simulate.prefetch import AHEAD, prefetch, prefetch_write
@@ -202,13 +202,21 @@ def _reinsert(table, old):
                 table[s, k] = old[used[j], k]
 
 
-def _guard(e: _Emitter, fields: PacketFields, devices: np.ndarray, env: dict) -> np.ndarray:
-    """``packet_guard`` of every packet, computed once per distinct combination of the narrow
-    fields (length, IHL, protocol, ...) when the conjuncts the packets decide read only those, as
-    an allocating path's usually do (``classes.test_bits``): 40 ns per packet less for nat."""
+def _guarded(e: _Emitter, narrow: Optional[NarrowBits], fields: PacketFields, devices: np.ndarray,
+             env: dict) -> np.ndarray:
+    """The packets that may take the path: received on one of its devices, its conjuncts over
+    packet fields holding. An allocating path's usually read only the narrow fields (length, IHL,
+    protocol, ...): they are then tested once per combination of those (``narrow``, kept from chunk
+    to chunk), and a kernel looks each packet's up."""
+    if narrow is not None:
+        rows = narrow.passing(narrow_inputs(fields, devices), e.path.devices)
+        if rows is not None:
+            return rows
     if len(e.tests) > 64:
-        return packet_guard(e.path.condition, env, len(fields))
-    return test_bits(e.tests, fields, devices, env) == np.uint64((1 << len(e.tests)) - 1)
+        guard = packet_guard(e.path.condition, env, len(fields))
+    else:
+        guard = test_bits(e.tests, fields, devices, env) == np.uint64((1 << len(e.tests)) - 1)
+    return np.flatnonzero(guard & on_devices(devices, e.path.devices))
 
 
 class _Gathered:
@@ -369,6 +377,8 @@ class PoolModel:
         self.wanted = np.zeros(plan.cores, dtype=np.int64)
         self.next_seq = 0  # the sequential NF's next index
         self.emitters = [_emitter(analysis.paths[p], allocation.allocator) for p in allocation.emitting]
+        self.narrow = [NarrowBits(e.tests) if len(e.tests) <= 64 and narrow_only(e.tests) else None
+                       for e in self.emitters]  # each one's tests per narrow combination, learned as chunks come
         # Flow keys, one column more than the widest key's slices: the first holds the key's
         # slice count, so that keys of different widths never meet.
         slices = [-(-e.key.size() // 64) for e in self.emitters if e.key is not None]
@@ -393,13 +403,13 @@ class PoolModel:
             return fields, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         env = fields_env(fields, devices)
         self.chunk_flows = self.flows.size  # flows from here on are this chunk's
-        for e in self.emitters:
-            self._allocations(e, fields, devices, env, first, cores)
+        for e, narrow in zip(self.emitters, self.narrow):
+            self._allocations(e, narrow, fields, devices, env, first, cores)
         return self._replies(fields, devices, first)
 
-    def _allocations(self, e: _Emitter, fields, devices, env, first: int, cores: np.ndarray) -> None:
-        n = len(fields)
-        rows = np.flatnonzero(_guard(e, fields, devices, env) & on_devices(devices, e.path.devices))
+    def _allocations(self, e: _Emitter, narrow: Optional[NarrowBits], fields, devices, env, first: int,
+                     cores: np.ndarray) -> None:
+        rows = _guarded(e, narrow, fields, devices, env)
         if not len(rows):
             return
         keys = np.zeros((len(rows), self.keys.width), dtype=np.uint64)
