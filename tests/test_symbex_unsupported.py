@@ -47,6 +47,10 @@ CASES = [
      "the loop's condition depends on packet or state data"),
     ("endless loop", "", "return true;", "  int n = 0;\n  while (1) n++;\n  return n;", 7, 3,
      "the loop did not finish after 10000 iterations"),
+    # the call forks the path: each found key would go round once more, without end
+    ("loop condition from the state library", "static struct nf_map *m;", "return nf_map_allocate(4, 16, &m);",
+     "  uint32_t k = 0;\n  int v;\n  while (nf_map_get(m, &k, &v)) k++;\n  return v;", 9, 3,
+     "the loop's condition depends on packet or state data"),
     ("unbounded index", "static const int table[4] = {1, 2, 3, 4};", "return true;",
      HEADERS + "  return table[ip->ttl];", 9, 16, "index may be outside global variable table (4 elements)"),
     ("index with too many values", "static const uint8_t table[256];", "return true;",
@@ -182,6 +186,22 @@ def test_the_time_limit_counts_the_analysis_own_cpu_time(monkeypatch: pytest.Mon
     start = time.monotonic()
     assert len(analyze(fw).paths) == 7
     assert time.monotonic() - start > 2.0  # longer than the limit in wall-clock time, and accepted
+
+
+def test_the_time_limit_stops_a_path_inside_its_loops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loops nested within the per-loop count (81 million iterations) end at the time limit, at the
+    loop, rather than after it: the limit was checked only between paths."""
+    import time
+
+    from explorer.symbex import path_search
+
+    monkeypatch.setattr(path_search, "MAX_SECONDS", 1.0)
+    path = _write(tmp_path, "", "return true;", "  int n = 0;\n  for (int i = 0; i < 9000; i++)\n"
+                                                "    for (int j = 0; j < 9000; j++) n ^= j;\n  return n & 1;")
+    start = time.monotonic()
+    with pytest.raises(UnsupportedError, match="took more than 1 s of CPU time") as err:
+        analyze(path)
+    assert time.monotonic() - start < 30 and err.value.location.line in (7, 8)
 
 
 LEADING_ZEROS = """#include "nf.h"

@@ -33,7 +33,7 @@ from explorer.symbex.packet import PacketSymbols
 from explorer.symbex.path_solver import PathSolver
 from explorer.symbex.program import Program, call_before_declaration, location_of
 from explorer.symbex.render import Renderer
-from explorer.symbex.state import Infeasible, PathState
+from explorer.symbex.state import Budget, Infeasible, PathState
 from explorer.symbex.values import Int, Ptr, SemanticsError
 from explorer.wire import PACKET_FIELDS
 
@@ -104,15 +104,15 @@ class PathSearch:
         process = self.program.functions["nf_process"]
         base = [z3.UGE(self.packet.len, 14), z3.ULT(self.packet.device, self.parsed.devices)]
         worklist: list[tuple] = [()]
-        deadline = time.thread_time() + MAX_SECONDS
+        budget = Budget(MAX_SECONDS, 1 << 62)  # one deadline for every path, checked inside them too
         while worklist:
             prefix = worklist.pop()
             if len(result.finished) + len(result.infeasible) >= MAX_PATHS:
                 raise UnsupportedError(f"nf_process has more than {MAX_PATHS} paths", location=location_of(process))
-            if time.thread_time() > deadline:
+            if time.thread_time() > budget.deadline:
                 raise UnsupportedError(f"the analysis of nf_process took more than {MAX_SECONDS:g} s of CPU time "
                                        f"({len(result.finished)} paths so far)", location=location_of(process))
-            state = PathState(self.solver, prefix, base)
+            state = PathState(self.solver, prefix, base, budget)
             state.on_one_sided = self._one_sided
             try:
                 finished = self._run(process, state)

@@ -65,6 +65,10 @@ class Budget:
         self.runs += 1
         if self.runs > self.max_runs:
             raise UnsupportedError(f"nf_process has more than {self.max_runs} paths", location=location)
+        self.check(location)
+
+    def check(self, location: Optional[Location]) -> None:
+        """The deadline alone: also checked inside a path, whose loops may run long."""
         if time.thread_time() > self.deadline:
             raise UnsupportedError(f"the analysis of nf_process took more than {self.seconds:g} s of CPU time",
                                    location=location)

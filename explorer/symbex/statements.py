@@ -266,20 +266,33 @@ class Statements(Visitor):
         break;`` it stands for."""
         state = self.machine.state
         if isinstance(node, c_ast.BinaryOp) and node.op == "&&":
-            bound = truth(self.it.expressions.value(node.left))
+            bound = self._counted(node.left, loop)
             if isinstance(bound, bool):
                 if not bound:
                     return False
                 test = truth(self.it.expressions.value(node.right))
                 return test if isinstance(test, bool) else state.branch(test, self.machine.loc(node.right))
-        cond = truth(self.it.expressions.value(node))
+        cond = self._counted(node, loop)
         if isinstance(cond, bool):
             return cond
         can_true = state.possible(cond)
         if can_true and state.possible(z3.Not(cond)):
-            raise self.machine.fail(loop, "the loop's condition depends on packet or state data; loops must have "
-                                          "a bound the analyzer can count (a constant number of iterations)")
+            raise self._uncounted(loop)
         return can_true
+
+    def _counted(self, node: Any, loop: Any) -> Any:
+        """The truth of a loop condition, refused when evaluating it forked the path: a call in it
+        (``while (nf_map_get(...))``) decided on state or packet data, which no count bounds."""
+        state = self.machine.state
+        forks = len(state.decisions)
+        cond = truth(self.it.expressions.value(node))
+        if len(state.decisions) > forks:
+            raise self._uncounted(loop)
+        return cond
+
+    def _uncounted(self, loop: Any) -> Exception:
+        return self.machine.fail(loop, "the loop's condition depends on packet or state data; loops must have "
+                                       "a bound the analyzer can count (a constant number of iterations)")
 
     def _loop(self, node: Any, cond: Any, body: Any, step: Any, check_first: bool) -> None:
         iterations = 0
@@ -289,6 +302,7 @@ class Statements(Visitor):
                 return
             first = False
             iterations += 1
+            self.machine.state.budget.check(self.machine.loc(node))  # nested or forking loops add up
             if iterations > MAX_LOOP_ITERATIONS:
                 raise self.machine.fail(node, f"the loop did not finish after {MAX_LOOP_ITERATIONS} iterations")
             try:
