@@ -105,6 +105,17 @@ def test_a_test_for_a_device_the_nf_does_not_have_is_a_warning_with_its_location
     assert done.returncode == 0 and "3 devices" in done.stdout and done.stderr == ""
 
 
+def test_a_negative_expiry_define_is_a_warning_at_the_comparison_it_breaks() -> None:
+    """``now > FW_EXPIRATION_NS`` with -5 compares with 2^64 - 5: it never holds, nothing expires."""
+    fw = ROOT / "sample_nfs" / "fw.c"
+    done = subprocess.run([sys.executable, "-m", "explorer.cli", "analyze", str(fw), "-D", "FW_EXPIRATION_NS=-5"],
+                          capture_output=True, text=True)
+    line = next(n for n, text in enumerate(fw.read_text().splitlines(), 1) if "now > FW_EXPIRATION_NS" in text)
+    assert done.returncode == 0 and done.stderr.splitlines() == [
+        f"nfx analyze: warning: {fw}:{line}:10: -5 is compared with an unsigned 64-bit value, so C reads it as "
+        f"{(1 << 64) - 5}; if it came from a --define (an expiry, a capacity), give a value of 0 or more"]
+
+
 @pytest.mark.parametrize("nf", sorted(str(p) for p in (ROOT / "sample_nfs").glob("*.c")) + [
     str(ROOT / "tests" / "nfs" / "dns_limit.c"), str(ROOT / "tests" / "nfs" / "ctl_dscp.c")])
 def test_no_device_warning_for_nfs_that_test_only_their_own_devices(nf: str) -> None:

@@ -7,11 +7,13 @@ otherwise does the path fork.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import z3
 from pycparser import c_ast
 
+from explorer.errors import AnalysisWarning
 from explorer.symbex import ctype as ct
 from explorer.symbex.bitvec import bv, from_state
 from explorer.symbex.ctype import ArrayType, FunctionType, IntType, PointerType, StructType, VoidType
@@ -187,6 +189,8 @@ class Expressions(Visitor):
                     return pointer_compare(op, a, b)
                 if not (isinstance(a, Int) and isinstance(b, Int)):
                     raise m.fail(node, f"invalid operands to {op}")
+                self._negative_made_unsigned(a, b, node)
+                self._negative_made_unsigned(b, a, node)
                 return compare(op, a, b)
             if not (isinstance(a, Int) and isinstance(b, Int)):
                 raise m.fail(node, f"invalid operands to {op}")
@@ -194,6 +198,23 @@ class Expressions(Visitor):
             return arithmetic(op, a, b)
         except SemanticsError as error:
             raise m.fail(node, str(error)) from None
+
+    def _negative_made_unsigned(self, constant: Int, other: Int, node: Any) -> None:
+        """Warn when a comparison turns a negative constant into a huge unsigned number, as C's usual
+        arithmetic conversions do (``now > AGE`` with ``--define AGE=-5`` never holds, so nothing
+        expires): gcc's -Wsign-compare says so, but the build keeps it a warning that nobody sees."""
+        if not (isinstance(constant.v, int) and not isinstance(other.v, int)):
+            return
+        t = ct.common_type(constant.ctype, other.ctype)
+        value = constant.signed_value()
+        if t.signed or value >= 0:
+            return
+        location = self.machine.loc(node)
+        warnings.warn(AnalysisWarning(
+            f"{location}: {value} is compared with an unsigned {t.bits}-bit value, so C reads it as "
+            f"{value & mask(t.bits)}; if it came from a --define (an expiry, a capacity), give a value of 0 "
+            f"or more", location, f"warning: {value} compared as unsigned ({value & mask(t.bits)})"),
+            stacklevel=2)
 
     def _defined(self, op: str, a: Int, b: Int, node: Any) -> None:
         """Refuse a division by a packet-derived value that can be 0 on this path, or a shift by one
