@@ -229,6 +229,18 @@ def test_a_symbolic_verdict_that_may_drop_forks(tmp_path: Path) -> None:
         (["(p.ipv4.ttl & 3) - 2 == -1"], "drop")]
 
 
+def test_masks_read_in_hex_and_masked_addresses_as_prefixes(tmp_path: Path) -> None:
+    """A constant operand of &, | or ^ is a mask, written in hex as the C code writes it, and a
+    masked address compares with a dotted quad: 0xffffff00 showed as -256, 10.0.0.0 as 167772160."""
+    a = nf(tmp_path, HEADERS + """  if ((nf_ntohl(ip->src_addr) & 0xffffff00u) == NF_IPV4(10, 0, 0, 0)) return NF_DROP;
+  if ((ip->ttl ^ 0x3c) == 1) return 1;
+  return 0;""")
+    assert [p.condition_text.split(" && ")[2:] for p in a.paths[2:]] == [
+        ["p.ipv4.src & 0xffffff00 != 10.0.0.0", "p.ipv4.ttl ^ 0x3c != 1"],
+        ["p.ipv4.src & 0xffffff00 != 10.0.0.0", "p.ipv4.ttl ^ 0x3c == 1"],
+        ["p.ipv4.src & 0xffffff00 == 10.0.0.0"]]
+
+
 @pytest.mark.parametrize("loop", [
     "for (int i = 0; i < 6; i++) s += i;",
     "int i = 0; while (i < 6) { s += i; i++; }",

@@ -92,7 +92,7 @@ def test_fields_that_are_plain_data_of_a_key_stay_fields(tmp_path: Path) -> None
                     "  uint8_t key[2] = {(uint8_t)(nf_ntohs(l4->dst_port) & 0xFF), ip->protocol};\n"
                     "  nf_map_put(m, key, 0);\n  return 0;\n}\n")
     put = analyze(path).paths[2].accesses[0]
-    assert put.key_text == "concat(p.l4.dport[7:0] & 255, p.ipv4.proto)"
+    assert put.key_text == "concat(p.l4.dport[7:0] & 0xff, p.ipv4.proto)"
 
 
 def test_a_flag_that_chooses_a_key_is_substituted_when_the_path_fixes_it(tmp_path: Path) -> None:
@@ -105,3 +105,13 @@ def test_a_flag_that_chooses_a_key_is_substituted_when_the_path_fixes_it(tmp_pat
                     "  nf_map_put(m, &key, 0);\n  return 0;\n}\n")
     (put,) = [x for p in analyze(path).paths for x in p.accesses]
     assert put.key_text == "p.ipv4.src" and symbols_of(put.key) == {"p.ipv4.src"}  # not If(tcp, src, dst)
+
+
+def test_key_fields_read_in_the_byte_order_the_code_wrote_them() -> None:
+    """A host number in a key (the device, a constant, nf_ntohs() of a port) shows as the number,
+    a field copied from the wire as the field: read big-endian, device 1 showed as 256 and the
+    port as bswap16(...)."""
+    analysis = pipeline.analyze(NFS / "host_order_key.c")
+    texts = {(path.devices, a.key_text) for path in analysis.paths for a in path.accesses if a.call == "nf_map_get"}
+    assert texts == {((0,), "{port: p.l4.dport + 1, dev: 0, zone: 3, wire: p.l4.sport}"),
+                     ((1,), "{port: p.l4.dport + 1, dev: 1, zone: 3, wire: p.l4.sport}")}

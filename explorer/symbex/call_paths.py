@@ -7,8 +7,8 @@ from typing import Any, Iterable, Optional
 import z3
 
 from explorer import ir
-from explorer.symbex.bitvec import bv, combine_be, symbol_names
-from explorer.symbex.ctype import StructType
+from explorer.symbex.bitvec import bv, combine, combine_be, symbol_names
+from explorer.symbex.ctype import IntType, StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
 from explorer.symbex.fixed_values import FixedValues
 from explorer.symbex.render import Renderer
@@ -32,9 +32,12 @@ class CallPathBuilder:
         if raw.key_cells is not None and isinstance(layout, StructType) and layout.size == len(raw.key_cells):
             parts = []
             for f in layout.fields:
-                term = bv(combine_be(raw.key_cells[f.offset:f.offset + f.ctype.size]), 8 * f.ctype.size)
+                cells = raw.key_cells[f.offset:f.offset + f.ctype.size]
+                term = bv(_as_written(cells) if isinstance(f.ctype, IntType) else combine_be(cells), 8 * f.ctype.size)
                 parts.append(f"{f.name}: {self.render.text(fixed.simplify(term))}")
             return "{" + ", ".join(parts) + "}"
+        if raw.key_cells is not None and isinstance(layout, IntType) and layout.size == len(raw.key_cells):
+            return self.render.text(fixed.simplify(bv(_as_written(raw.key_cells), 8 * layout.size)))
         return self.render.text(fixed.simplify(raw.key))
 
     def path(self, index: int, state: PathState, effects: Effects, verdict: ir.Verdict,
@@ -63,6 +66,35 @@ class CallPathBuilder:
         if value is not None and state.proves(term == value):
             return to_signed(value, 32)
         return None
+
+
+def _as_written(cells: tuple) -> Any:
+    """An integer key field's value in the byte order the code wrote it in (byte arrays keep memory
+    order, big-endian, as they are compared). A packet field copied as it is on the wire reads
+    big-endian (``p.l4.sport``), a host number (the device, a counter, ``nf_ntohs()`` of a field)
+    little-endian; read the other way, each shows byte-swapped (``dev: 256`` for device 1). The
+    reading that picks fewer single bytes out of wider values wins, big-endian on a tie; a constant
+    reads as the smaller of its two values (code mostly writes small numbers, in either order)."""
+    wire, host = combine_be(cells), combine(cells)
+    if isinstance(wire, int) and isinstance(host, int):
+        return min(wire, host)
+    bits = 8 * len(cells)
+    return host if _byte_picks(z3.simplify(bv(host, bits))) < _byte_picks(z3.simplify(bv(wire, bits))) else wire
+
+
+def _byte_picks(term: z3.ExprRef) -> int:
+    """How many distinct subterms of ``term`` take one byte out of a wider value (a byte swap
+    takes them all)."""
+    seen, picks, stack = set(), 0, [term]
+    while stack:
+        t = stack.pop()
+        if t.get_id() in seen:
+            continue
+        seen.add(t.get_id())
+        if z3.is_app_of(t, z3.Z3_OP_EXTRACT) and t.size() == 8 and t.arg(0).size() > 8:
+            picks += 1
+        stack.extend(t.children())
+    return picks
 
 
 def _simplified_write(write: ir.FieldWrite, fixed: FixedValues, render: Renderer) -> ir.FieldWrite:

@@ -184,7 +184,8 @@ class Renderer:
             return f"{name}({', '.join(self._bv(c, top=True) for c in children)})"
         if kind in _BINARY:
             op, prec = _BINARY[kind]
-            parts = [self._bv_operand(c, prec) for c in children]
+            parts = [_mask(c) if kind in _BITWISE and z3.is_bv_value(c) else self._bv_operand(c, prec)
+                     for c in children]
             text = f" {op} ".join(parts)
             return text if top else f"({text})"
         if kind == z3.Z3_OP_BNOT:
@@ -281,7 +282,20 @@ def _is_flag(t: Any) -> bool:
 
 
 def _is_address(t: Any) -> bool:
+    """An IPv4 address field, or one masked to a prefix (``p.ipv4.src & 0xffffff00``)."""
+    if z3.is_app_of(t, z3.Z3_OP_BAND) and t.num_args() == 2 and any(z3.is_bv_value(c) for c in t.children()):
+        t = next(c for c in t.children() if not z3.is_bv_value(c))
     return z3.is_const(t) and t.decl().name() in ("p.ipv4.src", "p.ipv4.dst")
+
+
+_BITWISE = (z3.Z3_OP_BAND, z3.Z3_OP_BOR, z3.Z3_OP_BXOR)
+
+
+def _mask(value: Any) -> str:
+    """A constant operand of ``&``, ``|`` or ``^``: a mask, in hex as C code writes masks (read as
+    a number, 0xffffff00 showed as -256)."""
+    number = value.as_long()
+    return hex(number) if number > 9 else str(number)
 
 
 def _bswap_source(t: Any) -> Any:
