@@ -447,6 +447,8 @@ def test_parse_defines_and_picker(tmp_path):
     assert parse_defines("CAP=1024, EXPIRY=10 DEBUG") == {"CAP": "1024", "DEBUG": "1", "EXPIRY": "10"}
     with pytest.raises(ConfigError):
         parse_defines("1CAP=3")
+    with pytest.raises(ConfigError, match="CAP is given twice"):  # not the last one silently
+        parse_defines("CAP=1 CAP=2")
     (tmp_path / "b.c").write_text("")
     (tmp_path / "a.c").write_text("")
     (tmp_path / "README.md").write_text("")

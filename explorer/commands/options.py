@@ -29,12 +29,15 @@ def check_numbers(args: argparse.Namespace) -> None:
 
 
 def parse_defines(specs: list[str]) -> dict[str, str]:
-    """``["CAP=1024", "DEBUG"]`` -> ``{"CAP": "1024", "DEBUG": "1"}``; names must be C identifiers."""
+    """``["CAP=1024", "DEBUG"]`` -> ``{"CAP": "1024", "DEBUG": "1"}``; names must be C identifiers, each
+    given once (a second value would silently win, as ``nfx analyze`` refuses too)."""
     out: dict[str, str] = {}
     for spec in specs:
         name, _, value = spec.partition("=")
         if not name.isidentifier() or not name.isascii():
             raise ConfigError(f"bad --define {spec!r}: expected NAME=VALUE with NAME a C identifier")
+        if name in out:
+            raise ConfigError(f"--define {name} is given twice")
         out[name] = value if _ else "1"
     return out
 
