@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--packets", default=None, help="packets (default 10000; not for paths)")
     p.add_argument("--flows", default=None, help="flows (default 1000; not for paths)")
     p.add_argument("--seed", default="0")
-    p.add_argument("--skew", type=float, default=None, help="Zipf exponent (zipf, bidir, prefix, mixed)")
+    p.add_argument("--skew", type=float, default=None, help="Zipf exponent (zipf, prefix, bidir)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a traffic generator parameter, e.g. heartbeat_share=0.01 (repeatable)")
 

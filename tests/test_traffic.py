@@ -827,6 +827,21 @@ def test_cli_takes_any_parameter_of_the_kind_and_names_the_accepted_ones(tmp_pat
     assert not (tmp_path / "u").exists()
 
 
+def test_cli_skew_names_itself_and_the_kinds_that_take_it(tmp_path, capsys):
+    """``--skew`` on a kind without a Zipf exponent is an error about --skew (not a --param the user
+    never typed), and the help lists exactly the kinds that take it."""
+    from explorer.cli import build_parser
+    from explorer.commands.traffic import skewed_kinds
+
+    assert nfx(["traffic", "mixed", "--out", str(tmp_path / "m"), "--skew", "1.2"]) == 1
+    err = capsys.readouterr().err
+    assert "--skew: mixed traffic has no Zipf exponent; zipf, prefix, bidir have one" in err and "--param" not in err
+    assert not (tmp_path / "m").exists()
+    traffic = build_parser()._subparsers._group_actions[0].choices["traffic"]
+    [skew] = [a for a in traffic._actions if "--skew" in a.option_strings]
+    assert skew.help == f"Zipf exponent ({', '.join(skewed_kinds())})"
+
+
 def test_cli_heartbeat_writes_both_devices_and_reports_errors(tmp_path, capsys):
     assert nfx(["traffic", "heartbeat", "--out", str(tmp_path), "--packets", "40"]) == 0
     assert (tmp_path / "dev0.pcap").is_file() and (tmp_path / "dev1.pcap").is_file()

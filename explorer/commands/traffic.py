@@ -16,7 +16,7 @@ from explorer import pipeline
 from explorer.commands.options import parse_defines, parse_traffic_params, split_traffic
 from explorer.errors import ConfigError
 from explorer.pipeline import PATHS
-from explorer.traffic.generators import GENERATORS, LAN, WAN, generate
+from explorer.traffic.generators import GENERATORS, LAN, WAN, generate, kind_parameters
 from explorer.traffic.pcap import write_trace
 from explorer.traffic.pcap_folder import check_folder
 from explorer.traffic.trace import Trace
@@ -35,12 +35,19 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nf and --define are for `nfx traffic {PATHS}`; {args.kind} traffic does not depend on an NF")
     packets = 10_000 if args.packets is None else args.packets
     flows = 1_000 if args.flows is None else args.flows
+    if args.skew is not None and "skew" not in kind_parameters(args.kind):
+        raise ConfigError(f"--skew: {args.kind} traffic has no Zipf exponent; {', '.join(skewed_kinds())} have one")
     params = parse_traffic_params(args.param + ([f"skew={args.skew}"] if args.skew is not None else []), [args.kind])
     trace = generate(args.kind, packets=packets, flows=flows, seed=args.seed, **params)
     written = write_trace(trace, args.out, devices=(LAN, WAN))
     print(f"{args.kind} traffic, seed {args.seed}: {count(len(trace), 'packet')} over up to {count(flows, 'flow')}")
     _print_written(trace, written)
     return 0
+
+
+def skewed_kinds() -> list[str]:
+    """The generator kinds that take ``--skew``, in the generators' order (for the help and errors)."""
+    return [kind for kind in GENERATORS if "skew" in kind_parameters(kind)]
 
 
 def _paths(args: argparse.Namespace) -> int:
