@@ -7,19 +7,22 @@ as gcc compiles it: that text is the cache key's.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import subprocess
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from explorer import cache
-from explorer.errors import BuildError, ConfigError
+from explorer.errors import BuildError, BuildWarning, ConfigError
 from explorer.frontend import parse_source
 from explorer.ir import Location
-from explorer.nfsource import Limits, argv_path, first_error, gcc_env, plain_lines, preprocess, read_nf
+from explorer.nfsource import (Limits, argv_path, first_error, gcc_env, plain_lines, preprocess, read_nf,
+                               warning_lines)
 from explorer.processes import run_child
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
@@ -143,16 +146,22 @@ def _compile_argv(source: str | Path, output: Path, flags: Sequence[str]) -> lis
     return ["gcc", *BASE_FLAGS, "-fdiagnostics-format=json", *flags, "-c", argv_path(source), "-o", argv_path(output)]
 
 
-def compile_all(jobs: Sequence[tuple[str | Path, Path, Sequence[str], str]]) -> list[BuildError]:
+def compile_all(jobs: Sequence[tuple[str | Path, Path, Sequence[str], str]],
+                warned: Optional[dict[str, list[str]]] = None) -> list[BuildError]:
     """Compile (source, object, flags, what) jobs in parallel; the errors of those that failed, in
-    job order. ``what`` names the source in messages (a path as the user wrote it)."""
+    job order. ``what`` names the source in messages (a path as the user wrote it); ``warned``
+    receives, per ``what`` that compiled with warnings, their lines (``warning_lines``)."""
     def one(job: tuple[str | Path, Path, Sequence[str], str]) -> Optional[BuildError]:
         source, obj, flags, what = job
         done = run_tool(_compile_argv(source, obj, flags))
-        if done.returncode == 0:
-            return None
         same = os.path.realpath(source) == os.path.realpath(what)  # the NF, spelled for gcc (./-x.c)
-        return compile_error(done.stderr, f"compiling {what}", {argv_path(source): what} if same else None)
+        spelled = {argv_path(source): what} if same else None
+        if done.returncode == 0:
+            lines = warning_lines(done.stderr, spelled)
+            if lines and warned is not None:
+                warned[what] = lines
+            return None
+        return compile_error(done.stderr, f"compiling {what}", spelled)
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         results = list(pool.map(one, jobs))
@@ -195,6 +204,7 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
     name = f"{_file_name(Path(source.path).stem)}-{kind}-{key[:20]}"
     found = cache.lookup("bin", name)
     if found is not None:
+        _show_warnings(found)
         return found / program
     parts = {"runtime": (f"nf_state-{runtime_key[:20]}", RUNTIME_DIR / "nf_state.c", runtime_flags, "the runtime"),
              "trace": (f"nf_trace-{runtime_key[:20]}", RUNTIME_DIR / "nf_trace.c", runtime_flags, "the trace reader"),
@@ -205,7 +215,8 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
         jobs = [(source.path, work / "nf.o", nf_flags, source.path)]
         jobs += [(src, work / f"{part}.o", flags, what) for part, (_, src, flags, what) in parts.items()
                  if objects[part] is None]
-        failures = compile_all(jobs)
+        warned: dict[str, list[str]] = {}
+        failures = compile_all(jobs, warned)
         for part, (entry, *_) in parts.items():  # keep what compiled, even when the NF did not
             if objects[part] is None and (work / f"{part}.o").is_file():
                 objects[part] = cache.publish("obj", entry, {"object.o": work / f"{part}.o"})
@@ -217,4 +228,21 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
         done = run_tool(link)
         if done.returncode != 0:
             raise link_error(done.stderr)
-        return cache.publish("bin", name, {program: work / program}) / program
+        built = {program: work / program}
+        if source.path in warned:  # kept with the program, so that a cached build shows them too
+            (work / _WARNINGS).write_text("".join(line + "\n" for line in warned[source.path]))
+            built[_WARNINGS] = work / _WARNINGS
+        found = cache.publish("bin", name, built)
+        _show_warnings(found)
+        return found / program
+
+
+_WARNINGS = "warnings.txt"
+
+
+def _show_warnings(entry: Path) -> None:
+    """The NF's style warnings, kept in its build's cache entry (whose key covers the NF's path:
+    the preprocessed text names it), as ``BuildWarning``s."""
+    with contextlib.suppress(FileNotFoundError):
+        for line in (entry / _WARNINGS).read_text().splitlines():
+            warnings.warn(BuildWarning(line), stacklevel=3)

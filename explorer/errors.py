@@ -64,6 +64,12 @@ class GenerateError(NfxError):
     """Code generation refused (e.g. a non-empty output folder it did not create)."""
 
 
+class BuildWarning(UserWarning):
+    """A gcc warning about the NF's own code that the build lets through (``build.NF_STYLE_WARNINGS``:
+    a signed comparison, an unused variable), as ``file:line:col: message [-Wname]``; shown on every
+    build, cached ones too, as the CLI shows warnings: ``nfx <command>: warning: ...``."""
+
+
 class AnalysisWarning(UserWarning):
     """Something in the NF that is legal C but almost certainly not what its author meant (the CLI
     prints it as ``nfx <command>: warning: ...``; the explorer shows it under the load status, and

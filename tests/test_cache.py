@@ -146,3 +146,22 @@ def test_the_cache_command(private_cache):
     bad = subprocess.run([sys.executable, "-m", "explorer.cli", "cache"], capture_output=True, text=True,
                          env={**env, "NFX_CACHE_SIZE": "huge"}, timeout=120)
     assert bad.returncode == 1 and bad.stderr.startswith("nfx cache: error: NFX_CACHE_SIZE='huge'")
+
+
+def test_style_warnings_of_the_nf_are_shown_on_every_build_cached_or_not(tmp_path):
+    """gcc lets style warnings about the NF's own code through (a signed comparison): they come as
+    BuildWarnings at the NF's file:line:col, from a fresh build and from the cached one."""
+    text = (NFS / "port_counter.c").read_text()
+    assert "nf_time_t now) {\n" in text
+    text = text.replace("nf_time_t now) {\n", "nf_time_t now) {\n  int signed_count = -5;\n"
+                        "  if (now > signed_count) {\n    now = now + 0;\n  }\n", 1)
+    nf = tmp_path / "warned.c"
+    nf.write_text(text)
+    line = text.splitlines().index("  if (now > signed_count) {") + 1
+    for _ in ("built", "cached"):
+        with pytest.warns(build.BuildWarning) as caught:
+            build.build_nf(nf)
+        assert [str(w.message) for w in caught] == [
+            f"{nf}:{line}:11: comparison of integer expressions of different signedness: "
+            "'nf_time_t' {aka 'long unsigned int'} and 'int' [-Wsign-compare]"]
+    assert len(list((tmp_path / "cache" / "bin").iterdir())) == 1

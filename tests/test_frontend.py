@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -272,18 +273,27 @@ def test_analysis_and_build_refuse_the_same_syntax(tmp_path: Path, body: str, wo
 
 
 @pytest.mark.dpdk
-@pytest.mark.parametrize("body,built", [
-    # style warnings (an NF being written): shown by gcc, not fatal
-    ("static int debug_helper(int x) { return x * 2; }\n", ("ok", 2)),
+@pytest.mark.parametrize("body,built,shown", [
+    # style warnings (an NF being written): shown (BuildWarning), not fatal
+    ("static int debug_helper(int x) { return x * 2; }\n", ("ok", 2), ["-Wunused-function"]),
     ("int f(int a) {\n  int unused_local;\n  switch (a) { case 1: a++; case 2: return a; }\n  return 0;\n}\n",
-     ("ok", 2)),
-    ("int f(uint8_t a) { return a > 300; }\n", ("ok", 2)),
+     ("ok", 2), ["-Wunused-variable", "-Wimplicit-fallthrough="]),
+    ("int f(uint8_t a) { return a > 300; }\n", ("ok", 2), ["-Wtype-limits"]),
     # gcc reads these differently from what the analysis would assume: still errors
-    ("uint8_t g = 300;\n", ("error", "overflow")),
-    ("int *f(uint32_t *a) { return a; }\n", ("error", "pointer-sign")),
+    ("uint8_t g = 300;\n", ("error", "overflow"), []),
+    ("int *f(uint32_t *a) { return a; }\n", ("error", "pointer-sign"), []),
 ])
-def test_style_warnings_in_the_nf_do_not_stop_its_build(tmp_path: Path, body: str, built: tuple) -> None:
-    _, outcome = _outcome(write(tmp_path, CONFIGURABLE + body), {})
+def test_style_warnings_in_the_nf_do_not_stop_its_build(tmp_path: Path, body: str, built: tuple,
+                                                        shown: list[str]) -> None:
+    from explorer.errors import BuildWarning
+
+    path = write(tmp_path, CONFIGURABLE + body)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, outcome = _outcome(path, {})
+    messages = [str(w.message) for w in caught if w.category is BuildWarning]
+    assert [m[m.rindex("[") + 1:-1] for m in messages] == shown
+    assert all(m.startswith(f"{path}:") for m in messages)
     assert outcome[0] == built[0] and str(built[1]) in str(outcome[1]), outcome
 
 

@@ -43,11 +43,11 @@ from explorer.ir import Location
 from explorer.nfsource.cpp import (FRONTEND_INCLUDE, RUNTIME_INCLUDE, Macro, check_text_file, is_ours,
                                    preprocess)
 from explorer.nfsource.expressions import MAX_DEVICES, check_defines, nf_devices
-from explorer.nfsource.gcc import Limits, argv_path, first_error, gcc_env, plain_lines
+from explorer.nfsource.gcc import Limits, argv_path, first_error, gcc_env, plain_lines, warning_lines
 
 __all__ = ["FRONTEND_INCLUDE", "LANGUAGE_MACROS", "Limits", "MAX_DEVICES", "Macro", "NfSource", "RUNTIME_INCLUDE",
            "argv_path", "check_defines", "configurable_macros", "first_error", "gcc_env", "plain_lines", "preprocess",
-           "read_nf"]
+           "read_nf", "warning_lines"]
 
 # Macros of the NF language itself that a user may override although nf.h defines them.
 LANGUAGE_MACROS = ("NF_DEVICES",)

@@ -60,9 +60,9 @@ class Diagnostic:
         return f"{self.message} (and {self.more} more error{'s' if self.more > 1 else ''})"
 
 
-def first_error(stderr: str) -> Optional[Diagnostic]:
-    """The first error in gcc's ``-fdiagnostics-format=json`` output (None when there is none)."""
-    errors = []
+def _diagnostics(stderr: str, kind: str) -> list[dict]:
+    """gcc's ``-fdiagnostics-format=json`` diagnostics of ``kind`` ("error", "warning"), in order."""
+    found = []
     for line in stderr.splitlines():
         line = line.strip()
         if not line.startswith("["):
@@ -72,20 +72,40 @@ def first_error(stderr: str) -> Optional[Diagnostic]:
         except json.JSONDecodeError:
             continue
         if isinstance(diagnostics, list):
-            errors.extend(d for d in diagnostics if isinstance(d, dict) and "error" in str(d.get("kind", "")))
-    if not errors:
-        return None
-    first = errors[0]
-    message = str(first.get("message", "error"))
-    if first.get("option"):
-        message += f" [{first['option']}]"
-    location = None
-    for place in first.get("locations", []):
+            found.extend(d for d in diagnostics if isinstance(d, dict) and kind in str(d.get("kind", "")))
+    return found
+
+
+def _message(diagnostic: dict, default: str) -> str:
+    message = str(diagnostic.get("message", default))
+    return message + (f" [{diagnostic['option']}]" if diagnostic.get("option") else "")
+
+
+def _location(diagnostic: dict) -> Optional[Location]:
+    for place in diagnostic.get("locations", []):
         caret = place.get("caret", {})
         if "file" in caret:
-            location = Location(str(caret["file"]), int(caret.get("line", 0)), int(caret.get("column", 0)))
-            break
-    return Diagnostic(message, location, len(errors) - 1)
+            return Location(str(caret["file"]), int(caret.get("line", 0)), int(caret.get("column", 0)))
+    return None
+
+
+def first_error(stderr: str) -> Optional[Diagnostic]:
+    """The first error in gcc's ``-fdiagnostics-format=json`` output (None when there is none)."""
+    errors = _diagnostics(stderr, "error")
+    if not errors:
+        return None
+    return Diagnostic(_message(errors[0], "error"), _location(errors[0]), len(errors) - 1)
+
+
+def warning_lines(stderr: str, spelled: Optional[dict[str, str]] = None) -> list[str]:
+    """gcc's warnings as ``file:line:col: message [-Wname]`` (``spelled`` maps a path as gcc was
+    given it back to the user's)."""
+    lines = []
+    for warning in _diagnostics(stderr, "warning"):
+        place = _location(warning)
+        where = f"{(spelled or {}).get(place.file, place.file)}:{place.line}:{place.col}: " if place else ""
+        lines.append(where + _message(warning, "warning"))
+    return lines
 
 
 def plain_lines(stderr: str) -> list[str]:
