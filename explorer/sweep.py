@@ -110,9 +110,12 @@ class Sweep:
     table: Any  # pandas.DataFrame
 
     def summary(self) -> Any:
-        """Mean and worst imbalance over seeds, per NIC, traffic and core count."""
-        grouped = self.table.groupby(["nic", "traffic", "cores"], sort=True)["imbalance"]
-        return grouped.agg(["mean", "max"]).reset_index()
+        """Mean and worst imbalance over seeds, per NIC, traffic and core count, with the strategy
+        and its mean write share (NaN for shared-nothing): an even spread under a lock that most
+        packets take is no speed-up, and must not read like one."""
+        grouped = self.table.groupby(["nic", "traffic", "cores", "strategy"], sort=True)
+        return grouped.agg(mean=("imbalance", "mean"), max=("imbalance", "max"),
+                           writes=("write_share", "mean")).reset_index()
 
     def best(self, max_imbalance: float = 1.25) -> Any:
         """Per NIC and traffic, the most cores whose worst imbalance stays within ``max_imbalance``

@@ -106,6 +106,18 @@ def test_cli_sweep_table_csv_and_plot(tmp_path):
         assert r.returncode == 1 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
 
 
+def test_cli_table_says_the_strategy_and_its_write_share():
+    """A locked NF's even spread is no speed-up: the printed table names the strategy and the share of
+    packets that take the write lock, beside a shared-nothing NF's "-"."""
+    r = _nfx("sweep", "sample_nfs/bridge.c", "--cores", "2", "--seeds", "1", "--packets", "3000", "--flows", "200")
+    assert r.returncode == 0, r.stderr
+    header, row = r.stdout.splitlines()[1:3]
+    assert header.split() == ["nic", "traffic", "cores", "strategy", "mean", "max", "writes"]
+    assert row.split()[3] == "locks" and row.split()[-1].endswith("%") and float(row.split()[-1][:-1]) > 0
+    r = _nfx("sweep", "sample_nfs/psd.c", "--cores", "2", "--seeds", "1", "--packets", "2000")
+    assert r.stdout.splitlines()[2].split()[3] == "shared-nothing" and r.stdout.splitlines()[2].split()[-1] == "-"
+
+
 def test_an_nf_with_its_own_headers_sweeps_on_dask_and_warns_with_its_own_path(cluster, tmp_path, recwarn):
     """A worker rebuilds the NF from its text and the headers of its folder it includes (a
     subfolder's too), so an NF split over files sweeps as it analyses; what the analysis has to

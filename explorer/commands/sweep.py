@@ -50,8 +50,9 @@ def main(args) -> int:
                          indent=2, sort_keys=True))
         return 0
     summary = result.summary()
+    summary["writes"] = [f"{w:.1%}" if w == w else "-" for w in summary["writes"]]  # NaN: no lock taken
     print(f"{result.nf}: imbalance (max/mean per-core packets) over {args.seeds} seed(s), "
-          f"{args.packets} packets each")
+          f"{args.packets} packets each; writes: the share of packets that take the write lock")
     print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     if (result.table.violations > 0).any():
         print("violations in: " + ", ".join(sorted({f"{r.nic}/{r.cores}/{r.traffic}"
