@@ -116,6 +116,8 @@ def test_a_file_the_user_edited_is_never_clobbered(tmp_path):
     edited = (out / "nf.c").read_text() + "/* my change */\n"
     (out / "nf.c").write_text(edited)
     before = snapshot(out)
+    # what a caller (the explorer) asks about before it writes: the edits, before and after a forced write
+    assert pipeline.project_in(out) == {"nf": "fw", "strategy": "sn", "edited": ["nf.c"]}
     with pytest.raises(GenerateError, match=r"nf.c changed since nfx wrote it.*--force.*nf.c.new"):
         write_project(plan(4), out)
     assert snapshot(out) == before  # refused before writing anything
@@ -124,10 +126,12 @@ def test_a_file_the_user_edited_is_never_clobbered(tmp_path):
     assert (out / "nf.c").read_text() == edited
     assert (out / "nf.c.new").read_bytes() == render(plan(4))["nf.c"]
     assert (out / "plan.txt").read_bytes() == render(plan(4))["plan.txt"]  # the others are updated
+    assert pipeline.project_in(out)["edited"] == ["nf.c"]  # kept, with nf.c.new recorded beside it
     # the user takes the new version: nf.c.new, which nfx wrote, goes
     (out / "nf.c").unlink()
     again = write_project(plan(4), out)
     assert again.kept == () and again.removed == ("nf.c.new",) and not (out / "nf.c.new").exists()
+    assert pipeline.project_in(out)["edited"] == []
     assert (out / "nf.c").read_bytes() == render(plan(4))["nf.c"]
 
 

@@ -214,6 +214,23 @@ def test_generate_asks_before_writing_over_another_nfs_project(app, engine, tmp_
     assert app.project_view.confirm.layout.display == "none"
 
 
+def test_generate_asks_before_keeping_the_users_edits_beside_the_new_versions(app, engine, tmp_path):
+    """A project of this NF whose files the user edited: the engine never overwrites them, so the page
+    asks (instead of failing with advice about a --force it does not have) and then forces."""
+    mine = tmp_path / "mine-tiny"
+    mine.mkdir()
+    (mine / ".nfx-generated").write_text(json.dumps({"nf": "tiny", "strategy": "sn", "edited": ["src/main.c"]}))
+    app.project_view.folder.value = str(mine)
+    app.project_view.button.click()
+    assert calls(engine, "generate") == 0
+    assert app.project_view.status.message == f"{mine} holds your edits to src/main.c: tick the box to write there anyway."
+    assert app.project_view.confirm.description == \
+        f"Keep your edits in {mine} and write the new versions beside them as src/main.c.new"
+    app.project_view.confirm.value = True
+    app.project_view.button.click()
+    assert engine.last("generate")[1] == {"strategy": "auto", "force": True}
+
+
 def test_generate_needs_a_folder_and_asks_before_a_folder_nfx_did_not_make(app, engine, tmp_path):
     app.project_view.folder.value = ""
     app.project_view.button.click()

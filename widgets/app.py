@@ -386,7 +386,7 @@ class ExplorerApp(ipywidgets.VBox):
             view.confirm.value = False
             status.report("error", f"{folder} {self._holds(Path(folder))}: tick the box to write there anyway.")
             return
-        force = bool(question) and view.confirm.value and self._holds(Path(folder)).startswith("holds files")
+        force = bool(question) and view.confirm.value and self._keeps(Path(folder))
         project = status.run(f"Generating into {folder}", self.engine.generate, self.solution, Path(folder),
                              strategy=self.strategy.value, force=force, done=self.solved.label())
         if project is None:
@@ -441,20 +441,40 @@ class ExplorerApp(ipywidgets.VBox):
         return {name: value if isinstance(value, str) else dict(value)
                 for name, value in sorted(self.table.overrides.items())}
 
+    def _held(self, folder: Path) -> Optional[dict[str, Any]]:
+        """The engine's summary of the project an earlier Generate wrote into ``folder`` (its NF and
+        the files edited since), None when there is none."""
+        project_in = getattr(self.engine, "project_in", None)
+        return project_in(folder) if project_in is not None else None
+
     def _holds(self, folder: Path) -> str:
         """What is in ``folder`` that Generate would write over, in words ("" when nothing)."""
-        project_in = getattr(self.engine, "project_in", None)
-        held = project_in(folder) if project_in is not None else None
+        held = self._held(folder)
         if held is not None:
-            return "" if held.get("nf") == self.analysis.to_dict()['nf'] else f"holds the {held['nf']} project"
+            edited = held.get("edited") or []
+            edits = f"your edits to {', '.join(edited)}" if edited else ""
+            if held.get("nf") != self.analysis.to_dict()['nf']:
+                return f"holds the {held['nf']} project" + (f" with {edits}" if edits else "")
+            return f"holds {edits}" if edits else ""
         if folder.is_dir() and any(folder.iterdir()):
             return "holds files nfx did not write"
         return ""
 
+    def _keeps(self, folder: Path) -> bool:
+        """Whether Generate must be forced in ``folder``: it holds files nfx never overwrites (the
+        user's own, or nfx's that the user edited), whose new versions then go beside them."""
+        held = self._held(folder)
+        return bool(held.get("edited")) if held is not None else folder.is_dir() and any(folder.iterdir())
+
     def _overwrite_question(self, folder: Path) -> str:
+        held = self._held(folder) or {}
+        beside = ", ".join(f"{name}.new" for name in held.get("edited") or [])
         holds = self._holds(folder)
         if holds.startswith("holds the"):
-            return f"Replace the {holds[len('holds the '):-len(' project')]} project in {folder} with {self.analysis.to_dict()['nf']}'s"
+            return (f"Replace the {held['nf']} project in {folder} with {self.analysis.to_dict()['nf']}'s"
+                    + (f" (your edits are kept; the new versions go beside them as {beside})" if beside else ""))
+        if holds.startswith("holds your edits"):
+            return f"Keep your edits in {folder} and write the new versions beside them as {beside}"
         if holds:
             return (f"Write into {folder}, which nfx did not create (your files are kept; where one would be "
                     "replaced, the new version goes beside it as NAME.new)")

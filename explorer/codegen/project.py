@@ -129,8 +129,9 @@ def read_marker(folder: str | Path) -> Optional[dict[str, frozenset[str]]]:
 
 
 def marker_summary(folder: str | Path) -> Optional[dict[str, Any]]:
-    """``{"nf", "strategy"}`` of the project an earlier ``generate`` wrote into ``folder``; None when
-    nfx wrote none there (no marker, or one that is not ours)."""
+    """``{"nf", "strategy", "edited"}`` of the project an earlier ``generate`` wrote into ``folder``;
+    None when nfx wrote none there (no marker, or one that is not ours). ``edited`` names the files
+    changed since nfx wrote them, which ``write_project`` keeps unless forced: a caller asks first."""
     path = Path(folder) / MARKER
     if path.is_symlink() or not path.is_file():
         return None
@@ -140,7 +141,23 @@ def marker_summary(folder: str | Path) -> Optional[dict[str, Any]]:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("nf"), str):
         return None
-    return {"nf": data["nf"], "strategy": str(data.get("strategy", ""))}
+    return {"nf": data["nf"], "strategy": str(data.get("strategy", "")), "edited": _edited(Path(folder))}
+
+
+def _edited(folder: Path) -> list[str]:
+    """The project's files in ``folder`` that hold bytes nfx did not write there, sorted: recorded
+    ones changed since, and those an earlier forced write kept (it recorded NAME.new beside them)."""
+    recorded = read_marker(folder) or {}
+    names = set(recorded) | {n[:-len(NEW_SUFFIX)] for n in recorded if n.endswith(NEW_SUFFIX)}
+    edited = []
+    for name in sorted(names):
+        path = folder / name
+        try:
+            if not path.is_symlink() and path.is_file() and digest(path.read_bytes()) not in recorded.get(name, ()):
+                edited.append(name)
+        except OSError:
+            edited.append(name)  # unreadable: nfx could not tell it is its own either
+    return edited
 
 
 def is_complete(folder: str | Path) -> bool:
