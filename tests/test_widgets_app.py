@@ -115,6 +115,24 @@ def test_defines_reach_the_engine_and_bad_ones_do_not(app, engine, nf):
     assert "9=bad" in app.load_status.message
 
 
+def test_loading_the_nf_again_keeps_the_users_overrides_another_nf_starts_afresh(app, engine, tmp_path):
+    """A new define or an edit of the C file is no reason to undo the decisions the user made in the
+    table: they are kept where their object still is, and solved with once."""
+    # "gone": an object the edited NF no longer has; device 5: a device it does not have
+    app.table.overrides = {"flows": {1: ("src_ip",)}, "gone": {1: ("src_ip",)}, "config": {5: ("src_ip",)}}
+    app.picker.defines_box.value = "CAP=64"
+    solves = calls(engine, "solve")
+    app.picker.button.click()
+    assert app.table.overrides == {"flows": {1: ("src_ip",)}} and calls(engine, "solve") == solves + 1
+    assert engine.last("solve")[1]["overrides"] == {"flows": {1: ("src_ip",)}}
+    assert app.load_status.message.endswith("; your overrides on flows kept")
+    other = tmp_path / "other.c"
+    other.write_text(TINY_NF)
+    app.picker.path_box.value = str(other)
+    app.picker.button.click()
+    assert app.table.overrides == {} and engine.last("solve")[1]["overrides"] == {}
+
+
 def test_a_syntax_error_while_loading_is_shown(app, engine):
     engine.fail["analyze"] = CSyntaxError("expected ';'", location="tiny.c:3:9")
     app.picker.button.click()

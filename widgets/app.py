@@ -268,6 +268,7 @@ class ExplorerApp(ipywidgets.VBox):
             return
         self.analysed_seconds = self.load_status.seconds
         data = analysis.to_dict()
+        kept = self._kept_overrides(path, data)
         with self.hold_trait_notifications():
             self.analysis, self.loaded, self.solved, self.made = analysis, (path, defines), None, {}
             self.solution = self.simulation = self.project = self.check = None
@@ -279,14 +280,19 @@ class ExplorerApp(ipywidgets.VBox):
         self.graph_view.analysis = data
         self.graph_view.words = self.words
         self.simulator.devices = int(data.get("devices", 2))
-        with self.table.hold_trait_notifications():
-            self.table.overrides = {}
-            self.table.show(rows_from(data, None, self.words), int(data.get("devices", 2)))
+        auto_solve, self.auto_solve = self.auto_solve, False  # solved once, below, with them
+        try:
+            self.table.overrides = kept
+        finally:
+            self.auto_solve = auto_solve
+        self.table.show(rows_from(data, None, self.words), int(data.get("devices", 2)))
         self._clear_results()
         self.load_status.report("warning" if notes else "done",
                                 f"Loaded {Path(path).name}: {plural(len(data['paths']), 'call path')}, "
                                 f"{plural(len(data['objects']), 'state object')}, analysed in "
-                                f"{self.analysed_seconds:.2f} s" + "".join(f"\nwarning: {n}" for n in notes))
+                                f"{self.analysed_seconds:.2f} s"
+                                + (f"; your overrides on {', '.join(sorted(kept))} kept" if kept else "")
+                                + "".join(f"\nwarning: {n}" for n in notes))
         if self.auto_solve:
             self.solve()
         else:
@@ -440,6 +446,17 @@ class ExplorerApp(ipywidgets.VBox):
         """The table's overrides as ``pipeline.solve`` takes them: fields per device, or a decision."""
         return {name: value if isinstance(value, str) else dict(value)
                 for name, value in sorted(self.table.overrides.items())}
+
+    def _kept_overrides(self, path: str, data: dict[str, Any]) -> dict[str, Any]:
+        """The table's overrides that still apply when ``path`` is loaded again (a new define, an edit
+        of the C file): those on objects it still has, on devices it still has. Another NF starts
+        with none."""
+        if self.loaded is None or self.loaded[0] != path:
+            return {}
+        names = {o["name"] for o in data.get("objects", ())}
+        devices = int(data.get("devices", 2))
+        return {name: value for name, value in self.table.overrides.items() if name in names
+                and (isinstance(value, str) or all(0 <= int(d) < devices for d in value))}
 
     def _held(self, folder: Path) -> Optional[dict[str, Any]]:
         """The engine's summary of the project an earlier Generate wrote into ``folder`` (its NF and
