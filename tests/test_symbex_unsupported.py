@@ -51,6 +51,10 @@ CASES = [
     ("loop condition from the state library", "static struct nf_map *m;", "return nf_map_allocate(4, 16, &m);",
      "  uint32_t k = 0;\n  int v;\n  while (nf_map_get(m, &k, &v)) k++;\n  return v;", 9, 3,
      "the loop's condition depends on packet or state data"),
+    # an endless loop walking through state: each found value goes round once more (it took hours)
+    ("endless loop deciding on state", "static struct nf_map *m;", "return nf_map_allocate(4, 16, &m);",
+     "  uint32_t k = 0;\n  int v = 0;\n  while (1) {\n    if (!nf_map_get(m, &k, &v)) break;\n    k = (uint32_t)v;\n"
+     "  }\n  return 0;", 9, 3, "the loop went round 128 times on one path, each time deciding on packet or state data"),
     ("unbounded index", "static const int table[4] = {1, 2, 3, 4};", "return true;",
      HEADERS + "  return table[ip->ttl];", 9, 16, "index may be outside global variable table (4 elements)"),
     ("index with too many values", "static const uint8_t table[256];", "return true;",
@@ -233,3 +237,12 @@ def test_a_data_test_behind_a_bound_that_never_ends_the_loop_is_refused(tmp_path
     nf.write_text(LEADING_ZEROS.replace("LOOP", "while (zeros < 6 && eth->dst[0] == 0) {}"))
     with pytest.raises(UnsupportedError, match="the loop did not finish after 10000 iterations"):
         analyze(nf)
+
+
+def test_an_endless_loop_that_a_counter_ends_may_decide_on_data_each_round(tmp_path: Path) -> None:
+    """``for (;;)`` with a data test in every round is refused only past MAX_FORKING_ITERATIONS
+    rounds on one path: a counter's break ends an NF's such loops sooner (here after 6 bytes)."""
+    nf = tmp_path / "counted.c"
+    nf.write_text(LEADING_ZEROS.replace("LOOP", "for (;;) {\n    if (zeros == 6 || eth->dst[zeros] != 0) break;\n"
+                                                "    zeros++;\n  }"))
+    assert len(analyze(nf).paths) == 8

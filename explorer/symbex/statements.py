@@ -17,6 +17,11 @@ from explorer.symbex.values import Int, Ptr, SemanticsError, Value, compare, con
 from explorer.symbex.visitor import Visitor
 
 MAX_LOOP_ITERATIONS = 10_000  # per loop instance: NFs copy a few bytes; nf_init fills small tables
+# Iterations of an endless loop (for (;;), while (1)) that each decided on data whether to stop: a
+# walk through state (while (1) { if (!nf_map_get(...)) break; ... }) that no count bounds. Each such
+# iteration lengthens the path condition, so 10,000 of them took hours; a counter's break, the way
+# such a loop ends in an NF (parsing options), comes far sooner.
+MAX_FORKING_ITERATIONS = 128
 MAX_CALL_DEPTH = 64
 
 _EXPRESSIONS = frozenset({"Assignment", "UnaryOp", "BinaryOp", "FuncCall", "ExprList", "TernaryOp", "Cast", "ID",
@@ -295,8 +300,10 @@ class Statements(Visitor):
                                        "a bound the analyzer can count (a constant number of iterations)")
 
     def _loop(self, node: Any, cond: Any, body: Any, step: Any, check_first: bool) -> None:
-        iterations = 0
+        iterations = forking = 0
         first = True
+        endless = cond is None or (isinstance(cond, c_ast.Constant)  # for (;;), while (1)
+                                   and truth(self.it.expressions.value(cond)) is True)
         while True:
             if (check_first or not first) and cond is not None and not self.loop_condition(cond, node):
                 return
@@ -305,6 +312,7 @@ class Statements(Visitor):
             self.machine.state.budget.check(self.machine.loc(node))  # nested or forking loops add up
             if iterations > MAX_LOOP_ITERATIONS:
                 raise self.machine.fail(node, f"the loop did not finish after {MAX_LOOP_ITERATIONS} iterations")
+            decisions = len(self.machine.state.decisions)
             try:
                 if body is not None:
                     self.it.merger.run(body, loop_body=True)
@@ -312,6 +320,11 @@ class Statements(Visitor):
                 return
             except Continue:
                 pass
+            forking += endless and len(self.machine.state.decisions) > decisions
+            if forking > MAX_FORKING_ITERATIONS:
+                raise self.machine.fail(node, f"the loop went round {MAX_FORKING_ITERATIONS} times on one path, each "
+                                              "time deciding on packet or state data whether to stop; loops must have a "
+                                              "bound the analyzer can count (a condition such as i < 8)")
             if step is not None:
                 self.it.expressions.value(step)
 
