@@ -15,7 +15,7 @@ from explorer.bench.measure import (BenchReport, BenchResult, CoreLoad, bench, b
 from explorer.bench.plot import scaling_svg
 from explorer.bench.traffic import open_loop, traffic_for
 from explorer.commands.bench import parse_cores
-from explorer.errors import ConfigError, RunError
+from explorer.errors import ConfigError, GenerateError, RunError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -171,8 +171,10 @@ def test_bench_measures_seq_next_to_the_parallel_builds():
     locks = bench("sample_nfs/bridge.c", cores=(2,), strategies=("tm", "locks"), packets=20_000, repeat=1)
     assert [(r.strategy, r.cores) for r in locks.results] == [("seq", 1), ("tm", 2), ("locks", 2)]
     assert locks.result("tm", 2).note == "lock: big-reader lock (no RTM)"  # this CPU has no RTM
-    refused = bench("sample_nfs/bridge.c", cores=(1,), strategies=("sn",), packets=20_000, repeat=1)
-    assert [r.strategy for r in refused.results] == ["seq"] and "cannot run shared-nothing" in refused.notes[0]
+    with pytest.raises(GenerateError, match="cannot run shared-nothing"):  # a seq figure alone: nothing asked for
+        bench("sample_nfs/bridge.c", cores=(1,), strategies=("sn",), packets=20_000, repeat=1)
+    refused = bench("sample_nfs/bridge.c", cores=(1,), strategies=("sn", "locks"), packets=20_000, repeat=1)
+    assert [r.strategy for r in refused.results] == ["seq", "locks"] and "cannot run shared-nothing" in refused.notes[0]
     only = bench("sample_nfs/nop.c", cores=(1, 2), strategies=("seq",), packets=10_000, repeat=1)
     assert [(r.strategy, r.cores) for r in only.results] == [("seq", 1)]
     assert _bench_dirs() == []

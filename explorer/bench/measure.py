@@ -331,6 +331,9 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
             refused.append(error)
     if not builds:  # nothing to measure is a failure, not an empty report
         raise refused[0] if refused else ConfigError(f"{nf}: no build to measure")
+    asked = set(strategies) - {"seq"}
+    if asked and refused and not any(b.strategy in asked for b in builds):  # a seq figure alone answers nothing asked
+        raise refused[0]
     return Setup(analysis.nf, described, tuple(builds), tuple(notes), generic, shardable)
 
 
