@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a traffic generator parameter every kind accepts (repeatable)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="'local' (a local Dask cluster) or a dask.distributed scheduler, e.g. tcp://host:8786")
-    p.add_argument("--csv", metavar="FILE", help="write the tidy table as CSV")
+    p.add_argument("--csv", metavar="FILE", help="write the tidy table as CSV ('-': print it alone on stdout)")
     p.add_argument("--plot", metavar="FILE", help="write a Bokeh page of imbalance against cores (HTML)")
 
     p = sub.add_parser("traffic", help="write a seeded synthetic trace as one pcap per device")

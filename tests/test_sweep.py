@@ -98,6 +98,14 @@ def test_cli_sweep_table_csv_and_plot(tmp_path):
     r = _nfx("sweep", "sample_nfs/psd.c", "--cores", "2", "--seeds", "1", "--packets", "2000", "--json")
     rows = json.loads(r.stdout)["rows"]
     assert len(rows) == 1 and rows[0]["cores"] == 2
+    r = subprocess.run([sys.executable, "-m", "explorer.cli", "sweep", str(ROOT / "sample_nfs" / "psd.c"), "--cores",
+                        "2", "--seeds", "1", "--packets", "2000", "--csv", "-"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300)  # '-' is stdout, as for other tools: no file named '-'
+    assert r.returncode == 0 and r.stdout.splitlines()[0].startswith("nic,cores,traffic,seed"), r.stderr
+    assert len(r.stdout.splitlines()) == 2 and not (tmp_path / "-").exists()
+    for args, needle in [(["--csv", "-", "--json"], "choose one"), (["--plot", "-"], "name a file for it")]:
+        r = _nfx("sweep", "sample_nfs/psd.c", "--cores", "2", "--seeds", "1", "--packets", "2000", *args)
+        assert r.returncode == 1 and needle in r.stderr, (args, r.stderr)
     for args, needle in [(["--cores", "two"], "--cores two: expected an integer"),
                          (["--cores", "0"], "--cores 0: expected an integer from 1"),
                          (["--traffic", "nope"], "unknown traffic kind"), (["--seeds", "0"], "at least 1"),

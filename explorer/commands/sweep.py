@@ -4,6 +4,7 @@ page of imbalance against cores, one line per NIC and traffic (bokeh is imported
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from explorer import pipeline
@@ -34,17 +35,25 @@ def main(args) -> int:
     params = parse_traffic_params(args.param, traffic)
     if args.seeds < 1:
         raise ConfigError(f"bad --seeds {args.seeds}: at least 1")
-    if args.csv and args.plot and same_file(Path(args.csv), Path(args.plot)):
+    to_stdout = args.csv == "-"  # the table alone on stdout, for a pipe
+    if to_stdout and args.json:
+        raise ConfigError("--csv - and --json both print the table: choose one")
+    if args.plot == "-":
+        raise ConfigError("--plot -: the plot is an HTML page; name a file for it")
+    if args.csv and args.plot and not to_stdout and same_file(Path(args.csv), Path(args.plot)):
         raise ConfigError(f"--csv and --plot name the same file {args.csv}: name two")
-    for path, option in ((args.csv, "--csv"), (args.plot, "--plot")):
+    for path, option in ((None if to_stdout else args.csv, "--csv"), (args.plot, "--plot")):
         if path:
             claim_output(path, option, [args.nf])
     result = pipeline.sweep(args.nf, _list(args.nic, "nic"), _counts(args.cores), traffic, args.seeds,
                             args.packets, args.flows, parse_defines(args.define), args.scheduler, **params)
-    if args.csv:
-        write_output(args.csv, result.table.to_csv(index=False), "--csv", [args.nf])
     if args.plot:
         write_output(args.plot, plot_html(result), "--plot", [args.nf])
+    if to_stdout:
+        sys.stdout.write(result.table.to_csv(index=False))
+        return 0
+    if args.csv:
+        write_output(args.csv, result.table.to_csv(index=False), "--csv", [args.nf])
     if args.json:
         print(json.dumps({"nf": result.nf, "rows": json.loads(result.table.to_json(orient="records"))},
                          indent=2, sort_keys=True))
