@@ -933,6 +933,8 @@ def test_every_command_takes_a_kind_with_its_parameters_as_bench_does(tmp_path, 
     assert nfx(["simulate", fw, "--traffic", "zipf", "--param", "skew=1.3", "--packets", "3000", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == inline
     assert nfx(["simulate", fw, "--traffic", "zipf:skew=1.3", "--param", "skew=2"]) == 1
-    assert "bad --param 'skew=2': skew is given twice" in capsys.readouterr().err
+    assert "bad traffic parameter 'skew=2': skew is given twice" in capsys.readouterr().err
+    assert nfx(["traffic", "zipf:skew=2,flows=3", "--out", str(tmp_path / "z")]) == 1  # inline: no --param to blame
+    assert "bad traffic parameter 'flows=3': the flows count is an option of its own: --flows 3" in capsys.readouterr().err
     assert nfx(["check", fw, "--traffic", "uniform:nope=1", "--cores", "2"]) == 1
     assert "traffic uniform has no parameter 'nope'" in capsys.readouterr().err

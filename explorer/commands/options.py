@@ -82,15 +82,17 @@ def parse_traffic_params(specs: list[str], kinds: list[str]) -> dict[str, object
         names = set(kind_parameters(kind))
         accepted = names if accepted is None else accepted & names
     out: dict[str, object] = {}
-    for spec in specs:
+    for spec in specs:  # from --param or after KIND: in --traffic: the message names neither
         name, eq, text = spec.partition("=")
         name = name.strip()
         if not eq or not name or not text:
-            raise ConfigError(f"bad --param {spec!r}: expected NAME=VALUE, e.g. server_prefix=172.16.0.10/32")
+            raise ConfigError(f"bad traffic parameter {spec!r}: expected NAME=VALUE, e.g. server_prefix=172.16.0.10/32")
         if name in out:
-            raise ConfigError(f"bad --param {spec!r}: {name} is given twice")
+            raise ConfigError(f"bad traffic parameter {spec!r}: {name} is given twice")
+        if name in ("packets", "flows") and (accepted is None or name not in accepted):
+            raise ConfigError(f"bad traffic parameter {spec!r}: the {name} count is an option of its own: --{name} {text}")
         if accepted is not None and name not in accepted:
-            raise ConfigError(f"bad --param {spec!r}: traffic {', '.join(kinds)} has no parameter {name!r}; "
+            raise ConfigError(f"bad traffic parameter {spec!r}: traffic {', '.join(kinds)} has no parameter {name!r}; "
                               f"accepted: {', '.join(sorted(accepted))}")
         out[name] = [_value(v) for v in text.split(",")] if "," in text else _value(text)
     return out
