@@ -444,6 +444,29 @@ def test_an_analysis_warning_shows_under_the_load_status(explorer):
     assert button(page, "Reset overrides").is_visible()
 
 
+def test_a_syntax_error_shows_the_source_at_its_line(explorer):
+    """Loading an NF that is not valid C says where in the load status, and the Source tab shows
+    the file opened at that line, marked, with gcc's words beside it; loading fw again recovers."""
+    page, _ = explorer
+    box = page.locator(".nfx-picker input").first
+    box.fill(str(ROOT / "tests" / "nfs" / "bad_syntax.c"))
+    box.press("Tab")
+    button(page, "Load").click()
+    text = wait_status(page, ".nfx-load-status", "bad_syntax.c:6:11", state="error")
+    assert "expected expression before" in text and "Traceback" not in text
+    tab(page, "Source")
+    warned = page.locator(".nfx-source .nfx-warned")
+    assert warned.count() == 1 and warned.get_attribute("data-line") == "6"
+    assert "expected expression before" in warned.inner_text()
+    warned.scroll_into_view_if_needed()
+    screenshot(page, "22-source-syntax-error")
+    box.fill(str(FW))
+    box.press("Tab")
+    button(page, "Load").click()
+    wait_status(page, ".nfx-load-status", "Loaded fw.c")
+    assert page.locator(".nfx-source .nfx-warned").count() == 0
+
+
 def test_replicated_state_and_a_lock_chosen_in_the_table(browser, tmp_path):
     with nfx_explore(str(LB), tmp_path) as url:
         page, outside = open_page(browser, url)

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from explorer.errors import CSyntaxError, ShardingError
+from explorer.ir import Location
 from widgets.app import ExplorerApp
 from widgets.simulator import UPLOADED
 
@@ -137,6 +138,19 @@ def test_a_syntax_error_while_loading_is_shown(app, engine):
     engine.fail["analyze"] = CSyntaxError("expected ';'", location="tiny.c:3:9")
     app.picker.button.click()
     assert app.load_status.state == "error" and "tiny.c:3:9: expected ';'" in app.load_status.message
+
+
+def test_a_failed_load_shows_the_source_at_the_line_it_failed(app, engine, nf):
+    """The first load of an NF with a syntax error shows its source with that line marked and the
+    message beside it (the status line alone named a line the page did not show)."""
+    engine.fail["analyze"] = CSyntaxError("expected ';' before 'return'", location=Location(str(nf), 3, 9))
+    app.picker.button.click()
+    view = app.source_view
+    assert view.text == nf.read_text() and view.paths == [] and view.warnings == {3: "expected ';' before 'return'"}
+    assert "expected &#x27;;&#x27; before &#x27;return&#x27;" in view._code.value  # beside the line
+    engine.fail["analyze"] = CSyntaxError("no such file", location=Location("other.h", 2, 1))  # not in the NF
+    app.picker.button.click()
+    assert view.warnings == {3: "expected ';' before 'return'"}
 
 
 def test_a_breaking_override_is_solved_at_once_and_explained(app, engine):

@@ -40,7 +40,7 @@ from widgets.project_view import ProjectView, default_folder
 from widgets.sharding_table import ShardingTable, rows_from
 from widgets.simulator import SimulatorPanel
 from widgets.solution_view import SolutionView
-from widgets.source_view import SourceView
+from widgets.source_view import SourceView, same_file
 from widgets.status import STATUS_CSS, StatusLine, accepts
 from widgets.verify_view import VerifyPanel
 
@@ -265,6 +265,7 @@ class ExplorerApp(ipywidgets.VBox):
             if not issubclass(w.category, AnalysisWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if analysis is None:
+            self._show_failure(path)
             return
         self.analysed_seconds = self.load_status.seconds
         data = analysis.to_dict()
@@ -297,6 +298,20 @@ class ExplorerApp(ipywidgets.VBox):
             self.solve()
         else:
             self._refresh()
+
+    def _show_failure(self, path: str) -> None:
+        """The NF's source with the line its analysis failed at, when the error points into it (a
+        syntax error, an unsupported construct): the status line alone names a line nobody sees."""
+        error = self.load_status.error
+        location = getattr(error, "location", None)
+        line = getattr(location, "line", 0)
+        if error is None or not line or not same_file(str(location.file), path):
+            return
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return
+        self.source_view.show_error(path, text, int(line), error.message)
 
     def solve(self) -> None:
         """Solve RSS keys for the loaded NF with the chosen NIC, cores, strategy, seed and overrides."""

@@ -107,6 +107,13 @@ class SourceView(ipywidgets.VBox):
             self.text, self.source, self.paths = text, analysis["source"], list(analysis["paths"])
             self.warnings = warned_lines(warnings, self.source)
 
+    def show_error(self, source: str, text: str, line: int, message: str) -> None:
+        """Show ``text``, the contents of ``source``, whose analysis failed at ``line`` with
+        ``message``: that line marked and opened, no path (there are none)."""
+        with self.hold_trait_notifications():
+            self.text, self.source, self.paths, self.focus = text, source, [], ""
+            self.warnings = {line: message}
+
     @traitlets.observe("text", "source", "paths", "focus", "warnings")
     def _on_change(self, _change: Any) -> None:
         self._render()
@@ -127,10 +134,12 @@ class SourceView(ipywidgets.VBox):
         if not self.text:
             self._code.value = "<i>No NF loaded.</i>"
             return
-        # A focus opens a few lines above its first line, the rest folded away above.
-        fold_before = max(min(selected) - CONTEXT_LINES, 1) if selected else 1
-        marked = frozenset(notes)
+        # A focus opens a few lines above its first line, the rest folded away above; without one,
+        # so does the failed analysis' line (``show_error``: no paths, one warning).
         warned = {int(line): note for line, note in self.warnings.items()}
+        opened = selected or (frozenset(warned) if not self.paths else frozenset())
+        fold_before = max(min(opened) - CONTEXT_LINES, 1) if opened else 1
+        marked = frozenset(notes)
         notes.update({line: f"{notes[line]}; {note}" if line in notes else note for line, note in warned.items()})
         self._code.value = render_code(self.text, self.source or "nf.c", notes=notes, marked=marked,
                                        selected=selected, warned=frozenset(warned), fold_before=fold_before,

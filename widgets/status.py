@@ -60,6 +60,7 @@ class StatusLine(ipywidgets.HBox):
         super().__init__([self._bar, self._label], **kwargs)
         self.add_class("nfx-status")
         self.hint = idle  # what the line says when nothing happened yet
+        self.error: Optional[NfxError] = None  # what the last call raised (None when it succeeded)
         self.message = idle
         self._show()
 
@@ -92,9 +93,11 @@ class StatusLine(ipywidgets.HBox):
                 self.message = f"{what}\u2026 {count:,} of {total:,}"
             kwargs["progress"] = progress
         start = time.perf_counter()
+        self.error = None
         try:
             result = call(*args, **kwargs)
         except NfxError as error:
+            self.error = error
             self.state, self.message = "error", f"{what} failed: {error}"
             return None
         except Exception as error:  # a bug, not a user error: say so, then let it surface
