@@ -69,6 +69,14 @@ def button(page, name: str):
     return page.get_by_role("button", name=name, exact=True)
 
 
+def load(page, nf: Path) -> None:
+    """Name ``nf`` in the NF box and press Load."""
+    box = page.locator(".nfx-picker input").first
+    box.fill(str(nf))
+    box.press("Tab")
+    button(page, "Load").click()
+
+
 def status_line(page, section: str):
     """A section's status line: ``.nfx-solve-status`` is one itself, other sections hold one."""
     return page.locator(section if section.endswith("-status") else f"{section} .nfx-status").first
@@ -421,10 +429,7 @@ def test_an_analysis_warning_shows_under_the_load_status(explorer):
     """An NF that tests for a port it does not have (``case MGMT:``, NF_DEVICES left at 2) loads and
     solves, and the load status says where and why in the warning colour."""
     page, _ = explorer
-    box = page.locator(".nfx-picker input").first
-    box.fill(str(ROOT / "tests" / "nfs" / "mgmt_port.c"))
-    box.press("Tab")
-    button(page, "Load").click()
+    load(page, ROOT / "tests" / "nfs" / "mgmt_port.c")
     text = wait_status(page, ".nfx-load-status", "this tests for device 2", state="warning")
     assert text.startswith("Loaded mgmt_port.c: ") and "#define NF_DEVICES 3" in text
     wait_status(page, ".nfx-solve-status", "mgmt_port.c")
@@ -437,9 +442,7 @@ def test_an_analysis_warning_shows_under_the_load_status(explorer):
     assert warned.get_attribute("data-line") == "18"
     warned.scroll_into_view_if_needed()
     screenshot(page, "21-source-warning")
-    box.fill(str(FW))
-    box.press("Tab")
-    button(page, "Load").click()
+    load(page, FW)
     wait_status(page, ".nfx-load-status", "Loaded fw.c")
     assert button(page, "Reset overrides").is_visible()
 
@@ -448,10 +451,7 @@ def test_a_syntax_error_shows_the_source_at_its_line(explorer):
     """Loading an NF that is not valid C says where in the load status, and the Source tab shows
     the file opened at that line, marked, with gcc's words beside it; loading fw again recovers."""
     page, _ = explorer
-    box = page.locator(".nfx-picker input").first
-    box.fill(str(ROOT / "tests" / "nfs" / "bad_syntax.c"))
-    box.press("Tab")
-    button(page, "Load").click()
+    load(page, ROOT / "tests" / "nfs" / "bad_syntax.c")
     text = wait_status(page, ".nfx-load-status", "bad_syntax.c:6:11", state="error")
     assert "expected expression before" in text and "Traceback" not in text
     tab(page, "Source")
@@ -460,9 +460,7 @@ def test_a_syntax_error_shows_the_source_at_its_line(explorer):
     assert "expected expression before" in warned.inner_text()
     warned.scroll_into_view_if_needed()
     screenshot(page, "22-source-syntax-error")
-    box.fill(str(FW))
-    box.press("Tab")
-    button(page, "Load").click()
+    load(page, FW)
     wait_status(page, ".nfx-load-status", "Loaded fw.c")
     assert page.locator(".nfx-source .nfx-warned").count() == 0
 
