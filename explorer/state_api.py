@@ -40,5 +40,6 @@ STATE_CALLS: dict[str, str] = {
     "nf_cht_find_backend": "cht",
 }
 # nf.h's other functions: header access, byte order, checksums, hashing, and the libc the NF may use.
-OTHER_CALLS = frozenset({"nf_ether_header", "nf_ipv4_header", "nf_tcpudp_header", "nf_update_checksums",
-                         "nf_ntohs", "nf_htons", "nf_ntohl", "nf_htonl", "nf_hash", "memcpy", "memset", "memcmp"})
+OTHER_CALLS = frozenset({"nf_ether_header", "nf_ipv4_header", "nf_tcpudp_header", "nf_tcp_fields",
+                         "nf_update_checksums", "nf_ntohs", "nf_htons", "nf_ntohl", "nf_htonl", "nf_hash", "memcpy",
+                         "memset", "memcmp"})

@@ -34,12 +34,12 @@ FRAGMENT_BITS = 0x3FFF
 @dataclass(frozen=True)
 class PacketField:
     """A named header field: ``p.ipv4.src`` is a 32-bit host-order number (the big-endian reading of
-    its wire bytes), at byte ``offset`` of its header ``region`` (struct nf_ether_hdr, nf_ipv4_hdr or
-    nf_tcpudp_hdr in nf.h)."""
+    its wire bytes), at byte ``offset`` of its header ``region`` (struct nf_ether_hdr, nf_ipv4_hdr,
+    nf_tcpudp_hdr or nf_tcp_fields in nf.h)."""
 
     name: str  # "p.ipv4.src"
     bits: int
-    region: str  # "ether" | "ipv4" | "l4"
+    region: str  # "ether" | "ipv4" | "l4" | "tcp"
     offset: int  # bytes from the start of the region's header
     rss_name: Optional[str] = None  # "src_ip" for the four fields RSS can hash, else None
 
@@ -68,12 +68,23 @@ PACKET_FIELDS: tuple[PacketField, ...] = (
     PacketField("p.ipv4.dst", 32, "ipv4", 16, "dst_ip"),
     PacketField("p.l4.sport", 16, "l4", 0, "src_port"),
     PacketField("p.l4.dport", 16, "l4", 2, "dst_port"),
+    PacketField("p.tcp.seq", 32, "tcp", 0),
+    PacketField("p.tcp.ack", 32, "tcp", 4),
+    PacketField("p.tcp.data_off", 8, "tcp", 8),
+    PacketField("p.tcp.flags", 8, "tcp", 9),
+    PacketField("p.tcp.window", 16, "tcp", 10),
+    PacketField("p.tcp.checksum", 16, "tcp", 12),
+    PacketField("p.tcp.urgent", 16, "tcp", 14),
 )
 FIELD_BY_NAME: dict[str, PacketField] = {f.name: f for f in PACKET_FIELDS}
-# The headers nf.h hands out: the bytes the analysis models for each (IPv4 without options, and
-# only the two ports of TCP/UDP) and how views name them.
-HEADER_SIZES: dict[str, int] = {"ether": ETHER_LEN, "ipv4": 20, "l4": 4}
-HEADER_LABELS: dict[str, str] = {"ether": "Ethernet header", "ipv4": "IPv4 header", "l4": "TCP/UDP header"}
+# The headers nf.h hands out: the bytes the analysis models for each (IPv4 without options, the two
+# ports of TCP/UDP, and the rest of TCP's fixed header apart, so that no two regions hold one byte)
+# and how views name them.
+HEADER_SIZES: dict[str, int] = {"ether": ETHER_LEN, "ipv4": 20, "l4": 4, "tcp": 16}
+HEADER_LABELS: dict[str, str] = {"ether": "Ethernet header", "ipv4": "IPv4 header", "l4": "TCP/UDP header",
+                                 "tcp": "TCP header after the ports"}
+# The regions that follow the IPv4 header and its options, by where they start in the L4 header.
+L4_REGIONS: dict[str, int] = {"l4": 0, "tcp": 4}
 # Not header fields, but inputs of nf_process the analysis also names.
 INPUT_SYMBOLS: dict[str, int] = {"p.device": 16, "p.len": 16, "now": 64}
 
@@ -101,4 +112,4 @@ def frame_offset(field: PacketField, l4_start: Optional[int]) -> Optional[int]:
         return field.offset
     if field.region == "ipv4":
         return ETHER_LEN + field.offset
-    return None if l4_start is None else l4_start + field.offset
+    return None if l4_start is None else l4_start + L4_REGIONS[field.region] + field.offset

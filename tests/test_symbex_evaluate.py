@@ -129,13 +129,15 @@ def test_scalars_broadcast_with_arrays() -> None:
 
 def test_frames_env_reads_fields_where_the_runtime_does() -> None:
     frame = bytes.fromhex("020000000001" "020000000002" "0800" "46" "00" "0032" "1234" "2000" "40" "11" "beef"
-                          "0a000001" "c0000201" "00000000" "1f90" "0035" "0000") + bytes(8)
+                          "0a000001" "c0000201" "00000000" "1f90" "0035" "00000001" "00000002" "50" "12" "fffe"
+                          "abcd" "0007")
     env = frames_env([frame], devices=[1], timestamps=[99])
     expected = {"p.ether.dst": 0x020000000001, "p.ether.src": 0x020000000002, "p.ether.type": 0x0800,
                 "p.ipv4.version_ihl": 0x46, "p.ipv4.tos": 0, "p.ipv4.total_length": 0x32, "p.ipv4.id": 0x1234,
                 "p.ipv4.frag_off": 0x2000, "p.ipv4.ttl": 0x40, "p.ipv4.proto": 17, "p.ipv4.checksum": 0xBEEF,
                 "p.ipv4.src": 0x0A000001, "p.ipv4.dst": 0xC0000201, "p.l4.sport": 0x1F90, "p.l4.dport": 0x35,
-                "p.len": len(frame), "p.device": 1, "now": 99}
+                "p.tcp.seq": 1, "p.tcp.ack": 2, "p.tcp.data_off": 0x50, "p.tcp.flags": 0x12, "p.tcp.window": 0xFFFE,
+                "p.tcp.checksum": 0xABCD, "p.tcp.urgent": 7, "p.len": len(frame), "p.device": 1, "now": 99}
     assert {k: int(v[0]) for k, v in env.items()} == expected
 
 
@@ -161,7 +163,8 @@ def test_fields_env_makes_a_symbol_only_when_read() -> None:
 
     trace = generate("mixed", packets=50, flows=5, seed=3)
     env = fields_env(extract_fields(trace.frames), trace.devices)
-    assert "p.ipv4.src" in env and "p.ipv4.ttl" not in env and {"p.len", "p.device"} <= env.keys()
+    assert "p.ipv4.src" in env and "p.ipv4.ttl" not in env and "p.tcp.flags" not in env
+    assert {"p.len", "p.device"} <= env.keys()
     assert env._values == {}  # asking what it holds made nothing
     assert env["p.device"].tolist() == trace.devices.tolist() and list(env._values) == ["p.device"]
     with pytest.raises(KeyError):

@@ -61,6 +61,15 @@ CASES = [
      HEADERS + "  return table[ip->ttl];", 9, 16, "may take more than 16 values"),
     ("past the IPv4 header", "", "return true;", HEADERS + "  uint8_t *bytes = (uint8_t *)ip;\n  return bytes[20];",
      9, 10, "past the IPv4 header (20 bytes); use nf_tcpudp_header()"),
+    ("past the TCP/UDP ports", "", "return true;",
+     "  struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);\n  if (l4 == NULL) return NF_DROP;\n"
+     "  uint8_t *bytes = (uint8_t *)l4;\n  return bytes[13];", 9, 10,
+     "past the TCP/UDP header (4 bytes); only the ports are in struct nf_tcpudp_hdr: use nf_tcp_fields() for the "
+     "rest of a TCP header"),
+    ("past the TCP header", "", "return true;",
+     "  struct nf_tcp_fields *tcp = nf_tcp_fields(packet, len);\n  if (tcp == NULL) return NF_DROP;\n"
+     "  uint8_t *bytes = (uint8_t *)tcp;\n  return bytes[16];", 9, 10,
+     "past the TCP header after the ports (16 bytes); TCP options are not modelled"),
     ("past the Ethernet header", "", "return true;",
      "  struct nf_ether_hdr *eth = nf_ether_header(packet);\n  return *((uint8_t *)(eth + 1));", 7, 12,
      "past the Ethernet header (14 bytes)"),

@@ -205,6 +205,16 @@ struct nf_tcpudp_hdr *nf_tcpudp_header(uint8_t *packet, uint16_t len) {
   return (struct nf_tcpudp_hdr *)(packet + l4_offset);
 }
 
+/* The wire layout the analysis models (explorer/wire.py): 16 bytes, no padding. */
+_Static_assert(sizeof(struct nf_tcp_fields) == 16 && offsetof(struct nf_tcp_fields, flags) == 9,
+               "struct nf_tcp_fields is the TCP header's bytes 4..19");
+
+struct nf_tcp_fields *nf_tcp_fields(uint8_t *packet, uint16_t len) {
+  uint8_t *l4 = (uint8_t *)nf_tcpudp_header(packet, len);
+  if (l4 == NULL || nf_ipv4_header(packet, len)->protocol != NF_IP_PROTO_TCP) return NULL;
+  return (struct nf_tcp_fields *)(l4 + 4);
+}
+
 /* The one's-complement sum is byte-order independent (RFC 1071): summing the 16-bit words as
  * loaded in native order gives the byte-swapped sum, and storing its complement in native order
  * writes the right bytes. So the sum reads 8 bytes at a time in native order; numbers added to it

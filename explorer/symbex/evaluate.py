@@ -17,6 +17,7 @@ import numpy as np
 import z3
 
 from explorer.symbex.bitvec import FNV_OFFSET, FNV_PRIME
+from explorer.wire import L4_REGIONS, PACKET_FIELDS
 
 _U64 = np.uint64
 
@@ -366,7 +367,7 @@ def evaluate(term: Any, env: Mapping[str, Any]) -> np.ndarray:
 
 
 # ---- symbol values from packets ------------------------------------------------------------
-_HEAD = 78  # Ethernet + the longest IPv4 header (IHL 15) + the two ports
+_HEAD = 94  # Ethernet + the longest IPv4 header (IHL 15) + TCP's 20 fixed bytes
 
 
 def _be(head: np.ndarray, start: int, size: int) -> np.ndarray:
@@ -379,8 +380,8 @@ def _be(head: np.ndarray, start: int, size: int) -> np.ndarray:
 def frames_env(frames: Any, devices: Any = None, timestamps: Any = None) -> dict[str, np.ndarray]:
     """The value of every packet symbol for raw frames, read at the offsets nf.h's structs give,
     whatever the frame holds (as the runtime reads them; bytes past the end read as 0):
-    ``p.ether.*``, ``p.ipv4.*`` (bytes 14..33), ``p.l4.*`` (at 14 + 4 * IHL), ``p.len`` and, when
-    given, ``p.device`` and ``now``."""
+    ``p.ether.*``, ``p.ipv4.*`` (bytes 14..33), ``p.l4.*`` (at 14 + 4 * IHL), ``p.tcp.*`` (4 bytes
+    later), ``p.len`` and, when given, ``p.device`` and ``now``."""
     n = len(frames)
     head = np.zeros((n, _HEAD), dtype=np.uint8)
     lengths = np.zeros(n, dtype=np.uint64)
@@ -390,17 +391,24 @@ def frames_env(frames: Any, devices: Any = None, timestamps: Any = None) -> dict
         lengths[i] = len(frame)
     l4 = 14 + 4 * (head[:, 14] & 0x0F).astype(np.intp)
     rows = np.arange(n)
-    ports = [(head[rows, l4 + k].astype(np.uint64) << _U64(8)) | head[rows, l4 + k + 1].astype(np.uint64)
-             for k in (0, 2)]
+
+    def at(start: int, size: int) -> np.ndarray:
+        """The big-endian numbers of ``size`` bytes at byte ``start`` of the L4 headers."""
+        value = np.zeros(n, dtype=np.uint64)
+        for k in range(size):
+            value = (value << _U64(8)) | head[rows, l4 + start + k].astype(np.uint64)
+        return value
+
     env = {
         "p.ether.dst": _be(head, 0, 6), "p.ether.src": _be(head, 6, 6), "p.ether.type": _be(head, 12, 2),
         "p.ipv4.version_ihl": _be(head, 14, 1), "p.ipv4.tos": _be(head, 15, 1),
         "p.ipv4.total_length": _be(head, 16, 2), "p.ipv4.id": _be(head, 18, 2),
         "p.ipv4.frag_off": _be(head, 20, 2), "p.ipv4.ttl": _be(head, 22, 1), "p.ipv4.proto": _be(head, 23, 1),
         "p.ipv4.checksum": _be(head, 24, 2), "p.ipv4.src": _be(head, 26, 4), "p.ipv4.dst": _be(head, 30, 4),
-        "p.l4.sport": ports[0], "p.l4.dport": ports[1],
         "p.len": lengths & _U64(0xFFFF),
     }
+    env.update({f.name: at(L4_REGIONS[f.region] + f.offset, f.size)
+                for f in PACKET_FIELDS if f.region in L4_REGIONS})
     if devices is not None:
         env["p.device"] = np.asarray(devices).astype(np.uint64)
     if timestamps is not None:
@@ -417,7 +425,8 @@ def fields_env(fields: Any, devices: Any = None, timestamps: Any = None) -> "Fie
     PacketFields zeroes IPv4 fields of non-IPv4 frames and ports of non-TCP/UDP ones, and keeps no
     raw version/IHL or fragment word; those are rebuilt so that the accessor conditions
     (``p.is_ipv4``, ``p.is_tcpudp``) evaluate exactly as on the frames. Fields PacketFields does not
-    carry (tos, id, ttl, total_length, checksum) are absent: terms using them raise KeyError."""
+    carry (tos, id, ttl, total_length, checksum, and TCP's fields after the ports) are absent: terms
+    using them raise KeyError."""
     u64 = lambda name: lambda: np.asarray(getattr(fields, name), dtype=np.uint64)  # noqa: E731
     make = {
         "p.ether.dst": u64("eth_dst"), "p.ether.src": u64("eth_src"), "p.ether.type": u64("ether_type"),

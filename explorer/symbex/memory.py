@@ -54,7 +54,9 @@ class Region:
                 hint = {"ipv4": "; use nf_tcpudp_header() to reach the TCP/UDP header (IPv4 options are not "
                                 "supported)",
                         "ether": "; use nf_ipv4_header() to reach the IPv4 header",
-                        "l4": "; only the first four bytes of the TCP/UDP header (the ports) are modelled"}
+                        "l4": "; only the ports are in struct nf_tcpudp_hdr: use nf_tcp_fields() for the rest of a "
+                              "TCP header",
+                        "tcp": "; TCP options are not modelled"}
                 raise SemanticsError(f"access to bytes {offset}..{offset + n - 1} is past the {self.label} "
                                      f"({len(self.cells)} bytes){hint.get(self.name, '')}")
             raise SemanticsError(f"access to bytes {offset}..{offset + n - 1} is outside {self.label} "

@@ -1,5 +1,6 @@
-"""The packet as the explorer sees it: field symbols, three header regions built from their bytes,
-and the exact conditions under which nf_ipv4_header / nf_tcpudp_header return a header.
+"""The packet as the explorer sees it: field symbols, the header regions built from their bytes,
+and the exact conditions under which nf_ipv4_header / nf_tcpudp_header / nf_tcp_fields return a
+header.
 
 A field symbol is the host-order number (the big-endian reading of the wire bytes), so byte k of
 a W-byte field is byte W-1-k (little-endian index) of its symbol.
@@ -37,6 +38,7 @@ class PacketSymbols:
                                 f["p.ipv4.frag_off"] & FRAGMENT_BITS == 0,
                                 z3.Or(z3.And(proto == PROTO_TCP, z3.UGE(length, ip_end + TCP_LEN)),
                                       z3.And(proto == PROTO_UDP, z3.UGE(length, ip_end + UDP_LEN))))
+        self.tcp_ok = z3.And(self.tcpudp_ok, proto == PROTO_TCP)
 
     def header_regions(self) -> dict[str, Region]:
         regions = {}

@@ -18,7 +18,7 @@ import z3
 
 from explorer.symbex.bitvec import symbols_of
 from explorer.traffic.replies import l4_start
-from explorer.wire import FIELD_BY_NAME, PROTO_TCP, PROTO_UDP, frame_offset
+from explorer.wire import FIELD_BY_NAME, L4_REGIONS, PROTO_TCP, PROTO_UDP, frame_offset
 
 
 # ---- frames -------------------------------------------------------------------------------------
@@ -27,7 +27,7 @@ def _span(name: str, frame: bytes) -> Optional[tuple[int, int]]:
     field = FIELD_BY_NAME.get(name)
     if field is None:
         return None
-    start = frame_offset(field, l4_start(frame) if field.region == "l4" else None)
+    start = frame_offset(field, l4_start(frame) if field.region in L4_REGIONS else None)
     return None if start is None else (start, field.size)
 
 

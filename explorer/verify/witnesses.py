@@ -43,7 +43,7 @@ from explorer.traffic.replies import reply_frame
 from explorer.traffic.trace import Trace
 from explorer.verify.coverage import Coverage, PathMatch, calls_by_packet, match_paths
 from explorer.verify.renaming import update_checksums
-from explorer.wire import ETHER_LEN, PACKET_FIELDS
+from explorer.wire import ETHER_LEN, PACKET_FIELDS, frame_offset
 
 START_NS = 1_000_000_000  # traces start at 1 s, so that "now - AGE" expiry thresholds stay at 0
 STEP_NS = 1_000  # packets of a round are 1 us apart: nothing expires between them
@@ -219,15 +219,22 @@ def _template(rng: random.Random) -> dict[str, int]:
     }
 
 
+# TCP's fields after the ports, for a path that reads them: a plain 20-byte header (no options)
+# around the values the path's condition asks for (other paths' frames are built as before).
+_TCP_TEMPLATE = {"p.tcp.seq": 1, "p.tcp.ack": 0, "p.tcp.data_off": 0x50, "p.tcp.flags": 0x10,
+                 "p.tcp.window": 0xFFFF, "p.tcp.checksum": 0, "p.tcp.urgent": 0}
+
+
 def build_frame(values: dict[str, int], length: int, keep_checksum: bool = False) -> bytes:
     """A frame of ``length`` bytes with every header field at the offset nf.h's structs give it
-    (the L4 ports after the IPv4 header and its options), checksums computed unless kept."""
+    (the L4 ports, and TCP's fields after them, past the IPv4 header and its options), checksums
+    computed unless kept."""
     frame = bytearray(max(length, ETHER_LEN))
     ihl = values.get("p.ipv4.version_ihl", 0x45) & 0x0F
     for name, f in _FIELDS.items():
         if name not in values or (name == "p.ipv4.total_length"):
             continue
-        start = {"ether": 0, "ipv4": ETHER_LEN, "l4": ETHER_LEN + 4 * ihl}[f.region] + f.offset
+        start = frame_offset(f, ETHER_LEN + 4 * ihl)
         if start + f.size <= len(frame):
             frame[start:start + f.size] = (values[name] & ((1 << f.bits) - 1)).to_bytes(f.size, "big")
     if len(frame) >= 18:
@@ -321,6 +328,8 @@ def _candidate(path: ir.CallPath, values: dict[str, int], rng: random.Random) ->
     for access in path.accesses:
         if access.key is not None:
             relevant |= symbols_of(access.key)
+    if relevant & _TCP_TEMPLATE.keys():
+        fields.update(_TCP_TEMPLATE)
     for name in relevant & set(_FIELDS):
         fields[name] = values.get(name, fields[name])
     length = values.get("p.len", 60) if "p.len" in relevant else max(60, values.get("p.len", 60))
@@ -403,7 +412,7 @@ def _patched(frame: bytes, values: dict[str, int]) -> bytes:
     ihl = frame[14] & 0x0F if len(frame) > 14 else 5
     for name, value in values.items():
         f = _FIELDS[name]
-        start = {"ether": 0, "ipv4": ETHER_LEN, "l4": ETHER_LEN + 4 * ihl}[f.region] + f.offset
+        start = frame_offset(f, ETHER_LEN + 4 * ihl)
         if start + f.size <= len(out):
             out[start:start + f.size] = value.to_bytes(f.size, "big")
     fixed = update_checksums(bytes(out))

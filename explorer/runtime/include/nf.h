@@ -76,6 +76,25 @@ struct nf_tcpudp_hdr {
   uint16_t dst_port; /* p.l4.dport */
 };
 
+/* The rest of a TCP header's 20 fixed bytes, after the ports: a struct of its own, so that the
+ * ports stay in one place for TCP and UDP alike. Options (data_off > 5) are not modelled. */
+struct nf_tcp_fields {
+  uint32_t seq;      /* p.tcp.seq */
+  uint32_t ack;      /* p.tcp.ack */
+  uint8_t data_off;  /* p.tcp.data_off: header length in 32-bit words, in the high nibble */
+  uint8_t flags;     /* p.tcp.flags: NF_TCP_FIN, NF_TCP_SYN, ... */
+  uint16_t window;   /* p.tcp.window */
+  uint16_t checksum; /* p.tcp.checksum */
+  uint16_t urgent;   /* p.tcp.urgent */
+};
+
+#define NF_TCP_FIN 0x01
+#define NF_TCP_SYN 0x02
+#define NF_TCP_RST 0x04
+#define NF_TCP_PSH 0x08
+#define NF_TCP_ACK 0x10
+#define NF_TCP_URG 0x20
+
 /* The longest frame the runtime hands to nf_process, in bytes as captured (no FCS): a 9,000-byte
  * jumbo payload plus Ethernet and VLAN headers. Every driver (the sequential harness, the replay
  * harness, the generated DPDK program) drops longer frames, like runts, without calling the NF;
@@ -95,8 +114,12 @@ struct nf_ipv4_hdr *nf_ipv4_header(uint8_t *packet, uint16_t len);
  * (20 bytes for TCP, 8 for UDP), which starts right after the IPv4 header and its options. */
 struct nf_tcpudp_hdr *nf_tcpudp_header(uint8_t *packet, uint16_t len);
 
+/* NULL unless nf_tcpudp_header() is not NULL and the protocol is TCP (len then holds the 20-byte
+ * TCP header): the TCP header from byte 4, right after the ports. */
+struct nf_tcp_fields *nf_tcp_fields(uint8_t *packet, uint16_t len);
+
 /* Recompute the IPv4 header checksum and, for unfragmented TCP/UDP, the L4 checksum (a UDP
- * checksum of 0, "none", stays 0). Call after rewriting addresses or ports. */
+ * checksum of 0, "none", stays 0). Call after rewriting addresses, ports or TCP fields. */
 void nf_update_checksums(uint8_t *packet, uint16_t len);
 
 /* ---- byte order and hashing ---------------------------------------------------------------- */

@@ -12,7 +12,7 @@ from explorer.symbex.models.cht import ChtFindBackend
 from explorer.symbex.models.context import CallContext, Model
 from explorer.symbex.models.dchains import (AllocateNewIndex, ExpireItems, FreeIndex, IsIndexAllocated,
                                             RejuvenateIndex)
-from explorer.symbex.models.headers import EtherHeader, Ipv4Header, TcpudpHeader, UpdateChecksums
+from explorer.symbex.models.headers import EtherHeader, Ipv4Header, TcpFields, TcpudpHeader, UpdateChecksums
 from explorer.symbex.models.libc import ByteSwap, Hash, Memcmp, Memcpy, Memset
 from explorer.symbex.models.maps import MapErase, MapGet, MapPut
 from explorer.symbex.models.sketches import SketchEstimate, SketchExpire, SketchTouch
@@ -21,8 +21,8 @@ from explorer.symbex.models.vectors import VectorBorrow, VectorReturn
 _MODELS: tuple[Model, ...] = (
     Allocate(), MapGet(), MapPut(), MapErase(), VectorBorrow(), VectorReturn(), AllocateNewIndex(),
     RejuvenateIndex(), IsIndexAllocated(), FreeIndex(), ExpireItems(), SketchTouch(), SketchEstimate(),
-    SketchExpire(), ChtFindBackend(), EtherHeader(), Ipv4Header(), TcpudpHeader(), UpdateChecksums(), ByteSwap(),
-    Hash(), Memcpy(), Memset(), Memcmp(),
+    SketchExpire(), ChtFindBackend(), EtherHeader(), Ipv4Header(), TcpudpHeader(), TcpFields(), UpdateChecksums(),
+    ByteSwap(), Hash(), Memcpy(), Memset(), Memcmp(),
 )
 MODELS: dict[str, Model] = {name: model for model in _MODELS for name in model.names}
 

@@ -1,6 +1,6 @@
-"""The packet accessors and checksums: ``nf_ether_header`` (always a header), ``nf_ipv4_header``
-and ``nf_tcpudp_header`` (a header on the paths where the frame has one, NULL on the others) and
-``nf_update_checksums``."""
+"""The packet accessors and checksums: ``nf_ether_header`` (always a header), ``nf_ipv4_header``,
+``nf_tcpudp_header`` and ``nf_tcp_fields`` (a header on the paths where the frame has one, NULL on
+the others) and ``nf_update_checksums``."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -43,7 +43,7 @@ class LaterHeader(Model):
 
     forks = True
 
-    which: str  # "ipv4" | "tcpudp"
+    which: str  # "ipv4" | "tcpudp" | "tcp": the packet's condition ``<which>_ok``
     region: str
     struct_tag: str
 
@@ -61,7 +61,7 @@ class LaterHeader(Model):
         packet = ctx.machine.packet
         assert packet is not None
         length = ctx.integer(1, ct.USHORT)
-        cond = packet.ipv4_ok if self.which == "ipv4" else packet.tcpudp_ok
+        cond = getattr(packet, f"{self.which}_ok")
         if isinstance(length.v, int) or length.v.get_id() != packet.len.get_id():
             return z3.substitute(cond, (packet.len, bv(length.v, 16))), None
         return cond, (f"!p.is_{self.which}", f"p.is_{self.which}")
@@ -75,6 +75,13 @@ class Ipv4Header(LaterHeader):
 class TcpudpHeader(LaterHeader):
     names = ("nf_tcpudp_header",)
     which, region, struct_tag = "tcpudp", "l4", "nf_tcpudp_hdr"
+
+
+class TcpFields(LaterHeader):
+    """The TCP header after the ports: a region of its own, so that UDP's ports mean the same."""
+
+    names = ("nf_tcp_fields",)
+    which, region, struct_tag = "tcp", "tcp", "nf_tcp_fields"
 
 
 class UpdateChecksums(Model):
