@@ -82,7 +82,7 @@ def test_defines_override_guarded_macros_and_tested_ones(tmp_path: Path) -> None
 def test_an_unknown_define_is_a_config_error_naming_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         parse_nf(write(tmp_path, NF), {"CAPACTIY": "16"})
-    assert "unknown --define CAPACTIY" in str(err.value)
+    assert "unknown define CAPACTIY" in str(err.value)
     assert "CAPACITY" in str(err.value) and "VERBOSE" in str(err.value)
 
 
@@ -90,7 +90,7 @@ def test_overriding_an_unguarded_define_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, NF)
     with pytest.raises(ConfigError) as err:
         parse_nf(path, {"LAN": "1"})
-    assert str(err.value).startswith(f"{path}:5:1: --define LAN: {path} defines LAN unconditionally; wrap its "
+    assert str(err.value).startswith(f"{path}:5:1: define LAN: {path} defines LAN unconditionally; wrap its "
                                      "#define in #ifndef LAN")
 
 
@@ -197,21 +197,21 @@ int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
 
 @pytest.mark.dpdk
 @pytest.mark.parametrize("defines,words", [
-    ({"CAPACITY": "1.5"}, "--define CAPACITY=1.5: floating-point values are not part of the NF language"),
-    ({"CAPACITY": '"x"'}, "--define CAPACITY=\"x\": a string values are not part of the NF language"),
-    ({"CAPACITY": ""}, "--define CAPACITY: needs a one-line value"),
+    ({"CAPACITY": "1.5"}, "define CAPACITY=1.5: floating-point values are not part of the NF language"),
+    ({"CAPACITY": '"x"'}, "define CAPACITY=\"x\": a string values are not part of the NF language"),
+    ({"CAPACITY": ""}, "define CAPACITY: needs a one-line value"),
     ({"CAPACITY": "16); int evil = (1"}, "the value is not a C expression"),
     ({"CAPACITY": "1 /* c */"}, "the value is not a C expression"),
-    ({"NOPE": "1"}, "unknown --define NOPE"),
+    ({"NOPE": "1"}, "unknown define NOPE"),
     ({"LAN": "1"}, "defines LAN unconditionally"),
     ({"NF_DEVICES": "65"}, "NF_DEVICES is 65; it must be an integer constant from 1 to 64"),
     ({"NF_DEVICES": "0x10000"}, "NF_DEVICES is 65536"),
     ({"NF_DEVICES": "two"}, "NF_DEVICES must be an integer constant from 1 to 64, not 'two'"),
     # pasted where the macro is used, it would have changed the expression around it
-    ({"CAPACITY": "1)+(2"}, "--define CAPACITY=1)+(2: the value is not a C expression"),
+    ({"CAPACITY": "1)+(2"}, "define CAPACITY=1)+(2: the value is not a C expression"),
     # was reported wrapped modulo 2^64 (7766279631452241919)
     ({"CAPACITY": "99999999999999999999"}, "a number past 64 bits (99999999999999999999); C has no integer"),
-    ({"NF_NS_PER_SEC": "1"}, "--define NF_NS_PER_SEC: NF_NS_PER_SEC is a constant of nf.h, not a setting of"),
+    ({"NF_NS_PER_SEC": "1"}, "define NF_NS_PER_SEC: NF_NS_PER_SEC is a constant of nf.h, not a setting of"),
 ])
 def test_analysis_and_build_refuse_the_same_defines_with_the_same_words(tmp_path: Path, defines, words) -> None:
     analysis, built = _outcome(write(tmp_path, CONFIGURABLE), defines)

@@ -473,13 +473,13 @@ def test_an_nf_path_that_is_no_source_file(case, make, words, args):
 
 
 @pytest.mark.parametrize("define,words", [
-    ("CAP=1.5", "--define CAP=1.5: floating-point values are not part of the NF language"),
+    ("CAP=1.5", "define CAP=1.5: floating-point values are not part of the NF language"),
     ('CAP="big"', 'a string values are not part of the NF language'),
-    ("CAP=", "--define CAP: needs a one-line value"),
+    ("CAP=", "define CAP: needs a one-line value"),
     ("CAP=1); int evil = (2", "the value is not a C expression"),
     ("CAP=1 /* */ 2", "the value is not a C expression"),
     ("LAN=1", "defines LAN unconditionally; wrap its #define in #ifndef LAN"),
-    ("CAPACTIY=16", "unknown --define CAPACTIY: nf.c neither defines nor tests it (its configurable macros: CAP, "
+    ("CAPACTIY=16", "unknown define CAPACTIY: nf.c neither defines nor tests it (its configurable macros: CAP, "
                     "NF_DEVICES)"),
     ("NF_DEVICES=65", "NF_DEVICES is 65; it must be an integer constant from 1 to 64"),
 ])

@@ -186,9 +186,9 @@ def test_nfx_run_replaces_only_its_own_files(tmp_path):
 @pytest.mark.parametrize("nf, extra, message", [
     ("bad_syntax.c", [], "bad_syntax.c:6:11: expected expression before ';' token"),
     ("no_process.c", [], "no_process.c does not define nf_process"),
-    ("reflect.c", ["--define", "CAPACITY=3"], "unknown --define CAPACITY"),
-    ("reflect.c", ["--define", "1X=3"], "bad --define '1X=3'"),
-    ("reflect.c", ["--define", "X=1", "--define", "X=2"], "--define X is given twice"),
+    ("reflect.c", ["--define", "CAPACITY=3"], "unknown define CAPACITY"),
+    ("reflect.c", ["--define", "1X=3"], "bad define '1X=3'"),
+    ("reflect.c", ["--define", "X=1", "--define", "X=2"], "define X is given twice"),
     ("missing.c", [], "missing.c: no such NF source file"),
     ("init_fails.c", [], "init_fails.c: nf_init failed (returned false)"),
     ("reflect.c", ["--in", "0=missing.pcap"], "missing.pcap: no such file"),

@@ -733,10 +733,10 @@ def test_a_macro_only_tested_is_configurable(tmp_path):
 
 
 def test_unknown_and_fixed_defines_are_config_errors():
-    with pytest.raises(ConfigError, match=r"unknown --define NOPE: .*state_ops\.c neither defines nor tests it "
+    with pytest.raises(ConfigError, match=r"unknown define NOPE: .*state_ops\.c neither defines nor tests it "
                                           r"\(its configurable macros: CHAIN_RANGE, .*VECTOR_CAPACITY\)"):
         build.build_nf(STATE_OPS, {"NOPE": "1"})
-    with pytest.raises(ConfigError, match=r"rewrite\.c:7:1: --define NF_DEVICES: .* defines NF_DEVICES unconditionally"):
+    with pytest.raises(ConfigError, match=r"rewrite\.c:7:1: define NF_DEVICES: .* defines NF_DEVICES unconditionally"):
         build.build_nf(NFS / "rewrite.c", {"NF_DEVICES": "4"})
     with pytest.raises(ConfigError, match="not a C identifier"):
         build.build_nf(STATE_OPS, {"1X": "1"})

@@ -52,7 +52,7 @@ def test_defines_and_dot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--define", "NOPE=1"], "unknown --define NOPE"),
+    (["--define", "NOPE=1"], "unknown define NOPE"),
     (["--define", "=3"], "expected NAME=VALUE"),
     (["--define", "CAPACITY=1", "--define", "CAPACITY=2"], "given twice"),
 ])
@@ -113,7 +113,7 @@ def test_a_negative_expiry_define_is_a_warning_at_the_comparison_it_breaks() -> 
     line = next(n for n, text in enumerate(fw.read_text().splitlines(), 1) if "now > FW_EXPIRATION_NS" in text)
     assert done.returncode == 0 and done.stderr.splitlines() == [
         f"nfx analyze: warning: {fw}:{line}:10: -5 is compared with an unsigned 64-bit value, so C reads it as "
-        f"{(1 << 64) - 5}; if it came from a --define (an expiry, a capacity), give a value of 0 or more"]
+        f"{(1 << 64) - 5}; if it came from a define (an expiry, a capacity), give a value of 0 or more"]
 
 
 @pytest.mark.parametrize("nf", sorted(str(p) for p in (ROOT / "sample_nfs").glob("*.c")) + [

@@ -892,7 +892,7 @@ def test_paths_traffic_names_what_it_needs_and_what_it_cannot_reach(tmp_path, ca
     assert nfx(["traffic", "paths", "--nf", fw, "--out", str(tmp_path / "b")]) == 0
     printed = capsys.readouterr().out
     assert "6 of 7 paths followed" in printed and ("path 4 not reached: needs chain full: 65536 entries, more than "
-                                                  "the search fills (20000); a smaller FW_CAPACITY (e.g. --define "
+                                                  "the search fills (20000); a smaller FW_CAPACITY (e.g. "
                                                   "FW_CAPACITY=1000) lets the search fill it") in printed
     assert nfx(["traffic", "paths", "--nf", fw, "-D", "FW_CAPACITY=1000", "--out", str(tmp_path / "c")]) == 0
     assert "7 of 7 paths followed" in capsys.readouterr().out

@@ -18,9 +18,9 @@ def parse_defines(items: list[str]) -> dict[str, str]:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not name:
-            raise ConfigError(f"--define {item!r}: expected NAME=VALUE")
+            raise ConfigError(f"define {item!r}: expected NAME=VALUE")
         if name in defines:
-            raise ConfigError(f"--define {name} is given twice")
+            raise ConfigError(f"define {name} is given twice")
         defines[name] = value if sep else "1"
     return defines
 

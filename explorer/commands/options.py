@@ -35,9 +35,9 @@ def parse_defines(specs: list[str]) -> dict[str, str]:
     for spec in specs:
         name, _, value = spec.partition("=")
         if not name.isidentifier() or not name.isascii():
-            raise ConfigError(f"bad --define {spec!r}: expected NAME=VALUE with NAME a C identifier")
+            raise ConfigError(f"bad define {spec!r}: expected NAME=VALUE with NAME a C identifier")
         if name in out:
-            raise ConfigError(f"--define {name} is given twice")
+            raise ConfigError(f"define {name} is given twice")
         out[name] = value if _ else "1"
     return out
 

@@ -121,8 +121,8 @@ def check_nf_file(path: str) -> str:
 
 def _fixed(path: str, macro: Macro) -> ConfigError:
     if is_ours(macro.file):  # nf.h's own constant: nothing the user can wrap
-        return ConfigError(f"--define {macro.name}: {macro.name} is a constant of nf.h, not a setting of {path}")
-    return ConfigError(f"--define {macro.name}: {macro.file} defines {macro.name} unconditionally; wrap its "
+        return ConfigError(f"define {macro.name}: {macro.name} is a constant of nf.h, not a setting of {path}")
+    return ConfigError(f"define {macro.name}: {macro.file} defines {macro.name} unconditionally; wrap its "
                        f"#define in #ifndef {macro.name} ... #endif to make it configurable",
                        location=Location(macro.file, macro.line, 1))
 
@@ -149,7 +149,7 @@ def read_nf(path: str | os.PathLike, defines: Optional[Mapping[str, str]] = None
         known = configurable_macros(path)
         unknown = [name for name, _ in checked if name not in known and name not in same]
         if unknown:
-            raise ConfigError(f"unknown --define {unknown[0]}: {path} neither defines nor tests it "
+            raise ConfigError(f"unknown define {unknown[0]}: {path} neither defines nor tests it "
                               f"(its configurable macros: {', '.join(known) or 'none'})")
     own = sorted({m.name for m in scan.defines if m.file == path})
     devices = nf_devices(final, path)

@@ -77,20 +77,20 @@ def check_defines(defines: Optional[Mapping[str, str]]) -> tuple[tuple[str, str]
     for name, value in sorted((defines or {}).items()):
         name, value = str(name), str(value)
         if not (name.isidentifier() and name.isascii()):
-            raise ConfigError(f"--define {name}={value}: {name!r} is not a C identifier")
+            raise ConfigError(f"define {name}={value}: {name!r} is not a C identifier")
         if not value.strip() or "\n" in value or "\r" in value or "\0" in value:
-            raise ConfigError(f"--define {name}: needs a one-line value (NAME=VALUE)")
+            raise ConfigError(f"define {name}: needs a one-line value (NAME=VALUE)")
         try:
             if not _balanced(value):
                 raise ValueError("unbalanced parentheses")
             kinds = _kinds(_expression(value))
         except ValueError:
-            raise ConfigError(f"--define {name}={value}: the value is not a C expression") from None
+            raise ConfigError(f"define {name}={value}: the value is not a C expression") from None
         big = sorted(k for k in kinds if k.startswith("a number past 64 bits"))
         if big:
-            raise ConfigError(f"--define {name}={value}: {big[0]}; C has no integer that wide")
+            raise ConfigError(f"define {name}={value}: {big[0]}; C has no integer that wide")
         if kinds:
-            raise ConfigError(f"--define {name}={value}: {' and '.join(sorted(kinds))} values are not part of the "
+            raise ConfigError(f"define {name}={value}: {' and '.join(sorted(kinds))} values are not part of the "
                               f"NF language; give an integer expression")
         checked.append((name, value.strip()))
     return tuple(checked)

@@ -212,7 +212,7 @@ class Expressions(Visitor):
         location = self.machine.loc(node)
         warnings.warn(AnalysisWarning(
             f"{location}: {value} is compared with an unsigned {t.bits}-bit value, so C reads it as "
-            f"{value & mask(t.bits)}; if it came from a --define (an expiry, a capacity), give a value of 0 "
+            f"{value & mask(t.bits)}; if it came from a define (an expiry, a capacity), give a value of 0 "
             f"or more", location, f"warning: {value} compared as unsigned ({value & mask(t.bits)})"),
             stacklevel=2)
 

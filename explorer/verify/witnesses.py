@@ -561,7 +561,7 @@ class _Search:
         capacity = str(self.analysis.object(chain).capacity)
         names = [name for name, value in self.analysis.defines if value.strip("() ") == capacity]
         if len(names) == 1:
-            return f"a smaller {names[0]} (e.g. --define {names[0]}=1000) lets the search fill it"
+            return f"a smaller {names[0]} (e.g. {names[0]}=1000) lets the search fill it"
         return "a smaller capacity lets the search fill it"
 
     def branch_fill(self, events: list, state: tuple) -> None:
