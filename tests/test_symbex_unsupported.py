@@ -121,6 +121,12 @@ CASES = [
      "  int *c = nf_vector_borrow(v, 0);\n  int out = *c;\n  nf_vector_return(v, 0, c);\n  return out;", 10, 3,
      "a negative value other than NF_DROP and NF_FLOOD; a verdict is a device (0..1, since NF_DEVICES is 2), "
      "NF_DROP or NF_FLOOD: test the value before returning it"),
+    # C declares a misspelt tag on the spot; the error is at the first member access, saying so
+    ("misspelt struct tag", "", "return true;", "  struct nf_ether_header *e = (struct nf_ether_header *)"
+     "nf_ether_header(packet);\n  return e->ether_type;", 7, 10,
+     "member access on struct nf_ether_header, which is declared but never defined"),
+    ("argument count", "static int twice(int a) { return 2 * a; }", "return true;", "  return twice(1, 2);", 7, 10,
+     "twice() takes 1 argument, 2 given"),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
     ("no nf_process", "", "return true;", None, None, None, "does not define nf_process()"),
 ]

@@ -26,6 +26,7 @@ from explorer.symbex.state import NeedsFork
 from explorer.symbex.values import (Agg, Int, Ptr, SemanticsError, Value, add, arithmetic, bool_int, compare,
                                     convert_int, logical_not, mask, pointer_compare, truth, unary)
 from explorer.symbex.visitor import Visitor
+from explorer.wording import count
 
 ASM_NAMES = frozenset({"asm", "__asm__", "__asm"})
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
@@ -390,7 +391,7 @@ class Expressions(Visitor):
             args = [self.visit(a) for a in arg_nodes]
             ft = m.program.prototypes.get(name)
             if ft is not None and len(args) != len(ft.params):
-                raise m.fail(node, f"{name}() takes {len(ft.params)} arguments, {len(args)} given")
+                raise m.fail(node, f"{name}() takes {count(len(ft.params), 'argument')}, {len(args)} given")
             if ft is not None:  # integers pass as the prototype's type, as in C
                 args = [self._state_argument(name, k, a, p, arg_nodes[k])
                         for k, (a, p) in enumerate(zip(args, ft.params))]

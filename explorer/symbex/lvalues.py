@@ -100,8 +100,10 @@ class Lvalues(Visitor):
             st = base.ctype.target
         else:
             base, st = self.visit(node.name)
-        if not isinstance(st, StructType) or not st.complete:
-            raise m.fail(node, f"member access on {st}, not a complete struct or union")
+        if isinstance(st, StructType) and not st.complete:  # e.g. a misspelt tag: C declares it on the fly
+            raise m.fail(node, f"member access on {st}, which is declared but never defined")
+        if not isinstance(st, StructType):
+            raise m.fail(node, f"member access on {st}, not a struct or union")
         field = st.field(node.field.name)
         if field is None:
             raise m.fail(node.field, f"{st} has no member {node.field.name}")

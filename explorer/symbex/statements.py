@@ -15,6 +15,7 @@ from explorer.symbex.ctype import CType, FunctionType, PointerType, StructType
 from explorer.symbex.program import GlobalVar, Scope, decl_is_const
 from explorer.symbex.values import Int, Ptr, SemanticsError, Value, compare, convert_int, truth
 from explorer.symbex.visitor import Visitor
+from explorer.wording import count
 
 MAX_LOOP_ITERATIONS = 10_000  # per loop instance: NFs copy a few bytes; nf_init fills small tables
 # Iterations of an endless loop (for (;;), while (1)) that each decided on data whether to stop: a
@@ -84,7 +85,7 @@ class Statements(Visitor):
         if fdef.param_decls:
             raise m.fail(fdef, "K&R-style function definitions are not supported")
         if len(args) != len(params) or any(isinstance(p, c_ast.EllipsisParam) for p in params):
-            raise m.fail(node, f"{name}() takes {len(params)} arguments, {len(args)} given")
+            raise m.fail(node, f"{name}() takes {count(len(params), 'argument')}, {len(args)} given")
         saved = m.scopes
         m.scopes = [m.program.file_scope, Scope()]
         m.call_stack.append(name)
