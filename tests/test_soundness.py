@@ -36,7 +36,7 @@ from explorer.traffic.replies import reply_frame
 from explorer.traffic.trace import Trace
 from explorer.verify.coverage import calls_by_packet, match_paths
 from explorer.verify.witnesses import find_witnesses
-from explorer.wire import PACKET_FIELDS
+from explorer.wire import PACKET_FIELDS, frame_offset
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted(p.stem for p in (ROOT / "sample_nfs").glob("*.c"))
@@ -44,7 +44,6 @@ PACKETS = 10_000
 SMALL_PACKETS = 4_000
 REPLIES = 3_000
 PREFIX = 300  # packets of the generated traffic that start the witness search
-HEADER_START = {"ether": 0, "ipv4": 14}
 SEED = 7
 
 # Extra runs with small tables (so that "table full" paths run too), on fewer packets.
@@ -57,7 +56,10 @@ SMALL = {
     "pol": {"POL_CAPACITY": "16", "POL_BURST": "3000"},
     "psd": {"PSD_CAPACITY": "64", "PSD_MAX_PORTS": "4"},
 }
-CASES = [(nf, "default") for nf in SAMPLES] + [(nf, "small") for nf in sorted(SMALL) if nf in SAMPLES]
+# NFs of tests/nfs that reach what no sample does: syn_guard reads and writes TCP's flags (region "tcp")
+EXTRA = {"syn_guard": ROOT / "tests" / "nfs" / "syn_guard.c"}
+CASES = ([(nf, "default") for nf in SAMPLES] + [(nf, "small") for nf in sorted(SMALL) if nf in SAMPLES]
+         + [(nf, "default") for nf in sorted(EXTRA)])
 
 # Paths the traffic does not run, by NF, configuration and condition, with the reason. A path of the
 # default configuration that needs a table fuller than the witness search fills (explorer.verify.
@@ -86,8 +88,8 @@ for _size in ("default", "small"):
         "before its ports are looked up")
 
 def _field_value(frame: bytes, hf) -> int:
-    start = 14 + 4 * (frame[14] & 0x0F) if hf.region == "l4" else HEADER_START[hf.region]
-    return int.from_bytes(frame[start + hf.offset:start + hf.offset + hf.size], "big")
+    start = frame_offset(hf, 14 + 4 * (frame[14] & 0x0F))
+    return int.from_bytes(frame[start:start + hf.size], "big")
 
 
 def _defines(nf: str, size: str, base: Trace) -> dict[str, str]:
@@ -140,7 +142,7 @@ _runs: dict[tuple[str, str], Run] = {}
 
 def _run(nf: str, size: str) -> Run:
     if (nf, size) not in _runs:
-        source = ROOT / "sample_nfs" / f"{nf}.c"
+        source = EXTRA.get(nf, ROOT / "sample_nfs" / f"{nf}.c")
         base = generate("mixed", packets=PACKETS if size == "default" else SMALL_PACKETS, flows=1_000, seed=SEED)
         defines = _defines(nf, size, base)
         analysis = analyze(source, defines)
@@ -250,8 +252,10 @@ def _write_problems(path: ir.CallPath, members: np.ndarray, local: dict, trace: 
     regions = {"ether"}
     if decisions & {"p.is_ipv4", "p.is_tcpudp"}:
         regions.add("ipv4")
-    if "p.is_tcpudp" in decisions:
+    if decisions & {"p.is_tcpudp", "p.is_tcp"}:
         regions.add("l4")
+    if "p.is_tcp" in decisions:
+        regions.add("tcp")
     found = []
     for k, i in enumerate(members):
         out = outputs.get(int(i))

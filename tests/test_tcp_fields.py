@@ -67,8 +67,12 @@ def test_paths_are_conditioned_on_the_tcp_flags(capsys):
 def test_clearing_a_flag_is_a_field_write(capsys):
     [path] = [p for p in _analysis().paths if p.condition_text == URG_CLEARED]
     writes = {w.field: w for w in path.writes}
-    assert set(writes) == {"p.tcp.flags", "p.ipv4.checksum"}
+    assert set(writes) == {"p.tcp.flags", "p.ipv4.checksum", "p.tcp.checksum"}  # both checksums recomputed
     assert writes["p.tcp.flags"].location.line == 45 and writes["p.ipv4.checksum"].value is None
+    assert writes["p.tcp.checksum"].value is None and writes["p.tcp.checksum"].location.line == 46
+    # a path that has not decided the packet is TCP has no TCP checksum field to list (UDP's is not one)
+    assert not any(w.field == "p.tcp.checksum" for p in _analysis().paths for w in p.writes
+                   if "p.is_tcp" not in p.condition_text.split(" && "))
     status, out = _cli(capsys, "analyze", str(SYN_GUARD), "--json")
     [flags] = [w for p in json.loads(out)["paths"] for w in p["writes"] if w["field"] == "p.tcp.flags"]
     assert status == 0 and "p.tcp.flags & 0xdf" in json.dumps(flags)

@@ -227,8 +227,12 @@ class PathSearch:
             location = max(spots, key=lambda loc: (loc.line, loc.col)) if spots else None
             writes.append(ir.FieldWrite(hf.name, "", value, location))
         checksums = it.effects.checksum_writes
-        if checksums and not any(w.field == "p.ipv4.checksum" for w in writes):
-            writes.append(ir.FieldWrite("p.ipv4.checksum", "recomputed by nf_update_checksums", None, checksums[-1]))
+        # TCP's checksum is a field only where the path has decided the packet is TCP (region "tcp")
+        recomputed = ["p.ipv4.checksum"] + (["p.tcp.checksum"] if checksums and it.machine.state.proves(
+            self.packet.tcp_ok) else [])
+        for name in recomputed:
+            if checksums and not any(w.field == name for w in writes):
+                writes.append(ir.FieldWrite(name, "recomputed by nf_update_checksums", None, checksums[-1]))
         return tuple(writes)
 
     def devices(self, state: PathState) -> tuple[int, ...]:
