@@ -67,13 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="decide sharding and solve RSS keys")
     _add_nf(p); _add_rss(p); _add_json(p)
     p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...",
-                   help="shard OBJ on these fields for device DEV (repeatable)")
-    p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"])
+                   help="shard OBJ on these fields for device DEV, or OBJ=shard|replicate|lock (repeatable)")
+    p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"],
+                   help="auto (default): shared-nothing (sn) where the state shards, else locks; or force sn, locks or tm")
 
     p = sub.add_parser("generate", help="write a parallel DPDK project")
     _add_nf(p); _add_rss(p)
-    p.add_argument("-o", "--out", required=True, metavar="DIR")
-    p.add_argument("--strategy", default="auto", choices=["auto", "seq", "sn", "locks", "tm"])
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="the folder to write the project into")
+    p.add_argument("--strategy", default="auto", choices=["auto", "seq", "sn", "locks", "tm"],
+                   help="auto (default): as solve decides; or seq (the NF on one core), sn, locks or tm")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty folder nfx did not create, or where files changed since nfx wrote "
                         "them: such files are kept and their new versions go beside them as NAME.new")
@@ -81,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="compare the parallel build with the sequential one on a trace")
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)
-    p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"])
+    p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"],
+                   help="the parallel build to compare: auto (default) as solve decides, or sn, locks or tm")
     p.add_argument("--replies", action=argparse.BooleanOptionalAction, default=None,
                    help="also send each run replies to what it sent (default: when the NF rewrites headers)")
     _add_replication(p)
@@ -97,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure Mpps per strategy and core count")
     _add_nf(p); _add_json(p); _add_traffic_in(p)
     p.add_argument("--cores", default="1,2", help="comma-separated core counts (default 1,2)")
-    p.add_argument("--strategy", action="append", default=[], choices=["seq", "sn", "locks", "tm"])
+    p.add_argument("--strategy", action="append", default=[], choices=["seq", "sn", "locks", "tm"],
+                   help="measure this strategy next to seq (repeatable; default: the one solve picks)")
     p.add_argument("--packets", default="5000000",
                    help="timed packets per measurement (default 5,000,000: about half a second per build, long "
                         "enough that a parallel build's start and stop do not weigh on its rate)")
@@ -116,10 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",
                    help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed, with its parameters if any, "
                         "e.g. zipf:skew=1.2 (instead of --in)")
-    p.add_argument("--packets", default="100000")
-    p.add_argument("--flows", default="10000")
+    p.add_argument("--packets", default="100000", help="generated traffic: packets (default 100000)")
+    p.add_argument("--flows", default="10000", help="generated traffic: flows (default 10000)")
     p.add_argument("--key", action="append", default=[], metavar="DEV=HEX", help="replace a device's key")
-    p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...")
+    p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...",
+                   help="shard OBJ on these fields for device DEV, or OBJ=shard|replicate|lock (repeatable)")
     p.add_argument("--rebalance", action="store_true", help="rebalance the RETA from measured load")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a traffic generator parameter, e.g. server_prefix=172.16.0.10/32 (repeatable)")
@@ -132,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", default="2,4,8,16", help="comma-separated core counts (default 2,4,8,16)")
     p.add_argument("--traffic", default="uniform", help="comma-separated traffic kinds (default uniform)")
     p.add_argument("--seeds", type=int, default=3, help="traffic seeds 0..N-1 per combination (default 3)")
-    p.add_argument("--packets", default="50000")
-    p.add_argument("--flows", default="5000")
+    p.add_argument("--packets", default="50000", help="packets per simulation (default 50000)")
+    p.add_argument("--flows", default="5000", help="flows per simulation (default 5000)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a traffic generator parameter every kind accepts (repeatable)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -152,18 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paths: override a configuration #define of the NF (repeatable)")
     p.add_argument("--packets", default=None, help="packets (default 10000; not for paths)")
     p.add_argument("--flows", default=None, help="flows (default 1000; not for paths)")
-    p.add_argument("--seed", default="0")
+    p.add_argument("--seed", default="0", help="the generator's seed (default 0): the same seed, the same pcaps")
     p.add_argument("--skew", type=float, default=None, help="Zipf exponent (zipf, prefix, bidir)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a traffic generator parameter, e.g. heartbeat_share=0.01 (repeatable)")
 
     p = sub.add_parser("cache", help="the build cache: its size (info) or empty it (clean)")
-    p.add_argument("action", nargs="?", default="info", choices=["info", "clean"])
+    p.add_argument("action", nargs="?", default="info", choices=["info", "clean"],
+                   help="info: where the cache is and its size (default); clean: empty it")
 
     p = sub.add_parser("explore", help="open the interactive explorer (Voila) on an NF")
-    p.add_argument("nf", nargs="?", default=None)
-    p.add_argument("--port", default="8866")
-    p.add_argument("--no-browser", action="store_true")
+    p.add_argument("nf", nargs="?", default=None, help="the NF to open (default: the page's own choice, fw.c)")
+    p.add_argument("--port", default="8866", help="the page's port on 127.0.0.1 (default 8866)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser (the page's address is printed)")
     p.add_argument("--cull-idle", type=int, default=600, metavar="SECONDS",
                    help="shut a closed page's kernel down after this long idle (default 600)")
     return parser

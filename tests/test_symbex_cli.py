@@ -150,3 +150,15 @@ def test_solve_lists_every_object_of_a_locks_build_as_locked_and_what_it_could_b
     assert all("could shard alone" in line and "the locks build runs every object under its lock" in line
                for line in lines if line.startswith(("  by_src ", "  by_dst ")))
     assert any(line.startswith("why: ") and "no RSS field is common to every sharded object" in line for line in lines)
+
+
+def test_every_option_of_every_command_says_what_it_is_for() -> None:
+    """``nfx CMD --help`` is a new user's first reference: no argument is listed without a sentence."""
+    import argparse
+
+    from explorer.cli import build_parser
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    bare = [f"nfx {name} {'/'.join(action.option_strings) or action.dest}"
+            for name, command in sorted(commands.items()) for action in command._actions
+            if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert len(commands) == 11 and bare == []
