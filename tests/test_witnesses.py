@@ -176,3 +176,19 @@ def test_a_hit_in_a_map_nothing_fills_is_reported_at_once_and_one_nf_init_filled
     assert needs_ports and all("needs a hit in ports, which is always empty" in unreached[p] for p in needs_ports)
     flood = next(p.index for p in analysis.paths if p.verdict.kind == "flood")
     assert found.hits[flood] is not None  # the one key nf_init put, found by the sweep
+
+
+def test_a_path_that_reads_the_ipv4_total_length_gets_frames_that_run_it():
+    """byte_quota's condition reads p.ipv4.total_length, a field the frame template leaves to the
+    frame's length: building its frames raised KeyError (nfx traffic paths and check --traffic
+    paths crashed on any NF that counts IPv4 bytes); the over-quota path needs a large one."""
+    nf = "tests/nfs/byte_quota.c"
+    analysis = analyze(nf)
+    found = find_witnesses(analysis, seed=0)
+    over = [p.index for p in analysis.paths if "p.ipv4.total_length" in p.condition_text
+            and p.verdict.kind == "drop"]
+    assert over and all(found.hits[p] is not None for p in over)
+    for p in over:
+        t, i = found.hits[p]
+        trace = found.traces[t]
+        assert match_paths(analysis, trace, run_trace(nf, trace, calls=True)).path_of[i] == p

@@ -330,8 +330,9 @@ def _candidate(path: ir.CallPath, values: dict[str, int], rng: random.Random) ->
             relevant |= symbols_of(access.key)
     if relevant & _TCP_TEMPLATE.keys():
         fields.update(_TCP_TEMPLATE)
-    for name in relevant & set(_FIELDS):
-        fields[name] = values.get(name, fields[name])
+    for name in relevant & set(_FIELDS):  # a field the template lacks (total_length) and the model left free stays out
+        if name in values:
+            fields[name] = values[name]
     length = values.get("p.len", 60) if "p.len" in relevant else max(60, values.get("p.len", 60))
     frame = build_frame(fields, length, keep_checksum="p.ipv4.checksum" in relevant)
     device = values.get("p.device", 0)
