@@ -72,6 +72,20 @@ def reset_caches() -> None:
     _numerals.clear()
 
 
+def negated(cond: z3.BoolRef) -> z3.BoolRef:
+    """``z3.Not(cond)`` for a Boolean term, through Z3's C API: z3.py casts and sort-checks in Python,
+    which was a sixth of the analysis of a long switch (a Not per replayed case)."""
+    return z3.BoolRef(z3.Z3_mk_not(cond.ctx.ref(), cond.as_ast()), cond.ctx)
+
+
+def conjoined(conds: list[z3.BoolRef]) -> z3.BoolRef:
+    """``z3.And(*conds)`` for one or more Boolean terms, through Z3's C API (z3.py casts each one:
+    a path condition holds hundreds of them)."""
+    ctx = conds[0].ctx
+    array = (z3.Ast * len(conds))(*[c.as_ast() for c in conds])
+    return z3.BoolRef(z3.Z3_mk_and(ctx.ref(), len(conds), array), ctx)
+
+
 def is_bv(x: Any) -> bool:
     return isinstance(x, z3.BitVecRef)
 

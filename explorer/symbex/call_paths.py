@@ -7,7 +7,7 @@ from typing import Any, Iterable, Optional
 import z3
 
 from explorer import ir
-from explorer.symbex.bitvec import bv, combine, combine_be, symbol_names
+from explorer.symbex.bitvec import bv, combine, combine_be, conjoined, symbol_names
 from explorer.symbex.ctype import IntType, StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
 from explorer.symbex.fixed_values import FixedValues
@@ -42,7 +42,7 @@ class CallPathBuilder:
 
     def path(self, index: int, state: PathState, effects: Effects, verdict: ir.Verdict,
              writes: tuple[ir.FieldWrite, ...], devices: tuple[int, ...]) -> ir.CallPath:
-        condition = z3.And(*state.constraints) if state.constraints else z3.BoolVal(True)
+        condition = conjoined(state.constraints) if state.constraints else z3.BoolVal(True)
         text = " && ".join(self._wrap(d) for d in state.decisions) or "true"
         fixed = FixedValues(state, devices)  # keys are simplified under the path condition
         accesses = tuple(ir.Access(raw.object, raw.op, raw.call, fixed.simplify(raw.key), self.key_text(raw, fixed),

@@ -16,7 +16,7 @@ import z3
 
 from explorer.errors import UnsupportedError
 from explorer.ir import Location
-from explorer.symbex.bitvec import ast_id
+from explorer.symbex.bitvec import ast_id, negated
 from explorer.symbex.path_solver import PathSolver
 
 MAX_VALUES = 16  # a symbolic index may take at most this many values
@@ -145,7 +145,7 @@ class PathState:
         """Whether ``cond`` holds for every input that follows this path (so far)."""
         if isinstance(cond, bool):
             return cond
-        return not self.solver.satisfiable(self._all(), z3.Not(cond))
+        return not self.solver.satisfiable(self._all(), negated(cond))
 
     # -- forks -----------------------------------------------------------------------------
     def branch(self, cond: Any, location: Optional[Location], labels: Optional[tuple[str, str]] = None,
@@ -173,7 +173,7 @@ class PathState:
             assert kind == "b", "replay diverged"
         else:
             can_true = self.possible(cond)
-            fork = can_true and self.possible(z3.Not(cond))
+            fork = can_true and self.possible(negated(cond))
             taken = False if fork else can_true
             if fork:
                 self.siblings.append(tuple(self.trace) + (("b", True, True),))
@@ -182,7 +182,7 @@ class PathState:
         self.trace.append(("b", taken, fork))
         self._decided[key] = taken
         if fork:
-            taken_cond = cond if taken else z3.Not(cond)
+            taken_cond = cond if taken else negated(cond)
             self.constraints.append(taken_cond)
             label = None if labels is None else labels[1 if taken else 0]
             self.decisions.append(Decision(taken_cond, label, location))
