@@ -73,6 +73,8 @@ SUITE = {
     "agg_policer": ("locks", ANY, {"AP_BURST": "1500"}, None),
     # each frame moves a unit between two cells keyed by different ports: locks, two cell locks a pass
     "cell_transfer": ("locks", ANY, {}, None),
+    # a NAT whose WAN mapping is named by a scrambled port of the fresh index: locks (sn before the fix)
+    "scrambled_nat": ("locks", ANY, {"NS_CAP": "128"}, None),
 }
 # NFs whose equivalence runs on generated traffic of their own (GENERATED below) instead of the
 # witnesses: the witness search cannot build the state some of their paths need.

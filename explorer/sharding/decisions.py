@@ -23,6 +23,7 @@ from explorer.sharding.constraints import (
     KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
 from explorer.sharding.keybits import CHOICES, chooses_too_much
 from explorer.sharding.replication import DECISIONS, replicate_rare_writers
+from explorer.symbex.bitvec import symbols_of
 
 # Per object: the fields each device hashes (which implies "shard"), or a decision: "shard",
 # "replicate" or "lock".
@@ -276,6 +277,9 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
         if k.kind == "global":
             return decision("lock", f"{k.where} uses key {k.access.key_text}, which depends on no packet field: "
                                     "every packet may touch that entry")
+    mixed = _followed_and_named(keyed)
+    if mixed is not None:
+        return decision("lock", mixed)
     for k in keyed:
         if k.kind == "packet" and k.non_rss and all(b is None for b in rss_bits(k.access)):
             return decision("lock", f"{k.where} is keyed by {', '.join(k.non_rss)}, which RSS cannot hash")
@@ -313,6 +317,26 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
     if overridden:
         reason += f" (overridden to hash {text(sorted((d, tuple(f)) for d, f in override.items()))})"
     return decision("shard", reason, fields, constraints, overridden, natural)
+
+
+def _followed_and_named(keyed: tuple[KeyedAccess, ...]) -> Optional[str]:
+    """Why an object some access names by another object's value and another by packet fields
+    cannot be sharded by pair constraints, or None.
+
+    An entry named by a value from another object (a port computed from a fresh index) lives on the
+    core that owns that object's entry; one named by packet fields lives on the core RSS picks for
+    the packet. No pair constraint relates the two, so a packet may look on its own core for an entry
+    another core made (a NAT whose replies name the mapping by a port it derived from its index).
+    Sharding by allocation, when the value maps back to one field, replaces this lock."""
+    follows = next((k for k in keyed if k.kind == "follows"), None)
+    named = next((k for k in keyed if k.kind == "packet"), None)
+    if follows is None or named is None:
+        return None
+    fields = ", ".join(sorted(s for s in symbols_of(named.access.key) if s.startswith("p.")))
+    return (f"{follows.where} names an entry by {follows.access.key_text}, a value from "
+            f"{', '.join(follows.follows)} (no packet field), while {named.where} names entries by {fields}: "
+            f"the first lives on the core of the packet that made {', '.join(follows.follows)}'s entry, the "
+            f"second on the core RSS picks for {fields}, and no RSS key relates the two")
 
 
 def _lock_dangling_indices(analysis: Analysis, decisions: list[ObjectDecision],
