@@ -5,6 +5,7 @@ are in tests/test_check_verdicts.py."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from explorer.errors import ConfigError
 from explorer.verify.equivalence import check, check_plan, serial_order
 from explorer.verify.renaming import Renaming, renamed_equal, update_checksums
+from explorer.verify.report import capture_frames
 from explorer.codegen.planning import parallel_plan
 from explorer.verify.replay import RAN_CELLS, RAN_READ, RAN_WRITE, ParallelRun
 from explorer.run import run_trace
@@ -156,6 +158,20 @@ def test_a_wrong_key_is_found_and_explained():
                                             int.from_bytes(frame[l4 + 2:l4 + 4], "big"))
     assert row["proto"] == frame[23] and row["src_mac"] and row["dst_mac"]
     assert f"{row['src']}:{row['sport']} -> {row['dst']}:{row['dport']}" in report.render()
+    # found in the capture by its frame number there (1-based), not by its place in the merged trace
+    devices = traffic().devices
+    assert row["frame"] == first.frame == int(np.count_nonzero(devices[:first.index + 1] == 1)) < first.index
+    head = f"(device 1 {row['src']}:{row['sport']} -> {row['dst']}:{row['dport']}"
+    assert f"{head}, its frame {first.frame}, core {first.core}): " in report.render()
+    named = replace(report, captures=((0, "lan.pcap"), (1, "wan.pcap")))
+    assert f"{head}, frame {first.frame} of wan.pcap, core {first.core}): " in named.render()
+    assert named.to_dict()["captures"] == {"0": "lan.pcap", "1": "wan.pcap"}
+
+
+def test_frame_numbers_count_each_capture_apart_and_skip_replies():
+    devices = np.array([0, 1, 0, 1, 0, 1], dtype=np.uint16)
+    assert capture_frames(devices, np.array([-1, -1, 0, -1, -1, 3])).tolist() == [1, 1, 0, 2, 2, 0]
+    assert capture_frames(devices, np.array([-1, -1])).tolist() == [1, 1, 2, 2, 3, 3]  # no replies past the end
 
 
 @pytest.mark.dpdk
@@ -285,6 +301,7 @@ def test_cli_check(tmp_path, capsys):
     assert main(["check", "sample_nfs/fw.c", *inputs, "--cores", "2", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["equivalent"] is True and data["packets"] == 5000 and data["cores"] == 2
+    assert data["captures"] == {str(d): p.name for d, p in paths.items()}  # differences name their frame there
     assert main(["check", "sample_nfs/bridge.c", *inputs, "--cores", "2"]) == 0
     assert "equivalent" in capsys.readouterr().out
     assert main(["check", "sample_nfs/bridge.c", *inputs, "--cores", "2", "--strategy", "sn"]) == 1

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from explorer import pipeline
 from explorer.commands.options import check_cores, parse_defines, parse_traffic_params, split_traffic
 from explorer.errors import ConfigError
 from explorer.pipeline import PATHS
 from explorer.run import load_trace
+from explorer.traffic.pcap import parse_inputs
 from explorer.traffic.generators import GENERATORS, generate
 from explorer.traffic.trace import Trace
 from explorer.verify.equivalence import check
@@ -30,6 +33,8 @@ def main(args) -> int:
         pipeline.check_generated(solution.analysis, args.traffic)
     report = check(solution, trace, args.cores, args.strategy, replies=getattr(args, "replies", None),
                    replication=args.replication)
+    if args.inputs:  # a differing packet is named by its frame in the capture the user has
+        report = replace(report, captures=tuple((dev, Path(path).name) for dev, path in parse_inputs(args.inputs).items()))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:

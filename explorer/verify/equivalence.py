@@ -43,7 +43,7 @@ from explorer.verify import drift
 from explorer.verify.closed_loop import Outcome, run_closed_loop
 from explorer.verify.renaming import Renaming, flow_key, renamable_fields, renamed_equal
 from explorer.verify.replay import RAN_CELLS, RAN_WRITE, ParallelRun, run_replay
-from explorer.verify.report import SHOWN, CheckReport, Difference, packet_headers, per_core, unused_devices
+from explorer.verify.report import SHOWN, CheckReport, Difference, capture_frames, packet_headers, per_core, unused_devices
 from explorer.wire import MIN_FRAME, reaching_the_nf
 from explorer.wording import count
 
@@ -261,10 +261,12 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
         if result["renamed"]:
             notes.append("renamed fields (written from allocated indices): " + ", ".join(sorted(fields)))
 
+    frames = capture_frames(seq_trace.devices, loop.origin)
+
     def packet(index: int, why: str, kind: str) -> Difference:
         return Difference(index, int(seq_trace.devices[index]), int(run.cores[index]), int(seq_verdicts[index]),
                           int(run.verdicts[index]), why, kind, packet_headers(seq_trace.frames[index]),
-                          int(loop.origin[index]))
+                          int(loop.origin[index]), int(frames[index]))
 
     bad = result["bad"]
     differences = []

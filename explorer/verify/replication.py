@@ -29,7 +29,7 @@ from explorer.verify import drift
 from explorer.verify.closed_loop import LoopedRuns, Outcome
 from explorer.verify.renaming import flow_key, renamed_equal
 from explorer.verify.replay import RAN_WRITE, ParallelRun
-from explorer.verify.report import CheckReport, Difference, packet_headers, per_core, unused_devices
+from explorer.verify.report import CheckReport, Difference, capture_frames, packet_headers, per_core, unused_devices
 
 
 @dataclass(frozen=True)
@@ -226,9 +226,10 @@ def check_replicated(plan: ParallelPlan, loop: LoopedRuns, fields: frozenset[str
     result = compare_replicated(plan, trace, run, seq, overrides, same)
     notes = unused_devices(plan.devices, trace.devices)
     notes += [] if loop.fixed_point else [f"the closed loop did not settle in {loop.rounds - 1} rounds"]
+    frames = capture_frames(trace.devices, loop.origin)
     differences = tuple(Difference(i, int(trace.devices[i]), int(run.cores[i]), int(result.serial_verdicts[i]),
                                    int(run.verdicts[i]), why, "difference", packet_headers(trace.frames[i]),
-                                   int(loop.origin[i]) if i < len(loop.origin) else -1)
+                                   int(loop.origin[i]) if i < len(loop.origin) else -1, int(frames[i]))
                         for i, why in result.bad[:shown])
     ran, runts = per_core(run.cores, trace.frames, plan.cores)
     return CheckReport(plan.nf, plan.strategy, plan.cores, len(trace), relation, differences,

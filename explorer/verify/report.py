@@ -48,6 +48,21 @@ def packet_headers(frame: bytes) -> tuple[tuple[str, Any], ...]:
     return tuple((name, values[name]) for name in HEADER_NAMES)
 
 
+def capture_frames(devices: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """Each packet's frame number in its device's capture (1-based, as Wireshark counts; 0 for a
+    closed-loop reply, which no capture holds): a trace keeps each capture's order (Trace.merge), so
+    the number is the packet's rank among its device's packets that are not replies. A person finds
+    a packet by it; the trace index mixes every device's packets."""
+    devices = np.asarray(devices)
+    captured = np.ones(len(devices), dtype=bool)
+    captured[:len(origin)] = np.asarray(origin)[:len(devices)] < 0
+    frames = np.zeros(len(devices), dtype=np.int64)
+    for dev in np.unique(devices[captured]).tolist():
+        mine = captured & (devices == dev)
+        frames[mine] = np.arange(1, int(np.count_nonzero(mine)) + 1)
+    return frames
+
+
 def verdict_name(v: int) -> str:
     return {DROP: "drop", FLOOD: "flood"}.get(v, f"forward to {v}")
 
@@ -66,15 +81,18 @@ class Difference:
     kind: str = "difference"
     headers: tuple[tuple[str, Any], ...] = ()  # of the input frame (packet_headers)
     reply_to: int = -1  # a closed-loop reply: the packet of the trace whose output it answers
+    frame: int = 0  # its frame number in its device's capture (1-based; 0: a reply, in no capture)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"packet": self.index, "device": self.device, "core": self.core, "sequential": self.sequential,
-               "parallel": self.parallel, "why": self.why, "kind": self.kind, **dict(self.headers)}
+               "parallel": self.parallel, "why": self.why, "kind": self.kind, "frame": self.frame,
+               **dict(self.headers)}
         if self.reply_to >= 0:
             out["reply_to"] = self.reply_to
         return out
 
-    def render(self) -> str:
+    def render(self, captures: Optional[dict[int, str]] = None) -> str:
+        """One line; ``captures`` names each device's capture file, so that the frame is found there."""
         h = dict(self.headers)
         where = ""
         if h.get("src") is not None:
@@ -84,7 +102,9 @@ class Difference:
         elif h.get("src_mac") is not None:
             where = f" {h['src_mac']} -> {h['dst_mac']}"
         reply = f", reply to packet {self.reply_to}" if self.reply_to >= 0 else ""
-        return (f"packet {self.index} (device {self.device}{where}, core {self.core}{reply}): sequential "
+        capture = (captures or {}).get(self.device)
+        frame = (f", frame {self.frame} of {capture}" if capture else f", its frame {self.frame}") if self.frame else ""
+        return (f"packet {self.index} (device {self.device}{where}{frame}, core {self.core}{reply}): sequential "
                 f"{verdict_name(self.sequential)}, parallel {verdict_name(self.parallel)}: {self.why}")
 
 
@@ -117,6 +137,7 @@ class CheckReport:
     missed: tuple = ()
     lag_differences: int = 0
     runts: int = 0  # frames shorter than an Ethernet header: never reach the NF, counted on no core
+    captures: tuple[tuple[int, str], ...] = ()  # (device, capture file name) when the trace was read from them
 
     @property
     def verdict(self) -> str:
@@ -156,6 +177,7 @@ class CheckReport:
                 "drift": {"capacity": self.capacity_drift, "sketch": self.sketch_drift,
                           "packets": [d.to_dict() for d in self.drift]},
                 "replies": self.replies, "translated": self.translated, "runts": self.runts,
+                "captures": {str(dev): name for dev, name in self.captures},
                 "reordered": self.reordered, "notes": list(self.notes), "failure": self.failure,
                 "replication": {"mode": self.replication, "writes": self.writes,
                                 "missed": [m.to_dict() for m in self.missed],
@@ -201,10 +223,11 @@ class CheckReport:
         if self.sketch_drift:
             lines.append(f"  documented drift, per-core sketches: {self.sketch_drift}")
         lines += [f"  note: {n}" for n in self.notes]
-        lines += [f"  {d.render()}" for d in self.differences[:shown]]
+        captures = dict(self.captures)
+        lines += [f"  {d.render(captures)}" for d in self.differences[:shown]]
         if self.unexplained > min(shown, len(self.differences)):
             lines.append(f"  ... and {self.unexplained - min(shown, len(self.differences))} more differing packets")
-        lines += [f"  drift: {d.render()}" for d in self.drift[:shown]]
+        lines += [f"  drift: {d.render(captures)}" for d in self.drift[:shown]]
         return "\n".join(lines)
 
 
