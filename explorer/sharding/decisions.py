@@ -282,7 +282,7 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
         return decision("lock", mixed)
     for k in keyed:
         if k.kind == "packet" and k.non_rss and all(b is None for b in rss_bits(k.access)):
-            return decision("lock", f"{k.where} is keyed by {', '.join(k.non_rss)}, which RSS cannot hash")
+            return decision("lock", _unhashable(k))
     constraints = pair_constraints(name, keyed)
     if not constraints:
         # An index it handed out itself (allocate, then rejuvenate) names an entry of its own core.
@@ -317,6 +317,18 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
     if overridden:
         reason += f" (overridden to hash {text(sorted((d, tuple(f)) for d, f in override.items()))})"
     return decision("shard", reason, fields, constraints, overridden, natural)
+
+
+def _unhashable(k: KeyedAccess) -> str:
+    """Why a key none of whose bits is an RSS field's bit locks its object. A key that mixes
+    hashable fields in (a hash of the 5-tuple) is named as such: the fields RSS cannot hash are
+    not the whole reason, since the hash alone would lock it."""
+    hashable = sorted(s for s in symbols_of(k.access.key) if s.startswith("p.") and s not in k.non_rss)
+    if not hashable:
+        return f"{k.where} is keyed by {', '.join(k.non_rss)}, which RSS cannot hash"
+    return (f"{k.where} is keyed by a mix of {', '.join(hashable + list(k.non_rss))} (no key bit is one field's "
+            f"bit: a hash, a sum), so packets that share an entry need agree on no field RSS hashes "
+            f"({', '.join(k.non_rss)}: not hashable at all)")
 
 
 def _followed_and_named(keyed: tuple[KeyedAccess, ...]) -> Optional[str]:

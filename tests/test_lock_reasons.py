@@ -1,0 +1,21 @@
+"""Why a key that copies no RSS field bit locks its object, in the words ``nfx solve`` prints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from explorer import pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_hashed_key_is_named_as_a_mix_not_by_its_unhashable_field():
+    """nf_hash(src, dst, proto) % 64: the reason named only p.ipv4.proto, as if dropping it from
+    the key would let RSS shard the counters; the hash of the addresses alone locks them too."""
+    reason = pipeline.solve(ROOT / "tests" / "nfs" / "hash_buckets.c", quality=False).sharding.decision("buckets").reason
+    assert "keyed by a mix of p.ipv4.dst, p.ipv4.src, p.ipv4.proto" in reason
+    assert "(p.ipv4.proto: not hashable at all)" in reason
+
+
+def test_a_key_of_unhashable_fields_alone_says_so():
+    reason = pipeline.solve(ROOT / "tests" / "nfs" / "mac_counter.c", quality=False).sharding.decision("stations").reason
+    assert "is keyed by p.ether.src, which RSS cannot hash" in reason
