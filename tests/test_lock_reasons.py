@@ -19,3 +19,11 @@ def test_a_hashed_key_is_named_as_a_mix_not_by_its_unhashable_field():
 def test_a_key_of_unhashable_fields_alone_says_so():
     reason = pipeline.solve(ROOT / "tests" / "nfs" / "mac_counter.c", quality=False).sharding.decision("stations").reason
     assert "is keyed by p.ether.src, which RSS cannot hash" in reason
+
+
+def test_writers_on_one_device_are_not_said_to_be_any_packet():
+    """Only device 2 (a management port) writes the config table: the reason names that class and
+    says what it lacks to count as rare, instead of "paths that any packet may take"."""
+    reason = pipeline.solve(ROOT / "tests" / "nfs" / "mgmt_config.c", quality=False).sharding.decision("cfg").reason
+    assert "any packet" not in reason
+    assert "written on paths whose packets no header field narrows" in reason and "packet class: device 2;" in reason

@@ -105,7 +105,7 @@ def test_the_bridge_keeps_its_locks_and_says_why_with_the_write_share():
     assert s.strategy == "locks"
     chain = s.sharding.decision("chain")
     assert chain.decision == "lock" and "not replicated" in chain.reason
-    assert "any packet may take" in chain.reason and "core-local refresh" in chain.reason
+    assert "no header field narrows" in chain.reason and "core-local refresh" in chain.reason
     assert dict(s.write_shares)["chain"] == 1.0  # every packet refreshes (or learns) a MAC
     r = _nfx("solve", "sample_nfs/bridge.c", "--cores", "4")
     assert "write share on uniform traffic" in r.stdout and "chain 100.0%" in r.stdout

@@ -147,7 +147,7 @@ def test_a_table_any_packet_writes_stays_locked_with_the_reason():
     plan = shard(global_table(writer_path=writer), nic_profile("e810"))
     table = plan.decision("table")
     assert table.decision == "lock" and not plan.shared_nothing
-    assert "not replicated: table is written on paths that any packet may take" in table.reason
+    assert "not replicated: table is written on paths whose packets no header field narrows" in table.reason
 
 
 def test_a_writer_that_changes_sharded_state_first_cannot_rerun():

@@ -121,8 +121,11 @@ def _why_not(analysis: Analysis, group: set[str], writers: Mapping[str, Writers]
 
 def _frequent(name: str, w: Writers) -> str:
     first = w.frequent()[0]
-    text = (f"{name} is written on paths that any packet may take ({first.where}; packet class: "
-            f"{dict(w.classes)[first.path].text}), so replicas would broadcast most packets")
+    # The class may be a device alone (a management port): "any packet" would be wrong; what is
+    # true is that no header field singles the writers out as rare control traffic.
+    text = (f"{name} is written on paths whose packets no header field narrows ({first.where}; packet class: "
+            f"{dict(w.classes)[first.path].text}; narrow pins a port, an address, a MAC or a non-IPv4 EtherType), "
+            f"so replicas would broadcast every packet of that class")
     rest = w.without_refreshes()
     if any(x.refresh for x in w.frequent()):
         if rest.rare:
@@ -130,7 +133,7 @@ def _frequent(name: str, w: Writers) -> str:
                     "timestamp, max-merged at expiry) is not what the generated runtime does")
         other = rest.frequent()[0]
         return (text + f"; even with a core-local refresh (a per-replica timestamp, max-merged at expiry), "
-                f"{other.where} would still write on any packet")
+                f"{other.where} would still write on every packet of its class")
     return text
 
 
