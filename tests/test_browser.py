@@ -279,6 +279,7 @@ def test_verify_builds_the_wrong_key_on_purpose_and_lists_the_divergent_packets(
     rows = page.locator(".nfx-differences tr.nfx-difference").all_inner_texts()
     assert rows and all("->" in r for r in rows)  # packets, with their addresses and ports
     assert any("forward to 0" in r and "drop" in r for r in rows)  # replies the parallel fw drops
+    assert all("frame " in r for r in rows)  # where each one is in its device's capture
     assert "core" in page.locator(".nfx-differences tr.nfx-why-row").first.inner_text()  # where the state was
     assert "built on purpose although wrong" in page.locator(".nfx-check-facts").inner_text()
     screenshot(page, "08-verify-failure")

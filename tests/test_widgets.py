@@ -389,13 +389,14 @@ def test_check_html_lists_differing_packets_and_what_it_was_for():
     assert "Equivalent" in out and "all 1,234 packets" in out and "(sn, 1 core)" in out
     assert "computed for fw.c, e810, 2 cores, seed 0" in out and "packets per core: 1,234" in out
     differences = [{"packet": i, "device": 1, "core": 0, "sequential": 0, "parallel": -1, "why": "no flow",
-                    "src": "192.0.2.7", "dst": "10.0.0.1", "sport": 80, "dport": 1000, "proto": 6}
-                   for i in range(25)]
+                    "src": "192.0.2.7", "dst": "10.0.0.1", "sport": 80, "dport": 1000, "proto": 6,
+                    "frame": 1200 + i if i else 0} for i in range(25)]  # packet 0: a reply, in no capture
     out = check_html({"equivalent": False, "packets": 50, "unexplained": 25, "strategy": "sn", "cores": 2,
                       "differences": differences})
     assert "Not equivalent" in out and "25 of 50 packets" in out
     assert out.count("<tr class=\"nfx-difference\">") == 20 and "and 5 more differing packets" in out
     assert "192.0.2.7:80 -&gt; 10.0.0.1:1000 TCP" in out and "<b>forward to 0</b>" in out and "<b>drop</b>" in out
+    assert ">device 1, frame 1,201<" in out and ">device 1<" in out  # where to find it in its capture
     partial = check_html({"verdict": "partial", "packets": 50, "strategy": "sn", "cores": 2,
                           "partial": {"reason": "per-core capacity drift: core 1", "not_compared": 4}})
     assert "Partial" in partial and "4 of 50 were set aside" in partial

@@ -34,6 +34,11 @@ def difference_packet(d: Mapping[str, Any]) -> str:
     return "(headers not reported)"
 
 
+def _frame(d: Mapping[str, Any]) -> str:
+    """Where the packet is in its device's capture (a closed-loop reply is in none)."""
+    return f", frame {int(d['frame']):,}" if d.get("frame") else ""
+
+
 def differences_html(differences: list[Mapping[str, Any]], total: int) -> str:
     """The differing packets: one row each (packet, its core, both verdicts) and, under it, why:
     where the state it needed lived."""
@@ -41,7 +46,7 @@ def differences_html(differences: list[Mapping[str, Any]], total: int) -> str:
     rows = []
     for d in differences[:SHOWN]:
         rows.append(f'<tr class="nfx-difference"><td {nowrap}>{int(d["packet"]):,}</td>'
-                    f"<td {nowrap}>device {d['device']}</td>"
+                    f"<td {nowrap}>device {d['device']}{_frame(d)}</td>"
                     f"<td {nowrap}><code>{html.escape(difference_packet(d))}</code></td>"
                     f"<td {nowrap}>core {d['core']}</td><td {nowrap}><b>{verdict_name(d['sequential'])}</b></td>"
                     f"<td {nowrap}><b>{verdict_name(d['parallel'])}</b></td></tr>")
