@@ -459,6 +459,8 @@ def test_a_syntax_error_shows_the_source_at_its_line(explorer):
     warned = page.locator(".nfx-source .nfx-warned")
     assert warned.count() == 1 and warned.get_attribute("data-line") == "6"
     assert "expected expression before" in warned.inner_text()
+    caption = page.locator(".nfx-source .nfx-source-caption").inner_text()
+    assert caption == "bad_syntax.c did not load; the other panes still show fw.c"  # which file is which
     warned.scroll_into_view_if_needed()
     screenshot(page, "22-source-syntax-error")
     load(page, FW)

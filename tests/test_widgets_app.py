@@ -148,9 +148,14 @@ def test_a_failed_load_shows_the_source_at_the_line_it_failed(app, engine, nf):
     view = app.source_view
     assert view.text == nf.read_text() and view.paths == [] and view.warnings == {3: "expected ';' before 'return'"}
     assert "expected &#x27;;&#x27; before &#x27;return&#x27;" in view._code.value  # beside the line
+    assert view.caption == "tiny.c did not load; the other panes still show the last version of tiny.c that loaded"
+    assert "nfx-source-caption" in view._code.value
     engine.fail["analyze"] = CSyntaxError("no such file", location=Location("other.h", 2, 1))  # not in the NF
     app.picker.button.click()
     assert view.warnings == {3: "expected ';' before 'return'"}
+    del engine.fail["analyze"]
+    app.picker.button.click()  # loads: the caption goes with the failure
+    assert view.caption == "" and "nfx-source-caption" not in view._code.value and view.paths
 
 
 def test_a_breaking_override_is_solved_at_once_and_explained(app, engine):

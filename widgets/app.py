@@ -311,7 +311,11 @@ class ExplorerApp(ipywidgets.VBox):
             text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return
-        self.source_view.show_error(path, text, int(line), error.message)
+        name = Path(path).name
+        shown = "" if self.loaded is None else (
+            f"; the other panes still show the last version of {name} that loaded"
+            if same_file(self.loaded[0], path) else f"; the other panes still show {Path(self.loaded[0]).name}")
+        self.source_view.show_error(path, text, int(line), error.message, f"{name} did not load{shown}")
 
     def solve(self) -> None:
         """Solve RSS keys for the loaded NF with the chosen NIC, cores, strategy, seed and overrides."""

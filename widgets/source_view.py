@@ -4,6 +4,8 @@ Consumes ``Analysis.to_dict()`` (its ``source`` file and ``paths``), never the a
 """
 from __future__ import annotations
 
+import html
+
 import os
 from typing import Any, Iterable, Mapping
 
@@ -93,6 +95,7 @@ class SourceView(ipywidgets.VBox):
     warnings = traitlets.Dict()  # line -> note, for the analysis warnings located in the source
     marked_lines = traitlets.List(read_only=True)  # lines with any state access, sorted
     selected_lines = traitlets.List(read_only=True)  # lines of the focus, sorted
+    caption = traitlets.Unicode("")  # above the code: which file failed to load, and what the other panes show
 
     def __init__(self, **kwargs: Any) -> None:
         self._code = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
@@ -105,16 +108,16 @@ class SourceView(ipywidgets.VBox):
         its ``warnings`` (AnalysisWarning) name."""
         with self.hold_trait_notifications():
             self.text, self.source, self.paths = text, analysis["source"], list(analysis["paths"])
-            self.warnings = warned_lines(warnings, self.source)
+            self.warnings, self.caption = warned_lines(warnings, self.source), ""
 
-    def show_error(self, source: str, text: str, line: int, message: str) -> None:
+    def show_error(self, source: str, text: str, line: int, message: str, caption: str = "") -> None:
         """Show ``text``, the contents of ``source``, whose analysis failed at ``line`` with
-        ``message``: that line marked and opened, no path (there are none)."""
+        ``message``: that line marked and opened, no path (there are none), ``caption`` above."""
         with self.hold_trait_notifications():
             self.text, self.source, self.paths, self.focus = text, source, [], ""
-            self.warnings = {line: message}
+            self.warnings, self.caption = {line: message}, caption
 
-    @traitlets.observe("text", "source", "paths", "focus", "warnings")
+    @traitlets.observe("text", "source", "paths", "focus", "warnings", "caption")
     def _on_change(self, _change: Any) -> None:
         self._render()
 
@@ -141,6 +144,8 @@ class SourceView(ipywidgets.VBox):
         fold_before = max(min(opened) - CONTEXT_LINES, 1) if opened else 1
         marked = frozenset(notes)
         notes.update({line: f"{notes[line]}; {note}" if line in notes else note for line, note in warned.items()})
-        self._code.value = render_code(self.text, self.source or "nf.c", notes=notes, marked=marked,
-                                       selected=selected, warned=frozenset(warned), fold_before=fold_before,
-                                       max_height="none")
+        caption = (f'<div class="nfx-source-caption" style="font-size:12px;color:#9a6700;padding:2px 0 4px 0">'
+                   f"{html.escape(self.caption)}</div>" if self.caption else "")
+        self._code.value = caption + render_code(self.text, self.source or "nf.c", notes=notes, marked=marked,
+                                                 selected=selected, warned=frozenset(warned),
+                                                 fold_before=fold_before, max_height="none")
