@@ -14,6 +14,8 @@ from explorer.errors import ConfigError, CSyntaxError
 from explorer.frontend import parse_nf
 from explorer.ir import Location
 
+ROOT = Path(__file__).resolve().parent.parent
+
 NF = """\
 #include "nf.h"
 #ifndef CAPACITY
@@ -431,3 +433,35 @@ def test_an_nf_not_named_dot_c_is_refused_at_once(tmp_path, name):
     path.write_text((Path(__file__).resolve().parent.parent / "sample_nfs" / "nop.c").read_text())
     with pytest.raises(ConfigError, match=rf"an NF is a C source file named \.c \('{name}' is not\); copy or rename"):
         read_nf(path)
+
+
+def test_columns_are_the_source_columns_past_macros_and_blanks(tmp_path: Path) -> None:
+    """pycparser counts columns in the preprocessed line (LAN is 0 there, NF_DROP (-1), runs of
+    blanks one blank): a call after a macro on its line was placed a few columns off, and so was
+    every message about it (explain's call text started mid-token). Each location is now the
+    source column of the token it names; a call out of a macro's expansion is placed at the
+    macro's name."""
+    from explorer.explain import call_text
+    from explorer.symbex import analyze
+
+    nf = str(ROOT / "tests" / "nfs" / "macro_columns.c")
+    lines = Path(nf).read_text().splitlines()
+    analysis = analyze(nf)
+    seen = set()
+    for path in analysis.paths:
+        for access in path.accesses:
+            loc = access.location
+            assert lines[loc.line - 1][loc.col - 1:].startswith(access.call), (access.call, str(loc))
+            assert call_text(loc.file, loc.line, loc.col).startswith(access.call + "(")
+            seen.add(access.call)
+    assert {"nf_expire_items", "nf_map_get", "nf_dchain_rejuvenate_index"} <= seen
+    shift = write(tmp_path, NF.replace("return device == LAN ? 1 : 0;",
+                                       "return device == LAN ? 1 : (int)(1u << nf_ipv4_header(packet, len)->ttl);"))
+    with pytest.raises(Exception) as error:
+        analyze(str(shift))
+    line = shift.read_text().splitlines()[error.value.location.line - 1]
+    assert line[error.value.location.col - 1:].startswith("nf_ipv4_header(packet, len)->ttl")  # the shift count
+    expanded = write(tmp_path, "#define MAKE(m) nf_map_allocate(4, 64, &(m))\n" + NF.replace(
+        "nf_map_allocate(4, CAPACITY, &flows)", "MAKE(flows)"), "expanded.c")
+    place = analyze(str(expanded)).object("flows").location
+    assert expanded.read_text().splitlines()[place.line - 1][place.col - 1:].startswith("MAKE(flows)")

@@ -11,10 +11,11 @@ from typing import Any, Optional
 from pycparser import c_ast
 
 from explorer.errors import CSyntaxError
+from explorer.frontend.columns import column_of, give_source_columns, source_columns
 from explorer.frontend.parser import parse_text
 from explorer.ir import Location
 from explorer.nfsource import NfSource, read_nf
-from explorer.nfsource.cpp import syntax_error
+from explorer.nfsource.cpp import is_ours, syntax_error
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class SourceMap:
         """A pycparser Coord as an ir.Location (None for nodes without one)."""
         if coord is None or getattr(coord, "line", None) is None:
             return None
-        return Location(str(coord.file), int(coord.line), int(getattr(coord, "column", 0) or 0))
+        return Location(str(coord.file), int(coord.line), column_of(coord))
 
     def line(self, location: Location) -> str:
         """The source line at ``location`` ("" when unknown)."""
@@ -51,6 +52,13 @@ class ParsedNF:
     @property
     def name(self) -> str:
         return Path(self.path).stem
+
+
+def _read_text(name: str) -> Optional[str]:
+    try:
+        return Path(name).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
 
 
 def _read_lines(name: str) -> tuple[str, ...]:
@@ -86,6 +94,9 @@ def parse_source(source: NfSource) -> c_ast.FileAST:
         raise CSyntaxError(gcc.sentence(), location=gcc.location) from None
     if spellings:
         _respell(ast, spellings)
+    sources = {name: _read_text(name) for name in source.files if not is_ours(name)}
+    give_source_columns(ast, source_columns(source.text, {k: v for k, v in sources.items() if v is not None},
+                                            spellings))
     return ast
 
 

@@ -9,6 +9,7 @@ from pycparser import c_ast
 
 from explorer.errors import UnsupportedError
 from explorer.frontend import ParsedNF
+from explorer.frontend.columns import column_of
 from explorer.ir import Location
 from explorer.symbex.node_facts import NodeFacts
 from explorer.symbex.ctype import (INT, VOID, ArrayType, CType, FunctionType, PointerType, StructType,
@@ -40,7 +41,7 @@ def location_of(node: Any) -> Optional[Location]:
     coord = getattr(node, "coord", None)
     if coord is None or getattr(coord, "line", None) is None:
         return None
-    return Location(str(coord.file), int(coord.line), int(getattr(coord, "column", 0) or 0))
+    return Location(str(coord.file), int(coord.line), column_of(coord))
 
 
 def unsupported(node: Any, message: str) -> UnsupportedError:

@@ -1,0 +1,97 @@
+"""Source columns for the AST's coordinates.
+
+pycparser counts columns in the *preprocessed* line, where every macro is expanded (``LAN`` is
+``0``, ``NF_DROP`` is ``(-1)``) and gcc squeezes runs of blanks, so past the first macro of a line
+its columns point at the wrong token of the source (an error at ``11:66`` named what the source
+has at 77). Each coordinate gets the column of the source token it was written as: the tokens of
+a preprocessed line and of its source line are aligned by spelling (difflib), and a token that
+came out of a macro expansion gets the column of the source text the expansion replaced (the
+macro's name). The preprocessed column stays where it was: ``nfx generate`` anchors its edits on
+it."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Optional
+
+from pycparser import c_ast
+from pycparser.c_parser import Coord
+
+from explorer.nfsource.tokens import LexError, Token, lex, scan
+
+
+@dataclass(slots=True)
+class SourceCoord(Coord):
+    """A pycparser Coord that also knows its column in the source file."""
+
+    source_column: Optional[int] = None
+
+
+def column_of(coord: Coord) -> int:
+    """The column to show for ``coord``: in the source file when known."""
+    source = getattr(coord, "source_column", None)
+    return int(source if source is not None else (coord.column or 0))
+
+
+def _by_line(tokens: list[Token]) -> dict[tuple[str, int], list[Token]]:
+    lines: dict[tuple[str, int], list[Token]] = {}
+    for t in tokens:
+        lines.setdefault((t.file, t.line), []).append(t)
+    return lines
+
+
+def _align(pre: list[Token], source: list[Token]) -> dict[int, int]:
+    """Preprocessed column -> source column for the tokens of one line."""
+    columns: dict[int, int] = {}
+    if not source:
+        return columns
+    macro = None  # the column of the last name the expansion made vanish (a macro's name)
+    expanded = {t.value for t in pre}
+    matcher = difflib.SequenceMatcher(None, [t.value for t in pre], [t.value for t in source], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        vanished = [t for t in source[j1:j2] if (t.value[:1].isalpha() or t.value[:1] == "_")
+                    and t.value not in expanded]
+        if tag != "equal" and vanished:
+            macro = vanished[0].column
+        for k in range(i1, i2):
+            if tag == "equal":
+                columns[pre[k].column] = source[j1 + k - i1].column
+            else:  # out of an expansion: where the macro's name is written
+                columns[pre[k].column] = macro if macro is not None else source[min(j1, len(source) - 1)].column
+    return columns
+
+
+def source_columns(preprocessed: str, sources: dict[str, str],
+                   spellings: Optional[dict[str, str]] = None) -> dict[tuple[str, int, int], int]:
+    """(file, line, preprocessed column) -> source column, for the lines of ``sources`` (file name
+    -> text) whose columns differ; empty when a text cannot be cut into tokens."""
+    try:
+        pre_lines = _by_line(lex(preprocessed, ""))
+        source_lines = {name: _by_line(lex(scan(text)[0], name)) for name, text in sources.items()}
+    except LexError:
+        return {}
+    table = {}
+    for (file, line), pre in pre_lines.items():
+        name = (spellings or {}).get(file, file)
+        source = source_lines.get(name, {}).get((name, line))
+        if source is None or [(t.value, t.column) for t in pre] == [(t.value, t.column) for t in source]:
+            continue
+        for pre_column, column in _align(pre, source).items():
+            if pre_column != column:
+                table[(name, line, pre_column)] = column
+    return table
+
+
+def give_source_columns(ast: c_ast.Node, table: dict[tuple[str, int, int], int]) -> None:
+    """Give every node whose column differs in the source a SourceCoord with that column."""
+    if not table:
+        return
+    todo = [ast]
+    while todo:
+        node = todo.pop()
+        coord = getattr(node, "coord", None)
+        if coord is not None and not isinstance(coord, SourceCoord):
+            column = table.get((str(coord.file), coord.line, coord.column))
+            if column is not None:
+                node.coord = SourceCoord(coord.file, coord.line, coord.column, column)
+        todo.extend(child for _, child in node.children())

@@ -1,0 +1,112 @@
+"""C tokens as pycparser's lexer cuts them, in the preprocessed text and in an NF's own source:
+what lets a place in the one (where the AST's coordinates point) be found in the other, for the
+edits of ``nfx generate`` and for the columns messages give."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pycparser.c_lexer import CLexer
+
+from explorer.ir import Location
+
+
+@dataclass(frozen=True)
+class Token:
+    """One C token: its spelling, where it starts (1-based line and column, as pycparser counts)
+    and, in a source file, its offsets."""
+
+    value: str
+    file: str
+    line: int
+    column: int
+    start: int = -1
+    end: int = -1
+
+    def location(self) -> Location:
+        return Location(self.file, self.line, self.column)
+
+
+class LexError(Exception):
+    def __init__(self, message: str, line: int, column: int):
+        super().__init__(message)
+        self.line, self.column = line, column
+
+
+def lex(text: str, filename: str) -> list[Token]:
+    """The tokens of C text, by pycparser's own lexer (line markers give them their file and line);
+    LexError on a character C has no token for."""
+    def fail(message: str, line: int, column: int) -> None:
+        raise LexError(message, line, column)
+
+    lexer = CLexer(fail)
+    lexer.input(text, filename)
+    tokens = []
+    while True:
+        tok = lexer.token()
+        if tok is None:
+            return tokens
+        tokens.append(Token(tok.value, tok.filename, tok.lineno, tok.column))
+
+
+def scan(text: str) -> tuple[str, tuple[int, ...]]:
+    """``text`` with every comment, directive line (continuations included) and line splice turned
+    into spaces, newlines kept: what is left are the tokens the compiler sees, at their offsets.
+    Also where each directive starts."""
+    out = list(text)
+    directives = []
+    i, n = 0, len(text)
+    line_start = True  # only blanks since the start of the line: a '#' there starts a directive
+    directive = False
+
+    def blank(a: int, b: int) -> None:
+        for k in range(a, b):
+            if out[k] != "\n":
+                out[k] = " "
+
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark: gcc skips it, and so does the lexer here
+        blank(0, 1)
+        i = 1
+
+    while i < n:
+        c = text[i]
+        if c == "\\" and text.startswith("\n", i + 1):  # a line splice
+            blank(i, i + 1)
+            i += 2
+            continue
+        if c == "\n":
+            directive = False
+            line_start = True
+            i += 1
+            continue
+        if c == "\r":  # CRLF files: pycparser's lexer knows only \n
+            out[i] = " "
+            i += 1
+            continue
+        if text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            blank(i, end)
+            i = end
+            continue
+        if text.startswith("//", i):
+            end = i
+            while end < n and text[end] != "\n":
+                end += 2 if text.startswith("\\\n", end) else 1
+            blank(i, end)
+            i = end
+            continue
+        if c == "#" and line_start:
+            directive = True
+            directives.append(i)
+        line_start = line_start and c.isspace()
+        if c in "\"'":  # a literal: what it holds is neither a comment nor a directive's end
+            end = i + 1
+            while end < n and text[end] not in (c, "\n"):
+                end += 2 if text[end] == "\\" else 1
+            end = min(end + 1, n)
+        else:
+            end = i + 1
+        if directive:
+            blank(i, end)
+        i = end
+    return "".join(out), tuple(directives)
