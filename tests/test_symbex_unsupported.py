@@ -127,6 +127,9 @@ CASES = [
      "member access on struct nf_ether_header, which is declared but never defined"),
     ("argument count", "static int twice(int a) { return 2 * a; }", "return true;", "  return twice(1, 2);", 7, 10,
      "twice() takes 1 argument, 2 given"),
+    ("cell left borrowed", "static struct nf_vector *v;", "return nf_vector_allocate(4, 4, &v);",
+     "  int *c = nf_vector_borrow(v, 0);\n  if (*c > 3) return NF_DROP;\n  *c += 1;\n  nf_vector_return(v, 0, c);\n"
+     "  return 0;", 8, 15, "nf_process returns here with a cell of v still borrowed (nf_vector_borrow at "),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
     ("no nf_process", "", "return true;", None, None, None, "does not define nf_process()"),
 ]
@@ -261,3 +264,16 @@ def test_an_endless_loop_that_a_counter_ends_may_decide_on_data_each_round(tmp_p
     nf.write_text(LEADING_ZEROS.replace("LOOP", "for (;;) {\n    if (zeros == 6 || eth->dst[zeros] != 0) break;\n"
                                                 "    zeros++;\n  }"))
     assert len(analyze(nf).paths) == 8
+
+
+def test_a_cell_an_early_return_leaves_borrowed_is_refused_where_it_returns() -> None:
+    """The runtime stops an NF whose path leaves a vector cell borrowed a few packets later (more
+    than 8 cells borrowed without nf_vector_return); analyze, solve and generate took it."""
+    nf = Path(__file__).resolve().parent / "nfs" / "leaky_cell.c"
+    lines = nf.read_text().splitlines()
+    with pytest.raises(UnsupportedError) as err:
+        analyze(nf)
+    location = err.value.location
+    assert lines[location.line - 1][location.col - 1:].startswith("return NF_DROP;")
+    borrowed = next(n for n, line in enumerate(lines, 1) if "nf_vector_borrow(budgets" in line)
+    assert f"a cell of budgets still borrowed (nf_vector_borrow at {nf}:{borrowed}:" in err.value.message

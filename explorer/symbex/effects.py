@@ -54,6 +54,7 @@ class Borrow:
     object: str
     index: Any
     cells: tuple
+    location: Optional[Location] = None  # the nf_vector_borrow call
 
 
 class Effects:

@@ -167,8 +167,20 @@ class PathSearch:
         if value is None:
             raise UnsupportedError("nf_process must return a device, NF_DROP or NF_FLOOD",
                                    location=location_of(process))
+        self._all_returned(it, it.machine.returned_at or process)
         verdict = self._verdict(it, value, it.machine.returned_at or process)
         return FinishedPath(state, it.effects, verdict, self._writes(it))
+
+    @staticmethod
+    def _all_returned(it: Interpreter, node: Any) -> None:
+        """A cell borrowed and never handed back stays borrowed in the runtime, which stops the NF
+        once a few pile up: refused here, at the return that leaves it, instead of after a few packets."""
+        if it.effects.borrows:
+            borrow = next(iter(it.effects.borrows.values()))
+            where = f" at {borrow.location}" if borrow.location else ""
+            raise UnsupportedError(f"nf_process returns here with a cell of {borrow.object} still borrowed (nf_vector_borrow"
+                                   f"{where}): hand it back with nf_vector_return on every path, or the runtime "
+                                   "stops the NF once a few such cells pile up", location=location_of(node))
 
     def _verdict(self, it: Interpreter, value: Any, node: Any) -> ir.Verdict:
         try:

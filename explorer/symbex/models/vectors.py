@@ -13,6 +13,7 @@ from explorer.symbex.ctype import PointerType
 from explorer.symbex.effects import Borrow, ObjectInfo
 from explorer.symbex.memory import same_cell
 from explorer.symbex.models.context import CallContext, StateCall, constant_index, symbol
+from explorer.symbex.program import location_of
 from explorer.symbex.render import Renderer
 from explorer.symbex.values import Ptr, Value, to_signed
 
@@ -56,7 +57,7 @@ class VectorBorrow(StateCall):
         name = f"cell:{obj.name}#{n}"
         region = m.new_region(name, "cell", f"the cell of {obj.name} borrowed at call #{n}", obj.size)
         region.cells = [Slice(cell, obj.size - 1 - i) for i in range(obj.size)]  # memory order: byte 0 first
-        m.effects.borrows[name] = Borrow(obj.name, index, tuple(region.cells))
+        m.effects.borrows[name] = Borrow(obj.name, index, tuple(region.cells), location_of(ctx.node))
         return Ptr(PointerType(ct.VOID), name, 0)
 
     @staticmethod
