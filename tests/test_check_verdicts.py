@@ -94,6 +94,34 @@ def test_any_consistent_bijection_is_a_renaming():
     assert "became both" in r.accept(("flow", 999), 0, names, ("0400",), (f"{int(par_ports[1]):04x}",))
 
 
+def test_a_value_handed_out_again_after_expiry_is_a_new_binding():
+    """An expired entry's index goes to a later flow in each build's own order: a fresh allocation
+    ends the bindings of its values' earlier holders. A flow the sequential run still holds whose
+    value another flow took is still caught, at its next packet."""
+    names = ("p.l4.sport",)
+    r = Renaming()
+    assert r.accept("flow a", 1, names, ("0404",), ("0405",), fresh=True) is None
+    assert r.accept("flow b", 1, names, ("0404",), ("0403",), fresh=True) is None  # a expired; 0404 again
+    assert r.accept("flow c", 1, names, ("0406",), ("0405",), fresh=True) is None  # and 0405 on its core
+    assert "became both" in r.accept("flow a", 1, names, ("0404",), ("0405",))  # a was not expired after all
+    r = Renaming()
+    assert r.accept("flow a", 0, names, ("0400",), ("0401",), fresh=True) is None
+    assert r.accept("flow b", 0, names, ("0402",), ("0401",), fresh=True) is None  # the core gave 0401 twice
+    assert "stands for both" in r.accept("flow a", 0, names, ("0400",), ("0401",))  # ... while a held it
+    assert "changed on one side only" in r.accept("flow b", 0, names, ("0402",), ("0409",))
+
+
+@pytest.mark.dpdk
+def test_a_nat_whose_flows_expire_and_whose_ports_are_reused_is_equivalent():
+    """nat with a 1 s expiry on flows 0.5 s apart: both builds reuse expired ports, each in its own
+    order. Before, the second flow on a reused port was "renaming is inconsistent" (NOT equivalent)."""
+    events = [(i * 500_000_000, 0, pk.udp(f"10.0.{i % 7}.{1 + i}", 40000 + i, f"192.168.{i % 5}.9", 53))
+              for i in range(120)]
+    nat = solution("nat", cores=2, defines=(("NAT_EXPIRATION_NS", "NF_NS_PER_SEC"),))
+    report = check(nat, pk.trace(events), 2, replies=False)
+    assert report.equivalent and report.exit_status == 0, report.render()
+    assert "p.l4.sport" in report.render()  # ports were renamed, not all equal by chance
+
 # ---- sketch drift ----------------------------------------------------------------------------------
 
 @pytest.mark.dpdk

@@ -35,6 +35,16 @@ def calls_by_packet(calls: tuple[StateCall, ...]) -> dict[int, list[StateCall]]:
     return out
 
 
+def fresh_indices(plan, seq_calls: dict[int, list[StateCall]]) -> set[int]:
+    """Packets at which the sequential run allocated a new index of a divided dchain: their flow's
+    index-derived values start anew (an expired entry's index is handed out again in each build's
+    own order), which ``explorer.verify.renaming`` needs to tell reuse from a clash."""
+    chains = {o.alloc_index for o in plan.objects if o.kind == "dchain" and o.per_core != o.capacity}
+    return {i for i, calls in seq_calls.items()
+            if any(c.call == "nf_dchain_allocate_new_index" and c.object in chains and c.results[:1] == ("01",)
+                   for c in calls)}
+
+
 # ---- capacity -----------------------------------------------------------------------------------
 
 def sequential_refusals(seq: RunResult) -> list[int]:

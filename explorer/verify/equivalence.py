@@ -89,6 +89,8 @@ def _compare_sn(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Paralle
     set aside; sketch: explained)."""
     expected = Outcome.of(seq, len(trace))
     renaming = Renaming()
+    seq_calls = drift.calls_by_packet(seq.calls)
+    fresh = drift.fresh_indices(plan, seq_calls)
     first_seq_full, core_full = drift.capacity_limits(seq, run)
     bad: list[tuple[int, str]] = []
     capacity: list[tuple[int, str]] = []
@@ -114,12 +116,12 @@ def _compare_sn(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Paralle
                                                           if fields else "")))
             continue
         names, seq_values, par_values = found
-        problem = renaming.accept(flow_key(int(trace.devices[i]), trace.frames[i]), core, names, seq_values, par_values)
+        problem = renaming.accept(flow_key(int(trace.devices[i]), trace.frames[i]), core, names, seq_values, par_values,
+                                  fresh=i in fresh)
         if problem:
             bad.append((i, f"renaming is inconsistent: {problem}"))
         else:
             renamed += 1
-    seq_calls = drift.calls_by_packet(seq.calls)
     overrides = dict(plan.overrides)
     sketch = drift.sketch_drift(plan, par_trace, run, seq_calls, [i for i, _ in bad], fields,
                                 lambda t: run_trace(plan.source, t, overrides, calls=True))

@@ -8,6 +8,13 @@ renaming is consistent: every flow (input device and 5-tuple) keeps one pair (se
 parallel value), a sequential value never maps to two parallel values, and on one core a parallel
 value never stands for two sequential values. Any such bijection is accepted (per-core pools of
 any shape, not only ranges).
+
+The bijection holds among live entries: an entry that expires frees its index, and each build hands
+it to a later flow in its own order (the sequential NF's lowest free index is not the core's). A
+packet at which the sequential run allocated a new index (``fresh``) therefore starts a new binding
+for its flow and ends the bindings that held either of its values; a packet whose flow the
+sequential run still holds must keep its flow's binding, and neither of its values may be held by
+another live flow.
 """
 from __future__ import annotations
 
@@ -112,22 +119,42 @@ class Renaming:
     """Checks that index-derived values are renamed consistently (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.by_flow: dict[tuple, tuple] = {}
-        self.seq_to_par: dict[tuple, tuple] = {}
-        self.par_to_seq: dict[tuple, tuple] = {}
+        self.by_flow: dict[tuple, tuple] = {}  # flow -> (names, seq, core, par): its live binding
+        self.seq_owner: dict[tuple, tuple] = {}  # (names, seq) -> the flow holding it
+        self.par_owner: dict[tuple, tuple] = {}  # (names, core, par) -> the flow holding it
 
-    def accept(self, flow: tuple, core: int, names: tuple[str, ...], seq: tuple, par: tuple) -> Optional[str]:
-        pair = (seq, par)
-        known = self.by_flow.setdefault(flow, pair)
-        if known != pair and (known[0] == seq or known[1] == par):
-            return f"the flow's renamed {', '.join(names)} changed on one side only ({known} then {pair})"
-        self.by_flow[flow] = pair
-        if self.seq_to_par.setdefault((names, seq), par) != par:
-            return f"sequential {', '.join(names)} {seq} became both {self.seq_to_par[(names, seq)]} and {par}"
-        if self.par_to_seq.setdefault((names, core, par), seq) != seq:
+    def accept(self, flow: tuple, core: int, names: tuple[str, ...], seq: tuple, par: tuple,
+               fresh: bool = False) -> Optional[str]:
+        """None when the pair is consistent, else why not. ``fresh``: the sequential run allocated
+        a new index at this packet, so earlier holders of these values have expired."""
+        binding = (names, seq, core, par)
+        known = self.by_flow.get(flow)
+        if fresh:
+            for holder in {flow, self.seq_owner.get((names, seq)), self.par_owner.get((names, core, par))}:
+                if holder is not None and holder in self.by_flow:
+                    self._end(holder)
+        elif known is not None and known != binding:
+            if known[1] == seq or known[3] == par:
+                return (f"the flow's renamed {', '.join(names)} changed on one side only "
+                        f"({(known[1], known[3])} then {(seq, par)})")
+        holder = self.seq_owner.get((names, seq))
+        if holder is not None and holder != flow:
+            return f"sequential {', '.join(names)} {seq} became both {self.by_flow[holder][3]} and {par}"
+        holder = self.par_owner.get((names, core, par))
+        if holder is not None and holder != flow:
             return (f"on core {core}, parallel {', '.join(names)} {par} stands for both "
-                    f"{self.par_to_seq[(names, core, par)]} and {seq}")
+                    f"{self.by_flow[holder][1]} and {seq}")
+        self.by_flow[flow] = binding
+        self.seq_owner[(names, seq)] = flow
+        self.par_owner[(names, core, par)] = flow
         return None
+
+    def _end(self, flow: tuple) -> None:
+        names, seq, core, par = self.by_flow.pop(flow)
+        if self.seq_owner.get((names, seq)) == flow:
+            del self.seq_owner[(names, seq)]
+        if self.par_owner.get((names, core, par)) == flow:
+            del self.par_owner[(names, core, par)]
 
 
 def renamed_equal(seq: bytes, par: bytes, fields: frozenset[str]) -> Optional[tuple[tuple[str, ...], tuple, tuple]]:
