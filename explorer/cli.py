@@ -45,6 +45,11 @@ def _add_rss(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", default="0", help="seed for the free key bits (default 0)")
 
 
+def _add_override(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...",
+                   help="shard OBJ on these fields for device DEV, or OBJ=shard|replicate|lock (repeatable)")
+
+
 def _add_replication(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replication", default="lagged", choices=["lagged", "strict"],
                    help="sn with replicated objects: other cores apply a broadcast write before their next burst "
@@ -66,8 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("solve", help="decide sharding and solve RSS keys")
     _add_nf(p); _add_rss(p); _add_json(p)
-    p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...",
-                   help="shard OBJ on these fields for device DEV, or OBJ=shard|replicate|lock (repeatable)")
+    _add_override(p)
     p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"],
                    help="auto (default): shared-nothing (sn) where the state shards, else locks; or force sn, locks or tm")
 
@@ -80,11 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write into a non-empty folder nfx did not create, or where files changed since nfx wrote "
                         "them: such files are kept and their new versions go beside them as NAME.new")
     _add_replication(p)
+    _add_override(p)
 
     p = sub.add_parser("check", help="compare the parallel build with the sequential one on a trace")
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)
     p.add_argument("--strategy", default="auto", choices=["auto", "sn", "locks", "tm"],
                    help="the parallel build to compare: auto (default) as solve decides, or sn, locks or tm")
+    _add_override(p)
     p.add_argument("--replies", action=argparse.BooleanOptionalAction, default=None,
                    help="also send each run replies to what it sent (default: when the NF rewrites headers)")
     _add_replication(p)
@@ -123,8 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--packets", default="100000", help="generated traffic: packets (default 100000)")
     p.add_argument("--flows", default="10000", help="generated traffic: flows (default 10000)")
     p.add_argument("--key", action="append", default=[], metavar="DEV=HEX", help="replace a device's key")
-    p.add_argument("--override", action="append", default=[], metavar="OBJ:DEV=FIELD,...",
-                   help="shard OBJ on these fields for device DEV, or OBJ=shard|replicate|lock (repeatable)")
+    _add_override(p)
     p.add_argument("--rebalance", action="store_true", help="rebalance the RETA from measured load")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a traffic generator parameter, e.g. server_prefix=172.16.0.10/32 (repeatable)")

@@ -1,5 +1,5 @@
 """``nfx check NF.c (--in 0=a.pcap [--in 1=b.pcap] | --traffic KIND) --cores N [--strategy S]
-[--replies|--no-replies] [--json]``: run the sequential and the parallel build on the same trace and
+[--override OBJ=...] [--replies|--no-replies] [--json]``: run the sequential and the parallel build on the same trace and
 compare every packet (see explorer.verify.equivalence). The trace is the captures given, or
 ``--traffic paths`` (packets that follow every path of the NF the witness search reaches, as
 ``nfx traffic paths`` writes them), or a generated kind. Exit status 0 when equivalent, 2 when not
@@ -17,6 +17,7 @@ from explorer.commands.options import check_cores, parse_defines, parse_traffic_
 from explorer.errors import ConfigError
 from explorer.pipeline import PATHS
 from explorer.run import load_trace
+from explorer.sharding.decisions import parse_overrides
 from explorer.traffic.pcap import parse_inputs
 from explorer.traffic.generators import GENERATORS, generate
 from explorer.traffic.trace import Trace
@@ -27,8 +28,9 @@ def main(args) -> int:
     defines = parse_defines(args.define)
     check_cores(args.cores)
     trace = _traffic(args, defines)
-    solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed,
-                              strategy=args.strategy, quality=False)
+    analysis = pipeline.analyze(args.nf, defines)
+    solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed, strategy=args.strategy,
+                              overrides=parse_overrides(args.override, analysis), quality=False)
     if args.traffic in GENERATORS:  # generated traffic arrives on two devices
         pipeline.check_generated(solution.analysis, args.traffic)
     report = check(solution, trace, args.cores, args.strategy, replies=getattr(args, "replies", None),

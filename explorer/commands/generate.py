@@ -1,18 +1,20 @@
 """``nfx generate NF.c -o DIR [--strategy auto|seq|sn|locks|tm] [--nic P] [--cores N] [--define K=V]
-[--force]``: write the parallel DPDK project of an NF (see explorer.codegen)."""
+[--force] [--override OBJ=shard|replicate|lock ...]``: write the parallel DPDK project of an NF (see explorer.codegen)."""
 from __future__ import annotations
 
 from explorer import pipeline
 from explorer.codegen import generate
 from explorer.commands.options import check_cores, parse_defines
+from explorer.sharding.decisions import parse_overrides
 
 
 def main(args) -> int:
     defines = parse_defines(args.define)
     check_cores(args.cores)
     solve_as = args.strategy if args.strategy in ("sn", "locks", "tm") else "auto"
-    solution = pipeline.solve(args.nf, defines, nic=args.nic, cores=args.cores, seed=args.seed, strategy=solve_as,
-                              quality=False)
+    analysis = pipeline.analyze(args.nf, defines)
+    solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed, strategy=solve_as,
+                              overrides=parse_overrides(args.override, analysis), quality=False)
     project = generate(solution, args.out, strategy=args.strategy, force=args.force, replication=args.replication)
     plan = project.plan
     written = [name for name in project.changed if name in project.files]
