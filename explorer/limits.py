@@ -5,7 +5,7 @@ for synthetic packets would take, refused up front when it cannot fit.
 * seed: any unsigned 64-bit number (numpy's and Python's generators take all of them).
 * packets: 1 .. 2**32 (the trace format's packet numbers are 32-bit).
 * flows: 1 .. 2**26 (the generators draw distinct flows in memory).
-* cores: 1 .. 128 (DPDK 22.11's RTE_MAX_LCORE; a NIC profile may allow fewer: its RETA size).
+* cores: 1 .. 128 (DPDK 22.11's RTE_MAX_LCORE; a NIC profile may allow fewer: ``NicProfile.max_cores``).
 """
 from __future__ import annotations
 

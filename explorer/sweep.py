@@ -126,6 +126,24 @@ class Sweep:
         return ok.groupby(["nic", "traffic"])["cores"].max().reset_index()
 
 
+def _within_nics(combos: list[tuple]) -> list[tuple]:
+    """The (nic, cores, ...) combinations the NIC can take (82599's RSS feeds 16 cores); the others
+    are left out with one warning per NIC, or refused when none is left."""
+    from explorer.rss.nic import nic_profile
+
+    most = {nic: nic_profile(nic).max_cores for nic in {combo[0] for combo in combos}}
+    for nic in sorted(most):
+        over = sorted({combo[1] for combo in combos if combo[0] == nic and combo[1] > most[nic]})
+        if over:
+            warnings.warn(f"{nic} takes at most {most[nic]} cores: its rows for {', '.join(map(str, over))} cores "
+                          "are left out")
+    kept = [combo for combo in combos if combo[1] <= most[combo[0]]]
+    if not kept:
+        limits = ", ".join(f"{nic}: at most {m}" for nic, m in sorted(most.items()))
+        raise ConfigError(f"no NIC of the sweep takes that many cores ({limits})")
+    return kept
+
+
 def sweep(nf: str | Path, nics: Sequence[str] = ("e810",), cores: Sequence[int] = (2, 4, 8, 16),
           traffic: Sequence[str] = ("uniform",), seeds: int = 3, packets: int = 50_000, flows: int = 5_000,
           defines: Optional[Mapping[str, str]] = None, scheduler: Optional[str] = None,
@@ -154,8 +172,8 @@ def sweep(nf: str | Path, nics: Sequence[str] = ("e810",), cores: Sequence[int] 
     if bad:
         raise ConfigError(f"core counts must be positive integers, not {bad[0]!r}")
     fixed = tuple(sorted(params.items()))
-    combos = list(itertools.product(sorted(set(nics)), sorted(set(int(c) for c in cores)), sorted(set(traffic)),
-                                    range(seeds)))
+    combos = _within_nics(list(itertools.product(sorted(set(nics)), sorted(set(int(c) for c in cores)),
+                                                 sorted(set(traffic)), range(seeds))))
     if scheduler is None:
         rows = [sweep_row(source, nic, c, kind, seed, packets, flows, fixed) for nic, c, kind, seed in combos]
     else:

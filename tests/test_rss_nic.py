@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,17 @@ def test_rss_hf_values_match_installed_headers(tmp_path):
     by_expr = {hf.c_expression: hf.mask for hf in masks.values()}
     for i, e in enumerate(exprs):
         assert int(values[f"expr{i}"]) == by_expr[e], e
+
+
+def test_cores_stop_at_the_queues_a_nic_spreads_over():
+    """82599/X540 RETA entries hold 4 bits, so RSS feeds 16 queues whatever the RETA's 128 entries
+    say: a plan for more cores would name queues the NIC cuts to their low bits. Before, nfx solved
+    and simulated 64 cores on it without a word."""
+    from explorer import pipeline
+
+    assert nic_profile("82599").max_cores == 16 and nic_profile("e810").max_cores == 512
+    root = Path(__file__).resolve().parents[1]
+    assert pipeline.solve(root / "sample_nfs/nop.c", nic="82599", cores=16, quality=False).plan.cores == 16
+    with pytest.raises(ConfigError, match=r"82599 \(Intel 82599/X540\) takes 1 to 16 cores \(the 16 queues its RSS "
+                                          r"spreads over\), not 17"):
+        pipeline.solve(root / "sample_nfs/nop.c", nic="82599", cores=17, quality=False)

@@ -74,6 +74,18 @@ def test_sweep_errors_are_clear():
         pipeline.sweep(FW, cores=(2,), seeds=1, packets=100, flows=10, scheduler="http://x")
 
 
+def test_a_sweep_leaves_out_core_counts_a_nic_cannot_feed():
+    """82599's RSS feeds 16 cores: its 32-core rows are left out with a warning, the other NIC's
+    stay; a sweep with nothing left is refused before any work."""
+    with pytest.warns(UserWarning, match="82599 takes at most 16 cores: its rows for 32 cores are left out"):
+        result = pipeline.sweep(FW, nics=("e810", "82599"), cores=(2, 32), traffic=("uniform",), seeds=1,
+                                packets=500, flows=50)
+    assert sorted(zip(result.table["nic"], result.table["cores"])) == [("82599", 2), ("e810", 2), ("e810", 32)]
+    with pytest.raises(ConfigError, match=r"no NIC of the sweep takes that many cores \(82599: at most 16\)"), \
+            pytest.warns(UserWarning):
+        pipeline.sweep(FW, nics=("82599",), cores=(32,), seeds=1, packets=100, flows=10)
+
+
 def _nfx(*args):
     return subprocess.run([sys.executable, "-m", "explorer.cli", *args], capture_output=True, text=True, cwd=ROOT)
 

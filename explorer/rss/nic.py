@@ -134,6 +134,12 @@ class NicProfile:
     selection_api: str = ""  # where *_ONLY flags take effect: "rte_flow", "rss_conf" or "" (nowhere)
     dpdk_driver: str = ""  # rte_eth_dev_info.driver_name of its ports: "net_ice"
     rss_action: Optional[RssActionRules] = None  # what its rte_flow parser accepts in an RSS action
+    rss_queues: int = 0  # the most queues its RSS spreads over, when fewer than its RETA entries (0: none fewer)
+
+    @property
+    def max_cores(self) -> int:
+        """The most cores RSS can feed: one queue per core, each named by a RETA entry."""
+        return min(self.reta_size, self.rss_queues or self.reta_size)
 
     @property
     def index_bits(self) -> int:
@@ -182,6 +188,7 @@ class NicProfile:
         return {"name": self.name, "driver": self.driver, "model": self.model, "key_bytes": self.key_bytes,
                 "reta_size": self.reta_size, "reta_sizes": list(self.reta_sizes),
                 "field_selection": self.field_selection, "selection_api": self.selection_api,
+                "max_cores": self.max_cores,
                 "dpdk_driver": self.dpdk_driver,
                 "rss_action": self.rss_action.to_dict() if self.rss_action else None}
 
@@ -194,7 +201,9 @@ PROFILES: dict[str, NicProfile] = {
                    _I40E_RULES),
         NicProfile("cx5", "mlx5", 40, 512, True, (64, 128, 256, 512), "NVIDIA ConnectX-5/6", "rss_conf", "mlx5_pci",
                    _MLX5_RULES),
-        NicProfile("82599", "ixgbe", 40, 128, False, (128,), "Intel 82599/X540", "", "net_ixgbe"),
+        # 82599/X540 RETA entries hold 4 bits: RSS spreads over 16 queues (Linux's IXGBE_MAX_RSS_INDICES); a
+        # larger queue number in the RETA is cut to its low bits by the NIC, silently sending packets elsewhere.
+        NicProfile("82599", "ixgbe", 40, 128, False, (128,), "Intel 82599/X540", "", "net_ixgbe", rss_queues=16),
     )
 }
 

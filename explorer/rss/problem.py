@@ -59,9 +59,11 @@ class KeyProblem:
     def __post_init__(self) -> None:
         if len(set(self.devices)) != len(self.devices) or not self.devices:
             raise ConfigError(f"a key problem needs distinct devices, got {self.devices!r}")
-        if not 1 <= self.cores <= self.nic.reta_size:
-            raise ConfigError(f"cores must be between 1 and the RETA size {self.nic.reta_size} of "
-                              f"{self.nic.name}, got {self.cores}")
+        if not 1 <= self.cores <= self.nic.max_cores:
+            limit = (f"the {self.nic.rss_queues} queues its RSS spreads over" if self.nic.max_cores < self.nic.reta_size
+                     else f"its RETA size {self.nic.reta_size}")
+            raise ConfigError(f"{self.nic.name} ({self.nic.model}) takes 1 to {self.nic.max_cores} cores "
+                              f"({limit}), not {self.cores}")
         hashed = dict(self.hashed)
         if sorted(hashed) != sorted(self.devices) or len(hashed) != len(self.hashed):
             raise ConfigError(f"hashed fields must name every device once: devices {self.devices!r}, "
