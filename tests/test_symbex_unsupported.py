@@ -130,6 +130,8 @@ CASES = [
     ("cell left borrowed", "static struct nf_vector *v;", "return nf_vector_allocate(4, 4, &v);",
      "  int *c = nf_vector_borrow(v, 0);\n  if (*c > 3) return NF_DROP;\n  *c += 1;\n  nf_vector_return(v, 0, c);\n"
      "  return 0;", 8, 15, "nf_process returns here with a cell of v still borrowed (nf_vector_borrow at "),
+    ("local read before it is set", "", "return true;", "  int out;\n  if (len > 100) out = 1;\n  return out;",
+     8, 10, "local variable out is read before it is set on this path: C leaves it as the stack held it"),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
     ("no nf_process", "", "return true;", None, None, None, "does not define nf_process()"),
 ]
@@ -277,3 +279,25 @@ def test_a_cell_an_early_return_leaves_borrowed_is_refused_where_it_returns() ->
     assert lines[location.line - 1][location.col - 1:].startswith("return NF_DROP;")
     borrowed = next(n for n, line in enumerate(lines, 1) if "nf_vector_borrow(budgets" in line)
     assert f"a cell of budgets still borrowed (nf_vector_borrow at {nf}:{borrowed}:" in err.value.message
+
+
+def test_a_verdict_a_switch_leaves_unset_is_refused_where_it_is_read() -> None:
+    """unset_verdict's DMZ frames return a local no case set: the analysis read it as 0 (forward to
+    the LAN), gcc's build returns what the stack held."""
+    nf = Path(__file__).resolve().parent / "nfs" / "unset_verdict.c"
+    lines = nf.read_text().splitlines()
+    with pytest.raises(UnsupportedError) as err:
+        analyze(nf)
+    location = err.value.location
+    assert lines[location.line - 1][location.col - 1:] == "out;"
+    assert "local variable out is read before it is set on this path" in err.value.message
+
+
+def test_a_local_set_on_every_path_before_its_read_is_analysed(tmp_path: Path) -> None:
+    """Set in both branches, through a pointer (memset, an out-parameter the library fills) or in
+    part when only the part set is read: no error."""
+    path = _write(tmp_path, "static struct nf_map *m;", "return nf_map_allocate(4, 16, &m);",
+                  "  int out;\n  if (len > 100) out = 1; else out = 0;\n  uint32_t k;\n  memset(&k, 0, sizeof k);\n"
+                  "  int v;\n  if (nf_map_get(m, &k, &v)) out = v & 1;\n  struct { uint16_t a, b; } pair;\n"
+                  "  pair.a = len;\n  return (out + (pair.a > 9999)) & 1;")
+    assert len(analyze(path).paths) >= 2

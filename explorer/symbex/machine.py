@@ -170,10 +170,22 @@ class Machine:
         if isinstance(t, (VoidType, FunctionType)) or (isinstance(t, StructType) and not t.complete):
             raise self.fail(node, f"cannot read a value of type {t}")
         cells = self.read(ptr, t.size, node)
+        if not isinstance(t, StructType):
+            self._set_before_read(ptr, t, node)
         try:
             return value_of(cells, t)
         except SemanticsError as error:
             raise self.fail(node, str(error)) from None
+
+    def _set_before_read(self, ptr: Ptr, t: CType, node: Any) -> None:
+        """A number or pointer read from a local that no path has set yet: the analysis would take
+        it as 0, the built NF as whatever the stack held (a verdict, a key, a branch on it differ)."""
+        region = self.memory.get(ptr.region or "")
+        if region is None or not region.unset or not isinstance(ptr.offset, int):
+            return
+        if any(i in region.unset for i in range(ptr.offset, ptr.offset + t.size)):
+            raise self.fail(node, f"{region.label} is read before it is set on this path: C leaves it as the "
+                                  "stack held it; set it on every path first (or initialise it where it is declared)")
 
     def value_at(self, ptr: Ptr, t: CType, node: Any) -> Value:
         """The rvalue of the object of type ``t`` at ``ptr``: arrays decay to a pointer to their first
