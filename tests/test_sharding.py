@@ -256,3 +256,18 @@ def test_an_object_read_only_through_another_call_is_used_not_unused():
     plan = shard(analysis([("cht", "cht"), ("active", "dchain")], path(0, [0], find)), nic_profile("e810"))
     assert plan.decision("active").decision == "replicate"
     assert plan.decision("active").reason.startswith("packets only read it")
+
+
+def test_a_constant_key_says_the_packets_of_its_path_share_the_entry():
+    """acl_count's hit counter of rule 0 is touched only by packets that match rule 0 (the path
+    fixes the index): the reason said 'every packet may touch that entry', which reads as false
+    next to the path's condition; what makes it unshardable is that all of that path's packets,
+    whatever their flow, share the one entry."""
+    from explorer.symbex import analyze
+
+    from pathlib import Path
+
+    plan = shard(analyze(Path(__file__).resolve().parent / "nfs" / "acl_count.c"), nic_profile("e810"))
+    reason = plan.decision("hits").reason
+    assert "depends on no packet field: every packet that takes that path touches that one entry" in reason
+    assert "every packet may touch" not in reason

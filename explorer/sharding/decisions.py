@@ -276,7 +276,7 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
                                     "every packet may touch every entry")
         if k.kind == "global":
             return decision("lock", f"{k.where} uses key {k.access.key_text}, which depends on no packet field: "
-                                    "every packet may touch that entry")
+                                    "every packet that takes that path touches that one entry, whatever its flow")
     mixed = _followed_and_named(keyed)
     if mixed is not None:
         return decision("lock", mixed)
