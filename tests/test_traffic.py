@@ -347,6 +347,33 @@ def test_snaplen_cuts_are_reported_once_with_counts(tmp_path, recwarn):
         read_pcap(ng_path)
 
 
+def test_vlan_tagged_frames_are_kept_and_reported_once_with_counts(tmp_path, recwarn):
+    """nf.h reads no VLAN tag: a tagged IPv4 frame is not IPv4 to the NF (fw drops it) and nfx
+    steers it unhashed, so a capture with 802.1Q or QinQ tags says so instead of putting every
+    packet on one core without a word."""
+    ip = bytes(dpkt.ip.IP(src=b"\x0a\0\0\x01", dst=b"\x0a\0\0\x02", p=17, data=dpkt.udp.UDP(sport=1, dport=2)))
+    plain = b"\x02" * 12 + b"\x08\x00" + ip
+    dot1q = b"\x02" * 12 + b"\x81\x00\x00\x05\x08\x00" + ip
+    qinq = b"\x02" * 12 + b"\x88\xa8\x00\x05\x81\x00\x00\x07\x08\x00" + ip
+    frames = (plain, dot1q, qinq, b"\x81\x00", plain)
+    write_pcap(tmp_path / "tagged.pcap", range(5), frames)
+    assert read_pcap(tmp_path / "tagged.pcap")[1] == frames  # kept as they are
+    messages = [str(w.message) for w in recwarn if issubclass(w.category, TrafficWarning) and "VLAN" in str(w.message)]
+    assert messages == [f"{tmp_path / 'tagged.pcap'}: 2 of 5 packets carry a VLAN tag (802.1Q/802.1ad); nf.h reads "
+                        "no tag, so the NF sees them as non-IPv4 frames and nfx steers them unhashed (RETA entry 0); "
+                        "remove the tags first, e.g. `tcprewrite --enet-vlan=del -i IN.pcap -o OUT.pcap`"]
+    with open(tmp_path / "tagged.pcapng", "wb") as out:
+        writer = dpkt.pcapng.Writer(out)
+        for frame in frames:
+            writer.writepkt(frame, ts=1)
+    with pytest.warns(TrafficWarning, match="2 of 5 packets carry a VLAN tag"):
+        read_pcap(tmp_path / "tagged.pcapng")
+    recwarn.clear()
+    write_pcap(tmp_path / "untagged.pcap", range(2), (plain, plain))
+    read_pcap(tmp_path / "untagged.pcap")
+    assert not [w for w in recwarn if "VLAN" in str(w.message)]
+
+
 def test_out_of_order_timestamps_are_kept_in_file_order_and_reported(tmp_path, recwarn):
     write_pcap(tmp_path / "a.pcap", [10, 30, 20, 40, 5], (b"a0", b"a1", b"a2", b"a3", b"a4"))
     write_pcap(tmp_path / "b.pcap", [25, 35], (b"b0", b"b1"))

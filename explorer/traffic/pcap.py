@@ -8,11 +8,12 @@ larger than memory can be read in chunks. pcapng blocks are decoded with dpkt's 
 
 One frame-size rule for every command: a frame longer than ``MAX_FRAME`` (9,018 bytes, a jumbo
 frame: ``explorer.wire.MAX_FRAME``, nf.h's ``NF_MAX_FRAME``, which the generated DPDK program sets its
-ports' MTU for) is refused when it is read. Two things are kept but
+ports' MTU for) is refused when it is read. Some things are kept but
 reported once per file, with counts, as a ``TrafficWarning``: packets the capture cut short (its
-snapshot length below the frame's length on the wire; the NF sees the captured bytes) and packets
+snapshot length below the frame's length on the wire; the NF sees the captured bytes), packets
 whose timestamp is earlier than one before them in the file (never re-sorted: ``Trace.merge``
-keeps each file's order).
+keeps each file's order), runts, and VLAN-tagged frames (nf.h reads no tag, so to the NF they are
+not IPv4, and nfx steers them unhashed).
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ _MAGICS = {
     struct.pack("<I", dpkt.pcap.TCPDUMP_MAGIC_NANO): ("<", True),
 }
 _MODIFIED_MAGICS = {struct.pack(">I", dpkt.pcap.MODPCAP_MAGIC), struct.pack("<I", dpkt.pcap.MODPCAP_MAGIC)}
+# Ether types of a VLAN tag: 802.1Q, 802.1ad (QinQ's outer tag) and the older 0x9100.
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 
 
 class TrafficWarning(UserWarning):
@@ -68,6 +71,7 @@ class FileStats:
         self.truncated = 0
         self.out_of_order = 0
         self.runts = 0
+        self.tagged = 0
         self.latest = 0
 
     def add(self, stamps: np.ndarray, captured: np.ndarray, on_wire: np.ndarray) -> None:
@@ -85,6 +89,10 @@ class FileStats:
         self.latest = int(max(self.latest, int(stamps.max())))
         self.packets += len(stamps)
 
+    def add_ether_types(self, types: np.ndarray) -> None:
+        """Count the VLAN-tagged frames among frames whose ether types are ``types``."""
+        self.tagged += int(np.count_nonzero(np.isin(types, VLAN_TPIDS)))
+
     def report(self) -> None:
         """One warning per kind of oddity, with counts."""
         if self.truncated:
@@ -96,6 +104,11 @@ class FileStats:
                 f"{self.name}: {self.runts} of {self.packets} packets are shorter than an Ethernet header "
                 f"({MIN_FRAME} bytes); the runtime drops such runts without calling the NF, and the simulator "
                 f"skips them"))
+        if self.tagged:
+            warnings.warn(TrafficWarning(
+                f"{self.name}: {self.tagged} of {self.packets} packets carry a VLAN tag (802.1Q/802.1ad); nf.h "
+                f"reads no tag, so the NF sees them as non-IPv4 frames and nfx steers them unhashed (RETA entry "
+                f"0); remove the tags first, e.g. `tcprewrite --enet-vlan=del -i IN.pcap -o OUT.pcap`"))
         if self.out_of_order:
             warnings.warn(TrafficWarning(
                 f"{self.name}: {self.out_of_order} of {self.packets} packets have a timestamp earlier than a "
@@ -277,6 +290,8 @@ def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: s
     stamps = (heads["sec"].astype(np.uint64) * np.uint64(NS_PER_SEC)
               + heads["frac"].astype(np.uint64) * np.uint64(1 if nano else 1000))
     stats.add(stamps, heads["caplen"], heads["wirelen"])
+    type_at = (at + _RECORD_HEADER + 12)[heads["caplen"] >= MIN_FRAME]
+    stats.add_ether_types(raw[type_at].astype(np.uint16) << 8 | raw[type_at + 1])
     whole = (heads["caplen"] == heads["wirelen"]) & (heads["caplen"] > fcs) if fcs else False
     ends = (at + _RECORD_HEADER + heads["caplen"] - np.where(whole, fcs, 0)).tolist()
     return stamps, [buf[a + _RECORD_HEADER:b] for a, b in zip(starts, ends)]

@@ -133,4 +133,6 @@ def _chunk(stamps: list[int], frames: list[bytes], on_wire: list[int], name: str
     timestamps = np.asarray(stamps, dtype=np.uint64)
     stats.add(timestamps, np.fromiter(map(len, frames), dtype=np.int64, count=len(frames)),
               np.asarray(on_wire, dtype=np.int64))
+    stats.add_ether_types(np.fromiter((int.from_bytes(f[12:14], "big") for f in frames if len(f) >= 14),
+                                      dtype=np.uint16))
     return timestamps, tuple(frames)
