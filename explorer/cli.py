@@ -106,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure Mpps per strategy and core count")
     _add_nf(p); _add_json(p); _add_traffic_in(p)
     p.add_argument("--cores", default="1,2", help="comma-separated core counts (default 1,2)")
-    p.add_argument("--strategy", action="append", default=[], choices=["seq", "sn", "locks", "tm"],
-                   help="measure this strategy next to seq (repeatable; default: the one solve picks)")
+    p.add_argument("--strategy", action="append", default=[], metavar="S[,S...]",
+                   help="measure these strategies (seq, sn, locks, tm) next to seq, e.g. locks,tm (repeatable; "
+                        "default: the one solve picks)")
     p.add_argument("--packets", default="5000000",
                    help="timed packets per measurement (default 5,000,000: about half a second per build, long "
                         "enough that a parallel build's start and stop do not weigh on its rate)")

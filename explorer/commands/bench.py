@@ -1,4 +1,4 @@
-"""``nfx bench NF.c --cores 1,2 [--strategy S ...] [--traffic KIND | --in DEV=PCAP ...] [--packets N]
+"""``nfx bench NF.c --cores 1,2 [--strategy S[,S...] ...] [--traffic KIND | --in DEV=PCAP ...] [--packets N]
 [--repeat N] [--out DIR] [--json]``: Mpps per strategy and core count next to the sequential build, packets preloaded in memory,
 with the share of packets per verdict, the write-lock share and per-core load (see
 explorer.bench.measure); with --out, bench.json, bench.csv and bench.svg (the scaling plot), written
@@ -88,6 +88,23 @@ def parse_traffic(text):
     return spec
 
 
+STRATEGIES = ("seq", "sn", "locks", "tm")
+
+
+def parse_strategies(values: list[str]) -> list[str]:
+    """``--strategy locks,tm`` or ``--strategy locks --strategy tm``, as ``--cores 1,2`` takes a list."""
+    out = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if name not in STRATEGIES:
+                raise ConfigError(f"--strategy {value}: {name or 'an empty name'} is not a strategy; choose from "
+                                  f"{', '.join(STRATEGIES)}")
+            if name not in out:
+                out.append(name)
+    return out
+
+
 def main(args) -> int:
     defines = parse_defines(args.define)
     cores = parse_cores(args.cores)
@@ -97,7 +114,7 @@ def main(args) -> int:
     if inputs and args.traffic:
         raise ConfigError("--traffic and --in both name the traffic: give one")
     captured = load_trace(inputs) if inputs else None
-    report = bench(args.nf, cores, args.strategy, args.packets, defines, traffic=parse_traffic(args.traffic),
+    report = bench(args.nf, cores, parse_strategies(args.strategy), args.packets, defines, traffic=parse_traffic(args.traffic),
                    repeat=repeat, replication=args.replication, replies=getattr(args, "replies", None),
                    captured=captured, captured_name=", ".join(inputs))
     data = report.to_dict()
