@@ -315,3 +315,13 @@ def test_a_symlinked_subfolder_is_never_written_through_nor_emptied(tmp_path):
     # An earlier generation's header behind the link is not removed either.
     write_project(_split_fw(tmp_path / "nf", header=""), out)
     assert (elsewhere / "ports.h").read_text() == "#define LAN 0\n#define WAN 1\n"
+
+
+def test_the_build_hint_can_be_pasted_into_a_shell_whatever_the_folder_s_name(tmp_path, capsys, monkeypatch):
+    """`-o "my projects/fw ü"` printed `build with: make -C my projects/fw ü`, which a shell splits."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", str(ROOT / "sample_nfs" / "nop.c"), "-o", "my projects/fw ü", "--cores", "2"]) == 0
+    hint = [line for line in capsys.readouterr().out.splitlines() if line.startswith("build with: ")]
+    assert len(hint) == 1 and shlex.split(hint[0].removeprefix("build with: ")) == ["make", "-C", "my projects/fw ü"]

@@ -2,6 +2,8 @@
 [--force] [--override OBJ=shard|replicate|lock ...]``: write the parallel DPDK project of an NF (see explorer.codegen)."""
 from __future__ import annotations
 
+import shlex
+
 from explorer import pipeline
 from explorer.codegen import generate
 from explorer.commands.options import check_cores, parse_defines
@@ -27,5 +29,5 @@ def main(args) -> int:
     for name in project.removed:
         print(f"removed {project.folder / name}: an earlier generation wrote it, this one does not")
     print(plan.text().rstrip())
-    print(f"build with: make -C {project.folder}")
+    print(f"build with: make -C {shlex.quote(str(project.folder))}")  # a line to paste into a shell
     return 0
