@@ -1,0 +1,115 @@
+"""nfx simulate on a user's capture with odd frames mixed in (802.1Q and QinQ tags, IPv6, ARP,
+runts, frames cut inside the IPv4 or L4 header, IPv4 options, fragments, TCP options, a jumbo
+frame), checked packet by packet against a reference written here from the wire format: the
+bit-by-bit Toeplitz hash of the fields the plan says each device hashes, the low bits of the hash
+into the plan's RETA. The rules the reference follows are nf.h's and the NIC model's
+(explorer/simulate/steering.py): unfragmented TCP/UDP whose L4 header is present hashes every
+field, other IPv4 its addresses only, anything else (tags included) hash 0; runts reach no core."""
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import dpkt
+import pytest
+
+from explorer import pipeline
+from explorer.rss.toeplitz import toeplitz_hash
+from explorer.traffic.pcap import TrafficWarning
+
+ROOT = Path(__file__).resolve().parent.parent
+MACS = bytes.fromhex("020000000002" "020000000001")
+
+
+def _ipv4(rng: random.Random, proto: int, opts: bytes = b"", fragment: int = 0) -> dpkt.ip.IP:
+    if proto == 6:
+        l4 = dpkt.tcp.TCP(sport=rng.randrange(1024, 65536), dport=rng.choice((22, 80, 443)), flags=dpkt.tcp.TH_SYN,
+                          opts=b"\x02\x04\x05\xb4\x01\x03\x03\x07" if rng.random() < 0.5 else b"")
+        l4.off = 5 + len(l4.opts) // 4
+    elif proto == 17:
+        l4 = dpkt.udp.UDP(sport=rng.randrange(1024, 65536), dport=53, data=b"q" * rng.randrange(30))
+        l4.ulen = len(l4)
+    else:
+        l4 = dpkt.icmp.ICMP(type=8, data=b"ping")
+    ip = dpkt.ip.IP(src=bytes([10, 0, rng.randrange(256), rng.randrange(1, 255)]),
+                    dst=bytes([192, 168, rng.randrange(4), rng.randrange(1, 255)]), p=proto, ttl=64, data=l4,
+                    opts=opts)
+    ip.hl = 5 + len(opts) // 4
+    ip.offset = fragment
+    ip.mf = 1 if proto == 17 and not fragment and rng.random() < 0.3 else 0  # a first fragment
+    ip.len = len(ip)
+    return ip
+
+
+def _frames(seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    frames = []
+    for _ in range(600):
+        kind = rng.randrange(12)
+        ip = _ipv4(rng, rng.choice((6, 17, 1)), b"\x94\x04\x00\x00" if kind == 1 else b"", 64 if kind == 2 else 0)
+        eth = MACS + b"\x08\x00" + bytes(ip)
+        if kind == 3:
+            eth = MACS + b"\x81\x00\x00\x05" + eth[12:]  # 802.1Q
+        elif kind == 4:
+            eth = MACS + b"\x88\xa8\x00\x05\x81\x00\x00\x07" + eth[12:]  # QinQ
+        elif kind == 5:
+            udp = dpkt.udp.UDP(sport=rng.randrange(65536), dport=53)
+            udp.ulen = len(udp)
+            eth = MACS + b"\x86\xdd" + bytes(dpkt.ip6.IP6(src=bytes(15) + b"\x01", dst=bytes(15) + b"\x02", nxt=17,
+                                                            hlim=64, data=udp, plen=len(udp)))
+        elif kind == 6:
+            eth = MACS + b"\x08\x06" + bytes(dpkt.arp.ARP())
+        elif kind == 7:
+            eth = eth[:rng.randrange(14)]  # a runt
+        elif kind == 8:
+            eth = eth[:rng.randrange(14, 14 + 4 * (eth[14] & 15) + 20)]  # cut in the IPv4 or L4 header
+        elif kind == 9 and rng.random() < 0.05:
+            eth = eth + bytes(9018 - len(eth))  # the longest jumbo frame
+        frames.append(eth)
+    return frames
+
+
+def _write(path: Path, frames: list[bytes]) -> None:
+    with path.open("wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, frame in enumerate(frames):
+            out.write(struct.pack("<IIII", 100 + i // 50, i % 50 * 1000, len(frame), len(frame)) + frame)
+
+
+def _reference_core(device, frame: bytes) -> int | None:
+    """The core RSS gives ``frame`` under the plan of ``device``; None for a runt."""
+    if len(frame) < 14:
+        return None
+    data = b""
+    version, ihl = (frame[14] >> 4, frame[14] & 15) if len(frame) > 14 else (0, 0)
+    if frame[12:14] == b"\x08\x00" and version == 4 and ihl >= 5 and len(frame) >= 14 + 4 * ihl:
+        l4 = 14 + 4 * ihl
+        fragment = int.from_bytes(frame[20:22], "big") & 0x3FFF
+        whole_l4 = not fragment and (frame[23] == 6 and len(frame) >= l4 + 20 or frame[23] == 17 and len(frame) >= l4 + 8)
+        values = {"src_ip": frame[26:30], "dst_ip": frame[30:34], "src_port": frame[l4:l4 + 2],
+                  "dst_port": frame[l4 + 2:l4 + 4]}
+        data = b"".join(values[f] for f in device.fields if whole_l4 or f.endswith("_ip"))
+    hashed = toeplitz_hash(device.key, data)
+    return device.reta[hashed & (len(device.reta) - 1)]
+
+
+@pytest.mark.parametrize("nf,nic,cores", [("fw", "e810", 4), ("psd", "x710", 5), ("pol", "82599", 16),
+                                          ("fw", "cx5", 64)])
+def test_per_core_counts_of_a_capture_with_odd_frames_match_a_reference(tmp_path, nf, nic, cores):
+    lan, wan = _frames(1), _frames(2)
+    _write(tmp_path / "lan.pcap", lan)
+    _write(tmp_path / "wan.pcap", wan)
+    solution = pipeline.solve(ROOT / "sample_nfs" / f"{nf}.c", nic=nic, cores=cores, quality=False)
+    with pytest.warns(TrafficWarning) as warned:
+        report = pipeline.simulate(solution, {0: tmp_path / "lan.pcap", 1: tmp_path / "wan.pcap"})
+    said = " ".join(str(w.message) for w in warned)
+    assert "carry a VLAN tag" in said and "shorter than an Ethernet header" in said
+    expected = [0] * cores
+    for number, frames in ((0, lan), (1, wan)):
+        for frame in frames:
+            core = _reference_core(solution.plan.device(number), frame)
+            if core is not None:
+                expected[core] += 1
+    assert list(report.per_core) == expected
+    assert report.packets == sum(expected) == sum(len(f) >= 14 for f in lan + wan)
