@@ -472,6 +472,15 @@ def test_an_nf_path_that_is_no_source_file(case, make, words, args):
     c.nfx(*args, out="out").error(args[0], words)
 
 
+@pytest.mark.parametrize("args", [ANALYZE, RUN], ids=["analyze", "run"])
+def test_an_nf_named_only_dot_c_is_refused_for_what_it_is(case, args):
+    """gcc takes a file named '.c' (no stem) for a linker input and compiles nothing: analyze said
+    the NF "does not define nf_init()" and run failed on a missing object file."""
+    args = tuple(".c" if a == "nf.c" else a for a in args)
+    case({".c": (SAMPLES / "nop.c").read_text(), "lan.pcap": pcap([UDP])}).nfx(*args, out="out").error(
+        args[0], ".c: an NF is a C source file named NAME.c; gcc takes a file named only '.c' for a linker input")
+
+
 @pytest.mark.parametrize("define,words", [
     ("CAP=1.5", "define CAP=1.5: floating-point values are not part of the NF language"),
     ('CAP="big"', 'a string values are not part of the NF language'),

@@ -112,8 +112,11 @@ def check_nf_file(path: str) -> str:
     """The text of the NF's own source file: a C file, named ``.c`` (gcc picks the language from the
     name: a ``.h`` would compile to a precompiled header, a ``.cc`` as C++), then as
     ``check_text_file``."""
+    name = os.path.basename(path) or path
+    if os.path.isfile(path) and name == ".c":  # no stem: gcc reads it as a linker input and compiles nothing
+        raise ConfigError(f"{path}: an NF is a C source file named NAME.c; gcc takes a file named only '.c' for "
+                          "a linker input and compiles nothing; copy or rename it, e.g. to nf.c")
     if os.path.isfile(path) and not path.endswith(".c"):  # a missing file or a folder: check_text_file says so
-        name = os.path.basename(path) or path
         raise ConfigError(f"{path}: an NF is a C source file named .c ({name!r} is not); copy or rename it, "
                           f"e.g. to {os.path.splitext(name)[0] or 'nf'}.c")
     return check_text_file(path)
