@@ -127,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",
                    help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed, with its parameters if any, "
                         "e.g. zipf:skew=1.2 (instead of --in)")
-    p.add_argument("--packets", default="100000", help="generated traffic: packets (default 100000)")
-    p.add_argument("--flows", default="10000", help="generated traffic: flows (default 10000)")
+    p.add_argument("--packets", default=None, help="generated traffic: packets (default 100000)")
+    p.add_argument("--flows", default=None, help="generated traffic: flows (default 10000)")
     p.add_argument("--key", action="append", default=[], metavar="DEV=HEX", help="replace a device's key")
     _add_override(p)
     p.add_argument("--rebalance", action="store_true", help="rebalance the RETA from measured load")

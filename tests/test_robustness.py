@@ -577,6 +577,14 @@ def test_the_same_device_twice_in_a_key_is_refused(case):
         "simulate", "bad --key '0=11': device 0 is given twice")
 
 
+@pytest.mark.parametrize("extra,given", [(("--packets", "5"), "--packets"),
+                                         (("--flows", "5", "--packets", "7"), "--packets, --flows")])
+def test_a_count_for_generated_traffic_is_refused_with_a_capture(case, extra, given):
+    """simulate --in lan.pcap --packets 5 simulated the whole capture and said nothing (check refused it)."""
+    case({"nop.c": NOP, "lan.pcap": pcap([UDP] * 9)}).nfx("simulate", "nop.c", "--in", "0=lan.pcap", *extra).error(
+        "simulate", f"{given}: only with --traffic KIND (generated traffic), not with --in")
+
+
 @pytest.mark.parametrize("frames", [
     [],  # a valid capture without packets
     [b"", ETHER[:5], ETHER[:13]],  # runts only: never reach the NF

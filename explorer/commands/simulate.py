@@ -44,15 +44,20 @@ def main(args) -> int:
         raise ConfigError("give either --in DEV=PCAP (repeatable) or --traffic KIND")
     if args.inputs and args.param:
         raise ConfigError("--param sets a traffic generator's parameter: it goes with --traffic, not --in")
+    given = ", ".join(name for name, value in (("--packets", args.packets), ("--flows", args.flows)) if value is not None)
+    if args.inputs and given:  # a capture is simulated whole: a count would be ignored without a word
+        raise ConfigError(f"{given}: only with --traffic KIND (generated traffic), not with --in")
+    packets = 100_000 if args.packets is None else args.packets
+    flows = 10_000 if args.flows is None else args.flows
     params = parse_traffic_params(args.param, [args.traffic]) if args.traffic else {}
     analysis = pipeline.analyze(args.nf, parse_defines(args.define))
     solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed,
                               overrides=parse_overrides(args.override, analysis), quality=False)
     traffic = parse_inputs(args.inputs) if args.inputs else args.traffic
     keys = parse_device_values(args.key, "--key")
-    progress = Progress(args.packets if args.traffic else None)
+    progress = Progress(packets if args.traffic else None)
     try:
-        report = pipeline.simulate(solution, traffic, packets=args.packets, flows=args.flows, seed=args.seed,
+        report = pipeline.simulate(solution, traffic, packets=packets, flows=flows, seed=args.seed,
                                    keys=keys, rebalance=args.rebalance, progress=progress,
                                    scheduler=args.scheduler, **params)
     finally:
