@@ -359,6 +359,9 @@ def test_a_full_disk_keeps_the_earlier_outputs(case, small_disk):
     ("link.json", "refusing to write link.json: it is a symbolic link"),
     ("/proc/nfx-verdicts.json", "--verdicts /proc/nfx-verdicts.json: cannot write in /proc"),
     ("/dev/null", "refusing to write /dev/null: it exists and is not a regular file"),
+    # the --out folder itself, or its record of what nfx wrote: refused only after the run had written out/
+    ("out", "--verdicts out: is the folder --out names; name a file for the verdict log"),
+    ("out/.nfx-pcaps.json", "--verdicts out/.nfx-pcaps.json: names the record of what nfx wrote in --out out"),
 ])
 def test_an_unwritable_verdicts_path_is_refused_before_the_work(case, verdicts, words):
     c = case({"slow.c": REFLECT.replace("return device;", "return device;\n}\nint never(void) {\n  return 0;"),

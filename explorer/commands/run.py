@@ -19,7 +19,7 @@ from explorer.outputs import claim_output, write_output
 from explorer.errors import OutputError
 from explorer.run import RunResult, load_trace, run_trace
 from explorer.traffic.pcap import parse_inputs
-from explorer.traffic.pcap_folder import check_folder, write_pcaps
+from explorer.traffic.pcap_folder import MARKER, check_folder, write_pcaps
 
 
 def write_outputs(result: RunResult, timestamps, out: Path, inputs=()) -> dict[int, Path]:
@@ -35,8 +35,12 @@ def write_outputs(result: RunResult, timestamps, out: Path, inputs=()) -> dict[i
 
 def check_verdicts(path: Path, inputs, out: Path) -> None:
     """Refuse, before any work, a --verdicts destination nfx cannot or must not write."""
+    if path.absolute() == out.absolute():
+        raise OutputError(f"--verdicts {path}: is the folder --out names; name a file for the verdict log")
     if path.parent.absolute() == out.absolute() and path.name.startswith("dev") and path.suffix == ".pcap":
         raise OutputError(f"--verdicts {path}: names one of the captures --out {out} receives")
+    if path.parent.absolute() == out.absolute() and path.name == MARKER:
+        raise OutputError(f"--verdicts {path}: names the record of what nfx wrote in --out {out}")
     claim_output(path, "--verdicts", inputs)
 
 
