@@ -24,8 +24,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _path(text: str) -> str:
+    """A file or folder argument: an empty one (an unset shell variable) is refused, since ``Path('')``
+    is the current folder, where nfx would otherwise write, or an output it would skip without a word."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?): name a file or folder")
+    return text
+
+
 def _add_nf(p: argparse.ArgumentParser) -> None:
-    p.add_argument("nf", help="the NF's C file (e.g. sample_nfs/fw.c)")
+    p.add_argument("nf", type=_path, help="the NF's C file (e.g. sample_nfs/fw.c)")
     p.add_argument("--define", "-D", action="append", default=[], metavar="NAME=VALUE",
                    help="override a configuration #define of the NF (repeatable)")
 
@@ -62,12 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="build the NF and run it sequentially on a trace")
     _add_nf(p); _add_traffic_in(p); _add_json(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for dev<N>.pcap outputs")
-    p.add_argument("--verdicts", metavar="FILE", help="also write the per-packet verdict log (JSON)")
+    p.add_argument("--out", required=True, type=_path, metavar="DIR", help="folder for dev<N>.pcap outputs")
+    p.add_argument("--verdicts", type=_path, metavar="FILE", help="also write the per-packet verdict log (JSON)")
 
     p = sub.add_parser("analyze", help="every path of nf_process and its state accesses")
     _add_nf(p); _add_json(p)
-    p.add_argument("--dot", metavar="FILE", help="write the state-access graph as DOT")
+    p.add_argument("--dot", type=_path, metavar="FILE", help="write the state-access graph as DOT")
 
     p = sub.add_parser("solve", help="decide sharding and solve RSS keys")
     _add_nf(p); _add_rss(p); _add_json(p)
@@ -77,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write a parallel DPDK project")
     _add_nf(p); _add_rss(p)
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="the folder to write the project into")
+    p.add_argument("-o", "--out", required=True, type=_path, metavar="DIR", help="the folder to write the project into")
     p.add_argument("--strategy", default="auto", choices=["auto", "seq", "sn", "locks", "tm"],
                    help="auto (default): as solve decides; or seq (the NF on one core), sn, locks or tm")
     p.add_argument("--force", action="store_true",
@@ -112,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--packets", default="5000000",
                    help="timed packets per measurement (default 5,000,000: about half a second per build, long "
                         "enough that a parallel build's start and stop do not weigh on its rate)")
-    p.add_argument("--out", metavar="DIR", help="write bench.json and a plot here")
+    p.add_argument("--out", type=_path, metavar="DIR", help="write bench.json and a plot here")
     _add_replication(p)
     p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",
                    help="traffic to measure on, e.g. zipf:skew=1.2 (default: the NF's main path, or for an NF with "
@@ -149,16 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a traffic generator parameter every kind accepts (repeatable)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="'local' (a local Dask cluster) or a dask.distributed scheduler, e.g. tcp://host:8786")
-    p.add_argument("--csv", metavar="FILE", help="write the tidy table as CSV ('-': print it alone on stdout)")
-    p.add_argument("--plot", metavar="FILE", help="write a Bokeh page of imbalance against cores (HTML)")
+    p.add_argument("--csv", type=_path, metavar="FILE",
+                   help="write the tidy table as CSV ('-': print it alone on stdout)")
+    p.add_argument("--plot", type=_path, metavar="FILE", help="write a Bokeh page of imbalance against cores (HTML)")
 
     p = sub.add_parser("traffic", help="write a seeded synthetic trace as one pcap per device")
     p.add_argument("kind", metavar="KIND[:NAME=VALUE,...]",
                    help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed, with its parameters if any "
                         "(zipf:skew=1.2); or paths (with --nf): packets that follow every path of the NF the search "
                         "reaches")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for dev<N>.pcap")
-    p.add_argument("--nf", metavar="NF.c", help="paths: the NF whose paths the packets follow")
+    p.add_argument("--out", required=True, type=_path, metavar="DIR", help="folder for dev<N>.pcap")
+    p.add_argument("--nf", type=_path, metavar="NF.c", help="paths: the NF whose paths the packets follow")
     p.add_argument("--define", "-D", action="append", default=[], metavar="NAME=VALUE",
                    help="paths: override a configuration #define of the NF (repeatable)")
     p.add_argument("--packets", default=None, help="packets (default 10000; not for paths)")
@@ -173,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="info: where the cache is and its size (default); clean: empty it")
 
     p = sub.add_parser("explore", help="open the interactive explorer (Voila) on an NF")
-    p.add_argument("nf", nargs="?", default=None, help="the NF to open (default: the page's own choice, fw.c)")
+    p.add_argument("nf", nargs="?", default=None, type=_path,
+                   help="the NF to open (default: the page's own choice, fw.c)")
     p.add_argument("--port", default="8866", help="the page's port on 127.0.0.1 (default 8866)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser (the page's address is printed)")
     p.add_argument("--cull-idle", type=int, default=600, metavar="SECONDS",

@@ -222,6 +222,25 @@ def test_bad_options_are_one_line(case, args, words):
     assert len(lines) == 1 and lines[0].startswith("nfx") and words in lines[0] and "--help" in lines[0], result.err
 
 
+@pytest.mark.parametrize("args,option", [
+    (("run", "nop.c", "--in", "0=lan.pcap", "--json", "--out", ""), "--out"),  # wrote dev*.pcap into the current folder
+    (("traffic", "uniform", "--packets", "10", "--out", ""), "--out"),  # likewise
+    (("run", "nop.c", "--in", "0=lan.pcap", "--out", "out", "--verdicts", ""), "--verdicts"),  # skipped silently
+    (("analyze", "nop.c", "--dot", ""), "--dot"),
+    (("sweep", "nop.c", "--cores", "2", "--packets", "100", "--csv", ""), "--csv"),
+    (("bench", "nop.c", "--out", ""), "--out"),
+    (("generate", "nop.c", "-o", ""), "-o/--out"),
+    (("analyze", ""), "nf"),
+])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(case, args, option):
+    """``--out "$DIR"`` with DIR unset: Path('') is '.', so nfx wrote into the current folder, or
+    skipped the output it was asked for and exited 0."""
+    result = case({"nop.c": NOP, "lan.pcap": pcap([UDP])}).nfx(*args)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert result.err.splitlines() == [f"nfx {args[0]}: error: argument {option}: an empty path (an unset shell "
+                                       f"variable?): name a file or folder (see nfx {args[0]} --help)"]
+
+
 def test_the_pipeline_checks_the_same_ranges():
     from explorer import pipeline
     from explorer.errors import ConfigError
