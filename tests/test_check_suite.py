@@ -75,6 +75,8 @@ SUITE = {
     "cell_transfer": ("locks", ANY, {}, None),
     # a NAT whose WAN mapping is named by a scrambled port of the fresh index: locks (sn before the fix)
     "scrambled_nat": ("locks", ANY, {"NS_CAP": "128"}, None),
+    # a budget per block of 256 ports, the block taken by C's signed / and >>: sn (locks before the fix)
+    "port_blocks": ("sn", {0: ("dst_port",), 1: ("src_port",)}, {"PB_BUDGET": "2"}, None),
 }
 # NFs whose equivalence runs on generated traffic of their own (GENERATED below) instead of the
 # witnesses: the witness search cannot build the state some of their paths need.

@@ -1,8 +1,8 @@
 """Where each bit of a state key comes from: a constant, one bit of a named symbol, or something opaque.
 
 Sharding needs, for two accesses with keys k1(p1) and k2(p2), the pairs of packet-field bits that
-``k1 == k2`` forces equal. Keys are built by copying header fields into structs, byte swaps, masks and
-zero extensions, so a structural walk over the Z3 term recovers a per-bit provenance without calling
+``k1 == k2`` forces equal. Keys are built by copying header fields into structs, byte swaps, masks,
+zero extensions and shifts (or divisions and remainders by powers of two), so a structural walk over the Z3 term recovers a per-bit provenance without calling
 the solver. Anything the walk does not understand (sums, hashes, products) is opaque: it relates
 nothing, which is the conservative answer (fewer equalities means fewer fields may be hashed).
 
@@ -122,11 +122,43 @@ def _walk(term: z3.ExprRef, choice: Choice) -> tuple[KeyBit, ...]:
     if kind == z3.Z3_OP_BLSHR and z3.is_bv_value(args[1]):
         shift = min(args[1].as_long(), width)
         return _bits(args[0], choice)[shift:] + (ZERO,) * shift
+    if kind == z3.Z3_OP_BASHR and z3.is_bv_value(args[1]):
+        # C promotes a 16-bit field to int, so `ntohs(port) >> 8` is an arithmetic shift: the
+        # vacated bits copy the sign bit (a constant 0 after a zero extension).
+        inner = _bits(args[0], choice)
+        shift = min(args[1].as_long(), width)
+        return inner[shift:] + (inner[-1],) * shift
+    if kind in _DIVISIONS and _power_of_two(args[1]) is not None:
+        inner = _bits(args[0], choice)
+        if kind in _UNSIGNED or inner[-1] == ZERO:  # a signed division of a value known >= 0 rounds down too
+            shift = _power_of_two(args[1])
+            return inner[shift:] + (ZERO,) * shift
+    if kind in _REMAINDERS and _power_of_two(args[1]) is not None:
+        inner = _bits(args[0], choice)
+        if kind in _UNSIGNED or inner[-1] == ZERO:  # `port % 16`: the low bits, as a mask would keep them
+            keep = _power_of_two(args[1])
+            return inner[:keep] + (ZERO,) * (width - keep)
     if kind == z3.Z3_OP_ITE:
         way = dict(choice).get(args[0].get_id())
         if way is not None:
             return _bits(args[1] if way else args[2], choice)
     return (OPAQUE,) * width
+
+
+_DIVISIONS = frozenset({z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I, z3.Z3_OP_BSDIV, z3.Z3_OP_BSDIV_I})
+_REMAINDERS = frozenset({z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I, z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I, z3.Z3_OP_BSMOD,
+                         z3.Z3_OP_BSMOD_I})
+_UNSIGNED = frozenset({z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I, z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I})
+
+
+def _power_of_two(term: z3.ExprRef) -> Optional[int]:
+    """k when ``term`` is the constant 2 ** k (k >= 0), else None."""
+    if not z3.is_bv_value(term):
+        return None
+    value = term.as_long()
+    if value <= 0 or value & (value - 1) or value >> (term.size() - 1):  # not a power of two, or negative signed
+        return None
+    return value.bit_length() - 1
 
 
 def _masked(kind: int, a: tuple[KeyBit, ...], b: tuple[KeyBit, ...]) -> tuple[KeyBit, ...]:

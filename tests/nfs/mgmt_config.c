@@ -1,10 +1,11 @@
 /*
  * mgmt_config: a three-port forwarder with a management port. Every IPv4 TCP/UDP frame on device 2
- * (management) sets the config slot (destination port % 16) to its TOS byte and is dropped. Data
- * frames between devices 0 and 1 look up the slot of their destination port: 0 drops the frame,
+ * (management) sets the config slot (source port + destination port) % 16 to its TOS byte and is
+ * dropped. Data frames between devices 0 and 1 look up the slot of their ports: 0 drops the frame,
  * anything else is written into the frame's TOS (checksum updated) and the frame forwarded.
- * Expected: locks (a device alone is not a narrow class: nothing in the headers says the writers are
- * rare); solve used to say cfg "is written on paths that any packet may take", which only device 2's do.
+ * Expected: locks (the slot is a sum of two fields, which RSS cannot follow, and a device alone is not
+ * a narrow class: nothing in the headers says the writers are rare); solve used to say cfg "is
+ * written on paths that any packet may take", which only device 2's do.
  */
 #define NF_DEVICES 3
 #include "nf.h"
@@ -22,7 +23,7 @@ int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
   if (ip == NULL || l4 == NULL) {
     return NF_DROP;
   }
-  uint32_t slot = nf_ntohs(l4->dst_port) % 16;
+  uint32_t slot = (uint32_t)(nf_ntohs(l4->src_port) + nf_ntohs(l4->dst_port)) % 16;
   uint8_t *c = nf_vector_borrow(cfg, slot);
   if (device == 2) {
     *c = ip->tos;
