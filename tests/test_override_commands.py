@@ -32,3 +32,19 @@ def test_check_takes_the_override_and_refuses_a_bad_one_cleanly(capsys):
     status = main(["check", fw, "--traffic", "bidir", "--packets", "100", "--override", "flows:0=src_ip",
                    "--override", "flows:1=src_ip", "--json"])
     assert status == 1 and "the requested sharding is not correct" in capsys.readouterr().err
+
+
+def test_an_object_given_twice_is_refused_not_overwritten(capsys):
+    """``--override flows:0=src_ip --override flows:0=dst_ip`` solved for dst_ip alone, and
+    ``flows=lock --override flows=replicate`` replicated: the second silently won, as --define and
+    --in refuse to let happen."""
+    fw = str(ROOT / "sample_nfs" / "fw.c")
+    for overrides, words in ((("flows:0=src_ip", "flows:0=dst_ip"),
+                              "override 'flows:0=dst_ip': flows on device 0 is already given fields src_ip; list "
+                              "them all in one override"),
+                             (("flows=lock", "flows=replicate"),
+                              "override 'flows=replicate': flows is already chosen to be lock")):
+        argv = ["solve", fw, "--cores", "2"] + [a for o in overrides for a in ("--override", o)]
+        assert main(argv) == 1
+        assert words in capsys.readouterr().err
+    assert main(["solve", fw, "--cores", "2", "--override", "flows:0=src_ip", "--override", "flows:1=dst_ip"]) == 0

@@ -119,6 +119,8 @@ def parse_overrides(specs: list[str], analysis: Analysis) -> dict[str, Union[dic
         if eq and obj and not colon and tail.strip() in DECISIONS:
             if isinstance(out.get(obj), dict):
                 raise ConfigError(f"override {spec!r}: {obj} already has fields (which mean shard)")
+            if obj in out:  # one choice per object: a second one would silently win
+                raise ConfigError(f"override {spec!r}: {obj} is already chosen to be {out[obj]}")
             out[obj] = tail.strip()
             continue
         if not (eq and colon and obj and dev.isdigit() and tail):
@@ -127,6 +129,9 @@ def parse_overrides(specs: list[str], analysis: Analysis) -> dict[str, Union[dic
         if isinstance(out.get(obj), str):
             raise ConfigError(f"override {spec!r}: {obj} is already chosen to be {out[obj]}")
         fields = tuple(f.strip() for f in tail.split(","))
+        if int(dev) in out.get(obj, {}):  # one field set per object and device: a second would silently win
+            raise ConfigError(f"override {spec!r}: {obj} on device {int(dev)} is already given fields "
+                              f"{','.join(out[obj][int(dev)])}; list them all in one override")
         out.setdefault(obj, {})[int(dev)] = fields
     check_overrides(out, analysis)
     return out
