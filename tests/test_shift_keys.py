@@ -44,3 +44,20 @@ def test_port_blocks_shard_on_the_ports():
     solution = pipeline.solve(ROOT / "tests" / "nfs" / "port_blocks.c", quality=False)
     assert solution.strategy == "shared-nothing"
     assert dict(solution.sharding.decision("blocks").fields) == {0: ("dst_port",), 1: ("src_port",)}
+
+
+def test_the_reta_deals_cores_out_over_the_index_bits_a_port_block_can_set():
+    """Only the port's top byte may steer, and the Toeplitz window then leaves the RETA index's
+    lowest bit 0 for every packet: a round-robin RETA (core i % cores) sent every packet of
+    port_blocks to core 0 on 2 cores, and to cores 0 and 2 on 4. The RETA skips the dead bit."""
+    from collections import Counter
+
+    from explorer.rss.quality import reta_rows
+
+    for cores in (2, 4):
+        plan = pipeline.solve(ROOT / "tests" / "nfs" / "port_blocks.c", cores=cores, quality=False).plan
+        for device in plan.devices:
+            rows = reta_rows(device.key, device.fields, len(device.reta))
+            assert rows[0] == 0  # why it matters: no port sets the index's lowest bit
+            index = [sum((bin(row & port).count("1") & 1) << j for j, row in enumerate(rows)) for port in range(65536)]
+            assert Counter(device.reta[i] for i in index) == {core: 65536 // cores for core in range(cores)}
