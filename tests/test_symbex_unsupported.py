@@ -301,3 +301,12 @@ def test_a_local_set_on_every_path_before_its_read_is_analysed(tmp_path: Path) -
                   "  int v;\n  if (nf_map_get(m, &k, &v)) out = v & 1;\n  struct { uint16_t a, b; } pair;\n"
                   "  pair.a = len;\n  return (out + (pair.a > 9999)) & 1;")
     assert len(analyze(path).paths) >= 2
+
+
+def test_a_path_that_runs_off_the_end_of_nf_process_says_so_and_for_which_device() -> None:
+    nf = Path(__file__).resolve().parent / "nfs" / "falls_off.c"
+    with pytest.raises(UnsupportedError) as err:
+        analyze(nf)
+    assert "nf_process reaches its closing brace without a return on a path (e.g. for a frame on device 1)" \
+        in err.value.message
+    assert err.value.location is not None and err.value.location.file == str(nf)

@@ -164,8 +164,11 @@ class PathSearch:
         except RecursionError:
             raise UnsupportedError("the code is nested too deeply for the analyzer",
                                    location=location_of(process)) from None
-        if value is None:
-            raise UnsupportedError("nf_process must return a device, NF_DROP or NF_FLOOD",
+        if value is None:  # C: the caller reads whatever the register held
+            device = state.solver.model_value(state.constraints, z3.BoolVal(True), self.packet.device)
+            example = f" (e.g. for a frame on device {device})" if device is not None else ""
+            raise UnsupportedError(f"nf_process reaches its closing brace without a return on a path{example}: "
+                                   "every path must return a device, NF_DROP or NF_FLOOD",
                                    location=location_of(process))
         self._all_returned(it, it.machine.returned_at or process)
         verdict = self._verdict(it, value, it.machine.returned_at or process)
