@@ -446,7 +446,11 @@ static void unlock_writers(void) { __atomic_store_n(&writer_lock, 0, __ATOMIC_RE
 /* Under writer_lock: number the recorded delta and hand it to every other core. */
 static uint64_t publish(nf_time_t time) {
   uint64_t seq = ++last_seq;
-  if (NF_CORES == 1) return seq;
+  if (NF_CORES == 1) { /* no other core to hand it to; the writer's copy holds it, as below */
+    __atomic_store_n(&cores[nf_core].applied, seq, __ATOMIC_RELEASE);
+    __atomic_store_n(&published, seq, __ATOMIC_SEQ_CST);
+    return seq;
+  }
   struct delta *d = malloc(sizeof *d + recorded);
   if (d == NULL) nf_runtime_fatal("out of memory for a write's delta");
   d->seq = seq;
