@@ -201,8 +201,15 @@ def _quiet_stdout() -> None:
 
 
 def _show_warning(command: str):
+    """Each warning once per command: a check or bench builds the NF several times (sequential,
+    parallel, per strategy), and each build shows gcc's warnings about it again."""
+    shown: set[str] = set()
+
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"nfx {command}: warning: {message}", file=sys.stderr)
+        text = str(message)
+        if text not in shown:
+            shown.add(text)
+            print(f"nfx {command}: warning: {text}", file=sys.stderr)
     return show
 
 

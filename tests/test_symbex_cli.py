@@ -162,3 +162,17 @@ def test_every_option_of_every_command_says_what_it_is_for() -> None:
             for name, command in sorted(commands.items()) for action in command._actions
             if not isinstance(action, argparse._HelpAction) and not action.help]
     assert len(commands) == 11 and bare == []
+
+
+def test_a_command_prints_each_warning_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """check and bench build the NF more than once; gcc's warnings about it are printed once."""
+    import warnings
+
+    from explorer.cli import _show_warning
+    from explorer.errors import BuildWarning
+    show = _show_warning("check")
+    for text in ("nf.c:3:5: unused variable 'x'", "nf.c:3:5: unused variable 'x'", "nf.c:9:1: other"):
+        show(BuildWarning(text), BuildWarning, "build.py", 1)
+    assert capsys.readouterr().err.splitlines() == ["nfx check: warning: nf.c:3:5: unused variable 'x'",
+                                                    "nfx check: warning: nf.c:9:1: other"]
+    assert warnings.showwarning is not show  # main() installs one per command run
