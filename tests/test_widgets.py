@@ -475,5 +475,9 @@ def test_charts_known_answers():
     assert two == bar_chart("t", range(2), {"bad": [1, 3], "good": [2, 2]}).svg  # deterministic
     lines = line_chart("t", [2, 4], {"a": [1.0, 1.5]}, baseline=1.0, low=1.0).svg
     assert ">1.50</text>" in lines and "1 = perfectly even" in lines
+    # a point a series lacks (NaN or None: a core count its NIC cannot take): a gap, no mark, no 'nan'
+    gaps = line_chart("t", [2, 4, 8, 16, 24], {"a": [1.0, float("nan"), 1.2, 1.3, None]}, low=1.0).svg
+    assert "nan" not in gaps and gaps.count("<polyline") == 2 and gaps.count("<circle") == 3
+    assert ">1.30</text>" in gaps
     with pytest.raises(ValueError):
         bar_chart("t", range(2), {"a": [1]})

@@ -7,6 +7,8 @@ the notebooks and compares). Jupyter shows a ``Chart`` through ``_repr_svg_``.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from html import escape
 from typing import Mapping, Sequence
@@ -123,18 +125,30 @@ def bar_chart(title: str, categories: Sequence[object], series: Mapping[str, Seq
     return Chart("\n".join(out) + "\n")
 
 
+def _runs(row: Sequence[float]) -> list[list[int]]:
+    """The indices of ``row``'s values, in stretches without a NaN between them."""
+    runs: list[list[int]] = [[]]
+    for i, v in enumerate(row):
+        if math.isnan(v):
+            runs.append([])
+        else:
+            runs[-1].append(i)
+    return [run for run in runs if run]
+
+
 def line_chart(title: str, xs: Sequence[float], series: Mapping[str, Sequence[float]], *, x_label: str = "cores",
                y_label: str = "imbalance (busiest core / mean)", baseline: float | None = None,
                digits: int = 2, low: float = 0.0, width: int = 760, height: int = 280) -> Chart:
     """One line per series over ``xs`` (evenly spaced); ``baseline`` draws a grey reference line
     (1.0: perfectly even) and the y axis starts at ``low``. With one or two series each point is
-    labelled with its value to ``digits`` decimals (more would be clutter)."""
+    labelled with its value to ``digits`` decimals (more would be clutter). A value that is None or
+    NaN is a point the series lacks (a core count its NIC cannot take): no mark, a gap in its line."""
     names = list(series)
-    values = [list(map(float, series[n])) for n in names]
+    values = [[math.nan if v is None else float(v) for v in series[n]] for n in names]
     for name, row in zip(names, values):
         if len(row) != len(xs):
             raise ValueError(f"series {name!r} has {len(row)} values for {len(xs)} points")
-    highest = max([v for row in values for v in row] + [baseline or 0.0])
+    highest = max([v for row in values for v in row if not math.isnan(v)] + [baseline or 0.0])
     top = low + nice_max((highest - low) * 1.08)
     out, plot_w, plot_h = _frame(title, width, height, top, x_label, y_label, low)
     _legend(out, names, width)
@@ -155,9 +169,12 @@ def line_chart(title: str, xs: Sequence[float], series: Mapping[str, Sequence[fl
                    "even</text>")
     for s, row in enumerate(values):
         colour = PALETTE[s % len(PALETTE)]
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(row))
-        out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for run in _runs(row):  # one line per stretch of points the series has
+            points = " ".join(f"{x(i):.1f},{y(row[i]):.1f}" for i in run)
+            out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for i, v in enumerate(row):
+            if math.isnan(v):
+                continue
             out.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}"/>')
             if len(names) > 2:
                 continue
