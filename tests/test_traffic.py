@@ -347,6 +347,15 @@ def test_snaplen_cuts_are_reported_once_with_counts(tmp_path, recwarn):
         read_pcap(ng_path)
 
 
+def test_records_claiming_more_bytes_than_the_wire_had_are_reported(tmp_path, recwarn):
+    path = tmp_path / "odd.pcap"
+    path.write_bytes(_classic([(1, 40, b"a" * 96), (2, 60, b"b" * 60), (3, 20, b"c" * 64)]))
+    assert [len(f) for f in read_pcap(path)[1]] == [96, 60, 64]  # kept as captured
+    messages = [str(w.message) for w in recwarn if issubclass(w.category, TrafficWarning)]
+    assert messages == [f"{path}: 2 of 3 packets claim more captured bytes than their length on the wire (a "
+                        "damaged or hand-edited capture); the NF sees the captured bytes"]
+
+
 def test_vlan_tagged_frames_are_kept_and_reported_once_with_counts(tmp_path, recwarn):
     """nf.h reads no VLAN tag: a tagged IPv4 frame is not IPv4 to the NF (fw drops it) and nfx
     steers it unhashed, so a capture with 802.1Q or QinQ tags says so instead of putting every

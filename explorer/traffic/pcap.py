@@ -72,6 +72,7 @@ class FileStats:
         self.out_of_order = 0
         self.runts = 0
         self.tagged = 0
+        self.overlong = 0
         self.latest = 0
 
     def add(self, stamps: np.ndarray, captured: np.ndarray, on_wire: np.ndarray) -> None:
@@ -83,6 +84,7 @@ class FileStats:
             raise TrafficError(f"{self.name}: packet #{self.packets + k} has {int(captured[k])} bytes, more than "
                                f"the {MAX_FRAME} an NF takes (NF_MAX_FRAME, a jumbo frame)")
         self.truncated += int(np.count_nonzero(captured < on_wire))
+        self.overlong += int(np.count_nonzero(captured > on_wire))
         self.runts += int(np.count_nonzero(captured < MIN_FRAME))
         before = np.maximum.accumulate(np.concatenate(([np.uint64(self.latest)], stamps[:-1].astype(np.uint64))))
         self.out_of_order += int(np.count_nonzero(stamps < before))
@@ -99,6 +101,10 @@ class FileStats:
             warnings.warn(TrafficWarning(
                 f"{self.name}: {self.truncated} of {self.packets} packets were cut short by the capture's "
                 f"snapshot length (fewer bytes captured than on the wire); the NF sees the captured bytes"))
+        if self.overlong:
+            warnings.warn(TrafficWarning(
+                f"{self.name}: {self.overlong} of {self.packets} packets claim more captured bytes than their "
+                f"length on the wire (a damaged or hand-edited capture); the NF sees the captured bytes"))
         if self.runts:
             warnings.warn(TrafficWarning(
                 f"{self.name}: {self.runts} of {self.packets} packets are shorter than an Ethernet header "
