@@ -13,11 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from explorer import pipeline
-from explorer.commands.options import check_cores, parse_defines, parse_traffic_params, split_traffic
+from explorer.commands.options import check_cores, parse_defines, parse_traffic_params, solve_nf, split_traffic
 from explorer.errors import ConfigError
 from explorer.pipeline import PATHS
 from explorer.run import load_trace
-from explorer.sharding.decisions import parse_overrides
 from explorer.traffic.pcap import parse_inputs
 from explorer.traffic.generators import GENERATORS, generate
 from explorer.traffic.trace import Trace
@@ -28,9 +27,7 @@ def main(args) -> int:
     defines = parse_defines(args.define)
     check_cores(args.cores)
     trace = _traffic(args, defines)
-    analysis = pipeline.analyze(args.nf, defines)
-    solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed, strategy=args.strategy,
-                              overrides=parse_overrides(args.override, analysis), quality=False)
+    solution = solve_nf(args, defines, args.strategy)
     if args.traffic in GENERATORS:  # generated traffic arrives on two devices
         pipeline.check_generated(solution.analysis, args.traffic)
     report = check(solution, trace, args.cores, args.strategy, replies=getattr(args, "replies", None),

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import shlex
 
-from explorer import pipeline
 from explorer.codegen import generate
-from explorer.commands.options import check_cores, parse_defines
-from explorer.sharding.decisions import parse_overrides
+from explorer.commands.options import check_cores, parse_defines, solve_nf
 
 
 def main(args) -> int:
     defines = parse_defines(args.define)
     check_cores(args.cores)
     solve_as = args.strategy if args.strategy in ("sn", "locks", "tm") else "auto"
-    analysis = pipeline.analyze(args.nf, defines)
-    solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed, strategy=solve_as,
-                              overrides=parse_overrides(args.override, analysis), quality=False)
+    solution = solve_nf(args, defines, solve_as)
     project = generate(solution, args.out, strategy=args.strategy, force=args.force, replication=args.replication)
     plan = project.plan
     written = [name for name in project.changed if name in project.files]

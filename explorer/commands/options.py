@@ -112,3 +112,15 @@ def check_cores(cores: int) -> int:
     """``cores`` when a parallel build can run on that many cores (``limits.CORES``), else a
     ConfigError that says why (for generate, check and bench, before any work)."""
     return limits.CORES.check(cores, "--cores")
+
+
+def solve_nf(args: argparse.Namespace, defines: dict[str, str], strategy: str = "auto", quality: bool = False):
+    """The solution a command's options ask for: the NF analysed under ``defines``, its --override
+    read against that analysis, solved for --nic, --cores and --seed (solve, simulate, generate and
+    check alike)."""
+    from explorer import pipeline  # here: cli imports this module for every command, --help too
+    from explorer.sharding.decisions import parse_overrides
+
+    analysis = pipeline.analyze(args.nf, defines)
+    return pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed, strategy=strategy,
+                          overrides=parse_overrides(args.override, analysis), quality=quality)

@@ -7,9 +7,9 @@ import sys
 import time
 
 from explorer import pipeline
-from explorer.commands.options import parse_defines, parse_device_values, parse_traffic_params, split_traffic
+from explorer.commands.options import (parse_defines, parse_device_values, parse_traffic_params, solve_nf,
+                                       split_traffic)
 from explorer.errors import ConfigError
-from explorer.sharding.decisions import parse_overrides
 from explorer.traffic.pcap import parse_inputs
 from explorer.wording import count
 
@@ -50,9 +50,7 @@ def main(args) -> int:
     packets = 100_000 if args.packets is None else args.packets
     flows = 10_000 if args.flows is None else args.flows
     params = parse_traffic_params(args.param, [args.traffic]) if args.traffic else {}
-    analysis = pipeline.analyze(args.nf, parse_defines(args.define))
-    solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed,
-                              overrides=parse_overrides(args.override, analysis), quality=False)
+    solution = solve_nf(args, parse_defines(args.define))
     traffic = parse_inputs(args.inputs) if args.inputs else args.traffic
     keys = parse_device_values(args.key, "--key")
     progress = Progress(packets if args.traffic else None)
@@ -63,7 +61,7 @@ def main(args) -> int:
     finally:
         progress.close()
     data = report.to_dict()
-    data["nf"] = analysis.nf
+    data["nf"] = solution.analysis.nf
     data["keys"] = {str(d.device): d.key.hex() for d in pipeline.with_keys(solution.plan, keys).devices}
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))

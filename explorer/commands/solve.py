@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import json
 
-from explorer import pipeline
-from explorer.commands.options import parse_defines
+from explorer.commands.options import parse_defines, solve_nf
 from explorer.explain import alone
-from explorer.sharding.decisions import parse_overrides
 from explorer.wording import count
 
 
 def main(args) -> int:
     defines = parse_defines(args.define)
-    analysis = pipeline.analyze(args.nf, defines)
-    overrides = parse_overrides(args.override, analysis)
-    solution = pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed,
-                              overrides=overrides, strategy=args.strategy)
+    solution = solve_nf(args, defines, args.strategy, quality=True)
     data = solution.to_dict()
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
