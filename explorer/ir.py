@@ -86,6 +86,9 @@ class Access:
     results: tuple[str, ...]
     location: Location
     related: tuple[str, ...] = ()  # other objects the call touches (expiry's vector and map, cht's dchain)
+    # The NF picks the key by the input device (``nf_vector_borrow(per_port, device)``): on a path
+    # that one device takes, ``key`` is that device's constant, but the entry is the device's own.
+    by_device: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {

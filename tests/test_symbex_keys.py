@@ -115,3 +115,64 @@ def test_key_fields_read_in_the_byte_order_the_code_wrote_them() -> None:
     texts = {(path.devices, a.key_text) for path in analysis.paths for a in path.accesses if a.call == "nf_map_get"}
     assert texts == {((0,), "{port: p.l4.dport + 1, dev: 0, zone: 3, wire: p.l4.sport}"),
                      ((1,), "{port: p.l4.dport + 1, dev: 1, zone: 3, wire: p.l4.sport}")}
+
+
+def test_a_constant_the_nf_converted_reads_as_the_address_and_port_it_wrote() -> None:
+    """``key.addr = nf_htonl(NF_IPV4(192, 0, 2, 1)); key.port = nf_htons(49152)``: the key showed
+    the numbers its memory reads as, {addr: 16908480, port: 192}."""
+    analysis = pipeline.analyze(NFS / "service_counter.c")
+    texts = {a.key_text for path in analysis.paths for a in path.accesses if a.object == "hits"}
+    assert texts == {"{addr: 192.0.2.1, port: 49152, pad: 0}"}
+    solution = pipeline.solve(analysis, quality=False)
+    assert "uses key {addr: 192.0.2.1, port: 49152, pad: 0}, which depends on no packet field" in \
+        solution.sharding.decision("hits").reason
+    summary = pipeline.explain(solution, outcome=False)["objects"]["hits"]["summary"]
+    assert "always picks the same entry ({addr: 192.0.2.1, port: 49152, pad: 0}), whatever the packet" in summary
+
+
+def test_a_union_key_shows_its_bytes_once() -> None:
+    """Every member of a union is the same bytes: the key showed them once per member,
+    {addr: p.ipv4.src, bytes: p.ipv4.src}."""
+    analysis = pipeline.analyze(NFS / "host_union.c")
+    texts = {a.key_text for path in analysis.paths for a in path.accesses if a.object == "hosts" and a.key_text}
+    assert texts == {"{addr: p.ipv4.src}"}
+
+
+def test_a_cell_that_is_one_integer_reads_as_the_cell(tmp_path: Path) -> None:
+    """A ``uint32_t`` cell read as a number showed as ``bswap32(epoch.cell#1)``, a byte swap the
+    NF never wrote, and compared with a constant it showed that constant byte-swapped."""
+    path = tmp_path / "epoch.c"
+    path.write_text(
+        '#include "nf.h"\nstatic struct nf_vector *epoch;\nstatic struct nf_vector *slots;\n'
+        "bool nf_init(void) {\n"
+        "  return nf_vector_allocate(sizeof(uint32_t), 1, &epoch) && nf_vector_allocate(sizeof(uint32_t), 16, &slots);\n"
+        "}\n"
+        "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+        "  uint32_t *v = nf_vector_borrow(epoch, 0);\n  uint32_t e = *v;\n  *v = e == 5 ? 0 : e + 1;\n"
+        "  nf_vector_return(epoch, 0, v);\n"
+        "  uint32_t *s = nf_vector_borrow(slots, e % 16);\n  *s += 1;\n  nf_vector_return(slots, e % 16, s);\n"
+        "  if (e > 100) return NF_DROP;\n  return device == 0 ? 1 : 0;\n}\n")
+    analysis = analyze(path)
+    slots = {a.key_text for p in analysis.paths for a in p.accesses if a.object == "slots"}
+    assert slots == {"epoch.cell#1 % 16"}
+    conditions = {p.condition_text for p in analysis.paths}
+    assert any("epoch.cell#1 > 100" in c for c in conditions) and any("epoch.cell#1 <= 100" in c for c in conditions)
+    host_union = pipeline.analyze(NFS / "host_union.c")
+    texts = [p.condition_text for p in host_union.paths] + [a.key_text for p in host_union.paths for a in p.accesses]
+    assert any("used.cell#4 >= 100" in t for t in texts) and not any("bswap" in t for t in texts)
+
+
+def test_a_raw_cell_compared_with_a_constant_keeps_the_constant(tmp_path: Path) -> None:
+    path = tmp_path / "cells.c"
+    path.write_text(
+        '#include "nf.h"\nstruct one { uint32_t count; };\nstatic struct nf_vector *raw;\n'
+        "static struct nf_vector *wrapped;\nbool nf_init(void) {\n"
+        "  return nf_vector_allocate(sizeof(uint32_t), 1, &raw) && nf_vector_allocate(sizeof(struct one), 1, &wrapped);\n"
+        "}\n"
+        "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+        "  uint32_t *v = nf_vector_borrow(raw, 0);\n  uint32_t seen = *v;\n  nf_vector_return(raw, 0, v);\n"
+        "  struct one *w = nf_vector_borrow(wrapped, 0);\n  uint32_t count = w->count;\n"
+        "  nf_vector_return(wrapped, 0, w);\n"
+        "  if (seen == 5 && count == 7) return NF_DROP;\n  return device == 0 ? 1 : 0;\n}\n")
+    dropped = [p.condition_text for p in analyze(path).paths if p.verdict.kind == "drop"]
+    assert dropped == ["raw.cell#1 == 5 && wrapped.cell#3.count == 7"]

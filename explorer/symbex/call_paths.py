@@ -7,11 +7,11 @@ from typing import Any, Iterable, Optional
 import z3
 
 from explorer import ir
-from explorer.symbex.bitvec import bv, combine, combine_be, conjoined, symbol_names
+from explorer.symbex.bitvec import bv, combine, combine_be, conjoined, symbol_names, symbols_of
 from explorer.symbex.ctype import IntType, StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
-from explorer.symbex.fixed_values import FixedValues
-from explorer.symbex.render import Renderer
+from explorer.symbex.fixed_values import DEVICE, FixedValues
+from explorer.symbex.render import Renderer, address
 from explorer.symbex.state import PathState
 from explorer.symbex.values import to_signed
 from explorer.wire import PACKET_FIELDS
@@ -20,25 +20,39 @@ FIELDS = frozenset(f.name for f in PACKET_FIELDS)
 
 
 class CallPathBuilder:
-    def __init__(self, source: str, objects: Iterable[ObjectInfo]):
+    def __init__(self, source: str, objects: Iterable[ObjectInfo], converted: Iterable[tuple[int, int]] = ()):
+        """``converted``: (bytes, value) of the constants the NF passed to nf_htons / nf_htonl."""
         self.source = source
-        self.render = Renderer({o.name: o.layout for o in objects
-                                if o.kind == "vector" and isinstance(o.layout, StructType)})
+        self.render = Renderer({o.name: o.layout for o in objects if o.kind == "vector"})
+        self.converted = frozenset(converted)
 
     def key_text(self, raw: RawAccess, fixed: FixedValues) -> str:
         if raw.key is None:
             return ""
         layout = raw.key_layout
         if raw.key_cells is not None and isinstance(layout, StructType) and layout.size == len(raw.key_cells):
+            # A union's members are the same bytes: shown once, as its first widest member.
+            fields = (max(layout.fields, key=lambda f: f.ctype.size),) if layout.union and layout.fields else layout.fields
             parts = []
-            for f in layout.fields:
+            for f in fields:
                 cells = raw.key_cells[f.offset:f.offset + f.ctype.size]
-                term = bv(_as_written(cells) if isinstance(f.ctype, IntType) else combine_be(cells), 8 * f.ctype.size)
-                parts.append(f"{f.name}: {self.render.text(fixed.simplify(term))}")
+                if isinstance(f.ctype, IntType):
+                    parts.append(f"{f.name}: {self._number_text(cells, fixed)}")
+                else:
+                    parts.append(f"{f.name}: {self.render.text(fixed.simplify(bv(combine_be(cells), 8 * f.ctype.size)))}")
             return "{" + ", ".join(parts) + "}"
         if raw.key_cells is not None and isinstance(layout, IntType) and layout.size == len(raw.key_cells):
-            return self.render.text(fixed.simplify(bv(_as_written(raw.key_cells), 8 * layout.size)))
+            return self._number_text(raw.key_cells, fixed)
         return self.render.text(fixed.simplify(raw.key))
+
+    def _number_text(self, cells: tuple, fixed: FixedValues) -> str:
+        """An integer key field as the NF wrote it: a constant it converted to network order as the
+        address (dotted quad) or the host-order number it converted; anything else by ``_as_written``."""
+        if all(isinstance(c, int) for c in cells):
+            wire = int.from_bytes(bytes(cells), "big")  # memory order: what nf_htonl's argument was
+            if (len(cells), wire) in self.converted and len(cells) in (2, 4):
+                return address(wire) if len(cells) == 4 else str(wire)
+        return self.render.text(fixed.simplify(bv(_as_written(cells), 8 * len(cells))))
 
     def path(self, index: int, state: PathState, effects: Effects, verdict: ir.Verdict,
              writes: tuple[ir.FieldWrite, ...], devices: tuple[int, ...]) -> ir.CallPath:
@@ -46,7 +60,8 @@ class CallPathBuilder:
         text = " && ".join(self._wrap(d) for d in state.decisions) or "true"
         fixed = FixedValues(state, devices)  # keys are simplified under the path condition
         accesses = tuple(ir.Access(raw.object, raw.op, raw.call, fixed.simplify(raw.key), self.key_text(raw, fixed),
-                                   raw.results, raw.location or ir.Location(self.source, 0, 0), raw.related)
+                                   raw.results, raw.location or ir.Location(self.source, 0, 0), raw.related,
+                                   raw.key is not None and DEVICE in symbols_of(raw.key))
                          for raw in effects.accesses)
         writes = tuple(_simplified_write(w, fixed, self.render) for w in writes)
         if verdict.kind == "forward" and verdict.device is None:

@@ -284,7 +284,7 @@ def analyze_parsed(parsed: ParsedNF) -> ir.Analysis:
     search, exploration = explore(parsed)
     if exploration.errored:
         raise exploration.errored[0][1]
-    builder = CallPathBuilder(parsed.path, search.objects.values())
+    builder = CallPathBuilder(parsed.path, search.objects.values(), search.program.converted)
     paths: list[ir.CallPath] = []
     effects: list[Effects] = []
     for fp in exploration.finished:

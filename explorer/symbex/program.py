@@ -221,6 +221,10 @@ class Program:
         self.file_scope = Scope()
         self.globals: list[GlobalVar] = []
         self.facts = NodeFacts(lambda name: name in self.functions or forking_call(name))
+        # (bytes, value) of the host-order constants the NF converts to network order (nf_htons /
+        # nf_htonl of a constant, in any run): a key's constant bytes equal to one are shown as the
+        # NF wrote them (192.0.2.1, port 8080), not as the number their memory reads as.
+        self.converted: set[tuple[int, int]] = set()
 
 
 def call_before_declaration(items: list[Any]) -> Optional[Any]:

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import z3
 
 from explorer.symbex.bitvec import ast_id
+from explorer.symbex.ctype import StructType
 
 _BINARY = {
     z3.Z3_OP_BADD: ("+", 4), z3.Z3_OP_BSUB: ("-", 4), z3.Z3_OP_BMUL: ("*", 5),
@@ -32,9 +33,11 @@ MAX_DEPTH = 60
 class Renderer:
     """Renders terms; caches by AST id (keeping each term alive so ids stay unique).
 
-    ``layouts`` maps a vector's name to its cell struct, so that the bytes of a member of a
-    borrowed cell print as ``buckets.cell#4.tokens`` whether read as a number (little-endian) or
-    copied as bytes (memory order).
+    ``layouts`` maps a vector's name to its cell type (None when the analysis never learned it), so
+    that the bytes of a member of a borrowed cell print as ``buckets.cell#4.tokens`` whether read
+    as a number (little-endian) or copied as bytes (memory order), and a whole cell read as one
+    number (``uint32_t *count = nf_vector_borrow(...)``, then ``*count``) as ``counts.cell#3``: a
+    cell symbol holds memory order, so that number is its byte swap, which the NF never wrote.
     """
 
     def __init__(self, layouts: Optional[dict[str, Any]] = None) -> None:
@@ -146,7 +149,9 @@ class Renderer:
             a, b = b, a
             op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
         if z3.is_bv_value(b) and op in ("==", "!="):
-            swapped = _bswap_source(a)
+            # A wire-order field compared with a converted constant reads as the field and the
+            # number the NF wrote (``p.l4.dport == 80``); a cell's number is host order already.
+            swapped = _bswap_source(a) if self._member(a) is None else None
             if swapped is not None:
                 width = a.size()
                 value = int.from_bytes(b.as_long().to_bytes(width // 8, "little"), "big")
@@ -170,10 +175,9 @@ class Renderer:
             return _number(t.as_long(), t.size())
         if not z3.is_app(t):
             return str(t)
-        if self._layouts:
-            member = self._member(t)
-            if member is not None:
-                return member
+        member = self._member(t)
+        if member is not None:
+            return member
         decl = t.decl()
         kind = decl.kind()
         children = t.children()
@@ -214,7 +218,10 @@ class Renderer:
         return self.text(term)
 
     def _member(self, t: Any) -> Optional[str]:
-        """``obj.cell#n.member`` when ``t`` is exactly one member's bytes of a borrowed cell."""
+        """``obj.cell#n.member`` when ``t`` is exactly one member's bytes of a borrowed cell, or
+        ``obj.cell#n`` when it is the whole of a cell that is one integer."""
+        if not self._layouts or not z3.is_app(t):
+            return None
         pieces = _flatten(t, z3.Z3_OP_CONCAT) if t.decl().kind() == z3.Z3_OP_CONCAT else [t]
         source = None
         memory: list[int] = []  # memory-order byte indices, most significant piece first
@@ -236,13 +243,15 @@ class Renderer:
             memory.extend(top_byte - b for b in range(hi // 8, lo // 8 - 1, -1))
         name = source.decl().name() if source is not None else ""
         obj, _, what = name.partition(".")
-        layout = self._layouts.get(obj)
-        if layout is None or not what.startswith("cell#"):
+        if obj not in self._layouts or not what.startswith("cell#"):
             return None
+        layout = self._layouts[obj]
         first, count = min(memory), len(memory)
         ascending = memory == list(range(first, first + count))
         if not ascending and memory != list(range(first + count - 1, first - 1, -1)):
             return None
+        if not isinstance(layout, StructType):  # one number, or a type never learned: the whole cell
+            return name if first == 0 and count == source.size() // 8 else None
         for f in layout.fields:
             if f.offset == first and f.ctype.size == count:
                 return f"{name}.{f.name}"

@@ -20,7 +20,10 @@ class ByteSwap(Model):
     def call(self, ctx: CallContext) -> Optional[Value]:
         bits = 16 if ctx.name.endswith("s") else 32
         t = ct.USHORT if bits == 16 else ct.UINT
-        return Int(t, bswap(ctx.integer(0, t).v, bits))
+        value = ctx.integer(0, t).v
+        if ctx.name.startswith("nf_hton") and isinstance(value, int):
+            ctx.machine.program.converted.add((bits // 8, value))
+        return Int(t, bswap(value, bits))
 
 
 class Hash(Model):
