@@ -250,9 +250,16 @@ def _lock_cause(analysis: Analysis, name: str, decisions: Mapping[str, Any]) -> 
     for k in keyed:
         if k.kind == "scan":
             return f"{at(k)} may touch any of its entries (it walks them, no key names one)"
+        if k.kind == "global" and k.access.by_device:
+            return (f"{at(k)} picks the entry by the input device, not by a packet field: the packets of a device "
+                    "that get there share one entry, whatever their flow, and the NIC spreads each device's packets "
+                    "over every core")
         if k.kind == "global":
             source = ", ".join(field_name(s) for s in sorted(symbols_of(k.access.key)))
-            return (f"{at(k)} picks the entry with {source or 'a constant'}, which no packet field decides: "
+            if not source:
+                return (f"{at(k)} always picks the same entry ({k.access.key_text}), whatever the packet: every "
+                        "packet that gets there uses that one entry")
+            return (f"{at(k)} picks the entry with {source}, which no packet field decides: "
                     "any packet may need any entry")
     for k in keyed:
         if k.kind == "packet" and k.non_rss:

@@ -184,3 +184,12 @@ def test_an_object_no_key_shards_even_alone_is_not_said_to_shard_alone(tmp_path)
     assert words["objects"]["by_src"]["summary"].startswith("Could not shard even alone (the packets that share its "
                                                             "entries agree on no RSS field on device")
     assert "by_src       map     lock      could not shard even alone" in render(solution.to_dict())
+
+
+def test_a_lock_by_the_input_device_is_explained_by_the_device():
+    solution = pipeline.solve(ROOT / "tests" / "nfs" / "device_counters.c", quality=False)
+    summary = pipeline.explain(solution, outcome=False)["objects"]["per_port"]["summary"]
+    assert summary == ("Shared by all cores behind a lock: device_counters.c:31 `nf_vector_borrow(per_port, device)` "
+                       "picks the entry by the input device, not by a packet field: the packets of a device that get "
+                       "there share one entry, whatever their flow, and the NIC spreads each device's packets over "
+                       "every core.")

@@ -271,3 +271,22 @@ def test_a_constant_key_says_the_packets_of_its_path_share_the_entry():
     reason = plan.decision("hits").reason
     assert "depends on no packet field: every packet that takes that path touches that one entry" in reason
     assert "every packet may touch" not in reason
+
+
+def test_an_entry_the_device_picks_is_explained_by_the_device():
+    """device_counters writes the cell of its input device: the reason said the index 'depends on
+    no packet field', as if one constant cell were shared, and did not say that the device is why
+    (each device's packets share its cell, and RSS spreads them over every core)."""
+    from explorer.symbex import analyze
+
+    from pathlib import Path
+
+    analysis = analyze(Path(__file__).resolve().parent / "nfs" / "device_counters.c")
+    assert all(a.by_device for p in analysis.paths for a in p.accesses)
+    decision = shard(analysis, nic_profile("e810")).decision("per_port")
+    assert decision.decision == "lock"
+    assert decision.reason.startswith("path 0 nf_vector_borrow at ")
+    assert decision.reason.split("device_counters.c:31:26 ", 1)[1].startswith(
+        "uses key 0, which depends on the input device "
+        "(device 0 on that path) and on no packet field: every packet of device 0 that takes that path touches "
+        "that one entry, whatever its flow, and RSS spreads each device's packets over every core")

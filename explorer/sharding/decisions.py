@@ -279,6 +279,8 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
         if k.kind == "scan":
             return decision("lock", f"{k.where} scans its entries (not one entry named by a key): "
                                     "every packet may touch every entry")
+        if k.kind == "global" and k.access.by_device:
+            return decision("lock", _by_device(k))
         if k.kind == "global":
             return decision("lock", f"{k.where} uses key {k.access.key_text}, which depends on no packet field: "
                                     "every packet that takes that path touches that one entry, whatever its flow")
@@ -322,6 +324,16 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
     if overridden:
         reason += f" (overridden to hash {text(sorted((d, tuple(f)) for d, f in override.items()))})"
     return decision("shard", reason, fields, constraints, overridden, natural)
+
+
+def _by_device(k: KeyedAccess) -> str:
+    """Why an entry picked by the input device alone locks its object. The device is no packet
+    field: RSS hashes each device's packets over every core (a RETA per device, all of them filled
+    with every core), so every core gets packets of that device and needs its one entry."""
+    devices = " and ".join(str(d) for d in k.path.devices)
+    return (f"{k.where} uses key {k.access.key_text}, which depends on the input device (device {devices} on that "
+            f"path) and on no packet field: every packet of device {devices} that takes that path touches that one "
+            f"entry, whatever its flow, and RSS spreads each device's packets over every core")
 
 
 def _unhashable(k: KeyedAccess) -> str:
