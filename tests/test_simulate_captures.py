@@ -113,3 +113,63 @@ def test_per_core_counts_of_a_capture_with_odd_frames_match_a_reference(tmp_path
                 expected[core] += 1
     assert list(report.per_core) == expected
     assert report.packets == sum(expected) == sum(len(f) >= 14 for f in lan + wan)
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_the_frames_of_simulated_packets_are_their_numbers_in_their_captures(tmp_path, chunk):
+    """``frames_at`` gives each packet the simulator numbers (runts left out) its device and frame
+    number (runts counted, as Wireshark counts them): the same as ``nfx check`` gives a packet of
+    the whole merged trace (``capture_frames``), at any chunk size and for any number asked."""
+    import numpy as np
+
+    from explorer.simulate.streams import frames_at
+    from explorer.traffic.pcap import load_inputs
+    from explorer.verify.report import capture_frames
+    from explorer.wire import reaching_the_nf
+
+    lan, wan = _frames(3)[:200], _frames(4)[:150]
+    _write(tmp_path / "lan.pcap", lan)
+    _write(tmp_path / "wan.pcap", wan)
+    with pytest.warns(TrafficWarning):
+        trace = load_inputs([f"0={tmp_path / 'lan.pcap'}", f"1={tmp_path / 'wan.pcap'}"])
+    numbered = np.flatnonzero(reaching_the_nf(trace.frames))  # the simulator's packet n is trace packet numbered[n]
+    frames = capture_frames(trace.devices, np.zeros(0, dtype=np.int64))
+    expected = {n: (int(trace.devices[i]), int(frames[i])) for n, i in enumerate(numbered.tolist())}
+    assert len(expected) < len(lan) + len(wan)  # runts are left out of the numbers, counted in the frames
+    found = frames_at({0: tmp_path / "lan.pcap", 1: tmp_path / "wan.pcap"}, range(len(expected)), chunk)
+    assert found == expected
+    some = [len(expected) - 1, 0, 57, 57]
+    assert frames_at({0: tmp_path / "lan.pcap", 1: tmp_path / "wan.pcap"}, some, chunk) == \
+        {n: expected[n] for n in some}
+    assert frames_at({0: tmp_path / "lan.pcap"}, [], chunk) == {}
+
+
+def test_cli_simulate_names_the_frames_of_its_violation_examples(tmp_path):
+    """Violation examples named packets by their number in the merged trace, which no capture
+    shows; they now say which frame of which capture each packet is, as ``nfx check`` does."""
+    import json
+    import subprocess
+    import sys
+
+    from explorer.simulate.streams import frames_at
+    from explorer.traffic.generators import generate
+
+    trace = generate("bidir", packets=2000, flows=200, seed=1)  # requests and their replies
+    for dev, name in ((0, "lan.pcap"), (1, "wan.pcap")):
+        part = trace.for_device(dev)
+        _write(tmp_path / name, list(part.frames))
+    # a WAN key unrelated to the LAN's: the firewall's replies reach other cores than their requests
+    args = [sys.executable, "-m", "explorer.cli", "simulate", "sample_nfs/fw.c", "--in", f"0={tmp_path / 'lan.pcap'}",
+            "--in", f"1={tmp_path / 'wan.pcap'}", "--cores", "4", "--key", "1=" + "6d5a" * 26]
+    data = json.loads(subprocess.run(args + ["--json"], capture_output=True, text=True, cwd=ROOT, check=True).stdout)
+    assert data["captures"] == {"0": "lan.pcap", "1": "wan.pcap"}
+    examples = data["violations"]["examples"]
+    assert examples and all(len(ex["frames"]) == len(ex["packets"]) for ex in examples)
+    found = frames_at({0: tmp_path / "lan.pcap", 1: tmp_path / "wan.pcap"}, [p for ex in examples for p in ex["packets"]])
+    assert [[(f["device"], f["frame"]) for f in ex["frames"]] for ex in examples] == \
+        [[found[p] for p in ex["packets"]] for ex in examples]
+    text = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    ex = examples[0]
+    f = ex["frames"][0]
+    assert (f"{ex['object']} key {ex['key']}: packet {ex['packets'][0]} (frame {f['frame']} of "
+            f"{('lan.pcap', 'wan.pcap')[f['device']]}) on core {ex['cores'][0]}") in text

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 from explorer import pipeline
 from explorer.commands.options import (parse_defines, parse_device_values, parse_traffic_params, solve_nf,
                                        split_traffic)
 from explorer.errors import ConfigError
+from explorer.simulate.streams import frames_at
 from explorer.traffic.pcap import parse_inputs
 from explorer.wording import count
 
@@ -63,11 +65,34 @@ def main(args) -> int:
     data = report.to_dict()
     data["nf"] = solution.analysis.nf
     data["keys"] = {str(d.device): d.key.hex() for d in pipeline.with_keys(solution.plan, keys).devices}
+    if args.inputs:
+        name_frames(data, traffic)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
     print(render(data))
     return 0
+
+
+def name_frames(data: dict, captures: dict[int, str]) -> None:
+    """Add to ``data`` the capture of each device (``captures``: file names) and, to each violation
+    example, the frame of each of its packets in its device's capture (``frames``: device and frame
+    number, in the order of ``packets``), as ``nfx check`` names the packets it shows: a person finds
+    "frame 7 of lan.pcap" in Wireshark, not packet 12 of a trace merged from several files."""
+    data["captures"] = {str(dev): Path(path).name for dev, path in sorted(captures.items())}
+    examples = data["violations"]["examples"]
+    found = frames_at(captures, [n for ex in examples for n in ex["packets"]])
+    for ex in examples:
+        ex["frames"] = [{"device": found[n][0], "frame": found[n][1]} for n in ex["packets"]]
+
+
+def _example(ex: dict, captures: dict[str, str]) -> str:
+    """A violation example: its key, and each packet with the core it reached (and its frame)."""
+    if not ex.get("frames"):
+        return f"  {ex['object']} key {ex['key']}: cores {ex['cores']}, packets {ex['packets']}"
+    packets = ", ".join(f"packet {number} (frame {f['frame']} of {captures[str(f['device'])]}) on core {core}"
+                        for number, f, core in zip(ex["packets"], ex["frames"], ex["cores"]))
+    return f"  {ex['object']} key {ex['key']}: {packets}"
 
 
 def render(data: dict) -> str:
@@ -89,7 +114,7 @@ def render(data: dict) -> str:
         v = data["violations"]
         lines.append(f"sharding violations: {v['count']} state keys touched from more than one core")
         for ex in v["examples"]:
-            lines.append(f"  {ex['object']} key {ex['key']}: cores {ex['cores']}, packets {ex['packets']}")
+            lines.append(_example(ex, data.get("captures", {})))
         for u in data["unchecked"]:
             lines.append(f"  not checked: {u}")
     shares = data.get("write_shares") or {}

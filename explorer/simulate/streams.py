@@ -13,11 +13,13 @@ Frames are held as bytes (a 1M-packet chunk of IMIX frames is ~400 MB per file),
 """
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+import warnings
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from explorer.traffic.pcap import iter_pcap
+from explorer.traffic.pcap import TrafficWarning, iter_pcap
+from explorer.wire import reaching_the_nf
 
 _READ_PACKETS = 1 << 14  # packets read from a file at a time
 _CHUNK_BYTES = 1 << 25  # frame bytes of a merged chunk (32 MiB)
@@ -100,3 +102,43 @@ def _released(per_device: Mapping[int, str], read_packets: int) -> Iterator[tupl
         frames = [frame for _, _, fr in parts for frame in fr]
         order = np.lexsort((np.arange(len(stamps)), devices, stamps))
         yield tuple(frames[i] for i in order.tolist()), devices[order]
+
+
+def frames_at(per_device: Mapping[int, str], numbers: Iterable[int],
+              chunk_packets: int = _READ_PACKETS) -> dict[int, tuple[int, int]]:
+    """``{number: (device, frame)}`` for the packets numbered ``numbers`` of the merged trace of
+    ``{device: pcap path}`` as the simulator numbers them (from 0, runts left out: they never reach
+    the NF), with ``frame`` the packet's number in its device's capture (from 1, as Wireshark
+    counts, runts included): how a person finds a simulator's example packet.
+
+    A streamed simulation keeps no per-packet device or frame (its memory follows flows, not
+    packets), so the few packets its examples name are found afterwards: the files are merged
+    again, only as far as the last of ``numbers``, without decoding any header. What the files
+    hold that nfx warns about was said on the first reading, and is not said again. The merge
+    order does not depend on the chunk size; small chunks stop the reading soon after the last
+    number (examples are the earliest splits, usually early in the trace)."""
+    wanted = sorted({int(n) for n in numbers})
+    out: dict[int, tuple[int, int]] = {}
+    if not wanted:
+        return out
+    before: dict[int, int] = {}  # per device, its frames in the chunks already passed
+    start = 0  # the simulator's number of the chunk's first packet that reaches the NF
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrafficWarning)
+        chunks = merged_pcaps(per_device, chunk_packets)
+        try:
+            for frames, devices in chunks:
+                numbered = np.flatnonzero(reaching_the_nf(frames))  # chunk positions of numbered packets
+                for number in wanted:
+                    if start <= number < start + len(numbered):
+                        at = int(numbered[number - start])
+                        device = int(devices[at])
+                        out[number] = (device, before.get(device, 0) + int(np.count_nonzero(devices[:at + 1] == device)))
+                for device, count in zip(*np.unique(devices, return_counts=True)):
+                    before[int(device)] = before.get(int(device), 0) + int(count)
+                start += len(numbered)
+                if start > wanted[-1]:
+                    break
+        finally:
+            chunks.close()  # the files stay open until their readers are closed
+    return out
