@@ -264,10 +264,18 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
 def packets_of(traffic: Any, numbers: Any, packets: int = 100_000, flows: int = 10_000, seed: int = 0,
                **params: Any) -> dict[int, dict[str, Any]]:
     """The addresses, ports and device of the packets numbered ``numbers`` (trace order, from 0) of
-    the traffic ``simulate`` was given the same arguments: its examples as packets people read."""
+    the traffic ``simulate`` was given the same arguments: its examples as packets people read. From
+    captures (``{device: pcap}``), each also has its ``frame`` number in its device's ``capture``
+    (the file's name), by which a person finds it there."""
     from explorer.explain import packets_at
 
-    return packets_at(traffic_chunks(traffic, packets, flows, seed, **params), numbers)
+    found = packets_at(traffic_chunks(traffic, packets, flows, seed, **params), numbers)
+    if isinstance(traffic, Mapping):
+        from explorer.simulate.streams import frames_at
+
+        for number, (device, frame) in frames_at(traffic, found).items():
+            found[number].update(frame=frame, capture=Path(traffic[device]).name)
+    return found
 
 
 def with_keys(plan: RssPlan, keys: Optional[Mapping[int, Any]] = None,

@@ -173,3 +173,20 @@ def test_cli_simulate_names_the_frames_of_its_violation_examples(tmp_path):
     f = ex["frames"][0]
     assert (f"{ex['object']} key {ex['key']}: packet {ex['packets'][0]} (frame {f['frame']} of "
             f"{('lan.pcap', 'wan.pcap')[f['device']]}) on core {ex['cores'][0]}") in text
+
+
+def test_the_packets_behind_examples_read_from_captures_say_their_frame(tmp_path):
+    """What the explorer shows for a simulation's examples (``packets_of``): from captures, each
+    packet also says which frame of which file it is."""
+    lan, wan = _frames(7)[:40], _frames(8)[:40]
+    _write(tmp_path / "lan.pcap", lan)
+    _write(tmp_path / "wan.pcap", wan)
+    captures = {0: tmp_path / "lan.pcap", 1: tmp_path / "wan.pcap"}
+    with pytest.warns(TrafficWarning):
+        found = pipeline.packets_of(captures, [0, 1, 30])
+    from explorer.simulate.streams import frames_at
+
+    expected = frames_at(captures, [0, 1, 30])
+    assert {n: (p["device"], p["frame"], p["capture"]) for n, p in found.items()} == \
+        {n: (d, f, ("lan.pcap", "wan.pcap")[d]) for n, (d, f) in expected.items()}
+    assert "frame" not in pipeline.packets_of("uniform", [3], packets=10, flows=5)[3]

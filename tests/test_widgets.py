@@ -346,6 +346,10 @@ def test_violations_are_shown_as_packets_and_locks_as_contention():
     assert "2 state entries were reached from more than one core" in out
     assert "10.0.0.1:1000 -&gt; 192.0.2.7:80 TCP" in out and "core 1" in out and "core 3" in out
     assert "0a000001c0000207" in out  # the raw key, as a detail
+    assert "<td>device 0</td>" in out
+    captured = {n: dict(p, frame=n + 1, capture=("lan.pcap", "wan.pcap")[p["device"]]) for n, p in PACKETS.items()}
+    out = violations_html(SIMULATION["violations"], captured)  # from captures: where each packet is in its file
+    assert "<td>device 0, frame 5 of lan.pcap</td>" in out and "<td>device 1, frame 10 of wan.pcap</td>" in out
     shared = contention_html({"writes": 120, "share": 0.12, "per_core": [60, 60], "notes": ["expiry left out"]}, 1000)
     assert "shared by all cores" in shared and "<b>12.0%</b>" in shared and "120 of 1,000" in shared
     assert "expiry left out" in shared and "per-cell locks" not in shared

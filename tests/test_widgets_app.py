@@ -218,7 +218,7 @@ def test_one_pcap_per_device_becomes_the_traffic(app, engine, tmp_path):
     assert app.simulator.packets.disabled and app.simulator.flows.disabled and app.simulator.seed.disabled
     app.simulator.run_button.click()
     traffic = engine.last("simulate")[1]["traffic"]
-    assert sorted(traffic) == [1] and traffic[1].endswith("dev1-wan.pcap")
+    assert sorted(traffic) == [1] and traffic[1].endswith("/dev1/wan.pcap")  # the user's name, which examples cite
     assert engine.last("simulate")[1]["packets"] == 100_000  # the engine's default: the box was not sent
     app.simulator.clear_uploads()
     assert not app.simulator.packets.disabled and app.simulator.traffic.value == "uniform"

@@ -527,7 +527,8 @@ class ExplorerApp(ipywidgets.VBox):
         with tempfile.TemporaryDirectory(prefix="nfx-upload-") as folder:
             paths = {}
             for device, (name, data) in sorted(uploads.items()):
-                path = Path(folder) / f"dev{device}-{Path(name).name}"
+                path = Path(folder) / f"dev{device}" / Path(name).name  # the user's name: examples cite it
+                path.parent.mkdir()
                 path.write_bytes(data)
                 if status.run(f"Reading {name}", read_pcap, path) is None:
                     yield None

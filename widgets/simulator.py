@@ -38,6 +38,15 @@ def packet_text(p: Optional[Mapping[str, Any]]) -> str:
             f"{p['dst_ip']}{':' + str(p['dst_port']) if ports else ''} {p.get('protocol', '')}").strip()
 
 
+def arrival(p: Optional[Mapping[str, Any]]) -> str:
+    """``device 0``, and where the packet is in its capture when it came from one (``device 0,
+    frame 7 of lan.pcap``): the trace's packet number mixes the devices' captures."""
+    if not p:
+        return "?"
+    frame = f", frame {p['frame']} of {p['capture']}" if p.get("frame") else ""
+    return f"device {p['device']}{frame}"
+
+
 def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping[str, Any]]) -> str:
     """State entries packets reached from several cores, each as the packets that did so."""
     count = int(violations.get("count", 0))
@@ -49,7 +58,7 @@ def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping
         for core, number in zip(example.get("cores", ()), example.get("packets", ())):
             p = packets.get(int(number))
             rows.append(f"<tr><td><code>{html.escape(str(example.get('object', '')))}</code></td>"
-                        f"<td>{int(number):,}</td><td>{'device ' + str(p['device']) if p else '?'}</td>"
+                        f"<td>{int(number):,}</td><td>{html.escape(arrival(p))}</td>"
                         f'<td><code style="white-space:nowrap">{html.escape(packet_text(p))}</code></td>'
                         f"<td>core {int(core)}</td>"
                         f'<td style="font-size:11px;color:#57606a"><code>{html.escape(str(example.get("key", "")))}</code>'
