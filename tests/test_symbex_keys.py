@@ -176,3 +176,17 @@ def test_a_raw_cell_compared_with_a_constant_keeps_the_constant(tmp_path: Path) 
         "  if (seen == 5 && count == 7) return NF_DROP;\n  return device == 0 ? 1 : 0;\n}\n")
     dropped = [p.condition_text for p in analyze(path).paths if p.verdict.kind == "drop"]
     assert dropped == ["raw.cell#1 == 5 && wrapped.cell#3.count == 7"]
+
+
+def test_a_zero_field_stays_zero_when_the_nf_converts_zero_elsewhere(tmp_path: Path) -> None:
+    """0 is 0 in either byte order: an nf_htonl(0) somewhere must not make a zero key field an
+    address (0.0.0.0)."""
+    path = tmp_path / "zero.c"
+    path.write_text(
+        '#include "nf.h"\nstruct key { uint32_t addr; uint32_t zero; };\nstatic struct nf_map *m;\n'
+        "bool nf_init(void) { return nf_map_allocate(sizeof(struct key), 4, &m); }\n"
+        "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+        "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+        "  ip->src_addr = nf_htonl(0);\n  struct key k;\n  k.addr = ip->dst_addr;\n  k.zero = 0;\n"
+        "  nf_map_put(m, &k, 0);\n  return device == 0 ? 1 : 0;\n}\n")
+    assert {a.key_text for p in analyze(path).paths for a in p.accesses} == {"{addr: p.ipv4.dst, zero: 0}"}

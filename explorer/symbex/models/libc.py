@@ -21,7 +21,7 @@ class ByteSwap(Model):
         bits = 16 if ctx.name.endswith("s") else 32
         t = ct.USHORT if bits == 16 else ct.UINT
         value = ctx.integer(0, t).v
-        if ctx.name.startswith("nf_hton") and isinstance(value, int):
+        if ctx.name.startswith("nf_hton") and isinstance(value, int) and value:  # 0 reads as 0 either way
             ctx.machine.program.converted.add((bits // 8, value))
         return Int(t, bswap(value, bits))
 
