@@ -360,7 +360,9 @@ def check(solution: Solution, traffic: Any = "bidir", cores: int = 2, strategy: 
         from explorer.codegen.planning import overrides_of
 
         analysis = solution.analysis
-        trace = paths_traffic(analysis, dict(overrides_of(analysis.source, analysis.defines)), seed).combined()
+        defines = dict(overrides_of(analysis.source, analysis.defines))
+        trace = paths_check_trace(solution, paths_traffic(analysis, defines, seed), defines, cores, strategy,
+                                  replication)
     elif isinstance(traffic, str):
         check_generated(solution.analysis, traffic)
         _check_synthetic(packets, flows, seed, limits.FRAME_BYTES)
@@ -386,6 +388,25 @@ def paths_traffic(analysis: Analysis, defines: Optional[Mapping[str, str]] = Non
     from explorer.verify.witnesses import find_witnesses
 
     return find_witnesses(analysis, dict(defines or {}), seed=limits.SEED.check(seed))
+
+
+def paths_check_trace(solution: Solution, witnesses: Any, defines: Optional[Mapping[str, str]], cores: int,
+                      strategy: str = "auto", replication: str = "lagged"):
+    """The witness traces of ``witnesses`` one after the other, for checking ``solution`` on
+    ``cores``: where a shared-nothing build splits a table into per-core shares, its fill is
+    redone so that every core's share fills when the sequential table does
+    (``explorer.verify.witnesses.balanced_fills``): the "table full" paths are then compared on
+    both builds rather than set aside as capacity drift."""
+    from explorer.codegen.planning import parallel_plan
+    from explorer.verify.split import cores_of
+    from explorer.verify.witnesses import balanced_fills
+
+    plan = parallel_plan(solution, strategy, limits.CORES.check(cores), replication)
+    shares = {o.name: o.per_core for o in plan.objects if o.kind == "dchain" and o.per_core != o.capacity}
+    if shares and witnesses.fills:
+        witnesses = balanced_fills(witnesses, solution.analysis, dict(defines or {}), lambda t: cores_of(plan, t),
+                                   shares)
+    return witnesses.combined()
 
 
 def nf_paths_traffic(nf: str | Path, defines: Optional[Mapping[str, str]] = None, seed: int = 0):

@@ -12,7 +12,7 @@ from explorer.run import run_trace
 from explorer.symbex import analyze
 from explorer.traffic.trace import Trace
 from explorer.verify.coverage import calls_by_packet, coverage, match_paths
-from explorer.verify.witnesses import StateFacts, _threshold, build_frame, find_witnesses, variants
+from explorer.verify.witnesses import StateFacts, _threshold, balanced_fills, build_frame, find_witnesses, variants
 
 import nf_packets as pk
 
@@ -192,3 +192,37 @@ def test_a_path_that_reads_the_ipv4_total_length_gets_frames_that_run_it():
         t, i = found.hits[p]
         trace = found.traces[t]
         assert match_paths(analysis, trace, run_trace(nf, trace, calls=True)).path_of[i] == p
+
+
+def test_a_fill_is_redone_so_that_each_core_share_fills_when_the_table_does():
+    """A shared-nothing build gives each core a share of nat's 64 ports (32 on 2 cores). The fill
+    branch's variants fall on cores as the hash wills, so a core could run out while the sequential
+    table still had room (capacity drift). ``balanced_fills`` picks, from the variants and their
+    spares, 32 allocations per core, and the redone trace still follows every path."""
+    analysis = analyze("sample_nfs/nat.c", NAT_SMALL)
+    found = find_witnesses(analysis, NAT_SMALL, seed=1)
+    (fill,) = found.fills
+    assert found.kinds[fill.trace] == "fill" and fill.chain == "chain"
+    assert len(fill.allocated) + fill.count == 64 and len(fill.spares) == fill.count
+
+    def cores_of(trace):  # a skewed steering: two of every three sources on core 1
+        return np.array([int(f[29] % 3 != 0) if len(f) > 29 else 0 for f in trace.frames], dtype=np.int64)
+
+    def taken(trace):
+        positions = list(fill.allocated) + list(range(fill.start, fill.start + fill.count))
+        return np.bincount(cores_of(trace)[positions], minlength=2).tolist()
+
+    before = found.traces[fill.trace]
+    assert taken(before)[1] > 32  # core 1's share would run out first
+    redone = balanced_fills(found, analysis, NAT_SMALL, cores_of, {"chain": 32})
+    after = redone.traces[fill.trace]
+    assert taken(after) == [32, 32] and len(after) == len(before)
+    assert after.frames[:fill.start] == before.frames[:fill.start]  # the state before the fill is the same
+    assert after.frames[fill.start + fill.count:] == before.frames[fill.start + fill.count:]  # and the tail
+    paths = [set(match_paths(analysis, t, run_trace("sample_nfs/nat.c", t, NAT_SMALL, calls=True)).path_of.tolist())
+             for t in (before, after)]
+    assert paths[1] >= paths[0]
+    assert [t for i, t in enumerate(redone.traces) if i != fill.trace] == \
+        [t for i, t in enumerate(found.traces) if i != fill.trace]
+    # nothing to redo when the steering already spreads the fill evenly, or the chain is not split
+    assert balanced_fills(found, analysis, NAT_SMALL, cores_of, {}).traces[fill.trace] is before

@@ -26,8 +26,11 @@ from explorer.verify.equivalence import check
 def main(args) -> int:
     defines = parse_defines(args.define)
     check_cores(args.cores)
-    trace = _traffic(args, defines)
+    traffic = _traffic(args, defines)
     solution = solve_nf(args, defines, args.strategy)
+    # Witness traces are put together for the build being checked (each core's share of a table filled evenly).
+    trace = traffic if isinstance(traffic, Trace) else pipeline.paths_check_trace(
+        solution, traffic, defines, args.cores, args.strategy, args.replication)
     if args.traffic in GENERATORS:  # generated traffic arrives on two devices
         pipeline.check_generated(solution.analysis, args.traffic)
     report = check(solution, trace, args.cores, args.strategy, replies=getattr(args, "replies", None),
@@ -41,8 +44,9 @@ def main(args) -> int:
     return report.exit_status
 
 
-def _traffic(args, defines: dict[str, str]) -> Trace:
-    """The captures of --in, or the traffic --traffic names."""
+def _traffic(args, defines: dict[str, str]):
+    """The captures of --in, or the traffic --traffic names (a Trace), or for --traffic paths the
+    witnesses, which are put together once the build is known."""
     args.traffic, args.param = split_traffic(args.traffic, args.param)
     if args.inputs and args.traffic:
         raise ConfigError("give either --in DEV=PCAP (repeatable) or --traffic KIND, not both")
@@ -62,7 +66,7 @@ def _traffic(args, defines: dict[str, str]) -> Trace:
         coverage = witnesses.coverage
         print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {sum(len(t) for t in witnesses.traces)} packets; "
               f"{coverage.covered} of {coverage.paths} paths followed", file=sys.stderr)
-        return witnesses.combined()
+        return witnesses
     if args.traffic not in GENERATORS:
         raise ConfigError(f"unknown traffic kind {args.traffic!r}; known: {', '.join(sorted(GENERATORS))}, and {PATHS}")
     params = parse_traffic_params(args.param, [args.traffic])

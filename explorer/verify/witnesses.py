@@ -29,8 +29,8 @@ resource budget, never a clock, so neither the analysis before nor the machine's
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional
 
 import numpy as np
 import z3
@@ -361,7 +361,7 @@ def _hash_facts(term: Any, env: dict) -> Any:
 # ---- variants: many packets that take the same path ------------------------------------------------
 
 def variants(analysis: ir.Analysis, path: ir.CallPath, frame: bytes, device: int, results: dict[str, Any],
-             count: int, keep: set[str], start: int) -> list[tuple[int, int, bytes]]:
+             count: int, keep: set[str], start: int, limit: int = FILL_LIMIT) -> list[tuple[int, int, bytes]]:
     """Up to ``count`` copies of ``frame`` (which follows ``path`` given the state results
     ``results``) in which the packet fields of the keys of objects outside ``keep`` are changed,
     so that those keys are new, and the keys of objects in ``keep`` stay. They are checked against
@@ -373,7 +373,7 @@ def variants(analysis: ir.Analysis, path: ir.CallPath, frame: bytes, device: int
         names = {s for s in symbols_of(access.key) if s in _FIELDS}
         (kept_fields.update(names) if access.object in keep else varied.append(names))
     changing = [f for f in FIELD_ORDER if any(f in names for names in varied) and f not in kept_fields]
-    n = min(count, FILL_LIMIT)
+    n = min(count, limit)
     if not changing:  # every key stays: plain copies (a flow that keeps sending)
         return [(start + STEP_NS * (k + 1), device, frame) for k in range(n)]
     # One field is enough to make every changed key new; the first that keeps the path, else all.
@@ -423,6 +423,23 @@ def _patched(frame: bytes, values: dict[str, int]) -> bytes:
 # ---- the search -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Fill:
+    """How a "fill" trace filled dchain ``chain``: its packets ``start`` to ``start + count`` are
+    variants of one allocating packet, each taking an index; ``spares`` are more such variants
+    (device, frame) that the trace did not need, and ``allocated`` the positions of the packets
+    before ``start`` that took an index. A shared-nothing build gives each core a share of the
+    chain, so a check can pick, from variants and spares, a fill that fills every core's share
+    when the sequential table fills (``balanced_fills``)."""
+
+    trace: int
+    chain: str
+    start: int
+    count: int
+    spares: tuple[tuple[int, bytes], ...]
+    allocated: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Witnesses:
     """Traces that together run every path the search reached: ``hits[p]`` is (trace, packet) of
     the first packet that followed path p, None when none did (``unreached`` says why)."""
@@ -433,6 +450,7 @@ class Witnesses:
     unreached: tuple[tuple[int, str], ...]
     coverage: Coverage
     kinds: tuple[str, ...] = ()  # per trace: "main", "fill" (a table filled), "sweep", "pump" or "jump"
+    fills: tuple[Fill, ...] = ()
 
     def combined(self, gap_ns: int = 3_600_000_000_000, kinds: Optional[tuple[str, ...]] = None) -> Trace:
         """The traces (of ``kinds``, by default all) one after the other, ``gap_ns`` apart (by
@@ -471,6 +489,7 @@ class _Search:
         self.needs: dict[int, dict[str, bool]] = {}
         self.skipped: dict[int, str] = {}  # paths the search gave up on, and why
         self.kinds: list[str] = []  # per kept trace: "main", "fill", "pump" or "jump"
+        self.fills: list[Fill] = []
         self.kind = "main"  # the branch being run
 
     def run(self, events: list[tuple[int, int, bytes]]) -> tuple[Trace, list[list[StateCall]], PathMatch, RunResult]:
@@ -583,10 +602,20 @@ class _Search:
                 continue
             index, path = filler
             keep = set()  # every key new: each variant takes an index
-            more = variants(self.analysis, path, trace.frames[index], int(trace.devices[index]),
-                            _results_at(match, path, index), room, keep, int(events[-1][0]))
+            # Twice as many as the room: the spares let a check fill every core's share evenly.
+            made = variants(self.analysis, path, trace.frames[index], int(trace.devices[index]),
+                            _results_at(match, path, index), 2 * room, keep, int(events[-1][0]), 2 * FILL_LIMIT)
+            more = made[:room]
             self.kind = "fill"
             self.rounds(events + more, 2)
+            if self.kinds and self.kinds[-1] == "fill" and \
+                    self.traces[-1].frames[len(events):len(events) + len(more)] == tuple(f for _, _, f in more):
+                taken = tuple(i for i in range(len(events)) for j, access in enumerate(
+                    self.analysis.paths[int(match.path_of[i])].accesses if match.path_of[i] >= 0 else ())
+                    if access.object == chain and access.call == "nf_dchain_allocate_new_index"
+                    and j < len(calls[i]) and calls[i][j].results[:1] == ("01",))
+                self.fills.append(Fill(len(self.traces) - 1, chain, len(events), len(more),
+                                       tuple((d, f) for _, d, f in made[room:]), taken))
 
     def _allocating_packet(self, trace: Trace, calls, match: PathMatch, chain: str) -> Optional[tuple[int, ir.CallPath]]:
         for i in range(len(trace) - 1, -1, -1):
@@ -785,4 +814,56 @@ def find_witnesses(analysis: ir.Analysis, defines: Optional[dict[str, str]] = No
     unreached.sort()
     hits = tuple(search.hits.get(p) for p in range(len(analysis.paths)))
     return Witnesses(analysis.nf, tuple(search.traces), hits, tuple(unreached),
-                     Coverage(analysis.nf, tuple(int(c) for c in search.counts)), tuple(search.kinds))
+                     Coverage(analysis.nf, tuple(int(c) for c in search.counts)), tuple(search.kinds),
+                     tuple(search.fills))
+
+
+def balanced_fills(witnesses: Witnesses, analysis: ir.Analysis, defines: dict[str, str],
+                   cores_of: Callable[[Trace], np.ndarray], shares: dict[str, int]) -> Witnesses:
+    """``witnesses`` with each fill of a chain split into per-core ``shares`` redone so that every
+    core's share fills when the sequential table does: the variants (and spares) are taken in
+    order while their core (``cores_of``) still has room, up to the table's room. Otherwise a core
+    whose hash drew more variants runs out early, and the packets after that go uncompared
+    (capacity drift) instead of testing the "table full" paths on both builds. A redone trace is
+    kept only when the sequential NF still follows every path the original trace did."""
+    traces = list(witnesses.traces)
+    for fill in witnesses.fills:
+        share = shares.get(fill.chain)
+        if share is None or fill.count == 0:
+            continue
+        trace = traces[fill.trace]
+        pool = [(int(trace.devices[i]), trace.frames[i]) for i in range(fill.start, fill.start + fill.count)]
+        pool += list(fill.spares)
+        stamps = np.zeros(len(pool), dtype=np.uint64)
+        pool_cores = cores_of(Trace(stamps, np.array([d for d, _ in pool], dtype=np.uint16), tuple(f for _, f in pool)))
+        before = cores_of(trace)[list(fill.allocated)] if fill.allocated else np.zeros(0, dtype=np.int64)
+        room = {}
+        for core in pool_cores.tolist() + before.tolist():
+            room.setdefault(int(core), share)
+        for core in before.tolist():
+            room[int(core)] -= 1
+        picked = []
+        for k, core in enumerate(pool_cores.tolist()):
+            if len(picked) == fill.count:
+                break
+            if room.get(int(core), 0) > 0:
+                room[int(core)] -= 1
+                picked.append(k)
+        if picked == list(range(fill.count)):
+            continue  # the trace's own fill is already even
+        end = fill.start + fill.count
+        chosen = [pool[k] for k in picked]
+        frames = trace.frames[:fill.start] + tuple(f for _, f in chosen) + trace.frames[end:]
+        devices = np.concatenate([trace.devices[:fill.start], np.array([d for d, _ in chosen], dtype=np.uint16),
+                                  trace.devices[end:]])
+        stamps = np.concatenate([trace.timestamps[:fill.start + len(chosen)], trace.timestamps[end:]])
+        redone = Trace(stamps.astype(np.uint64), devices.astype(np.uint16), frames)
+        if _paths_followed(analysis, defines, redone) >= _paths_followed(analysis, defines, trace):
+            traces[fill.trace] = redone
+    return replace(witnesses, traces=tuple(traces))
+
+
+def _paths_followed(analysis: ir.Analysis, defines: dict[str, str], trace: Trace) -> set[int]:
+    result = run_trace(analysis.source, trace, defines, calls=True)
+    match = match_paths(analysis, trace, result, calls_by_packet(result, len(trace)))
+    return {int(p) for p in match.path_of[match.path_of >= 0].tolist()}
