@@ -60,6 +60,11 @@
 
 #define MIN_FRAME 14
 #define BURST 32 /* packets between two nf_par_quiesce calls */
+/* A core whose next packet comes this long after its previous one (trace time) ends its burst
+ * first: on a NIC the queue ran dry in between, and the lcore's empty polls quiesced. Without it a
+ * burst of a replay could span an hour of trace time, and a core would lag behind a replicated
+ * write for an hour. */
+#define IDLE_GAP_NS 1000000u
 #define EXIT_INPUT 1
 #define EXIT_INIT 2
 #define EXIT_VERDICT 4
@@ -167,11 +172,19 @@ static void await_turn(size_t i) {
 
 static void run_once(struct core_run *run, unsigned core) {
   const struct nf_trace *trace = replay.trace;
+  unsigned in_burst = 0;
+  uint64_t last = 0;
   for (size_t k = 0; k < run->length; k++) {
     size_t i = run->queue[k];
     struct nf_outcome *outcome = &replay.outcome[i];
     uint16_t len = trace->len[i];
     if (replay.paced) await_turn(i);
+    if (in_burst > 0 && trace->time[i] > last + IDLE_GAP_NS) {
+      nf_par_quiesce(); /* idle in between: the burst ended (paced: after every earlier packet's write) */
+      in_burst = 0;
+    }
+    last = trace->time[i];
+    in_burst++;
     if (len < MIN_FRAME) {
       outcome->verdict = NF_DROP;
       if (replay.paced) __atomic_store_n(&next_turn, i + 1, __ATOMIC_RELEASE);
@@ -191,7 +204,10 @@ static void run_once(struct core_run *run, unsigned core) {
     }
     run->processed++;
     if (replay.paced) __atomic_store_n(&next_turn, i + 1, __ATOMIC_RELEASE);
-    if (k % BURST == BURST - 1) nf_par_quiesce(); /* as a DPDK lcore does after every burst */
+    if (in_burst == BURST) { /* as a DPDK lcore does after every burst */
+      nf_par_quiesce();
+      in_burst = 0;
+    }
   }
   nf_par_quiesce();
 }
