@@ -17,6 +17,7 @@ from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile, nic_profile
 from explorer.rss.problem import KeyProblem
 from explorer.rss.key_solver import RssPlan, find_counterexample, solve_keys
+from explorer.rss.spread import port_range_notes, trace_notes
 from explorer.sharding.allocation import explain as explain_allocation
 from explorer.sharding.decisions import Overrides, ShardingPlan, shard
 from explorer.sharding.pools import Pools, pools_of
@@ -59,6 +60,8 @@ class Solution:
     # replicated and locked objects that packets write: the share of the quality traffic's first kind
     # (uniform) that may take a path writing each one
     write_shares: tuple[tuple[str, float], ...] = ()
+    # traffic the plan cannot spread because a key keeps only part of a port (``explorer.rss.spread``)
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan.to_dict()
@@ -76,6 +79,7 @@ class Solution:
             "seconds": dict(self.seconds),
             "quality": dict(self.quality),
             "write_shares": {name: round(share, 6) for name, share in self.write_shares},
+            "warnings": list(self.warnings),
         }
         if self.explanation:
             out["explanation"] = self.explanation
@@ -192,7 +196,7 @@ def _solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, e
     # The analysis' own figure: a solve given an earlier Analysis (the CLI, the explorer) reuses it.
     seconds = (("analysis", round(analysis.seconds, 4)), ("solve", round(done - analysed, 4)))
     return Solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, explanation,
-                    counterexample, seconds, pools=pools)
+                    counterexample, seconds, pools=pools, warnings=port_range_notes(plan, sharding.constraints))
 
 
 def _problem(sharding: ShardingPlan, constraints, profile: NicProfile, cores: int, seed: int) -> KeyProblem:
@@ -254,11 +258,14 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
                               "order, which one pass over the trace models (run it without --scheduler)")
         if not isinstance(traffic, str):
             raise ConfigError("simulating on Dask needs a generated traffic kind (pcap inputs are read serially)")
-        return simulate_distributed(solution.analysis, solution.sharding, plan, strategy, traffic, packets, flows,
-                                    seed, scheduler=scheduler, rebalance=rebalance, params=params)
-    return run_simulation(solution.analysis, solution.sharding, plan,
-                          lambda: traffic_chunks(traffic, packets, flows, seed, chunk_packets, **params), rebalance,
-                          strategy=strategy, progress=progress)
+        report = simulate_distributed(solution.analysis, solution.sharding, plan, strategy, traffic, packets, flows,
+                                      seed, scheduler=scheduler, rebalance=rebalance, params=params)
+    else:
+        report = run_simulation(solution.analysis, solution.sharding, plan,
+                                lambda: traffic_chunks(traffic, packets, flows, seed, chunk_packets, **params),
+                                rebalance, strategy=strategy, progress=progress)
+    reached = {dev: (packets_on, entries) for dev, packets_on, entries in report.reach}
+    return replace(report, warnings=trace_notes(plan, solution.sharding.constraints, reached))
 
 
 def packets_of(traffic: Any, numbers: Any, packets: int = 100_000, flows: int = 10_000, seed: int = 0,

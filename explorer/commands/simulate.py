@@ -127,6 +127,8 @@ def render(data: dict) -> str:
                      f"pool used up; allocated per core: " + " ".join(str(x) for x in p["allocated"]))
         for note in p["notes"]:
             lines.append(f"  note: {note}")
+    for note in data.get("warnings", []):
+        lines.append(f"warning: {note}")
     if data.get("rebalanced"):
         r = data["rebalanced"]
         lines.append(f"rebalanced RETA: imbalance {data['imbalance']:.3f} -> {r['imbalance']:.3f}, "

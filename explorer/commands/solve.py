@@ -64,6 +64,8 @@ def render(data: dict) -> str:
         lines.append(f"why: {data['explanation']}")
     if data.get("counterexample"):
         lines.append(f"counterexample: {json.dumps(data['counterexample'], sort_keys=True)}")
+    for note in data.get("warnings", []):
+        lines.append(f"warning: {note}")
     secs = data.get("seconds", {})
     lines.append("time: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in secs.items()))
     return "\n".join(lines)

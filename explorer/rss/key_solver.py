@@ -32,6 +32,7 @@ from explorer.rss import gf2
 from explorer.rss.hash_input import FIELD_BITS, FIELD_NAMES, L3_FIELDS, InputLayout, input_layout
 from explorer.rss.nic import NicProfile, rss_hf
 from explorer.rss.problem import KeyProblem, PairConstraint
+from explorer.rss.reta import deal
 from explorer.rss.quality import (
     dependence, dependence_mask, describe_dependence, field_ranks, low_bits_rank, reta_rank, reta_rows)
 from explorer.rss.toeplitz import hash_fields, z3_toeplitz
@@ -316,7 +317,7 @@ def solve_keys(problem: KeyProblem) -> RssPlan:
     keys = _z3_keys(enc, model, echelon, solution)
 
     devices = tuple(_device_plan(problem, enc.fields[d], d, keys[d]) for d in enc.devices)
-    devices = _skip_dead_low_bits(devices, problem)
+    devices = _dealt(devices, problem)
     plan = RssPlan(devices, problem.nic, problem.cores, 0.0, problem.seed)
     verify_plan(plan, constraints, seed=problem.seed)
     return replace(plan, seconds=time.perf_counter() - started)
@@ -432,32 +433,12 @@ def _device_plan(problem: KeyProblem, fields: tuple[str, ...], dev: int, key: by
     return DevicePlan(dev, key, fields, hf.mask, hf.names, reta, rank)
 
 
-def _skip_dead_low_bits(devices: tuple[DevicePlan, ...], problem: KeyProblem) -> tuple[DevicePlan, ...]:
-    """The devices with one RETA that deals cores out over the index bits their keys can set.
-
-    A round-robin RETA gives core ``i % cores`` to entry i, so 2 cores split on the index's lowest
-    bit. When the constraints let only a few bits of a field matter (the top byte of a port), the
-    Toeplitz window can leave that bit 0 for every packet, and every packet went to core 0. The
-    index bits no device can set are skipped (core ``(i >> dead) % cores``); one RETA for every
-    device keeps the pair constraints, which relate RETA indices, true."""
-    size = problem.nic.reta_size
-    hashing = [d for d in devices if d.fields]
-    if not hashing:
-        return devices
-    dead = min(_dead_low_bits(reta_rows(d.key, d.fields, size)) for d in hashing)
-    if dead == 0:
-        return devices
-    reta = tuple((i >> dead) % problem.cores for i in range(size))
+def _dealt(devices: tuple[DevicePlan, ...], problem: KeyProblem) -> tuple[DevicePlan, ...]:
+    """The devices with one RETA, dealt out over the index directions that follow the bits real
+    traffic varies (``explorer.rss.reta``); one table for every device keeps the pair constraints,
+    which relate RETA indices, true."""
+    reta = deal([(d.key, d.fields) for d in devices if d.fields], problem.nic.reta_size, problem.cores)
     return tuple(replace(d, reta=reta) for d in devices)
-
-
-def _dead_low_bits(rows: list[int]) -> int:
-    """How many of the lowest RETA-index bits are 0 for every input (their rows are zero), short of
-    all of them (an index that never changes has nothing to deal out)."""
-    dead = 0
-    while dead < len(rows) - 1 and rows[dead] == 0:
-        dead += 1
-    return dead
 
 
 def _conflict_error(problem: KeyProblem, enc: _Encoding, core: list[tuple[str, int]]) -> ShardingError:

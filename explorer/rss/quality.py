@@ -95,16 +95,19 @@ def describe_dependence(depends: Iterable[tuple[str, int]]) -> str:
     parts = []
     for name, bits in depends:
         width = FIELD_BITS[name]
-        if bits == (1 << width) - 1:
-            parts.append(name)
-            continue
-        ranges: list[list[int]] = []
-        for i in range(width):
-            if bits >> (width - 1 - i) & 1:
-                if ranges and ranges[-1][1] == i - 1:
-                    ranges[-1][1] = i
-                else:
-                    ranges.append([i, i])
-        text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
-        parts.append(f"{name} (bits {text})")
+        parts.append(name if bits == (1 << width) - 1 else f"{name} (bits {bit_ranges(name, bits)})")
     return ", ".join(parts) or "nothing (every packet reaches RETA entry 0)"
+
+
+def bit_ranges(name: str, bits: int) -> str:
+    """``"0-7, 12"``: the bits of field ``name`` set in the mask ``bits`` (bit ``width - 1 - i`` for
+    field bit i), numbered as ``dependence`` does (0 = the most significant), in runs."""
+    width = FIELD_BITS[name]
+    ranges: list[list[int]] = []
+    for i in range(width):
+        if bits >> (width - 1 - i) & 1:
+            if ranges and ranges[-1][1] == i - 1:
+                ranges[-1][1] = i
+            else:
+                ranges.append([i, i])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)

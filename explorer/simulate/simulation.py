@@ -93,6 +93,10 @@ class SimulationReport:
     # take a path that writes the object (what decides whether replicating it pays)
     write_shares: tuple[tuple[str, float], ...] = ()
     pools: tuple[PoolReport, ...] = ()  # sharding by allocation: what each allocator's pools did
+    # per device that got packets: (device, packets, distinct RETA entries they reached), which bounds
+    # the cores any RETA could give them
+    reach: tuple[tuple[int, int, int], ...] = ()
+    warnings: tuple[str, ...] = ()  # what the plan cannot spread of this trace (``explorer.rss.spread``)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +114,8 @@ class SimulationReport:
             "contention": self.contention.to_dict() if self.contention else None,
             "write_shares": {name: round(share, 6) for name, share in self.write_shares},
             "pools": [p.to_dict() for p in self.pools],
+            "reach": {str(dev): {"packets": packets, "reta_entries": entries} for dev, packets, entries in self.reach},
+            "warnings": list(self.warnings),
         }
 
 
@@ -278,7 +284,7 @@ def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: R
         tuple(int(b) for b in sim.bucket_load), tuple(int(c) for c in reta), count, examples,
         tuple(sorted(sim.unchecked)), rebalanced, time.perf_counter() - started if started is not None else 0.0,
         strategy, sim.contention(reta) if strategy in SHARED_STRATEGIES else None, len(classes),
-        int(classes.count[sim.checked].sum()), sim.write_shares(writers or {}))
+        int(classes.count[sim.checked].sum()), sim.write_shares(writers or {}), reach=sim.reach)
 
 
 _PART_CLASSES = 1 << 18  # classes whose symbols, guards and keys a report pass holds at a time
@@ -376,8 +382,10 @@ class _ClassView:
         self.n = len(classes)
         devices = classes.layout.env(classes.keys)[1]  # the symbols are made only when read
         hashes = Hasher(plan).hash_arrays(devices, **classes.layout.steering(classes.keys))
-        del devices
         self.buckets = (hashes & np.uint32(plan.nic.reta_size - 1)).astype(np.int64)
+        self.reach = tuple((int(dev), int(classes.count[devices == dev].sum()),
+                            len(np.unique(self.buckets[devices == dev]))) for dev in np.unique(devices))
+        del devices
         self.bucket_load = np.bincount(self.buckets, weights=classes.count,
                                        minlength=plan.nic.reta_size).astype(np.int64)
         retas = {d.reta for d in plan.devices}
