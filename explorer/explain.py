@@ -250,10 +250,13 @@ def _lock_cause(analysis: Analysis, name: str, decisions: Mapping[str, Any]) -> 
     for k in keyed:
         if k.kind == "scan":
             return f"{at(k)} may touch any of its entries (it walks them, no key names one)"
-        if k.kind == "global" and k.access.by_device:
-            return (f"{at(k)} picks the entry by the input device, not by a packet field: the packets of a device "
-                    "that get there share one entry, whatever their flow, and the NIC spreads each device's packets "
-                    "over every core")
+        if k.kind == "global" and k.by_device:
+            via = ", ".join(k.device_via)
+            through = (f" (through {via}, which it reads at the device's index; packets only read {via}, so every "
+                       f"core has a copy)" if via and not k.access.by_device else "")
+            return (f"{at(k)} picks the entry by the input device{through}, not by a packet field: the packets of a "
+                    "device that get there share one entry, whatever their flow, and the NIC spreads each device's "
+                    "packets over every core")
         if k.kind == "global":
             source = ", ".join(field_name(s) for s in sorted(symbols_of(k.access.key)))
             if not source:

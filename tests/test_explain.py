@@ -193,3 +193,11 @@ def test_a_lock_by_the_input_device_is_explained_by_the_device():
                        "picks the entry by the input device, not by a packet field: the packets of a device that get "
                        "there share one entry, whatever their flow, and the NIC spreads each device's packets over "
                        "every core.")
+
+
+def test_a_lock_by_a_table_read_at_the_devices_index_names_the_device_and_the_table():
+    solution = pipeline.solve(ROOT / "tests" / "nfs" / "zone_counters.c", quality=False)
+    summary = pipeline.explain(solution, outcome=False)["objects"]["frames"]["summary"]
+    assert summary.startswith("Shared by all cores behind a lock: zone_counters.c:51 `nf_vector_borrow(frames, zone)` "
+                              "picks the entry by the input device (through zone_of, which it reads at the device's "
+                              "index; packets only read zone_of, so every core has a copy), not by a packet field")

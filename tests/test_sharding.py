@@ -290,3 +290,25 @@ def test_an_entry_the_device_picks_is_explained_by_the_device():
         "uses key 0, which depends on the input device "
         "(device 0 on that path) and on no packet field: every packet of device 0 that takes that path touches "
         "that one entry, whatever its flow, and RSS spreads each device's packets over every core")
+
+
+def test_an_entry_picked_by_a_value_read_at_the_devices_index_is_explained_by_the_device():
+    """zone_counters counts frames per zone, the zone read from a per-port configuration table at
+    the input device's index: its key is a table value, not the device itself, and the reason said
+    it 'depends on no packet field' without naming the device or the table."""
+    from pathlib import Path
+
+    from explorer.sharding.constraints import keyed_accesses, written_objects
+    from explorer.symbex import analyze
+
+    analysis = analyze(Path(__file__).resolve().parent / "nfs" / "zone_counters.c")
+    keyed = [k for k in keyed_accesses(analysis, "frames", written_objects(analysis)) if k.access.key is not None]
+    assert keyed and all(k.kind == "global" and k.device_via == ("zone_of",) and not k.access.by_device for k in keyed)
+    plan = shard(analysis, nic_profile("e810"))
+    assert plan.decision("zone_of").decision == "replicate"
+    reason = plan.decision("frames").reason
+    assert plan.decision("frames").decision == "lock"
+    assert reason.split("zone_counters.c:51:26 ", 1)[1].startswith(
+        "uses key zone_of.cell#1.zone % 4, which depends on the input device (device 0 on that path), through zone_of, "
+        "which the NF reads at the device's index and every core keeps a copy of (packets only read it), and on no "
+        "packet field: every packet of device 0 that takes that path touches that one entry")

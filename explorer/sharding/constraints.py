@@ -40,6 +40,14 @@ class KeyedAccess:
     kind: str  # "packet" | "follows" | "global" | "scan"
     follows: tuple[str, ...] = ()  # written objects whose values the key is made of
     non_rss: tuple[str, ...] = ()  # packet fields in the key that RSS cannot hash
+    # objects whose values the key is made of, read at the input device's index (a per-port
+    # configuration cell): the key then depends on the device, though not on its own
+    device_via: tuple[str, ...] = ()
+
+    @property
+    def by_device(self) -> bool:
+        """The key depends on the input device: directly, or through a value read at its index."""
+        return self.access.by_device or bool(self.device_via)
 
     @property
     def where(self) -> str:
@@ -63,6 +71,7 @@ def keyed_accesses(analysis: Analysis, obj: str, written: frozenset[str]) -> tup
     out = []
     for path in analysis.paths:
         producers = _result_producers(path)
+        per_device = {name for a in path.accesses if a.by_device for name in a.results}
         for position, access in enumerate(path.accesses):
             if obj in access.related and not access.call.startswith("nf_expire_items"):
                 # e.g. nf_cht_find_backend walks the backends' dchain: any entry, for any packet
@@ -80,8 +89,9 @@ def keyed_accesses(analysis: Analysis, obj: str, written: frozenset[str]) -> tup
                 kind = "follows"
             else:
                 kind = "global"
+            via = tuple(sorted({producers[s] for s in symbols if s in per_device}))
             out.append(KeyedAccess(path, position, access, kind,
-                                   tuple(s for s in sources if s in written), non_rss))
+                                   tuple(s for s in sources if s in written), non_rss, via))
     return tuple(out)
 
 

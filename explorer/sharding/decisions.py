@@ -279,7 +279,7 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
         if k.kind == "scan":
             return decision("lock", f"{k.where} scans its entries (not one entry named by a key): "
                                     "every packet may touch every entry")
-        if k.kind == "global" and k.access.by_device:
+        if k.kind == "global" and k.by_device:
             return decision("lock", _by_device(k))
         if k.kind == "global":
             return decision("lock", f"{k.where} uses key {k.access.key_text}, which depends on no packet field: "
@@ -331,9 +331,13 @@ def _by_device(k: KeyedAccess) -> str:
     field: RSS hashes each device's packets over every core (a RETA per device, all of them filled
     with every core), so every core gets packets of that device and needs its one entry."""
     devices = " and ".join(str(d) for d in k.path.devices)
+    via = ", ".join(k.device_via)
+    # A global key's values come only from objects no packet writes: copied to every core.
+    through = (f", through {via}, which the NF reads at the device's index and every core keeps a copy of "
+               f"(packets only read it)," if via and not k.access.by_device else "")
     return (f"{k.where} uses key {k.access.key_text}, which depends on the input device (device {devices} on that "
-            f"path) and on no packet field: every packet of device {devices} that takes that path touches that one "
-            f"entry, whatever its flow, and RSS spreads each device's packets over every core")
+            f"path){through} and on no packet field: every packet of device {devices} that takes that path touches "
+            f"that one entry, whatever its flow, and RSS spreads each device's packets over every core")
 
 
 def _unhashable(k: KeyedAccess) -> str:
