@@ -190,3 +190,18 @@ def test_the_packets_behind_examples_read_from_captures_say_their_frame(tmp_path
     assert {n: (p["device"], p["frame"], p["capture"]) for n, p in found.items()} == \
         {n: (d, f, ("lan.pcap", "wan.pcap")[d]) for n, (d, f) in expected.items()}
     assert "frame" not in pipeline.packets_of("uniform", [3], packets=10, flows=5)[3]
+
+
+def test_an_example_packet_the_captures_no_longer_hold_keeps_only_its_number(tmp_path):
+    """A capture rewritten between the simulation and the naming of its frames (or any number past
+    its end) leaves that example without frames, instead of failing the command."""
+    from explorer.commands.simulate import name_frames
+
+    _write(tmp_path / "lan.pcap", _frames(9)[:20])
+    data = {"violations": {"count": 2, "examples": [
+        {"object": "flows", "key": "ab", "cores": [0, 1], "packets": [3, 999]},
+        {"object": "flows", "key": "cd", "cores": [0, 1], "packets": [1, 2]}]}}
+    name_frames(data, {0: str(tmp_path / "lan.pcap")})
+    first, second = data["violations"]["examples"]
+    assert "frames" not in first and [f["device"] for f in second["frames"]] == [0, 0]
+    assert data["captures"] == {"0": "lan.pcap"}

@@ -83,7 +83,8 @@ def name_frames(data: dict, captures: dict[int, str]) -> None:
     examples = data["violations"]["examples"]
     found = frames_at(captures, [n for ex in examples for n in ex["packets"]])
     for ex in examples:
-        ex["frames"] = [{"device": found[n][0], "frame": found[n][1]} for n in ex["packets"]]
+        if all(n in found for n in ex["packets"]):  # the captures changed since, or end early: no frames
+            ex["frames"] = [{"device": found[n][0], "frame": found[n][1]} for n in ex["packets"]]
 
 
 def _example(ex: dict, captures: dict[str, str]) -> str:
