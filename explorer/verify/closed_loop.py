@@ -9,7 +9,11 @@ addressed to the port the parallel run emitted for the same packet.
 
 Replies can change what later packets see (a reply refreshes a flow), so the runs are repeated
 with replies to the new outputs until the outputs they answer stop changing (a fixed point,
-usually after the second round; at most ``ROUNDS``).
+usually after the second round; at most ``ROUNDS``). Each round settles a longer prefix: a NAT
+whose flows expire within a millisecond under churn hands ports out differently once replies
+refresh its flows, and took 8 rounds. Without a fixed point, the packets from the first one whose
+reply answers an output that changed are not comparable (each run got stale replies of its own):
+``LoopedRuns.settled`` says where that starts.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from explorer.traffic.trace import Trace
 from explorer.verify.renaming import update_checksums
 from explorer.verify.replay import ParallelRun
 
-ROUNDS = 4
+ROUNDS = 12  # rounds of replies at most (each a sequential and a parallel run)
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +60,7 @@ class LoopedRuns:
     rounds: int
     fixed_point: bool
     translated: int  # packets of the trace readdressed for the parallel run
+    settled: int = -1  # without a fixed point: packets from this one on got stale replies (else -1)
 
     @property
     def replies(self) -> int:
@@ -157,5 +162,19 @@ def run_closed_loop(trace: Trace, run_seq: Callable[[Trace], RunResult], run_par
         seq, par = run_seq(seq_trace), run_par(par_trace)
         if not replies:  # readdressing alone: one more run settles it
             return LoopedRuns(seq_trace, par_trace, seq, par, origin, rounds + 1, True, translated)
-    return LoopedRuns(seq_trace, par_trace, seq, par, origin, ROUNDS + 1, False, translated)
+    final = emitted_pairs(trace, Outcome.of(seq, len(seq_trace)), Outcome.of(par, len(par_trace)), positions)
+    stale = [k for side, now in zip(answered or ({}, {}), final) for k in side.keys() | now.keys()
+             if side.get(k) != now.get(k)]
+    if not stale:  # the last round reached it
+        return LoopedRuns(seq_trace, par_trace, seq, par, origin, ROUNDS + 1, True, translated)
+    settled = int(positions[min(stale)]) + 1  # its reply, and so what follows, may be stale
+    return LoopedRuns(seq_trace, par_trace, seq, par, origin, ROUNDS + 1, False, translated, settled)
 
+
+def unsettled_tail(bad: list[tuple[int, str]], settled: int) -> tuple[list[tuple[int, str]], int]:
+    """``bad`` without the packets from ``settled`` on (-1: none), where a closed loop without a
+    fixed point gave each run stale replies of its own; and how many differing packets that set aside."""
+    if settled < 0:
+        return bad, 0
+    kept = [(i, why) for i, why in bad if i < settled]
+    return kept, len({i for i, _ in bad if i >= settled})

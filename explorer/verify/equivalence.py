@@ -40,7 +40,7 @@ from explorer.errors import ConfigError, RunError
 from explorer.run import RunResult, StateCall, run_trace
 from explorer.traffic.trace import Trace
 from explorer.verify import drift
-from explorer.verify.closed_loop import Outcome, run_closed_loop
+from explorer.verify.closed_loop import Outcome, run_closed_loop, unsettled_tail
 from explorer.verify.renaming import Renaming, flow_key, renamable_fields, renamed_equal
 from explorer.verify.replay import RAN_CELLS, RAN_WRITE, ParallelRun, run_replay
 from explorer.verify.report import SHOWN, CheckReport, Difference, capture_frames, packet_headers, per_core, unused_devices
@@ -270,7 +270,7 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
                           int(run.verdicts[index]), why, kind, packet_headers(seq_trace.frames[index]),
                           int(loop.origin[index]), int(frames[index]))
 
-    bad = result["bad"]
+    bad, unsettled = unsettled_tail(result["bad"], loop.settled)
     differences = []
     if bad:
         calls = drift.calls_by_packet(seq.calls) if seq.calls else {}
@@ -285,7 +285,9 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
                        int(np.sum(run.ran == RAN_WRITE)), result["renamed"], len(result["capacity"]), result["detail"],
                        result["reordered"], tuple(notes), sketch_drift=len(result["sketch"]),
                        drift=tuple(packet(i, why, kind) for i, kind, why in drifting[:shown]), replies=loop.replies,
-                       translated=loop.translated, runts=runts, cell_passes=int(np.sum(run.ran == RAN_CELLS)))
+                       translated=loop.translated, runts=runts, cell_passes=int(np.sum(run.ran == RAN_CELLS)),
+                       unsettled=unsettled, settled=loop.settled)
+
 
 
 def check(solution: Any, trace: Trace, cores: int = 2, strategy: str = "auto", *, shown: int = SHOWN,

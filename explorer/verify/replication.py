@@ -26,7 +26,7 @@ from explorer.codegen.planning import ParallelPlan
 from explorer.run import RunResult, run_trace
 from explorer.traffic.trace import Trace
 from explorer.verify import drift
-from explorer.verify.closed_loop import LoopedRuns, Outcome
+from explorer.verify.closed_loop import LoopedRuns, Outcome, unsettled_tail
 from explorer.verify.renaming import flow_key, renamed_equal
 from explorer.verify.replay import RAN_WRITE, ParallelRun
 from explorer.verify.report import CheckReport, Difference, capture_frames, packet_headers, per_core, unused_devices
@@ -224,21 +224,22 @@ def check_replicated(plan: ParallelPlan, loop: LoopedRuns, fields: frozenset[str
                 if verdict != run.verdicts[i] else "the output bytes differ")
 
     result = compare_replicated(plan, trace, run, seq, overrides, same)
+    bad, unsettled = unsettled_tail(list(result.bad), loop.settled)
     notes = unused_devices(plan.devices, trace.devices)
     notes += [] if loop.fixed_point else [f"the closed loop did not settle in {loop.rounds - 1} rounds"]
     frames = capture_frames(trace.devices, loop.origin)
     differences = tuple(Difference(i, int(trace.devices[i]), int(run.cores[i]), int(result.serial_verdicts[i]),
                                    int(run.verdicts[i]), why, "difference", packet_headers(trace.frames[i]),
                                    int(loop.origin[i]) if i < len(loop.origin) else -1, int(frames[i]))
-                        for i, why in result.bad[:shown])
+                        for i, why in bad[:shown])
     ran, runts = per_core(run.cores, trace.frames, plan.cores)
     return CheckReport(plan.nf, plan.strategy, plan.cores, len(trace), relation, differences,
-                       len({i for i, _ in result.bad}), ran,
+                       len({i for i, _ in bad}), ran,
                        int(np.sum(run.ran == RAN_WRITE)), 0, len(set_aside),
                        drift.capacity_detail(plan, first_seq_full, core_full) if set_aside else "", 0, tuple(notes),
                        replies=loop.replies, translated=loop.translated, replication=plan.replication,
                        writes=result.writes, missed=result.missed, lag_differences=result.lag_differences,
-                       runts=runts)
+                       runts=runts, unsettled=unsettled, settled=loop.settled)
 
 
 def verdict_text(verdict: int) -> str:

@@ -138,6 +138,8 @@ class CheckReport:
     lag_differences: int = 0
     runts: int = 0  # frames shorter than an Ethernet header: never reach the NF, counted on no core
     captures: tuple[tuple[int, str], ...] = ()  # (device, capture file name) when the trace was read from them
+    unsettled: int = 0  # differing packets set aside: the closed loop gave them stale replies (no fixed point)
+    settled: int = -1  # the first packet of that unsettled tail
 
     @property
     def verdict(self) -> str:
@@ -145,7 +147,7 @@ class CheckReport:
             return "failed"
         if self.unexplained:
             return "not equivalent"
-        if self.capacity_drift:
+        if self.capacity_drift or self.unsettled:
             return "partial"
         return "equivalent"
 
@@ -155,17 +157,24 @@ class CheckReport:
 
     @property
     def compared(self) -> int:
-        return self.packets - self.capacity_drift
+        return self.packets - self.capacity_drift - self.unsettled
 
     @property
     def exit_status(self) -> int:
         return EXIT_STATUS[self.verdict]
 
+    @property
+    def unsettled_detail(self) -> str:
+        return (f"the closed loop did not settle: from packet {self.settled} on, replies answer outputs that changed "
+                "in the last round, so the runs are not comparable there")
+
     def partial(self) -> Optional[dict[str, Any]]:
         if self.verdict != "partial":
             return None
-        return {"reason": f"per-core capacity drift: {self.capacity_detail}", "compared": self.compared,
-                "not_compared": self.capacity_drift}
+        reasons = ([f"per-core capacity drift: {self.capacity_detail}"] if self.capacity_drift else []) + \
+            ([self.unsettled_detail] if self.unsettled else [])
+        return {"reason": "; ".join(reasons), "compared": self.compared,
+                "not_compared": self.capacity_drift + self.unsettled}
 
     def to_dict(self) -> dict[str, Any]:
         return {"equivalent": self.equivalent, "verdict": self.verdict, "partial": self.partial(),
@@ -174,6 +183,7 @@ class CheckReport:
                 "differences": [d.to_dict() for d in self.differences], "per_core": list(self.per_core),
                 "write_passes": self.write_passes, "cell_passes": self.cell_passes, "renamed": self.renamed,
                 "capacity_drift": {"packets": self.capacity_drift, "detail": self.capacity_detail},
+                "unsettled": {"packets": self.unsettled, "from": self.settled} if self.unsettled else None,
                 "drift": {"capacity": self.capacity_drift, "sketch": self.sketch_drift,
                           "packets": [d.to_dict() for d in self.drift]},
                 "replies": self.replies, "translated": self.translated, "runts": self.runts,
@@ -190,8 +200,10 @@ class CheckReport:
         if verdict == "not equivalent":
             return f"NOT equivalent: {self.unexplained} of {self.packets} packets differ"
         if verdict == "partial":
-            return (f"partial: {self.capacity_drift} of {self.packets} packets went uncompared (per-core "
-                    f"capacity drift); no difference in the {self.compared} compared")
+            why = " and ".join((["per-core capacity drift"] if self.capacity_drift else [])
+                               + (["the closed loop did not settle"] if self.unsettled else []))
+            return (f"partial: {self.capacity_drift + self.unsettled} of {self.packets} packets went uncompared "
+                    f"({why}); no difference in the {self.compared} compared")
         if self.sketch_drift:
             return (f"equivalent up to documented drift: {self.sketch_drift} packets differ because each "
                     "core's sketch counts only its own keys")
@@ -220,6 +232,8 @@ class CheckReport:
             lines.append(f"  equal up to renaming of index-derived fields: {self.renamed}")
         if self.capacity_drift:
             lines.append(f"  not compared, per-core capacity drift: {self.capacity_drift} ({self.capacity_detail})")
+        if self.unsettled:
+            lines.append(f"  not compared, {self.unsettled_detail}: {self.unsettled}")
         if self.sketch_drift:
             lines.append(f"  documented drift, per-core sketches: {self.sketch_drift}")
         lines += [f"  note: {n}" for n in self.notes]
