@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import os
 import sys
@@ -11,7 +12,7 @@ from typing import NoReturn, Optional, Sequence
 
 from explorer.commands.options import check_numbers
 from explorer.errors import NfxError
-from explorer.processes import Terminated, handle_termination
+from explorer.processes import Terminated, handle_termination, stopped_by
 
 SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what a Unix tool whose reader went away exits with
 
@@ -233,6 +234,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"nfx {args.command}: interrupted", file=sys.stderr)
         return 130
+    except ctypes.ArgumentError as error:  # a signal that came while ctypes converted a Z3 call's arguments
+        how = stopped_by(error)
+        if how is None:
+            raise
+        print(f"nfx {args.command}: {how}", file=sys.stderr)
+        return 143 if how == "terminated" else 130
 
 
 if __name__ == "__main__":

@@ -29,8 +29,24 @@ class Terminated(KeyboardInterrupt):
     """nfx received SIGTERM: unwinds like Ctrl-C, then exits with 143."""
 
 
+_SIGNALLED: list[int] = []  # SIGTERM seen (the handler's exception can be swallowed, see stopped_by)
+
+
 def _raise_terminated(signum, _frame) -> None:
+    _SIGNALLED.append(signum)
     raise Terminated(signum)
+
+
+def stopped_by(error: BaseException) -> Optional[str]:
+    """"terminated" or "interrupted" when ``error`` is what ctypes made of a Terminated or
+    KeyboardInterrupt raised while it converted a call's arguments (a signal that came during a Z3
+    call): ``ctypes.ArgumentError("argument 1: Terminated: 15")``, which no ``except
+    KeyboardInterrupt`` catches. None for any other error."""
+    if not isinstance(error, ctypes.ArgumentError):
+        return None
+    if _SIGNALLED or Terminated.__name__ in str(error):
+        return "terminated"
+    return "interrupted" if KeyboardInterrupt.__name__ in str(error) else None
 
 
 def handle_termination() -> None:

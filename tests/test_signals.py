@@ -254,3 +254,31 @@ def test_sigterm_and_ctrl_c_stop_a_sweep_on_a_local_dask_cluster_quietly(tmp_pat
             process.wait()
     assert err == "nfx sweep: interrupted\n", err
     assert sorted(p.name for p in temp.iterdir()) == []
+
+
+@pytest.mark.parametrize("raised, status, said", [
+    ("argument 1: Terminated: 15", 143, "terminated"),
+    ("argument 2: KeyboardInterrupt: ", 130, "interrupted"),
+])
+def test_a_signal_that_came_during_a_z3_call_stops_quietly(monkeypatch, capsys, raised, status, said):
+    """SIGTERM (or Ctrl-C) while ctypes converts a Z3 call's arguments: the handler's exception
+    comes out as ctypes.ArgumentError, which ``except KeyboardInterrupt`` missed: `timeout` on a
+    witness search printed a 40-line traceback instead of 'terminated'."""
+    import ctypes
+
+    from explorer import cli
+    from explorer.commands import analyze
+
+    def stopped(_args):
+        raise ctypes.ArgumentError(raised)
+
+    monkeypatch.setattr(analyze, "main", stopped)
+    assert cli.main(["analyze", "sample_nfs/fw.c"]) == status
+    assert capsys.readouterr().err == f"nfx analyze: {said}\n"
+
+    def broken(_args):
+        raise ctypes.ArgumentError("argument 1: TypeError: wrong type")
+
+    monkeypatch.setattr(analyze, "main", broken)
+    with pytest.raises(ctypes.ArgumentError):  # a real bug is not hidden
+        cli.main(["analyze", "sample_nfs/fw.c"])
