@@ -2,6 +2,7 @@
 views show exactly what the engine's result values say, for the inputs they say."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,37 @@ def test_an_analysis_warning_is_shown_under_the_load_status(tmp_path):
     app.load()  # again: the warning is shown each time, not once per process
     assert app.load_status.state == "warning" and "tests for device 2" in app.load_status.message
     assert list(app.source_view.warnings) == [18]
+
+
+def test_the_plans_spread_warnings_are_shown_with_the_solution_and_the_simulation(tmp_path):
+    """``nfx solve`` and ``nfx simulate`` print where a key that keeps only part of a port leaves
+    typical ports or the trace's packets on too few RETA entries for the cores; the explorer showed
+    neither. port_blocks keeps a server port's top byte: the well-known ports (blocks 0-3) reach 4 of
+    16 cores, and heartbeat traffic (every LAN frame to port 9999) one."""
+    nf = Path(__file__).resolve().parent / "nfs" / "port_blocks.c"
+    app = ExplorerApp(str(nf), out_dir=str(tmp_path / "out"))
+    warnings = app.solution.to_dict()["warnings"]
+    assert warnings and app.solution.warnings == tuple(warnings)
+    assert app.solve_status.state == "warning", app.solve_status.message
+    assert app.solve_status.message.endswith(f"; {len(warnings)} warning{'s' if len(warnings) > 1 else ''} below: "
+                                             "some traffic cannot spread over the cores")
+    shown = app.solution_view.rss.value
+    assert 'class="nfx-warnings"' in shown
+    for warning in warnings:
+        assert f"<li>{html.escape(warning)}</li>" in shown
+    app.simulator.traffic.value = "heartbeat"
+    app.simulator.packets.value, app.simulator.flows.value = 5_000, 500
+    app.simulator.run_button.click()
+    sim = app.simulation.to_dict()
+    assert sim["warnings"] and sim["warnings"][0].startswith("device 0: its ")
+    assert app.simulator.status.state == "warning", app.simulator.status.message
+    findings = app.simulator._findings.value
+    for warning in sim["warnings"]:
+        assert f"<li>{html.escape(warning)}</li>" in findings
+    app.cores.value = 2  # re-solves: the well-known ports reach both cores, so nothing to warn of
+    assert app.solution.to_dict()["warnings"] == [] and app.solve_status.state == "done"
+    assert "nfx-warnings" not in app.solution_view.rss.value
+    app.simulator.traffic.value = "uniform"
+    app.simulator.run_button.click()
+    assert app.simulation.to_dict()["warnings"] == [] and app.simulator.status.state == "done"
+    assert "nfx-warnings" not in app.simulator._findings.value

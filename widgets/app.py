@@ -39,7 +39,7 @@ from widgets.nf_picker import SAMPLES_DIR, NfPicker
 from widgets.project_view import ProjectView, default_folder
 from widgets.sharding_table import ShardingTable, rows_from
 from widgets.simulator import SimulatorPanel
-from widgets.solution_view import SolutionView
+from widgets.solution_view import SolutionView, spread_warning
 from widgets.source_view import SourceView, same_file
 from widgets.status import STATUS_CSS, StatusLine, accepts
 from widgets.verify_view import VerifyPanel
@@ -346,8 +346,10 @@ class ExplorerApp(ipywidgets.VBox):
         self.graph_view.words = self.words
         self.table.show(rows_from(self.analysis.to_dict(), data, self.words), self.table.devices)
         verdict = "correct" if data.get("valid", True) else "WRONG: see the two packets it splits"
-        self.solve_status.report("done" if data.get("valid", True) else "error",
-                                 f"Solved in {seconds:.2f} s for {now.label()}: {data.get('strategy', '')}, {verdict}")
+        warned = data.get("warnings", ())
+        state = ("warning" if warned else "done") if data.get("valid", True) else "error"
+        self.solve_status.report(state, f"Solved in {seconds:.2f} s for {now.label()}: {data.get('strategy', '')}, "
+                                        f"{verdict}" + (f"; {spread_warning(warned)}" if warned else ""))
         self.verify_panel.offer_wrong_build(not data.get("valid", True))
         self.project_view.suggested = default_folder(self.out_dir, now.nf,
                                                      SHORT_STRATEGY.get(data.get("strategy", ""), now.strategy),
@@ -386,6 +388,8 @@ class ExplorerApp(ipywidgets.VBox):
                 examples = status.run("Reading the packets behind the violations", self.engine.packets_of, traffic,
                                       numbers, **options) or {}
                 status.report("done", f"{what}: done in {seconds:.2f} s for {self.solved.label()}")
+            if data.get("warnings"):
+                status.report("warning", f"{status.message}; {spread_warning(data['warnings'])}")
         self.simulation = simulation
         self.made["simulate"] = self.solved
         with panel.hold_trait_notifications():

@@ -1,6 +1,7 @@
 """The simulator section: traffic (a seeded generator, or one pcap per device), the Simulate and
-Rebalance buttons with their status, the load charts, and what went wrong as packets: state
-reached from several cores (shared-nothing plans) or the write-lock share (locks plans)."""
+Rebalance buttons with their status, the load charts, the traffic the plan could not spread (the
+report's warnings), and what went wrong as packets: state reached from several cores (shared-nothing
+plans) or the write-lock share (locks plans)."""
 from __future__ import annotations
 
 import html
@@ -11,6 +12,7 @@ import traitlets
 
 from explorer.traffic.generators import GENERATORS
 from widgets.load_view import LoadView
+from widgets.solution_view import warnings_html
 from widgets.status import StatusLine
 
 TRAFFIC_KINDS = tuple(GENERATORS)  # the engine's seeded generators, "uniform" first
@@ -213,5 +215,5 @@ class SimulatorPanel(ipywidgets.VBox):
         else:
             found = (violations_html(sim.get("violations", {}), {int(k): v for k, v in self.examples.items()})
                      + write_shares_html(sim.get("write_shares") or {}))
-        self._findings.value = (found +
+        self._findings.value = (warnings_html(sim.get("warnings", ())) + found +
                                 unchecked_html(sim.get("unchecked", ())) + pools_html(sim.get("pools", ())))

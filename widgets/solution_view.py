@@ -1,11 +1,12 @@
 """What a solve produced: the strategy in words, each device's RSS configuration (hashed fields,
-key, RETA size; ``rss_hf`` and rank under "details"), key quality (only for a correct plan), and
-when an override breaks the sharding, two realistic packets that share state but reach different
-cores, with what the NF then does (``pipeline.explain``'s counterexample)."""
+key, RETA size; ``rss_hf`` and rank under "details"), key quality (only for a correct plan), the
+traffic the plan cannot spread over the cores (``Solution.warnings``), and when an override breaks
+the sharding, two realistic packets that share state but reach different cores, with what the NF
+then does (``pipeline.explain``'s counterexample)."""
 from __future__ import annotations
 
 import html
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import ipywidgets
 import traitlets
@@ -119,13 +120,30 @@ def allocation_html(solution: Mapping[str, Any]) -> str:
             f'font-size:12px"><b>{title}</b>: {html.escape(why)}{"".join(pools)}</div>')
 
 
+def warnings_html(warnings: Sequence[str]) -> str:
+    """The engine's warnings about a result (a solve's or a simulation's ``warnings``): traffic that
+    reaches fewer RETA entries than there are cores, which a balance figure alone would not explain."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return (f'<div class="nfx-warnings" style="border-left:3px solid #9a6700;padding:4px 8px;margin:6px 0;'
+            f'font-size:12px;color:#6e4c00"><b>Warning</b>: some traffic cannot spread over the cores'
+            f'<ul style="margin:2px 0">{items}</ul></div>')
+
+
+def spread_warning(warnings: Sequence[str]) -> str:
+    """What a status line adds for a result with warnings (the warnings themselves are shown below it)."""
+    return f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''} below: some traffic cannot spread over the cores"
+
+
 def rss_html(solution: Mapping[str, Any]) -> str:
-    """Each device's RSS configuration (with the pools of sharding by allocation), and the key's
-    balance when the plan is correct."""
+    """Each device's RSS configuration (with the pools of sharding by allocation), the key's balance
+    when the plan is correct, and what traffic the plan cannot spread."""
     if not solution or not solution.get("devices"):
         return ""
     quality = quality_html(solution.get("quality", {})) if solution.get("valid", True) else ""
-    return allocation_html(solution) + devices_html(solution["devices"]) + quality
+    return (allocation_html(solution) + devices_html(solution["devices"]) + quality
+            + warnings_html(solution.get("warnings", ())))
 
 
 def solution_html(solution: Mapping[str, Any], words: Mapping[str, Any], label: str = "") -> str:
