@@ -216,6 +216,28 @@ def test_pure_ternary_is_a_value_not_a_fork(tmp_path: Path) -> None:
     assert values.tolist() == [0, 1]
 
 
+def test_a_comparison_kept_in_a_bool_and_tested_reads_as_the_comparison(tmp_path: Path) -> None:
+    """``bool low = ttl < 5; if (low)`` read ``(p.ipv4.ttl < 5) != 0`` / ``== 0``: the 0/1 the bool
+    holds, compared with 0. The text is the comparison or its negation; the terms are unchanged."""
+    a = nf(tmp_path, HEADERS + "  bool low = ip->ttl < 5;\n  if (low) return NF_DROP;\n"
+           "  int odd = (ip->ttl & 1) == 1 || ip->ttl == 64;\n  if (odd == 1) return 1;\n"
+           "  if (!(ip->ttl > 100) == 0) return NF_FLOOD;\n  return 0;")
+    assert [p.condition_text.split(" && ")[2:] for p in a.paths[2:]] == [
+        ["p.ipv4.ttl >= 5", "!(p.ipv4.ttl & 1 == 1 || p.ipv4.ttl == 64)", "p.ipv4.ttl <= 100"],
+        ["p.ipv4.ttl >= 5", "!(p.ipv4.ttl & 1 == 1 || p.ipv4.ttl == 64)", "p.ipv4.ttl > 100"],
+        ["p.ipv4.ttl >= 5", "(p.ipv4.ttl & 1 == 1 || p.ipv4.ttl == 64)"],
+        ["p.ipv4.ttl < 5"]]
+    assert "(ite " in a.paths[-1].condition.sexpr()  # the term still compares the bool's 0/1 with 0
+    # A cell's count kept in a bool (host_union.c, syn_guard.c: `bool over = *count >= MAX; if (over)`).
+    cells = Path(__file__).resolve().parent / "nfs"
+    host_union = [p.condition_text for p in analyze(cells / "host_union.c").paths]
+    assert host_union[3].endswith("&& hosts.found#2 && used.cell#4 >= 100")
+    assert host_union[4].endswith("&& hosts.found#2 && used.cell#4 < 100")
+    syn_guard = [p.condition_text for p in analyze(cells / "syn_guard.c").paths]
+    assert syn_guard[4].endswith("&& sources.found#2 && counts.cell#3 >= 8")
+    assert syn_guard[5].endswith("&& sources.found#2 && counts.cell#3 < 8")
+
+
 def test_a_verdict_decided_by_the_path_is_a_number(tmp_path: Path) -> None:
     a = nf(tmp_path, "  if (device == 1) return device - 1;\n  return NF_DROP;")
     assert [str(p.verdict) for p in a.paths] == ["drop", "forward to 0"]

@@ -116,9 +116,8 @@ def test_udp_and_short_frames_never_reach_the_tcp_paths():
     result = run_trace(SYN_GUARD, trace, {"SG_MAX_SYNS": "2"}, calls=True)
     assert [v.verdict for v in result.verdicts] == [0, 0, 0, 0, -1, 0]
     followed = [analysis.paths[p].condition_text for p in match_paths(analysis, trace, result).path_of.tolist()]
-    counted = NEW_SOURCE.replace("!sources.found#2 && chain.ok#3",
-                                 "sources.found#2 && (counts.cell#3 >= 2) == 0")
-    assert followed == [NEW_SOURCE, NOT_TCP, NOT_TCP, counted, counted.replace("== 0", "!= 0"), URG_CLEARED]
+    counted = NEW_SOURCE.replace("!sources.found#2 && chain.ok#3", "sources.found#2 && counts.cell#3 < 2")
+    assert followed == [NEW_SOURCE, NOT_TCP, NOT_TCP, counted, counted.replace("< 2", ">= 2"), URG_CLEARED]
     [(_, _, cleared)] = [o for o in result.outputs if o[0] == 5]
     assert cleared[47] == ACK and cleared == update_checksums(frames[5][:47] + bytes([ACK]) + frames[5][48:])
     assert [o[2] for o in result.outputs if o[0] in (1, 2)] == frames[1:3]  # untouched

@@ -148,6 +148,10 @@ class Renderer:
         if z3.is_bv_value(a) and not z3.is_bv_value(b):  # constants on the right
             a, b = b, a
             op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+        if z3.is_bv_value(b) and op in ("==", "!=") and z3.is_app_of(a, z3.Z3_OP_ITE):
+            tested = self._tested(a, b.as_long(), op == "==")
+            if tested is not None:
+                return tested
         if z3.is_bv_value(b) and op in ("==", "!="):
             # A wire-order field compared with a converted constant reads as the field and the
             # number the NF wrote (``p.l4.dport == 80``); a cell's number is host order already.
@@ -162,6 +166,22 @@ class Renderer:
         if z3.is_bv_value(b) and _is_address(a):
             return f"{self._bv(a, top=True)} {op} {address(b.as_long())}"
         return f"{self._bv(a, top=True)} {op} {self._bv(b, top=True)}"
+
+    def _tested(self, choice: Any, value: int, equal: bool) -> Optional[str]:
+        """``choice`` (``c ? x : y`` of two different constants) compared with ``value``, as the
+        condition ``c`` or its negation: a C comparison stored in a bool or an int and tested
+        (``bool full = n >= 100; if (!full)``) reads ``n < 100``, not ``(n >= 100) == 0``. None
+        when ``value`` is neither constant (the comparison is then constant itself, shown whole)."""
+        c, x, y = choice.children()
+        x, y = _strip_ext(x), _strip_ext(y)
+        if not (z3.is_bv_value(x) and z3.is_bv_value(y)) or x.as_long() == y.as_long():
+            return None
+        if value not in (x.as_long(), y.as_long()):
+            return None
+        if (value == x.as_long()) == equal:
+            text = self._bool(c)
+            return f"({text})" if z3.is_or(c) or z3.is_and(c) else text  # it may stand beside && or ||
+        return self._negate(c)
 
     # -- bit-vectors -----------------------------------------------------------------------
     def _bv(self, t: Any, top: bool = False) -> str:
