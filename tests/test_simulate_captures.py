@@ -171,7 +171,8 @@ def test_cli_simulate_names_the_frames_of_its_violation_examples(tmp_path):
     text = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=True).stdout
     ex = examples[0]
     f = ex["frames"][0]
-    assert (f"{ex['object']} key {ex['key']}: packet {ex['packets'][0]} (frame {f['frame']} of "
+    assert ex["key_text"].startswith("{src_ip: 10.") and ex["key"] not in text  # the key's fields, not its bytes
+    assert (f"{ex['object']} key {ex['key_text']}: packet {ex['packets'][0]} (frame {f['frame']} of "
             f"{('lan.pcap', 'wan.pcap')[f['device']]}) on core {ex['cores'][0]}") in text
 
 

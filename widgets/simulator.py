@@ -57,13 +57,14 @@ def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping
                 "that shares state with another reached the same core.</div>")
     rows = []
     for example in violations.get("examples", ()):
+        key = example.get("key_text") or example.get("key", "")  # the engine's fields text, else the bytes
         for core, number in zip(example.get("cores", ()), example.get("packets", ())):
             p = packets.get(int(number))
             rows.append(f"<tr><td><code>{html.escape(str(example.get('object', '')))}</code></td>"
                         f"<td>{int(number):,}</td><td>{html.escape(arrival(p))}</td>"
                         f'<td><code style="white-space:nowrap">{html.escape(packet_text(p))}</code></td>'
                         f"<td>core {int(core)}</td>"
-                        f'<td style="font-size:11px;color:#57606a"><code>{html.escape(str(example.get("key", "")))}</code>'
+                        f'<td style="font-size:11px;color:#57606a"><code>{html.escape(str(key))}</code>'
                         "</td></tr>")
     cell = 'style="text-align:left;padding:2px 10px"'
     return (f'<div class="nfx-violations nfx-bad" style="color:#b42318"><b>{count:,} state entries were reached '
@@ -71,7 +72,7 @@ def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping
             "packets to reach each entry on each core:</div>"
             f'<table class="nfx-violation-packets" style="font-size:12px;border-collapse:collapse">'
             f"<tr><th {cell}>object</th><th {cell}>packet #</th><th {cell}>arrives on</th><th {cell}>packet</th>"
-            f"<th {cell}>core</th><th {cell}>entry (key bytes)</th></tr>{''.join(rows)}</table>")
+            f"<th {cell}>core</th><th {cell}>entry (key)</th></tr>{''.join(rows)}</table>")
 
 
 def write_shares_html(shares: Mapping[str, float]) -> str:

@@ -88,12 +88,14 @@ def name_frames(data: dict, captures: dict[int, str]) -> None:
 
 
 def _example(ex: dict, captures: dict[str, str]) -> str:
-    """A violation example: its key, and each packet with the core it reached (and its frame)."""
+    """A violation example: its key (as fields when they are known), and each packet with the core it
+    reached (and its frame)."""
+    key = ex.get("key_text") or ex["key"]
     if not ex.get("frames"):
-        return f"  {ex['object']} key {ex['key']}: cores {ex['cores']}, packets {ex['packets']}"
+        return f"  {ex['object']} key {key}: cores {ex['cores']}, packets {ex['packets']}"
     packets = ", ".join(f"packet {number} (frame {f['frame']} of {captures[str(f['device'])]}) on core {core}"
                         for number, f, core in zip(ex["packets"], ex["frames"], ex["cores"]))
-    return f"  {ex['object']} key {ex['key']}: {packets}"
+    return f"  {ex['object']} key {key}: {packets}"
 
 
 def render(data: dict) -> str:

@@ -32,6 +32,7 @@ from explorer.simulate import arena
 from explorer.simulate import writes as write_model
 from explorer.simulate.classes import NARROW_CLASS_SYMBOLS, Classes, ClassTable, Layout
 from explorer.simulate.key_arrays import Unknown, conjuncts, evaluate_term, key_slices, on_devices
+from explorer.simulate.key_values import KeyFields, read_key
 from explorer.simulate.pools import PoolModel, PoolReport
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import Hasher, steer
@@ -54,9 +55,19 @@ class Violation:
     key: str  # hex of the key (or index) bytes
     cores: tuple[int, ...]
     packets: tuple[int, ...]  # one packet number per core (trace order)
+    fields: Optional[KeyFields] = None  # the key as the packet fields it was made of, when known
+
+    @property
+    def key_text(self) -> str:
+        """The key as people read it: its fields (``{src_ip: 10.202.6.8, ...}``), else its bytes."""
+        return self.fields.text if self.fields is not None else self.key
 
     def to_dict(self) -> dict[str, Any]:
-        return {"object": self.object, "key": self.key, "cores": list(self.cores), "packets": list(self.packets)}
+        named = self.fields.fields if self.fields is not None else ()
+        return {"object": self.object, "key": self.key, "key_text": self.key_text,
+                "fields": [{"name": name, "value": value} for name, value in named],
+                "fields_device": self.fields.device if self.fields is not None else None,
+                "cores": list(self.cores), "packets": list(self.packets)}
 
 
 @dataclass(frozen=True)
@@ -516,7 +527,10 @@ class _ClassView:
             if examples:
                 for row in rows[:MAX_EXAMPLES].tolist():
                     cores, packets = touches.cores_of(row, reta)
-                    found.append(Violation(obj, _hex(touches.keys[row], self._key_bits[obj]), cores, packets))
+                    value = _value(touches.keys[row])
+                    terms = [(kp.key, kp.devices) for kp in self.keyed if kp.object == obj]
+                    found.append(Violation(obj, _hex(value, self._key_bits[obj]), cores, packets,
+                                           read_key(value, terms)))
         # In the order the keys became split: the earliest packet on a second core.
         found.sort(key=lambda v: (sorted(v.packets)[1], v.object))
         return count, tuple(found[:MAX_EXAMPLES])
@@ -621,9 +635,13 @@ def _pipelined(parts: list[Callable[[], Any]], evaluate: Callable[[Any], Any],
         ahead = box[0] if box else None
 
 
-def _hex(slices: np.ndarray, bits: int) -> str:
+def _value(slices: np.ndarray) -> int:
+    """A key-table row (64-bit slices, least significant first) as one number."""
+    return sum(int(s) << (64 * k) for k, s in enumerate(slices))
+
+
+def _hex(value: int, bits: int) -> str:
     """The key's bytes in memory order (the key term's first byte is its most significant)."""
-    value = sum(int(s) << (64 * k) for k, s in enumerate(slices))
     return f"{value:0{(bits + 3) // 4}x}"
 
 
