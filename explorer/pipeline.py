@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from explorer import limits
 from explorer.errors import ConfigError, ShardingError
@@ -233,22 +233,22 @@ def explain(result: Analysis | Solution, outcome: bool = True) -> dict[str, Any]
 
 def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_000, flows: int = 10_000,
              seed: int = 0, keys: Optional[Mapping[int, Any]] = None,
-             fields: Optional[Mapping[int, tuple[str, ...]]] = None, rebalance: bool = False,
-             chunk_packets: int = 1 << 20, progress: Optional[Any] = None, scheduler: Optional[str] = None,
-             **params: Any):
+             fields: Optional[Mapping[int, tuple[str, ...]]] = None, reta: Optional[Sequence[int]] = None,
+             rebalance: bool = False, chunk_packets: int = 1 << 20, progress: Optional[Any] = None,
+             scheduler: Optional[str] = None, **params: Any):
     """Per-core load and violations of the solution's RSS plan (or of user ``keys``/``fields`` per
-    device) on ``traffic``: a generator kind, a ``Trace``, or ``{device: pcap path}``, streamed in
-    chunks of ``chunk_packets`` (memory follows distinct flows, not packets). Locks and tm
-    solutions report write-lock contention instead of violations. ``progress(packets_done)`` is
-    called after each chunk. With ``scheduler`` ("local" or a dask.distributed address such as
-    ``tcp://host:8786``), a generated trace is simulated segment by segment on Dask workers: the
-    report is the same as a serial run's."""
+    device, with the RETA dealt for them unless ``reta`` fixes it) on ``traffic``: a generator kind,
+    a ``Trace``, or ``{device: pcap path}``, streamed in chunks of ``chunk_packets`` (memory follows
+    distinct flows, not packets). Locks and tm solutions report write-lock contention instead of
+    violations. ``progress(packets_done)`` is called after each chunk. With ``scheduler`` ("local"
+    or a dask.distributed address such as ``tcp://host:8786``), a generated trace is simulated
+    segment by segment on Dask workers: the report is the same as a serial run's."""
     from explorer.simulate.simulation import simulate as run_simulation
 
     if isinstance(traffic, str):  # generated traffic streams in chunks: memory follows flows, not packets
         check_generated(solution.analysis, traffic)
         _check_synthetic(packets, flows, seed, limits.FIELD_BYTES, streamed=True)
-    plan = with_keys(solution.plan, keys, fields)
+    plan = with_keys(solution.plan, keys, fields, reta)
     strategy = solution.strategy
     if scheduler is not None:
         from explorer.sweep import simulate_distributed
@@ -286,14 +286,16 @@ def packets_of(traffic: Any, numbers: Any, packets: int = 100_000, flows: int = 
 
 
 def with_keys(plan: RssPlan, keys: Optional[Mapping[int, Any]] = None,
-              fields: Optional[Mapping[int, tuple[str, ...]]] = None) -> RssPlan:
-    """``plan`` with some devices' keys (bytes or hex) and/or hashed fields replaced."""
-    from explorer.rss.key_solver import DevicePlan, plan_with_keys
+              fields: Optional[Mapping[int, tuple[str, ...]]] = None,
+              reta: Optional[Sequence[int]] = None) -> RssPlan:
+    """``plan`` with some devices' keys (bytes or hex) and/or hashed fields replaced, and its RETA
+    dealt again for them (``key_solver.plan_with_keys``) unless ``reta`` fixes it."""
+    from explorer.rss.key_solver import DevicePlan, plan_with_keys, plan_with_reta
     from explorer.rss.nic import rss_hf
     from explorer.rss.quality import reta_rank
 
     if keys:
-        plan = plan_with_keys(plan, dict(keys))
+        plan = plan_with_keys(plan, dict(keys), reta)
     if fields:
         devices = []
         for d in plan.devices:
@@ -304,6 +306,8 @@ def with_keys(plan: RssPlan, keys: Optional[Mapping[int, Any]] = None,
                                reta_rank(d.key, chosen, plan.nic.reta_size))
             devices.append(d)
         plan = RssPlan(tuple(devices), plan.nic, plan.cores, plan.seconds, plan.seed)
+    if fields or (reta is not None and not keys):
+        plan = plan_with_reta(plan, reta)
     return plan
 
 

@@ -121,3 +121,36 @@ def test_check_finds_the_parallel_build_equivalent(capsys, nf, cores):
     data = json.loads(out)
     assert status == 0 and data["verdict"] == "equivalent", data["differences"]
     assert min(data["per_core"]) > 0.15 * data["packets"]  # the built program spreads as the simulation does
+
+
+def test_simulate_deals_the_reta_for_the_users_keys(capsys):
+    """``nfx simulate --key`` kept the RETA dealt for the solver's keys (and from a key problem, the
+    round robin, which put all of bidir on one core of 2): a user's top-byte keys then split on index
+    bits their ports hardly set. The table is now the one a solve deals for those keys."""
+    for seed in (0, 1):  # the solver's own keys, then another seed's
+        status, out = _cli(capsys, "solve", NFS / "port_blocks.c", "--cores", "2", "--seed", seed, "--json")
+        solved = json.loads(out)
+        keys = [a for dev, d in sorted(solved["devices"].items()) for a in ("--key", f"{dev}={d['key']}")]
+        status, out = _cli(capsys, "simulate", NFS / "port_blocks.c", "--traffic", "bidir", "--cores", "2",
+                           "--packets", PACKETS, "--flows", FLOWS, "--json", *keys)
+        data = json.loads(out)
+        assert status == 0 and data["keys"] == {dev: d["key"] for dev, d in solved["devices"].items()}
+        assert data["reta"] == solved["devices"]["0"]["reta"] == solved["devices"]["1"]["reta"]
+        assert min(data["per_core"]) > 0.35 * PACKETS and data["violations"]["count"] == 0
+
+
+def test_a_users_reta_is_kept_and_new_hashed_fields_get_a_dealt_one():
+    """``reta`` fixes the table beside user keys (the round robin puts port_blocks' bidir on one core,
+    as it did before the RETA was dealt); hashed fields a user replaces get the table dealt for them."""
+    from explorer.rss.reta import deal
+
+    solution = _solution("port_blocks", 2)
+    round_robin = tuple(i % 2 for i in range(len(solution.plan.devices[0].reta)))
+    keys = {d.device: d.key for d in solution.plan.devices}
+    fixed = pipeline.simulate(solution, "bidir", packets=PACKETS, flows=FLOWS, keys=keys, reta=round_robin)
+    assert fixed.reta == round_robin and min(fixed.per_core) == 0
+    every = ("src_ip", "dst_ip", "src_port", "dst_port")
+    plan = pipeline.with_keys(solution.plan, fields={0: every})
+    assert plan.device(0).fields == every
+    dealt = deal([(d.key, d.fields) for d in plan.devices], len(round_robin), 2)
+    assert dealt != solution.plan.device(0).reta and {d.reta for d in plan.devices} == {dealt}

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
-from explorer.rss.key_solver import solve_keys
+from explorer.errors import ConfigError
+from explorer.rss.key_solver import plan_with_keys, solve_keys
 from explorer.rss.nic import nic_profile
 from explorer.rss.problem import KeyProblem, PairConstraint
 from explorer.rss.quality import reta_rows
@@ -93,3 +95,29 @@ def test_the_table_is_deterministic_and_one_core_takes_everything():
     planes = [(d.key, d.fields) for d in solve_keys(problem).devices]
     assert set(deal(planes, E810.reta_size, 1)) == {0}
     assert deal([], E810.reta_size, 4) == tuple(i % 4 for i in range(E810.reta_size))
+
+
+@pytest.mark.parametrize("cores", [2, 3, 4])
+def test_user_keys_get_the_table_dealt_for_them(cores):
+    """Keys the user gives (``nfx simulate --key``) kept the round robin (every device's key given)
+    or the table dealt for the solver's keys (some given): a top-byte key then split the cores on an
+    index bit its ports hardly set, which put bidir on one core of 2 for port_blocks. The RETA is now
+    dealt for the keys the plan ends up with, unless the user fixes the RETA too."""
+    problem = KeyProblem(devices=(0, 1), constraints=(_same(0, "dst_port", 1, "src_port", range(8)),),
+                         hashed=((0, ("dst_port",)), (1, ("src_port",))), nic=E810, cores=cores)
+    other = solve_keys(replace(problem, seed=1))
+    keys = {d.device: d.key for d in other.devices}
+    for given in (plan_with_keys(problem, keys), plan_with_keys(solve_keys(problem), keys),
+                  plan_with_keys(solve_keys(problem), {0: keys[0].hex(), 1: keys[1].hex()})):
+        assert [d.key for d in given.devices] == [d.key for d in other.devices]
+        assert [d.reta for d in given.devices] == [d.reta for d in other.devices]
+        for d in given.devices:
+            rows = reta_rows(d.key, d.fields, E810.reta_size)
+            assert all(d.reta[_index(rows, port)] == (port >> 8) % cores for port in range(0, 65536, 97))
+    round_robin = tuple(i % cores for i in range(E810.reta_size))
+    for base in (problem, solve_keys(problem)):
+        assert {d.reta for d in plan_with_keys(base, keys, reta=round_robin).devices} == {round_robin}
+    with pytest.raises(ConfigError, match="the RETA has 4 entries, e810 .* has 512"):
+        plan_with_keys(problem, keys, reta=(0, 1, 0, 1))
+    with pytest.raises(ConfigError, match=f"the RETA names core {cores}, which is not one of the {cores} cores"):
+        plan_with_keys(problem, keys, reta=(cores,) * E810.reta_size)

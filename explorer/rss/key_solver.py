@@ -317,7 +317,7 @@ def solve_keys(problem: KeyProblem) -> RssPlan:
     keys = _z3_keys(enc, model, echelon, solution)
 
     devices = tuple(_device_plan(problem, enc.fields[d], d, keys[d]) for d in enc.devices)
-    devices = _dealt(devices, problem)
+    devices = _dealt(devices, problem.nic.reta_size, problem.cores)
     plan = RssPlan(devices, problem.nic, problem.cores, 0.0, problem.seed)
     verify_plan(plan, constraints, seed=problem.seed)
     return replace(plan, seconds=time.perf_counter() - started)
@@ -433,12 +433,24 @@ def _device_plan(problem: KeyProblem, fields: tuple[str, ...], dev: int, key: by
     return DevicePlan(dev, key, fields, hf.mask, hf.names, reta, rank)
 
 
-def _dealt(devices: tuple[DevicePlan, ...], problem: KeyProblem) -> tuple[DevicePlan, ...]:
+def _dealt(devices: tuple[DevicePlan, ...], reta_size: int, cores: int) -> tuple[DevicePlan, ...]:
     """The devices with one RETA, dealt out over the index directions that follow the bits real
     traffic varies (``explorer.rss.reta``); one table for every device keeps the pair constraints,
     which relate RETA indices, true."""
-    reta = deal([(d.key, d.fields) for d in devices if d.fields], problem.nic.reta_size, problem.cores)
+    reta = deal([(d.key, d.fields) for d in devices if d.fields], reta_size, cores)
     return tuple(replace(d, reta=reta) for d in devices)
+
+
+def _fixed_reta(devices: tuple[DevicePlan, ...], reta: Sequence[int], nic: NicProfile,
+                cores: int) -> tuple[DevicePlan, ...]:
+    """The devices with the user's RETA (one table for all of them, as the solver's)."""
+    table = tuple(int(c) for c in reta)
+    if len(table) != nic.reta_size:
+        raise ConfigError(f"the RETA has {len(table)} entries, {nic.name} ({nic.driver}) has {nic.reta_size}")
+    wrong = next((c for c in table if not 0 <= c < cores), None)
+    if wrong is not None:
+        raise ConfigError(f"the RETA names core {wrong}, which is not one of the {cores} cores (0-{cores - 1})")
+    return tuple(replace(d, reta=table) for d in devices)
 
 
 def _conflict_error(problem: KeyProblem, enc: _Encoding, core: list[tuple[str, int]]) -> ShardingError:
@@ -523,10 +535,15 @@ def _reta_index(d: DevicePlan, arrays: Mapping[str, np.ndarray], reta_size: int)
 # ---- user keys and counterexamples ---------------------------------------------------------------
 
 def plan_with_keys(problem_or_plan: Union[KeyProblem, RssPlan],
-                   keys: Mapping[int, Union[bytes, str]]) -> RssPlan:
+                   keys: Mapping[int, Union[bytes, str]], reta: Optional[Sequence[int]] = None) -> RssPlan:
     """A plan whose given devices use the user's keys (bytes or hex). Other devices keep the plan's
     keys, or, from a problem, get solved ones. Nothing is verified: a user key may break
-    constraints, which ``find_counterexample`` shows."""
+    constraints, which ``find_counterexample`` shows.
+
+    The RETA is dealt again for the keys the plan ends up with, as ``solve_keys`` deals it for its
+    own: the round robin, or a table dealt for other keys, splits the cores on index bits that a key
+    keeping only a port's top bits may never set (port_blocks' solved keys over the round robin put
+    all of bidir on one core of 2). ``reta`` (entry -> core, for every device) fixes the table instead."""
     started = time.perf_counter()
     if isinstance(problem_or_plan, KeyProblem):
         problem = problem_or_plan
@@ -538,7 +555,8 @@ def plan_with_keys(problem_or_plan: Union[KeyProblem, RssPlan],
             enc = _Encoding(problem)
             devices = tuple(_device_plan(problem, enc.fields[d], d, _key_bytes(keys[d], d, problem.nic))
                             for d in enc.devices)
-            return RssPlan(devices, problem.nic, problem.cores, time.perf_counter() - started, problem.seed)
+            return plan_with_reta(RssPlan(devices, problem.nic, problem.cores, time.perf_counter() - started,
+                                          problem.seed), reta)
         base = solve_keys(problem)
     else:
         base = problem_or_plan
@@ -554,7 +572,16 @@ def plan_with_keys(problem_or_plan: Union[KeyProblem, RssPlan],
             rank = reta_rank(key, d.fields, base.nic.reta_size) if d.fields else 0
             d = DevicePlan(d.device, key, d.fields, d.rss_hf, d.rss_hf_names, d.reta, rank)
         devices.append(d)
-    return RssPlan(tuple(devices), base.nic, base.cores, base.seconds + time.perf_counter() - started, base.seed)
+    plan = RssPlan(tuple(devices), base.nic, base.cores, base.seconds + time.perf_counter() - started, base.seed)
+    return plan_with_reta(plan, reta) if keys or reta is not None else plan
+
+
+def plan_with_reta(plan: RssPlan, reta: Optional[Sequence[int]] = None) -> RssPlan:
+    """``plan`` with ``reta`` (entry -> core) on every device, or without one, the RETA dealt for the
+    plan's keys and hashed fields as ``solve_keys`` deals it (after a user replaced either)."""
+    devices = (_dealt(plan.devices, plan.nic.reta_size, plan.cores) if reta is None
+               else _fixed_reta(plan.devices, reta, plan.nic, plan.cores))
+    return replace(plan, devices=devices)
 
 
 def _key_bytes(key: Union[bytes, str], dev: int, nic: NicProfile) -> bytes:
