@@ -6,12 +6,15 @@ capacity, and per device the RSS key, hashed fields, ``rss_hf``, RETA and flow r
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from explorer.codegen.pooling import pooled_objects, pools_for
 from explorer.errors import GenerateError
 from explorer.rss.nic import RSS_HF_BITS, flow_rule_types
+from explorer.rss.reta import dealing
+from explorer.rss.reta_rule import reta_text
 from explorer.sharding.constraints import keyed_accesses, written_objects
 from explorer.sharding.pools import Pools, pools_from_dict
 
@@ -137,11 +140,13 @@ class ParallelPlan:
         if self.replication:
             lines.append(f"replication {self.replication}: writes to {', '.join(o.name for o in self.broadcast)} are "
                          "broadcast to every core through per-core rings")
+        dealt = functools.cache(lambda: dealing([(d.key, d.fields) for d in self.steering if d.fields],
+                                                self.reta_size, self.cores))
         for d in self.steering:
             lines.append(f"device {d.device} hashes {','.join(d.fields) or '-'}")
             lines.append(f"  rss_hf {' | '.join(d.rss_hf_names) or '0'} (0x{d.rss_hf:x})")
             lines.append(f"  key {d.key.hex()}")
-            lines.append(f"  reta {_compact_reta(d.reta)}")
+            lines.append(f"  reta {reta_text(d.reta, dealt)}")  # the rule it was dealt by, not 512 numbers
             for pattern, types in d.flow_rules:
                 lines.append(f"  flow rule {pattern}: types 0x{types:x}")
         for k, p in enumerate(self.pools):
@@ -171,16 +176,6 @@ def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
                         tuple(sorted(data["defines"].items())), tuple(sorted(data["overrides"].items())),
                         int(data.get("seed", 0)), tuple(pools_from_dict(p) for p in data.get("pools", ())),
                         str(data.get("replication", "")))
-
-
-def _compact_reta(reta: tuple[int, ...]) -> str:
-    """The RETA as its shortest repeating prefix ("0 1 2 3 x128"), or in full."""
-    for period in range(1, len(reta) + 1):
-        if len(reta) % period == 0 and all(reta[i] == reta[i % period] for i in range(len(reta))):
-            head = " ".join(map(str, reta[:period]))
-            repeats = len(reta) // period
-            return head if repeats == 1 else f"{head} x{repeats}"
-    return " ".join(map(str, reta))  # unreachable: the whole table is a period
 
 
 def per_core_allocated(analysis: Any, decisions: dict[str, str]) -> frozenset[str]:

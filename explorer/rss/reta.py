@@ -32,6 +32,7 @@ from typing import Sequence
 from explorer.rss import gf2
 from explorer.rss.hash_input import FIELD_BITS, input_layout
 from explorer.rss.quality import reta_rows
+from explorer.rss.reta_rule import RetaRule
 
 LOW_BITS = 8  # input bits this close to a field's bottom vary in any traffic: they rank alike
 _NONE = 1 << 16  # the significance of a direction that adds nothing on a device
@@ -151,10 +152,15 @@ def _clamped(steps: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
 def deal(planes: Sequence[tuple[bytes, tuple[str, ...]]], reta_size: int, cores: int) -> tuple[int, ...]:
     """The RETA for devices hashing ``planes`` ((key, fields) of each device that hashes something)
     with one table for all of them (see the module docstring)."""
+    return dealing(planes, reta_size, cores).table()
+
+
+def dealing(planes: Sequence[tuple[bytes, tuple[str, ...]]], reta_size: int, cores: int) -> RetaRule:
+    """The rule ``deal``'s table follows: the directions it deals over, as masks of the entry."""
     m = reta_size.bit_length() - 1
     devices = [_device(key, fields, reta_size) for key, fields in planes]
     dead = min(_dead_low_bits(dev.rows) for dev in devices) if devices else 0
-    round_robin = tuple((i >> dead) % cores for i in range(reta_size))
+    round_robin = RetaRule.of(tuple(1 << j for j in range(dead, m)) or (0,), cores, reta_size)  # (i >> dead) % cores
     if not devices or cores == 1:
         return round_robin
     deciding = max(1, (cores - 1).bit_length())  # the directions a power of two of cores splits on
@@ -169,11 +175,7 @@ def deal(planes: Sequence[tuple[bytes, tuple[str, ...]]], reta_size: int, cores:
     chosen, steps = _greedy(devices, m)
     if _clamped(steps[:deciding]) >= _clamped(own):
         return round_robin
-    out = []
-    for i in range(reta_size):
-        coordinates = sum(((c & i).bit_count() & 1) << t for t, c in enumerate(chosen))
-        out.append(coordinates % cores)
-    return tuple(out)
+    return RetaRule.of(tuple(chosen), cores, reta_size)  # entry i -> its coordinates along them, mod cores
 
 
 def _dead_low_bits(rows: Sequence[int]) -> int:
