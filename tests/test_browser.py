@@ -43,8 +43,8 @@ def open_page(browser, url: str):
     page, outside = local_page(browser, width=1500, height=950)
     page.set_default_timeout(ACTION_TIMEOUT_MS)
     page.goto(url, timeout=PAGE_TIMEOUT_MS)
-    page.locator(".nfx-solve-status .nfx-status-done, .nfx-solve-status .nfx-status-error").first.wait_for(
-        timeout=PAGE_TIMEOUT_MS)
+    page.locator(".nfx-solve-status .nfx-status-done, .nfx-solve-status .nfx-status-warning, "
+                 ".nfx-solve-status .nfx-status-error").first.wait_for(timeout=PAGE_TIMEOUT_MS)  # a solve that warns
     return page, outside
 
 
@@ -312,6 +312,8 @@ def test_simulator_shows_violations_as_packets_and_only_plotted_series(explorer)
     table.wait_for()
     rows = table.locator("tr").all_inner_texts()
     assert len(rows) > 2 and all("->" in r and "10." in r for r in rows[1:])  # packets, not raw keys
+    cell = table.locator("td").nth(3)  # the packet, which ran into its core ("TCPcore 1") without padding
+    assert cell.evaluate("e => getComputedStyle(e).paddingRight") == "10px"
     screenshot(page, "09-simulated-violations")
     assert bar_pixels(page, BEFORE_COLOUR) > 1500 and bar_pixels(page, AFTER_COLOUR) == 0
     pane = page.locator(".nfx-pane").nth(1).bounding_box()

@@ -70,6 +70,8 @@ def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping
     return (f'<div class="nfx-violations nfx-bad" style="color:#b42318"><b>{count:,} state entries were reached '
             "from more than one core</b>: each core keeps its own copy, so the NF's state splits. The first "
             "packets to reach each entry on each core:</div>"
+            # Cells get the headers' padding: without it the packet ran into its core ("TCPcore 1").
+            '<style>.nfx-violation-packets td{padding:2px 10px;vertical-align:top}</style>'
             f'<table class="nfx-violation-packets" style="font-size:12px;border-collapse:collapse">'
             f"<tr><th {cell}>object</th><th {cell}>packet #</th><th {cell}>arrives on</th><th {cell}>packet</th>"
             f"<th {cell}>core</th><th {cell}>entry (key)</th></tr>{''.join(rows)}</table>")
