@@ -355,3 +355,82 @@ def test_the_explainer_says_replicated_objects_are_written_by_rare_packets():
     words = pipeline.explain(solved(LB))["objects"]
     assert words["active"]["summary"].startswith("Written only by rare packets") and "dst_port == 9999" in words["active"]["summary"]
     assert words["cht"]["summary"].startswith("Packets only read it")  # read-only: filled by nf_init
+
+
+# ---- an object no key shards, written only by control frames (tests/nfs/both_ends_blocklist.c) -----
+
+BOTH_ENDS = "tests/nfs/both_ends_blocklist.c"
+
+
+def listing_frame(dport: int, address: bytes) -> bytes:
+    """A LAN control frame of both_ends_blocklist.c: UDP to 9999 lists ``address``, to 10000 unlists it."""
+    udp = dpkt.udp.UDP(sport=5000, dport=dport, data=b"\0" * 18)
+    udp.ulen = len(udp)
+    ip = dpkt.ip.IP(src=ipaddress.IPv4Address("10.9.9.9").packed, dst=address, p=dpkt.ip.IP_PROTO_UDP, ttl=64,
+                    data=udp)
+    ip.len = len(ip)
+    return bytes(dpkt.ethernet.Ethernet(src=b"\x02\0\0\0\0\x09", dst=b"\x02\0\0\0\0\x01", type=0x0800, data=ip))
+
+
+def blocklist_trace(packets: int = 6_000, seed: int = 4, every: int = 100) -> Trace:
+    """Bidirectional flows, and every ``every`` packets a control frame that lists (or, every third
+    time, unlists) the source or the destination of a packet still to come."""
+    base = generate("bidir", packets=packets, flows=packets // 30, seed=seed, size=64)
+    frames, devices = list(base.frames), base.devices.copy()
+    rng = np.random.default_rng(seed)
+    for n, at in enumerate(range(every, packets - 50, every)):
+        later = base.frames[at + int(rng.integers(1, 50))]
+        address = later[26:30] if n % 2 else later[30:34]
+        frames[at] = listing_frame(10000 if n % 3 == 2 else 9999, address)
+        devices[at] = 0
+    return Trace(base.timestamps, devices, tuple(frames))
+
+
+def test_a_blocklist_met_at_both_ends_is_replicated_instead_of_locking_the_nf():
+    """The packets that share an entry of `blocked` agree on no one RSS field (one frame's source is
+    another's destination), so no key shards it; it was left 'shard' until the plan's conflict put
+    every object under locks, and never tried as a replica, as a locked object is."""
+    s = solved(BOTH_ENDS)
+    assert s.strategy == "shared-nothing" and s.valid, s.explanation
+    for name in ("blocked", "blocked_keys", "blocked_chain"):
+        o = s.sharding.decision(name)
+        assert o.decision == "replicate" and o.broadcast, (name, o.reason)
+        assert "p.l4.dport == 9999" in o.write_class and "device 0" in o.write_class
+    assert "no RSS key shards it" in s.sharding.decision("blocked").reason
+    assert s.sharding.decision("hosts").decision == "shard"
+    assert {d.device: d.fields for d in s.plan.devices}[0] == ("src_ip",)
+
+
+def test_an_unshardable_object_that_every_frame_writes_keeps_the_nf_locked(tmp_path):
+    """Every LAN frame lists its destination: no narrow class of writers, so the table that no key
+    shards is not replicated; the NF stays under locks, saying why, as before."""
+    nf = tmp_path / "every_frame_lists.c"
+    nf.write_text("""#include "nf.h"
+static struct nf_map *listed;
+bool nf_init(void) { return nf_map_allocate(sizeof(uint32_t), 64, &listed); }
+int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
+  (void)now;
+  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);
+  if (ip == NULL) return NF_DROP;
+  int index;
+  if (nf_map_get(listed, &ip->src_addr, &index) || nf_map_get(listed, &ip->dst_addr, &index)) return NF_DROP;
+  if (device == 0) nf_map_put(listed, &ip->dst_addr, 0);
+  return 1 - device;
+}
+""")
+    s = pipeline.solve(str(nf), cores=4, quality=False)
+    assert s.strategy == "locks"
+    listed = s.sharding.decision("listed")
+    assert listed.decision == "shard" and not dict(listed.fields)[0]  # no key: the plan's conflict locks it
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("replication", ["strict", "lagged"])
+def test_the_both_ends_blocklist_is_equivalent_with_its_blocklist_replicated(replication):
+    trace = blocklist_trace()
+    report = check(solved(BOTH_ENDS, 4), trace, 4, "sn", replication=replication)
+    assert report.equivalent, report.render()
+    assert report.writes > 20
+    from explorer.run import run_trace  # the list bites: frames of listed hosts are dropped
+    dropped = sum(v.verdict == -1 for v in run_trace(BOTH_ENDS, trace).verdicts)
+    assert dropped > (6_000 - 50) // 100 + 100

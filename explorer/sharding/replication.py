@@ -2,7 +2,9 @@
 that write it broadcast their writes to the other cores (``explorer/runtime/nf_replica.c``).
 
 Objects that would otherwise need a lock (a global backend table, a table that a lookup scans, a
-vector indexed by values read from them) are replicated together when:
+vector indexed by values read from them), or that no RSS key can shard (a blocklist looked up by a
+frame's source and by its destination: the packets that share an entry agree on no one field), are
+replicated together when:
 
 * every packet-driven write of each of them is made on a path of a narrow packet class (see
   ``writers``): rare control traffic such as a load balancer's heartbeats;
@@ -59,11 +61,18 @@ def replicate_rare_writers(analysis: Analysis, decisions: list, chosen: Mapping[
             raise ConfigError(f"cannot shard {name}: {by_name[name].reason}")
     seed = {o.name for o in decisions if o.decision == "lock" and chosen.get(o.name) != "lock"}
     seed |= {n for n, want in chosen.items() if want == "replicate"}
+    unshardable = {o.name for o in decisions if _unshardable(o) and o.name not in chosen}
     out = list(decisions)
-    if seed:
+    if seed or unshardable:
         writers = writers_of(analysis)
-        group, why_with = _closure(seed, coupled(analysis, decisions), by_name)
+        links = coupled(analysis, decisions)
+        group, why_with = _closure(seed | unshardable, links, by_name)
         failure = _why_not(analysis, group, writers, by_name, chosen)
+        if failure is not None and unshardable:
+            # Not with them: the locked objects alone, as if the unshardable ones were not there
+            # (they stay "shard" and the plan reports their conflict).
+            group, why_with = _closure(seed, links, by_name)
+            failure = _why_not(analysis, group, writers, by_name, chosen) if seed else None
         if failure is None:
             out = [_replicated(o, writers[o.name], chosen.get(o.name) == "replicate", why_with.get(o.name))
                    if o.name in group else o for o in out]
@@ -82,6 +91,13 @@ def replicate_rare_writers(analysis: Analysis, decisions: list, chosen: Mapping[
     return [replace(o, decision="lock", reason=f"chosen by the user (was {o.decision}: {o.reason})", chosen=True)
             if chosen.get(o.name) == "lock" else
             replace(o, chosen=True) if o.name in chosen else o for o in out]
+
+
+def _unshardable(o) -> bool:
+    """Whether ``o`` is "shard" only in name: on some device the packets that share its entries agree
+    on no RSS field, so no key shards it and the plan would end in a conflict (and locks for every
+    object). Such an object is tried as a replica like a locked one."""
+    return o.decision == "shard" and not o.overridden and any(not fields for _, fields in o.fields)
 
 
 def _closure(seed: set[str], links: Mapping[str, set[str]], by_name: Mapping) -> tuple[set[str], dict[str, str]]:
@@ -188,6 +204,8 @@ def _replicated(o, w: Writers, forced: bool, with_: Optional[str]):
         note = f" (goes with {with_}: they share an expiry or its indices)"
     elif o.decision == "lock":
         note = f" (instead of a lock: {o.reason})"
+    elif _unshardable(o):
+        note = f" (no RSS key shards it: its {o.reason})"
     else:
         note = ""
     return replace(o, decision="replicate", reason=why + "; its reads need no RSS constraint" + note, fields=(),
