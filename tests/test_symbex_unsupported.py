@@ -310,3 +310,20 @@ def test_a_path_that_runs_off_the_end_of_nf_process_says_so_and_for_which_device
     assert "nf_process reaches its closing brace without a return on a path (e.g. for a frame on device 1)" \
         in err.value.message
     assert err.value.location is not None and err.value.location.file == str(nf)
+
+
+def test_an_nf_process_whose_parameters_conflict_with_nf_h_is_refused_where_it_is_defined(tmp_path: Path) -> None:
+    """gcc refuses `int nf_process(int device, uint8_t *packet, int len, nf_time_t now)` (conflicting
+    types with nf.h's prototype); analyze and solve went on with it and only the first build said so.
+    Spellings of the same types (unsigned short, uint64_t as the system spells it) still pass."""
+    path = tmp_path / "sig.c"
+    path.write_text('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+                    "int nf_process(int device, uint8_t *packet, int len, nf_time_t now) {\n  return 1 - device;\n}\n")
+    with pytest.raises(UnsupportedError) as err:
+        analyze(path)
+    assert "conflicting types for nf_process" in err.value.message and "int nf_process(int, " in err.value.message
+    assert (err.value.location.line, err.value.location.col) == (3, 5)
+    path.write_text('#include "nf.h"\nbool nf_init() { return true; }\n'
+                    "int nf_process(unsigned short device, unsigned char *packet, unsigned short len,\n"
+                    "               unsigned long now) {\n  (void)packet; (void)len; (void)now;\n  return 1 - device;\n}\n")
+    assert len(analyze(path).paths) == 2

@@ -154,6 +154,25 @@ PTRDIFF_T = LONG
 UNSIGNED_OF = {INT: UINT, LONG: ULONG, LLONG: ULLONG, SHORT: USHORT, CHAR: UCHAR, SCHAR: UCHAR}
 
 
+def compatible(a: "CType", b: "CType") -> bool:
+    """Whether a declaration of type ``a`` and one of type ``b`` may name the same thing, as gcc
+    judges a function's prototype against its definition. Integers compare by width, signedness
+    and _Bool-ness only: the analyzer's own <stdint.h> may spell uint64_t as another type of the same
+    width than the system's, and the same NF must pass both."""
+    if isinstance(a, IntType) and isinstance(b, IntType):
+        return (a.bits, a.signed, a.is_bool) == (b.bits, b.signed, b.is_bool)
+    if isinstance(a, PointerType) and isinstance(b, PointerType):
+        return compatible(a.target, b.target)
+    if isinstance(a, ArrayType) and isinstance(b, ArrayType):
+        return a.length == b.length and compatible(a.elem, b.elem)
+    if isinstance(a, FunctionType) and isinstance(b, FunctionType):
+        return (a.variadic == b.variadic and len(a.params) == len(b.params) and compatible(a.ret, b.ret)
+                and all(compatible(x, y) for x, y in zip(a.params, b.params)))
+    if isinstance(a, StructType) and isinstance(b, StructType):
+        return a is b or (a.tag is not None and a.tag == b.tag and a.union == b.union)
+    return type(a) is type(b)
+
+
 def int_type_from_specifiers(names: list[str]) -> Optional[IntType]:
     """The integer type named by a list of basic specifiers (['unsigned', 'long', 'int']), or None
     when the list names something else (void, float, a typedef)."""

@@ -12,6 +12,7 @@ from typing import Any, Optional
 from pycparser import c_ast
 
 from explorer.errors import UnsupportedError
+from explorer.symbex.ctype import FunctionType, compatible
 from explorer.symbex.effects import Effects, ObjectInfo
 from explorer.symbex.expressions import Expressions
 from explorer.symbex.initializers import Initializers
@@ -59,6 +60,12 @@ class Interpreter:
             if name in program.functions:
                 raise UnsupportedError(f"function {name} is defined twice", location=location_of(ext))
             ft = self.machine.resolve_type(ext.decl.type)
+            declared = program.prototypes.get(name)
+            if declared is not None and not compatible(declared, ft):
+                # gcc refuses the file ("conflicting types"); without this, analyze and solve
+                # went on and only the first build said so.
+                raise UnsupportedError(f"conflicting types for {name}: declared as {_signature(name, declared)}, "
+                                       f"defined here as {_signature(name, ft)}", location=location_of(ext))
             program.functions[name] = ext
             program.prototypes[name] = ft
         elif isinstance(ext, c_ast.Decl):
@@ -72,3 +79,10 @@ class Interpreter:
     def call(self, name: str, args: list[Value]) -> Optional[Value]:
         """Run the NF's function ``name`` (nf_init or nf_process) on ``args``."""
         return self.statements.call_function(name, args, self.machine.program.functions[name])
+
+
+def _signature(name: str, ft: FunctionType) -> str:
+    """``ret name(params)``, as C writes a prototype."""
+    params = ", ".join(map(str, ft.params)) or "void"
+    return f"{ft.ret} {name}({params}{', ...' if ft.variadic else ''})"
+
