@@ -89,6 +89,11 @@ class Access:
     # The NF picks the key by the input device (``nf_vector_borrow(per_port, device)``): on a path
     # that one device takes, ``key`` is that device's constant, but the entry is the device's own.
     by_device: bool = False
+    # What a write stores: the value of an nf_map_put (32 bits), or the content an nf_vector_return
+    # that changed the cell hands back (as wide as the cell, byte 0 most significant, like the
+    # borrow's ``cell`` result); None for other calls. The witness search solves for a packet that
+    # stores what a later path needs to read.
+    value: Optional[z3.ExprRef] = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

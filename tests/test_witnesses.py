@@ -194,6 +194,30 @@ def test_a_path_that_reads_the_ipv4_total_length_gets_frames_that_run_it():
         assert match_paths(analysis, trace, run_trace(nf, trace, calls=True)).path_of[i] == p
 
 
+def test_a_path_that_reads_a_stored_value_gets_a_writer_packet_first():
+    """mgmt_cfg forwards a data frame only when a management frame (device 2) stored a TOS other
+    than 0 in its slot: the search solves the writer (the TOS it stores) together with the data
+    frame that reads it, so the forwarding paths are reached (they were left unreached, the cells
+    conflicting with every prefix); replayed, each hit runs its path after its writer."""
+    nf = "tests/nfs/mgmt_cfg.c"
+    analysis = analyze(nf)
+    stored = [(a.call, str(a.value)) for p in analysis.paths for a in p.accesses if a.value is not None]
+    assert stored == [("nf_vector_return", "p.ipv4.tos")]  # what the management frame's write stores
+    found = find_witnesses(analysis, seed=0)
+    forwarding = [p.index for p in analysis.paths if p.verdict.kind == "forward"]
+    assert len(forwarding) == 2 and found.unreached == ()
+    assert found.coverage.covered == len(analysis.paths)
+    for p in forwarding:
+        t, i = found.hits[p]
+        trace = found.traces[t]
+        match = match_paths(analysis, trace, run_trace(nf, trace, calls=True))
+        assert match.path_of[i] == p
+        slot = int.from_bytes(trace.frames[i][36:38], "big") % 16
+        writers = [j for j in range(i) if int(trace.devices[j]) == 2
+                   and int.from_bytes(trace.frames[j][36:38], "big") % 16 == slot and trace.frames[j][15] != 0]
+        assert writers  # a management frame stored a TOS in the slot before the data frame read it
+
+
 def test_a_fill_is_redone_so_that_each_core_share_fills_when_the_table_does():
     """A shared-nothing build gives each core a share of nat's 64 ports (32 on 2 cores). The fill
     branch's variants fall on cores as the hash wills, so a core could run out while the sequential

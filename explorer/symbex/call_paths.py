@@ -61,7 +61,7 @@ class CallPathBuilder:
         fixed = FixedValues(state, devices)  # keys are simplified under the path condition
         accesses = tuple(ir.Access(raw.object, raw.op, raw.call, fixed.simplify(raw.key), self.key_text(raw, fixed),
                                    raw.results, raw.location or ir.Location(self.source, 0, 0), raw.related,
-                                   raw.key is not None and DEVICE in symbols_of(raw.key))
+                                   raw.key is not None and DEVICE in symbols_of(raw.key), fixed.simplify(raw.value))
                          for raw in effects.accesses)
         writes = tuple(_simplified_write(w, fixed, self.render) for w in writes)
         if verdict.kind == "forward" and verdict.device is None:

@@ -8,7 +8,10 @@ The search is concolic, with the real sequential runtime as the oracle:
   keys present in each map and their values, indices a dchain has handed out, vector cells whose
   content is known, sketch counts), and appends, for every path not covered yet, a packet solved
   from the path's condition *and* those facts: a path that needs a map hit gets a key the map
-  holds, one that needs a miss gets a fresh key;
+  holds, one that needs a miss gets a fresh key. A path whose condition conflicts with what a
+  vector cell or a map value holds gets two packets instead: one of a path that writes the object,
+  solved together with the path's own so that it stores the value the path then reads at the same
+  index or key (a configuration cell that only a management frame sets), then the path's packet;
 * then branches of the main trace try what one more packet cannot do: fill a dchain to capacity
   with variants of a packet that allocates (for "table full" paths), pump a packet's state with
   variants that keep its hit keys and refresh its miss keys (counters and token buckets past a
@@ -37,7 +40,7 @@ import z3
 
 from explorer import ir
 from explorer.run import RunResult, StateCall, run_trace
-from explorer.symbex.bitvec import subterms, symbols_of
+from explorer.symbex.bitvec import constants_of, subterms, symbols_of
 from explorer.symbex.evaluate import compile_term, frames_env
 from explorer.traffic.replies import reply_frame
 from explorer.traffic.trace import Trace
@@ -55,9 +58,11 @@ PUMP_LIMIT = 4096
 PUMP_DEFAULT = 256  # repetitions when the threshold is not a constant (a token bucket)
 FILL_LIMIT = 20_000  # entries a fill branch adds at most (each costs a call-log line or ten per run)
 ROUNDS = 6
+WRITE_TRIES = 8  # questions about a writer packet and a reader packet, per path and start
 RLIMIT = 50_000_000  # Z3 resource units per check (see _solver)
 FIELD_ORDER = ("p.ipv4.src", "p.ipv4.dst", "p.l4.sport", "p.l4.dport", "p.ether.src", "p.ether.dst")
 _INPUTS = {"p.device", "p.len", "now"}
+_STORES = {"nf_vector_borrow": "nf_vector_return", "nf_map_get": "nf_map_put"}  # a read -> the write it finds
 _FIELDS = {f.name: f for f in PACKET_FIELDS}
 
 
@@ -268,13 +273,41 @@ def _solve(analysis: ir.Analysis, path: ir.CallPath, facts: Optional[StateFacts]
             clock == now if now is not None else z3.And(z3.UGE(clock, earliest), z3.ULE(clock, earliest + 10 ** 14))]
     tracked = [(f"fact|{label}", c.translate(ctx)) for label, c in (
         _facts_for(path, analysis, facts, now is not None) if facts else []) if not label.startswith(forget)]
-    nice = [("nice|len", z3.And(z3.UGE(p_len, 60), z3.ULE(p_len, 1514))),
-            ("nice|ihl", z3.BitVec("p.ipv4.version_ihl", 8, ctx) == 0x45),
-            ("nice|unicast", z3.Extract(40, 40, z3.BitVec("p.ether.src", 48, ctx)) == 0)]
+    nice = _niceties(ctx)
+    found, outcome, learned = _ask(ctx, hard, tracked, nice, lambda values: _candidate(path, values, rng))
+    if outcome != "unsat":
+        return found, ({"the solver gave up"} if outcome == "unknown" else set())
+    # Which facts conflict: an unsat core over them.
+    solver = _solver(ctx)
+    solver.add(*hard, *learned)
+    for n, (label, constraint) in enumerate(tracked):
+        solver.assert_and_track(constraint, z3.Bool(f"{label}|{n}", ctx))
+    if solver.check() != z3.unsat:
+        return None, {"the solver gave up"}
+    return None, {str(c).rsplit("|", 1)[0].split("|", 1)[1] for c in solver.unsat_core()}
+
+
+def _niceties(ctx: z3.Context, prefix: str = "") -> list[tuple[str, Any]]:
+    """What makes a frame ordinary (a length a NIC sends, a plain IPv4 header, a unicast source),
+    asked for only where the path allows it."""
+    p_len = z3.BitVec(f"{prefix}p.len", 16, ctx)
+    return [(f"nice|{prefix}len", z3.And(z3.UGE(p_len, 60), z3.ULE(p_len, 1514))),
+            (f"nice|{prefix}ihl", z3.BitVec(f"{prefix}p.ipv4.version_ihl", 8, ctx) == 0x45),
+            (f"nice|{prefix}unicast", z3.Extract(40, 40, z3.BitVec(f"{prefix}p.ether.src", 48, ctx)) == 0)]
+
+
+def _ask(ctx: z3.Context, hard: list, tracked: list[tuple[str, Any]], nice: list[tuple[str, Any]],
+         build: Callable[[dict[str, int]], tuple[Optional[Any], Any]],
+         nicer: tuple[tuple[str, Any], ...] = ()) -> tuple[Optional[Any], str, list]:
+    """What ``build`` makes of a model of ``hard`` and ``tracked`` (with ``nice`` if they fit, and
+    first with ``nicer`` too, if given), how the search ended ("sat"; "unsat"; "unknown": the solver
+    gave up; "guesses": every model guessed nf_hash wrong) and the facts learned on the way:
+    ``build`` returns what it made, or a constraint ruling out the model's wrong guess."""
     learned: list[Any] = []
     for _ in range(16):
         model = None
-        for wanted in (tracked + nice, tracked):  # with the niceties if they fit, else without
+        tiers = ([tracked + nice + list(nicer)] if nicer else []) + [tracked + nice, tracked]
+        for wanted in tiers:  # with the niceties if they fit, else without
             solver = _solver(ctx)
             solver.add(*hard, *learned, *[c for _, c in wanted])
             result = solver.check()
@@ -282,20 +315,77 @@ def _solve(analysis: ir.Analysis, path: ir.CallPath, facts: Optional[StateFacts]
                 model = solver.model()
                 break
             if result != z3.unsat:
-                return None, {"the solver gave up"}
-        if model is None:  # which facts conflict: an unsat core over them
-            solver = _solver(ctx)
-            solver.add(*hard, *learned)
-            for n, (label, constraint) in enumerate(tracked):
-                solver.assert_and_track(constraint, z3.Bool(f"{label}|{n}", ctx))
-            if solver.check() != z3.unsat:
-                return None, {"the solver gave up"}
-            return None, {str(c).rsplit("|", 1)[0].split("|", 1)[1] for c in solver.unsat_core()}
-        candidate, wrong = _candidate(path, _model_values(model), rng)
+                return None, "unknown", learned
+        if model is None:
+            return None, "unsat", learned
+        made, wrong = build(_model_values(model))
         if wrong is None:
-            return candidate, set()
+            return made, "sat", learned
         learned.append(wrong.translate(ctx))  # a lazily added fact: a function (nf_hash) the solver guessed wrong
-    return None, set()
+    return None, "guesses", learned
+
+
+WRITER = "writer|"  # the prefix of the writer packet's symbols in a question about two packets
+
+
+def _solve_after_write(analysis: ir.Analysis, writer: ir.CallPath, write: ir.Access, reader: ir.CallPath,
+                       read: ir.Access, facts: StateFacts, now: int,
+                       rng: random.Random) -> Optional[tuple[Candidate, Candidate]]:
+    """Two packets: one that follows ``writer`` at ``now`` and stores, with ``write``, the value
+    that ``read`` of the next packet (``reader``, a step later) then finds at the same cell or key.
+    For a path that needs state no packet has stored yet (a configuration cell that only a
+    management packet sets): one question over both packets, the writer's symbols renamed apart,
+    with the state facts for both but those about the object written (the write changes them)."""
+    name = write.object
+    obj = analysis.object(name)
+    consts: dict[str, Any] = {}
+    for term in [writer.condition, *(t for a in writer.accesses for t in (a.key, a.value) if t is not None)]:
+        consts.update(constants_of(term)[0])
+    for access in writer.accesses:
+        consts.update({r: z3.BitVec(r, _result_bits(r, analysis.object(access.object))) for r in access.results})
+    for symbol, bits in (("p.len", 16), ("p.device", 16), ("now", 64)):
+        consts[symbol] = z3.BitVec(symbol, bits)
+    renames = [(c, z3.BitVec(WRITER + symbol, c.size())) for symbol, c in sorted(consts.items())]
+
+    ctx = z3.Context()
+
+    def renamed(term: Any) -> Any:
+        return z3.substitute(term, *renames).translate(ctx)
+
+    stored = z3.substitute(write.value, *renames)
+    if read.call == "nf_vector_borrow":
+        found = [z3.BitVec(read.results[0], 8 * obj.size) == stored]
+    else:  # nf_map_get after nf_map_put: a hit on the stored value
+        found = [z3.BitVec(read.results[0], 8) == 1, z3.BitVec(read.results[1], 32) == stored]
+    link = z3.And(read.key == z3.substitute(write.key, *renames), *found)
+    hard = [reader.condition.translate(ctx), renamed(writer.condition), link.translate(ctx)]
+    for prefix, at in (("", now + STEP_NS), (WRITER, now)):
+        p_len, device = z3.BitVec(f"{prefix}p.len", 16, ctx), z3.BitVec(f"{prefix}p.device", 16, ctx)
+        hard += [z3.UGE(p_len, ETHER_LEN), z3.ULE(p_len, 9018), z3.ULT(device, analysis.devices),
+                 z3.BitVec(f"{prefix}now", 64, ctx) == at]
+    changed = (f"cell:{name}", f"value:{name}", f"map:{name}")
+    tracked = [(f"fact|{label}", renamed(c)) for label, c in _facts_for(writer, analysis, facts, True)]
+    tracked += [(f"fact|{label}", c.translate(ctx)) for label, c in _facts_for(reader, analysis, facts, True)
+                if label not in changed]
+    nice = _niceties(ctx, WRITER) + _niceties(ctx)
+    # The keys' fields, which the link ties together, as a random template has them where the
+    # paths allow it: Z3 would make them 0 (hosts 0.0.0.0, port 0), and a fill that varies such a
+    # packet makes keys that the facts' window (the most recent FACT_LIMIT) forgets, and a later
+    # packet solved for a miss hits them.
+    template = _template(rng)
+    keyed = {s for path in (writer, reader) for a in path.accesses if a.key is not None for s in symbols_of(a.key)}
+    nicer = tuple((f"nice|{prefix}{name}", z3.BitVec(prefix + name, _FIELDS[name].bits, ctx) == template[name])
+                  for name in FIELD_ORDER if name in keyed for prefix in (WRITER, ""))
+
+    def build(values: dict[str, int]) -> tuple[Optional[tuple[Candidate, Candidate]], Any]:
+        mine = {k[len(WRITER):]: v for k, v in values.items() if k.startswith(WRITER)}
+        first, wrong = _candidate(writer, mine, rng, frozenset(symbols_of(write.value)))
+        if wrong is not None:
+            return None, z3.substitute(wrong, *renames)
+        second, wrong = _candidate(reader, {k: v for k, v in values.items() if not k.startswith(WRITER)}, rng)
+        return (None, wrong) if wrong is not None else ((first, second), None)
+
+    return _ask(ctx, hard, tracked, nice, build, nicer)[0]
 
 
 def _solver(ctx: Optional[z3.Context] = None) -> z3.Solver:
@@ -319,10 +409,12 @@ def _model_values(model: z3.ModelRef) -> dict[str, int]:
     return values
 
 
-def _candidate(path: ir.CallPath, values: dict[str, int], rng: random.Random) -> tuple[Optional[Candidate], Any]:
+def _candidate(path: ir.CallPath, values: dict[str, int], rng: random.Random,
+               stored: frozenset[str] = frozenset()) -> tuple[Optional[Candidate], Any]:
     """The frame of a model's ``values``, checked against the condition with the runtime's own
     semantics (real FNV-1a for nf_hash). Returns it, or a constraint that rules out the model's
-    wrong guess."""
+    wrong guess. The fields in ``stored`` (what a writer packet stores: a TOS byte a management
+    frame sets in a vector cell) take the model's values too, though the condition leaves them free."""
     fields = _template(rng)
     relevant = set(symbols_of(path.condition))
     for access in path.accesses:
@@ -330,7 +422,8 @@ def _candidate(path: ir.CallPath, values: dict[str, int], rng: random.Random) ->
             relevant |= symbols_of(access.key)
     if relevant & _TCP_TEMPLATE.keys():
         fields.update(_TCP_TEMPLATE)
-    for name in relevant & set(_FIELDS):  # a field the template lacks (total_length) and the model left free stays out
+    # A field the template lacks (total_length) and the model left free stays out.
+    for name in (relevant | stored) & set(_FIELDS):
         if name in values:
             fields[name] = values[name]
     length = values.get("p.len", 60) if "p.len" in relevant else max(60, values.get("p.len", 60))
@@ -478,6 +571,9 @@ class _Search:
         self.analysis = analysis
         self.defines = defines
         self.rng = random.Random(seed)
+        # Writer and reader packets draw their templates from a generator of their own: a question
+        # about two packets that fails leaves the other packets of the search as they were.
+        self.write_rng = random.Random(f"writes:{seed}")
         self.hits: dict[int, tuple[int, int]] = {}
         self.traces: list[Trace] = []
         self.counts = np.zeros(len(analysis.paths), dtype=np.int64)
@@ -485,6 +581,7 @@ class _Search:
         self.conflicts: dict[int, set[str]] = {}
         self.last: dict[int, Candidate] = {}  # the latest packet solved for each path
         self.probed: set[int] = set()  # paths that got a packet solved without the state facts
+        self.wrote: set[int] = set()  # paths that got a writer packet solved before theirs
         self.examples: dict[int, tuple[int, bytes, dict[str, int]]] = {}  # path -> a packet that followed it
         self.needs: dict[int, dict[str, bool]] = {}
         self.skipped: dict[int, str] = {}  # paths the search gave up on, and why
@@ -527,13 +624,21 @@ class _Search:
 
     def extend(self, events: list, facts: Optional[StateFacts], step: int = STEP_NS) -> list:
         """One packet per uncovered path, solved against ``facts``, appended after ``events``."""
-        start = int(events[-1][0]) if events else START_NS
+        now = int(events[-1][0]) if events else START_NS
         added = []
-        for k, p in enumerate(self.uncovered()):
-            now = start + step * (k + 1)
+        for p in self.uncovered():
+            now += step
             candidate, conflict = _solve(self.analysis, self.analysis.paths[p], facts, now, now, self.rng)
             if candidate is None:
                 self.conflicts.setdefault(p, set()).update(conflict)
+                pair = self.written_first(p, conflict, facts, now) if facts is not None else None
+                if pair is not None:  # a packet that stores what p reads, then p's
+                    writer, candidate = pair
+                    added.append((now, writer.device, writer.frame))
+                    now += step
+                    self.last[p] = candidate
+                    added.append((now, candidate.device, candidate.frame))
+                    continue
                 if p in self.probed:
                     continue
                 # Once, a packet of the path's shape regardless of the state: where it goes shows
@@ -545,6 +650,35 @@ class _Search:
             self.last[p] = candidate
             added.append((now, candidate.device, candidate.frame))
         return added
+
+    def written_first(self, p: int, conflict: set[str], facts: StateFacts,
+                      now: int) -> Optional[tuple[Candidate, Candidate]]:
+        """For path p, whose condition conflicts with what a vector cell or a map value holds: a
+        packet of a path that writes that object, solved to store what p reads, and p's packet
+        after it. Once per path and start, and at most ``WRITE_TRIES`` (writer, write, read)
+        questions."""
+        # Contents, not presence: a path that needs a key present gets it from the packets of the
+        # paths that put it, round after round, as the main trace grows.
+        objects = {label.split(":", 1)[1] for label in conflict if label.startswith(("cell:", "value:"))}
+        if not objects or p in self.wrote:
+            return None
+        self.wrote.add(p)
+        reader = self.analysis.paths[p]
+        tries = 0
+        for read in reader.accesses:
+            if read.object not in objects or read.call not in _STORES:
+                continue
+            for writer in self.analysis.paths:
+                for write in writer.accesses:
+                    if write.object != read.object or write.call != _STORES[read.call] or write.value is None:
+                        continue
+                    if tries == WRITE_TRIES:
+                        return None
+                    tries += 1
+                    pair = _solve_after_write(self.analysis, writer, write, reader, read, facts, now, self.write_rng)
+                    if pair is not None:
+                        return pair
+        return None
 
     def rounds(self, events: list, limit: int, fresh: Optional[set[int]] = None) -> tuple[list, Optional[tuple]]:
         """Up to ``limit`` rounds of extending ``events``; returns them and the last run's state.
@@ -795,6 +929,7 @@ def find_witnesses(analysis: ir.Analysis, defines: Optional[dict[str, str]] = No
         if not search.uncovered():
             break
         search.probed.clear()
+        search.wrote.clear()
         search.kind = "main"
         events, state = search.rounds(start, rounds)
         if search.uncovered() and state is not None:

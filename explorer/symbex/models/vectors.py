@@ -105,11 +105,11 @@ class VectorReturn(StateCall):
         if not region.alive:
             raise ctx.fail("the cell is returned twice")
         changed = any(not same_cell(a, b) for a, b in zip(region.cells, borrow.cells))
+        content = bv(combine_be(region.cells), 8 * obj.size)
         if changed:
-            new, old = combine_be(region.cells), combine_be(borrow.cells)
-            changed = not ctx.state.proves(bv(new, 8 * obj.size) == bv(old, 8 * obj.size))
+            changed = not ctx.state.proves(content == bv(combine_be(borrow.cells), 8 * obj.size))
         m.effects.next_call()
-        ctx.record(obj, Op.WRITE if changed else Op.READ, index, ())
+        ctx.record(obj, Op.WRITE if changed else Op.READ, index, (), value=content if changed else None)
         region.alive = False
         del m.effects.borrows[ptr.region]
         m.effects.returned.append(Borrow(obj.name, index, tuple(region.cells)))
