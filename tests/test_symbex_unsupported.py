@@ -327,3 +327,17 @@ def test_an_nf_process_whose_parameters_conflict_with_nf_h_is_refused_where_it_i
                     "int nf_process(unsigned short device, unsigned char *packet, unsigned short len,\n"
                     "               unsigned long now) {\n  (void)packet; (void)len; (void)now;\n  return 1 - device;\n}\n")
     assert len(analyze(path).paths) == 2
+
+
+def test_array_parameters_without_a_size_are_pointers(tmp_path: Path) -> None:
+    """`uint8_t packet[]` and `const uint8_t mac[]` declare pointers (C11 6.7.6.3); the analysis
+    refused them ('an array without a size needs an initializer')."""
+    path = tmp_path / "arrays.c"
+    path.write_text('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+                    "static bool is_broadcast(const uint8_t mac[]) {\n"
+                    "  for (int i = 0; i < 6; i++) if (mac[i] != 0xff) return false;\n  return true;\n}\n"
+                    "int nf_process(uint16_t device, uint8_t packet[], uint16_t len, nf_time_t now) {\n"
+                    "  (void)len; (void)now;\n"
+                    "  if (is_broadcast(nf_ether_header(packet)->dst)) return NF_FLOOD;\n  return 1 - device;\n}\n")
+    analysis = analyze(path)
+    assert {p.verdict.kind for p in analysis.paths} == {"flood", "forward"}

@@ -133,10 +133,10 @@ class TypeResolver:
                     if isinstance(p, c_ast.EllipsisParam):
                         variadic = True
                         continue
-                    pt = self.resolve(p.type, scopes)
+                    pt = self.parameter(p.type, scopes)
                     if pt == VOID and getattr(p, "name", None) is None:
                         continue
-                    params.append(self.param_type(pt))
+                    params.append(pt)
             return FunctionType(ret, tuple(params), variadic)
         if isinstance(node, c_ast.IdentifierType):
             names = list(node.names)
@@ -158,6 +158,13 @@ class TypeResolver:
             self.enum(node, scopes)
             return INT
         raise unsupported(node, f"unsupported type construct {type(node).__name__}")
+
+    def parameter(self, node: Any, scopes: list[Scope]) -> CType:
+        """A parameter's type: an array parameter is a pointer (C11 6.7.6.3), so `uint8_t packet[]`
+        needs no size."""
+        if isinstance(node, c_ast.ArrayDecl):
+            return PointerType(self.resolve(node.type, scopes))
+        return self.param_type(self.resolve(node, scopes))
 
     @staticmethod
     def param_type(t: CType) -> CType:

@@ -91,7 +91,7 @@ class Statements(Visitor):
         m.call_stack.append(name)
         try:
             for p, arg in zip(params, args):
-                pt = m.types.param_type(m.resolve_type(p.type))
+                pt = m.types.parameter(p.type, m.scopes)
                 region = m.fresh(f"local:{p.name}")
                 m.new_region(region, "local", f"parameter {p.name}", pt.size)
                 m.scopes[-1].vars[p.name] = (region, pt)
