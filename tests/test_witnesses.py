@@ -250,3 +250,24 @@ def test_a_fill_is_redone_so_that_each_core_share_fills_when_the_table_does():
         [t for i, t in enumerate(found.traces) if i != fill.trace]
     # nothing to redo when the steering already spreads the fill evenly, or the chain is not split
     assert balanced_fills(found, analysis, NAT_SMALL, cores_of, {}).traces[fill.trace] is before
+
+
+def test_a_search_stops_after_its_budget_of_questions_and_says_so(monkeypatch):
+    """A search whose paths hide behind hashes and thresholds asked Z3 for thousands of packets (an
+    hour); it stops after QUESTION_LIMIT, keeps the traces it has, and names each path it did not
+    reach with the reason. The count is deterministic: the same traces every time."""
+    from explorer.verify import witnesses
+
+    analysis = analyze("sample_nfs/nat.c", NAT_SMALL)
+    monkeypatch.setattr(witnesses, "QUESTION_LIMIT", 4)
+    found = find_witnesses(analysis, NAT_SMALL, seed=1)
+    assert 0 < found.coverage.covered < len(analysis.paths)
+    unreached = dict(found.unreached)
+    assert set(unreached) == {p for p, hit in enumerate(found.hits) if hit is None}
+    assert all(why.startswith("the search stopped after asking the solver for 4 packets, before reaching it; "
+                              "so far ") for why in unreached.values())
+    for trace in found.traces:  # what it kept still runs the paths it claims
+        result = run_trace("sample_nfs/nat.c", trace, NAT_SMALL, calls=True)
+        assert set(match_paths(analysis, trace, result).path_of.tolist()) - {-1}
+    again = find_witnesses(analysis, NAT_SMALL, seed=1)
+    assert [t.frames for t in again.traces] == [t.frames for t in found.traces]

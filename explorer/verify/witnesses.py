@@ -60,6 +60,10 @@ FILL_LIMIT = 20_000  # entries a fill branch adds at most (each costs a call-log
 ROUNDS = 6
 WRITE_TRIES = 8  # questions about a writer packet and a reader packet, per path and start
 RLIMIT = 50_000_000  # Z3 resource units per check (see _solver)
+# Packets asked of Z3 in one search at most: the samples take 15-80; an NF whose paths hide behind
+# hashes and thresholds (a count-min sketch of 81 paths) asked for thousands, an hour's work, and
+# the search stops instead, naming what it did not reach. A count, not a clock: deterministic.
+QUESTION_LIMIT = 1_000
 FIELD_ORDER = ("p.ipv4.src", "p.ipv4.dst", "p.l4.sport", "p.l4.dport", "p.ether.src", "p.ether.dst")
 _INPUTS = {"p.device", "p.len", "now"}
 _STORES = {"nf_vector_borrow": "nf_vector_return", "nf_map_get": "nf_map_put"}  # a read -> the write it finds
@@ -582,6 +586,8 @@ class _Search:
         self.last: dict[int, Candidate] = {}  # the latest packet solved for each path
         self.probed: set[int] = set()  # paths that got a packet solved without the state facts
         self.wrote: set[int] = set()  # paths that got a writer packet solved before theirs
+        self.questions = 0  # packets asked of Z3 so far (QUESTION_LIMIT)
+        self.exhausted = False  # it asked QUESTION_LIMIT: no path is left to search for
         self.examples: dict[int, tuple[int, bytes, dict[str, int]]] = {}  # path -> a packet that followed it
         self.needs: dict[int, dict[str, bool]] = {}
         self.skipped: dict[int, str] = {}  # paths the search gave up on, and why
@@ -620,13 +626,28 @@ class _Search:
             self.examples[p] = (int(trace.devices[i]), trace.frames[i], _results_at(match, self.analysis.paths[p], i))
 
     def uncovered(self) -> list[int]:
+        """The paths still to search for (none once the questions ran out)."""
+        return [] if self.exhausted else self.remaining()
+
+    def remaining(self) -> list[int]:
         return [p for p in range(len(self.analysis.paths)) if p not in self.hits and p not in self.skipped]
+
+    def ask(self) -> bool:
+        """Whether one more packet may be asked of Z3 (and count it). At QUESTION_LIMIT the search
+        ends: the packets of the round under way still run, every branch stops."""
+        if self.questions >= QUESTION_LIMIT:
+            self.exhausted = True
+            return False
+        self.questions += 1
+        return True
 
     def extend(self, events: list, facts: Optional[StateFacts], step: int = STEP_NS) -> list:
         """One packet per uncovered path, solved against ``facts``, appended after ``events``."""
         now = int(events[-1][0]) if events else START_NS
         added = []
         for p in self.uncovered():
+            if not self.ask():
+                break
             now += step
             candidate, conflict = _solve(self.analysis, self.analysis.paths[p], facts, now, now, self.rng)
             if candidate is None:
@@ -644,6 +665,8 @@ class _Search:
                 # Once, a packet of the path's shape regardless of the state: where it goes shows
                 # what stands in the way, and it is what the pump branch repeats.
                 self.probed.add(p)
+                if not self.ask():
+                    break
                 candidate, _ = _solve(self.analysis, self.analysis.paths[p], None, now, now, self.rng)
                 if candidate is None:
                     continue
@@ -675,6 +698,8 @@ class _Search:
                     if tries == WRITE_TRIES:
                         return None
                     tries += 1
+                    if not self.ask():
+                        return None
                     pair = _solve_after_write(self.analysis, writer, write, reader, read, facts, now, self.write_rng)
                     if pair is not None:
                         return pair
@@ -724,6 +749,8 @@ class _Search:
         chains = sorted({label.split(":", 1)[1] for p in self.uncovered() for label in self.conflicts.get(p, ())
                          if label.startswith("alloc:")})
         for chain in chains:
+            if self.exhausted:
+                return
             room = self.analysis.object(chain).capacity - len(facts.allocated.get(chain, {}))
             if room > FILL_LIMIT:  # too many packets to pay for: say so, and stop trying
                 for p in self.uncovered():
@@ -787,6 +814,8 @@ class _Search:
         and its miss keys new, as often as the threshold the path compares state with; each path in
         a branch of its own."""
         for p in self.uncovered():
+            if self.exhausted:
+                return
             count, compared = _threshold(self.analysis.paths[p].condition)
             need = self.map_needs(p)
             # Most agreement on hits and misses first, then on the objects compared with the
@@ -833,6 +862,8 @@ class _Search:
         that field."""
         filled = self._unwritten_maps()
         for p in self.uncovered():
+            if self.exhausted:
+                return
             path, candidate = self.analysis.paths[p], self.last.get(p)
             if candidate is None:
                 continue
@@ -861,6 +892,8 @@ class _Search:
         start = int(events[-1][0]) if events else START_NS
         for p in self.uncovered():
             # What the state holds, but which indices are live: that is what time changes.
+            if not self.ask():
+                return
             candidate, _ = _solve(self.analysis, self.analysis.paths[p], facts, None, start, self.rng,
                                   forget=("index:", "alloc:", "expire:"))
             candidate = candidate or self.last.get(p)
@@ -941,10 +974,13 @@ def find_witnesses(analysis: ir.Analysis, defines: Optional[dict[str, str]] = No
         if search.uncovered():
             search.branch_jump(events, state[-1] if state is not None else None)
     unreached = sorted(search.skipped.items())
-    for p in search.uncovered():
+    for p in search.remaining():
         conflict = sorted(search.conflicts.get(p, ()))
         why = (f"its condition conflicts with the state every prefix built ({', '.join(conflict)})" if conflict
                else "the packets solved for it followed other paths")
+        if search.exhausted:
+            why = (f"the search stopped after asking the solver for {QUESTION_LIMIT:,} packets, before reaching "
+                   f"it; so far {why}")
         unreached.append((p, why))
     unreached.sort()
     hits = tuple(search.hits.get(p) for p in range(len(analysis.paths)))
