@@ -771,24 +771,23 @@ class _Search:
             self.rounds(events + more, 2)
             if self.kinds and self.kinds[-1] == "fill" and \
                     self.traces[-1].frames[len(events):len(events) + len(more)] == tuple(f for _, _, f in more):
-                taken = tuple(i for i in range(len(events)) for j, access in enumerate(
-                    self.analysis.paths[int(match.path_of[i])].accesses if match.path_of[i] >= 0 else ())
-                    if access.object == chain and access.call == "nf_dchain_allocate_new_index"
-                    and j < len(calls[i]) and calls[i][j].results[:1] == ("01",))
+                taken = tuple(i for i in range(len(events)) if self._allocated(calls, match, i, chain))
                 self.fills.append(Fill(len(self.traces) - 1, chain, len(events), len(more),
                                        tuple((d, f) for _, d, f in made[room:]), taken))
 
     def _allocating_packet(self, trace: Trace, calls, match: PathMatch, chain: str) -> Optional[tuple[int, ir.CallPath]]:
+        """The last packet of ``trace`` that took an index of ``chain``, and its path."""
         for i in range(len(trace) - 1, -1, -1):
-            p = int(match.path_of[i])
-            if p < 0:
-                continue
-            path = self.analysis.paths[p]
-            for j, access in enumerate(path.accesses):
-                if access.object == chain and access.call == "nf_dchain_allocate_new_index" and j < len(calls[i]) \
-                        and calls[i][j].results[:1] == ("01",):
-                    return i, path
+            if self._allocated(calls, match, i, chain):
+                return i, self.analysis.paths[int(match.path_of[i])]
         return None
+
+    def _allocated(self, calls, match: PathMatch, i: int, chain: str) -> bool:
+        """Whether packet i took an index of ``chain`` (its log says the allocation succeeded)."""
+        p = int(match.path_of[i])
+        return p >= 0 and any(
+            access.object == chain and access.call == "nf_dchain_allocate_new_index" and j < len(calls[i])
+            and calls[i][j].results[:1] == ("01",) for j, access in enumerate(self.analysis.paths[p].accesses))
 
     def map_needs(self, p: int) -> dict[str, bool]:
         """For each map path p looks up first: whether its condition needs a hit (True) or a miss."""
