@@ -29,11 +29,7 @@ class Terminated(KeyboardInterrupt):
     """nfx received SIGTERM: unwinds like Ctrl-C, then exits with 143."""
 
 
-_SIGNALLED: list[int] = []  # SIGTERM seen (the handler's exception can be swallowed, see stopped_by)
-
-
 def _raise_terminated(signum, _frame) -> None:
-    _SIGNALLED.append(signum)
     raise Terminated(signum)
 
 
@@ -44,9 +40,11 @@ def stopped_by(error: BaseException) -> Optional[str]:
     KeyboardInterrupt`` catches. None for any other error."""
     if not isinstance(error, ctypes.ArgumentError):
         return None
-    if _SIGNALLED or Terminated.__name__ in str(error):
+    # ctypes keeps only the text: "argument N: <exception class>: <its message>"
+    kind = str(error).split(": ")[1:2]
+    if kind == [Terminated.__name__]:
         return "terminated"
-    return "interrupted" if KeyboardInterrupt.__name__ in str(error) else None
+    return "interrupted" if kind == [KeyboardInterrupt.__name__] else None
 
 
 def handle_termination() -> None:
