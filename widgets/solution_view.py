@@ -11,6 +11,8 @@ from typing import Any, Mapping, Optional, Sequence
 import ipywidgets
 import traitlets
 
+from explorer.wording import count
+
 BOX = "border-radius:6px;padding:8px 12px;margin:6px 0"
 BAD_BOX = f"{BOX};border:1px solid #f1aeb5;background:#fff5f5"
 GOOD_BOX = f"{BOX};border:1px solid #aceebb;background:#f6fff8"
@@ -133,7 +135,7 @@ def warnings_html(warnings: Sequence[str]) -> str:
 
 def spread_warning(warnings: Sequence[str]) -> str:
     """What a status line adds for a result with warnings (the warnings themselves are shown below it)."""
-    return f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''} below: some traffic cannot spread over the cores"
+    return f"{count(len(warnings), 'warning')} below: some traffic cannot spread over the cores"
 
 
 def rss_html(solution: Mapping[str, Any]) -> str:
