@@ -247,6 +247,8 @@ def test_plan_with_keys_validation():
     p = problem(firewall(), "e810")
     with pytest.raises(ConfigError, match="40 bytes, e810"):
         plan_with_keys(p, {0: bytes(40), 1: bytes(52)})
+    with pytest.raises(ConfigError, match="the key has 1 byte, e810"):
+        plan_with_keys(p, {0: "00", 1: bytes(52)})
     with pytest.raises(ConfigError, match="not hexadecimal"):
         plan_with_keys(p, {0: "zz" * 52, 1: bytes(52)})
     with pytest.raises(ConfigError, match="device 3"):

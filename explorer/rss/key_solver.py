@@ -36,6 +36,7 @@ from explorer.rss.reta import deal
 from explorer.rss.quality import (
     dependence, dependence_mask, describe_dependence, field_ranks, low_bits_rank, reta_rank, reta_rows)
 from explorer.rss.toeplitz import hash_fields, z3_toeplitz
+from explorer.wording import count
 
 MAX_DRAWS = 64  # redraws of the free key bits before settling for the best key seen
 VERIFY_PAIRS = 512  # random related packet pairs hashed per constraint when verifying a plan
@@ -593,7 +594,7 @@ def _key_bytes(key: Union[bytes, str], dev: int, nic: NicProfile) -> bytes:
             raise ConfigError(f"device {dev}: the key {text!r} is not hexadecimal") from None
     key = bytes(key)
     if len(key) != nic.key_bytes:
-        raise ConfigError(f"device {dev}: the key has {len(key)} bytes, {nic.name} ({nic.driver}) "
+        raise ConfigError(f"device {dev}: the key has {count(len(key), 'byte')}, {nic.name} ({nic.driver}) "
                           f"needs {nic.key_bytes}")
     return key
 
