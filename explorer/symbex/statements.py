@@ -312,7 +312,9 @@ class Statements(Visitor):
             iterations += 1
             self.machine.state.budget.check(self.machine.loc(node))  # nested or forking loops add up
             if iterations > MAX_LOOP_ITERATIONS:
-                raise self.machine.fail(node, f"the loop did not finish after {MAX_LOOP_ITERATIONS} iterations")
+                raise self.machine.fail(node, f"the loop did not finish after {MAX_LOOP_ITERATIONS} iterations: "
+                                              "it never ends, or runs longer than the analyzer unrolls a loop "
+                                              "(keep NF loops short, e.g. over the 6 bytes of a MAC or 8 rules)")
             decisions = len(self.machine.state.decisions)
             try:
                 if body is not None:
