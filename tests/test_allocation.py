@@ -131,6 +131,26 @@ def test_an_override_of_the_fields_asks_for_pair_constraints():
     assert dict(plan.hashed) == {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}
 
 
+def test_an_override_that_stops_the_reading_device_hashing_the_field_breaks_the_allocation():
+    """Overriding another object's fields on the reading device (the explorer's toggles on nat's
+    ``internal``, device 1) leaves the allocated port unhashed: a wrong plan with the allocation's
+    constraint violated and no pools (computing them failed: 'the device hashes src_ip, not
+    dst_port'), so the solve shows two packets instead of an error naming no object."""
+    a = port_table(NAT_PORT, z3.Concat(SRC, SPORT, DPORT, PROTO))
+    hosts = path(2, [1], access("hosts", Op.WRITE, "nf_map_put", SRC))
+    objects = (("ports", "map"), ("chain", "dchain"), ("hosts", "map"))
+    a = replace(analysis(16384, *a.paths, hosts, objects=objects), allocated=a.allocated)
+    plan = shard(a, nic_profile("e810"), {"hosts": {1: ("src_ip",)}})
+    assert plan.allocations == () and plan.conflicts
+    assert any("ports" in c for c in plan.conflicts) and any(v.dev1 == 1 for v in plan.violated)
+
+
+def test_nat_with_device_1_overridden_off_the_allocated_port_is_wrong_not_an_error():
+    s = pipeline.solve(NAT, cores=4, quality=False, overrides={"internal": {0: ("src_ip",), 1: ("src_ip",)}})
+    assert not s.valid and s.counterexample is not None and s.pools == ()
+    assert "external" in s.explanation and "device 1" in s.explanation and "dst_port" in s.explanation
+
+
 def test_another_packet_access_keeps_pair_constraints():
     a = port_table(NAT_PORT, z3.Concat(SRC, SPORT, DPORT, PROTO))
     other = path(2, [1], access("ports", Op.WRITE, "nf_map_put", z3.Concat(SRC, SPORT, SPORT, PROTO)))

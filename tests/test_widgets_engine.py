@@ -73,7 +73,9 @@ def test_unticking_every_field_is_refused_with_the_engines_message(app):
     assert solution.to_dict()["valid"] and app.solved.overrides == (("flows", ((0, ("dst_port",)),)),)
     app.table.toggle("flows", 0, "dst_port").value = False
     assert app.solution is solution
-    assert app.solve_status.state == "error" and "override for 'flows' on device 0: no field" in app.solve_status.message
+    assert app.solve_status.state == "error"  # said as what is wrong and what to do (it was 'no field is not an RSS field')
+    assert "override for 'flows' on device 0 names no field: shard it on at least one of src_ip" in \
+        app.solve_status.message and "is not an RSS field" not in app.solve_status.message
     assert app.project_view.button.disabled and "Solve first" in app.project_view.button.tooltip
     app.table.reset_overrides()
     assert app.solve_status.state == "done" and not app.project_view.button.disabled

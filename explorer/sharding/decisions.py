@@ -21,6 +21,7 @@ from explorer.wire import RSS_NAMES
 from explorer.sharding.allocation import Allocation, by_allocation
 from explorer.sharding.constraints import (
     KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
+from explorer.sharding.expiry_times import uneven_expiries
 from explorer.sharding.keybits import CHOICES, chooses_too_much
 from explorer.sharding.replication import DECISIONS, replicate_rare_writers
 from explorer.symbex.bitvec import symbols_of
@@ -164,9 +165,12 @@ def check_overrides(overrides: Overrides, analysis: Analysis) -> None:
             if not 0 <= dev < analysis.devices:
                 raise ConfigError(f"override for {obj!r} names device {dev}; {analysis.nf} has devices "
                                   f"0..{analysis.devices - 1}")
+            if not fields:  # the explorer's toggles of a device all turned off
+                raise ConfigError(f"override for {obj!r} on device {dev} names no field: shard it on at least "
+                                  f"one of {', '.join(RSS_NAMES)}")
             bad = [f for f in fields if f not in RSS_NAMES]
-            if bad or not fields:
-                raise ConfigError(f"override for {obj!r} on device {dev}: {', '.join(bad) or 'no field'} "
+            if bad:
+                raise ConfigError(f"override for {obj!r} on device {dev}: {', '.join(bad)} "
                                   f"is not an RSS field ({', '.join(RSS_NAMES)})")
 
 
@@ -248,6 +252,10 @@ def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, all
         chosen = frozenset(nic.select_fields(common)) if nic.field_selection and common else frozenset(RSS_NAMES)
         hashed.append((dev, tuple(f for f in RSS_NAMES if f in chosen)))
     hashed_map = dict(hashed)
+    # An override that fixes what a reading device hashes without the allocated field breaks that
+    # allocation (its constraint is among the violated, and the counterexample shows it): no key
+    # can steer its values, so it gets no pools, which could not be computed.
+    allocations = tuple(a for a in allocations if all(a.field in hashed_map.get(d, RSS_NAMES) for d in a.devices))
     constraints = tuple(_only_hashed(c, hashed_map) for o in sharded for c in o.constraints if c.equal)
     return ShardingPlan(analysis.nf, devices, tuple(decisions), constraints, tuple(hashed),
                         tuple(dict.fromkeys(conflicts)), tuple(dict.fromkeys(violated)), allocations)
@@ -429,7 +437,8 @@ def _lock_partial_expiry(analysis: Analysis, decisions: list[ObjectDecision]) ->
     exactly when it is young enough, whatever ran before. A path that reads them without expiring
     first sees whatever the last expiring packet left, and that was the last such packet of the
     whole NF sequentially but of its own core when sharded, so the two can differ (a reply let
-    through one core that the sequential NF had expired on another flow's packet)."""
+    through one core that the sequential NF had expired on another flow's packet). The same holds
+    when the expiries pass different ages (``expiry_times``)."""
     sharded = {o.name for o in decisions if o.decision == "shard"}
     groups: dict[str, frozenset[str]] = {}  # expired object -> the objects its expiry clears
     for path in analysis.paths:
@@ -454,6 +463,10 @@ def _lock_partial_expiry(analysis: Analysis, decisions: list[ObjectDecision]) ->
                     break
             if expired in unsafe:
                 break
+    for expired, why in sorted(uneven_expiries(analysis).items()):
+        if groups.get(expired, frozenset()) & sharded:
+            for name in groups[expired]:
+                unsafe.setdefault(name, why)
     return [replace(o, decision="lock", reason=unsafe[o.name]) if o.decision == "shard" and o.name in unsafe else o
             for o in decisions]
 
