@@ -152,10 +152,35 @@ def test_a_failed_load_shows_the_source_at_the_line_it_failed(app, engine, nf):
     assert "nfx-source-caption" in view._code.value
     engine.fail["analyze"] = CSyntaxError("no such file", location=Location("other.h", 2, 1))  # not in the NF
     app.picker.button.click()
-    assert view.warnings == {3: "expected ';' before 'return'"}
+    assert view.warnings == {} and view.text == nf.read_text()  # not the marks of the failure before
+    assert view.caption.startswith("tiny.c did not load (other.h:2:1: no such file)")
     del engine.fail["analyze"]
     app.picker.button.click()  # loads: the caption goes with the failure
     assert view.caption == "" and "nfx-source-caption" not in view._code.value and view.paths
+
+
+def test_a_failure_at_no_line_replaces_the_marks_of_an_earlier_one(app, engine, nf, tmp_path):
+    """bad_syntax.c, then no_process.c (a failure with no line): the Source pane showed
+    bad_syntax.c's marked line and caption under no_process.c's error; it shows no_process.c, saying
+    why it did not load. A path that cannot be read brings the loaded NF back."""
+    bad, empty = tmp_path / "bad_syntax.c", tmp_path / "no_process.c"
+    bad.write_text("int x = ;\n")
+    empty.write_text("int y;\n")
+    engine.fail["analyze"] = CSyntaxError("expected expression", location=Location(str(bad), 1, 9))
+    app.picker.path_box.value = str(bad)
+    app.picker.button.click()
+    view = app.source_view
+    assert view.warnings == {1: "expected expression"} and view.caption.startswith("bad_syntax.c did not load")
+    engine.fail["analyze"] = CSyntaxError(f"{empty}: the NF does not define nf_process()")
+    app.picker.path_box.value = str(empty)
+    app.picker.button.click()
+    assert view.text == "int y;\n" and view.warnings == {} and view.source == str(empty)
+    assert view.caption.startswith("no_process.c did not load (") and "does not define nf_process()" in view.caption
+    assert view.caption.endswith("the other panes still show tiny.c")
+    engine.fail["analyze"] = CSyntaxError("no such file")
+    app.picker.path_box.value = str(tmp_path / "missing.c")
+    app.picker.button.click()
+    assert view.text == TINY_NF and view.caption == "" and view.marked_lines == [GET_LINE, PUT_LINE]
 
 
 def test_a_breaking_override_is_solved_at_once_and_explained(app, engine):

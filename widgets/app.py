@@ -107,6 +107,7 @@ class ExplorerApp(ipywidgets.VBox):
         self.out_dir = out_dir or "out"
         self.loaded: Optional[tuple[str, dict[str, str]]] = None  # the NF and defines analysed
         self.analysed_seconds = 0.0
+        self.load_warnings: tuple[AnalysisWarning, ...] = ()  # those of the loaded NF
         self.solved: Optional[Inputs] = None  # what ``solution`` was computed for
         self.made: dict[str, Inputs] = {}  # section -> what its shown result was computed for
 
@@ -277,6 +278,7 @@ class ExplorerApp(ipywidgets.VBox):
         self.focus_picker.options = [("nothing", NOTHING)] + focus_choices(data)
         self.words = self._explain(analysis) or {}
         text = Path(data["source"]).read_text(encoding="utf-8", errors="replace")
+        self.load_warnings = tuple(found)  # the Source pane shows them again after a failed load
         self.source_view.show(data, text, found)
         self.graph_view.analysis = data
         self.graph_view.words = self.words
@@ -301,21 +303,31 @@ class ExplorerApp(ipywidgets.VBox):
 
     def _show_failure(self, path: str) -> None:
         """The NF's source with the line its analysis failed at, when the error points into it (a
-        syntax error, an unsupported construct): the status line alone names a line nobody sees."""
+        syntax error, an unsupported construct): the status line alone names a line nobody sees.
+        A failure elsewhere (no nf_process, a missing header) shows the file unmarked, and an
+        unreadable one the loaded NF again: never the marks of an earlier failure."""
         error = self.load_status.error
+        if error is None:
+            return
         location = getattr(error, "location", None)
         line = getattr(location, "line", 0)
-        if error is None or not line or not same_file(str(location.file), path):
-            return
+        name = Path(path).name
         try:
             text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError:
+            if self.source_view.caption and self.analysis is not None:  # it shows an earlier failure
+                data = self.analysis.to_dict()
+                self.source_view.show(data, Path(data["source"]).read_text(encoding="utf-8", errors="replace"),
+                                      self.load_warnings)
             return
-        name = Path(path).name
         shown = "" if self.loaded is None else (
             f"; the other panes still show the last version of {name} that loaded"
             if same_file(self.loaded[0], path) else f"; the other panes still show {Path(self.loaded[0]).name}")
-        self.source_view.show_error(path, text, int(line), error.message, f"{name} did not load{shown}")
+        if line and same_file(str(location.file), path):
+            self.source_view.show_error(path, text, int(line), error.message, f"{name} did not load{shown}")
+        else:
+            self.source_view.show_error(path, text, 0, error.message,
+                                        f"{name} did not load ({error}){shown}")
 
     def solve(self) -> None:
         """Solve RSS keys for the loaded NF with the chosen NIC, cores, strategy, seed and overrides."""

@@ -112,10 +112,11 @@ class SourceView(ipywidgets.VBox):
 
     def show_error(self, source: str, text: str, line: int, message: str, caption: str = "") -> None:
         """Show ``text``, the contents of ``source``, whose analysis failed at ``line`` with
-        ``message``: that line marked and opened, no path (there are none), ``caption`` above."""
+        ``message``: that line marked and opened, no path (there are none), ``caption`` above.
+        ``line`` 0: the failure is at no line of ``source`` (the caption says what it was)."""
         with self.hold_trait_notifications():
             self.text, self.source, self.paths, self.focus = text, source, [], ""
-            self.warnings, self.caption = {line: message}, caption
+            self.warnings, self.caption = ({line: message} if line else {}), caption
 
     @traitlets.observe("text", "source", "paths", "focus", "warnings", "caption")
     def _on_change(self, _change: Any) -> None:
