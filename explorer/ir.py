@@ -94,6 +94,10 @@ class Access:
     # borrow's ``cell`` result); None for other calls. The witness search solves for a packet that
     # stores what a later path needs to read.
     value: Optional[z3.ExprRef] = field(default=None, compare=False)
+    # What an expiry passes as its time (nf_expire_items, nf_sketch_expire: entries last used
+    # strictly before it go), as a 64-bit term; None for other calls. Sharding an expired object
+    # needs every expiry of it to pass the same function of ``now``.
+    time: Optional[z3.ExprRef] = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

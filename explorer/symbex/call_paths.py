@@ -61,7 +61,8 @@ class CallPathBuilder:
         fixed = FixedValues(state, devices)  # keys are simplified under the path condition
         accesses = tuple(ir.Access(raw.object, raw.op, raw.call, fixed.simplify(raw.key), self.key_text(raw, fixed),
                                    raw.results, raw.location or ir.Location(self.source, 0, 0), raw.related,
-                                   raw.key is not None and DEVICE in symbols_of(raw.key), fixed.simplify(raw.value))
+                                   raw.key is not None and DEVICE in symbols_of(raw.key), fixed.simplify(raw.value),
+                                   _time_term(raw.time, fixed))
                          for raw in effects.accesses)
         writes = tuple(_simplified_write(w, fixed, self.render) for w in writes)
         if verdict.kind == "forward" and verdict.device is None:
@@ -137,3 +138,10 @@ def state_object(obj: ObjectInfo) -> ir.StateObject:
     filled = (("init_entries", len(obj.entries)),) if obj.kind == "map" and obj.entries else ()
     return ir.StateObject(obj.name, obj.kind, obj.alloc_index, obj.capacity, obj.size,
                           str(obj.layout) if obj.layout is not None else "", obj.extra + filled, obj.location)
+
+
+def _time_term(time: Any, fixed: FixedValues) -> Optional[z3.ExprRef]:
+    """An expiry's time as a 64-bit term (a constant one included), simplified under the path."""
+    if time is None:
+        return None
+    return z3.BitVecVal(time, 64) if isinstance(time, int) else fixed.simplify(time)

@@ -45,6 +45,7 @@ class RawAccess:
     location: Optional[Location]
     related: tuple[str, ...] = ()
     value: Any = None  # the value a map put stores (a 32-bit term)
+    time: Any = None  # the time an expiry passes (a 64-bit term or int)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ class Effects:
 
 
 def _access_key(a: RawAccess) -> tuple:
-    return (a.object, a.op, a.call, term_key(a.key), a.results, a.location, a.related, term_key(a.value))
+    return (a.object, a.op, a.call, term_key(a.key), a.results, a.location, a.related, term_key(a.value),
+            term_key(a.time))
 
 
 def _borrow_key(b: Borrow) -> tuple:

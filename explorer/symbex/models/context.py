@@ -133,9 +133,10 @@ class CallContext:
         return self.state.branch(symbol != 0, self.machine.loc(self.node))
 
     def record(self, obj: ObjectInfo, op: Op, key: Any, results: tuple[str, ...], key_cells: Optional[tuple] = None,
-               key_layout: Optional[CType] = None, related: tuple[str, ...] = (), value: Any = None) -> None:
+               key_layout: Optional[CType] = None, related: tuple[str, ...] = (), value: Any = None,
+               time: Any = None) -> None:
         self.machine.effects.record(RawAccess(obj.name, op, self.name, key, key_cells, key_layout, results,
-                                              location_of(self.node), related, value))
+                                              location_of(self.node), related, value, time))
 
 
 def symbol(obj: ObjectInfo, what: str, n: int, bits: int) -> z3.BitVecRef:

@@ -96,9 +96,9 @@ class ExpireItems(StateCall):
                 raise ctx.fail(f"{ctx.name}(): the cells of {keys.name} ({keys.size} bytes) are not keys of "
                                f"{table.name} ({table.size} bytes)")
             related += [keys.name, table.name]
-        ctx.integer(len(ctx.args) - 1, ct.ULLONG)
+        time = ctx.integer(len(ctx.args) - 1, ct.ULLONG)
         n = ctx.machine.effects.next_call()
         count = symbol(obj, "count", n, 32)
-        ctx.record(obj, Op.EXPIRE, None, (str(count),), related=tuple(related))
+        ctx.record(obj, Op.EXPIRE, None, (str(count),), related=tuple(related), time=time.v)
         ctx.state.assume(z3.And(count >= 0, count <= obj.capacity))
         return Int(ct.INT, count)

@@ -46,7 +46,7 @@ class SketchExpire(StateCall):
         return None
 
     def symbolic(self, ctx: CallContext, obj: ObjectInfo) -> Optional[Value]:
-        ctx.integer(1, ct.ULLONG)
+        time = ctx.integer(1, ct.ULLONG)
         ctx.machine.effects.next_call()
-        ctx.record(obj, Op.EXPIRE, None, ())
+        ctx.record(obj, Op.EXPIRE, None, (), time=time.v)
         return None
