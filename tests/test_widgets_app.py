@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -306,6 +307,33 @@ def test_generate_needs_a_folder_and_asks_before_a_folder_nfx_did_not_make(app, 
     app.project_view.confirm.value = True
     app.project_view.button.click()
     assert engine.last("generate")[1]["force"] is True and (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_generate_beside_the_users_own_files_shows_the_new_versions(app, engine, tmp_path, monkeypatch):
+    """A folder holding the user's own Makefile: the engine keeps it and writes Makefile.new. The
+    page listed, showed and zipped the user's Makefile as the project's, and said nothing of .new."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "Makefile").write_text("all: mine\n")
+    written = engine.generate
+
+    def generate(solution, out_dir, strategy="auto", force=False):
+        written(solution, tmp_path / "scratch", strategy, force)  # records the call
+        (mine / "Makefile.new").write_text("all:\n\tgcc main.c\n")
+        (mine / "main.c").write_text("int main(void) { return 0; }\n")
+        return SimpleNamespace(files=("Makefile", "main.c"), kept=("Makefile",), to_dict=lambda: {})
+
+    monkeypatch.setattr(engine, "generate", generate)
+    app.project_view.folder.value = str(mine)
+    app.project_view.button.click()
+    app.project_view.confirm.value = True
+    app.project_view.button.click()
+    assert engine.last("generate")[1]["force"] is True and (mine / "Makefile").read_text() == "all: mine\n"
+    files = {f["name"]: f["text"] for f in app.project_view.files}
+    assert files == {"Makefile.new": "all:\n\tgcc main.c\n", "main.c": "int main(void) { return 0; }\n"}
+    assert app.project_view.selected == "Makefile.new" and "mine" not in app.project_view._code.value
+    status = app.project_view.status
+    assert status.state == "warning" and status.message.endswith("kept your Makefile: the new versions are Makefile.new")
 
 
 def test_verify_uses_its_controls(app, engine):

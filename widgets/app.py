@@ -29,6 +29,7 @@ from typing import Any, Iterator, Optional
 import ipywidgets
 import traitlets
 
+from explorer.codegen.project import NEW_SUFFIX
 from explorer.errors import AnalysisWarning
 from explorer.pipeline import PATHS
 from explorer.traffic.pcap import read_pcap
@@ -435,7 +436,13 @@ class ExplorerApp(ipywidgets.VBox):
         self.project = project
         self.made["generate"] = self.solved
         view.ask(None)
-        view.show_files(Path(folder), project.files)
+        # A file nfx kept (the user's own, or one they edited) is not the project's: its new version
+        # is NAME.new beside it, which the list, the viewer and the downloads show instead.
+        kept = {str(name) for name in getattr(project, "kept", ())}
+        view.show_files(Path(folder), [f"{name}{NEW_SUFFIX}" if str(name) in kept else name for name in project.files])
+        if kept:
+            status.report("warning", f"{status.message}; kept your {', '.join(sorted(kept))}: the new versions are "
+                                     + ", ".join(f"{name}{NEW_SUFFIX}" for name in sorted(kept)))
         self._refresh()
 
     def verify(self) -> None:
