@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from explorer.errors import CSyntaxError, ShardingError
+from explorer.errors import CSyntaxError, ShardingError, TrafficError
 from explorer.ir import Location
 from widgets.app import ExplorerApp
 from widgets.simulator import UPLOADED
@@ -257,6 +257,22 @@ def test_a_broken_upload_is_reported_not_simulated(app, engine):
     app.simulator.run_button.click()
     assert calls(engine, "simulate") == simulations and app.simulator.status.state == "error"
     assert "junk.pcap" in app.simulator.status.message
+    # named as the user knows it, not by the temporary folder it was written to (/tmp/nfx-upload-...)
+    assert app.simulator.status.message.startswith("Reading junk.pcap failed: junk.pcap (device 0): ")
+    assert "nfx-upload-" not in app.simulator.status.message
+
+
+def test_a_simulation_error_names_the_upload_not_its_temporary_copy(app, engine):
+    app.simulator.uploads[1].value = ({"name": "wan.pcap", "type": "", "size": 24,
+                                       "content": memoryview(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")),
+                                       "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+
+    def simulate(solution, traffic, **_options):
+        raise TrafficError(f"{traffic[1]}: frame 3 is not IPv4")
+
+    engine.simulate = simulate
+    app.simulator.run_button.click()
+    assert app.simulator.status.message == "Simulating the pcap files failed: wan.pcap (device 1): frame 3 is not IPv4"
 
 
 def test_generate_asks_before_writing_over_another_nfs_project(app, engine, tmp_path):

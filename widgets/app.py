@@ -548,16 +548,21 @@ class ExplorerApp(ipywidgets.VBox):
             yield self.simulator.traffic.value
             return
         with tempfile.TemporaryDirectory(prefix="nfx-upload-") as folder:
-            paths = {}
-            for device, (name, data) in sorted(uploads.items()):
-                path = Path(folder) / f"dev{device}" / Path(name).name  # the user's name: examples cite it
-                path.parent.mkdir()
-                path.write_bytes(data)
-                if status.run(f"Reading {name}", read_pcap, path) is None:
-                    yield None
-                    return
-                paths[device] = str(path)
-            yield paths
+            paths: dict[int, str] = {}
+            try:
+                for device, (name, data) in sorted(uploads.items()):
+                    path = Path(folder) / f"dev{device}" / Path(name).name  # the user's name: examples cite it
+                    path.parent.mkdir()
+                    path.write_bytes(data)
+                    paths[device] = str(path)
+                    if status.run(f"Reading {name}", read_pcap, path) is None:
+                        yield None
+                        return
+                yield paths
+            finally:  # errors name the captures where they were written here, which the user never saw
+                if status.state == "error":
+                    for device, path in paths.items():
+                        status.message = status.message.replace(path, f"{Path(path).name} (device {device})")
 
     def _clear_results(self) -> None:
         self.solution_view.solution, self.solution_view.words = {}, {}
