@@ -358,6 +358,15 @@ def test_violations_are_shown_as_packets_and_locks_as_contention():
     assert "<b>2.0%</b>" in cells and "<b>47.0%</b> (470) may change only cells of vectors" in cells
 
 
+def test_simulator_states_the_largest_upload_the_server_takes(monkeypatch):
+    """A larger capture is dropped on the way, unseen by the kernel: the page says the cap first
+    (nfx explore's, from the environment; Tornado's default in a server nfx did not start)."""
+    monkeypatch.setenv("NFX_UPLOAD_LIMIT", str(256 * 2**20))
+    assert "each up to 256 MB; larger: nfx simulate --in" in SimulatorPanel()._uploads_box.children[0].value
+    monkeypatch.delenv("NFX_UPLOAD_LIMIT")
+    assert "each up to 10 MB" in SimulatorPanel()._uploads_box.children[0].value
+
+
 def test_simulator_offers_one_pcap_per_device_and_disables_the_generator_controls():
     panel = SimulatorPanel()
     panel.devices = 3

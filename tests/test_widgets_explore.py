@@ -51,6 +51,22 @@ def test_voila_finds_the_template_first(monkeypatch):
     assert paths == [str(explore.TEMPLATES), "/elsewhere"]
 
 
+def test_voila_takes_uploads_up_to_the_limit_the_page_states(monkeypatch, tmp_path):
+    """An uploaded capture is one websocket message; Tornado's 10 MiB cap dropped a 12 MB pcap with
+    the connection, and the page never said. Voilà started by nfx explore reads the raised cap from
+    nf-explorer's voila.json (a user's own settings still come first), and the kernel is told it."""
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", "/elsewhere")
+    env = explore.voila_environment(explore.DEFAULT_NF)
+    assert env["JUPYTER_CONFIG_PATH"].split(":") == [str(explore.CONFIG), "/elsewhere"]
+    assert env[explore.UPLOAD_LIMIT_VARIABLE] == str(explore.UPLOAD_LIMIT) and explore.UPLOAD_LIMIT > 10 * 2**20
+    probe = ("from voila.app import Voila; app = Voila(); app.load_config_file('voila', path=app.config_file_paths); "
+             "print(app.tornado_settings['websocket_max_message_size'])")
+    run = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout.strip()) == explore.UPLOAD_LIMIT
+
+
 def test_cli_reports_a_missing_nf_without_a_traceback(tmp_path):
     run = subprocess.run([sys.executable, "-m", "explorer.cli", "explore", str(tmp_path / "no.c"), "--no-browser"],
                          capture_output=True, text=True, timeout=60)

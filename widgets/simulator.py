@@ -5,11 +5,13 @@ plans) or the write-lock share (locks plans)."""
 from __future__ import annotations
 
 import html
+import os
 from typing import Any, Mapping, Optional, Sequence
 
 import ipywidgets
 import traitlets
 
+from explorer.commands.explore import UPLOAD_LIMIT_VARIABLE
 from explorer.traffic.generators import GENERATORS
 from widgets.load_view import LoadView
 from widgets.solution_view import warnings_html
@@ -17,6 +19,17 @@ from widgets.status import StatusLine
 
 TRAFFIC_KINDS = tuple(GENERATORS)  # the engine's seeded generators, "uniform" first
 UPLOADED = "pcap files"
+TORNADO_MESSAGE_LIMIT = 10 * 1024 * 1024  # the websocket cap of a server nfx explore did not configure
+
+
+def upload_limit() -> int:
+    """The largest capture the page can upload: an upload reaches the kernel as one websocket
+    message, and a larger one is dropped with the connection, unseen by the kernel (so the page
+    says the limit beforehand). ``nfx explore`` raises the server's cap and says so in the environment."""
+    try:
+        return int(os.environ.get(UPLOAD_LIMIT_VARIABLE, TORNADO_MESSAGE_LIMIT))
+    except ValueError:
+        return TORNADO_MESSAGE_LIMIT
 
 
 def unchecked_html(unchecked: Sequence[str]) -> str:
@@ -168,8 +181,10 @@ class SimulatorPanel(ipywidgets.VBox):
                         for d in range(self.devices)]
         for upload in self.uploads:
             upload.observe(lambda _change: self._on_upload(), "value")
-        self._uploads_box.children = [ipywidgets.HTML("<span style='font-size:12px;color:#57606a'>or upload "
-                                                      "captures:&nbsp;</span>"), *self.uploads, self.clear_button]
+        hint = ipywidgets.HTML(f"<span class='nfx-upload-hint' style='font-size:12px;color:#57606a'>or upload "
+                               f"captures (each up to {upload_limit() // 2**20} MB; larger: nfx simulate --in):"
+                               "&nbsp;</span>")
+        self._uploads_box.children = [hint, *self.uploads, self.clear_button]
         self._on_upload()
 
     def params(self) -> dict[str, str]:

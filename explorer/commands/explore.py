@@ -8,6 +8,11 @@ answer SIGINT with a confirmation prompt); on Ctrl-C or SIGTERM nfx sends Voilà
 it shuts its kernels down, and kills its session if it hangs. Should nfx die without a word, the
 kernel asks Voilà to stop too (``PR_SET_PDEATHSIG``). Kernels of closed pages are culled once idle.
 The page uses nf-explorer's Voilà template (``widgets/jupyter``), which loads nothing from other hosts.
+
+A capture uploaded in the page reaches the kernel as one websocket message, which Tornado caps at
+10 MiB by default and answers by dropping the connection: the upload vanished without a word.
+``widgets/jupyter/config/voila.json`` raises the cap to ``UPLOAD_LIMIT``, and the kernel learns it
+from ``NFX_UPLOAD_LIMIT`` to tell the user (a notebook opened by hand keeps Tornado's cap).
 """
 from __future__ import annotations
 
@@ -27,6 +32,9 @@ NF_VARIABLE = "NFX_NF"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO_ROOT / "notebooks" / "explore.ipynb"
 TEMPLATES = REPO_ROOT / "widgets" / "jupyter"  # holds voila/templates/nfx
+CONFIG = TEMPLATES / "config"  # voila.json: Voilà's websocket message cap, UPLOAD_LIMIT
+UPLOAD_LIMIT = 256 * 1024 * 1024  # bytes of one uploaded capture (as voila.json says)
+UPLOAD_LIMIT_VARIABLE = "NFX_UPLOAD_LIMIT"
 TEMPLATE = "nfx"
 DEFAULT_NF = REPO_ROOT / "sample_nfs" / "fw.c"
 CULL_IDLE_S = 600  # a kernel whose page was closed is shut down after this long idle
@@ -59,9 +67,13 @@ def voila_command(port: int, no_browser: bool, notebook: Path = NOTEBOOK, cull_i
 
 
 def voila_environment(nf: Path) -> dict[str, str]:
-    """nfx's environment, plus the NF for the notebook and the folder of nf-explorer's template."""
+    """nfx's environment, plus the NF for the notebook, the folder of nf-explorer's template, that of
+    its Voilà settings (after the user's own, which come first) and the upload cap they set."""
     paths = [str(TEMPLATES)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
-    return dict(os.environ, **{NF_VARIABLE: str(nf), "JUPYTER_PATH": os.pathsep.join(paths)})
+    configs = [str(CONFIG)] + [p for p in os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+    return dict(os.environ, **{NF_VARIABLE: str(nf), "JUPYTER_PATH": os.pathsep.join(paths),
+                               "JUPYTER_CONFIG_PATH": os.pathsep.join(configs),
+                               UPLOAD_LIMIT_VARIABLE: str(UPLOAD_LIMIT)})
 
 
 def _stop_with_parent() -> None:
