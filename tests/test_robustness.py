@@ -283,7 +283,7 @@ def test_a_closed_pipe_ends_quietly(case, args):
 ])
 def test_every_command_refuses_a_frame_over_9018_bytes(case, args):
     c = case({"nop.c": (SAMPLES / "nop.c").read_text(), "big.pcap": pcap([UDP, UDP + bytes(70000 - len(UDP))])})
-    c.nfx(*args, out="out").error(args[0], "big.pcap: packet #1 has 70000 bytes, more than the 9018 an NF takes")
+    c.nfx(*args, out="out").error(args[0], "big.pcap: frame 2 has 70000 bytes, more than the 9018 an NF takes")
 
 
 def test_cut_and_out_of_order_packets_are_run_in_file_order_and_warned_once(case):
@@ -549,14 +549,14 @@ BAD_PCAPS = {
     "garbage": (b"this is not a capture at all", "bad magic 0x74686973, not a pcap or pcapng file"),
     "empty": (b"", "empty file (0 bytes), not a pcap file"),
     "short header": (_header()[:10], "truncated file header (10 of 24 bytes)"),
-    "cut record": (_header() + _record(UDP)[:30], "truncated record at byte 24 (packet #0)"),
+    "cut record": (_header() + _record(UDP)[:30], "truncated record at byte 24 (frame 1)"),
     "cut record header": (_header() + _record(UDP) + b"\x01\x02", "truncated record header at byte 100"),
     "huge caplen": (_header() + _record(UDP, caplen=1 << 30), "claims 1073741824 captured bytes, more than 262144"),
     "not Ethernet": (_header(linktype=113) + _record(UDP), "link type 113 is not Ethernet"),
     "bad fraction": (_header() + _record(UDP, frac=1_000_000), "has 1000000 microseconds, not below one second"),
     "pcapng cut": (bytes.fromhex("0a0d0d0a1c0000004d3c2b1a01000000ffffffffffffffff1c000000")[:20],
                    "truncated block at byte 0"),
-    "big frame": (_header() + _record(UDP + bytes(66000)), "packet #0 has 66060 bytes, more than the 9018"),
+    "big frame": (_header() + _record(UDP + bytes(66000)), "frame 1 has 66060 bytes, more than the 9018"),
 }
 
 

@@ -168,7 +168,7 @@ def test_truncation_message_names_the_byte(tmp_path):
     data = path.read_bytes()
     second = 24 + 16 + len(frames[0])
     path.write_bytes(data[:second + 16 + 1])
-    with pytest.raises(TrafficError, match=f"truncated record at byte {second} \\(packet #1\\)"):
+    with pytest.raises(TrafficError, match=f"truncated record at byte {second} \\(frame 2\\)"):
         read_pcap(path)
     path.write_bytes(data[:second + 5])
     with pytest.raises(TrafficError, match=f"truncated record header at byte {second}.*5 of 16"):
@@ -193,7 +193,7 @@ def test_real_truncated_capture():
     (struct.pack("<IHHiIII", 0xA1B2C3D4, 3, 0, 0, 0, 65535, 1), "version 3.0"),
     (struct.pack("<I", 0xA1B2CD34) + bytes(20), "modified"),
     (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + struct.pack("<IIII", 1, 0, 10**7, 60),
-     "record at byte 24 \\(packet #0\\) claims 10000000 captured bytes.*corrupt"),
+     "record at byte 24 \\(frame 1\\) claims 10000000 captured bytes.*corrupt"),
     (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + struct.pack("<IIII", 1, 10**6, 1, 1)
      + b"x", "1000000 microseconds, not below one second"),
 ])
@@ -293,7 +293,8 @@ def test_pcapng_errors(tmp_path):
     path.write_bytes(good[:-10])
     with pytest.raises(TrafficError, match="truncated block at byte"):
         read_pcap(path)
-    path.write_bytes(_pcapng([ng.SectionHeaderBlockLE(), ng.InterfaceDescriptionBlockLE(linktype=113)]))
+    path.write_bytes(_pcapng([ng.SectionHeaderBlockLE(), ng.InterfaceDescriptionBlockLE(linktype=113),
+                              ng.EnhancedPacketBlockLE(pkt_data=b"d" * 64)]))
     with pytest.raises(TrafficError, match="link type 113, not Ethernet.*Linux cooked.*tcprewrite --dlt=enet"):
         read_pcap(path)
     path.write_bytes(_pcapng([ng.SectionHeaderBlockLE(), ng.EnhancedPacketBlockLE(pkt_data=b"e" * 64)]))
@@ -325,9 +326,9 @@ def test_frames_over_9018_bytes_are_refused_in_both_formats(tmp_path, size, ok):
         if ok:
             assert [len(f) for f in read_pcap(path)[1]] == [60, size]
             continue
-        with pytest.raises(TrafficError, match=rf"packet #1 has {size} bytes, more than the 9018 an NF takes"):
+        with pytest.raises(TrafficError, match=rf"frame 2 has {size} bytes, more than the 9018 an NF takes"):
             read_pcap(path)
-        with pytest.raises(TrafficError, match=rf"packet #1 has {size} bytes"):
+        with pytest.raises(TrafficError, match=rf"frame 2 has {size} bytes"):
             list(iter_pcap(path, 1))  # simulate's streaming path: the same rule
 
 

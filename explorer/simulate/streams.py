@@ -13,6 +13,8 @@ Frames are held as bytes (a 1M-packet chunk of IMIX frames is ~400 MB per file),
 """
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from typing import Iterable, Iterator, Mapping
 
@@ -104,6 +106,14 @@ def _released(per_device: Mapping[int, str], read_packets: int) -> Iterator[tupl
         yield tuple(frames[i] for i in order.tolist()), devices[order]
 
 
+def _rereadable(path: str) -> bool:
+    """Whether ``path`` gives the same bytes when read again: a regular file, not a pipe."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # gone since: the merge would fail, and the examples keep their numbers
+
+
 def frames_at(per_device: Mapping[int, str], numbers: Iterable[int],
               chunk_packets: int = _READ_PACKETS) -> dict[int, tuple[int, int]]:
     """``{number: (device, frame)}`` for the packets numbered ``numbers`` of the merged trace of
@@ -116,10 +126,13 @@ def frames_at(per_device: Mapping[int, str], numbers: Iterable[int],
     again, only as far as the last of ``numbers``, without decoding any header. What the files
     hold that nfx warns about was said on the first reading, and is not said again. The merge
     order does not depend on the chunk size; small chunks stop the reading soon after the last
-    number (examples are the earliest splits, usually early in the trace)."""
+    number (examples are the earliest splits, usually early in the trace).
+
+    A capture given as a pipe (``--in 0=<(zcat lan.pcap.gz)``) was used up by the simulation and
+    cannot be merged again: then no packet is found, and examples keep their packet numbers."""
     wanted = sorted({int(n) for n in numbers})
     out: dict[int, tuple[int, int]] = {}
-    if not wanted:
+    if not wanted or not all(_rereadable(path) for path in per_device.values()):
         return out
     before: dict[int, int] = {}  # per device, its frames in the chunks already passed
     start = 0  # the simulator's number of the chunk's first packet that reaches the NF

@@ -4,16 +4,17 @@ order) and pcapng, Ethernet link type only; timestamps are integer nanoseconds t
 Classic pcap records are walked here, block by block, so that a damaged file is reported with the
 byte offset of the damage (dpkt's reader stops or yields short packets silently) and so that a file
 larger than memory can be read in chunks. pcapng blocks are decoded with dpkt's block classes
-(``explorer.traffic.pcapng``). Every failure a user can cause is a ``TrafficError`` naming the file.
+(``explorer.traffic.pcapng``). Every failure a user can cause is a ``TrafficError`` naming the file
+and, for damage inside it, the frame (from 1, as Wireshark and nfx's examples count) and byte offset.
 
 One frame-size rule for every command: a frame longer than ``MAX_FRAME`` (9,018 bytes, a jumbo
 frame: ``explorer.wire.MAX_FRAME``, nf.h's ``NF_MAX_FRAME``, which the generated DPDK program sets its
-ports' MTU for) is refused when it is read. Some things are kept but
-reported once per file, with counts, as a ``TrafficWarning``: packets the capture cut short (its
-snapshot length below the frame's length on the wire; the NF sees the captured bytes), packets
-whose timestamp is earlier than one before them in the file (never re-sorted: ``Trace.merge``
-keeps each file's order), runts, and VLAN-tagged frames (nf.h reads no tag, so to the NF they are
-not IPv4, and nfx steers them unhashed).
+ports' MTU for) is refused when it is read. Some things are kept but reported once per file, with
+counts, as a ``TrafficWarning``: packets the capture cut short (its snapshot length below the
+frame's length on the wire; the NF sees the captured bytes), packets whose timestamp is earlier
+than one before them in the file (never re-sorted: ``Trace.merge`` keeps each file's order),
+pcapng packets without a timestamp, runts, and VLAN-tagged frames (nf.h reads no tag, so to the
+NF they are not IPv4, and nfx steers them unhashed).
 """
 from __future__ import annotations
 
@@ -53,6 +54,11 @@ _MAGICS = {
     struct.pack("<I", dpkt.pcap.TCPDUMP_MAGIC_NANO): ("<", True),
 }
 _MODIFIED_MAGICS = {struct.pack(">I", dpkt.pcap.MODPCAP_MAGIC), struct.pack("<I", dpkt.pcap.MODPCAP_MAGIC)}
+# The first bytes of compressed files (captures are often kept as .pcap.gz) -> (what it is, the command
+# that undoes it). nfx reads captures in place and more than once, so it asks for the file itself.
+_COMPRESSED = {b"\x1f\x8b": ("gzip-compressed", "gunzip -k"), b"BZh": ("bzip2-compressed", "bunzip2 -k"),
+               b"\xfd7zX": ("xz-compressed", "unxz -k"), b"\x28\xb5\x2f\xfd": ("zstd-compressed", "unzstd"),
+               b"\x04\x22\x4d\x18": ("lz4-compressed", "unlz4"), b"PK\x03\x04": ("a zip archive", "unzip")}
 # Ether types of a VLAN tag: 802.1Q, 802.1ad (QinQ's outer tag) and the older 0x9100.
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 
@@ -73,6 +79,7 @@ class FileStats:
         self.runts = 0
         self.tagged = 0
         self.overlong = 0
+        self.untimed = 0  # pcapng simple packet blocks (explorer.traffic.pcapng counts them)
         self.latest = 0
 
     def add(self, stamps: np.ndarray, captured: np.ndarray, on_wire: np.ndarray) -> None:
@@ -81,7 +88,7 @@ class FileStats:
         big = np.flatnonzero(captured > MAX_FRAME)
         if len(big):
             k = int(big[0])
-            raise TrafficError(f"{self.name}: packet #{self.packets + k} has {int(captured[k])} bytes, more than "
+            raise TrafficError(f"{self.name}: frame {self.packets + k + 1} has {int(captured[k])} bytes, more than "
                                f"the {MAX_FRAME} an NF takes (NF_MAX_FRAME, a jumbo frame)")
         self.truncated += int(np.count_nonzero(captured < on_wire))
         self.overlong += int(np.count_nonzero(captured > on_wire))
@@ -115,6 +122,10 @@ class FileStats:
                 f"{self.name}: {self.tagged} of {self.packets} packets carry a VLAN tag (802.1Q/802.1ad); nf.h "
                 f"reads no tag, so the NF sees them as non-IPv4 frames and nfx steers them unhashed (RETA entry "
                 f"0); remove the tags first, e.g. `tcprewrite --enet-vlan=del -i IN.pcap -o OUT.pcap`"))
+        if self.untimed:
+            warnings.warn(TrafficWarning(
+                f"{self.name}: {self.untimed} of {self.packets} packets are in simple packet blocks, which carry "
+                f"no timestamp; each takes the time of the packet before it (0, i.e. 1970, at the start of the file)"))
         if self.out_of_order:
             warnings.warn(TrafficWarning(
                 f"{self.name}: {self.out_of_order} of {self.packets} packets have a timestamp earlier than a "
@@ -149,10 +160,10 @@ def iter_pcap(path: PathLike, chunk_packets: int) -> Iterator[Chunk]:
         raise TrafficError(f"{path}: cannot read: {error.strerror or error}") from None
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):  # a FIFO ends: it may be read
         raise TrafficError(f"{path}: is a device or socket, not a pcap file")
-    return _chunks(path, chunk_packets)
+    return _chunks(path, chunk_packets, stat.S_ISREG(mode))
 
 
-def _chunks(path: PathLike, chunk_packets: int) -> Iterator[Chunk]:
+def _chunks(path: PathLike, chunk_packets: int, regular: bool = True) -> Iterator[Chunk]:
     name = str(path)
     try:
         stream = open(path, "rb")
@@ -166,6 +177,10 @@ def _chunks(path: PathLike, chunk_packets: int) -> Iterator[Chunk]:
         stats = FileStats(name)
         try:
             magic = stream.read(4)
+            if not magic and not regular:  # a pipe (--in 0=<(zcat a.pcap.gz)) is read once
+                raise TrafficError(f"{name}: the pipe gave no bytes: it is empty, or was already read (a pipe can "
+                                   "be read once, and this command reads its captures again); save the capture "
+                                   "to a file and give that")
             if magic == PCAPNG_MAGIC:
                 yield from iter_pcapng(stream, name, chunk_packets, magic, stats)
             else:
@@ -182,6 +197,10 @@ def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes,
         raise TrafficError(f"{name}: modified (Kuznetzov) pcap format is not supported; "
                            "convert it with editcap -F pcap")
     if magic not in _MAGICS:
+        for start, (kind, undo) in _COMPRESSED.items():
+            if magic.startswith(start):
+                raise TrafficError(f"{name}: is {kind}, not a pcap file; decompress it first "
+                                   f"(`{undo} {name}`) and give the capture itself")
         if len(magic) < 4:
             raise TrafficError(f"{name}: {len(magic)}-byte file, too short for a pcap file")
         raise TrafficError(f"{name}: bad magic 0x{magic.hex()}, not a pcap or pcapng file")
@@ -210,7 +229,7 @@ def _classic_records(stream: BinaryIO, name: str, chunk_packets: int, order: str
     buf = b""
     pos = 0  # next record's offset in buf
     base = _FILE_HEADER  # file offset of buf[0]
-    index = 0  # next record's packet number
+    index = 0  # records before the next one (its frame number, as Wireshark counts, is index + 1)
     pending = Chunker(chunk_packets)
     while True:
         more = stream.read(_READ_SIZE)
@@ -223,7 +242,7 @@ def _classic_records(stream: BinaryIO, name: str, chunk_packets: int, order: str
         while end - pos >= _RECORD_HEADER:
             caplen = caplen_at(buf, pos + 8)[0]
             if caplen > MAX_CAPLEN:
-                raise TrafficError(f"{name}: record at byte {base + pos} (packet #{index + len(starts)}) "
+                raise TrafficError(f"{name}: record at byte {base + pos} (frame {index + len(starts) + 1}) "
                                    f"claims {caplen} captured bytes, more than {MAX_CAPLEN}: corrupt file")
             stop = pos + _RECORD_HEADER + caplen
             if stop > end:
@@ -240,10 +259,10 @@ def _classic_records(stream: BinaryIO, name: str, chunk_packets: int, order: str
     left = end - pos
     if left:
         if left < _RECORD_HEADER:
-            raise TrafficError(f"{name}: truncated record header at byte {base + pos} (packet "
-                               f"#{index}): {left} of {_RECORD_HEADER} bytes")
+            raise TrafficError(f"{name}: truncated record header at byte {base + pos} (frame "
+                               f"{index + 1}): {left} of {_RECORD_HEADER} bytes")
         caplen = caplen_at(buf, pos + 8)[0]
-        raise TrafficError(f"{name}: truncated record at byte {base + pos} (packet #{index}): "
+        raise TrafficError(f"{name}: truncated record at byte {base + pos} (frame {index + 1}): "
                            f"{caplen} captured bytes announced, {left - _RECORD_HEADER} present")
     yield from pending.rest()
 
@@ -278,7 +297,7 @@ class Chunker:
 def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: str, base: int,
             index: int, stats: FileStats, fcs: int = 0) -> tuple[np.ndarray, list[bytes]]:
     """The records at ``starts`` of ``buf`` (whose first byte is at file offset ``base``); the first
-    one is packet number ``index``. ``fcs`` trailing bytes are cut from every frame captured whole."""
+    one is frame ``index + 1``. ``fcs`` trailing bytes are cut from every frame captured whole."""
     at = np.asarray(starts, dtype=np.int64)
     raw = np.frombuffer(buf, dtype=np.uint8)
     heads = raw[at[:, None] + np.arange(_RECORD_HEADER)].copy().view(header).reshape(-1)
@@ -291,7 +310,7 @@ def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: s
         # Exactly one second: a writer rounded a float timestamp up (dpkt's Writer does, e.g. for 1.9999999).
         hint = ("; a writer that rounds float timestamps up writes this (dpkt's does for 1.9999999 s)"
                 if frac == frac_limit else "")
-        raise TrafficError(f"{name}: record at byte {base + starts[k]} (packet #{index + k}) has "
+        raise TrafficError(f"{name}: record at byte {base + starts[k]} (frame {index + k + 1}) has "
                            f"{frac} {unit}, not below one second: corrupt file{hint}")
     stamps = (heads["sec"].astype(np.uint64) * np.uint64(NS_PER_SEC)
               + heads["frac"].astype(np.uint64) * np.uint64(1 if nano else 1000))

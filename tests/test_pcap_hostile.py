@@ -1,0 +1,244 @@
+"""Captures nfx has never seen: valid but unusual ones are read, broken ones are refused naming the
+file and the frame (from 1, as Wireshark counts) or byte where they break, never with a traceback."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import struct
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import dpkt.pcapng as ng
+import numpy as np
+import pytest
+
+from explorer.errors import TrafficError
+from explorer.simulate.streams import frames_at
+from explorer.traffic.pcap import TrafficWarning, iter_pcap, read_pcap, write_pcap
+
+ROOT = Path(__file__).resolve().parent.parent
+T = 1_700_000_000  # seconds: a timestamp of 2023
+ETHER = bytes.fromhex("020000000002" "020000000001" "0800")
+UDP = ETHER + bytes.fromhex("4500002e000040004011" "0000" "0a000001" "0a000002" "04d2" "0035" "001a" "0000") + bytes(18)
+
+
+def _ng(*blocks) -> bytes:
+    return b"".join(bytes(b) for b in blocks)
+
+
+def _idb(linktype: int = 1, snaplen: int = 0, tsresol: int | None = None) -> ng.InterfaceDescriptionBlockLE:
+    if tsresol is None:
+        return ng.InterfaceDescriptionBlockLE(linktype=linktype, snaplen=snaplen)
+    return ng.InterfaceDescriptionBlockLE(linktype=linktype, snaplen=snaplen, opts=[
+        ng.PcapngOptionLE(code=ng.PCAPNG_OPT_IF_TSRESOL, data=bytes([tsresol])),
+        ng.PcapngOptionLE(code=ng.PCAPNG_OPT_ENDOFOPT)])
+
+
+def _epb(data: bytes, ticks: int = T * 10**6, iface: int = 0) -> ng.EnhancedPacketBlockLE:
+    return ng.EnhancedPacketBlockLE(iface_id=iface, ts_high=ticks >> 32, ts_low=ticks & 0xFFFFFFFF, pkt_data=data)
+
+
+def _raw(kind: int, body: bytes) -> bytes:
+    """A block of any type, padded as pcapng pads: type, length, body, length."""
+    body += bytes(-len(body) % 4)
+    return struct.pack("<II", kind, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+def _spb(data: bytes, original: int | None = None) -> bytes:
+    return _raw(ng.PCAPNG_BT_SPB, struct.pack("<I", len(data) if original is None else original) + data)
+
+
+def _read(path: Path, data: bytes):
+    path.write_bytes(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stamps, frames = read_pcap(path)
+    return stamps.tolist(), frames, [str(w.message) for w in caught if issubclass(w.category, TrafficWarning)]
+
+
+# ---- pcapng interfaces: judged by the packets on them --------------------------------------------------------
+
+@pytest.mark.parametrize("linktype", [101, 113, 276, 189])
+def test_an_unused_interface_of_another_link_type_is_ignored(tmp_path, linktype):
+    """dumpcap lists every interface it was given; one that captured nothing does not matter."""
+    for blocks in ([_idb(), _idb(linktype)], [_idb(linktype), _idb()]):
+        used = 0 if blocks[0].linktype == 1 else 1
+        stamps, frames, said = _read(tmp_path / "two.pcapng", _ng(ng.SectionHeaderBlockLE(), *blocks,
+                                                                   _epb(UDP, iface=used), _epb(UDP, iface=used)))
+        assert frames == (UDP, UDP) and stamps == [T * 10**9] * 2 and said == []
+
+
+def test_a_packet_on_an_interface_of_another_link_type_is_refused_naming_it(tmp_path):
+    path = tmp_path / "cooked.pcapng"
+    head = _ng(ng.SectionHeaderBlockLE(), _idb(), _idb(113))
+    path.write_bytes(head + _ng(_epb(UDP), _epb(UDP, iface=1)))
+    second = len(head) + len(bytes(_epb(UDP)))
+    with pytest.raises(TrafficError, match=rf"^{path}: frame 2 \(block at byte {second}\) was captured on interface 1, "
+                                           r"which has link type 113, not Ethernet; .*Linux cooked.*tcprewrite"):
+        read_pcap(path)
+
+
+def test_an_unused_interface_with_an_absurd_resolution_is_ignored_and_a_used_one_refused(tmp_path):
+    path = tmp_path / "resol.pcapng"
+    path.write_bytes(_ng(ng.SectionHeaderBlockLE(), _idb(), _idb(tsresol=0x7F), _epb(UDP)))
+    assert read_pcap(path)[1] == (UDP,)
+    path.write_bytes(_ng(ng.SectionHeaderBlockLE(), _idb(), _idb(tsresol=0x7F), _epb(UDP), _epb(UDP, iface=1)))
+    with pytest.raises(TrafficError, match="frame 2 .* interface 1, which has an absurd timestamp resolution"):
+        read_pcap(path)
+
+
+@pytest.mark.parametrize("tsresol,ticks", [(6, T * 10**6 + 5), (9, T * 10**9 + 5_000), (3, T * 1000),
+                                           (0x80 | 20, (T << 20) + (5 << 10)), (0x80 | 30, (T << 30) + 5_369)])
+def test_timestamp_resolutions(tmp_path, tsresol, ticks):
+    base = 10 if tsresol < 0x80 else 2
+    units = base ** (tsresol & 0x7F)
+    data = _ng(ng.SectionHeaderBlockLE(), _idb(tsresol=tsresol), _epb(UDP, ticks))
+    stamps, frames, _ = _read(tmp_path / "r.pcapng", data)
+    assert stamps == [ticks * 10**9 // units] and frames == (UDP,)
+
+
+def test_comment_name_statistics_custom_and_unknown_blocks_are_skipped(tmp_path):
+    comment = ng.PcapngOptionLE(code=ng.PCAPNG_OPT_COMMENT, data=b"a comment")
+    end = ng.PcapngOptionLE(code=ng.PCAPNG_OPT_ENDOFOPT)
+    names = _raw(4, struct.pack("<HH", 1, 8) + bytes([10, 0, 0, 1]) + b"a.b\0" + struct.pack("<HH", 0, 0))
+    statistics = _raw(5, struct.pack("<III", 0, 0, 0))
+    custom = [_raw(kind, struct.pack("<I", 32473) + b"vendor data") for kind in (0x00000BAD, 0x40000BAD)]
+    secrets = _raw(0x0A, struct.pack("<II", 0x544C534B, 4) + b"keys")
+    data = _ng(ng.SectionHeaderBlockLE(opts=[comment, end]), _idb(), names, custom[0],
+               ng.EnhancedPacketBlockLE(ts_high=0, ts_low=7, pkt_data=UDP, opts=[comment, end]),
+               custom[1], secrets, _raw(0x12345678, b"unknown"), _epb(UDP, 9), statistics)
+    stamps, frames, said = _read(tmp_path / "blocks.pcapng", data)
+    assert frames == (UDP, UDP) and stamps == [7_000, 9_000] and said == []
+
+
+# ---- simple packet blocks: interface 0's packets, without a timestamp ----------------------------------------
+
+def test_simple_packet_blocks_are_read_with_the_time_before_them(tmp_path):
+    other = UDP[:-1] + b"\x01"
+    data = _ng(ng.SectionHeaderBlockLE(), _idb(), _spb(UDP), _epb(other, (T + 5) * 10**6), _spb(UDP), _spb(other))
+    stamps, frames, said = _read(tmp_path / "spb.pcapng", data)
+    assert frames == (UDP, other, UDP, other)
+    assert stamps == [0, (T + 5) * 10**9, (T + 5) * 10**9, (T + 5) * 10**9]
+    assert said == [f"{tmp_path / 'spb.pcapng'}: 3 of 4 packets are in simple packet blocks, which carry no "
+                    "timestamp; each takes the time of the packet before it (0, i.e. 1970, at the start of the file)"]
+
+
+def test_a_simple_packet_block_is_cut_to_its_interfaces_snapshot_length(tmp_path):
+    data = _ng(ng.SectionHeaderBlockLE(), _idb(snaplen=40), _spb(UDP[:40], original=len(UDP)), _spb(UDP))
+    _, frames, said = _read(tmp_path / "cut.pcapng", data)
+    assert frames == (UDP[:40], UDP[:40])
+    assert any("2 of 2 packets were cut short by the capture's snapshot length" in s for s in said)
+
+
+def test_broken_simple_packet_blocks_are_refused_naming_the_frame(tmp_path):
+    path = tmp_path / "bad.pcapng"
+    path.write_bytes(_ng(ng.SectionHeaderBlockLE(), _spb(UDP)))
+    with pytest.raises(TrafficError, match=r"frame 1 \(block at byte 28\) names interface 0, which is not described"):
+        read_pcap(path)
+    head = _ng(ng.SectionHeaderBlockLE(), _idb())
+    path.write_bytes(head + _spb(UDP) + _spb(UDP, original=100))
+    with pytest.raises(TrafficError, match=rf"frame 2 \(block at byte {len(head) + 16 + len(UDP)}\) should hold 100 "
+                                           rf"bytes \(its original length\), its simple packet block holds 60"):
+        read_pcap(path)
+
+
+# ---- broken pcapng: the frame and the byte --------------------------------------------------------------------
+
+def test_pcapng_packet_errors_name_the_frame(tmp_path):
+    head = _ng(ng.SectionHeaderBlockLE(), _idb(), _epb(UDP))
+    bad = bytearray(bytes(_epb(UDP)))
+    struct.pack_into("<I", bad, 20, 1 << 31)  # its captured length
+    path = tmp_path / "caplen.pcapng"
+    path.write_bytes(head + bytes(bad))
+    with pytest.raises(TrafficError, match=rf"frame 2 \(block at byte {len(head)}\) announces 2147483648 captured "
+                                           "bytes, its block has room for 60: corrupt file"):
+        read_pcap(path)
+    path.write_bytes(head + _ng(_epb(UDP, iface=3)))
+    with pytest.raises(TrafficError, match=r"frame 2 \(block at byte \d+\) names interface 3, which is not described"):
+        read_pcap(path)
+
+
+@pytest.mark.parametrize("offset,ticks", [(0, (1 << 64) - 1), (0, (1 << 32) * 10**9), (-10**10, T * 10**6)])
+def test_pcapng_timestamps_a_pcap_cannot_hold_are_refused_when_read(tmp_path, offset, ticks):
+    """nfx run writes the packets back with their timestamps; a pcap's 32-bit seconds end in 2106. A
+    timestamp past it was read and only the output's writing failed, naming the output file."""
+    idb = ng.InterfaceDescriptionBlockLE(snaplen=0, opts=[
+        ng.PcapngOptionLE(code=ng.PCAPNG_OPT_IF_TSRESOL, data=b"\x09" if offset == 0 else b"\x06"),
+        ng.PcapngOptionLE(code=ng.PCAPNG_OPT_IF_TSOFFSET, data=struct.pack("<q", offset)),
+        ng.PcapngOptionLE(code=ng.PCAPNG_OPT_ENDOFOPT)])
+    path = tmp_path / "late.pcapng"
+    path.write_bytes(_ng(ng.SectionHeaderBlockLE(), idb, _epb(UDP, 5), _epb(UDP, ticks)))
+    frame = 2 if offset == 0 else 1
+    with pytest.raises(TrafficError, match=rf"frame {frame} \(block at byte \d+\) has a timestamp of -?\d+ ns, outside "
+                                           r"1970..2106 \(what a pcap holds\)"):
+        read_pcap(path)
+    path.write_bytes(_ng(ng.SectionHeaderBlockLE(), _idb(tsresol=9), _epb(UDP, (1 << 32) * 10**9 - 1)))
+    assert read_pcap(path)[0].tolist() == [(1 << 32) * 10**9 - 1]  # the last nanosecond a pcap holds
+
+
+# ---- files that are no capture --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pack,words", [(gzip.compress, "is gzip-compressed, not a pcap file; decompress it first "
+                                                       r"\(`gunzip -k .*c.pcap`\)"),
+                                        (bz2.compress, r"is bzip2-compressed.*\(`bunzip2 -k "),
+                                        (lzma.compress, r"is xz-compressed.*\(`unxz -k ")])
+def test_a_compressed_capture_is_named_as_such(tmp_path, pack, words):
+    plain = tmp_path / "plain.pcap"
+    write_pcap(plain, [1], [UDP])
+    path = tmp_path / "c.pcap"
+    path.write_bytes(pack(plain.read_bytes()))
+    with pytest.raises(TrafficError, match=rf"^{path}: {words}"):
+        read_pcap(path)
+
+
+def _pipe(data: bytes) -> tuple[str, int]:
+    """A pipe holding ``data`` (under the pipe's buffer size), written and closed: its /dev/fd path
+    and read end, which the caller closes."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, data)
+    os.close(write_end)
+    return f"/dev/fd/{read_end}", read_end
+
+
+def test_a_pipe_is_read_once_and_an_empty_one_says_so(tmp_path):
+    plain = tmp_path / "plain.pcap"
+    write_pcap(plain, [1, 2], [UDP, UDP])
+    path, fd = _pipe(plain.read_bytes())
+    try:
+        assert read_pcap(path)[1] == (UDP, UDP)
+        with pytest.raises(TrafficError, match=rf"^{path}: the pipe gave no bytes: it is empty, or was already "
+                                               r"read .*save the capture to a file"):
+            list(iter_pcap(path, 10))
+    finally:
+        os.close(fd)
+
+
+def test_example_frames_are_not_looked_for_in_a_pipe(tmp_path):
+    """simulate names its examples' frames by reading the captures again; a pipe was used up by then
+    (nfx simulate --in 0=<(zcat a.pcap.gz) failed after simulating: 'empty file (0 bytes)')."""
+    plain = tmp_path / "plain.pcap"
+    write_pcap(plain, [1, 2], [UDP, UDP])
+    assert frames_at({0: str(plain)}, [1]) == {1: (0, 2)}
+    path, fd = _pipe(plain.read_bytes())
+    try:
+        assert frames_at({0: str(plain), 1: path}, [1]) == {}
+        assert read_pcap(path)[1] == (UDP, UDP)  # untouched
+    finally:
+        os.close(fd)
+
+
+def test_simulate_on_a_piped_capture_shows_its_violations(tmp_path):
+    """The whole command: fw with a key that splits flows, its capture given through a pipe."""
+    write_pcap(tmp_path / "lan.pcap", np.arange(40), [UDP[:26] + bytes([10, 0, 0, i]) + UDP[30:] for i in range(40)])
+    write_pcap(tmp_path / "wan.pcap", np.arange(40) + 1,
+               [UDP[:26] + bytes.fromhex("0a000002") + bytes([10, 0, 0, i]) + UDP[36:38] + UDP[34:36] + UDP[38:]
+                for i in range(40)])
+    script = (f"exec {sys.executable} -m explorer.cli simulate {ROOT / 'sample_nfs' / 'fw.c'} --cores 4 "
+              f"--in 0=<(cat lan.pcap) --in 1=<(cat wan.pcap) --key 1={'6d5a' * 26}")
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "sharding violations: " in done.stdout and "flows key" in done.stdout, done.stdout
