@@ -148,6 +148,19 @@ def test_broken_simple_packet_blocks_are_refused_naming_the_frame(tmp_path):
 
 # ---- broken pcapng: the frame and the byte --------------------------------------------------------------------
 
+@pytest.mark.parametrize("kind,fixed", [(ng.PCAPNG_BT_EPB, 32), (ng.PCAPNG_BT_PB, 32), (ng.PCAPNG_BT_SPB, 16)])
+def test_a_packet_block_too_short_for_its_fields_is_refused(tmp_path, kind, fixed):
+    """A 12- or 16-byte packet block: its fields were read from its trailing length ('announces 0
+    captured bytes, its block has room for 0'; a simple one 'should hold 12 bytes ... holds -4')."""
+    head = _ng(ng.SectionHeaderBlockLE(), _idb(), _epb(UDP))
+    path = tmp_path / "tiny.pcapng"
+    for body in (b"", bytes(4), bytes(16))[:(fixed - 12) // 8 + 1]:  # every length short of the fixed fields
+        path.write_bytes(head + _raw(kind, body))
+        with pytest.raises(TrafficError, match=rf"frame 2 \(block at byte {len(head)}\): its [a-z ]*packet block has "
+                                               rf"{12 + len(body)} bytes, fewer than the {fixed} of its fixed fields"):
+            read_pcap(path)
+
+
 def test_pcapng_packet_errors_name_the_frame(tmp_path):
     head = _ng(ng.SectionHeaderBlockLE(), _idb(), _epb(UDP))
     bad = bytearray(bytes(_epb(UDP)))

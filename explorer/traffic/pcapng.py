@@ -166,11 +166,12 @@ def _block(walk: _Walk, kind: int, block: bytes, offset: int) -> None:
         walk.interfaces.append(_Interface(idb, order, len(walk.interfaces)))
     elif kind in (ng.PCAPNG_BT_EPB, ng.PCAPNG_BT_PB):
         # Both start with type, length, interface, two timestamp words, captured and original length.
-        captured = struct.unpack_from(order + "I", block, 20)[0] if len(block) >= _PACKET_HEADER else 0
+        _packet_room(walk, kind, block, offset, _PACKET_HEADER)
+        captured = struct.unpack_from(order + "I", block, 20)[0]
         room = len(block) - _PACKET_HEADER - 4
         if captured > room:
             raise TrafficError(f"{name}: {walk.where(offset)} announces {captured} captured bytes, its block has "
-                               f"room for {max(room, 0)}: corrupt file")
+                               f"room for {room}: corrupt file")
         if kind == ng.PCAPNG_BT_EPB:
             pkt = (ng.EnhancedPacketBlockLE if order == "<" else ng.EnhancedPacketBlock)(block)
         else:
@@ -180,6 +181,7 @@ def _block(walk: _Walk, kind: int, block: bytes, offset: int) -> None:
     elif kind == ng.PCAPNG_BT_SPB:
         # A simple packet block: the packet of interface 0 of its section, without a timestamp; its
         # captured length is the original length cut to the interface's snapshot length (0: none).
+        _packet_room(walk, kind, block, offset, _SPB_HEADER)
         interface = walk.interface(0, offset)
         original = struct.unpack_from(order + "I", block, 8)[0]
         captured = min(original, interface.snaplen) if interface.snaplen else original
@@ -191,6 +193,14 @@ def _block(walk: _Walk, kind: int, block: bytes, offset: int) -> None:
         # It keeps the time of the packet before it (its place in the file is its only clock).
         walk.add(walk.last, block[_SPB_HEADER:_SPB_HEADER + captured], original, offset)
         walk.untimed += 1
+
+
+def _packet_room(walk: _Walk, kind: int, block: bytes, offset: int, header: int) -> None:
+    """Refuse a packet block too short for its own fixed fields (``header`` bytes, and the trailing
+    length), which would otherwise be read from the bytes after them."""
+    if len(block) < header + 4:
+        raise TrafficError(f"{walk.name}: {walk.where(offset)}: its {_BLOCK_NAMES[kind]} block has {len(block)} "
+                           f"bytes, fewer than the {header + 4} of its fixed fields: corrupt file")
 
 
 def _chunk(walk: _Walk, stats: Any) -> tuple[np.ndarray, tuple[bytes, ...]]:
