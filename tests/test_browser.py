@@ -400,6 +400,30 @@ def test_one_core_is_said_in_the_singular(explorer):
     wait_status(page, ".nfx-solve-status", "16 cores")
 
 
+def test_a_phone_wide_window_stacks_the_panes_and_leaves_every_control_in_reach(explorer):
+    """At 390 px the panes kept their 480 + 560 px side by side and the page clipped the rest: no
+    Load button, no Sharding, Simulate, Generate or Verify at all. They stack now, rows wrap, and
+    the sharding table (fixed columns) scrolls sideways inside its pane."""
+    page, _ = explorer
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.wait_for_timeout(500)
+        tab(page, "Sharding and RSS")
+        # Where each one is across the page, which the user cannot scroll sideways (scrolling into
+        # view would: it moves clipped content too).
+        for control in (button(page, "Load"), page.get_by_role("tab", name="Verify"), button(page, "Solve")):
+            box = control.bounding_box()
+            assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= 390, box
+        grid = page.locator(".nfx-sharding > .widget-gridbox").first
+        assert grid.evaluate("e => getComputedStyle(e).overflowX") == "auto"  # a scrollbar reaches device 1
+        toggle = page.locator('button[title="flows: device 1 dst_port"]')
+        toggle.scroll_into_view_if_needed()
+        screenshot(page, "23-phone-width")
+    finally:
+        page.set_viewport_size({"width": 1500, "height": 950})
+        page.wait_for_timeout(500)
+
+
 # ---- 7: the graph teaches ---------------------------------------------------------------------
 
 def test_the_graph_colours_decisions_labels_keys_per_device_and_highlights_exactly_a_path(explorer):

@@ -72,6 +72,13 @@ PAGE_CSS = STATUS_CSS + """<style>
 .nfx-app .nfx-legend { font-size: 12px; display: flex; flex-flow: row wrap; gap: 4px 14px; margin: 4px 0; }
 .nfx-app .lm-TabBar-tab, .nfx-app .p-TabBar-tab { font-size: 13px; min-width: 90px; }
 .nfx-app .widget-html-content { line-height: 1.45; }
+/* A narrow window (a phone, half a screen): the panes stack, rows of controls wrap and no control is
+   wider than the window, which clips what does not fit (the Load button, the whole right pane). */
+.nfx-panes { flex-wrap: wrap; }
+.nfx-panes > .widget-box, .nfx-app .nfx-pane { min-width: min(480px, 100%) !important; }
+.nfx-app .widget-hbox { flex-wrap: wrap; }
+.nfx-app .widget-inline-hbox { max-width: 100%; }
+.nfx-app .nfx-sharding > .widget-gridbox { overflow-x: auto; }  /* its columns have fixed widths */
 </style>"""
 
 
