@@ -57,6 +57,14 @@ def test_loading_analyses_shows_everything_and_solves_at_once(app, engine, nf):
     assert app.project_view.folder.value.endswith("out/tiny-sn-e810-16")
 
 
+def test_the_cores_box_stops_where_the_engine_does(app, engine):
+    """It went to 512, so 9999 became 512 and every solve failed with 'expected 1 to 128'."""
+    app.cores.value = 128
+    assert app.cores.max == 128 and engine.last("solve")[1]["cores"] == 128
+    app.cores.value = 9999  # the box clamps what is typed
+    assert app.cores.value == 128 and app.solve_status.state == "done"
+
+
 def test_a_change_of_inputs_resolves_at_once_with_them(app, engine):
     app.nic.value = "cx5"
     app.cores.value = 4

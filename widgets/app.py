@@ -31,6 +31,7 @@ import traitlets
 
 from explorer.codegen.project import NEW_SUFFIX
 from explorer.errors import AnalysisWarning
+from explorer.limits import CORES
 from explorer.pipeline import PATHS
 from explorer.traffic.pcap import read_pcap
 from widgets.access_graph import objects_of_path
@@ -138,7 +139,7 @@ class ExplorerApp(ipywidgets.VBox):
         # Right pane: what to do with it.
         self.nic = ipywidgets.Dropdown(options=list(NIC_PROFILES), value="e810", description="NIC",
                                        style={"description_width": "32px"}, layout=ipywidgets.Layout(width="130px"))
-        self.cores = ipywidgets.BoundedIntText(16, min=1, max=512, description="Cores",
+        self.cores = ipywidgets.BoundedIntText(16, min=CORES.low, max=CORES.high, description="Cores",
                                                style={"description_width": "42px"},
                                                layout=ipywidgets.Layout(width="115px"))
         self.strategy = ipywidgets.Dropdown(options=list(STRATEGIES), value="auto", description="Strategy",
