@@ -74,12 +74,13 @@ def check_memory(packets: int, per_packet: int, what: str, option: str = "--pack
     need = packets * per_packet
     budget = int(available_memory() * MEMORY_SHARE)
     if need > budget:
-        raise ConfigError(f"{option} {packets}: {what} would need about {_size(need)} of memory, more than the "
-                          f"{_size(budget)} nfx allows itself here (half of what is available); ask for at most "
-                          f"{max(1, budget // per_packet)} packets")
+        raise ConfigError(f"{option} {packets}: {what} would need about {size_text(need)} of memory, more than "
+                          f"the {size_text(budget)} nfx allows itself here (half of what is available); ask for at "
+                          f"most {max(1, budget // per_packet)} packets")
 
 
-def _size(count: int) -> str:
+def size_text(count: int) -> str:
+    """A byte count as people read it: '1.5 GiB', '12.0 MiB', '300 bytes'."""
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if count >= 1 << shift:
             return f"{count / (1 << shift):.1f} {unit}"

@@ -255,3 +255,22 @@ def test_simulate_on_a_piped_capture_shows_its_violations(tmp_path):
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "sharding violations: " in done.stdout and "flows key" in done.stdout, done.stdout
+
+
+# ---- memory: a trace held whole is refused before it outgrows the memory --------------------------------------
+
+def test_captures_too_large_to_hold_are_refused_while_read(tmp_path, monkeypatch):
+    """run, check and bench hold the whole trace (about 800 bytes a packet and 4 per frame byte); a
+    capture of a few GB got nfx killed by the kernel, without a word."""
+    from explorer import limits
+    from explorer.traffic.pcap import load_inputs
+
+    path = tmp_path / "lan.pcap"
+    write_pcap(path, np.arange(200_000), [UDP] * 200_000)  # about 300 MB held
+    monkeypatch.setattr(limits, "available_memory", lambda: 200 << 20)
+    with pytest.raises(TrafficError, match=rf"^{path}: too large to hold in memory: after \d+ of its packets the trace "
+                                           r"would need about [\d.]+ MiB, more than the 100.0 MiB nfx allows itself "
+                                           r"here .*`editcap -r .*lan.pcap first.pcap 1-\d+`\), or simulate"):
+        load_inputs([f"0={path}"])
+    monkeypatch.setattr(limits, "available_memory", lambda: 2 << 30)
+    assert len(load_inputs([f"0={path}"])) == 200_000
