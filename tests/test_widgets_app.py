@@ -57,6 +57,19 @@ def test_loading_analyses_shows_everything_and_solves_at_once(app, engine, nf):
     assert app.project_view.folder.value.endswith("out/tiny-sn-e810-16")
 
 
+def test_enter_in_the_nf_or_defines_box_loads(app, engine, tmp_path):
+    """Typing a path and pressing Enter did nothing: only the Load button loaded."""
+    other = tmp_path / "other.c"
+    other.write_text(TINY_NF)
+    app.picker.path_box.value = str(other)
+    loads = calls(engine, "analyze")
+    app.picker.path_box._handle_custom_msg({"event": "submit"}, [])  # what the browser sends on Enter
+    assert calls(engine, "analyze") == loads + 1 and engine.last("analyze")[0] == (str(other),)
+    app.picker.defines_box.value = "CAPACITY=8"
+    app.picker.defines_box._handle_custom_msg({"event": "submit"}, [])
+    assert engine.last("analyze") == ((str(other),), {"defines": {"CAPACITY": "8"}})
+
+
 def test_the_cores_box_stops_where_the_engine_does(app, engine):
     """It went to 512, so 9999 became 512 and every solve failed with 'expected 1 to 128'."""
     app.cores.value = 128

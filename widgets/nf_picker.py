@@ -43,6 +43,14 @@ class NfPicker(ipywidgets.HBox):
         super().__init__([self.path_box, self.defines_box, self.button], **kwargs)
         self.add_class("nfx-picker")
         self.path = path
+        # Enter in either box presses Load, as a form would (typing a path, then Enter, did nothing).
+        # The browser sends a "submit" message; ``on_submit`` is deprecated, so it is read here.
+        for box in (self.path_box, self.defines_box):
+            box.on_msg(self._on_box_message)
+
+    def _on_box_message(self, _box: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "submit" and not self.button.disabled:
+            self.button.click()
 
     def defines_now(self) -> dict[str, str]:
         """The defines the box holds now (ConfigError when malformed), committed or not."""
