@@ -2,10 +2,14 @@
 timestamp (ties by device number, then file order) as ``Trace.merge`` does, without holding more
 than a few chunks of each file.
 
-A file is read in chunks; packets are released once no file can still deliver an earlier one,
-i.e. up to (excluding) the smallest last timestamp among the files' loaded chunks. Captures are
-normally in time order; in a file whose timestamps go backwards, packets keep their file order
-and the merge is by the first packet at or past that bound.
+A file is read in chunks; packets are released once no file can still deliver an earlier one.
+The merge orders by (timestamp, device), then file order, and a file's next packets come at or
+after (its last loaded timestamp, its device): the bound is the least of those among the files
+still being read, and every loaded packet up to it goes, the bound file's own included (they
+precede its next ones). So every round releases that file's whole loaded chunk, and a capture
+whose timestamps are all equal (a pcapng of simple packet blocks, a generator's) streams like any
+other instead of being held whole. In a file whose timestamps go backwards, packets keep their
+file order, each at the latest time before it, as ``Trace.merge`` has them.
 
 Frames are held as bytes (a 1M-packet chunk of IMIX frames is ~400 MB per file), so files are read
 ``_READ_PACKETS`` at a time and a merged chunk is handed on at ``chunk_packets`` packets or
@@ -47,13 +51,14 @@ class _File:
             return
         self.done = True
 
-    def take(self, bound: int | None) -> tuple[np.ndarray, list[bytes]]:
-        """The loaded packets before the first one at or past ``bound`` (all when None)."""
+    def take(self, bound: tuple[int, int] | None) -> tuple[np.ndarray, list[bytes]]:
+        """The loaded packets that come no later than ``bound`` = (timestamp, device) in the merge
+        (all when None): at its timestamp too when this file's device is not after the bound's."""
         if bound is None:
             k = len(self.frames)
         else:
-            late = np.flatnonzero(self.stamps >= np.uint64(bound))
-            k = int(late[0]) if len(late) else len(self.frames)
+            stamp, device = bound
+            k = int(np.searchsorted(self.stamps, np.uint64(stamp), side="right" if self.device <= device else "left"))
         stamps, frames = self.stamps[:k], self.frames[:k]
         self.stamps, self.frames = self.stamps[k:], self.frames[k:]
         return stamps, frames
@@ -92,13 +97,8 @@ def _released(per_device: Mapping[int, str], read_packets: int) -> Iterator[tupl
         if not live:
             return
         pending = [f for f in live if not f.done]
-        bound = min(int(f.stamps[-1]) for f in pending) if pending else None
+        bound = min((int(f.stamps[-1]), f.device) for f in pending) if pending else None
         parts = [(f.device, *f.take(bound)) for f in live]
-        if not sum(len(frames) for _, _, frames in parts):
-            for f in pending:  # every loaded packet is at the bound: read further
-                if int(f.stamps[-1]) == bound:
-                    f.load()
-            continue
         stamps = np.concatenate([s for _, s, _ in parts])
         devices = np.concatenate([np.full(len(fr), dev, dtype=np.int64) for dev, _, fr in parts])
         frames = [frame for _, _, fr in parts for frame in fr]
