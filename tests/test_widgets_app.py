@@ -12,10 +12,12 @@ import pytest
 
 from explorer.errors import CSyntaxError, ShardingError, TrafficError
 from explorer.ir import Location
+from explorer.pipeline import PATHS
 from widgets.app import ExplorerApp
 from widgets.simulator import UPLOADED
 
-from widgets_samples import GET_LINE, KEY0, PUT_LINE, REBALANCED, SIMULATION, TINY_NF, FakeEngine
+from widgets_samples import (GET_LINE, KEY0, PUT_LINE, REBALANCED, SIMULATION, TINY_NF, FakeEngine, Result,
+                             analysis_dict)
 
 
 @pytest.fixture
@@ -68,6 +70,24 @@ def test_enter_in_the_nf_or_defines_box_loads(app, engine, tmp_path):
     app.picker.defines_box.value = "CAPACITY=8"
     app.picker.defines_box._handle_custom_msg({"event": "submit"}, [])
     assert engine.last("analyze") == ((str(other),), {"defines": {"CAPACITY": "8"}})
+
+
+def test_an_nf_with_one_device_is_offered_only_traffic_it_can_take(app, engine, monkeypatch):
+    """one_port.c: Simulate on generated traffic failed with the CLI's advice ('give its traffic with
+    --in 0=PCAP, or use --traffic paths'), and Verify offered kinds that all fail the same way."""
+    one = {**analysis_dict(engine.source), "devices": 1}
+    monkeypatch.setattr(engine, "analyze", lambda nf, defines=None: Result(one))
+    app.picker.button.click()
+    assert app.simulator.run_button.disabled and len(app.simulator.uploads) == 1
+    assert app.simulator.status.message == ("tiny.c has one device, and generated traffic arrives on two (LAN 0 and "
+                                            "WAN 1): upload a capture for device 0.")
+    assert list(app.verify_panel.traffic.options) == [PATHS] and app.verify_panel.traffic.value == PATHS
+    app.simulator.uploads[0].value = ({"name": "lan.pcap", "type": "", "size": 3, "content": memoryview(b"xyz"),
+                                       "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+    assert not app.simulator.run_button.disabled
+    monkeypatch.undo()
+    app.picker.button.click()  # two devices again: every kind
+    assert "bidir" in app.verify_panel.traffic.options and app.verify_panel.traffic.value == "bidir"
 
 
 def test_the_cores_box_stops_where_the_engine_does(app, engine):

@@ -195,6 +195,7 @@ class ExplorerApp(ipywidgets.VBox):
         self.picker.path_box.observe(lambda _c: self._refresh(), "value")
         self.picker.defines_box.observe(lambda _c: self._refresh(), "value")
         self.verify_panel.wrong_on_purpose.observe(lambda _c: self._refresh(), "value")
+        self.simulator.traffic.observe(lambda _c: self._refresh(), "value")  # an upload, or none
         self.project_view.confirm.observe(lambda _c: self._refresh(), "value")
         traitlets.link((self.focus_picker, "value"), (self, "focus"))
         self.table.observe(lambda change: setattr(self, "focus", f"object {change['new']}") if change["new"] else None,
@@ -244,6 +245,10 @@ class ExplorerApp(ipywidgets.VBox):
         if self.solved != now:
             changed = ", ".join(self.solved.changes(now)) if self.solved and now else "the inputs"
             return f"Solve first: {changed} changed since the last solve."
+        if action == "simulate" and int(self.analysis.to_dict().get("devices", 2)) < 2 \
+                and not self.simulator.uploaded():
+            return (f"{Path(now.nf).name} has one device, and generated traffic arrives on two (LAN 0 and WAN 1): "
+                    "upload a capture for device 0.")
         if action == "generate" and not self.solution.to_dict().get("valid", True):
             return ("The solver showed this sharding is wrong (see Sharding and RSS): fix or reset the overrides; "
                     "nothing wrong is ever written.")
@@ -292,6 +297,7 @@ class ExplorerApp(ipywidgets.VBox):
         self.graph_view.analysis = data
         self.graph_view.words = self.words
         self.simulator.devices = int(data.get("devices", 2))
+        self.verify_panel.offer_traffic(int(data.get("devices", 2)))
         auto_solve, self.auto_solve = self.auto_solve, False  # solved once, below, with them
         try:
             self.table.overrides = kept

@@ -137,6 +137,14 @@ class VerifyPanel(ipywidgets.VBox):
         self.add_class("nfx-verify")
         self._render()
 
+    def offer_traffic(self, devices: int) -> None:
+        """The traffic kinds that can drive an NF with ``devices`` ports: generated traffic arrives
+        on two (LAN 0 and WAN 1), so an NF with one takes only the packets of its own paths."""
+        kinds = list(TRAFFIC_KINDS) + [PATHS] if devices >= 2 else [PATHS]
+        if list(self.traffic.options) != kinds:
+            self.traffic.options = kinds
+            self.traffic.value = "bidir" if "bidir" in kinds else PATHS
+
     def offer_wrong_build(self, offer: bool) -> None:
         """Show the "build it anyway" choice (for a solution the solver showed to be wrong)."""
         if not offer:
