@@ -361,15 +361,17 @@ def _null_vdevs(devices=2):
 
 
 def test_a_port_that_cannot_hash_as_planned_stops_the_program(tmp_path):
-    """net_null hashes (it offers RSS) but is no E810: an sn plan with sharded state refuses to run,
-    says what failed and what would work; --degraded-ok runs anyway, loudly; a locks build and a
-    one-core build run without complaint about correctness."""
+    """net_null offers RSS but takes no key (hash_key_size 0): an sn plan with sharded state refuses
+    to run, says what failed and what would work; --degraded-ok runs anyway, loudly; a locks build
+    and a one-core build run without complaint about correctness. (fw's plan selects no fields, so
+    another NIC than the E810 alone would be no reason: tests/test_codegen_nics.py.)"""
     sn = project(tmp_path, "fw", "sn", 2)
     done, _ = _program(sn, None, tmp_path / "sn", "--packets", "1000", vdevs=_null_vdevs())
     assert done.returncode == 1
     message = done.stderr.strip().splitlines()[-1]
-    assert message.startswith("nfx-nf: port 0 (net_null) cannot hash as this plan needs: it is not a port of NIC "
-                              "profile e810 (net_ice)")
+    assert message.startswith("nfx-nf: port 0 (net_null) cannot hash as this plan needs: it takes 0-byte RSS keys; "
+                              "the plan's hashes need at least the first 16 bytes of its 52-byte key")
+    assert "nfx has no NIC profile for net_null" in message
     assert "--strategy locks" in message and "--nic" in message and "--degraded-ok" in message
     assert _stopped(done.stdout) == ["port 0 stopped"]  # port 1 was never started
     done, _ = _program(sn, None, tmp_path / "sn-degraded", "--packets", "1000", "--degraded-ok",

@@ -119,11 +119,19 @@ int nf_pools_from_port(uint16_t port, uint16_t device, bool steered, char *why, 
   if (!used) return 0;
   const struct nf_device_plan *plan = &nf_device_plans[device];
   if (!steered) return nf_pools_compute(device, plan->key, plan->reta, NF_RETA_SIZE, why, size);
-  uint8_t key[NF_KEY_BYTES];
-  struct rte_eth_rss_conf conf = {.rss_key = key, .rss_key_len = NF_KEY_BYTES};
-  if (rte_eth_dev_rss_hash_conf_get(port, &conf) != 0) memcpy(key, plan->key, NF_KEY_BYTES);
+  /* The key as the port holds it, in a buffer that takes any key (some drivers, ice, write all of
+   * theirs whatever rss_key_len says); a device with shorter keys than the plan's leaves zeros
+   * after its own, which change no IPv4 hash (only the first 16 bytes do). */
+  uint8_t held[UINT8_MAX + 1] = {0}, key[NF_KEY_BYTES] = {0};
   struct rte_eth_dev_info info;
-  uint16_t reta_size = rte_eth_dev_info_get(port, &info) == 0 ? info.reta_size : 0;
+  bool known = rte_eth_dev_info_get(port, &info) == 0;
+  uint16_t reta_size = known ? info.reta_size : 0;
+  uint8_t length = known && info.hash_key_size ? info.hash_key_size : NF_KEY_BYTES;
+  struct rte_eth_rss_conf conf = {.rss_key = held, .rss_key_len = length};
+  if (rte_eth_dev_rss_hash_conf_get(port, &conf) == 0)
+    memcpy(key, held, conf.rss_key_len < NF_KEY_BYTES ? conf.rss_key_len : NF_KEY_BYTES);
+  else
+    memcpy(key, plan->key, NF_KEY_BYTES);
   static uint16_t reta[RTE_ETH_RSS_RETA_SIZE_512 * 4];
   struct rte_eth_rss_reta_entry64 back[RTE_ETH_RSS_RETA_SIZE_512 * 4 / RTE_ETH_RETA_GROUP_SIZE];
   bool read = false;

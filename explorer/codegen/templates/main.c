@@ -7,14 +7,19 @@
  * must be given exactly NF_CORES lcores. Every port gets one rx and one tx queue per lcore: lcore
  * number c (its rte_lcore_index) receives from queue c of every port and sends on queue c.
  *
- * Steering (see steer_port). Each port is programmed with its solved RSS key (NF_KEY_BYTES long,
- * set on the port with rte_eth_dev_rss_hash_update), the rss_hf of the plan, the RETA of the plan
- * (entry -> queue) and, on NICs that select hashed fields through flow rules (ice, i40e), one RSS
- * flow rule per packet type that carries the types alone; the key and RETA are read back. When
- * the plan's correctness depends on it (shared nothing with sharded state on several cores) and a
- * port cannot hash as planned, the program stops and says what failed and what would work, unless
- * --degraded-ok is given (it then runs with a loud warning). A device that does not hash at all
- * (net_pcap, net_ring: their input is split per queue already) needs no steering.
+ * Steering (see steer_port). Each port is programmed with its solved RSS key (set on the port
+ * with rte_eth_dev_rss_hash_update; cut or followed by zeros to the port's key length, which
+ * changes no IPv4 hash), the rss_hf of the plan, the RETA of the plan (entry -> queue, repeated or
+ * cut to the port's RETA size) and, on NICs that select hashed fields through flow rules (ice,
+ * i40e), one RSS flow rule per packet type that carries the types alone; the key and RETA are read
+ * back. A port of another NIC than the plan's takes a plan that selects no fields (hashing whole
+ * addresses and ports, as every Toeplitz RSS NIC does). When the plan's correctness depends on it
+ * (shared nothing with sharded state on several cores) and a port cannot hash as planned, the
+ * program stops and says what failed and what would work, unless --degraded-ok is given (it then
+ * runs with a loud warning). A device that does not hash at all (net_pcap, net_ring) needs its
+ * input split per queue as the plan steers it. Then every lcore checks that the frames it receives
+ * are the ones the port should give it (see on_planned_core) and stops the run at the first that
+ * is not: the start-up self-test checks only the software Toeplitz.
  *
  * Frames. Ports take frames of up to NF_MAX_FRAME bytes (nf.h): the MTU is set for them, with
  * scattered rx where the device offers it; a frame that arrives in several segments is gathered
@@ -46,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -199,9 +205,19 @@ static uint16_t port_mtu(uint16_t port, const struct rte_eth_dev_info *info) {
 
 static void configure_port(uint16_t port, const struct rte_eth_dev_info *info, const struct rte_eth_conf *steering,
                            struct rte_mempool *pool) {
-  if (info->max_rx_queues < NF_CORES || info->max_tx_queues < NF_CORES)
-    fail(EXIT_SETUP, "port %u (%s) offers %u rx and %u tx queues; this build needs %d of each (one per lcore)",
-         port, info->driver_name, info->max_rx_queues, info->max_tx_queues, NF_CORES);
+  unsigned queues = RTE_MIN(info->max_rx_queues, info->max_tx_queues);
+  if (queues < NF_CORES) {
+    /* A device that does not hash (net_pcap: one queue per rx_pcap/tx_pcap) can be given more
+     * queues; a NIC cannot, so the plan must have fewer cores. */
+    char more[200] = "";
+    if (info->flow_type_rss_offloads == 0)
+      snprintf(more, sizeof more, ", or give the device %d queues (net_pcap: one rx_pcap and one tx_pcap per core, "
+               "the input split as the plan steers it)", NF_CORES);
+    fail(EXIT_SETUP, "port %u (%s) offers %u rx and %u tx queues; this build needs %d of each (one per lcore). To "
+         "fix: generate for at most %u core%s (nfx generate --cores %u)%s", port, info->driver_name,
+         info->max_rx_queues, info->max_tx_queues, NF_CORES, RTE_MAX(queues, 1u), queues > 1 ? "s" : "",
+         RTE_MAX(queues, 1u), more);
+  }
   struct rte_eth_conf conf = *steering;
   conf.rxmode.mtu = port_mtu(port, info);
   /* Frames bigger than an mbuf: scattered into segment chains where the device can. */
@@ -227,6 +243,14 @@ static void configure_port(uint16_t port, const struct rte_eth_dev_info *info, c
 static void steering_failed(uint16_t port, const char *driver, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Per port: whether it hashes at all (flow_type_rss_offloads), and its driver, kept for messages
+ * after the ports are closed. */
+static bool port_hashes[RTE_MAX_ETHPORTS];
+static char port_driver[RTE_MAX_ETHPORTS][RTE_ETH_NAME_MAX_LEN];
+/* Per NF device: whether the steering check (on_planned_core) looks at every frame, not a sample:
+ * ports of another NIC than the plan's, and ports that do not hash (input split per queue by hand). */
+static bool check_every_frame[NF_DEVICES];
+
 static void steering_failed(uint16_t port, const char *driver, const char *format, ...) {
   char what[640];
   va_list args;
@@ -237,16 +261,26 @@ static void steering_failed(uint16_t port, const char *driver, const char *forma
     const char *profile, *driver;
   } profiles[] = {NF_NIC_PROFILES};
   const char *fits = NULL;
-  for (size_t i = 0; i < RTE_DIM(profiles); i++)
+  char names[160] = "";
+  for (size_t i = 0, at = 0; i < RTE_DIM(profiles); i++) {
     if (strcmp(profiles[i].driver, driver) == 0) fits = profiles[i].profile;
-  char remedy[320];
-  if (fits != NULL && strcmp(fits, NF_NIC) != 0)
+    if (at < sizeof names)
+      at += (size_t)snprintf(names + at, sizeof names - at, "%s%s", i ? ", " : "", profiles[i].profile);
+  }
+  char remedy[400];
+  if (port < RTE_MAX_ETHPORTS && !port_hashes[port])
+    snprintf(remedy, sizeof remedy, "the port does not hash, so split its input per queue as the plan steers it "
+             "(python -m explorer.verify.split), or generate with --strategy locks, which needs no steering");
+  else if (fits == NULL)
+    snprintf(remedy, sizeof remedy, "nfx has no NIC profile for %s (nfx generate --nic takes %s): generate with "
+             "--strategy locks, which is correct whatever the NIC hashes", driver, names);
+  else if (strcmp(fits, NF_NIC) != 0)
     snprintf(remedy, sizeof remedy, "this plan was solved for NIC profile %s (%s), but the port is %s: generate "
              "for profile %s (nfx generate --nic %s), or with --strategy locks, which needs no steering",
              NF_NIC, NF_NIC_DRIVER, driver, fits, fits);
   else
-    snprintf(remedy, sizeof remedy, "generate with --strategy locks (correct whatever the NIC hashes), or for the "
-             "NIC profile of this NIC (nfx generate --nic, this plan: %s)", NF_NIC);
+    snprintf(remedy, sizeof remedy, "the port is of the plan's NIC profile %s, whose driver should take this: check "
+             "its driver and firmware, or generate with --strategy locks, which needs no steering", NF_NIC);
   if (!NF_STEERING_MATTERS) {
     warn("port %u (%s): %s. The %s strategy is correct with any steering, so the run goes on; only the balance "
          "across cores may suffer", port, driver, what, NF_STRATEGY_NAME);
@@ -259,13 +293,27 @@ static void steering_failed(uint16_t port, const char *driver, const char *forma
   }
 }
 
-/* Program the RETA (device entry b -> plan entry b modulo the plan's size: related packets agree
- * on the plan's index bits, hence on the device's) and read it back. */
+/* The RETA sizes nfx can program (RTE_ETH_RSS_RETA_SIZE_512 * 4: E810's largest). */
+#define MAX_RETA 2048
+
+/* Per NF device: the RETA its port was programmed with and read back (the plan's, cut or repeated
+ * to the port's size), which the steering check expects frames to follow; size 0: the plan's own
+ * (ports that do not hash, or did not take it). */
+static uint16_t steer_reta[NF_DEVICES][MAX_RETA];
+static uint16_t steer_reta_size[NF_DEVICES];
+
+/* Program the RETA and read it back. Device entry b gets plan entry b modulo the plan's size. A
+ * larger device table then sends every packet where the plan does (its index has the plan's bits
+ * and more). A smaller one keeps packets that share state together (the keys give them the same
+ * plan index, hence the same low bits) but sends a packet where the plan's first entries say,
+ * which differs from the plan unless its table repeats with the device's period: said, since the
+ * load then differs from what nfx simulate showed and cores may get nothing. */
 static void program_reta(uint16_t port, const struct rte_eth_dev_info *info, const struct nf_device_plan *plan) {
-  struct rte_eth_rss_reta_entry64 reta[RTE_ETH_RSS_RETA_SIZE_512 * 4 / RTE_ETH_RETA_GROUP_SIZE];
+  static struct rte_eth_rss_reta_entry64 reta[MAX_RETA / RTE_ETH_RETA_GROUP_SIZE];
   uint16_t size = info->reta_size;
-  if (size == 0 || size > RTE_DIM(reta) * RTE_ETH_RETA_GROUP_SIZE) {
-    steering_failed(port, info->driver_name, "it has no RETA nfx can program (size %u)", size);
+  if (size == 0 || size > MAX_RETA || (size & (size - 1)) != 0) {
+    steering_failed(port, info->driver_name, "its RETA has %u entries; nfx programs RETAs of a power of two up to "
+                    "%d entries (the plan's has %d)", size, MAX_RETA, NF_RETA_SIZE);
     return;
   }
   memset(reta, 0, sizeof reta);
@@ -275,40 +323,106 @@ static void program_reta(uint16_t port, const struct rte_eth_dev_info *info, con
   }
   int status = rte_eth_dev_rss_reta_update(port, reta, size);
   if (status != 0) {
-    steering_failed(port, info->driver_name, "it refused the RETA (%s)", rte_strerror(-status));
+    steering_failed(port, info->driver_name, "it refused the plan's RETA of %u entries (%s)", size,
+                    rte_strerror(-status));
     return;
   }
-  struct rte_eth_rss_reta_entry64 back[RTE_DIM(reta)];
+  if (size < NF_RETA_SIZE) {
+    bool periodic = true, named[NF_CORES] = {false};
+    unsigned reached = 0;
+    for (unsigned e = 0; e < NF_RETA_SIZE; e++) periodic &= plan->reta[e] == plan->reta[e % size];
+    for (unsigned e = 0; e < size; e++)
+      if (!named[plan->reta[e]]) named[plan->reta[e]] = true, reached++;
+    if (!periodic)
+      warn("port %u (%s): its RETA has %u entries, the plan's %d. Packets that share state still meet on one core "
+           "(the keys give them the same index bits), but the device's table, the plan's first %u entries, names %u "
+           "of the %d cores and spreads the load unlike plan.txt and nfx simulate, which assume the %d entries of NIC "
+           "profile %s", port, info->driver_name, size, NF_RETA_SIZE, size, reached, NF_CORES, NF_RETA_SIZE, NF_NIC);
+  }
+  static struct rte_eth_rss_reta_entry64 back[RTE_DIM(reta)];
   memset(back, 0, sizeof back);
   for (uint16_t g = 0; g < (size + RTE_ETH_RETA_GROUP_SIZE - 1) / RTE_ETH_RETA_GROUP_SIZE; g++) back[g].mask = reta[g].mask;
-  if (rte_eth_dev_rss_reta_query(port, back, size) != 0) return; /* nothing to compare with */
-  for (uint16_t b = 0; b < size; b++)
-    if (back[b / RTE_ETH_RETA_GROUP_SIZE].reta[b % RTE_ETH_RETA_GROUP_SIZE] != plan->reta[b % NF_RETA_SIZE]) {
-      steering_failed(port, info->driver_name, "RETA entry %u reads back as %u, not %u", b,
-                      back[b / RTE_ETH_RETA_GROUP_SIZE].reta[b % RTE_ETH_RETA_GROUP_SIZE], plan->reta[b % NF_RETA_SIZE]);
-      return;
-    }
+  size_t device = (size_t)(plan - nf_device_plans);
+  if ((status = rte_eth_dev_rss_reta_query(port, back, size)) != 0) {
+    /* Nothing to compare with: the frames will tell (every one is checked). */
+    printf("nfx-nf: port %u (%s): its RETA cannot be read back (%s); the core of every frame it delivers is checked "
+           "against the plan's\n", port, info->driver_name, rte_strerror(-status));
+    check_every_frame[device] = true;
+  } else {
+    for (uint16_t b = 0; b < size; b++)
+      if (back[b / RTE_ETH_RETA_GROUP_SIZE].reta[b % RTE_ETH_RETA_GROUP_SIZE] != plan->reta[b % NF_RETA_SIZE]) {
+        steering_failed(port, info->driver_name, "RETA entry %u reads back as %u, not %u", b,
+                        back[b / RTE_ETH_RETA_GROUP_SIZE].reta[b % RTE_ETH_RETA_GROUP_SIZE],
+                        plan->reta[b % NF_RETA_SIZE]);
+        return;
+      }
+  }
+  for (uint16_t b = 0; b < size; b++) steer_reta[device][b] = plan->reta[b % NF_RETA_SIZE];
+  steer_reta_size[device] = size;
 }
 
+/* RSS key lengths. An IPv4 hash input is at most 12 bytes (addresses, then ports) and Toeplitz
+ * reads key bits 0 .. input bits + 31, so only a key's first HASHED_KEY_BYTES decide the hash of
+ * the packets nfx steers: a device with other key lengths gets the plan's key cut, or followed by
+ * zeros, and hashes them exactly as planned (rss_hf names no IPv6 type). */
+#define HASHED_KEY_BYTES 16
+#define MAX_KEY_BYTES 255 /* rte_eth_rss_conf.rss_key_len is a uint8_t */
+
 /* Set the solved key on the port (rss_hf at port level: without the *_ONLY flags where flow rules
- * select the fields) and read it back. */
+ * select the fields) and read it back, into a buffer that holds any key: some drivers (ice) write
+ * their whole key whatever rss_key_len says. */
 static void program_key(uint16_t port, const struct rte_eth_dev_info *info, const struct nf_device_plan *plan,
                         uint64_t port_hf) {
-  struct rte_eth_rss_conf conf = {.rss_key = (uint8_t *)(uintptr_t)plan->key, .rss_key_len = NF_KEY_BYTES,
-                                  .rss_hf = port_hf};
+  uint8_t key[MAX_KEY_BYTES + 1] = {0}, back[MAX_KEY_BYTES + 1] = {0};
+  uint8_t size = (uint8_t)info->hash_key_size;
+  memcpy(key, plan->key, RTE_MIN((unsigned)size, (unsigned)NF_KEY_BYTES));
+  if (size != NF_KEY_BYTES)
+    printf("nfx-nf: port %u (%s) takes %u-byte RSS keys, the plan has %d-byte ones: it gets the plan's key %s "
+           "(IPv4 hashes read only the first %d bytes, so they are the plan's)\n", port, info->driver_name, size,
+           NF_KEY_BYTES, size < NF_KEY_BYTES ? "cut short" : "followed by zeros", HASHED_KEY_BYTES);
+  struct rte_eth_rss_conf conf = {.rss_key = key, .rss_key_len = size, .rss_hf = port_hf};
   int status = rte_eth_dev_rss_hash_update(port, &conf);
   if (status != 0) {
     steering_failed(port, info->driver_name, "it refused the solved RSS key and rss_hf 0x%" PRIx64 " (%s)", port_hf,
                     rte_strerror(-status));
     return;
   }
-  uint8_t key[NF_KEY_BYTES];
-  struct rte_eth_rss_conf back = {.rss_key = key, .rss_key_len = NF_KEY_BYTES};
-  status = rte_eth_dev_rss_hash_conf_get(port, &back);
-  if (status != 0)
+  struct rte_eth_rss_conf read = {.rss_key = back, .rss_key_len = size};
+  status = rte_eth_dev_rss_hash_conf_get(port, &read);
+  if (status != 0) {
     steering_failed(port, info->driver_name, "its RSS key cannot be read back (%s)", rte_strerror(-status));
-  else if (memcmp(key, plan->key, NF_KEY_BYTES) != 0)
-    steering_failed(port, info->driver_name, "its RSS key reads back different from the solved key");
+    return;
+  }
+  for (unsigned b = 0; b < size; b++)
+    if (back[b] != key[b]) {
+      steering_failed(port, info->driver_name, "its RSS key reads back different from the solved key (byte %u is "
+                      "0x%02x, not 0x%02x)", b, back[b], key[b]);
+      return;
+    }
+}
+
+/* "RTE_ETH_RSS_L3_DST_ONLY | ..." for the bits of `mask` a plan can use, else its hex value. */
+static void rss_hf_text(uint64_t mask, char *text, size_t size) {
+  static const struct {
+    uint64_t bit;
+    const char *name;
+  } names[] = {{RTE_ETH_RSS_IPV4, "RTE_ETH_RSS_IPV4"},
+               {RTE_ETH_RSS_FRAG_IPV4, "RTE_ETH_RSS_FRAG_IPV4"},
+               {RTE_ETH_RSS_NONFRAG_IPV4_TCP, "RTE_ETH_RSS_NONFRAG_IPV4_TCP"},
+               {RTE_ETH_RSS_NONFRAG_IPV4_UDP, "RTE_ETH_RSS_NONFRAG_IPV4_UDP"},
+               {RTE_ETH_RSS_NONFRAG_IPV4_OTHER, "RTE_ETH_RSS_NONFRAG_IPV4_OTHER"},
+               {RTE_ETH_RSS_L4_DST_ONLY, "RTE_ETH_RSS_L4_DST_ONLY"},
+               {RTE_ETH_RSS_L4_SRC_ONLY, "RTE_ETH_RSS_L4_SRC_ONLY"},
+               {RTE_ETH_RSS_L3_DST_ONLY, "RTE_ETH_RSS_L3_DST_ONLY"},
+               {RTE_ETH_RSS_L3_SRC_ONLY, "RTE_ETH_RSS_L3_SRC_ONLY"}};
+  size_t at = 0;
+  text[0] = '\0';
+  for (size_t i = 0; i < RTE_DIM(names); i++)
+    if ((mask & names[i].bit) && at < size)
+      at += (size_t)snprintf(text + at, size - at, "%s%s", at ? " | " : "", names[i].name);
+  uint64_t rest = mask;
+  for (size_t i = 0; i < RTE_DIM(names); i++) rest &= ~names[i].bit;
+  if (rest && at < size) snprintf(text + at, size - at, "%s0x%" PRIx64, at ? " | " : "", rest);
 }
 
 /* Field selection through flow rules: one RSS action per packet type (nf_flow_rss_rule). */
@@ -337,22 +451,76 @@ static void steer_port(uint16_t port, const struct rte_eth_dev_info *info, const
            "files are)\n", port, info->driver_name);
     return;
   }
-  if (strcmp(info->driver_name, NF_NIC_DRIVER) != 0)
-    steering_failed(port, info->driver_name, "it is not a port of NIC profile %s (%s)", NF_NIC, NF_NIC_DRIVER);
-  if (info->hash_key_size != NF_KEY_BYTES) {
-    steering_failed(port, info->driver_name, "it takes %u-byte RSS keys, this plan has %d-byte ones",
-                    info->hash_key_size, NF_KEY_BYTES);
+  /* Another NIC than the plan's: which fields its *_ONLY flags or flow rules select is the driver's
+   * own (explorer/rss/nic.py), but a plan without them hashes what every Toeplitz RSS NIC hashes (the
+   * addresses, and the ports of TCP/UDP): such a port gets the plan's key and RETA, adapted to its
+   * sizes, and the steering check looks at every frame it delivers. */
+  if (strcmp(info->driver_name, NF_NIC_DRIVER) != 0) {
+    if ((plan->rss_hf & ONLY_FLAGS) || plan->flow_rules)
+      steering_failed(port, info->driver_name, "it is not a port of NIC profile %s (%s), whose field selection "
+                      "(%s) the plan needs", NF_NIC, NF_NIC_DRIVER, plan->rss_hf_names);
+    else
+      printf("nfx-nf: port %u (%s) is not of the plan's NIC profile %s (%s); the plan hashes whole address and port "
+             "fields as any Toeplitz RSS NIC does, so the port gets its key and RETA, and the core of every frame it "
+             "delivers is checked against the plan's\n", port, info->driver_name, NF_NIC, NF_NIC_DRIVER);
+  }
+  if (info->hash_key_size < HASHED_KEY_BYTES) { /* hash_key_size is a uint8_t: never over MAX_KEY_BYTES */
+    steering_failed(port, info->driver_name, "it takes %u-byte RSS keys; the plan's hashes need at least the first %d "
+                    "bytes of its %d-byte key", info->hash_key_size, HASHED_KEY_BYTES, NF_KEY_BYTES);
     return;
   }
   uint64_t port_hf = plan->flow_rules ? plan->rss_hf & ~ONLY_FLAGS : plan->rss_hf;
   if (port_hf & ~info->flow_type_rss_offloads) {
-    steering_failed(port, info->driver_name, "it cannot hash rss_hf 0x%" PRIx64 " (%s): it offers 0x%" PRIx64,
-                    port_hf, plan->rss_hf_names, info->flow_type_rss_offloads);
+    char lacking[320];
+    rss_hf_text(port_hf & ~info->flow_type_rss_offloads, lacking, sizeof lacking);
+    steering_failed(port, info->driver_name, "it cannot hash %s, which the plan's rss_hf (%s) needs: its "
+                    "flow_type_rss_offloads are 0x%" PRIx64, lacking, plan->rss_hf_names, info->flow_type_rss_offloads);
     port_hf &= info->flow_type_rss_offloads;
   }
   program_key(port, info, plan, port_hf);
   program_reta(port, info, plan);
   add_flow_rules(port, info, plan);
+}
+
+/* ---- links and sockets ---------------------------------------------------------------------- */
+
+#define LINK_WAIT_MS 3000 /* NICs take a second or two to bring a link up after rte_eth_dev_start */
+
+/* Wait up to LINK_WAIT_MS for every port's link, then name those still down: the run goes on
+ * (a cable may be plugged in later), but a port without a link receives nothing. */
+static void wait_for_links(void) {
+  bool down[NF_DEVICES];
+  for (unsigned waited = 0;; waited += 100) {
+    unsigned any = 0;
+    for (uint16_t d = 0; d < NF_DEVICES; d++) {
+      struct rte_eth_link link;
+      memset(&link, 0, sizeof link);
+      down[d] = rte_eth_link_get_nowait(ports[d], &link) == 0 && link.link_status == RTE_ETH_LINK_DOWN;
+      any += down[d];
+    }
+    if (!any || waited >= LINK_WAIT_MS || force_quit) break;
+    rte_delay_ms(100);
+  }
+  for (uint16_t d = 0; d < NF_DEVICES; d++)
+    if (down[d] && !force_quit)
+      warn("port %u (NF device %u): its link is still down after %d ms; it receives nothing until the link comes up "
+           "(check the cable and the peer)", ports[d], d, LINK_WAIT_MS);
+}
+
+/* Lcores on another NUMA socket than their port work, but every frame crosses the sockets. */
+static void check_sockets(uint16_t port, const char *driver) {
+  int socket = rte_eth_dev_socket_id(port);
+  if (socket < 0) return; /* virtual devices: no socket */
+  char remote[160] = "";
+  size_t at = 0;
+  unsigned lcore;
+  RTE_LCORE_FOREACH(lcore) {
+    if ((int)rte_lcore_to_socket_id(lcore) != socket && at < sizeof remote)
+      at += (size_t)snprintf(remote + at, sizeof remote - at, "%s%u", at ? ", " : "", lcore);
+  }
+  if (at)
+    warn("port %u (%s) is on NUMA socket %d, lcores %s are not: their frames cross sockets, which is correct but "
+         "slower; give EAL lcores of socket %d (-l)", port, driver, socket, remote, socket);
 }
 
 static void setup_port(uint16_t device, struct rte_mempool *pool) {
@@ -361,6 +529,9 @@ static void setup_port(uint16_t device, struct rte_mempool *pool) {
   struct rte_eth_dev_info info;
   int status = rte_eth_dev_info_get(port, &info);
   if (status != 0) fail(EXIT_SETUP, "port %u: cannot read device info (%s)", port, rte_strerror(-status));
+  port_hashes[port] = info.flow_type_rss_offloads != 0;
+  check_every_frame[device] = !port_hashes[port] || strcmp(info.driver_name, NF_NIC_DRIVER) != 0;
+  snprintf(port_driver[port], sizeof port_driver[port], "%s", info.driver_name);
   /* RSS at configure time too: some drivers only enable multi-queue hashing there. */
   struct rte_eth_conf steering;
   memset(&steering, 0, sizeof steering);
@@ -372,11 +543,14 @@ static void setup_port(uint16_t device, struct rte_mempool *pool) {
       steering.rx_adv_conf.rss_conf.rss_key_len = NF_KEY_BYTES;
     }
     steering.rx_adv_conf.rss_conf.rss_hf = port_hf;
+    /* the port's hash in each mbuf, which the steering check compares with the plan's */
+    steering.rxmode.offloads |= info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_RSS_HASH;
   }
   configure_port(port, &info, &steering, pool);
   if ((status = rte_eth_dev_start(port)) != 0)
     fail(EXIT_SETUP, "port %u: cannot start (%s)", port, rte_strerror(-status));
   port_started[device] = true;
+  check_sockets(port, info.driver_name);
   rte_eth_promiscuous_enable(port); /* not every driver can; forwarding works either way */
   steer_port(port, &info, plan);
   /* sharding by allocation: the pools this port's key and RETA give must be the plan's */
@@ -391,6 +565,7 @@ static void setup_port(uint16_t device, struct rte_mempool *pool) {
 /* Per-lcore state, indexed by rte_lcore_id(). */
 struct lcore_stats {
   uint64_t received, forwarded, dropped, flooded, runts, giants, sent, tx_failed, writes, cells, capacity_full;
+  uint64_t misplaced; /* --degraded-ok: frames that arrived on another core than the plan's */
 } __rte_cache_aligned;
 
 struct tx_queue {
@@ -401,6 +576,7 @@ struct tx_queue {
 static struct lcore_state {
   struct lcore_stats stats;
   struct tx_queue tx[NF_DEVICES];
+  uint64_t steer_seen[NF_DEVICES]; /* frames from each port, for the steering check's sampling */
   uint8_t gathered[IP_ALIGN + NF_MAX_FRAME] __rte_cache_aligned; /* a segmented frame, whole */
 } __rte_cache_aligned lcores[RTE_MAX_LCORE];
 
@@ -422,6 +598,81 @@ static void scatter_back(struct rte_mbuf *m, const uint8_t *bytes) {
     memcpy(rte_pktmbuf_mtod(s, uint8_t *), bytes, s->data_len);
     bytes += s->data_len;
   }
+}
+
+/* ---- steering check: every frame on the core the plan gives it ------------------------------ */
+
+/* nf_rss_self_test checks only the software Toeplitz against published vectors; what a port does
+ * with the key, RETA and rules it accepted shows only in the frames it steers. When the plan's
+ * correctness depends on steering, each lcore recomputes for unfragmented IPv4 TCP/UDP frames the
+ * core the port should give them (the plan's key and fields, the RETA the port took: steer_reta)
+ * and compares it with the queue they came from, and the port's hash, where it reports one, with
+ * the plan's: every frame of the first STEER_CHECK_ALL per lcore and port, then one in STEER_CHECK_EVERY (rte_softrss costs
+ * about as much as a short frame's trip through the NF). A frame on another core would meet state
+ * that core does not hold: the run stops before the NF sees it (exit 1, see steering_failed),
+ * unless --degraded-ok, which counts such frames and says so once per port. Other frames (non-IP,
+ * fragments, other protocols) are left alone: how a NIC hashes them differs from driver to driver. */
+#define STEER_CHECK_ALL 4096
+#define STEER_CHECK_EVERY 64
+#define STEERING_CHECKED (NF_STEERING_MATTERS && NF_CORES > 1)
+
+static struct {
+  unsigned set; /* the first misplaced frame, which stops the run */
+  uint16_t device, queue, core;
+  bool device_hashed;
+  uint32_t hash, device_hash;
+  uint32_t src, dst; /* host order */
+  uint16_t sport, dport;
+} misplaced;
+static unsigned misplaced_said[NF_DEVICES]; /* --degraded-ok: said once per port */
+
+static bool on_planned_core(struct lcore_state *me, uint16_t device, uint16_t queue, const struct rte_mbuf *m,
+                            uint8_t *packet) {
+  if (!STEERING_CHECKED || nf_device_plans[device].rss_hf == 0) return true;
+  if (__atomic_load_n(&misplaced.set, __ATOMIC_RELAXED)) return false; /* stopping: the NF sees no more */
+  uint64_t seen = me->steer_seen[device]++;
+  if (!check_every_frame[device] && seen >= STEER_CHECK_ALL && seen % STEER_CHECK_EVERY != 0) return true;
+  uint16_t len = (uint16_t)m->pkt_len;
+  struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);
+  if (l4 == NULL) return true;
+  uint32_t hash = nf_rss_hash(&nf_device_plans[device], packet, len);
+  unsigned size = steer_reta_size[device];
+  unsigned core =
+      size ? steer_reta[device][hash & (size - 1u)] : nf_device_plans[device].reta[hash & (NF_RETA_SIZE - 1)];
+  bool hashed = (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH) != 0;
+  if (core == queue && (!hashed || m->hash.rss == hash)) return true;
+  if (options.degraded_ok) {
+    me->stats.misplaced++;
+    if (!__atomic_exchange_n(&misplaced_said[device], 1, __ATOMIC_RELAXED))
+      warn("******** DEGRADED: port %u delivered a frame to core %u that the plan steers to core %u; such frames "
+           "run on a core that may not hold their state (--degraded-ok) ********", ports[device], queue, core);
+    return true;
+  }
+  if (__atomic_exchange_n(&misplaced.set, 1, __ATOMIC_ACQ_REL)) return false;
+  const struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);
+  misplaced.device = device, misplaced.queue = queue, misplaced.core = (uint16_t)core;
+  misplaced.device_hashed = hashed, misplaced.hash = hash, misplaced.device_hash = m->hash.rss;
+  misplaced.src = rte_be_to_cpu_32(ip->src_addr), misplaced.dst = rte_be_to_cpu_32(ip->dst_addr);
+  misplaced.sport = rte_be_to_cpu_16(l4->src_port), misplaced.dport = rte_be_to_cpu_16(l4->dst_port);
+  force_quit = 1;
+  return false;
+}
+
+/* After the lcores stopped: the first misplaced frame, if one stopped the run (exits). */
+static void report_misplaced(void) {
+  if (!__atomic_load_n(&misplaced.set, __ATOMIC_ACQUIRE)) return;
+  uint16_t port = ports[misplaced.device];
+  char frame[64], where[64] = "", hashes[96] = "";
+#define NF_QUAD(a) (a) >> 24, (a) >> 16 & 0xff, (a) >> 8 & 0xff, (a) & 0xff
+  snprintf(frame, sizeof frame, "%u.%u.%u.%u:%u -> %u.%u.%u.%u:%u", NF_QUAD(misplaced.src), misplaced.sport,
+           NF_QUAD(misplaced.dst), misplaced.dport);
+  if (misplaced.queue != misplaced.core)
+    snprintf(where, sizeof where, " to core %u, which the plan steers to core %u", misplaced.queue, misplaced.core);
+  if (misplaced.device_hashed && misplaced.device_hash != misplaced.hash)
+    snprintf(hashes, sizeof hashes, "%s with hash 0x%08" PRIx32 " where the plan's key gives 0x%08" PRIx32,
+             where[0] ? ";" : "", misplaced.device_hash, misplaced.hash);
+  steering_failed(port, port_driver[port], "it delivered a frame (%s)%s%s", frame, where, hashes);
+#undef NF_QUAD
 }
 
 /* ---- per-lcore forwarding ------------------------------------------------------------------- */
@@ -449,16 +700,22 @@ static uint64_t now_ns(const struct rte_mbuf *m, uint64_t start, uint64_t hz) {
   return (uint64_t)((unsigned __int128)(rte_get_tsc_cycles() - start) * 1000000000u / hz);
 }
 
-static void handle(struct lcore_state *me, uint16_t device, struct rte_mbuf *m, uint64_t start, uint64_t hz) {
+static void handle(struct lcore_state *me, uint16_t device, uint16_t queue, struct rte_mbuf *m, uint64_t start,
+                   uint64_t hz) {
   struct lcore_stats *stats = &me->stats;
-  stats->received++;
   if (m->pkt_len < MIN_FRAME || m->pkt_len > NF_MAX_FRAME) { /* the NF never sees these */
+    stats->received++;
     stats->runts += m->pkt_len < MIN_FRAME;
     stats->giants += m->pkt_len > NF_MAX_FRAME;
     rte_pktmbuf_free(m);
     return;
   }
   uint8_t *packet = frame_bytes(m, me->gathered + IP_ALIGN);
+  if (!on_planned_core(me, device, queue, m, packet)) { /* the run stops: not counted, never processed */
+    rte_pktmbuf_free(m);
+    return;
+  }
+  stats->received++;
   struct nf_outcome outcome;
   nf_par_process(device, packet, (uint16_t)m->pkt_len, now_ns(m, start, hz), &outcome);
   stats->writes += outcome.ran == NF_RAN_WRITE;
@@ -512,7 +769,7 @@ static void forward(struct lcore_state *me, uint16_t queue, uint64_t start, uint
     for (uint16_t device = 0; device < NF_DEVICES; device++) {
       uint16_t count = rte_eth_rx_burst(ports[device], queue, burst, BURST);
       got += count;
-      for (uint16_t i = 0; i < count; i++) handle(me, device, burst[i], start, hz);
+      for (uint16_t i = 0; i < count; i++) handle(me, device, queue, burst[i], start, hz);
       nf_par_quiesce(); /* locks: give the reader token back between bursts */
       flush_all(me, queue);
       count_received(count);
@@ -550,7 +807,7 @@ static void forward_ordered(struct lcore_state *me, uint16_t queue, uint64_t sta
       }
     }
     if (best < 0) break;
-    handle(me, (uint16_t)best, pending[best][head[best]++], start, hz);
+    handle(me, (uint16_t)best, queue, pending[best][head[best]++], start, hz);
     nf_par_quiesce();
     flush_all(me, queue);
   }
@@ -609,12 +866,16 @@ static void print_stats(void) {
     total.giants += s->giants;
     total.sent += s->sent;
     total.tx_failed += s->tx_failed;
+    total.misplaced += s->misplaced;
   }
   /* received = forwarded + flooded + dropped + runts + giants (sent counts frames: a flood is sent
    * on every device but its own) */
   printf("nfx-nf: received %" PRIu64 ", forwarded %" PRIu64 ", flooded %" PRIu64 ", dropped %" PRIu64 ", runts %" PRIu64
          ", giants %" PRIu64 ", sent %" PRIu64 ", tx failures %" PRIu64 "\n", total.received, total.forwarded,
          total.flooded, total.dropped, total.runts, total.giants, total.sent, total.tx_failed);
+  if (total.misplaced)
+    printf("nfx-nf: DEGRADED: %" PRIu64 " of the frames checked ran on another core than the plan's\n",
+           total.misplaced);
 }
 
 int main(int argc, char **argv) {
@@ -647,10 +908,16 @@ int main(int argc, char **argv) {
     else
       timestamp_flag = UINT64_C(1) << bit;
   }
-  struct rte_mempool *pool = rte_pktmbuf_pool_create("nfx_mbufs", MBUFS_PER_QUEUE * NF_DEVICES * NF_CORES, MBUF_CACHE,
-                                                     0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
-  if (pool == NULL) fail(EXIT_SETUP, "cannot create the mbuf pool (%s)", rte_strerror(rte_errno));
+  unsigned mbufs = MBUFS_PER_QUEUE * NF_DEVICES * NF_CORES;
+  struct rte_mempool *pool =
+      rte_pktmbuf_pool_create("nfx_mbufs", mbufs, MBUF_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+  if (pool == NULL)
+    fail(EXIT_SETUP, "cannot create the mbuf pool: %u mbufs of %u bytes, about %u MB (%s); give EAL more memory "
+         "(-m MB, or more huge pages on socket %d)", mbufs, RTE_MBUF_DEFAULT_BUF_SIZE,
+         (unsigned)((uint64_t)mbufs * (RTE_MBUF_DEFAULT_BUF_SIZE + sizeof(struct rte_mbuf)) >> 20),
+         rte_strerror(rte_errno), (int)rte_socket_id());
   for (uint16_t d = 0; d < NF_DEVICES; d++) setup_port(d, pool);
+  wait_for_links();
 
   if (!nf_par_init()) {
     const char *refusal = nf_runtime_refusal();
@@ -669,6 +936,7 @@ int main(int argc, char **argv) {
          refusal ? refusal : "");
   }
   print_stats();
+  report_misplaced();
   unsigned bad = __atomic_load_n(&bad_verdict_lcore, __ATOMIC_RELAXED);
   if (bad)
     fail(EXIT_VERDICT, "nf_process returned %d on lcore %u: not a device of this NF (0..%d), NF_DROP or NF_FLOOD",
