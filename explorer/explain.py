@@ -427,10 +427,10 @@ def _broken_text(name: str, info: Mapping[str, Any], origins: Sequence[str], has
             continue
         devices = sorted({c.dev1, c.dev2})
         nic = _fields_text({str(d): list(hashed.get(d, ())) for d in devices})
-        return (f"Broken by the override: {_packets(c.dev1, c.dev2)} with {relation(c)} share a {name} entry, "
+        return (f"Broken by the override: {_packets(c.dev1, c.dev2)} with {relation(c)} share an entry of {name}, "
                 f"but the NIC now hashes {nic}, which can tell them apart: they can reach different cores.")
     nic = _fields_text({str(d): list(f) for d, f in hashed.items()})
-    return f"Broken by the override: the NIC hashes {nic}, so packets that share a {name} entry can reach different cores."
+    return f"Broken by the override: the NIC hashes {nic}, so packets that share an entry of {name} can reach different cores."
 
 
 def _strategy(solution: Any, objects: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

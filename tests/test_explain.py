@@ -96,7 +96,7 @@ def test_a_broken_override_says_so_and_shows_two_realistic_packets(split):
     words = pipeline.explain(split)
     flows = words["objects"]["flows"]
     assert flows["broken"].startswith("Broken by the override: a device 0 packet and a device 1 packet with "
-                                      "addresses and ports swapped (a reply) share a flows entry")
+                                      "addresses and ports swapped (a reply) share an entry of flows")
     assert "device 0: src_ip; device 1: src_ip" in flows["broken"]
     assert words["strategy"]["summary"].startswith("Not correct: the override breaks flows")
     example = words["counterexample"]
@@ -134,7 +134,7 @@ def test_a_split_that_changes_no_verdict_says_the_state_split():
     assert first["src_ip"].rsplit(".", 1)[0] == second["src_ip"].rsplit(".", 1)[0]
     assert not example["outcome"]["differs"] and "the state has split" in example["outcome"]["text"]
     assert words["objects"]["subnets"]["broken"].startswith("Broken by the override: two device 0 packets "
-                                                            "with the same src_ip/24 share a subnets entry")
+                                                            "with the same src_ip/24 share an entry of subnets")
 
 
 def test_relation_words():

@@ -56,7 +56,7 @@ def counterexample_html(example: Mapping[str, Any], raw: Optional[Mapping[str, A
         exact += f"<div>solver's own pair: <code>{html.escape(str(raw.get('p1')))}</code> and " \
                  f"<code>{html.escape(str(raw.get('p2')))}</code></div>"
     return (f'<div class="nfx-counterexample" style="{BAD_BOX}"><b>This sharding is wrong for <code>{name}</code></b>: '
-            f"these two packets share a {name} entry ({html.escape(example['relation'])}) but the NIC sends them "
+            f"these two packets share an entry of {name} ({html.escape(example['relation'])}) but the NIC sends them "
             f"to different cores.{packets_table(list(example['packets']))}{said}"
             + (f'<div style="font-size:12px;margin-top:4px">They meet in {name} here:<ul style="margin:2px 0">'
                f"{sites}</ul></div>" if sites else "")
