@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from explorer.errors import CSyntaxError, ShardingError, TrafficError
+from explorer.errors import CSyntaxError, RunError, ShardingError, TrafficError
 from explorer.ir import Location
 from explorer.pipeline import PATHS
 from widgets.app import ExplorerApp
@@ -88,6 +88,26 @@ def test_an_nf_with_one_device_is_offered_only_traffic_it_can_take(app, engine, 
     monkeypatch.undo()
     app.picker.button.click()  # two devices again: every kind
     assert "bidir" in app.verify_panel.traffic.options and app.verify_panel.traffic.value == "bidir"
+
+
+def test_a_counterexample_the_nf_cannot_run_on_still_shows_and_the_spinner_stops(app, engine, monkeypatch):
+    """fw.c with FW_CAPACITY=1073741824 analyses, but its nf_init fails when run: a breaking
+    override left 'running fw.c on them...' spinning for good and raised out of the callback."""
+    told = engine.explain
+
+    def explain(result, outcome=True):
+        if result.to_dict().get("valid") is False and outcome:
+            raise RunError("tiny.c: nf_init failed (returned false)")
+        return told(result)
+
+    monkeypatch.setattr(engine, "explain", explain)
+    for field in ("dst_ip", "src_port", "dst_port"):
+        app.table.toggle("flows", 1, field).value = False
+    status = app.solve_status
+    assert status.state == "error" and "WRONG: see the two packets it splits" in status.message
+    assert status.message.endswith("; tiny.c could not be run on them: tiny.c: nf_init failed (returned false)")
+    assert "nfx-counterexample" in app.solution_view.head.value  # the two packets, without what happens
+    assert app.table.row("flows")["decision"] == "broken"
 
 
 def test_the_cores_box_stops_where_the_engine_does(app, engine):

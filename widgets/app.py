@@ -360,10 +360,15 @@ class ExplorerApp(ipywidgets.VBox):
             return
         seconds = self.solve_status.seconds
         data = solution.to_dict()
-        if not data.get("valid", True):
-            self.solve_status.report("busy", "The sharding is wrong: finding two packets it splits and running "
-                                             f"{Path(now.nf).name} on them\u2026")
-        words = self._explain(solution)
+        not_run = None  # why the NF could not be run on the two packets (an nf_init that fails, say)
+        if data.get("valid", True):
+            words = self._explain(solution)
+        else:
+            words = self.solve_status.run("The sharding is wrong: finding two packets it splits and running "
+                                          f"{Path(now.nf).name} on them", self._explain, solution)
+            not_run = self.solve_status.error
+            if words is None:  # the packets still show, without what the NF does to them
+                words = self._explain(solution, outcome=False)
         with self.hold_trait_notifications():
             self.solution, self.solved = solution, now
             self.words = words or {}
@@ -376,7 +381,9 @@ class ExplorerApp(ipywidgets.VBox):
         warned = data.get("warnings", ())
         state = ("warning" if warned else "done") if data.get("valid", True) else "error"
         self.solve_status.report(state, f"Solved in {seconds:.2f} s for {now.label()}: {data.get('strategy', '')}, "
-                                        f"{verdict}" + (f"; {spread_warning(warned)}" if warned else ""))
+                                        f"{verdict}" + (f"; {spread_warning(warned)}" if warned else "")
+                                        + (f"; {Path(now.nf).name} could not be run on them: {not_run}" if not_run
+                                           else ""))
         self.verify_panel.offer_wrong_build(not data.get("valid", True))
         self.project_view.suggested = default_folder(self.out_dir, now.nf,
                                                      SHORT_STRATEGY.get(data.get("strategy", ""), now.strategy),
@@ -494,9 +501,12 @@ class ExplorerApp(ipywidgets.VBox):
 
     # ---- helpers -------------------------------------------------------------------------------
 
-    def _explain(self, result: Any) -> Optional[dict[str, Any]]:
+    def _explain(self, result: Any, outcome: bool = True) -> Optional[dict[str, Any]]:
+        """``pipeline.explain``; without ``outcome``, no run of the NF on a counterexample."""
         explain = getattr(self.engine, "explain", None)
-        return explain(result) if explain is not None else {}
+        if explain is None:
+            return {}
+        return explain(result) if outcome or not accepts(explain, "outcome") else explain(result, outcome=False)
 
     def _overrides(self) -> dict[str, Any]:
         """The table's overrides as ``pipeline.solve`` takes them: fields per device, or a decision."""
