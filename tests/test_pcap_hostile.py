@@ -325,3 +325,14 @@ def test_the_streamed_merge_is_the_merge_of_the_whole_trace(tmp_path, seed, monk
             chunks = list(streams.merged_pcaps({int(s.split("=")[0]): s.split("=")[1] for s in specs}, 50))
             assert tuple(f for fr, _ in chunks for f in fr) == whole.frames
             assert np.concatenate([d for _, d in chunks] or [np.zeros(0)]).tolist() == whole.devices.tolist()
+
+
+@pytest.mark.parametrize("linktype,kind", [(0, "BSD loopback \\(tcpdump -i lo0 on macOS\\)"),
+                                           (108, "OpenBSD loopback")])
+def test_a_loopback_capture_says_how_to_convert_it(tmp_path, linktype, kind):
+    """macOS's tcpdump -i lo0 writes link type 0; the refusal said only 'not Ethernet'."""
+    path = tmp_path / "lo0.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
+    with pytest.raises(TrafficError, match=rf"link type {linktype} is not Ethernet; .*; this is a {kind} capture: "
+                                           "give it Ethernet headers with `tcprewrite --dlt=enet"):
+        read_pcap(path)
