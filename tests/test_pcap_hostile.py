@@ -336,3 +336,29 @@ def test_a_loopback_capture_says_how_to_convert_it(tmp_path, linktype, kind):
     with pytest.raises(TrafficError, match=rf"link type {linktype} is not Ethernet; .*; this is a {kind} capture: "
                                            "give it Ethernet headers with `tcprewrite --dlt=enet"):
         read_pcap(path)
+
+
+@pytest.mark.parametrize("tail,chunk", [(16, 1), (64, 2), (4096, 1000), (4096, 7)])
+def test_a_zero_filled_tail_is_said_with_where_to_cut(tmp_path, tail, chunk):
+    """A capture cut off while written (or preallocated) ends in zeros: each 16 of them read as an
+    empty record at time 0, and only 'N packets are shorter than an Ethernet header' and 'N packets
+    have a timestamp earlier' were said, not why."""
+    path = tmp_path / "cut.pcap"
+    write_pcap(path, [0, 5, 6], [UDP, b"", UDP])  # an empty record at time 0 mid-file is no tail
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes() + bytes(tail))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frames = [f for _, chunk_frames in iter_pcap(path, chunk) for f in chunk_frames]
+    assert len(frames) == 3 + tail // 16
+    said = [str(w.message) for w in caught if " of zeros from byte " in str(w.message)]
+    assert said == [f"{path}: the file ends with {tail // 16} record{'s' if tail > 16 else ''} of zeros from byte "
+                    f"{size} (frame 4 on): a capture cut off while it was written, or a zero-filled file; they are "
+                    f"read as empty packets at time 0; cut them off with `head -c {size} {path} > OUT.pcap`"]
+
+
+def test_zero_records_before_the_end_are_not_a_tail(tmp_path):
+    path = tmp_path / "mid.pcap"
+    write_pcap(path, [0, 0, 7], [b"", b"", UDP])
+    _, frames, said = _read(path, path.read_bytes())
+    assert frames == (b"", b"", UDP) and not any("zeros" in s for s in said)

@@ -35,6 +35,7 @@ from explorer.traffic.linktypes import link_hint
 from explorer.traffic.pcapng import PCAPNG_MAGIC, iter_pcapng
 from explorer.traffic.trace import Trace
 from explorer.wire import MAX_FRAME, MIN_FRAME  # the frame-size rule of every command (nf.h's NF_MAX_FRAME)
+from explorer.wording import count
 
 PathLike = Union[str, Path]
 Chunk = tuple[np.ndarray, tuple[bytes, ...]]
@@ -82,6 +83,10 @@ class FileStats:
         self.overlong = 0
         self.untimed = 0  # pcapng simple packet blocks (explorer.traffic.pcapng counts them)
         self.latest = 0
+        # The trailing run of records that are all zeros (time 0, no bytes, none on the wire): count,
+        # and the byte and frame it starts at. Only one that reaches the end of the file is said.
+        self.blank = 0
+        self.blank_from = (0, 0)
 
     def add(self, stamps: np.ndarray, captured: np.ndarray, on_wire: np.ndarray) -> None:
         if len(stamps) == 0:
@@ -99,12 +104,30 @@ class FileStats:
         self.latest = int(max(self.latest, int(stamps.max())))
         self.packets += len(stamps)
 
+    def add_blank(self, blank: np.ndarray, offsets: np.ndarray, first_frame: int) -> None:
+        """Follow the trailing run of all-zero records over records whose blankness is ``blank``, at
+        byte ``offsets``, the first being frame ``first_frame``."""
+        kept = np.flatnonzero(~blank)
+        start = int(kept[-1]) + 1 if len(kept) else 0
+        if start == len(blank):
+            self.blank = 0
+        elif start or not self.blank:
+            self.blank, self.blank_from = len(blank) - start, (int(offsets[start]), first_frame + start)
+        else:
+            self.blank += len(blank)
+
     def add_ether_types(self, types: np.ndarray) -> None:
         """Count the VLAN-tagged frames among frames whose ether types are ``types``."""
         self.tagged += int(np.count_nonzero(np.isin(types, VLAN_TPIDS)))
 
     def report(self) -> None:
         """One warning per kind of oddity, with counts."""
+        if self.blank:
+            at, frame = self.blank_from
+            warnings.warn(TrafficWarning(
+                f"{self.name}: the file ends with {count(self.blank, 'record')} of zeros from byte {at} (frame "
+                f"{frame} on): a capture cut off while it was written, or a zero-filled file; they are read as "
+                f"empty packets at time 0; cut them off with `head -c {at} {self.name} > OUT.pcap`"))
         if self.truncated:
             warnings.warn(TrafficWarning(
                 f"{self.name}: {self.truncated} of {self.packets} packets were cut short by the capture's "
@@ -316,6 +339,7 @@ def _decode(buf: bytes, starts: list[int], header: np.dtype, nano: bool, name: s
     stamps = (heads["sec"].astype(np.uint64) * np.uint64(NS_PER_SEC)
               + heads["frac"].astype(np.uint64) * np.uint64(1 if nano else 1000))
     stats.add(stamps, heads["caplen"], heads["wirelen"])
+    stats.add_blank((stamps == 0) & (heads["caplen"] == 0) & (heads["wirelen"] == 0), base + at, index + 1)
     type_at = (at + _RECORD_HEADER + 12)[heads["caplen"] >= MIN_FRAME]
     stats.add_ether_types(raw[type_at].astype(np.uint16) << 8 | raw[type_at + 1])
     whole = (heads["caplen"] == heads["wirelen"]) & (heads["caplen"] > fcs) if fcs else False
