@@ -362,3 +362,16 @@ def test_zero_records_before_the_end_are_not_a_tail(tmp_path):
     write_pcap(path, [0, 0, 7], [b"", b"", UDP])
     _, frames, said = _read(path, path.read_bytes())
     assert frames == (b"", b"", UDP) and not any("zeros" in s for s in said)
+
+
+def test_run_on_a_one_packet_capture_counts_in_the_singular(tmp_path, capsys):
+    """'1 packets in: ..., 0 runts' and 'device 1 sent 1 frames'."""
+    from explorer.cli import main as nfx
+
+    write_pcap(tmp_path / "one.pcap", [1], [UDP])
+    assert nfx(["run", str(ROOT / "sample_nfs" / "nop.c"), "--in", f"0={tmp_path / 'one.pcap'}",
+                "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].endswith(": 1 packet in: 1 forwarded, 0 flooded, 0 dropped, 0 runts")
+    assert printed[1:] == [f"  device 0 sent 0 frames -> {tmp_path / 'out' / 'dev0.pcap'}",
+                           f"  device 1 sent 1 frame -> {tmp_path / 'out' / 'dev1.pcap'}"]

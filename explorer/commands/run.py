@@ -20,6 +20,7 @@ from explorer.errors import OutputError
 from explorer.run import RunResult, load_trace, run_trace
 from explorer.traffic.pcap import parse_inputs
 from explorer.traffic.pcap_folder import MARKER, check_folder, write_pcaps
+from explorer.wording import count
 
 
 def write_outputs(result: RunResult, timestamps, out: Path, inputs=()) -> dict[int, Path]:
@@ -61,10 +62,10 @@ def main(args) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"{args.nf}: {summary['in']} packets in: {summary['forwarded']} forwarded, "
-          f"{summary['flooded']} flooded, {summary['dropped']} dropped, {summary['runts']} runts")
+    print(f"{args.nf}: {count(summary['in'], 'packet')} in: {summary['forwarded']} forwarded, "
+          f"{summary['flooded']} flooded, {summary['dropped']} dropped, {count(summary['runts'], 'runt')}")
     for device, path in files.items():
-        print(f"  device {device} sent {summary['out'][str(device)]} frames -> {path}")
+        print(f"  device {device} sent {count(summary['out'][str(device)], 'frame')} -> {path}")
     if args.verdicts:
         print(f"  verdict log -> {args.verdicts}")
     return 0
