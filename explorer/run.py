@@ -22,6 +22,7 @@ from explorer.processes import die_with_parent, eal_prefix, run_child
 from explorer.traffic.pcap import load_inputs
 from explorer.traffic.trace import Trace
 from explorer.wire import MAX_FRAME, MIN_FRAME  # the runtime's frame-size rule (nf.h's NF_MAX_FRAME)
+from explorer.wording import captures_hold
 
 DROP = -1
 FLOOD = -2
@@ -104,10 +105,14 @@ class RunResult:
         }
 
 
-def load_trace(inputs: list[str]) -> Trace:
+def load_trace(inputs: list[str], needed_for: str = "") -> Trace:
     """``["0=lan.pcap", "1=wan.pcap"]`` -> the merged Trace. ConfigError for a bad spec or a
-    device given twice, TrafficError for a missing or malformed pcap."""
-    return load_inputs(inputs)
+    device given twice, TrafficError for a missing or malformed pcap, and, when ``needed_for``
+    names what the packets are for ("compare"), for captures that hold none."""
+    trace = load_inputs(inputs)
+    if needed_for and not len(trace):
+        raise TrafficError(f"{captures_hold(inputs)} no packet: nothing to {needed_for}")
+    return trace
 
 
 def encode_trace(trace: Trace) -> bytes:

@@ -375,3 +375,19 @@ def test_run_on_a_one_packet_capture_counts_in_the_singular(tmp_path, capsys):
     assert printed[0].endswith(": 1 packet in: 1 forwarded, 0 flooded, 0 dropped, 0 runts")
     assert printed[1:] == [f"  device 0 sent 0 frames -> {tmp_path / 'out' / 'dev0.pcap'}",
                            f"  device 1 sent 1 frame -> {tmp_path / 'out' / 'dev1.pcap'}"]
+
+
+@pytest.mark.parametrize("command,says", [("simulate", "no packet that reaches the NF (none, or only frames shorter "
+                                                       "than an Ethernet header): nothing to simulate"),
+                                          ("check", "no packet: nothing to compare"),
+                                          ("bench", "no packet: nothing to measure")])
+def test_captures_without_packets_are_named(tmp_path, capsys, command, says):
+    """'the traffic is empty' / 'the trace is empty' did not say which files held nothing."""
+    from explorer.cli import main as nfx
+
+    write_pcap(tmp_path / "lan.pcap", [], [])
+    write_pcap(tmp_path / "wan.pcap", [1, 2], [UDP[:10], UDP[:12]]) if command == "simulate" else \
+        write_pcap(tmp_path / "wan.pcap", [], [])
+    inputs = [f"0={tmp_path / 'lan.pcap'}", f"1={tmp_path / 'wan.pcap'}"]
+    assert nfx([command, str(ROOT / "sample_nfs" / "nop.c"), "--in", inputs[0], "--in", inputs[1]]) == 1
+    assert f"the captures {inputs[0]}, {inputs[1]} hold {says}" in capsys.readouterr().err

@@ -33,6 +33,7 @@ from explorer.run import encode_trace
 from explorer.traffic.trace import Trace
 from explorer.verify.equivalence import rewrites
 from explorer.wire import MIN_FRAME, reaching_the_nf
+from explorer.wording import count
 
 VERDICTS = ("forwarded", "dropped", "flooded", "runts")
 
@@ -296,7 +297,7 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
             raise ConfigError(f"none of the captures' {len(captured)} packets reaches the NF: each is shorter than an "
                               f"Ethernet header ({MIN_FRAME} bytes), and the runtime drops such runts unseen")
         trace = captured
-        described = f"the captures {captured_name}: {len(captured)} packets as captured"
+        described = f"the captures {captured_name}: {count(len(captured), 'packet')} as captured"
         if runts:
             described += f" ({runts} of them runts, dropped before the NF: in no verdict's share)"
     else:

@@ -113,7 +113,7 @@ def main(args) -> int:
     inputs = getattr(args, "inputs", [])
     if inputs and args.traffic:
         raise ConfigError("--traffic and --in both name the traffic: give one")
-    captured = load_trace(inputs) if inputs else None
+    captured = load_trace(inputs, needed_for="measure") if inputs else None
     report = bench(args.nf, cores, parse_strategies(args.strategy), args.packets, defines, traffic=parse_traffic(args.traffic),
                    repeat=repeat, replication=args.replication, replies=getattr(args, "replies", None),
                    captured=captured, captured_name=", ".join(inputs))

@@ -58,7 +58,7 @@ def _traffic(args, defines: dict[str, str]):
                               f"--traffic {PATHS}: packets that follow every path of the NF")
         if given:
             raise ConfigError(f"{given}: only with --traffic KIND (generated traffic), not with --in")
-        return load_trace(args.inputs)
+        return load_trace(args.inputs, needed_for="compare")
     if args.traffic == PATHS:
         if given:
             raise ConfigError(f"{PATHS} traffic takes no {given}: the NF's paths decide its packets")

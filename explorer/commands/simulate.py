@@ -10,10 +10,11 @@ from pathlib import Path
 from explorer import pipeline
 from explorer.commands.options import (parse_defines, parse_device_values, parse_traffic_params, solve_nf,
                                        split_traffic)
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, TrafficError
+from explorer.simulate.simulation import EmptyTraffic
 from explorer.simulate.streams import frames_at
 from explorer.traffic.pcap import parse_inputs
-from explorer.wording import count
+from explorer.wording import captures_hold, count
 
 
 class Progress:
@@ -60,6 +61,11 @@ def main(args) -> int:
         report = pipeline.simulate(solution, traffic, packets=packets, flows=flows, seed=args.seed,
                                    keys=keys, rebalance=args.rebalance, progress=progress,
                                    scheduler=args.scheduler, **params)
+    except EmptyTraffic:
+        if not args.inputs:
+            raise
+        raise TrafficError(f"{captures_hold(args.inputs)} no packet that reaches the NF (none, or only frames "
+                           f"shorter than an Ethernet header): nothing to simulate") from None
     finally:
         progress.close()
     data = report.to_dict()

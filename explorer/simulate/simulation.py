@@ -267,6 +267,11 @@ def with_pools(out: SimulationReport, models: list[PoolModel]) -> SimulationRepo
                    unchecked=unchecked, pools=pools)
 
 
+class EmptyTraffic(TrafficError):
+    """No packet reached the simulation (an empty capture, or one of runts only): the caller, who
+    knows where the packets were to come from, can say so."""
+
+
 def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: RssPlan, classes: Classes,
            strategy: str = SHARED_NOTHING, rebalance_reta: bool = False,
            started: float | None = None, writers: Optional[dict[str, list]] = None,
@@ -276,7 +281,7 @@ def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: R
     the sharded objects and the flow table are filled side by side on up to ``threads`` threads
     (default: one per CPU); the report is the same for any number."""
     if classes.packets == 0:
-        raise TrafficError("the traffic is empty: nothing to simulate")
+        raise EmptyTraffic("the traffic is empty: nothing to simulate")
     sharded = sharding if isinstance(sharding, tuple) else sharded_objects(sharding)
     sim = _ClassView(analysis, sharded, plan, classes, strategy)
     threads = default_threads() if threads is None else threads
@@ -672,7 +677,7 @@ def _simulate(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan,
         if progress is not None:
             progress(sim.packets)
     if sim.packets == 0:
-        raise TrafficError("the traffic is empty: nothing to simulate")
+        raise EmptyTraffic("the traffic is empty: nothing to simulate")
     if not (pooled and rebalance_reta):
         return sim.report(rebalance_reta, started)
     # A new RETA gives new pools, so the replies change: simulate again from the start under it.
