@@ -13,7 +13,7 @@ import pytest
 from explorer.errors import CSyntaxError, RunError, ShardingError, TrafficError
 from explorer.ir import Location
 from explorer.pipeline import PATHS
-from widgets.app import ExplorerApp
+from widgets.app import SHOWN_SOURCE_LIMIT, ExplorerApp
 from widgets.simulator import UPLOADED
 
 from widgets_samples import (GET_LINE, KEY0, PUT_LINE, REBALANCED, SIMULATION, TINY_NF, FakeEngine, Result,
@@ -243,6 +243,22 @@ def test_a_failure_at_no_line_replaces_the_marks_of_an_earlier_one(app, engine, 
     app.picker.path_box.value = str(tmp_path / "missing.c")
     app.picker.button.click()
     assert view.text == TINY_NF and view.caption == "" and view.marked_lines == [GET_LINE, PUT_LINE]
+
+
+def test_a_failed_file_that_is_a_device_or_huge_is_not_read_into_the_page(app, engine, tmp_path):
+    """/dev/zero hung the kernel reading it; a 3 MB binary named .c took two minutes of pygments
+    and went to the browser whole; /etc/passwd showed as C. None is shown: the Source pane keeps
+    the loaded NF."""
+    big = tmp_path / "binary.c"
+    big.write_bytes(b"\0" * (SHOWN_SOURCE_LIMIT + 1))
+    view = app.source_view
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    for path, error in (("/dev/null", "not a regular file"), (str(big), "a NUL byte"), (str(notes), "not .c")):
+        engine.fail["analyze"] = CSyntaxError(error, location=Location(path, 1, 1))
+        app.picker.path_box.value = path
+        app.picker.button.click()
+        assert app.load_status.state == "error" and view.text == TINY_NF and view.caption == ""
 
 
 def test_a_breaking_override_is_solved_at_once_and_explained(app, engine):

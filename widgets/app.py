@@ -50,6 +50,7 @@ NIC_PROFILES = ("e810", "x710", "cx5", "82599")
 STRATEGIES = ("auto", "sn", "locks", "tm")
 SHORT_STRATEGY = {"shared-nothing": "sn", "locks": "locks", "tm": "tm"}
 PROGRESS_CHUNK = 50_000  # packets per simulated chunk at least: the progress bar moves between chunks
+SHOWN_SOURCE_LIMIT = 1 << 20  # bytes: a file that failed to load and is larger is not shown (nor read)
 CHECK_PACKETS, CHECK_FLOWS = 20_000, 2_000  # the trace pipeline.check makes of a traffic kind (seed 0)
 
 PAGE_CSS = STATUS_CSS + """<style>
@@ -319,8 +320,9 @@ class ExplorerApp(ipywidgets.VBox):
     def _show_failure(self, path: str) -> None:
         """The NF's source with the line its analysis failed at, when the error points into it (a
         syntax error, an unsupported construct): the status line alone names a line nobody sees.
-        A failure elsewhere (no nf_process, a missing header) shows the file unmarked, and an
-        unreadable one the loaded NF again: never the marks of an earlier failure."""
+        A failure elsewhere (no nf_process, a missing header) shows the file unmarked, and one that
+        cannot or should not be shown (missing, not a .c file, a device, over SHOWN_SOURCE_LIMIT: a
+        binary picked by mistake) the loaded NF again: never the marks of an earlier failure."""
         error = self.load_status.error
         if error is None:
             return
@@ -328,6 +330,8 @@ class ExplorerApp(ipywidgets.VBox):
         line = getattr(location, "line", 0)
         name = Path(path).name
         try:
+            if Path(path).suffix != ".c" or not Path(path).is_file() or Path(path).stat().st_size > SHOWN_SOURCE_LIMIT:
+                raise OSError("not shown")  # /dev/zero never ends; megabytes take pygments minutes
             text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError:
             if self.source_view.caption and self.analysis is not None:  # it shows an earlier failure
