@@ -315,18 +315,18 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
             # shared-nothing keys, which keep each flow (both directions) on one core.
             solution = base if strategy in ("seq", "sn") or shardable else pipeline.solve(
                 analysis, cores=max(cores), seed=seed, nic=nic, strategy=strategy, quality=False)
-            for count in (1,) if strategy == "seq" else cores:
-                project = write_project(parallel_plan(solution, strategy, count, replication),
-                                        folder / f"{strategy}-{count}")
+            for n in (1,) if strategy == "seq" else cores:
+                project = write_project(parallel_plan(solution, strategy, n, replication),
+                                        folder / f"{strategy}-{n}")
                 path = shared
                 if replies:
                     measured, shares = closed_loop(project, trace)
-                    notes.append(f"{strategy} on {count} core{'s' if count != 1 else ''}: {shares.text()}")
-                    path = folder / f"trace-{strategy}-{count}.bin"
+                    notes.append(f"{strategy} on {count(n, 'core')}: {shares.text()}")
+                    path = folder / f"trace-{strategy}-{n}.bin"
                     path.write_bytes(encode_trace(measured))
                 elif not shared.exists():
                     shared.write_bytes(encode_trace(trace))
-                builds.append(Build(strategy, count, build_program(project, "replay"), path))
+                builds.append(Build(strategy, n, build_program(project, "replay"), path))
         except GenerateError as error:
             notes.append(f"{strategy}: {error}")
             refused.append(error)
