@@ -264,6 +264,8 @@ def _lock_cause(analysis: Analysis, name: str, decisions: Mapping[str, Any]) -> 
                         "packet that gets there uses that one entry")
             return (f"{at(k)} picks the entry with {source}, which no packet field decides: "
                     "any packet may need any entry")
+        if k.kind == "folds":
+            return f"{at(k)} picks the entry with {k.access.key_text}, a value from {', '.join(k.follows)}: {k.folded}"
     for k in keyed:
         if k.kind == "packet" and k.non_rss:
             return (f"{at(k)} is keyed by {', '.join(field_name(s) for s in k.non_rss)}, which the NIC cannot "

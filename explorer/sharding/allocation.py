@@ -388,7 +388,7 @@ def _may_allocate(decision: Any, keyed: tuple[KeyedAccess, ...]) -> bool:
     object some access scans or names by a key no packet determines."""
     if decision.decision == "shard":
         return True
-    return decision.decision == "lock" and not any(k.kind in ("scan", "global") for k in keyed)
+    return decision.decision == "lock" and not any(k.kind in ("scan", "global", "folds") for k in keyed)
 
 
 def _with_field(c: PairConstraint, field: str) -> PairConstraint:

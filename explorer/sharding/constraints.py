@@ -11,6 +11,9 @@ Keys fall in three classes:
 * follows: the key is made only of values returned by other written objects (an index from a flow
   table, a freshly allocated index); such an entry lives on the core that owns the entry it came from,
   so it adds no constraint of its own;
+* folds: the same, but the key can be equal for two different values (``index / 2``), or the values
+  are no allocated indices (a port a map stores): entries of different cores would share one entry
+  sequentially (``folding``), so the object cannot be sharded;
 * global: the key depends on no packet field and on no written object's values (a constant, a value
   from a read-only table); every packet may touch that entry, so the object cannot be sharded;
 * scan: the call visits entries of the object that no key names (a consistent-hash lookup walking
@@ -23,6 +26,7 @@ from typing import Optional
 
 from explorer.ir import Access, Analysis, CallPath
 from explorer.rss.problem import PairConstraint
+from explorer.sharding.folding import folding
 from explorer.sharding.keybits import KeyBit, key_alternatives, key_bits
 from explorer.symbex.bitvec import symbols_of
 from explorer.wire import PACKET_FIELDS
@@ -37,12 +41,15 @@ class KeyedAccess:
     path: CallPath
     position: int
     access: Access
-    kind: str  # "packet" | "follows" | "global" | "scan"
+    kind: str  # "packet" | "follows" | "folds" | "global" | "scan"
     follows: tuple[str, ...] = ()  # written objects whose values the key is made of
     non_rss: tuple[str, ...] = ()  # packet fields in the key that RSS cannot hash
     # objects whose values the key is made of, read at the input device's index (a per-port
     # configuration cell): the key then depends on the device, though not on its own
     device_via: tuple[str, ...] = ()
+    # kind "folds": why the key may name one entry for entries of the objects it follows that live on
+    # different cores (explorer/sharding/folding.py)
+    folded: str = ""
 
     @property
     def by_device(self) -> bool:
@@ -86,12 +93,14 @@ def keyed_accesses(analysis: Analysis, obj: str, written: frozenset[str]) -> tup
             if packet:
                 kind = "packet"
             elif any(src in written for src in sources):
-                kind = "follows"
+                folded = folding(analysis, path, access.key, tuple(s for s in sources if s in written))
+                kind = "folds" if folded else "follows"
             else:
                 kind = "global"
             via = tuple(sorted({producers[s] for s in symbols if s in per_device}))
             out.append(KeyedAccess(path, position, access, kind,
-                                   tuple(s for s in sources if s in written), non_rss, via))
+                                   tuple(s for s in sources if s in written), non_rss, via,
+                                   folded if kind == "folds" else ""))
     return tuple(out)
 
 

@@ -292,6 +292,8 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
         if k.kind == "global":
             return decision("lock", f"{k.where} uses key {k.access.key_text}, which depends on no packet field: "
                                     "every packet that takes that path touches that one entry, whatever its flow")
+        if k.kind == "folds":
+            return decision("lock", _folding(k))
     mixed = _followed_and_named(keyed)
     if mixed is not None:
         return decision("lock", mixed)
@@ -346,6 +348,11 @@ def _by_device(k: KeyedAccess) -> str:
     return (f"{k.where} uses key {k.access.key_text}, which depends on the input device (device {devices} on that "
             f"path){through} and on no packet field: every packet of device {devices} that takes that path touches "
             f"that one entry, whatever its flow, and RSS spreads each device's packets over every core")
+
+
+def _folding(k: KeyedAccess) -> str:
+    """Why a key that maps several values of another object to one entry locks its object."""
+    return f"{k.where} uses key {k.access.key_text}, a value from {', '.join(k.follows)}: {k.folded}"
 
 
 def _unhashable(k: KeyedAccess) -> str:
