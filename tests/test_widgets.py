@@ -180,9 +180,13 @@ def test_load_view_hides_empty_charts_and_lists_only_drawn_series():
     assert view.cores_source.data["packets"] == [30, 10, 20, 40]
     assert view._mean.location == pytest.approx(25.0) and view._mean_label.text == "mean 25 packets per core"
     assert [i.label.value for i in view.cores_figure.legend[0].items] == ["packets"]
+    # alone, the bars sit on their cores' ticks (they were shifted left, off the tick, for a pair)
+    assert view._before.glyph.x.transform.value == 0.0 and view._before.glyph.width == 0.76
+    assert view.cores_figure.y_range.range_padding >= 0.4  # the mean's label above the tallest bar
     assert "1.600" in view._summary.value and "100 packets on 4 cores" in view._summary.value
     view.simulation = REBALANCED
     assert [i.label.value for i in view.cores_figure.legend[0].items] == ["packets", "after rebalancing"]
+    assert view._before.glyph.x.transform.value == -0.2 and view._before.glyph.width == 0.38
     assert "after rebalancing the RETA <b>1.200</b>" in view._summary.value
     view.simulation = {**SIMULATION, "contention": {"writes": 12, "share": 0.12, "per_core": [3, 3, 3, 3]}}
     assert [i.label.value for i in view.cores_figure.legend[0].items] == ["packets", "took the write lock"]

@@ -129,7 +129,9 @@ class LoadView(ipywidgets.VBox):
         fig.add_layout(self._mean)
         fig.add_layout(self._mean_label)
         fig.y_range.start = 0
-        fig.y_range.range_padding = 0.18  # room above the bars for the mean's label
+        # Room above the bars for the mean's label (half of it goes below 0, which start hides): at
+        # 0.18 a label on the tallest bar (one core, or all even) was cut by the frame.
+        fig.y_range.range_padding = 0.4
         legend = fig.legend[0]
         self._legend_items = dict(zip(("packets", "after", "writes"), legend.items))
         legend.orientation = "horizontal"
@@ -163,6 +165,10 @@ class LoadView(ipywidgets.VBox):
         contention = sim.get("contention") or None
         self._after.visible = rebalanced is not None
         self._writes.visible = contention is not None and rebalanced is None
+        # A series alone sits on its core's tick, as wide as a pair; beside another it moves left.
+        alone = not (self._after.visible or self._writes.visible)
+        self._before.glyph.x = bokeh.transform.dodge("core", 0.0 if alone else -0.2, range=self.cores_figure.x_range)
+        self._before.glyph.width = 0.76 if alone else 0.38
         # Only what is drawn is in the legend (a hidden renderer's item would still show its swatch).
         shown = ["packets"] + [name for name, glyph in (("after", self._after), ("writes", self._writes))
                                if glyph.visible]
