@@ -25,8 +25,8 @@ from explorer.verify.witnesses import build_frame
 ROOT = Path(__file__).resolve().parent.parent
 SYN_GUARD = ROOT / "tests" / "nfs" / "syn_guard.c"
 SYN, ACK, URG = 0x02, 0x10, 0x20
-NEW_SOURCE = "p.device != 0 && p.is_ipv4 && p.is_tcp && p.tcp.flags & 0x12 == 2 && !sources.found#2 && chain.ok#3"
-URG_CLEARED = "p.device != 0 && p.is_ipv4 && p.is_tcp && p.tcp.flags & 0x12 != 2 && p.tcp.flags & 0x20 != 0"
+NEW_SOURCE = "p.device != 0 && p.is_ipv4 && p.is_tcp && (p.tcp.flags & 0x12) == 2 && !sources.found#2 && chain.ok#3"
+URG_CLEARED = "p.device != 0 && p.is_ipv4 && p.is_tcp && (p.tcp.flags & 0x12) != 2 && (p.tcp.flags & 0x20) != 0"
 NOT_TCP = "p.device != 0 && p.is_ipv4 && !p.is_tcp"
 
 

@@ -165,7 +165,15 @@ class Renderer:
                 return self._bv(a) if truthy else "!" + self._bv(a)
         if z3.is_bv_value(b) and _is_address(a):
             return f"{self._bv(a, top=True)} {op} {address(b.as_long())}"
-        return f"{self._bv(a, top=True)} {op} {self._bv(b, top=True)}"
+        return f"{self._side(a)} {op} {self._side(b)}"
+
+    def _side(self, t: Any) -> str:
+        """One side of a comparison; ``&``, ``|`` and ``^`` bind less tightly than a comparison in C,
+        so ``p.l4.dport & 0xff00 != 6400`` would read as ``p.l4.dport & (0xff00 != 6400)``: such a
+        side is parenthesised (an address prefix, ``p.ipv4.src & 0xffff0000 == 10.0.0.0``, is kept
+        as it reads: a dotted address cannot be a truth value)."""
+        text = self._bv(t, top=True)
+        return f"({text})" if z3.is_app(t) and t.decl().kind() in _BITWISE else text
 
     def _tested(self, choice: Any, value: int, equal: bool) -> Optional[str]:
         """``choice`` (``c ? x : y`` of two different constants) compared with ``value``, as the
