@@ -327,6 +327,25 @@ def test_one_pcap_per_device_becomes_the_traffic(app, engine, tmp_path):
     assert not app.simulator.packets.disabled and app.simulator.traffic.value == "uniform"
 
 
+def test_what_reading_an_upload_warns_of_shows_after_the_simulation(app, engine, tmp_path):
+    """A capture of VLAN-tagged frames simulated with every packet unhashed, and the page said nothing
+    (the CLI prints the warning)."""
+    from explorer.traffic.pcap import write_pcap
+
+    tagged = bytes(12) + bytes.fromhex("8100000a0800") + bytes(46)
+    write_pcap(tmp_path / "up.pcap", [1000, 2000], [tagged, tagged])
+    app.simulator.uploads[0].value = ({"name": "lan.pcap", "type": "", "size": 0,
+                                       "content": memoryview((tmp_path / "up.pcap").read_bytes()),
+                                       "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+    app.simulator.run_button.click()
+    assert app.simulator.status.state == "warning"
+    assert "\nwarning: lan.pcap (device 0): 2 of 2 packets carry a VLAN tag" in app.simulator.status.message
+    assert "nfx-upload-" not in app.simulator.status.message
+    app.simulator.clear_uploads()
+    app.simulator.run_button.click()  # generated traffic: the capture's warning is gone
+    assert "VLAN" not in app.simulator.status.message
+
+
 def test_a_broken_upload_is_reported_not_simulated(app, engine):
     app.simulator.uploads[0].value = ({"name": "junk.pcap", "type": "", "size": 3, "content": memoryview(b"xyz"),
                                        "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)

@@ -33,7 +33,7 @@ from explorer.codegen.project import NEW_SUFFIX
 from explorer.errors import AnalysisWarning
 from explorer.limits import CORES
 from explorer.pipeline import PATHS
-from explorer.traffic.pcap import read_pcap
+from explorer.traffic.pcap import TrafficWarning, read_pcap
 from widgets.access_graph import objects_of_path
 from widgets.graph_view import NOTHING, GraphView, focus_choices
 from widgets.inputs import Inputs, plural
@@ -118,6 +118,7 @@ class ExplorerApp(ipywidgets.VBox):
         self.loaded: Optional[tuple[str, dict[str, str]]] = None  # the NF and defines analysed
         self.analysed_seconds = 0.0
         self.load_warnings: tuple[AnalysisWarning, ...] = ()  # those of the loaded NF
+        self.capture_warnings: list[str] = []  # what reading the uploaded captures warned of
         self.solved: Optional[Inputs] = None  # what ``solution`` was computed for
         self.made: dict[str, Inputs] = {}  # section -> what its shown result was computed for
 
@@ -428,6 +429,8 @@ class ExplorerApp(ipywidgets.VBox):
                 status.report("done", f"{what}: done in {seconds:.2f} s for {self.solved.label()}")
             if data.get("warnings"):
                 status.report("warning", f"{status.message}; {spread_warning(data['warnings'])}")
+            if self.capture_warnings:  # the simulation read them again, quietly
+                status.report("warning", status.message + "".join(f"\nwarning: {w}" for w in self.capture_warnings))
         self.simulation = simulation
         self.made["simulate"] = self.solved
         with panel.hold_trait_notifications():
@@ -570,8 +573,10 @@ class ExplorerApp(ipywidgets.VBox):
     @contextlib.contextmanager
     def _traffic(self, status: StatusLine) -> Iterator[Any]:
         """The traffic kind, or ``{device: pcap path}`` of the uploaded captures (in a temporary folder
-        that lives as long as the ``with``); None when a capture cannot be read."""
+        that lives as long as the ``with``); None when a capture cannot be read. What reading them
+        warned of (VLAN tags, runts, packets cut short) is kept in ``capture_warnings``."""
         uploads = self.simulator.uploaded()
+        self.capture_warnings = []
         if not uploads:
             yield self.simulator.traffic.value
             return
@@ -583,7 +588,13 @@ class ExplorerApp(ipywidgets.VBox):
                     path.parent.mkdir()
                     path.write_bytes(data)
                     paths[device] = str(path)
-                    if status.run(f"Reading {name}", read_pcap, path) is None:
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always", TrafficWarning)
+                        read = status.run(f"Reading {name}", read_pcap, path)
+                    said = [str(w.message) for w in caught if issubclass(w.category, TrafficWarning)]
+                    self.capture_warnings += [w.replace(str(path), f"{Path(path).name} (device {device})")
+                                              for w in said]
+                    if read is None:
                         yield None
                         return
                 yield paths
