@@ -185,7 +185,8 @@ def per_core_allocated(analysis: Any, decisions: dict[str, str]) -> frozenset[st
     index (or a value of a map that holds them); a map follows it when the dchain expires its keys
     or is used with its values. An object named by packet fields instead (per-port counters
     indexed by ``nf_ntohs(l4->dst_port)``) keeps every entry on every core: a packet may name any
-    of them. Computed as the largest set that satisfies these rules (they refer to each other)."""
+    of them, and so does a dchain nf_init takes indices from (with what follows it). Computed as
+    the largest set that satisfies these rules (they refer to each other)."""
     written = written_objects(analysis)
     kinds = {o.name: o.kind for o in analysis.objects}
     keyed: dict[str, list] = {}
@@ -195,7 +196,11 @@ def per_core_allocated(analysis: Any, decisions: dict[str, str]) -> frozenset[st
             if access.call.startswith("nf_expire_items"):
                 for name in access.related:
                     expired_with.setdefault(name, set()).add(access.object)
-    chosen = {name for name, kind in kinds.items() if kind in DIVIDED_KINDS and decisions.get(name) == "shard"}
+    # A dchain nf_init took indices from keeps them on every core (each core runs nf_init): a share
+    # smaller than what nf_init takes would make nf_init fail (tests/nfs/vip_quota.c).
+    seeded = {o.name for o in analysis.objects if o.kind == "dchain" and dict(o.extra).get("init_entries")}
+    chosen = {name for name, kind in kinds.items()
+              if kind in DIVIDED_KINDS and decisions.get(name) == "shard" and name not in seeded}
     for name in chosen:
         keyed[name] = list(keyed_accesses(analysis, name, written))
 

@@ -135,7 +135,9 @@ def fields_read(paths: Iterable[ir.CallPath], effects: Iterable[Effects]) -> tup
 
 def state_object(obj: ObjectInfo) -> ir.StateObject:
     # A map nf_init puts entries in says how many: a hit in a map that is never filled is no path.
-    filled = (("init_entries", len(obj.entries)),) if obj.kind == "map" and obj.entries else ()
+    # A dchain says how many indices nf_init took: every core's nf_init takes them again, so such a
+    # dchain cannot be divided among the cores (codegen.planning.per_core_allocated).
+    filled = (("init_entries", len(obj.entries)),) if obj.kind in ("map", "dchain") and obj.entries else ()
     return ir.StateObject(obj.name, obj.kind, obj.alloc_index, obj.capacity, obj.size,
                           str(obj.layout) if obj.layout is not None else "", obj.extra + filled, obj.location)
 
