@@ -71,6 +71,27 @@ def test_only_objects_a_per_core_allocator_fills_are_divided(nf, cores):
     assert plan.with_cores(3).object(next(iter(whole))).per_core == plan.object(next(iter(whole))).capacity
 
 
+def test_the_shares_of_a_capacity_add_up_to_it():
+    """nf_sn_capacity gave every core the capacity / cores rounded up: 64 on 3 cores held 66
+    entries, more than the sequential NF is configured for, and the flows past 64 were taken by
+    the parallel build and refused by the sequential one. The shares now add up to the capacity
+    (``core_shares``, the Python twin of nf_sn_capacity); a pooled chain's shares are its pools."""
+    from explorer.codegen.planning import core_shares
+
+    assert core_shares(64, 3) == (22, 21, 21) and core_shares(65536, 4) == (16384,) * 4
+    assert core_shares(2, 3) == (1, 1, 1)  # at least one entry each: an allocation of 0 fails
+    pol = parallel_plan(pipeline.solve(str(ROOT / "sample_nfs" / "pol.c"), {"POL_CAPACITY": "64"}, cores=3,
+                                       quality=False))
+    assert pol.shares("chain") == (22, 21, 21) and pol.object("chain").per_core == 22
+    assert "64 -> 21-22 per core" in next(line for line in pol.text().splitlines() if " chain " in line)
+    nat = parallel_plan(pipeline.solve(str(ROOT / "sample_nfs" / "nat.c"), {"NAT_CAPACITY": "64"}, cores=3,
+                                       quality=False))
+    assert nat.shares("chain") == nat.pools[0].sizes and sum(nat.shares("chain")) == 64
+    assert nat.shares("int_keys") == (64, 64, 64)  # indexed by pooled indices: every cell
+    header = (ROOT / "explorer" / "runtime" / "nf_parallel.h").read_text()
+    assert "capacity / NF_CORES + (nf_core < capacity % NF_CORES" in header
+
+
 def test_the_samples_divide_what_they_did():
     """fw, nat and psd: every map, vector and dchain comes from a per-core dchain."""
     for nf, names in (("fw", {"flows", "keys", "chain"}),

@@ -100,6 +100,20 @@ class ParallelPlan:
     def device(self, device: int) -> DeviceSteering:
         return self.steering[device]
 
+    def shares(self, name: str) -> tuple[int, ...]:
+        """How many entries of object ``name`` each core holds, in core order: its pool's size for a
+        pooled dchain, the core's share of a divided object (``core_shares``), else all of them."""
+        o = self.object(name)
+        if o.pool >= 0:
+            return self.pools[o.pool].sizes
+        if o.per_core == o.capacity:
+            return (o.capacity,) * self.cores
+        shares = core_shares(o.capacity, self.cores)
+        if self.pools and o.kind == "map":  # nf_pool_capacity: the share or the core's largest pool
+            return tuple(min(o.capacity, max([share, *(p.sizes[core] for p in self.pools)]))
+                         for core, share in enumerate(shares))
+        return shares
+
     def with_cores(self, cores: int) -> "ParallelPlan":
         """The same plan on ``cores`` cores. Every RETA entry becomes ``entry % cores``: any RETA
         content keeps related packets together (they share a RETA entry), so this stays correct."""
@@ -132,7 +146,8 @@ class ParallelPlan:
                  "overrides " + (" ".join(f"{n}={v}" for n, v in self.overrides) or "-")]
         width = max((len(o.name) for o in self.objects), default=0)
         for o in self.objects:
-            share = f"{o.capacity} -> {o.per_core} per core" if o.per_core != o.capacity else f"{o.capacity}"
+            share = f"{o.capacity} -> {share_text(self.shares(o.name))} per core" if o.per_core != o.capacity \
+                else f"{o.capacity}"
             lines.append(f"object #{o.alloc_index} {o.name:<{width}} {o.kind:<6} {o.decision:<9} {share:<24} "
                          f"{o.treatment}")
         if not self.objects:
@@ -228,9 +243,25 @@ def per_core_allocated(analysis: Any, decisions: dict[str, str]) -> frozenset[st
     return frozenset(chosen)
 
 
+def core_shares(capacity: int, cores: int) -> tuple[int, ...]:
+    """Each core's share of a divided object, as the generated ``nf_sn_capacity`` (nf_parallel.h)
+    gives it: shares that add up to the capacity, the first ``capacity % cores`` cores one more
+    (64 on 3 cores: 22, 21, 21), so the parallel build never holds more entries than the
+    sequential NF; at least 1 each (a capacity below the cores is the one case the sum exceeds it)."""
+    base, extra = divmod(capacity, cores)
+    return tuple(max(1, base + (1 if core < extra else 0)) for core in range(cores))
+
+
+def share_text(shares: tuple[int, ...]) -> str:
+    """``"16384"``, or ``"21-22"`` where the shares differ."""
+    low, high = min(shares), max(shares)
+    return str(high) if low == high else f"{low}-{high}"
+
+
 def _per_core(strategy: str, divisible: bool, capacity: int, cores: int) -> int:
+    """The largest share of an object on one core (``core_shares``)."""
     if strategy == "sn" and divisible:
-        return max(1, -(-capacity // cores))
+        return max(core_shares(capacity, cores))
     return capacity
 
 

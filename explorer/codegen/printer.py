@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.codegen.planning import DIVIDED_KINDS, ParallelPlan
+from explorer.codegen.planning import DIVIDED_KINDS, ParallelPlan, share_text
 from explorer.codegen.transform import TransformedNF, transform
 from explorer.errors import GenerateError
 from explorer.rss.nic import PROFILES, RSS_HF_BITS, nic_profile
@@ -188,8 +188,9 @@ def _drift(plan: ParallelPlan) -> str:
     lines = []
     for o in plan.objects:
         if o.per_core != o.capacity:
-            lines.append(f"- `{o.name}` ({o.kind}): each core holds {o.per_core} of the {o.capacity} entries, so one "
-                         f"core can fill up while the sequential NF would still have room.")
+            lines.append(f"- `{o.name}` ({o.kind}): each core holds {share_text(plan.shares(o.name))} of the "
+                         f"{o.capacity} entries, so one core can fill up while the sequential NF would still have "
+                         "room.")
         elif o.broadcast:
             lag = ("a write is applied on every core before the packet that made it completes" if
                    plan.replication == "strict" else

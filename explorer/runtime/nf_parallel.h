@@ -8,7 +8,7 @@
  *
  *   seq    the original NF on one core;
  *   sn     shared nothing: the NF's globals are thread-local, every core runs nf_init, sharded
- *          objects get capacity / cores entries (nf_sn_capacity) and replicated ones all of them;
+ *          objects get the core's share of the entries (nf_sn_capacity), replicated ones all;
  *   locks  one shared copy of the state behind a big-reader lock (a cache-line token per core,
  *          kept from packet to packet until a writer asks or the driver calls nf_par_quiesce):
  *          every packet first runs as a reader; its first state mutation aborts the pass
@@ -172,9 +172,13 @@ void nf_par_wait(void);
 
 /* ---- calls the strategies rewrite the NF to make ------------------------------------------- */
 
-/* sn: a sharded object's capacity on one core (rounded up, at least 1). */
+/* sn: a sharded object's capacity on the calling core (nf_core, set before its nf_init runs).
+ * The shares add up to the capacity (64 on 3 cores: 22, 21, 21): rounding every share up (22 each)
+ * made the parallel build hold more entries than the sequential NF is configured for, so a table
+ * that refused a new flow sequentially still took it on some core. At least 1, as an allocation of
+ * 0 fails (a capacity below the cores). Mirrored by explorer.codegen.planning.core_shares. */
 static inline uint32_t nf_sn_capacity(uint32_t capacity) {
-  uint32_t share = (uint32_t)(((uint64_t)capacity + NF_CORES - 1) / NF_CORES);
+  uint32_t share = capacity / NF_CORES + (nf_core < capacity % NF_CORES ? 1u : 0u);
   return share ? share : 1;
 }
 

@@ -1,6 +1,6 @@
 """Documented drift of shared-nothing builds: what sharding changes on purpose, told apart from bugs.
 
-* Capacity: a core holds only its share (capacity / cores) of a divided table, so it can refuse an
+* Capacity: a core holds only its share (``ParallelPlan.shares``) of a divided table, so it can refuse an
   index the sequential table would still give. From the first packet at which a core's share ran
   out (or the sequential table refused an index, for every core), that core's packets no longer
   follow the sequential run; those that differ are set aside uncompared, and the verdict says so.
@@ -65,7 +65,7 @@ def capacity_limits(seq: RunResult, run: ParallelRun) -> tuple[Optional[int], di
 def capacity_detail(plan, first_seq_full: Optional[int], core_full: dict[int, int]) -> str:
     detail = []
     if core_full:
-        shares = ", ".join(f"{o.name} {o.per_core}" for o in plan.objects
+        shares = ", ".join(f"{o.name} {' '.join(str(n) for n in plan.shares(o.name))}" for o in plan.objects
                            if o.kind == "dchain" and o.per_core != o.capacity)
         detail.append("a core's share of indices ran out on core " + ", ".join(
             f"{c} at packet {p}" for c, p in sorted(core_full.items())) + (f" (shares: {shares})" if shares else ""))
