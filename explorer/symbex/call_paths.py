@@ -138,6 +138,10 @@ def state_object(obj: ObjectInfo) -> ir.StateObject:
     # A dchain says how many indices nf_init took: every core's nf_init takes them again, so such a
     # dchain cannot be divided among the cores (codegen.planning.per_core_allocated).
     filled = (("init_entries", len(obj.entries)),) if obj.kind in ("map", "dchain") and obj.entries else ()
+    # A vector says how many cells nf_init set to something other than zeros: those do not hold
+    # the zeros of a fresh vector (the witness search must not assume them).
+    cells = sum(1 for c in obj.entries.values() if any(c)) if obj.kind == "vector" else 0
+    filled += (("init_cells", cells),) if cells else ()
     return ir.StateObject(obj.name, obj.kind, obj.alloc_index, obj.capacity, obj.size,
                           str(obj.layout) if obj.layout is not None else "", obj.extra + filled, obj.location)
 

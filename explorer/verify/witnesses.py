@@ -189,7 +189,7 @@ def _facts_for(path: ir.CallPath, analysis: ir.Analysis, facts: StateFacts,
                 if content is not None:
                     out.append((f"cell:{name}", z3.Implies(z3.And(key == k, z3.Not(mine)), results[0] == content)))
             ever = facts.written.get(name, set())
-            if len(ever) <= FACT_LIMIT:
+            if len(ever) <= FACT_LIMIT and not dict(obj.extra).get("init_cells"):  # nf_init's cells are no zeros
                 fresh = z3.And(*[key != k for k in ever], z3.Not(mine))
                 out.append((f"cell:{name}", z3.Implies(fresh, results[0] == 0)))
         elif access.call == "nf_vector_return" and access.op is ir.Op.WRITE:
