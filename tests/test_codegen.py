@@ -5,6 +5,7 @@ Regenerate the golden files with NFX_UPDATE_GOLDEN=1 (then review the diff)."""
 from __future__ import annotations
 
 import functools
+from collections import Counter
 import json
 import os
 import subprocess
@@ -77,6 +78,21 @@ def test_plan_steering_comes_from_the_solution():
     # hashes the external port only: sharding by allocation)
     assert [pattern for pattern, _ in p.steering[1].flow_rules] == ["eth / ipv4 / tcp", "eth / ipv4 / udp", "eth / ipv4"]
     assert not parallel_plan(solution("fw"), "sn", CORES).steering[0].flow_rules  # four fields: no selection needed
+
+
+@pytest.mark.parametrize("nf", ["fw", "nat"])
+def test_a_plan_on_another_core_count_deals_the_reta_again(nf):
+    """A 4-core solution built for 3 cores dealt entry % 3 (0,1,2,0: core 0 took half the traffic),
+    and a 2-core solution built for 4 left cores 2 and 3 idle (bench builds every count it measures
+    from one solution)."""
+    for solved, built in ((4, 3), (2, 4), (4, 2)):
+        p = parallel_plan(solution(nf, cores=solved), "sn", built)
+        for steering in p.steering:
+            entries = Counter(steering.reta)
+            assert sorted(entries) == list(range(built)) and max(entries.values()) - min(entries.values()) <= 1
+        assert len({s.reta for s in p.steering}) == 1  # one table for every device keeps the pair constraints
+    same = parallel_plan(solution(nf), "sn", CORES)
+    assert all(s.reta == d.reta for s, d in zip(same.steering, solution(nf).plan.devices))
 
 
 def test_seq_runs_on_one_core_and_with_cores_remaps_the_reta():

@@ -328,13 +328,20 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
                                o.name in divisible, broadcast=o.name in broadcast)
                     for o in sorted(analysis.objects, key=lambda o: o.alloc_index))
     nic = solution.nic
+    # On as many cores as the solution was solved for, its RETA; on another count, the table dealt
+    # again for that count (c % count of a 4-core table sent half of 3 cores' traffic to core 0, and
+    # a 2-core table left cores 2 and 3 of 4 idle). Any table keeps packets that share state together.
+    redealt = None
+    if chosen != "seq" and count != solution.plan.cores:
+        redealt = dealing([(d.key, d.fields) for d in solution.plan.devices if d.fields], nic.reta_size,
+                          count).table()
     steering = []
     for device in range(analysis.devices):
         d = solution.plan.device(device)
         rules = ()
         if nic.selection_api == "rte_flow" and d.rss_hf & _ONLY_FLAGS:
             rules = flow_rule_types(d.rss_hf)
-        reta = tuple(0 for _ in d.reta) if chosen == "seq" else tuple(c % count for c in d.reta)
+        reta = tuple(0 for _ in d.reta) if chosen == "seq" else redealt or tuple(d.reta)
         steering.append(DeviceSteering(device, bytes(d.key), tuple(d.fields), d.rss_hf, tuple(d.rss_hf_names),
                                        reta, tuple(rules)))
     pools = pools_for(solution.pools, steering, count) if chosen == "sn" else ()
