@@ -23,6 +23,7 @@ from explorer.sharding.constraints import (
     KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
 from explorer.sharding.expiry_times import uneven_expiries
 from explorer.sharding.keybits import CHOICES, chooses_too_much
+from explorer.sharding.recycling import followers_of, inherited_cells
 from explorer.sharding.replication import DECISIONS, replicate_rare_writers
 from explorer.symbex.bitvec import symbols_of
 
@@ -204,6 +205,7 @@ def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, all
     if allocation:
         decisions, allocations = by_allocation(analysis, decisions, keyed_by, skip=overrides)
     decisions = _lock_dangling_indices(analysis, decisions, keyed_by)
+    decisions = _lock_inherited_cells(analysis, decisions)
     decisions = _lock_partial_expiry(analysis, decisions)
     decisions = _follow(decisions)
     decisions = replicate_rare_writers(analysis, decisions, chosen)
@@ -410,6 +412,18 @@ def _lock_dangling_indices(analysis: Analysis, decisions: list[ObjectDecision],
                     f"depends on the order indices are handed out, which sharding changes (a dchain per core)"))
         out.append(o)
     return out
+
+
+def _lock_inherited_cells(analysis: Analysis, decisions: list[ObjectDecision]) -> list[ObjectDecision]:
+    """Lock a sharded dchain whose reused indices hand a new entry its last holder's cells
+    (explorer/sharding/recycling.py); what follows it is locked with it by ``_follow``."""
+    chains = frozenset(o.name for o in decisions if o.kind == "dchain" and o.decision == "shard")
+    if not chains:
+        return decisions
+    followers = followers_of(analysis, chains, {o.name: o.follows for o in decisions},
+                             {o.name: o.kind for o in decisions})
+    why = inherited_cells(analysis, chains, followers)
+    return [replace(o, decision="lock", reason=why[o.name]) if o.name in why else o for o in decisions]
 
 
 def _dangling_use(analysis: Analysis, chain: str, keyed: tuple[KeyedAccess, ...],
