@@ -413,7 +413,7 @@ def paths_check_trace(solution: Solution, witnesses: Any, defines: Optional[Mapp
     from explorer.verify.witnesses import balanced_fills
 
     plan = parallel_plan(solution, strategy, limits.CORES.check(cores), replication)
-    shares = {o.name: o.per_core for o in plan.objects if o.kind == "dchain" and o.per_core != o.capacity}
+    shares = {o.name: plan.shares(o.name) for o in plan.objects if o.kind == "dchain" and o.per_core != o.capacity}
     if shares and witnesses.fills:
         witnesses = balanced_fills(witnesses, solution.analysis, dict(defines or {}), lambda t: cores_of(plan, t),
                                    shares)

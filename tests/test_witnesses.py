@@ -12,7 +12,8 @@ from explorer.run import run_trace
 from explorer.symbex import analyze
 from explorer.traffic.trace import Trace
 from explorer.verify.coverage import calls_by_packet, coverage, match_paths
-from explorer.verify.witnesses import StateFacts, _threshold, balanced_fills, build_frame, find_witnesses, variants
+from explorer.verify.witnesses import (FILL_SPARES, StateFacts, _threshold, balanced_fills, build_frame, find_witnesses,
+                                       unreached_lines, variants)
 
 import nf_packets as pk
 
@@ -228,6 +229,8 @@ def test_a_fill_is_redone_so_that_each_core_share_fills_when_the_table_does():
     (fill,) = found.fills
     assert found.kinds[fill.trace] == "fill" and fill.chain == "chain"
     assert len(fill.allocated) + fill.count == 64 and len(fill.spares) == fill.count
+    bigger = fill.pool(analysis, FILL_SPARES)  # more spares, made again: the first ones are the same
+    assert len(bigger) >= FILL_SPARES * fill.count and bigger[:fill.count] == list(fill.spares)
 
     def cores_of(trace):  # a skewed steering: two of every three sources on core 1
         return np.array([int(f[29] % 3 != 0) if len(f) > 29 else 0 for f in trace.frames], dtype=np.int64)
@@ -238,7 +241,7 @@ def test_a_fill_is_redone_so_that_each_core_share_fills_when_the_table_does():
 
     before = found.traces[fill.trace]
     assert taken(before)[1] > 32  # core 1's share would run out first
-    redone = balanced_fills(found, analysis, NAT_SMALL, cores_of, {"chain": 32})
+    redone = balanced_fills(found, analysis, NAT_SMALL, cores_of, {"chain": (32, 32)})
     after = redone.traces[fill.trace]
     assert taken(after) == [32, 32] and len(after) == len(before)
     assert after.frames[:fill.start] == before.frames[:fill.start]  # the state before the fill is the same
@@ -271,3 +274,85 @@ def test_a_search_stops_after_its_budget_of_questions_and_says_so(monkeypatch):
         assert set(match_paths(analysis, trace, result).path_of.tolist()) - {-1}
     again = find_witnesses(analysis, NAT_SMALL, seed=1)
     assert [t.frames for t in again.traces] == [t.frames for t in found.traces]
+
+
+def test_a_fill_varies_the_tos_when_the_table_is_keyed_by_it():
+    """tos_ttl_table keeps the (TOS, TTL) pairs it saw: its "table full" path needs 64 frames that
+    differ in those bytes, and the fill varied only addresses, ports and MACs (plain copies of
+    one frame here, which fill nothing: 7 of 8 paths)."""
+    nf = "tests/nfs/tos_ttl_table.c"
+    analysis = analyze(nf)
+    found = find_witnesses(analysis, {}, seed=0)
+    assert found.coverage.covered == len(analysis.paths) == 8, found.unreached
+    (fill,) = found.fills
+    trace = found.traces[fill.trace]
+    assert len({trace.frames[i][15] for i in range(fill.start, fill.start + fill.count)}) == fill.count  # TOS
+
+
+def test_a_fill_changes_the_fields_that_fill_the_table():
+    """dst_src counts LAN frames per destination (dropped past DS_MAX = 5) and keeps a table of
+    sources. The fill's first choice of field, the source address (the one the path condition
+    accepts, with the state results held fixed), sends every frame to one destination, which the
+    NF stops at the 5th: dst_chain never filled and its "full" path went unreached. The fill now
+    runs its variants and takes the first choice that fills the chain."""
+    nf, defines = "tests/nfs/dst_src.c", {"DS_CAP": "16"}
+    analysis = analyze(nf, defines)
+    found = find_witnesses(analysis, defines, seed=0)
+    assert found.coverage.covered == len(analysis.paths) == 12, found.unreached
+    for fill in found.fills:
+        trace = found.traces[fill.trace]
+        result = run_trace(nf, trace, defines, calls=True)
+        taken = [c for c in result.calls if c.call == "nf_dchain_allocate_new_index" and c.results[:1] == ("01",)
+                 and fill.start <= c.packet < fill.start + fill.count]
+        assert len(taken) >= fill.count  # every variant took an index
+
+
+def test_the_reasons_of_unreached_paths_are_grouped():
+    """A count-min sketch left 79 paths unreached, each with its own line that differed from the
+    others only in which rows conflicted. Paths with one reason share a line, the rows named once
+    ("some of" where the paths differ), and the search's stop at its budget is said once."""
+    from explorer.verify.witnesses import CONFLICTS, OTHER_PATHS, QUESTION_LIMIT, Cause, Witnesses
+    from explorer.verify.coverage import Coverage
+
+    causes = [Cause(p, CONFLICTS, (f"cell:row{p % 3}",) + (("cell:row3",) if p > 6 else ()), True)
+              for p in (1, 2, 3, 4, 5, 7, 8, 9)]
+    causes += [Cause(11, OTHER_PATHS, (), True), Cause(12, "needs a hit in acl, which is always empty")]
+    found = Witnesses("hh", (), (None,) * 13, tuple((c.path, c.text()) for c in causes), Coverage("hh", (0,) * 13),
+                      causes=tuple(causes))
+    assert unreached_lines(found) == [
+        f"the search stopped after asking the solver for {QUESTION_LIMIT:,} packets, before reaching 9 paths (so "
+        "far, why each was not reached:)",
+        "8 paths (1-5, 7-9) not reached: its condition conflicts with the state every prefix built (some of "
+        "cell:row0, cell:row1, cell:row2, cell:row3)",
+        "path 11 not reached: the packets solved for it followed other paths",
+        "path 12 not reached: needs a hit in acl, which is always empty"]
+    assert dict(found.unreached)[1] == (f"the search stopped after asking the solver for {QUESTION_LIMIT:,} packets, "
+                                         "before reaching it; so far its condition conflicts with the state every "
+                                         "prefix built (cell:row1)")
+    same = Witnesses("x", (), (None,) * 3, (), Coverage("x", (0,) * 3),
+                     causes=(Cause(0, CONFLICTS, ("map:flows",)), Cause(2, CONFLICTS, ("map:flows",))))
+    assert unreached_lines(same) == ["2 paths (0, 2) not reached: its condition conflicts with the state every "
+                                     "prefix built (map:flows)"]
+
+
+def test_state_facts_are_built_through_the_c_api_as_z3py_would_build_them():
+    """``_facts_for`` makes a term per known key (hundreds per question); z3.py's coercions and
+    sort checks were most of host_flow_limit's search. ``bitvec.equalities`` makes the same
+    terms through Z3's C API, so the questions, and the packets Z3 answers with, stay the same."""
+    import z3
+
+    from explorer.symbex.bitvec import conjoined, disjoined, equalities, implies
+
+    key, found = z3.BitVec("flows.key", 32), z3.BitVec("flows.found#2", 8)
+    values = [7, 0, 2**32 - 1, -1, 123456]
+    assert all(a.eq(b) for a, b in zip(equalities(key, values), [key == v for v in values]))
+    assert all(a.eq(b) for a, b in zip(equalities(key, values, differ=True), [key != v for v in values]))
+    # key == z3.BitVecVal(...): Python lets the numeral, a subclass, answer (v == key)
+    assert all(a.eq(b) for a, b in zip(equalities(key, values, numeral_first=True),
+                                       [key == z3.BitVecVal(v, 32) for v in values]))
+    number = z3.BitVecVal(5, 32)
+    assert equalities(number, [5], numeral_first=True)[0].eq(number == z3.BitVecVal(5, 32))
+    hit = disjoined(equalities(key, values) + [z3.BoolVal(False)])
+    assert hit.eq(z3.Or(*[key == v for v in values], z3.BoolVal(False)))
+    assert conjoined(equalities(key, values, differ=True)).eq(z3.And(*[key != v for v in values]))
+    assert implies(hit, found == 1).eq(z3.Implies(hit, found == 1))

@@ -57,6 +57,8 @@ def _paths(args: argparse.Namespace) -> int:
              if value is not None] + (["--param"] if args.param else [])
     if given:
         raise ConfigError(f"{PATHS} traffic takes no {', '.join(given)}: the NF's paths decide its packets")
+    from explorer.verify.witnesses import unreached_lines
+
     defines = parse_defines(args.define)
     analysis, witnesses = pipeline.nf_paths_traffic(args.nf, defines, args.seed)
     trace = witnesses.combined()
@@ -68,8 +70,8 @@ def _paths(args: argparse.Namespace) -> int:
     print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {len(trace)} packets"
           + (f" in {parts} parts an hour apart" if parts > 1 else "")
           + f"; {coverage.covered} of {coverage.paths} paths followed")
-    for path, why in witnesses.unreached:
-        print(f"  path {path} not reached: {why}")
+    for line in unreached_lines(witnesses):
+        print(f"  {line}")
     _print_written(trace, written)
     return 0
 

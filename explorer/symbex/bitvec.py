@@ -86,6 +86,40 @@ def conjoined(conds: list[z3.BoolRef]) -> z3.BoolRef:
     return z3.BoolRef(z3.Z3_mk_and(ctx.ref(), len(conds), array), ctx)
 
 
+def disjoined(conds: list[z3.BoolRef]) -> z3.BoolRef:
+    """``z3.Or(*conds)`` for one or more Boolean terms, through Z3's C API (as ``conjoined``)."""
+    ctx = conds[0].ctx
+    array = (z3.Ast * len(conds))(*[c.as_ast() for c in conds])
+    return z3.BoolRef(z3.Z3_mk_or(ctx.ref(), len(conds), array), ctx)
+
+
+def implies(a: z3.BoolRef, b: z3.BoolRef) -> z3.BoolRef:
+    """``z3.Implies(a, b)`` through Z3's C API."""
+    return z3.BoolRef(z3.Z3_mk_implies(a.ctx.ref(), a.as_ast(), b.as_ast()), a.ctx)
+
+
+def equalities(term: z3.BitVecRef, values: Iterable[int], differ: bool = False,
+               numeral_first: bool = False) -> list[z3.BoolRef]:
+    """``[term == v for v in values]`` (``term != v`` if ``differ``) for integers ``values``, through
+    Z3's C API: the same terms z3.py builds (an equality, or a two-term distinct, with a numeral
+    made from the value's decimal text), without its Python-level coercion and sort checks, which
+    made the witness search's state facts (hundreds of known keys per question) most of its time.
+    ``numeral_first``: the terms of ``term == z3.BitVecVal(v, ...)``, where Python lets the numeral
+    (a subclass) answer: ``v == term``, unless ``term`` is a numeral too."""
+    ctx = term.ctx
+    ref, a, sort = ctx.ref(), term.as_ast(), z3.Z3_get_sort(ctx.ref(), term.as_ast())
+    first = numeral_first and not isinstance(term, z3.BitVecNumRef)
+    out = []
+    for value in values:
+        number = z3.Z3_mk_numeral(ref, str(value), sort)
+        if differ:
+            pair = (z3.Ast * 2)(number, a) if first else (z3.Ast * 2)(a, number)
+            out.append(z3.BoolRef(z3.Z3_mk_distinct(ref, 2, pair), ctx))
+        else:
+            out.append(z3.BoolRef(z3.Z3_mk_eq(ref, number, a) if first else z3.Z3_mk_eq(ref, a, number), ctx))
+    return out
+
+
 def is_bv(x: Any) -> bool:
     return isinstance(x, z3.BitVecRef)
 

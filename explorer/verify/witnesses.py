@@ -40,13 +40,15 @@ import z3
 
 from explorer import ir
 from explorer.run import RunResult, StateCall, run_trace
-from explorer.symbex.bitvec import constants_of, subterms, symbols_of
+from explorer.symbex.bitvec import (conjoined, constants_of, disjoined, equalities, implies, subterms,
+                                    symbols_of)
 from explorer.symbex.evaluate import compile_term, frames_env
 from explorer.traffic.replies import reply_frame
 from explorer.traffic.trace import Trace
 from explorer.verify.coverage import Coverage, PathMatch, calls_by_packet, match_paths
 from explorer.verify.renaming import update_checksums
 from explorer.wire import ETHER_LEN, PACKET_FIELDS, frame_offset
+from explorer.wording import count
 
 START_NS = 1_000_000_000  # traces start at 1 s, so that "now - AGE" expiry thresholds stay at 0
 STEP_NS = 1_000  # packets of a round are 1 us apart: nothing expires between them
@@ -57,6 +59,11 @@ FACT_LIMIT = 512  # facts per object given to Z3 (the most recent)
 PUMP_LIMIT = 4096
 PUMP_DEFAULT = 256  # repetitions when the threshold is not a constant (a token bucket)
 FILL_LIMIT = 20_000  # entries a fill branch adds at most (each costs a call-log line or ten per run)
+# A check's fill draws on up to this many times the variants the search keeps (twice the room),
+# where those hold too few of a core's share (``balanced_fills``): nat's pools of 27, 21 and 16
+# ports on 3 cores drew 17% of the variants on the core of 27. Made only then: a pool of 8 times
+# 2 x 16,384 frames takes seconds.
+FILL_SPARES = 8
 ROUNDS = 6
 WRITE_TRIES = 8  # questions about a writer packet and a reader packet, per path and start
 RLIMIT = 50_000_000  # Z3 resource units per check (see _solver)
@@ -153,21 +160,26 @@ def _facts_for(path: ir.CallPath, analysis: ir.Analysis, facts: StateFacts,
                 out.append((f"expire:{name}", results[0] == 0))
         elif access.call == "nf_map_get" and name not in filled:
             entries = _recent(facts.maps.get(name, {}))
-            hit = z3.Or(*[key == z3.BitVecVal(k, key.size()) for k, (here, _) in entries if here], z3.BoolVal(False))
+            hit = disjoined(equalities(key, [k for k, (here, _) in entries if here], numeral_first=True)
+                            + [z3.BoolVal(False)])
             for kind, term in puts.get(name, []):  # the packet's own puts and erases, later ones last
                 hit = z3.If(key == term, z3.BoolVal(kind == "put"), hit)
             out.append((f"map:{name}", (results[0] == 1) == hit))
             mine = z3.Or(*[key == term for _, term in puts.get(name, [])], z3.BoolVal(False))
-            for k, (here, value) in entries:
-                if here and value is not None:
-                    out.append((f"value:{name}", z3.Implies(z3.And(key == z3.BitVecVal(k, key.size()), z3.Not(mine)),
-                                                            results[1] == value)))
+            known = [(k, value) for k, (here, value) in entries if here and value is not None]
+            if known:
+                other = z3.Not(mine)
+                seen = equalities(key, [k for k, _ in known], numeral_first=True)
+                found = equalities(results[1], [value for _, value in known])
+                out += [(f"value:{name}", implies(conjoined([s, other]), f)) for s, f in zip(seen, found)]
         elif access.call == "nf_map_get":  # filled by nf_init, which the log does not show: what was seen
-            for k, (here, value) in _recent(facts.maps.get(name, {})):
-                seen = key == z3.BitVecVal(k, key.size())
-                out.append((f"map:{name}", z3.Implies(seen, results[0] == (1 if here else 0))))
+            entries = _recent(facts.maps.get(name, {}))
+            seen = equalities(key, [k for k, _ in entries], numeral_first=True)
+            present = equalities(results[0], [1 if here else 0 for _, (here, _) in entries])
+            for (_, (_, value)), s, p in zip(entries, seen, present):
+                out.append((f"map:{name}", implies(s, p)))
                 if value is not None:
-                    out.append((f"value:{name}", z3.Implies(seen, results[1] == value)))
+                    out.append((f"value:{name}", implies(s, equalities(results[1], [value])[0])))
         elif access.call in ("nf_map_put", "nf_map_erase"):
             puts.setdefault(name, []).append(("put" if access.call == "nf_map_put" else "erase", key))
         elif access.call == "nf_dchain_allocate_new_index":
@@ -181,17 +193,19 @@ def _facts_for(path: ir.CallPath, analysis: ir.Analysis, facts: StateFacts,
             allocated.setdefault(name, []).append(z3.If(results[0] == 1, results[1], z3.BitVecVal(-1, 32)))
         elif access.call in ("nf_dchain_rejuvenate_index", "nf_dchain_is_index_allocated", "nf_dchain_free_index"):
             live = [k for k, _ in _recent(facts.allocated.get(name, {}))]
-            held = z3.Or(*[key == k for k in live], *[key == t for t in allocated.get(name, [])], z3.BoolVal(False))
+            held = disjoined(equalities(key, live) + [key == t for t in allocated.get(name, [])] + [z3.BoolVal(False)])
             out.append((f"index:{name}", (results[0] == 1) == held))
         elif access.call == "nf_vector_borrow":
             mine = z3.Or(*[key == t for t in written.get(name, [])], z3.BoolVal(False))
-            for k, content in _recent(facts.cells.get(name, {})):
-                if content is not None:
-                    out.append((f"cell:{name}", z3.Implies(z3.And(key == k, z3.Not(mine)), results[0] == content)))
+            other = z3.Not(mine)
+            known = [(k, content) for k, content in _recent(facts.cells.get(name, {})) if content is not None]
+            seen = equalities(key, [k for k, _ in known])
+            found = equalities(results[0], [content for _, content in known])
+            out += [(f"cell:{name}", implies(conjoined([s, other]), f)) for s, f in zip(seen, found)]
             ever = facts.written.get(name, set())
             if len(ever) <= FACT_LIMIT and not dict(obj.extra).get("init_cells"):  # nf_init's cells are no zeros
-                fresh = z3.And(*[key != k for k in ever], z3.Not(mine))
-                out.append((f"cell:{name}", z3.Implies(fresh, results[0] == 0)))
+                fresh = conjoined(equalities(key, ever, differ=True) + [other])
+                out.append((f"cell:{name}", implies(fresh, results[0] == 0)))
         elif access.call == "nf_vector_return" and access.op is ir.Op.WRITE:
             written.setdefault(name, []).append(key)
         elif access.call == "nf_sketch_estimate":
@@ -457,32 +471,65 @@ def _hash_facts(term: Any, env: dict) -> Any:
 
 # ---- variants: many packets that take the same path ------------------------------------------------
 
-def variants(analysis: ir.Analysis, path: ir.CallPath, frame: bytes, device: int, results: dict[str, Any],
-             count: int, keep: set[str], start: int, limit: int = FILL_LIMIT) -> list[tuple[int, int, bytes]]:
-    """Up to ``count`` copies of ``frame`` (which follows ``path`` given the state results
-    ``results``) in which the packet fields of the keys of objects outside ``keep`` are changed,
-    so that those keys are new, and the keys of objects in ``keep`` stay. They are checked against
-    the path's condition (with the same results) and each other (no two share a changed key)."""
-    kept_fields, varied = set(), []
+def varied_fields(path: ir.CallPath, keep: set[str]) -> list[str]:
+    """The packet fields that make the keys of ``path``'s objects outside ``keep`` new while the
+    keys of objects in ``keep`` stay: the fields of a flow first (FIELD_ORDER: addresses, ports,
+    MACs), then the other header fields keys are made of (a TOS, a TTL), by name."""
+    kept_fields, varied = set(), set()
     for access in path.accesses:
         if access.key is None:
             continue
         names = {s for s in symbols_of(access.key) if s in _FIELDS}
-        (kept_fields.update(names) if access.object in keep else varied.append(names))
-    changing = [f for f in FIELD_ORDER if any(f in names for names in varied) and f not in kept_fields]
+        (kept_fields if access.object in keep else varied).update(names)
+    varied -= kept_fields
+    return [f for f in FIELD_ORDER if f in varied] + sorted(varied - set(FIELD_ORDER))
+
+
+def field_choices(changing: list[str]) -> list[list[str]]:
+    """The fields a set of variants may change, in the order to try them: one is enough to make
+    every changed key new; all together where no one keeps the path."""
+    return [[name] for name in changing] + ([changing] if len(changing) > 1 else [])
+
+
+def variants(analysis: ir.Analysis, path: ir.CallPath, frame: bytes, device: int, results: dict[str, Any],
+             count: int, keep: set[str], start: int, limit: int = FILL_LIMIT,
+             fields: Optional[list[str]] = None) -> list[tuple[int, int, bytes]]:
+    """Up to ``count`` copies of ``frame`` (which follows ``path`` given the state results
+    ``results``) in which the packet fields of the keys of objects outside ``keep`` are changed,
+    so that those keys are new, and the keys of objects in ``keep`` stay. They are checked against
+    the path's condition (with the same results) and each other (no two share a changed key).
+    The fields changed are the first of ``field_choices`` that keeps the path, or ``fields``."""
+    return variants_of(path, frame, device, results, count, keep, start, limit, fields)[1]
+
+
+def variants_of(path: ir.CallPath, frame: bytes, device: int, results: dict[str, Any], count: int, keep: set[str],
+                start: int, limit: int = FILL_LIMIT,
+                fields: Optional[list[str]] = None) -> tuple[list[str], list[tuple[int, int, bytes]]]:
+    """``variants`` and the fields they change (none: plain copies)."""
+    changing = varied_fields(path, keep)
     n = min(count, limit)
     if not changing:  # every key stays: plain copies (a flow that keeps sending)
-        return [(start + STEP_NS * (k + 1), device, frame) for k in range(n)]
+        return [], _copies(frame, device, n, start)
+    if fields is not None:
+        return fields, _varied(path, frame, device, results, n, fields, start)
     # One field is enough to make every changed key new; the first that keeps the path, else all.
-    for fields in [[name] for name in changing] + [changing]:
+    choices = field_choices(changing)
+    for fields in choices:
         out = _varied(path, frame, device, results, n, fields, start)
-        if len(out) >= n * 9 // 10 or fields == changing:
-            return out
-    return []
+        if len(out) >= n * 9 // 10 or fields == choices[-1]:
+            return fields, out
+    return [], []
+
+
+def _copies(frame: bytes, device: int, n: int, start: int) -> list[tuple[int, int, bytes]]:
+    return [(start + STEP_NS * (k + 1), device, frame) for k in range(n)]
 
 
 def _varied(path: ir.CallPath, frame: bytes, device: int, results: dict[str, Any], n: int, changing: list[str],
             start: int) -> list[tuple[int, int, bytes]]:
+    # Each variant adds its own offset to every changing field: past the widest field's range the
+    # values come round again (a TOS byte has 255 others), and a repeated key takes no new entry.
+    n = min(n, (1 << max(_FIELDS[name].bits for name in changing)) - 1)
     base = frames_env([frame])
     env = {name: np.repeat(base[name], n) for name in base}
     offsets = np.arange(1, n + 1, dtype=np.uint64)
@@ -534,6 +581,49 @@ class Fill:
     count: int
     spares: tuple[tuple[int, bytes], ...]
     allocated: tuple[int, ...]
+    # How the variants were made, to make more of them (``pool``): the packet varied, the path it
+    # follows with the state results it had, the fields changed (none: copies), the first time.
+    path: int = -1
+    frame: bytes = b""
+    device: int = 0
+    results: tuple[tuple[str, int], ...] = ()
+    fields: tuple[str, ...] = ()
+    at: int = 0
+
+    def pool(self, analysis: ir.Analysis, scale: int) -> list[tuple[int, bytes]]:
+        """The spares (device, frame) after the trace's ``count`` variants: those kept for ``scale``
+        1, else made again, the variants and spares ``scale`` times as many in all (variants are
+        numbered, so the first ones are the same)."""
+        if scale == 1 or self.path < 0:
+            return list(self.spares)
+        path = analysis.paths[self.path]
+        n = min((self.count + len(self.spares)) * scale, FILL_SPARES * FILL_LIMIT)
+        made = (_varied(path, self.frame, self.device, dict(self.results), n, list(self.fields), self.at)
+                if self.fields else _copies(self.frame, self.device, n, self.at))
+        return [(d, f) for _, d, f in made[self.count:]]
+
+
+CONFLICTS = "its condition conflicts with the state every prefix built"
+OTHER_PATHS = "the packets solved for it followed other paths"
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why path ``path`` was not reached: ``reason``, the labels of the state facts its condition
+    conflicted with (``map:flows``, ``cell:row0``), and whether the search stopped at its budget of
+    questions (QUESTION_LIMIT) before it."""
+
+    path: int
+    reason: str
+    conflict: tuple[str, ...] = ()
+    stopped: bool = False
+
+    def text(self) -> str:
+        why = f"{self.reason} ({', '.join(self.conflict)})" if self.conflict else self.reason
+        if self.stopped:
+            return (f"the search stopped after asking the solver for {QUESTION_LIMIT:,} packets, before reaching "
+                    f"it; so far {why}")
+        return why
 
 
 @dataclass(frozen=True)
@@ -548,6 +638,7 @@ class Witnesses:
     coverage: Coverage
     kinds: tuple[str, ...] = ()  # per trace: "main", "fill" (a table filled), "sweep", "pump" or "jump"
     fills: tuple[Fill, ...] = ()
+    causes: tuple[Cause, ...] = ()  # why each unreached path was not, as parts (``unreached_lines``)
 
     def combined(self, gap_ns: int = 3_600_000_000_000, kinds: Optional[tuple[str, ...]] = None) -> Trace:
         """The traces (of ``kinds``, by default all) one after the other, ``gap_ns`` apart (by
@@ -762,18 +853,51 @@ class _Search:
             if filler is None or room <= 0:
                 continue
             index, path = filler
-            keep = set()  # every key new: each variant takes an index
-            # Twice as many as the room: the spares let a check fill every core's share evenly.
-            made = variants(self.analysis, path, trace.frames[index], int(trace.devices[index]),
-                            _results_at(match, path, index), 2 * room, keep, int(events[-1][0]), 2 * FILL_LIMIT)
-            more = made[:room]
-            self.kind = "fill"
-            self.rounds(events + more, 2)
-            if self.kinds and self.kinds[-1] == "fill" and \
-                    self.traces[-1].frames[len(events):len(events) + len(more)] == tuple(f for _, _, f in more):
-                taken = tuple(i for i in range(len(events)) if self._allocated(calls, match, i, chain))
-                self.fills.append(Fill(len(self.traces) - 1, chain, len(events), len(more),
-                                       tuple((d, f) for _, d, f in made[room:]), taken))
+            # Twice the room: the spares let a check fill every core's share when the table fills
+            # (``Fill.pool`` makes more).
+            args = (path, trace.frames[index], int(trace.devices[index]), _results_at(match, path, index), 2 * room,
+                    set(), int(events[-1][0]), 2 * FILL_LIMIT)
+            fields, made = variants_of(*args)
+            while True:
+                more = made[:room]
+                self.kind = "fill"
+                _, after = self.rounds(events + more, 2)
+                full = after is not None and self._full(after[-1], chain)
+                other = None if full or self.exhausted else self._other_filling_variants(events, args, fields, chain,
+                                                                                          room)
+                # A fill that a better choice follows is not one a check balances (its variants
+                # did not each take an index).
+                if other is None and self.kinds and self.kinds[-1] == "fill" and \
+                        self.traces[-1].frames[len(events):len(events) + len(more)] == tuple(f for _, _, f in more):
+                    taken = tuple(i for i in range(len(events)) if self._allocated(calls, match, i, chain))
+                    self.fills.append(Fill(len(self.traces) - 1, chain, len(events), len(more),
+                                           tuple((d, f) for _, d, f in made[room:]), taken, path.index,
+                                           trace.frames[index], int(trace.devices[index]),
+                                           tuple(sorted(args[3].items())), tuple(fields), args[6]))
+                if other is None:
+                    break
+                fields, made = other
+
+    def _full(self, facts: StateFacts, chain: str) -> bool:
+        return len(facts.allocated.get(chain, {})) >= self.analysis.object(chain).capacity
+
+    def _other_filling_variants(self, events: list, args: tuple, tried: list[str], chain: str,
+                                room: int) -> Optional[tuple[list[str], list[tuple[int, int, bytes]]]]:
+        """When the fill's first choice of fields (``variants``: the first that keeps the path
+        condition, which holds the state results fixed) did not fill ``chain``, the first other
+        choice whose first ``room`` variants do when run: changing the source address alone keeps
+        a destination that a per-destination limit stops after a few frames; a TOS byte alone is
+        what a (TOS, TTL) table needs. None if no choice does."""
+        for fields in field_choices(varied_fields(args[0], set())):
+            if fields == tried:
+                continue
+            made = variants_of(*args, fields=fields)[1]
+            if len(made) < room:
+                continue
+            filled, calls, match, _ = self.run(events + made[:room])
+            if self._full(StateFacts.of(self.analysis, filled, calls, match), chain):
+                return fields, made
+        return None
 
     def _allocating_packet(self, trace: Trace, calls, match: PathMatch, chain: str) -> Optional[tuple[int, ir.CallPath]]:
         """The last packet of ``trace`` that took an index of ``chain``, and its path."""
@@ -972,27 +1096,61 @@ def find_witnesses(analysis: ir.Analysis, defines: Optional[dict[str, str]] = No
             search.branch_pump(events)
         if search.uncovered():
             search.branch_jump(events, state[-1] if state is not None else None)
-    unreached = sorted(search.skipped.items())
+    causes = [Cause(p, why) for p, why in search.skipped.items()]
     for p in search.remaining():
-        conflict = sorted(search.conflicts.get(p, ()))
-        why = (f"its condition conflicts with the state every prefix built ({', '.join(conflict)})" if conflict
-               else "the packets solved for it followed other paths")
-        if search.exhausted:
-            why = (f"the search stopped after asking the solver for {QUESTION_LIMIT:,} packets, before reaching "
-                   f"it; so far {why}")
-        unreached.append((p, why))
-    unreached.sort()
+        conflict = tuple(sorted(search.conflicts.get(p, ())))
+        causes.append(Cause(p, CONFLICTS if conflict else OTHER_PATHS, conflict, search.exhausted))
+    causes.sort(key=lambda c: c.path)
     hits = tuple(search.hits.get(p) for p in range(len(analysis.paths)))
-    return Witnesses(analysis.nf, tuple(search.traces), hits, tuple(unreached),
+    return Witnesses(analysis.nf, tuple(search.traces), hits, tuple((c.path, c.text()) for c in causes),
                      Coverage(analysis.nf, tuple(int(c) for c in search.counts)), tuple(search.kinds),
-                     tuple(search.fills))
+                     tuple(search.fills), tuple(causes))
+
+
+def _ranges(paths: list[int]) -> str:
+    """``1-6, 9, 11-14``: sorted path numbers, runs joined."""
+    runs: list[list[int]] = []
+    for p in sorted(paths):
+        if runs and p == runs[-1][1] + 1:
+            runs[-1][1] = p
+        else:
+            runs.append([p, p])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def unreached_lines(witnesses: Witnesses) -> list[str]:
+    """Why paths went unreached, one line per reason rather than per path: a count-min sketch left
+    79 paths whose reasons differ only in which of its rows conflicted, 79 lines that said the same.
+    Paths with one reason share a line (their numbers as ranges); the facts that conflicted are
+    named once, as "some of" them where the paths differ in which (``unreached`` keeps each
+    path's own). When the search stopped at its budget of questions, a line says so first."""
+    causes = witnesses.causes or tuple(Cause(p, why) for p, why in witnesses.unreached)
+    lines = []
+    stopped = [c for c in causes if c.stopped]
+    if stopped:
+        lines.append(f"the search stopped after asking the solver for {QUESTION_LIMIT:,} packets, before reaching "
+                     f"{count(len(stopped), 'path')} (so far, why each was not reached:)")
+    groups: dict[str, list[Cause]] = {}
+    for c in causes:
+        groups.setdefault(c.reason, []).append(c)
+    for reason, members in groups.items():
+        paths = [c.path for c in members]
+        where = f"path {paths[0]}" if len(paths) == 1 else f"{len(paths)} paths ({_ranges(paths)})"
+        facts = sorted({label for c in members for label in c.conflict})
+        if facts:
+            some = "" if all(set(c.conflict) == set(facts) for c in members) else "some of "
+            reason = f"{reason} ({some}{', '.join(facts)})"
+        lines.append(f"{where} not reached: {reason}")
+    return lines
 
 
 def balanced_fills(witnesses: Witnesses, analysis: ir.Analysis, defines: dict[str, str],
-                   cores_of: Callable[[Trace], np.ndarray], shares: dict[str, int]) -> Witnesses:
-    """``witnesses`` with each fill of a chain split into per-core ``shares`` redone so that every
-    core's share fills when the sequential table does: the variants (and spares) are taken in
-    order while their core (``cores_of``) still has room, up to the table's room. Otherwise a core
+                   cores_of: Callable[[Trace], np.ndarray], shares: dict[str, tuple[int, ...]]) -> Witnesses:
+    """``witnesses`` with each fill of a chain split into per-core ``shares`` (entries of core 0, 1,
+    ...: ``ParallelPlan.shares``; uneven pools, or 22 21 21 of 64) redone so that every core's
+    share fills when the sequential table does: the variants (and spares) are taken in order
+    while their core (``cores_of``) still has room, up to the table's room; where they run out
+    first, from a pool of more variants (``Fill.pool``, up to FILL_SPARES times). Otherwise a core
     whose hash drew more variants runs out early, and the packets after that go uncompared
     (capacity drift) instead of testing the "table full" paths on both builds. A redone trace is
     kept only when the sequential NF still follows every path the original trace did."""
@@ -1002,23 +1160,13 @@ def balanced_fills(witnesses: Witnesses, analysis: ir.Analysis, defines: dict[st
         if share is None or fill.count == 0:
             continue
         trace = traces[fill.trace]
-        pool = [(int(trace.devices[i]), trace.frames[i]) for i in range(fill.start, fill.start + fill.count)]
-        pool += list(fill.spares)
-        stamps = np.zeros(len(pool), dtype=np.uint64)
-        pool_cores = cores_of(Trace(stamps, np.array([d for d, _ in pool], dtype=np.uint16), tuple(f for _, f in pool)))
         before = cores_of(trace)[list(fill.allocated)] if fill.allocated else np.zeros(0, dtype=np.int64)
-        room = {}
-        for core in pool_cores.tolist() + before.tolist():
-            room.setdefault(int(core), share)
-        for core in before.tolist():
-            room[int(core)] -= 1
-        picked = []
-        for k, core in enumerate(pool_cores.tolist()):
-            if len(picked) == fill.count:
+        own = [(int(trace.devices[i]), trace.frames[i]) for i in range(fill.start, fill.start + fill.count)]
+        for scale in (1, FILL_SPARES // 2, FILL_SPARES):
+            pool = own + fill.pool(analysis, scale)
+            picked = _picked(pool, cores_of, share, before, fill.count)
+            if len(picked) == fill.count or fill.path < 0:
                 break
-            if room.get(int(core), 0) > 0:
-                room[int(core)] -= 1
-                picked.append(k)
         if picked == list(range(fill.count)):
             continue  # the trace's own fill is already even
         end = fill.start + fill.count
@@ -1031,6 +1179,25 @@ def balanced_fills(witnesses: Witnesses, analysis: ir.Analysis, defines: dict[st
         if _paths_followed(analysis, defines, redone) >= _paths_followed(analysis, defines, trace):
             traces[fill.trace] = redone
     return replace(witnesses, traces=tuple(traces))
+
+
+def _picked(pool: list[tuple[int, bytes]], cores_of: Callable[[Trace], np.ndarray], share: tuple[int, ...],
+            before: np.ndarray, count: int) -> list[int]:
+    """Positions in ``pool`` of up to ``count`` packets, taken in order while their core has room
+    in its ``share`` (less the indices ``before`` took there)."""
+    stamps = np.zeros(len(pool), dtype=np.uint64)
+    pool_cores = cores_of(Trace(stamps, np.array([d for d, _ in pool], dtype=np.uint16), tuple(f for _, f in pool)))
+    room = dict(enumerate(share))
+    for core in before.tolist():
+        room[int(core)] -= 1
+    picked = []
+    for k, core in enumerate(pool_cores.tolist()):
+        if len(picked) == count:
+            break
+        if room.get(int(core), 0) > 0:
+            room[int(core)] -= 1
+            picked.append(k)
+    return picked
 
 
 def _paths_followed(analysis: ir.Analysis, defines: dict[str, str], trace: Trace) -> set[int]:
