@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.errors import CSyntaxError, NfxError, UnsupportedError
+from explorer.errors import AnalysisWarning, CSyntaxError, NfxError, UnsupportedError
 from explorer.symbex import analyze
 
 HEADERS = """\
@@ -40,6 +40,10 @@ CASES = [
     ("capacity past uint32_t", "static struct nf_map *m;", "return nf_map_allocate(4, 4294967296ULL, &m);",
      "  return 0;", 4, 29, "argument 2 of nf_map_allocate() is 4294967296, which its parameter (unsigned 32-bit) "
      "cannot hold"),
+    ("capacity 0", "static struct nf_map *m;", "return nf_map_allocate(4, 0, &m);", "  return 0;", 4, 10,
+     "nf_map_allocate() with a capacity of 0: a map needs a capacity of at least 1"),
+    ("cells of 0 bytes", "static struct nf_vector *v;", "return nf_vector_allocate(0, 8, &v);", "  return 0;", 4, 10,
+     "nf_vector_allocate() with cells of 0 bytes: they need at least 1 byte"),
     ("inline asm", "", "return true;", '  asm("nop");\n  return 0;', 6, 3, "inline assembly is not supported"),
     ("variable-length array", "", "return true;", "  int n = len;\n  uint8_t buf[n];\n  return 0;", 7, 15,
      "variable-length arrays are not supported: an array's size must be a constant"),
@@ -342,3 +346,17 @@ def test_array_parameters_without_a_size_are_pointers(tmp_path: Path) -> None:
                     "  if (is_broadcast(nf_ether_header(packet)->dst)) return NF_FLOOD;\n  return 1 - device;\n}\n")
     analysis = analyze(path)
     assert {p.verdict.kind for p in analysis.paths} == {"flood", "forward"}
+
+
+@pytest.mark.parametrize("init,says", [
+    ("return nf_map_allocate(4, 1u << 30, &m);", "nf_map_allocate() with a capacity of 1,073,741,824: the state "
+     "library's maps (DPDK's rte_hash) hold at most 536,870,912 entries, so nf_init will fail when the NF runs"),
+    ("return nf_dchain_allocate(1u << 31, &c);", "nf_dchain_allocate() with a capacity of 2,147,483,648: its "
+     "indices are C ints, at most 2,147,483,647, so nf_init will fail when the NF runs")])
+def test_capacities_past_the_state_librarys_limits_are_warned_of(tmp_path: Path, init: str, says: str) -> None:
+    """Analysed as written (the run then names nf_init, tests/nfs/init_refuses.c), but said at once: analyze,
+    solve and generate went through, and only the first run failed."""
+    path = _write(tmp_path, "static struct nf_map *m;\nstatic struct nf_dchain *c;", init, "  return 0;")
+    with pytest.warns(AnalysisWarning) as caught:
+        analyze(path)
+    assert [str(w.message) for w in caught] == [f"{path}:5:10: {says}"]

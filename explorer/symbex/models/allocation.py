@@ -1,8 +1,10 @@
 """``nf_<kind>_allocate``: nf_init creates a state object and binds it to a global handle."""
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
+from explorer.errors import AnalysisWarning
 from explorer.state_api import ALLOCATIONS
 from explorer.symbex import ctype as ct
 from explorer.symbex.bitvec import MAX_ENTRY_BYTES, Slice
@@ -13,6 +15,8 @@ from explorer.symbex.models.context import CallContext, Model
 from explorer.symbex.values import Int, Ptr, Value
 
 SKETCH_DEPTH = 4  # nf.h's NF_SKETCH_DEPTH
+MAX_MAP_ENTRIES = (1 << 30) // 2  # nf_state.c refuses more: RTE_HASH_ENTRIES_MAX / 2
+MAX_INDEX = (1 << 31) - 1  # nf_dchain_allocate refuses more: its indices are ints
 
 
 class Allocate(Model):
@@ -44,8 +48,25 @@ class Allocate(Model):
         else:
             capacity, backends = numbers
             extra = (("backends", backends),)
-        if capacity <= 0 or size < 0 or (kind in ("map", "vector", "sketch") and size <= 0):
-            raise ctx.fail(f"{ctx.name}() with size {size} and capacity {capacity}")
+        if capacity <= 0:
+            raise ctx.fail(f"{ctx.name}() with a capacity of {capacity}: a {kind} needs a capacity of at least 1 "
+                           f"(is a -D or #define of it 0?)")
+        if size <= 0 and kind in ("map", "vector", "sketch"):
+            raise ctx.fail(f"{ctx.name}() with {'keys' if kind != 'vector' else 'cells'} of {size} bytes: they need at "
+                           f"least 1 byte")
+        # Past what the state library takes, nf_init fails when run (tests/nfs/init_refuses.c): legal C,
+        # analysed as written, but said now rather than at the first run.
+        too_many = None
+        if kind == "map" and capacity > MAX_MAP_ENTRIES:
+            too_many = (f"the state library's maps (DPDK's rte_hash) hold at most {MAX_MAP_ENTRIES:,} entries",
+                        "map capacity over the library's limit")
+        if kind == "dchain" and capacity > MAX_INDEX:
+            too_many = f"its indices are C ints, at most {MAX_INDEX:,}", "dchain range over INT32_MAX"
+        if too_many is not None:
+            location = m.loc(ctx.node)
+            warnings.warn(AnalysisWarning(f"{location}: {ctx.name}() with a capacity of {capacity:,}: {too_many[0]}, so "
+                                          f"nf_init will fail when the NF runs", location, f"warning: {too_many[1]}"),
+                          stacklevel=2)
         if size > MAX_ENTRY_BYTES:
             raise ctx.fail(f"{ctx.name}() with entries of {size:,} bytes: nfx analyses entries (keys, cells) of at most "
                            f"{MAX_ENTRY_BYTES:,} bytes")
