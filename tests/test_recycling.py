@@ -28,7 +28,7 @@ def test_a_counter_a_new_entry_adds_to_is_locked():
     assert found["chain"][0] == "lock"
     assert ("hands out an index of chain at" in found["chain"][1]
             and "computes with counts's cell at it (" in found["chain"][1]
-            and "recycled_counter.c:75:21) before overwriting it" in found["chain"][1]), found["chain"][1]
+            and "recycled_counter.c:76:21) before overwriting it" in found["chain"][1]), found["chain"][1]
     assert found["counts"][0] == "lock"
     assert found["counts"][1].startswith("its indices come from chain, which is locked")
     assert found["keys"][0] == "lock"
@@ -44,6 +44,12 @@ def test_a_counter_reset_when_its_index_is_handed_out_shards():
     found = _objects(NF, {"RC_RESET": "1"})
     assert {name: d for name, (d, _) in found.items()} == {
         "pairs": "shard", "keys": "shard", "chain": "shard", "counts": "shard"}
+
+
+def test_a_counter_nothing_reads_shards():
+    """Counted into itself and never looked at: what a new pair inherits decides no output."""
+    found = _objects(NF, {"RC_UNREAD": "1"})
+    assert found["chain"][0] == "shard" and found["counts"][0] == "shard"
 
 
 def test_kept_bytes_that_no_path_reads_do_not_lock():

@@ -29,7 +29,9 @@ def inherited_cells(analysis: Analysis, sharded_chains: frozenset[str],
     out: dict[str, str] = {}
     read_bits: dict[str, set[Bits]] = {}
     for chain in sorted(sharded_chains & released):
-        vectors = followers.get(chain, frozenset())
+        # A vector whose cells decide nothing (only ever stored back into itself) cannot make the
+        # builds differ, whatever a new entry inherits there.
+        vectors = frozenset(v for v in followers.get(chain, frozenset()) if _read_bits(analysis, v, own=False))
         for vector in sorted(vectors):
             if vector not in read_bits:
                 read_bits[vector] = _read_bits(analysis, vector)
@@ -93,19 +95,20 @@ def _handed_back(value, cell: str, high: int, into_kept: set[Bits], into_used: s
     _uses(value, cell, into_used)
 
 
-def _read_bits(analysis: Analysis, vector: str) -> set[Bits]:
+def _read_bits(analysis: Analysis, vector: str, own: bool = True) -> set[Bits]:
     """The bit ranges of ``vector``'s cells that some path computes with (a cell handed back as it
-    was borrowed is not read)."""
+    was borrowed is not read); without ``own``, what is computed only to be handed back to
+    ``vector`` does not count either."""
     bits: set[Bits] = set()
     for path in analysis.paths:
         for j, borrow in enumerate(path.accesses):
             if borrow.object != vector or borrow.call != "nf_vector_borrow" or not borrow.results:
                 continue
-            bits |= _path_reads(path, borrow.results[0], path.accesses[j + 1:])
+            bits |= _path_reads(path, borrow.results[0], path.accesses[j + 1:], own)
     return bits
 
 
-def _path_reads(path: CallPath, cell: str, later: tuple[Access, ...]) -> set[Bits]:
+def _path_reads(path: CallPath, cell: str, later: tuple[Access, ...], own: bool = True) -> set[Bits]:
     """The ranges of ``cell`` that ``path`` computes with: in its condition, a key, a value stored
     (other than the cell handed back in place), a header write or the verdict."""
     bits: set[Bits] = set()
@@ -115,6 +118,8 @@ def _path_reads(path: CallPath, cell: str, later: tuple[Access, ...]) -> set[Bit
             _uses(part, cell, bits)
     for a in later:
         _uses(a.key, cell, bits)
+        if a.call == "nf_vector_return" and a.value is not None and a.object == vector and not own:
+            continue
         if a.call == "nf_vector_return" and a.value is not None:
             _handed_back(a.value, cell, a.value.size() - 1, set(), bits)
         else:

@@ -9,7 +9,8 @@
  * age). nfx locks the dchain and what follows it (explorer/sharding/recycling.py). With
  * -D RC_RESET the new pair's counter starts at 1 and the table shards; with -D RC_HITS_ONLY a new
  * pair's first frame is not counted, so only later frames read the cell its index's last holder left
- * (locked as well: the path that hands the index out does not write the cell).
+ * (locked as well: the path that hands the index out does not write the cell). With -D RC_UNREAD
+ * the count decides nothing (every LAN frame goes out), so the table shards.
  */
 #include "nf.h"
 
@@ -76,5 +77,10 @@ int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
   uint32_t frames = *count + 1;
   *count = frames;
   nf_vector_return(counts, index, count);
+#ifdef RC_UNREAD
+  (void)frames; /* counted, never looked at: what a new pair inherits decides nothing */
+  return WAN;
+#else
   return frames > RC_BUDGET ? NF_DROP : WAN;
+#endif
 }
