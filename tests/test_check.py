@@ -333,6 +333,18 @@ def test_cli_check(tmp_path, capsys):
 
 
 @pytest.mark.dpdk
+def test_cli_check_on_paths_traffic_says_which_paths_it_could_not_follow(capsys):
+    """Only ``nfx traffic paths`` said why paths went unreached; a check on that traffic speaks for
+    none of them, so it says so too (knock.c: paths 15 and 16 need a stage no packet leaves)."""
+    from explorer.cli import main
+
+    assert main(["check", "tests/nfs/knock.c", "--traffic", "paths", "--cores", "2"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("16 of 18 paths followed")
+    assert err[1].startswith("  2 paths (15-16) not reached, each for the same reason: its condition conflicts")
+
+
+@pytest.mark.dpdk
 def test_cli_check_on_traffic_it_makes(capsys):
     """``nfx check --traffic paths`` (the NF's own witness traffic, as ``nfx traffic paths`` writes
     it) and ``--traffic KIND`` (a generator), with what does not go together refused."""

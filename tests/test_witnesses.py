@@ -322,7 +322,8 @@ def test_the_reasons_of_unreached_paths_are_grouped():
     assert unreached_lines(found) == [
         f"the search stopped after asking the solver for {QUESTION_LIMIT:,} packets, before reaching 9 paths (so "
         "far, why each was not reached:)",
-        "8 paths (1-5, 7-9) not reached: its condition conflicts with the state every prefix built (some of "
+        "8 paths (1-5, 7-9) not reached, each for the same reason: its condition conflicts with the state every "
+        "prefix built (some of "
         "cell:row0, cell:row1, cell:row2, cell:row3)",
         "path 11 not reached: the packets solved for it followed other paths",
         "path 12 not reached: needs a hit in acl, which is always empty"]
@@ -331,8 +332,8 @@ def test_the_reasons_of_unreached_paths_are_grouped():
                                          "prefix built (cell:row1)")
     same = Witnesses("x", (), (None,) * 3, (), Coverage("x", (0,) * 3),
                      causes=(Cause(0, CONFLICTS, ("map:flows",)), Cause(2, CONFLICTS, ("map:flows",))))
-    assert unreached_lines(same) == ["2 paths (0, 2) not reached: its condition conflicts with the state every "
-                                     "prefix built (map:flows)"]
+    assert unreached_lines(same) == ["2 paths (0, 2) not reached, each for the same reason: its condition conflicts "
+                                     "with the state every prefix built (map:flows)"]
 
 
 def test_state_facts_are_built_through_the_c_api_as_z3py_would_build_them():

@@ -21,6 +21,7 @@ from explorer.traffic.pcap import parse_inputs
 from explorer.traffic.generators import GENERATORS, generate
 from explorer.traffic.trace import Trace
 from explorer.verify.equivalence import check
+from explorer.verify.witnesses import unreached_lines
 
 
 def main(args) -> int:
@@ -66,6 +67,8 @@ def _traffic(args, defines: dict[str, str]):
         coverage = witnesses.coverage
         print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {sum(len(t) for t in witnesses.traces)} packets; "
               f"{coverage.covered} of {coverage.paths} paths followed", file=sys.stderr)
+        for line in unreached_lines(witnesses):  # what the check cannot speak for
+            print(f"  {line}", file=sys.stderr)
         return witnesses
     if args.traffic not in GENERATORS:
         raise ConfigError(f"unknown traffic kind {args.traffic!r}; known: {', '.join(sorted(GENERATORS))}, and {PATHS}")

@@ -1140,7 +1140,8 @@ def unreached_lines(witnesses: Witnesses) -> list[str]:
         if facts:
             some = "" if all(set(c.conflict) == set(facts) for c in members) else "some of "
             reason = f"{reason} ({some}{', '.join(facts)})"
-        lines.append(f"{where} not reached: {reason}")
+        same = ", each for the same reason" if len(paths) > 1 else ""  # reasons speak of one path: "its condition"
+        lines.append(f"{where} not reached{same}: {reason}")
     return lines
 
 
