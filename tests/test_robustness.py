@@ -466,6 +466,9 @@ def test_bad_c_is_one_error_with_its_place(case, name, args):
 
 
 @pytest.mark.parametrize("text,args,words", [
+    ("", ANALYZE, "nf.c: the file declares nothing (empty, or only comments and blanks); an NF defines bool "
+                  "nf_init(void) and int nf_process(...)"),
+    ("/* to do */\n\n", ANALYZE, "nf.c: the file declares nothing (empty, or only comments and blanks)"),
     ('#include "nf.h"\nbool nf_init(void) { return true; }\n', RUN, "nf.c does not define nf_process"),
     ('#include "nf.h"\nbool nf_init(void) { return true; }\n', ANALYZE, "nf.c: the NF does not define nf_process()"),
     ('#include "nf.h"\nint f(int n) { return n ? f(n - 1) : 0; }\n' + BODY.replace("return device;", "return f(device);"),

@@ -86,6 +86,10 @@ class PathSearch:
                                    "(a prototype)", location=location_of(early))
         for ext in self.parsed.ast.ext:
             it.declare(ext)
+        if not self.parsed.ast.ext:  # nothing to define anything: an empty file, or only comments
+            raise UnsupportedError(f"{self.parsed.path}: the file declares nothing (empty, or only comments and "
+                                   f"blanks); an NF defines bool nf_init(void) and int nf_process(...), as the "
+                                   f"samples in sample_nfs/ do")
         for entry in ("nf_init", "nf_process"):
             if entry not in self.program.functions:
                 raise UnsupportedError(f"{self.parsed.path}: the NF does not define {entry}()")
