@@ -15,6 +15,10 @@ from explorer.symbex.ctype import (ArrayType, CType, FunctionType, INT, IntType,
 from explorer.symbex.bitvec import TERM_MEMO, Cell, Term, ast_id, bv, low_bits
 
 
+# A constant divisor of 0 is almost always a configuration macro left at (or set to) 0.
+_BY_ZERO = "division by zero: the divisor is 0 on every packet (a macro, or a -D value, that is 0?)"
+
+
 class SemanticsError(Exception):
     """A C operation the explorer refuses (division by zero, pointer misuse); the interpreter adds
     the source location and turns it into an UnsupportedError."""
@@ -198,7 +202,7 @@ def arithmetic(op: str, a: Int, b: Int) -> Int:
             r = x ^ y
         elif op in ("/", "%"):
             if y == 0:
-                raise SemanticsError("division by zero")
+                raise SemanticsError(_BY_ZERO)
             if t.signed:
                 sx, sy = to_signed(x, bits), to_signed(y, bits)
                 q = abs(sx) // abs(sy)
@@ -225,11 +229,11 @@ def arithmetic(op: str, a: Int, b: Int) -> Int:
         r = x ^ y
     elif op == "/":
         if isinstance(b.v, int) and b.v == 0:
-            raise SemanticsError("division by zero")
+            raise SemanticsError(_BY_ZERO)
         r = x / y if t.signed else z3.UDiv(x, y)
     elif op == "%":
         if isinstance(b.v, int) and b.v == 0:
-            raise SemanticsError("division by zero")
+            raise SemanticsError(_BY_ZERO)
         r = z3.SRem(x, y) if t.signed else z3.URem(x, y)
     else:
         raise SemanticsError(f"unknown operator {op}")
