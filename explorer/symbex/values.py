@@ -16,7 +16,7 @@ from explorer.symbex.bitvec import TERM_MEMO, Cell, Term, ast_id, bv, low_bits
 
 
 # A constant divisor of 0 is almost always a configuration macro left at (or set to) 0.
-_BY_ZERO = "division by zero: the divisor is 0 on every packet (a macro, or a -D value, that is 0?)"
+_BY_ZERO = "division by zero: the divisor is always 0 here (a macro, or a -D value, that is 0?)"
 
 
 class SemanticsError(Exception):
