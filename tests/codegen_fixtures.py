@@ -28,3 +28,18 @@ def project(tmp_path, nf: str, strategy: str, cores: int):
     plan = parallel_plan(solution(nf, "locks" if strategy in ("locks", "tm") else "auto"), strategy,
                          None if strategy == "seq" else cores)
     return write_project(plan, tmp_path / f"{nf}-{strategy}-{cores}")
+
+
+def pcap_vdevs(plan, trace: Trace, folder) -> list[str]:
+    """EAL ``--vdev`` arguments giving each device of ``plan`` one net_pcap rx/tx pair per core: the
+    trace split by the plan's software RSS into ``folder/in``, outputs to ``folder/out``."""
+    from explorer.verify.split import split_trace
+
+    split_trace(plan, trace, folder / "in")
+    (folder / "out").mkdir(parents=True, exist_ok=True)
+    vdevs = []
+    for d in range(plan.devices):
+        rx = ",".join(f"rx_pcap={folder / 'in' / f'dev{d}-core{c}.pcap'}" for c in range(plan.cores))
+        tx = ",".join(f"tx_pcap={folder / 'out' / f'dev{d}-core{c}.pcap'}" for c in range(plan.cores))
+        vdevs += ["--vdev", f"net_pcap{d},{rx},{tx}"]
+    return vdevs

@@ -14,7 +14,7 @@ from explorer.errors import ConfigError
 from explorer.traffic.pcap import read_pcap
 from explorer.traffic.trace import Trace
 
-from codegen_fixtures import project, traffic
+from codegen_fixtures import pcap_vdevs, project, traffic
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.dpdk
@@ -95,13 +95,7 @@ def _program(project_, trace, folder, *options, cores=None, vdevs=None, defines=
     plan = project_.plan
     folder = Path(folder)
     if vdevs is None:
-        split_trace(plan, trace, folder / "in")
-        (folder / "out").mkdir(parents=True, exist_ok=True)
-        vdevs = []
-        for d in range(plan.devices):
-            rx = ",".join(f"rx_pcap={folder / 'in' / f'dev{d}-core{c}.pcap'}" for c in range(plan.cores))
-            tx = ",".join(f"tx_pcap={folder / 'out' / f'dev{d}-core{c}.pcap'}" for c in range(plan.cores))
-            vdevs += ["--vdev", f"net_pcap{d},{rx},{tx}"]
+        vdevs = pcap_vdevs(plan, trace, folder)
     binary = build_program(project_, "nf", defines=defines)
     done = run_dpdk(binary, cores or plan.cores, options, eal=vdevs, tag="test-nf", timeout=timeout)
     sent = {}

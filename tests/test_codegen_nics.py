@@ -24,7 +24,7 @@ from explorer.verify.pcap_run import microsecond_trace
 from explorer.verify.replay import eal_args
 from explorer.verify.split import split_trace
 
-from codegen_fixtures import traffic
+from codegen_fixtures import pcap_vdevs, traffic
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.dpdk
@@ -96,13 +96,7 @@ def _run(binary, plan, folder, *options, trace=None, split_plan=None, fake=None,
     folder = Path(folder)
     trace = microsecond_trace(traffic("mixed", 1500)) if trace is None else trace
     if vdevs is None:
-        split_trace(split_plan or plan, trace, folder / "in")
-        (folder / "out").mkdir(parents=True, exist_ok=True)
-        vdevs = []
-        for d in range(plan.devices):
-            rx = ",".join(f"rx_pcap={folder / 'in' / f'dev{d}-core{c}.pcap'}" for c in range(plan.cores))
-            tx = ",".join(f"tx_pcap={folder / 'out' / f'dev{d}-core{c}.pcap'}" for c in range(plan.cores))
-            vdevs += ["--vdev", f"net_pcap{d},{rx},{tx}"]
+        vdevs = pcap_vdevs(split_plan or plan, trace, folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_")}
     env.update({f"FAKE_{k}": str(v) for k, v in (fake or {}).items()})
     with eal_prefix("nic") as prefix:
