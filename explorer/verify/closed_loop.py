@@ -66,6 +66,16 @@ class LoopedRuns:
     def replies(self) -> int:
         return int(np.sum(self.origin >= 0))
 
+    @property
+    def answers(self) -> np.ndarray:
+        """Per packet: the packet whose output it answers, numbered as the packets of these runs (as
+        a report numbers them; ``origin`` numbers the original trace's), or -1."""
+        at = np.flatnonzero(self.origin < 0)  # the original packets keep their order among the replies
+        out = np.full(len(self.origin), -1, dtype=np.int64)
+        replies = self.origin >= 0
+        out[replies] = at[self.origin[replies]]
+        return out
+
 
 def _tuple(frame: bytes) -> Optional[tuple[bytes, bytes, int, bytes, bytes]]:
     """(src ip, dst ip, protocol, src port, dst port) of an unfragmented TCP/UDP frame."""

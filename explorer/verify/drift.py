@@ -12,6 +12,8 @@
   copy saw every touch of that key: the difference is collisions with other cores' keys, not a key
   split across cores), and (b) the NF run sequentially on just this core's packets gives the
   parallel run's outcome for it (so the parallel build did what one core of the NF should).
+  In a closed loop, a reply to a packet whose output was sketch drift (an estimate written into
+  a header) is drift too when the two runs' replies differ: each run answered its own output.
 """
 from __future__ import annotations
 
@@ -132,4 +134,19 @@ def sketch_drift(plan, trace: Trace, run: ParallelRun, seq_calls: dict[int, list
             if i in wanted and _same_outcome(outcome[i], int(run.verdicts[i]), run.frames[i], fields):
                 root, why = cause
                 found[i] = why if root == i else f"reuses state of packet {root}, whose {why}"
+    return found
+
+
+def replies_to_drift(bad: list[tuple[int, str]], answers: np.ndarray, drifted: dict[int, str], seq_trace: Trace,
+                     par_trace: Trace) -> dict[int, str]:
+    """Which ``bad`` packets are replies (``answers``: the packet whose output each answers, or -1,
+    ``LoopedRuns.answers``) to a packet in ``drifted`` that reached the two runs as different
+    frames: the sequential run got a reply to its output, the parallel run to its own drifted one,
+    so their outcomes are not comparable (a reply that reached both alike is still compared)."""
+    found: dict[int, str] = {}
+    for i, _ in bad:
+        answered = int(answers[i]) if i < len(answers) else -1
+        if answered in drifted and seq_trace.frames[i] != par_trace.frames[i]:
+            found[i] = (f"a reply to packet {answered}, whose output differed as sketch drift, so each run got the "
+                        "reply to its own output")
     return found

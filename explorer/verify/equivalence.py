@@ -260,15 +260,20 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
             raise ConfigError("checking a shared-nothing plan needs its solution (for the renamable fields)")
         seq = run_trace(plan.source, seq_trace, overrides, calls=True)
         result.update(_compare_sn(plan, seq_trace, par_trace, run, seq, fields))
+        answering = drift.replies_to_drift(result["bad"], loop.answers, result["sketch"], seq_trace, par_trace)
+        if answering:
+            result["bad"] = [(i, why) for i, why in result["bad"] if i not in answering]
+            result["sketch"] = {**result["sketch"], **answering}
         if result["renamed"]:
             notes.append("renamed fields (written from allocated indices): " + ", ".join(sorted(fields)))
 
     frames = capture_frames(seq_trace.devices, loop.origin)
+    answers = loop.answers
 
     def packet(index: int, why: str, kind: str) -> Difference:
         return Difference(index, int(seq_trace.devices[index]), int(run.cores[index]), int(seq_verdicts[index]),
                           int(run.verdicts[index]), why, kind, packet_headers(seq_trace.frames[index]),
-                          int(loop.origin[index]), int(frames[index]))
+                          int(answers[index]), int(frames[index]))
 
     bad, unsettled = unsettled_tail(result["bad"], loop.settled)
     differences = []

@@ -228,9 +228,10 @@ def check_replicated(plan: ParallelPlan, loop: LoopedRuns, fields: frozenset[str
     notes = unused_devices(plan.devices, trace.devices)
     notes += [] if loop.fixed_point else [f"the closed loop did not settle in {loop.rounds - 1} rounds"]
     frames = capture_frames(trace.devices, loop.origin)
+    answers = loop.answers
     differences = tuple(Difference(i, int(trace.devices[i]), int(run.cores[i]), int(result.serial_verdicts[i]),
                                    int(run.verdicts[i]), why, "difference", packet_headers(trace.frames[i]),
-                                   int(loop.origin[i]) if i < len(loop.origin) else -1, int(frames[i]))
+                                   int(answers[i]) if i < len(answers) else -1, int(frames[i]))
                         for i, why in bad[:shown])
     ran, runts = per_core(run.cores, trace.frames, plan.cores)
     return CheckReport(plan.nf, plan.strategy, plan.cores, len(trace), relation, differences,

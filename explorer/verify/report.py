@@ -80,7 +80,7 @@ class Difference:
     why: str
     kind: str = "difference"
     headers: tuple[tuple[str, Any], ...] = ()  # of the input frame (packet_headers)
-    reply_to: int = -1  # a closed-loop reply: the packet of the trace whose output it answers
+    reply_to: int = -1  # a closed-loop reply: the packet (numbered as ``index``) whose output it answers
     frame: int = 0  # its frame number in its device's capture (1-based; 0: a reply, in no capture)
 
     def to_dict(self) -> dict[str, Any]:
