@@ -362,11 +362,15 @@ def test_a_signal_mid_run_stops_the_harness_and_removes_its_folders(tmp_path, si
     process = subprocess.Popen([sys.executable, "-m", "explorer.cli", "run", str(nf), "--in", f"0={tmp_path / 'in.pcap'}",
                                 "--out", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "TMPDIR": str(private_tmp)})
+    # The harness is the process reading a trace from the run's private TMPDIR (whatever build cache
+    # path it was started from: under xdist that once differed from the one this test built into).
+    harness = str(private_tmp / "nfx-run-")
     try:
         deadline = time.monotonic() + 240  # a loaded CI machine took over 60 s to start Python, check and run
-        while not _processes_running(str(binary)) and time.monotonic() < deadline:
+        while not _processes_running(harness) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _processes_running(str(binary)), "the harness did not start"
+        ended = process.poll() is not None
+        assert _processes_running(harness), f"the harness did not start ({process.stderr.read() if ended else 'yet'})"
         time.sleep(0.3)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
@@ -375,7 +379,7 @@ def test_a_signal_mid_run_stops_the_harness_and_removes_its_folders(tmp_path, si
             process.kill()
     assert process.returncode == status and stderr.strip().startswith("nfx run: ") and "Traceback" not in stderr
     time.sleep(0.2)
-    assert _processes_running(str(binary)) == []
+    assert _processes_running(harness) == [] and _processes_running(str(binary)) == []
     assert os.listdir(private_tmp) == [] and not (tmp_path / "out").exists()
     leftovers = [p for parent in {f.parent for f in dpdk_runtime_dirs("x")} if parent.is_dir()
                  for p in parent.iterdir() if p.name.startswith(f"nfx-seq-{process.pid}-")]

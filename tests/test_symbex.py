@@ -223,9 +223,9 @@ def test_a_comparison_kept_in_a_bool_and_tested_reads_as_the_comparison(tmp_path
            "  int odd = (ip->ttl & 1) == 1 || ip->ttl == 64;\n  if (odd == 1) return 1;\n"
            "  if (!(ip->ttl > 100) == 0) return NF_FLOOD;\n  return 0;")
     assert [p.condition_text.split(" && ")[2:] for p in a.paths[2:]] == [
-        ["p.ipv4.ttl >= 5", "!(p.ipv4.ttl & 1 == 1 || p.ipv4.ttl == 64)", "p.ipv4.ttl <= 100"],
-        ["p.ipv4.ttl >= 5", "!(p.ipv4.ttl & 1 == 1 || p.ipv4.ttl == 64)", "p.ipv4.ttl > 100"],
-        ["p.ipv4.ttl >= 5", "(p.ipv4.ttl & 1 == 1 || p.ipv4.ttl == 64)"],
+        ["p.ipv4.ttl >= 5", "!((p.ipv4.ttl & 1) == 1 || p.ipv4.ttl == 64)", "p.ipv4.ttl <= 100"],
+        ["p.ipv4.ttl >= 5", "!((p.ipv4.ttl & 1) == 1 || p.ipv4.ttl == 64)", "p.ipv4.ttl > 100"],
+        ["p.ipv4.ttl >= 5", "((p.ipv4.ttl & 1) == 1 || p.ipv4.ttl == 64)"],
         ["p.ipv4.ttl < 5"]]
     assert "(ite " in a.paths[-1].condition.sexpr()  # the term still compares the bool's 0/1 with 0
     # A cell's count kept in a bool (host_union.c, syn_guard.c: `bool over = *count >= MAX; if (over)`).
@@ -258,8 +258,8 @@ def test_masks_read_in_hex_and_masked_addresses_as_prefixes(tmp_path: Path) -> N
   if ((ip->ttl ^ 0x3c) == 1) return 1;
   return 0;""")
     assert [p.condition_text.split(" && ")[2:] for p in a.paths[2:]] == [
-        ["p.ipv4.src & 0xffffff00 != 10.0.0.0", "p.ipv4.ttl ^ 0x3c != 1"],
-        ["p.ipv4.src & 0xffffff00 != 10.0.0.0", "p.ipv4.ttl ^ 0x3c == 1"],
+        ["p.ipv4.src & 0xffffff00 != 10.0.0.0", "(p.ipv4.ttl ^ 0x3c) != 1"],
+        ["p.ipv4.src & 0xffffff00 != 10.0.0.0", "(p.ipv4.ttl ^ 0x3c) == 1"],
         ["p.ipv4.src & 0xffffff00 == 10.0.0.0"]]
 
 
