@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from explorer.ir import Access, Analysis
+from explorer.ir import Access, Analysis, result_parts
 from explorer.sharding.allocation import summary as allocation_summary
 from explorer.sharding.constraints import KeyedAccess, fields_on, keyed_accesses, written_objects
 from explorer.sharding.keybits import key_alternatives, key_bits
@@ -94,9 +94,8 @@ def field_name(symbol: str) -> str:
     """``p.ipv4.src`` -> ``src_ip``; a value from state (``flows.value#2``) -> ``a value from flows``."""
     if symbol in FIELD_NAMES:
         return FIELD_NAMES[symbol]
-    if "#" in symbol and "." in symbol:
-        obj, _, what = symbol.partition(".")
-        kind = what.split("#")[0]
+    obj, kind = result_parts(symbol)
+    if obj:
         return f"{'an index' if kind == 'index' else 'a value'} from {obj}"
     return symbol
 

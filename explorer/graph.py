@@ -15,6 +15,7 @@ from typing import Optional
 
 from explorer import ir
 from explorer.errors import ConfigError
+from explorer.ir import result_parts
 from explorer.symbex.bitvec import symbols_of
 from explorer.wire import PACKET_FIELDS
 from explorer.wording import count
@@ -40,9 +41,7 @@ def _verdict_id(v: ir.Verdict) -> tuple[str, str]:
 
 
 def _result_object(symbol: str, objects: set[str]) -> Optional[str]:
-    if "#" not in symbol or "." not in symbol:
-        return None
-    name = symbol.split(".", 1)[0]
+    name = result_parts(symbol)[0]
     return name if name in objects else None
 
 

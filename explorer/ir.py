@@ -68,6 +68,15 @@ class StateObject:
         }
 
 
+def result_parts(symbol: str) -> tuple[str, str]:
+    """A state call's result symbol split into its object and what it is: ``flows.value#2`` ->
+    (``flows``, ``value``), ``st.flows.found#3`` -> (``st.flows``, ``found``); ("", "") for any other
+    symbol. Object names may hold dots (a handle in a global struct), results never do."""
+    base, hash_, _ = symbol.rpartition("#")
+    obj, dot, what = base.rpartition(".")
+    return (obj, what) if hash_ and dot and obj else ("", "")
+
+
 @dataclass(frozen=True)
 class Access:
     """One state-library call on a path.

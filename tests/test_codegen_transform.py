@@ -356,11 +356,50 @@ int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {
 """
 
 
-def test_an_allocation_nfx_cannot_attribute_is_an_error_with_a_location(tmp_path):
-    p = plan(_nf(tmp_path, ODD_NF, "odd.c"), "sn", 2)
-    with pytest.raises(GenerateError, match="&<global handle>") as caught:
+HELPER_NF = ODD_NF.replace("bool nf_init(void)", "static bool alloc_chain(struct nf_dchain **out) { return "
+                           "nf_dchain_allocate(64, out); }\nbool nf_init(void)") \
+    .replace("nf_dchain_allocate(64, &chain)", "alloc_chain(&chain)")
+
+
+def test_an_allocation_in_a_helper_is_found_by_its_location(tmp_path):
+    """``alloc_chain(&chain)`` allocates through the helper's ``out``: the plan's location of the
+    chain's allocation names the call in the helper, whose capacity sn divides (it was refused)."""
+    p = plan(_nf(tmp_path, HELPER_NF, "odd.c"), "sn", 2)
+    assert p.object("chain").per_core != p.object("chain").capacity
+    assert p.object("table").per_core == p.object("table").capacity
+    text = transform(p).text
+    assert "return nf_dchain_allocate(nf_sn_capacity(64), out); }" in text
+    assert "return nf_map_allocate(4, 64, out); }" in text
+
+
+TWO_WAYS_NF = HELPER_NF.replace("static struct nf_dchain *chain;",
+                                "static struct nf_dchain *chain;\nstatic struct nf_dchain *spare;") \
+    .replace("alloc_chain(&chain)", "alloc_chain(&chain) && alloc_chain(&spare)")
+
+
+def test_one_allocation_call_for_objects_the_plan_treats_differently_is_an_error_with_a_location(tmp_path):
+    """The helper allocates chain (each core a share) and spare (unused: whole on every core); its
+    one capacity argument cannot be both."""
+    p = plan(_nf(tmp_path, TWO_WAYS_NF, "odd.c"), "sn", 2)
+    assert p.object("spare").per_core == p.object("spare").capacity
+    with pytest.raises(GenerateError, match="allocates chain, spare, which the sn plan treats differently") \
+            as caught:
         transform(p)
     assert caught.value.location is not None and caught.value.location.file == p.source
+    assert caught.value.location.line == 6
+
+
+def test_a_static_initialized_with_a_thread_local_s_address_is_refused_with_its_location(tmp_path):
+    """sn makes every variable with static storage _Thread_local; ``static struct t *T = &state;``
+    then has no constant initializer (gcc refused the generated nf.c, naming the project's file)."""
+    pointer = "static struct nf_dchain *chain;\nstatic struct nf_dchain **const C = &chain;"
+    source = _nf(tmp_path, ODD_NF.replace("static struct nf_dchain *chain;", pointer)
+                 .replace("nf_dchain_allocate_new_index(chain,", "nf_dchain_allocate_new_index(*C,"), "odd.c")
+    with pytest.raises(GenerateError, match="C is initialized with the address of chain: the sn strategy gives "
+                                            "every core its own chain") as caught:
+        transform(plan(source, "sn", 2))
+    assert caught.value.location.file == source and caught.value.location.line == 4
+    assert "nf_dchain_allocate_new_index(*C," in transform(plan(source, "locks", 2)).text
 
 
 def test_taking_a_rewritten_function_s_address_is_refused(tmp_path):

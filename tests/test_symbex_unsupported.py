@@ -91,7 +91,7 @@ CASES = [
     ("allocation in nf_process", "static struct nf_map *m;", "return true;",
      "  nf_map_allocate(4, 4, &m);\n  return 0;", 7, 3, "state objects are allocated only by nf_init"),
     ("handle in a local", "", "struct nf_map *m;\n  return nf_map_allocate(4, 4, &m);", "  return 0;", 4, 10,
-     "must store the handle in a global variable"),
+     "must store the handle in a global pointer variable"),
     ("cell after return", "static struct nf_vector *v;", "return nf_vector_allocate(4, 4, &v);",
      "  int *c = nf_vector_borrow(v, 0);\n  nf_vector_return(v, 0, c);\n  return *c;", 9, 11,
      "used after nf_vector_return"),

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from explorer.codegen.pooling import pooled_objects, pools_for
 from explorer.errors import GenerateError
+from explorer.ir import Location
 from explorer.rss.nic import RSS_HF_BITS, flow_rule_types
 from explorer.rss.reta import dealing
 from explorer.rss.reta_rule import reta_text
@@ -43,11 +44,13 @@ class ObjectPlan:
     divisible: bool = False  # its entries come from a per-core allocator: sn may give each core a share
     pool: int = -1  # sn by allocation: this dchain allocates from ParallelPlan.pools[pool]
     broadcast: bool = False  # sn: replicated and written, so writes are broadcast to every core's copy
+    location: Optional[Location] = None  # its allocation call (one call may allocate several: a loop, a helper)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "alloc_index": self.alloc_index, "decision": self.decision,
                 "capacity": self.capacity, "per_core": self.per_core, "treatment": self.treatment,
-                "divisible": self.divisible, "pool": self.pool, "broadcast": self.broadcast}
+                "divisible": self.divisible, "pool": self.pool, "broadcast": self.broadcast,
+                "location": self.location.to_dict() if self.location is not None else None}
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,8 @@ def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
     """The inverse of ``ParallelPlan.to_dict`` (generated projects keep their plan as plan.json)."""
     objects = tuple(ObjectPlan(o["name"], o["kind"], int(o["alloc_index"]), o["decision"], int(o["capacity"]),
                                int(o["per_core"]), o["treatment"], bool(o.get("divisible", False)),
-                               int(o.get("pool", -1)), bool(o.get("broadcast", False)))
+                               int(o.get("pool", -1)), bool(o.get("broadcast", False)),
+                               Location(**o["location"]) if o.get("location") else None)
                     for o in data["objects"])
     steering = tuple(DeviceSteering(int(d["device"]), bytes.fromhex(d["key"]), tuple(d["fields"]), int(d["rss_hf"]),
                                     tuple(d["rss_hf_names"]), tuple(int(c) for c in d["reta"]),
@@ -325,7 +329,7 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
                                _per_core(chosen, o.name in divisible, o.capacity, count),
                                _treatment(chosen, decisions.get(o.name, "replicate"), o.kind, o.name in divisible,
                                           o.name in broadcast),
-                               o.name in divisible, broadcast=o.name in broadcast)
+                               o.name in divisible, broadcast=o.name in broadcast, location=o.location)
                     for o in sorted(analysis.objects, key=lambda o: o.alloc_index))
     nic = solution.nic
     # On as many cores as the solution was solved for, its RETA; on another count, the table dealt

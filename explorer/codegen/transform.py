@@ -37,6 +37,7 @@ from explorer.codegen.source_edits import Edit, SourceAnchors, Token, apply_edit
     unified_diff
 from explorer.errors import GenerateError, NfxError
 from explorer.frontend import parse_nf
+from explorer.frontend.columns import column_of
 from explorer.ir import Location
 from explorer.nfsource import FRONTEND_INCLUDE, RUNTIME_INCLUDE
 from explorer.state_api import ALLOCATIONS
@@ -120,6 +121,35 @@ def _read(path: str) -> str:
         raise GenerateError(f"cannot read {path}: {error.strerror}") from None
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, ValueError):
+        return a == b
+
+
+def _handle_name(expr: c_ast.Node) -> Optional[str]:
+    """The name the analysis gives the object allocated into ``expr`` (``flows``, ``st.flows``,
+    ``tables[1]``: ``explorer.symbex.models.allocation.handle_path``), or None when it is not such a
+    path of members and constant indices."""
+    if isinstance(expr, c_ast.ID):
+        return expr.name
+    if isinstance(expr, c_ast.StructRef) and expr.type == "." and isinstance(expr.field, c_ast.ID):
+        base = _handle_name(expr.name)
+        return None if base is None else f"{base}.{expr.field.name}"
+    if isinstance(expr, c_ast.ArrayRef) and isinstance(expr.subscript, c_ast.Constant) \
+            and expr.subscript.type in ("int", "unsigned int", "long int", "unsigned long int"):
+        base = _handle_name(expr.name)
+        digits = expr.subscript.value.rstrip("uUlL")
+        try:
+            index = int(digits, 8) if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xXbB" \
+                else int(digits, 0)
+        except ValueError:
+            return None
+        return None if base is None else f"{base}[{index}]"
+    return None
+
+
 class _EditFinder(c_ast.NodeVisitor):
     """Walks the NF's AST: finds where each edit goes in the source (``edits``) and makes the same
     change in the AST (what the edited text must parse to)."""
@@ -162,14 +192,12 @@ class _EditFinder(c_ast.NodeVisitor):
     def _allocation(self, node: c_ast.FuncCall, name: str) -> None:
         args = node.args.exprs if node.args is not None else []
         out = args[-1] if args else None
-        target = out.expr.name if (isinstance(out, c_ast.UnaryOp) and out.op == "&"
-                                   and isinstance(out.expr, c_ast.ID)) else None
+        target = _handle_name(out.expr) if isinstance(out, c_ast.UnaryOp) and out.op == "&" else None
         position = ALLOCATIONS[name].capacity_arg
         if target is None:
-            if self.wrapped:
-                raise GenerateError(f"{name} must be called with &<global handle> as its last argument, so that "
-                                    "nfx can tell which object it allocates", location=_location(node))
-            return
+            target = self._allocated_here(node, name)
+            if target is None:
+                return
         if target not in self.wrapped or position is None or position >= len(args):
             return
         obj = self.plan.object(target)
@@ -190,6 +218,29 @@ class _EditFinder(c_ast.NodeVisitor):
         args[position] = c_ast.FuncCall(c_ast.ID(wrapper), c_ast.ExprList([args[position]]), coord=args[position].coord)
         self.found.add(target)
         self._count(f"capacity of {target} -> {wrapper}(...)")
+
+    def _allocated_here(self, node: c_ast.FuncCall, name: str) -> Optional[str]:
+        """The object a call whose handle is no plain path allocates (in a loop over an array of
+        handles, in a helper handed the handle's address), found by the call's location in the plan;
+        of several objects one call allocates, the first, once the plan treats them all alike."""
+        coord = node.coord
+        objects = [o for o in self.plan.objects if o.location is not None and coord is not None
+                   and (o.location.line, o.location.col) == (coord.line, column_of(coord))
+                   and _same_file(o.location.file, str(coord.file))]
+        edited = [o for o in objects if o.name in self.wrapped]
+        if not edited:
+            if self.wrapped and not objects:
+                raise GenerateError(f"{name} must be called with &<global handle> (&flows, &st.flows or "
+                                    "&tables[1]) as its last argument, so that nfx can tell which object it "
+                                    "allocates", location=_location(node))
+            return None
+        if len(edited) != len(objects) or len({(o.kind, o.pool) for o in objects}) > 1:
+            how = "; ".join(f"{o.name}: {o.treatment}" for o in objects)
+            raise GenerateError(f"this {name} allocates {', '.join(o.name for o in objects)}, which the "
+                                f"{self.plan.strategy} plan treats differently ({how}), and one call can be edited "
+                                "only one way; allocate them in separate calls", location=_location(node))
+        self.found.update(o.name for o in objects)
+        return objects[0].name
 
     def _pooled(self, node: c_ast.FuncCall, name: str, target: str, pool: int) -> None:
         """``nf_dchain_allocate(capacity, &chain)`` -> ``nf_pool_dchain_allocate(pool, capacity, &chain)``."""
@@ -254,6 +305,36 @@ class _StaticLocals(c_ast.NodeVisitor):
         if _static_storage(node, file_scope=False):
             self.decls.append(node)
         self.generic_visit(node)
+
+
+def _no_thread_local_addresses(decls: list[c_ast.Decl], strategy: str) -> None:
+    """Refuse a variable with static storage initialized with the address of another (``struct
+    tables *T = &state;``): once both are one per core, C has no constant for ``&state`` (gcc: the
+    initializer element is not constant), and each core's T would have to point at its own state."""
+    names = {d.name for d in decls}
+
+    class Uses(c_ast.NodeVisitor):
+        def __init__(self) -> None:
+            self.found: Optional[str] = None
+
+        def visit_UnaryOp(self, node: c_ast.UnaryOp) -> None:
+            if node.op != "sizeof":  # sizeof state is a constant
+                self.generic_visit(node)
+
+        def visit_ID(self, node: c_ast.ID) -> None:
+            if node.name in names and self.found is None:
+                self.found = node.name
+
+    for decl in decls:
+        if decl.init is None:
+            continue
+        uses = Uses()
+        uses.visit(decl.init)
+        if uses.found is not None:
+            raise GenerateError(f"{decl.name} is initialized with the address of {uses.found}: the {strategy} "
+                                f"strategy gives every core its own {uses.found} (_Thread_local), whose address C "
+                                f"cannot use in a static initializer; set {decl.name} in nf_init instead",
+                                location=_location(decl))
 
 
 def nf_ast(plan) -> c_ast.FileAST:
@@ -337,6 +418,7 @@ def transform(plan) -> TransformedNF:
         for node in ast.ext:
             if isinstance(node, c_ast.FuncDef):
                 locals_.visit(node)
+        _no_thread_local_addresses(globals_ + locals_.decls, plan.strategy)
         for decl in globals_ + locals_.decls:
             finder.thread_local(decl)
         if globals_ or locals_.decls:

@@ -25,7 +25,7 @@ from typing import Optional
 
 import z3
 
-from explorer.ir import Analysis, CallPath, Op
+from explorer.ir import Analysis, CallPath, Op, result_parts
 from explorer.symbex.path_solver import PathSolver
 from explorer.symbex.render import Renderer
 
@@ -96,8 +96,7 @@ def _stored_elsewise(analysis: Analysis, vector: str, key: z3.ExprRef, cell: str
 
 
 def _index_like(name: str, vector: str, maps: dict[str, int]) -> bool:
-    obj, _, what = name.partition(".")
-    kind = what.partition("#")[0]
+    obj, kind = result_parts(name)
     return (obj == vector and kind == "cell") or kind in ("index", "backend") or (kind == "value" and obj in maps)
 
 

@@ -27,7 +27,7 @@ from dataclasses import replace
 from typing import Mapping, Optional, Sequence
 
 from explorer.errors import ConfigError
-from explorer.ir import Analysis, Op
+from explorer.ir import Analysis, Op, result_parts
 from explorer.sharding.writers import Writers, writers_of
 from explorer.symbex.bitvec import symbols_of
 
@@ -183,7 +183,7 @@ def _per_core_indices(analysis: Analysis, group: set[str], by_name: Mapping) -> 
                 continue
             for symbol in sorted(symbols_of(access.key)):
                 source = producers.get(symbol)
-                what = symbol.split(".", 1)[-1].split("#")[0]
+                what = result_parts(symbol)[1]
                 if source and source not in group and by_name[source].decision == "shard" and what in ("index", "value"):
                     return (f"path {path.index} {access.call} at {access.location} keys {access.object} by "
                             f"{symbol}, an index that sharded {source} allocates per core")

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import z3
 
+from explorer.ir import result_parts
 from explorer.symbex.bitvec import ast_id
 from explorer.symbex.ctype import StructType
 
@@ -270,8 +271,8 @@ class Renderer:
             top_byte = source.size() // 8 - 1
             memory.extend(top_byte - b for b in range(hi // 8, lo // 8 - 1, -1))
         name = source.decl().name() if source is not None else ""
-        obj, _, what = name.partition(".")
-        if obj not in self._layouts or not what.startswith("cell#"):
+        obj, what = result_parts(name)
+        if obj not in self._layouts or what != "cell":
             return None
         layout = self._layouts[obj]
         first, count = min(memory), len(memory)

@@ -23,6 +23,7 @@ from typing import Any, Optional
 import numpy as np
 import z3
 
+from explorer.ir import result_parts
 from explorer.symbex.bitvec import symbols_of
 from explorer.traffic.replies import l4_start
 from explorer.wire import FIELD_BY_NAME, L4_REGIONS, PROTO_TCP, PROTO_UDP, frame_offset
@@ -109,8 +110,8 @@ def renamable_fields(solution: Any, plan: Any) -> frozenset[str]:
 def _mentions_index(term: z3.ExprRef, objects: set[str]) -> bool:
     """Whether ``term`` uses an index or value returned by one of ``objects`` (``chain.index#3``)."""
     for name in symbols_of(term):
-        obj, _, what = name.partition(".")
-        if obj in objects and what.split("#")[0] in ("index", "value"):
+        obj, what = result_parts(name)
+        if obj in objects and what in ("index", "value"):
             return True
     return False
 

@@ -39,6 +39,7 @@ import numpy as np
 import z3
 
 from explorer import ir
+from explorer.ir import result_parts
 from explorer.run import RunResult, StateCall, run_trace
 from explorer.symbex.bitvec import (conjoined, constants_of, disjoined, equalities, implies, subterms,
                                     symbols_of)
@@ -221,7 +222,7 @@ def _facts_for(path: ir.CallPath, analysis: ir.Analysis, facts: StateFacts,
 
 
 def _result_bits(symbol: str, obj: ir.StateObject) -> int:
-    what = symbol.split(".")[-1].split("#")[0]
+    what = result_parts(symbol)[1]
     if what in ("found", "ok"):
         return 8
     if what == "cell":
@@ -1058,8 +1059,8 @@ def _threshold(condition: Any) -> tuple[int, set[str]]:
         if z3.is_app(t) and t.decl().kind() in _COMPARISONS and t.num_args() == 2 and z3.is_bv(t.arg(0)):
             # State the NF keeps (cells, estimates, values, backends), not bookkeeping (hit or
             # miss, refusals, expiry counts, allocated indices).
-            results = {name.split(".")[0] for name in symbols_of(t)
-                       if "#" in name and name.split(".")[-1].split("#")[0] not in ("found", "ok", "count", "index")}
+            results = {result_parts(name)[0] for name in symbols_of(t)
+                       if result_parts(name)[1] not in ("", "found", "ok", "count", "index")}
             constants = [side.as_long() for side in (t.arg(0), t.arg(1)) if z3.is_bv_value(side)]
             # A bound of 0, 1 or past any pump is a range the analysis knows (an index below the
             # capacity), not a limit the NF counts towards.

@@ -8,7 +8,7 @@ from explorer.errors import AnalysisWarning
 from explorer.state_api import ALLOCATIONS
 from explorer.symbex import ctype as ct
 from explorer.symbex.bitvec import MAX_ENTRY_BYTES, Slice
-from explorer.symbex.ctype import PointerType
+from explorer.symbex.ctype import ArrayType, CType, PointerType, StructType
 from explorer.symbex.effects import ObjectInfo
 from explorer.symbex.memory import Region
 from explorer.symbex.models.context import CallContext, Model
@@ -31,9 +31,14 @@ class Allocate(Model):
         kind = ALLOCATIONS[ctx.name].kind
         out = ctx.pointer(len(ctx.args) - 1, "the handle argument")
         region = m.memory.get(out.region) if out.region else None
-        if region is None or region.kind != "global" or out.offset != 0 or region.size != 8:
-            raise ctx.fail(f"{ctx.name}() must store the handle in a global variable (pass &global)")
-        var = region.name[len("global:"):]
+        var = None
+        if region is not None and region.kind == "global" and isinstance(out.offset, int):
+            declared = next((g for g in m.program.globals if f"global:{g.name}" == region.name), None)
+            if declared is not None:
+                var = handle_path(declared.name, declared.ctype, out.offset)
+        if var is None:
+            raise ctx.fail(f"{ctx.name}() must store the handle in a global pointer variable or a pointer member of "
+                           "a global struct or array (pass &global, &global.member or &global[constant])")
         if var in m.objects:
             raise ctx.fail(f"{var} is allocated twice")
         numbers = [ctx.constant(i, f"argument {i + 1} of {ctx.name}()", ctx.nodes[i]) for i in range(len(ctx.args) - 1)]
@@ -75,3 +80,24 @@ class Allocate(Model):
         m.write(out, tuple(Slice(handle, i) for i in range(8)), ctx.node)
         m.memory[f"object:{var}"] = Region(f"object:{var}", "handle", var, 0)
         return Int(ct.BOOL, 1)
+
+
+def handle_path(var: str, ctype: CType, offset: int) -> Optional[str]:
+    """The C lvalue of the pointer at ``offset`` in global ``var``: ``flows``, ``st.flows``,
+    ``tables[1]``; the object's name, which generate finds again in the allocation's argument
+    (``explorer.codegen.transform``). None when no pointer starts there (a union's members have no
+    one name)."""
+    name, t = var, ctype
+    while True:
+        if isinstance(t, PointerType):
+            return name if offset == 0 else None
+        if isinstance(t, ArrayType) and t.elem.size > 0 and 0 <= offset < t.size:
+            i, offset = divmod(offset, t.elem.size)
+            name, t = f"{name}[{i}]", t.elem
+        elif isinstance(t, StructType) and not t.union:
+            member = next((f for f in t.fields if f.offset <= offset < f.offset + f.ctype.size), None)
+            if member is None:
+                return None
+            name, t, offset = f"{name}.{member.name}", member.ctype, offset - member.offset
+        else:
+            return None
