@@ -243,6 +243,7 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
     violations. ``progress(packets_done)`` is called after each chunk. With ``scheduler`` ("local"
     or a dask.distributed address such as ``tcp://host:8786``), a generated trace is simulated
     segment by segment on Dask workers: the report is the same as a serial run's."""
+    from explorer.simulate.pools import unpooled
     from explorer.simulate.simulation import simulate as run_simulation
 
     if isinstance(traffic, str):  # generated traffic streams in chunks: memory follows flows, not packets
@@ -256,6 +257,11 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
         if solution.pools:
             raise ConfigError(f"{solution.analysis.nf} is sharded by allocation: its pools hand out values in trace "
                               "order, which one pass over the trace models (run it without --scheduler)")
+        sn = strategy == STRATEGY_NAMES["sn"]
+        per_core = unpooled(solution.analysis, solution.sharding, plan.cores) if sn else ()
+        if per_core:  # segments apart would hand out the same indices again, and leave the replies unchecked
+            raise ConfigError(f"{solution.analysis.nf}: each core's own {per_core[0][0].allocator} hands out values in "
+                              "trace order, which one pass over the trace models (run it without --scheduler)")
         if not isinstance(traffic, str):
             raise ConfigError("simulating on Dask needs a generated traffic kind (pcap inputs are read serially)")
         report = simulate_distributed(solution.analysis, solution.sharding, plan, strategy, traffic, packets, flows,

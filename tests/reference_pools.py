@@ -35,11 +35,12 @@ class PoolReport:
     violations: int  # flows whose readdressed replies reached another core than the one that allocated
     examples: tuple[tuple[int, int, int, int, int], ...] = ()  # (value, first packet, its core, reply, its core)
     notes: tuple[str, ...] = ()
+    stray: int = 0  # readdressed replies that reached another core than their flow's allocation
 
     def to_dict(self) -> dict[str, Any]:
         return {"allocator": self.allocator, "sizes": list(self.sizes), "allocated": list(self.allocated),
                 "exhausted": self.exhausted, "wanted": list(self.wanted), "replies": self.replies, "violations": self.violations,
-                "examples": [list(e) for e in self.examples], "notes": list(self.notes)}
+                "examples": [list(e) for e in self.examples], "notes": list(self.notes), "stray": self.stray}
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class PoolModel:
         self.emitters = [_emitter(analysis.paths[p], allocation.allocator) for p in allocation.emitting]
         self.flows: dict[tuple, _Flow] = {}
         self.answers: dict[tuple, tuple] = {}  # a reply's 5-tuple as a trace may have it -> flow key
-        self.exhausted = self.replies = self.violations = 0
+        self.exhausted = self.replies = self.violations = self.stray = 0
         self.examples: list[tuple[int, int, int, int, int]] = []
         self.notes: list[str] = []
 
@@ -223,6 +224,7 @@ class PoolModel:
         on another core than its allocation is split."""
         for row, key, core in zip(rows.tolist(), flows, cores.tolist()):
             f = self.flows[key]
+            self.stray += core != f.core
             if core != f.core and not f.split:
                 f.split = True
                 self.violations += 1
@@ -236,4 +238,4 @@ class PoolModel:
     def report(self) -> PoolReport:
         return PoolReport(self.allocation.allocator, tuple(len(p) for p in self.pools), tuple(self.given),
                           self.exhausted, tuple(self.wanted), self.replies, self.violations, tuple(self.examples),
-                          tuple(self.notes))
+                          tuple(self.notes), self.stray)

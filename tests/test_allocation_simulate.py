@@ -14,6 +14,7 @@ from explorer.errors import ConfigError
 from explorer.run import run_trace
 from explorer.simulate.pools import PoolModel
 from explorer.simulate.simulation import Simulation
+from explorer.simulate.steering import steer
 from explorer.traffic.field_arrays import fields_of
 from explorer.traffic.generators import generate
 from explorer.traffic.trace import Trace
@@ -43,7 +44,12 @@ def test_one_server_has_no_hot_core_with_allocation_and_one_with_the_remote_endp
     assert not any("chain.index" in u for u in report.unchecked)  # the pool model checks that key
     endpoint = pipeline.solve(NAT, cores=16, quality=False, overrides=ENDPOINT)
     hot = pipeline.simulate(endpoint, "prefix", **ONE_SERVER)
-    assert 6 <= hot.imbalance <= 10 and hot.pools == ()
+    assert 6 <= hot.imbalance <= 10
+    # Not sharded by allocation, each core allocates its own ports; the remote endpoint brings the
+    # replies back to it all the same. The hot core's share (16384 / 16) runs out.
+    (own,) = hot.pools
+    assert not own.pooled and own.replies > 10_000 and own.violations == own.stray == 0
+    assert own.exhausted > 0 and max(own.allocated) == 1024
 
 
 def test_rebalancing_recomputes_the_pools(nat16):
@@ -81,9 +87,115 @@ def test_a_key_that_hashes_more_than_the_port_splits_flows():
     assert broken.pools[0].violations > 500 and broken.violation_count >= broken.pools[0].violations
 
 
-def test_distributed_simulation_refuses_allocation(nat16):
+def test_distributed_simulation_refuses_allocation(nat16, nat_broken):
     with pytest.raises(ConfigError, match="sharded by allocation"):
         pipeline.simulate(nat16, "prefix", scheduler="local", **ONE_SERVER)
+    with pytest.raises(ConfigError, match="each core's own chain hands out values in trace order"):
+        pipeline.simulate(nat_broken, "bidir", scheduler="local")
+
+
+# ---- a plan that is not sharded by allocation: each core's own allocator ------------------------------
+
+BROKEN = {"internal": {0: ("src_ip",), 1: ("src_ip",)}}  # device 1 no longer hashes dst_port
+
+
+@pytest.fixture(scope="module")
+def nat_broken():
+    return pipeline.solve(NAT, cores=4, quality=False, overrides=BROKEN)
+
+
+def test_replies_under_a_plan_not_sharded_by_allocation_are_checked(nat_broken):
+    """nat with internal sharded on src_ip on both devices (the solver marks it not valid): each
+    core's own chain hands out 0, 1, ... and a WAN reply, steered by its remote address, mostly
+    reaches a core whose external lacks its flow. The simulator said "0 violations" (external's key
+    holds the allocated port: unchecked). Expected from first principles: the flows whose replies
+    the NIC sends to another core than their first LAN packet (device 1 hashes src_ip, which
+    readdressing leaves alone), and each core's indices 0, 1, ... in flow order."""
+    s = nat_broken
+    assert not s.valid and s.sharding.allocations == () and s.pools == ()
+    packets, flows = 20_000, 500
+    report = pipeline.simulate(s, "bidir", packets=packets, flows=flows)
+    (own,) = report.pools
+    assert not own.pooled and own.sizes == (4096,) * 4 and own.objects == ("external",)
+    fields, devices = next(iter(pipeline.traffic_chunks("bidir", packets, flows, 0)))
+    cores = steer(s.plan, fields, devices).cores.tolist()
+    tuples = list(zip(fields.src_ip.tolist(), fields.dst_ip.tolist(), fields.src_port.tolist(),
+                      fields.dst_port.tolist(), fields.proto.tolist()))
+    first_core: dict[tuple, int] = {}
+    split, replies, stray = set(), 0, 0
+    for t, dev, core, l4 in zip(tuples, devices.tolist(), cores, fields.is_l4.tolist()):
+        if dev == 0:
+            first_core.setdefault(t, core)
+        elif l4 and (asked := (t[1], t[0], t[3], t[2], t[4])) in first_core:
+            replies += 1
+            if core != first_core[asked]:
+                stray += 1
+                split.add(asked)
+    assert (own.replies, own.stray, own.violations) == (replies, stray, len(split))
+    assert len(split) > flows // 2  # about 3 in 4 on 4 cores
+    per_core = [sum(1 for c in first_core.values() if c == core) for core in range(4)]
+    assert list(own.allocated) == per_core and list(own.wanted) == per_core
+    model = Simulation(s.analysis, s.sharding, s.plan).pools[0]
+    model.translate(fields, devices, 0, np.asarray(cores))
+    for core in range(4):  # each core's own indices, lowest first: the same ports on every core
+        assert model.flows.index[:model.flows.size][model.flows.core[:model.flows.size] == core].tolist() == \
+            list(range(per_core[core]))
+    assert report.violation_count >= len(split) and report.violations[0].object == "external"
+    example = report.violations[0]  # named as the reply names it: its port
+    assert example.key_text == f"{{dst_port: {int(example.key, 16)}}} (fields of a device 1 packet)"
+    assert not report.unchecked_objects and not any("chain.index" in u for u in report.unchecked)
+
+
+def test_cli_reports_the_replies_a_broken_plan_sends_elsewhere():
+    """What a person reproducing it types: the summary line counts the split flows, and the line of
+    chain says each core hands out its own ports and how many replies reached another core."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "explorer.cli", "simulate", "sample_nfs/nat.c", "--cores", "4",
+                        "--override", "internal:0=src_ip", "--override", "internal:1=src_ip", "--traffic", "bidir",
+                        "--packets", "4000", "--flows", "200"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    count = int(lines[3].removeprefix("sharding violations: ").split()[0])
+    own = next(line for line in lines if line.startswith("chain: "))
+    assert count > 100 and "among the checked objects" not in lines[3]
+    assert own.startswith("chain: not sharded by allocation, so each core's own chain hands out its indices from 0 "
+                          "(replies carry dst_port = 1024 + i): ")
+    assert f"reached another core ({count} flows split: external there has no entry for them)" in own
+
+
+def test_an_object_left_unchecked_is_named_in_the_summary_line(nat_broken):
+    """Without the allocation model (the sharded objects' names only, as a Dask segment has), the
+    key of external holds the allocated port: the line says the count covers the checked objects
+    and names external with why, never a bare "0 ... touched from more than one core"."""
+    from explorer.commands.simulate import render
+    from explorer.simulate.simulation import sharded_objects
+
+    s = nat_broken
+    sim = Simulation(s.analysis, sharded_objects(s.sharding), s.plan)
+    sim.add(*next(iter(pipeline.traffic_chunks("bidir", 5_000, 200, 0))))
+    report = sim.report()
+    assert report.pools == () and [(u.object, u.allocator) for u in report.unchecked_objects] == [("external", "chain")]
+    line = render({**report.to_dict(), "nf": "nat"}).splitlines()[3]
+    assert line.startswith("sharding violations: 0 state keys touched from more than one core among the checked "
+                           "objects; external unchecked: its key holds an index that chain allocates (chain.index")
+    assert line.endswith("which the packets alone do not give")
+
+
+@pytest.mark.parametrize("nf, table", [("port_alloc.c", "flows"), ("cone_nat.c", "flows")])
+def test_other_allocating_nfs_under_a_plan_not_sharded_by_allocation(nf, table):
+    """Two more NATs whose WAN side reads state at the port the LAN side allocated (port_alloc: a map
+    keyed by the port; cone_nat: the dchain and vectors at dst_port - base, which no key table saw:
+    its broken plan showed 0 violations and nothing unchecked). Their valid plans show none."""
+    path = ROOT / "tests" / "nfs" / nf
+    broken = pipeline.solve(path, cores=4, quality=False, overrides={table: {0: ("src_ip",), 1: ("src_ip",)}})
+    report = pipeline.simulate(broken, "bidir", packets=10_000, flows=300)
+    (own,) = report.pools
+    assert not own.pooled and own.violations > 150 and own.stray >= own.violations
+    assert report.violation_count >= own.violations and not report.unchecked_objects
+    valid = pipeline.simulate(pipeline.solve(path, cores=4, quality=False), "bidir", packets=10_000, flows=300)
+    assert valid.pools[0].pooled and valid.violation_count == 0 and valid.pools[0].replies == own.replies
 
 
 def _swap(frame: bytes) -> bytes:

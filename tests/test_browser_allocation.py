@@ -16,6 +16,7 @@ pytestmark = pytest.mark.browser
 
 NAT = Path(__file__).resolve().parent.parent / "sample_nfs" / "nat.c"
 ENDPOINT = {"external": {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}}
+BROKEN = {"internal": {0: ("src_ip",), 1: ("src_ip",)}}  # device 1 no longer hashes the port
 
 
 @pytest.fixture(scope="module")
@@ -81,5 +82,32 @@ def test_the_remote_endpoint_override_puts_it_on_a_hot_core(nat_page):
     page.locator(".nfx-allocation").wait_for(state="detached")
     simulate_one_server(page)
     assert imbalance(page) >= 6
-    assert page.locator(".nfx-pools").count() == 0
+    own = page.locator(".nfx-pools").inner_text()  # each core's own ports, brought back by the endpoint
+    assert "not sharded by allocation" in own and "0 reached another core" in own
     screenshot(page, "nat-3-one-server-endpoint")
+
+
+def test_a_plan_that_splits_the_flows_shows_the_replies_it_sends_elsewhere(nat_page):
+    """internal on src_ip on both devices: the solver says it is wrong, and the simulation shows the
+    WAN replies that reach a core whose external lacks their flow (it said "No sharding violations"
+    in green: external's key holds the allocated port, which it did not check)."""
+    page = nat_page
+    tab(page, "Sharding and RSS")
+    button(page, "Reset overrides").click()
+    wait_status(page, ".nfx-solve-status", "correct")
+    set_toggles(page, BROKEN)
+    page.locator(".nfx-counterexample").wait_for()
+    tab(page, "Simulate")
+    panel = page.locator(".nfx-simulator")
+    panel.get_by_label("Traffic").select_option("bidir")
+    set_number(page, panel.get_by_label("Packets"), 20_000)
+    set_number(page, panel.get_by_label("Flows"), 2_000)
+    button(page, "Simulate").click()
+    wait_status(page, ".nfx-simulator", "Simulating 20,000 bidir packets")
+    findings = page.locator(".nfx-violations").first.inner_text()
+    assert "No sharding violations" not in findings and "reached from more than one core" in findings
+    own = page.locator(".nfx-pools").inner_text()
+    assert "not sharded by allocation" in own and "flows split" in own
+    assert int(re.search(r"([0-9,]+) reached another core", own).group(1).replace(",", "")) > 1000
+    page.locator(".nfx-pools").scroll_into_view_if_needed()
+    screenshot(page, "nat-4-broken-plan-replies")

@@ -12,6 +12,7 @@ import ipywidgets
 import traitlets
 
 from explorer.commands.explore import UPLOAD_LIMIT_VARIABLE
+from explorer.simulate.verdict import unchecked_text
 from explorer.traffic.generators import GENERATORS
 from widgets.load_view import LoadView
 from widgets.solution_view import warnings_html
@@ -62,9 +63,16 @@ def arrival(p: Optional[Mapping[str, Any]]) -> str:
     return f"device {p['device']}{frame}"
 
 
-def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping[str, Any]]) -> str:
-    """State entries packets reached from several cores, each as the packets that did so."""
+def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping[str, Any]],
+                    unchecked: Sequence[Mapping[str, Any]] = ()) -> str:
+    """State entries packets reached from several cores, each as the packets that did so; with
+    ``unchecked`` (``Unchecked.to_dict``), the objects the count does not cover, in the same sentence
+    (a green "no violations" over an unchecked NAT table hid a plan that splits every flow)."""
     count = int(violations.get("count", 0))
+    missed = unchecked_text(unchecked)
+    if count == 0 and missed:
+        return ('<div class="nfx-violations nfx-unverified" style="color:#9a6700">No sharding violations <b>among the '
+                f"checked objects</b>, which is not all of them: {html.escape(missed)}.</div>")
     if count == 0:
         return ('<div class="nfx-violations nfx-ok" style="color:#1a7f37">No sharding violations: every packet '
                 "that shares state with another reached the same core.</div>")
@@ -80,9 +88,10 @@ def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping
                         f'<td style="font-size:11px;color:#57606a"><code>{html.escape(str(key))}</code>'
                         "</td></tr>")
     cell = 'style="text-align:left;padding:2px 10px"'
+    among = f" ({html.escape(missed)}: they may split too)" if missed else ""
     return (f'<div class="nfx-violations nfx-bad" style="color:#b42318"><b>{count:,} state entries were reached '
-            "from more than one core</b>: each core keeps its own copy, so the NF's state splits. The first "
-            "packets to reach each entry on each core:</div>"
+            f"from more than one core</b>{' among the checked objects' if missed else ''}: each core keeps its own "
+            f"copy, so the NF's state splits{among}. The first packets to reach each entry on each core:</div>"
             # Cells get the headers' padding: without it the packet ran into its core ("TCPcore 1").
             '<style>.nfx-violation-packets td{padding:2px 10px;vertical-align:top}</style>'
             f'<table class="nfx-violation-packets" style="font-size:12px;border-collapse:collapse">'
@@ -114,15 +123,34 @@ def contention_html(contention: Mapping[str, Any], packets: int) -> str:
 
 
 def pools_html(pools: Sequence[Mapping[str, Any]]) -> str:
-    """Sharding by allocation: the replies the pools addressed, indices per core, used-up pools."""
+    """Per-core allocators: the replies addressed to what each flow's core allocated and how many
+    reached another core, indices per core, used-up pools. Sharding by allocation gives per-core
+    pools; a plan that is not gives each core its own allocator from index 0 (``pooled`` false)."""
     rows = []
     for p in pools:
+        name = html.escape(p["allocator"])
+        pooled = p.get("pooled", True)
         allocated = ", ".join(f"{a:,}/{s:,}" for a, s in zip(p["allocated"], p["sizes"]))
-        used_up = (f'; <b style="color:#b42318">{p["exhausted"]:,} new flows found their core\'s pool used up</b>'
-                   if p["exhausted"] else "")
-        rows.append(f"<div>Pools of <code>{html.escape(p['allocator'])}</code>: {p['replies']:,} replies addressed "
-                    f"to the value their flow's core allocated, {p['violations']:,} reached another core{used_up}. "
-                    f"Allocated / pool per core: {allocated}.</div>")
+        used_up = (f'; <b style="color:#b42318">{p["exhausted"]:,} new flows found their core\'s '
+                   f'{"pool" if pooled else "share"} used up</b>' if p["exhausted"] else "")
+        stray, flows = int(p.get("stray", p["violations"])), int(p["violations"])
+        objects = html.escape(", ".join(p.get("objects", ())) or "its state")
+        # The examples above show a reply as the traffic carries it (what packets_of reads back), not
+        # readdressed to the value its flow's core allocated, which their key column gives.
+        reached = (f'<b style="color:#b42318">{stray:,} reached another core</b>, whose {objects} has no entry for '
+                   f"them ({flows:,} flow{'' if flows == 1 else 's'} split; above, each such flow's first packet and "
+                   f"first reply elsewhere, the reply as the traffic carries it, before the simulator gave it "
+                   f"{html.escape(p.get('field') or 'the value')} of the entry (key))"
+                   if stray else "0 reached another core")
+        replies = f"{p['replies']:,} replies addressed to the value their flow's core allocated, {reached}{used_up}"
+        if pooled:
+            rows.append(f"<div>Pools of <code>{name}</code>: {replies}. Allocated / pool per core: {allocated}.</div>")
+        else:
+            carried = (f" (replies carry <code>{html.escape(p['field'])} = {html.escape(p['formula'])}</code>)"
+                       if p.get("field") else "")
+            rows.append(f"<div><code>{name}</code> is not sharded by allocation: each core's own <code>{name}</code> "
+                        f"hands out its indices from 0{carried}. {replies}. Allocated / share per core: "
+                        f"{allocated}.</div>")
     return f'<div class="nfx-pools" style="font-size:12px">{"".join(rows)}</div>' if rows else ""
 
 
@@ -231,7 +259,8 @@ class SimulatorPanel(ipywidgets.VBox):
         if sim.get("contention"):  # locks, tm: nothing is replicated, so no broadcast writes to show
             found = contention_html(sim["contention"], int(sim.get("packets", sum(sim.get("per_core", ())))))
         else:
-            found = (violations_html(sim.get("violations", {}), {int(k): v for k, v in self.examples.items()})
+            found = (violations_html(sim.get("violations", {}), {int(k): v for k, v in self.examples.items()},
+                                     sim.get("unchecked_objects", ()))
                      + write_shares_html(sim.get("write_shares") or {}))
         self._findings.value = (warnings_html(sim.get("warnings", ())) + found +
                                 unchecked_html(sim.get("unchecked", ())) + pools_html(sim.get("pools", ())))

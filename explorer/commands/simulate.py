@@ -13,6 +13,7 @@ from explorer.commands.options import (parse_defines, parse_device_values, parse
 from explorer.errors import ConfigError, TrafficError
 from explorer.simulate.simulation import EmptyTraffic
 from explorer.simulate.streams import frames_at
+from explorer.simulate.verdict import allocation_text, violations_line
 from explorer.traffic.pcap import parse_inputs
 from explorer.wording import captures_hold, count
 
@@ -121,7 +122,7 @@ def render(data: dict) -> str:
             lines.append(f"  estimate: {note}")
     else:
         v = data["violations"]
-        lines.append(f"sharding violations: {v['count']} state keys touched from more than one core")
+        lines.append(violations_line(data))
         for ex in v["examples"]:
             lines.append(_example(ex, data.get("captures", {})))
         for u in data["unchecked"]:
@@ -130,10 +131,8 @@ def render(data: dict) -> str:
     if shares:
         lines.append("write share (packets whose headers may take a path that writes it): " + ", ".join(
             f"{name} {share:.2%}" for name, share in sorted(shares.items())))
-    for p in data.get("pools", []):  # sharding by allocation
-        lines.append(f"pools of {p['allocator']}: {p['replies']} replies addressed to what their flow's core "
-                     f"allocated, {p['violations']} reached another core; {p['exhausted']} new flows found their "
-                     f"pool used up; allocated per core: " + " ".join(str(x) for x in p["allocated"]))
+    for p in data.get("pools", []):  # per-core allocators: pools (sharding by allocation) or each core's own
+        lines.append(allocation_text(p))
         for note in p["notes"]:
             lines.append(f"  note: {note}")
     for note in data.get("warnings", []):

@@ -305,6 +305,11 @@ class Allocation:
     def value(self, index: int) -> int:
         return (self.offset + self.stride * index) % (1 << self.width)
 
+    @property
+    def formula(self) -> str:
+        """``"1024 + i"``: the field value of index i, for people."""
+        return _formula_text(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {"allocator": self.allocator, "capacity": self.capacity, "field": self.field,
                 "devices": list(self.devices), "offset": self.offset, "stride": self.stride,

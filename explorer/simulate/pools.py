@@ -39,7 +39,7 @@ import numpy as np
 import z3
 
 from explorer.ir import Analysis, CallPath
-from explorer.sharding.allocation import Allocation
+from explorer.sharding.allocation import AllocatedKey, Allocation, allocated_keys
 from explorer.sharding.pools import owners
 from explorer.simulate import arena
 from explorer.simulate.classes import NarrowBits, narrow_inputs, narrow_only, test_bits
@@ -71,11 +71,19 @@ class PoolReport:
     violations: int  # flows whose readdressed replies reached another core than the one that allocated
     examples: tuple[tuple[int, int, int, int, int], ...] = ()  # (value, first packet, its core, reply, its core)
     notes: tuple[str, ...] = ()
+    stray: int = 0  # readdressed replies that reached another core than their flow's allocation
+    # False: the plan is not sharded by allocation (``unpooled``): each core's own allocator hands
+    # out its indices from 0, and the values it gives are not steered back to it
+    pooled: bool = True
+    field: str = ""  # what the replies carry the value in, and its formula (``"dst_port"``, ``"1024 + i"``)
+    formula: str = ""
+    objects: tuple[str, ...] = ()  # the objects keyed by the value
 
     def to_dict(self) -> dict[str, Any]:
         return {"allocator": self.allocator, "sizes": list(self.sizes), "allocated": list(self.allocated),
                 "exhausted": self.exhausted, "wanted": list(self.wanted), "replies": self.replies, "violations": self.violations,
-                "examples": [list(e) for e in self.examples], "notes": list(self.notes)}
+                "examples": [list(e) for e in self.examples], "notes": list(self.notes), "stray": self.stray,
+                "pooled": self.pooled, "field": self.field, "formula": self.formula, "objects": list(self.objects)}
 
 
 @dataclass(frozen=True)
@@ -307,16 +315,19 @@ class _Flows:
 @numba.njit(cache=True)
 def _newly_split(flows, cores, flow_core, split):
     """Readdressed replies in order (their flows and cores): the positions of those whose flow they
-    split first (a reply on another core than the allocation, the flow not split before)."""
+    split first (a reply on another core than the allocation, the flow not split before), and how
+    many replies reached another core in all."""
     out = np.empty(len(flows), dtype=np.int64)
-    m = 0
+    m = stray = 0
     for r in range(len(flows)):
         f = flows[r]
-        if cores[r] != flow_core[f] and not split[f]:
-            split[f] = True
-            out[m] = r
-            m += 1
-    return out[:m]
+        if cores[r] != flow_core[f]:
+            stray += 1
+            if not split[f]:
+                split[f] = True
+                out[m] = r
+                m += 1
+    return out[:m], stray
 
 
 @numba.njit(cache=True)
@@ -363,13 +374,19 @@ def _hand_out(cores, pooled, bounds, given, wanted):
 class PoolModel:
     """Allocations and replies along a trace, for one ``Allocation`` under one RSS plan."""
 
-    def __init__(self, analysis: Analysis, allocation: Allocation, plan: Any, threads: int | None = None):
-        """``threads``: how many look replies up (default: one per CPU)."""
+    def __init__(self, analysis: Analysis, allocation: Allocation, plan: Any, threads: int | None = None,
+                 shares: Optional[tuple[int, ...]] = None):
+        """``threads``: how many look replies up (default: one per CPU). ``shares``: the plan is not
+        sharded by allocation (``unpooled``): core c's own allocator hands out 0 .. shares[c] - 1."""
         self.allocation = allocation
-        device = plan.device(allocation.devices[0])
-        owner = owners(allocation.capacity, allocation.offset, allocation.stride, allocation.field, device.key,
-                       device.fields, device.reta)
-        pools = [np.flatnonzero(owner == c) for c in range(plan.cores)]
+        self.by_allocation = shares is None  # else each core's own indices (``unpooled``)
+        if shares is None:
+            device = plan.device(allocation.devices[0])
+            owner = owners(allocation.capacity, allocation.offset, allocation.stride, allocation.field, device.key,
+                           device.fields, device.reta)
+            pools = [np.flatnonzero(owner == c) for c in range(plan.cores)]
+        else:
+            pools = [np.arange(share, dtype=np.int64) for share in shares]
         self.sizes = tuple(len(p) for p in pools)
         self.pooled = np.concatenate(pools).astype(np.int64)  # core c's pool: from bounds[c] to bounds[c + 1]
         self.bounds = np.concatenate(([0], np.cumsum(self.sizes))).astype(np.int64)
@@ -387,7 +404,7 @@ class PoolModel:
         self.answers = RowIndex(2, default_threads() if threads is None else threads)
         self.flows = _Flows()
         self.chunk_flows = 0  # the first flow of the chunk being translated
-        self.exhausted = self.replies = self.violations = 0
+        self.exhausted = self.replies = self.violations = self.stray = 0
         self.examples: list[tuple[int, int, int, int, int]] = []
         self.notes: list[str] = []
 
@@ -487,9 +504,10 @@ class PoolModel:
     def check(self, rows: np.ndarray, flows: np.ndarray, cores: np.ndarray, first: int) -> None:
         """The readdressed ``rows`` of a chunk (of ``flows``) reached ``cores``: a flow whose reply is
         on another core than its allocation is split."""
-        at = _newly_split(np.ascontiguousarray(flows, dtype=np.int64), np.ascontiguousarray(cores, dtype=np.int64),
-                          self.flows.core, self.flows.split)
+        at, stray = _newly_split(np.ascontiguousarray(flows, dtype=np.int64),
+                                 np.ascontiguousarray(cores, dtype=np.int64), self.flows.core, self.flows.split)
         self.violations += len(at)
+        self.stray += stray
         for r in at[:max(0, MAX_EXAMPLES - len(self.examples))].tolist():
             f = int(flows[r])
             self.examples.append((self.allocation.value(int(self.flows.index[f])), int(self.flows.packet[f]),
@@ -500,6 +518,45 @@ class PoolModel:
             self.notes.append(text)
 
     def report(self) -> PoolReport:
-        return PoolReport(self.allocation.allocator, self.sizes, tuple(self.given.tolist()),
-                          self.exhausted, tuple(self.wanted.tolist()), self.replies, self.violations, tuple(self.examples),
-                          tuple(self.notes))
+        a = self.allocation
+        return PoolReport(a.allocator, self.sizes, tuple(self.given.tolist()), self.exhausted,
+                          tuple(self.wanted.tolist()), self.replies, self.violations, tuple(self.examples),
+                          tuple(self.notes), self.stray, self.by_allocation, a.field, a.formula, a.objects)
+
+
+def unpooled(analysis: Analysis, sharding: Any, cores: int) -> tuple[tuple[Allocation, tuple[int, ...]], ...]:
+    """The allocators of a shared-nothing plan that is not sharded by allocation (an override took
+    the allocated field out of what the reading device hashes, or named the keyed object, or the
+    plan was solved without it) whose value packets carry back (``allocated_keys``), with each
+    core's share of indices.
+
+    The generated program then gives every core its own allocator, handing out 0, 1, ... of its
+    share (``nf_sn_capacity``; the whole capacity when nf_init takes indices from it,
+    ``per_core_allocated``), so the same value comes from several cores and nothing steers a reply
+    back to the core whose state holds its flow: the pool model runs with those indices as the
+    pools, and counts the replies that reach another core. Without it the keys that hold the
+    index went unchecked, and a broken plan showed no violation."""
+    from explorer.codegen.planning import core_shares, per_core_allocated  # codegen's rule, not its package
+
+    decisions = {o.name: o.decision for o in sharding.objects}
+    pooled = {a.allocator for a in sharding.allocations}
+    if all(record.allocator in pooled for record in analysis.allocated):
+        return ()  # every allocator has its pools (or none carries a value back): no solver call
+    grouped: dict[str, list[AllocatedKey]] = {}
+    for key in allocated_keys(analysis):
+        if (key.allocator not in pooled and key.emitting and decisions.get(key.object) == "shard"
+                and decisions.get(key.allocator) == "shard"):
+            grouped.setdefault(key.allocator, []).append(key)
+    if not grouped:
+        return ()
+    divided = per_core_allocated(analysis, decisions)
+    out = []
+    for allocator, keys in sorted(grouped.items()):
+        first = keys[0]
+        devices = tuple(sorted({d for k in keys for d in k.devices}))
+        allocation = Allocation(allocator, first.capacity, first.field, devices, first.offset, first.stride,
+                                tuple(k.object for k in keys), "each core's own allocator",
+                                tuple(sorted({p for k in keys for p in k.emitting})))
+        shares = core_shares(first.capacity, cores) if allocator in divided else (first.capacity,) * cores
+        out.append((allocation, shares))
+    return tuple(out)

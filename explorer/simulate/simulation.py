@@ -26,6 +26,7 @@ import numpy as np
 from explorer.errors import TrafficError
 from explorer.ir import Analysis
 from explorer.rss.key_solver import RssPlan
+from explorer.sharding.allocation import ALLOCATE_CALL
 from explorer.sharding.constraints import keyed_accesses, written_objects
 from explorer.sharding.decisions import ShardingPlan
 from explorer.simulate import arena
@@ -33,7 +34,7 @@ from explorer.simulate import writes as write_model
 from explorer.simulate.classes import NARROW_CLASS_SYMBOLS, Classes, ClassTable, Layout
 from explorer.simulate.key_arrays import Unknown, conjuncts, evaluate_term, key_slices, on_devices
 from explorer.simulate.key_values import KeyFields, read_key
-from explorer.simulate.pools import PoolModel, PoolReport
+from explorer.simulate.pools import PoolModel, PoolReport, unpooled
 from explorer.simulate.rebalance import imbalance, per_core, rebalance, round_robin
 from explorer.simulate.steering import Hasher, steer
 from explorer.simulate.threads import default_threads, in_background, run_tasks
@@ -68,6 +69,20 @@ class Violation:
                 "fields": [{"name": name, "value": value} for name, value in named],
                 "fields_device": self.fields.device if self.fields is not None else None,
                 "cores": list(self.cores), "packets": list(self.packets)}
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """An object some of whose keys read ``symbol``, which the packets alone do not give (a state
+    value, ``now``), so the simulator could not say which entry they name; ``allocator``: the
+    symbol is an index that allocator hands out as the NF runs."""
+
+    object: str
+    symbol: str
+    allocator: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "symbol": self.symbol, "allocator": self.allocator}
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,8 @@ class SimulationReport:
     # the cores any RETA could give them
     reach: tuple[tuple[int, int, int], ...] = ()
     warnings: tuple[str, ...] = ()  # what the plan cannot spread of this trace (``explorer.rss.spread``)
+    # the objects behind ``unchecked``: the violation count says nothing about their keys
+    unchecked_objects: tuple[Unchecked, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +138,7 @@ class SimulationReport:
             "reta": list(self.reta),
             "violations": {"count": self.violation_count, "examples": [v.to_dict() for v in self.violations]},
             "unchecked": list(self.unchecked),
+            "unchecked_objects": [u.to_dict() for u in self.unchecked_objects],
             "rebalanced": self.rebalanced.to_dict() if self.rebalanced else None,
             "contention": self.contention.to_dict() if self.contention else None,
             "write_shares": {name: round(share, 6) for name, share in self.write_shares},
@@ -184,8 +202,12 @@ class Simulation:
         self._counting: Optional[Future] = None  # the last chunk's counting, in the background
         self.packets = 0
         # Sharding by allocation: the replies to what each core's pool handed out (explorer.simulate.pools).
-        allocations = () if isinstance(sharding, tuple) or strategy != SHARED_NOTHING else sharding.allocations
-        self.pools = [PoolModel(analysis, a, plan, threads) for a in allocations]
+        # A shared-nothing plan that is not sharded by allocation still allocates per core: the same
+        # model, each core's own indices as its pool (``unpooled``).
+        pooled = isinstance(sharding, ShardingPlan) and strategy == SHARED_NOTHING
+        self.pools = [PoolModel(analysis, a, plan, threads) for a in (sharding.allocations if pooled else ())]
+        self.pools += [PoolModel(analysis, a, plan, threads, shares=shares)
+                       for a, shares in (unpooled(analysis, sharding, plan.cores) if pooled else ())]
 
     def add(self, fields: PacketFields, devices: np.ndarray) -> None:
         """The next ``len(fields)`` packets of the trace, received on ``devices``. With more than
@@ -260,11 +282,14 @@ def with_pools(out: SimulationReport, models: list[PoolModel]) -> SimulationRepo
     pools = tuple(m.report() for m in models)
     indices = {e.index for m in models for e in m.emitters}
     unchecked = tuple(u for u in out.unchecked if not any(u.endswith(f"(key uses {i})") for i in indices))
-    examples = [Violation(m.allocation.objects[0], f"{value:x}", (c1, c2), (p1, p2))
+    objects = tuple(u for u in out.unchecked_objects if u.symbol not in indices)
+    # An example's key as the reply names it (``{dst_port: 1024} (fields of a device 1 packet)``).
+    examples = [Violation(m.allocation.objects[0], f"{value:x}", (c1, c2), (p1, p2),
+                          KeyFields(((m.allocation.field, str(value)),), m.allocation.devices[0]))
                 for m in models for value, p1, c1, p2, c2 in m.examples]
     count = out.violation_count + sum(p.violations for p in pools)
     return replace(out, violation_count=count, violations=(out.violations + tuple(examples))[:MAX_EXAMPLES],
-                   unchecked=unchecked, pools=pools)
+                   unchecked=unchecked, unchecked_objects=objects, pools=pools)
 
 
 class EmptyTraffic(TrafficError):
@@ -300,7 +325,8 @@ def report(analysis: Analysis, sharding: ShardingPlan | tuple[str, ...], plan: R
         tuple(int(b) for b in sim.bucket_load), tuple(int(c) for c in reta), count, examples,
         tuple(sorted(sim.unchecked)), rebalanced, time.perf_counter() - started if started is not None else 0.0,
         strategy, sim.contention(reta) if strategy in SHARED_STRATEGIES else None, len(classes),
-        int(classes.count[sim.checked].sum()), sim.write_shares(writers or {}), reach=sim.reach)
+        int(classes.count[sim.checked].sum()), sim.write_shares(writers or {}), reach=sim.reach,
+        unchecked_objects=tuple(sorted(sim.unchecked_objects, key=lambda u: (u.object, u.symbol))))
 
 
 _PART_CLASSES = 1 << 18  # classes whose symbols, guards and keys a report pass holds at a time
@@ -408,6 +434,9 @@ class _ClassView:
         self.reta = np.asarray(next(iter(retas)) if len(retas) == 1 else round_robin(plan.nic.reta_size, plan.cores),
                                dtype=np.int64)
         self.unchecked: set[str] = set()
+        self.unchecked_objects: set[Unchecked] = set()
+        self._allocated = {a.results[1]: a.object for p in analysis.paths for a in p.accesses
+                           if a.call == ALLOCATE_CALL and len(a.results) >= 2}  # index symbol -> its allocator
         self.checked = np.zeros(self.n, dtype=bool)  # classes whose packets compute a checked key
         self._touches: Optional[dict[str, Touches]] = None
         self._flows: Optional[KeyTable] = None
@@ -432,11 +461,12 @@ class _ClassView:
     def _guard(self, part: _Part, devices: tuple[int, ...], conditions) -> np.ndarray:
         return part.guard(tuple(devices), conditions, self._split)
 
-    def _keys(self, part: _Part, term, where: str) -> Optional[list[np.ndarray]]:
+    def _keys(self, part: _Part, term, where: str, obj: str) -> Optional[list[np.ndarray]]:
         try:
             return key_slices(term, part.env, len(part))
         except Unknown as why:
             self.unchecked.add(f"{where} (key uses {why})")
+            self.unchecked_objects.add(Unchecked(obj, str(why), self._allocated.get(str(why), "")))
             return None
 
     @staticmethod
@@ -465,7 +495,7 @@ class _ClassView:
             mask = self._guard(part, kp.devices, kp.conditions)
             if not mask.any():
                 continue
-            slices = self._keys(part, kp.key, kp.where)
+            slices = self._keys(part, kp.key, kp.where, obj)
             if slices is not None:
                 found.append((mask, slices))
                 self._key_bits[obj] = max(self._key_bits.get(obj, 0), kp.key.size())
@@ -601,7 +631,7 @@ class _ClassView:
             for k in sorted(set(creator[mixed & (creator >= 0) & within].tolist())):
                 pw = self.writes[k]
                 obj, term = pw.creation
-                slices = self._keys(whole, term, f"path {pw.path.index}")
+                slices = self._keys(whole, term, f"path {pw.path.index}", obj)
                 mask = mixed & (creator == k) & within
                 if slices is None:
                     per += bins(mask)
@@ -666,10 +696,10 @@ def _simulate(analysis: Analysis, sharding: ShardingPlan, plan: RssPlan,
               chunks: Union[Iterable[tuple[PacketFields, np.ndarray]], Callable[[], Iterable]],
               rebalance_reta: bool, strategy: str, progress) -> SimulationReport:
     started = time.perf_counter()
-    pooled = strategy == SHARED_NOTHING and bool(sharding.allocations)
     kept: list = []
     source = chunks() if callable(chunks) else chunks
     sim = Simulation(analysis, sharding, plan, strategy)
+    pooled = bool(sim.pools)  # allocations follow the RETA: rebalancing simulates the trace again
     for fields, devices in source:
         sim.add(fields, devices)
         if pooled and rebalance_reta and not callable(chunks):
