@@ -18,6 +18,16 @@
  *   FAKE_SOCKET=n            rte_eth_dev_socket_id
  *   FAKE_HASH=hex            every frame received carries this RSS hash (RTE_MBUF_F_RX_RSS_HASH), as a
  *                            port whose hash is not the plan's Toeplitz would deliver it
+ *   FAKE_RX_OFFLOADS=hex     dev_info.rx_offload_capa (default: net_pcap's, SCATTER and RSS_HASH)
+ *   FAKE_MAX_MTU=n           dev_info.max_mtu (default: net_pcap's)
+ *   FAKE_MAX_RX_PKTLEN=n     dev_info.max_rx_pktlen (default: net_pcap's)
+ *   FAKE_DESC_MIN=n          rte_eth_dev_adjust_nb_rx_tx_desc raises both counts to at least n
+ *
+ * As drivers do, configure refuses an MTU over max_mtu or whose frame (MTU + the overhead that
+ * max_rx_pktlen - max_mtu gives, else 18 bytes) is over max_rx_pktlen, and rx_queue_setup one
+ * whose frame is over the pool's mbuf data room unless the port was configured with
+ * RTE_ETH_RX_OFFLOAD_SCATTER. rx_queue_setup also takes nb_rx_desc mbufs from the pool and holds
+ * them, as a NIC's filled rx ring does, and fails (-ENOMEM) when the pool has not that many.
  *
  * rss_hash_conf_get writes the whole key whatever rss_key_len says (as ice does) and aborts the
  * program when the caller's buffer is shorter: a read-back that would overflow.
@@ -39,10 +49,15 @@ int __real_rte_eth_dev_configure(uint16_t port, uint16_t rx, uint16_t tx, const 
 int __real_rte_eth_link_get_nowait(uint16_t port, struct rte_eth_link *link);
 int __real_rte_eth_dev_socket_id(uint16_t port);
 int __real_rte_eth_dev_start(uint16_t port);
+int __real_rte_eth_dev_adjust_nb_rx_tx_desc(uint16_t port, uint16_t *rx, uint16_t *tx);
+int __real_rte_eth_rx_queue_setup(uint16_t port, uint16_t queue, uint16_t descriptors, unsigned socket,
+                                  const struct rte_eth_rxconf *conf, struct rte_mempool *pool);
 
 static struct {
   uint8_t key[256];
   uint16_t reta[FAKE_MAX_RETA];
+  uint32_t frame; /* the largest frame the configured MTU lets in */
+  int scatter;    /* configured with RTE_ETH_RX_OFFLOAD_SCATTER */
 } fake[FAKE_PORTS];
 
 static unsigned long setting(const char *name, unsigned long otherwise) {
@@ -71,16 +86,49 @@ int __wrap_rte_eth_dev_info_get(uint16_t port, struct rte_eth_dev_info *info) {
                                RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_NONFRAG_IPV4_OTHER | RTE_ETH_RSS_L3_SRC_ONLY |
                                RTE_ETH_RSS_L3_DST_ONLY | RTE_ETH_RSS_L4_SRC_ONLY | RTE_ETH_RSS_L4_DST_ONLY);
   if (getenv("FAKE_QUEUES")) info->max_rx_queues = info->max_tx_queues = (uint16_t)setting("FAKE_QUEUES", 1);
+  info->rx_offload_capa = setting("FAKE_RX_OFFLOADS", info->rx_offload_capa | RTE_ETH_RX_OFFLOAD_SCATTER |
+                                                         RTE_ETH_RX_OFFLOAD_RSS_HASH);
+  info->max_mtu = (uint16_t)setting("FAKE_MAX_MTU", info->max_mtu);
+  info->max_rx_pktlen = (uint32_t)setting("FAKE_MAX_RX_PKTLEN", info->max_rx_pktlen);
   return 0;
 }
 
-/* net_pcap refuses RSS: configure it without, as a port that hashes in "hardware" we fake. */
+static uint32_t overhead(const struct rte_eth_dev_info *info) {
+  return info->max_mtu != UINT16_MAX && info->max_rx_pktlen > info->max_mtu ? info->max_rx_pktlen - info->max_mtu
+                                                                            : RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+}
+
+/* net_pcap refuses RSS and scattered rx: configure it without, as a port that hashes in "hardware"
+ * (and scatters) we fake. */
 int __wrap_rte_eth_dev_configure(uint16_t port, uint16_t rx, uint16_t tx, const struct rte_eth_conf *conf) {
+  struct rte_eth_dev_info info;
+  if (port >= FAKE_PORTS || __wrap_rte_eth_dev_info_get(port, &info) != 0) return -EINVAL;
+  uint32_t mtu = conf->rxmode.mtu ? conf->rxmode.mtu : RTE_ETHER_MTU;
+  if (mtu > info.max_mtu || mtu + overhead(&info) > info.max_rx_pktlen) return -EINVAL;
+  fake[port].frame = mtu + overhead(&info);
+  fake[port].scatter = (conf->rxmode.offloads & RTE_ETH_RX_OFFLOAD_SCATTER) != 0;
   struct rte_eth_conf plain = *conf;
   plain.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
-  plain.rxmode.offloads &= ~RTE_ETH_RX_OFFLOAD_RSS_HASH;
+  plain.rxmode.offloads &= ~(RTE_ETH_RX_OFFLOAD_RSS_HASH | RTE_ETH_RX_OFFLOAD_SCATTER); /* net_pcap chains anyway */
   memset(&plain.rx_adv_conf.rss_conf, 0, sizeof plain.rx_adv_conf.rss_conf);
   return __real_rte_eth_dev_configure(port, rx, tx, &plain);
+}
+
+int __wrap_rte_eth_dev_adjust_nb_rx_tx_desc(uint16_t port, uint16_t *rx, uint16_t *tx) {
+  int status = __real_rte_eth_dev_adjust_nb_rx_tx_desc(port, rx, tx);
+  uint16_t least = (uint16_t)setting("FAKE_DESC_MIN", 0);
+  if (status == 0) *rx = RTE_MAX(*rx, least), *tx = RTE_MAX(*tx, least);
+  return status;
+}
+
+int __wrap_rte_eth_rx_queue_setup(uint16_t port, uint16_t queue, uint16_t descriptors, unsigned socket,
+                                  const struct rte_eth_rxconf *conf, struct rte_mempool *pool) {
+  if (port >= FAKE_PORTS) return -EINVAL;
+  if (!fake[port].scatter && fake[port].frame > (uint32_t)rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM)
+    return -EINVAL;
+  struct rte_mbuf **ring = calloc(descriptors, sizeof *ring); /* held until the process ends */
+  if (ring == NULL || rte_pktmbuf_alloc_bulk(pool, ring, descriptors) != 0) return -ENOMEM;
+  return __real_rte_eth_rx_queue_setup(port, queue, descriptors, socket, conf, pool);
 }
 
 int __wrap_rte_eth_dev_rss_hash_update(uint16_t port, struct rte_eth_rss_conf *conf) {

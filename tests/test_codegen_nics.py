@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.dpdk
 WRAPPED = ("rte_eth_dev_info_get", "rte_eth_dev_configure", "rte_eth_dev_rss_hash_update",
            "rte_eth_dev_rss_hash_conf_get", "rte_eth_dev_rss_reta_update", "rte_eth_dev_rss_reta_query",
-           "rte_flow_create", "rte_eth_link_get_nowait", "rte_eth_dev_socket_id", "rte_eth_dev_start")
+           "rte_flow_create", "rte_eth_link_get_nowait", "rte_eth_dev_socket_id", "rte_eth_dev_start",
+           "rte_eth_dev_adjust_nb_rx_tx_desc", "rte_eth_rx_queue_setup")
 OBJECTS = ("main.o", "nf.o", "nf_parallel.o", "nf_pool.o", "nf_replica.o", "nf_state.o", "nf_trace.o", "nf_plan.o")
 
 
@@ -279,11 +280,13 @@ def test_a_link_down_and_a_remote_socket_are_said_and_the_run_goes_on(tmp_path, 
 
 
 def test_too_little_memory_for_the_mbufs_says_how_much(tmp_path, fw3):
+    """3 cores and 2 ports of 1024-descriptor rings: 12,288 mbufs in the rings, and per lcore 384
+    in its cache and 640 in hand (2 ports' rx and tx bursts of 32 frames of up to 5 segments)."""
     p, (real, _) = fw3
     nulls = [a for d in range(2) for a in ("--vdev", f"net_null{d}")]
     done = _run(real, p.plan, tmp_path, vdevs=nulls, memory=48)
     assert done.returncode == 1
-    assert _last(done).startswith("nfx-nf: cannot create the mbuf pool: 24570 mbufs of 2176 bytes, about 53 MB")
+    assert _last(done).startswith("nfx-nf: cannot create the mbuf pool: 15360 mbufs of 2176 bytes, about 33 MB")
     assert "give EAL more memory (-m MB" in _last(done)
 
 
@@ -351,3 +354,86 @@ def test_a_signal_stops_the_lcores_and_the_ports(tmp_path, fw3, signum):
         lcores = [ln for ln in out.splitlines() if ln.startswith("nfx-nf: lcore ")]
         assert len(lcores) == 3 and all(int(ln.split("received ")[1].split(",")[0]) > 0 for ln in lcores)
         assert not any(d.exists() for d in dpdk_runtime_dirs(prefix))
+
+
+# ---- frame sizes and mbufs -------------------------------------------------------------------------------------
+
+def _jumbo_trace():
+    """The mixed trace with every tenth frame padded to 9,018 bytes (the longest nfx run takes)."""
+    trace = microsecond_trace(traffic("mixed", 600))
+    frames = [f + bytes(9018 - len(f)) if i % 10 == 0 and len(f) < 9018 else f for i, f in enumerate(trace.frames)]
+    return dataclasses.replace(trace, frames=tuple(frames))
+
+
+@pytest.mark.parametrize("fake,mtu,why", [
+    ({"RX_OFFLOADS": "0"}, 2030, "it cannot scatter a frame over several mbufs (no RTE_ETH_RX_OFFLOAD_SCATTER) and "
+                                 "an mbuf holds 2048 bytes, 18 of them needed for Ethernet overhead"),
+    ({"MAX_RX_PKTLEN": 9000, "MAX_MTU": 8982}, 8982, "its largest MTU is 8982 bytes"),
+    ({"MAX_RX_PKTLEN": 4000}, 3982,
+     "its largest rx frame (max_rx_pktlen) is 4000 bytes, 18 of them Ethernet overhead"),
+])
+def test_the_mtu_is_what_the_port_and_its_mbufs_take(tmp_path, fw3, fake, mtu, why):
+    """A port that cannot scatter frames over mbufs, or takes shorter frames than 9,018 bytes, gets
+    the largest MTU it and a 2,048-byte mbuf allow (asking 9,004 makes such a driver refuse the
+    port) and a warning that longer frames are dropped by the NIC."""
+    p, (real, nic) = fw3
+    trace = _jumbo_trace()
+    done = _run(nic, p.plan, tmp_path, "--rx-time", "--ordered", trace=trace, fake=fake)
+    assert done.returncode == 0, done.stderr
+    assert (f"port 0 (net_ice): {why}, so its MTU is set to {mtu} bytes and the NIC drops frames over {mtu + 14} "
+            "bytes") in done.stderr
+    # net_pcap itself drops no frame for its MTU: every frame reaches the NF, the long ones scattered
+    assert _received(done) == len(trace)
+    plain = _run(real, p.plan, tmp_path / "pcap", "--rx-time", "--ordered", trace=trace)
+    assert plain.returncode == 0 and "WARNING" not in plain.stderr, plain.stderr
+    assert _received(plain) == len(trace)
+
+
+def test_the_mbuf_pool_holds_the_rings_the_driver_chose(tmp_path, fw3):
+    """A driver that raises the descriptor counts (rte_eth_dev_adjust_nb_rx_tx_desc) fills larger
+    rx rings: the pool is sized after the adjustment, from the counts it gave (a pool sized for 1024
+    descriptors ran dry filling the rings: 'cannot set up queue')."""
+    p, (_, nic) = fw3
+    trace = microsecond_trace(traffic("mixed", 600))
+    done = _run(nic, p.plan, tmp_path, "--rx-time", "--ordered", trace=trace, fake={"DESC_MIN": 4096})
+    assert done.returncode == 0, done.stderr
+    assert "nfx-nf: port 0: 4096 rx and 4096 tx descriptors per queue" in done.stdout
+    pool = int(next(ln for ln in done.stdout.splitlines() if ln.startswith("nfx-nf: mbuf pool: ")).split()[3])
+    assert pool >= 3 * 2 * (4096 + 4096)
+    assert _received(done) == len(trace)
+
+
+# ---- the steering check: frames without ports ------------------------------------------------------------------
+
+def _without_ports():
+    """The IPv4 frames of the mixed trace that have no ports to hash: fragments and protocols other
+    than TCP and UDP (a NIC hashes them on their addresses alone)."""
+    trace = microsecond_trace(traffic("mixed", 3000))
+    keep = []
+    for i, f in enumerate(trace.frames):
+        if len(f) < 34 or f[12:14] != b"\x08\x00":
+            continue
+        fragment = int.from_bytes(f[20:22], "big") & 0x3fff
+        if fragment or f[23] not in (6, 17):
+            keep.append(i)
+    assert len(keep) > 20
+    return dataclasses.replace(trace, timestamps=trace.timestamps[keep], devices=trace.devices[keep],
+                               frames=tuple(trace.frames[i] for i in keep))
+
+
+def test_fragments_and_other_protocols_are_checked_on_their_addresses(tmp_path, fw3):
+    """Fragments and ICMP frames split as the plan steers them (their addresses hashed with the plan's
+    key) all run; split to the wrong queues, the first stops the run and is named by its addresses and
+    protocol; a port that gives them another hash than the plan's key does is caught as well."""
+    p, (real, nic) = fw3
+    trace = _without_ports()
+    done = _run(real, p.plan, tmp_path / "good", "--rx-time", "--ordered", trace=trace)
+    assert done.returncode == 0, done.stderr
+    assert _received(done) == len(trace)
+    done = _run(real, p.plan, tmp_path, "--rx-time", "--ordered", vdevs=_swapped(p.plan, tmp_path / "swapped", trace))
+    assert done.returncode == 1
+    assert "cannot hash as this plan needs: it delivered a frame (" in _last(done)
+    assert " of IP protocol " in _last(done) and "which the plan steers to core" in _last(done)
+    done = _run(nic, p.plan, tmp_path / "hash", "--rx-time", "--ordered", trace=trace, fake={"HASH": "0x12345678"})
+    assert done.returncode == 1
+    assert " of IP protocol " in _last(done) and "with hash 0x12345678 where the plan's key gives 0x" in _last(done)

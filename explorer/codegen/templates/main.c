@@ -22,7 +22,8 @@
  * is not: the start-up self-test checks only the software Toeplitz.
  *
  * Frames. Ports take frames of up to NF_MAX_FRAME bytes (nf.h): the MTU is set for them, with
- * scattered rx where the device offers it; a frame that arrives in several segments is gathered
+ * scattered rx where the device offers it, or cut (loudly) to what the port and one mbuf take
+ * where it does not (see port_mtu); a frame that arrives in several segments is gathered
  * into a buffer of the lcore's for the NF and written back before it is sent. Frames shorter than
  * an Ethernet header (runts) or longer than NF_MAX_FRAME (giants) are dropped before the NF.
  *
@@ -71,7 +72,8 @@
 #define BURST 32
 #define RX_DESCRIPTORS 1024
 #define TX_DESCRIPTORS 1024
-#define MBUFS_PER_QUEUE 4095
+/* mbufs of RTE_MBUF_DEFAULT_BUF_SIZE: RTE_MBUF_DEFAULT_DATAROOM (2,048) bytes of frame after the headroom */
+#define MBUF_DATA_ROOM RTE_MBUF_DEFAULT_DATAROOM
 #define MBUF_CACHE 256
 #define MIN_FRAME 14
 #define IP_ALIGN 2 /* gathered frames start 2 bytes past an aligned address: IPv4 headers are aligned */
@@ -192,19 +194,64 @@ static void stop_ports(void) {
 
 /* ---- ports: queues, frame sizes ------------------------------------------------------------- */
 
-/* The MTU that lets NF_MAX_FRAME-byte frames in (the Ethernet header is not part of the MTU),
- * within what the device takes; a loud warning when it takes less. */
-static uint16_t port_mtu(uint16_t port, const struct rte_eth_dev_info *info) {
-  uint32_t wanted = NF_MAX_FRAME - MIN_FRAME;
-  if (info->max_mtu >= wanted) return (uint16_t)wanted;
-  warn("port %u (%s): its largest MTU is %u bytes, so frames over %u bytes are dropped by the NIC; nfx run and "
-       "nfx check process frames of up to %d bytes", port, info->driver_name, info->max_mtu,
-       info->max_mtu + MIN_FRAME, NF_MAX_FRAME);
-  return info->max_mtu;
+/* Bytes a port adds to the MTU to get its largest frame: what it says (max_rx_pktlen - max_mtu,
+ * where it gives both), else an Ethernet header and its CRC, which is how ethdev reckons too. */
+static uint32_t frame_overhead(const struct rte_eth_dev_info *info) {
+  if (info->max_mtu != UINT16_MAX && info->max_rx_pktlen > info->max_mtu) return info->max_rx_pktlen - info->max_mtu;
+  return RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
 }
 
-static void configure_port(uint16_t port, const struct rte_eth_dev_info *info, const struct rte_eth_conf *steering,
-                           struct rte_mempool *pool) {
+/* The MTU that lets NF_MAX_FRAME-byte frames in (the Ethernet header is not part of the MTU), cut
+ * to what the port takes: its largest MTU, its largest rx frame (max_rx_pktlen) and, where it
+ * cannot scatter a frame over several mbufs (no RTE_ETH_RX_OFFLOAD_SCATTER), one mbuf's data room:
+ * asking more makes ethdev or the driver refuse the port. A cut is said loudly, since the NIC then
+ * drops the longer frames that nfx run and nfx check process. */
+static uint16_t port_mtu(uint16_t port, const struct rte_eth_dev_info *info) {
+  uint32_t overhead = frame_overhead(info), mtu = NF_MAX_FRAME - MIN_FRAME;
+  char why[200] = "";
+  if (info->max_mtu < mtu) {
+    mtu = info->max_mtu;
+    snprintf(why, sizeof why, "its largest MTU is %u bytes", info->max_mtu);
+  }
+  if (info->max_rx_pktlen < mtu + overhead) {
+    mtu = info->max_rx_pktlen > overhead ? info->max_rx_pktlen - overhead : 0;
+    snprintf(why, sizeof why, "its largest rx frame (max_rx_pktlen) is %u bytes, %u of them Ethernet overhead",
+             info->max_rx_pktlen, overhead);
+  }
+  if (!(info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) && MBUF_DATA_ROOM < mtu + overhead) {
+    mtu = MBUF_DATA_ROOM - overhead;
+    snprintf(why, sizeof why, "it cannot scatter a frame over several mbufs (no RTE_ETH_RX_OFFLOAD_SCATTER) and an "
+             "mbuf holds %u bytes, %u of them needed for Ethernet overhead", MBUF_DATA_ROOM, overhead);
+  }
+  if (mtu < info->min_mtu)
+    fail(EXIT_SETUP, "port %u (%s): %s, which leaves an MTU of %u bytes, under its smallest (%u)", port,
+         info->driver_name, why, mtu, info->min_mtu);
+  /* Virtual devices whose receive path ignores the MTU: net_pcap gathers a frame longer than an
+   * mbuf into a chain whatever its offloads say (measured: 9,018-byte frames arrive whole under an
+   * MTU of 2,030), net_null makes its own frames, net_ring passes mbufs along. */
+  static const char *const mtu_ignored[] = {"net_pcap", "net_null", "net_ring"};
+  bool ignored = false;
+  for (size_t i = 0; i < RTE_DIM(mtu_ignored); i++) ignored |= strcmp(info->driver_name, mtu_ignored[i]) == 0;
+  if (why[0] && ignored)
+    printf("nfx-nf: port %u (%s): %s, so its MTU is set to %u bytes, which this virtual device does not enforce\n",
+           port, info->driver_name, why, mtu);
+  else if (why[0])
+    warn("port %u (%s): %s, so its MTU is set to %u bytes and the NIC drops frames over %u bytes (as captured, "
+         "without VLAN tags); nfx run and nfx check process frames of up to %d bytes", port, info->driver_name, why,
+         mtu, mtu + MIN_FRAME, NF_MAX_FRAME);
+  return (uint16_t)mtu;
+}
+
+/* Per NF device: what its port said of itself and the ring sizes its driver settled on. */
+struct port_setup {
+  struct rte_eth_dev_info info;
+  uint16_t rx_descriptors, tx_descriptors;
+};
+
+/* Configure the port's queues and take the descriptor counts its driver adjusts ours to (rounded
+ * to its alignment, raised to its minimum, cut to its maximum), which the mbuf pool is sized for. */
+static void configure_port(uint16_t port, struct port_setup *setup, const struct rte_eth_conf *steering) {
+  const struct rte_eth_dev_info *info = &setup->info;
   unsigned queues = RTE_MIN(info->max_rx_queues, info->max_tx_queues);
   if (queues < NF_CORES) {
     /* A device that does not hash (net_pcap: one queue per rx_pcap/tx_pcap) can be given more
@@ -223,16 +270,34 @@ static void configure_port(uint16_t port, const struct rte_eth_dev_info *info, c
   /* Frames bigger than an mbuf: scattered into segment chains where the device can. */
   conf.rxmode.offloads |= info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER;
   conf.txmode.offloads |= info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
-  uint16_t rx_descriptors = RX_DESCRIPTORS, tx_descriptors = TX_DESCRIPTORS;
+  setup->rx_descriptors = RX_DESCRIPTORS, setup->tx_descriptors = TX_DESCRIPTORS;
   int status;
   if ((status = rte_eth_dev_configure(port, NF_CORES, NF_CORES, &conf)) != 0 ||
-      (status = rte_eth_dev_adjust_nb_rx_tx_desc(port, &rx_descriptors, &tx_descriptors)) != 0)
+      (status = rte_eth_dev_adjust_nb_rx_tx_desc(port, &setup->rx_descriptors, &setup->tx_descriptors)) != 0)
     fail(EXIT_SETUP, "port %u (%s): cannot configure %d queues (%s)", port, info->driver_name, NF_CORES,
          rte_strerror(-status));
+}
+
+static void setup_queues(uint16_t port, const struct port_setup *setup, struct rte_mempool *pool) {
+  int status;
   for (uint16_t q = 0; q < NF_CORES; q++)
-    if ((status = rte_eth_rx_queue_setup(port, q, rx_descriptors, rte_eth_dev_socket_id(port), NULL, pool)) != 0 ||
-        (status = rte_eth_tx_queue_setup(port, q, tx_descriptors, rte_eth_dev_socket_id(port), NULL)) != 0)
+    if ((status = rte_eth_rx_queue_setup(port, q, setup->rx_descriptors, rte_eth_dev_socket_id(port), NULL, pool)) !=
+            0 ||
+        (status = rte_eth_tx_queue_setup(port, q, setup->tx_descriptors, rte_eth_dev_socket_id(port), NULL)) != 0)
       fail(EXIT_SETUP, "port %u: cannot set up queue %u (%s)", port, q, rte_strerror(-status));
+}
+
+/* The mbufs a run can hold at once: every rx ring full (a driver refills a descriptor as it hands
+ * a frame over), every tx ring full (a frame stays there until the NIC has sent it), each lcore's
+ * mempool cache at its flush threshold (1.5 times its size) and each lcore's frames in hand (a
+ * received burst, or --ordered's burst per port, and a tx burst per port), each of up to
+ * MAX_SEGMENTS mbufs. A pool short of that starves the rx rings (the device counts rx_nombuf). */
+#define MAX_SEGMENTS ((NF_MAX_FRAME + MBUF_DATA_ROOM - 1) / MBUF_DATA_ROOM)
+static unsigned mbufs_needed(const struct port_setup setups[NF_DEVICES]) {
+  unsigned rings = 0;
+  for (uint16_t d = 0; d < NF_DEVICES; d++) rings += NF_CORES * ((unsigned)setups[d].rx_descriptors + setups[d].tx_descriptors);
+  unsigned in_hand = 2 * NF_DEVICES * BURST * MAX_SEGMENTS;
+  return rings + NF_CORES * (MBUF_CACHE * 3 / 2 + in_hand);
 }
 
 /* ---- steering: key, RETA, flow rules ------------------------------------------------------- */
@@ -523,38 +588,48 @@ static void check_sockets(uint16_t port, const char *driver) {
          "slower; give EAL lcores of socket %d (-l)", port, driver, socket, remote, socket);
 }
 
-static void setup_port(uint16_t device, struct rte_mempool *pool) {
+/* Before the mbuf pool exists: read the port, configure it (RSS at configure time too: some
+ * drivers only enable multi-queue hashing there) and take its descriptor counts. */
+static void prepare_port(uint16_t device, struct port_setup *setup) {
   uint16_t port = ports[device];
   const struct nf_device_plan *plan = &nf_device_plans[device];
-  struct rte_eth_dev_info info;
-  int status = rte_eth_dev_info_get(port, &info);
+  const struct rte_eth_dev_info *info = &setup->info;
+  int status = rte_eth_dev_info_get(port, &setup->info);
   if (status != 0) fail(EXIT_SETUP, "port %u: cannot read device info (%s)", port, rte_strerror(-status));
-  port_hashes[port] = info.flow_type_rss_offloads != 0;
-  check_every_frame[device] = !port_hashes[port] || strcmp(info.driver_name, NF_NIC_DRIVER) != 0;
-  snprintf(port_driver[port], sizeof port_driver[port], "%s", info.driver_name);
-  /* RSS at configure time too: some drivers only enable multi-queue hashing there. */
+  port_hashes[port] = info->flow_type_rss_offloads != 0;
+  check_every_frame[device] = !port_hashes[port] || strcmp(info->driver_name, NF_NIC_DRIVER) != 0;
+  snprintf(port_driver[port], sizeof port_driver[port], "%s", info->driver_name);
   struct rte_eth_conf steering;
   memset(&steering, 0, sizeof steering);
-  uint64_t port_hf = (plan->flow_rules ? plan->rss_hf & ~ONLY_FLAGS : plan->rss_hf) & info.flow_type_rss_offloads;
+  uint64_t port_hf = (plan->flow_rules ? plan->rss_hf & ~ONLY_FLAGS : plan->rss_hf) & info->flow_type_rss_offloads;
   if (NF_CORES > 1 && port_hf != 0) {
     steering.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-    if (info.hash_key_size == NF_KEY_BYTES) {
+    if (info->hash_key_size == NF_KEY_BYTES) {
       steering.rx_adv_conf.rss_conf.rss_key = (uint8_t *)(uintptr_t)plan->key;
       steering.rx_adv_conf.rss_conf.rss_key_len = NF_KEY_BYTES;
     }
     steering.rx_adv_conf.rss_conf.rss_hf = port_hf;
     /* the port's hash in each mbuf, which the steering check compares with the plan's */
-    steering.rxmode.offloads |= info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_RSS_HASH;
+    steering.rxmode.offloads |= info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_RSS_HASH;
   }
-  configure_port(port, &info, &steering, pool);
+  configure_port(port, setup, &steering);
+}
+
+/* With the pool: queues, start, steering. */
+static void setup_port(uint16_t device, const struct port_setup *setup, struct rte_mempool *pool) {
+  uint16_t port = ports[device];
+  const struct nf_device_plan *plan = &nf_device_plans[device];
+  const struct rte_eth_dev_info *info = &setup->info;
+  setup_queues(port, setup, pool);
+  int status;
   if ((status = rte_eth_dev_start(port)) != 0)
     fail(EXIT_SETUP, "port %u: cannot start (%s)", port, rte_strerror(-status));
   port_started[device] = true;
-  check_sockets(port, info.driver_name);
+  check_sockets(port, info->driver_name);
   rte_eth_promiscuous_enable(port); /* not every driver can; forwarding works either way */
-  steer_port(port, &info, plan);
+  steer_port(port, info, plan);
   /* sharding by allocation: the pools this port's key and RETA give must be the plan's */
-  bool steered = NF_CORES > 1 && plan->rss_hf != 0 && info.flow_type_rss_offloads != 0;
+  bool steered = NF_CORES > 1 && plan->rss_hf != 0 && info->flow_type_rss_offloads != 0;
   char pools_why[512];
   if (nf_pools_from_port(port, device, steered, pools_why, sizeof pools_why) != 0)
     fail(EXIT_SETUP, "port %u: %s", port, pools_why);
@@ -604,22 +679,36 @@ static void scatter_back(struct rte_mbuf *m, const uint8_t *bytes) {
 
 /* nf_rss_self_test checks only the software Toeplitz against published vectors; what a port does
  * with the key, RETA and rules it accepted shows only in the frames it steers. When the plan's
- * correctness depends on steering, each lcore recomputes for unfragmented IPv4 TCP/UDP frames the
- * core the port should give them (the plan's key and fields, the RETA the port took: steer_reta)
- * and compares it with the queue they came from, and the port's hash, where it reports one, with
- * the plan's: every frame of the first STEER_CHECK_ALL per lcore and port, then one in STEER_CHECK_EVERY (rte_softrss costs
- * about as much as a short frame's trip through the NF). A frame on another core would meet state
- * that core does not hold: the run stops before the NF sees it (exit 1, see steering_failed),
- * unless --degraded-ok, which counts such frames and says so once per port. Other frames (non-IP,
- * fragments, other protocols) are left alone: how a NIC hashes them differs from driver to driver. */
+ * correctness depends on steering, each lcore recomputes for the IPv4 frames it receives the core
+ * the port should give them (the plan's key, the RETA the port took: steer_reta) and compares it
+ * with the queue they came from, and the port's hash, where it reports one, with the plan's: every
+ * frame of the first STEER_CHECK_ALL per lcore and port, then one in STEER_CHECK_EVERY (rte_softrss
+ * costs about as much as a short frame's trip through the NF). A frame on another core would meet
+ * state that core does not hold: the run stops before the NF sees it (exit 1, see steering_failed),
+ * unless --degraded-ok, which counts such frames and says so once per port.
+ *
+ * What the port hashes (nf_rss_hash): the plan's fields of an unfragmented IPv4 TCP/UDP frame (its
+ * NONFRAG_IPV4_TCP/UDP types); of any other IPv4 frame, a fragment (MF set or an offset: the ports
+ * are not in every fragment, so NICs hash fragments on the addresses) or another protocol, the
+ * plan's address fields alone, under the RTE_ETH_RSS_IPV4 type every plan that hashes carries, with
+ * the same L3_*_ONLY flag (in rss_hf, or in the "eth / ipv4" flow rule). Two kinds of frame are not
+ * checked, since no plan says where the port puts them:
+ *  - non-IPv4 frames: no hash type of the plan covers them, and where a NIC puts frames it does not
+ *    hash is the driver's choice (queue 0, or the RETA entry of hash 0), not the plan's;
+ *  - frames without ports on a plan that hashes ports alone (ice and i40e can select L4 fields
+ *    only): its "eth / ipv4" rule names RTE_ETH_RSS_IPV4 with no L3_*_ONLY flag, so such a port
+ *    hashes both addresses of them, while nfx simulate and the per-queue split give them hash 0. */
 #define STEER_CHECK_ALL 4096
 #define STEER_CHECK_EVERY 64
 #define STEERING_CHECKED (NF_STEERING_MATTERS && NF_CORES > 1)
+#define IPV4_MF 0x2000u
+#define IPV4_OFFSET 0x1fffu
 
 static struct {
   unsigned set; /* the first misplaced frame, which stops the run */
   uint16_t device, queue, core;
-  bool device_hashed;
+  bool device_hashed, ports, fragment;
+  uint8_t protocol;
   uint32_t hash, device_hash;
   uint32_t src, dst; /* host order */
   uint16_t sport, dport;
@@ -628,17 +717,19 @@ static unsigned misplaced_said[NF_DEVICES]; /* --degraded-ok: said once per port
 
 static bool on_planned_core(struct lcore_state *me, uint16_t device, uint16_t queue, const struct rte_mbuf *m,
                             uint8_t *packet) {
-  if (!STEERING_CHECKED || nf_device_plans[device].rss_hf == 0) return true;
+  const struct nf_device_plan *plan = &nf_device_plans[device];
+  if (!STEERING_CHECKED || plan->rss_hf == 0) return true;
   if (__atomic_load_n(&misplaced.set, __ATOMIC_RELAXED)) return false; /* stopping: the NF sees no more */
   uint64_t seen = me->steer_seen[device]++;
   if (!check_every_frame[device] && seen >= STEER_CHECK_ALL && seen % STEER_CHECK_EVERY != 0) return true;
   uint16_t len = (uint16_t)m->pkt_len;
-  struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);
-  if (l4 == NULL) return true;
-  uint32_t hash = nf_rss_hash(&nf_device_plans[device], packet, len);
+  const struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);
+  if (ip == NULL) return true;
+  const struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);
+  if (l4 == NULL && !(plan->fields & (NF_FIELD_SRC_IP | NF_FIELD_DST_IP))) return true;
+  uint32_t hash = nf_rss_hash(plan, packet, len);
   unsigned size = steer_reta_size[device];
-  unsigned core =
-      size ? steer_reta[device][hash & (size - 1u)] : nf_device_plans[device].reta[hash & (NF_RETA_SIZE - 1)];
+  unsigned core = size ? steer_reta[device][hash & (size - 1u)] : plan->reta[hash & (NF_RETA_SIZE - 1)];
   bool hashed = (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH) != 0;
   if (core == queue && (!hashed || m->hash.rss == hash)) return true;
   if (options.degraded_ok) {
@@ -649,11 +740,12 @@ static bool on_planned_core(struct lcore_state *me, uint16_t device, uint16_t qu
     return true;
   }
   if (__atomic_exchange_n(&misplaced.set, 1, __ATOMIC_ACQ_REL)) return false;
-  const struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);
   misplaced.device = device, misplaced.queue = queue, misplaced.core = (uint16_t)core;
   misplaced.device_hashed = hashed, misplaced.hash = hash, misplaced.device_hash = m->hash.rss;
   misplaced.src = rte_be_to_cpu_32(ip->src_addr), misplaced.dst = rte_be_to_cpu_32(ip->dst_addr);
-  misplaced.sport = rte_be_to_cpu_16(l4->src_port), misplaced.dport = rte_be_to_cpu_16(l4->dst_port);
+  misplaced.ports = l4 != NULL, misplaced.protocol = ip->protocol;
+  misplaced.fragment = (rte_be_to_cpu_16(ip->frag_off) & (IPV4_MF | IPV4_OFFSET)) != 0;
+  if (l4 != NULL) misplaced.sport = rte_be_to_cpu_16(l4->src_port), misplaced.dport = rte_be_to_cpu_16(l4->dst_port);
   force_quit = 1;
   return false;
 }
@@ -662,10 +754,14 @@ static bool on_planned_core(struct lcore_state *me, uint16_t device, uint16_t qu
 static void report_misplaced(void) {
   if (!__atomic_load_n(&misplaced.set, __ATOMIC_ACQUIRE)) return;
   uint16_t port = ports[misplaced.device];
-  char frame[64], where[64] = "", hashes[96] = "";
+  char frame[96], where[64] = "", hashes[96] = "";
 #define NF_QUAD(a) (a) >> 24, (a) >> 16 & 0xff, (a) >> 8 & 0xff, (a) & 0xff
-  snprintf(frame, sizeof frame, "%u.%u.%u.%u:%u -> %u.%u.%u.%u:%u", NF_QUAD(misplaced.src), misplaced.sport,
-           NF_QUAD(misplaced.dst), misplaced.dport);
+  if (misplaced.ports)
+    snprintf(frame, sizeof frame, "%u.%u.%u.%u:%u -> %u.%u.%u.%u:%u", NF_QUAD(misplaced.src), misplaced.sport,
+             NF_QUAD(misplaced.dst), misplaced.dport);
+  else /* hashed on its addresses alone */
+    snprintf(frame, sizeof frame, "%u.%u.%u.%u -> %u.%u.%u.%u, %s of IP protocol %u", NF_QUAD(misplaced.src),
+             NF_QUAD(misplaced.dst), misplaced.fragment ? "a fragment" : "a packet", misplaced.protocol);
   if (misplaced.queue != misplaced.core)
     snprintf(where, sizeof where, " to core %u, which the plan steers to core %u", misplaced.queue, misplaced.core);
   if (misplaced.device_hashed && misplaced.device_hash != misplaced.hash)
@@ -908,7 +1004,9 @@ int main(int argc, char **argv) {
     else
       timestamp_flag = UINT64_C(1) << bit;
   }
-  unsigned mbufs = MBUFS_PER_QUEUE * NF_DEVICES * NF_CORES;
+  static struct port_setup setups[NF_DEVICES];
+  for (uint16_t d = 0; d < NF_DEVICES; d++) prepare_port(d, &setups[d]);
+  unsigned mbufs = mbufs_needed(setups);
   struct rte_mempool *pool =
       rte_pktmbuf_pool_create("nfx_mbufs", mbufs, MBUF_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
   if (pool == NULL)
@@ -916,7 +1014,11 @@ int main(int argc, char **argv) {
          "(-m MB, or more huge pages on socket %d)", mbufs, RTE_MBUF_DEFAULT_BUF_SIZE,
          (unsigned)((uint64_t)mbufs * (RTE_MBUF_DEFAULT_BUF_SIZE + sizeof(struct rte_mbuf)) >> 20),
          rte_strerror(rte_errno), (int)rte_socket_id());
-  for (uint16_t d = 0; d < NF_DEVICES; d++) setup_port(d, pool);
+  for (uint16_t d = 0; d < NF_DEVICES; d++)
+    printf("nfx-nf: port %u: %u rx and %u tx descriptors per queue\n", ports[d], setups[d].rx_descriptors,
+           setups[d].tx_descriptors);
+  printf("nfx-nf: mbuf pool: %u mbufs\n", mbufs);
+  for (uint16_t d = 0; d < NF_DEVICES; d++) setup_port(d, &setups[d], pool);
   wait_for_links();
 
   if (!nf_par_init()) {
