@@ -6,9 +6,12 @@ import bz2
 import gzip
 import lzma
 import os
+import signal
 import struct
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -391,3 +394,57 @@ def test_captures_without_packets_are_named(tmp_path, capsys, command, says):
     inputs = [f"0={tmp_path / 'lan.pcap'}", f"1={tmp_path / 'wan.pcap'}"]
     assert nfx([command, str(ROOT / "sample_nfs" / "nop.c"), "--in", inputs[0], "--in", inputs[1]]) == 1
     assert f"the captures {inputs[0]}, {inputs[1]} hold {says}" in capsys.readouterr().err
+
+
+# ---- named pipes: waited for, said, and stoppable ---------------------------------------------------------------
+
+def _simulate_on_fifo(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """``nfx simulate nop.c --in 0=FIFO`` with nothing writing to the FIFO yet, once it says it waits
+    (SIGINT as a terminal sends it: not ignored, whatever the shell that started the tests did)."""
+    fifo = tmp_path / "lan.fifo"
+    os.mkfifo(fifo)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "explorer.cli", "simulate", str(ROOT / "sample_nfs" / "nop.c"),
+                                "--cores", "2", "--in", f"0={fifo}"], cwd=tmp_path, text=True,
+                               env={**os.environ, "TMPDIR": str(temp)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    watchdog = threading.Timer(60, process.kill)  # no word within a minute: the read below ends, and fails
+    watchdog.start()
+    said = process.stderr.readline()  # the warning, a second into the wait
+    watchdog.cancel()
+    assert said == f"nfx simulate: warning: {fifo}: a named pipe nothing writes to yet; waiting for a writer " \
+                   "(Ctrl-C to stop)\n", said
+    return process, fifo
+
+
+@pytest.mark.parametrize("sig,status,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_fifo_nothing_writes_to_is_waited_for_and_a_signal_stops_the_wait(tmp_path, sig, status, word):
+    """``--in 0=fifo`` with no writer blocked in the kernel's open, where Ctrl-C never got through
+    (it lands on simulate's other thread): nfx hung until killed."""
+    process, _ = _simulate_on_fifo(tmp_path)
+    try:
+        time.sleep(0.3)
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == status and err == f"nfx simulate: {word}\n", err
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_fifo_written_to_later_is_read(tmp_path):
+    process, fifo = _simulate_on_fifo(tmp_path)
+    try:
+        plain = tmp_path / "plain.pcap"
+        write_pcap(plain, [1, 2, 3], [UDP] * 3)
+        fifo.write_bytes(plain.read_bytes())
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0 and "Traceback" not in err, err
+    assert out.startswith("nop: 3 packets on 2 cores"), out

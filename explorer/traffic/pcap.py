@@ -19,6 +19,7 @@ NF they are not IPv4, and nfx steers them unhashed).
 from __future__ import annotations
 
 import os
+import select
 import stat
 import struct
 import warnings
@@ -47,6 +48,8 @@ _FILE_HEADER = 24
 _RECORD_HEADER = 16
 _READ_SIZE = 1 << 22
 _WRITE_BATCH = 1 << 16
+_PIPE_POLL_MS = 100  # a wait for a pipe's writer: short, so that a signal is seen
+_PIPE_SAY_MS = 1000  # said after this long
 
 # Magic numbers as they appear in the file's first four bytes -> (byte order, nanosecond stamps).
 _MAGICS = {
@@ -190,7 +193,7 @@ def iter_pcap(path: PathLike, chunk_packets: int) -> Iterator[Chunk]:
 def _chunks(path: PathLike, chunk_packets: int, regular: bool = True) -> Iterator[Chunk]:
     name = str(path)
     try:
-        stream = open(path, "rb")
+        stream = open(path, "rb") if regular else _open_pipe(name)
     except FileNotFoundError:
         raise TrafficError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -212,6 +215,30 @@ def _chunks(path: PathLike, chunk_packets: int, regular: bool = True) -> Iterato
         except OSError as error:
             raise TrafficError(f"{name}: cannot read: {error.strerror or error}") from None
         stats.report()
+
+
+def _open_pipe(name: str) -> BinaryIO:
+    """A named pipe (FIFO) or a pipe, opened for reading once something writes to it.
+
+    A plain ``open`` of a FIFO nothing writes to blocks in the kernel, where Ctrl-C landing on another
+    of nfx's threads never reaches it: ``nfx simulate --in 0=fifo`` hung until killed. So the pipe is
+    opened without blocking and polled in short waits (Python runs its signal handlers between
+    them), saying once, after a second, what it waits for."""
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        waits = 0
+        while not poller.poll(_PIPE_POLL_MS):
+            waits += 1
+            if waits * _PIPE_POLL_MS == _PIPE_SAY_MS:
+                warnings.warn(TrafficWarning(f"{name}: a named pipe nothing writes to yet; waiting for a writer "
+                                             "(Ctrl-C to stop)"))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes, stats: FileStats) -> Iterator[Chunk]:
