@@ -267,11 +267,32 @@ def simulate(solution: Solution, traffic: Any = "uniform", packets: int = 100_00
         report = simulate_distributed(solution.analysis, solution.sharding, plan, strategy, traffic, packets, flows,
                                       seed, scheduler=scheduler, rebalance=rebalance, params=params)
     else:
-        report = run_simulation(solution.analysis, solution.sharding, plan,
-                                lambda: traffic_chunks(traffic, packets, flows, seed, chunk_packets, **params),
-                                rebalance, strategy=strategy, progress=progress)
+        chunks = lambda: traffic_chunks(traffic, packets, flows, seed, chunk_packets, **params)  # noqa: E731
+        if rebalance and isinstance(traffic, Mapping) and _allocates_per_core(solution, plan.cores):
+            chunks = _replayable(traffic, chunks)
+        report = run_simulation(solution.analysis, solution.sharding, plan, chunks, rebalance, strategy=strategy,
+                                progress=progress)
     reached = {dev: (packets_on, entries) for dev, packets_on, entries in report.reach}
     return replace(report, warnings=trace_notes(plan, solution.sharding.constraints, reached))
+
+
+def _allocates_per_core(solution: Solution, cores: int) -> bool:
+    """Whether the simulator models per-core allocators (pools, or each core's own indices), which
+    hand out values in trace order: a rebalanced RETA then takes a second pass over the trace."""
+    from explorer.simulate.pools import unpooled
+
+    if solution.strategy != STRATEGY_NAMES["sn"] or not isinstance(solution.sharding, ShardingPlan):
+        return False
+    return bool(solution.sharding.allocations) or bool(unpooled(solution.analysis, solution.sharding, cores))
+
+
+def _replayable(traffic: Mapping[int, str], chunks):
+    """``chunks`` itself when every capture can be read again; with a pipe among them, the first pass
+    kept for the second (``--in 0=<(zcat lan.pcap.gz)``: a pipe gives its bytes once)."""
+    from explorer.simulate.streams import Replayed, read_once
+
+    pipes = read_once(traffic)
+    return Replayed(chunks, pipes, int(limits.available_memory() * limits.MEMORY_SHARE)) if pipes else chunks
 
 
 def packets_of(traffic: Any, numbers: Any, packets: int = 100_000, flows: int = 10_000, seed: int = 0,

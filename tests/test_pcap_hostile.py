@@ -448,3 +448,60 @@ def test_a_fifo_written_to_later_is_read(tmp_path):
             process.wait()
     assert process.returncode == 0 and "Traceback" not in err, err
     assert out.startswith("nop: 3 packets on 2 cores"), out
+
+
+# ---- --rebalance on an NF sharded by allocation: two passes over a trace a pipe gives once ----------------------
+
+@pytest.fixture(scope="module")
+def nat_bidir(tmp_path_factory):
+    from explorer import pipeline
+    from explorer.traffic.generators import generate
+    from explorer.traffic.pcap import write_trace
+
+    folder = tmp_path_factory.mktemp("nat")
+    paths = write_trace(generate("bidir", packets=3000, flows=200, seed=5), folder)
+    return pipeline.solve(ROOT / "sample_nfs" / "nat.c", cores=4), {dev: str(p) for dev, p in paths.items()}
+
+
+def _first_packets(path: str, n: int) -> Path:
+    """A capture of the first ``n`` packets of ``path``, small enough for a pipe's 64 KiB buffer."""
+    stamps, frames = read_pcap(path)
+    short = Path(path).parent / f"first{n}.pcap"
+    write_pcap(short, stamps[:n], frames[:n])
+    assert short.stat().st_size < 1 << 16
+    return short
+
+
+def test_rebalance_of_an_nf_sharded_by_allocation_replays_a_piped_capture(nat_bidir):
+    """nat's pools follow the RETA, so a rebalanced RETA is simulated again from the start: with
+    ``--in 0=<(cat lan.pcap)`` the second pass found the pipe used up and the command failed
+    ('the pipe gave no bytes')."""
+    from explorer import pipeline
+
+    solution, files = nat_bidir
+    whole = pipeline.simulate(solution, files, rebalance=True)
+    assert solution.pools and whole.rebalanced is not None
+    short = _first_packets(files[0], 80)
+    path, fd = _pipe(short.read_bytes())
+    try:
+        piped = pipeline.simulate(solution, {0: path, 1: files[1]}, rebalance=True)
+    finally:
+        os.close(fd)
+    in_file = pipeline.simulate(solution, {0: str(short), 1: files[1]}, rebalance=True)
+    assert piped.rebalanced == in_file.rebalanced and piped.per_core == in_file.per_core
+
+
+def test_a_piped_trace_too_large_to_keep_for_the_second_pass_is_refused_naming_the_pipe(nat_bidir, monkeypatch):
+    from explorer import limits, pipeline
+
+    solution, files = nat_bidir
+    monkeypatch.setattr(limits, "available_memory", lambda: 20_000)
+    path, fd = _pipe(_first_packets(files[0], 80).read_bytes())
+    try:
+        with pytest.raises(TrafficError, match=rf"^0={path}: a pipe, read once, and --rebalance on an NF that "
+                                               r"allocates per core simulates the trace twice; .* would need more "
+                                               r"than 9.8 KiB after \d+ packets .*; save the capture to a file"):
+            pipeline.simulate(solution, {0: path, 1: files[1]}, rebalance=True)
+    finally:
+        os.close(fd)
+    assert pipeline.simulate(solution, files, rebalance=True).rebalanced is not None  # files are read twice

@@ -17,13 +17,16 @@ Frames are held as bytes (a 1M-packet chunk of IMIX frames is ~400 MB per file),
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import warnings
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from explorer.errors import TrafficError
+from explorer.limits import size_text
 from explorer.traffic.pcap import TrafficWarning, iter_pcap
 from explorer.wire import reaching_the_nf
 
@@ -104,6 +107,45 @@ def _released(per_device: Mapping[int, str], read_packets: int) -> Iterator[tupl
         frames = [frame for _, _, fr in parts for frame in fr]
         order = np.lexsort((np.arange(len(stamps)), devices, stamps))
         yield tuple(frames[i] for i in order.tolist()), devices[order]
+
+
+def read_once(per_device: Mapping[int, str]) -> list[str]:
+    """The captures of ``{device: path}`` that give their bytes once (pipes), as ``DEV=PATH``."""
+    return [f"{dev}={path}" for dev, path in sorted(per_device.items()) if not _rereadable(str(path))]
+
+
+class Replayed:
+    """The chunks of a trace that a capture given as a pipe makes readable once, for a simulation
+    that goes over the trace twice (``--rebalance`` on an NF that allocates per core simulates it
+    again under the new RETA): the first pass keeps each chunk as it goes by (header fields, about
+    40 bytes a packet, not the frames) and the second replays them. Kept chunks beyond ``budget``
+    bytes are refused while read, naming the pipes: the trace has to be read again from a file."""
+
+    def __init__(self, make: Callable[[], Iterable[tuple[Any, np.ndarray]]], pipes: list[str], budget: int):
+        self.make, self.pipes, self.budget = make, pipes, budget
+        self.kept: list[tuple[Any, np.ndarray]] | None = None
+
+    def __call__(self) -> Iterator[tuple[Any, np.ndarray]]:
+        if self.kept is not None:
+            return iter(self.kept)
+        self.kept = []
+        return self._first()
+
+    def _first(self) -> Iterator[tuple[Any, np.ndarray]]:
+        size = packets = 0
+        for fields, devices in self.make():
+            size += devices.nbytes + sum(getattr(fields, f.name).nbytes for f in dataclasses.fields(fields))
+            packets += len(devices)
+            if size > self.budget:
+                many = len(self.pipes) > 1
+                raise TrafficError(
+                    f"{', '.join(self.pipes)}: {'these are pipes' if many else 'a pipe'}, read once, and --rebalance "
+                    f"on an NF that allocates per core simulates the trace twice; its header fields, kept for the "
+                    f"second pass, would need more than {size_text(self.budget)} after {packets} packets (half of "
+                    f"the memory available); save the capture{'s' if many else ''} to a file and give that, or "
+                    f"simulate without --rebalance")
+            self.kept.append((fields, devices))
+            yield fields, devices
 
 
 def _rereadable(path: str) -> bool:
