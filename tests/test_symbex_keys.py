@@ -190,3 +190,34 @@ def test_a_zero_field_stays_zero_when_the_nf_converts_zero_elsewhere(tmp_path: P
         "  ip->src_addr = nf_htonl(0);\n  struct key k;\n  k.addr = ip->dst_addr;\n  k.zero = 0;\n"
         "  nf_map_put(m, &k, 0);\n  return device == 0 ? 1 : 0;\n}\n")
     assert {a.key_text for p in analyze(path).paths for a in p.accesses} == {"{addr: p.ipv4.dst, zero: 0}"}
+
+
+def test_a_prefix_mask_reads_as_a_mask_on_the_address() -> None:
+    """``ip->src_addr & nf_htonl(rules[i].mask)`` in a loop over prefix rules: the key is the address
+    as on the wire under the rule's mask; it read ``bswap32(bswap32(p.ipv4.src) & 0xffffff)``. The
+    text only: the table still shards on the LAN source address."""
+    analysis = pipeline.analyze(NFS / "prefix_counters.c")
+    texts = {a.key_text for path in analysis.paths for a in path.accesses if a.object == "nets"}
+    assert texts == {"{net: p.ipv4.src & 0xffffff00}", "{net: p.ipv4.src & 0xffff0000}"}
+    solution = pipeline.solve(analysis, quality=False)
+    nets = solution.sharding.decision("nets")
+    assert solution.strategy == "shared-nothing" and nets.decision == "shard"
+    assert dict(nets.fields) == {0: ("src_ip",)}
+
+
+@pytest.mark.parametrize("written,shown", [
+    ("nf_htonl(nf_ntohl(ip->dst_addr) & 0xffffff00u)", "p.ipv4.dst & 0xffffff00"),
+    ("ip->dst_addr & nf_htonl(0xffffff00u)", "p.ipv4.dst & 0xffffff00"),
+    ("ip->dst_addr & 0x00ffffffu", "p.ipv4.dst & 0xffffff00"),
+    ("ip->dst_addr | nf_htonl(0xffu)", "p.ipv4.dst | 0xff"),
+    ("ip->dst_addr & nf_htonl(0u)", "0"),
+])
+def test_a_mask_applied_in_either_byte_order_reads_on_the_field(tmp_path: Path, written: str, shown: str) -> None:
+    path = tmp_path / "masked.c"
+    path.write_text('#include "nf.h"\nstatic struct nf_map *m;\n'
+                    "bool nf_init(void) { return nf_map_allocate(4, 16, &m); }\n"
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+                    f"  uint32_t key = {written};\n  int index;\n"
+                    "  return nf_map_get(m, &key, &index) ? 1 : 0;\n}\n")
+    assert {a.key_text for p in analyze(path).paths for a in p.accesses} == {shown}

@@ -8,6 +8,7 @@ import z3
 
 from explorer import ir
 from explorer.symbex.bitvec import bv, combine, combine_be, conjoined, symbol_names, symbols_of
+from explorer.symbex.conjuncts import Conjuncts
 from explorer.symbex.ctype import IntType, StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
 from explorer.symbex.fixed_values import DEVICE, FixedValues
@@ -25,6 +26,7 @@ class CallPathBuilder:
         self.source = source
         self.render = Renderer({o.name: o.layout for o in objects if o.kind == "vector"})
         self.converted = frozenset(converted)
+        self.conjuncts = Conjuncts()  # what a path's text shows of its decisions
 
     def key_text(self, raw: RawAccess, fixed: FixedValues) -> str:
         if raw.key is None:
@@ -57,7 +59,9 @@ class CallPathBuilder:
     def path(self, index: int, state: PathState, effects: Effects, verdict: ir.Verdict,
              writes: tuple[ir.FieldWrite, ...], devices: tuple[int, ...]) -> ir.CallPath:
         condition = conjoined(state.constraints) if state.constraints else z3.BoolVal(True)
-        text = " && ".join(self._wrap(d) for d in state.decisions) or "true"
+        shown = self.conjuncts.shown([d.cond for d in state.decisions])
+        text = " && ".join(self._wrap(d, cond) for d, cond in zip(state.decisions, shown)
+                           if cond is not None or d.label is not None) or "true"
         fixed = FixedValues(state, devices)  # keys are simplified under the path condition
         accesses = tuple(ir.Access(raw.object, raw.op, raw.call, fixed.simplify(raw.key), self.key_text(raw, fixed),
                                    raw.results, raw.location or ir.Location(self.source, 0, 0), raw.related,
@@ -72,9 +76,9 @@ class CallPathBuilder:
                                  None if single is not None else term)
         return ir.CallPath(index, condition, text, devices, accesses, writes, verdict)
 
-    def _wrap(self, decision: Any) -> str:
-        text = decision.label if decision.label is not None else self.render.text(decision.cond)
-        return f"({text})" if decision.label is None and z3.is_or(decision.cond) else text
+    def _wrap(self, decision: Any, cond: Any) -> str:
+        text = decision.label if decision.label is not None else self.render.text(cond)
+        return f"({text})" if decision.label is None and z3.is_or(cond) else text
 
     @staticmethod
     def _single_value(state: PathState, term: Any) -> Optional[int]:

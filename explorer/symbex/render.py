@@ -231,6 +231,9 @@ class Renderer:
         if kind == z3.Z3_OP_CONCAT:
             source = _bswap_source(t)
             if source is not None:
+                unswapped = _swapped_through(source)
+                if unswapped is not None:
+                    return self._bv(unswapped, top=top)
                 return f"bswap{t.size()}({self._bv(source, top=True)})"
             return f"concat({', '.join(self._bv(c, top=True) for c in _flatten(t, kind))})"
         if kind == z3.Z3_OP_ITE:
@@ -355,6 +358,39 @@ def _bswap_source(t: Any) -> Any:
         if src.get_id() != source.get_id() or lo != 8 * i:
             return None
     return source
+
+
+def _swapped_through(t: Any) -> Any:
+    """``x & m`` for the byte swap of ``bswap(x) & bswap(m)``, and so for ``|`` and ``^``, or None.
+    A mask the NF applies in host order and converts back (``nf_htonl(nf_ntohl(ip->dst_addr) &
+    0xffffff00)``), or applies in memory order to a field it loaded as a number (``ip->dst_addr &
+    nf_htonl(0xffffff00)``), is a mask on the field as it is on the wire: it printed as
+    ``bswap32(bswap32(p.ipv4.dst) & 0xffffff)``."""
+    if not (z3.is_app(t) and t.decl().kind() in _BITWISE):
+        return None
+    width, operands = t.size(), []
+    for child in _flatten(t, t.decl().kind()):
+        if z3.is_bv_value(child):
+            swapped = int.from_bytes(child.as_long().to_bytes(width // 8, "little"), "big")
+            operands.append(z3.BitVecVal(swapped, width))
+            continue
+        source = _bswap_source(child)
+        if source is None:
+            return None
+        operands.append(source)
+    if all(z3.is_bv_value(o) for o in operands):
+        return None
+    kind, ones = t.decl().kind(), (1 << width) - 1
+    if kind == z3.Z3_OP_BAND and any(z3.is_bv_value(o) and o.as_long() == 0 for o in operands):
+        return z3.BitVecVal(0, width)  # a rule's /0 mask: the key holds nothing of the field
+    neutral = ones if kind == z3.Z3_OP_BAND else 0
+    operands = [o for o in operands if not (z3.is_bv_value(o) and o.as_long() == neutral)]
+    combine = {z3.Z3_OP_BAND: lambda a, b: a & b, z3.Z3_OP_BOR: lambda a, b: a | b,
+               z3.Z3_OP_BXOR: lambda a, b: a ^ b}[kind]
+    out = operands[0]
+    for operand in operands[1:]:
+        out = combine(out, operand)
+    return out
 
 
 def _number(value: int, bits: int) -> str:
