@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional, Sequence
 from explorer.bench.launch import check_cores, program_error, run_dpdk
 from explorer.bench.plot import scaling_svg
 from explorer.bench.loop import closed_loop
-from explorer.bench.traffic import KNOWN_MAIN_PATH, Spec, open_loop, traffic_for
+from explorer.bench.traffic import KNOWN_MAIN_PATH, LAP_PER_CORE, Spec, looped, open_loop, traffic_for
 from explorer.codegen.compile import build_program
 from explorer.codegen.planning import STRATEGIES, parallel_plan
 from explorer.codegen.project import write_project
@@ -296,10 +296,13 @@ def prepare(nf: str | Path, folder: Path, cores: Sequence[int] = (1, 2), strateg
         if runts == len(captured):
             raise ConfigError(f"none of the captures' {len(captured)} packets reaches the NF: each is shorter than an "
                               f"Ethernet header ({MIN_FRAME} bytes), and the runtime drops such runts unseen")
-        trace = captured
+        trace, copies = looped(captured, max(cores))
         described = f"the captures {captured_name}: {count(len(captured), 'packet')} as captured"
         if runts:
             described += f" ({runts} of them runts, dropped before the NF: in no verdict's share)"
+        if copies > 1:
+            described += (f", repeated {copies} times in each lap (a lap of fewer than {LAP_PER_CORE} packets per "
+                          f"core measures the cores' waits at its end more than the NF)")
     else:
         spec = traffic_for(analysis.nf, traffic, trace_packets or min(packets, 200_000), seed)
         pipeline.check_generated(analysis, spec.kind, "give its traffic with --in 0=PCAP")
