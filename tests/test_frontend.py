@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pycparser import c_ast
 
-from explorer.errors import ConfigError, CSyntaxError
+from explorer.errors import ConfigError, CSyntaxError, NfxError
 from explorer.frontend import parse_nf
 from explorer.ir import Location
 
@@ -261,7 +261,8 @@ def test_a_path_that_looks_like_an_option_is_a_file(tmp_path: Path, monkeypatch)
 @pytest.mark.parametrize("body,words", [
     ("int x = ;\n", "nf.c:12:9: expected expression before ';' token"),
     ("int f(int a) { return a ?: 1; }\n", "nf.c:12:26: syntax error"),  # GNU C: refused by every command
-    ("int x __attribute__((unused));\n", "nf.c:12:7: __attribute__ is not supported"),
+    ("int x __attribute__((aligned(64)));\n", "nf.c:12:7: __attribute__ is not supported"),
+    ("int x __attribute__((unused, aligned(8)));\n", "nf.c:12:7: __attribute__ is not supported"),
     ("int f(void) {\n  __asm__ volatile(\"\" ::: \"memory\");\n  return 0;\n}\n",
      "nf.c:13:3: inline assembly (__asm__) is not supported: the analysis cannot see"),
     ("int f(void) {\n  asm(\"\" ::: \"memory\");\n  return 0;\n}\n", "nf.c:13:3: inline assembly (asm) is not"),
@@ -465,3 +466,37 @@ def test_columns_are_the_source_columns_past_macros_and_blanks(tmp_path: Path) -
         "nf_map_allocate(4, CAPACITY, &flows)", "MAKE(flows)"), "expanded.c")
     place = analyze(str(expanded)).object("flows").location
     assert expanded.read_text().splitlines()[place.line - 1][place.col - 1:].startswith("MAKE(flows)")
+
+
+@pytest.mark.dpdk
+@pytest.mark.parametrize("body", [
+    "static int x __attribute__((unused));\n",
+    "static inline __attribute__((always_inline)) int twice(int a) { return 2 * a; }\n",
+    "__attribute__((__noinline__, cold)) int f(int a __attribute__ ((unused))) { return 1; }\n",
+    "int g(int a)\n  __attribute__((\n    warn_unused_result));\n",
+])
+def test_attributes_that_change_no_layout_or_meaning_are_read_past(tmp_path: Path, body: str) -> None:
+    """``unused``, ``always_inline`` and the like were refused with every ``__attribute__``."""
+    assert _outcome(write(tmp_path, CONFIGURABLE + body), {}) == (("ok", 2), ("ok", 2))
+
+
+def test_a_call_after_an_attribute_keeps_its_source_column(tmp_path: Path) -> None:
+    """The attribute is blanked at its own columns: what follows it on the line is where it was."""
+    from explorer.symbex import analyze
+
+    path = write(tmp_path, '#include "nf.h"\nstatic struct nf_map *m;\nbool nf_init(void) { return true; }\n'
+                           "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                           "  int i __attribute__((unused)) = 0; nf_map_allocate(4, 4, &m);\n  return 0;\n}\n")
+    with pytest.raises(NfxError, match="allocated only by nf_init") as caught:
+        analyze(path)
+    assert (caught.value.location.line, caught.value.location.col) == (5, 38)
+
+
+def test_inline_key_shards_like_fw_ifelse() -> None:
+    from explorer import pipeline
+
+    nfs = ROOT / "tests" / "nfs"
+    inline, plain = (pipeline.solve(nfs / f"{nf}.c", quality=False) for nf in ("inline_key", "fw_ifelse"))
+    assert inline.strategy == plain.strategy == "shared-nothing"
+    assert [(o.decision, o.fields) for o in inline.sharding.objects] == \
+        [(o.decision, o.fields) for o in plain.sharding.objects]

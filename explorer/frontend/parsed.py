@@ -15,6 +15,7 @@ from explorer.frontend.columns import column_of, give_source_columns, source_col
 from explorer.frontend.parser import parse_text
 from explorer.ir import Location
 from explorer.nfsource import NfSource, read_nf
+from explorer.nfsource.attributes import blank_harmless_attributes
 from explorer.nfsource.cpp import is_ours, syntax_error
 
 
@@ -86,7 +87,7 @@ def parse_source(source: NfSource) -> c_ast.FileAST:
     pycparser cannot parse (GNU extensions) is refused by every command."""
     spellings = dict(source.spellings)
     try:
-        ast = parse_text(source.text, source.path, spellings)
+        ast = parse_text(blank_harmless_attributes(source.text), source.path, spellings)
     except CSyntaxError:
         gcc = syntax_error(source.path, source.gcc_defines)
         if gcc is None:
