@@ -673,6 +673,19 @@ def test_bench_mode_restores_frames_and_reports_mpps(tmp_path):
     # mark.c answers device 7 to a frame it already marked: every lap saw pristine frames
 
 
+@pytest.mark.parametrize("stamps", [[0, 1 << 62, 1 << 63], [0, (1 << 64) - 1], [(1 << 64) - 2] * 3])
+def test_bench_laps_of_a_trace_spanning_centuries_never_go_back_in_time(tmp_path, stamps):
+    """Each lap shifts time by the trace's span plus a mean gap: with stamps 0 and 2**63 the shift
+    wrapped past 2**64 ns and time went backwards (time_order.c answers device 7 then). Past
+    2**64 - 1 ns, time now stays there."""
+    binary = build.build_nf(NFS / "time_order.c")
+    trace_file = tmp_path / "trace.bin"
+    trace_file.write_bytes(encode_trace(Trace(np.array(stamps, dtype=np.uint64), np.zeros(len(stamps), np.uint16),
+                                              (ETHER + bytes(50),) * len(stamps))))
+    done = subprocess.run([str(binary), "--bench", "30", str(trace_file)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("bench: 30 packets in "), done.stderr
+
+
 def test_harness_rejects_a_bad_trace_file(tmp_path):
     binary = build.build_nf(NFS / "mark.c")
     bad = tmp_path / "bad.bin"

@@ -125,29 +125,27 @@ static double seconds(void) {
 /* Process `total` packets cycling over the trace. Each packet is copied from the pristine trace
  * into one reused buffer (as a NIC writes a fresh frame into a warm mbuf) and processed there, so
  * every reuse starts from the original bytes; state is never reset. Every lap shifts time forward
- * by the trace's span plus one mean gap, so `now` never goes backwards and expiry behaves as in a
+ * by the trace's span plus one mean gap (nf_trace_lap_time: never past UINT64_MAX), so `now` never goes backwards and expiry behaves as in a
  * longer capture of the same traffic. */
 static void bench(const struct nf_trace *trace, uint64_t total) {
   if (trace->count == 0) fail(EXIT_INPUT, "--bench needs a trace with at least one packet");
   static uint8_t work_block[NF_MAX_FRAME + 2] __attribute__((aligned(64)));
   uint8_t *work = work_block + 2; /* IPv4 header 4-byte aligned, as in run() */
-  uint64_t span = trace->time[trace->count - 1] - trace->time[0];
-  uint64_t gap = trace->count > 1 ? span / (trace->count - 1) : 0;
-  uint64_t lap = span + (gap == 0 ? 1 : gap);
-  uint64_t processed = 0, shift = 0;
+  uint64_t span = nf_trace_lap_span(trace);
+  uint64_t processed = 0, lap = 0;
   size_t i = 0;
   double start = seconds();
   while (processed < total) {
     uint16_t len = trace->len[i];
     if (len >= MIN_FRAME) {
       memcpy(work, trace->bytes + trace->offset[i], len);
-      int verdict = nf_process(trace->device[i], work, len, trace->time[i] + shift);
+      int verdict = nf_process(trace->device[i], work, len, nf_trace_lap_time(trace->time[i], lap, span));
       check_verdict(verdict, i);
     }
     processed++;
     if (++i == trace->count) {
       i = 0;
-      shift += lap;
+      lap++;
     }
   }
   double elapsed = seconds() - start;

@@ -23,7 +23,8 @@
  * --paced: packets run one at a time in trace order (see await_turn), each on its own core.
  * --bench N: each core's packets copied to memory of its own (fill_lane), one untimed warm-up lap of
  *   the trace, every packet in trace order on its own core;
- *   then every core processes its queue over and over (times shifted by one trace span per lap)
+ *   then every core processes its queue over and over (times shifted by one trace span per lap,
+ *   never past UINT64_MAX ns: nf_trace_lap_time)
  *   until N packets are processed in all. Printed: "bench: N packets in T s: R Mpps (strategy, C
  *   cores)", "lock: <how cores synchronise>", then per core "core C: packets P, busy S, cpu S,
  *   waited S, writes W, cells V, forwarded F, dropped D, flooded L, runts R" over the timed laps: busy is
@@ -212,14 +213,6 @@ static void run_once(struct core_run *run, unsigned core) {
   nf_par_quiesce();
 }
 
-/* The time one lap of the trace takes, so that `now` never goes backwards between laps. */
-static uint64_t lap_span(const struct nf_trace *trace) {
-  if (trace->count == 0) return 1;
-  uint64_t span = trace->time[trace->count - 1] - trace->time[0];
-  uint64_t gap = trace->count > 1 ? span / (trace->count - 1) : 0;
-  return span + (gap ? gap : 1);
-}
-
 /* Laps each core has finished. A core starts lap L only once every core has finished lap L - 2:
  * each core's `now` is its own trace time plus its laps, and a core far ahead would see the state
  * other cores keep fresh (say a load balancer's backends, refreshed by heartbeats on one core) as
@@ -282,7 +275,7 @@ static bool fill_lane(struct core_run *run) {
 }
 
 /* The k-th packet of `core`'s lane (packet i of the trace). */
-static void bench_packet(struct core_run *run, unsigned core, size_t k, uint64_t shift, bool count) {
+static void bench_packet(struct core_run *run, unsigned core, size_t k, uint64_t lap, uint64_t span, bool count) {
   const struct lane_packet *lane = &run->lane[k];
   uint16_t len = lane->len;
   struct nf_outcome outcome;
@@ -292,7 +285,7 @@ static void bench_packet(struct core_run *run, unsigned core, size_t k, uint64_t
   }
   uint8_t *packet = work[core] + IP_ALIGN;
   memcpy(packet, run->lane_bytes + lane->offset, len);
-  nf_par_process(lane->device, packet, len, lane->time + shift, &outcome);
+  nf_par_process(lane->device, packet, len, nf_trace_lap_time(lane->time, lap, span), &outcome);
   if (!valid_verdict(outcome.verdict) && run->bad_packet == SIZE_MAX) {
     run->bad_packet = run->queue[k];
     run->bad_verdict = outcome.verdict;
@@ -318,7 +311,7 @@ static void warm_up(struct core_run *run, unsigned core) {
       nf_par_wait(); /* sn with replicated objects: apply other cores' writes meanwhile */
       relax(&spins);
     }
-    bench_packet(run, core, k, 0, false);
+    bench_packet(run, core, k, 0, 0, false);
     nf_par_quiesce(); /* the next packet may need the write lock on another core */
     __atomic_store_n(&warm_next, i + 1, __ATOMIC_RELEASE);
   }
@@ -332,7 +325,7 @@ static void warm_up(struct core_run *run, unsigned core) {
 
 /* --bench: the warm-up lap, then bench_laps timed laps (times shifted by one trace span each). */
 static void run_bench(struct core_run *run, unsigned core) {
-  uint64_t span = lap_span(replay.trace);
+  uint64_t span = nf_trace_lap_span(replay.trace);
   warm_up(run, core);
   run->started = rte_get_tsc_cycles();
   run->cpu_ns = 0;
@@ -340,7 +333,7 @@ static void run_bench(struct core_run *run, unsigned core) {
   for (uint64_t lap = 1; lap <= replay.bench_laps; lap++) {
     wait_for_laps(run, lap);
     for (size_t k = 0; k < run->length; k++) {
-      bench_packet(run, core, k, lap * span, true);
+      bench_packet(run, core, k, lap, span, true);
       run->processed++;
       if (k % BURST == BURST - 1) nf_par_quiesce();
     }
