@@ -21,3 +21,23 @@ def test_a_bitwise_side_of_a_comparison_is_parenthesised():
 def test_arithmetic_and_address_prefixes_read_as_before():
     assert Renderer().text(z3.ULT(DPORT + 3, 9)) == "p.l4.dport + 3 < 9"
     assert Renderer().text((SRC & 0xffff0000) == 0x0a000000) == "p.ipv4.src & 0xffff0000 == 10.0.0.0"
+
+
+def test_a_ladder_of_byte_tests_reads_as_the_field_it_compares():
+    """``memcmp(eth->src, banned, 6) == 0`` is a ``?:`` ladder over the bytes ending in 0, -1 or 1;
+    it read ``(p.ether.src[47:40] == 2 ? (... : (p.ether.src[15:8] < 0 ? -1 : 1)) ...) != 0``."""
+    from pathlib import Path
+
+    from explorer import pipeline
+
+    analysis = pipeline.analyze(Path(__file__).resolve().parent / "nfs" / "mac_ban.c")
+    texts = [p.condition_text for p in analysis.paths]
+    assert "p.ether.src == 02:00:00:00:00:01" in texts
+    assert sum(t.startswith("p.ether.src != 02:00:00:00:00:01 && ") for t in texts) == 4
+
+
+def test_a_ladder_with_several_ways_to_the_value_is_shown_whole():
+    a, b = z3.BitVec("p.ipv4.ttl", 8), z3.BitVec("p.ipv4.tos", 8)
+    three = z3.If(a == 1, z3.BitVecVal(0, 32), z3.If(b == 2, z3.BitVecVal(0, 32), z3.BitVecVal(5, 32)))
+    assert Renderer().text(three == 5) == "(p.ipv4.ttl != 1 && p.ipv4.tos != 2)"  # it may stand in a &&
+    assert Renderer().text(three == 0).startswith("(p.ipv4.ttl == 1 ? 0 : ")  # two ways: the tree itself

@@ -166,6 +166,8 @@ class Renderer:
                 return self._bv(a) if truthy else "!" + self._bv(a)
         if z3.is_bv_value(b) and _is_address(a):
             return f"{self._bv(a, top=True)} {op} {address(b.as_long())}"
+        if z3.is_bv_value(b) and z3.is_const(a) and a.decl().name() in _MACS:
+            return f"{a.decl().name()} {op} {mac(b.as_long())}"
         return f"{self._side(a)} {op} {self._side(b)}"
 
     def _side(self, t: Any) -> str:
@@ -183,6 +185,8 @@ class Renderer:
         when ``value`` is neither constant (the comparison is then constant itself, shown whole)."""
         c, x, y = choice.children()
         x, y = _strip_ext(x), _strip_ext(y)
+        if z3.is_app_of(x, z3.Z3_OP_ITE) or z3.is_app_of(y, z3.Z3_OP_ITE):
+            return self._ladder(choice, value, equal)
         if not (z3.is_bv_value(x) and z3.is_bv_value(y)) or x.as_long() == y.as_long():
             return None
         if value not in (x.as_long(), y.as_long()):
@@ -191,6 +195,21 @@ class Renderer:
             text = self._bool(c)
             return f"({text})" if z3.is_or(c) or z3.is_and(c) else text  # it may stand beside && or ||
         return self._negate(c)
+
+    def _ladder(self, choice: Any, value: int, equal: bool) -> Optional[str]:
+        """A tree of ``?:`` over constants compared with ``value``, as the one way down it that
+        ends in ``value``: ``memcmp(eth->src, banned, 6) == 0`` (a ladder of byte tests ending in
+        0, -1 or 1) reads ``p.ether.src == 02:00:00:00:00:01``, not the ladder. None when another
+        number of leaves holds ``value``, or a leaf is not a constant."""
+        ways = _ways(choice, (), [])
+        if ways is None:
+            return None
+        matching = [conds for conds, leaf in ways if leaf == value]
+        if len(matching) != 1:
+            return None
+        held = _joined_bytes(list(matching[0]))
+        text = self._bool(held) if equal else self._negate(held)
+        return f"({text})" if equal and (z3.is_or(held) or z3.is_and(held)) else text
 
     # -- bit-vectors -----------------------------------------------------------------------
     def _bv(self, t: Any, top: bool = False) -> str:
@@ -391,6 +410,55 @@ def _swapped_through(t: Any) -> Any:
     for operand in operands[1:]:
         out = combine(out, operand)
     return out
+
+
+_MACS = ("p.ether.src", "p.ether.dst")
+MAX_WAYS = 64  # leaves of a ?: tree read as the way to one of them (a memcmp of 16 bytes has 33)
+
+
+def _ways(t: Any, conds: tuple, out: list) -> Optional[list]:
+    """The ways down a tree of ``?:`` to its constant leaves: (conditions taken, leaf value)."""
+    t = _strip_ext(t)
+    if z3.is_bv_value(t):
+        out.append((conds, t.as_long()))
+        return out if len(out) <= MAX_WAYS else None
+    if not z3.is_app_of(t, z3.Z3_OP_ITE):
+        return None
+    c, x, y = t.children()
+    if _ways(x, conds + (c,), out) is None:
+        return None
+    return _ways(y, conds + (z3.Not(c),), out)
+
+
+def _joined_bytes(conds: list) -> Any:
+    """``x[47:40] == 2 && ... && x[7:0] == 1``, every byte of ``x`` once, as ``x == 0x20000000001``;
+    other conditions as their conjunction."""
+    parts: dict[int, int] = {}
+    source = None
+    for cond in conds:
+        if not (z3.is_app_of(cond, z3.Z3_OP_EQ) and z3.is_bv(cond.arg(0))):
+            break
+        a, b = cond.arg(0), cond.arg(1)
+        if z3.is_bv_value(a):
+            a, b = b, a
+        if not (z3.is_bv_value(b) and z3.is_app_of(a, z3.Z3_OP_EXTRACT) and z3.is_const(a.arg(0))):
+            break
+        if source is not None and a.arg(0).get_id() != source.get_id():
+            break
+        source = a.arg(0)
+        hi, lo = a.params()
+        parts[lo] = b.as_long()
+        if hi - lo + 1 != 8:
+            break
+    else:
+        if source is not None and sorted(parts) == list(range(0, source.size(), 8)):
+            return source == sum(v << lo for lo, v in parts.items())
+    return conds[0] if len(conds) == 1 else z3.And(*conds)
+
+
+def mac(value: int) -> str:
+    """A MAC address as six hex bytes."""
+    return ":".join(f"{(value >> s) & 0xFF:02x}" for s in range(40, -1, -8))
 
 
 def _number(value: int, bits: int) -> str:
