@@ -12,6 +12,7 @@ import pytest
 from explorer import pipeline
 from explorer.errors import UnsupportedError
 from explorer.explain import field_name
+from explorer.graph import access_graph
 from explorer.verify.equivalence import check
 
 import codegen_fixtures as fixtures
@@ -26,6 +27,8 @@ def test_members_of_a_global_struct_name_the_objects():
     reused = next(a for p in analysis.paths for a in p.accesses if a.call == "nf_dchain_rejuvenate_index")
     assert reused.object == "st.chain" and reused.key_text.startswith("st.flows.value#")
     assert field_name(reused.key_text) == "a value from st.flows"
+    edges = [line for line in access_graph(analysis).splitlines() if "index of" in line]
+    assert any(line.startswith('  "obj:st.flows" -> "obj:st.chain"') for line in edges), edges
 
 
 def test_the_struct_shards_like_separate_globals():
