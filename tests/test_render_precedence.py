@@ -41,3 +41,13 @@ def test_a_ladder_with_several_ways_to_the_value_is_shown_whole():
     three = z3.If(a == 1, z3.BitVecVal(0, 32), z3.If(b == 2, z3.BitVecVal(0, 32), z3.BitVecVal(5, 32)))
     assert Renderer().text(three == 5) == "(p.ipv4.ttl != 1 && p.ipv4.tos != 2)"  # it may stand in a &&
     assert Renderer().text(three == 0).startswith("(p.ipv4.ttl == 1 ? 0 : ")  # two ways: the tree itself
+
+
+def test_byte_tests_are_joined_only_when_each_byte_is_tested_once():
+    from explorer.symbex.render import _joined_bytes
+
+    src = z3.BitVec("p.ether.src", 48)
+    tests = [z3.Extract(47 - 8 * i, 40 - 8 * i, src) == v for i, v in enumerate([2, 0, 0, 0, 0, 1])]
+    assert Renderer().text(_joined_bytes(tests)) == "p.ether.src == 02:00:00:00:00:01"
+    # a byte tested twice (no packet passes): not one field value, which would hide the second test
+    assert Renderer().text(_joined_bytes(tests + [z3.Extract(7, 0, src) == 2])).endswith("p.ether.src[7:0] == 2")

@@ -451,7 +451,7 @@ def _joined_bytes(conds: list) -> Any:
         if hi - lo + 1 != 8:
             break
     else:
-        if source is not None and sorted(parts) == list(range(0, source.size(), 8)):
+        if source is not None and len(conds) == len(parts) and sorted(parts) == list(range(0, source.size(), 8)):
             return source == sum(v << lo for lo, v in parts.items())
     return conds[0] if len(conds) == 1 else z3.And(*conds)
 
