@@ -160,6 +160,8 @@ def test_cli_reports_the_replies_a_broken_plan_sends_elsewhere():
     count = int(lines[3].removeprefix("sharding violations: ").split()[0])
     own = next(line for line in lines if line.startswith("chain: "))
     assert count > 100 and "among the checked objects" not in lines[3]
+    assert lines[3] == (f"sharding violations: {count} (0 state keys touched from more than one core, {count} flows "
+                        "whose replies reached another core than the one that allocated their value)")
     assert own.startswith("chain: not sharded by allocation, so each core's own chain hands out its indices from 0 "
                           "(replies carry dst_port = 1024 + i): ")
     assert f"reached another core ({count} flows split: external there has no entry for them)" in own

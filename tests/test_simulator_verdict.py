@@ -30,6 +30,20 @@ def test_the_summary_line_is_never_a_bare_count_when_an_object_went_unchecked():
     assert violations_line({"violations": {"count": 2}}).startswith("sharding violations: 2 state keys")  # older dicts
 
 
+def test_the_summary_line_tells_split_flows_from_state_keys():
+    """cone_nat under a broken plan: 246 vector and dchain cells read from several cores, and 378
+    flows whose replies went elsewhere (the pools' count): one number, said what it is made of."""
+    data = {"violations": {"count": 624}, "pools": [OWN_CHAIN]}
+    assert violations_line(data) == ("sharding violations: 624 (246 state keys touched from more than one core, 378 "
+                                     "flows whose replies reached another core than the one that allocated their "
+                                     "value)")
+    red = violations_html({"count": 624, "examples": []}, {}, split=378)
+    assert "246 state entries were reached from more than one core, and 378 flows whose replies reached another " \
+           "core than the one that allocated their value</b>" in red
+    only = violations_html({"count": 378, "examples": []}, {}, split=378)  # nat: no key of its own splits
+    assert "<b>378 flows whose replies reached another core than the one that allocated their value</b>" in only
+
+
 def test_each_cores_own_allocator_is_told_apart_from_pools():
     own = allocation_text(OWN_CHAIN)
     assert own == ("chain: not sharded by allocation, so each core's own chain hands out its indices from 0 (replies "

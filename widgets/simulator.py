@@ -12,7 +12,7 @@ import ipywidgets
 import traitlets
 
 from explorer.commands.explore import UPLOAD_LIMIT_VARIABLE
-from explorer.simulate.verdict import unchecked_text
+from explorer.simulate.verdict import split_flows, unchecked_text
 from explorer.traffic.generators import GENERATORS
 from widgets.load_view import LoadView
 from widgets.solution_view import warnings_html
@@ -64,10 +64,11 @@ def arrival(p: Optional[Mapping[str, Any]]) -> str:
 
 
 def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping[str, Any]],
-                    unchecked: Sequence[Mapping[str, Any]] = ()) -> str:
+                    unchecked: Sequence[Mapping[str, Any]] = (), split: int = 0) -> str:
     """State entries packets reached from several cores, each as the packets that did so; with
     ``unchecked`` (``Unchecked.to_dict``), the objects the count does not cover, in the same sentence
-    (a green "no violations" over an unchecked NAT table hid a plan that splits every flow)."""
+    (a green "no violations" over an unchecked NAT table hid a plan that splits every flow). ``split``:
+    how many of the count are flows whose replies reached another core than their allocation."""
     count = int(violations.get("count", 0))
     missed = unchecked_text(unchecked)
     if count == 0 and missed:
@@ -89,9 +90,12 @@ def violations_html(violations: Mapping[str, Any], packets: Mapping[int, Mapping
                         "</td></tr>")
     cell = 'style="text-align:left;padding:2px 10px"'
     among = f" ({html.escape(missed)}: they may split too)" if missed else ""
-    return (f'<div class="nfx-violations nfx-bad" style="color:#b42318"><b>{count:,} state entries were reached '
-            f"from more than one core</b>{' among the checked objects' if missed else ''}: each core keeps its own "
-            f"copy, so the NF's state splits{among}. The first packets to reach each entry on each core:</div>"
+    what = [f"{count - split:,} state entries were reached from more than one core"] if count > split else []
+    what += [f"{split:,} flow{'' if split == 1 else 's'} whose replies reached another core than the one that "
+             "allocated their value"] if split else []
+    return (f'<div class="nfx-violations nfx-bad" style="color:#b42318"><b>{", and ".join(what)}</b>'
+            f"{' among the checked objects' if missed else ''}: each core keeps its own copy, so the NF's state "
+            f"splits{among}. The first packets to reach each entry on each core:</div>"
             # Cells get the headers' padding: without it the packet ran into its core ("TCPcore 1").
             '<style>.nfx-violation-packets td{padding:2px 10px;vertical-align:top}</style>'
             f'<table class="nfx-violation-packets" style="font-size:12px;border-collapse:collapse">'
@@ -260,7 +264,7 @@ class SimulatorPanel(ipywidgets.VBox):
             found = contention_html(sim["contention"], int(sim.get("packets", sum(sim.get("per_core", ())))))
         else:
             found = (violations_html(sim.get("violations", {}), {int(k): v for k, v in self.examples.items()},
-                                     sim.get("unchecked_objects", ()))
+                                     sim.get("unchecked_objects", ()), split_flows(sim))
                      + write_shares_html(sim.get("write_shares") or {}))
         self._findings.value = (warnings_html(sim.get("warnings", ())) + found +
                                 unchecked_html(sim.get("unchecked", ())) + pools_html(sim.get("pools", ())))

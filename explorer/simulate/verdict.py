@@ -24,11 +24,21 @@ def unchecked_text(objects: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(clauses)
 
 
+def split_flows(data: Mapping[str, Any]) -> int:
+    """Of the report's violation count, the flows whose replies reached another core than the one that
+    allocated their value (``PoolReport.violations``); the rest are state keys."""
+    return sum(int(p["violations"]) for p in data.get("pools") or ())
+
+
 def violations_line(data: Mapping[str, Any]) -> str:
-    """The summary line of a shared-nothing report: never a bare count when an object went unchecked."""
+    """The summary line of a shared-nothing report: what the count is made of (keys, split flows),
+    and never a bare count when an object went unchecked."""
     count = int(data["violations"]["count"])
+    flows = split_flows(data)
     unchecked = unchecked_text(data.get("unchecked_objects") or ())
-    line = f"sharding violations: {count} state keys touched from more than one core"
+    keys = f"{count - flows} state keys touched from more than one core"
+    line = (f"sharding violations: {count} ({keys}, {flows} flow{'' if flows == 1 else 's'} whose replies reached "
+            "another core than the one that allocated their value)" if flows else f"sharding violations: {keys}")
     return f"{line} among the checked objects; {unchecked}" if unchecked else line
 
 
