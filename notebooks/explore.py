@@ -17,6 +17,7 @@ from widgets import ExplorerApp, load_bokehjs
 load_bokehjs()  # BokehJS from the installed package: the page needs no CDN
 # `nfx explore NF` passes the NF in NFX_NF; opened by hand, the notebook shows the firewall.
 NF = os.environ.get("NFX_NF", str(Path("../sample_nfs/fw.c").resolve()))
-OUT = Path(os.environ.get("NFX_OUT", "../out")).resolve()  # projects go to OUT/<nf>-<strategy>-<nic>-<cores>
-app = ExplorerApp(NF, out_dir=str(OUT))
+# Generate writes <nf>-parallel beside the NF (under NFX_OUT instead, where that is set).
+OUT = os.environ.get("NFX_OUT", "")
+app = ExplorerApp(NF, out_dir=str(Path(OUT).resolve()) if OUT else "")
 app

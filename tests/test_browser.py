@@ -157,7 +157,7 @@ def test_changing_nic_and_cores_resolves_at_once_and_generate_writes_that_plan(e
     screenshot(page, "02-resolved-for-82599-4-cores")
     tab(page, "Generate")
     folder = page.get_by_label("Folder")
-    assert folder.input_value().endswith("fw-sn-82599-4")  # the default follows the NF and the inputs
+    assert folder.input_value() == str(FW.parent / "fw-parallel")  # the default: beside the NF
     folder.fill(str(tmp_path / "fw-82599"))
     button(page, "Generate").click()
     wait_status(page, ".nfx-project", "Generating into")

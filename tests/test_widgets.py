@@ -6,6 +6,7 @@ import base64
 import datetime
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 import traitlets
@@ -18,7 +19,8 @@ from widgets.graph_view import GraphRenderError, GraphView, focus_choices, rende
 from widgets.inputs import Inputs, plural
 from widgets.load_view import LoadView, bucket_columns, core_columns, core_palette
 from widgets.nf_picker import NfPicker, parse_defines, sample_nfs
-from widgets.project_view import DOWNLOAD_MIME, ProjectView, default_folder, download_link, read_project, zip_bytes
+from widgets.project_view import (DOWNLOAD_MIME, ProjectView, default_folder, download_link, read_project,
+                                  where_folder, zip_bytes)
 from widgets.sharding_table import ShardingTable, rows_from
 from widgets.simulator import UPLOADED, SimulatorPanel, contention_html, unchecked_html, violations_html
 from widgets.solution_view import SolutionView
@@ -146,7 +148,9 @@ def test_graph_view_draws_svg_switches_views_and_reports_bad_dot(tiny):
     assert "Load an NF" in view._html.value
     view.analysis, view.words = analysis, WORDS
     assert view.svg.startswith("<svg") and view.error == "" and "dev1: dst_ip,src_ip" in view.svg
-    assert "ns0:" not in view.svg and 'width="100%"' in view.svg and "min-width:" in view.svg
+    assert "ns0:" not in view.svg and 'width="100%"' in view.svg
+    # Fit fits whatever the drawing's width: a floor of 70% left cl.c's graph scrolling sideways.
+    assert "min-width" not in view.svg and "max-width:" in view.svg
     view.switch.value = DETAILED
     assert view.view == DETAILED and "verdict:" in view.dot
     view.zoom_switch.value = "actual"
@@ -250,6 +254,39 @@ def test_toggles_become_overrides_and_fixed_rows_say_why_on_hover(tiny):
     assert not any("nfx-row-focus" in w._dom_classes for w in table._row_widgets["config"])
 
 
+def test_a_click_handled_after_a_solve_rebuilt_the_row_is_applied_as_clicked(tiny):
+    """A click made while the kernel solved reaches it after the table was updated for that solve.
+    When the update rebuilt the row (another kind of cell), the click landed on the old toggle, and
+    the override was read from the new toggles, which never saw it: the click was lost. Now a click
+    is the one field it turned on or off, applied to what the table shows; a click on an NF no
+    longer shown is dropped; the widgets of the build before last are closed."""
+    _, analysis = tiny
+    table = ShardingTable()
+    rows = rows_from(analysis, SOLUTION, WORDS)
+    table.show(rows, 2)
+    first = table.toggle("flows", 1, "dst_port")
+    table.show([rows[0], {**rows[1], "inherited": True}], 2)  # the solve's answer: the config row is rebuilt
+    rebuilt = table.toggle("flows", 1, "dst_port")
+    assert rebuilt is not first
+    first.value = False  # clicked before the rebuild reached the browser, handled after it
+    assert table.overrides == {"flows": {1: ("src_ip", "dst_ip", "src_port")}}
+    assert table.toggle("flows", 1, "dst_port").value is False
+    old_src = table.toggle("flows", 1, "src_port")
+    table.show(rows, 2)  # rebuilt again: the first build's widgets are closed, the last one's are not
+    assert first.comm is None and rebuilt.comm is not None
+    old_src.value = False
+    assert table.overrides == {"flows": {1: ("src_ip", "dst_ip")}}
+    assert [table.toggle("flows", 1, f).value for f in ("src_ip", "dst_ip", "src_port", "dst_port")] == \
+        [True, True, False, False]
+
+    # another NF's table: a click left over from this one changes nothing there, and raises nothing
+    stale = table.toggle("flows", 0, "src_ip")
+    table.reset_overrides()
+    table.show([{**row, "name": f"other_{row['name']}"} for row in rows], 2)
+    stale.value = False
+    assert table.overrides == {}
+
+
 def test_each_row_offers_the_three_decisions(tiny):
     _, analysis = tiny
     table = ShardingTable()
@@ -309,7 +346,10 @@ def test_downloads_keep_their_names_and_the_zip_holds_every_file(tmp_path):
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.namelist() == ["fw-sn/Makefile", "fw-sn/b.c"]
         assert archive.read("fw-sn/b.c") == b"int b;\n"
-    assert default_folder("out", "/x/fw.c", "sn", "82599", 4) == "out/fw-sn-82599-4"
+    assert default_folder("/x/fw.c") == "/x/fw-parallel"  # beside the NF, as the README's nfx generate
+    assert default_folder("/x/fw.c", "/y/out") == "/y/out/fw-parallel"
+    assert where_folder("mine", "/x/fw.c") == Path("/x/mine")  # from the NF's folder, not the kernel's
+    assert where_folder("/z/mine", "/x/fw.c") == Path("/z/mine")
 
 
 def test_project_view_follows_the_suggested_folder_until_edited_and_lists_files(tmp_path):

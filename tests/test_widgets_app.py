@@ -56,7 +56,7 @@ def test_loading_analyses_shows_everything_and_solves_at_once(app, engine, nf):
     for button in (app.solve_button, app.simulator.run_button, app.project_view.button, app.verify_panel.button):
         assert not button.disabled and not button.tooltip
     assert KEY0 in app.solution_view.rss.value
-    assert app.project_view.folder.value.endswith("out/tiny-sn-e810-16")
+    assert app.project_view.folder.value.endswith("out/tiny-parallel")
 
 
 def test_enter_in_the_nf_or_defines_box_loads(app, engine, tmp_path):
@@ -127,7 +127,7 @@ def test_a_change_of_inputs_resolves_at_once_with_them(app, engine):
                                        "strategy": "sn"}
     assert app.solved.label() == "tiny.c, cx5, 4 cores, seed 3, strategy sn"
     assert "for tiny.c, cx5, 4 cores, seed 3, strategy sn" in app.solve_status.message
-    assert app.project_view.folder.value.endswith("tiny-sn-cx5-4")  # the default follows the inputs
+    assert app.project_view.folder.value.endswith("out/tiny-parallel")  # one folder per NF, whatever the inputs
     app.project_view.folder.value = "/somewhere/mine"
     app.cores.value = 8
     assert app.project_view.folder.value == "/somewhere/mine"  # until the user types a folder
@@ -371,6 +371,42 @@ def test_a_simulation_error_names_the_upload_not_its_temporary_copy(app, engine)
     assert app.simulator.status.message == "Simulating the pcap files failed: wan.pcap (device 1): frame 3 is not IPv4"
 
 
+def test_generate_defaults_beside_the_nf_says_where_before_writing_and_keeps_the_users_files(nf, engine, tmp_path):
+    """The folder was out/<nf>-<strategy>-<nic>-<cores> under the kernel's folder (notebooks/ for
+    nfx explore), named only after a solve: nobody knew where the project went. It is now
+    <nf>-parallel beside the NF, in the box and spelled out whole as soon as the NF is loaded; a
+    relative folder is taken from the NF's folder too."""
+    app = ExplorerApp(str(nf), engine=engine, samples_dir=tmp_path, auto_solve=False)
+    view, beside = app.project_view, tmp_path / "tiny-parallel"
+    assert app.solution is None and view.folder.value == str(beside)
+    assert f"Writes into <code>{beside}</code> (a new folder)" in view.where.value
+    app.solve_button.click()
+    view.button.click()
+    assert engine.last("generate")[0][1] == beside and view.status.state == "done"
+    assert "replacing the tiny project an earlier Generate wrote there" in view.where.value
+    view.button.click()  # Generate twice: nfx's own files are replaced without a question
+    assert calls(engine, "generate") == 2 and view.status.state == "done"
+    view.folder.value = "elsewhere"
+    assert f"Writes into <code>{tmp_path / 'elsewhere'}</code>" in view.where.value
+    (beside / ".nfx-generated").unlink()  # now a folder of the user's own files
+    view.folder.value = str(beside)
+    assert "holds files nfx did not write: Generate asks first, and never overwrites your files" in view.where.value
+    view.button.click()
+    assert calls(engine, "generate") == 2 and view.confirm.layout.display == "flex"
+    (tmp_path / "afile").write_text("x")
+    view.folder.value = "afile"
+    assert "a file, not a folder" in view.where.value
+    app.picker.button.click()  # the same NF again: the folder the user typed stays
+    assert view.folder.value == "afile"
+    other = tmp_path / "sub" / "other.c"
+    other.parent.mkdir()
+    other.write_text(TINY_NF)
+    app.picker.path_box.value = str(other)
+    app.picker.button.click()  # another NF: a folder typed for the last one is not meant for it
+    assert view.folder.value == str(tmp_path / "sub" / "other-parallel")
+    assert f"Writes into <code>{tmp_path / 'sub' / 'other-parallel'}</code> (a new folder)" in view.where.value
+
+
 def test_generate_asks_before_writing_over_another_nfs_project(app, engine, tmp_path):
     other = tmp_path / "theirs"
     other.mkdir()
@@ -492,6 +528,54 @@ def test_status_is_busy_while_the_engine_works(app, engine):
     engine.on_call = lambda name: seen.append((name, app.solve_status.state, app.solve_status.message))
     app.solve_button.click()
     assert seen[0] == ("solve", "busy", "Solving tiny.c for 16 cores on e810\u2026")
+
+
+def test_the_tables_controls_wait_while_the_kernel_solves(app, engine):
+    """A click made during a solve was handled after the table showed that solve's answer, which
+    may have moved the very fields the user was unticking (fw: device 0 on src_ip alone moves
+    device 1 to dst_ip, and three clicks meant for device 1's four fields emptied it). The toggles,
+    the decision menus and Reset are disabled from the moment a solve (or a load) starts to its end."""
+    seen = []
+    table = app.table
+    engine.on_call = lambda name: seen.append((name, table.busy, all(t.disabled for t in table._toggles.values()),
+                                               table.decision_menu("flows").disabled, table.reset_button.disabled))
+    table.toggle("flows", 1, "dst_ip").value = False
+    assert seen[0] == ("solve", True, True, True, True)
+    assert not table.busy and not table.toggle("flows", 0, "src_ip").disabled
+    assert not table.decision_menu("flows").disabled and not table.reset_button.disabled
+    seen.clear()
+    app.picker.button.click()
+    assert [busy for name, busy, *_ in seen] == [True] * len(seen) and {"analyze", "solve"} <= {s[0] for s in seen}
+    assert not table.busy and not table.toggle("flows", 0, "src_ip").disabled and "nfx-busy" not in table._dom_classes
+    engine.fail["solve"] = ShardingError("no key")
+    app.cores.value = 4
+    assert not table.busy and not table.toggle("flows", 0, "src_ip").disabled  # a failed solve lets go too
+
+
+def test_a_status_says_done_only_once_the_whole_action_is(app, engine):
+    """A solve said "Solving tiny.c ...: done in" while it still explained the solution and filled
+    the table, then "Solved in": the line flashed done (load, simulate and verify did the same
+    before their last steps, and a report showed its new mark beside the old text). Each action now
+    shows busy lines, then its one outcome."""
+    shown = {status: [] for status in (app.load_status, app.solve_status, app.simulator.status,
+                                       app.verify_panel.status)}
+    for status, lines in shown.items():
+        status._label.observe(lambda _c, s=status, seen=lines: seen.append((s.state, s.message)), "value")
+    app.picker.button.click()
+    app.table.toggle("flows", 1, "dst_ip").value = False  # a wrong override: the counterexample is run
+    app.table.reset_overrides()
+    app.simulator.run_button.click()  # the packets behind its violations are read after it
+    app.verify_panel.button.click()
+
+    def outcomes(lines):
+        first = next(i for i, (state, _) in enumerate(lines) if state == "busy")
+        return [line for line in lines[first:] if line[0] != "busy"]
+
+    assert {m[:len("Loaded tiny.c")] for _, m in outcomes(shown[app.load_status])} == {"Loaded tiny.c"}
+    assert {m[:len("Solved in ")] for _, m in outcomes(shown[app.solve_status])} == {"Solved in "}
+    for status, action in ((app.simulator.status, "Simulating"), (app.verify_panel.status, "Building")):
+        (state, message), = set(outcomes(shown[status]))
+        assert state == "done" and message.startswith(action) and ": done in " in message
 
 
 def test_a_long_simulation_shows_its_progress(nf, tmp_path):

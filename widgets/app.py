@@ -30,7 +30,7 @@ import ipywidgets
 import traitlets
 
 from explorer.codegen.project import NEW_SUFFIX
-from explorer.errors import AnalysisWarning
+from explorer.errors import AnalysisWarning, NfxError
 from explorer.limits import CORES
 from explorer.pipeline import PATHS
 from explorer.traffic.pcap import TrafficWarning, read_pcap
@@ -38,7 +38,7 @@ from widgets.access_graph import objects_of_path
 from widgets.graph_view import NOTHING, GraphView, focus_choices
 from widgets.inputs import Inputs, plural
 from widgets.nf_picker import SAMPLES_DIR, NfPicker
-from widgets.project_view import ProjectView, default_folder
+from widgets.project_view import ProjectView, default_folder, where_folder
 from widgets.sharding_table import ShardingTable, rows_from
 from widgets.simulator import SimulatorPanel
 from widgets.solution_view import SolutionView, spread_warning
@@ -48,7 +48,6 @@ from widgets.verify_view import VerifyPanel
 
 NIC_PROFILES = ("e810", "x710", "cx5", "82599")
 STRATEGIES = ("auto", "sn", "locks", "tm")
-SHORT_STRATEGY = {"shared-nothing": "sn", "locks": "locks", "tm": "tm"}
 PROGRESS_CHUNK = 50_000  # packets per simulated chunk at least: the progress bar moves between chunks
 SHOWN_SOURCE_LIMIT = 1 << 20  # bytes: a file that failed to load and is larger is not shown (nor read)
 CHECK_PACKETS, CHECK_FLOWS = 20_000, 2_000  # the trace pipeline.check makes of a traffic kind (seed 0)
@@ -114,7 +113,7 @@ class ExplorerApp(ipywidgets.VBox):
                  samples_dir: Path = SAMPLES_DIR, out_dir: str = "", auto_solve: bool = True, **kwargs: Any) -> None:
         self.engine = engine if engine is not None else importlib.import_module("explorer.pipeline")
         self.auto_solve = auto_solve
-        self.out_dir = out_dir or "out"
+        self.out_dir = out_dir  # where projects go ("": beside the NF, as <nf>-parallel)
         self.loaded: Optional[tuple[str, dict[str, str]]] = None  # the NF and defines analysed
         self.analysed_seconds = 0.0
         self.load_warnings: tuple[AnalysisWarning, ...] = ()  # those of the loaded NF
@@ -199,6 +198,7 @@ class ExplorerApp(ipywidgets.VBox):
         self.verify_panel.wrong_on_purpose.observe(lambda _c: self._refresh(), "value")
         self.simulator.traffic.observe(lambda _c: self._refresh(), "value")  # an upload, or none
         self.project_view.confirm.observe(lambda _c: self._refresh(), "value")
+        self.project_view.folder.observe(lambda _c: self._show_destination(), "value")
         traitlets.link((self.focus_picker, "value"), (self, "focus"))
         self.table.observe(lambda change: setattr(self, "focus", f"object {change['new']}") if change["new"] else None,
                            "clicked")
@@ -269,13 +269,18 @@ class ExplorerApp(ipywidgets.VBox):
 
     def load(self) -> None:
         """Analyse the NF the picker names, show its source, graph and objects, then solve it."""
-        choice = self.load_status.run("Reading the NF choice", self.picker.commit)
+        with self._table_waits():
+            self._load()
+
+    def _load(self) -> None:
+        choice = self.load_status.run("Reading the NF choice", self.picker.commit, final=False)
         if choice is None:
             return
         path, defines = choice
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            analysis = self.load_status.run(f"Analysing {Path(path).name}", self.engine.analyze, path, defines=defines)
+            analysis = self.load_status.run(f"Analysing {Path(path).name}", self.engine.analyze, path,
+                                            defines=defines, final=False)
         found = [w.message for w in caught if issubclass(w.category, AnalysisWarning)]
         notes = [str(w) for w in found]
         for w in caught:  # anything else goes on as if it had not been caught here
@@ -287,6 +292,7 @@ class ExplorerApp(ipywidgets.VBox):
         self.analysed_seconds = self.load_status.seconds
         data = analysis.to_dict()
         kept = self._kept_overrides(path, data)
+        another = self.loaded is None or Path(self.loaded[0]).resolve() != Path(path).resolve()
         with self.hold_trait_notifications():
             self.analysis, self.loaded, self.solved, self.made = analysis, (path, defines), None, {}
             self.solution = self.simulation = self.project = self.check = None
@@ -298,6 +304,8 @@ class ExplorerApp(ipywidgets.VBox):
         self.source_view.show(data, text, found)
         self.graph_view.analysis = data
         self.graph_view.words = self.words
+        if another:  # shown before any Generate
+            self.project_view.follow(default_folder(path, self.out_dir))
         self.simulator.devices = int(data.get("devices", 2))
         self.verify_panel.offer_traffic(int(data.get("devices", 2)))
         auto_solve, self.auto_solve = self.auto_solve, False  # solved once, below, with them
@@ -355,11 +363,15 @@ class ExplorerApp(ipywidgets.VBox):
         if refused:
             self.solve_status.report("error", refused)
             return
+        with self._table_waits():
+            self._solve()
+
+    def _solve(self) -> None:
         now = self.inputs()
         solution = self.solve_status.run(
             f"Solving {Path(now.nf).name} for {plural(now.cores, 'core')} on {now.nic}", self.engine.solve,
             self.analysis, nic=now.nic, cores=now.cores, seed=now.seed, overrides=self._overrides(),
-            strategy=now.strategy, done=now.label())
+            strategy=now.strategy, done=now.label(), final=False)
         if solution is None:
             self._refresh()  # the shown solution no longer matches the controls: say so
             return
@@ -370,7 +382,7 @@ class ExplorerApp(ipywidgets.VBox):
             words = self._explain(solution)
         else:
             words = self.solve_status.run("The sharding is wrong: finding two packets it splits and running "
-                                          f"{Path(now.nf).name} on them", self._explain, solution)
+                                          f"{Path(now.nf).name} on them", self._explain, solution, final=False)
             not_run = self.solve_status.error
             if words is None:  # the packets still show, without what the NF does to them
                 words = self._explain(solution, outcome=False)
@@ -390,9 +402,6 @@ class ExplorerApp(ipywidgets.VBox):
                                         + (f"; {Path(now.nf).name} could not be run on them: {not_run}" if not_run
                                            else ""))
         self.verify_panel.offer_wrong_build(not data.get("valid", True))
-        self.project_view.suggested = default_folder(self.out_dir, now.nf,
-                                                     SHORT_STRATEGY.get(data.get("strategy", ""), now.strategy),
-                                                     now.nic, now.cores)
         self._refresh()
 
     def simulate(self, rebalance: bool = False) -> None:
@@ -416,17 +425,17 @@ class ExplorerApp(ipywidgets.VBox):
                     (f"{panel.packets.value:,} {traffic} packets" if generated else "the pcap files"))
             simulation = status.run(what, self.engine.simulate, self.solution, traffic=traffic, rebalance=rebalance,
                                     total=panel.packets.value if generated else None, done=self.solved.label(),
-                                    **options, **extra)
+                                    final=False, **options, **extra)
             if simulation is None:
                 return
+            seconds = status.seconds
             data = simulation.to_dict()
             numbers = sorted({int(n) for e in data.get("violations", {}).get("examples", ()) for n in e.get("packets", ())})
             examples = {}
             if numbers and hasattr(self.engine, "packets_of"):
-                seconds = status.seconds
                 examples = status.run("Reading the packets behind the violations", self.engine.packets_of, traffic,
-                                      numbers, **options) or {}
-                status.report("done", f"{what}: done in {seconds:.2f} s for {self.solved.label()}")
+                                      numbers, final=False, **options) or {}
+            status.finish(what, self.solved.label(), seconds)
             if data.get("warnings"):
                 status.report("warning", f"{status.message}; {spread_warning(data['warnings'])}")
             if self.capture_warnings:  # the simulation read them again, quietly
@@ -446,18 +455,18 @@ class ExplorerApp(ipywidgets.VBox):
             status.report("error", refused)
             return
         view = self.project_view
-        folder = view.folder.value.strip()
-        if not folder:
+        if not view.folder.value.strip():
             status.report("error", "Name a folder to generate the project into.")
             return
-        question = self._overwrite_question(Path(folder))
+        folder = where_folder(view.folder.value.strip(), self.loaded[0])
+        question = self._overwrite_question(folder)
         if question and not view.confirm.value:
             view.ask(question)
             view.confirm.value = False
-            status.report("error", f"{folder} {self._holds(Path(folder))}: tick the box to write there anyway.")
+            status.report("error", f"{folder} {self._holds(folder)}: tick the box to write there anyway.")
             return
-        force = bool(question) and view.confirm.value and self._keeps(Path(folder))
-        project = status.run(f"Generating into {folder}", self.engine.generate, self.solution, Path(folder),
+        force = bool(question) and view.confirm.value and self._keeps(folder)
+        project = status.run(f"Generating into {folder}", self.engine.generate, self.solution, folder,
                              strategy=self.strategy.value, force=force, done=self.solved.label())
         if project is None:
             return
@@ -467,7 +476,7 @@ class ExplorerApp(ipywidgets.VBox):
         # A file nfx kept (the user's own, or one they edited) is not the project's: its new version
         # is NAME.new beside it, which the list, the viewer and the downloads show instead.
         kept = {str(name) for name in getattr(project, "kept", ())}
-        view.show_files(Path(folder), [f"{name}{NEW_SUFFIX}" if str(name) in kept else name for name in project.files])
+        view.show_files(folder, [f"{name}{NEW_SUFFIX}" if str(name) in kept else name for name in project.files])
         if kept:
             status.report("warning", f"{status.message}; kept your {', '.join(sorted(kept))}: the new versions are "
                                      + ", ".join(f"{name}{NEW_SUFFIX}" for name in sorted(kept)))
@@ -485,18 +494,17 @@ class ExplorerApp(ipywidgets.VBox):
         what = ("Building the wrong sharding on purpose, running it" if extra else "Building the parallel program, "
                 "running it") + f" and the sequential NF on {panel.traffic.value} traffic, {plural(panel.cores.value, 'core')}"
         check = status.run(what, self.engine.check, self.solution, panel.traffic.value, cores=panel.cores.value,
-                           packets=CHECK_PACKETS, flows=CHECK_FLOWS, done=self.solved.label(), **extra)
+                           packets=CHECK_PACKETS, flows=CHECK_FLOWS, done=self.solved.label(), final=False, **extra)
         if check is None:
             return
+        seconds = status.seconds
         self.check = check
         self.made["verify"] = self.solved
         data = check.to_dict()
         missing = [int(d["packet"]) for d in data.get("differences", ()) if "src" not in d and "src_mac" not in d]
         if missing and hasattr(self.engine, "packets_of") and panel.traffic.value != PATHS:  # no headers: read them
-            seconds = status.seconds
             found = status.run("Reading the differing packets", self.engine.packets_of, panel.traffic.value, missing,
-                               packets=CHECK_PACKETS, flows=CHECK_FLOWS, seed=0) or {}
-            status.report("done", f"{what}: done in {seconds:.2f} s for {self.solved.label()}")
+                               packets=CHECK_PACKETS, flows=CHECK_FLOWS, seed=0, final=False) or {}
             for d in data["differences"]:
                 packet = found.get(int(d["packet"]))
                 if packet and "src" not in d:
@@ -504,9 +512,19 @@ class ExplorerApp(ipywidgets.VBox):
                              dport=packet["dst_port"], proto={"TCP": 6, "UDP": 17}.get(packet["protocol"]))
         panel.label = self.solved.label() + (" (built on purpose although wrong)" if extra else "")
         panel.check = data
+        status.finish(what, self.solved.label(), seconds)
         self._refresh()
 
     # ---- helpers -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _table_waits(self) -> Iterator[None]:
+        """The sharding table's controls disabled meanwhile (see ``ShardingTable.busy``)."""
+        was, self.table.busy = self.table.busy, True
+        try:
+            yield
+        finally:
+            self.table.busy = was
 
     def _explain(self, result: Any, outcome: bool = True) -> Optional[dict[str, Any]]:
         """``pipeline.explain``; without ``outcome``, no run of the NF on a counterexample."""
@@ -556,6 +574,32 @@ class ExplorerApp(ipywidgets.VBox):
         held = self._held(folder)
         return bool(held.get("edited")) if held is not None else folder.is_dir() and any(folder.iterdir())
 
+    def _show_destination(self) -> None:
+        """The line under the Folder box: the whole path Generate writes to and what is there."""
+        text = self.project_view.folder.value.strip()
+        if self.analysis is None or self.loaded is None or not text:
+            self.project_view.show_where(None)
+            return
+        folder = where_folder(text, self.loaded[0])
+        try:
+            held, holds = self._held(folder), self._holds(folder)
+        except (OSError, NfxError) as error:  # unreadable: Generate says the same
+            self.project_view.show_where(folder, f" ({getattr(error, 'strerror', None) or error})")
+            return
+        if folder.exists() and not folder.is_dir():
+            note = " (a file, not a folder: name another)"
+        elif not folder.exists():
+            note = " (a new folder)"
+        elif held is not None and not holds:
+            note = f" (replacing the {held.get('nf', '')} project an earlier Generate wrote there)"
+        elif held is not None and holds.startswith("holds your edits"):
+            note = f" ({holds}: kept, the new versions go beside them as NAME.new)"
+        elif holds:
+            note = f" ({holds}: Generate asks first, and never overwrites your files)"
+        else:
+            note = ""
+        self.project_view.show_where(folder, note)
+
     def _overwrite_question(self, folder: Path) -> str:
         held = self._held(folder) or {}
         beside = ", ".join(f"{name}.new" for name in held.get("edited") or [])
@@ -590,7 +634,7 @@ class ExplorerApp(ipywidgets.VBox):
                     paths[device] = str(path)
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always", TrafficWarning)
-                        read = status.run(f"Reading {name}", read_pcap, path)
+                        read = status.run(f"Reading {name}", read_pcap, path, final=False)
                     said = [str(w.message) for w in caught if issubclass(w.category, TrafficWarning)]
                     self.capture_warnings += [w.replace(str(path), f"{Path(path).name} (device {device})")
                                               for w in said]
@@ -644,11 +688,12 @@ class ExplorerApp(ipywidgets.VBox):
                                        "changed since. " + (reasons[name] or "Run it again."))
             elif made is None and status.state in ("idle", "stale"):
                 status.report("idle", reasons[name] or status.hint)
-        self.table.reset_button.disabled = not self.table.overrides
+        self.table.reset_button.disabled = self.table.busy or not self.table.overrides
         solution_stale = self.solution is not None and self.solved != self.inputs()
         for part in (self.solution_view.head, self.solution_view.rss):
             (part.add_class if solution_stale else part.remove_class)("nfx-stale")
         self.context.value = self._context_html(solution_stale, reasons["solve"])
+        self._show_destination()
 
     def _context_html(self, solution_stale: bool, pending: str) -> str:
         if self.analysis is None:

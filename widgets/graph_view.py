@@ -25,9 +25,6 @@ class GraphRenderError(Exception):
     """Graphviz could not draw the DOT text (not installed, or it rejected the input)."""
 
 
-READABLE = 0.7  # the smallest scale "fit" shrinks a drawing to; wider ones scroll
-
-
 def draw(dot: str) -> str:
     """The SVG document Graphviz draws for ``dot``."""
     try:
@@ -41,8 +38,9 @@ def draw(dot: str) -> str:
 
 def embed(svg: str, fit: bool = True) -> str:
     """The ``<svg>`` element of a drawing, ready to sit inside HTML (no XML prolog or doctype); with
-    ``fit`` it shrinks to its box's width (never wider than drawn), else it keeps its size and the
-    box scrolls."""
+    ``fit`` it shrinks to its box's width, however wide it was drawn (never wider than drawn: it
+    does not grow), else it keeps its size and the box scrolls. Fit has no floor: a floor made a
+    wide drawing (cl.c's, at 61%) scroll sideways under "Fit"; "Actual size" is there to read it."""
     try:
         root = ElementTree.fromstring(svg)
     except ElementTree.ParseError as error:
@@ -51,9 +49,7 @@ def embed(svg: str, fit: bool = True) -> str:
     if fit:
         root.set("width", "100%")
         root.attrib.pop("height", None)
-        # Shrunk to the pane, but never below READABLE of its size: 12 pt labels stay legible.
-        floor = f"min-width:{natural * READABLE:.0f}pt;" if natural else ""
-        root.set("style", f"max-width:{natural:.0f}pt;{floor}height:auto" if natural else "height:auto")
+        root.set("style", f"max-width:{natural:.0f}pt;height:auto" if natural else "height:auto")
     else:
         root.set("style", "max-width:none")
     return ElementTree.tostring(root, encoding="unicode")
@@ -103,9 +99,11 @@ class GraphView(ipywidgets.VBox):
                                                          "one edge per path and access"])
         self.zoom_switch = ipywidgets.ToggleButtons(options=[("Fit", "fit"), ("Actual size", "actual")],
                                                     value="fit", style={"button_width": "90px"},
-                                                    tooltips=["shrink the drawing to the pane (down to a legible size)",
+                                                    tooltips=["shrink the drawing to the pane's width",
                                                               "draw it at its size"])
-        self._html = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
+        # No width of 100%: the pane stretches it, and 100% plus its 2 px margins overflowed the pane
+        # by 4 px, which scrolled sideways under "Fit".
+        self._html = ipywidgets.HTML()
         self._legend = ipywidgets.HTML()
         super().__init__([ipywidgets.HBox([self.switch, self.zoom_switch]), self._legend, self._html], **kwargs)
         self.add_class("nfx-graph")

@@ -1,6 +1,7 @@
-"""The Generate section: where to write the project (by default ``out/<nf>-<strategy>-<nic>-<cores>``,
-following the inputs until the user types a folder), a confirmation when that folder holds another
-NF's project (or files nfx did not write), the files written, each one highlighted, and downloads:
+"""The Generate section: where to write the project (by default ``<nf>-parallel`` beside the NF,
+shown as soon as the NF is loaded, until the user types a folder; the line below the box says the
+whole path and what is there now), a confirmation when that folder holds another NF's project (or
+files nfx did not write), the files written, each one highlighted, and downloads:
 every file, and all of them as one zip (data URIs, so they work without a file server; served as
 ``application/octet-stream`` so that a ``Makefile`` is saved as ``Makefile``)."""
 from __future__ import annotations
@@ -23,9 +24,19 @@ ZIP_MIME = "application/zip"
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so equal projects give equal zips
 
 
-def default_folder(root: str, nf: str, strategy: str, nic: str, cores: int) -> str:
-    """``<root>/<nf>-<strategy>-<nic>-<cores>``: one folder per NF and configuration."""
-    return str(Path(root) / f"{Path(nf).stem}-{strategy}-{nic}-{cores}")
+def default_folder(nf: str, root: str = "") -> str:
+    """``<nf>-parallel`` beside the NF (as the README's ``nfx generate fw.c -o fw-parallel``), or in
+    ``root``. One folder per NF: Generate again replaces nfx's own files there (the user's are
+    kept, their new versions beside them as NAME.new). It used to be ``out/<nf>-<strategy>-...``
+    under the kernel's folder, which nobody saw before looking for it."""
+    return str(Path(root or Path(nf).parent) / f"{Path(nf).stem}-parallel")
+
+
+def where_folder(folder: str, nf: str) -> Path:
+    """The folder a Generate writes to: ``folder``, a relative one taken from the NF's folder (the
+    default's), not from the kernel's, which the page never shows."""
+    path = Path(folder).expanduser()
+    return path if path.is_absolute() else Path(nf).parent / path
 
 
 def download_link(name: str, data: bytes, mime: str = DOWNLOAD_MIME, css_class: str = "nfx-download",
@@ -76,6 +87,8 @@ class ProjectView(ipywidgets.VBox):
         self.folder = ipywidgets.Text(value="", description="Folder", placeholder="where to write the project",
                                       style={"description_width": "50px"}, layout=ipywidgets.Layout(width="480px"))
         self.button = ipywidgets.Button(description="Generate", button_style="primary")
+        self.where = ipywidgets.HTML()  # the whole path Generate writes to, and what is there now
+        self.where.add_class("nfx-where")
         self.confirm = ipywidgets.Checkbox(value=False, indent=False, layout=ipywidgets.Layout(width="auto",
                                                                                             display="none"))
         self.status = StatusLine("Write the parallel DPDK project of the current solution.")
@@ -83,7 +96,8 @@ class ProjectView(ipywidgets.VBox):
                                            layout=ipywidgets.Layout(width="360px", display="none"))
         self._downloads = ipywidgets.HTML()
         self._code = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
-        self.toolbar = ipywidgets.VBox([ipywidgets.HBox([self.folder, self.button]), self.confirm, self.status])
+        self.toolbar = ipywidgets.VBox([ipywidgets.HBox([self.folder, self.button]), self.where, self.confirm,
+                                        self.status])
         self.toolbar.add_class("nfx-toolbar")
         self.body = ipywidgets.VBox([self._downloads, self._picker, self._code], layout=ipywidgets.Layout(width="100%"))
         super().__init__([self.toolbar, self.body], **kwargs)
@@ -102,6 +116,14 @@ class ProjectView(ipywidgets.VBox):
         if self._following:
             self._set_folder(self.suggested)
 
+    def follow(self, suggested: str) -> None:
+        """Offer ``suggested`` and follow it again, whatever the user typed (another NF is loaded: a
+        folder typed for the last one is not meant for this one)."""
+        self._following = True
+        if self.suggested == suggested:
+            self._set_folder(suggested)
+        self.suggested = suggested
+
     def _set_folder(self, value: str) -> None:
         self._following_write = True
         try:
@@ -113,6 +135,15 @@ class ProjectView(ipywidgets.VBox):
         if not self._following_write:
             self._following = self.folder.value.strip() in ("", self.suggested)
         self.ask(None)
+
+    def show_where(self, folder: Optional[Path], holds: str = "") -> None:
+        """Say the whole path Generate writes to and what it ``holds`` ("" for nothing or nothing
+        in the way); None: nothing (no NF loaded)."""
+        if folder is None:
+            self.where.value = ""
+            return
+        self.where.value = (f'<span style="font-size:12px;color:#57606a">Writes into <code>{html.escape(str(folder))}'
+                            f'</code>{html.escape(holds)}</span>')
 
     def ask(self, question: Optional[str]) -> None:
         """Show ``question`` as a checkbox that must be ticked before Generate writes (None: hide it)."""

@@ -111,6 +111,7 @@ class ShardingTable(ipywidgets.VBox):
     overrides = traitlets.Dict()
     focused = traitlets.List()  # object names to highlight
     clicked = traitlets.Unicode("")
+    busy = traitlets.Bool(False)  # set while the kernel solves: the toggles, menus and Reset wait
 
     def __init__(self, **kwargs: Any) -> None:
         self._grid = ipywidgets.GridBox(layout=ipywidgets.Layout(grid_gap="4px 10px", align_items="center",
@@ -124,6 +125,17 @@ class ShardingTable(ipywidgets.VBox):
         self._cells: dict[tuple[str, int], ipywidgets.HBox] = {}
         self._row_widgets: dict[str, list[ipywidgets.Widget]] = {}
         self._quiet = False  # set while toggles are changed by code, not by the user
+        # Clicks reach the kernel in order, but one made while it solved was handled after the table
+        # was updated for that solve's answer, which may have changed the very fields the user was
+        # unticking (fw: device 0 on src_ip alone moves device 1 to dst_ip; the user's next clicks,
+        # meant for device 1's four fields, emptied it). So the controls are disabled while the
+        # kernel solves (``busy``). A click that was already on its way says only what the user did
+        # (this field on or off), applied to what the table shows when it arrives, even on a rebuilt
+        # row; the ``_table`` number (which objects, which devices) drops clicks on the rows of an
+        # NF no longer shown.
+        self._table = 0
+        self._about: tuple = ()
+        self._retired: list[ipywidgets.Widget] = []  # the build before last's widgets, closed at the next
         super().__init__([ipywidgets.HTML(TABLE_CSS), self._grid, self.reset_button], **kwargs)
         self.add_class("nfx-sharding")
         self._build()
@@ -141,6 +153,13 @@ class ShardingTable(ipywidgets.VBox):
 
     def row(self, name: str) -> dict[str, Any]:
         return next(r for r in self.rows if r["name"] == name)
+
+    def fields_shown(self, name: str, device: int) -> tuple[str, ...]:
+        """The fields ``name`` shards on for ``device`` as the table shows them: the user's override
+        where there is one, else the solver's choice."""
+        value = self.overrides.get(name)
+        override = value.get(device) if isinstance(value, Mapping) else None
+        return rss_order(override if override is not None else self.row(name)["fields"].get(device, ()))
 
     def set_override(self, name: str, device: int, fields: Iterable[str]) -> None:
         """Shard ``name`` on ``fields`` for ``device``, as if the user clicked the toggles."""
@@ -169,12 +188,29 @@ class ShardingTable(ipywidgets.VBox):
 
     @traitlets.observe("rows", "devices")
     def _on_rows(self, change: Any) -> None:
+        about = (self.devices, tuple((r["name"], r["kind"]) for r in self.rows))
+        if about != self._about:
+            self._table, self._about = self._table + 1, about
         shape = [(r["name"], r["editable"] == "", r["inherited"]) for r in self.rows]  # what the cells are made of
         if change["name"] == "rows" and shape == getattr(self, "_shape", None) and self._row_widgets:
             self._update()  # same objects, same kind of cells: update in place (no flicker, no lost click)
         else:
             self._build()
         self._shape = shape
+
+    @traitlets.observe("busy")
+    def _on_busy(self, _change: Any) -> None:
+        (self.add_class if self.busy else self.remove_class)("nfx-busy")
+        self._enable()
+
+    def _enable(self) -> None:
+        """Each control enabled unless the kernel is busy or it has nothing to change."""
+        for toggle in self._toggles.values():
+            toggle.disabled = self.busy
+        for row in self.rows:
+            if row["name"] in self._menus:
+                self._menus[row["name"]].disabled = self.busy or not row["chosen"]
+        self.reset_button.disabled = self.busy or not self.overrides
 
     @traitlets.observe("overrides")
     def _on_overrides(self, _change: Any) -> None:
@@ -194,6 +230,10 @@ class ShardingTable(ipywidgets.VBox):
         return [ipywidgets.HTML(f"<b>{html.escape(t)}</b>") for t in titles]
 
     def _build(self) -> None:
+        for widget in self._retired:  # two builds ago: no click on them can still be on its way
+            widget.close()
+        self._retired = [w for row in self._row_widgets.values() for w in row] + list(self._toggles.values()) \
+            + list(self._menus.values()) + list(self._cells.values()) + list(self._grid.children)
         self._toggles, self._cells, self._row_widgets, self._menus = {}, {}, {}, {}
         self.reset_button.layout.display = "flex" if self.rows else "none"
         if not self.rows:  # nothing to shard, override or lock: say so instead of an empty table
@@ -208,14 +248,14 @@ class ShardingTable(ipywidgets.VBox):
             button = ipywidgets.Button(description=name, tooltip=f"focus {name} in every pane",
                                        layout=ipywidgets.Layout(width="124px"))
             button.add_class("nfx-object")
-            button.on_click(lambda _b, n=name: self._click(n))
+            button.on_click(lambda _b, n=name, t=self._table: self._click(n, t))
             kind = ipywidgets.HTML(f"{html.escape(row['kind'])}<br><span style='font-size:11px;color:#57606a'>"
                                    f"{row['accesses']} accesses</span>")
             cells = [self._cell(row, device) for device in range(self.devices)]
             menu = ipywidgets.Dropdown(options=list(DECISIONS), value=row["chosen"] or None,
-                                       disabled=not row["chosen"], tooltip=f"decide {name} yourself",
+                                       disabled=self.busy or not row["chosen"], tooltip=f"decide {name} yourself",
                                        layout=ipywidgets.Layout(width="104px"))
-            menu.observe(lambda change, n=name: self._on_menu(n, change["new"]), "value")
+            menu.observe(lambda change, n=name, t=self._table: self._on_menu(n, change["new"], t), "value")
             self._menus[name] = menu
             decision = ipywidgets.VBox([ipywidgets.HTML(self._decision_html(row)), menu])
             why = ipywidgets.HTML(self._why_html(row))
@@ -258,7 +298,7 @@ class ShardingTable(ipywidgets.VBox):
             self._quiet = True
             try:
                 self._menus[row["name"]].value = row["chosen"] or None
-                self._menus[row["name"]].disabled = not row["chosen"]
+                self._menus[row["name"]].disabled = self.busy or not row["chosen"]
             finally:
                 self._quiet = False
             widgets[-1].value = self._why_html(row)
@@ -279,9 +319,11 @@ class ShardingTable(ipywidgets.VBox):
         buttons = []
         for field in RSS_FIELDS:
             button = ipywidgets.ToggleButton(description=field, tooltip=f"{name}: device {device} {field}",
+                                             disabled=self.busy,
                                              layout=ipywidgets.Layout(width="64px", height="22px"))
             button.add_class("nfx-field")
-            button.observe(lambda _change, n=name, d=device: self._on_toggle(n, d), "value")
+            button.observe(lambda change, n=name, d=device, f=field, t=self._table:
+                           self._on_toggle(n, d, f, change["new"], t), "value")
             self._toggles[(name, device, field)] = button
             buttons.append(button)
         cell = ipywidgets.GridBox(buttons, layout=ipywidgets.Layout(grid_template_columns="64px 64px",
@@ -289,19 +331,25 @@ class ShardingTable(ipywidgets.VBox):
         self._cells[(name, device)] = cell
         return cell
 
-    def _on_menu(self, name: str, decision: Optional[str]) -> None:
-        if self._quiet or decision is None or decision == self.row(name)["chosen"] and name not in self.overrides:
+    def _on_menu(self, name: str, decision: Optional[str], table: int) -> None:
+        if self._quiet or table != self._table or decision is None \
+                or decision == self.row(name)["chosen"] and name not in self.overrides:
             return
         self.set_decision(name, decision)
 
-    def _click(self, name: str) -> None:
+    def _click(self, name: str, table: Optional[int] = None) -> None:
+        if table not in (None, self._table):
+            return
         self.clicked = ""  # so that clicking the same name again still tells
         self.clicked = name
 
-    def _on_toggle(self, name: str, device: int) -> None:
-        if self._quiet:
+    def _on_toggle(self, name: str, device: int, field: str, on: bool, table: int) -> None:
+        """The user turned ``field`` on or off: the fields shown now, with that one changed (not the
+        cell's toggles as they are now: a rebuilt row's toggles are other widgets)."""
+        if self._quiet or table != self._table:
             return
-        self.set_override(name, device, [f for f in RSS_FIELDS if self._toggles[(name, device, f)].value])
+        self.set_override(name, device, [f for f in RSS_FIELDS if (f == field and on)
+                                         or (f != field and f in self.fields_shown(name, device))])
 
     def _sync_toggles(self) -> None:
         """Show the override where there is one, else the fields the solver chose."""
@@ -314,7 +362,7 @@ class ShardingTable(ipywidgets.VBox):
                         continue
                     value = self.overrides.get(name)
                     override = value.get(device) if isinstance(value, Mapping) else None
-                    fields = override if override is not None else row["fields"].get(device, ())
+                    fields = self.fields_shown(name, device)
                     for field in RSS_FIELDS:
                         self._toggles[(name, device, field)].value = field in fields
                     self._cells[(name, device)].layout.border = OVERRIDDEN_BORDER if override is not None else ""

@@ -79,18 +79,22 @@ class StatusLine(ipywidgets.HBox):
         self._bar.layout.display = "flex" if show_bar else "none"
 
     def run(self, what: str, call: Callable[..., Any], *args: Any, total: Optional[int] = None,
-            done: str = "", **kwargs: Any) -> Optional[Any]:
+            done: str = "", final: bool = True, **kwargs: Any) -> Optional[Any]:
         """``call(*args, **kwargs)`` with ``what`` shown meanwhile; None when it raised NfxError.
 
         With ``total`` and an engine function that takes ``progress``, the bar follows its
         ``progress(count)`` calls (count out of ``total``). ``done`` is appended to the success line
-        (what the result was computed for)."""
-        self.progress = -1.0
-        self.state, self.message = "busy", f"{what}\u2026"
+        (what the result was computed for). Without ``final`` more work follows under this line:
+        success leaves it busy for the caller's own report (or ``finish``), so that no "done"
+        flashes before the real outcome (a solve said "Solving ...: done" while it still explained)."""
+        with self.hold_trait_notifications():  # one repaint: the new mark never shows beside the old text
+            self.progress = -1.0
+            self.report("busy", f"{what}\u2026")
         if total and accepts(call, "progress"):
             def progress(count: int) -> None:
-                self.progress = min(1.0, count / total)
-                self.message = f"{what}\u2026 {count:,} of {total:,}"
+                with self.hold_trait_notifications():
+                    self.progress = min(1.0, count / total)
+                    self.message = f"{what}\u2026 {count:,} of {total:,}"
             kwargs["progress"] = progress
         start = time.perf_counter()
         self.error = None
@@ -98,16 +102,23 @@ class StatusLine(ipywidgets.HBox):
             result = call(*args, **kwargs)
         except NfxError as error:
             self.error = error
-            self.state, self.message = "error", f"{what} failed: {error}"
+            self.report("error", f"{what} failed: {error}")
             return None
         except Exception as error:  # a bug, not a user error: say so, then let it surface
-            self.state, self.message = "error", f"{what}: internal error {type(error).__name__}: {error}"
+            self.report("error", f"{what}: internal error {type(error).__name__}: {error}")
             raise
         self.seconds = time.perf_counter() - start
-        tail = f" for {done}" if done else ""
-        self.state, self.message = "done", f"{what}: done in {self.seconds:.2f} s{tail}"
+        if final:
+            self.finish(what, done)
         return result
 
+    def finish(self, what: str, done: str = "", seconds: Optional[float] = None) -> None:
+        """The success line of ``what`` (the last run's, or ``seconds``), for ``done``."""
+        tail = f" for {done}" if done else ""
+        self.report("done", f"{what}: done in {self.seconds if seconds is None else seconds:.2f} s{tail}")
+
     def report(self, state: str, message: str) -> None:
-        """Say something that is not the outcome of one call (a refusal, a summary, staleness)."""
-        self.state, self.message = state, message
+        """Show ``message`` in ``state``: an outcome, or something that is not the outcome of one
+        call (a refusal, a summary, staleness)."""
+        with self.hold_trait_notifications():  # one repaint: the new mark never shows beside the old text
+            self.state, self.message = state, message
