@@ -505,3 +505,39 @@ def test_a_piped_trace_too_large_to_keep_for_the_second_pass_is_refused_naming_t
     finally:
         os.close(fd)
     assert pipeline.simulate(solution, files, rebalance=True).rebalanced is not None  # files are read twice
+
+
+def test_dash_reads_standard_input_and_one_pipe_is_not_given_to_two_devices(tmp_path):
+    """``--in 0=-`` said '-: no such file'; ``--in 0=- --in 1=-`` (or one FIFO twice) had two readers
+    share the pipe's bytes, and the second found it empty ('already read'), or each got part of it."""
+    from explorer.errors import ConfigError
+    from explorer.traffic.pcap import parse_inputs
+
+    plain = tmp_path / "plain.pcap"
+    write_pcap(plain, [1, 2], [UDP, UDP])
+    assert parse_inputs(["0=-", f"1={plain}", f"2={plain}"]) == {0: "/dev/stdin", 1: str(plain), 2: str(plain)}
+    fifo = tmp_path / "lan.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=rf"^bad input '3={fifo}': {fifo} is the pipe device 1 reads, and a pipe "
+                                          r"gives its bytes once; save the capture to a file and give that to both"):
+        parse_inputs([f"0={plain}", f"1={fifo}", f"3={fifo}"])
+    script = f"exec {sys.executable} -m explorer.cli simulate {ROOT / 'sample_nfs' / 'nop.c'} --cores 2 --in 0=-"
+    done = subprocess.run(["bash", "-c", f"cat {plain} | {script}"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("nop: 2 packets on 2 cores"), done.stderr
+    done = subprocess.run(["bash", "-c", f"cat {plain} | {script} --in 1=/dev/stdin"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1 and "bad input '1=/dev/stdin': /dev/stdin is the pipe device 0 reads" in done.stderr
+
+
+@pytest.mark.parametrize("cut,says", [(10, "truncated record at byte 176 \\(frame 3\\): 60 captured bytes announced, "
+                                            "50 present"),
+                                      (70, "truncated record header at byte 176 \\(frame 3\\): 6 of 16 bytes")])
+def test_a_capture_cut_off_mid_record_says_how_to_keep_its_whole_records(tmp_path, cut, says):
+    """A capture tool killed while writing leaves half a record: the refusal said where, not what to do."""
+    path = tmp_path / "cut.pcap"
+    write_pcap(path, [1, 2, 3], [UDP] * 3)
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(TrafficError, match=rf"^{path}: {says}; the file ends inside this record \(a capture cut off "
+                                           rf"while it was written\?\): keep the whole records before it with "
+                                           rf"`head -c 176 {path} > OUT.pcap`$"):
+        read_pcap(path)

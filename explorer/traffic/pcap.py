@@ -311,11 +311,18 @@ def _classic_records(stream: BinaryIO, name: str, chunk_packets: int, order: str
     if left:
         if left < _RECORD_HEADER:
             raise TrafficError(f"{name}: truncated record header at byte {base + pos} (frame "
-                               f"{index + 1}): {left} of {_RECORD_HEADER} bytes")
+                               f"{index + 1}): {left} of {_RECORD_HEADER} bytes{_cut(name, base + pos)}")
         caplen = caplen_at(buf, pos + 8)[0]
         raise TrafficError(f"{name}: truncated record at byte {base + pos} (frame {index + 1}): "
-                           f"{caplen} captured bytes announced, {left - _RECORD_HEADER} present")
+                           f"{caplen} captured bytes announced, {left - _RECORD_HEADER} present{_cut(name, base + pos)}")
     yield from pending.rest()
+
+
+def _cut(name: str, whole: int) -> str:
+    """What to do with a capture whose last record was cut off (a capture tool killed mid-write):
+    keep the ``whole`` bytes before it."""
+    return (f"; the file ends inside this record (a capture cut off while it was written?): keep the whole "
+            f"records before it with `head -c {whole} {name} > OUT.pcap`")
 
 
 class Chunker:
@@ -409,15 +416,28 @@ def write_pcap_to(out: BinaryIO, name: str, timestamps_ns: Iterable[int], frames
         out.write(b"".join([part for k, frame in enumerate(body) for part in (heads[16 * k:16 * k + 16], frame)]))
 
 
+STDIN = "/dev/stdin"  # what ``DEV=-`` reads, as Unix tools take ``-``
+
+
 def parse_input(spec: str) -> tuple[int, str]:
-    """``"DEV=PATH"`` -> ``(DEV, PATH)``; ``ConfigError`` when it is not of that form."""
+    """``"DEV=PATH"`` -> ``(DEV, PATH)`` (``DEV=-``: standard input); ``ConfigError`` when it is not
+    of that form."""
     dev, sep, path = spec.partition("=")
     dev = dev.strip()
     if not sep or not path:
         raise ConfigError(f"bad input {spec!r}: expected DEV=PCAP, e.g. 0=lan.pcap")
     if not (dev.isascii() and dev.isdigit()) or int(dev) > 0xFFFF:
         raise ConfigError(f"bad input {spec!r}: device {dev!r} is not a number from 0 to 65535")
-    return int(dev), path
+    return int(dev), STDIN if path == "-" else path
+
+
+def _pipe_id(path: str) -> tuple[int, int] | None:
+    """The identity of the pipe ``path`` names (device, inode), None for anything else."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None  # reading it says what is wrong
+    return (found.st_dev, found.st_ino) if stat.S_ISFIFO(found.st_mode) else None
 
 
 def parse_inputs(specs: Sequence[str]) -> dict[int, str]:
@@ -427,10 +447,17 @@ def parse_inputs(specs: Sequence[str]) -> dict[int, str]:
         raise ConfigError("no input traffic: give one or more DEV=PCAP (nfx traffic writes some, e.g. "
                           "`nfx traffic paths --nf NF.c --out DIR`: packets that follow every path of the NF)")
     out: dict[int, str] = {}
+    pipes: dict[tuple[int, int], int] = {}
     for spec in specs:
         dev, path = parse_input(spec)
         if dev in out:
             raise ConfigError(f"bad input {spec!r}: device {dev} is given twice")
+        pipe = _pipe_id(path)
+        if pipe in pipes:  # two readers of one pipe would each get some of its bytes
+            raise ConfigError(f"bad input {spec!r}: {path} is the pipe device {pipes[pipe]} reads, and a pipe gives "
+                              f"its bytes once; save the capture to a file and give that to both devices")
+        if pipe is not None:
+            pipes[pipe] = dev
         out[dev] = path
     return out
 
