@@ -245,7 +245,8 @@ def test_too_few_queues_say_how_many_cores_fit(tmp_path, fw3):
     done = _run(fake, p.plan, tmp_path / "nic", fake={"QUEUES": 2})
     assert done.returncode == 1
     assert _last(done) == ("nfx-nf: port 0 (net_ice) offers 2 rx and 2 tx queues; this build needs 3 of each (one per "
-                           "lcore). To fix: generate for at most 2 cores (nfx generate --cores 2)")
+                           "lcore). To fix: generate for at most 2 cores (nfx generate --cores 2); or steer in "
+                           "software (--dispatch, with 4 lcores)")
     one = tmp_path / "one.pcap"
     from explorer.traffic.pcap import write_pcap
     write_pcap(one, [], [])
@@ -437,3 +438,79 @@ def test_fragments_and_other_protocols_are_checked_on_their_addresses(tmp_path, 
     done = _run(nic, p.plan, tmp_path / "hash", "--rx-time", "--ordered", trace=trace, fake={"HASH": "0x12345678"})
     assert done.returncode == 1
     assert " of IP protocol " in _last(done) and "with hash 0x12345678 where the plan's key gives 0x" in _last(done)
+
+
+# ---- --dispatch: software RSS for ports with one rx queue ------------------------------------------------------
+
+def _lcore_received(done) -> dict[int, int]:
+    return {int(ln.split()[2].rstrip(":")): int(ln.split("received ")[1].split(",")[0])
+            for ln in done.stdout.splitlines() if ln.startswith("nfx-nf: lcore ")}
+
+
+@pytest.mark.parametrize("options", [("--rx-time", "--ordered"), ("--idle-ms", "500")])
+def test_a_dispatcher_steers_one_queue_to_the_planned_cores(tmp_path, fw3, options):
+    """net_pcap with a single rx_pcap per device (one rx queue, no RSS) and --dispatch on 4 lcores:
+    the main lcore hashes each frame with the plan's key and RETA and hands it to its core's ring.
+    Every frame is checked on its core (the steering check of the hardware path); each core gets
+    exactly the frames the plan's split gives it and, with --ordered (each core's frames in trace
+    order), the NF's output is the per-queue run's."""
+    p, (real, _) = fw3
+    trace = microsecond_trace(traffic("mixed", 1500))
+    split = pcap_vdevs(p.plan, trace, tmp_path / "split")
+    planned = {c: sum(len(read_pcap(tmp_path / "split" / "in" / f"dev{d}-core{c}.pcap")[1]) for d in range(2))
+               for c in range(3)}
+    queues = _run(real, p.plan, tmp_path / "queues", *options, vdevs=split)
+    assert queues.returncode == 0, queues.stderr
+    from explorer.traffic.pcap import write_pcap
+    (tmp_path / "one").mkdir()
+    vdevs = []
+    for d in range(2):
+        mine = [i for i in range(len(trace)) if trace.devices[i] == d]
+        write_pcap(tmp_path / "one" / f"in{d}.pcap", trace.timestamps[mine], [trace.frames[i] for i in mine])
+        vdevs += ["--vdev", f"net_pcap{d},rx_pcap={tmp_path / 'one' / f'in{d}.pcap'},"
+                            f"tx_pcap={tmp_path / 'one' / f'out{d}.pcap'}"]
+    refused = _run(real, p.plan, tmp_path / "refused", *options, vdevs=vdevs)
+    assert refused.returncode == 1 and "or steer in software (--dispatch, with 4 lcores)" in _last(refused)
+    done = _run(real, p.plan, tmp_path / "dispatch", *options, "--dispatch", vdevs=vdevs, cores=4)
+    assert done.returncode == 0, done.stderr
+    assert "steered in software by the dispatcher (--dispatch)" in done.stdout
+    assert f"nfx-nf: dispatched {len(trace)}" in done.stdout
+    assert _lcore_received(done) == {0: 0, **{c + 1: planned[c] for c in range(3)}}
+    assert _received(done) == len(trace) and ", tx failures 0\n" in done.stdout
+    if "--ordered" not in options:  # each core's order across ports is the timing's: outputs may differ
+        return
+    for d in range(2):
+        ours = sorted(read_pcap(tmp_path / "one" / f"out{d}.pcap")[1])
+        theirs = sorted(f for c in range(3) for f in read_pcap(tmp_path / "split" / "out" / f"dev{d}-core{c}.pcap")[1])
+        assert ours == theirs and ours
+
+
+def test_a_dispatcher_stops_on_packets_and_on_a_signal(tmp_path, fw3):
+    """--dispatch on net_null ports (endless frames): --packets N stops the dispatcher after the
+    burst that reaches N and every frame it dispatched is processed; SIGTERM stops it too, the
+    frames still on the cores' rings freed, the ports stopped and EAL's runtime folder removed."""
+    p, (real, _) = fw3
+    nulls = [a for d in range(2) for a in ("--vdev", f"net_null{d}")]
+    done = _run(real, p.plan, tmp_path, "--dispatch", "--packets", "5000", vdevs=nulls, cores=4)
+    assert done.returncode == 0, done.stderr
+    dispatched = int(next(ln for ln in done.stdout.splitlines() if ln.startswith("nfx-nf: dispatched ")).split()[2])
+    assert 5000 <= dispatched < 5000 + 2 * 32 and _received(done) == dispatched
+    with eal_prefix("nic-dispatch") as prefix:
+        argv = [str(real), *eal_args(4, prefix), *nulls, "--", "--dispatch"]
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            said = []
+            while not said or "sn on 3 cores" not in said[-1]:
+                said.append(process.stdout.readline())
+                assert said[-1], (said, process.stderr.read())
+            time.sleep(0.3)
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0, err
+        assert "nfx-nf: port 0 stopped" in out and "nfx-nf: port 1 stopped" in out
+        assert int(next(ln for ln in out.splitlines() if ln.startswith("nfx-nf: dispatched ")).split()[2]) > 0
+        assert not any(d.exists() for d in dpdk_runtime_dirs(prefix))

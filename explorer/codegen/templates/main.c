@@ -1,7 +1,7 @@
 /*
  * main.c: this project's NF as a DPDK 22.11 program on NF_CORES lcores.
  *
- *   nfx-nf [EAL options] -- [--packets N] [--idle-ms MS] [--rx-time] [--ordered] [--degraded-ok]
+ *   nfx-nf [EAL options] -- [--packets N] [--idle-ms MS] [--rx-time] [--ordered] [--degraded-ok] [--dispatch]
  *
  * NF device d is the d-th port DPDK finds, so there must be exactly NF_DEVICES of them, and EAL
  * must be given exactly NF_CORES lcores. Every port gets one rx and one tx queue per lcore: lcore
@@ -17,9 +17,10 @@
  * (shared nothing with sharded state on several cores) and a port cannot hash as planned, the
  * program stops and says what failed and what would work, unless --degraded-ok is given (it then
  * runs with a loud warning). A device that does not hash at all (net_pcap, net_ring) needs its
- * input split per queue as the plan steers it. Then every lcore checks that the frames it receives
- * are the ones the port should give it (see on_planned_core) and stops the run at the first that
- * is not: the start-up self-test checks only the software Toeplitz.
+ * input split per queue as the plan steers it, or --dispatch, which steers in software. Then
+ * every lcore checks that the frames it receives are the ones the port should give it (see
+ * on_planned_core) and stops the run at the first that is not: the start-up self-test checks only
+ * the software Toeplitz.
  *
  * Frames. Ports take frames of up to NF_MAX_FRAME bytes (nf.h): the MTU is set for them, with
  * scattered rx where the device offers it, or cut (loudly) to what the port and one mbuf take
@@ -35,7 +36,15 @@
  *               by port), reading a port until it runs dry. For pcap files pre-split per queue,
  *               this processes every core's packets in the order a trace replay does;
  * --degraded-ok run even when a port cannot hash as the plan needs (packets that share state may
- *               then land on different cores).
+ *               then land on different cores);
+ * --dispatch    steer in software, for ports with one rx queue or no RSS (net_pcap's single
+ *               rx_pcap, a NIC without RSS): EAL gives NF_CORES + 1 lcores; the first (the main
+ *               lcore) alone reads and writes every port (one rx and one tx queue each) and sends
+ *               each frame to the rte_ring of the core the plan's key and RETA give it
+ *               (nf_rss_core); lcore i + 1 runs core i from its ring and hands its output back
+ *               through a ring per port. With --ordered the dispatcher takes the ports' frames in
+ *               timestamp order, so each core processes its frames in trace order. The steering
+ *               check (on_planned_core) checks every frame a core takes from its ring.
  * SIGINT and SIGTERM stop the lcores. On every way out (the end of the run, a set-up failure, a
  * failed nf_init, a broken contract of nf.h) the ports are stopped and closed, so that net_pcap
  * flushes its files; per-lcore statistics and the totals are printed at the end of a run.
@@ -64,6 +73,7 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_pause.h>
+#include <rte_ring.h>
 
 #include "nf_parallel.h"
 #include "nf_pool.h"
@@ -117,6 +127,7 @@ struct options {
   bool rx_time;
   bool ordered;
   bool degraded_ok;
+  bool dispatch;
 };
 
 static uint64_t parse_count(const char *option, const char *text) {
@@ -129,7 +140,7 @@ static uint64_t parse_count(const char *option, const char *text) {
 }
 
 static struct options parse_options(int argc, char **argv) {
-  struct options options = {0, 0, false, false, false};
+  struct options options = {0, 0, false, false, false, false};
   for (int a = 1; a < argc; a++) {
     if (strcmp(argv[a], "--packets") == 0 && a + 1 < argc)
       options.packets = parse_count("--packets", argv[++a]);
@@ -141,9 +152,11 @@ static struct options parse_options(int argc, char **argv) {
       options.ordered = true;
     else if (strcmp(argv[a], "--degraded-ok") == 0)
       options.degraded_ok = true;
+    else if (strcmp(argv[a], "--dispatch") == 0)
+      options.dispatch = true;
     else
       fail(EXIT_SETUP, "unknown option '%s' (after --: --packets N, --idle-ms MS, --rx-time, --ordered, "
-           "--degraded-ok)", argv[a]);
+           "--degraded-ok, --dispatch)", argv[a]);
   }
   if (options.ordered && !options.rx_time) fail(EXIT_SETUP, "--ordered needs --rx-time");
   return options;
@@ -253,7 +266,8 @@ struct port_setup {
 static void configure_port(uint16_t port, struct port_setup *setup, const struct rte_eth_conf *steering) {
   const struct rte_eth_dev_info *info = &setup->info;
   unsigned queues = RTE_MIN(info->max_rx_queues, info->max_tx_queues);
-  if (queues < NF_CORES) {
+  uint16_t wanted = options.dispatch ? 1 : NF_CORES; /* --dispatch: the dispatcher's queue alone */
+  if (queues < wanted) {
     /* A device that does not hash (net_pcap: one queue per rx_pcap/tx_pcap) can be given more
      * queues; a NIC cannot, so the plan must have fewer cores. */
     char more[200] = "";
@@ -261,9 +275,9 @@ static void configure_port(uint16_t port, struct port_setup *setup, const struct
       snprintf(more, sizeof more, ", or give the device %d queues (net_pcap: one rx_pcap and one tx_pcap per core, "
                "the input split as the plan steers it)", NF_CORES);
     fail(EXIT_SETUP, "port %u (%s) offers %u rx and %u tx queues; this build needs %d of each (one per lcore). To "
-         "fix: generate for at most %u core%s (nfx generate --cores %u)%s", port, info->driver_name,
-         info->max_rx_queues, info->max_tx_queues, NF_CORES, RTE_MAX(queues, 1u), queues > 1 ? "s" : "",
-         RTE_MAX(queues, 1u), more);
+         "fix: generate for at most %u core%s (nfx generate --cores %u)%s; or steer in software (--dispatch, with "
+         "%d lcores)", port, info->driver_name, info->max_rx_queues, info->max_tx_queues, NF_CORES,
+         RTE_MAX(queues, 1u), queues > 1 ? "s" : "", RTE_MAX(queues, 1u), more, NF_CORES + 1);
   }
   struct rte_eth_conf conf = *steering;
   conf.rxmode.mtu = port_mtu(port, info);
@@ -272,15 +286,15 @@ static void configure_port(uint16_t port, struct port_setup *setup, const struct
   conf.txmode.offloads |= info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
   setup->rx_descriptors = RX_DESCRIPTORS, setup->tx_descriptors = TX_DESCRIPTORS;
   int status;
-  if ((status = rte_eth_dev_configure(port, NF_CORES, NF_CORES, &conf)) != 0 ||
+  if ((status = rte_eth_dev_configure(port, wanted, wanted, &conf)) != 0 ||
       (status = rte_eth_dev_adjust_nb_rx_tx_desc(port, &setup->rx_descriptors, &setup->tx_descriptors)) != 0)
-    fail(EXIT_SETUP, "port %u (%s): cannot configure %d queues (%s)", port, info->driver_name, NF_CORES,
+    fail(EXIT_SETUP, "port %u (%s): cannot configure %u queues (%s)", port, info->driver_name, wanted,
          rte_strerror(-status));
 }
 
 static void setup_queues(uint16_t port, const struct port_setup *setup, struct rte_mempool *pool) {
   int status;
-  for (uint16_t q = 0; q < NF_CORES; q++)
+  for (uint16_t q = 0; q < (options.dispatch ? 1 : NF_CORES); q++)
     if ((status = rte_eth_rx_queue_setup(port, q, setup->rx_descriptors, rte_eth_dev_socket_id(port), NULL, pool)) !=
             0 ||
         (status = rte_eth_tx_queue_setup(port, q, setup->tx_descriptors, rte_eth_dev_socket_id(port), NULL)) != 0)
@@ -293,11 +307,15 @@ static void setup_queues(uint16_t port, const struct port_setup *setup, struct r
  * received burst, or --ordered's burst per port, and a tx burst per port), each of up to
  * MAX_SEGMENTS mbufs. A pool short of that starves the rx rings (the device counts rx_nombuf). */
 #define MAX_SEGMENTS ((NF_MAX_FRAME + MBUF_DATA_ROOM - 1) / MBUF_DATA_ROOM)
+#define CORE_RING 1024 /* --dispatch: rte_ring slots (1023 usable) to each core and back from it per port */
 static unsigned mbufs_needed(const struct port_setup setups[NF_DEVICES]) {
-  unsigned rings = 0;
-  for (uint16_t d = 0; d < NF_DEVICES; d++) rings += NF_CORES * ((unsigned)setups[d].rx_descriptors + setups[d].tx_descriptors);
+  unsigned queues = options.dispatch ? 1 : NF_CORES, lcores = NF_CORES + options.dispatch, rings = 0;
+  for (uint16_t d = 0; d < NF_DEVICES; d++)
+    rings += queues * ((unsigned)setups[d].rx_descriptors + setups[d].tx_descriptors);
   unsigned in_hand = 2 * NF_DEVICES * BURST * MAX_SEGMENTS;
-  return rings + NF_CORES * (MBUF_CACHE * 3 / 2 + in_hand);
+  if (options.dispatch) /* the core rings, and the dispatcher's frames sorted per core */
+    rings += NF_CORES * (1 + NF_DEVICES) * CORE_RING + NF_CORES * BURST * MAX_SEGMENTS;
+  return rings + lcores * (MBUF_CACHE * 3 / 2 + in_hand);
 }
 
 /* ---- steering: key, RETA, flow rules ------------------------------------------------------- */
@@ -335,7 +353,8 @@ static void steering_failed(uint16_t port, const char *driver, const char *forma
   char remedy[400];
   if (port < RTE_MAX_ETHPORTS && !port_hashes[port])
     snprintf(remedy, sizeof remedy, "the port does not hash, so split its input per queue as the plan steers it "
-             "(python -m explorer.verify.split), or generate with --strategy locks, which needs no steering");
+             "(python -m explorer.verify.split), or steer in software (--dispatch), or generate with --strategy "
+             "locks, which needs no steering");
   else if (fits == NULL)
     snprintf(remedy, sizeof remedy, "nfx has no NIC profile for %s (nfx generate --nic takes %s): generate with "
              "--strategy locks, which is correct whatever the NIC hashes", driver, names);
@@ -597,12 +616,13 @@ static void prepare_port(uint16_t device, struct port_setup *setup) {
   int status = rte_eth_dev_info_get(port, &setup->info);
   if (status != 0) fail(EXIT_SETUP, "port %u: cannot read device info (%s)", port, rte_strerror(-status));
   port_hashes[port] = info->flow_type_rss_offloads != 0;
-  check_every_frame[device] = !port_hashes[port] || strcmp(info->driver_name, NF_NIC_DRIVER) != 0;
+  check_every_frame[device] =
+      options.dispatch || !port_hashes[port] || strcmp(info->driver_name, NF_NIC_DRIVER) != 0;
   snprintf(port_driver[port], sizeof port_driver[port], "%s", info->driver_name);
   struct rte_eth_conf steering;
   memset(&steering, 0, sizeof steering);
   uint64_t port_hf = (plan->flow_rules ? plan->rss_hf & ~ONLY_FLAGS : plan->rss_hf) & info->flow_type_rss_offloads;
-  if (NF_CORES > 1 && port_hf != 0) {
+  if (NF_CORES > 1 && port_hf != 0 && !options.dispatch) {
     steering.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
     if (info->hash_key_size == NF_KEY_BYTES) {
       steering.rx_adv_conf.rss_conf.rss_key = (uint8_t *)(uintptr_t)plan->key;
@@ -627,9 +647,13 @@ static void setup_port(uint16_t device, const struct port_setup *setup, struct r
   port_started[device] = true;
   check_sockets(port, info->driver_name);
   rte_eth_promiscuous_enable(port); /* not every driver can; forwarding works either way */
-  steer_port(port, info, plan);
+  if (options.dispatch)
+    printf("nfx-nf: port %u (%s): steered in software by the dispatcher (--dispatch) with the plan's key and RETA\n",
+           port, info->driver_name);
+  else
+    steer_port(port, info, plan);
   /* sharding by allocation: the pools this port's key and RETA give must be the plan's */
-  bool steered = NF_CORES > 1 && plan->rss_hf != 0 && info->flow_type_rss_offloads != 0;
+  bool steered = NF_CORES > 1 && plan->rss_hf != 0 && info->flow_type_rss_offloads != 0 && !options.dispatch;
   char pools_why[512];
   if (nf_pools_from_port(port, device, steered, pools_why, sizeof pools_why) != 0)
     fail(EXIT_SETUP, "port %u: %s", port, pools_why);
@@ -640,7 +664,8 @@ static void setup_port(uint16_t device, const struct port_setup *setup, struct r
 /* Per-lcore state, indexed by rte_lcore_id(). */
 struct lcore_stats {
   uint64_t received, forwarded, dropped, flooded, runts, giants, sent, tx_failed, writes, cells, capacity_full;
-  uint64_t misplaced; /* --degraded-ok: frames that arrived on another core than the plan's */
+  uint64_t misplaced;  /* --degraded-ok: frames that arrived on another core than the plan's */
+  uint64_t dispatched; /* --dispatch: frames the dispatcher read and sent to a core's ring */
 } __rte_cache_aligned;
 
 struct tx_queue {
@@ -846,9 +871,33 @@ static void handle(struct lcore_state *me, uint16_t device, uint16_t queue, stru
   }
 }
 
+/* --dispatch: the rings to each core and, per core and port, back to the dispatcher, which alone
+ * uses the ports; device_of[port] is the NF device of a port (the mbuf says its port). */
+static struct rte_ring *to_core[NF_CORES], *from_core[NF_CORES][NF_DEVICES];
+static uint16_t device_of[RTE_MAX_ETHPORTS];
+static unsigned dispatch_done, workers_left;
+
+/* A core's output, handed back to the dispatcher, which keeps emptying these rings until every
+ * core has left its loop: a full ring is waited for, unless the run is being stopped. */
+static void hand_back(uint16_t core, uint16_t out, struct tx_queue *tx, struct lcore_stats *stats) {
+  unsigned handed = 0;
+  while (handed < tx->count && !force_quit) {
+    handed += rte_ring_sp_enqueue_burst(from_core[core][out], (void **)(tx->frames + handed), tx->count - handed, NULL);
+    if (handed < tx->count) rte_pause();
+  }
+  stats->tx_failed += tx->count - handed;
+  for (uint16_t i = (uint16_t)handed; i < tx->count; i++) rte_pktmbuf_free(tx->frames[i]);
+  tx->count = 0;
+}
+
 static void flush_all(struct lcore_state *me, uint16_t queue) {
   for (uint16_t out = 0; out < NF_DEVICES; out++)
-    if (me->tx[out].count) flush(ports[out], queue, &me->tx[out], &me->stats);
+    if (me->tx[out].count) {
+      if (options.dispatch)
+        hand_back(queue, out, &me->tx[out], &me->stats);
+      else
+        flush(ports[out], queue, &me->tx[out], &me->stats);
+    }
 }
 
 static void count_received(uint16_t count) {
@@ -912,13 +961,142 @@ static void forward_ordered(struct lcore_state *me, uint16_t queue, uint64_t sta
     while (head[d] < count[d]) rte_pktmbuf_free(pending[d][head[d]++]);
 }
 
+/* --dispatch, a core: its frames from its ring until the dispatcher is done and the ring empty.
+ * When the run is stopped (a signal, a misplaced frame, a bad verdict) the frames still in the
+ * ring are freed unprocessed, as those left in a NIC's rx ring are. */
+static void forward_dispatched(struct lcore_state *me, uint16_t core, uint64_t start, uint64_t hz) {
+  struct rte_mbuf *burst[BURST];
+  for (;;) {
+    bool done = __atomic_load_n(&dispatch_done, __ATOMIC_ACQUIRE); /* before the dequeue: see dispatch */
+    unsigned count = rte_ring_sc_dequeue_burst(to_core[core], (void **)burst, BURST, NULL);
+    for (unsigned i = 0; i < count; i++) {
+      if (force_quit)
+        rte_pktmbuf_free(burst[i]);
+      else
+        handle(me, device_of[burst[i]->port], core, burst[i], start, hz);
+    }
+    nf_par_quiesce();
+    flush_all(me, core);
+    if (count == 0 && done) break;
+  }
+  __atomic_fetch_add(&workers_left, 1, __ATOMIC_RELEASE);
+}
+
+/* The dispatcher's tx: a burst of every core's output per port, on the port's queue 0; how many
+ * frames it took. */
+static unsigned send_back(struct lcore_stats *stats) {
+  struct tx_queue tx;
+  unsigned taken = 0;
+  for (uint16_t c = 0; c < NF_CORES; c++)
+    for (uint16_t d = 0; d < NF_DEVICES; d++) {
+      tx.count = (uint16_t)rte_ring_sc_dequeue_burst(from_core[c][d], (void **)tx.frames, BURST, NULL);
+      taken += tx.count;
+      if (tx.count) flush(ports[d], 0, &tx, stats);
+    }
+  return taken;
+}
+
+/* Frames sorted per core, then put on the cores' rings; a full ring is waited for (the cores keep
+ * draining theirs, and the dispatcher sends their output meanwhile). */
+struct sorted {
+  uint16_t count[NF_CORES];
+  struct rte_mbuf *frames[NF_CORES][BURST];
+};
+
+static void to_cores(struct sorted *sorted, struct lcore_stats *stats) {
+  for (uint16_t c = 0; c < NF_CORES; c++) {
+    unsigned put = 0;
+    while (put < sorted->count[c]) {
+      put += rte_ring_sp_enqueue_burst(to_core[c], (void **)(sorted->frames[c] + put), sorted->count[c] - put, NULL);
+      if (put < sorted->count[c]) send_back(stats);
+      if (force_quit) break;
+    }
+    for (unsigned i = put; i < sorted->count[c]; i++) rte_pktmbuf_free(sorted->frames[c][i]);
+    sorted->count[c] = 0;
+  }
+}
+
+/* The core the plan's key and RETA give a frame (its headers are in its first segment, whose
+ * 2,048 bytes hold any Ethernet, IPv4 and L4 header); runts go to core 0, which counts them. */
+static void steer_frame(struct sorted *sorted, uint16_t device, struct rte_mbuf *m, struct lcore_stats *stats) {
+  unsigned core = m->pkt_len < MIN_FRAME ? 0 : nf_rss_core(device, rte_pktmbuf_mtod(m, uint8_t *), m->data_len, NULL);
+  sorted->frames[core][sorted->count[core]++] = m;
+  stats->dispatched++;
+  if (sorted->count[core] == BURST) to_cores(sorted, stats);
+}
+
+/* --dispatch, the main lcore: read every port (queue 0), sort, send the cores' output. It stops
+ * as the usual loops do (--packets, --idle-ms, --ordered's dry ports, a stop); then it tells the
+ * cores (dispatch_done, after the last frame is on their rings) and sends their output until every
+ * core has left its loop. */
+static void dispatch(struct lcore_state *me, uint64_t hz) {
+  static struct sorted sorted;
+  struct rte_mbuf *pending[NF_DEVICES][BURST];
+  uint16_t head[NF_DEVICES] = {0}, count[NF_DEVICES] = {0};
+  bool dry[NF_DEVICES] = {false};
+  uint64_t idle = options.idle_ms * (hz / 1000), start = rte_get_tsc_cycles();
+  while (!force_quit && !(options.packets && me->stats.dispatched >= options.packets)) {
+    if (options.ordered) { /* the ports' frames in timestamp order, ties by port; all dry: done */
+      int best = -1;
+      uint64_t best_time = 0;
+      for (uint16_t d = 0; d < NF_DEVICES; d++) {
+        if (head[d] == count[d] && !dry[d]) {
+          head[d] = 0;
+          count[d] = rte_eth_rx_burst(ports[d], 0, pending[d], BURST);
+          dry[d] = count[d] == 0;
+        }
+        if (head[d] < count[d]) {
+          uint64_t t = now_ns(pending[d][head[d]], start, hz);
+          if (best < 0 || t < best_time) best = d, best_time = t;
+        }
+      }
+      if (best < 0) break;
+      steer_frame(&sorted, (uint16_t)best, pending[best][head[best]++], &me->stats);
+    } else {
+      uint16_t got = 0;
+      for (uint16_t d = 0; d < NF_DEVICES; d++) {
+        uint16_t n = rte_eth_rx_burst(ports[d], 0, pending[d], BURST);
+        got += n;
+        for (uint16_t i = 0; i < n; i++) steer_frame(&sorted, d, pending[d][i], &me->stats);
+      }
+      uint64_t now = rte_get_tsc_cycles();
+      if (got)
+        __atomic_store_n(&last_rx_tsc, now, __ATOMIC_RELAXED);
+      else if (idle && now - __atomic_load_n(&last_rx_tsc, __ATOMIC_RELAXED) >= idle)
+        break;
+    }
+    to_cores(&sorted, &me->stats);
+    send_back(&me->stats);
+  }
+  to_cores(&sorted, &me->stats);
+  for (uint16_t d = 0; d < NF_DEVICES; d++)
+    while (head[d] < count[d]) rte_pktmbuf_free(pending[d][head[d]++]);
+  /* Release: a core that sees dispatch_done before its dequeue also sees every frame put before. */
+  __atomic_store_n(&dispatch_done, 1, __ATOMIC_RELEASE);
+  while (__atomic_load_n(&workers_left, __ATOMIC_ACQUIRE) < NF_CORES) send_back(&me->stats);
+  while (send_back(&me->stats)) continue;
+}
+
 static void wait_until(const unsigned *flag, unsigned value) {
   while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) != value) rte_pause();
 }
 
+/* Lcore index i runs core i, or with --dispatch core i - 1, index 0 (the main lcore) dispatching. */
 static int lcore_main(void *unused) {
   (void)unused;
-  int index = rte_lcore_index((int)rte_lcore_id());
+  int index = rte_lcore_index((int)rte_lcore_id()) - options.dispatch, count = NF_CORES + options.dispatch;
+  struct lcore_state *me = &lcores[rte_lcore_id()];
+  if (index == -1) { /* the dispatcher: once every core is initialised */
+    wait_until(&init_turn, NF_CORES);
+    uint64_t hz = rte_get_tsc_hz();
+    __atomic_store_n(&last_rx_tsc, rte_get_tsc_cycles(), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&ready, 1, __ATOMIC_RELEASE);
+    wait_until(&ready, (unsigned)count);
+    __atomic_store_n(&in_loop[rte_lcore_id()].busy, 1, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&init_failed, __ATOMIC_RELAXED) == 0) dispatch(me, hz);
+    __atomic_store_n(&in_loop[rte_lcore_id()].busy, 0, __ATOMIC_RELEASE);
+    return 0;
+  }
   if (index < 0 || index >= NF_CORES) return -1;
   uint16_t queue = (uint16_t)index;
   /* sn: every core initialises its own state, one after the other (shared EAL heaps). */
@@ -926,14 +1104,15 @@ static int lcore_main(void *unused) {
   if (!nf_par_init_core(queue)) __atomic_store_n(&init_failed, queue + 1u, __ATOMIC_RELAXED);
   __atomic_store_n(&init_turn, queue + 1u, __ATOMIC_RELEASE);
   wait_until(&init_turn, NF_CORES);
-  struct lcore_state *me = &lcores[rte_lcore_id()];
   uint64_t hz = rte_get_tsc_hz(), start = rte_get_tsc_cycles();
   __atomic_store_n(&last_rx_tsc, start, __ATOMIC_RELAXED);
   __atomic_fetch_add(&ready, 1, __ATOMIC_RELEASE);
-  wait_until(&ready, NF_CORES);
+  wait_until(&ready, (unsigned)count);
   if (__atomic_load_n(&init_failed, __ATOMIC_RELAXED) == 0) {
     __atomic_store_n(&in_loop[rte_lcore_id()].busy, 1, __ATOMIC_RELEASE);
-    if (options.ordered)
+    if (options.dispatch)
+      forward_dispatched(me, queue, start, hz);
+    else if (options.ordered)
       forward_ordered(me, queue, start, hz);
     else
       forward(me, queue, start, hz);
@@ -969,6 +1148,8 @@ static void print_stats(void) {
   printf("nfx-nf: received %" PRIu64 ", forwarded %" PRIu64 ", flooded %" PRIu64 ", dropped %" PRIu64 ", runts %" PRIu64
          ", giants %" PRIu64 ", sent %" PRIu64 ", tx failures %" PRIu64 "\n", total.received, total.forwarded,
          total.flooded, total.dropped, total.runts, total.giants, total.sent, total.tx_failed);
+  if (options.dispatch)
+    printf("nfx-nf: dispatched %" PRIu64 "\n", lcores[rte_get_main_lcore()].stats.dispatched);
   if (total.misplaced)
     printf("nfx-nf: DEGRADED: %" PRIu64 " of the frames checked ran on another core than the plan's\n",
            total.misplaced);
@@ -985,9 +1166,10 @@ int main(int argc, char **argv) {
 
   char why[160];
   if (nf_rss_self_test(why, sizeof why) != 0) fail(EXIT_SETUP, "software Toeplitz self-test failed: %s", why);
-  if (rte_lcore_count() != NF_CORES)
-    fail(EXIT_SETUP, "this build runs %d cores but EAL has %u lcores (give e.g. -l 0-%d)", NF_CORES,
-         rte_lcore_count(), NF_CORES - 1);
+  unsigned lcores = NF_CORES + options.dispatch;
+  if (rte_lcore_count() != lcores)
+    fail(EXIT_SETUP, "this build runs %d cores%s but EAL has %u lcores (give e.g. -l 0-%u)", NF_CORES,
+         options.dispatch ? " and a dispatcher (--dispatch)" : "", rte_lcore_count(), lcores - 1);
   uint16_t count = 0, port;
   RTE_ETH_FOREACH_DEV(port) {
     if (count < NF_DEVICES) ports[count] = port;
@@ -1019,13 +1201,25 @@ int main(int argc, char **argv) {
            setups[d].tx_descriptors);
   printf("nfx-nf: mbuf pool: %u mbufs\n", mbufs);
   for (uint16_t d = 0; d < NF_DEVICES; d++) setup_port(d, &setups[d], pool);
+  if (options.dispatch) {
+    for (uint16_t d = 0; d < NF_DEVICES; d++) device_of[ports[d]] = d;
+    for (uint16_t c = 0; c < NF_CORES; c++)
+      for (int d = -1; d < NF_DEVICES; d++) {
+        char name[RTE_RING_NAMESIZE];
+        snprintf(name, sizeof name, d < 0 ? "nfx_to%u" : "nfx_from%u_%d", c, d);
+        struct rte_ring *ring = rte_ring_create(name, CORE_RING, rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (ring == NULL) fail(EXIT_SETUP, "cannot create ring %s (%s)", name, rte_strerror(rte_errno));
+        *(d < 0 ? &to_core[c] : &from_core[c][d]) = ring;
+      }
+  }
   wait_for_links();
 
   if (!nf_par_init()) {
     const char *refusal = nf_runtime_refusal();
     fail(EXIT_INIT, "nf_init failed (returned false)%s%s", refusal ? ": " : "", refusal ? refusal : "");
   }
-  printf("nfx-nf: %s on %d cores, %d devices, lock: %s\n", NF_STRATEGY_NAME, NF_CORES, NF_DEVICES, nf_par_lock_name());
+  printf("nfx-nf: %s on %d cores, %d devices, lock: %s%s\n", NF_STRATEGY_NAME, NF_CORES, NF_DEVICES,
+         nf_par_lock_name(), options.dispatch ? ", steered in software by the main lcore (--dispatch)" : "");
   fflush(stdout);
   rte_eal_mp_remote_launch(lcore_main, NULL, CALL_MAIN);
   rte_eal_mp_wait_lcore();
