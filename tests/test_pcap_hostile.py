@@ -541,3 +541,15 @@ def test_a_capture_cut_off_mid_record_says_how_to_keep_its_whole_records(tmp_pat
                                            rf"while it was written\?\): keep the whole records before it with "
                                            rf"`head -c 176 {path} > OUT.pcap`$"):
         read_pcap(path)
+
+
+@pytest.mark.parametrize("cut", [4, 40])
+def test_a_pcapng_cut_off_mid_block_says_how_to_keep_its_whole_blocks(tmp_path, cut):
+    path = tmp_path / "cut.pcapng"
+    data = _ng(ng.SectionHeaderBlockLE(), _idb(), _epb(UDP), _epb(UDP))
+    whole = len(data) - len(bytes(_epb(UDP)))
+    path.write_bytes(data[:whole + cut])
+    with pytest.raises(TrafficError, match=rf"^{path}: truncated block (header )?at byte {whole}: .*; the file ends "
+                                           rf"inside this block \(a capture cut off while it was written\?\): keep "
+                                           rf"the whole blocks before it with `head -c {whole} {path} > OUT.pcapng`$"):
+        read_pcap(path)

@@ -102,6 +102,15 @@ class _Walk:
         self.last = stamp
 
 
+def _cut(name: str, whole: int) -> str:
+    """What to do with a capture whose last block was cut off (a capture tool killed mid-write):
+    keep the ``whole`` bytes before it (``explorer.traffic.pcap`` says the same of a pcap)."""
+    if not whole:
+        return ""
+    return (f"; the file ends inside this block (a capture cut off while it was written?): keep the whole "
+            f"blocks before it with `head -c {whole} {name} > OUT.pcapng`")
+
+
 def iter_pcapng(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes, stats: Any) -> Iterator[
         tuple[np.ndarray, tuple[bytes, ...]]]:
     """Chunks of ``(timestamps_ns, frames)`` from a pcapng stream whose first 4 bytes (``magic``)
@@ -115,7 +124,8 @@ def iter_pcapng(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes, s
         if not head:
             break
         if len(head) < 8:
-            raise TrafficError(f"{name}: truncated block header at byte {offset}: {len(head)} of 8 bytes")
+            raise TrafficError(f"{name}: truncated block header at byte {offset}: {len(head)} of 8 bytes"
+                               f"{_cut(name, offset)}")
         if head[:4] == PCAPNG_MAGIC:  # a new section: its header says the byte order
             bom = stream.read(4)
             if len(bom) < 4:
@@ -136,7 +146,7 @@ def iter_pcapng(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes, s
         block = head + body
         if len(block) < length:
             raise TrafficError(f"{name}: truncated block at byte {offset}: {length} bytes announced, "
-                               f"{len(block)} present")
+                               f"{len(block)} present{_cut(name, offset)}")
         if block[-4:] != block[4:8]:
             raise TrafficError(f"{name}: block at byte {offset} ends with a different length than it "
                                "starts with: corrupt file")
