@@ -127,8 +127,7 @@ def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairC
     entries are shared by packets with those fields swapped), deduplicated; none for two keys
     that differ in a constant bit (a table that tags its entries: the tags keep them apart)."""
     keyed = [a for a in accesses if a.kind == "packet"]
-    alternatives = [key_alternatives(a.access.key) for a in keyed]
-    fields = [[tuple(map(_rss_bit, bits)) for bits in ways] for ways in alternatives]  # per way, its RSS bits
+    alternatives = [key_alternatives(a.access.key, xor=True) for a in keyed]
     found: dict[tuple, PairConstraint] = {}
     for i, a1 in enumerate(keyed):
         for j in range(i, len(keyed)):
@@ -137,16 +136,17 @@ def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairC
                 for d2 in a2.path.devices:
                     if i == j and d2 < d1:
                         continue
-                    for b1, f1 in zip(alternatives[i], fields[i]):
-                        for b2, f2 in zip(alternatives[j], fields[j]):
+                    for b1 in alternatives[i]:
+                        for b2 in alternatives[j]:
                             if _never_equal(b1, b2):
                                 continue  # a constant bit differs (a tag, a device number): no entry in common
-                            equal = _equal_bits(f1, f2)
-                            side1, side2, e = (d1, d2, equal) if d1 <= d2 else (d2, d1, tuple((y, x) for x, y in equal))
-                            ident = (side1, side2, e)
-                            if ident not in found:
-                                origin = f"{obj}: {a1.where} (device {d1}) ~ {a2.where} (device {d2})"
-                                found[ident] = PairConstraint(side1, side2, e, origin)
+                            for equal in _equalities(b1, b2):
+                                side1, side2, e = ((d1, d2, equal) if d1 <= d2
+                                                   else (d2, d1, tuple((y, x) for x, y in equal)))
+                                ident = (side1, side2, e)
+                                if ident not in found:
+                                    origin = f"{obj}: {a1.where} (device {d1}) ~ {a2.where} (device {d2})"
+                                    found[ident] = PairConstraint(side1, side2, e, origin)
     return tuple(found[k] for k in sorted(found, key=_constraint_order))
 
 
@@ -155,9 +155,51 @@ def _never_equal(b1: tuple[KeyBit, ...], b2: tuple[KeyBit, ...]) -> bool:
     return any(x.const is not None and y.const is not None and x.const != y.const for x, y in zip(b1, b2))
 
 
-def _equal_bits(b1, b2) -> tuple:
-    pairs = {(x, y) for x, y in zip(b1, b2) if x is not None and y is not None}
-    return tuple(sorted(pairs))
+def _equalities(b1: tuple[KeyBit, ...], b2: tuple[KeyBit, ...]) -> tuple[tuple, ...]:
+    """Sets of bit equalities (p1 bit, p2 bit) whose constraints together say what ``k1(p1) ==
+    k2(p2)`` asks of a linear hash: one set when every key bit copies a field bit, two when some
+    bits are XORs of two field bits.
+
+    Key bit n gives the equation k1[n](p1) == k2[n](p2). Equations with an opaque or one-sided
+    constant bit are left out (fewer equations relate more packet pairs: the safe side). A copied
+    bit on both sides is an equality. Both sides XORs, ``a1 ^ b1 == a2 ^ b2``, is no equality,
+    but its solutions are spanned by those of ``a1 == a2, b1 == b2`` and ``a1 == b2, b1 == a2``
+    (3 dimensions of 4 bits, 2 + 2 - 1), and the RETA index, being linear, is equal on every
+    solution of a space iff it is on a spanning set. So the XORs go straight in one set and
+    swapped in the other, the equalities in both. That holds for all XORs at once when each of
+    their bits appears in no other kept equation (the space is then a product of the XORs' and
+    the equalities' own); an XOR that shares a bit with an earlier one or an equality is left out.
+    Anything else (a copied bit equal to a XOR) is left out too."""
+    equal: set = set()
+    xors = []
+    for x, y in zip(b1, b2):
+        fx, fy = _rss_bit(x), _rss_bit(y)
+        if fx is not None and fy is not None:
+            equal.add((fx, fy))
+            continue
+        px, py = _rss_parts(x), _rss_parts(y)
+        if px is not None and py is not None:
+            xors.append((px, py))
+    used = {(1, a) for a, _ in equal} | {(2, b) for _, b in equal}
+    kept = []
+    for px, py in xors:
+        bits = {(1, a) for a in px} | {(2, b) for b in py}
+        if not bits & used:
+            used |= bits
+            kept.append((px, py))
+    if not kept:
+        return (tuple(sorted(equal)),)
+    straight = equal | {pair for px, py in kept for pair in zip(px, py)}
+    swapped = equal | {pair for px, py in kept for pair in zip(px, reversed(py))}
+    return tuple(sorted(straight)), tuple(sorted(swapped))
+
+
+def _rss_parts(bit: KeyBit) -> Optional[tuple[tuple[str, int], tuple[str, int]]]:
+    """The two RSS field bits a XOR bit is made of, or None (not a XOR, or a part RSS cannot hash)."""
+    if len(bit.parts) != 2:
+        return None
+    parts = tuple(_rss_bit(KeyBit(symbol=s, index=i)) for s, i in bit.parts)
+    return None if None in parts else parts
 
 
 def _constraint_order(ident: tuple) -> tuple:

@@ -10,6 +10,10 @@ A key that chooses with if-then-else (the lower and the higher of two addresses,
 directions of a conversation share an entry) has one provenance per way its choices go
 (``key_alternatives``); two keys are equal only if some alternative of one equals some
 alternative of the other, so sharding relates the bits of every such pair of alternatives.
+
+A key bit may also be the XOR of two packet-field bits (``src ^ dst``: one entry for both directions
+of a host pair). Toeplitz is linear over GF(2), so RSS can follow such a key; only sharding asks
+for these bits (``key_alternatives(term, xor=True)``); everyone else sees them opaque, as before.
 """
 from __future__ import annotations
 
@@ -30,6 +34,9 @@ class KeyBit:
     const: Optional[int] = None
     symbol: Optional[str] = None
     index: Optional[int] = None
+    # the XOR of two distinct source bits ((symbol, index) pairs, sorted); symbol and const are then
+    # None, so that a reader that knows only copies takes the bit for opaque
+    parts: tuple[tuple[str, int], ...] = ()
 
 
 OPAQUE = KeyBit()
@@ -39,6 +46,7 @@ ONE = KeyBit(const=1)
 
 CHOICES = 3  # if-then-else conditions a key may choose on (2 ** 3 alternatives); past that, opaque
 Choice = tuple[tuple[int, bool], ...]  # (condition's AST id, the branch taken), sorted
+_XOR = (-1, True)  # in a Choice (AST ids are never negative): read XORs of two bits as such, not as opaque
 
 
 def key_bits(term: z3.ExprRef) -> tuple[KeyBit, ...]:
@@ -47,18 +55,20 @@ def key_bits(term: z3.ExprRef) -> tuple[KeyBit, ...]:
     return _bits(term, ())
 
 
-def key_alternatives(term: z3.ExprRef) -> tuple[tuple[KeyBit, ...], ...]:
+def key_alternatives(term: z3.ExprRef, xor: bool = False) -> tuple[tuple[KeyBit, ...], ...]:
     """``key_bits`` for each way the if-then-else choices of ``term`` can go (each distinct
     condition decided once, up to ``CHOICES`` of them), without repeats; just ``key_bits`` for a
     term that chooses nothing. Ways the conditions cannot go together are included: asking too
-    many packets to share a core is the safe side."""
+    many packets to share a core is the safe side. With ``xor``, a bit that is the XOR of two
+    source bits has them as its ``parts`` (opaque otherwise)."""
+    base: Choice = (_XOR,) if xor else ()
     conditions = _conditions(term)
     if not conditions or len(conditions) > CHOICES:
-        return (key_bits(term),)
+        return (_bits(term, base),)
     ids = sorted(c.get_id() for c in conditions)
     out: dict[tuple[KeyBit, ...], None] = {}
     for ways in itertools.product((True, False), repeat=len(ids)):
-        out[_bits(term, tuple(zip(ids, ways)))] = None
+        out[_bits(term, base + tuple(zip(ids, ways)))] = None
     return tuple(out)
 
 
@@ -116,6 +126,11 @@ def _walk(term: z3.ExprRef, choice: Choice) -> tuple[KeyBit, ...]:
         return inner + (inner[-1],) * (width - len(inner))
     if kind in (z3.Z3_OP_BAND, z3.Z3_OP_BOR) and len(args) == 2:
         return _masked(kind, _bits(args[0], choice), _bits(args[1], choice))
+    if kind == z3.Z3_OP_BXOR and choice[:1] == (_XOR,):
+        out = _bits(args[0], choice)
+        for arg in args[1:]:
+            out = tuple(_xor(x, y) for x, y in zip(out, _bits(arg, choice)))
+        return out
     if kind == z3.Z3_OP_BSHL and z3.is_bv_value(args[1]):
         shift = min(args[1].as_long(), width)
         return ((ZERO,) * shift + _bits(args[0], choice))[:width]
@@ -159,6 +174,21 @@ def _power_of_two(term: z3.ExprRef) -> Optional[int]:
     if value <= 0 or value & (value - 1) or value >> (term.size() - 1):  # not a power of two, or negative signed
         return None
     return value.bit_length() - 1
+
+
+def _xor(x: KeyBit, y: KeyBit) -> KeyBit:
+    """One bit of a XOR: constants fold, a zero passes the other side, two copied bits make a
+    two-part bit; anything more (three parts, a bit flipped by a constant 1) is opaque."""
+    if x.const is not None and y.const is not None:
+        return ONE if x.const != y.const else ZERO
+    if x == ZERO:
+        return y
+    if y == ZERO:
+        return x
+    if x.symbol is not None and y.symbol is not None:
+        a, b = (x.symbol, x.index), (y.symbol, y.index)
+        return ZERO if a == b else KeyBit(parts=tuple(sorted((a, b))))
+    return OPAQUE
 
 
 def _masked(kind: int, a: tuple[KeyBit, ...], b: tuple[KeyBit, ...]) -> tuple[KeyBit, ...]:
