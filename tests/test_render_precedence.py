@@ -51,3 +51,13 @@ def test_byte_tests_are_joined_only_when_each_byte_is_tested_once():
     assert Renderer().text(_joined_bytes(tests)) == "p.ether.src == 02:00:00:00:00:01"
     # a byte tested twice (no packet passes): not one field value, which would hide the second test
     assert Renderer().text(_joined_bytes(tests + [z3.Extract(7, 0, src) == 2])).endswith("p.ether.src[7:0] == 2")
+
+
+def test_a_range_of_one_value_reads_as_the_value():
+    """An ACL rule for one port tests ``port >= lo && port <= hi`` with lo == hi: it read
+    ``p.l4.dport >= 23 && p.l4.dport <= 23``, and its negation ``!(... >= 445 && ... <= 445)``."""
+    wide = z3.ZeroExt(16, DPORT)
+    one = z3.And(wide >= 23, wide <= 23)  # C compares the promoted port as an int
+    assert Renderer().text(z3.And(SRC == 1, one)) == "p.ipv4.src == 0.0.0.1 && p.l4.dport == 23"
+    assert Renderer().text(z3.Not(one)) == "p.l4.dport != 23"
+    assert Renderer().text(z3.Not(z3.And(wide >= 23, wide <= 24))) == "!(p.l4.dport >= 23 && p.l4.dport <= 24)"

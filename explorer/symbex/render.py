@@ -101,7 +101,7 @@ class Renderer:
             return "false"
         kind = t.decl().kind()
         if kind == z3.Z3_OP_AND:
-            return " && ".join(self._bool_operand(c, "&&") for c in _flatten(t, kind))
+            return " && ".join(self._bool_operand(c, "&&") for c in _pinned_ranges(_flatten(t, kind)))
         if kind == z3.Z3_OP_OR:
             return " || ".join(self._bool_operand(c, "||") for c in _flatten(t, kind))
         if kind == z3.Z3_OP_NOT:
@@ -133,6 +133,10 @@ class Renderer:
         kind = t.decl().kind()
         if kind == z3.Z3_OP_NOT:
             return self._bool(t.children()[0])
+        if kind == z3.Z3_OP_AND:
+            parts = _pinned_ranges(_flatten(t, kind))
+            if len(parts) == 1:  # a range of one value: x != c
+                return self._negate(parts[0])
         if kind == z3.Z3_OP_EQ and not z3.is_bool(t.children()[0]):
             a, b = t.children()
             return self._compare("!=", a, b)
@@ -409,6 +413,40 @@ def _swapped_through(t: Any) -> Any:
     out = operands[0]
     for operand in operands[1:]:
         out = combine(out, operand)
+    return out
+
+
+_LOWER = {z3.Z3_OP_UGEQ: "u", z3.Z3_OP_SGEQ: "s"}
+_UPPER = {z3.Z3_OP_ULEQ: "u", z3.Z3_OP_SLEQ: "s"}
+
+
+def _bound(t: Any, bounds: dict) -> Optional[tuple[Any, int, str]]:
+    """``x >= c`` (or ``c <= x``) as (x, c, signedness) when ``bounds`` names its operator."""
+    if not z3.is_app(t) or t.num_args() != 2:
+        return None
+    kind = t.decl().kind()
+    a, b = t.arg(0), t.arg(1)
+    if kind in bounds and z3.is_bv_value(b):
+        return a, b.as_long(), bounds[kind]
+    mirrored = {z3.Z3_OP_UGEQ: z3.Z3_OP_ULEQ, z3.Z3_OP_SGEQ: z3.Z3_OP_SLEQ, z3.Z3_OP_ULEQ: z3.Z3_OP_UGEQ,
+                z3.Z3_OP_SLEQ: z3.Z3_OP_SGEQ}.get(kind)
+    if mirrored in bounds and z3.is_bv_value(a):
+        return b, a.as_long(), bounds[mirrored]
+    return None
+
+
+def _pinned_ranges(conjuncts: list) -> list:
+    """``x >= c && x <= c`` (a rule's one-port range) as ``x == c``."""
+    out, i = [], 0
+    while i < len(conjuncts):
+        low = _bound(conjuncts[i], _LOWER)
+        high = _bound(conjuncts[i + 1], _UPPER) if i + 1 < len(conjuncts) else None
+        if low is not None and high is not None and low[1:] == high[1:] and low[0].eq(high[0]):
+            out.append(low[0] == z3.BitVecVal(low[1], low[0].size()))
+            i += 2
+            continue
+        out.append(conjuncts[i])
+        i += 1
     return out
 
 
