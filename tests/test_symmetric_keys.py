@@ -85,7 +85,7 @@ def test_it_shards_on_both_addresses_with_a_symmetric_hash(solution):
 
 
 def test_without_the_alternatives_it_was_locks(analysis, monkeypatch):
-    monkeypatch.setattr(sharding_constraints, "key_alternatives", lambda term: (key_bits(term),))
+    monkeypatch.setattr(sharding_constraints, "key_alternatives", lambda term, xor=False: (key_bits(term),))
     solution = pipeline.solve(analysis, cores=4, quality=False)
     assert solution.strategy == "locks"
     assert "share no RSS-hashable field" in solution.sharding.decision("pairs").reason

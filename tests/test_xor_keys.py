@@ -287,3 +287,17 @@ def test_check_is_equivalent_on_both_directions(tmp_path, capsys, name, cores):
     assert main(["check", str(nf), *args, "--in", f"0={paths[0]}", "--cores", str(cores), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["equivalent"] is True and report["strategy"] == "sn"
+
+
+def test_two_devices_with_one_xor_key_hash_alike(tmp_path):
+    """xor_pairs on LAN and WAN (each forwarding to the other): k(p1) == k(p2) across the devices
+    asks both RETA indices to be one linear map (take p2 = p1) that the key's rows span; both hold."""
+    source = XOR.read_text().replace("#define NF_DEVICES 1", "#define NF_DEVICES 2").replace(
+        "return pass ? device : NF_DROP;", "return pass ? 1 - device : NF_DROP;")
+    nf = tmp_path / "xor_pairs2.c"
+    nf.write_text(source)
+    solution = pipeline.solve(nf, SMALL, cores=3, quality=False)
+    assert solution.strategy == "shared-nothing"
+    lan, wan = (_index_rows(solution.plan.device(d)) for d in (0, 1))
+    assert lan == wan
+    assert proves_equal_keys_share_a_core(solution, "pairs")
