@@ -553,3 +553,18 @@ def test_a_pcapng_cut_off_mid_block_says_how_to_keep_its_whole_blocks(tmp_path, 
                                            rf"inside this block \(a capture cut off while it was written\?\): keep "
                                            rf"the whole blocks before it with `head -c {whole} {path} > OUT.pcapng`$"):
         read_pcap(path)
+
+
+def test_packets_longer_than_the_files_snapshot_length_are_said(tmp_path):
+    """A header whose snapshot length is below its packets' (hand-edited, or a careless writer) was
+    read without a word, though tools that honour it cut those packets."""
+    plain = tmp_path / "plain.pcap"
+    write_pcap(plain, [1, 2], [UDP, UDP[:20]])
+    data = bytearray(plain.read_bytes())
+    struct.pack_into("<I", data, 16, 30)
+    stamps, frames, said = _read(tmp_path / "snap.pcap", bytes(data))
+    assert frames == (UDP, UDP[:20])
+    assert said == [f"{tmp_path / 'snap.pcap'}: 1 of 2 packets hold more captured bytes than the file's snapshot "
+                    f"length (30, in its header): a damaged or hand-edited header, or a careless writer; some tools "
+                    f"cut such packets to 30 bytes, the NF sees them whole"]
+    assert _read(plain, plain.read_bytes())[2] == []  # write_pcap's header says 262144

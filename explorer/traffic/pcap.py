@@ -84,6 +84,8 @@ class FileStats:
         self.runts = 0
         self.tagged = 0
         self.overlong = 0
+        self.snaplen = 0  # the file header's snapshot length (classic pcap; 0: none said)
+        self.past_snaplen = 0
         self.untimed = 0  # pcapng simple packet blocks (explorer.traffic.pcapng counts them)
         self.latest = 0
         # The trailing run of records that are all zeros (time 0, no bytes, none on the wire): count,
@@ -101,6 +103,8 @@ class FileStats:
                                f"the {MAX_FRAME} an NF takes (NF_MAX_FRAME, a jumbo frame)")
         self.truncated += int(np.count_nonzero(captured < on_wire))
         self.overlong += int(np.count_nonzero(captured > on_wire))
+        if self.snaplen:
+            self.past_snaplen += int(np.count_nonzero(captured > self.snaplen))
         self.runts += int(np.count_nonzero(captured < MIN_FRAME))
         before = np.maximum.accumulate(np.concatenate(([np.uint64(self.latest)], stamps[:-1].astype(np.uint64))))
         self.out_of_order += int(np.count_nonzero(stamps < before))
@@ -139,6 +143,11 @@ class FileStats:
             warnings.warn(TrafficWarning(
                 f"{self.name}: {self.overlong} of {self.packets} packets claim more captured bytes than their "
                 f"length on the wire (a damaged or hand-edited capture); the NF sees the captured bytes"))
+        if self.past_snaplen:
+            warnings.warn(TrafficWarning(
+                f"{self.name}: {self.past_snaplen} of {self.packets} packets hold more captured bytes than the "
+                f"file's snapshot length ({self.snaplen}, in its header): a damaged or hand-edited header, or a "
+                f"careless writer; some tools cut such packets to {self.snaplen} bytes, the NF sees them whole"))
         if self.runts:
             warnings.warn(TrafficWarning(
                 f"{self.name}: {self.runts} of {self.packets} packets are shorter than an Ethernet header "
@@ -259,7 +268,7 @@ def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes,
     rest = stream.read(_FILE_HEADER - 4)
     if len(rest) < _FILE_HEADER - 4:
         raise TrafficError(f"{name}: truncated file header ({4 + len(rest)} of {_FILE_HEADER} bytes)")
-    major, minor, _zone, _sigfigs, _snaplen, network = struct.unpack(order + "HHiIII", rest)
+    major, minor, _zone, _sigfigs, snaplen, network = struct.unpack(order + "HHiIII", rest)
     if major != 2:
         raise TrafficError(f"{name}: pcap version {major}.{minor} is not supported (expected 2.x)")
     linktype = network & 0xFFFF
@@ -269,6 +278,7 @@ def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes,
     # The upper bits may say every frame ends with its FCS (the F bit, 26, and the FCS length in 16-bit
     # words, bits 28-31): the NIC strips it before a DPDK program sees the frame, so it goes here too.
     fcs = 2 * (network >> 28 & 0xF) if network & (1 << 26) else 0
+    stats.snaplen = snaplen
     yield from _classic_records(stream, name, chunk_packets, order, nano, stats, fcs)
 
 
