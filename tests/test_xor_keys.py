@@ -301,3 +301,30 @@ def test_two_devices_with_one_xor_key_hash_alike(tmp_path):
     lan, wan = (_index_rows(solution.plan.device(d)) for d in (0, 1))
     assert lan == wan
     assert proves_equal_keys_share_a_core(solution, "pairs")
+
+
+def _straight_only(monkeypatch):
+    """Sharding that relates a XOR's fields straight only (src with src, dst with dst): unsound."""
+    real = sharding_constraints._equalities
+    monkeypatch.setattr(sharding_constraints, "_equalities", lambda b1, b2: real(b1, b2)[:1])
+
+
+def test_the_swapped_half_is_needed(tmp_path, monkeypatch):
+    """Without the swapped constraint the key need not hash a reply alike: the simulator finds the
+    pairs split (so the traffic above can tell a sound plan from an unsound one)."""
+    _straight_only(monkeypatch)
+    solution = pipeline.solve(XOR, SMALL, cores=3, quality=False)
+    assert solution.strategy == "shared-nothing" and not proves_equal_keys_share_a_core(solution, "pairs")
+    paths = write_trace(conversations(), tmp_path / "traffic")
+    assert pipeline.simulate(solution, paths).violation_count > 0
+
+
+@pytest.mark.dpdk
+@pytest.mark.slow
+def test_check_finds_the_straight_half_alone_not_equivalent(tmp_path, capsys, monkeypatch):
+    _straight_only(monkeypatch)
+    paths = write_trace(conversations(packets=4_000), tmp_path / "traffic")
+    args = [a for k, v in sorted(SMALL.items()) for a in ("-D", f"{k}={v}")]
+    assert main(["check", str(XOR), *args, "--in", f"0={paths[0]}", "--cores", "3", "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["equivalent"] is False and report["strategy"] == "sn"
