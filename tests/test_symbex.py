@@ -495,7 +495,26 @@ def test_an_unsupported_path_is_a_record_in_the_errored_stash(tmp_path: Path) ->
     trace, error = exploration.errored[0]
     assert trace == (("b", True, True),)
     assert str(error) == f"{path}:4:27: call to unknown function mystery(); an NF may call only nf.h's " \
-                         "functions, memcpy/memset/memcmp and functions it defines"
+                         "functions, memcpy/memset/memcmp, __builtin_expect, __builtin_bswap16/32 and functions it " \
+                         "defines"
+
+
+def test_likely_unlikely_and_builtin_byte_swaps_read_as_gcc_computes_them(tmp_path: Path) -> None:
+    """DPDK-style ``if (unlikely(ip == NULL))`` was 'call to unknown function __builtin_expect()'."""
+    path = tmp_path / "hints.c"
+    path.write_text('#include "nf.h"\n#define likely(x) __builtin_expect(!!(x), 1)\n'
+                    "#define unlikely(x) __builtin_expect(!!(x), 0)\nbool nf_init(void) { return true; }\n"
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n"
+                    "  if (unlikely(ip == NULL)) return NF_DROP;\n"
+                    "  struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);\n"
+                    "  if (likely(l4 != NULL) && __builtin_bswap16(l4->dst_port) == 23) return NF_DROP;\n"
+                    "  if (__builtin_bswap32(ip->dst_addr) == NF_IPV4(10, 0, 0, 1)) return NF_DROP;\n"
+                    "  return !device;\n}\n")
+    texts = {p.condition_text for p in analyze(path).paths if p.verdict.kind == "drop"}
+    assert texts == {"!p.is_ipv4", "p.is_ipv4 && p.is_tcpudp && p.l4.dport == 23",
+                     "p.is_ipv4 && !p.is_tcpudp && p.ipv4.dst == 10.0.0.1",
+                     "p.is_ipv4 && p.is_tcpudp && p.l4.dport != 23 && p.ipv4.dst == 10.0.0.1"}
 
 
 def test_symbol_names_of_many_terms_are_the_union_of_each_terms_symbols():

@@ -12,8 +12,8 @@ from explorer.frontend import ParsedNF
 from explorer.frontend.columns import column_of
 from explorer.ir import Location
 from explorer.symbex.node_facts import NodeFacts
-from explorer.symbex.ctype import (INT, VOID, ArrayType, CType, FunctionType, PointerType, StructType,
-                                   int_type_from_specifiers)
+from explorer.symbex.ctype import (INT, LONG, UINT, USHORT, VOID, ArrayType, CType, FunctionType, PointerType,
+                                   StructType, int_type_from_specifiers)
 
 
 class Scope:
@@ -218,13 +218,19 @@ class TypeResolver:
             scopes[-1].enums[enumerator.name] = value
 
 
+# gcc's builtins an NF may call without declaring them (``explorer.state_api.BUILTINS``).
+BUILTIN_PROTOTYPES = {"__builtin_expect": FunctionType(LONG, (LONG, LONG)),
+                      "__builtin_bswap16": FunctionType(USHORT, (USHORT,)),
+                      "__builtin_bswap32": FunctionType(UINT, (UINT,))}
+
+
 class Program:
     """Everything at file scope, collected before nf_init runs."""
 
     def __init__(self, parsed: ParsedNF, forking_call: Callable[[str], bool]):
         self.parsed = parsed
         self.functions: dict[str, Any] = {}  # name -> FuncDef
-        self.prototypes: dict[str, FunctionType] = {}
+        self.prototypes: dict[str, FunctionType] = dict(BUILTIN_PROTOTYPES)
         self.file_scope = Scope()
         self.globals: list[GlobalVar] = []
         self.facts = NodeFacts(lambda name: name in self.functions or forking_call(name))

@@ -15,15 +15,24 @@ MAX_BLOCK = 1 << 20  # bytes one memcpy / memset / memcmp may cover
 
 
 class ByteSwap(Model):
-    names = ("nf_ntohs", "nf_htons", "nf_ntohl", "nf_htonl")
+    names = ("nf_ntohs", "nf_htons", "nf_ntohl", "nf_htonl", "__builtin_bswap16", "__builtin_bswap32")
 
     def call(self, ctx: CallContext) -> Optional[Value]:
-        bits = 16 if ctx.name.endswith("s") else 32
+        bits = 16 if ctx.name.endswith(("s", "16")) else 32
         t = ct.USHORT if bits == 16 else ct.UINT
         value = ctx.integer(0, t).v
         if ctx.name.startswith("nf_hton") and isinstance(value, int) and value:  # 0 reads as 0 either way
             ctx.machine.program.converted.add((bits // 8, value))
         return Int(t, bswap(value, bits))
+
+
+class Expect(Model):
+    """``__builtin_expect(x, c)`` (``likely()`` / ``unlikely()``): a hint to gcc; its value is ``x``."""
+
+    names = ("__builtin_expect",)
+
+    def call(self, ctx: CallContext) -> Optional[Value]:
+        return ctx.integer(0, ct.LONG)
 
 
 class Hash(Model):
