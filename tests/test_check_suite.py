@@ -69,6 +69,11 @@ SUITE = {
     "ctl_blocklist": ("sn", ANY, {"CB_CAPACITY": "64"}, None),
     # one device: frames go back out of the port they came in on
     "one_port": ("sn", {0: ("src_ip",)}, {"OP_CAPACITY": "64", "OP_MAX": "3"}, None),
+    # one device, a budget per host pair keyed by src ^ dst: a key whose two address windows are equal
+    "xor_pairs": ("sn", {0: ("src_ip", "dst_ip")}, {"XP_CAPACITY": "64", "XP_MAX": "3"}, None),
+    # one device, a budget per conversation keyed by (lower address, its port, higher, its port)
+    "ordered_convs": ("sn", {0: ("src_ip", "dst_ip", "src_port", "dst_port")}, {"OC_CAPACITY": "64", "OC_MAX": "3"},
+                      None),
     # one bucket for every frame: WAN frames write its cell under the cell lock, LAN frames read it
     "agg_policer": ("locks", ANY, {"AP_BURST": "1500"}, None),
     # each frame moves a unit between two cells keyed by different ports: locks, two cell locks a pass
