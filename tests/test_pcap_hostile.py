@@ -3,6 +3,7 @@ file and the frame (from 1, as Wireshark counts) or byte where they break, never
 from __future__ import annotations
 
 import bz2
+import fcntl
 import gzip
 import lzma
 import os
@@ -10,6 +11,7 @@ import signal
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import warnings
@@ -433,6 +435,43 @@ def test_a_fifo_nothing_writes_to_is_waited_for_and_a_signal_stops_the_wait(tmp_
             process.wait()
     assert process.returncode == status and err == f"nfx simulate: {word}\n", err
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_signal_stops_a_read_from_a_pipe_whose_writer_is_idle(tmp_path):
+    """The same for a pipe whose writer stays but writes nothing more (a live capture in a quiet
+    spell): the read blocked in the kernel, and Ctrl-C never got through."""
+    fifo = tmp_path / "lan.fifo"
+    os.mkfifo(fifo)
+    plain = tmp_path / "plain.pcap"
+    write_pcap(plain, np.arange(20), [UDP] * 20)
+    process = subprocess.Popen([sys.executable, "-m", "explorer.cli", "simulate", str(ROOT / "sample_nfs" / "nop.c"),
+                                "--cores", "2", "--in", f"0={fifo}"], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    writer = None
+    try:
+        deadline = time.monotonic() + 120
+        while writer is None and time.monotonic() < deadline:
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # once nfx opened it
+            except OSError:
+                time.sleep(0.05)
+        assert writer is not None
+        os.write(writer, plain.read_bytes()[:500])
+        unread = struct.pack("i", 1)
+        while struct.unpack("i", unread)[0] and time.monotonic() < deadline:  # until nfx read it all
+            time.sleep(0.05)
+            unread = fcntl.ioctl(writer, termios.FIONREAD, bytes(4))
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if writer is not None:
+            os.close(writer)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130 and err == "nfx simulate: interrupted\n", err
 
 
 def test_a_fifo_written_to_later_is_read(tmp_path):

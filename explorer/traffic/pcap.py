@@ -18,6 +18,7 @@ NF they are not IPv4, and nfx steers them unhashed).
 """
 from __future__ import annotations
 
+import io
 import os
 import select
 import stat
@@ -196,13 +197,13 @@ def iter_pcap(path: PathLike, chunk_packets: int) -> Iterator[Chunk]:
         raise TrafficError(f"{path}: cannot read: {error.strerror or error}") from None
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):  # a FIFO ends: it may be read
         raise TrafficError(f"{path}: is a device or socket, not a pcap file")
-    return _chunks(path, chunk_packets, stat.S_ISREG(mode))
+    return _chunks(path, chunk_packets, stat.S_ISREG(mode), stat.S_ISFIFO(mode))
 
 
-def _chunks(path: PathLike, chunk_packets: int, regular: bool = True) -> Iterator[Chunk]:
+def _chunks(path: PathLike, chunk_packets: int, regular: bool = True, pipe: bool = False) -> Iterator[Chunk]:
     name = str(path)
     try:
-        stream = open(path, "rb") if regular else _open_pipe(name)
+        stream = _open_pipe(name) if pipe else open(path, "rb")
     except FileNotFoundError:
         raise TrafficError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -227,27 +228,55 @@ def _chunks(path: PathLike, chunk_packets: int, regular: bool = True) -> Iterato
 
 
 def _open_pipe(name: str) -> BinaryIO:
-    """A named pipe (FIFO) or a pipe, opened for reading once something writes to it.
+    """A named pipe (FIFO) or a pipe, opened for reading once something writes to it, and read
+    without ever blocking in the kernel.
 
-    A plain ``open`` of a FIFO nothing writes to blocks in the kernel, where Ctrl-C landing on another
-    of nfx's threads never reaches it: ``nfx simulate --in 0=fifo`` hung until killed. So the pipe is
-    opened without blocking and polled in short waits (Python runs its signal handlers between
-    them), saying once, after a second, what it waits for."""
+    A plain ``open`` of a FIFO nothing writes to, or a ``read`` of a pipe whose writer is idle,
+    blocks in the kernel, where Ctrl-C landing on another of nfx's threads never reaches it:
+    ``nfx simulate --in 0=fifo`` hung until killed. So the pipe is opened and read without blocking,
+    and waited for in short polls (Python runs its signal handlers between them); a pipe nothing
+    writes to is said once, after a second."""
     fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLHUP)
+        raw = _PipeReader(fd)
         waits = 0
-        while not poller.poll(_PIPE_POLL_MS):
+        while not raw.ready():
             waits += 1
             if waits * _PIPE_POLL_MS == _PIPE_SAY_MS:
                 warnings.warn(TrafficWarning(f"{name}: a named pipe nothing writes to yet; waiting for a writer "
                                              "(Ctrl-C to stop)"))
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+    return io.BufferedReader(raw, _READ_SIZE)
+
+
+class _PipeReader(io.RawIOBase):
+    """A pipe's non-blocking descriptor read as a blocking stream, in short polls (``_open_pipe``)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLIN | select.POLLHUP)
+
+    def ready(self) -> bool:
+        """Whether a read would not wait: bytes came, or the writer closed (end of the pipe)."""
+        return bool(self.poller.poll(_PIPE_POLL_MS))
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while True:
+            try:
+                return os.readv(self.fd, [buffer])
+            except BlockingIOError:
+                self.ready()
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
 
 
 def _iter_classic(stream: BinaryIO, name: str, chunk_packets: int, magic: bytes, stats: FileStats) -> Iterator[Chunk]:
