@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from explorer import pipeline
+from explorer.codegen import parallel_plan
+from explorer.codegen.transform import transform
 from explorer.errors import UnsupportedError
 from explorer.explain import field_name
 from explorer.graph import access_graph
@@ -64,8 +66,18 @@ def test_a_handle_stored_where_no_pointer_is_named_is_refused_with_its_location(
     assert (caught.value.location.line, caught.value.location.col) == (4, 10), where
 
 
+def test_a_nat_with_its_handles_in_a_struct_shards_by_allocation_like_cone_nat():
+    struct = pipeline.solve(NFS / "handle_nat.c", cores=4)
+    plain = pipeline.solve(NFS / "cone_nat.c", cores=4)
+    assert [(o.name, o.decision, o.fields) for o in struct.sharding.objects] == \
+        [("nat." + o.name, o.decision, o.fields) for o in plain.sharding.objects]
+    plan = parallel_plan(struct, "sn", 2)
+    assert plan.object("nat.ports").pool >= 0
+    assert "nf_pool_dchain_allocate(0, CONE_CAPACITY, out)" in transform(plan).text  # in the helper
+
+
 @pytest.mark.dpdk
-@pytest.mark.parametrize("nf", ["handle_struct", "handle_array"])
+@pytest.mark.parametrize("nf", ["handle_struct", "handle_array", "handle_nat"])
 @pytest.mark.parametrize("cores", [2, 3])
 def test_handles_in_structs_and_arrays_stay_equivalent(nf, cores):
     solution = pipeline.solve(NFS / f"{nf}.c", cores=cores)
