@@ -212,6 +212,14 @@ def test_the_simulator_sees_no_violation_on_both_directions(analyses, tmp_path, 
     assert broken.violation_count > 0 and {v.object for v in broken.violations} >= {obj}
 
 
+def test_the_reason_names_the_xored_fields(analyses):
+    reason = pipeline.solve(analyses["xor-ports"], cores=2, quality=False).sharding.decision("pairs").reason
+    assert reason.endswith("(the key XORs src_ip with dst_ip and src_port with dst_port: packets whose XORs are "
+                           "equal share an entry)"), reason
+    plain = pipeline.solve(analyses["ordered"], cores=2, quality=False).sharding.decision("convs").reason
+    assert "XOR" not in plain
+
+
 def test_a_sum_of_the_addresses_stays_locked_and_says_why():
     solution = pipeline.solve(XOR, {**SMALL, "XP_SUM": "1"}, cores=2, quality=False)
     assert solution.strategy == "locks"

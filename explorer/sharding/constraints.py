@@ -177,7 +177,7 @@ def _equalities(b1: tuple[KeyBit, ...], b2: tuple[KeyBit, ...]) -> tuple[tuple, 
         if fx is not None and fy is not None:
             equal.add((fx, fy))
             continue
-        px, py = _rss_parts(x), _rss_parts(y)
+        px, py = rss_parts(x), rss_parts(y)
         if px is not None and py is not None:
             xors.append((px, py))
     used = {(1, a) for a, _ in equal} | {(2, b) for _, b in equal}
@@ -194,7 +194,7 @@ def _equalities(b1: tuple[KeyBit, ...], b2: tuple[KeyBit, ...]) -> tuple[tuple, 
     return tuple(sorted(straight)), tuple(sorted(swapped))
 
 
-def _rss_parts(bit: KeyBit) -> Optional[tuple[tuple[str, int], tuple[str, int]]]:
+def rss_parts(bit: KeyBit) -> Optional[tuple[tuple[str, int], tuple[str, int]]]:
     """The two RSS field bits a XOR bit is made of, or None (not a XOR, or a part RSS cannot hash)."""
     if len(bit.parts) != 2:
         return None

@@ -20,9 +20,9 @@ from explorer.rss.problem import PairConstraint
 from explorer.wire import RSS_NAMES
 from explorer.sharding.allocation import Allocation, by_allocation
 from explorer.sharding.constraints import (
-    KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, written_objects)
+    KeyedAccess, fields_on, keyed_accesses, pair_constraints, restrict, rss_bits, rss_parts, written_objects)
 from explorer.sharding.expiry_times import uneven_expiries
-from explorer.sharding.keybits import CHOICES, chooses_too_much
+from explorer.sharding.keybits import CHOICES, chooses_too_much, key_alternatives
 from explorer.sharding.recycling import followers_of, inherited_cells
 from explorer.sharding.replication import DECISIONS, replicate_rare_writers
 from explorer.symbex.bitvec import symbols_of
@@ -333,9 +333,27 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
 
     fields = agreed(constraints)
     reason = f"entries are touched only by packets that agree on {text(agreed(natural))}"
+    xored = _xored_fields(keyed)
+    if xored:
+        reason += (f" (the key XORs {' and '.join(f'{a} with {b}' for a, b in xored)}: packets whose XORs are "
+                   "equal share an entry)")
     if overridden:
         reason += f" (overridden to hash {text(sorted((d, tuple(f)) for d, f in override.items()))})"
     return decision("shard", reason, fields, constraints, overridden, natural)
+
+
+def _xored_fields(keyed: tuple[KeyedAccess, ...]) -> list[tuple[str, str]]:
+    """The pairs of RSS fields some packet key XORs bit by bit (``src ^ dst``), in field order."""
+    found = set()
+    for k in keyed:
+        if k.kind != "packet":
+            continue
+        for way in key_alternatives(k.access.key, xor=True):
+            for bit in way:
+                parts = rss_parts(bit)
+                if parts is not None:
+                    found.add(tuple(sorted({parts[0][0], parts[1][0]}, key=RSS_NAMES.index)))
+    return sorted((p for p in found if len(p) == 2), key=lambda p: (RSS_NAMES.index(p[0]), RSS_NAMES.index(p[1])))
 
 
 def _by_device(k: KeyedAccess) -> str:
