@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import z3
 
 from explorer import ir
-from explorer.symbex import analyze, merging
+from explorer.errors import NfxError
+from explorer.symbex import analyze, merging, statements
 from explorer.symbex.bitvec import symbols_of
 from explorer.symbex.evaluate import compile_term
 
@@ -99,7 +101,7 @@ def _behaviour(p: ir.CallPath, env: dict[str, np.ndarray], i: int) -> tuple:
     return calls, writes, str(p.verdict)
 
 
-@pytest.mark.parametrize("nf", ["acl_fw", "acl_count"])
+@pytest.mark.parametrize("nf", ["acl_fw", "acl_count", "acl_long"])
 def test_merged_paths_describe_the_same_behaviour(nf: str, monkeypatch: pytest.MonkeyPatch) -> None:
     merged, plain = analyze(NFS / f"{nf}.c"), _unmerged(NFS / f"{nf}.c", monkeypatch)
     env = _environment([merged, plain], random.Random(f"merge-{nf}"))
@@ -113,22 +115,69 @@ def test_merged_paths_describe_the_same_behaviour(nf: str, monkeypatch: pytest.M
 
 def test_an_acl_loop_merges_the_ways_a_rule_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     merged, plain = analyze(NFS / "acl_fw.c"), _unmerged(NFS / "acl_fw.c", monkeypatch)
-    assert (len(merged.paths), len(plain.paths)) == (23, 89)
-    # the LAN path that no rule matches and that creates a flow: one negated rule per iteration (the
-    # rule for any protocol and port is a prefix test alone)
+    # the loop's ways out end in two states, allowed or denied, whatever rule decided: its breaks at
+    # different rules leave different counters i, but i has ended with the loop (it kept 23 paths)
+    assert (len(merged.paths), len(plain.paths)) == (8, 89)
+    # the LAN path that no deny rule decides and that creates a flow: the denied ways negated,
+    # factored so that each rule's test shows at most twice (matched or not) instead of once per
+    # later rule
     last = [p for p in merged.paths if p.devices == (0,) and p.verdict.device == 1][-2]
-    assert last.condition_text.count("!(p.ipv4.src & ") == 7
-    assert "p.ipv4.src & 0xffff0000 != 10.2.0.0 &&" in last.condition_text
+    text = last.condition_text
+    assert text.startswith("p.is_ipv4 && p.is_tcpudp && p.device == 0 && !((p.ipv4.src & 0xffffff00 == 10.0.0.0 && ")
+    # rule 1 (deny 10.0.0.0/24) matched or not; rules 2 and 3 (allow 10.0.0.0/16) and 4 (allow
+    # 10.0.1.0/24) only as not matched, on the way to a later deny
+    assert text.count("== 10.0.0.0") == 4 and text.count("== 10.0.1.0") == 1
     assert [x.call for x in last.accesses] == ["nf_expire_items", "nf_map_get", "nf_dchain_allocate_new_index",
                                               "nf_map_put", "nf_vector_borrow", "nf_vector_return"]
 
 
+def test_a_rule_loop_replays_from_the_iteration_a_path_was_queued_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path queued at rule k starts at rule k's iteration (``loop_heads``): a 64-rule ACL ran its
+    first rule test 610 times when every queued path replayed the rules before."""
+    runs = []
+    original = statements.Statements.visit_If
+
+    def counted(self: statements.Statements, node: Any) -> None:
+        runs.append(node.coord.line)
+        return original(self, node)
+
+    monkeypatch.setattr(statements.Statements, "visit_If", counted)
+    analysis = analyze(NFS / "acl_long.c")
+    source = (NFS / "acl_long.c").read_text().splitlines()
+    first_test = next(n for n, line in enumerate(source, 1) if "RULES[i].mask) != RULES[i].prefix" in line)
+    rule_tests = [line for line in runs if line == first_test]
+    assert rule_tests, "the rule loop's first test never ran"
+    assert len(analysis.paths) == 8
+    assert len(rule_tests) <= 2 * 64, f"the first rule test ran {len(rule_tests)} times for 64 rules"
+
+
 def test_paths_without_merges_are_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
     root = Path(__file__).resolve().parent.parent
-    for nf in ("fw", "lb", "psd"):
+    for nf in ("fw", "psd"):
         merged = analyze(root / "sample_nfs" / f"{nf}.c")
         plain = _unmerged(root / "sample_nfs" / f"{nf}.c", monkeypatch)
         assert merged.to_dict() == plain.to_dict()
+
+
+def test_returns_that_differ_only_in_ended_locals_merge_with_their_labels() -> None:
+    """lb's WAN side drops a frame that is not TCP/UDP and one not sent to the VIP at two returns of
+    one helper, whose locals (the header pointers) differ but have ended: one path, whose text keeps
+    the header accessors' labels."""
+    root = Path(__file__).resolve().parent.parent
+    texts = [p.condition_text for p in analyze(root / "sample_nfs" / "lb.c").paths]
+    assert "p.device != 0 && p.is_ipv4 && (!p.is_tcpudp || (p.is_tcpudp && p.ipv4.dst != 203.0.113.1))" in texts
+    assert len(texts) == 13
+
+
+def test_a_pointer_to_a_local_of_an_ended_block_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dangling.c"
+    path.write_text('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  int *out;\n  {\n    int port = 1;\n    out = &port;\n  }\n  return *out;\n}\n")
+    with pytest.raises(NfxError) as error:
+        analyze(path)
+    assert "no longer exists" in str(error.value)
+    assert error.value.location is not None and error.value.location.line == 9
 
 
 def test_a_branch_whose_sides_end_alike_is_one_path(tmp_path: Path) -> None:

@@ -905,9 +905,10 @@ def test_paths_traffic_follows_the_nfs_paths_and_checks_a_new_nf(tmp_path, capsy
     for dev in (0, 1):  # seeded: the same packets in every fresh process
         assert (again / f"dev{dev}.pcap").read_bytes() == (out / f"dev{dev}.pcap").read_bytes()
     head = printed.splitlines()[0]
-    assert head.startswith("paths traffic for knock, seed 1: ") and "16 of 18 paths followed" in head, printed
-    assert printed.count("not reached") == 1  # one reason
-    assert "  2 paths (15-16) not reached, each for the same reason: " in printed
+    # every path: the two that no input reached (18 paths before) differed from reachable ones only in
+    # locals of blocks that had ended, and now merge with them (13 paths)
+    assert head.startswith("paths traffic for knock, seed 1: ") and "13 of 13 paths followed" in head, printed
+    assert "not reached" not in printed
     inputs = [f"0={out / 'dev0.pcap'}", f"1={out / 'dev1.pcap'}"]
     trace = load_inputs(inputs)
     assert f"wrote {out / 'dev1.pcap'} ({int((trace.devices == 1).sum())} packets)" in printed

@@ -66,7 +66,7 @@ def source_columns(preprocessed: str, sources: dict[str, str],
     """(file, line, preprocessed column) -> source column, for the lines of ``sources`` (file name
     -> text) whose columns differ; empty when a text cannot be cut into tokens."""
     try:
-        pre_lines = _by_line(lex(preprocessed, ""))
+        pre_lines = _by_line(lex(_from_files(preprocessed, set(sources), spellings or {}), ""))
         source_lines = {name: _by_line(lex(scan(text)[0], name)) for name, text in sources.items()}
     except LexError:
         return {}
@@ -80,6 +80,32 @@ def source_columns(preprocessed: str, sources: dict[str, str],
             if pre_column != column:
                 table[(name, line, pre_column)] = column
     return table
+
+
+def _from_files(preprocessed: str, files: set[str], spellings: dict[str, str]) -> str:
+    """The lines of the preprocessed text that come from ``files``, each run after its line marker:
+    the headers nf.h pulls in are half the text of a small NF, and cutting them into tokens was a
+    tenth of its analysis."""
+    out, keep = [], False
+    for line in preprocessed.splitlines(keepends=True):
+        name = _marker_file(line) if line.startswith("#") else None
+        if name is not None:
+            keep = spellings.get(name, name) in files
+        if keep:
+            out.append(line)
+    return "".join(out)
+
+
+def _marker_file(line: str) -> Optional[str]:
+    """The file a line marker (``# 22 "nf.c" 2``) names, as gcc escaped it; None for another line."""
+    rest = line[1:].lstrip(" ")
+    digits = len(rest) - len(rest.lstrip("0123456789"))
+    if not digits or not rest[digits:].startswith(' "'):
+        return None
+    i = start = digits + 2
+    while i < len(rest) and rest[i] != '"':
+        i += 2 if rest[i] == "\\" else 1
+    return rest[start:i] if i < len(rest) else None
 
 
 def give_source_columns(ast: c_ast.Node, table: dict[tuple[str, int, int], int]) -> None:

@@ -69,6 +69,7 @@ def reset_caches() -> None:
     _extract_cache.clear()
     _bytes_cache.clear()
     _constants_cache.clear()
+    _constants_roots.clear()
     _numerals.clear()
 
 
@@ -317,7 +318,10 @@ _HEAVY_OPS = frozenset({z3.Z3_OP_BMUL, z3.Z3_OP_BUDIV, z3.Z3_OP_BSDIV, z3.Z3_OP_
                         z3.Z3_OP_BSMOD, z3.Z3_OP_BUDIV_I, z3.Z3_OP_BSDIV_I, z3.Z3_OP_BUREM_I, z3.Z3_OP_BSREM_I})
 
 
-_constants_cache: dict[int, tuple[Any, dict[str, Any], bool]] = {}
+# By Z3 AST id: (symbols by name, weight). The ids stay unique while the terms asked about are alive,
+# and ``_constants_roots`` keeps them (and with them every subterm) alive until reset_caches().
+_constants_cache: dict[int, tuple[dict[str, Any], int]] = {}
+_constants_roots: list[Any] = []
 
 
 HEAVY_SUMS = 12  # additions of non-constant terms in one term past which Z3's incremental solver slows down
@@ -329,52 +333,64 @@ def constants_of(term: Any) -> tuple[dict[str, Any], bool]:
     up more than ``HEAVY_SUMS`` non-constant terms (a constant-bound loop summing 32 state cells
     took Z3 7 s to prove a comparison of the sum, 64 cells past its timeout). Heavy questions are
     first tried on candidate assignments (``PathSolver._witness``). Memoized per subterm, since
-    path constraints share large subterms."""
+    path constraints share large subterms; the DAG is walked through Z3's C API (z3.py's
+    ``children()`` wraps every child in a Python object: a tenth of a 64-rule ACL's analysis)."""
     if not isinstance(term, z3.ExprRef):
         return {}, False
     hit = _constants_cache.get(ast_id(term))
     if hit is not None:
-        return hit[1], hit[2] > HEAVY_SUMS
-    stack: list[tuple[Any, bool]] = [(term, False)]
+        return hit[0], hit[1] > HEAVY_SUMS
+    ctx = term.ctx
+    ref = ctx.ref()
+    _constants_roots.append(term)
+    stack: list[tuple[Any, bool]] = [(term.as_ast(), False)]
     while stack:
-        t, ready = stack.pop()
-        key = ast_id(t)
+        node, ready = stack.pop()
+        key = z3.Z3_get_ast_id(ref, node)
         if key in _constants_cache:
             continue
-        if ready:
-            consts: dict[str, Any] = {}
-            kind = t.decl().kind()
-            # the weight: past HEAVY_SUMS means heavy (a heavy operation counts as past it)
-            weight = HEAVY_SUMS + 1 if kind in _HEAVY_OPS and not _by_constant(t) else 0
-            if kind == z3.Z3_OP_BADD:
-                weight += sum(1 for c in t.children() if not z3.is_bv_value(c)) - 1
-            for child in t.children():
-                _, child_consts, child_weight = _constants_cache[ast_id(child)]
-                consts.update(child_consts)
-                weight += child_weight
-            _constants_cache[key] = (t, consts, min(weight, HEAVY_SUMS + 1))
+        if z3.Z3_get_ast_kind(ref, node) != z3.Z3_APP_AST:
+            _constants_cache[key] = ({}, 0)
             continue
-        if not z3.is_app(t):
-            _constants_cache[key] = (t, {}, 0)
+        app = z3.Z3_to_app(ref, node)
+        count = z3.Z3_get_app_num_args(ref, app)
+        kind = z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, app))
+        if count == 0:
+            if kind == z3.Z3_OP_UNINTERPRETED:
+                name = z3.Z3_get_symbol_string(ref, z3.Z3_get_decl_name(ref, z3.Z3_get_app_decl(ref, app)))
+                _constants_cache[key] = ({name: z3.z3._to_expr_ref(node, ctx)}, 0)
+            else:
+                _constants_cache[key] = ({}, 0)
             continue
-        decl = t.decl()
-        if decl.kind() == z3.Z3_OP_UNINTERPRETED and t.num_args() == 0:
-            _constants_cache[key] = (t, {decl.name(): t}, 0)
+        args = [z3.Z3_get_app_arg(ref, app, k) for k in range(count)]
+        if not ready:
+            stack.append((node, True))
+            stack.extend((a, False) for a in args)
             continue
-        stack.append((t, True))
-        stack.extend((c, False) for c in t.children())
-    _, consts, weight = _constants_cache[ast_id(term)]
+        # the weight: past HEAVY_SUMS means heavy (a heavy operation counts as past it)
+        weight = HEAVY_SUMS + 1 if kind in _HEAVY_OPS and not _by_constant(ref, kind, args) else 0
+        if kind == z3.Z3_OP_BADD:
+            weight += sum(1 for a in args if not z3.Z3_is_numeral_ast(ref, a)) - 1
+        consts: dict[str, Any] = {}
+        for a in args:
+            child_consts, child_weight = _constants_cache[z3.Z3_get_ast_id(ref, a)]
+            consts.update(child_consts)
+            weight += child_weight
+        _constants_cache[key] = (consts, min(weight, HEAVY_SUMS + 1))
+    consts, weight = _constants_cache[ast_id(term)]
     return consts, weight > HEAVY_SUMS
 
 
-def _by_constant(t: Any) -> bool:
+def _by_constant(ref: Any, kind: int, args: list[Any]) -> bool:
     """A product with a constant factor, or a division or remainder by a power of two: shifts and
     adds once bit-blasted, so as cheap for Z3 as an addition."""
-    children = t.children()
-    if t.decl().kind() == z3.Z3_OP_BMUL:
-        return sum(not z3.is_bv_value(c) for c in children) <= 1
-    divisor = children[-1]
-    return z3.is_bv_value(divisor) and divisor.as_long() > 0 and divisor.as_long() & (divisor.as_long() - 1) == 0
+    if kind == z3.Z3_OP_BMUL:
+        return sum(not z3.Z3_is_numeral_ast(ref, a) for a in args) <= 1
+    divisor = args[-1]
+    if not z3.Z3_is_numeral_ast(ref, divisor):
+        return False
+    value = int(z3.Z3_get_numeral_string(ref, divisor))
+    return value > 0 and value & (value - 1) == 0
 
 
 def subterms(term: Any) -> Iterator[Any]:

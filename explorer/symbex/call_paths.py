@@ -7,11 +7,13 @@ from typing import Any, Iterable, Optional
 import z3
 
 from explorer import ir
-from explorer.symbex.bitvec import bv, combine, combine_be, conjoined, symbol_names, symbols_of
+from explorer.symbex.bitvec import (ast_id, bv, combine, combine_be, conjoined, constants_of, negated,
+                                    symbol_names, symbols_of)
 from explorer.symbex.conjuncts import Conjuncts
 from explorer.symbex.ctype import IntType, StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
 from explorer.symbex.fixed_values import DEVICE, FixedValues
+from explorer.symbex.memory import cell_key
 from explorer.symbex.render import Renderer, address
 from explorer.symbex.state import PathState
 from explorer.symbex.values import to_signed
@@ -26,6 +28,15 @@ class CallPathBuilder:
         self.source = source
         self.render = Renderer({o.name: o.layout for o in objects if o.kind == "vector"})
         self.converted = frozenset(converted)
+        # a key field's reading by its cells (``cell_key``): every path of a flow table has the same
+        # key cells, and choosing their byte order simplifies and walks two terms
+        self._written: dict[tuple, Any] = {}
+        # the path being built: the AST ids of its decisions, and its device when it has one
+        self._known: set[int] = set()
+        self._device: Optional[int] = None
+        self._on_device: dict[tuple[int, int], tuple[Any, Optional[bool]]] = {}  # (cond id, device) -> truth
+        self._ways_texts: dict[tuple, tuple[Any, str]] = {}
+        self._ids: dict[int, tuple[Any, frozenset[int]]] = {}
         self.conjuncts = Conjuncts()  # what a path's text shows of its decisions
 
     def key_text(self, raw: RawAccess, fixed: FixedValues) -> str:
@@ -54,11 +65,17 @@ class CallPathBuilder:
             wire = int.from_bytes(bytes(cells), "big")  # memory order: what nf_htonl's argument was
             if (len(cells), wire) in self.converted and len(cells) in (2, 4):
                 return address(wire) if len(cells) == 4 else str(wire)
-        return self.render.text(fixed.simplify(bv(_as_written(cells), 8 * len(cells))))
+        key = tuple(cell_key(c) for c in cells)
+        written = self._written.get(key)
+        if written is None:
+            written = self._written[key] = (cells, bv(_as_written(cells), 8 * len(cells)))  # cells: ids stay theirs
+        return self.render.text(fixed.simplify(written[1]))
 
     def path(self, index: int, state: PathState, effects: Effects, verdict: ir.Verdict,
              writes: tuple[ir.FieldWrite, ...], devices: tuple[int, ...]) -> ir.CallPath:
         condition = conjoined(state.constraints) if state.constraints else z3.BoolVal(True)
+        self._known = {ast_id(d.cond) for d in state.decisions if d.ways is None}
+        self._device = devices[0] if len(devices) == 1 else None
         shown = self.conjuncts.shown([d.cond for d in state.decisions])
         text = " && ".join(self._wrap(d, cond) for d, cond in zip(state.decisions, shown)
                            if cond is not None or d.label is not None) or "true"
@@ -76,9 +93,88 @@ class CallPathBuilder:
                                  None if single is not None else term)
         return ir.CallPath(index, condition, text, devices, accesses, writes, verdict)
 
-    def _wrap(self, decision: Any, cond: Any) -> str:
+    def _wrap(self, decision: Any, cond: Any = None) -> str:
+        if decision.ways is not None:
+            # paths share their merged decisions: the text depends only on the path's device and on
+            # which of the way's decisions (or their negations) are the path's own
+            key = (id(decision), self._device, frozenset(self._known & self._ids_in(decision)))
+            hit = self._ways_texts.get(key)
+            if hit is None:
+                hit = self._ways_texts[key] = (decision, self._ways(decision))  # keeps the id its own
+            return hit[1]
+        cond = decision.cond if cond is None else cond
         text = decision.label if decision.label is not None else self.render.text(cond)
         return f"({text})" if decision.label is None and z3.is_or(cond) else text
+
+    def _ids_in(self, decision: Any) -> frozenset[int]:
+        """The AST ids of the decisions in a merged decision's ways, and of their negations."""
+        hit = self._ids.get(id(decision))
+        if hit is None:
+            ids: set[int] = set()
+            for way in decision.ways:
+                for d in way:
+                    ids |= self._ids_in(d) if d.ways is not None else {ast_id(d.cond), _negation_id(d.cond)}
+            hit = self._ids[id(decision)] = (decision, frozenset(ids))
+        return hit[1]
+
+    def _holds(self, decision: Any) -> Optional[bool]:
+        """Whether a decision of a way is one of the path's own decisions (True), contradicts one or
+        the path's one device (False), or neither (None)."""
+        if decision.ways is not None:
+            return None
+        cond = decision.cond
+        if ast_id(cond) in self._known:
+            return True
+        if _negation_id(cond) in self._known:
+            return False
+        if self._device is None:
+            return None
+        key = (ast_id(cond), self._device)
+        if key not in self._on_device:
+            device = constants_of(cond)[0].get(DEVICE)
+            value = None
+            if device is not None:
+                value = z3.simplify(z3.substitute(cond, (device, z3.BitVecVal(self._device, device.size()))))
+            self._on_device[key] = (cond, None if value is None or not z3.is_bool(value) or
+                                    not (z3.is_true(value) or z3.is_false(value)) else z3.is_true(value))
+        return self._on_device[key][1]
+
+    def _ways(self, decision: Any) -> str:
+        """A merged group's condition as the ways through its statement, with their labels."""
+        text, disjunction = self._either(decision.ways)
+        if decision.negated:
+            return f"!({text})"
+        return f"({text})" if disjunction else text
+
+    def _either(self, ways: tuple) -> tuple[str, bool]:
+        """Ways (each a tuple of decisions) as one disjunction, with the leading decisions several share
+        taken out, as ``merging._factored`` builds the condition: ``a || (!a && (b || (!b && c)))``;
+        and whether the text is a disjunction (a conjunction needs no parentheses in one)."""
+        # the path's own decisions hold: a way that contradicts one of them adds nothing, and a
+        # decision of a way that is one of them need not be shown again (a rule loop merged over both
+        # devices, on a path that later takes p.device != 0, shows only the other device's rules)
+        ways = tuple(tuple(d for d in way if self._holds(d) is not True) for way in ways
+                     if not any(self._holds(d) is False for d in way))
+        if not ways:
+            return "false", False
+        if any(not way for way in ways):
+            return "true", False
+        by_first: dict[tuple, list[tuple]] = {}
+        for way in ways:
+            by_first.setdefault((ast_id(way[0].cond), way[0].label), []).append(way)
+        parts = []
+        for members in by_first.values():
+            if len(members) == 1:
+                texts = [self._wrap(d) for d in members[0]]
+            else:
+                rest, disjunction = self._either(tuple(m[1:] for m in members))
+                texts = [self._wrap(members[0][0])]
+                if rest != "true":
+                    texts.append(f"({rest})" if disjunction else rest)
+            parts.append(" && ".join(texts))
+        if len(parts) == 1:
+            return parts[0], False
+        return " || ".join(f"({p})" if " && " in p else p for p in parts), True
 
     @staticmethod
     def _single_value(state: PathState, term: Any) -> Optional[int]:
@@ -86,6 +182,11 @@ class CallPathBuilder:
         if value is not None and state.proves(term == value):
             return to_signed(value, 32)
         return None
+
+
+def _negation_id(cond: Any) -> int:
+    """The AST id of ``cond``'s negation (Z3 shares equal terms, so ``!c`` built twice is one id)."""
+    return ast_id(cond.arg(0)) if z3.is_not(cond) else ast_id(negated(cond))
 
 
 def _as_written(cells: tuple) -> Any:
@@ -104,17 +205,28 @@ def _as_written(cells: tuple) -> Any:
 
 def _byte_picks(term: z3.ExprRef) -> int:
     """How many distinct subterms of ``term`` take one byte out of a wider value (a byte swap
-    takes them all)."""
-    seen, picks, stack = set(), 0, [term]
+    takes them all). Walked through Z3's C API: through z3.py's wrappers this walk was half the
+    time of turning a 64-rule ACL's 51 paths into ``ir`` values."""
+    ctx = term.ctx.ref()
+    seen: set[int] = set()
+    picks, stack = 0, [term.as_ast()]  # borrowed: ``term`` keeps every node alive
     while stack:
-        t = stack.pop()
-        if t.get_id() in seen:
+        node = stack.pop()
+        key = z3.Z3_get_ast_id(ctx, node)
+        if key in seen or z3.Z3_get_ast_kind(ctx, node) != z3.Z3_APP_AST:
             continue
-        seen.add(t.get_id())
-        if z3.is_app_of(t, z3.Z3_OP_EXTRACT) and t.size() == 8 and t.arg(0).size() > 8:
+        seen.add(key)
+        app = z3.Z3_to_app(ctx, node)
+        count = z3.Z3_get_app_num_args(ctx, app)
+        if (count == 1 and z3.Z3_get_decl_kind(ctx, z3.Z3_get_app_decl(ctx, app)) == z3.Z3_OP_EXTRACT
+                and _bits(ctx, node) == 8 and _bits(ctx, z3.Z3_get_app_arg(ctx, app, 0)) > 8):
             picks += 1
-        stack.extend(t.children())
+        stack.extend(z3.Z3_get_app_arg(ctx, app, k) for k in range(count))
     return picks
+
+
+def _bits(ctx: Any, node: Any) -> int:
+    return z3.Z3_get_bv_sort_size(ctx, z3.Z3_get_sort(ctx, node))
 
 
 def _simplified_write(write: ir.FieldWrite, fixed: FixedValues, render: Renderer) -> ir.FieldWrite:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import z3
 
 from explorer.errors import NfxError
+from explorer.symbex.bitvec import ast_id, conjoined, disjoined, negated
 from explorer.symbex.machine import Snapshot
 from explorer.symbex.memory import cell_key, term_key
 from explorer.symbex.program import location_of
@@ -197,23 +198,46 @@ def _groups(node: Any, ends: list[_End]) -> list[Group]:
             groups.append(Group(node, first.kind, first.signal, first.subtrace, first.constraints, first.decisions,
                                 fields, first.end))
             continue
-        cond = _either(group)
+        cond, ways, negate = _either(group), group, False
         others = [end for j, g in enumerate(members) if j != i for end in g]
         if partition and others and _size(others) < _size(group):
-            cond = z3.Not(_either(others))  # the same inputs, since the groups partition them
-        decision = Decision(cond, None, location_of(node))
+            # the same inputs, since the groups partition them
+            cond, ways, negate = negated(_either(others)), others, True
+        decision = Decision(cond, None, location_of(node), tuple(end.decisions for end in ways), negate)
         groups.append(Group(node, first.kind, first.signal, first.subtrace, (cond,), (decision,), fields, first.end))
     return groups
 
 
 def _either(ends: list[_End]) -> Any:
-    return _join(z3.Or, [_join(z3.And, list(end.constraints)) for end in ends])
+    return _factored([end.constraints for end in ends])
+
+
+def _factored(conjunctions: list[tuple]) -> Any:
+    """The disjunction of ``conjunctions`` (tuples of constraints), with the leading constraints that
+    several share taken out: the ends of a rule loop are ``a``, ``!a && b``, ``!a && !b && c``, ...,
+    whose plain disjunction grows with the square of the rules (a 64-rule ACL's path printed
+    kilobytes), and which read ``a || (!a && (b || (!b && c)))`` factored."""
+    if any(not c for c in conjunctions):
+        return z3.BoolVal(True)  # an empty conjunction holds always
+    by_first: dict[int, list[tuple]] = {}
+    for c in conjunctions:
+        by_first.setdefault(ast_id(c[0]), []).append(c)
+    parts = []
+    for members in by_first.values():
+        if len(members) == 1:
+            parts.append(_join(conjoined, list(members[0])))
+            continue
+        rest = _factored([m[1:] for m in members])
+        parts.append(members[0][0] if z3.is_true(rest) else _join(conjoined, [members[0][0], rest]))
+    return _join(disjoined, parts)
 
 
 def _join(op: Any, terms: list[Any]) -> Any:
+    """``op`` (``conjoined`` or ``disjoined``: Z3's C API, as z3.py's And and Or cast every operand)
+    of ``terms``; an empty conjunction is true, an empty disjunction false."""
     if not terms:
-        return z3.BoolVal(op is z3.And)
-    return terms[0] if len(terms) == 1 else op(*terms)
+        return z3.BoolVal(op is conjoined)
+    return terms[0] if len(terms) == 1 else op(terms)
 
 
 def _size(ends: list[_End]) -> int:

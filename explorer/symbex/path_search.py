@@ -26,7 +26,9 @@ from explorer.symbex.call_paths import CallPathBuilder, fields_read, state_objec
 from explorer.symbex.ctype import PointerType
 from explorer.symbex.effects import Effects, ObjectInfo
 from explorer.symbex.fixed_values import DEVICE
+from explorer.symbex import merging
 from explorer.symbex.interpreter import Interpreter
+from explorer.symbex.loop_heads import LoopHeads
 from explorer.symbex.memory import Region, same_cell
 from explorer.symbex.models import forks
 from explorer.symbex.packet import PacketSymbols
@@ -73,6 +75,7 @@ class PathSearch:
         self.snapshot: dict[str, Region] = {}
         self.packet = PacketSymbols()
         self._one_sided_seen: set[Location] = set()
+        self.heads = LoopHeads()
 
     # ------------------------------------------------------------------ nf_init
     def load(self) -> None:
@@ -118,6 +121,7 @@ class PathSearch:
                                        f"({len(result.finished)} paths so far)", location=location_of(process))
             state = PathState(self.solver, prefix, base, budget)
             state.on_one_sided = self._one_sided
+            state.heads = self.heads if merging.ENABLED else None
             try:
                 finished = self._run(process, state)
             except Infeasible:

@@ -29,6 +29,11 @@ class Decision:
     cond: Any  # z3.BoolRef, as taken
     label: Optional[str]  # readable text replacing the rendered condition (e.g. "p.is_ipv4")
     location: Optional[Location]
+    # A merged statement's group (``merging``): the ways through it, each the decisions of one of its
+    # paths, that ``cond`` is the disjunction of (with ``negated``, of the other groups' ways, and
+    # ``cond`` is its negation). The path's text shows them with their labels.
+    ways: Optional[tuple[tuple["Decision", ...], ...]] = None
+    negated: bool = False
 
 
 class Infeasible(Exception):
@@ -78,6 +83,9 @@ class PathState:
     # Called as (state, cond, taken, location) when this path can take only one side of a branch
     # (the path search uses it to point out comparisons with devices the NF does not have).
     on_one_sided: Optional[Callable[["PathState", Any, bool, Optional[Location]], None]] = None
+    # Where queued paths resume inside loops (``loop_heads.LoopHeads``), shared by one exploration's
+    # runs; None: loops replay from their start.
+    heads: Any = None
 
     def __init__(self, solver: PathSolver, prefix: tuple, base: list[Any], budget: Optional[Budget] = None):
         self.solver = solver
@@ -100,6 +108,10 @@ class PathState:
         del self.decisions[checkpoint.decisions:]
         del self.trace[checkpoint.trace:]
         self._decided = dict(checkpoint.decided)
+
+    def restore_decided(self, decided: dict) -> None:
+        """Take what a path had decided at a checkpoint of another run (``loop_heads``)."""
+        self._decided = dict(decided)
 
     def assuming(self, cond: Any) -> "PathState":
         """A copy of this (finished) path restricted by the decision ``cond``."""

@@ -110,6 +110,8 @@ class Statements(Visitor):
             return None
         finally:
             m.call_stack.pop()
+            for scope in m.scopes[1:]:
+                m.end_scope(scope)
             m.scopes = saved
 
     # ------------------------------------------------------------------ declarations
@@ -187,7 +189,7 @@ class Statements(Visitor):
             for item in node.block_items or []:
                 self.it.merger.run(item)
         finally:
-            m.scopes.pop()
+            m.end_scope(m.scopes.pop())
 
     def visit_EmptyStatement(self, node: Any) -> None:
         return
@@ -262,7 +264,7 @@ class Statements(Visitor):
         except Break:
             pass
         finally:
-            m.scopes.pop()
+            m.end_scope(m.scopes.pop())
 
     # ------------------------------------------------------------------ loops
     def loop_condition(self, node: Any, loop: Any) -> bool:
@@ -301,35 +303,57 @@ class Statements(Visitor):
                                        "a bound the analyzer can count (a constant number of iterations)")
 
     def _loop(self, node: Any, cond: Any, body: Any, step: Any, check_first: bool) -> None:
+        m = self.machine
         iterations = forking = 0
         first = True
         endless = cond is None or (isinstance(cond, c_ast.Constant)  # for (;;), while (1)
                                    and truth(self.it.expressions.value(cond)) is True)
-        while True:
-            if (check_first or not first) and cond is not None and not self.loop_condition(cond, node):
-                return
-            first = False
-            iterations += 1
-            self.machine.state.budget.check(self.machine.loc(node))  # nested or forking loops add up
-            if iterations > MAX_LOOP_ITERATIONS:
-                raise self.machine.fail(node, f"the loop did not finish after {MAX_LOOP_ITERATIONS} iterations: "
-                                              "it never ends, or runs longer than the analyzer unrolls a loop "
-                                              "(keep NF loops short, e.g. over the 6 bytes of a MAC or 8 rules)")
-            decisions = len(self.machine.state.decisions)
-            try:
-                if body is not None:
-                    self.it.merger.run(body, loop_body=True)
-            except Break:
-                return
-            except Continue:
-                pass
-            forking += endless and len(self.machine.state.decisions) > decisions
-            if forking > MAX_FORKING_ITERATIONS:
-                raise self.machine.fail(node, f"the loop went round {MAX_FORKING_ITERATIONS} times on one path, each "
-                                              "time deciding on packet or state data whether to stop; loops must have a "
-                                              "bound the analyzer can count (a condition such as i < 8)")
-            if step is not None:
-                self.it.expressions.value(step)
+        heads = m.state.heads if self._notes_heads(body) else None
+        start, head = len(m.state.trace), None  # where this run of the loop began (a resumed one too)
+        if heads is not None:
+            resumed = heads.resume(node, m)
+            if resumed is not None:
+                iterations, forking, first = resumed.iterations, resumed.forking, False
+        try:
+            while True:
+                if heads is not None and not first:
+                    heads.close(head, m.state)
+                    head = heads.open(node, start, iterations, forking, m)
+                if (check_first or not first) and cond is not None and not self.loop_condition(cond, node):
+                    return
+                first = False
+                iterations += 1
+                m.state.budget.check(m.loc(node))  # nested or forking loops add up
+                if iterations > MAX_LOOP_ITERATIONS:
+                    raise m.fail(node, f"the loop did not finish after {MAX_LOOP_ITERATIONS} iterations: "
+                                       "it never ends, or runs longer than the analyzer unrolls a loop "
+                                       "(keep NF loops short, e.g. over the 6 bytes of a MAC or 8 rules)")
+                decisions = len(m.state.decisions)
+                try:
+                    if body is not None:
+                        self.it.merger.run(body, loop_body=True)
+                except Break:
+                    return
+                except Continue:
+                    pass
+                forking += endless and len(m.state.decisions) > decisions
+                if forking > MAX_FORKING_ITERATIONS:
+                    raise m.fail(node, f"the loop went round {MAX_FORKING_ITERATIONS} times on one path, each "
+                                       "time deciding on packet or state data whether to stop; loops must have a "
+                                       "bound the analyzer can count (a condition such as i < 8)")
+                if step is not None:
+                    self.it.expressions.value(step)
+        finally:
+            if heads is not None:
+                heads.close(head, m.state)
+
+    def _notes_heads(self, body: Any) -> bool:
+        """Whether this loop notes where its iterations start (``loop_heads``): when paths are merged
+        and its body may fork (a loop that never forks queues no path, and a snapshot per iteration
+        would only cost)."""
+        m = self.machine
+        return (m.state.heads is not None and m.mode == "process" and not m.state.assumptions
+                and body is not None and m.program.facts.may_fork(body))
 
     def visit_While(self, node: Any) -> None:
         self._loop(node, node.cond, node.stmt, None, True)
@@ -348,4 +372,4 @@ class Statements(Visitor):
                     self.it.expressions.value(node.init)
             self._loop(node, node.cond, node.stmt, node.next, True)
         finally:
-            m.scopes.pop()
+            m.end_scope(m.scopes.pop())
