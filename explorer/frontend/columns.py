@@ -65,9 +65,13 @@ def source_columns(preprocessed: str, sources: dict[str, str],
                    spellings: Optional[dict[str, str]] = None) -> dict[tuple[str, int, int], int]:
     """(file, line, preprocessed column) -> source column, for the lines of ``sources`` (file name
     -> text) whose columns differ; empty when a text cannot be cut into tokens."""
+    scanned = {name: scan(text)[0].split("\n") for name, text in sources.items()}
+    own, same = _differing(preprocessed, scanned, spellings or {})
     try:
-        pre_lines = _by_line(lex(_from_files(preprocessed, set(sources), spellings or {}), ""))
-        source_lines = {name: _by_line(lex(scan(text)[0], name)) for name, text in sources.items()}
+        pre_lines = _by_line(lex(own, ""))
+        source_lines = {name: _by_line(lex("\n".join("" if n in same[name] else line
+                                                    for n, line in enumerate(lines, 1)), name))
+                        for name, lines in scanned.items()}
     except LexError:
         return {}
     table = {}
@@ -82,22 +86,40 @@ def source_columns(preprocessed: str, sources: dict[str, str],
     return table
 
 
-def _from_files(preprocessed: str, files: set[str], spellings: dict[str, str]) -> str:
-    """The lines of the preprocessed text that come from ``files``, each run after its line marker:
-    the headers nf.h pulls in are half the text of a small NF, and cutting them into tokens was a
-    tenth of its analysis."""
-    out, keep = [], False
+def _differing(preprocessed: str, scanned: dict[str, list[str]],
+               spellings: dict[str, str]) -> tuple[str, dict[str, set[int]]]:
+    """The preprocessed lines that come from the NF's own files (``scanned``: their lines, comments
+    blanked) and differ from the source line they stand for, each run after its line marker, the
+    others left empty so that line numbers hold; and per file the lines that are the same. Only
+    those that differ can have other columns: the headers nf.h pulls in and the lines no macro
+    touched were most of the text, and cutting them into tokens a tenth of a small NF's analysis."""
+    out: list[str] = []
+    same: dict[str, set[int]] = {name: set() for name in scanned}
+    name: Optional[str] = None
+    number = 0
     for line in preprocessed.splitlines(keepends=True):
-        name = _marker_file(line) if line.startswith("#") else None
+        marker = _marker(line) if line.startswith("#") else None
+        if marker is not None:
+            number, raw = marker
+            name = spellings.get(raw, raw)
+            name = name if name in scanned else None
+            if name is not None:
+                out.append(line)
+            continue
         if name is not None:
-            keep = spellings.get(name, name) in files
-        if keep:
-            out.append(line)
-    return "".join(out)
+            lines = scanned[name]
+            if 0 < number <= len(lines) and line.rstrip() == lines[number - 1].rstrip():
+                same[name].add(number)
+                out.append("\n")
+            else:
+                out.append(line)
+        number += 1
+    return "".join(out), same
 
 
-def _marker_file(line: str) -> Optional[str]:
-    """The file a line marker (``# 22 "nf.c" 2``) names, as gcc escaped it; None for another line."""
+def _marker(line: str) -> Optional[tuple[int, str]]:
+    """The line number and file a line marker (``# 22 "nf.c" 2``) gives, the file as gcc escaped it;
+    None for another line."""
     rest = line[1:].lstrip(" ")
     digits = len(rest) - len(rest.lstrip("0123456789"))
     if not digits or not rest[digits:].startswith(' "'):
@@ -105,7 +127,7 @@ def _marker_file(line: str) -> Optional[str]:
     i = start = digits + 2
     while i < len(rest) and rest[i] != '"':
         i += 2 if rest[i] == "\\" else 1
-    return rest[start:i] if i < len(rest) else None
+    return (int(rest[:digits]), rest[start:i]) if i < len(rest) else None
 
 
 def give_source_columns(ast: c_ast.Node, table: dict[tuple[str, int, int], int]) -> None:

@@ -37,6 +37,7 @@ class CallPathBuilder:
         self._on_device: dict[tuple[int, int], tuple[Any, Optional[bool]]] = {}  # (cond id, device) -> truth
         self._ways_texts: dict[tuple, tuple[Any, str]] = {}
         self._ids: dict[int, tuple[Any, frozenset[int]]] = {}
+        self._negations: dict[int, tuple[Any, Any, int]] = {}
         self.conjuncts = Conjuncts()  # what a path's text shows of its decisions
 
     def key_text(self, raw: RawAccess, fixed: FixedValues) -> str:
@@ -113,9 +114,18 @@ class CallPathBuilder:
             ids: set[int] = set()
             for way in decision.ways:
                 for d in way:
-                    ids |= self._ids_in(d) if d.ways is not None else {ast_id(d.cond), _negation_id(d.cond)}
+                    ids |= self._ids_in(d) if d.ways is not None else {ast_id(d.cond), self._negation_id(d.cond)}
             hit = self._ids[id(decision)] = (decision, frozenset(ids))
         return hit[1]
+
+    def _negation_id(self, cond: Any) -> int:
+        """The AST id of ``cond``'s negation (Z3 shares equal terms, so ``!c`` built twice is one id)."""
+        key = ast_id(cond)
+        hit = self._negations.get(key)
+        if hit is None:
+            negation = cond.arg(0) if z3.is_not(cond) else negated(cond)
+            hit = self._negations[key] = (cond, negation, ast_id(negation))  # keeps both ids their own
+        return hit[2]
 
     def _holds(self, decision: Any) -> Optional[bool]:
         """Whether a decision of a way is one of the path's own decisions (True), contradicts one or
@@ -125,7 +135,7 @@ class CallPathBuilder:
         cond = decision.cond
         if ast_id(cond) in self._known:
             return True
-        if _negation_id(cond) in self._known:
+        if self._negation_id(cond) in self._known:
             return False
         if self._device is None:
             return None
@@ -182,11 +192,6 @@ class CallPathBuilder:
         if value is not None and state.proves(term == value):
             return to_signed(value, 32)
         return None
-
-
-def _negation_id(cond: Any) -> int:
-    """The AST id of ``cond``'s negation (Z3 shares equal terms, so ``!c`` built twice is one id)."""
-    return ast_id(cond.arg(0)) if z3.is_not(cond) else ast_id(negated(cond))
 
 
 def _as_written(cells: tuple) -> Any:
