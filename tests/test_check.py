@@ -335,13 +335,13 @@ def test_cli_check(tmp_path, capsys):
 @pytest.mark.dpdk
 def test_cli_check_on_paths_traffic_says_which_paths_it_could_not_follow(capsys):
     """Only ``nfx traffic paths`` said why paths went unreached; a check on that traffic speaks for
-    none of them, so it says so too (knock.c: paths 15 and 16 need a stage no packet leaves)."""
+    none of them, so it says so too (fw.c: path 4 needs its 65,536-entry table full)."""
     from explorer.cli import main
 
-    assert main(["check", "tests/nfs/knock.c", "--traffic", "paths", "--cores", "2"]) == 0
+    assert main(["check", "sample_nfs/fw.c", "--traffic", "paths", "--cores", "2"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0].endswith("16 of 18 paths followed")
-    assert err[1].startswith("  2 paths (15-16) not reached, each for the same reason: its condition conflicts")
+    assert err[0].endswith("6 of 7 paths followed")
+    assert err[1].startswith("  path 4 not reached: needs chain full")
 
 
 @pytest.mark.dpdk
