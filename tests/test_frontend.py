@@ -436,6 +436,31 @@ def test_an_nf_not_named_dot_c_is_refused_at_once(tmp_path, name):
         read_nf(path)
 
 
+def test_column_table_aligns_a_line_when_asked_and_each_line_alone() -> None:
+    """A line's source columns come from aligning its tokens with the source line's; a line that
+    cannot be cut into tokens keeps its preprocessed columns without costing the others theirs."""
+    from explorer.frontend.columns import ColumnTable
+
+    table = ColumnTable('# 1 "a.c"\nint x = 0 + y;\nint q = 0 + `;\nint same;\n',
+                        {"a.c": "int x = LAN  + y;\nint q = LAN + `;\nint same;\n"})
+    assert [table.differs("a.c", n) for n in (1, 2, 3)] == [True, True, False]
+    assert [table.column("a.c", 1, c) for c in (1, 9, 11, 13)] == [None, None, 14, 16]  # int, LAN (0), +, y
+    assert table.column("a.c", 2, 13) is None and table.column("a.c", 3, 5) is None
+
+
+def test_only_the_lines_a_location_names_are_aligned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """acl_long's 64 rule lines differ from their source (``NF_IPV4`` calls), and aligning them all
+    was a seventh of its analysis, though no message names them: lines are aligned when asked."""
+    from explorer.frontend import columns
+    from explorer.symbex import analyze
+
+    aligned = []
+    real = columns._aligned_line
+    monkeypatch.setattr(columns, "_aligned_line", lambda pre, source: aligned.append(source) or real(pre, source))
+    analysis = analyze(str(ROOT / "tests" / "nfs" / "acl_long.c"))
+    assert analysis.paths and not any("NF_IPV4" in line for line in aligned), aligned
+
+
 def test_columns_are_the_source_columns_past_macros_and_blanks(tmp_path: Path) -> None:
     """pycparser counts columns in the preprocessed line (LAN is 0 there, NF_DROP (-1), runs of
     blanks one blank): a call after a macro on its line was placed a few columns off, and so was

@@ -14,7 +14,6 @@ import difflib
 from dataclasses import dataclass
 from typing import Optional
 
-from pycparser import c_ast
 from pycparser.c_parser import Coord
 
 from explorer.nfsource.tokens import LexError, Token, lex, scan
@@ -22,15 +21,66 @@ from explorer.nfsource.tokens import LexError, Token, lex, scan
 
 @dataclass(slots=True)
 class SourceCoord(Coord):
-    """A pycparser Coord that also knows its column in the source file."""
+    """A pycparser Coord on a line whose columns differ in the source: ``columns`` knows them."""
 
-    source_column: Optional[int] = None
+    columns: Optional[ColumnTable] = None
 
 
 def column_of(coord: Coord) -> int:
     """The column to show for ``coord``: in the source file when known."""
-    source = getattr(coord, "source_column", None)
+    columns = getattr(coord, "columns", None)
+    source = columns.column(str(coord.file), coord.line, coord.column) if columns is not None else None
     return int(source if source is not None else (coord.column or 0))
+
+
+class ColumnTable:
+    """The source columns of the preprocessed lines that differ from their source line. A line is
+    aligned the first time a column of it is asked for: most such lines (a table of ``NF_IPV4``
+    calls) are never named by a message, and aligning them all was a seventh of a 64-rule ACL's
+    analysis."""
+
+    def __init__(self, preprocessed: str, sources: dict[str, str], spellings: Optional[dict[str, str]] = None):
+        """``sources``: file name -> text of the NF's own files; ``spellings``: a line marker's
+        escaped file name -> the real one."""
+        scanned = {name: scan(text)[0].split("\n") for name, text in sources.items()}
+        self._lines = _differing(preprocessed, scanned, spellings or {})
+        self._aligned: dict[tuple[str, int], dict[int, int]] = {}
+
+    def differs(self, file: str, line: int) -> bool:
+        """Whether the preprocessed ``line`` of ``file`` differs from its source line."""
+        return (file, line) in self._lines
+
+    def column(self, file: str, line: int, pre_column: Optional[int]) -> Optional[int]:
+        """The source column of the token at ``pre_column`` of the preprocessed line; None when it
+        is the same."""
+        key = (file, line)
+        aligned = self._aligned.get(key)
+        if aligned is None:
+            texts = self._lines.get(key)
+            if texts is None:
+                return None
+            aligned = self._aligned[key] = _aligned_line(*texts)
+        return aligned.get(pre_column) if pre_column is not None else None
+
+
+def _aligned_line(preprocessed: str, source: str) -> dict[int, int]:
+    """Preprocessed column -> source column for one line, where they differ; empty when a line
+    cannot be cut into tokens."""
+    try:
+        pre, own = lex(preprocessed, ""), lex(source, "")
+    except LexError:
+        return {}
+    return {pre_column: column for pre_column, column in _align(pre, own).items() if pre_column != column}
+
+
+def _aligned_line(preprocessed: str, source: str) -> dict[int, int]:
+    """Preprocessed column -> source column for one line, where they differ; empty when a line
+    cannot be cut into tokens."""
+    try:
+        pre, own = lex(preprocessed, ""), lex(source, "")
+    except LexError:
+        return {}
+    return {pre_column: column for pre_column, column in _align(pre, own).items() if pre_column != column}
 
 
 def _by_line(tokens: list[Token]) -> dict[tuple[str, int], list[Token]]:
@@ -61,60 +111,28 @@ def _align(pre: list[Token], source: list[Token]) -> dict[int, int]:
     return columns
 
 
-def source_columns(preprocessed: str, sources: dict[str, str],
-                   spellings: Optional[dict[str, str]] = None) -> dict[tuple[str, int, int], int]:
-    """(file, line, preprocessed column) -> source column, for the lines of ``sources`` (file name
-    -> text) whose columns differ; empty when a text cannot be cut into tokens."""
-    scanned = {name: scan(text)[0].split("\n") for name, text in sources.items()}
-    own, same = _differing(preprocessed, scanned, spellings or {})
-    try:
-        pre_lines = _by_line(lex(own, ""))
-        source_lines = {name: _by_line(lex("\n".join("" if n in same[name] else line
-                                                    for n, line in enumerate(lines, 1)), name))
-                        for name, lines in scanned.items()}
-    except LexError:
-        return {}
-    table = {}
-    for (file, line), pre in pre_lines.items():
-        name = (spellings or {}).get(file, file)
-        source = source_lines.get(name, {}).get((name, line))
-        if source is None or [(t.value, t.column) for t in pre] == [(t.value, t.column) for t in source]:
-            continue
-        for pre_column, column in _align(pre, source).items():
-            if pre_column != column:
-                table[(name, line, pre_column)] = column
-    return table
-
-
 def _differing(preprocessed: str, scanned: dict[str, list[str]],
-               spellings: dict[str, str]) -> tuple[str, dict[str, set[int]]]:
-    """The preprocessed lines that come from the NF's own files (``scanned``: their lines, comments
-    blanked) and differ from the source line they stand for, each run after its line marker, the
-    others left empty so that line numbers hold; and per file the lines that are the same. Only
-    those that differ can have other columns: the headers nf.h pulls in and the lines no macro
-    touched were most of the text, and cutting them into tokens a tenth of a small NF's analysis."""
-    out: list[str] = []
-    same: dict[str, set[int]] = {name: set() for name in scanned}
+               spellings: dict[str, str]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(file, line) -> (preprocessed line, source line) for the preprocessed lines that come from
+    the NF's own files (``scanned``: their lines, comments blanked) and differ from the source line
+    they stand for. Only those can have other columns: the headers nf.h pulls in and the lines no
+    macro touched are most of the text."""
+    lines: dict[tuple[str, int], tuple[str, str]] = {}
     name: Optional[str] = None
     number = 0
-    for line in preprocessed.splitlines(keepends=True):
+    for line in preprocessed.splitlines():
         marker = _marker(line) if line.startswith("#") else None
         if marker is not None:
             number, raw = marker
             name = spellings.get(raw, raw)
             name = name if name in scanned else None
-            if name is not None:
-                out.append(line)
             continue
         if name is not None:
-            lines = scanned[name]
-            if 0 < number <= len(lines) and line.rstrip() == lines[number - 1].rstrip():
-                same[name].add(number)
-                out.append("\n")
-            else:
-                out.append(line)
+            own = scanned[name]
+            if 0 < number <= len(own) and line.rstrip() != own[number - 1].rstrip():
+                lines[(name, number)] = (line, own[number - 1])
         number += 1
-    return "".join(out), same
+    return lines
 
 
 def _marker(line: str) -> Optional[tuple[int, str]]:
@@ -128,18 +146,3 @@ def _marker(line: str) -> Optional[tuple[int, str]]:
     while i < len(rest) and rest[i] != '"':
         i += 2 if rest[i] == "\\" else 1
     return (int(rest[:digits]), rest[start:i]) if i < len(rest) else None
-
-
-def give_source_columns(ast: c_ast.Node, table: dict[tuple[str, int, int], int]) -> None:
-    """Give every node whose column differs in the source a SourceCoord with that column."""
-    if not table:
-        return
-    todo = [ast]
-    while todo:
-        node = todo.pop()
-        coord = getattr(node, "coord", None)
-        if coord is not None and not isinstance(coord, SourceCoord):
-            column = table.get((str(coord.file), coord.line, coord.column))
-            if column is not None:
-                node.coord = SourceCoord(coord.file, coord.line, coord.column, column)
-        todo.extend(child for _, child in node.children())

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from pycparser import c_ast
 
 from explorer.errors import CSyntaxError
-from explorer.frontend.columns import column_of, give_source_columns, source_columns
+from explorer.frontend.columns import ColumnTable, column_of
 from explorer.frontend.parser import parse_text
 from explorer.ir import Location
 from explorer.nfsource import NfSource, read_nf
@@ -86,8 +86,10 @@ def parse_source(source: NfSource) -> c_ast.FileAST:
     when gcc finds an error too (the same words ``nfx run`` gives), else the parser's: an NF that
     pycparser cannot parse (GNU extensions) is refused by every command."""
     spellings = dict(source.spellings)
+    sources = {name: _read_text(name) for name in source.files if not is_ours(name)}
+    columns = ColumnTable(source.text, {k: v for k, v in sources.items() if v is not None}, spellings)
     try:
-        ast = parse_text(blank_harmless_attributes(source.text), source.path, spellings)
+        ast = parse_text(blank_harmless_attributes(source.text), source.path, spellings, columns)
     except CSyntaxError:
         gcc = syntax_error(source.path, source.gcc_defines)
         if gcc is None:
@@ -95,9 +97,6 @@ def parse_source(source: NfSource) -> c_ast.FileAST:
         raise CSyntaxError(gcc.sentence(), location=gcc.location) from None
     if spellings:
         _respell(ast, spellings)
-    sources = {name: _read_text(name) for name in source.files if not is_ours(name)}
-    give_source_columns(ast, source_columns(source.text, {k: v for k, v in sources.items() if v is not None},
-                                            spellings))
     return ast
 
 

@@ -6,6 +6,7 @@ from typing import Any, Optional
 from pycparser import c_ast, c_parser
 
 from explorer.errors import CSyntaxError
+from explorer.frontend.columns import ColumnTable, SourceCoord, column_of
 from explorer.ir import Location
 
 
@@ -33,13 +34,24 @@ class _Parser(c_parser.CParser):
     """pycparser's parser, reporting errors with a Location instead of a formatted string.
 
     pycparser sometimes reports only the file name (e.g. "Invalid expression"); we then point at
-    the next unread token, or the last one read at the end of input.
+    the next unread token, or the last one read at the end of input. A node on a line whose
+    columns differ in the source gets a SourceCoord that finds its source column.
     """
+
+    def __init__(self, columns: Optional[ColumnTable] = None, spellings: Optional[dict[str, str]] = None):
+        super().__init__()
+        self._columns, self._spellings = columns, spellings or {}
+
+    def _tok_coord(self, tok: Any) -> Any:  # pycparser's hook: every node's coordinate is made here
+        columns = self._columns
+        if columns is not None and columns.differs(self._spellings.get(tok.filename, tok.filename), tok.lineno):
+            return SourceCoord(tok.filename, tok.lineno, tok.column, columns)
+        return super()._tok_coord(tok)
 
     def _parse_error(self, msg: str, coord: Any) -> Any:  # noqa: D401 - pycparser's hook
         location: Optional[Location] = None
         if coord is not None and hasattr(coord, "line"):
-            location = Location(str(coord.file), int(coord.line), int(getattr(coord, "column", 0) or 0))
+            location = Location(str(coord.file), int(coord.line), column_of(coord))
         else:
             stream = getattr(self, "_tokens", None)
             if stream is not None:
@@ -88,11 +100,13 @@ def _sentence(msg: str) -> str:
     return f"syntax error: {msg[0].lower() + msg[1:] if msg else 'invalid C'}"
 
 
-def parse_text(text: str, filename: str, spellings: Optional[dict[str, str]] = None) -> c_ast.FileAST:
+def parse_text(text: str, filename: str, spellings: Optional[dict[str, str]] = None,
+               columns: Optional[ColumnTable] = None) -> c_ast.FileAST:
     """Parse preprocessed text; line markers in the text give nodes their real file:line:col
-    (``spellings`` maps a marker's escaped file name to the real one)."""
+    (``spellings`` maps a marker's escaped file name to the real one, ``columns`` gives the source
+    columns of lines a macro changed)."""
     try:
-        return _Parser().parse(text, filename)
+        return _Parser(columns, spellings).parse(text, filename)
     except _ParseFailure as failure:
         location = failure.location
         if location is not None and spellings and location.file in spellings:
