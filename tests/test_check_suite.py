@@ -82,6 +82,9 @@ SUITE = {
     "scrambled_nat": ("locks", ANY, {"NS_CAP": "128"}, None),
     # a budget per block of 256 ports, the block taken by C's signed / and >>: sn (locks before the fix)
     "port_blocks": ("sn", {0: ("dst_port",), 1: ("src_port",)}, {"PB_BUDGET": "2"}, None),
+    # counters per class from a 256-entry const table indexed by the TOS: locks (refused before: an index
+    # of more than 16 values)
+    "tos_lut": ("locks", ANY, {}, None),
 }
 # NFs whose equivalence runs on generated traffic of their own (GENERATED below) instead of the
 # witnesses: the witness search cannot build the state some of their paths need.

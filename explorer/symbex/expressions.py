@@ -48,7 +48,7 @@ class Expressions(Visitor):
         raise self.machine.fail(node, f"unsupported expression ({type(node).__name__})")
 
     def _object(self, node: Any) -> Value:
-        ptr, t = self.it.lvalues.address(node)
+        ptr, t = self.it.lvalues.address(node, reading=True)
         return self.machine.value_at(ptr, t, node)
 
     # ------------------------------------------------------------------ names and literals

@@ -10,6 +10,7 @@ from pycparser import c_ast
 from explorer.symbex import ctype as ct
 from explorer.symbex.bitvec import bv
 from explorer.symbex.ctype import CType, FunctionType, PointerType, StructType, VoidType
+from explorer.symbex.tables import table_element
 from explorer.symbex.values import Int, Ptr, convert_int, index_offset, offset_add
 from explorer.symbex.visitor import Visitor
 
@@ -28,8 +29,19 @@ def is_lvalue(node: Any) -> bool:
 
 
 class Lvalues(Visitor):
-    def address(self, node: Any) -> Lvalue:
-        return self.visit(node)
+    def __init__(self, it: Any):
+        super().__init__(it)
+        self._reading = False
+
+    def address(self, node: Any, reading: bool = False) -> Lvalue:
+        """Where ``node``'s object lives. ``reading``: the object is only read here (an rvalue), so an
+        element of a constant table at a symbolic index may live in a region made for this read
+        (``tables.table_element``) instead of forking over every index."""
+        outer, self._reading = self._reading, reading
+        try:
+            return self.visit(node)
+        finally:
+            self._reading = outer
 
     def generic_visit(self, node: Any) -> Lvalue:
         raise self.machine.fail(node, "this expression does not designate an object")
@@ -69,11 +81,14 @@ class Lvalues(Visitor):
             raise m.fail(node, f"subscript of a pointer to {elem}")
         if not index.concrete:
             index = self._bounded_index(base, index, elem, node)
+            if not isinstance(index, Int):
+                return index
         delta = index_offset(index, elem.size)
         return Ptr(PointerType(elem), base.region, offset_add(base.offset, delta)), elem
 
-    def _bounded_index(self, base: Ptr, index: Int, elem: CType, node: Any) -> Int:
-        """A symbolic index: prove it stays inside the array, then fork over its values."""
+    def _bounded_index(self, base: Ptr, index: Int, elem: CType, node: Any) -> Int | Lvalue:
+        """A symbolic index: prove it stays inside the array, then read the element of a constant
+        table as one value (the lvalue of a region made for the read), or fork over its values."""
         m = self.machine
         region = m.memory.get(base.region) if base.region is not None else None
         if region is not None and region.kind == "packet":
@@ -88,6 +103,10 @@ class Lvalues(Visitor):
         if not m.state.proves(cond):
             raise m.fail(node.subscript, f"index may be outside {region.label} ({count} elements): bound it "
                                          "with a check first")
+        if self._reading and (region.readonly or (region.kind == "global" and m.mode == "process")):
+            element = table_element(m, region, base.offset, elem, count, idx)
+            if element is not None:
+                return element
         value = m.state.concretize(index.v, m.loc(node.subscript), "the array index")
         return Int(index.ctype, value)
 

@@ -1,0 +1,98 @@
+"""Constant tables read at a symbolic index: ``CLASS[ip->tos]`` is one value, an if-then-else over
+the ranges of indices that hold each entry value, instead of a fork per index.
+
+A 256-entry table with a handful of classes becomes a few range tests (``tos <= 39``), so the
+analysis stays as fast as for a branch, and every later stage reads the same term. Only reads come
+here (the element lives in a region made for the read, read-only), and only of tables that cannot
+change while ``nf_process`` runs: ``const`` objects and globals (nf_process never writes those).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import z3
+
+from explorer.symbex.bitvec import bytes_of
+from explorer.symbex.ctype import CType, IntType, PointerType, StructType
+from explorer.symbex.values import Ptr
+
+# Past this many runs of equal entries in one field the term would be as big as the table: such a
+# read forks over the index's values as any other symbolic index (and is refused past a few).
+MAX_RUNS = 512
+
+
+def table_element(machine: Any, region: Any, offset: int, elem: CType, count: int,
+                  index: z3.BitVecRef) -> Optional[tuple[Ptr, CType]]:
+    """The lvalue of element ``index`` (64-bit, proved in ``[0, count)``) of the table of ``count``
+    ``elem`` at ``offset`` in ``region``, or None when the table is not all numbers or too varied."""
+    if not isinstance(elem, (IntType, StructType)) or count < 2:
+        return None
+    size = elem.size
+    cells = region.cells[offset:offset + count * size]
+    if len(cells) != count * size or not all(isinstance(c, int) for c in cells):
+        return None
+    element: list[Any] = [0] * size
+    for start, width in _spans(elem):
+        values = [int.from_bytes(bytes(cells[i * size + start:i * size + start + width]), "little")
+                  for i in range(count)]
+        term = _select(values, index, width * 8)
+        if term is None:
+            return None
+        if isinstance(term, int):
+            element[start:start + width] = term.to_bytes(width, "little")
+        else:
+            element[start:start + width] = bytes_of(term, width)
+    name = machine.fresh("table")
+    made = machine.new_region(name, "const", f"an element of {region.label} read at a symbolic index", size)
+    made.cells = element
+    made.readonly = True
+    return Ptr(PointerType(elem), name, 0), elem
+
+
+def _spans(elem: CType) -> list[tuple[int, int]]:
+    """(offset, width) of the pieces read as one number: the whole of an integer, each integer
+    member of a struct, each byte of anything else (nested structs, arrays, padding)."""
+    if isinstance(elem, IntType):
+        return [(0, elem.size)]
+    spans: list[tuple[int, int]] = []
+    covered: set[int] = set()
+    for field in elem.fields:
+        if isinstance(field.ctype, IntType) and not covered.intersection(range(field.offset, field.offset + field.ctype.size)):
+            spans.append((field.offset, field.ctype.size))
+            covered.update(range(field.offset, field.offset + field.ctype.size))
+    spans.extend((i, 1) for i in range(elem.size) if i not in covered)
+    return sorted(spans)
+
+
+def _select(values: list[int], index: z3.BitVecRef, bits: int) -> Any:
+    """``values[index]`` as an int (all equal) or an if-then-else over runs of equal values; None
+    past MAX_RUNS runs. The value with the most runs is the final else, so its runs cost nothing."""
+    runs: dict[int, list[tuple[int, int]]] = {}
+    start = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            runs.setdefault(values[start], []).append((start, i - 1))
+            start = i
+    if len(runs) == 1:
+        return values[0]
+    if sum(len(r) for r in runs.values()) > MAX_RUNS:
+        return None
+    last = len(values) - 1
+    default = max(runs, key=lambda v: (len(runs[v]), -runs[v][0][0]))
+    term: Any = z3.BitVecVal(default, bits)
+    others = sorted((v for v in runs if v != default), key=lambda v: runs[v][0][0], reverse=True)
+    for value in others:
+        tests = [_within(index, lo, hi, last) for lo, hi in runs[value]]
+        term = z3.If(z3.Or(*tests) if len(tests) > 1 else tests[0], z3.BitVecVal(value, bits), term)
+    return term
+
+
+def _within(index: z3.BitVecRef, lo: int, hi: int, last: int) -> Any:
+    """``lo <= index <= hi`` for an index known to lie in ``[0, last]``."""
+    if lo == hi:
+        return index == lo
+    if lo == 0:
+        return z3.ULE(index, hi)
+    if hi == last:
+        return z3.UGE(index, lo)
+    return z3.And(z3.UGE(index, lo), z3.ULE(index, hi))

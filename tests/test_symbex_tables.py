@@ -1,0 +1,106 @@
+"""Constant tables read at a symbolic index (``CLASS[ip->tos]``): one value over runs of equal
+entries, not a fork per index (the analysis refused any index that may take more than 16 values),
+and every later stage (solve, the witnesses, generate, check) takes the NF as it is."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer import pipeline
+from explorer.cli import main
+from explorer.errors import UnsupportedError
+from explorer.symbex import analyze
+from explorer.symbex.evaluate import evaluate
+from explorer.traffic.pcap import write_trace
+from explorer.verify.witnesses import find_witnesses
+
+ROOT = Path(__file__).resolve().parent.parent
+NFS = ROOT / "tests" / "nfs"
+
+
+IPV4 = {"p.ether.type": 0x0800, "p.ipv4.version_ihl": 0x45, "p.ipv4.frag_off": 0, "p.len": 64}
+
+
+def _table(nf: Path, name: str) -> list[int]:
+    """The numbers of the brace initializer of ``name`` in the NF's source."""
+    text = nf.read_text()
+    body = text[text.index("{", text.index(f" {name}[")) + 1:]
+    return [int(n) for n in body[:body.index("}")].replace("\n", " ").split(",") if n.strip()]
+
+
+def test_a_256_entry_table_indexed_by_the_tos_is_one_value_per_tos() -> None:
+    nf = NFS / "tos_lut.c"
+    table = _table(nf, "CLASS")
+    assert len(table) == 256
+    analysis = analyze(nf)
+    assert len(analysis.paths) == 4  # not IPv4, class 3 dropped, counted on either device
+    keys = {a.key.sexpr(): a.key for p in analysis.paths for a in p.accesses if a.object == "counts"}
+    tos = np.arange(256, dtype=np.uint64)
+    for key in keys.values():
+        assert evaluate(key, {"p.ipv4.tos": tos}).tolist() == table
+    (drop,) = [p for p in analysis.paths if p.verdict.kind == "drop" and "p.ipv4.tos" in p.condition_text]
+    env = {"p.ipv4.tos": tos, "p.device": np.zeros(256, dtype=np.uint64),
+           **{name: np.full(256, value, dtype=np.uint64) for name, value in IPV4.items()}}
+    assert evaluate(drop.condition, env).tolist() == [c == 3 for c in table]
+
+
+def test_a_table_of_structs_reads_each_member_per_protocol() -> None:
+    """POLICY[ip->protocol].allow: the path that drops a protocol nobody listed, before any state."""
+    solution = pipeline.solve(pipeline.analyze(NFS / "proto_policy.c"), quality=False)
+    stateless = [p for p in solution.analysis.paths if not p.accesses and "p.ipv4.proto" in p.condition_text]
+    (refused,) = stateless
+    proto = np.arange(256, dtype=np.uint64)
+    env = {"p.ipv4.proto": proto, "p.device": np.zeros(256, dtype=np.uint64),
+           **{name: np.full(256, value, dtype=np.uint64) for name, value in IPV4.items()}}
+    assert np.flatnonzero(~evaluate(refused.condition, env)).tolist() == [1, 6, 17, 47, 50]
+    assert solution.strategy == "shared-nothing"
+    assert dict(solution.sharding.decision("hosts").fields) == {0: ("src_ip",), 1: ("dst_ip",)}
+
+
+def _write(tmp_path: Path, body: str, globals_: str = "") -> Path:
+    path = tmp_path / "t.c"
+    path.write_text('#include "nf.h"\n' + globals_ + "\nbool nf_init(void) { return true; }\n"
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+                    + body + "\n}\n")
+    return path
+
+
+TABLE = "static const uint8_t T[256] = {[7] = 1, [8] = 1, [200] = 1};"
+
+
+def test_a_symbolic_read_branches_on_ranges_not_indices(tmp_path: Path) -> None:
+    analysis = analyze(_write(tmp_path, "  return T[ip->ttl] ? 1 - device : NF_DROP;", TABLE))
+    texts = sorted(p.condition_text for p in analysis.paths)
+    assert len(analysis.paths) == 4, texts
+    assert any("p.ipv4.ttl >= 7 && p.ipv4.ttl <= 8" in t and "p.ipv4.ttl == 200" in t for t in texts), texts
+
+
+@pytest.mark.parametrize("body, words", [
+    # a local array may change later: its symbolic index still forks (and is refused past 16 values)
+    ("  uint8_t local[256] = {0};\n  return local[ip->ttl];", "may take more than 16 values"),
+    # the element's address escapes the read: still one pointer per index
+    ("  const uint8_t *e = &T[ip->ttl];\n  return *e;", "may take more than 16 values"),
+    ("  return T[ip->ttl + 1];", "index may be outside global variable T (256 elements)"),
+])
+def test_what_stays_refused(tmp_path: Path, body: str, words: str) -> None:
+    with pytest.raises(UnsupportedError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        analyze(_write(tmp_path, body, TABLE))
+
+
+@pytest.mark.dpdk
+@pytest.mark.slow
+def test_proto_policy_is_equivalent_on_traffic_that_runs_its_paths(tmp_path: Path, capsys) -> None:
+    defines = {"PP_UNIT": "1", "PP_CAPACITY": "64"}
+    analysis = pipeline.analyze(NFS / "proto_policy.c", defines)
+    witnesses = find_witnesses(analysis, defines, seed=3)
+    assert witnesses.coverage.covered >= 20
+    paths = write_trace(witnesses.combined(kinds=("main", "sweep", "pump", "jump")), tmp_path / "traffic")
+    inputs = [arg for d, p in sorted(paths.items()) for arg in ("--in", f"{d}={p}")]
+    args = [a for name, value in sorted(defines.items()) for a in ("-D", f"{name}={value}")]
+    status = main(["check", str(NFS / "proto_policy.c"), *args, *inputs, "--cores", "2", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and report["equivalent"] is True and report["strategy"] == "sn", report
