@@ -224,7 +224,7 @@ def test_every_reply_to_a_pool_port_reaches_the_pools_core(nic, cores):
     fields = _tcp(src_ip=rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32),
                   dst_ip=rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32),
                   src_port=rng.integers(0, 1 << 16, n).astype(np.uint16), dst_port=(1024 + index).astype(np.uint16))
-    cores_hit = np.asarray(d.reta)[device_hashes(d, fields) & np.uint32(len(d.reta) - 1)]
+    cores_hit = np.asarray(d.reta)[device_hashes(d, fields, s.plan.nic) & np.uint32(len(d.reta) - 1)]
     assert np.array_equal(cores_hit, owner[index])
     assert sum(s.pools[0].sizes) == alloc.capacity and len(s.pools[0].sizes) == cores
 

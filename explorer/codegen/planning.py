@@ -13,6 +13,7 @@ from typing import Any, Optional
 from explorer.codegen.pooling import pooled_objects, pools_for
 from explorer.errors import GenerateError
 from explorer.ir import Location
+from explorer.rss.hash_input import L3_FIELDS
 from explorer.rss.nic import RSS_HF_BITS, flow_rule_types
 from explorer.rss.reta import dealing
 from explorer.rss.reta_rule import reta_text
@@ -64,11 +65,12 @@ class DeviceSteering:
     rss_hf_names: tuple[str, ...]
     reta: tuple[int, ...]  # RETA entry -> core
     flow_rules: tuple[tuple[str, int], ...]  # (pattern, RSS types) where the NIC selects fields by rte_flow
+    portless: tuple[str, ...]  # hashed of IPv4 frames without TCP/UDP ports (NicProfile.portless_fields)
 
     def to_dict(self) -> dict[str, Any]:
         return {"device": self.device, "key": self.key.hex(), "fields": list(self.fields), "rss_hf": self.rss_hf,
                 "rss_hf_names": list(self.rss_hf_names), "reta": list(self.reta),
-                "flow_rules": [list(r) for r in self.flow_rules]}
+                "flow_rules": [list(r) for r in self.flow_rules], "portless_fields": list(self.portless)}
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class ParallelPlan:
         for d in self.steering:
             lines.append(f"device {d.device} hashes {','.join(d.fields) or '-'}")
             lines.append(f"  rss_hf {' | '.join(d.rss_hf_names) or '0'} (0x{d.rss_hf:x})")
+            if not set(d.portless) <= set(d.fields):
+                lines.append(f"  frames without ports (fragments, ICMP, ...) hash {','.join(d.portless)}")
             lines.append(f"  key {d.key.hex()}")
             lines.append(f"  reta {reta_text(d.reta, dealt)}")  # the rule it was dealt by, not 512 numbers
             for pattern, types in d.flow_rules:
@@ -180,6 +184,11 @@ class ParallelPlan:
                 "replication": self.replication}
 
 
+def _portless_of(fields: list[str]) -> tuple[str, ...]:
+    """What a plan.json written before it named its portless fields assumed: the L3 fields."""
+    return tuple(f for f in fields if f in L3_FIELDS)
+
+
 def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
     """The inverse of ``ParallelPlan.to_dict`` (generated projects keep their plan as plan.json)."""
     objects = tuple(ObjectPlan(o["name"], o["kind"], int(o["alloc_index"]), o["decision"], int(o["capacity"]),
@@ -189,7 +198,9 @@ def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
                     for o in data["objects"])
     steering = tuple(DeviceSteering(int(d["device"]), bytes.fromhex(d["key"]), tuple(d["fields"]), int(d["rss_hf"]),
                                     tuple(d["rss_hf_names"]), tuple(int(c) for c in d["reta"]),
-                                    tuple((str(p), int(t)) for p, t in d["flow_rules"])) for d in data["steering"])
+                                    tuple((str(p), int(t)) for p, t in d["flow_rules"]),
+                                    tuple(d.get("portless_fields", _portless_of(d["fields"]))))
+                     for d in data["steering"])
     return ParallelPlan(data["nf"], data["source"], data["strategy"], int(data["cores"]), int(data["devices"]),
                         data["nic"], data["driver"], int(data["key_bytes"]), int(data["reta_size"]), objects, steering,
                         tuple(sorted(data["defines"].items())), tuple(sorted(data["overrides"].items())),
@@ -347,7 +358,7 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
             rules = flow_rule_types(d.rss_hf)
         reta = tuple(0 for _ in d.reta) if chosen == "seq" else redealt or tuple(d.reta)
         steering.append(DeviceSteering(device, bytes(d.key), tuple(d.fields), d.rss_hf, tuple(d.rss_hf_names),
-                                       reta, tuple(rules)))
+                                       reta, tuple(rules), nic.portless_fields(d.fields)))
     pools = pools_for(solution.pools, steering, count) if chosen == "sn" else ()
     return ParallelPlan(nf=analysis.nf, source=analysis.source, strategy=chosen, cores=count,
                         devices=analysis.devices, nic=nic.name, driver=nic.driver, key_bytes=nic.key_bytes,

@@ -140,6 +140,7 @@ def _plan_c(plan: ParallelPlan) -> str:
                   _rows([f"0x{b:02x}" for b in d.key], 13, "            "),
                   "        },",
                   f"        .fields = {fields},",
+                  f"        .portless_fields = {' | '.join(_FIELD_MACRO[f] for f in d.portless) or '0'},",
                   f"        .rss_hf = {names},",
                   f"        .rss_hf_names = \"{names}\",",
                   "        .reta = {",

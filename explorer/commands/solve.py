@@ -52,6 +52,9 @@ def render(data: dict) -> str:
         depends = d.get("depends_on", hashed)
         what = f"hash {hashed}" if depends == hashed else f"hash {hashed}; the index depends on {depends}"
         lines.append(f"  {dev}: {what}  rank {d.get('rank')}  reta {d.get('reta_size')}")
+        portless = d.get("portless_fields", [])
+        if not set(portless) <= set(d["fields"]):  # the NIC hashes more of them than of TCP/UDP frames
+            lines.append(f"     frames without ports (ICMP, fragments, other IPv4) hash {', '.join(portless)}")
         lines.append(f"     key {d['key']}")
         lines.append(f"     rss_hf {' | '.join(d.get('rss_hf_names', [])) or hex(d.get('rss_hf', 0))}")
     if data.get("allocation"):

@@ -90,7 +90,8 @@ class RssPlan:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON (solve time left out so that output is reproducible)."""
         return {"nic": self.nic.name, "reta_size": self.nic.reta_size, "cores": self.cores, "seed": self.seed,
-                "devices": {str(d.device): d.to_dict() for d in self.devices}}
+                "devices": {str(d.device): {**d.to_dict(), "portless_fields": list(self.nic.portless_fields(d.fields))}
+                            for d in self.devices}}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,12 @@ What each driver's ``rte_flow`` parser accepts in an RSS action (``RssActionRule
   the port's, set with ``rte_eth_dev_rss_hash_update``), ``level`` 0, no queue list (``queue`` NULL),
   priority 0; ``RTE_ETH_RSS_IPV4`` never with ``NONFRAG_IPV4_TCP``/``UDP`` in one rule; an ``L3_*_ONLY``
   flag needs an IPv4 type and an ``L4_*_ONLY`` flag a TCP/UDP type; types within what the pattern
-  allows; the symmetric function takes no ``*_ONLY`` flag. Its port-level ``flow_type_rss_offloads``
+  allows; the symmetric function takes no ``*_ONLY`` flag. ``RTE_ETH_RSS_FRAG_IPV4`` is accepted on
+  every IPv4 pattern but misapplied for nfx: ``ice_refine_hash_cfg_l234`` then matches fragments
+  only (``ICE_FLOW_SEG_HDR_IPV_FRAG`` for ``IPV_OTHER``) and adds the IPv4 identification to the
+  hashed fields, which no plan's hash input has. Without it, "eth / ipv4" with ``RTE_ETH_RSS_IPV4``
+  (``IPV4 | IPV_OTHER``) takes every outer IPv4 packet type, fragments and ICMP included, that no
+  TCP/UDP rule takes. Its port-level ``flow_type_rss_offloads``
   (``ICE_RSS_OFFLOAD_ALL``) has no ``*_ONLY`` flag, so ethdev refuses them in ``rss_conf.rss_hf``.
 * ``i40e`` (``drivers/net/i40e/i40e_hash.c``, ``i40e_hash_parse``): ``level`` 0, exactly one action, no
   queue list with a pattern, items without spec/mask/last; a ``key_len`` other than 52 silently loads
@@ -93,6 +98,7 @@ class RssActionRules:
     no_ipv4_with_l4: bool  # ice: IPV4 and NONFRAG_IPV4_TCP/UDP never in one rule
     one_action: bool  # i40e: the RSS action and END, nothing else
     bare_items: bool  # i40e: pattern items without spec, mask or last
+    frag_hashes_id: bool = False  # ice: FRAG_IPV4 narrows the rule to fragments and hashes their IPv4 ID
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "key_lengths": list(self.key_lengths), "max_level": self.max_level,
@@ -106,7 +112,7 @@ _ICE_RULES = RssActionRules(
     (("eth / ipv4 / tcp", _mask("IPV4", "FRAG_IPV4", "NONFRAG_IPV4_TCP") | ONLY_FLAGS),
      ("eth / ipv4 / udp", _mask("IPV4", "FRAG_IPV4", "NONFRAG_IPV4_UDP") | ONLY_FLAGS),
      ("eth / ipv4", _mask("IPV4", "FRAG_IPV4") | _L3_FLAGS)),
-    no_ipv4_with_l4=True, one_action=False, bare_items=False)
+    no_ipv4_with_l4=True, one_action=False, bare_items=False, frag_hashes_id=True)
 _I40E_RULES = RssActionRules(
     "drivers/net/i40e/i40e_hash.c (i40e_hash_parse, i40e_hash_parse_pattern_act)", (0,), 0, "refused",
     ("DEFAULT", "TOEPLITZ", "SIMPLE_XOR", "SYMMETRIC_TOEPLITZ"),
@@ -183,6 +189,25 @@ class NicProfile:
             if set(names) <= set(chosen) and self.can_hash(chosen):
                 candidates.append(chosen)
         return min(candidates, key=lambda c: (len(c), [FIELD_NAMES.index(f) for f in c]))
+
+    def portless_fields(self, fields: Iterable[str]) -> tuple[str, ...]:
+        """What the NIC hashes of an IPv4 frame without TCP/UDP ports (a fragment, ICMP, another
+        protocol) on a port programmed to hash ``fields`` of TCP/UDP frames.
+
+        Such frames fall under the ``RTE_ETH_RSS_IPV4`` type every hashing plan carries, with the
+        plan's ``L3_*_ONLY`` flag: on ice and i40e that is the "eth / ipv4" rule of
+        ``flow_rule_types`` (ice: ``ICE_FLOW_SEG_HDR_IPV_OTHER`` takes every outer IPv4 packet
+        type a TCP/UDP rule does not, fragments included; i40e: packet types ``FRAG_IPV4`` and
+        ``NONF_IPV4_OTHER``). A plan that hashes ports alone has no L3 flag, so those frames hash
+        both addresses there, not nothing."""
+        names = canonical_fields(fields)
+        if not names:
+            return ()
+        if self.selection_api == "rte_flow" and self.can_hash(names):
+            mask = rss_hf(names, self).mask
+            if mask & ONLY_FLAGS:
+                return hashed_fields(dict(flow_rule_types(mask))["eth / ipv4"], "eth / ipv4")
+        return tuple(f for f in names if f in L3_FIELDS) or L3_FIELDS
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "driver": self.driver, "model": self.model, "key_bytes": self.key_bytes,
@@ -335,6 +360,9 @@ def rss_action_problems(profile: Union[NicProfile, str], action: RssAction) -> t
         problems.append(f"{who} refuses an L3_*_ONLY flag without an IPv4 type")
     if types & _L4_FLAGS and not types & (_TCP_UDP | _mask("PORT")):
         problems.append(f"{who} refuses an L4_*_ONLY flag without a TCP/UDP type")
+    if rules.frag_hashes_id and types & RSS_HF_BITS["RTE_ETH_RSS_FRAG_IPV4"]:
+        problems.append(f"{who} takes RTE_ETH_RSS_FRAG_IPV4 but then hashes fragments alone, with their IPv4 "
+                        "identification, which the plan's hash input does not have")
     if function == "SYMMETRIC_TOEPLITZ" and types & ONLY_FLAGS:
         problems.append(f"{who} refuses *_ONLY flags with the symmetric Toeplitz function")
     return tuple(problems)

@@ -63,7 +63,7 @@ uint32_t nf_rss_hash(const struct nf_device_plan *plan, uint8_t *packet, uint16_
   if (ip == NULL) return 0;
   uint32_t fields = plan->fields;
   struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);
-  if (l4 == NULL) fields &= NF_FIELD_SRC_IP | NF_FIELD_DST_IP;
+  if (l4 == NULL) fields = plan->portless_fields;
   uint8_t input[12] = {0};
   unsigned size = 0;
   if (fields & NF_FIELD_SRC_IP) size = append(input, size, &ip->src_addr, 4);

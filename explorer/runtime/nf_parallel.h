@@ -69,6 +69,7 @@ struct nf_flow_rule {
 struct nf_device_plan {
   uint8_t key[NF_KEY_BYTES] __attribute__((aligned(8))); /* rte_softrss reads it as 32-bit words */
   uint32_t fields;                                        /* NF_FIELD_* */
+  uint32_t portless_fields; /* NF_FIELD_* hashed of IPv4 frames without TCP/UDP ports (fragments, ICMP, ...) */
   uint64_t rss_hf;
   const char *rss_hf_names;
   uint16_t reta[NF_RETA_SIZE]; /* RETA entry -> core */
@@ -81,7 +82,7 @@ extern const struct nf_device_plan nf_device_plans[NF_DEVICES];
 /* ---- RSS in software ---------------------------------------------------------------------- */
 
 /* The NIC's RSS hash of a frame received on `plan`'s device: Toeplitz over the device's fields
- * for unfragmented IPv4 TCP/UDP (nf_tcpudp_header), over its address fields only for other IPv4
+ * for unfragmented IPv4 TCP/UDP (nf_tcpudp_header), over its portless_fields for other IPv4
  * (nf_ipv4_header), and 0 for anything else. */
 uint32_t nf_rss_hash(const struct nf_device_plan *plan, uint8_t *packet, uint16_t len);
 

@@ -1,9 +1,11 @@
 """What the NIC does with each packet: Toeplitz hash over the configured fields, RETA, core.
 
 The model follows how RSS NICs treat packet types: unfragmented IPv4 TCP/UDP is hashed on every
-field the device hashes; other IPv4 packets (fragments, ICMP, ...) only on its L3 fields; non-IPv4
-frames are not hashed (hash 0, so RETA entry 0). The replay harness and the generated DPDK code
-steer with the same rule, so the simulator, the replay and the NIC agree packet by packet.
+field the device hashes; other IPv4 packets (fragments, ICMP, ...) on what the NIC's IPv4 type
+hashes of them (``NicProfile.portless_fields``: the device's L3 fields, or both addresses where an
+ice or i40e port hashes ports alone); non-IPv4 frames are not hashed (hash 0, so RETA entry 0). The
+replay harness and the generated DPDK code steer with the same rule, so the simulator, the replay
+and the NIC agree packet by packet.
 
 The hash is one table lookup per input byte (``explorer.rss.toeplitz.ToeplitzTable``), done by a
 numba loop that reads each packet's fields once instead of one numpy pass per input byte.
@@ -16,8 +18,9 @@ import numba
 import numpy as np
 
 from explorer.errors import TrafficError
-from explorer.rss.hash_input import FIELD_BITS, L3_FIELDS
+from explorer.rss.hash_input import FIELD_BITS
 from explorer.rss.key_solver import DevicePlan, RssPlan
+from explorer.rss.nic import NicProfile
 from explorer.rss.toeplitz import ToeplitzTable, hash_fields
 from explorer.traffic.field_arrays import PacketFields
 from explorer.wire import RSS_NAMES
@@ -34,21 +37,21 @@ class Steering:
     cores: np.ndarray  # int64
 
 
-def device_hashes(device: DevicePlan, fields: PacketFields) -> np.ndarray:
-    """The NIC's RSS hash of every packet received on ``device`` (numpy, one pass per input byte:
-    the reference the fast path is tested against)."""
+def device_hashes(device: DevicePlan, fields: PacketFields, nic: NicProfile) -> np.ndarray:
+    """The RSS hash ``nic`` gives every packet received on ``device`` (numpy, one pass per input
+    byte: the reference the fast path is tested against)."""
     arrays = {"src_ip": fields.src_ip, "dst_ip": fields.dst_ip,
               "src_port": fields.src_port, "dst_port": fields.dst_port}
     full = hash_fields(device.key, device.fields, arrays)
-    l3 = tuple(f for f in device.fields if f in L3_FIELDS)
-    if l3 != device.fields:
-        full = np.where(fields.is_l4, full, hash_fields(device.key, l3, arrays))
+    portless = nic.portless_fields(device.fields)
+    if portless != device.fields:
+        full = np.where(fields.is_l4, full, hash_fields(device.key, portless, arrays))
     return np.where(fields.is_ipv4, full, np.uint32(0)).astype(np.uint32)
 
 
 class Hasher:
-    """Per-device lookup tables for a plan. For each device and each packet type (hashed on all its
-    fields, or on its L3 fields only) there is one 256-entry table per byte of the full 12-byte
+    """Per-device lookup tables for a plan. For each device and each packet type (TCP/UDP hashed on
+    all its fields, other IPv4 on ``NicProfile.portless_fields``) there is one 256-entry table per byte of the full 12-byte
     input (source IP, destination IP, source port, destination port): the hashes of that byte at
     the input position where the device puts it, or zeros where the device does not hash the
     field. Every packet is then the XOR of the same 12 lookups."""
@@ -60,7 +63,7 @@ class Hasher:
         for row, number in enumerate(devices):
             self.slot[number] = row
             dp = plan.device(number)
-            for kind, names in enumerate((dp.fields, tuple(f for f in dp.fields if f in L3_FIELDS))):
+            for kind, names in enumerate((dp.fields, plan.nic.portless_fields(dp.fields))):
                 self._fill(row, kind, dp.key, names)
         self.devices = tuple(devices)
 

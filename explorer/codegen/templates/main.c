@@ -715,14 +715,12 @@ static void scatter_back(struct rte_mbuf *m, const uint8_t *bytes) {
  * What the port hashes (nf_rss_hash): the plan's fields of an unfragmented IPv4 TCP/UDP frame (its
  * NONFRAG_IPV4_TCP/UDP types); of any other IPv4 frame, a fragment (MF set or an offset: the ports
  * are not in every fragment, so NICs hash fragments on the addresses) or another protocol, the
- * plan's address fields alone, under the RTE_ETH_RSS_IPV4 type every plan that hashes carries, with
- * the same L3_*_ONLY flag (in rss_hf, or in the "eth / ipv4" flow rule). Two kinds of frame are not
- * checked, since no plan says where the port puts them:
- *  - non-IPv4 frames: no hash type of the plan covers them, and where a NIC puts frames it does not
- *    hash is the driver's choice (queue 0, or the RETA entry of hash 0), not the plan's;
- *  - frames without ports on a plan that hashes ports alone (ice and i40e can select L4 fields
- *    only): its "eth / ipv4" rule names RTE_ETH_RSS_IPV4 with no L3_*_ONLY flag, so such a port
- *    hashes both addresses of them, while nfx simulate and the per-queue split give them hash 0. */
+ * plan's portless_fields, under the RTE_ETH_RSS_IPV4 type every plan that hashes carries, with the
+ * same L3_*_ONLY flag (in rss_hf, or in the "eth / ipv4" flow rule): its address fields, or both
+ * addresses on a plan that hashes ports alone (ice and i40e can select L4 fields only, and that
+ * plan's rule names no L3 flag). nfx simulate and the per-queue split steer them the same way.
+ * Non-IPv4 frames are not checked: no hash type of the plan covers them, and where a NIC puts
+ * frames it does not hash is the driver's choice (queue 0, or the RETA entry of hash 0). */
 #define STEER_CHECK_ALL 4096
 #define STEER_CHECK_EVERY 64
 #define STEERING_CHECKED (NF_STEERING_MATTERS && NF_CORES > 1)
@@ -751,7 +749,6 @@ static bool on_planned_core(struct lcore_state *me, uint16_t device, uint16_t qu
   const struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);
   if (ip == NULL) return true;
   const struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);
-  if (l4 == NULL && !(plan->fields & (NF_FIELD_SRC_IP | NF_FIELD_DST_IP))) return true;
   uint32_t hash = nf_rss_hash(plan, packet, len);
   unsigned size = steer_reta_size[device];
   unsigned core = size ? steer_reta[device][hash & (size - 1u)] : plan->reta[hash & (NF_RETA_SIZE - 1)];
