@@ -411,18 +411,16 @@ def symbols_of(term: Any) -> set[str]:
     return set(constants_of(term)[0])
 
 
-def symbol_names(terms: Iterable[Any]) -> set[str]:
-    """The names of the free symbols in any of ``terms``: one walk over their shared DAG through Z3's
-    C API. Path conditions share their conjuncts but each path's own conjunction is a new term, so
-    walking them one by one through Python wrappers (``symbols_of``) grows with the square of a long
-    if-chain: 0.69 s against 0.05 s here for 200 ``if (port == K)`` lines."""
+def applications(terms: Iterable[Any]) -> Iterator[tuple[Any, Any, Any, int]]:
+    """Each distinct function application in ``terms``' shared DAG, once: (the context's reference,
+    the node, the application, its argument count), walked through Z3's C API (z3.py's ``children()``
+    wraps every child in a Python object). The nodes are borrowed: ``terms`` keeps them alive."""
     exprs = [t for t in terms if isinstance(t, z3.ExprRef)]
     if not exprs:
-        return set()
+        return
     ctx = exprs[0].ctx.ref()
-    names: set[str] = set()
     seen: set[int] = set()
-    todo = [t.as_ast() for t in exprs]  # borrowed: ``exprs`` keeps every node alive
+    todo = [t.as_ast() for t in exprs]
     while todo:
         node = todo.pop()
         key = z3.Z3_get_ast_id(ctx, node)
@@ -431,12 +429,29 @@ def symbol_names(terms: Iterable[Any]) -> set[str]:
         seen.add(key)
         app = z3.Z3_to_app(ctx, node)
         count = z3.Z3_get_app_num_args(ctx, app)
+        yield ctx, node, app, count
+        todo.extend(z3.Z3_get_app_arg(ctx, app, k) for k in range(count))
+
+
+def symbol_names(terms: Iterable[Any]) -> set[str]:
+    """The names of the free symbols in any of ``terms``: one walk over their shared DAG. Path
+    conditions share their conjuncts but each path's own conjunction is a new term, so walking them
+    one by one through Python wrappers (``symbols_of``) grows with the square of a long if-chain:
+    0.69 s against 0.05 s here for 200 ``if (port == K)`` lines."""
+    names: set[str] = set()
+    for ctx, _, app, count in applications(terms):
         if count == 0:
             decl = z3.Z3_get_app_decl(ctx, app)
             if z3.Z3_get_decl_kind(ctx, decl) == z3.Z3_OP_UNINTERPRETED:
                 names.add(z3.Z3_get_symbol_string(ctx, z3.Z3_get_decl_name(ctx, decl)))
-        todo.extend(z3.Z3_get_app_arg(ctx, app, k) for k in range(count))
     return names
+
+
+def given(term: Any, values: Iterable[tuple[Any, int]]) -> Any:
+    """``term`` with each bit-vector symbol of ``values`` (symbol, value) replaced by its value,
+    simplified."""
+    subs = [(symbol, z3.BitVecVal(value, symbol.size())) for symbol, value in values]
+    return z3.simplify(z3.substitute(term, *subs) if subs else term)
 
 
 def from_state(term: Any) -> bool:

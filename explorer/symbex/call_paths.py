@@ -7,8 +7,8 @@ from typing import Any, Iterable, Optional
 import z3
 
 from explorer import ir
-from explorer.symbex.bitvec import (ast_id, bv, combine, combine_be, conjoined, constants_of, negated,
-                                    symbol_names, symbols_of)
+from explorer.symbex.bitvec import (applications, ast_id, bv, combine, combine_be, conjoined, constants_of, given,
+                                    negated, symbol_names, symbols_of)
 from explorer.symbex.conjuncts import Conjuncts
 from explorer.symbex.ctype import IntType, StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
@@ -144,7 +144,7 @@ class CallPathBuilder:
             device = constants_of(cond)[0].get(DEVICE)
             value = None
             if device is not None:
-                value = z3.simplify(z3.substitute(cond, (device, z3.BitVecVal(self._device, device.size()))))
+                value = given(cond, [(device, self._device)])
             self._on_device[key] = (cond, None if value is None or not z3.is_bool(value) or
                                     not (z3.is_true(value) or z3.is_false(value)) else z3.is_true(value))
         return self._on_device[key][1]
@@ -210,24 +210,10 @@ def _as_written(cells: tuple) -> Any:
 
 def _byte_picks(term: z3.ExprRef) -> int:
     """How many distinct subterms of ``term`` take one byte out of a wider value (a byte swap
-    takes them all). Walked through Z3's C API: through z3.py's wrappers this walk was half the
-    time of turning a 64-rule ACL's 51 paths into ``ir`` values."""
-    ctx = term.ctx.ref()
-    seen: set[int] = set()
-    picks, stack = 0, [term.as_ast()]  # borrowed: ``term`` keeps every node alive
-    while stack:
-        node = stack.pop()
-        key = z3.Z3_get_ast_id(ctx, node)
-        if key in seen or z3.Z3_get_ast_kind(ctx, node) != z3.Z3_APP_AST:
-            continue
-        seen.add(key)
-        app = z3.Z3_to_app(ctx, node)
-        count = z3.Z3_get_app_num_args(ctx, app)
-        if (count == 1 and z3.Z3_get_decl_kind(ctx, z3.Z3_get_app_decl(ctx, app)) == z3.Z3_OP_EXTRACT
-                and _bits(ctx, node) == 8 and _bits(ctx, z3.Z3_get_app_arg(ctx, app, 0)) > 8):
-            picks += 1
-        stack.extend(z3.Z3_get_app_arg(ctx, app, k) for k in range(count))
-    return picks
+    takes them all)."""
+    return sum(1 for ctx, node, app, count in applications([term])
+               if count == 1 and z3.Z3_get_decl_kind(ctx, z3.Z3_get_app_decl(ctx, app)) == z3.Z3_OP_EXTRACT
+               and _bits(ctx, node) == 8 and _bits(ctx, z3.Z3_get_app_arg(ctx, app, 0)) > 8)
 
 
 def _bits(ctx: Any, node: Any) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import z3
 
-from explorer.symbex.bitvec import TERM_MEMO, ast_id, constants_of
+from explorer.symbex.bitvec import TERM_MEMO, ast_id, constants_of, given
 from explorer.symbex.state import PathState
 from explorer.wire import RSS_SYMBOL
 
@@ -62,14 +62,9 @@ class FixedValues:
         candidates = (_choosing(term) | ({DEVICE} & set(consts))) - HASHABLE
         if len(candidates) > TRIED:  # a term that chooses on many values (a sum of state cells
             candidates &= {DEVICE}   # compared): kept whole, which is equal under the path anyway
-        subs = []
-        for name in sorted(candidates):
-            v = self.value(name, consts[name])
-            if v is not None:
-                subs.append((consts[name], z3.BitVecVal(v, consts[name].size())))
-        if not subs:
-            return term
-        return z3.simplify(z3.substitute(term, *subs))
+        values = [(consts[name], v) for name in sorted(candidates)
+                  if (v := self.value(name, consts[name])) is not None]
+        return given(term, values) if values else term
 
 
 def _choosing(term: Any) -> frozenset[str]:

@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence
 import z3
 
 from explorer.errors import SolverError
-from explorer.symbex.bitvec import ast_id, constants_of, implies
+from explorer.symbex.bitvec import ast_id, constants_of, given, implies
 
 TIMEOUT_MS = 20_000
 # A heavy question's budget on the incremental solver before a fresh one takes it, in Z3's resource
@@ -234,9 +234,8 @@ class PathSolver:
                                          else self._random.getrandbits(bits))
                     candidates.append(variant)
         for candidate in candidates[:MAX_CANDIDATES]:
-            subs = [(const, z3.BitVecVal(candidate.get(name, 0), const.size())) for name, const in consts.items()]
             try:
-                value = z3.simplify(z3.substitute(goal, *subs)) if subs else z3.simplify(goal)
+                value = given(goal, ((const, candidate.get(name, 0)) for name, const in consts.items()))
             except z3.Z3Exception:
                 return False
             if z3.is_true(value):
