@@ -142,3 +142,24 @@ def test_cores_stop_at_the_queues_a_nic_spreads_over():
     with pytest.raises(ConfigError, match=r"82599 \(Intel 82599/X540\) takes 1 to 16 cores \(the 16 queues its RSS "
                                           r"spreads over\), not 17"):
         pipeline.solve(root / "sample_nfs/nop.c", nic="82599", cores=17, quality=False)
+
+
+@pytest.mark.parametrize("command", ["solve", "simulate", "generate"])
+def test_x710_stops_at_the_64_queues_of_its_traffic_class(tmp_path, command):
+    """An i40e PF spreads RSS over traffic class 0, at most 64 queues (I40E_MAX_Q_PER_TC); solve,
+    simulate and generate took 65 to 128 cores on x710 and planned RETAs naming queues it cuts to
+    their low 6 bits. Now each says so in one line; 64 cores still work."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    assert nic_profile("x710").max_cores == 64 and nic_profile("x710").with_reta_size(128).max_cores == 64
+    extra = {"simulate": ["--traffic", "uniform", "--packets", "1000"], "generate": ["-o", str(tmp_path / "p")],
+             "solve": []}[command]
+    done = subprocess.run([sys.executable, "-m", "explorer.cli", command, "sample_nfs/nop.c", "--nic", "x710",
+                           "--cores", "65", *extra], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [f"nfx {command}: error: x710 (Intel X710/XL710) takes 1 to 64 cores "
+                                                "(the 64 queues its RSS spreads over), not 65"]
+    done = subprocess.run([sys.executable, "-m", "explorer.cli", command, "sample_nfs/nop.c", "--nic", "x710",
+                           "--cores", "64", *extra], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr

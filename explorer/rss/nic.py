@@ -222,8 +222,11 @@ PROFILES: dict[str, NicProfile] = {
     p.name: p
     for p in (
         NicProfile("e810", "ice", 52, 512, True, (128, 512, 2048), "Intel E810", "rte_flow", "net_ice", _ICE_RULES),
+        # The i40e PF's traffic class 0 takes at most I40E_MAX_Q_PER_TC (64) queues
+        # (i40e_vsi_config_tc_queue_mapping), and RSS spreads over that class alone: a RETA entry naming
+        # queue 64 or more is cut to the class's queue bits by the NIC.
         NicProfile("x710", "i40e", 52, 512, True, (128, 512), "Intel X710/XL710", "rte_flow", "net_i40e",
-                   _I40E_RULES),
+                   _I40E_RULES, rss_queues=64),
         NicProfile("cx5", "mlx5", 40, 512, True, (64, 128, 256, 512), "NVIDIA ConnectX-5/6", "rss_conf", "mlx5_pci",
                    _MLX5_RULES),
         # 82599/X540 RETA entries hold 4 bits: RSS spreads over 16 queues (Linux's IXGBE_MAX_RSS_INDICES); a
