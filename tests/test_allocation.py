@@ -143,12 +143,21 @@ def test_an_override_that_stops_the_reading_device_hashing_the_field_breaks_the_
     plan = shard(a, nic_profile("e810"), {"hosts": {1: ("src_ip",)}})
     assert plan.allocations == () and plan.conflicts
     assert any("ports" in c for c in plan.conflicts) and any(v.dev1 == 1 for v in plan.violated)
+    # Their reasons described the pools the plan no longer has ("each core allocates only the i whose
+    # dst_port it receives", "per-core pools: core c allocates ..."), and the JSON said "by allocation".
+    ports, chain = plan.decision("ports"), plan.decision("chain")
+    assert ports.reason.startswith("not by allocation: its entries are keyed by an index of chain that packets "
+                                   "on device 1 carry back in dst_port, and the override makes device 1 hash src_ip")
+    assert chain.reason == ("no per-core pools: device 1 must hash dst_port for them (packets carry chain's indices "
+                            "back in it), and the override makes device 1 hash src_ip")
+    assert ports.to_dict()["by"] == chain.to_dict()["by"] == "fields"
 
 
 def test_nat_with_device_1_overridden_off_the_allocated_port_is_wrong_not_an_error():
     s = pipeline.solve(NAT, cores=4, quality=False, overrides={"internal": {0: ("src_ip",), 1: ("src_ip",)}})
     assert not s.valid and s.counterexample is not None and s.pools == ()
     assert "external" in s.explanation and "device 1" in s.explanation and "dst_port" in s.explanation
+    assert not any("core c allocates" in o.reason or "allocates only" in o.reason for o in s.sharding.objects)
 
 
 def test_another_packet_access_keeps_pair_constraints():

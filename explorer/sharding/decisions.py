@@ -257,10 +257,29 @@ def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, all
     # An override that fixes what a reading device hashes without the allocated field breaks that
     # allocation (its constraint is among the violated, and the counterexample shows it): no key
     # can steer its values, so it gets no pools, which could not be computed.
-    allocations = tuple(a for a in allocations if all(a.field in hashed_map.get(d, RSS_NAMES) for d in a.devices))
+    broken = [a for a in allocations if not all(a.field in hashed_map.get(d, RSS_NAMES) for d in a.devices)]
+    allocations = tuple(a for a in allocations if a not in broken)
+    for a in broken:  # its objects' reasons described pools the plan no longer has
+        decisions = [_unpooled(d, a, hashed_map) if d.allocation == a.allocator else d for d in decisions]
     constraints = tuple(_only_hashed(c, hashed_map) for o in sharded for c in o.constraints if c.equal)
     return ShardingPlan(analysis.nf, devices, tuple(decisions), constraints, tuple(hashed),
                         tuple(dict.fromkeys(conflicts)), tuple(dict.fromkeys(violated)), allocations)
+
+
+def _unpooled(decision: ObjectDecision, allocation: Allocation, hashed: dict[int, tuple[str, ...]]) -> ObjectDecision:
+    """``decision`` of an object sharded by ``allocation`` when an override made a reading device
+    hash other fields than the allocated one: it has no pools, and its reason says why."""
+    lacking = [d for d in allocation.devices if allocation.field not in hashed.get(d, RSS_NAMES)]
+    overridden = "; ".join(f"device {d} hash {', '.join(hashed[d]) or 'nothing'}" for d in lacking)
+    where = ", ".join(f"device {d}" for d in lacking)
+    if decision.name == allocation.allocator:
+        reason = (f"no per-core pools: {where} must hash {allocation.field} for them (packets carry "
+                  f"{allocation.allocator}'s indices back in it), and the override makes {overridden}")
+    else:
+        reason = (f"not by allocation: its entries are keyed by an index of {allocation.allocator} that packets on "
+                  f"{where} carry back in {allocation.field}, and the override makes {overridden}, so packets "
+                  "that share an entry can land on different cores")
+    return replace(decision, reason=reason, allocation="")
 
 
 def _access_counts(analysis: Analysis) -> dict[str, int]:
