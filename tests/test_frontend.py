@@ -436,6 +436,56 @@ def test_an_nf_not_named_dot_c_is_refused_at_once(tmp_path, name):
         read_nf(path)
 
 
+def _shape(ast: c_ast.Node) -> tuple:
+    """An AST as C text and every node's class and coordinates."""
+    from pycparser import c_generator
+
+    nodes, todo = [], [ast]
+    while todo:
+        node = todo.pop()
+        coord = node.coord
+        nodes.append((type(node).__name__, coord and (str(coord.file), coord.line, coord.column)))
+        todo.extend(child for _, child in node.children())
+    return c_generator.CGenerator().visit(ast), nodes
+
+
+@pytest.mark.parametrize("nf", ["sample_nfs/lb.c", "tests/nfs/acl_count.c", "tests/nfs/macro_columns.c"])
+def test_the_headers_parsed_once_give_the_ast_a_whole_parse_gives(nf: str) -> None:
+    """nf.h's declarations are parsed once per process (they were a fifth of a small NF's
+    analysis) and the NF's code after them, knowing their typedef names: the AST is the one a
+    parse of the whole text gives, node for node and place for place, and shares the headers' nodes
+    with the next parse."""
+    from explorer.frontend import parser
+    from explorer.nfsource import read_nf
+
+    text = read_nf(ROOT / nf, {}).text
+    whole = parser._parse(text, nf, None, None)
+    first, again = parser.parse_text(text, nf), parser.parse_text(text, nf)
+    assert _shape(first) == _shape(whole) and _shape(again) == _shape(whole)
+    header = next(i for i, node in enumerate(whole.ext) if "nf.h" in str(node.coord.file))
+    assert first.ext[header] is again.ext[header] and first.ext[-1] is not again.ext[-1]
+
+
+def test_code_before_the_headers_and_errors_after_them_read_as_in_a_whole_parse(tmp_path: Path) -> None:
+    """An NF whose own declarations come before nf.h is parsed whole; a syntax error after nf.h is
+    reported at the place and in the words a whole parse gives."""
+    from explorer.frontend import parser
+    from explorer.nfsource import read_nf
+
+    nop = (ROOT / "sample_nfs" / "nop.c").read_text()
+    first = write(tmp_path, "static int before;\n" + nop, "first.c")
+    text = read_nf(first, {}).text
+    assert parser._after_headers(text, {}) is None
+    assert _shape(parse_nf(first).ast) == _shape(parser._parse(text, str(first), None, None))
+    broken = write(tmp_path, nop.replace("return", "return return", 1), "broken.c")
+    with pytest.raises(CSyntaxError) as split:
+        parser.parse_text(read_nf(broken, {}).text, str(broken))
+    with pytest.raises(CSyntaxError) as whole:
+        parser._parse(read_nf(broken, {}).text, str(broken), None, None)
+    assert str(split.value) == str(whole.value) and split.value.location == whole.value.location
+    assert split.value.location.file == str(broken)
+
+
 def test_column_table_aligns_a_line_when_asked_and_each_line_alone() -> None:
     """A line's source columns come from aligning its tokens with the source line's; a line that
     cannot be cut into tokens keeps its preprocessed columns without costing the others theirs."""

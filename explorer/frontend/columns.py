@@ -121,7 +121,7 @@ def _differing(preprocessed: str, scanned: dict[str, list[str]],
     name: Optional[str] = None
     number = 0
     for line in preprocessed.splitlines():
-        marker = _marker(line) if line.startswith("#") else None
+        marker = line_marker(line) if line.startswith("#") else None
         if marker is not None:
             number, raw = marker
             name = spellings.get(raw, raw)
@@ -135,7 +135,7 @@ def _differing(preprocessed: str, scanned: dict[str, list[str]],
     return lines
 
 
-def _marker(line: str) -> Optional[tuple[int, str]]:
+def line_marker(line: str) -> Optional[tuple[int, str]]:
     """The line number and file a line marker (``# 22 "nf.c" 2``) gives, the file as gcc escaped it;
     None for another line."""
     rest = line[1:].lstrip(" ")
