@@ -103,12 +103,14 @@ def field_name(symbol: str) -> str:
 def key_fields(access: Access) -> tuple[str, ...]:
     """The packet fields a key is made of, in key order (most significant byte first), by the names
     people use; a field of which only the top bits are used is ``src_ip/24``; values from state and
-    bits the analysis cannot trace (a hash, a sum) are named by where they come from. A key that
-    orders the same fields by comparing them (the lower address first) is named once, "in either
-    order"."""
+    bits the analysis cannot trace (a hash, a sum) are named by where they come from. A XOR of two
+    fields is named as one (``src_ip ^ dst_ip``: both directions of a host pair share it). A key
+    that orders the same fields by comparing them (the lower address first) is named once, "in
+    either order"."""
     if access.key is None:
         return ()
-    names, used, opaque = _fields_of_bits(key_bits(access.key))
+    with_xors = key_alternatives(access.key, xor=True)  # one way unless the key chooses
+    names, used, opaque = _fields_of_bits(with_xors[0] if len(with_xors) == 1 else key_bits(access.key))
     if opaque:
         ways = [_fields_of_bits(bits) for bits in key_alternatives(access.key)]
         if len(ways) > 1 and not any(w[2] for w in ways) and len({tuple(sorted(w[0])) for w in ways}) == 1:
@@ -119,29 +121,46 @@ def key_fields(access: Access) -> tuple[str, ...]:
 
 
 def _fields_of_bits(bits: tuple) -> tuple[list[str], set[str], bool]:
-    """The names of the fields ``bits`` copy, in key order, their symbols, and whether some bit is
-    opaque."""
-    order: list[str] = []
-    used: dict[str, set[int]] = {}
+    """The names of the fields ``bits`` copy (or XOR), in key order, their symbols, and whether some
+    bit is opaque."""
+    order: list[tuple[str, ...]] = []
+    used: dict[tuple[str, ...], set] = {}
     opaque = False
     for bit in reversed(bits):
-        if bit.symbol is None:
+        if bit.parts:  # the XOR of bits of two fields: the same bit of each, or not a plain field XOR
+            source = tuple(symbol for symbol, _ in bit.parts)
+            index = bit.parts[0][1] if len({i for _, i in bit.parts}) == 1 else None
+        elif bit.symbol is not None:
+            source, index = (bit.symbol,), bit.index
+        else:
             opaque = opaque or bit.const is None
             continue
-        if bit.symbol not in used:
-            order.append(bit.symbol)
-            used[bit.symbol] = set()
-        used[bit.symbol].add(bit.index)
+        if source not in used:
+            order.append(source)
+            used[source] = set()
+        used[source].add(index)
     names = []
-    for symbol in order:
-        name = field_name(symbol)
-        width = FIELD_BITS.get(symbol)
-        if width is not None and len(used[symbol]) < width:
-            top = sorted(used[symbol], reverse=True)
+    for source in order:
+        if len(set(source)) < len(source):  # x ^ (x >> k): bits of one field folded together
+            names.append(f"bits of {field_name(source[0])} XORed together")
+            continue
+        name = " ^ ".join(field_name(s) for s in sorted(source, key=_hash_order))
+        width = FIELD_BITS.get(source[0])
+        if None in used[source] or any(FIELD_BITS.get(s) != width for s in source):
+            names.append(f"part of {name}")
+            continue
+        if width is not None and len(used[source]) < width:
+            top = sorted(used[source], reverse=True)
             prefix = top == list(range(width - 1, width - 1 - len(top), -1))
-            name = f"{name}/{len(top)}" if prefix else f"part of {name}"
+            name = f"{name if len(source) == 1 else f'({name})'}/{len(top)}" if prefix else f"part of {name}"
         names.append(name)
-    return names, set(used), opaque
+    return names, {s for source in used for s in source}, opaque
+
+
+def _hash_order(symbol: str) -> tuple[int, str]:
+    """RSS fields in hash-input order (src before dst), then the rest by name."""
+    name = field_name(symbol)
+    return (RSS_NAMES.index(name), name) if name in RSS_NAMES else (len(RSS_NAMES), name)
 
 
 def relation(constraint: Any) -> str:

@@ -220,6 +220,28 @@ def test_the_reason_names_the_xored_fields(analyses):
     assert "XOR" not in plain
 
 
+@pytest.mark.parametrize("name,expected", [("xor", ["src_ip ^ dst_ip"]),
+                                           ("xor-ports", ["src_ip ^ dst_ip", "src_port ^ dst_port"]),
+                                           ("xor-mask", ["(src_ip ^ dst_ip)/24"]),
+                                           ("ordered", ["src_ip", "dst_ip", "src_port", "dst_port (in either order)"])])
+def test_the_explainer_names_a_xor_key_as_what_it_is(analyses, name, expected):
+    """explain.key_fields (the explorer's key of each call site) called the XOR keys "computed from
+    dst_ip, src_ip", as if the analysis could not trace them."""
+    from explorer.explain import sites
+
+    _, _, obj, _ = SHARDED[name]
+    keyed = [site for site in sites(analyses[name], obj) if site["keys"]]
+    assert keyed and all(site["keys"] == {"0": expected} for site in keyed), keyed
+
+
+def test_a_sum_of_the_addresses_is_still_computed_from_them():
+    from explorer.explain import sites
+
+    analysis = pipeline.analyze(XOR, {**SMALL, "XP_SUM": "1"})
+    keyed = [site for site in sites(analysis, "pairs") if site["keys"]]
+    assert keyed and all(site["keys"] == {"0": ["computed from dst_ip, src_ip"]} for site in keyed)
+
+
 def test_a_sum_of_the_addresses_stays_locked_and_says_why():
     solution = pipeline.solve(XOR, {**SMALL, "XP_SUM": "1"}, cores=2, quality=False)
     assert solution.strategy == "locks"
