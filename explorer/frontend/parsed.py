@@ -10,10 +10,12 @@ from typing import Any, Optional
 
 from pycparser import c_ast
 
-from explorer.errors import CSyntaxError
+from explorer.errors import CSyntaxError, UnsupportedError
 from explorer.frontend.columns import ColumnTable, column_of
+from explorer.nfsource.number_lists import elide_number_lists, restore_number_lists
 from explorer.frontend.parser import parse_text
 from explorer.ir import Location
+from explorer.limits import size_text
 from explorer.nfsource import NfSource, read_nf
 from explorer.nfsource.attributes import blank_harmless_attributes
 from explorer.nfsource.cpp import is_ours, syntax_error
@@ -81,6 +83,20 @@ def _respell(ast: c_ast.Node, spellings: dict[str, str]) -> None:
         todo.extend(child for _, child in node.children())
 
 
+# The parser reads some 60 KiB of C a second; the longest NF of the project is 16 KiB preprocessed.
+MAX_C_BYTES = 256 * 1024
+
+
+def _refuse_too_long(path: str, size: int) -> None:
+    """Refuse at once what would take the parser minutes (every command parses the NF first)."""
+    if size > MAX_C_BYTES:
+        raise UnsupportedError(
+            f"the NF is {size_text(size)} of C after preprocessing (lists of plain numbers not counted), more "
+            f"than the {size_text(MAX_C_BYTES)} nfx reads (about 4 s to parse); leave out the functions "
+            "nf_init and nf_process never call, and write a generated table as a brace list of integer "
+            "literals, which is read fast at any length", location=Location(path, 1, 1))
+
+
 def parse_source(source: NfSource) -> c_ast.FileAST:
     """The NF's AST, nodes at their real file:line:col. On a syntax error, gcc's words and place
     when gcc finds an error too (the same words ``nfx run`` gives), else the parser's: an NF that
@@ -89,7 +105,10 @@ def parse_source(source: NfSource) -> c_ast.FileAST:
     sources = {name: _read_text(name) for name in source.files if not is_ours(name)}
     columns = ColumnTable(source.text, {k: v for k, v in sources.items() if v is not None}, spellings)
     try:
-        ast = parse_text(blank_harmless_attributes(source.text), source.path, spellings, columns)
+        text, lists = elide_number_lists(blank_harmless_attributes(source.text))
+        _refuse_too_long(source.path, len(text))
+        ast = parse_text(text, source.path, spellings, columns)
+        restore_number_lists(ast, lists)
     except CSyntaxError:
         gcc = syntax_error(source.path, source.gcc_defines)
         if gcc is None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pycparser.c_lexer import CLexer
 
 from explorer.ir import Location
+from explorer.nfsource.number_lists import elide_number_lists
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ def lex(text: str, filename: str) -> list[Token]:
     def fail(message: str, line: int, column: int) -> None:
         raise LexError(message, line, column)
 
+    text, lists = elide_number_lists(text)  # a generated table's numbers are cut here, not by the lexer
     lexer = CLexer(fail)
     lexer.input(text, filename)
     tokens = []
@@ -45,7 +47,16 @@ def lex(text: str, filename: str) -> list[Token]:
         tok = lexer.token()
         if tok is None:
             return tokens
-        tokens.append(Token(tok.value, tok.filename, tok.lineno, tok.column))
+        found = lists.get(tok.value) if lists else None
+        if found is None:
+            tokens.append(Token(tok.value, tok.filename, tok.lineno, tok.column))
+            continue
+        for t in found.tokens:
+            tokens.append(Token(t.value, tok.filename, tok.lineno + t.lines,
+                                t.column if t.lines else tok.column + t.column))
+
+
+_SPECIAL = ("\\", "\r", "/", "#", '"', "'")  # what may start a splice, comment, directive or literal
 
 
 def scan(text: str) -> tuple[str, tuple[int, ...]]:
@@ -68,6 +79,12 @@ def scan(text: str) -> tuple[str, tuple[int, ...]]:
         i = 1
 
     while i < n:
+        if line_start and not directive:  # a line with nothing to blank (most of a table) is skipped whole
+            eol = text.find("\n", i)
+            eol = n if eol < 0 else eol
+            if eol > i and not any(special in text[i:eol] for special in _SPECIAL):
+                i = eol
+                continue
         c = text[i]
         if c == "\\" and text.startswith("\n", i + 1):  # a line splice
             blank(i, i + 1)

@@ -6,9 +6,9 @@ from typing import Any
 
 from pycparser import c_ast
 
-from explorer.symbex.ctype import ArrayType, CType, PointerType, StructType
-from explorer.symbex.literals import string_bytes
-from explorer.symbex.values import Agg, Ptr
+from explorer.symbex.ctype import ArrayType, CType, IntType, PointerType, StructType
+from explorer.symbex.literals import int_constant, string_bytes
+from explorer.symbex.values import Agg, Ptr, mask
 from explorer.symbex.visitor import Visitor
 
 
@@ -78,6 +78,8 @@ class Initializers(Visitor):
 
     def _array_list(self, ptr: Ptr, t: ArrayType, init: Any) -> None:
         m = self.machine
+        if len(init.exprs) >= 64 and isinstance(t.elem, IntType) and self._numbers(ptr, t, init):
+            return
         index = 0
         for expr in init.exprs:
             target = expr
@@ -98,6 +100,32 @@ class Initializers(Visitor):
                 raise m.fail(expr, f"initializer index {index} is outside the array of {t.length}")
             self._element(_member(ptr, t.elem, index * t.elem.size), t.elem, target)
             index += 1
+
+    def _numbers(self, ptr: Ptr, t: ArrayType, init: Any) -> bool:
+        """A long list of integer literals (a generated table) stored in one write: each converted
+        to the element type as C converts (modulo its width; != 0 for a bool). False when an
+        element is anything else, for the general path (and its errors) to take."""
+        elem = t.elem
+        if len(init.exprs) > t.length:
+            return False
+        data = bytearray()
+        for expr in init.exprs:
+            negate = isinstance(expr, c_ast.UnaryOp) and expr.op == "-"
+            node = expr.expr if negate else expr
+            if not isinstance(node, c_ast.Constant) or node.type in ("string", "char", "float", "double", "long double"):
+                return False
+            try:
+                value, ctype = int_constant(node.value)
+            except ValueError:
+                return False
+            if negate:
+                value = -value & mask(ctype.bits)
+            if ctype.signed and value >> (ctype.bits - 1):
+                value -= 1 << ctype.bits
+            value = int(value != 0) if elem.is_bool else value & mask(elem.bits)
+            data += value.to_bytes(elem.size, "little")
+        self.machine.write(ptr, tuple(data), init)
+        return True
 
     def _element(self, ptr: Ptr, t: CType, expr: Any) -> None:
         if isinstance(expr, c_ast.InitList):

@@ -27,6 +27,7 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
     ``elem`` at ``offset`` in ``region``, or None when the table is not all numbers or too varied."""
     if not isinstance(elem, (IntType, StructType)) or count < 2:
         return None
+    count = min(count, _largest(index) + 1)  # a table longer than the index reaches (BIG[ip->ttl])
     size = elem.size
     cells = region.cells[offset:offset + count * size]
     if len(cells) != count * size or not all(isinstance(c, int) for c in cells):
@@ -47,6 +48,32 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
     made.cells = element
     made.readonly = True
     return Ptr(PointerType(elem), name, 0), elem
+
+
+def _largest(term: z3.BitVecRef) -> int:
+    """An upper bound of the unsigned value of ``term``, from its shape: the width of a field
+    under zero extension, a constant mask, remainder or shift."""
+    full = (1 << term.size()) - 1
+    if z3.is_bv_value(term):
+        return term.as_long()
+    kind = term.decl().kind() if z3.is_app(term) else None
+    args = term.children()
+    if kind == z3.Z3_OP_ZERO_EXT:
+        return _largest(args[0])
+    if kind == z3.Z3_OP_SIGN_EXT:
+        inner = _largest(args[0])
+        return inner if inner >> (args[0].size() - 1) == 0 else full
+    if kind == z3.Z3_OP_CONCAT and z3.is_bv_value(args[0]) and args[0].as_long() == 0:
+        return _largest(z3.Concat(*args[1:]) if len(args) > 2 else args[1])
+    if kind == z3.Z3_OP_EXTRACT:
+        return min(full, _largest(args[0]) >> term.params()[1])
+    if kind == z3.Z3_OP_BAND:
+        return min(_largest(a) for a in args)
+    if kind == z3.Z3_OP_BUREM and z3.is_bv_value(args[1]) and args[1].as_long() > 0:
+        return min(_largest(args[0]), args[1].as_long() - 1)
+    if kind == z3.Z3_OP_BLSHR and z3.is_bv_value(args[1]):
+        return _largest(args[0]) >> min(args[1].as_long(), term.size())
+    return full
 
 
 def _spans(elem: CType) -> list[tuple[int, int]]:

@@ -1,0 +1,146 @@
+"""Big NFs: a generated table of plain numbers is read without pycparser's lexer and parser (a
+1.6 MB table took 12 s to parse and 20 s more to cut into tokens for generate), with the same
+nodes, tokens, lines and columns; C past what the parser reads in a few seconds is refused at once,
+by every command, with the reason."""
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycparser import c_ast, c_parser
+from pycparser.c_lexer import CLexer
+
+from explorer.cli import main
+from explorer.nfsource.number_lists import elide_number_lists, restore_number_lists
+from explorer.nfsource.tokens import lex
+from explorer.symbex import analyze
+from explorer.symbex.evaluate import evaluate
+
+LITERALS = ["7", "300", "0x1f", "0X7FFFFFFFu", "-9", "- 7", "077", "10UL", "0", "4294967295", "-2147483648",
+            "0xffffffffffffffff", "1u"]
+SEPARATORS = [",", ", ", " ,\n  ", ",\n", ",\n\n   ", " , "]
+
+
+def _table_text(rng: random.Random, n: int) -> str:
+    items = [rng.choice(LITERALS) for _ in range(n)]
+    body = "".join(v + (rng.choice(SEPARATORS) if k < n - 1 or rng.random() < 0.5 else "") for k, v in enumerate(items))
+    return "{" + rng.choice(["", "\n  ", " "]) + body + rng.choice(["", "\n", "  "]) + "}"
+
+
+def _pycparser_tokens(text: str) -> list[tuple]:
+    lexer = CLexer(lambda *a: None)
+    lexer.input(text, "t.c")
+    out = []
+    while (tok := lexer.token()) is not None:
+        out.append((tok.value, tok.lineno, tok.column))
+    return out
+
+
+def _nodes(ast: c_ast.Node) -> list[tuple]:
+    out = []
+    todo = [ast]
+    while todo:
+        node = todo.pop()
+        out.append((type(node).__name__, str(node.coord), getattr(node, "value", None), getattr(node, "op", None)))
+        todo.extend(child for _, child in reversed(node.children()))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_tokens_and_nodes_are_the_ones_pycparser_makes(seed: int) -> None:
+    rng = random.Random(seed)
+    text = (f"static const long t[] = {_table_text(rng, rng.randint(64, 150))}; int x = 1;\n"
+            f"static const int u[2][70] = {{{_table_text(rng, 70)}, {_table_text(rng, 70)}}};\n")
+    elided, lists = elide_number_lists(text)
+    assert len(lists) == 3 and len(elided) < len(text) / 2
+    assert [(t.value, t.line, t.column) for t in lex(text, "t.c")] == _pycparser_tokens(text)
+    ours = c_parser.CParser().parse(elided, "t.c")
+    restore_number_lists(ours, lists)
+    assert _nodes(ours) == _nodes(c_parser.CParser().parse(text, "t.c"))
+
+
+@pytest.mark.parametrize("body", ["1, 2, N, 4", "1, 2, [5] = 4", "1, 2, 3.5, 4", "1, 2, 1e5, 4", "1, 2, 'a', 4",
+                                  "1, 2, , 4", "1, 2, 3 4, 5", "1, 2, 0x, 4", "1, 2, 08x, 4", "1, 2, --3, 4"])
+def test_lists_with_anything_else_are_left_to_the_parser(body: str) -> None:
+    text = "int t[] = {" + ", ".join([body] * 40) + "};"
+    assert elide_number_lists(text) == (text, {})
+
+
+C_TYPES = {"uint8_t": "%u", "int8_t": "%d", "uint16_t": "%u", "int32_t": "%d", "uint64_t": "%llu", "bool": "%d"}
+
+
+@pytest.mark.parametrize("ctype", sorted(C_TYPES))
+def test_a_table_holds_what_gcc_stores(tmp_path: Path, ctype: str) -> None:
+    """Each literal converted to the element type as C converts it: the analysis's value at each
+    index equals what a gcc-built program prints."""
+    rng = random.Random(ctype)
+    values = ", ".join(rng.choice(LITERALS) for _ in range(256))
+    table = f"static const {ctype} T[256] = {{{values}}};\n"
+    program = tmp_path / "print.c"
+    program.write_text("#include <stdio.h>\n#include <stdint.h>\n#include <stdbool.h>\n" + table +
+                       "int main(void) { for (int i = 0; i < 256; i++) printf(\"" + C_TYPES[ctype] +
+                       "\\n\", (" + ("unsigned long long" if ctype == "uint64_t" else "int") + ")T[i]); return 0; }\n")
+    subprocess.run(["gcc", "-w", "-o", str(tmp_path / "print"), str(program)], check=True)
+    printed = subprocess.run([str(tmp_path / "print")], check=True, capture_output=True, text=True).stdout.split()
+    nf = tmp_path / "table.c"
+    nf.write_text('#include "nf.h"\nstatic struct nf_map *m;\n' + table +
+                  "bool nf_init(void) { return nf_map_allocate(8, 16, &m); }\n"
+                  "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                  "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+                  "  uint64_t v = (uint64_t)T[ip->ttl];\n  int index;\n  return nf_map_get(m, &v, &index);\n}\n")
+    (key,) = {a.key.sexpr(): a.key for p in analyze(nf).paths for a in p.accesses}.values()
+    stored = evaluate(key, {"p.ipv4.ttl": np.arange(256, dtype=np.uint64)}).tolist()
+    # the key is the 8 bytes in memory order: the little-endian value's bytes reversed
+    assert [int.from_bytes(int(k).to_bytes(8, "big"), "little") for k in stored] == [int(v) & (1 << 64) - 1 for v in printed]
+
+
+def _huge_table(path: Path, entries: int) -> list[int]:
+    rng = random.Random(1)
+    values = [rng.randrange(1 << 31) for _ in range(entries)]
+    rows = ",\n".join("  " + ", ".join(str(v) for v in values[k:k + 12]) for k in range(0, entries, 12))
+    path.write_text('#include "nf.h"\n' + f"static const uint32_t BIG[{entries}] = {{\n{rows}\n}};\n"
+                    "bool nf_init(void) { return true; }\n"
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+                    "  return (BIG[ip->ttl] & 1) ? 1 - device : NF_DROP;\n}\n")
+    return values
+
+
+def test_a_table_of_140000_numbers_indexed_by_a_byte_is_analysed(tmp_path: Path) -> None:
+    """1.6 MB of C: accepted (the index reaches the first 256 entries), its values right."""
+    nf = tmp_path / "huge.c"
+    values = _huge_table(nf, 140_000)
+    assert nf.stat().st_size > 1_400_000
+    start = time.process_time()
+    analysis = analyze(nf)
+    assert time.process_time() - start < 20  # 30 s and more before, then refused
+    (drop,) = [p for p in analysis.paths if p.verdict.kind == "drop" and "p.ipv4.ttl" in p.condition_text]
+    ipv4 = {"p.ether.type": 0x0800, "p.ipv4.version_ihl": 0x45, "p.ipv4.frag_off": 0, "p.len": 64, "p.device": 0}
+    env = {"p.ipv4.ttl": np.arange(256, dtype=np.uint64),
+           **{name: np.full(256, value, dtype=np.uint64) for name, value in ipv4.items()}}
+    assert evaluate(drop.condition, env).tolist() == [v & 1 == 0 for v in values[:256]]
+
+
+@pytest.mark.parametrize("command", [["analyze"], ["solve"], ["generate", "-o", "out"],
+                                     ["check", "--traffic", "uniform"], ["run", "--in", "0=tr/dev0.pcap", "--out", "out"]])
+def test_too_much_c_is_refused_at_once_by_every_command(tmp_path: Path, capsys, monkeypatch, command) -> None:
+    monkeypatch.chdir(tmp_path)
+    nf = tmp_path / "many.c"
+    helpers = "".join(f"static int helper_{k}(int x) {{\n  int y = x * {k % 97 + 1} + {k};\n  return y ^ (y >> 3);\n}}\n"
+                      for k in range(4000))
+    nf.write_text('#include "nf.h"\n' + helpers + "bool nf_init(void) { return true; }\n"
+                  "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                  "  return helper_5(len) & 1;\n}\n")
+    if command[0] == "run":
+        assert main(["traffic", "uniform", "--packets", "10", "--out", "tr"]) == 0
+    capsys.readouterr()
+    start = time.monotonic()
+    status = main([command[0], str(nf), *command[1:]])
+    err = capsys.readouterr().err
+    assert status != 0 and time.monotonic() - start < 10
+    assert f"{nf}:1:1: the NF is " in err and "KiB of C after preprocessing" in err, err
+    assert "leave out the functions nf_init and nf_process never call" in err and "Traceback" not in err
