@@ -51,6 +51,11 @@ class Return(Exception):
         self.node = node
 
 
+def _place(node: Any) -> tuple[int, int]:
+    """Where a statement of one function starts (its file is the function's)."""
+    return node.coord.line, node.coord.column or 0
+
+
 class Statements(Visitor):
     def run(self, node: Any) -> None:
         """Execute one statement."""
@@ -207,10 +212,39 @@ class Statements(Visitor):
         raise Continue(node)
 
     def visit_Goto(self, node: Any) -> None:
-        raise self.machine.fail(node, f"goto {node.name} is not supported; use structured control flow")
+        raise self._jump_refused(node.name, node)
 
     def visit_Label(self, node: Any) -> None:
-        raise self.machine.fail(node, f"labels (here {node.name}:) and goto are not supported")
+        raise self._jump_refused(node.name, node)
+
+    def _jump_refused(self, name: str, node: Any) -> Exception:
+        """The refusal of goto ``name``, the same whichever of the goto or its label a path reaches
+        first: at the function's first goto to it, saying how to write a forward jump (the cleanup
+        style) or a backward one without goto."""
+        m = self.machine
+        fdef = m.program.functions.get(m.call_stack[-1]) if m.call_stack else None
+        gotos, labels = [], []
+        todo = [fdef.body] if fdef is not None else []
+        while todo:
+            item = todo.pop()
+            if isinstance(item, c_ast.Goto) and item.name == name:
+                gotos.append(item)
+            elif isinstance(item, c_ast.Label) and item.name == name:
+                labels.append(item)
+            todo.extend(child for _, child in item.children())
+        gotos.sort(key=_place)
+        if not gotos:
+            return m.fail(node, f"labels (here {name}:) and goto are not supported, and nothing jumps to {name}: "
+                                "remove the label")
+        first = gotos[0]
+        if labels and _place(labels[0]) < _place(first):
+            return m.fail(first, f"goto {name} is not supported (the analysis follows structured control flow only); "
+                                 f"write this jump back to {name}: as a loop (`while`, `for`) with a constant bound")
+        return m.fail(first, f"goto {name} is not supported (the analysis follows structured control flow only); to "
+                             f"jump to a common exit, return there instead: put the code after {name}: in a helper "
+                             f"and write `return finish(verdict);` for each goto, or wrap the statements before "
+                             f"{name}: in `do {{ ... }} while (0)` and write `break;` for each goto (one that is not "
+                             "inside a loop or switch)")
 
     def visit_Case(self, node: Any) -> None:
         raise self.machine.fail(node, "case label outside a switch body")
