@@ -91,6 +91,14 @@ def test_rss_hf_refuses_what_the_driver_cannot_hash():
         rss_hf(("src_mac",))
 
 
+def test_the_generic_ipv4_rule_is_created_before_the_tcp_and_udp_rules():
+    """ice's "eth / ipv4" profile spans every IPv4 packet type; the TCP/UDP profiles must come after
+    it (as in ice_rss_hash_set), or a port hashing dst_port alone (nat's WAN) could hash its TCP/UDP
+    frames on the addresses. It came last."""
+    rules = flow_rule_types(rss_hf(("dst_port",)).mask)
+    assert [pattern for pattern, _ in rules] == ["eth / ipv4", "eth / ipv4 / tcp", "eth / ipv4 / udp"]
+
+
 def test_flow_rule_types_split_per_pattern():
     ipv4, tcp, udp = (RSS_HF_BITS[n] for n in ("RTE_ETH_RSS_IPV4", "RTE_ETH_RSS_NONFRAG_IPV4_TCP",
                                               "RTE_ETH_RSS_NONFRAG_IPV4_UDP"))

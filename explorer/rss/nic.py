@@ -286,17 +286,20 @@ def rss_hf(fields: Iterable[str], nic: Union[NicProfile, str] = "e810") -> RssHf
 def flow_rule_types(mask: int) -> tuple[tuple[str, int], ...]:
     """For drivers whose field selection needs ``rte_flow`` (ice, i40e): the RSS action ``types`` of
     one rule per pattern, since ice rejects ``IPV4`` together with ``NONFRAG_IPV4_TCP`` in one rule and
-    an ``L4_*_ONLY`` flag on a pattern without L4. Non-TCP/UDP IPv4 packets hash their addresses."""
+    an ``L4_*_ONLY`` flag on a pattern without L4. Non-TCP/UDP IPv4 packets hash their addresses.
+
+    "eth / ipv4" comes first: on ice its profile (``IPV4 | IPV_OTHER``) takes every outer IPv4 packet
+    type, TCP and UDP included, and the TCP/UDP profiles added after it take their packet types
+    back, the order ice's own port-level setup (``ice_rss_hash_set``) adds them in; created last, it
+    could leave TCP/UDP hashed on its fields. i40e's rules name disjoint packet types."""
     ipv4 = RSS_HF_BITS["RTE_ETH_RSS_IPV4"]
-    rules = []
+    rules = [("eth / ipv4", mask & (ipv4 | _L3_FLAGS))] if mask else []
     for pattern, l4_type in (("eth / ipv4 / tcp", RSS_HF_BITS["RTE_ETH_RSS_NONFRAG_IPV4_TCP"]),
                              ("eth / ipv4 / udp", RSS_HF_BITS["RTE_ETH_RSS_NONFRAG_IPV4_UDP"])):
         if mask & l4_type:
             rules.append((pattern, (mask & ~(ipv4 | _TCP_UDP)) | l4_type))
         elif mask:
             rules.append((pattern, mask & (ipv4 | _L3_FLAGS)))
-    if mask:
-        rules.append(("eth / ipv4", mask & (ipv4 | _L3_FLAGS)))
     return tuple(rules)
 
 
