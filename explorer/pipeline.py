@@ -17,7 +17,7 @@ from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile, nic_profile
 from explorer.rss.problem import KeyProblem
 from explorer.rss.key_solver import RssPlan, find_counterexample, solve_keys
-from explorer.rss.spread import port_range_notes, trace_notes
+from explorer.rss.spread import port_range_notes, portless_notes, trace_notes
 from explorer.sharding.allocation import explain as explain_allocation
 from explorer.sharding.decisions import Overrides, ShardingPlan, shard
 from explorer.sharding.pools import Pools, pools_of
@@ -196,7 +196,8 @@ def _solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, e
     # The analysis' own figure: a solve given an earlier Analysis (the CLI, the explorer) reuses it.
     seconds = (("analysis", round(analysis.seconds, 4)), ("solve", round(done - analysed, 4)))
     return Solution(analysis, sharding, strategy, plan, profile, cores, seed, valid, explanation,
-                    counterexample, seconds, pools=pools, warnings=port_range_notes(plan, sharding.constraints))
+                    counterexample, seconds, pools=pools,
+                    warnings=port_range_notes(plan, sharding.constraints) + portless_notes(plan))
 
 
 def _problem(sharding: ShardingPlan, constraints, profile: NicProfile, cores: int, seed: int) -> KeyProblem:

@@ -121,6 +121,23 @@ def test_the_simulator_hashes_icmp_and_fragments_on_their_addresses(lan, nic):
     assert len(set(steering.cores[portless].tolist())) == 4  # spread, not all on RETA entry 0's core
 
 
+@pytest.mark.parametrize("nic,fields", [("cx5", "src_ip"), ("82599", "src_ip, dst_ip")])
+def test_solve_warns_when_every_portless_frame_reaches_one_core(lan, nic, fields):
+    """cx5 hashes an address with the port (never a port alone) and 82599 all four fields; the key
+    keeps the addresses out of the RETA index for TCP/UDP, so ICMP and fragments, hashed on the
+    addresses alone, all reach RETA entry 0. solve said nothing while simulate put them on one core."""
+    trace, kinds = lan
+    solution = pipeline.solve(NF, nic=nic, cores=4, quality=False)
+    core = solution.plan.device(0).reta[0]
+    assert solution.warnings == (f"device 0: frames without TCP/UDP ports (ICMP, IPv4 fragments) all reach RETA "
+                                 f"entry 0, core {core}: {nic} hashes only {fields} of them, which the key keeps out "
+                                 "of the RETA index for the TCP/UDP frames",)
+    steering = steer(solution.plan, fields_of(trace), trace.devices)
+    portless = kinds["icmp"] + kinds["first_fragment"] + kinds["later_fragment"]
+    assert set(steering.cores[portless].tolist()) == {core}
+    assert pipeline.solve(NF, nic="e810", cores=4, quality=False).warnings == ()
+
+
 def test_ice_refuses_to_be_told_frag_ipv4():
     """ice takes RTE_ETH_RSS_FRAG_IPV4 but then hashes fragments alone, with their IPv4 ID."""
     types = RSS_HF_BITS["RTE_ETH_RSS_IPV4"] | RSS_HF_BITS["RTE_ETH_RSS_FRAG_IPV4"]

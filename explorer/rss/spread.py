@@ -9,7 +9,10 @@ so, naming the object, the field and its bits, rather than leave a user to wonde
 everything.
 
 ``port_range_notes`` looks at the typical port ranges (for ``solve``), ``trace_notes`` at how
-many RETA entries a simulated trace's packets of each device reached (for ``simulate``).
+many RETA entries a simulated trace's packets of each device reached (for ``simulate``), and
+``portless_notes`` at frames without ports (ICMP, IPv4 fragments), which the NIC hashes on other
+fields than TCP/UDP frames (``NicProfile.portless_fields``), fields the key may have had to make
+irrelevant.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import numpy as np
 from explorer.rss.hash_input import FIELD_BITS, FIELD_NAMES, L4_FIELDS
 from explorer.rss.key_solver import DevicePlan, RssPlan
 from explorer.rss.problem import PairConstraint
-from explorer.rss.quality import bit_ranges
+from explorer.rss.quality import bit_ranges, dependence
 from explorer.rss.toeplitz import hash_fields
 from explorer.wording import count
 
@@ -82,6 +85,21 @@ def port_range_notes(plan: RssPlan, constraints: Iterable[PairConstraint]) -> tu
                     f"nothing else: the {end - first} {field} values {first}-{end - 1} ({label}) share "
                     f"{count(entries, 'RETA entry', 'RETA entries')}, so packets with them reach at most {entries} "
                     f"of {plan.cores} cores whatever the key and RETA")
+    return tuple(notes)
+
+
+def portless_notes(plan: RssPlan) -> tuple[str, ...]:
+    """Per device whose key makes every field the NIC hashes of frames without TCP/UDP ports
+    irrelevant to the RETA index: all such frames (ICMP, IPv4 fragments) reach one core."""
+    notes = []
+    if plan.cores < 2:
+        return ()
+    for d in plan.devices:
+        portless = plan.nic.portless_fields(d.fields)
+        if portless and not dependence(d.key, portless, len(d.reta)):
+            notes.append(f"device {d.device}: frames without TCP/UDP ports (ICMP, IPv4 fragments) all reach RETA "
+                         f"entry 0, core {d.reta[0]}: {plan.nic.name} hashes only {', '.join(portless)} of them, "
+                         "which the key keeps out of the RETA index for the TCP/UDP frames")
     return tuple(notes)
 
 
