@@ -193,3 +193,29 @@ def test_a_branch_whose_sides_end_alike_is_one_path(tmp_path: Path) -> None:
         ("p.len <= 100 && p.len >= 60", "forward to 0"),
         ("!(p.len <= 100 && p.len >= 60)", "drop"),
     ]
+
+
+def test_ways_that_all_end_alike_add_no_condition() -> None:
+    """syn_window.c: a switch whose UDP case falls through to the default read
+    "p.ipv4.proto != 17 || p.ipv4.proto == 17" on its paths, and a SYN test that cannot hold on
+    device 0 read "(!p.is_tcp || p.is_tcp)": a statement whose every way ends alike adds no
+    condition, and ways that are a decision and its opposite read as nothing."""
+    analysis = analyze(NFS / "syn_window.c")
+    texts = [p.condition_text for p in analysis.paths]
+    assert "p.is_ipv4 && p.ipv4.proto != 6 && p.device == 0" in texts
+    assert "p.is_ipv4 && p.ipv4.proto == 6 && p.device == 0" in texts
+    assert not any("17" in text for text in texts), texts
+
+
+def test_a_statement_whose_ways_all_end_alike_adds_nothing_to_the_path(tmp_path: Path) -> None:
+    """Three cases that all break: the one merged group holds wherever the switch starts, so the
+    path's condition (the term the solver and the simulator read) does not mention the protocol."""
+    path = tmp_path / "cases.c"
+    path.write_text('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+                    "  switch (ip->protocol) {\n  case NF_IP_PROTO_UDP:\n  case NF_IP_PROTO_TCP:\n"
+                    "  default:\n    break;\n  }\n  return 1;\n}\n")
+    a = analyze(path)
+    assert [p.condition_text for p in a.paths] == ["!p.is_ipv4", "p.is_ipv4"]
+    assert not any("p.ipv4.proto" in symbols_of(p.condition) for p in a.paths)

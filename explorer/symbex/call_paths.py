@@ -78,8 +78,9 @@ class CallPathBuilder:
         self._known = {ast_id(d.cond) for d in state.decisions if d.ways is None}
         self._device = devices[0] if len(devices) == 1 else None
         shown = self.conjuncts.shown([d.cond for d in state.decisions])
-        text = " && ".join(self._wrap(d, cond) for d, cond in zip(state.decisions, shown)
-                           if cond is not None or d.label is not None) or "true"
+        texts = (self._wrap(d, cond) for d, cond in zip(state.decisions, shown)
+                 if cond is not None or d.label is not None)
+        text = " && ".join(t for t in texts if t != "true") or "true"
         fixed = FixedValues(state, devices)  # keys are simplified under the path condition
         accesses = tuple(ir.Access(raw.object, raw.op, raw.call, fixed.simplify(raw.key), self.key_text(raw, fixed),
                                    raw.results, raw.location or ir.Location(self.source, 0, 0), raw.related,
@@ -169,6 +170,9 @@ class CallPathBuilder:
             return "false", False
         if any(not way for way in ways):
             return "true", False
+        alone = {ast_id(way[0].cond): way[0].cond for way in ways if len(way) == 1 and way[0].ways is None}
+        if any(self._negation_id(cond) in alone for cond in alone.values()):
+            return "true", False  # a way and its opposite, once the path's own decisions are left out
         by_first: dict[tuple, list[tuple]] = {}
         for way in ways:
             by_first.setdefault((ast_id(way[0].cond), way[0].label), []).append(way)

@@ -198,6 +198,12 @@ def _groups(node: Any, ends: list[_End]) -> list[Group]:
             groups.append(Group(node, first.kind, first.signal, first.subtrace, first.constraints, first.decisions,
                                 fields, first.end))
             continue
+        if partition and len(members) == 1:
+            # every way through the statement ends alike: the group holds wherever the statement
+            # starts, so it adds no condition (a switch's case that falls through to the default
+            # read "p.ipv4.proto != 17 || p.ipv4.proto == 17")
+            groups.append(Group(node, first.kind, first.signal, first.subtrace, (), (), fields, first.end))
+            continue
         cond, ways, negate = _either(group), group, False
         others = [end for j, g in enumerate(members) if j != i for end in g]
         if partition and others and _size(others) < _size(group):
