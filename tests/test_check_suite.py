@@ -85,6 +85,9 @@ SUITE = {
     # counters per class from a 256-entry const table indexed by the TOS: locks (refused before: an index
     # of more than 16 values)
     "tos_lut": ("locks", ANY, {}, None),
+    # DSCP re-marking from a 2-D const table ACTION[PHB[tos >> 2]][device], per-source counters: sn
+    # (the witnesses fill its table on their own: no separate fill traffic)
+    "dscp_remark": ("sn", {0: ("src_ip",), 1: ("src_ip",)}, {"DR_SOURCES": "64"}, None),
 }
 # NFs whose equivalence runs on generated traffic of their own (GENERATED below) instead of the
 # witnesses: the witness search cannot build the state some of their paths need.

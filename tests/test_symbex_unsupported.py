@@ -115,7 +115,8 @@ CASES = [
     ("floating point", "", "return true;", "  double x = 1.5;\n  return (int)x;", 6, 3,
      "floating-point types are not supported"),
     ("bit-field", "struct flags { int a : 3; };", "return true;", "  struct flags f;\n  return 0;", 2, 20,
-     "bit-fields are not supported"),
+     "bit-fields are not supported (here a): their layout is the compiler's; give each flag a whole uint8_t "
+     "member, or keep the bits in one integer member and test them with masks (`flags & 0x1`)"),
     ("division by zero", "", "return true;", "  int zero = 0;\n  return 5 / zero;", 7, 10,
      "division by zero: the divisor is always 0 here (a macro, or a -D value, that is 0?)"),
     ("remainder by a zero macro", "#define SLOTS 0", "return true;", "  return len % SLOTS;", 7, 10,

@@ -196,7 +196,9 @@ class TypeResolver:
         members: list[tuple[str, CType]] = []
         for decl in node.decls:
             if getattr(decl, "bitsize", None) is not None:
-                raise unsupported(decl, "bit-fields are not supported")
+                raise unsupported(decl, f"bit-fields are not supported (here {decl.name or 'an unnamed one'}): their "
+                                        "layout is the compiler's; give each flag a whole uint8_t member, or keep "
+                                        "the bits in one integer member and test them with masks (`flags & 0x1`)")
             mt = self.resolve(decl.type, scopes)
             if isinstance(mt, StructType) and not mt.complete:
                 raise unsupported(decl, f"member of incomplete type {mt}")
