@@ -154,6 +154,32 @@ def test_a_device_missing_between_the_plans_devices_is_rejected(fw):
         hasher.check_devices(np.array([0, -3]))
 
 
+def test_class_steering_equals_steering_every_packet(fw):
+    """One pass over the class keys gives each class the bucket ``steer`` gives its packets, the
+    packets per RETA entry, and per device its packets and distinct entries; a class on a device
+    the plan lacks is named as a packet would be."""
+    from explorer.simulate.classes import ClassTable, Layout
+    from explorer.simulate.steering import Hasher
+
+    trace = generate("mixed", packets=5_000, flows=300, seed=4)
+    fields, devices = extract_fields(trace.frames), np.asarray(trace.devices, dtype=np.int64)
+    table = ClassTable(Layout.of([], []), threads=1)
+    table.add(fields, devices, 0)
+    classes = table.classes()
+    hasher = Hasher(fw.plan)
+    got = hasher.class_steering(classes.keys, classes.count, fw.nic.reta_size)
+    packets = steer(fw.plan, fields, devices, hasher=hasher)
+    assert (got.buckets == packets.buckets[classes.first]).all()
+    assert (~fields.is_l4).any() and (~fields.is_ipv4).any()  # hashed on L3 only, and not hashed
+    assert got.load.tolist() == np.bincount(packets.buckets, minlength=fw.nic.reta_size).tolist()
+    assert got.reach == tuple((int(d), int((devices == d).sum()), len(np.unique(packets.buckets[devices == d])))
+                              for d in np.unique(devices))
+    assert len(got.reach) == 2 and got.reach[0][0] == 0
+    hasher.slot = np.array([0, -1])  # as for a plan of device 0 alone
+    with pytest.raises(TrafficError, match="device 1, which the NF does not have"):
+        hasher.class_steering(classes.keys, classes.count, fw.nic.reta_size)
+
+
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 

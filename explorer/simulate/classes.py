@@ -212,15 +212,21 @@ def _number_rows(values, slots, distinct, ids):
     return size
 
 
+@numba.njit(cache=True, inline="always")
+def steering_fields(k0, k1):
+    """What the NIC hashes of a class, out of slices 0 and 1 of its key: source and destination
+    address, source and destination port, the IPv4 and L4 flags, and the device."""
+    u = np.uint64
+    return (k0 >> u(32), k0 & u(0xFFFFFFFF), k1 >> u(48), (k1 >> u(32)) & u(0xFFFF), (k1 >> u(17)) & u(1),
+            (k1 >> u(16)) & u(1), np.int64(k1 & u(0xFFFF)))
+
+
 @numba.njit(cache=True)
 def _steering(keys, src_ip, dst_ip, src_port, dst_port, is_ipv4, is_l4):
     """``Layout.steering``'s fields out of slices 0 and 1 of the keys."""
-    u = np.uint64
     for r in range(len(keys)):
-        k0, k1 = keys[r, 0], keys[r, 1]
-        src_ip[r], dst_ip[r] = k0 >> u(32), k0 & u(0xFFFFFFFF)
-        src_port[r], dst_port[r] = k1 >> u(48), (k1 >> u(32)) & u(0xFFFF)
-        is_ipv4[r], is_l4[r] = (k1 >> u(17)) & u(1), (k1 >> u(16)) & u(1)
+        src_ip[r], dst_ip[r], src_port[r], dst_port[r], is_ipv4[r], is_l4[r], _ = steering_fields(keys[r, 0],
+                                                                                                  keys[r, 1])
 
 
 class ClassEnv(dict):

@@ -422,14 +422,8 @@ class _ClassView:
         self.keyed = _keyed_terms(analysis, sharded, strategy)
         self.writes = write_model.path_writes(analysis) if strategy in SHARED_STRATEGIES else ()
         self.n = len(classes)
-        devices = classes.layout.env(classes.keys)[1]  # the symbols are made only when read
-        hashes = Hasher(plan).hash_arrays(devices, **classes.layout.steering(classes.keys))
-        self.buckets = (hashes & np.uint32(plan.nic.reta_size - 1)).astype(np.int64)
-        self.reach = tuple((int(dev), int(classes.count[devices == dev].sum()),
-                            len(np.unique(self.buckets[devices == dev]))) for dev in np.unique(devices))
-        del devices
-        self.bucket_load = np.bincount(self.buckets, weights=classes.count,
-                                       minlength=plan.nic.reta_size).astype(np.int64)
+        steering = Hasher(plan).class_steering(classes.keys, classes.count, plan.nic.reta_size)
+        self.buckets, self.bucket_load, self.reach = steering.buckets, steering.load, steering.reach
         retas = {d.reta for d in plan.devices}
         self.reta = np.asarray(next(iter(retas)) if len(retas) == 1 else round_robin(plan.nic.reta_size, plan.cores),
                                dtype=np.int64)

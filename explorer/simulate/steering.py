@@ -22,6 +22,7 @@ from explorer.rss.hash_input import FIELD_BITS
 from explorer.rss.key_solver import DevicePlan, RssPlan
 from explorer.rss.nic import NicProfile
 from explorer.rss.toeplitz import ToeplitzTable, hash_fields
+from explorer.simulate.classes import steering_fields
 from explorer.traffic.field_arrays import PacketFields
 from explorer.wire import RSS_NAMES
 
@@ -99,6 +100,22 @@ class Hasher:
         return self.hash_arrays(devices, fields.src_ip, fields.dst_ip, fields.src_port, fields.dst_port,
                                 fields.is_ipv4, fields.is_l4)
 
+    def class_steering(self, keys: np.ndarray, counts: np.ndarray, reta_size: int) -> ClassSteering:
+        """The RETA entry of every packet class (keys as ``classes.Layout`` makes them), packets per
+        entry and per device: one pass over the classes (the hash, a gather of the fields and a
+        sort per device to count distinct entries took ten times as long)."""
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        n, rows = len(keys), len(self.devices)
+        buckets, load = np.empty(n, dtype=np.int64), np.zeros(reta_size, dtype=np.int64)
+        packets, classes = np.zeros(rows, dtype=np.int64), np.zeros(rows, dtype=np.int64)
+        seen = np.zeros((rows, reta_size), dtype=np.bool_)
+        if _class_kernel(self.slot, self.tables, keys, np.ascontiguousarray(counts, dtype=np.int64), buckets, load,
+                         packets, classes, seen) >= 0:
+            self.check_devices((keys[:, 1] & np.uint64(0xFFFF)).astype(np.int64))  # raises, naming the device
+        reach = tuple((self.devices[row], int(packets[row]), int(seen[row].sum()))
+                      for row in range(rows) if classes[row])
+        return ClassSteering(buckets, load, reach)
+
     def hash_arrays(self, devices, src_ip, dst_ip, src_port, dst_port, is_ipv4, is_l4) -> np.ndarray:
         """The RSS hash per packet, from its device and fields (hashed where the flags say so)."""
         devices = np.ascontiguousarray(devices, dtype=np.int64)
@@ -112,18 +129,53 @@ def _c(values: np.ndarray, dtype) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=dtype)
 
 
+@numba.njit(cache=True, inline="always")
+def _toeplitz(t, s, d, sp, dp):
+    """The hash of one packet's fields from its device's 12 byte tables ``t``."""
+    return (t[0, s >> 24] ^ t[1, (s >> 16) & 255] ^ t[2, (s >> 8) & 255] ^ t[3, s & 255]
+            ^ t[4, d >> 24] ^ t[5, (d >> 16) & 255] ^ t[6, (d >> 8) & 255] ^ t[7, d & 255]
+            ^ t[8, sp >> 8] ^ t[9, sp & 255] ^ t[10, dp >> 8] ^ t[11, dp & 255])
+
+
 @numba.njit(cache=True)
 def _hash_kernel(slot, tables, devices, src_ip, dst_ip, src_port, dst_port, is_ipv4, is_l4):
     out = np.zeros(len(devices), dtype=np.uint32)
     for i in range(len(devices)):
         if not is_ipv4[i]:
             continue
-        t = tables[slot[devices[i]], 0 if is_l4[i] else 1]
-        s, d, sp, dp = src_ip[i], dst_ip[i], src_port[i], dst_port[i]
-        out[i] = (t[0, s >> 24] ^ t[1, (s >> 16) & 255] ^ t[2, (s >> 8) & 255] ^ t[3, s & 255]
-                  ^ t[4, d >> 24] ^ t[5, (d >> 16) & 255] ^ t[6, (d >> 8) & 255] ^ t[7, d & 255]
-                  ^ t[8, sp >> 8] ^ t[9, sp & 255] ^ t[10, dp >> 8] ^ t[11, dp & 255])
+        out[i] = _toeplitz(tables[slot[devices[i]], 0 if is_l4[i] else 1], src_ip[i], dst_ip[i], src_port[i],
+                           dst_port[i])
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class ClassSteering:
+    """Where the NIC sends packet classes, and the totals the report reads of it."""
+
+    buckets: np.ndarray  # int64, per class: its RETA entry
+    load: np.ndarray  # int64, per RETA entry: its packets (all devices)
+    # per device with classes, in device order: (device, packets, distinct RETA entries they reached)
+    reach: tuple[tuple[int, int, int], ...]
+
+
+@numba.njit(cache=True, nogil=True)
+def _class_kernel(slot, tables, keys, counts, buckets, load, packets, classes, seen):
+    """``Hasher.class_steering`` in one pass over the class keys; -1, or the first class whose
+    device is not the plan's."""
+    mask = np.uint64(len(load) - 1)
+    for r in range(len(keys)):
+        s, d, sp, dp, ipv4, l4, device = steering_fields(keys[r, 0], keys[r, 1])
+        if device >= len(slot) or slot[device] < 0:
+            return r
+        row = slot[device]
+        h = np.uint64(_toeplitz(tables[row, 0 if l4 else 1], s, d, sp, dp)) if ipv4 else np.uint64(0)
+        b = np.int64(h & mask)
+        buckets[r] = b
+        load[b] += counts[r]
+        packets[row] += counts[r]
+        classes[row] += 1
+        seen[row, b] = True
+    return -1
 
 
 def steer(plan: RssPlan, fields: PacketFields, devices: np.ndarray, reta: dict[int, np.ndarray] | None = None,
