@@ -41,6 +41,8 @@ def test_a_256_entry_table_indexed_by_the_tos_is_one_value_per_tos() -> None:
     tos = np.arange(256, dtype=np.uint64)
     for key in keys.values():
         assert evaluate(key, {"p.ipv4.tos": tos}).tolist() == table
+    # printed as the table read the NF wrote, not as its runs of TOS values
+    assert {a.key_text for p in analysis.paths for a in p.accesses} == {"CLASS[p.ipv4.tos]"}
     (drop,) = [p for p in analysis.paths if p.verdict.kind == "drop" and "p.ipv4.tos" in p.condition_text]
     env = {"p.ipv4.tos": tos, "p.device": np.zeros(256, dtype=np.uint64),
            **{name: np.full(256, value, dtype=np.uint64) for name, value in IPV4.items()}}
@@ -56,6 +58,8 @@ def test_a_table_of_structs_reads_each_member_per_protocol() -> None:
     env = {"p.ipv4.proto": proto, "p.device": np.zeros(256, dtype=np.uint64),
            **{name: np.full(256, value, dtype=np.uint64) for name, value in IPV4.items()}}
     assert np.flatnonzero(~evaluate(refused.condition, env)).tolist() == [1, 6, 17, 47, 50]
+    texts = " ".join(p.condition_text for p in solution.analysis.paths)
+    assert "used.cell#2 + POLICY[p.ipv4.proto].weight > POLICY[p.ipv4.proto].budget" in texts
     assert solution.strategy == "shared-nothing"
     assert dict(solution.sharding.decision("hosts").fields) == {0: ("src_ip",), 1: ("dst_ip",)}
 

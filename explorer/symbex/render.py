@@ -13,6 +13,7 @@ import z3
 from explorer.ir import result_parts
 from explorer.symbex.bitvec import ast_id
 from explorer.symbex.ctype import StructType
+from explorer.symbex.tables import table_read
 
 _BINARY = {
     z3.Z3_OP_BADD: ("+", 4), z3.Z3_OP_BSUB: ("-", 4), z3.Z3_OP_BMUL: ("*", 5),
@@ -227,6 +228,9 @@ class Renderer:
             return _number(t.as_long(), t.size())
         if not z3.is_app(t):
             return str(t)
+        table = table_read(t)
+        if table is not None:
+            return table[0].format(self._bv(table[1], top=True))
         member = self._member(t)
         if member is not None:
             return member

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import z3
 
-from explorer.symbex.bitvec import bytes_of
+from explorer.symbex.bitvec import ast_id, bytes_of
 from explorer.symbex.ctype import CType, IntType, PointerType, StructType
 from explorer.symbex.values import Ptr
 
@@ -33,7 +33,8 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
     if len(cells) != count * size or not all(isinstance(c, int) for c in cells):
         return None
     element: list[Any] = [0] * size
-    for start, width in _spans(elem):
+    table = region.name.split(":", 1)[1] if region.kind == "global" else None
+    for start, width, member in _spans(elem):
         values = [int.from_bytes(bytes(cells[i * size + start:i * size + start + width]), "little")
                   for i in range(count)]
         term = _select(values, index, width * 8)
@@ -41,8 +42,10 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
             return None
         if isinstance(term, int):
             element[start:start + width] = term.to_bytes(width, "little")
-        else:
-            element[start:start + width] = bytes_of(term, width)
+            continue
+        element[start:start + width] = bytes_of(term, width)
+        if table is not None and member is not None:
+            _name(term, table + "[{}]" + member, index)
     name = machine.fresh("table")
     made = machine.new_region(name, "const", f"an element of {region.label} read at a symbolic index", size)
     made.cells = element
@@ -76,19 +79,39 @@ def _largest(term: z3.BitVecRef) -> int:
     return full
 
 
-def _spans(elem: CType) -> list[tuple[int, int]]:
-    """(offset, width) of the pieces read as one number: the whole of an integer, each integer
-    member of a struct, each byte of anything else (nested structs, arrays, padding)."""
+def _spans(elem: CType) -> list[tuple[int, int, Optional[str]]]:
+    """(offset, width, how the piece is named after the element) of the pieces read as one number:
+    the whole of an integer (""), each integer member of a struct (".name"), each byte of anything
+    else (nested structs, arrays, padding: None)."""
     if isinstance(elem, IntType):
-        return [(0, elem.size)]
-    spans: list[tuple[int, int]] = []
+        return [(0, elem.size, "")]
+    spans: list[tuple[int, int, Optional[str]]] = []
     covered: set[int] = set()
     for field in elem.fields:
         if isinstance(field.ctype, IntType) and not covered.intersection(range(field.offset, field.offset + field.ctype.size)):
-            spans.append((field.offset, field.ctype.size))
+            spans.append((field.offset, field.ctype.size, "." + field.name))
             covered.update(range(field.offset, field.offset + field.ctype.size))
-    spans.extend((i, 1) for i in range(elem.size) if i not in covered)
+    spans.extend((i, 1, None) for i in range(elem.size) if i not in covered)
     return sorted(spans)
+
+
+# A table read's term -> how to print it (``CLASS[p.ipv4.tos]``, not its ranges): by AST id, the
+# term kept alive so that the id stays its own. Only for printing; emptied when it grows large.
+_NAMES: dict[int, tuple[Any, str, Any]] = {}
+MAX_NAMES = 10_000
+
+
+def _name(term: Any, pattern: str, index: Any) -> None:
+    if len(_NAMES) >= MAX_NAMES:
+        _NAMES.clear()
+    _NAMES[ast_id(term)] = (term, pattern, index)
+
+
+def table_read(term: Any) -> Optional[tuple[str, Any]]:
+    """(pattern with ``{}`` for the index, index term) when ``term`` is a constant table's element
+    as read at a symbolic index, else None."""
+    hit = _NAMES.get(ast_id(term)) if _NAMES else None
+    return None if hit is None else (hit[1], hit[2])
 
 
 def _select(values: list[int], index: z3.BitVecRef, bits: int) -> Any:
