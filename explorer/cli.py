@@ -135,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_nf(p); _add_traffic_in(p); _add_rss(p); _add_json(p)
     p.add_argument("--traffic", metavar="KIND[:NAME=VALUE,...]",
                    help="uniform, zipf, prefix, bidir, churn, scan, heartbeat, mixed, with its parameters if any, "
-                        "e.g. zipf:skew=1.2 (instead of --in)")
-    p.add_argument("--packets", default=None, help="generated traffic: packets (default 100000)")
-    p.add_argument("--flows", default=None, help="generated traffic: flows (default 10000)")
+                        "e.g. zipf:skew=1.2; or paths: packets that follow every path of the NF (instead of --in)")
+    p.add_argument("--packets", default=None, help="generated traffic: packets (default 100000; not for paths)")
+    p.add_argument("--flows", default=None, help="generated traffic: flows (default 10000; not for paths)")
     p.add_argument("--key", action="append", default=[], metavar="DEV=HEX", help="replace a device's key")
     _add_override(p)
     p.add_argument("--rebalance", action="store_true", help="rebalance the RETA from measured load")

@@ -217,6 +217,22 @@ def test_cli_simulate_bad_inputs_are_one_clear_line(tmp_path):
         assert r.returncode == 1 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
 
 
+def test_cli_simulate_on_the_packets_that_follow_every_path():
+    """``--traffic paths``, as check takes it: fw's plan on packets that follow all its paths has no
+    violation, a hand-made asymmetric WAN key has some (replies on the paths land elsewhere), and a
+    count is refused since the paths decide the packets."""
+    import json
+    good = _nfx("simulate", "sample_nfs/fw.c", "--traffic", "paths", "--cores", "4", "--json")
+    assert good.returncode == 0, good.stderr
+    assert "of 7 paths followed" in good.stderr and json.loads(good.stdout)["violations"]["count"] == 0
+    bad = _nfx("simulate", "sample_nfs/fw.c", "--traffic", "paths", "--cores", "4", "--json", "--key", "1=" + "ab" * 52)
+    assert json.loads(bad.stdout)["violations"]["count"] > 0
+    counted = _nfx("simulate", "sample_nfs/fw.c", "--traffic", "paths", "--packets", "5")
+    assert counted.returncode == 1 and "paths traffic takes no --packets" in counted.stderr
+    unknown = _nfx("simulate", "sample_nfs/fw.c", "--traffic", "path")
+    assert unknown.returncode == 1 and "known: bidir" in unknown.stderr and "and paths" in unknown.stderr
+
+
 def test_psd_with_a_five_tuple_hash_has_violations_on_real_analysis():
     solution = pipeline.solve(str(ROOT / "sample_nfs" / "psd.c"), quality=False)
     good = pipeline.simulate(solution, "scan", packets=20_000, flows=500)

@@ -11,9 +11,11 @@ from explorer import pipeline
 from explorer.commands.options import (parse_defines, parse_device_values, parse_traffic_params, solve_nf,
                                        split_traffic)
 from explorer.errors import ConfigError, TrafficError
+from explorer.pipeline import PATHS
 from explorer.simulate.simulation import EmptyTraffic
 from explorer.simulate.streams import frames_at
 from explorer.simulate.verdict import allocation_text, violations_line
+from explorer.traffic.generators import GENERATORS
 from explorer.traffic.pcap import parse_inputs
 from explorer.wording import captures_hold, count
 
@@ -53,11 +55,17 @@ def main(args) -> int:
         raise ConfigError(f"{given}: only with --traffic KIND (generated traffic), not with --in")
     packets = 100_000 if args.packets is None else args.packets
     flows = 10_000 if args.flows is None else args.flows
-    params = parse_traffic_params(args.param, [args.traffic]) if args.traffic else {}
-    solution = solve_nf(args, parse_defines(args.define))
-    traffic = parse_inputs(args.inputs) if args.inputs else args.traffic
+    paths = args.traffic == PATHS
+    if args.traffic and not paths and args.traffic not in GENERATORS:
+        raise ConfigError(f"unknown traffic kind {args.traffic!r}; known: {', '.join(sorted(GENERATORS))}, and {PATHS}")
+    if paths and (given or args.param):
+        raise ConfigError(f"{PATHS} traffic takes no {given or '--param'}: the NF's paths decide its packets")
+    params = parse_traffic_params(args.param, [args.traffic]) if args.traffic and not paths else {}
+    defines = parse_defines(args.define)
+    solution = solve_nf(args, defines)
+    traffic = parse_inputs(args.inputs) if args.inputs else _paths_trace(args, defines) if paths else args.traffic
     keys = parse_device_values(args.key, "--key")
-    progress = Progress(packets if args.traffic else None)
+    progress = Progress(packets if args.traffic and not paths else None)
     try:
         report = pipeline.simulate(solution, traffic, packets=packets, flows=flows, seed=args.seed,
                                    keys=keys, rebalance=args.rebalance, progress=progress,
@@ -79,6 +87,16 @@ def main(args) -> int:
         return 0
     print(render(data))
     return 0
+
+
+def _paths_trace(args, defines: dict[str, str]):
+    """Packets that follow every path of the NF the witness search reaches, one path's after another:
+    a plan's violations on every way the NF can go, rather than on a generator's idea of traffic."""
+    analysis, witnesses = pipeline.nf_paths_traffic(args.nf, defines, args.seed)
+    coverage = witnesses.coverage
+    print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {sum(len(t) for t in witnesses.traces)} packets; "
+          f"{coverage.covered} of {coverage.paths} paths followed", file=sys.stderr)
+    return witnesses.combined()
 
 
 def name_frames(data: dict, captures: dict[int, str]) -> None:
