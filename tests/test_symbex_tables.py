@@ -95,6 +95,17 @@ def test_what_stays_refused(tmp_path: Path, body: str, words: str) -> None:
         analyze(_write(tmp_path, body, TABLE))
 
 
+def test_a_table_too_varied_for_one_value_says_so(tmp_path: Path) -> None:
+    """Entries that change value at every index: past 512 runs the read forks per index, and past
+    16 values the refusal says why the table was not read as one value."""
+    values = ", ".join(str(k % 3) for k in range(65536))
+    nf = _write(tmp_path, "  struct nf_tcpudp_hdr *l4 = nf_tcpudp_header(packet, len);\n  if (l4 == NULL) return 0;\n"
+                "  return R[nf_ntohs(l4->dst_port)] ? 1 : 0;", f"static const uint8_t R[65536] = {{{values}}};")
+    with pytest.raises(UnsupportedError, match=r"the index into global variable R may take more than 16 values "
+                                               r"here, and the entries it reaches change value 65,536 times"):
+        analyze(nf)
+
+
 @pytest.mark.dpdk
 @pytest.mark.slow
 def test_proto_policy_is_equivalent_on_traffic_that_runs_its_paths(tmp_path: Path, capsys) -> None:

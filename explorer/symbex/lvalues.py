@@ -7,10 +7,12 @@ from typing import Any
 import z3
 from pycparser import c_ast
 
+from explorer.errors import UnsupportedError
 from explorer.symbex import ctype as ct
 from explorer.symbex.bitvec import bv
 from explorer.symbex.ctype import CType, FunctionType, PointerType, StructType, VoidType
-from explorer.symbex.tables import table_element
+from explorer.symbex.state import MAX_VALUES
+from explorer.symbex.tables import MAX_RUNS, TooVaried, table_element
 from explorer.symbex.values import Int, Ptr, convert_int, index_offset, offset_add
 from explorer.symbex.visitor import Visitor
 
@@ -103,11 +105,23 @@ class Lvalues(Visitor):
         if not m.state.proves(cond):
             raise m.fail(node.subscript, f"index may be outside {region.label} ({count} elements): bound it "
                                          "with a check first")
+        varied = None
         if self._reading and (region.readonly or (region.kind == "global" and m.mode == "process")):
-            element = table_element(m, region, base.offset, elem, count, idx)
+            try:
+                element = table_element(m, region, base.offset, elem, count, idx)
+            except TooVaried as error:
+                element, varied = None, error.runs
             if element is not None:
                 return element
-        value = m.state.concretize(index.v, m.loc(node.subscript), "the array index")
+        try:
+            value = m.state.concretize(index.v, m.loc(node.subscript), "the array index")
+        except UnsupportedError:
+            if varied is None:
+                raise
+            raise m.fail(node.subscript, f"the index into {region.label} may take more than {MAX_VALUES} values here, "
+                                         f"and the entries it reaches change value {varied:,} times (a table is read "
+                                         f"as one value up to {MAX_RUNS} runs of equal entries): group the entries "
+                                         "(a coarser table, or ranges tested with if)") from None
         return Int(index.ctype, value)
 
     def visit_StructRef(self, node: Any) -> Lvalue:

@@ -21,10 +21,19 @@ from explorer.symbex.values import Ptr
 MAX_RUNS = 512
 
 
+class TooVaried(Exception):
+    """A table whose entries change value more than MAX_RUNS times over the indices read."""
+
+    def __init__(self, runs: int):
+        super().__init__(runs)
+        self.runs = runs
+
+
 def table_element(machine: Any, region: Any, offset: int, elem: CType, count: int,
                   index: z3.BitVecRef) -> Optional[tuple[Ptr, CType]]:
     """The lvalue of element ``index`` (64-bit, proved in ``[0, count)``) of the table of ``count``
-    ``elem`` at ``offset`` in ``region``, or None when the table is not all numbers or too varied."""
+    ``elem`` at ``offset`` in ``region``, or None when the table is not all numbers; TooVaried when
+    its entries change value too often."""
     if not isinstance(elem, (IntType, StructType)) or count < 2:
         return None
     count = min(count, _largest(index) + 1)  # a table longer than the index reaches (BIG[ip->ttl])
@@ -38,8 +47,6 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
         values = [int.from_bytes(bytes(cells[i * size + start:i * size + start + width]), "little")
                   for i in range(count)]
         term = _select(values, index, width * 8)
-        if term is None:
-            return None
         if isinstance(term, int):
             element[start:start + width] = term.to_bytes(width, "little")
             continue
@@ -115,8 +122,9 @@ def table_read(term: Any) -> Optional[tuple[str, Any]]:
 
 
 def _select(values: list[int], index: z3.BitVecRef, bits: int) -> Any:
-    """``values[index]`` as an int (all equal) or an if-then-else over runs of equal values; None
-    past MAX_RUNS runs. The value with the most runs is the final else, so its runs cost nothing."""
+    """``values[index]`` as an int (all equal) or an if-then-else over runs of equal values;
+    TooVaried past MAX_RUNS runs. The value with the most runs is the final else, so its runs cost
+    nothing."""
     runs: dict[int, list[tuple[int, int]]] = {}
     start = 0
     for i in range(1, len(values) + 1):
@@ -125,8 +133,9 @@ def _select(values: list[int], index: z3.BitVecRef, bits: int) -> Any:
             start = i
     if len(runs) == 1:
         return values[0]
-    if sum(len(r) for r in runs.values()) > MAX_RUNS:
-        return None
+    total = sum(len(r) for r in runs.values())
+    if total > MAX_RUNS:
+        raise TooVaried(total)
     last = len(values) - 1
     default = max(runs, key=lambda v: (len(runs[v]), -runs[v][0][0]))
     term: Any = z3.BitVecVal(default, bits)
