@@ -12,7 +12,9 @@ chunks; then, alternately in the same process, (a) a plain numpy Toeplitz hashes
 (b) the simulator runs end to end: steering (hash, RETA, per-core counts), flows per core and the
 violation check of every sharded object. Medians over ``--runs``; min-max shows the noise. The
 simulator runs once per ``--threads`` setting in each run (0: one thread per CPU, the default),
-so that its thread counts are compared within the same run too.
+so that its thread counts are compared within the same run too. Beside the wall-clock ratio, the
+ratio of CPU seconds (the process's, all threads): on a machine other jobs load, wall times
+spread with the share of the CPUs the process gets, CPU seconds much less.
 
 Peak RSS: a fresh process streams ``--rss`` packets (generated chunk by chunk) through the
 simulator and reports its own peak (``VmHWM``); the trace itself is never held.
@@ -77,20 +79,23 @@ def throughput(name: str, packets: int, runs: int, flows: int, threads: tuple[in
         warm.report()
     del warm
     base, sim, reports = [], {t: [] for t in threads}, {}
+    base_cpu, sim_cpu = [], {t: [] for t in threads}
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for fields, _devices in chunks:
             numpy_toeplitz(table, fields)
         base.append(time.perf_counter() - started)
+        base_cpu.append(time.process_time() - cpu)
         for t in threads:
             s = None
             arena.release()  # every run starts with fresh tables, as a user's run does
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             s = Simulation(solution.analysis, solution.sharding, solution.plan, threads=t or None)
             for fields, devices in chunks:
                 s.add(fields, devices)
             reports[t] = s.report()
             sim[t].append(time.perf_counter() - started)
+            sim_cpu[t].append(time.process_time() - cpu)
     if len({json.dumps(r.to_dict(), sort_keys=True) for r in reports.values()}) != 1:
         raise AssertionError(f"{name}: the report changed with the number of threads")
     b = statistics.median(base)
@@ -99,6 +104,7 @@ def throughput(name: str, packets: int, runs: int, flows: int, threads: tuple[in
         m, report = statistics.median(sim[t]), reports[t]
         rows.append({"nf": name, "threads": t or default_threads(), "packets": packets, "flows": flows,
                      "numpy_mpps": packets / b / 1e6, "sim_mpps": packets / m / 1e6, "ratio": m / b,
+                     "cpu_ratio": statistics.median(sim_cpu[t]) / statistics.median(base_cpu),
                      "numpy_s": (min(base), max(base)), "sim_s": (min(sim[t]), max(sim[t])),
                      "classes": report.classes, "checked_share": report.checked_packets / packets,
                      "violations": report.violation_count})
@@ -202,11 +208,11 @@ def main() -> None:
     print(f"bidir traffic, {args.packets:,} packets, {flows:,} flows, median of {args.runs} (min-max seconds), "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'nf':<5} {'threads':>7} {'numpy Toeplitz Mpps':>20} {'simulator Mpps':>15} {'sim/numpy time':>15} "
-          f"{'classes':>10} {'checked':>8} {'violations':>10}  noise")
+          f"{'CPU s ratio':>12} {'classes':>10} {'checked':>8} {'violations':>10}  noise")
     for name in args.nf or ["fw", "nat", "pol", "psd", "cl"]:
         for r in throughput(name, args.packets, args.runs, flows, threads):
             print(f"{name:<5} {r['threads']:>7} {r['numpy_mpps']:>20.1f} {r['sim_mpps']:>15.1f} {r['ratio']:>14.2f}x "
-                  f"{r['classes']:>10,} {100 * r['checked_share']:>7.0f}% {r['violations']:>10}  "
+                  f"{r['cpu_ratio']:>11.2f}x {r['classes']:>10,} {100 * r['checked_share']:>7.0f}% {r['violations']:>10}  "
                   f"numpy {r['numpy_s'][0]:.2f}-{r['numpy_s'][1]:.2f}s, sim {r['sim_s'][0]:.2f}-{r['sim_s'][1]:.2f}s",
                   flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}", flush=True)
