@@ -95,6 +95,16 @@ def test_what_stays_refused(tmp_path: Path, body: str, words: str) -> None:
         analyze(_write(tmp_path, body, TABLE))
 
 
+def test_a_const_local_table_is_a_table_too(tmp_path: Path) -> None:
+    """``static const`` inside nf_process (it was followed per index, refused past 16 values), and a
+    const local indexed by its read."""
+    values = ", ".join(str((t >> 5) & 3) for t in range(256))
+    nf = _write(tmp_path, f"  static const uint8_t PREC[256] = {{{values}}};\n  const uint8_t pass[4] = {{0, 1, 1, 0}};\n"
+                "  return pass[PREC[ip->tos]] ? 1 - device : NF_DROP;")
+    texts = [p.condition_text for p in analyze(nf).paths]
+    assert len(texts) == 4 and any("PREC[p.ipv4.tos] >= 1 && PREC[p.ipv4.tos] <= 2" in t for t in texts), texts
+
+
 def test_a_table_too_varied_for_one_value_says_so(tmp_path: Path) -> None:
     """Entries that change value at every index: past 512 runs the read forks per index, and past
     16 values the refusal says why the table was not read as one value."""

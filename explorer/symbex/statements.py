@@ -171,6 +171,7 @@ class Statements(Visitor):
             self.it.initializers.initialize(Ptr(PointerType(t), name, 0), t, decl.init)
         else:
             region.unset = frozenset(range(t.size))
+        region.readonly = decl_is_const(decl)  # a const local read at a symbolic index is a table
 
     def visit_DeclList(self, node: Any) -> None:
         for decl in node.decls:

@@ -4,7 +4,8 @@ the ranges of indices that hold each entry value, instead of a fork per index.
 A 256-entry table with a handful of classes becomes a few range tests (``tos <= 39``), so the
 analysis stays as fast as for a branch, and every later stage reads the same term. Only reads come
 here (the element lives in a region made for the read, read-only), and only of tables that cannot
-change while ``nf_process`` runs: ``const`` objects and globals (nf_process never writes those).
+change while ``nf_process`` runs: ``const`` objects, globals or locals (static or not), and globals
+(nf_process never writes those).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
     if len(cells) != count * size or not all(isinstance(c, int) for c in cells):
         return None
     element: list[Any] = [0] * size
-    table = region.name.split(":", 1)[1] if region.kind == "global" else None
+    kind, _, table = region.label.rpartition(" ")  # "global variable CLASS", "local variable PREC"
+    table = table if kind in ("global variable", "local variable") else None
     for start, width, member in _spans(elem):
         values = [int.from_bytes(bytes(cells[i * size + start:i * size + start + width]), "little")
                   for i in range(count)]
