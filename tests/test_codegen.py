@@ -76,7 +76,7 @@ def test_plan_steering_comes_from_the_solution():
     assert p.key_bytes == 52 and p.reta_size == 512
     # ice selects fields through rte_flow: one rule per packet type, keeping the *_ONLY flags (the WAN
     # hashes the external port only: sharding by allocation)
-    assert [pattern for pattern, _ in p.steering[1].flow_rules] == ["eth / ipv4 / tcp", "eth / ipv4 / udp", "eth / ipv4"]
+    assert [pattern for pattern, _ in p.steering[1].flow_rules] == ["eth / ipv4", "eth / ipv4 / tcp", "eth / ipv4 / udp"]
     assert not parallel_plan(solution("fw"), "sn", CORES).steering[0].flow_rules  # four fields: no selection needed
 
 
@@ -154,12 +154,12 @@ def _compile_only(folder: Path, source: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.dpdk
-def test_every_generated_nf_compiles_with_warnings_as_errors(tmp_path):
-    for nf, strategy in cases():
-        folder = write_project(plan(nf, strategy), tmp_path / f"{nf}-{strategy}").folder
-        for source in ("nf.c", "nf_plan.c"):
-            done = _compile_only(folder, source)
-            assert done.returncode == 0, f"{nf} {strategy} {source}:\n{done.stderr}"
+@pytest.mark.parametrize("nf,strategy", list(cases()))
+def test_every_generated_nf_compiles_with_warnings_as_errors(tmp_path, nf, strategy):
+    folder = write_project(plan(nf, strategy), tmp_path / f"{nf}-{strategy}").folder
+    for source in ("nf.c", "nf_plan.c"):
+        done = _compile_only(folder, source)
+        assert done.returncode == 0, f"{nf} {strategy} {source}:\n{done.stderr}"
 
 
 @pytest.mark.dpdk

@@ -206,6 +206,26 @@ def test_an_unknown_nic_runs_a_plan_that_selects_no_fields(tmp_path, fw3):
     assert "nfx has no NIC profile for net_bnxt (nfx generate --nic takes e810, x710, cx5, 82599)" in _last(done)
 
 
+# i40e's port-level hash types (I40E_RSS_OFFLOAD_ALL in DPDK 22.11): no RTE_ETH_RSS_IPV4 and no *_ONLY flag
+I40E_OFFLOADS = sum(1 << b for b in (3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14))
+
+
+@pytest.mark.parametrize("nf,rules", [("fw", 0), ("pol", 3), ("cl", 3)])
+def test_x710_plans_take_the_types_an_i40e_port_has(tmp_path, nf, rules):
+    """An X710 port offers FRAG_IPV4 and NONFRAG_IPV4_OTHER, not RTE_ETH_RSS_IPV4, so every x710 plan
+    stopped at start-up ('it cannot hash RTE_ETH_RSS_IPV4, which the plan's rss_hf ... needs'); and its
+    TCP/UDP types hash the 4-tuple, so a plan hashing addresses alone (cl) needs rules there too."""
+    p = _generated(tmp_path, nf, "x710", 2)
+    assert sum(len(d.flow_rules) for d in p.plan.steering) == rules
+    assert all(d.port_hf & ~I40E_OFFLOADS == 0 for d in p.plan.steering)
+    _, fake = _binaries(p)
+    trace = microsecond_trace(traffic("mixed", 1500))
+    done = _run(fake, p.plan, tmp_path / "run", "--rx-time", "--ordered", trace=trace,
+                fake={"DRIVER": "net_i40e", "RSS_OFFLOADS": hex(I40E_OFFLOADS)})
+    assert done.returncode == 0, done.stderr
+    assert _received(done) == len(trace)
+
+
 def test_field_selection_on_another_nic_names_its_profile(tmp_path, pol):
     p, (_, fake) = pol
     done = _run(fake, p.plan, tmp_path, fake={"DRIVER": "mlx5_pci", "KEY_BYTES": 40})

@@ -14,7 +14,7 @@ from explorer.codegen.pooling import pooled_objects, pools_for
 from explorer.errors import GenerateError
 from explorer.ir import Location
 from explorer.rss.hash_input import L3_FIELDS
-from explorer.rss.nic import RSS_HF_BITS, flow_rule_types
+from explorer.rss.nic import nic_profile
 from explorer.rss.reta import dealing
 from explorer.rss.reta_rule import reta_text
 from explorer.sharding.constraints import keyed_accesses, written_objects
@@ -27,8 +27,6 @@ _FROM_SOLUTION = {"shared-nothing": "sn", "locks": "locks", "tm": "tm"}
 # entries come from a per-core allocator (see per_core_allocated). A sketch's width and a cht's
 # height are hash ranges, not entry counts.
 DIVIDED_KINDS = ("map", "vector", "dchain")
-_ONLY_FLAGS = sum(RSS_HF_BITS[n] for n in ("RTE_ETH_RSS_L3_SRC_ONLY", "RTE_ETH_RSS_L3_DST_ONLY",
-                                           "RTE_ETH_RSS_L4_SRC_ONLY", "RTE_ETH_RSS_L4_DST_ONLY"))
 
 
 @dataclass(frozen=True)
@@ -66,11 +64,13 @@ class DeviceSteering:
     reta: tuple[int, ...]  # RETA entry -> core
     flow_rules: tuple[tuple[str, int], ...]  # (pattern, RSS types) where the NIC selects fields by rte_flow
     portless: tuple[str, ...]  # hashed of IPv4 frames without TCP/UDP ports (NicProfile.portless_fields)
+    port_hf: int  # the port's rss_conf.rss_hf on the plan's NIC (NicProfile.port_rss_hf)
 
     def to_dict(self) -> dict[str, Any]:
         return {"device": self.device, "key": self.key.hex(), "fields": list(self.fields), "rss_hf": self.rss_hf,
                 "rss_hf_names": list(self.rss_hf_names), "reta": list(self.reta),
-                "flow_rules": [list(r) for r in self.flow_rules], "portless_fields": list(self.portless)}
+                "flow_rules": [list(r) for r in self.flow_rules], "portless_fields": list(self.portless),
+                "port_hf": self.port_hf}
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,8 @@ def plan_from_dict(data: dict[str, Any]) -> ParallelPlan:
     steering = tuple(DeviceSteering(int(d["device"]), bytes.fromhex(d["key"]), tuple(d["fields"]), int(d["rss_hf"]),
                                     tuple(d["rss_hf_names"]), tuple(int(c) for c in d["reta"]),
                                     tuple((str(p), int(t)) for p, t in d["flow_rules"]),
-                                    tuple(d.get("portless_fields", _portless_of(d["fields"]))))
+                                    tuple(d.get("portless_fields", _portless_of(d["fields"]))),
+                                    int(d.get("port_hf", nic_profile(data["nic"]).port_rss_hf(int(d["rss_hf"])))))
                      for d in data["steering"])
     return ParallelPlan(data["nf"], data["source"], data["strategy"], int(data["cores"]), int(data["devices"]),
                         data["nic"], data["driver"], int(data["key_bytes"]), int(data["reta_size"]), objects, steering,
@@ -353,12 +354,10 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
     steering = []
     for device in range(analysis.devices):
         d = solution.plan.device(device)
-        rules = ()
-        if nic.selection_api == "rte_flow" and d.rss_hf & _ONLY_FLAGS:
-            rules = flow_rule_types(d.rss_hf)
+        rules = nic.flow_rules(d.rss_hf)
         reta = tuple(0 for _ in d.reta) if chosen == "seq" else redealt or tuple(d.reta)
         steering.append(DeviceSteering(device, bytes(d.key), tuple(d.fields), d.rss_hf, tuple(d.rss_hf_names),
-                                       reta, tuple(rules), nic.portless_fields(d.fields)))
+                                       reta, tuple(rules), nic.portless_fields(d.fields), nic.port_rss_hf(d.rss_hf)))
     pools = pools_for(solution.pools, steering, count) if chosen == "sn" else ()
     return ParallelPlan(nf=analysis.nf, source=analysis.source, strategy=chosen, cores=count,
                         devices=analysis.devices, nic=nic.name, driver=nic.driver, key_bytes=nic.key_bytes,

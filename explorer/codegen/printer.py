@@ -143,6 +143,7 @@ def _plan_c(plan: ParallelPlan) -> str:
                   f"        .portless_fields = {' | '.join(_FIELD_MACRO[f] for f in d.portless) or '0'},",
                   f"        .rss_hf = {names},",
                   f"        .rss_hf_names = \"{names}\",",
+                  f"        .port_hf = {_names(d.port_hf)},",
                   "        .reta = {",
                   _rows([str(c) for c in d.reta], 32, "            "),
                   "        },",

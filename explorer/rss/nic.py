@@ -36,7 +36,10 @@ What each driver's ``rte_flow`` parser accepts in an RSS action (``RssActionRule
 * ``i40e`` (``drivers/net/i40e/i40e_hash.c``, ``i40e_hash_parse``): ``level`` 0, exactly one action, no
   queue list with a pattern, items without spec/mask/last; a ``key_len`` other than 52 silently loads
   the driver's default key, and 52 reprograms the port's key (so give none); the first rule turns
-  off the port-level hashing of every packet type that no rule names.
+  off the port-level hashing of every packet type that no rule names. Its port-level types
+  (``I40E_RSS_OFFLOAD_ALL``) have no ``RTE_ETH_RSS_IPV4`` (``FRAG_IPV4`` and ``NONFRAG_IPV4_OTHER``
+  instead), and its TCP/UDP types hash the whole 4-tuple, so every plan but the 4-tuple's takes
+  rules there (``NicProfile.port_rss_hf``, ``NicProfile.flow_rules``).
 * ``mlx5`` (``drivers/net/mlx5/mlx5_flow.c``, ``mlx5_flow_validate_action_rss``): Toeplitz only, ``level``
   at most 1, ``key_len`` 0 or 40, at least one queue; nfx selects mlx5's fields through
   ``rss_conf.rss_hf`` instead, where its ``*_ONLY`` flags are accepted.
@@ -190,6 +193,31 @@ class NicProfile:
                 candidates.append(chosen)
         return min(candidates, key=lambda c: (len(c), [FIELD_NAMES.index(f) for f in c]))
 
+    def port_rss_hf(self, mask: int) -> int:
+        """The ``rss_conf.rss_hf`` a port of this NIC is programmed with for a plan's ``mask``.
+
+        Where flow rules select the fields (ice, i40e) the ``*_ONLY`` flags stay out of it (ethdev
+        refuses them there). i40e's port-level types have no ``RTE_ETH_RSS_IPV4``
+        (``I40E_RSS_OFFLOAD_ALL``: ethdev refused every plan): its packet types for IPv4 frames
+        without ports are ``FRAG_IPV4`` and ``NONFRAG_IPV4_OTHER``, hashed on the addresses."""
+        if self.selection_api == "rte_flow":
+            mask &= ~ONLY_FLAGS
+        ipv4 = RSS_HF_BITS["RTE_ETH_RSS_IPV4"]
+        if self.driver == "i40e" and mask & ipv4:
+            mask = mask & ~ipv4 | _mask("FRAG_IPV4", "NONFRAG_IPV4_OTHER")
+        return mask
+
+    def flow_rules(self, mask: int) -> tuple[tuple[str, int], ...]:
+        """The RSS flow rules (pattern, types) a port of this NIC needs for a plan's ``mask`` beside
+        its port-level ``port_rss_hf``: on ice, those that select fields (``*_ONLY`` flags); on
+        i40e, also those of a plan that hashes TCP/UDP on the addresses alone, as its port-level
+        TCP/UDP types hash the whole 4-tuple (their default input set)."""
+        if self.selection_api != "rte_flow" or not mask:
+            return ()
+        if mask & ONLY_FLAGS or (self.driver == "i40e" and mask != rss_hf(FIELD_NAMES, self).mask):
+            return flow_rule_types(mask)
+        return ()
+
     def portless_fields(self, fields: Iterable[str]) -> tuple[str, ...]:
         """What the NIC hashes of an IPv4 frame without TCP/UDP ports (a fragment, ICMP, another
         protocol) on a port programmed to hash ``fields`` of TCP/UDP frames.
@@ -204,9 +232,9 @@ class NicProfile:
         if not names:
             return ()
         if self.selection_api == "rte_flow" and self.can_hash(names):
-            mask = rss_hf(names, self).mask
-            if mask & ONLY_FLAGS:
-                return hashed_fields(dict(flow_rule_types(mask))["eth / ipv4"], "eth / ipv4")
+            rules = dict(self.flow_rules(rss_hf(names, self).mask))
+            if rules:
+                return hashed_fields(rules["eth / ipv4"], "eth / ipv4")
         return tuple(f for f in names if f in L3_FIELDS) or L3_FIELDS
 
     def to_dict(self) -> dict[str, Any]:

@@ -71,6 +71,7 @@ struct nf_device_plan {
   uint32_t fields;                                        /* NF_FIELD_* */
   uint32_t portless_fields; /* NF_FIELD_* hashed of IPv4 frames without TCP/UDP ports (fragments, ICMP, ...) */
   uint64_t rss_hf;
+  uint64_t port_hf; /* rss_conf.rss_hf on a port of the plan's NIC (explorer/rss/nic.py port_rss_hf) */
   const char *rss_hf_names;
   uint16_t reta[NF_RETA_SIZE]; /* RETA entry -> core */
   unsigned flow_rules;

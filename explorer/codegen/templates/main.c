@@ -527,6 +527,15 @@ static void add_flow_rules(uint16_t port, const struct rte_eth_dev_info *info, c
   }
 }
 
+/* The port-level rss_hf: on a port of the plan's NIC what explorer/rss/nic.py says its driver takes
+ * (i40e has FRAG_IPV4 and NONFRAG_IPV4_OTHER for RTE_ETH_RSS_IPV4; no *_ONLY flag where flow rules
+ * select fields); on another NIC, the plan's own types, which every Toeplitz RSS NIC names alike. */
+static bool plans_nic(const struct rte_eth_dev_info *info) { return strcmp(info->driver_name, NF_NIC_DRIVER) == 0; }
+
+static uint64_t port_rss_hf(const struct rte_eth_dev_info *info, const struct nf_device_plan *plan) {
+  return plans_nic(info) ? plan->port_hf : plan->rss_hf & ~ONLY_FLAGS;
+}
+
 /* After the port started: make it hash as the plan says, or say why it cannot. */
 static void steer_port(uint16_t port, const struct rte_eth_dev_info *info, const struct nf_device_plan *plan) {
   if (NF_CORES == 1 || plan->rss_hf == 0) return; /* one core, or RSS off: every packet to queue 0 */
@@ -539,8 +548,8 @@ static void steer_port(uint16_t port, const struct rte_eth_dev_info *info, const
    * own (explorer/rss/nic.py), but a plan without them hashes what every Toeplitz RSS NIC hashes (the
    * addresses, and the ports of TCP/UDP): such a port gets the plan's key and RETA, adapted to its
    * sizes, and the steering check looks at every frame it delivers. */
-  if (strcmp(info->driver_name, NF_NIC_DRIVER) != 0) {
-    if ((plan->rss_hf & ONLY_FLAGS) || plan->flow_rules)
+  if (!plans_nic(info)) {
+    if (plan->rss_hf & ONLY_FLAGS)
       steering_failed(port, info->driver_name, "it is not a port of NIC profile %s (%s), whose field selection "
                       "(%s) the plan needs", NF_NIC, NF_NIC_DRIVER, plan->rss_hf_names);
     else
@@ -553,7 +562,7 @@ static void steer_port(uint16_t port, const struct rte_eth_dev_info *info, const
                     "bytes of its %d-byte key", info->hash_key_size, HASHED_KEY_BYTES, NF_KEY_BYTES);
     return;
   }
-  uint64_t port_hf = plan->flow_rules ? plan->rss_hf & ~ONLY_FLAGS : plan->rss_hf;
+  uint64_t port_hf = port_rss_hf(info, plan);
   if (port_hf & ~info->flow_type_rss_offloads) {
     char lacking[320];
     rss_hf_text(port_hf & ~info->flow_type_rss_offloads, lacking, sizeof lacking);
@@ -563,7 +572,7 @@ static void steer_port(uint16_t port, const struct rte_eth_dev_info *info, const
   }
   program_key(port, info, plan, port_hf);
   program_reta(port, info, plan);
-  add_flow_rules(port, info, plan);
+  if (plans_nic(info)) add_flow_rules(port, info, plan);
 }
 
 /* ---- links and sockets ---------------------------------------------------------------------- */
@@ -617,11 +626,11 @@ static void prepare_port(uint16_t device, struct port_setup *setup) {
   if (status != 0) fail(EXIT_SETUP, "port %u: cannot read device info (%s)", port, rte_strerror(-status));
   port_hashes[port] = info->flow_type_rss_offloads != 0;
   check_every_frame[device] =
-      options.dispatch || !port_hashes[port] || strcmp(info->driver_name, NF_NIC_DRIVER) != 0;
+      options.dispatch || !port_hashes[port] || !plans_nic(info);
   snprintf(port_driver[port], sizeof port_driver[port], "%s", info->driver_name);
   struct rte_eth_conf steering;
   memset(&steering, 0, sizeof steering);
-  uint64_t port_hf = (plan->flow_rules ? plan->rss_hf & ~ONLY_FLAGS : plan->rss_hf) & info->flow_type_rss_offloads;
+  uint64_t port_hf = port_rss_hf(info, plan) & info->flow_type_rss_offloads;
   if (NF_CORES > 1 && port_hf != 0 && !options.dispatch) {
     steering.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
     if (info->hash_key_size == NF_KEY_BYTES) {
