@@ -73,23 +73,6 @@ def _aligned_line(preprocessed: str, source: str) -> dict[int, int]:
     return {pre_column: column for pre_column, column in _align(pre, own).items() if pre_column != column}
 
 
-def _aligned_line(preprocessed: str, source: str) -> dict[int, int]:
-    """Preprocessed column -> source column for one line, where they differ; empty when a line
-    cannot be cut into tokens."""
-    try:
-        pre, own = lex(preprocessed, ""), lex(source, "")
-    except LexError:
-        return {}
-    return {pre_column: column for pre_column, column in _align(pre, own).items() if pre_column != column}
-
-
-def _by_line(tokens: list[Token]) -> dict[tuple[str, int], list[Token]]:
-    lines: dict[tuple[str, int], list[Token]] = {}
-    for t in tokens:
-        lines.setdefault((t.file, t.line), []).append(t)
-    return lines
-
-
 def _align(pre: list[Token], source: list[Token]) -> dict[int, int]:
     """Preprocessed column -> source column for the tokens of one line."""
     columns: dict[int, int] = {}
