@@ -218,6 +218,7 @@ def test_x710_plans_take_the_types_an_i40e_port_has(tmp_path, nf, rules):
     p = _generated(tmp_path, nf, "x710", 2)
     assert sum(len(d.flow_rules) for d in p.plan.steering) == rules
     assert all(d.port_hf & ~I40E_OFFLOADS == 0 for d in p.plan.steering)
+    assert "  port rss_hf 0xb8 (the i40e port's own types for them)" in p.plan.text().splitlines()
     _, fake = _binaries(p)
     trace = microsecond_trace(traffic("mixed", 1500))
     done = _run(fake, p.plan, tmp_path / "run", "--rx-time", "--ordered", trace=trace,

@@ -165,6 +165,8 @@ class ParallelPlan:
         for d in self.steering:
             lines.append(f"device {d.device} hashes {','.join(d.fields) or '-'}")
             lines.append(f"  rss_hf {' | '.join(d.rss_hf_names) or '0'} (0x{d.rss_hf:x})")
+            if d.port_hf & ~d.rss_hf:  # the driver names those packet types otherwise (i40e)
+                lines.append(f"  port rss_hf 0x{d.port_hf:x} (the {self.driver} port's own types for them)")
             if not set(d.portless) <= set(d.fields):
                 lines.append(f"  frames without ports (fragments, ICMP, ...) hash {','.join(d.portless)}")
             lines.append(f"  key {d.key.hex()}")
