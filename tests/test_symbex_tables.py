@@ -95,6 +95,19 @@ def test_what_stays_refused(tmp_path: Path, body: str, words: str) -> None:
         analyze(_write(tmp_path, body, TABLE))
 
 
+@pytest.mark.parametrize("table, read", [("uint8_t", "*(T + ip->ttl)"), ("uint32_t", "*(T + ip->ttl)"),
+                                         ("uint16_t", "T[ip->ttl]"), ("uint8_t", "*(&T[0] + ip->ttl)")])
+def test_a_table_read_through_a_pointer_is_the_same_value(tmp_path: Path, table: str, read: str) -> None:
+    """``*(T + i)`` was followed per index (refused past 16 values: "a pointer offset")."""
+    values = [(k * 7) % 5 for k in range(256)]
+    nf = _write(tmp_path, f"  int index;\n  uint32_t key = {read};\n  return nf_map_get(m, &key, &index);",
+                f"static struct nf_map *m;\nstatic const {table} T[256] = {{{', '.join(map(str, values))}}};")
+    nf.write_text(nf.read_text().replace("return true;", "return nf_map_allocate(4, 16, &m);"))
+    (key,) = {a.key.sexpr(): a.key for p in analyze(nf).paths for a in p.accesses}.values()
+    stored = evaluate(key, {"p.ipv4.ttl": np.arange(256, dtype=np.uint64)}).tolist()
+    assert [int.from_bytes(int(k).to_bytes(4, "big"), "little") for k in stored] == values
+
+
 def test_a_const_local_table_is_a_table_too(tmp_path: Path) -> None:
     """``static const`` inside nf_process (it was followed per index, refused past 16 values), and a
     const local indexed by its read."""

@@ -68,7 +68,34 @@ class Lvalues(Visitor):
         t = value.ctype.target
         if isinstance(t, FunctionType):
             raise m.fail(node, "function pointers are not supported")
+        if self._reading and not isinstance(value.offset, int):
+            element = self._table_at(value, t)
+            if element is not None:
+                return element
         return value, t
+
+    def _constant(self, region: Any) -> bool:
+        """Whether ``region`` cannot change while this run lasts (a table read at a symbolic index
+        may then be one value)."""
+        return region.readonly or (region.kind == "global" and self.machine.mode == "process")
+
+    def _table_at(self, ptr: Ptr, t: CType) -> Lvalue | None:
+        """``*(TABLE + i)``: the element of a constant table at a pointer whose offset is ``i`` (bytes)
+        or ``i * sizeof element``, read as one value; None for any other pointer."""
+        m = self.machine
+        region = m.memory.get(ptr.region) if ptr.region is not None else None
+        if region is None or region.kind == "packet" or not self._constant(region) or not t.size:
+            return None
+        index = _element_index(bv(ptr.offset, 64), t.size)
+        if index is None:
+            return None
+        count = region.size // t.size
+        if not m.state.proves(z3.ULT(index, count)):
+            return None
+        try:
+            return table_element(m, region, 0, t, count, index)
+        except TooVaried:
+            return None
 
     def visit_ArrayRef(self, node: Any) -> Lvalue:
         m = self.machine
@@ -106,7 +133,7 @@ class Lvalues(Visitor):
             raise m.fail(node.subscript, f"index may be outside {region.label} ({count} elements): bound it "
                                          "with a check first")
         varied = None
-        if self._reading and (region.readonly or (region.kind == "global" and m.mode == "process")):
+        if self._reading and self._constant(region):
             try:
                 element = table_element(m, region, base.offset, elem, count, idx)
             except TooVaried as error:
@@ -150,3 +177,19 @@ class Lvalues(Visitor):
         ptr = Ptr(PointerType(t), name, 0)
         self.it.initializers.initialize(ptr, t, node.init)
         return ptr, t
+
+
+def _element_index(offset: Any, size: int) -> Any:
+    """``i`` of a byte offset built as ``0 + i * size`` (``TABLE + i``), or the offset itself for
+    bytes; None for any other shape."""
+    if z3.is_app_of(offset, z3.Z3_OP_BADD):
+        terms = [c for c in offset.children() if not (z3.is_bv_value(c) and c.as_long() == 0)]
+        if len(terms) != 1:
+            return None
+        offset = terms[0]
+    if z3.is_app_of(offset, z3.Z3_OP_BMUL) and len(offset.children()) == 2:
+        a, b = offset.children()
+        index, scale = (b, a) if z3.is_bv_value(a) else (a, b)
+        if z3.is_bv_value(scale) and scale.as_long() == size:
+            return index
+    return offset if size == 1 else None
