@@ -113,7 +113,10 @@ def key_fields(access: Access) -> tuple[str, ...]:
     names, used, opaque = _fields_of_bits(with_xors[0] if len(with_xors) == 1 else key_bits(access.key))
     if opaque:
         ways = [_fields_of_bits(bits) for bits in key_alternatives(access.key)]
-        if len(ways) > 1 and not any(w[2] for w in ways) and len({tuple(sorted(w[0])) for w in ways}) == 1:
+        # each way names the same fields in another order; a table read at a field (CLASS[tos])
+        # is one way per run of equal entries, constants that name no field at all
+        if (len(ways) > 1 and ways[0][0] and not any(w[2] for w in ways)
+                and len({tuple(sorted(w[0])) for w in ways}) == 1):
             return tuple(ways[0][0][:-1]) + (f"{ways[0][0][-1]} (in either order)",)
         sources = sorted(field_name(s) for s in symbols_of(access.key) if s not in used)
         names.append("computed from " + ", ".join(sources) if sources else "a computed value")

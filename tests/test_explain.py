@@ -201,3 +201,15 @@ def test_a_lock_by_a_table_read_at_the_devices_index_names_the_device_and_the_ta
     assert summary.startswith("Shared by all cores behind a lock: zone_counters.c:51 `nf_vector_borrow(frames, zone)` "
                               "picks the entry by the input device (through zone_of, which it reads at the device's "
                               "index; packets only read zone_of, so every core has a copy), not by a packet field")
+
+
+def test_a_key_read_from_a_const_table_at_a_field_is_computed_from_that_field():
+    """CLASS[ip->tos] is one constant per run of equal entries: several ways to build the key, none
+    naming a field. Taking them for one key whose fields come "in either order" read the last field
+    of an empty list, an IndexError that left the explorer's page on a traceback."""
+    solution = pipeline.solve(ROOT / "tests" / "nfs" / "tos_lut.c", quality=False)
+    words = pipeline.explain(solution, outcome=False)
+    assert words["keys"]["counts"] == {"0": [["computed from ipv4_tos"]], "1": [["computed from ipv4_tos"]]}
+    assert words["objects"]["counts"]["summary"] == (
+        "Shared by all cores behind a lock: tos_lut.c:42 `nf_vector_borrow(counts, c)` is keyed by ipv4_tos, "
+        "which the NIC cannot hash (RSS hashes only IP addresses and ports).")
