@@ -136,3 +136,12 @@ def test_the_plans_spread_warnings_are_shown_with_the_solution_and_the_simulatio
     app.simulator.run_button.click()
     assert app.simulation.to_dict()["warnings"] == [] and app.simulator.status.state == "done"
     assert "nfx-warnings" not in app.simulator._findings.value
+
+
+def test_an_nf_that_fails_to_load_first_is_not_said_to_keep_no_state(tmp_path):
+    """`nfx explore bad_syntax.c`: the table had no rows because nothing was analysed, and said "This
+    NF keeps no state between packets ... any RSS key keeps it correct" beside the syntax error."""
+    nf = Path(__file__).resolve().parent / "nfs" / "bad_syntax.c"
+    app = ExplorerApp(str(nf), out_dir=str(tmp_path / "out"))
+    assert app.load_status.state == "error" and f"{nf}:6:11: expected expression" in app.load_status.message
+    assert [c.value for c in app.table._grid.children] == [""]

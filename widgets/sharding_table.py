@@ -112,6 +112,7 @@ class ShardingTable(ipywidgets.VBox):
     focused = traitlets.List()  # object names to highlight
     clicked = traitlets.Unicode("")
     busy = traitlets.Bool(False)  # set while the kernel solves: the toggles, menus and Reset wait
+    analysed = traitlets.Bool(False)  # rows came from an analysis: none then means a stateless NF
 
     def __init__(self, **kwargs: Any) -> None:
         self._grid = ipywidgets.GridBox(layout=ipywidgets.Layout(grid_gap="4px 10px", align_items="center",
@@ -142,7 +143,7 @@ class ShardingTable(ipywidgets.VBox):
 
     def show(self, rows: list[dict[str, Any]], devices: int) -> None:
         with self.hold_trait_notifications():
-            self.devices, self.rows = devices, rows
+            self.devices, self.rows, self.analysed = devices, rows, True
 
     def reset_overrides(self) -> None:
         self.overrides = {}
@@ -186,7 +187,7 @@ class ShardingTable(ipywidgets.VBox):
         """The decision chooser of one object (for tests and notebooks)."""
         return self._menus[name]
 
-    @traitlets.observe("rows", "devices")
+    @traitlets.observe("rows", "devices", "analysed")
     def _on_rows(self, change: Any) -> None:
         about = (self.devices, tuple((r["name"], r["kind"]) for r in self.rows))
         if about != self._about:
@@ -237,7 +238,8 @@ class ShardingTable(ipywidgets.VBox):
         self._toggles, self._cells, self._row_widgets, self._menus = {}, {}, {}, {}
         self.reset_button.layout.display = "flex" if self.rows else "none"
         if not self.rows:  # nothing to shard, override or lock: say so instead of an empty table
-            note = ipywidgets.HTML(NO_STATE)
+            # (but before any NF loaded, or when the first one failed to, there is nothing to say)
+            note = ipywidgets.HTML(NO_STATE if self.analysed else "")
             note.add_class("nfx-no-state")
             self._grid.children = [note]
             self._grid.layout.grid_template_columns = "1fr"
