@@ -597,3 +597,22 @@ def test_a_long_simulation_shows_its_progress(nf, tmp_path):
     assert app.engine.last("simulate")[1]["chunk_packets"] == 100_000
     assert len(seen) == 20 and seen[0] == (0.05, "Simulating 2,000,000 uniform packets\u2026 100,000 of 2,000,000")
     assert seen[-1][0] == 1.0 and app.simulator.status.state == "done"
+
+
+def test_a_bug_in_the_words_says_so_on_the_status_line_instead_of_leaving_it_busy(app, engine):
+    """tos_lut.c's key made explain raise IndexError after the analysis: the load line said
+    "Analysing tos_lut.c..." for ever (and the solve line, on a solve, "Solving ..."), the error only
+    in Voila's log. The line now names the internal error, which still surfaces."""
+    engine.fail["explain"] = IndexError("list index out of range")
+    with pytest.raises(IndexError):
+        app.load()
+    assert app.load_status.state == "error"
+    assert app.load_status.message == "Analysing tiny.c: internal error IndexError: list index out of range"
+    engine.fail.clear()
+    app.picker.button.click()
+    engine.fail["explain"] = IndexError("list index out of range")
+    with pytest.raises(IndexError):
+        app.solve()
+    assert app.solve_status.state == "error"
+    assert app.solve_status.message == ("Explaining the solution of tiny.c: internal error IndexError: "
+                                        "list index out of range")

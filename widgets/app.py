@@ -298,7 +298,8 @@ class ExplorerApp(ipywidgets.VBox):
             self.solution = self.simulation = self.project = self.check = None
         self.focus = NOTHING
         self.focus_picker.options = [("nothing", NOTHING)] + focus_choices(data)
-        self.words = self._explain(analysis) or {}
+        # under the status line: a bug in the wording says so there instead of leaving it busy
+        self.words = self.load_status.run(f"Analysing {Path(path).name}", self._explain, analysis, final=False) or {}
         text = Path(data["source"]).read_text(encoding="utf-8", errors="replace")
         self.load_warnings = tuple(found)  # the Source pane shows them again after a failed load
         self.source_view.show(data, text, found)
@@ -379,7 +380,8 @@ class ExplorerApp(ipywidgets.VBox):
         data = solution.to_dict()
         not_run = None  # why the NF could not be run on the two packets (an nf_init that fails, say)
         if data.get("valid", True):
-            words = self._explain(solution)
+            words = self.solve_status.run(f"Explaining the solution of {Path(now.nf).name}", self._explain,
+                                          solution, final=False)
         else:
             words = self.solve_status.run("The sharding is wrong: finding two packets it splits and running "
                                           f"{Path(now.nf).name} on them", self._explain, solution, final=False)
