@@ -145,3 +145,14 @@ def test_an_nf_that_fails_to_load_first_is_not_said_to_keep_no_state(tmp_path):
     app = ExplorerApp(str(nf), out_dir=str(tmp_path / "out"))
     assert app.load_status.state == "error" and f"{nf}:6:11: expected expression" in app.load_status.message
     assert [c.value for c in app.table._grid.children] == [""]
+
+
+def test_an_empty_file_says_it_is_empty_beside_why_it_did_not_load(tmp_path):
+    """`nfx explore empty.c`: the Source pane said "No NF loaded." under the red status line, as if
+    nothing had been named; it now says what did not load and that the file is empty."""
+    nf = tmp_path / "empty.c"
+    nf.write_text("")
+    app = ExplorerApp(str(nf), out_dir=str(tmp_path / "out"))
+    assert app.load_status.state == "error" and "the file declares nothing" in app.load_status.message
+    shown = app.source_view._code.value
+    assert "empty.c did not load (" in shown and shown.endswith("<i>empty.c is empty.</i>")

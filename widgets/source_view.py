@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 
 import os
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import ipywidgets
@@ -135,8 +136,11 @@ class SourceView(ipywidgets.VBox):
         selected = self._selected()
         self.set_trait("marked_lines", sorted(notes))
         self.set_trait("selected_lines", sorted(selected))
-        if not self.text:
-            self._code.value = "<i>No NF loaded.</i>"
+        caption = (f'<div class="nfx-source-caption" style="font-size:12px;color:#9a6700;padding:2px 0 4px 0">'
+                   f"{html.escape(self.caption)}</div>" if self.caption else "")
+        if not self.text:  # nothing loaded yet, or an empty file that failed to (its caption says so)
+            self._code.value = (caption + f"<i>{html.escape(Path(self.source).name)} is empty.</i>" if self.source
+                                else "<i>No NF loaded.</i>")
             return
         # A focus opens a few lines above its first line, the rest folded away above; without one,
         # so does the failed analysis' line (``show_error``: no paths, one warning).
@@ -145,8 +149,6 @@ class SourceView(ipywidgets.VBox):
         fold_before = max(min(opened) - CONTEXT_LINES, 1) if opened else 1
         marked = frozenset(notes)
         notes.update({line: f"{notes[line]}; {note}" if line in notes else note for line, note in warned.items()})
-        caption = (f'<div class="nfx-source-caption" style="font-size:12px;color:#9a6700;padding:2px 0 4px 0">'
-                   f"{html.escape(self.caption)}</div>" if self.caption else "")
         self._code.value = caption + render_code(self.text, self.source or "nf.c", notes=notes, marked=marked,
                                                  selected=selected, warned=frozenset(warned),
                                                  fold_before=fold_before, max_height="none")
