@@ -26,6 +26,12 @@ def test_resolve_nf_defaults_to_the_firewall_and_checks_the_file(tmp_path, monke
     assert explore.resolve_nf("mine.c") == tmp_path / "mine.c"  # absolute: Voilà runs elsewhere
     with pytest.raises(ConfigError, match="nosuch.c: no such NF"):
         explore.resolve_nf("nosuch.c")
+    # a folder or a picture started Voila on a page that could only fail to load; now it is refused here
+    with pytest.raises(ConfigError, match=f"^{tmp_path}: is a folder, not an NF source file$"):
+        explore.resolve_nf(str(tmp_path))
+    (tmp_path / "shot.png").write_bytes(b"\x89PNG")
+    with pytest.raises(ConfigError, match=r"shot.png: an NF is a C source file named \.c \('shot.png' is not\)"):
+        explore.resolve_nf("shot.png")
 
 
 def test_voila_command():

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from explorer.errors import ConfigError
+from explorer.nfsource import check_nf_file
 
 NF_VARIABLE = "NFX_NF"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,8 +46,9 @@ _PR_SET_PDEATHSIG = 1
 def resolve_nf(nf: Optional[str]) -> Path:
     """The NF to open, made absolute (Voilà runs the notebook in its own folder)."""
     path = Path(nf).expanduser().resolve() if nf else DEFAULT_NF
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{nf or path}: no such NF source file")
+    check_nf_file(str(path))  # a folder, an image, a device: said here, not after Voila has started
     return path
 
 
