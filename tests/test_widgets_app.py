@@ -616,3 +616,17 @@ def test_a_bug_in_the_words_says_so_on_the_status_line_instead_of_leaving_it_bus
     assert app.solve_status.state == "error"
     assert app.solve_status.message == ("Explaining the solution of tiny.c: internal error IndexError: "
                                         "list index out of range")
+
+
+def test_a_bug_while_the_page_is_built_leaves_a_page_that_names_it(nf, engine, tmp_path, caplog):
+    """The first load runs while the page is built: an internal error there failed Voila's cell, so
+    no explorer appeared, only a traceback. The page now comes up with the error on its load line
+    (and in the log), and another NF can be picked and loaded."""
+    engine.fail["explain"] = IndexError("list index out of range")
+    app = ExplorerApp(str(nf), engine=engine, samples_dir=tmp_path, out_dir=str(tmp_path / "out"))
+    assert app.load_status.state == "error"
+    assert app.load_status.message == "Analysing tiny.c: internal error IndexError: list index out of range"
+    assert "loading" in caplog.text and "IndexError" in caplog.text
+    engine.fail.clear()
+    app.picker.button.click()
+    assert app.load_status.state == "done" and app.loaded is not None

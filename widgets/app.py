@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -204,7 +205,10 @@ class ExplorerApp(ipywidgets.VBox):
                            "clicked")
         self._refresh()
         if nf_path:
-            self.load()
+            try:
+                self.load()
+            except Exception:  # a bug, named on the load line: the page still comes up, to pick another NF
+                logging.getLogger(__name__).exception("nfx explore: loading %s failed", nf_path)
 
     # ---- inputs -----------------------------------------------------------------------------
 
