@@ -38,3 +38,26 @@ def test_nested_analyses_leave_it_to_the_outermost() -> None:
         analyze(ROOT / "sample_nfs" / "nop.c")  # an analysis inside another (two explorer threads)
         assert gc.get_threshold() == raised and gc.get_freeze_count() > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_garbage_left_before_an_analysis_is_not_kept_through_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cyclic garbage alive when an analysis starts (an earlier analysis' terms) was frozen with
+    the live objects, so it outlived the analysis and slowed it: it is collected first."""
+    import weakref
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.me = cycle
+    gone = weakref.ref(cycle)
+    del cycle
+    seen = []
+    inner = path_search._analyze_parsed
+    monkeypatch.setattr(path_search, "_analyze_parsed", lambda parsed: seen.append(gone() is None) or inner(parsed))
+    gc.disable()  # only the analysis' own collection may free it
+    try:
+        analyze(ROOT / "sample_nfs" / "nop.c")
+    finally:
+        gc.enable()
+    assert seen == [True]
