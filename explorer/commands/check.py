@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from explorer import pipeline
-from explorer.commands.options import check_cores, parse_defines, parse_traffic_params, solve_nf, split_traffic
+from explorer.commands.options import (check_cores, parse_defines, parse_traffic_params, paths_traffic_lines,
+                                       solve_nf, split_traffic)
 from explorer.errors import ConfigError
 from explorer.pipeline import PATHS
 from explorer.run import load_trace
@@ -21,7 +22,6 @@ from explorer.traffic.pcap import parse_inputs
 from explorer.traffic.generators import GENERATORS, generate
 from explorer.traffic.trace import Trace
 from explorer.verify.equivalence import check
-from explorer.verify.witnesses import unreached_lines
 
 
 def main(args) -> int:
@@ -64,11 +64,8 @@ def _traffic(args, defines: dict[str, str]):
         if given:
             raise ConfigError(f"{PATHS} traffic takes no {given}: the NF's paths decide its packets")
         analysis, witnesses = pipeline.nf_paths_traffic(args.nf, defines, args.seed)
-        coverage = witnesses.coverage
-        print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {sum(len(t) for t in witnesses.traces)} packets; "
-              f"{coverage.covered} of {coverage.paths} paths followed", file=sys.stderr)
-        for line in unreached_lines(witnesses):  # what the check cannot speak for
-            print(f"  {line}", file=sys.stderr)
+        for line in paths_traffic_lines(analysis.nf, args.seed, witnesses):
+            print(line, file=sys.stderr)
         return witnesses
     if args.traffic not in GENERATORS:
         raise ConfigError(f"unknown traffic kind {args.traffic!r}; known: {', '.join(sorted(GENERATORS))}, and {PATHS}")

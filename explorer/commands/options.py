@@ -124,3 +124,17 @@ def solve_nf(args: argparse.Namespace, defines: dict[str, str], strategy: str = 
     analysis = pipeline.analyze(args.nf, defines)
     return pipeline.solve(analysis, nic=args.nic, cores=args.cores, seed=args.seed, strategy=strategy,
                           overrides=parse_overrides(args.override, analysis), quality=quality)
+
+
+def paths_traffic_lines(nf: str, seed: int, witnesses) -> list[str]:
+    """What ``--traffic paths`` made, as check, simulate and traffic print it: its packets, how many
+    of the NF's paths they follow, and why the others went unreached (what a run on them cannot
+    speak for)."""
+    from explorer.pipeline import PATHS
+    from explorer.verify.witnesses import unreached_lines
+
+    parts, coverage = len(witnesses.traces), witnesses.coverage
+    head = (f"{PATHS} traffic for {nf}, seed {seed}: {sum(len(t) for t in witnesses.traces)} packets"
+            + (f" in {parts} parts an hour apart" if parts > 1 else "")
+            + f"; {coverage.covered} of {coverage.paths} paths followed")
+    return [head] + [f"  {line}" for line in unreached_lines(witnesses)]

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from explorer import pipeline
-from explorer.commands.options import (parse_defines, parse_device_values, parse_traffic_params, solve_nf,
-                                       split_traffic)
+from explorer.commands.options import (parse_defines, parse_device_values, parse_traffic_params,
+                                       paths_traffic_lines, solve_nf, split_traffic)
 from explorer.errors import ConfigError, TrafficError
 from explorer.pipeline import PATHS
 from explorer.simulate.simulation import EmptyTraffic
@@ -93,9 +93,8 @@ def _paths_trace(args, defines: dict[str, str]):
     """Packets that follow every path of the NF the witness search reaches, one path's after another:
     a plan's violations on every way the NF can go, rather than on a generator's idea of traffic."""
     analysis, witnesses = pipeline.nf_paths_traffic(args.nf, defines, args.seed)
-    coverage = witnesses.coverage
-    print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {sum(len(t) for t in witnesses.traces)} packets; "
-          f"{coverage.covered} of {coverage.paths} paths followed", file=sys.stderr)
+    for line in paths_traffic_lines(analysis.nf, args.seed, witnesses):
+        print(line, file=sys.stderr)
     return witnesses.combined()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer import pipeline
-from explorer.commands.options import parse_defines, parse_traffic_params, split_traffic
+from explorer.commands.options import parse_defines, parse_traffic_params, paths_traffic_lines, split_traffic
 from explorer.errors import ConfigError
 from explorer.pipeline import PATHS
 from explorer.traffic.generators import GENERATORS, LAN, WAN, generate, kind_parameters
@@ -57,21 +57,14 @@ def _paths(args: argparse.Namespace) -> int:
              if value is not None] + (["--param"] if args.param else [])
     if given:
         raise ConfigError(f"{PATHS} traffic takes no {', '.join(given)}: the NF's paths decide its packets")
-    from explorer.verify.witnesses import unreached_lines
-
     defines = parse_defines(args.define)
     analysis, witnesses = pipeline.nf_paths_traffic(args.nf, defines, args.seed)
     trace = witnesses.combined()
     if not len(trace):
         raise ConfigError(f"{analysis.nf}: no packet followed any path, so there is no traffic to write")
     written = write_trace(trace, args.out, devices=range(analysis.devices), inputs=[args.nf])
-    coverage = witnesses.coverage
-    parts = len(witnesses.traces)
-    print(f"{PATHS} traffic for {analysis.nf}, seed {args.seed}: {len(trace)} packets"
-          + (f" in {parts} parts an hour apart" if parts > 1 else "")
-          + f"; {coverage.covered} of {coverage.paths} paths followed")
-    for line in unreached_lines(witnesses):
-        print(f"  {line}")
+    for line in paths_traffic_lines(analysis.nf, args.seed, witnesses):
+        print(line)
     _print_written(trace, written)
     return 0
 
