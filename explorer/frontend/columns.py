@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 from pycparser.c_parser import Coord
 
@@ -101,21 +101,26 @@ def _differing(preprocessed: str, scanned: dict[str, list[str]],
     they stand for. Only those can have other columns: the headers nf.h pulls in and the lines no
     macro touched are most of the text."""
     lines: dict[tuple[str, int], tuple[str, str]] = {}
-    name: Optional[str] = None
-    number = 0
-    for line in preprocessed.splitlines():
+    for raw, number, line, _ in numbered_lines(preprocessed):
+        own = scanned.get(spellings.get(raw, raw))
+        if own is not None and 0 < number <= len(own) and line.rstrip() != own[number - 1].rstrip():
+            lines[(spellings.get(raw, raw), number)] = (line, own[number - 1])
+    return lines
+
+
+def numbered_lines(text: str) -> Iterator[tuple[str, int, str, int]]:
+    """Each line of preprocessed ``text`` that is not a line marker: the file it stands for (as gcc
+    escaped its name), its line number there, the line, and its offset in ``text``. Lines end at
+    newlines alone, as the lexer counts them."""
+    raw, number, offset = "", 0, 0
+    for line in text.split("\n"):
         marker = line_marker(line) if line.startswith("#") else None
         if marker is not None:
             number, raw = marker
-            name = spellings.get(raw, raw)
-            name = name if name in scanned else None
-            continue
-        if name is not None:
-            own = scanned[name]
-            if 0 < number <= len(own) and line.rstrip() != own[number - 1].rstrip():
-                lines[(name, number)] = (line, own[number - 1])
-        number += 1
-    return lines
+        else:
+            yield raw, number, line, offset
+            number += 1
+        offset += len(line) + 1
 
 
 def line_marker(line: str) -> Optional[tuple[int, str]]:

@@ -6,7 +6,7 @@ from typing import Any, Optional
 from pycparser import c_ast, c_parser
 
 from explorer.errors import CSyntaxError
-from explorer.frontend.columns import ColumnTable, SourceCoord, column_of, line_marker
+from explorer.frontend.columns import ColumnTable, SourceCoord, column_of, numbered_lines
 from explorer.ir import Location
 from explorer.nfsource.cpp import is_ours
 
@@ -158,23 +158,19 @@ def _parse_after(header: str, rest: str, filename: str, spellings: Optional[dict
 
 def _after_headers(text: str, spellings: dict[str, str]) -> Optional[tuple[str, str]]:
     """``text`` cut where the NF's own code starts, when what comes before is the project's headers
-    (and blank lines): the headers' text, and the rest after a line marker that puts it back at its
+    (and blank lines): the headers' text and the rest, each after a line marker that puts it at its
     file and line. None when the text does not open with them."""
-    ours: dict[str, bool] = {"": False}
-    raw, number, offset = "", 0, 0
-    start = end = None  # the headers' first line, and the end of their last one
-    for line in text.split("\n"):  # the lexer counts lines by newlines alone
-        marker = line_marker(line) if line.startswith("#") else None
-        if marker is not None:
-            number, raw = marker
-            if raw not in ours:
-                ours[raw] = raw not in spellings and is_ours(raw)
-        elif line.strip() and not ours[raw]:  # the NF's own code starts here
-            return (text[start:end], f'# {number} "{raw}"\n' + text[offset:]) if start is not None else None
-        else:
-            number += 1
-        offset += len(line) + 1
+    ours: dict[str, bool] = {}
+    start = end = None  # the headers' first line (with the file and line it stands for), the end of their last
+    for raw, number, line, offset in numbered_lines(text):
+        if raw not in ours:
+            ours[raw] = raw not in spellings and is_ours(raw)
         if ours[raw]:
-            start = offset - len(line) - 1 if start is None else start
-            end = offset
+            start = start or (offset, raw, number)
+            end = offset + len(line) + 1
+        elif line.strip():  # the NF's own code starts here
+            if start is None:
+                return None
+            at, header_file, header_line = start
+            return (f'# {header_line} "{header_file}"\n' + text[at:end], f'# {number} "{raw}"\n' + text[offset:])
     return None
