@@ -49,10 +49,12 @@ ENTRY_POINTS = {
 
 # ---- gcc and pkg-config ------------------------------------------------------------------------
 
-def run_tool(argv: Sequence[str], *, limits: Limits = COMPILE_LIMITS) -> subprocess.CompletedProcess:
-    """Run a build tool (gcc, nm, pkg-config) under ``limits``, killed with nfx."""
+def run_tool(argv: Sequence[str], *, limits: Limits = COMPILE_LIMITS, cwd: Optional[Path] = None,
+             text: bool = True) -> subprocess.CompletedProcess:
+    """Run a build tool (gcc, nm, pkg-config) under ``limits`` in ``cwd``, killed with nfx."""
     try:
-        return run_child(list(argv), timeout=limits.seconds, env=gcc_env(), preexec_fn=limits.apply)
+        return run_child(list(argv), timeout=limits.seconds, env=gcc_env(), cwd=cwd, text=text,
+                         preexec_fn=limits.apply)
     except FileNotFoundError as error:
         raise BuildError(f"cannot run {argv[0]}: {error.strerror}") from None
     except subprocess.TimeoutExpired:
@@ -96,9 +98,11 @@ def _sanitize_flags(sanitize: Optional[str | Sequence[str]]) -> tuple[str, ...]:
 
 # ---- diagnostics ---------------------------------------------------------------------------------
 
-def compile_error(stderr: str, what: str, spelled: Optional[Mapping[str, str]] = None) -> BuildError:
+def compile_error(stderr: str, what: str, spelled: Optional[Mapping[str, str]] = None,
+                  cwd: Optional[Path] = None) -> BuildError:
     """One BuildError from gcc's JSON diagnostics: the first error at its file:line:col and how
-    many more there were (``spelled`` maps a path as gcc was given it back to the user's)."""
+    many more there were (``spelled`` maps a path as gcc was given it back to the user's; a
+    relative one is under ``cwd``, where gcc ran)."""
     diagnostic = first_error(stderr)
     if diagnostic is None:
         lines = plain_lines(stderr)
@@ -106,6 +110,8 @@ def compile_error(stderr: str, what: str, spelled: Optional[Mapping[str, str]] =
     location = diagnostic.location
     if location is not None and spelled and location.file in spelled:
         location = Location(spelled[location.file], location.line, location.col)
+    elif location is not None and cwd is not None and not os.path.isabs(location.file):
+        location = Location(str(cwd / location.file), location.line, location.col)
     return BuildError(diagnostic.sentence(), location=location)
 
 
@@ -147,21 +153,21 @@ def _compile_argv(source: str | Path, output: Path, flags: Sequence[str]) -> lis
 
 
 def compile_all(jobs: Sequence[tuple[str | Path, Path, Sequence[str], str]],
-                warned: Optional[dict[str, list[str]]] = None) -> list[BuildError]:
-    """Compile (source, object, flags, what) jobs in parallel; the errors of those that failed, in
-    job order. ``what`` names the source in messages (a path as the user wrote it); ``warned``
-    receives, per ``what`` that compiled with warnings, their lines (``warning_lines``)."""
+                warned: Optional[dict[str, list[str]]] = None, cwd: Optional[Path] = None) -> list[BuildError]:
+    """Compile (source, object, flags, what) jobs in parallel, in ``cwd``; the errors of those that
+    failed, in job order. ``what`` names the source in messages (a path as the user wrote it);
+    ``warned`` receives, per ``what`` that compiled with warnings, their lines (``warning_lines``)."""
     def one(job: tuple[str | Path, Path, Sequence[str], str]) -> Optional[BuildError]:
         source, obj, flags, what = job
-        done = run_tool(_compile_argv(source, obj, flags))
-        same = os.path.realpath(source) == os.path.realpath(what)  # the NF, spelled for gcc (./-x.c)
+        done = run_tool(_compile_argv(source, obj, flags), cwd=cwd)
+        same = os.path.realpath(os.path.join(cwd or "", source)) == os.path.realpath(what)  # the NF, as ./-x.c
         spelled = {argv_path(source): what} if same else None
         if done.returncode == 0:
             lines = warning_lines(done.stderr, spelled)
             if lines and warned is not None:
                 warned[what] = lines
             return None
-        return compile_error(done.stderr, f"compiling {what}", spelled)
+        return compile_error(done.stderr, f"compiling {what}", spelled, cwd)
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         results = list(pool.map(one, jobs))
@@ -188,8 +194,19 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
     the runtime's sources, all flags, DPDK's pkg-config flags and gcc's version."""
     if kind not in KINDS:
         raise ConfigError(f"unknown build kind {kind!r}: choose from {', '.join(KINDS)}")
+    request = (os.getcwd(), os.fspath(nf_path), tuple(sorted((defines or {}).items())), kind, sanitize
+               if isinstance(sanitize, (str, type(None))) else tuple(sanitize))
+    if request in _BUILT:
+        name, files, seen = _BUILT[request]
+        found = cache.lookup("bin", name) if _read_digest(files) == seen else None
+        if found is not None:
+            _show_warnings(found)
+            return found / KINDS[kind][1]
     source = read_nf(nf_path, defines)
-    preprocessed = preprocess(source.path, source.gcc_defines, f"preprocessing {source.path}", analysis=False).text
+    scan = preprocess(source.path, source.gcc_defines, f"preprocessing {source.path}", analysis=False)
+    preprocessed = scan.text
+    read = tuple(sorted({*source.files, *scan.files}))
+    seen = _read_digest(read)
     driver, program = KINDS[kind]
     sanitizers = _sanitize_flags(sanitize)
     dpdk_cflags, dpdk_libs = dpdk_flags()
@@ -202,6 +219,8 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
     key = digest("nf", kind, identity, preprocessed, nf_flags, runtime_key, driver_key)
 
     name = f"{_file_name(Path(source.path).stem)}-{kind}-{key[:20]}"
+    if seen is not None:
+        _BUILT[request] = (name, read, seen)
     found = cache.lookup("bin", name)
     if found is not None:
         _show_warnings(found)
@@ -238,6 +257,26 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
 
 
 _WARNINGS = "warnings.txt"
+
+# The builds this process asked for: (cwd, NF as given, defines, kind, sanitizers) -> (cache entry,
+# the files its preprocessing read, their digest). Asked again (a check runs the NF once per round
+# of its closed loop), a build costs a hash of those files, not four runs of the preprocessor.
+_BUILT: dict[tuple, tuple[str, tuple[str, ...], Optional[str]]] = {}
+
+
+def _read_digest(files: Sequence[str]) -> Optional[str]:
+    """A digest of ``files``' bytes, of the headers' names in their folders (a header added beside
+    one may shadow another) and of the runtime's sources; None when one cannot be read."""
+    h = hashlib.sha256(_runtime_sources())
+    try:
+        for folder in sorted({os.path.dirname(f) for f in files}):
+            h.update(b"\0".join(sorted(n.encode("utf-8", "surrogateescape") for n in os.listdir(folder or ".")
+                                        if n.endswith(".h"))))
+        for f in files:
+            h.update(f.encode("utf-8", "surrogateescape") + b"\0" + Path(f).read_bytes())
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 def _show_warnings(entry: Path) -> None:

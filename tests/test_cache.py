@@ -165,3 +165,26 @@ def test_style_warnings_of_the_nf_are_shown_on_every_build_cached_or_not(tmp_pat
             f"{nf}:{line}:11: comparison of integer expressions of different signedness: "
             "'nf_time_t' {aka 'long unsigned int'} and 'int' [-Wsign-compare]"]
     assert len(list((tmp_path / "cache" / "bin").iterdir())) == 1
+
+
+def test_a_build_asked_again_reads_its_files_instead_of_preprocessing_and_sees_any_change(tmp_path, monkeypatch):
+    """A check runs the NF once per round of its closed loop: the second build of the same NF costs
+    a digest of the files it read. A header changed to the same size (within one clock tick: no
+    mtime to go by), or one added beside the NF that shadows nf.h, builds anew."""
+    from explorer.run import nf_devices
+
+    (tmp_path / "devices.h").write_text("#define NF_DEVICES 2\n")
+    nf = tmp_path / "nf.c"
+    nf.write_text('#include "devices.h"\n' + (NFS / "reflect.c").read_text())
+    runs = []
+    real = build.preprocess
+    monkeypatch.setattr(build, "preprocess", lambda *a, **k: (runs.append(a[0]), real(*a, **k))[1])
+    first = build.build_nf(nf)
+    assert len(runs) == 1 and nf_devices(first) == 2
+    assert build.build_nf(nf) == first and len(runs) == 1
+    (tmp_path / "devices.h").write_text("#define NF_DEVICES 3\n")
+    third = build.build_nf(nf)
+    assert len(runs) == 2 and third != first and nf_devices(third) == 3
+    (tmp_path / "nf.h").write_text('#include_next "nf.h"\n')  # another header: the folder's names changed
+    build.build_nf(nf)
+    assert len(runs) == 3

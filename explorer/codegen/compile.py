@@ -8,6 +8,8 @@ AddressSanitizer/UndefinedBehaviorSanitizer ("address,undefined") or ThreadSanit
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -51,21 +53,56 @@ def build_program(project: GeneratedProject | str | Path, target: str = "replay"
                         for f in sorted(folder.rglob("*")) if f.suffix in (".c", ".h") and f.is_file())
     identity = (build.compiler_identity(), build.BASE_FLAGS, cflags, libs)
     key = build.digest("codegen", target, identity, contents, flags)  # the folder itself does not matter
-    flags.insert(0, f"-I{folder}")
     found = cache.lookup("codegen", f"{program}-{key[:24]}")
     if found is not None:
         return found / program
     with cache.scratch() as work:
-        jobs = []
-        for source in sources:
-            extra = (["-include", "nf_parallel.h"] if source == "nf_state.c" else
-                     list(build.NF_FLAGS) if source == "nf.c" else [])  # as the Makefile builds them
-            jobs.append((folder / source, work / (Path(source).stem + ".o"), [*flags, *extra], str(folder / source)))
-        failures = build.compile_all(jobs)
-        if failures:
-            raise failures[0]
-        done = build.run_tool(["gcc", "-o", str(work / program), *(str(work / (Path(s).stem + ".o")) for s in sources),
-                           *sanitizers, *libs])
+        objects = _objects(folder, sources, flags, work)
+        done = build.run_tool(["gcc", "-o", str(work / program), *map(str, objects), *sanitizers, *libs])
         if done.returncode != 0:
             raise build.link_error(done.stderr)
         return cache.publish("codegen", f"{program}-{key[:24]}", {program: work / program}) / program
+
+
+def _extra_flags(source: str) -> list[str]:
+    """A source's own flags, as the Makefile builds it."""
+    return ["-include", "nf_parallel.h"] if source == "nf_state.c" else list(build.NF_FLAGS) if source == "nf.c" else []
+
+
+def _objects(folder: Path, sources: Sequence[str], flags: Sequence[str], work: Path) -> list[Path]:
+    """Each source's object, compiled in ``folder`` with paths relative to it (so that nothing in
+    the object names the folder), or taken from the build cache where the same preprocessed text
+    was compiled with the same flags before: a plan's replay and DPDK programs share seven sources,
+    and the runtime's files of different plans mostly differ only in comments. What could not be
+    preprocessed is compiled in ``work``, outside the cache."""
+    compile_flags = ["-I.", *flags]
+    identity = (build.compiler_identity(), build.BASE_FLAGS)
+    # Without debug information an object holds no line numbers but those __LINE__ put in the text,
+    # so line markers stay out of the key: a longer comment in nf_config.h changes no object.
+    markers = [] if "-g" in flags else ["-P"]
+
+    def entry(source: str) -> str | None:
+        done = build.run_tool(["gcc", *build.BASE_FLAGS, "-E", *markers, *compile_flags, *_extra_flags(source),
+                               build.argv_path(source)], cwd=folder, text=False)
+        if done.returncode != 0:  # compiled below without the cache, for gcc's own words on it
+            return None
+        key = build.digest("codegen-object", identity, compile_flags, _extra_flags(source), source, done.stdout)
+        return f"{Path(source).stem}-{key[:24]}"
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(sources), os.cpu_count() or 1))) as pool:
+        entries = dict(zip(sources, pool.map(entry, sources)))
+    found = {s: cache.lookup("obj", e) for s, e in entries.items() if e is not None}
+    missing = [s for s in sources if found.get(s) is None]
+    # Debug information (sanitizer builds) names the folder gcc ran in: "." instead, as the sources.
+    where = os.path.realpath(folder)
+    mapped = [f"-fdebug-prefix-map={where}=."] if "-g" in flags and "=" not in where else []
+    jobs = [(s, work / (Path(s).stem + ".o"), [*compile_flags, *_extra_flags(s), *mapped], str(folder / s))
+            for s in missing]
+    failures = build.compile_all(jobs, cwd=folder)
+    if failures:
+        raise failures[0]
+    objects = {s: entry / "object.o" for s, entry in found.items() if entry is not None}
+    for s in missing:
+        built = work / (Path(s).stem + ".o")
+        objects[s] = built if entries[s] is None else cache.publish("obj", entries[s], {"object.o": built}) / "object.o"
+    return [objects[s] for s in sources]
