@@ -244,14 +244,19 @@ def key_layouts(analysis: Analysis) -> dict[str, dict[str, list[list[str]]]]:
     return out
 
 
-def _site_phrase(site: Mapping[str, Any], name: str, device: Optional[int] = None) -> str:
-    """``fw.c:101 `nf_map_get(flows, &key, &index)` looks up flows by device 1 packets' (dst_ip, ...)``."""
-    devices = [device] if device is not None else site["devices"]
-    keys = {tuple(site["keys"].get(str(d), ())) for d in devices}
-    key = next(iter(keys)) if len(keys) == 1 else ()
-    whose = " and ".join(f"device {d}" for d in devices) + " packets"
-    by = f" by {whose}' ({', '.join(key)})" if key else f" for {whose}"
-    return f"{site['where']} `{site['code']}` {site['verb']} {name}{by}"
+def _site_phrase(site: Mapping[str, Any], name: str) -> str:
+    """``fw.c:101 `nf_map_get(flows, &key, &index)` looks up flows by device 1 packets' (dst_ip, ...)``;
+    a call both devices' packets make is named once, with each device's key (``by device 0 packets'
+    (src_ip, dst_ip) and device 1 packets' (dst_ip, src_ip)``): once per device read as two calls."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for d in site["devices"]:
+        groups.setdefault(tuple(site["keys"].get(str(d), ())), []).append(d)
+    whose = [(" and ".join(f"device {d}" for d in ds) + " packets", key) for key, ds in groups.items()]
+    keyed = [f"{who}' ({', '.join(key)})" for who, key in whose if key]
+    unkeyed = [who for who, key in whose if not key]
+    phrases = ([f"by {' and '.join(keyed)}"] if keyed else []) + ([f"for {' and '.join(unkeyed)}"] if unkeyed else [])
+    by = " and ".join(phrases)
+    return f"{site['where']} `{site['code']}` {site['verb']} {name}" + (f" {by}" if by else "")
 
 
 # ---- decisions -----------------------------------------------------------------------------
@@ -430,7 +435,7 @@ def _summary(analysis: Analysis, name: str, decision: str, info: Mapping[str, An
     if not keyed:
         return (f"No packet field names its entries ({', '.join(s['where'] for s in where_used[:3])}): each core "
                 "allocates and uses its own, so it needs nothing from the NIC.")
-    parts = [_site_phrase(s, name, d) for s in keyed for d in s["devices"]][:4]
+    parts = [_site_phrase(s, name) for s in keyed][:4]
     natural = info.get("natural", ())
     cross = next((c for c in natural if c.dev1 != c.dev2), None)
     share = ""

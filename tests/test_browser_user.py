@@ -13,10 +13,12 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from conftest_browser import chromium, nfx_explore, screenshot
 from test_browser import button, load, open_page, set_number, settle, status_text, tab, wait_status
+from widgets.graph_view import MIN_TEXT_PX
 
 pytestmark = pytest.mark.browser
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_nfs"
+NFS = Path(__file__).resolve().parent / "nfs"
 FIELDS = ("src_ip", "dst_ip", "src_port", "dst_port")
 
 # Every text a status line shows, in order, from the moment this runs (the kernel repaints the line
@@ -36,6 +38,18 @@ SCROLLS_SIDEWAYS = """(e) => {
     for (let node = e; node && !node.classList.contains('nfx-pane'); node = node.parentElement)
         if (node.scrollWidth > node.clientWidth + 1) return node.className || node.tagName;
     return '';
+}"""
+
+
+# How the state-access graph is shown: its width drawn (px at scale 1) and shown, the room its box
+# has, the height in px of its smallest text as shown, and whether the box scrolls sideways.
+FITTED = """(svg) => {
+    const box = svg.closest('.nfx-graph-box');
+    const drawn = svg.viewBox.baseVal.width;  // Graphviz's points
+    const width = svg.getBoundingClientRect().width;
+    const smallest = Math.min(...[...svg.querySelectorAll('text')].map(t => parseFloat(t.getAttribute('font-size'))));
+    return {natural: drawn * 4 / 3, width, room: box.clientWidth, label: smallest * width / drawn,
+            scrolls: box.scrollWidth > box.clientWidth + 1};
 }"""
 
 
@@ -107,21 +121,36 @@ def settle_project(page) -> None:
     page.locator(".nfx-project .nfx-status-busy").wait_for(state="detached")
 
 
-def test_fit_fits_a_wide_graph_and_actual_size_scrolls(page):
+def fitted(page) -> dict:
+    """How the drawing is shown under Fit, checked against what Fit promises: as wide as its box
+    (never wider than drawn), except that its smallest text never goes under MIN_TEXT_PX, where the
+    box scrolls sideways instead."""
+    shown = page.locator(".nfx-graph-box svg").evaluate(FITTED)
+    assert shown["label"] >= MIN_TEXT_PX - 0.2, shown
+    assert shown["width"] <= shown["natural"] + 1, shown
+    if shown["scrolls"]:  # no room at a readable size: at the floor, not smaller, not larger
+        assert abs(shown["label"] - MIN_TEXT_PX) < 0.3 and shown["width"] > shown["room"], shown
+    else:
+        assert abs(shown["width"] - min(shown["room"], shown["natural"])) <= 2, shown
+    return shown
+
+
+def test_fit_fits_a_wide_graph_down_to_readable_labels_and_actual_size_scrolls(page):
     tab(page, "State-access graph")
     box = page.locator(".nfx-graph-box")
-    svg = page.locator(".nfx-graph-box svg")
     for view in ("Summary", "Detailed"):
         button(page, view).click()
         page.wait_for_timeout(500)
-        assert not box.evaluate(SCROLLS_SIDEWAYS), view
-        assert svg.bounding_box()["width"] <= box.bounding_box()["width"] + 1
+        shown = fitted(page)
+        assert shown["width"] < shown["natural"], view  # shrunk: cl's drawing is wider than the pane
     button(page, "Summary").click()
     page.wait_for_timeout(500)
     screenshot(page, "32-cl-graph-fit")
     button(page, "Actual size").click()
     page.wait_for_timeout(500)
     assert box.evaluate(SCROLLS_SIDEWAYS)  # drawn at its size, which is wider than the pane
+    actual = page.locator(".nfx-graph-box svg").evaluate(FITTED)
+    assert abs(actual["width"] - actual["natural"]) <= 1  # as drawn: no floor, no ceiling
     screenshot(page, "33-cl-graph-actual")
     button(page, "Fit").click()
 
@@ -208,8 +237,31 @@ def test_an_empty_capture_is_refused_by_its_name(page, tmp_path):
 
 def test_a_resized_window_keeps_the_graph_fitted(page):
     tab(page, "State-access graph")
-    for width in (900, 1900, 1500):
+    widths = {}
+    for width in (900, 2600, 1500):
         page.set_viewport_size({"width": width, "height": 950})
         page.wait_for_timeout(500)
-        assert not page.locator(".nfx-graph-box").evaluate(SCROLLS_SIDEWAYS), width
+        widths[width] = fitted(page)["width"]
+    assert widths[2600] > widths[1500]  # it grew with the window, and shrank back
     assert "Solved in" in status_text(page, ".nfx-solve-status")
+
+
+def test_fit_keeps_a_wide_graphs_labels_readable_and_scrolls_to_the_rest(page):
+    """dns_guard's eight state objects draw 900 pt wide: fitted into the pane, its labels came out
+    about 8 px high. Fit now stops at readable labels; the graph's own box scrolls to the rest."""
+    load(page, NFS / "dns_guard.c")
+    wait_status(page, ".nfx-load-status", "Loaded dns_guard.c")
+    tab(page, "State-access graph")
+    button(page, "Summary").click()
+    page.wait_for_timeout(500)
+    shown = fitted(page)
+    assert shown["scrolls"], shown  # at 1500 px the pane has no room for it at a readable size
+    screenshot(page, "36-dns-guard-graph-fit")
+    box = page.locator(".nfx-graph-box")
+    box.evaluate("(e) => { e.scrollLeft = e.scrollWidth; }")
+    page.wait_for_timeout(300)
+    edge = page.locator(".nfx-graph-box svg").evaluate("(s) => s.getBoundingClientRect().right")
+    assert edge <= box.evaluate("(e) => e.getBoundingClientRect().left + e.clientWidth") + 1  # the rest in reach
+    assert button(page, "Fit").is_visible()  # the buttons stay put: only the drawing scrolls
+    screenshot(page, "37-dns-guard-graph-fit-scrolled")
+    box.evaluate("(e) => { e.scrollLeft = 0; }")

@@ -12,7 +12,7 @@ import pytest
 import traitlets
 
 from explorer.errors import ConfigError, ShardingError
-from widgets.access_graph import DETAILED, FOCUS, SUMMARY, access_dot, edges, legend
+from widgets.access_graph import DETAILED, FOCUS, SUMMARY, access_dot, device_paths, edges, legend, paths_text
 from widgets.charts import bar_chart, line_chart, nice_max, number
 from widgets.code import highlight_lines, render_code
 from widgets.graph_view import GraphRenderError, GraphView, focus_choices, render_svg
@@ -115,13 +115,26 @@ def test_summary_edges_carry_each_devices_key_and_a_focus_has_exactly_its_own(ti
     _, analysis = tiny
     found = {(e.kind, e.source, e.target): e for e in edges(analysis, WORDS, SUMMARY)}
     assert sorted(found) == [("reads", 0, "flows"), ("reads", 1, "flows"), ("writes", 0, "flows")]
-    assert found[("reads", 1, "flows")].label == "READ\ndev1: dst_ip,src_ip,dport,sport,proto"
-    assert found[("reads", 0, "flows")].label == "READ x2\ndev0: src_ip,dst_ip,sport,dport,proto"
+    # the fields by the names the sharding table and the CLI use (they said sport, dport, proto)
+    assert found[("reads", 1, "flows")].label == "READ\ndev1: dst_ip,src_ip,dst_port,src_port,protocol"
+    assert found[("reads", 0, "flows")].label == "READ x2\ndev0: src_ip,dst_ip,src_port,dst_port,protocol"
     # Path 0 only reads (on both devices): the WRITE edge is not its own.
     mine = {(e.kind, e.source, e.target) for e in edges(analysis, WORDS) if e.in_focus("path 0")}
     assert mine == {("reads", 0, "flows"), ("reads", 1, "flows")}
     assert found[("reads", 0, "flows")].focus_label("path 1").startswith("READ\n")
     assert {e.kind for e in edges(analysis, WORDS, DETAILED)} == {"reads", "writes", "verdict"}
+
+
+def test_the_headers_path_count_and_the_device_nodes_say_the_same(tiny):
+    """Path 0 is taken on both devices: the nodes' counts add up to more than the paths, so each
+    says how many of all the paths it takes and the header says how many are shared."""
+    _, analysis = tiny
+    dot = access_dot(analysis, WORDS)
+    assert "device 0\\n2 of 3 paths" in dot and "device 1\\n2 of 3 paths" in dot
+    assert paths_text(analysis) == "3 call paths (device 0 takes 2, device 1 takes 2; 1 is taken by both)"
+    assert device_paths(analysis) == {0: 2, 1: 2}
+    one = dict(analysis, paths=[dict(p, devices=[0]) for p in analysis["paths"]])
+    assert paths_text(one) == "3 call paths" and "device 0\\nall 3 paths" in access_dot(one, WORDS)
 
 
 def test_dot_colours_objects_by_decision_and_the_legend_lists_only_what_is_drawn(tiny):
@@ -149,8 +162,7 @@ def test_graph_view_draws_svg_switches_views_and_reports_bad_dot(tiny):
     view.analysis, view.words = analysis, WORDS
     assert view.svg.startswith("<svg") and view.error == "" and "dev1: dst_ip,src_ip" in view.svg
     assert "ns0:" not in view.svg and 'width="100%"' in view.svg
-    # Fit fits whatever the drawing's width: a floor of 70% left cl.c's graph scrolling sideways.
-    assert "min-width" not in view.svg and "max-width:" in view.svg
+    assert "max-width:" in view.svg and "min-width:" in view.svg
     view.switch.value = DETAILED
     assert view.view == DETAILED and "verdict:" in view.dot
     view.zoom_switch.value = "actual"

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from explorer import pipeline
+from explorer.wire import PACKET_FIELDS
 from widgets import sharding_table
+from widgets.access_graph import DETAILED, SUMMARY, edges
 from widgets.app import ExplorerApp
+from widgets.graph_view import MIN_TEXT_PX, GraphView
+from widgets.sharding_table import ShardingTable, rows_from
 from widgets.source_view import access_notes
 
 FW = Path(__file__).resolve().parent.parent / "sample_nfs" / "fw.c"
+DNS_GUARD = Path(__file__).resolve().parent / "nfs" / "dns_guard.c"
+DNS_LIMIT = Path(__file__).resolve().parent / "nfs" / "dns_limit.c"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +36,66 @@ def test_loading_fw_marks_every_access_draws_the_graph_and_solves(app):
     assert lines and app.source_view.marked_lines == lines
     assert [row["name"] for row in app.table.rows] == [o["name"] for o in data["objects"]]
     assert app.graph_view.error == "" and app.graph_view.svg.startswith("<svg")
-    assert "dev1: dst_ip,src_ip,dport,sport,proto" in app.graph_view.svg
+    assert "dev1: dst_ip,src_ip,dst_port,src_port,protocol" in app.graph_view.svg
+
+
+def test_the_header_counts_the_paths_as_the_graphs_device_nodes_do(app):
+    """fw's two non-IPv4 paths are taken on both devices, so the device nodes' counts add up to 9
+    of 7 paths: each node says "of 7" and the header how many each device takes and shares."""
+    paths = app.analysis.to_dict()["paths"]
+    shared = sum(1 for p in paths if len(p["devices"]) > 1)
+    takes = {d: sum(1 for p in paths if d in p["devices"]) for d in (0, 1)}
+    assert shared and sum(takes.values()) > len(paths)
+    assert (f"{len(paths)} call paths (device 0 takes {takes[0]}, device 1 takes {takes[1]}; "
+            f"{shared} are taken by both)") in app.context.value
+    for device, count in takes.items():
+        assert f"device {device}\\n{count} of {len(paths)} paths" in app.graph_view.dot
+
+
+def test_every_pane_names_the_ports_as_the_engine_does(app):
+    """The graph's key edges said sport / dport / proto where the table, the CLI and the engine's
+    PacketField say src_port / dst_port (and the key layouts protocol)."""
+    names = {f.rss_name for f in PACKET_FIELDS if f.rss_name} | {"protocol"}
+    labelled = {field for edge in edges(app.analysis.to_dict(), app.words)
+                for line in edge.label.split("\n") if line.startswith("dev") and ": " in line
+                for field in line.split(": ", 1)[1].split(",")}
+    assert labelled and labelled <= names, labelled - names
+    assert {"src_port", "dst_port"} <= labelled
+
+
+@pytest.mark.dot
+def test_fit_keeps_a_wide_graphs_smallest_label_readable():
+    """dns_guard's summary is drawn 900 pt wide: fitted into a 600 px pane its 12 pt labels came out
+    at 8 px. Fit now stops at the scale where the smallest text is MIN_TEXT_PX high (the box
+    scrolls past it), and Actual size has no such floor."""
+    analysis = pipeline.analyze(DNS_GUARD)
+    view = GraphView()
+    view.analysis, view.words = analysis.to_dict(), pipeline.explain(pipeline.solve(analysis, quality=False))
+    for shown in (SUMMARY, DETAILED):
+        view.view = shown
+        root = ElementTree.fromstring(view.svg)
+        natural = float(root.get("viewBox").split()[2])  # Graphviz draws in points
+        style = dict(item.split(":") for item in root.get("style").split(";"))
+        floor = float(style["min-width"].removesuffix("pt")) / natural
+        smallest = min(float(t.get("font-size")) for t in root.iter("{http://www.w3.org/2000/svg}text"))
+        assert smallest * floor * 4 / 3 >= MIN_TEXT_PX - 0.05, (shown, floor, smallest)
+        assert floor < 1 and style["max-width"] == f"{natural:.0f}pt"  # it still shrinks, down to there
+    view.zoom = "actual"
+    assert "min-width" not in view.svg
+
+
+def test_a_call_both_devices_make_is_summarised_once_with_each_devices_key():
+    """dns_limit looks its pairs up at one line for both devices: the table's summary listed that
+    call once per device, as if there were two."""
+    solution = pipeline.solve(DNS_LIMIT, quality=False)
+    words = pipeline.explain(solution)
+    table = ShardingTable()
+    table.show(rows_from(solution.analysis.to_dict(), solution.to_dict(), words), 2)
+    summary = table.row("pairs")["summary"]
+    assert summary.count("dns_limit.c:51") == 1, summary
+    assert ("dns_limit.c:51 `nf_map_get(pairs, &key, &index)` looks up pairs by device 0 packets' (src_ip, dst_ip) "
+            "and device 1 packets' (dst_ip, src_ip);") in summary
+    assert table._why_html(table.row("pairs")).count("dns_limit.c:51") == 1  # as the page shows it
 
 
 def test_the_views_show_the_engines_solution_for_the_controls(app):

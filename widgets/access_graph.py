@@ -3,7 +3,8 @@
 
 Two views: the *summary* has one edge per device, object and kind of operation (reads / writes),
 labelled with the operations and, for keyed ones, the key's fields as that device's packets fill
-it (the firewall's ``dev0: src_ip,dst_ip,sport,dport`` against ``dev1: dst_ip,src_ip,dport,sport``);
+it (the firewall's ``dev0: src_ip,dst_ip,src_port,dst_port`` against ``dev1: dst_ip,src_ip,dst_port,src_port``,
+the names the CLI and the sharding table use);
 the *detailed* view has one edge per path and access, and where each path sends the packet. A focus (an object, or a path)
 is drawn in red: exactly the edges that object or that path has, nothing more. ``legend()`` lists
 the colours and edge styles of what is drawn, and only those.
@@ -34,7 +35,6 @@ EDGES = {  # DOT attributes, legend text
 }
 FIELD_WORDS = {"p.ipv4.src": "src_ip", "p.ipv4.dst": "dst_ip", "p.l4.sport": "src_port", "p.l4.dport": "dst_port"}
 SUMMARY, DETAILED = "summary", "detailed"
-SHORT = {"src_port": "sport", "dst_port": "dport", "protocol": "proto"}  # key fields on edge labels
 
 
 def default_view(analysis: Mapping[str, Any]) -> str:
@@ -133,7 +133,7 @@ def edges(analysis: Mapping[str, Any], words: Optional[Mapping[str, Any]] = None
             label = ops
             for layout in keys.get(obj, {}).get(str(dev), []):
                 if not any(part.startswith(("an index from", "a value from")) for part in layout):
-                    label += f"\ndev{dev}: {','.join(SHORT.get(part, part) for part in layout)}"
+                    label += f"\ndev{dev}: {','.join(layout)}"
         else:
             label = f"#{ident[3]} {ops} (line {min(entry['where'])})"
         by_path = tuple(sorted((i, tuple(sorted(set(o)))) for i, o in entry["by_path"].items()))
@@ -151,6 +151,39 @@ def edges(analysis: Mapping[str, Any], words: Optional[Mapping[str, Any]] = None
             out.append(Edge("verdict", dev, vid, f"{len(paths)} path{'s' if len(paths) != 1 else ''}",
                             frozenset(paths)))
     return sorted(out, key=lambda e: (e.kind, str(e.source), str(e.target), e.order, e.label))
+
+
+def device_paths(analysis: Mapping[str, Any]) -> dict[int, int]:
+    """Device -> how many call paths its packets take. A path both devices' packets take (fw's
+    non-IPv4 drop) counts for each, so these add up to more than the paths when any is shared."""
+    counts: dict[int, int] = {}
+    for path in analysis.get("paths", ()):
+        for dev in path["devices"]:
+            counts[dev] = counts.get(dev, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _of_paths(count: int, total: int) -> str:
+    """A device node's count against the header's total: ``5 of 7 paths``, ``all 7 paths``."""
+    if count == total:
+        return "1 path" if total == 1 else f"all {total} paths"
+    return f"{count} of {total} path{'s' if total != 1 else ''}"
+
+
+def paths_text(analysis: Mapping[str, Any]) -> str:
+    """The header's count of call paths, with each device's share when there are several, so that it
+    agrees with the graph's device nodes: ``7 call paths (device 0 takes 5, device 1 takes 4; 2 are
+    taken by both)``."""
+    paths = analysis.get("paths", ())
+    text = f"{len(paths):,} call path{'' if len(paths) == 1 else 's'}"
+    counts = device_paths(analysis)
+    if len(counts) < 2:
+        return text
+    shared = sum(1 for p in paths if len(set(p["devices"])) > 1)
+    takes = ", ".join(f"device {d} takes {n:,}" for d, n in counts.items())
+    several = "both" if len(counts) == 2 else "more than one"
+    return text + f" ({takes}" + (f"; {shared:,} {'is' if shared == 1 else 'are'} taken by {several}"
+                                  if shared else "") + ")"
 
 
 def node_id(value: Any) -> str:
@@ -174,10 +207,10 @@ def access_dot(analysis: Mapping[str, Any], words: Optional[Mapping[str, Any]] =
              '  graph [rankdir=LR, fontname="DejaVu Sans", nodesep=0.25, ranksep=0.5];',
              '  node [fontname="DejaVu Sans", fontsize=13];',
              '  edge [fontname="DejaVu Sans", fontsize=12];']
-    devices = sorted({d for p in analysis.get("paths", ()) for d in p["devices"]})
+    counts = device_paths(analysis)
+    devices = sorted(counts)
     for dev in devices:
-        count = sum(1 for p in analysis.get("paths", ()) if dev in p["devices"])
-        label = _quote(f"device {dev}" + "\n" + f"{count} path{'s' if count != 1 else ''}")
+        label = _quote(f"device {dev}" + "\n" + _of_paths(counts[dev], len(analysis.get("paths", ()))))
         attrs = f'shape=box, style="rounded,filled", fillcolor="#f6f8fa", label={label}'
         if f"dev:{dev}" in focused_nodes:
             attrs += f', color="{FOCUS}", penwidth=2.5'

@@ -35,7 +35,7 @@ from explorer.errors import AnalysisWarning, NfxError
 from explorer.limits import CORES
 from explorer.pipeline import PATHS
 from explorer.traffic.pcap import TrafficWarning, read_pcap
-from widgets.access_graph import objects_of_path
+from widgets.access_graph import objects_of_path, paths_text
 from widgets.graph_view import NOTHING, GraphView, focus_choices
 from widgets.inputs import Inputs, plural
 from widgets.nf_picker import SAMPLES_DIR, NfPicker
@@ -71,6 +71,11 @@ PAGE_CSS = STATUS_CSS + """<style>
 .nfx-app .nfx-body > * { flex: 0 0 auto; }
 .nfx-app .nfx-stale { opacity: 0.45; }
 .nfx-app .nfx-graph-box svg { background: white; }
+/* Fit stops shrinking where labels would get too small to read (graph_view.MIN_TEXT_PX): the
+   drawing then scrolls sideways in its own box, under the Summary / Fit buttons. */
+.nfx-app .nfx-graph-box { overflow-x: auto; }
+/* ...which it cannot do if its HTML widget, a flex item, widens to the drawing's min-width. */
+.nfx-app .nfx-graph-host > .widget-html-content { min-width: 0; }
 .nfx-app .nfx-legend { font-size: 12px; display: flex; flex-flow: row wrap; gap: 4px 14px; margin: 4px 0; }
 .nfx-app .lm-TabBar-tab, .nfx-app .p-TabBar-tab { font-size: 13px; min-width: 90px; }
 .nfx-app .widget-html-content { line-height: 1.45; }
@@ -706,7 +711,7 @@ class ExplorerApp(ipywidgets.VBox):
             return ""
         path, _ = self.loaded
         data = self.analysis.to_dict()
-        parts = [f"<b>{Path(path).name}</b>: {plural(len(data['paths']), 'call path')}, "
+        parts = [f"<b>{Path(path).name}</b>: {paths_text(data)}, "
                  f"{plural(len(data['objects']), 'state object')}, analysed in {self.analysed_seconds:.2f} s"]
         if self.solution is not None:
             solved = self.solution.to_dict()

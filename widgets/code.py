@@ -11,6 +11,7 @@ import pygments.lexers
 import pygments.util
 
 _SCOPE = ".nfx-code"
+HOST_CLASS = "nfx-code-host"  # the class of the ipywidgets.HTML a view shows the code in
 
 # Colours for the Pygments tokens, scoped so they never restyle the rest of the page.
 _TOKEN_CSS = pygments.formatters.HtmlFormatter(style="default").get_style_defs(_SCOPE)
@@ -28,6 +29,14 @@ CODE_CSS = _TOKEN_CSS + """
 .nfx-code .nfx-selected .nfx-note { color: #8a2c00; font-weight: bold; }
 .nfx-code .nfx-warned { background: #fff1d6; box-shadow: inset 3px 0 0 #9a6700; }
 .nfx-code .nfx-warned .nfx-note { color: #9a6700; font-weight: bold; font-style: normal; }
+/* A note may be long (the analysis' advice for a goto): it wraps, never runs off the pane, which
+   the code lines' white-space: pre let it do. A warning's note goes under its line, past the
+   line numbers, and wraps there. */
+.nfx-code .nfx-note { white-space: normal; overflow-wrap: anywhere; }
+.nfx-code .nfx-warned .nfx-note { display: block; margin: 0 0 2px 52px; }  /* 4.3em of 12 px: the line numbers */
+/* The HTML widget holding the code may be narrower than its longest line: the code box scrolls
+   that line itself (a flex item's min-width would widen the box past the pane, behind its edge). */
+.""" + HOST_CLASS + """ > .widget-html-content { min-width: 0; }
 """
 
 

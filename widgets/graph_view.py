@@ -19,6 +19,8 @@ ElementTree.register_namespace("", "http://www.w3.org/2000/svg")
 ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 
 NOTHING = ""
+MIN_TEXT_PX = 11.0  # under "Fit", no label of the drawing is shown smaller
+PX_PER_PT = 4 / 3
 
 
 class GraphRenderError(Exception):
@@ -38,9 +40,10 @@ def draw(dot: str) -> str:
 
 def embed(svg: str, fit: bool = True) -> str:
     """The ``<svg>`` element of a drawing, ready to sit inside HTML (no XML prolog or doctype); with
-    ``fit`` it shrinks to its box's width, however wide it was drawn (never wider than drawn: it
-    does not grow), else it keeps its size and the box scrolls. Fit has no floor: a floor made a
-    wide drawing (cl.c's, at 61%) scroll sideways under "Fit"; "Actual size" is there to read it."""
+    ``fit`` it shrinks to its box's width, however wide it was drawn, but never so far that its
+    smallest text falls under ``MIN_TEXT_PX`` (nor wider than drawn: it does not grow); past that the
+    box scrolls sideways. Without ``fit`` it keeps its size and the box scrolls. Fit had no floor, and
+    a wide drawing (dns_guard's, cl's) came out with 7-8 px labels nobody could read."""
     try:
         root = ElementTree.fromstring(svg)
     except ElementTree.ParseError as error:
@@ -49,10 +52,19 @@ def embed(svg: str, fit: bool = True) -> str:
     if fit:
         root.set("width", "100%")
         root.attrib.pop("height", None)
-        root.set("style", f"max-width:{natural:.0f}pt;height:auto" if natural else "height:auto")
+        floor = f"min-width:{natural * fit_floor(root):.0f}pt;" if natural else ""
+        root.set("style", f"max-width:{natural:.0f}pt;{floor}height:auto" if natural else "height:auto")
     else:
         root.set("style", "max-width:none")
     return ElementTree.tostring(root, encoding="unicode")
+
+
+def fit_floor(root: ElementTree.Element) -> float:
+    """The least scale (of the drawn size) at which the drawing's smallest text is ``MIN_TEXT_PX``
+    high: Graphviz draws in points, which a browser shows at 4/3 px each at scale 1."""
+    sizes = [float(size) for node in root.iter() if (size := node.get("font-size"))
+             and size.replace(".", "", 1).isdigit()]
+    return min(1.0, MIN_TEXT_PX / (min(sizes) * PX_PER_PT)) if sizes else 0.0
 
 
 def render_svg(dot: str, fit: bool = True) -> str:
@@ -104,6 +116,7 @@ class GraphView(ipywidgets.VBox):
         # No width of 100%: the pane stretches it, and 100% plus its 2 px margins overflowed the pane
         # by 4 px, which scrolled sideways under "Fit".
         self._html = ipywidgets.HTML()
+        self._html.add_class("nfx-graph-host")  # the page's CSS lets it be narrower than the drawing
         self._legend = ipywidgets.HTML()
         super().__init__([ipywidgets.HBox([self.switch, self.zoom_switch]), self._legend, self._html], **kwargs)
         self.add_class("nfx-graph")

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 import ipywidgets
 import traitlets
 
-from widgets.code import render_code
+from widgets.code import HOST_CLASS, render_code
 
 CONTEXT_LINES = 4  # lines shown above a selected path's first line
 
@@ -100,6 +100,7 @@ class SourceView(ipywidgets.VBox):
 
     def __init__(self, **kwargs: Any) -> None:
         self._code = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
+        self._code.add_class(HOST_CLASS)
         super().__init__([self._code], **kwargs)
         self.add_class("nfx-source")
         self._render()
