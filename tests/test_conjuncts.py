@@ -26,8 +26,9 @@ def test_decided_tests_are_left_out_of_the_path_texts() -> None:
         "p.is_ipv4 && p.ipv4.ttl > 1 && p.ipv4.proto == 17 && p.device == 1",
         "p.is_ipv4 && p.ipv4.ttl > 1 && p.ipv4.proto != 17 && p.ipv4.proto == 6 && p.device == 0",
         "p.is_ipv4 && p.ipv4.ttl > 1 && p.ipv4.proto != 17 && p.ipv4.proto == 6 && p.device == 1",
-        "p.is_ipv4 && p.ipv4.ttl > 1 && p.ipv4.proto != 17 && p.ipv4.proto != 6 && p.ipv4.proto == 1 && p.device == 0",
-        "p.is_ipv4 && p.ipv4.ttl > 1 && p.ipv4.proto != 17 && p.ipv4.proto != 6 && p.ipv4.proto == 1 && p.device != 0",
+        # a switch's case is its label's test alone (no "p.ipv4.proto != 6" from the case above it)
+        "p.is_ipv4 && p.ipv4.ttl > 1 && p.ipv4.proto != 17 && p.ipv4.proto == 1 && p.device == 0",
+        "p.is_ipv4 && p.ipv4.ttl > 1 && p.ipv4.proto != 17 && p.ipv4.proto == 1 && p.device != 0",
         "p.is_ipv4 && p.ipv4.ttl > 1 && p.ipv4.proto != 17 && p.ipv4.proto != 6 && p.ipv4.proto != 1",
     }
     # the conditions keep what the NF tested

@@ -168,6 +168,7 @@ class CallPathBuilder:
                      if not any(self._holds(d) is False for d in way))
         if not ways:
             return "false", False
+        ways = self._absorbed(ways)
         if any(not way for way in ways):
             return "true", False
         alone = {ast_id(way[0].cond): way[0].cond for way in ways if len(way) == 1 and way[0].ways is None}
@@ -190,12 +191,52 @@ class CallPathBuilder:
             return parts[0], False
         return " || ".join(f"({p})" if " && " in p else p for p in parts), True
 
+    def _absorbed(self, ways: tuple) -> tuple:
+        """The ways with what a switch's case makes redundant left out. Each case's way is its own
+        label's test alone (``state.choose_case``), the default's the negations of them all: beside
+        a way ``x == c``, another way's ``x != c`` is left out (where ``x == c`` fails, it holds), and
+        a way ``x == c`` is left out beside one of ``x != d`` tests alone (``d`` other than ``c``),
+        which it implies. A case that falls through to the default reads ``p.ipv4.proto != 6``, not
+        ``(p.ipv4.proto != 6 && p.ipv4.proto != 17) || p.ipv4.proto == 17``."""
+        alone = {ast_id(way[0].cond) for way in ways if len(way) == 1 and way[0].case}
+        if not alone:
+            return ways
+        ways = tuple(way if len(way) == 1 else tuple(d for d in way if not d.case or
+                                                      self._negation_id(d.cond) not in alone) for way in ways)
+        unequal: dict[int, set[int]] = {}  # x -> the constants c of the ways of "x != c" cases alone
+        for way in ways:
+            tests = [_tested_value(d.cond) if d.case else None for d in way]
+            if way and all(t is not None and not t[2] for t in tests) and len({t[0] for t in tests}) == 1:
+                unequal.setdefault(tests[0][0], set()).update(t[1] for t in tests)  # type: ignore[index]
+
+        def implied(way: tuple) -> bool:
+            test = _tested_value(way[0].cond) if len(way) == 1 and way[0].case else None
+            return test is not None and test[2] and test[0] in unequal and test[1] not in unequal[test[0]]
+
+        return tuple(way for way in ways if not implied(way)) if unequal else ways
+
     @staticmethod
     def _single_value(state: PathState, term: Any) -> Optional[int]:
         value = state.solver.model_value(state.constraints, True, term)
         if value is not None and state.proves(term == value):
             return to_signed(value, 32)
         return None
+
+
+def _tested_value(cond: Any) -> Optional[tuple[int, int, bool]]:
+    """(the AST id of ``x``, ``c``, True) for ``x == c`` with ``c`` a constant, (..., False) for its
+    negation; None for any other condition."""
+    equal = True
+    if z3.is_not(cond):
+        cond, equal = cond.arg(0), False
+    if not z3.is_eq(cond) or not z3.is_bv(cond.arg(0)):
+        return None
+    a, b = cond.arg(0), cond.arg(1)
+    if z3.is_bv_value(a):
+        a, b = b, a
+    if not z3.is_bv_value(b) or z3.is_bv_value(a):
+        return None
+    return ast_id(a), b.as_long(), equal
 
 
 def _as_written(cells: tuple) -> Any:

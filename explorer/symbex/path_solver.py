@@ -21,7 +21,7 @@ These ideas keep the number and size of Z3 calls down:
 from __future__ import annotations
 
 import random
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import z3
 
@@ -82,7 +82,11 @@ class PathSolver:
         """The constraints connected to ``extra`` through shared symbols, in their original order."""
         if extra is None or isinstance(extra, bool):
             return list(constraints)
-        wanted = set(self.symbols(extra))
+        return self._connected(constraints, self.symbols(extra))
+
+    def _connected(self, constraints: Sequence[Any], names: Iterable[str]) -> list[Any]:
+        """The constraints connected to the symbols ``names``, in their original order."""
+        wanted = set(names)
         sets = [self.symbols(c) for c in constraints]
         chosen = [False] * len(constraints)
         changed = True
@@ -142,6 +146,34 @@ class PathSolver:
         else:
             self.reused += 1
         return hit[2]
+
+    def each_satisfiable(self, constraints: Sequence[Any], extras: Sequence[Any]) -> list[bool]:
+        """``satisfiable(constraints, e)`` for each of many questions (a switch's labels). The
+        incremental solver would take each behind a guard of its own, and its checks slow down with
+        every one (2 ms each after a thousand labels): these go to a solver of their own that holds
+        the constraints that share symbols with any question once, each question an assumption."""
+        names: set[str] = set()
+        for extra in extras:
+            names |= self.symbols(extra)
+        query = self._connected(constraints, names)
+        ids = tuple(ast_id(c) for c in query)
+        answers = [self._decided((ids, ast_id(extra)), extra) for extra in extras]
+        if all(answer is not None for answer in answers):
+            return [bool(answer) for answer in answers]
+        try:
+            solver = self._start()
+            for c in query:
+                solver.add(c)
+            for i, extra in enumerate(extras):
+                if answers[i] is None:
+                    result = _check_under(solver, [extra])
+                    self.checks += 1
+                    if result == z3.unknown:
+                        raise SolverError(f"Z3 could not decide a switch's case ({solver.reason_unknown()})")
+                    answers[i] = result == z3.sat
+        except z3.Z3Exception as exc:
+            raise SolverError(f"Z3 failed: {exc}") from None
+        return [bool(answer) for answer in answers]
 
     def _decided(self, key: tuple, extra: Any) -> Optional[bool]:
         """The answer when the question settles it syntactically: one of the (satisfiable) constraints

@@ -240,6 +240,8 @@ class Program:
         # nf_htonl of a constant, in any run): a key's constant bytes equal to one are shown as the
         # NF wrote them (192.0.2.1, port 8080), not as the number their memory reads as.
         self.converted: set[tuple[int, int]] = set()
+        # id(Switch) -> (the node, its case items, its default item, the cases' label values)
+        self.switches: dict[int, tuple[Any, list[int], Optional[int], list[Any]]] = {}
 
 
 def call_before_declaration(items: list[Any]) -> Optional[Any]:

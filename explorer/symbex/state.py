@@ -16,7 +16,7 @@ import z3
 
 from explorer.errors import UnsupportedError
 from explorer.ir import Location
-from explorer.symbex.bitvec import ast_id, negated
+from explorer.symbex.bitvec import ast_id, conjoined, negated
 from explorer.symbex.path_solver import PathSolver
 
 MAX_VALUES = 16  # a symbolic index may take at most this many values
@@ -34,6 +34,7 @@ class Decision:
     # ``cond`` is its negation). The path's text shows them with their labels.
     ways: Optional[tuple[tuple["Decision", ...], ...]] = None
     negated: bool = False
+    case: bool = False  # a switch label's test or its negation (``choose_case``)
 
 
 class Infeasible(Exception):
@@ -199,6 +200,73 @@ class PathState:
             label = None if labels is None else labels[1 if taken else 0]
             self.decisions.append(Decision(taken_cond, label, location))
         return taken
+
+    def choose_case(self, count: int, test: Callable[[int], Any],
+                    location: Callable[[int], Optional[Location]]) -> Optional[int]:
+        """Which of a switch's ``count`` case labels the path takes (``test(i)``: the value equals
+        label ``i``; None: the default, or no case), forking over every feasible one at once.
+
+        Labels are distinct constants, so a case's test alone selects it: the path of case ``i``
+        gets ``test(i)``, not the negations of the labels before it too (which made a 1,000-case
+        switch's conditions, merged ways and replays grow with the square of its cases), and the
+        default gets the negations of the feasible labels. Paths come in the order forking on each
+        case in turn gave them: the default first, then the cases from the last one up. The trace
+        entry is ``("s", (case, feasible cases), fork)``, so a replay builds only the tests it adds.
+        """
+        if self.pos < len(self.prefix):
+            kind, (chosen, feasible), fork = self.prefix[self.pos]
+            self.pos += 1
+            assert kind == "s", "replay diverged"
+        else:
+            options, feasible = self._case_options(count, test, location)
+            chosen, fork = options[-1], len(options) > 1
+            for other in options[:-1]:
+                self.siblings.append(tuple(self.trace) + (("s", (other, feasible), True),))
+        self.trace.append(("s", (chosen, feasible), fork))
+        if chosen is not None:
+            cond = test(chosen)
+            if not isinstance(cond, bool):
+                self._decided[ast_id(cond)] = True
+                if fork:
+                    self.constraints.append(cond)
+                    self.decisions.append(Decision(cond, None, location(chosen), case=True))
+            return chosen
+        for i in feasible:
+            cond = test(i)
+            if isinstance(cond, bool):
+                continue
+            self._decided[ast_id(cond)] = False
+            if fork:
+                other = negated(cond)
+                self.constraints.append(other)
+                self.decisions.append(Decision(other, None, location(i), case=True))
+        return None
+
+    def _case_options(self, count: int, test: Callable[[int], Any],
+                      location: Callable[[int], Optional[Location]]) -> tuple[tuple, tuple[int, ...]]:
+        """A live switch's ways, in label order with the default (None) last, and its feasible cases."""
+        tests = [test(i) for i in range(count)]
+        first: dict[int, int] = {}  # a repeated label never matches: the first one took its inputs
+        asked = [i for i, cond in enumerate(tests) if not isinstance(cond, bool)
+                 and first.setdefault(ast_id(cond), i) == i]
+        answers = dict(zip(asked, self.solver.each_satisfiable(self._all(), [tests[i] for i in asked])))
+        feasible = [i for i, cond in enumerate(tests) if cond is True or answers.get(i, False)]
+        never = [i for i, cond in enumerate(tests) if cond is not True and not answers.get(i, False)]
+        cases = tuple(feasible)
+        conds = [tests[i] for i in cases]
+        terms = [negated(c) for c in conds if not isinstance(c, bool)]
+        default = (not any(c is True for c in conds)
+                   and (not terms or self.possible(terms[0] if len(terms) == 1 else conjoined(terms))))
+        if self.on_one_sided is not None:
+            # what forking on each case in turn reported: the labels it reached that never hold, and
+            # the last feasible case, taken for want of any other when no input misses every label
+            last = None if default or not cases else cases[-1]
+            for i in never:
+                if (last is None or i < last) and not isinstance(tests[i], bool):
+                    self.on_one_sided(self, tests[i], False, location(i))
+            if last is not None and not isinstance(tests[last], bool):
+                self.on_one_sided(self, tests[last], True, location(last))
+        return (cases + (None,) if default else cases), cases
 
     def concretize(self, term: Any, location: Optional[Location], what: str) -> int:
         """One value of the bit-vector ``term``, forking over each feasible value (at most MAX_VALUES)."""

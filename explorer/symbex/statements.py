@@ -274,20 +274,16 @@ class Statements(Visitor):
         value = convert_int(value, ct.promote(value.ctype))
         body = node.stmt
         items = body.block_items or [] if isinstance(body, c_ast.Compound) else [body]
-        start = None
-        default = None
-        for i, item in enumerate(items):
-            if isinstance(item, c_ast.Case):
-                label = self.it.expressions.value(item.expr)
-                if not isinstance(label, Int) or not isinstance(label.v, int):
-                    raise m.fail(item, "case labels must be constants")
-                if m.state.branch(truth(compare("==", value, label)), m.loc(item)):
-                    start = i
-                    break
-            elif isinstance(item, c_ast.Default):
-                default = i
-        if start is None:
-            start = default
+        cases, default, labels = self._labels(node, items)
+
+        def test(k: int) -> Any:
+            return truth(compare("==", value, labels[k]))
+
+        if isinstance(value.v, int) or m.state.assumptions:  # no fork: the first case that holds
+            chosen = next((k for k in range(len(cases)) if m.state.branch(test(k), m.loc(items[cases[k]]))), None)
+        else:
+            chosen = m.state.choose_case(len(cases), test, lambda k: m.loc(items[cases[k]]))
+        start = default if chosen is None else cases[chosen]
         if start is None:
             return
         m.scopes.append(Scope())
@@ -300,6 +296,23 @@ class Statements(Visitor):
             pass
         finally:
             m.end_scope(m.scopes.pop())
+
+    def _labels(self, node: Any, items: list[Any]) -> tuple[list[int], Optional[int], list[Int]]:
+        """A switch's case items, its default item and its case labels' values, found once per program:
+        labels are constants, and every path that replays the switch runs it again."""
+        known = self.machine.program.switches
+        hit = known.get(id(node))
+        if hit is None:
+            cases = [i for i, item in enumerate(items) if isinstance(item, c_ast.Case)]
+            default = next((i for i, item in enumerate(items) if isinstance(item, c_ast.Default)), None)
+            labels = []
+            for i in cases:
+                label = self.it.expressions.value(items[i].expr)
+                if not isinstance(label, Int) or not isinstance(label.v, int):
+                    raise self.machine.fail(items[i], "case labels must be constants")
+                labels.append(label)
+            hit = known[id(node)] = (node, cases, default, labels)
+        return hit[1], hit[2], hit[3]
 
     # ------------------------------------------------------------------ loops
     def loop_condition(self, node: Any, loop: Any) -> bool:
