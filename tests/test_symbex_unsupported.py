@@ -56,7 +56,9 @@ CASES = [
      "nf_map_allocate() with a capacity of 0: a map needs a capacity of at least 1"),
     ("cells of 0 bytes", "static struct nf_vector *v;", "return nf_vector_allocate(0, 8, &v);", "  return 0;", 4, 10,
      "nf_vector_allocate() with cells of 0 bytes: they need at least 1 byte"),
-    ("inline asm", "", "return true;", '  asm("nop");\n  return 0;', 6, 3, "inline assembly is not supported"),
+    # the same words as __asm__'s (it said only "inline assembly is not supported")
+    ("inline asm", "", "return true;", '  asm("nop");\n  return 0;', 6, 3,
+     "inline assembly (asm) is not supported: the analysis cannot see what it does"),
     ("variable-length array", "", "return true;", "  int n = len;\n  uint8_t buf[n];\n  return 0;", 7, 15,
      "variable-length arrays are not supported: an array's size must be a constant"),
     ("symbolic loop", "", "return true;", "  int n = 0;\n  for (int i = 0; i < len; i++) n++;\n  return n;", 7, 3,
@@ -154,6 +156,14 @@ CASES = [
      "  return 0;", 8, 15, "nf_process returns here with a cell of v still borrowed (nf_vector_borrow at "),
     ("local read before it is set", "", "return true;", "  int out;\n  if (len > 100) out = 1;\n  return out;",
      8, 10, "local variable out is read before it is set on this path: C leaves it as the stack held it"),
+    # a variadic helper was said to take the wrong number of arguments (its ... counted as one)
+    ("variadic helper", "static int first(int n, ...) { return n; }", "return true;", "  return first(1, 2);", 2, 25,
+     "first() takes a variable argument list (...), which is not supported: give it a fixed parameter list"),
+    # these two were "unsupported expression (Compound)" and "(GenericSelection)", pycparser's class names
+    ("statement expression", "", "return true;", "  return ({ int x = 1; x; });", 6, 11,
+     "statement expressions ({ ... }), a GNU extension, are not supported"),
+    ("_Generic", "", "return true;", "  return _Generic(len, uint16_t: 1, default: 0);", 6, 10,
+     "_Generic selections are not supported"),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
     ("no nf_process", "", "return true;", None, None, None, "does not define nf_process()"),
 ]

@@ -29,6 +29,13 @@ from explorer.symbex.visitor import Visitor
 from explorer.wording import count
 
 ASM_NAMES = frozenset({"asm", "__asm__", "__asm"})
+# Expressions pycparser reads that the analysis has no model for, in the words of their C spelling
+# (the parser's class name told the user nothing).
+_UNSUPPORTED = {
+    "Compound": "statement expressions ({ ... }), a GNU extension, are not supported: put the statements "
+                "before the expression, or in a helper function that returns the value",
+    "GenericSelection": "_Generic selections are not supported: write out the branch for the argument's type",
+}
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
 
@@ -45,7 +52,8 @@ class Expressions(Visitor):
             raise self.machine.fail(node, str(error)) from None
 
     def generic_visit(self, node: Any) -> Value:
-        raise self.machine.fail(node, f"unsupported expression ({type(node).__name__})")
+        kind = type(node).__name__
+        raise self.machine.fail(node, _UNSUPPORTED.get(kind, f"this kind of expression ({kind}) is not supported"))
 
     def _object(self, node: Any) -> Value:
         ptr, t = self.it.lvalues.address(node, reading=True)
@@ -379,7 +387,8 @@ class Expressions(Visitor):
         name = node.name.name
         arg_nodes = list(node.args.exprs) if node.args is not None else []
         if name in ASM_NAMES:
-            raise m.fail(node, "inline assembly is not supported")
+            raise m.fail(node, f"inline assembly ({name}) is not supported: the analysis cannot see what it does to "
+                               "the packet or the state; write it in C")
         if m.lookup_var(name) is not None:
             raise m.fail(node, f"calls through function pointers are not supported ({name} is a variable)")
         if name in m.program.functions:

@@ -89,7 +89,11 @@ class Statements(Visitor):
                                              m.resolve_type(p.type) == ct.VOID))]
         if fdef.param_decls:
             raise m.fail(fdef, "K&R-style function definitions are not supported")
-        if len(args) != len(params) or any(isinstance(p, c_ast.EllipsisParam) for p in params):
+        ellipsis = next((p for p in params if isinstance(p, c_ast.EllipsisParam)), None)
+        if ellipsis is not None:
+            raise m.fail(ellipsis, f"{name}() takes a variable argument list (...), which is not supported: "
+                                   "give it a fixed parameter list")
+        if len(args) != len(params):
             raise m.fail(node, f"{name}() takes {count(len(params), 'argument')}, {len(args)} given")
         saved = m.scopes
         m.scopes = [m.program.file_scope, Scope()]
