@@ -549,10 +549,28 @@ def test_columns_are_the_source_columns_past_macros_and_blanks(tmp_path: Path) -
     "static inline __attribute__((always_inline)) int twice(int a) { return 2 * a; }\n",
     "__attribute__((__noinline__, cold)) int f(int a __attribute__ ((unused))) { return 1; }\n",
     "int g(int a)\n  __attribute__((\n    warn_unused_result));\n",
+    "[[maybe_unused]] static int y;\n[[gnu::always_inline, nodiscard]] static inline int h(int a) { return a; }\n",
 ])
 def test_attributes_that_change_no_layout_or_meaning_are_read_past(tmp_path: Path, body: str) -> None:
     """``unused``, ``always_inline`` and the like were refused with every ``__attribute__``."""
     assert _outcome(write(tmp_path, CONFIGURABLE + body), {}) == (("ok", 2), ("ok", 2))
+
+
+@pytest.mark.parametrize("mark", ["__attribute__((fallthrough));", "[[fallthrough]];", "__attribute__((__fallthrough__));"])
+def test_a_fallthrough_attribute_reads_as_the_comment_it_stands_for(tmp_path: Path, mark: str) -> None:
+    """``__attribute__((fallthrough));`` ended the case as a call to an unknown function
+    ``__attribute__()``, and C23's ``[[fallthrough]];`` (which gcc takes) as "attributes require C23"."""
+    from explorer.symbex import analyze
+
+    nf = ('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+          "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+          "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return 1 - device;\n"
+          "  int v = 1 - device;\n  switch (ip->protocol) {\n  case 1:\n    v = NF_DROP;\n    MARK\n"
+          "  case 2:\n    v = v == NF_DROP ? NF_DROP : 0;\n    break;\n  }\n  return v;\n}\n")
+    marked = analyze(write(tmp_path, nf.replace("MARK", mark), "marked.c"))
+    plain = analyze(write(tmp_path, nf.replace("MARK", "/* fall through */"), "plain.c"))
+    assert [(p.verdict.to_dict(), p.condition_text) for p in marked.paths] == \
+        [(p.verdict.to_dict(), p.condition_text) for p in plain.paths]
 
 
 def test_a_call_after_an_attribute_keeps_its_source_column(tmp_path: Path) -> None:

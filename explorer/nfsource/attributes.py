@@ -1,4 +1,5 @@
-"""GNU ``__attribute__`` lists that change neither layout nor meaning, blanked out before parsing.
+"""GNU ``__attribute__`` lists and C23 ``[[...]]`` attributes that change neither layout nor meaning,
+blanked out before parsing.
 
 pycparser has no ``__attribute__``; the analysis refuses it, since ``packed`` or ``aligned`` would
 give structs a layout the analysis does not follow. But C programmers also write
@@ -6,7 +7,10 @@ give structs a layout the analysis does not follow. But C programmers also write
 helper, which say nothing about what the code computes: those lists (every attribute in them one
 of ``HARMLESS``) are turned into spaces in the text the parser reads, at the same columns, so that
 every AST coordinate still points at its token in the preprocessed text (the source columns and
-generate's edits are found there). gcc still compiles the NF as written.
+generate's edits are found there). gcc still compiles the NF as written. The same holds for the
+statement attribute ``fallthrough`` (``__attribute__((fallthrough));`` or ``[[fallthrough]];`` at the
+end of a switch case, an empty statement once blanked) and for C23's spelling of the others
+(``[[maybe_unused]]``, ``[[gnu::always_inline]]``), which pycparser refused unless told to read C23.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from pycparser.c_lexer import CLexer
 
 # Hints to the compiler or to its warnings: the code they sit on means the same without them.
 HARMLESS = frozenset({"unused", "used", "maybe_unused", "always_inline", "noinline", "cold", "hot",
-                      "warn_unused_result", "flatten", "artificial", "no_instrument_function"})
+                      "warn_unused_result", "flatten", "artificial", "no_instrument_function",
+                      "fallthrough", "nodiscard", "deprecated"})
 _KEYWORDS = frozenset({"__attribute__", "__attribute"})
 
 
@@ -22,7 +27,7 @@ def blank_harmless_attributes(text: str) -> str:
     """``text`` with its harmless ``__attribute__((...))`` lists replaced by spaces (newlines kept);
     the text itself when it has none, or when it cannot be cut into tokens (the parser then says
     what is wrong)."""
-    if "__attribute" not in text:
+    if "__attribute" not in text and "[[" not in text:
         return text
     try:
         tokens = _tokens(text)
@@ -36,6 +41,12 @@ def blank_harmless_attributes(text: str) -> str:
             end, names = _attribute_list(tokens, i + 1)
             if end is not None and names and all(_plain(n) in HARMLESS for n in names):
                 spans.append((start, tokens[end][1] + 1))
+                i = end + 1
+                continue
+        elif "".join(value.split()) == "[[":
+            end, names = _standard_attributes(tokens, i + 1)
+            if end is not None and names and all(_plain(n) in HARMLESS for n in names):
+                spans.append((start, tokens[end][1] + len(tokens[end][0])))
                 i = end + 1
                 continue
         i += 1
@@ -89,6 +100,33 @@ def _attribute_list(tokens: list[tuple[str, int]], i: int) -> tuple:
         elif depth == 2 and expect_name:
             names.append(value)
             expect_name = False
+    return None, ()
+
+
+def _standard_attributes(tokens: list[tuple[str, int]], i: int) -> tuple:
+    """After ``[[`` at ``tokens[i - 1]``: the index of its ``]]`` and the attribute names in it (a
+    ``gnu::`` prefix dropped), or (None, ()) when it is not ``[[name, ns::name(args), ...]]``."""
+    depth, names, expect_name = 0, [], True
+    for k in range(i, len(tokens)):
+        value = tokens[k][0]
+        if value == "(":
+            depth += 1
+        elif value == ")":
+            depth -= 1
+        elif value.startswith('"'):  # an argument (the lexer reads [[deprecated("why")]] without parentheses)
+            continue
+        elif depth == 0 and value == "]]":
+            return k, tuple(names)
+        elif depth == 0 and value == ",":
+            expect_name = True
+        elif depth == 0 and value == "::" and names:
+            expect_name = True
+            names.pop()
+        elif depth == 0 and expect_name:
+            names.append(value)
+            expect_name = False
+        elif depth == 0:  # two names in a row, a stray token: not an attribute list read here
+            return None, ()
     return None, ()
 
 
