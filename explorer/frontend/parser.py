@@ -117,17 +117,36 @@ def parse_text(text: str, filename: str, spellings: Optional[dict[str, str]] = N
 
 
 def _parse(text: str, filename: str, spellings: Optional[dict[str, str]], columns: Optional[ColumnTable]) -> Any:
+    parser = _Parser(columns, spellings)
     try:
-        return _Parser(columns, spellings).parse(text, filename)
+        return parser.parse(text, filename)
     except _ParseFailure as failure:
-        location = failure.location
-        if location is not None and spellings and location.file in spellings:
-            location = Location(spellings[location.file], location.line, location.col)
-        raise CSyntaxError(_sentence(failure.message), location=location) from None
+        raise CSyntaxError(_sentence(failure.message), location=_respelled(failure.location, spellings)) from None
     except c_parser.ParseError as error:  # raised by code paths that bypass _parse_error
         raise CSyntaxError(f"syntax error: {error}") from None
     except RecursionError:
-        raise CSyntaxError(f"{filename}: the code is nested too deeply to parse") from None
+        where = _respelled(_reached(parser), spellings)
+        raise CSyntaxError(("" if where is not None else f"{filename}: ") + DEEP_NESTING, location=where) from None
+
+
+# pycparser descends once per nesting level, and an else-if chain nests each `else if` in the last.
+DEEP_NESTING = ("the code is nested too deeply to parse here (a long else-if chain, some 300 branches, or blocks or "
+                "parentheses nested some 100 deep): put long rule lists in a const table walked by a loop, or "
+                "split the chain into helper functions")
+
+
+def _reached(parser: _Parser) -> Optional[Location]:
+    """Where the parser was reading when it gave up: the last token it took."""
+    stream = getattr(parser, "_tokens", None)
+    buffer = getattr(stream, "_buffer", [])
+    taken = [t for t in buffer[:getattr(stream, "_index", 0)] if t is not None]
+    return _token_location(taken[-1]) if taken else None
+
+
+def _respelled(location: Optional[Location], spellings: Optional[dict[str, str]]) -> Optional[Location]:
+    if location is not None and spellings and location.file in spellings:
+        return Location(spellings[location.file], location.line, location.col)
+    return location
 
 
 # The project's headers as parsed, by their preprocessed text: their declarations (shared by every
