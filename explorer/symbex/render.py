@@ -13,7 +13,7 @@ import z3
 from explorer.ir import result_parts
 from explorer.symbex.bitvec import ast_id
 from explorer.symbex.ctype import StructType
-from explorer.symbex.tables import table_read
+from explorer.symbex.tables import table_read, table_values
 
 _BINARY = {
     z3.Z3_OP_BADD: ("+", 4), z3.Z3_OP_BSUB: ("-", 4), z3.Z3_OP_BMUL: ("*", 5),
@@ -150,12 +150,18 @@ class Renderer:
         return f"!({self._bool(t)})"
 
     def _compare(self, op: str, a: Any, b: Any) -> str:
+        wide = a
         a, b = _strip_ext(a), _strip_ext(b)
         if z3.is_bv_value(a) and not z3.is_bv_value(b):  # constants on the right
-            a, b = b, a
+            a, b, wide = b, a, b
             op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
         if z3.is_bv_value(b) and op in ("==", "!=") and z3.is_app_of(a, z3.Z3_OP_ITE):
-            tested = self._tested(a, b.as_long(), op == "==")
+            # a constant table's entry compared with a value reads as the NF wrote it
+            # (``CLASS[p.ipv4.tos] == 3``), not as the ladder of index ranges its term is
+            if table_read(a) is not None:
+                return f"{self._side(a)} {op} {self._side(b)}"
+            tested = self._table_test(wide, b.as_long(), op == "==") if table_values(a) is not None else None
+            tested = tested if tested is not None else self._tested(a, b.as_long(), op == "==")
             if tested is not None:
                 return tested
         if z3.is_bv_value(b) and op in ("==", "!="):
@@ -200,6 +206,21 @@ class Renderer:
             text = self._bool(c)
             return f"({text})" if z3.is_or(c) or z3.is_and(c) else text  # it may stand beside && or ||
         return self._negate(c)
+
+    def _table_test(self, wide: Any, value: int, equal: bool) -> Optional[str]:
+        """A piece of a table read without a name (a byte of an array member, a row of a 2-D table),
+        as extended in ``wide``, compared with ``value``: the ranges of indices where the test holds
+        or, when fewer, the negated ranges where it fails (``p.ipv4.tos >= 224``, not a ladder)."""
+        values, index = table_values(_strip_ext(wide))  # type: ignore[misc]
+        holds = _index_runs([(_extended(wide, v) == value) == equal for v in values])
+        fails = _index_runs([(_extended(wide, v) == value) != equal for v in values])
+        if not holds or not fails:
+            return None
+        x, last = self._side(_strip_ext(index)), len(values) - 1
+        if len(fails) < len(holds):
+            text = _ranges_text(x, fails, last)
+            return "!" + (text if text.startswith("(") else f"({text})")
+        return _ranges_text(x, holds, last)
 
     def _ladder(self, choice: Any, value: int, equal: bool) -> Optional[str]:
         """A tree of ``?:`` over constants compared with ``value``, as the one way down it that
@@ -333,6 +354,41 @@ def _flatten(t: Any, kind: int) -> list[Any]:
         else:
             out.append(c)
     return out
+
+
+def _extended(t: Any, value: int) -> int:
+    """``value`` of the innermost operand of ``t``'s zero and sign extensions, as ``t`` reads it."""
+    chain = []
+    while z3.is_app(t) and t.decl().kind() in (z3.Z3_OP_ZERO_EXT, z3.Z3_OP_SIGN_EXT):
+        chain.append(t)
+        t = t.children()[0]
+    bits = t.size()
+    for ext in reversed(chain):
+        if ext.decl().kind() == z3.Z3_OP_SIGN_EXT and value >> (bits - 1):
+            value |= ((1 << ext.size()) - 1) ^ ((1 << bits) - 1)
+        bits = ext.size()
+    return value
+
+
+def _index_runs(marks: list[bool]) -> list[tuple[int, int]]:
+    """The runs (first, last) of consecutive indices marked True."""
+    runs: list[tuple[int, int]] = []
+    for i, marked in enumerate(marks):
+        if marked:
+            if runs and runs[-1][1] == i - 1:
+                runs[-1] = (runs[-1][0], i)
+            else:
+                runs.append((i, i))
+    return runs
+
+
+def _ranges_text(x: str, runs: list[tuple[int, int]], last: int) -> str:
+    """``x`` within one of ``runs`` (of indices 0 to ``last``), parenthesised unless one comparison."""
+    parts = [f"{x} == {lo}" if lo == hi else f"{x} <= {hi}" if lo == 0 else f"{x} >= {lo}" if hi == last
+             else f"({x} >= {lo} && {x} <= {hi})" for lo, hi in runs]
+    if len(parts) == 1:
+        return parts[0]
+    return "(" + " || ".join(parts) + ")"
 
 
 def _strip_ext(t: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import z3
 
 from explorer.symbex.bitvec import ast_id, bytes_of
-from explorer.symbex.ctype import CType, IntType, PointerType, StructType
+from explorer.symbex.ctype import ArrayType, CType, IntType, PointerType, StructType
 from explorer.symbex.values import Ptr
 
 # Past this many runs of equal entries in one field the term would be as big as the table: such a
@@ -44,7 +44,10 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
         return None
     element: list[Any] = [0] * size
     kind, _, table = region.label.rpartition(" ")  # "global variable CLASS", "local variable PREC"
-    table = table if kind in ("global variable", "local variable") else None
+    declared = _declared(machine, region) if kind in ("global variable", "local variable") else None
+    # the subscripts and members before the index: a row of ACTION[4][2] (offset 2) is ACTION[1][i]
+    path = _designator(declared, offset, elem) if declared is not None else None
+    table = table + path if path is not None else None
     for start, width, member in _spans(elem):
         values = [int.from_bytes(bytes(cells[i * size + start:i * size + start + width]), "little")
                   for i in range(count)]
@@ -53,13 +56,39 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
             element[start:start + width] = term.to_bytes(width, "little")
             continue
         element[start:start + width] = bytes_of(term, width)
-        if table is not None and member is not None:
-            _name(term, table + "[{}]" + member, index)
+        _name(term, table + "[{}]" + member if table is not None and member is not None else None, index, values)
     name = machine.fresh("table")
     made = machine.new_region(name, "const", f"an element of {region.label} read at a symbolic index", size)
     made.cells = element
     made.readonly = True
     return Ptr(PointerType(elem), name, 0), elem
+
+
+def _declared(machine: Any, region: Any) -> Optional[CType]:
+    """The declared type of the variable that ``region`` holds, where a scope in reach names it."""
+    for scope in (machine.program.file_scope, *machine.scopes):
+        for name, ctype in scope.vars.values():
+            if name == region.name:
+                return ctype
+    return None
+
+
+def _designator(t: CType, offset: int, elem: CType) -> Optional[str]:
+    """The subscripts and members (``[1]``, ``.ports``) that lead from an object of type ``t`` to the
+    array of ``elem`` that starts ``offset`` bytes into it; None when none does."""
+    if isinstance(t, ArrayType):
+        if offset == 0 and t.elem.size == elem.size and type(t.elem) is type(elem):
+            return ""
+        i, rest = divmod(offset, t.elem.size) if t.elem.size else (0, -1)
+        inner = _designator(t.elem, rest, elem) if 0 <= i < t.length and rest >= 0 else None
+        return None if inner is None else f"[{i}]{inner}"
+    if isinstance(t, StructType):
+        for field in t.fields:
+            if field.offset <= offset < field.offset + field.ctype.size:
+                inner = _designator(field.ctype, offset - field.offset, elem)
+                if inner is not None:
+                    return f".{field.name}{inner}"
+    return None
 
 
 def _largest(term: z3.BitVecRef) -> int:
@@ -91,7 +120,8 @@ def _largest(term: z3.BitVecRef) -> int:
 def _spans(elem: CType) -> list[tuple[int, int, Optional[str]]]:
     """(offset, width, how the piece is named after the element) of the pieces read as one number:
     the whole of an integer (""), each integer member of a struct (".name"), each byte of anything
-    else (nested structs, arrays, padding: None)."""
+    else (a byte of a nested struct or array by its path, ".mark[0]"; padding and bytes of wider
+    numbers: None)."""
     if isinstance(elem, IntType):
         return [(0, elem.size, "")]
     spans: list[tuple[int, int, Optional[str]]] = []
@@ -100,27 +130,56 @@ def _spans(elem: CType) -> list[tuple[int, int, Optional[str]]]:
         if isinstance(field.ctype, IntType) and not covered.intersection(range(field.offset, field.offset + field.ctype.size)):
             spans.append((field.offset, field.ctype.size, "." + field.name))
             covered.update(range(field.offset, field.offset + field.ctype.size))
-    spans.extend((i, 1, None) for i in range(elem.size) if i not in covered)
+    spans.extend((i, 1, _scalar(elem, i)) for i in range(elem.size) if i not in covered)
     return sorted(spans)
 
 
-# A table read's term -> how to print it (``CLASS[p.ipv4.tos]``, not its ranges): by AST id, the
-# term kept alive so that the id stays its own. Only for printing; emptied when it grows large.
-_NAMES: dict[int, tuple[Any, str, Any]] = {}
+def _scalar(t: CType, offset: int) -> Optional[str]:
+    """The subscripts and members (``.mark[0]``) of the one-byte integer ``offset`` bytes into an object
+    of type ``t``; None for padding or a byte of a wider number."""
+    if isinstance(t, IntType):
+        return "" if offset == 0 and t.size == 1 else None
+    if isinstance(t, ArrayType) and t.elem.size:
+        i, rest = divmod(offset, t.elem.size)
+        inner = _scalar(t.elem, rest) if i < t.length else None
+        return None if inner is None else f"[{i}]{inner}"
+    if isinstance(t, StructType):
+        for field in t.fields:
+            if field.offset <= offset < field.offset + field.ctype.size:
+                inner = _scalar(field.ctype, offset - field.offset)
+                if inner is not None:
+                    return f".{field.name}{inner}"
+    return None
+
+
+# A table read's term -> how to print it (``CLASS[p.ipv4.tos]``, not its ranges; a piece without a
+# name by the indices that hold a value): by AST id, the term kept alive so that the id stays its
+# own. Only for printing; emptied when it grows large.
+_NAMES: dict[int, tuple[Any, Optional[str], Any, list[int]]] = {}
 MAX_NAMES = 10_000
 
 
-def _name(term: Any, pattern: str, index: Any) -> None:
+def _name(term: Any, pattern: Optional[str], index: Any, values: list[int]) -> None:
     if len(_NAMES) >= MAX_NAMES:
         _NAMES.clear()
-    _NAMES[ast_id(term)] = (term, pattern, index)
+    key = ast_id(term)
+    if pattern is None and key in _NAMES:
+        return  # equal entries of another table, at the same index: its name stays
+    _NAMES[key] = (term, pattern, index, values)
 
 
 def table_read(term: Any) -> Optional[tuple[str, Any]]:
     """(pattern with ``{}`` for the index, index term) when ``term`` is a constant table's element
-    as read at a symbolic index, else None."""
+    (or a member of one) as read at a symbolic index, else None."""
     hit = _NAMES.get(ast_id(term)) if _NAMES else None
-    return None if hit is None else (hit[1], hit[2])
+    return None if hit is None or hit[1] is None else (hit[1], hit[2])
+
+
+def table_values(term: Any) -> Optional[tuple[list[int], Any]]:
+    """(the piece's value at each index, the index term) when ``term`` is a piece of a constant
+    table's element read at a symbolic index, named or not; else None."""
+    hit = _NAMES.get(ast_id(term)) if _NAMES else None
+    return None if hit is None else (hit[3], hit[2])
 
 
 def _select(values: list[int], index: z3.BitVecRef, bits: int) -> Any:
