@@ -98,11 +98,13 @@ def test_a_table_holds_what_gcc_stores(tmp_path: Path, ctype: str) -> None:
     assert [int.from_bytes(int(k).to_bytes(8, "big"), "little") for k in stored] == [int(v) & (1 << 64) - 1 for v in printed]
 
 
-def _huge_table(path: Path, entries: int) -> list[int]:
+def _huge_table(path: Path, entries: int, row: int = 12) -> list[int]:
     rng = random.Random(1)
     values = [rng.randrange(1 << 31) for _ in range(entries)]
-    rows = ",\n".join("  " + ", ".join(str(v) for v in values[k:k + 12]) for k in range(0, entries, 12))
-    path.write_text('#include "nf.h"\n' + f"static const uint32_t BIG[{entries}] = {{\n{rows}\n}};\n"
+    rows = ",\n".join("  " + ", ".join(str(v) for v in values[k:k + row]) for k in range(0, entries, row))
+    rows = rows if row < entries else rows.strip()  # a table on one line: {1, 2, ...}; int x;
+    brace = "\n" if row < entries else ""
+    path.write_text('#include "nf.h"\n' + f"static const uint32_t BIG[{entries}] = {{{brace}{rows}{brace}}};\n"
                     "bool nf_init(void) { return true; }\n"
                     "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
                     "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
@@ -123,6 +125,19 @@ def test_a_table_of_140000_numbers_indexed_by_a_byte_is_analysed(tmp_path: Path)
     env = {"p.ipv4.ttl": np.arange(256, dtype=np.uint64),
            **{name: np.full(256, value, dtype=np.uint64) for name, value in ipv4.items()}}
     assert evaluate(drop.condition, env).tolist() == [v & 1 == 0 for v in values[:256]]
+
+
+def test_a_table_on_one_line_is_not_counted_as_c(tmp_path: Path) -> None:
+    """A generated table written on one line (a script's ", ".join) kept its length in the text
+    the parser reads, as blanks holding the column of what follows it: 40,000 numbers were refused
+    as 460 KiB of C. Only the C around the lists counts, whatever their lines."""
+    from explorer.frontend import parse_nf
+
+    nf = tmp_path / "one_line.c"
+    values = _huge_table(nf, 40_000, row=40_000)
+    assert nf.stat().st_size > 400_000 and len(nf.read_text().splitlines()) == 8
+    table = next(d for d in parse_nf(nf).ast.ext if getattr(d, "name", None) == "BIG")
+    assert [int(c.value) for c in table.init.exprs[:3]] == values[:3] and len(table.init.exprs) == 40_000
 
 
 @pytest.mark.parametrize("command", [["analyze"], ["solve"], ["generate", "-o", "out"],

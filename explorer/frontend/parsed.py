@@ -106,7 +106,7 @@ def parse_source(source: NfSource) -> c_ast.FileAST:
     columns = ColumnTable(source.text, {k: v for k, v in sources.items() if v is not None}, spellings)
     try:
         text, lists = elide_number_lists(blank_harmless_attributes(source.text))
-        _refuse_too_long(source.path, len(text))
+        _refuse_too_long(source.path, len(text) - sum(found.blanks for found in lists.values()))
         ast = parse_text(text, source.path, spellings, columns)
         restore_number_lists(ast, lists)
     except CSyntaxError:

@@ -35,6 +35,7 @@ class ListToken:
 @dataclass(frozen=True)
 class NumberList:
     tokens: tuple[ListToken, ...]
+    blanks: int = 0  # the blanks after the marker that keep the column of what follows the list
 
     def elements(self) -> list[tuple[ListToken | None, ListToken]]:
         """(its minus sign or None, literal) per element."""
@@ -68,10 +69,10 @@ def elide_number_lists(text: str) -> tuple[str, dict[str, NumberList]]:
         found = _number_list(body) if body.count(",") >= MIN_ELEMENTS - 1 else None
         if found is not None:
             mark = f"{_MARK}{len(lists):06x}"
-            lists[mark] = found
             pieces.append(text[done:start + 1])
             newlines = body.count("\n")  # kept, and the blanks that keep the column of what follows
             tail = len(body) - body.rindex("\n") - 1 if newlines else len(body) - len(mark)
+            lists[mark] = NumberList(found.tokens, tail)
             pieces.append(mark + "\n" * newlines + " " * tail)
             done = end
         start = text.find("{", end)
