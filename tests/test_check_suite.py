@@ -88,6 +88,15 @@ SUITE = {
     # DSCP re-marking from a 2-D const table ACTION[PHB[tos >> 2]][device], per-source counters: sn
     # (the witnesses fill its table on their own: no separate fill traffic)
     "dscp_remark": ("sn", {0: ("src_ip",), 1: ("src_ip",)}, {"DR_SOURCES": "64"}, None),
+    # session 18's new styles: an enum-indexed TCP state machine over a struct of arrays (NEXT[state][event])
+    "tcp_fsm": ("sn", {0: ("src_ip", "dst_ip", "src_port", "dst_port"), 1: ("src_ip", "dst_ip", "src_port", "dst_port")},
+                {"TF_CAP": "64"}, None),
+    # while / do-while loops of constant bounds with continue, per-source offender counts
+    "port_scan_loops": ("sn", {1: ("src_ip",)}, {"PSL_CAP": "64"}, None),
+    # a parse step filling a struct of header pointers, helpers swapping fields through pointers; a sketch
+    "echo_responder": ("sn", {1: ("src_ip",)}, {}, None),
+    # the verdict from an X-macro list of rules expanded into a switch of function-like action macros
+    "xmacro_policy": ("sn", ANY, {}, None),
 }
 # NFs whose equivalence runs on generated traffic of their own (GENERATED below) instead of the
 # witnesses: the witness search cannot build the state some of their paths need.
