@@ -269,6 +269,9 @@ def test_a_path_that_looks_like_an_option_is_a_file(tmp_path: Path, monkeypatch)
     ("struct k { int a; char b; } __attribute__((packed));\n", "nf.c:12:29: __attribute__ is not supported"),
     ("static __typeof__(int) z;\n", "nf.c:12:8: __typeof__ is not supported: write the type out"),
     ("__extension__ typedef long long ll;\n", "nf.c:12:1: __extension__ is not supported"),
+    # it said "syntax error before '...'"
+    ("int f(int a) {\n  switch (a) { case 1 ... 5: return 1; }\n  return 0;\n}\n",
+     "nf.c:13:23: case ranges (case 1 ... 5:), a GNU extension, are not supported"),
 ])
 def test_analysis_and_build_refuse_the_same_syntax(tmp_path: Path, body: str, words: str) -> None:
     analysis, built = _outcome(write(tmp_path, CONFIGURABLE + body), {})

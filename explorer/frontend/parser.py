@@ -68,7 +68,19 @@ class _Parser(c_parser.CParser):
         extension = self._gnu_extension()
         if extension is not None:
             raise _ParseFailure(f"gnu:{extension.value}", _token_location(extension) or location)
+        ellipsis = self._case_range()
+        if ellipsis is not None:
+            raise _ParseFailure("gnu:case ... :", _token_location(ellipsis) or location)
         raise _ParseFailure(msg, location)
+
+    def _case_range(self) -> Any:
+        """The ``...`` of a GNU case range (``case 1 ... 5:``) when the parser stopped on it."""
+        stream = getattr(self, "_tokens", None)
+        buffer = [t for t in getattr(stream, "_buffer", [])[:getattr(stream, "_index", 0) + 1] if t is not None]
+        if not buffer or getattr(buffer[-1], "type", None) != "ELLIPSIS":
+            return None
+        kinds = [getattr(t, "type", None) for t in reversed(buffer[-8:-1])]
+        return buffer[-1] if "CASE" in kinds and "COLON" not in kinds[:kinds.index("CASE")] else None
 
     def _gnu_extension(self) -> Any:
         """A GNU C keyword among the last tokens read or the next one, if any: pycparser reads
@@ -87,6 +99,8 @@ _GNU = {  # keyword -> why the analysis refuses it
                                                       "key struct, order its fields or add explicit padding fields)"),
     **dict.fromkeys(("typeof", "__typeof__", "__typeof"), "{} is not supported: write the type out"),
     "__extension__": "{} is not supported: remove it",
+    "case ... :": "case ranges (case 1 ... 5:), a GNU extension, are not supported: give each value its own case "
+                  "label, or test the range with if before the switch",
 }
 
 
