@@ -341,10 +341,10 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
         if allocation is not None and decision == "shard":
             entry["summary"] = allocation_summary(allocation, obj.name)
         if under_lock(solution) and decision and decision != "lock":
-            why, could = solution.explanation.rstrip('.') or f"{solution.strategy} was asked for", alone(decision, fields)
+            why, could = _under_lock_role(solution, obj.name), alone(decision, fields)
             entry["decision"], entry["summary"] = "lock", (
                 f"{could[0].upper() + could[1:]}, but the {solution.strategy} build runs every object behind "
-                f"its lock ({why}). Alone: {entry['summary']}")
+                f"its lock{f' ({why})' if why else ''}. Alone: {entry['summary']}")
         if obj.name in broken:
             entry["broken"] = _broken_text(obj.name, info, broken[obj.name], dict(solution.sharding.hashed))
         elif _follows_broken(obj.name, decisions, broken):
@@ -476,12 +476,214 @@ def _strategy(solution: Any, objects: Mapping[str, Mapping[str, Any]]) -> dict[s
                    f"the state is shared behind locks ({setup}).")
     elif solution.explanation:
         summary = (f"{solution.strategy}: no RSS configuration keeps every shared entry on one core, so the state is "
-                   f"shared behind locks ({setup}).")
+                   f"shared behind locks ({setup}). {why_not_sharded(solution)}").rstrip()
     else:
         summary = f"{solution.strategy}, as asked: the state is shared behind locks ({setup})."
 
     return {"name": solution.strategy, "valid": solution.valid, "summary": summary,
             "details": solution.explanation}
+
+
+# ---- why not shared-nothing ----------------------------------------------------------------
+
+def _names(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _devices(devs: Sequence[int]) -> str:
+    devs = sorted(devs)
+    return f"device{'s' if len(devs) > 1 else ''} {_names([str(d) for d in devs])}"
+
+
+def _keyed_lines(analysis: Analysis, name: str, devices: Sequence[int] = ()) -> str:
+    """``dns_guard.c:73, dns_guard.c:90``: where packets (of ``devices``, any when empty) name
+    entries of ``name`` by a key."""
+    found = [s["where"] for s in sites(analysis, name)
+             if any(k for d, k in s["keys"].items() if not devices or int(d) in devices)]
+    return ", ".join(dict.fromkeys(found))
+
+
+def _agreed(sharding: Any) -> dict[int, dict[str, frozenset[str]]]:
+    """Per device, per sharded object with constraints there: the RSS fields its packets agree on."""
+    out: dict[int, dict[str, frozenset[str]]] = {}
+    for o in sharding.objects:
+        if o.decision == "shard":
+            for dev, fields in o.fields:
+                out.setdefault(dev, {})[o.name] = frozenset(fields)
+    return out
+
+
+def _ordered(fields: Iterable[str]) -> str:
+    return ", ".join(f for f in RSS_NAMES if f in set(fields)) or "no field"
+
+
+def _clash(sharding: Any, part: Any) -> Optional[dict[str, Any]]:
+    """What one constraint of the key solver's conflict needs and who forbids it: the object, the
+    natural constraint, its field pairs (device-1 field, device-2 field), and per device the other
+    objects that leave the device only the fields they agree on."""
+    name = part.origin.split(":", 1)[0]  # the sharding stage's convention: "<object>: ..."
+    try:
+        decision = sharding.decision(name)
+    except StopIteration:
+        return None
+    natural = next((c for c in decision.natural if c.origin == part.origin), None)
+    if natural is None:
+        return None
+    agreed = _agreed(sharding)
+    allowed = {d: frozenset.intersection(*per.values()) for d, per in agreed.items() if per}
+    pairs = sorted(natural.related_fields(), key=lambda p: (RSS_NAMES.index(p[0]), RSS_NAMES.index(p[1])))
+    limits: dict[int, list[str]] = {}
+    for side, dev in ((0, natural.dev1), (1, natural.dev2)):
+        wanted = {pair[side] for pair in pairs} - allowed.get(dev, frozenset(RSS_NAMES))
+        for other, fields in sorted(agreed.get(dev, {}).items()):
+            if other != name and wanted - fields and other not in limits.get(dev, []):
+                limits.setdefault(dev, []).append(other)
+    return {"object": name, "natural": natural, "pairs": pairs, "limits": limits, "allowed": allowed}
+
+
+def conflict_objects(sharding: Any, conflict: Any) -> tuple[str, ...]:
+    """The objects the key solver's conflict involves: those whose shared entries no key keeps on
+    one core, and those that leave a device too few fields for them (in that order, once each);
+    with no conflict, the sharded objects of the devices whose fields have nothing in common."""
+    out: list[str] = []
+    if conflict is None:
+        for _, per in sorted(_agreed(sharding).items()):
+            if per and not frozenset.intersection(*per.values()):
+                out.extend(sorted(per))
+    for part in (conflict.parts if conflict is not None else ()):
+        clash = _clash(sharding, part)
+        if clash is None:
+            continue
+        out.append(clash["object"])
+        out.extend(o for objs in clash["limits"].values() for o in objs)
+    return tuple(dict.fromkeys(out))
+
+
+def conflict_words(analysis: Analysis, sharding: Any, conflict: Any, remedies: Optional[Sequence[str]] = None) -> str:
+    """The key solver's conflict in the NF's terms: which object's shared entries no key keeps
+    together, at which lines, which fields each side would have to hash alike, which objects
+    forbid those fields (and where), and the overrides checked to get around it (None: not checked)."""
+    spread = _devices(conflict.devices)
+    sentences = [f"Every RSS key that keeps each shared entry on one core sends all packets of {spread} to one "
+                 "core."]
+    for part in conflict.parts:
+        clash = _clash(sharding, part)
+        if clash is None:
+            continue
+        c, name = clash["natural"], clash["object"]
+        lines = _keyed_lines(analysis, name, (c.dev1, c.dev2))
+        steer = (f"device {c.dev1}'s {', '.join(a for a, _ in clash['pairs'])} would have to steer as device "
+                 f"{c.dev2}'s {', '.join(b for _, b in clash['pairs'])} do" if c.dev1 != c.dev2 else
+                 f"the two packets would have to be hashed on {_ordered(a for a, _ in clash['pairs'])}")
+        sentences.append(f"{name} ({lines}) puts {_packets(c.dev1, c.dev2)} in one entry when they have "
+                         f"{relation(c)}: {steer}.")
+        limits = []
+        for dev in sorted(clash["limits"]):
+            objs = clash["limits"][dev]
+            where_objs = _names([f"{o} ({_keyed_lines(analysis, o, (dev,))})" for o in objs])
+            limits.append(f"device {dev} may hash only {_ordered(clash['allowed'].get(dev, ()))}, all that the "
+                          f"packets sharing an entry of {where_objs} agree on")
+        if limits:
+            sentences.append(f"But {'; and '.join(limits)}: no field is left hashed alike on both sides.")
+    if remedies:
+        sentences.append(_remedy_words(remedies))
+    elif remedies is not None:
+        sentences.append("Replicating one of them (--override OBJ=replicate) does not let the others shard, or "
+                         "would broadcast the writes of frequent packets.")
+    return " ".join(sentences)
+
+
+def _common_field_words(solution: Any) -> str:
+    """Why no device field set suits every sharded object (no override involved): per device, what
+    each object's sharing packets agree on, and where; devices with the same story are told once."""
+    analysis = solution.analysis
+    told: dict[tuple, list[int]] = {}
+    for dev, per in sorted(_agreed(solution.sharding).items()):
+        if per and not frozenset.intersection(*per.values()):
+            told.setdefault(tuple(sorted(per.items())), []).append(dev)
+    sentences = []
+    for per, devs in told.items():
+        parts = [f"an entry of {o} ({_keyed_lines(analysis, o, devs)}) agree "
+                 + (f"only on {_ordered(f)}" if f else "on no field the NIC can hash") for o, f in per]
+        alone = _names([o for o, f in per if not f])
+        tail = (f"no key keeps the entries of {alone} on one core, even alone" if alone else
+                "a key hashing any field splits some of them, so no key keeps every object's entries on one core")
+        sentences.append(f"The packets of {_devices(devs)} that share {'; those that share '.join(parts)}: {tail}.")
+    remedies = tuple(getattr(solution, "remedies", ()))
+    if remedies:
+        sentences.append(_remedy_words(remedies))
+    return " ".join(sentences)
+
+
+def _remedy_words(remedies: Sequence[str]) -> str:
+    return (f"It runs shared-nothing with {' or '.join(f'--override {r}' for r in remedies)}: that object keeps a "
+            "copy on every core, and the rare packets that write it broadcast their writes to the other copies.")
+
+
+def _locked_words(solution: Any) -> str:
+    """The locked objects' causes (the first of each chain of objects found through one another)."""
+    analysis, sharding = solution.analysis, solution.sharding
+    decisions = {o.name: {"decision": o.decision, "follows": list(o.follows)} for o in sharding.objects}
+    locked = [o.name for o in sharding.locked]
+    roots = [n for n in locked if not set(decisions[n]["follows"]) & set(locked)]
+    rest = [n for n in locked if n not in roots]
+    text = " ".join(f"{n}: {_lock_cause(analysis, n, decisions)}." for n in roots)
+    if rest:
+        text += f" {_names(rest)} {'is' if len(rest) == 1 else 'are'} found through {'it' if len(roots) == 1 else 'them'}."
+    return text.strip()
+
+
+def why_not_sharded(solution: Any) -> str:
+    """Why ``solution`` does not run shared-nothing when the NF was left to choose: once, in the
+    NF's terms (its lines, packet fields, devices, what an override could change); "" when it does,
+    or when locks or tm were asked for, or when an override broke it (``broken`` says that)."""
+    sharding = solution.sharding
+    if solution.strategy == "shared-nothing" or not solution.valid:
+        return ""
+    if sharding.locked:
+        return _locked_words(solution)
+    if getattr(solution, "conflict", None) is not None:
+        return conflict_words(solution.analysis, sharding, solution.conflict, solution.remedies)
+    if sharding.conflicts:
+        return _common_field_words(solution)
+    return ""
+
+
+def _under_lock_role(solution: Any, name: str) -> str:
+    """Why an object that could be sharded alone is under the build's lock, in its own terms."""
+    sharding = solution.sharding
+    if sharding.locked:
+        return f"{_names([o.name for o in sharding.locked])} cannot be split, and the build locks every object"
+    conflict = getattr(solution, "conflict", None)
+    if conflict is not None:
+        for part in conflict.parts:
+            clash = _clash(sharding, part)
+            if clash is None:
+                continue
+            others = [o for objs in clash["limits"].values() for o in objs]
+            if name == clash["object"]:
+                return (f"its entries' packets need a field hashed alike on devices {clash['natural'].dev1} and "
+                        f"{clash['natural'].dev2}, and {_names(list(dict.fromkeys(others)))} leave none")
+            for dev, objs in sorted(clash["limits"].items()):
+                if name in objs:
+                    return (f"it lets device {dev} hash only {_ordered(clash['allowed'].get(dev, ()))}, which leaves "
+                            f"{clash['object']}'s packets no field hashed alike")
+        return (f"no RSS key shards {_names(conflict_objects(sharding, conflict))} together, and the build locks "
+                "every object")
+    if sharding.conflicts:
+        for dev, per in sorted(_agreed(sharding).items()):
+            if name in per and per and not frozenset.intersection(*per.values()):
+                others = [o for o in per if o != name]
+                if not per[name]:
+                    return ""  # it could not shard even alone: ``alone`` says why
+                return (f"on device {dev} its packets agree only on {_ordered(per[name])}"
+                        + (f", and {_names(others)}'s on none of those" if others else ""))
+        return "no RSS key shards every object together, and the build locks every object"
+    return f"{solution.strategy} was asked for"
 
 
 # ---- counterexamples ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from explorer.errors import ConfigError, ShardingError
 from explorer.ir import Analysis
 from explorer.rss.nic import NicProfile, nic_profile
 from explorer.rss.problem import KeyProblem
-from explorer.rss.key_solver import RssPlan, find_counterexample, solve_keys
+from explorer.rss.key_solver import Conflict, RssPlan, find_counterexample, solve_keys
 from explorer.rss.spread import port_range_notes, portless_notes, trace_notes
 from explorer.sharding.allocation import explain as explain_allocation
 from explorer.sharding.decisions import Overrides, ShardingPlan, shard
@@ -62,6 +62,10 @@ class Solution:
     write_shares: tuple[tuple[str, float], ...] = ()
     # traffic the plan cannot spread because a key keeps only part of a port (``explorer.rss.spread``)
     warnings: tuple[str, ...] = ()
+    # the key solver's unsat core, when each object shards alone but no key shards them together
+    conflict: Optional[Conflict] = None
+    # overrides (``OBJ=replicate``) checked to let the rest run shared-nothing, for such a conflict
+    remedies: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan.to_dict()
@@ -83,6 +87,12 @@ class Solution:
         }
         if self.explanation:
             out["explanation"] = self.explanation
+        if self.conflict is not None:
+            out["conflict"] = self.conflict.to_dict()
+            out["remedies"] = list(self.remedies)
+        why = why_text(self)
+        if why:
+            out["why"] = why
         if self.pools:
             hashed = {d.device: d.fields for d in self.plan.devices}
             out["allocation"] = "; ".join(explain_allocation(a, hashed) for a in self.sharding.allocations)
@@ -94,6 +104,13 @@ class Solution:
         if self.counterexample is not None:
             out["counterexample"] = self.counterexample
         return out
+
+
+def why_text(solution: Solution) -> str:
+    """Why the NF does not run shared-nothing, once, in its own terms (``explorer.explain``)."""
+    from explorer.explain import why_not_sharded
+
+    return why_not_sharded(solution)
 
 
 def replication_summary(sharding: ShardingPlan) -> str:
@@ -152,18 +169,56 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) 
             plan = solve_keys(_problem(sharding, sharding.constraints, profile, cores, seed))
         except ShardingError as conflict:  # Z3's unsat core: constraints no key satisfies together
             if not fallback:
-                raise
+                raise _conflict_error(analysis, sharding, conflict, bool(overrides)) from None
             plan = solve_keys(_free_problem(sharding, profile, cores, seed))
-            return _solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
-                             str(conflict), None, analysed)
+            return replace(_solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
+                                     str(conflict), None, analysed),
+                           conflict=conflict.conflict, remedies=_remedies(analysis, sharding, conflict.conflict,
+                                                                          profile, cores, seed))
         return _solution(analysis, sharding, STRATEGY_NAMES["sn"], plan, profile, cores, seed, True, "", None,
                          analysed)
     explanation = "; ".join(sharding.conflicts)
     if fallback:
         plan = solve_keys(_free_problem(sharding, profile, cores, seed))
-        return _solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
-                         explanation, None, analysed)
+        return replace(_solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
+                                 explanation, None, analysed),
+                       remedies=_remedies(analysis, sharding, None, profile, cores, seed))
     return _overridden(analysis, sharding, STRATEGY_NAMES["sn"], profile, cores, seed, analysed)
+
+
+def _conflict_error(analysis: Analysis, sharding: ShardingPlan, error: ShardingError, overridden: bool) -> ShardingError:
+    """The key solver's conflict, where shared-nothing was asked for (--strategy sn, or fields
+    given by overrides), in the NF's terms; the solver's own stays on the error's ``conflict``."""
+    from explorer.explain import conflict_words
+
+    if error.conflict is None:
+        return error
+    words = conflict_words(analysis, sharding, error.conflict)
+    return ShardingError(f"{analysis.nf} cannot run shared-nothing{' with these overrides' if overridden else ''}: "
+                         f"{words[0].lower() + words[1:]}", conflict=error.conflict)
+
+
+def _remedies(analysis: Analysis, sharding: ShardingPlan, conflict: Optional[Conflict], profile: NicProfile,
+              cores: int, seed: int) -> tuple[str, ...]:
+    """The overrides ``OBJ=replicate``, for the objects a conflict involves (the key solver's, or
+    with none, the sharded objects of devices whose fields have nothing in common), that let
+    every other object run shared-nothing, with only rare packets writing the copies: checked by
+    sharding and solving again, so the words never suggest one that does not work."""
+    from explorer.explain import conflict_objects
+    from explorer.sharding.writers import writers_of
+
+    found, writers = [], None
+    for name in conflict_objects(sharding, conflict):
+        try:
+            again = shard(analysis, profile, {name: "replicate"})
+            writers = writers if writers is not None else writers_of(analysis)
+            # only rare writers: a copy per core that every packet writes would broadcast every packet
+            if again.shared_nothing and all(writers[o.name].rare for o in again.replicated if o.name in writers):
+                solve_keys(_problem(again, again.constraints, profile, cores, seed))
+                found.append(f"{name}=replicate")
+        except (ShardingError, ConfigError):
+            continue
+    return tuple(found)
 
 
 def _overridden(analysis, sharding, strategy, profile, cores, seed, analysed) -> Solution:
@@ -174,7 +229,10 @@ def _overridden(analysis, sharding, strategy, profile, cores, seed, analysed) ->
     correctness; an override still states where each entry's packets go (locality), and a wrong
     one is reported the same way rather than silently ignored."""
     if not sharding.conflicts:
-        plan = solve_keys(_problem(sharding, sharding.constraints, profile, cores, seed))
+        try:
+            plan = solve_keys(_problem(sharding, sharding.constraints, profile, cores, seed))
+        except ShardingError as conflict:
+            raise _conflict_error(analysis, sharding, conflict, True) from None
         return _solution(analysis, sharding, strategy, plan, profile, cores, seed, True, "", None, analysed)
     # The overrides leave no key that keeps every entry on one core: solve for what was asked
     # without the broken constraints, and show two packets it separates.

@@ -160,8 +160,15 @@ def test_under_a_locks_build_every_object_is_locked_and_says_what_it_could_be_al
         entry = words["objects"][name]
         assert entry["decision"] == "lock" and not entry["broken"]
         assert entry["summary"].startswith("Could shard alone, but the locks build runs every object behind its "
-                                           "lock (device 0: no RSS field is common to every sharded object")
+                                           "lock (on device 0 its packets agree only on ")
+    assert "by_src's on none of those" in words["objects"]["by_dst"]["summary"]
     assert words["strategy"]["summary"].startswith("locks: no RSS configuration keeps every shared entry")
+    # why, once, in the NF's terms: each table's lines and fields, on both devices; no engine terms
+    why = words["strategy"]["summary"]
+    assert ("The packets of devices 0 and 1 that share an entry of by_dst (two_keys.c:27, two_keys.c:30) agree "
+            "only on dst_ip, dst_port; those that share an entry of by_src (two_keys.c:26, two_keys.c:30) agree "
+            "only on src_ip") in why
+    assert "{" not in why and "needs" not in why
     fw = pipeline.explain(pipeline.solve(ROOT / "sample_nfs" / "fw.c", quality=False, strategy="tm"))
     assert fw["strategy"]["summary"].startswith("tm, as asked: the state is shared behind locks")
     assert fw["objects"]["flows"]["summary"].startswith("Could shard alone, but the tm build runs every object "
@@ -183,7 +190,9 @@ def test_an_object_no_key_shards_even_alone_is_not_said_to_shard_alone(tmp_path)
     assert solution.strategy == "locks"
     assert words["objects"]["by_src"]["summary"].startswith("Could not shard even alone (the packets that share its "
                                                             "entries agree on no RSS field on device")
-    assert "by_src       map     lock      could not shard even alone" in render(solution.to_dict())
+    row = next(line for line in render(solution.to_dict()).splitlines() if line.startswith("  by_src "))
+    assert "by_src       map     lock      could not shard even alone" in row
+    assert "no field; device 1: no field" not in row and row.count("(") == 1  # its reason once, not twice
 
 
 def test_a_lock_by_the_input_device_is_explained_by_the_device():
@@ -213,3 +222,85 @@ def test_a_key_read_from_a_const_table_at_a_field_is_computed_from_that_field():
     assert words["objects"]["counts"]["summary"] == (
         "Shared by all cores behind a lock: tos_lut.c:42 `nf_vector_borrow(counts, c)` is keyed by ipv4_tos, "
         "which the NIC cannot hash (RSS hashes only IP addresses and ports).")
+
+
+def test_a_conflict_only_the_key_solver_finds_is_told_once_in_the_nfs_terms():
+    """dns_guard: each object shards alone, but pending pairs a query with its reply while clients
+    and unasked leave each device only src_ip. The solver's unsat core (path numbers, columns, the
+    absolute path the explorer analyses) stays in details; the strategy says once which object, which
+    lines, which fields and devices, who forbids them, and the override checked to get around it;
+    each object says its own part, not the whole story."""
+    solution = pipeline.solve((ROOT / "tests" / "nfs" / "dns_guard.c").resolve(), quality=False)
+    assert solution.strategy == "locks" and solution.conflict is not None
+    assert solution.remedies == ("clients=replicate", "unasked=replicate")
+    words = pipeline.explain(solution, outcome=False)
+    why = words["strategy"]["summary"]
+    assert "sends all packets of device 0 to one core" in why
+    assert ("pending (dns_guard.c:73, dns_guard.c:78, dns_guard.c:90, dns_guard.c:94) puts a device 0 packet and a "
+            "device 1 packet in one entry when they have addresses and ports swapped (a reply): device 0's src_ip, "
+            "dst_ip, src_port would have to steer as device 1's dst_ip, src_ip, dst_port do") in why
+    assert "device 0 may hash only src_ip, all that the packets sharing an entry of clients (dns_guard.c:56" in why
+    assert "device 1 may hash only src_ip, all that the packets sharing an entry of unasked (dns_guard.c:87" in why
+    assert "--override clients=replicate or --override unasked=replicate" in why
+    for engine in ("path 6", "nf_map_get at", str(ROOT), "must ignore", "RETA index"):
+        assert engine not in why
+    assert "path 6 nf_map_get" in words["strategy"]["details"]  # the engine's terms, for whoever wants them
+    summaries = {name: o["summary"] for name, o in words["objects"].items()}
+    for name, summary in summaries.items():
+        assert "path 6" not in summary and str(ROOT) not in summary and "pending (dns_guard.c:73" not in summary
+    assert "(it lets device 0 hash only src_ip, which leaves pending's packets no field hashed alike)" in summaries["clients"]
+    assert "(it lets device 1 hash only src_ip, which leaves pending's packets" in summaries["unasked"]
+    assert "need a field hashed alike on devices 0 and 1, and clients and unasked leave none" in summaries["pending"]
+    assert "(no RSS key shards pending, clients and unasked together" in summaries["budgets"]
+
+
+def test_nfx_solve_says_why_in_the_nfs_terms_and_json_keeps_both():
+    """``nfx solve``'s why line is the words, not the solver's unsat core; --json carries the words
+    (why), the overrides checked (remedies) and the engine's own text (explanation, conflict)."""
+    from explorer.commands.solve import render
+
+    data = pipeline.solve(ROOT / "tests" / "nfs" / "dns_guard.c", quality=False).to_dict()
+    assert data["remedies"] == ["clients=replicate", "unasked=replicate"]
+    assert data["conflict"]["devices"] == [0] and data["conflict"]["constraints"][0]["origin"].startswith("pending: ")
+    assert "must ignore" in data["explanation"] and "must ignore" not in data["why"]
+    why = next(line for line in render(data).splitlines() if line.startswith("why: "))
+    assert why == "why: " + data["why"] and "pending (dns_guard.c:73" in why
+    bridge = pipeline.solve(ROOT / "sample_nfs" / "bridge.c", quality=False).to_dict()
+    assert bridge["why"] == ("macs: bridge.c:68 `nf_map_get(macs, &src, &index)` is keyed by src_mac, which the NIC "
+                             "cannot hash (RSS hashes only IP addresses and ports). keys, ports and chain are found "
+                             "through it.")
+    assert "why" not in pipeline.solve(ROOT / "sample_nfs" / "fw.c", quality=False).to_dict()
+
+
+def test_nfx_solve_text_names_packet_fields_as_the_explorer_does():
+    """The CLI's rows and why lines said p.ether.src and p.l4.dport == 9999 (the engine's symbols,
+    which --json keeps); the text names them src_mac and dst_port == 9999."""
+    from explorer.commands.solve import render
+
+    bridge = pipeline.solve(ROOT / "sample_nfs" / "bridge.c", quality=False).to_dict()
+    assert "p.ether.src" in bridge["objects"][0]["reason"]
+    macs = next(line for line in render(bridge).splitlines() if line.startswith("  macs "))
+    assert "keyed by src_mac, which RSS cannot hash" in macs and "p.ether" not in macs
+    lb = render(pipeline.solve(ROOT / "sample_nfs" / "lb.c", quality=False).to_dict())
+    assert "protocol == 17 (UDP), dst_port == 9999" in lb and "p.l4." not in lb and "p.ipv4." not in lb
+
+
+def test_shared_nothing_asked_of_a_conflicting_nf_fails_in_the_nfs_terms():
+    """--strategy sn (or an override's fields, which ask for shared-nothing) on dns_guard stopped on the
+    solver's unsat core (path 6 nf_map_get at ...:90:8, 'must ignore src_ip'); it names pending's
+    lines and the objects that leave its reply no field instead, and keeps the core on the error."""
+    from explorer.errors import ShardingError
+    from explorer.sharding.decisions import parse_overrides
+
+    nf = ROOT / "tests" / "nfs" / "dns_guard.c"
+    analysis = pipeline.analyze(nf)
+    for kwargs, head in (({"strategy": "sn"}, "dns_guard cannot run shared-nothing: every RSS key"),
+                         ({"overrides": parse_overrides(["budgets:0=src_ip"], analysis)},
+                          "dns_guard cannot run shared-nothing with these overrides: every RSS key")):
+        with pytest.raises(ShardingError) as caught:
+            pipeline.solve(analysis, quality=False, **kwargs)
+        message = str(caught.value)
+        assert message.startswith(head) and "pending (dns_guard.c:73" in message
+        assert "clients (dns_guard.c:56" in message and "unasked (dns_guard.c:87" in message
+        assert "path 6" not in message and "must ignore" not in message
+        assert caught.value.conflict.devices == (0,)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from explorer.commands.options import parse_defines, solve_nf
-from explorer.explain import alone
+from explorer.explain import alone, in_words
 from explorer.wording import count
 
 
@@ -28,7 +28,8 @@ def pool_text(p: dict) -> str:
 
 
 def render(data: dict) -> str:
-    """A readable report of ``Solution.to_dict()``."""
+    """A readable report of ``Solution.to_dict()``: packet fields by the names the explorer uses
+    (``src_mac``, ``dst_port == 9999``), as --json keeps the engine's (``p.ether.src``)."""
     lines = [f"{data['nf']}: {data['strategy']} on {count(data['cores'], 'core')}, NIC {data['nic']}"
              + ("" if data["valid"] else "  (NOT VALID: the requested sharding breaks correctness)")]
     lines.append("objects:")
@@ -38,9 +39,10 @@ def render(data: dict) -> str:
         fields = "; ".join(f"dev {d}: {', '.join(f) or '-'}" for d, f in sorted(o["fields"].items()))
         decision, reason = o["decision"], o["reason"]
         if locked and decision != "lock":  # what it could be alone; the build runs it under the lock
-            decision, reason = "lock", (f"{alone(decision, o['fields'])} ({reason}); the {data['strategy']} build "
-                                        "runs every object under its lock")
-        lines.append(f"  {o['name']:<{width}} {o['kind']:<7} {decision:<9} {reason}"
+            could = alone(decision, o["fields"])  # "could not shard even alone (...)" says its reason already
+            decision, reason = "lock", (f"{could if could.startswith('could not') else f'{could} ({reason})'}; the "
+                                        f"{data['strategy']} build runs every object under its lock")
+        lines.append(f"  {o['name']:<{width}} {o['kind']:<7} {decision:<9} {in_words(reason)}"
                      + (f"  [{fields}]" if fields else ""))
     shares = data.get("write_shares") or {}
     if shares:
@@ -62,9 +64,9 @@ def render(data: dict) -> str:
     for pools in data.get("pools", []):
         lines.append(f"pools: {pool_text(pools)}")
     if data.get("replication"):
-        lines.append(f"why: {data['replication']}")
-    if data.get("explanation"):
-        lines.append(f"why: {data['explanation']}")
+        lines.append(f"why: {in_words(data['replication'])}")
+    if data.get("why") or data.get("explanation"):  # the engine's own terms only where no words were made
+        lines.append(f"why: {data.get('why') or in_words(data['explanation'])}")
     if data.get("counterexample"):
         lines.append(f"counterexample: {json.dumps(data['counterexample'], sort_keys=True)}")
     for note in data.get("warnings", []):
