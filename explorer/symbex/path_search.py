@@ -295,9 +295,12 @@ class _FewerCollections:
     triggered took a quarter of a 64-rule ACL's analysis. While analyses run, the objects alive when
     the first one started are frozen (never walked) and the youngest generation is collected every
     20,000 allocations instead of 700; the outermost one undoes both (explorer threads may run two).
-    What earlier work left as cyclic garbage is collected before the freeze: frozen, an earlier
-    analysis' Z3 terms outlived the next one and slowed it by a third (acl_long after acl_count in
-    one process: 0.66 s against 0.44 s)."""
+    Before it unfreezes, it collects what the analyses left as cyclic garbage: frozen by the next
+    freeze, an earlier analysis' Z3 terms outlived the next one and slowed it by a third (acl_long
+    after acl_count in one process: 0.66 s against 0.44 s). Collected then, the walk covers only the
+    objects made since the freeze; a full collection before the freeze walked the whole process,
+    0.3-1 s per analysis in a notebook holding traces and simulations (the pitfalls notebook spent
+    25 of its 39 CPU seconds there)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -309,7 +312,6 @@ class _FewerCollections:
             self._depth += 1
             if self._depth == 1:
                 self._saved = gc.get_threshold()
-                gc.collect()
                 gc.freeze()
                 gc.set_threshold(20_000, 10, 10)
 
@@ -317,6 +319,7 @@ class _FewerCollections:
         with self._lock:
             self._depth -= 1
             if self._depth == 0:
+                gc.collect()  # the frozen objects are not walked
                 gc.set_threshold(*self._saved)
                 gc.unfreeze()
 
