@@ -346,7 +346,7 @@ def describe(analysis: Analysis, solution: Any = None) -> dict[str, Any]:
                 f"{could[0].upper() + could[1:]}, but the {solution.strategy} build runs every object behind "
                 f"its lock{f' ({why})' if why else ''}. Alone: {entry['summary']}")
         if obj.name in broken:
-            entry["broken"] = _broken_text(obj.name, info, broken[obj.name], dict(solution.sharding.hashed))
+            entry["broken"] = _broken_text(obj.name, info, broken[obj.name], dict(solution.sharding.hashed), analysis)
         elif _follows_broken(obj.name, decisions, broken):
             source = _follows_broken(obj.name, decisions, broken)
             entry["broken"] = (f"Follows {source}, which the override breaks: its entries split across cores "
@@ -447,7 +447,8 @@ def _summary(analysis: Analysis, name: str, decision: str, info: Mapping[str, An
     return "; ".join(parts) + "." + share + hashed
 
 
-def _broken_text(name: str, info: Mapping[str, Any], origins: Sequence[str], hashed: Mapping[int, Sequence[str]]) -> str:
+def _broken_text(name: str, info: Mapping[str, Any], origins: Sequence[str], hashed: Mapping[int, Sequence[str]],
+                 analysis: Optional[Analysis] = None) -> str:
     natural = {c.origin: c for c in info.get("natural", ())}
     for origin in origins:
         c = natural.get(origin)
@@ -455,7 +456,9 @@ def _broken_text(name: str, info: Mapping[str, Any], origins: Sequence[str], has
             continue
         devices = sorted({c.dev1, c.dev2})
         nic = _fields_text({str(d): list(hashed.get(d, ())) for d in devices})
-        return (f"Broken by the override: {_packets(c.dev1, c.dev2)} with {relation(c)} share an entry of {name}, "
+        lines = _keyed_lines(analysis, name, devices) if analysis is not None else ""
+        return (f"Broken by the override: {_packets(c.dev1, c.dev2)} with {relation(c)} share an entry of {name}"
+                f"{f' ({lines})' if lines else ''}, "
                 f"but the NIC now hashes {nic}, which can tell them apart: they can reach different cores.")
     nic = _fields_text({str(d): list(f) for d, f in hashed.items()})
     return f"Broken by the override: the NIC hashes {nic}, so packets that share an entry of {name} can reach different cores."
@@ -637,11 +640,33 @@ def _locked_words(solution: Any) -> str:
     return text.strip()
 
 
+def _override_words(solution: Any) -> str:
+    """What a wrong override breaks, per object it splits directly (those that follow one split
+    with it), in the NF's terms."""
+    sharding = solution.sharding
+    origins: dict[str, list[str]] = {}
+    for c in sharding.violated:
+        origins.setdefault(c.origin.split(":", 1)[0], []).append(c.origin)
+    infos = {o.name: {"natural": o.natural} for o in sharding.objects}
+    texts = [_broken_text(name, infos.get(name, {}), found, dict(sharding.hashed), solution.analysis)
+             for name, found in origins.items()]
+    texts = [t.removeprefix("Broken by the override: ") for t in texts]
+    for dev, per in sorted(_agreed(sharding).items(), reverse=True):  # what the override leaves each object
+        if len(per) > 1 and not frozenset.intersection(*per.values()):
+            needs = _names([f"{_ordered(f) if f else 'no field'} for {o} ({_keyed_lines(solution.analysis, o, (dev,))})"
+                            for o, f in sorted(per.items())])
+            texts.insert(0, f"with the override, device {dev} would have to hash only {needs}: no field serves "
+                            f"them all, so the NIC hashes {_ordered(dict(sharding.hashed).get(dev, ()))}.")
+    return " ".join(t[0].upper() + t[1:] for t in texts)
+
+
 def why_not_sharded(solution: Any) -> str:
     """Why ``solution`` does not run shared-nothing when the NF was left to choose: once, in the
     NF's terms (its lines, packet fields, devices, what an override could change); "" when it does,
     or when locks or tm were asked for, or when an override broke it (``broken`` says that)."""
     sharding = solution.sharding
+    if not solution.valid and not under_lock(solution):
+        return _override_words(solution)
     if solution.strategy == "shared-nothing" or not solution.valid:
         return ""
     if sharding.locked:

@@ -304,3 +304,29 @@ def test_shared_nothing_asked_of_a_conflicting_nf_fails_in_the_nfs_terms():
         assert "clients (dns_guard.c:56" in message and "unasked (dns_guard.c:87" in message
         assert "path 6" not in message and "must ignore" not in message
         assert caught.value.conflict.devices == (0,)
+
+
+def test_a_wrong_override_says_what_it_breaks_in_the_nfs_terms():
+    """nfx solve --override pending:1=src_ip on dns_guard said 'device 0: no RSS field is common to every
+    sharded object (clients needs {src_ip}, pending needs {dst_ip})' and dumped the solver's pair as
+    JSON with its engine origin ('clients: path 9 nf_map_get at ...:56:8'); it now says which fields
+    the override leaves each object on device 0, and where, what each split entry's packets share,
+    and the two packets with the cores they reach (the engine's terms stay in --json)."""
+    from explorer.commands.solve import render
+    from explorer.sharding.decisions import parse_overrides
+
+    analysis = pipeline.analyze(ROOT / "tests" / "nfs" / "dns_guard.c")
+    data = pipeline.solve(analysis, quality=False, overrides=parse_overrides(["pending:1=src_ip"], analysis)).to_dict()
+    assert not data["valid"] and "needs {" in data["explanation"]
+    assert data["why"].startswith("With the override, device 0 would have to hash only src_ip for clients "
+                                  "(dns_guard.c:56, dns_guard.c:58) and dst_ip for pending (dns_guard.c:73")
+    assert ("Two device 0 packets with the same src_ip share an entry of clients (dns_guard.c:56, dns_guard.c:58), "
+            "but the NIC now hashes device 0: src_ip, dst_ip, src_port, dst_port") in data["why"]
+    assert "{" not in data["why"] and "path " not in data["why"]
+    text = render(data)
+    example, (c1, c2) = data["counterexample"], data["counterexample"]["cores"]
+    p1 = example["p1"]
+    line = next(ln for ln in text.splitlines() if ln.startswith("counterexample: "))
+    assert line.startswith("counterexample: these share an entry of clients: device 0 "
+                           f"{p1['src_ip']}:{p1['src_port']} -> {p1['dst_ip']}:{p1['dst_port']} reaches core {c1}")
+    assert f"core {c2} (RETA entry" in line and "path 9" not in text and "nf_map_get at" not in text

@@ -27,6 +27,17 @@ def pool_text(p: dict) -> str:
             f"largest/mean {p['imbalance']:.3f} (sizes {' '.join(map(str, sizes))})")
 
 
+def counterexample_text(example: dict) -> str:
+    """The key solver's two packets that share an entry but reach different cores, as packets
+    (``device 0 10.0.0.1:1234 -> 8.8.8.8:53``); the constraint's engine terms stay in --json."""
+    def packet(p: dict) -> str:
+        return f"device {p['device']} {p['src_ip']}:{p['src_port']} -> {p['dst_ip']}:{p['dst_port']}"
+
+    (c1, c2), (r1, r2) = example["cores"], example["reta_index"]
+    return (f"these share an entry of {example['object']}: {packet(example['p1'])} reaches core {c1} (RETA entry "
+            f"{r1}), {packet(example['p2'])} core {c2} (RETA entry {r2})")
+
+
 def render(data: dict) -> str:
     """A readable report of ``Solution.to_dict()``: packet fields by the names the explorer uses
     (``src_mac``, ``dst_port == 9999``), as --json keeps the engine's (``p.ether.src``)."""
@@ -68,7 +79,7 @@ def render(data: dict) -> str:
     if data.get("why") or data.get("explanation"):  # the engine's own terms only where no words were made
         lines.append(f"why: {data.get('why') or in_words(data['explanation'])}")
     if data.get("counterexample"):
-        lines.append(f"counterexample: {json.dumps(data['counterexample'], sort_keys=True)}")
+        lines.append(f"counterexample: {counterexample_text(data['counterexample'])}")
     for note in data.get("warnings", []):
         lines.append(f"warning: {note}")
     secs = data.get("seconds", {})
