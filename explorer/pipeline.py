@@ -100,7 +100,7 @@ class Solution:
         elif self.sharding.unallocated:
             out["allocation"] = self.sharding.unallocated
         if self.sharding.replicated and self.strategy == STRATEGY_NAMES["sn"]:
-            out["replication"] = replication_summary(self.sharding)
+            out["replication"] = replication_summary(self.sharding, self.analysis)
         if self.counterexample is not None:
             out["counterexample"] = self.counterexample
         return out
@@ -113,12 +113,24 @@ def why_text(solution: Solution) -> str:
     return why_not_sharded(solution)
 
 
-def replication_summary(sharding: ShardingPlan) -> str:
-    """Why shared-nothing works with some written objects replicated."""
+def replication_summary(sharding: ShardingPlan, analysis: Optional[Analysis] = None) -> str:
+    """Why shared-nothing works with some written objects replicated; with the ``analysis``, those
+    replicated by choice although frequent packets write them are not called rarely written."""
+    from explorer.sharding.writers import writers_of
+
+    many = len(sharding.replicated) > 1
     names = ", ".join(o.name for o in sharding.replicated)
-    classes = sorted({o.write_class for o in sharding.replicated if o.write_class})
-    return (f"{names} {'are' if len(sharding.replicated) > 1 else 'is'} replicated on every core: only rare "
-            f"packets write {'them' if len(sharding.replicated) > 1 else 'it'} ({'; '.join(classes) or 'expiry'}), "
+    # each object's packet classes, "; "-joined: the distinct ones, once each
+    classes = sorted({c for o in sharding.replicated if o.write_class for c in o.write_class.split("; ")})
+    writers = writers_of(analysis) if analysis is not None else {}
+    frequent = [o.name for o in sharding.replicated if o.name in writers and not writers[o.name].rare]
+    if frequent:
+        return (f"{names} {'are' if many else 'is'} replicated on every core, by choice: packets that no header "
+                f"field singles out as rare write {', '.join(frequent)} ({'; '.join(classes) or 'any packet'}), and "
+                "each of their writes is broadcast to the other cores through per-core rings; packets that only "
+                "read them can go to any core, so RSS keeps only the sharded objects' constraints")
+    return (f"{names} {'are' if many else 'is'} replicated on every core: only rare "
+            f"packets write {'them' if many else 'it'} ({'; '.join(classes) or 'expiry'}), "
             "and those broadcast each write to the other cores through per-core rings; packets that only read "
             "them can go to any core, so RSS keeps only the sharded objects' constraints")
 

@@ -330,3 +330,16 @@ def test_a_wrong_override_says_what_it_breaks_in_the_nfs_terms():
     assert line.startswith("counterexample: these share an entry of clients: device 0 "
                            f"{p1['src_ip']}:{p1['src_port']} -> {p1['dst_ip']}:{p1['dst_port']} reaches core {c1}")
     assert f"core {c2} (RETA entry" in line and "path 9" not in text and "nf_map_get at" not in text
+
+
+def test_a_replication_chosen_for_frequently_written_state_is_not_called_rare():
+    """nfx solve fw.c --override flows=replicate said 'only rare packets write them (device 0; device
+    0; device 1)': flows is written by half of uniform traffic, and each object's packet classes were
+    joined whole, repeating device 0. It now says the choice, who writes, and each class once."""
+    solution = pipeline.solve(ROOT / "sample_nfs" / "fw.c", overrides={"flows": "replicate"}, quality=False)
+    why = solution.to_dict()["replication"]
+    assert why.startswith("flows, keys, chain are replicated on every core, by choice: packets that no header field "
+                          "singles out as rare write flows")
+    assert "only rare" not in why and "(device 0; device 1)" in why
+    lb = pipeline.solve(ROOT / "sample_nfs" / "lb.c", quality=False).to_dict()["replication"]
+    assert "only rare packets write them (device 0, p.ipv4.proto == 17 (UDP), p.l4.dport == 9999)" in lb
