@@ -57,3 +57,33 @@ def test_what_each_condition_shows() -> None:
     assert shown[4] is conditions[4]
     assert z3.eq(shown[5], port == 443)  # the flag holds
     assert shown[6] is conditions[6]  # false under the first: the path's own business, shown as is
+
+
+def test_tests_of_the_device_read_as_decided_on_a_path_that_states_its_device(tmp_path: Path) -> None:
+    """A path of device 1 read ``!(p.device == 1 && p.ipv4.ttl < 5) && ... && p.device == 1``: under the
+    device its text states, the test reads ``p.ipv4.ttl >= 5``, and one the device makes true goes.
+    The path's own test of the device stays, even inside a negated disjunction."""
+    nf = tmp_path / "dev_and.c"
+    nf.write_text('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+                  "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                  "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+                  "  if (device == 1 && ip->ttl < 5) return NF_DROP;\n"
+                  "  if (device != 0 || ip->tos != 7) return 1 - device;\n  return NF_FLOOD;\n}\n")
+    analysis = pipeline.analyze(nf)
+    assert {(p.devices, p.condition_text) for p in analysis.paths} == {
+        ((0, 1), "!p.is_ipv4"),
+        ((0,), "p.is_ipv4 && !(p.device != 0 || p.ipv4.tos != 7)"),
+        ((0,), "p.is_ipv4 && p.ipv4.tos != 7 && p.device == 0"),
+        ((1,), "p.is_ipv4 && p.ipv4.ttl >= 5 && p.device == 1"),
+        ((1,), "p.is_ipv4 && p.device == 1 && p.ipv4.ttl < 5"),
+    }
+    # the conditions keep every test
+    assert all("p.device" in symbols_of(p.condition) for p in analysis.paths if p.devices != (0, 1))
+
+
+def test_a_merged_way_reads_as_decided_on_the_paths_device() -> None:
+    """syn_window.c's TCP case on device 1 read ``(!p.is_tcp || (p.is_tcp && !(p.device == 1 &&
+    (p.tcp.flags & 0x12) == 2))) && p.device == 1``."""
+    texts = [p.condition_text for p in pipeline.analyze(NFS / "syn_window.c").paths]
+    assert ("p.is_ipv4 && p.ipv4.proto == 6 && (!p.is_tcp || (p.is_tcp && (p.tcp.flags & 0x12) != 2)) && p.device == 1"
+            in texts), texts

@@ -7,8 +7,8 @@ from typing import Any, Iterable, Optional
 import z3
 
 from explorer import ir
-from explorer.symbex.bitvec import (applications, ast_id, bv, combine, combine_be, conjoined, constants_of, given,
-                                    negated, symbol_names, symbols_of)
+from explorer.symbex.bitvec import (applications, ast_id, bv, combine, combine_be, conjoined, constants_of,
+                                    disjoined, given, negated, symbol_names, symbols_of)
 from explorer.symbex.conjuncts import Conjuncts
 from explorer.symbex.ctype import IntType, StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
@@ -37,6 +37,8 @@ class CallPathBuilder:
         self._on_device: dict[tuple[int, int], tuple[Any, Optional[bool]]] = {}  # (cond id, device) -> truth
         self._ways_texts: dict[tuple, tuple[Any, str]] = {}
         self._ids: dict[int, tuple[Any, frozenset[int]]] = {}
+        self._device_tests: dict[tuple, tuple[Any, Any]] = {}  # (cond id, device, top) -> (cond, shown)
+        self._stated = False  # whether the path's own conjuncts test its one device alone
         self._negations: dict[int, tuple[Any, Any, int]] = {}
         self.conjuncts = Conjuncts()  # what a path's text shows of its decisions
 
@@ -77,7 +79,9 @@ class CallPathBuilder:
         condition = conjoined(state.constraints) if state.constraints else z3.BoolVal(True)
         self._known = {ast_id(d.cond) for d in state.decisions if d.ways is None}
         self._device = devices[0] if len(devices) == 1 else None
-        shown = self.conjuncts.shown([d.cond for d in state.decisions])
+        self._stated = self._device is not None and any(_states_device(d.cond) for d in state.decisions
+                                                        if d.ways is None)
+        shown = self.conjuncts.shown([self._for_device(d.cond, top=True) for d in state.decisions])
         texts = (self._wrap(d, cond) for d, cond in zip(state.decisions, shown)
                  if cond is not None or d.label is not None)
         text = " && ".join(t for t in texts if t != "true") or "true"
@@ -104,9 +108,26 @@ class CallPathBuilder:
             if hit is None:
                 hit = self._ways_texts[key] = (decision, self._ways(decision))  # keeps the id its own
             return hit[1]
-        cond = decision.cond if cond is None else cond
+        cond = self._for_device(decision.cond) if cond is None else cond
         text = decision.label if decision.label is not None else self.render.text(cond)
         return f"({text})" if decision.label is None and z3.is_or(cond) else text
+
+    def _for_device(self, cond: Any, top: bool = False) -> Any:
+        """``cond`` as shown on a path of one device that its text states (a test of the device alone
+        among the path's conjuncts): its other tests of the device decided, ``!(p.device == 1 && x)``
+        reading ``!x`` on device 1. ``top``: a decision of the path itself, whose conjuncts that test the
+        device alone stay (they state it). A path whose text never states its device keeps them all."""
+        if self._device is None or not self._stated:
+            return cond
+        key = (ast_id(cond), self._device, top)
+        hit = self._device_tests.get(key)
+        if hit is None:
+            names = constants_of(cond)[0]
+            device = names.get(DEVICE)
+            shown = cond if device is None or len(names) == 1 else _device_decided(
+                cond, device, self._device, _CONJUNCT if top else None)
+            hit = self._device_tests[key] = (cond, shown)
+        return hit[1]
 
     def _ids_in(self, decision: Any) -> frozenset[int]:
         """The AST ids of the decisions in a merged decision's ways, and of their negations."""
@@ -221,6 +242,67 @@ class CallPathBuilder:
         if value is not None and state.proves(term == value):
             return to_signed(value, 32)
         return None
+
+
+# Where a test stands in a path's condition (``_device_decided``): a conjunct of the path (a decision,
+# an operand of its top-level &&s), the negation of one (an operand of a || that a conjunct's ! negates:
+# ``!(p.device != 0 || x)`` is ``p.device == 0 && !x``), or inside (None).
+_CONJUNCT, _NEGATED_CONJUNCT = "conjunct", "negated"
+
+
+def _operand_place(t: Any, place: Optional[str]) -> Optional[str]:
+    """Where the operands of ``t`` (a ``&&``, ``||`` or ``!``) stand, ``t`` standing at ``place``."""
+    if z3.is_and(t):
+        return _CONJUNCT if place == _CONJUNCT else None
+    if z3.is_or(t):
+        return _NEGATED_CONJUNCT if place == _NEGATED_CONJUNCT else None
+    return {_CONJUNCT: _NEGATED_CONJUNCT, _NEGATED_CONJUNCT: _CONJUNCT}.get(place)  # type: ignore[arg-type]
+
+
+def _device_alone(t: Any) -> bool:
+    names = constants_of(t)[0]
+    return len(names) == 1 and DEVICE in names
+
+
+def _states_device(cond: Any, place: Optional[str] = _CONJUNCT) -> bool:
+    """Whether a decision has a conjunct (or a negated one) that tests the device alone."""
+    if z3.is_and(cond) or z3.is_or(cond) or z3.is_not(cond):
+        inner = _operand_place(cond, place)
+        return inner is not None and any(_states_device(c, inner) for c in cond.children())
+    return place is not None and _device_alone(cond)
+
+
+def _device_decided(t: Any, device: Any, value: int, place: Optional[str]) -> Any:
+    """``t`` with its tests of ``device`` alone replaced by their truth when the device is ``value``
+    (those that are conjuncts of the path, at ``place``, stay) and the operators they decide left out;
+    ``t`` itself when it has none."""
+    if z3.is_and(t) or z3.is_or(t):
+        conjunction = z3.is_and(t)
+        children = t.children()
+        kept = []
+        for child in children:
+            part = _device_decided(child, device, value, _operand_place(t, place))
+            if z3.is_true(part) if conjunction else z3.is_false(part):
+                continue  # true in a conjunction, false in a disjunction: adds nothing
+            if z3.is_false(part) if conjunction else z3.is_true(part):
+                return part
+            kept.append(part)
+        if len(kept) == len(children) and all(k is c for k, c in zip(kept, children)):
+            return t
+        if not kept:
+            return z3.BoolVal(conjunction)
+        return kept[0] if len(kept) == 1 else (conjoined if conjunction else disjoined)(kept)
+    if z3.is_not(t):
+        inner = t.arg(0)
+        part = _device_decided(inner, device, value, _operand_place(t, place))
+        if part is inner:
+            return t
+        return z3.BoolVal(z3.is_false(part)) if z3.is_true(part) or z3.is_false(part) else negated(part)
+    if place is None and _device_alone(t):
+        truth = given(t, [(device, value)])
+        if z3.is_true(truth) or z3.is_false(truth):
+            return truth
+    return t
 
 
 def _tested_value(cond: Any) -> Optional[tuple[int, int, bool]]:
