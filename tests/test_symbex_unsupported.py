@@ -165,7 +165,10 @@ CASES = [
     ("_Generic", "", "return true;", "  return _Generic(len, uint16_t: 1, default: 0);", 6, 10,
      "_Generic selections are not supported"),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
-    ("no nf_process", "", "return true;", None, None, None, "does not define nf_process()"),
+    ("no nf_process", "", "return true;", None, None, None, "does not define nf_process() (expected: int nf_process("),
+    # it said only 'the NF does not define nf_process()', with no place
+    ("misspelt nf_process", "static int nf_proces(uint16_t d) { return 1 - d; }", "return true;", None, 2, 12,
+     "the NF does not define nf_process(): nf_proces(), defined here, looks like a misspelling of it"),
 ]
 
 

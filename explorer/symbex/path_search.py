@@ -6,6 +6,7 @@ construct on one path is a record with its location, not a crash of the explorat
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import gc
 import threading
 import time
@@ -97,7 +98,7 @@ class PathSearch:
                                    f"samples in sample_nfs/ do")
         for entry in ("nf_init", "nf_process"):
             if entry not in self.program.functions:
-                raise UnsupportedError(f"{self.parsed.path}: the NF does not define {entry}()")
+                raise _missing_entry(self.parsed.path, entry, self.program.functions)
         init = self.program.functions["nf_init"]
         result = it.call("nf_init", [])
         if isinstance(result, Int) and isinstance(result.v, int) and result.v == 0:
@@ -264,6 +265,19 @@ class PathSearch:
         """The input devices for which a path is feasible."""
         dev = self.packet.device
         return tuple(d for d in range(self.parsed.devices) if state.possible(dev == d))
+
+
+_ENTRY_POINTS = {"nf_init": "bool nf_init(void)",
+                 "nf_process": "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now)"}
+
+
+def _missing_entry(path: str, entry: str, functions: dict[str, Any]) -> UnsupportedError:
+    """An entry point the NF lacks, pointing at a function whose name is a likely misspelling of it."""
+    near = difflib.get_close_matches(entry, [name for name in functions if name not in _ENTRY_POINTS], n=1, cutoff=0.8)
+    if not near:
+        return UnsupportedError(f"{path}: the NF does not define {entry}() (expected: {_ENTRY_POINTS[entry]})")
+    return UnsupportedError(f"the NF does not define {entry}(): {near[0]}(), defined here, looks like a misspelling "
+                            f"of it (expected: {_ENTRY_POINTS[entry]})", location=location_of(functions[near[0]]))
 
 
 def explore(parsed: ParsedNF) -> tuple[PathSearch, Exploration]:
