@@ -841,9 +841,9 @@ def what_happens(solution: Any, example: Mapping[str, Any]) -> dict[str, Any]:
 
 def _changed_defines(analysis: Analysis) -> dict[str, str]:
     """The configuration values the analysis used that differ from the NF's own defaults."""
-    from explorer.frontend import parse_nf
+    from explorer.nfsource import read_nf
 
-    defaults = dict(parse_nf(analysis.source).defines)
+    defaults = dict(read_nf(analysis.source).configuration)  # preprocessed, not parsed: only its macros are read
     return {n: v for n, v in analysis.defines if defaults.get(n) != v}
 
 

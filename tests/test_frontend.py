@@ -616,3 +616,27 @@ def test_code_nested_past_the_parser_is_refused_where_it_gave_up(tmp_path: Path,
     assert where is not None and where.file == str(path) and 5 < where.line < 5 + 600, str(caught.value)
     assert "nested too deeply to parse here" in caught.value.message
     assert "const table walked by a loop" in caught.value.message
+
+
+def test_the_stages_of_one_command_parse_the_nf_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nfx check parsed the NF 7 times (two analyses, two plans and the explainer reading its default
+    macros, the build, codegen): stages that only read the AST share one parse of the same text, the
+    macros are read without parsing, and codegen, which renames calls in place, gets its own."""
+    from explorer import pipeline
+    from explorer.codegen.planning import overrides_of
+    from explorer.frontend import parsed as parsed_module
+
+    parses: list[str] = []
+    real = parsed_module.parse_text
+    monkeypatch.setattr(parsed_module, "parse_text", lambda text, *rest: parses.append(text) or real(text, *rest))
+    nf = write(tmp_path, NF)
+    first = pipeline.analyze(nf)
+    second = pipeline.analyze(nf)
+    assert overrides_of(str(nf), (("CAPACITY", "64"), ("LAN", "0"))) == (("CAPACITY", "64"),)
+    assert [p.to_dict() for p in first.paths] == [p.to_dict() for p in second.paths] and len(parses) == 1
+    assert parse_nf(nf).ast is parse_nf(nf).ast and len(parses) == 1
+    private = parse_nf(nf, private=True)  # one to change: parsed again, not shared
+    assert private.ast is not parse_nf(nf).ast and len(parses) == 2
+    pipeline.analyze(nf, {"CAPACITY": "64"})  # other defines, other text
+    nf.write_text(NF.replace("1 : 0", "0 : 1"))  # other contents
+    assert pipeline.analyze(nf).paths[0].verdict != first.paths[0].verdict and len(parses) == 4

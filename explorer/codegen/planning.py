@@ -303,9 +303,9 @@ def _treatment(strategy: str, decision: str, kind: str, divisible: bool, broadca
 def overrides_of(source: str, defines: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     """The configuration values that differ from the NF's own defaults: the --defines to parse the
     NF with again."""
-    from explorer.frontend import parse_nf
+    from explorer.nfsource import read_nf
 
-    defaults = dict(parse_nf(source).defines)
+    defaults = dict(read_nf(source).configuration)  # preprocessed, not parsed: only its macros are read
     return tuple(sorted((n, v) for n, v in defines if defaults.get(n) != v))
 
 

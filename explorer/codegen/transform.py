@@ -343,7 +343,7 @@ def nf_ast(plan) -> c_ast.FileAST:
 
 
 def _parse(plan):
-    parsed = parse_nf(plan.source, dict(plan.overrides))
+    parsed = parse_nf(plan.source, dict(plan.overrides), private=True)  # its calls are renamed in place
     if tuple(sorted(parsed.defines)) != plan.defines:
         raise GenerateError(f"{plan.source} has changed since it was analysed: its configuration is now "
                             f"{dict(parsed.defines)}, the plan has {dict(plan.defines)}; analyse it again")
@@ -386,7 +386,7 @@ def _verify(plan, edited: dict[str, str], expected: c_ast.FileAST) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(text.encode("utf-8", "surrogateescape"))
         try:
-            again = parse_nf(str(Path(folder) / Path(plan.source).name), dict(plan.overrides))
+            again = parse_nf(str(Path(folder) / Path(plan.source).name), dict(plan.overrides), private=True)
         except NfxError as error:
             raise GenerateError(f"the {plan.strategy} edits of {plan.source} do not parse ({error.message}); "
                                 "nothing was generated") from None

@@ -4,6 +4,7 @@ Reading the file, its --defines and preprocessing are ``explorer.nfsource``'s; h
 parsed with pycparser, and nodes keep the coordinates of the original files."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -97,12 +98,44 @@ def _refuse_too_long(path: str, size: int) -> None:
             "literals, which is read fast at any length", location=Location(path, 1, 1))
 
 
-def parse_source(source: NfSource) -> c_ast.FileAST:
+# ASTs by what they are parsed from (``_key``), newest last: a command parses its NF once however
+# many stages read it (nfx check analysed it twice and built it, 3 parses of the same text). Shared:
+# whoever takes one must not change it (``private=True`` gives one to edit, as codegen does).
+_ASTS: dict[tuple, c_ast.FileAST] = {}
+_ASTS_LOCK = threading.Lock()
+KEPT_ASTS = 8
+
+
+def _key(source: NfSource, sources: dict[str, Optional[str]]) -> tuple:
+    """Everything an AST depends on: the preprocessed text, the names its line markers use, and the
+    text of the NF's own files (the columns of their nodes)."""
+    return source.path, source.text, source.spellings, tuple(sorted(sources.items()))
+
+
+def parse_source(source: NfSource, private: bool = False) -> c_ast.FileAST:
     """The NF's AST, nodes at their real file:line:col. On a syntax error, gcc's words and place
     when gcc finds an error too (the same words ``nfx run`` gives), else the parser's: an NF that
-    pycparser cannot parse (GNU extensions) is refused by every command."""
-    spellings = dict(source.spellings)
+    pycparser cannot parse (GNU extensions) is refused by every command. The AST is shared with every
+    other caller that parses the same text in this process, unless ``private``."""
     sources = {name: _read_text(name) for name in source.files if not is_ours(name)}
+    key = _key(source, sources)
+    if not private:
+        with _ASTS_LOCK:
+            hit = _ASTS.pop(key, None)
+            if hit is not None:
+                _ASTS[key] = hit
+                return hit
+    ast = _parsed(source, sources)
+    if not private:
+        with _ASTS_LOCK:
+            _ASTS[key] = ast
+            while len(_ASTS) > KEPT_ASTS:
+                del _ASTS[next(iter(_ASTS))]
+    return ast
+
+
+def _parsed(source: NfSource, sources: dict[str, Optional[str]]) -> c_ast.FileAST:
+    spellings = dict(source.spellings)
     columns = ColumnTable(source.text, {k: v for k, v in sources.items() if v is not None}, spellings)
     try:
         text, lists = elide_number_lists(blank_harmless_attributes(source.text))
@@ -119,14 +152,16 @@ def parse_source(source: NfSource) -> c_ast.FileAST:
     return ast
 
 
-def parse_nf(path: str | Path, defines: Optional[dict[str, str]] = None) -> ParsedNF:
+def parse_nf(path: str | Path, defines: Optional[dict[str, str]] = None, private: bool = False) -> ParsedNF:
     """Preprocess and parse the NF at ``path`` with configuration ``defines`` (``{NAME: VALUE}``).
+    The AST is shared with the other parses of the same text (``parse_source``): read it, or ask for
+    a ``private`` one to change.
 
     Raises CSyntaxError for preprocessor or parse errors (file:line:col) and ConfigError for a
     define that is not one of the NF's configuration macros, or one the NF does not let override
     (see ``explorer.nfsource.read_nf`` for every rule)."""
     source = read_nf(path, defines)
-    ast = parse_source(source)
+    ast = parse_source(source, private)
     source_map = SourceMap(tuple((name, _read_lines(name)) for name in source.files))
     return ParsedNF(path=source.path, ast=ast, defines=source.configuration, devices=source.devices,
                     source_map=source_map, source=source)
