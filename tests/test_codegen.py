@@ -123,7 +123,7 @@ def test_plan_round_trips_through_json():
 # ---- the project -------------------------------------------------------------------------------
 
 EXPECTED_FILES = {"Makefile", "README.md", "main.c", "nf.c", "nf.h", "nf_config.h", "nf_parallel.c", "nf_parallel.h",
-                  "nf_plan.c", "nf_plan.h", "nf_pool.c", "nf_pool.h", "nf_replica.c", "nf_replica.h", "nf_runtime.h",
+                  "nf_plan.c", "nf_plan.h", "nf_pool.c", "nf_pool.h", "nf_replica.c", "nf_replica.h", "nf_rss.h", "nf_runtime.h",
                   "nf_state.c", "nf_trace.c", "nf_trace.h", "plan.json",
                   "plan.txt", "replay.c"}
 
@@ -138,14 +138,32 @@ def test_render_is_deterministic_and_complete():
     assert "#define NF_STRATEGY NF_STRATEGY_SN" in header and "#define NF_CORES 4" in header
     assert "#define NF_KEY_BYTES 52" in header and "#define NF_RETA_SIZE 512" in header
     c = first["nf_plan.c"].decode()
-    assert "RTE_ETH_RSS_L4_DST_ONLY" in c and "NF_PATTERN_IPV4_TCP" in c and "_Static_assert" in c
-    assert "ETH_RSS_" not in c.replace("RTE_ETH_RSS_", "")  # only the RTE_ETH_* names
+    assert "NF_RSS_L4_DST_ONLY" in c and "NF_PATTERN_IPV4_TCP" in c and "_Static_assert" in c
+    assert "#include <rte_" not in c  # the plan's tables need none of DPDK's headers (0.7 s of gcc)
+    assert '.rss_hf = NF_RSS_IPV4 | ' in c and '.rss_hf_names = "RTE_ETH_RSS_IPV4 | ' in c  # messages: DPDK's names
     readme = first["README.md"].decode()
     assert "4096 of the 16384 entries" in readme and "per-core pools" in readme and "make" in readme
     assert "net_pcap0,rx_pcap=in/dev0-core0.pcap" in readme
 
 
 # ---- compiles ---------------------------------------------------------------------------------
+
+@pytest.mark.dpdk
+def test_nf_rss_h_holds_the_solvers_values_and_dpdks(tmp_path):
+    """nf_rss.h's NF_RSS_* names carry the values the planner computes with (RSS_HF_BITS), and
+    DPDK's: a generated nf_plan.c asserts the first for the names it uses, main.c the second."""
+    from explorer.codegen.printer import COPIED
+    from explorer.rss.nic import RSS_HF_BITS
+
+    checks = "".join(f"_Static_assert(NF_RSS_{n.removeprefix('RTE_ETH_RSS_')} == UINT64_C({bit}) && "
+                     f"NF_RSS_{n.removeprefix('RTE_ETH_RSS_')} == {n}, \"{n}\");\n" for n, bit in RSS_HF_BITS.items())
+    probe = tmp_path / "probe.c"
+    probe.write_text(f'#include <rte_ethdev.h>\n#include "nf_rss.h"\n{checks}')
+    cflags, _ = build.dpdk_flags()
+    done = subprocess.run(["gcc", *build.BASE_FLAGS, f"-I{COPIED['nf_rss.h'].parent}", *cflags, "-c", str(probe),
+                           "-o", os.devnull], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
 
 def _compile_only(folder: Path, source: str) -> subprocess.CompletedProcess:
     cflags, _ = build.dpdk_flags()

@@ -22,7 +22,7 @@ from explorer.outputs import digest
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"Makefile", "README.md", "main.c", "nf.c", "nf.h", "nf_config.h", "nf_parallel.c", "nf_parallel.h",
-         "nf_plan.c", "nf_plan.h", "nf_pool.c", "nf_pool.h", "nf_replica.c", "nf_replica.h", "nf_runtime.h",
+         "nf_plan.c", "nf_plan.h", "nf_pool.c", "nf_pool.h", "nf_replica.c", "nf_replica.h", "nf_rss.h", "nf_runtime.h",
          "nf_state.c", "nf_trace.c", "nf_trace.h", "plan.json", "plan.txt", "replay.c"}
 
 

@@ -77,7 +77,22 @@
 
 #include "nf_parallel.h"
 #include "nf_pool.h"
+#include "nf_rss.h"
 #include "nf_runtime.h"
+
+/* nf_plan.c spells the ports' hash types with nf_rss.h's names: they must be DPDK's values. */
+#define NF_SAME_RSS(name) _Static_assert(NF_RSS_##name == RTE_ETH_RSS_##name, "nf_rss.h: NF_RSS_" #name " differs from DPDK's")
+NF_SAME_RSS(IPV4);
+NF_SAME_RSS(FRAG_IPV4);
+NF_SAME_RSS(NONFRAG_IPV4_TCP);
+NF_SAME_RSS(NONFRAG_IPV4_UDP);
+NF_SAME_RSS(NONFRAG_IPV4_SCTP);
+NF_SAME_RSS(NONFRAG_IPV4_OTHER);
+NF_SAME_RSS(PORT);
+NF_SAME_RSS(L4_DST_ONLY);
+NF_SAME_RSS(L4_SRC_ONLY);
+NF_SAME_RSS(L3_DST_ONLY);
+NF_SAME_RSS(L3_SRC_ONLY);
 
 #define BURST 32
 #define RX_DESCRIPTORS 1024
