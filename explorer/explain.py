@@ -292,6 +292,14 @@ def _lock_cause(analysis: Analysis, name: str, decisions: Mapping[str, Any]) -> 
                     "any packet may need any entry")
         if k.kind == "folds":
             return f"{at(k)} picks the entry with {k.access.key_text}, a value from {', '.join(k.follows)}: {k.folded}"
+    follows = next((k for k in keyed if k.kind == "follows"), None)
+    named = next((k for k in keyed if k.kind == "packet"), None)
+    if follows is not None and named is not None:  # the sharding stage's next check, in its order
+        fields = ", ".join(sorted({field_name(s) for s in symbols_of(named.access.key) if s.startswith("p.")}))
+        sources = ", ".join(follows.follows)
+        return (f"{at(follows)} names an entry by a value from {sources} (no packet field), while {at(named)} names "
+                f"entries by {fields}: the first lives on the core of the packet that made the {sources} entry, the "
+                f"second on the core the NIC picks for {fields}, and no RSS key relates the two")
     for k in keyed:
         if k.kind == "packet" and k.non_rss:
             return (f"{at(k)} is keyed by {', '.join(field_name(s) for s in k.non_rss)}, which the NIC cannot "
@@ -301,6 +309,12 @@ def _lock_cause(analysis: Analysis, name: str, decisions: Mapping[str, Any]) -> 
     if locked:
         return (f"its entries are found through {' and '.join(locked)}, which "
                 f"{'is' if len(locked) == 1 else 'are'} shared")
+    reason = decisions.get(name, {}).get("reason", "")
+    if reason and "share no RSS-hashable field" not in reason:
+        # a lock decided after the keys (an index handed out again, an expiry some path skips): the
+        # stage's own words, with field names and the NF's file as the explorer names them
+        file = analysis.source
+        return in_words(reason.split("; not replicated", 1)[0]).replace(f"{file}:", f"{Path(file).name}:")
     return "two packets that share no hashable field can reach the same entry (its key is a hash or a sum of fields)"
 
 
@@ -630,7 +644,8 @@ def _remedy_words(remedies: Sequence[str]) -> str:
 def _locked_words(solution: Any) -> str:
     """The locked objects' causes (the first of each chain of objects found through one another)."""
     analysis, sharding = solution.analysis, solution.sharding
-    decisions = {o.name: {"decision": o.decision, "follows": list(o.follows)} for o in sharding.objects}
+    decisions = {o.name: {"decision": o.decision, "follows": list(o.follows), "reason": o.reason}
+                 for o in sharding.objects}
     locked = [o.name for o in sharding.locked]
     roots = [n for n in locked if not set(decisions[n]["follows"]) & set(locked)]
     rest = [n for n in locked if n not in roots]

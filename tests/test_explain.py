@@ -343,3 +343,22 @@ def test_a_replication_chosen_for_frequently_written_state_is_not_called_rare():
     assert "only rare" not in why and "(device 0; device 1)" in why
     lb = pipeline.solve(ROOT / "sample_nfs" / "lb.c", quality=False).to_dict()["replication"]
     assert "only rare packets write them (device 0, p.ipv4.proto == 17 (UDP), p.l4.dport == 9999)" in lb
+
+
+def test_a_lock_decided_after_the_keys_is_not_called_a_hash_of_fields():
+    """byte_quota's chain is locked because a reused index hands a new entry its last holder's usage
+    cell, and scrambled_nat's wan_map because one access names entries by a port computed from chain's
+    index and another by dst_port; the explorer said of both 'two packets that share no hashable
+    field can reach the same entry (its key is a hash or a sum of fields)'. Each now says its own
+    cause, with the NF's file by name even when the explorer analyses it by its absolute path."""
+    quota = pipeline.explain(pipeline.solve((ROOT / "tests" / "nfs" / "byte_quota.c").resolve(), quality=False),
+                             outcome=False)
+    chain = quota["objects"]["chain"]["summary"]
+    assert "hash or a sum" not in chain and "computes with usage's cell" in chain
+    assert "byte_quota.c:58:10" in chain and str(ROOT) not in chain
+    nat = pipeline.explain(pipeline.solve(ROOT / "tests" / "nfs" / "scrambled_nat.c", quality=False), outcome=False)
+    wan = nat["objects"]["wan_map"]["summary"]
+    assert "hash or a sum" not in wan and "names an entry by a value from chain (no packet field)" in wan
+    assert "names entries by dst_port" in wan and "p.l4" not in wan and "#" not in wan
+    mgmt = pipeline.explain(pipeline.solve(ROOT / "tests" / "nfs" / "mgmt_config.c", quality=False), outcome=False)
+    assert "its key is a hash or a sum of fields" in mgmt["objects"]["cfg"]["summary"]  # where it is so
