@@ -94,6 +94,17 @@ def test_lb_replicates_its_backend_objects_and_shards_its_flows():
     assert "replicated on every core" in s.to_dict()["replication"]
 
 
+def test_objects_replicated_with_a_frequently_written_one_are_not_called_rarely_written():
+    """fw --override flows=replicate: keys and chain go with flows, and half the traffic (every new
+    LAN flow, every refresh) writes them: their reasons must not say rare packets write them."""
+    s = pipeline.solve(ROOT / "sample_nfs" / "fw.c", cores=4, overrides={"flows": "replicate"}, quality=False)
+    decisions = {o.name: o for o in s.sharding.objects}
+    for name in ("keys", "chain"):
+        o = decisions[name]
+        assert o.decision == "replicate" and "goes with flows" in o.reason, (name, o.reason)
+        assert "rare" not in o.reason.replace("no header field singles out as rare", ""), (name, o.reason)
+
+
 def test_lb_under_locks_still_works():
     s = solved(LB, strategy="locks")
     assert s.strategy == "locks" and s.valid and not s.explanation

@@ -193,7 +193,9 @@ def _per_core_indices(analysis: Analysis, group: set[str], by_name: Mapping) -> 
 def _replicated(o, w: Writers, forced: bool, with_: Optional[str]):
     if w.writes:
         paths = ", ".join(map(str, w.paths))
-        why = (f"written only by rare packets (path{'s' if len(w.paths) > 1 else ''} {paths}: {w.class_text}), "
+        # an object replicated with a frequently written one it goes with need not be rare itself
+        who = "only by rare packets" if w.rare else "by packets no header field singles out as rare"
+        why = (f"written {who} (path{'s' if len(w.paths) > 1 else ''} {paths}: {w.class_text}), "
                "which broadcast their writes to every core's copy")
     else:
         why = "changed only by expiry, which reaches every core's copy from the same timestamps"
