@@ -267,6 +267,11 @@ class Statements(Visitor):
         if self.condition(node.cond):
             if node.iftrue is not None:
                 self.run(node.iftrue)
+        elif isinstance(node.iffalse, c_ast.If):
+            # an else-if is explored as ``else { if ... }`` is, merging its own paths: otherwise the
+            # paths of a chain of N rules all merge at its first ``if``, each one replaying the tests
+            # of every rule above it (the square of the rules)
+            self.it.merger.run(node.iffalse)
         elif node.iffalse is not None:
             self.run(node.iffalse)
 
