@@ -144,8 +144,8 @@ def _parse(text: str, filename: str, spellings: Optional[dict[str, str]], column
 
 
 # pycparser descends once per nesting level, and an else-if chain nests each `else if` in the last.
-DEEP_NESTING = ("the code is nested too deeply to parse here (a long else-if chain, some 300 branches, or blocks or "
-                "parentheses nested some 100 deep): put long rule lists in a const table walked by a loop, or "
+DEEP_NESTING = ("the code is nested too deeply to parse here (a long else-if chain, some 1,300 branches, or blocks "
+                "nested some 550 deep): put long rule lists in a const table walked by a loop, or "
                 "split the chain into helper functions")
 
 

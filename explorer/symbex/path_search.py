@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import gc
-import sys
 import threading
 import time
 import warnings
@@ -70,11 +69,6 @@ class Exploration:
     solver_checks: int = 0
 
 
-# Each `else if` of a chain is a statement nested in the one before, explored on its own (merged)
-# five Python frames deeper: the 300 branches the parser takes need more than Python's default 1,000.
-# Python-to-Python calls use no C stack (3.11), so the deeper limit is safe; it is raised for the
-# process and never lowered again (explorer threads may run two analyses: no restore can race).
-RECURSION_LIMIT = 4000
 
 
 class PathSearch:
@@ -178,8 +172,6 @@ class PathSearch:
         it = Interpreter(self.program, memory, state, "process", self.objects, self.packet)
         args = [Int(ct.USHORT, self.packet.device), Ptr(PointerType(ct.UCHAR), "packet", 0),
                 Int(ct.USHORT, self.packet.len), Int(ct.ULLONG, self.packet.now)]
-        if sys.getrecursionlimit() < RECURSION_LIMIT:
-            sys.setrecursionlimit(RECURSION_LIMIT)
         try:
             value = it.call("nf_process", args)
         except RecursionError:
