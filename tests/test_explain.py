@@ -362,3 +362,16 @@ def test_a_lock_decided_after_the_keys_is_not_called_a_hash_of_fields():
     assert "names entries by dst_port" in wan and "p.l4" not in wan and "#" not in wan
     mgmt = pipeline.explain(pipeline.solve(ROOT / "tests" / "nfs" / "mgmt_config.c", quality=False), outcome=False)
     assert "its key is a hash or a sum of fields" in mgmt["objects"]["cfg"]["summary"]  # where it is so
+
+
+def test_a_conflict_is_told_the_same_way_whatever_the_process_solved_before():
+    """Z3's unsat core named device 0 or device 1 as the one whose packets could not spread, as the
+    ids of its terms fell: dns_guard alone blamed device 0, after lb and two_keys device 1 (the
+    fresh-clone CI's order). The lowest device the conflict's constraints forbid to spread is named."""
+    alone = pipeline.solve((ROOT / "tests" / "nfs" / "dns_guard.c").resolve(), quality=False)
+    for other in ("sample_nfs/lb.c", "tests/nfs/two_keys.c"):
+        pipeline.solve(ROOT / other, quality=False)
+    after = pipeline.solve((ROOT / "tests" / "nfs" / "dns_guard.c").resolve(), quality=False)
+    assert alone.conflict == after.conflict and alone.conflict.devices == (0,)
+    assert pipeline.explain(after, outcome=False)["strategy"]["summary"] == \
+        pipeline.explain(alone, outcome=False)["strategy"]["summary"]

@@ -253,6 +253,7 @@ class _Z3Model:
         self.solver.set("timeout", Z3_TIMEOUT_MS)
         self.solver.set("core.minimize", True)
         self.tracked: dict[str, tuple[str, int]] = {}
+        self.formulas: dict[tuple[str, int], z3.BoolRef] = {}
 
     def window(self, dev: int, pos: int) -> z3.BitVecRef:
         """The m key bits the RETA index reads for input bit ``pos`` (hash bit m-1 first)."""
@@ -262,6 +263,7 @@ class _Z3Model:
 
     def track(self, name: str, what: tuple[str, int], formula: z3.BoolRef) -> None:
         self.tracked[name] = what
+        self.formulas[what] = formula
         self.solver.assert_and_track(formula, z3.Bool(name))
 
     def add_constraint(self, number: int, classes: list[list[Term]]) -> None:
@@ -287,7 +289,26 @@ class _Z3Model:
             raise SolverError(f"Z3 failed: {error}") from None
 
     def core(self) -> list[tuple[str, int]]:
-        return sorted(self.tracked[str(b)] for b in self.solver.unsat_core())
+        return self._first_spread(sorted(self.tracked[str(b)] for b in self.solver.unsat_core()))
+
+    def _first_spread(self, core: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Where the core's constraints keep either of several devices from spreading, Z3 names one
+        as the ids of its terms fall, which depends on what the process asked before (dns_guard
+        blamed device 0 alone, device 1 after lb): the lowest device whose spreading they forbid
+        alone, so that an NF's conflict is told the same way in every process."""
+        spreads = [n for kind, n in core if kind == "spread"]
+        if len(spreads) != 1:
+            return core
+        rest = [part for part in core if part[0] != "spread"]
+        for dev in sorted(n for kind, n in self.formulas if kind == "spread"):
+            if dev >= spreads[0]:
+                break
+            alone = z3.Solver()
+            alone.set("timeout", Z3_TIMEOUT_MS)
+            alone.add(*(self.formulas[part] for part in rest), self.formulas[("spread", dev)])
+            if alone.check() == z3.unsat:
+                return sorted([*rest, ("spread", dev)])
+        return core
 
 
 def solve_keys(problem: KeyProblem) -> RssPlan:
