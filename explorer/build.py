@@ -194,8 +194,8 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
     the runtime's sources, all flags, DPDK's pkg-config flags and gcc's version."""
     if kind not in KINDS:
         raise ConfigError(f"unknown build kind {kind!r}: choose from {', '.join(KINDS)}")
-    request = (os.getcwd(), os.fspath(nf_path), tuple(sorted((defines or {}).items())), kind, sanitize
-               if isinstance(sanitize, (str, type(None))) else tuple(sanitize))
+    sanitizers = _sanitize_flags(sanitize)
+    request = (os.getcwd(), os.fspath(nf_path), tuple(sorted((defines or {}).items())), kind, sanitizers)
     if request in _BUILT:
         name, files, seen = _BUILT[request]
         found = cache.lookup("bin", name) if _read_digest(files) == seen else None
@@ -208,7 +208,6 @@ def build_nf(nf_path: str | Path, defines: Optional[Mapping[str, str]] = None, k
     read = tuple(sorted({*source.files, *scan.files}))
     seen = _read_digest(read)
     driver, program = KINDS[kind]
-    sanitizers = _sanitize_flags(sanitize)
     dpdk_cflags, dpdk_libs = dpdk_flags()
     nf_flags = [f"-I{INCLUDE_DIR}", *NF_FLAGS, *source.gcc_defines, *sanitizers]
     runtime_flags = [f"-I{INCLUDE_DIR}", f"-I{RUNTIME_DIR}", *dpdk_cflags, *sanitizers]
@@ -261,7 +260,7 @@ _WARNINGS = "warnings.txt"
 # The builds this process asked for: (cwd, NF as given, defines, kind, sanitizers) -> (cache entry,
 # the files its preprocessing read, their digest). Asked again (a check runs the NF once per round
 # of its closed loop), a build costs a hash of those files, not four runs of the preprocessor.
-_BUILT: dict[tuple, tuple[str, tuple[str, ...], Optional[str]]] = {}
+_BUILT: dict[tuple, tuple[str, tuple[str, ...], str]] = {}
 
 
 def _read_digest(files: Sequence[str]) -> Optional[str]:
