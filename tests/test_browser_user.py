@@ -251,6 +251,7 @@ def test_fit_keeps_a_wide_graphs_labels_readable_and_scrolls_to_the_rest(page):
     about 8 px high. Fit now stops at readable labels; the graph's own box scrolls to the rest."""
     load(page, NFS / "dns_guard.c")
     wait_status(page, ".nfx-load-status", "Loaded dns_guard.c")
+    settle(page)  # the solve's words redraw the graph, in a new box scrolled to its start
     tab(page, "State-access graph")
     button(page, "Summary").click()
     page.wait_for_timeout(500)
