@@ -7,10 +7,19 @@ each element is one integer literal, possibly negated. The list's text is replac
 constant, the newlines it spanned and blanks, so every token after it keeps its line and column;
 after parsing (or lexing), the marker gives the elements back, each where it was written. Lists
 with anything else in them (a designator, a macro, a comment, a line marker) are left as they are.
+
+A table of millions of entries (a 2 MiB classification table) is checked by its distinct element
+spellings, and its nodes and tokens are made only when asked for: the analysis reads its values
+straight from the spellings (``NumberElements.numbers``), never through two million nodes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import accumulate
+from typing import Optional, overload
 
 from pycparser import c_ast
 from pycparser.c_parser import Coord
@@ -34,19 +43,69 @@ class ListToken:
 
 @dataclass(frozen=True)
 class NumberList:
-    tokens: tuple[ListToken, ...]
+    """A list's body (the text between its braces) cut at its commas: one part per element."""
+
+    body: str
+    parts: tuple[str, ...] = field(repr=False)
+    trailing: bool = False  # a comma after the last element
     blanks: int = 0  # the blanks after the marker that keep the column of what follows the list
 
-    def elements(self) -> list[tuple[ListToken | None, ListToken]]:
-        """(its minus sign or None, literal) per element."""
-        out, minus = [], None
-        for t in self.tokens:
-            if t.value == "-":
-                minus = t
-            elif t.value != ",":
-                out.append((minus, t))
-                minus = None
-        return out
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    @cached_property
+    def spellings(self) -> dict[str, tuple[bool, str]]:
+        """Each distinct part -> (negated, the literal's spelling): a table of millions of bytes
+        has a few hundred."""
+        return {part: _spelling(part) for part in set(self.parts)}  # type: ignore[misc]
+
+    @cached_property
+    def _starts(self) -> list[int]:
+        return list(accumulate((len(p) + 1 for p in self.parts), initial=0))
+
+    @cached_property
+    def _newlines(self) -> list[int]:
+        found, at = [], self.body.find("\n")
+        while at != -1:
+            found.append(at)
+            at = self.body.find("\n", at + 1)
+        return found
+
+    def _token(self, value: str, at: int) -> ListToken:
+        lines = bisect_left(self._newlines, at)
+        return ListToken(value, lines, at - self._newlines[lines - 1] if lines else at)
+
+    def element(self, k: int) -> tuple[Optional[ListToken], ListToken]:
+        """(its minus sign or None, literal) of element ``k``."""
+        part, start = self.parts[k], self._starts[k] if k else 0  # the first one is placed alone
+        negated, literal = self.spellings[part]
+        at = start + len(part) - len(part.lstrip())
+        if not negated:
+            return None, self._token(literal, at)
+        return self._token("-", at), self._token(literal, part.index(literal, at - start + 1) + start)
+
+    @cached_property
+    def tokens(self) -> tuple[ListToken, ...]:
+        """Every token of the list, commas included, in order."""
+        out: list[ListToken] = []
+        last = len(self.parts) - 1
+        for k in range(last + 1):
+            minus, literal = self.element(k)
+            if minus is not None:
+                out.append(minus)
+            out.append(literal)
+            if k < last or self.trailing:
+                out.append(self._token(",", self._starts[k + 1] - 1))
+        return tuple(out)
+
+
+def _spelling(part: str) -> Optional[tuple[bool, str]]:
+    """(negated, literal) when ``part`` is one integer literal, possibly negated, between blanks."""
+    text = part.strip()
+    negated = text.startswith("-")
+    if negated:
+        text = text[1:].lstrip()
+    return (negated, text) if _is_integer(text) else None
 
 
 def elide_number_lists(text: str) -> tuple[str, dict[str, NumberList]]:
@@ -72,7 +131,7 @@ def elide_number_lists(text: str) -> tuple[str, dict[str, NumberList]]:
             pieces.append(text[done:start + 1])
             newlines = body.count("\n")  # kept, and the blanks that keep the column of what follows
             tail = len(body) - body.rindex("\n") - 1 if newlines else len(body) - len(mark)
-            lists[mark] = NumberList(found.tokens, tail)
+            lists[mark] = NumberList(found.body, found.parts, found.trailing, tail)
             pieces.append(mark + "\n" * newlines + " " * tail)
             done = end
         start = text.find("{", end)
@@ -81,41 +140,16 @@ def elide_number_lists(text: str) -> tuple[str, dict[str, NumberList]]:
 
 
 def _number_list(body: str) -> NumberList | None:
-    """The tokens of a list body made only of integer literals (each possibly negated), else None."""
+    """A list body made only of integer literals (each possibly negated), else None. Each distinct
+    spelling is checked once."""
     if not _LIST_CHARS.issuperset(body):
         return None
-    tokens: list[ListToken] = []
-    lines, line_start, last = 0, -1, 0  # line_start: where the current line starts; -1 on the list's first
-
-    def add(value: str, at: int) -> None:
-        nonlocal lines, line_start, last
-        newlines = body.count("\n", last, at)
-        if newlines:
-            lines += newlines
-            line_start = body.rindex("\n", last, at) + 1
-        last = at
-        tokens.append(ListToken(value, lines, at if line_start < 0 else at - line_start + 1))
-
     parts = body.split(",")
-    pos = 0
-    for k, part in enumerate(parts):
-        element = part.strip()
-        if not element:
-            if k == len(parts) - 1 and k > 0:  # a trailing comma
-                break
-            return None
-        at = pos + part.index(element[0])
-        if element.startswith("-"):
-            add("-", at)
-            element = element[1:].lstrip()
-            at = pos + part.index(element, at - pos + 1)
-        if not _is_integer(element):
-            return None
-        add(element, at)
-        if k < len(parts) - 1:
-            add(",", pos + len(part))
-        pos += len(part) + 1
-    return NumberList(tuple(tokens))
+    trailing = len(parts) > 1 and not parts[-1].strip()
+    if trailing:
+        parts.pop()
+    found = NumberList(body, tuple(parts), trailing)
+    return None if None in found.spellings.values() else found
 
 
 def _is_integer(text: str) -> bool:
@@ -130,6 +164,53 @@ def is_marker(value: str) -> bool:
     return value.startswith(_MARK) and len(value) == len(_MARK) + 6
 
 
+class NumberElements(Sequence):
+    """The element nodes of an elided list, as pycparser would have made them, each made when
+    first asked for (and then kept, so that a node is always the same object); ``numbers`` gives
+    the list itself, for readers of the values alone."""
+
+    def __init__(self, numbers: NumberList, mark: Coord):
+        self.numbers = numbers
+        self._file, self._line, self._column = mark.file, mark.line, mark.column or 1
+        self._made: dict[int, c_ast.Node] = {}
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    @overload
+    def __getitem__(self, k: int) -> c_ast.Node: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[c_ast.Node]: ...
+
+    def __getitem__(self, k):  # type: ignore[no-untyped-def]
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        node = self._made.get(k)
+        if node is None:
+            node = self._made[k] = self._node(*self.numbers.element(k))
+        return node
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        made, element = self._made, self.numbers.element
+        for k in range(len(self.numbers.parts)):
+            node = made.get(k)
+            if node is None:
+                node = made[k] = self._node(*element(k))
+            yield node
+
+    def _node(self, minus: Optional[ListToken], token: ListToken) -> c_ast.Node:
+        """The literal's node (under a unary minus, placed at the literal as pycparser places it)."""
+        column = token.column if token.lines else self._column + token.column
+        here = Coord(self._file, self._line + token.lines, column)
+        constant = c_ast.Constant("int", token.value, here)
+        return c_ast.UnaryOp("-", constant, here) if minus is not None else constant
+
+
 def restore_number_lists(ast: c_ast.Node, lists: dict[str, NumberList]) -> None:
     """Give each marked ``InitList`` of ``ast`` its elements back, as pycparser would have made them."""
     if not lists:
@@ -141,17 +222,10 @@ def restore_number_lists(ast: c_ast.Node, lists: dict[str, NumberList]) -> None:
             found = lists.get(node.exprs[0].value)
             if found is not None:
                 mark = node.exprs[0].coord
-                node.exprs = [_element(t, mark, minus is not None) for minus, t in found.elements()]
+                node.exprs = NumberElements(found, mark)
                 # pycparser places a list at its first element, and an enclosing list with the same
                 # Coord object: moved in place, the marker's place becomes the first element's for all
-                mark.line, mark.column = node.exprs[0].coord.line, node.exprs[0].coord.column
+                first = node.exprs[0].coord
+                mark.line, mark.column = first.line, first.column
                 continue
         todo.extend(child for _, child in node.children())
-
-
-def _element(token: ListToken, mark: Coord, negated: bool) -> c_ast.Node:
-    """The literal's node (under a unary minus, placed at the literal as pycparser places it)."""
-    column = token.column if token.lines else (mark.column or 1) + token.column
-    here = Coord(mark.file, mark.line + token.lines, column)
-    constant = c_ast.Constant("int", token.value, here)
-    return c_ast.UnaryOp("-", constant, here) if negated else constant

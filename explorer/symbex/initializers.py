@@ -2,14 +2,32 @@
 object; whatever a brace list leaves out is zero."""
 from __future__ import annotations
 
-from typing import Any
+from functools import lru_cache
+from typing import Any, Optional
 
 from pycparser import c_ast
 
+from explorer.nfsource.number_lists import NumberElements
 from explorer.symbex.ctype import ArrayType, CType, IntType, PointerType, StructType
 from explorer.symbex.literals import int_constant, string_bytes
 from explorer.symbex.values import Agg, Ptr, mask
 from explorer.symbex.visitor import Visitor
+
+
+@lru_cache(maxsize=4096)
+def _stored(negated: bool, literal: str, elem: IntType) -> Optional[bytes]:
+    """The bytes an element of type ``elem`` holds for the integer literal ``literal`` (negated
+    when ``negated``), as C converts it; None when ``literal`` is not an integer literal."""
+    try:
+        value, ctype = int_constant(literal)
+    except ValueError:
+        return None
+    if negated:
+        value = -value & mask(ctype.bits)
+    if ctype.signed and value >> (ctype.bits - 1):
+        value -= 1 << ctype.bits
+    value = int(value != 0) if elem.is_bool else value & mask(elem.bits)
+    return value.to_bytes(elem.size, "little")
 
 
 def _member(ptr: Ptr, t: CType, offset: int) -> Ptr:
@@ -103,27 +121,31 @@ class Initializers(Visitor):
 
     def _numbers(self, ptr: Ptr, t: ArrayType, init: Any) -> bool:
         """A long list of integer literals (a generated table) stored in one write: each converted
-        to the element type as C converts (modulo its width; != 0 for a bool). False when an
-        element is anything else, for the general path (and its errors) to take."""
+        to the element type as C converts (modulo its width; != 0 for a bool), once per distinct
+        spelling. False when an element is anything else, for the general path (and its errors) to
+        take."""
         elem = t.elem
         if len(init.exprs) > t.length:
             return False
-        data = bytearray()
-        for expr in init.exprs:
-            negate = isinstance(expr, c_ast.UnaryOp) and expr.op == "-"
-            node = expr.expr if negate else expr
-            if not isinstance(node, c_ast.Constant) or node.type in ("string", "char", "float", "double", "long double"):
+        if isinstance(init.exprs, NumberElements):  # an elided list: its spellings, without nodes
+            numbers = init.exprs.numbers
+            stored = {part: _stored(negated, literal, elem) for part, (negated, literal) in numbers.spellings.items()}
+            if None in stored.values():
                 return False
-            try:
-                value, ctype = int_constant(node.value)
-            except ValueError:
-                return False
-            if negate:
-                value = -value & mask(ctype.bits)
-            if ctype.signed and value >> (ctype.bits - 1):
-                value -= 1 << ctype.bits
-            value = int(value != 0) if elem.is_bool else value & mask(elem.bits)
-            data += value.to_bytes(elem.size, "little")
+            data = b"".join(map(stored.__getitem__, numbers.parts))
+        else:
+            pieces = []
+            for expr in init.exprs:
+                negate = isinstance(expr, c_ast.UnaryOp) and expr.op == "-"
+                node = expr.expr if negate else expr
+                if not isinstance(node, c_ast.Constant) or node.type in ("string", "char", "float", "double",
+                                                                         "long double"):
+                    return False
+                piece = _stored(negate, node.value, elem)
+                if piece is None:
+                    return False
+                pieces.append(piece)
+            data = b"".join(pieces)
         self.machine.write(ptr, tuple(data), init)
         return True
 

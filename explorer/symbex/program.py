@@ -11,6 +11,7 @@ from explorer.errors import UnsupportedError
 from explorer.frontend import ParsedNF
 from explorer.frontend.columns import column_of
 from explorer.ir import Location
+from explorer.nfsource.number_lists import NumberElements
 from explorer.symbex.node_facts import NodeFacts
 from explorer.symbex.ctype import (INT, LONG, UINT, USHORT, VOID, ArrayType, CType, FunctionType, PointerType,
                                    StructType, int_type_from_specifiers)
@@ -86,6 +87,8 @@ class TypeResolver:
             return len(string_bytes(init))  # with its NUL
         if not isinstance(init, c_ast.InitList):
             return None
+        if isinstance(init.exprs, NumberElements):  # plain numbers: one element each, no nodes made
+            return len(init.exprs)
         index = length = 0
         for expr in init.exprs:
             if isinstance(expr, c_ast.NamedInitializer):

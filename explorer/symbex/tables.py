@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
 import z3
 
 from explorer.symbex.bitvec import ast_id, bytes_of
@@ -40,7 +41,9 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
     count = min(count, _largest(index) + 1)  # a table longer than the index reaches (BIG[ip->ttl])
     size = elem.size
     cells = region.cells[offset:offset + count * size]
-    if len(cells) != count * size or not all(isinstance(c, int) for c in cells):
+    try:
+        raw = np.frombuffer(bytes(cells), dtype=np.uint8).reshape(count, size)  # TypeError: a term
+    except (TypeError, ValueError):
         return None
     element: list[Any] = [0] * size
     kind, _, table = region.label.rpartition(" ")  # "global variable CLASS", "local variable PREC"
@@ -49,14 +52,14 @@ def table_element(machine: Any, region: Any, offset: int, elem: CType, count: in
     path = _designator(declared, offset, elem) if declared is not None else None
     table = table + path if path is not None else None
     for start, width, member in _spans(elem):
-        values = [int.from_bytes(bytes(cells[i * size + start:i * size + start + width]), "little")
-                  for i in range(count)]
-        term = _select(values, index, width * 8)
+        column = _field(raw, start, width)
+        term = _select(column, index, width * 8)
         if isinstance(term, int):
             element[start:start + width] = term.to_bytes(width, "little")
             continue
         element[start:start + width] = bytes_of(term, width)
-        _name(term, table + "[{}]" + member if table is not None and member is not None else None, index, values)
+        _name(term, table + "[{}]" + member if table is not None and member is not None else None, index,
+              column.tolist())
     name = machine.fresh("table")
     made = machine.new_region(name, "const", f"an element of {region.label} read at a symbolic index", size)
     made.cells = element
@@ -182,21 +185,29 @@ def table_values(term: Any) -> Optional[tuple[list[int], Any]]:
     return None if hit is None else (hit[3], hit[2])
 
 
-def _select(values: list[int], index: z3.BitVecRef, bits: int) -> Any:
+def _field(raw: np.ndarray, start: int, width: int) -> np.ndarray:
+    """The unsigned little-endian number of ``width`` bytes at ``start`` in each row of ``raw``."""
+    piece = raw[:, start:start + width].astype(np.uint64)
+    values = np.zeros(len(raw), dtype=np.uint64)
+    for k in range(width):
+        values |= piece[:, k] << np.uint64(8 * k)
+    return values
+
+
+def _select(values: np.ndarray, index: z3.BitVecRef, bits: int) -> Any:
     """``values[index]`` as an int (all equal) or an if-then-else over runs of equal values;
     TooVaried past MAX_RUNS runs. The value with the most runs is the final else, so its runs cost
     nothing."""
+    ends = np.flatnonzero(values[1:] != values[:-1]).tolist()  # the last index of each run but the last
+    if len(ends) + 1 > MAX_RUNS:
+        raise TooVaried(len(ends) + 1)
     runs: dict[int, list[tuple[int, int]]] = {}
     start = 0
-    for i in range(1, len(values) + 1):
-        if i == len(values) or values[i] != values[start]:
-            runs.setdefault(values[start], []).append((start, i - 1))
-            start = i
+    for end in ends + [len(values) - 1]:
+        runs.setdefault(int(values[start]), []).append((start, end))
+        start = end + 1
     if len(runs) == 1:
-        return values[0]
-    total = sum(len(r) for r in runs.values())
-    if total > MAX_RUNS:
-        raise TooVaried(total)
+        return int(values[0])
     last = len(values) - 1
     default = max(runs, key=lambda v: (len(runs[v]), -runs[v][0][0]))
     term: Any = z3.BitVecVal(default, bits)
