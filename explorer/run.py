@@ -13,8 +13,11 @@ import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Mapping, Optional
+
+import numpy as np
 
 from explorer.build import build_nf
 from explorer.errors import ConfigError, RunError, TrafficError
@@ -66,22 +69,38 @@ class StateCall:
         return StateCall(int(fields[0]), int(fields[1]), fields[2], key, tuple(fields[4:]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunResult:
-    """The outcome of a sequential run. ``outputs`` holds (packet index, verdict, frame after
-    processing) for every packet not dropped, in trace order. ``devices`` is the NF's NF_DEVICES
-    and ``runts`` the indices of frames dropped before the NF for being shorter than 14 bytes."""
+    """The outcome of a sequential run: per packet in trace order, its verdict (``codes``: output
+    device, DROP or FLOOD), its frame after processing (``frames``, None when dropped) and the
+    device it arrived on (``inputs``). ``devices`` is the NF's NF_DEVICES and ``runts`` the indices
+    of frames dropped before the NF for being shorter than 14 bytes. ``verdicts`` and ``outputs``
+    are views made when asked: a checker's closed loop runs a trace a dozen times and needs neither."""
 
-    verdicts: tuple[PacketVerdict, ...]
-    outputs: tuple[tuple[int, int, bytes], ...]
+    codes: np.ndarray  # int32
+    frames: tuple[Optional[bytes], ...]
+    inputs: np.ndarray  # uint16
     calls: tuple[StateCall, ...] = ()
     devices: int = 2
     runts: tuple[int, ...] = ()
 
+    @cached_property
+    def verdicts(self) -> tuple[PacketVerdict, ...]:
+        """One PacketVerdict per packet, with the digest of its frame after processing."""
+        return tuple(PacketVerdict(index, device, verdict, "" if frame is None else digest(frame))
+                     for index, (device, verdict, frame) in enumerate(zip(self.inputs.tolist(), self.codes.tolist(),
+                                                                          self.frames)))
+
+    @cached_property
+    def outputs(self) -> tuple[tuple[int, int, bytes], ...]:
+        """(packet index, verdict, frame after processing) of every packet not dropped, in trace order."""
+        return tuple((index, verdict, frame) for index, (verdict, frame) in enumerate(zip(self.codes.tolist(), self.frames))
+                     if frame is not None)
+
     def emitted(self, device: int) -> list[tuple[int, bytes]]:
         """(packet index, frame) of what ``device`` sends, in order: packets forwarded to it and
         floods received on any other device."""
-        inputs = {v.index: v.device for v in self.verdicts}
+        inputs = self.inputs
         return [(index, frame) for index, verdict, frame in self.outputs
                 if verdict == device or (verdict == FLOOD and inputs[index] != device)]
 
@@ -94,7 +113,7 @@ class RunResult:
         "runts"}``; in = forwarded + dropped + flooded + runts, and "dropped" counts only the NF's
         drops."""
         runts = len(self.runts)
-        verdicts = [v.verdict for v in self.verdicts]
+        verdicts = self.codes.tolist()
         return {
             "in": len(verdicts),
             "out": {str(d): len(self.emitted(d)) for d in range(self.devices)},
@@ -159,30 +178,26 @@ def _failure(nf: str, done: subprocess.CompletedProcess) -> RunError:
                     + (f": {lines[-1]}" if lines else ""))
 
 
-def _parse_output(data: bytes, trace: Trace) -> tuple[tuple[PacketVerdict, ...], tuple[tuple[int, int, bytes], ...], tuple[int, ...]]:
-    verdicts, outputs, runts = [], [], []
-    view = memoryview(data)
-    at = 0
-    devices = trace.devices.tolist()
-    while at < len(data):
-        if len(data) - at < _OUTPUT_RECORD.size:
-            raise RunError("the harness's output is truncated")
-        index, verdict, length = _OUTPUT_RECORD.unpack_from(data, at)
-        at += _OUTPUT_RECORD.size
-        frame = bytes(view[at:at + length])
+def read_outputs(data: bytes, packets: int, program: str) -> tuple[np.ndarray, tuple[Optional[bytes], ...]]:
+    """A run's output file: per packet in trace order a record (u32 index, i32 verdict, u16 length)
+    and the frame after processing. Returns the verdicts (int32) and the frames, None where dropped.
+    RunError names ``program`` ("the harness", "the replay") when the records are out of step."""
+    codes: list[int] = []
+    frames: list[Optional[bytes]] = []
+    unpack, size, at, end = _OUTPUT_RECORD.unpack_from, _OUTPUT_RECORD.size, 0, len(data)
+    for i in range(packets):
+        if end - at < size:
+            raise RunError(f"{program}'s output is truncated: it processed {i} of {packets} packets")
+        index, verdict, length = unpack(data, at)
+        at += size
+        if index != i or end - at < length:
+            raise RunError(f"{program}'s output is out of step at packet {i}")
+        codes.append(verdict)
+        frames.append(None if verdict == DROP else data[at:at + length])
         at += length
-        if index != len(verdicts) or len(frame) != length:
-            raise RunError(f"the harness's output is out of step at packet {len(verdicts)}")
-        if verdict == DROP:
-            verdicts.append(PacketVerdict(index, devices[index], DROP, ""))
-            if len(trace.frames[index]) < MIN_FRAME:
-                runts.append(index)
-        else:
-            verdicts.append(PacketVerdict(index, devices[index], verdict, digest(frame)))
-            outputs.append((index, verdict, frame))
-    if len(verdicts) != len(trace):
-        raise RunError(f"the harness processed {len(verdicts)} of {len(trace)} packets")
-    return tuple(verdicts), tuple(outputs), tuple(runts)
+    if at != end:
+        raise RunError(f"{program} wrote more records than the trace has packets")
+    return np.array(codes, dtype=np.int32), tuple(frames)
 
 
 def run_trace(nf: str | Path, trace: Trace, defines: Optional[Mapping[str, str]] = None,
@@ -214,8 +229,10 @@ def run_trace(nf: str | Path, trace: Trace, defines: Optional[Mapping[str, str]]
                 raise RunError(f"{nf}: the run took longer than {timeout} s") from None
         if done.returncode != 0:
             raise _failure(str(nf), done)
-        verdicts, outputs, runts = _parse_output(output_path.read_bytes(), trace)
+        codes, frames = read_outputs(output_path.read_bytes(), len(trace), "the harness")
         call_log = ()
         if calls:
             call_log = tuple(StateCall.parse(ln) for ln in calls_path.read_text().splitlines() if ln)
-    return RunResult(verdicts, outputs, call_log, devices, runts)
+    dropped = np.flatnonzero(codes == DROP).tolist()
+    runts = tuple(i for i in dropped if len(trace.frames[i]) < MIN_FRAME)
+    return RunResult(codes, frames, trace.devices.astype(np.uint16), call_log, devices, runts)

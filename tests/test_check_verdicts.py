@@ -251,7 +251,7 @@ def test_closed_loop_replies_run_the_wan_to_lan_path():
 
     trace = traffic("uniform", 2000)
     first = run_trace("sample_nfs/nat.c", trace)
-    seq_out, _ = emitted_pairs(trace, Outcome.of(first, len(trace)), Outcome.of(first, len(trace)),
+    seq_out, _ = emitted_pairs(trace, Outcome.of(first), Outcome.of(first),
                                np.arange(len(trace)))
     loop = with_replies(trace, seq_out)
     second = run_trace("sample_nfs/nat.c", loop.trace)

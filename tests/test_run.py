@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -16,8 +17,8 @@ import pytest
 
 from explorer import build
 from explorer.processes import dpdk_runtime_dirs
-from explorer.errors import ConfigError, TrafficError
-from explorer.run import PacketVerdict, StateCall, load_trace, run_trace
+from explorer.errors import ConfigError, RunError, TrafficError
+from explorer.run import PacketVerdict, StateCall, load_trace, read_outputs, run_trace
 from explorer.traffic.pcap import read_pcap, write_pcap
 from explorer.traffic.trace import Trace
 
@@ -68,6 +69,20 @@ def test_run_trace_reports_verdicts_outputs_and_summary():
     assert result.calls == () and result.runts == (3,) and result.devices == 2
     assert result.summary() == {"in": 6, "out": {"0": 2, "1": 2}, "forwarded": 2, "dropped": 1,
                                 "flooded": 2, "runts": 1}
+
+
+def test_a_runs_output_out_of_step_is_refused_by_the_program_that_wrote_it():
+    record = struct.Struct("<IiH")
+    good = record.pack(0, 1, 3) + b"abc" + record.pack(1, -1, 0)
+    codes, frames = read_outputs(good, 2, "the replay")
+    assert codes.tolist() == [1, -1] and frames == (b"abc", None)
+    for data, packets, words in ((good[:-1], 2, "the replay's output is truncated: it processed 1 of 2 packets"),
+                                 (good, 3, "the replay's output is truncated: it processed 2 of 3 packets"),
+                                 (record.pack(1, 1, 0), 1, "the replay's output is out of step at packet 0"),
+                                 (record.pack(0, 1, 9) + b"abc", 1, "out of step at packet 0"),
+                                 (good + b"x", 2, "the replay wrote more records than the trace has packets")):
+        with pytest.raises(RunError, match=words):
+            read_outputs(data, packets, "the replay")
 
 
 def test_state_call_parsing():

@@ -71,17 +71,27 @@ class ClosedLoop:
 
 
 def with_replies(trace: Trace, emitted: Mapping[int, tuple[int, bytes]],
-                 delay_ns: int = REPLY_DELAY_NS) -> ClosedLoop:
+                 delay_ns: int = REPLY_DELAY_NS, made: Optional[dict[bytes, bytes]] = None) -> ClosedLoop:
     """``trace`` plus, for every ``emitted[k] = (device, frame)`` (packet k of ``trace`` left on
     ``device`` as ``frame``), its reply on ``device`` at packet k's time + ``delay_ns``. At equal
-    times the original packets come first, then replies in the order of what they answer."""
+    times the original packets come first, then replies in the order of what they answer. ``made``
+    keeps the replies made so far by the frame they answer: a closed loop's rounds answer mostly
+    the same frames."""
     answered = sorted(emitted)
     n = len(trace)
-    stamps = np.concatenate([trace.timestamps.astype(np.uint64),
-                             np.array([int(trace.timestamps[k]) + delay_ns for k in answered], dtype=np.uint64)])
+    made = {} if made is None else made
+    replies = []
+    for k in answered:
+        frame = emitted[k][1]
+        reply = made.get(frame)
+        if reply is None:
+            reply = made[frame] = reply_frame(frame)
+        replies.append(reply)
+    at = np.array(answered, dtype=np.int64)
+    stamps = np.concatenate([trace.timestamps.astype(np.uint64), trace.timestamps[at].astype(np.uint64) + np.uint64(delay_ns)])
     devices = np.concatenate([trace.devices.astype(np.uint16),
                               np.array([emitted[k][0] for k in answered], dtype=np.uint16)])
-    frames = list(trace.frames) + [reply_frame(emitted[k][1]) for k in answered]
+    frames = list(trace.frames) + replies
     kind = np.concatenate([np.zeros(n, dtype=np.int64), np.ones(len(answered), dtype=np.int64)])
     order = np.lexsort((np.arange(len(frames)), kind, stamps))
     origin_all = np.concatenate([np.full(n, -1, dtype=np.int64), np.array(answered, dtype=np.int64)])

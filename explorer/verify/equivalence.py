@@ -48,6 +48,7 @@ from explorer.wire import MIN_FRAME, reaching_the_nf
 from explorer.wording import count
 
 _WRITE_CALLS = ("nf_map_put", "nf_map_erase", "nf_sketch_touch")
+SERIAL_ORDER = ("locks", "tm")  # compared with the NF run serially in the order the run took
 RELATIONS = {
     "seq": "same verdict and bytes for every packet",
     "sn": "same verdict and bytes for every packet, up to a consistent renaming of index-derived fields "
@@ -87,7 +88,7 @@ def _compare_sn(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Paralle
                 fields: frozenset[str]) -> dict[str, Any]:
     """Packets that break the sn relation, packets equal up to renaming, and drift (capacity:
     set aside; sketch: explained)."""
-    expected = Outcome.of(seq, len(trace))
+    expected = Outcome.of(seq)
     renaming = Renaming()
     seq_calls = drift.calls_by_packet(seq.calls)
     fresh = drift.fresh_indices(plan, seq_calls)
@@ -182,7 +183,7 @@ def _compare_serial(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Par
                              f"core {core}'s packets are out of arrival order in the serial order"))
     permuted = Trace(_ran_at(par_trace, run, processed)[permutation], par_trace.devices[permutation],
                      tuple(par_trace.frames[i] for i in permutation))
-    serial = Outcome.of(run_trace(plan.source, permuted, defines), len(trace))
+    serial = Outcome.of(run_trace(plan.source, permuted, defines))
     verdicts = np.empty(len(trace), dtype=np.int32)
     verdicts[permutation] = serial.verdicts
     frames: list[Optional[bytes]] = [None] * len(trace)
@@ -194,7 +195,7 @@ def _compare_serial(plan: ParallelPlan, trace: Trace, par_trace: Trace, run: Par
             how = {RAN_WRITE: "write lock", RAN_CELLS: "reader pass that wrote cells under cell locks"}.get(
                 int(run.ran[i]), "reader pass")
             bad.append((i, f"differs from the sequential NF run in the locks' order (ran in a {how})"))
-    in_order = Outcome.of(seq, len(trace))
+    in_order = Outcome.of(seq)
     reordered = sum(1 for i in range(len(trace))
                     if in_order.verdicts[i] != run.verdicts[i] or in_order.frames[i] != run.frames[i])
     return {"bad": sorted(bad, key=lambda b: b[0]), "reordered": reordered, "serial_verdicts": verdicts}
@@ -235,7 +236,8 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
 
         try:
             loop = run_closed_loop(trace, lambda t: run_trace(plan.source, t, overrides), run_parallel,
-                                   replies=replies, renamed=lambda s, p: renamed_equal(s, p, fields) is not None)
+                                   replies=replies, renamed=lambda s, p: renamed_equal(s, p, fields) is not None,
+                                   serial_order=plan.strategy in SERIAL_ORDER)
         except _ParallelFailed as error:
             return CheckReport(plan.nf, plan.strategy, plan.cores, len(trace), RELATIONS[plan.strategy], (), 0,
                                (), 0, failure=str(error))
@@ -244,15 +246,15 @@ def check_plan(plan: ParallelPlan, trace: Trace, solution: Any = None, *, shown:
         from explorer.verify.replication import check_replicated
         return check_replicated(plan, loop, fields, shown, RELATIONS[f"sn-{plan.replication}"])
     n = len(seq_trace)
-    expected = Outcome.of(seq, n)
+    expected = Outcome.of(seq)
     differs = bool(np.any(expected.verdicts != run.verdicts)) or any(f != g for f, g in zip(expected.frames, run.frames))
     notes: list[str] = unused_devices(plan.devices, seq_trace.devices)
-    if not loop.fixed_point:
+    if not loop.fixed_point and plan.strategy not in SERIAL_ORDER:
         notes.append(f"the closed loop did not settle in {loop.rounds - 1} rounds: replies answer the last round's "
                      "outputs")
     result: dict[str, Any] = {"bad": [], "renamed": 0, "capacity": [], "sketch": {}, "detail": "", "reordered": 0}
     seq_verdicts = expected.verdicts
-    if plan.strategy in ("locks", "tm"):
+    if plan.strategy in SERIAL_ORDER:
         result.update(_compare_serial(plan, seq_trace, par_trace, run, seq, overrides))
         seq_verdicts = result["serial_verdicts"]
     elif differs:

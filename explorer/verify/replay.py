@@ -22,7 +22,7 @@ from explorer.codegen.compile import build_program
 from explorer.codegen.project import GeneratedProject
 from explorer.errors import ConfigError, RunError
 from explorer.processes import eal_prefix, run_child
-from explorer.run import DROP, encode_trace
+from explorer.run import encode_trace, read_outputs
 from explorer.traffic.trace import Trace
 
 RAN_ALONE, RAN_READ, RAN_WRITE, RAN_CELLS = 0, 1, 2, 3
@@ -31,7 +31,6 @@ LOG_MAGIC = b"NFXRLOG2"
 _LOG_RECORD = np.dtype([("core", "<u2"), ("ran", "u1"), ("capacity_hit", "u1"), ("hash", "<u4"),
                         ("abort_object", "<u4"), ("ticket_begin", "<u8"), ("ticket_end", "<u8"),
                         ("now", "<u8")])
-_OUTPUT_HEADER = np.dtype([("index", "<u4"), ("verdict", "<i4"), ("len", "<u2")])
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,25 +98,6 @@ def _failure(done: subprocess.CompletedProcess) -> RunError | ConfigError:
     return RunError(f"the replay failed (exit status {done.returncode})" + (f": {lines[-1]}" if lines else ""))
 
 
-def _parse_output(data: bytes, trace: Trace) -> tuple[np.ndarray, tuple[Optional[bytes], ...]]:
-    verdicts = np.empty(len(trace), dtype=np.int32)
-    frames: list[Optional[bytes]] = []
-    at = 0
-    for i in range(len(trace)):
-        if len(data) - at < _OUTPUT_HEADER.itemsize:
-            raise RunError("the replay's output is truncated")
-        index, verdict, length = np.frombuffer(data, _OUTPUT_HEADER, 1, at)[0].tolist()
-        at += _OUTPUT_HEADER.itemsize
-        if index != i or len(data) - at < length:
-            raise RunError(f"the replay's output is out of step at packet {i}")
-        verdicts[i] = verdict
-        frames.append(data[at:at + length] if verdict != DROP else None)
-        at += length
-    if at != len(data):
-        raise RunError("the replay wrote more records than the trace has packets")
-    return verdicts, tuple(frames)
-
-
 def _parse_log(data: bytes, packets: int, cores: int) -> np.ndarray:
     if data[:8] != LOG_MAGIC or int.from_bytes(data[8:12], "little") != cores:
         raise RunError("the replay's log is not an NFXRLOG2 file of this build")
@@ -154,7 +134,7 @@ def run_replay(project: GeneratedProject, trace: Trace, *, sanitize: Optional[st
             raise RunError(f"the replay of {plan.nf} took longer than {timeout} s") from None
         if done.returncode != 0:
             raise _failure(done)
-        verdicts, frames = _parse_output(paths["out.bin"].read_bytes(), trace)
+        verdicts, frames = read_outputs(paths["out.bin"].read_bytes(), len(trace), "the replay")
         log = _parse_log(paths["log.bin"].read_bytes(), len(trace), plan.cores)
         times = _parse_replica_log(Path(tmp, "replica.bin").read_bytes(), len(trace)) if replicas else None
     return ParallelRun(verdicts, frames, log["core"].copy(), log["hash"].copy(), log["ran"].copy(),

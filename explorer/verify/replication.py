@@ -102,7 +102,7 @@ def replica_order_differences(plan: ParallelPlan, trace: Trace, run: ParallelRun
     replica order (none when the replicas took every write in one order and nothing else broke)."""
     order = replica_order(run)
     permuted = Trace(trace.timestamps[order], trace.devices[order], tuple(trace.frames[i] for i in order))
-    serial = Outcome.of(run_trace(plan.source, permuted, defines), len(trace))
+    serial = Outcome.of(run_trace(plan.source, permuted, defines))
     verdicts, frames = serial.verdicts, serial.frames
     return sorted(int(original) for position, original in enumerate(order.tolist())
                   if verdicts[position] != run.verdicts[original] or frames[position] != run.frames[original])
@@ -115,7 +115,7 @@ def compare_replicated(plan: ParallelPlan, trace: Trace, run: ParallelRun, seq: 
     n = len(trace)
     order = replica_order(run)
     permuted = Trace(trace.timestamps[order], trace.devices[order], tuple(trace.frames[i] for i in order))
-    serial = Outcome.of(run_trace(plan.source, permuted, defines), n)
+    serial = Outcome.of(run_trace(plan.source, permuted, defines))
     serial_verdicts_p, serial_frames_p = serial.verdicts, serial.frames
     serial_verdicts = np.empty(n, dtype=np.int32)
     serial_verdicts[order] = serial_verdicts_p
@@ -147,7 +147,7 @@ def compare_replicated(plan: ParallelPlan, trace: Trace, run: ParallelRun, seq: 
             bad.append((i, f"strict replication let it run without write #{int(epoch[i]) + 1} "
                            f"(packet {by_seq[int(epoch[i]) + 1]})"))
 
-    in_order = Outcome.of(seq, n)
+    in_order = Outcome.of(seq)
     trace_verdicts, trace_frames = in_order.verdicts, in_order.frames
     # The last lagging packet on each core, and per flow, so that consequences can be named.
     last_lag: dict[int, int] = {}
