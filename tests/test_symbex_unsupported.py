@@ -164,6 +164,18 @@ CASES = [
      "statement expressions ({ ... }), a GNU extension, are not supported"),
     ("_Generic", "", "return true;", "  return _Generic(len, uint16_t: 1, default: 0);", 6, 10,
      "_Generic selections are not supported"),
+    # a traceback (AttributeError: 'ID' object has no attribute 'type')
+    ("K&R definition", "static int f(a) int a; { return a & 1; }", "return true;", "  return f(len);", 2, 12,
+     "f() is defined in the old (K&R) style, its parameters typed in declarations after the ')', which is not "
+     "supported: type them in the parameter list, as in `int f(int a)`"),
+    # unsigned __int128 was read as unsigned int, __int128 was "unknown type"
+    ("unsigned __int128", "", "return true;", "  unsigned __int128 x = len;\n  return (int)(x >> 64);", 6, 3,
+     "128-bit integers (unsigned __int128) are not supported"),
+    ("__int128", "", "return true;", "  __int128 x = len;\n  return (int)(x & 1);", 6, 3,
+     "128-bit integers (__int128) are not supported"),
+    # it said "an array without a size needs an initializer the analyzer can count"
+    ("flexible array member", "struct msg { uint16_t n; uint8_t data[]; };", "return true;",
+     "  return (int)(sizeof(struct msg) & 1);", 2, 34, "flexible array members are not supported (here data[])"),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
     ("no nf_process", "", "return true;", None, None, None, "does not define nf_process() (expected: int nf_process("),
     # it said only 'the NF does not define nf_process()', with no place

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from pycparser import c_ast, c_parser
+from pycparser.c_lexer import CLexer
 
 from explorer.errors import CSyntaxError
 from explorer.frontend.columns import ColumnTable, SourceCoord, column_of, numbered_lines
@@ -31,6 +32,25 @@ def _token_location(token: Any) -> Optional[Location]:
     return Location(str(file), int(line), int(col or 0))
 
 
+# GNU C's alternate spellings of keywords, which gcc takes in every mode (system headers and code
+# written for -std=c99 use them): read as the keyword they spell.
+_ALTERNATE = {"__inline__": "inline", "__inline": "inline", "__restrict": "restrict", "__restrict__": "restrict",
+              "__volatile__": "volatile", "__volatile": "volatile", "__const": "const", "__const__": "const",
+              "__signed__": "signed", "__signed": "signed", "__alignof__": "_Alignof", "__alignof": "_Alignof"}
+
+
+class _Lexer(CLexer):
+    """pycparser's lexer, reading ``__inline__``, ``__restrict`` and the other GNU spellings of C's
+    keywords as those keywords (token and spelling alike)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._keyword_map.update({gnu: self._keyword_map[plain] for gnu, plain in _ALTERNATE.items()})
+
+    def _make_token(self, tok_type: str, value: str, pos: int) -> Any:  # pycparser's hook: every token
+        return super()._make_token(tok_type, _ALTERNATE.get(value, value) if tok_type != "ID" else value, pos)
+
+
 class _Parser(c_parser.CParser):
     """pycparser's parser, reporting errors with a Location instead of a formatted string.
 
@@ -40,7 +60,7 @@ class _Parser(c_parser.CParser):
     """
 
     def __init__(self, columns: Optional[ColumnTable] = None, spellings: Optional[dict[str, str]] = None):
-        super().__init__()
+        super().__init__(lexer=_Lexer)
         self._columns, self._spellings = columns, spellings or {}
 
     def _tok_coord(self, tok: Any) -> Any:  # pycparser's hook: every node's coordinate is made here
@@ -67,11 +87,58 @@ class _Parser(c_parser.CParser):
                     location = None
         extension = self._gnu_extension()
         if extension is not None:
-            raise _ParseFailure(f"gnu:{extension.value}", _token_location(extension) or location)
+            raise _ParseFailure(f"gnu:{extension.value}", self._located(extension) or location)
         ellipsis = self._case_range()
         if ellipsis is not None:
-            raise _ParseFailure("gnu:case ... :", _token_location(ellipsis) or location)
+            raise _ParseFailure("gnu:case ... :", self._located(ellipsis) or location)
+        construct = self._gnu_syntax()
+        if construct is not None:
+            raise _ParseFailure(construct[0], self._located(construct[1]) or location)
         raise _ParseFailure(msg, location)
+
+    def _located(self, token: Any) -> Optional[Location]:
+        """Where ``token`` is written in the source (its column in the preprocessed line may differ)."""
+        location = _token_location(token)
+        if location is None or self._columns is None:
+            return location
+        column = self._columns.column(self._spellings.get(location.file, location.file), location.line, location.col)
+        return location if column is None else Location(location.file, location.line, column)
+
+    def _recent(self) -> list[Any]:
+        """The tokens read so far and the next one, the last ones last."""
+        stream = getattr(self, "_tokens", None)
+        return [t for t in getattr(stream, "_buffer", [])[:getattr(stream, "_index", 0) + 1] if t is not None]
+
+    def _after(self, token: Any) -> Any:
+        """The token after ``token``, the last of ``_recent``."""
+        stream = self._tokens
+        return stream.peek(2) if stream.peek(1) is token else stream.peek(1)
+
+    def _gnu_syntax(self) -> Optional[tuple[str, Any]]:
+        """(message key, token) for a GNU C construct that pycparser has no grammar for, when the
+        parser stopped on it: a designator range, a label's address or a computed goto, ``?:``
+        without its middle, a nested function."""
+        tokens = self._recent()[-8:]
+        kinds = [getattr(t, "type", None) for t in tokens]
+        for k in range(len(tokens) - 1, 0, -1):
+            before, kind = kinds[k - 1], kinds[k]
+            opened = max((j for j in range(k) if kinds[j] == "LBRACKET"), default=None)
+            if kind == "ELLIPSIS" and opened is not None and "RBRACKET" not in kinds[opened:k]:
+                return "gnu:[first ... last]", tokens[k]
+            if kind == "LAND" and before not in _OPERAND_ENDS and not str(before).endswith("CONST"):
+                label = tokens[k + 1] if k + 1 < len(tokens) else self._after(tokens[k])
+                return f"gnu:&&label:{label.value if getattr(label, 'type', None) == 'ID' else 'label'}", tokens[k]
+            if before == "GOTO" and kind == "TIMES":
+                return "gnu:goto *", tokens[k - 1]
+            if before == "CONDOP" and kind == "COLON":
+                return "gnu:?:", tokens[k - 1]
+        if len(self._scope_stack) > 1 and kinds[-1] == "LBRACE" and len(tokens) > 1 and kinds[-2] == "RPAREN":
+            depth = 0
+            for k in range(len(tokens) - 2, 0, -1):  # back to the '(' of the parameter list: the name before it
+                depth += {"RPAREN": 1, "LPAREN": -1}.get(kinds[k], 0)
+                if depth == 0:
+                    return (f"gnu:nested:{tokens[k - 1].value}", tokens[k - 1]) if kinds[k - 1] == "ID" else None
+        return None
 
     def _case_range(self) -> Any:
         """The ``...`` of a GNU case range (``case 1 ... 5:``) when the parser stopped on it."""
@@ -99,12 +166,33 @@ _GNU = {  # keyword -> why the analysis refuses it
                                                       "key struct, order its fields or add explicit padding fields)"),
     **dict.fromkeys(("typeof", "__typeof__", "__typeof"), "{} is not supported: write the type out"),
     "__extension__": "{} is not supported: remove it",
+    "__builtin_offsetof": "{} is not supported: use offsetof() from <stddef.h>",
+    "__auto_type": "{} declarations, a GNU extension, are not supported: write the type out",
+    "__label__": "local labels ({}), a GNU extension, are not supported (nor is goto): see the analysis' words on "
+                 "goto",
+    "[first ... last]": "designator ranges ([first ... last] = value), a GNU extension, are not supported: list the "
+                        "values, or fill the array in nf_init with a loop",
+    "goto *": "computed goto (goto *), a GNU extension, is not supported: the analysis follows structured control "
+              "flow; choose the code with a switch",
+    "?:": "the conditional with its middle left out (x ?: y), a GNU extension, is not supported: write x ? x : y "
+          "(or keep x in a variable first)",
     "case ... :": "case ranges (case 1 ... 5:), a GNU extension, are not supported: give each value its own case "
                   "label, or test the range with if before the switch",
 }
 
 
+_OPERAND_ENDS = {"ID", "TYPEID", "RPAREN", "RBRACKET", "STRING_LITERAL", "PLUSPLUS", "MINUSMINUS"}
+
+
 def _sentence(msg: str) -> str:
+    if msg.startswith("gnu:&&label:"):
+        label = msg[len("gnu:&&label:"):]
+        return (f"labels as values (&&{label}), a GNU extension, are not supported (nor is goto): the analysis follows "
+                "structured control flow; choose the code with a switch")
+    if msg.startswith("gnu:nested:"):
+        name = msg[len("gnu:nested:"):]
+        return (f"nested functions (here {name}), a GNU extension, are not supported: define {name} at file scope, "
+                "above the function that calls it, and pass it what it used of that function's locals")
     if msg.startswith("gnu:"):
         keyword = msg[len("gnu:"):]
         return _GNU[keyword].format(keyword)

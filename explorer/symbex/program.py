@@ -133,6 +133,11 @@ class TypeResolver:
             variadic = False
             if node.args is not None:
                 for p in node.args.params:
+                    if isinstance(p, c_ast.ID):  # int f(a) int a; { ... }
+                        name = getattr(node.type, "declname", None) or "the function"
+                        raise unsupported(node, f"{name}() is defined in the old (K&R) style, its parameters typed "
+                                                "in declarations after the ')', which is not supported: type them in "
+                                                f"the parameter list, as in `int {name}(int {p.name})`")
                     if isinstance(p, c_ast.EllipsisParam):
                         variadic = True
                         continue
@@ -147,6 +152,9 @@ class TypeResolver:
                 return VOID
             if any(n in ("float", "double") for n in names):
                 raise unsupported(node, "floating-point types are not supported")
+            if "__int128" in names:
+                raise unsupported(node, f"128-bit integers ({' '.join(names)}) are not supported: the analysis "
+                                        "and the NIC's fields work on at most 64 bits; use uint64_t (or two of them)")
             it = int_type_from_specifiers(names)
             if it is not None:
                 return it
@@ -198,6 +206,9 @@ class TypeResolver:
                 scopes[-1].tags[node.name] = st
         members: list[tuple[str, CType]] = []
         for decl in node.decls:
+            if isinstance(decl.type, c_ast.ArrayDecl) and decl.type.dim is None:
+                raise unsupported(decl, f"flexible array members are not supported (here {decl.name}[]): the "
+                                        "analysis needs each object's size; give the array its largest length")
             if getattr(decl, "bitsize", None) is not None:
                 raise unsupported(decl, f"bit-fields are not supported (here {decl.name or 'an unnamed one'}): their "
                                         "layout is the compiler's; give each flag a whole uint8_t member, or keep "
