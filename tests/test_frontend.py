@@ -176,6 +176,7 @@ def test_parse_errors_point_at_the_nf_source(tmp_path: Path, body: str, line: in
     ("#define WIDE_NAME_OF_ONE 1\nint f(int a) {\n  return (a & WIDE_NAME_OF_ONE) ?: 1;\n}\n", 5, 33,
      "the conditional with its middle left out"),
     ("int f(int a) {\n  __label__ out;\n  return a;\n}\n", 4, 3, "local labels (__label__), a GNU extension"),
+    ("int f(int a) {\n  auto x = a;\n  return x;\n}\n", 4, 3, "auto as an inferred type (C23's auto x = value)"),
     ("struct pt { int a; int b; };\nunsigned long f(void) { return __builtin_offsetof(struct pt, b); }\n", 4, 32,
      "__builtin_offsetof is not supported: use offsetof() from <stddef.h>"),
 ])

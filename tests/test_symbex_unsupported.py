@@ -176,6 +176,10 @@ CASES = [
     # it said "an array without a size needs an initializer the analyzer can count"
     ("flexible array member", "struct msg { uint16_t n; uint8_t data[]; };", "return true;",
      "  return (int)(sizeof(struct msg) & 1);", 2, 34, "flexible array members are not supported (here data[])"),
+    # it said "cast to union u is not valid C"
+    ("cast to a union", "union u { uint32_t a; uint16_t b; };", "return true;",
+     "  union u x = (union u)(uint32_t)len;\n  return x.b & 1;", 7, 15,
+     "a cast to a union (union u), a GNU extension, is not supported: declare a union u and set the member"),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
     ("no nf_process", "", "return true;", None, None, None, "does not define nf_process() (expected: int nf_process("),
     # it said only 'the NF does not define nf_process()', with no place

@@ -132,6 +132,8 @@ class _Parser(c_parser.CParser):
                 return "gnu:goto *", tokens[k - 1]
             if before == "CONDOP" and kind == "COLON":
                 return "gnu:?:", tokens[k - 1]
+            if before == "AUTO" and kind == "ID" and k + 1 < len(tokens) and kinds[k + 1] == "EQUALS":
+                return "gnu:auto x =", tokens[k - 1]
         if len(self._scope_stack) > 1 and kinds[-1] == "LBRACE" and len(tokens) > 1 and kinds[-2] == "RPAREN":
             depth = 0
             for k in range(len(tokens) - 2, 0, -1):  # back to the '(' of the parameter list: the name before it
@@ -168,6 +170,7 @@ _GNU = {  # keyword -> why the analysis refuses it
     "__extension__": "{} is not supported: remove it",
     "__builtin_offsetof": "{} is not supported: use offsetof() from <stddef.h>",
     "__auto_type": "{} declarations, a GNU extension, are not supported: write the type out",
+    "auto x =": "auto as an inferred type (C23's auto x = value) is not supported: write the type out",
     "__label__": "local labels ({}), a GNU extension, are not supported (nor is goto): see the analysis' words on "
                  "goto",
     "[first ... last]": "designator ranges ([first ... last] = value), a GNU extension, are not supported: list the "

@@ -136,6 +136,9 @@ class Expressions(Visitor):
             return Int(ct.INT, 0)
         if isinstance(t, FunctionType) or (isinstance(t, PointerType) and isinstance(t.target, FunctionType)):
             raise m.fail(node, "function pointers are not supported")
+        if isinstance(t, StructType) and t.union:
+            raise m.fail(node, f"a cast to a union ({t}), a GNU extension, is not supported: declare a {t} and set "
+                               "the member the value is for")
         if isinstance(t, (StructType, ArrayType)):
             raise m.fail(node, f"cast to {t} is not valid C")
         return m.convert(value, t, node)
