@@ -496,8 +496,8 @@ def test_an_unsupported_path_is_a_record_in_the_errored_stash(tmp_path: Path) ->
     trace, error = exploration.errored[0]
     assert trace == (("b", True, True),)
     assert str(error) == f"{path}:4:27: call to unknown function mystery(); an NF may call only nf.h's " \
-                         "functions, memcpy/memset/memcmp, __builtin_expect, __builtin_bswap16/32 and functions it " \
-                         "defines"
+                         "functions, memcpy/memset/memcmp, __builtin_expect, __builtin_bswap16/32/64, " \
+                         "__builtin_popcount(l/ll) and functions it defines"
 
 
 def test_likely_unlikely_and_builtin_byte_swaps_read_as_gcc_computes_them(tmp_path: Path) -> None:
@@ -516,6 +516,42 @@ def test_likely_unlikely_and_builtin_byte_swaps_read_as_gcc_computes_them(tmp_pa
     assert texts == {"!p.is_ipv4", "p.is_ipv4 && p.is_tcpudp && p.l4.dport == 23",
                      "p.is_ipv4 && !p.is_tcpudp && p.ipv4.dst == 10.0.0.1",
                      "p.is_ipv4 && p.is_tcpudp && p.l4.dport != 23 && p.ipv4.dst == 10.0.0.1"}
+
+
+def test_builtin_popcounts_and_bswap64_read_as_gcc_computes_them(tmp_path: Path) -> None:
+    """``__builtin_popcount``, ``__builtin_popcountll`` and ``__builtin_bswap64`` were 'call to unknown
+    function'; the path condition now holds for the addresses where a gcc-built program says so."""
+    import random
+    import subprocess
+
+    import numpy as np
+
+    from explorer.symbex.evaluate import evaluate
+
+    test = ("__builtin_popcount(src) + __builtin_popcountll(__builtin_bswap64(((uint64_t)src << 32) | dst) ^ 0xffu)"
+            " + __builtin_popcountl((unsigned long)(dst & 0xf0f0u)) > 58")
+    path = tmp_path / "bits.c"
+    path.write_text('#include "nf.h"\nbool nf_init(void) { return true; }\n'
+                    "int nf_process(uint16_t device, uint8_t *packet, uint16_t len, nf_time_t now) {\n"
+                    "  struct nf_ipv4_hdr *ip = nf_ipv4_header(packet, len);\n  if (ip == NULL) return NF_DROP;\n"
+                    "  uint32_t src = ip->src_addr, dst = ip->dst_addr;\n"
+                    f"  if ({test}) return NF_DROP;\n  return 1 - device;\n}}\n")
+    (drop,) = [p for p in analyze(path).paths if p.verdict.kind == "drop" and p.condition_text != "!p.is_ipv4"]
+    rng = random.Random(5)
+    pairs = [(rng.getrandbits(32) | rng.choice([0, 0xffff0000]), rng.getrandbits(32) | rng.choice([0, 0xffffff]))
+             for _ in range(200)]
+    program = tmp_path / "bits_gcc.c"
+    program.write_text("#include <stdio.h>\n#include <stdint.h>\nint main(void) {\n  uint32_t src, dst;\n"
+                       f"  while (scanf(\"%u %u\", &src, &dst) == 2) printf(\"%d\\n\", {test});\n  return 0;\n}}\n")
+    subprocess.run(["gcc", "-O2", "-w", "-o", str(tmp_path / "bits_gcc"), str(program)], check=True)
+    printed = subprocess.run([str(tmp_path / "bits_gcc")], input="".join(f"{a} {b}\n" for a, b in pairs),
+                             check=True, capture_output=True, text=True).stdout.split()
+    wire = lambda values: np.array(values, dtype=np.uint32).byteswap().astype(np.uint64)  # noqa: E731
+    ipv4 = {"p.ether.type": 0x0800, "p.ipv4.version_ihl": 0x45, "p.ipv4.frag_off": 0, "p.len": 64, "p.device": 0}
+    env = {"p.ipv4.src": wire([a for a, _ in pairs]), "p.ipv4.dst": wire([b for _, b in pairs]),
+           **{name: np.full(len(pairs), value, dtype=np.uint64) for name, value in ipv4.items()}}
+    held = evaluate(drop.condition, env).tolist()
+    assert held == [p == "1" for p in printed] and 0 < sum(held) < len(pairs)
 
 
 def test_symbol_names_of_many_terms_are_the_union_of_each_terms_symbols():

@@ -411,4 +411,5 @@ class Expressions(Visitor):
             result = model.call(ctx)
             return result if result is not None else Int(ct.INT, 0)
         raise m.fail(node, f"call to unknown function {name}(); an NF may call only nf.h's functions, "
-                           "memcpy/memset/memcmp, __builtin_expect, __builtin_bswap16/32 and functions it defines")
+                           "memcpy/memset/memcmp, __builtin_expect, __builtin_bswap16/32/64, __builtin_popcount(l/ll) "
+                           "and functions it defines")

@@ -13,8 +13,8 @@ from explorer.frontend.columns import column_of
 from explorer.ir import Location
 from explorer.nfsource.number_lists import NumberElements
 from explorer.symbex.node_facts import NodeFacts
-from explorer.symbex.ctype import (INT, LONG, UINT, USHORT, VOID, ArrayType, CType, FunctionType, PointerType,
-                                   StructType, int_type_from_specifiers)
+from explorer.symbex.ctype import (INT, LONG, UINT, ULLONG, ULONG, USHORT, VOID, ArrayType, CType, FunctionType,
+                                   PointerType, StructType, int_type_from_specifiers)
 
 
 class Scope:
@@ -237,7 +237,11 @@ class TypeResolver:
 # gcc's builtins an NF may call without declaring them (``explorer.state_api.BUILTINS``).
 BUILTIN_PROTOTYPES = {"__builtin_expect": FunctionType(LONG, (LONG, LONG)),
                       "__builtin_bswap16": FunctionType(USHORT, (USHORT,)),
-                      "__builtin_bswap32": FunctionType(UINT, (UINT,))}
+                      "__builtin_bswap32": FunctionType(UINT, (UINT,)),
+                      "__builtin_bswap64": FunctionType(ULLONG, (ULLONG,)),
+                      "__builtin_popcount": FunctionType(INT, (UINT,)),
+                      "__builtin_popcountl": FunctionType(INT, (ULONG,)),
+                      "__builtin_popcountll": FunctionType(INT, (ULLONG,))}
 
 
 class Program:

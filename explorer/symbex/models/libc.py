@@ -15,11 +15,12 @@ MAX_BLOCK = 1 << 20  # bytes one memcpy / memset / memcmp may cover
 
 
 class ByteSwap(Model):
-    names = ("nf_ntohs", "nf_htons", "nf_ntohl", "nf_htonl", "__builtin_bswap16", "__builtin_bswap32")
+    names = ("nf_ntohs", "nf_htons", "nf_ntohl", "nf_htonl", "__builtin_bswap16", "__builtin_bswap32",
+             "__builtin_bswap64")
 
     def call(self, ctx: CallContext) -> Optional[Value]:
-        bits = 16 if ctx.name.endswith(("s", "16")) else 32
-        t = ct.USHORT if bits == 16 else ct.UINT
+        bits = 16 if ctx.name.endswith(("s", "16")) else 64 if ctx.name.endswith("64") else 32
+        t = {16: ct.USHORT, 32: ct.UINT, 64: ct.ULLONG}[bits]
         value = ctx.integer(0, t).v
         if ctx.name.startswith("nf_hton") and isinstance(value, int) and value:  # 0 reads as 0 either way
             ctx.machine.program.converted.add((bits // 8, value))
@@ -33,6 +34,22 @@ class Expect(Model):
 
     def call(self, ctx: CallContext) -> Optional[Value]:
         return ctx.integer(0, ct.LONG)
+
+
+class PopCount(Model):
+    """``__builtin_popcount(x)`` (``l``, ``ll``: of an unsigned long, long long): how many bits of
+    ``x`` are 1, as an int; of a symbolic ``x``, the sum of its bits."""
+
+    names = ("__builtin_popcount", "__builtin_popcountl", "__builtin_popcountll")
+
+    def call(self, ctx: CallContext) -> Optional[Value]:
+        t = ct.UINT if ctx.name == "__builtin_popcount" else ct.ULONG if ctx.name.endswith("l") and not \
+            ctx.name.endswith("ll") else ct.ULLONG
+        value = ctx.integer(0, t).v
+        if isinstance(value, int):
+            return Int(ct.INT, bin(value).count("1"))
+        bits = [z3.ZeroExt(31, z3.Extract(i, i, value)) for i in range(t.bits)]
+        return Int(ct.INT, z3.simplify(z3.Sum(*bits)))
 
 
 class Hash(Model):
