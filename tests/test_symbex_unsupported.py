@@ -176,6 +176,9 @@ CASES = [
     # it said "an array without a size needs an initializer the analyzer can count"
     ("flexible array member", "struct msg { uint16_t n; uint8_t data[]; };", "return true;",
      "  return (int)(sizeof(struct msg) & 1);", 2, 34, "flexible array members are not supported (here data[])"),
+    # it said "unknown identifier '__func__'"
+    ("__func__", "", "return true;", "  return __func__[0] == 'n';", 6, 10,
+     "__func__ (the enclosing function's name as a string) is not supported"),
     # it said "cast to union u is not valid C"
     ("cast to a union", "union u { uint32_t a; uint16_t b; };", "return true;",
      "  union u x = (union u)(uint32_t)len;\n  return x.b & 1;", 7, 15,

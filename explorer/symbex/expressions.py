@@ -23,6 +23,7 @@ from explorer.symbex.memory import value_of
 from explorer.symbex.models import CallContext, model_for
 from explorer.symbex.render import Renderer
 from explorer.symbex.state import NeedsFork
+from explorer.symbex.static_types import unknown_identifier
 from explorer.symbex.values import (Agg, Int, Ptr, SemanticsError, Value, add, arithmetic, bool_int, compare,
                                     convert_int, logical_not, mask, pointer_compare, truth, unary)
 from explorer.symbex.visitor import Visitor
@@ -71,7 +72,7 @@ class Expressions(Visitor):
             return Int(ct.INT, enum & mask(32))
         if m.is_function(node.name):
             raise m.fail(node, f"function pointers are not supported (here {node.name} is used as a value)")
-        raise m.fail(node, f"unknown identifier '{node.name}'")
+        raise m.fail(node, unknown_identifier(node.name))
 
     def visit_Constant(self, node: Any) -> Value:
         m = self.machine

@@ -33,7 +33,7 @@ class StaticTypes(Visitor):
             return ct.INT
         if node.name in m.program.prototypes:
             return m.program.prototypes[node.name]
-        raise m.fail(node, f"unknown identifier '{node.name}'")
+        raise m.fail(node, unknown_identifier(node.name))
 
     def visit_Constant(self, node: Any) -> CType:
         if node.type == "string":
@@ -126,3 +126,11 @@ class StaticTypes(Visitor):
 
     def visit_Typename(self, node: Any) -> CType:
         return self.machine.resolve_type(node)
+
+
+def unknown_identifier(name: str) -> str:
+    """Why ``name`` cannot be read: the function-name strings gcc predefines are named as such."""
+    if name in ("__func__", "__FUNCTION__", "__PRETTY_FUNCTION__"):
+        return (f"{name} (the enclosing function's name as a string) is not supported: write the name as a "
+                "string literal where it is needed")
+    return f"unknown identifier '{name}'"
