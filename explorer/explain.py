@@ -10,24 +10,20 @@ sequential NF on them to say what the split does to the second packet.
 """
 from __future__ import annotations
 
-import functools
 import ipaddress
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from explorer.ir import Access, Analysis, result_parts
+from explorer.ir import Access, Analysis
+from explorer.nf_terms import call_text, field_name, in_words, possessive, where
 from explorer.sharding.allocation import summary as allocation_summary
-from explorer.sharding.constraints import KeyedAccess, fields_on, keyed_accesses, written_objects
+from explorer.sharding.constraints import KeyedAccess, fields_on, keyed_accesses, rss_bits, written_objects
 from explorer.sharding.keybits import key_alternatives, key_bits
 from explorer.symbex.bitvec import symbols_of
 from explorer.wire import PACKET_FIELDS, RSS_BITS, RSS_NAMES
 
-# Packet fields by the names people use; RSS fields by the names the sharding table shows.
-FIELD_NAMES = {f.name: f.rss_name or f.name.removeprefix("p.").replace(".", "_") for f in PACKET_FIELDS}
-FIELD_NAMES.update({"p.ipv4.proto": "protocol", "p.ether.src": "src_mac", "p.ether.dst": "dst_mac",
-                    "p.ether.type": "ether_type"})
 FIELD_BITS = {f.name: f.bits for f in PACKET_FIELDS}
 VERBS = {"READ": "reads", "WRITE": "writes", "CREATE": "allocates in", "UPDATE": "refreshes",
          "VERIFY": "checks", "DESTROY": "frees in", "EXPIRE": "expires entries of"}
@@ -37,68 +33,7 @@ LOOKUP_CALLS = {"nf_map_get": "looks up", "nf_map_put": "records", "nf_map_erase
 SWAPPED = {"src_ip": "dst_ip", "dst_ip": "src_ip", "src_port": "dst_port", "dst_port": "src_port"}
 
 
-# ---- source --------------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=64)
-def _lines(file: str) -> tuple[str, ...]:
-    try:
-        return tuple(Path(file).read_text(encoding="utf-8", errors="replace").splitlines())
-    except OSError:
-        return ()
-
-
-def call_text(file: str, line: int, col: int, limit: int = 400) -> str:
-    """The C call that starts at ``file:line:col``, up to its closing parenthesis (it may span lines;
-    parentheses inside string and character literals do not count), on one line; "" when unknown."""
-    lines = _lines(file)
-    if not 1 <= line <= len(lines):
-        return ""
-    text = "\n".join(lines[line - 1:line + 9])[max(col - 1, 0):]
-    depth, quote, escaped, out = 0, "", False, []
-    for char in text[:limit]:
-        out.append(char)
-        if quote:
-            escaped = not escaped and char == "\\"
-            if char == quote and not escaped:
-                quote = ""
-            continue
-        if char in "\"'":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return " ".join("".join(out).split())
-    return ""
-
-
-def where(location: Mapping[str, Any] | Any) -> str:
-    """``fw.c:101`` for a location (a ``Location`` or its dict)."""
-    file = location["file"] if isinstance(location, Mapping) else location.file
-    line = location["line"] if isinstance(location, Mapping) else location.line
-    return f"{Path(file).name}:{line}"
-
-
 # ---- keys ----------------------------------------------------------------------------------
-
-def in_words(text: str) -> str:
-    """Engine text with packet-field symbols replaced by the names people use (``p.l4.dport ==
-    9999`` -> ``dst_port == 9999``); longest symbols first, so no name is replaced inside another."""
-    for symbol in sorted(FIELD_NAMES, key=len, reverse=True):
-        text = text.replace(symbol, FIELD_NAMES[symbol])
-    return text
-
-
-def field_name(symbol: str) -> str:
-    """``p.ipv4.src`` -> ``src_ip``; a value from state (``flows.value#2``) -> ``a value from flows``."""
-    if symbol in FIELD_NAMES:
-        return FIELD_NAMES[symbol]
-    obj, kind = result_parts(symbol)
-    if obj:
-        return f"{'an index' if kind == 'index' else 'a value'} from {obj}"
-    return symbol
-
 
 def key_fields(access: Access) -> tuple[str, ...]:
     """The packet fields a key is made of, in key order (most significant byte first), by the names
@@ -270,8 +205,7 @@ def _lock_cause(analysis: Analysis, name: str, decisions: Mapping[str, Any]) -> 
     keyed = keyed_accesses(analysis, name, written_objects(analysis))
 
     def at(k: KeyedAccess) -> str:
-        loc = k.access.location
-        return f"{where(loc)} `{call_text(loc.file, loc.line, loc.col) or k.access.call}`"
+        return k.site
 
     for k in keyed:
         if k.kind == "scan":
@@ -284,14 +218,17 @@ def _lock_cause(analysis: Analysis, name: str, decisions: Mapping[str, Any]) -> 
                     "device that get there share one entry, whatever their flow, and the NIC spreads each device's "
                     "packets over every core")
         if k.kind == "global":
-            source = ", ".join(field_name(s) for s in sorted(symbols_of(k.access.key)))
-            if not source:
-                return (f"{at(k)} always picks the same entry ({k.access.key_text}), whatever the packet: every "
-                        "packet that gets there uses that one entry")
-            return (f"{at(k)} picks the entry with {source}, which no packet field decides: "
-                    "any packet may need any entry")
+            if symbols_of(k.access.key):  # a value read-only state gives (a consistent-hash table's pick)
+                return (f"{at(k)} picks the entry with {k.key_words}, which no packet field decides: "
+                        "any packet may need any entry")
+            constant = k.key_words  # a number as the NF wrote it; a struct's bytes are no words
+            return (f"{at(k)} always picks the same entry"
+                    f"{f' ({constant})' if constant.isdigit() else ', its key built from constants'}, whatever "
+                    "the packet: every packet that gets there uses that one entry")
         if k.kind == "folds":
-            return f"{at(k)} picks the entry with {k.access.key_text}, a value from {', '.join(k.follows)}: {k.folded}"
+            named = all(possessive(o) in k.key_words for o in k.follows)  # "chain's index (x.c:9)" says whence
+            return (f"{at(k)} picks the entry with {k.key_words}"
+                    f"{'' if named else ' (a value from ' + ', '.join(k.follows) + ')'}: {k.folded}")
     follows = next((k for k in keyed if k.kind == "follows"), None)
     named = next((k for k in keyed if k.kind == "packet"), None)
     if follows is not None and named is not None:  # the sharding stage's next check, in its order
@@ -300,10 +237,16 @@ def _lock_cause(analysis: Analysis, name: str, decisions: Mapping[str, Any]) -> 
         return (f"{at(follows)} names an entry by a value from {sources} (no packet field), while {at(named)} names "
                 f"entries by {fields}: the first lives on the core of the packet that made the {sources} entry, the "
                 f"second on the core the NIC picks for {fields}, and no RSS key relates the two")
-    for k in keyed:
-        if k.kind == "packet" and k.non_rss:
-            return (f"{at(k)} is keyed by {', '.join(field_name(s) for s in k.non_rss)}, which the NIC cannot "
-                    "hash (RSS hashes only IP addresses and ports)")
+    for k in keyed:  # as the sharding stage: only a key no bit of which is an RSS field's bit
+        if k.kind == "packet" and k.non_rss and all(b is None for b in rss_bits(k.access)):
+            unhashable = ", ".join(field_name(s) for s in k.non_rss)
+            mixed = sorted(field_name(s) for s in symbols_of(k.access.key) if s.startswith("p.") and s not in k.non_rss)
+            if mixed:
+                return (f"{at(k)} is keyed by a mix of {', '.join(mixed)} and {unhashable} (a hash or a sum: no key "
+                        f"bit is one field's bit), so the packets that share an entry agree on no field the NIC "
+                        f"hashes ({unhashable}: not hashable at all)")
+            return (f"{at(k)} is keyed by {unhashable}, which the NIC cannot hash (RSS hashes only IP addresses "
+                    "and ports)")
     following = decisions.get(name, {}).get("follows", ())
     locked = [o for o in following if decisions.get(o, {}).get("decision") == "lock"]
     if locked:
@@ -642,8 +585,12 @@ def _remedy_words(remedies: Sequence[str]) -> str:
 
 
 def _locked_words(solution: Any) -> str:
-    """The locked objects' causes (the first of each chain of objects found through one another)."""
-    analysis, sharding = solution.analysis, solution.sharding
+    return locked_words(solution.analysis, solution.sharding)
+
+
+def locked_words(analysis: Analysis, sharding: Any) -> str:
+    """The locked objects' causes (the first of each chain of objects found through one another),
+    in the NF's terms: what the explorer, nfx solve's why and a refused --strategy sn all say."""
     decisions = {o.name: {"decision": o.decision, "follows": list(o.follows), "reason": o.reason}
                  for o in sharding.objects}
     locked = [o.name for o in sharding.locked]

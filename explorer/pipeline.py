@@ -116,12 +116,13 @@ def why_text(solution: Solution) -> str:
 def replication_summary(sharding: ShardingPlan, analysis: Optional[Analysis] = None) -> str:
     """Why shared-nothing works with some written objects replicated; with the ``analysis``, those
     replicated by choice although frequent packets write them are not called rarely written."""
+    from explorer.nf_terms import in_words
     from explorer.sharding.writers import writers_of
 
     many = len(sharding.replicated) > 1
     names = ", ".join(o.name for o in sharding.replicated)
     # each object's packet classes, "; "-joined: the distinct ones, once each
-    classes = sorted({c for o in sharding.replicated if o.write_class for c in o.write_class.split("; ")})
+    classes = sorted({in_words(c) for o in sharding.replicated if o.write_class for c in o.write_class.split("; ")})
     writers = writers_of(analysis) if analysis is not None else {}
     frequent = [o.name for o in sharding.replicated if o.name in writers and not writers[o.name].rare]
     if frequent:
@@ -162,7 +163,8 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) 
     analysis = nf if isinstance(nf, Analysis) else analyze(nf, defines)
     analysed = time.perf_counter()
     profile = nic_profile(nic)
-    sharding = shard(analysis, profile, overrides, allocation=allocation)
+    decided: dict = {}  # each object's own decision, made once for this solve and its remedies
+    sharding = shard(analysis, profile, overrides, allocation=allocation, decided=decided)
 
     if strategy in ("locks", "tm") or (strategy == "auto" and sharding.locked):
         chosen = STRATEGY_NAMES["tm" if strategy == "tm" else "locks"]
@@ -173,7 +175,9 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) 
         return _solution(analysis, sharding, chosen, plan, profile, cores, seed, True, explanation, None,
                          analysed)
     if sharding.locked:  # strategy == "sn" was asked for
-        raise ShardingError(f"{analysis.nf} cannot run shared-nothing: {_why_not_sharded(sharding)}")
+        from explorer.explain import locked_words
+
+        raise ShardingError(f"{analysis.nf} cannot run shared-nothing: {locked_words(analysis, sharding)}")
 
     fallback = strategy == "auto" and not overrides  # the NF itself cannot shard: use locks, say why
     if not sharding.conflicts:
@@ -186,7 +190,7 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) 
             return replace(_solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
                                      str(conflict), None, analysed),
                            conflict=conflict.conflict, remedies=_remedies(analysis, sharding, conflict.conflict,
-                                                                          profile, cores, seed))
+                                                                          profile, cores, seed, decided))
         return _solution(analysis, sharding, STRATEGY_NAMES["sn"], plan, profile, cores, seed, True, "", None,
                          analysed)
     explanation = "; ".join(sharding.conflicts)
@@ -194,7 +198,7 @@ def _solve(nf, defines, nic, cores, seed, overrides, strategy, allocation=True) 
         plan = solve_keys(_free_problem(sharding, profile, cores, seed))
         return replace(_solution(analysis, sharding, STRATEGY_NAMES["locks"], plan, profile, cores, seed, True,
                                  explanation, None, analysed),
-                       remedies=_remedies(analysis, sharding, None, profile, cores, seed))
+                       remedies=_remedies(analysis, sharding, None, profile, cores, seed, decided))
     return _overridden(analysis, sharding, STRATEGY_NAMES["sn"], profile, cores, seed, analysed)
 
 
@@ -211,7 +215,7 @@ def _conflict_error(analysis: Analysis, sharding: ShardingPlan, error: ShardingE
 
 
 def _remedies(analysis: Analysis, sharding: ShardingPlan, conflict: Optional[Conflict], profile: NicProfile,
-              cores: int, seed: int) -> tuple[str, ...]:
+              cores: int, seed: int, decided: Optional[dict] = None) -> tuple[str, ...]:
     """The overrides ``OBJ=replicate``, for the objects a conflict involves (the key solver's, or
     with none, the sharded objects of devices whose fields have nothing in common), that let
     every other object run shared-nothing, with only rare packets writing the copies: checked by
@@ -222,7 +226,7 @@ def _remedies(analysis: Analysis, sharding: ShardingPlan, conflict: Optional[Con
     found, writers = [], None
     for name in conflict_objects(sharding, conflict):
         try:
-            again = shard(analysis, profile, {name: "replicate"})
+            again = shard(analysis, profile, {name: "replicate"}, decided=decided)
             writers = writers if writers is not None else writers_of(analysis)
             # only rare writers: a copy per core that every packet writes would broadcast every packet
             if again.shared_nothing and all(writers[o.name].rare for o in again.replicated if o.name in writers):

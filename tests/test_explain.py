@@ -4,6 +4,7 @@ what the sequential NF does to them."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_locks_are_explained_by_the_line_that_forces_them():
     assert lb["objects"]["active"]["summary"].startswith("Shared by all cores behind a lock: lb.c:203 "
                                                         "`nf_cht_find_backend(")
     assert "walks them" in lb["objects"]["active"]["summary"]
-    assert "a value from cht, which no packet field decides" in lb["objects"]["backend_info"]["summary"]
+    assert "cht's backend (lb.c:203), which no packet field decides" in lb["objects"]["backend_info"]["summary"]
     bridge = pipeline.explain(pipeline.solve(ROOT / "sample_nfs" / "bridge.c", quality=False))
     assert "keyed by src_mac, which the NIC cannot hash" in bridge["objects"]["macs"]["summary"]
     assert bridge["strategy"]["summary"].startswith("locks: macs, keys, ports, chain cannot be split")
@@ -273,12 +274,13 @@ def test_nfx_solve_says_why_in_the_nfs_terms_and_json_keeps_both():
 
 
 def test_nfx_solve_text_names_packet_fields_as_the_explorer_does():
-    """The CLI's rows and why lines said p.ether.src and p.l4.dport == 9999 (the engine's symbols,
-    which --json keeps); the text names them src_mac and dst_port == 9999."""
+    """The CLI's rows and why lines said p.ether.src and p.l4.dport == 9999 (the engine's symbols);
+    the text names them src_mac and dst_port == 9999, and so do --json's reasons (its write_class
+    keeps the engine's symbols)."""
     from explorer.commands.solve import render
 
     bridge = pipeline.solve(ROOT / "sample_nfs" / "bridge.c", quality=False).to_dict()
-    assert "p.ether.src" in bridge["objects"][0]["reason"]
+    assert "keyed by src_mac" in bridge["objects"][0]["reason"]
     macs = next(line for line in render(bridge).splitlines() if line.startswith("  macs "))
     assert "keyed by src_mac, which RSS cannot hash" in macs and "p.ether" not in macs
     lb = render(pipeline.solve(ROOT / "sample_nfs" / "lb.c", quality=False).to_dict())
@@ -342,7 +344,7 @@ def test_a_replication_chosen_for_frequently_written_state_is_not_called_rare():
                           "singles out as rare write flows")
     assert "only rare" not in why and "(device 0; device 1)" in why
     lb = pipeline.solve(ROOT / "sample_nfs" / "lb.c", quality=False).to_dict()["replication"]
-    assert "only rare packets write them (device 0, p.ipv4.proto == 17 (UDP), p.l4.dport == 9999)" in lb
+    assert "only rare packets write them (device 0, protocol == 17 (UDP), dst_port == 9999)" in lb
 
 
 def test_a_lock_decided_after_the_keys_is_not_called_a_hash_of_fields():
@@ -355,7 +357,7 @@ def test_a_lock_decided_after_the_keys_is_not_called_a_hash_of_fields():
                              outcome=False)
     chain = quota["objects"]["chain"]["summary"]
     assert "hash or a sum" not in chain and "computes with usage's cell" in chain
-    assert "byte_quota.c:58:10" in chain and str(ROOT) not in chain
+    assert "byte_quota.c:58 `nf_dchain_allocate_new_index(chain, &index, now)`" in chain and str(ROOT) not in chain
     nat = pipeline.explain(pipeline.solve(ROOT / "tests" / "nfs" / "scrambled_nat.c", quality=False), outcome=False)
     wan = nat["objects"]["wan_map"]["summary"]
     assert "hash or a sum" not in wan and "names an entry by a value from chain (no packet field)" in wan
@@ -375,3 +377,80 @@ def test_a_conflict_is_told_the_same_way_whatever_the_process_solved_before():
     assert alone.conflict == after.conflict and alone.conflict.devices == (0,)
     assert pipeline.explain(after, outcome=False)["strategy"]["summary"] == \
         pipeline.explain(alone, outcome=False)["strategy"]["summary"]
+
+
+# Engine names that must never reach what nfx solve prints or the explorer says: term ids
+# (cht.backend#4), bit slices ([15:0]), an engine path and helper (path 3 nf_vector_borrow at),
+# terms (concat(...)), packet-field symbols (p.ipv4.src) and a struct key's bytes ({addr: ...}).
+ENGINE_NAMES = re.compile(r"#\d|\[\d+:\d+\]|\bpath \d+ (nf_|at )|concat\(|\bp\.(ipv4|l4|ether)\.|\{[a-z_]+: ")
+
+
+def _engine_names(text: str) -> list[str]:
+    return [m.group(0) for m in ENGINE_NAMES.finditer(text)]
+
+
+@pytest.mark.parametrize("nf, says", [
+    ("tests/nfs/backend_bytes.c", "backend_bytes.c:66 `nf_vector_borrow(sent, backend)` uses cht's backend "
+                                  "(backend_bytes.c:63) as its key, which no packet field decides"),
+    ("tests/nfs/ring_slots.c", "ring_slots.c:63 `nf_vector_borrow(slots, slot)` uses a value computed from ring's "
+                               "index (ring_slots.c:57) as its key: it is the same for different values"),
+    ("sample_nfs/nat.c", "by allocation: its entries are keyed by a value computed from an index i that chain hands "
+                         "out (nat.c:143 writes src_port = 1024 + i)"),
+    ("sample_nfs/bridge.c", "bridge.c:68 `nf_map_get(macs, &src, &index)` is keyed by src_mac, which RSS cannot hash"),
+    ("tests/nfs/cell_memo.c", "(cell_memo.c:30 `nf_vector_return(infos, i, in)` stores the low 6 bits of dst_port)"),
+    ("tests/nfs/service_counter.c", "service_counter.c:57 `nf_map_get(hits, &key, &index)` uses a key built from "
+                                    "constants"),
+    # the why names the stage's own cause: an expiry whose age the protocol picks, a hash of fields
+    # (it said 'keyed by protocol, which the NIC cannot hash' of both)
+    ("tests/nfs/mixed_timeout.c", "why: flows: mixed_timeout.c:31 `nf_expire_items(chain, keys, flows, now > age ? "
+                                  "now - age : 0)` expires chain at a time that depends on protocol"),
+    ("tests/nfs/hash_buckets.c", "why: buckets: hash_buckets.c:36 `nf_vector_borrow(buckets, b)` is keyed by a mix "
+                                 "of dst_ip, src_ip and protocol"),
+])
+def test_solve_and_the_explorer_name_state_in_the_nfs_terms(nf, says):
+    """nfx solve's object rows, its --json reasons and the explorer's words named engine terms: a
+    consistent-hash pick as 'cht.backend#4', a ring's ticket as 'ring.index#2 & 0x3f', a NAT's port
+    as '1024 + chain.index#3[15:0]', a place as 'path 0 nf_map_get at sample_nfs/bridge.c:68:7', a
+    stored value as 'concat(0, p.l4.dport[5:0])' and a constant key by its bytes. Each now names the
+    NF's line and call, the object and what its call returned, and the packet field."""
+    from explorer.commands.solve import render
+
+    solution = pipeline.solve(ROOT / nf, cores=4, quality=False)
+    data = solution.to_dict()
+    text = render(data)
+    assert says in text, text
+    assert _engine_names(text) == [], text
+    words = [o["reason"] for o in data["objects"]] + [data.get(k) or "" for k in ("why", "replication", "allocation")]
+    assert _engine_names(" ".join(words)) == [], words
+    explained = pipeline.explain(solution, outcome=False)
+    summaries = " ".join(o["summary"] + o["broken"] for o in explained["objects"].values())
+    assert _engine_names(summaries + explained["strategy"]["summary"]) == [], summaries
+
+
+def test_remedies_reuse_what_the_analysis_alone_decides(monkeypatch):
+    """nfx solve checks each remedy (OBJ=replicate) by sharding again: every object's own decision,
+    its writers' packet classes and the cell bits its paths read were all computed again per
+    remedy (dns_guard: 1.3 CPU-s of solve, 0.5 now). They depend on the analysis alone: the
+    decisions are made once per solve, the classes and bits once per analysis (none when this
+    process already solved it); the remedies found are the same."""
+    from explorer.sharding import decisions, writers
+
+    calls = {"decide": 0, "packet_class": 0}
+    decide, packet_class = decisions._decide, writers.packet_class
+
+    def counted_decide(*args, **kwargs):
+        calls["decide"] += 1
+        return decide(*args, **kwargs)
+
+    def counted_class(*args, **kwargs):
+        calls["packet_class"] += 1
+        return packet_class(*args, **kwargs)
+
+    monkeypatch.setattr(decisions, "_decide", counted_decide)
+    monkeypatch.setattr(writers, "packet_class", counted_class)
+    analysis = pipeline.analyze((ROOT / "tests" / "nfs" / "dns_guard.c").resolve())
+    solution = pipeline.solve(analysis, quality=False)
+    assert solution.remedies == ("clients=replicate", "unasked=replicate")
+    assert calls["decide"] == len(analysis.objects)  # once per object, for the solve and its remedies
+    writing = {w.path for ws in writers.writers_of(analysis).values() for w in ws.writes}
+    assert calls["packet_class"] <= len(writing)

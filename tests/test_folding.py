@@ -34,10 +34,11 @@ def _objects(path: str) -> dict[str, tuple[str, str]]:
 def test_a_counter_per_pair_of_indices_is_locked():
     found = _objects(NF)
     assert found["buckets"][0] == "lock"
-    assert ("index_pairs.c:30:17 uses key chain.index#2 / 2, a value from chain: it is the same for different values"
-            in found["buckets"][1]), found["buckets"][1]
+    assert ("index_pairs.c:30 `nf_vector_borrow(buckets, b)` uses a value computed from chain's index "
+            "(index_pairs.c:26) as its key: it is the same for different values" in found["buckets"][1]), found["buckets"][1]
     summary = describe(pipeline.analyze(NF), pipeline.solve(NF, cores=4, quality=False))
-    assert "picks the entry with chain.index#2 / 2, a value from chain: it is the same for different values" in json.dumps(summary)
+    assert ("picks the entry with a value computed from chain's index (index_pairs.c:26): it is the same for "
+            "different values") in json.dumps(summary)
 
 
 def test_one_to_one_keys_still_follow(tmp_path):
@@ -63,16 +64,16 @@ def test_the_domain_of_an_index_decides():
 def test_an_entry_named_by_a_stored_header_field_is_locked():
     found = _objects(str(NFS / "port_memo.c"))
     assert found["pinned"][0] == "shard" and found["per_service"][0] == "lock"
-    assert ("uses key pinned.value#3, a value from pinned: the values pinned stores are not indices a dchain "
-            "handed out" in found["per_service"][1]), found["per_service"][1]
+    assert ("port_memo.c:29 `nf_vector_borrow(per_service, port)` uses pinned's value (port_memo.c:26) as its key: "
+            "the values pinned stores are not indices a dchain handed out" in found["per_service"][1]), found["per_service"][1]
 
 
 def test_an_entry_named_by_a_header_field_a_cell_stores_is_locked():
     found = _objects(str(NFS / "cell_memo.c"))
     assert found["infos"][0] == "shard" and found["budget"][0] == "lock"
-    assert ("uses key infos.cell#6.cls, a value from infos: the cells of infos hold other values than indices a "
-            "dchain handed out (path 3 at " in found["budget"][1]), found["budget"][1]
-    assert "cell_memo.c:30:5 stores concat(0, p.l4.dport[5:0]))" in found["budget"][1]
+    assert ("uses a value computed from infos' cell (cell_memo.c:32) as its key: the cells of infos hold other "
+            "values than indices a dchain handed out (cell_memo.c:30 `nf_vector_return(infos, i, in)` stores the low 6 "
+            "bits of dst_port)" in found["budget"][1]), found["budget"][1]
     assert pipeline.solve(str(NFS.parent.parent / "sample_nfs" / "lb.c"), cores=4, quality=False).strategy == \
         "shared-nothing"  # its flows keep backend indices in their cells
 

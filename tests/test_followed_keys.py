@@ -22,7 +22,9 @@ def test_a_mapping_named_by_an_index_and_by_a_port_is_locked():
     wan = solution.sharding.decision("wan_map")
     assert solution.strategy == "locks"
     assert wan.decision == "lock" and not wan.allocation
-    assert "a value from chain (no packet field)" in wan.reason and "p.l4.dport" in wan.reason
+    assert ("scrambled_nat.c:86 `nf_map_put(wan_map, &pk, index)` names an entry by a value computed from chain's "
+            "index (scrambled_nat.c:78) and by no packet field" in wan.reason), wan.reason
+    assert "names entries by dst_port" in wan.reason and "#" not in wan.reason
     assert "no RSS key relates the two" in wan.reason
 
 

@@ -26,9 +26,10 @@ def _objects(path: str, defines: dict[str, str] | None = None) -> dict[str, tupl
 def test_a_counter_a_new_entry_adds_to_is_locked():
     found = _objects(NF)
     assert found["chain"][0] == "lock"
-    assert ("hands out an index of chain at" in found["chain"][1]
-            and "computes with counts's cell at it (" in found["chain"][1]
-            and "recycled_counter.c:76:21) before overwriting it" in found["chain"][1]), found["chain"][1]
+    assert ("recycled_counter.c:60 `nf_dchain_allocate_new_index(chain, &index, now)` hands out an index of chain"
+            in found["chain"][1]
+            and "computes with counts' cell at it (recycled_counter.c:76 `nf_vector_borrow(counts, index)`) before "
+                "overwriting it" in found["chain"][1]), found["chain"][1]
     assert found["counts"][0] == "lock"
     assert found["counts"][1].startswith("its indices come from chain, which is locked")
     assert found["keys"][0] == "lock"
@@ -37,7 +38,7 @@ def test_a_counter_a_new_entry_adds_to_is_locked():
 def test_a_counter_only_hits_read_is_locked():
     found = _objects(NF, {"RC_HITS_ONLY": "1"})
     assert found["chain"][0] == "lock"
-    assert "and does not write counts's cell at it, which other paths read" in found["chain"][1], found["chain"][1]
+    assert "and does not write counts' cell at it, which other paths read" in found["chain"][1], found["chain"][1]
 
 
 def test_a_counter_reset_when_its_index_is_handed_out_shards():

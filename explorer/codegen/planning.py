@@ -330,8 +330,10 @@ def parallel_plan(solution: Any, strategy: str = "auto", cores: Optional[int] = 
     if chosen not in STRATEGIES:
         raise GenerateError(f"unknown strategy {strategy!r}: choose from auto, {', '.join(STRATEGIES)}")
     if chosen == "sn" and solution.strategy != "shared-nothing":
-        why = "; ".join(f"{o.name} ({o.kind}): {o.reason}" for o in solution.sharding.locked)
-        raise GenerateError(f"{analysis.nf} cannot run shared-nothing: {why or solution.explanation}")
+        from explorer.explain import why_not_sharded  # the NF's terms, as nfx solve's why
+
+        why = why_not_sharded(solution) or solution.explanation
+        raise GenerateError(f"{analysis.nf} cannot run shared-nothing: {why}")
     count = 1 if chosen == "seq" else (cores if cores is not None else solution.cores)
     if count < 1:
         raise GenerateError(f"cores must be at least 1, not {count}")

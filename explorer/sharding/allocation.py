@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import z3
 
 from explorer.ir import Access, Analysis, CallPath
+from explorer.nf_terms import FIELD_NAMES, bare_symbol, where
 from explorer.rss.problem import PairConstraint
 from explorer.sharding.constraints import KeyedAccess, pair_constraints
 from explorer.symbex.bitvec import symbols_of
@@ -55,8 +56,9 @@ class AllocatedKey:
     allocating: tuple[Site, ...]
     reading: tuple[Site, ...]
     value_text: str  # the allocating side's value, e.g. "1024 + chain.index#3[15:0]"
-    written: tuple[str, ...] = ()  # where allocating paths write the value into the packet
+    written: tuple[str, ...] = ()  # where allocating paths write the value into the packet (file:line, formula)
     emitting: tuple[int, ...] = ()  # the allocating paths that write it into the packet they forward
+    words: str = "i"  # the allocating side's value in the NF's terms: "i", or "a value computed from i"
 
     @property
     def width(self) -> int:
@@ -69,9 +71,7 @@ class AllocatedKey:
     @property
     def formula(self) -> str:
         """``"1024 + i"``: the field value of index i, for people."""
-        if self.stride == 1:
-            return f"{self.offset} + i" if self.offset else "i"
-        return f"({self.offset} + {self.stride} * i) mod {1 << self.width}"
+        return _affine_text(self.offset, self.stride, self.width)
 
     def to_dict(self) -> dict[str, Any]:
         return {"object": self.object, "allocator": self.allocator, "capacity": self.capacity,
@@ -189,12 +189,15 @@ def _checked(obj: str, record: Any, reply: Any, carried: tuple[int, int], capaci
         if _affine_field(value, index, part, field, capacity) != carried:
             return None
     first = next(iter(spans.values()))
-    written = tuple(f"{loc} writes {record.field} = {record.value_text}" for loc in record.written_at)
+    formula = _affine_text(carried[0], carried[1], reply.bits)
+    written = tuple(f"{where(loc)} writes {FIELD_NAMES.get(record.field, record.field)} = {formula}"
+                    for loc in record.written_at)
+    words = "i" if bare_symbol(first[1]) == _index_symbol(first[2], record) else "a value computed from i"
     return AllocatedKey(
         obj, record.allocator, capacity, reply.rss_name, tuple(sorted(record.out_devices)), carried[0], carried[1],
         (lo, hi), tuple(sorted({(p.index, at) for p, at, _ in allocating})),
         tuple(sorted({(p.index, at) for p, at, _ in reading})), _text(first[1]), written,
-        tuple(sorted({p.index for p, _, _ in allocating})))
+        tuple(sorted({p.index for p, _, _ in allocating})), words)
 
 
 def _index_symbol(path: CallPath, record: Any) -> str:
@@ -365,7 +368,8 @@ def by_allocation(analysis: Analysis, decisions: Sequence[Any], keyed: Mapping[s
             readers = [a for a in keyed[k.object] if a.kind == "packet" and (a.path.index, a.position) in k.reading]
             constraints = tuple(field_constraint(dev, k.field, origin) for dev in k.devices)
             constraints += tuple(_with_field(c, k.field) for c in pair_constraints(k.object, tuple(readers)))
-            reason = (f"by allocation: its entries are keyed by {k.value_text}, an index i that {allocator} "
+            keyed_by = "an index i" if k.words == "i" else "a value computed from an index i"
+            reason = (f"by allocation: its entries are keyed by {keyed_by} that {allocator} "
                       f"hands out{carried}; packets on {hashed} name them by {k.field} = {k.formula}, so "
                       f"{hashed} hashes {k.field} only and each core allocates only the i whose {k.field} "
                       f"it receives ({_maestro(d)})")
@@ -426,10 +430,15 @@ def explain(allocation: Allocation, hashed: Mapping[int, Sequence[str]]) -> str:
             + "; the cost: a pool per core (capacity per core = its pool), and no value shared across cores")
 
 
+def _affine_text(offset: int, stride: int, width: int) -> str:
+    """``1024 + i``, ``(7 + 3 * i) mod 65536``: a value of index i, for people."""
+    if stride == 1:
+        return f"{offset} + i" if offset else "i"
+    return f"({offset} + {stride} * i) mod {1 << width}"
+
+
 def _formula_text(allocation: Allocation) -> str:
-    if allocation.stride == 1:
-        return f"{allocation.offset} + i" if allocation.offset else "i"
-    return f"({allocation.offset} + {allocation.stride} * i) mod {1 << allocation.width}"
+    return _affine_text(allocation.offset, allocation.stride, allocation.width)
 
 
 def summary(allocation: Allocation, name: str) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from explorer.ir import Access, Analysis, CallPath
+from explorer.nf_terms import access_site, key_words, uses_key
 from explorer.rss.problem import PairConstraint
 from explorer.sharding.folding import folding
 from explorer.sharding.keybits import KeyBit, key_alternatives, key_bits
@@ -58,7 +59,23 @@ class KeyedAccess:
 
     @property
     def where(self) -> str:
+        """The engine's name of the access (path, call, location): unique, for constraint origins."""
         return f"path {self.path.index} {self.access.call} at {self.access.location}"
+
+    @property
+    def site(self) -> str:
+        """The access in the NF's terms, for reasons: ``fw.c:101 `nf_map_get(flows, &key, &index)```."""
+        return access_site(self.access)
+
+    @property
+    def key_words(self) -> str:
+        """The key in the NF's terms (``chain's index (nat.c:139)``, ``16``), for reasons."""
+        return key_words(self.access, self.path)
+
+    @property
+    def uses_key(self) -> str:
+        """``uses key 16``, ``uses chain's index (nat.c:139) as its key``."""
+        return uses_key(self.key_words)
 
 
 def written_objects(analysis: Analysis) -> frozenset[str]:

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional, Union
 
 from explorer.errors import ConfigError
 from explorer.ir import Analysis, Op
+from explorer.nf_terms import access_site, fields_words, possessive
 from explorer.rss.nic import NicProfile
 from explorer.rss.problem import PairConstraint
 from explorer.wire import RSS_NAMES
@@ -176,19 +177,24 @@ def check_overrides(overrides: Overrides, analysis: Analysis) -> None:
 
 
 def shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None = None,
-          allocation: bool = True) -> ShardingPlan:
+          allocation: bool = True, decided: Optional[dict] = None) -> ShardingPlan:
     """With ``allocation``, objects keyed by a value the NF allocates and packets carry back are
     sharded by allocation (``explorer.sharding.allocation``) unless that leaves a conflict that
-    pair constraints would not; overriding such an object's fields asks for pair constraints."""
-    plan = _shard(analysis, nic, overrides, allocation)
+    pair constraints would not; overriding such an object's fields asks for pair constraints.
+    ``decided``: a dict shared by the shards of one analysis in one solve (the remedies nfx solve
+    checks shard again), where each object's own decision, which depends on the analysis and its
+    field override alone, is made once."""
+    decided = {} if decided is None else decided
+    plan = _shard(analysis, nic, overrides, allocation, decided)
     if plan.allocations and plan.conflicts:
-        pairs = _shard(analysis, nic, overrides, False)
+        pairs = _shard(analysis, nic, overrides, False, decided)
         if not pairs.conflicts:
             return replace(pairs, unallocated="sharding by allocation conflicts: " + "; ".join(plan.conflicts))
     return plan
 
 
-def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, allocation: bool) -> ShardingPlan:
+def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, allocation: bool,
+           decided: dict) -> ShardingPlan:
     check_overrides(overrides or {}, analysis)
     overrides, chosen = split_overrides(overrides)
     devices = tuple(range(analysis.devices))
@@ -197,10 +203,17 @@ def _shard(analysis: Analysis, nic: NicProfile, overrides: Overrides | None, all
 
     decisions: list[ObjectDecision] = []
     keyed_by: dict[str, tuple[KeyedAccess, ...]] = {}
+    # An object's own decision depends on the analysis and its field override alone (``shard``)
     for obj in analysis.objects:
-        keyed = keyed_by[obj.name] = keyed_accesses(analysis, obj.name, written)
-        decisions.append(replace(_decide(obj.name, obj.kind, obj.name in written, keyed, counts.get(obj.name, 0),
-                                         devices, overrides.get(obj.name, {})), written=obj.name in written))
+        override = overrides.get(obj.name, {})
+        ident = (obj.name, tuple(sorted(override.items())))
+        if ident not in decided:
+            keyed = keyed_accesses(analysis, obj.name, written)
+            decided[ident] = (keyed, replace(_decide(obj.name, obj.kind, obj.name in written, keyed,
+                                                     counts.get(obj.name, 0), devices, override),
+                                             written=obj.name in written))
+        keyed_by[obj.name], decision = decided[ident]
+        decisions.append(decision)
     allocations: tuple[Allocation, ...] = ()
     if allocation:
         decisions, allocations = by_allocation(analysis, decisions, keyed_by, skip=overrides)
@@ -306,12 +319,15 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
         return decision("replicate", "packets only read it: filled by nf_init, copied to every core")
     for k in keyed:
         if k.kind == "scan":
-            return decision("lock", f"{k.where} scans its entries (not one entry named by a key): "
+            return decision("lock", f"{k.site} scans its entries (not one entry named by a key): "
                                     "every packet may touch every entry")
         if k.kind == "global" and k.by_device:
             return decision("lock", _by_device(k))
+        if k.kind == "global" and symbols_of(k.access.key):  # a value read-only state gives (a table's pick)
+            return decision("lock", f"{k.site} {k.uses_key}, which no packet field decides: any packet that "
+                                    "takes that path may need any entry")
         if k.kind == "global":
-            return decision("lock", f"{k.where} uses key {k.access.key_text}, which depends on no packet field: "
+            return decision("lock", f"{k.site} {k.uses_key}, which depends on no packet field: "
                                     "every packet that takes that path touches that one entry, whatever its flow")
         if k.kind == "folds":
             return decision("lock", _folding(k))
@@ -332,7 +348,7 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
             opaque = (f"a choice among more than {CHOICES} conditions"
                       if any(k.kind == "packet" and chooses_too_much(k.access.key) for k in keyed)
                       else "e.g. a hash or sum of fields")
-            return decision("lock", f"{c.origin}: the keys can be equal for packets that share no "
+            return decision("lock", f"{_pair_sites(name, keyed, c)}: the keys can be equal for packets that share no "
                                     f"RSS-hashable field ({opaque})")
     overridden = bool(override)
     natural = constraints
@@ -361,6 +377,21 @@ def _decide(name: str, kind: str, is_written: bool, keyed: tuple[KeyedAccess, ..
     return decision("shard", reason, fields, constraints, overridden, natural)
 
 
+def _pair_sites(name: str, keyed: tuple[KeyedAccess, ...], c: PairConstraint) -> str:
+    """The two accesses of constraint ``c`` in the NF's terms (its origin names them as the engine
+    does): ``fw.c:90 `...` (device 0) and fw.c:101 `...` (device 1)``."""
+    packet = [k for k in keyed if k.kind == "packet"]
+    for k1 in packet:
+        for k2 in packet:
+            for d1 in k1.path.devices:
+                for d2 in k2.path.devices:
+                    if c.origin == f"{name}: {k1.where} (device {d1}) ~ {k2.where} (device {d2})":
+                        if k1.site != k2.site:
+                            return f"{k1.site} (device {d1}) and {k2.site} (device {d2})"
+                        return f"{k1.site} ({f'two device {d1} packets' if d1 == d2 else f'devices {d1} and {d2}'})"
+    return name
+
+
 def _xored_fields(keyed: tuple[KeyedAccess, ...]) -> list[tuple[str, str]]:
     """The pairs of RSS fields some packet key XORs bit by bit (``src ^ dst``), in field order."""
     found = set()
@@ -384,14 +415,15 @@ def _by_device(k: KeyedAccess) -> str:
     # A global key's values come only from objects no packet writes: copied to every core.
     through = (f", through {via}, which the NF reads at the device's index and every core keeps a copy of "
                f"(packets only read it)," if via and not k.access.by_device else "")
-    return (f"{k.where} uses key {k.access.key_text}, which depends on the input device (device {devices} on that "
+    return (f"{k.site} {k.uses_key}, which depends on the input device (device {devices} on that "
             f"path){through} and on no packet field: every packet of device {devices} that takes that path touches "
             f"that one entry, whatever its flow, and RSS spreads each device's packets over every core")
 
 
 def _folding(k: KeyedAccess) -> str:
     """Why a key that maps several values of another object to one entry locks its object."""
-    return f"{k.where} uses key {k.access.key_text}, a value from {', '.join(k.follows)}: {k.folded}"
+    named = all(possessive(o) in k.key_words for o in k.follows)  # "chain's index (x.c:9)" says whence
+    return f"{k.site} {k.uses_key}{'' if named else ', a value from ' + ', '.join(k.follows)}: {k.folded}"
 
 
 def _unhashable(k: KeyedAccess) -> str:
@@ -400,10 +432,10 @@ def _unhashable(k: KeyedAccess) -> str:
     not the whole reason, since the hash alone would lock it."""
     hashable = sorted(s for s in symbols_of(k.access.key) if s.startswith("p.") and s not in k.non_rss)
     if not hashable:
-        return f"{k.where} is keyed by {', '.join(k.non_rss)}, which RSS cannot hash"
-    return (f"{k.where} is keyed by a mix of {', '.join(hashable + list(k.non_rss))} (no key bit is one field's "
-            f"bit: a hash, a sum), so packets that share an entry need agree on no field RSS hashes "
-            f"({', '.join(k.non_rss)}: not hashable at all)")
+        return f"{k.site} is keyed by {fields_words(k.non_rss)}, which RSS cannot hash"
+    return (f"{k.site} is keyed by a mix of {fields_words(hashable + list(k.non_rss))} (no key bit is one "
+            f"field's bit: a hash, a sum), so packets that share an entry need agree on no field RSS hashes "
+            f"({fields_words(k.non_rss)}: not hashable at all)")
 
 
 def _followed_and_named(keyed: tuple[KeyedAccess, ...]) -> Optional[str]:
@@ -419,10 +451,12 @@ def _followed_and_named(keyed: tuple[KeyedAccess, ...]) -> Optional[str]:
     named = next((k for k in keyed if k.kind == "packet"), None)
     if follows is None or named is None:
         return None
-    fields = ", ".join(sorted(s for s in symbols_of(named.access.key) if s.startswith("p.")))
-    return (f"{follows.where} names an entry by {follows.access.key_text}, a value from "
-            f"{', '.join(follows.follows)} (no packet field), while {named.where} names entries by {fields}: "
-            f"the first lives on the core of the packet that made {', '.join(follows.follows)}'s entry, the "
+    fields = fields_words(sorted(s for s in symbols_of(named.access.key) if s.startswith("p.")))
+    said = all(possessive(o) in follows.key_words for o in follows.follows)  # "pool's index (x.c:9)" says whence
+    whence = "" if said else f", a value from {', '.join(follows.follows)}"
+    return (f"{follows.site} names an entry by {follows.key_words}{whence} and by no packet field, while "
+            f"{named.site} names entries by {fields}: "
+            f"the first lives on the core of the packet that made {possessive(', '.join(follows.follows))} entry, the "
             f"second on the core RSS picks for {fields}, and no RSS key relates the two")
 
 
@@ -482,7 +516,7 @@ def _dangling_use(analysis: Analysis, chain: str, keyed: tuple[KeyedAccess, ...]
     for k in keyed:
         for keeper in k.follows:
             if keeper != chain and keeper not in partners and keeper in by_name:
-                return keeper, k.where
+                return keeper, k.site
     return None
 
 
@@ -512,7 +546,7 @@ def _lock_partial_expiry(analysis: Analysis, decisions: list[ObjectDecision]) ->
                 if access.op == Op.EXPIRE and access.object == expired:
                     break  # expired first on this path: what follows sees only young entries
                 if access.object in group:
-                    why = (f"path {path.index} {access.call} at {access.location} uses {access.object} without "
+                    why = (f"{access_site(access)} uses {access.object} without "
                            f"expiring {expired} first, as other paths do: sharded, an entry expires only when a "
                            f"packet of its own core expires it, so that path could find one the sequential NF "
                            f"has already expired")

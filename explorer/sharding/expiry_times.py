@@ -10,11 +10,12 @@ because a UDP frame of another flow expired its entry, would pass on every other
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import z3
 
 from explorer.ir import Access, Analysis, Op
+from explorer.nf_terms import FIELD_NAMES, access_site, state_value
 from explorer.symbex.bitvec import symbols_of
 from explorer.symbex.path_solver import PathSolver
 
@@ -34,8 +35,8 @@ def uneven_expiries(analysis: Analysis) -> dict[str, str]:
             others = sorted(symbols_of(access.time) - {NOW})
             if others:
                 uneven[access.object] = (
-                    f"path {path.index} {access.call} at {access.location} expires {access.object} at a time "
-                    f"that depends on {', '.join(others)}, not on now alone: sharded, an entry would go only "
+                    f"{access_site(access)} expires {access.object} at a time "
+                    f"that depends on {_names(others, path)}, not on now alone: sharded, an entry would go only "
                     f"when a packet of its own core with that age comes, sequentially when any packet does")
                 continue
             first = firsts.setdefault(access.object, (path.index, access))
@@ -44,8 +45,13 @@ def uneven_expiries(analysis: Analysis) -> dict[str, str]:
             solver = solver or PathSolver()
             if solver.satisfiable([], access.time != first[1].time, witness=False):
                 uneven[access.object] = (
-                    f"path {first[0]} {first[1].call} at {first[1].location} and path {path.index} "
-                    f"{access.call} at {access.location} expire {access.object} with different ages: sharded, "
-                    f"an entry would go only when a packet of its own core with the shorter age comes, "
+                    f"{access_site(first[1])} and {access_site(access)} expire {access.object} with different "
+                    f"ages: sharded, an entry would go only when a packet of its own core with the shorter age comes, "
                     f"sequentially when any packet does")
     return uneven
+
+
+def _names(symbols: list[str], path: Any) -> str:
+    """What an expiry time depends on besides now, in the NF's terms (a field, a value from state)."""
+    return ", ".join(FIELD_NAMES.get(s, "the input device" if s == "p.device" else state_value(s, path))
+                     for s in symbols)

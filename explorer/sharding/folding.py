@@ -20,14 +20,14 @@ packets of different cores sequentially (tests/nfs/port_memo.c: NOT equivalent, 
 """
 from __future__ import annotations
 
-import weakref
 from typing import Optional
 
 import z3
 
 from explorer.ir import Analysis, CallPath, Op, result_parts
+from explorer.nf_terms import access_site, value_words
+from explorer.sharding.analysis_memo import memo
 from explorer.symbex.path_solver import PathSolver
-from explorer.symbex.render import Renderer
 
 
 def folding(analysis: Analysis, path: CallPath, key: z3.ExprRef, sources: tuple[str, ...]) -> str:
@@ -69,9 +69,9 @@ def _stored_elsewise(analysis: Analysis, vector: str, key: z3.ExprRef, cell: str
     that is not made of indices (a dchain's, a consistent-hash backend, an index map's value) or of
     what the cell held; "" when no write makes it anything else. A constant the ``reader`` path
     cannot see as its key (a sentinel -1 it tests for first) is no such value."""
-    memo = _memo(analysis).setdefault("stored", {})
-    if (key.get_id(), cell, reader.index) in memo:
-        return memo[key.get_id(), cell, reader.index][1]
+    stored = memo(analysis).setdefault("stored", {})
+    if (key.get_id(), cell, reader.index) in stored:
+        return stored[key.get_id(), cell, reader.index][1]
     maps = _index_maps(analysis)
     symbol = next(p if z3.is_const(p) else p.arg(0) for p in _key_parts(analysis, key)
                   if _name(p if z3.is_const(p) else p.arg(0)) == cell)
@@ -87,11 +87,11 @@ def _stored_elsewise(analysis: Analysis, vector: str, key: z3.ExprRef, cell: str
             if not names and not PathSolver().satisfiable([reader.condition], key == made, witness=False):
                 continue
             if not names or not all(_index_like(n, vector, maps) for n in names):
-                found = f"path {path.index} at {access.location} stores {Renderer().text(made)}"
+                found = f"{access_site(access)} stores {value_words(made, path)}"
                 break
         if found:
             break
-    memo[key.get_id(), cell, reader.index] = (key, found)
+    stored[key.get_id(), cell, reader.index] = (key, found)
     return found
 
 
@@ -110,7 +110,7 @@ def folds(analysis: Analysis, path: CallPath, key: z3.ExprRef) -> bool:
         return False
     bounds = _bounds(analysis, path)
     limits = tuple(_limit(p, bounds) for p in parts)
-    answers = _memo(analysis).setdefault("folds", {})
+    answers = memo(analysis).setdefault("folds", {})
     if (key.get_id(), limits) in answers:
         return answers[key.get_id(), limits]
     first = {p: z3.BitVec(f"fold.a.{i}", p.size()) for i, p in enumerate(parts)}
@@ -191,31 +191,17 @@ def _bounds(analysis: Analysis, path: CallPath) -> dict[str, int]:
     return out
 
 
-# Per analysis (while it lives): what every keyed access would otherwise recompute, its index maps
-# and, per key term (paths share them), the key's parts and the answers given for it.
-_MEMOS: dict[int, tuple[weakref.ref, dict]] = {}
-
-
-def _memo(analysis: Analysis) -> dict:
-    kept = _MEMOS.get(id(analysis))
-    if kept is not None and kept[0]() is analysis:
-        return kept[1]
-    memo: dict = {}
-    _MEMOS[id(analysis)] = (weakref.ref(analysis, lambda _, key=id(analysis): _MEMOS.pop(key, None)), memo)
-    return memo
-
-
 def _index_maps(analysis: Analysis) -> dict[str, int]:
     """``_map_value_bounds`` once per analysis (every keyed access asks)."""
-    memo = _memo(analysis)
-    if "index_maps" not in memo:
+    kept = memo(analysis)
+    if "index_maps" not in kept:
         capacity = {o.name: o.capacity for o in analysis.objects if o.kind == "dchain"}
-        memo["index_maps"] = _map_value_bounds(analysis, capacity)
-    return memo["index_maps"]
+        kept["index_maps"] = _map_value_bounds(analysis, capacity)
+    return kept["index_maps"]
 
 
 def _key_parts(analysis: Analysis, key: z3.ExprRef) -> list[z3.ExprRef]:
-    parts = _memo(analysis).setdefault("parts", {})
+    parts = memo(analysis).setdefault("parts", {})
     if key.get_id() not in parts:
         parts[key.get_id()] = (key, _parts(key))  # the key kept alive: its id stays its own
     return parts[key.get_id()][1]

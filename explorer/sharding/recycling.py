@@ -17,6 +17,8 @@ from typing import Mapping
 import z3
 
 from explorer.ir import Access, Analysis, CallPath
+from explorer.nf_terms import access_site, possessive
+from explorer.sharding.analysis_memo import memo
 from explorer.symbex.bitvec import symbols_of
 
 
@@ -98,7 +100,14 @@ def _handed_back(value, cell: str, high: int, into_kept: set[Bits], into_used: s
 def _read_bits(analysis: Analysis, vector: str, own: bool = True) -> set[Bits]:
     """The bit ranges of ``vector``'s cells that some path computes with (a cell handed back as it
     was borrowed is not read); without ``own``, what is computed only to be handed back to
-    ``vector`` does not count either."""
+    ``vector`` does not count either. Once per analysis: each remedy nfx solve checks asks again."""
+    kept = memo(analysis).setdefault("read_bits", {})
+    if (vector, own) not in kept:
+        kept[vector, own] = frozenset(_reads(analysis, vector, own))
+    return set(kept[vector, own])
+
+
+def _reads(analysis: Analysis, vector: str, own: bool) -> set[Bits]:
     bits: set[Bits] = set()
     for path in analysis.paths:
         for j, borrow in enumerate(path.accesses):
@@ -170,7 +179,7 @@ def _cell_inherited(path: CallPath, later: tuple[Access, ...], vector: str, inde
                     read: set[Bits]) -> str:
     """Why ``vector``'s cell at the new ``index`` keeps, for a path that reads it, or is read for, its
     last holder's content on ``path``; "" when the path overwrites what any path reads first."""
-    head = (f"path {path.index} hands out an index of {alloc.object} at {alloc.location} (a released one, once "
+    head = (f"{access_site(alloc)} hands out an index of {alloc.object} (a released one, once "
             f"its expiry or free ran)")
     tail = (f"sequentially the new entry starts with what the index's last holder left there, sharded with what "
             f"the last holder of that index on its own core left (a dchain per core hands indices out in "
@@ -179,7 +188,7 @@ def _cell_inherited(path: CallPath, later: tuple[Access, ...], vector: str, inde
                       if a.object == vector and a.call == "nf_vector_borrow" and _mentions(a.key, index)), None)
     if borrow_at is None:
         if read:
-            return f"{head} and does not write {vector}'s cell at it, which other paths read: {tail}"
+            return f"{head} and does not write {possessive(vector)} cell at it, which other paths read: {tail}"
         return ""
     borrow = later[borrow_at]
     if not borrow.results:
@@ -187,7 +196,8 @@ def _cell_inherited(path: CallPath, later: tuple[Access, ...], vector: str, inde
     cell = borrow.results[0]
     rest = later[borrow_at + 1:]
     if _path_reads(path, cell, rest):
-        return f"{head} and computes with {vector}'s cell at it ({borrow.location}) before overwriting it: {tail}"
+        return (f"{head} and computes with {possessive(vector)} cell at it ({access_site(borrow)}) before "
+                f"overwriting it: {tail}")
     back = next((a for a in rest if a.object == vector and a.call == "nf_vector_return"), None)
     kept: set[Bits] = set()
     if back is None or back.value is None:
@@ -195,8 +205,8 @@ def _cell_inherited(path: CallPath, later: tuple[Access, ...], vector: str, inde
     else:
         _handed_back(back.value, cell, back.value.size() - 1, kept, set())
     if _overlap(kept, read):
-        return (f"{head} and keeps part of {vector}'s cell at it (handed back at "
-                f"{(back or borrow).location}) that other paths read: {tail}")
+        return (f"{head} and keeps part of {possessive(vector)} cell at it (handed back at "
+                f"{access_site(back or borrow)}) that other paths read: {tail}")
     return ""
 
 

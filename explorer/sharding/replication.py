@@ -28,6 +28,7 @@ from typing import Mapping, Optional, Sequence
 
 from explorer.errors import ConfigError
 from explorer.ir import Analysis, Op, result_parts
+from explorer.nf_terms import access_site, in_words, state_value, where
 from explorer.sharding.writers import Writers, writers_of
 from explorer.symbex.bitvec import symbols_of
 
@@ -139,8 +140,9 @@ def _frequent(name: str, w: Writers) -> str:
     first = w.frequent()[0]
     # The class may be a device alone (a management port): "any packet" would be wrong; what is
     # true is that no header field singles the writers out as rare control traffic.
-    text = (f"{name} is written on paths whose packets no header field narrows ({first.where}; packet class: "
-            f"{dict(w.classes)[first.path].text}; narrow pins a port, an address, a MAC or a non-IPv4 EtherType), "
+    text = (f"{name} is written on paths whose packets no header field narrows ({first.site}; packet class: "
+            f"{in_words(dict(w.classes)[first.path].text)}; narrow pins a port, an address, a MAC or a non-IPv4 "
+            "EtherType), "
             f"so replicas would broadcast every packet of that class")
     rest = w.without_refreshes()
     if any(x.refresh for x in w.frequent()):
@@ -149,7 +151,7 @@ def _frequent(name: str, w: Writers) -> str:
                     "timestamp, max-merged at expiry) is not what the generated runtime does")
         other = rest.frequent()[0]
         return (text + f"; even with a core-local refresh (a per-replica timestamp, max-merged at expiry), "
-                f"{other.where} would still write on every packet of its class")
+                f"{other.site} would still write on every packet of its class")
     return text
 
 
@@ -162,9 +164,9 @@ def _rerun_hazard(analysis: Analysis, group: set[str]) -> Optional[str]:
             touched = {access.object, *access.related} if access.op == Op.EXPIRE else {access.object}
             if access.op.mutates and touched & group:
                 if earlier is not None:
-                    return (f"path {path.index} changes {earlier.object} ({earlier.call} at {earlier.location}) "
-                            f"before it may change {', '.join(sorted(touched & group))} ({access.call} at "
-                            f"{access.location}): a packet that must rerun as a writer would repeat that change")
+                    return (f"a path changes {earlier.object} ({access_site(earlier)}) before it may change "
+                            f"{', '.join(sorted(touched & group))} ({access_site(access)}): a packet that must "
+                            "rerun as a writer would repeat that change")
             elif access.op.mutates and access.op != Op.EXPIRE and earlier is None:
                 earlier = access
     return None
@@ -185,18 +187,17 @@ def _per_core_indices(analysis: Analysis, group: set[str], by_name: Mapping) -> 
                 source = producers.get(symbol)
                 what = result_parts(symbol)[1]
                 if source and source not in group and by_name[source].decision == "shard" and what in ("index", "value"):
-                    return (f"path {path.index} {access.call} at {access.location} keys {access.object} by "
-                            f"{symbol}, an index that sharded {source} allocates per core")
+                    return (f"{access_site(access)} keys {access.object} by {state_value(symbol, path)}, an "
+                            f"index that sharded {source} allocates per core")
     return None
 
 
 def _replicated(o, w: Writers, forced: bool, with_: Optional[str]):
     if w.writes:
-        paths = ", ".join(map(str, w.paths))
+        lines = ", ".join(dict.fromkeys(where(x.location) for x in w.writes))
         # an object replicated with a frequently written one it goes with need not be rare itself
         who = "only by rare packets" if w.rare else "by packets no header field singles out as rare"
-        why = (f"written {who} (path{'s' if len(w.paths) > 1 else ''} {paths}: {w.class_text}), "
-               "which broadcast their writes to every core's copy")
+        why = f"written {who} ({in_words(w.class_text)}; at {lines}), which broadcast their writes to every core's copy"
     else:
         why = "changed only by expiry, which reaches every core's copy from the same timestamps"
     if forced:

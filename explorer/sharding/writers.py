@@ -19,7 +19,9 @@ from typing import Any, Iterable, Optional
 
 import z3
 
-from explorer.ir import Analysis, CallPath, Op
+from explorer.ir import Analysis, CallPath, Location, Op
+from explorer.nf_terms import site
+from explorer.sharding.analysis_memo import memo
 from explorer.symbex.bitvec import symbols_of
 from explorer.wire import ETHER_TYPE_IPV4, PROTO_TCP, PROTO_UDP
 
@@ -76,12 +78,17 @@ class Write:
 
     path: int
     call: str
-    location: str
+    location: Location
     refresh: bool  # a dchain index's timestamp refreshed (nf_dchain_rejuvenate_index): only expiry reads it
 
     @property
     def where(self) -> str:
         return f"path {self.path} {self.call} at {self.location}"
+
+    @property
+    def site(self) -> str:
+        """The write in the NF's terms: ``lb.c:250 `nf_vector_return(backend_info, i, b)```."""
+        return site(self.location, self.call)
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,15 @@ class Writers:
 
 
 def writers_of(analysis: Analysis) -> dict[str, Writers]:
-    """Per object of the analysis, its packet-driven writes and their packet classes."""
+    """Per object of the analysis, its packet-driven writes and their packet classes (computed once
+    per analysis: each remedy nfx solve checks shards again and asks)."""
+    kept = memo(analysis)
+    if "writers" not in kept:
+        kept["writers"] = _writers_of(analysis)
+    return dict(kept["writers"])
+
+
+def _writers_of(analysis: Analysis) -> dict[str, Writers]:
     writes: dict[str, list[Write]] = {o.name: [] for o in analysis.objects}
     expired: set[str] = set()
     for path in analysis.paths:
@@ -134,7 +149,7 @@ def writers_of(analysis: Analysis) -> dict[str, Writers]:
                 expired.add(access.object)
                 expired.update(access.related)
             elif access.op.mutates and access.object in writes:
-                writes[access.object].append(Write(path.index, access.call, str(access.location),
+                writes[access.object].append(Write(path.index, access.call, access.location,
                                                    access.call == "nf_dchain_rejuvenate_index"))
     classes: dict[int, PacketClass] = {}
     by_index = {p.index: p for p in analysis.paths}
