@@ -23,6 +23,7 @@
 # usually spreads packets as evenly as a right one.
 
 # %%
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,13 @@ NFS = Path("../sample_nfs")  # relative: outputs name no machine-specific path
 PACKETS, FLOWS = 20_000, 2_000
 CORES = (2, 4, 8, 16, 32)
 ALL_FIELDS = ("src_ip", "dst_ip", "src_port", "dst_port")
+
+
+@cache
+def analysed(name, **defines):
+    """``sample_nfs/NAME.c`` analysed once (with ``defines``): every solve of it below, for another
+    core count or other overrides, starts from that analysis instead of exploring the NF again."""
+    return pipeline.analyze(NFS / f"{name}.c", defines)
 
 
 def decision(solution, name):
@@ -54,7 +62,7 @@ def against_cores(title, figures, y_label, digits=2):
                       y_label=y_label, digits=digits)
 
 
-fw = pipeline.solve(NFS / "fw.c", quality=False)
+fw = pipeline.solve(analysed("fw"), quality=False)
 print(fw.to_dict()["strategy"])
 
 # %% [markdown]
@@ -75,7 +83,7 @@ assert flows["decision"] == "shard" and sorted(flows["fields"]) == ["0", "1"]
 
 # %%
 SPLIT = {"flows": {0: ("src_ip",), 1: ("src_ip",)}}
-split = pipeline.solve(NFS / "fw.c", quality=False, overrides=SPLIT)
+split = pipeline.solve(analysed("fw"), quality=False, overrides=SPLIT)
 words = pipeline.explain(split)  # the solver's finding in the NF's terms, with two packets from real traffic
 print(words["objects"]["flows"]["broken"])
 example = words["counterexample"]
@@ -107,7 +115,7 @@ per_core(f"fw, bidirectional traffic: split key {broken.violation_count:,} split
 
 # %%
 def split_entries(cores):
-    solution = pipeline.solve(NFS / "fw.c", quality=False, overrides=SPLIT, cores=cores)
+    solution = pipeline.solve(analysed("fw"), quality=False, overrides=SPLIT, cores=cores)
     return pipeline.simulate(solution, "bidir", packets=PACKETS, flows=FLOWS).violation_count
 
 
@@ -150,7 +158,7 @@ per_core(f"fw, bidirectional traffic: stock key {stock.violation_count:,} split 
 # address of WAN packets, so device 1 needs to hash `dst_ip` only.
 
 # %%
-pol = pipeline.solve(NFS / "pol.c", quality=False)
+pol = pipeline.solve(analysed("pol"), quality=False)
 hosts = decision(pol, "hosts")
 print(hosts["reason"])
 assert hosts["fields"]["1"] == ["dst_ip"]
@@ -179,7 +187,7 @@ per_core(f"pol, prefix traffic: the 5-tuple polices {five_tuple.violation_count}
 # %%
 def pol_imbalance(fields):
     def figure(cores):
-        solution = pipeline.solve(NFS / "pol.c", quality=False, cores=cores)
+        solution = pipeline.solve(analysed("pol"), quality=False, cores=cores)
         return pipeline.simulate(solution, "prefix", packets=PACKETS, flows=FLOWS, fields=fields).imbalance
     return figure
 
@@ -197,7 +205,7 @@ against_cores("pol, prefix traffic: balance of the wrong and the right key", pol
 
 # %%
 CAPACITY, SIXTEEN = 4096, 16
-sized = pipeline.solve(NFS / "fw.c", defines={"FW_CAPACITY": str(CAPACITY)}, cores=SIXTEEN, quality=False)
+sized = pipeline.solve(analysed("fw", FW_CAPACITY=str(CAPACITY)), cores=SIXTEEN, quality=False)
 assert sized.analysis.object("flows").capacity == CAPACITY
 lan = generate("uniform", packets=40_000, flows=CAPACITY, seed=1).for_device(0)  # LAN packets: one entry per flow
 load = pipeline.simulate(sized, lan)
@@ -219,7 +227,7 @@ print(f"FW_CAPACITY={ROOMY}: {ROOMY // SIXTEEN} entries per core")
 
 
 def busiest_over_share(cores):
-    solution = pipeline.solve(NFS / "fw.c", defines={"FW_CAPACITY": str(CAPACITY)}, cores=cores, quality=False)
+    solution = pipeline.solve(analysed("fw", FW_CAPACITY=str(CAPACITY)), cores=cores, quality=False)
     return max(pipeline.simulate(solution, lan).flows_per_core) / (CAPACITY / cores)
 
 
@@ -261,7 +269,7 @@ bar_chart(f"fw, Zipf traffic (skew 1.2): imbalance {zipf.imbalance:.2f} with the
 # %%
 def zipf_imbalance(rebalanced):
     def figure(cores):
-        solution = pipeline.solve(NFS / "fw.c", quality=False, cores=cores)
+        solution = pipeline.solve(analysed("fw"), quality=False, cores=cores)
         run = pipeline.simulate(solution, "zipf", packets=50_000, flows=5_000, skew=1.2, rebalance=True)
         return run.rebalanced.imbalance if rebalanced else run.imbalance
     return figure
@@ -283,7 +291,7 @@ against_cores("fw, Zipf traffic: elephants weigh more as cores are added",
 # read it may go to any core, so RSS keeps only the flow table's constraint (the client's 5-tuple).
 
 # %%
-lb = pipeline.solve(NFS / "lb.c", quality=False)
+lb = pipeline.solve(analysed("lb"), quality=False)
 for name in ("backends", "active", "cht", "flows"):
     row = decision(lb, name)
     print(f"{name:<9} {row['decision']:<9} {row['write_class'] or '-'}")
@@ -291,7 +299,7 @@ print(lb.to_dict()["strategy"])
 assert lb.to_dict()["strategy"] == "shared-nothing"
 assert decision(lb, "active")["decision"] == "replicate" and "p.l4.dport == 9999" in decision(lb, "active")["write_class"]
 assert decision(lb, "flows")["decision"] == "shard"
-locked = pipeline.solve(NFS / "lb.c", quality=False, overrides={"active": "lock"})  # the user may choose locks
+locked = pipeline.solve(analysed("lb"), quality=False, overrides={"active": "lock"})  # the user may choose locks
 assert locked.strategy == "locks"
 
 # %% [markdown]
@@ -304,7 +312,7 @@ assert locked.strategy == "locks"
 
 # %%
 vip = pipeline.simulate(lb, "heartbeat", packets=PACKETS, flows=FLOWS, heartbeat_share=0.001)
-bridge_share = pipeline.simulate(pipeline.solve(NFS / "bridge.c", quality=False), "mixed", packets=PACKETS,
+bridge_share = pipeline.simulate(pipeline.solve(analysed("bridge"), quality=False), "mixed", packets=PACKETS,
                                  flows=FLOWS)
 print("lb write share:", {k: f"{v:.2%}" for k, v in vip.write_shares})
 print("bridge write share:", {k: f"{v:.0%}" for k, v in bridge_share.write_shares})
@@ -339,7 +347,7 @@ per_core("lb (sn, backend table replicated): VIP clients and heartbeats per core
 
 # %%
 trace = generate("heartbeat", packets=4000, flows=400, seed=3, heartbeat_share=0.01)
-lb2 = pipeline.solve(NFS / "lb.c", cores=2, quality=False)
+lb2 = pipeline.solve(analysed("lb"), cores=2, quality=False)
 strict = pipeline.check(lb2, trace, cores=2, strategy="sn", replication="strict")
 lagged = pipeline.check(lb2, trace, cores=2, strategy="sn", replication="lagged")
 for report in (strict, lagged):
@@ -381,13 +389,13 @@ assert ip(sequential_out[30:34]) == registered != ip(parallel_out[30:34])
 # `nf_init`), so every core gets a copy and no lock is needed.
 
 # %%
-bridge = pipeline.solve(NFS / "bridge.c", quality=False)
+bridge = pipeline.solve(analysed("bridge"), quality=False)
 macs = decision(bridge, "macs")
 print(macs["decision"], "-", macs["reason"])
-assert macs["decision"] == "lock" and "p.ether.src" in macs["reason"]
+assert macs["decision"] == "lock" and "keyed by src_mac" in macs["reason"]
 assert bridge.to_dict()["strategy"] == "locks"
 
-sbridge = pipeline.solve(NFS / "sbridge.c", quality=False)
+sbridge = pipeline.solve(analysed("sbridge"), quality=False)
 assert decision(sbridge, "macs")["decision"] == "replicate"
 assert sbridge.to_dict()["strategy"] == "shared-nothing"
 per_core("bridge (locks, one shared MAC table) and sbridge (a copy per core), uniform traffic",
@@ -407,7 +415,7 @@ per_core("bridge (locks, one shared MAC table) and sbridge (a copy per core), un
 ENDPOINT = {"external": {0: ("dst_ip", "dst_port"), 1: ("src_ip", "src_port")}}
 ONE_SERVER = {"client_prefix": "10.1.0.0/16", "server_prefix": "172.16.0.10/32"}
 NAT_PACKETS, NAT_FLOWS = 40_000, 8_000
-nat_endpoint = pipeline.solve(NFS / "nat.c", quality=False, overrides=ENDPOINT)
+nat_endpoint = pipeline.solve(analysed("nat"), quality=False, overrides=ENDPOINT)
 hot = pipeline.simulate(nat_endpoint, "prefix", packets=NAT_PACKETS, flows=NAT_FLOWS, **ONE_SERVER)
 print(f"remote-endpoint sharding, one server: imbalance {hot.imbalance:.2f}, "
       f"{sum(1 for load in hot.per_core if load)} of 16 cores busy")
@@ -422,7 +430,7 @@ assert hot.imbalance > 6 and hot.violation_count == 0
 # addresses each reply to the port its flow's core allocated and checks that it comes back there.
 
 # %%
-nat = pipeline.solve(NFS / "nat.c", quality=False)
+nat = pipeline.solve(analysed("nat"), quality=False)
 print(nat.to_dict()["allocation"])
 balanced = pipeline.simulate(nat, "prefix", packets=NAT_PACKETS, flows=NAT_FLOWS, **ONE_SERVER)
 (pools,) = balanced.pools
@@ -436,7 +444,7 @@ per_core("nat, clients in 10.1.0.0/16 and one server: packets per core",
 
 # %%
 def one_server(cores, overrides=None):
-    solution = pipeline.solve(NFS / "nat.c", quality=False, cores=cores, overrides=overrides)
+    solution = pipeline.solve(analysed("nat"), quality=False, cores=cores, overrides=overrides)
     return pipeline.simulate(solution, "prefix", packets=NAT_PACKETS, flows=NAT_FLOWS, **ONE_SERVER).imbalance
 
 
@@ -456,7 +464,7 @@ against_cores("nat, one server: imbalance by core count", {k: v.get for k, v in 
 
 # %%
 SMALL = 2048
-small = pipeline.solve(NFS / "nat.c", defines={"NAT_CAPACITY": str(SMALL)}, quality=False)
+small = pipeline.solve(analysed("nat", NAT_CAPACITY=str(SMALL)), quality=False)
 print(f"NAT_CAPACITY={SMALL}: pools of {min(small.pools[0].sizes)} to {max(small.pools[0].sizes)} ports per core")
 crowded = pipeline.simulate(small, "prefix", packets=NAT_PACKETS, flows=SMALL * 9 // 10, **ONE_SERVER).pools[0]
 print(f"{sum(crowded.wanted)} new flows (the sequential table holds {SMALL}): {crowded.exhausted} found their "
