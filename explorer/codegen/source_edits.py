@@ -27,23 +27,27 @@ from explorer.nfsource.tokens import scan as _scan
 
 
 def source_tokens(text: str, filename: str) -> tuple[Token, ...]:
-    """The tokens of a source file as written (outside comments and directives), with offsets."""
+    """The tokens of a source file as written (outside comments and directives), with offsets; a
+    long list of integer constants is one token (``lex``'s ``whole_lists``), as in ``SourceAnchors``."""
+    blanked = _scan(text)[0]
     try:
-        tokens = _lex(_scan(text)[0], filename)
+        tokens = _lex(blanked, filename, whole_lists=True)
     except _LexError as error:
         raise GenerateError(f"cannot read the tokens of the NF's text: {error}",
                             location=Location(filename, error.line, error.column)) from None
     starts = [0]
-    for k, ch in enumerate(text):
-        if ch == "\n":
-            starts.append(k + 1)
+    at = text.find("\n")
+    while at != -1:
+        starts.append(at + 1)
+        at = text.find("\n", at + 1)
     placed = []
     for t in tokens:
         start = starts[t.line - 1] + t.column - 1
         end = start + len(t.value)
-        if text[start:end] != t.value:  # never expected: the lexer saw what the file holds
+        written = text[start:end]  # a list's as written, with any comment in it (blanked for the lexer)
+        if written != t.value and blanked[start:end] != t.value:  # never expected: the lexer saw what the file holds
             raise GenerateError(f"cannot place the token '{t.value}' in the NF's text", location=t.location())
-        placed.append(Token(t.value, filename, t.line, t.column, start, end))
+        placed.append(Token(written, filename, t.line, t.column, start, end))
     return tuple(placed)
 
 
@@ -65,14 +69,16 @@ class Edit:
 
 
 class SourceAnchors:
-    """Maps tokens of the preprocessed text (where the AST's coordinates point) to the source."""
+    """Maps tokens of the preprocessed text (where the AST's coordinates point) to the source. A long
+    list of integer constants is one token on both sides: nothing in a table is edited, and cut into
+    tokens a 2 Mi-entry one took minutes and gigabytes."""
 
     def __init__(self, preprocessed: str, sources: dict[str, str], spellings: Optional[dict[str, str]] = None):
         """``spellings`` maps a line marker's (escaped) file name to the file's name, as the front
         end does for the AST's coordinates."""
         self.sources = sources
         self.preprocessed = [replace(t, file=spellings.get(t.file, t.file)) if spellings else t
-                             for t in _lex(preprocessed, "")]
+                             for t in _lex(preprocessed, "", whole_lists=True)]
         self._pre_lines: dict[tuple[str, int], list[int]] = {}
         for index, t in enumerate(self.preprocessed):
             self._pre_lines.setdefault((t.file, t.line), []).append(index)

@@ -40,6 +40,7 @@ from explorer.frontend import parse_nf
 from explorer.frontend.columns import column_of
 from explorer.ir import Location
 from explorer.nfsource import FRONTEND_INCLUDE, RUNTIME_INCLUDE
+from explorer.nfsource.number_lists import NumberElements
 from explorer.state_api import ALLOCATIONS
 
 
@@ -150,7 +151,16 @@ def _handle_name(expr: c_ast.Node) -> Optional[str]:
     return None
 
 
-class _EditFinder(c_ast.NodeVisitor):
+class _Walk(c_ast.NodeVisitor):
+    """A visitor that does not go into a long list of integer constants (``NumberElements``): a
+    table holds nothing to edit or check, and its two million nodes would each be made to be seen."""
+
+    def visit_InitList(self, node: c_ast.InitList) -> None:
+        if not isinstance(node.exprs, NumberElements):
+            self.generic_visit(node)
+
+
+class _EditFinder(_Walk):
     """Walks the NF's AST: finds where each edit goes in the source (``edits``) and makes the same
     change in the AST (what the edited text must parse to)."""
 
@@ -297,7 +307,7 @@ def _static_storage(decl: c_ast.Node, file_scope: bool) -> bool:
             and (file_scope or "static" in decl.storage))
 
 
-class _StaticLocals(c_ast.NodeVisitor):
+class _StaticLocals(_Walk):
     def __init__(self) -> None:
         self.decls: list[c_ast.Decl] = []
 
@@ -313,7 +323,7 @@ def _no_thread_local_addresses(decls: list[c_ast.Decl], strategy: str) -> None:
     initializer element is not constant), and each core's T would have to point at its own state."""
     names = {d.name for d in decls}
 
-    class Uses(c_ast.NodeVisitor):
+    class Uses(_Walk):
         def __init__(self) -> None:
             self.found: Optional[str] = None
 
@@ -369,13 +379,25 @@ def _headers(plan, parsed) -> dict[str, str]:
 
 def _canonical(ast: c_ast.FileAST) -> str:
     """The AST as C text, declaration specifiers in a fixed order."""
-    class Order(c_ast.NodeVisitor):
+    class Order(_Walk):
         def visit_Decl(self, node: c_ast.Decl) -> None:
             node.storage = sorted(node.storage)
             self.generic_visit(node)
 
     Order().visit(ast)
-    return c_generator.CGenerator().visit(ast)
+    return _Printer().visit(ast)
+
+
+class _Printer(c_generator.CGenerator):
+    """pycparser's C text, a list of integer constants printed from its distinct spellings (the same
+    text: ``-7, 0x1f, ...``) rather than through a node per element."""
+
+    def visit_InitList(self, n: c_ast.InitList) -> str:
+        if not isinstance(n.exprs, NumberElements):
+            return super().visit_InitList(n)
+        numbers = n.exprs.numbers
+        printed = {part: ("-" if negated else "") + literal for part, (negated, literal) in numbers.spellings.items()}
+        return ", ".join(map(printed.__getitem__, numbers.parts))
 
 
 def _verify(plan, edited: dict[str, str], expected: c_ast.FileAST) -> None:

@@ -33,9 +33,11 @@ class LexError(Exception):
         self.line, self.column = line, column
 
 
-def lex(text: str, filename: str) -> list[Token]:
+def lex(text: str, filename: str, *, whole_lists: bool = False) -> list[Token]:
     """The tokens of C text, by pycparser's own lexer (line markers give them their file and line);
-    LexError on a character C has no token for."""
+    LexError on a character C has no token for. ``whole_lists``: a long list of integer constants
+    (``number_lists``) is one token, its body between the braces as written, where its body starts:
+    ``nfx generate`` never edits a table's numbers, and a 2 Mi-entry table is 4 million tokens."""
     def fail(message: str, line: int, column: int) -> None:
         raise LexError(message, line, column)
 
@@ -50,6 +52,9 @@ def lex(text: str, filename: str) -> list[Token]:
         found = lists.get(tok.value) if lists else None
         if found is None:
             tokens.append(Token(tok.value, tok.filename, tok.lineno, tok.column))
+            continue
+        if whole_lists:
+            tokens.append(Token(found.body, tok.filename, tok.lineno, tok.column))
             continue
         for t in found.tokens:
             tokens.append(Token(t.value, tok.filename, tok.lineno + t.lines,
