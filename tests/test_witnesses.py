@@ -357,3 +357,43 @@ def test_state_facts_are_built_through_the_c_api_as_z3py_would_build_them():
     assert hit.eq(z3.Or(*[key == v for v in values], z3.BoolVal(False)))
     assert conjoined(equalities(key, values, differ=True)).eq(z3.And(*[key != v for v in values]))
     assert implies(hit, found == 1).eq(z3.Implies(hit, found == 1))
+
+
+@pytest.mark.parametrize("nf", ["handshake", "burst_gate", "nested_key"])
+def test_the_search_reaches_every_path_that_needs_earlier_packets(nf):
+    """handshake: an ACK after a SYN, data after the ACK, data past the limit, a SYN when the table
+    is full; burst_gate: a source past its budget, a new source when the table is full;
+    nested_key: its table full. nested_key's fill made no variant: each reads back the meter it
+    wrote, whose id is its own key, and the variants were held to the first packet's cell (8 of 9)."""
+    analysis = analyze(f"tests/nfs/{nf}.c")
+    found = find_witnesses(analysis, {}, seed=0)
+    assert found.coverage.covered == len(analysis.paths), found.unreached
+    assert found.unreached == ()
+
+
+def test_a_fill_of_two_tables_varies_every_field_that_keeps_the_path():
+    """svc_src: a frame takes an entry in a per-source table (a budget of 50 frames a source) and
+    a per-service table (address, port, protocol). The fill of the service table tried each field
+    alone (the address alone meets the source's budget) and then all of them, the protocol byte
+    among them, which breaks the path: "service table full" (paths 2 and 6) went unreached. It
+    now also varies every field that keeps the path on its own, together."""
+    analysis = analyze("tests/nfs/svc_src.c")
+    found = find_witnesses(analysis, {}, seed=0)
+    reached = {p for p, hit in enumerate(found.hits) if hit is not None}
+    assert {2, 6} <= reached, found.unreached
+    full = [p for p in range(len(analysis.paths)) if "!svc_chain.ok" in analysis.paths[p].condition_text]
+    assert set(full) == {2, 6}
+
+
+def test_a_value_no_put_stores_is_named_unreachable():
+    """macro_meter's ``if (idx < 0)`` after a hit in g_dsts: every nf_map_put into g_dsts stores
+    an index g_chain handed out (0 to 255), so no packets reach the path; the search said 'its
+    condition conflicts with the state every prefix built (map:g_dsts)'. It now names the
+    condition and why, and asks Z3 for no packet of it."""
+    analysis = analyze("tests/nfs/macro_meter.c")
+    found = find_witnesses(analysis, {}, seed=0)
+    why = dict(found.unreached)
+    unreachable = [p for p, text in why.items() if text.startswith("unreachable")]
+    assert len(unreachable) == 1 and "g_dsts.value#2 < 0" in analysis.paths[unreachable[0]].condition_text, why
+    text = why[unreachable[0]]
+    assert "g_dsts.value#2 < 0" in text and "an index of g_chain" in text and "0 to 255" in text, text

@@ -18,7 +18,9 @@ The search is concolic, with the real sequential runtime as the oracle:
   threshold), and jump in time (expiry);
 * a path none of this reaches is reported with the reason the search has (its condition conflicts
   with the state every prefix built, or its candidates followed other paths). Only the analysis
-  claims feasibility; whether a path is truly unreachable is for a person to name.
+  claims feasibility; whether a path is truly unreachable is for a person to name, but for two
+  cases the search names at once: a hit in a map nothing fills, and a value found in a map that
+  no nf_map_put stores (a negative index where every put stores a dchain's index).
 
 The result is a handful of traces; every packet of each follows some path, and together they say
 which packets reach which path (``Witnesses.hits``). For a seed, the traces are the same in every
@@ -296,14 +298,18 @@ def _solve(analysis: ir.Analysis, path: ir.CallPath, facts: Optional[StateFacts]
     found, outcome, learned = _ask(ctx, hard, tracked, nice, lambda values: _candidate(path, values, rng))
     if outcome != "unsat":
         return found, ({"the solver gave up"} if outcome == "unknown" else set())
-    # Which facts conflict: an unsat core over them.
+    # Which facts conflict: an unsat core over them, one literal per label (the labels are the
+    # answer, and fewer assumptions are a smaller question).
     solver = _solver(ctx)
     solver.add(*hard, *learned)
-    for n, (label, constraint) in enumerate(tracked):
-        solver.assert_and_track(constraint, z3.Bool(f"{label}|{n}", ctx))
+    groups: dict[str, list] = {}
+    for label, constraint in tracked:
+        groups.setdefault(label, []).append(constraint)
+    for label, constraints in groups.items():
+        solver.assert_and_track(conjoined(constraints), z3.Bool(label, ctx))
     if solver.check() != z3.unsat:
         return None, {"the solver gave up"}
-    return None, {str(c).rsplit("|", 1)[0].split("|", 1)[1] for c in solver.unsat_core()}
+    return None, {str(c).split("|", 1)[1] for c in solver.unsat_core()}
 
 
 def _niceties(ctx: z3.Context, prefix: str = "") -> list[tuple[str, Any]]:
@@ -543,6 +549,10 @@ def _varied(path: ir.CallPath, frame: bytes, device: int, results: dict[str, Any
     for symbol, value in results.items():
         env.setdefault(symbol, np.full(n, value, dtype=object if value >= 1 << 64 else np.uint64))
     try:
+        # A result the path itself decides (a cell it wrote and reads back: nested_key's meter,
+        # whose id is the packet's own key) follows each variant's fields, not the first packet's.
+        for symbol, term in _decided_results(path.condition):
+            env[symbol] = np.broadcast_to(compile_term(term)(env), (n,))
         ok = np.broadcast_to(compile_term(path.condition)(env), (n,))
     except KeyError:
         return []
@@ -550,6 +560,41 @@ def _varied(path: ir.CallPath, frame: bytes, device: int, results: dict[str, Any
     for k in np.flatnonzero(ok).tolist():
         values = {name: int(env[name][k]) for name in changing}
         out.append((start + STEP_NS * (len(out) + 1), device, _patched(frame, values)))
+    return out
+
+
+_DECIDED: dict[int, tuple[Any, list[tuple[str, Any]]]] = {}
+
+
+def _decided_results(condition: Any) -> list[tuple[str, Any]]:
+    """(symbol, term) for each conjunct ``result == term`` of ``condition`` whose term names no
+    later-decided result of its own: the state results the path's own packet fixes (a borrowed
+    cell that holds what the path wrote into it earlier), in the order to compute them."""
+    hit = _DECIDED.get(condition.get_id())
+    if hit is not None:
+        return hit[1]
+    out: list[tuple[str, Any]] = []
+    for t in _conjuncts(condition):
+        if not z3.is_eq(t) or not z3.is_bv(t.arg(0)):
+            continue
+        for side, term in ((t.arg(0), t.arg(1)), (t.arg(1), t.arg(0))):
+            if z3.is_const(side) and not z3.is_bv_value(side) and result_parts(str(side))[1] \
+                    and str(side) not in symbols_of(term) and not z3.is_bv_value(term):
+                out.append((str(side), term))
+                break
+    _DECIDED[condition.get_id()] = (condition, out)
+    return out
+
+
+def _conjuncts(condition: Any) -> list[Any]:
+    """The top-level conjuncts of ``condition`` (nested Ands flattened), in order."""
+    out, todo = [], [condition]
+    while todo:
+        t = todo.pop()
+        if z3.is_and(t):
+            todo.extend(reversed(t.children()))
+        else:
+            out.append(t)
     return out
 
 
@@ -888,12 +933,18 @@ class _Search:
         condition, which holds the state results fixed) did not fill ``chain``, the first other
         choice whose first ``room`` variants do when run: changing the source address alone keeps
         a destination that a per-destination limit stops after a few frames; a TOS byte alone is
-        what a (TOS, TTL) table needs. None if no choice does."""
-        for fields in field_choices(varied_fields(args[0], set())):
-            if fields == tried:
-                continue
-            made = variants_of(*args, fields=fields)[1]
-            if len(made) < room:
+        what a (TOS, TTL) table needs; every field that keeps the path on its own, together, is what
+        two tables filled by one frame need when a protocol byte among their fields breaks the path
+        and one source has a budget (svc_src: sources and services at once). None if no choice does."""
+        choices = field_choices(varied_fields(args[0], set()))
+        made_by = {tuple(fields): variants_of(*args, fields=fields)[1] for fields in choices}
+        keeping = [fields[0] for fields in choices if len(fields) == 1 and len(made_by[tuple(fields)]) >= room]
+        if len(keeping) > 1 and keeping not in choices:
+            choices.insert(len(choices) - 1, keeping)
+            made_by[tuple(keeping)] = variants_of(*args, fields=keeping)[1]
+        for fields in choices:
+            made = made_by[tuple(fields)]
+            if fields == tried or len(made) < room:
                 continue
             filled, calls, match, _ = self.run(events + made[:room])
             if self._full(StateFacts.of(self.analysis, filled, calls, match), chain):
@@ -979,6 +1030,59 @@ class _Search:
             if hit is not None:  # this lookup must find its key
                 self.skipped[p] = (f"needs a hit in {hit.object}, which is always empty: nf_init puts nothing in it "
                                    "and nf_process never does")
+
+    def skip_values_no_put_stores(self) -> None:
+        """A path that needs a map's value outside what every nf_map_put into that map stores (an
+        index of a dchain, below its capacity: macro_meter's ``idx < 0`` after a hit) cannot run:
+        say which condition, and what the puts store, instead of searching for it."""
+        for name in sorted({a.object for p in self.analysis.paths for a in p.accesses if a.call == "nf_map_put"}):
+            obj = self.analysis.object(name)
+            if name in self._unwritten_maps() or dict(obj.extra).get("init_entries"):
+                continue
+            bound = self._put_bound(name)
+            if bound is None:
+                continue
+            limit, what = bound
+            for p in self.uncovered():
+                path = self.analysis.paths[p]
+                gets = [a for a in path.accesses if a.call == "nf_map_get" and a.object == name]
+                if not gets:
+                    continue
+                # The conjuncts that name the values are enough to decide (and a smaller question
+                # than the whole condition: pol's token arithmetic took 0.35 s a path).
+                values = {a.results[1] for a in gets}
+                named = values | {a.results[0] for a in gets}
+                solver = _solver()
+                solver.add(*[t for t in _conjuncts(path.condition) if symbols_of(t) & named])
+                for a in gets:
+                    solver.add(z3.Implies(z3.BitVec(a.results[0], 8) != 0, z3.ULT(z3.BitVec(a.results[1], 32), limit)))
+                if solver.check() != z3.unsat:
+                    continue
+                needs = " && ".join(part for part in path.condition_text.split(" && ")
+                                    if any(v in part for v in values)) or ", ".join(sorted(values))
+                self.skipped[p] = (f"unreachable from packets: its condition needs {needs}, "
+                                   f"a value found in {name}, and every nf_map_put into {name} stores {what}, "
+                                   f"0 to {limit - 1}")
+
+    def _put_bound(self, name: str) -> Optional[tuple[int, str]]:
+        """The capacity that every value put into map ``name`` stays below (on its path's
+        condition) when each is an index a dchain handed out, and that dchain's name; None otherwise."""
+        bound, owners = 0, set()
+        for path in self.analysis.paths:
+            for a in path.accesses:
+                if a.call != "nf_map_put" or a.object != name:
+                    continue
+                owner, what = result_parts(str(a.value)) if a.value is not None and z3.is_const(a.value) else ("", "")
+                if what != "index":
+                    return None
+                capacity = self.analysis.object(owner).capacity
+                solver = _solver()  # the conjuncts that name the index decide it
+                solver.add(*[t for t in _conjuncts(path.condition) if str(a.value) in symbols_of(t)])
+                if solver.check(z3.UGE(a.value, capacity)) != z3.unsat:
+                    return None
+                bound = max(bound, capacity)
+                owners.add(owner)
+        return (bound, "an index of " + " or ".join(sorted(owners))) if bound else None
 
     def branch_sweep(self, events: list) -> None:
         """For paths that need a hit in a table nf_init filled (the call log never shows its keys):
@@ -1080,6 +1184,7 @@ def find_witnesses(analysis: ir.Analysis, defines: Optional[dict[str, str]] = No
     hits in a table that nf_init filled, which the call log never shows being filled."""
     search = _Search(analysis, dict(defines or {}), seed)
     search.skip_hits_in_empty_maps()
+    search.skip_values_no_put_stores()
     starts = [[]] if prefix is None else [[], [(int(t), int(d), f) for t, d, f in zip(
         prefix.timestamps.tolist(), prefix.devices.tolist(), prefix.frames)]]
     for start in starts:
