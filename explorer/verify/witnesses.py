@@ -298,18 +298,14 @@ def _solve(analysis: ir.Analysis, path: ir.CallPath, facts: Optional[StateFacts]
     found, outcome, learned = _ask(ctx, hard, tracked, nice, lambda values: _candidate(path, values, rng))
     if outcome != "unsat":
         return found, ({"the solver gave up"} if outcome == "unknown" else set())
-    # Which facts conflict: an unsat core over them, one literal per label (the labels are the
-    # answer, and fewer assumptions are a smaller question).
+    # Which facts conflict: an unsat core over them.
     solver = _solver(ctx)
     solver.add(*hard, *learned)
-    groups: dict[str, list] = {}
-    for label, constraint in tracked:
-        groups.setdefault(label, []).append(constraint)
-    for label, constraints in groups.items():
-        solver.assert_and_track(conjoined(constraints), z3.Bool(label, ctx))
+    for n, (label, constraint) in enumerate(tracked):
+        solver.assert_and_track(constraint, z3.Bool(f"{label}|{n}", ctx))
     if solver.check() != z3.unsat:
         return None, {"the solver gave up"}
-    return None, {str(c).split("|", 1)[1] for c in solver.unsat_core()}
+    return None, {str(c).rsplit("|", 1)[0].split("|", 1)[1] for c in solver.unsat_core()}
 
 
 def _niceties(ctx: z3.Context, prefix: str = "") -> list[tuple[str, Any]]:
@@ -1050,12 +1046,15 @@ class _Search:
                     continue
                 # The conjuncts that name the values are enough to decide (and a smaller question
                 # than the whole condition: pol's token arithmetic took 0.35 s a path).
+                # Asked in a context of its own, as _solve asks: the search's models stay as they were.
                 values = {a.results[1] for a in gets}
                 named = values | {a.results[0] for a in gets}
-                solver = _solver()
-                solver.add(*[t for t in _conjuncts(path.condition) if symbols_of(t) & named])
+                ctx = z3.Context()
+                solver = _solver(ctx)
+                solver.add(*[t.translate(ctx) for t in _conjuncts(path.condition) if symbols_of(t) & named])
                 for a in gets:
-                    solver.add(z3.Implies(z3.BitVec(a.results[0], 8) != 0, z3.ULT(z3.BitVec(a.results[1], 32), limit)))
+                    solver.add(z3.Implies(z3.BitVec(a.results[0], 8, ctx) != 0,
+                                          z3.ULT(z3.BitVec(a.results[1], 32, ctx), limit)))
                 if solver.check() != z3.unsat:
                     continue
                 needs = " && ".join(part for part in path.condition_text.split(" && ")
@@ -1076,9 +1075,10 @@ class _Search:
                 if what != "index":
                     return None
                 capacity = self.analysis.object(owner).capacity
-                solver = _solver()  # the conjuncts that name the index decide it
-                solver.add(*[t for t in _conjuncts(path.condition) if str(a.value) in symbols_of(t)])
-                if solver.check(z3.UGE(a.value, capacity)) != z3.unsat:
+                ctx = z3.Context()
+                solver = _solver(ctx)  # the conjuncts that name the index decide it
+                solver.add(*[t.translate(ctx) for t in _conjuncts(path.condition) if str(a.value) in symbols_of(t)])
+                if solver.check(z3.UGE(a.value.translate(ctx), capacity)) != z3.unsat:
                     return None
                 bound = max(bound, capacity)
                 owners.add(owner)
