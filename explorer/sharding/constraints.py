@@ -146,6 +146,7 @@ def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairC
     keyed = [a for a in accesses if a.kind == "packet"]
     alternatives = [key_alternatives(a.access.key, xor=True) for a in keyed]
     found: dict[tuple, PairConstraint] = {}
+    asked: dict[tuple[int, int], tuple[tuple, ...]] = {}  # per pair of alternatives, for every pair of devices
     for i, a1 in enumerate(keyed):
         for j in range(i, len(keyed)):
             a2 = keyed[j]
@@ -155,9 +156,10 @@ def pair_constraints(obj: str, accesses: tuple[KeyedAccess, ...]) -> tuple[PairC
                         continue
                     for b1 in alternatives[i]:
                         for b2 in alternatives[j]:
-                            if _never_equal(b1, b2):
-                                continue  # a constant bit differs (a tag, a device number): no entry in common
-                            for equal in _equalities(b1, b2):
+                            pair = (id(b1), id(b2))
+                            if pair not in asked:  # a constant bit differs (a tag, a device number): none in common
+                                asked[pair] = () if _never_equal(b1, b2) else _equalities(b1, b2)
+                            for equal in asked[pair]:
                                 side1, side2, e = ((d1, d2, equal) if d1 <= d2
                                                    else (d2, d1, tuple((y, x) for x, y in equal)))
                                 ident = (side1, side2, e)

@@ -73,9 +73,33 @@ def _stored_elsewise(analysis: Analysis, vector: str, key: z3.ExprRef, cell: str
     if (key.get_id(), cell, reader.index) in stored:
         return stored[key.get_id(), cell, reader.index][1]
     maps = _index_maps(analysis)
+    seen = memo(analysis).setdefault("seen as key", {})
+    found = ""
+    for path, access, made, names in _writes_made(analysis, vector, key, cell):
+        if names and all(_index_like(n, vector, maps) for n in names):
+            continue
+        if not names:  # a constant: only if the reader can take it for its key
+            asked = (reader.index, key.get_id(), made.get_id())
+            if asked not in seen:
+                seen[asked] = (key, made, PathSolver().satisfiable([reader.condition], key == made, witness=False))
+            if not seen[asked][2]:
+                continue
+        found = f"{access_site(access)} stores {value_words(made, path)}"
+        break
+    stored[key.get_id(), cell, reader.index] = (key, found)
+    return found
+
+
+def _writes_made(analysis: Analysis, vector: str, key: z3.ExprRef, cell: str) -> tuple:
+    """``(path, write, key made of what it writes, names of the values that is made of)`` for every
+    write of ``vector`` whose value can stand for ``cell``, in path order: the same for every path
+    reading ``key`` (host_flow_limit substituted them once per reader: 63,000 times, 190 s)."""
+    made_by = memo(analysis).setdefault("writes made", {})
+    if (key.get_id(), cell) in made_by:
+        return made_by[key.get_id(), cell][1]
     symbol = next(p if z3.is_const(p) else p.arg(0) for p in _key_parts(analysis, key)
                   if _name(p if z3.is_const(p) else p.arg(0)) == cell)
-    found = ""
+    writes = []
     for path in analysis.paths:
         for access in path.accesses:
             if access.object != vector or access.call != "nf_vector_return" or access.op != Op.WRITE:
@@ -83,16 +107,9 @@ def _stored_elsewise(analysis: Analysis, vector: str, key: z3.ExprRef, cell: str
             if access.value is None or access.value.size() != symbol.size():
                 continue
             made = z3.simplify(z3.substitute(key, (symbol, access.value)))
-            names = [_name(p if z3.is_const(p) else p.arg(0)) for p in _parts(made)]
-            if not names and not PathSolver().satisfiable([reader.condition], key == made, witness=False):
-                continue
-            if not names or not all(_index_like(n, vector, maps) for n in names):
-                found = f"{access_site(access)} stores {value_words(made, path)}"
-                break
-        if found:
-            break
-    stored[key.get_id(), cell, reader.index] = (key, found)
-    return found
+            writes.append((path, access, made, [_name(p if z3.is_const(p) else p.arg(0)) for p in _parts(made)]))
+    made_by[key.get_id(), cell] = (key, tuple(writes))
+    return made_by[key.get_id(), cell][1]
 
 
 def _index_like(name: str, vector: str, maps: dict[str, int]) -> bool:
