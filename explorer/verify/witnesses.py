@@ -1006,89 +1006,11 @@ class _Search:
             self.kind = "pump"
             self.rounds(events + pumped, 2)
 
-    def _unwritten_maps(self) -> set[str]:
-        """Maps nf_process never puts in nor erases from: what nf_init left in them is all they hold."""
-        return {o.name for o in self.analysis.objects if o.kind == "map"} - {
-            a.object for p in self.analysis.paths for a in p.accesses if a.call in ("nf_map_put", "nf_map_erase")}
-
-    def skip_hits_in_empty_maps(self) -> None:
-        """A path that needs a hit in a map nothing ever fills cannot run: say so at once, instead of
-        searching (and sweeping every key) for it."""
-        empty = {name for name in self._unwritten_maps() if not dict(self.analysis.object(name).extra).get("init_entries")}
-        for p in self.uncovered():
-            path = self.analysis.paths[p]
-            lookups = [a for a in path.accesses if a.call == "nf_map_get" and a.object in empty]
-            if not lookups:
-                continue
-            solver = _solver()
-            solver.add(path.condition)
-            hit = next((a for a in lookups if solver.check(z3.BitVec(a.results[0], 8) == 0) != z3.sat), None)
-            if hit is not None:  # this lookup must find its key
-                self.skipped[p] = (f"needs a hit in {hit.object}, which is always empty: nf_init puts nothing in it "
-                                   "and nf_process never does")
-
-    def skip_values_no_put_stores(self) -> None:
-        """A path that needs a map's value outside what every nf_map_put into that map stores (an
-        index of a dchain, below its capacity: macro_meter's ``idx < 0`` after a hit) cannot run:
-        say which condition, and what the puts store, instead of searching for it."""
-        for name in sorted({a.object for p in self.analysis.paths for a in p.accesses if a.call == "nf_map_put"}):
-            obj = self.analysis.object(name)
-            if name in self._unwritten_maps() or dict(obj.extra).get("init_entries"):
-                continue
-            bound = self._put_bound(name)
-            if bound is None:
-                continue
-            limit, what = bound
-            for p in self.uncovered():
-                path = self.analysis.paths[p]
-                gets = [a for a in path.accesses if a.call == "nf_map_get" and a.object == name]
-                if not gets:
-                    continue
-                # The conjuncts that name the values are enough to decide (and a smaller question
-                # than the whole condition: pol's token arithmetic took 0.35 s a path).
-                # Asked in a context of its own, as _solve asks: the search's models stay as they were.
-                values = {a.results[1] for a in gets}
-                named = values | {a.results[0] for a in gets}
-                ctx = z3.Context()
-                solver = _solver(ctx)
-                solver.add(*[t.translate(ctx) for t in _conjuncts(path.condition) if symbols_of(t) & named])
-                for a in gets:
-                    solver.add(z3.Implies(z3.BitVec(a.results[0], 8, ctx) != 0,
-                                          z3.ULT(z3.BitVec(a.results[1], 32, ctx), limit)))
-                if solver.check() != z3.unsat:
-                    continue
-                needs = " && ".join(part for part in path.condition_text.split(" && ")
-                                    if any(v in part for v in values)) or ", ".join(sorted(values))
-                self.skipped[p] = (f"unreachable from packets: its condition needs {needs}, "
-                                   f"a value found in {name}, and every nf_map_put into {name} stores {what}, "
-                                   f"0 to {limit - 1}")
-
-    def _put_bound(self, name: str) -> Optional[tuple[int, str]]:
-        """The capacity that every value put into map ``name`` stays below (on its path's
-        condition) when each is an index a dchain handed out, and that dchain's name; None otherwise."""
-        bound, owners = 0, set()
-        for path in self.analysis.paths:
-            for a in path.accesses:
-                if a.call != "nf_map_put" or a.object != name:
-                    continue
-                owner, what = result_parts(str(a.value)) if a.value is not None and z3.is_const(a.value) else ("", "")
-                if what != "index":
-                    return None
-                capacity = self.analysis.object(owner).capacity
-                ctx = z3.Context()
-                solver = _solver(ctx)  # the conjuncts that name the index decide it
-                solver.add(*[t.translate(ctx) for t in _conjuncts(path.condition) if str(a.value) in symbols_of(t)])
-                if solver.check(z3.UGE(a.value.translate(ctx), capacity)) != z3.unsat:
-                    return None
-                bound = max(bound, capacity)
-                owners.add(owner)
-        return (bound, "an index of " + " or ".join(sorted(owners))) if bound else None
-
     def branch_sweep(self, events: list) -> None:
         """For paths that need a hit in a table nf_init filled (the call log never shows its keys):
         when the key is one packet field of at most 16 bits, the path's packet with every value of
         that field."""
-        filled = self._unwritten_maps()
+        filled = _unwritten_maps(self.analysis)
         for p in self.uncovered():
             if self.exhausted:
                 return
@@ -1142,6 +1064,87 @@ class _Search:
                     break
 
 
+def _unwritten_maps(analysis: ir.Analysis) -> set[str]:
+    """Maps nf_process never puts in nor erases from: what nf_init left in them is all they hold."""
+    return {o.name for o in analysis.objects if o.kind == "map"} - {
+        a.object for p in analysis.paths for a in p.accesses if a.call in ("nf_map_put", "nf_map_erase")}
+
+def _skip_hits_in_empty_maps(analysis: ir.Analysis, uncovered: Callable[[], list[int]],
+                             skipped: dict[int, str]) -> None:
+    """A path that needs a hit in a map nothing ever fills cannot run: say so at once, instead of
+    searching (and sweeping every key) for it."""
+    empty = {name for name in _unwritten_maps(analysis) if not dict(analysis.object(name).extra).get("init_entries")}
+    for p in uncovered():
+        path = analysis.paths[p]
+        lookups = [a for a in path.accesses if a.call == "nf_map_get" and a.object in empty]
+        if not lookups:
+            continue
+        solver = _solver()
+        solver.add(path.condition)
+        hit = next((a for a in lookups if solver.check(z3.BitVec(a.results[0], 8) == 0) != z3.sat), None)
+        if hit is not None:  # this lookup must find its key
+            skipped[p] = (f"needs a hit in {hit.object}, which is always empty: nf_init puts nothing in it "
+                               "and nf_process never does")
+
+def _skip_values_no_put_stores(analysis: ir.Analysis, uncovered: Callable[[], list[int]],
+                                skipped: dict[int, str]) -> None:
+    """A path that needs a map's value outside what every nf_map_put into that map stores (an
+    index of a dchain, below its capacity: macro_meter's ``idx < 0`` after a hit) cannot run:
+    say which condition, and what the puts store, instead of searching for it."""
+    for name in sorted({a.object for p in analysis.paths for a in p.accesses if a.call == "nf_map_put"}):
+        obj = analysis.object(name)
+        if name in _unwritten_maps(analysis) or dict(obj.extra).get("init_entries"):
+            continue
+        bound = _put_bound(analysis, name)
+        if bound is None:
+            continue
+        limit, what = bound
+        for p in uncovered():
+            path = analysis.paths[p]
+            gets = [a for a in path.accesses if a.call == "nf_map_get" and a.object == name]
+            if not gets:
+                continue
+            # The conjuncts that name the values are enough to decide (and a smaller question
+            # than the whole condition: pol's token arithmetic took 0.35 s a path).
+            # Asked in a context of its own, as _solve asks: the search's models stay as they were.
+            values = {a.results[1] for a in gets}
+            named = values | {a.results[0] for a in gets}
+            ctx = z3.Context()
+            solver = _solver(ctx)
+            solver.add(*[t.translate(ctx) for t in _conjuncts(path.condition) if symbols_of(t) & named])
+            for a in gets:
+                solver.add(z3.Implies(z3.BitVec(a.results[0], 8, ctx) != 0,
+                                      z3.ULT(z3.BitVec(a.results[1], 32, ctx), limit)))
+            if solver.check() != z3.unsat:
+                continue
+            needs = " && ".join(part for part in path.condition_text.split(" && ")
+                                if any(v in part for v in values)) or ", ".join(sorted(values))
+            skipped[p] = (f"unreachable from packets: its condition needs {needs}, "
+                               f"a value found in {name}, and every nf_map_put into {name} stores {what}, "
+                               f"0 to {limit - 1}")
+
+def _put_bound(analysis: ir.Analysis, name: str) -> Optional[tuple[int, str]]:
+    """The capacity that every value put into map ``name`` stays below (on its path's
+    condition) when each is an index a dchain handed out, and that dchain's name; None otherwise."""
+    bound, owners = 0, set()
+    for path in analysis.paths:
+        for a in path.accesses:
+            if a.call != "nf_map_put" or a.object != name:
+                continue
+            owner, what = result_parts(str(a.value)) if a.value is not None and z3.is_const(a.value) else ("", "")
+            if what != "index":
+                return None
+            capacity = analysis.object(owner).capacity
+            ctx = z3.Context()
+            solver = _solver(ctx)  # the conjuncts that name the index decide it
+            solver.add(*[t.translate(ctx) for t in _conjuncts(path.condition) if str(a.value) in symbols_of(t)])
+            if solver.check(z3.UGE(a.value.translate(ctx), capacity)) != z3.unsat:
+                return None
+            bound = max(bound, capacity)
+            owners.add(owner)
+    return (bound, "an index of " + " or ".join(sorted(owners))) if bound else None
+
+
 def _results_at(match: PathMatch, path: ir.CallPath, index: int) -> dict[str, int]:
     """The state results bound for packet ``index`` on ``path``."""
     env = match.environments[path.index]
@@ -1183,8 +1186,8 @@ def find_witnesses(analysis: ir.Analysis, defines: Optional[dict[str, str]] = No
     ``prefix`` (a few hundred packets of ordinary traffic, say), whose state the search can reuse:
     hits in a table that nf_init filled, which the call log never shows being filled."""
     search = _Search(analysis, dict(defines or {}), seed)
-    search.skip_hits_in_empty_maps()
-    search.skip_values_no_put_stores()
+    _skip_hits_in_empty_maps(analysis, search.uncovered, search.skipped)
+    _skip_values_no_put_stores(analysis, search.uncovered, search.skipped)
     starts = [[]] if prefix is None else [[], [(int(t), int(d), f) for t, d, f in zip(
         prefix.timestamps.tolist(), prefix.devices.tolist(), prefix.frames)]]
     for start in starts:
