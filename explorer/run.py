@@ -94,15 +94,14 @@ class RunResult:
     @cached_property
     def outputs(self) -> tuple[tuple[int, int, bytes], ...]:
         """(packet index, verdict, frame after processing) of every packet not dropped, in trace order."""
-        return tuple((index, verdict, frame) for index, (verdict, frame) in enumerate(zip(self.codes.tolist(), self.frames))
-                     if frame is not None)
+        return tuple((index, verdict, frame)
+                     for index, (verdict, frame) in enumerate(zip(self.codes.tolist(), self.frames)) if frame is not None)
 
     def emitted(self, device: int) -> list[tuple[int, bytes]]:
         """(packet index, frame) of what ``device`` sends, in order: packets forwarded to it and
         floods received on any other device."""
-        inputs = self.inputs
         return [(index, frame) for index, verdict, frame in self.outputs
-                if verdict == device or (verdict == FLOOD and inputs[index] != device)]
+                if verdict == device or (verdict == FLOOD and self.inputs[index] != device)]
 
     def output_frames(self, device: int) -> list[bytes]:
         """What ``device`` sends, in order (floods go to every device but the input one)."""

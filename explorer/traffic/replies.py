@@ -88,7 +88,8 @@ def with_replies(trace: Trace, emitted: Mapping[int, tuple[int, bytes]],
             reply = made[frame] = reply_frame(frame)
         replies.append(reply)
     at = np.array(answered, dtype=np.int64)
-    stamps = np.concatenate([trace.timestamps.astype(np.uint64), trace.timestamps[at].astype(np.uint64) + np.uint64(delay_ns)])
+    stamps = np.concatenate([trace.timestamps.astype(np.uint64),
+                             trace.timestamps[at].astype(np.uint64) + np.uint64(delay_ns)])
     devices = np.concatenate([trace.devices.astype(np.uint16),
                               np.array([emitted[k][0] for k in answered], dtype=np.uint16)])
     frames = list(trace.frames) + replies

@@ -148,7 +148,8 @@ def translate(trace: Trace, seq_out: dict, par_out: dict, renamed: Callable[[byt
 
 
 def run_closed_loop(trace: Trace, run_seq: Callable[[Trace], RunResult], run_par: Callable[[Trace], ParallelRun],
-                    *, replies: bool, renamed: Callable[[bytes, bytes], bool], serial_order: bool = False) -> LoopedRuns:
+                    *, replies: bool, renamed: Callable[[bytes, bytes], bool],
+                    serial_order: bool = False) -> LoopedRuns:
     """Run both sides on ``trace``; then, with ``replies``, on the trace plus replies to what each
     side sent (and in any case with user-made replies readdressed for the parallel run), until the
     frames answered stop changing; with ``serial_order`` (the parallel run is compared in its own
@@ -168,7 +169,8 @@ def run_closed_loop(trace: Trace, run_seq: Callable[[Trace], RunResult], run_par
             return LoopedRuns(seq_trace, par_trace, seq, par, origin, rounds, True, translated)
         answered = pairs
         if replies:
-            seq_loop, par_loop = with_replies(trace, pairs[0], made=made), with_replies(readdressed, pairs[1], made=made)
+            seq_loop = with_replies(trace, pairs[0], made=made)
+            par_loop = with_replies(readdressed, pairs[1], made=made)
         else:
             seq_loop = par_loop = ClosedLoop(trace, origin, positions)
             par_loop = ClosedLoop(readdressed, origin, positions)
