@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 import z3
 
+from explorer import z3_check
 from explorer.errors import ConfigError, ShardingError, SolverError
 from explorer.rss import gf2
 from explorer.rss.hash_input import FIELD_BITS, FIELD_NAMES, L3_FIELDS, InputLayout, input_layout
@@ -284,7 +285,7 @@ class _Z3Model:
 
     def check(self, *assumptions: z3.BoolRef) -> z3.CheckSatResult:
         try:
-            return self.solver.check(*assumptions)
+            return z3_check.check(self.solver, assumptions, timeout_ms=Z3_TIMEOUT_MS)
         except z3.Z3Exception as error:
             raise SolverError(f"Z3 failed: {error}") from None
 
@@ -306,7 +307,7 @@ class _Z3Model:
             alone = z3.Solver()
             alone.set("timeout", Z3_TIMEOUT_MS)
             alone.add(*(self.formulas[part] for part in rest), self.formulas[("spread", dev)])
-            if alone.check() == z3.unsat:
+            if z3_check.check(alone, timeout_ms=Z3_TIMEOUT_MS) == z3.unsat:
                 return sorted([*rest, ("spread", dev)])
         return core
 
@@ -678,7 +679,7 @@ def _counterexample(plan: RssPlan, c: PairConstraint) -> Optional[Counterexample
 
 def _check(solver: z3.Solver) -> z3.CheckSatResult:
     try:
-        return solver.check()
+        return z3_check.check(solver, timeout_ms=Z3_TIMEOUT_MS)
     except z3.Z3Exception as error:
         raise SolverError(f"Z3 failed: {error}") from None
 

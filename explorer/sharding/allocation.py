@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import z3
 
+from explorer import z3_check
 from explorer.ir import Access, Analysis, CallPath
 from explorer.nf_terms import FIELD_NAMES, bare_symbol, where
 from explorer.rss.problem import PairConstraint
@@ -153,7 +154,7 @@ def _affine(value: z3.ExprRef, index: z3.BitVecRef, bits: int, capacity: int) ->
                      [z3.ULT(i, limit), z3.ULT(j, limit), i != j, line(i) == line(j)]):
         solver = _solver()
         solver.add(*formulas)
-        if solver.check() != z3.unsat:
+        if z3_check.check(solver, timeout_ms=Z3_TIMEOUT_MS) != z3.unsat:
             return None
     return offset, stride
 
@@ -254,11 +255,11 @@ def _affine_field(value: z3.ExprRef, index: z3.BitVecRef, part: z3.ExprRef, fiel
     def unique_field(k: int) -> Optional[int]:
         solver = _solver()
         solver.add(part == at(z3.BitVecVal(k, 32)))
-        if solver.check() != z3.sat:
+        if z3_check.check(solver, timeout_ms=Z3_TIMEOUT_MS) != z3.sat:
             return None
         found = solver.model().eval(field, model_completion=True).as_long()
         solver.add(field != found)
-        return found if solver.check() == z3.unsat else None
+        return found if z3_check.check(solver, timeout_ms=Z3_TIMEOUT_MS) == z3.unsat else None
 
     first = unique_field(0)
     second = unique_field(1) if capacity > 1 else first
@@ -279,7 +280,7 @@ def _affine_field(value: z3.ExprRef, index: z3.BitVecRef, part: z3.ExprRef, fiel
     for formulas in checks:
         solver = _solver()
         solver.add(*formulas)
-        if solver.check() != z3.unsat:
+        if z3_check.check(solver, timeout_ms=Z3_TIMEOUT_MS) != z3.unsat:
             return None
     return first, stride
 

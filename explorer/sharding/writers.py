@@ -19,6 +19,7 @@ from typing import Any, Iterable, Optional
 
 import z3
 
+from explorer import z3_check
 from explorer.ir import Analysis, CallPath, Location, Op
 from explorer.nf_terms import site
 from explorer.sharding.analysis_memo import memo
@@ -180,7 +181,7 @@ def packet_class(path: CallPath) -> PacketClass:
     solver = z3.Solver()
     solver.set("timeout", _TIMEOUT_MS)
     solver.add(formula)
-    if solver.check() != z3.sat:
+    if z3_check.check(solver, timeout_ms=_TIMEOUT_MS) != z3.sat:
         return PacketClass(path.devices, ())
     model = solver.model()
     present = set().union(*(symbols_of(c) for c in packet_only)) if packet_only else set()
@@ -192,7 +193,7 @@ def packet_class(path: CallPath) -> PacketClass:
         value = model.eval(term, model_completion=True)
         solver.push()
         solver.add(term != value)
-        if solver.check() == z3.unsat:
+        if z3_check.check(solver, timeout_ms=_TIMEOUT_MS) == z3.unsat:
             pinned.append((name, value.as_long()))
         solver.pop()
     return PacketClass(path.devices, tuple(pinned))

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import z3
 
+from explorer import z3_check
 from explorer.errors import SolverError
 from explorer.symbex.bitvec import ast_id, constants_of, given, implies
 
@@ -166,7 +167,7 @@ class PathSolver:
                 solver.add(c)
             for i, extra in enumerate(extras):
                 if answers[i] is None:
-                    result = _check_under(solver, [extra])
+                    result = z3_check.check(solver, [extra], timeout_ms=TIMEOUT_MS)
                     self.checks += 1
                     if result == z3.unknown:
                         raise SolverError(f"Z3 could not decide a switch's case ({solver.reason_unknown()})")
@@ -209,11 +210,12 @@ class PathSolver:
         try:
             self._solver = self._incremental[heavy]
             terms = query + ([] if extra is None else [extra])
-            result = _check_under(self._solver, [self._guard(t, heavy) for t in terms])
+            result = z3_check.check(self._solver, [self._guard(t, heavy) for t in terms], timeout_ms=TIMEOUT_MS,
+                                    rlimit=HEAVY_FIRST_RLIMIT if heavy else 0)
             if result == z3.unknown and heavy:
                 self._solver = self._start()
                 self._solver.add(*terms)
-                result = self._solver.check()
+                result = z3_check.check(self._solver, timeout_ms=TIMEOUT_MS)
             self.checks += 1
             if result == z3.sat and heavy:
                 self._keep_model(self._solver.model())
@@ -285,14 +287,6 @@ class PathSolver:
             return value.as_long()
         except z3.Z3Exception as exc:
             raise SolverError(f"Z3 failed: {exc}") from None
-
-
-def _check_under(solver: Any, literals: list[Any]) -> Any:
-    """``solver.check(*literals)`` without z3.py's sort check of every assumption (the literals are
-    guards made by ``_guard``, Booleans by construction): with a few dozen per query, that check
-    was a third of the analysis of an NF of a few hundred paths."""
-    array = (z3.Ast * len(literals))(*(literal.as_ast() for literal in literals))
-    return z3.CheckSatResult(z3.Z3_solver_check_assumptions(solver.ctx.ref(), solver.solver, len(literals), array))
 
 
 def _reflexive(cond: Any) -> bool:

@@ -40,7 +40,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import z3
 
-from explorer import ir
+from explorer import ir, z3_check
 from explorer.ir import result_parts
 from explorer.run import RunResult, StateCall, run_trace
 from explorer.symbex.bitvec import (conjoined, constants_of, disjoined, equalities, implies, subterms,
@@ -70,6 +70,7 @@ FILL_SPARES = 8
 ROUNDS = 6
 WRITE_TRIES = 8  # questions about a writer packet and a reader packet, per path and start
 RLIMIT = 50_000_000  # Z3 resource units per check (see _solver)
+TIMEOUT_MS = 120_000  # the wall-clock backstop per check
 # Packets asked of Z3 in one search at most: the samples take 15-80; an NF whose paths hide behind
 # hashes and thresholds (a count-min sketch of 81 paths) asked for thousands, an hour's work, and
 # the search stops instead, naming what it did not reach. A count, not a clock: deterministic.
@@ -303,7 +304,7 @@ def _solve(analysis: ir.Analysis, path: ir.CallPath, facts: Optional[StateFacts]
     solver.add(*hard, *learned)
     for n, (label, constraint) in enumerate(tracked):
         solver.assert_and_track(constraint, z3.Bool(f"{label}|{n}", ctx))
-    if solver.check() != z3.unsat:
+    if _check(solver) != z3.unsat:
         return None, {"the solver gave up"}
     return None, {str(c).rsplit("|", 1)[0].split("|", 1)[1] for c in solver.unsat_core()}
 
@@ -331,7 +332,7 @@ def _ask(ctx: z3.Context, hard: list, tracked: list[tuple[str, Any]], nice: list
         for wanted in tiers:  # with the niceties if they fit, else without
             solver = _solver(ctx)
             solver.add(*hard, *learned, *[c for _, c in wanted])
-            result = solver.check()
+            result = _check(solver)
             if result == z3.sat:
                 model = solver.model()
                 break
@@ -415,8 +416,13 @@ def _solver(ctx: Optional[z3.Context] = None) -> z3.Solver:
     and a wall-clock limit far past it, as a backstop."""
     solver = z3.Solver(ctx=ctx)
     solver.set("rlimit", RLIMIT)
-    solver.set("timeout", 120_000)
+    solver.set("timeout", TIMEOUT_MS)
     return solver
+
+
+def _check(solver: z3.Solver, *assumptions: Any) -> Any:
+    """``solver.check(*assumptions)`` for a solver of ``_solver``; a Ctrl-C raises KeyboardInterrupt."""
+    return z3_check.check(solver, assumptions, timeout_ms=TIMEOUT_MS, rlimit=RLIMIT)
 
 
 def _model_values(model: z3.ModelRef) -> dict[str, int]:
@@ -973,7 +979,7 @@ class _Search:
                 found = z3.BitVec(access.results[0], 8)
                 solver = _solver()
                 solver.add(path.condition)
-                can = {v for v in (0, 1) if solver.check(found == v) == z3.sat}
+                can = {v for v in (0, 1) if _check(solver, found == v) == z3.sat}
                 if len(can) == 1:
                     needs[access.object] = can == {1}
             self.needs[p] = needs
@@ -1081,7 +1087,7 @@ def _skip_hits_in_empty_maps(analysis: ir.Analysis, uncovered: Callable[[], list
             continue
         solver = _solver()
         solver.add(path.condition)
-        hit = next((a for a in lookups if solver.check(z3.BitVec(a.results[0], 8) == 0) != z3.sat), None)
+        hit = next((a for a in lookups if _check(solver, z3.BitVec(a.results[0], 8) == 0) != z3.sat), None)
         if hit is not None:  # this lookup must find its key
             skipped[p] = (f"needs a hit in {hit.object}, which is always empty: nf_init puts nothing in it "
                                "and nf_process never does")
@@ -1115,7 +1121,7 @@ def _skip_values_no_put_stores(analysis: ir.Analysis, uncovered: Callable[[], li
             for a in gets:
                 solver.add(z3.Implies(z3.BitVec(a.results[0], 8, ctx) != 0,
                                       z3.ULT(z3.BitVec(a.results[1], 32, ctx), limit)))
-            if solver.check() != z3.unsat:
+            if _check(solver) != z3.unsat:
                 continue
             needs = " && ".join(part for part in path.condition_text.split(" && ")
                                 if any(v in part for v in values)) or ", ".join(sorted(values))
@@ -1138,7 +1144,7 @@ def _put_bound(analysis: ir.Analysis, name: str) -> Optional[tuple[int, str]]:
             ctx = z3.Context()
             solver = _solver(ctx)  # the conjuncts that name the index decide it
             solver.add(*[t.translate(ctx) for t in _conjuncts(path.condition) if str(a.value) in symbols_of(t)])
-            if solver.check(z3.UGE(a.value.translate(ctx), capacity)) != z3.unsat:
+            if _check(solver, z3.UGE(a.value.translate(ctx), capacity)) != z3.unsat:
                 return None
             bound = max(bound, capacity)
             owners.add(owner)
