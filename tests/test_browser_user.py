@@ -171,14 +171,13 @@ def test_the_solve_status_goes_from_busy_to_solved_without_a_done_between(page):
     assert not any(": done in" in line for line in lines), lines
 
 
-@pytest.mark.xfail(strict=False, reason="KNOWN BUG (session 19): in a full browser run a click made while a solve "
-                   "is in flight is lost about 2 runs in 3 (device 0 kept dst_port); alone it passes. To be fixed "
-                   "in widgets/sharding_table.py, then this mark removed")
 def test_clicks_faster_than_the_solver_wait_for_it_and_all_count(page, nfs):
     """Three toggles clicked as fast as the mouse goes: each starts a solve whose answer moves other
     fields (device 1 follows device 0 onto the other address). Clicks made during a solve were
     handled after that answer had changed what the user saw; the toggles now wait, disabled, until
-    the solve is over, and every click counts."""
+    the solve is over, and every click counts. (They came back for a few milliseconds between a
+    solve and the one a click sent meanwhile started, and the third click, made then, was lost in 2
+    of 3 full browser runs: they now come back only once no solve follows.)"""
     load(page, nfs / "fw.c")
     wait_status(page, ".nfx-load-status", "Loaded fw.c")
     wait_status(page, ".nfx-solve-status", "fw.c")
@@ -195,13 +194,13 @@ def test_clicks_faster_than_the_solver_wait_for_it_and_all_count(page, nfs):
     wanted = {"0": ["src_ip"], "1": ["dst_ip"]}
     try:
         page.wait_for_function(f"""() => JSON.stringify(({SHOWN})()) === '{json.dumps(wanted, separators=(",", ":"))}'
-                                   && !document.querySelector('.nfx-solve-status .nfx-status-busy')""",
+                                   && !document.querySelector('.nfx-solve-status .nfx-status-busy')
+                                   && !document.querySelector('.nfx-sharding button.nfx-field:disabled')""",
                                timeout=120_000)
     except PlaywrightTimeout:
         raise AssertionError(f"the toggles show {page.evaluate(SHOWN)}, not {wanted}") from None
     assert "correct" in status_text(page, ".nfx-solve-status")
-    assert page.evaluate("window.__nfxDisabled") > 0  # they were disabled meanwhile
-    assert page.locator(".nfx-sharding button.nfx-field:disabled").count() == 0
+    assert page.evaluate("window.__nfxDisabled") > 0  # they were disabled meanwhile, and are no longer
     screenshot(page, "34-fast-clicks")
     button(page, "Reset overrides").click()
     wait_status(page, ".nfx-solve-status", "correct")

@@ -4,6 +4,7 @@ inputs re-solves at once (or, for the NF, waits for Load), and every action refu
 while the solution does not match the controls."""
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ from explorer.errors import CSyntaxError, RunError, ShardingError, TrafficError
 from explorer.ir import Location
 from explorer.pipeline import PATHS
 from widgets.app import SHOWN_SOURCE_LIMIT, ExplorerApp
+from widgets.sharding_table import RESUME_AFTER_S
 from widgets.simulator import UPLOADED
 
 from widgets_samples import (GET_LINE, KEY0, PUT_LINE, REBALANCED, SIMULATION, TINY_NF, FakeEngine, Result,
@@ -550,6 +552,30 @@ def test_the_tables_controls_wait_while_the_kernel_solves(app, engine):
     engine.fail["solve"] = ShardingError("no key")
     app.cores.value = 4
     assert not table.busy and not table.toggle("flows", 0, "src_ip").disabled  # a failed solve lets go too
+
+
+def test_in_a_kernel_the_controls_come_back_only_once_no_solve_follows(app, engine):
+    """In a kernel (an event loop runs the handlers) the controls stayed off only to the end of each
+    solve: a click the browser sent meanwhile then started the next at once, and between the two they
+    were on for a few milliseconds, where a click hit a button disabled under the pointer and was lost.
+    They now come back RESUME_AFTER_S after the last solve, and not in between."""
+    table = app.table
+    seen = []
+    table.observe(lambda change: seen.append(change["new"]), "busy")
+
+    async def clicks() -> None:
+        table.toggle("flows", 0, "dst_ip").value = False  # a solve...
+        assert table.busy and table.toggle("flows", 0, "src_ip").disabled
+        await asyncio.sleep(RESUME_AFTER_S / 3)
+        table.toggle("flows", 0, "src_port").value = False  # ...and the click that came during it
+        await asyncio.sleep(RESUME_AFTER_S * 2 / 3)
+        assert table.busy  # not yet: counted from the second solve
+        await asyncio.sleep(RESUME_AFTER_S)
+
+    asyncio.run(clicks())
+    assert seen == [True, False]  # on once, off once: no flicker between the solves
+    assert not table.toggle("flows", 0, "src_ip").disabled and not table.reset_button.disabled
+    assert table.fields_shown("flows", 0) == ("src_ip", "dst_port")
 
 
 def test_a_status_says_done_only_once_the_whole_action_is(app, engine):

@@ -278,7 +278,7 @@ class ExplorerApp(ipywidgets.VBox):
 
     def load(self) -> None:
         """Analyse the NF the picker names, show its source, graph and objects, then solve it."""
-        with self._table_waits():
+        with self.table.waiting():
             self._load()
 
     def _load(self) -> None:
@@ -373,7 +373,7 @@ class ExplorerApp(ipywidgets.VBox):
         if refused:
             self.solve_status.report("error", refused)
             return
-        with self._table_waits():
+        with self.table.waiting():
             self._solve()
 
     def _solve(self) -> None:
@@ -527,15 +527,6 @@ class ExplorerApp(ipywidgets.VBox):
         self._refresh()
 
     # ---- helpers -------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _table_waits(self) -> Iterator[None]:
-        """The sharding table's controls disabled meanwhile (see ``ShardingTable.busy``)."""
-        was, self.table.busy = self.table.busy, True
-        try:
-            yield
-        finally:
-            self.table.busy = was
 
     def _explain(self, result: Any, outcome: bool = True) -> Optional[dict[str, Any]]:
         """``pipeline.explain``; without ``outcome``, no run of the NF on a counterexample."""

@@ -10,8 +10,10 @@ or ``{object: "shard" | "replicate" | "lock"}`` (each row's menu).
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import ipywidgets
 import traitlets
@@ -23,6 +25,11 @@ DECISION_STYLE = {"shard": ("#1a7f37", "#dafbe1"), "replicate": ("#0969da", "#dd
                   "lock": ("#cf222e", "#ffebe9"), "broken": ("#9a6700", "#fff1c2"), "": ("#57606a", "#f6f8fa")}
 OVERRIDDEN_BORDER = "2px solid #d9480f"
 NOT_DECIDED = "not solved"
+# After a solve the controls come back once the kernel has been this long without another: a click the
+# browser sent during the solve is still on its way, and the solve it starts disables them again. They
+# came back for a few milliseconds in between, and a click in that flicker hit a button disabled under
+# the pointer and was lost (one of three fast clicks, in 2 of 3 full browser runs).
+RESUME_AFTER_S = 0.3
 
 TABLE_CSS = """<style>
 .nfx-sharding .nfx-field button, .nfx-sharding button.nfx-field { font-size: 11px; padding: 0 2px; }
@@ -135,6 +142,8 @@ class ShardingTable(ipywidgets.VBox):
         # row; the ``_table`` number (which objects, which devices) drops clicks on the rows of an
         # NF no longer shown.
         self._table = 0
+        self._waits = 0  # solves (or loads) under way: see ``waiting``
+        self._resume: Optional[asyncio.TimerHandle] = None
         self._about: tuple = ()
         self._retired: list[ipywidgets.Widget] = []  # the build before last's widgets, closed at the next
         super().__init__([ipywidgets.HTML(TABLE_CSS), self._grid, self.reset_button], **kwargs)
@@ -147,6 +156,30 @@ class ShardingTable(ipywidgets.VBox):
 
     def reset_overrides(self) -> None:
         self.overrides = {}
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """``busy`` while the kernel solves, and RESUME_AFTER_S past the last solve when the kernel
+        runs an event loop (at once without one: a script, a test)."""
+        self._waits += 1
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
+        self.busy = True
+        try:
+            yield
+        finally:
+            self._waits -= 1
+            if not self._waits:
+                try:
+                    self._resume = asyncio.get_running_loop().call_later(RESUME_AFTER_S, self._resumed)
+                except RuntimeError:  # no loop runs this code
+                    self.busy = False
+
+    def _resumed(self) -> None:
+        self._resume = None
+        if not self._waits:
+            self.busy = False
 
     def toggle(self, name: str, device: int, field: str) -> ipywidgets.ToggleButton:
         """The toggle for one field of one object on one device (for tests and notebooks)."""
