@@ -336,6 +336,30 @@ def test_edited_test_nfs_build_with_warnings_as_errors(tmp_path):
         assert done.returncode == 0, f"{strategy}:\n{done.stderr}"
 
 
+@pytest.mark.dpdk
+def test_sn_shares_const_tables_and_keeps_the_rest_per_core(tmp_path):
+    """A const object cannot change, so under sn the cores share one copy: a 2 Mi-entry table was
+    _Thread_local, once per core. A pointer to const can change, and stays one per core."""
+    text = (ROOT / "tests" / "nfs" / "dscp_remark.c").read_text().replace(
+        "static struct nf_map *sources;",
+        "static const uint16_t *const FIRST = TRUSTED_PORTS;\n"
+        "static const uint8_t *last_phb;\nstatic struct nf_map *sources;").replace(
+        "nf_ntohs(port) == TRUSTED_PORTS[i]", "nf_ntohs(port) == FIRST[i] && last_phb == NULL")
+    source = _nf(tmp_path, text, "dscp.c")
+    nf = transform(plan(source, "sn", 2))
+    for shared in ("static const uint8_t PHB[64] = {", "static const uint8_t ACTION[4][2] = {",
+                   "static const uint16_t TRUSTED_PORTS[] = {", "static const uint16_t *const FIRST = TRUSTED_PORTS;"):
+        assert shared in nf.text
+    for per_core in ("static _Thread_local const uint8_t *last_phb;", "static _Thread_local struct nf_map *sources;"):
+        assert per_core in nf.text
+    assert "shared, read-only: PHB, ACTION, TRUSTED_PORTS, FIRST" in nf.changes
+    folder = write_project(plan(source, "sn", 2), tmp_path / "sn").folder
+    cflags, _ = build.dpdk_flags()
+    done = subprocess.run(["gcc", *build.BASE_FLAGS, f"-I{folder}", *cflags, "-c", str(folder / "nf.c"), "-o",
+                           str(tmp_path / "sn.o")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 # ---- the NFs the analysis accepts but the rewrite cannot place ---------------------------------
 
 ODD_NF = """#include "nf.h"

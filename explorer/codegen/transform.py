@@ -317,11 +317,20 @@ class _StaticLocals(_Walk):
         self.generic_visit(node)
 
 
-def _no_thread_local_addresses(decls: list[c_ast.Decl], strategy: str) -> None:
-    """Refuse a variable with static storage initialized with the address of another (``struct
-    tables *T = &state;``): once both are one per core, C has no constant for ``&state`` (gcc: the
+def _read_only(decl: c_ast.Decl) -> bool:
+    """A const object (``static const uint32_t table[N]``, ``char *const p``; not ``const char *p``,
+    a pointer that can change): no core can write it, so the cores share one copy instead of each
+    holding its own (a constant table of millions of entries, once per core)."""
+    node = decl.type
+    while isinstance(node, c_ast.ArrayDecl):
+        node = node.type
+    return "const" in getattr(node, "quals", ())
+
+
+def _no_thread_local_addresses(decls: list[c_ast.Decl], names: set[str], strategy: str) -> None:
+    """Refuse a variable with static storage initialized with the address of one of ``names``, those
+    made one per core (``struct tables *T = &state;``): C has no constant for ``&state`` then (gcc: the
     initializer element is not constant), and each core's T would have to point at its own state."""
-    names = {d.name for d in decls}
 
     class Uses(_Walk):
         def __init__(self) -> None:
@@ -440,11 +449,15 @@ def transform(plan) -> TransformedNF:
         for node in ast.ext:
             if isinstance(node, c_ast.FuncDef):
                 locals_.visit(node)
-        _no_thread_local_addresses(globals_ + locals_.decls, plan.strategy)
-        for decl in globals_ + locals_.decls:
+        statics = globals_ + locals_.decls
+        per_core = [d for d in statics if not _read_only(d)]
+        _no_thread_local_addresses(statics, {d.name for d in per_core}, plan.strategy)
+        for decl in per_core:
             finder.thread_local(decl)
-        if globals_ or locals_.decls:
-            changes.append("thread-local (one per core): " + ", ".join(d.name for d in globals_ + locals_.decls))
+        if per_core:
+            changes.append("thread-local (one per core): " + ", ".join(d.name for d in per_core))
+        if len(per_core) < len(statics):
+            changes.append("shared, read-only: " + ", ".join(d.name for d in statics if _read_only(d)))
     unique = list(dict.fromkeys(finder.edits))  # declarators that share their specifiers share the edit
     edited = {name: apply_edits(text, [e for e in unique if e.file == name]) for name, text in sources.items()}
     _verify(plan, {headers.get(name, Path(name).name): text for name, text in edited.items()}, ast)
