@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from explorer.errors import ConfigError
 from explorer.rss import gf2
 from explorer.rss.hash_input import FIELD_NAMES, input_layout
-from explorer.rss.quality import balance, field_ranks, low_bits_rank, reta_rank, reta_rows
+from explorer.rss.quality import balance, describe_dependence, field_ranks, low_bits_rank, reta_rank, reta_rows
 from explorer.rss.toeplitz import hash_fields
 
 SYMMETRIC_KEY = bytes.fromhex("6d5a") * 26
@@ -127,3 +127,16 @@ def test_echelon_solutions_satisfy_every_equation(rows, seed):
 def test_implies_zero():
     ech = gf2.Echelon([0b011, 0b001])  # x0 + x1 = 0, x0 = 0
     assert ech.implies_zero(0) and ech.implies_zero(1) and not ech.implies_zero(2)
+
+
+@pytest.mark.parametrize("depends, text", [
+    ([("src_ip", 0xFFFFFFFF), ("dst_port", 0xFFFF)], "src_ip, dst_port"),
+    ([("src_ip", 0xFFFFFF00)], "src_ip (its top 24 bits)"),  # a /24: "bits 0-23" said nothing of where 0 is
+    ([("dst_port", 0x003F)], "dst_port (its low 6 bits)"),
+    ([("dst_port", 0x8000)], "dst_port (its top bit)"),
+    ([("src_ip", 0x00FFFF00)], "src_ip (bits 8-23, bit 0 the most significant)"),
+    ([("dst_port", 0x0100)], "dst_port (bit 7, bit 0 the most significant)"),
+    ([], "nothing (every packet reaches RETA entry 0)"),
+])
+def test_the_bits_an_index_depends_on_read_as_a_prefix_low_bits_or_numbered(depends, text):
+    assert describe_dependence(depends) == text

@@ -362,7 +362,7 @@ def test_a_masked_key_lists_the_bits_it_depends_on():
     rng = np.random.default_rng(5)
     assert listed_bits(plan, 1) == {"dst_ip": set(range(24))}
     assert flips_change_index(plan, 1, rng) == listed_bits(plan, 1)
-    assert plan.device(1).depends_text == "dst_ip (bits 0-23)"
+    assert plan.device(1).depends_text == "dst_ip (its top 24 bits)"  # a /24 prefix
     assert plan.to_dict()["devices"]["1"]["depends"] == {"dst_ip": "ffffff00"}
 
 

@@ -90,13 +90,28 @@ def dependence(key: bytes, fields: Iterable[str], reta_size: int) -> tuple[tuple
 
 
 def describe_dependence(depends: Iterable[tuple[str, int]]) -> str:
-    """``"src_ip, dst_ip (bits 0-23)"``: the fields a RETA index depends on, with the bits (0 = the
-    field's most significant) where only some of them matter."""
+    """``"src_ip, dst_ip (its top 24 bits)"``: the fields a RETA index depends on, with the bits
+    where only some of them matter: a prefix (a /24) or the low bits as such, other bits by
+    number, 0 the most significant, as the spread warnings number them."""
     parts = []
     for name, bits in depends:
         width = FIELD_BITS[name]
-        parts.append(name if bits == (1 << width) - 1 else f"{name} (bits {bit_ranges(name, bits)})")
+        clear = ~bits & ((1 << width) - 1)  # the bits that do not matter
+        if not clear:
+            parts.append(name)
+        elif clear & (clear + 1) == 0:  # ones, then zeros: a prefix
+            parts.append(f"{name} (its {_top_or_low('top', width - clear.bit_length())})")
+        elif bits & (bits + 1) == 0:  # zeros, then ones
+            parts.append(f"{name} (its {_top_or_low('low', bits.bit_length())})")
+        else:
+            ranges = bit_ranges(name, bits)
+            parts.append(f"{name} (bit{'s' if ',' in ranges or '-' in ranges else ''} {ranges}, "
+                         f"bit 0 the most significant)")
     return ", ".join(parts) or "nothing (every packet reaches RETA entry 0)"
+
+
+def _top_or_low(end: str, n: int) -> str:
+    return f"{end} bit" if n == 1 else f"{end} {n} bits"
 
 
 def bit_ranges(name: str, bits: int) -> str:
