@@ -42,7 +42,9 @@ STATE_CALLS: dict[str, str] = {
 # gcc's builtins C programmers use in packet code (``likely()`` / ``unlikely()``, byte swaps); gcc knows
 # them without a declaration (the analysis's are ``explorer.symbex.program.BUILTIN_PROTOTYPES``).
 BUILTINS = frozenset({"__builtin_expect", "__builtin_bswap16", "__builtin_bswap32", "__builtin_bswap64",
-                      "__builtin_popcount", "__builtin_popcountl", "__builtin_popcountll"})
+                      "__builtin_popcount", "__builtin_popcountl", "__builtin_popcountll", "__builtin_clz",
+                      "__builtin_clzl", "__builtin_clzll", "__builtin_ctz", "__builtin_ctzl", "__builtin_ctzll",
+                      "__builtin_constant_p"})
 # nf.h's other functions: header access, byte order, checksums, hashing, and the libc the NF may use.
 OTHER_CALLS = frozenset({"nf_ether_header", "nf_ipv4_header", "nf_tcpudp_header", "nf_tcp_fields",
                          "nf_update_checksums", "nf_ntohs", "nf_htons", "nf_ntohl", "nf_htonl", "nf_hash", "memcpy",

@@ -57,7 +57,9 @@ SMALL = {
     "psd": {"PSD_CAPACITY": "64", "PSD_MAX_PORTS": "4"},
 }
 # NFs of tests/nfs that reach what no sample does: syn_guard reads and writes TCP's flags (region "tcp")
-EXTRA = {"syn_guard": ROOT / "tests" / "nfs" / "syn_guard.c"}
+# prefix_slots takes __builtin_clz of packet fields and __builtin_ctzll of a state bitmap
+EXTRA = {"syn_guard": ROOT / "tests" / "nfs" / "syn_guard.c",
+         "prefix_slots": ROOT / "tests" / "nfs" / "prefix_slots.c"}
 CASES = ([(nf, "default") for nf in SAMPLES] + [(nf, "small") for nf in sorted(SMALL) if nf in SAMPLES]
          + [(nf, "default") for nf in sorted(EXTRA)])
 
@@ -79,6 +81,10 @@ UNREACHED: dict[tuple[str, str, str], str] = {
                        "!ports.found#10 && !port_chain.ok#12"): FULL.format("port", "65,536"),
     ("psd", "default", "p.device != 0 && p.is_ipv4 && p.is_tcpudp && sources.found#3 && !ports.found#5 && "
                        "counters.cell#6.ports < 64 && !port_chain.ok#7"): FULL.format("port", "65,536"),
+    ("prefix_slots", "default", "p.device != 1 && p.is_ipv4 && (p.ipv4.src ^ p.ipv4.dst) != 0 && "
+                                "__builtin_clz(p.ipv4.src ^ p.ipv4.dst) < 24 && !owners.found#1 && ~used.cell#2 != 0 && "
+                                "counts.cell#5 >= 1000"):
+        "unreachable: a slot the bitmap hands out was never taken before (slots are never freed), so its counter is 0",
 }
 for _size in ("default", "small"):
     UNREACHED[("psd", _size, "p.device != 0 && p.is_ipv4 && p.is_tcpudp && !sources.found#3 && source_chain.ok#4 "

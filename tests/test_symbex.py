@@ -497,7 +497,8 @@ def test_an_unsupported_path_is_a_record_in_the_errored_stash(tmp_path: Path) ->
     assert trace == (("b", True, True),)
     assert str(error) == f"{path}:4:27: call to unknown function mystery(); an NF may call only nf.h's " \
                          "functions, memcpy/memset/memcmp, __builtin_expect, __builtin_bswap16/32/64, " \
-                         "__builtin_popcount(l/ll) and functions it defines"
+                         "__builtin_popcount(l/ll), __builtin_clz(l/ll), __builtin_ctz(l/ll), __builtin_constant_p " \
+                         "and functions it defines"
 
 
 def test_likely_unlikely_and_builtin_byte_swaps_read_as_gcc_computes_them(tmp_path: Path) -> None:

@@ -183,6 +183,26 @@ CASES = [
     ("cast to a union", "union u { uint32_t a; uint16_t b; };", "return true;",
      "  union u x = (union u)(uint32_t)len;\n  return x.b & 1;", 7, 15,
      "a cast to a union (union u), a GNU extension, is not supported: declare a union u and set the member"),
+    # gcc's bit builtins where C leaves them undefined (they were 'call to unknown function')
+    ("__builtin_clz of a packet value that can be 0", "", "return true;",
+     HEADERS + "  return __builtin_clz(nf_ntohl(ip->src_addr)) > 8;", 8, 10,
+     "__builtin_clz() of p.ipv4.src, which can be 0 on this path: undefined in C"),
+    ("__builtin_ctzll of a packet value that can be 0", "", "return true;",
+     HEADERS + "  return __builtin_ctzll((uint64_t)ip->ttl << 8) > 8;", 8, 10,
+     "__builtin_ctzll() of "),
+    ("__builtin_ctz of a constant 0", "#define SLOT_MASK 0", "return true;", "  return __builtin_ctz(SLOT_MASK);",
+     7, 10, "__builtin_ctz(0) is undefined in C: the argument is always 0 here"),
+    ("__builtin_constant_p of two arguments", "", "return true;", "  return __builtin_constant_p(1, 2);", 6, 10,
+     "__builtin_constant_p() takes 1 argument, 2 given"),
+    # type specifiers the analysis did not know were left out (_Complex int read as int, long char as char)
+    ("_Complex", "", "return true;", "  _Complex int z = len;\n  return 0;", 6, 3,
+     "complex types (_Complex int) are not supported"),
+    ("long char", "", "return true;", "  long char c = 1;\n  return c;", 6, 3,
+     "invalid type 'long char': C has no type with these specifiers"),
+    ("signed unsigned", "static signed unsigned int g;", "return true;", "  return 0;", 2, 8,
+     "invalid type 'signed unsigned int'"),
+    ("unsigned void", "", "return true;", "  unsigned void *p = 0;\n  return 0;", 6, 3,
+     "invalid type 'unsigned void': the type specifier 'void' does not combine with the others"),
     ("nf_init fails", "", "return false;", "  return 0;", 3, 3, "nf_init returns false"),
     ("no nf_process", "", "return true;", None, None, None, "does not define nf_process() (expected: int nf_process("),
     # it said only 'the NF does not define nf_process()', with no place
@@ -222,9 +242,22 @@ def test_unsupported_constructs_are_named_with_their_location(tmp_path: Path, na
     "  return (ip->ttl ? 1000 / ip->ttl : 0) > 9;",
     "  return ((1u << (ip->ttl & 31)) > 9) + (1000 / (len | 1) > 9) - 1;",
     "  if (ip->ttl > 31) return NF_DROP;\n  return (1u << ip->ttl) > 9;",
+    "  return ip->src_addr != 0 && __builtin_clz(ip->src_addr) > 8;",
+    "  if (ip->dst_addr == 0) return NF_DROP;\n  return __builtin_ctz(ip->dst_addr) > 3;",
+    "  return (ip->ttl ? __builtin_ctzl(ip->ttl) : 8) + __builtin_clzll(ip->tos | 1ull) > 3;",
 ])
 def test_divisions_and_shifts_guarded_on_their_path_are_analysed(tmp_path: Path, body: str) -> None:
     assert analyze(_write(tmp_path, "", "return true;", HEADERS + body)).paths
+
+
+def test_a_bit_count_of_a_state_value_is_left_to_the_nf(tmp_path: Path) -> None:
+    """As for a division: a cell may hold what only the NF knows is never 0 (a bitmap it never
+    fills), so ``__builtin_ctz`` of a cell is analysed unguarded; its term reads the width for 0."""
+    body = ("  uint32_t *bits = nf_vector_borrow(v, 0);\n  int slot = __builtin_ctz(~*bits);\n"
+            "  nf_vector_return(v, 0, bits);\n  return slot > 3 ? NF_DROP : 0;")
+    analysis = analyze(_write(tmp_path, "static struct nf_vector *v;", "return nf_vector_allocate(4, 1, &v);", body))
+    assert sorted(p.condition_text for p in analysis.paths) == ["__builtin_ctz(~v.cell#1) <= 3",
+                                                                "__builtin_ctz(~v.cell#1) > 3"]
 
 
 @pytest.mark.parametrize("index", ["ip->ttl % 16", "ip->ttl & 15", "ip->ttl < 16 ? ip->ttl : 0"])

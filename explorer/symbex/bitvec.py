@@ -7,7 +7,7 @@ returns the field's symbol: terms stay small and readable without calling z3.sim
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Iterator, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import z3
 
@@ -71,6 +71,24 @@ def reset_caches() -> None:
     _constants_cache.clear()
     _constants_roots.clear()
     _numerals.clear()
+
+
+# Terms a bit builtin computed (a popcount is a sum of 32 or 64 bits), by AST id: (term, builtin, argument),
+# so that text shows the call the NF made. Never emptied (a term rendered after the next analysis began
+# still prints as the call); the entries keep their terms alive, so their ids stay unique.
+_builtin_calls: dict[int, tuple[Any, str, Any]] = {}
+
+
+def builtin_term(term: Any, builtin: str, argument: Any) -> Any:
+    """``term``, remembered as the value of ``builtin(argument)``."""
+    _builtin_calls.setdefault(term.get_id(), (term, builtin, argument))
+    return term
+
+
+def builtin_call(term: Any) -> Optional[tuple[str, Any]]:
+    """(builtin, argument) when ``term`` is a bit builtin's value (``builtin_term``), else None."""
+    hit = _builtin_calls.get(ast_id(term))
+    return None if hit is None else hit[1:]
 
 
 def negated(cond: z3.BoolRef) -> z3.BoolRef:

@@ -173,10 +173,29 @@ def compatible(a: "CType", b: "CType") -> bool:
     return type(a) is type(b)
 
 
+_INTEGER_SPECIFIERS = ("_Bool", "char", "short", "int", "long", "signed", "unsigned")
+
+
 def int_type_from_specifiers(names: list[str]) -> Optional[IntType]:
     """The integer type named by a list of basic specifiers (['unsigned', 'long', 'int']), or None
-    when the list names something else (void, float, a typedef)."""
+    when the list is one other name (void, float, a typedef). A list gcc refuses (``long char``,
+    ``signed unsigned``, ``long long long``) or one with a specifier no integer type takes
+    (``_Complex int``) raises ValueError with the sentence to show: such a list used to be read as
+    the integer its known specifiers name."""
+    if len(names) == 1 and names[0] not in _INTEGER_SPECIFIERS:
+        return None
+    spelled = " ".join(names)
+    other = next((n for n in names if n not in _INTEGER_SPECIFIERS), None)
+    if other == "_Complex":
+        raise ValueError(f"complex types ({spelled}) are not supported: the analysis works on integers")
+    if other is not None:
+        raise ValueError(f"invalid type '{spelled}': the type specifier '{other}' does not combine with the others")
     counts = {n: names.count(n) for n in set(names)}
+    kinds = {"_Bool", "char", "short"} & counts.keys()
+    if (any(c > 1 for n, c in counts.items() if n != "long") or counts.get("long", 0) > 2 or len(kinds) > 1
+            or ("signed" in counts and "unsigned" in counts) or (kinds and "long" in counts)
+            or ("_Bool" in counts and len(counts) > 1) or ("char" in counts and "int" in counts)):
+        raise ValueError(f"invalid type '{spelled}': C has no type with these specifiers")
     unsigned = "unsigned" in counts
     signed = "signed" in counts
     if "_Bool" in counts:

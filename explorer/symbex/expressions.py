@@ -372,11 +372,12 @@ class Expressions(Visitor):
     def _state_argument(self, name: str, k: int, value: Value, param: Any, node: Any) -> Value:
         """An integer argument of an nf.h function converted to its parameter's type; a constant it
         cannot hold is refused, as gcc's -Werror=overflow refuses it in the build (a capacity of
-        2^32 would silently become 0)."""
+        2^32 would silently become 0). gcc's builtins take any integer as C converts it
+        (``__builtin_ctz(-8)`` is 3, without a warning)."""
         if not (isinstance(value, Int) and isinstance(param, IntType)):
             return value
         converted = self.machine.convert(value, param, node)
-        if value.concrete and isinstance(converted, Int) and (
+        if value.concrete and not name.startswith("__builtin_") and isinstance(converted, Int) and (
                 (value.signed_value() if value.ctype.signed else value.v) !=
                 (converted.signed_value() if param.signed else converted.v)):
             shown = value.signed_value() if value.ctype.signed else value.v
@@ -400,6 +401,8 @@ class Expressions(Visitor):
             result = self.it.statements.call_function(name, args, node)
             return result if result is not None else Int(ct.INT, 0)
         model = model_for(name)
+        if model is not None and not model.evaluates_arguments:  # __builtin_constant_p(x): x is not run
+            return model.call(CallContext(name, [], arg_nodes, node, m, self.it.static_types)) or Int(ct.INT, 0)
         if model is not None:
             args = [self.visit(a) for a in arg_nodes]
             ft = m.program.prototypes.get(name)
@@ -412,5 +415,5 @@ class Expressions(Visitor):
             result = model.call(ctx)
             return result if result is not None else Int(ct.INT, 0)
         raise m.fail(node, f"call to unknown function {name}(); an NF may call only nf.h's functions, "
-                           "memcpy/memset/memcmp, __builtin_expect, __builtin_bswap16/32/64, __builtin_popcount(l/ll) "
-                           "and functions it defines")
+                           "memcpy/memset/memcmp, __builtin_expect, __builtin_bswap16/32/64, __builtin_popcount(l/ll), "
+                           "__builtin_clz(l/ll), __builtin_ctz(l/ll), __builtin_constant_p and functions it defines")

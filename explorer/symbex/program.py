@@ -155,7 +155,10 @@ class TypeResolver:
             if "__int128" in names:
                 raise unsupported(node, f"128-bit integers ({' '.join(names)}) are not supported: the analysis "
                                         "and the NIC's fields work on at most 64 bits; use uint64_t (or two of them)")
-            it = int_type_from_specifiers(names)
+            try:
+                it = int_type_from_specifiers(names)
+            except ValueError as error:
+                raise unsupported(node, str(error)) from None
             if it is not None:
                 return it
             if len(names) == 1:
@@ -241,7 +244,10 @@ BUILTIN_PROTOTYPES = {"__builtin_expect": FunctionType(LONG, (LONG, LONG)),
                       "__builtin_bswap64": FunctionType(ULLONG, (ULLONG,)),
                       "__builtin_popcount": FunctionType(INT, (UINT,)),
                       "__builtin_popcountl": FunctionType(INT, (ULONG,)),
-                      "__builtin_popcountll": FunctionType(INT, (ULLONG,))}
+                      "__builtin_popcountll": FunctionType(INT, (ULLONG,)),
+                      **{f"__builtin_{op}{suffix}": FunctionType(INT, (t,)) for op in ("clz", "ctz")
+                         for suffix, t in (("", UINT), ("l", ULONG), ("ll", ULLONG))},
+                      "__builtin_constant_p": FunctionType(INT, (), variadic=True)}
 
 
 class Program:

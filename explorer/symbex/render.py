@@ -11,7 +11,7 @@ from typing import Any, Optional
 import z3
 
 from explorer.ir import result_parts
-from explorer.symbex.bitvec import ast_id
+from explorer.symbex.bitvec import ast_id, builtin_call
 from explorer.symbex.ctype import StructType
 from explorer.symbex.tables import table_read, table_values
 
@@ -252,6 +252,9 @@ class Renderer:
         table = table_read(t)
         if table is not None:
             return table[0].format(self._bv(table[1], top=True))
+        call = builtin_call(t)
+        if call is not None:
+            return f"{call[0]}({self._bv(call[1], top=True)})"
         member = self._member(t)
         if member is not None:
             return member

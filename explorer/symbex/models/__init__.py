@@ -13,7 +13,8 @@ from explorer.symbex.models.context import CallContext, Model
 from explorer.symbex.models.dchains import (AllocateNewIndex, ExpireItems, FreeIndex, IsIndexAllocated,
                                             RejuvenateIndex)
 from explorer.symbex.models.headers import EtherHeader, Ipv4Header, TcpFields, TcpudpHeader, UpdateChecksums
-from explorer.symbex.models.libc import ByteSwap, Expect, Hash, Memcmp, Memcpy, Memset, PopCount
+from explorer.symbex.models.libc import (ByteSwap, ConstantP, CountZeros, Expect, Hash, Memcmp, Memcpy, Memset,
+                                         PopCount)
 from explorer.symbex.models.maps import MapErase, MapGet, MapPut
 from explorer.symbex.models.sketches import SketchEstimate, SketchExpire, SketchTouch
 from explorer.symbex.models.vectors import VectorBorrow, VectorReturn
@@ -22,7 +23,7 @@ _MODELS: tuple[Model, ...] = (
     Allocate(), MapGet(), MapPut(), MapErase(), VectorBorrow(), VectorReturn(), AllocateNewIndex(),
     RejuvenateIndex(), IsIndexAllocated(), FreeIndex(), ExpireItems(), SketchTouch(), SketchEstimate(),
     SketchExpire(), ChtFindBackend(), EtherHeader(), Ipv4Header(), TcpudpHeader(), TcpFields(), UpdateChecksums(),
-    ByteSwap(), Expect(), PopCount(), Hash(), Memcpy(), Memset(), Memcmp(),
+    ByteSwap(), Expect(), PopCount(), CountZeros(), ConstantP(), Hash(), Memcpy(), Memset(), Memcmp(),
 )
 MODELS: dict[str, Model] = {name: model for model in _MODELS for name in model.names}
 

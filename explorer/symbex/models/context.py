@@ -149,6 +149,7 @@ class Model:
 
     names: ClassVar[tuple[str, ...]] = ()
     forks: ClassVar[bool] = False  # whether a call may fork the path (a 0/1 result guarding an output)
+    evaluates_arguments: ClassVar[bool] = True  # False: the model reads the argument expressions only
 
     def call(self, ctx: CallContext) -> Optional[Value]:
         raise NotImplementedError

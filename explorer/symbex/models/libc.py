@@ -1,14 +1,18 @@
 """nf.h's pure helpers and the libc an NF may use: byte order, ``nf_hash`` (FNV-1a, an
-uninterpreted function when its input is symbolic), ``memcpy``, ``memset`` and ``memcmp``."""
+uninterpreted function when its input is symbolic), ``memcpy``, ``memset`` and ``memcmp``, and gcc's
+bit builtins (popcount, clz, ctz, ``__builtin_constant_p``)."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
 import z3
+from pycparser import c_ast
 
 from explorer.symbex import ctype as ct
-from explorer.symbex.bitvec import bswap, bv, bytes_of, combine_be, fnv1a, hash_function
+from explorer.symbex.bitvec import (bswap, bv, bytes_of, builtin_term, combine_be, fnv1a, from_state,
+                                    hash_function)
 from explorer.symbex.models.context import CallContext, Model
+from explorer.symbex.render import Renderer
 from explorer.symbex.values import Int, Value, convert_int
 
 MAX_BLOCK = 1 << 20  # bytes one memcpy / memset / memcmp may cover
@@ -43,13 +47,99 @@ class PopCount(Model):
     names = ("__builtin_popcount", "__builtin_popcountl", "__builtin_popcountll")
 
     def call(self, ctx: CallContext) -> Optional[Value]:
-        t = ct.UINT if ctx.name == "__builtin_popcount" else ct.ULONG if ctx.name.endswith("l") and not \
-            ctx.name.endswith("ll") else ct.ULLONG
-        value = ctx.integer(0, t).v
+        value = ctx.integer(0, _operand_type(ctx.name)).v
         if isinstance(value, int):
             return Int(ct.INT, bin(value).count("1"))
-        bits = [z3.ZeroExt(31, z3.Extract(i, i, value)) for i in range(t.bits)]
-        return Int(ct.INT, z3.simplify(z3.Sum(*bits)))
+        return Int(ct.INT, builtin_term(_bit_count(value), ctx.name, value))
+
+
+def _operand_type(name: str) -> ct.IntType:
+    """The unsigned type a ``__builtin_<op>`` / ``<op>l`` / ``<op>ll`` takes."""
+    return ct.ULLONG if name.endswith("ll") else ct.ULONG if name.endswith("l") else ct.UINT
+
+
+def _bit_count(value: Any) -> Any:
+    """How many bits of the symbolic ``value`` are 1, as a 32-bit term (the sum of its bits)."""
+    return z3.simplify(z3.Sum(*[z3.ZeroExt(31, z3.Extract(i, i, value)) for i in range(value.size())]))
+
+
+class CountZeros(Model):
+    """``__builtin_clz(x)`` / ``__builtin_ctz(x)`` (``l``, ``ll``: of an unsigned long, long long): how
+    many 0 bits lead (from the top) or trail (from the bottom) ``x``, as an int.
+
+    C leaves both undefined for 0 (x86's bsr/bsf leave the register as it was; lzcnt/tzcnt give the
+    width), so, as for a division by zero: a constant 0 and a packet-derived ``x`` that can be 0 on
+    the path are refused at the call, with an example; test ``x`` first. A value from state is left
+    to the NF (only it knows a bitmap is never full), and its term reads the width for 0. A
+    symbolic ``x``'s term is a popcount, which Z3 and ``explorer.symbex.evaluate`` both read:
+    ctz(x) = popcount(~x & (x - 1)); clz(x) = popcount(~s) where s is x with every bit below its
+    highest 1 set."""
+
+    names = ("__builtin_clz", "__builtin_clzl", "__builtin_clzll", "__builtin_ctz", "__builtin_ctzl",
+             "__builtin_ctzll")
+
+    def call(self, ctx: CallContext) -> Optional[Value]:
+        t = _operand_type(ctx.name)
+        leading = ctx.name.startswith("__builtin_clz")
+        value = ctx.integer(0, t).v
+        if isinstance(value, int):
+            if value == 0:
+                raise ctx.fail(f"{ctx.name}(0) is undefined in C: the argument is always 0 here (a macro, or a "
+                               f"-D value, that is 0?)")
+            count = t.bits - value.bit_length() if leading else (value & -value).bit_length() - 1
+            return Int(ct.INT, count)
+        if not from_state(value) and ctx.state.possible(value == 0):
+            raise ctx.fail(f"{ctx.name}() of {Renderer().text(value)}, which can be 0 on this path: undefined in C, "
+                           f"so the built NF would not do what the analysis assumes; test it first (e.g. return "
+                           f"NF_DROP when it is 0)")
+        if leading:
+            smeared, shift = value, 1
+            while shift < t.bits:
+                smeared, shift = smeared | z3.LShR(smeared, shift), shift * 2
+            zeros = ~smeared
+        else:
+            zeros = ~value & (value - 1)
+        return Int(ct.INT, builtin_term(_bit_count(zeros), ctx.name, value))
+
+
+class ConstantP(Model):
+    """``__builtin_constant_p(x)``: 1 when ``x`` is an integer constant expression (literals,
+    enumerators, ``sizeof``, and operators and casts over them) or a string literal, else 0; ``x``
+    is not evaluated, as in gcc.
+
+    gcc's answer for anything else depends on optimisation (at -O2 it may fold a variable it has
+    propagated a constant into, or an inline function's argument, to 1); the analysis answers the
+    conservative 0, what gcc answers at -O0. A macro that guards a constant-folding shortcut with it
+    computes the same value either way, which is what such guards are for."""
+
+    names = ("__builtin_constant_p",)
+    evaluates_arguments = False
+
+    def call(self, ctx: CallContext) -> Optional[Value]:
+        if len(ctx.nodes) != 1:
+            raise ctx.fail(f"__builtin_constant_p() takes 1 argument, {len(ctx.nodes)} given")
+        return Int(ct.INT, int(_constant_expression(ctx.nodes[0], ctx)))
+
+
+_CONSTANT_UNARY = frozenset({"-", "+", "~", "!", "sizeof", "_Alignof"})
+
+
+def _constant_expression(node: Any, ctx: CallContext) -> bool:
+    """Whether ``node`` is a constant ``__builtin_constant_p`` answers 1 for (C11 6.6, syntactically)."""
+    if isinstance(node, c_ast.Constant):
+        return True
+    if isinstance(node, c_ast.ID):
+        return ctx.machine.lookup_var(node.name) is None and ctx.machine.lookup_enum(node.name) is not None
+    if isinstance(node, c_ast.UnaryOp):
+        return node.op in ("sizeof", "_Alignof") or (node.op in _CONSTANT_UNARY and
+                                                        _constant_expression(node.expr, ctx))
+    if isinstance(node, c_ast.Cast):
+        return _constant_expression(node.expr, ctx)
+    if isinstance(node, c_ast.BinaryOp):
+        return _constant_expression(node.left, ctx) and _constant_expression(node.right, ctx)
+    if isinstance(node, c_ast.TernaryOp):
+        return all(_constant_expression(n, ctx) for n in (node.cond, node.iftrue, node.iffalse))
+    return False
 
 
 class Hash(Model):
