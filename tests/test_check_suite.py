@@ -60,6 +60,9 @@ SUITE = {
     "rr_lb": ("locks", ANY, {}, None),
     # each table could shard alone, on different fields: no key shards both, locks
     "two_keys": ("locks", ANY, {}, None),
+    # a connection erased from the map as its slot is freed (FIN, RST): no dangling slot, sharded
+    "conn_close": ("sn", {0: ("src_ip", "dst_ip", "src_port", "dst_port"),
+                          1: ("src_ip", "dst_ip", "src_port", "dst_port")}, {"CC_CONNS": "64"}, None),
     # each host keeps the flow indices it opened, past their expiry: a dangling index, locks
     "host_flow_limit": ("locks", ANY,
                         {"HFL_CAPACITY": "64", "HFL_FLOWS_PER_HOST": "2", "HFL_EXPIRATION_NS": "2000000"}, None),

@@ -27,3 +27,23 @@ def test_writers_on_one_device_are_not_said_to_be_any_packet():
     reason = pipeline.solve(ROOT / "tests" / "nfs" / "mgmt_config.c", quality=False).sharding.decision("cfg").reason
     assert "any packet" not in reason
     assert "written on paths whose packets no header field narrows" in reason and "packet class: device 2;" in reason
+
+
+def test_a_connection_erased_when_its_slot_is_freed_keeps_no_freed_slot(tmp_path):
+    """conn_close.c erases a closed connection from its map and frees its slot on the same path:
+    the map keeps no freed index, so the slots shard (they were locked as if the map kept them).
+    Freed without the erase, a later packet of the connection finds the freed slot: locked, and
+    the reason says what is missing (it said "its expiry does not clear", of an NF with no expiry)."""
+    source = ROOT / "tests" / "nfs" / "conn_close.c"
+    solution = pipeline.solve(source, quality=False)
+    assert solution.strategy == "shared-nothing"
+    assert {o.name: o.decision for o in solution.sharding.objects} == {
+        "conns": "shard", "conn_keys": "shard", "packets": "shard", "slots": "shard"}
+    kept = tmp_path / "conn_kept.c"
+    text = source.read_text()
+    assert text.count("      nf_map_erase(conns, &c);\n") == 1
+    kept.write_text(text.replace("      nf_map_erase(conns, &c);\n", ""))
+    slots = pipeline.solve(kept, quality=False).sharding.decision("slots")
+    assert slots.decision == "lock"
+    assert slots.reason.startswith("conns keeps indices of slots that it does not erase when nf_dchain_free_index "
+                                   "frees them (conn_kept.c:")

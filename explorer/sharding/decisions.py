@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Optional, Union
 
 from explorer.errors import ConfigError
-from explorer.ir import Analysis, Op
+from explorer.ir import Access, Analysis, CallPath, Op
 from explorer.nf_terms import access_site, fields_words, possessive
 from explorer.rss.nic import NicProfile
 from explorer.rss.problem import PairConstraint
@@ -476,9 +476,9 @@ def _lock_dangling_indices(analysis: Analysis, decisions: list[ObjectDecision],
         if o.kind == "dchain" and o.decision == "shard":
             stale = _dangling_use(analysis, o.name, keyed_by.get(o.name, ()), by_name)
             if stale is not None:
-                keeper, where = stale
+                keeper, where, how = stale
                 o = replace(o, decision="lock", reason=(
-                    f"{keeper} keeps indices of {o.name} that its expiry does not clear ({where} looks one up): "
+                    f"{keeper} keeps indices of {o.name} that {how} ({where} looks one up): "
                     f"once {o.name} releases an index it may hand it out again, to another entry, and which one "
                     f"depends on the order indices are handed out, which sharding changes (a dchain per core)"))
         out.append(o)
@@ -498,26 +498,46 @@ def _lock_inherited_cells(analysis: Analysis, decisions: list[ObjectDecision]) -
 
 
 def _dangling_use(analysis: Analysis, chain: str, keyed: tuple[KeyedAccess, ...],
-                  by_name: Mapping[str, ObjectDecision]) -> Optional[tuple[str, str]]:
-    """(the object that keeps ``chain``'s indices, where one is looked up), or None."""
+                  by_name: Mapping[str, ObjectDecision]) -> Optional[tuple[str, str, str]]:
+    """(the object that keeps ``chain``'s indices, where one is looked up, what releases them), or None.
+
+    A keeper lets an index go with it when the chain's expiry clears the keeper too, or when every
+    path that frees an index erases from the keeper (a map) the key it found that index by: a
+    connection table that erases a closed connection and frees its slot keeps no freed slot."""
     partners: set[str] = set()
-    released = False
+    expired = False
+    freeing = []
     for path in analysis.paths:
         for access in path.accesses:
             if access.object != chain:
                 continue
             if access.call.startswith("nf_expire_items"):
                 partners.update(access.related)
-                released = True
+                expired = True
             elif access.call == "nf_dchain_free_index":
-                released = True
-    if not released:
+                freeing.append((path, access))
+    if not expired and not freeing:
         return None
     for k in keyed:
         for keeper in k.follows:
-            if keeper != chain and keeper not in partners and keeper in by_name:
-                return keeper, k.site
+            if keeper == chain or keeper not in by_name:
+                continue
+            cleared = keeper in partners if expired else True
+            if not cleared:
+                return keeper, k.site, "its expiry does not clear"
+            if not all(_erased_with(path, free, keeper) for path, free in freeing):
+                return keeper, k.site, "it does not erase when nf_dchain_free_index frees them"
     return None
+
+
+def _erased_with(path: CallPath, free: Access, keeper: str) -> bool:
+    """Whether ``path``, which frees the index ``free`` names, erases from the map ``keeper`` the key
+    by which it found that index (the same term: a key rebuilt another way is not recognised)."""
+    index = str(free.key) if free.key is not None and free.key.num_args() == 0 else None
+    found = [a.key for a in path.accesses if a.object == keeper and a.call == "nf_map_get"
+             and len(a.results) > 1 and a.results[1] == index]
+    return any(a.object == keeper and a.call == "nf_map_erase" and a.key is not None
+               and any(a.key.eq(key) for key in found) for a in path.accesses)
 
 
 def _lock_partial_expiry(analysis: Analysis, decisions: list[ObjectDecision]) -> list[ObjectDecision]:
