@@ -617,3 +617,19 @@ def test_a_cell_of_a_few_kib_is_analysed_and_larger_entries_are_refused(tmp_path
     with pytest.raises(UnsupportedError, match=r"t\.c:\d+:\d+: nf_vector_allocate\(\) with entries of 16,388 bytes: "
                                                r"nfx analyses entries \(keys, cells\) of at most 16,384 bytes"):
         nf(tmp_path, body, cell % 4097, init)
+
+
+def test_operator_predicates_answer_as_z3s_own():
+    """bitvec's is_and / is_or / ... (asked through Z3's C API, memoized per object) answer as z3.py's
+    predicates of the same names, for applications, numerals, quantifiers, variables and non-terms."""
+    from explorer.symbex import bitvec
+
+    x, y = z3.BitVecs("x y", 8)
+    a, b = z3.Bools("a b")
+    terms = [z3.And(a, b), z3.Or(a, b), z3.Not(a), z3.BoolVal(True), z3.BoolVal(False), x == y, x + y,
+             z3.BitVecVal(3, 8), a, z3.ForAll([x], x == x), z3.Var(0, z3.BitVecSort(8)), 3, True, None]
+    predicates = ("is_and", "is_or", "is_not", "is_true", "is_false", "is_eq")
+    table = {name: [getattr(bitvec, name)(t) for t in terms] for name in predicates}
+    assert table == {name: [getattr(z3, name)(t) for t in terms] for name in predicates}
+    assert sum(map(sum, table.values())) == 6  # each predicate holds of its own term, and only it
+    assert bitvec.op_kind(x + y) == z3.Z3_OP_BADD and bitvec.op_kind(3) is None

@@ -8,7 +8,8 @@ import z3
 
 from explorer import ir
 from explorer.symbex.bitvec import (applications, ast_id, bv, combine, combine_be, conjoined, constants_of,
-                                    disjoined, given, negated, symbol_names, symbols_of)
+                                    disjoined, given, is_and, is_eq, is_false, is_not, is_or, is_true, negated,
+                                    symbol_names, symbols_of)
 from explorer.symbex.conjuncts import Conjuncts
 from explorer.symbex.ctype import IntType, StructType
 from explorer.symbex.effects import Effects, ObjectInfo, RawAccess
@@ -110,7 +111,7 @@ class CallPathBuilder:
             return hit[1]
         cond = self._for_device(decision.cond) if cond is None else cond
         text = decision.label if decision.label is not None else self.render.text(cond)
-        return f"({text})" if decision.label is None and z3.is_or(cond) else text
+        return f"({text})" if decision.label is None and is_or(cond) else text
 
     def _for_device(self, cond: Any, top: bool = False) -> Any:
         """``cond`` as shown on a path of one device that its text states (a test of the device alone
@@ -145,7 +146,7 @@ class CallPathBuilder:
         key = ast_id(cond)
         hit = self._negations.get(key)
         if hit is None:
-            negation = cond.arg(0) if z3.is_not(cond) else negated(cond)
+            negation = cond.arg(0) if is_not(cond) else negated(cond)
             hit = self._negations[key] = (cond, negation, ast_id(negation))  # keeps both ids their own
         return hit[2]
 
@@ -168,7 +169,7 @@ class CallPathBuilder:
             if device is not None:
                 value = given(cond, [(device, self._device)])
             self._on_device[key] = (cond, None if value is None or not z3.is_bool(value) or
-                                    not (z3.is_true(value) or z3.is_false(value)) else z3.is_true(value))
+                                    not (is_true(value) or is_false(value)) else is_true(value))
         return self._on_device[key][1]
 
     def _ways(self, decision: Any) -> str:
@@ -252,9 +253,9 @@ _CONJUNCT, _NEGATED_CONJUNCT = "conjunct", "negated"
 
 def _operand_place(t: Any, place: Optional[str]) -> Optional[str]:
     """Where the operands of ``t`` (a ``&&``, ``||`` or ``!``) stand, ``t`` standing at ``place``."""
-    if z3.is_and(t):
+    if is_and(t):
         return _CONJUNCT if place == _CONJUNCT else None
-    if z3.is_or(t):
+    if is_or(t):
         return _NEGATED_CONJUNCT if place == _NEGATED_CONJUNCT else None
     return {_CONJUNCT: _NEGATED_CONJUNCT, _NEGATED_CONJUNCT: _CONJUNCT}.get(place)  # type: ignore[arg-type]
 
@@ -266,7 +267,7 @@ def _device_alone(t: Any) -> bool:
 
 def _states_device(cond: Any, place: Optional[str] = _CONJUNCT) -> bool:
     """Whether a decision has a conjunct (or a negated one) that tests the device alone."""
-    if z3.is_and(cond) or z3.is_or(cond) or z3.is_not(cond):
+    if is_and(cond) or is_or(cond) or is_not(cond):
         inner = _operand_place(cond, place)
         return inner is not None and any(_states_device(c, inner) for c in cond.children())
     return place is not None and _device_alone(cond)
@@ -276,15 +277,15 @@ def _device_decided(t: Any, device: Any, value: int, place: Optional[str]) -> An
     """``t`` with its tests of ``device`` alone replaced by their truth when the device is ``value``
     (those that are conjuncts of the path, at ``place``, stay) and the operators they decide left out;
     ``t`` itself when it has none."""
-    if z3.is_and(t) or z3.is_or(t):
-        conjunction = z3.is_and(t)
+    if is_and(t) or is_or(t):
+        conjunction = is_and(t)
         children = t.children()
         kept = []
         for child in children:
             part = _device_decided(child, device, value, _operand_place(t, place))
-            if z3.is_true(part) if conjunction else z3.is_false(part):
+            if is_true(part) if conjunction else is_false(part):
                 continue  # true in a conjunction, false in a disjunction: adds nothing
-            if z3.is_false(part) if conjunction else z3.is_true(part):
+            if is_false(part) if conjunction else is_true(part):
                 return part
             kept.append(part)
         if len(kept) == len(children) and all(k is c for k, c in zip(kept, children)):
@@ -292,15 +293,15 @@ def _device_decided(t: Any, device: Any, value: int, place: Optional[str]) -> An
         if not kept:
             return z3.BoolVal(conjunction)
         return kept[0] if len(kept) == 1 else (conjoined if conjunction else disjoined)(kept)
-    if z3.is_not(t):
+    if is_not(t):
         inner = t.arg(0)
         part = _device_decided(inner, device, value, _operand_place(t, place))
         if part is inner:
             return t
-        return z3.BoolVal(z3.is_false(part)) if z3.is_true(part) or z3.is_false(part) else negated(part)
+        return z3.BoolVal(is_false(part)) if is_true(part) or is_false(part) else negated(part)
     if place is None and _device_alone(t):
         truth = given(t, [(device, value)])
-        if z3.is_true(truth) or z3.is_false(truth):
+        if is_true(truth) or is_false(truth):
             return truth
     return t
 
@@ -309,9 +310,9 @@ def _tested_value(cond: Any) -> Optional[tuple[int, int, bool]]:
     """(the AST id of ``x``, ``c``, True) for ``x == c`` with ``c`` a constant, (..., False) for its
     negation; None for any other condition."""
     equal = True
-    if z3.is_not(cond):
+    if is_not(cond):
         cond, equal = cond.arg(0), False
-    if not z3.is_eq(cond) or not z3.is_bv(cond.arg(0)):
+    if not is_eq(cond) or not z3.is_bv(cond.arg(0)):
         return None
     a, b = cond.arg(0), cond.arg(1)
     if z3.is_bv_value(a):

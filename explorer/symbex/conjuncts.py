@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 import z3
 
-from explorer.symbex.bitvec import ast_id, constants_of
+from explorer.symbex.bitvec import ast_id, constants_of, is_eq, is_false, is_not, is_true, op_kind
 
 Pruned = Union[bool, Any]  # True or False when decided, else the term left to show
 
@@ -55,7 +55,7 @@ class Conjuncts:
         fact = self._facts[known].get(ast_id(t))
         if fact is not None:
             return fact, known
-        kind = t.decl().kind() if z3.is_app(t) else None
+        kind = op_kind(t)
         if kind in (z3.Z3_OP_AND, z3.Z3_OP_OR):
             conjunction = kind == z3.Z3_OP_AND
             children, kept, before = t.children(), [], known
@@ -93,7 +93,7 @@ class Conjuncts:
         if number is None:
             pins, facts = self._pins[known], dict(self._facts[known])
             facts[ast_id(t)] = holds
-            if z3.is_not(t):
+            if is_not(t):
                 facts[ast_id(t.arg(0))] = not holds
             pinned = _pinned(t) if holds else _pinned_false(t)
             if pinned is not None:
@@ -110,7 +110,7 @@ class Conjuncts:
         key = (ast_id(t), tuple((ast_id(s), ast_id(v)) for s, v in relevant))
         if key not in self._decided:
             simple = z3.simplify(_unsigned(z3.substitute(t, *relevant) if relevant else t))
-            self._decided[key] = True if z3.is_true(simple) else False if z3.is_false(simple) else None
+            self._decided[key] = True if is_true(simple) else False if is_false(simple) else None
         return self._decided[key]
 
 
@@ -121,40 +121,40 @@ def _unsigned(t: Any) -> Any:
     """A signed comparison of two values whose sign bit is 0 as the unsigned one: C compares a
     promoted ``uint16_t`` as an int (``port >= 0`` with a rule's lower bound 0), which Z3's
     simplifier leaves undecided signed and decides unsigned."""
-    if z3.is_app(t) and t.decl().kind() in _UNSIGNED and all(_sign_clear(c) for c in t.children()):
-        return _UNSIGNED[t.decl().kind()](t.arg(0), t.arg(1))
+    if op_kind(t) in _UNSIGNED and all(_sign_clear(c) for c in t.children()):
+        return _UNSIGNED[op_kind(t)](t.arg(0), t.arg(1))
     return t
 
 
 def _sign_clear(t: Any) -> bool:
     if z3.is_bv_value(t):
         return not t.as_long() >> (t.size() - 1)
-    return z3.is_app_of(t, z3.Z3_OP_ZERO_EXT) and t.params()[0] > 0
+    return op_kind(t) == z3.Z3_OP_ZERO_EXT and t.params()[0] > 0
 
 
 def _is_symbol(t: Any) -> bool:
-    return z3.is_app(t) and t.num_args() == 0 and t.decl().kind() == z3.Z3_OP_UNINTERPRETED
+    return op_kind(t) == z3.Z3_OP_UNINTERPRETED and t.num_args() == 0
 
 
 def _pinned_false(t: Any) -> Optional[tuple[Any, Any]]:
     """What a condition that does not hold pins: a flag ``f`` false, or what ``u`` pins for ``!u``."""
     if _is_symbol(t):
         return t, z3.BoolVal(False)
-    return _pinned(t.arg(0)) if z3.is_not(t) else None
+    return _pinned(t.arg(0)) if is_not(t) else None
 
 
 def _pinned(t: Any) -> Optional[tuple[Any, Any]]:
     """What a conjunct that holds pins: ``x == 5`` (through zero extension), a flag ``f``."""
     if _is_symbol(t):
         return t, z3.BoolVal(True)
-    if not (z3.is_app_of(t, z3.Z3_OP_EQ) and z3.is_bv(t.arg(0))):
+    if not (is_eq(t) and z3.is_bv(t.arg(0))):
         return None
     a, b = t.arg(0), t.arg(1)
     if z3.is_bv_value(a):
         a, b = b, a
     if not z3.is_bv_value(b):
         return None
-    while z3.is_app_of(a, z3.Z3_OP_ZERO_EXT):
+    while op_kind(a) == z3.Z3_OP_ZERO_EXT:
         inner = a.arg(0)
         if b.as_long() >> inner.size():
             return None  # cannot hold: left as it is

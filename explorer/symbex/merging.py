@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import z3
 
 from explorer.errors import NfxError
-from explorer.symbex.bitvec import ast_id, conjoined, disjoined, negated
+from explorer.symbex.bitvec import ast_id, conjoined, disjoined, is_true, negated
 from explorer.symbex.machine import Snapshot
 from explorer.symbex.memory import cell_key, term_key
 from explorer.symbex.program import location_of
@@ -234,7 +234,7 @@ def _factored(conjunctions: list[tuple]) -> Any:
             parts.append(_join(conjoined, list(members[0])))
             continue
         rest = _factored([m[1:] for m in members])
-        parts.append(members[0][0] if z3.is_true(rest) else _join(conjoined, [members[0][0], rest]))
+        parts.append(members[0][0] if is_true(rest) else _join(conjoined, [members[0][0], rest]))
     return _join(disjoined, parts)
 
 

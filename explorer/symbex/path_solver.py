@@ -27,7 +27,7 @@ import z3
 
 from explorer import z3_check
 from explorer.errors import SolverError
-from explorer.symbex.bitvec import ast_id, constants_of, given, implies
+from explorer.symbex.bitvec import ast_id, constants_of, given, implies, is_eq, is_not, is_true
 
 TIMEOUT_MS = 20_000
 # A heavy question's budget on the incremental solver before a fresh one takes it, in Z3's resource
@@ -183,11 +183,11 @@ class PathSolver:
             return None
         if key[1] in key[0] or _reflexive(extra):
             return True
-        if z3.is_not(extra) and (ast_id(extra.arg(0)) in key[0] or _reflexive(extra.arg(0))):
+        if is_not(extra) and (ast_id(extra.arg(0)) in key[0] or _reflexive(extra.arg(0))):
             return False
         if not self.symbols(extra):
-            return z3.is_true(z3.simplify(extra))
-        if z3.is_not(extra) and z3.is_eq(extra.arg(0)) and self._free_side(extra.arg(0), key[0]):
+            return is_true(z3.simplify(extra))
+        if is_not(extra) and is_eq(extra.arg(0)) and self._free_side(extra.arg(0), key[0]):
             return True
         return None
 
@@ -272,7 +272,7 @@ class PathSolver:
                 value = given(goal, ((const, candidate.get(name, 0)) for name, const in consts.items()))
             except z3.Z3Exception:
                 return False
-            if z3.is_true(value):
+            if is_true(value):
                 self._remember({name: candidate.get(name, 0) for name in consts})
                 return True
         return False
@@ -291,4 +291,4 @@ class PathSolver:
 
 def _reflexive(cond: Any) -> bool:
     """``x == x`` (Z3 keeps such terms as they are built)."""
-    return z3.is_eq(cond) and ast_id(cond.arg(0)) == ast_id(cond.arg(1))
+    return is_eq(cond) and ast_id(cond.arg(0)) == ast_id(cond.arg(1))

@@ -16,7 +16,7 @@ import z3
 
 from explorer.errors import UnsupportedError
 from explorer.ir import Location
-from explorer.symbex.bitvec import ast_id, conjoined, negated
+from explorer.symbex.bitvec import ast_id, conjoined, is_false, negated
 from explorer.symbex.path_solver import PathSolver
 
 MAX_VALUES = 16  # a symbolic index may take at most this many values
@@ -136,7 +136,7 @@ class PathState:
                 raise Infeasible()
             return
         if fresh:
-            if z3.is_false(z3.simplify(cond)):
+            if is_false(z3.simplify(cond)):
                 raise Infeasible()
         elif not self.possible(cond):
             raise Infeasible()
