@@ -40,6 +40,7 @@ class CallPathBuilder:
         self._ids: dict[int, tuple[Any, frozenset[int]]] = {}
         self._device_tests: dict[tuple, tuple[Any, Any]] = {}  # (cond id, device, top) -> (cond, shown)
         self._stated = False  # whether the path's own conjuncts test its one device alone
+        self._states: dict[int, tuple[Any, bool]] = {}  # cond id -> (cond, _states_device(cond))
         self._negations: dict[int, tuple[Any, Any, int]] = {}
         self.conjuncts = Conjuncts()  # what a path's text shows of its decisions
 
@@ -80,7 +81,7 @@ class CallPathBuilder:
         condition = conjoined(state.constraints) if state.constraints else z3.BoolVal(True)
         self._known = {ast_id(d.cond) for d in state.decisions if d.ways is None}
         self._device = devices[0] if len(devices) == 1 else None
-        self._stated = self._device is not None and any(_states_device(d.cond) for d in state.decisions
+        self._stated = self._device is not None and any(self._states_device(d.cond) for d in state.decisions
                                                         if d.ways is None)
         shown = self.conjuncts.shown([self._for_device(d.cond, top=True) for d in state.decisions])
         texts = (self._wrap(d, cond) for d, cond in zip(state.decisions, shown)
@@ -128,6 +129,13 @@ class CallPathBuilder:
             shown = cond if device is None or len(names) == 1 else _device_decided(
                 cond, device, self._device, _CONJUNCT if top else None)
             hit = self._device_tests[key] = (cond, shown)
+        return hit[1]
+
+    def _states_device(self, cond: Any) -> bool:
+        """``_states_device(cond)``, memoized: the paths of an NF share most of their decisions."""
+        hit = self._states.get(ast_id(cond))
+        if hit is None:
+            hit = self._states[ast_id(cond)] = (cond, _states_device(cond))  # keeps the id its own
         return hit[1]
 
     def _ids_in(self, decision: Any) -> frozenset[int]:
