@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from explorer import pipeline
+from explorer.sharding.recycling import followers_of
 
 NFS = Path(__file__).resolve().parent / "nfs"
 NF = str(NFS / "recycled_counter.c")
@@ -64,3 +65,38 @@ def test_the_sample_nfs_still_shard():
     for nf in ("fw", "pol", "psd", "nat", "cl", "lb"):
         solution = pipeline.solve(str(root / f"{nf}.c"), cores=3, quality=False)
         assert solution.strategy == "shared-nothing", nf
+
+
+SVC = str(NFS / "svc_conn_limit.c")
+
+
+def test_a_vector_indexed_by_what_a_followers_cell_holds_does_not_follow_the_chain():
+    """svc_conn_limit's svc_open is indexed by the service slot conn_svc's cell holds, not by a
+    connection slot: a recycled connection slot hands a new connection no svc_open cell (conn_svc,
+    written when the slot is handed out, is the follower checked). It was locked with the reason
+    'does not write svc_open's cell at it'."""
+    analysis = pipeline.analyze(SVC)
+    solution = pipeline.solve(analysis, cores=3, quality=False)
+    follows = {o.name: o.follows for o in solution.sharding.objects}
+    kinds = {o.name: o.kind for o in solution.sharding.objects}
+    followers = followers_of(analysis, frozenset({"conn_slots", "svc_slots"}), follows, kinds)
+    assert followers == {"conn_slots": frozenset({"conn_keys", "conn_svc"}),
+                         "svc_slots": frozenset({"svc_keys", "svc_open"})}
+    assert {o.name: o.decision for o in solution.sharding.objects} == dict.fromkeys(follows, "shard")
+
+
+def test_a_service_slot_a_new_connection_inherits_is_locked():
+    found = _objects(SVC, {"SCL_STALE_SERVICE": "1"})
+    assert found["conn_slots"][0] == "lock"
+    assert "computes with conn_svc's cell at it" in found["conn_slots"][1], found["conn_slots"][1]
+    assert found["svc_open"][0] == "lock"
+    assert found["svc_open"][1].startswith("its indices come from conn_svc, which is locked"), found["svc_open"][1]
+
+
+def test_a_vector_indexed_by_a_chain_index_another_vector_keeps_follows_the_chain():
+    """conn_svc stores the connection slot itself: svc_open at the value it holds is at a connection
+    slot, which no new connection writes (a vector that keeps the chain's indices, as a map does)."""
+    found = _objects(SVC, {"SCL_OPEN_BY_CONN": "1"})
+    assert found["conn_slots"][0] == "lock"
+    assert "does not write svc_open's cell at it, which other paths read" in found["conn_slots"][1], \
+        found["conn_slots"][1]

@@ -212,29 +212,35 @@ def _cell_inherited(path: CallPath, later: tuple[Access, ...], vector: str, inde
 
 def followers_of(analysis: Analysis, chains: frozenset[str], follows: Mapping[str, tuple[str, ...]],
                  kinds: Mapping[str, str]) -> dict[str, frozenset[str]]:
-    """chain -> the vectors whose keys follow it: directly, through a map that stores its fresh
-    indices (a counter at ``flows``' value), or through objects that follow those."""
+    """chain -> the vectors whose keys follow it: a vector keyed by one of its indices, fresh or
+    kept by a map or vector that stores them (a counter at ``flows``' value). A vector keyed by some
+    other value a follower's cell holds (a service slot a connection's cell stores) is not at the
+    chain's index: a new entry overwrites that cell first, or the follower itself is found to
+    inherit it (tests/nfs/svc_conn_limit.c)."""
     out: dict[str, frozenset[str]] = {}
     for chain in chains:
-        reach = {chain} | _index_keepers(analysis, chain)
-        changed = True
-        while changed:
-            changed = False
-            for name, sources in follows.items():
-                if name not in reach and reach & set(sources):
-                    reach.add(name)
-                    changed = True
-        out[chain] = frozenset(n for n in reach if kinds.get(n) == "vector")
+        keepers = {chain} | _index_keepers(analysis, chain)
+        out[chain] = frozenset(n for n, sources in follows.items()
+                               if kinds.get(n) == "vector" and keepers & set(sources))
     return out
 
 
 def _index_keepers(analysis: Analysis, chain: str) -> set[str]:
-    """Maps some path puts a fresh index of ``chain`` in."""
+    """Maps and vectors some path stores an index of ``chain`` in: a fresh one, or one it found in
+    another keeper (to a fixpoint: a vector may keep what a map kept)."""
     keepers: set[str] = set()
-    for path in analysis.paths:
-        fresh = {r for a in path.accesses if a.object == chain and a.call == "nf_dchain_allocate_new_index"
-                 for r in a.results if ".index#" in r}
-        for a in path.accesses:
-            if a.call == "nf_map_put" and any(_mentions(a.value, r) for r in fresh):
-                keepers.add(a.object)
+    changed = True
+    while changed:
+        changed = False
+        for path in analysis.paths:
+            held: set[str] = set()  # the symbols that name an index of ``chain`` on this path
+            for a in path.accesses:
+                if a.object == chain and a.call == "nf_dchain_allocate_new_index":
+                    held.update(r for r in a.results if ".index#" in r)
+                elif a.object in keepers or (chain in a.related and not a.call.startswith("nf_expire_items")):
+                    held.update(a.results)
+                if (a.call in ("nf_map_put", "nf_vector_return") and a.object not in keepers
+                        and any(_mentions(a.value, r) for r in held)):
+                    keepers.add(a.object)
+                    changed = True
     return keepers
