@@ -116,15 +116,14 @@ SYMBOLIC_DECLS = ("  uint8_t a = ip->ttl; int8_t sa = (int8_t)ip->tos; uint16_t 
                   "  uint32_t c = nf_ntohl(ip->src_addr);\n")
 
 
-def test_symbolic_expressions_match_gcc_through_the_evaluator_and_z3(tmp_path: Path) -> None:
-    rng = random.Random(3)
-    edges = [(0, 0, 0, 0), (255, 127, 65535, 0xFFFFFFFF), (128, 128, 32768, 0x80000000), (1, 255, 1, 1)]
-    inputs = edges + [(rng.randrange(256), rng.randrange(256), rng.randrange(65536), rng.randrange(1 << 32))
-                      for _ in range(60)]
+def _fields_agree_with_gcc(tmp_path: Path, exprs: list[str], inputs: list[tuple[int, ...]], z3_every: int) -> None:
+    """Each of ``exprs`` over the packet fields of SYMBOLIC_DECLS, analysed, gives what gcc computes
+    for every row of ``inputs`` (ttl, tos, sport, src), through the evaluator, and through Z3's own
+    reading of the term on every ``z3_every``-th row."""
     gcc_decls = ("    uint8_t a = (uint8_t)in[0]; int8_t sa = (int8_t)in[1]; uint16_t b = (uint16_t)in[2];\n"
-                 "    uint32_t c = (uint32_t)in[3];\n")
-    expected = _gcc_values(tmp_path, gcc_decls, SYMBOLIC, inputs)
-    keys = _analysed_terms(tmp_path, SYMBOLIC_DECLS, SYMBOLIC, SYMBOLIC_HEADER)
+                 "    uint32_t c = (uint32_t)in[3]; (void)sa;\n")
+    expected = _gcc_values(tmp_path, gcc_decls, exprs, inputs)
+    keys = _analysed_terms(tmp_path, SYMBOLIC_DECLS, exprs, SYMBOLIC_HEADER)
     env = {"p.ipv4.ttl": [r[0] for r in inputs], "p.ipv4.tos": [r[1] for r in inputs],
            "p.l4.sport": [r[2] for r in inputs], "p.ipv4.src": [r[3] for r in inputs]}
     fields = {name: z3.BitVec(name, bits) for name, bits in
@@ -133,10 +132,18 @@ def test_symbolic_expressions_match_gcc_through_the_evaluator_and_z3(tmp_path: P
         values = compile_term(key)(env)
         for k, row in enumerate(inputs):
             got = _host(int(values[k] if len(values) > 1 else values[0]))
-            assert got == expected[k][e], f"{SYMBOLIC[e]} with inputs {row}: {got} != gcc {expected[k][e]}"
-        for k in range(0, len(inputs), 16):  # and Z3's own reading of the term agrees
+            assert got == expected[k][e], f"{exprs[e]} with inputs {row}: {got} != gcc {expected[k][e]}"
+        for k in range(0, len(inputs), z3_every):
             subs = [(fields[n], z3.BitVecVal(v[k], fields[n].size())) for n, v in env.items()]
-            assert _host(z3.simplify(z3.substitute(key, *subs)).as_long()) == expected[k][e], SYMBOLIC[e]
+            assert _host(z3.simplify(z3.substitute(key, *subs)).as_long()) == expected[k][e], exprs[e]
+
+
+def test_symbolic_expressions_match_gcc_through_the_evaluator_and_z3(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    edges = [(0, 0, 0, 0), (255, 127, 65535, 0xFFFFFFFF), (128, 128, 32768, 0x80000000), (1, 255, 1, 1)]
+    inputs = edges + [(rng.randrange(256), rng.randrange(256), rng.randrange(65536), rng.randrange(1 << 32))
+                      for _ in range(60)]
+    _fields_agree_with_gcc(tmp_path, SYMBOLIC, inputs, z3_every=16)
 
 
 UNSIZED_DECLS = ("    const uint16_t ports[] = {22, 23, 445}; char s[] = \"ab\\n\"; int d[] = {[4] = 7, 1};\n"
@@ -204,19 +211,4 @@ def test_bit_builtins_of_packet_fields_match_gcc_through_the_evaluator_and_z3(tm
     edges = [(0, 0, 0, 0), (255, 127, 65535, 0xFFFFFFFF), (128, 128, 32768, 0x80000000), (1, 255, 1, 1)]
     inputs = edges + [(rng.randrange(256), rng.randrange(256), rng.randrange(65536),
                        rng.randrange(1 << 32) >> rng.randrange(32)) for _ in range(60)]
-    gcc_decls = ("    uint8_t a = (uint8_t)in[0]; int8_t sa = (int8_t)in[1]; uint16_t b = (uint16_t)in[2];\n"
-                 "    uint32_t c = (uint32_t)in[3]; (void)sa;\n")
-    expected = _gcc_values(tmp_path, gcc_decls, BUILTINS_SYMBOLIC, inputs)
-    keys = _analysed_terms(tmp_path, SYMBOLIC_DECLS, BUILTINS_SYMBOLIC, SYMBOLIC_HEADER)
-    env = {"p.ipv4.ttl": [r[0] for r in inputs], "p.ipv4.tos": [r[1] for r in inputs],
-           "p.l4.sport": [r[2] for r in inputs], "p.ipv4.src": [r[3] for r in inputs]}
-    fields = {name: z3.BitVec(name, bits) for name, bits in
-              (("p.ipv4.ttl", 8), ("p.ipv4.tos", 8), ("p.l4.sport", 16), ("p.ipv4.src", 32))}
-    for e, key in enumerate(keys):
-        values = compile_term(key)(env)
-        for k, row in enumerate(inputs):
-            got = _host(int(values[k] if len(values) > 1 else values[0]))
-            assert got == expected[k][e], f"{BUILTINS_SYMBOLIC[e]} with inputs {row}: {got} != gcc {expected[k][e]}"
-        for k in range(0, len(inputs), 8):  # and Z3's own reading of the term agrees
-            subs = [(fields[n], z3.BitVecVal(v[k], fields[n].size())) for n, v in env.items()]
-            assert _host(z3.simplify(z3.substitute(key, *subs)).as_long()) == expected[k][e], BUILTINS_SYMBOLIC[e]
+    _fields_agree_with_gcc(tmp_path, BUILTINS_SYMBOLIC, inputs, z3_every=8)
