@@ -117,8 +117,6 @@ def _defines(nf: str, size: str, base: Trace) -> dict[str, str]:
     return defines
 
 
-
-
 def _reply_trace(source: Path, base: Trace, defines: dict[str, str]) -> Trace:
     """``base``, then replies (on the output device, 1 us later) to the first forwarded frames."""
     first = run_trace(source, base, defines)
