@@ -15,7 +15,7 @@ trace's packets that fall into them (the write share), so the assumption can be 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import z3
 
@@ -23,7 +23,7 @@ from explorer import z3_check
 from explorer.ir import Analysis, CallPath, Location, Op
 from explorer.nf_terms import site
 from explorer.sharding.analysis_memo import memo
-from explorer.symbex.bitvec import symbols_of
+from explorer.symbex.bitvec import conjuncts, symbols_of
 from explorer.wire import ETHER_TYPE_IPV4, PROTO_TCP, PROTO_UDP
 
 # Fields whose value, when a class pins it, names a narrow class (plus a non-IPv4 EtherType).
@@ -165,17 +165,9 @@ def _writers_of(analysis: Analysis) -> dict[str, Writers]:
     return out
 
 
-def _conjuncts(condition: z3.BoolRef) -> Iterable[z3.BoolRef]:
-    if z3.is_and(condition):
-        for child in condition.children():
-            yield from _conjuncts(child)
-    else:
-        yield condition
-
-
 def packet_class(path: CallPath) -> PacketClass:
     """What the header fields alone say about the packets that take ``path``."""
-    packet_only = [c for c in _conjuncts(path.condition)
+    packet_only = [c for c in conjuncts(path.condition)
                    if all(s.startswith("p.") for s in symbols_of(c))]
     formula = z3.And(*packet_only) if packet_only else z3.BoolVal(True)
     solver = z3.Solver()

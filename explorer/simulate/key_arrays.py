@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import z3
 
+from explorer.symbex.bitvec import conjuncts
 from explorer.symbex.evaluate import compile_term
 
 
@@ -31,16 +32,6 @@ def evaluate_term(term: z3.ExprRef, env: dict[str, np.ndarray]) -> np.ndarray:
         return compile_term(term)(env)
     except KeyError as missing:
         raise Unknown(str(missing).strip("'\"").removeprefix("no value for symbol ")) from None
-
-
-def conjuncts(condition: z3.BoolRef) -> list[z3.BoolRef]:
-    """The top-level conjuncts of a path condition."""
-    if z3.is_and(condition):
-        out = []
-        for c in condition.children():
-            out.extend(conjuncts(c))
-        return out
-    return [condition]
 
 
 def packet_guard(condition: z3.BoolRef, env: dict[str, np.ndarray], count: int,

@@ -150,6 +150,16 @@ def conjoined(conds: list[z3.BoolRef]) -> z3.BoolRef:
     return z3.BoolRef(z3.Z3_mk_and(ctx.ref(), len(conds), array), ctx)
 
 
+def conjuncts(condition: z3.BoolRef) -> list[z3.BoolRef]:
+    """The top-level conjuncts of ``condition`` (nested Ands flattened), in order."""
+    if z3.is_and(condition):
+        out = []
+        for c in condition.children():
+            out.extend(conjuncts(c))
+        return out
+    return [condition]
+
+
 def disjoined(conds: list[z3.BoolRef]) -> z3.BoolRef:
     """``z3.Or(*conds)`` for one or more Boolean terms, through Z3's C API (as ``conjoined``)."""
     ctx = conds[0].ctx

@@ -43,7 +43,7 @@ import z3
 from explorer import ir, z3_check
 from explorer.ir import result_parts
 from explorer.run import RunResult, StateCall, run_trace
-from explorer.symbex.bitvec import (conjoined, constants_of, disjoined, equalities, implies, subterms,
+from explorer.symbex.bitvec import (conjoined, conjuncts, constants_of, disjoined, equalities, implies, subterms,
                                     symbols_of)
 from explorer.symbex.evaluate import compile_term, frames_env
 from explorer.traffic.replies import reply_frame
@@ -576,7 +576,7 @@ def _decided_results(condition: Any) -> list[tuple[str, Any]]:
     if hit is not None:
         return hit[1]
     out: list[tuple[str, Any]] = []
-    for t in _conjuncts(condition):
+    for t in conjuncts(condition):
         if not z3.is_eq(t) or not z3.is_bv(t.arg(0)):
             continue
         for side, term in ((t.arg(0), t.arg(1)), (t.arg(1), t.arg(0))):
@@ -585,18 +585,6 @@ def _decided_results(condition: Any) -> list[tuple[str, Any]]:
                 out.append((str(side), term))
                 break
     _DECIDED[condition.get_id()] = (condition, out)
-    return out
-
-
-def _conjuncts(condition: Any) -> list[Any]:
-    """The top-level conjuncts of ``condition`` (nested Ands flattened), in order."""
-    out, todo = [], [condition]
-    while todo:
-        t = todo.pop()
-        if z3.is_and(t):
-            todo.extend(reversed(t.children()))
-        else:
-            out.append(t)
     return out
 
 
@@ -1075,6 +1063,7 @@ def _unwritten_maps(analysis: ir.Analysis) -> set[str]:
     return {o.name for o in analysis.objects if o.kind == "map"} - {
         a.object for p in analysis.paths for a in p.accesses if a.call in ("nf_map_put", "nf_map_erase")}
 
+
 def _skip_hits_in_empty_maps(analysis: ir.Analysis, uncovered: Callable[[], list[int]],
                              skipped: dict[int, str]) -> None:
     """A path that needs a hit in a map nothing ever fills cannot run: say so at once, instead of
@@ -1090,7 +1079,8 @@ def _skip_hits_in_empty_maps(analysis: ir.Analysis, uncovered: Callable[[], list
         hit = next((a for a in lookups if _check(solver, z3.BitVec(a.results[0], 8) == 0) != z3.sat), None)
         if hit is not None:  # this lookup must find its key
             skipped[p] = (f"needs a hit in {hit.object}, which is always empty: nf_init puts nothing in it "
-                               "and nf_process never does")
+                          "and nf_process never does")
+
 
 def _skip_values_no_put_stores(analysis: ir.Analysis, uncovered: Callable[[], list[int]],
                                 skipped: dict[int, str]) -> None:
@@ -1098,8 +1088,7 @@ def _skip_values_no_put_stores(analysis: ir.Analysis, uncovered: Callable[[], li
     index of a dchain, below its capacity: macro_meter's ``idx < 0`` after a hit) cannot run:
     say which condition, and what the puts store, instead of searching for it."""
     for name in sorted({a.object for p in analysis.paths for a in p.accesses if a.call == "nf_map_put"}):
-        obj = analysis.object(name)
-        if name in _unwritten_maps(analysis) or dict(obj.extra).get("init_entries"):
+        if dict(analysis.object(name).extra).get("init_entries"):
             continue
         bound = _put_bound(analysis, name)
         if bound is None:
@@ -1117,7 +1106,7 @@ def _skip_values_no_put_stores(analysis: ir.Analysis, uncovered: Callable[[], li
             named = values | {a.results[0] for a in gets}
             ctx = z3.Context()
             solver = _solver(ctx)
-            solver.add(*[t.translate(ctx) for t in _conjuncts(path.condition) if symbols_of(t) & named])
+            solver.add(*[t.translate(ctx) for t in conjuncts(path.condition) if symbols_of(t) & named])
             for a in gets:
                 solver.add(z3.Implies(z3.BitVec(a.results[0], 8, ctx) != 0,
                                       z3.ULT(z3.BitVec(a.results[1], 32, ctx), limit)))
@@ -1126,8 +1115,9 @@ def _skip_values_no_put_stores(analysis: ir.Analysis, uncovered: Callable[[], li
             needs = " && ".join(part for part in path.condition_text.split(" && ")
                                 if any(v in part for v in values)) or ", ".join(sorted(values))
             skipped[p] = (f"unreachable from packets: its condition needs {needs}, "
-                               f"a value found in {name}, and every nf_map_put into {name} stores {what}, "
-                               f"0 to {limit - 1}")
+                          f"a value found in {name}, and every nf_map_put into {name} stores {what}, "
+                          f"0 to {limit - 1}")
+
 
 def _put_bound(analysis: ir.Analysis, name: str) -> Optional[tuple[int, str]]:
     """The capacity that every value put into map ``name`` stays below (on its path's
@@ -1143,7 +1133,7 @@ def _put_bound(analysis: ir.Analysis, name: str) -> Optional[tuple[int, str]]:
             capacity = analysis.object(owner).capacity
             ctx = z3.Context()
             solver = _solver(ctx)  # the conjuncts that name the index decide it
-            solver.add(*[t.translate(ctx) for t in _conjuncts(path.condition) if str(a.value) in symbols_of(t)])
+            solver.add(*[t.translate(ctx) for t in conjuncts(path.condition) if str(a.value) in symbols_of(t)])
             if _check(solver, z3.UGE(a.value.translate(ctx), capacity)) != z3.unsat:
                 return None
             bound = max(bound, capacity)
