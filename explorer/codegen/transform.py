@@ -450,14 +450,15 @@ def transform(plan) -> TransformedNF:
             if isinstance(node, c_ast.FuncDef):
                 locals_.visit(node)
         statics = globals_ + locals_.decls
+        shared = [d for d in statics if _read_only(d)]
         per_core = [d for d in statics if not _read_only(d)]
         _no_thread_local_addresses(statics, {d.name for d in per_core}, plan.strategy)
         for decl in per_core:
             finder.thread_local(decl)
         if per_core:
             changes.append("thread-local (one per core): " + ", ".join(d.name for d in per_core))
-        if len(per_core) < len(statics):
-            changes.append("shared, read-only: " + ", ".join(d.name for d in statics if _read_only(d)))
+        if shared:
+            changes.append("shared, read-only: " + ", ".join(d.name for d in shared))
     unique = list(dict.fromkeys(finder.edits))  # declarators that share their specifiers share the edit
     edited = {name: apply_edits(text, [e for e in unique if e.file == name]) for name, text in sources.items()}
     _verify(plan, {headers.get(name, Path(name).name): text for name, text in edited.items()}, ast)

@@ -522,8 +522,7 @@ def _dangling_use(analysis: Analysis, chain: str, keyed: tuple[KeyedAccess, ...]
         for keeper in k.follows:
             if keeper == chain or keeper not in by_name:
                 continue
-            cleared = keeper in partners if expired else True
-            if not cleared:
+            if expired and keeper not in partners:
                 return keeper, k.site, "its expiry does not clear"
             if not all(_erased_with(path, free, keeper) for path, free in freeing):
                 return keeper, k.site, "it does not erase when nf_dchain_free_index frees them"

@@ -172,7 +172,7 @@ def run_closed_loop(trace: Trace, run_seq: Callable[[Trace], RunResult], run_par
             seq_loop = with_replies(trace, pairs[0], made=made)
             par_loop = with_replies(readdressed, pairs[1], made=made)
         else:
-            seq_loop = par_loop = ClosedLoop(trace, origin, positions)
+            seq_loop = ClosedLoop(trace, origin, positions)
             par_loop = ClosedLoop(readdressed, origin, positions)
         seq_trace, par_trace = seq_loop.trace, par_loop.trace
         origin, positions = seq_loop.origin, seq_loop.position

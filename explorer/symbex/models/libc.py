@@ -12,6 +12,7 @@ from explorer.symbex import ctype as ct
 from explorer.symbex.bitvec import (bswap, bv, bytes_of, builtin_term, combine_be, fnv1a, from_state,
                                     hash_function)
 from explorer.symbex.models.context import CallContext, Model
+from explorer.symbex.program import BUILTIN_PROTOTYPES
 from explorer.symbex.render import Renderer
 from explorer.symbex.values import Int, Value, convert_int
 
@@ -54,8 +55,8 @@ class PopCount(Model):
 
 
 def _operand_type(name: str) -> ct.IntType:
-    """The unsigned type a ``__builtin_<op>`` / ``<op>l`` / ``<op>ll`` takes."""
-    return ct.ULLONG if name.endswith("ll") else ct.ULONG if name.endswith("l") else ct.UINT
+    """The unsigned type a ``__builtin_<op>`` / ``<op>l`` / ``<op>ll`` takes, as its prototype says."""
+    return BUILTIN_PROTOTYPES[name].params[0]
 
 
 def _bit_count(value: Any) -> Any:
@@ -121,7 +122,7 @@ class ConstantP(Model):
         return Int(ct.INT, int(_constant_expression(ctx.nodes[0], ctx)))
 
 
-_CONSTANT_UNARY = frozenset({"-", "+", "~", "!", "sizeof", "_Alignof"})
+_CONSTANT_UNARY = frozenset({"-", "+", "~", "!"})
 
 
 def _constant_expression(node: Any, ctx: CallContext) -> bool:
