@@ -89,13 +89,18 @@ def _host(key_value: int) -> int:
     return int.from_bytes(key_value.to_bytes(8, "big"), "little")
 
 
-def test_concrete_expressions_match_gcc(tmp_path: Path) -> None:
-    decls = "    uint8_t x8 = 255; uint16_t x16 = 0xabcd; int32_t i = -5; uint64_t u = 0x8000000000000001ULL;\n"
-    expected = _gcc_values(tmp_path, decls, CONCRETE, [(0,)])[0]
-    keys = _analysed_terms(tmp_path, decls, CONCRETE)
+def _constants_agree_with_gcc(tmp_path: Path, decls: str, exprs: list[str]) -> None:
+    """Each of ``exprs`` over the constants ``decls`` declares, analysed, is what gcc computes."""
+    expected = _gcc_values(tmp_path, decls, exprs, [(0,)])[0]
+    keys = _analysed_terms(tmp_path, decls, exprs)
     got = [_host(z3.simplify(k).as_long()) for k in keys]
-    mismatches = [(e, g, x) for e, g, x in zip(CONCRETE, got, expected) if g != x]
+    mismatches = [(e, g, x) for e, g, x in zip(exprs, got, expected) if g != x]
     assert not mismatches, mismatches
+
+
+def test_concrete_expressions_match_gcc(tmp_path: Path) -> None:
+    _constants_agree_with_gcc(tmp_path, "    uint8_t x8 = 255; uint16_t x16 = 0xabcd; int32_t i = -5; "
+                                        "uint64_t u = 0x8000000000000001ULL;\n", CONCRETE)
 
 
 SYMBOLIC = [
@@ -190,12 +195,8 @@ BUILTINS_CONCRETE = [
 
 
 def test_bit_builtins_of_constants_match_gcc(tmp_path: Path) -> None:
-    decls = "    uint8_t x8 = 255; uint16_t x16 = 0xabcd; int32_t i = -5; uint64_t u = 0x8000000000000000ULL;\n"
-    expected = _gcc_values(tmp_path, decls, BUILTINS_CONCRETE, [(0,)])[0]
-    keys = _analysed_terms(tmp_path, decls, BUILTINS_CONCRETE)
-    got = [_host(z3.simplify(k).as_long()) for k in keys]
-    mismatches = [(e, g, x) for e, g, x in zip(BUILTINS_CONCRETE, got, expected) if g != x]
-    assert not mismatches, mismatches
+    _constants_agree_with_gcc(tmp_path, "    uint8_t x8 = 255; uint16_t x16 = 0xabcd; int32_t i = -5; "
+                                        "uint64_t u = 0x8000000000000000ULL;\n", BUILTINS_CONCRETE)
 
 
 BUILTINS_SYMBOLIC = [
